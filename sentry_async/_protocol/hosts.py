@@ -1,0 +1,49 @@
+"""Where a request may go with the token, and how endpoints are grouped for rate limits."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+
+from yarl import URL
+
+__all__ = ["endpoint_group", "is_loopback", "origin", "resolve_redirect"]
+
+_ID_SEGMENT = re.compile(r"^(?:\d+|[0-9a-fA-F]{32}|[0-9a-fA-F-]{36})$")
+
+
+def origin(url: URL) -> tuple[str, str, int | None]:
+    """``(scheme, host, port)``, with default ports filled in: what "same origin" compares."""
+    return (url.scheme.lower(), (url.host or "").lower(), url.port)
+
+
+def is_loopback(host: str | None) -> bool:
+    """True for ``localhost`` and the loopback ranges, where plain HTTP is acceptable."""
+    if not host:
+        return False
+    host = host.strip("[]").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def resolve_redirect(
+    current: URL, location: str, trusted: frozenset[tuple[str, str, int | None]]
+) -> tuple[URL, bool]:
+    """The redirect target and whether the token may go there (its origin is trusted)."""
+    target = current.join(URL(location))
+    return target, origin(target) in trusted
+
+
+def endpoint_group(method: str, path: str) -> str:
+    """A rate-limit key: Sentry limits per endpoint and method, not per resource id.
+
+    Path templates (``/organizations/{org}/issues/{issue_id}/``) are used as they are;
+    concrete paths have their numeric and hex-id segments folded so that every issue's
+    events share one bucket, as they do on the server.
+    """
+    segments = ["{id}" if _ID_SEGMENT.match(segment) else segment for segment in path.split("/")]
+    return f"{method.upper()} {'/'.join(segments)}"

@@ -1,0 +1,121 @@
+"""Query parameters: validated before anything is sent, encoded the way Sentry parses them.
+
+Sentry's ``start``/``end`` parser drops a ``+HH:MM`` suffix without applying it and fails
+on ``-HH:MM``, so datetimes always go out converted to UTC with no offset. Repeated
+parameters (``project``, ``field``, ``id`` ...) are repeated keys, never CSV.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime, timedelta, timezone
+
+__all__ = [
+    "ParamValue",
+    "Params",
+    "check_page_size",
+    "check_slug",
+    "encode_params",
+    "format_datetime",
+    "time_range",
+    "validate_period",
+]
+
+Scalar = str | int | float | bool | datetime
+ParamValue = Scalar | Sequence[Scalar] | None
+Params = Mapping[str, ParamValue]
+
+_PERIOD = re.compile(r"^\d+[smhdw]?$")
+
+
+def validate_period(value: str, name: str = "period") -> str:
+    """A stats period such as ``24h``, ``14d``, ``90d``, ``1w`` (a bare number is seconds)."""
+    if not isinstance(value, str) or not _PERIOD.match(value) or int(value.rstrip("smhdw")) <= 0:
+        raise ValueError(f"{name} must look like '24h', '14d' or '30m' (got {value!r})")
+    return value
+
+
+def format_datetime(value: datetime, name: str = "datetime") -> str:
+    """UTC ``YYYY-MM-DDTHH:MM:SS[.ffffff]``; naive datetimes are refused, not guessed."""
+    if not isinstance(value, datetime):
+        raise ValueError(f"{name} must be a datetime (got {type(value).__name__})")
+    if value.tzinfo is None or value.tzinfo.utcoffset(value) is None:
+        raise ValueError(
+            f"{name} must be timezone-aware; naive datetimes are ambiguous ({value!r})"
+        )
+    utc = value.astimezone(timezone.utc).replace(tzinfo=None)
+    return utc.isoformat(timespec="microseconds" if utc.microsecond else "seconds")
+
+
+def time_range(
+    *,
+    period: str | timedelta | None = None,
+    start: datetime | None = None,
+    end: datetime | None = None,
+) -> dict[str, str]:
+    """``statsPeriod`` or an absolute ``start``/``end`` pair, checked for consistency."""
+    if period is not None and (start is not None or end is not None):
+        raise ValueError("give either period or start/end, not both")
+    if period is not None:
+        if isinstance(period, timedelta):
+            seconds = int(period.total_seconds())
+            if seconds <= 0 or seconds != period.total_seconds():
+                raise ValueError(f"period must be a positive whole number of seconds ({period!r})")
+            return {"statsPeriod": f"{seconds}s"}
+        return {"statsPeriod": validate_period(period, "period")}
+    if start is None and end is None:
+        return {}
+    if start is None or end is None:
+        raise ValueError("start and end must be given together")
+    start_s = format_datetime(start, "start")
+    end_s = format_datetime(end, "end")
+    if start >= end:
+        raise ValueError(f"start ({start_s}) must be before end ({end_s})")
+    return {"start": start_s, "end": end_s}
+
+
+def check_slug(value: str | int, name: str) -> str:
+    """Org and project slugs (or numeric ids) go into the path: refuse empty or odd ones."""
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise ValueError(f"{name} must be a slug or an id (got {type(value).__name__})")
+    text = str(value).strip()
+    if not text:
+        raise ValueError(f"{name} must not be empty")
+    if "/" in text or any(ch.isspace() for ch in text) or text in {".", ".."}:
+        raise ValueError(f"{name} is not a valid slug or id: {value!r}")
+    return text
+
+
+def check_page_size(value: int, name: str = "per_page", maximum: int = 100) -> int:
+    """Sentry answers 400 for page sizes outside 1..100; fail before sending instead."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= maximum:
+        raise ValueError(f"{name} must be an integer from 1 to {maximum} (got {value!r})")
+    return value
+
+
+def _scalar(value: Scalar, name: str) -> str:
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, datetime):
+        return format_datetime(value, name)
+    if isinstance(value, (int, float, str)):
+        return str(value)
+    raise ValueError(f"parameter {name!r} has an unsupported type {type(value).__name__}")
+
+
+def encode_params(params: Params | Iterable[tuple[str, str]] | None) -> list[tuple[str, str]]:
+    """Flatten to ordered pairs: ``None`` drops a key, sequences repeat it."""
+    if params is None:
+        return []
+    if not isinstance(params, Mapping):
+        return [(str(k), str(v)) for k, v in params]
+    pairs: list[tuple[str, str]] = []
+    for key, value in params.items():
+        if value is None:
+            continue
+        if isinstance(value, (list, tuple, set, frozenset)):
+            pairs.extend((key, _scalar(item, key)) for item in value)
+        else:
+            pairs.append((key, _scalar(value, key)))  # type: ignore[arg-type]
+    return pairs

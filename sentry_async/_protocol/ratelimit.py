@@ -1,0 +1,106 @@
+"""Sentry's rate-limit headers, as pure functions.
+
+``X-Sentry-Rate-Limit-Reset`` is the UTC epoch second at which the next fixed window
+starts, not a duration; ``Retry-After`` (seconds or an HTTP date) is rarely sent on API
+429s but is honoured first when a proxy adds it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+
+__all__ = ["RateLimitInfo", "parse_rate_limit", "parse_retry_after"]
+
+_PREFIX = "x-sentry-rate-limit-"
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimitInfo:
+    """The rate-limit state a response announced; a field is ``None`` when not sent."""
+
+    limit: int | None = None
+    remaining: int | None = None
+    reset: float | None = None
+    concurrent_limit: int | None = None
+    concurrent_remaining: int | None = None
+
+    def seconds_until_reset(self, now: float) -> float | None:
+        """Seconds from the wall-clock ``now`` to the next window, never negative."""
+        if self.reset is None:
+            return None
+        return max(0.0, self.reset - now)
+
+    @property
+    def exhausted(self) -> bool:
+        return self.remaining is not None and self.remaining <= 0
+
+
+def _int(value: str | None) -> int | None:
+    if value is None:
+        return None
+    try:
+        number = int(value.strip())
+    except ValueError:
+        return None
+    return number if number >= 0 else None
+
+
+def _epoch(value: str | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        number = float(value.strip())
+    except ValueError:
+        return None
+    if not math.isfinite(number) or number < 0:
+        return None
+    return number
+
+
+def parse_rate_limit(headers: Mapping[str, str]) -> RateLimitInfo | None:
+    """Read the ``X-Sentry-Rate-Limit-*`` headers; ``None`` when the response has none.
+
+    ``headers`` must look names up case-insensitively (aiohttp's ``CIMultiDictProxy`` does);
+    values that are not numbers are treated as absent rather than failing the request.
+    """
+    names = ("limit", "remaining", "reset", "concurrentlimit", "concurrentremaining")
+    raw = {name: headers.get(_PREFIX + name) for name in names}
+    if all(v is None for v in raw.values()):
+        return None
+    return RateLimitInfo(
+        limit=_int(raw["limit"]),
+        remaining=_int(raw["remaining"]),
+        reset=_epoch(raw["reset"]),
+        concurrent_limit=_int(raw["concurrentlimit"]),
+        concurrent_remaining=_int(raw["concurrentremaining"]),
+    )
+
+
+def parse_retry_after(value: str | None, now: float) -> float | None:
+    """``Retry-After`` in seconds from the wall-clock ``now``: delta-seconds or an HTTP date."""
+    if value is None:
+        return None
+    value = value.strip()
+    if not value:
+        return None
+    if value.isdigit():
+        return float(int(value))
+    try:
+        seconds = float(value)
+    except ValueError:
+        pass
+    else:
+        return seconds if math.isfinite(seconds) and seconds >= 0 else None
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if when.tzinfo is None:
+        return None
+    try:
+        return max(0.0, when.timestamp() - now)
+    except (OverflowError, OSError, ValueError):
+        return None

@@ -1,0 +1,121 @@
+"""When to send a request again, and after how long, with no I/O.
+
+The transport asks :func:`decide` after every failed attempt and sleeps for the answer.
+A 429 is always safe to repeat (the server refused the request without acting on it); other
+failures are repeated only for requests that are safe to repeat (reads, idempotent writes).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from .ratelimit import RateLimitInfo, parse_retry_after
+
+__all__ = [
+    "FailureKind",
+    "RetryDecision",
+    "RetryPolicy",
+    "backoff_delay",
+    "decide",
+    "rate_limit_delay",
+]
+
+FailureKind = str
+"""``"status"`` (an HTTP answer), ``"connection"``, ``"timeout"`` or ``"payload"``."""
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """How hard to try. ``attempts`` counts the first try: 1 disables retries."""
+
+    attempts: int = 5
+    backoff_base: float = 0.5
+    backoff_max: float = 30.0
+    jitter: float = 0.25
+    max_wait: float = 300.0
+    retry_statuses: frozenset[int] = field(default_factory=lambda: frozenset({429, 502, 503, 504}))
+    retry_query_timeouts: bool = True
+
+    def __post_init__(self) -> None:
+        if self.attempts < 1:
+            raise ValueError("RetryPolicy.attempts must be at least 1")
+        if self.backoff_base < 0 or self.backoff_max < 0 or self.max_wait < 0:
+            raise ValueError("RetryPolicy delays must not be negative")
+        if not 0 <= self.jitter <= 1:
+            raise ValueError("RetryPolicy.jitter must be between 0 and 1")
+
+
+@dataclass(frozen=True, slots=True)
+class RetryDecision:
+    retry: bool
+    delay: float = 0.0
+    reason: str = ""
+    server_wait: bool = False
+    """True when the delay came from the server (Retry-After or the rate-limit reset):
+    every task sharing the limiter must wait it out, not only this one."""
+
+
+def backoff_delay(attempt: int, policy: RetryPolicy, rng: random.Random | None = None) -> float:
+    """Capped exponential backoff for the ``attempt``-th failure (1-based), with jitter."""
+    base = min(policy.backoff_max, policy.backoff_base * (2 ** max(0, attempt - 1)))
+    if policy.jitter and base:
+        spread = base * policy.jitter
+        base += (rng or random).uniform(-spread, spread)
+    return max(0.0, base)
+
+
+def rate_limit_delay(
+    headers: Mapping[str, str], info: RateLimitInfo | None, now: float
+) -> float | None:
+    """The wait a 429 asks for: ``Retry-After`` first, else the window reset, else unknown."""
+    retry_after = parse_retry_after(headers.get("retry-after"), now)
+    if retry_after is not None:
+        return retry_after
+    if info is not None and info.reset is not None:
+        wait = info.seconds_until_reset(now)
+        # A reset already in the past (clock skew, a stale header) still means "not now".
+        return wait if wait and wait > 0 else None
+    return None
+
+
+def decide(
+    *,
+    attempt: int,
+    policy: RetryPolicy,
+    idempotent: bool,
+    kind: FailureKind,
+    status: int | None = None,
+    query_timeout: bool = False,
+    headers: Mapping[str, str] | None = None,
+    rate_limit: RateLimitInfo | None = None,
+    now: float = 0.0,
+    rng: random.Random | None = None,
+) -> RetryDecision:
+    """Decide whether the ``attempt``-th try (1-based) should be followed by another."""
+    if attempt >= policy.attempts:
+        return RetryDecision(False, reason="retry budget exhausted")
+    if kind == "status":
+        if status == 429 and 429 in policy.retry_statuses:
+            wait = rate_limit_delay(headers or {}, rate_limit, now)
+            if wait is None:
+                return RetryDecision(
+                    True, backoff_delay(attempt, policy, rng), "429 without a wait", True
+                )
+            if wait > policy.max_wait:
+                return RetryDecision(False, wait, f"server asks to wait {wait:.0f}s")
+            # A little jitter after the wait spreads the stampede at the window edge.
+            spread = min(1.0, policy.backoff_base) * policy.jitter
+            wait += (rng or random).uniform(0, spread) if spread else 0.0
+            return RetryDecision(True, wait, "429", True)
+        if not idempotent:
+            return RetryDecision(False, reason="request is not safe to repeat")
+        if query_timeout and policy.retry_query_timeouts:
+            return RetryDecision(True, backoff_delay(attempt, policy, rng), "query timeout")
+        if status is not None and status in policy.retry_statuses:
+            return RetryDecision(True, backoff_delay(attempt, policy, rng), f"status {status}")
+        return RetryDecision(False, reason=f"status {status} is final")
+    if not idempotent:
+        return RetryDecision(False, reason="request is not safe to repeat")
+    return RetryDecision(True, backoff_delay(attempt, policy, rng), kind)

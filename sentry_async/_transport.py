@@ -1,0 +1,257 @@
+"""The thin aiohttp layer, and the retry loop that applies the protocol's decisions.
+
+Everything that decides (retry or not, how long to wait, which error) lives in
+``_protocol``; this module only moves bytes, sleeps, and tells the limiter what it saw.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import aiohttp
+import anyio
+from multidict import CIMultiDictProxy
+from yarl import URL
+
+from ._protocol.errors import build_api_error, is_query_timeout, parse_error_body
+from ._protocol.hosts import origin, resolve_redirect
+from ._protocol.ratelimit import RateLimitInfo, parse_rate_limit, parse_retry_after
+from ._protocol.retry import RetryPolicy, decide
+from .errors import ConnectionFailed, RequestTimeout, TransportError, UnsafeRedirect
+from .limiter import RateLimiter
+
+__all__ = ["Response", "Secret", "Transport"]
+
+logger = logging.getLogger("sentry_async")
+
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
+_MAX_REDIRECTS = 5
+
+
+class Secret:
+    """Holds the auth token so that no repr, log line or traceback can show it."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('********')"
+
+    __str__ = __repr__
+
+    def __reduce__(self) -> tuple[object, ...]:
+        raise TypeError("the auth token cannot be pickled")
+
+
+@dataclass(slots=True)
+class Response:
+    """A complete response: status, headers, the whole body, and what it said about limits."""
+
+    method: str
+    url: URL
+    status: int
+    headers: CIMultiDictProxy[str]
+    body: bytes
+    rate_limit: RateLimitInfo | None
+    elapsed: float
+
+
+class _Failure(Exception):
+    def __init__(self, kind: str, error: TransportError) -> None:
+        self.kind = kind
+        self.error = error
+
+
+class Transport:
+    """Sends one logical request: limiter slot, aiohttp call, redirects, retries."""
+
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        *,
+        token: Secret | None,
+        limiter: RateLimiter,
+        retry: RetryPolicy,
+        timeout: aiohttp.ClientTimeout,
+        trusted_origins: set[tuple[str, str, int | None]],
+        headers: dict[str, str],
+        rng: random.Random | None = None,
+    ) -> None:
+        self.session = session
+        self._token = token
+        self.limiter = limiter
+        self.retry = retry
+        self._timeout = timeout
+        self.trusted_origins = trusted_origins
+        self._headers = headers
+        self._rng = rng or random.Random()
+
+    async def send(
+        self,
+        method: str,
+        url: URL,
+        *,
+        group: str,
+        params: Sequence[tuple[str, str]] = (),
+        body: bytes | None = None,
+        idempotent: bool,
+        retry: RetryPolicy | None = None,
+    ) -> Response:
+        """Send until success, a final error, or the retry budget is spent."""
+        policy = retry or self.retry
+        if params:
+            url = url.extend_query(list(params))
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                async with self.limiter.slot(group):
+                    response = await self._send_once(method, url, body)
+            except _Failure as failure:
+                decision = decide(
+                    attempt=attempt, policy=policy, idempotent=idempotent, kind=failure.kind
+                )
+                if not decision.retry:
+                    raise failure.error from failure.error.__cause__
+                logger.warning(
+                    "retrying %s %s in %.2fs (attempt %d of %d): %s",
+                    method,
+                    url,
+                    decision.delay,
+                    attempt + 1,
+                    policy.attempts,
+                    failure.error,
+                )
+                await anyio.sleep(decision.delay)
+                continue
+            self.limiter.observe(group, response.rate_limit)
+            if response.status < 400:
+                return response
+            detail, _ = parse_error_body(response.body)
+            wall = time.time()
+            decision = decide(
+                attempt=attempt,
+                policy=policy,
+                idempotent=idempotent,
+                kind="status",
+                status=response.status,
+                query_timeout=is_query_timeout(response.status, detail),
+                headers=response.headers,
+                rate_limit=response.rate_limit,
+                now=wall,
+                rng=self._rng,
+            )
+            if decision.server_wait:
+                self.limiter.block(group, decision.delay)
+            if decision.retry:
+                logger.warning(
+                    "retrying %s %s in %.2fs after %d (attempt %d of %d)",
+                    method,
+                    url,
+                    decision.delay,
+                    response.status,
+                    attempt + 1,
+                    policy.attempts,
+                )
+                await anyio.sleep(decision.delay)
+                continue
+            raise build_api_error(
+                response.status,
+                response.body,
+                method=method,
+                url=str(url),
+                rate_limit=response.rate_limit,
+                retry_after=parse_retry_after(response.headers.get("retry-after"), wall)
+                if response.status == 429
+                else None,
+            )
+
+    async def _send_once(self, method: str, url: URL, body: bytes | None) -> Response:
+        started = time.perf_counter()
+        for _ in range(_MAX_REDIRECTS + 1):
+            headers = dict(self._headers)
+            if body is not None:
+                headers["Content-Type"] = "application/json"
+            if self._token is not None and origin(url) in self.trusted_origins:
+                headers["Authorization"] = f"Bearer {self._token.reveal()}"
+            try:
+                async with self.session.request(
+                    method,
+                    url,
+                    data=body,
+                    headers=headers,
+                    allow_redirects=False,
+                    timeout=self._timeout,
+                ) as resp:
+                    payload = await resp.read()
+                    status = resp.status
+                    resp_headers = resp.headers
+            except (asyncio.TimeoutError, TimeoutError) as exc:
+                raise _Failure(
+                    "timeout",
+                    _chain(
+                        RequestTimeout("no complete response in time", method=method, url=str(url)),
+                        exc,
+                    ),
+                ) from exc
+            except aiohttp.ClientPayloadError as exc:
+                raise _Failure(
+                    "payload",
+                    _chain(
+                        ConnectionFailed(
+                            f"response body broke off: {exc}", method=method, url=str(url)
+                        ),
+                        exc,
+                    ),
+                ) from exc
+            except aiohttp.ClientError as exc:
+                raise _Failure(
+                    "connection",
+                    _chain(
+                        ConnectionFailed(
+                            f"{type(exc).__name__}: {exc}", method=method, url=str(url)
+                        ),
+                        exc,
+                    ),
+                ) from exc
+            if status in _REDIRECTS and "Location" in resp_headers:
+                target, trusted = resolve_redirect(
+                    url, resp_headers["Location"], frozenset(self.trusted_origins)
+                )
+                if not trusted:
+                    raise UnsafeRedirect(
+                        f"refusing to follow a redirect to untrusted origin {target.origin()}",
+                        method=method,
+                        url=str(url),
+                    )
+                if status == 303 or (status in (301, 302) and method not in ("GET", "HEAD")):
+                    method, body = "GET", None
+                url = target
+                continue
+            elapsed = time.perf_counter() - started
+            logger.debug("%s %s -> %d in %.1f ms", method, url, status, elapsed * 1000)
+            return Response(
+                method=method,
+                url=url,
+                status=status,
+                headers=resp_headers,
+                body=payload,
+                rate_limit=parse_rate_limit(resp_headers),
+                elapsed=elapsed,
+            )
+        raise UnsafeRedirect("too many redirects", method=method, url=str(url))
+
+
+def _chain(error: TransportError, cause: BaseException) -> TransportError:
+    error.__cause__ = cause
+    return error

@@ -1,0 +1,408 @@
+"""``SentryClient``: configuration, the session's lifetime, and the two generic entry points.
+
+Every resource method is a few lines over :meth:`SentryClient.request` and
+:meth:`SentryClient.paginate`; both are public, so endpoints this library does not wrap
+yet are one call away, with the same limiter, retries, errors and pagination.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, TypeVar, overload
+from urllib.parse import quote
+
+import aiohttp
+import msgspec
+from yarl import URL
+
+from ._protocol.hosts import endpoint_group, is_loopback, origin
+from ._protocol.params import Params, check_page_size, check_slug, encode_params
+from ._protocol.retry import RetryPolicy
+from ._transport import Response, Secret, Transport
+from ._version import __version__
+from .errors import DecodeError, SentryError
+from .limiter import RateLimiter
+from .pagination import Paginator, RawPage
+
+if TYPE_CHECKING:
+    from .resources.discover import DiscoverResource
+    from .resources.events import EventsResource
+    from .resources.issues import IssuesResource
+    from .resources.organizations import OrganizationsResource
+    from .resources.projects import ProjectsResource
+    from .resources.stats import StatsResource
+
+__all__ = ["DEFAULT_BASE_URL", "SentryClient", "Timeouts"]
+
+T = TypeVar("T")
+
+DEFAULT_BASE_URL = "https://sentry.io"
+_API_PREFIX = "/api/0"
+_PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+@dataclass(frozen=True, slots=True)
+class Timeouts:
+    """Seconds: ``read`` bounds each wait for bytes, ``total`` a whole attempt (``None``: none)."""
+
+    connect: float = 10.0
+    read: float = 60.0
+    total: float | None = None
+
+    def to_aiohttp(self) -> aiohttp.ClientTimeout:
+        return aiohttp.ClientTimeout(
+            total=self.total, sock_connect=self.connect, sock_read=self.read
+        )
+
+
+@lru_cache(maxsize=256)
+def _decoder(type_: Any) -> msgspec.json.Decoder[Any]:
+    return msgspec.json.Decoder(type_)
+
+
+def _type_name(type_: Any) -> str:
+    return getattr(type_, "__name__", None) or str(type_).replace("typing.", "")
+
+
+class SentryClient:
+    """An async client for one Sentry installation, to be used as ``async with``.
+
+    ``token`` defaults to ``$SENTRY_AUTH_TOKEN``; ``base_url`` to ``$SENTRY_URL`` or
+    ``https://sentry.io`` (region hosts such as ``https://de.sentry.io`` and self-hosted
+    installs, with or without a path prefix, work the same). Plain ``http://`` is refused
+    for anything but loopback unless ``allow_insecure_http=True``: the token would travel
+    in clear text.
+
+    ``rate``/``burst`` pace requests per endpoint group until Sentry's headers say more;
+    ``max_concurrency`` caps in-flight requests per group. One limiter serves every task
+    that shares the client.
+    """
+
+    def __init__(
+        self,
+        token: str | None = None,
+        *,
+        base_url: str | None = None,
+        org: str | None = None,
+        timeout: Timeouts | float = Timeouts(),
+        retry: RetryPolicy | None = None,
+        rate: float | None = None,
+        burst: float | None = None,
+        max_concurrency: int = 25,
+        max_connections: int = 100,
+        user_agent: str | None = None,
+        allow_insecure_http: bool = False,
+        trusted_hosts: Iterable[str] = (),
+        session: aiohttp.ClientSession | None = None,
+        limiter: RateLimiter | None = None,
+    ) -> None:
+        raw_token = token if token is not None else os.environ.get("SENTRY_AUTH_TOKEN")
+        if raw_token is not None:
+            raw_token = raw_token.strip()
+            if not raw_token:
+                raw_token = None
+            elif any(ch.isspace() for ch in raw_token) or not raw_token.isprintable():
+                raise ValueError("the auth token must not contain spaces or control characters")
+        self._token = Secret(raw_token) if raw_token is not None else None
+        self.base_url = _normalise_base_url(
+            base_url or os.environ.get("SENTRY_URL") or DEFAULT_BASE_URL, allow_insecure_http
+        )
+        self._allow_insecure = allow_insecure_http
+        self.api_root = self.base_url.with_path(self.base_url.path.rstrip("/") + _API_PREFIX)
+        self.org = check_slug(org, "org") if org is not None else None
+        if isinstance(timeout, (int, float)):
+            timeout = Timeouts(connect=min(float(timeout), 10.0), read=float(timeout), total=None)
+        self.timeouts = timeout
+        self.retry = retry or RetryPolicy()
+        self.limiter = limiter or RateLimiter(
+            rate=rate, burst=burst, max_concurrency=max_concurrency
+        )
+        self._max_connections = max_connections
+        self._user_agent = user_agent or (
+            f"sentry-async/{__version__} aiohttp/{aiohttp.__version__} "
+            f"python/{platform.python_version()}"
+        )
+        self._trusted: set[tuple[str, str, int | None]] = {origin(self.base_url)}
+        for host in trusted_hosts:
+            self._trusted.add(origin(_normalise_base_url(host, allow_insecure_http)))
+        self._session = session
+        self._owns_session = session is None
+        self._transport: Transport | None = None
+        self._region_roots: dict[str, URL] = {}
+        self._closed = False
+        from .resources.discover import DiscoverResource
+        from .resources.events import EventsResource
+        from .resources.issues import IssuesResource
+        from .resources.organizations import OrganizationsResource
+        from .resources.projects import ProjectsResource
+        from .resources.stats import StatsResource
+
+        self.issues: IssuesResource = IssuesResource(self)
+        self.events: EventsResource = EventsResource(self)
+        self.discover: DiscoverResource = DiscoverResource(self)
+        self.stats: StatsResource = StatsResource(self)
+        self.organizations: OrganizationsResource = OrganizationsResource(self)
+        self.projects: ProjectsResource = ProjectsResource(self)
+
+    def __repr__(self) -> str:
+        auth = "token set" if self._token is not None else "no token"
+        return f"<SentryClient {self.base_url} ({auth})>"
+
+    async def __aenter__(self) -> SentryClient:
+        self._get_transport()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Close the session if this client created it; idempotent."""
+        self._closed = True
+        if self._session is not None and self._owns_session and not self._session.closed:
+            await self._session.close()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def _get_transport(self) -> Transport:
+        if self._closed:
+            raise SentryError("this SentryClient is closed")
+        if self._transport is None:
+            if self._session is None:
+                connector = aiohttp.TCPConnector(
+                    limit=self._max_connections, ttl_dns_cache=300, enable_cleanup_closed=True
+                )
+                self._session = aiohttp.ClientSession(
+                    connector=connector, timeout=self.timeouts.to_aiohttp(), trust_env=False
+                )
+            self._transport = Transport(
+                self._session,
+                token=self._token,
+                limiter=self.limiter,
+                retry=self.retry,
+                timeout=self.timeouts.to_aiohttp(),
+                trusted_origins=self._trusted,
+                headers={"User-Agent": self._user_agent, "Accept": "application/json"},
+            )
+        return self._transport
+
+    def trust_region(self, org: str, region_url: str) -> None:
+        """Send ``org``'s requests to its region host (``links.regionUrl``) from now on."""
+        region = _normalise_base_url(region_url, self._allow_insecure)
+        self._trusted.add(origin(region))
+        self._region_roots[check_slug(org, "org")] = region.with_path(
+            region.path.rstrip("/") + _API_PREFIX
+        )
+
+    def url_for(self, path: str, path_params: Mapping[str, str | int] | None = None) -> URL:
+        """The absolute URL of an API path such as ``/organizations/{org}/issues/``."""
+        values: dict[str, str | int] = {}
+        if self.org is not None:
+            values["org"] = self.org
+        if path_params:
+            values.update(path_params)
+
+        def substitute(match: re.Match[str]) -> str:
+            name = match.group(1)
+            if name not in values:
+                raise ValueError(f"path {path!r} needs a value for {{{name}}}")
+            return quote(check_slug(values[name], name), safe="")
+
+        if not path.startswith("/"):
+            raise ValueError(f"API paths start with '/' (got {path!r})")
+        concrete = _PLACEHOLDER.sub(substitute, path)
+        root = self.api_root
+        org = values.get("org")
+        if org is not None and "{org}" in path and str(org) in self._region_roots:
+            root = self._region_roots[str(org)]
+        return root.with_path(root.path + concrete, encoded=True)
+
+    async def send(
+        self,
+        method: str,
+        path: str,
+        *,
+        path_params: Mapping[str, str | int] | None = None,
+        params: Params | Iterable[tuple[str, str]] | None = None,
+        json: Any = None,
+        idempotent: bool | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> Response:
+        """Send one request (with retries) and return the whole response, undecoded."""
+        method = method.upper()
+        url = self.url_for(path, path_params)
+        body = msgspec.json.encode(json) if json is not None else None
+        return await self._get_transport().send(
+            method,
+            url,
+            group=endpoint_group(method, path),
+            params=encode_params(params),
+            body=body,
+            idempotent=method in _SAFE_METHODS if idempotent is None else idempotent,
+            retry=retry,
+        )
+
+    @overload
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        type: type[T],
+        path_params: Mapping[str, str | int] | None = ...,
+        params: Params | Iterable[tuple[str, str]] | None = ...,
+        json: Any = ...,
+        idempotent: bool | None = ...,
+    ) -> T: ...
+
+    @overload
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        path_params: Mapping[str, str | int] | None = ...,
+        params: Params | Iterable[tuple[str, str]] | None = ...,
+        json: Any = ...,
+        idempotent: bool | None = ...,
+    ) -> Any: ...
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        type: Any = Any,
+        path_params: Mapping[str, str | int] | None = None,
+        params: Params | Iterable[tuple[str, str]] | None = None,
+        json: Any = None,
+        idempotent: bool | None = None,
+    ) -> Any:
+        """Send a request and decode its JSON body into ``type`` (``None`` for an empty body)."""
+        response = await self.send(
+            method, path, path_params=path_params, params=params, json=json, idempotent=idempotent
+        )
+        if not response.body.strip():
+            return None
+        return self.decode(response, type)
+
+    def decode(self, response: Response, type_: type[T] | Any) -> T:
+        """Decode a response body, turning a mismatch into a :class:`DecodeError`."""
+        try:
+            result: T = _decoder(type_).decode(response.body)
+        except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+            raise DecodeError(
+                str(exc), method=response.method, url=str(response.url), type_name=_type_name(type_)
+            ) from exc
+        return result
+
+    def paginate(
+        self,
+        path: str,
+        *,
+        type: type[T] | Any = Any,
+        path_params: Mapping[str, str | int] | None = None,
+        params: Params | Iterable[tuple[str, str]] | None = None,
+        page_size: int | None = 100,
+        page_size_param: str | None = "per_page",
+        max_page_size: int = 100,
+        cursor: str | None = None,
+        skip: int = 0,
+        limit: int | None = None,
+        max_pages: int | None = None,
+        envelope: Callable[[Any], tuple[list[T], Any]] | None = None,
+        page_type: Any = None,
+    ) -> Paginator[T]:
+        """A lazy :class:`Paginator` over a list endpoint; nothing is sent until iterated.
+
+        ``type`` is the item type (``msgspec.Raw`` for undecoded item bytes). For endpoints
+        whose body is an object wrapping the list (Discover's ``{"data", "meta"}``), pass
+        ``page_type`` (the body's type) and ``envelope`` (body -> ``(items, meta)``).
+        """
+        if page_size is not None and page_size_param is not None:
+            check_page_size(page_size, page_size_param, max_page_size)
+        base = encode_params(params)
+        if any(key in ("cursor", page_size_param) for key, _ in base):
+            raise ValueError(
+                f"pass cursor= and page_size= to paginate(), not as query parameters ({path})"
+            )
+        decode_type = page_type if page_type is not None else list[type]  # type: ignore[valid-type]
+        url = self.url_for(path, path_params)
+        group = endpoint_group("GET", path)
+        description = f"GET {url}"
+
+        async def fetch(page_cursor: str | None, size: int | None) -> RawPage:
+            query = list(base)
+            if size is not None and page_size_param is not None:
+                query.append((page_size_param, str(size)))
+            if page_cursor is not None:
+                query.append(("cursor", page_cursor))
+            response = await self._get_transport().send(
+                "GET", url, group=group, params=query, idempotent=True
+            )
+            body = self.decode(response, decode_type) if response.body.strip() else []
+            if envelope is not None:
+                items, meta = envelope(body)
+            else:
+                items, meta = body, None
+            headers = response.headers
+            return RawPage(
+                items=items,
+                link=headers.get("Link"),
+                hits=_header_int(headers.get("X-Hits")),
+                max_hits=_header_int(headers.get("X-Max-Hits")),
+                rate_limit=response.rate_limit,
+                meta=meta,
+            )
+
+        return Paginator(
+            fetch,
+            page_size=page_size if page_size_param is not None else None,
+            cursor=cursor,
+            skip=skip,
+            limit=limit,
+            max_pages=max_pages,
+            description=description,
+        )
+
+
+def _header_int(value: str | None) -> int | None:
+    if value is None:
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        return None
+
+
+def _normalise_base_url(value: str, allow_insecure: bool) -> URL:
+    try:
+        url = URL(value.strip())
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"base_url is not a URL: {value!r}") from exc
+    if url.scheme not in ("http", "https") or not url.host:
+        raise ValueError(f"base_url must be an absolute http(s) URL (got {value!r})")
+    if url.user or url.password:
+        raise ValueError("base_url must not carry credentials; pass the token instead")
+    if url.scheme == "http" and not allow_insecure and not is_loopback(url.host):
+        raise ValueError(
+            f"refusing plain http:// for {url.host}: the token would travel unencrypted "
+            "(pass allow_insecure_http=True to override)"
+        )
+    path = url.path.rstrip("/")
+    if path.endswith(_API_PREFIX):
+        path = path[: -len(_API_PREFIX)]
+    return url.with_path(path or "/").with_query(None).with_fragment(None)

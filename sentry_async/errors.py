@@ -1,0 +1,195 @@
+"""The exceptions users catch.
+
+Every error carries enough context to act on (status, Sentry's ``detail``, the method and
+URL, the rate-limit state) and never the auth token: URLs carry no credentials in this
+library, and the token only ever lives in a request header.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ._protocol.ratelimit import RateLimitInfo
+
+__all__ = [
+    "APIError",
+    "BadRequest",
+    "ConnectionFailed",
+    "DecodeError",
+    "ErrorDetail",
+    "Forbidden",
+    "NotFound",
+    "PaginationError",
+    "RateLimited",
+    "RequestTimeout",
+    "SentryError",
+    "ServerError",
+    "TransportError",
+    "Unauthorized",
+    "UnsafeRedirect",
+]
+
+
+class SentryError(Exception):
+    """Base class of every error raised by sentry_async."""
+
+
+class ErrorDetail:
+    """Sentry's structured ``detail``: ``{"code", "message", "extra"}`` (SSO, sudo, 2FA, ...)."""
+
+    __slots__ = ("code", "extra", "message")
+
+    def __init__(self, code: str | None, message: str | None, extra: Mapping[str, Any]) -> None:
+        self.code = code
+        self.message = message
+        self.extra = dict(extra)
+
+    def __repr__(self) -> str:
+        return f"ErrorDetail(code={self.code!r}, message={self.message!r}, extra={self.extra!r})"
+
+    def __str__(self) -> str:
+        if self.code and self.message:
+            return f"{self.message} ({self.code})"
+        return self.message or self.code or ""
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, ErrorDetail):
+            return NotImplemented
+        return (self.code, self.message, self.extra) == (other.code, other.message, other.extra)
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+class APIError(SentryError):
+    """Sentry answered with a status that is not a success.
+
+    ``detail`` is Sentry's ``detail`` as a string or :class:`ErrorDetail`; ``data`` is the
+    decoded body whatever its shape (a bare string, a field->messages map, ...), or ``None``
+    when the body was empty or not JSON; ``body`` holds the raw bytes.
+    """
+
+    def __init__(
+        self,
+        status: int,
+        *,
+        method: str,
+        url: str,
+        detail: str | ErrorDetail | None = None,
+        data: Any = None,
+        body: bytes = b"",
+        rate_limit: RateLimitInfo | None = None,
+    ) -> None:
+        self.status = status
+        self.method = method
+        self.url = url
+        self.detail = detail
+        self.data = data
+        self.body = body
+        self.rate_limit = rate_limit
+        super().__init__(self._message())
+
+    def _message(self) -> str:
+        text = str(self.detail) if self.detail is not None else ""
+        if not text and isinstance(self.data, Mapping):
+            text = "; ".join(f"{k}: {_join(v)}" for k, v in self.data.items())
+        suffix = f": {text}" if text else ""
+        return f"{self.status} from {self.method} {self.url}{suffix}"
+
+    @property
+    def code(self) -> str | None:
+        """The machine-readable code of a structured ``detail`` (e.g. ``sso-required``)."""
+        return self.detail.code if isinstance(self.detail, ErrorDetail) else None
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (
+            _rebuild_api_error,
+            (
+                type(self),
+                self.status,
+                self.method,
+                self.url,
+                self.detail,
+                self.data,
+                self.body,
+                self.rate_limit,
+            ),
+        )
+
+
+def _rebuild_api_error(cls: type[APIError], *args: Any) -> APIError:
+    status, method, url, detail, data, body, rate_limit = args
+    return cls(
+        status, method=method, url=url, detail=detail, data=data, body=body, rate_limit=rate_limit
+    )
+
+
+def _join(value: Any) -> str:
+    if isinstance(value, list):
+        return ", ".join(str(v) for v in value)
+    return str(value)
+
+
+class BadRequest(APIError):
+    """400: the query, a parameter or the body was refused."""
+
+
+class Unauthorized(APIError):
+    """401: the token is missing, invalid, expired, or the org requires SSO/2FA."""
+
+
+class Forbidden(APIError):
+    """403: the token lacks a scope, or the org's plan lacks a feature."""
+
+
+class NotFound(APIError):
+    """404: unknown org, project, issue or event (the body may be empty)."""
+
+
+class RateLimited(APIError):
+    """429 that outlived the retry budget; ``retry_after`` is the wait the server asked for."""
+
+    def __init__(self, status: int, *, retry_after: float | None = None, **kwargs: Any) -> None:
+        self.retry_after = retry_after
+        super().__init__(status, **kwargs)
+
+
+class ServerError(APIError):
+    """5xx: Sentry or a proxy in front of it failed."""
+
+
+class TransportError(SentryError):
+    """The request got no usable response: connection refused or dropped, timeout, bad body."""
+
+    def __init__(self, message: str, *, method: str, url: str) -> None:
+        self.method = method
+        self.url = url
+        super().__init__(f"{message} ({method} {url})")
+
+
+class ConnectionFailed(TransportError):
+    """The connection could not be made or broke before the whole response arrived."""
+
+
+class RequestTimeout(TransportError):
+    """No complete response within the configured timeout."""
+
+
+class UnsafeRedirect(TransportError):
+    """A redirect pointed at a host the token must not be sent to."""
+
+
+class DecodeError(SentryError):
+    """A response body did not match the model: names the endpoint and what did not match."""
+
+    def __init__(self, message: str, *, method: str, url: str, type_name: str) -> None:
+        self.method = method
+        self.url = url
+        self.type_name = type_name
+        self.reason = message
+        super().__init__(f"cannot decode {type_name} from {method} {url}: {message}")
+
+
+class PaginationError(SentryError):
+    """The server's Link header would make pagination loop or is malformed."""

@@ -1,0 +1,189 @@
+"""Lazy pagination over Sentry's Link cursors.
+
+A :class:`Paginator` sends nothing until it is iterated, fetches the next page only when
+the consumer has used up the current one, and holds one page at a time, so a stream of a
+million events runs in the memory of a single page. It stops exactly when ``rel="next"``
+says ``results="false"`` (a short or empty page is not the end), and every position it
+reaches can be saved and resumed from.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+from ._protocol.links import LinkHeaderError, page_links
+from ._protocol.ratelimit import RateLimitInfo
+from .errors import PaginationError
+
+__all__ = ["Page", "Paginator", "Position"]
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Page(Generic[T]):
+    """One response's worth of items and what it said about the rest.
+
+    ``cursor`` is the cursor this page was requested with (``None`` for the first page);
+    ``next_cursor`` is set only while the server says more results exist.
+    """
+
+    items: list[T]
+    cursor: str | None
+    next_cursor: str | None
+    prev_cursor: str | None
+    hits: int | None = None
+    max_hits: int | None = None
+    rate_limit: RateLimitInfo | None = None
+    meta: Any = None
+    paginated: bool = True
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+
+@dataclass(frozen=True, slots=True)
+class Position:
+    """Where to resume: re-request ``cursor`` and skip its first ``skip`` items.
+
+    ``skip`` is zero whenever the consumer stopped at a page boundary, which is always the
+    case after a ``limit=`` on endpoints that take a page size (the last page is requested
+    exactly as large as needed). ``done`` means nothing is left.
+    """
+
+    cursor: str | None
+    skip: int = 0
+    done: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class RawPage:
+    """What a page fetcher hands back: undecoded transport facts plus decoded items."""
+
+    items: list[Any]
+    link: str | None
+    hits: int | None = None
+    max_hits: int | None = None
+    rate_limit: RateLimitInfo | None = None
+    meta: Any = None
+
+
+PageFetcher = Callable[[str | None, int | None], Awaitable[RawPage]]
+"""``fetch(cursor, page_size)``: one request; ``page_size`` is ``None`` to use the default."""
+
+
+@dataclass(eq=False)
+class Paginator(Generic[T], AsyncIterator[T]):
+    """``async for item in paginator`` yields items; :meth:`pages` yields :class:`Page` objects.
+
+    ``cursor``/``skip`` start from a saved :class:`Position`; ``limit`` caps the number of
+    items; ``max_pages`` caps requests. After any run, :attr:`position` says where to resume.
+    A paginator can be iterated again; each iteration starts from its configured start.
+    """
+
+    _fetch: PageFetcher
+    page_size: int | None = None
+    cursor: str | None = None
+    skip: int = 0
+    limit: int | None = None
+    max_pages: int | None = None
+    description: str = ""
+    position: Position = field(init=False)
+    pages_fetched: int = field(default=0, init=False)
+    _iterator: AsyncIterator[T] | None = field(default=None, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.limit is not None and self.limit < 0:
+            raise ValueError("limit must not be negative")
+        if self.max_pages is not None and self.max_pages < 1:
+            raise ValueError("max_pages must be at least 1")
+        if self.skip < 0:
+            raise ValueError("skip must not be negative")
+        self.position = Position(self.cursor, self.skip)
+
+    async def pages(self) -> AsyncIterator[Page[T]]:
+        """Yield pages lazily; with ``limit``, the last page is trimmed to the limit."""
+        cursor, skip = self.cursor, self.skip
+        left = self.limit
+        self.position = Position(cursor, skip)
+        self.pages_fetched = 0
+        if left == 0:
+            return
+        while True:
+            if self.max_pages is not None and self.pages_fetched >= self.max_pages:
+                return
+            size = self.page_size
+            if left is not None and size is not None:
+                # Ask for no more than needed, so a capped run ends on a page boundary and
+                # the next cursor resumes exactly after the last item handed out.
+                size = min(size, left + skip)
+            raw = await self._fetch(cursor, size)
+            self.pages_fetched += 1
+            try:
+                links = page_links(raw.link)
+            except LinkHeaderError as exc:
+                raise PaginationError(f"{self.description}: malformed Link header: {exc}") from exc
+            next_cursor = links.next_cursor
+            if next_cursor is not None and next_cursor == cursor:
+                raise PaginationError(
+                    f"{self.description}: the server sent back the cursor {cursor!r} that was "
+                    "just requested as the next one; stopping instead of looping"
+                )
+            items = raw.items[skip:] if skip else raw.items
+            trimmed = left is not None and len(items) > left
+            if trimmed:
+                assert left is not None
+                items = items[:left]
+            page: Page[T] = Page(
+                items=items,
+                cursor=cursor,
+                next_cursor=next_cursor,
+                prev_cursor=links.prev_cursor,
+                hits=raw.hits,
+                max_hits=raw.max_hits,
+                rate_limit=raw.rate_limit,
+                meta=raw.meta,
+                paginated=links.paginated,
+            )
+            if trimmed:
+                # The page held more than the limit: resume inside it.
+                self.position = Position(cursor, skip + len(items))
+            else:
+                self.position = Position(next_cursor, 0, done=next_cursor is None)
+            if left is not None:
+                left -= len(items)
+            yield page
+            if trimmed or next_cursor is None or left == 0:
+                return
+            cursor, skip = next_cursor, 0
+
+    async def _items(self) -> AsyncIterator[T]:
+        async for page in self.pages():
+            start = self.position
+            for index, item in enumerate(page.items):
+                self.position = Position(page.cursor, self._base_skip(page) + index + 1)
+                yield item
+            self.position = start
+
+    def _base_skip(self, page: Page[T]) -> int:
+        return self.skip if page.cursor == self.cursor and self.pages_fetched == 1 else 0
+
+    def __aiter__(self) -> AsyncIterator[T]:
+        self._iterator = self._items()
+        return self._iterator
+
+    async def __anext__(self) -> T:
+        if self._iterator is None:
+            self._iterator = self._items()
+        return await self._iterator.__anext__()
+
+    async def collect(self) -> list[T]:
+        """Every item in a list: convenient for small results, wrong for exports."""
+        return [item async for item in self]
+
+    async def first(self) -> T | None:
+        async for item in self:
+            return item
+        return None

@@ -1,0 +1,80 @@
+"""Organizations: the list a token can see, one org's detail, and its region."""
+
+from __future__ import annotations
+
+from typing import Literal, overload
+
+import msgspec
+
+from ..models import Organization
+from ..pagination import Paginator
+from ._base import IdOrSlug, Resource
+
+__all__ = ["OrganizationsResource"]
+
+
+class OrganizationsResource(Resource):
+    """``client.organizations``."""
+
+    __slots__ = ()
+
+    @overload
+    def list(
+        self,
+        *,
+        query: str | None = ...,
+        owner: bool | None = ...,
+        page_size: int = ...,
+        cursor: str | None = ...,
+        limit: int | None = ...,
+        raw: Literal[False] = ...,
+    ) -> Paginator[Organization]: ...
+
+    @overload
+    def list(
+        self,
+        *,
+        query: str | None = ...,
+        owner: bool | None = ...,
+        page_size: int = ...,
+        cursor: str | None = ...,
+        limit: int | None = ...,
+        raw: Literal[True],
+    ) -> Paginator[msgspec.Raw]: ...
+
+    def list(
+        self,
+        *,
+        query: str | None = None,
+        owner: bool | None = None,
+        page_size: int = 100,
+        cursor: str | None = None,
+        limit: int | None = None,
+        raw: bool = False,
+    ) -> Paginator[Organization] | Paginator[msgspec.Raw]:
+        """The organizations the token can see (on sentry.io: in every region)."""
+        return self._client.paginate(
+            "/organizations/",
+            params={"query": query, "owner": owner},
+            type=msgspec.Raw if raw else Organization,
+            page_size=page_size,
+            cursor=cursor,
+            limit=limit,
+        )
+
+    async def get(self, org: IdOrSlug) -> Organization:
+        return await self._client.request(
+            "GET", "/organizations/{org}/", path_params={"org": self._org(org)}, type=Organization
+        )
+
+    async def use_region(self, org: IdOrSlug) -> str:
+        """Route ``org``'s requests to its region host, as Sentry recommends; returns it.
+
+        Self-hosted and older servers have no region URL: the base URL stays in use.
+        """
+        detail = await self.get(org)
+        region = detail.links.region_url if detail.links is not None else None
+        if region:
+            self._client.trust_region(self._org(org), region)
+            return region
+        return str(self._client.base_url)

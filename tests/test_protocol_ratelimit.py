@@ -1,0 +1,94 @@
+"""Rate-limit and Retry-After header parsing: pure, no network."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from email.utils import format_datetime
+
+from hypothesis import given
+from hypothesis import strategies as st
+from multidict import CIMultiDict
+
+from sentry_async import RateLimitInfo, parse_rate_limit, parse_retry_after
+
+
+def test_reads_all_headers_case_insensitively() -> None:
+    headers = CIMultiDict(
+        {
+            "x-sentry-rate-limit-limit": "40",
+            "X-Sentry-Rate-Limit-Remaining": "39",
+            "X-SENTRY-RATE-LIMIT-RESET": "1787019075",
+            "x-sentry-rate-limit-concurrentlimit": "25",
+            "x-sentry-rate-limit-concurrentremaining": "24",
+        }
+    )
+    info = parse_rate_limit(headers)
+    assert info == RateLimitInfo(40, 39, 1787019075.0, 25, 24)
+    assert info is not None
+    assert info.seconds_until_reset(1787019070.0) == 5.0
+    assert info.seconds_until_reset(1787019080.0) == 0.0
+    assert not info.exhausted
+
+
+def test_absent_headers_mean_no_information() -> None:
+    assert parse_rate_limit(CIMultiDict({"Content-Type": "application/json"})) is None
+
+
+def test_garbage_values_become_none() -> None:
+    info = parse_rate_limit(
+        CIMultiDict({"X-Sentry-Rate-Limit-Remaining": "-3", "X-Sentry-Rate-Limit-Reset": "soon"})
+    )
+    assert info == RateLimitInfo(remaining=None, reset=None)
+
+
+def test_zero_remaining_is_exhausted() -> None:
+    info = parse_rate_limit(CIMultiDict({"X-Sentry-Rate-Limit-Remaining": "0"}))
+    assert info is not None and info.exhausted
+
+
+def test_retry_after_seconds_and_http_date() -> None:
+    now = 1_700_000_000.0
+    assert parse_retry_after("7", now) == 7.0
+    assert parse_retry_after(" 1.5 ", now) == 1.5
+    when = datetime.fromtimestamp(now + 30, tz=timezone.utc)
+    assert parse_retry_after(format_datetime(when, usegmt=True), now) == 30.0
+    past = datetime.fromtimestamp(now - 30, tz=timezone.utc)
+    assert parse_retry_after(format_datetime(past, usegmt=True), now) == 0.0
+
+
+def test_retry_after_garbage_is_none() -> None:
+    for value in (None, "", "soon", "-5", "nan", "inf", "Mon, 99 Foo 2020"):
+        assert parse_retry_after(value, 0.0) is None
+
+
+@given(
+    st.dictionaries(
+        st.sampled_from(
+            [
+                "x-sentry-rate-limit-limit",
+                "x-sentry-rate-limit-remaining",
+                "x-sentry-rate-limit-reset",
+                "x-sentry-rate-limit-concurrentlimit",
+                "x-sentry-rate-limit-concurrentremaining",
+                "other",
+            ]
+        ),
+        st.text(),
+    )
+)
+def test_any_header_values_parse_without_raising(values: dict[str, str]) -> None:
+    info = parse_rate_limit(CIMultiDict(values))
+    if info is not None:
+        for number in (
+            info.limit,
+            info.remaining,
+            info.concurrent_limit,
+            info.concurrent_remaining,
+        ):
+            assert number is None or number >= 0
+
+
+@given(st.text(), st.floats(min_value=0, max_value=4e9))
+def test_any_retry_after_parses_without_raising(value: str, now: float) -> None:
+    result = parse_retry_after(value, now)
+    assert result is None or result >= 0

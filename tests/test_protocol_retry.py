@@ -1,0 +1,134 @@
+"""Retry decisions and backoff: pure, no network."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from multidict import CIMultiDict
+
+from sentry_async import RateLimitInfo, RetryPolicy
+from sentry_async._protocol.retry import backoff_delay, decide, rate_limit_delay
+
+POLICY = RetryPolicy(attempts=4, backoff_base=1.0, backoff_max=8.0, jitter=0.0)
+
+
+def test_backoff_is_exponential_and_capped() -> None:
+    assert [backoff_delay(n, POLICY) for n in range(1, 7)] == [1, 2, 4, 8, 8, 8]
+
+
+def test_backoff_jitter_stays_in_band() -> None:
+    policy = RetryPolicy(backoff_base=1.0, jitter=0.5)
+    rng = random.Random(1)
+    delays = [backoff_delay(3, policy, rng) for _ in range(200)]
+    assert all(2.0 <= d <= 6.0 for d in delays)
+    assert len(set(delays)) > 100
+
+
+@pytest.mark.parametrize("status", [502, 503, 504])
+def test_gateway_errors_retry_for_reads(status: int) -> None:
+    decision = decide(attempt=1, policy=POLICY, idempotent=True, kind="status", status=status)
+    assert decision.retry and decision.delay == 1.0 and not decision.server_wait
+
+
+@pytest.mark.parametrize("status", [400, 401, 403, 404, 500])
+def test_final_statuses(status: int) -> None:
+    assert not decide(attempt=1, policy=POLICY, idempotent=True, kind="status", status=status).retry
+
+
+def test_query_timeout_400_retries() -> None:
+    decision = decide(
+        attempt=2, policy=POLICY, idempotent=True, kind="status", status=400, query_timeout=True
+    )
+    assert decision.retry and decision.delay == 2.0
+
+
+def test_non_idempotent_is_not_repeated_except_429() -> None:
+    assert not decide(attempt=1, policy=POLICY, idempotent=False, kind="status", status=503).retry
+    assert not decide(attempt=1, policy=POLICY, idempotent=False, kind="connection").retry
+    assert decide(attempt=1, policy=POLICY, idempotent=False, kind="status", status=429).retry
+
+
+@pytest.mark.parametrize("kind", ["connection", "timeout", "payload"])
+def test_transport_failures_retry(kind: str) -> None:
+    assert decide(attempt=1, policy=POLICY, idempotent=True, kind=kind).retry
+
+
+def test_budget_is_respected() -> None:
+    assert decide(attempt=3, policy=POLICY, idempotent=True, kind="connection").retry
+    assert not decide(attempt=4, policy=POLICY, idempotent=True, kind="connection").retry
+    assert not decide(
+        attempt=1, policy=RetryPolicy(attempts=1), idempotent=True, kind="timeout"
+    ).retry
+
+
+def test_429_retry_after_wins_over_reset() -> None:
+    headers = CIMultiDict({"Retry-After": "7"})
+    info = RateLimitInfo(remaining=0, reset=1030.0)
+    decision = decide(
+        attempt=1,
+        policy=POLICY,
+        idempotent=True,
+        kind="status",
+        status=429,
+        headers=headers,
+        rate_limit=info,
+        now=1000.0,
+    )
+    assert decision.retry and decision.server_wait and decision.delay == 7.0
+
+
+def test_429_waits_until_reset_without_retry_after() -> None:
+    info = RateLimitInfo(remaining=0, reset=1003.0)
+    decision = decide(
+        attempt=1,
+        policy=POLICY,
+        idempotent=True,
+        kind="status",
+        status=429,
+        headers={},
+        rate_limit=info,
+        now=1000.0,
+    )
+    assert decision.delay == 3.0 and decision.server_wait
+
+
+def test_429_reset_in_past_or_missing_backs_off() -> None:
+    for info in (RateLimitInfo(remaining=0, reset=990.0), None):
+        decision = decide(
+            attempt=2,
+            policy=POLICY,
+            idempotent=True,
+            kind="status",
+            status=429,
+            headers={},
+            rate_limit=info,
+            now=1000.0,
+        )
+        assert decision.retry and decision.delay == 2.0 and decision.server_wait
+
+
+def test_429_asking_for_too_long_gives_up() -> None:
+    policy = RetryPolicy(max_wait=60.0, jitter=0.0)
+    decision = decide(
+        attempt=1,
+        policy=policy,
+        idempotent=True,
+        kind="status",
+        status=429,
+        headers={"retry-after": "3600"},
+        now=0.0,
+    )
+    assert not decision.retry
+
+
+def test_rate_limit_delay_http_date() -> None:
+    headers = CIMultiDict({"Retry-After": "Thu, 01 Jan 1970 00:00:30 GMT"})
+    assert rate_limit_delay(headers, None, 10.0) == 20.0
+
+
+def test_policy_validation() -> None:
+    with pytest.raises(ValueError, match="attempts"):
+        RetryPolicy(attempts=0)
+    with pytest.raises(ValueError, match="jitter"):
+        RetryPolicy(jitter=2)
