@@ -1,0 +1,133 @@
+"""The shared limiter: pacing, server-announced windows, 429 blocks, in-flight caps."""
+
+from __future__ import annotations
+
+import itertools
+import time
+
+import anyio
+import pytest
+
+from sentry_async import RateLimiter, RateLimitInfo
+
+
+async def _times(limiter: RateLimiter, group: str, count: int) -> list[float]:
+    stamps: list[float] = []
+
+    async def one() -> None:
+        async with limiter.slot(group):
+            stamps.append(time.monotonic())
+
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as tg:
+            for _ in range(count):
+                tg.start_soon(one)
+    return sorted(stamps)
+
+
+async def test_unlimited_by_default() -> None:
+    limiter = RateLimiter()
+    start = time.monotonic()
+    stamps = await _times(limiter, "g", 50)
+    assert stamps[-1] - start < 0.2
+
+
+async def test_local_rate_paces_requests() -> None:
+    limiter = RateLimiter(rate=20, burst=1)
+    stamps = await _times(limiter, "g", 6)
+    # burst 1 then 20/s: five more tokens take about 0.25 s
+    assert stamps[-1] - stamps[0] >= 0.22
+    gaps = [b - a for a, b in itertools.pairwise(stamps)]
+    assert min(gaps) >= 0.04
+
+
+async def test_server_window_exhausted_waits_for_reset() -> None:
+    limiter = RateLimiter()
+    limiter.observe("g", RateLimitInfo(limit=40, remaining=0, reset=time.time() + 0.4))
+    start = time.monotonic()
+    (stamp,) = await _times(limiter, "g", 1)
+    assert stamp - start >= 0.35
+    other_start = time.monotonic()
+    await _times(limiter, "other", 1)
+    assert time.monotonic() - other_start < 0.1, "groups are independent"
+
+
+async def test_remaining_budget_is_spent_then_waits() -> None:
+    limiter = RateLimiter()
+    limiter.observe("g", RateLimitInfo(limit=100, remaining=3, reset=time.time() + 0.5))
+    start = time.monotonic()
+    stamps = await _times(limiter, "g", 5)
+    assert sum(1 for s in stamps if s - start < 0.1) <= 3
+    assert stamps[-1] - start >= 0.45
+
+
+async def test_reset_in_the_past_does_not_block() -> None:
+    limiter = RateLimiter()
+    limiter.observe("g", RateLimitInfo(limit=40, remaining=0, reset=time.time() - 5))
+    start = time.monotonic()
+    await _times(limiter, "g", 3)
+    assert time.monotonic() - start < 0.1
+
+
+async def test_block_holds_every_task() -> None:
+    limiter = RateLimiter()
+    limiter.block("g", 0.3)
+    start = time.monotonic()
+    stamps = await _times(limiter, "g", 10)
+    assert stamps[0] - start >= 0.29
+    assert limiter.state("g").blocked_for == 0.0
+
+
+async def test_concurrency_cap_follows_server() -> None:
+    limiter = RateLimiter(max_concurrency=8)
+    limiter.observe("g", RateLimitInfo(concurrent_limit=3, concurrent_remaining=2))
+    assert limiter.state("g").concurrency == 3
+    peak = 0
+    current = 0
+
+    async def one() -> None:
+        nonlocal peak, current
+        async with limiter.slot("g"):
+            current += 1
+            peak = max(peak, current)
+            await anyio.sleep(0.02)
+            current -= 1
+
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as tg:
+            for _ in range(20):
+                tg.start_soon(one)
+    assert peak == 3
+    limiter.observe("g", RateLimitInfo(concurrent_limit=100))
+    assert limiter.state("g").concurrency == 8, "the server can only lower the configured cap"
+
+
+async def test_announced_limit_shapes_bucket() -> None:
+    limiter = RateLimiter()
+    limiter.observe("g", RateLimitInfo(limit=10, remaining=10, reset=time.time() + 1))
+    state = limiter.state("g")
+    assert state.rate == pytest.approx(10.0)
+    assert state.remaining == 10
+
+
+async def test_cancelled_waiter_releases_its_slot() -> None:
+    limiter = RateLimiter(max_concurrency=1)
+    limiter.block("g", 5)
+    with anyio.move_on_after(0.1):
+        async with limiter.slot("g"):
+            pytest.fail("must not get a slot while blocked")
+    assert limiter.state("g").in_flight == 0
+    limiter2 = RateLimiter(max_concurrency=1)
+    async with limiter2.slot("g"):
+        pass
+    async with limiter2.slot("g"):
+        pass
+
+
+def test_bad_configuration() -> None:
+    with pytest.raises(ValueError, match="rate"):
+        RateLimiter(rate=0)
+    with pytest.raises(ValueError, match="max_concurrency"):
+        RateLimiter(max_concurrency=0)
+    with pytest.raises(ValueError, match="burst"):
+        RateLimiter(burst=0)
