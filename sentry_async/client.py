@@ -111,9 +111,9 @@ class SentryClient:
             elif any(ch.isspace() for ch in raw_token) or not raw_token.isprintable():
                 raise ValueError("the auth token must not contain spaces or control characters")
         self._token = Secret(raw_token) if raw_token is not None else None
-        self.base_url = _normalise_base_url(
-            base_url or os.environ.get("SENTRY_URL") or DEFAULT_BASE_URL, allow_insecure_http
-        )
+        if base_url is None:
+            base_url = os.environ.get("SENTRY_URL") or DEFAULT_BASE_URL
+        self.base_url = _normalise_base_url(base_url, allow_insecure_http)
         self._allow_insecure = allow_insecure_http
         self.api_root = self.base_url.with_path(self.base_url.path.rstrip("/") + _API_PREFIX)
         self.org = check_slug(org, "org") if org is not None else None

@@ -10,6 +10,7 @@ split on commas and semicolons, which is what breaks other clients (aiohttp's
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from yarl import URL
@@ -23,10 +24,14 @@ __all__ = [
     "parse_link_header",
 ]
 
-_TOKEN_CHARS = frozenset(
-    "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+_TOKEN = r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
+_SEPARATORS = re.compile(r"[ \t,]*")
+_TARGET = re.compile(r"<([^>]*)>")
+_PARAM = re.compile(
+    rf'[ \t]*;[ \t]*({_TOKEN})[ \t]*(?:=[ \t]*(?:"((?:[^"\\]|\\.)*)"|({_TOKEN})))?'
 )
-_WS = " \t"
+_END = re.compile(r"[ \t]*(?:;[ \t]*)*(?:,|$)")
+_ESCAPE = re.compile(r"\\(.)", re.DOTALL)
 
 
 class LinkHeaderError(ValueError):
@@ -99,40 +104,31 @@ def parse_link_header(value: str) -> list[Link]:
     links: list[Link] = []
     pos, end = 0, len(value)
     while True:
-        pos = _skip(value, pos, _WS + ",")
+        pos = _SEPARATORS.match(value, pos).end()  # type: ignore[union-attr]
         if pos >= end:
             return links
-        if value[pos] != "<":
-            raise LinkHeaderError(f"expected '<' at position {pos} of Link header")
-        close = value.find(">", pos + 1)
-        if close < 0:
-            raise LinkHeaderError(f"unterminated '<' at position {pos} of Link header")
-        url = value[pos + 1 : close].strip()
-        pos = close + 1
+        target = _TARGET.match(value, pos)
+        if target is None:
+            raise LinkHeaderError(f"expected '<url>' at position {pos} of Link header")
+        pos = target.end()
         params: dict[str, str] = {}
         while True:
-            pos = _skip(value, pos, _WS)
-            if pos >= end or value[pos] == ",":
+            param = _PARAM.match(value, pos)
+            if param is None:
                 break
-            if value[pos] != ";":
-                raise LinkHeaderError(f"expected ';' or ',' at position {pos} of Link header")
-            pos = _skip(value, pos + 1, _WS)
-            name, pos = _read_token(value, pos)
-            if not name:
-                if pos >= end or value[pos] == ",":
-                    break
-                raise LinkHeaderError(f"expected a parameter name at position {pos} of Link header")
-            pos = _skip(value, pos, _WS)
-            param_value = ""
-            if pos < end and value[pos] == "=":
-                pos = _skip(value, pos + 1, _WS)
-                if pos < end and value[pos] == '"':
-                    param_value, pos = _read_quoted(value, pos)
-                else:
-                    param_value, pos = _read_token(value, pos)
+            name, quoted, token = param.groups()
+            if quoted is None:
+                text = token or ""
+            else:
+                text = _ESCAPE.sub(r"\1", quoted) if "\\" in quoted else quoted
             # RFC 8288 3.3: the first occurrence of a parameter wins.
-            params.setdefault(name.lower(), param_value)
-        links.append(Link(url=url, params=params))
+            params.setdefault(name.lower(), text)
+            pos = param.end()
+        tail = _END.match(value, pos)
+        if tail is None:
+            raise LinkHeaderError(f"unexpected text at position {pos} of Link header")
+        pos = tail.end()
+        links.append(Link(url=target.group(1).strip(), params=params))
 
 
 def page_links(value: str | None) -> PageLinks:
@@ -155,34 +151,3 @@ def page_links(value: str | None) -> PageLinks:
     return PageLinks(
         next_cursor=next_cursor, prev_cursor=prev_cursor, paginated=True, polling_cursor=polling
     )
-
-
-def _skip(value: str, pos: int, chars: str) -> int:
-    end = len(value)
-    while pos < end and value[pos] in chars:
-        pos += 1
-    return pos
-
-
-def _read_token(value: str, pos: int) -> tuple[str, int]:
-    start, end = pos, len(value)
-    while pos < end and value[pos] in _TOKEN_CHARS:
-        pos += 1
-    return value[start:pos], pos
-
-
-def _read_quoted(value: str, pos: int) -> tuple[str, int]:
-    out: list[str] = []
-    pos += 1
-    end = len(value)
-    while pos < end:
-        char = value[pos]
-        if char == "\\" and pos + 1 < end:
-            out.append(value[pos + 1])
-            pos += 2
-            continue
-        if char == '"':
-            return "".join(out), pos + 1
-        out.append(char)
-        pos += 1
-    raise LinkHeaderError("unterminated quoted string in Link header")
