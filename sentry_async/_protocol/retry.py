@@ -59,7 +59,7 @@ class RetryDecision:
 
 def backoff_delay(attempt: int, policy: RetryPolicy, rng: random.Random | None = None) -> float:
     """Capped exponential backoff for the ``attempt``-th failure (1-based), with jitter."""
-    base = min(policy.backoff_max, policy.backoff_base * (2 ** max(0, attempt - 1)))
+    base: float = min(policy.backoff_max, policy.backoff_base * 2.0 ** max(0, attempt - 1))
     if policy.jitter and base:
         spread = base * policy.jitter
         base += (rng or random).uniform(-spread, spread)
