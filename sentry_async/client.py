@@ -10,11 +10,11 @@ from __future__ import annotations
 import os
 import platform
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, TypeVar, overload
+from typing import TYPE_CHECKING, Any, TypeVar, cast, overload
 from urllib.parse import quote
 
 import aiohttp
@@ -302,7 +302,7 @@ class SentryClient:
     def decode(self, response: Response, type_: type[T] | Any) -> T:
         """Decode a response body, turning a mismatch into a :class:`DecodeError`."""
         try:
-            result: T = _decoder(type_).decode(response.body)
+            result: T = _decoder(cast(Hashable, type_)).decode(response.body)
         except (msgspec.ValidationError, msgspec.DecodeError) as exc:
             raise DecodeError(
                 str(exc), method=response.method, url=str(response.url), type_name=_type_name(type_)

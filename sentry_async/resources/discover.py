@@ -9,7 +9,7 @@ from typing import Any, Literal, overload
 import msgspec
 
 from .._protocol.params import check_page_size
-from ..models import DiscoverResponse
+from ..models import DiscoverMeta, DiscoverResponse, discover_meta
 from ..pagination import Paginator
 from ._base import IdOrSlug, Resource, listify, time_params
 
@@ -21,8 +21,8 @@ MAX_FIELDS = 20
 Row = dict[str, Any]
 
 
-def _unwrap(body: DiscoverResponse[Any]) -> tuple[list[Any], Any]:
-    return body.data, body.meta
+def _unwrap(body: DiscoverResponse[Any]) -> tuple[list[Any], DiscoverMeta | None]:
+    return body.data, discover_meta(body.meta)
 
 
 class DiscoverResource(Resource):

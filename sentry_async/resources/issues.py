@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -245,7 +246,7 @@ class IssuesResource(Resource):
     async def _bulk(
         self,
         method: str,
-        id_list: list[str],
+        id_list: builtins.list[str],
         org: IdOrSlug,
         project: IdOrSlug | Sequence[IdOrSlug] | None,
         body: dict[str, Any] | None,
@@ -253,10 +254,10 @@ class IssuesResource(Resource):
     ) -> BulkResult:
         org_slug = self._org(org)
         projects = listify(project, "project")
-        results: list[IssueUpdateResult | None] = []
+        results: builtins.list[IssueUpdateResult | None] = []
         for offset in range(0, len(id_list), BULK_LIMIT):
             chunk = id_list[offset : offset + BULK_LIMIT]
-            params: list[tuple[str, str]] = [("id", issue_id) for issue_id in chunk]
+            params: builtins.list[tuple[str, str]] = [("id", issue_id) for issue_id in chunk]
             params.extend(("project", p) for p in projects or ())
             response = await self._client.send(
                 method,

@@ -1,0 +1,500 @@
+"""Events: full payloads, list rows, and the typed entries inside a payload.
+
+An event's ``entries`` are decoded lazily, one entry type at a time: the payload itself
+decodes with each entry's ``data`` kept as raw bytes, so a 1 MB event costs little until
+its stack frames are actually read, and an entry type Sentry adds tomorrow (or an entry
+whose shape changed) becomes an :class:`UnknownEntry` instead of failing the whole event.
+"""
+
+from __future__ import annotations
+
+import builtins
+from datetime import datetime
+from typing import Any, ClassVar, TypeVar
+
+import msgspec
+
+from ._base import Model, SnakeModel
+
+__all__ = [
+    "Breadcrumb",
+    "BreadcrumbsEntry",
+    "CspEntry",
+    "DebugMetaEntry",
+    "Entry",
+    "EntryHead",
+    "Event",
+    "EventError",
+    "EventIdResolution",
+    "EventSummary",
+    "EventTag",
+    "EventUser",
+    "ExceptionEntry",
+    "ExceptionValue",
+    "Frame",
+    "IssueHash",
+    "Mechanism",
+    "MessageEntry",
+    "Occurrence",
+    "Release",
+    "RequestEntry",
+    "Sdk",
+    "Span",
+    "SpansEntry",
+    "Stacktrace",
+    "StacktraceEntry",
+    "TemplateEntry",
+    "Thread",
+    "ThreadsEntry",
+    "UnknownEntry",
+    "decode_entry",
+]
+
+E = TypeVar("E", bound="Entry")
+_NULL = msgspec.Raw(b"null")
+
+
+class EventTag(Model):
+    key: str
+    value: str | None = None
+    query: str | None = None
+
+
+class EventUser(Model):
+    id: str | None = None
+    email: str | None = None
+    username: str | None = None
+    ip_address: str | None = msgspec.field(default=None, name="ip_address")
+    name: str | None = None
+    geo: dict[str, Any] | None = None
+    data: dict[str, Any] | None = None
+
+
+class Sdk(Model):
+    name: str | None = None
+    version: str | None = None
+
+
+class EventError(Model):
+    type: str | None = None
+    message: str | None = None
+    data: dict[str, Any] | None = None
+
+
+class Frame(Model):
+    """One stack frame. ``vars`` values are any JSON (Sentry truncates them server-side)."""
+
+    filename: str | None = None
+    abs_path: str | None = None
+    module: str | None = None
+    package: str | None = None
+    function: str | None = None
+    raw_function: str | None = None
+    symbol: str | None = None
+    symbol_addr: str | None = None
+    instruction_addr: str | None = None
+    image_addr: str | None = None
+    platform: str | None = None
+    lineno: int | None = msgspec.field(default=None, name="lineNo")
+    colno: int | None = msgspec.field(default=None, name="colNo")
+    in_app: bool | None = None
+    context: list[tuple[int, str | None]] = []
+    vars: dict[str, Any] | None = None
+    trust: str | None = None
+    errors: Any = None
+    lock: Any = None
+    source_link: str | None = None
+
+
+class Stacktrace(Model):
+    frames: list[Frame] = []
+    frames_omitted: Any = None
+    registers: dict[str, Any] | None = None
+    has_system_frames: bool | None = None
+
+
+class Mechanism(Model):
+    type: str | None = None
+    handled: bool | None = None
+    synthetic: bool | None = None
+    description: str | None = None
+    help_link: str | None = None
+    data: dict[str, Any] | None = None
+    meta: dict[str, Any] | None = None
+
+
+class ExceptionValue(Model):
+    type: str | None = None
+    value: str | None = None
+    module: str | None = None
+    thread_id: int | str | None = None
+    mechanism: Mechanism | None = None
+    stacktrace: Stacktrace | None = None
+    raw_stacktrace: Stacktrace | None = None
+
+
+class Breadcrumb(Model):
+    """``timestamp`` is an RFC 3339 string on most servers and epoch milliseconds on some."""
+
+    type: str | None = None
+    category: str | None = None
+    level: str | None = None
+    timestamp: str | float | None = None
+    message: str | None = None
+    data: dict[str, Any] | None = None
+    event_id: str | None = msgspec.field(default=None, name="event_id")
+    message_format: str | None = None
+    message_raw: str | None = None
+
+
+class Span(SnakeModel):
+    span_id: str | None = None
+    trace_id: str | None = None
+    parent_span_id: str | None = None
+    op: str | None = None
+    description: str | None = None
+    status: str | None = None
+    start_timestamp: float | None = None
+    timestamp: float | None = None
+    exclusive_time: float | None = None
+    same_process_as_parent: bool | None = None
+    hash: str | None = None
+    tags: dict[str, Any] | None = None
+    data: dict[str, Any] | None = None
+
+
+class Thread(Model):
+    id: int | str | None = None
+    name: str | None = None
+    crashed: bool | None = None
+    current: bool | None = None
+    main: bool | None = None
+    state: str | None = None
+    stacktrace: Stacktrace | None = None
+    raw_stacktrace: Stacktrace | None = None
+
+
+class Entry(Model):
+    """Base of the typed entries; ``entry_type`` is the wire ``type`` it decodes."""
+
+    entry_type: ClassVar[str] = ""
+
+
+class ExceptionEntry(Entry):
+    entry_type: ClassVar[str] = "exception"
+    values: list[ExceptionValue] = []
+    has_system_frames: bool | None = None
+    exc_omitted: list[int] | None = None
+
+
+class StacktraceEntry(Stacktrace, Entry):
+    entry_type: ClassVar[str] = "stacktrace"
+
+
+class MessageEntry(Entry):
+    entry_type: ClassVar[str] = "message"
+    formatted: str | None = None
+    message: str | None = None
+    params: Any = None
+
+
+class BreadcrumbsEntry(Entry):
+    entry_type: ClassVar[str] = "breadcrumbs"
+    values: list[Breadcrumb] = []
+
+
+class RequestEntry(Entry):
+    """``query`` is a list of pairs on current servers and a raw string on old ones."""
+
+    entry_type: ClassVar[str] = "request"
+    url: str | None = None
+    method: str | None = None
+    query: list[tuple[str, str | None]] | str | None = None
+    fragment: str | None = None
+    data: Any = None
+    headers: list[tuple[str, str | None]] | None = None
+    cookies: Any = None
+    env: dict[str, Any] | None = None
+    inferred_content_type: str | None = None
+    api_target: str | None = None
+
+
+class TemplateEntry(Entry):
+    entry_type: ClassVar[str] = "template"
+    filename: str | None = None
+    abs_path: str | None = None
+    lineno: int | None = msgspec.field(default=None, name="lineNo")
+    context: list[tuple[int, str | None]] = []
+
+
+class SpansEntry(Entry):
+    """The ``spans`` entry's ``data`` is a list, unlike every other entry's object."""
+
+    entry_type: ClassVar[str] = "spans"
+    spans: list[Span] = []
+
+
+class CspEntry(Entry):
+    entry_type: ClassVar[str] = "csp"
+    report: dict[str, Any] = {}
+
+    def get(self, key: str) -> Any:
+        """A report field by its wire name (``effective_directive``, ``blocked_uri`` ...)."""
+        return self.report.get(key)
+
+
+class ThreadsEntry(Entry):
+    entry_type: ClassVar[str] = "threads"
+    values: list[Thread] = []
+
+
+class DebugMetaEntry(Entry):
+    entry_type: ClassVar[str] = "debugmeta"
+    images: list[dict[str, Any]] = []
+    sdk_info: dict[str, Any] | None = None
+
+
+class UnknownEntry(Entry):
+    """An entry type this library does not know, or one whose data did not fit its model."""
+
+    type: str
+    data: msgspec.Raw
+
+
+class EntryHead(msgspec.Struct, kw_only=True):
+    """An entry as it sits in the payload: its type, and its data still as bytes."""
+
+    type: str = ""
+    data: msgspec.Raw = _NULL
+
+
+def _decoder(cls: type[Any]) -> msgspec.json.Decoder[Any]:
+    return msgspec.json.Decoder(cls)
+
+
+_ENTRY_DECODERS: dict[str, tuple[type[Entry], msgspec.json.Decoder[Any]]] = {
+    cls.entry_type: (cls, _decoder(cls))
+    for cls in (
+        ExceptionEntry,
+        StacktraceEntry,
+        MessageEntry,
+        BreadcrumbsEntry,
+        RequestEntry,
+        TemplateEntry,
+        ThreadsEntry,
+        DebugMetaEntry,
+    )
+}
+_SPANS = msgspec.json.Decoder(list[Span])
+_OBJECT = msgspec.json.Decoder(dict[str, Any])
+
+
+def decode_entry(head: EntryHead) -> Entry:
+    """Decode one entry by its type; anything unexpected becomes an :class:`UnknownEntry`."""
+    try:
+        if head.type == "spans":
+            return SpansEntry(spans=_SPANS.decode(head.data))
+        if head.type in ("csp", "nel", "hpkp", "expectct", "expectstaple"):
+            return CspEntry(report=_OBJECT.decode(head.data))
+        known = _ENTRY_DECODERS.get(head.type)
+        if known is not None:
+            entry: Entry = known[1].decode(head.data)
+            return entry
+    except (msgspec.ValidationError, msgspec.DecodeError):
+        pass
+    return UnknownEntry(type=head.type, data=head.data)
+
+
+class Occurrence(Model):
+    """Issue-platform data (performance issues, regressions ...)."""
+
+    id: str | None = None
+    project_id: int | None = None
+    event_id: str | None = None
+    fingerprint: list[str] = []
+    issue_title: str | None = None
+    subtitle: str | None = None
+    resource_id: str | None = None
+    evidence_data: dict[str, Any] = {}
+    evidence_display: list[dict[str, Any]] = []
+    type: int | None = None
+    detection_time: float | None = None
+    level: str | None = None
+    culprit: str | None = None
+    priority: int | None = None
+    assignee: Any = None
+
+
+class Release(Model):
+    """A release in any of its three shapes: ``{version}`` only, old full, new full."""
+
+    version: str | None = None
+    id: int | None = None
+    short_version: str | None = None
+    status: str | None = None
+    ref: str | None = None
+    url: str | None = None
+    date_created: datetime | None = None
+    date_released: datetime | None = None
+    first_event: datetime | None = None
+    last_event: datetime | None = None
+    new_groups: int | None = None
+    owner: Any = None
+    authors: list[Any] = []
+    projects: list[dict[str, Any]] = []
+    version_info: dict[str, Any] | None = None
+    last_commit: dict[str, Any] | None = None
+    last_deploy: dict[str, Any] | None = None
+    user_agent: str | None = None
+    current_project_meta: dict[str, Any] | None = None
+    data: dict[str, Any] | None = None
+
+
+class Event(Model):
+    """A full event payload (``/events/{id}/``, ``latest``, ``full=true`` lists).
+
+    ``entries`` keeps each entry's data undecoded; :meth:`get_entries`, :meth:`entry` and
+    the properties (``exception``, ``breadcrumbs`` ...) decode them when asked. ``meta``
+    (Sentry's ``_meta``) and ``context`` (the legacy "extra") stay raw JSON: large and
+    rarely read (``msgspec.json.decode(event.meta)`` when needed; ``null`` when absent).
+    """
+
+    id: str
+    event_id: str | None = msgspec.field(default=None, name="eventID")
+    group_id: str | None = msgspec.field(default=None, name="groupID")
+    project_id: str | None = msgspec.field(default=None, name="projectID")
+    project_slug: str | None = None
+    type: str = "default"
+    platform: str | None = None
+    title: str | None = None
+    message: str | None = None
+    culprit: str | None = None
+    location: str | None = None
+    date_created: datetime | None = None
+    date_received: datetime | None = None
+    datetime_: str | None = msgspec.field(default=None, name="datetime")
+    size: int | None = None
+    tags: list[EventTag] = []
+    user: EventUser | None = None
+    contexts: dict[str, Any] = {}
+    context: msgspec.Raw = _NULL
+    sdk: Sdk | None = None
+    packages: dict[str, Any] | None = None
+    metadata: dict[str, Any] = {}
+    errors: list[EventError] = []
+    fingerprints: list[str] = []
+    grouping_config: dict[str, Any] | None = None
+    occurrence: Occurrence | None = None
+    release: Release | None = None
+    user_report: dict[str, Any] | None = None
+    sdk_updates: list[dict[str, Any]] = []
+    resolved_with: list[str | None] = []
+    next_event_id: str | None = msgspec.field(default=None, name="nextEventID")
+    previous_event_id: str | None = msgspec.field(default=None, name="previousEventID")
+    crash_file: Any = None
+    dist: str | None = None
+    start_timestamp: float | None = None
+    end_timestamp: float | None = None
+    measurements: dict[str, Any] | None = None
+    breakdowns: dict[str, Any] | None = None
+    meta: msgspec.Raw = msgspec.field(default=_NULL, name="_meta")
+    entries: list[EntryHead] = []
+
+    def get_entries(self) -> list[Entry]:
+        """Every entry, decoded by type, in the payload's order."""
+        return [decode_entry(head) for head in self.entries]
+
+    def entry(self, kind: builtins.type[E]) -> E | None:
+        """The first entry of a given class, e.g. ``event.entry(RequestEntry)``."""
+        wanted = kind.entry_type
+        for head in self.entries:
+            if head.type == wanted or (kind is CspEntry and head.type in _CSP_LIKE):
+                decoded = decode_entry(head)
+                if isinstance(decoded, kind):
+                    return decoded
+        return None
+
+    @property
+    def exception(self) -> ExceptionEntry | None:
+        return self.entry(ExceptionEntry)
+
+    @property
+    def breadcrumbs(self) -> BreadcrumbsEntry | None:
+        return self.entry(BreadcrumbsEntry)
+
+    @property
+    def request(self) -> RequestEntry | None:
+        return self.entry(RequestEntry)
+
+    @property
+    def stacktrace(self) -> StacktraceEntry | None:
+        return self.entry(StacktraceEntry)
+
+    @property
+    def spans(self) -> SpansEntry | None:
+        return self.entry(SpansEntry)
+
+    @property
+    def threads(self) -> ThreadsEntry | None:
+        return self.entry(ThreadsEntry)
+
+    @property
+    def message_entry(self) -> MessageEntry | None:
+        return self.entry(MessageEntry)
+
+    @property
+    def entry_types(self) -> list[str]:
+        return [head.type for head in self.entries]
+
+    def context_of(self, name: str) -> dict[str, Any] | None:
+        """One of ``contexts`` (``os``, ``browser``, ``trace``, a custom name), if an object."""
+        value = self.contexts.get(name)
+        return value if isinstance(value, dict) else None
+
+    def tag(self, key: str) -> str | None:
+        for tag in self.tags:
+            if tag.key == key:
+                return tag.value
+        return None
+
+
+_CSP_LIKE = frozenset({"csp", "nel", "hpkp", "expectct", "expectstaple"})
+
+
+class EventSummary(Model):
+    """A row of an event list without ``full`` (note the dotted wire key ``event.type``)."""
+
+    id: str
+    event_type: str | None = msgspec.field(default=None, name="event.type")
+    group_id: str | None = msgspec.field(default=None, name="groupID")
+    event_id: str | None = msgspec.field(default=None, name="eventID")
+    project_id: str | None = msgspec.field(default=None, name="projectID")
+    message: str | None = None
+    title: str | None = None
+    location: str | None = None
+    culprit: str | None = None
+    user: EventUser | None = None
+    tags: list[EventTag] = []
+    platform: str | None = None
+    date_created: datetime | None = None
+    crash_file: Any = None
+    metadata: dict[str, Any] | None = None
+
+
+class EventIdResolution(Model):
+    """Where an event id lives: its org, project and issue, plus the event itself."""
+
+    organization_slug: str | None = None
+    project_slug: str | None = None
+    group_id: str | None = None
+    event_id: str | None = None
+    event: Event | None = None
+
+
+class IssueHash(Model):
+    """A fingerprint hash merged into an issue, with its latest event."""
+
+    id: str
+    latest_event: Event | None = None
+    merged_by_seer: bool | None = None
+    seer_match_distance: float | None = None

@@ -1,0 +1,139 @@
+"""Issues (Sentry's "groups"), their tags and the answers of update calls."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from ._base import Model
+
+__all__ = [
+    "Assignee",
+    "Issue",
+    "IssueProject",
+    "IssueTagSummary",
+    "IssueUpdateResult",
+    "TagDetail",
+    "TagValue",
+]
+
+
+class IssueProject(Model):
+    id: str | None = None
+    name: str | None = None
+    slug: str | None = None
+    platform: str | None = None
+
+
+class Assignee(Model):
+    type: str | None = None
+    id: str | None = None
+    name: str | None = None
+    email: str | None = None
+
+
+class IssueTagSummary(Model):
+    """An entry of an issue detail's ``tags``: a key and how many values it has."""
+
+    key: str
+    name: str | None = None
+    total_values: int | None = None
+
+
+class Issue(Model):
+    """One issue, from the list or the detail endpoint (detail-only fields stay empty in lists).
+
+    ``count`` is a string on the wire (``count_int`` converts it); ``stats`` buckets are
+    ``(epoch seconds, count)`` pairs, floats on old servers.
+    """
+
+    id: str
+    short_id: str | None = None
+    title: str | None = None
+    culprit: str | None = None
+    permalink: str | None = None
+    logger: str | None = None
+    level: str | None = None
+    status: str | None = None
+    status_details: dict[str, Any] = {}
+    substatus: str | None = None
+    is_public: bool | None = None
+    platform: str | None = None
+    priority: str | None = None
+    project: IssueProject | None = None
+    type: str | None = None
+    issue_type: str | None = None
+    issue_category: str | None = None
+    metadata: dict[str, Any] = {}
+    num_comments: int | None = None
+    assigned_to: Assignee | None = None
+    is_bookmarked: bool | None = None
+    is_subscribed: bool | None = None
+    subscription_details: dict[str, Any] | None = None
+    has_seen: bool | None = None
+    annotations: list[Any] = []
+    is_unhandled: bool | None = None
+    count: str | int | None = None
+    user_count: int | None = None
+    first_seen: datetime | None = None
+    last_seen: datetime | None = None
+    stats: dict[str, list[tuple[float, float]]] | None = None
+    lifetime: dict[str, Any] | None = None
+    filtered: dict[str, Any] | None = None
+    inbox: Any = None
+    owners: Any = None
+    share_id: str | None = None
+    matching_event_id: str | None = None
+    matching_event_environment: str | None = None
+    activity: list[dict[str, Any]] = []
+    seen_by: list[dict[str, Any]] = []
+    user_report_count: int | None = None
+    participants: list[dict[str, Any]] = []
+    first_release: dict[str, Any] | None = None
+    last_release: dict[str, Any] | None = None
+    tags: list[IssueTagSummary] = []
+
+    @property
+    def count_int(self) -> int | None:
+        """``count`` as an int (Sentry sends it as a string)."""
+        if self.count is None:
+            return None
+        try:
+            return int(self.count)
+        except ValueError:
+            return None
+
+
+class TagValue(Model):
+    key: str | None = None
+    name: str | None = None
+    value: str | None = None
+    count: int | None = None
+    last_seen: datetime | None = None
+    first_seen: datetime | None = None
+    query: str | None = None
+
+
+class TagDetail(Model):
+    key: str
+    name: str | None = None
+    unique_values: int | None = None
+    total_values: int | None = None
+    top_values: list[TagValue] = []
+
+
+class IssueUpdateResult(Model):
+    """What a bulk or single ``PUT`` changed; absent fields were not touched."""
+
+    status: str | None = None
+    status_details: dict[str, Any] | None = None
+    substatus: str | None = None
+    assigned_to: Assignee | None = None
+    has_seen: bool | None = None
+    is_bookmarked: bool | None = None
+    is_public: bool | None = None
+    is_subscribed: bool | None = None
+    priority: str | None = None
+    merge: dict[str, Any] | None = None
+    share_id: str | None = None
+    inbox: Any = None

@@ -1,0 +1,69 @@
+"""Organizations and projects: what a multi-project fetcher looks up first."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import msgspec
+
+from ._base import Model
+
+__all__ = ["Avatar", "Organization", "OrganizationLinks", "OrganizationStatus", "Project"]
+
+
+class OrganizationStatus(Model):
+    id: str | None = None
+    name: str | None = None
+
+
+class Avatar(Model):
+    avatar_type: str | None = None
+    avatar_uuid: str | None = None
+    avatar_url: str | None = None
+
+
+class OrganizationLinks(Model):
+    """``region_url`` is where this org's API lives (``https://de.sentry.io``)."""
+
+    organization_url: str | None = None
+    region_url: str | None = None
+
+
+class Organization(Model):
+    id: str
+    slug: str
+    name: str | None = None
+    date_created: datetime | None = None
+    status: OrganizationStatus | None = None
+    avatar: Avatar | None = None
+    is_early_adopter: bool | None = None
+    require_2fa: bool | None = msgspec.field(default=None, name="require2FA")
+    has_auth_provider: bool | None = None
+    allow_member_invite: bool | None = None
+    features: list[str] = []
+    links: OrganizationLinks | None = None
+
+
+class Project(Model):
+    id: str
+    slug: str
+    name: str | None = None
+    platform: str | None = None
+    date_created: datetime | None = None
+    is_bookmarked: bool | None = None
+    is_member: bool | None = None
+    has_access: bool | None = None
+    is_public: bool | None = None
+    features: list[str] = []
+    first_event: datetime | None = None
+    first_transaction_event: bool | None = None
+    environments: list[str] = []
+    latest_release: dict[str, Any] | None = None
+    latest_deploys: dict[str, Any] | None = None
+    status: str | None = None
+    color: str | None = None
+    team: dict[str, Any] | None = None
+    teams: list[dict[str, Any]] = []
+    organization: dict[str, Any] | None = None
+    has_user_reports: bool | None = None
