@@ -1,0 +1,53 @@
+"""``python -m sentry_async.testing``: serve the fake API until interrupted.
+
+Prints one line, ``READY <base_url> <token>``, once listening, so a benchmark or another
+process can start it and read where it is.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+from dataclasses import replace
+
+from ._data import SCALES
+from ._server import FakeSentry
+
+
+async def _serve(args: argparse.Namespace) -> None:
+    scale = SCALES[args.scale]
+    if args.projects is not None:
+        scale = replace(scale, projects_per_org=args.projects)
+    if args.issues is not None:
+        scale = replace(scale, issues_per_project=args.issues)
+    server = FakeSentry(
+        seed=args.seed, scale=scale, host=args.host, port=args.port, token=args.token
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    async with server:
+        sys.stdout.write(f"READY {server.url} {server.token}\n")
+        sys.stdout.flush()
+        await stop.wait()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m sentry_async.testing", description="Serve the fake Sentry API."
+    )
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--scale", choices=sorted(SCALES), default="default")
+    parser.add_argument("--projects", type=int, default=None, help="projects per organization")
+    parser.add_argument("--issues", type=int, default=None, help="issues per project")
+    parser.add_argument("--token", default="fake-token")
+    asyncio.run(_serve(parser.parse_args(argv)))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,762 @@
+"""The fake server's dataset: deterministic from a seed, cheap to build, payloads on demand.
+
+Orgs, projects, issues and a compact index of events are built up front (tuples, no JSON);
+issue bodies and event payloads are generated from ``(seed, index)`` when first asked for,
+and their encoded bytes are cached (events in a bounded LRU), so a "large" dataset of a
+quarter of a million events starts in about a second and serves pages by joining bytes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import msgspec
+
+__all__ = [
+    "SCALES",
+    "Dataset",
+    "EventRecord",
+    "IssueRecord",
+    "OrgRecord",
+    "ProjectRecord",
+    "SeedConfig",
+]
+
+_encode = msgspec.json.encode
+_PLATFORMS = ("python", "javascript", "ruby", "go")
+_LEVELS = ("error", "error", "error", "warning", "fatal", "info")
+_ENVIRONMENTS = ("production", "staging")
+_EXCEPTIONS = (
+    ("KeyError", "'user_id'"),
+    ("ValueError", "invalid literal for int() with base 10: 'abc'"),
+    ("TypeError", "Cannot read properties of undefined (reading 'map')"),
+    ("ZeroDivisionError", "division by zero"),
+    ("ConnectionError", "Connection refused by upstream, retries exhausted"),
+    ("NoMethodError", "undefined method `name' for nil:NilClass"),
+)
+
+
+@dataclass(frozen=True)
+class SeedConfig:
+    """How much data to make. ``events_per_issue`` is an inclusive range."""
+
+    orgs: int = 3
+    projects_per_org: int = 4
+    issues_per_project: int = 150
+    events_per_issue: tuple[int, int] = (2, 12)
+    days: int = 90
+    global_views_orgs: int = 1
+    large_event_every: int = 97
+    huge_event_every: int = 1999
+
+
+SCALES: dict[str, SeedConfig] = {
+    "small": SeedConfig(orgs=2, projects_per_org=3, issues_per_project=40, events_per_issue=(2, 8)),
+    "default": SeedConfig(
+        orgs=3, projects_per_org=5, issues_per_project=200, events_per_issue=(2, 14)
+    ),
+    "large": SeedConfig(
+        orgs=1, projects_per_org=2, issues_per_project=13_000, events_per_issue=(5, 11)
+    ),
+}
+
+
+@dataclass
+class OrgRecord:
+    index: int
+    id: str
+    slug: str
+    name: str
+    created: datetime
+    features: list[str]
+    projects: list[ProjectRecord] = field(default_factory=list)
+
+
+@dataclass
+class ProjectRecord:
+    index: int
+    id: str
+    slug: str
+    name: str
+    platform: str
+    org: OrgRecord
+    created: datetime
+    issues: list[IssueRecord] = field(default_factory=list)
+    events: list[EventRecord] = field(default_factory=list)
+
+
+@dataclass
+class IssueRecord:
+    index: int
+    id: str
+    short_id: str
+    project: ProjectRecord
+    title: str
+    exc_type: str
+    level: str
+    first_seen: float
+    last_seen: float
+    events: list[EventRecord] = field(default_factory=list)
+    status: str = "unresolved"
+    substatus: str | None = "ongoing"
+    extra: dict[str, Any] = field(default_factory=dict)
+    deleted: bool = False
+
+
+@dataclass(slots=True)
+class EventRecord:
+    index: int
+    event_id: str
+    issue: IssueRecord | None
+    project: ProjectRecord
+    timestamp: float
+    kind: str
+    user: int
+    environment: str
+
+
+def _iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _iso_seconds(ts: float) -> str:
+    return datetime.fromtimestamp(ts, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class Dataset:
+    """Everything the fake server holds, plus accessors tests use to compute expectations."""
+
+    def __init__(self, seed: int, config: SeedConfig, now: datetime, base_url: str = "") -> None:
+        self.seed = seed
+        self.config = config
+        self.now = now
+        self.now_ts = now.timestamp()
+        self.base_url = base_url
+        self.orgs: list[OrgRecord] = []
+        self.issues_by_id: dict[str, IssueRecord] = {}
+        self.events_by_id: dict[str, EventRecord] = {}
+        self._issue_cache: dict[str, bytes] = {}
+        self._event_cache: OrderedDict[tuple[str, bool], bytes] = OrderedDict()
+        self._event_cache_bytes = 0
+        self._build()
+
+    # -- building ---------------------------------------------------------------------------
+
+    def _build(self) -> None:
+        cfg = self.config
+        rng = random.Random(self.seed)
+        span = cfg.days * 86400.0
+        project_no = issue_no = event_no = 0
+        for o in range(cfg.orgs):
+            created = self.now - timedelta(days=400 + 30 * o)
+            features = ["discover-basic", "performance-view"]
+            if o < cfg.global_views_orgs:
+                features.append("global-views")
+            org = OrgRecord(o, str(1000 + o), f"org-{o}", f"Organization {o}", created, features)
+            self.orgs.append(org)
+            for p in range(cfg.projects_per_org):
+                project_no += 1
+                platform = _PLATFORMS[(o + p) % len(_PLATFORMS)]
+                project = ProjectRecord(
+                    p,
+                    str(100 + project_no),
+                    f"project-{o}-{p}",
+                    f"Project {o}.{p}",
+                    platform,
+                    org,
+                    created + timedelta(days=p),
+                )
+                org.projects.append(project)
+                prefix = f"P{o}{p}".upper()
+                for i in range(cfg.issues_per_project):
+                    issue_no += 1
+                    exc_type, _ = _EXCEPTIONS[rng.randrange(len(_EXCEPTIONS))]
+                    issue = IssueRecord(
+                        index=i,
+                        id=str(5_000_000 + issue_no),
+                        short_id=f"{prefix}-{i + 1:X}",
+                        project=project,
+                        title=f"{exc_type}: failure #{issue_no} in handler",
+                        exc_type=exc_type,
+                        level=_LEVELS[rng.randrange(len(_LEVELS))],
+                        first_seen=0.0,
+                        last_seen=0.0,
+                    )
+                    if rng.random() < 0.2:
+                        issue.status, issue.substatus = "resolved", None
+                    count = rng.randint(*cfg.events_per_issue)
+                    for _ in range(count):
+                        event_no += 1
+                        ts = self.now_ts - rng.random() * span
+                        kind = "error"
+                        roll = event_no % 53
+                        if roll == 7:
+                            kind = "default"
+                        elif roll == 19:
+                            kind = "csp"
+                        elif roll == 31:
+                            kind = "future_ai_agent_trace"
+                        event = EventRecord(
+                            event_no,
+                            hashlib.md5(f"{self.seed}:{event_no}".encode()).hexdigest(),
+                            issue,
+                            project,
+                            round(ts, 3),
+                            kind,
+                            rng.randrange(500),
+                            _ENVIRONMENTS[event_no % 2],
+                        )
+                        issue.events.append(event)
+                        project.events.append(event)
+                    issue.events.sort(key=lambda e: (-e.timestamp, e.event_id))
+                    issue.first_seen = issue.events[-1].timestamp
+                    issue.last_seen = issue.events[0].timestamp
+                    project.issues.append(issue)
+                    self.issues_by_id[issue.id] = issue
+                # A few transactions per project: events without an issue.
+                for t in range(max(2, cfg.issues_per_project // 20)):
+                    event_no += 1
+                    event = EventRecord(
+                        event_no,
+                        hashlib.md5(f"{self.seed}:{event_no}".encode()).hexdigest(),
+                        None,
+                        project,
+                        round(self.now_ts - rng.random() * span, 3),
+                        "transaction",
+                        rng.randrange(500),
+                        _ENVIRONMENTS[t % 2],
+                    )
+                    project.events.append(event)
+                project.events.sort(key=lambda e: (-e.timestamp, e.event_id))
+                for event in project.events:
+                    self.events_by_id[event.event_id] = event
+
+    # -- lookups tests use ----------------------------------------------------------------
+
+    def org(self, key: str) -> OrgRecord | None:
+        for org in self.orgs:
+            if key in (org.slug, org.id):
+                return org
+        return None
+
+    def project(self, org: OrgRecord, key: str) -> ProjectRecord | None:
+        for project in org.projects:
+            if key in (project.slug, project.id):
+                return project
+        return None
+
+    def org_slugs(self) -> list[str]:
+        return [org.slug for org in self.orgs]
+
+    def project_slugs(self, org: str) -> list[str]:
+        record = self.org(org)
+        return [p.slug for p in record.projects] if record else []
+
+    def issue_ids(
+        self, org: str, *, project: str | None = None, status: str | None = None
+    ) -> list[str]:
+        """Ids of live issues, optionally of one project or with one status."""
+        record = self.org(org)
+        if record is None:
+            return []
+        out: list[str] = []
+        for proj in record.projects:
+            if project is not None and project not in (proj.slug, proj.id):
+                continue
+            out.extend(
+                i.id
+                for i in proj.issues
+                if not i.deleted and (status is None or i.status == status)
+            )
+        return out
+
+    def event_ids(
+        self,
+        org: str,
+        project: str,
+        *,
+        start: float | None = None,
+        end: float | None = None,
+        include_transactions: bool = True,
+    ) -> list[str]:
+        """Ids of a project's events, newest first, optionally in ``[start, end)`` (epoch s)."""
+        record = self.org(org)
+        proj = self.project(record, project) if record else None
+        if proj is None:
+            return []
+        return [
+            e.event_id
+            for e in proj.events
+            if (start is None or e.timestamp >= start)
+            and (end is None or e.timestamp < end)
+            and (include_transactions or e.kind != "transaction")
+        ]
+
+    def events_for_issue(self, issue_id: str) -> list[str]:
+        issue = self.issues_by_id.get(issue_id)
+        return [e.event_id for e in issue.events] if issue else []
+
+    # -- bodies ---------------------------------------------------------------------------
+
+    def org_body(self, org: OrgRecord) -> dict[str, Any]:
+        return {
+            "id": org.id,
+            "slug": org.slug,
+            "name": org.name,
+            "dateCreated": _iso_seconds(org.created.timestamp()),
+            "status": {"id": "active", "name": "active"},
+            "avatar": {"avatarType": "letter_avatar", "avatarUuid": None},
+            "isEarlyAdopter": False,
+            "require2FA": False,
+            "hasAuthProvider": False,
+            "features": org.features,
+            "links": {"organizationUrl": self.base_url, "regionUrl": self.base_url},
+        }
+
+    def project_body(self, project: ProjectRecord) -> dict[str, Any]:
+        return {
+            "id": project.id,
+            "slug": project.slug,
+            "name": project.name,
+            "platform": project.platform,
+            "dateCreated": _iso_seconds(project.created.timestamp()),
+            "isBookmarked": project.index == 0,
+            "isMember": True,
+            "hasAccess": True,
+            "features": ["releases", "minidump"],
+            "firstEvent": _iso(min(e.timestamp for e in project.events))
+            if project.events
+            else None,
+            "environments": list(_ENVIRONMENTS),
+            "latestRelease": {"version": f"{project.slug}@1.4.{project.index}"},
+            "status": "active",
+            "organization": {
+                "id": project.org.id,
+                "slug": project.org.slug,
+                "name": project.org.name,
+            },
+        }
+
+    def issue_body(self, issue: IssueRecord, *, detail: bool = False) -> dict[str, Any]:
+        project = issue.project
+        rng = random.Random(f"{self.seed}:issue:{issue.id}")
+        hour = int(self.now_ts // 3600) * 3600
+        body: dict[str, Any] = {
+            "id": issue.id,
+            "shareId": None,
+            "shortId": issue.short_id,
+            "title": issue.title,
+            "culprit": f"app.handlers.{issue.exc_type.lower()} in handle",
+            "permalink": f"{self.base_url}/organizations/{project.org.slug}/issues/{issue.id}/",
+            "logger": None,
+            "level": issue.level,
+            "status": issue.status,
+            "statusDetails": {},
+            "substatus": issue.substatus,
+            "isPublic": False,
+            "platform": project.platform,
+            "priority": ("high", "medium", "low")[issue.index % 3],
+            "priorityLockedAt": None,
+            "project": {
+                "id": project.id,
+                "name": project.name,
+                "slug": project.slug,
+                "platform": project.platform,
+            },
+            "type": "error",
+            "issueType": "error",
+            "issueCategory": "error",
+            "metadata": {
+                "type": issue.exc_type,
+                "value": "failure",
+                "filename": "app/handlers.py",
+                "function": "handle",
+                "in_app_frame_mix": "in-app-only",
+                "severity": round(rng.random(), 2),
+            },
+            "numComments": rng.randrange(3),
+            "assignedTo": None
+            if issue.index % 4
+            else {"type": "user", "id": "7", "name": "Ada", "email": "ada@example.com"},
+            "isBookmarked": False,
+            "isSubscribed": issue.index % 5 == 0,
+            "subscriptionDetails": None,
+            "hasSeen": issue.index % 2 == 0,
+            "annotations": [],
+            "isUnhandled": issue.index % 3 == 0,
+            "count": str(len(issue.events)),
+            "userCount": len({e.user for e in issue.events}),
+            "firstSeen": _iso(issue.first_seen),
+            "lastSeen": _iso(issue.last_seen),
+            "stats": {"24h": [[hour - 3600 * (23 - h), rng.randrange(4)] for h in range(24)]},
+            "lifetime": {
+                "count": str(len(issue.events)),
+                "userCount": 3,
+                "firstSeen": _iso(issue.first_seen),
+                "lastSeen": _iso(issue.last_seen),
+            },
+            "filtered": None,
+            "inbox": None,
+            "owners": None,
+            "matchingEventId": None,
+            "seerFixabilityScore": None,
+        }
+        body.update(issue.extra)
+        if detail:
+            body.update(
+                {
+                    "activity": [
+                        {
+                            "id": "1",
+                            "type": "first_seen",
+                            "data": {},
+                            "dateCreated": _iso(issue.first_seen),
+                            "user": None,
+                        }
+                    ],
+                    "seenBy": [],
+                    "userReportCount": 0,
+                    "participants": [],
+                    "firstRelease": {"version": f"{project.slug}@1.0.0"},
+                    "lastRelease": None,
+                    "tags": [
+                        {
+                            "key": "environment",
+                            "name": "Environment",
+                            "totalValues": len(issue.events),
+                        },
+                        {"key": "level", "name": "Level", "totalValues": len(issue.events)},
+                    ],
+                }
+            )
+        return body
+
+    def issue_bytes(self, issue: IssueRecord) -> bytes:
+        cached = self._issue_cache.get(issue.id)
+        if cached is None:
+            cached = _encode(self.issue_body(issue))
+            self._issue_cache[issue.id] = cached
+        return cached
+
+    def invalidate_issue(self, issue: IssueRecord) -> None:
+        self._issue_cache.pop(issue.id, None)
+
+    def summary_body(self, event: EventRecord) -> dict[str, Any]:
+        issue = event.issue
+        return {
+            "id": event.event_id,
+            "event.type": "error"
+            if event.kind in ("error", "future_ai_agent_trace")
+            else event.kind,
+            "groupID": issue.id if issue else None,
+            "eventID": event.event_id,
+            "projectID": event.project.id,
+            "message": "" if event.kind == "error" else self._title(event),
+            "title": self._title(event),
+            "location": "app/handlers.py",
+            "culprit": "app.handlers in handle",
+            "user": {
+                "id": str(event.user),
+                "email": f"user{event.user}@example.com",
+                "username": None,
+                "ip_address": "10.0.0.1",
+                "name": None,
+            },
+            "tags": [
+                {"key": "environment", "value": event.environment},
+                {"key": "level", "value": issue.level if issue else "info"},
+            ],
+            "platform": event.project.platform,
+            "dateCreated": _iso_seconds(event.timestamp),
+            "crashFile": None,
+            "metadata": {"title": self._title(event)},
+        }
+
+    def _title(self, event: EventRecord) -> str:
+        if event.issue is not None:
+            return event.issue.title
+        return f"GET /api/items/{event.index % 17}"
+
+    def event_bytes(self, event: EventRecord, *, with_neighbours: bool = False) -> bytes:
+        key = (event.event_id, with_neighbours)
+        cached = self._event_cache.get(key)
+        if cached is not None:
+            self._event_cache.move_to_end(key)
+            return cached
+        body = self.event_body(event)
+        if with_neighbours and event.issue is not None:
+            events = event.issue.events
+            pos = events.index(event)
+            body["nextEventID"] = events[pos - 1].event_id if pos > 0 else None
+            body["previousEventID"] = events[pos + 1].event_id if pos + 1 < len(events) else None
+        data = _encode(body)
+        self._event_cache[key] = data
+        self._event_cache_bytes += len(data)
+        while self._event_cache_bytes > 64 * 1024 * 1024 and self._event_cache:
+            _, old = self._event_cache.popitem(last=False)
+            self._event_cache_bytes -= len(old)
+        return data
+
+    def event_size_class(self, event: EventRecord) -> int:
+        """Approximate frames count: most events are small, some ~100 KB, a few ~1 MB."""
+        if event.index % self.config.huge_event_every == 0:
+            return 400
+        if event.index % self.config.large_event_every == 0:
+            return 40
+        return 4 + event.index % 9
+
+    def event_body(self, event: EventRecord) -> dict[str, Any]:
+        rng = random.Random(f"{self.seed}:event:{event.event_id}")
+        issue = event.issue
+        project = event.project
+        frames_count = self.event_size_class(event)
+        common: dict[str, Any] = {
+            "id": event.event_id,
+            "groupID": issue.id if issue else None,
+            "eventID": event.event_id,
+            "projectID": project.id,
+            "size": 1000 + frames_count * 600,
+            "type": event.kind,
+            "platform": project.platform,
+            "title": self._title(event),
+            "message": "",
+            "location": "app/handlers.py",
+            "dateCreated": _iso_seconds(event.timestamp),
+            "dateReceived": _iso(event.timestamp + 0.4),
+            "dist": None,
+            "user": {
+                "id": str(event.user),
+                "email": f"user{event.user}@example.com",
+                "username": f"user{event.user}",
+                "ip_address": "10.0.0.1",
+                "name": None,
+                "geo": {"country_code": "DE", "city": "Berlin", "region": "Germany"},
+                "data": None,
+            },
+            "tags": sorted(
+                [
+                    {"key": "environment", "value": event.environment},
+                    {"key": "level", "value": issue.level if issue else "info"},
+                    {"key": "release", "value": f"{project.slug}@1.4.{event.index % 5}"},
+                    {"key": "server_name", "value": f"web-{event.index % 7}"},
+                ],
+                key=lambda t: t["key"],
+            ),
+            "contexts": {
+                "os": {"name": "Linux", "version": "6.1", "type": "os"},
+                "runtime": {"name": "CPython", "version": "3.12.1", "type": "runtime"},
+                "trace": {
+                    "trace_id": hashlib.md5(event.event_id.encode()).hexdigest(),
+                    "span_id": event.event_id[:16],
+                    "op": "http.server",
+                    "type": "trace",
+                },
+            },
+            "context": {"celery-job": {"args": [event.index, "x"], "kwargs": {}}, "retries": 0},
+            "sdk": {"name": f"sentry.{project.platform}", "version": "2.19.0"},
+            "packages": {"aiohttp": "3.9.5", "msgspec": "0.18.6"},
+            "errors": [],
+            "occurrence": None,
+            "release": None
+            if event.index % 3
+            else {
+                "version": f"{project.slug}@1.4.{event.index % 5}",
+                "id": 40 + event.index % 5,
+                "status": "open",
+                "projects": [{"id": int(project.id), "slug": project.slug}],
+            },
+            "userReport": None,
+            "sdkUpdates": [],
+            "resolvedWith": [None],
+            "nextEventID": None,
+            "previousEventID": None,
+            "_meta": {"entries": {"0": {"data": {"values": {"0": {"value": {"": {"len": 130}}}}}}}},
+        }
+        if event.kind == "transaction":
+            start = event.timestamp - 0.8
+            common.update(
+                {
+                    "title": self._title(event),
+                    "startTimestamp": start,
+                    "endTimestamp": event.timestamp,
+                    "measurements": {"lcp": {"value": 812.5, "unit": "millisecond"}},
+                    "breakdowns": None,
+                    "entries": [
+                        {
+                            "type": "spans",
+                            "data": [
+                                {
+                                    "span_id": f"{event.event_id[:12]}{s:04x}",
+                                    "trace_id": event.event_id,
+                                    "parent_span_id": event.event_id[:16],
+                                    "op": "db.sql.query",
+                                    "description": f"SELECT * FROM items WHERE id = {s}",
+                                    "status": "ok",
+                                    "start_timestamp": start + s * 0.01,
+                                    "timestamp": start + s * 0.01 + 0.005,
+                                    "data": {"db.system": "postgresql"},
+                                }
+                                for s in range(frames_count * 3)
+                            ],
+                        },
+                        self._request_entry(event, rng),
+                    ],
+                }
+            )
+            return common
+        common.update(
+            {
+                "culprit": "app.handlers in handle",
+                "fingerprints": ["{{ default }}"],
+                "groupingConfig": {
+                    "id": "newstyle:2023-01-11",
+                    "enhancements": "eJybzDRxY3J-bk5mXrqVTV5",
+                },
+                "metadata": {
+                    "type": issue.exc_type if issue else "Error",
+                    "value": "failure",
+                    "filename": "app/handlers.py",
+                    "function": "handle",
+                },
+                "crashFile": None,
+            }
+        )
+        if event.kind == "csp":
+            common["entries"] = [
+                {"type": "message", "data": {"formatted": "Blocked 'script' from 'evil.example'"}},
+                {
+                    "type": "csp",
+                    "data": {
+                        "effective_directive": "script-src",
+                        "blocked_uri": "https://evil.example/x.js",
+                        "document_uri": "https://app.example/",
+                        "line_number": 12,
+                    },
+                },
+                self._request_entry(event, rng),
+            ]
+            common["sdk"] = None
+            return common
+        if event.kind == "default":
+            common["message"] = f"Job {event.index} took too long"
+            common["entries"] = [
+                {
+                    "type": "message",
+                    "data": {
+                        "formatted": common["message"],
+                        "message": "Job %s took too long",
+                        "params": [event.index],
+                    },
+                }
+            ]
+            return common
+        entries = [
+            {
+                "type": "exception",
+                "data": {
+                    "values": [self._exception(event, rng, frames_count)],
+                    "hasSystemFrames": True,
+                    "excOmitted": None,
+                },
+            },
+            {
+                "type": "breadcrumbs",
+                "data": {
+                    "values": [
+                        {
+                            "type": "default",
+                            "category": "query",
+                            "level": "info",
+                            "timestamp": _iso(event.timestamp - 5 + b * 0.01),
+                            "message": f"SELECT id FROM users WHERE id = {b}",
+                            "data": None,
+                            "event_id": None,
+                        }
+                        for b in range(min(100, 10 + frames_count))
+                    ]
+                },
+            },
+            self._request_entry(event, rng),
+        ]
+        if event.kind == "future_ai_agent_trace":
+            entries.append(
+                {"type": "future_entry", "data": {"agent": "planner", "steps": [1, 2, 3]}}
+            )
+        common["entries"] = entries
+        return common
+
+    def _exception(self, event: EventRecord, rng: random.Random, frames: int) -> dict[str, Any]:
+        issue = event.issue
+        pad = 1800 if frames >= 400 else 1500 if frames >= 40 else 120
+        return {
+            "type": issue.exc_type if issue else "Error",
+            "value": "failure while handling request",
+            "module": "app.handlers",
+            "threadId": None,
+            "mechanism": {"type": "generic", "handled": event.index % 2 == 0},
+            "stacktrace": {
+                "frames": [
+                    {
+                        "filename": f"app/module_{f}.py",
+                        "absPath": f"/srv/app/module_{f}.py",
+                        "module": f"app.module_{f}",
+                        "package": None,
+                        "platform": None,
+                        "instructionAddr": None,
+                        "symbolAddr": None,
+                        "function": f"step_{f}",
+                        "rawFunction": None,
+                        "symbol": None,
+                        "context": [
+                            [10 + f + c, f"    value = compute_{c}(payload)  # line {c}"]
+                            for c in range(7)
+                        ],
+                        "lineNo": 13 + f,
+                        "colNo": None,
+                        "inApp": f % 3 != 0,
+                        "trust": None,
+                        "errors": None,
+                        "lock": None,
+                        "vars": {
+                            "payload": {
+                                "id": event.index,
+                                "items": list(range(f % 6)),
+                                "note": "x" * (pad + rng.randrange(40)),
+                            },
+                            "count": f,
+                            "ratio": f / 7,
+                            "enabled": f % 2 == 0,
+                            "missing": None,
+                            "'self'": f"<Handler at 0x{event.index:08x}>",
+                        },
+                    }
+                    for f in range(frames)
+                ],
+                "framesOmitted": None,
+                "registers": None,
+                "hasSystemFrames": True,
+            },
+            "rawStacktrace": None,
+        }
+
+    def _request_entry(self, event: EventRecord, rng: random.Random) -> dict[str, Any]:
+        return {
+            "type": "request",
+            "data": {
+                "url": f"https://app.example/api/items/{event.index % 17}",
+                "method": "GET",
+                "query": [["page", str(rng.randrange(9))], ["q", "a+b"]],
+                "fragment": None,
+                "data": None,
+                "headers": [["Accept", "application/json"], ["User-Agent", "curl/8.0"]],
+                "cookies": [],
+                "env": {"SERVER_NAME": "web-1"},
+                "inferredContentType": None,
+                "apiTarget": None,
+            },
+        }

@@ -1,0 +1,122 @@
+"""``FakeSentry``: the fake API on 127.0.0.1 and an ephemeral port, started and stopped."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from types import TracebackType
+
+from aiohttp import web
+
+from ._app import RateLimitPolicy, RecordedRequest, ServerState, build_app
+from ._data import SCALES, Dataset, SeedConfig
+from ._faults import FaultPlan
+
+__all__ = ["FakeSentry"]
+
+
+class FakeSentry:
+    """A Sentry API double for tests, demos and benchmarks.
+
+    ``async with FakeSentry(scale="small") as server:`` then point a client at
+    ``server.url`` with ``server.token``. Data is deterministic for a ``seed`` and anchored
+    to ``now`` (default: the current hour). ``faults`` scripts misbehaviour, ``requests``
+    records every request, ``data`` answers "what does the server hold".
+    """
+
+    def __init__(
+        self,
+        *,
+        seed: int = 0,
+        token: str = "fake-token",
+        scale: SeedConfig | str = "default",
+        now: datetime | None = None,
+        rate_limits: RateLimitPolicy | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        link_host: str | None = None,
+        legacy_links: bool = False,
+    ) -> None:
+        if isinstance(scale, str):
+            if scale not in SCALES:
+                raise ValueError(f"scale must be one of {sorted(SCALES)} or a SeedConfig")
+            scale = SCALES[scale]
+        if now is None:
+            now = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0)
+        elif now.tzinfo is None:
+            raise ValueError("now must be timezone-aware")
+        self.token = token
+        self.host = host
+        self.port = port
+        self.data = Dataset(seed, scale, now)
+        self.faults = FaultPlan(seed)
+        self._state = ServerState(
+            data=self.data,
+            token=token,
+            faults=self.faults,
+            policy=rate_limits,
+            link_host=link_host,
+            legacy_links=legacy_links,
+        )
+        self._runner: web.AppRunner | None = None
+        self.url = ""
+
+    @property
+    def requests(self) -> list[RecordedRequest]:
+        return self._state.requests
+
+    @property
+    def max_in_flight(self) -> int:
+        return self._state.max_in_flight
+
+    def max_in_flight_of(self, group: str) -> int:
+        """Peak concurrency of one route group (``"GET /api/0/organizations/{org}/issues/"``)."""
+        return self._state.group_max_in_flight[group]
+
+    @property
+    def rate_limits(self) -> RateLimitPolicy | None:
+        return self._state.policy
+
+    @rate_limits.setter
+    def rate_limits(self, policy: RateLimitPolicy | None) -> None:
+        self._state.policy = policy
+        self._state.windows.clear()
+
+    def reset_log(self) -> None:
+        self._state.requests.clear()
+        self._state.max_in_flight = 0
+        self._state.group_max_in_flight.clear()
+
+    async def start(self) -> None:
+        if self._runner is not None:
+            return
+        runner = web.AppRunner(build_app(self._state), access_log=None, handle_signals=False)
+        await runner.setup()
+        site = web.TCPSite(runner, self.host, self.port, reuse_address=True)
+        await site.start()
+        server = site._server
+        assert server is not None
+        sockets = getattr(server, "sockets", None) or []
+        self.port = sockets[0].getsockname()[1]
+        self.url = f"http://{self.host}:{self.port}"
+        self.data.base_url = self.url
+        self._runner = runner
+
+    async def close(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def __aenter__(self) -> FakeSentry:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    def __repr__(self) -> str:
+        return f"<FakeSentry {self.url or 'not started'} seed={self.data.seed}>"
