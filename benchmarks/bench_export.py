@@ -1,0 +1,259 @@
+"""Export: MB/s written by ``sentry_async.export`` (raw mode) vs the raw-bytes ceiling.
+
+The time range is chosen so that one project holds about ``--events`` full events in it;
+every variant walks ``/projects/{org}/{project}/events/?full=true`` over that range
+(pages of 10, Sentry's cap for full payloads). Rounds are interleaved; medians shown.
+
+* ``exporter, 1 stream``: ``export(client, ExportSpec(kind="events", window=None, ...),
+  concurrency=1)``: the same cursor chain as the ceiling, written as JSON Lines, with
+  checkpoints (fsync + atomic replace, at most once a second), duplicate detection and
+  the manifest.
+* ``exporter, 1-day windows x4``: the exporter's defaults (one stream per day of the
+  range, four at a time): what a user gets without tuning.
+* ``ceiling: aiohttp -> file``: a bare aiohttp loop reading the same pages' bytes and
+  appending each body to a file (one fsync at the end): the most any exporter can do
+  against this server without concurrency.
+
+MB/s is output bytes per second (the exporter's JSON Lines, the ceiling's page bodies:
+within a few percent of each other for the same events).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Sequence
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import msgspec
+from _server import (
+    FakeServer,
+    Runner,
+    add_common_args,
+    discover,
+    interleaved,
+    next_cursor,
+    server_from_args,
+    summarise,
+    table,
+    write_json,
+)
+
+from sentry_async import SentryClient
+from sentry_async.export import ExportSpec, export
+
+_count = msgspec.json.Decoder(list[msgspec.Raw])
+"""Counts a page's items without decoding them (a scan, negligible next to the I/O)."""
+
+
+def _utc(dt: datetime) -> str:
+    return dt.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+
+
+async def choose_range(
+    server: FakeServer, org: str, projects: list[str], events: int
+) -> tuple[str, datetime, datetime, int]:
+    """(project, start, end, hits): the busiest project and a range of about ``events``."""
+    best: tuple[str, int, datetime | None] = (projects[0], -1, None)
+    async with SentryClient(server.token, base_url=server.base_url) as client:
+        for project in projects[:20]:
+            paginator = client.events.for_project(org, project, page_size=1, limit=1)
+            async for page in paginator.pages():
+                hits = page.hits if page.hits is not None else 0
+                newest = page.items[0].date_created if page.items else None
+                if hits > best[1]:
+                    best = (project, hits, newest)
+                break
+        project, hits, newest = best
+        end = (newest or datetime.now(timezone.utc)) + timedelta(seconds=1)
+        start = end - timedelta(days=90)
+        span = timedelta(days=90) * min(1.0, events / hits) if hits > 0 else timedelta(days=1)
+        start = end - span
+        # How many events really are in the range (X-Hits of the same query).
+        paginator = client.events.for_project(
+            org, project, page_size=1, limit=1, start=start, end=end
+        )
+        in_range = -1
+        async for page in paginator.pages():
+            in_range = page.hits if page.hits is not None else -1
+            break
+    return project, start.replace(microsecond=0), end.replace(microsecond=0), in_range
+
+
+def make_runners(
+    server: FakeServer,
+    org: str,
+    project: str,
+    start: datetime,
+    end: datetime,
+    scratch: Path,
+) -> dict[str, Runner]:
+    counter = iter(range(10**6))
+
+    def fresh_dir() -> Path:
+        path = scratch / f"run-{next(counter)}"
+        if path.exists():
+            shutil.rmtree(path)
+        return path
+
+    def exporter(window: timedelta | None, concurrency: int) -> Runner:
+        async def run() -> tuple[int, int, int]:
+            out = fresh_dir()
+            spec = ExportSpec(
+                kind="events",
+                org=org,
+                projects=(project,),
+                start=start,
+                end=end,
+                window=window,
+                full=True,
+            )
+            async with SentryClient(server.token, base_url=server.base_url) as client:
+                manifest = await export(client, spec, out, concurrency=concurrency)
+            shutil.rmtree(out, ignore_errors=True)
+            return manifest.items, manifest.pages, manifest.bytes
+
+        return run
+
+    async def ceiling() -> tuple[int, int, int]:
+        out = fresh_dir()
+        out.mkdir(parents=True)
+        url = f"{server.api}/projects/{org}/{project}/events/"
+        base = {"full": "true", "per_page": "100", "start": _utc(start), "end": _utc(end)}
+        pages = nbytes = items = 0
+        connector = aiohttp.TCPConnector(limit=100)
+        async with aiohttp.ClientSession(connector=connector, headers=server.headers()) as session:
+            with open(out / "events.json", "wb") as handle:
+                cursor: str | None = None
+                for _ in range(100_000):
+                    params = dict(base)
+                    if cursor is not None:
+                        params["cursor"] = cursor
+                    async with session.get(url, params=params) as resp:
+                        body = await resp.read()
+                        resp.raise_for_status()
+                        link = resp.headers.get("Link")
+                    handle.write(body)
+                    pages += 1
+                    nbytes += len(body)
+                    items += len(_count.decode(body))
+                    cursor = next_cursor(link)
+                    if cursor is None:
+                        break
+                handle.flush()
+                os.fsync(handle.fileno())
+        shutil.rmtree(out, ignore_errors=True)
+        return items, pages, nbytes
+
+    return {
+        "exporter, 1 stream": exporter(None, 1),
+        "exporter, 1-day windows x4": exporter(timedelta(days=1), 4),
+        "ceiling: aiohttp -> file": ceiling,
+    }
+
+
+async def measure(
+    server: FakeServer, *, events: int, rounds: int, time_limit: float, scratch: Path
+) -> dict[str, Any]:
+    info = await discover(server)
+    org = info["org"]
+    project, start, end, in_range = await choose_range(server, org, info["projects"], events)
+    runners = make_runners(server, org, project, start, end, scratch)
+    runs = await interleaved(runners, rounds=rounds, warmup=1, time_limit=time_limit)
+    summary = {name: summarise(r) for name, r in runs.items()}
+    ceiling = summary["ceiling: aiohttp -> file"]
+    ours = summary["exporter, 1 stream"]
+    return {
+        "org": org,
+        "project": project,
+        "start": start.isoformat(),
+        "end": end.isoformat(),
+        "events_in_range": in_range,
+        "results": summary,
+        "ratios": {
+            "exporter_over_ceiling_mb": ours["mb_per_s"] / ceiling["mb_per_s"],
+            "exporter_over_ceiling_items": ours["items_per_s"] / ceiling["items_per_s"],
+        },
+    }
+
+
+def render(result: dict[str, Any]) -> str:
+    summary = result["results"]
+    ceiling = summary["ceiling: aiohttp -> file"]
+    rows = [
+        [
+            name,
+            int(s["items"]),
+            int(s["pages"]),
+            s["mb"],
+            s["mb_per_s"],
+            s["items_per_s"],
+            s["mb_per_s"] / ceiling["mb_per_s"] if ceiling["mb_per_s"] else float("nan"),
+            s["cpu_us_per_item"],
+            f"{s['spread'] * 100:.0f}%",
+            int(s["rounds"]),
+        ]
+        for name, s in summary.items()
+    ]
+    r = result["ratios"]
+    return (
+        table(
+            f"Export: project {result['project']!r}, {result['events_in_range']:,} full events "
+            f"({result['start'][:10]} .. {result['end'][:10]}), raw mode (medians)",
+            [
+                "variant",
+                "items",
+                "pages",
+                "MB",
+                "MB/s",
+                "items/s",
+                "vs ceiling",
+                "client CPU us/item",
+                "spread",
+                "rounds",
+            ],
+            rows,
+        )
+        + f"\nexporter (1 stream) / ceiling = **{r['exporter_over_ceiling_mb']:.2f}x** in MB/s, "
+        f"{r['exporter_over_ceiling_items']:.2f}x in items/s.\n"
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    add_common_args(parser)
+    parser.add_argument("--events", type=int, help="full events per run (5,000; quick 1,000)")
+    parser.add_argument("--rounds", type=int, help="kept rounds (3; quick 2)")
+    args = parser.parse_args(argv)
+    events = args.events or (1_000 if args.quick else 5_000)
+    rounds = args.rounds or (2 if args.quick else 3)
+    started = time.perf_counter()
+    with (
+        server_from_args(args) as server,
+        tempfile.TemporaryDirectory(prefix="sentry-async-export-bench-") as scratch,
+    ):
+        result = asyncio.run(
+            measure(
+                server,
+                events=events,
+                rounds=rounds,
+                time_limit=20 if args.quick else 60,
+                scratch=Path(scratch),
+            )
+        )
+    result["wall_s"] = time.perf_counter() - started
+    result["markdown"] = render(result)
+    print(result["markdown"])
+    write_json(args.json, result)
+    return result
+
+
+if __name__ == "__main__":
+    main()

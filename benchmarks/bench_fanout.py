@@ -1,0 +1,273 @@
+"""Fan-out: many project streams at once through one shared client.
+
+For N = 1, 8, 32 and 128 concurrent streams (one project each), every stream walks its
+project's event summaries (100 per page) for up to ``P`` pages, where ``N * P`` is about
+the same total for every N. Variants, interleaved by round:
+
+* ``sentry_async, N tasks``: one ``SentryClient`` (one session, one limiter) and N
+  ``asyncio.gather``-ed tasks, each ``async for`` over
+  ``client.events.for_project(org, project)``. The client's default
+  ``max_concurrency=25`` per endpoint group applies: past 25 streams, tasks queue for a
+  slot instead of opening more connections (that is the point of the shared limiter).
+* ``..., max_concurrency=N`` (N > 25 only): the same with the cap lifted to N.
+* ``fan_out(concurrency=N), items``: ``sentry_async.fanout.fan_out`` merging the N
+  paginators into one iterator (bounded buffer, backpressure), one item at a time.
+* ``fan_out(concurrency=N), pages()``: the same merging ``paginator.pages()``.
+* ``server ceiling``: N aiohttp readers over N connections that only read bytes (no
+  decoding, no limiter): the most the server process can deliver at that concurrency.
+
+Peak memory is measured in a separate, untimed pass per N with ``tracemalloc`` (Python
+allocations, peak minus the level before the pass), because tracing slows allocation.
+The machine has 2 cores and the server process has one of them: scaling is bounded by
+the server, so read ``vs ceiling`` rather than absolute pages/s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import time
+import tracemalloc
+from collections.abc import AsyncIterable, Callable, Sequence
+from typing import Any
+
+import aiohttp
+from _server import (
+    FakeServer,
+    Runner,
+    add_common_args,
+    discover,
+    interleaved,
+    read_stream,
+    server_from_args,
+    summarise,
+    table,
+    write_json,
+)
+
+from sentry_async import SentryClient
+
+PAGE_SIZE = 100
+OURS = "sentry_async, N tasks"
+
+
+def streams_runners(
+    server: FakeServer, org: str, projects: list[str], pages_per_stream: int
+) -> dict[str, Runner]:
+    """The three variants for one concurrency level (``len(projects)`` streams)."""
+    n = len(projects)
+    limit = pages_per_stream * PAGE_SIZE
+
+    def ours_with(max_concurrency: int | None) -> Runner:
+        async def run() -> tuple[int, int, int]:
+            kwargs: dict[str, Any] = {}
+            if max_concurrency is not None:
+                kwargs["max_concurrency"] = max_concurrency
+                kwargs["max_connections"] = max(100, max_concurrency)
+            async with SentryClient(server.token, base_url=server.base_url, **kwargs) as client:
+
+                async def one(project: str) -> tuple[int, int]:
+                    paginator = client.events.for_project(
+                        org, project, page_size=PAGE_SIZE, limit=limit
+                    )
+                    count = 0
+                    async for _event in paginator:
+                        count += 1
+                    return count, paginator.pages_fetched
+
+                done = await asyncio.gather(*(one(p) for p in projects))
+            return sum(d[0] for d in done), sum(d[1] for d in done), 0
+
+        return run
+
+    async def ceiling() -> tuple[int, int, int]:
+        connector = aiohttp.TCPConnector(limit=max(n, 1))
+        async with aiohttp.ClientSession(connector=connector, headers=server.headers()) as session:
+            deadline = time.perf_counter() + 120
+            done = await asyncio.gather(
+                *(
+                    read_stream(
+                        session,
+                        f"{server.api}/projects/{org}/{project}/events/",
+                        {"per_page": str(PAGE_SIZE)},
+                        max_pages=pages_per_stream,
+                        deadline=deadline,
+                    )
+                    for project in projects
+                )
+            )
+        pages = sum(d[0] for d in done)
+        return pages * PAGE_SIZE, pages, sum(d[1] for d in done)
+
+    def merged(pages: bool) -> Runner:
+        async def run() -> tuple[int, int, int]:
+            from sentry_async.fanout import fan_out
+
+            count = npages = 0
+            async with SentryClient(server.token, base_url=server.base_url) as client:
+
+                def factory(project: str) -> Callable[[], AsyncIterable[Any]]:
+                    def make() -> AsyncIterable[Any]:
+                        paginator = client.events.for_project(
+                            org, project, page_size=PAGE_SIZE, limit=limit
+                        )
+                        return paginator.pages() if pages else paginator
+
+                    return make
+
+                streams = {project: factory(project) for project in projects}
+                async with fan_out(streams, concurrency=n) as stream:
+                    async for _key, value in stream:
+                        if pages:
+                            npages += 1
+                            count += len(value.items)
+                        else:
+                            count += 1
+            if not pages:
+                npages = -(-count // PAGE_SIZE)
+            return count, npages, 0
+
+        return run
+
+    runners = {"sentry_async, N tasks": ours_with(None)}
+    if n > 25:
+        runners[f"sentry_async, N tasks, max_concurrency={n}"] = ours_with(n)
+    if _has_fanout():
+        runners["fan_out(concurrency=N), items"] = merged(pages=False)
+        runners["fan_out(concurrency=N), pages()"] = merged(pages=True)
+    runners["server ceiling"] = ceiling
+    return runners
+
+
+def _has_fanout() -> bool:
+    try:
+        import sentry_async.fanout  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+async def peak_memory(runner: Runner) -> float:
+    """Peak traced Python memory (MiB) above the level before the run."""
+    gc.collect()
+    tracemalloc.start()
+    try:
+        base, _ = tracemalloc.get_traced_memory()
+        tracemalloc.reset_peak()
+        await runner()
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    return (peak - base) / 2**20
+
+
+async def measure(
+    server: FakeServer,
+    *,
+    levels: Sequence[int],
+    total_pages: int,
+    rounds: int,
+    time_limit: float,
+) -> dict[str, Any]:
+    info = await discover(server)
+    org, projects = info["org"], info["projects"]
+    results: dict[str, Any] = {}
+    per_level_limit = time_limit / max(len(levels), 1)
+    for n in levels:
+        if n > len(projects):
+            results[str(n)] = {"skipped": f"the server has only {len(projects)} projects"}
+            continue
+        pages_per_stream = max(2, -(-total_pages // n))
+        runners = streams_runners(server, org, projects[:n], pages_per_stream)
+        runs = await interleaved(runners, rounds=rounds, warmup=1, time_limit=per_level_limit)
+        summary = {name: summarise(r) for name, r in runs.items()}
+        memory = {name: await peak_memory(runners[name]) for name in runners}
+        results[str(n)] = {
+            "streams": n,
+            "pages_per_stream": pages_per_stream,
+            "variants": summary,
+            "peak_mib": memory,
+        }
+    return {"org": org, "projects": len(projects), "levels": list(levels), "results": results}
+
+
+def render(result: dict[str, Any]) -> str:
+    rows = []
+    base_ours: float | None = None
+    for key, level in result["results"].items():
+        if "skipped" in level:
+            rows.append([key, level["skipped"], "-", "-", "-", "-", "-", "-", "-", "-"])
+            continue
+        ceiling = level["variants"]["server ceiling"]["pages_per_s"]
+        for name, s in level["variants"].items():
+            if name == OURS and base_ours is None:
+                base_ours = s["pages_per_s"]
+            scaling = s["pages_per_s"] / base_ours if name == OURS and base_ours else None
+            rows.append(
+                [
+                    key,
+                    name,
+                    int(s["pages"]),
+                    s["pages_per_s"],
+                    s["pages_per_s"] / ceiling if ceiling else float("nan"),
+                    scaling if scaling is not None else "",
+                    s["cpu_us_per_item"] * PAGE_SIZE / 1000,
+                    level["peak_mib"][name],
+                    f"{s['spread'] * 100:.0f}%",
+                    int(s["rounds"]),
+                ]
+            )
+    return (
+        table(
+            f"Fan-out: concurrent project streams, event summaries x {PAGE_SIZE} (medians)",
+            [
+                "streams",
+                "variant",
+                "pages",
+                "pages/s",
+                "vs ceiling",
+                "vs 1 stream",
+                "client CPU ms/page",
+                "peak MiB (tracemalloc)",
+                "spread",
+                "rounds",
+            ],
+            rows,
+        )
+        + "\n`vs ceiling`: pages/s over the bytes-only reader's at the same N. `vs 1 stream`: "
+        "sentry_async's pages/s over its own with one stream. The server process has one of "
+        "the two cores, so the ceiling is flat beyond a few streams.\n"
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    add_common_args(parser)
+    parser.add_argument("--levels", type=int, nargs="+", default=[1, 8, 32, 128])
+    parser.add_argument("--total-pages", type=int, help="pages per run (256; quick 128)")
+    parser.add_argument("--rounds", type=int, help="kept rounds (3; quick 2)")
+    parser.add_argument("--scale", default="large", help="fake server scale")
+    args = parser.parse_args(argv)
+    total = args.total_pages or (128 if args.quick else 256)
+    rounds = args.rounds or (2 if args.quick else 3)
+    started = time.perf_counter()
+    with server_from_args(args, scale=args.scale) as server:
+        result = asyncio.run(
+            measure(
+                server,
+                levels=args.levels,
+                total_pages=total,
+                rounds=rounds,
+                time_limit=20 if args.quick else 80,
+            )
+        )
+    result["wall_s"] = time.perf_counter() - started
+    result["markdown"] = render(result)
+    print(result["markdown"])
+    write_json(args.json, result)
+    return result
+
+
+if __name__ == "__main__":
+    main()

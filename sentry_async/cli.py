@@ -1,0 +1,431 @@
+"""The ``sentry-async`` command: resumable exports, and a demo against a bundled fake Sentry.
+
+Only argument parsing, token loading, error-to-exit-code mapping and summaries live here;
+the work is :mod:`sentry_async.export`'s. Output that answers the command (the summary)
+goes to stdout; progress, logs and errors go to stderr. The token is never printed: not
+in errors, logs, progress, or ``--help``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import TextIO
+
+import anyio
+
+from ._version import __version__
+from .client import DEFAULT_BASE_URL, SentryClient
+from .errors import APIError, Forbidden, NotFound, SentryError, TransportError, Unauthorized
+from .export import (
+    CheckpointError,
+    ExportDecodeError,
+    ExportLockedError,
+    ExportSpec,
+    Manifest,
+    OutputNotEmptyError,
+    Progress,
+    SpecMismatchError,
+    UnknownProjectError,
+    export,
+    parse_duration,
+    parse_utc,
+    show_progress,
+)
+from .export._progress import DisplayMode, format_bytes
+
+__all__ = [
+    "EXIT_API",
+    "EXIT_AUTH",
+    "EXIT_INTERRUPTED",
+    "EXIT_NOT_FOUND",
+    "EXIT_OK",
+    "EXIT_OUTPUT",
+    "EXIT_USAGE",
+    "main",
+]
+
+EXIT_OK = 0
+EXIT_API = 1
+EXIT_USAGE = 2
+EXIT_AUTH = 3
+EXIT_NOT_FOUND = 4
+EXIT_OUTPUT = 5
+EXIT_INTERRUPTED = 130
+
+DEFAULT_PERIOD = "30d"
+DEMO_SEED = 0
+DEMO_PERIOD = timedelta(days=30)
+
+logger = logging.getLogger("sentry_async.cli")
+
+_EPILOG = f"""\
+times:
+  --since/--until take a date (2026-01-01) or an ISO datetime (2026-01-01T12:00:00+02:00);
+  a value without an offset is taken as UTC. Without --since or --period the range is the
+  last {DEFAULT_PERIOD}. The range is pinned to absolute times when the export starts and kept on
+  --resume, so a resumed "--period 14d" export covers the same 14 days.
+
+output (DIR):
+  <target>.jsonl[.gz]   one file per project (issue-<id> for --issue), one item per line,
+                        the exact JSON Sentry sent; gzip files hold one gzip member per page
+  checkpoint.json       progress per stream; lets --resume continue after any stop
+  manifest.json         written at the end: counts per file and stream, range, arguments
+
+exit codes:
+  0  done
+  1  API or network error (5xx, timeouts, undecodable page), after retries
+  2  bad arguments, or no token
+  3  authentication failed (401) or permission denied (403)
+  4  organization, project or issue not found (404)
+  5  output directory refused: not empty, other arguments on --resume, locked, or damaged
+  130 interrupted (Ctrl-C): the checkpoint is saved, run again with --resume
+
+the token comes from --token-file or $SENTRY_AUTH_TOKEN and is never printed.
+"""
+
+
+class _UsageError(Exception):
+    """A problem with the arguments found after parsing (exit 2)."""
+
+
+@dataclass
+class _Outcome:
+    code: int
+    message: str
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (public for docs and tests)."""
+    parser = argparse.ArgumentParser(
+        prog="sentry-async",
+        description="Export Sentry issues, raw events and Discover rows to JSON Lines, "
+        "resumably and exactly once.",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    exporter = commands.add_parser(
+        "export",
+        help="export issues, events or Discover rows to a directory",
+        description="Export to DIR: one JSON Lines file per project, a checkpoint while "
+        "running, a manifest at the end.",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    exporter.add_argument(
+        "kind",
+        choices=("issues", "events", "discover"),
+        help="issues; events (full raw payloads); discover (rows of --field)",
+    )
+    exporter.add_argument("--org", required=True, help="organization slug or id")
+    exporter.add_argument(
+        "--project",
+        action="append",
+        metavar="SLUG",
+        help="a project slug or id (repeatable; default: every project of the org)",
+    )
+    exporter.add_argument(
+        "--issue",
+        action="append",
+        metavar="ID",
+        help="events: export these issues' events instead of projects' (repeatable)",
+    )
+    when = exporter.add_argument_group("time range (naive values are UTC)")
+    when.add_argument("--since", metavar="WHEN", help="start: 2026-01-01 or ISO datetime")
+    when.add_argument("--until", metavar="WHEN", help="end (default: now)")
+    when.add_argument(
+        "--period",
+        metavar="DURATION",
+        help=f"the last DURATION, e.g. 14d, 12h, 2w (default {DEFAULT_PERIOD})",
+    )
+    exporter.add_argument("--query", help="Sentry search query (issues: default all issues)")
+    exporter.add_argument(
+        "--field",
+        action="append",
+        metavar="FIELD",
+        help="discover: a column to export (repeatable; default id, timestamp, title, ...)",
+    )
+    exporter.add_argument("--output", "-o", required=True, metavar="DIR", help="output directory")
+    exporter.add_argument(
+        "--resume", action="store_true", help="continue the export already in DIR"
+    )
+    exporter.add_argument("--gzip", action="store_true", help="write .jsonl.gz files")
+    exporter.add_argument(
+        "--window",
+        default="1d",
+        metavar="DURATION",
+        help="split the range into windows of DURATION, each with its own cursor "
+        "(default 1d; 'none' for one window)",
+    )
+    exporter.add_argument(
+        "--concurrency",
+        type=_positive_int,
+        default=4,
+        metavar="N",
+        help="streams fetched at once (default 4)",
+    )
+    _add_connection_args(exporter)
+    _add_verbosity_args(exporter)
+
+    demo = commands.add_parser(
+        "demo",
+        help="export from a bundled fake Sentry: no token, no network",
+        description="Start the bundled fake Sentry on 127.0.0.1, export one organization's "
+        "issues and full raw events of the last 30 days from it, and print a summary.",
+    )
+    demo.add_argument(
+        "--output", "-o", metavar="DIR", help="output directory (default: a new temp dir)"
+    )
+    demo.add_argument(
+        "--scale",
+        choices=("small", "default", "large"),
+        default="default",
+        help="size of the fake data set (default: default)",
+    )
+    demo.add_argument("--gzip", action="store_true", help="write .jsonl.gz files")
+    demo.add_argument(
+        "--concurrency", type=_positive_int, default=4, metavar="N", help="streams at once"
+    )
+    _add_verbosity_args(demo)
+    return parser
+
+
+def _add_connection_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--base-url",
+        metavar="URL",
+        help=f"Sentry's URL (default: $SENTRY_URL, else {DEFAULT_BASE_URL})",
+    )
+    parser.add_argument(
+        "--token-file",
+        metavar="PATH",
+        help="read the auth token from PATH (default: $SENTRY_AUTH_TOKEN)",
+    )
+
+
+def _add_verbosity_args(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--quiet", "-q", action="store_true", help="errors only, no progress")
+    group.add_argument("--verbose", "-v", action="store_true", help="debug logging")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _setup_logging(quiet: bool, verbose: bool, stream: TextIO) -> None:
+    level = logging.WARNING if quiet else logging.DEBUG if verbose else logging.INFO
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger("sentry_async")
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    root.propagate = False
+
+
+def _read_token(token_file: str | None) -> str:
+    if token_file is not None:
+        try:
+            token = Path(token_file).read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise _UsageError(f"cannot read --token-file {token_file}: {exc.strerror}") from None
+        if not token:
+            raise _UsageError(f"--token-file {token_file} is empty")
+        return token
+    token = os.environ.get("SENTRY_AUTH_TOKEN", "").strip()
+    if not token:
+        raise _UsageError("no auth token: pass --token-file PATH or set SENTRY_AUTH_TOKEN")
+    return token
+
+
+def _spec_from_args(args: argparse.Namespace) -> ExportSpec:
+    try:
+        since = parse_utc(args.since) if args.since else None
+        until = parse_utc(args.until) if args.until else None
+        if args.period and args.since:
+            raise _UsageError("give --since or --period, not both")
+        period_text = args.period or (None if since else DEFAULT_PERIOD)
+        period = parse_duration(period_text) if period_text else None
+        window = None if args.window.strip().lower() == "none" else parse_duration(args.window)
+        if args.field and args.kind != "discover":
+            raise _UsageError("--field is for 'export discover'")
+        if args.issue and args.kind != "events":
+            raise _UsageError("--issue is for 'export events'")
+        if args.issue and args.project:
+            raise _UsageError("give --project or --issue, not both")
+        return ExportSpec(
+            kind=args.kind,
+            org=args.org,
+            projects=tuple(args.project) if args.project else None,
+            issues=tuple(args.issue) if args.issue else None,
+            start=since,
+            end=until,
+            period=period,
+            query=args.query,
+            fields=tuple(args.field or ()),
+            window=window,
+            gzip=args.gzip,
+        )
+    except ValueError as exc:
+        raise _UsageError(str(exc)) from None
+
+
+def _summary(manifest: Manifest, directory: Path, elapsed: float) -> str:
+    return (
+        f"{manifest.kind}: {manifest.items:,} items, {format_bytes(manifest.bytes)} in "
+        f"{len(manifest.files)} files, {manifest.start} .. {manifest.end}, "
+        f"{elapsed:.1f}s -> {directory}"
+    )
+
+
+def _display_mode(args: argparse.Namespace) -> DisplayMode:
+    return "none" if args.quiet else "auto"
+
+
+async def _run_export(args: argparse.Namespace, token: str, out: TextIO) -> int:
+    spec = _spec_from_args(args)
+    directory = Path(args.output)
+    started = time.perf_counter()
+    progress = Progress(spec.kind)
+    async with SentryClient(token, base_url=args.base_url) as client:
+        with show_progress(progress, mode=_display_mode(args)):
+            manifest = await export(
+                client,
+                spec,
+                directory,
+                resume=args.resume,
+                concurrency=args.concurrency,
+                progress=progress,
+            )
+    if not args.quiet:
+        print(_summary(manifest, directory, time.perf_counter() - started), file=out)
+    return EXIT_OK
+
+
+async def _run_demo(args: argparse.Namespace, out: TextIO) -> int:
+    try:
+        from .testing import FakeSentry
+    except ImportError as exc:  # pragma: no cover - the package ships it
+        raise SentryError(f"the bundled fake server is not available: {exc}") from exc
+    directory = Path(args.output) if args.output else Path(tempfile.mkdtemp(prefix="sentry-demo-"))
+    started = time.perf_counter()
+    print(f"demo: starting a fake Sentry (scale {args.scale!r}); output in {directory}", file=out)
+    manifests: list[tuple[Manifest, Path]] = []
+    async with FakeSentry(seed=DEMO_SEED, scale=args.scale) as server:
+        now: datetime = server.data.now
+        async with SentryClient(server.token, base_url=server.url) as client:
+            org = server.data.orgs[0].slug
+            for kind in ("issues", "events"):
+                spec = ExportSpec(
+                    kind=kind,
+                    org=org,
+                    period=DEMO_PERIOD,
+                    end=now,
+                    gzip=args.gzip,
+                )
+                target = directory / kind
+                progress = Progress(f"{org} {kind}")
+                with show_progress(progress, mode=_display_mode(args)):
+                    manifest = await export(
+                        client,
+                        spec,
+                        target,
+                        resume=True,
+                        concurrency=args.concurrency,
+                        progress=progress,
+                    )
+                manifests.append((manifest, target))
+    elapsed = time.perf_counter() - started
+    items = sum(m.items for m, _ in manifests)
+    size = sum(m.bytes for m, _ in manifests)
+    files = sum(len(m.files) for m, _ in manifests)
+    for manifest, target in manifests:
+        print(
+            f"  {manifest.kind:<7} {manifest.items:>8,} items  {format_bytes(manifest.bytes):>10}"
+            f"  {len(manifest.files):>3} files  {target}",
+            file=out,
+        )
+    print(
+        f"demo: exported {items:,} items ({format_bytes(size)}, {files} files) from "
+        f"organization {manifests[0][0].org} in {elapsed:.1f}s; output in {directory}",
+        file=out,
+    )
+    return EXIT_OK
+
+
+def _classify(exc: BaseException) -> _Outcome:
+    """An exit code and a one-line message for an error that ends the command."""
+    if isinstance(exc, _UsageError):
+        return _Outcome(EXIT_USAGE, str(exc))
+    if isinstance(exc, Unauthorized):
+        return _Outcome(EXIT_AUTH, f"authentication failed: {exc}")
+    if isinstance(exc, Forbidden):
+        return _Outcome(EXIT_AUTH, f"permission denied: {exc}")
+    if isinstance(exc, NotFound):
+        return _Outcome(EXIT_NOT_FOUND, f"not found (check --org, --project, --issue): {exc}")
+    if isinstance(exc, UnknownProjectError):
+        return _Outcome(EXIT_NOT_FOUND, str(exc))
+    if isinstance(
+        exc, (SpecMismatchError, OutputNotEmptyError, ExportLockedError, CheckpointError)
+    ):
+        return _Outcome(EXIT_OUTPUT, str(exc))
+    if isinstance(exc, ExportDecodeError):
+        return _Outcome(EXIT_API, str(exc))
+    if isinstance(exc, APIError):
+        return _Outcome(EXIT_API, f"API error: {exc}")
+    if isinstance(exc, TransportError):
+        return _Outcome(EXIT_API, f"network error: {exc}")
+    if isinstance(exc, SentryError):
+        return _Outcome(EXIT_API, str(exc))
+    if isinstance(exc, OSError):
+        return _Outcome(EXIT_API, f"I/O error: {exc}")
+    raise exc
+
+
+def main(
+    argv: Sequence[str] | None = None, *, stdout: TextIO | None = None, stderr: TextIO | None = None
+) -> int:
+    """Run the command line; returns the exit code (see ``--help``)."""
+    out = stdout if stdout is not None else sys.stdout
+    err = stderr if stderr is not None else sys.stderr
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _setup_logging(args.quiet, args.verbose, err)
+    token: str | None = None
+    try:
+        if args.command == "demo":
+            return anyio.run(_run_demo, args, out, backend="asyncio")
+        token = _read_token(args.token_file)
+        return anyio.run(_run_export, args, token, out, backend="asyncio")
+    except KeyboardInterrupt:
+        print(
+            "sentry-async: interrupted; the checkpoint is saved, run again with --resume",
+            file=err,
+        )
+        return EXIT_INTERRUPTED
+    except Exception as exc:
+        outcome = _classify(exc)
+        message = outcome.message
+        if token:
+            message = message.replace(token, "********")
+        print(f"sentry-async: error: {message}", file=err)
+        if args.verbose:
+            logger.debug("details", exc_info=exc)
+        return outcome.code

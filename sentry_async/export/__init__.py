@@ -1,0 +1,64 @@
+"""Resumable, exactly-once bulk export of issues, raw events and Discover rows to JSON Lines.
+
+``await export(client, ExportSpec(kind="events", org="acme", period=timedelta(days=30)),
+"out/")`` writes one ``.jsonl`` (or ``.jsonl.gz``) file per project (per issue for an
+issue's events), ``checkpoint.json`` while it runs and ``manifest.json`` at the end; rerun
+with ``resume=True`` after any stop, including ``kill -9``, and every item ends up in the
+output exactly once (see :mod:`sentry_async.export._exporter` for how).
+"""
+
+from ._checkpoint import CHECKPOINT_NAME, Checkpoint, FileState, ProjectRef, StreamState
+from ._errors import (
+    CheckpointError,
+    ExportDecodeError,
+    ExportError,
+    ExportLockedError,
+    OutputNotEmptyError,
+    SpecMismatchError,
+    UnknownProjectError,
+)
+from ._exporter import (
+    DEFAULT_DISCOVER_FIELDS,
+    MANIFEST_NAME,
+    Exporter,
+    ExportKind,
+    ExportSpec,
+    Manifest,
+    ManifestFile,
+    ManifestStream,
+    export,
+)
+from ._progress import Progress, ProgressSnapshot, show_progress
+from ._windows import Window, format_utc, parse_duration, parse_utc, split_windows
+
+__all__ = [
+    "CHECKPOINT_NAME",
+    "DEFAULT_DISCOVER_FIELDS",
+    "MANIFEST_NAME",
+    "Checkpoint",
+    "CheckpointError",
+    "ExportDecodeError",
+    "ExportError",
+    "ExportKind",
+    "ExportLockedError",
+    "ExportSpec",
+    "Exporter",
+    "FileState",
+    "Manifest",
+    "ManifestFile",
+    "ManifestStream",
+    "OutputNotEmptyError",
+    "Progress",
+    "ProgressSnapshot",
+    "ProjectRef",
+    "SpecMismatchError",
+    "StreamState",
+    "UnknownProjectError",
+    "Window",
+    "export",
+    "format_utc",
+    "parse_duration",
+    "parse_utc",
+    "show_progress",
+    "split_windows",
+]

@@ -1,0 +1,73 @@
+"""What can stop an export, each with enough context to act on."""
+
+from __future__ import annotations
+
+from ..errors import SentryError
+
+__all__ = [
+    "CheckpointError",
+    "ExportDecodeError",
+    "ExportError",
+    "ExportLockedError",
+    "OutputNotEmptyError",
+    "SpecMismatchError",
+    "UnknownProjectError",
+]
+
+
+class ExportError(SentryError):
+    """Base class of the exporter's own errors."""
+
+
+class SpecMismatchError(ExportError):
+    """``resume`` was asked with arguments that differ from the checkpoint's.
+
+    Continuing would mix two different exports in one directory; ``differences`` maps each
+    differing setting to ``(in the checkpoint, requested now)``.
+    """
+
+    def __init__(self, directory: str, differences: dict[str, tuple[object, object]]) -> None:
+        self.directory = directory
+        self.differences = differences
+        parts = "; ".join(
+            f"{name}: checkpoint has {old!r}, now {new!r}"
+            for name, (old, new) in differences.items()
+        )
+        super().__init__(
+            f"cannot resume the export in {directory}: its arguments differ ({parts}); "
+            "rerun with the original arguments or choose another output directory"
+        )
+
+
+class OutputNotEmptyError(ExportError):
+    """The output directory already holds an export (or other files) and ``resume`` is off."""
+
+
+class ExportLockedError(ExportError):
+    """Another process is exporting into the same directory right now."""
+
+
+class CheckpointError(ExportError):
+    """The checkpoint is unreadable, or the data files are shorter than it records."""
+
+
+class UnknownProjectError(ExportError):
+    """A requested project is not in the organization (or the org has no projects)."""
+
+
+class ExportDecodeError(ExportError):
+    """A page of ``stream`` requested with ``cursor`` could not be decoded.
+
+    Nothing of that page was written and the checkpoint still points at it, so a resumed
+    run starts again from exactly that page.
+    """
+
+    def __init__(self, stream: str, cursor: str | None, reason: str) -> None:
+        self.stream = stream
+        self.cursor = cursor
+        self.reason = reason
+        where = f"cursor {cursor!r}" if cursor is not None else "the first page"
+        super().__init__(
+            f"stream {stream}: the page at {where} could not be decoded ({reason}); "
+            "the checkpoint stays at the last good page, resume to retry"
+        )
