@@ -27,6 +27,7 @@ from .errors import (
     Unauthorized,
     UnsafeRedirect,
 )
+from .fanout import FanOut, StreamDone, StreamItem, fan_out
 from .limiter import GroupState, RateLimiter
 from .pagination import Page, Paginator, Position
 from .resources.issues import BulkResult
@@ -38,6 +39,7 @@ __all__ = [
     "ConnectionFailed",
     "DecodeError",
     "ErrorDetail",
+    "FanOut",
     "Forbidden",
     "GroupState",
     "Link",
@@ -57,11 +59,14 @@ __all__ = [
     "SentryClient",
     "SentryError",
     "ServerError",
+    "StreamDone",
+    "StreamItem",
     "Timeouts",
     "TransportError",
     "Unauthorized",
     "UnsafeRedirect",
     "__version__",
+    "fan_out",
     "page_links",
     "parse_link_header",
     "parse_rate_limit",

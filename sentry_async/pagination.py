@@ -90,9 +90,12 @@ class Paginator(Generic[T], AsyncIterator[T]):
     limit: int | None = None
     max_pages: int | None = None
     description: str = ""
-    position: Position = field(init=False)
     pages_fetched: int = field(default=0, init=False)
+    _position: Position = field(init=False, repr=False)
     _iterator: AsyncIterator[T] | None = field(default=None, init=False, repr=False)
+    _page_cursor: str | None = field(default=None, init=False, repr=False)
+    _page_base: int = field(default=-1, init=False, repr=False)
+    _taken: int = field(default=0, init=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.limit is not None and self.limit < 0:
@@ -101,13 +104,21 @@ class Paginator(Generic[T], AsyncIterator[T]):
             raise ValueError("max_pages must be at least 1")
         if self.skip < 0:
             raise ValueError("skip must not be negative")
-        self.position = Position(self.cursor, self.skip)
+        self._position = Position(self.cursor, self.skip)
+
+    @property
+    def position(self) -> Position:
+        """Where to resume: after the last item handed out (or page, with :meth:`pages`)."""
+        if self._page_base >= 0:
+            return Position(self._page_cursor, self._page_base + self._taken)
+        return self._position
 
     async def pages(self) -> AsyncIterator[Page[T]]:
         """Yield pages lazily; with ``limit``, the last page is trimmed to the limit."""
         cursor, skip = self.cursor, self.skip
         left = self.limit
-        self.position = Position(cursor, skip)
+        self._position = Position(cursor, skip)
+        self._page_base = -1
         self.pages_fetched = 0
         if left == 0:
             return
@@ -149,9 +160,9 @@ class Paginator(Generic[T], AsyncIterator[T]):
             )
             if trimmed:
                 # The page held more than the limit: resume inside it.
-                self.position = Position(cursor, skip + len(items))
+                self._position = Position(cursor, skip + len(items))
             else:
-                self.position = Position(next_cursor, 0, done=next_cursor is None)
+                self._position = Position(next_cursor, 0, done=next_cursor is None)
             if left is not None:
                 left -= len(items)
             yield page
@@ -160,12 +171,16 @@ class Paginator(Generic[T], AsyncIterator[T]):
             cursor, skip = next_cursor, 0
 
     async def _items(self) -> AsyncIterator[T]:
+        # The position inside a page is computed on demand from a counter: building a
+        # Position per item would cost more than the rest of the per-item work.
         async for page in self.pages():
-            start = self.position
-            for index, item in enumerate(page.items):
-                self.position = Position(page.cursor, self._base_skip(page) + index + 1)
+            self._page_cursor = page.cursor
+            self._page_base = self._base_skip(page)
+            self._taken = 0
+            for item in page.items:
+                self._taken += 1
                 yield item
-            self.position = start
+            self._page_base = -1
 
     def _base_skip(self, page: Page[T]) -> int:
         return self.skip if page.cursor == self.cursor and self.pages_fetched == 1 else 0

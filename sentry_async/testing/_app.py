@@ -89,6 +89,9 @@ class ServerState:
     group_in_flight: Counter[str] = field(default_factory=Counter)
     group_max_in_flight: Counter[str] = field(default_factory=Counter)
     windows: dict[str, tuple[int, int]] = field(default_factory=dict)
+    issue_lists: dict[tuple[Any, ...], tuple[int, list[IssueRecord]]] = field(default_factory=dict)
+    """Filtered, sorted issue listings by query (without the cursor), so that walking
+    thousands of pages does not filter and sort the whole dataset once per page."""
 
 
 class ApiError(Exception):
@@ -379,8 +382,17 @@ async def list_issues(request: web.Request) -> web.Response:
         "auto",
     ):
         raise ApiError(400, "Invalid stats_period. Valid choices are '', '24h', '14d' and 'auto'")
-    rows = _issue_filter(request, org)
-    rows.sort(key=_ISSUE_SORTS.get(request.query.get("sort", "date"), _ISSUE_SORTS["date"]))
+    key = (org.slug, tuple(sorted((k, v) for k, v in request.query.items() if k != "cursor")))
+    cached = _state(request).issue_lists.get(key)
+    if cached is not None and cached[0] == data.generation:
+        rows = cached[1]
+    else:
+        rows = _issue_filter(request, org)
+        rows.sort(key=_ISSUE_SORTS.get(request.query.get("sort", "date"), _ISSUE_SORTS["date"]))
+        lists = _state(request).issue_lists
+        if len(lists) >= 64:
+            lists.clear()
+        lists[key] = (data.generation, rows)
     limit = min(_per_page(request, "limit", 10_000), 100)
     return _page(request, rows, data.issue_bytes, per_page=limit, style="value", hits=True)
 
@@ -500,6 +512,7 @@ async def bulk_delete_issues(request: web.Request) -> web.Response:
         targets = _issue_filter(request, org)[:1000]
     for issue in targets:
         issue.deleted = True
+        data.invalidate_issue(issue)
     return web.Response(status=204)
 
 
@@ -517,7 +530,9 @@ async def update_issue(request: web.Request) -> web.Response:
 
 
 async def delete_issue(request: web.Request) -> web.Response:
-    _issue(request, _org(request)).deleted = True
+    issue = _issue(request, _org(request))
+    issue.deleted = True
+    _state(request).data.invalidate_issue(issue)
     return web.Response(status=202)
 
 

@@ -141,6 +141,8 @@ class Dataset:
         self.issues_by_id: dict[str, IssueRecord] = {}
         self.events_by_id: dict[str, EventRecord] = {}
         self._issue_cache: dict[str, bytes] = {}
+        self.generation = 0
+        """Bumped on every change to an issue, so cached listings know they are stale."""
         self._event_cache: OrderedDict[tuple[str, bool], bytes] = OrderedDict()
         self._event_cache_bytes = 0
         self._build()
@@ -445,6 +447,7 @@ class Dataset:
 
     def invalidate_issue(self, issue: IssueRecord) -> None:
         self._issue_cache.pop(issue.id, None)
+        self.generation += 1
 
     def summary_body(self, event: EventRecord) -> dict[str, Any]:
         issue = event.issue
