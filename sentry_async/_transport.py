@@ -10,8 +10,9 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 import aiohttp
 import anyio
@@ -22,10 +23,19 @@ from ._protocol.errors import build_api_error, is_query_timeout, parse_error_bod
 from ._protocol.hosts import origin, resolve_redirect
 from ._protocol.ratelimit import RateLimitInfo, parse_rate_limit, parse_retry_after
 from ._protocol.retry import RetryPolicy, decide
-from .errors import ConnectionFailed, RequestTimeout, TransportError, UnsafeRedirect
+from .errors import (
+    ConnectionFailed,
+    RateLimited,
+    RequestTimeout,
+    SentryError,
+    TransportError,
+    UnsafeRedirect,
+)
 from .limiter import RateLimiter
 
-__all__ = ["Response", "Secret", "Transport"]
+__all__ = ["MalformedBody", "Response", "Secret", "Transport"]
+
+T = TypeVar("T")
 
 logger = logging.getLogger("sentry_async")
 
@@ -66,6 +76,23 @@ class Response:
     elapsed: float
 
 
+class MalformedBody(Exception):
+    """Raised by a decoder when a success body is not even well-formed JSON.
+
+    A body that parses but does not fit the model is final; one that does not parse at all
+    was most likely cut short or replaced on the way (a proxy's page, a broken transfer),
+    so the request is sent again when it is safe to repeat.
+    """
+
+    def __init__(self, error: SentryError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+def _whole(response: Response) -> Response:
+    return response
+
+
 class _Failure(Exception):
     def __init__(self, kind: str, error: TransportError) -> None:
         self.kind = kind
@@ -88,6 +115,11 @@ class Transport:
         rng: random.Random | None = None,
     ) -> None:
         self.session = session
+        if hasattr(session, "_retry_connection"):
+            # aiohttp silently resends GET/PUT/DELETE once when the server disconnects: that
+            # would double every attempt count and resend non-idempotent PUTs and DELETEs.
+            # Every resend goes through the retry policy here instead.
+            session._retry_connection = False
         self._token = token
         self.limiter = limiter
         self.retry = retry
@@ -108,18 +140,58 @@ class Transport:
         retry: RetryPolicy | None = None,
     ) -> Response:
         """Send until success, a final error, or the retry budget is spent."""
+        return await self.send_decoded(
+            method,
+            url,
+            group=group,
+            params=params,
+            body=body,
+            idempotent=idempotent,
+            retry=retry,
+            decode=_whole,
+        )
+
+    async def send_decoded(
+        self,
+        method: str,
+        url: URL,
+        *,
+        group: str,
+        params: Sequence[tuple[str, str]] = (),
+        body: bytes | None = None,
+        idempotent: bool,
+        retry: RetryPolicy | None = None,
+        decode: Callable[[Response], T],
+    ) -> T:
+        """:meth:`send`, then ``decode`` the success; a :class:`MalformedBody` from it counts
+        as a failed attempt (a body cut short or mangled on the way), retried like one."""
         policy = retry or self.retry
         if params:
             url = url.extend_query(list(params))
         attempt = 0
         while True:
             attempt += 1
+            paused = self.limiter.blocked_for(group)
+            if paused > policy.max_wait:
+                # An earlier 429 asked for a longer pause than this caller will wait: fail
+                # now, as that request did, instead of sleeping or sending into the limit.
+                raise RateLimited(
+                    429,
+                    method=method,
+                    url=str(url),
+                    detail=f"the server asked to pause this endpoint for {paused:.0f}s more",
+                    retry_after=paused,
+                )
             try:
                 async with self.limiter.slot(group):
                     response = await self._send_once(method, url, body)
             except _Failure as failure:
                 decision = decide(
-                    attempt=attempt, policy=policy, idempotent=idempotent, kind=failure.kind
+                    attempt=attempt,
+                    policy=policy,
+                    idempotent=idempotent,
+                    kind=failure.kind,
+                    rng=self._rng,
                 )
                 if not decision.retry:
                     raise failure.error from failure.error.__cause__
@@ -136,7 +208,29 @@ class Transport:
                 continue
             self.limiter.observe(group, response.rate_limit)
             if response.status < 400:
-                return response
+                try:
+                    return decode(response)
+                except MalformedBody as malformed:
+                    decision = decide(
+                        attempt=attempt,
+                        policy=policy,
+                        idempotent=idempotent,
+                        kind="payload",
+                        rng=self._rng,
+                    )
+                    if not decision.retry:
+                        raise malformed.error from malformed.error.__cause__
+                    logger.warning(
+                        "retrying %s %s in %.2fs (attempt %d of %d): %s",
+                        method,
+                        url,
+                        decision.delay,
+                        attempt + 1,
+                        policy.attempts,
+                        malformed.error,
+                    )
+                    await anyio.sleep(decision.delay)
+                    continue
             detail, _ = parse_error_body(response.body)
             wall = time.time()
             decision = decide(
@@ -225,12 +319,21 @@ class Transport:
                     ),
                 ) from exc
             if status in _REDIRECTS and "Location" in resp_headers:
-                target, trusted = resolve_redirect(
-                    url, resp_headers["Location"], frozenset(self.trusted_origins)
-                )
-                if not trusted:
+                try:
+                    target, trusted = resolve_redirect(
+                        url, resp_headers["Location"], frozenset(self.trusted_origins)
+                    )
+                except ValueError as exc:
                     raise UnsafeRedirect(
-                        f"refusing to follow a redirect to untrusted origin {target.origin()}",
+                        f"refusing to follow a redirect to an unparsable location: {exc}",
+                        method=method,
+                        url=str(url),
+                    ) from exc
+                if not trusted:
+                    scheme, host, port = origin(target)
+                    raise UnsafeRedirect(
+                        "refusing to follow a redirect to untrusted origin "
+                        f"{scheme}://{host}{'' if port is None else f':{port}'}",
                         method=method,
                         url=str(url),
                     )

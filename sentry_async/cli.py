@@ -14,7 +14,7 @@ import os
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -230,14 +230,27 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def _setup_logging(quiet: bool, verbose: bool, stream: TextIO) -> None:
+def _setup_logging(quiet: bool, verbose: bool, stream: TextIO) -> Callable[[], None]:
+    """Send the library's logs to ``stream``; returns a function that undoes it.
+
+    ``main`` may run inside a host program (or a test) that configured logging itself, so
+    the library logger is put back as it was when the command ends.
+    """
     level = logging.WARNING if quiet else logging.DEBUG if verbose else logging.INFO
     handler = logging.StreamHandler(stream)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger("sentry_async")
+    handlers, old_level, propagate = list(root.handlers), root.level, root.propagate
     root.handlers[:] = [handler]
     root.setLevel(level)
     root.propagate = False
+
+    def restore() -> None:
+        root.handlers[:] = handlers
+        root.setLevel(old_level)
+        root.propagate = propagate
+
+    return restore
 
 
 def _read_token(token_file: str | None) -> str:
@@ -407,7 +420,7 @@ def main(
     err = stderr if stderr is not None else sys.stderr
     parser = build_parser()
     args = parser.parse_args(argv)
-    _setup_logging(args.quiet, args.verbose, err)
+    restore_logging = _setup_logging(args.quiet, args.verbose, err)
     token: str | None = None
     try:
         if args.command == "demo":
@@ -429,3 +442,5 @@ def main(
         if args.verbose:
             logger.debug("details", exc_info=exc)
         return outcome.code
+    finally:
+        restore_logging()

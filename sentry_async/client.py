@@ -13,8 +13,8 @@ import re
 from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
-from types import TracebackType
-from typing import TYPE_CHECKING, Any, TypeVar, cast, overload
+from types import TracebackType, UnionType
+from typing import TYPE_CHECKING, Any, TypeVar, Union, cast, get_args, get_origin, overload
 from urllib.parse import quote
 
 import aiohttp
@@ -24,7 +24,7 @@ from yarl import URL
 from ._protocol.hosts import endpoint_group, is_loopback, origin
 from ._protocol.params import Params, check_page_size, check_slug, encode_params
 from ._protocol.retry import RetryPolicy
-from ._transport import Response, Secret, Transport
+from ._transport import MalformedBody, Response, Secret, Transport
 from ._version import __version__
 from .errors import DecodeError, SentryError
 from .limiter import RateLimiter
@@ -48,6 +48,11 @@ _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
+_UNDECODABLE = (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError, RecursionError)
+"""What msgspec raises for a body that does not decode: invalid UTF-8 inside a string is a
+``UnicodeDecodeError`` and nesting deeper than it follows a ``RecursionError``."""
+
+
 @dataclass(frozen=True, slots=True)
 class Timeouts:
     """Seconds: ``read`` bounds each wait for bytes, ``total`` a whole attempt (``None``: none)."""
@@ -68,6 +73,14 @@ def _decoder(type_: Any) -> msgspec.json.Decoder[Any]:
 
 
 def _type_name(type_: Any) -> str:
+    """A short readable name: ``list[Issue]``, ``int | None``, ``Any``."""
+    if type_ is type(None):
+        return "None"
+    origin, args = get_origin(type_), get_args(type_)
+    if origin in (Union, UnionType):
+        return " | ".join(_type_name(arg) for arg in args)
+    if origin is not None and args:
+        return f"{_type_name(origin)}[{', '.join(_type_name(arg) for arg in args)}]"
     return getattr(type_, "__name__", None) or str(type_).replace("typing.", "")
 
 
@@ -291,23 +304,48 @@ class SentryClient:
         json: Any = None,
         idempotent: bool | None = None,
     ) -> Any:
-        """Send a request and decode its JSON body into ``type`` (``None`` for an empty body)."""
-        response = await self.send(
-            method, path, path_params=path_params, params=params, json=json, idempotent=idempotent
+        """Send a request and decode its JSON body into ``type`` (``None`` for an empty body).
+
+        A success body that is not well-formed JSON (cut short, a proxy's HTML page) counts
+        as a failed attempt and is retried when the request is safe to repeat.
+        """
+        method = method.upper()
+        url = self.url_for(path, path_params)
+        body = msgspec.json.encode(json) if json is not None else None
+
+        def parse(response: Response) -> Any:
+            return self._decode_or_resend(response, type, None)
+
+        return await self._get_transport().send_decoded(
+            method,
+            url,
+            group=endpoint_group(method, path),
+            params=encode_params(params),
+            body=body,
+            idempotent=method in _SAFE_METHODS if idempotent is None else idempotent,
+            decode=parse,
         )
-        if not response.body.strip():
-            return None
-        return self.decode(response, type)
 
     def decode(self, response: Response, type_: type[T] | Any) -> T:
         """Decode a response body, turning a mismatch into a :class:`DecodeError`."""
         try:
             result: T = _decoder(cast(Hashable, type_)).decode(response.body)
-        except (msgspec.ValidationError, msgspec.DecodeError) as exc:
-            raise DecodeError(
-                str(exc), method=response.method, url=str(response.url), type_name=_type_name(type_)
-            ) from exc
+        except _UNDECODABLE as exc:
+            raise _decode_error(response, type_, exc) from exc
         return result
+
+    def _decode_or_resend(self, response: Response, type_: Any, empty: Any) -> Any:
+        """Decode, or ``empty`` for a blank body; malformed JSON raises :class:`MalformedBody`."""
+        if not response.body.strip():
+            return empty
+        try:
+            return _decoder(cast(Hashable, type_)).decode(response.body)
+        except (msgspec.ValidationError, UnicodeDecodeError, RecursionError) as exc:
+            raise _decode_error(response, type_, exc) from exc
+        except msgspec.DecodeError as exc:
+            error = _decode_error(response, type_, exc)
+            error.__cause__ = exc
+            raise MalformedBody(error) from exc
 
     def paginate(
         self,
@@ -350,10 +388,13 @@ class SentryClient:
                 query.append((page_size_param, str(size)))
             if page_cursor is not None:
                 query.append(("cursor", page_cursor))
-            response = await self._get_transport().send(
-                "GET", url, group=group, params=query, idempotent=True
+
+            def parse(response: Response) -> tuple[Response, Any]:
+                return response, self._decode_or_resend(response, decode_type, [])
+
+            response, body = await self._get_transport().send_decoded(
+                "GET", url, group=group, params=query, idempotent=True, decode=parse
             )
-            body = self.decode(response, decode_type) if response.body.strip() else []
             if envelope is not None:
                 items, meta = envelope(body)
             else:
@@ -377,6 +418,12 @@ class SentryClient:
             max_pages=max_pages,
             description=description,
         )
+
+
+def _decode_error(response: Response, type_: Any, exc: Exception) -> DecodeError:
+    return DecodeError(
+        str(exc), method=response.method, url=str(response.url), type_name=_type_name(type_)
+    )
 
 
 def _header_int(value: str | None) -> int | None:

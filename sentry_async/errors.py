@@ -32,6 +32,9 @@ __all__ = [
 ]
 
 
+_MAX_MESSAGE_TEXT = 1000
+
+
 class SentryError(Exception):
     """Base class of every error raised by sentry_async."""
 
@@ -94,7 +97,7 @@ class APIError(SentryError):
         text = str(self.detail) if self.detail is not None else ""
         if not text and isinstance(self.data, Mapping):
             text = "; ".join(f"{k}: {_join(v)}" for k, v in self.data.items())
-        suffix = f": {text}" if text else ""
+        suffix = f": {_shorten(text)}" if text else ""
         return f"{self.status} from {self.method} {self.url}{suffix}"
 
     @property
@@ -123,6 +126,16 @@ def _rebuild_api_error(cls: type[APIError], *args: Any) -> APIError:
     return cls(
         status, method=method, url=url, detail=detail, data=data, body=body, rate_limit=rate_limit
     )
+
+
+def _shorten(text: str) -> str:
+    """The message's copy of a server's text: a hostile body must not make megabyte messages.
+
+    The full text stays in ``detail``/``data``/``body``.
+    """
+    if len(text) <= _MAX_MESSAGE_TEXT:
+        return text
+    return f"{text[:_MAX_MESSAGE_TEXT]}... ({len(text):,} characters)"
 
 
 def _join(value: Any) -> str:

@@ -180,6 +180,11 @@ class RateLimiter:
         group = self._group(name)
         group.blocked_until = max(group.blocked_until, self._clock() + seconds)
 
+    def blocked_for(self, name: str) -> float:
+        """Seconds left of the pause a 429 imposed on ``name`` (0 when none)."""
+        group = self._groups.get(name)
+        return max(0.0, group.blocked_until - self._clock()) if group is not None else 0.0
+
     def state(self, name: str) -> GroupState:
         group = self._group(name)
         now = self._clock()

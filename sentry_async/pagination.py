@@ -9,7 +9,7 @@ reaches can be saved and resumed from.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
@@ -20,6 +20,9 @@ from .errors import PaginationError
 __all__ = ["Page", "Paginator", "Position"]
 
 T = TypeVar("T")
+
+_CURSOR_MEMORY = 1024
+"""How many requested cursors to remember for spotting a server that leads back to one."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,7 +95,7 @@ class Paginator(Generic[T], AsyncIterator[T]):
     description: str = ""
     pages_fetched: int = field(default=0, init=False)
     _position: Position = field(init=False, repr=False)
-    _iterator: AsyncIterator[T] | None = field(default=None, init=False, repr=False)
+    _iterator: AsyncGenerator[T, None] | None = field(default=None, init=False, repr=False)
     _page_cursor: str | None = field(default=None, init=False, repr=False)
     _page_base: int = field(default=-1, init=False, repr=False)
     _taken: int = field(default=0, init=False, repr=False)
@@ -122,6 +125,7 @@ class Paginator(Generic[T], AsyncIterator[T]):
         self.pages_fetched = 0
         if left == 0:
             return
+        visited: dict[str | None, None] = {}
         while True:
             if self.max_pages is not None and self.pages_fetched >= self.max_pages:
                 return
@@ -142,6 +146,14 @@ class Paginator(Generic[T], AsyncIterator[T]):
                     f"{self.description}: the server sent back the cursor {cursor!r} that was "
                     "just requested as the next one; stopping instead of looping"
                 )
+            if next_cursor is not None and next_cursor in visited:
+                raise PaginationError(
+                    f"{self.description}: the server sent the cursor {next_cursor!r} again, "
+                    "after pages that came later; stopping instead of going round in a cycle"
+                )
+            visited[cursor] = None
+            if len(visited) > _CURSOR_MEMORY:
+                del visited[next(iter(visited))]
             items = raw.items[skip:] if skip else raw.items
             trimmed = left is not None and len(items) > left
             if trimmed:
@@ -170,7 +182,7 @@ class Paginator(Generic[T], AsyncIterator[T]):
                 return
             cursor, skip = next_cursor, 0
 
-    async def _items(self) -> AsyncIterator[T]:
+    async def _items(self) -> AsyncGenerator[T, None]:
         # The position inside a page is computed on demand from a counter: building a
         # Position per item would cost more than the rest of the per-item work.
         async for page in self.pages():
@@ -193,6 +205,16 @@ class Paginator(Generic[T], AsyncIterator[T]):
         if self._iterator is None:
             self._iterator = self._items()
         return await self._iterator.__anext__()
+
+    async def aclose(self) -> None:
+        """End an iteration early and release what it holds, as ``contextlib.aclosing`` does.
+
+        Leaving an ``async for`` with ``break`` leaves the generator for the garbage collector
+        to finish; this finishes it now. Iterating again starts over from the configured start.
+        """
+        iterator, self._iterator = self._iterator, None
+        if iterator is not None:
+            await iterator.aclose()
 
     async def collect(self) -> list[T]:
         """Every item in a list: convenient for small results, wrong for exports."""

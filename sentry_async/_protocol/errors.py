@@ -46,11 +46,23 @@ def parse_error_body(body: bytes) -> tuple[str | ErrorDetail | None, Any]:
     if not stripped:
         return None, None
     try:
-        data = msgspec.json.decode(stripped)
+        data = _decode_json(stripped)
     except (msgspec.DecodeError, RecursionError):
         text = stripped[:_MAX_TEXT].decode("utf-8", "replace").strip()
         return (text or None), None
     return _detail_of(data), data
+
+
+def _decode_json(body: bytes) -> Any:
+    """JSON, reading invalid UTF-8 inside strings as U+FFFD rather than losing the detail.
+
+    msgspec reports invalid UTF-8 in a string as ``UnicodeDecodeError``, not as a
+    ``DecodeError``; nesting deeper than it can follow is a ``RecursionError``.
+    """
+    try:
+        return msgspec.json.decode(body)
+    except UnicodeDecodeError:
+        return msgspec.json.decode(body.decode("utf-8", "replace").encode())
 
 
 def _detail_of(data: Any) -> str | ErrorDetail | None:

@@ -33,7 +33,10 @@ def is_loopback(host: str | None) -> bool:
 def resolve_redirect(
     current: URL, location: str, trusted: frozenset[tuple[str, str, int | None]]
 ) -> tuple[URL, bool]:
-    """The redirect target and whether the token may go there (its origin is trusted)."""
+    """The redirect target and whether the token may go there (its origin is trusted).
+
+    Raises ``ValueError`` when ``location`` is not a URL at all (``http://[::1``, say).
+    """
     target = current.join(URL(location))
     return target, origin(target) in trusted
 

@@ -27,9 +27,7 @@ __all__ = [
 _TOKEN = r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
 _SEPARATORS = re.compile(r"[ \t,]*")
 _TARGET = re.compile(r"<([^>]*)>")
-_PARAM = re.compile(
-    rf'[ \t]*;[ \t]*({_TOKEN})[ \t]*(?:=[ \t]*(?:"((?:[^"\\]|\\.)*)"|({_TOKEN})))?'
-)
+_PARAM = re.compile(rf'[ \t]*;[ \t]*({_TOKEN})[ \t]*(?:=[ \t]*(?:"((?:[^"\\]|\\.)*)"|({_TOKEN})))?')
 _END = re.compile(r"[ \t]*(?:;[ \t]*)*(?:,|$)")
 _ESCAPE = re.compile(r"\\(.)", re.DOTALL)
 

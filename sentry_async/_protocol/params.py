@@ -26,12 +26,16 @@ Scalar = str | int | float | bool | datetime
 ParamValue = Scalar | Sequence[Scalar] | None
 Params = Mapping[str, ParamValue]
 
-_PERIOD = re.compile(r"^\d+[smhdw]?$")
+_PERIOD = re.compile(r"[0-9]+[smhdw]?")
 
 
 def validate_period(value: str, name: str = "period") -> str:
     """A stats period such as ``24h``, ``14d``, ``90d``, ``1w`` (a bare number is seconds)."""
-    if not isinstance(value, str) or not _PERIOD.match(value) or int(value.rstrip("smhdw")) <= 0:
+    if (
+        not isinstance(value, str)
+        or not _PERIOD.fullmatch(value)
+        or not value.rstrip("smhdw").lstrip("0")
+    ):
         raise ValueError(f"{name} must look like '24h', '14d' or '30m' (got {value!r})")
     return value
 
@@ -44,7 +48,10 @@ def format_datetime(value: datetime, name: str = "datetime") -> str:
         raise ValueError(
             f"{name} must be timezone-aware; naive datetimes are ambiguous ({value!r})"
         )
-    utc = value.astimezone(timezone.utc).replace(tzinfo=None)
+    try:
+        utc = value.astimezone(timezone.utc).replace(tzinfo=None)
+    except OverflowError:
+        raise ValueError(f"{name} is out of range once converted to UTC ({value!r})") from None
     return utc.isoformat(timespec="microseconds" if utc.microsecond else "seconds")
 
 
@@ -82,7 +89,8 @@ def check_slug(value: str | int, name: str) -> str:
     text = str(value).strip()
     if not text:
         raise ValueError(f"{name} must not be empty")
-    if "/" in text or any(ch.isspace() for ch in text) or text in {".", ".."}:
+    odd = "/" in text or not text.isprintable() or any(ch.isspace() for ch in text)
+    if odd or text in {".", ".."}:
         raise ValueError(f"{name} is not a valid slug or id: {value!r}")
     return text
 

@@ -86,9 +86,11 @@ def parse_retry_after(value: str | None, now: float) -> float | None:
     value = value.strip()
     if not value:
         return None
-    if value.isascii() and value.isdigit():
-        return float(int(value))
+    if not value.isascii():
+        return None
     try:
+        # float(), never int(): thousands of digits must not trip int()'s digit limit or
+        # overflow a conversion; they become inf, which is refused below.
         seconds = float(value)
     except ValueError:
         pass

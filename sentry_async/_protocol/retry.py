@@ -104,7 +104,8 @@ def decide(
                     True, backoff_delay(attempt, policy, rng), "429 without a wait", True
                 )
             if wait > policy.max_wait:
-                return RetryDecision(False, wait, f"server asks to wait {wait:.0f}s")
+                # Not retried here, but the pause still applies to every task.
+                return RetryDecision(False, wait, f"server asks to wait {wait:.0f}s", True)
             # A little jitter after the wait spreads the stampede at the window edge.
             spread = min(1.0, policy.backoff_base) * policy.jitter
             wait += (rng or random).uniform(0, spread) if spread else 0.0

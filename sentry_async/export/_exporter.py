@@ -230,9 +230,14 @@ _project_decoder = msgspec.json.Decoder(_ProjectRow)
 
 
 def _item_id(item: bytes) -> str | int | None:
+    """The item's ``id`` for de-duplication; ``None`` (kept as is) when it has no usable one.
+
+    msgspec reports invalid UTF-8 inside a string as ``UnicodeDecodeError``, not as one of
+    its own errors, so that is caught too: one odd item must not stop the export.
+    """
     try:
         return _id_decoder.decode(item).id
-    except (msgspec.ValidationError, msgspec.DecodeError):
+    except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError):
         return None
 
 

@@ -114,13 +114,19 @@ class Stacktrace(Model):
 
 
 class Mechanism(Model):
+    """How the exception was caught; Sentry sends its keys in snake_case (``help_link``)."""
+
     type: str | None = None
     handled: bool | None = None
     synthetic: bool | None = None
     description: str | None = None
-    help_link: str | None = None
+    help_link: str | None = msgspec.field(default=None, name="help_link")
     data: dict[str, Any] | None = None
     meta: dict[str, Any] | None = None
+    source: str | None = None
+    is_exception_group: bool | None = msgspec.field(default=None, name="is_exception_group")
+    exception_id: int | None = msgspec.field(default=None, name="exception_id")
+    parent_id: int | None = msgspec.field(default=None, name="parent_id")
 
 
 class ExceptionValue(Model):
@@ -251,7 +257,8 @@ class ThreadsEntry(Entry):
 class DebugMetaEntry(Entry):
     entry_type: ClassVar[str] = "debugmeta"
     images: list[dict[str, Any]] = []
-    sdk_info: dict[str, Any] | None = None
+    sdk_info: dict[str, Any] | None = msgspec.field(default=None, name="sdk_info")
+    is_debug_build: bool | None = msgspec.field(default=None, name="is_debug_build")
 
 
 class UnknownEntry(Entry):

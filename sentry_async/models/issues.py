@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+import msgspec
+
 from ._base import Model
 
 __all__ = [
@@ -16,6 +18,10 @@ __all__ = [
     "TagDetail",
     "TagValue",
 ]
+
+
+_NULL = msgspec.Raw(b"null")
+_STATS = msgspec.json.Decoder(dict[str, list[tuple[float, float]]] | None)
 
 
 class IssueProject(Model):
@@ -43,8 +49,9 @@ class IssueTagSummary(Model):
 class Issue(Model):
     """One issue, from the list or the detail endpoint (detail-only fields stay empty in lists).
 
-    ``count`` is a string on the wire (``count_int`` converts it); ``stats`` buckets are
-    ``(epoch seconds, count)`` pairs, floats on old servers.
+    ``count`` is a string on the wire (``count_int`` converts it). ``stats`` is decoded
+    when read, not with the issue: its buckets are most of a list page's objects and few
+    callers look at them (``stats_raw`` holds the JSON as sent, ``null`` when absent).
     """
 
     id: str
@@ -77,7 +84,7 @@ class Issue(Model):
     user_count: int | None = None
     first_seen: datetime | None = None
     last_seen: datetime | None = None
-    stats: dict[str, list[tuple[float, float]]] | None = None
+    stats_raw: msgspec.Raw = msgspec.field(default=_NULL, name="stats")
     lifetime: dict[str, Any] | None = None
     filtered: dict[str, Any] | None = None
     inbox: Any = None
@@ -92,6 +99,18 @@ class Issue(Model):
     first_release: dict[str, Any] | None = None
     last_release: dict[str, Any] | None = None
     tags: list[IssueTagSummary] = []
+
+    @property
+    def stats(self) -> dict[str, list[tuple[float, float]]] | None:
+        """``{"24h": [(epoch seconds, count), ...]}`` as floats (old servers send float seconds).
+
+        Raises ``msgspec.ValidationError`` (naming the issue) if the buckets have another shape.
+        """
+        try:
+            stats: dict[str, list[tuple[float, float]]] | None = _STATS.decode(self.stats_raw)
+        except msgspec.ValidationError as exc:
+            raise msgspec.ValidationError(f"issue {self.id} `stats`: {exc}") from exc
+        return stats
 
     @property
     def count_int(self) -> int | None:

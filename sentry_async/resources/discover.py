@@ -46,6 +46,7 @@ class DiscoverResource(Resource):
         dataset: str | None = ...,
         page_size: int = ...,
         cursor: str | None = ...,
+        skip: int = ...,
         limit: int | None = ...,
         raw: Literal[False] = ...,
     ) -> Paginator[Row]: ...
@@ -66,6 +67,7 @@ class DiscoverResource(Resource):
         dataset: str | None = ...,
         page_size: int = ...,
         cursor: str | None = ...,
+        skip: int = ...,
         limit: int | None = ...,
         raw: Literal[True],
     ) -> Paginator[msgspec.Raw]: ...
@@ -85,6 +87,7 @@ class DiscoverResource(Resource):
         dataset: str | None = None,
         page_size: int = 100,
         cursor: str | None = None,
+        skip: int = 0,
         limit: int | None = None,
         raw: bool = False,
     ) -> Paginator[Row] | Paginator[msgspec.Raw]:
@@ -122,5 +125,6 @@ class DiscoverResource(Resource):
             envelope=_unwrap,
             page_size=page_size,
             cursor=cursor,
+            skip=skip,
             limit=limit,
         )

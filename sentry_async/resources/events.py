@@ -56,6 +56,7 @@ class EventsResource(Resource):
         end: datetime | None = ...,
         page_size: int = ...,
         cursor: str | None = ...,
+        skip: int = ...,
         limit: int | None = ...,
     ) -> Paginator[EventSummary]: ...
 
@@ -74,6 +75,7 @@ class EventsResource(Resource):
         end: datetime | None = ...,
         page_size: int = ...,
         cursor: str | None = ...,
+        skip: int = ...,
         limit: int | None = ...,
     ) -> Paginator[Event]: ...
 
@@ -92,6 +94,7 @@ class EventsResource(Resource):
         end: datetime | None = ...,
         page_size: int = ...,
         cursor: str | None = ...,
+        skip: int = ...,
         limit: int | None = ...,
     ) -> Paginator[msgspec.Raw]: ...
 
@@ -109,6 +112,7 @@ class EventsResource(Resource):
         end: datetime | None = None,
         page_size: int = 100,
         cursor: str | None = None,
+        skip: int = 0,
         limit: int | None = None,
     ) -> Paginator[Any]:
         """An issue's events, newest first: summaries, or full payloads with ``full=True``
@@ -128,6 +132,7 @@ class EventsResource(Resource):
             },
             page_size=page_size,
             cursor=cursor,
+            skip=skip,
             limit=limit,
         )
 
@@ -145,6 +150,7 @@ class EventsResource(Resource):
         end: datetime | None = ...,
         page_size: int = ...,
         cursor: str | None = ...,
+        skip: int = ...,
         limit: int | None = ...,
     ) -> Paginator[EventSummary]: ...
 
@@ -162,6 +168,7 @@ class EventsResource(Resource):
         end: datetime | None = ...,
         page_size: int = ...,
         cursor: str | None = ...,
+        skip: int = ...,
         limit: int | None = ...,
     ) -> Paginator[Event]: ...
 
@@ -179,6 +186,7 @@ class EventsResource(Resource):
         end: datetime | None = ...,
         page_size: int = ...,
         cursor: str | None = ...,
+        skip: int = ...,
         limit: int | None = ...,
     ) -> Paginator[msgspec.Raw]: ...
 
@@ -195,6 +203,7 @@ class EventsResource(Resource):
         end: datetime | None = None,
         page_size: int = 100,
         cursor: str | None = None,
+        skip: int = 0,
         limit: int | None = None,
     ) -> Paginator[Any]:
         """A project's events, newest first; ``full``/``raw`` as in :meth:`for_issue`."""
@@ -206,6 +215,7 @@ class EventsResource(Resource):
             params={"query": query, **time_params(period, start, end)},
             page_size=page_size,
             cursor=cursor,
+            skip=skip,
             limit=limit,
         )
 
@@ -219,6 +229,7 @@ class EventsResource(Resource):
         params: dict[str, Any],
         page_size: int,
         cursor: str | None,
+        skip: int,
         limit: int | None,
     ) -> Paginator[Any]:
         check_page_size(page_size)
@@ -230,6 +241,7 @@ class EventsResource(Resource):
             type=item_type,
             page_size=page_size,
             cursor=cursor,
+            skip=skip,
             limit=limit,
         )
 

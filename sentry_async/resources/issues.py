@@ -95,6 +95,7 @@ class IssuesResource(Resource):
         collapse: str | Sequence[str] | None = ...,
         page_size: int = ...,
         cursor: str | None = ...,
+        skip: int = ...,
         limit: int | None = ...,
         raw: Literal[False] = ...,
     ) -> Paginator[Issue]: ...
@@ -115,6 +116,7 @@ class IssuesResource(Resource):
         collapse: str | Sequence[str] | None = ...,
         page_size: int = ...,
         cursor: str | None = ...,
+        skip: int = ...,
         limit: int | None = ...,
         raw: Literal[True],
     ) -> Paginator[msgspec.Raw]: ...
@@ -134,6 +136,7 @@ class IssuesResource(Resource):
         collapse: str | Sequence[str] | None = None,
         page_size: int = 100,
         cursor: str | None = None,
+        skip: int = 0,
         limit: int | None = None,
         raw: bool = False,
     ) -> Paginator[Issue] | Paginator[msgspec.Raw]:
@@ -158,6 +161,7 @@ class IssuesResource(Resource):
             page_size=page_size,
             page_size_param="limit",
             cursor=cursor,
+            skip=skip,
             limit=limit,
         )
 
@@ -282,6 +286,7 @@ class IssuesResource(Resource):
         full: bool = ...,
         page_size: int = ...,
         cursor: str | None = ...,
+        skip: int = ...,
         limit: int | None = ...,
         raw: Literal[False] = ...,
     ) -> Paginator[IssueHash]: ...
@@ -295,6 +300,7 @@ class IssuesResource(Resource):
         full: bool = ...,
         page_size: int = ...,
         cursor: str | None = ...,
+        skip: int = ...,
         limit: int | None = ...,
         raw: Literal[True],
     ) -> Paginator[msgspec.Raw]: ...
@@ -307,6 +313,7 @@ class IssuesResource(Resource):
         full: bool = True,
         page_size: int = 100,
         cursor: str | None = None,
+        skip: int = 0,
         limit: int | None = None,
         raw: bool = False,
     ) -> Paginator[IssueHash] | Paginator[msgspec.Raw]:
@@ -318,6 +325,7 @@ class IssuesResource(Resource):
             type=msgspec.Raw if raw else IssueHash,
             page_size=check_page_size(page_size),
             cursor=cursor,
+            skip=skip,
             limit=limit,
         )
 
@@ -348,6 +356,7 @@ class IssuesResource(Resource):
         sort: str | None = None,
         page_size: int = 100,
         cursor: str | None = None,
+        skip: int = 0,
         limit: int | None = None,
     ) -> Paginator[TagValue]:
         """Every value of one tag on an issue (Sentry stops at 1000 values)."""
@@ -360,5 +369,6 @@ class IssuesResource(Resource):
             type=TagValue,
             page_size=page_size,
             cursor=cursor,
+            skip=skip,
             limit=limit,
         )

@@ -26,6 +26,7 @@ class OrganizationsResource(Resource):
         owner: bool | None = ...,
         page_size: int = ...,
         cursor: str | None = ...,
+        skip: int = ...,
         limit: int | None = ...,
         raw: Literal[False] = ...,
     ) -> Paginator[Organization]: ...
@@ -38,6 +39,7 @@ class OrganizationsResource(Resource):
         owner: bool | None = ...,
         page_size: int = ...,
         cursor: str | None = ...,
+        skip: int = ...,
         limit: int | None = ...,
         raw: Literal[True],
     ) -> Paginator[msgspec.Raw]: ...
@@ -49,6 +51,7 @@ class OrganizationsResource(Resource):
         owner: bool | None = None,
         page_size: int = 100,
         cursor: str | None = None,
+        skip: int = 0,
         limit: int | None = None,
         raw: bool = False,
     ) -> Paginator[Organization] | Paginator[msgspec.Raw]:
@@ -59,6 +62,7 @@ class OrganizationsResource(Resource):
             type=msgspec.Raw if raw else Organization,
             page_size=page_size,
             cursor=cursor,
+            skip=skip,
             limit=limit,
         )
 

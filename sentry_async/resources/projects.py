@@ -26,6 +26,7 @@ class ProjectsResource(Resource):
         query: str | None = ...,
         page_size: int = ...,
         cursor: str | None = ...,
+        skip: int = ...,
         limit: int | None = ...,
         raw: Literal[False] = ...,
     ) -> Paginator[Project]: ...
@@ -38,6 +39,7 @@ class ProjectsResource(Resource):
         query: str | None = ...,
         page_size: int = ...,
         cursor: str | None = ...,
+        skip: int = ...,
         limit: int | None = ...,
         raw: Literal[True],
     ) -> Paginator[msgspec.Raw]: ...
@@ -49,6 +51,7 @@ class ProjectsResource(Resource):
         query: str | None = None,
         page_size: int = 100,
         cursor: str | None = None,
+        skip: int = 0,
         limit: int | None = None,
         raw: bool = False,
     ) -> Paginator[Project] | Paginator[msgspec.Raw]:
@@ -60,6 +63,7 @@ class ProjectsResource(Resource):
             type=msgspec.Raw if raw else Project,
             page_size=page_size,
             cursor=cursor,
+            skip=skip,
             limit=limit,
         )
 

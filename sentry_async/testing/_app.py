@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, TypeVar
-from urllib.parse import quote, urlencode
+from urllib.parse import quote, quote_plus, urlencode
 
 import msgspec
 from aiohttp import web
@@ -108,9 +108,21 @@ def _json(body: bytes, status: int = 200, headers: dict[str, str] | None = None)
     return web.Response(body=body, status=status, content_type=_JSON, headers=headers)
 
 
+_STATE = web.AppKey("state", ServerState)
+
+
+def _request_key(name: str, type_: type[Any]) -> Any:
+    """A typed request key where aiohttp has them (3.13+), else the plain string."""
+    factory = getattr(web, "RequestKey", None)
+    return factory(name, type_) if factory is not None else name
+
+
+_SERVE = _request_key("serve", int)
+"""Rows per page a ``short_pages`` fault allows for this request."""
+
+
 def _state(request: web.Request) -> ServerState:
-    state: ServerState = request.app["state"]
-    return state
+    return request.app[_STATE]
 
 
 # -- parameters -----------------------------------------------------------------------------
@@ -187,11 +199,24 @@ def _parse_cursor(request: web.Request) -> tuple[int, int, int]:
         raise ApiError(400, "Invalid cursor parameter.") from None
 
 
-def _link(request: web.Request, links: Sequence[tuple[str, str, bool]]) -> str:
+def _link(
+    request: web.Request, links: Sequence[tuple[str, str, bool]], *, discover: bool = False
+) -> str:
     state = _state(request)
     base = state.link_host or f"{request.scheme}://{request.host}"
-    pairs = [(k, v) for k, v in request.query.items() if k != "cursor"]
-    uri = f"{base}{quote(request.path)}?{urlencode(pairs, quote_via=quote)}"
+    # Django's ``QueryDict.lists()`` order: repeated keys grouped where the key first appears.
+    grouped: dict[str, list[str]] = {}
+    for key, value in request.query.items():
+        if key != "cursor":
+            grouped.setdefault(key, []).append(value)
+    pairs = [(key, value) for key, values in grouped.items() for value in values]
+    if discover:
+        # Discover joins ``urlquote(k)=urlquote(v)``: spaces as %20, "/" kept.
+        query = "&".join(f"{quote(key)}={quote(value)}" for key, value in pairs)
+    else:
+        # Other endpoints use ``QueryDict.urlencode()``, i.e. ``quote_plus``.
+        query = urlencode(pairs, quote_via=quote_plus)
+    uri = f"{base}{quote(request.path)}?{query}"
     out = []
     for rel, cursor, more in links:
         text = f'<{uri}&cursor={cursor}>; rel="{rel}"; results="{"true" if more else "false"}"'
@@ -209,6 +234,7 @@ def _page(
     per_page: int,
     style: str = "offset",
     hits: bool = False,
+    discover: bool = False,
 ) -> web.Response:
     """One page of ``rows`` with Sentry's Link header; ``style`` picks the cursor format."""
     value, offset, _ = _parse_cursor(request)
@@ -216,7 +242,7 @@ def _page(
         raise ApiError(400, "Invalid cursor parameter.")
     if style == "page":
         offset = offset * per_page
-    serve = request.get("serve")
+    serve = request.get(_SERVE)
     count = per_page if serve is None or style == "page" else min(per_page, serve)
     page = rows[offset : offset + count]
     next_offset = offset + (len(page) if serve is not None and style != "page" else per_page)
@@ -231,7 +257,11 @@ def _page(
             anchor = int(_state(request).data.now_ts * 1000)
         prev_cursor, next_cursor = f"{anchor}:{prev_offset}:1", f"{anchor}:{next_offset}:0"
     headers = {
-        "Link": _link(request, [("previous", prev_cursor, offset > 0), ("next", next_cursor, more)])
+        "Link": _link(
+            request,
+            [("previous", prev_cursor, offset > 0), ("next", next_cursor, more)],
+            discover=discover,
+        )
     }
     if hits:
         headers["X-Hits"] = str(min(len(rows), MAX_HITS))
@@ -891,7 +921,7 @@ async def discover(request: web.Request) -> web.Response:
         "datasetReason": "unchanged",
         "dataset": request.query.get("dataset", "discover"),
     }
-    response = _page(request, rows, _encode, per_page=per_page)
+    response = _page(request, rows, _encode, per_page=per_page, discover=True)
     assert isinstance(response.body, bytes)
     response.body = b'{"data":' + response.body + b',"meta":' + _encode(meta) + b"}"
     return response
@@ -1225,7 +1255,7 @@ async def _fault_response(
             headers={"Content-Type": _JSON},
         )
     if kind == "short_pages":
-        request["serve"] = fault.serve
+        request[_SERVE] = fault.serve
     return None
 
 
@@ -1323,7 +1353,7 @@ def build_app(state: ServerState) -> web.Application:
         return response
 
     app = web.Application(middlewares=[middleware], client_max_size=16 * 1024 * 1024)
-    app["state"] = state
+    app[_STATE] = state
     r = app.router
     api = "/api/0"
     r.add_get(f"{api}/organizations/", list_orgs)

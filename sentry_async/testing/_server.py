@@ -13,6 +13,8 @@ from ._faults import FaultPlan
 
 __all__ = ["FakeSentry"]
 
+_MAX_REQUEST_LINE = 64 * 1024
+
 
 class FakeSentry:
     """A Sentry API double for tests, demos and benchmarks.
@@ -89,7 +91,14 @@ class FakeSentry:
     async def start(self) -> None:
         if self._runner is not None:
             return
-        runner = web.AppRunner(build_app(self._state), access_log=None, handle_signals=False)
+        runner = web.AppRunner(
+            build_app(self._state),
+            access_log=None,
+            handle_signals=False,
+            # A bulk call carries up to 1000 repeated ``id=`` (about 11 KB of request line);
+            # Sentry accepts it, aiohttp's default limit of 8190 bytes would not.
+            max_line_size=_MAX_REQUEST_LINE,
+        )
         await runner.setup()
         site = web.TCPSite(runner, self.host, self.port, reuse_address=True)
         await site.start()

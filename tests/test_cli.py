@@ -1,0 +1,301 @@
+"""The ``sentry-async`` command: demo, export against the fake server, exit codes, secrecy."""
+
+from __future__ import annotations
+
+import io
+import logging
+import subprocess
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from functools import partial
+from pathlib import Path
+
+import anyio
+import msgspec
+import pytest
+
+from sentry_async import __version__
+from sentry_async.cli import main
+from sentry_async.export import CHECKPOINT_NAME, MANIFEST_NAME, Manifest
+from sentry_async.testing import FakeSentry, Fault, SeedConfig
+
+ORG = "org-0"
+TOKEN = "sntrys_cli-test-token-5d41402abc4b2a76b9719d911017c592"
+WRONG_TOKEN = "sntrys_wrong-token-7215ee9c7d9dc229d2921a40e899ec5f"
+DATA = SeedConfig(
+    orgs=1, projects_per_org=2, issues_per_project=8, events_per_issue=(1, 3), days=10
+)
+SINCE = datetime(2026, 5, 25, tzinfo=timezone.utc)
+UNTIL = datetime(2026, 6, 1, 12, tzinfo=timezone.utc)
+RANGE = ["--since", "2026-05-25", "--until", "2026-06-01T12:00:00Z"]
+
+Factory = Callable[..., Awaitable[FakeSentry]]
+
+
+@dataclass
+class Run:
+    code: int
+    out: str
+    err: str
+
+    @property
+    def error_lines(self) -> list[str]:
+        return [line for line in self.err.splitlines() if line.startswith("sentry-async: error:")]
+
+
+async def _main(argv: Sequence[str]) -> Run:
+    """``main(argv)`` in a worker thread (it runs its own event loop), output captured."""
+    out, err = io.StringIO(), io.StringIO()
+    with anyio.fail_after(30):
+        code = await anyio.to_thread.run_sync(partial(main, list(argv), stdout=out, stderr=err))
+    return Run(code, out.getvalue(), err.getvalue())
+
+
+def _token_file(directory: Path, token: str = TOKEN) -> str:
+    path = directory / "token"
+    path.write_text(token + "\n")
+    return str(path)
+
+
+def _export_args(server: FakeSentry, out: Path, *extra: str) -> list[str]:
+    return ["export", "events", "--org", ORG, "--output", str(out), *RANGE,
+            "--base-url", server.url, *extra]  # fmt: skip
+
+
+def _ids(directory: Path) -> list[str]:
+    return [
+        msgspec.json.decode(line)["id"]
+        for path in sorted(directory.glob("*.jsonl"))
+        for line in path.read_bytes().splitlines()
+    ]
+
+
+def _expected_ids(server: FakeSentry) -> list[str]:
+    """Ids of the events the server holds in ``RANGE``."""
+    return [
+        event_id
+        for slug in server.data.project_slugs(ORG)
+        for event_id in server.data.event_ids(
+            ORG, slug, start=SINCE.timestamp(), end=UNTIL.timestamp()
+        )
+    ]
+
+
+@pytest.fixture
+def no_env_token(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SENTRY_AUTH_TOKEN", raising=False)
+    monkeypatch.delenv("SENTRY_URL", raising=False)
+
+
+async def test_export_with_token_file(
+    fake_sentry_factory: Factory, tmp_path: Path, no_env_token: None
+) -> None:
+    server = await fake_sentry_factory(scale=DATA, token=TOKEN)
+    out = tmp_path / "out"
+    run = await _main(_export_args(server, out, "--token-file", _token_file(tmp_path)))
+    assert run.code == 0, run.err
+    manifest = msgspec.json.decode((out / MANIFEST_NAME).read_bytes(), type=Manifest)
+    assert (manifest.start, manifest.end) == ("2026-05-25T00:00:00Z", "2026-06-01T12:00:00Z")
+    expected = _expected_ids(server)
+    assert sorted(_ids(out)) == sorted(expected) and len(expected) > 10
+    assert run.out.startswith(f"events: {len(expected):,} items")
+    assert str(out) in run.out and len(run.out.splitlines()) == 1
+    assert TOKEN not in run.out + run.err
+
+
+async def test_token_from_the_environment(
+    fake_sentry_factory: Factory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server = await fake_sentry_factory(scale=DATA, token=TOKEN)
+    monkeypatch.setenv("SENTRY_AUTH_TOKEN", TOKEN)
+    out = tmp_path / "out"
+    argv = ["export", "issues", "--org", ORG, "--output", str(out), *RANGE,
+            "--gzip", "--base-url", server.url, "--quiet"]  # fmt: skip
+    run = await _main(argv)
+    assert run.code == 0, run.err
+    assert run.out == "" and run.err == "", "--quiet prints nothing on success"
+    names = sorted(p.name for p in out.iterdir())
+    assert names == [".lock", CHECKPOINT_NAME, MANIFEST_NAME] + [
+        f"{slug}.jsonl.gz" for slug in server.data.project_slugs(ORG)
+    ]
+    manifest = msgspec.json.decode((out / MANIFEST_NAME).read_bytes(), type=Manifest)
+    assert manifest.items > 0 and all(f.bytes for f in manifest.files)
+    authorizations = {r.headers.get("authorization") for r in server.requests}
+    assert authorizations == {f"Bearer {TOKEN}"}
+
+
+async def test_missing_token_exits_2_with_one_line(tmp_path: Path, no_env_token: None) -> None:
+    run = await _main(["export", "events", "--org", ORG, "--output", str(tmp_path / "out")])
+    assert run.code == 2
+    assert run.err.splitlines() == [
+        "sentry-async: error: no auth token: pass --token-file PATH or set SENTRY_AUTH_TOKEN"
+    ]
+    assert run.out == ""
+    empty = tmp_path / "empty"
+    empty.write_text("\n")
+    run = await _main(
+        ["export", "events", "--org", ORG, "-o", str(tmp_path), "--token-file", str(empty)]
+    )
+    assert run.code == 2 and len(run.err.splitlines()) == 1 and "is empty" in run.err
+    run = await _main(
+        [
+            "export",
+            "events",
+            "--org",
+            ORG,
+            "-o",
+            str(tmp_path),
+            "--token-file",
+            str(tmp_path / "nope"),
+        ]
+    )
+    assert run.code == 2 and len(run.err.splitlines()) == 1 and "cannot read" in run.err
+
+
+async def test_wrong_token_exits_3_and_is_never_printed(
+    fake_sentry_factory: Factory, tmp_path: Path, no_env_token: None
+) -> None:
+    server = await fake_sentry_factory(scale=DATA, token=TOKEN)
+    token_file = _token_file(tmp_path, WRONG_TOKEN)
+    for verbosity in ([], ["--verbose"]):
+        out = tmp_path / f"out{len(verbosity)}"
+        run = await _main(_export_args(server, out, "--token-file", token_file, *verbosity))
+        assert run.code == 3, run.err
+        assert len(run.error_lines) == 1 and "authentication failed" in run.error_lines[0]
+        assert WRONG_TOKEN not in run.out + run.err
+        assert TOKEN not in run.out + run.err
+    assert "DEBUG" in run.err, "the verbose run logged its requests, still without the token"
+
+
+async def test_unknown_org_or_project_exits_4(
+    fake_sentry_factory: Factory, tmp_path: Path, no_env_token: None
+) -> None:
+    server = await fake_sentry_factory(scale=DATA, token=TOKEN)
+    token = ["--token-file", _token_file(tmp_path)]
+    cases = {
+        "org": ["export", "events", "--org", "no-such-org", "-o", str(tmp_path / "a"),
+                "--base-url", server.url, *token],
+        "project": _export_args(server, tmp_path / "b", "--project", "no-such-project", *token),
+        "issue": _export_args(server, tmp_path / "c", "--issue", "999999999", *token),
+    }  # fmt: skip
+    for name, argv in cases.items():
+        run = await _main(argv)
+        assert run.code == 4, (name, run.err)
+        assert len(run.error_lines) == 1, name
+        assert {"org": "no-such-org", "project": "no-such-project", "issue": "999999999"}[
+            name
+        ] in run.error_lines[0]
+
+
+async def test_bad_arguments_exit_2(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SENTRY_AUTH_TOKEN", TOKEN)
+    base = ["export", "events", "--org", ORG, "-o", str(tmp_path / "out"),
+            "--base-url", "http://127.0.0.1:9"]  # fmt: skip
+    cases = {
+        "--period abc": ["--period", "abc"],
+        "--period 0d": ["--period", "0d"],
+        "--since yesterday": ["--since", "yesterday"],
+        "--since after --until": ["--since", "2026-05-02", "--until", "2026-05-01"],
+        "--since and --period": ["--since", "2026-05-01", "--period", "3d"],
+        "--window 5x": ["--window", "5x"],
+        "--field for events": ["--field", "title"],
+        "--issue and --project": ["--issue", "1", "--project", "p"],
+    }
+    for name, extra in cases.items():
+        run = await _main([*base, *extra])
+        assert run.code == 2, (name, run.err)
+        assert len(run.err.splitlines()) == 1 and run.error_lines, (name, run.err)
+        assert run.out == ""
+    assert not (tmp_path / "out").exists(), "nothing is created for bad arguments"
+
+
+def test_argparse_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    for argv in (["export", "events"], ["export", "nothing", "--org", ORG, "-o", "x"], []):
+        with pytest.raises(SystemExit) as caught:
+            main(argv)
+        assert caught.value.code == 2
+    assert "usage: sentry-async" in capsys.readouterr().err
+
+
+async def test_output_not_empty_or_other_arguments_exit_5(
+    fake_sentry_factory: Factory, tmp_path: Path, no_env_token: None
+) -> None:
+    server = await fake_sentry_factory(scale=DATA, token=TOKEN)
+    token = ["--token-file", _token_file(tmp_path)]
+    busy = tmp_path / "busy"
+    busy.mkdir()
+    (busy / "notes.txt").write_text("mine")
+    run = await _main(_export_args(server, busy, *token))
+    assert run.code == 5 and "not empty" in run.error_lines[0]
+    done = tmp_path / "done"
+    assert (await _main(_export_args(server, done, *token))).code == 0
+    run = await _main(_export_args(server, done, *token))
+    assert run.code == 5 and "--resume" in run.error_lines[0]
+    run = await _main(_export_args(server, done, *token, "--resume", "--window", "2d"))
+    assert run.code == 5 and "window_seconds" in run.error_lines[0]
+    (done / CHECKPOINT_NAME).write_text("{")
+    run = await _main(_export_args(server, done, *token, "--resume"))
+    assert run.code == 5 and "not a valid checkpoint" in run.error_lines[0]
+
+
+async def test_resume_finishes_an_interrupted_export(
+    fake_sentry_factory: Factory, tmp_path: Path, no_env_token: None
+) -> None:
+    server = await fake_sentry_factory(scale=DATA, token=TOKEN)
+    server.faults.add(Fault("status", status=500, path="/events/", after=3, times=1))
+    out = tmp_path / "out"
+    token = ["--token-file", _token_file(tmp_path)]
+    argv = _export_args(server, out, *token, "--window", "12h", "--concurrency", "1")
+    run = await _main(argv)
+    assert run.code == 1 and "500" in run.error_lines[0], run.err
+    assert not (out / MANIFEST_NAME).exists()
+    checkpoint = msgspec.json.decode((out / CHECKPOINT_NAME).read_bytes())
+    assert sum(stream["pages"] for stream in checkpoint["streams"].values()) > 0
+    run = await _main([*argv, "--resume"])
+    assert run.code == 0, run.err
+    ids = _ids(out)
+    assert len(ids) == len(set(ids)), "nothing written twice"
+    assert sorted(ids) == sorted(_expected_ids(server))
+    manifest = msgspec.json.decode((out / MANIFEST_NAME).read_bytes(), type=Manifest)
+    assert manifest.runs == 2
+    run = await _main([*argv, "--resume"])
+    assert run.code == 0 and run.out.startswith(f"events: {len(ids):,} items")
+
+
+async def test_demo_exports_from_the_bundled_server(tmp_path: Path) -> None:
+    run = await _main(["demo", "--scale", "small", "--output", str(tmp_path), "--quiet"])
+    assert run.code == 0, run.err
+    lines = run.out.splitlines()
+    assert lines[0].startswith("demo: starting a fake Sentry (scale 'small')")
+    assert lines[-1].startswith("demo: exported ") and str(tmp_path) in lines[-1]
+    total = 0
+    for kind in ("issues", "events"):
+        manifest = msgspec.json.decode(
+            (tmp_path / kind / MANIFEST_NAME).read_bytes(), type=Manifest
+        )
+        assert manifest.kind == kind and manifest.items > 0
+        assert any(line.split()[:2] == [kind, f"{manifest.items:,}"] for line in lines)
+        total += manifest.items
+    assert f"exported {total:,} items" in lines[-1]
+
+
+def test_version_as_a_subprocess() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "sentry_async", "--version"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == f"sentry-async {__version__}"
+
+
+async def test_main_leaves_logging_as_it_found_it(tmp_path: Path, no_env_token: None) -> None:
+    library = logging.getLogger("sentry_async")
+    before = (list(library.handlers), library.level, library.propagate)
+    await _main(["export", "events", "--org", ORG, "-o", str(tmp_path), "--verbose"])
+    await _main(["demo", "--scale", "small", "-o", str(tmp_path / "demo")])
+    assert (list(library.handlers), library.level, library.propagate) == before

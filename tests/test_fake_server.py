@@ -1,0 +1,527 @@
+"""The fake server speaks Sentry's wire protocol: checked with plain aiohttp, no client.
+
+Link headers, hit counts, rate-limit headers and 429s, auth errors, each scripted fault,
+determinism of the data, and the ``legacy_links``/``link_host`` options.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+import anyio
+import msgspec
+import pytest
+from multidict import CIMultiDictProxy
+
+from sentry_async.testing import SCALES, Dataset, FakeSentry, Fault, RateLimitPolicy
+from sentry_async.testing.pytest_plugin import FIXED_NOW
+
+Factory = Callable[..., Awaitable[FakeSentry]]
+
+ORG = "org-0"
+PROJECT = "project-0-0"
+EVENTS = f"/api/0/projects/{ORG}/{PROJECT}/events/"
+ISSUES = f"/api/0/organizations/{ORG}/issues/"
+RATE_HEADERS = (
+    "X-Sentry-Rate-Limit-Limit",
+    "X-Sentry-Rate-Limit-Remaining",
+    "X-Sentry-Rate-Limit-Reset",
+    "X-Sentry-Rate-Limit-ConcurrentLimit",
+    "X-Sentry-Rate-Limit-ConcurrentRemaining",
+)
+
+
+@dataclass
+class Reply:
+    status: int
+    headers: CIMultiDictProxy[str]
+    body: bytes
+
+    def json(self) -> Any:
+        return msgspec.json.decode(self.body)
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
+        # aiohttp silently resends a GET once when the server drops the connection, which
+        # would hide the ``drop`` fault; its own test client turns this off the same way.
+        if hasattr(session, "_retry_connection"):
+            session._retry_connection = False
+        yield session
+
+
+async def fetch(
+    http: aiohttp.ClientSession,
+    server: FakeSentry,
+    path: str,
+    params: Any = None,
+    *,
+    method: str = "GET",
+    token: str | None = "",
+    redirects: bool = False,
+) -> Reply:
+    """One request; ``token=""`` sends the server's token, ``None`` sends no header."""
+    headers = {}
+    if token is not None:
+        headers["Authorization"] = f"Bearer {token or server.token}"
+    with anyio.fail_after(10):
+        async with http.request(
+            method,
+            server.url + path,
+            params=params,
+            headers=headers,
+            allow_redirects=redirects,
+        ) as response:
+            return Reply(response.status, response.headers, await response.read())
+
+
+def _ids(reply: Reply) -> list[str]:
+    return [row["id"] for row in reply.json()]
+
+
+# -- pagination -----------------------------------------------------------------------------
+
+
+async def test_link_header_is_sentrys_exact_format(
+    fake_sentry: FakeSentry, http: aiohttp.ClientSession
+) -> None:
+    assert len(fake_sentry.data.event_ids(ORG, PROJECT)) > 100
+    reply = await fetch(http, fake_sentry, EVENTS)
+    url = f"{fake_sentry.url}{EVENTS}"
+    assert reply.headers["Link"] == (
+        f'<{url}?&cursor=0:0:1>; rel="previous"; results="false"; cursor="0:0:1", '
+        f'<{url}?&cursor=0:100:0>; rel="next"; results="true"; cursor="0:100:0"'
+    )
+    assert len(reply.json()) == 100
+
+
+async def test_following_next_links_reaches_a_final_page(
+    fake_sentry: FakeSentry, http: aiohttp.ClientSession
+) -> None:
+    expected = fake_sentry.data.event_ids(ORG, PROJECT)
+    seen: list[str] = []
+    cursor: str | None = None
+    links: list[str] = []
+    for _ in range(20):
+        params = {"per_page": "60", **({"cursor": cursor} if cursor else {})}
+        reply = await fetch(http, fake_sentry, EVENTS, params)
+        seen.extend(_ids(reply))
+        links.append(reply.headers["Link"])
+        match = re.search(r'rel="next"; results="(true|false)"; cursor="([^"]+)"', links[-1])
+        assert match is not None
+        if match.group(1) == "false":
+            break
+        cursor = match.group(2)
+    assert seen == expected
+    assert len(links) == -(-len(expected) // 60)
+    last = 60 * (len(links) - 1)
+    url = f"{fake_sentry.url}{EVENTS}?per_page=60"
+    # Other parameters come before the cursor; the cursor goes in raw, twice.
+    assert links[-1] == (
+        f'<{url}&cursor=0:{last - 60}:1>; rel="previous"; results="true"; '
+        f'cursor="0:{last - 60}:1", '
+        f'<{url}&cursor=0:{last + 60}:0>; rel="next"; results="false"; cursor="0:{last + 60}:0"'
+    )
+
+
+async def test_link_reencodes_other_parameters_as_sentry_does(
+    fake_sentry: FakeSentry, http: aiohttp.ClientSession
+) -> None:
+    one, two = fake_sentry.data.project_slugs(ORG)[:2]
+    issues = await fetch(
+        http,
+        fake_sentry,
+        ISSUES,
+        [("query", "is:unresolved Key"), ("project", one), ("limit", "2"), ("project", two)],
+    )
+    # QueryDict.urlencode(): keys grouped, quote_plus.
+    assert (
+        f"{ISSUES}?query=is%3Aunresolved+Key&project={one}&project={two}&limit=2&cursor="
+        in (issues.headers["Link"])
+    )
+    discover = await fetch(
+        http,
+        fake_sentry,
+        f"/api/0/organizations/{ORG}/events/",
+        [("field", "title"), ("query", "level:error a/b"), ("field", "count()")],
+    )
+    # Discover's own builder: urlquote(k)=urlquote(v), so %20 and a literal "/".
+    assert (
+        "?field=title&field=count%28%29&query=level%3Aerror%20a/b&cursor="
+        in (discover.headers["Link"])
+    )
+
+
+async def test_projects_use_page_number_cursors(
+    fake_sentry: FakeSentry, http: aiohttp.ClientSession
+) -> None:
+    path = f"/api/0/organizations/{ORG}/projects/"
+    first = await fetch(http, fake_sentry, path, {"per_page": "2"})
+    second = await fetch(http, fake_sentry, path, {"per_page": "2", "cursor": "2:1:0"})
+    assert 'cursor="2:-1:1"' in first.headers["Link"]
+    assert 'rel="next"; results="true"; cursor="2:1:0"' in first.headers["Link"]
+    assert 'rel="previous"; results="true"; cursor="2:0:1"' in second.headers["Link"]
+    slugs = [row["slug"] for row in first.json() + second.json()]
+    assert sorted(slugs) == sorted(fake_sentry.data.project_slugs(ORG))
+    assert 'rel="next"; results="false"' in second.headers["Link"]
+
+
+async def test_unpaginated_endpoints_send_no_link(
+    fake_sentry: FakeSentry, http: aiohttp.ClientSession
+) -> None:
+    issue_id = fake_sentry.data.issue_ids(ORG)[0]
+    for path, params in [
+        (f"/api/0/organizations/{ORG}/", None),
+        (f"{ISSUES}{issue_id}/", None),
+        (f"/api/0/organizations/{ORG}/events-stats/", {"statsPeriod": "1d"}),
+        (f"/api/0/projects/{ORG}/{PROJECT}/", None),
+    ]:
+        reply = await fetch(http, fake_sentry, path, params)
+        assert reply.status == 200, path
+        assert "Link" not in reply.headers, path
+        assert "X-Hits" not in reply.headers, path
+
+
+async def test_issue_list_reports_hits(
+    fake_sentry: FakeSentry, http: aiohttp.ClientSession
+) -> None:
+    unresolved = fake_sentry.data.issue_ids(ORG, status="unresolved")
+    reply = await fetch(http, fake_sentry, ISSUES, {"limit": "5"})
+    assert reply.headers["X-Hits"] == str(len(unresolved))
+    assert reply.headers["X-Max-Hits"] == "1000"
+    assert len(reply.json()) == 5
+    everything = await fetch(http, fake_sentry, ISSUES, {"query": "", "limit": "5"})
+    assert everything.headers["X-Hits"] == str(len(fake_sentry.data.issue_ids(ORG)))
+    events = await fetch(http, fake_sentry, EVENTS)
+    assert "X-Hits" not in events.headers
+
+
+async def test_bad_page_size_and_cursor_are_400(
+    fake_sentry: FakeSentry, http: aiohttp.ClientSession
+) -> None:
+    for params, detail in [
+        ({"per_page": "101"}, "Invalid per_page value. Must be between 1 and 100."),
+        ({"per_page": "0"}, "Invalid per_page value. Must be between 1 and 100."),
+        ({"per_page": "ten"}, "Invalid per_page parameter."),
+        ({"cursor": "0:10"}, "Invalid cursor parameter."),
+    ]:
+        reply = await fetch(http, fake_sentry, EVENTS, params)
+        assert (reply.status, reply.json()) == (400, {"detail": detail}), params
+
+
+# -- auth and rate limits -------------------------------------------------------------------
+
+
+async def test_missing_or_wrong_token_is_401(
+    fake_sentry: FakeSentry, http: aiohttp.ClientSession
+) -> None:
+    missing = await fetch(http, fake_sentry, ISSUES, token=None)
+    wrong = await fetch(http, fake_sentry, ISSUES, token="nope")
+    assert missing.status == wrong.status == 401
+    assert missing.json() == {"detail": "Authentication credentials were not provided."}
+    assert wrong.json() == {"detail": "Invalid token"}
+    assert missing.headers["Content-Type"].startswith("application/json")
+
+
+async def _in_one_window(
+    http: aiohttp.ClientSession, server: FakeSentry, policy: RateLimitPolicy, count: int
+) -> list[Reply]:
+    """``count`` issue-list requests inside one fixed window of ``policy``.
+
+    A run that straddles a window boundary (possible once per window length) is repeated
+    with fresh counters, so the expected countdown does not depend on the clock.
+    """
+    for _ in range(2):
+        server.rate_limits = policy
+        replies = [await fetch(http, server, ISSUES, {"limit": "1"}) for _ in range(count)]
+        if len({reply.headers["X-Sentry-Rate-Limit-Reset"] for reply in replies}) == 1:
+            return replies
+    raise AssertionError("two runs in a row straddled a window boundary")
+
+
+async def test_rate_limit_headers_count_down_then_429(
+    fake_sentry_factory: Factory, http: aiohttp.ClientSession
+) -> None:
+    server = await fake_sentry_factory()
+    policy = RateLimitPolicy(limit=3, window=3600, concurrent_limit=5)
+    replies = await _in_one_window(http, server, policy, 4)
+    assert [r.status for r in replies] == [200, 200, 200, 429]
+    for reply in replies:
+        assert all(name in reply.headers for name in RATE_HEADERS)
+        assert reply.headers["X-Sentry-Rate-Limit-Limit"] == "3"
+        assert reply.headers["X-Sentry-Rate-Limit-ConcurrentLimit"] == "5"
+        assert int(reply.headers["X-Sentry-Rate-Limit-ConcurrentRemaining"]) in range(6)
+    assert [r.headers["X-Sentry-Rate-Limit-Remaining"] for r in replies] == ["2", "1", "0", "0"]
+    reset = int(replies[0].headers["X-Sentry-Rate-Limit-Reset"])
+    assert reset % 3600 == 0 and 0 < reset - time.time() <= 3600, "start of the next window"
+    limited = replies[-1]
+    assert limited.headers["Content-Type"].startswith("text/html"), "Django's default type"
+    assert limited.json() == {
+        "detail": "You are attempting to use this endpoint too frequently. "
+        "Limit is 3 requests in 3600 seconds"
+    }
+    assert "Retry-After" not in limited.headers, "Sentry's API 429 has no Retry-After"
+    # Windows are per endpoint group: another endpoint is not limited.
+    assert (await fetch(http, server, EVENTS)).status == 200
+
+
+async def test_rate_limit_policy_variants(
+    fake_sentry_factory: Factory, http: aiohttp.ClientSession
+) -> None:
+    server = await fake_sentry_factory()
+    policy = RateLimitPolicy(limit=1, window=3600, concurrent_limit=None, retry_after=True)
+    ok, limited = await _in_one_window(http, server, policy, 2)
+    assert (ok.status, limited.status) == (200, 429)
+    assert 1 <= int(limited.headers["Retry-After"]) <= 3600
+    for reply in (ok, limited):
+        assert "X-Sentry-Rate-Limit-ConcurrentLimit" not in reply.headers
+        assert "X-Sentry-Rate-Limit-Limit" in reply.headers
+    server.rate_limits = RateLimitPolicy(limit=1, window=3600, enforce=False)
+    replies = [await fetch(http, server, ISSUES) for _ in range(3)]
+    assert [r.status for r in replies] == [200, 200, 200], "enforce=False only sends headers"
+    assert all(r.headers["X-Sentry-Rate-Limit-Limit"] == "1" for r in replies)
+
+
+# -- faults ---------------------------------------------------------------------------------
+
+
+async def test_status_fault_fires_its_count_then_is_spent(
+    fake_sentry: FakeSentry, http: aiohttp.ClientSession
+) -> None:
+    fault = fake_sentry.faults.add(Fault("status", path="/issues/$", status=503, times=2))
+    statuses = [(await fetch(http, fake_sentry, ISSUES)).status for _ in range(3)]
+    assert statuses == [503, 503, 200]
+    assert fault.spent and fault.fired == 2
+    other = await fetch(http, fake_sentry, EVENTS)
+    assert other.status == 200, "the path regex limits the fault"
+
+
+async def test_status_fault_body_after_and_method(
+    fake_sentry: FakeSentry, http: aiohttp.ClientSession
+) -> None:
+    fake_sentry.faults.add(Fault("status", path="/issues/$", status=500, after=1))
+    fake_sentry.faults.add(
+        Fault("status", method="PUT", status=409, body="conflict", content_type="text/plain")
+    )
+    assert (await fetch(http, fake_sentry, ISSUES)).status == 200, "after=1 lets one through"
+    failed = await fetch(http, fake_sentry, ISSUES)
+    assert failed.status == 500
+    body = failed.json()
+    assert body["detail"] == "Internal Error" and len(body["errorId"]) == 32
+    put = await fetch(http, fake_sentry, ISSUES, {"id": "1"}, method="PUT")
+    assert (put.status, put.body) == (409, b"conflict")
+    assert put.headers["Content-Type"] == "text/plain"
+
+
+async def test_rate_limit_fault_with_and_without_retry_after(
+    fake_sentry: FakeSentry, http: aiohttp.ClientSession
+) -> None:
+    fake_sentry.faults.add(Fault("rate_limit", retry_after=7, reset_in=30))
+    fake_sentry.faults.add(Fault("rate_limit", reset_in=None))
+    with_retry = await fetch(http, fake_sentry, ISSUES)
+    bare = await fetch(http, fake_sentry, ISSUES)
+    assert (with_retry.status, bare.status) == (429, 429)
+    assert with_retry.headers["Retry-After"] == "7"
+    assert with_retry.headers["X-Sentry-Rate-Limit-Remaining"] == "0"
+    reset = int(with_retry.headers["X-Sentry-Rate-Limit-Reset"])
+    assert 0 < reset - time.time() <= 31
+    assert with_retry.headers["Content-Type"].startswith("text/html")
+    assert "too frequently" in with_retry.json()["detail"]
+    assert "Retry-After" not in bare.headers
+    assert "X-Sentry-Rate-Limit-Reset" not in bare.headers
+    assert (await fetch(http, fake_sentry, ISSUES)).status == 200
+
+
+async def test_drop_closes_the_connection_without_an_answer(
+    fake_sentry: FakeSentry, http: aiohttp.ClientSession
+) -> None:
+    fault = fake_sentry.faults.add(Fault("drop"))
+    with pytest.raises(aiohttp.ClientError):
+        await fetch(http, fake_sentry, ISSUES)
+    assert fault.spent
+    assert fake_sentry.requests[0].status is None, "no answer was sent"
+    assert (await fetch(http, fake_sentry, ISSUES)).status == 200
+
+
+async def test_drop_mid_body_sends_part_of_the_promised_length(
+    fake_sentry: FakeSentry, http: aiohttp.ClientSession
+) -> None:
+    fake_sentry.faults.add(Fault("drop_mid_body", path="/events/$"))
+    promised, received, error = await _read_until_cut(http, fake_sentry, EVENTS)
+    assert isinstance(error, aiohttp.ClientPayloadError)
+    assert 0 < received < promised
+    full = await fetch(http, fake_sentry, EVENTS)
+    assert full.status == 200 and len(full.body) == promised
+
+
+async def _read_until_cut(
+    http: aiohttp.ClientSession, server: FakeSentry, path: str
+) -> tuple[int, int, Exception | None]:
+    """Stream a 200 answer: (Content-Length, bytes received, the error that ended it)."""
+    received = 0
+    headers = {"Authorization": f"Bearer {server.token}"}
+    with anyio.fail_after(10):
+        async with http.get(server.url + path, headers=headers) as response:
+            assert response.status == 200
+            promised = int(response.headers["Content-Length"])
+            try:
+                async for chunk in response.content.iter_any():
+                    received += len(chunk)
+            except aiohttp.ClientError as exc:
+                return promised, received, exc
+    return promised, received, None
+
+
+async def test_truncated_json_is_a_valid_http_answer_with_half_a_body(
+    fake_sentry: FakeSentry, http: aiohttp.ClientSession
+) -> None:
+    fake_sentry.faults.add(Fault("truncated_json", fraction=0.25))
+    cut = await fetch(http, fake_sentry, EVENTS)
+    whole = await fetch(http, fake_sentry, EVENTS)
+    assert cut.status == 200
+    assert cut.body == whole.body[: int(len(whole.body) * 0.25)]
+    with pytest.raises(msgspec.DecodeError):
+        cut.json()
+
+
+async def test_slow_fault_delays_the_answer(
+    fake_sentry: FakeSentry, http: aiohttp.ClientSession
+) -> None:
+    fake_sentry.faults.add(Fault("slow", delay=0.3))
+    started = time.monotonic()
+    slow = await fetch(http, fake_sentry, ISSUES)
+    assert slow.status == 200
+    assert time.monotonic() - started >= 0.25
+    record = fake_sentry.requests[0]
+    assert record.finished is not None and record.finished - record.started >= 0.25
+
+
+async def test_close_keepalive_asks_to_close_the_connection(
+    fake_sentry: FakeSentry, http: aiohttp.ClientSession
+) -> None:
+    fake_sentry.faults.add(Fault("close_keepalive"))
+    closing = await fetch(http, fake_sentry, ISSUES)
+    normal = await fetch(http, fake_sentry, ISSUES)
+    assert closing.status == normal.status == 200
+    assert closing.headers["Connection"].lower() == "close"
+    assert normal.headers.get("Connection", "keep-alive").lower() != "close"
+    assert closing.body == normal.body
+
+
+async def test_short_pages_serve_fewer_rows_but_promise_more(
+    fake_sentry: FakeSentry, http: aiohttp.ClientSession
+) -> None:
+    fake_sentry.faults.add(Fault("short_pages", serve=0, times=1))
+    fake_sentry.faults.add(Fault("short_pages", serve=3, times=1))
+    expected = fake_sentry.data.event_ids(ORG, PROJECT)
+    empty = await fetch(http, fake_sentry, EVENTS)
+    assert empty.json() == []
+    nxt = re.search(r'rel="next"; results="true"; cursor="([^"]+)"', empty.headers["Link"])
+    assert nxt is not None
+    short = await fetch(http, fake_sentry, EVENTS, {"cursor": nxt.group(1)})
+    assert _ids(short) == expected[:3]
+    nxt = re.search(r'rel="next"; results="true"; cursor="([^"]+)"', short.headers["Link"])
+    assert nxt is not None
+    rest = await fetch(http, fake_sentry, EVENTS, {"cursor": nxt.group(1)})
+    assert _ids(rest) == expected[3:103], "the next cursor resumes after the short page"
+
+
+async def test_redirect_fault(fake_sentry: FakeSentry, http: aiohttp.ClientSession) -> None:
+    fake_sentry.faults.add(Fault("redirect", location="https://evil.example/steal"))
+    reply = await fetch(http, fake_sentry, ISSUES)
+    assert reply.status == 302
+    assert reply.headers["Location"] == "https://evil.example/steal"
+    assert fake_sentry.faults.faults[0].spent
+
+
+async def test_invalid_json_content_fault_variants(
+    fake_sentry: FakeSentry, http: aiohttp.ClientSession
+) -> None:
+    fake_sentry.faults.add(Fault("invalid_json_content"))
+    fake_sentry.faults.add(Fault("invalid_json_content", content_type="text/html"))
+    html_body = await fetch(http, fake_sentry, ISSUES)
+    html_type = await fetch(http, fake_sentry, ISSUES)
+    normal = await fetch(http, fake_sentry, ISSUES)
+    assert html_body.status == 200
+    assert html_body.headers["Content-Type"].startswith("application/json")
+    assert html_body.body.startswith(b"<html>")
+    assert html_type.headers["Content-Type"].startswith("text/html")
+    assert html_type.body == normal.body, "a JSON body under the wrong content type"
+    assert normal.headers["Content-Type"].startswith("application/json")
+
+
+# -- determinism and options ----------------------------------------------------------------
+
+
+def test_same_seed_same_bytes_other_seed_other_data() -> None:
+    config = SCALES["small"]
+    one, two = Dataset(3, config, FIXED_NOW), Dataset(3, config, FIXED_NOW)
+    other = Dataset(4, config, FIXED_NOW)
+    assert list(one.issues_by_id) == list(two.issues_by_id)
+    assert list(one.events_by_id) == list(two.events_by_id)
+    assert all(
+        one.issue_bytes(issue) == two.issue_bytes(two.issues_by_id[key])
+        for key, issue in one.issues_by_id.items()
+    )
+    sample = list(one.events_by_id)[::25]
+    assert all(
+        one.event_bytes(one.events_by_id[key]) == two.event_bytes(two.events_by_id[key])
+        for key in sample
+    )
+    assert set(other.events_by_id).isdisjoint(one.events_by_id)
+
+
+async def test_same_seed_serves_the_same_bytes(
+    fake_sentry_factory: Factory, http: aiohttp.ClientSession
+) -> None:
+    first, second = await fake_sentry_factory(seed=11), await fake_sentry_factory(seed=11)
+    third = await fake_sentry_factory(seed=12)
+    params = {"full": "1", "per_page": "10"}
+    bodies = [(await fetch(http, s, EVENTS, params)).body for s in (first, second, third)]
+    assert bodies[0] == bodies[1]
+    assert bodies[0] != bodies[2]
+
+
+async def test_legacy_links_omit_the_cursor_attribute(
+    fake_sentry_factory: Factory, http: aiohttp.ClientSession
+) -> None:
+    server = await fake_sentry_factory(legacy_links=True)
+    reply = await fetch(http, server, EVENTS)
+    url = f"{server.url}{EVENTS}"
+    assert reply.headers["Link"] == (
+        f'<{url}?&cursor=0:0:1>; rel="previous"; results="false", '
+        f'<{url}?&cursor=0:100:0>; rel="next"; results="true"'
+    )
+
+
+async def test_link_host_replaces_the_host_in_links(
+    fake_sentry_factory: Factory, http: aiohttp.ClientSession
+) -> None:
+    server = await fake_sentry_factory(link_host="https://acme.sentry.io")
+    reply = await fetch(http, server, ISSUES, {"query": "is:unresolved", "limit": "2"})
+    targets = re.findall(r"<([^>]+)>", reply.headers["Link"])
+    assert len(targets) == 2
+    assert all(t.startswith(f"https://acme.sentry.io{ISSUES}?") for t in targets)
+    assert server.url not in reply.headers["Link"]
+
+
+async def test_bulk_mutations_follow_sentrys_id_rules(
+    fake_sentry: FakeSentry, http: aiohttp.ClientSession
+) -> None:
+    data = fake_sentry.data
+    unresolved = data.issue_ids(ORG, status="unresolved")
+    too_many = [("id", str(9_000_000 + n)) for n in range(1001)]
+    refused = await fetch(http, fake_sentry, ISSUES, too_many, method="DELETE")
+    assert (refused.status, refused.json()) == (400, {"detail": "Too many issues. Limit is 1000."})
+    assert data.issue_ids(ORG, status="unresolved") == unresolved
+    # Without ids, Sentry deletes whatever the query matches: what the client must prevent.
+    wiped = await fetch(http, fake_sentry, ISSUES, {"query": "is:unresolved"}, method="DELETE")
+    assert wiped.status == 204
+    assert data.issue_ids(ORG, status="unresolved") == []
+    assert data.issue_ids(ORG) == data.issue_ids(ORG, status="resolved") != []

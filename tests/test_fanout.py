@@ -1,0 +1,322 @@
+"""fan_out over many real paginated streams: completeness, bounds, failures, cancellation."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import defaultdict
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import anyio
+import anyio.lowlevel
+import pytest
+
+from sentry_async import NotFound, RetryPolicy, SentryClient, StreamDone, StreamItem, fan_out
+from sentry_async.testing import FakeSentry, Fault, SeedConfig
+
+ORG = "org-0"
+PAGE = 5
+MANY_PROJECTS = SeedConfig(
+    orgs=1, projects_per_org=36, issues_per_project=4, events_per_issue=(1, 3), days=30
+)
+"""36 projects of roughly 6 to 14 events each, all inside the server's default 90 days."""
+
+FAST_RETRY = RetryPolicy(backoff_base=0.01, backoff_max=0.05)
+
+Factory = Callable[..., Awaitable[FakeSentry]]
+
+
+async def _server(fake_sentry_factory: Factory) -> FakeSentry:
+    server = await fake_sentry_factory(scale=MANY_PROJECTS)
+    assert len(server.data.project_slugs(ORG)) >= 32
+    return server
+
+
+def _client(server: FakeSentry) -> SentryClient:
+    return SentryClient(server.token, base_url=server.url, retry=FAST_RETRY)
+
+
+def _events(client: SentryClient, slug: str) -> Callable[[], AsyncIterator[Any]]:
+    def start() -> AsyncIterator[Any]:
+        return aiter(client.events.for_project(ORG, slug, page_size=PAGE))
+
+    return start
+
+
+class Gauge:
+    """How many streams are running right now, and the most there ever were."""
+
+    def __init__(self) -> None:
+        self.active = 0
+        self.peak = 0
+
+    def wrap(self, factory: Callable[[], AsyncIterator[Any]]) -> Callable[[], AsyncIterator[Any]]:
+        async def counted() -> AsyncIterator[Any]:
+            self.active += 1
+            self.peak = max(self.peak, self.active)
+            try:
+                async for item in factory():
+                    yield item
+            finally:
+                self.active -= 1
+
+        return counted
+
+
+def _in_use(client: SentryClient) -> int:
+    """Connections the client's pool has handed out and not got back (aiohttp internals)."""
+    session = client._session
+    assert session is not None
+    return len(session.connector._acquired)  # type: ignore[union-attr]
+
+
+async def _drain(merged: Any) -> int:
+    """Consume a fan-out to its end; the number of items."""
+    count = 0
+    async with merged:
+        async for _ in merged:
+            count += 1
+    return count
+
+
+async def _fail_while_consuming(merged: Any) -> None:
+    async with merged:
+        async for _ in merged:
+            raise KeyError("consumer failed")
+
+
+def _client_tasks(before: set[asyncio.Task[Any]]) -> set[asyncio.Task[Any]]:
+    """Tasks started since ``before`` that are not the in-process fake server's handlers."""
+    return {
+        task
+        for task in asyncio.all_tasks() - before
+        if not task.done() and "aiohttp/web_" not in task.get_coro().cr_code.co_filename
+    }
+
+
+async def test_every_item_of_every_stream_exactly_once(fake_sentry_factory: Factory) -> None:
+    server = await _server(fake_sentry_factory)
+    slugs = server.data.project_slugs(ORG)
+    expected = {slug: server.data.event_ids(ORG, slug) for slug in slugs}
+    assert sum(len(ids) > PAGE for ids in expected.values()) > 20, "streams span several pages"
+    seen: dict[str, list[str]] = defaultdict(list)
+    with anyio.fail_after(20):
+        async with _client(server) as client:
+            streams = {slug: _events(client, slug) for slug in slugs}
+            async with fan_out(streams, concurrency=6, buffer=16) as merged:
+                async for slug, event in merged:
+                    seen[slug].append(event.id)
+    assert dict(seen) == expected, "each stream's items, in order, none lost or repeated"
+    assert merged.started == len(slugs)
+    assert set(merged.completed) == set(slugs)
+    assert all(
+        done.ok and done.items == len(expected[key]) for key, done in merged.completed.items()
+    )
+    assert merged.failures == {}
+
+
+async def test_concurrency_never_exceeds_the_bound(fake_sentry_factory: Factory) -> None:
+    server = await _server(fake_sentry_factory)
+    slugs = server.data.project_slugs(ORG)
+    total = sum(len(server.data.event_ids(ORG, s)) for s in slugs)
+    # Slow answers make the streams overlap, so a missing bound would show.
+    server.faults.add(Fault("slow", path="/events/", delay=0.01, times=None))
+    for concurrency in (1, 5):
+        server.reset_log()
+        gauge = Gauge()
+        items = 0
+        with anyio.fail_after(30):
+            async with _client(server) as client:
+                streams = {slug: gauge.wrap(_events(client, slug)) for slug in slugs}
+                async with fan_out(streams, concurrency=concurrency, buffer=4) as merged:
+                    async for _ in merged:
+                        items += 1
+        assert items == total
+        assert gauge.peak == concurrency, "every slot was used, and never more"
+        assert merged.max_active == concurrency
+        assert 1 <= server.max_in_flight <= concurrency
+
+
+async def test_slow_consumer_keeps_fetched_but_unconsumed_items_bounded(
+    fake_sentry_factory: Factory,
+) -> None:
+    server = await _server(fake_sentry_factory)
+    slugs = server.data.project_slugs(ORG)
+    total = sum(len(server.data.event_ids(ORG, s)) for s in slugs)
+    concurrency, buffer = 4, 8
+    bound = buffer + concurrency * PAGE
+    assert total > 5 * bound
+    fetched = 0
+
+    def counting(client: SentryClient, slug: str) -> Callable[[], AsyncIterator[Any]]:
+        async def stream() -> AsyncIterator[Any]:
+            nonlocal fetched
+            async for page in client.events.for_project(ORG, slug, page_size=PAGE).pages():
+                fetched += len(page.items)
+                for item in page.items:
+                    yield item
+
+        return stream
+
+    consumed = 0
+    peak = 0
+    with anyio.fail_after(30):
+        async with _client(server) as client:
+            streams = {slug: counting(client, slug) for slug in slugs}
+            async with fan_out(streams, concurrency=concurrency, buffer=buffer) as merged:
+                async for _ in merged:
+                    consumed += 1
+                    if consumed == 1:
+                        # A long pause: fetchers fill the buffer, then must stop asking.
+                        for _ in range(1000):
+                            if merged.buffered >= buffer:
+                                break
+                            await anyio.sleep(0.01)
+                        await anyio.sleep(0.3)
+                        assert fetched - consumed <= bound
+                        assert fetched < total
+                    elif consumed % 7 == 0:
+                        await anyio.sleep(0.005)
+                    peak = max(peak, fetched - consumed)
+    assert consumed == fetched == total
+    assert peak <= bound
+    assert merged.max_buffered <= buffer
+
+
+async def test_fail_fast_cancels_the_run_and_raises_the_original_error(
+    fake_sentry_factory: Factory,
+) -> None:
+    server = await _server(fake_sentry_factory)
+    slugs = server.data.project_slugs(ORG)
+    before = set(asyncio.all_tasks())
+    with anyio.fail_after(20):
+        async with _client(server) as client:
+            streams = [("missing", _events(client, "no-such-project"))]
+            streams += [(slug, _events(client, slug)) for slug in slugs]
+            merged = fan_out(streams, concurrency=4, buffer=4)
+            with pytest.raises(NotFound):
+                await _drain(merged)
+            assert _in_use(client) == 0
+    assert set(merged.failures) == {"missing"}
+    assert isinstance(merged.failures["missing"], NotFound)
+    assert merged.started < len(streams), "no new stream starts after the failure"
+    assert len(merged.completed) < len(slugs), "the other streams were cancelled"
+    assert _client_tasks(before) == set()
+
+
+async def test_fail_fast_error_is_not_wrapped_in_a_group() -> None:
+    async def fine() -> AsyncIterator[int]:
+        for n in range(1000):
+            yield n
+            await anyio.lowlevel.checkpoint()
+
+    async def broken() -> AsyncIterator[int]:
+        yield 1
+        raise RuntimeError("boom")
+
+    merged = fan_out({"a": fine, "b": broken, "c": fine}, concurrency=3)
+    with anyio.fail_after(10), pytest.raises(RuntimeError, match="boom"):
+        await _drain(merged)
+    assert set(merged.failures) == {"b"}
+    assert "a" not in merged.completed and "c" not in merged.completed
+
+
+async def test_collect_mode_reports_failures_and_finishes_the_rest(
+    fake_sentry_factory: Factory,
+) -> None:
+    server = await _server(fake_sentry_factory)
+    slugs = server.data.project_slugs(ORG)
+    seen: dict[str, list[str]] = defaultdict(list)
+    done: dict[str, StreamDone[str]] = {}
+    with anyio.fail_after(20):
+        async with _client(server) as client:
+            streams = {slug: _events(client, slug) for slug in slugs[:10]}
+            streams["missing"] = _events(client, "no-such-project")
+            streams.update({slug: _events(client, slug) for slug in slugs[10:]})
+            async with fan_out(streams, concurrency=4, errors="collect") as merged:
+                async for event in merged.events():
+                    if isinstance(event, StreamItem):
+                        assert event.key not in done, "a stream's items come before its end"
+                        seen[event.key].append(event.item.id)
+                    else:
+                        done[event.key] = event
+    assert dict(seen) == {slug: server.data.event_ids(ORG, slug) for slug in slugs}
+    assert set(done) == {*slugs, "missing"}
+    assert not done["missing"].ok and isinstance(done["missing"].error, NotFound)
+    assert done["missing"].items == 0
+    assert all(done[slug].ok for slug in slugs)
+    assert set(merged.failures) == {"missing"}
+    assert merged.failures["missing"] is done["missing"].error
+
+
+async def test_collect_mode_keeps_the_items_a_stream_gave_before_failing() -> None:
+    async def partial() -> AsyncIterator[int]:
+        yield 1
+        yield 2
+        raise RuntimeError("boom")
+
+    async def whole() -> AsyncIterator[int]:
+        for n in range(50):
+            yield n
+
+    items: dict[str, list[int]] = defaultdict(list)
+    finished: list[str] = []
+    merged = fan_out(
+        {"partial": partial, "whole": whole},
+        errors="collect",
+        on_done=lambda event: finished.append(event.key),
+    )
+    with anyio.fail_after(10):
+        async with merged:
+            async for key, item in merged:
+                items[key].append(item)
+    assert items == {"partial": [1, 2], "whole": list(range(50))}
+    assert sorted(finished) == ["partial", "whole"]
+    assert merged.completed["partial"].items == 2
+    assert str(merged.failures["partial"]) == "boom"
+
+
+HANG = 3.0
+"""How long hanging requests take: stopping must not wait for them."""
+
+
+async def _break_after_first_item(merged: Any) -> None:
+    async with merged:
+        async for key, _ in merged:
+            assert key == "project-0-0", "the only stream that answers"
+            break
+
+
+async def _cancel_from_outside(merged: Any) -> None:
+    with anyio.move_on_after(0.3) as scope:
+        async with merged:
+            async for _ in merged:
+                pass
+    assert scope.cancelled_caught
+
+
+async def _raise_in_the_consumer(merged: Any) -> None:
+    with pytest.raises(KeyError):
+        await _fail_while_consuming(merged)
+
+
+async def test_stopping_early_stops_every_fetcher_at_once(fake_sentry_factory: Factory) -> None:
+    server = await _server(fake_sentry_factory)
+    # project-0-0 answers at once; every other stream hangs in a slow request.
+    server.faults.add(Fault("slow", path=r"/project-0-(?!0/)", delay=HANG, times=None))
+    slugs = server.data.project_slugs(ORG)
+    for stop in (_break_after_first_item, _cancel_from_outside, _raise_in_the_consumer):
+        before = set(asyncio.all_tasks())
+        server.reset_log()
+        with anyio.fail_after(HANG - 0.5):
+            async with _client(server) as client:
+                streams = {slug: _events(client, slug) for slug in slugs}
+                started = time.monotonic()
+                await stop(fan_out(streams, concurrency=4, buffer=2))
+                elapsed = time.monotonic() - started
+                assert _in_use(client) == 0, f"{stop.__name__}: no connection stays checked out"
+        hanging = [r for r in server.requests if r.finished is None]
+        assert len(hanging) >= 3, f"{stop.__name__}: the other fetchers were mid-request"
+        assert elapsed < HANG - 1, f"{stop.__name__}: did not wait for the hanging requests"
+        assert _client_tasks(before) == set(), f"{stop.__name__}: no task outlives the block"
