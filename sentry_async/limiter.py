@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
+from types import TracebackType
 
 import anyio
 
@@ -129,25 +129,10 @@ class RateLimiter:
             self._groups[name] = group
         return group
 
-    @asynccontextmanager
-    async def slot(self, name: str) -> AsyncIterator[None]:
-        """Hold one in-flight slot of ``name`` and one token; wait for both as needed."""
-        group = self._group(name)
-        borrower = object()
-        await group.limiter.acquire_on_behalf_of(borrower)
-        try:
-            while True:
-                wait = group.wait_time(self._clock())
-                if wait <= 0:
-                    break
-                await anyio.sleep(wait)
-            group.in_flight += 1
-            try:
-                yield
-            finally:
-                group.in_flight -= 1
-        finally:
-            group.limiter.release_on_behalf_of(borrower)
+    def slot(self, name: str) -> _Slot:
+        """``async with limiter.slot(group):`` holds one in-flight slot of ``name`` and one
+        token, waiting for both as needed."""
+        return _Slot(self._group(name), self._clock)
 
     def observe(self, name: str, info: RateLimitInfo | None) -> None:
         """Fold a response's rate-limit headers into the group's state."""
@@ -205,3 +190,44 @@ class RateLimiter:
     @property
     def groups(self) -> list[str]:
         return list(self._groups)
+
+
+class _Slot:
+    """The in-flight slot of one request.
+
+    A class rather than ``@asynccontextmanager``, and a non-blocking acquire first: this
+    runs once per request, and the uncontended path should cost no extra trip through the
+    event loop. The slot is its own borrower token, so it cannot be confused with another.
+    """
+
+    __slots__ = ("_clock", "_group")
+
+    def __init__(self, group: _Group, clock: Callable[[], float]) -> None:
+        self._group = group
+        self._clock = clock
+
+    async def __aenter__(self) -> None:
+        group = self._group
+        try:
+            group.limiter.acquire_on_behalf_of_nowait(self)
+        except anyio.WouldBlock:
+            await group.limiter.acquire_on_behalf_of(self)
+        try:
+            while True:
+                wait = group.wait_time(self._clock())
+                if wait <= 0:
+                    break
+                await anyio.sleep(wait)
+        except BaseException:
+            group.limiter.release_on_behalf_of(self)
+            raise
+        group.in_flight += 1
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._group.in_flight -= 1
+        self._group.limiter.release_on_behalf_of(self)

@@ -180,6 +180,9 @@ class Paginator(Generic[T], AsyncIterator[T]):
             yield page
             if trimmed or next_cursor is None or left == 0:
                 return
+            # Drop this page before fetching the next: two pages alive at once double the
+            # memory and push every decoded item into the older GC generations.
+            del raw, items, page
             cursor, skip = next_cursor, 0
 
     async def _items(self) -> AsyncGenerator[T, None]:
@@ -193,6 +196,7 @@ class Paginator(Generic[T], AsyncIterator[T]):
                 self._taken += 1
                 yield item
             self._page_base = -1
+            del page
 
     def _base_skip(self, page: Page[T]) -> int:
         return self.skip if page.cursor == self.cursor and self.pages_fetched == 1 else 0
