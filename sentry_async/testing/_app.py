@@ -89,9 +89,23 @@ class ServerState:
     group_in_flight: Counter[str] = field(default_factory=Counter)
     group_max_in_flight: Counter[str] = field(default_factory=Counter)
     windows: dict[str, tuple[int, int]] = field(default_factory=dict)
-    issue_lists: dict[tuple[Any, ...], tuple[int, list[IssueRecord]]] = field(default_factory=dict)
-    """Filtered, sorted issue listings by query (without the cursor), so that walking
+    listings: dict[tuple[Any, ...], tuple[int, list[Any]]] = field(default_factory=dict)
+    """Filtered, sorted listings by path and query (without the cursor), so that walking
     thousands of pages does not filter and sort the whole dataset once per page."""
+
+    def listing(self, request: web.Request, build: Callable[[], list[T]]) -> list[T]:
+        key = (
+            request.path,
+            tuple(sorted((k, v) for k, v in request.query.items() if k != "cursor")),
+        )
+        cached = self.listings.get(key)
+        if cached is not None and cached[0] == self.data.generation:
+            return cached[1]
+        rows = build()
+        if len(self.listings) >= 64:
+            self.listings.clear()
+        self.listings[key] = (self.data.generation, rows)
+        return rows
 
 
 class ApiError(Exception):
@@ -412,17 +426,13 @@ async def list_issues(request: web.Request) -> web.Response:
         "auto",
     ):
         raise ApiError(400, "Invalid stats_period. Valid choices are '', '24h', '14d' and 'auto'")
-    key = (org.slug, tuple(sorted((k, v) for k, v in request.query.items() if k != "cursor")))
-    cached = _state(request).issue_lists.get(key)
-    if cached is not None and cached[0] == data.generation:
-        rows = cached[1]
-    else:
+
+    def build() -> list[IssueRecord]:
         rows = _issue_filter(request, org)
         rows.sort(key=_ISSUE_SORTS.get(request.query.get("sort", "date"), _ISSUE_SORTS["date"]))
-        lists = _state(request).issue_lists
-        if len(lists) >= 64:
-            lists.clear()
-        lists[key] = (data.generation, rows)
+        return rows
+
+    rows = _state(request).listing(request, build)
     limit = min(_per_page(request, "limit", 10_000), 100)
     return _page(request, rows, data.issue_bytes, per_page=limit, style="value", hits=True)
 
@@ -582,10 +592,10 @@ def _event_rows(request: web.Request, events: Sequence[EventRecord]) -> list[Eve
 def _event_page(request: web.Request, events: Sequence[EventRecord]) -> web.Response:
     data = _state(request).data
     per_page = _per_page(request)
-    rows = _event_rows(request, events)
+    rows = _state(request).listing(request, lambda: _event_rows(request, events))
     if _flag(request, "full"):
         return _page(request, rows, data.event_bytes, per_page=min(per_page, FULL_PAGE_MAX))
-    return _page(request, rows, lambda e: _encode(data.summary_body(e)), per_page=per_page)
+    return _page(request, rows, data.summary_bytes, per_page=per_page)
 
 
 async def issue_events(request: web.Request) -> web.Response:

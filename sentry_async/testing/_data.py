@@ -141,6 +141,7 @@ class Dataset:
         self.issues_by_id: dict[str, IssueRecord] = {}
         self.events_by_id: dict[str, EventRecord] = {}
         self._issue_cache: dict[str, bytes] = {}
+        self._summary_cache: dict[str, bytes] = {}
         self.generation = 0
         """Bumped on every change to an issue, so cached listings know they are stale."""
         self._event_cache: OrderedDict[tuple[str, bool], bytes] = OrderedDict()
@@ -448,6 +449,15 @@ class Dataset:
     def invalidate_issue(self, issue: IssueRecord) -> None:
         self._issue_cache.pop(issue.id, None)
         self.generation += 1
+
+    def summary_bytes(self, event: EventRecord) -> bytes:
+        cached = self._summary_cache.get(event.event_id)
+        if cached is None:
+            if len(self._summary_cache) >= 250_000:
+                self._summary_cache.clear()
+            cached = _encode(self.summary_body(event))
+            self._summary_cache[event.event_id] = cached
+        return cached
 
     def summary_body(self, event: EventRecord) -> dict[str, Any]:
         issue = event.issue
