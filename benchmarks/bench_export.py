@@ -60,31 +60,26 @@ def _utc(dt: datetime) -> str:
 async def choose_range(
     server: FakeServer, org: str, projects: list[str], events: int
 ) -> tuple[str, datetime, datetime, int]:
-    """(project, start, end, hits): the busiest project and a range of about ``events``."""
-    best: tuple[str, int, datetime | None] = (projects[0], -1, None)
+    """(project, start, end, count): a range holding about ``events`` of one project's events.
+
+    Events endpoints send no ``X-Hits``, so the range comes from walking the newest
+    ``events`` summaries (100 per page, cheap) and the count from walking the range again.
+    """
+    project = projects[0]
     async with SentryClient(server.token, base_url=server.base_url) as client:
-        for project in projects[:20]:
-            paginator = client.events.for_project(org, project, page_size=1, limit=1)
-            async for page in paginator.pages():
-                hits = page.hits if page.hits is not None else 0
-                newest = page.items[0].date_created if page.items else None
-                if hits > best[1]:
-                    best = (project, hits, newest)
-                break
-        project, hits, newest = best
-        end = (newest or datetime.now(timezone.utc)) + timedelta(seconds=1)
-        start = end - timedelta(days=90)
-        span = timedelta(days=90) * min(1.0, events / hits) if hits > 0 else timedelta(days=1)
-        start = end - span
-        # How many events really are in the range (X-Hits of the same query).
-        paginator = client.events.for_project(
-            org, project, page_size=1, limit=1, start=start, end=end
-        )
-        in_range = -1
-        async for page in paginator.pages():
-            in_range = page.hits if page.hits is not None else -1
-            break
-    return project, start.replace(microsecond=0), end.replace(microsecond=0), in_range
+        newest: datetime | None = None
+        oldest: datetime | None = None
+        async for event in client.events.for_project(org, project, limit=events):
+            if event.date_created is None:
+                continue
+            newest = event.date_created if newest is None else max(newest, event.date_created)
+            oldest = event.date_created if oldest is None else min(oldest, event.date_created)
+        end = (newest or datetime.now(timezone.utc)).replace(microsecond=0) + timedelta(seconds=1)
+        start = (oldest or end - timedelta(days=1)).replace(microsecond=0)
+        count = 0
+        async for _event in client.events.for_project(org, project, start=start, end=end):
+            count += 1
+    return project, start, end, count
 
 
 def make_runners(

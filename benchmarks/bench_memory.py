@@ -5,8 +5,8 @@ away, reading this process's ``VmRSS`` and ``VmHWM`` (peak) from ``/proc/self/st
 every ``--every`` items. Two runs, in this order, in one fresh process:
 
 * ``summaries``: 100,000 event summaries (100 per page, 1,000 requests), typed;
-* ``full``: full event payloads (``full=True``: Sentry sends 10 per page, so 10,000
-  events are 1,000 requests; ``--full-events`` sets the count, 100,000 takes 10,000).
+* ``full``: 100,000 full event payloads (``full=True``: Sentry sends 10 per page, so
+  that is 10,000 requests; ``--full-events`` sets the count).
 
 ``growth`` is the RSS change per 10,000 items after the first checkpoint (a least-squares
 slope over the checkpoints): a lazy paginator keeps it near zero whatever the count;
@@ -171,12 +171,12 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     add_common_args(parser)
     parser.add_argument("--summaries", type=int, help="event summaries (100,000; quick 20,000)")
-    parser.add_argument("--full-events", type=int, help="full events (10,000; quick 2,000)")
+    parser.add_argument("--full-events", type=int, help="full events (100,000; quick 2,000)")
     parser.add_argument("--checkpoints", type=int, default=10, help="RSS readings per run")
     parser.add_argument("--time-limit", type=float, default=90.0, help="seconds per run")
     args = parser.parse_args(argv)
     summaries = args.summaries or (20_000 if args.quick else 100_000)
-    full = args.full_events or (2_000 if args.quick else 10_000)
+    full = args.full_events or (2_000 if args.quick else 100_000)
     started = time.perf_counter()
     with server_from_args(args) as server:
         result = asyncio.run(

@@ -281,10 +281,10 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     add_common_args(parser)
     parser.add_argument("--pages", type=int, help="pages per run (default 250; quick 40)")
-    parser.add_argument("--rounds", type=int, help="kept rounds (default 5; quick 3)")
+    parser.add_argument("--rounds", type=int, help="kept rounds (default 9; quick 3)")
     args = parser.parse_args(argv)
     pages = args.pages or (40 if args.quick else 250)
-    rounds = args.rounds or (3 if args.quick else 5)
+    rounds = args.rounds or (3 if args.quick else 9)
     started = time.perf_counter()
     with server_from_args(args) as server:
         result = asyncio.run(

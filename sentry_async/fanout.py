@@ -104,6 +104,8 @@ class FanOut(Generic[K, T], AsyncIterator[tuple[K, T]]):
         self.max_active = 0
         self.started = 0
         self.max_buffered = 0
+        self._sent = 0
+        self._taken = 0
         self._error: BaseException | None = None
         self._scope = anyio.CancelScope()
         self._task_group: TaskGroup | None = None
@@ -191,7 +193,7 @@ class FanOut(Generic[K, T], AsyncIterator[tuple[K, T]]):
                         except StopAsyncIteration:
                             break
                         count += 1
-                        await send.send(StreamItem(key, item))
+                        await _send(send, StreamItem(key, item))
                         self._note_buffer()
                 except Exception as exc:
                     error = exc
@@ -211,9 +213,12 @@ class FanOut(Generic[K, T], AsyncIterator[tuple[K, T]]):
             slots.release()
 
     def _note_buffer(self) -> None:
-        used = self.buffered
-        if used > self.max_buffered:
-            self.max_buffered = used
+        # Sent minus taken bounds the buffer from above (an item handed straight to a
+        # waiting consumer counts until it resumes), so the exact, costlier count is only
+        # taken when the bound passes the maximum seen so far.
+        self._sent += 1
+        if self._sent - self._taken > self.max_buffered:
+            self.max_buffered = max(self.max_buffered, self.buffered)
 
     async def _next_event(self) -> Event[K, T]:
         if self._receive is None:
@@ -221,11 +226,15 @@ class FanOut(Generic[K, T], AsyncIterator[tuple[K, T]]):
         if self._error is not None:
             raise self._error
         try:
-            event = await self._receive.receive()
+            try:
+                event = self._receive.receive_nowait()
+            except anyio.WouldBlock:
+                event = await self._receive.receive()
         except (anyio.EndOfStream, anyio.ClosedResourceError):
             if self._error is not None:
                 raise self._error from None
             raise StopAsyncIteration from None
+        self._taken += 1
         if isinstance(event, StreamDone):
             self.completed[event.key] = event
             if self._on_done is not None:
@@ -249,6 +258,19 @@ class _Events(AsyncIterator[Event[K, T]], Generic[K, T]):
 
     async def __anext__(self) -> Event[K, T]:
         return await self._owner._next_event()
+
+
+async def _send(send: MemoryObjectSendStream[Event[K, T]], event: Event[K, T]) -> None:
+    """Send without an event-loop round trip while the buffer has room.
+
+    A page's items arrive without the paginator suspending, so a checkpoint per item would
+    only cost two scheduler passes each; the fetcher still blocks (and yields) once the
+    buffer is full, and its next page fetch is a checkpoint of its own.
+    """
+    try:
+        send.send_nowait(event)
+    except anyio.WouldBlock:
+        await send.send(event)
 
 
 async def _close(iterator: AsyncIterator[Any] | None) -> None:

@@ -128,9 +128,7 @@ async def test_break_mid_page_reports_item_position() -> None:
         if item == 142:
             break
     assert paginator.position == Position("0:100:0", 43)
-    resumed: Paginator[int] = Paginator(
-        OffsetSource(300), page_size=100, cursor="0:100:0", skip=43
-    )
+    resumed: Paginator[int] = Paginator(OffsetSource(300), page_size=100, cursor="0:100:0", skip=43)
     assert (await resumed.collect())[0] == 143
 
 

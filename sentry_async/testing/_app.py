@@ -102,7 +102,7 @@ class ServerState:
         if cached is not None and cached[0] == self.data.generation:
             return cached[1]
         rows = build()
-        if len(self.listings) >= 64:
+        if len(self.listings) >= 256:
             self.listings.clear()
         self.listings[key] = (self.data.generation, rows)
         return rows

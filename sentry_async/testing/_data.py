@@ -41,6 +41,11 @@ _EXCEPTIONS = (
 )
 
 
+EVENT_CACHE_BYTES = 256 * 1024 * 1024
+"""Encoded full events kept (LRU). Big enough for a benchmark's working set, so that
+repeated rounds measure the client rather than the server building payloads."""
+
+
 @dataclass(frozen=True)
 class SeedConfig:
     """How much data to make. ``events_per_issue`` is an inclusive range."""
@@ -510,7 +515,7 @@ class Dataset:
         data = _encode(body)
         self._event_cache[key] = data
         self._event_cache_bytes += len(data)
-        while self._event_cache_bytes > 64 * 1024 * 1024 and self._event_cache:
+        while self._event_cache_bytes > EVENT_CACHE_BYTES and self._event_cache:
             _, old = self._event_cache.popitem(last=False)
             self._event_cache_bytes -= len(old)
         return data
