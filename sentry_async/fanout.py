@@ -2,10 +2,15 @@
 
 :func:`fan_out` runs one task per stream (a project's events, one time window, an issue...)
 with at most ``concurrency`` streams active at a time, and merges what they yield into a
-single iterator through a memory object stream of ``buffer`` slots. When the consumer is
-slower than the fetchers the buffer fills, the fetchers block on ``send`` and stop asking
-for pages: memory stays bounded by ``buffer`` items plus one item (and one page) per active
-stream, whatever the number of streams.
+single iterator through an anyio memory object stream, with a budget of ``buffer`` items
+in flight. When the consumer is slower than the fetchers the budget runs out and the
+fetchers wait for room before asking for more pages: memory stays bounded by ``buffer``
+items plus one page per active stream, whatever the number of streams.
+
+A :class:`~sentry_async.Paginator` stream travels a page at a time (one message, its
+items counted against the budget, which a page may overdraw by its own size), so merging
+costs a list step per item rather than a channel hand-over; any other async iterable
+travels item by item.
 
 Streams that share one :class:`~sentry_async.SentryClient` share its rate limiter, so the
 fan-out never needs a limiter of its own: ``concurrency`` only bounds how many streams make
@@ -19,7 +24,9 @@ so no task and no connection outlives the block.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Mapping
+import math
+from collections import deque
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Generic, Literal, TypeVar
@@ -27,6 +34,8 @@ from typing import Any, Generic, Literal, TypeVar
 import anyio
 from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+
+from .pagination import Paginator
 
 __all__ = ["FanOut", "StreamDone", "StreamItem", "fan_out"]
 
@@ -64,6 +73,20 @@ class StreamDone(Generic[K]):
 
 
 Event = StreamItem[K, T] | StreamDone[K]
+
+
+@dataclass(slots=True)
+class _Page(Generic[K, T]):
+    """A paginator's page, travelling as one message instead of one per item."""
+
+    key: K
+    items: list[T]
+
+
+_Wire = tuple[K, T] | _Page[K, T] | StreamDone[K]
+"""What travels through the channel: a bare ``(key, item)`` tuple per item (what iteration
+hands out anyway, cheaper to build than a :class:`StreamItem`), a whole page, or a done
+marker."""
 
 
 class FanOut(Generic[K, T], AsyncIterator[tuple[K, T]]):
@@ -106,25 +129,31 @@ class FanOut(Generic[K, T], AsyncIterator[tuple[K, T]]):
         self.max_buffered = 0
         self._sent = 0
         self._taken = 0
+        self._room = buffer
+        """Items the fetchers may still put in flight; a page may overdraw it."""
+        self._waiters: deque[anyio.Event] = deque()
+        self._wake_pending = False
+        self._consumer_waiting = False
+        self._pending: tuple[K, Iterator[T]] | None = None
         self._error: BaseException | None = None
         self._scope = anyio.CancelScope()
         self._task_group: TaskGroup | None = None
-        self._send: MemoryObjectSendStream[Event[K, T]] | None = None
-        self._receive: MemoryObjectReceiveStream[Event[K, T]] | None = None
+        self._send: MemoryObjectSendStream[_Wire[K, T]] | None = None
+        self._receive: MemoryObjectReceiveStream[_Wire[K, T]] | None = None
         self._entered = False
 
     @property
     def buffered(self) -> int:
-        """Items (and done markers) produced but not yet taken by the consumer."""
-        if self._receive is None:
-            return 0
-        return self._receive.statistics().current_buffer_used
+        """Items produced but not yet taken by the consumer."""
+        return self._sent - self._taken
 
     async def __aenter__(self) -> FanOut[K, T]:
         if self._entered:
             raise RuntimeError("a FanOut can be entered only once")
         self._entered = True
-        self._send, self._receive = anyio.create_memory_object_stream[Event[K, T]](self.buffer)
+        # The channel itself is unbounded: the item budget (``_room``) is the bound, so that
+        # a page can travel as one message and still count as its items.
+        self._send, self._receive = anyio.create_memory_object_stream[_Wire[K, T]](math.inf)
         self._task_group = anyio.create_task_group()
         await self._task_group.__aenter__()
         self._task_group.start_soon(self._supervise, self._send)
@@ -155,7 +184,7 @@ class FanOut(Generic[K, T], AsyncIterator[tuple[K, T]]):
             raise self._error
         return False
 
-    async def _supervise(self, send: MemoryObjectSendStream[Event[K, T]]) -> None:
+    async def _supervise(self, send: MemoryObjectSendStream[_Wire[K, T]]) -> None:
         """Start streams one slot at a time, so only ``concurrency`` tasks ever exist."""
         slots = anyio.Semaphore(self.concurrency)
         async with send:
@@ -174,7 +203,7 @@ class FanOut(Generic[K, T], AsyncIterator[tuple[K, T]]):
         self,
         key: K,
         factory: StreamFactory[T],
-        send: MemoryObjectSendStream[Event[K, T]],
+        send: MemoryObjectSendStream[_Wire[K, T]],
         slots: anyio.Semaphore,
     ) -> None:
         self.active += 1
@@ -184,17 +213,24 @@ class FanOut(Generic[K, T], AsyncIterator[tuple[K, T]]):
         error: Exception | None = None
         try:
             async with send:
-                iterator: AsyncIterator[T] | None = None
+                iterator: AsyncIterator[Any] | None = None
                 try:
-                    iterator = aiter(factory())
-                    while True:
-                        try:
-                            item = await anext(iterator)
-                        except StopAsyncIteration:
-                            break
-                        count += 1
-                        await _send(send, StreamItem(key, item))
-                        self._note_buffer()
+                    stream = factory()
+                    if isinstance(stream, Paginator):
+                        iterator = stream.pages()
+                        async for page in iterator:
+                            if page.items:
+                                count += len(page.items)
+                                await self._put(send, _Page(key, page.items), len(page.items))
+                    else:
+                        iterator = aiter(stream)
+                        while True:
+                            try:
+                                item = await anext(iterator)
+                            except StopAsyncIteration:
+                                break
+                            count += 1
+                            await self._put(send, (key, item), 1)
                 except Exception as exc:
                     error = exc
                 finally:
@@ -206,46 +242,110 @@ class FanOut(Generic[K, T], AsyncIterator[tuple[K, T]]):
                             self._error = error
                         self._scope.cancel()
                         return
-                await send.send(StreamDone(key, count, error))
-                self._note_buffer()
+                send.send_nowait(StreamDone(key, count, error))
         finally:
             self.active -= 1
             slots.release()
 
-    def _note_buffer(self) -> None:
-        # Sent minus taken bounds the buffer from above (an item handed straight to a
-        # waiting consumer counts until it resumes), so the exact, costlier count is only
-        # taken when the bound passes the maximum seen so far.
-        self._sent += 1
-        if self._sent - self._taken > self.max_buffered:
-            self.max_buffered = max(self.max_buffered, self.buffered)
+    async def _put(
+        self, send: MemoryObjectSendStream[_Wire[K, T]], wire: _Wire[K, T], n: int
+    ) -> None:
+        """Wait for room in the item budget (or for a waiting consumer), then send at once.
 
-    async def _next_event(self) -> Event[K, T]:
+        No event-loop round trip while there is room: a page's items arrive without the
+        paginator suspending, so a checkpoint per item would only cost scheduler passes.
+        """
+        while self._room <= 0 and not self._consumer_waiting:
+            # Fetchers queue in order and are woken one at a time: waking every waiting
+            # fetcher for each freed slot would cost a scheduler pass per fetcher per item.
+            woken = anyio.Event()
+            self._waiters.append(woken)
+            try:
+                await woken.wait()
+            except BaseException:
+                if woken.is_set():
+                    self._wake_pending = False
+                    self._wake_one()
+                else:
+                    self._waiters.remove(woken)
+                raise
+            self._wake_pending = False
+        # One hand-over per wait of the consumer, not one per fetcher that saw it waiting.
+        self._consumer_waiting = False
+        self._room -= n
+        self._sent += n
+        if self._sent - self._taken > self.max_buffered:
+            self.max_buffered = self._sent - self._taken
+        send.send_nowait(wire)
+        if self._room > 0:
+            self._wake_one()
+
+    def _wake_one(self) -> None:
+        if self._waiters and not self._wake_pending:
+            self._wake_pending = True
+            self._waiters.popleft().set()
+
+    def _took(self, n: int) -> None:
+        self._taken += n
+        self._room += n
+        if self._room > 0 and self._waiters:
+            self._wake_one()
+
+    async def _next(self) -> tuple[K, T] | StreamDone[K]:
+        pending = self._pending
+        if pending is not None:
+            item = next(pending[1], _END)
+            if item is not _END:
+                self._took(1)
+                return pending[0], item
+            self._pending = None
         if self._receive is None:
             raise RuntimeError("use the FanOut inside 'async with fan_out(...) as merged'")
-        if self._error is not None:
-            raise self._error
-        try:
-            try:
-                event = self._receive.receive_nowait()
-            except anyio.WouldBlock:
-                event = await self._receive.receive()
-        except (anyio.EndOfStream, anyio.ClosedResourceError):
+        while True:
             if self._error is not None:
-                raise self._error from None
-            raise StopAsyncIteration from None
-        self._taken += 1
-        if isinstance(event, StreamDone):
-            self.completed[event.key] = event
+                raise self._error
+            try:
+                try:
+                    wire = self._receive.receive_nowait()
+                except anyio.WouldBlock:
+                    # Nothing buffered: let fetchers hand over even without room (buffer=0).
+                    self._consumer_waiting = True
+                    self._wake_one()
+                    try:
+                        wire = await self._receive.receive()
+                    finally:
+                        self._consumer_waiting = False
+            except (anyio.EndOfStream, anyio.ClosedResourceError):
+                if self._error is not None:
+                    raise self._error from None
+                raise StopAsyncIteration from None
+            if isinstance(wire, tuple):
+                self._took(1)
+                return wire
+            if isinstance(wire, _Page):
+                items = iter(wire.items)
+                first = next(items, _END)
+                if first is _END:
+                    continue
+                self._pending = (wire.key, items)
+                self._took(1)
+                return wire.key, first
+            self.completed[wire.key] = wire
             if self._on_done is not None:
-                self._on_done(event)
-        return event
+                self._on_done(wire)
+            return wire
+
+    async def _next_event(self) -> Event[K, T]:
+        event = await self._next()
+        if isinstance(event, StreamDone):
+            return event
+        return StreamItem(event[0], event[1])
 
     async def __anext__(self) -> tuple[K, T]:
         while True:
-            event = await self._next_event()
-            if isinstance(event, StreamItem):
-                return event.key, event.item
+            event = await self._next()
+            if not isinstance(event, StreamDone):
+                return event
 
     def events(self) -> AsyncIterator[Event[K, T]]:
         """Items and per-stream completion markers, in delivery order."""
@@ -260,17 +360,7 @@ class _Events(AsyncIterator[Event[K, T]], Generic[K, T]):
         return await self._owner._next_event()
 
 
-async def _send(send: MemoryObjectSendStream[Event[K, T]], event: Event[K, T]) -> None:
-    """Send without an event-loop round trip while the buffer has room.
-
-    A page's items arrive without the paginator suspending, so a checkpoint per item would
-    only cost two scheduler passes each; the fetcher still blocks (and yields) once the
-    buffer is full, and its next page fetch is a checkpoint of its own.
-    """
-    try:
-        send.send_nowait(event)
-    except anyio.WouldBlock:
-        await send.send(event)
+_END: Any = object()
 
 
 async def _close(iterator: AsyncIterator[Any] | None) -> None:

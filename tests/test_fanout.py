@@ -184,6 +184,63 @@ async def test_slow_consumer_keeps_fetched_but_unconsumed_items_bounded(
     assert merged.max_buffered <= buffer
 
 
+async def test_paginator_streams_travel_by_page_and_lose_nothing(
+    fake_sentry_factory: Factory,
+) -> None:
+    server = await _server(fake_sentry_factory)
+    slugs = server.data.project_slugs(ORG)
+    expected = {slug: server.data.event_ids(ORG, slug) for slug in slugs}
+    seen: dict[str, list[str]] = defaultdict(list)
+    done: list[str] = []
+    with anyio.fail_after(20):
+        async with _client(server) as client:
+            streams = {
+                slug: (lambda slug=slug: client.events.for_project(ORG, slug, page_size=PAGE))
+                for slug in slugs
+            }
+            async with fan_out(streams, concurrency=6, buffer=3) as merged:
+                async for event in merged.events():
+                    if isinstance(event, StreamItem):
+                        assert event.key not in done, "no item after its stream's done marker"
+                        seen[event.key].append(event.item.id)
+                    else:
+                        assert event.items == len(expected[event.key])
+                        done.append(event.key)
+    assert dict(seen) == expected, "each stream's items, in order, none lost or repeated"
+    assert sorted(done) == sorted(slugs)
+    assert merged.buffered == 0
+    assert merged.max_buffered <= 3 + PAGE - 1, "a page may overdraw the budget, no more"
+
+
+async def test_slow_consumer_stops_paginator_streams_within_the_item_budget(
+    fake_sentry_factory: Factory,
+) -> None:
+    server = await _server(fake_sentry_factory)
+    slugs = server.data.project_slugs(ORG)
+    total = sum(len(server.data.event_ids(ORG, s)) for s in slugs)
+    concurrency, buffer = 4, 8
+    consumed = 0
+    with anyio.fail_after(30):
+        async with _client(server) as client:
+            streams = {
+                slug: (lambda slug=slug: client.events.for_project(ORG, slug, page_size=PAGE))
+                for slug in slugs
+            }
+            async with fan_out(streams, concurrency=concurrency, buffer=buffer) as merged:
+                async for _ in merged:
+                    consumed += 1
+                    if consumed == 1:
+                        await anyio.sleep(0.3)
+                        requests = len([r for r in server.requests if "/events/" in r.path])
+                        # In the budget (plus one page's overdraw), one page in each
+                        # fetcher's hands, the one being consumed: nothing more was asked.
+                        pages = -(-(buffer + PAGE - 1) // PAGE) + concurrency + 1
+                        assert requests <= pages
+                        assert merged.buffered <= buffer + PAGE - 1
+    assert consumed == total
+    assert merged.max_buffered <= buffer + PAGE - 1
+
+
 async def test_fail_fast_cancels_the_run_and_raises_the_original_error(
     fake_sentry_factory: Factory,
 ) -> None:
