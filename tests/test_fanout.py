@@ -44,6 +44,15 @@ def _events(client: SentryClient, slug: str) -> Callable[[], AsyncIterator[Any]]
     return start
 
 
+def _paginators(client: SentryClient, slugs: list[str]) -> dict[str, Callable[[], Any]]:
+    """Factories returning the Paginator itself, which fan_out moves a page at a time."""
+
+    def paginator(slug: str) -> Callable[[], Any]:
+        return lambda: client.events.for_project(ORG, slug, page_size=PAGE)
+
+    return {slug: paginator(slug) for slug in slugs}
+
+
 class Gauge:
     """How many streams are running right now, and the most there ever were."""
 
@@ -194,10 +203,7 @@ async def test_paginator_streams_travel_by_page_and_lose_nothing(
     done: list[str] = []
     with anyio.fail_after(20):
         async with _client(server) as client:
-            streams = {
-                slug: (lambda slug=slug: client.events.for_project(ORG, slug, page_size=PAGE))
-                for slug in slugs
-            }
+            streams = _paginators(client, slugs)
             async with fan_out(streams, concurrency=6, buffer=3) as merged:
                 async for event in merged.events():
                     if isinstance(event, StreamItem):
@@ -222,10 +228,7 @@ async def test_slow_consumer_stops_paginator_streams_within_the_item_budget(
     consumed = 0
     with anyio.fail_after(30):
         async with _client(server) as client:
-            streams = {
-                slug: (lambda slug=slug: client.events.for_project(ORG, slug, page_size=PAGE))
-                for slug in slugs
-            }
+            streams = _paginators(client, slugs)
             async with fan_out(streams, concurrency=concurrency, buffer=buffer) as merged:
                 async for _ in merged:
                     consumed += 1
