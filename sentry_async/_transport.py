@@ -261,7 +261,7 @@ class Transport:
                 continue
             raise build_api_error(
                 response.status,
-                response.body,
+                self._redact(response.body),
                 method=method,
                 url=str(url),
                 rate_limit=response.rate_limit,
@@ -269,6 +269,14 @@ class Transport:
                 if response.status == 429
                 else None,
             )
+
+    def _redact(self, body: bytes) -> bytes:
+        """An error body with the token blanked out: a server (or proxy) that echoes the
+        request back must not put the token into the exception built from it."""
+        if self._token is None:
+            return body
+        secret = self._token.reveal().encode()
+        return body.replace(secret, b"********") if secret and secret in body else body
 
     async def _send_once(self, method: str, url: URL, body: bytes | None) -> Response:
         started = time.perf_counter()
@@ -278,6 +286,7 @@ class Transport:
                 headers["Content-Type"] = "application/json"
             if self._token is not None and origin(url) in self.trusted_origins:
                 headers["Authorization"] = f"Bearer {self._token.reveal()}"
+            malformed: ConnectionFailed | None = None
             try:
                 async with self.session.request(
                     method,
@@ -308,6 +317,15 @@ class Transport:
                         exc,
                     ),
                 ) from exc
+            except aiohttp.ClientResponseError as exc:
+                # A response aiohttp could not parse (bad status line, oversized header). Its
+                # request_info holds the request's headers, Authorization included, so it
+                # is neither chained nor left as the context of what is raised.
+                malformed = ConnectionFailed(
+                    f"malformed response: {exc.message or type(exc).__name__}",
+                    method=method,
+                    url=str(url),
+                )
             except aiohttp.ClientError as exc:
                 raise _Failure(
                     "connection",
@@ -318,6 +336,8 @@ class Transport:
                         exc,
                     ),
                 ) from exc
+            if malformed is not None:
+                raise _Failure("connection", malformed)
             if status in _REDIRECTS and "Location" in resp_headers:
                 try:
                     target, trusted = resolve_redirect(

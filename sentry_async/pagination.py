@@ -51,9 +51,10 @@ class Page(Generic[T]):
 class Position:
     """Where to resume: re-request ``cursor`` and skip its first ``skip`` items.
 
-    ``skip`` is zero whenever the consumer stopped at a page boundary, which is always the
-    case after a ``limit=`` on endpoints that take a page size (the last page is requested
-    exactly as large as needed). ``done`` means nothing is left.
+    ``skip`` is zero whenever the consumer stopped at a page boundary; after a ``limit=``
+    or a ``break`` mid-page it counts the items of that page already handed out. Resume
+    with the same page size: some of Sentry's cursors encode it. ``done`` means nothing
+    is left.
     """
 
     cursor: str | None
@@ -129,12 +130,11 @@ class Paginator(Generic[T], AsyncIterator[T]):
         while True:
             if self.max_pages is not None and self.pages_fetched >= self.max_pages:
                 return
-            size = self.page_size
-            if left is not None and size is not None:
-                # Ask for no more than needed, so a capped run ends on a page boundary and
-                # the next cursor resumes exactly after the last item handed out.
-                size = min(size, left + skip)
-            raw = await self._fetch(cursor, size)
+            # Always the same page size, even for the last page under a limit: some cursors
+            # (Sentry's OffsetPaginator: ``<page size>:<page number>:<is_prev>``) are only
+            # valid for the size they were made with, and a smaller request skips rows. A
+            # capped run trims the page here instead, and its position says where inside.
+            raw = await self._fetch(cursor, self.page_size)
             self.pages_fetched += 1
             try:
                 links = page_links(raw.link)

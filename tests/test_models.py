@@ -711,8 +711,10 @@ def test_unknown_and_mismatched_entries_fall_back_to_raw() -> None:
     threads, debugmeta, gpu, broken, request = decoded.get_entries()
     assert isinstance(gpu, UnknownEntry) and gpu.type == "gpu_trace"
     assert msgspec.json.decode(gpu.data) == original["entries"][2]["data"]
+    assert gpu.error() is None, "an unknown type is not an error"
     assert isinstance(broken, UnknownEntry) and broken.type == "exception"
     assert msgspec.json.decode(broken.data) == "this entry's data is not an object"
+    assert "Expected `object`" in (broken.error() or "")
     assert decoded.exception is None, "the only exception entry does not fit ExceptionEntry"
     assert isinstance(threads, ThreadsEntry) and decoded.threads == threads
     main, worker = threads.values

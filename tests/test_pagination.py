@@ -102,14 +102,17 @@ async def test_malformed_link_is_a_pagination_error() -> None:
         await Paginator(broken, page_size=5).collect()
 
 
-async def test_limit_requests_exact_last_page_and_resumes_exactly() -> None:
+async def test_limit_keeps_the_page_size_and_resumes_inside_the_last_page() -> None:
     source = OffsetSource(1000)
     paginator: Paginator[int] = Paginator(source, page_size=100, limit=250)
     assert await paginator.collect() == list(range(250))
-    assert [s for _, s in source.requests] == [100, 100, 50]
-    assert paginator.position == Position("0:250:0", 0)
+    assert [s for _, s in source.requests] == [100, 100, 100], "never a smaller last page"
+    assert paginator.position == Position("0:200:0", 50)
     rest: Paginator[int] = Paginator(
-        OffsetSource(1000), page_size=100, cursor=paginator.position.cursor
+        OffsetSource(1000),
+        page_size=100,
+        cursor=paginator.position.cursor,
+        skip=paginator.position.skip,
     )
     assert await rest.collect() == list(range(250, 1000))
 

@@ -19,7 +19,7 @@ import msgspec
 import pytest
 
 from sentry_async import NotFound, RetryPolicy, SentryClient, Unauthorized
-from sentry_async.testing import FakeSentry
+from sentry_async.testing import FakeSentry, SeedConfig
 from sentry_async.testing.pytest_plugin import FIXED_NOW
 
 ORG = "org-0"
@@ -255,6 +255,12 @@ async def test_tag_detail_and_values_count_the_issues_events(
     value_requests = [r for r in fake_sentry.requests if r.path.endswith("/values/")]
     assert len(value_requests) == len(expected)
     assert all(r.param("sort") == "-count" for r in value_requests)
+    with anyio.fail_after(10):
+        raw = await client.issues.tag_values(ORG, issue_id, "environment", raw=True).collect()
+    assert all(isinstance(item, msgspec.Raw) for item in raw)
+    assert {
+        msgspec.json.decode(item)["value"]: msgspec.json.decode(item)["count"] for item in raw
+    } == dict(expected)
 
 
 # -- events ---------------------------------------------------------------------------------
@@ -731,15 +737,39 @@ async def test_limit_leaves_a_cursor_that_resumes_without_duplicates(
     with anyio.fail_after(10):
         head = [event.id for event in await capped.collect()]
         position = capped.position
-        assert len(head) == 23 and position.skip == 0 and not position.done
+        assert len(head) == 23 and position.skip == 3 and not position.done
         sizes = [r.param("per_page") for r in fake_sentry.requests]
-        assert sizes == ["10", "10", "3"], "the last page asks for only what is left"
+        assert sizes == ["10", "10", "10"], "the page size never changes mid-stream"
         tail = await client.events.for_project(
-            ORG, project, period="30d", page_size=10, cursor=position.cursor
+            ORG, project, period="30d", page_size=10, cursor=position.cursor, skip=position.skip
         ).collect()
     ids = head + [event.id for event in tail]
     assert ids == expected
     assert len(set(ids)) == len(ids)
+
+
+@pytest.mark.parametrize("limit", [1, 3, 4, 5, 7])
+async def test_limit_on_page_number_cursors_loses_and_repeats_nothing(
+    fake_sentry_factory: Callable[..., Awaitable[FakeSentry]], limit: int
+) -> None:
+    # The projects list uses Sentry's OffsetPaginator: cursors are <size>:<page>:<prev> and
+    # only valid for the page size they were made with.
+    server = await fake_sentry_factory(
+        scale=SeedConfig(orgs=1, projects_per_org=9, issues_per_project=1, events_per_issue=(1, 1))
+    )
+    expected = server.data.project_slugs(ORG)
+    assert len(expected) == 9
+    with anyio.fail_after(10):
+        async with SentryClient(server.token, base_url=server.url) as client:
+            capped = client.projects.list(ORG, page_size=4, limit=limit)
+            head = [project.slug for project in await capped.collect()]
+            position = capped.position
+            tail = await client.projects.list(
+                ORG, page_size=4, cursor=position.cursor, skip=position.skip
+            ).collect()
+    slugs = head + [project.slug for project in tail]
+    assert len(head) == limit
+    assert sorted(slugs) == sorted(expected) and len(set(slugs)) == len(slugs)
 
 
 async def test_pages_position_resumes_at_page_boundary(

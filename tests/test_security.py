@@ -7,6 +7,8 @@ token plays "the other host" and must never see a request carrying the token.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import io
 import logging
 import os
@@ -14,7 +16,7 @@ import pickle
 import socket
 import sys
 import traceback
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -23,6 +25,7 @@ import anyio
 import pytest
 
 from sentry_async import (
+    BadRequest,
     ConnectionFailed,
     DecodeError,
     NotFound,
@@ -357,13 +360,43 @@ async def _raise_each_error(server: FakeSentry) -> list[BaseException]:
         await expect(ConnectionFailed, lambda: client.organizations.get(org))
     async with SentryClient(WRONG_TOKEN, base_url=server.url) as client:
         await expect(Unauthorized, lambda: client.organizations.get(org))
+    async with SentryClient(TOKEN, base_url=server.url) as client:
+        # A server (or proxy) that echoes the credentials back in its error body.
+        server.faults.add(Fault("status", status=400, body={"detail": f"bad token {TOKEN}"}))
+        await expect(BadRequest, lambda: client.organizations.get(org))
+    # aiohttp cannot parse this server's answers; its exception keeps the request's headers.
+    async with (
+        _garbage_http_server() as garbage,
+        SentryClient(TOKEN, base_url=garbage, retry=RetryPolicy(attempts=1)) as client,
+    ):
+        await expect(ConnectionFailed, lambda: client.organizations.get(org))
     return caught
+
+
+@contextlib.asynccontextmanager
+async def _garbage_http_server() -> AsyncIterator[str]:
+    """A TCP server on 127.0.0.1 answering every request with a malformed status line."""
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 abc garbage\r\n\r\n")
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(answer, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.close()
+        await server.wait_closed()
 
 
 async def test_token_absent_from_every_error(fake_sentry_factory: Factory) -> None:
     server = await fake_sentry_factory(token=TOKEN)
     errors = await _raise_each_error(server)
-    assert len({type(e) for e in errors}) == 8
+    assert len({type(e) for e in errors}) == 9
+    assert sum(isinstance(e, ConnectionFailed) for e in errors) == 3
     for error in errors:
         text = _reachable_text(error)
         assert TOKEN not in text, f"{type(error).__name__} shows the token"

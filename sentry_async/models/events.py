@@ -9,12 +9,15 @@ whose shape changed) becomes an :class:`UnknownEntry` instead of failing the who
 from __future__ import annotations
 
 import builtins
+import logging
 from datetime import datetime
 from typing import Any, ClassVar, TypeVar
 
 import msgspec
 
 from ._base import Model, SnakeModel
+
+logger = logging.getLogger("sentry_async")
 
 __all__ = [
     "Breadcrumb",
@@ -262,10 +265,24 @@ class DebugMetaEntry(Entry):
 
 
 class UnknownEntry(Entry):
-    """An entry type this library does not know, or one whose data did not fit its model."""
+    """An entry type this library does not know, or one whose data did not fit its model.
+
+    Re-encoding it gives the entry back as Sentry sent it; :meth:`error` says what did not
+    fit, so that a changed shape is visible rather than silently missing from
+    ``event.exception``.
+    """
 
     type: str
     data: msgspec.Raw
+
+    def error(self) -> str | None:
+        """Why a known entry type did not fit its model (msgspec's message, with the JSON
+        path); ``None`` for a type this library does not model."""
+        try:
+            _decode_known(self.type, self.data)
+        except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+            return str(exc)
+        return None
 
 
 class EntryHead(msgspec.Struct, kw_only=True):
@@ -296,20 +313,27 @@ _SPANS = msgspec.json.Decoder(list[Span])
 _OBJECT = msgspec.json.Decoder(dict[str, Any])
 
 
+def _decode_known(type_: str, data: msgspec.Raw) -> Entry | None:
+    """The typed entry, ``None`` for an unmodelled type; raises when the data does not fit."""
+    if type_ == "spans":
+        return SpansEntry(spans=_SPANS.decode(data))
+    if type_ in ("csp", "nel", "hpkp", "expectct", "expectstaple"):
+        return CspEntry(report=_OBJECT.decode(data))
+    known = _ENTRY_DECODERS.get(type_)
+    if known is None:
+        return None
+    entry: Entry = known[1].decode(data)
+    return entry
+
+
 def decode_entry(head: EntryHead) -> Entry:
     """Decode one entry by its type; anything unexpected becomes an :class:`UnknownEntry`."""
     try:
-        if head.type == "spans":
-            return SpansEntry(spans=_SPANS.decode(head.data))
-        if head.type in ("csp", "nel", "hpkp", "expectct", "expectstaple"):
-            return CspEntry(report=_OBJECT.decode(head.data))
-        known = _ENTRY_DECODERS.get(head.type)
-        if known is not None:
-            entry: Entry = known[1].decode(head.data)
-            return entry
-    except (msgspec.ValidationError, msgspec.DecodeError):
-        pass
-    return UnknownEntry(type=head.type, data=head.data)
+        entry = _decode_known(head.type, head.data)
+    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+        logger.debug("a %r entry did not fit its model: %s", head.type, exc)
+        entry = None
+    return entry if entry is not None else UnknownEntry(type=head.type, data=head.data)
 
 
 class Occurrence(Model):

@@ -346,6 +346,7 @@ class IssuesResource(Resource):
             type=TagDetail,
         )
 
+    @overload
     def tag_values(
         self,
         org: IdOrSlug,
@@ -358,7 +359,39 @@ class IssuesResource(Resource):
         cursor: str | None = None,
         skip: int = 0,
         limit: int | None = None,
-    ) -> Paginator[TagValue]:
+        raw: Literal[False] = ...,
+    ) -> Paginator[TagValue]: ...
+
+    @overload
+    def tag_values(
+        self,
+        org: IdOrSlug,
+        issue_id: IdOrSlug,
+        key: str,
+        *,
+        environment: str | Sequence[str] | None = None,
+        sort: str | None = None,
+        page_size: int = 100,
+        cursor: str | None = None,
+        skip: int = 0,
+        limit: int | None = None,
+        raw: Literal[True],
+    ) -> Paginator[msgspec.Raw]: ...
+
+    def tag_values(
+        self,
+        org: IdOrSlug,
+        issue_id: IdOrSlug,
+        key: str,
+        *,
+        environment: str | Sequence[str] | None = None,
+        sort: str | None = None,
+        page_size: int = 100,
+        cursor: str | None = None,
+        skip: int = 0,
+        limit: int | None = None,
+        raw: bool = False,
+    ) -> Paginator[TagValue] | Paginator[msgspec.Raw]:
         """Every value of one tag on an issue (Sentry stops at 1000 values)."""
         if sort is not None and sort.lstrip("-") not in {"age", "count", "date", "id"}:
             raise ValueError(f"sort must be one of age, count, date, id (got {sort!r})")
@@ -366,7 +399,7 @@ class IssuesResource(Resource):
             "/organizations/{org}/issues/{issue_id}/tags/{key}/values/",
             path_params={"org": self._org(org), "issue_id": _ids([issue_id])[0], "key": key},
             params={"environment": listify(environment, "environment"), "sort": sort},
-            type=TagValue,
+            type=msgspec.Raw if raw else TagValue,
             page_size=page_size,
             cursor=cursor,
             skip=skip,

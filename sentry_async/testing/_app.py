@@ -255,17 +255,25 @@ def _page(
     if offset < 0:
         raise ApiError(400, "Invalid cursor parameter.")
     if style == "page":
-        offset = offset * per_page
-    serve = request.get(_SERVE)
-    count = per_page if serve is None or style == "page" else min(per_page, serve)
-    page = rows[offset : offset + count]
-    next_offset = offset + (len(page) if serve is not None and style != "page" else per_page)
-    more = next_offset < len(rows)
-    prev_offset = max(0, offset - per_page)
-    if style == "page":
-        page_no = offset // per_page
-        prev_cursor, next_cursor = f"{per_page}:{page_no - 1}:1", f"{per_page}:{page_no + 1}:0"
+        # Sentry's OffsetPaginator: the cursor is <page size>:<page number>, and the page
+        # starts at number * the size the cursor was made with. Asked with another size,
+        # it keeps the last per_page + 1 rows of that window, as Sentry does: a client
+        # that changes page size mid-stream skips rows, visibly to tests.
+        size_then = value or per_page
+        start = offset * size_then
+        window = rows[start : start + size_then + 1]
+        if size_then != per_page:
+            window = window[-(per_page + 1) :]
+        more = len(window) > per_page
+        page = window[:per_page]
+        prev_cursor, next_cursor = f"{per_page}:{offset - 1}:1", f"{per_page}:{offset + 1}:0"
     else:
+        serve = request.get(_SERVE)
+        count = per_page if serve is None else min(per_page, serve)
+        page = rows[offset : offset + count]
+        next_offset = offset + (len(page) if serve is not None else per_page)
+        more = next_offset < len(rows)
+        prev_offset = max(0, offset - per_page)
         anchor = value + 1 if serve is not None else (value if style == "value" else 0)
         if style == "value" and not value:
             anchor = int(_state(request).data.now_ts * 1000)
