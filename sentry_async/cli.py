@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TextIO
+from typing import TextIO, TypeVar
 
 import anyio
 
@@ -29,6 +29,7 @@ from .export import (
     CheckpointError,
     ExportDecodeError,
     ExportLockedError,
+    ExportRangeError,
     ExportSpec,
     Manifest,
     OutputNotEmptyError,
@@ -67,6 +68,11 @@ DEMO_PERIOD = timedelta(days=30)
 
 logger = logging.getLogger("sentry_async.cli")
 
+_T = TypeVar("_T")
+
+_RANGE_OPTIONS = {"start": "since", "end": "until", "period": "period", "window": "window"}
+"""ExportRangeError.argument -> the option (attribute of the parsed arguments) it comes from."""
+
 _EPILOG = f"""\
 times:
   --since/--until take a date (2026-01-01) or an ISO datetime (2026-01-01T12:00:00+02:00);
@@ -83,7 +89,7 @@ output (DIR):
 exit codes:
   0  done
   1  API or network error (5xx, timeouts, undecodable page), after retries
-  2  bad arguments, or no token
+  2  bad arguments (including an empty or unusable time range), or no token
   3  authentication failed (401) or permission denied (403)
   4  organization, project or issue not found (404)
   5  output directory refused: not empty, other arguments on --resume, locked, or damaged
@@ -212,6 +218,12 @@ def _add_connection_args(parser: argparse.ArgumentParser) -> None:
         metavar="PATH",
         help="read the auth token from PATH (default: $SENTRY_AUTH_TOKEN)",
     )
+    parser.add_argument(
+        "--allow-insecure-http",
+        action="store_true",
+        help="allow a plain http:// URL for a host other than localhost; the token would "
+        "travel unencrypted",
+    )
 
 
 def _add_verbosity_args(parser: argparse.ArgumentParser) -> None:
@@ -255,34 +267,74 @@ def _setup_logging(quiet: bool, verbose: bool, stream: TextIO) -> Callable[[], N
 
 def _read_token(token_file: str | None) -> str:
     if token_file is not None:
+        source = f"--token-file {token_file}"
         try:
             token = Path(token_file).read_text(encoding="utf-8").strip()
         except OSError as exc:
             raise _UsageError(f"cannot read --token-file {token_file}: {exc.strerror}") from None
+        except UnicodeDecodeError:
+            raise _UsageError(f"{source} is not UTF-8 text") from None
         if not token:
-            raise _UsageError(f"--token-file {token_file} is empty")
-        return token
-    token = os.environ.get("SENTRY_AUTH_TOKEN", "").strip()
-    if not token:
-        raise _UsageError("no auth token: pass --token-file PATH or set SENTRY_AUTH_TOKEN")
+            raise _UsageError(f"{source} is empty")
+    else:
+        source = "$SENTRY_AUTH_TOKEN"
+        token = os.environ.get("SENTRY_AUTH_TOKEN", "").strip()
+        if not token:
+            raise _UsageError("no auth token: pass --token-file PATH or set SENTRY_AUTH_TOKEN")
+    # The client refuses these too, but with a ValueError that would read as a URL problem.
+    if any(ch.isspace() for ch in token) or not token.isprintable():
+        raise _UsageError(f"the token in {source} contains spaces or control characters")
     return token
 
 
-def _spec_from_args(args: argparse.Namespace) -> ExportSpec:
+def _client_from_args(args: argparse.Namespace, token: str) -> SentryClient:
+    """The client, or a usage error naming where a bad URL came from (the token is checked)."""
     try:
-        since = parse_utc(args.since) if args.since else None
-        until = parse_utc(args.until) if args.until else None
-        if args.period and args.since:
-            raise _UsageError("give --since or --period, not both")
-        period_text = args.period or (None if since else DEFAULT_PERIOD)
-        period = parse_duration(period_text) if period_text else None
-        window = None if args.window.strip().lower() == "none" else parse_duration(args.window)
-        if args.field and args.kind != "discover":
-            raise _UsageError("--field is for 'export discover'")
-        if args.issue and args.kind != "events":
-            raise _UsageError("--issue is for 'export events'")
-        if args.issue and args.project:
-            raise _UsageError("give --project or --issue, not both")
+        return SentryClient(
+            token, base_url=args.base_url, allow_insecure_http=args.allow_insecure_http
+        )
+    except ValueError as exc:
+        source = "--base-url" if args.base_url is not None else "$SENTRY_URL"
+        message = str(exc).replace("allow_insecure_http=True", "--allow-insecure-http")
+        raise _UsageError(f"{source}: {message}") from None
+
+
+def _parse_option(option: str, text: str, parse: Callable[[str], _T]) -> _T:
+    try:
+        return parse(text)
+    except ValueError as exc:
+        raise _UsageError(f"{option}: {exc}") from None
+
+
+def _range_error(exc: ExportRangeError, args: argparse.Namespace) -> _UsageError:
+    """The library's range error, told in terms of the option (and value) to change."""
+    name = _RANGE_OPTIONS.get(exc.argument)
+    if name is None:
+        return _UsageError(str(exc))
+    value = getattr(args, name, None)
+    option = f"--{name}" if value is None else f"--{name} {value}"
+    return _UsageError(f"{option}: {exc.reason}")
+
+
+def _spec_from_args(args: argparse.Namespace) -> ExportSpec:
+    since = _parse_option("--since", args.since, parse_utc) if args.since else None
+    until = _parse_option("--until", args.until, parse_utc) if args.until else None
+    if args.period and args.since:
+        raise _UsageError("give --since or --period, not both")
+    period_text = args.period or (None if since else DEFAULT_PERIOD)
+    period = _parse_option("--period", period_text, parse_duration) if period_text else None
+    window = (
+        None
+        if args.window.strip().lower() == "none"
+        else _parse_option("--window", args.window, parse_duration)
+    )
+    if args.field and args.kind != "discover":
+        raise _UsageError("--field is for 'export discover'")
+    if args.issue and args.kind != "events":
+        raise _UsageError("--issue is for 'export events'")
+    if args.issue and args.project:
+        raise _UsageError("give --project or --issue, not both")
+    try:
         return ExportSpec(
             kind=args.kind,
             org=args.org,
@@ -301,10 +353,15 @@ def _spec_from_args(args: argparse.Namespace) -> ExportSpec:
 
 
 def _summary(manifest: Manifest, directory: Path, elapsed: float) -> str:
+    unidentified = (
+        f" ({manifest.unidentified:,} without a usable id, not de-duplicated)"
+        if manifest.unidentified
+        else ""
+    )
     return (
-        f"{manifest.kind}: {manifest.items:,} items, {format_bytes(manifest.bytes)} in "
-        f"{len(manifest.files)} files, {manifest.start} .. {manifest.end}, "
-        f"{elapsed:.1f}s -> {directory}"
+        f"{manifest.kind}: {manifest.items:,} items{unidentified}, "
+        f"{format_bytes(manifest.bytes)} in {len(manifest.files)} files, "
+        f"{manifest.start} .. {manifest.end}, {elapsed:.1f}s -> {directory}"
     )
 
 
@@ -317,16 +374,19 @@ async def _run_export(args: argparse.Namespace, token: str, out: TextIO) -> int:
     directory = Path(args.output)
     started = time.perf_counter()
     progress = Progress(spec.kind)
-    async with SentryClient(token, base_url=args.base_url) as client:
+    async with _client_from_args(args, token) as client:
         with show_progress(progress, mode=_display_mode(args)):
-            manifest = await export(
-                client,
-                spec,
-                directory,
-                resume=args.resume,
-                concurrency=args.concurrency,
-                progress=progress,
-            )
+            try:
+                manifest = await export(
+                    client,
+                    spec,
+                    directory,
+                    resume=args.resume,
+                    concurrency=args.concurrency,
+                    progress=progress,
+                )
+            except ExportRangeError as exc:
+                raise _range_error(exc, args) from None
     if not args.quiet:
         print(_summary(manifest, directory, time.perf_counter() - started), file=out)
     return EXIT_OK

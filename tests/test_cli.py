@@ -4,21 +4,24 @@ from __future__ import annotations
 
 import io
 import logging
+import re
 import subprocess
 import sys
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import anyio
 import msgspec
 import pytest
 
-from sentry_async import __version__
+from sentry_async import SentryClient, __version__, cli
 from sentry_async.cli import main
-from sentry_async.export import CHECKPOINT_NAME, MANIFEST_NAME, Manifest
+from sentry_async.export import CHECKPOINT_NAME, MANIFEST_NAME, Manifest, Progress, show_progress
 from sentry_async.testing import FakeSentry, Fault, SeedConfig
 
 ORG = "org-0"
@@ -299,3 +302,139 @@ async def test_main_leaves_logging_as_it_found_it(tmp_path: Path, no_env_token: 
     await _main(["export", "events", "--org", ORG, "-o", str(tmp_path), "--verbose"])
     await _main(["demo", "--scale", "small", "-o", str(tmp_path / "demo")])
     assert (list(library.handlers), library.level, library.propagate) == before
+
+
+def _assert_one_error_line(run: Run, *, naming: str, case: str) -> None:
+    """Exit 2, one line on stderr (no traceback) that names the argument, nothing on stdout."""
+    assert run.code == 2, (case, run.err)
+    assert run.err.splitlines() == run.error_lines and len(run.error_lines) == 1, (case, run.err)
+    assert naming in run.error_lines[0], (case, run.err)
+    assert "Traceback" not in run.err and run.out == "", case
+
+
+async def test_bad_base_url_exits_2_with_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SENTRY_AUTH_TOKEN", TOKEN)
+    monkeypatch.delenv("SENTRY_URL", raising=False)
+    out = tmp_path / "out"
+    base = ["export", "issues", "--org", ORG, "-o", str(out)]
+    for url in ("http://example.com", "ftp://x", "not a url", "https://", "http://[::1"):
+        run = await _main([*base, "--base-url", url])
+        _assert_one_error_line(run, naming="--base-url", case=url)
+        assert TOKEN not in run.err
+    assert "--allow-insecure-http" in (await _main([*base, "--base-url", "http://10.0.0.1"])).err
+    monkeypatch.setenv("SENTRY_URL", "http://10.0.0.1")
+    run = await _main(base)
+    _assert_one_error_line(run, naming="$SENTRY_URL", case="$SENTRY_URL")
+    assert "unencrypted" in run.err and "--allow-insecure-http" in run.err
+    assert not out.exists(), "nothing is created for a bad URL"
+
+
+async def test_a_token_with_spaces_exits_2_without_showing_it(
+    tmp_path: Path, no_env_token: None
+) -> None:
+    spaced = tmp_path / "spaced"
+    spaced.write_text("sntrys_secret part\n")
+    argv = ["export", "issues", "--org", ORG, "-o", str(tmp_path / "out"),
+            "--token-file", str(spaced)]  # fmt: skip
+    run = await _main(argv)
+    _assert_one_error_line(run, naming="--token-file", case="token with a space")
+    assert "secret" not in run.err
+
+
+async def test_allow_insecure_http_is_passed_to_the_client(
+    fake_sentry_factory: Factory,
+    tmp_path: Path,
+    no_env_token: None,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The flag reaches the client; the client then talks to the fake server instead."""
+    server = await fake_sentry_factory(scale=DATA, token=TOKEN)
+    seen: list[dict[str, object]] = []
+
+    def client(token: str, **kwargs: Any) -> SentryClient:
+        seen.append(kwargs)
+        return SentryClient(token, **{**kwargs, "base_url": server.url})
+
+    monkeypatch.setattr(cli, "SentryClient", client)
+    argv = ["export", "issues", "--org", ORG, "-o", str(tmp_path / "out"), *RANGE,
+            "--token-file", _token_file(tmp_path), "--base-url", "http://sentry.internal",
+            "--allow-insecure-http", "--quiet"]  # fmt: skip
+    run = await _main(argv)
+    assert run.code == 0, run.err
+    assert seen == [{"base_url": "http://sentry.internal", "allow_insecure_http": True}]
+
+
+async def test_unusable_time_ranges_exit_2_and_leave_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Empty, out-of-calendar or too finely windowed ranges: refused before any request.
+
+    The base URL has no server behind it, so a range that got as far as planning would
+    fail with a network error (exit 1) instead.
+    """
+    monkeypatch.setenv("SENTRY_AUTH_TOKEN", TOKEN)
+    out = tmp_path / "out"
+    base = ["export", "events", "--org", ORG, "-o", str(out), "--base-url", "http://127.0.0.1:9"]
+    cases = {
+        "--since": ["--since", "2099-01-01"],
+        "--until": ["--until", "0001-01-01"],
+        "--period": ["--period", "999999999999999d"],
+        "--period 999999999d": ["--period", "999999999d"],
+        "--window": ["--since", "0001-01-01", "--window", "1s"],
+        "--window 1d": ["--since", "0001-01-01"],
+        "--window 1h": ["--period", "100001h", "--window", "1h"],
+    }
+    for naming, extra in cases.items():
+        started = time.monotonic()
+        run = await _main([*base, *extra])
+        _assert_one_error_line(run, naming=naming, case=naming)
+        assert time.monotonic() - started < 10, f"{naming}: checked before planning"
+        assert not out.exists(), f"{naming}: nothing is created"
+    assert "larger window" in run.error_lines[0] and "100,000" in run.error_lines[0]
+
+
+async def test_failed_exports_print_only_the_error_line(
+    fake_sentry_factory: Factory, tmp_path: Path, no_env_token: None
+) -> None:
+    """No closing progress line ("0 items ... streams 0/0") above the error."""
+    server = await fake_sentry_factory(scale=DATA, token=TOKEN)
+    good, wrong = ["--token-file", _token_file(tmp_path)], ["--token-file", str(tmp_path / "w")]
+    (tmp_path / "w").write_text(WRONG_TOKEN)
+    cases = {
+        "bad token": (3, _export_args(server, tmp_path / "a", *wrong)),
+        "bad token, issues": (3, _export_args(server, tmp_path / "b", "--issue", "1", *wrong)),
+        "unknown org": (4, ["export", "issues", "--org", "no-such-org", "-o",
+                            str(tmp_path / "c"), "--base-url", server.url, *good]),
+        "unknown project": (4, _export_args(server, tmp_path / "d", "--project", "nope", *good)),
+        "unknown issue": (4, _export_args(server, tmp_path / "e", "--issue", "999999999", *good)),
+    }  # fmt: skip
+    for name, (code, argv) in cases.items():
+        run = await _main(argv)
+        assert run.code == code, (name, run.err)
+        assert run.err.splitlines() == run.error_lines and len(run.error_lines) == 1, (
+            name,
+            run.err,
+        )
+    run = await _main(_export_args(server, tmp_path / "ok", *good))
+    assert run.code == 0, run.err
+    (progress,) = run.err.splitlines()
+    assert re.search(r"INFO .*events: .* streams (\d+)/\1,", progress), "a real run ends with it"
+
+
+def _fail_under_rich_progress(progress: Progress, screen: io.StringIO, *, begin: bool) -> None:
+    with show_progress(progress, mode="rich", stream=screen):
+        if begin:
+            progress.begin(streams_total=3)
+        raise RuntimeError("the export failed")
+
+
+def test_rich_progress_is_cleared_when_the_export_never_began() -> None:
+    for begin in (False, True):
+        screen = io.StringIO()
+        progress = Progress("issues")
+        with pytest.raises(RuntimeError):
+            _fail_under_rich_progress(progress, screen, begin=begin)
+        assert ("streams 0/3" in screen.getvalue()) is begin, screen.getvalue()
+        assert "streams 0/0" not in screen.getvalue()

@@ -9,7 +9,7 @@ import signal
 import sys
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -21,15 +21,20 @@ from sentry_async import NotFound, RetryPolicy, SentryClient, SentryError, Serve
 from sentry_async.export import (
     CHECKPOINT_NAME,
     MANIFEST_NAME,
+    MAX_WINDOWS,
     CheckpointError,
     ExportDecodeError,
     ExportLockedError,
+    ExportRangeError,
     ExportSpec,
     Manifest,
     OutputNotEmptyError,
     SpecMismatchError,
     UnknownProjectError,
     export,
+    parse_duration,
+    parse_utc,
+    split_windows,
 )
 from sentry_async.testing import FakeSentry, Fault, SeedConfig
 from sentry_async.testing.pytest_plugin import FIXED_NOW
@@ -625,3 +630,60 @@ async def test_a_page_that_never_decodes_stops_the_export_at_that_page(
         len(_expected_events(server, s)) for s in server.data.project_slugs(ORG)
     )
     _assert_file_holds(tmp_path / "project-0-2.jsonl", _expected_events(server, "project-0-2"))
+
+
+async def test_unusable_ranges_are_refused_before_anything_is_created(
+    fake_sentry: FakeSentry, tmp_path: Path
+) -> None:
+    """Empty, out-of-calendar and too finely windowed ranges: a typed error, no request."""
+    year_one = datetime(1, 1, 1, tzinfo=timezone.utc)
+    too_many = timedelta(seconds=MAX_WINDOWS + 1)
+    cases = {
+        "start": ExportSpec(kind="events", org=ORG, start=FIXED_NOW + timedelta(days=1)),
+        "end": ExportSpec(kind="events", org=ORG, end=year_one, period=timedelta(days=30)),
+        "period": ExportSpec(kind="events", org=ORG, period=timedelta(days=999_999_999)),
+        # With an issue there is no project to resolve: planning would start at once.
+        "window": ExportSpec(
+            kind="events",
+            org=ORG,
+            issues=("999999999",),
+            start=FIXED_NOW - too_many,
+            end=FIXED_NOW,
+            window=timedelta(seconds=1),
+        ),
+    }
+    async with _client(fake_sentry) as client:
+        for argument, spec in cases.items():
+            out = tmp_path / argument
+            with anyio.fail_after(20), pytest.raises(ExportRangeError) as caught:
+                await export(client, spec, out, now=FIXED_NOW)
+            assert isinstance(caught.value, ValueError)
+            assert caught.value.argument == argument
+            assert str(caught.value).startswith(f"{argument}: ")
+            assert not out.exists(), argument
+    assert fake_sentry.requests == []
+    assert "larger window" in str(caught.value) and f"{MAX_WINDOWS:,}" in str(caught.value)
+
+
+def test_window_and_date_arithmetic_stays_in_the_calendar() -> None:
+    """Overflow is a ValueError with a message, never an OverflowError."""
+    with pytest.raises(ValueError, match="too long"):
+        parse_duration("999999999999999d")
+    with pytest.raises(ValueError, match="too long"):
+        parse_duration("9" * 5000 + "s")
+    with pytest.raises(ValueError, match="out of range"):
+        parse_utc("0001-01-01T00:00:00+01:00")
+    with pytest.raises(ExportRangeError, match="out of range"):
+        ExportSpec(
+            kind="events", org=ORG, start=datetime(1, 1, 1, tzinfo=timezone(timedelta(hours=1)))
+        )
+    late = datetime(9999, 12, 30, tzinfo=timezone.utc)
+    windows = split_windows(late, late + timedelta(hours=36), timedelta(days=1))
+    assert [w.end - w.start for w in windows] == [timedelta(days=1), timedelta(hours=12)]
+    start = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    assert (
+        len(split_windows(start, start + timedelta(seconds=MAX_WINDOWS), timedelta(seconds=1)))
+        == MAX_WINDOWS
+    )
+    with pytest.raises(ExportRangeError, match="larger window"):
+        split_windows(start, start + timedelta(seconds=MAX_WINDOWS + 1), timedelta(seconds=1))

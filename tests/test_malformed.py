@@ -8,6 +8,7 @@ headers, oversized headers).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
 from pathlib import Path
@@ -30,7 +31,14 @@ from sentry_async import (
     ServerError,
     TransportError,
 )
-from sentry_async.export import ExportDecodeError, ExportSpec, export
+from sentry_async.export import (
+    CHECKPOINT_NAME,
+    MANIFEST_NAME,
+    ExportDecodeError,
+    ExportSpec,
+    Manifest,
+    export,
+)
 from sentry_async.testing import FakeSentry, Fault
 from sentry_async.testing.pytest_plugin import FIXED_NOW
 
@@ -406,11 +414,64 @@ async def test_undecodable_page_stops_export_at_the_last_good_page(
 
 
 async def test_item_id_with_invalid_utf8_is_reported_not_a_crash(
-    fake_sentry: FakeSentry, tmp_path: Path
+    fake_sentry: FakeSentry, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    _serve(fake_sentry, b'[{"id":"1\xff"}, {"id":"2"}]')
-    try:
-        await _export(fake_sentry, tmp_path)
-    except ExportDecodeError:
-        return
-    assert len(_lines(tmp_path)) == 2
+    """Items without a usable id are written as sent, logged, and counted in the manifest."""
+    items = [b'{"id":"1\xff"}', b'{"id":"2"}', b'"text"', b'{"id":true}', b'{"id":"3"}']
+    _serve(fake_sentry, b"[" + b",".join(items) + b"]")
+    with caplog.at_level(logging.WARNING, logger="sentry_async.export"):
+        manifest = await _export(fake_sentry, tmp_path)
+    assert _lines(tmp_path) == items, "every item kept, byte for byte"
+    (stream,) = manifest.streams
+    assert (manifest.unidentified, stream.unidentified, manifest.items) == (3, 3, 5)
+    on_disk = msgspec.json.decode((tmp_path / MANIFEST_NAME).read_bytes(), type=Manifest)
+    assert on_disk.unidentified == 3 and on_disk.streams[0].unidentified == 3
+    (record,) = [r for r in caplog.records if "no usable id" in r.getMessage()]
+    assert record.levelno == logging.WARNING
+    assert stream.key in record.getMessage() and "the first page" in record.getMessage()
+    assert "3 item(s)" in record.getMessage()
+
+
+def _projects_or(page: Callable[[web.Request], web.Response]) -> Callable[..., web.Response]:
+    """Answer the projects list with one project, and everything else with ``page``."""
+
+    def respond(request: web.Request) -> web.Response:
+        if request.path.endswith("/projects/"):
+            return _page([{"id": "1", "slug": "p"}], None)
+        return page(request)
+
+    return respond
+
+
+async def test_unidentified_count_survives_a_resume(scripted: Any, tmp_path: Path) -> None:
+    """The count is checkpointed: a resumed run adds to it instead of starting from 0."""
+    failing = [True]
+
+    def issues(request: web.Request) -> web.Response:
+        if "cursor" not in request.query:
+            return _page(
+                [{"id": "a"}, "odd", {"id": "b"}],
+                '<https://x/>; rel="next"; results="true"; cursor="c1"',
+            )
+        if failing[0]:
+            return web.json_response({"detail": "down"}, status=500)
+        return _page([{"id": "c"}, None], '<https://x/>; rel="next"; results="false"; cursor="c2"')
+
+    server = await scripted(_projects_or(issues))
+    spec = ExportSpec(
+        kind="issues",
+        org="acme",
+        start=FIXED_NOW - timedelta(days=1),
+        end=FIXED_NOW,
+        window=None,
+    )
+    async with SentryClient("t", base_url=server.url, retry=FAST) as client:
+        with anyio.fail_after(30):
+            with pytest.raises(ServerError):
+                await export(client, spec, tmp_path)
+            checkpoint = msgspec.json.decode((tmp_path / CHECKPOINT_NAME).read_bytes())
+            assert checkpoint["streams"]["p"]["unidentified"] == 1
+            failing[0] = False
+            manifest = await export(client, spec, tmp_path, resume=True)
+    assert manifest.runs == 2 and manifest.items == 5
+    assert manifest.unidentified == 2 and manifest.streams[0].unidentified == 2

@@ -13,6 +13,7 @@ from ._errors import (
     ExportDecodeError,
     ExportError,
     ExportLockedError,
+    ExportRangeError,
     OutputNotEmptyError,
     SpecMismatchError,
     UnknownProjectError,
@@ -29,18 +30,20 @@ from ._exporter import (
     export,
 )
 from ._progress import Progress, ProgressSnapshot, show_progress
-from ._windows import Window, format_utc, parse_duration, parse_utc, split_windows
+from ._windows import MAX_WINDOWS, Window, format_utc, parse_duration, parse_utc, split_windows
 
 __all__ = [
     "CHECKPOINT_NAME",
     "DEFAULT_DISCOVER_FIELDS",
     "MANIFEST_NAME",
+    "MAX_WINDOWS",
     "Checkpoint",
     "CheckpointError",
     "ExportDecodeError",
     "ExportError",
     "ExportKind",
     "ExportLockedError",
+    "ExportRangeError",
     "ExportSpec",
     "Exporter",
     "FileState",

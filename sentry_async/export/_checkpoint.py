@@ -50,6 +50,8 @@ class StreamState(msgspec.Struct, kw_only=True):
     items: int = 0
     pages: int = 0
     duplicates: int = 0
+    unidentified: int = 0
+    """Items written without a usable ``id``, hence not de-duplicated."""
     hits: int | None = None
 
 

@@ -9,6 +9,7 @@ __all__ = [
     "ExportDecodeError",
     "ExportError",
     "ExportLockedError",
+    "ExportRangeError",
     "OutputNotEmptyError",
     "SpecMismatchError",
     "UnknownProjectError",
@@ -45,6 +46,21 @@ class OutputNotEmptyError(ExportError):
 
 class ExportLockedError(ExportError):
     """Another process is exporting into the same directory right now."""
+
+
+class ExportRangeError(ExportError, ValueError):
+    """The time range or its windows cannot be exported: empty, out of range, or too many.
+
+    Raised before anything is created on disk. ``argument`` names the setting to change
+    (``"start"``, ``"end"``, ``"period"`` or ``"window"``, as in :class:`ExportSpec`) so
+    a front end can name its own option; ``reason`` says what is wrong without naming it.
+    It is a ``ValueError`` too, since it is a bad argument.
+    """
+
+    def __init__(self, argument: str, reason: str) -> None:
+        self.argument = argument
+        self.reason = reason
+        super().__init__(f"{argument}: {reason}")
 
 
 class CheckpointError(ExportError):

@@ -9,6 +9,11 @@ moment; a checkpoint therefore never covers bytes that are not on disk. A resume
 every data file back to the length in the checkpoint (dropping pages written after it,
 e.g. before a ``kill -9``) and asks each unfinished stream for the page at its checkpointed
 cursor, which is the page right after the last one kept.
+
+De-duplication goes by each item's ``id``. An item without a usable one (not an object,
+no string or integer ``id``, invalid UTF-8) is still written as sent, but it cannot be
+de-duplicated, so it is logged per page and counted as ``unidentified`` per stream, in the
+checkpoint and in the manifest.
 """
 
 from __future__ import annotations
@@ -47,12 +52,13 @@ from ._errors import (
     CheckpointError,
     ExportDecodeError,
     ExportLockedError,
+    ExportRangeError,
     OutputNotEmptyError,
     SpecMismatchError,
     UnknownProjectError,
 )
 from ._progress import Progress
-from ._windows import format_utc, resolve_range, split_windows
+from ._windows import check_window_count, format_utc, resolve_range, split_windows
 from ._writer import JsonlFile, atomic_write, fsync_dir
 
 __all__ = [
@@ -136,6 +142,8 @@ class ExportSpec:
         for name, value in (("start", self.start), ("end", self.end)):
             if value is not None and value.tzinfo is None:
                 raise ValueError(f"{name} must be timezone-aware")
+            if value is not None and _out_of_utc_range(value):
+                raise ExportRangeError(name, "out of range once converted to UTC")
         if self.start is not None and self.end is not None and self.start >= self.end:
             raise ValueError("start must be before end")
         if self.window is not None and self.window < timedelta(seconds=1):
@@ -162,6 +170,14 @@ class ExportSpec:
 
     def fingerprint(self) -> str:
         return hashlib.sha256(msgspec.json.encode(self.canonical(), order="sorted")).hexdigest()
+
+
+def _out_of_utc_range(value: datetime) -> bool:
+    try:
+        value.astimezone(timezone.utc)
+    except OverflowError:
+        return True
+    return False
 
 
 def _unique(values: Sequence[str | int], name: str) -> tuple[str, ...]:
@@ -191,6 +207,8 @@ class ManifestStream(msgspec.Struct, kw_only=True):
     pages: int
     duplicates: int
     hits: int | None
+    unidentified: int = 0
+    """Items written without a usable ``id``, hence not de-duplicated."""
 
 
 class Manifest(msgspec.Struct, kw_only=True):
@@ -213,6 +231,8 @@ class Manifest(msgspec.Struct, kw_only=True):
     duplicates: int
     files: list[ManifestFile]
     streams: list[ManifestStream]
+    unidentified: int = 0
+    """Items written without a usable ``id``, hence not de-duplicated (all streams)."""
 
 
 class _Id(msgspec.Struct):
@@ -230,10 +250,11 @@ _project_decoder = msgspec.json.Decoder(_ProjectRow)
 
 
 def _item_id(item: bytes) -> str | int | None:
-    """The item's ``id`` for de-duplication; ``None`` (kept as is) when it has no usable one.
+    """The item's ``id`` for de-duplication; ``None`` when it has no usable one.
 
     msgspec reports invalid UTF-8 inside a string as ``UnicodeDecodeError``, not as one of
-    its own errors, so that is caught too: one odd item must not stop the export.
+    its own errors, so that is caught too: one odd item must not stop the export. The
+    caller writes such an item as it is and reports it.
     """
     try:
         return _id_decoder.decode(item).id
@@ -311,6 +332,10 @@ class Exporter:
     fetched at once (they all share the client's rate limiter). The checkpoint is written
     at most every ``commit_interval`` seconds while pages arrive, and at every stop.
     ``now`` pins "now" for ``period`` (tests); ``progress`` receives live counts.
+
+    A new export's range is checked before the directory is created: an empty range, one
+    reaching past the calendar, or one needing more than ``MAX_WINDOWS`` windows raises
+    :class:`ExportRangeError` and leaves nothing behind.
     """
 
     def __init__(
@@ -338,6 +363,9 @@ class Exporter:
         self.commit_interval = commit_interval
         self._now = now
         self._checkpoint: Checkpoint | None = None
+        self._range: tuple[datetime, datetime] | None = None
+        # Discover rows carry an id only when asked for; without it none can be de-duplicated.
+        self._identify = spec.kind != "discover" or "id" in spec.fields
         self._run = _Run()
 
     @property
@@ -347,6 +375,9 @@ class Exporter:
 
     async def run(self) -> Manifest:
         """Export everything not yet exported; returns the manifest (also written to disk)."""
+        if not (self.output / CHECKPOINT_NAME).exists():
+            # A new export: a range it cannot export is refused before the directory exists.
+            self._range = self._pin_range()
         self.output.mkdir(parents=True, exist_ok=True)
         with _DirLock(self.output):
             checkpoint = await self._prepare()
@@ -445,10 +476,18 @@ class Exporter:
                     handle.flush()
                     os.fsync(handle.fileno())
 
-    async def _plan(self) -> Checkpoint:
+    def _pin_range(self) -> tuple[datetime, datetime]:
+        """A new export's absolute range; :class:`ExportRangeError` if it cannot be exported."""
         spec = self.spec
         now = self._now or datetime.now(timezone.utc)
         start, end = resolve_range(start=spec.start, end=spec.end, period=spec.period, now=now)
+        if spec.kind != "issues":
+            check_window_count(start, end, spec.window)
+        return start, end
+
+    async def _plan(self) -> Checkpoint:
+        spec = self.spec
+        start, end = self._range or self._pin_range()
         projects: list[ProjectRef] = []
         if spec.issues is not None:
             targets = [_Target(f"issue-{issue}", issue) for issue in spec.issues]
@@ -477,8 +516,8 @@ class Exporter:
             start=format_utc(start),
             end=format_utc(end),
             projects=projects,
-            files=files,
             streams=streams,
+            files=files,
             created_at=stamp,
             updated_at=stamp,
         )
@@ -627,18 +666,30 @@ class Exporter:
             )
         seen = self._run.seen.setdefault(state.key, set())
         lines: list[bytes] = []
-        dupes = 0
+        dupes = unidentified = 0
         for raw in page.items:
             item = bytes(raw)
+            if not self._identify:
+                lines.append(item)
+                continue
             item_id = _item_id(item)
-            if item_id is not None:
-                if item_id in seen:
-                    dupes += 1
-                    continue
+            if item_id is None:
+                unidentified += 1
+            elif item_id in seen:
+                dupes += 1
+                continue
+            else:
                 seen.add(item_id)
             lines.append(item)
         if dupes:
             logger.warning("%s: dropped %d duplicate item(s) at %r", state.key, dupes, page.cursor)
+        if unidentified:
+            logger.warning(
+                "%s: %d item(s) at %s have no usable id (written as sent, not de-duplicated)",
+                state.key,
+                unidentified,
+                f"cursor {page.cursor!r}" if page.cursor is not None else "the first page",
+            )
         assert self._checkpoint is not None
         file_state = self._checkpoint.files[state.file]
         # The page and the state that records it change together or not at all.
@@ -652,6 +703,7 @@ class Exporter:
             state.pages += 1
             state.items += len(lines)
             state.duplicates += dupes
+            state.unidentified += unidentified
             if state.hits is None and page.hits is not None:
                 state.hits = page.hits
         self.progress.page(state.key, items=len(lines), bytes_=written, hits=page.hits, dupes=dupes)
@@ -713,6 +765,7 @@ class Exporter:
             bytes=sum(f.offset for f in checkpoint.files.values()),
             pages=sum(s.pages for s in streams),
             duplicates=sum(s.duplicates for s in streams),
+            unidentified=sum(s.unidentified for s in streams),
             files=[
                 ManifestFile(path=name, items=state.items, bytes=state.offset)
                 for name, state in sorted(checkpoint.files.items())
@@ -728,6 +781,7 @@ class Exporter:
                     pages=s.pages,
                     duplicates=s.duplicates,
                     hits=s.hits,
+                    unidentified=s.unidentified,
                 )
                 for s in streams
             ],

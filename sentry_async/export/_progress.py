@@ -90,6 +90,7 @@ class Progress:
         self.label = label
         self._clock = clock
         self._started = clock()
+        self._begun = False
         self._finished_at: float | None = None
         self.items = 0
         self.pages = 0
@@ -126,6 +127,7 @@ class Progress:
         hits: dict[str, int] | None = None,
     ) -> None:
         """Start (or resume) counting; earlier runs' totals are carried in, not timed."""
+        self._begun = True
         self._started = self._clock()
         self._finished_at = None
         self.streams_total = streams_total
@@ -166,6 +168,11 @@ class Progress:
         self._notify()
 
     # The reader's side.
+
+    @property
+    def begun(self) -> bool:
+        """Whether the export got as far as counting: its streams are planned."""
+        return self._begun
 
     @property
     def finished(self) -> bool:
@@ -261,9 +268,10 @@ def show_progress(
 
     ``auto`` picks a live ``rich`` display when ``stream`` (stderr by default) is a terminal
     and ``rich`` is installed, else a log line at most every ``log_interval`` seconds and
-    one at the end; ``none`` shows nothing. It starts no task: rich refreshes from its own
-    thread, and log lines ride on progress updates, so the block's exceptions pass through
-    untouched.
+    one at the end; ``none`` shows nothing. The closing log line is left out when the block
+    fails, and the rich display is cleared when the export never began: the error is then
+    the whole story. It starts no task: rich refreshes from its own thread, and log lines
+    ride on progress updates, so the block's exceptions pass through untouched.
     """
     out = stream if stream is not None else sys.stderr
     if mode == "auto":
@@ -288,7 +296,7 @@ def show_progress(
         yield
     finally:
         unsubscribe()
-        logger.info("%s", progress.snapshot().describe())
+    logger.info("%s", progress.snapshot().describe())
 
 
 def _isatty(stream: TextIO) -> bool:
@@ -321,7 +329,10 @@ def _rich_display(progress: Progress, out: TextIO) -> Iterator[None]:
         try:
             yield
         finally:
-            live.refresh()
+            if progress.begun:
+                live.refresh()
+            else:
+                live.transient = True
 
 
 def _render(snapshot: ProgressSnapshot) -> Any:

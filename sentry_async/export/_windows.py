@@ -3,7 +3,9 @@
 An export never sends ``statsPeriod``: a period is turned into an absolute ``start``/``end``
 once, stored in the checkpoint, and reused on resume, so every request of every run sees
 the same window. Long ranges are cut into windows (one day by default) that each get their
-own cursor, so no stream depends on one very deep offset cursor.
+own cursor, so no stream depends on one very deep offset cursor. A range is refused when
+it would need more than :data:`MAX_WINDOWS` windows: planning (and checkpointing) that
+many streams per target would take longer than the export itself.
 """
 
 from __future__ import annotations
@@ -12,14 +14,22 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
+from ._errors import ExportRangeError
+
 __all__ = [
+    "MAX_WINDOWS",
     "Window",
+    "check_window_count",
+    "count_windows",
     "format_utc",
     "parse_duration",
     "parse_utc",
     "resolve_range",
     "split_windows",
 ]
+
+MAX_WINDOWS = 100_000
+"""Most windows one target's range may be split into (100,000 days is 273 years)."""
 
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -28,9 +38,15 @@ _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 def parse_duration(text: str) -> timedelta:
     """``90s``, ``30m``, ``12h``, ``1d``, ``2w`` -> a positive timedelta."""
     match = _DURATION.match(text) if isinstance(text, str) else None
-    if match is None or int(match.group(1)) <= 0:
+    if match is None or not match.group(1).strip("0"):
         raise ValueError(f"expected a duration such as '1d', '12h', '30m' or '2w' (got {text!r})")
-    return timedelta(seconds=int(match.group(1)) * _UNITS[match.group(2)])
+    try:
+        return timedelta(seconds=int(match.group(1)) * _UNITS[match.group(2)])
+    except (OverflowError, ValueError):
+        # ValueError: int() refuses thousands of digits before timedelta can overflow.
+        raise ValueError(
+            f"the duration {text.strip()!r} is too long (at most {timedelta.max.days:,} days)"
+        ) from None
 
 
 def parse_utc(text: str) -> datetime:
@@ -46,7 +62,10 @@ def parse_utc(text: str) -> datetime:
         ) from None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=timezone.utc)
-    return parsed.astimezone(timezone.utc)
+    try:
+        return parsed.astimezone(timezone.utc)
+    except OverflowError:
+        raise ValueError(f"{text!r} is out of range once converted to UTC") from None
 
 
 def format_utc(value: datetime) -> str:
@@ -70,18 +89,69 @@ def resolve_range(
     for name, value in (("start", start), ("end", end)):
         if value is not None and value.tzinfo is None:
             raise ValueError(f"{name} must be timezone-aware")
-    stop = (end or now).astimezone(timezone.utc)
+    stop = _to_utc(end or now, "end")
     if period is not None:
-        begin = stop - period
+        try:
+            begin = stop - period
+        except OverflowError:
+            raise ExportRangeError(
+                "end" if end is not None else "period",
+                f"the range would start {_format_span(period)} before {format_utc(stop)}, "
+                "before the year 1",
+            ) from None
     elif start is not None:
-        begin = start.astimezone(timezone.utc)
+        begin = _to_utc(start, "start")
     else:
         raise ValueError("an export needs a time range: a period or a start time")
     if begin >= stop:
-        raise ValueError(
-            f"the range is empty: {format_utc(begin)} is not before {format_utc(stop)}"
+        if end is None:
+            reason = f"{format_utc(begin)} is in the future (now is {format_utc(stop)})"
+        else:
+            reason = f"{format_utc(begin)} is not before the end {format_utc(stop)}"
+        raise ExportRangeError(
+            "start" if start is not None else "period", f"{reason}: the range is empty"
         )
     return begin, stop
+
+
+def _to_utc(value: datetime, argument: str) -> datetime:
+    try:
+        return value.astimezone(timezone.utc)
+    except OverflowError:
+        raise ExportRangeError(argument, "out of range once converted to UTC") from None
+
+
+def count_windows(start: datetime, end: datetime, size: timedelta | None) -> int:
+    """How many windows :func:`split_windows` makes, counted without making them."""
+    if size is None or start >= end:
+        return 1
+    if size <= timedelta(0):
+        raise ValueError("the window size must be positive")
+    whole, rest = divmod(end - start, size)
+    return whole + (1 if rest else 0)
+
+
+def check_window_count(start: datetime, end: datetime, size: timedelta | None) -> None:
+    """Refuse (:class:`ExportRangeError`) a split into more than :data:`MAX_WINDOWS` windows."""
+    if size is None:
+        return
+    count = count_windows(start, end, size)
+    if count > MAX_WINDOWS:
+        raise ExportRangeError(
+            "window",
+            f"windows of {_format_span(size)} split {format_utc(start)} .. {format_utc(end)} "
+            f"into {count:,} streams per project or issue, more than {MAX_WINDOWS:,}: "
+            "use a larger window",
+        )
+
+
+def _format_span(value: timedelta) -> str:
+    """``30d``, ``12h``, ``90s``: a duration as it would be written on the command line."""
+    if value.microseconds:
+        return str(value)
+    seconds = value // timedelta(seconds=1)
+    unit = next(name for name, size in reversed(_UNITS.items()) if seconds % size == 0)
+    return f"{seconds // _UNITS[unit]}{unit}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,7 +169,8 @@ class Window:
 def split_windows(start: datetime, end: datetime, size: timedelta | None) -> list[Window]:
     """Consecutive windows of ``size`` from ``start``; the last one ends at ``end``.
 
-    ``size=None`` gives one window over the whole range.
+    ``size=None`` gives one window over the whole range; more than :data:`MAX_WINDOWS`
+    windows raise :class:`ExportRangeError`.
     """
     if start >= end:
         raise ValueError("start must be before end")
@@ -107,10 +178,12 @@ def split_windows(start: datetime, end: datetime, size: timedelta | None) -> lis
         return [Window(start, end)]
     if size <= timedelta(0):
         raise ValueError("the window size must be positive")
+    check_window_count(start, end, size)
     windows: list[Window] = []
     cursor = start
     while cursor < end:
-        stop = min(cursor + size, end)
+        # Compared before adding: ``cursor + size`` may overflow near year 9999.
+        stop = end if end - cursor <= size else cursor + size
         windows.append(Window(cursor, stop))
         cursor = stop
     return windows
