@@ -10,7 +10,8 @@ items plus one page per active stream, whatever the number of streams.
 A :class:`~sentry_async.Paginator` stream travels a page at a time (one message, its
 items counted against the budget, which a page may overdraw by its own size), so merging
 costs a list step per item rather than a channel hand-over; any other async iterable
-travels item by item.
+travels item by item. Fetchers waiting for room are served in turn, first come first
+served, so no stream can starve the others.
 
 Streams that share one :class:`~sentry_async.SentryClient` share its rate limiter, so the
 fan-out never needs a limiter of its own: ``concurrency`` only bounds how many streams make
@@ -133,9 +134,13 @@ class FanOut(Generic[K, T], AsyncIterator[tuple[K, T]]):
         """Items the fetchers may still put in flight; a page may overdraw it."""
         self._waiters: deque[anyio.Event] = deque()
         self._wake_pending = False
+        self._turn: object = _NO_TURN
+        """The key of the stream whose turn it is to fill the budget."""
+        self._low_water = max(1, buffer // 2)
         self._consumer_waiting = False
         self._pending: tuple[K, Iterator[T]] | None = None
         self._error: BaseException | None = None
+        self._error_delivered = False
         self._scope = anyio.CancelScope()
         self._task_group: TaskGroup | None = None
         self._send: MemoryObjectSendStream[_Wire[K, T]] | None = None
@@ -175,11 +180,20 @@ class FanOut(Generic[K, T], AsyncIterator[tuple[K, T]]):
             # being wrapped in an ExceptionGroup. The children never raise.
             if cancelled:
                 await self._task_group.__aexit__(exc_type, exc, tb)
+            elif exc is not None:
+                try:
+                    await self._task_group.__aexit__(None, None, None)
+                except anyio.get_cancelled_exc_class():
+                    # An outer deadline fired while the (already cancelled) fetchers finished
+                    # their clean-up; the task group still waited for all of them. The
+                    # block's own exception is what the caller must see, as a task group
+                    # would report it, not the cancellation.
+                    pass
             else:
                 await self._task_group.__aexit__(None, None, None)
         finally:
             self._receive.close()
-        if exc is None and self._error is not None:
+        if exc is None and self._error is not None and not self._error_delivered:
             # A failure the consumer never got to see is not swallowed.
             raise self._error
         return False
@@ -221,7 +235,7 @@ class FanOut(Generic[K, T], AsyncIterator[tuple[K, T]]):
                         async for page in iterator:
                             if page.items:
                                 count += len(page.items)
-                                await self._put(send, _Page(key, page.items), len(page.items))
+                                await self._put(send, _Page(key, page.items), len(page.items), key)
                     else:
                         iterator = aiter(stream)
                         while True:
@@ -230,11 +244,17 @@ class FanOut(Generic[K, T], AsyncIterator[tuple[K, T]]):
                             except StopAsyncIteration:
                                 break
                             count += 1
-                            await self._put(send, (key, item), 1)
+                            await self._put(send, (key, item), 1, key)
                 except Exception as exc:
                     error = exc
                 finally:
-                    await _close(iterator)
+                    try:
+                        await _close(iterator)
+                    except Exception as exc:
+                        # The stream failed while being closed: its error, like any other.
+                        self.failures.setdefault(key, exc)
+                        if error is None:
+                            error = exc
                 if error is not None:
                     self.failures[key] = error
                     if self.errors == "raise":
@@ -248,28 +268,21 @@ class FanOut(Generic[K, T], AsyncIterator[tuple[K, T]]):
             slots.release()
 
     async def _put(
-        self, send: MemoryObjectSendStream[_Wire[K, T]], wire: _Wire[K, T], n: int
+        self, send: MemoryObjectSendStream[_Wire[K, T]], wire: _Wire[K, T], n: int, key: K
     ) -> None:
         """Wait for room in the item budget (or for a waiting consumer), then send at once.
 
-        No event-loop round trip while there is room: a page's items arrive without the
-        paginator suspending, so a checkpoint per item would only cost scheduler passes.
+        Fetchers take turns, first come first served: one that finds others waiting queues
+        behind them even if there is room, or one busy stream could take every freed slot
+        and starve the rest. A turn lasts as long as there is room, so a page's items (which
+        arrive without the paginator suspending) go out without a scheduler pass each; a
+        waiting fetcher is woken when half the budget is free again, not for every item.
         """
-        while self._room <= 0 and not self._consumer_waiting:
-            # Fetchers queue in order and are woken one at a time: waking every waiting
-            # fetcher for each freed slot would cost a scheduler pass per fetcher per item.
-            woken = anyio.Event()
-            self._waiters.append(woken)
-            try:
-                await woken.wait()
-            except BaseException:
-                if woken.is_set():
-                    self._wake_pending = False
-                    self._wake_one()
-                else:
-                    self._waiters.remove(woken)
-                raise
-            self._wake_pending = False
+        if not (
+            self._room > 0 and (self._turn is key or not (self._waiters or self._wake_pending))
+        ):
+            await self._queue_for_room()
+            self._turn = key
         # One hand-over per wait of the consumer, not one per fetcher that saw it waiting.
         self._consumer_waiting = False
         self._room -= n
@@ -277,19 +290,52 @@ class FanOut(Generic[K, T], AsyncIterator[tuple[K, T]]):
         if self._sent - self._taken > self.max_buffered:
             self.max_buffered = self._sent - self._taken
         send.send_nowait(wire)
-        if self._room > 0:
-            self._wake_one()
+        if self._room <= 0 and self._turn is key:
+            self._turn = _NO_TURN
 
-    def _wake_one(self) -> None:
-        if self._waiters and not self._wake_pending:
+    async def _queue_for_room(self) -> None:
+        woken = anyio.Event()
+        self._waiters.append(woken)
+        self._maybe_wake()
+        while True:
+            try:
+                await woken.wait()
+            except BaseException:
+                if woken.is_set():
+                    # Woken but leaving: the turn passes to the next in line.
+                    self._wake_pending = False
+                    self._maybe_wake()
+                else:
+                    self._waiters.remove(woken)
+                raise
+            self._wake_pending = False
+            if self._room > 0 or self._consumer_waiting:
+                return
+            woken = anyio.Event()
+            self._waiters.appendleft(woken)
+
+    def _maybe_wake(self) -> None:
+        """Wake the first waiting fetcher if the budget is half free or the consumer waits."""
+        if (
+            self._waiters
+            and not self._wake_pending
+            and (self._room >= self._low_water or self._consumer_waiting)
+        ):
             self._wake_pending = True
+            self._turn = _NO_TURN
             self._waiters.popleft().set()
 
     def _took(self, n: int) -> None:
         self._taken += n
         self._room += n
-        if self._room > 0 and self._waiters:
-            self._wake_one()
+        if self._waiters:
+            self._maybe_wake()
+
+    def _deliverable_error(self) -> BaseException | None:
+        """The run's failure, marked as seen by the consumer once handed to it."""
+        if self._error is not None:
+            self._error_delivered = True
+        return self._error
 
     async def _next(self) -> tuple[K, T] | StreamDone[K]:
         pending = self._pending
@@ -302,22 +348,24 @@ class FanOut(Generic[K, T], AsyncIterator[tuple[K, T]]):
         if self._receive is None:
             raise RuntimeError("use the FanOut inside 'async with fan_out(...) as merged'")
         while True:
-            if self._error is not None:
-                raise self._error
+            failure = self._deliverable_error()
+            if failure is not None:
+                raise failure
             try:
                 try:
                     wire = self._receive.receive_nowait()
                 except anyio.WouldBlock:
                     # Nothing buffered: let fetchers hand over even without room (buffer=0).
                     self._consumer_waiting = True
-                    self._wake_one()
+                    self._maybe_wake()
                     try:
                         wire = await self._receive.receive()
                     finally:
                         self._consumer_waiting = False
             except (anyio.EndOfStream, anyio.ClosedResourceError):
-                if self._error is not None:
-                    raise self._error from None
+                failure = self._deliverable_error()
+                if failure is not None:
+                    raise failure from None
                 raise StopAsyncIteration from None
             if isinstance(wire, tuple):
                 self._took(1)
@@ -361,6 +409,7 @@ class _Events(AsyncIterator[Event[K, T]], Generic[K, T]):
 
 
 _END: Any = object()
+_NO_TURN: Any = object()
 
 
 async def _close(iterator: AsyncIterator[Any] | None) -> None:

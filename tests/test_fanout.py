@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -380,3 +380,75 @@ async def test_stopping_early_stops_every_fetcher_at_once(fake_sentry_factory: F
         assert len(hanging) >= 3, f"{stop.__name__}: the other fetchers were mid-request"
         assert elapsed < HANG - 1, f"{stop.__name__}: did not wait for the hanging requests"
         assert _client_tasks(before) == set(), f"{stop.__name__}: no task outlives the block"
+
+
+# -- edge cases of the merge itself (no server) ---------------------------------------------
+
+
+def _counting(n: int, *, cleanup: Callable[[], Awaitable[None]] | None = None) -> Any:
+    async def stream() -> AsyncIterator[int]:
+        try:
+            for i in range(n):
+                await anyio.lowlevel.checkpoint()
+                yield i
+        finally:
+            if cleanup is not None:
+                await cleanup()
+
+    return stream
+
+
+async def test_the_blocks_own_error_survives_a_deadline_during_clean_up() -> None:
+    async def slow_cleanup() -> None:
+        await anyio.sleep(0.2)
+
+    with anyio.fail_after(5), pytest.raises(KeyError, match="consumer"):  # noqa: PT012
+        with anyio.move_on_after(0.05):
+            async with fan_out({"a": _counting(100, cleanup=slow_cleanup)}, buffer=1) as merged:
+                async for _ in merged:
+                    await anyio.sleep(0.03)
+                    raise KeyError("consumer")
+
+
+async def test_a_failure_the_consumer_handled_is_not_raised_again() -> None:
+    async def bad() -> AsyncIterator[int]:
+        yield 1
+        raise ValueError("stream")
+
+    with anyio.fail_after(5):
+        async with fan_out({"ok": _counting(3), "bad": bad}, errors="raise") as merged:
+            with pytest.raises(ValueError, match="stream"):
+                async for _ in merged:
+                    pass
+    assert isinstance(merged.failures["bad"], ValueError)
+
+
+@pytest.mark.parametrize("buffer", [1, 64])
+async def test_a_busy_stream_does_not_starve_the_others(buffer: int) -> None:
+    taken: Counter[int] = Counter()
+    with anyio.fail_after(10):
+        streams = {key: _counting(10**5) for key in range(5)}
+        async with fan_out(streams, concurrency=5, buffer=buffer) as merged:
+            async for key, _ in merged:
+                taken[key] += 1
+                await anyio.lowlevel.checkpoint()
+                if sum(taken.values()) == 1000:
+                    break
+    assert min(taken[key] for key in range(5)) >= 150, f"unfair: {dict(taken)}"
+
+
+async def test_a_stream_failing_in_its_clean_up_is_collected() -> None:
+    async def broken_cleanup() -> AsyncIterator[int]:
+        try:
+            for i in range(100):
+                yield i  # fills the budget, then waits for room: closed while waiting
+        finally:
+            raise RuntimeError("clean-up failed")
+
+    with anyio.fail_after(5):
+        async with fan_out(
+            {"a": broken_cleanup, "b": _counting(100)}, errors="collect", buffer=2
+        ) as merged:
+            async for _ in merged:
+                break
+    assert isinstance(merged.failures["a"], RuntimeError)
