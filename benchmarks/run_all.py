@@ -130,7 +130,10 @@ def run_step(
     argv += list(step.quick_args if quick else step.full_args)
     if server is not None and step.shared_server:
         argv += ["--server", *server]
-    record: dict[str, Any] = {"name": step.name, "argv": argv[1:]}
+    # The scratch directory's name means nothing outside this run: record it as $TMP.
+    shown = [arg.replace(str(out_dir), "$TMP") for arg in argv[1:]]
+    shown[0] = str(script.relative_to(ROOT))
+    record: dict[str, Any] = {"name": step.name, "argv": shown}
     if not script.exists():
         record["error"] = f"{step.script} is missing"
         print(f"!! {step.name}: {record['error']}", flush=True)

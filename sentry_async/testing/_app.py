@@ -1,6 +1,6 @@
 """The aiohttp application that plays Sentry: routes, pagination, rate limits, faults.
 
-It reproduces what a client can observe of the real server (api-notes of this project):
+It reproduces what a client can observe of the real server, as Sentry's server code behaves:
 the exact ``Link`` format (both rels, previous first, ``?&cursor=``, raw cursors), cursor
 formats per paginator, ``X-Hits``, the ``X-Sentry-Rate-Limit-*`` headers on every limited
 response, 429s served as JSON with ``text/html``, error bodies, ``full=true`` pages capped at
