@@ -1,0 +1,281 @@
+"""Every Python block in README.md runs against the fake server and passes ``mypy --strict``.
+
+Blocks are read as written. To run them, the names the README uses for a real account are
+swapped for the fake server's (organization, projects, issue and event ids, base URL), only
+inside string and number literals, keeping every line where it was. A block that awaits at
+top level is a fragment: it runs inside an event loop with ``sentry`` bound to an open
+:class:`SentryClient`, and is type-checked inside an ``async def`` taking ``sentry``. A
+block preceded by ``<!-- readme-test: skip -->`` is neither run nor checked (keep those
+rare). Each block is its own test, named by its line and heading, so a failure says which.
+"""
+
+from __future__ import annotations
+
+import ast
+import asyncio
+import inspect
+import io
+import re
+import textwrap
+from collections.abc import Iterator
+from contextlib import redirect_stdout
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+
+from sentry_async import SentryClient
+from sentry_async.testing import FakeSentry
+
+ROOT = Path(__file__).resolve().parent.parent
+README = ROOT / "README.md"
+SKIP_MARK = "<!-- readme-test: skip -->"
+_FENCE = re.compile(r"^```(\w*)\s*$")
+
+_WRAP_HEAD = (
+    "from sentry_async import SentryClient as _ReadmeClient\n"
+    "async def _readme_block(sentry: _ReadmeClient) -> None:\n"
+)
+_WRAP_LINES = _WRAP_HEAD.count("\n")
+
+
+@dataclass(frozen=True)
+class Block:
+    line: int  # line of the first code line in README.md
+    heading: str
+    code: str
+    skip: bool
+
+    @property
+    def id(self) -> str:
+        slug = re.sub(r"[^a-z0-9]+", "-", self.heading.lower()).strip("-") or "top"
+        return f"L{self.line}-{slug}"
+
+    @property
+    def is_fragment(self) -> bool:
+        """Awaits at top level: runs inside a loop with ``sentry`` given."""
+        flags = ast.PyCF_ALLOW_TOP_LEVEL_AWAIT
+        try:
+            code = compile(self.code, self.id, "exec", flags=flags, dont_inherit=True)
+        except SyntaxError:  # reported by the run and by mypy, against the block
+            return False
+        return bool(code.co_flags & inspect.CO_COROUTINE)
+
+    def mypy_source(self) -> str:
+        if self.is_fragment:
+            return _WRAP_HEAD + textwrap.indent(self.code, "    ", lambda line: True)
+        return self.code
+
+    def readme_line(self, mypy_line: int) -> int:
+        offset = _WRAP_LINES if self.is_fragment else 0
+        return self.line + mypy_line - 1 - offset
+
+
+def python_blocks(text: str) -> list[Block]:
+    blocks: list[Block] = []
+    heading = ""
+    lines = text.splitlines()
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        if line.startswith("#") and not line.startswith("#!"):
+            heading = line.lstrip("#").strip()
+        match = _FENCE.match(line)
+        if match is None:
+            i += 1
+            continue
+        lang, start = match.group(1), i + 1
+        end = start
+        while end < len(lines) and not lines[end].startswith("```"):
+            end += 1
+        if lang == "python":
+            before = next((lines[j] for j in range(i - 1, -1, -1) if lines[j].strip()), "")
+            blocks.append(
+                Block(
+                    line=start + 1,
+                    heading=heading,
+                    code="\n".join(lines[start:end]) + "\n",
+                    skip=before.strip() == SKIP_MARK,
+                )
+            )
+        i = end + 1
+    return blocks
+
+
+BLOCKS = python_blocks(README.read_text(encoding="utf-8"))
+
+
+def _params() -> Iterator[Any]:
+    for block in BLOCKS:
+        marks = [pytest.mark.skip(reason="marked readme-test: skip")] if block.skip else []
+        yield pytest.param(block, id=block.id, marks=marks)
+
+
+# -- substitutions: README names -> the fake server's ---------------------------------------
+
+ORG = "org-0"
+
+
+def substitutions(server: FakeSentry) -> dict[str, str]:
+    data = server.data
+    org = data.org(ORG)
+    assert org is not None
+    issue = org.projects[0].issues[0]
+    event = org.projects[0].events[0]
+    return {
+        '"https://de.sentry.io"': repr(server.url),
+        '"https://sentry.io"': repr(server.url),
+        '"acme"': repr(ORG),
+        '"backend"': repr(org.projects[0].slug),
+        '"web"': repr(org.projects[1].slug),
+        "123456": issue.id,
+        '"9fac2ceed9344f2bbfdd1fdacb0ed9b1"': repr(event.event_id),
+    }
+
+
+def substitute(code: str, table: dict[str, str]) -> str:
+    """Swap literals only (keeps lines and columns of everything else where they were)."""
+    keys = sorted(table, key=len, reverse=True)
+    pattern = re.compile("|".join(rf"(?<![\w.]){re.escape(key)}(?![\w.])" for key in keys))
+    return pattern.sub(lambda m: table[m.group(0)], code)
+
+
+# -- running ---------------------------------------------------------------------------------
+
+
+def _run_block(block: Block, code: str, server: FakeSentry) -> str:
+    """Runs in a worker thread with its own event loop; returns what the block printed."""
+    compiled = compile(
+        code, f"README.md:{block.line}", "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT
+    )
+    namespace: dict[str, Any] = {"__name__": "__readme__"}
+    out = io.StringIO()
+    with redirect_stdout(out):
+        if block.is_fragment:
+
+            async def run() -> None:
+                async with SentryClient(server.token, base_url=server.url) as sentry:
+                    namespace["sentry"] = sentry
+                    result = eval(compiled, namespace)
+                    await result
+
+            asyncio.run(run())
+        else:
+            exec(compiled, namespace)
+    return out.getvalue()
+
+
+def test_readme_has_python_blocks() -> None:
+    assert len(BLOCKS) >= 5
+    assert sum(block.skip for block in BLOCKS) <= 2, "keep readme-test: skip rare"
+
+
+@pytest.mark.parametrize("block", list(_params()))
+async def test_block_runs_against_the_fake(
+    block: Block, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with FakeSentry(scale="small") as server:
+        code = substitute(block.code, substitutions(server))
+        monkeypatch.setenv("SENTRY_AUTH_TOKEN", server.token)
+        monkeypatch.setenv("SENTRY_URL", server.url)
+        monkeypatch.chdir(tmp_path)
+        try:
+            with anyio.fail_after(50):
+                await anyio.to_thread.run_sync(partial(_run_block, block, code, server))
+        except Exception as exc:
+            pytest.fail(
+                f"README.md block at line {block.line} ({block.heading!r}) failed against "
+                f"the fake server: {type(exc).__name__}: {exc}\n--- block as run ---\n{code}"
+            )
+
+
+# -- type-checking ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def mypy_errors(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[str]]:
+    """One ``mypy --strict`` run over every block (each its own module); errors per block."""
+    api = pytest.importorskip("mypy.api")
+    directory = tmp_path_factory.mktemp("readme_blocks")
+    files: dict[str, Block] = {}
+    errors: dict[str, list[str]] = {block.id: [] for block in BLOCKS}
+    for index, block in enumerate(BLOCKS):
+        if block.skip:
+            continue
+        try:
+            ast.parse(block.mypy_source())
+        except SyntaxError as exc:
+            # A syntax error stops mypy for every file: report it here, check the others.
+            line = block.readme_line(exc.lineno or 1)
+            errors[block.id].append(f"README.md:{line}: error: {exc.msg}  [syntax]")
+            continue
+        name = f"readme_block_{index}.py"
+        (directory / name).write_text(block.mypy_source(), encoding="utf-8")
+        files[name] = block
+    stdout, stderr, _ = api.run(
+        [
+            "--strict",
+            "--no-error-summary",
+            "--show-error-codes",
+            "--cache-dir",
+            str(ROOT / ".mypy_cache"),
+            *sorted(str(directory / name) for name in files),
+        ]
+    )
+    assert not stderr.strip(), stderr
+    for line in stdout.splitlines():
+        match = re.match(r"(?:.*[/\\])?(readme_block_\d+\.py):(\d+):(?:\d+:)? (.*)", line)
+        assert match is not None, f"unexpected mypy output: {line}"
+        block = files[match.group(1)]
+        errors[block.id].append(f"README.md:{block.readme_line(int(match.group(2)))}: {match[3]}")
+    return errors
+
+
+@pytest.mark.parametrize("block", list(_params()))
+def test_block_passes_mypy_strict(block: Block, mypy_errors: dict[str, list[str]]) -> None:
+    problems = [line for line in mypy_errors[block.id] if ": note:" not in line]
+    assert not problems, (
+        f"README.md block at line {block.line} ({block.heading!r}) fails mypy --strict:\n"
+        + "\n".join(mypy_errors[block.id])
+    )
+
+
+# -- the harness itself ----------------------------------------------------------------------
+
+
+def test_blocks_are_found_with_lines_headings_and_skip_marks() -> None:
+    text = "# Title\n\n## Use\n\n```python\nx = 1\n```\n\n<!-- readme-test: skip -->\n```python\nf(*, a)\n```\n```console\n$ ls\n```\n"
+    blocks = python_blocks(text)
+    assert [(b.line, b.heading, b.code, b.skip) for b in blocks] == [
+        (6, "Use", "x = 1\n", False),
+        (11, "Use", "f(*, a)\n", True),
+    ]
+
+
+def test_fragments_are_told_from_programs_and_lines_map_back() -> None:
+    fragment = Block(10, "h", "x = 1\nasync for y in z:\n    pass\n", False)
+    program = Block(10, "h", "import asyncio\nasyncio.run(main())\n", False)
+    assert fragment.is_fragment
+    assert not program.is_fragment
+    assert fragment.mypy_source().splitlines()[_WRAP_LINES + 1] == "    async for y in z:"
+    assert fragment.readme_line(_WRAP_LINES + 2) == 11
+    assert program.readme_line(2) == 11
+
+
+def test_substitution_touches_literals_only() -> None:
+    table = {'"acme"': '"org-0"', "123456": "5000001"}
+    code = 'acme = "acme"\nf(acme, issue_id=123456, n=1234567)\n'
+    assert substitute(code, table) == 'acme = "org-0"\nf(acme, issue_id=5000001, n=1234567)\n'
+
+
+def test_every_client_argument_is_in_the_readme() -> None:
+    text = README.read_text(encoding="utf-8")
+    missing = [
+        name
+        for name in inspect.signature(SentryClient).parameters
+        if not re.search(rf"\b{name}=", text)
+    ]
+    assert not missing, f"SentryClient arguments not documented in README.md: {missing}"
