@@ -30,6 +30,7 @@ from .errors import (
 from .fanout import FanOut, StreamDone, StreamItem, fan_out
 from .limiter import GroupState, RateLimiter
 from .pagination import Page, Paginator, Position
+from .resources.events import EventListOptions
 from .resources.issues import BulkResult
 
 __all__ = [
@@ -39,6 +40,7 @@ __all__ = [
     "ConnectionFailed",
     "DecodeError",
     "ErrorDetail",
+    "EventListOptions",
     "FanOut",
     "Forbidden",
     "GroupState",
