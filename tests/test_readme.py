@@ -279,3 +279,32 @@ def test_every_client_argument_is_in_the_readme() -> None:
         if not re.search(rf"\b{name}=", text)
     ]
     assert not missing, f"SentryClient arguments not documented in README.md: {missing}"
+
+
+def test_paginator_methods_are_in_the_readme() -> None:
+    from sentry_async import Paginator
+
+    text = README.read_text(encoding="utf-8")
+    public = [
+        name
+        for name, value in inspect.getmembers(Paginator)
+        if not name.startswith("_") and (callable(value) or isinstance(value, property))
+    ]
+    missing = [name for name in public if f".{name}" not in text]
+    assert not missing, f"Paginator methods not documented in README.md: {missing}"
+
+
+def test_logger_names_are_in_the_readme() -> None:
+    text = README.read_text(encoding="utf-8")
+    names = {
+        match.group(1)
+        for path in (ROOT / "sentry_async").rglob("*.py")
+        for match in re.finditer(r"getLogger\(\"([\w.]+)\"\)", path.read_text(encoding="utf-8"))
+    }
+    assert "sentry_async" in names
+    missing = sorted(name for name in names if f"`{name}`" not in text)
+    assert not missing, f"loggers not named in README.md: {missing}"
+
+
+def test_the_models_module_is_in_the_readme() -> None:
+    assert "`sentry_async.models`" in README.read_text(encoding="utf-8")
