@@ -38,7 +38,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 
 from .pagination import Paginator
 
-__all__ = ["FanOut", "StreamDone", "StreamItem", "fan_out"]
+__all__ = ["FanOut", "FanOutEvent", "StreamDone", "StreamItem", "fan_out"]
 
 K = TypeVar("K")
 T = TypeVar("T")
@@ -73,7 +73,8 @@ class StreamDone(Generic[K]):
         return self.error is None
 
 
-Event = StreamItem[K, T] | StreamDone[K]
+FanOutEvent = StreamItem[K, T] | StreamDone[K]
+"""What :meth:`FanOut.events` yields: an item of a stream, or a stream that ended."""
 
 
 @dataclass(slots=True)
@@ -383,7 +384,7 @@ class FanOut(Generic[K, T], AsyncIterator[tuple[K, T]]):
                 self._on_done(wire)
             return wire
 
-    async def _next_event(self) -> Event[K, T]:
+    async def _next_event(self) -> FanOutEvent[K, T]:
         event = await self._next()
         if isinstance(event, StreamDone):
             return event
@@ -395,16 +396,16 @@ class FanOut(Generic[K, T], AsyncIterator[tuple[K, T]]):
             if not isinstance(event, StreamDone):
                 return event
 
-    def events(self) -> AsyncIterator[Event[K, T]]:
+    def events(self) -> AsyncIterator[FanOutEvent[K, T]]:
         """Items and per-stream completion markers, in delivery order."""
         return _Events(self)
 
 
-class _Events(AsyncIterator[Event[K, T]], Generic[K, T]):
+class _Events(AsyncIterator[FanOutEvent[K, T]], Generic[K, T]):
     def __init__(self, owner: FanOut[K, T]) -> None:
         self._owner = owner
 
-    async def __anext__(self) -> Event[K, T]:
+    async def __anext__(self) -> FanOutEvent[K, T]:
         return await self._owner._next_event()
 
 
@@ -444,3 +445,15 @@ def fan_out(
     dequeued, i.e. after the consumer has taken every item of that stream.
     """
     return FanOut(streams, concurrency=concurrency, buffer=buffer, errors=errors, on_done=on_done)
+
+
+def __getattr__(name: str) -> Any:
+    """``fanout.Event`` was renamed ``FanOutEvent`` (it clashed with ``models.Event``)."""
+    if name == "Event":
+        import warnings
+
+        warnings.warn(
+            "sentry_async.fanout.Event was renamed FanOutEvent", DeprecationWarning, stacklevel=2
+        )
+        return FanOutEvent
+    raise AttributeError(f"module 'sentry_async.fanout' has no attribute {name!r}")
