@@ -218,6 +218,8 @@ def mypy_errors(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[str]
     stdout, stderr, _ = api.run(
         [
             "--strict",
+            "--config-file",
+            str(ROOT / "pyproject.toml"),
             "--no-error-summary",
             "--show-error-codes",
             "--cache-dir",
