@@ -17,7 +17,8 @@ import inspect
 import io
 import re
 import textwrap
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from contextlib import redirect_stdout
 from dataclasses import dataclass
 from functools import partial
@@ -146,8 +147,11 @@ def substitute(code: str, table: dict[str, str]) -> str:
 # -- running ---------------------------------------------------------------------------------
 
 
+BLOCK_SECONDS = 45.0
+
+
 def _run_block(block: Block, code: str, server: FakeSentry) -> str:
-    """Runs in a worker thread with its own event loop; returns what the block printed."""
+    """Runs in its own thread and event loop; returns what the block printed."""
     compiled = compile(
         code, f"README.md:{block.line}", "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT
     )
@@ -160,12 +164,37 @@ def _run_block(block: Block, code: str, server: FakeSentry) -> str:
                 async with SentryClient(server.token, base_url=server.url) as sentry:
                     namespace["sentry"] = sentry
                     result = eval(compiled, namespace)
-                    await result
+                    await asyncio.wait_for(result, BLOCK_SECONDS)
 
             asyncio.run(run())
         else:
             exec(compiled, namespace)
     return out.getvalue()
+
+
+async def _in_daemon_thread(
+    function: Callable[[], str], seconds: float = BLOCK_SECONDS + 5
+) -> str:
+    """Run ``function`` in a daemon thread: a block that hangs fails its test, and cannot
+    keep the test process from exiting as a pool thread would."""
+    loop = asyncio.get_running_loop()
+    finished = asyncio.Event()
+    outcome: list[Any] = []
+
+    def target() -> None:
+        try:
+            outcome.append(function())
+        except BaseException as exc:
+            outcome.append(exc)
+        finally:
+            loop.call_soon_threadsafe(finished.set)
+
+    threading.Thread(target=target, name="readme-block", daemon=True).start()
+    with anyio.fail_after(seconds):
+        await finished.wait()
+    if isinstance(outcome[0], BaseException):
+        raise outcome[0]
+    return str(outcome[0])
 
 
 def test_readme_has_python_blocks() -> None:
@@ -183,8 +212,7 @@ async def test_block_runs_against_the_fake(
         monkeypatch.setenv("SENTRY_URL", server.url)
         monkeypatch.chdir(tmp_path)
         try:
-            with anyio.fail_after(50):
-                await anyio.to_thread.run_sync(partial(_run_block, block, code, server))
+            await _in_daemon_thread(partial(_run_block, block, code, server))
         except Exception as exc:
             pytest.fail(
                 f"README.md block at line {block.line} ({block.heading!r}) failed against "
@@ -310,3 +338,17 @@ def test_logger_names_are_in_the_readme() -> None:
 
 def test_the_models_module_is_in_the_readme() -> None:
     assert "`sentry_async.models`" in README.read_text(encoding="utf-8")
+
+
+async def test_a_hanging_block_fails_its_test_and_errors_come_through() -> None:
+    release = threading.Event()
+    with pytest.raises(TimeoutError):
+        await _in_daemon_thread(lambda: str(release.wait(30)), seconds=0.2)
+    release.set()
+
+    def broken() -> str:
+        raise NameError("name 'save' is not defined")
+
+    with pytest.raises(NameError, match="save"):
+        await _in_daemon_thread(broken)
+    assert await _in_daemon_thread(lambda: "printed") == "printed"
