@@ -16,6 +16,7 @@ import asyncio
 import inspect
 import io
 import re
+import shlex
 import textwrap
 import threading
 from collections.abc import Callable, Iterator
@@ -76,6 +77,10 @@ class Block:
 
 
 def python_blocks(text: str) -> list[Block]:
+    return fenced_blocks(text, "python")
+
+
+def fenced_blocks(text: str, language: str) -> list[Block]:
     blocks: list[Block] = []
     heading = ""
     lines = text.splitlines()
@@ -92,7 +97,7 @@ def python_blocks(text: str) -> list[Block]:
         end = start
         while end < len(lines) and not lines[end].startswith("```"):
             end += 1
-        if lang == "python":
+        if lang == language:
             before = next((lines[j] for j in range(i - 1, -1, -1) if lines[j].strip()), "")
             blocks.append(
                 Block(
@@ -107,6 +112,11 @@ def python_blocks(text: str) -> list[Block]:
 
 
 BLOCKS = python_blocks(README.read_text(encoding="utf-8"))
+CLI_BLOCKS = [
+    block
+    for block in fenced_blocks(README.read_text(encoding="utf-8"), "console")
+    if re.search(r"^sentry-async export ", block.code, re.MULTILINE)
+]
 
 
 def _params() -> Iterator[Any]:
@@ -352,3 +362,35 @@ async def test_a_hanging_block_fails_its_test_and_errors_come_through() -> None:
     with pytest.raises(NameError, match="save"):
         await _in_daemon_thread(broken)
     assert await _in_daemon_thread(lambda: "printed") == "printed"
+
+
+# -- the command line examples ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("block", [pytest.param(b, id=b.id) for b in CLI_BLOCKS])
+async def test_cli_examples_run_in_order_against_the_fake(
+    block: Block, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each ``sentry-async export`` line of a console block, in order, in one directory (a
+    ``--resume`` line resumes what the lines before it started), pointed at the fake."""
+    from sentry_async.cli import main
+
+    async with FakeSentry(scale="small") as server:
+        table = {key.strip('"'): value.strip("'") for key, value in substitutions(server).items()}
+        monkeypatch.setenv("SENTRY_AUTH_TOKEN", server.token)
+        monkeypatch.chdir(tmp_path)
+        for offset, line in enumerate(block.code.splitlines()):
+            if not line.startswith("sentry-async export "):
+                continue
+            argv = [table.get(word, word) for word in shlex.split(line, comments=True)[1:]]
+            argv += ["--base-url", server.url, "--quiet"]
+            out, err = io.StringIO(), io.StringIO()
+            try:
+                run = partial(main, argv, stdout=out, stderr=err)
+                code = await _in_daemon_thread(lambda run=run: str(run()))
+            except SystemExit as exc:  # argparse refused the line
+                code = str(exc.code)
+            assert code == "0", (
+                f"README.md line {block.line + offset} ({block.heading!r}) exits {code} "
+                f"against the fake server:\n{line}\n{err.getvalue()}"
+            )
