@@ -329,7 +329,7 @@ class FanOut(Generic[K, T], AsyncIterator[tuple[K, T]]):
     def _took(self, n: int) -> None:
         self._taken += n
         self._room += n
-        if self._waiters:
+        if self._waiters and self._room >= self._low_water:
             self._maybe_wake()
 
     def _deliverable_error(self) -> BaseException | None:
@@ -391,6 +391,18 @@ class FanOut(Generic[K, T], AsyncIterator[tuple[K, T]]):
         return StreamItem(event[0], event[1])
 
     async def __anext__(self) -> tuple[K, T]:
+        # The per-item path: the next item of the page being handed out, without a
+        # coroutine call or a channel step (the same bookkeeping as ``_took(1)``).
+        pending = self._pending
+        if pending is not None:
+            item = next(pending[1], _END)
+            if item is not _END:
+                self._taken += 1
+                self._room += 1
+                if self._waiters and self._room >= self._low_water:
+                    self._maybe_wake()
+                return pending[0], item
+            self._pending = None
         while True:
             event = await self._next()
             if not isinstance(event, StreamDone):

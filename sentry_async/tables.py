@@ -30,10 +30,12 @@ __all__ = [
     "discover_batches",
     "discover_schema",
     "discover_table",
+    "events_stats_rows",
     "events_stats_table",
     "page_table",
     "to_pandas",
     "to_polars",
+    "usage_rows",
     "usage_table",
 ]
 
@@ -215,76 +217,89 @@ async def collect_table(paginator: Paginator[Any]) -> pa.Table:
     return pa.Table.from_batches(batches)
 
 
-def events_stats_table(stats: EventsStats) -> pa.Table:
+def events_stats_rows(stats: EventsStats) -> list[dict[str, Any]]:
     """One row per series and bucket: ``series``, ``y_axis``, ``group``, ``order``,
-    ``timestamp`` (UTC), ``value`` and ``comparison_value``."""
-    pa = _pa()
-    names: list[str] = []
-    axes: list[str] = []
-    groups: list[str | None] = []
-    orders: list[int | None] = []
-    stamps: list[datetime] = []
-    values: list[float | None] = []
-    comparisons: list[float | None] = []
+    ``timestamp`` (UTC datetime), ``value`` and ``comparison_value``. Plain Python: the
+    command line prints these without pyarrow."""
+    rows: list[dict[str, Any]] = []
     for series in stats.series:
-        count = len(series.timestamps)
-        names += [series.name] * count
-        axes += [series.y_axis] * count
-        groups += [series.group] * count
-        orders += [series.order] * count
-        stamps += [datetime.fromtimestamp(t, tz=timezone.utc) for t in series.timestamps]
-        values += series.values
-        comparisons += series.comparison_values or [None] * count
-    return pa.table(
-        {
-            "series": pa.array(names, pa.string()),
-            "y_axis": pa.array(axes, pa.string()),
-            "group": pa.array(groups, pa.string()),
-            "order": pa.array(orders, pa.int64()),
-            "timestamp": pa.array(stamps, pa.timestamp("s", tz="UTC")),
-            "value": pa.array(values, pa.float64()),
-            "comparison_value": pa.array(comparisons, pa.float64()),
-        }
-    )
+        comparisons = series.comparison_values or [None] * len(series.timestamps)
+        for stamp, value, comparison in zip(
+            series.timestamps, series.values, comparisons, strict=True
+        ):
+            rows.append(
+                {
+                    "series": series.name,
+                    "y_axis": series.y_axis,
+                    "group": series.group,
+                    "order": series.order,
+                    "timestamp": datetime.fromtimestamp(stamp, tz=timezone.utc),
+                    "value": value,
+                    "comparison_value": comparison,
+                }
+            )
+    return rows
 
 
-def usage_table(usage: UsageStats) -> pa.Table:
-    """stats_v2 groups as rows: one column per ``groupBy`` key, then per interval
-    (``interval``, UTC) one column per field; answers without intervals (``groupBy=project``)
-    give one row per group with the totals."""
+def events_stats_table(stats: EventsStats) -> pa.Table:
+    """:func:`events_stats_rows` as a table (timestamps in seconds, UTC)."""
     pa = _pa()
+    schema = pa.schema(
+        [
+            ("series", pa.string()),
+            ("y_axis", pa.string()),
+            ("group", pa.string()),
+            ("order", pa.int64()),
+            ("timestamp", pa.timestamp("s", tz="UTC")),
+            ("value", pa.float64()),
+            ("comparison_value", pa.float64()),
+        ]
+    )
+    return pa.Table.from_pylist(events_stats_rows(stats), schema=schema)
+
+
+def _usage_columns(usage: UsageStats) -> tuple[list[str], bool, list[str]]:
+    """The ``groupBy`` keys, whether rows go per interval, and the quantity fields."""
     keys: dict[str, None] = {}
     fields: dict[str, None] = {}
     for group in usage.groups:
         keys.update(dict.fromkeys(group.by))
         fields.update(dict.fromkeys(group.series or group.totals))
+    per_interval = bool(usage.intervals) and any(group.series for group in usage.groups)
+    return list(keys), per_interval, list(fields)
+
+
+def usage_rows(usage: UsageStats) -> list[dict[str, Any]]:
+    """stats_v2 groups as rows: the ``groupBy`` keys (as strings), then ``interval`` (UTC
+    datetime) and one value per field; answers without intervals (``groupBy=project``) give
+    one row per group with the totals."""
+    keys, per_interval, fields = _usage_columns(usage)
     intervals = [_timestamp(stamp) for stamp in usage.intervals]
-    per_interval = bool(intervals) and any(group.series for group in usage.groups)
-    columns: dict[str, list[Any]] = {key: [] for key in keys}
-    if per_interval:
-        columns["interval"] = []
-    for name in fields:
-        columns[name] = []
+    rows: list[dict[str, Any]] = []
     for group in usage.groups:
-        rows = len(intervals) if per_interval else 1
-        for key in keys:
-            value = group.by.get(key)
-            columns[key] += [None if value is None else str(value)] * rows
-        if per_interval:
-            columns["interval"] += intervals
+        labels = {key: None if group.by.get(key) is None else str(group.by[key]) for key in keys}
+        if not per_interval:
+            rows.append({**labels, **{name: group.totals.get(name) for name in fields}})
+            continue
+        for index, interval in enumerate(intervals):
+            row: dict[str, Any] = {**labels, "interval": interval}
             for name in fields:
                 series = group.series.get(name, [])
-                columns[name] += [series[i] if i < len(series) else None for i in range(rows)]
-        else:
-            for name in fields:
-                columns[name].append(group.totals.get(name))
-    types: dict[str, Any] = {key: pa.string() for key in keys}
+                row[name] = series[index] if index < len(series) else None
+            rows.append(row)
+    return rows
+
+
+def usage_table(usage: UsageStats) -> pa.Table:
+    """:func:`usage_rows` as a table; quantities are int64 where every value is whole."""
+    pa = _pa()
+    keys, per_interval, fields = _usage_columns(usage)
+    columns = [(key, pa.string()) for key in keys]
     if per_interval:
-        types["interval"] = pa.timestamp("us", tz="UTC")
-    for name in fields:
-        types[name] = pa.float64()
-    table = pa.table({name: pa.array(values, types[name]) for name, values in columns.items()})
-    return _narrow_integers(pa, table, list(fields))
+        columns.append(("interval", pa.timestamp("us", tz="UTC")))
+    columns += [(name, pa.float64()) for name in fields]
+    table = pa.Table.from_pylist(usage_rows(usage), schema=pa.schema(columns))
+    return _narrow_integers(pa, table, fields)
 
 
 def _narrow_integers(pa: Any, table: Any, names: list[str]) -> Any:
