@@ -114,8 +114,9 @@ def fenced_blocks(text: str, language: str) -> list[Block]:
 BLOCKS = python_blocks(README.read_text(encoding="utf-8"))
 CLI_BLOCKS = [
     block
-    for block in fenced_blocks(README.read_text(encoding="utf-8"), "console")
-    if re.search(r"^sentry-async export ", block.code, re.MULTILINE)
+    for language in ("console", "sh", "bash", "shell")
+    for block in fenced_blocks(README.read_text(encoding="utf-8"), language)
+    if re.search(r"^sentry-async ", block.code, re.MULTILINE)
 ]
 
 
@@ -371,19 +372,25 @@ async def test_a_hanging_block_fails_its_test_and_errors_come_through() -> None:
 async def test_cli_examples_run_in_order_against_the_fake(
     block: Block, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Each ``sentry-async export`` line of a console block, in order, in one directory (a
-    ``--resume`` line resumes what the lines before it started), pointed at the fake."""
+    """Each ``sentry-async`` command of a shell block, in order, in one directory (a
+    ``--resume`` line resumes what the lines before it started), pointed at the fake;
+    ``\\`` continues a line and ``> FILE`` sends the output there."""
     from sentry_async.cli import main
 
     async with FakeSentry(scale="small") as server:
         table = {key.strip('"'): value.strip("'") for key, value in substitutions(server).items()}
         monkeypatch.setenv("SENTRY_AUTH_TOKEN", server.token)
         monkeypatch.chdir(tmp_path)
-        for offset, line in enumerate(block.code.splitlines()):
-            if not line.startswith("sentry-async export "):
+        for offset, line in shell_commands(block.code):
+            if not line.startswith("sentry-async "):
                 continue
-            argv = [table.get(word, word) for word in shlex.split(line, comments=True)[1:]]
-            argv += ["--base-url", server.url, "--quiet"]
+            words = shlex.split(line, comments=True)[1:]
+            target = None
+            if ">" in words:
+                words, target = words[: words.index(">")], words[words.index(">") + 1]
+            argv = [table.get(word, word) for word in words] + ["--base-url", server.url]
+            if argv[0] == "export":
+                argv.append("--quiet")
             out, err = io.StringIO(), io.StringIO()
             try:
                 run = partial(main, argv, stdout=out, stderr=err)
@@ -394,3 +401,23 @@ async def test_cli_examples_run_in_order_against_the_fake(
                 f"README.md line {block.line + offset} ({block.heading!r}) exits {code} "
                 f"against the fake server:\n{line}\n{err.getvalue()}"
             )
+            if target is not None:
+                (tmp_path / target).write_text(out.getvalue(), encoding="utf-8")
+
+
+def shell_commands(code: str) -> Iterator[tuple[int, str]]:
+    """``(line offset, command)`` with backslash-continued lines joined."""
+    lines = code.splitlines()
+    i = 0
+    while i < len(lines):
+        start, command = i, lines[i]
+        while command.endswith("\\") and i + 1 < len(lines):
+            i += 1
+            command = command[:-1] + " " + lines[i].strip()
+        yield start, command
+        i += 1
+
+
+def test_shell_commands_join_continued_lines() -> None:
+    code = "a --x \\\n    --y\nb\n"
+    assert list(shell_commands(code)) == [(0, "a --x  --y"), (2, "b")]
