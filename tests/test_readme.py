@@ -7,6 +7,7 @@ top level is a fragment: it runs inside an event loop with ``sentry`` bound to a
 :class:`SentryClient`, and is type-checked inside an ``async def`` taking ``sentry``. A
 block preceded by ``<!-- readme-test: skip -->`` is neither run nor checked (keep those
 rare). Each block is its own test, named by its line and heading, so a failure says which.
+The ``sentry-async`` command lines of shell blocks run too, in order, against the fake.
 """
 
 from __future__ import annotations
@@ -421,3 +422,14 @@ def shell_commands(code: str) -> Iterator[tuple[int, str]]:
 def test_shell_commands_join_continued_lines() -> None:
     code = "a --x \\\n    --y\nb\n"
     assert list(shell_commands(code)) == [(0, "a --x  --y"), (2, "b")]
+
+
+def test_python_blocks_are_fenced_as_python() -> None:
+    """A block fenced ``py`` or ``python3`` would silently escape the checks above."""
+    text = README.read_text(encoding="utf-8")
+    odd = [
+        f"README.md:{number}: {line}"
+        for number, line in enumerate(text.splitlines(), 1)
+        if re.match(r"^```(py|python3|pycon|ipython|py3)\s*$", line)
+    ]
+    assert not odd, "fence Python examples as ```python:\n" + "\n".join(odd)
