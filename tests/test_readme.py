@@ -3,8 +3,9 @@
 Blocks are read as written. To run them, the names the README uses for a real account are
 swapped for the fake server's (organization, projects, issue and event ids, base URL), only
 inside string and number literals, keeping every line where it was. A block that awaits at
-top level is a fragment: it runs inside an event loop with ``sentry`` bound to an open
-:class:`SentryClient`, and is type-checked inside an ``async def`` taking ``sentry``. A
+top level, or uses ``sentry`` without setting it, is a fragment: it runs inside an event
+loop with ``sentry`` bound to an open :class:`SentryClient`, and is type-checked inside an
+``async def`` taking ``sentry``. A
 block preceded by ``<!-- readme-test: skip -->`` is neither run nor checked (keep those
 rare). Each block is its own test, named by its line and heading, so a failure says which.
 The ``sentry-async`` command lines of shell blocks run too, in order, against the fake.
@@ -59,13 +60,19 @@ class Block:
 
     @property
     def is_fragment(self) -> bool:
-        """Awaits at top level: runs inside a loop with ``sentry`` given."""
+        """Awaits at top level or uses ``sentry`` it never sets: runs inside a loop with
+        ``sentry`` given."""
         flags = ast.PyCF_ALLOW_TOP_LEVEL_AWAIT
         try:
             code = compile(self.code, self.id, "exec", flags=flags, dont_inherit=True)
+            tree = compile(self.code, self.id, "exec", flags=flags | ast.PyCF_ONLY_AST)
         except SyntaxError:  # reported by the run and by mypy, against the block
             return False
-        return bool(code.co_flags & inspect.CO_COROUTINE)
+        if code.co_flags & inspect.CO_COROUTINE:
+            return True
+        names = [node for node in ast.walk(tree) if isinstance(node, ast.Name)]
+        sets = any(isinstance(node.ctx, ast.Store) for node in names if node.id == "sentry")
+        return not sets and any(node.id == "sentry" for node in names)
 
     def mypy_source(self) -> str:
         if self.is_fragment:
@@ -176,7 +183,8 @@ def _run_block(block: Block, code: str, server: FakeSentry) -> str:
                 async with SentryClient(server.token, base_url=server.url) as sentry:
                     namespace["sentry"] = sentry
                     result = eval(compiled, namespace)
-                    await asyncio.wait_for(result, BLOCK_SECONDS)
+                    if inspect.iscoroutine(result):
+                        await asyncio.wait_for(result, BLOCK_SECONDS)
 
             asyncio.run(run())
         else:
@@ -302,6 +310,8 @@ def test_fragments_are_told_from_programs_and_lines_map_back() -> None:
     program = Block(10, "h", "import asyncio\nasyncio.run(main())\n", False)
     assert fragment.is_fragment
     assert not program.is_fragment
+    assert Block(1, "h", "p = sentry.issues.list('acme')\n", False).is_fragment
+    assert not Block(1, "h", "sentry = make()\nsentry.close()\n", False).is_fragment
     assert fragment.mypy_source().splitlines()[_WRAP_LINES + 1] == "    async for y in z:"
     assert fragment.readme_line(_WRAP_LINES + 2) == 11
     assert program.readme_line(2) == 11
