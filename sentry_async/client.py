@@ -369,6 +369,7 @@ class SentryClient:
         page_type: Callable[[Any], Any] | None = ...,
         unpaginated: bool = ...,
         max_stale_pages: int = ...,
+        prefetch: int = ...,
     ) -> Paginator[T]: ...
 
     @overload
@@ -390,6 +391,7 @@ class SentryClient:
         page_type: Callable[[Any], Any] | None = ...,
         unpaginated: bool = ...,
         max_stale_pages: int = ...,
+        prefetch: int = ...,
     ) -> Paginator[Any]: ...
 
     def paginate(
@@ -410,6 +412,7 @@ class SentryClient:
         page_type: Callable[[Any], Any] | None = None,
         unpaginated: bool = False,
         max_stale_pages: int = DEFAULT_MAX_STALE_PAGES,
+        prefetch: int = 0,
     ) -> Paginator[Any]:
         """A lazy :class:`Paginator` over a list endpoint; nothing is sent until iterated.
 
@@ -422,6 +425,7 @@ class SentryClient:
         A page holding far more items than ``page_size`` is an :class:`OversizedPage` error.
         ``unpaginated=True`` is for requests answered whole on purpose: it sends no page size
         and checks none (implied by ``noPagination``/``all_projects`` parameters).
+        ``prefetch=n`` fetches up to ``n`` pages ahead while the consumer works.
         """
         if page_size is not None and page_size_param is not None:
             check_page_size(page_size, "page_size", max_page_size)
@@ -481,6 +485,7 @@ class SentryClient:
             max_pages=max_pages,
             description=description,
             max_stale_pages=max_stale_pages,
+            prefetch=prefetch,
         )
 
 

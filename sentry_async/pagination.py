@@ -9,11 +9,13 @@ reaches can be saved and resumed from.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar, cast
 
+import anyio
 import msgspec
 
 from ._protocol.cursors import DEFAULT_MAX_STALE_PAGES, CursorWalk, Position, Step
@@ -60,6 +62,9 @@ class RawPage:
     """A hash of the response body: a page that repeats an earlier one brings nothing new."""
 
 
+_Fetched = tuple[RawPage, Step, Position]
+"""A fetched page, the walk's step for it and the position after it."""
+
 PageFetcher = Callable[[str | None, int | None], Awaitable[RawPage]]
 """``fetch(cursor, page_size)``: one request; ``page_size`` is ``None`` to use the default."""
 
@@ -90,8 +95,11 @@ class Paginator(Generic[T], AsyncIterator[T]):
     """Start from a finished :class:`Position`: iterating yields nothing and sends nothing."""
     max_stale_pages: int = DEFAULT_MAX_STALE_PAGES
     """Consecutive pages with nothing new (empty or repeated) that end the stream in error."""
+    prefetch: int = 0
+    """Pages fetched ahead while the consumer works on the current one (0: none)."""
     _walk: CursorWalk | None = field(default=None, init=False, repr=False)
     _step: Step | None = field(default=None, init=False, repr=False)
+    _after: Position | None = field(default=None, init=False, repr=False)
     _iterator: AsyncGenerator[T, None] | None = field(default=None, init=False, repr=False)
     _taken: int = field(default=-1, init=False, repr=False)
 
@@ -104,6 +112,10 @@ class Paginator(Generic[T], AsyncIterator[T]):
             raise ValueError("skip must not be negative")
         if self.max_stale_pages < 1:
             raise ValueError("max_stale_pages must be at least 1")
+        if isinstance(self.prefetch, bool) or not isinstance(self.prefetch, int):
+            raise ValueError(f"prefetch must be an integer (got {self.prefetch!r})")
+        if self.prefetch < 0:
+            raise ValueError("prefetch must not be negative")
 
     def as_type(self, item_type: type[U]) -> Paginator[U]:
         """The same request, each item decoded as ``item_type`` (any msgspec-decodable type).
@@ -131,13 +143,21 @@ class Paginator(Generic[T], AsyncIterator[T]):
             self, cursor=position.cursor, skip=position.skip, done=position.done
         )
 
+    def read_ahead(self, pages: int) -> Paginator[T]:
+        """The same request, fetching up to ``pages`` pages ahead of the consumer.
+
+        Worth it when handling a page takes about as long as fetching one; memory grows by
+        at most ``pages`` pages, and positions stay those of the pages handed out.
+        """
+        return dataclasses.replace(self, prefetch=pages)
+
     @property
     def position(self) -> Position:
         """Where to resume: after the last item handed out (or page, with :meth:`pages`)."""
         if self._taken >= 0 and self._step is not None:
             return Position(self._step.cursor, self._step.start + self._taken)
-        if self._walk is not None:
-            return self._walk.position
+        if self._after is not None:
+            return self._after
         return Position(self.cursor, self.skip, self.done)
 
     @property
@@ -145,7 +165,7 @@ class Paginator(Generic[T], AsyncIterator[T]):
         """Requests sent by the current (or last) iteration."""
         return self._walk.pages if self._walk is not None else 0
 
-    async def pages(self) -> AsyncIterator[Page[T]]:
+    async def pages(self) -> AsyncGenerator[Page[T], None]:
         """Yield pages lazily; with ``limit``, the last page is trimmed to the limit."""
         walk = self._walk = CursorWalk(
             Position(self.cursor, self.skip, self.done),
@@ -155,32 +175,83 @@ class Paginator(Generic[T], AsyncIterator[T]):
             max_stale_pages=self.max_stale_pages,
             stream=self.description,
         )
-        self._taken = -1
+        self._taken, self._after = -1, None
+        fetched = self._read_ahead(walk) if self.prefetch else self._one_by_one(walk)
+        try:
+            async for raw, step, after in fetched:
+                items = raw.items
+                if step.start or step.stop < len(items):
+                    items = items[step.start : step.stop]
+                self._step, self._after = step, after
+                page: Page[T] = _page(step, items, raw)
+                yield page
+                # Drop this page before fetching the next: two pages alive at once double
+                # the memory and push every decoded item into the older GC generations.
+                del raw, items, page
+        finally:
+            await fetched.aclose()
+
+    async def _one_by_one(self, walk: CursorWalk) -> AsyncGenerator[_Fetched, None]:
         while not walk.finished:
             # Always the same page size, even for the last page under a limit: some cursors
             # (Sentry's OffsetPaginator: ``<page size>:<page number>:<is_prev>``) are only
             # valid for the size they were made with. The walk trims the page instead.
             raw = await self._fetch(walk.cursor, self.page_size)
-            items = raw.items
-            step = self._step = walk.on_page(len(items), raw.link, fingerprint=raw.fingerprint)
-            if step.start or step.stop < len(items):
-                items = items[step.start : step.stop]
-            page: Page[T] = _page(step, items, raw)
-            yield page
-            # Drop this page before fetching the next: two pages alive at once double the
-            # memory and push every decoded item into the older GC generations.
-            del raw, items, page
+            step = walk.on_page(len(raw.items), raw.link, fingerprint=raw.fingerprint)
+            yield raw, step, walk.position
+            del raw
+
+    async def _read_ahead(self, walk: CursorWalk) -> AsyncGenerator[_Fetched, None]:
+        """Fetch in a background task, at most ``prefetch`` pages beyond the consumer's.
+
+        The walk still sees pages one at a time and in order; positions are those of the
+        pages handed out, so a consumer that stops early resumes where it stopped. An error
+        reaches the consumer after the pages fetched before it.
+        """
+        room = asyncio.Semaphore(self.prefetch)
+        ready: asyncio.Queue[_Fetched | BaseException | None] = asyncio.Queue()
+
+        async def produce() -> None:
+            try:
+                async for fetched in self._one_by_one(walk):
+                    ready.put_nowait(fetched)
+                    del fetched
+                    await room.acquire()
+                ready.put_nowait(None)
+            except BaseException as exc:
+                ready.put_nowait(exc)
+                if not isinstance(exc, Exception):
+                    raise
+
+        await room.acquire()  # the page being fetched first is one of the extra pages
+        task = asyncio.get_running_loop().create_task(produce())
+        try:
+            while (got := await ready.get()) is not None:
+                if isinstance(got, BaseException):
+                    raise got
+                room.release()
+                yield got
+                del got
+        finally:
+            task.cancel()
+            with anyio.CancelScope(shield=True):
+                await asyncio.wait({task})
 
     async def _items(self) -> AsyncGenerator[T, None]:
         # The position inside a page is computed on demand from a counter: building a
         # Position per item would cost more than the rest of the per-item work.
-        async for page in self.pages():
-            self._taken = 0
-            for item in page.items:
-                self._taken += 1
-                yield item
-            self._taken = -1
-            del page
+        pages = self.pages()
+        try:
+            async for page in pages:
+                self._taken = 0
+                for item in page.items:
+                    self._taken += 1
+                    yield item
+                self._taken = -1
+                del page
+        finally:
+            # Closed now, not by the garbage collector: a read-ahead task ends with it.
+            await pages.aclose()
 
     def __aiter__(self) -> AsyncIterator[T]:
         self._iterator = self._items()
