@@ -370,6 +370,7 @@ class SentryClient:
         unpaginated: bool = ...,
         max_stale_pages: int = ...,
         prefetch: int = ...,
+        item_id: Callable[[Any], Hashable] | None = ...,
     ) -> Paginator[T]: ...
 
     @overload
@@ -392,6 +393,7 @@ class SentryClient:
         unpaginated: bool = ...,
         max_stale_pages: int = ...,
         prefetch: int = ...,
+        item_id: Callable[[Any], Hashable] | None = ...,
     ) -> Paginator[Any]: ...
 
     def paginate(
@@ -413,6 +415,7 @@ class SentryClient:
         unpaginated: bool = False,
         max_stale_pages: int = DEFAULT_MAX_STALE_PAGES,
         prefetch: int = 0,
+        item_id: Callable[[Any], Hashable] | None = None,
     ) -> Paginator[Any]:
         """A lazy :class:`Paginator` over a list endpoint; nothing is sent until iterated.
 
@@ -425,7 +428,8 @@ class SentryClient:
         A page holding far more items than ``page_size`` is an :class:`OversizedPage` error.
         ``unpaginated=True`` is for requests answered whole on purpose: it sends no page size
         and checks none (implied by ``noPagination``/``all_projects`` parameters).
-        ``prefetch=n`` fetches up to ``n`` pages ahead while the consumer works.
+        ``prefetch=n`` fetches up to ``n`` pages ahead while the consumer works. With
+        ``item_id`` (item -> its id), pages whose ids were all seen count as bringing nothing.
         """
         if page_size is not None and page_size_param is not None:
             check_page_size(page_size, "page_size", max_page_size)
@@ -486,6 +490,7 @@ class SentryClient:
             description=description,
             max_stale_pages=max_stale_pages,
             prefetch=prefetch,
+            item_id=item_id,
         )
 
 

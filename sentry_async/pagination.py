@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar, cast
 
@@ -97,6 +97,10 @@ class Paginator(Generic[T], AsyncIterator[T]):
     """Consecutive pages with nothing new (empty or repeated) that end the stream in error."""
     prefetch: int = 0
     """Pages fetched ahead while the consumer works on the current one (0: none)."""
+    item_id: Callable[[Any], Hashable] | None = field(default=None, repr=False)
+    """An item's identity: a page whose ids were all seen before brings nothing new. Costs
+    one hash per item of the stream in memory; without it, only empty and repeated pages
+    count as stale."""
     _walk: CursorWalk | None = field(default=None, init=False, repr=False)
     _step: Step | None = field(default=None, init=False, repr=False)
     _after: Position | None = field(default=None, init=False, repr=False)
@@ -124,7 +128,8 @@ class Paginator(Generic[T], AsyncIterator[T]):
         """
         if self.retype is None:
             raise TypeError(f"{self.description or 'this paginator'} cannot change its item type")
-        changed = dataclasses.replace(self, _fetch=self.retype(item_type))
+        # ``item_id`` reads items of the old type: it does not carry over.
+        changed = dataclasses.replace(self, _fetch=self.retype(item_type), item_id=None)
         return cast("Paginator[U]", changed)
 
     def raw(self) -> Paginator[msgspec.Raw]:
@@ -192,12 +197,18 @@ class Paginator(Generic[T], AsyncIterator[T]):
             await fetched.aclose()
 
     async def _one_by_one(self, walk: CursorWalk) -> AsyncGenerator[_Fetched, None]:
+        seen: set[int] = set()
+        fresh = None
         while not walk.finished:
             # Always the same page size, even for the last page under a limit: some cursors
             # (Sentry's OffsetPaginator: ``<page size>:<page number>:<is_prev>``) are only
             # valid for the size they were made with. The walk trims the page instead.
             raw = await self._fetch(walk.cursor, self.page_size)
-            step = walk.on_page(len(raw.items), raw.link, fingerprint=raw.fingerprint)
+            if self.item_id is not None:
+                known = len(seen)
+                seen.update(hash(self.item_id(item)) for item in raw.items)
+                fresh = len(seen) - known
+            step = walk.on_page(len(raw.items), raw.link, fingerprint=raw.fingerprint, fresh=fresh)
             yield raw, step, walk.position
             del raw
 

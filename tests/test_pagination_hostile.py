@@ -86,6 +86,19 @@ async def test_the_same_items_under_fresh_cursors_end_in_an_error(hostile: Any) 
     assert len(server.queries) == 6, "the first page, then five repeats"
 
 
+async def test_known_ids_in_new_bodies_end_in_an_error_where_ids_are_tracked(
+    hostile: Any,
+) -> None:
+    def answer(n: int, cursor: str | None) -> Answer:
+        # The same two issues, reordered and with a changing count: no two bodies alike.
+        return [{"id": 2 - n % 2, "count": n}, {"id": 1 + n % 2, "count": n}], f"c{n}", {}
+
+    server = await hostile(answer)
+    with pytest.raises(PaginationError, match="4 pages in a row brought nothing new"):
+        await _collect(server, max_stale_pages=4, item_id=lambda item: item["id"])
+    assert len(server.queries) == 5
+
+
 async def test_empty_pages_with_results_true_forever_end_in_an_error(hostile: Any) -> None:
     server = await hostile(lambda n, cursor: ([], f"0:{n}:0", {}))
     with pytest.raises(PaginationError, match="50 pages in a row brought nothing new"):
