@@ -21,7 +21,7 @@ import aiohttp
 import msgspec
 from yarl import URL
 
-from ._protocol.cursors import DEFAULT_MAX_STALE_PAGES
+from ._protocol.cursors import DEFAULT_MAX_STALE_PAGES, body_fingerprint
 from ._protocol.hosts import endpoint_group, is_loopback, origin
 from ._protocol.params import Params, check_page_size, check_slug, encode_params
 from ._protocol.retry import RetryPolicy
@@ -474,7 +474,7 @@ class SentryClient:
                     max_hits=_header_int(headers.get("X-Max-Hits")),
                     rate_limit=response.rate_limit,
                     meta=meta,
-                    fingerprint=hash(response.body),
+                    fingerprint=body_fingerprint(response.body),
                 )
 
             return fetch

@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sentry_async import OversizedPage, PaginationError, Position
-from sentry_async._protocol.cursors import CursorWalk, Step
+from sentry_async._protocol.cursors import CursorWalk, Step, body_fingerprint
 
 MODERATE = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -158,6 +158,13 @@ def test_a_page_far_larger_than_asked_for_is_refused() -> None:
     unpaged = CursorWalk(page_size=None)
     unpaged.on_page(5_000_000, None)
     assert unpaged.position.done
+
+
+def test_body_fingerprints_tell_pages_apart_cheaply() -> None:
+    items = [msgspec.json.encode([{"id": str(n), "title": "x" * 300}] * 100) for n in range(3)]
+    assert body_fingerprint(items[0]) == body_fingerprint(bytes(items[0]))
+    assert len({body_fingerprint(body) for body in items}) == 3
+    assert body_fingerprint(b"[1]") != body_fingerprint(b"[2]")
 
 
 def test_malformed_link_names_the_stream() -> None:

@@ -18,7 +18,14 @@ from typing import Any
 from ..errors import OversizedPage, PaginationError
 from .links import LinkHeaderError, page_links
 
-__all__ = ["DEFAULT_MAX_STALE_PAGES", "OVERSIZE_FACTOR", "CursorWalk", "Position", "Step"]
+__all__ = [
+    "DEFAULT_MAX_STALE_PAGES",
+    "OVERSIZE_FACTOR",
+    "CursorWalk",
+    "Position",
+    "Step",
+    "body_fingerprint",
+]
 
 DEFAULT_MAX_STALE_PAGES = 50
 """Consecutive pages with nothing new (empty, or a repeat) after which a stream is stuck.
@@ -30,6 +37,23 @@ OVERSIZE_FACTOR = 2
 """A page may hold up to this many times the page size asked for before it is refused."""
 
 _POSITION_KEYS = frozenset({"cursor", "skip", "done"})
+_SAMPLE = 4096
+
+
+def body_fingerprint(body: bytes) -> int:
+    """A hash of a response body's length and three slices of it, for spotting repeats.
+
+    A server sending the same page again sends the same bytes; sampling keeps the cost
+    constant (hashing a whole megabyte costs as much as decoding it). Two different pages
+    with equal length and equal slices only make one page look stale.
+    """
+    size = len(body)
+    if size <= 3 * _SAMPLE:
+        return hash(body)
+    middle = size // 2
+    return hash(
+        (size, body[:_SAMPLE], body[middle : middle + _SAMPLE], body[size - _SAMPLE :])
+    )
 
 
 @dataclass(frozen=True, slots=True)
