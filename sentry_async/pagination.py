@@ -4,7 +4,8 @@ A :class:`Paginator` sends nothing until it is iterated, fetches the next page o
 the consumer has used up the current one, and holds one page at a time, so a stream of a
 million events runs in the memory of a single page. It stops exactly when ``rel="next"``
 says ``results="false"`` (a short or empty page is not the end), and every position it
-reaches can be saved and resumed from.
+reaches can be saved and resumed from. What to hand out and what to request next is
+decided by a :class:`~sentry_async._protocol.cursors.CursorWalk`; this module only fetches.
 """
 
 from __future__ import annotations
@@ -120,6 +121,7 @@ class Paginator(Generic[T], AsyncIterator[T]):
             raise ValueError(f"prefetch must be an integer (got {self.prefetch!r})")
         if self.prefetch < 0:
             raise ValueError("prefetch must not be negative")
+        Position(self.cursor, self.skip, self.done)  # a cursor that is not a string fails here
 
     def as_type(self, item_type: type[U]) -> Paginator[U]:
         """The same request, each item decoded as ``item_type`` (any msgspec-decodable type).
