@@ -48,6 +48,13 @@ class Page(Generic[T]):
     def __len__(self) -> int:
         return len(self.items)
 
+    def to_arrow(self) -> Any:
+        """This page as a ``pyarrow.Table`` (Discover pages typed from their meta); needs
+        the ``arrow`` extra. See :mod:`sentry_async.tables`."""
+        from .tables import page_table
+
+        return page_table(self)
+
 
 @dataclass(frozen=True, slots=True)
 class RawPage:
