@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sentry_async import OversizedPage, PaginationError, Position
-from sentry_async._protocol.cursors import CursorWalk, Step, body_fingerprint
+from sentry_async.sansio import CursorWalk, Step, body_fingerprint
 
 MODERATE = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
