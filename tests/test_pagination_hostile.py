@@ -185,3 +185,9 @@ async def test_page_size_errors_name_page_size(hostile: Any) -> None:
             client.issues.list("acme", page_size=500)
         with pytest.raises(ValueError, match=r"^page_size must"):
             client.paginate("/things/", page_size=0)
+        with pytest.raises(ValueError, match=r"^page_size must"):
+            client.events.for_project("acme", "backend", page_size=101)
+        with pytest.raises(ValueError, match=r"^page_size must"):
+            client.discover.query("acme", fields=["title"], page_size=0)
+        with pytest.raises(ValueError, match=r"^page_size must"):
+            client.issues.hashes("acme", 1, page_size=1000)
