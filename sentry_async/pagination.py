@@ -81,9 +81,10 @@ PageFetcher = Callable[[str | None, int | None], Awaitable[RawPage]]
 class Paginator(Generic[T], AsyncIterator[T]):
     """``async for item in paginator`` yields items; :meth:`pages` yields :class:`Page` objects.
 
-    ``cursor``/``skip`` start from a saved :class:`Position`; ``limit`` caps the number of
-    items; ``max_pages`` caps requests. After any run, :attr:`position` says where to resume.
-    A paginator can be iterated again; each iteration starts from its configured start.
+    ``cursor``/``skip``/``done`` start from a saved :class:`Position` (:meth:`resume` takes
+    one whole); ``limit`` caps the number of items; ``max_pages`` caps requests. After any
+    run, :attr:`position` says where to resume. A paginator can be iterated again; each
+    iteration starts from its configured start.
 
     Every list method returns its typed paginator; :meth:`raw` turns it into the same stream
     of undecoded item bytes, and :meth:`as_type` into the same stream decoded as your own
