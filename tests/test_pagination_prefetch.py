@@ -44,7 +44,7 @@ async def _settle() -> None:
 
 async def test_the_next_page_is_fetched_while_the_consumer_works() -> None:
     source = Source(100)
-    pages = Paginator(source, page_size=10, prefetch=1).pages()
+    pages = Paginator[int](source, page_size=10, prefetch=1).pages()
     first = await pages.__anext__()
     with anyio.fail_after(10):
         await source.wanted[2].wait()  # without prefetch nobody asks while we hold page 1
@@ -54,7 +54,7 @@ async def test_the_next_page_is_fetched_while_the_consumer_works() -> None:
 
 async def test_without_prefetch_nothing_is_fetched_ahead() -> None:
     source = Source(100)
-    pages = Paginator(source, page_size=10).pages()
+    pages = Paginator[int](source, page_size=10).pages()
     await pages.__anext__()
     await _settle()
     assert len(source.requests) == 1
@@ -64,7 +64,7 @@ async def test_without_prefetch_nothing_is_fetched_ahead() -> None:
 @pytest.mark.parametrize("prefetch", [1, 2, 3])
 async def test_at_most_prefetch_pages_beyond_the_current_one(prefetch: int) -> None:
     source = Source(1000)
-    pages = Paginator(source, page_size=10, prefetch=prefetch).pages()
+    pages = Paginator[int](source, page_size=10, prefetch=prefetch).pages()
     await pages.__anext__()
     with anyio.fail_after(10):
         await source.wanted[1 + prefetch].wait()
@@ -91,7 +91,7 @@ async def test_items_and_positions_are_those_without_prefetch(prefetch: int) -> 
     rest = broken.resume(broken.position)
     assert await rest.collect() == list(range(43, 95))
     assert rest.position.done
-    paged = Paginator(Source(95), page_size=10, prefetch=prefetch)
+    paged = Paginator[int](Source(95), page_size=10, prefetch=prefetch)
     positions = [paged.position async for _ in paged.pages()]
     assert positions[0] == Position("10") and positions[-1] == Position(None, done=True)
 
@@ -122,7 +122,7 @@ async def test_stopping_or_cancelling_leaves_no_task_behind() -> None:
     await paginator.aclose()
     assert others() == before
     with anyio.CancelScope() as scope:
-        async for item in Paginator(Source(1000), page_size=10, prefetch=2):
+        async for item in Paginator[int](Source(1000), page_size=10, prefetch=2):
             if item == 15:
                 scope.cancel()
     assert others() == before
