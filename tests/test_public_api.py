@@ -86,10 +86,12 @@ PUBLIC = {
         "discover_batches",
         "discover_schema",
         "discover_table",
+        "events_stats_rows",
         "events_stats_table",
         "page_table",
         "to_pandas",
         "to_polars",
+        "usage_rows",
         "usage_table",
     ],
 }
