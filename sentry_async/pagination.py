@@ -170,7 +170,7 @@ class Paginator(Generic[T], AsyncIterator[T]):
     def position(self) -> Position:
         """Where to resume: after the last item handed out (or page, with :meth:`pages`)."""
         if self._taken >= 0 and self._step is not None:
-            return Position(self._step.cursor, self._step.start + self._taken)
+            return self._step.position(self._taken)
         if self._after is not None:
             return self._after
         return Position(self.cursor, self.skip, self.done)

@@ -250,7 +250,7 @@ def test_stopping_after_any_item_resumes_at_the_next(counts: list[int], stop_at:
         step: Step = walk.on_page(len(items), header)
         for n, item in enumerate(items[step.start : step.stop], start=1):
             taken.append(item)
-            position = walk.position_in(step, n)
+            position = step.position(n)
             if len(taken) == stop_at:
                 break
         else:

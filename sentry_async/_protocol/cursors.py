@@ -111,6 +111,10 @@ class Step:
     paginated: bool
     more: bool
 
+    def position(self, taken: int) -> Position:
+        """Where a consumer stands after taking ``taken`` of the items handed out."""
+        return Position(self.cursor, self.start + taken)
+
 
 class CursorWalk:
     """The cursor state of one stream, from a start :class:`Position` to its end.
@@ -260,10 +264,6 @@ class CursorWalk:
         self._finished = not more
         self._cursor = nxt
         return Step(cursor, start, stop, nxt, links.prev_cursor, links.paginated, more)
-
-    def position_in(self, step: Step, taken: int) -> Position:
-        """Where a consumer stands after taking ``taken`` items of ``step``'s page."""
-        return Position(step.cursor, step.start + taken)
 
     def _where(self) -> str:
         return self.stream or "the stream"
