@@ -102,6 +102,7 @@ def test_empty_pages_under_fresh_cursors_end_in_an_error_naming_stream_and_posit
     assert caught.value.stream == "GET /endless/"
     assert caught.value.position == Position("fresh4")
     assert walk.pages == 5
+    assert walk.finished, "an error ends the walk"
 
 
 def test_a_page_with_something_new_resets_the_count() -> None:

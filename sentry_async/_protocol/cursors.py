@@ -207,6 +207,7 @@ class CursorWalk:
             self._seen_cursors.add(hash(cursor))
         size = self._page_size
         if size is not None and count > size * OVERSIZE_FACTOR:
+            self._finished = True
             raise OversizedPage(
                 f"{self._where()} answered {count} items where page_size={size} was asked for",
                 stream=self.stream,
@@ -269,6 +270,7 @@ class CursorWalk:
         return self.stream or "the stream"
 
     def _error(self, message: str) -> PaginationError:
+        self._finished = True  # a stream that cannot go on is over, whoever catches this
         return PaginationError(
             f"{self._where()}: {message} (at {self._position})",
             stream=self.stream,
