@@ -154,6 +154,9 @@ async def test_endpoints_unpaginated_on_purpose_are_exempt(hostile: Any) -> None
     assert "per_page" not in server.queries[-1], "no page size is sent"
     assert len(await _collect(server, params={"all_projects": 1})) == 5000
     assert len(await _collect(server, params={"noPagination": "1"})) == 5000
+    async with SentryClient("t", base_url=server.url, retry=FAST) as client:
+        await client.organizations.list(owner=True).raw().collect()
+    assert server.queries[-1] == {"owner": "1"}, "owner=1 is answered whole: no page size"
 
 
 async def test_a_finished_position_resumes_to_nothing(hostile: Any) -> None:
