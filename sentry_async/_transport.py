@@ -372,6 +372,24 @@ class Transport:
                         exc,
                     ),
                 ) from exc
+            except aiohttp.ClientConnectorCertificateError as exc:
+                # Not retried: a certificate nobody trusts stays untrusted.
+                raise _chain(
+                    ConnectionFailed(
+                        f"{exc} (for a private CA pass ssl= or --ca-bundle with its certificate)",
+                        method=method,
+                        url=str(url),
+                    ),
+                    exc,
+                ) from exc
+            except aiohttp.ClientHttpProxyError as exc:
+                # Not chained either: its request_info is the CONNECT, Proxy-Authorization
+                # included.
+                malformed = ConnectionFailed(
+                    f"the proxy refused the tunnel: {exc.status} {exc.message}",
+                    method=method,
+                    url=str(url),
+                )
             except aiohttp.ClientResponseError as exc:
                 # A response aiohttp could not parse (bad status line, oversized header). Its
                 # request_info holds the request's headers, Authorization included, so it
