@@ -4,6 +4,10 @@ Lazy pagination over Link cursors, one shared rate limiter that reads Sentry's h
 msgspec models that decode large events fast, and a resumable bulk exporter.
 """
 
+import logging
+
+from ._network import InsecureTLSWarning
+from ._otel import OpenTelemetryHooks
 from ._protocol.links import Link, LinkHeaderError, PageLinks, page_links, parse_link_header
 from ._protocol.ratelimit import RateLimitInfo, parse_rate_limit, parse_retry_after
 from ._protocol.retry import RetryPolicy
@@ -28,6 +32,7 @@ from .errors import (
     UnsafeRedirect,
 )
 from .fanout import FanOut, StreamDone, StreamItem, fan_out
+from .hooks import HookEvent, Hooks
 from .limiter import GroupState, RateLimiter
 from .pagination import Page, Paginator, Position
 from .resources.issues import BulkResult
@@ -42,9 +47,13 @@ __all__ = [
     "FanOut",
     "Forbidden",
     "GroupState",
+    "HookEvent",
+    "Hooks",
+    "InsecureTLSWarning",
     "Link",
     "LinkHeaderError",
     "NotFound",
+    "OpenTelemetryHooks",
     "Page",
     "PageLinks",
     "PaginationError",
@@ -72,3 +81,8 @@ __all__ = [
     "parse_rate_limit",
     "parse_retry_after",
 ]
+
+# A library's convention: silent unless the application configures logging (then its
+# handlers get every record). Without this, Python's last-resort handler would print the
+# retry warnings of a program that configured nothing on its stderr.
+logging.getLogger(__name__).addHandler(logging.NullHandler())
