@@ -96,6 +96,11 @@ exit codes:
   5  output directory refused: not empty, other arguments on --resume, locked, or damaged
   130 interrupted (Ctrl-C): the checkpoint is saved, run again with --resume
 
+network:
+  proxies come from $HTTPS_PROXY/$HTTP_PROXY/$NO_PROXY, read as urllib reads them (no
+  .netrc); --ca-bundle PATH (default $SSL_CERT_FILE) trusts a private CA instead of the
+  system's.
+
 the token comes from --token-file or $SENTRY_AUTH_TOKEN and is never printed.
 """
 

@@ -9,20 +9,21 @@ from __future__ import annotations
 import itertools
 import logging
 import time
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+
+import msgspec
 
 __all__ = ["HookEvent", "Hooks"]
 
 logger = logging.getLogger("sentry_async.hooks")
 
 
-@dataclass(frozen=True, slots=True)
-class HookEvent:
+class HookEvent(msgspec.Struct, frozen=True):
     """What happened to one logical request (a call, with all its retries).
 
     Never holds the URL, its query values or any header: ``group`` is the endpoint's
-    template (``"GET /organizations/{org}/issues/"``), what Sentry rate-limits by.
+    template (``"GET /organizations/{org}/issues/"``), what Sentry rate-limits by. (A
+    frozen msgspec struct: built several times per request, it must be cheap to make.)
     """
 
     id: int
@@ -77,18 +78,35 @@ _MIN_REPORTED_WAIT = 0.001
 """Limiter waits shorter than this are scheduling noise, not rate limiting."""
 
 
-class HookSet:
-    """The hooks of one client; hands out a :class:`Call` per logical request."""
+_CALLBACKS = ("on_start", "on_request", "on_response", "on_retry", "on_rate_limit_wait", "on_done")
 
-    __slots__ = ("_hooks", "_ids")
+_Handlers = dict[str, tuple[Callable[[HookEvent], None], ...]]
+
+
+class HookSet:
+    """The hooks of one client; hands out a :class:`Call` per logical request.
+
+    Only callbacks a hook overrides are called, and an event nobody listens to is never
+    built.
+    """
+
+    __slots__ = ("_handlers", "_ids")
 
     def __init__(self, hooks: Iterable[Hooks]) -> None:
-        self._hooks = tuple(hooks)
-        for hook in self._hooks:
+        found = tuple(hooks)
+        for hook in found:
             if not isinstance(hook, Hooks):
                 raise TypeError(
                     f"hooks must be sentry_async.Hooks instances (got {type(hook).__name__})"
                 )
+        self._handlers: _Handlers = {
+            name: tuple(
+                getattr(hook, name)
+                for hook in found
+                if getattr(type(hook), name) is not getattr(Hooks, name)
+            )
+            for name in _CALLBACKS
+        }
         self._ids = itertools.count(1)
 
     @classmethod
@@ -97,21 +115,40 @@ class HookSet:
         if hooks is None:
             return None
         found = cls([hooks] if isinstance(hooks, Hooks) else hooks)
-        return found if found._hooks else None
+        return found if any(found._handlers.values()) else None
 
     def start(self, method: str, group: str) -> Call:
-        call = Call(self._hooks, next(self._ids), method, group)
-        call.emit("on_start", HookEvent(call.id, method, group, 0))
+        call = Call(self._handlers, next(self._ids), method, group)
+        handlers = self._handlers["on_start"]
+        if handlers:
+            _emit(handlers, HookEvent(call.id, method, group, 0))
         return call
+
+
+def _emit(handlers: tuple[Callable[[HookEvent], None], ...], event: HookEvent) -> None:
+    for handler in handlers:
+        try:
+            handler(event)
+        except Exception:
+            logger.warning("hook %s failed", handler.__qualname__, exc_info=True)
 
 
 class Call:
     """One logical request's events, as the transport reports them."""
 
-    __slots__ = ("_hooks", "_slot_from", "_started", "attempt", "group", "id", "method", "status")
+    __slots__ = (
+        "_handlers",
+        "_slot_from",
+        "_started",
+        "attempt",
+        "group",
+        "id",
+        "method",
+        "status",
+    )
 
-    def __init__(self, hooks: tuple[Hooks, ...], id: int, method: str, group: str) -> None:
-        self._hooks = hooks
+    def __init__(self, handlers: _Handlers, id: int, method: str, group: str) -> None:
+        self._handlers = handlers
         self.id = id
         self.method = method
         self.group = group
@@ -120,13 +157,6 @@ class Call:
         self._started = time.perf_counter()
         self._slot_from = self._started
 
-    def emit(self, name: str, event: HookEvent) -> None:
-        for hook in self._hooks:
-            try:
-                getattr(hook, name)(event)
-            except Exception:
-                logger.warning("hook %s.%s failed", type(hook).__name__, name, exc_info=True)
-
     def waiting(self) -> None:
         """The attempt starts waiting for the limiter."""
         self._slot_from = time.perf_counter()
@@ -134,53 +164,76 @@ class Call:
     def sending(self, attempt: int) -> None:
         """The limiter let the attempt through: report the wait, then the attempt."""
         self.attempt = attempt
-        wait = time.perf_counter() - self._slot_from
-        if wait >= _MIN_REPORTED_WAIT:
-            self.emit(
-                "on_rate_limit_wait",
-                HookEvent(self.id, self.method, self.group, attempt, wait=wait, reason="limiter"),
-            )
-        self.emit("on_request", HookEvent(self.id, self.method, self.group, attempt))
+        handlers = self._handlers["on_rate_limit_wait"]
+        if handlers:
+            wait = time.perf_counter() - self._slot_from
+            if wait >= _MIN_REPORTED_WAIT:
+                _emit(
+                    handlers,
+                    HookEvent(
+                        self.id, self.method, self.group, attempt, wait=wait, reason="limiter"
+                    ),
+                )
+        handlers = self._handlers["on_request"]
+        if handlers:
+            _emit(handlers, HookEvent(self.id, self.method, self.group, attempt))
 
     def answered(self, status: int, elapsed: float) -> None:
         self.status = status
-        self.emit(
-            "on_response",
-            HookEvent(self.id, self.method, self.group, self.attempt, status, elapsed=elapsed),
-        )
+        handlers = self._handlers["on_response"]
+        if handlers:
+            _emit(
+                handlers,
+                HookEvent(self.id, self.method, self.group, self.attempt, status, elapsed=elapsed),
+            )
 
     def failed(self, kind: str) -> None:
         self.status = None
-        self.emit(
-            "on_response", HookEvent(self.id, self.method, self.group, self.attempt, reason=kind)
-        )
+        handlers = self._handlers["on_response"]
+        if handlers:
+            _emit(
+                handlers,
+                HookEvent(self.id, self.method, self.group, self.attempt, reason=kind),
+            )
 
     def retrying(self, wait: float, reason: str | None = None) -> None:
-        self.emit(
-            "on_retry",
-            HookEvent(
-                self.id, self.method, self.group, self.attempt, self.status, wait, reason=reason
-            ),
-        )
+        handlers = self._handlers["on_retry"]
+        if handlers:
+            _emit(
+                handlers,
+                HookEvent(
+                    self.id, self.method, self.group, self.attempt, self.status, wait, reason=reason
+                ),
+            )
 
     def server_wait(self, wait: float) -> None:
-        self.emit(
-            "on_rate_limit_wait",
-            HookEvent(
-                self.id, self.method, self.group, self.attempt, self.status, wait, reason="server"
-            ),
-        )
+        handlers = self._handlers["on_rate_limit_wait"]
+        if handlers:
+            _emit(
+                handlers,
+                HookEvent(
+                    self.id,
+                    self.method,
+                    self.group,
+                    self.attempt,
+                    self.status,
+                    wait,
+                    reason="server",
+                ),
+            )
 
     def done(self, error: BaseException | None) -> None:
-        self.emit(
-            "on_done",
-            HookEvent(
-                self.id,
-                self.method,
-                self.group,
-                self.attempt,
-                self.status,
-                elapsed=time.perf_counter() - self._started,
-                reason=None if error is None else type(error).__name__,
-            ),
-        )
+        handlers = self._handlers["on_done"]
+        if handlers:
+            _emit(
+                handlers,
+                HookEvent(
+                    self.id,
+                    self.method,
+                    self.group,
+                    self.attempt,
+                    self.status,
+                    elapsed=time.perf_counter() - self._started,
+                    reason=None if error is None else type(error).__name__,
+                ),
+            )
