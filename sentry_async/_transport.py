@@ -323,6 +323,8 @@ class Transport:
     def _redact(self, body: bytes) -> bytes:
         """An error body with the token blanked out: a server (or proxy) that echoes the
         request back must not put the token into the exception built from it."""
+        if self._proxy is not None:
+            body = self._proxy.redact(body)
         if self._token is None:
             return body
         secret = self._token.reveal().encode()

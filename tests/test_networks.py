@@ -25,7 +25,7 @@ import pytest
 import trustme
 from yarl import URL
 
-from sentry_async import ConnectionFailed, RetryPolicy, SentryClient
+from sentry_async import ConnectionFailed, RetryPolicy, SentryClient, ServerError
 from sentry_async._network import InsecureTLSWarning
 from sentry_async._protocol.proxies import (
     ENVIRONMENT,
@@ -55,8 +55,9 @@ class RecordingProxy:
     ``require`` is the ``Proxy-Authorization`` value to insist on (407 otherwise).
     """
 
-    def __init__(self, require: str | None = None) -> None:
+    def __init__(self, require: str | None = None, echo: int | None = None) -> None:
         self.require = require
+        self.echo = echo
         self.heads: list[str] = []
         self.forwarded = bytearray()
         self.tunnelled = bytearray()
@@ -92,6 +93,14 @@ class RecordingProxy:
                     b"HTTP/1.1 407 Proxy Authentication Required\r\n"
                     b'Proxy-Authenticate: Basic realm="test"\r\n'
                     b"Content-Length: 0\r\nConnection: close\r\n\r\n"
+                )
+                await writer.drain()
+                return
+            if self.echo is not None:
+                body = f"<html><pre>proxy error, your request was:\n{text}</pre></html>"
+                writer.write(
+                    f"HTTP/1.1 {self.echo} Proxy Error\r\nContent-Type: text/html\r\n"
+                    f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n{body}".encode()
                 )
                 await writer.drain()
                 return
@@ -440,6 +449,19 @@ async def test_a_proxy_that_refuses_is_an_error_without_its_credentials(
             with pytest.raises(ConnectionFailed) as info:
                 await _first_org(client)
     assert "proxy refused" in str(info.value) and "407" in str(info.value)
+    _assert_no_proxy_secret(info.value)
+
+
+async def test_a_proxy_error_page_echoing_the_request_keeps_its_credentials_out(
+    server: FakeSentry, clean_env: pytest.MonkeyPatch
+) -> None:
+    async with RecordingProxy(echo=502) as proxy:
+        clean_env.setenv("HTTP_PROXY", _with_credentials(proxy.url))
+        async with SentryClient(TOKEN, base_url=server.url, retry=ONE_TRY) as client:
+            with pytest.raises(ServerError) as info:
+                await _first_org(client)
+    assert "your request was" in info.value.body.decode()  # the page is kept, redacted
+    assert TOKEN not in info.value.body.decode()
     _assert_no_proxy_secret(info.value)
 
 

@@ -156,6 +156,17 @@ class ProxySettings:
         headers["Proxy-Authorization"] = authorization
         return proxy, None
 
+    def redact(self, body: bytes) -> bytes:
+        """``body`` with the proxy's credentials blanked out: a proxy's error page that
+        echoes the request must not carry them into an exception."""
+        for authorization in self._auth.values():
+            encoded = authorization.removeprefix("Basic ").encode()
+            password = base64.b64decode(encoded).partition(b":")[2]
+            for secret in (encoded, password):
+                if secret and secret in body:
+                    body = body.replace(secret, b"********")
+        return body
+
     def check_plain_http(self, url: URL, allow_insecure_http: bool) -> None:
         """Refuse to send a plain http request, and so the token, to a proxy off this host.
 
