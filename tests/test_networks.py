@@ -530,6 +530,17 @@ def test_cli_names_a_bad_proxy_variable(clean_env: pytest.MonkeyPatch, tmp_path:
     assert PROXY_PASSWORD not in stderr.getvalue()
 
 
+async def test_the_demo_goes_direct_whatever_the_environment_says(
+    clean_env: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    clean_env.setenv("HTTP_PROXY", "http://proxy.invalid:3128")
+    out, err = io.StringIO(), io.StringIO()
+    argv = ["demo", "--scale", "small", "--output", str(tmp_path), "--quiet"]
+    code = await asyncio.to_thread(main, argv, stdout=out, stderr=err)
+    assert code == EXIT_OK, err.getvalue()
+    assert "demo: exported" in out.getvalue()
+
+
 # ---------------------------------------------------------------- the suite is hermetic
 
 
