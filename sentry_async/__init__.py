@@ -5,11 +5,11 @@ msgspec models that decode large events fast, and a resumable bulk exporter.
 """
 
 import logging
+from typing import Any
 
 from ._network import InsecureTLSWarning
 from ._otel import OpenTelemetryHooks
-from ._protocol.links import Link, LinkHeaderError, PageLinks, page_links, parse_link_header
-from ._protocol.ratelimit import RateLimitInfo, parse_rate_limit, parse_retry_after
+from ._protocol.ratelimit import RateLimitInfo
 from ._protocol.retry import RetryPolicy
 from ._transport import Response
 from ._version import __version__
@@ -31,10 +31,11 @@ from .errors import (
     Unauthorized,
     UnsafeRedirect,
 )
-from .fanout import FanOut, StreamDone, StreamItem, fan_out
+from .fanout import FanOut, FanOutEvent, StreamDone, StreamItem, fan_out
 from .hooks import HookEvent, Hooks
 from .limiter import GroupState, RateLimiter
 from .pagination import Page, Paginator, Position
+from .resources.events import EventListOptions
 from .resources.issues import BulkResult
 
 __all__ = [
@@ -44,18 +45,17 @@ __all__ = [
     "ConnectionFailed",
     "DecodeError",
     "ErrorDetail",
+    "EventListOptions",
     "FanOut",
+    "FanOutEvent",
     "Forbidden",
     "GroupState",
     "HookEvent",
     "Hooks",
     "InsecureTLSWarning",
-    "Link",
-    "LinkHeaderError",
     "NotFound",
     "OpenTelemetryHooks",
     "Page",
-    "PageLinks",
     "PaginationError",
     "Paginator",
     "Position",
@@ -76,13 +76,38 @@ __all__ = [
     "UnsafeRedirect",
     "__version__",
     "fan_out",
-    "page_links",
-    "parse_link_header",
-    "parse_rate_limit",
-    "parse_retry_after",
 ]
 
 # A library's convention: silent unless the application configures logging (then its
 # handlers get every record). Without this, Python's last-resort handler would print the
 # retry warnings of a program that configured nothing on its stderr.
 logging.getLogger(__name__).addHandler(logging.NullHandler())
+
+_MOVED_TO_SANSIO = frozenset(
+    {
+        "Link",
+        "LinkHeaderError",
+        "PageLinks",
+        "page_links",
+        "parse_link_header",
+        "parse_rate_limit",
+        "parse_retry_after",
+    }
+)
+
+
+def __getattr__(name: str) -> Any:
+    """The protocol helpers moved to :mod:`sentry_async.sansio`; the old names still work
+    for one release, with a ``DeprecationWarning``."""
+    if name in _MOVED_TO_SANSIO:
+        import warnings
+
+        from . import sansio
+
+        warnings.warn(
+            f"sentry_async.{name} moved to sentry_async.sansio.{name}",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return getattr(sansio, name)
+    raise AttributeError(f"module 'sentry_async' has no attribute {name!r}")
