@@ -322,7 +322,7 @@ def _client_from_args(args: argparse.Namespace, token: str) -> SentryClient:
         )
     except ValueError as exc:
         message = str(exc).replace("allow_insecure_http=True", "--allow-insecure-http")
-        if "proxy" in message.lower():
+        if message.startswith("$") or " through proxy " in message:  # from a *_PROXY variable
             raise _UsageError(message) from None
         source = "--base-url" if args.base_url is not None else "$SENTRY_URL"
         raise _UsageError(f"{source}: {message}") from None

@@ -528,6 +528,21 @@ def test_cli_names_a_bad_proxy_variable(clean_env: pytest.MonkeyPatch, tmp_path:
     assert code == EXIT_USAGE
     assert "$HTTPS_PROXY must be an http:// or https:// proxy URL" in stderr.getvalue()
     assert PROXY_PASSWORD not in stderr.getvalue()
+    clean_env.delenv("HTTPS_PROXY")
+    clean_env.setenv("HTTP_PROXY", _with_credentials("http://proxy.corp:3128"))
+    stderr = io.StringIO()
+    code = main(
+        ["export", "issues", "--org", "acme", "--token-file", str(token_file), "-o",
+         str(tmp_path / "out"), "--base-url", "http://127.0.0.1:9"],
+        stdout=io.StringIO(),
+        stderr=stderr,
+    )  # fmt: skip
+    assert code == EXIT_USAGE
+    assert "error: refusing plain http:// to 127.0.0.1 through proxy http://proxy.corp:3128" in (
+        stderr.getvalue()
+    )
+    assert "--allow-insecure-http" in stderr.getvalue()
+    assert PROXY_PASSWORD not in stderr.getvalue()
 
 
 async def test_the_demo_goes_direct_whatever_the_environment_says(
