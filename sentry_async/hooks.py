@@ -27,7 +27,7 @@ class HookEvent(msgspec.Struct, frozen=True):
     """
 
     id: int
-    """The logical request; the same in all of its events."""
+    """The logical request, unique in the process; the same in all of its events."""
     method: str
     group: str
     attempt: int
@@ -74,6 +74,9 @@ class Hooks:
         """The logical request ended: success, a final error (``reason``) or a cancel."""
 
 
+_IDS = itertools.count(1)
+"""Request ids are unique in the process, so one hook object can serve several clients."""
+
 _MIN_REPORTED_WAIT = 0.001
 """Limiter waits shorter than this are scheduling noise, not rate limiting."""
 
@@ -90,7 +93,7 @@ class HookSet:
     built.
     """
 
-    __slots__ = ("_handlers", "_ids")
+    __slots__ = ("_handlers",)
 
     def __init__(self, hooks: Iterable[Hooks]) -> None:
         found = tuple(hooks)
@@ -107,7 +110,6 @@ class HookSet:
             )
             for name in _CALLBACKS
         }
-        self._ids = itertools.count(1)
 
     @classmethod
     def of(cls, hooks: Hooks | Iterable[Hooks] | None) -> HookSet | None:
@@ -118,7 +120,7 @@ class HookSet:
         return found if any(found._handlers.values()) else None
 
     def start(self, method: str, group: str) -> Call:
-        call = Call(self._handlers, next(self._ids), method, group)
+        call = Call(self._handlers, next(_IDS), method, group)
         handlers = self._handlers["on_start"]
         if handlers:
             _emit(handlers, HookEvent(call.id, method, group, 0))

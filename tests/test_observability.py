@@ -148,7 +148,7 @@ async def test_hooks_see_each_attempt_retry_and_the_outcome(server: FakeSentry) 
     assert recorder.names() == [
         "start", "request", "response", "retry", "request", "response", "done",
     ]  # fmt: skip
-    assert {event.id for _, event in recorder.events} == {1}
+    assert len({event.id for _, event in recorder.events}) == 1
     assert {(event.method, event.group) for _, event in recorder.events} == {("GET", ORGS)}
     assert [(e.attempt, e.status) for e in recorder.of("response")] == [(1, 503), (2, 200)]
     (retry,) = recorder.of("retry")
@@ -297,3 +297,21 @@ async def test_without_a_token_the_first_error_says_where_one_is_looked_for(
         with pytest.raises(Unauthorized) as info:
             await _orgs(client)
     assert "SENTRY_AUTH_TOKEN" not in str(info.value)
+
+
+async def test_one_otel_hook_serves_several_clients_at_once(server: FakeSentry) -> None:
+    sdk_trace = pytest.importorskip("opentelemetry.sdk.trace")
+    export = pytest.importorskip("opentelemetry.sdk.trace.export")
+    memory = pytest.importorskip("opentelemetry.sdk.trace.export.in_memory_span_exporter")
+    exporter = memory.InMemorySpanExporter()
+    provider = sdk_trace.TracerProvider()
+    provider.add_span_processor(export.SimpleSpanProcessor(exporter))
+    hooks = OpenTelemetryHooks(provider)
+    async with (
+        SentryClient(TOKEN, base_url=server.url, hooks=hooks) as first,
+        SentryClient(TOKEN, base_url=server.url, hooks=hooks) as second,
+        anyio.create_task_group() as group,
+    ):
+        group.start_soon(_orgs, first)
+        group.start_soon(_orgs, second)
+    assert len(exporter.get_finished_spans()) == 2
