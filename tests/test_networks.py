@@ -25,7 +25,7 @@ import pytest
 import trustme
 from yarl import URL
 
-from sentry_async import ConnectionFailed, RetryPolicy, SentryClient, ServerError
+from sentry_async import ConnectionFailed, RetryPolicy, SentryClient, ServerError, Unauthorized
 from sentry_async._network import InsecureTLSWarning
 from sentry_async._protocol.proxies import (
     ENVIRONMENT,
@@ -342,6 +342,26 @@ async def test_no_proxy_bypasses_the_proxy(
         async with SentryClient(TOKEN, base_url=server.url) as client:
             await _first_org(client)
         assert len(proxy.heads) == 1
+
+
+async def test_netrc_is_never_read(
+    server: FakeSentry, clean_env: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """aiohttp's trust_env would take proxies from the environment *and* attach Basic
+    credentials from ~/.netrc; the client reads only the proxy variables."""
+    netrc = tmp_path / "netrc"
+    netrc.write_text(f"machine 127.0.0.1 login {PROXY_USER} password {PROXY_PASSWORD}\n")
+    netrc.chmod(0o600)
+    clean_env.setenv("NETRC", str(netrc))
+    clean_env.delenv("SENTRY_AUTH_TOKEN", raising=False)
+    async with RecordingProxy() as proxy:
+        clean_env.setenv("HTTP_PROXY", proxy.url)
+        async with SentryClient(base_url=server.url, retry=ONE_TRY) as client:
+            with pytest.raises(Unauthorized):
+                await _first_org(client)
+    assert len(proxy.heads) == 1  # the proxy variable was honoured...
+    assert "authorization" not in proxy.heads[0].lower()  # ...and .netrc was not
+    assert server.requests[0].headers.get("authorization") is None
 
 
 # ---------------------------------------------------------------- https through CONNECT
