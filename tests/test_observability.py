@@ -26,6 +26,7 @@ from sentry_async import (
     Unauthorized,
 )
 from sentry_async.cli import EXIT_OK, main
+from sentry_async.hooks import HookSet
 from sentry_async.testing import FakeSentry, Fault
 
 TOKEN = "tok-observe-5e4d3c2b1a"
@@ -80,6 +81,7 @@ async def _orgs(client: SentryClient) -> list[str]:
 _SCRIPT = """
 import asyncio, logging, sys
 from sentry_async import RetryPolicy, SentryClient
+from sentry_async.hooks import HookSet
 from sentry_async.testing import FakeSentry, Fault
 
 async def export_with_one_503(server):
@@ -208,6 +210,22 @@ async def test_a_failing_hook_is_logged_and_never_breaks_the_request(
         assert await _orgs(client)
     assert "Broken.on_response failed" in caplog.text
     assert recorder.of("response")[0].status == 200  # the next hook still ran
+
+
+def test_without_overridden_callbacks_there_is_nothing_to_call() -> None:
+    """The transport skips every hook step when HookSet.of() gives None."""
+    assert HookSet.of(None) is None
+    assert HookSet.of([]) is None
+    assert HookSet.of(Hooks()) is None  # the base class overrides nothing
+
+    class OnlyDone(Hooks):
+        def on_done(self, event: HookEvent) -> None:
+            pass
+
+    found = HookSet.of([OnlyDone(), Hooks()])
+    assert found is not None
+    assert found._handlers["on_response"] == ()
+    assert len(found._handlers["on_done"]) == 1
 
 
 def test_hooks_must_be_hooks() -> None:
