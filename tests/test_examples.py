@@ -11,7 +11,7 @@ import os
 import subprocess
 import sys
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import anyio
@@ -96,8 +96,12 @@ async def test_bulk_export_writes_every_event_once_and_resumes(
         json.loads(line)["id"]
         for line in (tmp_path / "out" / f"{project}.jsonl").read_text().splitlines()
     ]
-    now = server.data.now_ts
-    expected = server.data.event_ids(ORG, project, start=now - timedelta(days=30).total_seconds())
+    # The exporter pins the range to the clock when it starts: expect what the server holds
+    # in the range the manifest says was exported, and check that range is the 30 days.
+    start, end = (datetime.fromisoformat(manifest[k].replace("Z", "+00:00")) for k in ("start", "end"))
+    assert end - start == timedelta(days=30)
+    expected = server.data.event_ids(ORG, project, start=start.timestamp(), end=end.timestamp())
+    assert expected, "the data should have events in the range"
     assert sorted(written) == sorted(expected)
     assert out[0].startswith(f"{len(expected)} events, ")
     assert manifest["items"] == len(expected)
