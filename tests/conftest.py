@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import inspect
+from datetime import datetime
 from typing import Any
 
 import pytest
+
+from sentry_async.testing.pytest_plugin import FIXED_NOW
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -14,3 +17,15 @@ def pytest_pycollect_makeitem(collector: pytest.Collector, name: str, obj: Any) 
     # wires its backend fixture into parametrised tests too.
     if inspect.iscoroutinefunction(obj) and name.startswith("test"):
         pytest.mark.anyio(obj)
+
+
+@pytest.fixture(scope="session")
+def anyio_backend() -> str:
+    """asyncio only, even where trio is installed: the client and the fake run on aiohttp."""
+    return "asyncio"
+
+
+@pytest.fixture
+def fake_sentry_now() -> datetime:
+    """The suite's fake data is pinned to one instant, so its expectations never move."""
+    return FIXED_NOW
