@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-SAMPLE = Path(__file__).resolve().parent.parent / "examples" / "testing-sample"
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLE = ROOT / "examples" / "testing-sample"
 DEADLINE = 120.0
 """Seconds for all runs together (they run at once; each takes a few seconds when the
 machine is not shared, mostly pytest's start-up)."""
@@ -27,8 +28,22 @@ MODES: dict[str, list[str]] = {
     "asyncio-strict": ["-o", "asyncio_mode=strict", "test_marked_asyncio.py"],
     "anyio-marked": ["test_marked_anyio.py"],
     "anyio-auto": ["-o", "anyio_mode=auto", "test_triage.py"],
+    "readme": ["-o", "asyncio_mode=auto", "test_readme.py"],
 }
-PASSED = {"asyncio-auto": 7, "asyncio-strict": 2, "anyio-marked": 2, "anyio-auto": 5}
+PASSED = {"asyncio-auto": 7, "asyncio-strict": 2, "anyio-marked": 2, "anyio-auto": 5, "readme": 2}
+
+
+def _readme_example(directory: Path) -> Path:
+    """The README's example tests, next to the sample application they import as ``myapp``."""
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("## A fake Sentry for your tests") :]
+    code = re.search(r"```python\n(.*?)```", section, re.S)
+    assert code is not None, "the README's testing section has an example"
+    for name in ("pytest.ini", "triage.py"):
+        (directory / name).write_bytes((SAMPLE / name).read_bytes())
+    (directory / "myapp.py").write_text("from triage import *  # noqa: F403\n")
+    (directory / "test_readme.py").write_text(code.group(1))
+    return directory
 
 
 def _trio_installed() -> bool:
@@ -40,7 +55,7 @@ def _trio_installed() -> bool:
 
 
 @pytest.fixture(scope="module")
-def runs() -> dict[str, tuple[int, str]]:
+def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[int, str]]:
     """Every mode's (exit code, output), the runs started together and bounded in time."""
     env = {
         k: v
@@ -51,10 +66,11 @@ def runs() -> dict[str, tuple[int, str]]:
     # most of a run's start-up.
     base = [sys.executable, "-m", "pytest", "-v", "--color=no"]
     base += ["-p", "no:cacheprovider", "-p", "no:hypothesispytest"]
+    readme = _readme_example(tmp_path_factory.mktemp("readme"))
     procs = {
         mode: subprocess.Popen(
             [*base, *args],
-            cwd=SAMPLE,
+            cwd=readme if mode == "readme" else SAMPLE,
             env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
