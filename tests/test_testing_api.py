@@ -109,3 +109,14 @@ def test_closing_the_factory_stops_its_servers() -> None:
     for url in urls:
         with pytest.raises(urllib.error.URLError):
             urllib.request.urlopen(f"{url}/api/0/organizations/", timeout=5)
+
+
+def test_the_suite_runs_async_tests_on_asyncio_only(request: pytest.FixtureRequest) -> None:
+    """With trio installed, anyio would run every async test on trio too; aiohttp cannot."""
+    backends = {
+        item.callspec.params.get("anyio_backend", "asyncio")
+        for item in request.session.items
+        if hasattr(item, "callspec")
+    }
+    assert backends <= {"asyncio"}
+    assert request.getfixturevalue("anyio_backend") == "asyncio"

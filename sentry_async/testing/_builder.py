@@ -69,6 +69,10 @@ class BuildableDataset(Dataset):
         return body
 
 
+def _newest_first(event: EventRecord) -> tuple[float, str]:
+    return (-event.timestamp, event.event_id)
+
+
 def _merge_tags(tags: Any, extra: Mapping[str, str], *, sort: bool) -> Any:
     if not extra:
         return tags
@@ -341,10 +345,10 @@ class IssueBuilder:
         data.event_extras[event_id] = _EventExtras(
             tags=dict(tags or {}), user=user_dict, payload=dict(payload or {})
         )
-        issue.events.append(record)
-        issue.events.sort(key=lambda e: (-e.timestamp, e.event_id))
-        issue.project.events.append(record)
-        issue.project.events.sort(key=lambda e: (-e.timestamp, e.event_id))
+        # New sorted lists, swapped in whole: a request being served on the server's
+        # thread keeps iterating the list it started with.
+        issue.events = sorted([*issue.events, record], key=_newest_first)
+        issue.project.events = sorted([*issue.project.events, record], key=_newest_first)
         data.events_by_id[event_id] = record
         issue.first_seen = issue.events[-1].timestamp
         issue.last_seen = issue.events[0].timestamp

@@ -25,6 +25,7 @@ FIXED_NOW = datetime(2026, 6, 1, 12, 0, tzinfo=timezone.utc)
 """A fixed instant to pin ``fake_sentry_now`` to, so expectations do not move with the clock."""
 
 FIXTURES = frozenset({"fake_sentry", "fake_sentry_factory"})
+_PINNED = pytest.StashKey[int]()
 
 
 @pytest.fixture
@@ -75,3 +76,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if drop:
         config.hook.pytest_deselected(items=drop)
         items[:] = keep
+        config.stash[_PINNED] = len(drop)
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    pinned = config.stash.get(_PINNED, 0)
+    if pinned:
+        terminalreporter.write_line(
+            f"sentry_async: {pinned} non-asyncio anyio runs of tests using the fake Sentry "
+            "deselected (the client runs on aiohttp, which needs asyncio)"
+        )
