@@ -120,3 +120,13 @@ def test_the_suite_runs_async_tests_on_asyncio_only(request: pytest.FixtureReque
     }
     assert backends <= {"asyncio"}
     assert request.getfixturevalue("anyio_backend") == "asyncio"
+
+
+def test_every_fault_kind_is_documented() -> None:
+    root = Path(__file__).resolve().parent.parent
+    reference = (root / "docs" / "testing.md").read_text()
+    readme = (root / "README.md").read_text()
+    for kind in testing.FAULT_KINDS:
+        assert f"| `{kind}` |" in reference, kind
+        assert f"`{kind}`" in readme, kind
+    assert "docs/testing.md" in readme
