@@ -34,14 +34,12 @@ PASSED = {"asyncio-auto": 7, "asyncio-strict": 2, "anyio-marked": 2, "anyio-auto
 
 
 def _readme_example(directory: Path) -> Path:
-    """The README's example tests, next to the sample application they import as ``myapp``."""
+    """The README's example tests, as a project of their own."""
     readme = (ROOT / "README.md").read_text()
     section = readme[readme.index("## A fake Sentry for your tests") :]
     code = re.search(r"```python\n(.*?)```", section, re.S)
     assert code is not None, "the README's testing section has an example"
-    for name in ("pytest.ini", "triage.py"):
-        (directory / name).write_bytes((SAMPLE / name).read_bytes())
-    (directory / "myapp.py").write_text("from triage import *  # noqa: F403\n")
+    (directory / "pytest.ini").write_bytes((SAMPLE / "pytest.ini").read_bytes())
     (directory / "test_readme.py").write_text(code.group(1))
     return directory
 
