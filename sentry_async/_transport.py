@@ -21,8 +21,8 @@ from yarl import URL
 
 from ._protocol.errors import build_api_error, is_query_timeout, parse_error_body
 from ._protocol.hosts import origin, resolve_redirect
-from ._protocol.ratelimit import RateLimitInfo, parse_rate_limit, parse_retry_after
-from ._protocol.retry import RetryPolicy, decide
+from ._protocol.ratelimit import RateLimitInfo, parse_rate_limit, server_clock
+from ._protocol.retry import RetryPolicy, decide, rate_limit_delay
 from .errors import (
     ConnectionFailed,
     RateLimited,
@@ -171,15 +171,15 @@ class Transport:
         attempt = 0
         while True:
             attempt += 1
-            paused = self.limiter.blocked_for(group)
+            paused = self.limiter.pause_for(group)
             if paused > policy.max_wait:
-                # An earlier 429 asked for a longer pause than this caller will wait: fail
-                # now, as that request did, instead of sleeping or sending into the limit.
+                # The server asked for a longer pause than this caller will wait: fail now
+                # instead of sleeping or sending into the limit.
                 raise RateLimited(
                     429,
                     method=method,
                     url=str(url),
-                    detail=f"the server asked to pause this endpoint for {paused:.0f}s more",
+                    detail="this endpoint is paused",
                     retry_after=paused,
                 )
             try:
@@ -206,7 +206,14 @@ class Transport:
                 )
                 await anyio.sleep(decision.delay)
                 continue
-            self.limiter.observe(group, response.rate_limit)
+            wall = server_clock(response.headers.get("Date"), time.time())
+            self.limiter.observe(
+                group,
+                response.rate_limit,
+                server_now=wall,
+                max_wait=policy.max_wait,
+                log=response.status != 429,
+            )
             if response.status < 400:
                 try:
                     return decode(response)
@@ -232,7 +239,6 @@ class Transport:
                     await anyio.sleep(decision.delay)
                     continue
             detail, _ = parse_error_body(response.body)
-            wall = time.time()
             decision = decide(
                 attempt=attempt,
                 policy=policy,
@@ -246,7 +252,7 @@ class Transport:
                 rng=self._rng,
             )
             if decision.server_wait:
-                self.limiter.block(group, decision.delay)
+                self.limiter.block(group, decision.delay, max_wait=policy.max_wait)
             if decision.retry:
                 logger.warning(
                     "retrying %s %s in %.2fs after %d (attempt %d of %d)",
@@ -265,7 +271,7 @@ class Transport:
                 method=method,
                 url=str(url),
                 rate_limit=response.rate_limit,
-                retry_after=parse_retry_after(response.headers.get("retry-after"), wall)
+                retry_after=rate_limit_delay(response.headers, response.rate_limit, wall)
                 if response.status == 429
                 else None,
             )

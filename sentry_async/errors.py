@@ -128,6 +128,14 @@ def _rebuild_api_error(cls: type[APIError], *args: Any) -> APIError:
     )
 
 
+def _rebuild_rate_limited(args: tuple[Any, ...], retry_after: float | None) -> APIError:
+    error = _rebuild_api_error(*args)
+    if isinstance(error, RateLimited):
+        error.retry_after = retry_after
+        error.args = (error._message(),)
+    return error
+
+
 def _shorten(text: str) -> str:
     """The message's copy of a server's text: a hostile body must not make megabyte messages.
 
@@ -166,6 +174,15 @@ class RateLimited(APIError):
     def __init__(self, status: int, *, retry_after: float | None = None, **kwargs: Any) -> None:
         self.retry_after = retry_after
         super().__init__(status, **kwargs)
+
+    def _message(self) -> str:
+        message = super()._message()
+        if self.retry_after is None:
+            return message
+        return f"{message} (the server asked to wait {self.retry_after:.0f}s)"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild_rate_limited, (super().__reduce__()[1], self.retry_after))
 
 
 class ServerError(APIError):
