@@ -55,16 +55,35 @@ _UNDECODABLE = (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError
 
 @dataclass(frozen=True, slots=True)
 class Timeouts:
-    """Seconds: ``read`` bounds each wait for bytes, ``total`` a whole attempt (``None``: none)."""
+    """Seconds. ``read`` bounds each wait for bytes; ``total`` a whole attempt, body included,
+    so a body that trickles in a byte at a time cannot hold a request (or a paginator, a
+    fan-out, an export) for ever; ``pool`` the whole wait for a connection, a free pooled one
+    or a new one (``connect`` bounds each connection attempt). ``None`` turns a bound off,
+    on purpose."""
 
     connect: float = 10.0
     read: float = 60.0
-    total: float | None = None
+    total: float | None = 300.0
+    pool: float | None = 60.0
+
+    def __post_init__(self) -> None:
+        for name in ("connect", "read", "total", "pool"):
+            value = getattr(self, name)
+            if value is not None and not value > 0:
+                raise ValueError(f"Timeouts.{name} must be a positive number of seconds")
 
     def to_aiohttp(self) -> aiohttp.ClientTimeout:
+        # aiohttp's ``connect`` covers the wait for a pooled connection plus connecting.
         return aiohttp.ClientTimeout(
-            total=self.total, sock_connect=self.connect, sock_read=self.read
+            total=self.total,
+            connect=self.pool,
+            sock_connect=self.connect,
+            sock_read=self.read,
         )
+
+
+_DEFAULT_TOTAL = 300.0
+"""The default deadline of one attempt, kept when ``timeout=`` is a plain number."""
 
 
 @lru_cache(maxsize=256)
@@ -131,7 +150,10 @@ class SentryClient:
         self.api_root = self.base_url.with_path(self.base_url.path.rstrip("/") + _API_PREFIX)
         self.org = check_slug(org, "org") if org is not None else None
         if isinstance(timeout, (int, float)):
-            timeout = Timeouts(connect=min(float(timeout), 10.0), read=float(timeout), total=None)
+            seconds = float(timeout)
+            timeout = Timeouts(
+                connect=min(seconds, 10.0), read=seconds, total=max(seconds, _DEFAULT_TOTAL)
+            )
         self.timeouts = timeout
         self.retry = retry or RetryPolicy()
         self.limiter = limiter or RateLimiter(
