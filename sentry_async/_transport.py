@@ -7,6 +7,7 @@ Everything that decides (retry or not, how long to wait, which error) lives in
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import random
 import time
@@ -19,6 +20,13 @@ import anyio
 from multidict import CIMultiDictProxy
 from yarl import URL
 
+from ._protocol.body import (
+    ACCEPT_ENCODING,
+    BodyReader,
+    BodyTooLarge,
+    CorruptBody,
+    UnsupportedEncoding,
+)
 from ._protocol.errors import build_api_error, is_query_timeout, parse_error_body
 from ._protocol.hosts import origin, resolve_redirect
 from ._protocol.ratelimit import RateLimitInfo, parse_rate_limit, server_clock
@@ -27,6 +35,7 @@ from .errors import (
     ConnectionFailed,
     RateLimited,
     RequestTimeout,
+    ResponseTooLarge,
     SentryError,
     TransportError,
     UnsafeRedirect,
@@ -41,6 +50,12 @@ logger = logging.getLogger("sentry_async")
 
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _MAX_REDIRECTS = 5
+DEFAULT_MAX_BODY_SIZE = 64 * 1024 * 1024
+
+_PER_REQUEST_DECOMPRESS = (
+    "auto_decompress" in inspect.signature(aiohttp.ClientSession._request).parameters
+)
+"""Whether this aiohttp lets a request turn off its own decompression (newer versions)."""
 
 
 class Secret:
@@ -113,6 +128,7 @@ class Transport:
         trusted_origins: set[tuple[str, str, int | None]],
         headers: dict[str, str],
         rng: random.Random | None = None,
+        max_body_size: int | None = DEFAULT_MAX_BODY_SIZE,
     ) -> None:
         self.session = session
         if hasattr(session, "_retry_connection"):
@@ -127,6 +143,14 @@ class Transport:
         self.trusted_origins = trusted_origins
         self._headers = headers
         self._rng = rng or random.Random()
+        self.max_body_size = max_body_size
+        # Bodies are inflated by BodyReader, under the size cap, whenever aiohttp can be
+        # told not to; otherwise (an old aiohttp and a session that decompresses) the cap
+        # still counts the inflated bytes aiohttp hands over.
+        self._inflate = _PER_REQUEST_DECOMPRESS or not session.auto_decompress
+        self._request_options: dict[str, bool] = (
+            {"auto_decompress": False} if _PER_REQUEST_DECOMPRESS else {}
+        )
 
     async def send(
         self,
@@ -284,12 +308,17 @@ class Transport:
         secret = self._token.reveal().encode()
         return body.replace(secret, b"********") if secret and secret in body else body
 
+    async def _read(self, resp: aiohttp.ClientResponse, method: str) -> bytes:
+        return await _read_body(resp, method, self.max_body_size, self._inflate)
+
     async def _send_once(self, method: str, url: URL, body: bytes | None) -> Response:
         started = time.perf_counter()
         for _ in range(_MAX_REDIRECTS + 1):
             headers = dict(self._headers)
             if body is not None:
                 headers["Content-Type"] = "application/json"
+            if self._inflate:
+                headers["Accept-Encoding"] = ACCEPT_ENCODING
             if self._token is not None and origin(url) in self.trusted_origins:
                 headers["Authorization"] = f"Bearer {self._token.reveal()}"
             malformed: ConnectionFailed | None = None
@@ -301,10 +330,28 @@ class Transport:
                     headers=headers,
                     allow_redirects=False,
                     timeout=self._timeout,
+                    **self._request_options,
                 ) as resp:
-                    payload = await resp.read()
+                    try:
+                        payload = await self._read(resp, method)
+                    except BaseException:
+                        resp.close()
+                        raise
                     status = resp.status
                     resp_headers = resp.headers
+            except BodyTooLarge as exc:
+                raise _Failure(
+                    "too_large",
+                    ResponseTooLarge(str(exc), method=method, url=str(url), limit=exc.limit),
+                ) from None
+            except UnsupportedEncoding as exc:
+                raise _Failure(
+                    "final", ConnectionFailed(str(exc), method=method, url=str(url))
+                ) from None
+            except CorruptBody as exc:
+                raise _Failure(
+                    "payload", ConnectionFailed(str(exc), method=method, url=str(url))
+                ) from None
             except (asyncio.TimeoutError, TimeoutError) as exc:
                 raise _Failure(
                     "timeout",
@@ -379,6 +426,20 @@ class Transport:
                 elapsed=elapsed,
             )
         raise UnsafeRedirect("too many redirects", method=method, url=str(url))
+
+
+async def _read_body(
+    resp: aiohttp.ClientResponse, method: str, limit: int | None, inflate: bool
+) -> bytes:
+    """The whole body, at most ``limit`` bytes once decoded, refused as soon as it is more."""
+    reader = BodyReader(
+        limit=limit,
+        content_length=None if method == "HEAD" else resp.content_length,
+        encoding=resp.headers.get("Content-Encoding", "") if inflate else "",
+    )
+    async for chunk in resp.content.iter_any():
+        reader.feed(chunk)
+    return reader.finish()
 
 
 def _chain(error: TransportError, cause: BaseException) -> TransportError:

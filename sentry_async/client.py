@@ -24,7 +24,7 @@ from yarl import URL
 from ._protocol.hosts import endpoint_group, is_loopback, origin
 from ._protocol.params import Params, check_page_size, check_slug, encode_params
 from ._protocol.retry import RetryPolicy
-from ._transport import MalformedBody, Response, Secret, Transport
+from ._transport import DEFAULT_MAX_BODY_SIZE, MalformedBody, Response, Secret, Transport
 from ._version import __version__
 from .errors import DecodeError, SentryError
 from .limiter import RateLimiter
@@ -112,6 +112,9 @@ class SentryClient:
     for anything but loopback unless ``allow_insecure_http=True``: the token would travel
     in clear text.
 
+    ``max_body_size`` caps a body read into memory, after decompression (``None``: no
+    cap); a larger one is a :class:`ResponseTooLarge`, not retried.
+
     ``rate``/``burst`` pace requests per endpoint group until Sentry's headers say more;
     ``max_concurrency`` caps in-flight requests per group. One limiter serves every task
     that shares the client.
@@ -134,6 +137,7 @@ class SentryClient:
         trusted_hosts: Iterable[str] = (),
         session: aiohttp.ClientSession | None = None,
         limiter: RateLimiter | None = None,
+        max_body_size: int | None = DEFAULT_MAX_BODY_SIZE,
     ) -> None:
         raw_token = token if token is not None else os.environ.get("SENTRY_AUTH_TOKEN")
         if raw_token is not None:
@@ -160,6 +164,9 @@ class SentryClient:
             rate=rate, burst=burst, max_concurrency=max_concurrency
         )
         self._max_connections = max_connections
+        if max_body_size is not None and max_body_size < 1:
+            raise ValueError("max_body_size must be a positive number of bytes (or None)")
+        self._max_body_size = max_body_size
         self._user_agent = user_agent or (
             f"sentry-async/{__version__} aiohttp/{aiohttp.__version__} "
             f"python/{platform.python_version()}"
@@ -221,7 +228,10 @@ class SentryClient:
                     limit=self._max_connections, ttl_dns_cache=300, enable_cleanup_closed=True
                 )
                 self._session = aiohttp.ClientSession(
-                    connector=connector, timeout=self.timeouts.to_aiohttp(), trust_env=False
+                    connector=connector,
+                    timeout=self.timeouts.to_aiohttp(),
+                    trust_env=False,
+                    auto_decompress=False,  # the transport inflates, under max_body_size
                 )
             self._transport = Transport(
                 self._session,
@@ -231,6 +241,7 @@ class SentryClient:
                 timeout=self.timeouts.to_aiohttp(),
                 trusted_origins=self._trusted,
                 headers={"User-Agent": self._user_agent, "Accept": "application/json"},
+                max_body_size=self._max_body_size,
             )
         return self._transport
 

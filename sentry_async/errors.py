@@ -24,6 +24,7 @@ __all__ = [
     "PaginationError",
     "RateLimited",
     "RequestTimeout",
+    "ResponseTooLarge",
     "SentryError",
     "ServerError",
     "TransportError",
@@ -204,6 +205,24 @@ class ConnectionFailed(TransportError):
 
 class RequestTimeout(TransportError):
     """No complete response within the configured timeout."""
+
+
+class ResponseTooLarge(TransportError):
+    """A response body was larger than ``max_body_size`` (announced, sent, or once
+    decompressed); not retried, since the same request would bring the same body."""
+
+    def __init__(self, message: str, *, method: str, url: str, limit: int) -> None:
+        self.limit = limit
+        super().__init__(message, method=method, url=url)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild_too_large, (self.args[0], self.method, self.url, self.limit))
+
+
+def _rebuild_too_large(text: str, method: str, url: str, limit: int) -> ResponseTooLarge:
+    error = ResponseTooLarge("", method=method, url=url, limit=limit)
+    error.args = (text,)
+    return error
 
 
 class UnsafeRedirect(TransportError):

@@ -7,6 +7,9 @@ server loop is bounded in count and every test in time.
 from __future__ import annotations
 
 import contextlib
+import functools
+import struct
+import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
@@ -14,7 +17,15 @@ import anyio
 import pytest
 from aiohttp import web
 
-from sentry_async import RequestTimeout, RetryPolicy, SentryClient, Timeouts, fan_out
+from sentry_async import (
+    RequestTimeout,
+    ResponseTooLarge,
+    RetryPolicy,
+    SentryClient,
+    Timeouts,
+    fan_out,
+)
+from sentry_async._protocol.body import BodyReader, BodyTooLarge
 
 pytestmark = pytest.mark.anyio
 
@@ -127,3 +138,127 @@ async def test_the_wait_for_a_pooled_connection_is_bounded() -> None:
                     await client.request("GET", "/fast/")
                 tg.cancel_scope.cancel()
     assert paths == ["/api/0/slow/"]
+
+
+# 5. Size caps.
+
+MiB = 1024 * 1024
+
+
+@functools.cache
+def bomb(encoding: str) -> bytes:
+    """About 0.5 MB that inflates to 512 MiB of zeros: a valid gzip or zlib stream, made of
+    one compressed MiB repeated (a full flush makes each repeat byte-identical)."""
+    gzip = encoding == "gzip"
+    packer = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS if gzip else zlib.MAX_WBITS)
+    zeros = bytes(MiB)
+    head = packer.compress(zeros) + packer.flush(zlib.Z_FULL_FLUSH)
+    block = packer.compress(zeros) + packer.flush(zlib.Z_FULL_FLUSH)
+    end = packer.flush()
+    check = 0 if gzip else 1
+    for _ in range(512):
+        check = (zlib.crc32 if gzip else zlib.adler32)(zeros, check)
+    trailer = struct.pack("<II", check, 512 * MiB & 0xFFFFFFFF) if gzip else struct.pack(">I", check)
+    return head + block * 511 + end[: -len(trailer)] + trailer
+
+
+def bomb_server(encoding: str, status: int) -> Handler:
+    async def handle(request: web.Request) -> web.StreamResponse:
+        body = bomb(encoding)
+        return web.Response(
+            body=body,
+            status=status,
+            headers={"Content-Type": "application/json", "Content-Encoding": encoding},
+        )
+
+    return handle
+
+
+async def endless(request: web.Request) -> web.StreamResponse:
+    """A chunked body that does not end (until 256 MiB or the client leaves)."""
+    response = web.StreamResponse(status=int(request.query.get("status", "200")))
+    response.enable_chunked_encoding()
+    await response.prepare(request)
+    chunk = b"[" + b" " * (MiB - 1)
+    with contextlib.suppress(ConnectionError):
+        for _ in range(256):
+            await response.write(chunk)
+    return response
+
+
+async def huge_length(request: web.Request) -> web.StreamResponse:
+    """Announces 2 GB, sends a few bytes, then waits (at most 10 s)."""
+    response = web.StreamResponse(status=int(request.query.get("status", "200")))
+    response.content_length = 2_000_000_000
+    await response.prepare(request)
+    with contextlib.suppress(ConnectionError):
+        await response.write(b"[1, 2, 3")
+        await anyio.sleep(10)
+    return response
+
+
+@pytest.mark.parametrize("status", [200, 500])
+@pytest.mark.parametrize("encoding", ["gzip", "deflate"])
+async def test_a_compression_bomb_is_refused_in_bounded_memory(encoding: str, status: int) -> None:
+    """0.5 MB on the wire, 512 MiB inflated: refused at the default 64 MiB, not retried."""
+    async with (
+        hostile(bomb_server(encoding, status)) as (url, paths),
+        SentryClient("t", base_url=url, retry=ONE_TRY) as client,
+    ):
+        with anyio.fail_after(20), pytest.raises(ResponseTooLarge) as caught:
+            await client.request("GET", "/things/")
+    assert caught.value.limit == 64 * MiB
+    assert "too large" in str(caught.value) and "/api/0/things/" in str(caught.value)
+    assert len(paths) == 1, "a body over the cap is not retried"
+
+
+@pytest.mark.parametrize("status", [200, 500])
+@pytest.mark.parametrize("server", [endless, huge_length], ids=["endless", "2GB-length"])
+async def test_an_oversized_body_is_a_typed_error(server: Handler, status: int) -> None:
+    async with (
+        hostile(server) as (url, paths),
+        SentryClient("t", base_url=url, retry=ONE_TRY, max_body_size=4 * MiB) as client,
+    ):
+        with anyio.fail_after(10), pytest.raises(ResponseTooLarge) as caught:
+            await client.paginate("/things/", params={"status": str(status)}).collect()
+    assert caught.value.limit == 4 * MiB
+    assert len(paths) == 1
+
+
+async def test_bodies_under_the_cap_inflate_as_before() -> None:
+    items = list(range(10_000))
+    raw = ("[" + ",".join(map(str, items)) + "]").encode()
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        encoding = request.query["encoding"]
+        packed = {
+            "gzip": lambda: zlib.compress(raw, wbits=16 + zlib.MAX_WBITS),
+            "deflate": lambda: zlib.compress(raw),
+            "raw-deflate": lambda: zlib.compress(raw, wbits=-zlib.MAX_WBITS),
+            "identity": lambda: raw,
+        }[encoding]()
+        name = "deflate" if encoding == "raw-deflate" else encoding
+        return web.Response(body=packed, headers={"Content-Encoding": name})
+
+    async with (
+        hostile(handle) as (url, _),
+        SentryClient("t", base_url=url, max_body_size=len(raw)) as client,
+    ):
+        with anyio.fail_after(10):
+            for encoding in ("gzip", "deflate", "raw-deflate", "identity"):
+                got = await client.request("GET", "/things/", params={"encoding": encoding})
+                assert got == items, encoding
+
+
+def test_the_body_reader_counts_inflated_bytes() -> None:
+    reader = BodyReader(limit=10 * MiB, content_length=len(bomb("gzip")), encoding="gzip")
+
+    def feed_all() -> None:
+        for start in range(0, len(bomb("gzip")), 65536):
+            reader.feed(bomb("gzip")[start : start + 65536])
+
+    with pytest.raises(BodyTooLarge) as caught:
+        feed_all()
+    assert caught.value.size <= 10 * MiB + 1 and not caught.value.announced
+    with pytest.raises(BodyTooLarge, match="announced 2,000,000,000"):
+        BodyReader(limit=10 * MiB, content_length=2_000_000_000, encoding="")

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from .ratelimit import RateLimitInfo, parse_retry_after
 
 __all__ = [
+    "FINAL_KINDS",
     "FailureKind",
     "RetryDecision",
     "RetryPolicy",
@@ -23,7 +24,12 @@ __all__ = [
 ]
 
 FailureKind = str
-"""``"status"`` (an HTTP answer), ``"connection"``, ``"timeout"`` or ``"payload"``."""
+"""``"status"`` (an HTTP answer), ``"connection"``, ``"timeout"`` or ``"payload"`` (worth
+another try), or one of :data:`FINAL_KINDS`."""
+
+FINAL_KINDS = frozenset({"too_large", "tls", "final"})
+"""Failures the same request would meet again: a body over the size cap, a TLS handshake
+or certificate error, a response that cannot be used at all."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +100,8 @@ def decide(
     rng: random.Random | None = None,
 ) -> RetryDecision:
     """Decide whether the ``attempt``-th try (1-based) should be followed by another."""
+    if kind in FINAL_KINDS:
+        return RetryDecision(False, reason=f"{kind} is final")
     if attempt >= policy.attempts:
         return RetryDecision(False, reason="retry budget exhausted")
     if kind == "status":
