@@ -10,6 +10,7 @@ import asyncio
 import inspect
 import logging
 import random
+import ssl
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -381,7 +382,7 @@ class Transport:
                 )
             except aiohttp.ClientError as exc:
                 raise _Failure(
-                    "connection",
+                    "tls" if _is_tls_failure(exc) else "connection",
                     _chain(
                         ConnectionFailed(
                             f"{type(exc).__name__}: {exc}", method=method, url=str(url)
@@ -440,6 +441,23 @@ async def _read_body(
     async for chunk in resp.content.iter_any():
         reader.feed(chunk)
     return reader.finish()
+
+
+def _is_tls_failure(exc: BaseException) -> bool:
+    """A TLS handshake or certificate error (``WRONG_VERSION_NUMBER``,
+    ``CERTIFICATE_VERIFY_FAILED``): trying again would meet the same configuration."""
+    if isinstance(exc, aiohttp.ClientSSLError):
+        return True
+    seen: BaseException | None = exc
+    for _ in range(5):
+        if seen is None:
+            return False
+        if isinstance(seen, ssl.SSLError) or isinstance(
+            getattr(seen, "os_error", None), ssl.SSLError
+        ):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def _chain(error: TransportError, cause: BaseException) -> TransportError:

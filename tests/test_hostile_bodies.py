@@ -158,7 +158,9 @@ def bomb(encoding: str) -> bytes:
     check = 0 if gzip else 1
     for _ in range(512):
         check = (zlib.crc32 if gzip else zlib.adler32)(zeros, check)
-    trailer = struct.pack("<II", check, 512 * MiB & 0xFFFFFFFF) if gzip else struct.pack(">I", check)
+    trailer = (
+        struct.pack("<II", check, 512 * MiB & 0xFFFFFFFF) if gzip else struct.pack(">I", check)
+    )
     return head + block * 511 + end[: -len(trailer)] + trailer
 
 

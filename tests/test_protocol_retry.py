@@ -25,13 +25,13 @@ def test_backoff_jitter_stays_in_band() -> None:
     assert len(set(delays)) > 100
 
 
-@pytest.mark.parametrize("status", [502, 503, 504])
+@pytest.mark.parametrize("status", [500, 502, 503, 504])
 def test_gateway_errors_retry_for_reads(status: int) -> None:
     decision = decide(attempt=1, policy=POLICY, idempotent=True, kind="status", status=status)
     assert decision.retry and decision.delay == 1.0 and not decision.server_wait
 
 
-@pytest.mark.parametrize("status", [400, 401, 403, 404, 500])
+@pytest.mark.parametrize("status", [400, 401, 403, 404, 501])
 def test_final_statuses(status: int) -> None:
     assert not decide(attempt=1, policy=POLICY, idempotent=True, kind="status", status=status).retry
 

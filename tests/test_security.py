@@ -334,8 +334,9 @@ async def _raise_each_error(server: FakeSentry) -> list[BaseException]:
 
     async with SentryClient(TOKEN, base_url=server.url, retry=FAST) as client:
         await expect(NotFound, lambda: client.organizations.get("no-such-org"))
-        server.faults.add(Fault("status", status=500, path="/organizations/$"))
+        server.faults.add(Fault("status", status=500, path="/organizations/$", times=None))
         await expect(ServerError, lambda: client.organizations.list().collect())
+        server.faults.clear()
         server.faults.add(
             Fault("rate_limit", retry_after=0, reset_in=None, times=None, path="/organizations/$")
         )

@@ -41,7 +41,11 @@ class RetryPolicy:
     backoff_max: float = 30.0
     jitter: float = 0.25
     max_wait: float = 300.0
-    retry_statuses: frozenset[int] = field(default_factory=lambda: frozenset({429, 502, 503, 504}))
+    retry_statuses: frozenset[int] = field(
+        default_factory=lambda: frozenset({429, 500, 502, 503, 504})
+    )
+    """Sentry answers transient database and query failures with 500 "Internal Error", so a
+    500 is retried too (for requests safe to repeat), as Sentry's own CLI does."""
     retry_query_timeouts: bool = True
 
     def __post_init__(self) -> None:
