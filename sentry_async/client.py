@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import platform
 import re
-from collections.abc import Callable, Hashable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from types import TracebackType, UnionType
@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, Union, cast, get_args, get_origi
 from urllib.parse import quote
 
 import aiohttp
+import anyio
 import msgspec
 from yarl import URL
 
@@ -113,7 +114,12 @@ class SentryClient:
     in clear text.
 
     ``max_body_size`` caps a body read into memory, after decompression (``None``: no
-    cap); a larger one is a :class:`ResponseTooLarge`, not retried.
+    cap); a larger one is a :class:`ResponseTooLarge`, not retried. :meth:`download`
+    streams a large binary body instead, with no cap.
+
+    A ``session`` passed in is used as it is, except that aiohttp's own silent resend of a
+    GET/PUT/DELETE whose pooled connection dropped is turned off on it (it would resend
+    merges and discards behind the retry policy's back; see ``disable_silent_resend``).
 
     ``rate``/``burst`` pace requests per endpoint group until Sentry's headers say more;
     ``max_concurrency`` caps in-flight requests per group. One limiter serves every task
@@ -300,6 +306,44 @@ class SentryClient:
             idempotent=method in _SAFE_METHODS if idempotent is None else idempotent,
             retry=retry,
         )
+
+    async def download(
+        self,
+        path: str,
+        destination: str | os.PathLike[str] | Callable[[bytes], Awaitable[None]],
+        *,
+        path_params: Mapping[str, str | int] | None = None,
+        params: Params | Iterable[tuple[str, str]] | None = None,
+    ) -> int:
+        """Stream a GET's body to a file (a path) or to an async callable, chunk by chunk,
+        with no size cap; returns the number of bytes. Failures before the first byte are
+        retried as usual, none after."""
+        url = self.url_for(path, path_params)
+        total = 0
+
+        async def count(chunk: bytes, write: Callable[[bytes], Awaitable[None]]) -> None:
+            nonlocal total
+            total += len(chunk)
+            await write(chunk)
+
+        transport = self._get_transport()
+        group = endpoint_group("GET", path)
+        query = encode_params(params)
+        if callable(destination):
+            write = destination
+            await transport.download(
+                "GET", url, group=group, params=query, sink=lambda c: count(c, write)
+            )
+            return total
+        async with await anyio.open_file(destination, "wb") as file:
+
+            async def to_file(chunk: bytes) -> None:
+                await file.write(chunk)
+
+            await transport.download(
+                "GET", url, group=group, params=query, sink=lambda c: count(c, to_file)
+            )
+        return total
 
     @overload
     async def request(

@@ -191,12 +191,29 @@ class ServerError(APIError):
 
 
 class TransportError(SentryError):
-    """The request got no usable response: connection refused or dropped, timeout, bad body."""
+    """The request got no usable response: connection refused or dropped, timeout, bad body.
 
-    def __init__(self, message: str, *, method: str, url: str) -> None:
+    ``cause`` describes the underlying failure (aiohttp's exception, say) with any secret
+    blanked out; that exception itself is not chained, since its frames and its request
+    hold the request's headers.
+    """
+
+    def __init__(self, message: str, *, method: str, url: str, cause: str | None = None) -> None:
         self.method = method
         self.url = url
+        self.cause = cause
         super().__init__(f"{message} ({method} {url})")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_restore, (type(self), self.args, dict(vars(self))))
+
+
+def _restore(cls: type[Exception], args: tuple[Any, ...], state: dict[str, Any]) -> Exception:
+    """Unpickle an error whose ``__init__`` takes keyword-only context."""
+    error = cls.__new__(cls)
+    error.args = args
+    vars(error).update(state)
+    return error
 
 
 class ConnectionFailed(TransportError):
@@ -215,15 +232,6 @@ class ResponseTooLarge(TransportError):
         self.limit = limit
         super().__init__(message, method=method, url=url)
 
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (_rebuild_too_large, (self.args[0], self.method, self.url, self.limit))
-
-
-def _rebuild_too_large(text: str, method: str, url: str, limit: int) -> ResponseTooLarge:
-    error = ResponseTooLarge("", method=method, url=url, limit=limit)
-    error.args = (text,)
-    return error
-
 
 class UnsafeRedirect(TransportError):
     """A redirect pointed at a host the token must not be sent to."""
@@ -238,6 +246,9 @@ class DecodeError(SentryError):
         self.type_name = type_name
         self.reason = message
         super().__init__(f"cannot decode {type_name} from {method} {url}: {message}")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_restore, (type(self), self.args, dict(vars(self))))
 
 
 class PaginationError(SentryError):

@@ -12,6 +12,7 @@ import struct
 import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import anyio
 import pytest
@@ -264,3 +265,32 @@ def test_the_body_reader_counts_inflated_bytes() -> None:
     assert caught.value.size <= 10 * MiB + 1 and not caught.value.announced
     with pytest.raises(BodyTooLarge, match="announced 2,000,000,000"):
         BodyReader(limit=10 * MiB, content_length=2_000_000_000, encoding="")
+
+
+async def test_download_streams_a_body_over_the_cap(tmp_path: Path) -> None:
+    """Large binary bodies go to a file or a callable chunk by chunk, inflated, uncapped."""
+    blob = bytes(range(256)) * 40_000  # about 10 MB
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        if request.query.get("gzip"):
+            packed = zlib.compress(blob, wbits=16 + zlib.MAX_WBITS)
+            return web.Response(body=packed, headers={"Content-Encoding": "gzip"})
+        return web.Response(body=blob)
+
+    async with (
+        hostile(handle) as (url, _),
+        SentryClient("t", base_url=url, max_body_size=MiB) as client,
+    ):
+        with anyio.fail_after(20):
+            target = tmp_path / "blob.bin"
+            assert await client.download("/files/blob/", target) == len(blob)
+            assert target.read_bytes() == blob
+            chunks: list[bytes] = []
+
+            async def collect(chunk: bytes) -> None:
+                chunks.append(chunk)
+
+            size = await client.download("/files/blob/", collect, params={"gzip": "1"})
+            assert size == len(blob) and b"".join(chunks) == blob
+            with pytest.raises(ResponseTooLarge):
+                await client.request("GET", "/files/blob/")

@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+import aiohttp
 import anyio
 import pytest
 from aiohttp import web
@@ -132,3 +133,35 @@ async def test_a_500_on_a_safe_request_is_retried_within_the_budget() -> None:
     finally:
         await runner.cleanup()
     assert seen == ["POST"], "a request unsafe to repeat is not retried after a 500"
+
+
+async def test_a_session_passed_in_never_resends_behind_the_retry_policy() -> None:
+    """aiohttp resends a GET/PUT/DELETE once when a pooled connection turns out closed; on a
+    session the user passes, that is turned off too, so a PUT that is not safe to repeat
+    (a merge) is sent once, whatever happens to the connection."""
+    puts: list[str] = []
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        if request.method == "PUT":
+            puts.append(request.path)
+            assert request.transport is not None
+            request.transport.close()  # drop the connection without an answer
+        return web.json_response([])
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", handle)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    url = f"http://127.0.0.1:{runner.addresses[0][1]}"
+    try:
+        async with aiohttp.ClientSession() as session:
+            async with SentryClient("t", base_url=url, session=session, retry=FAST) as client:
+                with anyio.fail_after(10):
+                    await client.request("GET", "/warm/")  # a pooled connection to reuse
+                    with pytest.raises(ConnectionFailed):
+                        await client.request("PUT", "/issues/", json={"merge": 1})
+            assert not session.closed, "a session passed in stays the caller's"
+    finally:
+        await runner.cleanup()
+    assert puts == ["/api/0/issues/"]

@@ -132,3 +132,34 @@ def test_policy_validation() -> None:
         RetryPolicy(attempts=0)
     with pytest.raises(ValueError, match="jitter"):
         RetryPolicy(jitter=2)
+
+
+def test_a_pause_longer_than_max_wait_fails_fast() -> None:
+    from sentry_async._protocol.retry import fail_fast
+
+    policy = RetryPolicy(max_wait=10.0)
+    assert fail_fast(10.5, policy) and not fail_fast(10.0, policy) and not fail_fast(0, policy)
+
+
+@pytest.mark.parametrize("kind", ["too_large", "tls", "redirect", "final"])
+def test_final_failure_kinds_are_never_retried(kind: str) -> None:
+    assert not decide(attempt=1, policy=POLICY, idempotent=True, kind=kind).retry
+
+
+@pytest.mark.parametrize(
+    ("status", "method", "expected"),
+    [
+        (303, "PUT", ("GET", False)),
+        (303, "GET", ("GET", False)),
+        (301, "POST", ("GET", False)),
+        (302, "DELETE", ("GET", False)),
+        (301, "GET", ("GET", True)),
+        (302, "HEAD", ("HEAD", True)),
+        (307, "PUT", ("PUT", True)),
+        (308, "POST", ("POST", True)),
+    ],
+)
+def test_redirect_method_rules(status: int, method: str, expected: tuple[str, bool]) -> None:
+    from sentry_async._protocol.hosts import redirect_method
+
+    assert redirect_method(status, method) == expected

@@ -88,8 +88,14 @@ class BodyReader:
                 raise CorruptBody(f"response body does not inflate: {exc}") from None
             data = inflater.unconsumed_tail
 
+    def take(self) -> bytes:
+        """The bytes decoded since the last call, for a body streamed on (size still counts)."""
+        data = b"".join(self._parts)
+        self._parts.clear()
+        return data
+
     def finish(self) -> bytes:
-        """The whole decoded body."""
+        """The rest of the decoded body (all of it, unless :meth:`take` was called)."""
         if self._undecided:
             chunk = bytes(self._undecided)
             self._undecided = None

@@ -20,6 +20,7 @@ __all__ = [
     "RetryPolicy",
     "backoff_delay",
     "decide",
+    "fail_fast",
     "rate_limit_delay",
 ]
 
@@ -27,9 +28,10 @@ FailureKind = str
 """``"status"`` (an HTTP answer), ``"connection"``, ``"timeout"`` or ``"payload"`` (worth
 another try), or one of :data:`FINAL_KINDS`."""
 
-FINAL_KINDS = frozenset({"too_large", "tls", "final"})
+FINAL_KINDS = frozenset({"too_large", "tls", "redirect", "final"})
 """Failures the same request would meet again: a body over the size cap, a TLS handshake
-or certificate error, a response that cannot be used at all."""
+or certificate error, a redirect the token must not follow, a response that cannot be used
+at all."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,3 +134,9 @@ def decide(
     if not idempotent:
         return RetryDecision(False, reason="request is not safe to repeat")
     return RetryDecision(True, backoff_delay(attempt, policy, rng), kind)
+
+
+def fail_fast(paused: float, policy: RetryPolicy) -> bool:
+    """Whether a call should fail at once rather than wait out a pause the server announced
+    for its endpoint (``paused`` seconds left): the pause is longer than ``max_wait``."""
+    return paused > policy.max_wait
