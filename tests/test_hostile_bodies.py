@@ -200,8 +200,7 @@ async def huge_length(request: web.Request) -> web.StreamResponse:
     return response
 
 
-@pytest.mark.parametrize("status", [200, 500])
-@pytest.mark.parametrize("encoding", ["gzip", "deflate"])
+@pytest.mark.parametrize(("encoding", "status"), [("gzip", 200), ("deflate", 500)])
 async def test_a_compression_bomb_is_refused_in_bounded_memory(encoding: str, status: int) -> None:
     """0.5 MB on the wire, 512 MiB inflated: refused at the default 64 MiB, not retried."""
     async with (

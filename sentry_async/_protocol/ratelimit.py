@@ -11,6 +11,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
+from functools import lru_cache
 
 __all__ = ["RateLimitInfo", "parse_rate_limit", "parse_retry_after", "server_clock"]
 
@@ -118,16 +119,24 @@ def server_clock(date: str | None, wall: float) -> float:
     one-second wait into minutes, or none. The response's ``Date`` is used when it
     differs from ``wall`` by more than a couple of seconds, ``wall`` otherwise.
     """
-    if date is None or not date.isascii():
+    if date is None:
         return wall
+    stamp = _http_date(date)
+    return stamp if stamp is not None and abs(stamp - wall) > _SKEW_TOLERANCE else wall
+
+
+@lru_cache(maxsize=8)
+def _http_date(value: str) -> float | None:
+    """Epoch seconds of an HTTP date; cached, since every response of a second repeats it."""
+    if not value.isascii():
+        return None
     try:
-        when = parsedate_to_datetime(date.strip())
+        when = parsedate_to_datetime(value.strip())
     except (TypeError, ValueError, IndexError, OverflowError):
-        return wall
+        return None
     if when.tzinfo is None:
-        return wall
+        return None
     try:
-        stamp = when.timestamp()
+        return when.timestamp()
     except (OverflowError, OSError, ValueError):
-        return wall
-    return stamp if abs(stamp - wall) > _SKEW_TOLERANCE else wall
+        return None
