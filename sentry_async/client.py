@@ -22,6 +22,7 @@ import anyio
 import msgspec
 from yarl import URL
 
+from ._protocol.cursors import DEFAULT_MAX_STALE_PAGES, body_fingerprint
 from ._protocol.hosts import endpoint_group, is_loopback, origin
 from ._protocol.params import Params, check_page_size, check_slug, encode_params
 from ._protocol.retry import RetryPolicy
@@ -29,7 +30,7 @@ from ._transport import DEFAULT_MAX_BODY_SIZE, MalformedBody, Response, Secret, 
 from ._version import __version__
 from .errors import DecodeError, SentryError
 from .limiter import RateLimiter
-from .pagination import Paginator, RawPage
+from .pagination import PageFetcher, Paginator, RawPage
 
 if TYPE_CHECKING:
     from .resources.discover import DiscoverResource
@@ -47,6 +48,8 @@ DEFAULT_BASE_URL = "https://sentry.io"
 _API_PREFIX = "/api/0"
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+_UNPAGINATED_SWITCHES = frozenset({"noPagination", "all_projects"})
+"""Query parameters with which Sentry answers a list whole, whatever the page size."""
 
 
 _UNDECODABLE = (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError, RecursionError)
@@ -424,11 +427,57 @@ class SentryClient:
             error.__cause__ = exc
             raise MalformedBody(error) from exc
 
+    @overload
     def paginate(
         self,
         path: str,
         *,
-        type: type[T] | Any = Any,
+        type: type[T],
+        path_params: Mapping[str, str | int] | None = ...,
+        params: Params | Iterable[tuple[str, str]] | None = ...,
+        page_size: int | None = ...,
+        page_size_param: str | None = ...,
+        max_page_size: int = ...,
+        cursor: str | None = ...,
+        skip: int = ...,
+        limit: int | None = ...,
+        max_pages: int | None = ...,
+        envelope: Callable[[Any], tuple[list[Any], Any]] | None = ...,
+        page_type: Callable[[Any], Any] | None = ...,
+        unpaginated: bool = ...,
+        max_stale_pages: int = ...,
+        prefetch: int = ...,
+        item_id: Callable[[Any], Hashable] | None = ...,
+    ) -> Paginator[T]: ...
+
+    @overload
+    def paginate(
+        self,
+        path: str,
+        *,
+        type: Any = ...,
+        path_params: Mapping[str, str | int] | None = ...,
+        params: Params | Iterable[tuple[str, str]] | None = ...,
+        page_size: int | None = ...,
+        page_size_param: str | None = ...,
+        max_page_size: int = ...,
+        cursor: str | None = ...,
+        skip: int = ...,
+        limit: int | None = ...,
+        max_pages: int | None = ...,
+        envelope: Callable[[Any], tuple[list[Any], Any]] | None = ...,
+        page_type: Callable[[Any], Any] | None = ...,
+        unpaginated: bool = ...,
+        max_stale_pages: int = ...,
+        prefetch: int = ...,
+        item_id: Callable[[Any], Hashable] | None = ...,
+    ) -> Paginator[Any]: ...
+
+    def paginate(
+        self,
+        path: str,
+        *,
+        type: Any = Any,
         path_params: Mapping[str, str | int] | None = None,
         params: Params | Iterable[tuple[str, str]] | None = None,
         page_size: int | None = 100,
@@ -438,62 +487,87 @@ class SentryClient:
         skip: int = 0,
         limit: int | None = None,
         max_pages: int | None = None,
-        envelope: Callable[[Any], tuple[list[T], Any]] | None = None,
-        page_type: Any = None,
-    ) -> Paginator[T]:
+        envelope: Callable[[Any], tuple[list[Any], Any]] | None = None,
+        page_type: Callable[[Any], Any] | None = None,
+        unpaginated: bool = False,
+        max_stale_pages: int = DEFAULT_MAX_STALE_PAGES,
+        prefetch: int = 0,
+        item_id: Callable[[Any], Hashable] | None = None,
+    ) -> Paginator[Any]:
         """A lazy :class:`Paginator` over a list endpoint; nothing is sent until iterated.
 
-        ``type`` is the item type (``msgspec.Raw`` for undecoded item bytes). For endpoints
+        ``type`` is the item type (``msgspec.Raw`` for undecoded item bytes; the paginator's
+        :meth:`~Paginator.raw` and :meth:`~Paginator.as_type` switch it later). For endpoints
         whose body is an object wrapping the list (Discover's ``{"data", "meta"}``), pass
-        ``page_type`` (the body's type) and ``envelope`` (body -> ``(items, meta)``).
+        ``page_type`` (item type -> the body's type) and ``envelope`` (body -> ``(items,
+        meta)``).
+
+        A page holding far more items than ``page_size`` is an :class:`OversizedPage` error.
+        ``unpaginated=True`` is for requests answered whole on purpose: it sends no page size
+        and checks none (implied by ``noPagination``/``all_projects`` parameters).
+        ``prefetch=n`` fetches up to ``n`` pages ahead while the consumer works. With
+        ``item_id`` (item -> its id), pages whose ids were all seen count as bringing nothing.
         """
         if page_size is not None and page_size_param is not None:
-            check_page_size(page_size, page_size_param, max_page_size)
+            check_page_size(page_size, "page_size", max_page_size)
         base = encode_params(params)
+        if unpaginated or any(
+            key in _UNPAGINATED_SWITCHES and value not in ("0", "false") for key, value in base
+        ):
+            page_size = None
         if any(key in ("cursor", page_size_param) for key, _ in base):
             raise ValueError(
                 f"pass cursor= and page_size= to paginate(), not as query parameters ({path})"
             )
-        decode_type = page_type if page_type is not None else list[type]  # type: ignore[valid-type]
         url = self.url_for(path, path_params)
         group = endpoint_group("GET", path)
         description = f"GET {url}"
 
-        async def fetch(page_cursor: str | None, size: int | None) -> RawPage:
-            query = list(base)
-            if size is not None and page_size_param is not None:
-                query.append((page_size_param, str(size)))
-            if page_cursor is not None:
-                query.append(("cursor", page_cursor))
+        def fetcher(item_type: Any) -> PageFetcher:
+            decode_type = list[item_type] if page_type is None else page_type(item_type)
 
-            def parse(response: Response) -> tuple[Response, Any]:
-                return response, self._decode_or_resend(response, decode_type, [])
+            async def fetch(page_cursor: str | None, size: int | None) -> RawPage:
+                query = list(base)
+                if size is not None and page_size_param is not None:
+                    query.append((page_size_param, str(size)))
+                if page_cursor is not None:
+                    query.append(("cursor", page_cursor))
 
-            response, body = await self._get_transport().send_decoded(
-                "GET", url, group=group, params=query, idempotent=True, decode=parse
-            )
-            if envelope is not None:
-                items, meta = envelope(body)
-            else:
-                items, meta = body, None
-            headers = response.headers
-            return RawPage(
-                items=items,
-                link=headers.get("Link"),
-                hits=_header_int(headers.get("X-Hits")),
-                max_hits=_header_int(headers.get("X-Max-Hits")),
-                rate_limit=response.rate_limit,
-                meta=meta,
-            )
+                def parse(response: Response) -> tuple[Response, Any]:
+                    return response, self._decode_or_resend(response, decode_type, [])
+
+                response, body = await self._get_transport().send_decoded(
+                    "GET", url, group=group, params=query, idempotent=True, decode=parse
+                )
+                if envelope is not None:
+                    items, meta = envelope(body)
+                else:
+                    items, meta = body, None
+                headers = response.headers
+                return RawPage(
+                    items=items,
+                    link=headers.get("Link"),
+                    hits=_header_int(headers.get("X-Hits")),
+                    max_hits=_header_int(headers.get("X-Max-Hits")),
+                    rate_limit=response.rate_limit,
+                    meta=meta,
+                    fingerprint=body_fingerprint(response.body),
+                )
+
+            return fetch
 
         return Paginator(
-            fetch,
+            fetcher(type),
+            retype=fetcher,
             page_size=page_size if page_size_param is not None else None,
             cursor=cursor,
             skip=skip,
             limit=limit,
             max_pages=max_pages,
             description=description,
+            max_stale_pages=max_stale_pages,
+            prefetch=prefetch,
+            item_id=item_id,
         )
 
 
