@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import struct
+import tracemalloc
 import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -252,16 +253,24 @@ async def test_bodies_under_the_cap_inflate_as_before() -> None:
                 assert got == items, encoding
 
 
-def test_the_body_reader_counts_inflated_bytes() -> None:
-    reader = BodyReader(limit=10 * MiB, content_length=len(bomb("gzip")), encoding="gzip")
+@pytest.mark.parametrize("encoding", ["gzip", "deflate"])
+def test_the_body_reader_counts_inflated_bytes_in_bounded_memory(encoding: str) -> None:
+    packed = bomb(encoding)
+    reader = BodyReader(limit=10 * MiB, content_length=len(packed), encoding=encoding)
 
     def feed_all() -> None:
-        for start in range(0, len(bomb("gzip")), 65536):
-            reader.feed(bomb("gzip")[start : start + 65536])
+        for start in range(0, len(packed), 65536):
+            reader.feed(packed[start : start + 65536])
 
-    with pytest.raises(BodyTooLarge) as caught:
-        feed_all()
+    tracemalloc.start()
+    try:
+        with pytest.raises(BodyTooLarge) as caught:
+            feed_all()
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
     assert caught.value.size <= 10 * MiB + 1 and not caught.value.announced
+    assert peak < 3 * 10 * MiB, "inflating stops at the cap"
     with pytest.raises(BodyTooLarge, match="announced 2,000,000,000"):
         BodyReader(limit=10 * MiB, content_length=2_000_000_000, encoding="")
 
