@@ -10,7 +10,8 @@ from __future__ import annotations
 import os
 import platform
 import re
-from collections.abc import Awaitable, Callable, Hashable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Iterable, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 from types import TracebackType, UnionType
@@ -309,6 +310,42 @@ class SentryClient:
             idempotent=method in _SAFE_METHODS if idempotent is None else idempotent,
             retry=retry,
         )
+
+    @asynccontextmanager
+    async def stream(
+        self,
+        path: str,
+        *,
+        path_params: Mapping[str, str | int] | None = None,
+        params: Params | Iterable[tuple[str, str]] | None = None,
+    ) -> AsyncIterator[AsyncIterator[bytes]]:
+        """``async with sentry.stream(path) as chunks: async for chunk in chunks: ...``: a
+        GET's body as it arrives, inflated, with no size cap (see :meth:`download`). An error
+        is raised from the iteration; leaving the block early stops the download."""
+        send, receive = anyio.create_memory_object_stream[bytes](0)
+        failed: list[Exception] = []
+
+        async def pump() -> None:
+            try:
+                async with send:
+                    await self.download(path, send.send, path_params=path_params, params=params)
+            except anyio.BrokenResourceError:
+                pass  # the consumer left the block
+            except Exception as exc:  # handed to the consumer, whose iteration raises it
+                failed.append(exc)
+
+        async def chunks() -> AsyncIterator[bytes]:
+            async for chunk in receive:
+                yield chunk
+            if failed:
+                raise failed[0]
+
+        async with anyio.create_task_group() as tg, receive:
+            tg.start_soon(pump)
+            try:
+                yield chunks()
+            finally:
+                tg.cancel_scope.cancel()  # nothing outlives the block
 
     async def download(
         self,

@@ -20,6 +20,7 @@ import pytest
 from aiohttp import web
 
 from sentry_async import (
+    NotFound,
     RequestTimeout,
     ResponseTooLarge,
     RetryPolicy,
@@ -302,3 +303,23 @@ async def test_download_streams_a_body_over_the_cap(tmp_path: Path) -> None:
             assert size == len(blob) and b"".join(chunks) == blob
             with pytest.raises(ResponseTooLarge):
                 await client.request("GET", "/files/blob/")
+            async with client.stream("/files/blob/", params={"gzip": "1"}) as stream:
+                streamed = [chunk async for chunk in stream]
+            assert b"".join(streamed) == blob
+            async with client.stream("/files/blob/") as stream:
+                async for _ in stream:
+                    break  # leaving early stops the download
+
+
+async def test_stream_raises_the_error_from_the_iteration() -> None:
+    async def handle(request: web.Request) -> web.StreamResponse:
+        return web.json_response({"detail": "gone"}, status=404)
+
+    async with (
+        hostile(handle) as (url, _),
+        SentryClient("t", base_url=url) as client,
+    ):
+        with anyio.fail_after(10):
+            async with client.stream("/files/missing/") as stream:
+                with pytest.raises(NotFound):
+                    await anext(aiter(stream))

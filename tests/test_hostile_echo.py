@@ -179,6 +179,14 @@ async def test_a_token_inside_a_malformed_status_line_is_blanked_out(
         error = await provoke(lambda: client.request("GET", "/organizations/"))
     assert isinstance(error, ConnectionFailed)
     assert "malformed response" in str(error)
+    copy = pickle.loads(pickle.dumps(error))
+    assert (type(copy), str(copy), copy.url, copy.cause) == (
+        ConnectionFailed,
+        str(error),
+        error.url,
+        error.cause,
+    )
+    assert error.cause is not None and "********" in error.cause
     assert any("retrying" in r.getMessage() for r in caplog.records)
     assert_hidden(everything_shown(error))
     assert_hidden(caplog.text)
