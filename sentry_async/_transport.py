@@ -22,13 +22,14 @@ import ssl
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import aiohttp
 import anyio
 from multidict import CIMultiDictProxy
 from yarl import URL
 
+from ._network import explain_missing_token
 from ._protocol.body import (
     ACCEPT_ENCODING,
     BodyReader,
@@ -38,6 +39,7 @@ from ._protocol.body import (
 )
 from ._protocol.errors import Redactor, build_api_error, is_query_timeout
 from ._protocol.hosts import REDIRECT_STATUSES, origin, redirect_method, resolve_redirect
+from ._protocol.proxies import ProxySettings
 from ._protocol.ratelimit import RateLimitInfo, parse_rate_limit, server_clock
 from ._protocol.retry import RetryPolicy, decide, fail_fast, rate_limit_delay
 from .errors import (
@@ -49,6 +51,7 @@ from .errors import (
     TransportError,
     UnsafeRedirect,
 )
+from .hooks import Call, HookSet
 from .limiter import RateLimiter
 
 __all__ = [
@@ -169,6 +172,8 @@ class Transport:
         trusted_origins: set[tuple[str, str, int | None]],
         headers: dict[str, str],
         rng: random.Random | None = None,
+        proxy: ProxySettings | None = None,
+        hooks: HookSet | None = None,
         max_body_size: int | None = DEFAULT_MAX_BODY_SIZE,
     ) -> None:
         self.session = session
@@ -181,6 +186,8 @@ class Transport:
         self.trusted_origins = trusted_origins
         self._headers = headers
         self._rng = rng or random.Random()
+        self._proxy = proxy or None
+        self._hooks = hooks
         self.max_body_size = max_body_size
         # Bodies are inflated by BodyReader, under the size cap, whenever aiohttp can be
         # told not to; otherwise (an old aiohttp and a session that decompresses) the cap
@@ -252,6 +259,35 @@ class Transport:
     ) -> T:
         """:meth:`send`, then ``decode`` the success; a :class:`MalformedBody` from it counts
         as a failed attempt (a body cut short or mangled on the way), retried like one."""
+        call = None if self._hooks is None else self._hooks.start(method, group)
+        try:
+            result = await self._attempts(
+                method, url, group, params, body, idempotent, retry, decode, sink, call
+            )
+        except BaseException as exc:
+            if call is not None:
+                call.done(exc)
+            if self._token is None:
+                explain_missing_token(exc)
+            raise
+        if call is not None:
+            call.done(None)
+        return result
+
+    async def _attempts(
+        self,
+        method: str,
+        url: URL,
+        group: str,
+        params: Sequence[tuple[str, str]],
+        body: bytes | None,
+        idempotent: bool,
+        retry: RetryPolicy | None,
+        decode: Callable[[Response], T],
+        sink: Sink | None,
+        call: Call | None,
+    ) -> T:
+        """The one retry loop: attempt, decide, log, sleep."""
         policy = retry or self.retry
         if params:
             url = url.extend_query(list(params))
@@ -267,10 +303,14 @@ class Transport:
                     detail="this endpoint is paused",
                     retry_after=paused,
                 )
-            failure = await self._attempt(method, url, body, group, policy, decode, sink)
+            failure = await self._attempt(
+                method, url, body, group, policy, decode, sink, call, attempt
+            )
             if not isinstance(failure, _Failure):
                 return failure
             response = failure.response
+            if call is not None and response is None:
+                call.failed(failure.kind)
             now = time.time() if response is None else self._server_now(response)
             decision = decide(
                 attempt=attempt,
@@ -287,9 +327,13 @@ class Transport:
             )
             if decision.server_wait:
                 self.limiter.block(group, decision.delay, max_wait=policy.max_wait)
+                if call is not None:
+                    call.server_wait(decision.delay)
             if not decision.retry:
                 # Raised here, outside any ``except``: nothing of aiohttp's is chained.
                 raise failure.error
+            if call is not None:
+                call.retrying(decision.delay, failure.kind)
             logger.warning(
                 "%s",
                 self._redactor.text(
@@ -308,13 +352,21 @@ class Transport:
         policy: RetryPolicy,
         decode: Callable[[Response], T],
         sink: Sink | None,
+        call: Call | None,
+        attempt: int,
     ) -> T | _Failure:
         """One attempt: the decoded success, or the failure to decide on."""
         try:
+            if call is not None:
+                call.waiting()
             async with self.limiter.slot(group):
+                if call is not None:
+                    call.sending(attempt)
                 response = await self._exchange(method, url, body, sink)
         except _Failure as failure:
             return failure
+        if call is not None:
+            call.answered(response.status, response.elapsed)
         self.limiter.observe(
             group,
             response.rate_limit,
@@ -332,10 +384,16 @@ class Transport:
     def _server_now(self, response: Response) -> float:
         return server_clock(response.headers.get("Date"), time.time())
 
+    def _redact(self, body: bytes) -> bytes:
+        """A body with the token (in any encoding) and the proxy's credentials blanked out."""
+        if self._proxy is not None:
+            body = self._proxy.redact(body)
+        return self._redactor.body(body)
+
     def _api_error(self, response: Response) -> SentryError:
         return build_api_error(
             response.status,
-            self._redactor.body(response.body),
+            self._redact(response.body),
             method=response.method,
             url=str(response.url),
             rate_limit=response.rate_limit,
@@ -415,6 +473,25 @@ class Transport:
             failure = self._failure(
                 "payload", ConnectionFailed, f"response body broke off: {exc}", method, url, exc
             )
+        except aiohttp.ClientConnectorCertificateError as exc:
+            failure = self._failure(
+                "tls",
+                ConnectionFailed,
+                f"{exc} (for a private CA pass ssl= or --ca-bundle with its certificate)",
+                method,
+                url,
+                exc,
+            )
+        except aiohttp.ClientHttpProxyError as exc:
+            # Its request_info is the CONNECT, Proxy-Authorization included.
+            failure = self._failure(
+                "connection",
+                ConnectionFailed,
+                f"the proxy refused the tunnel: {exc.status} {exc.message}",
+                method,
+                url,
+                exc,
+            )
         except aiohttp.ClientResponseError as exc:
             # A response aiohttp could not parse (bad status line, oversized header).
             failure = self._failure(
@@ -481,10 +558,10 @@ class Transport:
             method,
             url,
             data=body,
-            headers=self._request_headers(url, body),
             allow_redirects=False,
             timeout=self._timeout,
             **self._request_options,
+            **self._routed_headers(url, body),
         ) as resp:
             try:
                 if sink is not None and 200 <= resp.status < 300:
@@ -506,6 +583,14 @@ class Transport:
                 rate_limit=parse_rate_limit(resp.headers),
                 elapsed=elapsed,
             )
+
+    def _routed_headers(self, url: URL, body: bytes | None) -> dict[str, Any]:
+        """``headers``, ``proxy`` and ``proxy_headers`` for the aiohttp call."""
+        headers = self._request_headers(url, body)
+        proxy, proxy_headers = (
+            (None, None) if self._proxy is None else self._proxy.route(url, headers)
+        )
+        return {"headers": headers, "proxy": proxy, "proxy_headers": proxy_headers}
 
     def _request_headers(self, url: URL, body: bytes | None) -> dict[str, str]:
         headers = dict(self._headers)
