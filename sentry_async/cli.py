@@ -33,6 +33,7 @@ from .export import (
     ExportSpec,
     Manifest,
     OutputNotEmptyError,
+    OutputUnusableError,
     Progress,
     SpecMismatchError,
     UnknownProjectError,
@@ -456,7 +457,14 @@ def _classify(exc: BaseException) -> _Outcome:
     if isinstance(exc, UnknownProjectError):
         return _Outcome(EXIT_NOT_FOUND, str(exc))
     if isinstance(
-        exc, (SpecMismatchError, OutputNotEmptyError, ExportLockedError, CheckpointError)
+        exc,
+        (
+            SpecMismatchError,
+            OutputNotEmptyError,
+            OutputUnusableError,
+            ExportLockedError,
+            CheckpointError,
+        ),
     ):
         return _Outcome(EXIT_OUTPUT, str(exc))
     if isinstance(exc, ExportDecodeError):

@@ -15,6 +15,7 @@ from ._errors import (
     ExportLockedError,
     ExportRangeError,
     OutputNotEmptyError,
+    OutputUnusableError,
     SpecMismatchError,
     UnknownProjectError,
 )
@@ -51,6 +52,7 @@ __all__ = [
     "ManifestFile",
     "ManifestStream",
     "OutputNotEmptyError",
+    "OutputUnusableError",
     "Progress",
     "ProgressSnapshot",
     "ProjectRef",

@@ -54,12 +54,13 @@ from ._errors import (
     ExportLockedError,
     ExportRangeError,
     OutputNotEmptyError,
+    OutputUnusableError,
     SpecMismatchError,
     UnknownProjectError,
 )
 from ._progress import Progress
 from ._windows import check_window_count, format_utc, resolve_range, split_windows
-from ._writer import JsonlFile, atomic_write, fsync_dir
+from ._writer import JsonlFile, atomic_write, fsync_dir, open_no_follow
 
 __all__ = [
     "DEFAULT_DISCOVER_FIELDS",
@@ -150,9 +151,13 @@ class ExportSpec:
             raise ValueError("window must be at least one second (or None)")
         check_page_size(self.page_size, "page_size")
 
-    def canonical(self) -> dict[str, object]:
-        """The spec as plain JSON values, in a fixed form: what the fingerprint hashes."""
-        return {
+    def canonical(self, server: str | None = None) -> dict[str, object]:
+        """The spec as plain JSON values, in a fixed form: what the fingerprint hashes.
+
+        ``server`` (the base URL, without credentials) is included when given: a resume
+        against another Sentry would mix two data sets in one directory.
+        """
+        out: dict[str, object] = {
             "kind": self.kind,
             "org": self.org,
             "projects": sorted(self.projects) if self.projects is not None else None,
@@ -167,9 +172,13 @@ class ExportSpec:
             "full": self.full,
             "page_size": self.page_size,
         }
+        if server is not None:
+            out["server"] = server
+        return out
 
-    def fingerprint(self) -> str:
-        return hashlib.sha256(msgspec.json.encode(self.canonical(), order="sorted")).hexdigest()
+    def fingerprint(self, server: str | None = None) -> str:
+        canonical = self.canonical(server)
+        return hashlib.sha256(msgspec.json.encode(canonical, order="sorted")).hexdigest()
 
 
 def _out_of_utc_range(value: datetime) -> bool:
@@ -302,7 +311,7 @@ class _DirLock:
             import fcntl
         except ImportError:  # pragma: no cover - not POSIX: no lock
             return self
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = open_no_follow(self.path, os.O_RDONLY, create=True)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
@@ -366,6 +375,7 @@ class Exporter:
         self._range: tuple[datetime, datetime] | None = None
         # Discover rows carry an id only when asked for; without it none can be de-duplicated.
         self._identify = spec.kind != "discover" or "id" in spec.fields
+        self._server = _server_identity(client)
         self._run = _Run()
 
     @property
@@ -378,7 +388,12 @@ class Exporter:
         if not (self.output / CHECKPOINT_NAME).exists():
             # A new export: a range it cannot export is refused before the directory exists.
             self._range = self._pin_range()
-        self.output.mkdir(parents=True, exist_ok=True)
+        try:
+            self.output.mkdir(parents=True, exist_ok=True)
+        except (FileExistsError, NotADirectoryError):
+            raise OutputUnusableError(
+                f"{self.output} is not a directory: choose a new or empty directory"
+            ) from None
         with _DirLock(self.output):
             checkpoint = await self._prepare()
             self._checkpoint = checkpoint
@@ -434,10 +449,12 @@ class Exporter:
         return checkpoint
 
     def _check_spec(self, existing: Checkpoint) -> None:
-        fingerprint = self.spec.fingerprint()
+        # Checkpoints written before the server was part of the fingerprint lack it.
+        server = self._server if "server" in existing.spec else None
+        fingerprint = self.spec.fingerprint(server)
         if existing.fingerprint == fingerprint:
             return
-        now = self.spec.canonical()
+        now = self.spec.canonical(server)
         keys = sorted(set(existing.spec) | set(now))
         differences = {
             key: (existing.spec.get(key), now.get(key))
@@ -453,28 +470,30 @@ class Exporter:
         for name, state in checkpoint.files.items():
             path = self.output / name
             try:
-                size = path.stat().st_size
+                fd = open_no_follow(path, os.O_RDWR, create=False)
             except FileNotFoundError:
-                size = 0
                 if state.offset:
                     raise CheckpointError(
                         f"{path} is missing but the checkpoint records {state.offset} bytes"
                     ) from None
-            if size < state.offset:
-                raise CheckpointError(
-                    f"{path} holds {size} bytes but the checkpoint records {state.offset}: "
-                    "the data was changed or lost since; start a new export"
-                )
-            if size > state.offset:
-                logger.info(
-                    "%s: dropping %d bytes written after the last checkpoint",
-                    name,
-                    size - state.offset,
-                )
-                with open(path, "r+b") as handle:
-                    handle.truncate(state.offset)
-                    handle.flush()
-                    os.fsync(handle.fileno())
+                continue
+            try:
+                size = os.fstat(fd).st_size
+                if size < state.offset:
+                    raise CheckpointError(
+                        f"{path} holds {size} bytes but the checkpoint records {state.offset}: "
+                        "the data was changed or lost since; start a new export"
+                    )
+                if size > state.offset:
+                    logger.info(
+                        "%s: dropping %d bytes written after the last checkpoint",
+                        name,
+                        size - state.offset,
+                    )
+                    os.ftruncate(fd, state.offset)
+                    os.fsync(fd)
+            finally:
+                os.close(fd)
 
     def _pin_range(self) -> tuple[datetime, datetime]:
         """A new export's absolute range; :class:`ExportRangeError` if it cannot be exported."""
@@ -511,8 +530,8 @@ class Exporter:
                 )
         stamp = _now_iso()
         return Checkpoint(
-            fingerprint=spec.fingerprint(),
-            spec=spec.canonical(),
+            fingerprint=spec.fingerprint(self._server),
+            spec=spec.canonical(self._server),
             start=format_utc(start),
             end=format_utc(end),
             projects=projects,
@@ -792,6 +811,12 @@ class Exporter:
             return _manifest_decoder.decode((self.output / MANIFEST_NAME).read_bytes())
         except (FileNotFoundError, msgspec.ValidationError, msgspec.DecodeError):
             return None
+
+
+def _server_identity(client: SentryClient) -> str:
+    """The client's base URL as the fingerprint records it: no credentials, query or slash."""
+    url = client.base_url.with_user(None).with_query(None).with_fragment(None)
+    return str(url).rstrip("/")
 
 
 def _parse_stamp(text: str) -> datetime:

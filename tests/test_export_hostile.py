@@ -1,0 +1,260 @@
+"""The exporter against hostile disks, hand-edited checkpoints, odd servers and signals."""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import timedelta
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import anyio
+import msgspec
+import pytest
+
+from sentry_async import RetryPolicy, SentryClient, ServerError
+from sentry_async.cli import main
+from sentry_async.export import (
+    CHECKPOINT_NAME,
+    MANIFEST_NAME,
+    CheckpointError,
+    ExportSpec,
+    OutputUnusableError,
+    SpecMismatchError,
+    export,
+)
+from sentry_async.testing import FakeSentry, Fault, SeedConfig
+from sentry_async.testing.pytest_plugin import FIXED_NOW
+
+ORG = "org-0"
+DATA = SeedConfig(
+    orgs=1, projects_per_org=3, issues_per_project=12, events_per_issue=(1, 4), days=20
+)
+END = FIXED_NOW - timedelta(hours=5)
+START = END - timedelta(days=14)
+FAST_RETRY = RetryPolicy(backoff_base=0.01, backoff_max=0.05)
+
+Factory = Callable[..., Awaitable[FakeSentry]]
+
+
+def _client(server: FakeSentry, **kwargs: Any) -> SentryClient:
+    kwargs.setdefault("retry", FAST_RETRY)
+    return SentryClient(server.token, base_url=server.url, **kwargs)
+
+
+def _spec(**kwargs: Any) -> ExportSpec:
+    kwargs.setdefault("start", START)
+    kwargs.setdefault("end", END)
+    kwargs.setdefault("window", None)
+    kwargs.setdefault("page_size", 2)
+    return ExportSpec(kind="events", org=ORG, **kwargs)
+
+
+def _checkpoint(directory: Path) -> dict[str, Any]:
+    return msgspec.json.decode((directory / CHECKPOINT_NAME).read_bytes())  # type: ignore[no-any-return]
+
+
+def _ids(path: Path) -> list[str]:
+    return [msgspec.json.decode(line)["id"] for line in path.read_bytes().splitlines()]
+
+
+def _expected(server: FakeSentry, slug: str) -> list[str]:
+    return server.data.event_ids(ORG, slug, start=START.timestamp(), end=END.timestamp())
+
+
+async def _interrupted(server: FakeSentry, out: Path, page_size: int = 2) -> None:
+    """An unfinished export in ``out``: project-0-0 has some pages, the others nothing.
+
+    ``page_size=100`` is what the command line asks for: one page per project.
+    """
+    after = 3 if page_size == 2 else 1
+    fault = server.faults.add(Fault("status", status=500, path="/events/", after=after, times=1))
+    async with _client(server) as client:
+        with pytest.raises(ServerError):
+            await export(client, _spec(page_size=page_size), out, concurrency=1)
+    fault.times = fault.fired
+    checkpoint = _checkpoint(out)
+    assert checkpoint["files"]["project-0-0.jsonl"]["offset"] > 0
+    assert not (out / "project-0-1.jsonl").exists()
+
+
+async def _cli(argv: Sequence[str]) -> tuple[int, str]:
+    """``main(argv)`` in a worker thread; the exit code and stderr."""
+    out, err = io.StringIO(), io.StringIO()
+    with anyio.fail_after(30):
+        code = await anyio.to_thread.run_sync(partial(main, list(argv), stdout=out, stderr=err))
+    return code, err.getvalue()
+
+
+def _cli_args(server: FakeSentry, out: Path, token_file: Path, *extra: str) -> list[str]:
+    token_file.write_text(server.token)
+    return ["export", "events", "--org", ORG, "--output", str(out), "--base-url", server.url,
+            "--since", START.isoformat(), "--until", END.isoformat(), "--window", "none",
+            "--token-file", str(token_file), "--quiet", *extra]  # fmt: skip
+
+
+async def test_planted_links_are_refused_and_never_written_through(
+    fake_sentry_factory: Factory, tmp_path: Path
+) -> None:
+    server = await fake_sentry_factory(scale=DATA)
+    base = tmp_path / "base"
+    await _interrupted(server, base)
+    written = base / "project-0-0.jsonl"
+    outside = tmp_path / "outside"
+    outside.mkdir()
+
+    def case(name: str) -> tuple[Path, Path]:
+        out = tmp_path / name
+        shutil.copytree(base, out)
+        victim = outside / name
+        # Longer than the committed length: a truncation through a link would show.
+        victim.write_bytes(written.read_bytes() + b"precious\n")
+        return out, victim
+
+    async with _client(server) as client:
+        cases: list[tuple[str, Path, Path]] = []
+        out, victim = case("data-symlink")
+        (out / written.name).unlink()
+        (out / written.name).symlink_to(victim)
+        cases.append(("symbolic link", out, victim))
+        out, victim = case("new-file-symlink")
+        (out / "project-0-1.jsonl").symlink_to(victim)
+        cases.append(("symbolic link", out, victim))
+        out, victim = case("hard-link")
+        (out / written.name).unlink()
+        os.link(victim, out / written.name)
+        cases.append(("hard links", out, victim))
+        out, victim = case("lock-symlink")
+        (out / ".lock").unlink()
+        (out / ".lock").symlink_to(victim)
+        cases.append(("symbolic link", out, victim))
+        out, victim = case("checkpoint-symlink")
+        (out / CHECKPOINT_NAME).unlink()
+        (out / CHECKPOINT_NAME).symlink_to(victim)
+        cases.append(("symbolic link", out, victim))
+        for what, out, victim in cases:
+            before = victim.read_bytes()
+            with anyio.fail_after(20), pytest.raises(OutputUnusableError, match=what):
+                await export(client, _spec(), out, resume=True)
+            assert victim.read_bytes() == before, out.name
+            assert victim.stat().st_size == len(before)
+
+        # A stale temporary checkpoint is removed, never written through.
+        out, victim = case("tmp-symlink")
+        before = victim.read_bytes()
+        (out / (CHECKPOINT_NAME + ".tmp")).symlink_to(victim)
+        with anyio.fail_after(20):
+            manifest = await export(client, _spec(), out, resume=True)
+        assert victim.read_bytes() == before
+        assert not (out / (CHECKPOINT_NAME + ".tmp")).exists()
+    assert manifest.items == sum(len(_expected(server, s)) for s in server.data.project_slugs(ORG))
+    for slug in server.data.project_slugs(ORG):
+        assert sorted(_ids(out / f"{slug}.jsonl")) == sorted(_expected(server, slug))
+
+
+async def test_a_planted_link_exits_5_through_the_cli(
+    fake_sentry_factory: Factory, tmp_path: Path
+) -> None:
+    server = await fake_sentry_factory(scale=DATA)
+    out = tmp_path / "out"
+    await _interrupted(server, out, page_size=100)
+    victim = tmp_path / "victim"
+    victim.write_bytes(b"precious\n")
+    (out / "project-0-2.jsonl").symlink_to(victim)
+    code, err = await _cli(_cli_args(server, out, tmp_path / "token", "--resume"))
+    assert code == 5, err
+    assert err.count("\n") == 1 and "symbolic link" in err and "Traceback" not in err
+    assert victim.read_bytes() == b"precious\n"
+
+
+def _edit(directory: Path, change: Callable[[dict[str, Any]], None]) -> None:
+    checkpoint = _checkpoint(directory)
+    change(checkpoint)
+    (directory / CHECKPOINT_NAME).write_bytes(msgspec.json.encode(checkpoint))
+
+
+def _rename_file(checkpoint: dict[str, Any], new: str) -> None:
+    old = "project-0-1.jsonl"
+    checkpoint["files"][new] = checkpoint["files"].pop(old)
+    for stream in checkpoint["streams"].values():
+        if stream["file"] == old:
+            stream["file"] = new
+
+
+def _first_stream(checkpoint: dict[str, Any]) -> dict[str, Any]:
+    return next(iter(checkpoint["streams"].values()))  # type: ignore[no-any-return]
+
+
+EDITS: dict[str, Callable[[dict[str, Any]], None]] = {
+    "parent": lambda c: _rename_file(c, "../escaped.jsonl"),
+    "absolute": lambda c: _rename_file(c, "/tmp/sentry-async-escaped.jsonl"),
+    "separator": lambda c: _rename_file(c, "sub/escaped.jsonl"),
+    "reserved": lambda c: _rename_file(c, MANIFEST_NAME),
+    "window": lambda c: _first_stream(c).update(window_start="not-a-date"),
+    "offset": lambda c: c["files"]["project-0-0.jsonl"].update(offset=-1),
+    "items": lambda c: _first_stream(c).update(items=-3),
+    "stream-file": lambda c: _first_stream(c).update(file="elsewhere.jsonl"),
+}
+
+
+async def test_checkpoint_values_are_checked(fake_sentry_factory: Factory, tmp_path: Path) -> None:
+    server = await fake_sentry_factory(scale=DATA)
+    base = tmp_path / "base"
+    await _interrupted(server, base)
+    server.reset_log()
+    async with _client(server) as client:
+        for name, change in EDITS.items():
+            out = tmp_path / name
+            shutil.copytree(base, out)
+            _edit(out, change)
+            listing = sorted(p.name for p in out.iterdir())
+            with anyio.fail_after(20), pytest.raises(CheckpointError, match="not a valid"):
+                await export(client, _spec(), out, resume=True)
+            assert sorted(p.name for p in out.iterdir()) == listing, name
+    assert not (tmp_path / "escaped.jsonl").exists()
+    assert server.requests == []
+
+
+async def test_bad_checkpoint_values_and_a_file_as_output_exit_5_with_one_line(
+    fake_sentry_factory: Factory, tmp_path: Path
+) -> None:
+    server = await fake_sentry_factory(scale=DATA)
+    base = tmp_path / "base"
+    await _interrupted(server, base, page_size=100)
+    for name in ("window", "offset", "parent"):
+        out = tmp_path / name
+        shutil.copytree(base, out)
+        _edit(out, EDITS[name])
+        code, err = await _cli(_cli_args(server, out, tmp_path / "token", "--resume"))
+        assert code == 5, (name, err)
+        assert err.count("\n") == 1 and "Traceback" not in err, err
+        assert "not a valid checkpoint" in err
+    a_file = tmp_path / "a-file"
+    a_file.write_text("mine")
+    code, err = await _cli(_cli_args(server, a_file, tmp_path / "token"))
+    assert code == 5 and err.count("\n") == 1 and "not a directory" in err, err
+    assert a_file.read_text() == "mine"
+
+
+async def test_resume_against_another_server_is_refused(
+    fake_sentry_factory: Factory, tmp_path: Path
+) -> None:
+    first = await fake_sentry_factory(scale=DATA)
+    other = await fake_sentry_factory(scale=DATA)
+    assert first.url != other.url
+    await _interrupted(first, tmp_path)
+    before = (tmp_path / "project-0-0.jsonl").read_bytes()
+    async with _client(other) as client:
+        with pytest.raises(SpecMismatchError) as caught:
+            await export(client, _spec(), tmp_path, resume=True)
+    assert set(caught.value.differences) == {"server"}
+    assert caught.value.differences["server"] == (first.url.rstrip("/"), other.url.rstrip("/"))
+    assert (tmp_path / "project-0-0.jsonl").read_bytes() == before
+    assert not any("/events/" in r.path for r in other.requests)
+    async with _client(first) as client:
+        manifest = await export(client, _spec(), tmp_path, resume=True)
+    assert manifest.spec["server"] == first.url.rstrip("/")
+    assert manifest.items == sum(len(_expected(first, s)) for s in first.data.project_slugs(ORG))
