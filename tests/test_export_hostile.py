@@ -258,3 +258,48 @@ async def test_resume_against_another_server_is_refused(
         manifest = await export(client, _spec(), tmp_path, resume=True)
     assert manifest.spec["server"] == first.url.rstrip("/")
     assert manifest.items == sum(len(_expected(first, s)) for s in first.data.project_slugs(ORG))
+
+
+NAMES_DATA = SeedConfig(
+    orgs=1, projects_per_org=6, issues_per_project=6, events_per_issue=(1, 3), days=20
+)
+
+
+async def test_every_project_gets_its_own_file_and_an_odd_slug_skips_only_itself(
+    fake_sentry_factory: Factory, tmp_path: Path
+) -> None:
+    server = await fake_sentry_factory(scale=NAMES_DATA)
+    projects = server.data.orgs[0].projects
+    # Case only, the same slug twice, the same once sanitised, and a slug no path can hold.
+    slugs = ["Web", "web", "a+b", "a_b", "web", "bad/slug"]
+    for project, slug in zip(projects, slugs, strict=True):
+        project.slug = slug
+    odd = projects[5]
+    out = tmp_path / "out"
+    server.faults.add(Fault("status", status=500, path="/events/", after=4, times=1))
+    async with _client(server) as client:
+        with pytest.raises(ServerError):
+            await export(client, _spec(), out, concurrency=1)
+        # A checkpoint of an earlier version has no file per project: its streams name them.
+        _edit(out, lambda c: [p.pop("file") for p in c["projects"]])
+        with anyio.fail_after(20):
+            manifest = await export(client, _spec(), out, resume=True)
+        fresh = await export(client, _spec(), tmp_path / "fresh")
+    assert {p.file for p in fresh.projects} == {s.file for s in manifest.streams}
+    assert manifest.runs == 2
+    files = {s.target: s.file for s in manifest.streams}
+    assert set(files) == {p.id for p in projects[:5]}, "every usable project is exported"
+    assert len({name.casefold() for name in files.values()}) == 5, files
+    for project in projects[:5]:
+        name = files[project.id]
+        assert "/" not in name
+        expected = server.data.event_ids(
+            ORG, project.id, start=START.timestamp(), end=END.timestamp()
+        )
+        assert expected and sorted(_ids(out / name)) == sorted(expected), project.slug
+    assert [(s.id, s.slug) for s in manifest.skipped] == [(odd.id, "bad/slug")]
+    error = manifest.skipped[0].error
+    assert "project" in error and "org" not in error, error
+    on_disk = msgspec.json.decode((out / MANIFEST_NAME).read_bytes())
+    assert on_disk["skipped"][0]["slug"] == "bad/slug"
+    assert not any("bad" in r.path for r in server.requests)

@@ -7,7 +7,14 @@ with ``resume=True`` after any stop, including ``kill -9``, and every item ends 
 output exactly once (see :mod:`sentry_async.export._exporter` for how).
 """
 
-from ._checkpoint import CHECKPOINT_NAME, Checkpoint, FileState, ProjectRef, StreamState
+from ._checkpoint import (
+    CHECKPOINT_NAME,
+    Checkpoint,
+    FileState,
+    ProjectRef,
+    SkippedProject,
+    StreamState,
+)
 from ._errors import (
     CheckpointError,
     ExportDecodeError,
@@ -56,6 +63,7 @@ __all__ = [
     "Progress",
     "ProgressSnapshot",
     "ProjectRef",
+    "SkippedProject",
     "SpecMismatchError",
     "StreamState",
     "UnknownProjectError",

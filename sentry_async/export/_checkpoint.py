@@ -24,6 +24,7 @@ __all__ = [
     "Checkpoint",
     "FileState",
     "ProjectRef",
+    "SkippedProject",
     "StreamState",
     "check_file_name",
     "load_checkpoint",
@@ -41,10 +42,22 @@ Count = Annotated[int, msgspec.Meta(ge=0)]
 
 
 class ProjectRef(msgspec.Struct, frozen=True):
-    """A project as resolved once at the start: its numeric id and its slug."""
+    """A project as resolved once at the start: its id, its slug and its data file.
+
+    ``file`` is ``None`` in checkpoints of earlier versions; their streams name the file.
+    """
 
     id: str
     slug: str
+    file: str | None = None
+
+
+class SkippedProject(msgspec.Struct, frozen=True):
+    """A project that cannot be exported (an unusable slug or row), and why."""
+
+    id: str | None
+    slug: str | None
+    error: str
 
 
 class StreamState(msgspec.Struct, kw_only=True):
@@ -81,6 +94,7 @@ class Checkpoint(msgspec.Struct, kw_only=True):
     start: str
     end: str
     projects: list[ProjectRef] = []
+    skipped: list[SkippedProject] = []
     files: dict[str, FileState] = {}
     streams: dict[str, StreamState] = {}
     created_at: str

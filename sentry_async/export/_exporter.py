@@ -43,6 +43,7 @@ from ._checkpoint import (
     Checkpoint,
     FileState,
     ProjectRef,
+    SkippedProject,
     StreamState,
     encode_checkpoint,
     load_checkpoint,
@@ -242,6 +243,8 @@ class Manifest(msgspec.Struct, kw_only=True):
     streams: list[ManifestStream]
     unidentified: int = 0
     """Items written without a usable ``id``, hence not de-duplicated (all streams)."""
+    skipped: list[SkippedProject] = []
+    """Projects left out, each with the reason (an unusable slug); the others are exported."""
 
 
 class _Id(msgspec.Struct):
@@ -249,13 +252,28 @@ class _Id(msgspec.Struct):
 
 
 class _ProjectRow(msgspec.Struct):
-    id: str | int
-    slug: str
+    id: str | int | None = None
+    slug: Any = None
 
 
 _id_decoder = msgspec.json.Decoder(_Id)
 _manifest_decoder = msgspec.json.Decoder(Manifest)
 _project_decoder = msgspec.json.Decoder(_ProjectRow)
+
+
+def _project_ref(item: bytes) -> tuple[ProjectRef | None, SkippedProject | None]:
+    """A row of the projects list as a reference, or why it cannot be used."""
+    try:
+        row = _project_decoder.decode(item)
+    except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError) as exc:
+        return None, SkippedProject(id=None, slug=None, error=f"project row unusable: {exc}")
+    pid = str(row.id) if row.id is not None and str(row.id).strip() else None
+    slug = row.slug if isinstance(row.slug, str) else None
+    if pid is None or slug is None:
+        what = "an id" if pid is None else "a string slug"
+        shown = slug if slug is not None else repr(row.slug)
+        return None, SkippedProject(id=pid, slug=shown, error=f"project has no {what}")
+    return ProjectRef(id=pid, slug=slug), None
 
 
 def _item_id(item: bytes) -> str | int | None:
@@ -277,6 +295,36 @@ def _now_iso() -> str:
 
 def _file_name(name: str, compress: bool) -> str:
     return _UNSAFE_NAME.sub("_", name) + (".jsonl.gz" if compress else ".jsonl")
+
+
+_MAX_STEM = 120
+"""Longest file name stem taken from a slug (file systems allow 255 bytes)."""
+
+
+def _project_stems(projects: Sequence[ProjectRef]) -> dict[str, str]:
+    """Project id -> a file name stem no other project shares, even ignoring case.
+
+    The stem is the sanitised slug; projects whose stems collide (sanitising, case, or a
+    shared slug) get ``-<id>`` appended, and anything still colliding a counter, so every
+    project has its own file on any file system.
+    """
+    base = {p.id: _UNSAFE_NAME.sub("_", p.slug)[:_MAX_STEM] for p in projects}
+    counts = Counter(stem.casefold() for stem in base.values())
+    stems = {
+        pid: stem if counts[stem.casefold()] == 1 else f"{stem}-{_UNSAFE_NAME.sub('_', pid)}"
+        for pid, stem in base.items()
+    }
+    taken: set[str] = set()
+    out: dict[str, str] = {}
+    for project in sorted(projects, key=lambda p: (p.slug, p.id)):
+        stem = candidate = stems[project.id]
+        n = 1
+        while candidate.casefold() in taken:
+            n += 1
+            candidate = f"{stem}-{n}"
+        taken.add(candidate.casefold())
+        out[project.id] = candidate
+    return out
 
 
 @dataclass(slots=True)
@@ -508,11 +556,17 @@ class Exporter:
         spec = self.spec
         start, end = self._range or self._pin_range()
         projects: list[ProjectRef] = []
+        skipped: list[SkippedProject] = []
         if spec.issues is not None:
             targets = [_Target(f"issue-{issue}", issue) for issue in spec.issues]
         else:
-            projects = await self._resolve_projects()
-            targets = [_Target(project.slug, project.id) for project in projects]
+            projects, skipped = await self._resolve_projects()
+            stems = _project_stems(projects)
+            projects = [
+                ProjectRef(id=p.id, slug=p.slug, file=_file_name(stems[p.id], spec.gzip))
+                for p in projects
+            ]
+            targets = [_Target(stems[project.id], project.id) for project in projects]
         windows = split_windows(start, end, None if spec.kind == "issues" else spec.window)
         streams: dict[str, StreamState] = {}
         files: dict[str, FileState] = {}
@@ -535,32 +589,55 @@ class Exporter:
             start=format_utc(start),
             end=format_utc(end),
             projects=projects,
+            skipped=skipped,
             streams=streams,
             files=files,
             created_at=stamp,
             updated_at=stamp,
         )
 
-    async def _resolve_projects(self) -> list[ProjectRef]:
+    async def _resolve_projects(self) -> tuple[list[ProjectRef], list[SkippedProject]]:
+        """The projects to export, and those that cannot be (each skipped, not fatal)."""
         rows: list[ProjectRef] = []
+        unusable: list[SkippedProject] = []
         paginator = self.client.projects.list(self.spec.org, raw=True)
         async for page in paginator.pages():
             for item in page.items:
-                row = _project_decoder.decode(item)
-                rows.append(ProjectRef(id=str(row.id), slug=row.slug))
+                ref, problem = _project_ref(bytes(item))
+                if ref is not None:
+                    rows.append(ref)
+                if problem is not None:
+                    unusable.append(problem)
         if self.spec.projects is None:
-            if not rows:
+            if not rows and not unusable:
                 raise UnknownProjectError(f"organization {self.spec.org!r} has no projects")
-            return sorted(rows, key=lambda project: project.slug)
-        by_name = {row.slug: row for row in rows}
-        by_name.update({row.id: row for row in rows})
-        missing = [name for name in self.spec.projects if name not in by_name]
-        if missing:
-            raise UnknownProjectError(
-                f"unknown project(s) in organization {self.spec.org!r}: {', '.join(missing)}"
+            chosen_rows, skipped = rows, unusable
+        else:
+            by_name = {row.slug: row for row in rows}
+            by_name.update({row.id: row for row in rows})
+            bad = {p.slug: p for p in unusable if p.slug is not None}
+            bad.update({p.id: p for p in unusable if p.id is not None})
+            missing = [n for n in self.spec.projects if n not in by_name and n not in bad]
+            if missing:
+                raise UnknownProjectError(
+                    f"unknown project(s) in organization {self.spec.org!r}: {', '.join(missing)}"
+                )
+            chosen = {by_name[n].id: by_name[n] for n in self.spec.projects if n in by_name}
+            chosen_rows = list(chosen.values())
+            skipped = list(dict.fromkeys(bad[n] for n in self.spec.projects if n in bad))
+        usable: list[ProjectRef] = []
+        for row in chosen_rows:
+            try:
+                check_slug(row.slug, "project")
+            except ValueError as exc:
+                skipped.append(SkippedProject(id=row.id, slug=row.slug, error=str(exc)))
+                continue
+            usable.append(row)
+        for project in skipped:
+            logger.warning(
+                "skipping project %r (id %r): %s", project.slug, project.id, project.error
             )
-        chosen = {by_name[name].id: by_name[name] for name in self.spec.projects}
-        return sorted(chosen.values(), key=lambda project: project.slug)
+        return sorted(usable, key=lambda project: (project.slug, project.id)), skipped
 
     # Exporting.
 
@@ -674,7 +751,11 @@ class Exporter:
     def _slugs(self) -> dict[str, str]:
         assert self._checkpoint is not None
         if self._run.slugs is None:
-            self._run.slugs = {p.id: p.slug for p in self._checkpoint.projects}
+            # Two projects sharing a slug are told apart by id (Sentry takes either).
+            shared = Counter(p.slug for p in self._checkpoint.projects)
+            self._run.slugs = {
+                p.id: p.slug if shared[p.slug] == 1 else p.id for p in self._checkpoint.projects
+            }
         return self._run.slugs
 
     async def _write_page(self, state: StreamState, page: Page[msgspec.Raw]) -> None:
@@ -785,6 +866,7 @@ class Exporter:
             pages=sum(s.pages for s in streams),
             duplicates=sum(s.duplicates for s in streams),
             unidentified=sum(s.unidentified for s in streams),
+            skipped=checkpoint.skipped,
             files=[
                 ManifestFile(path=name, items=state.items, bytes=state.offset)
                 for name, state in sorted(checkpoint.files.items())
