@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TextIO, TypeVar
+from typing import Any, TextIO, TypeVar
 
 import anyio
 
@@ -43,6 +43,7 @@ from .export import (
     show_progress,
 )
 from .export._progress import DisplayMode, format_bytes
+from .export._text import printable
 
 __all__ = [
     "EXIT_API",
@@ -243,6 +244,16 @@ def _positive_int(text: str) -> int:
     return value
 
 
+class _SafeFormatter(logging.Formatter):
+    """Log lines with control characters escaped: they may quote the server."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        return printable(super().formatMessage(record))
+
+    def formatException(self, ei: Any) -> str:
+        return "\n".join(printable(line) for line in super().formatException(ei).splitlines())
+
+
 def _setup_logging(quiet: bool, verbose: bool, stream: TextIO) -> Callable[[], None]:
     """Send the library's logs to ``stream``; returns a function that undoes it.
 
@@ -251,7 +262,7 @@ def _setup_logging(quiet: bool, verbose: bool, stream: TextIO) -> Callable[[], N
     """
     level = logging.WARNING if quiet else logging.DEBUG if verbose else logging.INFO
     handler = logging.StreamHandler(stream)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(_SafeFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger("sentry_async")
     handlers, old_level, propagate = list(root.handlers), root.level, root.propagate
     root.handlers[:] = [handler]
@@ -506,7 +517,7 @@ def main(
         message = outcome.message
         if token:
             message = message.replace(token, "********")
-        print(f"sentry-async: error: {message}", file=err)
+        print(f"sentry-async: error: {printable(message)}", file=err)
         if args.verbose:
             logger.debug("details", exc_info=exc)
         return outcome.code

@@ -5,7 +5,8 @@ from __future__ import annotations
 import io
 import os
 import shutil
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
 from datetime import timedelta
 from functools import partial
 from pathlib import Path
@@ -14,6 +15,7 @@ from typing import Any
 import anyio
 import msgspec
 import pytest
+from aiohttp import web
 
 from sentry_async import RetryPolicy, SentryClient, ServerError
 from sentry_async.cli import main
@@ -303,3 +305,53 @@ async def test_every_project_gets_its_own_file_and_an_odd_slug_skips_only_itself
     on_disk = msgspec.json.decode((out / MANIFEST_NAME).read_bytes())
     assert on_disk["skipped"][0]["slug"] == "bad/slug"
     assert not any("bad" in r.path for r in server.requests)
+
+
+@asynccontextmanager
+async def _hostile_server(routes: dict[str, web.Response]) -> AsyncIterator[str]:
+    """A small server on 127.0.0.1 answering each path (suffix match) with its response."""
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        for suffix, response in routes.items():
+            if request.path.endswith(suffix):
+                return web.Response(
+                    status=response.status, body=response.body, content_type="application/json"
+                )
+        return web.json_response({"detail": "not here"}, status=404)
+
+    app = web.Application()
+    app.router.add_route("GET", "/{tail:.*}", handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        await runner.cleanup()
+
+
+TERMINAL_TRICKS = "\x1b]0;owned\x07\x1b[2J\x1b[31mred\u202eesrever\x9b1m"
+
+
+async def test_server_text_reaches_the_terminal_escaped(tmp_path: Path) -> None:
+    token_file = tmp_path / "token"
+    token_file.write_text("sntrys_terminal-test-token")
+    argv = ["export", "events", "--org", ORG, "--period", "1d", "--token-file", str(token_file)]
+    refused = {"/projects/": web.json_response({"detail": f"no {TERMINAL_TRICKS}"}, status=403)}
+    async with _hostile_server(refused) as url:
+        code, refusal = await _cli([*argv, "--base-url", url, "-o", str(tmp_path / "a")])
+    assert code == 3, refusal
+    assert "\\x1b]0;owned\\x07" in refusal and "\\u202e" in refusal and "\\x9b" in refusal
+    projects = [{"id": "1", "slug": f"x{TERMINAL_TRICKS}"}, {"id": "2", "slug": "fine"}]
+    odd = {
+        "/organizations/org-0/projects/": web.json_response(projects),
+        "/projects/org-0/fine/events/": web.json_response([]),
+    }
+    async with _hostile_server(odd) as url:
+        code, err = await _cli([*argv, "--base-url", url, "-o", str(tmp_path / "b")])
+    assert code == 0, err
+    assert "skipping project" in err and "Traceback" not in err, err
+    for output in (refusal, err):
+        assert not any(ch in output for ch in "\x1b\x07\x9b\u202e"), output
