@@ -11,8 +11,10 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -52,6 +54,7 @@ __all__ = [
     "EXIT_NOT_FOUND",
     "EXIT_OK",
     "EXIT_OUTPUT",
+    "EXIT_TERMINATED",
     "EXIT_USAGE",
     "main",
 ]
@@ -63,6 +66,7 @@ EXIT_AUTH = 3
 EXIT_NOT_FOUND = 4
 EXIT_OUTPUT = 5
 EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 143
 
 DEFAULT_PERIOD = "30d"
 DEMO_SEED = 0
@@ -96,6 +100,7 @@ exit codes:
   4  organization, project or issue not found (404)
   5  output directory refused: not empty, other arguments on --resume, locked, or damaged
   130 interrupted (Ctrl-C): the checkpoint is saved, run again with --resume
+  143 terminated (SIGTERM): as on Ctrl-C
 
 the token comes from --token-file or $SENTRY_AUTH_TOKEN and is never printed.
 """
@@ -381,24 +386,46 @@ def _display_mode(args: argparse.Namespace) -> DisplayMode:
     return "none" if args.quiet else "auto"
 
 
+class _Terminated(Exception):
+    """SIGTERM arrived; the export stopped as on Ctrl-C, checkpoint saved."""
+
+
+async def _stop_on_sigterm(scope: anyio.CancelScope, stopped: list[bool]) -> None:
+    """Cancel ``scope`` on SIGTERM (how cron, systemd and Kubernetes stop a job)."""
+    with anyio.open_signal_receiver(signal.SIGTERM) as signals:
+        async for _ in signals:
+            stopped.append(True)
+            scope.cancel()
+            return
+
+
 async def _run_export(args: argparse.Namespace, token: str, out: TextIO) -> int:
     spec = _spec_from_args(args)
     directory = Path(args.output)
     started = time.perf_counter()
     progress = Progress(spec.kind)
+    stopped: list[bool] = []
+    manifest: Manifest | None = None
     async with _client_from_args(args, token) as client:
         with show_progress(progress, mode=_display_mode(args)):
-            try:
-                manifest = await export(
-                    client,
-                    spec,
-                    directory,
-                    resume=args.resume,
-                    concurrency=args.concurrency,
-                    progress=progress,
-                )
-            except ExportRangeError as exc:
-                raise _range_error(exc, args) from None
+            async with anyio.create_task_group() as group:
+                # Signal handlers can only be set from the main thread (not when embedded).
+                if threading.current_thread() is threading.main_thread():
+                    group.start_soon(_stop_on_sigterm, group.cancel_scope, stopped)
+                try:
+                    manifest = await export(
+                        client,
+                        spec,
+                        directory,
+                        resume=args.resume,
+                        concurrency=args.concurrency,
+                        progress=progress,
+                    )
+                except ExportRangeError as exc:
+                    raise _range_error(exc, args) from None
+                group.cancel_scope.cancel()
+    if stopped or manifest is None:
+        raise _Terminated
     if not args.quiet:
         print(_summary(manifest, directory, time.perf_counter() - started), file=out)
     return EXIT_OK
@@ -512,6 +539,12 @@ def main(
             file=err,
         )
         return EXIT_INTERRUPTED
+    except _Terminated:
+        print(
+            "sentry-async: terminated (SIGTERM); the checkpoint is saved, run again with --resume",
+            file=err,
+        )
+        return EXIT_TERMINATED
     except Exception as exc:
         outcome = _classify(exc)
         message = outcome.message

@@ -5,6 +5,8 @@ from __future__ import annotations
 import io
 import os
 import shutil
+import signal
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import timedelta
@@ -355,3 +357,55 @@ async def test_server_text_reaches_the_terminal_escaped(tmp_path: Path) -> None:
     assert "skipping project" in err and "Traceback" not in err, err
     for output in (refusal, err):
         assert not any(ch in output for ch in "\x1b\x07\x9b\u202e"), output
+
+
+async def test_sigterm_saves_the_checkpoint_and_a_resume_finishes(
+    fake_sentry_factory: Factory, tmp_path: Path
+) -> None:
+    server = await fake_sentry_factory(scale=DATA)
+    server.faults.add(Fault("slow", path="/events/", delay=0.1, times=None))
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "sentry_async",
+               *_cli_args(server, out, tmp_path / "token", "--concurrency", "1", "--resume")]  # fmt: skip
+    command[command.index("--window") + 1] = "7d"
+    with anyio.fail_after(40):
+        process = await anyio.open_process(command)
+        try:
+            # Two pages asked for: the first is written, well before the first periodic commit.
+            for _ in range(1000):
+                events = sum("/events/" in r.path for r in server.requests)
+                if process.returncode is not None or events >= 2:
+                    break
+                await anyio.sleep(0.01)
+            assert process.returncode is None, "the export ended before it was stopped"
+            process.send_signal(signal.SIGTERM)
+            code = await process.wait()
+        finally:
+            if process.returncode is None:
+                process.kill()
+                await process.wait()
+        assert process.stderr is not None
+        err = b"".join([chunk async for chunk in process.stderr]).decode()
+        assert code == 143, err
+        assert "terminated" in err and "--resume" in err and "Traceback" not in err
+        checkpoint = _checkpoint(out)
+        assert not checkpoint["complete"] and _committed_pages(out) > 0
+        # Saved on the way out: the checkpoint covers every byte on disk.
+        for name, state in checkpoint["files"].items():
+            path = out / name
+            assert (path.stat().st_size if path.exists() else 0) == state["offset"], name
+        final = await anyio.run_process(command, check=False)
+    assert final.returncode == 0, final.stderr.decode()
+    manifest = msgspec.json.decode((out / MANIFEST_NAME).read_bytes())
+    assert manifest["runs"] == 2
+    for slug in server.data.project_slugs(ORG):
+        ids = _ids(out / f"{slug}.jsonl")
+        assert len(ids) == len(set(ids)) and sorted(ids) == sorted(_expected(server, slug))
+
+
+def _committed_pages(directory: Path) -> int:
+    try:
+        checkpoint = _checkpoint(directory)
+    except (FileNotFoundError, msgspec.DecodeError):
+        return 0
+    return sum(stream["pages"] for stream in checkpoint["streams"].values())
