@@ -9,6 +9,7 @@ in errors, logs, progress, or ``--help``.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import os
 import signal
@@ -16,7 +17,8 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -390,13 +392,27 @@ class _Terminated(Exception):
     """SIGTERM arrived; the export stopped as on Ctrl-C, checkpoint saved."""
 
 
-async def _stop_on_sigterm(scope: anyio.CancelScope, stopped: list[bool]) -> None:
-    """Cancel ``scope`` on SIGTERM (how cron, systemd and Kubernetes stop a job)."""
-    with anyio.open_signal_receiver(signal.SIGTERM) as signals:
-        async for _ in signals:
-            stopped.append(True)
-            scope.cancel()
-            return
+@contextmanager
+def _stop_on_sigterm(scope: anyio.CancelScope, stopped: list[bool]) -> Iterator[None]:
+    """Cancel ``scope`` on SIGTERM (how cron, systemd and Kubernetes stop a job).
+
+    Handlers can only be set from the main thread, so an embedded ``main`` leaves
+    SIGTERM alone.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop() -> None:
+        stopped.append(True)
+        scope.cancel()
+
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        loop.remove_signal_handler(signal.SIGTERM)
 
 
 async def _run_export(args: argparse.Namespace, token: str, out: TextIO) -> int:
@@ -407,23 +423,22 @@ async def _run_export(args: argparse.Namespace, token: str, out: TextIO) -> int:
     stopped: list[bool] = []
     manifest: Manifest | None = None
     async with _client_from_args(args, token) as client:
-        with show_progress(progress, mode=_display_mode(args)):
-            async with anyio.create_task_group() as group:
-                # Signal handlers can only be set from the main thread (not when embedded).
-                if threading.current_thread() is threading.main_thread():
-                    group.start_soon(_stop_on_sigterm, group.cancel_scope, stopped)
-                try:
-                    manifest = await export(
-                        client,
-                        spec,
-                        directory,
-                        resume=args.resume,
-                        concurrency=args.concurrency,
-                        progress=progress,
-                    )
-                except ExportRangeError as exc:
-                    raise _range_error(exc, args) from None
-                group.cancel_scope.cancel()
+        with (
+            show_progress(progress, mode=_display_mode(args)),
+            anyio.CancelScope() as scope,
+            _stop_on_sigterm(scope, stopped),
+        ):
+            try:
+                manifest = await export(
+                    client,
+                    spec,
+                    directory,
+                    resume=args.resume,
+                    concurrency=args.concurrency,
+                    progress=progress,
+                )
+            except ExportRangeError as exc:
+                raise _range_error(exc, args) from None
     if stopped or manifest is None:
         raise _Terminated
     if not args.quiet:
