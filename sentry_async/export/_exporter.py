@@ -85,6 +85,14 @@ DEFAULT_DISCOVER_FIELDS = ("id", "timestamp", "title", "project", "event.type", 
 
 _KINDS = frozenset({"issues", "events", "discover"})
 _UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._-]")
+_FUNCTION = re.compile(r"^\s*[A-Za-z_][A-Za-z0-9_]*\(.*\)\s*$", re.DOTALL)
+AGGREGATES_STEM = "aggregates"
+"""The one stream (and file stem) of a Discover export with aggregate fields."""
+
+
+def is_aggregate(field: str) -> bool:
+    """``count()``, ``p95(transaction.duration)``, ``equation|...``: a value over many rows."""
+    return field.startswith("equation|") or _FUNCTION.match(field) is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,7 +101,10 @@ class ExportSpec:
 
     ``kind``: ``"issues"`` (one stream per project over the whole range), ``"events"``
     (full raw event payloads per project, or per issue with ``issues=``) or
-    ``"discover"`` (rows of ``fields``, per project). ``projects=None`` means every project
+    ``"discover"`` (rows of ``fields``, per project; with an aggregate such as
+    ``count()`` among them, one query over the whole range and every chosen project,
+    since sums of per-window or per-project parts would pass for totals they are not).
+    ``projects=None`` means every project
     of the org, resolved once at the start. The range is ``start``/``end`` or ``period``
     (ending at ``end`` or now), pinned to absolute UTC at the start; ``window`` splits it
     (``None``: one window). ``gzip`` writes ``.jsonl.gz`` files.
@@ -423,6 +434,7 @@ class Exporter:
         self._range: tuple[datetime, datetime] | None = None
         # Discover rows carry an id only when asked for; without it none can be de-duplicated.
         self._identify = spec.kind != "discover" or "id" in spec.fields
+        self._aggregates = spec.kind == "discover" and any(is_aggregate(f) for f in spec.fields)
         self._server = _server_identity(client)
         self._run = _Run()
 
@@ -548,7 +560,7 @@ class Exporter:
         spec = self.spec
         now = self._now or datetime.now(timezone.utc)
         start, end = resolve_range(start=spec.start, end=spec.end, period=spec.period, now=now)
-        if spec.kind != "issues":
+        if spec.kind != "issues" and not self._aggregates:
             check_window_count(start, end, spec.window)
         return start, end
 
@@ -567,7 +579,11 @@ class Exporter:
                 for p in projects
             ]
             targets = [_Target(stems[project.id], project.id) for project in projects]
-        windows = split_windows(start, end, None if spec.kind == "issues" else spec.window)
+        whole = spec.kind == "issues" or self._aggregates
+        if self._aggregates:
+            ids = "-1" if spec.projects is None else ",".join(p.id for p in projects)
+            targets = [_Target(AGGREGATES_STEM, ids)]
+        windows = split_windows(start, end, None if whole else spec.window)
         streams: dict[str, StreamState] = {}
         files: dict[str, FileState] = {}
         for window in windows:
@@ -740,7 +756,7 @@ class Exporter:
             fields=list(spec.fields),
             query=spec.query,
             sort=sort or None,
-            project=[state.target],
+            project=state.target.split(","),
             start=start,
             end=end,
             page_size=spec.page_size,
