@@ -76,6 +76,12 @@ class StreamState(msgspec.Struct, kw_only=True):
     unidentified: Count = 0
     """Items written without a usable ``id``, hence not de-duplicated."""
     hits: Count | None = None
+    first_offset: Count | None = None
+    """The file's length before this stream's first page: where its items begin."""
+    split: bool = False
+    """The server could not serve this window: it went on as two halves (new streams)."""
+    dedupe_from: Count | None = None
+    """A half of a split window: ids already in the file from here on are not written again."""
 
 
 class FileState(msgspec.Struct, kw_only=True):

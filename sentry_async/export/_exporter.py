@@ -18,6 +18,7 @@ checkpoint and in the manifest.
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import logging
 import os
@@ -33,9 +34,10 @@ from typing import Any, Literal
 import anyio
 import msgspec
 
+from .._protocol.errors import is_query_timeout
 from .._protocol.params import check_page_size, check_slug
 from ..client import SentryClient
-from ..errors import DecodeError
+from ..errors import APIError, DecodeError, ErrorDetail
 from ..fanout import StreamDone, StreamItem, fan_out
 from ..pagination import Page, Paginator
 from ._checkpoint import (
@@ -60,7 +62,15 @@ from ._errors import (
     UnknownProjectError,
 )
 from ._progress import Progress
-from ._windows import check_window_count, format_utc, resolve_range, split_windows
+from ._text import printable
+from ._windows import (
+    Window,
+    check_window_count,
+    format_utc,
+    halve,
+    resolve_range,
+    split_windows,
+)
 from ._writer import JsonlFile, atomic_write, fsync_dir, open_no_follow
 
 __all__ = [
@@ -86,6 +96,8 @@ DEFAULT_DISCOVER_FIELDS = ("id", "timestamp", "title", "project", "event.type", 
 _KINDS = frozenset({"issues", "events", "discover"})
 _UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._-]")
 _FUNCTION = re.compile(r"^\s*[A-Za-z_][A-Za-z0-9_]*\(.*\)\s*$", re.DOTALL)
+MIN_SPLIT_WINDOW = timedelta(minutes=1)
+"""Windows the server cannot serve are halved down to this size, then the error stands."""
 AGGREGATES_STEM = "aggregates"
 """The one stream (and file stem) of a Discover export with aggregate fields."""
 
@@ -230,6 +242,8 @@ class ManifestStream(msgspec.Struct, kw_only=True):
     hits: int | None
     unidentified: int = 0
     """Items written without a usable ``id``, hence not de-duplicated."""
+    split: bool = False
+    """The server could not serve this window; its two halves are streams of their own."""
 
 
 class Manifest(msgspec.Struct, kw_only=True):
@@ -338,6 +352,33 @@ def _project_stems(projects: Sequence[ProjectRef]) -> dict[str, str]:
     return out
 
 
+@dataclass(frozen=True, slots=True)
+class _Split:
+    """The server cannot serve ``parent``'s window: ``parts`` (its halves) go on instead."""
+
+    parent: StreamState
+    parts: tuple[StreamState, ...]
+    reason: str
+
+
+_Item = tuple[StreamState, Page[msgspec.Raw]] | _Split
+
+
+def unservable_window(error: BaseException) -> bool:
+    """Whether Sentry refused a query for its size, so that a narrower window may pass.
+
+    That is the "Query timeout" 400 still there after the client's retries, and
+    "Pagination offset too large" for a cursor too deep into one window.
+    """
+    if not isinstance(error, APIError) or error.status != 400:
+        return False
+    detail = error.detail
+    text = detail.message if isinstance(detail, ErrorDetail) else detail
+    if is_query_timeout(error.status, detail):
+        return True
+    return text is not None and "offset too large" in text.lower()
+
+
 @dataclass(slots=True)
 class _Target:
     name: str
@@ -351,6 +392,8 @@ class _Run:
     files: dict[str, JsonlFile] = field(default_factory=dict)
     open_streams: Counter[str] = field(default_factory=Counter)
     seen: dict[str, set[str | int]] = field(default_factory=dict)
+    walking: dict[str, StreamState] = field(default_factory=dict)
+    """Fan-out key -> the stream (or half of a split one) it is fetching now."""
     slugs: dict[str, str] | None = None
     last_commit: float = 0.0
 
@@ -417,7 +460,10 @@ class Exporter:
         progress: Progress | None = None,
         commit_interval: float = 1.0,
         now: datetime | None = None,
+        min_window: timedelta = MIN_SPLIT_WINDOW,
     ) -> None:
+        if min_window <= timedelta(0):
+            raise ValueError("min_window must be positive")
         if isinstance(concurrency, bool) or concurrency < 1:
             raise ValueError("concurrency must be at least 1")
         if commit_interval < 0:
@@ -429,6 +475,7 @@ class Exporter:
         self.concurrency = concurrency
         self.progress = progress if progress is not None else Progress(spec.kind)
         self.commit_interval = commit_interval
+        self.min_window = min_window
         self._now = now
         self._checkpoint: Checkpoint | None = None
         self._range: tuple[datetime, datetime] | None = None
@@ -684,31 +731,96 @@ class Exporter:
             async with merged:
                 async for event in merged.events():
                     if isinstance(event, StreamItem):
-                        await self._write_page(checkpoint.streams[event.key], event.item)
+                        if isinstance(event.item, _Split):
+                            self._apply_split(event.item)
+                        else:
+                            state, page = event.item
+                            await self._write_page(state, page, root=event.key)
                     else:
                         await self._finish_stream(checkpoint.streams[event.key], event)
                     if anyio.current_time() - run.last_commit >= self.commit_interval:
                         await self._commit()
         except DecodeError as exc:
             key = next((k for k, error in merged.failures.items() if error is exc), "?")
-            state = checkpoint.streams.get(key)
-            raise ExportDecodeError(key, state.cursor if state else None, exc.reason) from exc
+            state = run.walking.get(key) or checkpoint.streams.get(key)
+            name = state.key if state else key
+            raise ExportDecodeError(name, state.cursor if state else None, exc.reason) from exc
         finally:
             with anyio.CancelScope(shield=True):
                 await self._commit()
                 await anyio.to_thread.run_sync(self._close_all)
 
     def _factory(self, state: StreamState) -> Any:
-        def start() -> AsyncIterator[Page[msgspec.Raw]]:
+        def start() -> AsyncIterator[_Item]:
             return self._pages(state)
 
         return start
 
-    async def _pages(self, state: StreamState) -> AsyncIterator[Page[msgspec.Raw]]:
+    async def _pages(self, state: StreamState) -> AsyncIterator[_Item]:
         self.progress.stream_started()
-        self._run.seen.setdefault(state.key, set())
-        async for page in self._paginator(state).pages():
-            yield page
+        async for item in self._walk(state, state.key):
+            yield item
+
+    async def _walk(self, state: StreamState, root: str) -> AsyncIterator[_Item]:
+        """The pages of ``state``; if the server cannot serve its window, of its halves."""
+        self._run.walking[root] = state
+        try:
+            async for page in self._paginator(state).pages():
+                yield state, page
+            return
+        except APIError as exc:
+            parts = self._halves(state, exc)
+            if parts is None:
+                raise
+            reason = str(exc)
+        yield _Split(state, parts, reason)
+        for part in parts:
+            async for item in self._walk(part, root):
+                yield item
+
+    def _halves(self, state: StreamState, error: APIError) -> tuple[StreamState, ...] | None:
+        # Issues are one stream over the range, and aggregates must not be cut into parts.
+        if self.spec.kind == "issues" or self._aggregates or not unservable_window(error):
+            return None
+        window = Window(_parse_stamp(state.window_start), _parse_stamp(state.window_end))
+        halves = halve(window, self.min_window)
+        if halves is None:
+            return None
+        prefix = state.key.rpartition("@")[0] or state.key
+        return tuple(
+            StreamState(
+                key=f"{prefix}@{format_utc(half.start)}..{format_utc(half.end)}",
+                file=state.file,
+                target=state.target,
+                window_start=format_utc(half.start),
+                window_end=format_utc(half.end),
+            )
+            for half in halves
+        )
+
+    def _apply_split(self, split: _Split) -> None:
+        """Record the halves in the checkpoint in place of their parent.
+
+        Runs where pages are written, after every page of the parent: the halves ask for
+        the parent's items again, so those already in the file (from ``first_offset`` on)
+        are skipped, in this run and in a resumed one.
+        """
+        assert self._checkpoint is not None
+        parent = split.parent
+        since = parent.dedupe_from if parent.dedupe_from is not None else parent.first_offset
+        for part in split.parts:
+            part.dedupe_from = since
+            self._checkpoint.streams[part.key] = part
+        parent.split = True
+        parent.done = True
+        self._run.seen.pop(parent.key, None)
+        logger.warning(
+            "%s: the server cannot serve this window (%s); going on with %s",
+            parent.key,
+            printable(split.reason),
+            " and ".join(part.key for part in split.parts),
+        )
+        self.progress.stream_split(len(split.parts))
 
     def _paginator(self, state: StreamState) -> Paginator[msgspec.Raw]:
         spec = self.spec
@@ -774,13 +886,15 @@ class Exporter:
             }
         return self._run.slugs
 
-    async def _write_page(self, state: StreamState, page: Page[msgspec.Raw]) -> None:
+    async def _write_page(self, state: StreamState, page: Page[msgspec.Raw], *, root: str) -> None:
         if page.cursor != state.cursor:
             raise CheckpointError(
                 f"stream {state.key}: got the page at {page.cursor!r} while expecting "
                 f"{state.cursor!r}"
             )
-        seen = self._run.seen.setdefault(state.key, set())
+        seen = self._run.seen.get(state.key)
+        if seen is None:
+            seen = self._run.seen[state.key] = await self._seen_before(state)
         lines: list[bytes] = []
         dupes = unidentified = 0
         for raw in page.items:
@@ -811,6 +925,8 @@ class Exporter:
         # The page and the state that records it change together or not at all.
         with anyio.CancelScope(shield=True):
             handle = await self._open(state.file, file_state)
+            if state.first_offset is None:
+                state.first_offset = file_state.offset
             written = await anyio.to_thread.run_sync(_encode_and_append, handle, lines)
             file_state.offset = handle.offset
             file_state.items += len(lines)
@@ -823,6 +939,23 @@ class Exporter:
             if state.hits is None and page.hits is not None:
                 state.hits = page.hits
         self.progress.page(state.key, items=len(lines), bytes_=written, hits=page.hits, dupes=dupes)
+        if state.done and state.key != root:
+            # A half of a split window: its stream goes on with the next half.
+            self._run.seen.pop(state.key, None)
+            self.progress.part_done()
+
+    async def _seen_before(self, state: StreamState) -> set[str | int]:
+        """Ids a half of a split window must not write again: those of its parent."""
+        assert self._checkpoint is not None
+        if state.dedupe_from is None or not self._identify:
+            return set()
+        handle = self._run.files.get(state.file)
+        if handle is not None:
+            await anyio.to_thread.run_sync(handle.sync)
+        end = self._checkpoint.files[state.file].offset
+        return await anyio.to_thread.run_sync(
+            _ids_in_file, self.output / state.file, state.dedupe_from, end, self.spec.gzip
+        )
 
     async def _open(self, name: str, file_state: FileState) -> JsonlFile:
         handle = self._run.files.get(name)
@@ -836,7 +969,7 @@ class Exporter:
         # The stream's last page said "no next page", so state.done is already set.
         state.done = True
         self._run.seen.pop(state.key, None)
-        self.progress.stream_done()
+        self.progress.stream_done(counted=state.split)
         run = self._run
         run.open_streams[state.file] -= 1
         if run.open_streams[state.file] <= 0:
@@ -899,6 +1032,7 @@ class Exporter:
                     duplicates=s.duplicates,
                     hits=s.hits,
                     unidentified=s.unidentified,
+                    split=s.split,
                 )
                 for s in streams
             ],
@@ -919,6 +1053,24 @@ def _server_identity(client: SentryClient) -> str:
 
 def _parse_stamp(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def _ids_in_file(path: Path, start: int, end: int, compress: bool) -> set[str | int]:
+    """The ids of the items written to ``path`` between two page boundaries."""
+    if end <= start:
+        return set()
+    fd = open_no_follow(path, os.O_RDONLY, create=False, single_link=False)
+    with os.fdopen(fd, "rb") as handle:
+        handle.seek(start)
+        data = handle.read(end - start)
+    if compress:
+        data = gzip.decompress(data)
+    ids: set[str | int] = set()
+    for line in data.splitlines():
+        item_id = _item_id(line)
+        if item_id is not None:
+            ids.add(item_id)
+    return ids
 
 
 def _encode_and_append(handle: JsonlFile, lines: list[bytes]) -> int:
@@ -947,6 +1099,7 @@ async def export(
     progress: Progress | None = None,
     commit_interval: float = 1.0,
     now: datetime | None = None,
+    min_window: timedelta = MIN_SPLIT_WINDOW,
 ) -> Manifest:
     """Run one export to the end (see :class:`Exporter`); returns its manifest."""
     exporter = Exporter(
@@ -958,5 +1111,6 @@ async def export(
         progress=progress,
         commit_interval=commit_interval,
         now=now,
+        min_window=min_window,
     )
     return await exporter.run()
