@@ -91,7 +91,8 @@ times:
 output (DIR):
   <target>.jsonl[.gz]   one file per project (issue-<id> for --issue), one item per line,
                         the exact JSON Sentry sent; gzip files hold one gzip member per page
-  checkpoint.json       progress per stream; lets --resume continue after any stop
+  checkpoint.json       progress per stream while the export runs; lets --resume continue
+                        after any stop; removed once the export is complete
   manifest.json         written at the end: counts per file and stream, range, arguments
 
 exit codes:
@@ -172,8 +173,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="discover: a column to export (repeatable; default id, timestamp, title, ...)",
     )
     exporter.add_argument("--output", "-o", required=True, metavar="DIR", help="output directory")
-    exporter.add_argument(
-        "--resume", action="store_true", help="continue the export already in DIR"
+    again = exporter.add_mutually_exclusive_group()
+    again.add_argument("--resume", action="store_true", help="continue the export already in DIR")
+    again.add_argument(
+        "--restart",
+        action="store_true",
+        help="remove the export already in DIR (failed, stale or with other arguments) and "
+        "start over",
     )
     exporter.add_argument("--gzip", action="store_true", help="write .jsonl.gz files")
     exporter.add_argument(
@@ -434,6 +440,7 @@ async def _run_export(args: argparse.Namespace, token: str, out: TextIO) -> int:
                     spec,
                     directory,
                     resume=args.resume,
+                    restart=args.restart,
                     concurrency=args.concurrency,
                     progress=progress,
                 )

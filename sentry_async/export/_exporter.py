@@ -18,6 +18,7 @@ checkpoint and in the manifest.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
 import logging
@@ -47,6 +48,7 @@ from ._checkpoint import (
     ProjectRef,
     SkippedProject,
     StreamState,
+    check_file_name,
     encode_checkpoint,
     load_checkpoint,
     save_checkpoint,
@@ -413,16 +415,33 @@ class _DirLock:
             import fcntl
         except ImportError:  # pragma: no cover - not POSIX: no lock
             return self
-        fd = open_no_follow(self.path, os.O_RDONLY, create=True)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
+        for _ in range(3):
+            fd = open_no_follow(self.path, os.O_RDONLY, create=True)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                os.close(fd)
+                raise ExportLockedError(
+                    f"another export is running in {self.path.parent} (it holds {LOCK_NAME})"
+                ) from None
+            if self._is_current(fd):
+                self._fd = fd
+                return self
+            # Its holder removed the file after we opened it: lock the new one instead.
             os.close(fd)
-            raise ExportLockedError(
-                f"another export is running in {self.path.parent} (it holds {LOCK_NAME})"
-            ) from None
-        self._fd = fd
-        return self
+        raise ExportLockedError(f"the lock file {self.path} keeps being replaced")
+
+    def _is_current(self, fd: int) -> bool:
+        try:
+            return os.stat(self.path, follow_symlinks=False).st_ino == os.fstat(fd).st_ino
+        except FileNotFoundError:
+            return False
+
+    def remove(self) -> None:
+        """Delete the lock file while still holding it: the export is over."""
+        if self._fd is not None and self._is_current(self._fd):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.path)
 
     def __exit__(
         self,
@@ -439,8 +458,10 @@ class Exporter:
     """Exports ``spec`` into ``output`` through ``client``; :meth:`run` does the work.
 
     ``resume=True`` continues the export already in ``output`` (refusing if its spec
-    differs), or starts one if the directory is empty. ``concurrency`` bounds the streams
-    fetched at once (they all share the client's rate limiter). The checkpoint is written
+    differs), or starts one if the directory is empty; ``restart=True`` removes the
+    export already there (a failed or stale one, whatever its spec) and starts anew.
+    ``concurrency`` bounds the streams fetched at once (they all share the client's rate
+    limiter). The checkpoint is written
     at most every ``commit_interval`` seconds while pages arrive, and at every stop.
     ``now`` pins "now" for ``period`` (tests); ``progress`` receives live counts.
 
@@ -456,12 +477,15 @@ class Exporter:
         output: str | os.PathLike[str],
         *,
         resume: bool = False,
+        restart: bool = False,
         concurrency: int = 4,
         progress: Progress | None = None,
         commit_interval: float = 1.0,
         now: datetime | None = None,
         min_window: timedelta = MIN_SPLIT_WINDOW,
     ) -> None:
+        if resume and restart:
+            raise ValueError("give resume or restart, not both")
         if min_window <= timedelta(0):
             raise ValueError("min_window must be positive")
         if isinstance(concurrency, bool) or concurrency < 1:
@@ -472,6 +496,7 @@ class Exporter:
         self.spec = spec
         self.output = Path(output)
         self.resume = resume
+        self.restart = restart
         self.concurrency = concurrency
         self.progress = progress if progress is not None else Progress(spec.kind)
         self.commit_interval = commit_interval
@@ -491,55 +516,98 @@ class Exporter:
         return self._checkpoint
 
     async def run(self) -> Manifest:
-        """Export everything not yet exported; returns the manifest (also written to disk)."""
-        if not (self.output / CHECKPOINT_NAME).exists():
+        """Export everything not yet exported; returns the manifest (also written to disk).
+
+        When it ends the lock file is removed, and so is the checkpoint after a success
+        (the manifest stays); an export that fails before anything was planned (an
+        unknown organization, a rejected token) leaves no file and no directory behind.
+        """
+        if self.restart or not (self.output / CHECKPOINT_NAME).exists():
             # A new export: a range it cannot export is refused before the directory exists.
             self._range = self._pin_range()
+        created = self._make_dir()
+        lock = _DirLock(self.output)
+        with lock:
+            try:
+                return await self._run_locked()
+            finally:
+                lock.remove()
+                if created and self._checkpoint is None:
+                    with contextlib.suppress(OSError):
+                        self.output.rmdir()
+
+    def _make_dir(self) -> bool:
+        """Create the output directory if needed; whether it was created."""
+        created = not os.path.lexists(self.output)
         try:
             self.output.mkdir(parents=True, exist_ok=True)
         except (FileExistsError, NotADirectoryError):
             raise OutputUnusableError(
                 f"{self.output} is not a directory: choose a new or empty directory"
             ) from None
-        with _DirLock(self.output):
-            checkpoint = await self._prepare()
-            self._checkpoint = checkpoint
-            if checkpoint.complete:
-                manifest = self._load_manifest() or self._manifest(checkpoint)
-                self._begin_progress(checkpoint)
-                self.progress.finish()
-                return manifest
-            await self._export(checkpoint)
-            manifest = self._manifest(checkpoint)
-            await anyio.to_thread.run_sync(
-                atomic_write,
-                self.output / MANIFEST_NAME,
-                msgspec.json.format(msgspec.json.encode(manifest), indent=2),
-            )
-            checkpoint.complete = True
-            checkpoint.updated_at = _now_iso()
-            await anyio.to_thread.run_sync(
-                save_checkpoint, self.output, encode_checkpoint(checkpoint)
+        return created
+
+    async def _run_locked(self) -> Manifest:
+        prepared = await self._prepare()
+        if isinstance(prepared, Manifest):
+            self.progress.begin(
+                streams_total=len(prepared.streams),
+                streams_done=len(prepared.streams),
+                items=prepared.items,
+                pages=prepared.pages,
+                bytes_=prepared.bytes,
             )
             self.progress.finish()
+            return prepared
+        checkpoint = self._checkpoint = prepared
+        if checkpoint.complete:
+            # Written by an earlier version, which kept the checkpoint of a finished export.
+            manifest = self._load_manifest() or self._manifest(checkpoint)
+            self._begin_progress(checkpoint)
+            self.progress.finish()
             return manifest
+        await self._export(checkpoint)
+        manifest = self._manifest(checkpoint)
+        await anyio.to_thread.run_sync(
+            atomic_write,
+            self.output / MANIFEST_NAME,
+            msgspec.json.format(msgspec.json.encode(manifest), indent=2),
+        )
+        checkpoint.complete = True
+        # The manifest is durable: the checkpoint has nothing left to tell.
+        await anyio.to_thread.run_sync(_remove_checkpoint, self.output)
+        self.progress.finish()
+        return manifest
 
     # Preparing: a new checkpoint, or the old one checked and the files cut back.
 
-    async def _prepare(self) -> Checkpoint:
+    async def _prepare(self) -> Checkpoint | Manifest:
         existing = load_checkpoint(self.output)
+        if self.restart:
+            await anyio.to_thread.run_sync(self._clear, existing)
+            existing = None
         if existing is not None:
             if not self.resume:
                 state = "a complete" if existing.complete else "an unfinished"
                 raise OutputNotEmptyError(
-                    f"{self.output} already holds {state} export; resume it (--resume) "
-                    "or choose another output directory"
+                    f"{self.output} already holds {state} export; resume it (--resume), "
+                    "start it over (--restart) or choose another output directory"
                 )
-            self._check_spec(existing)
+            self._check_spec(existing.spec, existing.fingerprint)
             if not existing.complete:
                 existing.runs += 1
                 await anyio.to_thread.run_sync(self._truncate_files, existing)
             return existing
+        finished = None if self.restart else self._load_manifest()
+        if finished is not None:
+            if not self.resume:
+                raise OutputNotEmptyError(
+                    f"{self.output} already holds a complete export; rerun with --resume "
+                    "to get its manifest, start over with --restart, or choose another "
+                    "output directory"
+                )
+            self._check_spec(finished.spec, finished.fingerprint)
+            return finished
         stray = sorted(
             entry.name
             for entry in self.output.iterdir()
@@ -555,21 +623,40 @@ class Exporter:
         await anyio.to_thread.run_sync(save_checkpoint, self.output, encode_checkpoint(checkpoint))
         return checkpoint
 
-    def _check_spec(self, existing: Checkpoint) -> None:
+    def _clear(self, existing: Checkpoint | None) -> None:
+        """Remove the export in the directory (``restart``): its data, manifest, checkpoint.
+
+        Only files the checkpoint or the manifest name are removed, the checkpoint last, so
+        a restart stopped half-way can be run again; anything else makes the directory
+        "not empty", as for a new export.
+        """
+        names = set(existing.files) if existing is not None else set()
+        manifest = self._load_manifest()
+        if manifest is not None:
+            names.update(f.path for f in manifest.files if check_file_name(f.path) is None)
+        for name in sorted(names):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.output / name)
+        for name in (MANIFEST_NAME, MANIFEST_NAME + ".tmp", CHECKPOINT_NAME + ".tmp"):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.output / name)
+        _remove_checkpoint(self.output)
+
+    def _check_spec(self, recorded: dict[str, object], recorded_fingerprint: str) -> None:
         # Checkpoints written before the server was part of the fingerprint lack it.
-        server = self._server if "server" in existing.spec else None
+        server = self._server if "server" in recorded else None
         fingerprint = self.spec.fingerprint(server)
-        if existing.fingerprint == fingerprint:
+        if recorded_fingerprint == fingerprint:
             return
         now = self.spec.canonical(server)
-        keys = sorted(set(existing.spec) | set(now))
+        keys = sorted(set(recorded) | set(now))
         differences = {
-            key: (existing.spec.get(key), now.get(key))
+            key: (recorded.get(key), now.get(key))
             for key in keys
-            if existing.spec.get(key) != now.get(key)
+            if recorded.get(key) != now.get(key)
         }
         if not differences:
-            differences = {"fingerprint": (existing.fingerprint, fingerprint)}
+            differences = {"fingerprint": (recorded_fingerprint, fingerprint)}
         raise SpecMismatchError(str(self.output), differences)
 
     def _truncate_files(self, checkpoint: Checkpoint) -> None:
@@ -1040,8 +1127,16 @@ class Exporter:
 
     def _load_manifest(self) -> Manifest | None:
         try:
-            return _manifest_decoder.decode((self.output / MANIFEST_NAME).read_bytes())
-        except (FileNotFoundError, msgspec.ValidationError, msgspec.DecodeError):
+            fd = open_no_follow(
+                self.output / MANIFEST_NAME, os.O_RDONLY, create=False, single_link=False
+            )
+        except FileNotFoundError:
+            return None
+        with os.fdopen(fd, "rb") as handle:
+            data = handle.read()
+        try:
+            return _manifest_decoder.decode(data)
+        except (msgspec.ValidationError, msgspec.DecodeError):
             return None
 
 
@@ -1073,6 +1168,12 @@ def _ids_in_file(path: Path, start: int, end: int, compress: bool) -> set[str | 
     return ids
 
 
+def _remove_checkpoint(directory: Path) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(directory / CHECKPOINT_NAME)
+    fsync_dir(directory)
+
+
 def _encode_and_append(handle: JsonlFile, lines: list[bytes]) -> int:
     return handle.append(handle.encode_page(lines))
 
@@ -1095,6 +1196,7 @@ async def export(
     output: str | os.PathLike[str],
     *,
     resume: bool = False,
+    restart: bool = False,
     concurrency: int = 4,
     progress: Progress | None = None,
     commit_interval: float = 1.0,
@@ -1107,6 +1209,7 @@ async def export(
         spec,
         output,
         resume=resume,
+        restart=restart,
         concurrency=concurrency,
         progress=progress,
         commit_interval=commit_interval,
