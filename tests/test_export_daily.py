@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -13,7 +13,7 @@ import anyio
 import msgspec
 import pytest
 
-from sentry_async import RetryPolicy, SentryClient, ServerError
+from sentry_async import RetryPolicy, SentryClient, ServerError, cli
 from sentry_async.cli import main
 from sentry_async.export import (
     CHECKPOINT_NAME,
@@ -118,3 +118,33 @@ async def test_a_failed_start_leaves_nothing_and_a_finished_export_only_its_file
     assert code == 0 and server.requests == [], "a finished export is not fetched again"
     code, err = await _cli([*argv, "--org", ORG, "-o", str(typo), "--resume", "--gzip"])
     assert code == 5 and "gzip" in err, err
+
+
+def test_the_python_api_takes_the_command_lines_strings_and_default_range() -> None:
+    parser = cli.build_parser()
+
+    def from_cli(*extra: str) -> ExportSpec:
+        args = parser.parse_args(["export", "events", "--org", ORG, "-o", "out", *extra])
+        return cli._spec_from_args(args)
+
+    assert ExportSpec(kind="events", org=ORG, period="14d") == ExportSpec(
+        kind="events", org=ORG, period=timedelta(days=14)
+    )
+    default = ExportSpec(kind="events", org=ORG)
+    assert default.period == timedelta(days=30)
+    assert default.fingerprint() == from_cli().fingerprint()
+    written = ExportSpec(
+        kind="events", org=ORG, start="2026-01-01", end="2026-01-02T12:00:00Z", window="none"
+    )
+    assert (
+        written.fingerprint()
+        == from_cli(
+            "--since", "2026-01-01", "--until", "2026-01-02T12:00:00Z", "--window", "none"
+        ).fingerprint()
+    )
+    assert written.start == datetime(2026, 1, 1, tzinfo=timezone.utc) and written.window is None
+    assert ExportSpec(kind="events", org=ORG, window="12h").window == timedelta(hours=12)
+    with pytest.raises(ValueError, match="period: expected a duration"):
+        ExportSpec(kind="events", org=ORG, period="14 days")
+    with pytest.raises(ValueError, match="start: expected a date"):
+        ExportSpec(kind="events", org=ORG, start="yesterday")

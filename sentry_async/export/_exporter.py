@@ -70,6 +70,8 @@ from ._windows import (
     check_window_count,
     format_utc,
     halve,
+    parse_duration,
+    parse_utc,
     resolve_range,
     split_windows,
 )
@@ -98,6 +100,8 @@ DEFAULT_DISCOVER_FIELDS = ("id", "timestamp", "title", "project", "event.type", 
 _KINDS = frozenset({"issues", "events", "discover"})
 _UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._-]")
 _FUNCTION = re.compile(r"^\s*[A-Za-z_][A-Za-z0-9_]*\(.*\)\s*$", re.DOTALL)
+DEFAULT_PERIOD = timedelta(days=30)
+"""The range of an export given neither a start nor a period: the last 30 days."""
 MIN_SPLIT_WINDOW = timedelta(minutes=1)
 """Windows the server cannot serve are halved down to this size, then the error stands."""
 AGGREGATES_STEM = "aggregates"
@@ -120,20 +124,23 @@ class ExportSpec:
     since sums of per-window or per-project parts would pass for totals they are not).
     ``projects=None`` means every project
     of the org, resolved once at the start. The range is ``start``/``end`` or ``period``
-    (ending at ``end`` or now), pinned to absolute UTC at the start; ``window`` splits it
-    (``None``: one window). ``gzip`` writes ``.jsonl.gz`` files.
+    (ending at ``end`` or now; the last 30 days when neither ``start`` nor ``period`` is
+    given), pinned to absolute UTC at the start; ``window`` splits it (``None`` or
+    ``"none"``: one window). Times and durations may be given as the command line takes
+    them: ``period="14d"``, ``window="12h"``, ``start="2026-01-01"`` (UTC when no offset).
+    ``gzip`` writes ``.jsonl.gz`` files.
     """
 
     kind: ExportKind
     org: str
     projects: tuple[str, ...] | None = None
     issues: tuple[str, ...] | None = None
-    start: datetime | None = None
-    end: datetime | None = None
-    period: timedelta | None = None
+    start: datetime | str | None = None
+    end: datetime | str | None = None
+    period: timedelta | str | None = None
     query: str | None = None
     fields: tuple[str, ...] = ()
-    window: timedelta | None = timedelta(days=1)
+    window: timedelta | str | None = timedelta(days=1)
     gzip: bool = False
     full: bool = True
     page_size: int = 100
@@ -160,22 +167,55 @@ class ExportSpec:
         if self.kind == "discover" and not self.fields:
             object.__setattr__(self, "fields", DEFAULT_DISCOVER_FIELDS)
         object.__setattr__(self, "fields", tuple(self.fields))
-        if self.period is not None and self.start is not None:
+        self._parse_strings()
+        start, end, period = self.range_args()
+        if period is not None and start is not None:
             raise ValueError("give either period or start, not both")
-        if self.period is None and self.start is None:
-            raise ValueError("an export needs a time range: start (and end) or period")
-        if self.period is not None and self.period <= timedelta(0):
+        if period is None and start is None:
+            period = DEFAULT_PERIOD
+            object.__setattr__(self, "period", period)
+        if period is not None and period <= timedelta(0):
             raise ValueError("period must be positive")
-        for name, value in (("start", self.start), ("end", self.end)):
+        for name, value in (("start", start), ("end", end)):
             if value is not None and value.tzinfo is None:
                 raise ValueError(f"{name} must be timezone-aware")
             if value is not None and _out_of_utc_range(value):
                 raise ExportRangeError(name, "out of range once converted to UTC")
-        if self.start is not None and self.end is not None and self.start >= self.end:
+        if start is not None and end is not None and start >= end:
             raise ValueError("start must be before end")
-        if self.window is not None and self.window < timedelta(seconds=1):
+        window = self.window_size()
+        if window is not None and window < timedelta(seconds=1):
             raise ValueError("window must be at least one second (or None)")
         check_page_size(self.page_size, "page_size")
+
+    def _parse_strings(self) -> None:
+        """``"14d"``, ``"2026-01-01"``, ``"none"``: what the command line takes, parsed."""
+        for name, parse in (("start", parse_utc), ("end", parse_utc), ("period", parse_duration)):
+            value = getattr(self, name)
+            if isinstance(value, str):
+                try:
+                    object.__setattr__(self, name, parse(value))
+                except ValueError as exc:
+                    raise ValueError(f"{name}: {exc}") from None
+        if isinstance(self.window, str):
+            text = self.window.strip().lower()
+            try:
+                window = None if text == "none" else parse_duration(self.window)
+            except ValueError as exc:
+                raise ValueError(f"window: {exc}") from None
+            object.__setattr__(self, "window", window)
+
+    def range_args(self) -> tuple[datetime | None, datetime | None, timedelta | None]:
+        """``start``, ``end`` and ``period`` as values (strings were parsed at creation)."""
+        start, end, period = self.start, self.end, self.period
+        assert not isinstance(start, str) and not isinstance(end, str)
+        assert not isinstance(period, str)
+        return start, end, period
+
+    def window_size(self) -> timedelta | None:
+        """``window`` as a value (a string was parsed at creation)."""
+        assert not isinstance(self.window, str)
+        return self.window
 
     def canonical(self, server: str | None = None) -> dict[str, object]:
         """The spec as plain JSON values, in a fixed form: what the fingerprint hashes.
@@ -183,17 +223,19 @@ class ExportSpec:
         ``server`` (the base URL, without credentials) is included when given: a resume
         against another Sentry would mix two data sets in one directory.
         """
+        start, end, period = self.range_args()
+        window = self.window_size()
         out: dict[str, object] = {
             "kind": self.kind,
             "org": self.org,
             "projects": sorted(self.projects) if self.projects is not None else None,
             "issues": sorted(self.issues, key=int) if self.issues is not None else None,
-            "start": format_utc(self.start) if self.start is not None else None,
-            "end": format_utc(self.end) if self.end is not None else None,
-            "period_seconds": int(self.period.total_seconds()) if self.period else None,
+            "start": format_utc(start) if start is not None else None,
+            "end": format_utc(end) if end is not None else None,
+            "period_seconds": int(period.total_seconds()) if period else None,
             "query": self.query,
             "fields": list(self.fields),
-            "window_seconds": int(self.window.total_seconds()) if self.window else None,
+            "window_seconds": int(window.total_seconds()) if window else None,
             "gzip": self.gzip,
             "full": self.full,
             "page_size": self.page_size,
@@ -693,9 +735,10 @@ class Exporter:
         """A new export's absolute range; :class:`ExportRangeError` if it cannot be exported."""
         spec = self.spec
         now = self._now or datetime.now(timezone.utc)
-        start, end = resolve_range(start=spec.start, end=spec.end, period=spec.period, now=now)
+        first, last, period = spec.range_args()
+        start, end = resolve_range(start=first, end=last, period=period, now=now)
         if spec.kind != "issues" and not self._aggregates:
-            check_window_count(start, end, spec.window)
+            check_window_count(start, end, spec.window_size())
         return start, end
 
     async def _plan(self) -> Checkpoint:
@@ -717,7 +760,7 @@ class Exporter:
         if self._aggregates:
             ids = "-1" if spec.projects is None else ",".join(p.id for p in projects)
             targets = [_Target(AGGREGATES_STEM, ids)]
-        windows = split_windows(start, end, None if whole else spec.window)
+        windows = split_windows(start, end, None if whole else spec.window_size())
         streams: dict[str, StreamState] = {}
         files: dict[str, FileState] = {}
         for window in windows:
