@@ -101,7 +101,8 @@ exit codes:
   2  bad arguments (including an empty or unusable time range), or no token
   3  authentication failed (401) or permission denied (403)
   4  organization, project or issue not found (404)
-  5  output directory refused: not empty, other arguments on --resume, locked, or damaged
+  5  output directory refused: not empty, other arguments or another server on --resume,
+     locked, damaged, not a directory, or holding a planted link
   130 interrupted (Ctrl-C): the checkpoint is saved, run again with --resume
   143 terminated (SIGTERM): as on Ctrl-C
 

@@ -938,6 +938,9 @@ class Exporter:
         assert self._checkpoint is not None
         parent = split.parent
         since = parent.dedupe_from if parent.dedupe_from is not None else parent.first_offset
+        if since is None and parent.items:
+            # Written by an earlier version, which did not record where the parent began.
+            since = 0
         for part in split.parts:
             part.dedupe_from = since
             self._checkpoint.streams[part.key] = part
