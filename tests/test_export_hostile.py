@@ -201,6 +201,8 @@ EDITS: dict[str, Callable[[dict[str, Any]], None]] = {
     "offset": lambda c: c["files"]["project-0-0.jsonl"].update(offset=-1),
     "items": lambda c: _first_stream(c).update(items=-3),
     "stream-file": lambda c: _first_stream(c).update(file="elsewhere.jsonl"),
+    "target": lambda c: _first_stream(c).update(target="../../999"),
+    "project-file": lambda c: c["projects"][0].update(file="../escaped.jsonl"),
 }
 
 

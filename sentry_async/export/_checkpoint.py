@@ -150,6 +150,10 @@ def _check_values(checkpoint: Checkpoint) -> str | None:
         problem = check_file_name(name)
         if problem is not None:
             return f"the file name {name!r} {problem}"
+    for project in checkpoint.projects:
+        problem = None if project.file is None else check_file_name(project.file)
+        if problem is not None:
+            return f"the file name {project.file!r} {problem}"
     for label, text in (("start", checkpoint.start), ("end", checkpoint.end)):
         if _parse_stamp(text) is None:
             return f"{label} {text!r} is not an ISO UTC time"

@@ -636,6 +636,7 @@ class Exporter:
                     "start it over (--restart) or choose another output directory"
                 )
             self._check_spec(existing.spec, existing.fingerprint)
+            self._check_targets(existing)
             if not existing.complete:
                 existing.runs += 1
                 await anyio.to_thread.run_sync(self._truncate_files, existing)
@@ -664,6 +665,22 @@ class Exporter:
         checkpoint = await self._plan()
         await anyio.to_thread.run_sync(save_checkpoint, self.output, encode_checkpoint(checkpoint))
         return checkpoint
+
+    def _check_targets(self, checkpoint: Checkpoint) -> None:
+        """Every stream's target must be one of the export's projects or issues."""
+        if self.spec.issues is not None:
+            known = set(self.spec.issues)
+        else:
+            known = {p.id for p in checkpoint.projects}
+            if self._aggregates:
+                known = {",".join(p.id for p in checkpoint.projects), "-1"}
+        for stream in checkpoint.streams.values():
+            if stream.target not in known:
+                raise CheckpointError(
+                    f"{self.output / CHECKPOINT_NAME} is not a valid checkpoint: stream "
+                    f"{stream.key!r} targets {stream.target!r}, not one of the export's "
+                    "projects or issues"
+                )
 
     def _clear(self, existing: Checkpoint | None) -> None:
         """Remove the export in the directory (``restart``): its data, manifest, checkpoint.
