@@ -22,9 +22,9 @@ decode and its ratio to ``json.loads`` (higher is faster):
   bytes until read;
 * ``typed + entries`` (events only): the same plus ``event.get_entries()``, i.e. every
   frame, crumb and request decoded into structs: the cost once everything is read;
-* ``sentry_async raw``: ``raw=True`` pagination decodes a page into ``list[msgspec.Raw]``;
+* ``sentry_async raw``: ``.raw()`` pagination decodes a page into ``list[msgspec.Raw]``;
   for a single event the raw path (``get_raw``) does no decoding at all, so its row is
-  ``msgspec.Raw`` (one validating scan), which is what each event of a ``raw=True``
+  ``msgspec.Raw`` (one validating scan), which is what each event of a ``.raw()``
   page of full events costs;
 * ``pydantic v2``: ``model_validate_json`` into pydantic models mirroring the fields the
   typed models decode (entry data and ``_meta`` as ``Any``: pydantic has no lazy bytes).
@@ -782,7 +782,7 @@ def render(result: dict[str, Any]) -> str:
     text += (
         f"\n{result['rounds']} interleaved rounds of ~{result['batch_ms']:.0f} ms batches "
         "per variant, medians; garbage collector paused while timing. For events, the raw "
-        "row is one validating `msgspec.Raw` scan (what a `raw=True` page of full events "
+        "row is one validating `msgspec.Raw` scan (what a `.raw()` page of full events "
         "costs per event); `client.events.get_raw()` does no decoding at all.\n"
     )
     return text

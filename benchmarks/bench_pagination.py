@@ -5,7 +5,7 @@ Every variant walks the same cursor chain of one organisation's issues (``query=
 (A, B, C, A, B, C ...) and the table shows medians:
 
 * ``sentry_async``: ``async for issue in client.issues.list(org, query="")``, typed.
-* ``sentry_async raw``: the same with ``raw=True`` (each item's JSON bytes, undecoded).
+* ``sentry_async raw``: the same through ``.raw()`` (each item's JSON bytes, undecoded).
 * ``sentry_async pages()``: ``paginator.pages()``, typed, one page object at a time.
 * ``bare aiohttp + msgspec``: the floor for this stack. One ``aiohttp.ClientSession``
   with the same connector settings, headers and page size; it fetches a page, reads the
@@ -77,8 +77,8 @@ def make_runners(server: FakeServer, org: str, max_pages: int) -> dict[str, Runn
         count = nbytes = 0
         async with SentryClient(server.token, base_url=server.base_url) as client:
             paginator = client.issues.list(
-                org, query="", page_size=PAGE_SIZE, limit=limit, raw=True
-            )
+                org, query="", page_size=PAGE_SIZE, limit=limit
+            ).raw()
             async for raw in paginator:
                 count += 1
                 nbytes += len(raw)

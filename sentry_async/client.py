@@ -28,7 +28,7 @@ from ._transport import MalformedBody, Response, Secret, Transport
 from ._version import __version__
 from .errors import DecodeError, SentryError
 from .limiter import RateLimiter
-from .pagination import Paginator, RawPage
+from .pagination import PageFetcher, Paginator, RawPage
 
 if TYPE_CHECKING:
     from .resources.discover import DiscoverResource
@@ -361,14 +361,16 @@ class SentryClient:
         skip: int = 0,
         limit: int | None = None,
         max_pages: int | None = None,
-        envelope: Callable[[Any], tuple[list[T], Any]] | None = None,
-        page_type: Any = None,
+        envelope: Callable[[Any], tuple[list[Any], Any]] | None = None,
+        page_type: Callable[[Any], Any] | None = None,
     ) -> Paginator[T]:
         """A lazy :class:`Paginator` over a list endpoint; nothing is sent until iterated.
 
-        ``type`` is the item type (``msgspec.Raw`` for undecoded item bytes). For endpoints
+        ``type`` is the item type (``msgspec.Raw`` for undecoded item bytes; the paginator's
+        :meth:`~Paginator.raw` and :meth:`~Paginator.as_type` switch it later). For endpoints
         whose body is an object wrapping the list (Discover's ``{"data", "meta"}``), pass
-        ``page_type`` (the body's type) and ``envelope`` (body -> ``(items, meta)``).
+        ``page_type`` (item type -> the body's type) and ``envelope`` (body -> ``(items,
+        meta)``).
         """
         if page_size is not None and page_size_param is not None:
             check_page_size(page_size, page_size_param, max_page_size)
@@ -377,40 +379,45 @@ class SentryClient:
             raise ValueError(
                 f"pass cursor= and page_size= to paginate(), not as query parameters ({path})"
             )
-        decode_type = page_type if page_type is not None else list[type]  # type: ignore[valid-type]
         url = self.url_for(path, path_params)
         group = endpoint_group("GET", path)
         description = f"GET {url}"
 
-        async def fetch(page_cursor: str | None, size: int | None) -> RawPage:
-            query = list(base)
-            if size is not None and page_size_param is not None:
-                query.append((page_size_param, str(size)))
-            if page_cursor is not None:
-                query.append(("cursor", page_cursor))
+        def fetcher(item_type: Any) -> PageFetcher:
+            decode_type = list[item_type] if page_type is None else page_type(item_type)
 
-            def parse(response: Response) -> tuple[Response, Any]:
-                return response, self._decode_or_resend(response, decode_type, [])
+            async def fetch(page_cursor: str | None, size: int | None) -> RawPage:
+                query = list(base)
+                if size is not None and page_size_param is not None:
+                    query.append((page_size_param, str(size)))
+                if page_cursor is not None:
+                    query.append(("cursor", page_cursor))
 
-            response, body = await self._get_transport().send_decoded(
-                "GET", url, group=group, params=query, idempotent=True, decode=parse
-            )
-            if envelope is not None:
-                items, meta = envelope(body)
-            else:
-                items, meta = body, None
-            headers = response.headers
-            return RawPage(
-                items=items,
-                link=headers.get("Link"),
-                hits=_header_int(headers.get("X-Hits")),
-                max_hits=_header_int(headers.get("X-Max-Hits")),
-                rate_limit=response.rate_limit,
-                meta=meta,
-            )
+                def parse(response: Response) -> tuple[Response, Any]:
+                    return response, self._decode_or_resend(response, decode_type, [])
+
+                response, body = await self._get_transport().send_decoded(
+                    "GET", url, group=group, params=query, idempotent=True, decode=parse
+                )
+                if envelope is not None:
+                    items, meta = envelope(body)
+                else:
+                    items, meta = body, None
+                headers = response.headers
+                return RawPage(
+                    items=items,
+                    link=headers.get("Link"),
+                    hits=_header_int(headers.get("X-Hits")),
+                    max_hits=_header_int(headers.get("X-Max-Hits")),
+                    rate_limit=response.rate_limit,
+                    meta=meta,
+                )
+
+            return fetch
 
         return Paginator(
-            fetch,
+            fetcher(type),
+            retype=fetcher,
             page_size=page_size if page_size_param is not None else None,
             cursor=cursor,
             skip=skip,

@@ -9,9 +9,12 @@ reaches can be saved and resumed from.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, cast
+
+import msgspec
 
 from ._protocol.links import LinkHeaderError, page_links
 from ._protocol.ratelimit import RateLimitInfo
@@ -20,6 +23,7 @@ from .errors import PaginationError
 __all__ = ["Page", "Paginator", "Position"]
 
 T = TypeVar("T")
+U = TypeVar("U")
 
 _CURSOR_MEMORY = 1024
 """How many requested cursors to remember for spotting a server that leads back to one."""
@@ -45,6 +49,13 @@ class Page(Generic[T]):
 
     def __len__(self) -> int:
         return len(self.items)
+
+    def to_arrow(self) -> Any:
+        """This page as a ``pyarrow.Table`` (Discover pages typed from their meta); needs
+        the ``arrow`` extra. See :mod:`sentry_async.tables`."""
+        from .tables import page_table
+
+        return page_table(self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +96,10 @@ class Paginator(Generic[T], AsyncIterator[T]):
     ``cursor``/``skip`` start from a saved :class:`Position`; ``limit`` caps the number of
     items; ``max_pages`` caps requests. After any run, :attr:`position` says where to resume.
     A paginator can be iterated again; each iteration starts from its configured start.
+
+    Every list method returns its typed paginator; :meth:`raw` turns it into the same stream
+    of undecoded item bytes, and :meth:`as_type` into the same stream decoded as your own
+    model, so one method (and one signature) serves all three.
     """
 
     _fetch: PageFetcher
@@ -94,6 +109,8 @@ class Paginator(Generic[T], AsyncIterator[T]):
     limit: int | None = None
     max_pages: int | None = None
     description: str = ""
+    retype: Callable[[Any], PageFetcher] | None = field(default=None, repr=False)
+    """Item type -> fetcher for that type; what :meth:`raw` and :meth:`as_type` use."""
     pages_fetched: int = field(default=0, init=False)
     _position: Position = field(init=False, repr=False)
     _iterator: AsyncGenerator[T, None] | None = field(default=None, init=False, repr=False)
@@ -109,6 +126,23 @@ class Paginator(Generic[T], AsyncIterator[T]):
         if self.skip < 0:
             raise ValueError("skip must not be negative")
         self._position = Position(self.cursor, self.skip)
+
+    def as_type(self, item_type: type[U]) -> Paginator[U]:
+        """The same request, each item decoded as ``item_type`` (any msgspec-decodable type).
+
+        Call it before iterating: the new paginator starts from this one's configured start.
+        """
+        if self.retype is None:
+            raise TypeError(f"{self.description or 'this paginator'} cannot change its item type")
+        changed = dataclasses.replace(self, _fetch=self.retype(item_type))
+        return cast("Paginator[U]", changed)
+
+    def raw(self) -> Paginator[msgspec.Raw]:
+        """The same request, each item as the exact JSON bytes Sentry sent (``msgspec.Raw``).
+
+        For pass-through export: no objects are built, and ``bytes(item)`` is written as is.
+        """
+        return self.as_type(msgspec.Raw)
 
     @property
     def position(self) -> Position:

@@ -73,7 +73,7 @@ async def _first_issue(server: FakeSentry, *, raw: bool = False) -> Any:
     async with _client(server) as client:
         with anyio.fail_after(20):
             if raw:
-                return await client.issues.list(_org(server), raw=True).collect()
+                return await client.issues.list(_org(server)).raw().collect()
             return await client.issues.list(_org(server)).collect()
 
 

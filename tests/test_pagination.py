@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import msgspec
 import pytest
 
 from sentry_async import PaginationError, Paginator, Position
@@ -167,3 +168,29 @@ def test_bad_arguments() -> None:
         Paginator(source, max_pages=0)
     with pytest.raises(ValueError, match="skip"):
         Paginator(source, skip=-1)
+
+
+async def test_raw_and_as_type_switch_the_item_type_of_the_same_request() -> None:
+    seen: list[type] = []
+
+    def retype(item_type: type) -> object:
+        async def fetch(cursor: str | None, size: int | None) -> RawPage:
+            seen.append(item_type)
+            return RawPage(items=[item_type.__name__], link=None)
+
+        return fetch
+
+    typed: Paginator[int] = Paginator(retype(int), page_size=7, limit=3, retype=retype)  # type: ignore[arg-type]
+    raw = typed.raw()
+    assert (raw.page_size, raw.limit) == (7, 3)
+    assert await raw.collect() == ["Raw"]
+    assert await typed.as_type(str).collect() == ["str"]
+    assert seen == [msgspec.Raw, str]
+
+
+async def test_a_paginator_without_retype_refuses_to_change_type() -> None:
+    async def fetch(cursor: str | None, size: int | None) -> RawPage:
+        return RawPage(items=[], link=None)
+
+    with pytest.raises(TypeError, match="cannot change its item type"):
+        Paginator(fetch, description="GET /x/").raw()

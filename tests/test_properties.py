@@ -23,17 +23,12 @@ from sentry_async import (
     BadRequest,
     ErrorDetail,
     Forbidden,
-    LinkHeaderError,
     NotFound,
     PaginationError,
     Paginator,
     RateLimited,
     ServerError,
     Unauthorized,
-    page_links,
-    parse_link_header,
-    parse_rate_limit,
-    parse_retry_after,
 )
 from sentry_async._protocol.errors import build_api_error, is_query_timeout, parse_error_body
 from sentry_async._protocol.hosts import endpoint_group, is_loopback, origin, resolve_redirect
@@ -47,6 +42,13 @@ from sentry_async._protocol.params import (
     validate_period,
 )
 from sentry_async.pagination import RawPage
+from sentry_async.sansio import (
+    LinkHeaderError,
+    page_links,
+    parse_link_header,
+    parse_rate_limit,
+    parse_retry_after,
+)
 
 MODERATE = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

@@ -126,7 +126,7 @@ async def test_issue_list_raw_yields_the_servers_json_bytes(
     fake_sentry: FakeSentry, client: SentryClient
 ) -> None:
     with anyio.fail_after(10):
-        items = await client.issues.list(ORG, page_size=40, raw=True, limit=60).collect()
+        items = await client.issues.list(ORG, page_size=40, limit=60).raw().collect()
     expected = _unresolved_by_date(fake_sentry)[:60]
     assert all(isinstance(item, msgspec.Raw) for item in items)
     data = fake_sentry.data
@@ -256,7 +256,7 @@ async def test_tag_detail_and_values_count_the_issues_events(
     assert len(value_requests) == len(expected)
     assert all(r.param("sort") == "-count" for r in value_requests)
     with anyio.fail_after(10):
-        raw = await client.issues.tag_values(ORG, issue_id, "environment", raw=True).collect()
+        raw = await client.issues.tag_values(ORG, issue_id, "environment").raw().collect()
     assert all(isinstance(item, msgspec.Raw) for item in raw)
     assert {
         msgspec.json.decode(item)["value"]: msgspec.json.decode(item)["count"] for item in raw
@@ -320,9 +320,9 @@ async def test_project_events_raw_are_the_payload_bytes(
     expected = _events_since(fake_sentry, project, 3)
     with anyio.fail_after(10):
         full = await client.events.for_project(
-            ORG, project, full=True, raw=True, period="3d"
-        ).collect()
-        summaries = await client.events.for_project(ORG, project, raw=True, period="3d").collect()
+            ORG, project, full=True, period="3d"
+        ).raw().collect()
+        summaries = await client.events.for_project(ORG, project, period="3d").raw().collect()
     assert all(isinstance(item, msgspec.Raw) for item in full + summaries)
     assert [bytes(item) for item in full] == [
         data.event_bytes(data.events_by_id[i]) for i in expected
@@ -433,8 +433,8 @@ async def test_discover_raw_rows(fake_sentry: FakeSentry, client: SentryClient) 
             ORG, fields=["id", "level"], project=project, period="5d"
         ).collect()
         raw = await client.discover.query(
-            ORG, fields=["id", "level"], project=project, period="5d", raw=True
-        ).collect()
+            ORG, fields=["id", "level"], project=project, period="5d"
+        ).raw().collect()
     assert typed and all(isinstance(item, msgspec.Raw) for item in raw)
     assert [msgspec.json.decode(item) for item in raw] == typed
 
@@ -557,7 +557,7 @@ async def test_organizations_list_get_and_region(
 ) -> None:
     with anyio.fail_after(10):
         orgs = await client.organizations.list(page_size=1).collect()
-        raw = await client.organizations.list(raw=True).collect()
+        raw = await client.organizations.list().raw().collect()
         org = await client.organizations.get(ORG)
         region = await client.organizations.use_region(ORG)
     assert [o.slug for o in orgs] == fake_sentry.data.org_slugs()

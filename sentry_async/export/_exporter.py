@@ -1,7 +1,7 @@
 """The exporter: plan streams, fan them out, write pages, checkpoint, write the manifest.
 
 How exactly-once works: every stream (one project, or one issue, in one pinned time window)
-is walked page by page with ``raw=True``, so each item is written as the exact JSON bytes
+is walked page by page through ``.raw()``, so each item is written as the exact JSON bytes
 Sentry sent. A page is appended to its data file whole (with gzip, as one gzip member).
 Periodically, and at every stop, the data files are fsynced and *then* the checkpoint is
 atomically replaced with each stream's next cursor and each file's byte length at that
@@ -810,7 +810,7 @@ class Exporter:
         """The projects to export, and those that cannot be (each skipped, not fatal)."""
         rows: list[ProjectRef] = []
         unusable: list[SkippedProject] = []
-        paginator = self.client.projects.list(self.spec.org, raw=True)
+        paginator = self.client.projects.list(self.spec.org).raw()
         async for page in paginator.pages():
             for item in page.items:
                 ref, problem = _project_ref(bytes(item))
@@ -986,32 +986,29 @@ class Exporter:
                 sort="new",
                 page_size=spec.page_size,
                 cursor=state.cursor,
-                raw=True,
-            )
+            ).raw()
         if spec.kind == "events":
             if spec.issues is not None:
                 return self.client.events.for_issue(
                     spec.org,
                     state.target,
                     full=spec.full,
-                    raw=True,
                     query=spec.query,
                     start=start,
                     end=end,
                     page_size=spec.page_size,
                     cursor=state.cursor,
-                )
+                ).raw()
             return self.client.events.for_project(
                 spec.org,
                 self._slugs()[state.target],
                 full=spec.full,
-                raw=True,
                 query=spec.query,
                 start=start,
                 end=end,
                 page_size=spec.page_size,
                 cursor=state.cursor,
-            )
+            ).raw()
         sort = [key for key in ("-timestamp", "id") if key.lstrip("-") in spec.fields]
         return self.client.discover.query(
             spec.org,
@@ -1023,8 +1020,7 @@ class Exporter:
             end=end,
             page_size=spec.page_size,
             cursor=state.cursor,
-            raw=True,
-        )
+        ).raw()
 
     def _slugs(self) -> dict[str, str]:
         assert self._checkpoint is not None

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any, Literal, overload
-
-import msgspec
+from typing import Any
 
 from .._protocol.params import check_page_size
 from ..models import DiscoverMeta, DiscoverResponse, discover_meta
@@ -21,6 +19,10 @@ MAX_FIELDS = 20
 Row = dict[str, Any]
 
 
+def _page_type(item: Any) -> Any:
+    return DiscoverResponse[item]
+
+
 def _unwrap(body: DiscoverResponse[Any]) -> tuple[list[Any], DiscoverMeta | None]:
     return body.data, discover_meta(body.meta)
 
@@ -29,48 +31,6 @@ class DiscoverResource(Resource):
     """``client.discover``."""
 
     __slots__ = ()
-
-    @overload
-    def query(
-        self,
-        org: IdOrSlug,
-        *,
-        fields: Sequence[str],
-        query: str | None = ...,
-        sort: str | Sequence[str] | None = ...,
-        project: IdOrSlug | Sequence[IdOrSlug] | None = ...,
-        environment: str | Sequence[str] | None = ...,
-        period: str | timedelta | None = ...,
-        start: datetime | None = ...,
-        end: datetime | None = ...,
-        dataset: str | None = ...,
-        page_size: int = ...,
-        cursor: str | None = ...,
-        skip: int = ...,
-        limit: int | None = ...,
-        raw: Literal[False] = ...,
-    ) -> Paginator[Row]: ...
-
-    @overload
-    def query(
-        self,
-        org: IdOrSlug,
-        *,
-        fields: Sequence[str],
-        query: str | None = ...,
-        sort: str | Sequence[str] | None = ...,
-        project: IdOrSlug | Sequence[IdOrSlug] | None = ...,
-        environment: str | Sequence[str] | None = ...,
-        period: str | timedelta | None = ...,
-        start: datetime | None = ...,
-        end: datetime | None = ...,
-        dataset: str | None = ...,
-        page_size: int = ...,
-        cursor: str | None = ...,
-        skip: int = ...,
-        limit: int | None = ...,
-        raw: Literal[True],
-    ) -> Paginator[msgspec.Raw]: ...
 
     def query(
         self,
@@ -89,8 +49,7 @@ class DiscoverResource(Resource):
         cursor: str | None = None,
         skip: int = 0,
         limit: int | None = None,
-        raw: bool = False,
-    ) -> Paginator[Row] | Paginator[msgspec.Raw]:
+    ) -> Paginator[Row]:
         """Rows keyed by the requested field strings (``"count()"``, ``"title"``, ...).
 
         Each :class:`~sentry_async.Page` carries the response ``meta`` (field types and
@@ -107,7 +66,6 @@ class DiscoverResource(Resource):
                 if name not in plain and not name.startswith("equation"):
                     raise ValueError(f"sort field {name!r} must be one of the requested fields")
         check_page_size(page_size)
-        item = msgspec.Raw if raw else Row
         return self._client.paginate(
             "/organizations/{org}/events/",
             path_params={"org": self._org(org)},
@@ -120,8 +78,8 @@ class DiscoverResource(Resource):
                 "dataset": dataset,
                 **time_params(period, start, end),
             },
-            type=item,
-            page_type=DiscoverResponse[item],  # type: ignore[valid-type]
+            type=Row,
+            page_type=_page_type,
             envelope=_unwrap,
             page_size=page_size,
             cursor=cursor,

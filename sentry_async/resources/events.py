@@ -5,16 +5,17 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any, Literal, overload
-
-import msgspec
+from typing import TYPE_CHECKING, Any, Literal, TypedDict, overload
 
 from .._protocol.params import check_page_size
 from ..models import Event, EventIdResolution, EventSummary
 from ..pagination import Paginator
 from ._base import IdOrSlug, Resource, listify, time_params
 
-__all__ = ["FULL_PAGE_MAX", "EventsResource"]
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+__all__ = ["FULL_PAGE_MAX", "EventListOptions", "EventsResource"]
 
 FULL_PAGE_MAX = 10
 """Sentry clamps pages of full payloads to 10 events, whatever ``per_page`` says."""
@@ -36,6 +37,24 @@ def _issue_id(value: IdOrSlug) -> str:
     return text
 
 
+class EventListOptions(TypedDict, total=False):
+    """Filters and paging shared by the event lists; every key is optional.
+
+    ``page_size`` defaults to 100 (Sentry sends at most 10 full payloads per page whatever
+    it says); ``cursor``/``skip`` resume from a saved :class:`~sentry_async.Position`;
+    ``limit`` caps the items handed out.
+    """
+
+    query: str | None
+    period: str | timedelta | None
+    start: datetime | None
+    end: datetime | None
+    page_size: int
+    cursor: str | None
+    skip: int
+    limit: int | None
+
+
 class EventsResource(Resource):
     """``client.events``."""
 
@@ -48,16 +67,8 @@ class EventsResource(Resource):
         issue_id: IdOrSlug,
         *,
         full: Literal[False] = ...,
-        raw: Literal[False] = ...,
-        query: str | None = ...,
         environment: str | Sequence[str] | None = ...,
-        period: str | timedelta | None = ...,
-        start: datetime | None = ...,
-        end: datetime | None = ...,
-        page_size: int = ...,
-        cursor: str | None = ...,
-        skip: int = ...,
-        limit: int | None = ...,
+        **options: Unpack[EventListOptions],
     ) -> Paginator[EventSummary]: ...
 
     @overload
@@ -67,16 +78,8 @@ class EventsResource(Resource):
         issue_id: IdOrSlug,
         *,
         full: Literal[True],
-        raw: Literal[False] = ...,
-        query: str | None = ...,
         environment: str | Sequence[str] | None = ...,
-        period: str | timedelta | None = ...,
-        start: datetime | None = ...,
-        end: datetime | None = ...,
-        page_size: int = ...,
-        cursor: str | None = ...,
-        skip: int = ...,
-        limit: int | None = ...,
+        **options: Unpack[EventListOptions],
     ) -> Paginator[Event]: ...
 
     @overload
@@ -85,18 +88,10 @@ class EventsResource(Resource):
         org: IdOrSlug,
         issue_id: IdOrSlug,
         *,
-        full: bool = ...,
-        raw: Literal[True],
-        query: str | None = ...,
+        full: bool,
         environment: str | Sequence[str] | None = ...,
-        period: str | timedelta | None = ...,
-        start: datetime | None = ...,
-        end: datetime | None = ...,
-        page_size: int = ...,
-        cursor: str | None = ...,
-        skip: int = ...,
-        limit: int | None = ...,
-    ) -> Paginator[msgspec.Raw]: ...
+        **options: Unpack[EventListOptions],
+    ) -> Paginator[EventSummary] | Paginator[Event]: ...
 
     def for_issue(
         self,
@@ -104,19 +99,12 @@ class EventsResource(Resource):
         issue_id: IdOrSlug,
         *,
         full: bool = False,
-        raw: bool = False,
-        query: str | None = None,
         environment: str | Sequence[str] | None = None,
-        period: str | timedelta | None = None,
-        start: datetime | None = None,
-        end: datetime | None = None,
-        page_size: int = 100,
-        cursor: str | None = None,
-        skip: int = 0,
-        limit: int | None = None,
-    ) -> Paginator[Any]:
+        **options: Unpack[EventListOptions],
+    ) -> Paginator[EventSummary] | Paginator[Event]:
         """An issue's events, newest first: summaries, or full payloads with ``full=True``
-        (Sentry then sends at most 10 per page). ``raw=True`` yields each item's JSON bytes.
+        (Sentry then sends at most 10 per page). ``.raw()`` on the result yields each
+        item's JSON bytes. Filters and paging: :class:`EventListOptions`.
 
         Without a time range Sentry looks back 90 days.
         """
@@ -124,16 +112,8 @@ class EventsResource(Resource):
             "/organizations/{org}/issues/{issue_id}/events/",
             {"org": self._org(org), "issue_id": _issue_id(issue_id)},
             full=full,
-            raw=raw,
-            params={
-                "query": query,
-                "environment": listify(environment, "environment"),
-                **time_params(period, start, end),
-            },
-            page_size=page_size,
-            cursor=cursor,
-            skip=skip,
-            limit=limit,
+            params={"environment": listify(environment, "environment")},
+            options=options,
         )
 
     @overload
@@ -143,15 +123,7 @@ class EventsResource(Resource):
         project: IdOrSlug,
         *,
         full: Literal[False] = ...,
-        raw: Literal[False] = ...,
-        query: str | None = ...,
-        period: str | timedelta | None = ...,
-        start: datetime | None = ...,
-        end: datetime | None = ...,
-        page_size: int = ...,
-        cursor: str | None = ...,
-        skip: int = ...,
-        limit: int | None = ...,
+        **options: Unpack[EventListOptions],
     ) -> Paginator[EventSummary]: ...
 
     @overload
@@ -161,15 +133,7 @@ class EventsResource(Resource):
         project: IdOrSlug,
         *,
         full: Literal[True],
-        raw: Literal[False] = ...,
-        query: str | None = ...,
-        period: str | timedelta | None = ...,
-        start: datetime | None = ...,
-        end: datetime | None = ...,
-        page_size: int = ...,
-        cursor: str | None = ...,
-        skip: int = ...,
-        limit: int | None = ...,
+        **options: Unpack[EventListOptions],
     ) -> Paginator[Event]: ...
 
     @overload
@@ -178,17 +142,9 @@ class EventsResource(Resource):
         org: IdOrSlug,
         project: IdOrSlug,
         *,
-        full: bool = ...,
-        raw: Literal[True],
-        query: str | None = ...,
-        period: str | timedelta | None = ...,
-        start: datetime | None = ...,
-        end: datetime | None = ...,
-        page_size: int = ...,
-        cursor: str | None = ...,
-        skip: int = ...,
-        limit: int | None = ...,
-    ) -> Paginator[msgspec.Raw]: ...
+        full: bool,
+        **options: Unpack[EventListOptions],
+    ) -> Paginator[EventSummary] | Paginator[Event]: ...
 
     def for_project(
         self,
@@ -196,27 +152,15 @@ class EventsResource(Resource):
         project: IdOrSlug,
         *,
         full: bool = False,
-        raw: bool = False,
-        query: str | None = None,
-        period: str | timedelta | None = None,
-        start: datetime | None = None,
-        end: datetime | None = None,
-        page_size: int = 100,
-        cursor: str | None = None,
-        skip: int = 0,
-        limit: int | None = None,
-    ) -> Paginator[Any]:
-        """A project's events, newest first; ``full``/``raw`` as in :meth:`for_issue`."""
+        **options: Unpack[EventListOptions],
+    ) -> Paginator[EventSummary] | Paginator[Event]:
+        """A project's events, newest first; ``full`` and ``.raw()`` as in :meth:`for_issue`."""
         return self._list(
             "/projects/{org}/{project}/events/",
             {"org": self._org(org), "project": self._org(project)},
             full=full,
-            raw=raw,
-            params={"query": query, **time_params(period, start, end)},
-            page_size=page_size,
-            cursor=cursor,
-            skip=skip,
-            limit=limit,
+            params={},
+            options=options,
         )
 
     def _list(
@@ -225,24 +169,24 @@ class EventsResource(Resource):
         path_params: dict[str, str],
         *,
         full: bool,
-        raw: bool,
         params: dict[str, Any],
-        page_size: int,
-        cursor: str | None,
-        skip: int,
-        limit: int | None,
+        options: EventListOptions,
     ) -> Paginator[Any]:
+        unknown = options.keys() - EventListOptions.__annotations__.keys()
+        if unknown:
+            raise TypeError(f"unexpected keyword argument(s): {', '.join(sorted(unknown))}")
+        page_size = options.get("page_size", 100)
         check_page_size(page_size)
-        item_type: Any = msgspec.Raw if raw else (Event if full else EventSummary)
+        time = time_params(options.get("period"), options.get("start"), options.get("end"))
         return self._client.paginate(
             path,
             path_params=path_params,
-            params={**params, "full": True if full else None},
-            type=item_type,
+            params={**params, **time, "query": options.get("query"), "full": full or None},
+            type=Event if full else EventSummary,
             page_size=page_size,
-            cursor=cursor,
-            skip=skip,
-            limit=limit,
+            cursor=options.get("cursor"),
+            skip=options.get("skip", 0),
+            limit=options.get("limit"),
         )
 
     async def get(self, org: IdOrSlug, project: IdOrSlug, event_id: str) -> Event:

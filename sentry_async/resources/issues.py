@@ -6,9 +6,7 @@ import builtins
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Literal, overload
-
-import msgspec
+from typing import Any
 
 from .._protocol.params import check_page_size, check_slug
 from ..models import Issue, IssueHash, IssueUpdateResult, TagDetail, TagValue
@@ -79,48 +77,6 @@ class IssuesResource(Resource):
 
     __slots__ = ()
 
-    @overload
-    def list(
-        self,
-        org: IdOrSlug,
-        *,
-        query: str | None = ...,
-        project: IdOrSlug | Sequence[IdOrSlug] | None = ...,
-        environment: str | Sequence[str] | None = ...,
-        period: str | timedelta | None = ...,
-        start: datetime | None = ...,
-        end: datetime | None = ...,
-        sort: str | None = ...,
-        expand: str | Sequence[str] | None = ...,
-        collapse: str | Sequence[str] | None = ...,
-        page_size: int = ...,
-        cursor: str | None = ...,
-        skip: int = ...,
-        limit: int | None = ...,
-        raw: Literal[False] = ...,
-    ) -> Paginator[Issue]: ...
-
-    @overload
-    def list(
-        self,
-        org: IdOrSlug,
-        *,
-        query: str | None = ...,
-        project: IdOrSlug | Sequence[IdOrSlug] | None = ...,
-        environment: str | Sequence[str] | None = ...,
-        period: str | timedelta | None = ...,
-        start: datetime | None = ...,
-        end: datetime | None = ...,
-        sort: str | None = ...,
-        expand: str | Sequence[str] | None = ...,
-        collapse: str | Sequence[str] | None = ...,
-        page_size: int = ...,
-        cursor: str | None = ...,
-        skip: int = ...,
-        limit: int | None = ...,
-        raw: Literal[True],
-    ) -> Paginator[msgspec.Raw]: ...
-
     def list(
         self,
         org: IdOrSlug,
@@ -138,8 +94,7 @@ class IssuesResource(Resource):
         cursor: str | None = None,
         skip: int = 0,
         limit: int | None = None,
-        raw: bool = False,
-    ) -> Paginator[Issue] | Paginator[msgspec.Raw]:
+    ) -> Paginator[Issue]:
         """The org's issues, lazily. ``query=None`` is Sentry's default (``is:unresolved``);
         ``query=""`` lists every issue. Page sizes go out as ``limit``, as Sentry expects."""
         if sort is not None and sort not in _SORTS:
@@ -157,7 +112,7 @@ class IssuesResource(Resource):
             "/organizations/{org}/issues/",
             path_params={"org": self._org(org)},
             params=params,
-            type=msgspec.Raw if raw else Issue,
+            type=Issue,
             page_size=page_size,
             page_size_param="limit",
             cursor=cursor,
@@ -277,34 +232,6 @@ class IssuesResource(Resource):
                 results.append(self._client.decode(response, IssueUpdateResult))
         return BulkResult(ids=id_list, calls=len(results), results=results)
 
-    @overload
-    def hashes(
-        self,
-        org: IdOrSlug,
-        issue_id: IdOrSlug,
-        *,
-        full: bool = ...,
-        page_size: int = ...,
-        cursor: str | None = ...,
-        skip: int = ...,
-        limit: int | None = ...,
-        raw: Literal[False] = ...,
-    ) -> Paginator[IssueHash]: ...
-
-    @overload
-    def hashes(
-        self,
-        org: IdOrSlug,
-        issue_id: IdOrSlug,
-        *,
-        full: bool = ...,
-        page_size: int = ...,
-        cursor: str | None = ...,
-        skip: int = ...,
-        limit: int | None = ...,
-        raw: Literal[True],
-    ) -> Paginator[msgspec.Raw]: ...
-
     def hashes(
         self,
         org: IdOrSlug,
@@ -315,14 +242,13 @@ class IssuesResource(Resource):
         cursor: str | None = None,
         skip: int = 0,
         limit: int | None = None,
-        raw: bool = False,
-    ) -> Paginator[IssueHash] | Paginator[msgspec.Raw]:
+    ) -> Paginator[IssueHash]:
         """The fingerprint hashes grouped into an issue, each with its latest event."""
         return self._client.paginate(
             "/organizations/{org}/issues/{issue_id}/hashes/",
             path_params={"org": self._org(org), "issue_id": _ids([issue_id])[0]},
             params={"full": full},
-            type=msgspec.Raw if raw else IssueHash,
+            type=IssueHash,
             page_size=check_page_size(page_size),
             cursor=cursor,
             skip=skip,
@@ -346,7 +272,6 @@ class IssuesResource(Resource):
             type=TagDetail,
         )
 
-    @overload
     def tag_values(
         self,
         org: IdOrSlug,
@@ -359,39 +284,7 @@ class IssuesResource(Resource):
         cursor: str | None = None,
         skip: int = 0,
         limit: int | None = None,
-        raw: Literal[False] = ...,
-    ) -> Paginator[TagValue]: ...
-
-    @overload
-    def tag_values(
-        self,
-        org: IdOrSlug,
-        issue_id: IdOrSlug,
-        key: str,
-        *,
-        environment: str | Sequence[str] | None = None,
-        sort: str | None = None,
-        page_size: int = 100,
-        cursor: str | None = None,
-        skip: int = 0,
-        limit: int | None = None,
-        raw: Literal[True],
-    ) -> Paginator[msgspec.Raw]: ...
-
-    def tag_values(
-        self,
-        org: IdOrSlug,
-        issue_id: IdOrSlug,
-        key: str,
-        *,
-        environment: str | Sequence[str] | None = None,
-        sort: str | None = None,
-        page_size: int = 100,
-        cursor: str | None = None,
-        skip: int = 0,
-        limit: int | None = None,
-        raw: bool = False,
-    ) -> Paginator[TagValue] | Paginator[msgspec.Raw]:
+    ) -> Paginator[TagValue]:
         """Every value of one tag on an issue (Sentry stops at 1000 values)."""
         if sort is not None and sort.lstrip("-") not in {"age", "count", "date", "id"}:
             raise ValueError(f"sort must be one of age, count, date, id (got {sort!r})")
@@ -399,7 +292,7 @@ class IssuesResource(Resource):
             "/organizations/{org}/issues/{issue_id}/tags/{key}/values/",
             path_params={"org": self._org(org), "issue_id": _ids([issue_id])[0], "key": key},
             params={"environment": listify(environment, "environment"), "sort": sort},
-            type=msgspec.Raw if raw else TagValue,
+            type=TagValue,
             page_size=page_size,
             cursor=cursor,
             skip=skip,

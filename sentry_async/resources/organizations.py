@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Literal, overload
-
-import msgspec
-
 from ..models import Organization
 from ..pagination import Paginator
 from ._base import IdOrSlug, Resource
@@ -18,32 +14,6 @@ class OrganizationsResource(Resource):
 
     __slots__ = ()
 
-    @overload
-    def list(
-        self,
-        *,
-        query: str | None = ...,
-        owner: bool | None = ...,
-        page_size: int = ...,
-        cursor: str | None = ...,
-        skip: int = ...,
-        limit: int | None = ...,
-        raw: Literal[False] = ...,
-    ) -> Paginator[Organization]: ...
-
-    @overload
-    def list(
-        self,
-        *,
-        query: str | None = ...,
-        owner: bool | None = ...,
-        page_size: int = ...,
-        cursor: str | None = ...,
-        skip: int = ...,
-        limit: int | None = ...,
-        raw: Literal[True],
-    ) -> Paginator[msgspec.Raw]: ...
-
     def list(
         self,
         *,
@@ -53,13 +23,12 @@ class OrganizationsResource(Resource):
         cursor: str | None = None,
         skip: int = 0,
         limit: int | None = None,
-        raw: bool = False,
-    ) -> Paginator[Organization] | Paginator[msgspec.Raw]:
+    ) -> Paginator[Organization]:
         """The organizations the token can see (on sentry.io: in every region)."""
         return self._client.paginate(
             "/organizations/",
             params={"query": query, "owner": owner},
-            type=msgspec.Raw if raw else Organization,
+            type=Organization,
             page_size=page_size,
             cursor=cursor,
             skip=skip,

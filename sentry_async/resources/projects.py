@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Literal, overload
-
-import msgspec
-
 from ..models import Project
 from ..pagination import Paginator
 from ._base import IdOrSlug, Resource
@@ -18,32 +14,6 @@ class ProjectsResource(Resource):
 
     __slots__ = ()
 
-    @overload
-    def list(
-        self,
-        org: IdOrSlug,
-        *,
-        query: str | None = ...,
-        page_size: int = ...,
-        cursor: str | None = ...,
-        skip: int = ...,
-        limit: int | None = ...,
-        raw: Literal[False] = ...,
-    ) -> Paginator[Project]: ...
-
-    @overload
-    def list(
-        self,
-        org: IdOrSlug,
-        *,
-        query: str | None = ...,
-        page_size: int = ...,
-        cursor: str | None = ...,
-        skip: int = ...,
-        limit: int | None = ...,
-        raw: Literal[True],
-    ) -> Paginator[msgspec.Raw]: ...
-
     def list(
         self,
         org: IdOrSlug,
@@ -53,14 +23,13 @@ class ProjectsResource(Resource):
         cursor: str | None = None,
         skip: int = 0,
         limit: int | None = None,
-        raw: bool = False,
-    ) -> Paginator[Project] | Paginator[msgspec.Raw]:
+    ) -> Paginator[Project]:
         """The org's projects (bookmarked first, then by slug)."""
         return self._client.paginate(
             "/organizations/{org}/projects/",
             path_params={"org": self._org(org)},
             params={"query": query},
-            type=msgspec.Raw if raw else Project,
+            type=Project,
             page_size=page_size,
             cursor=cursor,
             skip=skip,
