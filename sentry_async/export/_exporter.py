@@ -122,13 +122,12 @@ class ExportSpec:
     ``"discover"`` (rows of ``fields``, per project; with an aggregate such as
     ``count()`` among them, one query over the whole range and every chosen project,
     since sums of per-window or per-project parts would pass for totals they are not).
-    ``projects=None`` means every project
-    of the org, resolved once at the start. The range is ``start``/``end`` or ``period``
-    (ending at ``end`` or now; the last 30 days when neither ``start`` nor ``period`` is
-    given), pinned to absolute UTC at the start; ``window`` splits it (``None`` or
-    ``"none"``: one window). Times and durations may be given as the command line takes
-    them: ``period="14d"``, ``window="12h"``, ``start="2026-01-01"`` (UTC when no offset).
-    ``gzip`` writes ``.jsonl.gz`` files.
+    ``projects=None`` means every project of the org, resolved once at the start. The
+    range is ``start``/``end`` or ``period`` (ending at ``end`` or now; the last 30 days
+    when neither ``start`` nor ``period`` is given), pinned to absolute UTC at the start;
+    ``window`` splits it (``None`` or ``"none"``: one window). Times and durations may be
+    given as the command line takes them: ``period="14d"``, ``window="12h"``,
+    ``start="2026-01-01"`` (UTC when no offset). ``gzip`` writes ``.jsonl.gz`` files.
     """
 
     kind: ExportKind
@@ -503,9 +502,10 @@ class Exporter:
     differs), or starts one if the directory is empty; ``restart=True`` removes the
     export already there (a failed or stale one, whatever its spec) and starts anew.
     ``concurrency`` bounds the streams fetched at once (they all share the client's rate
-    limiter). The checkpoint is written
-    at most every ``commit_interval`` seconds while pages arrive, and at every stop.
-    ``now`` pins "now" for ``period`` (tests); ``progress`` receives live counts.
+    limiter). The checkpoint is written at most every ``commit_interval`` seconds while
+    pages arrive, and at every stop. ``now`` pins "now" for ``period`` (tests);
+    ``progress`` receives live counts; ``min_window`` is the smallest half a window the
+    server cannot serve is split into.
 
     A new export's range is checked before the directory is created: an empty range, one
     reaching past the calendar, or one needing more than ``MAX_WINDOWS`` windows raises
@@ -673,7 +673,8 @@ class Exporter:
         else:
             known = {p.id for p in checkpoint.projects}
             if self._aggregates:
-                known = {",".join(p.id for p in checkpoint.projects), "-1"}
+                # One stream for all projects (per project in checkpoints of old versions).
+                known |= {",".join(p.id for p in checkpoint.projects), "-1"}
         for stream in checkpoint.streams.values():
             if stream.target not in known:
                 raise CheckpointError(
