@@ -27,9 +27,12 @@ from sentry_async.export import (
     CheckpointError,
     ExportSpec,
     OutputUnusableError,
+    ProjectRef,
     SpecMismatchError,
     export,
 )
+from sentry_async.export._exporter import _project_stems
+from sentry_async.export._text import printable
 from sentry_async.testing import FakeSentry, Fault, SeedConfig
 from sentry_async.testing.pytest_plugin import FIXED_NOW
 
@@ -411,3 +414,23 @@ def _committed_pages(directory: Path) -> int:
     except (FileNotFoundError, msgspec.DecodeError):
         return 0
     return sum(stream["pages"] for stream in checkpoint["streams"].values())
+
+
+def test_file_stems_are_unique_ignoring_case_and_printable_escapes_controls() -> None:
+    refs = [
+        ProjectRef(id="1", slug="Web"),
+        ProjectRef(id="2", slug="web"),
+        ProjectRef(id="3", slug="web-2"),
+        ProjectRef(id="4", slug="a+b"),
+        ProjectRef(id="5", slug="a_b"),
+        ProjectRef(id="6", slug="solo"),
+        ProjectRef(id="7", slug="x" * 300),
+    ]
+    stems = _project_stems(refs)
+    assert len({stem.casefold() for stem in stems.values()}) == len(refs)
+    assert stems["6"] == "solo" and stems["3"] == "web-2"
+    assert (stems["1"], stems["2"]) == ("Web-1", "web-2-2"), "web-2 is another's slug"
+    assert (stems["4"], stems["5"]) == ("a_b-4", "a_b-5")
+    assert len(stems["7"]) <= 120
+    assert printable("plain text") == "plain text"
+    assert printable("a\x1b[2Jb\u202ec\x9bd\te\u2028") == "a\\x1b[2Jb\\u202ec\\x9bd\\x09e\\u2028"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +12,10 @@ import msgspec
 import pytest
 
 from sentry_async import BadRequest, RetryPolicy, SentryClient, ServerError
-from sentry_async.export import ExportSpec, export
+from sentry_async._protocol.errors import build_api_error
+from sentry_async.export import ExportSpec, Window, export
+from sentry_async.export._exporter import is_aggregate, unservable_window
+from sentry_async.export._windows import halve
 from sentry_async.testing import FakeSentry, Fault, SeedConfig
 from sentry_async.testing.pytest_plugin import FIXED_NOW
 
@@ -202,3 +205,28 @@ async def test_a_window_that_stays_unservable_stops_at_the_minimum_size(
         ("2026-05-18T07:00:00", "2026-05-21T07:00:00"),
         ("2026-05-18T07:00:00", "2026-05-19T19:00:00"),
     }
+
+
+def test_which_fields_are_aggregates_and_which_errors_split_a_window() -> None:
+    assert [is_aggregate(f) for f in ("count()", "p95(transaction.duration)", "equation|a+b")] == [
+        True,
+        True,
+        True,
+    ]
+    assert not any(is_aggregate(f) for f in ("title", "project", "event.type", "id"))
+    url = "https://sentry.io/api/0/organizations/acme/events/"
+    error = build_api_error(400, msgspec.json.encode(QUERY_TIMEOUT), method="GET", url=url)
+    assert unservable_window(error)
+    assert unservable_window(
+        build_api_error(400, msgspec.json.encode(TOO_DEEP), method="GET", url=url)
+    )
+    other = build_api_error(400, b'{"detail": "Invalid query"}', method="GET", url=url)
+    assert not unservable_window(other) and not unservable_window(ValueError("x"))
+    start = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    halves = halve(Window(start, start + timedelta(hours=1, seconds=1)), timedelta(minutes=1))
+    assert halves is not None
+    assert [(h.start, h.end) for h in halves] == [
+        (start, start + timedelta(minutes=30)),
+        (start + timedelta(minutes=30), start + timedelta(hours=1, seconds=1)),
+    ]
+    assert halve(Window(start, start + timedelta(seconds=119)), timedelta(minutes=1)) is None

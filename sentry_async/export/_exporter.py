@@ -373,8 +373,8 @@ def _project_stems(projects: Sequence[ProjectRef]) -> dict[str, str]:
     """Project id -> a file name stem no other project shares, even ignoring case.
 
     The stem is the sanitised slug; projects whose stems collide (sanitising, case, or a
-    shared slug) get ``-<id>`` appended, and anything still colliding a counter, so every
-    project has its own file on any file system.
+    shared slug) get ``-<id>`` appended, and one still colliding a counter, so every
+    project has its own file on any file system. A slug nobody shares keeps its name.
     """
     base = {p.id: _UNSAFE_NAME.sub("_", p.slug)[:_MAX_STEM] for p in projects}
     counts = Counter(stem.casefold() for stem in base.values())
@@ -384,7 +384,8 @@ def _project_stems(projects: Sequence[ProjectRef]) -> dict[str, str]:
     }
     taken: set[str] = set()
     out: dict[str, str] = {}
-    for project in sorted(projects, key=lambda p: (p.slug, p.id)):
+    # Unsuffixed stems first: they are unique among themselves and keep their names.
+    for project in sorted(projects, key=lambda p: (stems[p.id] != base[p.id], p.slug, p.id)):
         stem = candidate = stems[project.id]
         n = 1
         while candidate.casefold() in taken:
