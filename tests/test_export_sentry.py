@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -36,7 +37,10 @@ def _client(server: FakeSentry, **kwargs: Any) -> SentryClient:
 
 
 def _rows(path: Path) -> list[dict[str, Any]]:
-    return [msgspec.json.decode(line) for line in path.read_bytes().splitlines()]
+    data = path.read_bytes()
+    if path.name.endswith(".gz"):
+        data = gzip.decompress(data)
+    return [msgspec.json.decode(line) for line in data.splitlines()]
 
 
 def _in_range(server: FakeSentry, slug: str) -> list[str]:
@@ -92,9 +96,9 @@ def _events_spec(**kwargs: Any) -> ExportSpec:
     )
 
 
-def _assert_exactly_once(server: FakeSentry, directory: Path) -> None:
+def _assert_exactly_once(server: FakeSentry, directory: Path, suffix: str = ".jsonl") -> None:
     for slug in server.data.project_slugs(ORG):
-        ids = [row["id"] for row in _rows(directory / f"{slug}.jsonl")]
+        ids = [row["id"] for row in _rows(directory / f"{slug}{suffix}")]
         assert len(ids) == len(set(ids)), f"{slug}: items written twice"
         assert sorted(ids) == sorted(_in_range(server, slug)), slug
 
@@ -136,8 +140,9 @@ async def test_a_window_that_times_out_is_split_until_it_passes(
     assert not (tmp_path / "checkpoint.json").exists(), "complete: only the manifest stays"
 
 
+@pytest.mark.parametrize(("gzip_", "concurrency"), [(False, 1), (True, 4)])
 async def test_a_window_too_deep_splits_and_resumes_exactly(
-    fake_sentry_factory: Factory, tmp_path: Path
+    fake_sentry_factory: Factory, tmp_path: Path, gzip_: bool, concurrency: int
 ) -> None:
     server = await fake_sentry_factory(scale=DATA)
     deep = server.faults.add(
@@ -160,20 +165,20 @@ async def test_a_window_too_deep_splits_and_resumes_exactly(
             times=None,
         )
     )
-    spec = _events_spec(page_size=1)
+    spec = _events_spec(page_size=1, gzip=gzip_)
     with anyio.fail_after(30):
         async with _client(server) as client:
             with pytest.raises(ServerError):
-                await export(client, spec, tmp_path, concurrency=1)
+                await export(client, spec, tmp_path, concurrency=concurrency)
             checkpoint = msgspec.json.decode((tmp_path / "checkpoint.json").read_bytes())
             parent = checkpoint["streams"]["project-0-0@2026-05-21T07:00:00Z"]
             assert parent["split"] and parent["pages"] == 2 and parent["items"] == 2
             second = checkpoint["streams"]["project-0-0@2026-05-22T19:00:00Z..2026-05-24T07:00:00Z"]
             assert not second["done"] and second["dedupe_from"] == parent["first_offset"]
             stop.times = stop.fired
-            manifest = await export(client, spec, tmp_path, resume=True, concurrency=1)
+            manifest = await export(client, spec, tmp_path, resume=True, concurrency=concurrency)
     assert deep.fired == 1, "the split is not asked again"
-    _assert_exactly_once(server, tmp_path)
+    _assert_exactly_once(server, tmp_path, ".jsonl.gz" if gzip_ else ".jsonl")
     parts = [
         s for s in manifest.streams if s.key.startswith("project-0-0@2026-05-2") and ".." in s.key
     ]
