@@ -61,7 +61,10 @@ def strip_schema(schema: Any) -> Any:
     if isinstance(schema, dict):
         keep = ("type", "properties", "items", "additionalProperties", "enum", "anyOf",
                 "oneOf", "allOf", "nullable", "format", "required")
-        return {key: strip_schema(schema[key]) for key in keep if key in schema}
+        out = {key: strip_schema(schema[key]) for key in keep if key in schema}
+        if isinstance(schema.get("properties"), dict):
+            out["properties"] = {k: strip_schema(v) for k, v in schema["properties"].items()}
+        return out
     if isinstance(schema, list):
         return [strip_schema(item) for item in schema]
     return schema
@@ -100,6 +103,7 @@ class BodyField:
     annotation: str
     required: bool
     file: bool = False
+    sample: Any = None
 
 
 @dataclass
@@ -224,8 +228,9 @@ def sample_of(schema: Any, example: Any, depth: int = 0) -> Any:
         return sample_of(schema["allOf"][0], example, depth + 1)
     kinds = _types(schema)
     kind = kinds[0] if len(kinds) == 1 else None
-    if schema.get("enum"):
-        return example if example in schema["enum"] else schema["enum"][0]
+    choices = [value for value in schema.get("enum") or () if value is not None]
+    if choices:
+        return example if example in choices else choices[0]
     if kind == "object":
         props = schema.get("properties") or {}
         given = example if isinstance(example, dict) else {}
@@ -271,7 +276,7 @@ def _response(op: dict[str, Any]) -> tuple[dict[str, Any] | None, Any]:
 
 def _query_annotation(schema: dict[str, Any]) -> str:
     if "enum" in schema:
-        return "Literal[" + ", ".join(json.dumps(v) for v in schema["enum"]) + "]"
+        return "Literal[" + ", ".join(json.dumps(v) for v in schema["enum"] if v is not None) + "]"
     kinds = _types(schema)
     if "anyOf" in schema or "oneOf" in schema:
         kinds = [t for v in schema.get("anyOf", schema.get("oneOf", [])) for t in _types(v)]
@@ -386,7 +391,10 @@ def _body(op: Operation, raw: dict[str, Any]) -> None:
         names.add(py)
         is_file = op.body_kind == "multipart" and sub.get("format") in ("binary", "uri")
         annotation = "FileInput" if is_file else _body_annotation(sub)
-        op.body_fields.append(BodyField(wire, py, annotation, wire in required, is_file))
+        sample = None if is_file else sample_of(sub, sub.get("example"))
+        if isinstance(sample, (dict, list)) and annotation.startswith(("Sequence[", "Literal[")):
+            sample = sample if isinstance(sample, list) else [sample]
+        op.body_fields.append(BodyField(wire, py, annotation, wire in required, is_file, sample))
 
 
 def _pagination(op: Operation, raw: dict[str, Any]) -> None:
@@ -794,7 +802,7 @@ def render_metadata(ops: list[Operation]) -> str:
             "path_params": [[p.py, p.sample] for p in op.path_params],
             "query": [[p.py, p.wire, p.kind, p.sample] for p in op.query],
             "body": op.body_kind,
-            "body_fields": [[f.py, f.wire, f.required, f.file] for f in op.body_fields],
+            "body_fields": [[f.py, f.wire, f.required, f.file, f.sample] for f in op.body_fields],
             "paginated": op.paginated,
             "page_size_param": op.page_size_param if op.paginated else None,
             "envelope": op.envelope,

@@ -15,7 +15,7 @@ from ..resources._base import IdOrSlug, Resource
 from . import _support
 from ._support import UNSET, APIModel, UnsetType
 
-__all__ = ["Dashboard", "Dashboard2", "Dashboard2CreatedBy", "Dashboard2Widget", "Dashboard2WidgetChangedReason", "Dashboard2WidgetQuery", "Dashboard2WidgetQueryLinkedDashboard", "Dashboard2WidgetQueryOnDemand", "Dashboard2WidgetThresholds", "DashboardCreatedBy", "DashboardCreatedByEmail", "DashboardCreatedByIdentity", "DashboardCreatedByIdentityOrganization", "DashboardCreatedByIdentityProvider", "DashboardFilters", "DashboardPermissions", "DashboardsAPI"]
+__all__ = ["Dashboard", "Dashboard2", "Dashboard2CreatedBy", "Dashboard2Widget", "Dashboard2WidgetChangedReason", "Dashboard2WidgetQuery", "Dashboard2WidgetQueryLinkedDashboard", "Dashboard2WidgetQueryOnDemand", "Dashboard2WidgetThresholds", "DashboardCreatedBy", "DashboardCreatedByAvatar", "DashboardCreatedByEmail", "DashboardCreatedByIdentity", "DashboardCreatedByIdentityOrganization", "DashboardCreatedByIdentityProvider", "DashboardFilters", "DashboardPermissions", "DashboardsAPI"]
 
 
 class DashboardCreatedByIdentityOrganization(APIModel):
@@ -37,7 +37,7 @@ class DashboardCreatedByIdentity(APIModel):
     date_synced: str | None = msgspec.field(default=None, name="dateSynced")
 
 
-class DashboardFilters(APIModel):
+class DashboardCreatedByAvatar(APIModel):
     avatar_type: str | None = msgspec.field(default=None, name="avatarType")
     avatar_uuid: str | None = msgspec.field(default=None, name="avatarUuid")
     avatar_url: str | None = msgspec.field(default=None, name="avatarUrl")
@@ -51,7 +51,7 @@ class DashboardCreatedByEmail(APIModel):
 
 class DashboardCreatedBy(APIModel):
     identities: builtins.list[DashboardCreatedByIdentity] | None = None
-    avatar: DashboardFilters | None = None
+    avatar: DashboardCreatedByAvatar | None = None
     authenticators: builtins.list[Any] | None = None
     can_reset2fa: bool | None = msgspec.field(default=None, name="canReset2fa")
     id: str | None = None
@@ -71,6 +71,12 @@ class DashboardCreatedBy(APIModel):
     is_staff: bool | None = msgspec.field(default=None, name="isStaff")
     experiments: builtins.dict[str, Any] | None = None
     emails: builtins.list[DashboardCreatedByEmail] | None = None
+
+
+class DashboardFilters(APIModel):
+    release: builtins.list[str] | None = None
+    release_id: builtins.list[str] | None = msgspec.field(default=None, name="releaseId")
+    global_filter: builtins.list[builtins.dict[str, Any]] | None = msgspec.field(default=None, name="globalFilter")
 
 
 class DashboardPermissions(APIModel):
@@ -96,7 +102,7 @@ class Dashboard(APIModel):
 
 class Dashboard2CreatedBy(APIModel):
     identities: builtins.list[DashboardCreatedByIdentity] | None = None
-    avatar: DashboardFilters | None = None
+    avatar: DashboardCreatedByAvatar | None = None
     authenticators: builtins.list[Any] | None = None
     can_reset2fa: bool | None = msgspec.field(default=None, name="canReset2fa")
     id: str | None = None

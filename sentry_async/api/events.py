@@ -16,7 +16,7 @@ from ..resources._base import IdOrSlug, Resource
 from . import _support
 from ._support import UNSET, APIModel, UnsetType
 
-__all__ = ["EventAttachment", "EventIssue", "EventIssueStats", "EventSourceMapDebug", "EventSourceMapDebugException", "EventSourceMapDebugExceptionFrame", "EventSourceMapDebugExceptionFrameDebugIdProcess", "EventSourceMapDebugExceptionFrameReleaseProcess", "EventSourceMapDebugExceptionFrameScrapingProcess", "EventUpdateIssue", "EventsAPI"]
+__all__ = ["EventAttachment", "EventIssue", "EventIssueProject", "EventIssueStats", "EventSourceMapDebug", "EventSourceMapDebugException", "EventSourceMapDebugExceptionFrame", "EventSourceMapDebugExceptionFrameDebugIdProcess", "EventSourceMapDebugExceptionFrameReleaseProcess", "EventSourceMapDebugExceptionFrameScrapingProcess", "EventUpdateIssue", "EventsAPI"]
 
 
 class EventAttachment(APIModel):
@@ -75,10 +75,14 @@ class EventSourceMapDebug(APIModel):
     has_scraping_data: bool | None = None
 
 
-class EventIssueStats(APIModel):
+class EventIssueProject(APIModel):
     id: str | None = None
     name: str | None = None
     slug: str | None = None
+
+
+class EventIssueStats(APIModel):
+    f_24h: builtins.list[builtins.list[float]] | None = msgspec.field(default=None, name="24h")
 
 
 class EventIssue(APIModel):
@@ -98,7 +102,7 @@ class EventIssue(APIModel):
     metadata: Any = None
     num_comments: int | None = msgspec.field(default=None, name="numComments")
     permalink: str | None = None
-    project: EventIssueStats | None = None
+    project: EventIssueProject | None = None
     share_id: str | None = msgspec.field(default=None, name="shareId")
     short_id: str | None = msgspec.field(default=None, name="shortId")
     stats: EventIssueStats | None = None

@@ -16,7 +16,7 @@ from ..resources._base import IdOrSlug, Resource
 from . import _support
 from ._support import UNSET, APIModel, UnsetType
 
-__all__ = ["Member", "Member2", "Member2OrgRoleList", "Member2TeamRole", "Member2TeamRoleList", "MemberExternalUser", "MemberFlags", "MemberUser", "MemberUserAvatar", "MemberUserEmail", "MemberUserIdentity", "MemberUserIdentityOrganization", "Organization", "OrganizationLinks", "OrganizationOnboardingTask", "OrganizationProject", "OrganizationProjectLatestRelease", "OrganizationProjectTeam", "OrganizationProjectTeam2", "OrganizationStatus", "OrganizationTeam", "OrganizationTeamOrganization", "OrganizationTeamProject", "OrganizationsAPI", "ProjectKey", "ProjectKeyBrowserSdk", "ProjectKeyDsn", "ProjectKeyDynamicSdkLoaderOptions", "ProjectKeyRateLimit", "RelayUsage", "Repo", "RepoCommit", "RepoCommitPullRequest", "RepoSettings", "ShortId", "ShortIdGroup", "ShortIdGroupAnnotation", "ShortIdGroupAssignedTo", "ShortIdGroupDerivedData", "ShortIdGroupProject", "ShortIdGroupSubscriptionDetails", "StatsSummary", "StatsSummaryProject"]
+__all__ = ["Member", "Member2", "Member2OrgRoleList", "Member2TeamRole", "Member2TeamRoleList", "MemberExternalUser", "MemberFlags", "MemberUser", "MemberUserAvatar", "MemberUserEmail", "MemberUserIdentity", "MemberUserIdentityOrganization", "Organization", "OrganizationLinks", "OrganizationOnboardingTask", "OrganizationProject", "OrganizationProjectLatestRelease", "OrganizationProjectTeam", "OrganizationProjectTeam2", "OrganizationStatus", "OrganizationTeam", "OrganizationTeamOrganization", "OrganizationTeamProject", "OrganizationTrustedRelay", "OrganizationsAPI", "ProjectKey", "ProjectKeyBrowserSdk", "ProjectKeyDsn", "ProjectKeyDynamicSdkLoaderOptions", "ProjectKeyRateLimit", "RelayUsage", "Repo", "RepoCommit", "RepoCommitPullRequest", "RepoSettings", "ShortId", "ShortIdGroup", "ShortIdGroupAnnotation", "ShortIdGroupAssignedTo", "ShortIdGroupDerivedData", "ShortIdGroupProject", "ShortIdGroupStatusDetails", "ShortIdGroupStatusDetailsActor", "ShortIdGroupStatusDetailsInfo", "ShortIdGroupSubscriptionDetails", "StatsSummary", "StatsSummaryProject"]
 
 
 class OrganizationOnboardingTask(APIModel):
@@ -67,6 +67,14 @@ class Member2TeamRoleList(APIModel):
     is_retired: bool | None = msgspec.field(default=None, name="isRetired")
     is_team_roles_allowed: bool | None = msgspec.field(default=None, name="isTeamRolesAllowed")
     is_minimum_role_for: str | None = msgspec.field(default=None, name="isMinimumRoleFor")
+
+
+class OrganizationTrustedRelay(APIModel):
+    name: str | None = None
+    description: str | None = None
+    public_key: str | None = msgspec.field(default=None, name="publicKey")
+    created: str | None = None
+    last_modified: str | None = msgspec.field(default=None, name="lastModified")
 
 
 class MemberExternalUser(APIModel):
@@ -268,7 +276,7 @@ class Organization(APIModel):
     allow_join_requests: bool | None = msgspec.field(default=None, name="allowJoinRequests")
     relay_pii_config: str | None = msgspec.field(default=None, name="relayPiiConfig")
     relay_dsn_endpoint: str | None = msgspec.field(default=None, name="relayDsnEndpoint")
-    trusted_relays: builtins.list[MemberUserAvatar] | None = msgspec.field(default=None, name="trustedRelays")
+    trusted_relays: builtins.list[OrganizationTrustedRelay] | None = msgspec.field(default=None, name="trustedRelays")
     pending_access_requests: int | None = msgspec.field(default=None, name="pendingAccessRequests")
     hide_ai_features: bool | None = msgspec.field(default=None, name="hideAiFeatures")
     aggregated_data_consent: bool | None = msgspec.field(default=None, name="aggregatedDataConsent")
@@ -495,6 +503,50 @@ class ShortIdGroupDerivedData(APIModel):
     last_progressed_at: str | None = msgspec.field(default=None, name="lastProgressedAt")
 
 
+class ShortIdGroupStatusDetailsActor(APIModel):
+    identities: builtins.list[MemberUserIdentity] | None = None
+    avatar: MemberUserAvatar | None = None
+    authenticators: builtins.list[Any] | None = None
+    can_reset2fa: bool | None = msgspec.field(default=None, name="canReset2fa")
+    id: str | None = None
+    name: str | None = None
+    username: str | None = None
+    email: str | None = None
+    avatar_url: str | None = msgspec.field(default=None, name="avatarUrl")
+    is_active: bool | None = msgspec.field(default=None, name="isActive")
+    is_suspended: bool | None = msgspec.field(default=None, name="isSuspended")
+    has_password_auth: bool | None = msgspec.field(default=None, name="hasPasswordAuth")
+    is_managed: bool | None = msgspec.field(default=None, name="isManaged")
+    date_joined: str | None = msgspec.field(default=None, name="dateJoined")
+    last_login: str | None = msgspec.field(default=None, name="lastLogin")
+    has2fa: bool | None = None
+    last_active: str | None = msgspec.field(default=None, name="lastActive")
+    is_superuser: bool | None = msgspec.field(default=None, name="isSuperuser")
+    is_staff: bool | None = msgspec.field(default=None, name="isStaff")
+    experiments: builtins.dict[str, Any] | None = None
+    emails: builtins.list[MemberUserEmail] | None = None
+
+
+class ShortIdGroupStatusDetailsInfo(APIModel):
+    date_created: str | None = msgspec.field(default=None, name="dateCreated")
+    sync_count: int | None = msgspec.field(default=None, name="syncCount")
+    total_events: int | None = msgspec.field(default=None, name="totalEvents")
+
+
+class ShortIdGroupStatusDetails(APIModel):
+    ignore_count: int | None = msgspec.field(default=None, name="ignoreCount")
+    ignore_until: str | None = msgspec.field(default=None, name="ignoreUntil")
+    ignore_user_count: int | None = msgspec.field(default=None, name="ignoreUserCount")
+    ignore_user_window: int | None = msgspec.field(default=None, name="ignoreUserWindow")
+    ignore_window: int | None = msgspec.field(default=None, name="ignoreWindow")
+    actor: ShortIdGroupStatusDetailsActor | None = None
+    in_next_release: bool | None = msgspec.field(default=None, name="inNextRelease")
+    in_release: str | None = msgspec.field(default=None, name="inRelease")
+    in_commit: str | None = msgspec.field(default=None, name="inCommit")
+    pending_events: int | None = msgspec.field(default=None, name="pendingEvents")
+    info: ShortIdGroupStatusDetailsInfo | None = None
+
+
 class ShortIdGroupProject(APIModel):
     id: str | None = None
     name: str | None = None
@@ -535,7 +587,7 @@ class ShortIdGroup(APIModel):
     logger: str | None = None
     level: str | None = None
     status: str | None = None
-    status_details: MemberUserAvatar | None = msgspec.field(default=None, name="statusDetails")
+    status_details: ShortIdGroupStatusDetails | None = msgspec.field(default=None, name="statusDetails")
     substatus: str | None = None
     is_public: bool | None = msgspec.field(default=None, name="isPublic")
     platform: str | None = None

@@ -15,7 +15,7 @@ from ..resources._base import IdOrSlug, Resource
 from . import _support
 from ._support import UNSET, APIModel, UnsetType
 
-__all__ = ["DebugFile", "Filter", "Key", "KeyBrowserSdk", "KeyDsn", "KeyDynamicSdkLoaderOptions", "KeyRateLimit", "Member", "MemberExternalUser", "MemberFlags", "MemberUser", "MemberUserEmail", "MemberUserIdentity", "MemberUserIdentityOrganization", "MemberUserIdentityProvider", "Ownership", "OwnershipSchema", "OwnershipSchemaRule", "OwnershipSchemaRuleMatcher", "OwnershipSchemaRuleOwner", "Project", "Project2", "Project2HighlightPreset", "Project2Organization", "Project2OrganizationLinks", "Project2OrganizationOnboardingTask", "ProjectHook", "ProjectLatestRelease", "ProjectTeam", "ProjectUserFeedback", "ProjectValue", "ProjectsAPI", "Repository", "Team", "TeamAvatar", "TeamTeam", "User"]
+__all__ = ["DebugFile", "Filter", "Key", "KeyBrowserSdk", "KeyDsn", "KeyDynamicSdkLoaderOptions", "KeyRateLimit", "Member", "MemberExternalUser", "MemberFlags", "MemberUser", "MemberUserEmail", "MemberUserIdentity", "MemberUserIdentityOrganization", "MemberUserIdentityProvider", "Ownership", "OwnershipSchema", "OwnershipSchemaRule", "OwnershipSchemaRuleMatcher", "OwnershipSchemaRuleOwner", "Project", "Project2", "Project2HighlightPreset", "Project2Organization", "Project2OrganizationLinks", "Project2OrganizationOnboardingTask", "ProjectHook", "ProjectLatestRelease", "ProjectTeam", "ProjectUserFeedback", "ProjectUserFeedbackEvent", "ProjectValue", "ProjectsAPI", "Repository", "Team", "TeamAvatar", "TeamTeam", "User"]
 
 
 class ProjectTeam(APIModel):
@@ -467,11 +467,16 @@ class ProjectValue(APIModel):
     name: str | None = None
 
 
+class ProjectUserFeedbackEvent(APIModel):
+    event_id: str | None = msgspec.field(default=None, name="eventID")
+    id: str | None = None
+
+
 class ProjectUserFeedback(APIModel):
     comments: str | None = None
     date_created: str | None = msgspec.field(default=None, name="dateCreated")
     email: str | None = None
-    event: TeamAvatar | None = None
+    event: ProjectUserFeedbackEvent | None = None
     event_id: str | None = msgspec.field(default=None, name="eventID")
     id: str | None = None
     issue: builtins.dict[str, Any] | None = None

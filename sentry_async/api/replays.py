@@ -17,7 +17,7 @@ from ..resources._base import IdOrSlug, Resource
 from . import _support
 from ._support import APIModel
 
-__all__ = ["Replay", "Replay2", "ReplayClick", "ReplaySelectorElement", "ReplaysAPI"]
+__all__ = ["Replay", "Replay2", "ReplayClick", "ReplayDeletionJob", "ReplayDeletionJob2", "ReplayDeletionJobData", "ReplayDevice", "ReplayOs", "ReplayOtaUpdates", "ReplayRecordingSegment", "ReplayRecordingSegmentData", "ReplaySelector", "ReplaySelectorElement", "ReplayUser", "ReplayUserGeo", "ReplayViewedBy", "ReplayViewedByData", "ReplaysAPI"]
 
 
 class ReplaySelectorElement(APIModel):
@@ -32,12 +32,81 @@ class ReplaySelectorElement(APIModel):
     title: str | None = None
 
 
-class Replay(APIModel):
+class ReplaySelector(APIModel):
     count_dead_clicks: int | None = None
     count_rage_clicks: int | None = None
     dom_element: str | None = None
     element: ReplaySelectorElement | None = None
     project_id: str | None = None
+
+
+class ReplayUserGeo(APIModel):
+    city: str | None = None
+    country_code: str | None = None
+    region: str | None = None
+    subdivision: str | None = None
+
+
+class ReplayUser(APIModel):
+    id: str | None = None
+    username: str | None = None
+    email: str | None = None
+    ip: str | None = None
+    display_name: str | None = None
+    geo: ReplayUserGeo | None = None
+
+
+class ReplayOs(APIModel):
+    name: str | None = None
+    version: str | None = None
+
+
+class ReplayDevice(APIModel):
+    name: str | None = None
+    brand: str | None = None
+    model: str | None = None
+    family: str | None = None
+
+
+class ReplayOtaUpdates(APIModel):
+    channel: str | None = None
+    runtime_version: str | None = None
+    update_id: str | None = None
+
+
+class Replay(APIModel):
+    id: str | None = None
+    project_id: str | None = None
+    trace_ids: builtins.list[str] | None = None
+    error_ids: builtins.list[str] | None = None
+    environment: str | None = None
+    tags: Any = None
+    user: ReplayUser | None = None
+    sdk: ReplayOs | None = None
+    os: ReplayOs | None = None
+    browser: ReplayOs | None = None
+    device: ReplayDevice | None = None
+    ota_updates: ReplayOtaUpdates | None = None
+    is_archived: bool | None = None
+    urls: builtins.list[str] | None = None
+    segment_names: builtins.list[str] | None = None
+    clicks: builtins.list[builtins.dict[str, Any]] | None = None
+    count_dead_clicks: int | None = None
+    count_rage_clicks: int | None = None
+    count_errors: int | None = None
+    duration: int | None = None
+    finished_at: str | None = None
+    started_at: str | None = None
+    activity: int | None = None
+    count_urls: int | None = None
+    replay_type: str | None = None
+    count_segments: int | None = None
+    platform: str | None = None
+    releases: builtins.list[str] | None = None
+    dist: str | None = None
+    count_warnings: int | None = None
+    count_infos: int | None = None
+    has_viewed: bool | None = None
 
 
 class Replay2(APIModel):
@@ -47,6 +116,45 @@ class Replay2(APIModel):
 class ReplayClick(APIModel):
     node_id: int | None = None
     timestamp: str | None = None
+
+
+class ReplayRecordingSegmentData(APIModel):
+    replay_id: str | None = msgspec.field(default=None, name="replayId")
+    segment_id: int | None = msgspec.field(default=None, name="segmentId")
+    project_id: str | None = msgspec.field(default=None, name="projectId")
+    date_added: str | None = msgspec.field(default=None, name="dateAdded")
+
+
+class ReplayRecordingSegment(APIModel):
+    data: ReplayRecordingSegmentData | None = None
+
+
+class ReplayViewedByData(APIModel):
+    viewed_by: builtins.list[builtins.dict[str, Any]] | None = None
+
+
+class ReplayViewedBy(APIModel):
+    data: ReplayViewedByData | None = None
+
+
+class ReplayDeletionJobData(APIModel):
+    id: int | None = None
+    date_created: str | None = msgspec.field(default=None, name="dateCreated")
+    date_updated: str | None = msgspec.field(default=None, name="dateUpdated")
+    range_start: str | None = msgspec.field(default=None, name="rangeStart")
+    range_end: str | None = msgspec.field(default=None, name="rangeEnd")
+    environments: builtins.list[str] | None = None
+    status: str | None = None
+    query: str | None = None
+    count_deleted: int | None = msgspec.field(default=None, name="countDeleted")
+
+
+class ReplayDeletionJob(APIModel):
+    data: builtins.list[ReplayDeletionJobData] | None = None
+
+
+class ReplayDeletionJob2(APIModel):
+    data: ReplayDeletionJobData | None = None
 
 
 class ReplaysAPI(Resource):
@@ -98,7 +206,7 @@ class ReplaysAPI(Resource):
         cursor: str | None = None,
         skip: int = 0,
         limit: int | None = None,
-    ) -> Paginator[Replay]:
+    ) -> Paginator[ReplaySelector]:
         """List an Organization's Selectors (``GET /organizations/{org}/replay-selectors/``)."""
         return _support.paginate_projects(
             self._client,
@@ -107,7 +215,7 @@ class ReplaysAPI(Resource):
             project=("project", project),
             path_params={"org": check_slug(org, "org")},
             params={"environment": environment, "statsPeriod": stats_period, "start": start, "end": end, "projectSlug": project_slug, "sort": sort, "sortBy": sort_by, "orderBy": order_by, "query": query},
-            type=Replay,
+            type=ReplaySelector,
             page_size=page_size,
             page_size_param="per_page",
             cursor=cursor,
@@ -260,7 +368,7 @@ class ReplaysAPI(Resource):
         project: IdOrSlug,
         replay_id: IdOrSlug,
         segment_id: IdOrSlug,
-    ) -> Replay2:
+    ) -> ReplayRecordingSegment:
         """Retrieve a Recording Segment.
 
         ``GET /projects/{org}/{project}/replays/{replay_id}/recording-segments/{segment_id}/``
@@ -269,7 +377,7 @@ class ReplaysAPI(Resource):
             "GET",
             "/projects/{org}/{project}/replays/{replay_id}/recording-segments/{segment_id}/",
             path_params={"org": check_slug(org, "org"), "project": check_slug(project, "project"), "replay_id": check_slug(replay_id, "replay_id"), "segment_id": check_slug(segment_id, "segment_id")},
-            type=Replay2,
+            type=ReplayRecordingSegment,
         )
 
     def stream_recording_segment(
@@ -319,7 +427,7 @@ class ReplaysAPI(Resource):
         org: IdOrSlug,
         project: IdOrSlug,
         replay_id: IdOrSlug,
-    ) -> Replay2:
+    ) -> ReplayViewedBy:
         """List Users Who Have Viewed a Replay.
 
         ``GET /projects/{org}/{project}/replays/{replay_id}/viewed-by/``
@@ -328,14 +436,14 @@ class ReplaysAPI(Resource):
             "GET",
             "/projects/{org}/{project}/replays/{replay_id}/viewed-by/",
             path_params={"org": check_slug(org, "org"), "project": check_slug(project, "project"), "replay_id": check_slug(replay_id, "replay_id")},
-            type=Replay2,
+            type=ReplayViewedBy,
         )
 
     async def list_deletion_jobs(
         self,
         org: IdOrSlug,
         project: IdOrSlug,
-    ) -> Replay2:
+    ) -> ReplayDeletionJob:
         """List Replay Batch-Deletion Jobs.
 
         ``GET /projects/{org}/{project}/replays/jobs/delete/``
@@ -344,7 +452,7 @@ class ReplaysAPI(Resource):
             "GET",
             "/projects/{org}/{project}/replays/jobs/delete/",
             path_params={"org": check_slug(org, "org"), "project": check_slug(project, "project")},
-            type=Replay2,
+            type=ReplayDeletionJob,
         )
 
     async def create_deletion_job(
@@ -353,7 +461,7 @@ class ReplaysAPI(Resource):
         project: IdOrSlug,
         *,
         data: Any,
-    ) -> Replay2:
+    ) -> ReplayDeletionJob2:
         """Create Replay Batch Deletion Job.
 
         ``POST /projects/{org}/{project}/replays/jobs/delete/``
@@ -363,7 +471,7 @@ class ReplaysAPI(Resource):
             "/projects/{org}/{project}/replays/jobs/delete/",
             path_params={"org": check_slug(org, "org"), "project": check_slug(project, "project")},
             json=_support.body({"data": data}),
-            type=Replay2,
+            type=ReplayDeletionJob2,
         )
 
     async def get_deletion_job(
@@ -371,7 +479,7 @@ class ReplaysAPI(Resource):
         org: IdOrSlug,
         project: IdOrSlug,
         job_id: IdOrSlug,
-    ) -> Replay2:
+    ) -> ReplayDeletionJob2:
         """Retrieve a Replay Batch-Deletion Job.
 
         ``GET /projects/{org}/{project}/replays/jobs/delete/{job_id}/``
@@ -380,5 +488,5 @@ class ReplaysAPI(Resource):
             "GET",
             "/projects/{org}/{project}/replays/jobs/delete/{job_id}/",
             path_params={"org": check_slug(org, "org"), "project": check_slug(project, "project"), "job_id": check_slug(job_id, "job_id")},
-            type=Replay2,
+            type=ReplayDeletionJob2,
         )

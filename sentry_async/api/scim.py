@@ -14,10 +14,10 @@ from ..resources._base import IdOrSlug, Resource
 from . import _support
 from ._support import UNSET, APIModel, UnsetType
 
-__all__ = ["ScimAPI", "ScimV2Group", "ScimV2GroupResourceMember", "ScimV2User", "ScimV2User2", "ScimV2UserEmail", "ScimV2UserMeta", "ScimV2UserName"]
+__all__ = ["ScimAPI", "ScimV2Group", "ScimV2Group2", "ScimV2GroupResourceMember", "ScimV2User", "ScimV2User2", "ScimV2UserResourceEmail", "ScimV2UserResourceMeta", "ScimV2UserResourceName"]
 
 
-class ScimV2UserMeta(APIModel):
+class ScimV2UserResourceMeta(APIModel):
     resource_type: str | None = msgspec.field(default=None, name="resourceType")
 
 
@@ -26,28 +26,28 @@ class ScimV2GroupResourceMember(APIModel):
     display: str | None = None
 
 
-class ScimV2Group(APIModel):
+class ScimV2Group2(APIModel):
     schemas: builtins.list[str] | None = None
     id: str | None = None
     display_name: str | None = msgspec.field(default=None, name="displayName")
-    meta: ScimV2UserMeta | None = None
+    meta: ScimV2UserResourceMeta | None = None
     members: builtins.list[ScimV2GroupResourceMember] | None = None
 
 
-class ScimV2User(APIModel):
+class ScimV2Group(APIModel):
     schemas: builtins.list[str] | None = None
     total_results: int | None = msgspec.field(default=None, name="totalResults")
     start_index: int | None = msgspec.field(default=None, name="startIndex")
     items_per_page: int | None = msgspec.field(default=None, name="itemsPerPage")
-    resources: builtins.list[ScimV2Group] | None = msgspec.field(default=None, name="Resources")
+    resources: builtins.list[ScimV2Group2] | None = msgspec.field(default=None, name="Resources")
 
 
-class ScimV2UserName(APIModel):
+class ScimV2UserResourceName(APIModel):
     given_name: str | None = msgspec.field(default=None, name="givenName")
     family_name: str | None = msgspec.field(default=None, name="familyName")
 
 
-class ScimV2UserEmail(APIModel):
+class ScimV2UserResourceEmail(APIModel):
     primary: bool | None = None
     value: str | None = None
     type: str | None = None
@@ -58,10 +58,18 @@ class ScimV2User2(APIModel):
     schemas: builtins.list[str] | None = None
     id: str | None = None
     user_name: str | None = msgspec.field(default=None, name="userName")
-    name: ScimV2UserName | None = None
-    emails: builtins.list[ScimV2UserEmail] | None = None
-    meta: ScimV2UserMeta | None = None
+    name: ScimV2UserResourceName | None = None
+    emails: builtins.list[ScimV2UserResourceEmail] | None = None
+    meta: ScimV2UserResourceMeta | None = None
     sentry_org_role: str | None = msgspec.field(default=None, name="sentryOrgRole")
+
+
+class ScimV2User(APIModel):
+    schemas: builtins.list[str] | None = None
+    total_results: int | None = msgspec.field(default=None, name="totalResults")
+    start_index: int | None = msgspec.field(default=None, name="startIndex")
+    items_per_page: int | None = msgspec.field(default=None, name="itemsPerPage")
+    resources: builtins.list[ScimV2User2] | None = msgspec.field(default=None, name="Resources")
 
 
 class ScimAPI(Resource):
@@ -77,7 +85,7 @@ class ScimAPI(Resource):
         count: int | None = None,
         filter: str | None = None,
         excluded_attributes: str | Sequence[str] | None = None,
-    ) -> ScimV2User:
+    ) -> ScimV2Group:
         """List an Organization's Paginated Teams.
 
         ``GET /organizations/{org}/scim/v2/Groups``
@@ -87,7 +95,7 @@ class ScimAPI(Resource):
             "/organizations/{org}/scim/v2/Groups",
             path_params={"org": check_slug(org, "org")},
             params={"startIndex": start_index, "count": count, "filter": filter, "excludedAttributes": excluded_attributes},
-            type=ScimV2User,
+            type=ScimV2Group,
         )
 
     async def provision_group(
@@ -95,27 +103,27 @@ class ScimAPI(Resource):
         org: IdOrSlug,
         *,
         display_name: str,
-    ) -> ScimV2Group:
+    ) -> ScimV2Group2:
         """Provision a New Team (``POST /organizations/{org}/scim/v2/Groups``)."""
         return await self._client.request(
             "POST",
             "/organizations/{org}/scim/v2/Groups",
             path_params={"org": check_slug(org, "org")},
             json=_support.body({"displayName": display_name}),
-            type=ScimV2Group,
+            type=ScimV2Group2,
         )
 
     async def get_group(
         self,
         org: IdOrSlug,
         team: IdOrSlug,
-    ) -> ScimV2Group:
+    ) -> ScimV2Group2:
         """Query an Individual Team (``GET /organizations/{org}/scim/v2/Groups/{team}``)."""
         return await self._client.request(
             "GET",
             "/organizations/{org}/scim/v2/Groups/{team}",
             path_params={"org": check_slug(org, "org"), "team": check_slug(team, "team")},
-            type=ScimV2Group,
+            type=ScimV2Group2,
         )
 
     async def update_group(

@@ -14,7 +14,45 @@ from ..resources._base import IdOrSlug, Resource
 from . import _support
 from ._support import APIModel
 
-__all__ = ["PreprodArtifactSnapshot", "PreprodArtifactSnapshot2", "PreprodSnapshotStatusCheckRule", "PreprodSnapshotStatusCheckRuleRules", "SnapshotsAPI"]
+__all__ = ["PreprodArtifactSnapshot", "PreprodArtifactSnapshot2", "PreprodArtifactSnapshotAdded", "PreprodArtifactSnapshotApprover", "PreprodArtifactSnapshotChanged", "PreprodArtifactSnapshotImage", "PreprodArtifactSnapshotImage2BaseImage", "PreprodArtifactSnapshotLatestBase", "PreprodArtifactSnapshotLatestBaseImage", "PreprodArtifactSnapshotLatestBaseVcsInfo", "PreprodArtifactSnapshotVcsInfo", "PreprodSnapshotStatusCheckRule", "PreprodSnapshotStatusCheckRuleRules", "SnapshotsAPI"]
+
+
+class PreprodArtifactSnapshotVcsInfo(APIModel):
+    head_sha: str | None = None
+    base_sha: str | None = None
+    provider: str | None = None
+    head_repo_name: str | None = None
+    base_repo_name: str | None = None
+    head_ref: str | None = None
+    base_ref: str | None = None
+    pr_number: int | None = None
+
+
+class PreprodArtifactSnapshotAdded(APIModel):
+    key: str | None = None
+    display_name: str | None = None
+    group: str | None = None
+    image_file_name: str | None = None
+    width: int | None = None
+    height: int | None = None
+    canvas_theme: str | None = None
+
+
+class PreprodArtifactSnapshotChanged(APIModel):
+    base_image: PreprodArtifactSnapshotAdded | None = None
+    head_image: PreprodArtifactSnapshotAdded | None = None
+    diff_image_key: str | None = None
+    diff: float | None = None
+
+
+class PreprodArtifactSnapshotApprover(APIModel):
+    id: str | None = None
+    name: str | None = None
+    email: str | None = None
+    username: str | None = None
+    avatar_url: str | None = None
+    approved_at: str | None = None
+    source: str | None = None
 
 
 class PreprodArtifactSnapshot(APIModel):
@@ -23,30 +61,86 @@ class PreprodArtifactSnapshot(APIModel):
     project_id: str | None = None
     comparison_type: str | None = None
     state: str | None = None
-    vcs_info: PreprodArtifactSnapshot | None = None
+    vcs_info: PreprodArtifactSnapshotVcsInfo | None = None
     app_id: str | None = None
     is_selective: bool | None = None
-    images: builtins.list[PreprodArtifactSnapshot] | None = None
+    images: builtins.list[PreprodArtifactSnapshotAdded] | None = None
     image_count: int | None = None
-    added: builtins.list[PreprodArtifactSnapshot] | None = None
+    added: builtins.list[PreprodArtifactSnapshotAdded] | None = None
     added_count: int | None = None
-    removed: builtins.list[PreprodArtifactSnapshot] | None = None
+    removed: builtins.list[PreprodArtifactSnapshotAdded] | None = None
     removed_count: int | None = None
-    renamed: builtins.list[PreprodArtifactSnapshot] | None = None
+    renamed: builtins.list[PreprodArtifactSnapshotChanged] | None = None
     renamed_count: int | None = None
-    changed: builtins.list[PreprodArtifactSnapshot] | None = None
+    changed: builtins.list[PreprodArtifactSnapshotChanged] | None = None
     changed_count: int | None = None
-    unchanged: builtins.list[PreprodArtifactSnapshot] | None = None
+    unchanged: builtins.list[PreprodArtifactSnapshotAdded] | None = None
     unchanged_count: int | None = None
-    errored: builtins.list[PreprodArtifactSnapshot] | None = None
+    errored: builtins.list[PreprodArtifactSnapshotChanged] | None = None
     errored_count: int | None = None
-    skipped: builtins.list[PreprodArtifactSnapshot] | None = None
+    skipped: builtins.list[PreprodArtifactSnapshotAdded] | None = None
     skipped_count: int | None = None
     diff_threshold: float | None = None
     comparison_state: str | None = None
     approval_status: str | None = None
     comparison_error_message: str | None = None
-    approvers: builtins.list[PreprodArtifactSnapshot] | None = None
+    approvers: builtins.list[PreprodArtifactSnapshotApprover] | None = None
+
+
+class PreprodArtifactSnapshotImage2BaseImage(APIModel):
+    key: str | None = None
+    display_name: str | None = None
+    group: str | None = None
+    image_file_name: str | None = None
+    width: int | None = None
+    height: int | None = None
+    canvas_theme: str | None = None
+    diff_threshold: float | None = None
+    description: str | None = None
+    tags: builtins.dict[str, str] | None = None
+    image_url: str | None = None
+
+
+class PreprodArtifactSnapshotImage(APIModel):
+    image_file_name: str | None = None
+    comparison_status: str | None = None
+    head_image: PreprodArtifactSnapshotImage2BaseImage | None = None
+    base_image: PreprodArtifactSnapshotImage2BaseImage | None = None
+    diff_image_url: str | None = None
+    diff_percentage: float | None = None
+    previous_image_file_name: str | None = None
+
+
+class PreprodArtifactSnapshotLatestBaseImage(APIModel):
+    key: str | None = None
+    display_name: str | None = None
+    group: str | None = None
+    image_file_name: str | None = None
+    width: int | None = None
+    height: int | None = None
+    canvas_theme: str | None = None
+    image_url: str | None = None
+
+
+class PreprodArtifactSnapshotLatestBaseVcsInfo(APIModel):
+    head_sha: str | None = None
+    base_sha: str | None = None
+    head_ref: str | None = None
+    base_ref: str | None = None
+    head_repo_name: str | None = None
+    pr_number: int | None = None
+
+
+class PreprodArtifactSnapshotLatestBase(APIModel):
+    head_artifact_id: str | None = None
+    project_id: str | None = None
+    project_slug: str | None = None
+    app_id: str | None = None
+    image_count: int | None = None
+    images: builtins.list[PreprodArtifactSnapshotLatestBaseImage] | None = None
+    diff_threshold: float | None = None
+    date_added: str | None = None
+    vcs_info: PreprodArtifactSnapshotLatestBaseVcsInfo | None = None
 
 
 class PreprodSnapshotStatusCheckRuleRules(APIModel):
@@ -112,7 +206,7 @@ class SnapshotsAPI(Resource):
         org: IdOrSlug,
         snapshot_id: IdOrSlug,
         image_identifier: IdOrSlug,
-    ) -> PreprodArtifactSnapshot:
+    ) -> PreprodArtifactSnapshotImage:
         """Retrieve Snapshot image detail.
 
         ``GET /organizations/{org}/preprodartifacts/snapshots/{snapshot_id}/images/{image_identifier}/``
@@ -121,7 +215,7 @@ class SnapshotsAPI(Resource):
             "GET",
             "/organizations/{org}/preprodartifacts/snapshots/{snapshot_id}/images/{image_identifier}/",
             path_params={"org": check_slug(org, "org"), "snapshot_id": check_slug(snapshot_id, "snapshot_id"), "image_identifier": check_slug(image_identifier, "image_identifier")},
-            type=PreprodArtifactSnapshot,
+            type=PreprodArtifactSnapshotImage,
         )
 
     async def get_latest_base_snapshot(
@@ -132,7 +226,7 @@ class SnapshotsAPI(Resource):
         branch: str | None = None,
         project: IdOrSlug | Sequence[IdOrSlug] | None = None,
         compact_metadata: str | None = None,
-    ) -> PreprodArtifactSnapshot:
+    ) -> PreprodArtifactSnapshotLatestBase:
         """Retrieve latest base Snapshot.
 
         ``GET /organizations/{org}/preprodartifacts/snapshots/latest-base/``
@@ -142,7 +236,7 @@ class SnapshotsAPI(Resource):
             "/organizations/{org}/preprodartifacts/snapshots/latest-base/",
             path_params={"org": check_slug(org, "org")},
             params={"app_id": app_id, "branch": branch, "project": await _support.project_ids(self._client, org, project), "compact_metadata": compact_metadata},
-            type=PreprodArtifactSnapshot,
+            type=PreprodArtifactSnapshotLatestBase,
         )
 
     async def get_status_check_rules(

@@ -14,10 +14,10 @@ from ..resources._base import IdOrSlug, Resource
 from . import _support
 from ._support import UNSET, APIModel, UnsetType
 
-__all__ = ["MemberTeam", "MemberTeamAvatar", "Team", "TeamMember", "TeamMemberExternalUser", "TeamMemberFlags", "TeamMemberUser", "TeamMemberUserEmail", "TeamMemberUserIdentity", "TeamMemberUserIdentityOrganization", "TeamMemberUserIdentityProvider", "TeamProject", "TeamProjectLatestRelease", "TeamProjectTeam", "TeamProjectTeam2", "TeamsAPI"]
+__all__ = ["MemberTeam", "Team", "Team2", "TeamAvatar", "TeamExternalTeam", "TeamMember", "TeamMemberFlags", "TeamMemberUser", "TeamMemberUserEmail", "TeamMemberUserIdentity", "TeamMemberUserIdentityOrganization", "TeamOrganization", "TeamOrganizationLinks", "TeamOrganizationOnboardingTask", "TeamOrganizationStatus", "TeamProject", "TeamProject2", "TeamProject2LatestRelease", "TeamProject2Team", "TeamProject2Team2", "TeamsAPI"]
 
 
-class MemberTeamAvatar(APIModel):
+class TeamAvatar(APIModel):
     avatar_type: str | None = msgspec.field(default=None, name="avatarType")
     avatar_uuid: str | None = msgspec.field(default=None, name="avatarUuid")
     avatar_url: str | None = msgspec.field(default=None, name="avatarUrl")
@@ -35,7 +35,7 @@ class Team(APIModel):
     has_access: bool | None = msgspec.field(default=None, name="hasAccess")
     is_pending: bool | None = msgspec.field(default=None, name="isPending")
     member_count: int | None = msgspec.field(default=None, name="memberCount")
-    avatar: MemberTeamAvatar | None = None
+    avatar: TeamAvatar | None = None
 
 
 class MemberTeam(APIModel):
@@ -43,7 +43,7 @@ class MemberTeam(APIModel):
     team_role: str | None = msgspec.field(default=None, name="teamRole")
 
 
-class TeamMemberExternalUser(APIModel):
+class TeamExternalTeam(APIModel):
     external_id: str | None = msgspec.field(default=None, name="externalId")
     user_id: str | None = msgspec.field(default=None, name="userId")
     team_id: str | None = msgspec.field(default=None, name="teamId")
@@ -53,13 +53,107 @@ class TeamMemberExternalUser(APIModel):
     integration_id: str | None = msgspec.field(default=None, name="integrationId")
 
 
-class TeamMemberUserIdentityOrganization(APIModel):
-    slug: str | None = None
+class TeamOrganizationOnboardingTask(APIModel):
+    task: str | None = None
+    status: str | None = None
+    completion_seen: str | None = msgspec.field(default=None, name="completionSeen")
+    date_completed: str | None = msgspec.field(default=None, name="dateCompleted")
+    data: Any = None
+
+
+class TeamOrganizationStatus(APIModel):
+    id: str | None = None
     name: str | None = None
 
 
-class TeamMemberUserIdentityProvider(APIModel):
+class TeamOrganizationLinks(APIModel):
+    organization_url: str | None = msgspec.field(default=None, name="organizationUrl")
+    region_url: str | None = msgspec.field(default=None, name="regionUrl")
+
+
+class TeamOrganization(APIModel):
+    features: builtins.list[str] | None = None
+    extra_options: builtins.dict[str, builtins.dict[str, Any]] | None = msgspec.field(default=None, name="extraOptions")
+    access: builtins.list[str] | None = None
+    onboarding_tasks: builtins.list[TeamOrganizationOnboardingTask] | None = msgspec.field(default=None, name="onboardingTasks")
     id: str | None = None
+    slug: str | None = None
+    status: TeamOrganizationStatus | None = None
+    name: str | None = None
+    date_created: str | None = msgspec.field(default=None, name="dateCreated")
+    is_early_adopter: bool | None = msgspec.field(default=None, name="isEarlyAdopter")
+    require2_fa: bool | None = msgspec.field(default=None, name="require2FA")
+    avatar: TeamAvatar | None = None
+    links: TeamOrganizationLinks | None = None
+    has_auth_provider: bool | None = msgspec.field(default=None, name="hasAuthProvider")
+    allow_member_invite: bool | None = msgspec.field(default=None, name="allowMemberInvite")
+    allow_member_project_creation: bool | None = msgspec.field(default=None, name="allowMemberProjectCreation")
+    allow_superuser_access: bool | None = msgspec.field(default=None, name="allowSuperuserAccess")
+
+
+class TeamProject(APIModel):
+    stats: Any = None
+    transaction_stats: Any = msgspec.field(default=None, name="transactionStats")
+    session_stats: Any = msgspec.field(default=None, name="sessionStats")
+    id: str | None = None
+    slug: str | None = None
+    name: str | None = None
+    platform: str | None = None
+    date_created: str | None = msgspec.field(default=None, name="dateCreated")
+    is_bookmarked: bool | None = msgspec.field(default=None, name="isBookmarked")
+    is_member: bool | None = msgspec.field(default=None, name="isMember")
+    features: builtins.list[str] | None = None
+    first_event: str | None = msgspec.field(default=None, name="firstEvent")
+    first_transaction_event: bool | None = msgspec.field(default=None, name="firstTransactionEvent")
+    access: builtins.list[str] | None = None
+    has_access: bool | None = msgspec.field(default=None, name="hasAccess")
+    has_feedbacks: bool | None = msgspec.field(default=None, name="hasFeedbacks")
+    has_flags: bool | None = msgspec.field(default=None, name="hasFlags")
+    has_minified_stack_trace: bool | None = msgspec.field(default=None, name="hasMinifiedStackTrace")
+    has_monitors: bool | None = msgspec.field(default=None, name="hasMonitors")
+    has_new_feedbacks: bool | None = msgspec.field(default=None, name="hasNewFeedbacks")
+    has_profiles: bool | None = msgspec.field(default=None, name="hasProfiles")
+    has_replays: bool | None = msgspec.field(default=None, name="hasReplays")
+    has_sessions: bool | None = msgspec.field(default=None, name="hasSessions")
+    has_insights_http: bool | None = msgspec.field(default=None, name="hasInsightsHttp")
+    has_insights_db: bool | None = msgspec.field(default=None, name="hasInsightsDb")
+    has_insights_assets: bool | None = msgspec.field(default=None, name="hasInsightsAssets")
+    has_insights_app_start: bool | None = msgspec.field(default=None, name="hasInsightsAppStart")
+    has_insights_screen_load: bool | None = msgspec.field(default=None, name="hasInsightsScreenLoad")
+    has_insights_vitals: bool | None = msgspec.field(default=None, name="hasInsightsVitals")
+    has_insights_caches: bool | None = msgspec.field(default=None, name="hasInsightsCaches")
+    has_insights_queues: bool | None = msgspec.field(default=None, name="hasInsightsQueues")
+    has_insights_agent_monitoring: bool | None = msgspec.field(default=None, name="hasInsightsAgentMonitoring")
+    has_insights_mcp: bool | None = msgspec.field(default=None, name="hasInsightsMCP")
+    has_logs: bool | None = msgspec.field(default=None, name="hasLogs")
+    has_trace_metrics: bool | None = msgspec.field(default=None, name="hasTraceMetrics")
+    is_internal: bool | None = msgspec.field(default=None, name="isInternal")
+    is_public: bool | None = msgspec.field(default=None, name="isPublic")
+    avatar: TeamAvatar | None = None
+    color: str | None = None
+    status: str | None = None
+
+
+class Team2(APIModel):
+    id: str | None = None
+    slug: str | None = None
+    name: str | None = None
+    date_created: str | None = msgspec.field(default=None, name="dateCreated")
+    is_member: bool | None = msgspec.field(default=None, name="isMember")
+    team_role: str | None = msgspec.field(default=None, name="teamRole")
+    flags: builtins.dict[str, Any] | None = None
+    access: builtins.list[str] | None = None
+    has_access: bool | None = msgspec.field(default=None, name="hasAccess")
+    is_pending: bool | None = msgspec.field(default=None, name="isPending")
+    member_count: int | None = msgspec.field(default=None, name="memberCount")
+    avatar: TeamAvatar | None = None
+    external_teams: builtins.list[TeamExternalTeam] | None = msgspec.field(default=None, name="externalTeams")
+    organization: TeamOrganization | None = None
+    projects: builtins.list[TeamProject] | None = None
+
+
+class TeamMemberUserIdentityOrganization(APIModel):
+    slug: str | None = None
     name: str | None = None
 
 
@@ -67,7 +161,7 @@ class TeamMemberUserIdentity(APIModel):
     id: str | None = None
     name: str | None = None
     organization: TeamMemberUserIdentityOrganization | None = None
-    provider: TeamMemberUserIdentityProvider | None = None
+    provider: TeamOrganizationStatus | None = None
     date_verified: str | None = msgspec.field(default=None, name="dateVerified")
     date_synced: str | None = msgspec.field(default=None, name="dateSynced")
 
@@ -80,7 +174,7 @@ class TeamMemberUserEmail(APIModel):
 
 class TeamMemberUser(APIModel):
     identities: builtins.list[TeamMemberUserIdentity] | None = None
-    avatar: MemberTeamAvatar | None = None
+    avatar: TeamAvatar | None = None
     authenticators: builtins.list[Any] | None = None
     can_reset2fa: bool | None = msgspec.field(default=None, name="canReset2fa")
     id: str | None = None
@@ -112,7 +206,7 @@ class TeamMemberFlags(APIModel):
 
 
 class TeamMember(APIModel):
-    external_users: builtins.list[TeamMemberExternalUser] | None = msgspec.field(default=None, name="externalUsers")
+    external_users: builtins.list[TeamExternalTeam] | None = msgspec.field(default=None, name="externalUsers")
     role: str | None = None
     role_name: str | None = msgspec.field(default=None, name="roleName")
     id: str | None = None
@@ -130,23 +224,23 @@ class TeamMember(APIModel):
     team_slug: str | None = msgspec.field(default=None, name="teamSlug")
 
 
-class TeamProjectTeam(APIModel):
+class TeamProject2Team(APIModel):
     id: str | None = None
     name: str | None = None
     slug: str | None = None
 
 
-class TeamProjectTeam2(APIModel):
+class TeamProject2Team2(APIModel):
     id: str | None = None
     name: str | None = None
     slug: str | None = None
 
 
-class TeamProjectLatestRelease(APIModel):
+class TeamProject2LatestRelease(APIModel):
     version: str | None = None
 
 
-class TeamProject(APIModel):
+class TeamProject2(APIModel):
     latest_deploys: builtins.dict[str, builtins.dict[str, str]] | None = msgspec.field(default=None, name="latestDeploys")
     options: builtins.dict[str, Any] | None = None
     stats: Any = None
@@ -184,12 +278,12 @@ class TeamProject(APIModel):
     has_insights_mcp: bool | None = msgspec.field(default=None, name="hasInsightsMCP")
     has_logs: bool | None = msgspec.field(default=None, name="hasLogs")
     has_trace_metrics: bool | None = msgspec.field(default=None, name="hasTraceMetrics")
-    team: TeamProjectTeam | None = None
-    teams: builtins.list[TeamProjectTeam2] | None = None
+    team: TeamProject2Team | None = None
+    teams: builtins.list[TeamProject2Team2] | None = None
     platforms: builtins.list[str] | None = None
     has_user_reports: bool | None = msgspec.field(default=None, name="hasUserReports")
     environments: builtins.list[str] | None = None
-    latest_release: TeamProjectLatestRelease | None = msgspec.field(default=None, name="latestRelease")
+    latest_release: TeamProject2LatestRelease | None = msgspec.field(default=None, name="latestRelease")
 
 
 class TeamsAPI(Resource):
@@ -261,13 +355,13 @@ class TeamsAPI(Resource):
         cursor: str | None = None,
         skip: int = 0,
         limit: int | None = None,
-    ) -> Paginator[Team]:
+    ) -> Paginator[Team2]:
         """List an Organization's Teams (``GET /organizations/{org}/teams/``)."""
         return self._client.paginate(
             "/organizations/{org}/teams/",
             path_params={"org": check_slug(org, "org")},
             params={"detailed": detailed, "query": query},
-            type=Team,
+            type=Team2,
             page_size=page_size,
             page_size_param="per_page",
             cursor=cursor,
@@ -281,26 +375,26 @@ class TeamsAPI(Resource):
         *,
         slug: str | UnsetType | None = UNSET,
         name: str | UnsetType | None = UNSET,
-    ) -> Team:
+    ) -> Team2:
         """Create a New Team (``POST /organizations/{org}/teams/``)."""
         return await self._client.request(
             "POST",
             "/organizations/{org}/teams/",
             path_params={"org": check_slug(org, "org")},
             json=_support.body({"slug": slug, "name": name}),
-            type=Team,
+            type=Team2,
         )
 
     async def list_user_teams(
         self,
         org: IdOrSlug,
-    ) -> builtins.list[Team]:
+    ) -> builtins.list[Team2]:
         """List a User's Teams for an Organization (``GET /organizations/{org}/user-teams/``)."""
         return await self._client.request(
             "GET",
             "/organizations/{org}/user-teams/",
             path_params={"org": check_slug(org, "org")},
-            type=builtins.list[Team],
+            type=builtins.list[Team2],
         )
 
     def list_for_project(
@@ -333,14 +427,14 @@ class TeamsAPI(Resource):
         *,
         expand: str | None = None,
         collapse: str | None = None,
-    ) -> Team:
+    ) -> Team2:
         """Retrieve a Team (``GET /teams/{org}/{team}/``)."""
         return await self._client.request(
             "GET",
             "/teams/{org}/{team}/",
             path_params={"org": check_slug(org, "org"), "team": check_slug(team, "team")},
             params={"expand": expand, "collapse": collapse},
-            type=Team,
+            type=Team2,
         )
 
     async def update(
@@ -350,14 +444,14 @@ class TeamsAPI(Resource):
         *,
         slug: str,
         name: str | UnsetType | None = UNSET,
-    ) -> Team:
+    ) -> Team2:
         """Update a Team (``PUT /teams/{org}/{team}/``)."""
         return await self._client.request(
             "PUT",
             "/teams/{org}/{team}/",
             path_params={"org": check_slug(org, "org"), "team": check_slug(team, "team")},
             json=_support.body({"slug": slug, "name": name}),
-            type=Team,
+            type=Team2,
         )
 
     async def delete(
@@ -404,13 +498,13 @@ class TeamsAPI(Resource):
         cursor: str | None = None,
         skip: int = 0,
         limit: int | None = None,
-    ) -> Paginator[TeamProject]:
+    ) -> Paginator[TeamProject2]:
         """List a Team's Projects (``GET /teams/{org}/{team}/projects/``)."""
         return self._client.paginate(
             "/teams/{org}/{team}/projects/",
             path_params={"org": check_slug(org, "org"), "team": check_slug(team, "team")},
             params={},
-            type=TeamProject,
+            type=TeamProject2,
             page_size=page_size,
             page_size_param="per_page",
             cursor=cursor,
