@@ -632,7 +632,7 @@ def _query_dict(op: Operation, resolved: bool) -> str:
 def _doc(op: Operation, extra: str = "") -> str:
     text = f"{op.summary} (``{op.http} {op.path}``).{extra}"
     if len(text) > 84:
-        return f'        """{op.summary}.\n\n        ``{op.http} {op.path}``{extra}\n        """'
+        return f'        """{op.summary}.{extra}\n\n        ``{op.http} {op.path}``\n        """'
     return f'        """{text}"""'
 
 

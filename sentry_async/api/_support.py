@@ -93,12 +93,15 @@ async def project_ids(
     known = _PROJECT_IDS.setdefault(client, {})
     missing = {value for value in values if not _is_id(value) and (org_slug, value) not in known}
     if missing:
-        item: _ProjectRef
-        async for item in client.paginate(
+        # Whole pages are remembered, so slugs that a later call needs are usually known.
+        listing: Paginator[_ProjectRef] = client.paginate(
             "/organizations/{org}/projects/", path_params={"org": org_slug}, type=_ProjectRef
-        ):
-            known[(org_slug, item.slug)] = item.id
-            missing.discard(item.slug)
+        )
+        pages = listing.pages()
+        async for page in pages:
+            for item in page.items:
+                known[(org_slug, item.slug)] = item.id
+                missing.discard(item.slug)
             if not missing:
                 break
     if missing:

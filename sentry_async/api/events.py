@@ -183,9 +183,9 @@ class EventsAPI(Resource):
         *,
         chunk_size: int = 65536,
     ) -> AsyncIterator[bytes]:
-        """Retrieve an Event Attachment.
+        """Retrieve an Event Attachment. Streams the contents, one chunk at a time.
 
-        ``GET /projects/{org}/{project}/events/{event_id}/attachments/{attachment_id}/`` Streams the contents, one chunk at a time.
+        ``GET /projects/{org}/{project}/events/{event_id}/attachments/{attachment_id}/``
         """
         return _support.stream(
             self._client,
@@ -204,9 +204,9 @@ class EventsAPI(Resource):
         *,
         to: str | os.PathLike[str],
     ) -> int:
-        """Retrieve an Event Attachment.
+        """Retrieve an Event Attachment. Writes the contents to ``to``; returns the byte count.
 
-        ``GET /projects/{org}/{project}/events/{event_id}/attachments/{attachment_id}/`` Writes the contents to ``to``; returns the byte count.
+        ``GET /projects/{org}/{project}/events/{event_id}/attachments/{attachment_id}/``
         """
         return await _support.download(
             self._client,

@@ -497,9 +497,9 @@ class ReleasesAPI(Resource):
         *,
         chunk_size: int = 65536,
     ) -> AsyncIterator[bytes]:
-        """Retrieve an Organization Release's File.
+        """Retrieve an Organization Release's File. Streams the contents, one chunk at a time.
 
-        ``GET /organizations/{org}/releases/{version}/files/{file_id}/`` Streams the contents, one chunk at a time.
+        ``GET /organizations/{org}/releases/{version}/files/{file_id}/``
         """
         return _support.stream(
             self._client,
@@ -517,9 +517,9 @@ class ReleasesAPI(Resource):
         *,
         to: str | os.PathLike[str],
     ) -> int:
-        """Retrieve an Organization Release's File.
+        """Retrieve an Organization Release's File. Writes the contents to ``to``; returns the byte count.
 
-        ``GET /organizations/{org}/releases/{version}/files/{file_id}/`` Writes the contents to ``to``; returns the byte count.
+        ``GET /organizations/{org}/releases/{version}/files/{file_id}/``
         """
         return await _support.download(
             self._client,
@@ -728,9 +728,9 @@ class ReleasesAPI(Resource):
         *,
         chunk_size: int = 65536,
     ) -> AsyncIterator[bytes]:
-        """Retrieve a Project Release's File.
+        """Retrieve a Project Release's File. Streams the contents, one chunk at a time.
 
-        ``GET /projects/{org}/{project}/releases/{version}/files/{file_id}/`` Streams the contents, one chunk at a time.
+        ``GET /projects/{org}/{project}/releases/{version}/files/{file_id}/``
         """
         return _support.stream(
             self._client,
@@ -749,9 +749,9 @@ class ReleasesAPI(Resource):
         *,
         to: str | os.PathLike[str],
     ) -> int:
-        """Retrieve a Project Release's File.
+        """Retrieve a Project Release's File. Writes the contents to ``to``; returns the byte count.
 
-        ``GET /projects/{org}/{project}/releases/{version}/files/{file_id}/`` Writes the contents to ``to``; returns the byte count.
+        ``GET /projects/{org}/{project}/releases/{version}/files/{file_id}/``
         """
         return await _support.download(
             self._client,

@@ -389,9 +389,9 @@ class ReplaysAPI(Resource):
         *,
         chunk_size: int = 65536,
     ) -> AsyncIterator[bytes]:
-        """Retrieve a Recording Segment.
+        """Retrieve a Recording Segment. Streams the contents, one chunk at a time.
 
-        ``GET /projects/{org}/{project}/replays/{replay_id}/recording-segments/{segment_id}/`` Streams the contents, one chunk at a time.
+        ``GET /projects/{org}/{project}/replays/{replay_id}/recording-segments/{segment_id}/``
         """
         return _support.stream(
             self._client,
@@ -410,9 +410,9 @@ class ReplaysAPI(Resource):
         *,
         to: str | os.PathLike[str],
     ) -> int:
-        """Retrieve a Recording Segment.
+        """Retrieve a Recording Segment. Writes the contents to ``to``; returns the byte count.
 
-        ``GET /projects/{org}/{project}/replays/{replay_id}/recording-segments/{segment_id}/`` Writes the contents to ``to``; returns the byte count.
+        ``GET /projects/{org}/{project}/replays/{replay_id}/recording-segments/{segment_id}/``
         """
         return await _support.download(
             self._client,
