@@ -173,7 +173,9 @@ class ModelBuilder:
                 return self.struct(schema, hint)
             extra = schema.get("additionalProperties")
             if isinstance(extra, dict) and extra:
-                return f"builtins.dict[str, {self.type_of(extra, hint + 'Value')}]"
+                value = self.type_of(extra, hint + "Value")
+                value = value if value == "Any" else f"{value} | None"
+                return f"builtins.dict[str, {value}]"
             return "builtins.dict[str, Any]"
         return "Any"
 

@@ -93,7 +93,7 @@ class Dashboard(APIModel):
     filters: DashboardFilters | None = None
     last_visited: str | None = msgspec.field(default=None, name="lastVisited")
     widget_display: builtins.list[str] | None = msgspec.field(default=None, name="widgetDisplay")
-    widget_preview: builtins.list[builtins.dict[str, str]] | None = msgspec.field(default=None, name="widgetPreview")
+    widget_preview: builtins.list[builtins.dict[str, str | None]] | None = msgspec.field(default=None, name="widgetPreview")
     permissions: DashboardPermissions | None = None
     is_favorited: bool | None = msgspec.field(default=None, name="isFavorited")
     projects: builtins.list[int] | None = None
@@ -126,7 +126,7 @@ class Dashboard2CreatedBy(APIModel):
 
 class Dashboard2WidgetThresholds(APIModel):
     preferred_polarity: str | None = msgspec.field(default=None, name="preferredPolarity")
-    max_values: builtins.dict[str, int] | None = None
+    max_values: builtins.dict[str, int | None] | None = None
     unit: str | None = None
 
 
@@ -158,7 +158,7 @@ class Dashboard2WidgetQuery(APIModel):
 
 
 class Dashboard2WidgetChangedReason(APIModel):
-    orderby: builtins.list[builtins.dict[str, str]] | None = None
+    orderby: builtins.list[builtins.dict[str, str | None]] | None = None
     equations: builtins.list[builtins.dict[str, Any]] | None = None
     selected_columns: builtins.list[str] | None = None
 
@@ -175,7 +175,7 @@ class Dashboard2Widget(APIModel):
     queries: builtins.list[Dashboard2WidgetQuery] | None = None
     limit: int | None = None
     widget_type: str | None = msgspec.field(default=None, name="widgetType")
-    layout: builtins.dict[str, int] | None = None
+    layout: builtins.dict[str, int | None] | None = None
     axis_range: str | None = msgspec.field(default=None, name="axisRange")
     legend_type: str | None = msgspec.field(default=None, name="legendType")
     dataset_source: str | None = msgspec.field(default=None, name="datasetSource")

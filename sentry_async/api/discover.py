@@ -142,7 +142,7 @@ class TraceMeta(APIModel):
     performance_issues_count: int | None = msgspec.field(default=None, name="performanceIssuesCount")
     spans_count: float | None = msgspec.field(default=None, name="spansCount")
     transaction_child_count_map: builtins.list[builtins.dict[str, Any]] | None = msgspec.field(default=None, name="transactionChildCountMap")
-    spans_count_map: builtins.dict[str, float] | None = msgspec.field(default=None, name="spansCountMap")
+    spans_count_map: builtins.dict[str, float | None] | None = msgspec.field(default=None, name="spansCountMap")
 
 
 class DiscoverAPI(Resource):

@@ -27,7 +27,7 @@ class EventAttachment(APIModel):
     mimetype: str | None = None
     date_created: str | None = msgspec.field(default=None, name="dateCreated")
     size: int | None = None
-    headers: builtins.dict[str, str] | None = None
+    headers: builtins.dict[str, str | None] | None = None
     sha1: str | None = None
 
 

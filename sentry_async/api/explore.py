@@ -68,7 +68,7 @@ class ExploreTraceItemStatAttributeDistributionsDataValue(APIModel):
 
 
 class ExploreTraceItemStatAttributeDistributions(APIModel):
-    data: builtins.dict[str, builtins.list[ExploreTraceItemStatAttributeDistributionsDataValue]] | None = None
+    data: builtins.dict[str, builtins.list[ExploreTraceItemStatAttributeDistributionsDataValue] | None] | None = None
 
 
 class ExploreTraceItemStat(APIModel):

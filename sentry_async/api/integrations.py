@@ -53,8 +53,8 @@ class ForwardingProjectConfig(APIModel):
     is_enabled: bool | None = msgspec.field(default=None, name="isEnabled")
     data_forwarder_id: str | None = msgspec.field(default=None, name="dataForwarderId")
     project: ForwardingEnrolledProject | None = None
-    overrides: builtins.dict[str, str] | None = None
-    effective_config: builtins.dict[str, str] | None = msgspec.field(default=None, name="effectiveConfig")
+    overrides: builtins.dict[str, str | None] | None = None
+    effective_config: builtins.dict[str, str | None] | None = msgspec.field(default=None, name="effectiveConfig")
     date_added: str | None = msgspec.field(default=None, name="dateAdded")
     date_updated: str | None = msgspec.field(default=None, name="dateUpdated")
 
@@ -66,7 +66,7 @@ class Forwarding(APIModel):
     enroll_new_projects: bool | None = msgspec.field(default=None, name="enrollNewProjects")
     enrolled_projects: builtins.list[ForwardingEnrolledProject] | None = msgspec.field(default=None, name="enrolledProjects")
     provider: str | None = None
-    config: builtins.dict[str, str] | None = None
+    config: builtins.dict[str, str | None] | None = None
     project_configs: builtins.list[ForwardingProjectConfig] | None = msgspec.field(default=None, name="projectConfigs")
     date_added: str | None = msgspec.field(default=None, name="dateAdded")
     date_updated: str | None = msgspec.field(default=None, name="dateUpdated")

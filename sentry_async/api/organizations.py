@@ -89,7 +89,7 @@ class MemberExternalUser(APIModel):
 
 class OrganizationTeamOrganization(APIModel):
     features: builtins.list[str] | None = None
-    extra_options: builtins.dict[str, builtins.dict[str, Any]] | None = msgspec.field(default=None, name="extraOptions")
+    extra_options: builtins.dict[str, builtins.dict[str, Any] | None] | None = msgspec.field(default=None, name="extraOptions")
     access: builtins.list[str] | None = None
     onboarding_tasks: builtins.list[OrganizationOnboardingTask] | None = msgspec.field(default=None, name="onboardingTasks")
     id: str | None = None
@@ -185,7 +185,7 @@ class OrganizationProjectLatestRelease(APIModel):
 
 
 class OrganizationProject(APIModel):
-    latest_deploys: builtins.dict[str, builtins.dict[str, str]] | None = msgspec.field(default=None, name="latestDeploys")
+    latest_deploys: builtins.dict[str, builtins.dict[str, str | None] | None] | None = msgspec.field(default=None, name="latestDeploys")
     options: builtins.dict[str, Any] | None = None
     stats: Any = None
     transaction_stats: Any = msgspec.field(default=None, name="transactionStats")
@@ -232,7 +232,7 @@ class OrganizationProject(APIModel):
 
 class Organization(APIModel):
     features: builtins.list[str] | None = None
-    extra_options: builtins.dict[str, builtins.dict[str, Any]] | None = msgspec.field(default=None, name="extraOptions")
+    extra_options: builtins.dict[str, builtins.dict[str, Any] | None] | None = msgspec.field(default=None, name="extraOptions")
     access: builtins.list[str] | None = None
     onboarding_tasks: builtins.list[OrganizationOnboardingTask] | None = msgspec.field(default=None, name="onboardingTasks")
     id: str | None = None
@@ -254,7 +254,7 @@ class Organization(APIModel):
     sampling_mode: str | None = msgspec.field(default=None, name="samplingMode")
     plan_sample_rate: float | None = msgspec.field(default=None, name="planSampleRate")
     desired_sample_rate: float | None = msgspec.field(default=None, name="desiredSampleRate")
-    experiments: builtins.dict[str, str] | None = None
+    experiments: builtins.dict[str, str | None] | None = None
     is_default: bool | None = msgspec.field(default=None, name="isDefault")
     default_role: str | None = msgspec.field(default=None, name="defaultRole")
     org_role_list: builtins.list[Member2OrgRoleList] | None = msgspec.field(default=None, name="orgRoleList")
@@ -458,7 +458,7 @@ class RepoSettings(APIModel):
 
 class Repo(APIModel):
     url: str | None = None
-    provider: builtins.dict[str, str] | None = None
+    provider: builtins.dict[str, str | None] | None = None
     status: str | None = None
     integration_id: str | None = msgspec.field(default=None, name="integrationId")
     external_slug: str | None = msgspec.field(default=None, name="externalSlug")

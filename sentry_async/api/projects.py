@@ -35,7 +35,7 @@ class ProjectLatestRelease(APIModel):
 
 
 class Project(APIModel):
-    latest_deploys: builtins.dict[str, builtins.dict[str, str]] | None = msgspec.field(default=None, name="latestDeploys")
+    latest_deploys: builtins.dict[str, builtins.dict[str, str | None] | None] | None = msgspec.field(default=None, name="latestDeploys")
     options: builtins.dict[str, Any] | None = None
     stats: Any = None
     transaction_stats: Any = msgspec.field(default=None, name="transactionStats")
@@ -88,7 +88,7 @@ class TeamAvatar(APIModel):
 
 class Project2HighlightPreset(APIModel):
     tags: builtins.list[str] | None = None
-    context: builtins.dict[str, builtins.list[str]] | None = None
+    context: builtins.dict[str, builtins.list[str] | None] | None = None
 
 
 class Project2OrganizationOnboardingTask(APIModel):
@@ -111,7 +111,7 @@ class Project2OrganizationLinks(APIModel):
 
 class Project2Organization(APIModel):
     features: builtins.list[str] | None = None
-    extra_options: builtins.dict[str, builtins.dict[str, Any]] | None = msgspec.field(default=None, name="extraOptions")
+    extra_options: builtins.dict[str, builtins.dict[str, Any] | None] | None = msgspec.field(default=None, name="extraOptions")
     access: builtins.list[str] | None = None
     onboarding_tasks: builtins.list[Project2OrganizationOnboardingTask] | None = msgspec.field(default=None, name="onboardingTasks")
     id: str | None = None
@@ -206,7 +206,7 @@ class Project2(APIModel):
     default_environment: str | None = msgspec.field(default=None, name="defaultEnvironment")
     relay_pii_config: str | None = msgspec.field(default=None, name="relayPiiConfig")
     builtin_symbol_sources: builtins.list[str] | None = msgspec.field(default=None, name="builtinSymbolSources")
-    dynamic_sampling_biases: builtins.list[builtins.dict[str, bool | str]] | None = msgspec.field(default=None, name="dynamicSamplingBiases")
+    dynamic_sampling_biases: builtins.list[builtins.dict[str, bool | str | None]] | None = msgspec.field(default=None, name="dynamicSamplingBiases")
     symbol_sources: str | None = msgspec.field(default=None, name="symbolSources")
     is_dynamically_sampled: bool | None = msgspec.field(default=None, name="isDynamicallySampled")
     tempest_fetch_screenshots: bool | None = msgspec.field(default=None, name="tempestFetchScreenshots")
@@ -225,7 +225,7 @@ class DebugFile(APIModel):
     cpu_name: str | None = msgspec.field(default=None, name="cpuName")
     object_name: str | None = msgspec.field(default=None, name="objectName")
     symbol_type: str | None = msgspec.field(default=None, name="symbolType")
-    headers: builtins.dict[str, str] | None = None
+    headers: builtins.dict[str, str | None] | None = None
     size: int | None = None
     sha1: str | None = None
     date_created: str | None = msgspec.field(default=None, name="dateCreated")

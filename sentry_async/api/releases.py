@@ -122,7 +122,7 @@ class ReleaseCommitPullRequestRepositorySettings(APIModel):
 
 class ReleaseCommitRepository(APIModel):
     url: str | None = None
-    provider: builtins.dict[str, str] | None = None
+    provider: builtins.dict[str, str | None] | None = None
     status: str | None = None
     integration_id: str | None = msgspec.field(default=None, name="integrationId")
     external_slug: str | None = msgspec.field(default=None, name="externalSlug")
@@ -193,8 +193,8 @@ class SessionGroupBy(APIModel):
 
 class SessionGroup(APIModel):
     by: SessionGroupBy | None = None
-    series: builtins.dict[str, builtins.list[float]] | None = None
-    totals: builtins.dict[str, float] | None = None
+    series: builtins.dict[str, builtins.list[float] | None] | None = None
+    totals: builtins.dict[str, float | None] | None = None
 
 
 class Session(APIModel):
@@ -220,7 +220,7 @@ class ReleasesAPI(Resource):
         project_slug: str | Sequence[str] | None = None,
         release: str | Sequence[str] | None = None,
         project: IdOrSlug | Sequence[IdOrSlug] | None = None,
-    ) -> builtins.dict[str, builtins.list[ReleaseThresholdStatusValue]]:
+    ) -> builtins.dict[str, builtins.list[ReleaseThresholdStatusValue] | None]:
         """Retrieve Statuses of Release Thresholds (Alpha).
 
         ``GET /organizations/{org}/release-threshold-statuses/``
@@ -230,7 +230,7 @@ class ReleasesAPI(Resource):
             "/organizations/{org}/release-threshold-statuses/",
             path_params={"org": check_slug(org, "org")},
             params={"start": start, "end": end, "environment": environment, "projectSlug": project_slug, "release": release, "project": await _support.project_ids(self._client, org, project)},
-            type=builtins.dict[str, builtins.list[ReleaseThresholdStatusValue]],
+            type=builtins.dict[str, builtins.list[ReleaseThresholdStatusValue] | None],
         )
 
     def list(

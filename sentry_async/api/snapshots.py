@@ -97,7 +97,7 @@ class PreprodArtifactSnapshotImage2BaseImage(APIModel):
     canvas_theme: str | None = None
     diff_threshold: float | None = None
     description: str | None = None
-    tags: builtins.dict[str, str] | None = None
+    tags: builtins.dict[str, str | None] | None = None
     image_url: str | None = None
 
 

@@ -73,7 +73,7 @@ class TeamOrganizationLinks(APIModel):
 
 class TeamOrganization(APIModel):
     features: builtins.list[str] | None = None
-    extra_options: builtins.dict[str, builtins.dict[str, Any]] | None = msgspec.field(default=None, name="extraOptions")
+    extra_options: builtins.dict[str, builtins.dict[str, Any] | None] | None = msgspec.field(default=None, name="extraOptions")
     access: builtins.list[str] | None = None
     onboarding_tasks: builtins.list[TeamOrganizationOnboardingTask] | None = msgspec.field(default=None, name="onboardingTasks")
     id: str | None = None
@@ -241,7 +241,7 @@ class TeamProject2LatestRelease(APIModel):
 
 
 class TeamProject2(APIModel):
-    latest_deploys: builtins.dict[str, builtins.dict[str, str]] | None = msgspec.field(default=None, name="latestDeploys")
+    latest_deploys: builtins.dict[str, builtins.dict[str, str | None] | None] | None = msgspec.field(default=None, name="latestDeploys")
     options: builtins.dict[str, Any] | None = None
     stats: Any = None
     transaction_stats: Any = msgspec.field(default=None, name="transactionStats")
