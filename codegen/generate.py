@@ -477,7 +477,11 @@ def _name_methods(ops: list[Operation]) -> None:
 def _binary_names(op: Operation) -> list[str]:
     if op.binary is None:
         return []
-    base = op.name[4:] if op.name.startswith("get_") else op.name
+    base = op.name
+    if base.startswith("get_"):
+        base = base[4:]
+    elif base.startswith("list_"):
+        base = singular(base[5:])
     return [f"stream_{base}", f"download_{base}"]
 
 
@@ -633,10 +637,11 @@ def _query_dict(op: Operation, resolved: bool) -> str:
     return "{" + ", ".join(parts) + "}"
 
 
-def _doc(op: Operation, extra: str = "") -> str:
-    text = f"{op.summary} (``{op.http} {op.path}``).{extra}"
+def _doc(op: Operation, extra: str = "", summary: str | None = None) -> str:
+    summary = summary or op.summary
+    text = f"{summary} (``{op.http} {op.path}``).{extra}"
     if len(text) > 84:
-        return f'        """{op.summary}.{extra}\n\n        ``{op.http} {op.path}``\n        """'
+        return f'        """{summary}.{extra}\n\n        ``{op.http} {op.path}``\n        """'
     return f'        """{text}"""'
 
 
@@ -730,14 +735,22 @@ def render_method(op: Operation, needs: set[str]) -> str:
 def render_binary(op: Operation, needs: set[str]) -> str:
     needs.update({"AsyncIterator", "os", "stream", "download"})
     stream_name, download_name = _binary_names(op)
-    query = [p for p in op.query if p.wire != op.binary]
-    params = "{" + ", ".join([f'"{p.wire}": {p.py}' for p in query] + (
-        [f'"{op.binary}": True'] if op.binary else [])) + "}"
+    flag = op.binary or ""
+    if flag.endswith("="):
+        # The parameter names the file to send (debug files: ``?id=``); listing filters
+        # do not apply to a download.
+        wire = flag[:-1]
+        query = [Param(wire, snake(wire), "IdOrSlug", "query", True)]
+        params = "{" + f'"{wire}": {snake(wire)}' + "}"
+    else:
+        query = [p for p in op.query if p.wire != flag]
+        params = "{" + ", ".join([f'"{p.wire}": {p.py}' for p in query] + (
+            [f'"{flag}": True'] if flag else [])) + "}"
     plain = Operation(**{**op.__dict__, "query": query, "body_fields": [], "body_kind": None})
     out = [f"    def {stream_name}("]
     out += _signature(plain, needs, ["        chunk_size: int = 65536,"])
     out.append("    ) -> AsyncIterator[bytes]:")
-    out.append(_doc(plain, " Streams the contents, one chunk at a time."))
+    out.append(_doc(plain, "", "The file's contents, streamed in chunks of ``chunk_size`` bytes"))
     out.append("        return _support.stream(")
     out.append("            self._client,")
     out.append(f'            "{op.path}",')
@@ -749,7 +762,7 @@ def render_binary(op: Operation, needs: set[str]) -> str:
     out.append(f"    async def {download_name}(")
     out += _signature(plain, needs, ["        to: str | os.PathLike[str],"])
     out.append("    ) -> int:")
-    out.append(_doc(plain, " Writes the contents to ``to``; returns the byte count."))
+    out.append(_doc(plain, "", "The file's contents, written to ``to``; returns the byte count"))
     out.append("        return await _support.download(")
     out.append("            self._client,")
     out.append(f'            "{op.path}",')
@@ -811,6 +824,7 @@ def render_metadata(ops: list[Operation]) -> str:
             "page_size_param": op.page_size_param if op.paginated else None,
             "envelope": op.envelope,
             "binary": op.binary,
+            "binary_methods": _binary_names(op),
             "returns": op.item_expr if op.paginated else op.type_expr,
             "sample": None if op.response is None else sample_of(op.response, op.example),
         })

@@ -151,7 +151,9 @@ PAGE_SIZE_PARAM: dict[str, str] = {
 
 BINARY: dict[str, str] = {
     # Responses that are file contents, streamed instead of decoded. Value: the query
-    # parameter that asks for the contents ("" when the endpoint always sends them).
+    # parameter that asks for the contents ("" when the endpoint always sends them; a
+    # trailing "=" when it takes the file's id).
+    "listProjectDebugFiles": "id=",  # DebugFilesEndpoint.get sends the file for ?id=<id>
     "getProjectEventAttachment": "download",
     "getOrganizationReleaseFile": "download",
     "getProjectReleaseFile": "download",

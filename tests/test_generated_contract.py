@@ -82,7 +82,8 @@ async def server() -> AsyncIterator[Server]:
         if not state.answers:
             return web.Response(status=599, text="no answer planned")
         status, headers, payload = state.answers.pop(0)
-        content_type = "application/json" if payload and status != 204 else None
+        json_body = payload and status != 204 and "Content-Type" not in headers
+        content_type = "application/json" if json_body else None
         return web.Response(
             status=status, body=payload or None, headers=headers, content_type=content_type
         )
@@ -277,3 +278,40 @@ async def test_handwritten_operation(op_id: str, client: SentryClient, server: S
     await HANDWRITTEN[op_id](client)
     assert server.seen[0].method == op["http"]
     assert server.seen[0].raw_path == path
+
+
+BINARY = [op for op in OPERATIONS if op["binary"] is not None]
+
+
+def test_binary_operations_are_the_reviewed_ones() -> None:
+    assert {op["operation_id"] for op in BINARY} == {
+        "getProjectEventAttachment",
+        "getOrganizationReleaseFile",
+        "getProjectReleaseFile",
+        "getProjectReplayRecordingSegment",
+        "listProjectDebugFiles",
+    }
+
+
+@pytest.mark.parametrize("op", BINARY, ids=[op["operation_id"] for op in BINARY])
+async def test_binary_operation_streams_the_file(
+    op: dict[str, Any], client: SentryClient, server: Server
+) -> None:
+    group = getattr(client, op["group"])
+    stream_name, _ = op["binary_methods"]
+    args = [path_value(name, sample) for name, sample in op["path_params"]]
+    values = {name: value for (name, _), value in zip(op["path_params"], args, strict=True)}
+    blob = bytes(range(256)) * 64
+    server.answer(200, blob, {"Content-Type": "application/octet-stream"})
+    kwargs: dict[str, Any] = {"id": "77"} if op["binary"].endswith("=") else {}
+    chunks = [c async for c in getattr(group, stream_name)(*args, chunk_size=1000, **kwargs)]
+    assert b"".join(chunks) == blob
+    assert max(len(c) for c in chunks) <= 1000
+    (seen,) = server.seen
+    assert seen.raw_path == expected_path(op, values)
+    if op["binary"].endswith("="):
+        assert seen.query == [(op["binary"][:-1], "77")]
+    elif op["binary"]:
+        assert seen.query == [(op["binary"], "1")]
+    else:
+        assert seen.query == []

@@ -183,7 +183,7 @@ class EventsAPI(Resource):
         *,
         chunk_size: int = 65536,
     ) -> AsyncIterator[bytes]:
-        """Retrieve an Event Attachment. Streams the contents, one chunk at a time.
+        """The file's contents, streamed in chunks of ``chunk_size`` bytes.
 
         ``GET /projects/{org}/{project}/events/{event_id}/attachments/{attachment_id}/``
         """
@@ -204,7 +204,7 @@ class EventsAPI(Resource):
         *,
         to: str | os.PathLike[str],
     ) -> int:
-        """Retrieve an Event Attachment. Writes the contents to ``to``; returns the byte count.
+        """The file's contents, written to ``to``; returns the byte count.
 
         ``GET /projects/{org}/{project}/events/{event_id}/attachments/{attachment_id}/``
         """

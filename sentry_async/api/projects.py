@@ -4,7 +4,8 @@
 from __future__ import annotations
 
 import builtins
-from collections.abc import Sequence
+import os
+from collections.abc import AsyncIterator, Sequence
 from typing import Any, Literal
 
 import msgspec
@@ -582,6 +583,46 @@ class ProjectsAPI(Resource):
             cursor=cursor,
             skip=skip,
             limit=limit,
+        )
+
+    def stream_dsym(
+        self,
+        org: IdOrSlug,
+        project: IdOrSlug,
+        *,
+        id: IdOrSlug,
+        chunk_size: int = 65536,
+    ) -> AsyncIterator[bytes]:
+        """The file's contents, streamed in chunks of ``chunk_size`` bytes.
+
+        ``GET /projects/{org}/{project}/files/dsyms/``
+        """
+        return _support.stream(
+            self._client,
+            "/projects/{org}/{project}/files/dsyms/",
+            path_params={"org": check_slug(org, "org"), "project": check_slug(project, "project")},
+            params={"id": id},
+            chunk_size=chunk_size,
+        )
+
+    async def download_dsym(
+        self,
+        org: IdOrSlug,
+        project: IdOrSlug,
+        *,
+        id: IdOrSlug,
+        to: str | os.PathLike[str],
+    ) -> int:
+        """The file's contents, written to ``to``; returns the byte count.
+
+        ``GET /projects/{org}/{project}/files/dsyms/``
+        """
+        return await _support.download(
+            self._client,
+            "/projects/{org}/{project}/files/dsyms/",
+            path_params={"org": check_slug(org, "org"), "project": check_slug(project, "project")},
+            params={"id": id},
+            to=to,
         )
 
     async def list_filters(

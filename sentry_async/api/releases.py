@@ -497,7 +497,7 @@ class ReleasesAPI(Resource):
         *,
         chunk_size: int = 65536,
     ) -> AsyncIterator[bytes]:
-        """Retrieve an Organization Release's File. Streams the contents, one chunk at a time.
+        """The file's contents, streamed in chunks of ``chunk_size`` bytes.
 
         ``GET /organizations/{org}/releases/{version}/files/{file_id}/``
         """
@@ -517,7 +517,7 @@ class ReleasesAPI(Resource):
         *,
         to: str | os.PathLike[str],
     ) -> int:
-        """Retrieve an Organization Release's File. Writes the contents to ``to``; returns the byte count.
+        """The file's contents, written to ``to``; returns the byte count.
 
         ``GET /organizations/{org}/releases/{version}/files/{file_id}/``
         """
@@ -728,7 +728,7 @@ class ReleasesAPI(Resource):
         *,
         chunk_size: int = 65536,
     ) -> AsyncIterator[bytes]:
-        """Retrieve a Project Release's File. Streams the contents, one chunk at a time.
+        """The file's contents, streamed in chunks of ``chunk_size`` bytes.
 
         ``GET /projects/{org}/{project}/releases/{version}/files/{file_id}/``
         """
@@ -749,7 +749,7 @@ class ReleasesAPI(Resource):
         *,
         to: str | os.PathLike[str],
     ) -> int:
-        """Retrieve a Project Release's File. Writes the contents to ``to``; returns the byte count.
+        """The file's contents, written to ``to``; returns the byte count.
 
         ``GET /projects/{org}/{project}/releases/{version}/files/{file_id}/``
         """

@@ -389,7 +389,7 @@ class ReplaysAPI(Resource):
         *,
         chunk_size: int = 65536,
     ) -> AsyncIterator[bytes]:
-        """Retrieve a Recording Segment. Streams the contents, one chunk at a time.
+        """The file's contents, streamed in chunks of ``chunk_size`` bytes.
 
         ``GET /projects/{org}/{project}/replays/{replay_id}/recording-segments/{segment_id}/``
         """
@@ -410,7 +410,7 @@ class ReplaysAPI(Resource):
         *,
         to: str | os.PathLike[str],
     ) -> int:
-        """Retrieve a Recording Segment. Writes the contents to ``to``; returns the byte count.
+        """The file's contents, written to ``to``; returns the byte count.
 
         ``GET /projects/{org}/{project}/replays/{replay_id}/recording-segments/{segment_id}/``
         """
