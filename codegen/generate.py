@@ -133,11 +133,17 @@ class Operation:
     sample: Any = None
 
 
+ALWAYS_SENT_USED: set[str] = set()
+"""``overrides.ALWAYS_SENT`` keys that matched a generated model in this run."""
+
+
 class ModelBuilder:
     """msgspec Structs for one module, one class per distinct object shape."""
 
-    def __init__(self, preferred: dict[str, str] | None = None) -> None:
+    def __init__(self, group: str, preferred: dict[str, str] | None = None) -> None:
+        self.group = group
         self.preferred = preferred or {}
+        self.always_used: set[str] = set()
         self.hints: dict[str, str] = {}
         self.by_key: dict[str, str] = {}
         self.names: set[str] = set()
@@ -193,7 +199,15 @@ class ModelBuilder:
             n += 1
         self.names.add(name)
         self.by_key[key] = name
-        always = set(overrides.ALWAYS_SENT.get(name, ()))
+        qualified = f"{self.group}.{name}"
+        always = set(overrides.ALWAYS_SENT.get(qualified, ()))
+        if always:
+            self.always_used.add(qualified)
+            missing = always - set(schema["properties"])
+            if missing:
+                raise SystemExit(
+                    f"overrides.ALWAYS_SENT[{qualified!r}]: the schema has no {sorted(missing)}"
+                )
         lines = [f"class {name}(APIModel):"]
         used: set[str] = set()
         required_lines: list[str] = []
@@ -509,9 +523,12 @@ def _model_hint(op: Operation) -> str:
 
 def render_group(group: str, ops: list[Operation]) -> str:
     """Two passes: the first learns every shape's shortest name, the second uses them."""
-    first = ModelBuilder()
+    first = ModelBuilder(group)
     _render_group(group, ops, first)
-    return _render_group(group, ops, ModelBuilder(first.hints))
+    second = ModelBuilder(group, first.hints)
+    text = _render_group(group, ops, second)
+    ALWAYS_SENT_USED.update(second.always_used)
+    return text
 
 
 def _render_group(group: str, ops: list[Operation], models: ModelBuilder) -> str:
@@ -870,8 +887,12 @@ def generate(spec: dict[str, Any], root: Path, *, strict: bool = True) -> dict[P
             groups.setdefault(op.group, []).append(op)
     files: dict[Path, str] = {}
     api = Path("sentry_async/api")
+    ALWAYS_SENT_USED.clear()
     for group, members in sorted(groups.items()):
         files[api / f"{group}.py"] = render_group(group, members)
+    unused = set(overrides.ALWAYS_SENT) - ALWAYS_SENT_USED
+    if unused and strict:
+        raise SystemExit(f"overrides.ALWAYS_SENT names models that were not generated: {unused}")
     files[api / "_groups.py"] = render_registry(groups)
     files[api / "_operations.json"] = render_metadata(ops)
     readme = root / "README.md"

@@ -161,7 +161,10 @@ BINARY: dict[str, str] = {
 }
 
 ALWAYS_SENT: dict[str, tuple[str, ...]] = {
-    # Model -> fields the server's serializer always fills (required, not optional).
-    # Left empty on purpose until a field is checked against the serializer: a required
-    # field that a real payload lacks fails the whole decode.
+    # ``group.Model`` -> fields the server's serializer fills on every object, so they are
+    # typed as required. Only fields written unconditionally by the serializer belong here:
+    # one that a real payload lacks fails the whole decode.
+    "teams.Team": ("id", "slug"),  # TeamSerializer.serialize
+    "releases.Release": ("version",),  # ReleaseSerializer.serialize
+    "crons.Monitor": ("id",),  # MonitorSerializer.serialize (older servers send no slug)
 }

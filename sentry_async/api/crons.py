@@ -118,8 +118,8 @@ class MonitorOwner(APIModel):
 
 
 class Monitor(APIModel):
+    id: str
     alert_rule: MonitorAlertRule | None = msgspec.field(default=None, name="alertRule")
-    id: str | None = None
     name: str | None = None
     slug: str | None = None
     status: str | None = None

@@ -89,6 +89,7 @@ class ReleaseProject(APIModel):
 
 
 class Release(APIModel):
+    version: str
     ref: str | None = None
     url: str | None = None
     date_released: str | None = msgspec.field(default=None, name="dateReleased")
@@ -103,7 +104,6 @@ class Release(APIModel):
     user_agent: str | None = msgspec.field(default=None, name="userAgent")
     adoption_stages: builtins.dict[str, Any] | None = msgspec.field(default=None, name="adoptionStages")
     id: int | None = None
-    version: str | None = None
     new_groups: int | None = msgspec.field(default=None, name="newGroups")
     status: str | None = None
     short_version: str | None = msgspec.field(default=None, name="shortVersion")

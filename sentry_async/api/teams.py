@@ -24,8 +24,8 @@ class TeamAvatar(APIModel):
 
 
 class Team(APIModel):
-    id: str | None = None
-    slug: str | None = None
+    id: str
+    slug: str
     name: str | None = None
     date_created: str | None = msgspec.field(default=None, name="dateCreated")
     is_member: bool | None = msgspec.field(default=None, name="isMember")
