@@ -532,6 +532,7 @@ def render_group(group: str, ops: list[Operation]) -> str:
 
 
 def _render_group(group: str, ops: list[Operation], models: ModelBuilder) -> str:
+    _LITERALS.clear()
     methods: list[str] = []
     needs: set[str] = set()
     for op in ops:
@@ -561,6 +562,9 @@ def _render_group(group: str, ops: list[Operation], models: ModelBuilder) -> str
         body_lines.append("")
         body_lines.append(method)
     code = "\n".join(body_lines)
+    aliases = "".join(f"{alias} = {text}\n" for text, alias in _LITERALS.items())
+    if aliases:
+        code = aliases + "\n\n" + code
 
     def used(name: str) -> bool:
         return re.search(rf"(?<![\w.]){re.escape(name)}\b", code) is not None
@@ -586,7 +590,7 @@ def _render_group(group: str, ops: list[Operation], models: ModelBuilder) -> str
     support = [n for n in ("UNSET", "APIModel", "FileInput", "UnsetType") if used(n)]
     if support:
         imports.append(f"from ._support import {', '.join(_isort(support))}")
-    exported = sorted([class_name(group), *models.names])
+    exported = sorted([class_name(group), *models.names, *_LITERALS.values()])
     out = [HEADER.rstrip("\n"), f'"""Sentry API: {ops[0].tag} (generated)."""', "", *imports,
            "", f"__all__ = {json.dumps(exported)}", "", "", code]
     text = "\n".join(out).rstrip() + "\n"
@@ -601,12 +605,33 @@ def _isort(names: list[str]) -> list[str]:
     return sorted(names, key=key)
 
 
+_LITERALS: dict[str, str] = {}
+"""Long ``Literal[...]`` texts of the group being rendered -> their alias names."""
+
+
+def _alias(op: Operation, name: str, annotation: str) -> str:
+    """Long literal types become one module-level alias each (``ReplayListField``)."""
+    def replace(match: re.Match[str]) -> str:
+        text = match.group(0)
+        if len(text) <= 60:
+            return text
+        if text not in _LITERALS:
+            base = pascal(singular(op.group.split("_")[-1])) + pascal(op.name) + pascal(name)
+            alias, n = base, 2
+            while alias in _LITERALS.values():
+                alias, n = f"{base}{n}", n + 1
+            _LITERALS[text] = alias
+        return _LITERALS[text]
+
+    return re.sub(r"Literal\[[^\]]*\]", replace, annotation)
+
+
 def _signature(op: Operation, needs: set[str], extra: list[str]) -> list[str]:
     lines = ["        self,"]
     lines += [f"        {p.py}: IdOrSlug," for p in op.path_params]
     keyword_only = []
     for p in op.query:
-        annotation = p.annotation
+        annotation = _alias(op, p.py, p.annotation)
         needs.update(w for w in ("Sequence", "Literal", "datetime") if w in annotation)
         if p.required:
             keyword_only.append(f"        {p.py}: {annotation},")
@@ -614,6 +639,7 @@ def _signature(op: Operation, needs: set[str], extra: list[str]) -> list[str]:
             keyword_only.append(f"        {p.py}: {annotation} | None = None,")
     for f in op.body_fields:
         needs.update(w for w in ("Sequence", "Literal") if w in f.annotation)
+        f = BodyField(**{**f.__dict__, "annotation": _alias(op, f.py, f.annotation)})
         if f.file:
             needs.add("FileInput")
             keyword_only.append(f"        {f.py}: FileInput,")

@@ -16,7 +16,10 @@ from ..resources._base import IdOrSlug, Resource
 from . import _support
 from ._support import UNSET, APIModel, UnsetType
 
-__all__ = ["DiscoverAPI", "DiscoverSavedQuery", "DiscoverSavedQueryCreatedBy", "DiscoverSavedQueryCreatedByAvatar", "DiscoverSavedQueryCreatedByEmail", "DiscoverSavedQueryCreatedByIdentity", "DiscoverSavedQueryCreatedByIdentityOrganization", "DiscoverSavedQueryCreatedByIdentityProvider", "Tag", "TagTopValue", "TraceItemAttribute", "TraceItemAttributeAttributeSource", "TraceMeta"]
+__all__ = ["DiscoverAPI", "DiscoverListAttributesDataset", "DiscoverSavedQuery", "DiscoverSavedQueryCreatedBy", "DiscoverSavedQueryCreatedByAvatar", "DiscoverSavedQueryCreatedByEmail", "DiscoverSavedQueryCreatedByIdentity", "DiscoverSavedQueryCreatedByIdentityOrganization", "DiscoverSavedQueryCreatedByIdentityProvider", "Tag", "TagTopValue", "TraceItemAttribute", "TraceItemAttributeAttributeSource", "TraceMeta"]
+
+
+DiscoverListAttributesDataset = Literal["logs", "preprod", "processing_errors", "spans", "tracemetrics"]
 
 
 class DiscoverSavedQueryCreatedByIdentityOrganization(APIModel):
@@ -297,8 +300,8 @@ class DiscoverAPI(Resource):
         stats_period: str | None = None,
         start: str | datetime | None = None,
         end: str | datetime | None = None,
-        dataset: Literal["logs", "preprod", "processing_errors", "spans", "tracemetrics"] | None = None,
-        item_type: Literal["logs", "preprod", "processing_errors", "spans", "tracemetrics"] | None = None,
+        dataset: DiscoverListAttributesDataset | None = None,
+        item_type: DiscoverListAttributesDataset | None = None,
         attribute_type: Literal["array", "boolean", "number", "string"] | Sequence[Literal["array", "boolean", "number", "string"]] | None = None,
         substring_match: str | None = None,
         query: str | None = None,

@@ -16,7 +16,10 @@ from ..resources._base import IdOrSlug, Resource
 from . import _support
 from ._support import APIModel
 
-__all__ = ["EventsTimeseries", "EventsTimeseriesMeta", "EventsTimeseriesTimeSery", "EventsTimeseriesTimeSeryGroupBy", "EventsTimeseriesTimeSeryMeta", "EventsTimeseriesTimeSeryValue", "ExploreAPI", "ExploreTraceItemStat", "ExploreTraceItemStatAttributeDistributions", "ExploreTraceItemStatAttributeDistributionsDataValue"]
+__all__ = ["EventsTimeseries", "EventsTimeseriesMeta", "EventsTimeseriesTimeSery", "EventsTimeseriesTimeSeryGroupBy", "EventsTimeseriesTimeSeryMeta", "EventsTimeseriesTimeSeryValue", "ExploreAPI", "ExploreTimeseriesDataset", "ExploreTraceItemStat", "ExploreTraceItemStatAttributeDistributions", "ExploreTraceItemStatAttributeDistributionsDataValue"]
+
+
+ExploreTimeseriesDataset = Literal["errors", "logs", "profile_functions", "spans", "tracemetrics", "uptime_results"]
 
 
 class EventsTimeseriesMeta(APIModel):
@@ -84,7 +87,7 @@ class ExploreAPI(Resource):
         self,
         org: IdOrSlug,
         *,
-        dataset: Literal["errors", "logs", "profile_functions", "spans", "tracemetrics", "uptime_results"],
+        dataset: ExploreTimeseriesDataset,
         end: str | datetime | None = None,
         environment: str | Sequence[str] | None = None,
         project: IdOrSlug | Sequence[IdOrSlug] | None = None,

@@ -15,7 +15,10 @@ from ..resources._base import IdOrSlug, Resource
 from . import _support
 from ._support import UNSET, APIModel, UnsetType
 
-__all__ = ["ConfigIntegration", "ConfigIntegrationProvider", "ExternalUser", "Forwarding", "ForwardingEnrolledProject", "ForwardingProjectConfig", "Integration", "IntegrationsAPI"]
+__all__ = ["ConfigIntegration", "ConfigIntegrationProvider", "ExternalUser", "Forwarding", "ForwardingEnrolledProject", "ForwardingProjectConfig", "Integration", "IntegrationCreateExternalUserProvider", "IntegrationsAPI"]
+
+
+IntegrationCreateExternalUserProvider = Literal["github", "github_enterprise", "jira_server", "slack", "slack_staging", "perforce", "gitlab", "msteams", "custom_scm"]
 
 
 class ConfigIntegrationProvider(APIModel):
@@ -119,7 +122,7 @@ class IntegrationsAPI(Resource):
         *,
         user_id: int,
         external_name: str,
-        provider: Literal["github", "github_enterprise", "jira_server", "slack", "slack_staging", "perforce", "gitlab", "msteams", "custom_scm"],
+        provider: IntegrationCreateExternalUserProvider,
         integration_id: int,
         id: int,
         external_id: str | UnsetType | None = UNSET,
@@ -140,7 +143,7 @@ class IntegrationsAPI(Resource):
         *,
         user_id: int,
         external_name: str,
-        provider: Literal["github", "github_enterprise", "jira_server", "slack", "slack_staging", "perforce", "gitlab", "msteams", "custom_scm"],
+        provider: IntegrationCreateExternalUserProvider,
         integration_id: int,
         id: int,
         external_id: str | UnsetType | None = UNSET,
@@ -314,7 +317,7 @@ class IntegrationsAPI(Resource):
         team: IdOrSlug,
         *,
         external_name: str,
-        provider: Literal["github", "github_enterprise", "jira_server", "slack", "slack_staging", "perforce", "gitlab", "msteams", "custom_scm"],
+        provider: IntegrationCreateExternalUserProvider,
         integration_id: int,
         external_id: str | UnsetType | None = UNSET,
     ) -> ExternalUser:
@@ -334,7 +337,7 @@ class IntegrationsAPI(Resource):
         external_team_id: IdOrSlug,
         *,
         external_name: str,
-        provider: Literal["github", "github_enterprise", "jira_server", "slack", "slack_staging", "perforce", "gitlab", "msteams", "custom_scm"],
+        provider: IntegrationCreateExternalUserProvider,
         integration_id: int,
         external_id: str | UnsetType | None = UNSET,
     ) -> ExternalUser:

@@ -16,7 +16,12 @@ from ..resources._base import IdOrSlug, Resource
 from . import _support
 from ._support import UNSET, APIModel, UnsetType
 
-__all__ = ["Member", "Member2", "Member2OrgRoleList", "Member2TeamRole", "Member2TeamRoleList", "MemberExternalUser", "MemberFlags", "MemberUser", "MemberUserAvatar", "MemberUserEmail", "MemberUserIdentity", "MemberUserIdentityOrganization", "Organization", "OrganizationLinks", "OrganizationOnboardingTask", "OrganizationProject", "OrganizationProjectLatestRelease", "OrganizationProjectTeam", "OrganizationProjectTeam2", "OrganizationStatus", "OrganizationTeam", "OrganizationTeamOrganization", "OrganizationTeamProject", "OrganizationTrustedRelay", "OrganizationsAPI", "ProjectKey", "ProjectKeyBrowserSdk", "ProjectKeyDsn", "ProjectKeyDynamicSdkLoaderOptions", "ProjectKeyRateLimit", "RelayUsage", "Repo", "RepoCommit", "RepoCommitPullRequest", "RepoSettings", "ShortId", "ShortIdGroup", "ShortIdGroupAnnotation", "ShortIdGroupAssignedTo", "ShortIdGroupDerivedData", "ShortIdGroupProject", "ShortIdGroupStatusDetails", "ShortIdGroupStatusDetailsActor", "ShortIdGroupStatusDetailsInfo", "ShortIdGroupSubscriptionDetails", "StatsSummary", "StatsSummaryProject"]
+__all__ = ["Member", "Member2", "Member2OrgRoleList", "Member2TeamRole", "Member2TeamRoleList", "MemberExternalUser", "MemberFlags", "MemberUser", "MemberUserAvatar", "MemberUserEmail", "MemberUserIdentity", "MemberUserIdentityOrganization", "Organization", "OrganizationGetStatsSummaryCategory", "OrganizationGetStatsSummaryOutcome", "OrganizationLinks", "OrganizationOnboardingTask", "OrganizationProject", "OrganizationProjectLatestRelease", "OrganizationProjectTeam", "OrganizationProjectTeam2", "OrganizationResolveShortIdCollapse", "OrganizationStatus", "OrganizationTeam", "OrganizationTeamOrganization", "OrganizationTeamProject", "OrganizationTrustedRelay", "OrganizationsAPI", "ProjectKey", "ProjectKeyBrowserSdk", "ProjectKeyDsn", "ProjectKeyDynamicSdkLoaderOptions", "ProjectKeyRateLimit", "RelayUsage", "Repo", "RepoCommit", "RepoCommitPullRequest", "RepoSettings", "ShortId", "ShortIdGroup", "ShortIdGroupAnnotation", "ShortIdGroupAssignedTo", "ShortIdGroupDerivedData", "ShortIdGroupProject", "ShortIdGroupStatusDetails", "ShortIdGroupStatusDetailsActor", "ShortIdGroupStatusDetailsInfo", "ShortIdGroupSubscriptionDetails", "StatsSummary", "StatsSummaryProject"]
+
+
+OrganizationResolveShortIdCollapse = Literal["base", "filtered", "lifetime", "stats", "unhandled"]
+OrganizationGetStatsSummaryCategory = Literal["error", "transaction", "attachment", "replays", "profiles"]
+OrganizationGetStatsSummaryOutcome = Literal["accepted", "filtered", "rate_limited", "invalid", "abuse", "client_discard", "cardinality_limited"]
 
 
 class OrganizationOnboardingTask(APIModel):
@@ -859,7 +864,7 @@ class OrganizationsAPI(Resource):
         org: IdOrSlug,
         issue_id: IdOrSlug,
         *,
-        collapse: Literal["base", "filtered", "lifetime", "stats", "unhandled"] | Sequence[Literal["base", "filtered", "lifetime", "stats", "unhandled"]] | None = None,
+        collapse: OrganizationResolveShortIdCollapse | Sequence[OrganizationResolveShortIdCollapse] | None = None,
     ) -> ShortId:
         """Resolve a Short ID (``GET /organizations/{org}/shortids/{issue_id}/``)."""
         return await self._client.request(
@@ -880,8 +885,8 @@ class OrganizationsAPI(Resource):
         start: str | datetime | None = None,
         end: str | datetime | None = None,
         project: IdOrSlug | Sequence[IdOrSlug] | None = None,
-        category: Literal["error", "transaction", "attachment", "replays", "profiles"] | None = None,
-        outcome: Literal["accepted", "filtered", "rate_limited", "invalid", "abuse", "client_discard", "cardinality_limited"] | None = None,
+        category: OrganizationGetStatsSummaryCategory | None = None,
+        outcome: OrganizationGetStatsSummaryOutcome | None = None,
         reason: str | None = None,
         download: bool | None = None,
     ) -> StatsSummary:

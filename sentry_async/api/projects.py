@@ -16,7 +16,11 @@ from ..resources._base import IdOrSlug, Resource
 from . import _support
 from ._support import UNSET, APIModel, UnsetType
 
-__all__ = ["DebugFile", "Filter", "Key", "KeyBrowserSdk", "KeyDsn", "KeyDynamicSdkLoaderOptions", "KeyRateLimit", "Member", "MemberExternalUser", "MemberFlags", "MemberUser", "MemberUserEmail", "MemberUserIdentity", "MemberUserIdentityOrganization", "MemberUserIdentityProvider", "Ownership", "OwnershipSchema", "OwnershipSchemaRule", "OwnershipSchemaRuleMatcher", "OwnershipSchemaRuleOwner", "Project", "Project2", "Project2HighlightPreset", "Project2Organization", "Project2OrganizationLinks", "Project2OrganizationOnboardingTask", "ProjectHook", "ProjectLatestRelease", "ProjectTeam", "ProjectUserFeedback", "ProjectUserFeedbackEvent", "ProjectValue", "ProjectsAPI", "Repository", "Team", "TeamAvatar", "TeamTeam", "User"]
+__all__ = ["DebugFile", "Filter", "Key", "KeyBrowserSdk", "KeyDsn", "KeyDynamicSdkLoaderOptions", "KeyRateLimit", "Member", "MemberExternalUser", "MemberFlags", "MemberUser", "MemberUserEmail", "MemberUserIdentity", "MemberUserIdentityOrganization", "MemberUserIdentityProvider", "Ownership", "OwnershipSchema", "OwnershipSchemaRule", "OwnershipSchemaRuleMatcher", "OwnershipSchemaRuleOwner", "Project", "Project2", "Project2HighlightPreset", "Project2Organization", "Project2OrganizationLinks", "Project2OrganizationOnboardingTask", "ProjectCreateSymbolSourceRegion", "ProjectHook", "ProjectLatestRelease", "ProjectTeam", "ProjectUpdateFilterSubfilters", "ProjectUserFeedback", "ProjectUserFeedbackEvent", "ProjectValue", "ProjectsAPI", "Repository", "Team", "TeamAvatar", "TeamTeam", "User"]
+
+
+ProjectUpdateFilterSubfilters = Literal["ie", "edge", "safari", "firefox", "chrome", "opera", "android", "opera_mini", "ie_pre_9", "ie9", "ie10", "ie11", "opera_pre_15", "android_pre_4", "safari_pre_6", "opera_mini_pre_8", "edge_pre_79"]
+ProjectCreateSymbolSourceRegion = Literal["us-east-2", "us-east-1", "us-west-1", "us-west-2", "ap-east-1", "ap-south-1", "ap-northeast-2", "ap-southeast-1", "ap-southeast-2", "ap-northeast-1", "ca-central-1", "cn-north-1", "cn-northwest-1", "eu-central-1", "eu-west-1", "eu-west-2", "eu-west-3", "eu-north-1", "sa-east-1", "us-gov-east-1", "us-gov-west-1"]
 
 
 class ProjectTeam(APIModel):
@@ -645,7 +649,7 @@ class ProjectsAPI(Resource):
         filter_id: IdOrSlug,
         *,
         active: bool | UnsetType | None = UNSET,
-        subfilters: Sequence[Literal["ie", "edge", "safari", "firefox", "chrome", "opera", "android", "opera_mini", "ie_pre_9", "ie9", "ie10", "ie11", "opera_pre_15", "android_pre_4", "safari_pre_6", "opera_mini_pre_8", "edge_pre_79"]] | UnsetType | None = UNSET,
+        subfilters: Sequence[ProjectUpdateFilterSubfilters] | UnsetType | None = UNSET,
     ) -> None:
         """Update an Inbound Data Filter.
 
@@ -867,7 +871,7 @@ class ProjectsAPI(Resource):
         username: str | UnsetType | None = UNSET,
         password: str | UnsetType | None = UNSET,
         bucket: str | UnsetType | None = UNSET,
-        region: Literal["us-east-2", "us-east-1", "us-west-1", "us-west-2", "ap-east-1", "ap-south-1", "ap-northeast-2", "ap-southeast-1", "ap-southeast-2", "ap-northeast-1", "ca-central-1", "cn-north-1", "cn-northwest-1", "eu-central-1", "eu-west-1", "eu-west-2", "eu-west-3", "eu-north-1", "sa-east-1", "us-gov-east-1", "us-gov-west-1"] | UnsetType | None = UNSET,
+        region: ProjectCreateSymbolSourceRegion | UnsetType | None = UNSET,
         access_key: str | UnsetType | None = UNSET,
         secret_key: str | UnsetType | None = UNSET,
         prefix: str | UnsetType | None = UNSET,
@@ -901,7 +905,7 @@ class ProjectsAPI(Resource):
         username: str | UnsetType | None = UNSET,
         password: str | UnsetType | None = UNSET,
         bucket: str | UnsetType | None = UNSET,
-        region: Literal["us-east-2", "us-east-1", "us-west-1", "us-west-2", "ap-east-1", "ap-south-1", "ap-northeast-2", "ap-southeast-1", "ap-southeast-2", "ap-northeast-1", "ca-central-1", "cn-north-1", "cn-northwest-1", "eu-central-1", "eu-west-1", "eu-west-2", "eu-west-3", "eu-north-1", "sa-east-1", "us-gov-east-1", "us-gov-west-1"] | UnsetType | None = UNSET,
+        region: ProjectCreateSymbolSourceRegion | UnsetType | None = UNSET,
         access_key: str | UnsetType | None = UNSET,
         secret_key: str | UnsetType | None = UNSET,
         prefix: str | UnsetType | None = UNSET,

@@ -17,7 +17,11 @@ from ..resources._base import IdOrSlug, Resource
 from . import _support
 from ._support import UNSET, APIModel, FileInput, UnsetType
 
-__all__ = ["Release", "ReleaseCommit", "ReleaseCommitPullRequest", "ReleaseCommitPullRequestRepositorySettings", "ReleaseCommitRelease", "ReleaseCommitRepository", "ReleaseDeploy", "ReleaseFile", "ReleaseLastDeploy", "ReleaseProject", "ReleaseProjectHealthData", "ReleaseThresholdStatusValue", "ReleaseVersionInfo", "ReleasesAPI", "Session", "SessionGroup", "SessionGroupBy"]
+__all__ = ["Release", "ReleaseCommit", "ReleaseCommitPullRequest", "ReleaseCommitPullRequestRepositorySettings", "ReleaseCommitRelease", "ReleaseCommitRepository", "ReleaseDeploy", "ReleaseFile", "ReleaseGetSort", "ReleaseGetSummaryStatsPeriod", "ReleaseLastDeploy", "ReleaseProject", "ReleaseProjectHealthData", "ReleaseThresholdStatusValue", "ReleaseVersionInfo", "ReleasesAPI", "Session", "SessionGroup", "SessionGroupBy"]
+
+
+ReleaseGetSummaryStatsPeriod = Literal["14d", "1d", "1h", "24h", "2d", "30d", "48h", "7d", "90d"]
+ReleaseGetSort = Literal["crash_free_sessions", "crash_free_users", "date", "sessions", "users"]
 
 
 class ReleaseThresholdStatusValue(APIModel):
@@ -294,9 +298,9 @@ class ReleasesAPI(Resource):
         project: IdOrSlug | Sequence[IdOrSlug] | None = None,
         health: bool | None = None,
         adoption_stages: bool | None = None,
-        summary_stats_period: Literal["14d", "1d", "1h", "24h", "2d", "30d", "48h", "7d", "90d"] | None = None,
-        health_stats_period: Literal["14d", "1d", "1h", "24h", "2d", "30d", "48h", "7d", "90d"] | None = None,
-        sort: Literal["crash_free_sessions", "crash_free_users", "date", "sessions", "users"] | None = None,
+        summary_stats_period: ReleaseGetSummaryStatsPeriod | None = None,
+        health_stats_period: ReleaseGetSummaryStatsPeriod | None = None,
+        sort: ReleaseGetSort | None = None,
         status: Literal["archived", "open"] | None = None,
         query: str | None = None,
     ) -> Release:

@@ -17,7 +17,10 @@ from ..resources._base import IdOrSlug, Resource
 from . import _support
 from ._support import APIModel
 
-__all__ = ["Replay", "Replay2", "ReplayClick", "ReplayDeletionJob", "ReplayDeletionJob2", "ReplayDeletionJobData", "ReplayDevice", "ReplayOs", "ReplayOtaUpdates", "ReplayRecordingSegment", "ReplayRecordingSegmentData", "ReplaySelector", "ReplaySelectorElement", "ReplayUser", "ReplayUserGeo", "ReplayViewedBy", "ReplayViewedByData", "ReplaysAPI"]
+__all__ = ["Replay", "Replay2", "ReplayClick", "ReplayDeletionJob", "ReplayDeletionJob2", "ReplayDeletionJobData", "ReplayDevice", "ReplayListField", "ReplayOs", "ReplayOtaUpdates", "ReplayRecordingSegment", "ReplayRecordingSegmentData", "ReplaySelector", "ReplaySelectorElement", "ReplayUser", "ReplayUserGeo", "ReplayViewedBy", "ReplayViewedByData", "ReplaysAPI"]
+
+
+ReplayListField = Literal["activity", "browser", "count_dead_clicks", "count_errors", "count_rage_clicks", "count_segments", "count_urls", "device", "dist", "duration", "environment", "error_ids", "finished_at", "id", "is_archived", "os", "platform", "project_id", "releases", "sdk", "started_at", "tags", "trace_ids", "segment_names", "urls", "user", "clicks", "info_ids", "warning_ids", "count_warnings", "count_infos", "has_viewed"]
 
 
 class ReplaySelectorElement(APIModel):
@@ -232,7 +235,7 @@ class ReplaysAPI(Resource):
         stats_period: str | None = None,
         start: str | datetime | None = None,
         end: str | datetime | None = None,
-        field: Literal["activity", "browser", "count_dead_clicks", "count_errors", "count_rage_clicks", "count_segments", "count_urls", "device", "dist", "duration", "environment", "error_ids", "finished_at", "id", "is_archived", "os", "platform", "project_id", "releases", "sdk", "started_at", "tags", "trace_ids", "segment_names", "urls", "user", "clicks", "info_ids", "warning_ids", "count_warnings", "count_infos", "has_viewed"] | Sequence[Literal["activity", "browser", "count_dead_clicks", "count_errors", "count_rage_clicks", "count_segments", "count_urls", "device", "dist", "duration", "environment", "error_ids", "finished_at", "id", "is_archived", "os", "platform", "project_id", "releases", "sdk", "started_at", "tags", "trace_ids", "segment_names", "urls", "user", "clicks", "info_ids", "warning_ids", "count_warnings", "count_infos", "has_viewed"]] | None = None,
+        field: ReplayListField | Sequence[ReplayListField] | None = None,
         project: IdOrSlug | Sequence[IdOrSlug] | None = None,
         project_slug: str | Sequence[str] | None = None,
         environment: str | None = None,
@@ -271,7 +274,7 @@ class ReplaysAPI(Resource):
         stats_period: str | None = None,
         start: str | datetime | None = None,
         end: str | datetime | None = None,
-        field: Literal["activity", "browser", "count_dead_clicks", "count_errors", "count_rage_clicks", "count_segments", "count_urls", "device", "dist", "duration", "environment", "error_ids", "finished_at", "id", "is_archived", "os", "platform", "project_id", "releases", "sdk", "started_at", "tags", "trace_ids", "segment_names", "urls", "user", "clicks", "info_ids", "warning_ids", "count_warnings", "count_infos", "has_viewed"] | Sequence[Literal["activity", "browser", "count_dead_clicks", "count_errors", "count_rage_clicks", "count_segments", "count_urls", "device", "dist", "duration", "environment", "error_ids", "finished_at", "id", "is_archived", "os", "platform", "project_id", "releases", "sdk", "started_at", "tags", "trace_ids", "segment_names", "urls", "user", "clicks", "info_ids", "warning_ids", "count_warnings", "count_infos", "has_viewed"]] | None = None,
+        field: ReplayListField | Sequence[ReplayListField] | None = None,
         project: IdOrSlug | Sequence[IdOrSlug] | None = None,
         project_slug: str | Sequence[str] | None = None,
         environment: str | None = None,

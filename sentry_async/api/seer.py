@@ -11,7 +11,10 @@ from ..resources._base import IdOrSlug, Resource
 from . import _support
 from ._support import UNSET, APIModel, UnsetType
 
-__all__ = ["IssueAutofix", "IssueAutofixState", "IssueAutofixStateFormatted", "SeerAPI", "SeerModel"]
+__all__ = ["IssueAutofix", "IssueAutofixState", "IssueAutofixStateFormatted", "SeerAPI", "SeerModel", "SeerStartAutofixStep"]
+
+
+SeerStartAutofixStep = Literal["root_cause", "solution", "code_changes", "pr_iteration", "open_pr", "coding_agent_handoff"]
 
 
 class SeerModel(APIModel):
@@ -73,7 +76,7 @@ class SeerAPI(Resource):
         org: IdOrSlug,
         issue_id: IdOrSlug,
         *,
-        step: Literal["root_cause", "solution", "code_changes", "pr_iteration", "open_pr", "coding_agent_handoff"] | UnsetType | None = UNSET,
+        step: SeerStartAutofixStep | UnsetType | None = UNSET,
         stopping_point: Literal["root_cause", "solution", "code_changes", "open_pr"] | UnsetType | None = UNSET,
         run_id: int | UnsetType | None = UNSET,
         sentry_run_id: str | UnsetType | None = UNSET,
