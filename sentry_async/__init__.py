@@ -4,8 +4,12 @@ Lazy pagination over Link cursors, one shared rate limiter that reads Sentry's h
 msgspec models that decode large events fast, and a resumable bulk exporter.
 """
 
-from ._protocol.links import Link, LinkHeaderError, PageLinks, page_links, parse_link_header
-from ._protocol.ratelimit import RateLimitInfo, parse_rate_limit, parse_retry_after
+import logging
+from typing import Any
+
+from ._network import InsecureTLSWarning
+from ._otel import OpenTelemetryHooks
+from ._protocol.ratelimit import RateLimitInfo
 from ._protocol.retry import RetryPolicy
 from ._transport import Response
 from ._version import __version__
@@ -18,6 +22,7 @@ from .errors import (
     ErrorDetail,
     Forbidden,
     NotFound,
+    OversizedPage,
     PaginationError,
     RateLimited,
     RequestTimeout,
@@ -27,7 +32,8 @@ from .errors import (
     Unauthorized,
     UnsafeRedirect,
 )
-from .fanout import FanOut, StreamDone, StreamItem, fan_out
+from .fanout import FanOut, FanOutEvent, StreamDone, StreamItem, fan_out
+from .hooks import HookEvent, Hooks
 from .limiter import GroupState, RateLimiter
 from .pagination import Page, Paginator, Position
 from .resources.events import EventListOptions
@@ -42,13 +48,16 @@ __all__ = [
     "ErrorDetail",
     "EventListOptions",
     "FanOut",
+    "FanOutEvent",
     "Forbidden",
     "GroupState",
-    "Link",
-    "LinkHeaderError",
+    "HookEvent",
+    "Hooks",
+    "InsecureTLSWarning",
     "NotFound",
+    "OpenTelemetryHooks",
+    "OversizedPage",
     "Page",
-    "PageLinks",
     "PaginationError",
     "Paginator",
     "Position",
@@ -69,8 +78,38 @@ __all__ = [
     "UnsafeRedirect",
     "__version__",
     "fan_out",
-    "page_links",
-    "parse_link_header",
-    "parse_rate_limit",
-    "parse_retry_after",
 ]
+
+# A library's convention: silent unless the application configures logging (then its
+# handlers get every record). Without this, Python's last-resort handler would print the
+# retry warnings of a program that configured nothing on its stderr.
+logging.getLogger(__name__).addHandler(logging.NullHandler())
+
+_MOVED_TO_SANSIO = frozenset(
+    {
+        "Link",
+        "LinkHeaderError",
+        "PageLinks",
+        "page_links",
+        "parse_link_header",
+        "parse_rate_limit",
+        "parse_retry_after",
+    }
+)
+
+
+def __getattr__(name: str) -> Any:
+    """The protocol helpers moved to :mod:`sentry_async.sansio`; the old names still work
+    for one release, with a ``DeprecationWarning``."""
+    if name in _MOVED_TO_SANSIO:
+        import warnings
+
+        from . import sansio
+
+        warnings.warn(
+            f"sentry_async.{name} moved to sentry_async.sansio.{name}",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return getattr(sansio, name)
+    raise AttributeError(f"module 'sentry_async' has no attribute {name!r}")

@@ -77,6 +77,11 @@ async def _open(
                 headers["Accept"] = "*/*"
                 if transport._token is not None and origin(target) in transport.trusted_origins:
                     headers["Authorization"] = f"Bearer {transport._token.reveal()}"
+                proxy, proxy_headers = (
+                    (None, None)
+                    if transport._proxy is None
+                    else transport._proxy.route(target, headers)
+                )
                 try:
                     response = await stack.enter_async_context(
                         transport.session.request(
@@ -86,17 +91,26 @@ async def _open(
                             headers=headers,
                             allow_redirects=False,
                             timeout=transport._timeout,
+                            proxy=proxy,
+                            proxy_headers=proxy_headers,
                         )
                     )
                 except (asyncio.TimeoutError, aiohttp.ClientError) as exc:
                     timed_out = isinstance(exc, asyncio.TimeoutError)
+                    if timed_out:
+                        message = "no response in time"
+                    elif isinstance(exc, aiohttp.ClientResponseError):
+                        # Its request_info holds the request's headers (the token, a proxy's
+                        # credentials): the message only, never the exception itself.
+                        message = f"malformed response: {exc.message or type(exc).__name__}"
+                    else:
+                        message = f"{type(exc).__name__}: {exc}"
                     error: Exception = (
-                        RequestTimeout("no response in time", method=method, url=str(target))
+                        RequestTimeout(message, method=method, url=str(target))
                         if timed_out
-                        else ConnectionFailed(
-                            f"{type(exc).__name__}: {exc}", method=method, url=str(target)
-                        )
+                        else ConnectionFailed(message, method=method, url=str(target))
                     )
+                    cause = None if isinstance(exc, aiohttp.ClientResponseError) else exc
                     decision = decide(
                         attempt=attempt,
                         policy=transport.retry,
@@ -104,8 +118,9 @@ async def _open(
                         kind="timeout" if timed_out else "connection",
                         rng=transport._rng,
                     )
-                    if not decision.retry:
-                        raise error from exc
+                    certificate = isinstance(exc, aiohttp.ClientConnectorCertificateError)
+                    if not decision.retry or certificate:
+                        raise error from cause
                     delay = decision.delay
                     break
                 if response.status in _REDIRECTS and "Location" in response.headers:

@@ -21,13 +21,17 @@ import aiohttp
 import msgspec
 from yarl import URL
 
+from ._network import SSLSetting, tls
+from ._protocol.cursors import DEFAULT_MAX_STALE_PAGES, body_fingerprint
 from ._protocol.hosts import endpoint_group, is_loopback, origin
 from ._protocol.params import Params, check_page_size, check_slug, encode_params
+from ._protocol.proxies import ENVIRONMENT, FromEnvironment, proxy_settings
 from ._protocol.retry import RetryPolicy
 from ._transport import MalformedBody, Response, Secret, Transport
 from ._version import __version__
 from .api._groups import GeneratedGroups
 from .errors import DecodeError, SentryError
+from .hooks import Hooks, HookSet
 from .limiter import RateLimiter
 from .pagination import PageFetcher, Paginator, RawPage
 
@@ -47,6 +51,8 @@ DEFAULT_BASE_URL = "https://sentry.io"
 _API_PREFIX = "/api/0"
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+_UNPAGINATED_SWITCHES = frozenset({"noPagination", "all_projects"})
+"""Query parameters with which Sentry answers a list whole, whatever the page size."""
 
 
 _UNDECODABLE = (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError, RecursionError)
@@ -101,6 +107,11 @@ class SentryClient(GeneratedGroups):
     ``rate``/``burst`` pace requests per endpoint group until Sentry's headers say more;
     ``max_concurrency`` caps in-flight requests per group. One limiter serves every task
     that shares the client.
+
+    ``proxy`` defaults to the environment's ``HTTPS_PROXY``/``HTTP_PROXY``/``NO_PROXY`` (read
+    as ``urllib`` reads them, without ``.netrc``); a URL forces one, ``None`` goes direct.
+    ``ssl`` takes a CA bundle's path or an ``ssl.SSLContext`` for private CAs. ``hooks``
+    and ``trace_configs`` (aiohttp's) observe every request.
     """
 
     def __init__(
@@ -120,6 +131,10 @@ class SentryClient(GeneratedGroups):
         trusted_hosts: Iterable[str] = (),
         session: aiohttp.ClientSession | None = None,
         limiter: RateLimiter | None = None,
+        proxy: str | FromEnvironment | None = ENVIRONMENT,
+        ssl: SSLSetting = None,
+        hooks: Hooks | Iterable[Hooks] | None = None,
+        trace_configs: Iterable[aiohttp.TraceConfig] = (),
     ) -> None:
         raw_token = token if token is not None else os.environ.get("SENTRY_AUTH_TOKEN")
         if raw_token is not None:
@@ -147,9 +162,21 @@ class SentryClient(GeneratedGroups):
             f"sentry-async/{__version__} aiohttp/{aiohttp.__version__} "
             f"python/{platform.python_version()}"
         )
+        self._proxy = proxy_settings(proxy, os.environ)
+        self._proxy.check_plain_http(self.base_url, allow_insecure_http)
         self._trusted: set[tuple[str, str, int | None]] = {origin(self.base_url)}
         for host in trusted_hosts:
-            self._trusted.add(origin(_normalise_base_url(host, allow_insecure_http)))
+            trusted_url = _normalise_base_url(host, allow_insecure_http)
+            self._proxy.check_plain_http(trusted_url, allow_insecure_http)
+            self._trusted.add(origin(trusted_url))
+        self._hooks = HookSet.of(hooks)
+        self._trace_configs = list(trace_configs)
+        if session is not None and (ssl is not None or self._trace_configs):
+            raise ValueError(
+                "ssl= and trace_configs= configure the session this client creates; "
+                "set them on your own session instead"
+            )
+        self._ssl = tls(ssl)
         self._session = session
         self._owns_session = session is None
         self._transport: Transport | None = None
@@ -201,10 +228,16 @@ class SentryClient(GeneratedGroups):
         if self._transport is None:
             if self._session is None:
                 connector = aiohttp.TCPConnector(
-                    limit=self._max_connections, ttl_dns_cache=300, enable_cleanup_closed=True
+                    limit=self._max_connections,
+                    ttl_dns_cache=300,
+                    enable_cleanup_closed=True,
+                    ssl=self._ssl,
                 )
                 self._session = aiohttp.ClientSession(
-                    connector=connector, timeout=self.timeouts.to_aiohttp(), trust_env=False
+                    connector=connector,
+                    timeout=self.timeouts.to_aiohttp(),
+                    trust_env=False,
+                    trace_configs=self._trace_configs or None,
                 )
             self._transport = Transport(
                 self._session,
@@ -214,12 +247,15 @@ class SentryClient(GeneratedGroups):
                 timeout=self.timeouts.to_aiohttp(),
                 trusted_origins=self._trusted,
                 headers={"User-Agent": self._user_agent, "Accept": "application/json"},
+                proxy=self._proxy,
+                hooks=self._hooks,
             )
         return self._transport
 
     def trust_region(self, org: str, region_url: str) -> None:
         """Send ``org``'s requests to its region host (``links.regionUrl``) from now on."""
         region = _normalise_base_url(region_url, self._allow_insecure)
+        self._proxy.check_plain_http(region, self._allow_insecure)
         self._trusted.add(origin(region))
         self._region_roots[check_slug(org, "org")] = region.with_path(
             region.path.rstrip("/") + _API_PREFIX
@@ -352,11 +388,57 @@ class SentryClient(GeneratedGroups):
             error.__cause__ = exc
             raise MalformedBody(error) from exc
 
+    @overload
     def paginate(
         self,
         path: str,
         *,
-        type: type[T] | Any = Any,
+        type: type[T],
+        path_params: Mapping[str, str | int] | None = ...,
+        params: Params | Iterable[tuple[str, str]] | None = ...,
+        page_size: int | None = ...,
+        page_size_param: str | None = ...,
+        max_page_size: int = ...,
+        cursor: str | None = ...,
+        skip: int = ...,
+        limit: int | None = ...,
+        max_pages: int | None = ...,
+        envelope: Callable[[Any], tuple[list[Any], Any]] | None = ...,
+        page_type: Callable[[Any], Any] | None = ...,
+        unpaginated: bool = ...,
+        max_stale_pages: int = ...,
+        prefetch: int = ...,
+        item_id: Callable[[Any], Hashable] | None = ...,
+    ) -> Paginator[T]: ...
+
+    @overload
+    def paginate(
+        self,
+        path: str,
+        *,
+        type: Any = ...,
+        path_params: Mapping[str, str | int] | None = ...,
+        params: Params | Iterable[tuple[str, str]] | None = ...,
+        page_size: int | None = ...,
+        page_size_param: str | None = ...,
+        max_page_size: int = ...,
+        cursor: str | None = ...,
+        skip: int = ...,
+        limit: int | None = ...,
+        max_pages: int | None = ...,
+        envelope: Callable[[Any], tuple[list[Any], Any]] | None = ...,
+        page_type: Callable[[Any], Any] | None = ...,
+        unpaginated: bool = ...,
+        max_stale_pages: int = ...,
+        prefetch: int = ...,
+        item_id: Callable[[Any], Hashable] | None = ...,
+    ) -> Paginator[Any]: ...
+
+    def paginate(
+        self,
+        path: str,
+        *,
+        type: Any = Any,
         path_params: Mapping[str, str | int] | None = None,
         params: Params | Iterable[tuple[str, str]] | None = None,
         page_size: int | None = 100,
@@ -368,7 +450,11 @@ class SentryClient(GeneratedGroups):
         max_pages: int | None = None,
         envelope: Callable[[Any], tuple[list[Any], Any]] | None = None,
         page_type: Callable[[Any], Any] | None = None,
-    ) -> Paginator[T]:
+        unpaginated: bool = False,
+        max_stale_pages: int = DEFAULT_MAX_STALE_PAGES,
+        prefetch: int = 0,
+        item_id: Callable[[Any], Hashable] | None = None,
+    ) -> Paginator[Any]:
         """A lazy :class:`Paginator` over a list endpoint; nothing is sent until iterated.
 
         ``type`` is the item type (``msgspec.Raw`` for undecoded item bytes; the paginator's
@@ -376,10 +462,20 @@ class SentryClient(GeneratedGroups):
         whose body is an object wrapping the list (Discover's ``{"data", "meta"}``), pass
         ``page_type`` (item type -> the body's type) and ``envelope`` (body -> ``(items,
         meta)``).
+
+        A page holding far more items than ``page_size`` is an :class:`OversizedPage` error.
+        ``unpaginated=True`` is for requests answered whole on purpose: it sends no page size
+        and checks none (implied by ``noPagination``/``all_projects`` parameters).
+        ``prefetch=n`` fetches up to ``n`` pages ahead while the consumer works. With
+        ``item_id`` (item -> its id), pages whose ids were all seen count as bringing nothing.
         """
         if page_size is not None and page_size_param is not None:
-            check_page_size(page_size, page_size_param, max_page_size)
+            check_page_size(page_size, "page_size", max_page_size)
         base = encode_params(params)
+        if unpaginated or any(
+            key in _UNPAGINATED_SWITCHES and value not in ("0", "false") for key, value in base
+        ):
+            page_size = None
         if any(key in ("cursor", page_size_param) for key, _ in base):
             raise ValueError(
                 f"pass cursor= and page_size= to paginate(), not as query parameters ({path})"
@@ -416,6 +512,7 @@ class SentryClient(GeneratedGroups):
                     max_hits=_header_int(headers.get("X-Max-Hits")),
                     rate_limit=response.rate_limit,
                     meta=meta,
+                    fingerprint=body_fingerprint(response.body),
                 )
 
             return fetch
@@ -429,6 +526,9 @@ class SentryClient(GeneratedGroups):
             limit=limit,
             max_pages=max_pages,
             description=description,
+            max_stale_pages=max_stale_pages,
+            prefetch=prefetch,
+            item_id=item_id,
         )
 
 

@@ -66,7 +66,7 @@ class DiscoverResource(DiscoverAPI):
                 name = key[1:] if key.startswith("-") else key
                 if name not in plain and not name.startswith("equation"):
                     raise ValueError(f"sort field {name!r} must be one of the requested fields")
-        check_page_size(page_size)
+        check_page_size(page_size, "page_size")
         return self._client.paginate(
             "/organizations/{org}/events/",
             path_params={"org": self._org(org)},

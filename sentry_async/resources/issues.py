@@ -249,7 +249,7 @@ class IssuesResource(Resource):
             path_params={"org": self._org(org), "issue_id": _ids([issue_id])[0]},
             params={"full": full},
             type=IssueHash,
-            page_size=check_page_size(page_size),
+            page_size=check_page_size(page_size, "page_size"),
             cursor=cursor,
             skip=skip,
             limit=limit,

@@ -31,6 +31,7 @@ class OrganizationsResource(OrganizationsAPI):
             params={"query": query, "owner": owner},
             type=Organization,
             page_size=page_size,
+            unpaginated=bool(owner),  # owner=1 answers every org at once, without a Link
             cursor=cursor,
             skip=skip,
             limit=limit,

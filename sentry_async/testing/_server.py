@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ssl as _ssl
 from datetime import datetime, timezone
 from types import TracebackType
 
@@ -22,7 +23,8 @@ class FakeSentry:
     ``async with FakeSentry(scale="small") as server:`` then point a client at
     ``server.url`` with ``server.token``. Data is deterministic for a ``seed`` and anchored
     to ``now`` (default: the current hour). ``faults`` scripts misbehaviour, ``requests``
-    records every request, ``data`` answers "what does the server hold".
+    records every request, ``data`` answers "what does the server hold". With
+    ``ssl`` (a server-side ``ssl.SSLContext``) it serves https, to test private CAs.
     """
 
     def __init__(
@@ -37,6 +39,7 @@ class FakeSentry:
         port: int = 0,
         link_host: str | None = None,
         legacy_links: bool = False,
+        ssl: _ssl.SSLContext | None = None,
     ) -> None:
         if isinstance(scale, str):
             if scale not in SCALES:
@@ -49,6 +52,7 @@ class FakeSentry:
         self.token = token
         self.host = host
         self.port = port
+        self._ssl = ssl
         self.data = Dataset(seed, scale, now)
         self.faults = FaultPlan(seed)
         self._state = ServerState(
@@ -100,13 +104,15 @@ class FakeSentry:
             max_line_size=_MAX_REQUEST_LINE,
         )
         await runner.setup()
-        site = web.TCPSite(runner, self.host, self.port, reuse_address=True)
+        site = web.TCPSite(
+            runner, self.host, self.port, reuse_address=True, ssl_context=self._ssl
+        )
         await site.start()
         server = site._server
         assert server is not None
         sockets = getattr(server, "sockets", None) or []
         self.port = sockets[0].getsockname()[1]
-        self.url = f"http://{self.host}:{self.port}"
+        self.url = f"{'https' if self._ssl else 'http'}://{self.host}:{self.port}"
         self.data.base_url = self.url
         self._runner = runner
 
