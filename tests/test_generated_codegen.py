@@ -10,6 +10,7 @@ from __future__ import annotations
 import ast
 import json
 import re
+import subprocess
 import sys
 import types
 from importlib import resources
@@ -185,3 +186,22 @@ def test_every_operation_is_a_method_on_the_client() -> None:
     client = SentryClient("t", base_url="http://127.0.0.1:9")
     for row in rows:
         assert callable(getattr(getattr(client, row["group"]), row["method"])), row
+
+
+def test_generated_groups_are_imported_on_first_use() -> None:
+    """``import sentry_async`` and building a client import no generated group that no
+    hand-written resource extends; reading ``client.releases`` imports that one module."""
+    probe = (
+        "import sys, sentry_async\n"
+        "from sentry_async.api._groups import GROUPS\n"
+        "loaded = lambda: sorted(g for g in GROUPS if f'sentry_async.api.{g}' in sys.modules)\n"
+        "before = loaded()\n"
+        "client = sentry_async.SentryClient('t', base_url='http://127.0.0.1:9')\n"
+        "built = loaded()\n"
+        "client.releases\n"
+        "print(before, built, loaded(), client.releases is client.releases)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=ROOT
+    )
+    assert result.stdout.split() == ["[]", "[]", "['releases']", "True"]
