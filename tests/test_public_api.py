@@ -40,6 +40,7 @@ PUBLIC = {
         "RateLimiter",
         "RequestTimeout",
         "Response",
+        "ResponseTooLarge",
         "RetryPolicy",
         "SentryClient",
         "SentryError",

@@ -7,9 +7,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from .._protocol.params import check_page_size
+from ..api.discover import DiscoverAPI
 from ..models import DiscoverMeta, DiscoverResponse, discover_meta
 from ..pagination import Paginator
-from ._base import IdOrSlug, Resource, listify, time_params
+from ._base import IdOrSlug, listify, time_params
 
 __all__ = ["MAX_FIELDS", "DiscoverResource"]
 
@@ -27,7 +28,7 @@ def _unwrap(body: DiscoverResponse[Any]) -> tuple[list[Any], DiscoverMeta | None
     return body.data, discover_meta(body.meta)
 
 
-class DiscoverResource(Resource):
+class DiscoverResource(DiscoverAPI):
     """``client.discover``."""
 
     __slots__ = ()

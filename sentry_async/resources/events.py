@@ -8,9 +8,10 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal, TypedDict, overload
 
 from .._protocol.params import check_page_size
+from ..api.events import EventsAPI
 from ..models import Event, EventIdResolution, EventSummary
 from ..pagination import Paginator
-from ._base import IdOrSlug, Resource, listify, time_params
+from ._base import IdOrSlug, listify, time_params
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -55,7 +56,7 @@ class EventListOptions(TypedDict, total=False):
     limit: int | None
 
 
-class EventsResource(Resource):
+class EventsResource(EventsAPI):
     """``client.events``."""
 
     __slots__ = ()

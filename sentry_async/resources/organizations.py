@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+from ..api.organizations import OrganizationsAPI
 from ..models import Organization
 from ..pagination import Paginator
-from ._base import IdOrSlug, Resource
+from ._base import IdOrSlug
 
 __all__ = ["OrganizationsResource"]
 
 
-class OrganizationsResource(Resource):
+class OrganizationsResource(OrganizationsAPI):
     """``client.organizations``."""
 
     __slots__ = ()

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+from ..api.projects import ProjectsAPI
 from ..models import Project
 from ..pagination import Paginator
-from ._base import IdOrSlug, Resource
+from ._base import IdOrSlug
 
 __all__ = ["ProjectsResource"]
 
 
-class ProjectsResource(Resource):
+class ProjectsResource(ProjectsAPI):
     """``client.projects``."""
 
     __slots__ = ()
