@@ -207,7 +207,9 @@ class Transport:
                 await anyio.sleep(decision.delay)
                 continue
             self.limiter.observe(group, response.rate_limit)
-            if response.status < 400:
+            # A 3xx that is still here had no Location (Sentry's renamed-project answer):
+            # an error, not a body to decode as the requested model.
+            if response.status < 300:
                 try:
                     return decode(response)
                 except MalformedBody as malformed:

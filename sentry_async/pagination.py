@@ -46,6 +46,9 @@ class Page(Generic[T]):
     rate_limit: RateLimitInfo | None = None
     meta: Any = None
     paginated: bool = True
+    direct_hit: bool = False
+    """``X-Sentry-Direct-Hit: 1``: the issues query was an event id or a short id and this
+    single page is the match (no ``Link``, no further pages)."""
 
     def __len__(self) -> int:
         return len(self.items)
@@ -76,6 +79,7 @@ class RawPage:
     max_hits: int | None = None
     rate_limit: RateLimitInfo | None = None
     meta: Any = None
+    direct_hit: bool = False
 
 
 PageFetcher = Callable[[str | None, int | None], Awaitable[RawPage]]
@@ -196,6 +200,7 @@ class Paginator(Generic[T], AsyncIterator[T]):
                 rate_limit=raw.rate_limit,
                 meta=raw.meta,
                 paginated=links.paginated,
+                direct_hit=raw.direct_hit,
             )
             if trimmed:
                 # The page held more than the limit: resume inside it.

@@ -16,14 +16,23 @@ from ..errors import (
     BadRequest,
     ErrorDetail,
     Forbidden,
+    MultiProjectRefused,
     NotFound,
+    ProjectMoved,
     RateLimited,
     ServerError,
     Unauthorized,
 )
 from .ratelimit import RateLimitInfo
 
-__all__ = ["QUERY_TIMEOUT_PREFIX", "build_api_error", "is_query_timeout", "parse_error_body"]
+__all__ = [
+    "MULTI_PROJECT_REFUSALS",
+    "QUERY_TIMEOUT_PREFIX",
+    "build_api_error",
+    "is_project_moved",
+    "is_query_timeout",
+    "parse_error_body",
+]
 
 QUERY_TIMEOUT_PREFIX = "query timeout"
 _MAX_TEXT = 500
@@ -98,6 +107,34 @@ def is_query_timeout(status: int, detail: str | ErrorDetail | None) -> bool:
     return text.lstrip().lower().startswith(QUERY_TIMEOUT_PREFIX)
 
 
+MULTI_PROJECT_REFUSALS = frozenset(
+    {
+        "You do not have the multi project stream feature enabled",
+        "You cannot view events from multiple projects.",
+    }
+)
+"""What servers before September 2025 answer for a query over several projects."""
+
+
+def _text(detail: str | ErrorDetail | None) -> str:
+    if detail is None:
+        return ""
+    return (detail if isinstance(detail, str) else (detail.message or "")).strip()
+
+
+def is_project_moved(status: int, detail: str | ErrorDetail | None, data: Any) -> bool:
+    """Sentry's renamed-project answer: a 3xx whose body names the new slug.
+
+    Current servers send ``detail.code == "resource-moved"``; older ones a top-level
+    ``slug`` and no code.
+    """
+    if not 300 <= status < 400:
+        return False
+    if isinstance(detail, ErrorDetail) and detail.code == "resource-moved":
+        return True
+    return isinstance(data, dict) and isinstance(data.get("slug"), str)
+
+
 def build_api_error(
     status: int,
     body: bytes,
@@ -119,6 +156,10 @@ def build_api_error(
     }
     if status == 429:
         return RateLimited(status, retry_after=retry_after, **common)
+    if is_project_moved(status, detail, data):
+        return ProjectMoved(status, **common)
+    if status == 400 and _text(detail) in MULTI_PROJECT_REFUSALS:
+        return MultiProjectRefused(status, **common)
     cls = _STATUS_CLASSES.get(status)
     if cls is None:
         cls = ServerError if status >= 500 else APIError

@@ -44,7 +44,14 @@ from .issues import (
     TagDetail,
     TagValue,
 )
-from .organizations import Avatar, Organization, OrganizationLinks, OrganizationStatus, Project
+from .organizations import (
+    Avatar,
+    Organization,
+    OrganizationLinks,
+    OrganizationStatus,
+    OwnedOrganization,
+    Project,
+)
 from .stats import EventsStats, Series, UsageGroup, UsageStats, parse_events_stats
 
 __all__ = [
@@ -80,6 +87,7 @@ __all__ = [
     "Organization",
     "OrganizationLinks",
     "OrganizationStatus",
+    "OwnedOrganization",
     "Project",
     "Release",
     "RequestEntry",

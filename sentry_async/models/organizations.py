@@ -9,7 +9,14 @@ import msgspec
 
 from ._base import Model
 
-__all__ = ["Avatar", "Organization", "OrganizationLinks", "OrganizationStatus", "Project"]
+__all__ = [
+    "Avatar",
+    "Organization",
+    "OrganizationLinks",
+    "OrganizationStatus",
+    "OwnedOrganization",
+    "Project",
+]
 
 
 class OrganizationStatus(Model):
@@ -43,6 +50,13 @@ class Organization(Model):
     allow_member_invite: bool | None = None
     features: list[str] = []
     links: OrganizationLinks | None = None
+
+
+class OwnedOrganization(Model):
+    """One row of ``GET /organizations/?owner=1``: the org, and whether you are its only owner."""
+
+    organization: Organization
+    single_owner: bool | None = None
 
 
 class Project(Model):

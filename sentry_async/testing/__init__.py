@@ -6,11 +6,12 @@ data, and scriptable faults. The pytest plugin adds the ``fake_sentry`` fixture.
 """
 
 from ._app import RateLimitPolicy, RecordedRequest
-from ._data import SCALES, Dataset, SeedConfig
+from ._data import DEFAULT_PRIORITIES, SCALES, Dataset, SeedConfig
 from ._faults import FAULT_KINDS, Fault, FaultPlan
 from ._server import FakeSentry
 
 __all__ = [
+    "DEFAULT_PRIORITIES",
     "FAULT_KINDS",
     "SCALES",
     "Dataset",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timezone
 from types import TracebackType
 
@@ -23,6 +24,12 @@ class FakeSentry:
     ``server.url`` with ``server.token``. Data is deterministic for a ``seed`` and anchored
     to ``now`` (default: the current hour). ``faults`` scripts misbehaviour, ``requests``
     records every request, ``data`` answers "what does the server hold".
+
+    ``profile="older"`` plays a server from before September 2025 (multi-project refusals
+    without ``global-views``, a bare-string 429 body, no rate-limit headers).
+    ``regions=("us", "de")`` plays sentry.io's regions: one port per region on the same
+    host, organizations dealt out among them, ``/users/me/regions/`` listing them, and an
+    organization's endpoints answering 404 outside its region.
     """
 
     def __init__(
@@ -37,7 +44,11 @@ class FakeSentry:
         port: int = 0,
         link_host: str | None = None,
         legacy_links: bool = False,
+        profile: str = "current",
+        regions: Sequence[str] = (),
     ) -> None:
+        if profile not in ("current", "older"):
+            raise ValueError("profile must be 'current' or 'older'")
         if isinstance(scale, str):
             if scale not in SCALES:
                 raise ValueError(f"scale must be one of {sorted(SCALES)} or a SeedConfig")
@@ -58,7 +69,11 @@ class FakeSentry:
             policy=rate_limits,
             link_host=link_host,
             legacy_links=legacy_links,
+            profile=profile,
         )
+        self.regions = tuple(regions)
+        for org in self.data.orgs:
+            org.region = self.regions[org.index % len(self.regions)] if self.regions else ""
         self._runner: web.AppRunner | None = None
         self.url = ""
 
@@ -109,6 +124,15 @@ class FakeSentry:
         self.url = f"http://{self.host}:{self.port}"
         self.data.base_url = self.url
         self._runner = runner
+        for n, name in enumerate(self.regions):
+            port = self.port
+            if n:
+                extra = web.TCPSite(runner, self.host, 0, reuse_address=True)
+                await extra.start()
+                assert extra._server is not None
+                port = getattr(extra._server, "sockets", [])[0].getsockname()[1]
+            self._state.region_ports[port] = name
+            self.data.region_urls[name] = f"http://{self.host}:{port}"
 
     async def close(self) -> None:
         if self._runner is not None:
