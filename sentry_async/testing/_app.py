@@ -482,6 +482,27 @@ async def get_project(request: web.Request) -> web.Response:
     return _json(_encode(_state(request).data.project_body(_project(request, org))))
 
 
+async def update_project(request: web.Request) -> web.Response:
+    """``PUT /projects/{org}/{project}/``: a new ``slug`` renames it (the old one then moves)."""
+    org = _org(request)
+    project = _project(request, org)
+    data = _state(request).data
+    try:
+        body = msgspec.json.decode(await request.read()) if request.can_read_body else {}
+    except msgspec.DecodeError:
+        raise ApiError(400, "Malformed request body") from None
+    if not isinstance(body, dict):
+        raise ApiError(400, "Malformed request body")
+    if isinstance(body.get("name"), str):
+        project.name = body["name"]
+    slug = body.get("slug")
+    if isinstance(slug, str) and slug != project.slug:
+        if not re.fullmatch(r"[a-z0-9_-]*[a-z_-][a-z0-9_-]*", slug) or data.project(org, slug):
+            raise ApiError(400, body=_encode({"slug": ["Enter a valid slug."]}))
+        data.rename_project(org.slug, project.slug, slug)
+    return _json(_encode(data.project_body(project)))
+
+
 async def list_releases(request: web.Request) -> web.Response:
     org = _org(request)
     rows = [
@@ -1663,6 +1684,7 @@ def build_app(state: ServerState) -> web.Application:
     r.add_get(f"{api}/organizations/{{org}}/events-stats/", events_stats)
     r.add_get(f"{api}/organizations/{{org}}/stats_v2/", stats_v2)
     r.add_get(f"{api}/projects/{{org}}/{{project}}/", get_project)
+    r.add_put(f"{api}/projects/{{org}}/{{project}}/", update_project)
     r.add_get(f"{api}/projects/{{org}}/{{project}}/events/", project_events)
     r.add_get(f"{api}/projects/{{org}}/{{project}}/events/{{event_id}}/", project_event)
     r.add_route("*", "/{tail:.*}", not_found)
