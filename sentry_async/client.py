@@ -255,10 +255,15 @@ class SentryClient:
         """The API root under a region's base URL."""
         return region.with_path(region.path.rstrip("/") + _API_PREFIX)
 
-    def trust_region(self, org: str, region_url: str) -> None:
-        """Send ``org``'s requests to its region host (``links.regionUrl``) from now on."""
+    def admit_region(self, region_url: str) -> URL:
+        """Let the token go to a region host that passes the rule; returns its base URL."""
         region = self.check_region(region_url)
         self._trusted.add(origin(region))
+        return region
+
+    def trust_region(self, org: str, region_url: str) -> None:
+        """Send ``org``'s requests to its region host (``links.regionUrl``) from now on."""
+        region = self.admit_region(region_url)
         self._region_roots[check_slug(org, "org")] = region.with_path(
             region.path.rstrip("/") + _API_PREFIX
         )

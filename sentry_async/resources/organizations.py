@@ -150,7 +150,7 @@ class OrganizationsResource(Resource):
                 found = None
             regions: builtins.list[tuple[str, URL]] = []
             for region in found.regions if found is not None else []:
-                regions.append((region.name, client.check_region(region.url)))
+                regions.append((region.name, client.admit_region(region.url)))
             client.regions = regions or [("", client.base_url)]
         return client.regions
 
