@@ -36,6 +36,7 @@ __all__ = [
     "ExceptionValue",
     "Frame",
     "IssueHash",
+    "IssueHashSummary",
     "Mechanism",
     "MessageEntry",
     "Occurrence",
@@ -407,7 +408,8 @@ class Event(Model):
     size: int | None = None
     tags: list[EventTag] = []
     user: EventUser | None = None
-    contexts: dict[str, Any] = {}
+    contexts: dict[str, Any] | None = {}
+    """``null`` on some events (the spec marks it nullable)."""
     context: msgspec.Raw = _NULL
     sdk: Sdk | None = None
     packages: dict[str, Any] | None = None
@@ -430,6 +432,8 @@ class Event(Model):
     breakdowns: dict[str, Any] | None = None
     meta: msgspec.Raw = msgspec.field(default=_NULL, name="_meta")
     entries: list[EntryHead] = []
+    formatted: str | None = None
+    """The message as formatted for display (params substituted)."""
 
     def get_entries(self) -> list[Entry]:
         """Every entry, decoded by type, in the payload's order."""
@@ -479,7 +483,7 @@ class Event(Model):
 
     def context_of(self, name: str) -> dict[str, Any] | None:
         """One of ``contexts`` (``os``, ``browser``, ``trace``, a custom name), if an object."""
-        value = self.contexts.get(name)
+        value = (self.contexts or {}).get(name)
         return value if isinstance(value, dict) else None
 
     def tag(self, key: str) -> str | None:
@@ -523,9 +527,18 @@ class EventIdResolution(Model):
 
 
 class IssueHash(Model):
-    """A fingerprint hash merged into an issue, with its latest event."""
+    """A fingerprint hash merged into an issue, with its latest event (``hashes(full=True)``)."""
 
     id: str
     latest_event: Event | None = None
+    merged_by_seer: bool | None = None
+    seer_match_distance: float | None = None
+
+
+class IssueHashSummary(Model):
+    """A row of ``hashes(full=False)``: its latest event is a summary (``event.type``)."""
+
+    id: str
+    latest_event: EventSummary | None = None
     merged_by_seer: bool | None = None
     seer_match_distance: float | None = None

@@ -24,10 +24,13 @@ Row = dict[str, Any]
 
 
 def _page_type(item: Any) -> Any:
-    return DiscoverResponse[item]
+    # Older servers answer a query over no projects with a bare ``[]``.
+    return DiscoverResponse[item] | list[item]
 
 
-def _unwrap(body: DiscoverResponse[Any]) -> tuple[list[Any], DiscoverMeta | None]:
+def _unwrap(body: DiscoverResponse[Any] | list[Any]) -> tuple[list[Any], DiscoverMeta | None]:
+    if isinstance(body, list):
+        return body, None
     return body.data, discover_meta(body.meta)
 
 

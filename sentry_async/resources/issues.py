@@ -6,7 +6,7 @@ import builtins
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Literal, overload
 
 import msgspec
 
@@ -18,7 +18,14 @@ from .._protocol.params import (
 )
 from .._protocol.params import issue_id as check_issue_id
 from ..errors import BulkPartialError, SentryError
-from ..models import Issue, IssueHash, IssueUpdateResult, TagDetail, TagValue
+from ..models import (
+    Issue,
+    IssueHash,
+    IssueHashSummary,
+    IssueUpdateResult,
+    TagDetail,
+    TagValue,
+)
 from ..pagination import Paginator
 from ._base import IdOrSlug, Resource, environments, listify, time_params
 
@@ -310,6 +317,32 @@ class IssuesResource(Resource):
                 results.append(self._client.decode(response, IssueUpdateResult))
         return BulkResult(ids=numeric, calls=len(results), results=results)
 
+    @overload
+    def hashes(
+        self,
+        org: IdOrSlug,
+        issue_id: IdOrSlug,
+        *,
+        full: Literal[True] = ...,
+        page_size: int = ...,
+        cursor: str | None = ...,
+        skip: int = ...,
+        limit: int | None = ...,
+    ) -> Paginator[IssueHash]: ...
+
+    @overload
+    def hashes(
+        self,
+        org: IdOrSlug,
+        issue_id: IdOrSlug,
+        *,
+        full: Literal[False],
+        page_size: int = ...,
+        cursor: str | None = ...,
+        skip: int = ...,
+        limit: int | None = ...,
+    ) -> Paginator[IssueHashSummary]: ...
+
     def hashes(
         self,
         org: IdOrSlug,
@@ -320,13 +353,14 @@ class IssuesResource(Resource):
         cursor: str | None = None,
         skip: int = 0,
         limit: int | None = None,
-    ) -> Paginator[IssueHash]:
-        """The fingerprint hashes grouped into an issue, each with its latest event."""
+    ) -> Paginator[IssueHash] | Paginator[IssueHashSummary]:
+        """The fingerprint hashes grouped into an issue, each with its latest event: a full
+        event, or with ``full=False`` an event summary (:class:`IssueHashSummary`)."""
         return self._client.paginate(
             "/organizations/{org}/issues/{issue_id}/hashes/",
             path_params={"org": self._org(org), "issue_id": check_issue_id(issue_id)},
             params={"full": full},
-            type=IssueHash,
+            type=IssueHash if full else IssueHashSummary,
             page_size=check_page_size(page_size),
             cursor=cursor,
             skip=skip,
