@@ -337,7 +337,7 @@ class SentryClient:
             return False
         key = (str(org), str(old))
         if self._renamed.get(key) == new:
-            return False
+            return True  # another task learnt it first
         logger.warning("project %s/%s was renamed to %s; following the new path", org, old, new)
         self._renamed[key] = new
         return True

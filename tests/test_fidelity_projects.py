@@ -9,8 +9,11 @@ every ``project`` value (400 "Invalid project parameter. Values must be numbers.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import AsyncIterator
+from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -23,7 +26,9 @@ from sentry_async import (
     ProjectMoved,
     RetryPolicy,
     SentryClient,
+    ServerError,
 )
+from sentry_async.export import ExportSpec, export
 from sentry_async.testing import FakeSentry, Fault, RecordedRequest
 
 ORG = "org-0"
@@ -235,3 +240,38 @@ async def test_a_slug_in_project_is_a_bad_request_from_the_fake(fake_sentry: Fak
                 path_params={"org": ORG},
                 params={"project": slug},
             )
+
+
+async def test_an_export_resumed_after_a_rename_records_the_new_slug(
+    fake_sentry: FakeSentry, tmp_path: Path
+) -> None:
+    (old, _), *_ = _projects(fake_sentry)
+    end = fake_sentry.data.now - timedelta(hours=1)
+    spec = ExportSpec(
+        kind="events",
+        org=ORG,
+        projects=(old,),
+        start=end - timedelta(days=6),
+        end=end,
+        window=timedelta(days=2),
+    )
+    expected = fake_sentry.data.event_ids(
+        ORG,
+        old,
+        start=spec.start.timestamp(),
+        end=end.timestamp(),  # type: ignore[union-attr]
+    )
+    # The first run stops part-way (the server fails past the retry budget)...
+    fake_sentry.faults.add(Fault("status", status=503, path=r"/events/$", after=1, times=2))
+    async with SentryClient(fake_sentry.token, base_url=fake_sentry.url, retry=FAST) as sc:
+        with anyio.fail_after(20), pytest.raises(ServerError):
+            await export(sc, spec, tmp_path, concurrency=1)
+    # ...the project is renamed, and the resumed run follows it.
+    fake_sentry.data.rename_project(ORG, old, "events-v2")
+    async with SentryClient(fake_sentry.token, base_url=fake_sentry.url, retry=FAST) as sc:
+        with anyio.fail_after(20):
+            manifest = await export(sc, spec, tmp_path, resume=True)
+    assert manifest.renamed == {old: "events-v2"}
+    assert manifest.items == len(expected)
+    written = json.loads((tmp_path / "manifest.json").read_text())
+    assert written["renamed"] == {old: "events-v2"}

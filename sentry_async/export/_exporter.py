@@ -233,6 +233,8 @@ class Manifest(msgspec.Struct, kw_only=True):
     streams: list[ManifestStream]
     unidentified: int = 0
     """Items written without a usable ``id``, hence not de-duplicated (all streams)."""
+    renamed: dict[str, str] = {}
+    """Projects renamed on the server while exported: old slug -> new slug."""
 
 
 class _Id(msgspec.Struct):
@@ -762,6 +764,11 @@ class Exporter:
             pages=sum(s.pages for s in streams),
             duplicates=sum(s.duplicates for s in streams),
             unidentified=sum(s.unidentified for s in streams),
+            renamed={
+                old: new
+                for (org, old), new in self.client.renamed_projects.items()
+                if org == self.spec.org
+            },
             files=[
                 ManifestFile(path=name, items=state.items, bytes=state.offset)
                 for name, state in sorted(checkpoint.files.items())
