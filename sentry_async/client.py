@@ -306,6 +306,11 @@ class SentryClient:
                 )
         return out
 
+    async def project_id_map(self, org: str) -> dict[str, str]:
+        """The organization's ``slug -> id`` map, from the cache when it is there."""
+        known = self._project_ids.get(check_slug(org, "org"))
+        return known if known is not None else await self.load_project_ids(org)
+
     async def load_project_ids(self, org: str) -> dict[str, str]:
         """Fetch (again) the organization's ``slug -> id`` map that :meth:`project_ids` uses."""
         mapping: dict[str, str] = {}

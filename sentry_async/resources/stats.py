@@ -156,7 +156,7 @@ class StatsResource(Resource):
         project_refs(project)
         project_ids = await self._client.project_ids(org_slug, project)
         if "project" in groups and (project_ids is None or "-1" in project_ids):
-            project_ids = sorted(set((await self._client.load_project_ids(org_slug)).values()))
+            project_ids = sorted(set((await self._client.project_id_map(org_slug)).values()))
         params: dict[str, Any] = {
             "groupBy": groups,
             "field": fields,
