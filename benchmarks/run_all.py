@@ -51,6 +51,7 @@ STEPS = (
     # Decoding needs no server; quick-sized batches with more rounds keep the whole run
     # under five minutes on two cores with stable medians.
     Step("decode", "bench_decode.py", shared_server=False, full_args=("--quick", "--rounds", "9")),
+    Step("ratelimit", "bench_ratelimit.py", shared_server=False),
 )
 
 

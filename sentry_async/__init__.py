@@ -4,8 +4,9 @@ Lazy pagination over Link cursors, one shared rate limiter that reads Sentry's h
 msgspec models that decode large events fast, and a resumable bulk exporter.
 """
 
-from ._protocol.links import Link, LinkHeaderError, PageLinks, page_links, parse_link_header
-from ._protocol.ratelimit import RateLimitInfo, parse_rate_limit, parse_retry_after
+from typing import Any
+
+from ._protocol.ratelimit import RateLimitInfo
 from ._protocol.retry import RetryPolicy
 from ._transport import Response
 from ._version import __version__
@@ -20,6 +21,7 @@ from .errors import (
     Forbidden,
     MultiProjectRefused,
     NotFound,
+    OversizedPage,
     PaginationError,
     ProjectMoved,
     RateLimited,
@@ -31,7 +33,7 @@ from .errors import (
     UnsafeRedirect,
     UntrustedHost,
 )
-from .fanout import FanOut, StreamDone, StreamItem, fan_out
+from .fanout import FanOut, FanOutEvent, StreamDone, StreamItem, fan_out
 from .limiter import GroupState, RateLimiter
 from .pagination import Page, Paginator, Position
 from .resources.events import EventListOptions
@@ -47,14 +49,13 @@ __all__ = [
     "ErrorDetail",
     "EventListOptions",
     "FanOut",
+    "FanOutEvent",
     "Forbidden",
     "GroupState",
-    "Link",
-    "LinkHeaderError",
     "MultiProjectRefused",
     "NotFound",
+    "OversizedPage",
     "Page",
-    "PageLinks",
     "PaginationError",
     "Paginator",
     "Position",
@@ -77,8 +78,33 @@ __all__ = [
     "UntrustedHost",
     "__version__",
     "fan_out",
-    "page_links",
-    "parse_link_header",
-    "parse_rate_limit",
-    "parse_retry_after",
 ]
+
+_MOVED_TO_SANSIO = frozenset(
+    {
+        "Link",
+        "LinkHeaderError",
+        "PageLinks",
+        "page_links",
+        "parse_link_header",
+        "parse_rate_limit",
+        "parse_retry_after",
+    }
+)
+
+
+def __getattr__(name: str) -> Any:
+    """The protocol helpers moved to :mod:`sentry_async.sansio`; the old names still work
+    for one release, with a ``DeprecationWarning``."""
+    if name in _MOVED_TO_SANSIO:
+        import warnings
+
+        from . import sansio
+
+        warnings.warn(
+            f"sentry_async.{name} moved to sentry_async.sansio.{name}",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return getattr(sansio, name)
+    raise AttributeError(f"module 'sentry_async' has no attribute {name!r}")

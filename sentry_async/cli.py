@@ -22,6 +22,7 @@ from typing import TextIO, TypeVar
 
 import anyio
 
+from ._query_command import add_query_parser, run_query
 from ._version import __version__
 from .client import DEFAULT_BASE_URL, SentryClient
 from .errors import APIError, Forbidden, NotFound, SentryError, TransportError, Unauthorized
@@ -204,6 +205,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--concurrency", type=_positive_int, default=4, metavar="N", help="streams at once"
     )
     _add_verbosity_args(demo)
+    add_query_parser(commands, _add_connection_args, _add_verbosity_args)
     return parser
 
 
@@ -392,6 +394,15 @@ async def _run_export(args: argparse.Namespace, token: str, out: TextIO) -> int:
     return EXIT_OK
 
 
+async def _run_query(args: argparse.Namespace, token: str, out: TextIO) -> int:
+    async with _client_from_args(args, token) as client:
+        try:
+            await run_query(client, args, out)
+        except ValueError as exc:
+            raise _UsageError(str(exc)) from None
+    return EXIT_OK
+
+
 async def _run_demo(args: argparse.Namespace, out: TextIO) -> int:
     try:
         from .testing import FakeSentry
@@ -486,7 +497,8 @@ def main(
         if args.command == "demo":
             return anyio.run(_run_demo, args, out, backend="asyncio")
         token = _read_token(args.token_file)
-        return anyio.run(_run_export, args, token, out, backend="asyncio")
+        run = _run_query if args.command == "query" else _run_export
+        return anyio.run(run, args, token, out, backend="asyncio")
     except KeyboardInterrupt:
         print(
             "sentry-async: interrupted; the checkpoint is saved, run again with --resume",

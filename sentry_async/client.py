@@ -22,6 +22,7 @@ import aiohttp
 import msgspec
 from yarl import URL
 
+from ._protocol.cursors import DEFAULT_MAX_STALE_PAGES, body_fingerprint
 from ._protocol.hosts import endpoint_group, is_loopback, origin, token_host_refusal
 from ._protocol.params import (
     Params,
@@ -55,6 +56,8 @@ DEFAULT_BASE_URL = "https://sentry.io"
 _API_PREFIX = "/api/0"
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+_UNPAGINATED_SWITCHES = frozenset({"noPagination", "all_projects"})
+"""Query parameters with which Sentry answers a list whole, whatever the page size."""
 
 
 _UNDECODABLE = (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError, RecursionError)
@@ -514,11 +517,61 @@ class SentryClient:
             error.__cause__ = exc
             raise MalformedBody(error) from exc
 
+    @overload
     def paginate(
         self,
         path: str,
         *,
-        type: type[T] | Any = Any,
+        type: type[T],
+        path_params: Mapping[str, str | int] | None = ...,
+        params: Params | Iterable[tuple[str, str]] | None = ...,
+        page_size: int | None = ...,
+        page_size_param: str | None = ...,
+        max_page_size: int = ...,
+        cursor: str | None = ...,
+        skip: int = ...,
+        limit: int | None = ...,
+        max_pages: int | None = ...,
+        envelope: Callable[[Any], tuple[list[Any], Any]] | None = ...,
+        page_type: Callable[[Any], Any] | None = ...,
+        unpaginated: bool = ...,
+        max_stale_pages: int = ...,
+        prefetch: int = ...,
+        item_id: Callable[[Any], Hashable] | None = ...,
+        lazy_params: Callable[[], Awaitable[Params]] | None = ...,
+        root: URL | None = ...,
+    ) -> Paginator[T]: ...
+
+    @overload
+    def paginate(
+        self,
+        path: str,
+        *,
+        type: Any = ...,
+        path_params: Mapping[str, str | int] | None = ...,
+        params: Params | Iterable[tuple[str, str]] | None = ...,
+        page_size: int | None = ...,
+        page_size_param: str | None = ...,
+        max_page_size: int = ...,
+        cursor: str | None = ...,
+        skip: int = ...,
+        limit: int | None = ...,
+        max_pages: int | None = ...,
+        envelope: Callable[[Any], tuple[list[Any], Any]] | None = ...,
+        page_type: Callable[[Any], Any] | None = ...,
+        unpaginated: bool = ...,
+        max_stale_pages: int = ...,
+        prefetch: int = ...,
+        item_id: Callable[[Any], Hashable] | None = ...,
+        lazy_params: Callable[[], Awaitable[Params]] | None = ...,
+        root: URL | None = ...,
+    ) -> Paginator[Any]: ...
+
+    def paginate(
+        self,
+        path: str,
+        *,
+        type: Any = Any,
         path_params: Mapping[str, str | int] | None = None,
         params: Params | Iterable[tuple[str, str]] | None = None,
         page_size: int | None = 100,
@@ -530,9 +583,13 @@ class SentryClient:
         max_pages: int | None = None,
         envelope: Callable[[Any], tuple[list[Any], Any]] | None = None,
         page_type: Callable[[Any], Any] | None = None,
+        unpaginated: bool = False,
+        max_stale_pages: int = DEFAULT_MAX_STALE_PAGES,
+        prefetch: int = 0,
+        item_id: Callable[[Any], Hashable] | None = None,
         lazy_params: Callable[[], Awaitable[Params]] | None = None,
         root: URL | None = None,
-    ) -> Paginator[T]:
+    ) -> Paginator[Any]:
         """A lazy :class:`Paginator` over a list endpoint; nothing is sent until iterated.
 
         ``type`` is the item type (``msgspec.Raw`` for undecoded item bytes; the paginator's
@@ -540,10 +597,23 @@ class SentryClient:
         whose body is an object wrapping the list (Discover's ``{"data", "meta"}``), pass
         ``page_type`` (item type -> the body's type) and ``envelope`` (body -> ``(items,
         meta)``).
+
+        A page holding far more items than ``page_size`` is an :class:`OversizedPage` error.
+        ``unpaginated=True`` is for requests answered whole on purpose: it sends no page size
+        and checks none (implied by ``noPagination``/``all_projects`` parameters).
+        ``prefetch=n`` fetches up to ``n`` pages ahead while the consumer works. With
+        ``item_id`` (item -> its id), pages whose ids were all seen count as bringing nothing.
+        ``lazy_params`` adds parameters that need a request of their own (project slugs
+        resolved to ids), computed once, when the first page is fetched; ``root`` (an API
+        root) sends the requests to another region.
         """
         if page_size is not None and page_size_param is not None:
-            check_page_size(page_size, page_size_param, max_page_size)
+            check_page_size(page_size, "page_size", max_page_size)
         base = encode_params(params)
+        if unpaginated or any(
+            key in _UNPAGINATED_SWITCHES and value not in ("0", "false") for key, value in base
+        ):
+            page_size = None
         if any(key in ("cursor", page_size_param) for key, _ in base):
             raise ValueError(
                 f"pass cursor= and page_size= to paginate(), not as query parameters ({path})"
@@ -588,6 +658,7 @@ class SentryClient:
                     max_hits=_header_int(headers.get("X-Max-Hits")),
                     rate_limit=response.rate_limit,
                     meta=meta,
+                    fingerprint=body_fingerprint(response.body),
                     direct_hit=headers.get("X-Sentry-Direct-Hit") == "1",
                 )
 
@@ -602,6 +673,9 @@ class SentryClient:
             limit=limit,
             max_pages=max_pages,
             description=description,
+            max_stale_pages=max_stale_pages,
+            prefetch=prefetch,
+            item_id=item_id,
         )
 
 

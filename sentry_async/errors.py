@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from ._protocol.cursors import Position
     from ._protocol.ratelimit import RateLimitInfo
 
 __all__ = [
@@ -23,6 +24,7 @@ __all__ = [
     "Forbidden",
     "MultiProjectRefused",
     "NotFound",
+    "OversizedPage",
     "PaginationError",
     "ProjectMoved",
     "RateLimited",
@@ -279,4 +281,34 @@ class DecodeError(SentryError):
 
 
 class PaginationError(SentryError):
-    """The server's Link header would make pagination loop or is malformed."""
+    """The server's answers would make pagination loop, or cannot be followed.
+
+    ``stream`` names the request (``GET <url>``) and ``position`` is where the stream
+    stood when it stopped.
+    """
+
+    def __init__(self, message: str, *, stream: str = "", position: Position | None = None):
+        super().__init__(message)
+        self.stream = stream
+        self.position = position
+
+
+class OversizedPage(PaginationError):
+    """A page held far more items than the page size asked for.
+
+    Endpoints that answer everything at once on purpose are paginated with
+    ``unpaginated=True``, which sends no page size and checks none.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        stream: str = "",
+        position: Position | None = None,
+        page_size: int,
+        count: int,
+    ) -> None:
+        super().__init__(message, stream=stream, position=position)
+        self.page_size = page_size
+        self.count = count

@@ -38,7 +38,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 
 from .pagination import Paginator
 
-__all__ = ["FanOut", "StreamDone", "StreamItem", "fan_out"]
+__all__ = ["FanOut", "FanOutEvent", "StreamDone", "StreamItem", "fan_out"]
 
 K = TypeVar("K")
 T = TypeVar("T")
@@ -73,7 +73,8 @@ class StreamDone(Generic[K]):
         return self.error is None
 
 
-Event = StreamItem[K, T] | StreamDone[K]
+FanOutEvent = StreamItem[K, T] | StreamDone[K]
+"""What :meth:`FanOut.events` yields: an item of a stream, or a stream that ended."""
 
 
 @dataclass(slots=True)
@@ -328,7 +329,7 @@ class FanOut(Generic[K, T], AsyncIterator[tuple[K, T]]):
     def _took(self, n: int) -> None:
         self._taken += n
         self._room += n
-        if self._waiters:
+        if self._waiters and self._room >= self._low_water:
             self._maybe_wake()
 
     def _deliverable_error(self) -> BaseException | None:
@@ -383,28 +384,40 @@ class FanOut(Generic[K, T], AsyncIterator[tuple[K, T]]):
                 self._on_done(wire)
             return wire
 
-    async def _next_event(self) -> Event[K, T]:
+    async def _next_event(self) -> FanOutEvent[K, T]:
         event = await self._next()
         if isinstance(event, StreamDone):
             return event
         return StreamItem(event[0], event[1])
 
     async def __anext__(self) -> tuple[K, T]:
+        # The per-item path: the next item of the page being handed out, without a
+        # coroutine call or a channel step (the same bookkeeping as ``_took(1)``).
+        pending = self._pending
+        if pending is not None:
+            item = next(pending[1], _END)
+            if item is not _END:
+                self._taken += 1
+                self._room += 1
+                if self._waiters and self._room >= self._low_water:
+                    self._maybe_wake()
+                return pending[0], item
+            self._pending = None
         while True:
             event = await self._next()
             if not isinstance(event, StreamDone):
                 return event
 
-    def events(self) -> AsyncIterator[Event[K, T]]:
+    def events(self) -> AsyncIterator[FanOutEvent[K, T]]:
         """Items and per-stream completion markers, in delivery order."""
         return _Events(self)
 
 
-class _Events(AsyncIterator[Event[K, T]], Generic[K, T]):
+class _Events(AsyncIterator[FanOutEvent[K, T]], Generic[K, T]):
     def __init__(self, owner: FanOut[K, T]) -> None:
         self._owner = owner
 
-    async def __anext__(self) -> Event[K, T]:
+    async def __anext__(self) -> FanOutEvent[K, T]:
         return await self._owner._next_event()
 
 
@@ -444,3 +457,15 @@ def fan_out(
     dequeued, i.e. after the consumer has taken every item of that stream.
     """
     return FanOut(streams, concurrency=concurrency, buffer=buffer, errors=errors, on_done=on_done)
+
+
+def __getattr__(name: str) -> Any:
+    """``fanout.Event`` was renamed ``FanOutEvent`` (it clashed with ``models.Event``)."""
+    if name == "Event":
+        import warnings
+
+        warnings.warn(
+            "sentry_async.fanout.Event was renamed FanOutEvent", DeprecationWarning, stacklevel=2
+        )
+        return FanOutEvent
+    raise AttributeError(f"module 'sentry_async.fanout' has no attribute {name!r}")

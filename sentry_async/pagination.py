@@ -4,30 +4,28 @@ A :class:`Paginator` sends nothing until it is iterated, fetches the next page o
 the consumer has used up the current one, and holds one page at a time, so a stream of a
 million events runs in the memory of a single page. It stops exactly when ``rel="next"``
 says ``results="false"`` (a short or empty page is not the end), and every position it
-reaches can be saved and resumed from.
+reaches can be saved and resumed from. What to hand out and what to request next is
+decided by a :class:`~sentry_async._protocol.cursors.CursorWalk`; this module only fetches.
 """
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar, cast
 
+import anyio
 import msgspec
 
-from ._protocol.links import LinkHeaderError, page_links
+from ._protocol.cursors import DEFAULT_MAX_STALE_PAGES, CursorWalk, Position, Step
 from ._protocol.ratelimit import RateLimitInfo
-from .errors import PaginationError
 
 __all__ = ["Page", "Paginator", "Position"]
 
 T = TypeVar("T")
 U = TypeVar("U")
-
-_CURSOR_MEMORY = 1024
-"""How many requested cursors to remember for spotting a server that leads back to one."""
-
 
 @dataclass(frozen=True, slots=True)
 class Page(Generic[T]):
@@ -53,20 +51,12 @@ class Page(Generic[T]):
     def __len__(self) -> int:
         return len(self.items)
 
+    def to_arrow(self) -> Any:
+        """This page as a ``pyarrow.Table`` (Discover pages typed from their meta); needs
+        the ``arrow`` extra. See :mod:`sentry_async.tables`."""
+        from .tables import page_table
 
-@dataclass(frozen=True, slots=True)
-class Position:
-    """Where to resume: re-request ``cursor`` and skip its first ``skip`` items.
-
-    ``skip`` is zero whenever the consumer stopped at a page boundary; after a ``limit=``
-    or a ``break`` mid-page it counts the items of that page already handed out. Resume
-    with the same page size: some of Sentry's cursors encode it. ``done`` means nothing
-    is left.
-    """
-
-    cursor: str | None
-    skip: int = 0
-    done: bool = False
+        return page_table(self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,8 +69,13 @@ class RawPage:
     max_hits: int | None = None
     rate_limit: RateLimitInfo | None = None
     meta: Any = None
+    fingerprint: int | None = None
+    """A hash of the response body: a page that repeats an earlier one brings nothing new."""
     direct_hit: bool = False
 
+
+_Fetched = tuple[RawPage, Step, Position]
+"""A fetched page, the walk's step for it and the position after it."""
 
 PageFetcher = Callable[[str | None, int | None], Awaitable[RawPage]]
 """``fetch(cursor, page_size)``: one request; ``page_size`` is ``None`` to use the default."""
@@ -90,9 +85,10 @@ PageFetcher = Callable[[str | None, int | None], Awaitable[RawPage]]
 class Paginator(Generic[T], AsyncIterator[T]):
     """``async for item in paginator`` yields items; :meth:`pages` yields :class:`Page` objects.
 
-    ``cursor``/``skip`` start from a saved :class:`Position`; ``limit`` caps the number of
-    items; ``max_pages`` caps requests. After any run, :attr:`position` says where to resume.
-    A paginator can be iterated again; each iteration starts from its configured start.
+    ``cursor``/``skip``/``done`` start from a saved :class:`Position` (:meth:`resume` takes
+    one whole); ``limit`` caps the number of items; ``max_pages`` caps requests. After any
+    run, :attr:`position` says where to resume. A paginator can be iterated again; each
+    iteration starts from its configured start.
 
     Every list method returns its typed paginator; :meth:`raw` turns it into the same stream
     of undecoded item bytes, and :meth:`as_type` into the same stream decoded as your own
@@ -108,12 +104,21 @@ class Paginator(Generic[T], AsyncIterator[T]):
     description: str = ""
     retype: Callable[[Any], PageFetcher] | None = field(default=None, repr=False)
     """Item type -> fetcher for that type; what :meth:`raw` and :meth:`as_type` use."""
-    pages_fetched: int = field(default=0, init=False)
-    _position: Position = field(init=False, repr=False)
+    done: bool = False
+    """Start from a finished :class:`Position`: iterating yields nothing and sends nothing."""
+    max_stale_pages: int = DEFAULT_MAX_STALE_PAGES
+    """Consecutive pages with nothing new (empty or repeated) that end the stream in error."""
+    prefetch: int = 0
+    """Pages fetched ahead while the consumer works on the current one (0: none)."""
+    item_id: Callable[[Any], Hashable] | None = field(default=None, repr=False)
+    """An item's identity: a page whose ids were all seen before brings nothing new. Costs
+    one hash per item of the stream in memory; without it, only empty and repeated pages
+    count as stale."""
+    _walk: CursorWalk | None = field(default=None, init=False, repr=False)
+    _step: Step | None = field(default=None, init=False, repr=False)
+    _after: Position | None = field(default=None, init=False, repr=False)
     _iterator: AsyncGenerator[T, None] | None = field(default=None, init=False, repr=False)
-    _page_cursor: str | None = field(default=None, init=False, repr=False)
-    _page_base: int = field(default=-1, init=False, repr=False)
-    _taken: int = field(default=0, init=False, repr=False)
+    _taken: int = field(default=-1, init=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.limit is not None and self.limit < 0:
@@ -122,7 +127,13 @@ class Paginator(Generic[T], AsyncIterator[T]):
             raise ValueError("max_pages must be at least 1")
         if self.skip < 0:
             raise ValueError("skip must not be negative")
-        self._position = Position(self.cursor, self.skip)
+        if self.max_stale_pages < 1:
+            raise ValueError("max_stale_pages must be at least 1")
+        if isinstance(self.prefetch, bool) or not isinstance(self.prefetch, int):
+            raise ValueError(f"prefetch must be an integer (got {self.prefetch!r})")
+        if self.prefetch < 0:
+            raise ValueError("prefetch must not be negative")
+        Position(self.cursor, self.skip, self.done)  # a cursor that is not a string fails here
 
     def as_type(self, item_type: type[U]) -> Paginator[U]:
         """The same request, each item decoded as ``item_type`` (any msgspec-decodable type).
@@ -131,7 +142,8 @@ class Paginator(Generic[T], AsyncIterator[T]):
         """
         if self.retype is None:
             raise TypeError(f"{self.description or 'this paginator'} cannot change its item type")
-        changed = dataclasses.replace(self, _fetch=self.retype(item_type))
+        # ``item_id`` reads items of the old type: it does not carry over.
+        changed = dataclasses.replace(self, _fetch=self.retype(item_type), item_id=None)
         return cast("Paginator[U]", changed)
 
     def raw(self) -> Paginator[msgspec.Raw]:
@@ -141,97 +153,130 @@ class Paginator(Generic[T], AsyncIterator[T]):
         """
         return self.as_type(msgspec.Raw)
 
+    def resume(self, position: Position) -> Paginator[T]:
+        """The same request, continuing from a saved :class:`Position`.
+
+        A ``done`` position gives a paginator that yields nothing, instead of starting over.
+        """
+        return dataclasses.replace(
+            self, cursor=position.cursor, skip=position.skip, done=position.done
+        )
+
+    def read_ahead(self, pages: int) -> Paginator[T]:
+        """The same request, fetching up to ``pages`` pages ahead of the consumer.
+
+        Worth it when handling a page takes about as long as fetching one; memory grows by
+        at most ``pages`` pages, and positions stay those of the pages handed out.
+        """
+        return dataclasses.replace(self, prefetch=pages)
+
     @property
     def position(self) -> Position:
         """Where to resume: after the last item handed out (or page, with :meth:`pages`)."""
-        if self._page_base >= 0:
-            return Position(self._page_cursor, self._page_base + self._taken)
-        return self._position
+        if self._taken >= 0 and self._step is not None:
+            return self._step.position(self._taken)
+        if self._after is not None:
+            return self._after
+        return Position(self.cursor, self.skip, self.done)
 
-    async def pages(self) -> AsyncIterator[Page[T]]:
+    @property
+    def pages_fetched(self) -> int:
+        """Requests sent by the current (or last) iteration."""
+        return self._walk.pages if self._walk is not None else 0
+
+    async def pages(self) -> AsyncGenerator[Page[T], None]:
         """Yield pages lazily; with ``limit``, the last page is trimmed to the limit."""
-        cursor, skip = self.cursor, self.skip
-        left = self.limit
-        self._position = Position(cursor, skip)
-        self._page_base = -1
-        self.pages_fetched = 0
-        if left == 0:
-            return
-        visited: dict[str | None, None] = {}
-        while True:
-            if self.max_pages is not None and self.pages_fetched >= self.max_pages:
-                return
+        walk = self._walk = CursorWalk(
+            Position(self.cursor, self.skip, self.done),
+            limit=self.limit,
+            max_pages=self.max_pages,
+            page_size=self.page_size,
+            max_stale_pages=self.max_stale_pages,
+            stream=self.description,
+        )
+        self._taken, self._after = -1, None
+        fetched = self._read_ahead(walk) if self.prefetch else self._one_by_one(walk)
+        try:
+            async for raw, step, after in fetched:
+                items = raw.items
+                if step.start or step.stop < len(items):
+                    items = items[step.start : step.stop]
+                self._step, self._after = step, after
+                page: Page[T] = _page(step, items, raw)
+                yield page
+                # Drop this page before fetching the next: two pages alive at once double
+                # the memory and push every decoded item into the older GC generations.
+                del raw, items, page
+        finally:
+            await fetched.aclose()
+
+    async def _one_by_one(self, walk: CursorWalk) -> AsyncGenerator[_Fetched, None]:
+        seen: set[int] = set()
+        fresh = None
+        while not walk.finished:
             # Always the same page size, even for the last page under a limit: some cursors
             # (Sentry's OffsetPaginator: ``<page size>:<page number>:<is_prev>``) are only
-            # valid for the size they were made with, and a smaller request skips rows. A
-            # capped run trims the page here instead, and its position says where inside.
-            raw = await self._fetch(cursor, self.page_size)
-            self.pages_fetched += 1
+            # valid for the size they were made with. The walk trims the page instead.
+            raw = await self._fetch(walk.cursor, self.page_size)
+            if self.item_id is not None:
+                known = len(seen)
+                seen.update(hash(self.item_id(item)) for item in raw.items)
+                fresh = len(seen) - known
+            step = walk.on_page(len(raw.items), raw.link, fingerprint=raw.fingerprint, fresh=fresh)
+            yield raw, step, walk.position
+            del raw
+
+    async def _read_ahead(self, walk: CursorWalk) -> AsyncGenerator[_Fetched, None]:
+        """Fetch in a background task, at most ``prefetch`` pages beyond the consumer's.
+
+        The walk still sees pages one at a time and in order; positions are those of the
+        pages handed out, so a consumer that stops early resumes where it stopped. An error
+        reaches the consumer after the pages fetched before it.
+        """
+        room = asyncio.Semaphore(self.prefetch)
+        ready: asyncio.Queue[_Fetched | BaseException | None] = asyncio.Queue()
+
+        async def produce() -> None:
             try:
-                links = page_links(raw.link)
-            except LinkHeaderError as exc:
-                raise PaginationError(f"{self.description}: malformed Link header: {exc}") from exc
-            next_cursor = links.next_cursor
-            if next_cursor is not None and next_cursor == cursor:
-                raise PaginationError(
-                    f"{self.description}: the server sent back the cursor {cursor!r} that was "
-                    "just requested as the next one; stopping instead of looping"
-                )
-            if next_cursor is not None and next_cursor in visited:
-                raise PaginationError(
-                    f"{self.description}: the server sent the cursor {next_cursor!r} again, "
-                    "after pages that came later; stopping instead of going round in a cycle"
-                )
-            visited[cursor] = None
-            if len(visited) > _CURSOR_MEMORY:
-                del visited[next(iter(visited))]
-            items = raw.items[skip:] if skip else raw.items
-            trimmed = left is not None and len(items) > left
-            if trimmed:
-                assert left is not None
-                items = items[:left]
-            page: Page[T] = Page(
-                items=items,
-                cursor=cursor,
-                next_cursor=next_cursor,
-                prev_cursor=links.prev_cursor,
-                hits=raw.hits,
-                max_hits=raw.max_hits,
-                rate_limit=raw.rate_limit,
-                meta=raw.meta,
-                paginated=links.paginated,
-                direct_hit=raw.direct_hit,
-            )
-            if trimmed:
-                # The page held more than the limit: resume inside it.
-                self._position = Position(cursor, skip + len(items))
-            else:
-                self._position = Position(next_cursor, 0, done=next_cursor is None)
-            if left is not None:
-                left -= len(items)
-            yield page
-            if trimmed or next_cursor is None or left == 0:
-                return
-            # Drop this page before fetching the next: two pages alive at once double the
-            # memory and push every decoded item into the older GC generations.
-            del raw, items, page
-            cursor, skip = next_cursor, 0
+                async for fetched in self._one_by_one(walk):
+                    ready.put_nowait(fetched)
+                    del fetched
+                    await room.acquire()
+                ready.put_nowait(None)
+            except BaseException as exc:
+                ready.put_nowait(exc)
+                if not isinstance(exc, Exception):
+                    raise
+
+        await room.acquire()  # the page being fetched first is one of the extra pages
+        task = asyncio.get_running_loop().create_task(produce())
+        try:
+            while (got := await ready.get()) is not None:
+                if isinstance(got, BaseException):
+                    raise got
+                room.release()
+                yield got
+                del got
+        finally:
+            task.cancel()
+            with anyio.CancelScope(shield=True):
+                await asyncio.wait({task})
 
     async def _items(self) -> AsyncGenerator[T, None]:
         # The position inside a page is computed on demand from a counter: building a
         # Position per item would cost more than the rest of the per-item work.
-        async for page in self.pages():
-            self._page_cursor = page.cursor
-            self._page_base = self._base_skip(page)
-            self._taken = 0
-            for item in page.items:
-                self._taken += 1
-                yield item
-            self._page_base = -1
-            del page
-
-    def _base_skip(self, page: Page[T]) -> int:
-        return self.skip if page.cursor == self.cursor and self.pages_fetched == 1 else 0
+        pages = self.pages()
+        try:
+            async for page in pages:
+                self._taken = 0
+                for item in page.items:
+                    self._taken += 1
+                    yield item
+                self._taken = -1
+                del page
+        finally:
+            # Closed now, not by the garbage collector: a read-ahead task ends with it.
+            await pages.aclose()
 
     def __aiter__(self) -> AsyncIterator[T]:
         self._iterator = self._items()
@@ -260,3 +305,18 @@ class Paginator(Generic[T], AsyncIterator[T]):
         async for item in self:
             return item
         return None
+
+
+def _page(step: Step, items: list[T], raw: RawPage) -> Page[T]:
+    return Page(
+        items,
+        step.cursor,
+        step.next_cursor,
+        step.prev_cursor,
+        raw.hits,
+        raw.max_hits,
+        raw.rate_limit,
+        raw.meta,
+        step.paginated,
+        raw.direct_hit,
+    )

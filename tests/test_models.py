@@ -987,6 +987,18 @@ def test_frame_vars_values_are_any_json(value: Any) -> None:
     assert frame.vars == {"'x'": value, "y": value}
 
 
+def test_frame_vars_and_crumb_data_stay_bytes_until_read() -> None:
+    frame = decode_obj({"function": "f", "vars": {"a": [1, {"b": None}]}}, Frame)
+    assert json.loads(bytes(frame.raw_vars)) == {"a": [1, {"b": None}]}
+    assert frame.vars == {"a": [1, {"b": None}]}
+    assert decode_obj({"function": "f"}, Frame).vars is None
+    crumb = decode_obj({"message": "m", "data": [1, 2]}, Breadcrumb)
+    assert crumb.data is None, "not an object: no dict, but the bytes are kept"
+    assert json.loads(bytes(crumb.raw_data)) == [1, 2]
+    encoded = json.loads(msgspec.json.encode(crumb))
+    assert encoded == {"message": "m", "data": [1, 2]}, "re-encoding gives the wire form back"
+
+
 @pytest.mark.parametrize(
     ("contexts", "name", "expected"),
     [
@@ -1194,7 +1206,7 @@ def test_decode_entry_by_type(head: EntryHead, expected: Any) -> None:
         ("spans", b'{"not": "a list"}'),
         ("csp", b"[1, 2]"),
         ("request", b'{"query": 12}'),
-        ("breadcrumbs", b'{"values": [{"data": [1, 2]}]}'),
+        ("breadcrumbs", b'{"values": [{"level": 5}]}'),
         ("message", b"null"),
         ("threads", b'{"values": [{"id": true}]}'),
         ("brand_new", b'{"anything": [1, {"goes": null}]}'),

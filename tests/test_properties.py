@@ -23,17 +23,12 @@ from sentry_async import (
     BadRequest,
     ErrorDetail,
     Forbidden,
-    LinkHeaderError,
     NotFound,
     PaginationError,
     Paginator,
     RateLimited,
     ServerError,
     Unauthorized,
-    page_links,
-    parse_link_header,
-    parse_rate_limit,
-    parse_retry_after,
 )
 from sentry_async._protocol.errors import build_api_error, is_query_timeout, parse_error_body
 from sentry_async._protocol.hosts import endpoint_group, is_loopback, origin, resolve_redirect
@@ -46,7 +41,14 @@ from sentry_async._protocol.params import (
     time_range,
     validate_period,
 )
-from sentry_async.pagination import RawPage
+from sentry_async.pagination import Position, RawPage
+from sentry_async.sansio import (
+    LinkHeaderError,
+    page_links,
+    parse_link_header,
+    parse_rate_limit,
+    parse_retry_after,
+)
 
 MODERATE = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -187,6 +189,53 @@ def test_paginator_follows_any_cursors_and_refuses_loops(
             assert len(requested) <= len(chain)
 
     anyio.run(walk, backend="asyncio")
+
+
+@MODERATE
+@given(cursor=st.none() | _cursor, skip=st.integers(min_value=0, max_value=2**40), done=st.booleans())
+def test_any_position_persists_through_dicts_and_msgspec(
+    cursor: str | None, skip: int, done: bool
+) -> None:
+    position = Position(cursor, skip, done)
+    assert Position.from_dict(msgspec.json.decode(msgspec.json.encode(position.to_dict()))) == (
+        position
+    )
+    assert msgspec.json.decode(msgspec.json.encode(position), type=Position) == position
+
+
+@MODERATE
+@given(
+    counts=st.lists(st.integers(min_value=0, max_value=4), min_size=1, max_size=8),
+    limit=st.none() | st.integers(min_value=1, max_value=30),
+    stop_after=st.none() | st.integers(min_value=0, max_value=30),
+    prefetch=st.integers(min_value=1, max_value=3),
+)
+def test_prefetch_changes_neither_items_nor_positions(
+    counts: list[int], limit: int | None, stop_after: int | None, prefetch: int
+) -> None:
+    """Read-ahead hands out the same items and stops at the same position as plain paging."""
+
+    async def fetch(cursor: str | None, size: int | None) -> RawPage:
+        index = int(cursor) if cursor else 0
+        start = sum(counts[:index])
+        more = str(index + 1 < len(counts)).lower()
+        link = f'<https://h/x/>; rel="next"; results="{more}"; cursor="{index + 1}"'
+        return RawPage(items=list(range(start, start + counts[index])), link=link)
+
+    async def run(ahead: int) -> tuple[list[int], Position]:
+        paginator: Paginator[int] = Paginator(fetch, page_size=4, limit=limit, prefetch=ahead)
+        taken: list[int] = []
+        async for item in paginator:
+            if stop_after is not None and len(taken) == stop_after:
+                break
+            taken.append(item)
+        await paginator.aclose()
+        return taken, paginator.position
+
+    async def both() -> None:
+        assert await run(prefetch) == await run(0)
+
+    anyio.run(both, backend="asyncio")
 
 
 # Rate-limit headers and Retry-After.

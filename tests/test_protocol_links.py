@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sentry_async import LinkHeaderError, page_links, parse_link_header
 from sentry_async._protocol.links import cursor_from_url
+from sentry_async.sansio import LinkHeaderError, page_links, parse_link_header
 
 FIRST = (
     "<https://sentry.io/api/0/organizations/acme/issues/123456/events/?&cursor=0:0:1>; "

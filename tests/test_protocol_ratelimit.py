@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from multidict import CIMultiDict
 
-from sentry_async import RateLimitInfo, parse_rate_limit, parse_retry_after
+from sentry_async.sansio import RateLimitInfo, parse_rate_limit, parse_retry_after
 
 
 def test_reads_all_headers_case_insensitively() -> None:

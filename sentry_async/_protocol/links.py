@@ -79,6 +79,7 @@ class PageLinks:
     prev_cursor: str | None = None
     paginated: bool = False
     polling_cursor: str | None = None
+    next_results: bool | None = None
 
     @property
     def has_next(self) -> bool:
@@ -134,11 +135,13 @@ def page_links(value: str | None) -> PageLinks:
     if value is None or not value.strip():
         return PageLinks()
     next_cursor = prev_cursor = polling = None
+    next_results: bool | None = None
     for link in parse_link_header(value):
         rels = (link.rel or "").lower().split()
         if "next" in rels:
             cursor = link.cursor
             polling = cursor
+            next_results = link.results
             if link.results is not False and cursor:
                 # results="true", or a server that omits results: trust the cursor.
                 next_cursor = cursor
@@ -147,5 +150,9 @@ def page_links(value: str | None) -> PageLinks:
             if link.results is not False and cursor:
                 prev_cursor = cursor
     return PageLinks(
-        next_cursor=next_cursor, prev_cursor=prev_cursor, paginated=True, polling_cursor=polling
+        next_cursor=next_cursor,
+        prev_cursor=prev_cursor,
+        paginated=True,
+        polling_cursor=polling,
+        next_results=next_results,
     )

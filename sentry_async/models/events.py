@@ -85,8 +85,22 @@ class EventError(Model):
     data: dict[str, Any] | None = None
 
 
+_ANY_OBJECT = msgspec.json.Decoder(Any)
+
+
+def _object(raw: msgspec.Raw) -> dict[str, Any] | None:
+    """Lazily decoded JSON that should be an object; anything else reads as ``None``."""
+    value = _ANY_OBJECT.decode(raw)
+    return value if isinstance(value, dict) else None
+
+
 class Frame(Model):
-    """One stack frame. ``vars`` values are any JSON (Sentry truncates them server-side)."""
+    """One stack frame. ``vars`` values are any JSON (Sentry truncates them server-side).
+
+    They are the bulk of a large event and rarely read, so the frame keeps them as the
+    bytes Sentry sent (``raw_vars``) and :attr:`vars` decodes them on each access: decoding
+    every entry of an event then costs about a third of building the dicts up front.
+    """
 
     filename: str | None = None
     abs_path: str | None = None
@@ -103,11 +117,16 @@ class Frame(Model):
     colno: int | None = msgspec.field(default=None, name="colNo")
     in_app: bool | None = None
     context: list[tuple[int, str | None]] = []
-    vars: dict[str, Any] | None = None
+    raw_vars: msgspec.Raw = msgspec.field(default=_NULL, name="vars")
     trust: str | None = None
     errors: Any = None
     lock: Any = None
     source_link: str | None = None
+
+    @property
+    def vars(self) -> dict[str, Any] | None:
+        """The frame's local variables, decoded now (keep the result if read twice)."""
+        return _object(self.raw_vars)
 
 
 class Stacktrace(Model):
@@ -144,17 +163,25 @@ class ExceptionValue(Model):
 
 
 class Breadcrumb(Model):
-    """``timestamp`` is an RFC 3339 string on most servers and epoch milliseconds on some."""
+    """``timestamp`` is an RFC 3339 string on most servers and epoch milliseconds on some.
+
+    ``data`` stays bytes (``raw_data``) until read, as a frame's ``vars`` do.
+    """
 
     type: str | None = None
     category: str | None = None
     level: str | None = None
     timestamp: str | float | None = None
     message: str | None = None
-    data: dict[str, Any] | None = None
+    raw_data: msgspec.Raw = msgspec.field(default=_NULL, name="data")
     event_id: str | None = msgspec.field(default=None, name="event_id")
     message_format: str | None = None
     message_raw: str | None = None
+
+    @property
+    def data(self) -> dict[str, Any] | None:
+        """The crumb's data object, decoded now; ``None`` when absent or not an object."""
+        return _object(self.raw_data)
 
 
 class Span(SnakeModel):

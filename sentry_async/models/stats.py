@@ -63,6 +63,12 @@ class EventsStats:
     def __len__(self) -> int:
         return len(self.series)
 
+    def to_arrow(self) -> Any:
+        """One row per series and bucket as a ``pyarrow.Table`` (the ``arrow`` extra)."""
+        from ..tables import events_stats_table
+
+        return events_stats_table(self)
+
 
 _ANY = msgspec.json.Decoder(Any)
 
@@ -184,3 +190,9 @@ class UsageStats(Model):
     end: str | None = None
     intervals: list[str] = []
     groups: list[UsageGroup] = []
+
+    def to_arrow(self) -> Any:
+        """The groups as a ``pyarrow.Table`` (the ``arrow`` extra)."""
+        from ..tables import usage_table
+
+        return usage_table(self)

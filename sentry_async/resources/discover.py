@@ -78,7 +78,7 @@ class DiscoverResource(Resource):
                 if name not in plain and not name.startswith("equation"):
                     raise ValueError(f"sort field {name!r} must be one of the requested fields")
         large = dataset in LARGE_PAGE_DATASETS
-        check_page_size(page_size, maximum=MAX_LARGE_PAGE if large else 100)
+        check_page_size(page_size, "page_size", maximum=MAX_LARGE_PAGE if large else 100)
         org_slug = self._org(org)
         project_refs(project)
 

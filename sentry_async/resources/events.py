@@ -182,7 +182,7 @@ class EventsResource(Resource):
         if unknown:
             raise TypeError(f"unexpected keyword argument(s): {', '.join(sorted(unknown))}")
         page_size = options.get("page_size", 100)
-        check_page_size(page_size)
+        check_page_size(page_size, "page_size")
         time = time_params(options.get("period"), options.get("start"), options.get("end"))
         return self._client.paginate(
             path,

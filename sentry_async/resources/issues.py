@@ -6,7 +6,7 @@ import builtins
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Literal, overload
+from typing import Any, Literal, cast, overload
 
 import msgspec
 
@@ -360,8 +360,8 @@ class IssuesResource(Resource):
             "/organizations/{org}/issues/{issue_id}/hashes/",
             path_params={"org": self._org(org), "issue_id": check_issue_id(issue_id)},
             params={"full": full},
-            type=IssueHash if full else IssueHashSummary,
-            page_size=check_page_size(page_size),
+            type=cast(Any, IssueHash if full else IssueHashSummary),
+            page_size=check_page_size(page_size, "page_size"),
             cursor=cursor,
             skip=skip,
             limit=limit,

@@ -1,0 +1,278 @@
+"""One stream's cursor decisions, without I/O.
+
+A :class:`CursorWalk` is fed one page's facts at a time (how many items it held, its
+``Link`` header, optionally a fingerprint of its body and how many of its items were new)
+and answers which of those items to hand out, which cursor to request next, and where a
+consumer stands. Everything that can make a walk go on for ever is decided here: repeated
+cursors and cycles (every requested cursor is remembered as a hash), pages that bring
+nothing new under fresh cursors, ``results="true"`` with an empty cursor, and pages far
+larger than the page size asked for.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import OversizedPage, PaginationError
+from .links import LinkHeaderError, page_links
+
+__all__ = [
+    "DEFAULT_MAX_STALE_PAGES",
+    "OVERSIZE_FACTOR",
+    "CursorWalk",
+    "Position",
+    "Step",
+    "body_fingerprint",
+]
+
+DEFAULT_MAX_STALE_PAGES = 50
+"""Consecutive pages with nothing new (empty, or a repeat) after which a stream is stuck.
+
+Sentry legitimately sends empty pages with ``results="true"`` (filtered rows), a few in a
+row at most; fifty wastes little and still ends a server that never stops."""
+
+OVERSIZE_FACTOR = 2
+"""A page may hold up to this many times the page size asked for before it is refused."""
+
+_POSITION_KEYS = frozenset({"cursor", "skip", "done"})
+_SAMPLE = 4096
+
+
+def body_fingerprint(body: bytes) -> int:
+    """A hash of a response body's length and three slices of it, for spotting repeats.
+
+    A server sending the same page again sends the same bytes; sampling keeps the cost
+    constant (hashing a whole megabyte costs as much as decoding it). Two different pages
+    with equal length and equal slices only make one page look stale.
+    """
+    size = len(body)
+    if size <= 3 * _SAMPLE:
+        return hash(body)
+    middle = size // 2
+    return hash(
+        (size, body[:_SAMPLE], body[middle : middle + _SAMPLE], body[size - _SAMPLE :])
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Position:
+    """Where to resume: re-request ``cursor`` and skip its first ``skip`` items.
+
+    ``skip`` is zero whenever the consumer stopped at a page boundary; after a ``limit=``
+    or a ``break`` mid-page it counts the items of that page already handed out. Resume
+    with the same page size: some of Sentry's cursors encode it. ``done`` means nothing
+    is left: resuming from a done position yields nothing. msgspec encodes it as an
+    object; :meth:`to_dict`/:meth:`from_dict` do the same for ``json``.
+    """
+
+    cursor: str | None
+    skip: int = 0
+    done: bool = False
+
+    def __post_init__(self) -> None:
+        if self.cursor is not None and not isinstance(self.cursor, str):
+            raise ValueError(f"Position.cursor must be a string or None (got {self.cursor!r})")
+        if isinstance(self.skip, bool) or not isinstance(self.skip, int) or self.skip < 0:
+            raise ValueError(f"Position.skip must be a non-negative integer (got {self.skip!r})")
+        if not isinstance(self.done, bool):
+            raise ValueError(f"Position.done must be a boolean (got {self.done!r})")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"cursor": self.cursor, "skip": self.skip, "done": self.done}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Position:
+        """The inverse of :meth:`to_dict`; a ``ValueError`` names what is wrong."""
+        if not isinstance(data, Mapping):
+            raise ValueError(f"a saved Position must be an object (got {type(data).__name__})")
+        unknown = set(data) - _POSITION_KEYS
+        if unknown:
+            raise ValueError(f"a saved Position has unknown keys: {sorted(map(str, unknown))}")
+        if "cursor" not in data:
+            raise ValueError("a saved Position needs a 'cursor' (null for the first page)")
+        return cls(data["cursor"], data.get("skip", 0), data.get("done", False))
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """What to do with one page: hand out ``items[start:stop]``; request again if ``more``.
+
+    ``cursor`` is the cursor the page was requested with; ``next_cursor`` is set only while
+    the server says more results exist.
+    """
+
+    cursor: str | None
+    start: int
+    stop: int
+    next_cursor: str | None
+    prev_cursor: str | None
+    paginated: bool
+    more: bool
+
+    def position(self, taken: int) -> Position:
+        """Where a consumer stands after taking ``taken`` of the items handed out."""
+        return Position(self.cursor, self.start + taken)
+
+
+class CursorWalk:
+    """The cursor state of one stream, from a start :class:`Position` to its end.
+
+    Call :meth:`on_page` with each page fetched from :attr:`cursor` until :attr:`finished`.
+    ``page_size`` is the size sent with each request (``None`` when none was: endpoints
+    that answer unpaginated on purpose). ``stream`` names the stream in errors.
+    """
+
+    __slots__ = (
+        "_cursor",
+        "_finished",
+        "_left",
+        "_max_pages",
+        "_max_stale",
+        "_page_size",
+        "_position",
+        "_seen_cursors",
+        "_seen_pages",
+        "_skip",
+        "_stale",
+        "pages",
+        "stream",
+    )
+
+    def __init__(
+        self,
+        start: Position | None = None,
+        *,
+        limit: int | None = None,
+        max_pages: int | None = None,
+        page_size: int | None = None,
+        max_stale_pages: int = DEFAULT_MAX_STALE_PAGES,
+        stream: str = "",
+    ) -> None:
+        if limit is not None and limit < 0:
+            raise ValueError("limit must not be negative")
+        if max_pages is not None and max_pages < 1:
+            raise ValueError("max_pages must be at least 1")
+        if max_stale_pages < 1:
+            raise ValueError("max_stale_pages must be at least 1")
+        start = start if start is not None else Position(None)
+        self.stream = stream
+        self.pages = 0
+        self._cursor = start.cursor
+        self._skip = start.skip
+        self._position = start
+        self._left = limit
+        self._max_pages = max_pages
+        self._page_size = page_size
+        self._max_stale = max_stale_pages
+        self._finished = start.done or limit == 0
+        self._seen_cursors: set[int] = set()
+        self._seen_pages: set[int] = set()
+        self._stale = 0
+
+    @property
+    def finished(self) -> bool:
+        return self._finished
+
+    @property
+    def cursor(self) -> str | None:
+        """The cursor of the next request (``None``: the first page)."""
+        return self._cursor
+
+    @property
+    def position(self) -> Position:
+        """Where a consumer that took every item handed out so far resumes."""
+        return self._position
+
+    def on_page(
+        self,
+        count: int,
+        link: str | None,
+        *,
+        fingerprint: int | None = None,
+        fresh: int | None = None,
+    ) -> Step:
+        """Take in the page requested with :attr:`cursor`: ``count`` items and its ``Link``.
+
+        ``fingerprint`` (a hash of the body) marks a page repeating an earlier one;
+        ``fresh`` is how many of its items were new, where the caller tracks ids. Raises
+        :class:`PaginationError` (or :class:`OversizedPage`) when the stream cannot go on.
+        """
+        if self._finished:
+            raise RuntimeError("this walk is finished; start a new one to fetch again")
+        cursor = self._cursor
+        self.pages += 1
+        if cursor is not None:
+            self._seen_cursors.add(hash(cursor))
+        size = self._page_size
+        if size is not None and count > size * OVERSIZE_FACTOR:
+            self._finished = True
+            raise OversizedPage(
+                f"{self._where()} answered {count} items where page_size={size} was asked for",
+                stream=self.stream,
+                position=self._position,
+                page_size=size,
+                count=count,
+            )
+        try:
+            links = page_links(link)
+        except LinkHeaderError as exc:
+            raise self._error(f"malformed Link header: {exc}") from exc
+        nxt = links.next_cursor
+        if nxt is None and links.next_results and not links.polling_cursor:
+            raise self._error('rel="next" says results="true" but carries no cursor')
+        if nxt is not None and nxt == cursor:
+            raise self._error(
+                f"the server sent back the cursor {cursor!r} that was just requested as the "
+                "next one; stopping instead of looping"
+            )
+        if nxt is not None and hash(nxt) in self._seen_cursors:
+            raise self._error(
+                f"the server sent the cursor {nxt!r} again, after pages that came later; "
+                "stopping instead of going round in a cycle"
+            )
+        new = count > 0 and fresh != 0
+        if new and fingerprint is not None:
+            new = fingerprint not in self._seen_pages
+            self._seen_pages.add(fingerprint)
+        self._stale = 0 if new else self._stale + 1
+
+        start = min(self._skip, count)
+        self._skip = 0
+        stop = count
+        left = self._left
+        trimmed = left is not None and stop - start > left
+        if left is not None:
+            stop = min(stop, start + left)
+            self._left = left - (stop - start)
+        if trimmed:
+            # The page held more than the limit: resume inside it.
+            self._position = Position(cursor, stop)
+        else:
+            self._position = Position(nxt, 0, done=nxt is None)
+        more = (
+            not trimmed
+            and nxt is not None
+            and self._left != 0
+            and (self._max_pages is None or self.pages < self._max_pages)
+        )
+        if more and self._stale >= self._max_stale:
+            raise self._error(
+                f"{self._stale} pages in a row brought nothing new (empty, or repeating "
+                "earlier items) while the server kept sending fresh cursors; stopping"
+            )
+        self._finished = not more
+        self._cursor = nxt
+        return Step(cursor, start, stop, nxt, links.prev_cursor, links.paginated, more)
+
+    def _where(self) -> str:
+        return self.stream or "the stream"
+
+    def _error(self, message: str) -> PaginationError:
+        self._finished = True  # a stream that cannot go on is over, whoever catches this
+        return PaginationError(
+            f"{self._where()}: {message} (at {self._position})",
+            stream=self.stream,
+            position=self._position,
+        )

@@ -1,0 +1,234 @@
+"""``sentry-async query discover|stats|usage``: a table on a terminal, CSV or JSON Lines in a pipe.
+
+Analysts ask Sentry a question and want the answer as rows. Discover rows stream page by
+page in CSV and JSON Lines (constant memory, ``--limit`` to stop early); a terminal table
+needs every row for its column widths, so it shows at most ``--limit`` rows (100 by
+default). Server-controlled text shown on a terminal has its control characters escaped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from datetime import datetime
+from typing import Any, TextIO
+
+import msgspec
+
+from .client import SentryClient
+from .export import parse_duration, parse_utc
+from .tables import events_stats_rows, usage_rows
+
+__all__ = ["add_query_parser", "run_query"]
+
+FORMATS = ("auto", "table", "csv", "json")
+TABLE_ROWS = 100
+"""Rows a terminal table shows when ``--limit`` is not given."""
+
+_CONTROL = {i: f"\\x{i:02x}" for i in (*range(0x20), 0x7F)}
+_CONTROL.update({0x09: "\\t", 0x0A: "\\n", 0x0D: "\\r"})
+
+
+def add_query_parser(
+    commands: Any,
+    add_connection_args: Callable[[argparse.ArgumentParser], None],
+    add_verbosity_args: Callable[[argparse.ArgumentParser], None],
+) -> None:
+    """The ``query`` command and its three subcommands."""
+    query = commands.add_parser(
+        "query",
+        help="ask Discover, events-stats or stats_v2 and print rows",
+        description="Print the answer to one query: a table on a terminal, CSV otherwise "
+        "(--format table, csv or json for JSON Lines).",
+    )
+    kinds = query.add_subparsers(dest="query_kind", metavar="KIND", required=True)
+
+    def common(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--org", required=True, help="organization slug or id")
+        parser.add_argument(
+            "--project", action="append", metavar="ID", help="project (repeatable)"
+        )
+        parser.add_argument("--period", metavar="DURATION", help="the last DURATION (e.g. 24h)")
+        parser.add_argument("--since", metavar="WHEN", help="start (naive values are UTC)")
+        parser.add_argument("--until", metavar="WHEN", help="end (default: now)")
+        parser.add_argument(
+            "--format", choices=FORMATS, default="auto", help="auto: table on a terminal, else csv"
+        )
+        add_connection_args(parser)
+        add_verbosity_args(parser)
+
+    discover = kinds.add_parser("discover", help="Discover rows (/organizations/{org}/events/)")
+    common(discover)
+    discover.add_argument(
+        "--field", action="append", required=True, metavar="FIELD", help="column (repeatable)"
+    )
+    discover.add_argument("--query", help="Sentry search query")
+    discover.add_argument("--sort", action="append", metavar="FIELD", help="e.g. -count()")
+    discover.add_argument("--dataset", help="errors, transactions, spans ...")
+    discover.add_argument("--environment", action="append", metavar="ENV")
+    discover.add_argument("--limit", type=int, metavar="N", help="stop after N rows")
+
+    stats = kinds.add_parser("stats", help="counts over time (events-stats)")
+    common(stats)
+    stats.add_argument("--y-axis", action="append", metavar="EXPR", help="default count()")
+    stats.add_argument("--interval", metavar="DURATION", help="bucket size, e.g. 1h")
+    stats.add_argument("--query", help="Sentry search query")
+    stats.add_argument("--top-events", type=int, metavar="N", help="one series per top group")
+    stats.add_argument("--field", action="append", metavar="FIELD", help="group columns")
+    stats.add_argument("--order-by", metavar="EXPR", help="e.g. -count()")
+    stats.add_argument("--dataset")
+
+    usage = kinds.add_parser("usage", help="organization usage (stats_v2)")
+    common(usage)
+    usage.add_argument(
+        "--group-by",
+        action="append",
+        metavar="KEY",
+        help="outcome, category, reason or project (repeatable; default outcome)",
+    )
+    usage.add_argument("--usage-field", default="sum(quantity)", help="default sum(quantity)")
+    usage.add_argument("--interval", metavar="DURATION", help="bucket size, e.g. 1d")
+    usage.add_argument("--category", action="append", metavar="CATEGORY")
+    usage.add_argument("--outcome", action="append", metavar="OUTCOME")
+
+
+def _range(args: argparse.Namespace) -> dict[str, Any]:
+    if args.period and args.since:
+        raise ValueError("give --since or --period, not both")
+    out: dict[str, Any] = {}
+    if args.since:
+        out["start"] = parse_utc(args.since)
+        out["end"] = parse_utc(args.until) if args.until else datetime.now(out["start"].tzinfo)
+    elif args.until:
+        raise ValueError("--until needs --since")
+    elif args.period:
+        out["period"] = parse_duration(args.period)
+    return out
+
+
+async def _discover_rows(
+    client: SentryClient, args: argparse.Namespace, columns: list[str]
+) -> AsyncIterator[dict[str, Any]]:
+    paginator = client.discover.query(
+        args.org,
+        fields=args.field,
+        query=args.query,
+        sort=args.sort,
+        project=args.project,
+        environment=args.environment,
+        dataset=args.dataset,
+        limit=args.limit,
+        **_range(args),
+    )
+    async for page in paginator.pages():
+        if not columns:
+            meta = getattr(page.meta, "fields", None) or {}
+            columns.extend(dict.fromkeys([*args.field, *meta]))
+        for row in page.items:
+            yield row
+
+
+async def _rows(
+    client: SentryClient, args: argparse.Namespace, columns: list[str]
+) -> AsyncIterator[dict[str, Any]]:
+    if args.query_kind == "discover":
+        async for row in _discover_rows(client, args, columns):
+            yield row
+        return
+    rows: list[dict[str, Any]]
+    if args.query_kind == "stats":
+        stats = await client.stats.events(
+            args.org,
+            y_axis=args.y_axis or "count()",
+            query=args.query,
+            project=args.project,
+            interval=args.interval,
+            top_events=args.top_events,
+            fields=args.field,
+            order_by=args.order_by,
+            dataset=args.dataset,
+            **_range(args),
+        )
+        rows = events_stats_rows(stats)
+    else:
+        usage = await client.stats.usage(
+            args.org,
+            group_by=args.group_by or "outcome",
+            field=args.usage_field,
+            interval=args.interval,
+            project=args.project,
+            category=args.category,
+            outcome=args.outcome,
+            **_range(args),
+        )
+        rows = usage_rows(usage)
+    if rows:
+        columns.extend(rows[0])
+    for row in rows:
+        yield row
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, (bool, int, float)):
+        return str(value).lower() if isinstance(value, bool) else str(value)
+    return msgspec.json.encode(value).decode()
+
+
+def printable(text: str) -> str:
+    """Text safe for a terminal: control characters and escape sequences shown escaped."""
+    return text.translate(_CONTROL)
+
+
+def _table(columns: Sequence[str], rows: Iterable[dict[str, Any]], out: TextIO) -> None:
+    cells = [[printable(_cell(row.get(name))) for name in columns] for row in rows]
+    header = [printable(name) for name in columns]
+    widths = [max([len(h), *(len(r[i]) for r in cells)]) for i, h in enumerate(header)]
+    print("  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)).rstrip(), file=out)
+    print("  ".join("-" * w for w in widths), file=out)
+    for row in cells:
+        print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip(), file=out)
+
+
+async def run_query(client: SentryClient, args: argparse.Namespace, out: TextIO) -> int:
+    """Run the query and print it; returns the number of rows printed."""
+    fmt = args.format
+    if fmt == "auto":
+        fmt = "table" if out.isatty() else "csv"
+    if getattr(args, "limit", None) is not None and args.limit < 1:
+        raise ValueError("--limit must be at least 1")
+    columns: list[str] = []
+    count = 0
+    if fmt == "table":
+        limit = getattr(args, "limit", None) or TABLE_ROWS
+        kept: list[dict[str, Any]] = []
+        async for row in _rows(client, args, columns):
+            kept.append(row)
+            if len(kept) >= limit:
+                break
+        _table(columns or sorted({k for row in kept for k in row}), kept, out)
+        return len(kept)
+    writer = csv.writer(out, lineterminator="\n") if fmt == "csv" else None
+    encoder = msgspec.json.Encoder()
+    async for row in _rows(client, args, columns):
+        if writer is not None:
+            if count == 0:
+                writer.writerow(columns)
+            writer.writerow([_cell(row.get(name)) for name in columns])
+        else:
+            out.write(encoder.encode({k: _json_value(v) for k, v in row.items()}).decode())
+            out.write("\n")
+        count += 1
+    return count
+
+
+def _json_value(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, datetime) else value

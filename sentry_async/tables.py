@@ -1,0 +1,333 @@
+"""Apache Arrow tables from Discover rows, events-stats series and stats_v2 groups.
+
+Analysts want a table, not JSON: these functions build Arrow tables whose column types come
+from what Sentry says about the data (Discover's ``meta.fields``/``meta.units``), so dates
+are timestamps, durations and sizes are numbers carrying their unit in the field metadata,
+and counts are integers. polars and pandas read Arrow without copying
+(:func:`to_polars`, :func:`to_pandas`). pyarrow is an optional extra
+(``pip install 'sentry-async[arrow]'``) imported only when one of these is called.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+
+from .models.discover import DiscoverMeta
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from .models.stats import EventsStats, UsageStats
+    from .pagination import Page, Paginator
+
+__all__ = [
+    "collect_table",
+    "discover_batches",
+    "discover_schema",
+    "discover_table",
+    "events_stats_rows",
+    "events_stats_table",
+    "page_table",
+    "to_pandas",
+    "to_polars",
+    "usage_rows",
+    "usage_table",
+]
+
+_FLOAT_TYPES = frozenset(
+    {"number", "percentage", "rate", "score", "percent_change", "currency", "duration", "size"}
+)
+"""Discover result types that are numbers with a fractional part (the unit in ``units``)."""
+
+_ANY = msgspec.json.Decoder()
+
+
+def _pa() -> Any:
+    try:
+        return importlib.import_module("pyarrow")
+    except ImportError as exc:
+        raise ImportError("Arrow tables need pyarrow: pip install 'sentry-async[arrow]'") from exc
+
+
+def _arrow_type(pa: Any, sentry_type: str | None) -> Any:
+    if sentry_type == "integer":
+        return pa.int64()
+    if sentry_type in _FLOAT_TYPES:
+        return pa.float64()
+    if sentry_type == "date":
+        return pa.timestamp("us", tz="UTC")
+    if sentry_type == "boolean":
+        return pa.bool_()
+    if sentry_type == "array":
+        return pa.list_(pa.string())
+    return pa.string()
+
+
+def discover_schema(meta: DiscoverMeta | None, columns: Sequence[str]) -> pa.Schema:
+    """The Arrow schema for Discover rows with these columns, typed from ``meta``.
+
+    A column's Sentry type and unit travel as field metadata (``sentry.type``,
+    ``sentry.unit``), so ``p95(transaction.duration)`` is a float64 column whose unit says
+    ``millisecond``. Columns ``meta`` does not know are strings.
+    """
+    pa = _pa()
+    types = meta.fields if meta is not None else {}
+    units = meta.units if meta is not None else {}
+    fields = []
+    for name in columns:
+        sentry_type = types.get(name)
+        metadata: dict[str, str] = {}
+        if sentry_type:
+            metadata["sentry.type"] = sentry_type
+        unit = units.get(name)
+        if unit:
+            metadata["sentry.unit"] = unit
+        fields.append(pa.field(name, _arrow_type(pa, sentry_type), metadata=metadata or None))
+    return pa.schema(fields)
+
+
+def _timestamp(value: Any) -> datetime | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool):
+        raise ValueError(f"not a date: {value!r}")
+    if isinstance(value, (int, float)):
+        return datetime.fromtimestamp(value, tz=timezone.utc)
+    text = str(value)
+    if text.endswith("Z"):
+        text = text[:-1] + "+00:00"
+    stamp = datetime.fromisoformat(text)
+    return stamp if stamp.tzinfo is not None else stamp.replace(tzinfo=timezone.utc)
+
+
+def _text(value: Any) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    return msgspec.json.encode(value).decode()
+
+
+def _column(pa: Any, field: Any, values: list[Any]) -> Any:
+    """One column; a value that does not fit the announced type widens it, never drops it."""
+    kind = field.type
+    if pa.types.is_timestamp(kind):
+        return pa.array([_timestamp(v) for v in values], type=kind)
+    if pa.types.is_string(kind):
+        return pa.array([_text(v) for v in values], type=kind)
+    if pa.types.is_list(kind):
+        return pa.array(
+            [
+                None if v is None else [_text(x) for x in (v if isinstance(v, list) else [v])]
+                for v in values
+            ],
+            type=kind,
+        )
+    if pa.types.is_integer(kind) and not all(_whole(v) for v in values):
+        kind = pa.float64()
+    try:
+        return pa.array(values, type=kind)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return pa.array([_text(v) for v in values], type=pa.string())
+
+
+def _whole(value: Any) -> bool:
+    """Whether an "integer" column's value fits int64 as is (pyarrow would truncate 2.5)."""
+    if value is None or isinstance(value, int):
+        return True
+    return isinstance(value, float) and value.is_integer()
+
+
+def _rows_table(rows: Sequence[Mapping[str, Any]], schema: Any) -> pa.Table:
+    pa = _pa()
+    arrays = []
+    fields = []
+    for field in schema:
+        column = _column(pa, field, [row.get(field.name) for row in rows])
+        arrays.append(column)
+        fields.append(field if column.type == field.type else field.with_type(column.type))
+    return pa.Table.from_arrays(arrays, schema=pa.schema(fields))
+
+
+def _columns(meta: DiscoverMeta | None, rows: Iterable[Mapping[str, Any]]) -> list[str]:
+    names: dict[str, None] = dict.fromkeys(meta.fields if meta is not None else ())
+    for row in rows:
+        for key in row:
+            names.setdefault(key, None)
+    return list(names)
+
+
+def _as_rows(items: Sequence[Any]) -> list[Mapping[str, Any]]:
+    rows: list[Mapping[str, Any]] = []
+    for item in items:
+        if isinstance(item, msgspec.Raw):
+            item = _ANY.decode(item)
+        elif isinstance(item, msgspec.Struct):
+            item = msgspec.to_builtins(item)
+        if not isinstance(item, Mapping):
+            raise TypeError(f"a table row must be an object, not {type(item).__name__}")
+        rows.append(item)
+    return rows
+
+
+def discover_table(rows: Sequence[Mapping[str, Any]], meta: DiscoverMeta | None = None) -> pa.Table:
+    """Discover rows as one table typed from ``meta`` (a page's ``meta``)."""
+    rows = _as_rows(rows)
+    return _rows_table(rows, discover_schema(meta, _columns(meta, rows)))
+
+
+def page_table(page: Page[Any]) -> pa.Table:
+    """Any page as a table: Discover pages typed from their meta, other items (Structs,
+    raw bytes, dicts) from their fields, nested objects as Arrow structs."""
+    meta = page.meta if isinstance(page.meta, DiscoverMeta) else None
+    if meta is not None:
+        return discover_table(page.items, meta)
+    return _pa().Table.from_pylist(_as_rows(page.items))
+
+
+async def discover_batches(paginator: Paginator[Any]) -> AsyncIterator[pa.RecordBatch]:
+    """A whole Discover query, one record batch per page, in the memory of one page.
+
+    Every batch has the schema of the first page's meta (columns a later page adds are
+    dropped, missing ones are null), so the batches concatenate into one table or stream
+    into a Parquet writer.
+    """
+    schema = None
+    async for page in paginator.pages():
+        rows = _as_rows(page.items)
+        if schema is None:
+            meta = page.meta if isinstance(page.meta, DiscoverMeta) else None
+            schema = _rows_table(rows, discover_schema(meta, _columns(meta, rows))).schema
+        table = _rows_table(rows, schema)
+        if table.schema != schema:
+            table = table.cast(schema, safe=False)
+        for batch in table.to_batches():
+            yield batch
+
+
+async def collect_table(paginator: Paginator[Any]) -> pa.Table:
+    """A whole Discover query as one table (for results that fit in memory)."""
+    pa = _pa()
+    batches = [batch async for batch in discover_batches(paginator)]
+    if not batches:
+        return pa.table({})
+    return pa.Table.from_batches(batches)
+
+
+def events_stats_rows(stats: EventsStats) -> list[dict[str, Any]]:
+    """One row per series and bucket: ``series``, ``y_axis``, ``group``, ``order``,
+    ``timestamp`` (UTC datetime), ``value`` and ``comparison_value``. Plain Python: the
+    command line prints these without pyarrow."""
+    rows: list[dict[str, Any]] = []
+    for series in stats.series:
+        comparisons = series.comparison_values or [None] * len(series.timestamps)
+        for stamp, value, comparison in zip(
+            series.timestamps, series.values, comparisons, strict=True
+        ):
+            rows.append(
+                {
+                    "series": series.name,
+                    "y_axis": series.y_axis,
+                    "group": series.group,
+                    "order": series.order,
+                    "timestamp": datetime.fromtimestamp(stamp, tz=timezone.utc),
+                    "value": value,
+                    "comparison_value": comparison,
+                }
+            )
+    return rows
+
+
+def events_stats_table(stats: EventsStats) -> pa.Table:
+    """:func:`events_stats_rows` as a table (timestamps in seconds, UTC)."""
+    pa = _pa()
+    schema = pa.schema(
+        [
+            ("series", pa.string()),
+            ("y_axis", pa.string()),
+            ("group", pa.string()),
+            ("order", pa.int64()),
+            ("timestamp", pa.timestamp("s", tz="UTC")),
+            ("value", pa.float64()),
+            ("comparison_value", pa.float64()),
+        ]
+    )
+    return pa.Table.from_pylist(events_stats_rows(stats), schema=schema)
+
+
+def _usage_columns(usage: UsageStats) -> tuple[list[str], bool, list[str]]:
+    """The ``groupBy`` keys, whether rows go per interval, and the quantity fields."""
+    keys: dict[str, None] = {}
+    fields: dict[str, None] = {}
+    for group in usage.groups:
+        keys.update(dict.fromkeys(group.by))
+        fields.update(dict.fromkeys(group.series or group.totals))
+    per_interval = bool(usage.intervals) and any(group.series for group in usage.groups)
+    return list(keys), per_interval, list(fields)
+
+
+def usage_rows(usage: UsageStats) -> list[dict[str, Any]]:
+    """stats_v2 groups as rows: the ``groupBy`` keys (as strings), then ``interval`` (UTC
+    datetime) and one value per field; answers without intervals (``groupBy=project``) give
+    one row per group with the totals."""
+    keys, per_interval, fields = _usage_columns(usage)
+    intervals = [_timestamp(stamp) for stamp in usage.intervals]
+    rows: list[dict[str, Any]] = []
+    for group in usage.groups:
+        labels = {key: None if group.by.get(key) is None else str(group.by[key]) for key in keys}
+        if not per_interval:
+            rows.append({**labels, **{name: group.totals.get(name) for name in fields}})
+            continue
+        for index, interval in enumerate(intervals):
+            row: dict[str, Any] = {**labels, "interval": interval}
+            for name in fields:
+                series = group.series.get(name, [])
+                row[name] = series[index] if index < len(series) else None
+            rows.append(row)
+    return rows
+
+
+def usage_table(usage: UsageStats) -> pa.Table:
+    """:func:`usage_rows` as a table; quantities are int64 where every value is whole."""
+    pa = _pa()
+    keys, per_interval, fields = _usage_columns(usage)
+    columns = [(key, pa.string()) for key in keys]
+    if per_interval:
+        columns.append(("interval", pa.timestamp("us", tz="UTC")))
+    columns += [(name, pa.float64()) for name in fields]
+    table = pa.Table.from_pylist(usage_rows(usage), schema=pa.schema(columns))
+    return _narrow_integers(pa, table, fields)
+
+
+def _narrow_integers(pa: Any, table: Any, names: list[str]) -> Any:
+    """Quantities are integers when every value is one (counts, bytes); else float64."""
+    compute = importlib.import_module("pyarrow.compute")
+    for name in names:
+        column = table.column(name)
+        valid = column.drop_null()
+        if len(valid) and not compute.all(compute.equal(valid, compute.floor(valid))).as_py():
+            continue
+        index = table.schema.get_field_index(name)
+        table = table.set_column(index, pa.field(name, pa.int64()), column.cast(pa.int64()))
+    return table
+
+
+def to_polars(table: pa.Table) -> Any:
+    """A polars DataFrame over the table (``pip install 'sentry-async[polars]'``)."""
+    try:
+        polars = importlib.import_module("polars")
+    except ImportError as exc:
+        raise ImportError("to_polars needs polars: pip install 'sentry-async[polars]'") from exc
+    return polars.from_arrow(table)
+
+
+def to_pandas(table: pa.Table) -> Any:
+    """A pandas DataFrame over the table (``pip install 'sentry-async[pandas]'``)."""
+    try:
+        importlib.import_module("pandas")
+    except ImportError as exc:
+        raise ImportError("to_pandas needs pandas: pip install 'sentry-async[pandas]'") from exc
+    return table.to_pandas()

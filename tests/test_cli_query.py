@@ -1,0 +1,181 @@
+"""``sentry-async query discover|stats|usage`` against the fake server."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Awaitable, Callable, Sequence
+from functools import partial
+
+import anyio
+import pytest
+
+from sentry_async._query_command import printable
+from sentry_async.cli import main
+from sentry_async.testing import FakeSentry
+
+ORG = "org-0"
+TOKEN = "sntrys_query-test-token-0123456789abcdef0123456789abcdef"
+Factory = Callable[..., Awaitable[FakeSentry]]
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+async def _run(argv: Sequence[str], out: io.StringIO | None = None) -> tuple[int, str, str]:
+    out = out if out is not None else io.StringIO()
+    err = io.StringIO()
+    with anyio.fail_after(30):
+        code = await anyio.to_thread.run_sync(partial(main, list(argv), stdout=out, stderr=err))
+    return code, out.getvalue(), err.getvalue()
+
+
+@pytest.fixture
+async def server(fake_sentry_factory: Factory, monkeypatch: pytest.MonkeyPatch) -> FakeSentry:
+    monkeypatch.setenv("SENTRY_AUTH_TOKEN", TOKEN)
+    return await fake_sentry_factory(scale="small", token=TOKEN)
+
+
+def _project_id(server: FakeSentry) -> str:
+    org = server.data.org(ORG)
+    assert org is not None
+    return str(org.projects[0].id)
+
+
+async def test_discover_as_csv_streams_every_page_with_a_header(server: FakeSentry) -> None:
+    project = server.data.project_slugs(ORG)[0]
+    code, out, err = await _run(
+        [
+            "query",
+            "discover",
+            "--org",
+            ORG,
+            "--field",
+            "id",
+            "--field",
+            "title",
+            "--project",
+            project,
+            "--period",
+            "14d",
+            "--base-url",
+            server.url,
+        ]
+    )
+    assert code == 0, err
+    rows = list(csv.reader(io.StringIO(out)))
+    expected = server.data.event_ids(ORG, project, start=server.data.now_ts - 14 * 86400)
+    assert rows[0] == ["id", "title"]
+    assert sorted(r[0] for r in rows[1:]) == sorted(expected) and len(expected) > 0
+    assert TOKEN not in out + err
+
+
+async def test_discover_as_json_lines_with_limit(server: FakeSentry) -> None:
+    code, out, err = await _run(
+        [
+            "query",
+            "discover",
+            "--org",
+            ORG,
+            "--field",
+            "id",
+            "--field",
+            "count()",
+            "--field",
+            "timestamp",
+            "--period",
+            "14d",
+            "--format",
+            "json",
+            "--limit",
+            "3",
+            "--base-url",
+            server.url,
+        ]
+    )
+    assert code == 0, err
+    lines = [json.loads(line) for line in out.splitlines()]
+    assert len(lines) <= 3 and all(set(line) >= {"id", "count()"} for line in lines)
+
+
+async def test_stats_on_a_terminal_is_an_aligned_table(server: FakeSentry) -> None:
+    code, out, err = await _run(
+        [
+            "query",
+            "stats",
+            "--org",
+            ORG,
+            "--period",
+            "1d",
+            "--interval",
+            "1h",
+            "--base-url",
+            server.url,
+        ],
+        out=_Terminal(),
+    )
+    assert code == 0, err
+    header, rule, *body = out.splitlines()
+    assert header.split() == [
+        "series",
+        "y_axis",
+        "group",
+        "order",
+        "timestamp",
+        "value",
+        "comparison_value",
+    ]
+    assert set(rule) == {"-", " "} and 20 <= len(body) <= 25
+
+
+async def test_usage_as_csv_per_interval(server: FakeSentry) -> None:
+    code, out, err = await _run(
+        [
+            "query",
+            "usage",
+            "--org",
+            ORG,
+            "--group-by",
+            "outcome",
+            "--period",
+            "2d",
+            "--interval",
+            "1d",
+            "--base-url",
+            server.url,
+        ]
+    )
+    assert code == 0, err
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert rows and set(rows[0]) == {"outcome", "interval", "sum(quantity)"}
+    assert all(row["sum(quantity)"].isdigit() for row in rows)
+
+
+async def test_bad_arguments_are_one_line_exit_2(server: FakeSentry) -> None:
+    code, _, err = await _run(
+        [
+            "query",
+            "discover",
+            "--org",
+            ORG,
+            "--field",
+            "id",
+            "--period",
+            "14d",
+            "--since",
+            "2026-01-01",
+            "--base-url",
+            server.url,
+        ]
+    )
+    assert code == 2
+    assert err.strip().splitlines()[-1] == (
+        "sentry-async: error: give --since or --period, not both"
+    )
+
+
+def test_terminal_text_has_control_characters_escaped() -> None:
+    assert printable("a\x1b[31mred\x07\nb") == "a\\x1b[31mred\\x07\\nb"

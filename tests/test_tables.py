@@ -1,0 +1,267 @@
+"""Arrow tables: column types from Sentry's meta, checked against hand-built tables."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import datetime, timezone
+
+import anyio
+import msgspec
+import pytest
+
+from sentry_async import RetryPolicy, SentryClient
+from sentry_async.models import DiscoverMeta, UsageStats, discover_meta, parse_events_stats
+from sentry_async.pagination import Page
+from sentry_async.tables import (
+    collect_table,
+    discover_batches,
+    discover_schema,
+    discover_table,
+    to_pandas,
+    to_polars,
+)
+from sentry_async.testing import FakeSentry
+
+pa = pytest.importorskip("pyarrow")
+
+ORG = "org-0"
+UTC = timezone.utc
+
+
+@pytest.fixture
+async def client(fake_sentry: FakeSentry) -> AsyncIterator[SentryClient]:
+    retry = RetryPolicy(attempts=2, backoff_base=0.01, backoff_max=0.05)
+    async with SentryClient(fake_sentry.token, base_url=fake_sentry.url, retry=retry) as sc:
+        yield sc
+
+
+def _meta(fields: dict[str, str], units: dict[str, str | None] | None = None) -> DiscoverMeta:
+    return DiscoverMeta(fields=fields, units=units or {})
+
+
+def test_every_discover_type_maps_to_its_arrow_type() -> None:
+    meta = _meta(
+        {
+            "n": "integer",
+            "x": "number",
+            "pct": "percentage",
+            "d": "duration",
+            "size": "size",
+            "rate": "rate",
+            "when": "date",
+            "ok": "boolean",
+            "arr": "array",
+            "s": "string",
+        },
+        {"d": "millisecond", "size": "byte", "rate": "1/second"},
+    )
+    rows = [
+        {
+            "n": 3,
+            "x": 1.5,
+            "pct": 0.25,
+            "d": 12.5,
+            "size": 2048,
+            "rate": 0.5,
+            "when": "2026-01-01T23:41:07+00:00",
+            "ok": True,
+            "arr": ["a", "b"],
+            "s": "hi",
+        },
+        {
+            "n": None,
+            "x": 2,
+            "pct": None,
+            "d": 1,
+            "size": None,
+            "rate": 1,
+            "when": "2026-01-02T00:00:00Z",
+            "ok": None,
+            "arr": None,
+            "s": None,
+        },
+    ]
+    expected_schema = pa.schema(
+        [
+            pa.field("n", pa.int64(), metadata={"sentry.type": "integer"}),
+            pa.field("x", pa.float64(), metadata={"sentry.type": "number"}),
+            pa.field("pct", pa.float64(), metadata={"sentry.type": "percentage"}),
+            pa.field(
+                "d", pa.float64(), metadata={"sentry.type": "duration", "sentry.unit": "millisecond"}
+            ),
+            pa.field("size", pa.float64(), metadata={"sentry.type": "size", "sentry.unit": "byte"}),
+            pa.field(
+                "rate", pa.float64(), metadata={"sentry.type": "rate", "sentry.unit": "1/second"}
+            ),
+            pa.field("when", pa.timestamp("us", tz="UTC"), metadata={"sentry.type": "date"}),
+            pa.field("ok", pa.bool_(), metadata={"sentry.type": "boolean"}),
+            pa.field("arr", pa.list_(pa.string()), metadata={"sentry.type": "array"}),
+            pa.field("s", pa.string(), metadata={"sentry.type": "string"}),
+        ]
+    )
+    expected = pa.Table.from_pydict(
+        {
+            "n": [3, None],
+            "x": [1.5, 2.0],
+            "pct": [0.25, None],
+            "d": [12.5, 1.0],
+            "size": [2048.0, None],
+            "rate": [0.5, 1.0],
+            "when": [
+                datetime(2026, 1, 1, 23, 41, 7, tzinfo=UTC),
+                datetime(2026, 1, 2, tzinfo=UTC),
+            ],
+            "ok": [True, None],
+            "arr": [["a", "b"], None],
+            "s": ["hi", None],
+        },
+        schema=expected_schema,
+    )
+    table = discover_table(rows, meta)
+    assert table.schema.equals(expected_schema, check_metadata=True)
+    assert table.equals(expected)
+
+
+def test_unknown_columns_are_strings_and_odd_values_widen_instead_of_failing() -> None:
+    meta = _meta({"count()": "integer"})
+    rows = [{"count()": 1, "extra": {"a": 1}}, {"count()": 2.5, "extra": "x"}]
+    table = discover_table(rows, meta)
+    assert table.column("count()").type == pa.float64()
+    assert table.column("count()").to_pylist() == [1.0, 2.5]
+    assert table.column("extra").to_pylist() == ['{"a":1}', "x"]
+
+
+def test_legacy_meta_at_the_top_level_types_the_columns() -> None:
+    meta = discover_meta({"transaction": "string", "count()": "integer", "isMetricsData": False})
+    table = discover_table([{"transaction": "GET /", "count()": 88}], meta)
+    assert table.schema.field("count()").type == pa.int64()
+    assert discover_schema(meta, ["transaction"]).field("transaction").type == pa.string()
+
+
+def test_raw_and_struct_items_become_rows() -> None:
+    page: Page[msgspec.Raw] = Page(
+        items=[msgspec.Raw(b'{"a": 1, "b": "x"}')], cursor=None, next_cursor=None, prev_cursor=None
+    )
+    assert page.to_arrow().to_pylist() == [{"a": 1, "b": "x"}]
+
+
+async def test_a_fake_discover_query_streams_into_typed_batches(
+    fake_sentry: FakeSentry, client: SentryClient
+) -> None:
+    project = fake_sentry.data.project_slugs(ORG)[0]
+    fields = ["id", "project.id", "timestamp", "title"]
+    paginator = client.discover.query(
+        ORG, fields=fields, project=project, period="14d", sort="-timestamp", page_size=5
+    )
+    with anyio.fail_after(15):
+        batches = [batch async for batch in discover_batches(paginator)]
+        rows = await paginator.collect()
+        table = await collect_table(paginator)
+    assert len(batches) >= 2, "the query must span several pages"
+    expected = pa.Table.from_pydict(
+        {
+            "id": [row["id"] for row in rows],
+            "project.id": [int(row["project.id"]) for row in rows],
+            "timestamp": [
+                datetime.fromisoformat(row["timestamp"]).astimezone(UTC) for row in rows
+            ],
+            "title": [row["title"] for row in rows],
+        },
+        schema=pa.schema(
+            [
+                pa.field("id", pa.string()),
+                pa.field("project.id", pa.int64()),
+                pa.field("timestamp", pa.timestamp("us", tz="UTC")),
+                pa.field("title", pa.string()),
+            ]
+        ),
+    )
+    assert table.num_rows == sum(batch.num_rows for batch in batches) == len(rows)
+    assert table.equals(expected.replace_schema_metadata(None).cast(table.schema))
+    assert [f.metadata for f in table.schema] == [
+        {b"sentry.type": t.encode()} for t in ("string", "integer", "date", "string")
+    ]
+
+
+async def test_fake_aggregates_carry_duration_units(
+    fake_sentry: FakeSentry, client: SentryClient
+) -> None:
+    fields = ["transaction", "count()", "p95(transaction.duration)", "last_seen()"]
+    with anyio.fail_after(10):
+        page = await anext(
+            client.discover.query(ORG, fields=fields, period="14d", dataset="transactions").pages()
+        )
+    table = page.to_arrow()
+    assert table.num_rows == len(page.items) > 0
+    duration = table.schema.field("p95(transaction.duration)")
+    assert duration.type == pa.float64()
+    assert duration.metadata == {b"sentry.type": b"duration", b"sentry.unit": b"millisecond"}
+    assert table.schema.field("count()").type == pa.int64()
+    assert table.schema.field("last_seen()").type == pa.timestamp("us", tz="UTC")
+    assert table.column("count()").to_pylist() == [row["count()"] for row in page.items]
+
+
+def test_events_stats_rows_per_series_and_bucket() -> None:
+    body = {
+        "prod": {"order": 0, "data": [[1700000000, [{"count": 3}]], [1700003600, [{"count": 0}]]]},
+        "dev": {"order": 1, "data": [[1700000000, [{"count": 1}]], [1700003600, []]]},
+    }
+    stats = parse_events_stats(msgspec.json.encode(body), ["count()"])
+    expected = pa.table(
+        {
+            "series": ["prod", "prod", "dev", "dev"],
+            "y_axis": ["count()"] * 4,
+            "group": ["prod", "prod", "dev", "dev"],
+            "order": pa.array([0, 0, 1, 1], pa.int64()),
+            "timestamp": pa.array(
+                [datetime.fromtimestamp(t, UTC) for t in (1700000000, 1700003600) * 2],
+                pa.timestamp("s", tz="UTC"),
+            ),
+            "value": [3.0, 0.0, 1.0, None],
+            "comparison_value": pa.array([None] * 4, pa.float64()),
+        }
+    )
+    assert stats.to_arrow().equals(expected)
+
+
+def test_usage_groups_with_and_without_intervals() -> None:
+    usage = msgspec.json.decode(
+        b'{"start":"2026-01-01T00:00:00Z","end":"2026-01-03T00:00:00Z",'
+        b'"intervals":["2026-01-01T00:00:00Z","2026-01-02T00:00:00Z"],'
+        b'"groups":[{"by":{"outcome":"accepted"},"totals":{"sum(quantity)":5},'
+        b'"series":{"sum(quantity)":[2,3]}},'
+        b'{"by":{"outcome":"filtered"},"totals":{"sum(quantity)":1},'
+        b'"series":{"sum(quantity)":[0,1]}}]}',
+        type=UsageStats,
+    )
+    day = [datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 1, 2, tzinfo=UTC)]
+    expected = pa.table(
+        {
+            "outcome": ["accepted", "accepted", "filtered", "filtered"],
+            "interval": pa.array(day * 2, pa.timestamp("us", tz="UTC")),
+            "sum(quantity)": pa.array([2, 3, 0, 1], pa.int64()),
+        }
+    )
+    assert usage.to_arrow().equals(expected)
+    by_project = msgspec.json.decode(
+        b'{"intervals":[],"groups":[{"by":{"project":11},"totals":{"sum(quantity)":7}},'
+        b'{"by":{"project":12},"totals":{"sum(quantity)":1.5}}]}',
+        type=UsageStats,
+    )
+    expected = pa.table(
+        {"project": ["11", "12"], "sum(quantity)": pa.array([7.0, 1.5], pa.float64())}
+    )
+    assert by_project.to_arrow().equals(expected)
+
+
+def test_polars_and_pandas_read_the_same_table() -> None:
+    pytest.importorskip("polars")
+    pytest.importorskip("pandas")
+    table = discover_table(
+        [{"n": 1, "when": "2026-01-01T00:00:00+00:00"}], _meta({"n": "integer", "when": "date"})
+    )
+    frame = to_polars(table)
+    assert frame.columns == ["n", "when"] and frame["n"].to_list() == [1]
+    pandas_frame = to_pandas(table)
+    assert list(pandas_frame.columns) == ["n", "when"]
+    assert str(pandas_frame["when"].dtype).startswith("datetime64")
