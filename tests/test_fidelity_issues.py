@@ -171,6 +171,7 @@ async def test_no_query_leaves_out_low_priority_issues(
 async def test_an_event_id_query_is_a_direct_hit(
     fake_sentry: FakeSentry, client: SentryClient
 ) -> None:
+    """Pins current servers; a short id is a direct hit only with ``shortIdLookup=1``."""
     issue_id = fake_sentry.data.issue_ids(ORG)[5]
     record = fake_sentry.data.issues_by_id[issue_id]
     event_id = record.events[0].event_id
@@ -233,6 +234,8 @@ def _tie(server: FakeSentry, count: int) -> tuple[list[str], int]:
 async def test_issue_cursors_are_sequence_cursors_through_ties(
     fake_sentry: FakeSentry, client: SentryClient
 ) -> None:
+    """Pins the current default search path (``SequencePaginator``); the Postgres path's
+    ``DateTimePaginator`` cursors have the same form, and the client only passes them back."""
     tied, score = _tie(fake_sentry, 70)
     with anyio.fail_after(10):
         pages = [

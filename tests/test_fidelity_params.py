@@ -60,6 +60,8 @@ async def test_discover_page_sizes_by_dataset(
 async def test_the_fake_refuses_large_pages_in_sentrys_words(
     fake_sentry: FakeSentry, client: SentryClient
 ) -> None:
+    """Current servers' message (``Endpoint.get_per_page``); older ones refused only values
+    over 100, in other words. The client never sends such a size on any version."""
     with anyio.fail_after(10), pytest.raises(BadRequest) as caught:
         await client.request(
             "GET",
@@ -155,6 +157,7 @@ async def test_latest_event_is_chosen_among_the_matching_ones(
 async def test_older_servers_refuse_several_projects_with_a_typed_error(
     fake_sentry_factory: object,
 ) -> None:
+    """Pins servers before September 2025; current ones answer (see the next test)."""
     server: FakeSentry = await fake_sentry_factory(profile="older")  # type: ignore[operator]
     org = server.data.org(SINGLE)
     assert org is not None and "global-views" not in org.features
