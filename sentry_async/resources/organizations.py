@@ -147,6 +147,7 @@ class OrganizationsResource(Resource):
             try:
                 found = await client.request("GET", "/users/me/regions/", type=_Regions)
             except (NotFound, Forbidden):
+                # Older servers, and tokens without a user (a bad token is a 401 here).
                 found = None
             regions: builtins.list[tuple[str, URL]] = []
             for region in found.regions if found is not None else []:
