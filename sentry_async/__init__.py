@@ -4,8 +4,11 @@ Lazy pagination over Link cursors, one shared rate limiter that reads Sentry's h
 msgspec models that decode large events fast, and a resumable bulk exporter.
 """
 
+import logging
 from typing import Any
 
+from ._network import InsecureTLSWarning
+from ._otel import OpenTelemetryHooks
 from ._protocol.ratelimit import RateLimitInfo
 from ._protocol.retry import RetryPolicy
 from ._transport import Response
@@ -34,6 +37,7 @@ from .errors import (
     UntrustedHost,
 )
 from .fanout import FanOut, FanOutEvent, StreamDone, StreamItem, fan_out
+from .hooks import HookEvent, Hooks
 from .limiter import GroupState, RateLimiter
 from .pagination import Page, Paginator, Position
 from .resources.events import EventListOptions
@@ -52,8 +56,12 @@ __all__ = [
     "FanOutEvent",
     "Forbidden",
     "GroupState",
+    "HookEvent",
+    "Hooks",
+    "InsecureTLSWarning",
     "MultiProjectRefused",
     "NotFound",
+    "OpenTelemetryHooks",
     "OversizedPage",
     "Page",
     "PaginationError",
@@ -79,6 +87,11 @@ __all__ = [
     "__version__",
     "fan_out",
 ]
+
+# A library's convention: silent unless the application configures logging (then its
+# handlers get every record). Without this, Python's last-resort handler would print the
+# retry warnings of a program that configured nothing on its stderr.
+logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 _MOVED_TO_SANSIO = frozenset(
     {

@@ -19,8 +19,10 @@ import anyio
 from multidict import CIMultiDictProxy
 from yarl import URL
 
+from ._network import explain_missing_token
 from ._protocol.errors import build_api_error, is_query_timeout, parse_error_body
 from ._protocol.hosts import origin, resolve_redirect
+from ._protocol.proxies import ProxySettings
 from ._protocol.ratelimit import RateLimitInfo, parse_rate_limit, parse_retry_after
 from ._protocol.retry import RetryPolicy, decide
 from .errors import (
@@ -31,6 +33,7 @@ from .errors import (
     TransportError,
     UnsafeRedirect,
 )
+from .hooks import Call, HookSet
 from .limiter import RateLimiter
 
 __all__ = ["MalformedBody", "Response", "Secret", "Transport"]
@@ -113,6 +116,8 @@ class Transport:
         trusted_origins: set[tuple[str, str, int | None]],
         headers: dict[str, str],
         rng: random.Random | None = None,
+        proxy: ProxySettings | None = None,
+        hooks: HookSet | None = None,
     ) -> None:
         self.session = session
         if hasattr(session, "_retry_connection"):
@@ -127,6 +132,8 @@ class Transport:
         self.trusted_origins = trusted_origins
         self._headers = headers
         self._rng = rng or random.Random()
+        self._proxy = proxy or None
+        self._hooks = hooks
 
     async def send(
         self,
@@ -165,6 +172,33 @@ class Transport:
     ) -> T:
         """:meth:`send`, then ``decode`` the success; a :class:`MalformedBody` from it counts
         as a failed attempt (a body cut short or mangled on the way), retried like one."""
+        call = None if self._hooks is None else self._hooks.start(method, group)
+        try:
+            result = await self._attempts(
+                method, url, group, params, body, idempotent, retry, decode, call
+            )
+        except BaseException as exc:
+            if call is not None:
+                call.done(exc)
+            if self._token is None:
+                explain_missing_token(exc)
+            raise
+        if call is not None:
+            call.done(None)
+        return result
+
+    async def _attempts(
+        self,
+        method: str,
+        url: URL,
+        group: str,
+        params: Sequence[tuple[str, str]],
+        body: bytes | None,
+        idempotent: bool,
+        retry: RetryPolicy | None,
+        decode: Callable[[Response], T],
+        call: Call | None,
+    ) -> T:
         policy = retry or self.retry
         if params:
             url = url.extend_query(list(params))
@@ -183,9 +217,15 @@ class Transport:
                     retry_after=paused,
                 )
             try:
+                if call is not None:
+                    call.waiting()
                 async with self.limiter.slot(group):
+                    if call is not None:
+                        call.sending(attempt)
                     response = await self._send_once(method, url, body)
             except _Failure as failure:
+                if call is not None:
+                    call.failed(failure.kind)
                 decision = decide(
                     attempt=attempt,
                     policy=policy,
@@ -195,6 +235,8 @@ class Transport:
                 )
                 if not decision.retry:
                     raise failure.error from failure.error.__cause__
+                if call is not None:
+                    call.retrying(decision.delay, failure.kind)
                 logger.warning(
                     "retrying %s %s in %.2fs (attempt %d of %d): %s",
                     method,
@@ -207,6 +249,8 @@ class Transport:
                 await anyio.sleep(decision.delay)
                 continue
             self.limiter.observe(group, response.rate_limit)
+            if call is not None:
+                call.answered(response.status, response.elapsed)
             # A 3xx that is still here had no Location (Sentry's renamed-project answer):
             # an error, not a body to decode as the requested model.
             if response.status < 300:
@@ -222,6 +266,8 @@ class Transport:
                     )
                     if not decision.retry:
                         raise malformed.error from malformed.error.__cause__
+                    if call is not None:
+                        call.retrying(decision.delay, "payload")
                     logger.warning(
                         "retrying %s %s in %.2fs (attempt %d of %d): %s",
                         method,
@@ -249,7 +295,11 @@ class Transport:
             )
             if decision.server_wait:
                 self.limiter.block(group, decision.delay)
+                if call is not None:
+                    call.server_wait(decision.delay)
             if decision.retry:
+                if call is not None:
+                    call.retrying(decision.delay)
                 logger.warning(
                     "retrying %s %s in %.2fs after %d (attempt %d of %d)",
                     method,
@@ -275,6 +325,8 @@ class Transport:
     def _redact(self, body: bytes) -> bytes:
         """An error body with the token blanked out: a server (or proxy) that echoes the
         request back must not put the token into the exception built from it."""
+        if self._proxy is not None:
+            body = self._proxy.redact(body)
         if self._token is None:
             return body
         secret = self._token.reveal().encode()
@@ -288,6 +340,9 @@ class Transport:
                 headers["Content-Type"] = "application/json"
             if self._token is not None and origin(url) in self.trusted_origins:
                 headers["Authorization"] = f"Bearer {self._token.reveal()}"
+            proxy, proxy_headers = (
+                (None, None) if self._proxy is None else self._proxy.route(url, headers)
+            )
             malformed: ConnectionFailed | None = None
             try:
                 async with self.session.request(
@@ -297,6 +352,8 @@ class Transport:
                     headers=headers,
                     allow_redirects=False,
                     timeout=self._timeout,
+                    proxy=proxy,
+                    proxy_headers=proxy_headers,
                 ) as resp:
                     payload = await resp.read()
                     status = resp.status
@@ -319,6 +376,24 @@ class Transport:
                         exc,
                     ),
                 ) from exc
+            except aiohttp.ClientConnectorCertificateError as exc:
+                # Not retried: a certificate nobody trusts stays untrusted.
+                raise _chain(
+                    ConnectionFailed(
+                        f"{exc} (for a private CA pass ssl= or --ca-bundle with its certificate)",
+                        method=method,
+                        url=str(url),
+                    ),
+                    exc,
+                ) from exc
+            except aiohttp.ClientHttpProxyError as exc:
+                # Not chained either: its request_info is the CONNECT, Proxy-Authorization
+                # included.
+                malformed = ConnectionFailed(
+                    f"the proxy refused the tunnel: {exc.status} {exc.message}",
+                    method=method,
+                    url=str(url),
+                )
             except aiohttp.ClientResponseError as exc:
                 # A response aiohttp could not parse (bad status line, oversized header). Its
                 # request_info holds the request's headers, Authorization included, so it

@@ -18,10 +18,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TextIO, TypeVar
+from typing import Any, TextIO, TypeVar
 
 import anyio
 
+from ._network import tls
 from ._query_command import add_query_parser, run_query
 from ._version import __version__
 from .client import DEFAULT_BASE_URL, SentryClient
@@ -95,6 +96,11 @@ exit codes:
   4  organization, project or issue not found (404)
   5  output directory refused: not empty, other arguments on --resume, locked, or damaged
   130 interrupted (Ctrl-C): the checkpoint is saved, run again with --resume
+
+network:
+  proxies come from $HTTPS_PROXY/$HTTP_PROXY/$NO_PROXY, read as urllib reads them (no
+  .netrc); --ca-bundle PATH (default $SSL_CERT_FILE) trusts a private CA instead of the
+  system's.
 
 the token comes from --token-file or $SENTRY_AUTH_TOKEN and is never printed.
 """
@@ -226,6 +232,12 @@ def _add_connection_args(parser: argparse.ArgumentParser) -> None:
         help="allow a plain http:// URL for a host other than localhost; the token would "
         "travel unencrypted",
     )
+    parser.add_argument(
+        "--ca-bundle",
+        metavar="PATH",
+        help="trust the CA certificates in PATH (PEM) instead of the system's, for an install "
+        "behind a private CA (default: $SSL_CERT_FILE if set)",
+    )
 
 
 def _add_verbosity_args(parser: argparse.ArgumentParser) -> None:
@@ -290,14 +302,29 @@ def _read_token(token_file: str | None) -> str:
 
 
 def _client_from_args(args: argparse.Namespace, token: str) -> SentryClient:
-    """The client, or a usage error naming where a bad URL came from (the token is checked)."""
+    """The client, or a usage error naming where a bad URL, proxy or CA bundle came from (the
+    token is checked). Proxies come from $HTTPS_PROXY/$HTTP_PROXY/$NO_PROXY."""
+    ca_bundle, ca_source = args.ca_bundle, "--ca-bundle"
+    if ca_bundle is None:
+        ca_bundle, ca_source = os.environ.get("SSL_CERT_FILE") or None, "$SSL_CERT_FILE"
+    tls_options: dict[str, Any] = {}
+    if ca_bundle is not None:
+        try:
+            tls_options["ssl"] = tls(ca_bundle)
+        except ValueError as exc:
+            raise _UsageError(f"{ca_source}: {str(exc).removeprefix('ssl: ')}") from None
     try:
         return SentryClient(
-            token, base_url=args.base_url, allow_insecure_http=args.allow_insecure_http
+            token,
+            base_url=args.base_url,
+            allow_insecure_http=args.allow_insecure_http,
+            **tls_options,
         )
     except ValueError as exc:
-        source = "--base-url" if args.base_url is not None else "$SENTRY_URL"
         message = str(exc).replace("allow_insecure_http=True", "--allow-insecure-http")
+        if message.startswith("$") or " through proxy " in message:  # from a *_PROXY variable
+            raise _UsageError(message) from None
+        source = "--base-url" if args.base_url is not None else "$SENTRY_URL"
         raise _UsageError(f"{source}: {message}") from None
 
 
@@ -414,7 +441,8 @@ async def _run_demo(args: argparse.Namespace, out: TextIO) -> int:
     manifests: list[tuple[Manifest, Path]] = []
     async with FakeSentry(seed=DEMO_SEED, scale=args.scale) as server:
         now: datetime = server.data.now
-        async with SentryClient(server.token, base_url=server.url) as client:
+        # The demo's server is on this machine: a proxy in the environment has no part in it.
+        async with SentryClient(server.token, base_url=server.url, proxy=None) as client:
             org = server.data.orgs[0].slug
             for kind in ("issues", "events"):
                 spec = ExportSpec(

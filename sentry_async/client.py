@@ -22,6 +22,7 @@ import aiohttp
 import msgspec
 from yarl import URL
 
+from ._network import SSLSetting, tls
 from ._protocol.cursors import DEFAULT_MAX_STALE_PAGES, body_fingerprint
 from ._protocol.hosts import endpoint_group, is_loopback, origin, token_host_refusal
 from ._protocol.params import (
@@ -32,10 +33,12 @@ from ._protocol.params import (
     is_numeric_id,
     project_refs,
 )
+from ._protocol.proxies import ENVIRONMENT, FromEnvironment, proxy_settings
 from ._protocol.retry import RetryPolicy
 from ._transport import MalformedBody, Response, Secret, Transport
 from ._version import __version__
 from .errors import DecodeError, NotFound, ProjectMoved, SentryError, UntrustedHost
+from .hooks import Hooks, HookSet
 from .limiter import RateLimiter
 from .pagination import PageFetcher, Paginator, RawPage
 
@@ -113,6 +116,11 @@ class SentryClient:
     ``rate``/``burst`` pace requests per endpoint group until Sentry's headers say more;
     ``max_concurrency`` caps in-flight requests per group. One limiter serves every task
     that shares the client.
+
+    ``proxy`` defaults to the environment's ``HTTPS_PROXY``/``HTTP_PROXY``/``NO_PROXY`` (read
+    as ``urllib`` reads them, without ``.netrc``); a URL forces one, ``None`` goes direct.
+    ``ssl`` takes a CA bundle's path or an ``ssl.SSLContext`` for private CAs. ``hooks``
+    and ``trace_configs`` (aiohttp's) observe every request.
     """
 
     def __init__(
@@ -132,6 +140,10 @@ class SentryClient:
         trusted_hosts: Iterable[str] = (),
         session: aiohttp.ClientSession | None = None,
         limiter: RateLimiter | None = None,
+        proxy: str | FromEnvironment | None = ENVIRONMENT,
+        ssl: SSLSetting = None,
+        hooks: Hooks | Iterable[Hooks] | None = None,
+        trace_configs: Iterable[aiohttp.TraceConfig] = (),
     ) -> None:
         raw_token = token if token is not None else os.environ.get("SENTRY_AUTH_TOKEN")
         if raw_token is not None:
@@ -159,12 +171,23 @@ class SentryClient:
             f"sentry-async/{__version__} aiohttp/{aiohttp.__version__} "
             f"python/{platform.python_version()}"
         )
+        self._proxy = proxy_settings(proxy, os.environ)
+        self._proxy.check_plain_http(self.base_url, allow_insecure_http)
         self._trusted: set[tuple[str, str, int | None]] = {origin(self.base_url)}
         self._trusted_urls: list[URL] = []
         for host in trusted_hosts:
             trusted_url = _normalise_base_url(host, allow_insecure_http)
+            self._proxy.check_plain_http(trusted_url, allow_insecure_http)
             self._trusted_urls.append(trusted_url)
             self._trusted.add(origin(trusted_url))
+        self._hooks = HookSet.of(hooks)
+        self._trace_configs = list(trace_configs)
+        if session is not None and (ssl is not None or self._trace_configs):
+            raise ValueError(
+                "ssl= and trace_configs= configure the session this client creates; "
+                "set them on your own session instead"
+            )
+        self._ssl = tls(ssl)
         self._session = session
         self._owns_session = session is None
         self._transport: Transport | None = None
@@ -221,10 +244,16 @@ class SentryClient:
         if self._transport is None:
             if self._session is None:
                 connector = aiohttp.TCPConnector(
-                    limit=self._max_connections, ttl_dns_cache=300, enable_cleanup_closed=True
+                    limit=self._max_connections,
+                    ttl_dns_cache=300,
+                    enable_cleanup_closed=True,
+                    ssl=self._ssl,
                 )
                 self._session = aiohttp.ClientSession(
-                    connector=connector, timeout=self.timeouts.to_aiohttp(), trust_env=False
+                    connector=connector,
+                    timeout=self.timeouts.to_aiohttp(),
+                    trust_env=False,
+                    trace_configs=self._trace_configs or None,
                 )
             self._transport = Transport(
                 self._session,
@@ -234,6 +263,8 @@ class SentryClient:
                 timeout=self.timeouts.to_aiohttp(),
                 trusted_origins=self._trusted,
                 headers={"User-Agent": self._user_agent, "Accept": "application/json"},
+                proxy=self._proxy,
+                hooks=self._hooks,
             )
         return self._transport
 
@@ -247,6 +278,7 @@ class SentryClient:
         try:
             region = URL(region_url.strip())
             normalised = _normalise_base_url(region_url, self._allow_insecure)
+            self._proxy.check_plain_http(normalised, self._allow_insecure)
         except (TypeError, ValueError) as exc:
             raise UntrustedHost(f"refusing region {region_url!r}: {exc}") from exc
         refusal = token_host_refusal(self.base_url, region, self._trusted_urls)

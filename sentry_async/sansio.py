@@ -4,7 +4,8 @@ Everything the client decides lives here, so another transport (a sync client, a
 a different HTTP library) can reuse it: RFC 8288 ``Link`` parsing and Sentry's cursors
 (``CursorWalk``: one stream's pages, positions, loops and stale pages),
 the ``X-Sentry-Rate-Limit-*`` and ``Retry-After`` headers, error bodies, retry decisions,
-endpoint groups and same-origin checks, and query-parameter encoding. This is the public
+endpoint groups and same-origin checks, query-parameter encoding, and which proxy a URL
+goes through (``*_PROXY``/``NO_PROXY`` read as ``urllib`` reads them). This is the public
 home of these names; the modules under ``sentry_async._protocol`` are private.
 """
 
@@ -27,6 +28,7 @@ from ._protocol.params import (
     time_range,
     validate_period,
 )
+from ._protocol.proxies import ProxySettings, bypasses, proxies_from_env
 from ._protocol.ratelimit import RateLimitInfo, parse_rate_limit, parse_retry_after
 from ._protocol.retry import RetryDecision, RetryPolicy, backoff_delay, decide, rate_limit_delay
 
@@ -35,6 +37,7 @@ __all__ = [
     "Link",
     "LinkHeaderError",
     "PageLinks",
+    "ProxySettings",
     "RateLimitInfo",
     "RetryDecision",
     "RetryPolicy",
@@ -42,6 +45,7 @@ __all__ = [
     "backoff_delay",
     "body_fingerprint",
     "build_api_error",
+    "bypasses",
     "check_page_size",
     "check_slug",
     "cursor_from_url",
@@ -57,6 +61,7 @@ __all__ = [
     "parse_link_header",
     "parse_rate_limit",
     "parse_retry_after",
+    "proxies_from_env",
     "rate_limit_delay",
     "resolve_redirect",
     "time_range",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ssl as _ssl
 from collections.abc import Sequence
 from datetime import datetime, timezone
 from types import TracebackType
@@ -23,7 +24,8 @@ class FakeSentry:
     ``async with FakeSentry(scale="small") as server:`` then point a client at
     ``server.url`` with ``server.token``. Data is deterministic for a ``seed`` and anchored
     to ``now`` (default: the current hour). ``faults`` scripts misbehaviour, ``requests``
-    records every request, ``data`` answers "what does the server hold".
+    records every request, ``data`` answers "what does the server hold". With
+    ``ssl`` (a server-side ``ssl.SSLContext``) it serves https, to test private CAs.
 
     ``profile="older"`` plays a server from before September 2025 (multi-project refusals
     without ``global-views``, a bare-string 429 body, no rate-limit headers).
@@ -44,6 +46,7 @@ class FakeSentry:
         port: int = 0,
         link_host: str | None = None,
         legacy_links: bool = False,
+        ssl: _ssl.SSLContext | None = None,
         profile: str = "current",
         regions: Sequence[str] = (),
     ) -> None:
@@ -60,6 +63,7 @@ class FakeSentry:
         self.token = token
         self.host = host
         self.port = port
+        self._ssl = ssl
         self.data = Dataset(seed, scale, now)
         self.faults = FaultPlan(seed)
         self._state = ServerState(
@@ -110,29 +114,29 @@ class FakeSentry:
             build_app(self._state),
             access_log=None,
             handle_signals=False,
-            # A bulk call carries up to 1000 repeated ``id=`` (about 11 KB of request line);
-            # Sentry accepts it, aiohttp's default limit of 8190 bytes would not.
+            # Request lines over 8 KB get nginx's 414 from the app itself, as in front of
+            # Sentry; aiohttp's own limit (8190 bytes, a 400) must not answer first.
             max_line_size=_MAX_REQUEST_LINE,
         )
         await runner.setup()
-        site = web.TCPSite(runner, self.host, self.port, reuse_address=True)
+        site = web.TCPSite(runner, self.host, self.port, reuse_address=True, ssl_context=self._ssl)
         await site.start()
         server = site._server
         assert server is not None
         sockets = getattr(server, "sockets", None) or []
         self.port = sockets[0].getsockname()[1]
-        self.url = f"http://{self.host}:{self.port}"
+        self.url = f"{'https' if self._ssl else 'http'}://{self.host}:{self.port}"
         self.data.base_url = self.url
         self._runner = runner
         for n, name in enumerate(self.regions):
             port = self.port
             if n:
-                extra = web.TCPSite(runner, self.host, 0, reuse_address=True)
+                extra = web.TCPSite(runner, self.host, 0, reuse_address=True, ssl_context=self._ssl)
                 await extra.start()
                 assert extra._server is not None
                 port = getattr(extra._server, "sockets", [])[0].getsockname()[1]
             self._state.region_ports[port] = name
-            self.data.region_urls[name] = f"http://{self.host}:{port}"
+            self.data.region_urls[name] = f"{'https' if self._ssl else 'http'}://{self.host}:{port}"
 
     async def close(self) -> None:
         if self._runner is not None:

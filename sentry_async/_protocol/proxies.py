@@ -1,0 +1,217 @@
+"""Which proxy a request goes through: the environment read as ``urllib`` reads it.
+
+aiohttp's ``trust_env`` would do this too, but it also reads ``~/.netrc`` and could attach
+credentials found there; this module reads only ``*_proxy`` variables and ``NO_PROXY``,
+and keeps the proxy's own credentials out of every URL, repr and message.
+"""
+
+from __future__ import annotations
+
+import base64
+import enum
+from collections.abc import Mapping
+from typing import Final
+from urllib.parse import unquote
+
+from yarl import URL
+
+from .hosts import is_loopback
+
+__all__ = [
+    "ENVIRONMENT",
+    "FromEnvironment",
+    "ProxySettings",
+    "bypasses",
+    "proxies_from_env",
+    "proxy_settings",
+    "safe_proxy_url",
+]
+
+_SCHEMES = ("http", "https")
+
+
+def proxies_from_env(environ: Mapping[str, str]) -> dict[str, str]:
+    """``{scheme: proxy}`` plus ``"no"`` for ``NO_PROXY``, exactly as
+    :func:`urllib.request.getproxies_environment` builds it: any case, the lowercase
+    variable wins (an empty one removes the other), and ``HTTP_PROXY`` is ignored when
+    ``REQUEST_METHOD`` says this is a CGI script (httpoxy)."""
+    proxies: dict[str, str] = {}
+    for name, value in environ.items():
+        lowered = name.lower()
+        if value and lowered.endswith("_proxy"):
+            proxies[lowered[:-6]] = value
+    if "REQUEST_METHOD" in environ:
+        proxies.pop("http", None)
+    for name, value in environ.items():
+        if name.endswith("_proxy"):
+            lowered = name.lower()
+            if value:
+                proxies[lowered[:-6]] = value
+            else:
+                proxies.pop(lowered[:-6], None)
+    return proxies
+
+
+def bypasses(host: str, port: int | None, no_proxy: str | None) -> bool:
+    """Whether ``NO_PROXY`` exempts ``host``: ``*``, or a comma-separated list of names that
+    match the host itself or any subdomain (a leading dot is ignored), optionally with a
+    port. The rules of :func:`urllib.request.proxy_bypass_environment`."""
+    if not no_proxy:
+        return False
+    if no_proxy.strip() == "*":
+        return True
+    hostonly = host.strip("[]").lower()
+    with_port = f"{hostonly}:{port}" if port is not None else hostonly
+    for entry in no_proxy.split(","):
+        name = entry.strip().lstrip(".").lower()
+        if not name:
+            continue
+        if name in (hostonly, with_port):
+            return True
+        if hostonly.endswith("." + name) or with_port.endswith("." + name):
+            return True
+    return False
+
+
+def safe_proxy_url(url: URL) -> str:
+    """The proxy URL as it may be shown: scheme, host and port, never its credentials."""
+    return str(url.with_user(None).with_password(None).with_path("").with_query(None))
+
+
+def _parse_proxy(value: str, source: str) -> tuple[URL, str | None]:
+    """The proxy's URL without credentials and a ``Proxy-Authorization`` value for them."""
+    text = value.strip()
+    if "://" not in text:
+        text = "http://" + text  # "proxy:3128", as urllib and curl accept it
+    try:
+        url = URL(text)
+    except (TypeError, ValueError):
+        raise ValueError(f"{source} is not a proxy URL") from None
+    if url.scheme not in _SCHEMES or not url.host:
+        # Only the scheme is named: the value itself may hold a password.
+        raise ValueError(
+            f"{source} must be an http:// or https:// proxy URL (got scheme {url.scheme!r})"
+        )
+    authorization = None
+    if url.user is not None or url.password is not None:
+        pair = f"{unquote(url.raw_user or '')}:{unquote(url.raw_password or '')}"
+        authorization = "Basic " + base64.b64encode(pair.encode("utf-8")).decode("ascii")
+    return URL(safe_proxy_url(url)), authorization
+
+
+class ProxySettings:
+    """Where each request goes: straight to the host, or through a proxy.
+
+    ``proxies`` maps a request scheme to a proxy URL (it may carry ``user:password@``);
+    ``no_proxy`` is a ``NO_PROXY`` list. Credentials are kept apart from the URL and only
+    leave as a ``Proxy-Authorization`` header, so no repr, log line or error built from
+    the proxy's URL can show them.
+    """
+
+    __slots__ = ("_auth", "_no_proxy", "_urls")
+
+    def __init__(
+        self, proxies: Mapping[str, str], no_proxy: str | None = None, *, source: str = "proxy"
+    ) -> None:
+        self._urls: dict[str, URL] = {}
+        self._auth: dict[str, str] = {}
+        for scheme in _SCHEMES:
+            value = proxies.get(scheme)
+            if value:
+                url, authorization = _parse_proxy(value, source.format(scheme=scheme.upper()))
+                self._urls[scheme] = url
+                if authorization is not None:
+                    self._auth[scheme] = authorization
+        self._no_proxy = no_proxy
+
+    def __bool__(self) -> bool:
+        return bool(self._urls)
+
+    def __repr__(self) -> str:
+        routes = ", ".join(f"{scheme}={safe_proxy_url(url)}" for scheme, url in self._urls.items())
+        return f"ProxySettings({routes or 'direct'}, no_proxy={self._no_proxy!r})"
+
+    def proxy_for(self, url: URL) -> URL | None:
+        """The proxy ``url`` goes through (credentials stripped), or ``None`` for direct."""
+        proxy = self._urls.get(url.scheme)
+        if proxy is None or bypasses(url.host or "", url.explicit_port, self._no_proxy):
+            return None
+        return proxy
+
+    def route(self, url: URL, headers: dict[str, str]) -> tuple[URL | None, dict[str, str] | None]:
+        """``(proxy, proxy_headers)`` for aiohttp's request, for a request to ``url``.
+
+        An https request tunnels through ``CONNECT``: the proxy's credentials go on the
+        ``CONNECT`` and everything else (the token included) inside TLS. A plain http
+        request is forwarded whole, so the credentials join its own ``headers``.
+        """
+        proxy = self.proxy_for(url)
+        if proxy is None:
+            return None, None
+        authorization = self._auth.get(url.scheme)
+        if authorization is None:
+            return proxy, None
+        if url.scheme == "https":
+            return proxy, {"Proxy-Authorization": authorization}
+        headers["Proxy-Authorization"] = authorization
+        return proxy, None
+
+    def redact(self, body: bytes) -> bytes:
+        """``body`` with the proxy's credentials blanked out: a proxy's error page that
+        echoes the request must not carry them into an exception."""
+        for authorization in self._auth.values():
+            encoded = authorization.removeprefix("Basic ").encode()
+            password = base64.b64decode(encoded).partition(b":")[2]
+            for secret in (encoded, password):
+                if secret and secret in body:
+                    body = body.replace(secret, b"********")
+        return body
+
+    def check_plain_http(self, url: URL, allow_insecure_http: bool) -> None:
+        """Refuse to send a plain http request, and so the token, to a proxy off this host.
+
+        Plain http is allowed for loopback because the bytes never leave the machine; sent
+        through a proxy they do, so the proxy itself must be loopback (or the caller must
+        have accepted clear text with ``allow_insecure_http=True``).
+        """
+        if url.scheme != "http" or allow_insecure_http:
+            return
+        proxy = self.proxy_for(url)
+        if proxy is not None and not is_loopback(proxy.host):
+            raise ValueError(
+                f"refusing plain http:// to {url.host} through proxy {safe_proxy_url(proxy)}: "
+                "the token would travel unencrypted off this machine (use https, list the "
+                "host in NO_PROXY, or pass allow_insecure_http=True)"
+            )
+
+
+class FromEnvironment(enum.Enum):
+    """The type of :data:`ENVIRONMENT`."""
+
+    ENVIRONMENT = "environment"
+
+    def __repr__(self) -> str:
+        return "ENVIRONMENT"
+
+
+ENVIRONMENT: Final = FromEnvironment.ENVIRONMENT
+"""The default of ``proxy=``: take the proxy from the environment, as ``urllib`` does."""
+
+
+def proxy_settings(
+    proxy: str | FromEnvironment | None, environ: Mapping[str, str]
+) -> ProxySettings:
+    """The settings for the client's ``proxy=`` argument.
+
+    ``ENVIRONMENT`` (the default) reads ``HTTPS_PROXY``/``HTTP_PROXY``/``NO_PROXY``; a URL
+    sends every request through that proxy; ``None`` goes direct whatever the environment
+    says.
+    """
+    if proxy is None:
+        return ProxySettings({})
+    if proxy is ENVIRONMENT:
+        found = proxies_from_env(environ)
+        return ProxySettings(found, found.get("no"), source="${scheme}_PROXY")
+    if isinstance(proxy, str):
+        return ProxySettings({"http": proxy, "https": proxy}, source="proxy=")
+    raise TypeError(f"proxy must be a URL string or None (got {type(proxy).__name__})")

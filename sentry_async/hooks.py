@@ -1,0 +1,241 @@
+"""Callbacks on what the client's requests do: enough to feed metrics or traces.
+
+A client built without hooks never creates any of these objects: the transport checks a
+single ``None`` per step, so the hot path stays as it was.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import time
+from collections.abc import Callable, Iterable
+
+import msgspec
+
+__all__ = ["HookEvent", "Hooks"]
+
+logger = logging.getLogger("sentry_async.hooks")
+
+
+class HookEvent(msgspec.Struct, frozen=True):
+    """What happened to one logical request (a call, with all its retries).
+
+    Never holds the URL, its query values or any header: ``group`` is the endpoint's
+    template (``"GET /organizations/{org}/issues/"``), what Sentry rate-limits by. (A
+    frozen msgspec struct: built several times per request, it must be cheap to make.)
+    """
+
+    id: int
+    """The logical request, unique in the process; the same in all of its events."""
+    method: str
+    group: str
+    attempt: int
+    """1-based; in ``on_done``, the number of attempts made."""
+    status: int | None = None
+    """The HTTP status (``on_response``, ``on_retry``, ``on_done``); ``None`` without one."""
+    wait: float = 0.0
+    """Seconds: the pause before the next attempt (``on_retry``) or held back by a rate
+    limit (``on_rate_limit_wait``)."""
+    elapsed: float = 0.0
+    """Seconds: the attempt (``on_response``) or the whole request (``on_done``)."""
+    reason: str | None = None
+    """Why: a failure kind (``timeout``, ``connection``, ``payload``) for ``on_response`` and
+    ``on_retry``; ``server`` or ``limiter`` for ``on_rate_limit_wait``; the exception's
+    class name for a failed ``on_done``."""
+
+
+class Hooks:
+    """Override what you need; every method here does nothing.
+
+    Hooks run synchronously on the event loop, inside the request: count, observe, set an
+    attribute, never block. An exception from a hook is logged on ``sentry_async.hooks``
+    and never breaks the request.
+    """
+
+    def on_start(self, event: HookEvent) -> None:
+        """A logical request begins (before any rate-limit wait); ``attempt`` is 0."""
+
+    def on_request(self, event: HookEvent) -> None:
+        """An attempt is about to be sent."""
+
+    def on_response(self, event: HookEvent) -> None:
+        """An attempt ended: with a ``status``, or with no response (``reason``)."""
+
+    def on_retry(self, event: HookEvent) -> None:
+        """The attempt failed and will be sent again after ``wait`` seconds."""
+
+    def on_rate_limit_wait(self, event: HookEvent) -> None:
+        """The request is held back ``wait`` seconds: by Sentry (``server``: a 429) or by
+        the client's shared limiter (``limiter``: pacing, a window, a pause another task's
+        429 started, the in-flight cap)."""
+
+    def on_done(self, event: HookEvent) -> None:
+        """The logical request ended: success, a final error (``reason``) or a cancel."""
+
+
+_IDS = itertools.count(1)
+"""Request ids are unique in the process, so one hook object can serve several clients."""
+
+_MIN_REPORTED_WAIT = 0.001
+"""Limiter waits shorter than this are scheduling noise, not rate limiting."""
+
+
+_CALLBACKS = ("on_start", "on_request", "on_response", "on_retry", "on_rate_limit_wait", "on_done")
+
+_Handlers = dict[str, tuple[Callable[[HookEvent], None], ...]]
+
+
+class HookSet:
+    """The hooks of one client; hands out a :class:`Call` per logical request.
+
+    Only callbacks a hook overrides are called, and an event nobody listens to is never
+    built.
+    """
+
+    __slots__ = ("_handlers",)
+
+    def __init__(self, hooks: Iterable[Hooks]) -> None:
+        found = tuple(hooks)
+        for hook in found:
+            if not isinstance(hook, Hooks):
+                raise TypeError(
+                    f"hooks must be sentry_async.Hooks instances (got {type(hook).__name__})"
+                )
+        self._handlers: _Handlers = {
+            name: tuple(
+                getattr(hook, name)
+                for hook in found
+                if getattr(type(hook), name) is not getattr(Hooks, name)
+            )
+            for name in _CALLBACKS
+        }
+
+    @classmethod
+    def of(cls, hooks: Hooks | Iterable[Hooks] | None) -> HookSet | None:
+        """``None`` when there is nothing to call, so the transport skips every step."""
+        if hooks is None:
+            return None
+        found = cls([hooks] if isinstance(hooks, Hooks) else hooks)
+        return found if any(found._handlers.values()) else None
+
+    def start(self, method: str, group: str) -> Call:
+        call = Call(self._handlers, next(_IDS), method, group)
+        handlers = self._handlers["on_start"]
+        if handlers:
+            _emit(handlers, HookEvent(call.id, method, group, 0))
+        return call
+
+
+def _emit(handlers: tuple[Callable[[HookEvent], None], ...], event: HookEvent) -> None:
+    for handler in handlers:
+        try:
+            handler(event)
+        except Exception:
+            logger.warning("hook %s failed", handler.__qualname__, exc_info=True)
+
+
+class Call:
+    """One logical request's events, as the transport reports them."""
+
+    __slots__ = (
+        "_handlers",
+        "_slot_from",
+        "_started",
+        "attempt",
+        "group",
+        "id",
+        "method",
+        "status",
+    )
+
+    def __init__(self, handlers: _Handlers, id: int, method: str, group: str) -> None:
+        self._handlers = handlers
+        self.id = id
+        self.method = method
+        self.group = group
+        self.attempt = 0
+        self.status: int | None = None
+        self._started = time.perf_counter()
+        self._slot_from = self._started
+
+    def waiting(self) -> None:
+        """The attempt starts waiting for the limiter."""
+        self._slot_from = time.perf_counter()
+
+    def sending(self, attempt: int) -> None:
+        """The limiter let the attempt through: report the wait, then the attempt."""
+        self.attempt = attempt
+        handlers = self._handlers["on_rate_limit_wait"]
+        if handlers:
+            wait = time.perf_counter() - self._slot_from
+            if wait >= _MIN_REPORTED_WAIT:
+                _emit(
+                    handlers,
+                    HookEvent(
+                        self.id, self.method, self.group, attempt, wait=wait, reason="limiter"
+                    ),
+                )
+        handlers = self._handlers["on_request"]
+        if handlers:
+            _emit(handlers, HookEvent(self.id, self.method, self.group, attempt))
+
+    def answered(self, status: int, elapsed: float) -> None:
+        self.status = status
+        handlers = self._handlers["on_response"]
+        if handlers:
+            _emit(
+                handlers,
+                HookEvent(self.id, self.method, self.group, self.attempt, status, elapsed=elapsed),
+            )
+
+    def failed(self, kind: str) -> None:
+        self.status = None
+        handlers = self._handlers["on_response"]
+        if handlers:
+            _emit(
+                handlers,
+                HookEvent(self.id, self.method, self.group, self.attempt, reason=kind),
+            )
+
+    def retrying(self, wait: float, reason: str | None = None) -> None:
+        handlers = self._handlers["on_retry"]
+        if handlers:
+            _emit(
+                handlers,
+                HookEvent(
+                    self.id, self.method, self.group, self.attempt, self.status, wait, reason=reason
+                ),
+            )
+
+    def server_wait(self, wait: float) -> None:
+        handlers = self._handlers["on_rate_limit_wait"]
+        if handlers:
+            _emit(
+                handlers,
+                HookEvent(
+                    self.id,
+                    self.method,
+                    self.group,
+                    self.attempt,
+                    self.status,
+                    wait,
+                    reason="server",
+                ),
+            )
+
+    def done(self, error: BaseException | None) -> None:
+        handlers = self._handlers["on_done"]
+        if handlers:
+            _emit(
+                handlers,
+                HookEvent(
+                    self.id,
+                    self.method,
+                    self.group,
+                    self.attempt,
+                    self.status,
+                    elapsed=time.perf_counter() - self._started,
+                    reason=None if error is None else type(error).__name__,
+                ),
+            )
