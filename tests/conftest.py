@@ -5,9 +5,12 @@ from __future__ import annotations
 import inspect
 import os
 from collections.abc import Iterator
+from datetime import datetime
 from typing import Any
 
 import pytest
+
+from sentry_async.testing.pytest_plugin import FIXED_NOW
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -33,3 +36,15 @@ def _no_proxy_from_the_developer() -> Iterator[None]:
             patch.delenv(name)
         patch.delenv("SSL_CERT_FILE", raising=False)
         yield
+
+
+@pytest.fixture(scope="session")
+def anyio_backend() -> str:
+    """asyncio only, even where trio is installed: the client and the fake run on aiohttp."""
+    return "asyncio"
+
+
+@pytest.fixture
+def fake_sentry_now() -> datetime:
+    """The suite's fake data is pinned to one instant, so its expectations never move."""
+    return FIXED_NOW

@@ -125,8 +125,7 @@ async def test_token_from_the_environment(
     ]
     manifest = msgspec.json.decode((out / MANIFEST_NAME).read_bytes(), type=Manifest)
     assert manifest.items > 0 and all(f.bytes for f in manifest.files)
-    authorizations = {r.headers.get("authorization") for r in server.requests}
-    assert authorizations == {f"Bearer {TOKEN}"}
+    assert server.requests and all(r.sent_token(TOKEN) for r in server.requests)
 
 
 async def test_missing_token_exits_2_with_one_line(tmp_path: Path, no_env_token: None) -> None:

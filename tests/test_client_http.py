@@ -86,7 +86,7 @@ async def test_requests_carry_token_user_agent_and_accept_gzip(fake_sentry: Fake
     sent = api_requests(fake_sentry)
     assert len(sent) == 3
     for request in sent:
-        assert request.headers["authorization"] == f"Bearer {fake_sentry.token}"
+        assert request.authenticated and request.headers["authorization"] == "Bearer [Filtered]"
         assert re.search(
             rf"sentry[-_]async/{re.escape(__version__)}\b", request.headers["user-agent"]
         )
@@ -177,7 +177,7 @@ async def test_base_url_with_a_path_prefix(
     assert sorted(i.id for i in issues) == sorted(server.data.issue_ids(org))
     assert all(path.startswith("/sentry/api/0/") for path in proxied)
     assert len(proxied) == len(api_requests(server)) == 1 + 3 + 1
-    assert all(r.headers["authorization"] == f"Bearer {server.token}" for r in server.requests)
+    assert all(r.authenticated for r in server.requests)
 
 
 async def test_base_url_given_with_the_api_prefix_is_not_doubled(fake_sentry: FakeSentry) -> None:

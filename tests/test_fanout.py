@@ -361,25 +361,27 @@ async def _raise_in_the_consumer(merged: Any) -> None:
         await _fail_while_consuming(merged)
 
 
-async def test_stopping_early_stops_every_fetcher_at_once(fake_sentry_factory: Factory) -> None:
-    server = await _server(fake_sentry_factory)
-    # project-0-0 answers at once; every other stream hangs in a slow request.
-    server.faults.add(Fault("slow", path=r"/project-0-(?!0/)", delay=HANG, times=None))
-    slugs = server.data.project_slugs(ORG)
-    for stop in (_break_after_first_item, _cancel_from_outside, _raise_in_the_consumer):
-        before = set(asyncio.all_tasks())
-        server.reset_log()
-        with anyio.fail_after(HANG - 0.5):
-            async with _client(server) as client:
-                streams = {slug: _events(client, slug) for slug in slugs}
-                started = time.monotonic()
-                await stop(fan_out(streams, concurrency=4, buffer=2))
-                elapsed = time.monotonic() - started
-                assert _in_use(client) == 0, f"{stop.__name__}: no connection stays checked out"
-        hanging = [r for r in server.requests if r.finished is None]
-        assert len(hanging) >= 3, f"{stop.__name__}: the other fetchers were mid-request"
-        assert elapsed < HANG - 1, f"{stop.__name__}: did not wait for the hanging requests"
-        assert _client_tasks(before) == set(), f"{stop.__name__}: no task outlives the block"
+async def test_stopping_early_stops_every_fetcher_at_once() -> None:
+    # On the test's own loop, so the other fetchers' requests reach the server before the
+    # first item reaches the consumer (a server on another thread may not have read them yet).
+    async with FakeSentry(scale=MANY_PROJECTS) as server:
+        # project-0-0 answers at once; every other stream hangs in a slow request.
+        server.faults.add(Fault("slow", path=r"/project-0-(?!0/)", delay=HANG, times=None))
+        slugs = server.data.project_slugs(ORG)
+        for stop in (_break_after_first_item, _cancel_from_outside, _raise_in_the_consumer):
+            before = set(asyncio.all_tasks())
+            server.reset_log()
+            with anyio.fail_after(HANG - 0.5):
+                async with _client(server) as client:
+                    streams = {slug: _events(client, slug) for slug in slugs}
+                    started = time.monotonic()
+                    await stop(fan_out(streams, concurrency=4, buffer=2))
+                    elapsed = time.monotonic() - started
+                    assert _in_use(client) == 0, f"{stop.__name__}: no connection stays checked out"
+            hanging = [r for r in server.requests if r.finished is None]
+            assert len(hanging) >= 3, f"{stop.__name__}: the other fetchers were mid-request"
+            assert elapsed < HANG - 1, f"{stop.__name__}: did not wait for the hanging requests"
+            assert _client_tasks(before) == set(), f"{stop.__name__}: no task outlives the block"
 
 
 # -- edge cases of the merge itself (no server) ---------------------------------------------

@@ -39,7 +39,7 @@ async def test_organizations_are_listed_from_every_region(fake_sentry_factory: o
     port = URL(de).port
     issue_requests = [r for r in server.requests if r.path.endswith("/issues/")]
     assert [r.headers.get("host") for r in issue_requests] == [f"127.0.0.1:{port}"]
-    assert all(r.headers.get("authorization") == f"Bearer {server.token}" for r in issue_requests)
+    assert all(r.sent_token(server.token) for r in issue_requests)
 
 
 async def test_an_org_outside_its_region_is_not_found(fake_sentry_factory: object) -> None:

@@ -652,7 +652,8 @@ async def test_bad_token_is_unauthorized(fake_sentry: FakeSentry) -> None:
     assert caught.value.status == 401
     assert caught.value.detail == "Invalid token"
     assert "wrong-token" not in str(caught.value)
-    assert fake_sentry.requests[0].headers["authorization"] == "Bearer wrong-token"
+    assert fake_sentry.requests[0].sent_token("wrong-token")
+    assert not fake_sentry.requests[0].authenticated
 
 
 _NAIVE = datetime(2026, 5, 1, 12, 0)

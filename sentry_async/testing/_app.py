@@ -24,6 +24,7 @@ from aiohttp import web
 
 from ._data import Dataset, EventRecord, IssueRecord, OrgRecord, ProjectRecord
 from ._faults import Fault, FaultPlan
+from ._recorder import RecordedRequest, capture_body, record_request
 
 __all__ = ["RateLimitPolicy", "RecordedRequest", "ServerState", "build_app"]
 
@@ -55,27 +56,6 @@ class RateLimitPolicy:
 
     def for_group(self, group: str) -> tuple[int, float, int | None]:
         return self.per_group.get(group, (self.limit, self.window, self.concurrent_limit))
-
-
-@dataclass
-class RecordedRequest:
-    method: str
-    path: str
-    query: list[tuple[str, str]]
-    headers: dict[str, str]
-    started: float
-    finished: float | None = None
-    status: int | None = None
-    group: str = ""
-
-    def param(self, name: str) -> str | None:
-        for key, value in self.query:
-            if key == name:
-                return value
-        return None
-
-    def params(self, name: str) -> list[str]:
-        return [value for key, value in self.query if key == name]
 
 
 @dataclass
@@ -1562,14 +1542,7 @@ def build_app(state: ServerState) -> web.Application:
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         group = _group(request)
-        record = RecordedRequest(
-            method=request.method,
-            path=request.path,
-            query=list(request.query.items()),
-            headers={k.lower(): v for k, v in request.headers.items()},
-            started=time.monotonic(),
-            group=group,
-        )
+        record = record_request(request, group, state.token)
         state.requests.append(record)
         state.in_flight += 1
         state.max_in_flight = max(state.max_in_flight, state.in_flight)
@@ -1580,6 +1553,7 @@ def build_app(state: ServerState) -> web.Application:
         try:
             response = await _handle(request, handler, group)
             record.status = response.status
+            await capture_body(record, request)
             return response
         finally:
             state.in_flight -= 1

@@ -3,15 +3,23 @@
 from __future__ import annotations
 
 import ssl as _ssl
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from types import TracebackType
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from ._app import RateLimitPolicy, RecordedRequest, ServerState, build_app
-from ._data import SCALES, Dataset, SeedConfig
+from ._app import RateLimitPolicy, ServerState, build_app
+from ._background import BackgroundLoop, shared_loop
+from ._builder import BuildableDataset, DataBuilder
+from ._data import SCALES, SeedConfig
 from ._faults import FaultPlan
+from ._recorder import RequestLog
+
+if TYPE_CHECKING:
+    from ..client import SentryClient
 
 __all__ = ["FakeSentry"]
 
@@ -24,8 +32,10 @@ class FakeSentry:
     ``async with FakeSentry(scale="small") as server:`` then point a client at
     ``server.url`` with ``server.token``. Data is deterministic for a ``seed`` and anchored
     to ``now`` (default: the current hour). ``faults`` scripts misbehaviour, ``requests``
-    records every request, ``data`` answers "what does the server hold". With
-    ``ssl`` (a server-side ``ssl.SSLContext``) it serves https, to test private CAs.
+    records every request, ``data`` answers "what does the server hold", ``builder`` adds
+    to it. ``with server.in_thread():`` serves from a background thread instead, for
+    callers on another event loop (or none).
+    With ``ssl`` (a server-side ``ssl.SSLContext``) it serves https, to test private CAs.
 
     ``profile="older"`` plays a server from before September 2025 (multi-project refusals
     without ``global-views``, a bare-string 429 body, no rate-limit headers).
@@ -64,7 +74,8 @@ class FakeSentry:
         self.host = host
         self.port = port
         self._ssl = ssl
-        self.data = Dataset(seed, scale, now)
+        self.data = BuildableDataset(seed, scale, now)
+        self.builder = DataBuilder(self.data)
         self.faults = FaultPlan(seed)
         self._state = ServerState(
             data=self.data,
@@ -73,17 +84,33 @@ class FakeSentry:
             policy=rate_limits,
             link_host=link_host,
             legacy_links=legacy_links,
+            requests=RequestLog(),
             profile=profile,
         )
         self.regions = tuple(regions)
         for org in self.data.orgs:
             org.region = self.regions[org.index % len(self.regions)] if self.regions else ""
         self._runner: web.AppRunner | None = None
+        self._background: BackgroundLoop | None = None
         self.url = ""
 
     @property
-    def requests(self) -> list[RecordedRequest]:
-        return self._state.requests
+    def requests(self) -> RequestLog:
+        """Every request received, oldest first, with ``assert_called()`` and friends."""
+        requests = self._state.requests
+        assert isinstance(requests, RequestLog)
+        return requests
+
+    def client(self, **options: Any) -> SentryClient:
+        """A ``SentryClient`` for this server (``async with server.client() as sentry:``)."""
+        from ..client import SentryClient
+
+        return SentryClient(self.token, base_url=self.url, **options)
+
+    @property
+    def now(self) -> datetime:
+        """The instant the data is anchored to: events are at most this recent."""
+        return self.data.now
 
     @property
     def max_in_flight(self) -> int:
@@ -139,9 +166,41 @@ class FakeSentry:
             self.data.region_urls[name] = f"{'https' if self._ssl else 'http'}://{self.host}:{port}"
 
     async def close(self) -> None:
-        if self._runner is not None:
+        if self._background is not None:
+            self._close_background()
+        elif self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+
+    def start_in_thread(self, loop: BackgroundLoop | None = None) -> None:
+        """Start serving from a background thread's event loop (a shared one by default).
+
+        Then the server answers whatever the calling thread does: any event loop, any
+        async test plugin, or plain blocking code. Stop it with ``close_in_thread()``.
+        """
+        if self._runner is not None:
+            return
+        background = loop or shared_loop()
+        background.run(self.start())
+        self._background = background
+
+    def close_in_thread(self) -> None:
+        self._close_background()
+
+    @contextmanager
+    def in_thread(self, loop: BackgroundLoop | None = None) -> Iterator[FakeSentry]:
+        """``with FakeSentry().in_thread() as server:``, served from a background thread."""
+        self.start_in_thread(loop)
+        try:
+            yield self
+        finally:
+            self.close_in_thread()
+
+    def _close_background(self) -> None:
+        background, self._background = self._background, None
+        runner, self._runner = self._runner, None
+        if background is not None and runner is not None:
+            background.run(runner.cleanup())
 
     async def __aenter__(self) -> FakeSentry:
         await self.start()

@@ -1,0 +1,132 @@
+"""The public surface of ``sentry_async.testing``: names, fixtures and types are pinned."""
+
+from __future__ import annotations
+
+import inspect
+import json
+import urllib.error
+import urllib.request
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+import sentry_async.testing as testing
+from sentry_async.testing import FakeSentry, FakeSentryFactory, pytest_plugin
+from sentry_async.testing.pytest_plugin import FIXED_NOW
+
+PUBLIC = [
+    "FAULT_KINDS",
+    "FILTERED",
+    "SCALES",
+    "BackgroundLoop",
+    "DataBuilder",
+    "Dataset",
+    "FakeSentry",
+    "FakeSentryFactory",
+    "Fault",
+    "FaultPlan",
+    "IssueBuilder",
+    "OrganizationBuilder",
+    "ProjectBuilder",
+    "RateLimitPolicy",
+    "RecordedRequest",
+    "RequestLog",
+    "SeedConfig",
+    "seed_config",
+]
+FIXTURES = ["fake_sentry", "fake_sentry_factory", "fake_sentry_now"]
+
+
+def test_public_names_are_pinned() -> None:
+    assert testing.__all__ == PUBLIC
+    assert all(getattr(testing, name) is not None for name in PUBLIC)
+    public = {
+        name
+        for name, value in vars(testing).items()
+        if name[0] not in "_@" and not inspect.ismodule(value)
+    }
+    assert public - set(PUBLIC) == set(), "a public name not in __all__"
+
+
+def test_plugin_fixtures_are_pinned_and_typed() -> None:
+    assert sorted(pytest_plugin.__all__) == sorted(["FIXED_NOW", *FIXTURES])
+    source = inspect.getsource(pytest_plugin)
+    assert "-> FakeSentry:" in source and "-> Iterator[FakeSentryFactory]:" in source
+    assert "-> datetime:" in source
+
+
+@pytest.mark.parametrize(
+    "cls",
+    [
+        testing.FakeSentry,
+        testing.FakeSentryFactory,
+        testing.RequestLog,
+        testing.RecordedRequest,
+        testing.DataBuilder,
+        testing.OrganizationBuilder,
+        testing.ProjectBuilder,
+        testing.IssueBuilder,
+    ],
+)
+def test_public_methods_are_annotated(cls: type) -> None:
+    for name, member in vars(cls).items():
+        if name.startswith("_") and name not in ("__init__", "__call__"):
+            continue
+        func = member.fget if isinstance(member, property) else member
+        if not inspect.isfunction(func):
+            continue
+        signature = inspect.signature(func)
+        assert signature.return_annotation is not inspect.Signature.empty, f"{cls.__name__}.{name}"
+        for param in list(signature.parameters.values())[1:]:
+            assert param.annotation is not inspect.Parameter.empty, f"{cls.__name__}.{name}({param.name})"
+
+
+def test_package_ships_type_information() -> None:
+    assert (Path(testing.__file__).parent.parent / "py.typed").exists()
+
+
+def test_the_suite_pins_the_clock(fake_sentry: FakeSentry, fake_sentry_now: datetime) -> None:
+    assert fake_sentry_now == FIXED_NOW == fake_sentry.now
+
+
+def test_a_plain_test_can_use_the_fake(fake_sentry: FakeSentry) -> None:
+    request = urllib.request.Request(
+        f"{fake_sentry.url}/api/0/organizations/",
+        headers={"Authorization": f"Bearer {fake_sentry.token}"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as reply:
+        orgs = json.load(reply)
+    assert [o["slug"] for o in orgs] == fake_sentry.data.org_slugs()
+    fake_sentry.requests.assert_called_once("GET", "/organizations/")
+
+
+def test_closing_the_factory_stops_its_servers() -> None:
+    factory = FakeSentryFactory()
+    servers = [factory.start(), factory.start(orgs=0)]
+    urls = [s.url for s in servers]
+    factory.close()
+    for url in urls:
+        with pytest.raises(urllib.error.URLError):
+            urllib.request.urlopen(f"{url}/api/0/organizations/", timeout=5)
+
+
+def test_the_suite_runs_async_tests_on_asyncio_only(request: pytest.FixtureRequest) -> None:
+    """With trio installed, anyio would run every async test on trio too; aiohttp cannot."""
+    backends = {
+        item.callspec.params.get("anyio_backend", "asyncio")
+        for item in request.session.items
+        if hasattr(item, "callspec")
+    }
+    assert backends <= {"asyncio"}
+    assert request.getfixturevalue("anyio_backend") == "asyncio"
+
+
+def test_every_fault_kind_is_documented() -> None:
+    root = Path(__file__).resolve().parent.parent
+    reference = (root / "docs" / "testing.md").read_text()
+    readme = (root / "README.md").read_text()
+    for kind in testing.FAULT_KINDS:
+        assert f"| `{kind}` |" in reference, kind
+        assert f"`{kind}`" in readme, kind
+    assert "docs/testing.md" in readme
