@@ -19,13 +19,13 @@ import pytest
 from multidict import CIMultiDictProxy
 
 from sentry_async.testing import (
-    DEFAULT_PRIORITIES,
     SCALES,
     Dataset,
     FakeSentry,
     Fault,
     RateLimitPolicy,
 )
+from sentry_async.testing._data import DEFAULT_PRIORITIES
 from sentry_async.testing.pytest_plugin import FIXED_NOW
 
 Factory = Callable[..., Awaitable[FakeSentry]]

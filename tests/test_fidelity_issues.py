@@ -20,8 +20,8 @@ import pytest
 
 from sentry_async import BulkPartialError, RetryPolicy, SentryClient, ServerError
 from sentry_async.resources.issues import ALL_UNRESOLVED
-from sentry_async.testing import DEFAULT_PRIORITIES, FakeSentry, Fault, RecordedRequest
-from sentry_async.testing._data import EventRecord, IssueRecord
+from sentry_async.testing import FakeSentry, Fault, RecordedRequest
+from sentry_async.testing._data import DEFAULT_PRIORITIES, EventRecord, IssueRecord
 
 ORG = "org-0"
 FAST = RetryPolicy(attempts=2, backoff_base=0.01, backoff_max=0.05)

@@ -39,7 +39,8 @@ from sentry_async.export import (
     Manifest,
     export,
 )
-from sentry_async.testing import DEFAULT_PRIORITIES, FakeSentry, Fault
+from sentry_async.testing import FakeSentry, Fault
+from sentry_async.testing._data import DEFAULT_PRIORITIES
 from sentry_async.testing.pytest_plugin import FIXED_NOW
 
 FAST = RetryPolicy(attempts=3, backoff_base=0.01, backoff_max=0.05)

@@ -20,7 +20,8 @@ import msgspec
 import pytest
 
 from sentry_async import NotFound, RetryPolicy, SentryClient, Unauthorized
-from sentry_async.testing import DEFAULT_PRIORITIES, FakeSentry, RecordedRequest, SeedConfig
+from sentry_async.testing import FakeSentry, RecordedRequest, SeedConfig
+from sentry_async.testing._data import DEFAULT_PRIORITIES
 from sentry_async.testing.pytest_plugin import FIXED_NOW
 
 ORG = "org-0"

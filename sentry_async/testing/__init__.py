@@ -10,14 +10,13 @@ request (``server.requests``). The pytest plugin adds the ``fake_sentry``,
 from ._app import RateLimitPolicy
 from ._background import BackgroundLoop
 from ._builder import DataBuilder, IssueBuilder, OrganizationBuilder, ProjectBuilder
-from ._data import DEFAULT_PRIORITIES, SCALES, Dataset, SeedConfig
+from ._data import SCALES, Dataset, SeedConfig
 from ._factory import FakeSentryFactory, seed_config
 from ._faults import FAULT_KINDS, Fault, FaultPlan
 from ._recorder import FILTERED, RecordedRequest, RequestLog
 from ._server import FakeSentry
 
 __all__ = [
-    "DEFAULT_PRIORITIES",
     "FAULT_KINDS",
     "FILTERED",
     "SCALES",
