@@ -11,7 +11,16 @@ import logging
 import os
 import platform
 import re
-from collections.abc import Awaitable, Callable, Hashable, Iterable, Mapping, Sequence
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Hashable,
+    Iterable,
+    Mapping,
+    Sequence,
+)
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 from types import TracebackType, UnionType
@@ -19,6 +28,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, Union, cast, get_args, get_origi
 from urllib.parse import quote
 
 import aiohttp
+import anyio
 import msgspec
 from yarl import URL
 
@@ -35,7 +45,7 @@ from ._protocol.params import (
 )
 from ._protocol.proxies import ENVIRONMENT, FromEnvironment, proxy_settings
 from ._protocol.retry import RetryPolicy
-from ._transport import MalformedBody, Response, Secret, Transport
+from ._transport import DEFAULT_MAX_BODY_SIZE, MalformedBody, Response, Secret, Transport
 from ._version import __version__
 from .errors import DecodeError, NotFound, ProjectMoved, SentryError, UntrustedHost
 from .hooks import Hooks, HookSet
@@ -75,16 +85,35 @@ class _ProjectRef(msgspec.Struct):
 
 @dataclass(frozen=True, slots=True)
 class Timeouts:
-    """Seconds: ``read`` bounds each wait for bytes, ``total`` a whole attempt (``None``: none)."""
+    """Seconds. ``read`` bounds each wait for bytes; ``total`` a whole attempt, body included,
+    so a body that trickles in a byte at a time cannot hold a request (or a paginator, a
+    fan-out, an export) for ever; ``pool`` the whole wait for a connection, a free pooled one
+    or a new one (``connect`` bounds each connection attempt). ``None`` turns a bound off,
+    on purpose."""
 
     connect: float = 10.0
     read: float = 60.0
-    total: float | None = None
+    total: float | None = 300.0
+    pool: float | None = 60.0
+
+    def __post_init__(self) -> None:
+        for name in ("connect", "read", "total", "pool"):
+            value = getattr(self, name)
+            if value is not None and not value > 0:
+                raise ValueError(f"Timeouts.{name} must be a positive number of seconds")
 
     def to_aiohttp(self) -> aiohttp.ClientTimeout:
+        # aiohttp's ``connect`` covers the wait for a pooled connection plus connecting.
         return aiohttp.ClientTimeout(
-            total=self.total, sock_connect=self.connect, sock_read=self.read
+            total=self.total,
+            connect=self.pool,
+            sock_connect=self.connect,
+            sock_read=self.read,
         )
+
+
+_DEFAULT_TOTAL = 300.0
+"""The default deadline of one attempt, kept when ``timeout=`` is a plain number."""
 
 
 @lru_cache(maxsize=256)
@@ -112,6 +141,14 @@ class SentryClient:
     installs, with or without a path prefix, work the same). Plain ``http://`` is refused
     for anything but loopback unless ``allow_insecure_http=True``: the token would travel
     in clear text.
+
+    ``max_body_size`` caps a body read into memory, after decompression (``None``: no
+    cap); a larger one is a :class:`ResponseTooLarge`, not retried. :meth:`download`
+    streams a large binary body instead, with no cap.
+
+    A ``session`` passed in is used as it is, except that aiohttp's own silent resend of a
+    GET/PUT/DELETE whose pooled connection dropped is turned off on it (it would resend
+    merges and discards behind the retry policy's back; see ``disable_silent_resend``).
 
     ``rate``/``burst`` pace requests per endpoint group until Sentry's headers say more;
     ``max_concurrency`` caps in-flight requests per group. One limiter serves every task
@@ -144,6 +181,7 @@ class SentryClient:
         ssl: SSLSetting = None,
         hooks: Hooks | Iterable[Hooks] | None = None,
         trace_configs: Iterable[aiohttp.TraceConfig] = (),
+        max_body_size: int | None = DEFAULT_MAX_BODY_SIZE,
     ) -> None:
         raw_token = token if token is not None else os.environ.get("SENTRY_AUTH_TOKEN")
         if raw_token is not None:
@@ -160,13 +198,19 @@ class SentryClient:
         self.api_root = self.base_url.with_path(self.base_url.path.rstrip("/") + _API_PREFIX)
         self.org = check_slug(org, "org") if org is not None else None
         if isinstance(timeout, (int, float)):
-            timeout = Timeouts(connect=min(float(timeout), 10.0), read=float(timeout), total=None)
+            seconds = float(timeout)
+            timeout = Timeouts(
+                connect=min(seconds, 10.0), read=seconds, total=max(seconds, _DEFAULT_TOTAL)
+            )
         self.timeouts = timeout
         self.retry = retry or RetryPolicy()
         self.limiter = limiter or RateLimiter(
             rate=rate, burst=burst, max_concurrency=max_concurrency
         )
         self._max_connections = max_connections
+        if max_body_size is not None and max_body_size < 1:
+            raise ValueError("max_body_size must be a positive number of bytes (or None)")
+        self._max_body_size = max_body_size
         self._user_agent = user_agent or (
             f"sentry-async/{__version__} aiohttp/{aiohttp.__version__} "
             f"python/{platform.python_version()}"
@@ -254,6 +298,7 @@ class SentryClient:
                     timeout=self.timeouts.to_aiohttp(),
                     trust_env=False,
                     trace_configs=self._trace_configs or None,
+                    auto_decompress=False,  # the transport inflates, under max_body_size
                 )
             self._transport = Transport(
                 self._session,
@@ -265,6 +310,7 @@ class SentryClient:
                 headers={"User-Agent": self._user_agent, "Accept": "application/json"},
                 proxy=self._proxy,
                 hooks=self._hooks,
+                max_body_size=self._max_body_size,
             )
         return self._transport
 
@@ -467,6 +513,80 @@ class SentryClient:
             )
 
         return await self._send_following(method, path, path_params, once)
+
+    @asynccontextmanager
+    async def stream(
+        self,
+        path: str,
+        *,
+        path_params: Mapping[str, str | int] | None = None,
+        params: Params | Iterable[tuple[str, str]] | None = None,
+    ) -> AsyncIterator[AsyncIterator[bytes]]:
+        """``async with sentry.stream(path) as chunks: async for chunk in chunks: ...``: a
+        GET's body as it arrives, inflated, with no size cap (see :meth:`download`). An error
+        is raised from the iteration; leaving the block early stops the download."""
+        send, receive = anyio.create_memory_object_stream[bytes](0)
+        failed: list[Exception] = []
+
+        async def pump() -> None:
+            try:
+                async with send:
+                    await self.download(path, send.send, path_params=path_params, params=params)
+            except anyio.BrokenResourceError:
+                pass  # the consumer left the block
+            except Exception as exc:  # handed to the consumer, whose iteration raises it
+                failed.append(exc)
+
+        async def chunks() -> AsyncIterator[bytes]:
+            async for chunk in receive:
+                yield chunk
+            if failed:
+                raise failed[0]
+
+        async with anyio.create_task_group() as tg, receive:
+            tg.start_soon(pump)
+            try:
+                yield chunks()
+            finally:
+                tg.cancel_scope.cancel()  # nothing outlives the block
+
+    async def download(
+        self,
+        path: str,
+        destination: str | os.PathLike[str] | Callable[[bytes], Awaitable[None]],
+        *,
+        path_params: Mapping[str, str | int] | None = None,
+        params: Params | Iterable[tuple[str, str]] | None = None,
+    ) -> int:
+        """Stream a GET's body to a file (a path) or to an async callable, chunk by chunk,
+        with no size cap; returns the number of bytes. Failures before the first byte are
+        retried as usual, none after."""
+        url = self.url_for(path, path_params)
+        total = 0
+
+        async def count(chunk: bytes, write: Callable[[bytes], Awaitable[None]]) -> None:
+            nonlocal total
+            total += len(chunk)
+            await write(chunk)
+
+        transport = self._get_transport()
+        group = endpoint_group("GET", path)
+        query = encode_params(params)
+        if callable(destination):
+            write = destination
+            await transport.download(
+                "GET", url, group=group, params=query, sink=lambda c: count(c, write)
+            )
+            return total
+        async with await anyio.open_file(destination, "wb") as file:
+
+            async def to_file(chunk: bytes) -> None:
+                await file.write(chunk)
+
+            await transport.download(
+                "GET", url, group=group, params=query, sink=lambda c: count(c, to_file)
+            )
+        return total
 
     @overload
     async def request(

@@ -29,6 +29,7 @@ __all__ = [
     "ProjectMoved",
     "RateLimited",
     "RequestTimeout",
+    "ResponseTooLarge",
     "SentryError",
     "ServerError",
     "TransportError",
@@ -134,6 +135,14 @@ def _rebuild_api_error(cls: type[APIError], *args: Any) -> APIError:
     )
 
 
+def _rebuild_rate_limited(args: tuple[Any, ...], retry_after: float | None) -> APIError:
+    error = _rebuild_api_error(*args)
+    if isinstance(error, RateLimited):
+        error.retry_after = retry_after
+        error.args = (error._message(),)
+    return error
+
+
 def _shorten(text: str) -> str:
     """The message's copy of a server's text: a hostile body must not make megabyte messages.
 
@@ -216,18 +225,44 @@ class RateLimited(APIError):
         self.retry_after = retry_after
         super().__init__(status, **kwargs)
 
+    def _message(self) -> str:
+        message = super()._message()
+        if self.retry_after is None:
+            return message
+        return f"{message} (the server asked to wait {self.retry_after:.0f}s)"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild_rate_limited, (super().__reduce__()[1], self.retry_after))
+
 
 class ServerError(APIError):
     """5xx: Sentry or a proxy in front of it failed."""
 
 
 class TransportError(SentryError):
-    """The request got no usable response: connection refused or dropped, timeout, bad body."""
+    """The request got no usable response: connection refused or dropped, timeout, bad body.
 
-    def __init__(self, message: str, *, method: str, url: str) -> None:
+    ``cause`` describes the underlying failure (aiohttp's exception, say) with any secret
+    blanked out; that exception itself is not chained, since its frames and its request
+    hold the request's headers.
+    """
+
+    def __init__(self, message: str, *, method: str, url: str, cause: str | None = None) -> None:
         self.method = method
         self.url = url
+        self.cause = cause
         super().__init__(f"{message} ({method} {url})")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_restore, (type(self), self.args, dict(vars(self))))
+
+
+def _restore(cls: type[Exception], args: tuple[Any, ...], state: dict[str, Any]) -> Exception:
+    """Unpickle an error whose ``__init__`` takes keyword-only context."""
+    error = cls.__new__(cls)
+    error.args = args
+    vars(error).update(state)
+    return error
 
 
 class ConnectionFailed(TransportError):
@@ -236,6 +271,15 @@ class ConnectionFailed(TransportError):
 
 class RequestTimeout(TransportError):
     """No complete response within the configured timeout."""
+
+
+class ResponseTooLarge(TransportError):
+    """A response body was larger than ``max_body_size`` (announced, sent, or once
+    decompressed); not retried, since the same request would bring the same body."""
+
+    def __init__(self, message: str, *, method: str, url: str, limit: int) -> None:
+        self.limit = limit
+        super().__init__(message, method=method, url=url)
 
 
 class UnsafeRedirect(TransportError):
@@ -278,6 +322,9 @@ class DecodeError(SentryError):
         self.type_name = type_name
         self.reason = message
         super().__init__(f"cannot decode {type_name} from {method} {url}: {message}")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_restore, (type(self), self.args, dict(vars(self))))
 
 
 class PaginationError(SentryError):

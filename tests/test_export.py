@@ -427,12 +427,14 @@ async def test_kill_9_at_random_moments_then_resume_writes_every_item_once(
 
 
 async def _interrupted(server: FakeSentry, spec: ExportSpec, out: Path, **kwargs: Any) -> None:
-    """Leave an unfinished export of ``spec`` in ``out``: a 500 stops it after a few pages."""
-    server.faults.add(Fault("status", status=500, path="/events/", after=3, times=1))
+    """Leave an unfinished export of ``spec`` in ``out``: a 500 that persists (a single one
+    is retried) stops it after a few pages."""
+    server.faults.add(Fault("status", status=500, path="/events/", after=3, times=None))
     async with _client(server) as client:
         with pytest.raises(ServerError):
             # One stream at a time: the pages before the failing one are surely written.
             await export(client, spec, out, concurrency=1, **kwargs)
+    server.faults.clear()
     checkpoint = _committed(out)
     assert checkpoint is not None and not checkpoint["complete"]
     assert _progress(checkpoint) >= 1

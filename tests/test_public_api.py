@@ -43,6 +43,7 @@ PUBLIC = {
         "RateLimiter",
         "RequestTimeout",
         "Response",
+        "ResponseTooLarge",
         "RetryPolicy",
         "SentryClient",
         "SentryError",

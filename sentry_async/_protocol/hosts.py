@@ -9,13 +9,17 @@ from collections.abc import Iterable
 from yarl import URL
 
 __all__ = [
+    "REDIRECT_STATUSES",
     "endpoint_group",
     "is_loopback",
     "origin",
+    "redirect_method",
     "registrable_domain",
     "resolve_redirect",
     "token_host_refusal",
 ]
+
+REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 
 _ID_SEGMENT = re.compile(r"^(?:\d+|[0-9a-fA-F]{32}|[0-9a-fA-F-]{36})$")
 
@@ -108,6 +112,17 @@ def resolve_redirect(
     """
     target = current.join(URL(location))
     return target, origin(target) in trusted
+
+
+def redirect_method(status: int, method: str) -> tuple[str, bool]:
+    """The method for the next hop and whether the body goes with it.
+
+    303 always becomes ``GET``; so do 301 and 302 after anything but ``GET``/``HEAD``, as
+    browsers and aiohttp do; 307 and 308 repeat the request as it was.
+    """
+    if status == 303 or (status in (301, 302) and method not in ("GET", "HEAD")):
+        return "GET", False
+    return method, True
 
 
 def endpoint_group(method: str, path: str) -> str:
