@@ -47,6 +47,7 @@ from ._protocol.proxies import ENVIRONMENT, FromEnvironment, proxy_settings
 from ._protocol.retry import RetryPolicy
 from ._transport import DEFAULT_MAX_BODY_SIZE, MalformedBody, Response, Secret, Transport
 from ._version import __version__
+from .api._groups import GeneratedGroups
 from .errors import DecodeError, NotFound, ProjectMoved, SentryError, UntrustedHost
 from .hooks import Hooks, HookSet
 from .limiter import RateLimiter
@@ -133,8 +134,12 @@ def _type_name(type_: Any) -> str:
     return getattr(type_, "__name__", None) or str(type_).replace("typing.", "")
 
 
-class SentryClient:
+class SentryClient(GeneratedGroups):
     """An async client for one Sentry installation, to be used as ``async with``.
+
+    Besides the hand-written resources below, every other operation in Sentry's API spec
+    is a generated method on a group named after its tag (``client.releases``,
+    ``client.teams``, ...); a group's module is imported the first time it is used.
 
     ``token`` defaults to ``$SENTRY_AUTH_TOKEN``; ``base_url`` to ``$SENTRY_URL`` or
     ``https://sentry.io`` (region hosts such as ``https://de.sentry.io`` and self-hosted

@@ -120,7 +120,7 @@ async def test_token_from_the_environment(
     assert run.code == 0, run.err
     assert run.out == "" and run.err == "", "--quiet prints nothing on success"
     names = sorted(p.name for p in out.iterdir())
-    assert names == [".lock", CHECKPOINT_NAME, MANIFEST_NAME] + [
+    assert names == [MANIFEST_NAME] + [
         f"{slug}.jsonl.gz" for slug in server.data.project_slugs(ORG)
     ]
     manifest = msgspec.json.decode((out / MANIFEST_NAME).read_bytes(), type=Manifest)

@@ -7,9 +7,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from .._protocol.params import check_page_size, project_refs
+from ..api.discover import DiscoverAPI
 from ..models import DiscoverMeta, DiscoverResponse, discover_meta
 from ..pagination import Paginator
-from ._base import IdOrSlug, Resource, environments, listify, time_params
+from ._base import IdOrSlug, environments, listify, time_params
 
 __all__ = ["MAX_FIELDS", "DiscoverResource"]
 
@@ -34,7 +35,7 @@ def _unwrap(body: DiscoverResponse[Any] | list[Any]) -> tuple[list[Any], Discove
     return body.data, discover_meta(body.meta)
 
 
-class DiscoverResource(Resource):
+class DiscoverResource(DiscoverAPI):
     """``client.discover``."""
 
     __slots__ = ()

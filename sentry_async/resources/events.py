@@ -9,9 +9,10 @@ from typing import TYPE_CHECKING, Any, Literal, TypedDict, overload
 
 from .._protocol.params import check_page_size
 from .._protocol.params import issue_id as _issue_id
+from ..api.events import EventsAPI
 from ..models import Event, EventIdResolution, EventSummary
 from ..pagination import Paginator
-from ._base import IdOrSlug, Resource, environments, time_params
+from ._base import IdOrSlug, environments, time_params
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -61,7 +62,7 @@ class EventSelection(TypedDict, total=False):
     end: datetime | None
 
 
-class EventsResource(Resource):
+class EventsResource(EventsAPI):
     """``client.events``."""
 
     __slots__ = ()

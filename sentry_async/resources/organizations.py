@@ -9,10 +9,11 @@ from typing import Any, cast
 import msgspec
 from yarl import URL
 
+from ..api.organizations import OrganizationsAPI
 from ..errors import DecodeError, Forbidden, NotFound
 from ..models import Organization, OwnedOrganization
 from ..pagination import PageFetcher, Paginator, RawPage
-from ._base import IdOrSlug, Resource
+from ._base import IdOrSlug
 
 __all__ = ["OrganizationsResource"]
 
@@ -47,7 +48,7 @@ def _next_link(cursor: str) -> str:
     return f'<?cursor={cursor}>; rel="next"; results="true"; cursor="{cursor}"'
 
 
-class OrganizationsResource(Resource):
+class OrganizationsResource(OrganizationsAPI):
     """``client.organizations``."""
 
     __slots__ = ()

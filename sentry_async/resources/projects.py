@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from ..api.projects import ProjectsAPI
 from ..models import Project
 from ..pagination import Paginator
-from ._base import IdOrSlug, Resource, listify
+from ._base import IdOrSlug, listify
 
 __all__ = ["ProjectsResource"]
 
 
-class ProjectsResource(Resource):
+class ProjectsResource(ProjectsAPI):
     """``client.projects``."""
 
     __slots__ = ()
