@@ -48,7 +48,7 @@ from ._protocol.retry import RetryPolicy
 from ._transport import DEFAULT_MAX_BODY_SIZE, MalformedBody, Response, Secret, Transport
 from ._version import __version__
 from .api._groups import GeneratedGroups
-from .errors import DecodeError, NotFound, ProjectMoved, SentryError, UntrustedHost
+from .errors import DecodeError, ProjectMoved, SentryError, UntrustedHost
 from .hooks import Hooks, HookSet
 from .limiter import RateLimiter
 from .pagination import PageFetcher, Paginator, RawPage
@@ -363,8 +363,8 @@ class SentryClient(GeneratedGroups):
 
         Ids (ints, digit strings, ``-1``) pass as they are; slugs are looked up in the
         organization's projects list, cached per client and organization and fetched again
-        once when a slug is not in the cache. ``None`` stays ``None`` (every project);
-        ``[]`` is a ``ValueError``.
+        once when a slug is not in the cache (still unknown: a ``ValueError`` naming it).
+        ``None`` stays ``None`` (every project); ``[]`` is a ``ValueError``.
         """
         refs = project_refs(project)
         if refs is None:
@@ -384,12 +384,7 @@ class SentryClient(GeneratedGroups):
             elif ref in known:
                 out.append(known[ref])
             else:
-                raise NotFound(
-                    404,
-                    method="GET",
-                    url=str(self.url_for("/organizations/{org}/projects/", {"org": org})),
-                    detail=f"no project with slug {ref!r} in organization {org!r}",
-                )
+                raise ValueError(f"no project with slug {ref!r} in organization {org!r}")
         return out
 
     async def project_id_map(self, org: str) -> dict[str, str]:

@@ -65,10 +65,12 @@ def test_expanded_issue_fields_are_typed() -> None:
 
 def test_nullable_fields_decode() -> None:
     event = msgspec.json.decode(
-        b'{"id": "a", "contexts": null, "formatted": "Hello world"}', type=Event
+        b'{"id": "a", "contexts": null, "formatted": {"format": "markdown", "content": "# E"}}',
+        type=Event,
     )
     assert event.contexts is None and event.context_of("os") is None
-    assert event.formatted == "Hello world"
+    assert event.formatted is not None and event.formatted.content == "# E"
+    assert event.formatted.format == "markdown"
     tag = msgspec.json.decode(b'{"key": "level", "topValues": null}', type=TagDetail)
     assert tag.top_values is None
 

@@ -22,7 +22,6 @@ import pytest
 
 from sentry_async import (
     BadRequest,
-    NotFound,
     ProjectMoved,
     RetryPolicy,
     SentryClient,
@@ -118,7 +117,7 @@ async def test_a_new_slug_refreshes_the_cache_once(
         fake_sentry.data.rename_project(ORG, slug, "renamed-app")
         await client.discover.query(ORG, fields=["id"], project="renamed-app", limit=1).collect()
         assert len(_to(fake_sentry, "/projects/")) == 2
-        with pytest.raises(NotFound, match="no-such-app"):
+        with pytest.raises(ValueError, match="no-such-app"):
             await client.discover.query(ORG, fields=["id"], project="no-such-app").collect()
     assert len(_to(fake_sentry, "/projects/")) == 3, "one refresh per miss, then an error"
     assert _to(fake_sentry, "/events/")[-1].params("project") == [project_id]

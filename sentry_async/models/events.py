@@ -28,6 +28,7 @@ __all__ = [
     "EntryHead",
     "Event",
     "EventError",
+    "EventFormatted",
     "EventIdResolution",
     "EventSummary",
     "EventTag",
@@ -409,6 +410,13 @@ class Release(Model):
     data: dict[str, Any] | None = None
 
 
+class EventFormatted(Model):
+    """``Event.formatted``: ``content`` in ``format`` (``markdown`` or ``xml``)."""
+
+    format: str | None = None
+    content: str | None = None
+
+
 class Event(Model):
     """A full event payload (``/events/{id}/``, ``latest``, ``full=true`` lists).
 
@@ -459,8 +467,8 @@ class Event(Model):
     breakdowns: dict[str, Any] | None = None
     meta: msgspec.Raw = msgspec.field(default=_NULL, name="_meta")
     entries: list[EntryHead] = []
-    formatted: str | None = None
-    """The message as formatted for display (params substituted)."""
+    formatted: EventFormatted | None = None
+    """The event rendered for a language model, when ``llmFormat`` was asked for."""
 
     def get_entries(self) -> list[Entry]:
         """Every entry, decoded by type, in the payload's order."""

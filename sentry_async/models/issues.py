@@ -106,7 +106,8 @@ class Issue(Model):
     lifetime: dict[str, Any] | None = None
     filtered: dict[str, Any] | None = None
     inbox: IssueInbox | None = None
-    owners: list[IssueOwner] | None = None
+    owners: list[IssueOwner] | IssueOwner | None = None
+    """A list on current servers; the spec shows a single object."""
     integration_issues: list[dict[str, Any]] | None = None
     """``expand=integrationIssues``: linked issues in Jira, GitHub, ..."""
     sentry_app_issues: list[dict[str, Any]] | None = None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import builtins
+import logging
 from collections.abc import Hashable
 from typing import Any, cast
 
@@ -16,6 +17,8 @@ from ..pagination import PageFetcher, Paginator, RawPage
 from ._base import IdOrSlug
 
 __all__ = ["OrganizationsResource"]
+
+logger = logging.getLogger("sentry_async")
 
 _SORT_BY = frozenset({"name", "projects", "events"})
 _REGION_MARK = "@"
@@ -147,8 +150,10 @@ class OrganizationsResource(OrganizationsAPI):
         if client.regions is None:
             try:
                 found = await client.request("GET", "/users/me/regions/", type=_Regions)
-            except (NotFound, Forbidden):
-                # Older servers, and tokens without a user (a bad token is a 401 here).
+            except (NotFound, Forbidden, DecodeError) as exc:
+                # Older servers, tokens without a user, an answer of another shape (a bad
+                # token is a 401 here, and raised).
+                logger.info("listing organizations from the base URL only: %s", exc)
                 found = None
             regions: builtins.list[tuple[str, URL]] = []
             for region in found.regions if found is not None else []:
