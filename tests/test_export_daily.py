@@ -67,10 +67,11 @@ async def test_restart_starts_over_where_a_failed_or_stale_export_is(
     server = await fake_sentry_factory(scale=DATA)
     slugs = server.data.project_slugs(ORG)
     # A first run with a typo (another query) that fails half-way.
-    server.faults.add(Fault("status", status=500, path="/events/", after=2, times=1))
+    fault = server.faults.add(Fault("status", status=500, path="/events/", after=2, times=None))
     async with _client(server) as client:
         with pytest.raises(ServerError):
             await export(client, _spec(query="levle:error"), tmp_path, concurrency=1)
+        fault.times = fault.fired
         assert (tmp_path / CHECKPOINT_NAME).exists()
         with pytest.raises(OutputNotEmptyError, match="--restart"):
             await export(client, _spec(), tmp_path)
