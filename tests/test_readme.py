@@ -456,3 +456,14 @@ def test_python_blocks_are_fenced_as_python() -> None:
         if re.match(r"^```(py|python3|pycon|ipython|py3)\s*$", line)
     ]
     assert not odd, "fence Python examples as ```python:\n" + "\n".join(odd)
+
+
+def test_no_merge_conflict_markers_are_left() -> None:
+    """Many hands edit the README; a conflict resolved by halves must not ship."""
+    lines = README.read_text(encoding="utf-8").splitlines()
+    left = [
+        f"README.md:{number}: {line}"
+        for number, line in enumerate(lines, 1)
+        if re.match(r"^(<{7}|>{7})( |$)|^={7}$", line)
+    ]
+    assert not left, "\n".join(left)
