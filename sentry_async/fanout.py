@@ -242,9 +242,14 @@ class FanOut(Generic[K, T], AsyncIterator[tuple[K, T]]):
                     if isinstance(stream, Paginator):
                         iterator = stream.pages()
                         async for page in iterator:
-                            if page.items:
-                                count += len(page.items)
-                                await self._put(send, _Page(key, page.items), len(page.items), key)
+                            items = page.items
+                            # Only the message holds the page now: once the consumer has
+                            # taken it, it is freed, not kept while the next one is fetched.
+                            del page
+                            if items:
+                                count += len(items)
+                                await self._put(send, _Page(key, items), len(items), key)
+                            del items
                     else:
                         iterator = aiter(stream)
                         while True:
