@@ -218,7 +218,8 @@ def goals_summary(goals: Sequence[dict[str, Any]]) -> str:
         figure = ""
         if isinstance(g.get("ratio"), (int, float)):
             unit = g.get("unit", "x")
-            figure = f": {g['ratio']:.2f}{unit}"
+            value = g["ratio"]
+            figure = f": {value}" if isinstance(value, int) else f": {value:.2f}{unit}"
             if g.get("target"):
                 figure += f" (goal {g['target']})"
         mark = "met" if g.get("met") else "**missed**"
@@ -277,10 +278,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             "",
             machine_markdown(info),
             *(step_markdown(r) for r in records),
-            goals_summary(goals),
         ]
     )
-    (out / "latest.md").write_text(markdown)
+    summary = goals_summary(goals)
+    (out / "latest.md").write_text(markdown + "\n" + summary)
     payload = {
         "mode": mode,
         "date": stamp,
@@ -293,7 +294,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print("\n" + "=" * 72 + "\n")
     print(markdown)
     print(f"wrote {out / 'latest.md'} and {out / 'latest.json'} ({mode} run, {total:.0f} s)")
-    print("\n" + goals_summary(goals))
+    print("\n" + summary)
     failed = [r["name"] for r in records if "error" in r]
     if failed:
         print(f"not completed: {', '.join(failed)}", file=sys.stderr)
