@@ -1,4 +1,4 @@
-"""Developer sessions: ``nox -s tests``, ``lint``, ``typecheck``, ``bench``, ``demo``.
+"""Developer sessions: ``nox -s tests``, ``lint``, ``typecheck``, ``bench``, ``demo``, ``codegen``.
 
 Virtualenvs are plain ``venv`` (uv may be missing) and are reused between runs; pass
 ``nox -s bench -- --quick`` to forward arguments to the underlying command.
@@ -49,3 +49,12 @@ def demo(session: nox.Session) -> None:
     """The command line's self-contained demo against the bundled fake server."""
     session.install("-e", ".[cli]")
     session.run("sentry-async", "demo", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def codegen(session: nox.Session) -> None:
+    """Regenerate ``sentry_async/api/`` and the README's coverage table from Sentry's spec.
+
+    ``nox -s codegen -- --spec path/to/openapi-derefed.json`` (or set $SENTRY_OPENAPI_SPEC).
+    """
+    session.run("python", "-m", "codegen", *session.posargs)

@@ -9,12 +9,16 @@ in errors, logs, progress, or ``--help``.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import os
+import signal
 import sys
 import tempfile
+import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -35,6 +39,7 @@ from .export import (
     ExportSpec,
     Manifest,
     OutputNotEmptyError,
+    OutputUnusableError,
     Progress,
     SpecMismatchError,
     UnknownProjectError,
@@ -44,6 +49,7 @@ from .export import (
     show_progress,
 )
 from .export._progress import DisplayMode, format_bytes
+from .export._text import printable
 
 __all__ = [
     "EXIT_API",
@@ -52,6 +58,7 @@ __all__ = [
     "EXIT_NOT_FOUND",
     "EXIT_OK",
     "EXIT_OUTPUT",
+    "EXIT_TERMINATED",
     "EXIT_USAGE",
     "main",
 ]
@@ -63,6 +70,7 @@ EXIT_AUTH = 3
 EXIT_NOT_FOUND = 4
 EXIT_OUTPUT = 5
 EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 143
 
 DEFAULT_PERIOD = "30d"
 DEMO_SEED = 0
@@ -85,7 +93,8 @@ times:
 output (DIR):
   <target>.jsonl[.gz]   one file per project (issue-<id> for --issue), one item per line,
                         the exact JSON Sentry sent; gzip files hold one gzip member per page
-  checkpoint.json       progress per stream; lets --resume continue after any stop
+  checkpoint.json       progress per stream while the export runs; lets --resume continue
+                        after any stop; removed once the export is complete
   manifest.json         written at the end: counts per file and stream, range, arguments
 
 exit codes:
@@ -94,8 +103,10 @@ exit codes:
   2  bad arguments (including an empty or unusable time range), or no token
   3  authentication failed (401) or permission denied (403)
   4  organization, project or issue not found (404)
-  5  output directory refused: not empty, other arguments on --resume, locked, or damaged
+  5  output directory refused: not empty, other arguments or another server on --resume,
+     locked, damaged, not a directory, or holding a planted link
   130 interrupted (Ctrl-C): the checkpoint is saved, run again with --resume
+  143 terminated (SIGTERM): as on Ctrl-C
 
 network:
   proxies come from $HTTPS_PROXY/$HTTP_PROXY/$NO_PROXY, read as urllib reads them (no
@@ -170,8 +181,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="discover: a column to export (repeatable; default id, timestamp, title, ...)",
     )
     exporter.add_argument("--output", "-o", required=True, metavar="DIR", help="output directory")
-    exporter.add_argument(
-        "--resume", action="store_true", help="continue the export already in DIR"
+    again = exporter.add_mutually_exclusive_group()
+    again.add_argument("--resume", action="store_true", help="continue the export already in DIR")
+    again.add_argument(
+        "--restart",
+        action="store_true",
+        help="remove the export already in DIR (failed, stale or with other arguments) and "
+        "start over",
     )
     exporter.add_argument("--gzip", action="store_true", help="write .jsonl.gz files")
     exporter.add_argument(
@@ -256,6 +272,16 @@ def _positive_int(text: str) -> int:
     return value
 
 
+class _SafeFormatter(logging.Formatter):
+    """Log lines with control characters escaped: they may quote the server."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        return printable(super().formatMessage(record))
+
+    def formatException(self, ei: Any) -> str:
+        return "\n".join(printable(line) for line in super().formatException(ei).splitlines())
+
+
 def _setup_logging(quiet: bool, verbose: bool, stream: TextIO) -> Callable[[], None]:
     """Send the library's logs to ``stream``; returns a function that undoes it.
 
@@ -264,7 +290,7 @@ def _setup_logging(quiet: bool, verbose: bool, stream: TextIO) -> Callable[[], N
     """
     level = logging.WARNING if quiet else logging.DEBUG if verbose else logging.INFO
     handler = logging.StreamHandler(stream)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(_SafeFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger("sentry_async")
     handlers, old_level, propagate = list(root.handlers), root.level, root.propagate
     root.handlers[:] = [handler]
@@ -398,24 +424,60 @@ def _display_mode(args: argparse.Namespace) -> DisplayMode:
     return "none" if args.quiet else "auto"
 
 
+class _Terminated(Exception):
+    """SIGTERM arrived; the export stopped as on Ctrl-C, checkpoint saved."""
+
+
+@contextmanager
+def _stop_on_sigterm(scope: anyio.CancelScope, stopped: list[bool]) -> Iterator[None]:
+    """Cancel ``scope`` on SIGTERM (how cron, systemd and Kubernetes stop a job).
+
+    Handlers can only be set from the main thread, so an embedded ``main`` leaves
+    SIGTERM alone.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop() -> None:
+        stopped.append(True)
+        scope.cancel()
+
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        loop.remove_signal_handler(signal.SIGTERM)
+
+
 async def _run_export(args: argparse.Namespace, token: str, out: TextIO) -> int:
     spec = _spec_from_args(args)
     directory = Path(args.output)
     started = time.perf_counter()
     progress = Progress(spec.kind)
+    stopped: list[bool] = []
+    manifest: Manifest | None = None
     async with _client_from_args(args, token) as client:
-        with show_progress(progress, mode=_display_mode(args)):
+        with (
+            show_progress(progress, mode=_display_mode(args)),
+            anyio.CancelScope() as scope,
+            _stop_on_sigterm(scope, stopped),
+        ):
             try:
                 manifest = await export(
                     client,
                     spec,
                     directory,
                     resume=args.resume,
+                    restart=args.restart,
                     concurrency=args.concurrency,
                     progress=progress,
                 )
             except ExportRangeError as exc:
                 raise _range_error(exc, args) from None
+    if stopped or manifest is None:
+        raise _Terminated
     if not args.quiet:
         print(_summary(manifest, directory, time.perf_counter() - started), file=out)
     return EXIT_OK
@@ -495,7 +557,14 @@ def _classify(exc: BaseException) -> _Outcome:
     if isinstance(exc, UnknownProjectError):
         return _Outcome(EXIT_NOT_FOUND, str(exc))
     if isinstance(
-        exc, (SpecMismatchError, OutputNotEmptyError, ExportLockedError, CheckpointError)
+        exc,
+        (
+            SpecMismatchError,
+            OutputNotEmptyError,
+            OutputUnusableError,
+            ExportLockedError,
+            CheckpointError,
+        ),
     ):
         return _Outcome(EXIT_OUTPUT, str(exc))
     if isinstance(exc, ExportDecodeError):
@@ -533,12 +602,18 @@ def main(
             file=err,
         )
         return EXIT_INTERRUPTED
+    except _Terminated:
+        print(
+            "sentry-async: terminated (SIGTERM); the checkpoint is saved, run again with --resume",
+            file=err,
+        )
+        return EXIT_TERMINATED
     except Exception as exc:
         outcome = _classify(exc)
         message = outcome.message
         if token:
             message = message.replace(token, "********")
-        print(f"sentry-async: error: {message}", file=err)
+        print(f"sentry-async: error: {printable(message)}", file=err)
         if args.verbose:
             logger.debug("details", exc_info=exc)
         return outcome.code

@@ -17,20 +17,25 @@ if TYPE_CHECKING:
 __all__ = [
     "APIError",
     "BadRequest",
+    "BulkPartialError",
     "ConnectionFailed",
     "DecodeError",
     "ErrorDetail",
     "Forbidden",
+    "MultiProjectRefused",
     "NotFound",
     "OversizedPage",
     "PaginationError",
+    "ProjectMoved",
     "RateLimited",
     "RequestTimeout",
+    "ResponseTooLarge",
     "SentryError",
     "ServerError",
     "TransportError",
     "Unauthorized",
     "UnsafeRedirect",
+    "UntrustedHost",
 ]
 
 
@@ -130,6 +135,14 @@ def _rebuild_api_error(cls: type[APIError], *args: Any) -> APIError:
     )
 
 
+def _rebuild_rate_limited(args: tuple[Any, ...], retry_after: float | None) -> APIError:
+    error = _rebuild_api_error(*args)
+    if isinstance(error, RateLimited):
+        error.retry_after = retry_after
+        error.args = (error._message(),)
+    return error
+
+
 def _shorten(text: str) -> str:
     """The message's copy of a server's text: a hostile body must not make megabyte messages.
 
@@ -148,6 +161,49 @@ def _join(value: Any) -> str:
 
 class BadRequest(APIError):
     """400: the query, a parameter or the body was refused."""
+
+
+class MultiProjectRefused(BadRequest):
+    """400 from a server older than September 2025 without the multi-project feature.
+
+    Such servers refuse issue and Discover queries over more than one project (a request
+    with no ``project`` means every project you belong to). Ask one project per request,
+    or run one stream per project with :func:`sentry_async.fan_out`.
+    """
+
+    def _message(self) -> str:
+        return (
+            super()._message()
+            + " (this server takes one project per request: pass project=<one id>, "
+            "or fan_out over the projects)"
+        )
+
+
+class ProjectMoved(APIError):
+    """302 without ``Location``: the project was renamed; ``new_slug`` and ``new_url`` say where.
+
+    Reads follow the new path once on their own; writes raise this.
+    """
+
+    @property
+    def new_slug(self) -> str | None:
+        data = self.data if isinstance(self.data, Mapping) else {}
+        slug = data.get("slug")
+        if isinstance(self.detail, ErrorDetail):
+            slug = self.detail.extra.get("slug", slug)
+        return slug if isinstance(slug, str) and slug else None
+
+    @property
+    def new_url(self) -> str | None:
+        """The new path with its query, relative to the server (``/api/0/projects/...``)."""
+        if isinstance(self.detail, ErrorDetail):
+            url = self.detail.extra.get("url")
+            if isinstance(url, str) and url:
+                return url
+        return None
+
+    def _message(self) -> str:
+        return f"{super()._message()} (project renamed to {self.new_slug!r})"
 
 
 class Unauthorized(APIError):
@@ -169,18 +225,44 @@ class RateLimited(APIError):
         self.retry_after = retry_after
         super().__init__(status, **kwargs)
 
+    def _message(self) -> str:
+        message = super()._message()
+        if self.retry_after is None:
+            return message
+        return f"{message} (the server asked to wait {self.retry_after:.0f}s)"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild_rate_limited, (super().__reduce__()[1], self.retry_after))
+
 
 class ServerError(APIError):
     """5xx: Sentry or a proxy in front of it failed."""
 
 
 class TransportError(SentryError):
-    """The request got no usable response: connection refused or dropped, timeout, bad body."""
+    """The request got no usable response: connection refused or dropped, timeout, bad body.
 
-    def __init__(self, message: str, *, method: str, url: str) -> None:
+    ``cause`` describes the underlying failure (aiohttp's exception, say) with any secret
+    blanked out; that exception itself is not chained, since its frames and its request
+    hold the request's headers.
+    """
+
+    def __init__(self, message: str, *, method: str, url: str, cause: str | None = None) -> None:
         self.method = method
         self.url = url
+        self.cause = cause
         super().__init__(f"{message} ({method} {url})")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_restore, (type(self), self.args, dict(vars(self))))
+
+
+def _restore(cls: type[Exception], args: tuple[Any, ...], state: dict[str, Any]) -> Exception:
+    """Unpickle an error whose ``__init__`` takes keyword-only context."""
+    error = cls.__new__(cls)
+    error.args = args
+    vars(error).update(state)
+    return error
 
 
 class ConnectionFailed(TransportError):
@@ -191,8 +273,44 @@ class RequestTimeout(TransportError):
     """No complete response within the configured timeout."""
 
 
+class ResponseTooLarge(TransportError):
+    """A response body was larger than ``max_body_size`` (announced, sent, or once
+    decompressed); not retried, since the same request would bring the same body."""
+
+    def __init__(self, message: str, *, method: str, url: str, limit: int) -> None:
+        self.limit = limit
+        super().__init__(message, method=method, url=url)
+
+
 class UnsafeRedirect(TransportError):
     """A redirect pointed at a host the token must not be sent to."""
+
+
+class UntrustedHost(SentryError, ValueError):
+    """A region or URL the token must not be sent to (see ``trusted_hosts``)."""
+
+
+class BulkPartialError(SentryError):
+    """A bulk call failed part-way: ``done`` ids were already changed, ``not_done`` were not.
+
+    ``error`` is the failure of the chunk that stopped it (also ``__cause__``).
+    """
+
+    def __init__(self, error: SentryError, *, done: list[str], not_done: list[str]) -> None:
+        self.error = error
+        self.done = done
+        self.not_done = not_done
+        super().__init__(
+            f"bulk call stopped after {len(done)} of {len(done) + len(not_done)} issues "
+            f"(ids changed: {len(done)}, not changed: {len(not_done)}): {error}"
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild_bulk, (self.error, self.done, self.not_done))
+
+
+def _rebuild_bulk(error: SentryError, done: list[str], not_done: list[str]) -> BulkPartialError:
+    return BulkPartialError(error, done=done, not_done=not_done)
 
 
 class DecodeError(SentryError):
@@ -204,6 +322,9 @@ class DecodeError(SentryError):
         self.type_name = type_name
         self.reason = message
         super().__init__(f"cannot decode {type_name} from {method} {url}: {message}")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_restore, (type(self), self.args, dict(vars(self))))
 
 
 class PaginationError(SentryError):

@@ -8,12 +8,18 @@ Per endpoint group (Sentry limits per endpoint and method) it keeps:
 * a block set by a 429 (``Retry-After`` or the reset), which every task waits out;
 * an in-flight cap, lowered to ``-ConcurrentLimit`` when the server announces one.
 
+Every wait the server announces is enforced for at most ``max_wait`` seconds (a ``Reset``
+a year away, or in epoch milliseconds, must not stall the client for good); while a longer
+one is in force, :meth:`RateLimiter.pause_for` reports what was announced, so callers can
+fail at once instead of waiting.
+
 It is written on anyio primitives and is safe because nothing awaits between checking the
 state and taking a token.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections.abc import Callable
@@ -25,6 +31,11 @@ import anyio
 from ._protocol.ratelimit import RateLimitInfo
 
 __all__ = ["GroupState", "RateLimiter"]
+
+logger = logging.getLogger("sentry_async")
+
+_LOG_WAITS_OVER = 5.0
+"""Server-announced waits longer than this are logged (once each, when announced)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,16 +54,20 @@ class GroupState:
 
 class _Group:
     __slots__ = (
+        "block_announced",
         "blocked_until",
         "capacity",
         "in_flight",
         "limiter",
+        "logged_until",
         "rate",
         "remaining",
         "reset_at",
+        "reset_epoch",
         "stamp",
         "tokens",
         "window",
+        "window_announced",
     )
 
     def __init__(self, rate: float | None, burst: float | None, concurrency: int, now: float):
@@ -61,8 +76,12 @@ class _Group:
         self.tokens = self.capacity if self.capacity is not None else 0.0
         self.stamp = now
         self.blocked_until = 0.0
+        self.block_announced = 0.0
+        self.window_announced = 0.0
+        self.logged_until = 0.0
         self.remaining: int | None = None
         self.reset_at = 0.0
+        self.reset_epoch: float | None = None
         self.window = 0.0
         self.limiter = anyio.CapacityLimiter(concurrency)
         self.in_flight = 0
@@ -134,18 +153,44 @@ class RateLimiter:
         token, waiting for both as needed."""
         return _Slot(self._group(name), self._clock)
 
-    def observe(self, name: str, info: RateLimitInfo | None) -> None:
-        """Fold a response's rate-limit headers into the group's state."""
+    def observe(
+        self,
+        name: str,
+        info: RateLimitInfo | None,
+        *,
+        server_now: float | None = None,
+        max_wait: float = math.inf,
+        log: bool = True,
+    ) -> None:
+        """Fold a response's rate-limit headers into the group's state.
+
+        ``server_now`` is the server's wall clock when it answered (its ``Date``), so that
+        a client clock minutes off does not move the window; ``max_wait`` caps how long a
+        closed window is honoured. ``log=False`` when the caller logs the wait itself (a
+        429's, through :meth:`block`).
+        """
         if info is None:
             return
         group = self._group(name)
         now = self._clock()
         if info.concurrent_limit is not None and info.concurrent_limit > 0:
             group.limiter.total_tokens = max(1, min(self._max_concurrency, info.concurrent_limit))
-        reset_in = info.seconds_until_reset(self._wall())
+        reset_in = info.seconds_until_reset(self._wall() if server_now is None else server_now)
         if reset_in is not None:
-            group.reset_at = now + reset_in
-            group.window = max(group.window, math.ceil(reset_in) or 1.0)
+            enforced = min(reset_in, max_wait)
+            group.reset_at = now + enforced
+            # The window's length follows the latest headers: a new window (a new Reset)
+            # starts the estimate afresh, so one odd answer cannot slow the group for good.
+            length = math.ceil(enforced) or 1.0
+            if info.reset != group.reset_epoch:
+                group.reset_epoch = info.reset
+                group.window = length
+            else:
+                group.window = max(group.window, length)
+            if info.remaining is not None and info.remaining <= 0:
+                group.window_announced = now + reset_in
+                if log:
+                    self._log_wait(name, group, now, reset_in, enforced, "its window resets")
         if info.remaining is not None and reset_in is not None and reset_in > 0:
             group.remaining = info.remaining
         if info.limit is not None and info.limit > 0:
@@ -158,17 +203,58 @@ class RateLimiter:
                 tokens = min(tokens, float(info.remaining))
             group.tokens = min(tokens, group.capacity)
 
-    def block(self, name: str, seconds: float) -> None:
-        """Hold every task of the group for ``seconds``: the server asked for the pause."""
+    def block(self, name: str, seconds: float, *, max_wait: float = math.inf) -> None:
+        """Hold every task of the group for ``seconds``, at most ``max_wait``: the server
+        asked for the pause."""
         if seconds <= 0:
             return
         group = self._group(name)
-        group.blocked_until = max(group.blocked_until, self._clock() + seconds)
+        now = self._clock()
+        enforced = min(seconds, max_wait)
+        group.block_announced = max(
+            group.block_announced if group.blocked_until > now else 0.0, now + seconds
+        )
+        group.blocked_until = max(group.blocked_until, now + enforced)
+        self._log_wait(name, group, now, seconds, enforced, "a 429")
 
     def blocked_for(self, name: str) -> float:
         """Seconds left of the pause a 429 imposed on ``name`` (0 when none)."""
         group = self._groups.get(name)
         return max(0.0, group.blocked_until - self._clock()) if group is not None else 0.0
+
+    def pause_for(self, name: str) -> float:
+        """Seconds the server announced ``name`` must wait, while such a wait is in force
+        (a 429's pause or a window with nothing left); 0 when none."""
+        group = self._groups.get(name)
+        if group is None:
+            return 0.0
+        now = self._clock()
+        until = 0.0
+        if group.blocked_until > now:
+            until = max(group.block_announced, group.blocked_until)
+        if group.remaining is not None and group.remaining <= 0 and now < group.reset_at:
+            until = max(until, group.window_announced, group.reset_at)
+        return max(0.0, until - now)
+
+    @staticmethod
+    def _log_wait(
+        name: str, group: _Group, now: float, seconds: float, enforced: float, why: str
+    ) -> None:
+        """Log a long wait once, when it is announced, not once per task that waits."""
+        if seconds <= _LOG_WAITS_OVER or now + seconds <= group.logged_until + 1.0:
+            return
+        group.logged_until = now + seconds
+        if enforced < seconds:
+            logger.warning(
+                "%s: the server asked to wait %.0fs (%s); holding the endpoint for at most "
+                "%.3gs and failing calls that will not wait that long",
+                name,
+                seconds,
+                why,
+                enforced,
+            )
+        else:
+            logger.info("%s: the server asked to wait %.0fs (%s)", name, seconds, why)
 
     def state(self, name: str) -> GroupState:
         group = self._group(name)

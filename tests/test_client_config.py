@@ -128,7 +128,7 @@ async def test_token_never_in_repr_str_or_pickle(caplog: pytest.LogCaptureFixtur
 
 def test_timeouts() -> None:
     client = SentryClient(TOKEN, timeout=5)
-    assert client.timeouts == Timeouts(connect=5.0, read=5.0, total=None)
+    assert client.timeouts == Timeouts(connect=5.0, read=5.0, total=300.0)
     aio = Timeouts(connect=1, read=2, total=3).to_aiohttp()
     assert (aio.sock_connect, aio.sock_read, aio.total) == (1, 2, 3)
 

@@ -92,3 +92,16 @@ def test_any_header_values_parse_without_raising(values: dict[str, str]) -> None
 def test_any_retry_after_parses_without_raising(value: str, now: float) -> None:
     result = parse_retry_after(value, now)
     assert result is None or result >= 0
+
+
+def test_server_clock_wins_only_when_the_client_clock_is_off() -> None:
+    from email.utils import formatdate
+
+    from sentry_async._protocol.ratelimit import server_clock
+
+    wall = 1_700_000_000.4
+    assert server_clock(formatdate(wall, usegmt=True), wall) == wall
+    assert server_clock(formatdate(wall + 600, usegmt=True), wall) == int(wall) + 600
+    assert server_clock(formatdate(wall - 600, usegmt=True), wall) == int(wall) - 600
+    for garbage in (None, "", "yesterday", "Thu, 01 Jan 99999 00:00:00 GMT", "ü"):
+        assert server_clock(garbage, wall) == wall

@@ -25,13 +25,13 @@ def test_backoff_jitter_stays_in_band() -> None:
     assert len(set(delays)) > 100
 
 
-@pytest.mark.parametrize("status", [502, 503, 504])
+@pytest.mark.parametrize("status", [500, 502, 503, 504])
 def test_gateway_errors_retry_for_reads(status: int) -> None:
     decision = decide(attempt=1, policy=POLICY, idempotent=True, kind="status", status=status)
     assert decision.retry and decision.delay == 1.0 and not decision.server_wait
 
 
-@pytest.mark.parametrize("status", [400, 401, 403, 404, 500])
+@pytest.mark.parametrize("status", [400, 401, 403, 404, 501])
 def test_final_statuses(status: int) -> None:
     assert not decide(attempt=1, policy=POLICY, idempotent=True, kind="status", status=status).retry
 
@@ -132,3 +132,34 @@ def test_policy_validation() -> None:
         RetryPolicy(attempts=0)
     with pytest.raises(ValueError, match="jitter"):
         RetryPolicy(jitter=2)
+
+
+def test_a_pause_longer_than_max_wait_fails_fast() -> None:
+    from sentry_async._protocol.retry import fail_fast
+
+    policy = RetryPolicy(max_wait=10.0)
+    assert fail_fast(10.5, policy) and not fail_fast(10.0, policy) and not fail_fast(0, policy)
+
+
+@pytest.mark.parametrize("kind", ["too_large", "tls", "redirect", "final"])
+def test_final_failure_kinds_are_never_retried(kind: str) -> None:
+    assert not decide(attempt=1, policy=POLICY, idempotent=True, kind=kind).retry
+
+
+@pytest.mark.parametrize(
+    ("status", "method", "expected"),
+    [
+        (303, "PUT", ("GET", False)),
+        (303, "GET", ("GET", False)),
+        (301, "POST", ("GET", False)),
+        (302, "DELETE", ("GET", False)),
+        (301, "GET", ("GET", True)),
+        (302, "HEAD", ("HEAD", True)),
+        (307, "PUT", ("PUT", True)),
+        (308, "POST", ("POST", True)),
+    ],
+)
+def test_redirect_method_rules(status: int, method: str, expected: tuple[str, bool]) -> None:
+    from sentry_async._protocol.hosts import redirect_method
+
+    assert redirect_method(status, method) == expected

@@ -31,6 +31,7 @@ from sentry_async import (
     NotFound,
     RateLimited,
     RequestTimeout,
+    ResponseTooLarge,
     RetryPolicy,
     SentryClient,
     ServerError,
@@ -96,7 +97,7 @@ async def test_link_header_host_is_ignored(
             ).collect()
     assert sorted(i.id for i in issues) == sorted(expected)
     _assert_untouched(other)
-    cursors = [r.param("cursor") for r in main.requests]
+    cursors = [r.param("cursor") for r in main.requests if r.path.endswith("/issues/")]
     assert len(cursors) >= 3 and all(c is not None for c in cursors[1:])
     assert set(_auth_headers(main)) == {f"Bearer {TOKEN}"}
 
@@ -223,7 +224,7 @@ async def test_trust_region_routes_org_requests_to_region(fake_sentry_factory: F
             await client.organizations.get(org)
             await client.organizations.list().collect()
     assert [r.path for r in region.requests] == [f"/api/0/organizations/{org}/"]
-    assert [r.path for r in main.requests] == ["/api/0/organizations/"]
+    assert [r.path for r in main.requests] == ["/api/0/users/me/regions/", "/api/0/organizations/"]
     assert _auth_headers(region) == [f"Bearer {TOKEN}"]
 
 
@@ -307,8 +308,13 @@ def test_credentials_in_base_url_are_refused() -> None:
 
 
 def _reachable_text(exc: BaseException) -> str:
-    """Everything a user could print from an exception: str, repr, traceback, attributes."""
+    """Everything a user could print from an exception: str, repr, traceback (also with
+    each frame's locals, as sentry-sdk, rich and ``pytest --showlocals`` print it),
+    attributes."""
     parts = [str(exc), repr(exc), "".join(traceback.format_exception(exc))]
+    parts.append(
+        "".join(traceback.TracebackException.from_exception(exc, capture_locals=True).format())
+    )
     seen: set[int] = set()
     pending: list[BaseException | None] = [exc]
     while pending:
@@ -339,8 +345,9 @@ async def _raise_each_error(server: FakeSentry) -> list[BaseException]:
 
     async with SentryClient(TOKEN, base_url=server.url, retry=FAST) as client:
         await expect(NotFound, lambda: client.organizations.get("no-such-org"))
-        server.faults.add(Fault("status", status=500, path="/organizations/$"))
+        server.faults.add(Fault("status", status=500, path="/organizations/$", times=None))
         await expect(ServerError, lambda: client.organizations.list().collect())
+        server.faults.clear()
         server.faults.add(
             Fault("rate_limit", retry_after=0, reset_in=None, times=None, path="/organizations/$")
         )
@@ -363,6 +370,8 @@ async def _raise_each_error(server: FakeSentry) -> list[BaseException]:
     closed = f"http://127.0.0.1:{_closed_port()}"
     async with SentryClient(TOKEN, base_url=closed, retry=RetryPolicy(attempts=1)) as client:
         await expect(ConnectionFailed, lambda: client.organizations.get(org))
+    async with SentryClient(TOKEN, base_url=server.url, max_body_size=10) as client:
+        await expect(ResponseTooLarge, lambda: client.organizations.get(org))
     async with SentryClient(WRONG_TOKEN, base_url=server.url) as client:
         await expect(Unauthorized, lambda: client.organizations.get(org))
     async with SentryClient(TOKEN, base_url=server.url) as client:
@@ -400,7 +409,7 @@ async def _garbage_http_server() -> AsyncIterator[str]:
 async def test_token_absent_from_every_error(fake_sentry_factory: Factory) -> None:
     server = await fake_sentry_factory(token=TOKEN)
     errors = await _raise_each_error(server)
-    assert len({type(e) for e in errors}) == 9
+    assert len({type(e) for e in errors}) == 10
     assert sum(isinstance(e, ConnectionFailed) for e in errors) == 3
     for error in errors:
         text = _reachable_text(error)

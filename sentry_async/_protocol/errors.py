@@ -7,6 +7,7 @@ from a proxy, or nothing at all. The body is decoded whatever the content type s
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import msgspec
@@ -16,14 +17,25 @@ from ..errors import (
     BadRequest,
     ErrorDetail,
     Forbidden,
+    MultiProjectRefused,
     NotFound,
+    ProjectMoved,
     RateLimited,
     ServerError,
     Unauthorized,
 )
 from .ratelimit import RateLimitInfo
 
-__all__ = ["QUERY_TIMEOUT_PREFIX", "build_api_error", "is_query_timeout", "parse_error_body"]
+__all__ = [
+    "MULTI_PROJECT_REFUSALS",
+    "QUERY_TIMEOUT_PREFIX",
+    "REDACTED",
+    "Redactor",
+    "build_api_error",
+    "is_project_moved",
+    "is_query_timeout",
+    "parse_error_body",
+]
 
 QUERY_TIMEOUT_PREFIX = "query timeout"
 _MAX_TEXT = 500
@@ -98,6 +110,34 @@ def is_query_timeout(status: int, detail: str | ErrorDetail | None) -> bool:
     return text.lstrip().lower().startswith(QUERY_TIMEOUT_PREFIX)
 
 
+MULTI_PROJECT_REFUSALS = frozenset(
+    {
+        "You do not have the multi project stream feature enabled",
+        "You cannot view events from multiple projects.",
+    }
+)
+"""What servers before September 2025 answer for a query over several projects."""
+
+
+def _text(detail: str | ErrorDetail | None) -> str:
+    if detail is None:
+        return ""
+    return (detail if isinstance(detail, str) else (detail.message or "")).strip()
+
+
+def is_project_moved(status: int, detail: str | ErrorDetail | None, data: Any) -> bool:
+    """Sentry's renamed-project answer: a 3xx whose body names the new slug.
+
+    Current servers send ``detail.code == "resource-moved"``; older ones a top-level
+    ``slug`` and no code.
+    """
+    if not 300 <= status < 400:
+        return False
+    if isinstance(detail, ErrorDetail) and detail.code == "resource-moved":
+        return True
+    return isinstance(data, dict) and isinstance(data.get("slug"), str)
+
+
 def build_api_error(
     status: int,
     body: bytes,
@@ -119,7 +159,65 @@ def build_api_error(
     }
     if status == 429:
         return RateLimited(status, retry_after=retry_after, **common)
+    if is_project_moved(status, detail, data):
+        return ProjectMoved(status, **common)
+    if status == 400 and _text(detail) in MULTI_PROJECT_REFUSALS:
+        return MultiProjectRefused(status, **common)
     cls = _STATUS_CLASSES.get(status)
     if cls is None:
         cls = ServerError if status >= 500 else APIError
     return cls(status, **common)
+
+
+REDACTED = "********"
+_TOKEN_PREFIXES = ("sntrys_", "sntryu_")
+_MIN_LENGTH = 8
+
+
+class Redactor:
+    """Blanks a secret out of text a server (or proxy) echoed back, in every form it takes.
+
+    A server that echoes the request may send the token raw, with JSON escapes (``\\/`` for
+    ``/``, ``\\uXXXX`` for any character, either case of hex), percent-encoded (either case),
+    or any mix of these, character by character; the token's body without its
+    ``sntrys_``/``sntryu_`` prefix is blanked out the same way. Secrets shorter than
+    eight characters (no real token is) are left alone: they would blank out words.
+    """
+
+    __slots__ = ("_bytes", "_text")
+
+    def __init__(self, secret: str | None) -> None:
+        secrets = [secret] if secret and len(secret) >= _MIN_LENGTH else []
+        if secrets and secret and secret.startswith(_TOKEN_PREFIXES):
+            bare = secret[len(_TOKEN_PREFIXES[0]) :]
+            if len(bare) >= _MIN_LENGTH:
+                secrets.append(bare)
+        if not secrets:
+            self._text: re.Pattern[str] | None = None
+            self._bytes: re.Pattern[bytes] | None = None
+            return
+        self._text = re.compile(
+            "|".join("".join(_char_pattern(c) for c in s) for s in secrets), re.IGNORECASE
+        )
+        self._bytes = re.compile(self._text.pattern.encode(), re.IGNORECASE)
+
+    def text(self, value: str) -> str:
+        return value if self._text is None else self._text.sub(REDACTED, value)
+
+    def body(self, value: bytes) -> bytes:
+        return value if self._bytes is None else self._bytes.sub(REDACTED.encode(), value)
+
+
+def _char_pattern(char: str) -> str:
+    """One character of a secret: raw, JSON-escaped, or percent-encoded (UTF-8)."""
+    forms = [re.escape(char)]
+    code = ord(char)
+    if code <= 0xFFFF:
+        forms.append(rf"\\u{code:04x}")
+    else:
+        high, low = divmod(code - 0x10000, 0x400)
+        forms.append(rf"\\u{0xD800 + high:04x}\\u{0xDC00 + low:04x}")
+    if char in '/"\\':
+        forms.append(rf"\\{re.escape(char)}")
+    forms.append("".join(f"%{byte:02x}" for byte in char.encode()))
+    return f"(?:{'|'.join(forms)})"

@@ -4,10 +4,22 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Iterable
 
 from yarl import URL
 
-__all__ = ["endpoint_group", "is_loopback", "origin", "resolve_redirect"]
+__all__ = [
+    "REDIRECT_STATUSES",
+    "endpoint_group",
+    "is_loopback",
+    "origin",
+    "redirect_method",
+    "registrable_domain",
+    "resolve_redirect",
+    "token_host_refusal",
+]
+
+REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 
 _ID_SEGMENT = re.compile(r"^(?:\d+|[0-9a-fA-F]{32}|[0-9a-fA-F-]{36})$")
 
@@ -30,6 +42,67 @@ def is_loopback(host: str | None) -> bool:
         return False
 
 
+_SECOND_LEVEL = frozenset({"co", "com", "net", "org", "gov", "edu", "ac", "or", "ne", "go"})
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    return True
+
+
+def registrable_domain(host: str) -> str:
+    """The domain a host's owner registered: ``sentry.io`` for ``de.sentry.io``.
+
+    Without a public-suffix list: the last two labels, or three under a two-letter country
+    code with a generic second level (``example.co.uk``). An IP address is its own domain.
+    """
+    host = host.lower().rstrip(".")
+    if _is_ip(host):
+        return host
+    labels = host.split(".")
+    if len(labels) >= 3 and len(labels[-1]) == 2 and labels[-2] in _SECOND_LEVEL:
+        return ".".join(labels[-3:])
+    return ".".join(labels[-2:])
+
+
+def token_host_refusal(base: URL, target: URL, trusted: Iterable[URL] = ()) -> str | None:
+    """Why the token must not go to ``target``, or ``None`` when it may.
+
+    Allowed: the base URL's own origin; the same loopback host on any port; an ``https``
+    subdomain of the base host's registrable domain on the default port (``de.sentry.io``
+    for ``sentry.io``); an origin listed in ``trusted``. Refused: credentials in the URL,
+    look-alikes (``sentry.io.evil.com``), other loopback addresses, plain-http subdomains
+    (``http://de.localhost``).
+    """
+    if target.scheme not in ("http", "https") or not target.host:
+        return f"{target} is not an absolute http(s) URL"
+    if target.user is not None or target.password is not None or "@" in (target.raw_authority):
+        return "a URL with user information (user@host) is never trusted"
+    if any(origin(url) == origin(target) for url in trusted):
+        return None
+    if origin(target) == origin(base):
+        return None
+    host = target.host.lower().rstrip(".")
+    base_host = (base.host or "").lower().rstrip(".")
+    if host == base_host:
+        if is_loopback(host) and target.scheme == base.scheme:
+            return None
+        return f"{target.host}: another port or scheme than the base URL's"
+    if target.scheme != "https":
+        return f"{target.host}: only https subdomains of the base URL's domain are trusted"
+    if _is_ip(host) or _is_ip(base_host) or is_loopback(host):
+        return f"{target.host}: not the base URL's host"
+    if target.port != 443:
+        return f"{target.host}: a subdomain is trusted on the default port only"
+    domain = registrable_domain(base_host)
+    if host == domain or host.endswith("." + domain):
+        return None
+    return f"{target.host} is not within {domain} (list it in trusted_hosts to allow it)"
+
+
 def resolve_redirect(
     current: URL, location: str, trusted: frozenset[tuple[str, str, int | None]]
 ) -> tuple[URL, bool]:
@@ -39,6 +112,17 @@ def resolve_redirect(
     """
     target = current.join(URL(location))
     return target, origin(target) in trusted
+
+
+def redirect_method(status: int, method: str) -> tuple[str, bool]:
+    """The method for the next hop and whether the body goes with it.
+
+    303 always becomes ``GET``; so do 301 and 302 after anything but ``GET``/``HEAD``, as
+    browsers and aiohttp do; 307 and 308 repeat the request as it was.
+    """
+    if status == 303 or (status in (301, 302) and method not in ("GET", "HEAD")):
+        return "GET", False
+    return method, True
 
 
 def endpoint_group(method: str, path: str) -> str:

@@ -11,10 +11,14 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
+from functools import lru_cache
 
-__all__ = ["RateLimitInfo", "parse_rate_limit", "parse_retry_after"]
+__all__ = ["RateLimitInfo", "parse_rate_limit", "parse_retry_after", "server_clock"]
 
 _PREFIX = "x-sentry-rate-limit-"
+_SKEW_TOLERANCE = 2.0
+"""Seconds the client's clock may differ from the server's ``Date`` before the latter wins
+(``Date`` has whole seconds only, so the client's own clock is preferred when close)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,5 +108,35 @@ def parse_retry_after(value: str | None, now: float) -> float | None:
         return None
     try:
         return max(0.0, when.timestamp() - now)
+    except (OverflowError, OSError, ValueError):
+        return None
+
+
+def server_clock(date: str | None, wall: float) -> float:
+    """The wall-clock time to measure ``Reset`` and ``Retry-After`` dates against.
+
+    Both are the server's clock readings; a client clock minutes off would turn a
+    one-second wait into minutes, or none. The response's ``Date`` is used when it
+    differs from ``wall`` by more than a couple of seconds, ``wall`` otherwise.
+    """
+    if date is None:
+        return wall
+    stamp = _http_date(date)
+    return stamp if stamp is not None and abs(stamp - wall) > _SKEW_TOLERANCE else wall
+
+
+@lru_cache(maxsize=8)
+def _http_date(value: str) -> float | None:
+    """Epoch seconds of an HTTP date; cached, since every response of a second repeats it."""
+    if not value.isascii():
+        return None
+    try:
+        when = parsedate_to_datetime(value.strip())
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if when.tzinfo is None:
+        return None
+    try:
+        return when.timestamp()
     except (OverflowError, OSError, ValueError):
         return None

@@ -14,16 +14,24 @@ from dataclasses import dataclass, field
 from .ratelimit import RateLimitInfo, parse_retry_after
 
 __all__ = [
+    "FINAL_KINDS",
     "FailureKind",
     "RetryDecision",
     "RetryPolicy",
     "backoff_delay",
     "decide",
+    "fail_fast",
     "rate_limit_delay",
 ]
 
 FailureKind = str
-"""``"status"`` (an HTTP answer), ``"connection"``, ``"timeout"`` or ``"payload"``."""
+"""``"status"`` (an HTTP answer), ``"connection"``, ``"timeout"`` or ``"payload"`` (worth
+another try), or one of :data:`FINAL_KINDS`."""
+
+FINAL_KINDS = frozenset({"too_large", "tls", "redirect", "final"})
+"""Failures the same request would meet again: a body over the size cap, a TLS handshake
+or certificate error, a redirect the token must not follow, a response that cannot be used
+at all."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,7 +43,11 @@ class RetryPolicy:
     backoff_max: float = 30.0
     jitter: float = 0.25
     max_wait: float = 300.0
-    retry_statuses: frozenset[int] = field(default_factory=lambda: frozenset({429, 502, 503, 504}))
+    retry_statuses: frozenset[int] = field(
+        default_factory=lambda: frozenset({429, 500, 502, 503, 504})
+    )
+    """Sentry answers transient database and query failures with 500 "Internal Error", so a
+    500 is retried too (for requests safe to repeat), as Sentry's own CLI does."""
     retry_query_timeouts: bool = True
 
     def __post_init__(self) -> None:
@@ -94,6 +106,8 @@ def decide(
     rng: random.Random | None = None,
 ) -> RetryDecision:
     """Decide whether the ``attempt``-th try (1-based) should be followed by another."""
+    if kind in FINAL_KINDS:
+        return RetryDecision(False, reason=f"{kind} is final")
     if attempt >= policy.attempts:
         return RetryDecision(False, reason="retry budget exhausted")
     if kind == "status":
@@ -120,3 +134,9 @@ def decide(
     if not idempotent:
         return RetryDecision(False, reason="request is not safe to repeat")
     return RetryDecision(True, backoff_delay(attempt, policy, rng), kind)
+
+
+def fail_fast(paused: float, policy: RetryPolicy) -> bool:
+    """Whether a call should fail at once rather than wait out a pause the server announced
+    for its endpoint (``paused`` seconds left): the pause is longer than ``max_wait``."""
+    return paused > policy.max_wait

@@ -7,7 +7,14 @@ with ``resume=True`` after any stop, including ``kill -9``, and every item ends 
 output exactly once (see :mod:`sentry_async.export._exporter` for how).
 """
 
-from ._checkpoint import CHECKPOINT_NAME, Checkpoint, FileState, ProjectRef, StreamState
+from ._checkpoint import (
+    CHECKPOINT_NAME,
+    Checkpoint,
+    FileState,
+    ProjectRef,
+    SkippedProject,
+    StreamState,
+)
 from ._errors import (
     CheckpointError,
     ExportDecodeError,
@@ -15,6 +22,7 @@ from ._errors import (
     ExportLockedError,
     ExportRangeError,
     OutputNotEmptyError,
+    OutputUnusableError,
     SpecMismatchError,
     UnknownProjectError,
 )
@@ -51,9 +59,11 @@ __all__ = [
     "ManifestFile",
     "ManifestStream",
     "OutputNotEmptyError",
+    "OutputUnusableError",
     "Progress",
     "ProgressSnapshot",
     "ProjectRef",
+    "SkippedProject",
     "SpecMismatchError",
     "StreamState",
     "UnknownProjectError",

@@ -8,12 +8,15 @@ and only after the data files were fsynced, so it never points past durable data
 
 from __future__ import annotations
 
+import os
+from datetime import datetime
 from pathlib import Path
+from typing import Annotated
 
 import msgspec
 
 from ._errors import CheckpointError
-from ._writer import atomic_write
+from ._writer import atomic_write, open_no_follow
 
 __all__ = [
     "CHECKPOINT_NAME",
@@ -21,20 +24,40 @@ __all__ = [
     "Checkpoint",
     "FileState",
     "ProjectRef",
+    "SkippedProject",
     "StreamState",
+    "check_file_name",
     "load_checkpoint",
     "save_checkpoint",
 ]
 
 CHECKPOINT_NAME = "checkpoint.json"
 FORMAT = "sentry-async-export/1"
+RESERVED_NAMES = frozenset(
+    {CHECKPOINT_NAME, CHECKPOINT_NAME + ".tmp", "manifest.json", "manifest.json.tmp", ".lock"}
+)
+"""Names in the output directory that are never data files."""
+
+Count = Annotated[int, msgspec.Meta(ge=0)]
 
 
 class ProjectRef(msgspec.Struct, frozen=True):
-    """A project as resolved once at the start: its numeric id and its slug."""
+    """A project as resolved once at the start: its id, its slug and its data file.
+
+    ``file`` is ``None`` in checkpoints of earlier versions; their streams name the file.
+    """
 
     id: str
     slug: str
+    file: str | None = None
+
+
+class SkippedProject(msgspec.Struct, frozen=True):
+    """A project that cannot be exported (an unusable slug or row), and why."""
+
+    id: str | None
+    slug: str | None
+    error: str
 
 
 class StreamState(msgspec.Struct, kw_only=True):
@@ -47,19 +70,25 @@ class StreamState(msgspec.Struct, kw_only=True):
     window_end: str
     cursor: str | None = None
     done: bool = False
-    items: int = 0
-    pages: int = 0
-    duplicates: int = 0
-    unidentified: int = 0
+    items: Count = 0
+    pages: Count = 0
+    duplicates: Count = 0
+    unidentified: Count = 0
     """Items written without a usable ``id``, hence not de-duplicated."""
-    hits: int | None = None
+    hits: Count | None = None
+    first_offset: Count | None = None
+    """The file's length before this stream's first page: where its items begin."""
+    split: bool = False
+    """The server could not serve this window: it went on as two halves (new streams)."""
+    dedupe_from: Count | None = None
+    """A half of a split window: ids already in the file from here on are not written again."""
 
 
 class FileState(msgspec.Struct, kw_only=True):
     """A data file's committed length in bytes and the number of lines in it."""
 
-    offset: int = 0
-    items: int = 0
+    offset: Count = 0
+    items: Count = 0
 
 
 class Checkpoint(msgspec.Struct, kw_only=True):
@@ -71,11 +100,12 @@ class Checkpoint(msgspec.Struct, kw_only=True):
     start: str
     end: str
     projects: list[ProjectRef] = []
+    skipped: list[SkippedProject] = []
     files: dict[str, FileState] = {}
     streams: dict[str, StreamState] = {}
     created_at: str
     updated_at: str
-    runs: int = 1
+    runs: Count = 1
     complete: bool = False
 
 
@@ -87,13 +117,69 @@ def encode_checkpoint(checkpoint: Checkpoint) -> bytes:
     return _encoder.encode(checkpoint)
 
 
+def check_file_name(name: str) -> str | None:
+    """Why ``name`` cannot be a data file in the output directory, or ``None`` if it can."""
+    if not name or name in (".", ".."):
+        return "is empty or a directory name"
+    if "/" in name or "\\" in name or "\0" in name or os.path.isabs(name):
+        return "is a path, not a plain file name"
+    if not name.isprintable():
+        return "holds control characters"
+    if name in RESERVED_NAMES:
+        return "is the name of the exporter's own file"
+    if len(name.encode("utf-8", "surrogatepass")) > 255:
+        return "is too long"
+    return None
+
+
+def _parse_stamp(text: str) -> datetime | None:
+    try:
+        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return value if value.tzinfo is not None else None
+
+
+def _check_values(checkpoint: Checkpoint) -> str | None:
+    """What is wrong with a decoded checkpoint's values, or ``None``.
+
+    The file names are joined to the output directory and the times sent to the server,
+    so a checkpoint edited by hand (or by someone else) must not point outside it.
+    """
+    for name in checkpoint.files:
+        problem = check_file_name(name)
+        if problem is not None:
+            return f"the file name {name!r} {problem}"
+    for project in checkpoint.projects:
+        problem = None if project.file is None else check_file_name(project.file)
+        if problem is not None:
+            return f"the file name {project.file!r} {problem}"
+    for label, text in (("start", checkpoint.start), ("end", checkpoint.end)):
+        if _parse_stamp(text) is None:
+            return f"{label} {text!r} is not an ISO UTC time"
+    for key, stream in checkpoint.streams.items():
+        if stream.key != key:
+            return f"stream {key!r} is recorded under the key {stream.key!r}"
+        if stream.file not in checkpoint.files:
+            return f"stream {key!r} writes to {stream.file!r}, which is not among its files"
+        start, end = _parse_stamp(stream.window_start), _parse_stamp(stream.window_end)
+        if start is None or end is None:
+            bad = stream.window_start if start is None else stream.window_end
+            return f"stream {key!r} has the window bound {bad!r}, not an ISO UTC time"
+        if start >= end:
+            return f"stream {key!r} has an empty window"
+    return None
+
+
 def load_checkpoint(directory: Path) -> Checkpoint | None:
     """The checkpoint in ``directory``, ``None`` if there is none; corrupt ones are refused."""
     path = directory / CHECKPOINT_NAME
     try:
-        data = path.read_bytes()
+        fd = open_no_follow(path, os.O_RDONLY, create=False, single_link=False)
     except FileNotFoundError:
         return None
+    with os.fdopen(fd, "rb") as handle:
+        data = handle.read()
     try:
         checkpoint = _decoder.decode(data)
     except (msgspec.ValidationError, msgspec.DecodeError) as exc:
@@ -102,6 +188,9 @@ def load_checkpoint(directory: Path) -> Checkpoint | None:
         raise CheckpointError(
             f"{path} has format {checkpoint.format!r}; this version reads {FORMAT!r}"
         )
+    problem = _check_values(checkpoint)
+    if problem is not None:
+        raise CheckpointError(f"{path} is not a valid checkpoint: {problem}")
     return checkpoint
 
 

@@ -11,6 +11,7 @@ __all__ = [
     "ExportLockedError",
     "ExportRangeError",
     "OutputNotEmptyError",
+    "OutputUnusableError",
     "SpecMismatchError",
     "UnknownProjectError",
 ]
@@ -42,6 +43,14 @@ class SpecMismatchError(ExportError):
 
 class OutputNotEmptyError(ExportError):
     """The output directory already holds an export (or other files) and ``resume`` is off."""
+
+
+class OutputUnusableError(ExportError):
+    """The output path cannot hold an export: not a directory, or a planted link in it.
+
+    A symlink or a file with several hard links where the exporter writes would send its
+    bytes outside the directory, so the export stops instead of following it.
+    """
 
 
 class ExportLockedError(ExportError):

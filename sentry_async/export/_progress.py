@@ -157,9 +157,22 @@ class Progress:
             self._samples.popleft()
         self._notify()
 
-    def stream_done(self) -> None:
-        self.streams_done += 1
+    def stream_done(self, *, counted: bool = False) -> None:
+        """A stream ended; ``counted`` when it was already counted done (a split one)."""
+        if not counted:
+            self.streams_done += 1
         self.streams_active = max(0, self.streams_active - 1)
+        self._notify()
+
+    def stream_split(self, parts: int) -> None:
+        """A stream was replaced by ``parts`` narrower ones: it is done, they are to do."""
+        self.streams_total += parts
+        self.streams_done += 1
+        self._notify()
+
+    def part_done(self) -> None:
+        """A part of a split stream finished; the stream goes on with its next part."""
+        self.streams_done += 1
         self._notify()
 
     def finish(self) -> None:

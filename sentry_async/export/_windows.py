@@ -22,6 +22,7 @@ __all__ = [
     "check_window_count",
     "count_windows",
     "format_utc",
+    "halve",
     "parse_duration",
     "parse_utc",
     "resolve_range",
@@ -187,3 +188,17 @@ def split_windows(start: datetime, end: datetime, size: timedelta | None) -> lis
         windows.append(Window(cursor, stop))
         cursor = stop
     return windows
+
+
+def halve(window: Window, minimum: timedelta) -> tuple[Window, Window] | None:
+    """``window`` cut in two at its middle (whole seconds), or ``None`` below ``minimum``.
+
+    A window Sentry cannot serve (a query timeout, an offset too deep) is retried as two
+    halves; halves shorter than ``minimum`` are not worth asking for.
+    """
+    half = (window.end - window.start) // 2
+    half -= timedelta(microseconds=half.microseconds)
+    if half < minimum or half <= timedelta(0):
+        return None
+    middle = window.start + half
+    return Window(window.start, middle), Window(middle, window.end)

@@ -8,12 +8,22 @@ Blocking calls (compression, ``write``, ``fsync``) are meant to run in a worker 
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import gzip
 import os
+import stat
 from pathlib import Path
 from typing import BinaryIO
 
-__all__ = ["JsonlFile", "atomic_write", "fsync_dir", "jsonl_line"]
+from ._errors import OutputUnusableError
+
+__all__ = ["JsonlFile", "atomic_write", "fsync_dir", "jsonl_line", "open_no_follow"]
+
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+_LINK_ERRORS = frozenset({errno.ELOOP, errno.EMLINK})
+"""What ``open`` with ``O_NOFOLLOW`` reports for a symlink (Linux: ELOOP, BSDs: EMLINK)."""
 
 _GZIP_LEVEL = 6
 
@@ -44,9 +54,9 @@ class JsonlFile:
         self._handle: BinaryIO | None = None
 
     def open(self, offset: int) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = open_no_follow(self.path, os.O_RDWR, create=True)
         # Opened without a context manager: the handle lives as long as the export.
-        handle = open(self.path, "r+b") if self.path.exists() else open(self.path, "w+b")  # noqa: SIM115
+        handle = os.fdopen(fd, "r+b")
         try:
             size = handle.seek(0, os.SEEK_END)
             if size < offset:
@@ -113,10 +123,63 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def open_no_follow(
+    path: Path, flags: int, *, create: bool, exclusive: bool = False, single_link: bool = True
+) -> int:
+    """Open ``path`` without following a symlink; a new file is created exclusively.
+
+    ``exclusive`` insists on a new file (``FileExistsError`` otherwise).
+    A symlink, a non-regular file or (with ``single_link``) a file with more than one hard
+    link raises :class:`OutputUnusableError`: writing through any of them would change a
+    file outside the output directory. ``FileNotFoundError`` passes when not ``create``.
+    """
+    flags |= _NOFOLLOW | _CLOEXEC
+    try:
+        fd = _open_or_create(path, flags, create=create, exclusive=exclusive)
+    except OSError as exc:
+        if exc.errno in _LINK_ERRORS or os.path.islink(path):
+            raise OutputUnusableError(
+                f"{path} is a symbolic link; the exporter does not follow links out of "
+                "its directory: remove it"
+            ) from None
+        raise
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise OutputUnusableError(f"{path} is not a regular file: remove it")
+        if single_link and info.st_nlink > 1:
+            raise OutputUnusableError(
+                f"{path} has {info.st_nlink} hard links; writing to it would change the "
+                "other names too: remove it"
+            )
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _open_or_create(path: Path, flags: int, *, create: bool, exclusive: bool) -> int:
+    if not exclusive:
+        try:
+            return os.open(path, flags)
+        except FileNotFoundError:
+            if not create:
+                raise
+    return os.open(path, flags | os.O_CREAT | os.O_EXCL, 0o644)
+
+
 def atomic_write(path: Path, data: bytes) -> None:
-    """Replace ``path`` with ``data`` so that a crash leaves either the old or the new file."""
+    """Replace ``path`` with ``data`` so that a crash leaves either the old or the new file.
+
+    A stale temporary file (or a link planted in its place) is removed, never written
+    through, and the new one is created exclusively; the rename replaces a link at
+    ``path`` itself, not its target.
+    """
     tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as handle:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(tmp)
+    fd = open_no_follow(tmp, os.O_WRONLY, create=True, exclusive=True)
+    with os.fdopen(fd, "wb") as handle:
         handle.write(data)
         handle.flush()
         os.fsync(handle.fileno())

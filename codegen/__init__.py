@@ -1,0 +1,1 @@
+"""Generates ``sentry_async/api/`` from Sentry's OpenAPI spec (``python -m codegen``)."""

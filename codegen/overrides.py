@@ -1,0 +1,170 @@
+"""The reviewed corrections the spec needs; everything else is derived from it.
+
+Keys are operationIds as the spec spells them (some are English sentences). Each entry
+says why it exists; a new spec version that drops an operation makes the generator fail
+loudly on the stale key instead of silently ignoring it.
+"""
+
+from __future__ import annotations
+
+GROUP_NAMES: dict[str, str] = {
+    # Two tags differ by one letter; Sentry's docs call this one the Integration Platform.
+    "Integration": "integration_platform",
+}
+"""Spec tag -> attribute on the client (default: the tag in snake_case)."""
+
+GROUP_NOUNS: dict[str, tuple[str, ...]] = {
+    # A path word naming the group's own resource is dropped from method names:
+    # ``client.releases.list`` rather than ``client.releases.list_releases``.
+    "crons": ("monitors",),
+    "integration_platform": ("sentry-apps", "sentry-app-installations"),
+    "scim": (),
+    "spike_protection": ("actions",),
+    "mobile_builds": (),
+    "seer": (),
+    "explore": (),
+    "profiling": (),
+    "monitors": (),
+}
+"""Group -> path words that name its main resource (default: the group name itself)."""
+
+HANDWRITTEN: dict[str, str] = {
+    # Operations the hand-written resources already serve; they stay the front door.
+    "listOrganizations": "organizations.list",
+    "getOrganization": "organizations.get",
+    "listOrganizationProjects": "projects.list",
+    "getProject": "projects.get",
+    "listOrganizationIssues": "issues.list",
+    "updateOrganizationIssues": "issues.bulk_update",
+    "deleteOrganizationIssues": "issues.bulk_delete",
+    "getOrganizationIssue": "issues.get",
+    "updateOrganizationIssue": "issues.update",
+    "deleteOrganizationIssue": "issues.delete",
+    "listOrganizationIssueHashes": "issues.hashes",
+    "getOrganizationIssueTag": "issues.tag",
+    "listOrganizationIssueTagValues": "issues.tag_values",
+    "listOrganizationIssueEvents": "events.for_issue",
+    "listProjectEvents": "events.for_project",
+    "getProjectEvent": "events.get",
+    "getOrganizationIssueEvent": "events.for_issue_event",
+    "resolveOrganizationEventId": "events.resolve",
+    "listOrganizationEvents": "discover.query",
+    "listOrganizationStatsV2": "stats.usage",
+}
+"""operationId -> ``group.method`` of the hand-written method that wraps it."""
+
+HANDWRITTEN_METHODS: dict[str, tuple[str, ...]] = {
+    # Groups whose hand-written resource class extends the generated one (so both sets of
+    # methods live on one client attribute), with the names generated methods must not take.
+    "organizations": ("list", "get", "use_region"),
+    "projects": ("list", "get"),
+    "events": (
+        "for_issue",
+        "for_project",
+        "get",
+        "get_raw",
+        "for_issue_event",
+        "latest",
+        "oldest",
+        "recommended",
+        "resolve",
+    ),
+    "discover": ("query",),
+}
+
+RENAMES: dict[str, str] = {
+    # Where the derived name reads badly or two operations would derive the same one.
+    "startOrganizationIssueAutofix": "start_autofix",
+    "getOrganizationIssueAutofixState": "get_autofix",
+    "resolveOrganizationShortId": "resolve_short_id",
+    "addOrganizationMember": "add_member",
+    "addOrganizationMemberTeam": "add_member_to_team",
+    "updateOrganizationMemberTeam": "update_member_team_role",
+    "deleteOrganizationMemberTeam": "remove_member_from_team",
+    "addProjectTeam": "add_team",
+    "deleteProjectTeam": "remove_team",
+    "linkProjectRepository": "link_repository",
+    "addProjectSymbolSource": "create_symbol_source",
+    "updateProjectSymbolSource": "update_symbol_source",
+    "deleteProjectSymbolSource": "delete_symbol_source",
+    "createTeamProject": "create_for_team",
+    "provisionOrganizationScimV2Group": "provision_group",
+    "provisionOrganizationScimV2User": "provision_user",
+    "Enable Spike Protection": "enable_spike_protection",
+    "Disable Spike Protection": "disable_spike_protection",
+    "Submit User Feedback": "submit_user_feedback",
+    "Register a New Service Hook": "create_hook",
+    "Bulk Mutate a List of Issues": "bulk_update_issues",
+    "Bulk Remove a List of Issues": "bulk_delete_issues",
+    "Bulk Update Project Environments": "bulk_update",
+    "Retrieve Files Changed in a Release's Commits": "list_commit_files",
+    "Create or update an External Issue": "create_or_update_external_issue",
+    "Create an External Issue and Link It to an Issue": "create_issue_link",
+    "Link an Existing External Issue to an Issue": "link_issue",
+    "Unlink an External Issue from an Issue": "unlink_issue",
+    "Retrieve an Integration's Issue Config for an Issue": "get_issue_config",
+    "Retrieve Trace Item Statistics": "get_trace_item_stats",
+    "getOrganizationReplayCount": "count",
+    "listOrganizationReplaySelectors": "list_selectors",
+    "List an Organization's Integration Platform Installations": "list_installations",
+    "getOrganizationConfigIntegrations": "get_config",
+    "uploadOrganizationReleaseFile": "upload_file",
+    "uploadProjectReleaseFile": "upload_file_for_project",
+    "listOrganizationReleaseThresholdStatuses": "list_threshold_statuses",
+    "listProjectReplayDeletionJobs": "list_deletion_jobs",
+    "createProjectReplayDeletionJob": "create_deletion_job",
+    "getProjectReplayDeletionJob": "get_deletion_job",
+    "getOrganizationSessions": "get_sessions",
+    "getOrganizationStatsSummary": "get_stats_summary",
+    "getOrganizationProfilingFlamegraph": "get_flamegraph",
+    "listOrganizationProfilingChunks": "get_chunks",
+    "getOrganizationTraceMeta": "get_trace_meta",
+    "getOrganizationTrace": "get_trace",
+    "listOrganizationEventsTimeseries": "timeseries",
+    "uploadProjectPreprodArtifactSnapshot": "upload_snapshot",
+    "createProjectPreprodSizeAnalysisSkippedStatusCheck": "skip_size_analysis_status_check",
+    "createProjectPreprodSnapshotSkippedStatusCheck": "skip_snapshot_status_check",
+    "getProjectInstallableBuildLatest": "get_latest_installable_build",
+    "getOrganizationPreprodArtifactSnapshotLatestBase": "get_latest_base_snapshot",
+}
+"""operationId -> method name."""
+
+PAGINATED: dict[str, str] = {
+    # Array-returning GETs that declare no ``cursor`` but are built on the server's
+    # ``self.paginate`` (checked in Sentry's endpoint code), with why.
+    "listOrganizationDetectors": "OrganizationDetectorIndexEndpoint: OffsetPaginator",
+    "listOrganizationWorkflows": "OrganizationWorkflowIndexEndpoint: OffsetPaginator",
+    "listProjectMonitorCheckins": "MonitorCheckInMixin: OffsetPaginator",
+    "listOrganizationSentryApps": "OrganizationSentryAppsEndpoint: OffsetPaginator",
+}
+"""operationId -> the server code that paginates it."""
+
+NOT_PAGINATED: dict[str, str] = {
+    # Declares ``cursor`` but answers with one object: the cursor is a filter, not a page.
+    "getOrganizationReplay": "one replay; the list parameters are copied from the index",
+}
+
+PAGE_SIZE_PARAM: dict[str, str] = {
+    # Issue listings read the page size from ``limit`` (as the hand-written issues.list).
+    "List a Project's Issues": "limit",
+}
+
+BINARY: dict[str, str] = {
+    # Responses that are file contents, streamed instead of decoded. Value: the query
+    # parameter that asks for the contents ("" when the endpoint always sends them; a
+    # trailing "=" when it takes the file's id).
+    "listProjectDebugFiles": "id=",  # DebugFilesEndpoint.get sends the file for ?id=<id>
+    "getProjectEventAttachment": "download",
+    "getOrganizationReleaseFile": "download",
+    "getProjectReleaseFile": "download",
+    "getProjectReplayRecordingSegment": "",
+}
+
+ALWAYS_SENT: dict[str, tuple[str, ...]] = {
+    # ``group.Model`` -> fields the server's serializer fills on every object, so they are
+    # typed as required. Only fields written unconditionally by the serializer belong here:
+    # one that a real payload lacks fails the whole decode.
+    "teams.Team": ("id", "slug"),  # TeamSerializer.serialize
+    "releases.Release": ("version",),  # ReleaseSerializer.serialize
+    "crons.Monitor": ("id",),  # MonitorSerializer.serialize (older servers send no slug)
+}

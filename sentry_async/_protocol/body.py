@@ -1,0 +1,129 @@
+"""A response body, collected chunk by chunk under a size cap, with no I/O.
+
+The cap holds after decompression: gzip and deflate are inflated here, a bounded slice at
+a time, rather than by aiohttp (whose inflation of one network chunk is not bounded in
+every version the dependency allows), so a small compressed body cannot expand into
+gigabytes in memory before anyone counts it.
+"""
+
+from __future__ import annotations
+
+import zlib
+
+__all__ = [
+    "ACCEPT_ENCODING",
+    "BodyReader",
+    "BodyTooLarge",
+    "CorruptBody",
+    "UnsupportedEncoding",
+]
+
+ACCEPT_ENCODING = "gzip, deflate"
+"""What the transport asks for: exactly the encodings :class:`BodyReader` can inflate."""
+
+
+class BodyTooLarge(Exception):
+    """More than ``limit`` bytes: ``size`` is what was announced or read so far."""
+
+    def __init__(self, size: int, limit: int, *, announced: bool) -> None:
+        self.size = size
+        self.limit = limit
+        self.announced = announced
+        how = "announced" if announced else "received at least"
+        super().__init__(f"response body too large: {how} {size:,} bytes, limit {limit:,}")
+
+
+class UnsupportedEncoding(Exception):
+    """A ``Content-Encoding`` that was not asked for."""
+
+
+class CorruptBody(Exception):
+    """A compressed body that does not inflate (cut short or mangled on the way)."""
+
+
+class BodyReader:
+    """Collects a body; ``feed`` raw chunks as they arrive, then ``finish``.
+
+    ``limit`` (``None``: no cap) bounds the decoded size; ``content_length`` is refused
+    at once when it already exceeds the cap. ``encoding`` is the ``Content-Encoding``, or
+    ``""`` when the body is to be kept as sent.
+    """
+
+    __slots__ = ("_inflater", "_limit", "_parts", "_size", "_undecided")
+
+    def __init__(self, *, limit: int | None, content_length: int | None, encoding: str) -> None:
+        if limit is not None and content_length is not None and content_length > limit:
+            raise BodyTooLarge(content_length, limit, announced=True)
+        self._limit = limit
+        self._parts: list[bytes] = []
+        self._size = 0
+        self._inflater: zlib._Decompress | None = None
+        self._undecided: bytearray | None = None
+        name = encoding.strip().lower()
+        if name in ("gzip", "x-gzip"):
+            self._inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+        elif name == "deflate":
+            self._undecided = bytearray()  # zlib-wrapped or raw: told by the first two bytes
+        elif name not in ("", "identity"):
+            raise UnsupportedEncoding(f"unsupported Content-Encoding {encoding[:40]!r}")
+
+    def feed(self, chunk: bytes) -> None:
+        if self._undecided is not None:
+            self._undecided += chunk
+            if len(self._undecided) < 2:
+                return
+            chunk = bytes(self._undecided)
+            self._undecided = None
+            self._inflater = zlib.decompressobj(wbits=_deflate_wbits(chunk))
+        inflater = self._inflater
+        if inflater is None:
+            self._keep(chunk)
+            return
+        data = chunk
+        while data and not inflater.eof:
+            room = 0 if self._limit is None else self._limit - self._size + 1
+            try:
+                self._keep(inflater.decompress(data, room))
+            except zlib.error as exc:
+                raise CorruptBody(f"response body does not inflate: {exc}") from None
+            data = inflater.unconsumed_tail
+
+    def take(self) -> bytes:
+        """The bytes decoded since the last call, for a body streamed on (size still counts)."""
+        data = b"".join(self._parts)
+        self._parts.clear()
+        return data
+
+    def finish(self) -> bytes:
+        """The rest of the decoded body (all of it, unless :meth:`take` was called)."""
+        if self._undecided:
+            chunk = bytes(self._undecided)
+            self._undecided = None
+            self._inflater = zlib.decompressobj(wbits=_deflate_wbits(chunk))
+            self.feed(chunk)
+        if self._inflater is not None:
+            if not self._inflater.eof and self._size:
+                raise CorruptBody("compressed response body ends early")
+            try:
+                self._keep(self._inflater.flush())
+            except zlib.error as exc:
+                raise CorruptBody(f"response body does not inflate: {exc}") from None
+        body = b"".join(self._parts)
+        self._parts.clear()
+        return body
+
+    def _keep(self, data: bytes) -> None:
+        if not data:
+            return
+        self._size += len(data)
+        if self._limit is not None and self._size > self._limit:
+            self._parts.clear()
+            raise BodyTooLarge(self._size, self._limit, announced=False)
+        self._parts.append(data)
+
+
+def _deflate_wbits(start: bytes) -> int:
+    """HTTP's ``deflate`` is meant to be zlib-wrapped, but servers also send raw deflate."""
+    if len(start) >= 2 and start[0] & 0x0F == 8 and (start[0] << 8 | start[1]) % 31 == 0:
+        return zlib.MAX_WBITS
+    return -zlib.MAX_WBITS

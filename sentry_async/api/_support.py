@@ -1,0 +1,123 @@
+"""What the generated groups share: the model base, request bodies, project ids, streams.
+
+Hand-written; the generated modules import from here so that a change of policy (how
+``project=`` values are resolved, how uploads are sent) is one edit, not 200.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+import msgspec
+from msgspec import UNSET, UnsetType
+
+from .._protocol.params import check_slug, is_numeric_id
+from .._streaming import FileInput, download, stream, upload
+from ..pagination import PageFetcher, Paginator
+
+if TYPE_CHECKING:
+    from ..client import SentryClient
+
+__all__ = [
+    "UNSET",
+    "APIModel",
+    "DataPage",
+    "FileInput",
+    "UnsetType",
+    "body",
+    "data_envelope",
+    "data_page",
+    "download",
+    "paginate_projects",
+    "project_ids",
+    "stream",
+    "upload",
+]
+
+T = TypeVar("T")
+
+
+class APIModel(msgspec.Struct, kw_only=True, omit_defaults=True, forbid_unknown_fields=False):
+    """Generated models: every field optional unless the override table says the server
+    always sends it, unknown keys ignored, wire names kept through ``name=``."""
+
+
+class DataPage(msgspec.Struct, Generic[T], forbid_unknown_fields=False):
+    """A list wrapped as ``{"data": [...], "meta": ...}`` (replays, Explore)."""
+
+    data: list[T] = msgspec.field(default_factory=list)
+    meta: Any = None
+
+
+def data_page(item_type: Any) -> Any:
+    return DataPage[item_type]
+
+
+def data_envelope(page: DataPage[Any]) -> tuple[list[Any], Any]:
+    return page.data, page.meta
+
+
+def body(fields: Mapping[str, Any]) -> dict[str, Any]:
+    """A JSON body from keyword arguments: ``UNSET`` ones are left out, ``None`` is null."""
+    return {key: value for key, value in fields.items() if value is not UNSET}
+
+
+def _values(project: str | int | Sequence[str | int] | None) -> list[str] | None:
+    if project is None:
+        return None
+    values = [project] if isinstance(project, (str, int)) else list(project)
+    return [check_slug(value, "project") for value in values]
+
+
+def _is_id(value: str) -> bool:
+    return is_numeric_id(value) or value == "-1"
+
+
+async def project_ids(
+    client: SentryClient, org: str | int, project: str | int | Sequence[str | int] | None
+) -> list[str] | None:
+    """``project=`` takes numeric ids; slugs are resolved by :meth:`SentryClient.project_ids`
+    (one cache per client and org, shared with the hand-written resources).
+
+    ``-1`` (every project the token can see) passes through.
+    """
+    return await client.project_ids(check_slug(org, "org"), project)
+
+
+def paginate_projects(
+    client: SentryClient,
+    path: str,
+    *,
+    org: str | int,
+    project: tuple[str, str | int | Sequence[str | int] | None],
+    params: Mapping[str, Any],
+    **options: Any,
+) -> Paginator[Any]:
+    """:meth:`SentryClient.paginate` whose ``project=`` slugs are resolved on the first fetch.
+
+    List methods return their paginator without awaiting anything; a slug lookup, when one
+    is needed, happens when iteration starts.
+    """
+    name, value = project
+    values = _values(value)
+    if values is None or all(_is_id(v) for v in values):
+        return client.paginate(path, params={**params, name: values}, **options)
+    fetchers: dict[Any, PageFetcher] = {}
+
+    def retype(item_type: Any) -> PageFetcher:
+        async def fetch(cursor: str | None, size: int | None) -> Any:
+            inner = fetchers.get(item_type)
+            if inner is None:
+                ids = await project_ids(client, org, values)
+                paginator = client.paginate(
+                    path, params={**params, name: ids}, **{**options, "type": item_type}
+                )
+                inner = fetchers[item_type] = paginator._fetch
+            return await inner(cursor, size)
+
+        return fetch
+
+    template = client.paginate(path, params=params, **options)
+    return dataclasses.replace(template, _fetch=retype(options.get("type", Any)), retype=retype)

@@ -1,0 +1,207 @@
+"""The generator on a small inline spec, and the committed output's bookkeeping.
+
+No spec file is read: the spec here is a few operations shaped like Sentry's (a sentence
+for an operationId, a list without ``cursor``, a ``project`` filter, an empty schema),
+enough to pin the decisions the generator makes for the real one.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+import subprocess
+import sys
+import types
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pytest
+
+import sentry_async.api
+from codegen import generate as gen
+from sentry_async import SentryClient
+
+ROOT = Path(__file__).resolve().parent.parent
+
+RELEASE = {
+    "type": "object",
+    "properties": {
+        "version": {"type": "string"},
+        "dateCreated": {"type": "string", "format": "date-time"},
+        "status": {"type": "string", "enum": ["open", "archived", None], "nullable": True},
+        "data": {},
+        "owner": {"type": "object", "additionalProperties": {"type": "integer"}},
+    },
+    "required": ["version", "dateCreated"],
+}
+
+
+def op(op_id: str, tag: str, params: list[dict[str, Any]], schema: Any = None,
+       body: Any = None, code: str = "200") -> dict[str, Any]:
+    out: dict[str, Any] = {"operationId": op_id, "tags": [tag], "parameters": params,
+                           "summary": op_id, "responses": {}}
+    if schema is not None:
+        out["responses"][code] = {"content": {"application/json": {"schema": schema}}}
+    else:
+        out["responses"]["204"] = {}
+    if body is not None:
+        out["requestBody"] = {"content": {"application/json": {"schema": body}},
+                              "required": True}
+    return out
+
+
+ORG = {"in": "path", "name": "organization_id_or_slug", "schema": {"type": "string"}}
+PROJECT = {"in": "path", "name": "project_id_or_slug", "schema": {"type": "string"}}
+VERSION = {"in": "path", "name": "version", "schema": {"type": "string"}}
+CURSOR = {"in": "query", "name": "cursor", "schema": {"type": "string"}}
+SPEC = {
+    "paths": {
+        "/api/0/organizations/{organization_id_or_slug}/releases/": {
+            "get": op("listOrganizationReleases", "Releases", [
+                ORG, CURSOR,
+                {"in": "query", "name": "project", "schema": {"type": "array",
+                                                              "items": {"type": "integer"}}},
+                {"in": "query", "name": "statsPeriod", "schema": {"type": "string"}},
+            ], {"type": "array", "items": RELEASE}),
+            "post": op("createOrganizationRelease", "Releases", [ORG], RELEASE, body={
+                "type": "object",
+                "properties": {"version": {"type": "string"},
+                               "status": {"type": "string", "enum": ["open", "archived"]}},
+                "required": ["version"],
+            }, code="201"),
+        },
+        "/api/0/organizations/{organization_id_or_slug}/releases/{version}/": {
+            "get": op("getOrganizationRelease", "Releases", [ORG, VERSION], RELEASE),
+            "delete": op("deleteOrganizationRelease", "Releases", [ORG, VERSION]),
+        },
+        "/api/0/projects/{organization_id_or_slug}/{project_id_or_slug}/releases/": {
+            "get": op("List a Project's Releases", "Releases", [ORG, PROJECT, CURSOR],
+                      {"type": "array", "items": RELEASE}),
+        },
+        "/api/0/organizations/{organization_id_or_slug}/releases/{version}/deploys/": {
+            "get": op("listOrganizationReleaseDeploys", "Releases", [ORG, VERSION],
+                      {"type": "array", "items": {"type": "object", "properties": {
+                          "id": {"type": "string"}}}}),
+        },
+    }
+}
+
+
+@pytest.fixture(scope="module")
+def generated() -> dict[str, str]:
+    files = gen.generate(SPEC, ROOT / "no-such-dir", strict=False)
+    return {str(path): text for path, text in files.items()}
+
+
+def test_methods_are_named_from_path_and_verb(generated: dict[str, str]) -> None:
+    module = generated["sentry_async/api/releases.py"]
+    names = re.findall(r"^    (?:async )?def (\w+)\(", module, re.M)
+    assert names == ["list", "create", "get", "delete", "list_for_project", "list_deploys"]
+    ast.parse(module)
+
+
+def test_fields_are_optional_wire_named_and_tolerant(generated: dict[str, str]) -> None:
+    module = types.ModuleType("sentry_async.api._probe")
+    module.__package__ = "sentry_async.api"
+    source = generated["sentry_async/api/releases.py"]
+    sys.modules[module.__name__] = module  # msgspec resolves annotations through it
+    try:
+        exec(compile(source, "sentry_async/api/_probe.py", "exec"), module.__dict__)
+        release = module.Release
+        decoded = msgspec.json.decode(
+            b'{"version": "1.0", "status": "new-status", "data": [1, {}], "extra": 1,'
+            b' "owner": {"a": null}}',
+            type=release,
+        )
+        # The override table says the server always sends ``version``: required.
+        with pytest.raises(msgspec.ValidationError, match="version"):
+            msgspec.json.decode(b'{"dateCreated": "x"}', type=release)
+    finally:
+        del sys.modules[module.__name__]
+    assert decoded.date_created is None  # "required" in the spec, absent here: still decodes
+    assert decoded.status == "new-status"  # response enums stay open
+    assert decoded.data == [1, {}]
+    assert decoded.owner == {"a": None}
+
+
+def test_request_enums_are_literals_and_bodies_keywords(generated: dict[str, str]) -> None:
+    module = generated["sentry_async/api/releases.py"]
+    assert 'status: Literal["open", "archived"] | UnsetType | None = UNSET' in module
+    assert "version: str," in module
+    assert '_support.body({"version": version, "status": status})' in module
+
+
+def test_pagination_is_decided_per_operation(generated: dict[str, str]) -> None:
+    rows = {row["operation_id"]: row for row in json.loads(
+        generated["sentry_async/api/_operations.json"])}
+    assert rows["listOrganizationReleases"]["paginated"]
+    assert rows["List a Project's Releases"]["paginated"]
+    # No cursor declared and not in the override table: a plain list.
+    assert not rows["listOrganizationReleaseDeploys"]["paginated"]
+    query = {q[1]: q[2] for q in rows["listOrganizationReleases"]["query"]}
+    assert query == {"project": "project", "statsPeriod": "query"}  # cursor is the paginator's
+    module = generated["sentry_async/api/releases.py"]
+    assert "_support.paginate_projects(" in module
+    assert "stats_period: str | None = None" in module
+
+
+def test_output_is_deterministic() -> None:
+    first = gen.generate(SPEC, ROOT / "no-such-dir", strict=False)
+    second = gen.generate(json.loads(json.dumps(SPEC)), ROOT / "no-such-dir", strict=False)
+    assert first == second
+
+
+def test_stale_overrides_fail_loudly() -> None:
+    with pytest.raises(SystemExit, match="overrides"):
+        gen.generate(SPEC, ROOT / "no-such-dir")
+
+
+def test_readme_table_is_rewritten_between_markers() -> None:
+    ops = gen.load_operations(SPEC, strict=False)
+    readme = f"intro\n{gen.README_START}\nold\n{gen.README_END}\noutro\n"
+    out = gen.render_readme(readme, ops)
+    assert "old" not in out and out.startswith("intro\n") and out.endswith("\noutro\n")
+    assert "| Releases | `client.releases` | 6 / 6 | 0 |" in out
+
+
+def test_committed_readme_table_matches_the_metadata() -> None:
+    rows = json.loads(
+        resources.files(sentry_async.api).joinpath("_operations.json").read_text("utf-8")
+    )
+    readme = (ROOT / "README.md").read_text("utf-8")
+    table = readme.split(gen.README_START)[1].split(gen.README_END)[0]
+    assert f"**{len(rows)} / {len(rows)}**" in table
+    for tag in {row["tag"] for row in rows}:
+        count = sum(1 for row in rows if row["tag"] == tag)
+        assert re.search(rf"^\| {re.escape(tag)} \|.*\| {count} / {count} \|", table, re.M)
+
+
+def test_every_operation_is_a_method_on_the_client() -> None:
+    rows = json.loads(
+        resources.files(sentry_async.api).joinpath("_operations.json").read_text("utf-8")
+    )
+    client = SentryClient("t", base_url="http://127.0.0.1:9")
+    for row in rows:
+        assert callable(getattr(getattr(client, row["group"]), row["method"])), row
+
+
+def test_generated_groups_are_imported_on_first_use() -> None:
+    """``import sentry_async`` and building a client import no generated group that no
+    hand-written resource extends; reading ``client.releases`` imports that one module."""
+    probe = (
+        "import sys, sentry_async\n"
+        "from sentry_async.api._groups import GROUPS\n"
+        "loaded = lambda: sorted(g for g in GROUPS if f'sentry_async.api.{g}' in sys.modules)\n"
+        "before = loaded()\n"
+        "client = sentry_async.SentryClient('t', base_url='http://127.0.0.1:9')\n"
+        "built = loaded()\n"
+        "client.releases\n"
+        "print(before, built, loaded(), client.releases is client.releases)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=ROOT
+    )
+    assert result.stdout.split() == ["[]", "[]", "['releases']", "True"]

@@ -1,0 +1,239 @@
+"""Generated methods with file bodies, and ``project=`` slugs on org endpoints.
+
+Downloads arrive as chunks (or go to a file) instead of one body; uploads accept bytes,
+paths and async iterators; project slugs are turned into the ids Sentry's ``project=``
+takes, through one lookup shared by every generated method.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+from sentry_async import NotFound, RateLimited, RetryPolicy, SentryClient
+
+BLOB = bytes(range(256)) * 4096  # 1 MiB
+ATTACHMENT = "/api/0/projects/acme/web/events/" + "a" * 32 + "/attachments/9/"
+FILES = "/api/0/organizations/acme/releases/1.0/files/"
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.requests: list[web.Request] = []
+        self.bodies: list[bytes] = []
+        self.fail_first: int | None = None
+
+
+async def start(app: web.Application) -> tuple[web.AppRunner, str]:
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    return runner, f"http://127.0.0.1:{port}"
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[tuple[Recorder, str]]:
+    seen = Recorder()
+
+    async def attachment(request: web.Request) -> web.StreamResponse:
+        seen.requests.append(request)
+        if seen.fail_first is not None:
+            status, seen.fail_first = seen.fail_first, None
+            return web.json_response(
+                {"detail": "try later"}, status=status, headers={"Retry-After": "0"}
+            )
+        if request.query.get("download") != "1":
+            return web.json_response({"id": "9", "name": "dump.bin"})
+        response = web.StreamResponse(headers={"Content-Type": "application/octet-stream"})
+        await response.prepare(request)
+        for offset in range(0, len(BLOB), 100_000):
+            await response.write(BLOB[offset : offset + 100_000])
+        await response.write_eof()
+        return response
+
+    async def missing(request: web.Request) -> web.Response:
+        return web.json_response({"detail": "The requested resource does not exist"}, status=404)
+
+    async def upload(request: web.Request) -> web.Response:
+        seen.requests.append(request)
+        seen.bodies.append(await request.read())
+        return web.json_response({"id": "1", "name": "app.js", "size": 3}, status=201)
+
+    async def projects(request: web.Request) -> web.Response:
+        seen.requests.append(request)
+        return web.json_response(
+            [{"id": "11", "slug": "web"}, {"id": "12", "slug": "api"}, {"id": "13", "slug": "ios"}]
+        )
+
+    async def monitors(request: web.Request) -> web.Response:
+        seen.requests.append(request)
+        return web.json_response([{"id": "m1", "slug": "nightly"}])
+
+    async def replay_count(request: web.Request) -> web.Response:
+        seen.requests.append(request)
+        return web.json_response({"a": 1})
+
+    app = web.Application()
+    app.router.add_get(ATTACHMENT, attachment)
+    app.router.add_get("/api/0/projects/acme/web/events/{e}/attachments/404/", missing)
+    app.router.add_post(FILES, upload)
+    app.router.add_get("/api/0/organizations/acme/projects/", projects)
+    app.router.add_get("/api/0/organizations/acme/monitors/", monitors)
+    app.router.add_get("/api/0/organizations/acme/replay-count/", replay_count)
+    runner, url = await start(app)
+    yield seen, url
+    await runner.cleanup()
+
+
+def client_for(url: str, **kwargs: Any) -> SentryClient:
+    kwargs.setdefault("retry", RetryPolicy(attempts=2, backoff_base=0, jitter=0))
+    return SentryClient("tok", base_url=url, **kwargs)
+
+
+async def test_stream_hands_over_chunks_not_the_whole_body(server: tuple[Recorder, str]) -> None:
+    seen, url = server
+    async with client_for(url) as client:
+        chunks = [
+            chunk
+            async for chunk in client.events.stream_attachment(
+                "acme", "web", "a" * 32, 9, chunk_size=32_768
+            )
+        ]
+    assert b"".join(chunks) == BLOB
+    assert len(chunks) > 1
+    assert max(len(chunk) for chunk in chunks) <= 32_768
+    assert seen.requests[0].query["download"] == "1"
+    assert seen.requests[0].headers["Authorization"] == "Bearer tok"
+
+
+async def test_metadata_call_does_not_ask_for_the_contents(server: tuple[Recorder, str]) -> None:
+    seen, url = server
+    async with client_for(url) as client:
+        meta = await client.events.get_attachment("acme", "web", "a" * 32, 9)
+    assert meta.name == "dump.bin"
+    assert "download" not in seen.requests[0].query
+
+
+async def test_download_writes_the_file_and_leaves_no_partial(
+    server: tuple[Recorder, str], tmp_path: Path
+) -> None:
+    _, url = server
+    target = tmp_path / "dump.bin"
+    async with client_for(url) as client:
+        written = await client.events.download_attachment("acme", "web", "a" * 32, 9, to=target)
+    assert written == len(BLOB)
+    assert hashlib.sha256(target.read_bytes()).digest() == hashlib.sha256(BLOB).digest()
+    assert os.listdir(tmp_path) == ["dump.bin"]
+
+
+async def test_download_error_is_typed_and_leaves_nothing(
+    server: tuple[Recorder, str], tmp_path: Path
+) -> None:
+    _, url = server
+    async with client_for(url) as client:
+        with pytest.raises(NotFound, match="does not exist"):
+            await client.events.download_attachment(
+                "acme", "web", "a" * 32, 404, to=tmp_path / "x"
+            )
+    assert os.listdir(tmp_path) == []
+
+
+async def test_stream_retries_a_rate_limit_before_the_body(server: tuple[Recorder, str]) -> None:
+    seen, url = server
+    seen.fail_first = 429
+    async with client_for(url) as client:
+        total = 0
+        async for chunk in client.events.stream_attachment("acme", "web", "a" * 32, 9):
+            total += len(chunk)
+    assert total == len(BLOB)
+    assert len(seen.requests) == 2
+
+
+async def test_stream_gives_up_when_retries_run_out(server: tuple[Recorder, str]) -> None:
+    seen, url = server
+    seen.fail_first = 429
+    async with client_for(url, retry=RetryPolicy(attempts=1)) as client:
+        with pytest.raises(RateLimited):
+            async for _ in client.events.stream_attachment("acme", "web", "a" * 32, 9):
+                pass
+
+
+async def test_stream_refuses_a_bad_chunk_size(server: tuple[Recorder, str]) -> None:
+    _, url = server
+    async with client_for(url) as client:
+        with pytest.raises(ValueError, match="chunk_size"):
+            async for _ in client.events.stream_attachment(
+                "acme", "web", "a" * 32, 9, chunk_size=0
+            ):
+                pass
+
+
+async def chunks() -> AsyncIterator[bytes]:
+    for part in (b"con", b"sole.", b"log(1)"):
+        yield part
+
+
+@pytest.mark.parametrize("kind", ["bytes", "path", "iterator"])
+async def test_upload_takes_bytes_paths_and_iterators(
+    kind: str, server: tuple[Recorder, str], tmp_path: Path
+) -> None:
+    seen, url = server
+    source = tmp_path / "app.min.js"
+    source.write_bytes(b"console.log(1)")
+    contents: Any = {"bytes": b"console.log(1)", "path": source, "iterator": chunks()}[kind]
+    async with client_for(url) as client:
+        created = await client.releases.upload_file(
+            "acme", "1.0", file=contents, name="~/app.min.js", header=["a:b", "c:d"]
+        )
+    assert created.name == "app.js"
+    body = seen.bodies[0]
+    assert seen.requests[0].headers["Content-Type"].startswith("multipart/form-data")
+    assert b"console.log(1)" in body
+    assert b'name="name"' in body and b"~/app.min.js" in body
+    assert body.count(b'name="header"') == 2
+    assert b'name="dist"' not in body
+    if kind == "path":
+        assert b'filename="app.min.js"' in body
+
+
+async def test_project_slugs_become_ids_once_per_client(server: tuple[Recorder, str]) -> None:
+    seen, url = server
+    async with client_for(url) as client:
+        listed = await client.crons.list("acme", project=["api", "web", 99]).collect()
+        counted = await client.replays.count("acme", data_source="events", project="ios")
+        await client.crons.list("acme", project="web").collect()
+    assert listed[0].slug == "nightly"
+    assert counted == {"a": 1}
+    paths = [r.path for r in seen.requests]
+    assert paths.count("/api/0/organizations/acme/projects/") == 1
+    monitor_calls = [r for r in seen.requests if r.path.endswith("/monitors/")]
+    assert monitor_calls[0].query.getall("project") == ["12", "11", "99"]
+    assert monitor_calls[1].query.getall("project") == ["11"]
+    count_call = next(r for r in seen.requests if r.path.endswith("/replay-count/"))
+    assert count_call.query.getall("project") == ["13"]
+
+
+async def test_numeric_projects_need_no_lookup(server: tuple[Recorder, str]) -> None:
+    seen, url = server
+    async with client_for(url) as client:
+        await client.crons.list("acme", project=[5, "-1"]).collect()
+    assert [r.path for r in seen.requests] == ["/api/0/organizations/acme/monitors/"]
+    assert seen.requests[0].query.getall("project") == ["5", "-1"]
+
+
+async def test_unknown_project_slug_is_named(server: tuple[Recorder, str]) -> None:
+    _, url = server
+    async with client_for(url) as client:
+        with pytest.raises(ValueError, match="'nope'"):
+            await client.replays.count("acme", data_source="events", project="nope")
+        paginator = client.crons.list("acme", project="nope")
+        with pytest.raises(ValueError, match="'nope'"):
+            await paginator.collect()

@@ -1,0 +1,235 @@
+"""A server that echoes the token back, in every encoding, never gets it shown.
+
+The token must not reach an exception's message, ``detail``, ``data`` or ``body``, its
+pickle, its traceback (with or without locals, through ``__cause__``/``__context__``), a
+log line or the command line's output. Servers are the fake Sentry or small TCP servers
+on 127.0.0.1 inside each test.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+import pickle
+import traceback
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager
+from datetime import timedelta
+from pathlib import Path
+from urllib.parse import quote
+
+import anyio
+import pytest
+
+from sentry_async import (
+    BadRequest,
+    ConnectionFailed,
+    RetryPolicy,
+    SentryClient,
+    SentryError,
+    ServerError,
+)
+from sentry_async.cli import main
+from sentry_async.testing import FakeSentry, Fault
+from sentry_async.testing.pytest_plugin import FIXED_NOW
+
+pytestmark = pytest.mark.anyio
+
+TOKEN = "sntrys_eyJpYXQiOjE3MDA/c2VjcmV0+dG9rZW4=_Kx9/Qm2ZrT"
+BARE = TOKEN[len("sntrys_") :]
+FAST = RetryPolicy(attempts=2, backoff_base=0.01, backoff_max=0.02)
+
+
+def _escaped(text: str, upper: bool = False) -> str:
+    return "".join(f"\\u{ord(c):04X}" if upper else f"\\u{ord(c):04x}" for c in text)
+
+
+def _mixed(text: str) -> str:
+    """Every other character escaped, the rest raw: still the token to a JSON reader."""
+    return "".join(f"\\u{ord(c):04x}" if i % 2 else c for i, c in enumerate(text))
+
+
+def _forms(secret: str) -> dict[str, str]:
+    """The secret as it may appear inside a JSON string a server sends."""
+    percent = quote(secret, safe="")
+    return {
+        "raw": secret,
+        "slash-escaped": secret.replace("/", "\\/"),
+        "unicode-lower": _escaped(secret),
+        "unicode-upper": _escaped(secret, upper=True),
+        "unicode-mixed": _mixed(secret),
+        "percent-upper": percent,
+        "percent-lower": percent.lower(),
+        "percent-every-char": "".join(f"%{ord(c):02x}" for c in secret),
+    }
+
+
+FORMS = [(f"{which}-{name}", value) for which, secret in (("token", TOKEN), ("bare", BARE))
+         for name, value in _forms(secret).items()]  # fmt: skip
+
+
+def everything_shown(error: BaseException) -> str:
+    """What a user, a logger or an error tracker could print from ``error``."""
+    parts = [str(error), repr(error), "".join(traceback.format_exception(error))]
+    parts.append(
+        "".join(traceback.TracebackException.from_exception(error, capture_locals=True).format())
+    )
+    parts.append(repr(pickle.dumps(error)))
+    seen: set[int] = set()
+    pending: list[BaseException | None] = [error]
+    while pending:
+        current = pending.pop()
+        if current is None or id(current) in seen or len(seen) > 20:
+            continue
+        seen.add(id(current))
+        parts.extend(repr(value) for value in vars(current).values())
+        for name in ("detail", "data", "body", "cause"):
+            parts.append(str(getattr(current, name, "")))
+        pending.extend([current.__cause__, current.__context__])
+    return "\n".join(parts)
+
+
+async def provoke(call: Callable[[], Awaitable[object]]) -> BaseException:
+    """The error ``call`` raises, caught in a frame of its own: a traceback reaches up to
+    the frame that caught it, and the test's frames hold the echoed forms as locals."""
+    try:
+        with anyio.fail_after(20):
+            await call()
+    except SentryError as error:
+        return error
+    raise AssertionError("no error raised")
+
+
+def assert_hidden(text: str) -> None:
+    for which, secret in (("token", TOKEN), ("bare", BARE)):
+        for name, value in _forms(secret).items():
+            assert value not in text, f"{which} {name} shown"
+    assert "Bearer" not in text
+
+
+@pytest.mark.parametrize(("form", "echoed"), FORMS, ids=[form for form, _ in FORMS])
+async def test_an_echoed_token_is_blanked_out_in_every_form(
+    fake_sentry_factory: Callable[..., object], form: str, echoed: str
+) -> None:
+    server: FakeSentry = await fake_sentry_factory(token=TOKEN)  # type: ignore[misc]
+    org = server.data.org_slugs()[0]
+    body = f'{{"detail": "bad token {echoed}", "echo": ["{echoed}"], "{echoed}": 1}}'
+    server.faults.add(Fault("status", status=400, body=body.encode(), times=None))
+    async with SentryClient(TOKEN, base_url=server.url, retry=FAST) as client:
+        error = await provoke(lambda: client.organizations.get(org))
+    assert isinstance(error, BadRequest)
+    assert "bad token ********" in str(error.detail)
+    assert_hidden(everything_shown(error))
+
+
+async def test_retry_warnings_are_redacted_too(
+    fake_sentry_factory: Callable[..., object], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    server: FakeSentry = await fake_sentry_factory(token=TOKEN)  # type: ignore[misc]
+    org = server.data.org_slugs()[0]
+    for _, echoed in FORMS:
+        body = f'{{"detail": "upstream said {echoed}"}}'
+        server.faults.add(Fault("status", status=503, body=body.encode()))
+    async with SentryClient(TOKEN, base_url=server.url, retry=RetryPolicy(
+        attempts=len(FORMS), backoff_base=0.001, backoff_max=0.002
+    )) as client:  # fmt: skip
+        error = await provoke(lambda: client.organizations.get(org))
+    assert isinstance(error, ServerError)
+    retries = [r for r in caplog.records if "retrying" in r.getMessage()]
+    assert len(retries) == len(FORMS) - 1
+    assert_hidden(caplog.text + "".join(r.getMessage() for r in caplog.records))
+    assert_hidden(everything_shown(error))
+
+
+@asynccontextmanager
+async def echoing_status_line(form: str) -> AsyncIterator[str]:
+    """A TCP server on 127.0.0.1 answering with a malformed status line holding the token
+    (in the given form)."""
+    echoed = dict(FORMS)[form]
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+            writer.write(f"HTTP/1.1 abc {echoed}\r\n\r\n".encode())
+            await writer.drain()
+        except (OSError, asyncio.IncompleteReadError, asyncio.TimeoutError):
+            pass
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(answer, "127.0.0.1", 0)
+    try:
+        yield f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+@pytest.mark.parametrize("form", ["token-raw", "token-percent-upper", "bare-raw"])
+async def test_a_token_inside_a_malformed_status_line_is_blanked_out(
+    form: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    async with (
+        echoing_status_line(form) as url,
+        SentryClient(TOKEN, base_url=url, retry=FAST) as client,
+    ):
+        error = await provoke(lambda: client.request("GET", "/organizations/"))
+    assert isinstance(error, ConnectionFailed)
+    assert "malformed response" in str(error)
+    copy = pickle.loads(pickle.dumps(error))
+    assert (type(copy), str(copy), copy.url, copy.cause) == (
+        ConnectionFailed,
+        str(error),
+        error.url,
+        error.cause,
+    )
+    assert error.cause is not None and "********" in error.cause
+    assert any("retrying" in r.getMessage() for r in caplog.records)
+    assert_hidden(everything_shown(error))
+    assert_hidden(caplog.text)
+
+
+@pytest.fixture
+def restore_logging() -> Iterator[None]:
+    """The CLI configures the ``sentry_async`` logger for its process; undo that."""
+    library_logger = logging.getLogger("sentry_async")
+    saved = (library_logger.handlers[:], library_logger.level, library_logger.propagate)
+    yield
+    library_logger.handlers[:], library_logger.level, library_logger.propagate = saved
+
+
+@pytest.mark.usefixtures("restore_logging")
+async def test_the_cli_never_prints_an_echoed_token(
+    fake_sentry_factory: Callable[..., object], tmp_path: Path
+) -> None:
+    server: FakeSentry = await fake_sentry_factory(token=TOKEN)  # type: ignore[misc]
+    org = server.data.org_slugs()[0]
+    project = server.data.project_slugs(org)[0]
+    echoes = " ".join(value for _, value in FORMS)
+    server.faults.add(
+        Fault("status", status=503, path="/issues/$", body=f'{{"detail": "{echoes}"}}'.encode())
+    )
+    server.faults.add(
+        Fault("status", status=400, path="/issues/$", body=f'{{"detail": "{echoes}"}}'.encode())
+    )
+    token_file = tmp_path / "token"
+    token_file.write_text(TOKEN)
+    argv = [
+        "export", "issues", "--org", org, "--project", project,
+        "--since", (FIXED_NOW - timedelta(days=30)).isoformat(), "--until", FIXED_NOW.isoformat(),
+        "--window", "none", "--base-url", server.url, "--token-file", str(token_file),
+        "--output", str(tmp_path / "out"), "--verbose",
+    ]  # fmt: skip
+    out, err = io.StringIO(), io.StringIO()
+
+    def run() -> int:
+        return main(argv, stdout=out, stderr=err)
+
+    with anyio.fail_after(30):
+        code = await anyio.to_thread.run_sync(run)
+    assert code == 1, err.getvalue()
+    assert "retrying" in err.getvalue() and "********" in err.getvalue()
+    assert_hidden(out.getvalue() + err.getvalue())
