@@ -27,6 +27,7 @@ from typing import Any, TextIO, TypeVar
 import anyio
 
 from ._network import tls
+from ._progress_display import DisplayMode, show_progress
 from ._query_command import add_query_parser, run_query
 from ._version import __version__
 from .client import DEFAULT_BASE_URL, SentryClient
@@ -46,9 +47,8 @@ from .export import (
     export,
     parse_duration,
     parse_utc,
-    show_progress,
 )
-from .export._progress import DisplayMode, format_bytes
+from .export._progress import format_bytes
 from .export._text import printable
 
 __all__ = [
