@@ -48,6 +48,7 @@ from .export import (
     parse_duration,
     parse_utc,
 )
+from .export._formats import check_arrow
 from .export._progress import format_bytes
 from .export._text import printable
 
@@ -93,6 +94,10 @@ times:
 output (DIR):
   <target>.jsonl[.gz]   one file per project (issue-<id> for --issue), one item per line,
                         the exact JSON Sentry sent; gzip files hold one gzip member per page
+  <target>.csv[.gz]     discover --format csv: a header (the --field columns), one row per line
+  <target>.<from>-<to>.parquet
+                        discover --format parquet: one part per window, written when the
+                        window is complete and never rewritten (needs the arrow extra)
   checkpoint.json       progress per stream while the export runs; lets --resume continue
                         after any stop; removed once the export is complete
   manifest.json         written at the end: counts per file and stream, range, arguments
@@ -189,7 +194,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="remove the export already in DIR (failed, stale or with other arguments) and "
         "start over",
     )
-    exporter.add_argument("--gzip", action="store_true", help="write .jsonl.gz files")
+    exporter.add_argument("--gzip", action="store_true", help="write .jsonl.gz (.csv.gz) files")
+    exporter.add_argument(
+        "--format",
+        choices=("jsonl", "csv", "parquet"),
+        default="jsonl",
+        help="discover: JSON Lines (default), CSV, or Parquet parts typed from Discover's meta",
+    )
     exporter.add_argument(
         "--window",
         default="1d",
@@ -385,6 +396,13 @@ def _spec_from_args(args: argparse.Namespace) -> ExportSpec:
     )
     if args.field and args.kind != "discover":
         raise _UsageError("--field is for 'export discover'")
+    if args.format != "jsonl" and args.kind != "discover":
+        raise _UsageError("--format csv/parquet is for 'export discover'")
+    if args.format == "parquet":
+        try:
+            check_arrow()
+        except ImportError as exc:
+            raise _UsageError(str(exc)) from None
     if args.issue and args.kind != "events":
         raise _UsageError("--issue is for 'export events'")
     if args.issue and args.project:
@@ -402,6 +420,7 @@ def _spec_from_args(args: argparse.Namespace) -> ExportSpec:
             fields=tuple(args.field or ()),
             window=window,
             gzip=args.gzip,
+            format=args.format,
         )
     except ValueError as exc:
         raise _UsageError(str(exc)) from None

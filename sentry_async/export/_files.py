@@ -10,15 +10,15 @@ from collections import Counter
 from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Protocol
 
 import msgspec
 
 from ._checkpoint import CHECKPOINT_NAME, ProjectRef, save_checkpoint
 from ._windows import format_utc
-from ._writer import JsonlFile, fsync_dir, open_no_follow
+from ._writer import fsync_dir, open_no_follow
 
 __all__ = [
-    "encode_and_append",
     "file_name",
     "ids_in_file",
     "item_id",
@@ -26,9 +26,17 @@ __all__ = [
     "parse_stamp",
     "project_stems",
     "remove_checkpoint",
+    "safe_stem",
     "sync_and_close",
     "sync_then_save",
 ]
+
+
+class _DataFile(Protocol):
+    def sync(self) -> None: ...
+
+    def close(self) -> None: ...
+
 
 _UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._-]")
 
@@ -57,8 +65,13 @@ def now_iso() -> str:
     return format_utc(datetime.now(timezone.utc).replace(microsecond=0))
 
 
-def file_name(name: str, compress: bool) -> str:
-    return _UNSAFE_NAME.sub("_", name) + (".jsonl.gz" if compress else ".jsonl")
+def safe_stem(name: str) -> str:
+    """``name`` with every character a file system might not take replaced by ``_``."""
+    return _UNSAFE_NAME.sub("_", name)
+
+
+def file_name(name: str, compress: bool, suffix: str = ".jsonl") -> str:
+    return safe_stem(name) + suffix + (".gz" if compress else "")
 
 
 _MAX_STEM = 120
@@ -120,16 +133,12 @@ def remove_checkpoint(directory: Path) -> None:
     fsync_dir(directory)
 
 
-def encode_and_append(handle: JsonlFile, lines: list[bytes]) -> int:
-    return handle.append(handle.encode_page(lines))
-
-
-def sync_and_close(handle: JsonlFile) -> None:
+def sync_and_close(handle: _DataFile) -> None:
     handle.sync()
     handle.close()
 
 
-def sync_then_save(files: list[JsonlFile], directory: Path, data: bytes) -> None:
+def sync_then_save(files: Sequence[_DataFile], directory: Path, data: bytes) -> None:
     for handle in files:
         handle.sync()
     fsync_dir(directory)

@@ -76,6 +76,8 @@ _manifest_decoder = msgspec.json.Decoder(Manifest)
 
 def build_manifest(kind: str, org: str, checkpoint: Checkpoint) -> Manifest:
     streams = list(checkpoint.streams.values())
+    # A Parquet window split in two left no part of its own: its halves wrote theirs.
+    used = {s.file for s in streams if not s.split}
     return Manifest(
         format=checkpoint.format,
         kind=kind,
@@ -89,7 +91,7 @@ def build_manifest(kind: str, org: str, checkpoint: Checkpoint) -> Manifest:
         finished_at=now_iso(),
         runs=checkpoint.runs,
         items=sum(s.items for s in streams),
-        bytes=sum(f.offset for f in checkpoint.files.values()),
+        bytes=sum(f.offset for name, f in checkpoint.files.items() if name in used),
         pages=sum(s.pages for s in streams),
         duplicates=sum(s.duplicates for s in streams),
         unidentified=sum(s.unidentified for s in streams),
@@ -97,6 +99,7 @@ def build_manifest(kind: str, org: str, checkpoint: Checkpoint) -> Manifest:
         files=[
             ManifestFile(path=name, items=state.items, bytes=state.offset)
             for name, state in sorted(checkpoint.files.items())
+            if name in used
         ],
         streams=[
             ManifestStream(

@@ -16,7 +16,8 @@ from ..client import SentryClient
 from ..pagination import Paginator
 from ._checkpoint import Checkpoint, FileState, ProjectRef, SkippedProject, StreamState
 from ._errors import UnknownProjectError
-from ._files import file_name, now_iso, parse_stamp, project_stems
+from ._files import file_name, now_iso, parse_stamp, project_stems, safe_stem
+from ._formats import SUFFIXES, part_name
 from ._spec import ExportSpec
 from ._windows import check_window_count, format_utc, resolve_range, split_windows
 
@@ -92,6 +93,8 @@ async def plan(
     aggregates: bool,
 ) -> Checkpoint:
     """A new export's checkpoint: its projects resolved, one stream per target and window."""
+    parquet = spec.format == "parquet"
+    suffix = SUFFIXES[spec.format]
     projects: list[ProjectRef] = []
     skipped: list[SkippedProject] = []
     if spec.issues is not None:
@@ -100,7 +103,12 @@ async def plan(
         projects, skipped = await resolve_projects(client, spec)
         stems = project_stems(projects)
         projects = [
-            ProjectRef(id=p.id, slug=p.slug, file=file_name(stems[p.id], spec.gzip))
+            ProjectRef(
+                id=p.id,
+                slug=p.slug,
+                # Parquet: one part per window, named in the streams.
+                file=None if parquet else file_name(stems[p.id], spec.gzip, suffix),
+            )
             for p in projects
         ]
         targets = [_Target(stems[project.id], project.id) for project in projects]
@@ -114,7 +122,10 @@ async def plan(
     for window in windows:
         for target in targets:
             key = target.name if spec.kind == "issues" else f"{target.name}@{window.key}"
-            file = file_name(target.name, spec.gzip)
+            if parquet:
+                file = part_name(safe_stem(target.name), window.start, window.end)
+            else:
+                file = file_name(target.name, spec.gzip, suffix)
             files.setdefault(file, FileState())
             streams[key] = StreamState(
                 key=key,

@@ -14,7 +14,7 @@ from ._manifest import MANIFEST_NAME, load_manifest
 from ._spec import ExportSpec
 from ._writer import open_no_follow
 
-__all__ = ["check_spec", "check_targets", "clear_export", "truncate_files"]
+__all__ = ["check_spec", "check_targets", "clear_export", "reset_parts", "truncate_files"]
 
 logger = logging.getLogger("sentry_async.export")
 
@@ -51,8 +51,9 @@ def clear_export(output: Path, existing: Checkpoint | None) -> None:
     if manifest is not None:
         names.update(f.path for f in manifest.files if check_file_name(f.path) is None)
     for name in sorted(names):
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(output / name)
+        for doomed in (name, name + ".tmp"):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(output / doomed)
     for name in (MANIFEST_NAME, MANIFEST_NAME + ".tmp", CHECKPOINT_NAME + ".tmp"):
         with contextlib.suppress(FileNotFoundError):
             os.unlink(output / name)
@@ -111,3 +112,35 @@ def truncate_files(output: Path, checkpoint: Checkpoint) -> None:
                 os.fsync(fd)
         finally:
             os.close(fd)
+
+
+def reset_parts(output: Path, checkpoint: Checkpoint) -> None:
+    """Parquet: finished parts must be there as recorded; unfinished windows start over.
+
+    A part renamed into place by a run that stopped before recording it is removed too:
+    its window is fetched again, and the part written anew, from its first page.
+    """
+    finished = {s.file for s in checkpoint.streams.values() if s.done and not s.split}
+    for name, state in checkpoint.files.items():
+        path = output / name
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(output / (name + ".tmp"))
+        if name in finished:
+            try:
+                size = os.stat(path, follow_symlinks=False).st_size
+            except FileNotFoundError:
+                size = -1
+            if size != state.offset:
+                raise CheckpointError(
+                    f"{path} should be a finished part of {state.offset} bytes "
+                    f"({'missing' if size < 0 else f'{size} bytes'}): the data was changed "
+                    "or lost since; start a new export"
+                )
+            continue
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+        state.offset = state.items = 0
+    for stream in checkpoint.streams.values():
+        if not stream.done:
+            stream.cursor = stream.hits = stream.first_offset = None
+            stream.items = stream.pages = stream.duplicates = stream.unidentified = 0

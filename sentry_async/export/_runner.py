@@ -25,6 +25,7 @@ from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +47,6 @@ from ._checkpoint import (
 )
 from ._errors import CheckpointError, ExportDecodeError, OutputNotEmptyError, OutputUnusableError
 from ._files import (
-    encode_and_append,
     ids_in_file,
     item_id,
     now_iso,
@@ -54,15 +54,24 @@ from ._files import (
     sync_and_close,
     sync_then_save,
 )
+from ._formats import (
+    DataFile,
+    check_arrow,
+    drop_unfinished,
+    ids_in_csv,
+    open_data_file,
+    split_parts,
+    store_page,
+)
 from ._lock import LOCK_NAME, DirLock
 from ._manifest import MANIFEST_NAME, Manifest, build_manifest, load_manifest
 from ._plan import pin_range, plan, request_slugs, server_identity, stream_pages
 from ._progress import Progress
-from ._resume import check_spec, check_targets, clear_export, truncate_files
+from ._resume import check_spec, check_targets, clear_export, reset_parts, truncate_files
 from ._spec import ExportSpec, is_aggregate
 from ._splitting import MIN_SPLIT_WINDOW, Split, apply_split, halves, unservable_window
 from ._text import printable
-from ._writer import JsonlFile, atomic_write
+from ._writer import atomic_write
 
 __all__ = ["Exporter", "export"]
 
@@ -75,7 +84,7 @@ _Item = tuple[StreamState, Page[msgspec.Raw]] | Split
 class _Run:
     """Mutable state of one run: open files and the dedupe sets of active streams."""
 
-    files: dict[str, JsonlFile] = field(default_factory=dict)
+    files: dict[str, DataFile] = field(default_factory=dict)
     open_streams: Counter[str] = field(default_factory=Counter)
     seen: dict[str, set[str | int]] = field(default_factory=dict)
     walking: dict[str, StreamState] = field(default_factory=dict)
@@ -123,6 +132,8 @@ class Exporter:
             raise ValueError("concurrency must be at least 1")
         if commit_interval < 0:
             raise ValueError("commit_interval must not be negative")
+        if spec.format == "parquet":
+            check_arrow()
         self.client = client
         self.spec = spec
         self.output = Path(output)
@@ -230,7 +241,8 @@ class Exporter:
             check_targets(self.output, self.spec, existing, aggregates=self._aggregates)
             if not existing.complete:
                 existing.runs += 1
-                await anyio.to_thread.run_sync(truncate_files, self.output, existing)
+                cut = reset_parts if self.spec.format == "parquet" else truncate_files
+                await anyio.to_thread.run_sync(cut, self.output, existing)
             return existing
         finished = None if self.restart else load_manifest(self.output)
         if finished is not None:
@@ -350,6 +362,12 @@ class Exporter:
     def _apply_split(self, split: Split) -> None:
         assert self._checkpoint is not None
         apply_split(self._checkpoint, split)
+        if self.spec.format == "parquet":
+            split_parts(self._checkpoint, split)
+            handle = self._run.files.pop(split.parent.file, None)
+            if handle is not None:
+                handle.close()
+            drop_unfinished(self.output / split.parent.file)
         self._run.seen.pop(split.parent.key, None)
         logger.warning(
             "%s: the server cannot serve this window (%s); going on with %s",
@@ -382,6 +400,8 @@ class Exporter:
                 lines.append(item)
                 continue
             found = item_id(item)
+            if found is not None and self.spec.format == "csv":
+                found = str(found)  # as the CSV file holds it, for a split window's halves
             if found is None:
                 unidentified += 1
             elif found in seen:
@@ -406,9 +426,17 @@ class Exporter:
             handle = await self._open(state.file, file_state)
             if state.first_offset is None:
                 state.first_offset = file_state.offset
-            written = await anyio.to_thread.run_sync(encode_and_append, handle, lines)
-            file_state.offset = handle.offset
-            file_state.items += len(lines)
+            written = await anyio.to_thread.run_sync(
+                partial(
+                    store_page,
+                    handle,
+                    file_state,
+                    lines,
+                    fields=self.spec.fields,
+                    meta=page.meta,
+                    last=page.next_cursor is None,
+                )
+            )
             state.cursor = page.next_cursor
             state.done = page.next_cursor is None
             state.pages += 1
@@ -418,6 +446,10 @@ class Exporter:
             if state.hits is None and page.hits is not None:
                 state.hits = page.hits
         self.progress.page(state.key, items=len(lines), bytes_=written, hits=page.hits, dupes=dupes)
+        if state.done and self.spec.format == "parquet":
+            # The part is renamed into place: record it before anything else can stop us.
+            self._run.files.pop(state.file, None)
+            await self._commit()
         if state.done and state.key != root:
             # A half of a split window: its stream goes on with the next half.
             self._run.seen.pop(state.key, None)
@@ -431,16 +463,27 @@ class Exporter:
         handle = self._run.files.get(state.file)
         if handle is not None:
             await anyio.to_thread.run_sync(handle.sync)
-        end = self._checkpoint.files[state.file].offset
-        return await anyio.to_thread.run_sync(
-            ids_in_file, self.output / state.file, state.dedupe_from, end, self.spec.gzip
-        )
+        file_state = self._checkpoint.files[state.file]
+        path, start, end = self.output / state.file, state.dedupe_from, file_state.offset
+        if self.spec.format == "csv":
+            columns = file_state.columns or []
+            return await anyio.to_thread.run_sync(
+                ids_in_csv, path, start, end, self.spec.gzip, columns
+            )
+        return await anyio.to_thread.run_sync(ids_in_file, path, start, end, self.spec.gzip)
 
-    async def _open(self, name: str, file_state: FileState) -> JsonlFile:
+    async def _open(self, name: str, file_state: FileState) -> DataFile:
         handle = self._run.files.get(name)
         if handle is None:
-            handle = JsonlFile(self.output / name, compress=self.spec.gzip)
-            await anyio.to_thread.run_sync(handle.open, file_state.offset)
+            handle = await anyio.to_thread.run_sync(
+                partial(
+                    open_data_file,
+                    self.output / name,
+                    file_state,
+                    format=self.spec.format,
+                    compress=self.spec.gzip,
+                )
+            )
             self._run.files[name] = handle
         return handle
 

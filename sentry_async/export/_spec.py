@@ -13,6 +13,7 @@ import msgspec
 
 from .._protocol.params import check_page_size, check_slug
 from ._errors import ExportRangeError
+from ._formats import FORMATS, ExportFormat
 from ._windows import format_utc, parse_duration, parse_utc
 
 __all__ = [
@@ -53,6 +54,8 @@ class ExportSpec:
     ``window`` splits it (``None`` or ``"none"``: one window). Times and durations may be
     given as the command line takes them: ``period="14d"``, ``window="12h"``,
     ``start="2026-01-01"`` (UTC when no offset). ``gzip`` writes ``.jsonl.gz`` files.
+    ``format`` (Discover only): ``"jsonl"``, ``"csv"`` (a header, then one row per line)
+    or ``"parquet"`` (one part per window, typed from Discover's ``meta``; needs pyarrow).
     """
 
     kind: ExportKind
@@ -68,10 +71,17 @@ class ExportSpec:
     gzip: bool = False
     full: bool = True
     page_size: int = 100
+    format: ExportFormat = "jsonl"
 
     def __post_init__(self) -> None:
         if self.kind not in _KINDS:
             raise ValueError(f"kind must be one of {sorted(_KINDS)} (got {self.kind!r})")
+        if self.format not in FORMATS:
+            raise ValueError(f"format must be one of {list(FORMATS)} (got {self.format!r})")
+        if self.format != "jsonl" and self.kind != "discover":
+            raise ValueError(f"format={self.format!r} is for kind='discover' (rows with columns)")
+        if self.format == "parquet" and self.gzip:
+            raise ValueError("gzip is for jsonl and csv; Parquet compresses its own columns")
         check_slug(self.org, "org")
         if self.projects is not None:
             object.__setattr__(self, "projects", _unique(self.projects, "project"))
@@ -164,6 +174,9 @@ class ExportSpec:
             "full": self.full,
             "page_size": self.page_size,
         }
+        if self.format != "jsonl":
+            # Left out for JSON Lines: exports begun before formats existed still resume.
+            out["format"] = self.format
         if server is not None:
             out["server"] = server
         return out
