@@ -101,6 +101,7 @@ output (DIR):
   checkpoint.json       progress per stream while the export runs; lets --resume continue
                         after any stop; removed once the export is complete
   manifest.json         written at the end: counts per file and stream, range, arguments
+  run-<end>/            --incremental: each run's own export (the files above) in DIR
 
 exit codes:
   0  done
@@ -214,6 +215,19 @@ def build_parser() -> argparse.ArgumentParser:
         default=4,
         metavar="N",
         help="streams fetched at once (default 4)",
+    )
+    exporter.add_argument(
+        "--incremental",
+        metavar="STATE_FILE",
+        help="events, discover: export what arrived since the last run recorded in STATE_FILE "
+        "(the first run: --since/--period) into DIR/run-<end>/; a stopped run is resumed first",
+    )
+    exporter.add_argument(
+        "--overlap",
+        default="1h",
+        metavar="DURATION",
+        help="--incremental: look this far back before the last run's end for late events "
+        "(default 1h; older late events are missed)",
     )
     _add_connection_args(exporter)
     _add_verbosity_args(exporter)
@@ -407,6 +421,13 @@ def _spec_from_args(args: argparse.Namespace) -> ExportSpec:
         raise _UsageError("--issue is for 'export events'")
     if args.issue and args.project:
         raise _UsageError("give --project or --issue, not both")
+    if args.incremental is not None:
+        if args.resume or args.restart:
+            raise _UsageError(
+                "--incremental resumes a stopped run by itself: no --resume/--restart"
+            )
+        if args.until:
+            raise _UsageError("--incremental runs end when they start: no --until")
     try:
         return ExportSpec(
             kind=args.kind,
@@ -472,6 +493,7 @@ def _stop_on_sigterm(scope: anyio.CancelScope, stopped: list[bool]) -> Iterator[
 
 async def _run_export(args: argparse.Namespace, token: str, out: TextIO) -> int:
     spec = _spec_from_args(args)
+    overlap = _parse_option("--overlap", args.overlap, parse_duration)
     directory = Path(args.output)
     started = time.perf_counter()
     progress = Progress(spec.kind)
@@ -492,9 +514,15 @@ async def _run_export(args: argparse.Namespace, token: str, out: TextIO) -> int:
                     restart=args.restart,
                     concurrency=args.concurrency,
                     progress=progress,
+                    incremental=args.incremental,
+                    overlap=overlap,
                 )
             except ExportRangeError as exc:
                 raise _range_error(exc, args) from None
+            except ValueError as exc:
+                if args.incremental is None:
+                    raise
+                raise _UsageError(f"--incremental: {exc}") from None
     if stopped or manifest is None:
         raise _Terminated
     if not args.quiet:

@@ -22,7 +22,7 @@ import contextlib
 import logging
 import os
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Collection
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import partial
@@ -73,7 +73,7 @@ from ._splitting import MIN_SPLIT_WINDOW, Split, apply_split, halves, unservable
 from ._text import printable
 from ._writer import atomic_write
 
-__all__ = ["Exporter", "export"]
+__all__ = ["Exporter"]
 
 logger = logging.getLogger("sentry_async.export")
 
@@ -103,7 +103,8 @@ class Exporter:
     limiter). The checkpoint is written at most every ``commit_interval`` seconds while
     pages arrive, and at every stop. ``now`` pins "now" for ``period`` (tests);
     ``progress`` receives live counts; ``min_window`` is the smallest half a window the
-    server cannot serve is split into.
+    server cannot serve is split into. ``skip_ids`` are ids an earlier run already wrote
+    (an incremental export's overlap): items with one of them are counted as duplicates.
 
     A new export's range is checked before the directory is created: an empty range, one
     reaching past the calendar, or one needing more than ``MAX_WINDOWS`` windows raises
@@ -123,6 +124,7 @@ class Exporter:
         commit_interval: float = 1.0,
         now: datetime | None = None,
         min_window: timedelta = MIN_SPLIT_WINDOW,
+        skip_ids: Collection[str] = frozenset(),
     ) -> None:
         if resume and restart:
             raise ValueError("give resume or restart, not both")
@@ -151,6 +153,7 @@ class Exporter:
         self._aggregates = spec.kind == "discover" and any(is_aggregate(f) for f in spec.fields)
         self._server = server_identity(client)
         self._run = _Run()
+        self._skip = frozenset(skip_ids)
 
     @property
     def checkpoint(self) -> Checkpoint | None:
@@ -404,7 +407,7 @@ class Exporter:
                 found = str(found)  # as the CSV file holds it, for a split window's halves
             if found is None:
                 unidentified += 1
-            elif found in seen:
+            elif found in seen or (self._skip and str(found) in self._skip):
                 dupes += 1
                 continue
             else:
@@ -515,32 +518,3 @@ class Exporter:
         for handle in self._run.files.values():
             handle.close()
         self._run.files.clear()
-
-
-async def export(
-    client: SentryClient,
-    spec: ExportSpec,
-    output: str | os.PathLike[str],
-    *,
-    resume: bool = False,
-    restart: bool = False,
-    concurrency: int = 4,
-    progress: Progress | None = None,
-    commit_interval: float = 1.0,
-    now: datetime | None = None,
-    min_window: timedelta = MIN_SPLIT_WINDOW,
-) -> Manifest:
-    """Run one export to the end (see :class:`Exporter`); returns its manifest."""
-    exporter = Exporter(
-        client,
-        spec,
-        output,
-        resume=resume,
-        restart=restart,
-        concurrency=concurrency,
-        progress=progress,
-        commit_interval=commit_interval,
-        now=now,
-        min_window=min_window,
-    )
-    return await exporter.run()
