@@ -44,6 +44,9 @@ class Page(Generic[T]):
     rate_limit: RateLimitInfo | None = None
     meta: Any = None
     paginated: bool = True
+    direct_hit: bool = False
+    """``X-Sentry-Direct-Hit: 1``: the issues query was an event id or a short id and this
+    single page is the match (no ``Link``, no further pages)."""
 
     def __len__(self) -> int:
         return len(self.items)
@@ -68,6 +71,7 @@ class RawPage:
     meta: Any = None
     fingerprint: int | None = None
     """A hash of the response body: a page that repeats an earlier one brings nothing new."""
+    direct_hit: bool = False
 
 
 _Fetched = tuple[RawPage, Step, Position]
@@ -314,4 +318,5 @@ def _page(step: Step, items: list[T], raw: RawPage) -> Page[T]:
         raw.rate_limit,
         raw.meta,
         step.paginated,
+        raw.direct_hit,
     )

@@ -67,6 +67,8 @@ class Manifest(msgspec.Struct, kw_only=True):
     streams: list[ManifestStream]
     unidentified: int = 0
     """Items written without a usable ``id``, hence not de-duplicated (all streams)."""
+    renamed: dict[str, str] = {}
+    """Projects renamed on the server while exported: old slug -> new slug."""
     skipped: list[SkippedProject] = []
     """Projects left out, each with the reason (an unusable slug); the others are exported."""
 
@@ -74,7 +76,9 @@ class Manifest(msgspec.Struct, kw_only=True):
 _manifest_decoder = msgspec.json.Decoder(Manifest)
 
 
-def build_manifest(kind: str, org: str, checkpoint: Checkpoint) -> Manifest:
+def build_manifest(
+    kind: str, org: str, checkpoint: Checkpoint, renamed: dict[str, str] | None = None
+) -> Manifest:
     streams = list(checkpoint.streams.values())
     # A Parquet window split in two left no part of its own: its halves wrote theirs.
     used = {s.file for s in streams if not s.split}
@@ -95,6 +99,7 @@ def build_manifest(kind: str, org: str, checkpoint: Checkpoint) -> Manifest:
         pages=sum(s.pages for s in streams),
         duplicates=sum(s.duplicates for s in streams),
         unidentified=sum(s.unidentified for s in streams),
+        renamed=dict(renamed or {}),
         skipped=checkpoint.skipped,
         files=[
             ManifestFile(path=name, items=state.items, bytes=state.offset)

@@ -207,14 +207,12 @@ class Exporter:
         checkpoint = self._checkpoint = prepared
         if checkpoint.complete:
             # Written by an earlier version, which kept the checkpoint of a finished export.
-            manifest = load_manifest(self.output) or build_manifest(
-                self.spec.kind, self.spec.org, checkpoint
-            )
+            manifest = load_manifest(self.output) or self._manifest(checkpoint)
             self._begin_progress(checkpoint)
             self.progress.finish()
             return manifest
         await self._export(checkpoint)
-        manifest = build_manifest(self.spec.kind, self.spec.org, checkpoint)
+        manifest = self._manifest(checkpoint)
         await anyio.to_thread.run_sync(
             atomic_write,
             self.output / MANIFEST_NAME,
@@ -513,6 +511,14 @@ class Exporter:
         files = list(self._run.files.values())
         await anyio.to_thread.run_sync(sync_then_save, files, self.output, data)
         self._run.last_commit = anyio.current_time()
+
+    def _manifest(self, checkpoint: Checkpoint) -> Manifest:
+        renamed = {
+            old: new
+            for (org, old), new in self.client.renamed_projects.items()
+            if org == self.spec.org
+        }
+        return build_manifest(self.spec.kind, self.spec.org, checkpoint, renamed)
 
     def _close_all(self) -> None:
         for handle in self._run.files.values():
