@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import io
 from collections import Counter
 from collections.abc import Awaitable, Callable
@@ -27,6 +28,11 @@ T2 = T1 + timedelta(hours=2)
 T3 = T2 + timedelta(hours=1)
 
 Factory = Callable[..., Awaitable[FakeSentry]]
+
+try:
+    import pyarrow.parquet as pq
+except ImportError:  # pragma: no cover - the Parquet case is skipped
+    pq = None
 
 
 def _client(server: FakeSentry) -> SentryClient:
@@ -175,3 +181,45 @@ async def test_cli_incremental_runs_into_their_own_directories(
         lambda: main([*argv, "--resume"], stdout=io.StringIO(), stderr=err)
     )
     assert code == 2 and "--incremental" in err.getvalue()
+
+
+def _table_ids(directory: Path) -> list[str]:
+    """Ids in a run's CSV files or Parquet parts."""
+    ids: list[str] = []
+    for path in sorted(directory.iterdir()):
+        if path.suffix == ".csv":
+            ids += [row["id"] for row in csv.DictReader(io.StringIO(path.read_text()))]
+        elif path.suffix == ".parquet":
+            ids += pq.read_table(path).column("id").to_pylist()
+    return ids
+
+
+@pytest.mark.parametrize("format", ["csv", "parquet"])
+async def test_incremental_discover_tables_hold_each_row_once(
+    fake_sentry_factory: Factory, tmp_path: Path, format: str
+) -> None:
+    if format == "parquet":
+        pytest.importorskip("pyarrow")
+    server = await fake_sentry_factory(scale=DATA)
+    issue = server.builder.organization(ORG).project("project-0-1").add_issue("Late", events=0)
+    spec = ExportSpec(
+        kind="discover",
+        org=ORG,
+        fields=("id", "timestamp", "title"),
+        period="1d",
+        page_size=3,
+        format=format,  # type: ignore[arg-type]
+    )
+    state, out = tmp_path / "state.json", tmp_path / "out"
+    with anyio.fail_after(30):
+        async with _client(server) as client:
+            early = issue.add_event(timestamp=T1 - timedelta(minutes=10))  # read twice
+            await export(client, spec, out, incremental=state, now=T1)
+            late = issue.add_event(timestamp=T1 - timedelta(minutes=20))
+            await export(client, spec, out, incremental=state, now=T2)
+    written = Counter(i for run in sorted(out.glob("run-*")) for i in _table_ids(run))
+    assert [i for i, count in written.items() if count > 1] == []
+    assert set(written) == _on_server(server, T1 - timedelta(days=1), T2)
+    assert late in written and early in written
+    saved = msgspec.json.decode(state.read_bytes())
+    assert saved["runs"][1]["duplicates"] >= 1, "the overlap was read again, and skipped"
