@@ -257,3 +257,52 @@ def test_parquet_without_pyarrow_says_how_to_get_it(
     assert code == 2
     assert "pip install 'sentry-async[arrow]'" in err.getvalue()
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("format", ["csv", "parquet"])
+async def test_a_window_split_after_a_page_keeps_rows_once(
+    fake_sentry_factory: Factory, tmp_path: Path, format: str
+) -> None:
+    server = await fake_sentry_factory(scale=DATA)
+    expected = await _served_rows(server, PLAIN, tmp_path / "jsonl")
+    org = server.data.org(ORG)
+    assert org is not None
+    pid = org.projects[0].id
+    second = (START + timedelta(days=3)).strftime("%Y-%m-%dT%H")
+    # "Pagination offset too large" on the second page of one project's second window.
+    server.faults.add(
+        Fault(
+            "status",
+            status=400,
+            body={"detail": "Pagination offset too large"},
+            path="/events/",
+            query=f"(?=.*project={pid}&)(?=.*start={second})(?=.*cursor=0:2:0)",
+            times=None,
+        )
+    )
+    out = tmp_path / format
+    with anyio.fail_after(30):
+        async with _client(server) as client:
+            manifest = await export(client, _spec(format=format), out, concurrency=1)
+    [parent] = [s for s in manifest.streams if s.split]
+    assert parent.pages == 1
+    if format == "csv":
+        rows = []
+        for file in manifest.files:
+            with (out / file.path).open(newline="") as handle:
+                rows += [dict(zip(PLAIN, row, strict=True)) for row in list(csv.reader(handle))[1:]]
+        ids = [row["id"] for row in rows]
+        assert manifest.duplicates == 2, "the parent's page, asked again by a half, is skipped"
+    else:
+        assert parent.file not in {f.path for f in manifest.files}, "an unfinished part is dropped"
+        assert not (out / parent.file).exists() and list(out.glob("*.tmp")) == []
+        ids = [
+            str(i)
+            for i in pq.ParquetDataset(sorted(map(str, out.glob("*.parquet"))))
+            .read()
+            .column("id")
+            .to_pylist()
+        ]
+        assert manifest.duplicates == 0, "the halves start afresh"
+    assert len(ids) == len(set(ids)) == manifest.items
+    assert sorted(ids) == sorted(row["id"] for row in expected)

@@ -22,7 +22,7 @@ import os
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, BinaryIO, Literal
 
 import msgspec
 
@@ -143,6 +143,7 @@ class ParquetPart:
         self.items = 0
         self._writer: Any = None
         self._schema: Any = None
+        self._sink: BinaryIO | None = None
 
     def open(self, offset: int) -> None:
         """Start the part afresh: a temporary file left by a stopped run is discarded."""
@@ -182,9 +183,11 @@ class ParquetPart:
             self.write_page([], fields, meta)
         self._writer.close()
         self._writer = None
+        assert self._sink is not None
         self._sink.flush()
         os.fsync(self._sink.fileno())
         self._sink.close()
+        self._sink = None
         os.replace(self.tmp, self.path)
         fsync_dir(self.path.parent)
         self.offset = os.stat(self.path, follow_symlinks=False).st_size
@@ -199,7 +202,9 @@ class ParquetPart:
             with contextlib.suppress(Exception):
                 self._writer.close()
             self._writer = None
+        if self._sink is not None:
             self._sink.close()
+            self._sink = None
 
 
 DataFile = JsonlFile | ParquetPart
