@@ -27,6 +27,7 @@ from typing import Any, TextIO, TypeVar
 import anyio
 
 from ._network import tls
+from ._progress_display import DisplayMode, show_progress
 from ._query_command import add_query_parser, run_query
 from ._version import __version__
 from .client import DEFAULT_BASE_URL, SentryClient
@@ -46,9 +47,9 @@ from .export import (
     export,
     parse_duration,
     parse_utc,
-    show_progress,
 )
-from .export._progress import DisplayMode, format_bytes
+from .export._formats import check_arrow
+from .export._progress import format_bytes
 from .export._text import printable
 
 __all__ = [
@@ -93,9 +94,14 @@ times:
 output (DIR):
   <target>.jsonl[.gz]   one file per project (issue-<id> for --issue), one item per line,
                         the exact JSON Sentry sent; gzip files hold one gzip member per page
+  <target>.csv[.gz]     discover --format csv: a header (the --field columns), one row per line
+  <target>.<from>-<to>.parquet
+                        discover --format parquet: one part per window, written when the
+                        window is complete and never rewritten (needs the arrow extra)
   checkpoint.json       progress per stream while the export runs; lets --resume continue
                         after any stop; removed once the export is complete
   manifest.json         written at the end: counts per file and stream, range, arguments
+  run-<end>/            --incremental: each run's own export (the files above) in DIR
 
 exit codes:
   0  done
@@ -189,7 +195,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="remove the export already in DIR (failed, stale or with other arguments) and "
         "start over",
     )
-    exporter.add_argument("--gzip", action="store_true", help="write .jsonl.gz files")
+    exporter.add_argument("--gzip", action="store_true", help="write .jsonl.gz (.csv.gz) files")
+    exporter.add_argument(
+        "--format",
+        choices=("jsonl", "csv", "parquet"),
+        default="jsonl",
+        help="discover: JSON Lines (default), CSV, or Parquet parts typed from Discover's meta",
+    )
     exporter.add_argument(
         "--window",
         default="1d",
@@ -203,6 +215,19 @@ def build_parser() -> argparse.ArgumentParser:
         default=4,
         metavar="N",
         help="streams fetched at once (default 4)",
+    )
+    exporter.add_argument(
+        "--incremental",
+        metavar="STATE_FILE",
+        help="events, discover: export what arrived since the last run recorded in STATE_FILE "
+        "(the first run: --since/--period) into DIR/run-<end>/; a stopped run is resumed first",
+    )
+    exporter.add_argument(
+        "--overlap",
+        default="1h",
+        metavar="DURATION",
+        help="--incremental: look this far back before the last run's end for late events "
+        "(default 1h; older late events are missed)",
     )
     _add_connection_args(exporter)
     _add_verbosity_args(exporter)
@@ -385,10 +410,24 @@ def _spec_from_args(args: argparse.Namespace) -> ExportSpec:
     )
     if args.field and args.kind != "discover":
         raise _UsageError("--field is for 'export discover'")
+    if args.format != "jsonl" and args.kind != "discover":
+        raise _UsageError("--format csv/parquet is for 'export discover'")
+    if args.format == "parquet":
+        try:
+            check_arrow()
+        except ImportError as exc:
+            raise _UsageError(str(exc)) from None
     if args.issue and args.kind != "events":
         raise _UsageError("--issue is for 'export events'")
     if args.issue and args.project:
         raise _UsageError("give --project or --issue, not both")
+    if args.incremental is not None:
+        if args.resume or args.restart:
+            raise _UsageError(
+                "--incremental resumes a stopped run by itself: no --resume/--restart"
+            )
+        if args.until:
+            raise _UsageError("--incremental runs end when they start: no --until")
     try:
         return ExportSpec(
             kind=args.kind,
@@ -402,6 +441,7 @@ def _spec_from_args(args: argparse.Namespace) -> ExportSpec:
             fields=tuple(args.field or ()),
             window=window,
             gzip=args.gzip,
+            format=args.format,
         )
     except ValueError as exc:
         raise _UsageError(str(exc)) from None
@@ -453,6 +493,7 @@ def _stop_on_sigterm(scope: anyio.CancelScope, stopped: list[bool]) -> Iterator[
 
 async def _run_export(args: argparse.Namespace, token: str, out: TextIO) -> int:
     spec = _spec_from_args(args)
+    overlap = _parse_option("--overlap", args.overlap, parse_duration)
     directory = Path(args.output)
     started = time.perf_counter()
     progress = Progress(spec.kind)
@@ -473,9 +514,15 @@ async def _run_export(args: argparse.Namespace, token: str, out: TextIO) -> int:
                     restart=args.restart,
                     concurrency=args.concurrency,
                     progress=progress,
+                    incremental=args.incremental,
+                    overlap=overlap,
                 )
             except ExportRangeError as exc:
                 raise _range_error(exc, args) from None
+            except ValueError as exc:
+                if args.incremental is None:
+                    raise
+                raise _UsageError(f"--incremental: {exc}") from None
     if stopped or manifest is None:
         raise _Terminated
     if not args.quiet:

@@ -438,3 +438,32 @@ def test_rich_progress_is_cleared_when_the_export_never_began() -> None:
             _fail_under_rich_progress(progress, screen, begin=begin)
         assert ("streams 0/3" in screen.getvalue()) is begin, screen.getvalue()
         assert "streams 0/0" not in screen.getvalue()
+
+
+async def test_export_discover_as_csv_and_formats_only_for_discover(
+    fake_sentry_factory: Factory, tmp_path: Path, no_env_token: None
+) -> None:
+    import csv
+
+    server = await fake_sentry_factory(scale=DATA, token=TOKEN)
+    out = tmp_path / "out"
+    token = ["--token-file", _token_file(tmp_path), "--quiet"]
+    args = _export_args(server, out, "--format", "csv", "--field", "id", "--field", "title", *token)
+    args[1] = "discover"
+    run = await _main(args)
+    assert run.code == 0, run.err
+    files = sorted(out.glob("*.csv"))
+    assert [path.name for path in files] == [
+        f"{slug}.csv" for slug in server.data.project_slugs(ORG)
+    ]
+    ids = []
+    for path in files:
+        rows = list(csv.reader(path.read_text().splitlines()))
+        assert rows[0] == ["id", "title"]
+        ids += [row[0] for row in rows[1:]]
+    assert sorted(ids) == sorted(_expected_ids(server))
+    refused = await _main(_export_args(server, tmp_path / "other", "--format", "csv", *token))
+    assert refused.code == 2
+    assert refused.error_lines == [
+        "sentry-async: error: --format csv/parquet is for 'export discover'"
+    ]

@@ -31,7 +31,7 @@ from sentry_async.export import (
     SpecMismatchError,
     export,
 )
-from sentry_async.export._exporter import _project_stems
+from sentry_async.export._files import project_stems as _project_stems
 from sentry_async.export._text import printable
 from sentry_async.testing import FakeSentry, Fault, SeedConfig
 from sentry_async.testing.pytest_plugin import FIXED_NOW

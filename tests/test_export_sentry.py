@@ -15,7 +15,8 @@ import pytest
 from sentry_async import BadRequest, RetryPolicy, SentryClient, ServerError
 from sentry_async._protocol.errors import build_api_error
 from sentry_async.export import ExportSpec, Window, export
-from sentry_async.export._exporter import is_aggregate, unservable_window
+from sentry_async.export._spec import is_aggregate
+from sentry_async.export._splitting import unservable_window
 from sentry_async.export._windows import halve
 from sentry_async.testing import FakeSentry, Fault, SeedConfig
 from sentry_async.testing.pytest_plugin import FIXED_NOW

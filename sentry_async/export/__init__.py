@@ -4,9 +4,14 @@
 "out/")`` writes one ``.jsonl`` (or ``.jsonl.gz``) file per project (per issue for an
 issue's events), ``checkpoint.json`` while it runs and ``manifest.json`` at the end; rerun
 with ``resume=True`` after any stop, including ``kill -9``, and every item ends up in the
-output exactly once (see :mod:`sentry_async.export._exporter` for how).
+output exactly once (see :mod:`sentry_async.export._runner` for how). Discover rows can be
+written as CSV or Parquet parts (``ExportSpec(format=...)``), and ``export(...,
+incremental=STATE_FILE)`` runs the next run of an export that takes what arrived since
+the last one (see :mod:`sentry_async.export._incremental`).
 """
 
+# Showing progress lives beside the command line; it is re-exported for library users.
+from .._progress_display import show_progress
 from ._checkpoint import (
     CHECKPOINT_NAME,
     Checkpoint,
@@ -26,18 +31,11 @@ from ._errors import (
     SpecMismatchError,
     UnknownProjectError,
 )
-from ._exporter import (
-    DEFAULT_DISCOVER_FIELDS,
-    MANIFEST_NAME,
-    Exporter,
-    ExportKind,
-    ExportSpec,
-    Manifest,
-    ManifestFile,
-    ManifestStream,
-    export,
-)
-from ._progress import Progress, ProgressSnapshot, show_progress
+from ._export import export
+from ._manifest import MANIFEST_NAME, Manifest, ManifestFile, ManifestStream
+from ._progress import Progress, ProgressSnapshot
+from ._runner import Exporter
+from ._spec import DEFAULT_DISCOVER_FIELDS, ExportKind, ExportSpec
 from ._windows import MAX_WINDOWS, Window, format_utc, parse_duration, parse_utc, split_windows
 
 __all__ = [

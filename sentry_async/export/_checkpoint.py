@@ -89,6 +89,8 @@ class FileState(msgspec.Struct, kw_only=True):
 
     offset: Count = 0
     items: Count = 0
+    columns: list[str] | None = None
+    """A CSV file's columns (its header), once its first page is written."""
 
 
 class Checkpoint(msgspec.Struct, kw_only=True):

@@ -1,27 +1,20 @@
-"""Export progress: a small object to read or subscribe to, and two ways to show it.
+"""Export progress: a small object to read or subscribe to.
 
 :class:`Progress` is what the exporter updates (items, pages, bytes, streams) and what a
-library user reads (:meth:`Progress.snapshot`) or subscribes to. :func:`show_progress`
-renders it: a live line with ``rich`` when the output is a terminal and ``rich`` is
-installed (imported only then), otherwise a log line every few seconds through
-``logging``, never ``print``.
+library user reads (:meth:`Progress.snapshot`) or subscribes to; showing it (a live
+``rich`` line or log lines) is :func:`sentry_async.export.show_progress`'s job.
 """
 
 from __future__ import annotations
 
-import logging
 import math
-import sys
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import dataclass
-from typing import Any, Literal, TextIO
 
-__all__ = ["Progress", "ProgressSnapshot", "format_bytes", "format_duration", "show_progress"]
-
-logger = logging.getLogger("sentry_async.export")
+__all__ = ["Progress", "ProgressSnapshot", "format_bytes", "format_duration"]
 
 _RATE_WINDOW = 10.0
 """Seconds of history the item rate is computed over: recent speed, not the run's average."""
@@ -264,110 +257,3 @@ def format_duration(seconds: float) -> str:
     hours, rest = divmod(seconds, 3600)
     minutes, secs = divmod(rest, 60)
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
-
-
-DisplayMode = Literal["auto", "rich", "log", "none"]
-
-
-@contextmanager
-def show_progress(
-    progress: Progress,
-    *,
-    mode: DisplayMode = "auto",
-    stream: TextIO | None = None,
-    log_interval: float = 5.0,
-) -> Iterator[None]:
-    """Show ``progress`` while the block runs.
-
-    ``auto`` picks a live ``rich`` display when ``stream`` (stderr by default) is a terminal
-    and ``rich`` is installed, else a log line at most every ``log_interval`` seconds and
-    one at the end; ``none`` shows nothing. The closing log line is left out when the block
-    fails, and the rich display is cleared when the export never began: the error is then
-    the whole story. It starts no task: rich refreshes from its own thread, and log lines
-    ride on progress updates, so the block's exceptions pass through untouched.
-    """
-    out = stream if stream is not None else sys.stderr
-    if mode == "auto":
-        mode = "rich" if _isatty(out) and _has_rich() else "log"
-    if mode == "none":
-        yield
-        return
-    if mode == "rich":
-        with _rich_display(progress, out):
-            yield
-        return
-    last = [time.monotonic()]
-
-    def maybe_log(snapshot: ProgressSnapshot) -> None:
-        now = time.monotonic()
-        if now - last[0] >= log_interval and not snapshot.finished:
-            last[0] = now
-            logger.info("%s", snapshot.describe())
-
-    unsubscribe = progress.subscribe(maybe_log)
-    try:
-        yield
-    finally:
-        unsubscribe()
-    logger.info("%s", progress.snapshot().describe())
-
-
-def _isatty(stream: TextIO) -> bool:
-    try:
-        return stream.isatty()
-    except (AttributeError, ValueError):
-        return False
-
-
-def _has_rich() -> bool:
-    try:
-        import rich  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-@contextmanager
-def _rich_display(progress: Progress, out: TextIO) -> Iterator[None]:
-    from rich.console import Console
-    from rich.live import Live
-
-    console = Console(file=out)
-    with Live(
-        console=console,
-        get_renderable=lambda: _render(progress.snapshot()),
-        refresh_per_second=8,
-        transient=False,
-    ) as live:
-        try:
-            yield
-        finally:
-            if progress.begun:
-                live.refresh()
-            else:
-                live.transient = True
-
-
-def _render(snapshot: ProgressSnapshot) -> Any:
-    from rich.progress_bar import ProgressBar
-    from rich.table import Table
-
-    table = Table.grid(padding=(0, 1))
-    fraction = snapshot.fraction
-    bar = ProgressBar(total=1.0, completed=fraction if fraction is not None else 0.0, width=24)
-    eta = (
-        "done"
-        if snapshot.finished
-        else (f"ETA {format_duration(snapshot.eta)}" if snapshot.eta is not None else "ETA ?")
-    )
-    table.add_row(
-        f"[bold]{snapshot.label}[/bold]",
-        bar,
-        f"{snapshot.items:,} items",
-        f"{snapshot.pages:,} pages",
-        format_bytes(snapshot.bytes),
-        f"{snapshot.rate:,.0f}/s",
-        f"streams {snapshot.streams_done}/{snapshot.streams_total}",
-        eta,
-    )
-    return table

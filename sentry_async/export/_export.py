@@ -1,0 +1,102 @@
+"""``export()``: one export, or the next run of an incremental one."""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+from ..client import SentryClient
+from ._incremental import (
+    DEFAULT_OVERLAP,
+    base_directory,
+    check_incremental,
+    check_state,
+    load_state,
+    new_state,
+    plan_run,
+    record_run,
+    run_spec,
+    save_state,
+    stamped_items,
+)
+from ._manifest import Manifest
+from ._plan import server_identity
+from ._progress import Progress
+from ._runner import Exporter
+from ._spec import ExportSpec
+from ._splitting import MIN_SPLIT_WINDOW
+
+__all__ = ["export"]
+
+
+async def export(
+    client: SentryClient,
+    spec: ExportSpec,
+    output: str | os.PathLike[str],
+    *,
+    resume: bool = False,
+    restart: bool = False,
+    concurrency: int = 4,
+    progress: Progress | None = None,
+    commit_interval: float = 1.0,
+    now: datetime | None = None,
+    min_window: timedelta = MIN_SPLIT_WINDOW,
+    incremental: str | os.PathLike[str] | None = None,
+    overlap: timedelta = DEFAULT_OVERLAP,
+) -> Manifest:
+    """Run one export to the end (see :class:`Exporter`); returns its manifest.
+
+    With ``incremental=STATE_FILE`` it runs the next run of an incremental export instead
+    (see :mod:`sentry_async.export._incremental`): what arrived since the previous run,
+    looking ``overlap`` back for late events, into ``output/run-<end>/``. A run that
+    stopped is resumed first, so ``resume`` and ``restart`` do not apply.
+    """
+
+    def exporter(spec: ExportSpec, output: Path, **extra: Any) -> Exporter:
+        return Exporter(
+            client,
+            spec,
+            output,
+            concurrency=concurrency,
+            progress=progress,
+            commit_interval=commit_interval,
+            min_window=min_window,
+            **extra,
+        )
+
+    if incremental is None:
+        return await exporter(spec, Path(output), resume=resume, restart=restart, now=now).run()
+    if resume or restart:
+        raise ValueError("an incremental export resumes a stopped run by itself: no resume/restart")
+    check_incremental(spec, overlap)
+    state_path = Path(incremental)
+    base = Path(output)
+    lock = base_directory(base)
+    with lock:
+        try:
+            state = load_state(state_path)
+            fresh, fingerprint, canonical = new_state(spec, server_identity(client))
+            if state is None:
+                state = fresh
+            check_state(state_path, state, fingerprint, canonical)
+            run = state.pending
+            if run is None:
+                run = plan_run(spec, state, overlap, now or datetime.now(timezone.utc))
+                state.pending = run
+                await anyio.to_thread.run_sync(save_state, state_path, state)
+            directory = base / run.directory
+            manifest = await exporter(
+                run_spec(spec, run), directory, resume=True, skip_ids=state.seen.keys()
+            ).run()
+            stamped = await anyio.to_thread.run_sync(
+                lambda: list(stamped_items(directory, manifest))
+            )
+            record_run(state, run, manifest, iter(stamped), overlap)
+            await anyio.to_thread.run_sync(save_state, state_path, state)
+        finally:
+            lock.remove()
+    return manifest

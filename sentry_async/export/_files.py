@@ -1,0 +1,145 @@
+"""Names and bytes of the data files: file names per project, ids in written pages, fsyncs."""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import os
+import re
+from collections import Counter
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Protocol
+
+import msgspec
+
+from ._checkpoint import CHECKPOINT_NAME, ProjectRef, save_checkpoint
+from ._windows import format_utc
+from ._writer import fsync_dir, open_no_follow
+
+__all__ = [
+    "file_name",
+    "ids_in_file",
+    "item_id",
+    "now_iso",
+    "parse_stamp",
+    "project_stems",
+    "remove_checkpoint",
+    "safe_stem",
+    "sync_and_close",
+    "sync_then_save",
+]
+
+
+class _DataFile(Protocol):
+    def sync(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+_UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._-]")
+
+
+class _Id(msgspec.Struct):
+    id: str | int | None = None
+
+
+_id_decoder = msgspec.json.Decoder(_Id)
+
+
+def item_id(item: bytes) -> str | int | None:
+    """The item's ``id`` for de-duplication; ``None`` when it has no usable one.
+
+    msgspec reports invalid UTF-8 inside a string as ``UnicodeDecodeError``, not as one of
+    its own errors, so that is caught too: one odd item must not stop the export. The
+    caller writes such an item as it is and reports it.
+    """
+    try:
+        return _id_decoder.decode(item).id
+    except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError):
+        return None
+
+
+def now_iso() -> str:
+    return format_utc(datetime.now(timezone.utc).replace(microsecond=0))
+
+
+def safe_stem(name: str) -> str:
+    """``name`` with every character a file system might not take replaced by ``_``."""
+    return _UNSAFE_NAME.sub("_", name)
+
+
+def file_name(name: str, compress: bool, suffix: str = ".jsonl") -> str:
+    return safe_stem(name) + suffix + (".gz" if compress else "")
+
+
+_MAX_STEM = 120
+"""Longest file name stem taken from a slug (file systems allow 255 bytes)."""
+
+
+def project_stems(projects: Sequence[ProjectRef]) -> dict[str, str]:
+    """Project id -> a file name stem no other project shares, even ignoring case.
+
+    The stem is the sanitised slug; projects whose stems collide (sanitising, case, or a
+    shared slug) get ``-<id>`` appended, and one still colliding a counter, so every
+    project has its own file on any file system. A slug nobody shares keeps its name.
+    """
+    base = {p.id: _UNSAFE_NAME.sub("_", p.slug)[:_MAX_STEM] for p in projects}
+    counts = Counter(stem.casefold() for stem in base.values())
+    stems = {
+        pid: stem if counts[stem.casefold()] == 1 else f"{stem}-{_UNSAFE_NAME.sub('_', pid)}"
+        for pid, stem in base.items()
+    }
+    taken: set[str] = set()
+    out: dict[str, str] = {}
+    # Unsuffixed stems first: they are unique among themselves and keep their names.
+    for project in sorted(projects, key=lambda p: (stems[p.id] != base[p.id], p.slug, p.id)):
+        stem = candidate = stems[project.id]
+        n = 1
+        while candidate.casefold() in taken:
+            n += 1
+            candidate = f"{stem}-{n}"
+        taken.add(candidate.casefold())
+        out[project.id] = candidate
+    return out
+
+
+def parse_stamp(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def ids_in_file(path: Path, start: int, end: int, compress: bool) -> set[str | int]:
+    """The ids of the items written to ``path`` between two page boundaries."""
+    if end <= start:
+        return set()
+    fd = open_no_follow(path, os.O_RDONLY, create=False, single_link=False)
+    with os.fdopen(fd, "rb") as handle:
+        handle.seek(start)
+        data = handle.read(end - start)
+    if compress:
+        data = gzip.decompress(data)
+    ids: set[str | int] = set()
+    for line in data.splitlines():
+        found = item_id(line)
+        if found is not None:
+            ids.add(found)
+    return ids
+
+
+def remove_checkpoint(directory: Path) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(directory / CHECKPOINT_NAME)
+    fsync_dir(directory)
+
+
+def sync_and_close(handle: _DataFile) -> None:
+    handle.sync()
+    handle.close()
+
+
+def sync_then_save(files: Sequence[_DataFile], directory: Path, data: bytes) -> None:
+    for handle in files:
+        handle.sync()
+    fsync_dir(directory)
+    save_checkpoint(directory, data)

@@ -1,0 +1,272 @@
+"""Discover rows as CSV (appended per page) or Parquet (one immutable part per window).
+
+CSV keeps the JSON Lines guarantees as they are: a page is appended whole (with gzip, as
+one member), so the length after any page is a row boundary the checkpoint records and a
+resume cuts back to. The header is written with a file's first page.
+
+A Parquet file cannot be appended to once closed, so each stream (one project in one
+window) writes its own part: pages go to ``NAME.tmp`` as row groups, and only when the
+window's last page is in is it closed, fsynced and renamed to ``NAME``. The checkpoint
+records a part as done after the rename; a part it records is never written again, and an
+unfinished window is fetched again from its first page into a fresh temporary file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import gzip
+import importlib
+import io
+import os
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any, BinaryIO, Literal
+
+import msgspec
+
+from ..models.discover import DiscoverMeta
+from ._checkpoint import Checkpoint, FileState
+from ._files import parse_stamp, safe_stem
+from ._splitting import Split
+from ._writer import JsonlFile, fsync_dir, open_no_follow
+
+__all__ = [
+    "FORMATS",
+    "SUFFIXES",
+    "CsvFile",
+    "DataFile",
+    "ExportFormat",
+    "ParquetPart",
+    "check_arrow",
+    "columns_for",
+    "drop_unfinished",
+    "ids_in_csv",
+    "open_data_file",
+    "part_name",
+    "split_parts",
+    "store_page",
+]
+
+ExportFormat = Literal["jsonl", "csv", "parquet"]
+FORMATS = ("jsonl", "csv", "parquet")
+SUFFIXES = {"jsonl": ".jsonl", "csv": ".csv", "parquet": ".parquet"}
+
+_ANY = msgspec.json.Decoder()
+
+
+def check_arrow() -> None:
+    """Parquet needs pyarrow; say how to get it before anything is created."""
+    try:
+        importlib.import_module("pyarrow.parquet")
+    except ImportError as exc:
+        raise ImportError(
+            "--format parquet needs pyarrow: pip install 'sentry-async[arrow]'"
+        ) from exc
+
+
+def columns_for(fields: Sequence[str], meta: Any) -> list[str]:
+    """The requested fields in their order, then any other column ``meta`` announces."""
+    columns = list(dict.fromkeys(fields))
+    if isinstance(meta, DiscoverMeta):
+        columns += [name for name in meta.fields if name not in columns]
+    return columns
+
+
+def part_name(stem: str, start: datetime, end: datetime) -> str:
+    """``stem.20260101T000000Z-20260102T000000Z.parquet``: one window's part."""
+    fmt = "%Y%m%dT%H%M%SZ"
+    return f"{stem}.{start.strftime(fmt)}-{end.strftime(fmt)}.parquet"
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (str, int, float)):
+        return str(value)
+    return msgspec.json.encode(value).decode()
+
+
+class CsvFile(JsonlFile):
+    """A data file of CSV rows; ``columns`` are set from the first page (or the checkpoint)."""
+
+    def __init__(self, path: Path, *, compress: bool, columns: list[str] | None) -> None:
+        super().__init__(path, compress=compress)
+        self.columns = columns
+
+    def encode_page(self, items: list[bytes]) -> bytes:
+        assert self.columns is not None
+        text = io.StringIO()
+        writer = csv.writer(text, lineterminator="\n")
+        if self.offset == 0:
+            writer.writerow(self.columns)
+        for item in items:
+            row = _ANY.decode(item)
+            if not isinstance(row, dict):
+                row = {}
+            writer.writerow([_cell(row.get(name)) for name in self.columns])
+        data = text.getvalue().encode("utf-8")
+        if data and self.compress:
+            data = gzip.compress(data, compresslevel=6, mtime=0)
+        return data
+
+
+def ids_in_csv(
+    path: Path, start: int, end: int, compress: bool, columns: Sequence[str]
+) -> set[str | int]:
+    """The ``id`` column of the rows between two page boundaries (strings, as CSV has them)."""
+    if end <= start or "id" not in columns:
+        return set()
+    fd = open_no_follow(path, os.O_RDONLY, create=False, single_link=False)
+    with os.fdopen(fd, "rb") as handle:
+        handle.seek(start)
+        data = handle.read(end - start)
+    if compress:
+        data = gzip.decompress(data)
+    rows = list(csv.reader(io.StringIO(data.decode("utf-8"))))
+    if start == 0:
+        rows = rows[1:]
+    index = list(columns).index("id")
+    return {row[index] for row in rows if len(row) > index}
+
+
+class ParquetPart:
+    """One window's Parquet part, written under a temporary name until it is complete."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.tmp = path.with_name(path.name + ".tmp")
+        self.offset = 0
+        self.items = 0
+        self._writer: Any = None
+        self._schema: Any = None
+        self._sink: BinaryIO | None = None
+
+    def open(self, offset: int) -> None:
+        """Start the part afresh: a temporary file left by a stopped run is discarded."""
+        if offset:
+            raise ValueError(f"{self.path} is complete; a finished part is never rewritten")
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.tmp)
+
+    def write_page(self, items: list[bytes], fields: Sequence[str], meta: Any) -> int:
+        """Append a page as a row group; returns the rows written."""
+        from ..tables import _as_rows, _rows_table, discover_schema
+
+        rows = _as_rows([msgspec.Raw(item) for item in items])
+        if self._schema is None:
+            columns = columns_for(fields, meta)
+            typed = meta if isinstance(meta, DiscoverMeta) else None
+            self._schema = _rows_table(rows, discover_schema(typed, columns)).schema
+        table = _rows_table(rows, self._schema)
+        if table.schema != self._schema:
+            table = table.cast(self._schema, safe=False)
+        if self._writer is None:
+            self._start()
+        self._writer.write_table(table)
+        self.items += len(rows)
+        return len(rows)
+
+    def _start(self) -> None:
+        pq = importlib.import_module("pyarrow.parquet")
+        fd = open_no_follow(self.tmp, os.O_WRONLY, create=True, exclusive=True)
+        self._sink = os.fdopen(fd, "wb")
+        self._writer = pq.ParquetWriter(self._sink, self._schema)
+
+    def finish(self, fields: Sequence[str], meta: Any) -> int:
+        """Close, fsync and rename the part into place; returns its size in bytes."""
+        if self._writer is None:
+            # A window without rows still gets its part, with the columns and no rows.
+            self.write_page([], fields, meta)
+        self._writer.close()
+        self._writer = None
+        assert self._sink is not None
+        self._sink.flush()
+        os.fsync(self._sink.fileno())
+        self._sink.close()
+        self._sink = None
+        os.replace(self.tmp, self.path)
+        fsync_dir(self.path.parent)
+        self.offset = os.stat(self.path, follow_symlinks=False).st_size
+        return self.offset
+
+    def sync(self) -> None:
+        """Nothing to make durable before :meth:`finish`: an unfinished part is redone."""
+
+    def close(self) -> None:
+        """Stop without finishing: the temporary file stays until a resume discards it."""
+        if self._writer is not None:
+            with contextlib.suppress(Exception):
+                self._writer.close()
+            self._writer = None
+        if self._sink is not None:
+            self._sink.close()
+            self._sink = None
+
+
+DataFile = JsonlFile | ParquetPart
+
+
+def open_data_file(path: Path, file_state: FileState, *, format: str, compress: bool) -> DataFile:
+    """The data file ``path`` of a format, opened at its committed length (blocking)."""
+    handle: DataFile
+    if format == "parquet":
+        handle = ParquetPart(path)
+    elif format == "csv":
+        handle = CsvFile(path, compress=compress, columns=file_state.columns)
+    else:
+        handle = JsonlFile(path, compress=compress)
+    handle.open(file_state.offset)
+    return handle
+
+
+def store_page(
+    handle: DataFile,
+    file_state: FileState,
+    lines: list[bytes],
+    *,
+    fields: Sequence[str],
+    meta: Any,
+    last: bool,
+) -> int:
+    """Write one page and record it in ``file_state``; returns the bytes now on disk.
+
+    A Parquet part counts its bytes once, when ``last`` finishes it; until then its rows
+    are in a temporary file that no checkpoint relies on.
+    """
+    if isinstance(handle, ParquetPart):
+        handle.write_page(lines, fields, meta)
+        if not last:
+            return 0
+        file_state.offset = handle.finish(fields, meta)
+        file_state.items = handle.items
+        return file_state.offset
+    if isinstance(handle, CsvFile) and handle.columns is None:
+        handle.columns = file_state.columns = columns_for(fields, meta)
+    written = handle.append(handle.encode_page(lines))
+    file_state.offset = handle.offset
+    file_state.items += len(lines)
+    return written
+
+
+def split_parts(checkpoint: Checkpoint, split: Split) -> None:
+    """Parquet: each half of a split window writes its own part, from its first page.
+
+    The parent's part was never finished (its temporary file is dropped), so the halves
+    have nothing to de-duplicate against, and the parent's rows count for nothing.
+    """
+    split.parent.items = split.parent.duplicates = split.parent.unidentified = 0
+    for part in split.parts:
+        stem = safe_stem(part.key.rpartition("@")[0] or part.key)
+        part.file = part_name(stem, parse_stamp(part.window_start), parse_stamp(part.window_end))
+        part.dedupe_from = None
+        checkpoint.files[part.file] = FileState()
+
+
+def drop_unfinished(path: Path) -> None:
+    """Remove a part's temporary file, if a stopped run left one."""
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path.with_name(path.name + ".tmp"))

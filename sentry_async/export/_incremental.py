@@ -1,0 +1,283 @@
+"""Incremental exports: each run takes what arrived since the last one, exactly once.
+
+A state file records the previous run's high-water mark (the end of its range) and the
+ids it wrote with times inside the overlap before that mark. The next run's range starts
+``overlap`` before the mark, so events that arrive late (timestamped inside the previous
+range, but not yet there when it ran) are picked up, and the recorded ids keep the events
+the previous run already wrote out of this one. Events timestamped more than ``overlap``
+before the mark that arrive after it are missed: no run looks that far back again.
+
+Each run writes an ordinary export into its own directory, ``run-<end>``, under the
+output directory, so a run never rewrites an earlier one's files. A run is recorded in
+the state file as pending before it starts; a run that stops (crash, ``kill -9``, an
+error) is resumed by the next invocation, with the same range and the same ids to skip,
+before any new run begins.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import gzip
+import hashlib
+import importlib
+import io
+import os
+from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import msgspec
+
+from ._checkpoint import check_file_name
+from ._errors import CheckpointError, OutputUnusableError, SpecMismatchError
+from ._files import parse_stamp
+from ._lock import DirLock
+from ._manifest import Manifest
+from ._spec import ExportSpec, is_aggregate
+from ._windows import format_utc, resolve_range
+from ._writer import atomic_write, open_no_follow
+
+__all__ = ["DEFAULT_OVERLAP", "IncrementalRun", "IncrementalState", "check_incremental"]
+
+DEFAULT_OVERLAP = timedelta(hours=1)
+"""How far before the previous run's end each run looks again, for events that arrive late."""
+STATE_FORMAT = "sentry-async-incremental/1"
+MAX_RUNS_KEPT = 100
+"""Runs listed in the state file (the oldest are dropped; their directories stay)."""
+_RANGE_KEYS = ("start", "end", "period_seconds")
+
+
+class IncrementalRun(msgspec.Struct, kw_only=True):
+    """One run: its directory under the output directory, its range, what it wrote."""
+
+    directory: str
+    start: str
+    end: str
+    items: int | None = None
+    duplicates: int | None = None
+
+
+class IncrementalState(msgspec.Struct, kw_only=True):
+    """The state file. ``seen``: id -> time of every item written within the overlap."""
+
+    format: str = STATE_FORMAT
+    fingerprint: str
+    spec: dict[str, object]
+    high_water: str | None = None
+    seen_from: str | None = None
+    """The earliest time ``seen`` covers: a run never looks back before it."""
+    seen: dict[str, str] = {}
+    pending: IncrementalRun | None = None
+    runs: list[IncrementalRun] = []
+
+
+_state_decoder = msgspec.json.Decoder(IncrementalState)
+
+
+class _Stamped(msgspec.Struct):
+    id: str | int | None = None
+    dateCreated: str | None = None
+    timestamp: str | float | None = None
+
+
+_stamped_decoder = msgspec.json.Decoder(_Stamped)
+
+
+def check_incremental(spec: ExportSpec, overlap: timedelta) -> None:
+    """What an incremental export needs: items that arrive once, with an id and a time."""
+    if overlap < timedelta(0):
+        raise ValueError("overlap must not be negative")
+    if spec.kind == "issues":
+        raise ValueError(
+            "incremental exports are for events and Discover rows; issues change after "
+            "they arrive, export them whole"
+        )
+    if spec.kind == "discover":
+        if any(is_aggregate(field) for field in spec.fields):
+            raise ValueError("incremental exports cannot hold aggregates (count(), p95(), ...)")
+        missing = [name for name in ("id", "timestamp") if name not in spec.fields]
+        if missing:
+            raise ValueError(
+                f"an incremental Discover export needs the fields id and timestamp "
+                f"(missing: {', '.join(missing)})"
+            )
+    if spec.end is not None:
+        raise ValueError("an incremental export's runs end when they start: give no end")
+
+
+def _fingerprint(spec: ExportSpec, server: str) -> tuple[str, dict[str, object]]:
+    """The spec without its range: what must stay the same from one run to the next."""
+    canonical = {k: v for k, v in spec.canonical(server).items() if k not in _RANGE_KEYS}
+    digest = hashlib.sha256(msgspec.json.encode(canonical, order="sorted")).hexdigest()
+    return digest, canonical
+
+
+def load_state(path: Path) -> IncrementalState | None:
+    try:
+        fd = open_no_follow(path, os.O_RDONLY, create=False, single_link=False)
+    except FileNotFoundError:
+        return None
+    with os.fdopen(fd, "rb") as handle:
+        data = handle.read()
+    try:
+        state = _state_decoder.decode(data)
+    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+        raise CheckpointError(f"{path} is not a valid incremental state file: {exc}") from None
+    if state.format != STATE_FORMAT:
+        raise CheckpointError(
+            f"{path} has format {state.format!r}; this version reads {STATE_FORMAT!r}"
+        )
+    run = state.pending
+    problem = None if run is None else check_file_name(run.directory)
+    stamps = [state.high_water, state.seen_from, *(state.seen.values())]
+    if run is not None:
+        stamps += [run.start, run.end]
+    if problem is None and not all(_valid_stamp(s) for s in stamps if s is not None):
+        problem = "holds a time that is not an ISO UTC time"
+    if problem is not None:
+        raise CheckpointError(f"{path} is not a valid incremental state file: it {problem}")
+    return state
+
+
+def _valid_stamp(text: str) -> bool:
+    try:
+        return parse_stamp(text).tzinfo is not None
+    except ValueError:
+        return False
+
+
+def save_state(path: Path, state: IncrementalState) -> None:
+    atomic_write(path, msgspec.json.format(msgspec.json.encode(state), indent=1))
+
+
+def plan_run(
+    spec: ExportSpec, state: IncrementalState, overlap: timedelta, now: datetime
+) -> IncrementalRun:
+    """The next run's range: from ``overlap`` before the last run's end (the first run:
+    the spec's start or period) to now."""
+    end = now.astimezone(timezone.utc).replace(microsecond=0)
+    if state.high_water is None:
+        first, _, period = spec.range_args()
+        start, end = resolve_range(start=first, end=end, period=period, now=end)
+    else:
+        if end <= parse_stamp(state.high_water):
+            raise ValueError(
+                f"nothing to export yet: the last run ended at {state.high_water}, now is "
+                f"{format_utc(end)}"
+            )
+        start = parse_stamp(state.high_water) - overlap
+        if state.seen_from is not None:
+            # The ids kept cover no more than this: looking further back would write again.
+            start = max(start, parse_stamp(state.seen_from))
+    if start >= end:
+        raise ValueError(
+            f"the first run's range is empty ({format_utc(start)} .. {format_utc(end)})"
+        )
+    return IncrementalRun(
+        directory=f"run-{end.strftime('%Y%m%dT%H%M%SZ')}",
+        start=format_utc(start),
+        end=format_utc(end),
+    )
+
+
+def run_spec(spec: ExportSpec, run: IncrementalRun) -> ExportSpec:
+    return dataclasses.replace(
+        spec, start=parse_stamp(run.start), end=parse_stamp(run.end), period=None
+    )
+
+
+def record_run(
+    state: IncrementalState,
+    run: IncrementalRun,
+    manifest: Manifest,
+    stamped: Iterator[tuple[str, datetime | None]],
+    overlap: timedelta,
+) -> None:
+    """The run is complete: move the high-water mark and keep the ids within the overlap."""
+    end = parse_stamp(run.end)
+    keep_from = end - overlap
+    seen = {key: when for key, when in state.seen.items() if parse_stamp(when) >= keep_from}
+    for key, when in stamped:
+        # An item without a readable time is kept as if written at the end of the range.
+        moment = end if when is None else when
+        if moment >= keep_from:
+            seen[key] = format_utc(moment)
+    state.seen = seen
+    state.seen_from = format_utc(keep_from)
+    state.high_water = run.end
+    run.items, run.duplicates = manifest.items, manifest.duplicates
+    state.runs = [*state.runs, run][-MAX_RUNS_KEPT:]
+    state.pending = None
+
+
+def _time(value: str | float | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        if isinstance(value, (int, float)):
+            return datetime.fromtimestamp(value, timezone.utc)
+        stamp = parse_stamp(value)
+    except (ValueError, OverflowError, OSError):
+        return None
+    return stamp if stamp.tzinfo is not None else stamp.replace(tzinfo=timezone.utc)
+
+
+def stamped_items(directory: Path, manifest: Manifest) -> Iterator[tuple[str, datetime | None]]:
+    """``(id, time)`` of every item of a finished run, read back from its files."""
+    for file in manifest.files:
+        path = directory / file.path
+        if file.path.endswith(".parquet"):
+            pq = importlib.import_module("pyarrow.parquet")
+            table = pq.read_table(path, columns=["id", "timestamp"])
+            for row in table.to_pylist():
+                when = row["timestamp"]
+                yield str(row["id"]), when if isinstance(when, datetime) else _time(when)
+            continue
+        fd = open_no_follow(path, os.O_RDONLY, create=False, single_link=False)
+        with os.fdopen(fd, "rb") as handle:
+            data = handle.read()
+        if file.path.endswith(".gz"):
+            data = gzip.decompress(data)
+        if ".csv" in file.path:
+            for row in csv.DictReader(io.StringIO(data.decode("utf-8"))):
+                if row.get("id"):
+                    yield row["id"], _time(row.get("timestamp") or None)
+            continue
+        for line in data.splitlines():
+            try:
+                item = _stamped_decoder.decode(line)
+            except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError):
+                continue
+            if item.id is not None:
+                yield str(item.id), _time(item.dateCreated or item.timestamp)
+
+
+def base_directory(output: Path) -> DirLock:
+    """The output directory, created if needed, locked for one incremental run at a time."""
+    try:
+        output.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise OutputUnusableError(f"{output} is not a directory") from None
+    return DirLock(output)
+
+
+def check_state(
+    path: Path, state: IncrementalState, fingerprint: str, canonical: dict[str, object]
+) -> None:
+    if state.fingerprint == fingerprint:
+        return
+    keys = sorted(set(state.spec) | set(canonical))
+    differences = {
+        key: (state.spec.get(key), canonical.get(key))
+        for key in keys
+        if state.spec.get(key) != canonical.get(key)
+    }
+    raise SpecMismatchError(
+        str(path), differences or {"fingerprint": (state.fingerprint, fingerprint)}
+    )
+
+
+def new_state(spec: ExportSpec, server: str) -> tuple[IncrementalState, str, dict[str, object]]:
+    fingerprint, canonical = _fingerprint(spec, server)
+    return IncrementalState(fingerprint=fingerprint, spec=canonical), fingerprint, canonical

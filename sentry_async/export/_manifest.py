@@ -1,0 +1,138 @@
+"""``manifest.json``: what a finished export holds, written once its last stream is done."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import msgspec
+
+from ._checkpoint import Checkpoint, ProjectRef, SkippedProject
+from ._files import now_iso
+from ._writer import open_no_follow
+
+__all__ = [
+    "MANIFEST_NAME",
+    "Manifest",
+    "ManifestFile",
+    "ManifestStream",
+    "build_manifest",
+    "load_manifest",
+]
+
+MANIFEST_NAME = "manifest.json"
+
+
+class ManifestFile(msgspec.Struct, kw_only=True):
+    path: str
+    items: int
+    bytes: int
+
+
+class ManifestStream(msgspec.Struct, kw_only=True):
+    key: str
+    file: str
+    target: str
+    window_start: str
+    window_end: str
+    items: int
+    pages: int
+    duplicates: int
+    hits: int | None
+    unidentified: int = 0
+    """Items written without a usable ``id``, hence not de-duplicated."""
+    split: bool = False
+    """The server could not serve this window; its two halves are streams of their own."""
+
+
+class Manifest(msgspec.Struct, kw_only=True):
+    """``manifest.json``: written once the last stream is complete."""
+
+    format: str
+    kind: str
+    org: str
+    fingerprint: str
+    spec: dict[str, object]
+    start: str
+    end: str
+    projects: list[ProjectRef]
+    created_at: str
+    finished_at: str
+    runs: int
+    items: int
+    bytes: int
+    pages: int
+    duplicates: int
+    files: list[ManifestFile]
+    streams: list[ManifestStream]
+    unidentified: int = 0
+    """Items written without a usable ``id``, hence not de-duplicated (all streams)."""
+    renamed: dict[str, str] = {}
+    """Projects renamed on the server while exported: old slug -> new slug."""
+    skipped: list[SkippedProject] = []
+    """Projects left out, each with the reason (an unusable slug); the others are exported."""
+
+
+_manifest_decoder = msgspec.json.Decoder(Manifest)
+
+
+def build_manifest(
+    kind: str, org: str, checkpoint: Checkpoint, renamed: dict[str, str] | None = None
+) -> Manifest:
+    streams = list(checkpoint.streams.values())
+    # A Parquet window split in two left no part of its own: its halves wrote theirs.
+    used = {s.file for s in streams if not s.split}
+    return Manifest(
+        format=checkpoint.format,
+        kind=kind,
+        org=org,
+        fingerprint=checkpoint.fingerprint,
+        spec=checkpoint.spec,
+        start=checkpoint.start,
+        end=checkpoint.end,
+        projects=checkpoint.projects,
+        created_at=checkpoint.created_at,
+        finished_at=now_iso(),
+        runs=checkpoint.runs,
+        items=sum(s.items for s in streams),
+        bytes=sum(f.offset for name, f in checkpoint.files.items() if name in used),
+        pages=sum(s.pages for s in streams),
+        duplicates=sum(s.duplicates for s in streams),
+        unidentified=sum(s.unidentified for s in streams),
+        renamed=dict(renamed or {}),
+        skipped=checkpoint.skipped,
+        files=[
+            ManifestFile(path=name, items=state.items, bytes=state.offset)
+            for name, state in sorted(checkpoint.files.items())
+            if name in used
+        ],
+        streams=[
+            ManifestStream(
+                key=s.key,
+                file=s.file,
+                target=s.target,
+                window_start=s.window_start,
+                window_end=s.window_end,
+                items=s.items,
+                pages=s.pages,
+                duplicates=s.duplicates,
+                hits=s.hits,
+                unidentified=s.unidentified,
+                split=s.split,
+            )
+            for s in streams
+        ],
+    )
+
+
+def load_manifest(directory: Path) -> Manifest | None:
+    try:
+        fd = open_no_follow(directory / MANIFEST_NAME, os.O_RDONLY, create=False, single_link=False)
+    except FileNotFoundError:
+        return None
+    with os.fdopen(fd, "rb") as handle:
+        data = handle.read()
+    try:
+        return _manifest_decoder.decode(data)
+    except (msgspec.ValidationError, msgspec.DecodeError):
+        return None

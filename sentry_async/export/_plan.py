@@ -1,0 +1,252 @@
+"""Planning: a new export's range pinned, projects resolved, streams laid out; and each
+stream's requests."""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+import msgspec
+
+from .._protocol.params import check_slug
+from ..client import SentryClient
+from ..pagination import Paginator
+from ._checkpoint import Checkpoint, FileState, ProjectRef, SkippedProject, StreamState
+from ._errors import UnknownProjectError
+from ._files import file_name, now_iso, parse_stamp, project_stems, safe_stem
+from ._formats import SUFFIXES, part_name
+from ._spec import ExportSpec
+from ._windows import check_window_count, format_utc, resolve_range, split_windows
+
+__all__ = [
+    "AGGREGATES_STEM",
+    "pin_range",
+    "plan",
+    "project_ref",
+    "resolve_projects",
+    "server_identity",
+]
+
+logger = logging.getLogger("sentry_async.export")
+
+AGGREGATES_STEM = "aggregates"
+"""The one stream (and file stem) of a Discover export with aggregate fields."""
+
+
+class _ProjectRow(msgspec.Struct):
+    id: str | int | None = None
+    slug: Any = None
+
+
+_project_decoder = msgspec.json.Decoder(_ProjectRow)
+
+
+def project_ref(item: bytes) -> tuple[ProjectRef | None, SkippedProject | None]:
+    """A row of the projects list as a reference, or why it cannot be used."""
+    try:
+        row = _project_decoder.decode(item)
+    except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError) as exc:
+        return None, SkippedProject(id=None, slug=None, error=f"project row unusable: {exc}")
+    pid = str(row.id) if row.id is not None and str(row.id).strip() else None
+    slug = row.slug if isinstance(row.slug, str) else None
+    if pid is None or slug is None:
+        what = "an id" if pid is None else "a string slug"
+        shown = slug if slug is not None else repr(row.slug)
+        return None, SkippedProject(id=pid, slug=shown, error=f"project has no {what}")
+    return ProjectRef(id=pid, slug=slug), None
+
+
+@dataclass(slots=True)
+class _Target:
+    name: str
+    ref: str
+
+
+def server_identity(client: SentryClient) -> str:
+    """The client's base URL as the fingerprint records it: no credentials, query or slash."""
+    url = client.base_url.with_user(None).with_query(None).with_fragment(None)
+    return str(url).rstrip("/")
+
+
+def pin_range(
+    spec: ExportSpec, now: datetime | None, *, aggregates: bool
+) -> tuple[datetime, datetime]:
+    """A new export's absolute range; :class:`ExportRangeError` if it cannot be exported."""
+    now = now or datetime.now(timezone.utc)
+    first, last, period = spec.range_args()
+    start, end = resolve_range(start=first, end=last, period=period, now=now)
+    if spec.kind != "issues" and not aggregates:
+        check_window_count(start, end, spec.window_size())
+    return start, end
+
+
+async def plan(
+    client: SentryClient,
+    spec: ExportSpec,
+    start: datetime,
+    end: datetime,
+    *,
+    server: str,
+    aggregates: bool,
+) -> Checkpoint:
+    """A new export's checkpoint: its projects resolved, one stream per target and window."""
+    parquet = spec.format == "parquet"
+    suffix = SUFFIXES[spec.format]
+    projects: list[ProjectRef] = []
+    skipped: list[SkippedProject] = []
+    if spec.issues is not None:
+        targets = [_Target(f"issue-{issue}", issue) for issue in spec.issues]
+    else:
+        projects, skipped = await resolve_projects(client, spec)
+        stems = project_stems(projects)
+        projects = [
+            ProjectRef(
+                id=p.id,
+                slug=p.slug,
+                # Parquet: one part per window, named in the streams.
+                file=None if parquet else file_name(stems[p.id], spec.gzip, suffix),
+            )
+            for p in projects
+        ]
+        targets = [_Target(stems[project.id], project.id) for project in projects]
+    whole = spec.kind == "issues" or aggregates
+    if aggregates:
+        ids = "-1" if spec.projects is None else ",".join(p.id for p in projects)
+        targets = [_Target(AGGREGATES_STEM, ids)]
+    windows = split_windows(start, end, None if whole else spec.window_size())
+    streams: dict[str, StreamState] = {}
+    files: dict[str, FileState] = {}
+    for window in windows:
+        for target in targets:
+            key = target.name if spec.kind == "issues" else f"{target.name}@{window.key}"
+            if parquet:
+                file = part_name(safe_stem(target.name), window.start, window.end)
+            else:
+                file = file_name(target.name, spec.gzip, suffix)
+            files.setdefault(file, FileState())
+            streams[key] = StreamState(
+                key=key,
+                file=file,
+                target=target.ref,
+                window_start=format_utc(window.start),
+                window_end=format_utc(window.end),
+            )
+    stamp = now_iso()
+    return Checkpoint(
+        fingerprint=spec.fingerprint(server),
+        spec=spec.canonical(server),
+        start=format_utc(start),
+        end=format_utc(end),
+        projects=projects,
+        skipped=skipped,
+        streams=streams,
+        files=files,
+        created_at=stamp,
+        updated_at=stamp,
+    )
+
+
+async def resolve_projects(
+    client: SentryClient, spec: ExportSpec
+) -> tuple[list[ProjectRef], list[SkippedProject]]:
+    """The projects to export, and those that cannot be (each skipped, not fatal)."""
+    rows: list[ProjectRef] = []
+    unusable: list[SkippedProject] = []
+    paginator = client.projects.list(spec.org).raw()
+    async for page in paginator.pages():
+        for item in page.items:
+            ref, problem = project_ref(bytes(item))
+            if ref is not None:
+                rows.append(ref)
+            if problem is not None:
+                unusable.append(problem)
+    if spec.projects is None:
+        if not rows and not unusable:
+            raise UnknownProjectError(f"organization {spec.org!r} has no projects")
+        chosen_rows, skipped = rows, unusable
+    else:
+        by_name = {row.slug: row for row in rows}
+        by_name.update({row.id: row for row in rows})
+        bad = {p.slug: p for p in unusable if p.slug is not None}
+        bad.update({p.id: p for p in unusable if p.id is not None})
+        missing = [n for n in spec.projects if n not in by_name and n not in bad]
+        if missing:
+            raise UnknownProjectError(
+                f"unknown project(s) in organization {spec.org!r}: {', '.join(missing)}"
+            )
+        chosen = {by_name[n].id: by_name[n] for n in spec.projects if n in by_name}
+        chosen_rows = list(chosen.values())
+        skipped = list(dict.fromkeys(bad[n] for n in spec.projects if n in bad))
+    usable: list[ProjectRef] = []
+    for row in chosen_rows:
+        try:
+            check_slug(row.slug, "project")
+        except ValueError as exc:
+            skipped.append(SkippedProject(id=row.id, slug=row.slug, error=str(exc)))
+            continue
+        usable.append(row)
+    for project in skipped:
+        logger.warning("skipping project %r (id %r): %s", project.slug, project.id, project.error)
+    return sorted(usable, key=lambda project: (project.slug, project.id)), skipped
+
+
+def request_slugs(projects: list[ProjectRef]) -> dict[str, str]:
+    """Project id -> what to send for it: its slug, or its id when two share the slug."""
+    shared = Counter(p.slug for p in projects)
+    return {p.id: p.slug if shared[p.slug] == 1 else p.id for p in projects}
+
+
+def stream_pages(
+    client: SentryClient, spec: ExportSpec, state: StreamState, slugs: dict[str, str]
+) -> Paginator[msgspec.Raw]:
+    """The raw pages of one stream, from its cursor on."""
+    start = parse_stamp(state.window_start)
+    end = parse_stamp(state.window_end)
+    if spec.kind == "issues":
+        return client.issues.list(
+            spec.org,
+            query=spec.query if spec.query is not None else "",
+            project=[state.target],
+            start=start,
+            end=end,
+            sort="new",
+            page_size=spec.page_size,
+            cursor=state.cursor,
+        ).raw()
+    if spec.kind == "events":
+        if spec.issues is not None:
+            return client.events.for_issue(
+                spec.org,
+                state.target,
+                full=spec.full,
+                query=spec.query,
+                start=start,
+                end=end,
+                page_size=spec.page_size,
+                cursor=state.cursor,
+            ).raw()
+        return client.events.for_project(
+            spec.org,
+            slugs[state.target],
+            full=spec.full,
+            query=spec.query,
+            start=start,
+            end=end,
+            page_size=spec.page_size,
+            cursor=state.cursor,
+        ).raw()
+    sort = [key for key in ("-timestamp", "id") if key.lstrip("-") in spec.fields]
+    return client.discover.query(
+        spec.org,
+        fields=list(spec.fields),
+        query=spec.query,
+        sort=sort or None,
+        project=state.target.split(","),
+        start=start,
+        end=end,
+        page_size=spec.page_size,
+        cursor=state.cursor,
+    ).raw()

@@ -1,0 +1,146 @@
+"""Resuming: an existing export checked against the spec, cleared, or cut back."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from pathlib import Path
+
+from ._checkpoint import CHECKPOINT_NAME, Checkpoint, check_file_name
+from ._errors import CheckpointError, SpecMismatchError
+from ._files import remove_checkpoint
+from ._manifest import MANIFEST_NAME, load_manifest
+from ._spec import ExportSpec
+from ._writer import open_no_follow
+
+__all__ = ["check_spec", "check_targets", "clear_export", "reset_parts", "truncate_files"]
+
+logger = logging.getLogger("sentry_async.export")
+
+
+def check_targets(
+    output: Path, spec: ExportSpec, checkpoint: Checkpoint, *, aggregates: bool
+) -> None:
+    """Every stream's target must be one of the export's projects or issues."""
+    if spec.issues is not None:
+        known = set(spec.issues)
+    else:
+        known = {p.id for p in checkpoint.projects}
+        if aggregates:
+            # One stream for all projects (per project in checkpoints of old versions).
+            known |= {",".join(p.id for p in checkpoint.projects), "-1"}
+    for stream in checkpoint.streams.values():
+        if stream.target not in known:
+            raise CheckpointError(
+                f"{output / CHECKPOINT_NAME} is not a valid checkpoint: stream "
+                f"{stream.key!r} targets {stream.target!r}, not one of the export's "
+                "projects or issues"
+            )
+
+
+def clear_export(output: Path, existing: Checkpoint | None) -> None:
+    """Remove the export in the directory (``restart``): its data, manifest, checkpoint.
+
+    Only files the checkpoint or the manifest name are removed, the checkpoint last, so
+    a restart stopped half-way can be run again; anything else makes the directory
+    "not empty", as for a new export.
+    """
+    names = set(existing.files) if existing is not None else set()
+    manifest = load_manifest(output)
+    if manifest is not None:
+        names.update(f.path for f in manifest.files if check_file_name(f.path) is None)
+    for name in sorted(names):
+        for doomed in (name, name + ".tmp"):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(output / doomed)
+    for name in (MANIFEST_NAME, MANIFEST_NAME + ".tmp", CHECKPOINT_NAME + ".tmp"):
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(output / name)
+    remove_checkpoint(output)
+
+
+def check_spec(
+    output: Path,
+    spec: ExportSpec,
+    server: str,
+    recorded: dict[str, object],
+    recorded_fingerprint: str,
+) -> None:
+    """Refuse to resume an export made with another spec (or against another server)."""
+    # Checkpoints written before the server was part of the fingerprint lack it.
+    known = server if "server" in recorded else None
+    fingerprint = spec.fingerprint(known)
+    if recorded_fingerprint == fingerprint:
+        return
+    now = spec.canonical(known)
+    keys = sorted(set(recorded) | set(now))
+    differences = {
+        key: (recorded.get(key), now.get(key)) for key in keys if recorded.get(key) != now.get(key)
+    }
+    if not differences:
+        differences = {"fingerprint": (recorded_fingerprint, fingerprint)}
+    raise SpecMismatchError(str(output), differences)
+
+
+def truncate_files(output: Path, checkpoint: Checkpoint) -> None:
+    """Cut each data file back to its committed length (blocking; runs in a thread)."""
+    for name, state in checkpoint.files.items():
+        path = output / name
+        try:
+            fd = open_no_follow(path, os.O_RDWR, create=False)
+        except FileNotFoundError:
+            if state.offset:
+                raise CheckpointError(
+                    f"{path} is missing but the checkpoint records {state.offset} bytes"
+                ) from None
+            continue
+        try:
+            size = os.fstat(fd).st_size
+            if size < state.offset:
+                raise CheckpointError(
+                    f"{path} holds {size} bytes but the checkpoint records {state.offset}: "
+                    "the data was changed or lost since; start a new export"
+                )
+            if size > state.offset:
+                logger.info(
+                    "%s: dropping %d bytes written after the last checkpoint",
+                    name,
+                    size - state.offset,
+                )
+                os.ftruncate(fd, state.offset)
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def reset_parts(output: Path, checkpoint: Checkpoint) -> None:
+    """Parquet: finished parts must be there as recorded; unfinished windows start over.
+
+    A part renamed into place by a run that stopped before recording it is removed too:
+    its window is fetched again, and the part written anew, from its first page.
+    """
+    finished = {s.file for s in checkpoint.streams.values() if s.done and not s.split}
+    for name, state in checkpoint.files.items():
+        path = output / name
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(output / (name + ".tmp"))
+        if name in finished:
+            try:
+                size = os.stat(path, follow_symlinks=False).st_size
+            except FileNotFoundError:
+                size = -1
+            if size != state.offset:
+                raise CheckpointError(
+                    f"{path} should be a finished part of {state.offset} bytes "
+                    f"({'missing' if size < 0 else f'{size} bytes'}): the data was changed "
+                    "or lost since; start a new export"
+                )
+            continue
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+        state.offset = state.items = 0
+    for stream in checkpoint.streams.values():
+        if not stream.done:
+            stream.cursor = stream.hits = stream.first_offset = None
+            stream.items = stream.pages = stream.duplicates = stream.unidentified = 0

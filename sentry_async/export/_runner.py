@@ -1,0 +1,526 @@
+"""The exporter: plan streams, fan them out, write pages, checkpoint, write the manifest.
+
+How exactly-once works: every stream (one project, or one issue, in one pinned time window)
+is walked page by page through ``.raw()``, so each item is written as the exact JSON bytes
+Sentry sent. A page is appended to its data file whole (with gzip, as one gzip member).
+Periodically, and at every stop, the data files are fsynced and *then* the checkpoint is
+atomically replaced with each stream's next cursor and each file's byte length at that
+moment; a checkpoint therefore never covers bytes that are not on disk. A resumed run cuts
+every data file back to the length in the checkpoint (dropping pages written after it,
+e.g. before a ``kill -9``) and asks each unfinished stream for the page at its checkpointed
+cursor, which is the page right after the last one kept.
+
+De-duplication goes by each item's ``id``. An item without a usable one (not an object,
+no string or integer ``id``, invalid UTF-8) is still written as sent, but it cannot be
+de-duplicated, so it is logged per page and counted as ``unidentified`` per stream, in the
+checkpoint and in the manifest.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from collections import Counter
+from collections.abc import AsyncIterator, Collection
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import anyio
+import msgspec
+
+from ..client import SentryClient
+from ..errors import APIError, DecodeError
+from ..fanout import StreamDone, StreamItem, fan_out
+from ..pagination import Page
+from ._checkpoint import (
+    CHECKPOINT_NAME,
+    Checkpoint,
+    FileState,
+    StreamState,
+    encode_checkpoint,
+    load_checkpoint,
+    save_checkpoint,
+)
+from ._errors import CheckpointError, ExportDecodeError, OutputNotEmptyError, OutputUnusableError
+from ._files import (
+    ids_in_file,
+    item_id,
+    now_iso,
+    remove_checkpoint,
+    sync_and_close,
+    sync_then_save,
+)
+from ._formats import (
+    DataFile,
+    check_arrow,
+    drop_unfinished,
+    ids_in_csv,
+    open_data_file,
+    split_parts,
+    store_page,
+)
+from ._lock import LOCK_NAME, DirLock
+from ._manifest import MANIFEST_NAME, Manifest, build_manifest, load_manifest
+from ._plan import pin_range, plan, request_slugs, server_identity, stream_pages
+from ._progress import Progress
+from ._resume import check_spec, check_targets, clear_export, reset_parts, truncate_files
+from ._spec import ExportSpec, is_aggregate
+from ._splitting import MIN_SPLIT_WINDOW, Split, apply_split, halves, unservable_window
+from ._text import printable
+from ._writer import atomic_write
+
+__all__ = ["Exporter"]
+
+logger = logging.getLogger("sentry_async.export")
+
+_Item = tuple[StreamState, Page[msgspec.Raw]] | Split
+
+
+@dataclass
+class _Run:
+    """Mutable state of one run: open files and the dedupe sets of active streams."""
+
+    files: dict[str, DataFile] = field(default_factory=dict)
+    open_streams: Counter[str] = field(default_factory=Counter)
+    seen: dict[str, set[str | int]] = field(default_factory=dict)
+    walking: dict[str, StreamState] = field(default_factory=dict)
+    """Fan-out key -> the stream (or half of a split one) it is fetching now."""
+    slugs: dict[str, str] | None = None
+    last_commit: float = 0.0
+
+
+class Exporter:
+    """Exports ``spec`` into ``output`` through ``client``; :meth:`run` does the work.
+
+    ``resume=True`` continues the export already in ``output`` (refusing if its spec
+    differs), or starts one if the directory is empty; ``restart=True`` removes the
+    export already there (a failed or stale one, whatever its spec) and starts anew.
+    ``concurrency`` bounds the streams fetched at once (they all share the client's rate
+    limiter). The checkpoint is written at most every ``commit_interval`` seconds while
+    pages arrive, and at every stop. ``now`` pins "now" for ``period`` (tests);
+    ``progress`` receives live counts; ``min_window`` is the smallest half a window the
+    server cannot serve is split into. ``skip_ids`` are ids an earlier run already wrote
+    (an incremental export's overlap): items with one of them are counted as duplicates.
+
+    A new export's range is checked before the directory is created: an empty range, one
+    reaching past the calendar, or one needing more than ``MAX_WINDOWS`` windows raises
+    :class:`ExportRangeError` and leaves nothing behind.
+    """
+
+    def __init__(
+        self,
+        client: SentryClient,
+        spec: ExportSpec,
+        output: str | os.PathLike[str],
+        *,
+        resume: bool = False,
+        restart: bool = False,
+        concurrency: int = 4,
+        progress: Progress | None = None,
+        commit_interval: float = 1.0,
+        now: datetime | None = None,
+        min_window: timedelta = MIN_SPLIT_WINDOW,
+        skip_ids: Collection[str] = frozenset(),
+    ) -> None:
+        if resume and restart:
+            raise ValueError("give resume or restart, not both")
+        if min_window <= timedelta(0):
+            raise ValueError("min_window must be positive")
+        if isinstance(concurrency, bool) or concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
+        if commit_interval < 0:
+            raise ValueError("commit_interval must not be negative")
+        if spec.format == "parquet":
+            check_arrow()
+        self.client = client
+        self.spec = spec
+        self.output = Path(output)
+        self.resume = resume
+        self.restart = restart
+        self.concurrency = concurrency
+        self.progress = progress if progress is not None else Progress(spec.kind)
+        self.commit_interval = commit_interval
+        self.min_window = min_window
+        self._now = now
+        self._checkpoint: Checkpoint | None = None
+        self._range: tuple[datetime, datetime] | None = None
+        # Discover rows carry an id only when asked for; without it none can be de-duplicated.
+        self._identify = spec.kind != "discover" or "id" in spec.fields
+        self._aggregates = spec.kind == "discover" and any(is_aggregate(f) for f in spec.fields)
+        self._server = server_identity(client)
+        self._run = _Run()
+        self._skip = frozenset(skip_ids)
+
+    @property
+    def checkpoint(self) -> Checkpoint | None:
+        """The checkpoint as last committed or planned (``None`` before :meth:`run`)."""
+        return self._checkpoint
+
+    async def run(self) -> Manifest:
+        """Export everything not yet exported; returns the manifest (also written to disk).
+
+        When it ends the lock file is removed, and so is the checkpoint after a success
+        (the manifest stays); an export that fails before anything was planned (an
+        unknown organization, a rejected token) leaves no file and no directory behind.
+        """
+        if self.restart or not (self.output / CHECKPOINT_NAME).exists():
+            # A new export: a range it cannot export is refused before the directory exists.
+            self._range = pin_range(self.spec, self._now, aggregates=self._aggregates)
+        created = self._make_dir()
+        lock = DirLock(self.output)
+        with lock:
+            try:
+                return await self._run_locked()
+            finally:
+                lock.remove()
+                if created and self._checkpoint is None:
+                    with contextlib.suppress(OSError):
+                        self.output.rmdir()
+
+    def _make_dir(self) -> bool:
+        """Create the output directory if needed; whether it was created."""
+        created = not os.path.lexists(self.output)
+        try:
+            self.output.mkdir(parents=True, exist_ok=True)
+        except (FileExistsError, NotADirectoryError):
+            raise OutputUnusableError(
+                f"{self.output} is not a directory: choose a new or empty directory"
+            ) from None
+        return created
+
+    async def _run_locked(self) -> Manifest:
+        prepared = await self._prepare()
+        if isinstance(prepared, Manifest):
+            self.progress.begin(
+                streams_total=len(prepared.streams),
+                streams_done=len(prepared.streams),
+                items=prepared.items,
+                pages=prepared.pages,
+                bytes_=prepared.bytes,
+            )
+            self.progress.finish()
+            return prepared
+        checkpoint = self._checkpoint = prepared
+        if checkpoint.complete:
+            # Written by an earlier version, which kept the checkpoint of a finished export.
+            manifest = load_manifest(self.output) or self._manifest(checkpoint)
+            self._begin_progress(checkpoint)
+            self.progress.finish()
+            return manifest
+        await self._export(checkpoint)
+        manifest = self._manifest(checkpoint)
+        await anyio.to_thread.run_sync(
+            atomic_write,
+            self.output / MANIFEST_NAME,
+            msgspec.json.format(msgspec.json.encode(manifest), indent=2),
+        )
+        checkpoint.complete = True
+        # The manifest is durable: the checkpoint has nothing left to tell.
+        await anyio.to_thread.run_sync(remove_checkpoint, self.output)
+        self.progress.finish()
+        return manifest
+
+    # Preparing: a new checkpoint, or the old one checked and the files cut back.
+
+    async def _prepare(self) -> Checkpoint | Manifest:
+        existing = load_checkpoint(self.output)
+        if self.restart:
+            await anyio.to_thread.run_sync(clear_export, self.output, existing)
+            existing = None
+        if existing is not None:
+            if not self.resume:
+                state = "a complete" if existing.complete else "an unfinished"
+                raise OutputNotEmptyError(
+                    f"{self.output} already holds {state} export; resume it (--resume), "
+                    "start it over (--restart) or choose another output directory"
+                )
+            check_spec(self.output, self.spec, self._server, existing.spec, existing.fingerprint)
+            check_targets(self.output, self.spec, existing, aggregates=self._aggregates)
+            if not existing.complete:
+                existing.runs += 1
+                cut = reset_parts if self.spec.format == "parquet" else truncate_files
+                await anyio.to_thread.run_sync(cut, self.output, existing)
+            return existing
+        finished = None if self.restart else load_manifest(self.output)
+        if finished is not None:
+            if not self.resume:
+                raise OutputNotEmptyError(
+                    f"{self.output} already holds a complete export; rerun with --resume "
+                    "to get its manifest, start over with --restart, or choose another "
+                    "output directory"
+                )
+            check_spec(self.output, self.spec, self._server, finished.spec, finished.fingerprint)
+            return finished
+        stray = sorted(
+            entry.name
+            for entry in self.output.iterdir()
+            if entry.name not in (LOCK_NAME, CHECKPOINT_NAME + ".tmp")
+        )
+        if stray:
+            raise OutputNotEmptyError(
+                f"{self.output} is not empty ({', '.join(stray[:3])}"
+                f"{', ...' if len(stray) > 3 else ''}) and holds no export checkpoint; "
+                "choose an empty or new directory"
+            )
+        start, end = self._range or pin_range(self.spec, self._now, aggregates=self._aggregates)
+        checkpoint = await plan(
+            self.client,
+            spec=self.spec,
+            start=start,
+            end=end,
+            server=self._server,
+            aggregates=self._aggregates,
+        )
+        await anyio.to_thread.run_sync(save_checkpoint, self.output, encode_checkpoint(checkpoint))
+        return checkpoint
+
+    # Exporting.
+
+    def _begin_progress(self, checkpoint: Checkpoint) -> None:
+        streams = checkpoint.streams.values()
+        self.progress.begin(
+            streams_total=len(checkpoint.streams),
+            streams_done=sum(1 for s in streams if s.done),
+            items=sum(s.items for s in streams),
+            pages=sum(s.pages for s in streams),
+            bytes_=sum(f.offset for f in checkpoint.files.values()),
+            hits={s.key: s.hits for s in streams if s.hits is not None},
+        )
+
+    async def _export(self, checkpoint: Checkpoint) -> None:
+        self._begin_progress(checkpoint)
+        pending = [state for state in checkpoint.streams.values() if not state.done]
+        run = self._run
+        run.open_streams = Counter(state.file for state in pending)
+        run.last_commit = anyio.current_time()
+        merged = fan_out(
+            ((state.key, self._factory(state)) for state in pending),
+            concurrency=self.concurrency,
+            buffer=self.concurrency,
+            errors="raise",
+        )
+        try:
+            async with merged:
+                async for event in merged.events():
+                    if isinstance(event, StreamItem):
+                        if isinstance(event.item, Split):
+                            self._apply_split(event.item)
+                        else:
+                            state, page = event.item
+                            await self._write_page(state, page, root=event.key)
+                    else:
+                        await self._finish_stream(checkpoint.streams[event.key], event)
+                    if anyio.current_time() - run.last_commit >= self.commit_interval:
+                        await self._commit()
+        except DecodeError as exc:
+            key = next((k for k, error in merged.failures.items() if error is exc), "?")
+            state = run.walking.get(key) or checkpoint.streams.get(key)
+            name = state.key if state else key
+            raise ExportDecodeError(name, state.cursor if state else None, exc.reason) from exc
+        finally:
+            with anyio.CancelScope(shield=True):
+                await self._commit()
+                await anyio.to_thread.run_sync(self._close_all)
+
+    def _factory(self, state: StreamState) -> Any:
+        def start() -> AsyncIterator[_Item]:
+            return self._pages(state)
+
+        return start
+
+    async def _pages(self, state: StreamState) -> AsyncIterator[_Item]:
+        self.progress.stream_started()
+        async for item in self._walk(state, state.key):
+            yield item
+
+    async def _walk(self, state: StreamState, root: str) -> AsyncIterator[_Item]:
+        """The pages of ``state``; if the server cannot serve its window, of its halves."""
+        self._run.walking[root] = state
+        try:
+            async for page in stream_pages(self.client, self.spec, state, self._slugs()).pages():
+                yield state, page
+            return
+        except APIError as exc:
+            parts = self._halves(state, exc)
+            if parts is None:
+                raise
+            reason = str(exc)
+        yield Split(state, parts, reason)
+        for part in parts:
+            async for item in self._walk(part, root):
+                yield item
+
+    def _halves(self, state: StreamState, error: APIError) -> tuple[StreamState, ...] | None:
+        # Issues are one stream over the range, and aggregates must not be cut into parts.
+        if self.spec.kind == "issues" or self._aggregates or not unservable_window(error):
+            return None
+        return halves(state, self.min_window)
+
+    def _apply_split(self, split: Split) -> None:
+        assert self._checkpoint is not None
+        apply_split(self._checkpoint, split)
+        if self.spec.format == "parquet":
+            split_parts(self._checkpoint, split)
+            handle = self._run.files.pop(split.parent.file, None)
+            if handle is not None:
+                handle.close()
+            drop_unfinished(self.output / split.parent.file)
+        self._run.seen.pop(split.parent.key, None)
+        logger.warning(
+            "%s: the server cannot serve this window (%s); going on with %s",
+            split.parent.key,
+            printable(split.reason),
+            " and ".join(part.key for part in split.parts),
+        )
+        self.progress.stream_split(len(split.parts))
+
+    def _slugs(self) -> dict[str, str]:
+        assert self._checkpoint is not None
+        if self._run.slugs is None:
+            self._run.slugs = request_slugs(self._checkpoint.projects)
+        return self._run.slugs
+
+    async def _write_page(self, state: StreamState, page: Page[msgspec.Raw], *, root: str) -> None:
+        if page.cursor != state.cursor:
+            raise CheckpointError(
+                f"stream {state.key}: got the page at {page.cursor!r} while expecting "
+                f"{state.cursor!r}"
+            )
+        seen = self._run.seen.get(state.key)
+        if seen is None:
+            seen = self._run.seen[state.key] = await self._seen_before(state)
+        lines: list[bytes] = []
+        dupes = unidentified = 0
+        for raw in page.items:
+            item = bytes(raw)
+            if not self._identify:
+                lines.append(item)
+                continue
+            found = item_id(item)
+            if found is not None and self.spec.format == "csv":
+                found = str(found)  # as the CSV file holds it, for a split window's halves
+            if found is None:
+                unidentified += 1
+            elif found in seen or (self._skip and str(found) in self._skip):
+                dupes += 1
+                continue
+            else:
+                seen.add(found)
+            lines.append(item)
+        if dupes:
+            logger.warning("%s: dropped %d duplicate item(s) at %r", state.key, dupes, page.cursor)
+        if unidentified:
+            logger.warning(
+                "%s: %d item(s) at %s have no usable id (written as sent, not de-duplicated)",
+                state.key,
+                unidentified,
+                f"cursor {page.cursor!r}" if page.cursor is not None else "the first page",
+            )
+        assert self._checkpoint is not None
+        file_state = self._checkpoint.files[state.file]
+        # The page and the state that records it change together or not at all.
+        with anyio.CancelScope(shield=True):
+            handle = await self._open(state.file, file_state)
+            if state.first_offset is None:
+                state.first_offset = file_state.offset
+            written = await anyio.to_thread.run_sync(
+                partial(
+                    store_page,
+                    handle,
+                    file_state,
+                    lines,
+                    fields=self.spec.fields,
+                    meta=page.meta,
+                    last=page.next_cursor is None,
+                )
+            )
+            state.cursor = page.next_cursor
+            state.done = page.next_cursor is None
+            state.pages += 1
+            state.items += len(lines)
+            state.duplicates += dupes
+            state.unidentified += unidentified
+            if state.hits is None and page.hits is not None:
+                state.hits = page.hits
+        self.progress.page(state.key, items=len(lines), bytes_=written, hits=page.hits, dupes=dupes)
+        if state.done and self.spec.format == "parquet":
+            # The part is renamed into place: record it before anything else can stop us.
+            self._run.files.pop(state.file, None)
+            await self._commit()
+        if state.done and state.key != root:
+            # A half of a split window: its stream goes on with the next half.
+            self._run.seen.pop(state.key, None)
+            self.progress.part_done()
+
+    async def _seen_before(self, state: StreamState) -> set[str | int]:
+        """Ids a half of a split window must not write again: those of its parent."""
+        assert self._checkpoint is not None
+        if state.dedupe_from is None or not self._identify:
+            return set()
+        handle = self._run.files.get(state.file)
+        if handle is not None:
+            await anyio.to_thread.run_sync(handle.sync)
+        file_state = self._checkpoint.files[state.file]
+        path, start, end = self.output / state.file, state.dedupe_from, file_state.offset
+        if self.spec.format == "csv":
+            columns = file_state.columns or []
+            return await anyio.to_thread.run_sync(
+                ids_in_csv, path, start, end, self.spec.gzip, columns
+            )
+        return await anyio.to_thread.run_sync(ids_in_file, path, start, end, self.spec.gzip)
+
+    async def _open(self, name: str, file_state: FileState) -> DataFile:
+        handle = self._run.files.get(name)
+        if handle is None:
+            handle = await anyio.to_thread.run_sync(
+                partial(
+                    open_data_file,
+                    self.output / name,
+                    file_state,
+                    format=self.spec.format,
+                    compress=self.spec.gzip,
+                )
+            )
+            self._run.files[name] = handle
+        return handle
+
+    async def _finish_stream(self, state: StreamState, event: StreamDone[str]) -> None:
+        # The stream's last page said "no next page", so state.done is already set.
+        state.done = True
+        self._run.seen.pop(state.key, None)
+        self.progress.stream_done(counted=state.split)
+        run = self._run
+        run.open_streams[state.file] -= 1
+        if run.open_streams[state.file] <= 0:
+            handle = run.files.pop(state.file, None)
+            if handle is not None:
+                with anyio.CancelScope(shield=True):
+                    await anyio.to_thread.run_sync(sync_and_close, handle)
+
+    async def _commit(self) -> None:
+        """fsync the data, then atomically replace the checkpoint; in that order."""
+        checkpoint = self._checkpoint
+        if checkpoint is None:
+            return
+        checkpoint.updated_at = now_iso()
+        data = encode_checkpoint(checkpoint)
+        files = list(self._run.files.values())
+        await anyio.to_thread.run_sync(sync_then_save, files, self.output, data)
+        self._run.last_commit = anyio.current_time()
+
+    def _manifest(self, checkpoint: Checkpoint) -> Manifest:
+        renamed = {
+            old: new
+            for (org, old), new in self.client.renamed_projects.items()
+            if org == self.spec.org
+        }
+        return build_manifest(self.spec.kind, self.spec.org, checkpoint, renamed)
+
+    def _close_all(self) -> None:
+        for handle in self._run.files.values():
+            handle.close()
+        self._run.files.clear()

@@ -1,0 +1,225 @@
+"""Incremental exports: runs that each take what arrived since the last, exactly once."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import anyio
+import msgspec
+import pytest
+
+from sentry_async import RetryPolicy, SentryClient, ServerError
+from sentry_async.cli import main
+from sentry_async.export import ExportSpec, SpecMismatchError, export
+from sentry_async.testing import FakeSentry, Fault, SeedConfig
+from sentry_async.testing.pytest_plugin import FIXED_NOW
+
+ORG = "org-0"
+DATA = SeedConfig(orgs=1, projects_per_org=2, issues_per_project=8, events_per_issue=(1, 3), days=4)
+FAST_RETRY = RetryPolicy(backoff_base=0.01, backoff_max=0.05)
+T1 = FIXED_NOW - timedelta(hours=6)
+T2 = T1 + timedelta(hours=2)
+T3 = T2 + timedelta(hours=1)
+
+Factory = Callable[..., Awaitable[FakeSentry]]
+
+try:
+    import pyarrow.parquet as pq
+except ImportError:  # pragma: no cover - the Parquet case is skipped
+    pq = None
+
+
+def _client(server: FakeSentry) -> SentryClient:
+    return SentryClient(server.token, base_url=server.url, retry=FAST_RETRY)
+
+
+def _ids(directory: Path) -> list[str]:
+    return [
+        msgspec.json.decode(line)["id"]
+        for path in sorted(directory.glob("*.jsonl"))
+        for line in path.read_bytes().splitlines()
+    ]
+
+
+def _on_server(server: FakeSentry, start: datetime, end: datetime) -> set[str]:
+    return {
+        event_id
+        for slug in server.data.project_slugs(ORG)
+        for event_id in server.data.event_ids(
+            ORG, slug, start=start.timestamp(), end=end.timestamp()
+        )
+    }
+
+
+async def test_three_runs_with_late_events_hold_every_event_once(
+    fake_sentry_factory: Factory, tmp_path: Path
+) -> None:
+    server = await fake_sentry_factory(scale=DATA)
+    issue = (
+        server.builder.organization(ORG)
+        .project("project-0-0")
+        .add_issue("LateError: arrived late", events=0)
+    )
+
+    def arrive(*moments: datetime) -> list[str]:
+        return [issue.add_event(timestamp=moment) for moment in moments]
+
+    spec = ExportSpec(kind="events", org=ORG, period="2d", window="12h", page_size=2)
+    state, out = tmp_path / "state.json", tmp_path / "out"
+    runs: dict[str, dict[str, bytes]] = {}
+
+    async def run(now: datetime, **kwargs: Any) -> None:
+        async with _client(server) as client:
+            await export(client, spec, out, incremental=state, now=now, concurrency=1, **kwargs)
+
+    def snapshot() -> dict[str, dict[str, bytes]]:
+        return {
+            run.name: {path.name: path.read_bytes() for path in sorted(run.iterdir())}
+            for run in sorted(out.glob("run-*"))
+        }
+
+    with anyio.fail_after(40):
+        await run(T1)
+        runs = snapshot()
+        # Late: timestamped inside the first run's range, within the hour it looks back.
+        late = arrive(T1 - timedelta(minutes=30), T1 - timedelta(minutes=59))
+        missed = arrive(T1 - timedelta(hours=3))  # older than the overlap: documented as missed
+        arrive(T1 + timedelta(minutes=10), T2 - timedelta(minutes=1))
+        # The second run dies half-way; the next invocation resumes it, then the third runs.
+        server.faults.add(Fault("status", status=500, path="/events/", query="cursor=", times=None))
+        with pytest.raises(ServerError):
+            await run(T2)
+        server.faults.clear()
+        await run(T2)
+        late += arrive(T2 - timedelta(minutes=15))
+        arrive(T2 + timedelta(minutes=5))
+        await run(T3)
+    directories = sorted(out.glob("run-*"))
+    assert [d.name for d in directories] == [
+        f"run-{moment.strftime('%Y%m%dT%H%M%SZ')}" for moment in (T1, T2, T3)
+    ]
+    after = snapshot()
+    assert {name: after[name] for name in runs} == runs, "a run never rewrites an earlier one"
+    written = Counter(event_id for directory in directories for event_id in _ids(directory))
+    assert [event_id for event_id, count in written.items() if count > 1] == []
+    expected = _on_server(server, T1 - timedelta(days=2), T3) - set(missed)
+    assert set(written) == expected
+    assert set(late) <= set(written) and missed[0] not in written
+    saved = msgspec.json.decode(state.read_bytes())
+    assert saved["pending"] is None and saved["high_water"].startswith(T3.strftime("%Y-%m-%dT%H"))
+    assert saved["seen"], "the ids within the overlap are kept for the next run"
+    assert all(
+        datetime.fromisoformat(when.replace("Z", "+00:00")) >= T3 - timedelta(hours=1)
+        for when in saved["seen"].values()
+    ), "and only those: the state stays bounded"
+    assert sum(run["duplicates"] for run in saved["runs"]) >= 1, "the overlap was read again"
+
+
+async def test_a_changed_spec_or_an_unsuitable_one_is_refused(
+    fake_sentry_factory: Factory, tmp_path: Path
+) -> None:
+    server = await fake_sentry_factory(scale=DATA)
+    state, out = tmp_path / "state.json", tmp_path / "out"
+    async with _client(server) as client:
+        await export(
+            client, ExportSpec(kind="events", org=ORG, period="1d"), out, incremental=state, now=T1
+        )
+        with pytest.raises(SpecMismatchError, match="query"):
+            await export(
+                client,
+                ExportSpec(kind="events", org=ORG, period="1d", query="is:unresolved"),
+                out,
+                incremental=state,
+                now=T2,
+            )
+        with pytest.raises(ValueError, match="issues change"):
+            await export(client, ExportSpec(kind="issues", org=ORG), out, incremental=state)
+        with pytest.raises(ValueError, match="id and timestamp"):
+            await export(
+                client,
+                ExportSpec(kind="discover", org=ORG, fields=("title",)),
+                out,
+                incremental=state,
+            )
+        with pytest.raises(ValueError, match="give no end"):
+            await export(client, ExportSpec(kind="events", org=ORG, end=T1), out, incremental=state)
+
+
+async def test_cli_incremental_runs_into_their_own_directories(
+    fake_sentry_factory: Factory, tmp_path: Path
+) -> None:
+    server = await fake_sentry_factory(scale=DATA)
+    token = tmp_path / "token"
+    token.write_text(server.token + "\n")
+    out = tmp_path / "out"
+    argv = [
+        "export", "discover", "--org", ORG, "--field", "id", "--field", "timestamp",
+        "--period", "1d", "--incremental", str(tmp_path / "state.json"), "--overlap", "2h",
+        "-o", str(out), "--base-url", server.url, "--token-file", str(token), "--quiet",
+    ]  # fmt: skip
+    codes = []
+    for _ in range(2):
+        err = io.StringIO()
+        codes.append(
+            await anyio.to_thread.run_sync(
+                lambda: main(argv, stdout=io.StringIO(), stderr=err)  # noqa: B023
+            )
+        )
+        assert codes[-1] == 0, err.getvalue()
+        await anyio.sleep(1.1)  # each run ends at its own second
+    runs = sorted(out.glob("run-*"))
+    assert len(runs) == 2
+    assert _ids(runs[1]) == [], "nothing arrived between the runs"
+    err = io.StringIO()
+    code = await anyio.to_thread.run_sync(
+        lambda: main([*argv, "--resume"], stdout=io.StringIO(), stderr=err)
+    )
+    assert code == 2 and "--incremental" in err.getvalue()
+
+
+def _table_ids(directory: Path) -> list[str]:
+    """Ids in a run's CSV files or Parquet parts."""
+    ids: list[str] = []
+    for path in sorted(directory.iterdir()):
+        if path.suffix == ".csv":
+            ids += [row["id"] for row in csv.DictReader(io.StringIO(path.read_text()))]
+        elif path.suffix == ".parquet":
+            ids += pq.read_table(path).column("id").to_pylist()
+    return ids
+
+
+@pytest.mark.parametrize("format", ["csv", "parquet"])
+async def test_incremental_discover_tables_hold_each_row_once(
+    fake_sentry_factory: Factory, tmp_path: Path, format: str
+) -> None:
+    if format == "parquet":
+        pytest.importorskip("pyarrow")
+    server = await fake_sentry_factory(scale=DATA)
+    issue = server.builder.organization(ORG).project("project-0-1").add_issue("Late", events=0)
+    spec = ExportSpec(
+        kind="discover",
+        org=ORG,
+        fields=("id", "timestamp", "title"),
+        period="1d",
+        page_size=3,
+        format=format,  # type: ignore[arg-type]
+    )
+    state, out = tmp_path / "state.json", tmp_path / "out"
+    with anyio.fail_after(30):
+        async with _client(server) as client:
+            early = issue.add_event(timestamp=T1 - timedelta(minutes=10))  # read twice
+            await export(client, spec, out, incremental=state, now=T1)
+            late = issue.add_event(timestamp=T1 - timedelta(minutes=20))
+            await export(client, spec, out, incremental=state, now=T2)
+    written = Counter(i for run in sorted(out.glob("run-*")) for i in _table_ids(run))
+    assert [i for i, count in written.items() if count > 1] == []
+    assert set(written) == _on_server(server, T1 - timedelta(days=1), T2)
+    assert late in written and early in written
+    saved = msgspec.json.decode(state.read_bytes())
+    assert saved["runs"][1]["duplicates"] >= 1, "the overlap was read again, and skipped"
