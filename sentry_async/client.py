@@ -15,7 +15,17 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 from types import TracebackType, UnionType
-from typing import TYPE_CHECKING, Any, TypeVar, Union, cast, get_args, get_origin, overload
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    TypedDict,
+    TypeVar,
+    Union,
+    cast,
+    get_args,
+    get_origin,
+    overload,
+)
 from urllib.parse import quote
 
 import aiohttp
@@ -28,6 +38,7 @@ from ._protocol.cursors import DEFAULT_MAX_STALE_PAGES, body_fingerprint
 from ._protocol.hosts import endpoint_group, is_loopback, origin
 from ._protocol.params import Params, check_page_size, check_slug, encode_params
 from ._protocol.proxies import ENVIRONMENT, FromEnvironment, proxy_settings
+from ._protocol.ratelimit import header_int
 from ._protocol.retry import RetryPolicy
 from ._transport import DEFAULT_MAX_BODY_SIZE, MalformedBody, Response, Secret, Transport
 from ._version import __version__
@@ -89,6 +100,13 @@ class Timeouts:
             sock_connect=self.connect,
             sock_read=self.read,
         )
+
+
+class _CallOptions(TypedDict):
+    group: str
+    params: list[tuple[str, str]]
+    body: bytes | None
+    idempotent: bool
 
 
 _DEFAULT_TOTAL = 300.0
@@ -334,17 +352,29 @@ class SentryClient(GeneratedGroups):
         retry: RetryPolicy | None = None,
     ) -> Response:
         """Send one request (with retries) and return the whole response, undecoded."""
+        method, url, options = self._call(method, path, path_params, params, json, idempotent)
+        return await self._get_transport().send(method, url, **options, retry=retry)
+
+    def _call(
+        self,
+        method: str,
+        path: str,
+        path_params: Mapping[str, str | int] | None,
+        params: Params | Iterable[tuple[str, str]] | None,
+        json: Any,
+        idempotent: bool | None,
+    ) -> tuple[str, URL, _CallOptions]:
+        """What :meth:`send` and :meth:`request` hand the transport for one call."""
         method = method.upper()
-        url = self.url_for(path, path_params)
-        body = msgspec.json.encode(json) if json is not None else None
-        return await self._get_transport().send(
+        return (
             method,
-            url,
-            group=endpoint_group(method, path),
-            params=encode_params(params),
-            body=body,
-            idempotent=method in _SAFE_METHODS if idempotent is None else idempotent,
-            retry=retry,
+            self.url_for(path, path_params),
+            {
+                "group": endpoint_group(method, path),
+                "params": encode_params(params),
+                "body": msgspec.json.encode(json) if json is not None else None,
+                "idempotent": method in _SAFE_METHODS if idempotent is None else idempotent,
+            },
         )
 
     @asynccontextmanager
@@ -462,43 +492,23 @@ class SentryClient(GeneratedGroups):
         A success body that is not well-formed JSON (cut short, a proxy's HTML page) counts
         as a failed attempt and is retried when the request is safe to repeat.
         """
-        method = method.upper()
-        url = self.url_for(path, path_params)
-        body = msgspec.json.encode(json) if json is not None else None
 
         def parse(response: Response) -> Any:
             return self._decode_or_resend(response, type, None)
 
-        return await self._get_transport().send_decoded(
-            method,
-            url,
-            group=endpoint_group(method, path),
-            params=encode_params(params),
-            body=body,
-            idempotent=method in _SAFE_METHODS if idempotent is None else idempotent,
-            decode=parse,
-        )
+        method, url, options = self._call(method, path, path_params, params, json, idempotent)
+        return await self._get_transport().send_decoded(method, url, **options, decode=parse)
 
     def decode(self, response: Response, type_: type[T] | Any) -> T:
         """Decode a response body, turning a mismatch into a :class:`DecodeError`."""
-        try:
-            result: T = _decoder(cast(Hashable, type_)).decode(response.body)
-        except _UNDECODABLE as exc:
-            raise _decode_error(response, type_, exc) from exc
+        result: T = _decode(response, type_, resend=False)
         return result
 
     def _decode_or_resend(self, response: Response, type_: Any, empty: Any) -> Any:
         """Decode, or ``empty`` for a blank body; malformed JSON raises :class:`MalformedBody`."""
         if not response.body.strip():
             return empty
-        try:
-            return _decoder(cast(Hashable, type_)).decode(response.body)
-        except (msgspec.ValidationError, UnicodeDecodeError, RecursionError) as exc:
-            raise _decode_error(response, type_, exc) from exc
-        except msgspec.DecodeError as exc:
-            error = _decode_error(response, type_, exc)
-            error.__cause__ = exc
-            raise MalformedBody(error) from exc
+        return _decode(response, type_, resend=True)
 
     @overload
     def paginate(
@@ -620,8 +630,8 @@ class SentryClient(GeneratedGroups):
                 return RawPage(
                     items=items,
                     link=headers.get("Link"),
-                    hits=_header_int(headers.get("X-Hits")),
-                    max_hits=_header_int(headers.get("X-Max-Hits")),
+                    hits=header_int(headers.get("X-Hits")),
+                    max_hits=header_int(headers.get("X-Max-Hits")),
                     rate_limit=response.rate_limit,
                     meta=meta,
                     fingerprint=body_fingerprint(response.body),
@@ -644,19 +654,21 @@ class SentryClient(GeneratedGroups):
         )
 
 
-def _decode_error(response: Response, type_: Any, exc: Exception) -> DecodeError:
-    return DecodeError(
-        str(exc), method=response.method, url=str(response.url), type_name=_type_name(type_)
-    )
-
-
-def _header_int(value: str | None) -> int | None:
-    if value is None:
-        return None
+def _decode(response: Response, type_: Any, *, resend: bool) -> Any:
+    """The body as ``type_``, or a :class:`DecodeError`; with ``resend``, a body that is not
+    even JSON is a :class:`MalformedBody` instead, so that the transport tries again."""
     try:
-        return int(value)
-    except ValueError:
-        return None
+        return _decoder(cast(Hashable, type_)).decode(response.body)
+    except _UNDECODABLE as exc:
+        error = DecodeError(
+            str(exc), method=response.method, url=str(response.url), type_name=_type_name(type_)
+        )
+        if resend and isinstance(exc, msgspec.DecodeError) and not isinstance(
+            exc, msgspec.ValidationError
+        ):
+            error.__cause__ = exc
+            raise MalformedBody(error) from exc
+        raise error from exc
 
 
 def _normalise_base_url(value: str, allow_insecure: bool) -> URL:

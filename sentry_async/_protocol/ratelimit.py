@@ -13,7 +13,13 @@ from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from functools import lru_cache
 
-__all__ = ["RateLimitInfo", "parse_rate_limit", "parse_retry_after", "server_clock"]
+__all__ = [
+    "RateLimitInfo",
+    "header_int",
+    "parse_rate_limit",
+    "parse_retry_after",
+    "server_clock",
+]
 
 _PREFIX = "x-sentry-rate-limit-"
 _SKEW_TOLERANCE = 2.0
@@ -42,7 +48,9 @@ class RateLimitInfo:
         return self.remaining is not None and self.remaining <= 0
 
 
-def _int(value: str | None) -> int | None:
+def header_int(value: str | None) -> int | None:
+    """A count a header announces (``X-Hits``, a rate limit); ``None`` when absent, not a
+    number, or negative, rather than failing the request over a header."""
     if value is None:
         return None
     try:
@@ -75,11 +83,11 @@ def parse_rate_limit(headers: Mapping[str, str]) -> RateLimitInfo | None:
     if all(v is None for v in raw.values()):
         return None
     return RateLimitInfo(
-        limit=_int(raw["limit"]),
-        remaining=_int(raw["remaining"]),
+        limit=header_int(raw["limit"]),
+        remaining=header_int(raw["remaining"]),
         reset=_epoch(raw["reset"]),
-        concurrent_limit=_int(raw["concurrentlimit"]),
-        concurrent_remaining=_int(raw["concurrentremaining"]),
+        concurrent_limit=header_int(raw["concurrentlimit"]),
+        concurrent_remaining=header_int(raw["concurrentremaining"]),
     )
 
 
