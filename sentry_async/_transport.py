@@ -41,7 +41,7 @@ from ._protocol.errors import Redactor, build_api_error, is_query_timeout
 from ._protocol.hosts import REDIRECT_STATUSES, origin, redirect_method, resolve_redirect
 from ._protocol.proxies import ProxySettings
 from ._protocol.ratelimit import RateLimitInfo, parse_rate_limit, server_clock
-from ._protocol.retry import RetryPolicy, decide, fail_fast, rate_limit_delay
+from ._protocol.retry import FailureKind, RetryPolicy, decide, fail_fast, rate_limit_delay
 from .errors import (
     ConnectionFailed,
     RateLimited,
@@ -136,7 +136,9 @@ def _whole(response: Response) -> Response:
 class _Failure(Exception):
     """One attempt's failure: ``kind`` for :func:`decide`, ``error`` to raise if final."""
 
-    def __init__(self, kind: str, error: SentryError, response: Response | None = None) -> None:
+    def __init__(
+        self, kind: FailureKind, error: SentryError, response: Response | None = None
+    ) -> None:
         self.kind = kind
         self.error = error
         self.response = response
@@ -531,7 +533,7 @@ class Transport:
 
     def _failure(
         self,
-        kind: str,
+        kind: FailureKind,
         cls: type[TransportError],
         message: str,
         method: str,
