@@ -406,12 +406,17 @@ class SentryClient(GeneratedGroups):
             if failed:
                 raise failed[0]
 
+        raised: Exception | None = None
         async with anyio.create_task_group() as tg, receive:
             tg.start_soon(pump)
             try:
                 yield chunks()
+            except Exception as exc:
+                raised = exc  # raised below as it is, not wrapped in the group's ExceptionGroup
             finally:
                 tg.cancel_scope.cancel()  # nothing outlives the block
+        if raised is not None:
+            raise raised
 
     async def download(
         self,
