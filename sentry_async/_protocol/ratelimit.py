@@ -8,10 +8,11 @@ starts, not a duration; ``Retry-After`` (seconds or an HTTP date) is rarely sent
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from functools import lru_cache
+from typing import TypeVar
 
 __all__ = [
     "RateLimitInfo",
@@ -20,6 +21,8 @@ __all__ = [
     "parse_retry_after",
     "server_clock",
 ]
+
+_N = TypeVar("_N", int, float)
 
 _PREFIX = "x-sentry-rate-limit-"
 _SKEW_TOLERANCE = 2.0
@@ -51,25 +54,21 @@ class RateLimitInfo:
 def header_int(value: str | None) -> int | None:
     """A count a header announces (``X-Hits``, a rate limit); ``None`` when absent, not a
     number, or negative, rather than failing the request over a header."""
-    if value is None:
-        return None
-    try:
-        number = int(value.strip())
-    except ValueError:
-        return None
-    return number if number >= 0 else None
+    return _non_negative(value, int)
 
 
 def _epoch(value: str | None) -> float | None:
+    return _non_negative(value, float)
+
+
+def _non_negative(value: str | None, parse: Callable[[str], _N]) -> _N | None:
     if value is None:
         return None
     try:
-        number = float(value.strip())
+        number = parse(value.strip())
     except ValueError:
         return None
-    if not math.isfinite(number) or number < 0:
-        return None
-    return number
+    return number if math.isfinite(number) and number >= 0 else None
 
 
 def parse_rate_limit(headers: Mapping[str, str]) -> RateLimitInfo | None:
