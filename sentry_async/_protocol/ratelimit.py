@@ -68,7 +68,9 @@ def _non_negative(value: str | None, parse: Callable[[str], _N]) -> _N | None:
         number = parse(value.strip())
     except ValueError:
         return None
-    return number if math.isfinite(number) and number >= 0 else None
+    if isinstance(number, float) and not math.isfinite(number):
+        return None  # not for an int: a huge one is fine, and would overflow isfinite()
+    return number if number >= 0 else None
 
 
 def parse_rate_limit(headers: Mapping[str, str]) -> RateLimitInfo | None:
