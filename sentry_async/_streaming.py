@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import aiohttp
-import anyio
 
 from ._protocol.hosts import endpoint_group
 from ._protocol.params import Params
@@ -66,12 +65,7 @@ async def download(
     target = Path(to)
     partial = target.with_name(target.name + ".part")
     try:
-        async with await anyio.open_file(partial, "wb") as out:
-
-            async def write(chunk: bytes) -> None:
-                await out.write(chunk)
-
-            written = await client.download(path, write, path_params=path_params, params=params)
+        written = await client.download(path, partial, path_params=path_params, params=params)
         os.replace(partial, target)
     except BaseException:
         with contextlib.suppress(OSError):
