@@ -8,6 +8,7 @@ body, and uploads as a multipart form built afresh for each attempt.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 from collections.abc import AsyncIterable, AsyncIterator, Mapping, Sequence
@@ -42,13 +43,20 @@ async def stream(
     """The response body of a GET, ``chunk_size`` bytes at a time (the last may be shorter)."""
     if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
         raise ValueError(f"chunk_size must be a positive integer (got {chunk_size!r})")
+    pump, chunks = client._piped_download(path, path_params, params)
+    # A plain task rather than a task group: this generator may be closed from another task
+    # (the event loop finalises one left early), where a task group's scope cannot be left.
+    task = asyncio.get_running_loop().create_task(pump())
     pending = bytearray()
-    async with client.stream(path, path_params=path_params, params=params) as chunks:
+    try:
         async for chunk in chunks:
             pending += chunk
             while len(pending) >= chunk_size:
                 yield bytes(pending[:chunk_size])
                 del pending[:chunk_size]
+    finally:
+        task.cancel()
+        await chunks.aclose()
     if pending:
         yield bytes(pending)
 

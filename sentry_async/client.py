@@ -10,7 +10,16 @@ from __future__ import annotations
 import os
 import platform
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Iterable, Mapping
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Coroutine,
+    Hashable,
+    Iterable,
+    Mapping,
+)
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from functools import lru_cache
@@ -388,6 +397,28 @@ class SentryClient(GeneratedGroups):
         """``async with sentry.stream(path) as chunks: async for chunk in chunks: ...``: a
         GET's body as it arrives, inflated, with no size cap (see :meth:`download`). An error
         is raised from the iteration; leaving the block early stops the download."""
+        pump, chunks = self._piped_download(path, path_params, params)
+        raised: Exception | None = None
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(pump)
+            try:
+                yield chunks
+            except Exception as exc:
+                raised = exc  # raised below as it is, not wrapped in the group's ExceptionGroup
+            finally:
+                tg.cancel_scope.cancel()  # nothing outlives the block
+                await chunks.aclose()
+        if raised is not None:
+            raise raised
+
+    def _piped_download(
+        self,
+        path: str,
+        path_params: Mapping[str, str | int] | None,
+        params: Params | Iterable[tuple[str, str]] | None,
+    ) -> tuple[Callable[[], Coroutine[Any, Any, None]], AsyncGenerator[bytes, None]]:
+        """A download to run (in a task of the caller's choosing), and the chunks it hands
+        over one at a time; the chunks end with the download's error, if it failed."""
         send, receive = anyio.create_memory_object_stream[bytes](0)
         failed: list[Exception] = []
 
@@ -396,27 +427,18 @@ class SentryClient(GeneratedGroups):
                 async with send:
                     await self.download(path, send.send, path_params=path_params, params=params)
             except anyio.BrokenResourceError:
-                pass  # the consumer left the block
+                pass  # the consumer left
             except Exception as exc:  # handed to the consumer, whose iteration raises it
                 failed.append(exc)
 
-        async def chunks() -> AsyncIterator[bytes]:
-            async for chunk in receive:
-                yield chunk
+        async def chunks() -> AsyncGenerator[bytes, None]:
+            async with receive:
+                async for chunk in receive:
+                    yield chunk
             if failed:
                 raise failed[0]
 
-        raised: Exception | None = None
-        async with anyio.create_task_group() as tg, receive:
-            tg.start_soon(pump)
-            try:
-                yield chunks()
-            except Exception as exc:
-                raised = exc  # raised below as it is, not wrapped in the group's ExceptionGroup
-            finally:
-                tg.cancel_scope.cancel()  # nothing outlives the block
-        if raised is not None:
-            raise raised
+        return pump, chunks()
 
     async def download(
         self,

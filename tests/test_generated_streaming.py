@@ -7,6 +7,8 @@ takes, through one lookup shared by every generated method.
 
 from __future__ import annotations
 
+import asyncio
+import gc
 import gzip
 import hashlib
 import os
@@ -305,3 +307,22 @@ async def test_upload_is_resent_after_a_429_only_when_it_can_be_read_again(
             await client.releases.upload_file("acme", "1.0", file=chunks(), name="a.js")
     assert len(seen.requests) == 3
     assert [e.attempt for e in hooks.done] == [2, 1]
+
+
+async def test_a_stream_left_early_without_closing_it_harms_nothing(
+    server: tuple[Recorder, str],
+) -> None:
+    """The event loop closes an abandoned generator from a task of its own: the download
+    under it must stop there without touching the task that iterated."""
+    _, url = server
+    async with client_for(url) as client:
+        for _ in range(2):
+            async for _chunk in client.events.stream_attachment("acme", "web", "a" * 32, 9):
+                break
+            gc.collect()
+            for _ in range(5):
+                await asyncio.sleep(0)
+        total = 0
+        async for chunk in client.events.stream_attachment("acme", "web", "a" * 32, 9):
+            total += len(chunk)
+    assert total == len(BLOB)
