@@ -20,7 +20,7 @@ from collections.abc import (
     Iterable,
     Mapping,
 )
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 from types import TracebackType, UnionType
@@ -453,28 +453,23 @@ class SentryClient(GeneratedGroups):
         retried as usual, none after."""
         url = self.url_for(path, path_params)
         total = 0
+        async with AsyncExitStack() as stack:
+            if callable(destination):
+                write = destination
+            else:
+                file = await stack.enter_async_context(await anyio.open_file(destination, "wb"))
 
-        async def count(chunk: bytes, write: Callable[[bytes], Awaitable[None]]) -> None:
-            nonlocal total
-            total += len(chunk)
-            await write(chunk)
+                async def write(chunk: bytes) -> None:
+                    await file.write(chunk)
 
-        transport = self._get_transport()
-        group = endpoint_group("GET", path)
-        query = encode_params(params)
-        if callable(destination):
-            write = destination
-            await transport.download(
-                "GET", url, group=group, params=query, sink=lambda c: count(c, write)
-            )
-            return total
-        async with await anyio.open_file(destination, "wb") as file:
+            async def count(chunk: bytes) -> None:
+                nonlocal total
+                total += len(chunk)
+                await write(chunk)
 
-            async def to_file(chunk: bytes) -> None:
-                await file.write(chunk)
-
-            await transport.download(
-                "GET", url, group=group, params=query, sink=lambda c: count(c, to_file)
+            group = endpoint_group("GET", path)
+            await self._get_transport().download(
+                "GET", url, group=group, params=encode_params(params), sink=count
             )
         return total
 
