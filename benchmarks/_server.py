@@ -344,6 +344,45 @@ def median(values: Iterable[float]) -> float:
     return statistics.median(data) if data else float("nan")
 
 
+def paired(runs: list[Run], base: list[Run], kind: str = "rate") -> float:
+    """The median over rounds of ``runs`` against ``base`` from the same round.
+
+    ``kind="rate"``: items/s over the base's items/s (higher is faster); ``"cpu"``: CPU
+    per item over the base's (lower is cheaper). Pairing each round with its neighbour
+    cancels the slow stretches of a shared machine that medians of each side keep.
+    """
+    ratios = []
+    for run, ref in zip(runs, base, strict=False):
+        if not (run.items and ref.items and run.seconds and ref.seconds):
+            continue
+        if kind == "cpu":
+            if ref.cpu > 0:
+                ratios.append((run.cpu / run.items) / (ref.cpu / ref.items))
+        else:
+            ratios.append((run.items / run.seconds) / (ref.items / ref.seconds))
+    return median(ratios)
+
+
+def goal(name: str, ratio: float, target: float, *, at_most: bool = False) -> dict[str, Any]:
+    """One goal line: ``ratio`` against ``target`` (at least, or ``at_most``)."""
+    met = ratio <= target if at_most else ratio >= target
+    return {
+        "goal": name,
+        "ratio": ratio,
+        "target": f"{'<=' if at_most else '>='} {target:g}",
+        "met": bool(met) and ratio == ratio,
+    }
+
+
+def goals_markdown(goals: Sequence[dict[str, Any]]) -> str:
+    """``- <goal>: <ratio>x (goal <target>): met|**missed**`` per goal."""
+    return "".join(
+        f"- {g['goal']}: {g['ratio']:.2f}x (goal {g['target']}): "
+        f"{'met' if g['met'] else '**missed**'}\n"
+        for g in goals
+    )
+
+
 def summarise(runs: list[Run]) -> dict[str, float]:
     """Medians of one variant's kept runs."""
     seconds = median(r.seconds for r in runs)

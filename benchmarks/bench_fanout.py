@@ -40,7 +40,10 @@ from _server import (
     Runner,
     add_common_args,
     discover,
+    goal,
+    goals_markdown,
     interleaved,
+    paired,
     read_stream,
     server_from_args,
     summarise,
@@ -52,6 +55,13 @@ from sentry_async import SentryClient
 
 PAGE_SIZE = 100
 OURS = "sentry_async, N tasks"
+ITEMS = "fan_out(concurrency=N), items"
+RAW = "fan_out(concurrency=N), raw() items"
+CEILING = "server ceiling"
+GOAL_LEVELS = (8, 32, 128)
+"""Where fan_out's items must keep up with N plain tasks."""
+RAW_GOAL_LEVEL = 8
+"""Where fan_out in raw mode must keep up with the server's ceiling."""
 
 
 def streams_runners(
@@ -102,7 +112,7 @@ def streams_runners(
         pages = sum(d[0] for d in done)
         return pages * PAGE_SIZE, pages, sum(d[1] for d in done)
 
-    def merged(pages: bool) -> Runner:
+    def merged(pages: bool, raw: bool = False) -> Runner:
         async def run() -> tuple[int, int, int]:
             from sentry_async.fanout import fan_out
 
@@ -114,6 +124,8 @@ def streams_runners(
                         paginator = client.events.for_project(
                             org, project, page_size=PAGE_SIZE, limit=limit
                         )
+                        if raw:
+                            return paginator.raw()
                         return paginator.pages() if pages else paginator
 
                     return make
@@ -138,7 +150,8 @@ def streams_runners(
     if _has_fanout():
         runners["fan_out(concurrency=N), items"] = merged(pages=False)
         runners["fan_out(concurrency=N), pages()"] = merged(pages=True)
-    runners["server ceiling"] = ceiling
+        runners[RAW] = merged(pages=False, raw=True)
+    runners[CEILING] = ceiling
     return runners
 
 
@@ -185,13 +198,41 @@ async def measure(
         runs = await interleaved(runners, rounds=rounds, warmup=1, time_limit=per_level_limit)
         summary = {name: summarise(r) for name, r in runs.items()}
         memory = {name: await peak_memory(runners[name]) for name in runners}
+        ratios: dict[str, float] = {}
+        if ITEMS in runs:
+            ratios["items_over_tasks"] = paired(runs[ITEMS], runs[OURS])
+            ratios["raw_over_ceiling"] = paired(runs[RAW], runs[CEILING])
         results[str(n)] = {
             "streams": n,
             "pages_per_stream": pages_per_stream,
             "variants": summary,
             "peak_mib": memory,
+            "ratios": ratios,
         }
-    return {"org": org, "projects": len(projects), "levels": list(levels), "results": results}
+    out = {"org": org, "projects": len(projects), "levels": list(levels), "results": results}
+    out["goals"] = goals(results)
+    return out
+
+
+def goals(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """fan_out's items against N plain tasks, and its raw mode against the server."""
+    out = []
+    for n in GOAL_LEVELS:
+        ratios = results.get(str(n), {}).get("ratios", {})
+        if "items_over_tasks" in ratios:
+            out.append(
+                goal(f"fan_out items / N plain tasks, {n} streams", ratios["items_over_tasks"], 0.9)
+            )
+    ratios = results.get(str(RAW_GOAL_LEVEL), {}).get("ratios", {})
+    if "raw_over_ceiling" in ratios:
+        out.append(
+            goal(
+                f"fan_out raw() items / server ceiling, {RAW_GOAL_LEVEL} streams",
+                ratios["raw_over_ceiling"],
+                0.9,
+            )
+        )
+    return out
 
 
 def render(result: dict[str, Any]) -> str:
@@ -201,7 +242,7 @@ def render(result: dict[str, Any]) -> str:
         if "skipped" in level:
             rows.append([key, level["skipped"], "-", "-", "-", "-", "-", "-", "-", "-"])
             continue
-        ceiling = level["variants"]["server ceiling"]["pages_per_s"]
+        ceiling = level["variants"][CEILING]["pages_per_s"]
         for name, s in level["variants"].items():
             if name == OURS and base_ours is None:
                 base_ours = s["pages_per_s"]
@@ -239,7 +280,9 @@ def render(result: dict[str, Any]) -> str:
         )
         + "\n`vs ceiling`: pages/s over the bytes-only reader's at the same N. `vs 1 stream`: "
         "sentry_async's pages/s over its own with one stream. The server process has one of "
-        "the two cores, so the ceiling is flat beyond a few streams.\n"
+        "the two cores, so the ceiling is flat beyond a few streams. The goals are medians of "
+        "per-round ratios (each run against the same round's N tasks or ceiling).\n"
+        "\nGoals:\n\n" + goals_markdown(result["goals"])
     )
 
 

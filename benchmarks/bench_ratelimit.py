@@ -27,7 +27,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
-from _server import median, table, write_json
+from _server import goal, median, table, write_json
 
 TOKEN = "bench-token"
 SETTINGS = (
@@ -218,6 +218,26 @@ async def measure(base_url: str, seconds: float, rounds: int) -> list[dict[str, 
     return results
 
 
+def goals(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each setting's goals as figures, for ``run_all.py``'s summary."""
+    out: list[dict[str, Any]] = []
+    for r in results:
+        setting = f"{r['limit']}/{r['window']:g}s, {r['processes']} x {r['tasks']} tasks"
+        if r["processes"] == 1:
+            out.append(goal(f"{setting}: used / announced budget", r["used"], 0.95))
+            out.append(
+                goal(f"{setting}: 429s per 4 windows", r["refused_per_4_windows"], 1, at_most=True)
+                | {"unit": ""}
+            )
+            out.append(
+                goal(f"{setting}: requests after Remaining: 0", r["early"], 0, at_most=True)
+                | {"unit": ""}
+            )
+        else:
+            out.append(goal(f"{setting}: used / announced budget together", r["used"], 0.85))
+    return out
+
+
 def render(results: list[dict[str, Any]]) -> str:
     rows = []
     goals = []
@@ -290,7 +310,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     finally:
         server.kill()
         server.wait(timeout=10)
-    result = {"results": results, "wall_s": time.perf_counter() - started}
+    result = {"results": results, "goals": goals(results), "wall_s": time.perf_counter() - started}
     result["markdown"] = render(results)
     print(result["markdown"])
     write_json(args.json, result)

@@ -188,6 +188,47 @@ def step_markdown(record: dict[str, Any]) -> str:
     return "\n".join(parts)
 
 
+def collect_goals(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every goal of every benchmark: from its JSON ``goals`` list, else from the goal lines
+    it printed (``- <goal>: ... met`` / ``**missed**``)."""
+    goals: list[dict[str, Any]] = []
+    for record in records:
+        result = record.get("result")
+        listed = result.get("goals") if isinstance(result, dict) else None
+        if isinstance(listed, list) and listed:
+            for item in listed:
+                goals.append({"benchmark": record["name"], **item})
+            continue
+        for line in record.get("stdout", "").splitlines():
+            text = line.strip()
+            if text.startswith("- ") and (text.endswith(": met") or "**missed**" in text):
+                goals.append(
+                    {"benchmark": record["name"], "goal": text[2:], "met": text.endswith("met")}
+                )
+        if "error" in record:
+            failed = f"completed ({record['error']})"
+            goals.append({"benchmark": record["name"], "goal": failed, "met": False})
+    return goals
+
+
+def goals_summary(goals: Sequence[dict[str, Any]]) -> str:
+    """The closing summary: one line per goal, its figure and met/missed."""
+    lines = ["## Goals", ""]
+    for g in goals:
+        figure = ""
+        if isinstance(g.get("ratio"), (int, float)):
+            unit = g.get("unit", "x")
+            value = g["ratio"]
+            figure = f": {value}" if isinstance(value, int) else f": {value:.2f}{unit}"
+            if g.get("target"):
+                figure += f" (goal {g['target']})"
+        mark = "met" if g.get("met") else "**missed**"
+        lines.append(f"- {g['benchmark']}: {g['goal']}{figure}: {mark}")
+    met = sum(1 for g in goals if g.get("met"))
+    lines += ["", f"{met} of {len(goals)} goals met.", ""]
+    return "\n".join(lines)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--quick", action="store_true", help="CI-sized run (under a minute)")
@@ -228,6 +269,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     total = time.perf_counter() - started
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     mode = "quick" if args.quick else "full"
+    goals = collect_goals(records)
     markdown = "\n".join(
         [
             f"# sentry_async benchmarks ({mode} run, {stamp}, {total:.0f} s)",
@@ -238,18 +280,21 @@ def main(argv: Sequence[str] | None = None) -> int:
             *(step_markdown(r) for r in records),
         ]
     )
-    (out / "latest.md").write_text(markdown)
+    summary = goals_summary(goals)
+    (out / "latest.md").write_text(markdown + "\n" + summary)
     payload = {
         "mode": mode,
         "date": stamp,
         "seconds": round(total, 1),
         "machine": info,
         "benchmarks": {r["name"]: {k: v for k, v in r.items() if k != "stdout"} for r in records},
+        "goals": goals,
     }
     (out / "latest.json").write_text(json.dumps(payload, indent=2, default=str) + "\n")
     print("\n" + "=" * 72 + "\n")
     print(markdown)
     print(f"wrote {out / 'latest.md'} and {out / 'latest.json'} ({mode} run, {total:.0f} s)")
+    print("\n" + summary)
     failed = [r["name"] for r in records if "error" in r]
     if failed:
         print(f"not completed: {', '.join(failed)}", file=sys.stderr)

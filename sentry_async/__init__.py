@@ -17,13 +17,16 @@ from .client import SentryClient, Timeouts
 from .errors import (
     APIError,
     BadRequest,
+    BulkPartialError,
     ConnectionFailed,
     DecodeError,
     ErrorDetail,
     Forbidden,
+    MultiProjectRefused,
     NotFound,
     OversizedPage,
     PaginationError,
+    ProjectMoved,
     RateLimited,
     RequestTimeout,
     ResponseTooLarge,
@@ -32,6 +35,7 @@ from .errors import (
     TransportError,
     Unauthorized,
     UnsafeRedirect,
+    UntrustedHost,
 )
 from .fanout import FanOut, FanOutEvent, StreamDone, StreamItem, fan_out
 from .hooks import HookEvent, Hooks
@@ -43,6 +47,7 @@ from .resources.issues import BulkResult
 __all__ = [
     "APIError",
     "BadRequest",
+    "BulkPartialError",
     "BulkResult",
     "ConnectionFailed",
     "DecodeError",
@@ -55,6 +60,7 @@ __all__ = [
     "HookEvent",
     "Hooks",
     "InsecureTLSWarning",
+    "MultiProjectRefused",
     "NotFound",
     "OpenTelemetryHooks",
     "OversizedPage",
@@ -62,6 +68,7 @@ __all__ = [
     "PaginationError",
     "Paginator",
     "Position",
+    "ProjectMoved",
     "RateLimitInfo",
     "RateLimited",
     "RateLimiter",
@@ -78,6 +85,7 @@ __all__ = [
     "TransportError",
     "Unauthorized",
     "UnsafeRedirect",
+    "UntrustedHost",
     "__version__",
     "fan_out",
 ]

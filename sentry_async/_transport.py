@@ -394,7 +394,9 @@ class Transport:
             max_wait=policy.max_wait,
             log=response.status != 429,
         )
-        if response.status >= 400:
+        # A 3xx still here had no Location (Sentry's renamed-project answer): an error, not
+        # a body to decode as the requested model.
+        if response.status >= 300:
             return _Failure("status", self._api_error(response), response)
         try:
             return decode(response)

@@ -7,6 +7,7 @@ yet are one call away, with the same limiter, retries, errors and pagination.
 
 from __future__ import annotations
 
+import logging
 import os
 import platform
 import re
@@ -19,6 +20,7 @@ from collections.abc import (
     Hashable,
     Iterable,
     Mapping,
+    Sequence,
 )
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
@@ -44,15 +46,22 @@ from yarl import URL
 
 from ._network import SSLSetting, tls
 from ._protocol.cursors import DEFAULT_MAX_STALE_PAGES, body_fingerprint
-from ._protocol.hosts import endpoint_group, is_loopback, origin
-from ._protocol.params import Params, check_page_size, check_slug, encode_params
+from ._protocol.hosts import endpoint_group, is_loopback, origin, token_host_refusal
+from ._protocol.params import (
+    Params,
+    check_page_size,
+    check_slug,
+    encode_params,
+    is_numeric_id,
+    project_refs,
+)
 from ._protocol.proxies import ENVIRONMENT, FromEnvironment, proxy_settings
 from ._protocol.ratelimit import header_int
 from ._protocol.retry import RetryPolicy
 from ._transport import DEFAULT_MAX_BODY_SIZE, MalformedBody, Response, Secret, Transport
 from ._version import __version__
 from .api._groups import GeneratedGroups
-from .errors import DecodeError, SentryError
+from .errors import DecodeError, ProjectMoved, SentryError, UntrustedHost
 from .hooks import Hooks, HookSet
 from .limiter import RateLimiter
 from .pagination import PageFetcher, Paginator, RawPage
@@ -68,6 +77,7 @@ if TYPE_CHECKING:
 __all__ = ["DEFAULT_BASE_URL", "SentryClient", "Timeouts"]
 
 T = TypeVar("T")
+logger = logging.getLogger("sentry_async")
 
 DEFAULT_BASE_URL = "https://sentry.io"
 _API_PREFIX = "/api/0"
@@ -80,6 +90,11 @@ _UNPAGINATED_SWITCHES = frozenset({"noPagination", "all_projects"})
 _UNDECODABLE = (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError, RecursionError)
 """What msgspec raises for a body that does not decode: invalid UTF-8 inside a string is a
 ``UnicodeDecodeError`` and nesting deeper than it follows a ``RecursionError``."""
+
+
+class _ProjectRef(msgspec.Struct):
+    id: str
+    slug: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,9 +243,11 @@ class SentryClient(GeneratedGroups):
         self._proxy = proxy_settings(proxy, os.environ)
         self._proxy.check_plain_http(self.base_url, allow_insecure_http)
         self._trusted: set[tuple[str, str, int | None]] = {origin(self.base_url)}
+        self._trusted_urls: list[URL] = []
         for host in trusted_hosts:
             trusted_url = _normalise_base_url(host, allow_insecure_http)
             self._proxy.check_plain_http(trusted_url, allow_insecure_http)
+            self._trusted_urls.append(trusted_url)
             self._trusted.add(origin(trusted_url))
         self._hooks = HookSet.of(hooks)
         self._trace_configs = list(trace_configs)
@@ -244,6 +261,11 @@ class SentryClient(GeneratedGroups):
         self._owns_session = session is None
         self._transport: Transport | None = None
         self._region_roots: dict[str, URL] = {}
+        # Project slugs resolved to ids per organization, and renamed projects (old -> new).
+        self._project_ids: dict[str, dict[str, str]] = {}
+        self._renamed: dict[tuple[str, str], str] = {}
+        # The regions of /users/me/regions/ (name, base URL), once asked.
+        self.regions: list[tuple[str, URL]] | None = None
         self._closed = False
         from .resources.discover import DiscoverResource
         from .resources.events import EventsResource
@@ -317,17 +339,146 @@ class SentryClient(GeneratedGroups):
             )
         return self._transport
 
+    def check_region(self, region_url: str) -> URL:
+        """``region_url`` as a base URL, if the token may go there; else :class:`UntrustedHost`.
+
+        The rule (``_protocol.hosts.token_host_refusal``): the base URL's origin, the same
+        loopback host on any port, an https subdomain of the base URL's registrable domain
+        (``de.sentry.io`` for ``sentry.io``), or an origin listed in ``trusted_hosts``.
+        """
+        try:
+            region = URL(region_url.strip())
+            normalised = _normalise_base_url(region_url, self._allow_insecure)
+            self._proxy.check_plain_http(normalised, self._allow_insecure)
+        except (TypeError, ValueError) as exc:
+            raise UntrustedHost(f"refusing region {region_url!r}: {exc}") from exc
+        refusal = token_host_refusal(self.base_url, region, self._trusted_urls)
+        if refusal is not None:
+            raise UntrustedHost(f"refusing to send the token to region {region_url!r}: {refusal}")
+        return normalised
+
+    def api_root_of(self, region: URL) -> URL:
+        """The API root under a region's base URL."""
+        return region.with_path(region.path.rstrip("/") + _API_PREFIX)
+
+    def admit_region(self, region_url: str) -> URL:
+        """Let the token go to a region host that passes the rule; returns its base URL."""
+        region = self.check_region(region_url)
+        self._trusted.add(origin(region))
+        return region
+
     def trust_region(self, org: str, region_url: str) -> None:
         """Send ``org``'s requests to its region host (``links.regionUrl``) from now on."""
-        region = _normalise_base_url(region_url, self._allow_insecure)
-        self._proxy.check_plain_http(region, self._allow_insecure)
-        self._trusted.add(origin(region))
+        region = self.admit_region(region_url)
         self._region_roots[check_slug(org, "org")] = region.with_path(
             region.path.rstrip("/") + _API_PREFIX
         )
 
-    def url_for(self, path: str, path_params: Mapping[str, str | int] | None = None) -> URL:
-        """The absolute URL of an API path such as ``/organizations/{org}/issues/``."""
+    # -- projects: slugs to ids, renamed projects -------------------------------------------
+
+    async def project_ids(
+        self, org: str, project: str | int | Sequence[str | int] | None
+    ) -> list[str] | None:
+        """``project=`` for the org endpoints: Sentry takes numeric ids only (a slug is a 400).
+
+        Ids (ints, digit strings, ``-1``) pass as they are; slugs are looked up in the
+        organization's projects list, cached per client and organization and fetched again
+        once when a slug is not in the cache (still unknown: a ``ValueError`` naming it).
+        ``None`` stays ``None`` (every project); ``[]`` is a ``ValueError``.
+        """
+        refs = project_refs(project)
+        if refs is None:
+            return None
+        org = check_slug(org, "org")
+        if all(ref == "-1" or is_numeric_id(ref) for ref in refs):
+            return refs
+        known = self._project_ids.get(org)
+        if known is None or any(
+            ref not in known for ref in refs if not (ref == "-1" or is_numeric_id(ref))
+        ):
+            known = await self.load_project_ids(org)
+        out: list[str] = []
+        for ref in refs:
+            if ref == "-1" or is_numeric_id(ref):
+                out.append(ref)
+            elif ref in known:
+                out.append(known[ref])
+            else:
+                raise ValueError(f"no project with slug {ref!r} in organization {org!r}")
+        return out
+
+    async def project_id_map(self, org: str) -> dict[str, str]:
+        """The organization's ``slug -> id`` map, from the cache when it is there."""
+        known = self._project_ids.get(check_slug(org, "org"))
+        return known if known is not None else await self.load_project_ids(org)
+
+    async def load_project_ids(self, org: str) -> dict[str, str]:
+        """Fetch (again) the organization's ``slug -> id`` map that :meth:`project_ids` uses."""
+        mapping: dict[str, str] = {}
+        refs: Paginator[_ProjectRef] = self.paginate(
+            "/organizations/{org}/projects/", path_params={"org": org}, type=_ProjectRef
+        )
+        async for ref in refs:
+            mapping[ref.slug] = ref.id
+        self._project_ids[org] = mapping
+        return mapping
+
+    @property
+    def renamed_projects(self) -> dict[tuple[str, str], str]:
+        """``(org, old slug) -> new slug`` for every renamed project this client followed."""
+        return dict(self._renamed)
+
+    def _follow_move(self, error: ProjectMoved, path_params: Mapping[str, str | int]) -> bool:
+        """Remember a renamed project, if the answer names a usable new same-origin path."""
+        org, old = path_params.get("org", self.org), path_params.get("project")
+        new = error.new_slug
+        target = error.new_url
+        if org is None or old is None or new is None:
+            return False
+        if target is not None and (not target.startswith("/") or target.startswith("//")):
+            return False
+        try:
+            check_slug(new, "project")
+        except ValueError:
+            return False
+        key = (str(org), str(old))
+        if self._renamed.get(key) == new:
+            return True  # another task learnt it first
+        logger.warning("project %s/%s was renamed to %s; following the new path", org, old, new)
+        self._renamed[key] = new
+        return True
+
+    async def _send_following(
+        self,
+        method: str,
+        path: str,
+        path_params: Mapping[str, str | int] | None,
+        send: Callable[[URL], Awaitable[T]],
+        root: URL | None = None,
+    ) -> T:
+        """``send(url)``; a read of a renamed project is sent once more to its new path."""
+        url = self.url_for(path, path_params, root=root)
+        try:
+            return await send(url)
+        except ProjectMoved as moved:
+            if method not in _SAFE_METHODS or "{project}" not in path or not path_params:
+                raise
+            if not self._follow_move(moved, path_params):
+                raise
+        return await send(self.url_for(path, path_params, root=root))
+
+    def url_for(
+        self,
+        path: str,
+        path_params: Mapping[str, str | int] | None = None,
+        *,
+        root: URL | None = None,
+    ) -> URL:
+        """The absolute URL of an API path such as ``/organizations/{org}/issues/``.
+
+        An organization's paths go to its region once known; ``root`` (an API root such as
+        ``https://de.sentry.io/api/0``) overrides both.
+        """
         values: dict[str, str | int] = {}
         if self.org is not None:
             values["org"] = self.org
@@ -338,15 +489,21 @@ class SentryClient(GeneratedGroups):
             name = match.group(1)
             if name not in values:
                 raise ValueError(f"path {path!r} needs a value for {{{name}}}")
-            return quote(check_slug(values[name], name), safe="")
+            text = check_slug(values[name], name)
+            if name == "project" and "org" in values:
+                text = self._renamed.get((str(values["org"]), text), text)
+            return quote(text, safe="")
 
         if not path.startswith("/"):
             raise ValueError(f"API paths start with '/' (got {path!r})")
         concrete = _PLACEHOLDER.sub(substitute, path)
-        root = self.api_root
         org = values.get("org")
-        if org is not None and "{org}" in path and str(org) in self._region_roots:
+        if root is not None:
+            pass
+        elif org is not None and "{org}" in path and str(org) in self._region_roots:
             root = self._region_roots[str(org)]
+        else:
+            root = self.api_root
         return root.with_path(root.path + concrete, encoded=True)
 
     async def send(
@@ -361,30 +518,29 @@ class SentryClient(GeneratedGroups):
         retry: RetryPolicy | None = None,
     ) -> Response:
         """Send one request (with retries) and return the whole response, undecoded."""
-        method, url, options = self._call(method, path, path_params, params, json, idempotent)
-        return await self._get_transport().send(method, url, **options, retry=retry)
+        method, options = self._call(method, path, params, json, idempotent)
+
+        async def once(url: URL) -> Response:
+            return await self._get_transport().send(method, url, **options, retry=retry)
+
+        return await self._send_following(method, path, path_params, once)
 
     def _call(
         self,
         method: str,
         path: str,
-        path_params: Mapping[str, str | int] | None,
         params: Params | Iterable[tuple[str, str]] | None,
         json: Any,
         idempotent: bool | None,
-    ) -> tuple[str, URL, _CallOptions]:
+    ) -> tuple[str, _CallOptions]:
         """What :meth:`send` and :meth:`request` hand the transport for one call."""
         method = method.upper()
-        return (
-            method,
-            self.url_for(path, path_params),
-            {
-                "group": endpoint_group(method, path),
-                "params": encode_params(params),
-                "body": msgspec.json.encode(json) if json is not None else None,
-                "idempotent": method in _SAFE_METHODS if idempotent is None else idempotent,
-            },
-        )
+        return method, {
+            "group": endpoint_group(method, path),
+            "params": encode_params(params),
+            "body": msgspec.json.encode(json) if json is not None else None,
+            "idempotent": method in _SAFE_METHODS if idempotent is None else idempotent,
+        }
 
     @asynccontextmanager
     async def stream(
@@ -518,8 +674,12 @@ class SentryClient(GeneratedGroups):
         def parse(response: Response) -> Any:
             return self._decode_or_resend(response, type, None)
 
-        method, url, options = self._call(method, path, path_params, params, json, idempotent)
-        return await self._get_transport().send_decoded(method, url, **options, decode=parse)
+        method, options = self._call(method, path, params, json, idempotent)
+
+        async def once(url: URL) -> Any:
+            return await self._get_transport().send_decoded(method, url, **options, decode=parse)
+
+        return await self._send_following(method, path, path_params, once)
 
     def decode(self, response: Response, type_: type[T] | Any) -> T:
         """Decode a response body, turning a mismatch into a :class:`DecodeError`."""
@@ -553,6 +713,8 @@ class SentryClient(GeneratedGroups):
         max_stale_pages: int = ...,
         prefetch: int = ...,
         item_id: Callable[[Any], Hashable] | None = ...,
+        lazy_params: Callable[[], Awaitable[Params]] | None = ...,
+        root: URL | None = ...,
     ) -> Paginator[T]: ...
 
     @overload
@@ -576,6 +738,8 @@ class SentryClient(GeneratedGroups):
         max_stale_pages: int = ...,
         prefetch: int = ...,
         item_id: Callable[[Any], Hashable] | None = ...,
+        lazy_params: Callable[[], Awaitable[Params]] | None = ...,
+        root: URL | None = ...,
     ) -> Paginator[Any]: ...
 
     def paginate(
@@ -598,6 +762,8 @@ class SentryClient(GeneratedGroups):
         max_stale_pages: int = DEFAULT_MAX_STALE_PAGES,
         prefetch: int = 0,
         item_id: Callable[[Any], Hashable] | None = None,
+        lazy_params: Callable[[], Awaitable[Params]] | None = None,
+        root: URL | None = None,
     ) -> Paginator[Any]:
         """A lazy :class:`Paginator` over a list endpoint; nothing is sent until iterated.
 
@@ -612,6 +778,9 @@ class SentryClient(GeneratedGroups):
         and checks none (implied by ``noPagination``/``all_projects`` parameters).
         ``prefetch=n`` fetches up to ``n`` pages ahead while the consumer works. With
         ``item_id`` (item -> its id), pages whose ids were all seen count as bringing nothing.
+        ``lazy_params`` adds parameters that need a request of their own (project slugs
+        resolved to ids), computed once, when the first page is fetched; ``root`` (an API
+        root) sends the requests to another region.
         """
         if page_size is not None and page_size_param is not None:
             check_page_size(page_size, "page_size", max_page_size)
@@ -624,15 +793,20 @@ class SentryClient(GeneratedGroups):
             raise ValueError(
                 f"pass cursor= and page_size= to paginate(), not as query parameters ({path})"
             )
-        url = self.url_for(path, path_params)
+        url = self.url_for(path, path_params, root=root)
         group = endpoint_group("GET", path)
         description = f"GET {url}"
+        resolved: list[list[tuple[str, str]]] = []
 
         def fetcher(item_type: Any) -> PageFetcher:
             decode_type = list[item_type] if page_type is None else page_type(item_type)
 
             async def fetch(page_cursor: str | None, size: int | None) -> RawPage:
                 query = list(base)
+                if lazy_params is not None:
+                    if not resolved:
+                        resolved.append(encode_params(await lazy_params()))
+                    query.extend(resolved[0])
                 if size is not None and page_size_param is not None:
                     query.append((page_size_param, str(size)))
                 if page_cursor is not None:
@@ -641,9 +815,12 @@ class SentryClient(GeneratedGroups):
                 def parse(response: Response) -> tuple[Response, Any]:
                     return response, self._decode_or_resend(response, decode_type, [])
 
-                response, body = await self._get_transport().send_decoded(
-                    "GET", url, group=group, params=query, idempotent=True, decode=parse
-                )
+                async def once(page_url: URL) -> tuple[Response, Any]:
+                    return await self._get_transport().send_decoded(
+                        "GET", page_url, group=group, params=query, idempotent=True, decode=parse
+                    )
+
+                response, body = await self._send_following("GET", path, path_params, once, root)
                 if envelope is not None:
                     items, meta = envelope(body)
                 else:
@@ -657,6 +834,7 @@ class SentryClient(GeneratedGroups):
                     rate_limit=response.rate_limit,
                     meta=meta,
                     fingerprint=body_fingerprint(response.body),
+                    direct_hit=headers.get("X-Sentry-Direct-Hit") == "1",
                 )
 
             return fetch

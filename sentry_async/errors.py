@@ -17,13 +17,16 @@ if TYPE_CHECKING:
 __all__ = [
     "APIError",
     "BadRequest",
+    "BulkPartialError",
     "ConnectionFailed",
     "DecodeError",
     "ErrorDetail",
     "Forbidden",
+    "MultiProjectRefused",
     "NotFound",
     "OversizedPage",
     "PaginationError",
+    "ProjectMoved",
     "RateLimited",
     "RequestTimeout",
     "ResponseTooLarge",
@@ -32,6 +35,7 @@ __all__ = [
     "TransportError",
     "Unauthorized",
     "UnsafeRedirect",
+    "UntrustedHost",
 ]
 
 
@@ -159,6 +163,49 @@ class BadRequest(APIError):
     """400: the query, a parameter or the body was refused."""
 
 
+class MultiProjectRefused(BadRequest):
+    """400 from a server older than September 2025 without the multi-project feature.
+
+    Such servers refuse issue and Discover queries over more than one project (a request
+    with no ``project`` means every project you belong to). Ask one project per request,
+    or run one stream per project with :func:`sentry_async.fan_out`.
+    """
+
+    def _message(self) -> str:
+        return (
+            super()._message()
+            + " (this server takes one project per request: pass project=<one id>, "
+            "or fan_out over the projects)"
+        )
+
+
+class ProjectMoved(APIError):
+    """302 without ``Location``: the project was renamed; ``new_slug`` and ``new_url`` say where.
+
+    Reads follow the new path once on their own; writes raise this.
+    """
+
+    @property
+    def new_slug(self) -> str | None:
+        data = self.data if isinstance(self.data, Mapping) else {}
+        slug = data.get("slug")
+        if isinstance(self.detail, ErrorDetail):
+            slug = self.detail.extra.get("slug", slug)
+        return slug if isinstance(slug, str) and slug else None
+
+    @property
+    def new_url(self) -> str | None:
+        """The new path with its query, relative to the server (``/api/0/projects/...``)."""
+        if isinstance(self.detail, ErrorDetail):
+            url = self.detail.extra.get("url")
+            if isinstance(url, str) and url:
+                return url
+        return None
+
+    def _message(self) -> str:
+        return f"{super()._message()} (project renamed to {self.new_slug!r})"
+
+
 class Unauthorized(APIError):
     """401: the token is missing, invalid, expired, or the org requires SSO/2FA."""
 
@@ -242,6 +289,33 @@ class ResponseTooLarge(TransportError):
 
 class UnsafeRedirect(TransportError):
     """A redirect pointed at a host the token must not be sent to."""
+
+
+class UntrustedHost(SentryError, ValueError):
+    """A region or URL the token must not be sent to (see ``trusted_hosts``)."""
+
+
+class BulkPartialError(SentryError):
+    """A bulk call failed part-way: ``done`` ids were already changed, ``not_done`` were not.
+
+    ``error`` is the failure of the chunk that stopped it (also ``__cause__``).
+    """
+
+    def __init__(self, error: SentryError, *, done: list[str], not_done: list[str]) -> None:
+        self.error = error
+        self.done = done
+        self.not_done = not_done
+        super().__init__(
+            f"bulk call stopped after {len(done)} of {len(done) + len(not_done)} issues "
+            f"(ids changed: {len(done)}, not changed: {len(not_done)}): {error}"
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild_bulk, (self.error, self.done, self.not_done))
+
+
+def _rebuild_bulk(error: SentryError, done: list[str], not_done: list[str]) -> BulkPartialError:
+    return BulkPartialError(error, done=done, not_done=not_done)
 
 
 class DecodeError(_WithContext):

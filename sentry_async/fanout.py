@@ -27,7 +27,15 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator, Mapping
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterable,
+    AsyncIterator,
+    Callable,
+    Iterable,
+    Iterator,
+    Mapping,
+)
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Generic, Literal, TypeVar
@@ -234,9 +242,14 @@ class FanOut(Generic[K, T], AsyncIterator[tuple[K, T]]):
                     if isinstance(stream, Paginator):
                         iterator = stream.pages()
                         async for page in iterator:
-                            if page.items:
-                                count += len(page.items)
-                                await self._put(send, _Page(key, page.items), len(page.items), key)
+                            items = page.items
+                            # Only the message holds the page now: once the consumer has
+                            # taken it, it is freed, not kept while the next one is fetched.
+                            del page
+                            if items:
+                                count += len(items)
+                                await self._put(send, _Page(key, items), len(items), key)
+                            del items
                     else:
                         iterator = aiter(stream)
                         while True:
@@ -389,6 +402,30 @@ class FanOut(Generic[K, T], AsyncIterator[tuple[K, T]]):
         if isinstance(event, StreamDone):
             return event
         return StreamItem(event[0], event[1])
+
+    def __aiter__(self) -> AsyncIterator[tuple[K, T]]:
+        return self._iterate()
+
+    async def _iterate(self) -> AsyncGenerator[tuple[K, T], None]:
+        """What ``async for`` runs: a page's items are handed out by a plain loop, without
+        a coroutine per item (the same bookkeeping as :meth:`__anext__`)."""
+        while True:
+            pending = self._pending
+            if pending is not None:
+                key, items = pending
+                for item in items:
+                    self._taken += 1
+                    self._room += 1
+                    if self._room >= self._low_water and self._waiters and not self._wake_pending:
+                        self._maybe_wake()
+                    yield key, item
+                self._pending = None
+            try:
+                event = await self._next()
+            except StopAsyncIteration:
+                return
+            if not isinstance(event, StreamDone):
+                yield event
 
     async def __anext__(self) -> tuple[K, T]:
         # The per-item path: the next item of the page being handed out, without a

@@ -12,8 +12,16 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Hashable
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Hashable,
+    Iterator,
+)
 from dataclasses import dataclass, field
+from operator import length_hint
 from typing import Any, Generic, TypeVar, cast
 
 import anyio
@@ -44,6 +52,9 @@ class Page(Generic[T]):
     rate_limit: RateLimitInfo | None = None
     meta: Any = None
     paginated: bool = True
+    direct_hit: bool = False
+    """``X-Sentry-Direct-Hit: 1``: the issues query was an event id or a short id and this
+    single page is the match (no ``Link``, no further pages)."""
 
     def __len__(self) -> int:
         return len(self.items)
@@ -68,6 +79,7 @@ class RawPage:
     meta: Any = None
     fingerprint: int | None = None
     """A hash of the response body: a page that repeats an earlier one brings nothing new."""
+    direct_hit: bool = False
 
 
 _Fetched = tuple[RawPage, Step, Position]
@@ -114,7 +126,9 @@ class Paginator(Generic[T], AsyncIterator[T]):
     _step: Step | None = field(default=None, init=False, repr=False)
     _after: Position | None = field(default=None, init=False, repr=False)
     _iterator: AsyncGenerator[T, None] | None = field(default=None, init=False, repr=False)
-    _taken: int = field(default=-1, init=False, repr=False)
+    _inside: Iterator[T] | None = field(default=None, init=False, repr=False)
+    """The iterator over the page being handed out item by item."""
+    _inside_size: int = field(default=0, init=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.limit is not None and self.limit < 0:
@@ -169,8 +183,8 @@ class Paginator(Generic[T], AsyncIterator[T]):
     @property
     def position(self) -> Position:
         """Where to resume: after the last item handed out (or page, with :meth:`pages`)."""
-        if self._taken >= 0 and self._step is not None:
-            return self._step.position(self._taken)
+        if self._inside is not None and self._step is not None:
+            return self._step.position(self._inside_size - length_hint(self._inside))
         if self._after is not None:
             return self._after
         return Position(self.cursor, self.skip, self.done)
@@ -182,16 +196,7 @@ class Paginator(Generic[T], AsyncIterator[T]):
 
     async def pages(self) -> AsyncGenerator[Page[T], None]:
         """Yield pages lazily; with ``limit``, the last page is trimmed to the limit."""
-        walk = self._walk = CursorWalk(
-            Position(self.cursor, self.skip, self.done),
-            limit=self.limit,
-            max_pages=self.max_pages,
-            page_size=self.page_size,
-            max_stale_pages=self.max_stale_pages,
-            stream=self.description,
-        )
-        self._taken, self._after = -1, None
-        fetched = self._read_ahead(walk) if self.prefetch else self._one_by_one(walk)
+        fetched = self._start()
         try:
             async for raw, step, after in fetched:
                 items = raw.items
@@ -205,6 +210,19 @@ class Paginator(Generic[T], AsyncIterator[T]):
                 del raw, items, page
         finally:
             await fetched.aclose()
+
+    def _start(self) -> AsyncGenerator[_Fetched, None]:
+        """A new walk from the configured start, and the pages it fetches."""
+        walk = self._walk = CursorWalk(
+            Position(self.cursor, self.skip, self.done),
+            limit=self.limit,
+            max_pages=self.max_pages,
+            page_size=self.page_size,
+            max_stale_pages=self.max_stale_pages,
+            stream=self.description,
+        )
+        self._inside, self._after = None, None
+        return self._read_ahead(walk) if self.prefetch else self._one_by_one(walk)
 
     async def _one_by_one(self, walk: CursorWalk) -> AsyncGenerator[_Fetched, None]:
         seen: set[int] = set()
@@ -259,20 +277,27 @@ class Paginator(Generic[T], AsyncIterator[T]):
                 await asyncio.wait({task})
 
     async def _items(self) -> AsyncGenerator[T, None]:
-        # The position inside a page is computed on demand from a counter: building a
-        # Position per item would cost more than the rest of the per-item work.
-        pages = self.pages()
+        # Straight from the fetched pages, without building Page objects, and with nothing
+        # done per item but the yield: the position inside a page is read on demand from
+        # how far the page's list iterator has got.
+        fetched = self._start()
         try:
-            async for page in pages:
-                self._taken = 0
-                for item in page.items:
-                    self._taken += 1
+            async for raw, step, after in fetched:
+                items = raw.items
+                if step.start or step.stop < len(items):
+                    items = items[step.start : step.stop]
+                del raw
+                self._step, self._after = step, after
+                self._inside = inside = iter(items)
+                self._inside_size = len(items)
+                for item in inside:
                     yield item
-                self._taken = -1
-                del page
+                self._inside = None
+                del items, inside  # one page alive at a time, as in pages()
         finally:
+            self._inside = None
             # Closed now, not by the garbage collector: a read-ahead task ends with it.
-            await pages.aclose()
+            await fetched.aclose()
 
     def __aiter__(self) -> AsyncIterator[T]:
         self._iterator = self._items()
@@ -314,4 +339,5 @@ def _page(step: Step, items: list[T], raw: RawPage) -> Page[T]:
         raw.rate_limit,
         raw.meta,
         step.paginated,
+        raw.direct_hit,
     )

@@ -454,3 +454,33 @@ async def test_a_stream_failing_in_its_clean_up_is_collected() -> None:
             async for _ in merged:
                 break
     assert isinstance(merged.failures["a"], RuntimeError)
+
+
+async def test_async_for_and_anext_share_one_merged_stream(fake_sentry_factory: Factory) -> None:
+    """``async for`` hands a page out from a loop and ``anext()`` one item per call; taking
+    turns between them loses, repeats and reorders nothing, and frees the whole budget."""
+    server = await _server(fake_sentry_factory)
+    slugs = server.data.project_slugs(ORG)
+    expected = {slug: server.data.event_ids(ORG, slug) for slug in slugs}
+    seen: dict[str, list[str]] = defaultdict(list)
+    with anyio.fail_after(20):
+        async with (
+            _client(server) as client,
+            fan_out(_paginators(client, slugs), concurrency=4, buffer=7) as merged,
+        ):
+            while True:
+                taken = 0
+                async for key, event in merged:
+                    seen[key].append(event.id)
+                    taken += 1
+                    if taken == 3:
+                        break
+                if taken < 3:
+                    break
+                try:
+                    key, event = await anext(merged)
+                except StopAsyncIteration:
+                    break
+                seen[key].append(event.id)
+    assert dict(seen) == expected
+    assert merged.buffered == 0

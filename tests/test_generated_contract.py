@@ -223,8 +223,14 @@ async def test_generated_operation(op: dict[str, Any], client: SentryClient, ser
     check_request(seen, op, path, expected)
 
 
+def _one_region(client: SentryClient) -> SentryClient:
+    """Regions already known (one, the base URL): the list then asks only the spec's path."""
+    client.regions = [("", client.base_url)]
+    return client
+
+
 HANDWRITTEN: dict[str, Callable[[SentryClient], Any]] = {
-    "listOrganizations": lambda c: c.organizations.list().collect(),
+    "listOrganizations": lambda c: _one_region(c).organizations.list().collect(),
     "getOrganization": lambda c: c.organizations.get("org-1"),
     "listOrganizationProjects": lambda c: c.projects.list("org-1").collect(),
     "getProject": lambda c: c.projects.get("org-1", "project-1"),

@@ -40,6 +40,7 @@ from sentry_async.export import (
     export,
 )
 from sentry_async.testing import FakeSentry, Fault
+from sentry_async.testing._data import DEFAULT_PRIORITIES
 from sentry_async.testing.pytest_plugin import FIXED_NOW
 
 FAST = RetryPolicy(attempts=3, backoff_base=0.01, backoff_max=0.05)
@@ -132,14 +133,22 @@ async def test_json_served_as_text_html_is_decoded(fake_sentry: FakeSentry) -> N
         Fault("invalid_json_content", content_type="text/html", path=r"/issues/$", times=None)
     )
     issues = await _first_issue(fake_sentry)
-    assert len(issues) == len(fake_sentry.data.issue_ids(_org(fake_sentry), status="unresolved"))
+    assert len(issues) == len(
+        fake_sentry.data.issue_ids(
+            _org(fake_sentry), status="unresolved", priority=DEFAULT_PRIORITIES
+        )
+    )
     assert fake_sentry.requests[0].status == 200
 
 
 async def test_truncated_json_is_sent_again_then_a_decode_error(fake_sentry: FakeSentry) -> None:
     fake_sentry.faults.add(Fault("truncated_json", path=r"/issues/$", times=1))
     issues = await _first_issue(fake_sentry)
-    assert len(issues) == len(fake_sentry.data.issue_ids(_org(fake_sentry), status="unresolved"))
+    assert len(issues) == len(
+        fake_sentry.data.issue_ids(
+            _org(fake_sentry), status="unresolved", priority=DEFAULT_PRIORITIES
+        )
+    )
     fake_sentry.faults.add(Fault("truncated_json", path=r"/issues/$", times=None))
     with pytest.raises(DecodeError) as caught:
         await _first_issue(fake_sentry)

@@ -190,7 +190,8 @@ def test_current_issue_list_shape() -> None:
     assert first.assigned_to is not None and first.assigned_to.type == "team"
     assert first.assigned_to.email is None
     assert first.metadata["severity"] == 0.42
-    assert first.inbox["reason"] == 2 and first.owners[0]["owner"] == "team:311"
+    assert first.inbox is not None and first.inbox.reason == 2
+    assert first.owners is not None and first.owners[0].owner == "team:311"
     assert first.lifetime is not None and first.lifetime["count"] == "1204"
     assert first.filtered is None
     assert first.annotations[0]["displayName"] == "LIN-88"

@@ -194,3 +194,17 @@ async def test_a_paginator_without_retype_refuses_to_change_type() -> None:
 
     with pytest.raises(TypeError, match="cannot change its item type"):
         Paginator(fetch, description="GET /x/").raw()
+
+
+async def test_the_position_after_every_item_resumes_right_after_it() -> None:
+    """Positions inside a page are read from how far the page has been handed out: after
+    each item, resuming from the position gives exactly the items not yet taken."""
+    paginator: Paginator[int] = Paginator(OffsetSource(250), page_size=100, skip=30)
+    taken: list[int] = []
+    async for item in paginator:
+        taken.append(item)
+        position = paginator.position
+        rest = Paginator[int](OffsetSource(250), page_size=100).resume(position)
+        assert await rest.collect() == list(range(item + 1, 250)), (item, position)
+    assert taken == list(range(30, 250))
+    assert paginator.position == Position(None, 0, done=True)

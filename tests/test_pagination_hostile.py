@@ -14,7 +14,14 @@ import msgspec
 import pytest
 from aiohttp import web
 
-from sentry_async import OversizedPage, PaginationError, Position, RetryPolicy, SentryClient
+from sentry_async import (
+    DecodeError,
+    OversizedPage,
+    PaginationError,
+    Position,
+    RetryPolicy,
+    SentryClient,
+)
 
 CAP = 3000
 FAST = RetryPolicy(attempts=1)
@@ -155,7 +162,8 @@ async def test_endpoints_unpaginated_on_purpose_are_exempt(hostile: Any) -> None
     assert len(await _collect(server, params={"all_projects": 1})) == 5000
     assert len(await _collect(server, params={"noPagination": "1"})) == 5000
     async with SentryClient("t", base_url=server.url, retry=FAST) as client:
-        await client.organizations.list(owner=True).raw().collect()
+        with pytest.raises(DecodeError):  # numbers here, not {"organization", "singleOwner"}
+            await client.organizations.list_owned()
     assert server.queries[-1] == {"owner": "1"}, "owner=1 is answered whole: no page size"
 
 

@@ -134,3 +134,42 @@ def test_roundtrip_of_generated_headers(prev: str, nxt: str, more: bool) -> None
     links = page_links(header)
     assert links.next_cursor == (nxt if more else None)
     assert links.polling_cursor == nxt
+
+
+_LINK_TEXT = st.text(alphabet=st.sampled_from(list(' ,;:="<>\\abc0-1')), max_size=12)
+
+
+@given(
+    prev_results=st.sampled_from(["true", "false", "True", "maybe"]),
+    next_results=st.sampled_from(["true", "false", "FALSE", ""]),
+    prev=_LINK_TEXT,
+    nxt=_LINK_TEXT,
+    url=_LINK_TEXT,
+    gap=st.sampled_from([", ", ",", " , ", ",\t"]),
+)
+def test_the_sentry_layout_shortcut_agrees_with_the_tokenizer(
+    prev_results: str, next_results: str, prev: str, nxt: str, url: str, gap: str
+) -> None:
+    """Sentry's own layout takes a one-regex path; whatever it matches, it must read as the
+    RFC 8288 tokenizer does (and whatever it does not match falls through to it)."""
+    from sentry_async._protocol.links import _SENTRY_LINKS, _parsed_page_links
+
+    header = (
+        f'<https://h/{url}>; rel="previous"; results="{prev_results}"; cursor="{prev}"{gap}'
+        f'<https://h/{url}?cursor=u>; rel="next"; results="{next_results}"; cursor="{nxt}"'
+    )
+    try:
+        expected = _parsed_page_links(header)
+    except LinkHeaderError:
+        assert _SENTRY_LINKS.fullmatch(header) is None
+        with pytest.raises(LinkHeaderError):
+            page_links(header)
+        return
+    assert page_links(header) == expected
+
+
+def test_the_sentry_layout_takes_the_shortcut() -> None:
+    from sentry_async._protocol.links import _SENTRY_LINKS
+
+    assert _SENTRY_LINKS.fullmatch(FIRST) is not None
+    assert _SENTRY_LINKS.fullmatch(LAST) is not None

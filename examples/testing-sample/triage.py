@@ -31,7 +31,7 @@ async def who_crashed(sentry: SentryClient, org: str, issue_id: str) -> tuple[st
     event = await sentry.events.latest(org, issue_id=issue_id)
     tags = {tag.key: tag.value for tag in event.tags}
     email = event.user.email if event.user is not None else None
-    return email, tags.get("browser", "unknown")
+    return email, tags.get("browser") or "unknown"
 
 
 async def events_last_day(sentry: SentryClient, org: str, project: str) -> int:

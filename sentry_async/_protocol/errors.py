@@ -17,7 +17,9 @@ from ..errors import (
     BadRequest,
     ErrorDetail,
     Forbidden,
+    MultiProjectRefused,
     NotFound,
+    ProjectMoved,
     RateLimited,
     ServerError,
     Unauthorized,
@@ -25,10 +27,12 @@ from ..errors import (
 from .ratelimit import RateLimitInfo
 
 __all__ = [
+    "MULTI_PROJECT_REFUSALS",
     "QUERY_TIMEOUT_PREFIX",
     "REDACTED",
     "Redactor",
     "build_api_error",
+    "is_project_moved",
     "is_query_timeout",
     "parse_error_body",
 ]
@@ -106,6 +110,34 @@ def is_query_timeout(status: int, detail: str | ErrorDetail | None) -> bool:
     return text.lstrip().lower().startswith(QUERY_TIMEOUT_PREFIX)
 
 
+MULTI_PROJECT_REFUSALS = frozenset(
+    {
+        "You do not have the multi project stream feature enabled",
+        "You cannot view events from multiple projects.",
+    }
+)
+"""What servers before September 2025 answer for a query over several projects."""
+
+
+def _text(detail: str | ErrorDetail | None) -> str:
+    if detail is None:
+        return ""
+    return (detail if isinstance(detail, str) else (detail.message or "")).strip()
+
+
+def is_project_moved(status: int, detail: str | ErrorDetail | None, data: Any) -> bool:
+    """Sentry's renamed-project answer: a 3xx whose body names the new slug.
+
+    Current servers send ``detail.code == "resource-moved"``; older ones a top-level
+    ``slug`` and no code.
+    """
+    if not 300 <= status < 400:
+        return False
+    if isinstance(detail, ErrorDetail) and detail.code == "resource-moved":
+        return True
+    return isinstance(data, dict) and isinstance(data.get("slug"), str)
+
+
 def build_api_error(
     status: int,
     body: bytes,
@@ -127,6 +159,10 @@ def build_api_error(
     }
     if status == 429:
         return RateLimited(status, retry_after=retry_after, **common)
+    if is_project_moved(status, detail, data):
+        return ProjectMoved(status, **common)
+    if status == 400 and _text(detail) in MULTI_PROJECT_REFUSALS:
+        return MultiProjectRefused(status, **common)
     cls = _STATUS_CLASSES.get(status)
     if cls is None:
         cls = ServerError if status >= 500 else APIError

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Iterable
 
 from yarl import URL
 
@@ -13,7 +14,9 @@ __all__ = [
     "is_loopback",
     "origin",
     "redirect_method",
+    "registrable_domain",
     "resolve_redirect",
+    "token_host_refusal",
 ]
 
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
@@ -37,6 +40,67 @@ def is_loopback(host: str | None) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+_SECOND_LEVEL = frozenset({"co", "com", "net", "org", "gov", "edu", "ac", "or", "ne", "go"})
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    return True
+
+
+def registrable_domain(host: str) -> str:
+    """The domain a host's owner registered: ``sentry.io`` for ``de.sentry.io``.
+
+    Without a public-suffix list: the last two labels, or three under a two-letter country
+    code with a generic second level (``example.co.uk``). An IP address is its own domain.
+    """
+    host = host.lower().rstrip(".")
+    if _is_ip(host):
+        return host
+    labels = host.split(".")
+    if len(labels) >= 3 and len(labels[-1]) == 2 and labels[-2] in _SECOND_LEVEL:
+        return ".".join(labels[-3:])
+    return ".".join(labels[-2:])
+
+
+def token_host_refusal(base: URL, target: URL, trusted: Iterable[URL] = ()) -> str | None:
+    """Why the token must not go to ``target``, or ``None`` when it may.
+
+    Allowed: the base URL's own origin; the same loopback host on any port; an ``https``
+    subdomain of the base host's registrable domain on the default port (``de.sentry.io``
+    for ``sentry.io``); an origin listed in ``trusted``. Refused: credentials in the URL,
+    look-alikes (``sentry.io.evil.com``), other loopback addresses, plain-http subdomains
+    (``http://de.localhost``).
+    """
+    if target.scheme not in ("http", "https") or not target.host:
+        return f"{target} is not an absolute http(s) URL"
+    if target.user is not None or target.password is not None or "@" in (target.raw_authority):
+        return "a URL with user information (user@host) is never trusted"
+    if any(origin(url) == origin(target) for url in trusted):
+        return None
+    if origin(target) == origin(base):
+        return None
+    host = target.host.lower().rstrip(".")
+    base_host = (base.host or "").lower().rstrip(".")
+    if host == base_host:
+        if is_loopback(host) and target.scheme == base.scheme:
+            return None
+        return f"{target.host}: another port or scheme than the base URL's"
+    if target.scheme != "https":
+        return f"{target.host}: only https subdomains of the base URL's domain are trusted"
+    if _is_ip(host) or _is_ip(base_host) or is_loopback(host):
+        return f"{target.host}: not the base URL's host"
+    if target.port != 443:
+        return f"{target.host}: a subdomain is trusted on the default port only"
+    domain = registrable_domain(base_host)
+    if host == domain or host.endswith("." + domain):
+        return None
+    return f"{target.host} is not within {domain} (list it in trusted_hosts to allow it)"
 
 
 def resolve_redirect(

@@ -30,6 +30,11 @@ _TARGET = re.compile(r"<([^>]*)>")
 _PARAM = re.compile(rf'[ \t]*;[ \t]*({_TOKEN})[ \t]*(?:=[ \t]*(?:"((?:[^"\\]|\\.)*)"|({_TOKEN})))?')
 _END = re.compile(r"[ \t]*(?:;[ \t]*)*(?:,|$)")
 _ESCAPE = re.compile(r"\\(.)", re.DOTALL)
+_SENTRY_LINKS = re.compile(
+    r'<[^>]*>; rel="previous"; results="(true|false)"; cursor="([^"\\]*)", '
+    r'<[^>]*>; rel="next"; results="(true|false)"; cursor="([^"\\]*)"'
+)
+"""Exactly what Sentry's ``Link`` header looks like; anything else takes the full parser."""
 
 
 class LinkHeaderError(ValueError):
@@ -132,7 +137,27 @@ def parse_link_header(value: str) -> list[Link]:
 
 def page_links(value: str | None) -> PageLinks:
     """Reduce a Link header to the cursors a paginator needs."""
-    if value is None or not value.strip():
+    if value is None:
+        return PageLinks()
+    sentry = _SENTRY_LINKS.fullmatch(value)
+    if sentry is not None:
+        # Sentry's own layout (one regex instead of the tokenizer: this runs every page).
+        # Same results as the loop below: the cursor counts only with results="true".
+        prev_results, prev, next_results, nxt = sentry.groups()
+        more = next_results == "true"
+        return PageLinks(
+            next_cursor=nxt if more and nxt else None,
+            prev_cursor=prev if prev_results == "true" and prev else None,
+            paginated=True,
+            polling_cursor=nxt,
+            next_results=more,
+        )
+    return _parsed_page_links(value)
+
+
+def _parsed_page_links(value: str) -> PageLinks:
+    """:func:`page_links` through the RFC 8288 tokenizer: any layout, any order."""
+    if not value.strip():
         return PageLinks()
     next_cursor = prev_cursor = polling = None
     next_results: bool | None = None

@@ -18,6 +18,10 @@ __all__ = [
     "check_slug",
     "encode_params",
     "format_datetime",
+    "id_chunks",
+    "is_numeric_id",
+    "issue_id",
+    "project_refs",
     "time_range",
     "validate_period",
 ]
@@ -100,6 +104,86 @@ def check_page_size(value: int, name: str = "per_page", maximum: int = 100) -> i
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= maximum:
         raise ValueError(f"{name} must be an integer from 1 to {maximum} (got {value!r})")
     return value
+
+
+_SHORT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*-[A-Za-z0-9]+", re.ASCII)
+"""``PROJ-1A``: an upper-cased project slug, a dash, a base-32 counter (Sentry's short id)."""
+
+URL_BUDGET = 8000
+"""Bytes of path and query a request line may carry: nginx's default buffer is 8 KB."""
+
+
+def is_numeric_id(text: str) -> bool:
+    """ASCII digits only: ``str.isdigit`` also accepts ``"١٢٣"``, which Sentry does not."""
+    return bool(text) and text.isascii() and text.isdigit()
+
+
+def issue_id(value: str | int, name: str = "issue id") -> str:
+    """An issue reference for a path: a numeric id (ASCII digits) or a short id (``PROJ-1A``).
+
+    Anything else is refused before sending.
+    """
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise ValueError(f"{name} must be a numeric id or a short id (got {value!r})")
+    if isinstance(value, int):
+        if value <= 0:
+            raise ValueError(f"{name} must be a positive number (got {value!r})")
+        return str(value)
+    text = value.strip()
+    if is_numeric_id(text) or _SHORT_ID.fullmatch(text):
+        return text
+    raise ValueError(
+        f"{name} must be a numeric id such as 4567 or a short id such as PROJ-1A (got {value!r})"
+    )
+
+
+def project_refs(value: str | int | Sequence[str | int] | None) -> list[str] | None:
+    """Project filters as given: ids (ints, ASCII-digit strings, ``-1`` for every project the
+    token can see) and slugs (anything else). Sentry slugs are never all digits.
+
+    ``[]`` is refused: sent as nothing, it would mean every project.
+    """
+    if value is None:
+        return None
+    values = [value] if isinstance(value, (str, int)) else list(value)
+    if not values:
+        raise ValueError("project must not be an empty list (pass None for every project)")
+    out: list[str] = []
+    for item in values:
+        if isinstance(item, int) and not isinstance(item, bool):
+            if item <= 0 and item != -1:
+                raise ValueError(f"project ids are positive numbers (got {item!r})")
+            out.append(str(item))
+            continue
+        if isinstance(item, str) and item.strip() == "-1":
+            out.append("-1")
+            continue
+        out.append(check_slug(item, "project"))
+    return out
+
+
+def id_chunks(
+    ids: Sequence[str], *, base_length: int, limit: int = 1000, budget: int = URL_BUDGET
+) -> list[list[str]]:
+    """Split ``ids`` into calls of at most ``limit`` ids whose URL stays within ``budget``.
+
+    ``base_length`` is the URL without the ids; each id costs ``&id=<id>``.
+    """
+    chunks: list[list[str]] = []
+    current: list[str] = []
+    length = base_length
+    for item in ids:
+        cost = len(item) + 4
+        if current and (len(current) >= limit or length + cost > budget):
+            chunks.append(current)
+            current, length = [], base_length
+        if base_length + cost > budget:
+            raise ValueError(f"issue id {item[:40]!r} alone does not fit in a request line")
+        current.append(item)
+        length += cost
+    if current:
+        chunks.append(current)
+    return chunks
 
 
 def _scalar(value: Scalar, name: str) -> str:

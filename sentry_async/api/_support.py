@@ -9,12 +9,11 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
-from weakref import WeakKeyDictionary
 
 import msgspec
 from msgspec import UNSET, UnsetType
 
-from .._protocol.params import check_slug
+from .._protocol.params import check_slug, is_numeric_id
 from .._streaming import FileInput, download, stream, upload
 from ..pagination import PageFetcher, Paginator
 
@@ -65,9 +64,6 @@ def body(fields: Mapping[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in fields.items() if value is not UNSET}
 
 
-_PROJECT_IDS: WeakKeyDictionary[SentryClient, dict[tuple[str, str], str]] = WeakKeyDictionary()
-
-
 def _values(project: str | int | Sequence[str | int] | None) -> list[str] | None:
     if project is None:
         return None
@@ -76,43 +72,18 @@ def _values(project: str | int | Sequence[str | int] | None) -> list[str] | None
 
 
 def _is_id(value: str) -> bool:
-    return value.isdigit() or value == "-1"
+    return is_numeric_id(value) or value == "-1"
 
 
 async def project_ids(
     client: SentryClient, org: str | int, project: str | int | Sequence[str | int] | None
 ) -> list[str] | None:
-    """``project=`` takes numeric ids; slugs are looked up once per client and org.
+    """``project=`` takes numeric ids; slugs are resolved by :meth:`SentryClient.project_ids`
+    (one cache per client and org, shared with the hand-written resources).
 
     ``-1`` (every project the token can see) passes through.
     """
-    values = _values(project)
-    if values is None or all(_is_id(value) for value in values):
-        return values
-    org_slug = check_slug(org, "org")
-    known = _PROJECT_IDS.setdefault(client, {})
-    missing = {value for value in values if not _is_id(value) and (org_slug, value) not in known}
-    if missing:
-        # Whole pages are remembered, so slugs that a later call needs are usually known.
-        listing: Paginator[_ProjectRef] = client.paginate(
-            "/organizations/{org}/projects/", path_params={"org": org_slug}, type=_ProjectRef
-        )
-        pages = listing.pages()
-        async for page in pages:
-            for item in page.items:
-                known[(org_slug, item.slug)] = item.id
-                missing.discard(item.slug)
-            if not missing:
-                break
-    if missing:
-        name = sorted(missing)[0]
-        raise ValueError(f"no project with slug {name!r} in organization {org_slug!r}")
-    return [value if _is_id(value) else known[(org_slug, value)] for value in values]
-
-
-class _ProjectRef(msgspec.Struct, forbid_unknown_fields=False):
-    id: str
-    slug: str
+    return await client.project_ids(check_slug(org, "org"), project)
 
 
 def paginate_projects(

@@ -311,6 +311,8 @@ class Manifest(msgspec.Struct, kw_only=True):
     streams: list[ManifestStream]
     unidentified: int = 0
     """Items written without a usable ``id``, hence not de-duplicated (all streams)."""
+    renamed: dict[str, str] = {}
+    """Projects renamed on the server while exported: old slug -> new slug."""
     skipped: list[SkippedProject] = []
     """Projects left out, each with the reason (an unusable slug); the others are exported."""
 
@@ -1163,6 +1165,11 @@ class Exporter:
             pages=sum(s.pages for s in streams),
             duplicates=sum(s.duplicates for s in streams),
             unidentified=sum(s.unidentified for s in streams),
+            renamed={
+                old: new
+                for (org, old), new in self.client.renamed_projects.items()
+                if org == self.spec.org
+            },
             skipped=checkpoint.skipped,
             files=[
                 ManifestFile(path=name, items=state.items, bytes=state.offset)

@@ -11,6 +11,7 @@ from .events import (
     EntryHead,
     Event,
     EventError,
+    EventFormatted,
     EventIdResolution,
     EventSummary,
     EventTag,
@@ -19,6 +20,7 @@ from .events import (
     ExceptionValue,
     Frame,
     IssueHash,
+    IssueHashSummary,
     Mechanism,
     MessageEntry,
     Occurrence,
@@ -38,13 +40,22 @@ from .events import (
 from .issues import (
     Assignee,
     Issue,
+    IssueInbox,
+    IssueOwner,
     IssueProject,
     IssueTagSummary,
     IssueUpdateResult,
     TagDetail,
     TagValue,
 )
-from .organizations import Avatar, Organization, OrganizationLinks, OrganizationStatus, Project
+from .organizations import (
+    Avatar,
+    Organization,
+    OrganizationLinks,
+    OrganizationStatus,
+    OwnedOrganization,
+    Project,
+)
 from .stats import EventsStats, Series, UsageGroup, UsageStats, parse_events_stats
 
 __all__ = [
@@ -60,6 +71,7 @@ __all__ = [
     "EntryHead",
     "Event",
     "EventError",
+    "EventFormatted",
     "EventIdResolution",
     "EventSummary",
     "EventTag",
@@ -70,6 +82,9 @@ __all__ = [
     "Frame",
     "Issue",
     "IssueHash",
+    "IssueHashSummary",
+    "IssueInbox",
+    "IssueOwner",
     "IssueProject",
     "IssueTagSummary",
     "IssueUpdateResult",
@@ -80,6 +95,7 @@ __all__ = [
     "Organization",
     "OrganizationLinks",
     "OrganizationStatus",
+    "OwnedOrganization",
     "Project",
     "Release",
     "RequestEntry",

@@ -28,6 +28,7 @@ __all__ = [
     "EntryHead",
     "Event",
     "EventError",
+    "EventFormatted",
     "EventIdResolution",
     "EventSummary",
     "EventTag",
@@ -36,6 +37,7 @@ __all__ = [
     "ExceptionValue",
     "Frame",
     "IssueHash",
+    "IssueHashSummary",
     "Mechanism",
     "MessageEntry",
     "Occurrence",
@@ -408,6 +410,13 @@ class Release(Model):
     data: dict[str, Any] | None = None
 
 
+class EventFormatted(Model):
+    """``Event.formatted``: ``content`` in ``format`` (``markdown`` or ``xml``)."""
+
+    format: str | None = None
+    content: str | None = None
+
+
 class Event(Model):
     """A full event payload (``/events/{id}/``, ``latest``, ``full=true`` lists).
 
@@ -434,7 +443,8 @@ class Event(Model):
     size: int | None = None
     tags: list[EventTag] = []
     user: EventUser | None = None
-    contexts: dict[str, Any] = {}
+    contexts: dict[str, Any] | None = {}
+    """``null`` on some events (the spec marks it nullable)."""
     context: msgspec.Raw = _NULL
     sdk: Sdk | None = None
     packages: dict[str, Any] | None = None
@@ -457,6 +467,8 @@ class Event(Model):
     breakdowns: dict[str, Any] | None = None
     meta: msgspec.Raw = msgspec.field(default=_NULL, name="_meta")
     entries: list[EntryHead] = []
+    formatted: EventFormatted | None = None
+    """The event rendered for a language model, when ``llmFormat`` was asked for."""
 
     def get_entries(self) -> list[Entry]:
         """Every entry, decoded by type, in the payload's order."""
@@ -506,7 +518,7 @@ class Event(Model):
 
     def context_of(self, name: str) -> dict[str, Any] | None:
         """One of ``contexts`` (``os``, ``browser``, ``trace``, a custom name), if an object."""
-        value = self.contexts.get(name)
+        value = (self.contexts or {}).get(name)
         return value if isinstance(value, dict) else None
 
     def tag(self, key: str) -> str | None:
@@ -550,9 +562,18 @@ class EventIdResolution(Model):
 
 
 class IssueHash(Model):
-    """A fingerprint hash merged into an issue, with its latest event."""
+    """A fingerprint hash merged into an issue, with its latest event (``hashes(full=True)``)."""
 
     id: str
     latest_event: Event | None = None
+    merged_by_seer: bool | None = None
+    seer_match_distance: float | None = None
+
+
+class IssueHashSummary(Model):
+    """A row of ``hashes(full=False)``: its latest event is a summary (``event.type``)."""
+
+    id: str
+    latest_event: EventSummary | None = None
     merged_by_seer: bool | None = None
     seer_match_distance: float | None = None

@@ -7,11 +7,13 @@ from typing import Any
 
 import msgspec
 
-from ._base import Model
+from ._base import Model, SnakeModel
 
 __all__ = [
     "Assignee",
     "Issue",
+    "IssueInbox",
+    "IssueOwner",
     "IssueProject",
     "IssueTagSummary",
     "IssueUpdateResult",
@@ -36,6 +38,22 @@ class Assignee(Model):
     id: str | None = None
     name: str | None = None
     email: str | None = None
+
+
+class IssueOwner(SnakeModel):
+    """``expand=owners``: why an owner was suggested (``ownershipRule``, ``suspectCommit``...)."""
+
+    type: str | None = None
+    owner: str | None = None
+    date_added: datetime | None = None
+
+
+class IssueInbox(SnakeModel):
+    """``expand=inbox``: why the issue is in the inbox (``reason`` is Sentry's enum value)."""
+
+    reason: int | None = None
+    reason_details: dict[str, Any] | None = None
+    date_added: datetime | None = None
 
 
 class IssueTagSummary(Model):
@@ -87,8 +105,19 @@ class Issue(Model):
     stats_raw: msgspec.Raw = msgspec.field(default=_NULL, name="stats")
     lifetime: dict[str, Any] | None = None
     filtered: dict[str, Any] | None = None
-    inbox: Any = None
-    owners: Any = None
+    inbox: IssueInbox | None = None
+    owners: list[IssueOwner] | IssueOwner | None = None
+    """A list on current servers; the spec shows a single object."""
+    integration_issues: list[dict[str, Any]] | None = None
+    """``expand=integrationIssues``: linked issues in Jira, GitHub, ..."""
+    sentry_app_issues: list[dict[str, Any]] | None = None
+    latest_event_has_attachments: bool | None = None
+    session_count: int | None = None
+    """``expand=sessions``: sessions in the period, for a crash-free rate."""
+    forecast: dict[str, Any] | None = None
+    """``expand=forecast`` (detail): the escalation forecast."""
+    priority_locked_at: datetime | None = None
+    seer_fixability_score: float | None = None
     share_id: str | None = None
     matching_event_id: str | None = None
     matching_event_environment: str | None = None
@@ -138,7 +167,8 @@ class TagDetail(Model):
     name: str | None = None
     unique_values: int | None = None
     total_values: int | None = None
-    top_values: list[TagValue] = []
+    top_values: list[TagValue] | None = []
+    """``null`` where the spec allows it."""
 
 
 class IssueUpdateResult(Model):

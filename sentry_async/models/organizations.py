@@ -9,7 +9,14 @@ import msgspec
 
 from ._base import Model
 
-__all__ = ["Avatar", "Organization", "OrganizationLinks", "OrganizationStatus", "Project"]
+__all__ = [
+    "Avatar",
+    "Organization",
+    "OrganizationLinks",
+    "OrganizationStatus",
+    "OwnedOrganization",
+    "Project",
+]
 
 
 class OrganizationStatus(Model):
@@ -43,6 +50,18 @@ class Organization(Model):
     allow_member_invite: bool | None = None
     features: list[str] = []
     links: OrganizationLinks | None = None
+    access: list[str] = []
+    allow_member_project_creation: bool | None = None
+    allow_superuser_access: bool | None = None
+    extra_options: dict[str, Any] | None = None
+    onboarding_tasks: list[dict[str, Any]] = []
+
+
+class OwnedOrganization(Model):
+    """One row of ``GET /organizations/?owner=1``: the org, and whether you are its only owner."""
+
+    organization: Organization
+    single_owner: bool | None = None
 
 
 class Project(Model):
@@ -67,3 +86,41 @@ class Project(Model):
     teams: list[dict[str, Any]] = []
     organization: dict[str, Any] | None = None
     has_user_reports: bool | None = None
+    # The detail endpoint's fields (``GET /projects/{org}/{project}/``).
+    access: list[str] = []
+    avatar: Avatar | None = None
+    platforms: list[str] = []
+    is_internal: bool | None = None
+    default_environment: str | None = None
+    resolve_age: int | None = None
+    subject_prefix: str | None = None
+    subject_template: str | None = None
+    store_crash_reports: int | None = None
+    data_scrubber: bool | None = None
+    data_scrubber_defaults: bool | None = None
+    scrub_ip_addresses: bool | None = msgspec.field(default=None, name="scrubIPAddresses")
+    scrape_java_script: bool | None = msgspec.field(default=None, name="scrapeJavaScript")
+    sensitive_fields: list[str] = []
+    safe_fields: list[str] = []
+    allowed_domains: list[str] = []
+    verify_ssl: bool | None = msgspec.field(default=None, name="verifySSL")
+    security_token: str | None = None
+    security_token_header: str | None = None
+    grouping_config: str | None = None
+    secondary_grouping_config: str | None = None
+    secondary_grouping_expiry: int | None = None
+    fingerprinting_rules: str | None = None
+    grouping_enhancements: str | None = None
+    relay_pii_config: str | None = None
+    debug_files_role: str | None = None
+    dynamic_sampling_biases: list[dict[str, Any]] | None = None
+    processing_issues: int | None = None
+    options: dict[str, Any] = {}
+    plugins: list[dict[str, Any]] = []
+    has_sessions: bool | None = None
+    has_replays: bool | None = None
+    has_profiles: bool | None = None
+    has_monitors: bool | None = None
+    has_feedbacks: bool | None = None
+    has_logs: bool | None = None
+    has_minified_stack_trace: bool | None = None

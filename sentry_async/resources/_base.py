@@ -11,7 +11,7 @@ from .._protocol.params import check_slug, time_range
 if TYPE_CHECKING:
     from ..client import SentryClient
 
-__all__ = ["IdOrSlug", "Resource", "listify", "time_params"]
+__all__ = ["IdOrSlug", "Resource", "environments", "listify", "time_params"]
 
 IdOrSlug = str | int
 
@@ -41,6 +41,13 @@ def listify(value: str | int | Sequence[str | int] | None, name: str) -> list[st
             raise ValueError(f"{name} must not contain empty values")
         out.append(text)
     return out
+
+
+def environments(value: str | Sequence[str] | None) -> list[str] | None:
+    """``environment=``; ``[]`` is refused: sent as nothing it would mean every environment."""
+    if value is not None and not isinstance(value, str) and len(value) == 0:
+        raise ValueError("environment must not be an empty list (pass None for every environment)")
+    return listify(value, "environment")
 
 
 def time_params(

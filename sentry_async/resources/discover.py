@@ -6,25 +6,32 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from .._protocol.params import check_page_size
+from .._protocol.params import check_page_size, project_refs
 from ..api.discover import DiscoverAPI
 from ..models import DiscoverMeta, DiscoverResponse, discover_meta
 from ..pagination import Paginator
-from ._base import IdOrSlug, listify, time_params
+from ._base import IdOrSlug, environments, listify, time_params
 
 __all__ = ["MAX_FIELDS", "DiscoverResource"]
 
 MAX_FIELDS = 20
 """Sentry refuses more than 20 fields per query."""
 
+LARGE_PAGE_DATASETS = frozenset({"logs", "tracemetrics"})
+"""Datasets whose pages may hold up to 9999 rows (100 elsewhere)."""
+MAX_LARGE_PAGE = 9999
+
 Row = dict[str, Any]
 
 
 def _page_type(item: Any) -> Any:
-    return DiscoverResponse[item]
+    # Older servers answer a query over no projects with a bare ``[]``.
+    return DiscoverResponse[item] | list[item]
 
 
-def _unwrap(body: DiscoverResponse[Any]) -> tuple[list[Any], DiscoverMeta | None]:
+def _unwrap(body: DiscoverResponse[Any] | list[Any]) -> tuple[list[Any], DiscoverMeta | None]:
+    if isinstance(body, list):
+        return body, None
     return body.data, discover_meta(body.meta)
 
 
@@ -46,6 +53,8 @@ class DiscoverResource(DiscoverAPI):
         start: datetime | None = None,
         end: datetime | None = None,
         dataset: str | None = None,
+        allow_aggregate_conditions: bool | None = None,
+        no_pagination: bool | None = None,
         page_size: int = 100,
         cursor: str | None = None,
         skip: int = 0,
@@ -55,6 +64,9 @@ class DiscoverResource(DiscoverAPI):
 
         Each :class:`~sentry_async.Page` carries the response ``meta`` (field types and
         units). Pin ``start``/``end`` for exports: offsets drift while new events arrive.
+        ``project`` takes ids or slugs (resolved to ids: Sentry takes ids only).
+        ``page_size`` may go to 9999 for the ``logs`` and ``tracemetrics`` datasets.
+        ``no_pagination=True`` asks for one page without a ``Link`` header.
         """
         field_list = listify(fields if not isinstance(fields, str) else [fields], "fields")
         if not field_list or len(field_list) > MAX_FIELDS:
@@ -66,19 +78,29 @@ class DiscoverResource(DiscoverAPI):
                 name = key[1:] if key.startswith("-") else key
                 if name not in plain and not name.startswith("equation"):
                     raise ValueError(f"sort field {name!r} must be one of the requested fields")
-        check_page_size(page_size, "page_size")
+        large = dataset in LARGE_PAGE_DATASETS
+        check_page_size(page_size, "page_size", maximum=MAX_LARGE_PAGE if large else 100)
+        org_slug = self._org(org)
+        project_refs(project)
+
+        async def projects() -> dict[str, Any]:
+            return {"project": await self._client.project_ids(org_slug, project)}
+
         return self._client.paginate(
             "/organizations/{org}/events/",
-            path_params={"org": self._org(org)},
+            path_params={"org": org_slug},
             params={
                 "field": field_list,
                 "query": query,
                 "sort": sorts,
-                "project": listify(project, "project"),
-                "environment": listify(environment, "environment"),
+                "environment": environments(environment),
                 "dataset": dataset,
+                "allowAggregateConditions": allow_aggregate_conditions,
+                "noPagination": no_pagination,
                 **time_params(period, start, end),
             },
+            lazy_params=projects,
+            max_page_size=MAX_LARGE_PAGE if large else 100,
             type=Row,
             page_type=_page_type,
             envelope=_unwrap,

@@ -8,15 +8,16 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal, TypedDict, overload
 
 from .._protocol.params import check_page_size
+from .._protocol.params import issue_id as _issue_id
 from ..api.events import EventsAPI
 from ..models import Event, EventIdResolution, EventSummary
 from ..pagination import Paginator
-from ._base import IdOrSlug, listify, time_params
+from ._base import IdOrSlug, environments, time_params
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
 
-__all__ = ["FULL_PAGE_MAX", "EventListOptions", "EventsResource"]
+__all__ = ["FULL_PAGE_MAX", "EventListOptions", "EventSelection", "EventsResource"]
 
 FULL_PAGE_MAX = 10
 """Sentry clamps pages of full payloads to 10 events, whatever ``per_page`` says."""
@@ -31,22 +32,17 @@ def _event_id(value: str) -> str:
     return value.strip().replace("-", "").lower()
 
 
-def _issue_id(value: IdOrSlug) -> str:
-    text = str(value).strip()
-    if isinstance(value, bool) or not text.isdigit():
-        raise ValueError(f"issue ids are numeric (got {value!r})")
-    return text
-
-
 class EventListOptions(TypedDict, total=False):
     """Filters and paging shared by the event lists; every key is optional.
 
     ``page_size`` defaults to 100 (Sentry sends at most 10 full payloads per page whatever
     it says); ``cursor``/``skip`` resume from a saved :class:`~sentry_async.Position`;
-    ``limit`` caps the items handed out.
+    ``limit`` caps the items handed out. ``sample=True`` asks Sentry for a random sample
+    instead of the newest events.
     """
 
     query: str | None
+    sample: bool | None
     period: str | timedelta | None
     start: datetime | None
     end: datetime | None
@@ -54,6 +50,16 @@ class EventListOptions(TypedDict, total=False):
     cursor: str | None
     skip: int
     limit: int | None
+
+
+class EventSelection(TypedDict, total=False):
+    """Which events ``latest``/``oldest``/``recommended`` choose among; every key optional."""
+
+    environment: str | Sequence[str] | None
+    query: str | None
+    period: str | timedelta | None
+    start: datetime | None
+    end: datetime | None
 
 
 class EventsResource(EventsAPI):
@@ -113,7 +119,7 @@ class EventsResource(EventsAPI):
             "/organizations/{org}/issues/{issue_id}/events/",
             {"org": self._org(org), "issue_id": _issue_id(issue_id)},
             full=full,
-            params={"environment": listify(environment, "environment")},
+            params={"environment": environments(environment)},
             options=options,
         )
 
@@ -182,7 +188,13 @@ class EventsResource(EventsAPI):
         return self._client.paginate(
             path,
             path_params=path_params,
-            params={**params, **time, "query": options.get("query"), "full": full or None},
+            params={
+                **params,
+                **time,
+                "query": options.get("query"),
+                "full": full or None,
+                "sample": options.get("sample"),
+            },
             type=Event if full else EventSummary,
             page_size=page_size,
             cursor=options.get("cursor"),
@@ -223,25 +235,40 @@ class EventsResource(EventsAPI):
         event_id: str = "latest",
         *,
         environment: str | Sequence[str] | None = None,
+        query: str | None = None,
+        period: str | timedelta | None = None,
+        start: datetime | None = None,
+        end: datetime | None = None,
     ) -> Event:
-        """One of an issue's events: an event id, or ``latest``, ``oldest``, ``recommended``."""
+        """One of an issue's events: an event id, or ``latest``, ``oldest``, ``recommended``,
+        chosen among the events matching ``environment``, ``query`` and the time range."""
         key = event_id if event_id in _ISSUE_EVENT_ALIASES else _event_id(event_id)
         return await self._client.request(
             "GET",
             "/organizations/{org}/issues/{issue_id}/events/{event_id}/",
             path_params={"org": self._org(org), "issue_id": _issue_id(issue_id), "event_id": key},
-            params={"environment": listify(environment, "environment")},
+            params={
+                "environment": environments(environment),
+                "query": query,
+                **time_params(period, start, end),
+            },
             type=Event,
         )
 
-    async def latest(self, org: IdOrSlug, issue_id: IdOrSlug) -> Event:
-        return await self.for_issue_event(org, issue_id, "latest")
+    async def latest(
+        self, org: IdOrSlug, issue_id: IdOrSlug, **selection: Unpack[EventSelection]
+    ) -> Event:
+        return await self.for_issue_event(org, issue_id, "latest", **selection)
 
-    async def oldest(self, org: IdOrSlug, issue_id: IdOrSlug) -> Event:
-        return await self.for_issue_event(org, issue_id, "oldest")
+    async def oldest(
+        self, org: IdOrSlug, issue_id: IdOrSlug, **selection: Unpack[EventSelection]
+    ) -> Event:
+        return await self.for_issue_event(org, issue_id, "oldest", **selection)
 
-    async def recommended(self, org: IdOrSlug, issue_id: IdOrSlug) -> Event:
-        return await self.for_issue_event(org, issue_id, "recommended")
+    async def recommended(
+        self, org: IdOrSlug, issue_id: IdOrSlug, **selection: Unpack[EventSelection]
+    ) -> Event:
+        return await self.for_issue_event(org, issue_id, "recommended", **selection)
 
     async def resolve(self, org: IdOrSlug, event_id: str) -> EventIdResolution:
         """Find the project and issue of an event id (transactions are not found)."""

@@ -3,17 +3,33 @@
 from __future__ import annotations
 
 import builtins
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Literal, cast, overload
 
-from .._protocol.params import check_page_size, check_slug
-from ..models import Issue, IssueHash, IssueUpdateResult, TagDetail, TagValue
+import msgspec
+
+from .._protocol.params import (
+    check_page_size,
+    id_chunks,
+    is_numeric_id,
+    project_refs,
+)
+from .._protocol.params import issue_id as check_issue_id
+from ..errors import BulkPartialError, SentryError
+from ..models import (
+    Issue,
+    IssueHash,
+    IssueHashSummary,
+    IssueUpdateResult,
+    TagDetail,
+    TagValue,
+)
 from ..pagination import Paginator
-from ._base import IdOrSlug, Resource, listify, time_params
+from ._base import IdOrSlug, Resource, environments, listify, time_params
 
-__all__ = ["BULK_LIMIT", "BulkResult", "IssuesResource"]
+__all__ = ["ALL_UNRESOLVED", "BULK_LIMIT", "DEFAULT_QUERY", "BulkResult", "IssuesResource"]
 
 BULK_LIMIT = 1000
 """Sentry mutates at most this many issues per bulk call."""
@@ -34,14 +50,27 @@ _UPDATE_FIELDS = {
 }
 _NOT_IDEMPOTENT = frozenset({"merge", "discard"})
 _SORTS = frozenset({"date", "freq", "inbox", "new", "recommended", "trends", "user"})
+_GROUP_STATS_PERIODS = frozenset({"", "24h", "14d", "auto"})
+_TAG_VALUE_SORTS = frozenset({"date", "age", "count"})
+
+DEFAULT_QUERY = "is:unresolved issue.priority:[high, medium]"
+"""What Sentry searches when no ``query`` is sent: low-priority issues are left out."""
+
+ALL_UNRESOLVED = "is:unresolved"
+"""Every unresolved issue, whatever its priority: pass as ``query=``."""
+
+
+class _ShortIdMatch(msgspec.Struct):
+    groupId: str
 
 
 @dataclass(frozen=True, slots=True)
 class BulkResult:
     """What a bulk call did: the ids sent, the calls made, and each call's answer.
 
-    ``results`` holds one entry per call of at most 1000 ids: the changed attributes, or
-    ``None`` where Sentry answered 204 (nothing matched, or deletion accepted).
+    ``results`` holds one entry per call (at most 1000 ids, and a request line under
+    8 KB): the changed attributes, or ``None`` where Sentry answered 204 (nothing matched,
+    or deletion accepted). Short ids are sent as the numeric ids they resolve to.
     """
 
     ids: list[str]
@@ -63,13 +92,9 @@ def _changes(changes: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _ids(ids: Iterable[str | int]) -> list[str]:
-    out: list[str] = []
-    for issue_id in ids:
-        text = check_slug(issue_id, "issue id")
-        if not text.isdigit():
-            raise ValueError(f"issue ids are numeric (got {issue_id!r})")
-        out.append(text)
-    return out
+    if isinstance(ids, (str, int)):
+        raise ValueError("ids must be a list of issue ids, not a single id")
+    return [check_issue_id(value) for value in ids]
 
 
 class IssuesResource(Resource):
@@ -90,28 +115,48 @@ class IssuesResource(Resource):
         sort: str | None = None,
         expand: str | Sequence[str] | None = None,
         collapse: str | Sequence[str] | None = None,
+        group_stats_period: str | None = None,
+        short_id_lookup: bool | None = None,
+        view_id: str | int | None = None,
         page_size: int = 100,
         cursor: str | None = None,
         skip: int = 0,
         limit: int | None = None,
     ) -> Paginator[Issue]:
-        """The org's issues, lazily. ``query=None`` is Sentry's default (``is:unresolved``);
-        ``query=""`` lists every issue. Page sizes go out as ``limit``, as Sentry expects."""
+        """The org's issues, lazily.
+
+        ``query=None`` sends no query and gets Sentry's default, :data:`DEFAULT_QUERY`
+        (``is:unresolved issue.priority:[high, medium]``): low-priority issues are left out.
+        ``query=ALL_UNRESOLVED`` (``"is:unresolved"``) asks for every unresolved issue and
+        ``query=""`` for every issue. ``project`` takes ids or slugs (slugs are resolved to
+        ids first: Sentry takes ids only). A query that is an event id, or a short id with
+        ``short_id_lookup=True``, answers the matching issue as one page with
+        ``page.direct_hit`` set. Page sizes go out as ``limit``, as Sentry expects.
+        """
         if sort is not None and sort not in _SORTS:
             raise ValueError(f"sort must be one of {', '.join(sorted(_SORTS))} (got {sort!r})")
+        if group_stats_period is not None and group_stats_period not in _GROUP_STATS_PERIODS:
+            raise ValueError(
+                "group_stats_period must be '', '24h', '14d' or 'auto' "
+                f"(got {group_stats_period!r})"
+            )
+        org_slug = self._org(org)
         params: dict[str, Any] = {
             "query": query,
-            "project": listify(project, "project"),
-            "environment": listify(environment, "environment"),
+            "environment": environments(environment),
             "sort": sort,
             "expand": listify(expand, "expand"),
             "collapse": listify(collapse, "collapse"),
+            "groupStatsPeriod": group_stats_period,
+            "shortIdLookup": short_id_lookup,
+            "viewId": view_id,
             **time_params(period, start, end),
         }
         return self._client.paginate(
             "/organizations/{org}/issues/",
-            path_params={"org": self._org(org)},
+            path_params={"org": org_slug},
             params=params,
+            lazy_params=self._project_param(org_slug, project),
             type=Issue,
             page_size=page_size,
             page_size_param="limit",
@@ -129,13 +174,13 @@ class IssuesResource(Resource):
         expand: str | Sequence[str] | None = None,
         collapse: str | Sequence[str] | None = None,
     ) -> Issue:
-        """One issue with its detail-only fields (activity, tags, first and last release)."""
+        """One issue, by numeric id or short id (``PROJ-1A``), with its detail-only fields."""
         return await self._client.request(
             "GET",
             "/organizations/{org}/issues/{issue_id}/",
-            path_params={"org": self._org(org), "issue_id": _ids([issue_id])[0]},
+            path_params={"org": self._org(org), "issue_id": check_issue_id(issue_id)},
             params={
-                "environment": listify(environment, "environment"),
+                "environment": environments(environment),
                 "expand": listify(expand, "expand"),
                 "collapse": listify(collapse, "collapse"),
             },
@@ -148,7 +193,7 @@ class IssuesResource(Resource):
         return await self._client.request(
             "PUT",
             "/organizations/{org}/issues/{issue_id}/",
-            path_params={"org": self._org(org), "issue_id": _ids([issue_id])[0]},
+            path_params={"org": self._org(org), "issue_id": check_issue_id(issue_id)},
             json=body,
             idempotent=not (_NOT_IDEMPOTENT & changes.keys()),
             type=Issue,
@@ -159,7 +204,7 @@ class IssuesResource(Resource):
         await self._client.send(
             "DELETE",
             "/organizations/{org}/issues/{issue_id}/",
-            path_params={"org": self._org(org), "issue_id": _ids([issue_id])[0]},
+            path_params={"org": self._org(org), "issue_id": check_issue_id(issue_id)},
         )
 
     async def bulk_update(
@@ -170,7 +215,10 @@ class IssuesResource(Resource):
         project: IdOrSlug | Sequence[IdOrSlug] | None = None,
         **changes: Any,
     ) -> BulkResult:
-        """Apply the same change to many issues, 1000 ids per call.
+        """Apply the same change to many issues (numeric or short ids), 1000 ids per call.
+
+        If a later call fails, :class:`~sentry_async.BulkPartialError` says which ids were
+        already changed (``done``) and which were not (``not_done``).
 
         An empty id list is refused: without ids Sentry applies the change to every issue
         matching the (default) query.
@@ -189,7 +237,7 @@ class IssuesResource(Resource):
         *,
         project: IdOrSlug | Sequence[IdOrSlug] | None = None,
     ) -> BulkResult:
-        """Delete many issues, 1000 ids per call.
+        """Delete many issues, 1000 ids per call (partial failures as in :meth:`bulk_update`).
 
         An empty id list is refused: Sentry would delete the first 1000 issues matching
         the query instead.
@@ -202,6 +250,32 @@ class IssuesResource(Resource):
             )
         return await self._bulk("DELETE", id_list, org, project, None, True)
 
+    def _project_param(
+        self, org: str, project: IdOrSlug | Sequence[IdOrSlug] | None
+    ) -> Callable[[], Awaitable[dict[str, Any]]]:
+        project_refs(project)  # refuse bad values now, not at the first page
+
+        async def resolve() -> dict[str, Any]:
+            return {"project": await self._client.project_ids(org, project)}
+
+        return resolve
+
+    async def _numeric(self, org: str, id_list: builtins.list[str]) -> builtins.list[str]:
+        """Bulk calls take numeric ``id=`` only: short ids are looked up first."""
+        out: builtins.list[str] = []
+        for value in id_list:
+            if is_numeric_id(value):
+                out.append(value)
+                continue
+            match = await self._client.request(
+                "GET",
+                "/organizations/{org}/shortids/{short_id}/",
+                path_params={"org": org, "short_id": value},
+                type=_ShortIdMatch,
+            )
+            out.append(match.groupId)
+        return out
+
     async def _bulk(
         self,
         method: str,
@@ -212,25 +286,62 @@ class IssuesResource(Resource):
         idempotent: bool,
     ) -> BulkResult:
         org_slug = self._org(org)
-        projects = listify(project, "project")
+        projects = await self._client.project_ids(org_slug, project)
+        numeric = await self._numeric(org_slug, id_list)
+        extra = [("project", p) for p in projects or ()]
+        base = self._client.url_for("/organizations/{org}/issues/", {"org": org_slug})
+        base_length = len(str(base.extend_query(extra) if extra else base)) + 1
+        chunks = id_chunks(numeric, base_length=base_length, limit=BULK_LIMIT)
         results: builtins.list[IssueUpdateResult | None] = []
-        for offset in range(0, len(id_list), BULK_LIMIT):
-            chunk = id_list[offset : offset + BULK_LIMIT]
-            params: builtins.list[tuple[str, str]] = [("id", issue_id) for issue_id in chunk]
-            params.extend(("project", p) for p in projects or ())
-            response = await self._client.send(
-                method,
-                "/organizations/{org}/issues/",
-                path_params={"org": org_slug},
-                params=params,
-                json=body,
-                idempotent=idempotent,
-            )
+        done: builtins.list[str] = []
+        for chunk in chunks:
+            params: builtins.list[tuple[str, str]] = [("id", value) for value in chunk]
+            params.extend(extra)
+            try:
+                response = await self._client.send(
+                    method,
+                    "/organizations/{org}/issues/",
+                    path_params={"org": org_slug},
+                    params=params,
+                    json=body,
+                    idempotent=idempotent,
+                )
+            except SentryError as exc:
+                if not done:
+                    raise
+                raise BulkPartialError(exc, done=done, not_done=numeric[len(done) :]) from exc
+            done.extend(chunk)
             if response.status == 204 or not response.body.strip():
                 results.append(None)
             else:
                 results.append(self._client.decode(response, IssueUpdateResult))
-        return BulkResult(ids=id_list, calls=len(results), results=results)
+        return BulkResult(ids=numeric, calls=len(results), results=results)
+
+    @overload
+    def hashes(
+        self,
+        org: IdOrSlug,
+        issue_id: IdOrSlug,
+        *,
+        full: Literal[True] = ...,
+        page_size: int = ...,
+        cursor: str | None = ...,
+        skip: int = ...,
+        limit: int | None = ...,
+    ) -> Paginator[IssueHash]: ...
+
+    @overload
+    def hashes(
+        self,
+        org: IdOrSlug,
+        issue_id: IdOrSlug,
+        *,
+        full: Literal[False],
+        page_size: int = ...,
+        cursor: str | None = ...,
+        skip: int = ...,
+        limit: int | None = ...,
+    ) -> Paginator[IssueHashSummary]: ...
 
     def hashes(
         self,
@@ -242,13 +353,14 @@ class IssuesResource(Resource):
         cursor: str | None = None,
         skip: int = 0,
         limit: int | None = None,
-    ) -> Paginator[IssueHash]:
-        """The fingerprint hashes grouped into an issue, each with its latest event."""
+    ) -> Paginator[IssueHash] | Paginator[IssueHashSummary]:
+        """The fingerprint hashes grouped into an issue, each with its latest event: a full
+        event, or with ``full=False`` an event summary (:class:`IssueHashSummary`)."""
         return self._client.paginate(
             "/organizations/{org}/issues/{issue_id}/hashes/",
-            path_params={"org": self._org(org), "issue_id": _ids([issue_id])[0]},
+            path_params={"org": self._org(org), "issue_id": check_issue_id(issue_id)},
             params={"full": full},
-            type=IssueHash,
+            type=cast(Any, IssueHash if full else IssueHashSummary),
             page_size=check_page_size(page_size, "page_size"),
             cursor=cursor,
             skip=skip,
@@ -267,8 +379,8 @@ class IssuesResource(Resource):
         return await self._client.request(
             "GET",
             "/organizations/{org}/issues/{issue_id}/tags/{key}/",
-            path_params={"org": self._org(org), "issue_id": _ids([issue_id])[0], "key": key},
-            params={"environment": listify(environment, "environment")},
+            path_params={"org": self._org(org), "issue_id": check_issue_id(issue_id), "key": key},
+            params={"environment": environments(environment)},
             type=TagDetail,
         )
 
@@ -286,12 +398,13 @@ class IssuesResource(Resource):
         limit: int | None = None,
     ) -> Paginator[TagValue]:
         """Every value of one tag on an issue (Sentry stops at 1000 values)."""
-        if sort is not None and sort.lstrip("-") not in {"age", "count", "date", "id"}:
-            raise ValueError(f"sort must be one of age, count, date, id (got {sort!r})")
+        if sort is not None and sort not in _TAG_VALUE_SORTS:
+            # Anything else (``-date``, ``id``) is silently read as "by id" on the server.
+            raise ValueError(f"sort must be one of date, age, count (got {sort!r})")
         return self._client.paginate(
             "/organizations/{org}/issues/{issue_id}/tags/{key}/values/",
-            path_params={"org": self._org(org), "issue_id": _ids([issue_id])[0], "key": key},
-            params={"environment": listify(environment, "environment"), "sort": sort},
+            path_params={"org": self._org(org), "issue_id": check_issue_id(issue_id), "key": key},
+            params={"environment": environments(environment), "sort": sort},
             type=TagValue,
             page_size=page_size,
             cursor=cursor,

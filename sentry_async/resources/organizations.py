@@ -1,13 +1,54 @@
-"""Organizations: the list a token can see, one org's detail, and its region."""
+"""Organizations: the list a token can see (in every region), one org's detail, its region."""
 
 from __future__ import annotations
 
+import builtins
+import logging
+from collections.abc import Hashable
+from typing import Any, cast
+
+import msgspec
+from yarl import URL
+
 from ..api.organizations import OrganizationsAPI
-from ..models import Organization
-from ..pagination import Paginator
+from ..errors import DecodeError, Forbidden, NotFound
+from ..models import Organization, OwnedOrganization
+from ..pagination import PageFetcher, Paginator, RawPage
 from ._base import IdOrSlug
 
 __all__ = ["OrganizationsResource"]
+
+logger = logging.getLogger("sentry_async")
+
+_SORT_BY = frozenset({"name", "projects", "events"})
+_REGION_MARK = "@"
+"""Cursors of the merged list are ``<region index>@<that region's cursor>``."""
+
+
+class _Region(msgspec.Struct):
+    name: str
+    url: str
+
+
+class _Regions(msgspec.Struct):
+    regions: list[_Region] = []
+
+
+class _Slug(msgspec.Struct):
+    slug: str
+
+
+def _split(cursor: str | None) -> tuple[int, str | None]:
+    if cursor is None:
+        return 0, None
+    head, mark, rest = cursor.partition(_REGION_MARK)
+    if mark and head.isascii() and head.isdigit():
+        return int(head), rest or None
+    return 0, cursor
+
+
+def _next_link(cursor: str) -> str:
+    return f'<?cursor={cursor}>; rel="next"; results="true"; cursor="{cursor}"'
 
 
 class OrganizationsResource(OrganizationsAPI):
@@ -19,22 +60,112 @@ class OrganizationsResource(OrganizationsAPI):
         self,
         *,
         query: str | None = None,
-        owner: bool | None = None,
+        sort_by: str | None = None,
         page_size: int = 100,
         cursor: str | None = None,
         skip: int = 0,
         limit: int | None = None,
     ) -> Paginator[Organization]:
-        """The organizations the token can see (on sentry.io: in every region)."""
-        return self._client.paginate(
-            "/organizations/",
-            params={"query": query, "owner": owner},
-            type=Organization,
+        """The organizations the token can see, in every region.
+
+        On sentry.io an organization lives in one region (``us.sentry.io``,
+        ``de.sentry.io``) and each region lists only its own: this asks
+        ``/users/me/regions/`` first and walks each region's list in turn (lazily, one page
+        at a time), and routes each organization's later calls to its region. A region
+        host the token must not go to is an :class:`~sentry_async.UntrustedHost` error.
+        Servers without that endpoint (older self-hosted) are listed from the base URL.
+        """
+        if sort_by is not None and sort_by not in _SORT_BY:
+            raise ValueError(f"sort_by must be one of name, projects, events (got {sort_by!r})")
+        client = self._client
+        params: dict[str, Any] = {"query": query, "sortBy": sort_by}
+        client.url_for("/organizations/")  # the same argument checks as a plain list
+
+        def fetcher(item_type: Any) -> PageFetcher:
+            decoder = msgspec.json.Decoder(cast(Hashable, item_type))
+            slug_decoder = msgspec.json.Decoder(_Slug)
+
+            async def fetch(page_cursor: str | None, size: int | None) -> RawPage:
+                regions = await self.regions()
+                index, inner = _split(page_cursor)
+                if index >= len(regions):
+                    raise ValueError(f"cursor {page_cursor!r} names no known region")
+                _, base = regions[index]
+                root = client.api_root_of(base)
+                one_page: Paginator[msgspec.Raw] = client.paginate(
+                    "/organizations/",
+                    params=params,
+                    type=msgspec.Raw,
+                    root=root,
+                    page_size=size or page_size,
+                    cursor=inner,
+                    max_pages=1,
+                )
+                fetched = [got async for got in one_page.pages()]
+                page = fetched[0] if fetched else None
+                raws: list[msgspec.Raw] = page.items if page is not None else []
+                url = str(root) + "/organizations/"
+                items: list[Any] = []
+                for raw in raws:
+                    try:
+                        items.append(decoder.decode(raw))
+                        slug = slug_decoder.decode(raw).slug
+                    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+                        raise DecodeError(
+                            str(exc), method="GET", url=url, type_name="Organization"
+                        ) from exc
+                    if base != client.base_url:
+                        client.trust_region(slug, str(base))
+                link: str | None = None
+                if page is not None and page.next_cursor is not None:
+                    link = _next_link(f"{index}{_REGION_MARK}{page.next_cursor}")
+                elif index + 1 < len(regions):
+                    link = _next_link(f"{index + 1}{_REGION_MARK}")
+                return RawPage(
+                    items=items,
+                    link=link,
+                    rate_limit=page.rate_limit if page is not None else None,
+                )
+
+            return fetch
+
+        return Paginator(
+            fetcher(Organization),
+            retype=fetcher,
             page_size=page_size,
-            unpaginated=bool(owner),  # owner=1 answers every org at once, without a Link
             cursor=cursor,
             skip=skip,
             limit=limit,
+            description=f"GET {client.url_for('/organizations/')} (every region)",
+        )
+
+    async def regions(self) -> builtins.list[tuple[str, URL]]:
+        """``(name, base URL)`` of every region the user's organizations may live in.
+
+        Asked once per client (``/users/me/regions/``); each URL must pass the token's host
+        rule. Servers that do not know the endpoint, and organization tokens, get the base
+        URL alone.
+        """
+        client = self._client
+        if client.regions is None:
+            try:
+                found = await client.request("GET", "/users/me/regions/", type=_Regions)
+            except (NotFound, Forbidden, DecodeError) as exc:
+                # Older servers, tokens without a user, an answer of another shape (a bad
+                # token is a 401 here, and raised).
+                logger.info("listing organizations from the base URL only: %s", exc)
+                found = None
+            regions: builtins.list[tuple[str, URL]] = []
+            for region in found.regions if found is not None else []:
+                regions.append((region.name, client.admit_region(region.url)))
+            client.regions = regions or [("", client.base_url)]
+        return client.regions
+
+    async def list_owned(self) -> builtins.list[OwnedOrganization]:
+        """The organizations the user owns (``owner=1``, user tokens), each with whether
+        the user is its only owner. Sentry answers these unpaginated, from one region."""
+        return await self._client.request(
+            "GET", "/organizations/", params={"owner": True}, type=builtins.list[OwnedOrganization]
         )
 
     async def get(self, org: IdOrSlug) -> Organization:
@@ -45,9 +176,12 @@ class OrganizationsResource(OrganizationsAPI):
     async def use_region(self, org: IdOrSlug) -> str:
         """Route ``org``'s requests to its region host, as Sentry recommends; returns it.
 
-        Self-hosted and older servers have no region URL: the base URL stays in use.
+        Self-hosted and older servers have no region URL: the base URL stays in use. A
+        region the token must not go to is an :class:`~sentry_async.UntrustedHost` error.
         """
-        detail = await self.get(org)
+        detail = await self._client.request(
+            "GET", "/organizations/{org}/", path_params={"org": self._org(org)}, type=Organization
+        )
         region = detail.links.region_url if detail.links is not None else None
         if region:
             self._client.trust_region(self._org(org), region)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from ..api.projects import ProjectsAPI
 from ..models import Project
 from ..pagination import Paginator
-from ._base import IdOrSlug
+from ._base import IdOrSlug, listify
 
 __all__ = ["ProjectsResource"]
 
@@ -20,16 +22,26 @@ class ProjectsResource(ProjectsAPI):
         org: IdOrSlug,
         *,
         query: str | None = None,
+        collapse: str | Sequence[str] | None = None,
+        all_projects: bool | None = None,
         page_size: int = 100,
         cursor: str | None = None,
         skip: int = 0,
         limit: int | None = None,
     ) -> Paginator[Project]:
-        """The org's projects (bookmarked first, then by slug)."""
+        """The org's projects (bookmarked first, then by slug).
+
+        ``collapse="latestDeploys"`` (or ``"unusedFeatures"``) leaves those fields out;
+        ``all_projects=True`` asks for every project in one unpaginated answer.
+        """
         return self._client.paginate(
             "/organizations/{org}/projects/",
             path_params={"org": self._org(org)},
-            params={"query": query},
+            params={
+                "query": query,
+                "collapse": listify(collapse, "collapse"),
+                "all_projects": all_projects,
+            },
             type=Project,
             page_size=page_size,
             cursor=cursor,

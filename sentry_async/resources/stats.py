@@ -7,9 +7,12 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
+import anyio
+
+from .._protocol.params import project_refs
 from ..errors import DecodeError
-from ..models import EventsStats, UsageStats, parse_events_stats
-from ._base import IdOrSlug, Resource, listify, time_params
+from ..models import EventsStats, UsageGroup, UsageStats, parse_events_stats
+from ._base import IdOrSlug, Resource, environments, listify, time_params
 
 __all__ = ["StatsResource"]
 
@@ -17,6 +20,8 @@ MAX_TOP_EVENTS = 10
 _INTERVAL = re.compile(r"^\d+[smhdw]?$")
 _USAGE_GROUPS = frozenset({"outcome", "category", "reason", "project"})
 _USAGE_FIELDS = frozenset({"sum(quantity)", "sum(times_seen)"})
+USAGE_PROJECT_BATCH = 100
+"""Projects per ``stats_v2`` request when grouping by project: larger sets can lose rows."""
 
 
 def _interval(value: str | timedelta | None) -> str | None:
@@ -51,6 +56,7 @@ class StatsResource(Resource):
         interval: str | timedelta | None = None,
         top_events: int | None = None,
         fields: Sequence[str] | None = None,
+        sort: str | None = None,
         order_by: str | None = None,
         partial: bool | None = None,
         comparison_delta: int | timedelta | None = None,
@@ -59,8 +65,9 @@ class StatsResource(Resource):
     ) -> EventsStats:
         """Counts over time, normalised to one list of series whatever shape Sentry answers in.
 
-        ``top_events`` groups by ``fields`` (ordered by ``order_by``) and returns one series
-        per group (plus ``Other`` unless ``exclude_other``); ``raw`` keeps the response.
+        ``top_events`` groups by ``fields`` (ordered by ``sort``, or the older ``order_by``
+        name for the same thing; optional) and returns one series per group (plus ``Other``
+        unless ``exclude_other``); ``raw`` keeps the response. ``project`` takes ids or slugs.
         """
         axes = listify(y_axis, "y_axis") or []
         if not axes:
@@ -70,8 +77,8 @@ class StatsResource(Resource):
                 raise ValueError(f"top_events must be from 1 to {MAX_TOP_EVENTS}")
             if not fields:
                 raise ValueError("top_events needs fields= (the columns to group by)")
-            if not order_by:
-                raise ValueError("top_events needs order_by= (e.g. '-count()')")
+        if sort is not None and order_by is not None:
+            raise ValueError("give sort= or its older name order_by=, not both")
         if isinstance(comparison_delta, timedelta):
             comparison_delta = int(comparison_delta.total_seconds())
         if comparison_delta is not None and comparison_delta <= 0:
@@ -79,11 +86,12 @@ class StatsResource(Resource):
         params: dict[str, Any] = {
             "yAxis": axes,
             "query": query,
-            "project": listify(project, "project"),
-            "environment": listify(environment, "environment"),
+            "project": await self._client.project_ids(self._org(org), project),
+            "environment": environments(environment),
             "interval": _interval(interval),
             "topEvents": top_events,
             "field": listify(fields, "fields"),
+            "sort": sort,
             "orderby": order_by,
             "partial": partial,
             "comparisonDelta": comparison_delta,
@@ -109,7 +117,7 @@ class StatsResource(Resource):
         org: IdOrSlug,
         *,
         group_by: str | Sequence[str],
-        field: str = "sum(quantity)",
+        field: str | Sequence[str] = "sum(quantity)",
         period: str | timedelta | None = None,
         start: datetime | None = None,
         end: datetime | None = None,
@@ -118,8 +126,15 @@ class StatsResource(Resource):
         category: str | Sequence[str] | None = None,
         outcome: str | Sequence[str] | None = None,
         reason: str | Sequence[str] | None = None,
+        project_batch: int = USAGE_PROJECT_BATCH,
     ) -> UsageStats:
-        """Accepted, filtered and dropped event counts; ``group_by="project"`` has no series."""
+        """Accepted, filtered and dropped event counts; ``group_by="project"`` has no series.
+
+        Grouped by project over more than ``project_batch`` projects (every project of the
+        org when ``project`` is not given), the projects are asked in batches, run side by
+        side on the client's limiter, and the groups merged: one request over many
+        projects can lose rows.
+        """
         groups = listify(group_by, "group_by") or []
         if not groups:
             raise ValueError("group_by needs at least one of outcome, category, reason, project")
@@ -128,21 +143,55 @@ class StatsResource(Resource):
             raise ValueError(
                 f"group_by must be among {sorted(_USAGE_GROUPS)} (got {sorted(unknown)})"
             )
-        if field not in _USAGE_FIELDS:
-            raise ValueError(f"field must be one of {sorted(_USAGE_FIELDS)} (got {field!r})")
-        return await self._client.request(
-            "GET",
-            "/organizations/{org}/stats_v2/",
-            path_params={"org": self._org(org)},
-            params={
-                "groupBy": groups,
-                "field": field,
-                "interval": _interval(interval),
-                "project": listify(project, "project"),
-                "category": listify(category, "category"),
-                "outcome": listify(outcome, "outcome"),
-                "reason": listify(reason, "reason"),
-                **time_params(period, start, end),
-            },
-            type=UsageStats,
+        fields = listify(field, "field") or []
+        if not fields or set(fields) - _USAGE_FIELDS:
+            raise ValueError(f"field must be among {sorted(_USAGE_FIELDS)} (got {field!r})")
+        if (
+            isinstance(project_batch, bool)
+            or not isinstance(project_batch, int)
+            or project_batch < 1
+        ):
+            raise ValueError(f"project_batch must be a positive integer (got {project_batch!r})")
+        org_slug = self._org(org)
+        project_refs(project)
+        project_ids = await self._client.project_ids(org_slug, project)
+        if "project" in groups and (project_ids is None or "-1" in project_ids):
+            project_ids = sorted(set((await self._client.project_id_map(org_slug)).values()))
+        params: dict[str, Any] = {
+            "groupBy": groups,
+            "field": fields,
+            "interval": _interval(interval),
+            "category": listify(category, "category"),
+            "outcome": listify(outcome, "outcome"),
+            "reason": listify(reason, "reason"),
+            **time_params(period, start, end),
+        }
+
+        async def one(ids: list[str] | None) -> UsageStats:
+            return await self._client.request(
+                "GET",
+                "/organizations/{org}/stats_v2/",
+                path_params={"org": org_slug},
+                params={**params, "project": ids},
+                type=UsageStats,
+            )
+
+        if "project" not in groups or project_ids is None or len(project_ids) <= project_batch:
+            return await one(project_ids)
+        batches = [
+            project_ids[n : n + project_batch] for n in range(0, len(project_ids), project_batch)
+        ]
+        results: list[UsageStats | None] = [None] * len(batches)
+
+        async def run(index: int) -> None:
+            results[index] = await one(batches[index])
+
+        async with anyio.create_task_group() as tasks:
+            for index in range(len(batches)):
+                tasks.start_soon(run, index)
+        done = [r for r in results if r is not None]
+        merged: list[UsageGroup] = [group for result in done for group in result.groups]
+        first = done[0]
+        return UsageStats(
+            start=first.start, end=first.end, intervals=first.intervals, groups=merged
         )

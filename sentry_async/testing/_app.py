@@ -37,6 +37,9 @@ _PERIOD = re.compile(r"^(\d+)([smhdw]?)$")
 _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _HEX32 = re.compile(r"^[0-9a-fA-F]{32}$|^[0-9a-fA-F-]{36}$")
 MAX_HITS = 1000
+REQUEST_LINE_LIMIT = 8192
+STATS_ROW_LIMIT = 10_000
+"""Groups ``stats_v2`` answers at most when grouping by project (tests lower it)."""
 FULL_PAGE_MAX = 10
 
 
@@ -63,6 +66,11 @@ class ServerState:
     policy: RateLimitPolicy | None
     link_host: str | None = None
     legacy_links: bool = False
+    profile: str = "current"
+    """``"older"``: a server from before September 2025 (multi-project refusals, a bare-string
+    429 body, no ``X-Sentry-Rate-Limit-*`` headers as on many self-hosted installs)."""
+    region_ports: dict[int, str] = field(default_factory=dict)
+    """Listening port -> region name, when the server plays several regions."""
     requests: list[RecordedRequest] = field(default_factory=list)
     in_flight: int = 0
     max_in_flight: int = 0
@@ -167,7 +175,10 @@ def _per_page(request: web.Request, name: str = "per_page", maximum: int = 100) 
         value = int(raw)
     except ValueError:
         raise ApiError(400, f"Invalid {name} parameter.") from None
-    if not 1 <= value <= maximum:
+    if value > maximum:
+        # Sentry's ``Endpoint.get_per_page``.
+        raise ApiError(400, f"Invalid {name} value. Cannot exceed {maximum}.")
+    if value < 1:
         raise ApiError(400, f"Invalid {name} value. Must be between 1 and {maximum}.")
     return value
 
@@ -275,22 +286,77 @@ def _page(
 # -- lookups --------------------------------------------------------------------------------
 
 
+def _region(request: web.Request) -> str | None:
+    """The region this request reached, when the server plays several (else ``None``)."""
+    ports = _state(request).region_ports
+    if not ports:
+        return None
+    sock = request.transport.get_extra_info("sockname") if request.transport else None
+    return ports.get(sock[1]) if sock else None
+
+
 def _org(request: web.Request) -> OrgRecord:
     org = _state(request).data.org(request.match_info["org"])
     if org is None:
+        raise ApiError(404, "The requested resource does not exist")
+    region = _region(request)
+    if region is not None and org.region != region:
+        # An organization's data lives in its region only.
         raise ApiError(404, "The requested resource does not exist")
     return org
 
 
 def _project(request: web.Request, org: OrgRecord) -> ProjectRecord:
-    project = _state(request).data.project(org, request.match_info["project"])
+    key = request.match_info["project"]
+    project = _state(request).data.project(org, key)
     if project is None:
+        new = org.redirects.get(key)
+        if new is not None:
+            # ``ProjectEndpoint.convert_args`` -> ``ProjectMoved``: 302, no Location header.
+            path = request.path.replace(f"/{key}/", f"/{new}/", 1)
+            url = f"{path}?{request.query_string}" if request.query_string else path
+            raise ApiError(
+                302,
+                body=_encode(
+                    {"slug": new}
+                    if _state(request).profile == "older"
+                    else {
+                        "slug": new,
+                        "detail": {
+                            "code": "resource-moved",
+                            "message": "Resource has been moved",
+                            "extra": {"url": url, "slug": new},
+                        },
+                    }
+                ),
+            )
         raise ApiError(404, "The requested resource does not exist")
     return project
 
 
+_SHORT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*-[A-Za-z0-9]+$", re.ASCII)
+
+
+def _by_short_id(data: Dataset, org: OrgRecord, key: str) -> IssueRecord | None:
+    key = key.upper()
+    for project in org.projects:
+        for issue in project.issues:
+            if issue.short_id == key and not issue.deleted:
+                return issue
+    return None
+
+
 def _issue(request: web.Request, org: OrgRecord) -> IssueRecord:
-    issue = _state(request).data.issues_by_id.get(request.match_info["issue_id"])
+    key = request.match_info["issue_id"]
+    data = _state(request).data
+    issue: IssueRecord | None
+    if key.isascii() and key.isdigit():
+        issue = data.issues_by_id.get(key)
+    elif _SHORT_ID.match(key):
+        # ``get_group_with_redirect`` accepts a qualified short id as well.
+        issue = _by_short_id(data, org, key)
+    else:
+        issue = None
     if issue is None or issue.deleted or issue.project.org is not org:
         raise ApiError(404, "The requested resource does not exist")
     return issue
@@ -298,15 +364,32 @@ def _issue(request: web.Request, org: OrgRecord) -> IssueRecord:
 
 def _projects(request: web.Request, org: OrgRecord) -> list[ProjectRecord]:
     wanted = request.query.getall("project", [])
-    if not wanted or "-1" in wanted:
+    try:
+        ids = {int(value) for value in wanted}
+    except ValueError:
+        # ``get_requested_project_ids_unchecked``: slugs are not accepted here.
+        raise ApiError(400, "Invalid project parameter. Values must be numbers.") from None
+    if not ids or -1 in ids:
         return list(org.projects)
     out = []
-    for key in wanted:
-        project = _state(request).data.project(org, key)
+    for key in sorted(ids):
+        project = _state(request).data.project(org, str(key))
         if project is None:
             raise ApiError(403, "You do not have permission to perform this action.")
         out.append(project)
     return out
+
+
+def _single_project_only(
+    request: web.Request, org: OrgRecord, projects: list[ProjectRecord], message: str
+) -> None:
+    """Servers before September 2025 refuse several projects without ``global-views``."""
+    if (
+        _state(request).profile == "older"
+        and len(projects) > 1
+        and "global-views" not in org.features
+    ):
+        raise ApiError(400, message)
 
 
 # -- handlers: organizations and projects ---------------------------------------------------
@@ -314,12 +397,43 @@ def _projects(request: web.Request, org: OrgRecord) -> list[ProjectRecord]:
 
 async def list_orgs(request: web.Request) -> web.Response:
     data = _state(request).data
+    region = _region(request)
+    orgs = [o for o in data.orgs if region is None or o.region == region]
+    if _flag(request, "owner"):
+        # User tokens: every org the user owns, unpaginated, each wrapped with singleOwner.
+        body = [{"organization": data.org_body(o), "singleOwner": o.index % 2 == 0} for o in orgs]
+        return _json(_encode(body))
     return _page(
         request,
-        data.orgs,
+        orgs,
         lambda o: _encode(data.org_body(o)),
         per_page=_per_page(request),
         style="value",
+    )
+
+
+async def user_regions(request: web.Request) -> web.Response:
+    data = _state(request).data
+    urls = data.region_urls or {"us": data.base_url}
+    return _json(_encode({"regions": [{"name": n, "url": u} for n, u in urls.items()]}))
+
+
+async def short_id(request: web.Request) -> web.Response:
+    org = _org(request)
+    data = _state(request).data
+    issue = _by_short_id(data, org, request.match_info["short_id"])
+    if issue is None:
+        raise ApiError(404, "Short ID not found")
+    return _json(
+        _encode(
+            {
+                "organizationSlug": org.slug,
+                "projectSlug": issue.project.slug,
+                "groupId": issue.id,
+                "shortId": issue.short_id,
+                "group": data.issue_body(issue),
+            }
+        )
     )
 
 
@@ -348,6 +462,27 @@ async def get_project(request: web.Request) -> web.Response:
     return _json(_encode(_state(request).data.project_body(_project(request, org))))
 
 
+async def update_project(request: web.Request) -> web.Response:
+    """``PUT /projects/{org}/{project}/``: a new ``slug`` renames it (the old one then moves)."""
+    org = _org(request)
+    project = _project(request, org)
+    data = _state(request).data
+    try:
+        body = msgspec.json.decode(await request.read()) if request.can_read_body else {}
+    except msgspec.DecodeError:
+        raise ApiError(400, "Malformed request body") from None
+    if not isinstance(body, dict):
+        raise ApiError(400, "Malformed request body")
+    if isinstance(body.get("name"), str):
+        project.name = body["name"]
+    slug = body.get("slug")
+    if isinstance(slug, str) and slug != project.slug:
+        if not re.fullmatch(r"[a-z0-9_-]*[a-z_-][a-z0-9_-]*", slug) or data.project(org, slug):
+            raise ApiError(400, body=_encode({"slug": ["Enter a valid slug."]}))
+        data.rename_project(org.slug, project.slug, slug)
+    return _json(_encode(data.project_body(project)))
+
+
 async def list_releases(request: web.Request) -> web.Response:
     org = _org(request)
     rows = [
@@ -365,14 +500,23 @@ async def list_releases(request: web.Request) -> web.Response:
 # -- handlers: issues -----------------------------------------------------------------------
 
 
+DEFAULT_ISSUE_QUERY = "is:unresolved issue.priority:[high, medium]"
+"""Sentry's ``DEFAULT_QUERY`` for the issues list when no ``query`` is sent."""
+_QUERY_TOKEN = re.compile(r"\S+:\[[^\]]*\]|\S+")
+
+
 def _issue_filter(request: web.Request, org: OrgRecord) -> list[IssueRecord]:
     query = request.query.get("query")
-    query = "is:unresolved" if query is None else query
+    query = DEFAULT_ISSUE_QUERY if query is None else query
     statuses: set[str] = set()
+    priorities: set[str] = set()
     text: list[str] = []
-    for token in query.split():
+    for token in _QUERY_TOKEN.findall(query):
         if token.startswith("is:"):
             statuses.add(token[3:])
+        elif token.startswith("issue.priority:"):
+            value = token.partition(":")[2].strip("[]")
+            priorities.update(p.strip() for p in value.split(",") if p.strip())
         else:
             text.append(token.lower())
     start, end = (
@@ -382,9 +526,15 @@ def _issue_filter(request: web.Request, org: OrgRecord) -> list[IssueRecord]:
     )
     environments = set(request.query.getall("environment", []))
     rows = []
-    for project in _projects(request, org):
+    projects = _projects(request, org)
+    _single_project_only(
+        request, org, projects, "You do not have the multi project stream feature enabled"
+    )
+    for project in projects:
         for issue in project.issues:
             if issue.deleted or (statuses and issue.status not in statuses):
+                continue
+            if priorities and issue.priority not in priorities:
                 continue
             if text and not all(t in issue.title.lower() for t in text):
                 continue
@@ -396,12 +546,87 @@ def _issue_filter(request: web.Request, org: OrgRecord) -> list[IssueRecord]:
     return rows
 
 
-_ISSUE_SORTS: dict[str, Callable[[IssueRecord], Any]] = {
-    "date": lambda i: (-i.last_seen, i.id),
-    "new": lambda i: (-i.first_seen, i.id),
-    "freq": lambda i: (-len(i.events), i.id),
-    "user": lambda i: (-len({e.user for e in i.events}), i.id),
+_ISSUE_SCORES: dict[str, Callable[[IssueRecord], int]] = {
+    # The search backend's scores: whole seconds x 1000 for times, so ties are frequent.
+    "date": lambda i: int(i.last_seen) * 1000,
+    "new": lambda i: int(i.first_seen) * 1000,
+    "freq": lambda i: len(i.events),
+    "user": lambda i: len({e.user for e in i.events}),
 }
+
+
+def _sequence_page(
+    request: web.Request, rows: list[tuple[int, IssueRecord]], per_page: int
+) -> tuple[list[IssueRecord], str, bool, str, bool]:
+    """Sentry's ``SequencePaginator`` over ``(score, issue)`` rows sorted by score descending.
+
+    A cursor ``value:offset:is_prev`` means "rows with score <= value, after skipping the
+    ``offset`` of them that share ``value`` and were served already": rows inserted above
+    the cursor while a stream runs cause no repeats and no gaps, while a client that
+    treats the cursor as a plain offset into the list does repeat and skip rows.
+    Returns ``(page, prev_cursor, has_prev, next_cursor, has_next)``.
+    """
+    value, offset, is_prev = _parse_cursor(request)
+    if offset < 0:
+        raise ApiError(400, "Invalid cursor parameter.")
+    scores = [score for score, _ in rows]
+    if request.query.get("cursor"):
+        # First row whose score is <= value (scores descend).
+        lo, hi = 0, len(scores)
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if scores[mid] > value:
+                lo = mid + 1
+            else:
+                hi = mid
+        position = lo + offset
+    else:
+        position = 0
+    if is_prev:
+        start = max(0, position - per_page)
+        page_rows = rows[start:position]
+    else:
+        start = position
+        page_rows = rows[start : start + per_page]
+    end = start + len(page_rows)
+
+    def cursor_at(index: int, prev: bool) -> str:
+        score = scores[index]
+        first = index
+        while first > 0 and scores[first - 1] == score:
+            first -= 1
+        return f"{score}:{index - first}:{int(prev)}"
+
+    has_next = end < len(rows)
+    next_cursor = cursor_at(end, False) if has_next else f"{value}:{offset}:0"
+    has_prev = start > 0
+    prev_cursor = cursor_at(start, True) if start < len(rows) else f"{value}:{offset}:1"
+    return [issue for _, issue in page_rows], prev_cursor, has_prev, next_cursor, has_next
+
+
+def _direct_hit(request: web.Request, org: OrgRecord) -> web.Response | None:
+    """An event-id query (or a short id with ``shortIdLookup=1``) answers its issue(s), no Link."""
+    query = request.query.get("query", "").strip()
+    data = _state(request).data
+    if _HEX32.match(query):
+        event_id = query.replace("-", "").lower()
+        groups: dict[str, IssueRecord] = {}
+        for project in org.projects:
+            for event in project.events:
+                issue = event.issue
+                if event.event_id == event_id and issue is not None and not issue.deleted:
+                    groups.setdefault(issue.id, issue)
+        if len(groups) == 1:
+            (issue,) = groups.values()
+            body = {**data.issue_body(issue), "matchingEventId": event_id}
+            return _json(_encode([body]), headers={"X-Sentry-Direct-Hit": "1"})
+        if groups:
+            return _json(_encode([data.issue_body(i) for i in groups.values()]))
+    if request.query.get("shortIdLookup") == "1" and _SHORT_ID.match(query):
+        issue = _by_short_id(data, org, query)
+        if issue is not None:
+            return _json(_encode([data.issue_body(issue)]), headers={"X-Sentry-Direct-Hit": "1"})
+    return None
 
 
 async def list_issues(request: web.Request) -> web.Response:
@@ -415,14 +640,35 @@ async def list_issues(request: web.Request) -> web.Response:
     ):
         raise ApiError(400, "Invalid stats_period. Valid choices are '', '24h', '14d' and 'auto'")
 
-    def build() -> list[IssueRecord]:
-        rows = _issue_filter(request, org)
-        rows.sort(key=_ISSUE_SORTS.get(request.query.get("sort", "date"), _ISSUE_SORTS["date"]))
+    direct = _direct_hit(request, org)
+    if direct is not None:
+        return direct
+    score = _ISSUE_SCORES.get(request.query.get("sort", "date"), _ISSUE_SCORES["date"])
+
+    def build() -> list[tuple[int, IssueRecord]]:
+        rows = [(score(issue), issue) for issue in _issue_filter(request, org)]
+        rows.sort(key=lambda row: (-row[0], -int(row[1].id)))
         return rows
 
     rows = _state(request).listing(request, build)
     limit = min(_per_page(request, "limit", 10_000), 100)
-    return _page(request, rows, data.issue_bytes, per_page=limit, style="value", hits=True)
+    serve = request.get(_SERVE)
+    page, prev_cursor, has_prev, next_cursor, has_next = _sequence_page(
+        request, rows, limit if serve is None else min(limit, serve)
+    )
+    hits = min(len(rows), MAX_HITS)
+    if request.query.get("cursor"):
+        # After the first page Sentry estimates the count from sampled groups.
+        hits = min(MAX_HITS, max(len(rows), int(round(len(rows) * 1.1, -1))))
+    headers = {
+        "Link": _link(
+            request, [("previous", prev_cursor, has_prev), ("next", next_cursor, has_next)]
+        ),
+        "X-Hits": str(int(hits)),
+        "X-Max-Hits": str(MAX_HITS),
+    }
+    body = b"[" + b",".join(data.issue_bytes(issue) for issue in page) + b"]"
+    return _json(body, headers=headers)
 
 
 _WIRE = {
@@ -504,6 +750,12 @@ async def bulk_update_issues(request: web.Request) -> web.Response:
     ids = request.query.getall("id", [])
     if len(ids) > 1000:
         raise ApiError(400, "Too many issues. Limit is 1000.")
+    _single_project_only(
+        request,
+        org,
+        _projects(request, org),
+        "You do not have the multi project stream feature enabled",
+    )
     body = await _update_body(request)
     if ids:
         targets = [
@@ -529,6 +781,12 @@ async def bulk_delete_issues(request: web.Request) -> web.Response:
     ids = request.query.getall("id", [])
     if len(ids) > 1000:
         raise ApiError(400, "Too many issues. Limit is 1000.")
+    _single_project_only(
+        request,
+        org,
+        _projects(request, org),
+        "You do not have the multi project stream feature enabled",
+    )
     if ids:
         targets = [
             data.issues_by_id[i]
@@ -600,6 +858,9 @@ async def issue_event(request: web.Request) -> web.Response:
     issue = _issue(request, org)
     key = request.match_info["event_id"]
     events = issue.events
+    if key in ("latest", "recommended", "oldest"):
+        # The choice is made among events matching environment, query and time range.
+        events = _event_rows(request, events)
     if key in ("latest", "recommended"):
         event = events[0] if events else None
     elif key == "oldest":
@@ -821,13 +1082,19 @@ def _aggregate(name: str, events: list[EventRecord]) -> Any:
     raise ApiError(400, f"Invalid query. {name} is not a valid function")
 
 
+_DATASETS = ("discover", "errors", "transactions", "issuePlatform", "logs", "tracemetrics")
+_LARGE_PAGE_DATASETS = ("logs", "tracemetrics")
+"""Datasets whose ``per_page`` may go to 9999."""
+
+
 def _discover_events(request: web.Request, org: OrgRecord) -> list[EventRecord]:
     projects = _projects(request, org)
-    if len(request.query.getall("project", [])) > 1 and "global-views" not in org.features:
-        raise ApiError(400, "You cannot view events from multiple projects.")
+    _single_project_only(request, org, projects, "You cannot view events from multiple projects.")
     dataset = request.query.get("dataset", "discover")
-    if dataset not in ("discover", "errors", "transactions", "issuePlatform"):
-        raise ApiError(400, "dataset must be one of: discover, errors, transactions, issuePlatform")
+    if dataset not in _DATASETS:
+        raise ApiError(400, f"dataset must be one of: {', '.join(_DATASETS)}")
+    if dataset in _LARGE_PAGE_DATASETS:
+        return []
     start, end = _time_range(request, 14 * 86400)
     environments = set(request.query.getall("environment", []))
     filters: list[tuple[str, str]] = []
@@ -870,7 +1137,8 @@ async def discover(request: web.Request) -> web.Response:
     for name in fields:
         if name not in _FIELD_TYPES and not name.startswith("equation|"):
             raise ApiError(400, f"Invalid query. {name} is not a valid field")
-    per_page = _per_page(request)
+    large = request.query.get("dataset") in _LARGE_PAGE_DATASETS
+    per_page = _per_page(request, maximum=9999 if large else 100)
     events = _discover_events(request, org)
     aggregates = [f for f in fields if "(" in f]
     plain = [f for f in fields if "(" not in f]
@@ -1081,9 +1349,12 @@ async def stats_v2(request: web.Request) -> web.Response:
     for key in group_by:
         if key not in ("outcome", "category", "reason", "project"):
             raise ApiError(400, f'Invalid groupBy: "{key}"')
-    field_name = request.query.get("field")
-    if field_name not in ("sum(quantity)", "sum(times_seen)"):
-        raise ApiError(400, f'Invalid field: "{field_name}"')
+    field_names = request.query.getall("field", [])
+    if not field_names:
+        raise ApiError(400, 'Invalid field: "None"')
+    for field_name in field_names:
+        if field_name not in ("sum(quantity)", "sum(times_seen)"):
+            raise ApiError(400, f'Invalid field: "{field_name}"')
     interval_raw = request.query.get("interval", "1h")
     match = _PERIOD.match(interval_raw)
     interval = int(match.group(1)) * _UNITS[match.group(2)] if match else 0
@@ -1099,10 +1370,10 @@ async def stats_v2(request: web.Request) -> web.Response:
     categories = set(request.query.getall("category", []))
     outcomes = set(request.query.getall("outcome", []))
     reasons = set(request.query.getall("reason", []))
-    project_ids = set(request.query.getall("project", []))
+    selected = {p.id for p in _projects(request, org)}
     groups: dict[tuple[Any, ...], list[int]] = {}
     for project in org.projects:
-        if project_ids and "-1" not in project_ids and project.id not in project_ids:
+        if project.id not in selected:
             continue
         for event in project.events:
             if not start <= event.timestamp < end:
@@ -1126,13 +1397,17 @@ async def stats_v2(request: web.Request) -> web.Response:
             series[int((event.timestamp - start) // interval)] += 1
     fmt = "%Y-%m-%dT%H:%M:%SZ"
     out_groups = []
-    for group_key, series in sorted(groups.items(), key=lambda kv: str(kv[0])):
+    ordered = sorted(groups.items(), key=lambda kv: str(kv[0]))
+    if "project" in group_by:
+        # The outcomes query has a row limit: many projects lose groups past it.
+        ordered = ordered[:STATS_ROW_LIMIT]
+    for group_key, series in ordered:
         group: dict[str, Any] = {
             "by": dict(zip(group_by, group_key, strict=True)),
-            "totals": {field_name: sum(series)},
+            "totals": {name: sum(series) for name in field_names},
         }
         if "project" not in group_by:
-            group["series"] = {field_name: series}
+            group["series"] = dict.fromkeys(field_names, series)
         out_groups.append(group)
     body: dict[str, Any] = {
         "start": datetime.fromtimestamp(start, timezone.utc).strftime(fmt),
@@ -1186,13 +1461,18 @@ def _rate_headers(
     return headers
 
 
-def _too_many(message: str, headers: dict[str, str], retry_after: Any = None) -> web.Response:
+def _too_many(
+    message: str, headers: dict[str, str], retry_after: Any = None, *, older: bool = False
+) -> web.Response:
     if retry_after is not None:
         headers["Retry-After"] = str(retry_after)
+    if older:
+        headers = {k: v for k, v in headers.items() if not k.startswith("X-Sentry-Rate-Limit")}
     # Sentry's middleware builds a bare HttpResponse: JSON body, Django's default type.
+    # Older servers sent the message as a bare JSON string.
     return web.Response(
         status=429,
-        body=_encode({"detail": message}),
+        body=_encode(message if older else {"detail": message}),
         headers=headers,
         content_type="text/html",
         charset="utf-8",
@@ -1233,6 +1513,7 @@ async def _fault_response(
             "requests in 1 seconds",
             headers,
             fault.retry_after,
+            older=state.profile == "older",
         )
     if kind == "drop":
         transport = request.transport
@@ -1280,6 +1561,9 @@ def build_app(state: ServerState) -> web.Application:
             record.finished = time.monotonic()
 
     async def _handle(request: web.Request, handler: Handler, group: str) -> web.StreamResponse:
+        if len(request.method) + len(request.raw_path) + 11 > REQUEST_LINE_LIMIT:
+            # nginx in front of Sentry: a request line over its 8 KB buffer never arrives.
+            return web.Response(status=414, text="<html>414 Request-URI Too Large</html>")
         fault = state.faults.pick(request.method, request.path, request.query_string)
         if fault is not None:
             early = await _fault_response(request, fault, state, group)
@@ -1304,6 +1588,7 @@ def build_app(state: ServerState) -> web.Application:
                     f"endpoint. Concurrency limit is {concurrent}",
                     _rate_headers(state, group, now, exhausted=True),
                     int(window) if policy.retry_after else None,
+                    older=state.profile == "older",
                 )
             if count >= limit:
                 return _too_many(
@@ -1311,6 +1596,7 @@ def build_app(state: ServerState) -> web.Application:
                     f"{limit} requests in {window:g} seconds",
                     _rate_headers(state, group, now, exhausted=True),
                     max(1, int((index + 1) * window - now + 0.999)) if policy.retry_after else None,
+                    older=state.profile == "older",
                 )
             state.windows[group] = (index, count + 1)
         elif policy is None:
@@ -1321,7 +1607,7 @@ def build_app(state: ServerState) -> web.Application:
             response = await handler(request)
         except ApiError as exc:
             response = _json(exc.body, exc.status) if exc.body else web.Response(status=exc.status)
-        if isinstance(response, web.Response):
+        if isinstance(response, web.Response) and state.profile != "older":
             response.headers.update(_rate_headers(state, group, now))
         if fault is None or not isinstance(response, web.Response):
             return response
@@ -1349,6 +1635,8 @@ def build_app(state: ServerState) -> web.Application:
     r = app.router
     api = "/api/0"
     r.add_get(f"{api}/organizations/", list_orgs)
+    r.add_get(f"{api}/users/me/regions/", user_regions)
+    r.add_get(f"{api}/organizations/{{org}}/shortids/{{short_id}}/", short_id)
     r.add_get(f"{api}/organizations/{{org}}/", get_org)
     r.add_get(f"{api}/organizations/{{org}}/projects/", list_projects)
     r.add_get(f"{api}/organizations/{{org}}/releases/", list_releases)
@@ -1370,6 +1658,7 @@ def build_app(state: ServerState) -> web.Application:
     r.add_get(f"{api}/organizations/{{org}}/events-stats/", events_stats)
     r.add_get(f"{api}/organizations/{{org}}/stats_v2/", stats_v2)
     r.add_get(f"{api}/projects/{{org}}/{{project}}/", get_project)
+    r.add_put(f"{api}/projects/{{org}}/{{project}}/", update_project)
     r.add_get(f"{api}/projects/{{org}}/{{project}}/events/", project_events)
     r.add_get(f"{api}/projects/{{org}}/{{project}}/events/{{event_id}}/", project_event)
     r.add_route("*", "/{tail:.*}", not_found)

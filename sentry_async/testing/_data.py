@@ -18,6 +18,7 @@ from typing import Any
 import msgspec
 
 __all__ = [
+    "DEFAULT_PRIORITIES",
     "SCALES",
     "Dataset",
     "EventRecord",
@@ -40,6 +41,9 @@ _EXCEPTIONS = (
     ("NoMethodError", "undefined method `name' for nil:NilClass"),
 )
 
+
+DEFAULT_PRIORITIES = ("high", "medium")
+"""The priorities Sentry's default issue query (no ``query`` sent) keeps."""
 
 EVENT_CACHE_BYTES = 256 * 1024 * 1024
 """Encoded full events kept (LRU). Big enough for a benchmark's working set, so that
@@ -80,6 +84,10 @@ class OrgRecord:
     created: datetime
     features: list[str]
     projects: list[ProjectRecord] = field(default_factory=list)
+    region: str = ""
+    """The region name the org lives in (``""``: the server's own, single region)."""
+    redirects: dict[str, str] = field(default_factory=dict)
+    """Old project slug -> new slug, kept after a rename as Sentry's ``ProjectRedirect``."""
 
 
 @dataclass
@@ -111,6 +119,10 @@ class IssueRecord:
     substatus: str | None = "ongoing"
     extra: dict[str, Any] = field(default_factory=dict)
     deleted: bool = False
+
+    @property
+    def priority(self) -> str:
+        return str(self.extra.get("priority") or ("high", "medium", "low")[self.index % 3])
 
 
 @dataclass(slots=True)
@@ -151,6 +163,8 @@ class Dataset:
         """Bumped on every change to an issue, so cached listings know they are stale."""
         self._event_cache: OrderedDict[tuple[str, bool], bytes] = OrderedDict()
         self._event_cache_bytes = 0
+        self.region_urls: dict[str, str] = {}
+        """Region name -> its URL when the server plays several regions."""
         self._build()
 
     # -- building ---------------------------------------------------------------------------
@@ -258,6 +272,23 @@ class Dataset:
                 return project
         return None
 
+    def rename_project(self, org: str, old: str, new: str) -> None:
+        """Rename a project; its old slug then answers Sentry's "resource moved" 302."""
+        record = self.org(org)
+        project = self.project(record, old) if record else None
+        if record is None or project is None:
+            raise KeyError(f"{org}/{old}")
+        project.slug = new
+        record.redirects[old] = new
+        for slug, target in record.redirects.items():
+            if target == old:
+                record.redirects[slug] = new
+        self._issue_cache.clear()
+        self.generation += 1
+
+    def region_url(self, org: OrgRecord) -> str:
+        return self.region_urls.get(org.region, self.base_url)
+
     def org_slugs(self) -> list[str]:
         return [org.slug for org in self.orgs]
 
@@ -266,9 +297,18 @@ class Dataset:
         return [p.slug for p in record.projects] if record else []
 
     def issue_ids(
-        self, org: str, *, project: str | None = None, status: str | None = None
+        self,
+        org: str,
+        *,
+        project: str | None = None,
+        status: str | None = None,
+        priority: tuple[str, ...] | None = None,
     ) -> list[str]:
-        """Ids of live issues, optionally of one project or with one status."""
+        """Ids of live issues, optionally of one project, with one status, with priorities.
+
+        What Sentry's default issue query lists: ``status="unresolved",
+        priority=DEFAULT_PRIORITIES``.
+        """
         record = self.org(org)
         if record is None:
             return []
@@ -279,7 +319,9 @@ class Dataset:
             out.extend(
                 i.id
                 for i in proj.issues
-                if not i.deleted and (status is None or i.status == status)
+                if not i.deleted
+                and (status is None or i.status == status)
+                and (priority is None or i.priority in priority)
             )
         return out
 
@@ -323,7 +365,7 @@ class Dataset:
             "require2FA": False,
             "hasAuthProvider": False,
             "features": org.features,
-            "links": {"organizationUrl": self.base_url, "regionUrl": self.base_url},
+            "links": {"organizationUrl": self.base_url, "regionUrl": self.region_url(org)},
         }
 
     def project_body(self, project: ProjectRecord) -> dict[str, Any]:
@@ -368,7 +410,7 @@ class Dataset:
             "substatus": issue.substatus,
             "isPublic": False,
             "platform": project.platform,
-            "priority": ("high", "medium", "low")[issue.index % 3],
+            "priority": issue.priority,
             "priorityLockedAt": None,
             "project": {
                 "id": project.id,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import ssl as _ssl
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from types import TracebackType
@@ -36,6 +36,12 @@ class FakeSentry:
     to it. ``with server.in_thread():`` serves from a background thread instead, for
     callers on another event loop (or none).
     With ``ssl`` (a server-side ``ssl.SSLContext``) it serves https, to test private CAs.
+
+    ``profile="older"`` plays a server from before September 2025 (multi-project refusals
+    without ``global-views``, a bare-string 429 body, no rate-limit headers).
+    ``regions=("us", "de")`` plays sentry.io's regions: one port per region on the same
+    host, organizations dealt out among them, ``/users/me/regions/`` listing them, and an
+    organization's endpoints answering 404 outside its region.
     """
 
     def __init__(
@@ -51,7 +57,11 @@ class FakeSentry:
         link_host: str | None = None,
         legacy_links: bool = False,
         ssl: _ssl.SSLContext | None = None,
+        profile: str = "current",
+        regions: Sequence[str] = (),
     ) -> None:
+        if profile not in ("current", "older"):
+            raise ValueError("profile must be 'current' or 'older'")
         if isinstance(scale, str):
             if scale not in SCALES:
                 raise ValueError(f"scale must be one of {sorted(SCALES)} or a SeedConfig")
@@ -75,7 +85,11 @@ class FakeSentry:
             link_host=link_host,
             legacy_links=legacy_links,
             requests=RequestLog(),
+            profile=profile,
         )
+        self.regions = tuple(regions)
+        for org in self.data.orgs:
+            org.region = self.regions[org.index % len(self.regions)] if self.regions else ""
         self._runner: web.AppRunner | None = None
         self._background: BackgroundLoop | None = None
         self.url = ""
@@ -127,14 +141,12 @@ class FakeSentry:
             build_app(self._state),
             access_log=None,
             handle_signals=False,
-            # A bulk call carries up to 1000 repeated ``id=`` (about 11 KB of request line);
-            # Sentry accepts it, aiohttp's default limit of 8190 bytes would not.
+            # Request lines over 8 KB get nginx's 414 from the app itself, as in front of
+            # Sentry; aiohttp's own limit (8190 bytes, a 400) must not answer first.
             max_line_size=_MAX_REQUEST_LINE,
         )
         await runner.setup()
-        site = web.TCPSite(
-            runner, self.host, self.port, reuse_address=True, ssl_context=self._ssl
-        )
+        site = web.TCPSite(runner, self.host, self.port, reuse_address=True, ssl_context=self._ssl)
         await site.start()
         server = site._server
         assert server is not None
@@ -143,6 +155,15 @@ class FakeSentry:
         self.url = f"{'https' if self._ssl else 'http'}://{self.host}:{self.port}"
         self.data.base_url = self.url
         self._runner = runner
+        for n, name in enumerate(self.regions):
+            port = self.port
+            if n:
+                extra = web.TCPSite(runner, self.host, 0, reuse_address=True, ssl_context=self._ssl)
+                await extra.start()
+                assert extra._server is not None
+                port = getattr(extra._server, "sockets", [])[0].getsockname()[1]
+            self._state.region_ports[port] = name
+            self.data.region_urls[name] = f"{'https' if self._ssl else 'http'}://{self.host}:{port}"
 
     async def close(self) -> None:
         if self._background is not None:

@@ -1,0 +1,84 @@
+"""The pure decisions behind the fidelity fixes, without a network."""
+
+from __future__ import annotations
+
+import pickle
+
+import pytest
+
+from sentry_async import BulkPartialError, ErrorDetail, MultiProjectRefused, ProjectMoved
+from sentry_async._protocol.errors import build_api_error, is_project_moved
+from sentry_async._protocol.params import id_chunks, is_numeric_id, issue_id, project_refs
+from sentry_async.errors import ServerError
+
+
+def test_issue_ids() -> None:
+    assert issue_id(42) == "42"
+    assert issue_id(" 42 ") == "42"
+    assert issue_id("PROJ-1A") == "PROJ-1A"
+    assert issue_id("my_app-backend-Z9") == "my_app-backend-Z9"
+    for bad in ("\u0664\u0662", "\uff14\uff12", "4 2", "PROJ-", "-1A", "PROJ-1A/x", "", -3, 0):
+        with pytest.raises(ValueError, match="issue id"):
+            issue_id(bad)
+    assert not is_numeric_id("\u0664\u0662") and "\u0664\u0662".isdigit()
+
+
+def test_project_refs() -> None:
+    assert project_refs(None) is None
+    assert project_refs("web") == ["web"]
+    assert project_refs([1, "2", "web", -1]) == ["1", "2", "web", "-1"]
+    with pytest.raises(ValueError, match="empty list"):
+        project_refs([])
+    with pytest.raises(ValueError):
+        project_refs([0])
+    with pytest.raises(ValueError):
+        project_refs(["a/b"])
+
+
+def test_id_chunks_respect_count_and_length() -> None:
+    ids = [str(n) for n in range(1, 2501)]
+    chunks = id_chunks(ids, base_length=0, limit=1000, budget=100_000)
+    assert [len(c) for c in chunks] == [1000, 1000, 500]
+    long_ids = [str(10**17 + n) for n in range(1000)]  # 18 digits: 22 bytes an id
+    chunks = id_chunks(long_ids, base_length=100, budget=8000)
+    assert [i for chunk in chunks for i in chunk] == long_ids
+    assert all(100 + sum(len(i) + 4 for i in c) <= 8000 for c in chunks)
+    assert len(chunks) == 3
+    with pytest.raises(ValueError, match="does not fit"):
+        id_chunks(["9" * 9000], base_length=10)
+
+
+def test_moved_project_answers_are_recognised() -> None:
+    current = (
+        b'{"slug":"new","detail":{"code":"resource-moved","message":"Resource has been moved",'
+        b'"extra":{"url":"/api/0/projects/o/new/?x=1","slug":"new"}}}'
+    )
+    error = build_api_error(302, current, method="GET", url="u")
+    assert isinstance(error, ProjectMoved)
+    assert (error.new_slug, error.new_url) == ("new", "/api/0/projects/o/new/?x=1")
+    older = build_api_error(302, b'{"slug":"new"}', method="GET", url="u")
+    assert isinstance(older, ProjectMoved) and older.new_slug == "new" and older.new_url is None
+    assert not is_project_moved(302, None, {"detail": "x"})
+    assert not is_project_moved(400, ErrorDetail("resource-moved", None, {}), None)
+    assert pickle.loads(pickle.dumps(error)).new_slug == "new"
+
+
+def test_multi_project_refusals_are_typed() -> None:
+    for message in (
+        "You do not have the multi project stream feature enabled",
+        "You cannot view events from multiple projects.",
+    ):
+        body = b'{"detail":"' + message.encode() + b'"}'
+        error = build_api_error(400, body, method="GET", url="u")
+        assert isinstance(error, MultiProjectRefused)
+        assert "fan_out" in str(error)
+    other = build_api_error(400, b'{"detail":"Invalid query"}', method="GET", url="u")
+    assert not isinstance(other, MultiProjectRefused)
+
+
+def test_bulk_partial_error_pickles() -> None:
+    cause = ServerError(503, method="PUT", url="u", detail="down")
+    error = BulkPartialError(cause, done=["1"], not_done=["2", "3"])
+    copy = pickle.loads(pickle.dumps(error))
+    assert (copy.done, copy.not_done) == (["1"], ["2", "3"])
+    assert "1 of 3" in str(copy)

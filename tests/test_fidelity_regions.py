@@ -1,0 +1,152 @@
+"""Every region: organizations listed from each region, calls routed to the org's region,
+and the token sent only to hosts the rule allows.
+
+On sentry.io an organization lives in one region and each region lists only its own:
+``GET /api/0/users/me/regions/`` names them (``{"regions": [{"name", "url"}]}``).
+"""
+
+from __future__ import annotations
+
+import anyio
+import msgspec
+import pytest
+from yarl import URL
+
+from sentry_async import NotFound, RetryPolicy, SentryClient, UntrustedHost
+from sentry_async._protocol.hosts import registrable_domain, token_host_refusal
+from sentry_async.models import OwnedOrganization
+from sentry_async.testing import FakeSentry, Fault
+
+FAST = RetryPolicy(attempts=2, backoff_base=0.01, backoff_max=0.05)
+
+
+async def test_organizations_are_listed_from_every_region(fake_sentry_factory: object) -> None:
+    server: FakeSentry = await fake_sentry_factory(regions=("us", "de"))  # type: ignore[operator]
+    us, de = server.data.region_urls["us"], server.data.region_urls["de"]
+    assert us == server.url != de
+    homes = {o.slug: o.region for o in server.data.orgs}
+    assert set(homes.values()) == {"us", "de"}
+    eu_org = next(slug for slug, region in homes.items() if region == "de")
+    async with SentryClient(server.token, base_url=server.url, retry=FAST) as client:
+        with anyio.fail_after(15):
+            orgs = await client.organizations.list(page_size=1).collect()
+            raw = await client.organizations.list().raw().collect()
+            # Its calls now go to its region, with the token, without use_region().
+            issues = await client.issues.list(eu_org, query="", limit=5).collect()
+    assert sorted(o.slug for o in orgs) == sorted(homes)
+    assert sorted(msgspec.json.decode(r)["slug"] for r in raw) == sorted(homes)
+    assert len(issues) == 5
+    port = URL(de).port
+    issue_requests = [r for r in server.requests if r.path.endswith("/issues/")]
+    assert [r.headers.get("host") for r in issue_requests] == [f"127.0.0.1:{port}"]
+    assert all(r.sent_token(server.token) for r in issue_requests)
+
+
+async def test_an_org_outside_its_region_is_not_found(fake_sentry_factory: object) -> None:
+    """What makes the routing matter: the US host does not serve an EU organization."""
+    server: FakeSentry = await fake_sentry_factory(regions=("us", "de"))  # type: ignore[operator]
+    eu_org = next(o.slug for o in server.data.orgs if o.region == "de")
+    async with SentryClient(server.token, base_url=server.url, retry=FAST) as client:
+        with anyio.fail_after(10):
+            listed = await client.request("GET", "/organizations/", type=list[dict[str, object]])
+            with pytest.raises(NotFound):
+                await client.organizations.get(eu_org)
+    assert eu_org not in {o["slug"] for o in listed}
+
+
+async def test_a_region_the_token_must_not_reach_is_refused(fake_sentry: FakeSentry) -> None:
+    regions = {"regions": [{"name": "us", "url": fake_sentry.url}]}
+    for hostile in (
+        "https://sentry.io.evil.com",
+        "http://127.0.0.2:9",
+        "http://127.0.0.1@127.0.0.2/",
+        "http://de.localhost:9",
+    ):
+        fake_sentry.faults.add(
+            Fault(
+                "status",
+                status=200,
+                path=r"/users/me/regions/$",
+                body={"regions": [*regions["regions"], {"name": "de", "url": hostile}]},
+            )
+        )
+        async with SentryClient(fake_sentry.token, base_url=fake_sentry.url) as client:
+            with anyio.fail_after(10), pytest.raises(UntrustedHost, match="refusing"):
+                await client.organizations.list().collect()
+    assert all(r.path.endswith("/users/me/regions/") for r in fake_sentry.requests)
+
+
+async def test_a_server_without_regions_lists_from_the_base_url(fake_sentry: FakeSentry) -> None:
+    fake_sentry.faults.add(Fault("status", status=404, path=r"/users/me/regions/$", body=b""))
+    async with SentryClient(fake_sentry.token, base_url=fake_sentry.url) as client:
+        with anyio.fail_after(10):
+            orgs = await client.organizations.list().collect()
+    assert [o.slug for o in orgs] == fake_sentry.data.org_slugs()
+
+
+async def test_owned_organizations_have_their_own_shape(fake_sentry: FakeSentry) -> None:
+    """``owner=1`` answers ``[{"organization": {...}, "singleOwner": bool}]``, unpaginated."""
+    async with SentryClient(fake_sentry.token, base_url=fake_sentry.url) as client:
+        with anyio.fail_after(10):
+            owned = await client.organizations.list_owned()
+    assert all(isinstance(o, OwnedOrganization) for o in owned)
+    assert [o.organization.slug for o in owned] == fake_sentry.data.org_slugs()
+    assert [o.single_owner for o in owned] == [True, False]
+    (request,) = fake_sentry.requests
+    assert request.param("owner") == "1"
+
+
+def test_organizations_list_takes_sort_by() -> None:
+    client = SentryClient("t", base_url="https://sentry.io")
+    with pytest.raises(ValueError, match="sort_by"):
+        client.organizations.list(sort_by="size")
+    client.organizations.list(sort_by="projects")
+
+
+# -- the host rule, as a pure function ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("base", "target", "allowed"),
+    [
+        ("https://sentry.io", "https://sentry.io", True),
+        ("https://sentry.io", "https://de.sentry.io", True),
+        ("https://sentry.io", "https://us.sentry.io/", True),
+        ("https://us.sentry.io", "https://de.sentry.io", True),
+        ("https://sentry.io", "https://sentry.io.evil.com", False),
+        ("https://sentry.io", "https://evilsentry.io", False),
+        ("https://sentry.io", "http://de.sentry.io", False),
+        ("https://sentry.io", "https://de.sentry.io:8443", False),
+        ("https://sentry.io", "https://user@de.sentry.io", False),
+        ("https://sentry.example.co.uk", "https://other.example.co.uk", True),
+        ("https://sentry.example.co.uk", "https://evil.co.uk", False),
+        ("http://127.0.0.1:8000", "http://127.0.0.1:9000", True),
+        ("http://127.0.0.1:8000", "http://127.0.0.2:8000", False),
+        ("http://127.0.0.1:8000", "http://127.0.0.1@127.0.0.2/", False),
+        ("http://localhost:8000", "http://de.localhost:8000", False),
+        ("http://localhost:8000", "http://localhost:8001", True),
+        ("https://10.0.0.5", "https://10.0.0.6", False),
+    ],
+)
+def test_token_host_rule(base: str, target: str, allowed: bool) -> None:
+    assert (token_host_refusal(URL(base), URL(target)) is None) is allowed
+
+
+def test_listed_hosts_are_trusted() -> None:
+    base, other = URL("https://sentry.io"), URL("https://sentry.internal.example")
+    assert token_host_refusal(base, other) is not None
+    assert token_host_refusal(base, other, [other]) is None
+
+
+def test_registrable_domain() -> None:
+    assert registrable_domain("de.sentry.io") == "sentry.io"
+    assert registrable_domain("a.b.example.co.uk") == "example.co.uk"
+    assert registrable_domain("127.0.0.1") == "127.0.0.1"
+
+
+def test_use_region_refuses_a_look_alike() -> None:
+    client = SentryClient("t", base_url="https://sentry.io")
+    with pytest.raises(UntrustedHost, match=r"not within sentry\.io"):
+        client.trust_region("acme", "https://sentry.io.evil.com")
+    client.trust_region("acme", "https://de.sentry.io")
+    assert client.url_for("/organizations/{org}/", {"org": "acme"}).host == "de.sentry.io"
