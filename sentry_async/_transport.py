@@ -635,6 +635,12 @@ class Transport:
         """The whole body, at most ``max_body_size`` bytes once decoded, refused as soon as
         it is more."""
         reader = self._reader(resp, self.max_body_size, method)
+        if resp.content_length is not None:
+            # The announced length is already checked against the cap, and aiohttp reads
+            # no further than it: one read, not an iteration step per network chunk. A
+            # compressed body is still inflated under the cap by the reader.
+            reader.feed(await resp.read())
+            return reader.finish()
         async for chunk in resp.content.iter_any():
             reader.feed(chunk)
         return reader.finish()

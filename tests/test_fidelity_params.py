@@ -21,7 +21,7 @@ from sentry_async import (
     SentryClient,
 )
 from sentry_async.testing import FakeSentry, Fault, RecordedRequest
-from sentry_async.testing import _app as fake_app
+from sentry_async.testing import _routes_stats as fake_stats
 
 ORG = "org-0"  # has global-views
 SINGLE = "org-1"  # does not
@@ -210,7 +210,7 @@ async def test_usage_by_project_runs_in_batches_and_merges(
         whole = await client.stats.usage(ORG, group_by=["project", "category", "outcome"])
     expected = {tuple(sorted(g.by.items())): g.totals for g in whole.groups}
     assert len(expected) > 6
-    monkeypatch.setattr(fake_app, "STATS_ROW_LIMIT", 6)
+    monkeypatch.setattr(fake_stats, "STATS_ROW_LIMIT", 6)
     fake_sentry.reset_log()
     with anyio.fail_after(10):
         lossy = await client.stats.usage(

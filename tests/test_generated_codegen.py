@@ -109,7 +109,7 @@ def test_fields_are_optional_wire_named_and_tolerant(generated: dict[str, str]) 
     source = generated["sentry_async/api/releases.py"]
     sys.modules[module.__name__] = module  # msgspec resolves annotations through it
     try:
-        exec(compile(source, "sentry_async/api/_probe.py", "exec"), module.__dict__)
+        exec(compile(source, "<generated releases module>", "exec"), module.__dict__)
         release = module.Release
         decoded = msgspec.json.decode(
             b'{"version": "1.0", "status": "new-status", "data": [1, {}], "extra": 1,'

@@ -11,11 +11,23 @@ from __future__ import annotations
 import hashlib
 import random
 from collections import OrderedDict
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Any
 
 import msgspec
+
+from ._entries import event_payload
+from ._records import (
+    DEFAULT_PRIORITIES,
+    SCALES,
+    EventRecord,
+    IssueRecord,
+    OrgRecord,
+    ProjectRecord,
+    SeedConfig,
+    _iso,
+    _iso_seconds,
+)
 
 __all__ = [
     "DEFAULT_PRIORITIES",
@@ -42,107 +54,11 @@ _EXCEPTIONS = (
 )
 
 
-DEFAULT_PRIORITIES = ("high", "medium")
-"""The priorities Sentry's default issue query (no ``query`` sent) keeps."""
 
 EVENT_CACHE_BYTES = 256 * 1024 * 1024
 """Encoded full events kept (LRU). Big enough for a benchmark's working set, so that
 repeated rounds measure the client rather than the server building payloads."""
 
-
-@dataclass(frozen=True)
-class SeedConfig:
-    """How much data to make. ``events_per_issue`` is an inclusive range."""
-
-    orgs: int = 3
-    projects_per_org: int = 4
-    issues_per_project: int = 150
-    events_per_issue: tuple[int, int] = (2, 12)
-    days: int = 90
-    global_views_orgs: int = 1
-    large_event_every: int = 97
-    huge_event_every: int = 1999
-
-
-SCALES: dict[str, SeedConfig] = {
-    "small": SeedConfig(orgs=2, projects_per_org=3, issues_per_project=40, events_per_issue=(2, 8)),
-    "default": SeedConfig(
-        orgs=3, projects_per_org=5, issues_per_project=200, events_per_issue=(2, 14)
-    ),
-    "large": SeedConfig(
-        orgs=1, projects_per_org=2, issues_per_project=13_000, events_per_issue=(5, 11)
-    ),
-}
-
-
-@dataclass
-class OrgRecord:
-    index: int
-    id: str
-    slug: str
-    name: str
-    created: datetime
-    features: list[str]
-    projects: list[ProjectRecord] = field(default_factory=list)
-    region: str = ""
-    """The region name the org lives in (``""``: the server's own, single region)."""
-    redirects: dict[str, str] = field(default_factory=dict)
-    """Old project slug -> new slug, kept after a rename as Sentry's ``ProjectRedirect``."""
-
-
-@dataclass
-class ProjectRecord:
-    index: int
-    id: str
-    slug: str
-    name: str
-    platform: str
-    org: OrgRecord
-    created: datetime
-    issues: list[IssueRecord] = field(default_factory=list)
-    events: list[EventRecord] = field(default_factory=list)
-
-
-@dataclass
-class IssueRecord:
-    index: int
-    id: str
-    short_id: str
-    project: ProjectRecord
-    title: str
-    exc_type: str
-    level: str
-    first_seen: float
-    last_seen: float
-    events: list[EventRecord] = field(default_factory=list)
-    status: str = "unresolved"
-    substatus: str | None = "ongoing"
-    extra: dict[str, Any] = field(default_factory=dict)
-    deleted: bool = False
-
-    @property
-    def priority(self) -> str:
-        return str(self.extra.get("priority") or ("high", "medium", "low")[self.index % 3])
-
-
-@dataclass(slots=True)
-class EventRecord:
-    index: int
-    event_id: str
-    issue: IssueRecord | None
-    project: ProjectRecord
-    timestamp: float
-    kind: str
-    user: int
-    environment: str
-
-
-def _iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def _iso_seconds(ts: float) -> str:
-    return datetime.fromtimestamp(ts, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class Dataset:
@@ -572,251 +488,4 @@ class Dataset:
 
     def event_body(self, event: EventRecord) -> dict[str, Any]:
         rng = random.Random(f"{self.seed}:event:{event.event_id}")
-        issue = event.issue
-        project = event.project
-        frames_count = self.event_size_class(event)
-        common: dict[str, Any] = {
-            "id": event.event_id,
-            "groupID": issue.id if issue else None,
-            "eventID": event.event_id,
-            "projectID": project.id,
-            "size": 1000 + frames_count * 600,
-            "type": event.kind,
-            "platform": project.platform,
-            "title": self._title(event),
-            "message": "",
-            "location": "app/handlers.py",
-            "dateCreated": _iso_seconds(event.timestamp),
-            "dateReceived": _iso(event.timestamp + 0.4),
-            "dist": None,
-            "user": {
-                "id": str(event.user),
-                "email": f"user{event.user}@example.com",
-                "username": f"user{event.user}",
-                "ip_address": "10.0.0.1",
-                "name": None,
-                "geo": {"country_code": "DE", "city": "Berlin", "region": "Germany"},
-                "data": None,
-            },
-            "tags": sorted(
-                [
-                    {"key": "environment", "value": event.environment},
-                    {"key": "level", "value": issue.level if issue else "info"},
-                    {"key": "release", "value": f"{project.slug}@1.4.{event.index % 5}"},
-                    {"key": "server_name", "value": f"web-{event.index % 7}"},
-                ],
-                key=lambda t: t["key"],
-            ),
-            "contexts": {
-                "os": {"name": "Linux", "version": "6.1", "type": "os"},
-                "runtime": {"name": "CPython", "version": "3.12.1", "type": "runtime"},
-                "trace": {
-                    "trace_id": hashlib.md5(event.event_id.encode()).hexdigest(),
-                    "span_id": event.event_id[:16],
-                    "op": "http.server",
-                    "type": "trace",
-                },
-            },
-            "context": {"celery-job": {"args": [event.index, "x"], "kwargs": {}}, "retries": 0},
-            "sdk": {"name": f"sentry.{project.platform}", "version": "2.19.0"},
-            "packages": {"aiohttp": "3.9.5", "msgspec": "0.18.6"},
-            "errors": [],
-            "occurrence": None,
-            "release": None
-            if event.index % 3
-            else {
-                "version": f"{project.slug}@1.4.{event.index % 5}",
-                "id": 40 + event.index % 5,
-                "status": "open",
-                "projects": [{"id": int(project.id), "slug": project.slug}],
-            },
-            "userReport": None,
-            "sdkUpdates": [],
-            "resolvedWith": [None],
-            "nextEventID": None,
-            "previousEventID": None,
-            "_meta": {"entries": {"0": {"data": {"values": {"0": {"value": {"": {"len": 130}}}}}}}},
-        }
-        if event.kind == "transaction":
-            start = event.timestamp - 0.8
-            common.update(
-                {
-                    "title": self._title(event),
-                    "startTimestamp": start,
-                    "endTimestamp": event.timestamp,
-                    "measurements": {"lcp": {"value": 812.5, "unit": "millisecond"}},
-                    "breakdowns": None,
-                    "entries": [
-                        {
-                            "type": "spans",
-                            "data": [
-                                {
-                                    "span_id": f"{event.event_id[:12]}{s:04x}",
-                                    "trace_id": event.event_id,
-                                    "parent_span_id": event.event_id[:16],
-                                    "op": "db.sql.query",
-                                    "description": f"SELECT * FROM items WHERE id = {s}",
-                                    "status": "ok",
-                                    "start_timestamp": start + s * 0.01,
-                                    "timestamp": start + s * 0.01 + 0.005,
-                                    "data": {"db.system": "postgresql"},
-                                }
-                                for s in range(frames_count * 3)
-                            ],
-                        },
-                        self._request_entry(event, rng),
-                    ],
-                }
-            )
-            return common
-        common.update(
-            {
-                "culprit": "app.handlers in handle",
-                "fingerprints": ["{{ default }}"],
-                "groupingConfig": {
-                    "id": "newstyle:2023-01-11",
-                    "enhancements": "eJybzDRxY3J-bk5mXrqVTV5",
-                },
-                "metadata": {
-                    "type": issue.exc_type if issue else "Error",
-                    "value": "failure",
-                    "filename": "app/handlers.py",
-                    "function": "handle",
-                },
-                "crashFile": None,
-            }
-        )
-        if event.kind == "csp":
-            common["entries"] = [
-                {"type": "message", "data": {"formatted": "Blocked 'script' from 'evil.example'"}},
-                {
-                    "type": "csp",
-                    "data": {
-                        "effective_directive": "script-src",
-                        "blocked_uri": "https://evil.example/x.js",
-                        "document_uri": "https://app.example/",
-                        "line_number": 12,
-                    },
-                },
-                self._request_entry(event, rng),
-            ]
-            common["sdk"] = None
-            return common
-        if event.kind == "default":
-            common["message"] = f"Job {event.index} took too long"
-            common["entries"] = [
-                {
-                    "type": "message",
-                    "data": {
-                        "formatted": common["message"],
-                        "message": "Job %s took too long",
-                        "params": [event.index],
-                    },
-                }
-            ]
-            return common
-        entries = [
-            {
-                "type": "exception",
-                "data": {
-                    "values": [self._exception(event, rng, frames_count)],
-                    "hasSystemFrames": True,
-                    "excOmitted": None,
-                },
-            },
-            {
-                "type": "breadcrumbs",
-                "data": {
-                    "values": [
-                        {
-                            "type": "default",
-                            "category": "query",
-                            "level": "info",
-                            "timestamp": _iso(event.timestamp - 5 + b * 0.01),
-                            "message": f"SELECT id FROM users WHERE id = {b}",
-                            "data": None,
-                            "event_id": None,
-                        }
-                        for b in range(min(100, 10 + frames_count))
-                    ]
-                },
-            },
-            self._request_entry(event, rng),
-        ]
-        if event.kind == "future_ai_agent_trace":
-            entries.append(
-                {"type": "future_entry", "data": {"agent": "planner", "steps": [1, 2, 3]}}
-            )
-        common["entries"] = entries
-        return common
-
-    def _exception(self, event: EventRecord, rng: random.Random, frames: int) -> dict[str, Any]:
-        issue = event.issue
-        pad = 1800 if frames >= 400 else 1500 if frames >= 40 else 120
-        return {
-            "type": issue.exc_type if issue else "Error",
-            "value": "failure while handling request",
-            "module": "app.handlers",
-            "threadId": None,
-            "mechanism": {"type": "generic", "handled": event.index % 2 == 0},
-            "stacktrace": {
-                "frames": [
-                    {
-                        "filename": f"app/module_{f}.py",
-                        "absPath": f"/srv/app/module_{f}.py",
-                        "module": f"app.module_{f}",
-                        "package": None,
-                        "platform": None,
-                        "instructionAddr": None,
-                        "symbolAddr": None,
-                        "function": f"step_{f}",
-                        "rawFunction": None,
-                        "symbol": None,
-                        "context": [
-                            [10 + f + c, f"    value = compute_{c}(payload)  # line {c}"]
-                            for c in range(7)
-                        ],
-                        "lineNo": 13 + f,
-                        "colNo": None,
-                        "inApp": f % 3 != 0,
-                        "trust": None,
-                        "errors": None,
-                        "lock": None,
-                        "vars": {
-                            "payload": {
-                                "id": event.index,
-                                "items": list(range(f % 6)),
-                                "note": "x" * (pad + rng.randrange(40)),
-                            },
-                            "count": f,
-                            "ratio": f / 7,
-                            "enabled": f % 2 == 0,
-                            "missing": None,
-                            "'self'": f"<Handler at 0x{event.index:08x}>",
-                        },
-                    }
-                    for f in range(frames)
-                ],
-                "framesOmitted": None,
-                "registers": None,
-                "hasSystemFrames": True,
-            },
-            "rawStacktrace": None,
-        }
-
-    def _request_entry(self, event: EventRecord, rng: random.Random) -> dict[str, Any]:
-        return {
-            "type": "request",
-            "data": {
-                "url": f"https://app.example/api/items/{event.index % 17}",
-                "method": "GET",
-                "query": [["page", str(rng.randrange(9))], ["q", "a+b"]],
-                "fragment": None,
-                "data": None,
-                "headers": [["Accept", "application/json"], ["User-Agent", "curl/8.0"]],
-                "cookies": [],
-                "env": {"SERVER_NAME": "web-1"},
-                "inferredContentType": None,
-                "apiTarget": None,
-            },
-        }
+        return event_payload(event, rng, self.event_size_class(event), self._title(event))

@@ -1,0 +1,184 @@
+"""Query parameters and path lookups, validated as Sentry's endpoints validate them."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timezone
+
+from aiohttp import web
+
+from ._data import Dataset, IssueRecord, OrgRecord, ProjectRecord
+from ._state import ApiError, _encode, _state
+
+_PERIOD = re.compile(r"^(\d+)([smhdw]?)$")
+_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_HEX32 = re.compile(r"^[0-9a-fA-F]{32}$|^[0-9a-fA-F-]{36}$")
+
+
+# -- parameters -----------------------------------------------------------------------------
+
+
+def _parse_time(value: str, name: str) -> float:
+    text = value.strip()
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    text = re.sub(r"(Z|\+\d\d:\d\d)$", "", text)
+    for fmt in ("%Y-%m-%dT%H:%M:%S.%f", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d"):
+        try:
+            return datetime.strptime(text, fmt).replace(tzinfo=timezone.utc).timestamp()
+        except ValueError:
+            continue
+    raise ApiError(400, f"{name} is not a valid ISO8601 date query")
+
+
+def _period(value: str) -> float:
+    match = _PERIOD.match(value)
+    if not match:
+        raise ApiError(400, f"Invalid statsPeriod: {value!r}")
+    return int(match.group(1)) * _UNITS[match.group(2)]
+
+
+def _time_range(request: web.Request, default: float) -> tuple[float, float]:
+    q = request.query
+    now = _state(request).data.now_ts
+    if "start" in q or "end" in q:
+        if "start" not in q or "end" not in q:
+            raise ApiError(400, "start and end are both required")
+        start, end = _parse_time(q["start"], "start"), _parse_time(q["end"], "end")
+        if start >= end:
+            raise ApiError(400, "start must be before end")
+        return start, end
+    if q.get("statsPeriod"):
+        return now - _period(q["statsPeriod"]), now
+    return now - default, now
+
+
+def _per_page(request: web.Request, name: str = "per_page", maximum: int = 100) -> int:
+    raw = request.query.get(name)
+    if raw is None:
+        return 100
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ApiError(400, f"Invalid {name} parameter.") from None
+    if value > maximum:
+        # Sentry's ``Endpoint.get_per_page``.
+        raise ApiError(400, f"Invalid {name} value. Cannot exceed {maximum}.")
+    if value < 1:
+        raise ApiError(400, f"Invalid {name} value. Must be between 1 and {maximum}.")
+    return value
+
+
+def _flag(request: web.Request, name: str) -> bool:
+    return request.query.get(name, "").lower() in ("1", "true")
+
+
+# -- lookups --------------------------------------------------------------------------------
+
+
+def _region(request: web.Request) -> str | None:
+    """The region this request reached, when the server plays several (else ``None``)."""
+    ports = _state(request).region_ports
+    if not ports:
+        return None
+    sock = request.transport.get_extra_info("sockname") if request.transport else None
+    return ports.get(sock[1]) if sock else None
+
+
+def _org(request: web.Request) -> OrgRecord:
+    org = _state(request).data.org(request.match_info["org"])
+    if org is None:
+        raise ApiError(404, "The requested resource does not exist")
+    region = _region(request)
+    if region is not None and org.region != region:
+        # An organization's data lives in its region only.
+        raise ApiError(404, "The requested resource does not exist")
+    return org
+
+
+def _project(request: web.Request, org: OrgRecord) -> ProjectRecord:
+    key = request.match_info["project"]
+    project = _state(request).data.project(org, key)
+    if project is None:
+        new = org.redirects.get(key)
+        if new is not None:
+            # ``ProjectEndpoint.convert_args`` -> ``ProjectMoved``: 302, no Location header.
+            path = request.path.replace(f"/{key}/", f"/{new}/", 1)
+            url = f"{path}?{request.query_string}" if request.query_string else path
+            raise ApiError(
+                302,
+                body=_encode(
+                    {"slug": new}
+                    if _state(request).profile == "older"
+                    else {
+                        "slug": new,
+                        "detail": {
+                            "code": "resource-moved",
+                            "message": "Resource has been moved",
+                            "extra": {"url": url, "slug": new},
+                        },
+                    }
+                ),
+            )
+        raise ApiError(404, "The requested resource does not exist")
+    return project
+
+
+_SHORT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*-[A-Za-z0-9]+$", re.ASCII)
+
+
+def _by_short_id(data: Dataset, org: OrgRecord, key: str) -> IssueRecord | None:
+    key = key.upper()
+    for project in org.projects:
+        for issue in project.issues:
+            if issue.short_id == key and not issue.deleted:
+                return issue
+    return None
+
+
+def _issue(request: web.Request, org: OrgRecord) -> IssueRecord:
+    key = request.match_info["issue_id"]
+    data = _state(request).data
+    issue: IssueRecord | None
+    if key.isascii() and key.isdigit():
+        issue = data.issues_by_id.get(key)
+    elif _SHORT_ID.match(key):
+        # ``get_group_with_redirect`` accepts a qualified short id as well.
+        issue = _by_short_id(data, org, key)
+    else:
+        issue = None
+    if issue is None or issue.deleted or issue.project.org is not org:
+        raise ApiError(404, "The requested resource does not exist")
+    return issue
+
+
+def _projects(request: web.Request, org: OrgRecord) -> list[ProjectRecord]:
+    wanted = request.query.getall("project", [])
+    try:
+        ids = {int(value) for value in wanted}
+    except ValueError:
+        # ``get_requested_project_ids_unchecked``: slugs are not accepted here.
+        raise ApiError(400, "Invalid project parameter. Values must be numbers.") from None
+    if not ids or -1 in ids:
+        return list(org.projects)
+    out = []
+    for key in sorted(ids):
+        project = _state(request).data.project(org, str(key))
+        if project is None:
+            raise ApiError(403, "You do not have permission to perform this action.")
+        out.append(project)
+    return out
+
+
+def _single_project_only(
+    request: web.Request, org: OrgRecord, projects: list[ProjectRecord], message: str
+) -> None:
+    """Servers before September 2025 refuse several projects without ``global-views``."""
+    if (
+        _state(request).profile == "older"
+        and len(projects) > 1
+        and "global-views" not in org.features
+    ):
+        raise ApiError(400, message)

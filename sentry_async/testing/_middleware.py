@@ -1,0 +1,222 @@
+"""The middleware: request recording, authentication, rate limits and faults."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from aiohttp import web
+from aiohttp.typedefs import Middleware
+
+from ._faults import Fault
+from ._recorder import capture_body, record_request
+from ._state import _JSON, _SERVE, ApiError, Handler, RateLimitPolicy, ServerState, _encode, _json
+
+REQUEST_LINE_LIMIT = 8192
+
+
+def _group(request: web.Request) -> str:
+    resource = request.match_info.route.resource
+    canonical = resource.canonical if resource is not None else request.path
+    return f"{request.method} {canonical}"
+
+
+def _rate_headers(
+    state: ServerState, group: str, now: float, *, exhausted: bool = False
+) -> dict[str, str]:
+    policy = state.policy or RateLimitPolicy(
+        limit=1000, window=1.0, concurrent_limit=None, enforce=False
+    )
+    limit, window, concurrent = policy.for_group(group)
+    index = int(now / window)
+    count = (
+        state.windows.get(group, (index, 0))[1]
+        if state.windows.get(group, (-1, 0))[0] == index
+        else 0
+    )
+    headers = {
+        "X-Sentry-Rate-Limit-Limit": str(limit),
+        "X-Sentry-Rate-Limit-Remaining": str(0 if exhausted else max(0, limit - count)),
+        "X-Sentry-Rate-Limit-Reset": str(int((index + 1) * window)),
+    }
+    if concurrent is not None:
+        headers["X-Sentry-Rate-Limit-ConcurrentLimit"] = str(concurrent)
+        headers["X-Sentry-Rate-Limit-ConcurrentRemaining"] = str(
+            max(0, concurrent - state.group_in_flight[group])
+        )
+    return headers
+
+
+def _too_many(
+    message: str, headers: dict[str, str], retry_after: Any = None, *, older: bool = False
+) -> web.Response:
+    if retry_after is not None:
+        headers["Retry-After"] = str(retry_after)
+    if older:
+        headers = {k: v for k, v in headers.items() if not k.startswith("X-Sentry-Rate-Limit")}
+    # Sentry's middleware builds a bare HttpResponse: JSON body, Django's default type.
+    # Older servers sent the message as a bare JSON string.
+    return web.Response(
+        status=429,
+        body=_encode(message if older else {"detail": message}),
+        headers=headers,
+        content_type="text/html",
+        charset="utf-8",
+    )
+
+
+async def _fault_response(
+    request: web.Request, fault: Fault, state: ServerState, group: str
+) -> web.StreamResponse | None:
+    kind = fault.kind
+    if kind == "status":
+        body = fault.body
+        if body is None:
+            body = (
+                {"detail": "Internal Error", "errorId": "f" * 32}
+                if fault.status >= 500
+                else {"detail": f"Fault {fault.status}"}
+            )
+        raw = (
+            body
+            if isinstance(body, bytes)
+            else body.encode()
+            if isinstance(body, str)
+            else _encode(body)
+        )
+        return web.Response(
+            status=fault.status, body=raw, headers={"Content-Type": fault.content_type or _JSON}
+        )
+    if kind == "rate_limit":
+        now = time.time()
+        headers = _rate_headers(state, group, now, exhausted=True)
+        if fault.reset_in is None:
+            headers.pop("X-Sentry-Rate-Limit-Reset")
+        else:
+            headers["X-Sentry-Rate-Limit-Reset"] = str(int(now + fault.reset_in))
+        return _too_many(
+            "You are attempting to use this endpoint too frequently. Limit is 40 "
+            "requests in 1 seconds",
+            headers,
+            fault.retry_after,
+            older=state.profile == "older",
+        )
+    if kind == "drop":
+        transport = request.transport
+        if transport is not None:
+            transport.abort()
+        raise asyncio.CancelledError
+    if kind == "slow":
+        await asyncio.sleep(fault.delay)
+        return None
+    if kind == "redirect":
+        return web.Response(status=302, headers={"Location": fault.location or "/"})
+    if kind == "invalid_json_content":
+        if fault.content_type == "text/html":
+            return None
+        return web.Response(
+            status=200,
+            body=b"<html><body>Bad gateway</body></html>",
+            headers={"Content-Type": _JSON},
+        )
+    if kind == "short_pages":
+        request[_SERVE] = fault.serve
+    return None
+
+
+def make_middleware(state: ServerState) -> Middleware:
+    """The middleware for one server; it records, authenticates, limits and injects faults."""
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        group = _group(request)
+        record = record_request(request, group, state.token)
+        state.requests.append(record)
+        state.in_flight += 1
+        state.max_in_flight = max(state.max_in_flight, state.in_flight)
+        state.group_in_flight[group] += 1
+        state.group_max_in_flight[group] = max(
+            state.group_max_in_flight[group], state.group_in_flight[group]
+        )
+        try:
+            response = await _handle(request, handler, group)
+            record.status = response.status
+            await capture_body(record, request)
+            return response
+        finally:
+            state.in_flight -= 1
+            state.group_in_flight[group] -= 1
+            record.finished = time.monotonic()
+
+    async def _handle(request: web.Request, handler: Handler, group: str) -> web.StreamResponse:
+        if len(request.method) + len(request.raw_path) + 11 > REQUEST_LINE_LIMIT:
+            # nginx in front of Sentry: a request line over its 8 KB buffer never arrives.
+            return web.Response(status=414, text="<html>414 Request-URI Too Large</html>")
+        fault = state.faults.pick(request.method, request.path, request.query_string)
+        if fault is not None:
+            early = await _fault_response(request, fault, state, group)
+            if early is not None:
+                return early
+        auth = request.headers.get("Authorization")
+        if auth is None:
+            return _json(_encode({"detail": "Authentication credentials were not provided."}), 401)
+        if auth != f"Bearer {state.token}":
+            return _json(_encode({"detail": "Invalid token"}), 401)
+        now = time.time()
+        policy = state.policy
+        if policy is not None and policy.enforce:
+            limit, window, concurrent = policy.for_group(group)
+            index = int(now / window)
+            current_index, count = state.windows.get(group, (index, 0))
+            if current_index != index:
+                count = 0
+            if concurrent is not None and state.group_in_flight[group] > concurrent:
+                return _too_many(
+                    "You are attempting to go above the allowed concurrency for this "
+                    f"endpoint. Concurrency limit is {concurrent}",
+                    _rate_headers(state, group, now, exhausted=True),
+                    int(window) if policy.retry_after else None,
+                    older=state.profile == "older",
+                )
+            if count >= limit:
+                return _too_many(
+                    "You are attempting to use this endpoint too frequently. Limit is "
+                    f"{limit} requests in {window:g} seconds",
+                    _rate_headers(state, group, now, exhausted=True),
+                    max(1, int((index + 1) * window - now + 0.999)) if policy.retry_after else None,
+                    older=state.profile == "older",
+                )
+            state.windows[group] = (index, count + 1)
+        elif policy is None:
+            index = int(now)
+            current_index, count = state.windows.get(group, (index, 0))
+            state.windows[group] = (index, (count if current_index == index else 0) + 1)
+        try:
+            response = await handler(request)
+        except ApiError as exc:
+            response = _json(exc.body, exc.status) if exc.body else web.Response(status=exc.status)
+        if isinstance(response, web.Response) and state.profile != "older":
+            response.headers.update(_rate_headers(state, group, now))
+        if fault is None or not isinstance(response, web.Response):
+            return response
+        body = response.body if isinstance(response.body, bytes) else b""
+        if fault.kind == "truncated_json":
+            response.body = body[: max(1, int(len(body) * fault.fraction))]
+        elif fault.kind == "close_keepalive":
+            response.force_close()
+            response.headers["Connection"] = "close"
+        elif fault.kind == "invalid_json_content":
+            response.content_type = "text/html"
+        elif fault.kind == "drop_mid_body":
+            stream = web.StreamResponse(status=response.status, headers=response.headers)
+            stream.content_length = len(body)
+            await stream.prepare(request)
+            await stream.write(body[: max(1, int(len(body) * fault.fraction))])
+            transport = request.transport
+            if transport is not None:
+                transport.abort()
+            return stream
+        return response
+
+    return middleware

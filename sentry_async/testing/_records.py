@@ -1,0 +1,105 @@
+"""The records the fake dataset is made of, and how much of them to make."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+DEFAULT_PRIORITIES = ("high", "medium")
+"""The priorities Sentry's default issue query (no ``query`` sent) keeps."""
+
+
+@dataclass(frozen=True)
+class SeedConfig:
+    """How much data to make. ``events_per_issue`` is an inclusive range."""
+
+    orgs: int = 3
+    projects_per_org: int = 4
+    issues_per_project: int = 150
+    events_per_issue: tuple[int, int] = (2, 12)
+    days: int = 90
+    global_views_orgs: int = 1
+    large_event_every: int = 97
+    huge_event_every: int = 1999
+
+
+SCALES: dict[str, SeedConfig] = {
+    "small": SeedConfig(orgs=2, projects_per_org=3, issues_per_project=40, events_per_issue=(2, 8)),
+    "default": SeedConfig(
+        orgs=3, projects_per_org=5, issues_per_project=200, events_per_issue=(2, 14)
+    ),
+    "large": SeedConfig(
+        orgs=1, projects_per_org=2, issues_per_project=13_000, events_per_issue=(5, 11)
+    ),
+}
+
+
+@dataclass
+class OrgRecord:
+    index: int
+    id: str
+    slug: str
+    name: str
+    created: datetime
+    features: list[str]
+    projects: list[ProjectRecord] = field(default_factory=list)
+    region: str = ""
+    """The region name the org lives in (``""``: the server's own, single region)."""
+    redirects: dict[str, str] = field(default_factory=dict)
+    """Old project slug -> new slug, kept after a rename as Sentry's ``ProjectRedirect``."""
+
+
+@dataclass
+class ProjectRecord:
+    index: int
+    id: str
+    slug: str
+    name: str
+    platform: str
+    org: OrgRecord
+    created: datetime
+    issues: list[IssueRecord] = field(default_factory=list)
+    events: list[EventRecord] = field(default_factory=list)
+
+
+@dataclass
+class IssueRecord:
+    index: int
+    id: str
+    short_id: str
+    project: ProjectRecord
+    title: str
+    exc_type: str
+    level: str
+    first_seen: float
+    last_seen: float
+    events: list[EventRecord] = field(default_factory=list)
+    status: str = "unresolved"
+    substatus: str | None = "ongoing"
+    extra: dict[str, Any] = field(default_factory=dict)
+    deleted: bool = False
+
+    @property
+    def priority(self) -> str:
+        return str(self.extra.get("priority") or ("high", "medium", "low")[self.index % 3])
+
+
+@dataclass(slots=True)
+class EventRecord:
+    index: int
+    event_id: str
+    issue: IssueRecord | None
+    project: ProjectRecord
+    timestamp: float
+    kind: str
+    user: int
+    environment: str
+
+
+def _iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _iso_seconds(ts: float) -> str:
+    return datetime.fromtimestamp(ts, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")

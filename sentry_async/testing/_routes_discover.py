@@ -1,0 +1,206 @@
+"""Handler: Discover (``/events/``), and the field helpers ``events-stats`` shares."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable
+from datetime import datetime, timezone
+from typing import Any
+
+from aiohttp import web
+
+from ._data import EventRecord, OrgRecord
+from ._lookups import _org, _per_page, _projects, _single_project_only, _time_range
+from ._paginators import _page
+from ._state import ApiError, _encode, _json
+
+_FIELD_TYPES = {
+    "id": "string",
+    "title": "string",
+    "project": "string",
+    "project.id": "integer",
+    "timestamp": "date",
+    "event.type": "string",
+    "level": "string",
+    "message": "string",
+    "issue": "string",
+    "issue.id": "integer",
+    "transaction": "string",
+    "user.email": "string",
+    "environment": "string",
+    "release": "string",
+    "count()": "integer",
+    "count_unique(user)": "integer",
+    "last_seen()": "date",
+    "first_seen()": "date",
+    "p95(transaction.duration)": "duration",
+    "p50(transaction.duration)": "duration",
+    "avg(transaction.duration)": "duration",
+}
+
+
+def _iso_offset(ts: float) -> str:
+    return datetime.fromtimestamp(int(ts), timezone.utc).strftime("%Y-%m-%dT%H:%M:%S+00:00")
+
+
+def _plain(event: EventRecord, name: str) -> Any:
+    issue = event.issue
+    return {
+        "id": event.event_id,
+        "title": issue.title if issue else f"GET /api/items/{event.index % 17}",
+        "project": event.project.slug,
+        "project.id": int(event.project.id),
+        "timestamp": _iso_offset(event.timestamp),
+        "event.type": "transaction"
+        if event.kind == "transaction"
+        else ("default" if event.kind == "default" else "error"),
+        "level": issue.level if issue else "info",
+        "message": issue.title if issue else "",
+        "issue": issue.short_id if issue else None,
+        "issue.id": int(issue.id) if issue else None,
+        "transaction": f"/api/items/{event.index % 17}",
+        "user.email": f"user{event.user}@example.com",
+        "environment": event.environment,
+        "release": f"{event.project.slug}@1.4.{event.index % 5}",
+    }.get(name)
+
+
+def _column(name: str) -> Callable[[dict[str, Any]], tuple[bool, Any]]:
+    """A sort key for one row column; ``None`` sorts last."""
+
+    def key(row: dict[str, Any]) -> tuple[bool, Any]:
+        value = row[name]
+        return (value is None, value if value is not None else 0)
+
+    return key
+
+
+def _aggregate(name: str, events: list[EventRecord]) -> Any:
+    if name == "count()":
+        return len(events)
+    if name == "count_unique(user)":
+        return len({e.user for e in events})
+    if name == "last_seen()":
+        return _iso_offset(max(e.timestamp for e in events))
+    if name == "first_seen()":
+        return _iso_offset(min(e.timestamp for e in events))
+    if "transaction.duration" in name:
+        durations = sorted(800.0 + (e.index % 40) * 12.5 for e in events if e.kind == "transaction")
+        if not durations:
+            return None
+        if name.startswith("avg"):
+            return sum(durations) / len(durations)
+        pct = 0.95 if name.startswith("p95") else 0.5
+        return durations[min(len(durations) - 1, int(len(durations) * pct))]
+    raise ApiError(400, f"Invalid query. {name} is not a valid function")
+
+
+_DATASETS = ("discover", "errors", "transactions", "issuePlatform", "logs", "tracemetrics")
+_LARGE_PAGE_DATASETS = ("logs", "tracemetrics")
+"""Datasets whose ``per_page`` may go to 9999."""
+
+
+def _discover_events(request: web.Request, org: OrgRecord) -> list[EventRecord]:
+    projects = _projects(request, org)
+    _single_project_only(request, org, projects, "You cannot view events from multiple projects.")
+    dataset = request.query.get("dataset", "discover")
+    if dataset not in _DATASETS:
+        raise ApiError(400, f"dataset must be one of: {', '.join(_DATASETS)}")
+    if dataset in _LARGE_PAGE_DATASETS:
+        return []
+    start, end = _time_range(request, 14 * 86400)
+    environments = set(request.query.getall("environment", []))
+    filters: list[tuple[str, str]] = []
+    text: list[str] = []
+    for token in request.query.get("query", "").split():
+        if ":" in token:
+            key, _, value = token.partition(":")
+            filters.append((key, value))
+        else:
+            text.append(token.lower())
+    out = []
+    for project in projects:
+        for event in project.events:
+            if not start <= event.timestamp < end:
+                continue
+            if dataset == "errors" and event.kind == "transaction":
+                continue
+            if dataset == "transactions" and event.kind != "transaction":
+                continue
+            if environments and event.environment not in environments:
+                continue
+            if any(str(_plain(event, key)) != value for key, value in filters):
+                continue
+            title = str(_plain(event, "title")).lower()
+            if text and not all(t in title for t in text):
+                continue
+            out.append(event)
+    return out
+
+
+async def discover(request: web.Request) -> web.Response:
+    org = _org(request)
+    fields = request.query.getall("field", [])
+    if not fields:
+        raise ApiError(400, "No columns selected")
+    if len(fields) > 20:
+        raise ApiError(
+            400, "You can view up to 20 fields at a time. Please delete some and try again."
+        )
+    for name in fields:
+        if name not in _FIELD_TYPES and not name.startswith("equation|"):
+            raise ApiError(400, f"Invalid query. {name} is not a valid field")
+    large = request.query.get("dataset") in _LARGE_PAGE_DATASETS
+    per_page = _per_page(request, maximum=9999 if large else 100)
+    events = _discover_events(request, org)
+    aggregates = [f for f in fields if "(" in f]
+    plain = [f for f in fields if "(" not in f]
+    rows: list[dict[str, Any]]
+    if aggregates:
+        groups: dict[tuple[Any, ...], list[EventRecord]] = defaultdict(list)
+        for event in events:
+            groups[tuple(_plain(event, f) for f in plain)].append(event)
+        rows = [
+            {
+                **dict(zip(plain, key, strict=True)),
+                **{a: _aggregate(a, members) for a in aggregates},
+            }
+            for key, members in groups.items()
+        ]
+        rows.sort(
+            key=lambda r: (
+                -r[aggregates[0]] if isinstance(r[aggregates[0]], int) else 0,
+                str(tuple(r[p] for p in plain)),
+            )
+        )
+    else:
+        rows = [{f: _plain(e, f) for f in fields} for e in events]
+    for key in reversed(request.query.getall("sort", [])):
+        name = key.lstrip("-")
+        if name not in fields:
+            raise ApiError(400, f"Cannot sort by a field that is not selected: {name}")
+        rows.sort(key=_column(name), reverse=key.startswith("-"))
+    if not _projects(request, org):
+        return _json(
+            _encode(
+                {
+                    "data": [],
+                    "meta": {"tips": {"query": "Need at least one valid project to query."}},
+                }
+            )
+        )
+    meta = {
+        "fields": {f: _FIELD_TYPES.get(f, "number") for f in fields},
+        "units": {
+            f: ("millisecond" if _FIELD_TYPES.get(f) == "duration" else None) for f in fields
+        },
+        "isMetricsData": False,
+        "isMetricsExtractedData": False,
+        "tips": {},
+        "datasetReason": "unchanged",
+        "dataset": request.query.get("dataset", "discover"),
+    }
+    response = _page(request, rows, _encode, per_page=per_page, discover=True)
+    assert isinstance(response.body, bytes)
+    response.body = b'{"data":' + response.body + b',"meta":' + _encode(meta) + b"}"
+    return response

@@ -1,0 +1,137 @@
+"""Handlers: event listings, single events, event-id lookups and issue hashes."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+
+from aiohttp import web
+
+from ._data import EventRecord
+from ._lookups import _HEX32, _flag, _issue, _org, _per_page, _project, _time_range
+from ._paginators import _page
+from ._state import ApiError, _encode, _json, _state
+
+FULL_PAGE_MAX = 10
+
+
+def _event_rows(request: web.Request, events: Sequence[EventRecord]) -> list[EventRecord]:
+    start, end = _time_range(request, 90 * 86400)
+    environments = set(request.query.getall("environment", []))
+    text = request.query.get("query", "").lower()
+    return [
+        e
+        for e in events
+        if start <= e.timestamp < end
+        and (not environments or e.environment in environments)
+        and (not text or text in (e.issue.title.lower() if e.issue else "transaction"))
+    ]
+
+
+def _event_page(request: web.Request, events: Sequence[EventRecord]) -> web.Response:
+    data = _state(request).data
+    per_page = _per_page(request)
+    rows = _state(request).listing(request, lambda: _event_rows(request, events))
+    if _flag(request, "full"):
+        return _page(request, rows, data.event_bytes, per_page=min(per_page, FULL_PAGE_MAX))
+    return _page(request, rows, data.summary_bytes, per_page=per_page)
+
+
+async def issue_events(request: web.Request) -> web.Response:
+    return _event_page(request, _issue(request, _org(request)).events)
+
+
+async def project_events(request: web.Request) -> web.Response:
+    org = _org(request)
+    return _event_page(request, _project(request, org).events)
+
+
+async def issue_event(request: web.Request) -> web.Response:
+    org = _org(request)
+    issue = _issue(request, org)
+    key = request.match_info["event_id"]
+    events = issue.events
+    if key in ("latest", "recommended", "oldest"):
+        # The choice is made among events matching environment, query and time range.
+        events = _event_rows(request, events)
+    if key in ("latest", "recommended"):
+        event = events[0] if events else None
+    elif key == "oldest":
+        event = events[-1] if events else None
+    else:
+        event = next((e for e in events if e.event_id == key.replace("-", "").lower()), None)
+        if event is None:
+            raise ApiError(
+                404,
+                "Event not found. The event ID may be incorrect, or it's age "
+                "exceeded the retention period.",
+            )
+    if event is None:
+        raise ApiError(
+            404, "No matching event found, try changing the environments, date range, or query."
+        )
+    return _json(_state(request).data.event_bytes(event, with_neighbours=True))
+
+
+async def project_event(request: web.Request) -> web.Response:
+    org = _org(request)
+    project = _project(request, org)
+    event = _state(request).data.events_by_id.get(
+        request.match_info["event_id"].replace("-", "").lower()
+    )
+    if event is None or event.project is not project:
+        raise ApiError(404, "Event not found")
+    return _json(_state(request).data.event_bytes(event))
+
+
+async def resolve_event_id(request: web.Request) -> web.Response:
+    org = _org(request)
+    key = request.match_info["event_id"]
+    if not _HEX32.match(key):
+        raise ApiError(
+            400,
+            "Event ID must be a valid UUID hex (32-36 characters long, "
+            "containing only digits, dashes, or a-f characters)",
+        )
+    data = _state(request).data
+    event = data.events_by_id.get(key.replace("-", "").lower())
+    if event is None or event.project.org is not org or event.kind == "transaction":
+        raise ApiError(404, "The requested resource does not exist")
+    issue = event.issue
+    body = (
+        b'{"organizationSlug":'
+        + _encode(org.slug)
+        + b',"projectSlug":'
+        + _encode(event.project.slug)
+        + b',"groupId":'
+        + _encode(issue.id if issue else None)
+        + b',"eventId":'
+        + _encode(event.event_id)
+        + b',"event":'
+        + data.event_bytes(event)
+        + b"}"
+    )
+    return _json(body)
+
+
+async def issue_hashes(request: web.Request) -> web.Response:
+    org = _org(request)
+    issue = _issue(request, org)
+    data = _state(request).data
+    full = request.query.get("full", "true").lower() in ("1", "true")
+    groups: dict[int, list[EventRecord]] = defaultdict(list)
+    for event in issue.events:
+        groups[event.index % 3].append(event)
+    rows = [(f"{int(issue.id) * 7 + k:032x}", events[0]) for k, events in sorted(groups.items())]
+
+    def encode(row: tuple[str, EventRecord]) -> bytes:
+        latest = data.event_bytes(row[1]) if full else _encode(data.summary_body(row[1]))
+        return (
+            b'{"id":'
+            + _encode(row[0])
+            + b',"latestEvent":'
+            + latest
+            + b',"mergedBySeer":false,"seerMatchDistance":null}'
+        )
+
+    return _page(request, rows, encode, per_page=_per_page(request))

@@ -1,0 +1,354 @@
+"""Handlers: the issue search, bulk and single issue updates, and issue tags."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Callable
+from datetime import datetime, timezone
+from typing import Any
+
+import msgspec
+from aiohttp import web
+
+from ._data import Dataset, IssueRecord, OrgRecord
+from ._lookups import (
+    _HEX32,
+    _SHORT_ID,
+    _by_short_id,
+    _issue,
+    _org,
+    _per_page,
+    _projects,
+    _single_project_only,
+    _time_range,
+)
+from ._paginators import MAX_HITS, _link, _page, _sequence_page
+from ._state import _SERVE, ApiError, _encode, _json, _state
+
+DEFAULT_ISSUE_QUERY = "is:unresolved issue.priority:[high, medium]"
+"""Sentry's ``DEFAULT_QUERY`` for the issues list when no ``query`` is sent."""
+_QUERY_TOKEN = re.compile(r"\S+:\[[^\]]*\]|\S+")
+
+
+def _issue_filter(request: web.Request, org: OrgRecord) -> list[IssueRecord]:
+    query = request.query.get("query")
+    query = DEFAULT_ISSUE_QUERY if query is None else query
+    statuses: set[str] = set()
+    priorities: set[str] = set()
+    text: list[str] = []
+    for token in _QUERY_TOKEN.findall(query):
+        if token.startswith("is:"):
+            statuses.add(token[3:])
+        elif token.startswith("issue.priority:"):
+            value = token.partition(":")[2].strip("[]")
+            priorities.update(p.strip() for p in value.split(",") if p.strip())
+        else:
+            text.append(token.lower())
+    start, end = (
+        _time_range(request, 90 * 86400)
+        if ("start" in request.query or "end" in request.query or "statsPeriod" in request.query)
+        else (float("-inf"), float("inf"))
+    )
+    environments = set(request.query.getall("environment", []))
+    rows = []
+    projects = _projects(request, org)
+    _single_project_only(
+        request, org, projects, "You do not have the multi project stream feature enabled"
+    )
+    for project in projects:
+        for issue in project.issues:
+            if issue.deleted or (statuses and issue.status not in statuses):
+                continue
+            if priorities and issue.priority not in priorities:
+                continue
+            if text and not all(t in issue.title.lower() for t in text):
+                continue
+            if not (start <= issue.last_seen and issue.first_seen <= end):
+                continue
+            if environments and not any(e.environment in environments for e in issue.events):
+                continue
+            rows.append(issue)
+    return rows
+
+
+_ISSUE_SCORES: dict[str, Callable[[IssueRecord], int]] = {
+    # The search backend's scores: whole seconds x 1000 for times, so ties are frequent.
+    "date": lambda i: int(i.last_seen) * 1000,
+    "new": lambda i: int(i.first_seen) * 1000,
+    "freq": lambda i: len(i.events),
+    "user": lambda i: len({e.user for e in i.events}),
+}
+
+
+def _direct_hit(request: web.Request, org: OrgRecord) -> web.Response | None:
+    """An event-id query (or a short id with ``shortIdLookup=1``) answers its issue(s), no Link."""
+    query = request.query.get("query", "").strip()
+    data = _state(request).data
+    if _HEX32.match(query):
+        event_id = query.replace("-", "").lower()
+        groups: dict[str, IssueRecord] = {}
+        for project in org.projects:
+            for event in project.events:
+                issue = event.issue
+                if event.event_id == event_id and issue is not None and not issue.deleted:
+                    groups.setdefault(issue.id, issue)
+        if len(groups) == 1:
+            (issue,) = groups.values()
+            body = {**data.issue_body(issue), "matchingEventId": event_id}
+            return _json(_encode([body]), headers={"X-Sentry-Direct-Hit": "1"})
+        if groups:
+            return _json(_encode([data.issue_body(i) for i in groups.values()]))
+    if request.query.get("shortIdLookup") == "1" and _SHORT_ID.match(query):
+        issue = _by_short_id(data, org, query)
+        if issue is not None:
+            return _json(_encode([data.issue_body(issue)]), headers={"X-Sentry-Direct-Hit": "1"})
+    return None
+
+
+async def list_issues(request: web.Request) -> web.Response:
+    org = _org(request)
+    data = _state(request).data
+    if "groupStatsPeriod" in request.query and request.query["groupStatsPeriod"] not in (
+        "",
+        "24h",
+        "14d",
+        "auto",
+    ):
+        raise ApiError(400, "Invalid stats_period. Valid choices are '', '24h', '14d' and 'auto'")
+
+    direct = _direct_hit(request, org)
+    if direct is not None:
+        return direct
+    score = _ISSUE_SCORES.get(request.query.get("sort", "date"), _ISSUE_SCORES["date"])
+
+    def build() -> list[tuple[int, IssueRecord]]:
+        rows = [(score(issue), issue) for issue in _issue_filter(request, org)]
+        rows.sort(key=lambda row: (-row[0], -int(row[1].id)))
+        return rows
+
+    rows = _state(request).listing(request, build)
+    limit = min(_per_page(request, "limit", 10_000), 100)
+    serve = request.get(_SERVE)
+    page, prev_cursor, has_prev, next_cursor, has_next = _sequence_page(
+        request, rows, limit if serve is None else min(limit, serve)
+    )
+    hits = min(len(rows), MAX_HITS)
+    if request.query.get("cursor"):
+        # After the first page Sentry estimates the count from sampled groups.
+        hits = min(MAX_HITS, max(len(rows), int(round(len(rows) * 1.1, -1))))
+    headers = {
+        "Link": _link(
+            request, [("previous", prev_cursor, has_prev), ("next", next_cursor, has_next)]
+        ),
+        "X-Hits": str(int(hits)),
+        "X-Max-Hits": str(MAX_HITS),
+    }
+    body = b"[" + b",".join(data.issue_bytes(issue) for issue in page) + b"]"
+    return _json(body, headers=headers)
+
+
+_WIRE = {
+    "status",
+    "statusDetails",
+    "substatus",
+    "assignedTo",
+    "hasSeen",
+    "isBookmarked",
+    "isPublic",
+    "isSubscribed",
+    "priority",
+    "merge",
+    "discard",
+    "inbox",
+}
+
+
+async def _update_body(request: web.Request) -> dict[str, Any]:
+    try:
+        body = msgspec.json.decode(await request.read()) if request.can_read_body else {}
+    except msgspec.DecodeError:
+        raise ApiError(400, "Malformed request body") from None
+    if not isinstance(body, dict) or not body:
+        raise ApiError(400, body=_encode({"non_field_errors": ["No changes requested."]}))
+    unknown = set(body) - _WIRE
+    if unknown:
+        raise ApiError(400, body=_encode({k: ["Unknown field."] for k in sorted(unknown)}))
+    if "status" in body and body["status"] not in (
+        "resolved",
+        "unresolved",
+        "ignored",
+        "resolvedInNextRelease",
+        "muted",
+    ):
+        raise ApiError(
+            400, body=_encode({"status": [f'"{body["status"]}" is not a valid choice.']})
+        )
+    return body
+
+
+def _apply(data: Dataset, issue: IssueRecord, body: dict[str, Any]) -> dict[str, Any]:
+    changed: dict[str, Any] = {}
+    if "status" in body:
+        issue.status = "ignored" if body["status"] == "muted" else body["status"]
+        issue.substatus = None if issue.status == "resolved" else "ongoing"
+        changed.update(
+            {
+                "status": issue.status,
+                "statusDetails": body.get("statusDetails", {}),
+                "substatus": issue.substatus,
+            }
+        )
+    for key in ("hasSeen", "isBookmarked", "isPublic", "isSubscribed", "priority"):
+        if key in body:
+            issue.extra[key] = body[key]
+            changed[key] = body[key]
+    if "assignedTo" in body:
+        value = body["assignedTo"]
+        assignee = (
+            None
+            if not value
+            else {
+                "type": "user",
+                "id": str(value).split(":")[-1],
+                "name": str(value),
+                "email": None,
+            }
+        )
+        issue.extra["assignedTo"] = assignee
+        changed["assignedTo"] = assignee
+    data.invalidate_issue(issue)
+    return changed
+
+
+async def bulk_update_issues(request: web.Request) -> web.Response:
+    org = _org(request)
+    data = _state(request).data
+    ids = request.query.getall("id", [])
+    if len(ids) > 1000:
+        raise ApiError(400, "Too many issues. Limit is 1000.")
+    _single_project_only(
+        request,
+        org,
+        _projects(request, org),
+        "You do not have the multi project stream feature enabled",
+    )
+    body = await _update_body(request)
+    if ids:
+        targets = [
+            data.issues_by_id[i]
+            for i in ids
+            if i in data.issues_by_id
+            and not data.issues_by_id[i].deleted
+            and data.issues_by_id[i].project.org is org
+        ]
+    else:
+        targets = _issue_filter(request, org)
+    if not targets:
+        return web.Response(status=204)
+    changed: dict[str, Any] = {}
+    for issue in targets:
+        changed = _apply(data, issue, body)
+    return _json(_encode(changed))
+
+
+async def bulk_delete_issues(request: web.Request) -> web.Response:
+    org = _org(request)
+    data = _state(request).data
+    ids = request.query.getall("id", [])
+    if len(ids) > 1000:
+        raise ApiError(400, "Too many issues. Limit is 1000.")
+    _single_project_only(
+        request,
+        org,
+        _projects(request, org),
+        "You do not have the multi project stream feature enabled",
+    )
+    if ids:
+        targets = [
+            data.issues_by_id[i]
+            for i in ids
+            if i in data.issues_by_id and data.issues_by_id[i].project.org is org
+        ]
+    else:
+        # Faithful to Sentry: without ids, the first 1000 issues matching the query go.
+        targets = _issue_filter(request, org)[:1000]
+    for issue in targets:
+        issue.deleted = True
+        data.invalidate_issue(issue)
+    return web.Response(status=204)
+
+
+async def get_issue(request: web.Request) -> web.Response:
+    org = _org(request)
+    return _json(_encode(_state(request).data.issue_body(_issue(request, org), detail=True)))
+
+
+async def update_issue(request: web.Request) -> web.Response:
+    org = _org(request)
+    data = _state(request).data
+    issue = _issue(request, org)
+    _apply(data, issue, await _update_body(request))
+    return _json(_encode(data.issue_body(issue, detail=True)))
+
+
+async def delete_issue(request: web.Request) -> web.Response:
+    issue = _issue(request, _org(request))
+    issue.deleted = True
+    _state(request).data.invalidate_issue(issue)
+    return web.Response(status=202)
+
+
+def _tag_values(issue: IssueRecord, key: str) -> list[dict[str, Any]]:
+    counts: Counter[str] = Counter()
+    seen: dict[str, list[float]] = {}
+    for event in issue.events:
+        value = {
+            "environment": event.environment,
+            "level": issue.level,
+            "user": f"id:{event.user}",
+        }.get(key)
+        if value is None:
+            continue
+        counts[value] += 1
+        seen.setdefault(value, []).append(event.timestamp)
+    return [
+        {
+            "key": key,
+            "name": value,
+            "value": value,
+            "count": n,
+            "lastSeen": datetime.fromtimestamp(max(seen[value]), timezone.utc).strftime(
+                "%Y-%m-%dT%H:%M:%SZ"
+            ),
+            "firstSeen": datetime.fromtimestamp(min(seen[value]), timezone.utc).strftime(
+                "%Y-%m-%dT%H:%M:%SZ"
+            ),
+        }
+        for value, n in counts.most_common()
+    ]
+
+
+async def issue_tag(request: web.Request) -> web.Response:
+    issue = _issue(request, _org(request))
+    key = request.match_info["key"]
+    values = _tag_values(issue, key)
+    if not values:
+        raise ApiError(404, "The requested resource does not exist")
+    return _json(
+        _encode(
+            {
+                "key": key,
+                "name": key.title(),
+                "uniqueValues": len(values),
+                "totalValues": sum(v["count"] for v in values),
+                "topValues": values[:9],
+            }
+        )
+    )
+
+
+async def issue_tag_values(request: web.Request) -> web.Response:
+    issue = _issue(request, _org(request))
+    values = _tag_values(issue, request.match_info["key"])
+    return _page(request, values, _encode, per_page=_per_page(request))

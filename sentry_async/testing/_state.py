@@ -1,0 +1,105 @@
+"""The fake server's state, its error type, and the request keys its handlers share."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import msgspec
+from aiohttp import web
+
+from ._data import Dataset
+from ._faults import FaultPlan
+from ._recorder import RecordedRequest
+
+T = TypeVar("T")
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+_encode = msgspec.json.encode
+_JSON = "application/json"
+
+
+@dataclass
+class RateLimitPolicy:
+    """Sentry's fixed-window limiter, per route group; ``enforce=False`` only sends headers."""
+
+    limit: int = 40
+    window: float = 1.0
+    concurrent_limit: int | None = 25
+    enforce: bool = True
+    retry_after: bool = False
+    per_group: dict[str, tuple[int, float, int | None]] = field(default_factory=dict)
+
+    def for_group(self, group: str) -> tuple[int, float, int | None]:
+        return self.per_group.get(group, (self.limit, self.window, self.concurrent_limit))
+
+
+@dataclass
+class ServerState:
+    data: Dataset
+    token: str
+    faults: FaultPlan
+    policy: RateLimitPolicy | None
+    link_host: str | None = None
+    legacy_links: bool = False
+    profile: str = "current"
+    """``"older"``: a server from before September 2025 (multi-project refusals, a bare-string
+    429 body, no ``X-Sentry-Rate-Limit-*`` headers as on many self-hosted installs)."""
+    region_ports: dict[int, str] = field(default_factory=dict)
+    """Listening port -> region name, when the server plays several regions."""
+    requests: list[RecordedRequest] = field(default_factory=list)
+    in_flight: int = 0
+    max_in_flight: int = 0
+    group_in_flight: Counter[str] = field(default_factory=Counter)
+    group_max_in_flight: Counter[str] = field(default_factory=Counter)
+    windows: dict[str, tuple[int, int]] = field(default_factory=dict)
+    listings: dict[tuple[Any, ...], tuple[int, list[Any]]] = field(default_factory=dict)
+    """Filtered, sorted listings by path and query (without the cursor), so that walking
+    thousands of pages does not filter and sort the whole dataset once per page."""
+
+    def listing(self, request: web.Request, build: Callable[[], list[T]]) -> list[T]:
+        key = (
+            request.path,
+            tuple(sorted((k, v) for k, v in request.query.items() if k != "cursor")),
+        )
+        cached = self.listings.get(key)
+        if cached is not None and cached[0] == self.data.generation:
+            return cached[1]
+        rows = build()
+        if len(self.listings) >= 256:
+            self.listings.clear()
+        self.listings[key] = (self.data.generation, rows)
+        return rows
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, detail: Any = None, *, body: bytes | None = None) -> None:
+        self.status = status
+        self.body = (
+            body
+            if body is not None
+            else (_encode({"detail": detail}) if detail is not None else b"")
+        )
+
+
+def _json(body: bytes, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(body=body, status=status, content_type=_JSON, headers=headers)
+
+
+_STATE = web.AppKey("state", ServerState)
+
+
+def _request_key(name: str, type_: type[Any]) -> Any:
+    """A typed request key where aiohttp has them (3.13+), else the plain string."""
+    factory = getattr(web, "RequestKey", None)
+    return factory(name, type_) if factory is not None else name
+
+
+_SERVE = _request_key("serve", int)
+"""Rows per page a ``short_pages`` fault allows for this request."""
+
+
+def _state(request: web.Request) -> ServerState:
+    return request.app[_STATE]
