@@ -41,7 +41,7 @@ from ._protocol.errors import Redactor, build_api_error, is_query_timeout
 from ._protocol.hosts import REDIRECT_STATUSES, origin, redirect_method, resolve_redirect
 from ._protocol.proxies import ProxySettings
 from ._protocol.ratelimit import RateLimitInfo, parse_rate_limit, server_clock
-from ._protocol.retry import RetryPolicy, decide, fail_fast, rate_limit_delay
+from ._protocol.retry import FailureKind, RetryPolicy, decide, fail_fast, rate_limit_delay
 from .errors import (
     ConnectionFailed,
     RateLimited,
@@ -76,6 +76,9 @@ _PER_REQUEST_DECOMPRESS = (
 """Whether this aiohttp lets a request turn off its own decompression (newer versions)."""
 
 Sink = Callable[[bytes], Awaitable[None]]
+Form = Callable[[], aiohttp.FormData]
+"""Builds a multipart body afresh for each attempt (aiohttp consumes one as it sends it)."""
+Body = bytes | Form | None
 
 
 class Secret:
@@ -136,7 +139,9 @@ def _whole(response: Response) -> Response:
 class _Failure(Exception):
     """One attempt's failure: ``kind`` for :func:`decide`, ``error`` to raise if final."""
 
-    def __init__(self, kind: str, error: SentryError, response: Response | None = None) -> None:
+    def __init__(
+        self, kind: FailureKind, error: SentryError, response: Response | None = None
+    ) -> None:
         self.kind = kind
         self.error = error
         self.response = response
@@ -251,18 +256,32 @@ class Transport:
         *,
         group: str,
         params: Sequence[tuple[str, str]] = (),
-        body: bytes | None = None,
+        body: Body = None,
         idempotent: bool,
         retry: RetryPolicy | None = None,
         decode: Callable[[Response], T],
         sink: Sink | None = None,
+        replayable: bool = True,
     ) -> T:
         """:meth:`send`, then ``decode`` the success; a :class:`MalformedBody` from it counts
-        as a failed attempt (a body cut short or mangled on the way), retried like one."""
+        as a failed attempt (a body cut short or mangled on the way), retried like one.
+
+        ``body`` is JSON bytes or a :data:`Form`; ``replayable=False`` (a form whose file
+        can be read once) sends it once, even where a 429 would be retried."""
         call = None if self._hooks is None else self._hooks.start(method, group)
         try:
             result = await self._attempts(
-                method, url, group, params, body, idempotent, retry, decode, sink, call
+                method,
+                url,
+                group,
+                params,
+                body,
+                idempotent,
+                retry,
+                decode,
+                sink,
+                call,
+                replayable,
             )
         except BaseException as exc:
             if call is not None:
@@ -280,12 +299,13 @@ class Transport:
         url: URL,
         group: str,
         params: Sequence[tuple[str, str]],
-        body: bytes | None,
+        body: Body,
         idempotent: bool,
         retry: RetryPolicy | None,
         decode: Callable[[Response], T],
         sink: Sink | None,
         call: Call | None,
+        replayable: bool,
     ) -> T:
         """The one retry loop: attempt, decide, log, sleep."""
         policy = retry or self.retry
@@ -315,7 +335,7 @@ class Transport:
             decision = decide(
                 attempt=attempt,
                 policy=policy,
-                idempotent=idempotent,
+                idempotent=idempotent and replayable,
                 kind=failure.kind,
                 status=None if response is None else response.status,
                 query_timeout=response is not None
@@ -329,7 +349,7 @@ class Transport:
                 self.limiter.block(group, decision.delay, max_wait=policy.max_wait)
                 if call is not None:
                     call.server_wait(decision.delay)
-            if not decision.retry:
+            if not decision.retry or not replayable:
                 # Raised here, outside any ``except``: nothing of aiohttp's is chained.
                 raise failure.error
             if call is not None:
@@ -347,7 +367,7 @@ class Transport:
         self,
         method: str,
         url: URL,
-        body: bytes | None,
+        body: Body,
         group: str,
         policy: RetryPolicy,
         decode: Callable[[Response], T],
@@ -406,9 +426,7 @@ class Transport:
             else None,
         )
 
-    async def _exchange(
-        self, method: str, url: URL, body: bytes | None, sink: Sink | None
-    ) -> Response:
+    async def _exchange(self, method: str, url: URL, body: Body, sink: Sink | None) -> Response:
         """One attempt's HTTP exchanges: the request and the redirects it may follow."""
         started = time.perf_counter()
         for _ in range(_MAX_REDIRECTS + 1):
@@ -450,7 +468,7 @@ class Transport:
         return target
 
     async def _roundtrip(
-        self, method: str, url: URL, body: bytes | None, sink: Sink | None, started: float
+        self, method: str, url: URL, body: Body, sink: Sink | None, started: float
     ) -> Response:
         """One HTTP exchange; whatever goes wrong becomes a :class:`_Failure` raised outside
         the ``except`` that caught it, so aiohttp's exception is not even its context."""
@@ -533,7 +551,7 @@ class Transport:
 
     def _failure(
         self,
-        kind: str,
+        kind: FailureKind,
         cls: type[TransportError],
         message: str,
         method: str,
@@ -549,7 +567,7 @@ class Transport:
         self,
         method: str,
         url: URL,
-        body: bytes | None,
+        body: Body,
         sink: Sink | None,
         delivered: list[int],
         started: float,
@@ -559,11 +577,11 @@ class Transport:
         async with self.session.request(
             method,
             url,
-            data=body,
+            data=body() if callable(body) else body,
             allow_redirects=False,
             timeout=self._timeout,
             **self._request_options,
-            **self._routed_headers(url, body),
+            **self._routed_headers(url, body, sink),
         ) as resp:
             try:
                 if sink is not None and 200 <= resp.status < 300:
@@ -586,18 +604,20 @@ class Transport:
                 elapsed=elapsed,
             )
 
-    def _routed_headers(self, url: URL, body: bytes | None) -> dict[str, Any]:
+    def _routed_headers(self, url: URL, body: Body, sink: Sink | None) -> dict[str, Any]:
         """``headers``, ``proxy`` and ``proxy_headers`` for the aiohttp call."""
-        headers = self._request_headers(url, body)
+        headers = self._request_headers(url, body, sink)
         proxy, proxy_headers = (
             (None, None) if self._proxy is None else self._proxy.route(url, headers)
         )
         return {"headers": headers, "proxy": proxy, "proxy_headers": proxy_headers}
 
-    def _request_headers(self, url: URL, body: bytes | None) -> dict[str, str]:
+    def _request_headers(self, url: URL, body: Body, sink: Sink | None) -> dict[str, str]:
         headers = dict(self._headers)
-        if body is not None:
-            headers["Content-Type"] = "application/json"
+        if sink is not None:
+            headers["Accept"] = "*/*"  # a download is a file, whatever its type
+        if isinstance(body, bytes):
+            headers["Content-Type"] = "application/json"  # a form sets its own
         if self._inflate:
             headers["Accept-Encoding"] = ACCEPT_ENCODING
         if self._token is not None and origin(url) in self.trusted_origins:

@@ -12,19 +12,31 @@ import os
 import platform
 import re
 from collections.abc import (
+    AsyncGenerator,
     AsyncIterator,
     Awaitable,
     Callable,
+    Coroutine,
     Hashable,
     Iterable,
     Mapping,
     Sequence,
 )
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 from types import TracebackType, UnionType
-from typing import TYPE_CHECKING, Any, TypeVar, Union, cast, get_args, get_origin, overload
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    TypedDict,
+    TypeVar,
+    Union,
+    cast,
+    get_args,
+    get_origin,
+    overload,
+)
 from urllib.parse import quote
 
 import aiohttp
@@ -44,6 +56,7 @@ from ._protocol.params import (
     project_refs,
 )
 from ._protocol.proxies import ENVIRONMENT, FromEnvironment, proxy_settings
+from ._protocol.ratelimit import header_int
 from ._protocol.retry import RetryPolicy
 from ._transport import DEFAULT_MAX_BODY_SIZE, MalformedBody, Response, Secret, Transport
 from ._version import __version__
@@ -111,6 +124,13 @@ class Timeouts:
             sock_connect=self.connect,
             sock_read=self.read,
         )
+
+
+class _CallOptions(TypedDict):
+    group: str
+    params: list[tuple[str, str]]
+    body: bytes | None
+    idempotent: bool
 
 
 _DEFAULT_TOTAL = 300.0
@@ -498,21 +518,29 @@ class SentryClient(GeneratedGroups):
         retry: RetryPolicy | None = None,
     ) -> Response:
         """Send one request (with retries) and return the whole response, undecoded."""
-        method = method.upper()
-        body = msgspec.json.encode(json) if json is not None else None
+        method, options = self._call(method, path, params, json, idempotent)
 
         async def once(url: URL) -> Response:
-            return await self._get_transport().send(
-                method,
-                url,
-                group=endpoint_group(method, path),
-                params=encode_params(params),
-                body=body,
-                idempotent=method in _SAFE_METHODS if idempotent is None else idempotent,
-                retry=retry,
-            )
+            return await self._get_transport().send(method, url, **options, retry=retry)
 
         return await self._send_following(method, path, path_params, once)
+
+    def _call(
+        self,
+        method: str,
+        path: str,
+        params: Params | Iterable[tuple[str, str]] | None,
+        json: Any,
+        idempotent: bool | None,
+    ) -> tuple[str, _CallOptions]:
+        """What :meth:`send` and :meth:`request` hand the transport for one call."""
+        method = method.upper()
+        return method, {
+            "group": endpoint_group(method, path),
+            "params": encode_params(params),
+            "body": msgspec.json.encode(json) if json is not None else None,
+            "idempotent": method in _SAFE_METHODS if idempotent is None else idempotent,
+        }
 
     @asynccontextmanager
     async def stream(
@@ -525,6 +553,28 @@ class SentryClient(GeneratedGroups):
         """``async with sentry.stream(path) as chunks: async for chunk in chunks: ...``: a
         GET's body as it arrives, inflated, with no size cap (see :meth:`download`). An error
         is raised from the iteration; leaving the block early stops the download."""
+        pump, chunks = self._piped_download(path, path_params, params)
+        raised: Exception | None = None
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(pump)
+            try:
+                yield chunks
+            except Exception as exc:
+                raised = exc  # raised below as it is, not wrapped in the group's ExceptionGroup
+            finally:
+                tg.cancel_scope.cancel()  # nothing outlives the block
+                await chunks.aclose()
+        if raised is not None:
+            raise raised
+
+    def _piped_download(
+        self,
+        path: str,
+        path_params: Mapping[str, str | int] | None,
+        params: Params | Iterable[tuple[str, str]] | None,
+    ) -> tuple[Callable[[], Coroutine[Any, Any, None]], AsyncGenerator[bytes, None]]:
+        """A download to run (in a task of the caller's choosing), and the chunks it hands
+        over one at a time; the chunks end with the download's error, if it failed."""
         send, receive = anyio.create_memory_object_stream[bytes](0)
         failed: list[Exception] = []
 
@@ -533,22 +583,18 @@ class SentryClient(GeneratedGroups):
                 async with send:
                     await self.download(path, send.send, path_params=path_params, params=params)
             except anyio.BrokenResourceError:
-                pass  # the consumer left the block
+                pass  # the consumer left
             except Exception as exc:  # handed to the consumer, whose iteration raises it
                 failed.append(exc)
 
-        async def chunks() -> AsyncIterator[bytes]:
-            async for chunk in receive:
-                yield chunk
+        async def chunks() -> AsyncGenerator[bytes, None]:
+            async with receive:
+                async for chunk in receive:
+                    yield chunk
             if failed:
                 raise failed[0]
 
-        async with anyio.create_task_group() as tg, receive:
-            tg.start_soon(pump)
-            try:
-                yield chunks()
-            finally:
-                tg.cancel_scope.cancel()  # nothing outlives the block
+        return pump, chunks()
 
     async def download(
         self,
@@ -563,28 +609,23 @@ class SentryClient(GeneratedGroups):
         retried as usual, none after."""
         url = self.url_for(path, path_params)
         total = 0
+        async with AsyncExitStack() as stack:
+            if callable(destination):
+                write = destination
+            else:
+                file = await stack.enter_async_context(await anyio.open_file(destination, "wb"))
 
-        async def count(chunk: bytes, write: Callable[[bytes], Awaitable[None]]) -> None:
-            nonlocal total
-            total += len(chunk)
-            await write(chunk)
+                async def write(chunk: bytes) -> None:
+                    await file.write(chunk)
 
-        transport = self._get_transport()
-        group = endpoint_group("GET", path)
-        query = encode_params(params)
-        if callable(destination):
-            write = destination
-            await transport.download(
-                "GET", url, group=group, params=query, sink=lambda c: count(c, write)
-            )
-            return total
-        async with await anyio.open_file(destination, "wb") as file:
+            async def count(chunk: bytes) -> None:
+                nonlocal total
+                total += len(chunk)
+                await write(chunk)
 
-            async def to_file(chunk: bytes) -> None:
-                await file.write(chunk)
-
-            await transport.download(
-                "GET", url, group=group, params=query, sink=lambda c: count(c, to_file)
+            group = endpoint_group("GET", path)
+            await self._get_transport().download(
+                "GET", url, group=group, params=encode_params(params), sink=count
             )
         return total
 
@@ -629,45 +670,27 @@ class SentryClient(GeneratedGroups):
         A success body that is not well-formed JSON (cut short, a proxy's HTML page) counts
         as a failed attempt and is retried when the request is safe to repeat.
         """
-        method = method.upper()
-        body = msgspec.json.encode(json) if json is not None else None
 
         def parse(response: Response) -> Any:
             return self._decode_or_resend(response, type, None)
 
+        method, options = self._call(method, path, params, json, idempotent)
+
         async def once(url: URL) -> Any:
-            return await self._get_transport().send_decoded(
-                method,
-                url,
-                group=endpoint_group(method, path),
-                params=encode_params(params),
-                body=body,
-                idempotent=method in _SAFE_METHODS if idempotent is None else idempotent,
-                decode=parse,
-            )
+            return await self._get_transport().send_decoded(method, url, **options, decode=parse)
 
         return await self._send_following(method, path, path_params, once)
 
     def decode(self, response: Response, type_: type[T] | Any) -> T:
         """Decode a response body, turning a mismatch into a :class:`DecodeError`."""
-        try:
-            result: T = _decoder(cast(Hashable, type_)).decode(response.body)
-        except _UNDECODABLE as exc:
-            raise _decode_error(response, type_, exc) from exc
+        result: T = _decode(response, type_, resend=False)
         return result
 
     def _decode_or_resend(self, response: Response, type_: Any, empty: Any) -> Any:
         """Decode, or ``empty`` for a blank body; malformed JSON raises :class:`MalformedBody`."""
         if not response.body.strip():
             return empty
-        try:
-            return _decoder(cast(Hashable, type_)).decode(response.body)
-        except (msgspec.ValidationError, UnicodeDecodeError, RecursionError) as exc:
-            raise _decode_error(response, type_, exc) from exc
-        except msgspec.DecodeError as exc:
-            error = _decode_error(response, type_, exc)
-            error.__cause__ = exc
-            raise MalformedBody(error) from exc
+        return _decode(response, type_, resend=True)
 
     @overload
     def paginate(
@@ -806,8 +829,8 @@ class SentryClient(GeneratedGroups):
                 return RawPage(
                     items=items,
                     link=headers.get("Link"),
-                    hits=_header_int(headers.get("X-Hits")),
-                    max_hits=_header_int(headers.get("X-Max-Hits")),
+                    hits=header_int(headers.get("X-Hits")),
+                    max_hits=header_int(headers.get("X-Max-Hits")),
                     rate_limit=response.rate_limit,
                     meta=meta,
                     fingerprint=body_fingerprint(response.body),
@@ -831,19 +854,21 @@ class SentryClient(GeneratedGroups):
         )
 
 
-def _decode_error(response: Response, type_: Any, exc: Exception) -> DecodeError:
-    return DecodeError(
-        str(exc), method=response.method, url=str(response.url), type_name=_type_name(type_)
-    )
-
-
-def _header_int(value: str | None) -> int | None:
-    if value is None:
-        return None
+def _decode(response: Response, type_: Any, *, resend: bool) -> Any:
+    """The body as ``type_``, or a :class:`DecodeError`; with ``resend``, a body that is not
+    even JSON is a :class:`MalformedBody` instead, so that the transport tries again."""
     try:
-        return int(value)
-    except ValueError:
-        return None
+        return _decoder(cast(Hashable, type_)).decode(response.body)
+    except _UNDECODABLE as exc:
+        error = DecodeError(
+            str(exc), method=response.method, url=str(response.url), type_name=_type_name(type_)
+        )
+        if resend and isinstance(exc, msgspec.DecodeError) and not isinstance(
+            exc, msgspec.ValidationError
+        ):
+            error.__cause__ = exc
+            raise MalformedBody(error) from exc
+        raise error from exc
 
 
 def _normalise_base_url(value: str, allow_insecure: bool) -> URL:

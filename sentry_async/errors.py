@@ -239,7 +239,15 @@ class ServerError(APIError):
     """5xx: Sentry or a proxy in front of it failed."""
 
 
-class TransportError(SentryError):
+class _WithContext(SentryError):
+    """An error whose ``__init__`` takes keyword-only context: pickled as its arguments
+    and attributes, since ``Exception`` would call ``__init__`` with the message alone."""
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_restore, (type(self), self.args, dict(vars(self))))
+
+
+class TransportError(_WithContext):
     """The request got no usable response: connection refused or dropped, timeout, bad body.
 
     ``cause`` describes the underlying failure (aiohttp's exception, say) with any secret
@@ -252,9 +260,6 @@ class TransportError(SentryError):
         self.url = url
         self.cause = cause
         super().__init__(f"{message} ({method} {url})")
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (_restore, (type(self), self.args, dict(vars(self))))
 
 
 def _restore(cls: type[Exception], args: tuple[Any, ...], state: dict[str, Any]) -> Exception:
@@ -313,7 +318,7 @@ def _rebuild_bulk(error: SentryError, done: list[str], not_done: list[str]) -> B
     return BulkPartialError(error, done=done, not_done=not_done)
 
 
-class DecodeError(SentryError):
+class DecodeError(_WithContext):
     """A response body did not match the model: names the endpoint and what did not match."""
 
     def __init__(self, message: str, *, method: str, url: str, type_name: str) -> None:
@@ -322,9 +327,6 @@ class DecodeError(SentryError):
         self.type_name = type_name
         self.reason = message
         super().__init__(f"cannot decode {type_name} from {method} {url}: {message}")
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (_restore, (type(self), self.args, dict(vars(self))))
 
 
 class PaginationError(SentryError):

@@ -7,6 +7,9 @@ takes, through one lookup shared by every generated method.
 
 from __future__ import annotations
 
+import asyncio
+import gc
+import gzip
 import hashlib
 import os
 from collections.abc import AsyncIterator
@@ -16,7 +19,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from sentry_async import NotFound, RateLimited, RetryPolicy, SentryClient
+from sentry_async import HookEvent, Hooks, NotFound, RateLimited, RetryPolicy, SentryClient
 
 BLOB = bytes(range(256)) * 4096  # 1 MiB
 ATTACHMENT = "/api/0/projects/acme/web/events/" + "a" * 32 + "/attachments/9/"
@@ -237,3 +240,89 @@ async def test_unknown_project_slug_is_named(server: tuple[Recorder, str]) -> No
         paginator = client.crons.list("acme", project="nope")
         with pytest.raises(ValueError, match="'nope'"):
             await paginator.collect()
+
+
+class Seen(Hooks):
+    def __init__(self) -> None:
+        self.done: list[HookEvent] = []
+
+    def on_done(self, event: HookEvent) -> None:
+        self.done.append(event)
+
+
+@pytest.fixture
+async def gzip_server() -> AsyncIterator[tuple[Recorder, str]]:
+    """The attachment compressed on the wire, and uploads answered 429 once each."""
+    seen = Recorder()
+
+    async def attachment(request: web.Request) -> web.Response:
+        seen.requests.append(request)
+        return web.Response(
+            body=gzip.compress(BLOB),
+            headers={"Content-Encoding": "gzip", "Content-Type": "application/octet-stream"},
+        )
+
+    async def upload(request: web.Request) -> web.Response:
+        seen.requests.append(request)
+        seen.bodies.append(await request.read())
+        if len(seen.requests) % 2:
+            return web.json_response({"detail": "slow down"}, status=429, headers={"Retry-After": "0"})
+        return web.json_response({"id": "1", "name": "app.js", "size": 3}, status=201)
+
+    app = web.Application()
+    app.router.add_get(ATTACHMENT, attachment)
+    app.router.add_post(FILES, upload)
+    runner, url = await start(app)
+    yield seen, url
+    await runner.cleanup()
+
+
+async def test_generated_stream_is_inflated_and_seen_by_hooks(
+    gzip_server: tuple[Recorder, str], tmp_path: Path
+) -> None:
+    """Generated downloads go through the client's own download path: hooks, inflation."""
+    _, url = gzip_server
+    hooks = Seen()
+    async with client_for(url, hooks=hooks) as client:
+        chunks = [c async for c in client.events.stream_attachment("acme", "web", "a" * 32, 9)]
+        await client.events.download_attachment("acme", "web", "a" * 32, 9, to=tmp_path / "d")
+    assert b"".join(chunks) == BLOB
+    assert all(len(chunk) == 65536 for chunk in chunks[:-1])
+    assert (tmp_path / "d").read_bytes() == BLOB
+    assert [(e.method, e.group, e.status) for e in hooks.done] == [
+        ("GET", "GET /projects/{org}/{project}/events/{event_id}/attachments/{attachment_id}/", 200)
+    ] * 2
+
+
+async def test_upload_is_resent_after_a_429_only_when_it_can_be_read_again(
+    gzip_server: tuple[Recorder, str],
+) -> None:
+    seen, url = gzip_server
+    hooks = Seen()
+    async with client_for(url, hooks=hooks) as client:
+        created = await client.releases.upload_file("acme", "1.0", file=b"x", name="a.js")
+        assert created.name == "app.js"
+        assert len(seen.requests) == 2
+        with pytest.raises(RateLimited):
+            await client.releases.upload_file("acme", "1.0", file=chunks(), name="a.js")
+    assert len(seen.requests) == 3
+    assert [e.attempt for e in hooks.done] == [2, 1]
+
+
+async def test_a_stream_left_early_without_closing_it_harms_nothing(
+    server: tuple[Recorder, str],
+) -> None:
+    """The event loop closes an abandoned generator from a task of its own: the download
+    under it must stop there without touching the task that iterated."""
+    _, url = server
+    async with client_for(url) as client:
+        for _ in range(2):
+            async for _chunk in client.events.stream_attachment("acme", "web", "a" * 32, 9):
+                break
+            gc.collect()
+            for _ in range(5):
+                await asyncio.sleep(0)
+        total = 0
+        async for chunk in client.events.stream_attachment("acme", "web", "a" * 32, 9):
+            total += len(chunk)
+    assert total == len(BLOB)

@@ -323,3 +323,20 @@ async def test_stream_raises_the_error_from_the_iteration() -> None:
             async with client.stream("/files/missing/") as stream:
                 with pytest.raises(NotFound):
                     await anext(aiter(stream))
+
+
+async def test_stream_error_leaves_the_block_as_itself_not_in_a_group() -> None:
+    async def handle(request: web.Request) -> web.StreamResponse:
+        return web.json_response({"detail": "gone"}, status=404)
+
+    async def drain(client: SentryClient) -> None:
+        async with client.stream("/files/missing/") as stream:
+            async for _ in stream:
+                pass
+
+    async with (
+        hostile(handle) as (url, _),
+        SentryClient("t", base_url=url) as client,
+    ):
+        with anyio.fail_after(10), pytest.raises(NotFound):
+            await drain(client)

@@ -341,6 +341,16 @@ async def test_garbage_hits_and_rate_headers_are_ignored(scripted: Any) -> None:
     assert pages[0].rate_limit is not None and pages[0].rate_limit.remaining is None
 
 
+async def test_negative_hits_are_ignored_like_negative_rate_headers(scripted: Any) -> None:
+    server = await scripted(
+        lambda request: _page([1], None, **{"X-Hits": "-3", "X-Max-Hits": " -1 "})
+    )
+    async with SentryClient("t", base_url=server.url, retry=FAST) as client:
+        with anyio.fail_after(20):
+            pages = [page async for page in client.paginate("/things/").pages()]
+    assert pages[0].hits is None and pages[0].max_hits is None
+
+
 async def test_oversized_response_header_is_a_transport_error(scripted: Any) -> None:
     server = await scripted(lambda request: _page([1], "<" + "x" * 100_000 + ">"))
     with pytest.raises(TransportError) as caught:

@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import random
+from typing import get_args
 
 import pytest
 from multidict import CIMultiDict
 
 from sentry_async import RateLimitInfo, RetryPolicy
-from sentry_async._protocol.retry import backoff_delay, decide, rate_limit_delay
+from sentry_async._protocol.retry import (
+    FINAL_KINDS,
+    FailureKind,
+    backoff_delay,
+    decide,
+    rate_limit_delay,
+)
 
 POLICY = RetryPolicy(attempts=4, backoff_base=1.0, backoff_max=8.0, jitter=0.0)
 
@@ -163,3 +170,15 @@ def test_redirect_method_rules(status: int, method: str, expected: tuple[str, bo
     from sentry_async._protocol.hosts import redirect_method
 
     assert redirect_method(status, method) == expected
+
+
+def test_failure_kinds_are_the_closed_set_the_transport_uses() -> None:
+    kinds = set(get_args(FailureKind))
+    assert kinds == {
+        "status", "connection", "timeout", "payload", "too_large", "tls", "redirect", "final"
+    }
+    assert kinds >= FINAL_KINDS
+    for kind in kinds - FINAL_KINDS:
+        assert decide(
+            attempt=1, policy=RetryPolicy(), idempotent=True, kind=kind, status=503
+        ).retry, kind

@@ -8,12 +8,21 @@ starts, not a duration; ``Retry-After`` (seconds or an HTTP date) is rarely sent
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from functools import lru_cache
+from typing import TypeVar
 
-__all__ = ["RateLimitInfo", "parse_rate_limit", "parse_retry_after", "server_clock"]
+__all__ = [
+    "RateLimitInfo",
+    "header_int",
+    "parse_rate_limit",
+    "parse_retry_after",
+    "server_clock",
+]
+
+_N = TypeVar("_N", int, float)
 
 _PREFIX = "x-sentry-rate-limit-"
 _SKEW_TOLERANCE = 2.0
@@ -42,26 +51,26 @@ class RateLimitInfo:
         return self.remaining is not None and self.remaining <= 0
 
 
-def _int(value: str | None) -> int | None:
-    if value is None:
-        return None
-    try:
-        number = int(value.strip())
-    except ValueError:
-        return None
-    return number if number >= 0 else None
+def header_int(value: str | None) -> int | None:
+    """A count a header announces (``X-Hits``, a rate limit); ``None`` when absent, not a
+    number, or negative, rather than failing the request over a header."""
+    return _non_negative(value, int)
 
 
 def _epoch(value: str | None) -> float | None:
+    return _non_negative(value, float)
+
+
+def _non_negative(value: str | None, parse: Callable[[str], _N]) -> _N | None:
     if value is None:
         return None
     try:
-        number = float(value.strip())
+        number = parse(value.strip())
     except ValueError:
         return None
-    if not math.isfinite(number) or number < 0:
-        return None
-    return number
+    if isinstance(number, float) and not math.isfinite(number):
+        return None  # not for an int: a huge one is fine, and would overflow isfinite()
+    return number if number >= 0 else None
 
 
 def parse_rate_limit(headers: Mapping[str, str]) -> RateLimitInfo | None:
@@ -75,11 +84,11 @@ def parse_rate_limit(headers: Mapping[str, str]) -> RateLimitInfo | None:
     if all(v is None for v in raw.values()):
         return None
     return RateLimitInfo(
-        limit=_int(raw["limit"]),
-        remaining=_int(raw["remaining"]),
+        limit=header_int(raw["limit"]),
+        remaining=header_int(raw["remaining"]),
         reset=_epoch(raw["reset"]),
-        concurrent_limit=_int(raw["concurrentlimit"]),
-        concurrent_remaining=_int(raw["concurrentremaining"]),
+        concurrent_limit=header_int(raw["concurrentlimit"]),
+        concurrent_remaining=header_int(raw["concurrentremaining"]),
     )
 
 

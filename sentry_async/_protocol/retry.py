@@ -10,6 +10,7 @@ from __future__ import annotations
 import random
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Literal
 
 from .ratelimit import RateLimitInfo, parse_retry_after
 
@@ -24,11 +25,13 @@ __all__ = [
     "rate_limit_delay",
 ]
 
-FailureKind = str
+FailureKind = Literal[
+    "status", "connection", "timeout", "payload", "too_large", "tls", "redirect", "final"
+]
 """``"status"`` (an HTTP answer), ``"connection"``, ``"timeout"`` or ``"payload"`` (worth
 another try), or one of :data:`FINAL_KINDS`."""
 
-FINAL_KINDS = frozenset({"too_large", "tls", "redirect", "final"})
+FINAL_KINDS: frozenset[FailureKind] = frozenset({"too_large", "tls", "redirect", "final"})
 """Failures the same request would meet again: a body over the size cap, a TLS handshake
 or certificate error, a redirect the token must not follow, a response that cannot be used
 at all."""
