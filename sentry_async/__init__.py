@@ -4,16 +4,11 @@ Lazy pagination over Link cursors, one shared rate limiter that reads Sentry's h
 msgspec models that decode large events fast, and a resumable bulk exporter.
 """
 
+import importlib
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ._network import InsecureTLSWarning
-from ._otel import OpenTelemetryHooks
-from ._protocol.ratelimit import RateLimitInfo
-from ._protocol.retry import RetryPolicy
-from ._transport import Response
 from ._version import __version__
-from .client import SentryClient, Timeouts
 from .errors import (
     APIError,
     BadRequest,
@@ -37,12 +32,46 @@ from .errors import (
     UnsafeRedirect,
     UntrustedHost,
 )
-from .fanout import FanOut, FanOutEvent, StreamDone, StreamItem, fan_out
-from .hooks import HookEvent, Hooks
-from .limiter import GroupState, RateLimiter
-from .pagination import Page, Paginator, Position
-from .resources.events import EventListOptions
-from .resources.issues import BulkResult
+
+if TYPE_CHECKING:
+    from ._network import InsecureTLSWarning
+    from ._otel import OpenTelemetryHooks
+    from ._protocol.ratelimit import RateLimitInfo
+    from ._protocol.retry import RetryPolicy
+    from ._transport import Response
+    from .client import SentryClient, Timeouts
+    from .fanout import FanOut, FanOutEvent, StreamDone, StreamItem, fan_out
+    from .hooks import HookEvent, Hooks
+    from .limiter import GroupState, RateLimiter
+    from .pagination import Page, Paginator, Position
+    from .resources.events import EventListOptions
+    from .resources.issues import BulkResult
+
+_LAZY = {
+    "InsecureTLSWarning": "._network",
+    "OpenTelemetryHooks": "._otel",
+    "RateLimitInfo": "._protocol.ratelimit",
+    "RetryPolicy": "._protocol.retry",
+    "Response": "._transport",
+    "SentryClient": ".client",
+    "Timeouts": ".client",
+    "FanOut": ".fanout",
+    "FanOutEvent": ".fanout",
+    "StreamDone": ".fanout",
+    "StreamItem": ".fanout",
+    "fan_out": ".fanout",
+    "HookEvent": ".hooks",
+    "Hooks": ".hooks",
+    "GroupState": ".limiter",
+    "RateLimiter": ".limiter",
+    "Page": ".pagination",
+    "Paginator": ".pagination",
+    "Position": ".pagination",
+    "EventListOptions": ".resources.events",
+    "BulkResult": ".resources.issues",
+}
+"""Names imported on first use: ``import sentry_async`` (and so ``sentry-async --help``)
+does not pay for aiohttp until a client is made."""
 
 __all__ = [
     "APIError",
@@ -109,8 +138,14 @@ _MOVED_TO_SANSIO = frozenset(
 
 
 def __getattr__(name: str) -> Any:
-    """The protocol helpers moved to :mod:`sentry_async.sansio`; the old names still work
-    for one release, with a ``DeprecationWarning``."""
+    """The lazily imported names, and the protocol helpers that moved to
+    :mod:`sentry_async.sansio` (the old names still work for one release, with a
+    ``DeprecationWarning``)."""
+    module = _LAZY.get(name)
+    if module is not None:
+        value = getattr(importlib.import_module(module, __name__), name)
+        globals()[name] = value
+        return value
     if name in _MOVED_TO_SANSIO:
         import warnings
 
@@ -123,3 +158,7 @@ def __getattr__(name: str) -> Any:
         )
         return getattr(sansio, name)
     raise AttributeError(f"module 'sentry_async' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

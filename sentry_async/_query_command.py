@@ -12,13 +12,15 @@ import argparse
 import csv
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from datetime import datetime
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import msgspec
 
-from .client import SentryClient
-from .export import parse_duration, parse_utc
+from ._text import printable
 from .tables import events_stats_rows, usage_rows
+
+if TYPE_CHECKING:
+    from .client import SentryClient
 
 __all__ = ["add_query_parser", "run_query"]
 
@@ -26,8 +28,6 @@ FORMATS = ("auto", "table", "csv", "json")
 TABLE_ROWS = 100
 """Rows a terminal table shows when ``--limit`` is not given."""
 
-_CONTROL = {i: f"\\x{i:02x}" for i in (*range(0x20), 0x7F)}
-_CONTROL.update({0x09: "\\t", 0x0A: "\\n", 0x0D: "\\r"})
 
 
 def add_query_parser(
@@ -94,6 +94,8 @@ def add_query_parser(
 
 
 def _range(args: argparse.Namespace) -> dict[str, Any]:
+    from .export import parse_duration, parse_utc
+
     if args.period and args.since:
         raise ValueError("give --since or --period, not both")
     out: dict[str, Any] = {}
@@ -181,11 +183,6 @@ def _cell(value: Any) -> str:
     if isinstance(value, (bool, int, float)):
         return str(value).lower() if isinstance(value, bool) else str(value)
     return msgspec.json.encode(value).decode()
-
-
-def printable(text: str) -> str:
-    """Text safe for a terminal: control characters and escape sequences shown escaped."""
-    return text.translate(_CONTROL)
 
 
 def _table(columns: Sequence[str], rows: Iterable[dict[str, Any]], out: TextIO) -> None:

@@ -9,48 +9,21 @@ in errors, logs, progress, or ``--help``.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 import os
-import signal
 import sys
-import tempfile
-import threading
-import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, TextIO, TypeVar
 
 import anyio
 
-from ._network import tls
-from ._progress_display import DisplayMode, show_progress
-from ._query_command import add_query_parser, run_query
+from ._protocol.hosts import DEFAULT_BASE_URL
+from ._query_command import add_query_parser
+from ._text import printable
 from ._version import __version__
-from .client import DEFAULT_BASE_URL, SentryClient
-from .errors import APIError, Forbidden, NotFound, SentryError, TransportError, Unauthorized
-from .export import (
-    CheckpointError,
-    ExportDecodeError,
-    ExportLockedError,
-    ExportRangeError,
-    ExportSpec,
-    Manifest,
-    OutputNotEmptyError,
-    OutputUnusableError,
-    Progress,
-    SpecMismatchError,
-    UnknownProjectError,
-    export,
-    parse_duration,
-    parse_utc,
-)
-from .export._formats import check_arrow
-from .export._progress import format_bytes
-from .export._text import printable
 
 __all__ = [
     "EXIT_API",
@@ -352,279 +325,8 @@ def _read_token(token_file: str | None) -> str:
     return token
 
 
-def _client_from_args(args: argparse.Namespace, token: str) -> SentryClient:
-    """The client, or a usage error naming where a bad URL, proxy or CA bundle came from (the
-    token is checked). Proxies come from $HTTPS_PROXY/$HTTP_PROXY/$NO_PROXY."""
-    ca_bundle, ca_source = args.ca_bundle, "--ca-bundle"
-    if ca_bundle is None:
-        ca_bundle, ca_source = os.environ.get("SSL_CERT_FILE") or None, "$SSL_CERT_FILE"
-    tls_options: dict[str, Any] = {}
-    if ca_bundle is not None:
-        try:
-            tls_options["ssl"] = tls(ca_bundle)
-        except ValueError as exc:
-            raise _UsageError(f"{ca_source}: {str(exc).removeprefix('ssl: ')}") from None
-    try:
-        return SentryClient(
-            token,
-            base_url=args.base_url,
-            allow_insecure_http=args.allow_insecure_http,
-            **tls_options,
-        )
-    except ValueError as exc:
-        message = str(exc).replace("allow_insecure_http=True", "--allow-insecure-http")
-        if message.startswith("$") or " through proxy " in message:  # from a *_PROXY variable
-            raise _UsageError(message) from None
-        source = "--base-url" if args.base_url is not None else "$SENTRY_URL"
-        raise _UsageError(f"{source}: {message}") from None
-
-
-def _parse_option(option: str, text: str, parse: Callable[[str], _T]) -> _T:
-    try:
-        return parse(text)
-    except ValueError as exc:
-        raise _UsageError(f"{option}: {exc}") from None
-
-
-def _range_error(exc: ExportRangeError, args: argparse.Namespace) -> _UsageError:
-    """The library's range error, told in terms of the option (and value) to change."""
-    name = _RANGE_OPTIONS.get(exc.argument)
-    if name is None:
-        return _UsageError(str(exc))
-    value = getattr(args, name, None)
-    option = f"--{name}" if value is None else f"--{name} {value}"
-    return _UsageError(f"{option}: {exc.reason}")
-
-
-def _spec_from_args(args: argparse.Namespace) -> ExportSpec:
-    since = _parse_option("--since", args.since, parse_utc) if args.since else None
-    until = _parse_option("--until", args.until, parse_utc) if args.until else None
-    if args.period and args.since:
-        raise _UsageError("give --since or --period, not both")
-    period_text = args.period or (None if since else DEFAULT_PERIOD)
-    period = _parse_option("--period", period_text, parse_duration) if period_text else None
-    window = (
-        None
-        if args.window.strip().lower() == "none"
-        else _parse_option("--window", args.window, parse_duration)
-    )
-    if args.field and args.kind != "discover":
-        raise _UsageError("--field is for 'export discover'")
-    if args.format != "jsonl" and args.kind != "discover":
-        raise _UsageError("--format csv/parquet is for 'export discover'")
-    if args.format == "parquet":
-        try:
-            check_arrow()
-        except ImportError as exc:
-            raise _UsageError(str(exc)) from None
-    if args.issue and args.kind != "events":
-        raise _UsageError("--issue is for 'export events'")
-    if args.issue and args.project:
-        raise _UsageError("give --project or --issue, not both")
-    if args.incremental is not None:
-        if args.resume or args.restart:
-            raise _UsageError(
-                "--incremental resumes a stopped run by itself: no --resume/--restart"
-            )
-        if args.until:
-            raise _UsageError("--incremental runs end when they start: no --until")
-    try:
-        return ExportSpec(
-            kind=args.kind,
-            org=args.org,
-            projects=tuple(args.project) if args.project else None,
-            issues=tuple(args.issue) if args.issue else None,
-            start=since,
-            end=until,
-            period=period,
-            query=args.query,
-            fields=tuple(args.field or ()),
-            window=window,
-            gzip=args.gzip,
-            format=args.format,
-        )
-    except ValueError as exc:
-        raise _UsageError(str(exc)) from None
-
-
-def _summary(manifest: Manifest, directory: Path, elapsed: float) -> str:
-    unidentified = (
-        f" ({manifest.unidentified:,} without a usable id, not de-duplicated)"
-        if manifest.unidentified
-        else ""
-    )
-    return (
-        f"{manifest.kind}: {manifest.items:,} items{unidentified}, "
-        f"{format_bytes(manifest.bytes)} in {len(manifest.files)} files, "
-        f"{manifest.start} .. {manifest.end}, {elapsed:.1f}s -> {directory}"
-    )
-
-
-def _display_mode(args: argparse.Namespace) -> DisplayMode:
-    return "none" if args.quiet else "auto"
-
-
 class _Terminated(Exception):
     """SIGTERM arrived; the export stopped as on Ctrl-C, checkpoint saved."""
-
-
-@contextmanager
-def _stop_on_sigterm(scope: anyio.CancelScope, stopped: list[bool]) -> Iterator[None]:
-    """Cancel ``scope`` on SIGTERM (how cron, systemd and Kubernetes stop a job).
-
-    Handlers can only be set from the main thread, so an embedded ``main`` leaves
-    SIGTERM alone.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def stop() -> None:
-        stopped.append(True)
-        scope.cancel()
-
-    loop = asyncio.get_running_loop()
-    loop.add_signal_handler(signal.SIGTERM, stop)
-    try:
-        yield
-    finally:
-        loop.remove_signal_handler(signal.SIGTERM)
-
-
-async def _run_export(args: argparse.Namespace, token: str, out: TextIO) -> int:
-    spec = _spec_from_args(args)
-    overlap = _parse_option("--overlap", args.overlap, parse_duration)
-    directory = Path(args.output)
-    started = time.perf_counter()
-    progress = Progress(spec.kind)
-    stopped: list[bool] = []
-    manifest: Manifest | None = None
-    async with _client_from_args(args, token) as client:
-        with (
-            show_progress(progress, mode=_display_mode(args)),
-            anyio.CancelScope() as scope,
-            _stop_on_sigterm(scope, stopped),
-        ):
-            try:
-                manifest = await export(
-                    client,
-                    spec,
-                    directory,
-                    resume=args.resume,
-                    restart=args.restart,
-                    concurrency=args.concurrency,
-                    progress=progress,
-                    incremental=args.incremental,
-                    overlap=overlap,
-                )
-            except ExportRangeError as exc:
-                raise _range_error(exc, args) from None
-            except ValueError as exc:
-                if args.incremental is None:
-                    raise
-                raise _UsageError(f"--incremental: {exc}") from None
-    if stopped or manifest is None:
-        raise _Terminated
-    if not args.quiet:
-        print(_summary(manifest, directory, time.perf_counter() - started), file=out)
-    return EXIT_OK
-
-
-async def _run_query(args: argparse.Namespace, token: str, out: TextIO) -> int:
-    async with _client_from_args(args, token) as client:
-        try:
-            await run_query(client, args, out)
-        except ValueError as exc:
-            raise _UsageError(str(exc)) from None
-    return EXIT_OK
-
-
-async def _run_demo(args: argparse.Namespace, out: TextIO) -> int:
-    try:
-        from .testing import FakeSentry
-    except ImportError as exc:  # pragma: no cover - the package ships it
-        raise SentryError(f"the bundled fake server is not available: {exc}") from exc
-    directory = Path(args.output) if args.output else Path(tempfile.mkdtemp(prefix="sentry-demo-"))
-    started = time.perf_counter()
-    print(f"demo: starting a fake Sentry (scale {args.scale!r}); output in {directory}", file=out)
-    manifests: list[tuple[Manifest, Path]] = []
-    async with FakeSentry(seed=DEMO_SEED, scale=args.scale) as server:
-        now: datetime = server.data.now
-        # The demo's server is on this machine: a proxy in the environment has no part in it.
-        async with SentryClient(server.token, base_url=server.url, proxy=None) as client:
-            org = server.data.orgs[0].slug
-            for kind in ("issues", "events"):
-                spec = ExportSpec(
-                    kind=kind,
-                    org=org,
-                    period=DEMO_PERIOD,
-                    end=now,
-                    gzip=args.gzip,
-                )
-                target = directory / kind
-                progress = Progress(f"{org} {kind}")
-                with show_progress(progress, mode=_display_mode(args)):
-                    manifest = await export(
-                        client,
-                        spec,
-                        target,
-                        resume=True,
-                        concurrency=args.concurrency,
-                        progress=progress,
-                    )
-                manifests.append((manifest, target))
-    elapsed = time.perf_counter() - started
-    items = sum(m.items for m, _ in manifests)
-    size = sum(m.bytes for m, _ in manifests)
-    files = sum(len(m.files) for m, _ in manifests)
-    for manifest, target in manifests:
-        print(
-            f"  {manifest.kind:<7} {manifest.items:>8,} items  {format_bytes(manifest.bytes):>10}"
-            f"  {len(manifest.files):>3} files  {target}",
-            file=out,
-        )
-    print(
-        f"demo: exported {items:,} items ({format_bytes(size)}, {files} files) from "
-        f"organization {manifests[0][0].org} in {elapsed:.1f}s; output in {directory}",
-        file=out,
-    )
-    return EXIT_OK
-
-
-def _classify(exc: BaseException) -> _Outcome:
-    """An exit code and a one-line message for an error that ends the command."""
-    if isinstance(exc, _UsageError):
-        return _Outcome(EXIT_USAGE, str(exc))
-    if isinstance(exc, Unauthorized):
-        return _Outcome(EXIT_AUTH, f"authentication failed: {exc}")
-    if isinstance(exc, Forbidden):
-        return _Outcome(EXIT_AUTH, f"permission denied: {exc}")
-    if isinstance(exc, NotFound):
-        return _Outcome(EXIT_NOT_FOUND, f"not found (check --org, --project, --issue): {exc}")
-    if isinstance(exc, UnknownProjectError):
-        return _Outcome(EXIT_NOT_FOUND, str(exc))
-    if isinstance(
-        exc,
-        (
-            SpecMismatchError,
-            OutputNotEmptyError,
-            OutputUnusableError,
-            ExportLockedError,
-            CheckpointError,
-        ),
-    ):
-        return _Outcome(EXIT_OUTPUT, str(exc))
-    if isinstance(exc, ExportDecodeError):
-        return _Outcome(EXIT_API, str(exc))
-    if isinstance(exc, APIError):
-        return _Outcome(EXIT_API, f"API error: {exc}")
-    if isinstance(exc, TransportError):
-        return _Outcome(EXIT_API, f"network error: {exc}")
-    if isinstance(exc, SentryError):
-        return _Outcome(EXIT_API, str(exc))
-    if isinstance(exc, OSError):
-        return _Outcome(EXIT_API, f"I/O error: {exc}")
-    raise exc
 
 
 def main(
@@ -638,10 +340,12 @@ def main(
     restore_logging = _setup_logging(args.quiet, args.verbose, err)
     token: str | None = None
     try:
+        from . import _cli_run
+
         if args.command == "demo":
-            return anyio.run(_run_demo, args, out, backend="asyncio")
+            return anyio.run(_cli_run.run_demo, args, out, backend="asyncio")
         token = _read_token(args.token_file)
-        run = _run_query if args.command == "query" else _run_export
+        run = _cli_run.run_query_command if args.command == "query" else _cli_run.run_export
         return anyio.run(run, args, token, out, backend="asyncio")
     except KeyboardInterrupt:
         print(
@@ -656,7 +360,9 @@ def main(
         )
         return EXIT_TERMINATED
     except Exception as exc:
-        outcome = _classify(exc)
+        from ._cli_run import classify
+
+        outcome = classify(exc)
         message = outcome.message
         if token:
             message = message.replace(token, "********")

@@ -46,7 +46,13 @@ from yarl import URL
 
 from ._network import SSLSetting, tls
 from ._protocol.cursors import DEFAULT_MAX_STALE_PAGES, body_fingerprint
-from ._protocol.hosts import endpoint_group, is_loopback, origin, token_host_refusal
+from ._protocol.hosts import (
+    DEFAULT_BASE_URL,
+    endpoint_group,
+    is_loopback,
+    origin,
+    token_host_refusal,
+)
 from ._protocol.params import (
     Params,
     check_page_size,
@@ -79,7 +85,6 @@ __all__ = ["DEFAULT_BASE_URL", "SentryClient", "Timeouts"]
 T = TypeVar("T")
 logger = logging.getLogger("sentry_async")
 
-DEFAULT_BASE_URL = "https://sentry.io"
 _API_PREFIX = "/api/0"
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})

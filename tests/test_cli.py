@@ -19,7 +19,7 @@ import anyio
 import msgspec
 import pytest
 
-from sentry_async import SentryClient, __version__, cli
+from sentry_async import SentryClient, __version__, _cli_run
 from sentry_async.cli import main
 from sentry_async.export import CHECKPOINT_NAME, MANIFEST_NAME, Manifest, Progress, show_progress
 from sentry_async.testing import FakeSentry, Fault, SeedConfig
@@ -357,7 +357,7 @@ async def test_allow_insecure_http_is_passed_to_the_client(
         seen.append(kwargs)
         return SentryClient(token, **{**kwargs, "base_url": server.url})
 
-    monkeypatch.setattr(cli, "SentryClient", client)
+    monkeypatch.setattr(_cli_run, "SentryClient", client)
     argv = ["export", "issues", "--org", ORG, "-o", str(tmp_path / "out"), *RANGE,
             "--token-file", _token_file(tmp_path), "--base-url", "http://sentry.internal",
             "--allow-insecure-http", "--quiet"]  # fmt: skip
@@ -467,3 +467,23 @@ async def test_export_discover_as_csv_and_formats_only_for_discover(
     assert refused.error_lines == [
         "sentry-async: error: --format csv/parquet is for 'export discover'"
     ]
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["--version"], ["export", "--help"]])
+def test_help_and_version_answer_without_importing_aiohttp(argv: list[str]) -> None:
+    code = (
+        "import sys\n"
+        "from sentry_async.cli import main\n"
+        "try:\n"
+        f"    main({argv!r})\n"
+        "except SystemExit as exc:\n"
+        "    assert exc.code == 0, exc.code\n"
+        "heavy = sorted(m for m in ('aiohttp', 'sentry_async.client', 'sentry_async.export')"
+        " if m in sys.modules)\n"
+        "assert not heavy, heavy\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert "sentry-async" in result.stdout

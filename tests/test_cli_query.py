@@ -11,7 +11,7 @@ from functools import partial
 import anyio
 import pytest
 
-from sentry_async._query_command import printable
+from sentry_async._text import printable
 from sentry_async.cli import main
 from sentry_async.testing import FakeSentry
 
@@ -178,4 +178,4 @@ async def test_bad_arguments_are_one_line_exit_2(server: FakeSentry) -> None:
 
 
 def test_terminal_text_has_control_characters_escaped() -> None:
-    assert printable("a\x1b[31mred\x07\nb") == "a\\x1b[31mred\\x07\\nb"
+    assert printable("a\x1b[31mred\x07\nb") == "a\\x1b[31mred\\x07\\x0ab"

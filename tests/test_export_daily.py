@@ -13,7 +13,7 @@ import anyio
 import msgspec
 import pytest
 
-from sentry_async import RetryPolicy, SentryClient, ServerError, cli
+from sentry_async import RetryPolicy, SentryClient, ServerError, _cli_run, cli
 from sentry_async.cli import main
 from sentry_async.export import (
     CHECKPOINT_NAME,
@@ -126,7 +126,7 @@ def test_the_python_api_takes_the_command_lines_strings_and_default_range() -> N
 
     def from_cli(*extra: str) -> ExportSpec:
         args = parser.parse_args(["export", "events", "--org", ORG, "-o", "out", *extra])
-        return cli._spec_from_args(args)
+        return _cli_run._spec_from_args(args)
 
     assert ExportSpec(kind="events", org=ORG, period="14d") == ExportSpec(
         kind="events", org=ORG, period=timedelta(days=14)

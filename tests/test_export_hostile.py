@@ -20,6 +20,7 @@ import pytest
 from aiohttp import web
 
 from sentry_async import RetryPolicy, SentryClient, ServerError
+from sentry_async._text import printable
 from sentry_async.cli import main
 from sentry_async.export import (
     CHECKPOINT_NAME,
@@ -32,7 +33,6 @@ from sentry_async.export import (
     export,
 )
 from sentry_async.export._files import project_stems as _project_stems
-from sentry_async.export._text import printable
 from sentry_async.testing import FakeSentry, Fault, SeedConfig
 from sentry_async.testing.pytest_plugin import FIXED_NOW
 

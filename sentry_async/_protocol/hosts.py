@@ -9,6 +9,7 @@ from collections.abc import Iterable
 from yarl import URL
 
 __all__ = [
+    "DEFAULT_BASE_URL",
     "REDIRECT_STATUSES",
     "endpoint_group",
     "is_loopback",
@@ -18,6 +19,9 @@ __all__ = [
     "resolve_redirect",
     "token_host_refusal",
 ]
+
+DEFAULT_BASE_URL = "https://sentry.io"
+"""Where the client goes when neither ``base_url`` nor ``$SENTRY_URL`` says otherwise."""
 
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 

@@ -32,6 +32,7 @@ from typing import Any
 import anyio
 import msgspec
 
+from .._text import printable
 from ..client import SentryClient
 from ..errors import APIError, DecodeError
 from ..fanout import StreamDone, StreamItem, fan_out
@@ -70,7 +71,6 @@ from ._progress import Progress
 from ._resume import check_spec, check_targets, clear_export, reset_parts, truncate_files
 from ._spec import ExportSpec, is_aggregate
 from ._splitting import MIN_SPLIT_WINDOW, Split, apply_split, halves, unservable_window
-from ._text import printable
 from ._writer import atomic_write
 
 __all__ = ["Exporter"]
