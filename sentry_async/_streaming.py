@@ -17,9 +17,10 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import aiohttp
 
+from ._exchange import Form
 from ._protocol.hosts import endpoint_group
 from ._protocol.params import Params
-from ._transport import Form, Response
+from ._transport import Response
 
 if TYPE_CHECKING:
     from .client import SentryClient

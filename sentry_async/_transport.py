@@ -14,42 +14,35 @@ back has the token blanked out before anything is built from it.
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import logging
 import random
-import ssl
 import time
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
-from typing import Any, TypeVar
+from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 import aiohttp
 import anyio
-from multidict import CIMultiDictProxy
 from yarl import URL
 
-from ._network import explain_missing_token
-from ._protocol.body import (
-    ACCEPT_ENCODING,
-    BodyReader,
-    BodyTooLarge,
-    CorruptBody,
-    UnsupportedEncoding,
+from ._exchange import (
+    Body,
+    Exchange,
+    MalformedBody,
+    Response,
+    Secret,
+    Sink,
+    _Failure,
+    _whole,
 )
+from ._network import explain_missing_token
 from ._protocol.errors import Redactor, build_api_error, is_query_timeout
-from ._protocol.hosts import REDIRECT_STATUSES, origin, redirect_method, resolve_redirect
 from ._protocol.proxies import ProxySettings
-from ._protocol.ratelimit import RateLimitInfo, parse_rate_limit, server_clock
-from ._protocol.retry import FailureKind, RetryPolicy, decide, fail_fast, rate_limit_delay
+from ._protocol.ratelimit import server_clock
+from ._protocol.retry import RetryPolicy, decide, fail_fast, rate_limit_delay
 from .errors import (
-    ConnectionFailed,
     RateLimited,
-    RequestTimeout,
-    ResponseTooLarge,
     SentryError,
-    TransportError,
-    UnsafeRedirect,
 )
 from .hooks import Call, HookSet
 from .limiter import RateLimiter
@@ -67,85 +60,12 @@ T = TypeVar("T")
 
 logger = logging.getLogger("sentry_async")
 
-_MAX_REDIRECTS = 5
 DEFAULT_MAX_BODY_SIZE = 64 * 1024 * 1024
 
 _PER_REQUEST_DECOMPRESS = (
     "auto_decompress" in inspect.signature(aiohttp.ClientSession._request).parameters
 )
 """Whether this aiohttp lets a request turn off its own decompression (newer versions)."""
-
-Sink = Callable[[bytes], Awaitable[None]]
-Form = Callable[[], aiohttp.FormData]
-"""Builds a multipart body afresh for each attempt (aiohttp consumes one as it sends it)."""
-Body = bytes | Form | None
-
-
-class Secret:
-    """Holds the auth token so that no repr, log line or traceback can show it."""
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value: str) -> None:
-        self._value = value
-
-    def reveal(self) -> str:
-        return self._value
-
-    def __repr__(self) -> str:
-        return "Secret('********')"
-
-    __str__ = __repr__
-
-    def __reduce__(self) -> tuple[object, ...]:
-        raise TypeError("the auth token cannot be pickled")
-
-
-@dataclass(slots=True, repr=False)
-class Response:
-    """A complete response: status, headers, the whole body, and what it said about limits."""
-
-    method: str
-    url: URL
-    status: int
-    headers: CIMultiDictProxy[str]
-    body: bytes
-    rate_limit: RateLimitInfo | None
-    elapsed: float
-
-    def __repr__(self) -> str:
-        # Neither headers nor body: a server may echo the token in either, and a traceback
-        # printed with locals shows this repr.
-        return f"<Response {self.status} from {self.method} {self.url} ({len(self.body)} bytes)>"
-
-
-class MalformedBody(Exception):
-    """Raised by a decoder when a success body is not even well-formed JSON.
-
-    A body that parses but does not fit the model is final; one that does not parse at all
-    was most likely cut short or replaced on the way (a proxy's page, a broken transfer),
-    so the request is sent again when it is safe to repeat.
-    """
-
-    def __init__(self, error: SentryError) -> None:
-        super().__init__(str(error))
-        self.error = error
-
-
-def _whole(response: Response) -> Response:
-    return response
-
-
-class _Failure(Exception):
-    """One attempt's failure: ``kind`` for :func:`decide`, ``error`` to raise if final."""
-
-    def __init__(
-        self, kind: FailureKind, error: SentryError, response: Response | None = None
-    ) -> None:
-        self.kind = kind
-        self.error = error
-        self.response = response
-
 
 def disable_silent_resend(session: aiohttp.ClientSession) -> bool:
     """Turn off aiohttp's own resend of a GET/PUT/DELETE whose connection dropped.
@@ -163,7 +83,7 @@ def disable_silent_resend(session: aiohttp.ClientSession) -> bool:
     return True
 
 
-class Transport:
+class Transport(Exchange):
     """Sends one logical request: limiter slot, aiohttp call, redirects, retries."""
 
     def __init__(
@@ -425,252 +345,3 @@ class Transport:
             if response.status == 429
             else None,
         )
-
-    async def _exchange(self, method: str, url: URL, body: Body, sink: Sink | None) -> Response:
-        """One attempt's HTTP exchanges: the request and the redirects it may follow."""
-        started = time.perf_counter()
-        for _ in range(_MAX_REDIRECTS + 1):
-            response = await self._roundtrip(method, url, body, sink, started)
-            location = response.headers.get("Location")
-            if response.status not in REDIRECT_STATUSES or location is None:
-                return response
-            url = self._follow(method, url, location)
-            method, keep_body = redirect_method(response.status, method)
-            body = body if keep_body else None
-        raise _Failure(
-            "redirect", UnsafeRedirect("too many redirects", method=method, url=str(url))
-        )
-
-    def _follow(self, method: str, url: URL, location: str) -> URL:
-        failure: _Failure | None = None
-        try:
-            target, trusted = resolve_redirect(url, location, frozenset(self.trusted_origins))
-        except ValueError as exc:
-            failure = self._failure(
-                "redirect",
-                UnsafeRedirect,
-                f"refusing to follow a redirect to an unparsable location: {exc}",
-                method,
-                url,
-            )
-        if failure is not None:
-            raise failure
-        if not trusted:
-            scheme, host, port = origin(target)
-            raise self._failure(
-                "redirect",
-                UnsafeRedirect,
-                "refusing to follow a redirect to untrusted origin "
-                f"{scheme}://{host}{'' if port is None else f':{port}'}",
-                method,
-                url,
-            )
-        return target
-
-    async def _roundtrip(
-        self, method: str, url: URL, body: Body, sink: Sink | None, started: float
-    ) -> Response:
-        """One HTTP exchange; whatever goes wrong becomes a :class:`_Failure` raised outside
-        the ``except`` that caught it, so aiohttp's exception is not even its context."""
-        delivered = [0]
-        failure: _Failure | None = None
-        try:
-            return await self._request(method, url, body, sink, delivered, started)
-        except (asyncio.TimeoutError, TimeoutError):
-            failure = self._failure(
-                "timeout", RequestTimeout, "no complete response in time", method, url
-            )
-        except BodyTooLarge as exc:
-            failure = _Failure(
-                "too_large",
-                ResponseTooLarge(str(exc), method=method, url=str(url), limit=exc.limit),
-            )
-        except UnsupportedEncoding as exc:
-            failure = self._failure("final", ConnectionFailed, str(exc), method, url)
-        except CorruptBody as exc:
-            failure = self._failure("payload", ConnectionFailed, str(exc), method, url)
-        except aiohttp.ClientPayloadError as exc:
-            failure = self._failure(
-                "payload", ConnectionFailed, f"response body broke off: {exc}", method, url, exc
-            )
-        except aiohttp.ClientConnectorCertificateError as exc:
-            failure = self._failure(
-                "tls",
-                ConnectionFailed,
-                f"{exc} (for a private CA pass ssl= or --ca-bundle with its certificate)",
-                method,
-                url,
-                exc,
-            )
-        except aiohttp.ClientHttpProxyError as exc:
-            # Its request_info is the CONNECT, Proxy-Authorization included.
-            failure = self._failure(
-                "connection",
-                ConnectionFailed,
-                f"the proxy refused the tunnel: {exc.status} {exc.message}",
-                method,
-                url,
-                exc,
-            )
-        except aiohttp.ClientResponseError as exc:
-            # A response aiohttp could not parse (bad status line, oversized header).
-            failure = self._failure(
-                "connection",
-                ConnectionFailed,
-                f"malformed response: {exc.message or type(exc).__name__}",
-                method,
-                url,
-                exc,
-            )
-        except aiohttp.ClientError as exc:
-            failure = self._failure(
-                "tls" if _is_tls_failure(exc) else "connection",
-                ConnectionFailed,
-                f"{type(exc).__name__}: {exc}",
-                method,
-                url,
-                exc,
-            )
-        except OSError as exc:
-            failure = self._failure(
-                "tls" if _is_tls_failure(exc) else "connection",
-                ConnectionFailed,
-                f"{type(exc).__name__}: {exc}",
-                method,
-                url,
-                exc,
-            )
-        except (ValueError, RuntimeError) as exc:
-            # Not expected from aiohttp, but its traceback would hold the request headers.
-            failure = self._failure(
-                "final", ConnectionFailed, f"{type(exc).__name__}: {exc}", method, url, exc
-            )
-        if delivered[0] and failure.kind != "too_large":
-            failure.kind = "final"  # part of the body already went to the sink
-        raise failure
-
-    def _failure(
-        self,
-        kind: FailureKind,
-        cls: type[TransportError],
-        message: str,
-        method: str,
-        url: URL,
-        cause: BaseException | None = None,
-    ) -> _Failure:
-        redact = self._redactor.text
-        described = None if cause is None else redact(f"{type(cause).__name__}: {cause}")
-        error = cls(redact(message), method=method, url=str(url), cause=described)
-        return _Failure(kind, error)
-
-    async def _request(
-        self,
-        method: str,
-        url: URL,
-        body: Body,
-        sink: Sink | None,
-        delivered: list[int],
-        started: float,
-    ) -> Response:
-        """The aiohttp call. The only frame that sees aiohttp's objects; the headers,
-        ``Authorization`` included, are built inside the call expression, never a local."""
-        async with self.session.request(
-            method,
-            url,
-            data=body() if callable(body) else body,
-            allow_redirects=False,
-            timeout=self._timeout,
-            **self._request_options,
-            **self._routed_headers(url, body, sink),
-        ) as resp:
-            try:
-                if sink is not None and 200 <= resp.status < 300:
-                    await self._stream(resp, sink, delivered)
-                    payload = b""
-                else:
-                    payload = await self._read(resp, method)
-            except BaseException:
-                resp.close()  # whatever is left unread (a 2 GB body, say) is not waited for
-                raise
-            elapsed = time.perf_counter() - started
-            logger.debug("%s %s -> %d in %.1f ms", method, url, resp.status, elapsed * 1000)
-            return Response(
-                method=method,
-                url=url,
-                status=resp.status,
-                headers=resp.headers,
-                body=payload,
-                rate_limit=parse_rate_limit(resp.headers),
-                elapsed=elapsed,
-            )
-
-    def _routed_headers(self, url: URL, body: Body, sink: Sink | None) -> dict[str, Any]:
-        """``headers``, ``proxy`` and ``proxy_headers`` for the aiohttp call."""
-        headers = self._request_headers(url, body, sink)
-        proxy, proxy_headers = (
-            (None, None) if self._proxy is None else self._proxy.route(url, headers)
-        )
-        return {"headers": headers, "proxy": proxy, "proxy_headers": proxy_headers}
-
-    def _request_headers(self, url: URL, body: Body, sink: Sink | None) -> dict[str, str]:
-        headers = dict(self._headers)
-        if sink is not None:
-            headers["Accept"] = "*/*"  # a download is a file, whatever its type
-        if isinstance(body, bytes):
-            headers["Content-Type"] = "application/json"  # a form sets its own
-        if self._inflate:
-            headers["Accept-Encoding"] = ACCEPT_ENCODING
-        if self._token is not None and origin(url) in self.trusted_origins:
-            headers["Authorization"] = f"Bearer {self._token.reveal()}"
-        return headers
-
-    def _reader(self, resp: aiohttp.ClientResponse, limit: int | None, method: str) -> BodyReader:
-        return BodyReader(
-            limit=limit,
-            content_length=None if method == "HEAD" else resp.content_length,
-            encoding=resp.headers.get("Content-Encoding", "") if self._inflate else "",
-        )
-
-    async def _read(self, resp: aiohttp.ClientResponse, method: str) -> bytes:
-        """The whole body, at most ``max_body_size`` bytes once decoded, refused as soon as
-        it is more."""
-        reader = self._reader(resp, self.max_body_size, method)
-        if resp.content_length is not None:
-            # The announced length is already checked against the cap, and aiohttp reads
-            # no further than it: one read, not an iteration step per network chunk. A
-            # compressed body is still inflated under the cap by the reader.
-            reader.feed(await resp.read())
-            return reader.finish()
-        async for chunk in resp.content.iter_any():
-            reader.feed(chunk)
-        return reader.finish()
-
-    async def _stream(self, resp: aiohttp.ClientResponse, sink: Sink, delivered: list[int]) -> None:
-        reader = self._reader(resp, None, "GET")
-        async for chunk in resp.content.iter_any():
-            reader.feed(chunk)
-            data = reader.take()
-            if data:
-                delivered[0] += len(data)
-                await sink(data)
-        rest = reader.finish()
-        if rest:
-            delivered[0] += len(rest)
-            await sink(rest)
-
-
-def _is_tls_failure(exc: BaseException) -> bool:
-    """A TLS handshake or certificate error (``WRONG_VERSION_NUMBER``,
-    ``CERTIFICATE_VERIFY_FAILED``): trying again would meet the same configuration."""
-    if isinstance(exc, aiohttp.ClientSSLError):
-        return True
-    seen: BaseException | None = exc
-    for _ in range(5):
-        if seen is None:
-            return False
-        if isinstance(seen, ssl.SSLError) or isinstance(
-            getattr(seen, "os_error", None), ssl.SSLError
-        ):
-            return True
-        seen = seen.__cause__ or seen.__context__
-    return False

@@ -12,65 +12,53 @@ import os
 import platform
 import re
 from collections.abc import (
-    AsyncGenerator,
-    AsyncIterator,
     Awaitable,
     Callable,
-    Coroutine,
     Hashable,
     Iterable,
     Mapping,
-    Sequence,
 )
-from contextlib import AsyncExitStack, asynccontextmanager
-from dataclasses import dataclass
-from functools import lru_cache
-from types import TracebackType, UnionType
+from types import TracebackType
 from typing import (
     TYPE_CHECKING,
     Any,
     TypedDict,
     TypeVar,
-    Union,
-    cast,
-    get_args,
-    get_origin,
     overload,
 )
 from urllib.parse import quote
 
 import aiohttp
-import anyio
 import msgspec
 from yarl import URL
 
+from ._decoding import decode_body
+from ._downloads import Downloads
 from ._network import SSLSetting, tls
-from ._protocol.cursors import DEFAULT_MAX_STALE_PAGES, body_fingerprint
+from ._paging import page_fetchers
+from ._protocol.cursors import DEFAULT_MAX_STALE_PAGES
 from ._protocol.hosts import (
     DEFAULT_BASE_URL,
     endpoint_group,
-    is_loopback,
     origin,
-    token_host_refusal,
 )
 from ._protocol.params import (
     Params,
     check_page_size,
     check_slug,
     encode_params,
-    is_numeric_id,
-    project_refs,
 )
 from ._protocol.proxies import ENVIRONMENT, FromEnvironment, proxy_settings
-from ._protocol.ratelimit import header_int
 from ._protocol.retry import RetryPolicy
-from ._transport import DEFAULT_MAX_BODY_SIZE, MalformedBody, Response, Secret, Transport
+from ._routing import API_PREFIX, SAFE_METHODS, Routing, normalise_base_url
+from ._timeouts import Timeouts
+from ._transport import DEFAULT_MAX_BODY_SIZE, Response, Secret, Transport
 from ._version import __version__
 from .api._groups import GeneratedGroups
-from .errors import DecodeError, ProjectMoved, SentryError, UntrustedHost
+from .errors import SentryError
 from .hooks import Hooks, HookSet
 from .limiter import RateLimiter
-from .pagination import PageFetcher, Paginator, RawPage
+from .pagination import Paginator
 
 if TYPE_CHECKING:
     from .resources.discover import DiscoverResource
@@ -85,50 +73,9 @@ __all__ = ["DEFAULT_BASE_URL", "SentryClient", "Timeouts"]
 T = TypeVar("T")
 logger = logging.getLogger("sentry_async")
 
-_API_PREFIX = "/api/0"
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
-_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _UNPAGINATED_SWITCHES = frozenset({"noPagination", "all_projects"})
 """Query parameters with which Sentry answers a list whole, whatever the page size."""
-
-
-_UNDECODABLE = (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError, RecursionError)
-"""What msgspec raises for a body that does not decode: invalid UTF-8 inside a string is a
-``UnicodeDecodeError`` and nesting deeper than it follows a ``RecursionError``."""
-
-
-class _ProjectRef(msgspec.Struct):
-    id: str
-    slug: str
-
-
-@dataclass(frozen=True, slots=True)
-class Timeouts:
-    """Seconds. ``read`` bounds each wait for bytes; ``total`` a whole attempt, body included,
-    so a body that trickles in a byte at a time cannot hold a request (or a paginator, a
-    fan-out, an export) for ever; ``pool`` the whole wait for a connection, a free pooled one
-    or a new one (``connect`` bounds each connection attempt). ``None`` turns a bound off,
-    on purpose."""
-
-    connect: float = 10.0
-    read: float = 60.0
-    total: float | None = 300.0
-    pool: float | None = 60.0
-
-    def __post_init__(self) -> None:
-        for name in ("connect", "read", "total", "pool"):
-            value = getattr(self, name)
-            if value is not None and not value > 0:
-                raise ValueError(f"Timeouts.{name} must be a positive number of seconds")
-
-    def to_aiohttp(self) -> aiohttp.ClientTimeout:
-        # aiohttp's ``connect`` covers the wait for a pooled connection plus connecting.
-        return aiohttp.ClientTimeout(
-            total=self.total,
-            connect=self.pool,
-            sock_connect=self.connect,
-            sock_read=self.read,
-        )
 
 
 class _CallOptions(TypedDict):
@@ -142,24 +89,7 @@ _DEFAULT_TOTAL = 300.0
 """The default deadline of one attempt, kept when ``timeout=`` is a plain number."""
 
 
-@lru_cache(maxsize=256)
-def _decoder(type_: Any) -> msgspec.json.Decoder[Any]:
-    return msgspec.json.Decoder(type_)
-
-
-def _type_name(type_: Any) -> str:
-    """A short readable name: ``list[Issue]``, ``int | None``, ``Any``."""
-    if type_ is type(None):
-        return "None"
-    origin, args = get_origin(type_), get_args(type_)
-    if origin in (Union, UnionType):
-        return " | ".join(_type_name(arg) for arg in args)
-    if origin is not None and args:
-        return f"{_type_name(origin)}[{', '.join(_type_name(arg) for arg in args)}]"
-    return getattr(type_, "__name__", None) or str(type_).replace("typing.", "")
-
-
-class SentryClient(GeneratedGroups):
+class SentryClient(GeneratedGroups, Routing, Downloads):
     """An async client for one Sentry installation, to be used as ``async with``.
 
     Besides the hand-written resources below, every other operation in Sentry's API spec
@@ -223,9 +153,9 @@ class SentryClient(GeneratedGroups):
         self._token = Secret(raw_token) if raw_token is not None else None
         if base_url is None:
             base_url = os.environ.get("SENTRY_URL") or DEFAULT_BASE_URL
-        self.base_url = _normalise_base_url(base_url, allow_insecure_http)
+        self.base_url = normalise_base_url(base_url, allow_insecure_http)
         self._allow_insecure = allow_insecure_http
-        self.api_root = self.base_url.with_path(self.base_url.path.rstrip("/") + _API_PREFIX)
+        self.api_root = self.base_url.with_path(self.base_url.path.rstrip("/") + API_PREFIX)
         self.org = check_slug(org, "org") if org is not None else None
         if isinstance(timeout, (int, float)):
             seconds = float(timeout)
@@ -250,7 +180,7 @@ class SentryClient(GeneratedGroups):
         self._trusted: set[tuple[str, str, int | None]] = {origin(self.base_url)}
         self._trusted_urls: list[URL] = []
         for host in trusted_hosts:
-            trusted_url = _normalise_base_url(host, allow_insecure_http)
+            trusted_url = normalise_base_url(host, allow_insecure_http)
             self._proxy.check_plain_http(trusted_url, allow_insecure_http)
             self._trusted_urls.append(trusted_url)
             self._trusted.add(origin(trusted_url))
@@ -344,134 +274,6 @@ class SentryClient(GeneratedGroups):
             )
         return self._transport
 
-    def check_region(self, region_url: str) -> URL:
-        """``region_url`` as a base URL, if the token may go there; else :class:`UntrustedHost`.
-
-        The rule (``_protocol.hosts.token_host_refusal``): the base URL's origin, the same
-        loopback host on any port, an https subdomain of the base URL's registrable domain
-        (``de.sentry.io`` for ``sentry.io``), or an origin listed in ``trusted_hosts``.
-        """
-        try:
-            region = URL(region_url.strip())
-            normalised = _normalise_base_url(region_url, self._allow_insecure)
-            self._proxy.check_plain_http(normalised, self._allow_insecure)
-        except (TypeError, ValueError) as exc:
-            raise UntrustedHost(f"refusing region {region_url!r}: {exc}") from exc
-        refusal = token_host_refusal(self.base_url, region, self._trusted_urls)
-        if refusal is not None:
-            raise UntrustedHost(f"refusing to send the token to region {region_url!r}: {refusal}")
-        return normalised
-
-    def api_root_of(self, region: URL) -> URL:
-        """The API root under a region's base URL."""
-        return region.with_path(region.path.rstrip("/") + _API_PREFIX)
-
-    def admit_region(self, region_url: str) -> URL:
-        """Let the token go to a region host that passes the rule; returns its base URL."""
-        region = self.check_region(region_url)
-        self._trusted.add(origin(region))
-        return region
-
-    def trust_region(self, org: str, region_url: str) -> None:
-        """Send ``org``'s requests to its region host (``links.regionUrl``) from now on."""
-        region = self.admit_region(region_url)
-        self._region_roots[check_slug(org, "org")] = region.with_path(
-            region.path.rstrip("/") + _API_PREFIX
-        )
-
-    # -- projects: slugs to ids, renamed projects -------------------------------------------
-
-    async def project_ids(
-        self, org: str, project: str | int | Sequence[str | int] | None
-    ) -> list[str] | None:
-        """``project=`` for the org endpoints: Sentry takes numeric ids only (a slug is a 400).
-
-        Ids (ints, digit strings, ``-1``) pass as they are; slugs are looked up in the
-        organization's projects list, cached per client and organization and fetched again
-        once when a slug is not in the cache (still unknown: a ``ValueError`` naming it).
-        ``None`` stays ``None`` (every project); ``[]`` is a ``ValueError``.
-        """
-        refs = project_refs(project)
-        if refs is None:
-            return None
-        org = check_slug(org, "org")
-        if all(ref == "-1" or is_numeric_id(ref) for ref in refs):
-            return refs
-        known = self._project_ids.get(org)
-        if known is None or any(
-            ref not in known for ref in refs if not (ref == "-1" or is_numeric_id(ref))
-        ):
-            known = await self.load_project_ids(org)
-        out: list[str] = []
-        for ref in refs:
-            if ref == "-1" or is_numeric_id(ref):
-                out.append(ref)
-            elif ref in known:
-                out.append(known[ref])
-            else:
-                raise ValueError(f"no project with slug {ref!r} in organization {org!r}")
-        return out
-
-    async def project_id_map(self, org: str) -> dict[str, str]:
-        """The organization's ``slug -> id`` map, from the cache when it is there."""
-        known = self._project_ids.get(check_slug(org, "org"))
-        return known if known is not None else await self.load_project_ids(org)
-
-    async def load_project_ids(self, org: str) -> dict[str, str]:
-        """Fetch (again) the organization's ``slug -> id`` map that :meth:`project_ids` uses."""
-        mapping: dict[str, str] = {}
-        refs: Paginator[_ProjectRef] = self.paginate(
-            "/organizations/{org}/projects/", path_params={"org": org}, type=_ProjectRef
-        )
-        async for ref in refs:
-            mapping[ref.slug] = ref.id
-        self._project_ids[org] = mapping
-        return mapping
-
-    @property
-    def renamed_projects(self) -> dict[tuple[str, str], str]:
-        """``(org, old slug) -> new slug`` for every renamed project this client followed."""
-        return dict(self._renamed)
-
-    def _follow_move(self, error: ProjectMoved, path_params: Mapping[str, str | int]) -> bool:
-        """Remember a renamed project, if the answer names a usable new same-origin path."""
-        org, old = path_params.get("org", self.org), path_params.get("project")
-        new = error.new_slug
-        target = error.new_url
-        if org is None or old is None or new is None:
-            return False
-        if target is not None and (not target.startswith("/") or target.startswith("//")):
-            return False
-        try:
-            check_slug(new, "project")
-        except ValueError:
-            return False
-        key = (str(org), str(old))
-        if self._renamed.get(key) == new:
-            return True  # another task learnt it first
-        logger.warning("project %s/%s was renamed to %s; following the new path", org, old, new)
-        self._renamed[key] = new
-        return True
-
-    async def _send_following(
-        self,
-        method: str,
-        path: str,
-        path_params: Mapping[str, str | int] | None,
-        send: Callable[[URL], Awaitable[T]],
-        root: URL | None = None,
-    ) -> T:
-        """``send(url)``; a read of a renamed project is sent once more to its new path."""
-        url = self.url_for(path, path_params, root=root)
-        try:
-            return await send(url)
-        except ProjectMoved as moved:
-            if method not in _SAFE_METHODS or "{project}" not in path or not path_params:
-                raise
-            if not self._follow_move(moved, path_params):
-                raise
-        return await send(self.url_for(path, path_params, root=root))
-
     def url_for(
         self,
         path: str,
@@ -544,95 +346,8 @@ class SentryClient(GeneratedGroups):
             "group": endpoint_group(method, path),
             "params": encode_params(params),
             "body": msgspec.json.encode(json) if json is not None else None,
-            "idempotent": method in _SAFE_METHODS if idempotent is None else idempotent,
+            "idempotent": method in SAFE_METHODS if idempotent is None else idempotent,
         }
-
-    @asynccontextmanager
-    async def stream(
-        self,
-        path: str,
-        *,
-        path_params: Mapping[str, str | int] | None = None,
-        params: Params | Iterable[tuple[str, str]] | None = None,
-    ) -> AsyncIterator[AsyncIterator[bytes]]:
-        """``async with sentry.stream(path) as chunks: async for chunk in chunks: ...``: a
-        GET's body as it arrives, inflated, with no size cap (see :meth:`download`). An error
-        is raised from the iteration; leaving the block early stops the download."""
-        pump, chunks = self._piped_download(path, path_params, params)
-        raised: Exception | None = None
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(pump)
-            try:
-                yield chunks
-            except Exception as exc:
-                raised = exc  # raised below as it is, not wrapped in the group's ExceptionGroup
-            finally:
-                tg.cancel_scope.cancel()  # nothing outlives the block
-                await chunks.aclose()
-        if raised is not None:
-            raise raised
-
-    def _piped_download(
-        self,
-        path: str,
-        path_params: Mapping[str, str | int] | None,
-        params: Params | Iterable[tuple[str, str]] | None,
-    ) -> tuple[Callable[[], Coroutine[Any, Any, None]], AsyncGenerator[bytes, None]]:
-        """A download to run (in a task of the caller's choosing), and the chunks it hands
-        over one at a time; the chunks end with the download's error, if it failed."""
-        send, receive = anyio.create_memory_object_stream[bytes](0)
-        failed: list[Exception] = []
-
-        async def pump() -> None:
-            try:
-                async with send:
-                    await self.download(path, send.send, path_params=path_params, params=params)
-            except anyio.BrokenResourceError:
-                pass  # the consumer left
-            except Exception as exc:  # handed to the consumer, whose iteration raises it
-                failed.append(exc)
-
-        async def chunks() -> AsyncGenerator[bytes, None]:
-            async with receive:
-                async for chunk in receive:
-                    yield chunk
-            if failed:
-                raise failed[0]
-
-        return pump, chunks()
-
-    async def download(
-        self,
-        path: str,
-        destination: str | os.PathLike[str] | Callable[[bytes], Awaitable[None]],
-        *,
-        path_params: Mapping[str, str | int] | None = None,
-        params: Params | Iterable[tuple[str, str]] | None = None,
-    ) -> int:
-        """Stream a GET's body to a file (a path) or to an async callable, chunk by chunk,
-        with no size cap; returns the number of bytes. Failures before the first byte are
-        retried as usual, none after."""
-        url = self.url_for(path, path_params)
-        total = 0
-        async with AsyncExitStack() as stack:
-            if callable(destination):
-                write = destination
-            else:
-                file = await stack.enter_async_context(await anyio.open_file(destination, "wb"))
-
-                async def write(chunk: bytes) -> None:
-                    await file.write(chunk)
-
-            async def count(chunk: bytes) -> None:
-                nonlocal total
-                total += len(chunk)
-                await write(chunk)
-
-            group = endpoint_group("GET", path)
-            await self._get_transport().download(
-                "GET", url, group=group, params=encode_params(params), sink=count
-            )
-        return total
 
     @overload
     async def request(
@@ -688,14 +403,14 @@ class SentryClient(GeneratedGroups):
 
     def decode(self, response: Response, type_: type[T] | Any) -> T:
         """Decode a response body, turning a mismatch into a :class:`DecodeError`."""
-        result: T = _decode(response, type_, resend=False)
+        result: T = decode_body(response, type_, resend=False)
         return result
 
     def _decode_or_resend(self, response: Response, type_: Any, empty: Any) -> Any:
         """Decode, or ``empty`` for a blank body; malformed JSON raises :class:`MalformedBody`."""
         if not response.body.strip():
             return empty
-        return _decode(response, type_, resend=True)
+        return decode_body(response, type_, resend=True)
 
     @overload
     def paginate(
@@ -798,52 +513,19 @@ class SentryClient(GeneratedGroups):
             raise ValueError(
                 f"pass cursor= and page_size= to paginate(), not as query parameters ({path})"
             )
-        url = self.url_for(path, path_params, root=root)
-        group = endpoint_group("GET", path)
-        description = f"GET {url}"
-        resolved: list[list[tuple[str, str]]] = []
+        description = f"GET {self.url_for(path, path_params, root=root)}"
 
-        def fetcher(item_type: Any) -> PageFetcher:
-            decode_type = list[item_type] if page_type is None else page_type(item_type)
-
-            async def fetch(page_cursor: str | None, size: int | None) -> RawPage:
-                query = list(base)
-                if lazy_params is not None:
-                    if not resolved:
-                        resolved.append(encode_params(await lazy_params()))
-                    query.extend(resolved[0])
-                if size is not None and page_size_param is not None:
-                    query.append((page_size_param, str(size)))
-                if page_cursor is not None:
-                    query.append(("cursor", page_cursor))
-
-                def parse(response: Response) -> tuple[Response, Any]:
-                    return response, self._decode_or_resend(response, decode_type, [])
-
-                async def once(page_url: URL) -> tuple[Response, Any]:
-                    return await self._get_transport().send_decoded(
-                        "GET", page_url, group=group, params=query, idempotent=True, decode=parse
-                    )
-
-                response, body = await self._send_following("GET", path, path_params, once, root)
-                if envelope is not None:
-                    items, meta = envelope(body)
-                else:
-                    items, meta = body, None
-                headers = response.headers
-                return RawPage(
-                    items=items,
-                    link=headers.get("Link"),
-                    hits=header_int(headers.get("X-Hits")),
-                    max_hits=header_int(headers.get("X-Max-Hits")),
-                    rate_limit=response.rate_limit,
-                    meta=meta,
-                    fingerprint=body_fingerprint(response.body),
-                    direct_hit=headers.get("X-Sentry-Direct-Hit") == "1",
-                )
-
-            return fetch
-
+        fetcher = page_fetchers(
+            self,
+            path,
+            path_params,
+            root=root,
+            base=base,
+            lazy_params=lazy_params,
+            page_size_param=page_size_param,
+            page_type=page_type,
+            envelope=envelope,
+        )
         return Paginator(
             fetcher(type),
             retype=fetcher,
@@ -857,40 +539,3 @@ class SentryClient(GeneratedGroups):
             prefetch=prefetch,
             item_id=item_id,
         )
-
-
-def _decode(response: Response, type_: Any, *, resend: bool) -> Any:
-    """The body as ``type_``, or a :class:`DecodeError`; with ``resend``, a body that is not
-    even JSON is a :class:`MalformedBody` instead, so that the transport tries again."""
-    try:
-        return _decoder(cast(Hashable, type_)).decode(response.body)
-    except _UNDECODABLE as exc:
-        error = DecodeError(
-            str(exc), method=response.method, url=str(response.url), type_name=_type_name(type_)
-        )
-        if resend and isinstance(exc, msgspec.DecodeError) and not isinstance(
-            exc, msgspec.ValidationError
-        ):
-            error.__cause__ = exc
-            raise MalformedBody(error) from exc
-        raise error from exc
-
-
-def _normalise_base_url(value: str, allow_insecure: bool) -> URL:
-    try:
-        url = URL(value.strip())
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"base_url is not a URL: {value!r}") from exc
-    if url.scheme not in ("http", "https") or not url.host:
-        raise ValueError(f"base_url must be an absolute http(s) URL (got {value!r})")
-    if url.user or url.password:
-        raise ValueError("base_url must not carry credentials; pass the token instead")
-    if url.scheme == "http" and not allow_insecure and not is_loopback(url.host):
-        raise ValueError(
-            f"refusing plain http:// for {url.host}: the token would travel unencrypted "
-            "(pass allow_insecure_http=True to override)"
-        )
-    path = url.path.rstrip("/")
-    if path.endswith(_API_PREFIX):
-        path = path[: -len(_API_PREFIX)]
-    return url.with_path(path or "/").with_query(None).with_fragment(None)

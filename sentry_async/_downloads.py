@@ -1,0 +1,134 @@
+"""Large binary bodies: streamed to a file, a callable or an async iterator, with no cap.
+
+A mixin of :class:`~sentry_async.SentryClient`, over the transport's one download path
+(hooks, the limiter, redirects and retries before the first byte, as every request).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Coroutine,
+    Iterable,
+    Mapping,
+)
+from contextlib import AsyncExitStack, asynccontextmanager
+from typing import TYPE_CHECKING, Any
+
+import anyio
+from yarl import URL
+
+from ._protocol.hosts import endpoint_group
+from ._protocol.params import Params, encode_params
+
+if TYPE_CHECKING:
+    from ._transport import Transport
+
+__all__ = ["Downloads"]
+
+
+class Downloads:
+    """:meth:`stream` and :meth:`download` for :class:`~sentry_async.SentryClient`."""
+
+    if TYPE_CHECKING:
+
+        def url_for(
+            self,
+            path: str,
+            path_params: Mapping[str, str | int] | None = None,
+            *,
+            root: URL | None = None,
+        ) -> URL: ...
+
+        def _get_transport(self) -> Transport: ...
+
+    @asynccontextmanager
+    async def stream(
+        self,
+        path: str,
+        *,
+        path_params: Mapping[str, str | int] | None = None,
+        params: Params | Iterable[tuple[str, str]] | None = None,
+    ) -> AsyncIterator[AsyncIterator[bytes]]:
+        """``async with sentry.stream(path) as chunks: async for chunk in chunks: ...``: a
+        GET's body as it arrives, inflated, with no size cap (see :meth:`download`). An error
+        is raised from the iteration; leaving the block early stops the download."""
+        pump, chunks = self._piped_download(path, path_params, params)
+        raised: Exception | None = None
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(pump)
+            try:
+                yield chunks
+            except Exception as exc:
+                raised = exc  # raised below as it is, not wrapped in the group's ExceptionGroup
+            finally:
+                tg.cancel_scope.cancel()  # nothing outlives the block
+                await chunks.aclose()
+        if raised is not None:
+            raise raised
+
+    def _piped_download(
+        self,
+        path: str,
+        path_params: Mapping[str, str | int] | None,
+        params: Params | Iterable[tuple[str, str]] | None,
+    ) -> tuple[Callable[[], Coroutine[Any, Any, None]], AsyncGenerator[bytes, None]]:
+        """A download to run (in a task of the caller's choosing), and the chunks it hands
+        over one at a time; the chunks end with the download's error, if it failed."""
+        send, receive = anyio.create_memory_object_stream[bytes](0)
+        failed: list[Exception] = []
+
+        async def pump() -> None:
+            try:
+                async with send:
+                    await self.download(path, send.send, path_params=path_params, params=params)
+            except anyio.BrokenResourceError:
+                pass  # the consumer left
+            except Exception as exc:  # handed to the consumer, whose iteration raises it
+                failed.append(exc)
+
+        async def chunks() -> AsyncGenerator[bytes, None]:
+            async with receive:
+                async for chunk in receive:
+                    yield chunk
+            if failed:
+                raise failed[0]
+
+        return pump, chunks()
+
+    async def download(
+        self,
+        path: str,
+        destination: str | os.PathLike[str] | Callable[[bytes], Awaitable[None]],
+        *,
+        path_params: Mapping[str, str | int] | None = None,
+        params: Params | Iterable[tuple[str, str]] | None = None,
+    ) -> int:
+        """Stream a GET's body to a file (a path) or to an async callable, chunk by chunk,
+        with no size cap; returns the number of bytes. Failures before the first byte are
+        retried as usual, none after."""
+        url = self.url_for(path, path_params)
+        total = 0
+        async with AsyncExitStack() as stack:
+            if callable(destination):
+                write = destination
+            else:
+                file = await stack.enter_async_context(await anyio.open_file(destination, "wb"))
+
+                async def write(chunk: bytes) -> None:
+                    await file.write(chunk)
+
+            async def count(chunk: bytes) -> None:
+                nonlocal total
+                total += len(chunk)
+                await write(chunk)
+
+            group = endpoint_group("GET", path)
+            await self._get_transport().download(
+                "GET", url, group=group, params=encode_params(params), sink=count
+            )
+        return total

@@ -1,0 +1,81 @@
+"""The page fetcher behind :meth:`SentryClient.paginate`: one request per page, decoded as
+the paginator's item type, with the page's Link, hits and rate-limit facts."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from yarl import URL
+
+from ._protocol.cursors import body_fingerprint
+from ._protocol.hosts import endpoint_group
+from ._protocol.params import Params, encode_params
+from ._protocol.ratelimit import header_int
+from ._transport import Response
+from .pagination import PageFetcher, RawPage
+
+if TYPE_CHECKING:
+    from .client import SentryClient
+
+__all__ = ["page_fetchers"]
+
+
+def page_fetchers(
+    client: SentryClient,
+    path: str,
+    path_params: Mapping[str, str | int] | None,
+    *,
+    root: URL | None,
+    base: list[tuple[str, str]],
+    lazy_params: Callable[[], Awaitable[Params]] | None,
+    page_size_param: str | None,
+    page_type: Callable[[Any], Any] | None,
+    envelope: Callable[[Any], tuple[list[Any], Any]] | None,
+) -> Callable[[Any], PageFetcher]:
+    """Item type -> a fetcher of pages of that type (what ``Paginator.as_type`` swaps)."""
+    group = endpoint_group("GET", path)
+    resolved: list[list[tuple[str, str]]] = []
+
+    def fetcher(item_type: Any) -> PageFetcher:
+        decode_type = list[item_type] if page_type is None else page_type(item_type)
+
+        async def fetch(page_cursor: str | None, size: int | None) -> RawPage:
+            query = list(base)
+            if lazy_params is not None:
+                if not resolved:
+                    resolved.append(encode_params(await lazy_params()))
+                query.extend(resolved[0])
+            if size is not None and page_size_param is not None:
+                query.append((page_size_param, str(size)))
+            if page_cursor is not None:
+                query.append(("cursor", page_cursor))
+
+            def parse(response: Response) -> tuple[Response, Any]:
+                return response, client._decode_or_resend(response, decode_type, [])
+
+            async def once(page_url: URL) -> tuple[Response, Any]:
+                return await client._get_transport().send_decoded(
+                    "GET", page_url, group=group, params=query, idempotent=True, decode=parse
+                )
+
+            response, body = await client._send_following("GET", path, path_params, once, root)
+            if envelope is not None:
+                items, meta = envelope(body)
+            else:
+                items, meta = body, None
+            headers = response.headers
+            return RawPage(
+                items=items,
+                link=headers.get("Link"),
+                hits=header_int(headers.get("X-Hits")),
+                max_hits=header_int(headers.get("X-Max-Hits")),
+                rate_limit=response.rate_limit,
+                meta=meta,
+                fingerprint=body_fingerprint(response.body),
+                direct_hit=headers.get("X-Sentry-Direct-Hit") == "1",
+            )
+
+        return fetch
+
+    return fetcher

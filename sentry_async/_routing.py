@@ -1,0 +1,208 @@
+"""Where a request goes: the base URL's rules, regions, project ids and renamed projects.
+
+A mixin of :class:`~sentry_async.SentryClient`: the state lives on the client (set in its
+``__init__``), the decisions that need no I/O in ``_protocol.hosts`` and
+``_protocol.params``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, TypeVar, cast
+
+import msgspec
+from yarl import URL
+
+from ._protocol.hosts import is_loopback, origin, token_host_refusal
+from ._protocol.params import check_slug, is_numeric_id, project_refs
+from .errors import ProjectMoved, UntrustedHost
+
+if TYPE_CHECKING:
+    from ._protocol.proxies import ProxySettings
+    from .client import SentryClient
+    from .pagination import Paginator
+
+__all__ = ["API_PREFIX", "SAFE_METHODS", "Routing", "normalise_base_url"]
+
+T = TypeVar("T")
+logger = logging.getLogger("sentry_async")
+
+API_PREFIX = "/api/0"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+class _ProjectRef(msgspec.Struct):
+    id: str
+    slug: str
+
+
+class Routing:
+    """Regions, project ids and renamed projects, for :class:`~sentry_async.SentryClient`."""
+
+    if TYPE_CHECKING:
+        base_url: URL
+        org: str | None
+        _allow_insecure: bool
+        _proxy: ProxySettings
+        _trusted: set[tuple[str, str, int | None]]
+        _trusted_urls: list[URL]
+        _region_roots: dict[str, URL]
+        _project_ids: dict[str, dict[str, str]]
+        _renamed: dict[tuple[str, str], str]
+
+        def url_for(
+            self,
+            path: str,
+            path_params: Mapping[str, str | int] | None = None,
+            *,
+            root: URL | None = None,
+        ) -> URL: ...
+
+    def check_region(self, region_url: str) -> URL:
+        """``region_url`` as a base URL, if the token may go there; else :class:`UntrustedHost`.
+
+        The rule (``_protocol.hosts.token_host_refusal``): the base URL's origin, the same
+        loopback host on any port, an https subdomain of the base URL's registrable domain
+        (``de.sentry.io`` for ``sentry.io``), or an origin listed in ``trusted_hosts``.
+        """
+        try:
+            region = URL(region_url.strip())
+            normalised = normalise_base_url(region_url, self._allow_insecure)
+            self._proxy.check_plain_http(normalised, self._allow_insecure)
+        except (TypeError, ValueError) as exc:
+            raise UntrustedHost(f"refusing region {region_url!r}: {exc}") from exc
+        refusal = token_host_refusal(self.base_url, region, self._trusted_urls)
+        if refusal is not None:
+            raise UntrustedHost(f"refusing to send the token to region {region_url!r}: {refusal}")
+        return normalised
+
+    def api_root_of(self, region: URL) -> URL:
+        """The API root under a region's base URL."""
+        return region.with_path(region.path.rstrip("/") + API_PREFIX)
+
+    def admit_region(self, region_url: str) -> URL:
+        """Let the token go to a region host that passes the rule; returns its base URL."""
+        region = self.check_region(region_url)
+        self._trusted.add(origin(region))
+        return region
+
+    def trust_region(self, org: str, region_url: str) -> None:
+        """Send ``org``'s requests to its region host (``links.regionUrl``) from now on."""
+        region = self.admit_region(region_url)
+        self._region_roots[check_slug(org, "org")] = region.with_path(
+            region.path.rstrip("/") + API_PREFIX
+        )
+
+    # -- projects: slugs to ids, renamed projects -------------------------------------------
+
+    async def project_ids(
+        self, org: str, project: str | int | Sequence[str | int] | None
+    ) -> list[str] | None:
+        """``project=`` for the org endpoints: Sentry takes numeric ids only (a slug is a 400).
+
+        Ids (ints, digit strings, ``-1``) pass as they are; slugs are looked up in the
+        organization's projects list, cached per client and organization and fetched again
+        once when a slug is not in the cache (still unknown: a ``ValueError`` naming it).
+        ``None`` stays ``None`` (every project); ``[]`` is a ``ValueError``.
+        """
+        refs = project_refs(project)
+        if refs is None:
+            return None
+        org = check_slug(org, "org")
+        if all(ref == "-1" or is_numeric_id(ref) for ref in refs):
+            return refs
+        known = self._project_ids.get(org)
+        if known is None or any(
+            ref not in known for ref in refs if not (ref == "-1" or is_numeric_id(ref))
+        ):
+            known = await self.load_project_ids(org)
+        out: list[str] = []
+        for ref in refs:
+            if ref == "-1" or is_numeric_id(ref):
+                out.append(ref)
+            elif ref in known:
+                out.append(known[ref])
+            else:
+                raise ValueError(f"no project with slug {ref!r} in organization {org!r}")
+        return out
+
+    async def project_id_map(self, org: str) -> dict[str, str]:
+        """The organization's ``slug -> id`` map, from the cache when it is there."""
+        known = self._project_ids.get(check_slug(org, "org"))
+        return known if known is not None else await self.load_project_ids(org)
+
+    async def load_project_ids(self, org: str) -> dict[str, str]:
+        """Fetch (again) the organization's ``slug -> id`` map that :meth:`project_ids` uses."""
+        mapping: dict[str, str] = {}
+        refs: Paginator[_ProjectRef] = cast("SentryClient", self).paginate(
+            "/organizations/{org}/projects/", path_params={"org": org}, type=_ProjectRef
+        )
+        async for ref in refs:
+            mapping[ref.slug] = ref.id
+        self._project_ids[org] = mapping
+        return mapping
+
+    @property
+    def renamed_projects(self) -> dict[tuple[str, str], str]:
+        """``(org, old slug) -> new slug`` for every renamed project this client followed."""
+        return dict(self._renamed)
+
+    def _follow_move(self, error: ProjectMoved, path_params: Mapping[str, str | int]) -> bool:
+        """Remember a renamed project, if the answer names a usable new same-origin path."""
+        org, old = path_params.get("org", self.org), path_params.get("project")
+        new = error.new_slug
+        target = error.new_url
+        if org is None or old is None or new is None:
+            return False
+        if target is not None and (not target.startswith("/") or target.startswith("//")):
+            return False
+        try:
+            check_slug(new, "project")
+        except ValueError:
+            return False
+        key = (str(org), str(old))
+        if self._renamed.get(key) == new:
+            return True  # another task learnt it first
+        logger.warning("project %s/%s was renamed to %s; following the new path", org, old, new)
+        self._renamed[key] = new
+        return True
+
+    async def _send_following(
+        self,
+        method: str,
+        path: str,
+        path_params: Mapping[str, str | int] | None,
+        send: Callable[[URL], Awaitable[T]],
+        root: URL | None = None,
+    ) -> T:
+        """``send(url)``; a read of a renamed project is sent once more to its new path."""
+        url = self.url_for(path, path_params, root=root)
+        try:
+            return await send(url)
+        except ProjectMoved as moved:
+            if method not in SAFE_METHODS or "{project}" not in path or not path_params:
+                raise
+            if not self._follow_move(moved, path_params):
+                raise
+        return await send(self.url_for(path, path_params, root=root))
+
+
+def normalise_base_url(value: str, allow_insecure: bool) -> URL:
+    try:
+        url = URL(value.strip())
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"base_url is not a URL: {value!r}") from exc
+    if url.scheme not in ("http", "https") or not url.host:
+        raise ValueError(f"base_url must be an absolute http(s) URL (got {value!r})")
+    if url.user or url.password:
+        raise ValueError("base_url must not carry credentials; pass the token instead")
+    if url.scheme == "http" and not allow_insecure and not is_loopback(url.host):
+        raise ValueError(
+            f"refusing plain http:// for {url.host}: the token would travel unencrypted "
+            "(pass allow_insecure_http=True to override)"
+        )
+    path = url.path.rstrip("/")
+    if path.endswith(API_PREFIX):
+        path = path[: -len(API_PREFIX)]
+    return url.with_path(path or "/").with_query(None).with_fragment(None)

@@ -1,0 +1,38 @@
+"""The client's time bounds, and what they mean to aiohttp."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import aiohttp
+
+__all__ = ["Timeouts"]
+
+
+@dataclass(frozen=True, slots=True)
+class Timeouts:
+    """Seconds. ``read`` bounds each wait for bytes; ``total`` a whole attempt, body included,
+    so a body that trickles in a byte at a time cannot hold a request (or a paginator, a
+    fan-out, an export) for ever; ``pool`` the whole wait for a connection, a free pooled one
+    or a new one (``connect`` bounds each connection attempt). ``None`` turns a bound off,
+    on purpose."""
+
+    connect: float = 10.0
+    read: float = 60.0
+    total: float | None = 300.0
+    pool: float | None = 60.0
+
+    def __post_init__(self) -> None:
+        for name in ("connect", "read", "total", "pool"):
+            value = getattr(self, name)
+            if value is not None and not value > 0:
+                raise ValueError(f"Timeouts.{name} must be a positive number of seconds")
+
+    def to_aiohttp(self) -> aiohttp.ClientTimeout:
+        # aiohttp's ``connect`` covers the wait for a pooled connection plus connecting.
+        return aiohttp.ClientTimeout(
+            total=self.total,
+            connect=self.pool,
+            sock_connect=self.connect,
+            sock_read=self.read,
+        )
