@@ -299,7 +299,7 @@ class Transport(Exchange):
         try:
             if call is not None:
                 call.waiting()
-            async with self.limiter.slot(group):
+            async with self.limiter.slot(group) as slot:
                 if call is not None:
                     call.sending(attempt)
                 response = await self._exchange(method, url, body, sink)
@@ -313,6 +313,7 @@ class Transport(Exchange):
             server_now=self._server_now(response),
             max_wait=policy.max_wait,
             log=response.status != 429,
+            sent=slot.sent,
         )
         # A 3xx still here had no Location (Sentry's renamed-project answer): an error, not
         # a body to decode as the requested model.

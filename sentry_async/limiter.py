@@ -64,6 +64,7 @@ class _Group:
         "remaining",
         "reset_at",
         "reset_epoch",
+        "sent",
         "stamp",
         "tokens",
         "window",
@@ -85,6 +86,8 @@ class _Group:
         self.window = 0.0
         self.limiter = anyio.CapacityLimiter(concurrency)
         self.in_flight = 0
+        self.sent = 0
+        """Requests sent so far; a response's ``Remaining`` is less those sent after it."""
 
     def refill(self, now: float) -> None:
         if self.rate is not None and self.capacity is not None:
@@ -161,13 +164,16 @@ class RateLimiter:
         server_now: float | None = None,
         max_wait: float = math.inf,
         log: bool = True,
+        sent: int | None = None,
     ) -> None:
         """Fold a response's rate-limit headers into the group's state.
 
         ``server_now`` is the server's wall clock when it answered (its ``Date``), so that
         a client clock minutes off does not move the window; ``max_wait`` caps how long a
         closed window is honoured. ``log=False`` when the caller logs the wait itself (a
-        429's, through :meth:`block`).
+        429's, through :meth:`block`). ``sent`` is the slot's :attr:`_Slot.sent`: the
+        requests sent after this one were counted (or will be) after the server wrote this
+        ``Remaining``, so they are taken off it; without it, ``Remaining`` is taken as is.
         """
         if info is None:
             return
@@ -175,6 +181,7 @@ class RateLimiter:
         now = self._clock()
         if info.concurrent_limit is not None and info.concurrent_limit > 0:
             group.limiter.total_tokens = max(1, min(self._max_concurrency, info.concurrent_limit))
+        later = max(0, group.sent - sent) if sent is not None else 0
         reset_in = info.seconds_until_reset(self._wall() if server_now is None else server_now)
         if reset_in is not None:
             enforced = min(reset_in, max_wait)
@@ -192,7 +199,7 @@ class RateLimiter:
                 if log:
                     self._log_wait(name, group, now, reset_in, enforced, "its window resets")
         if info.remaining is not None and reset_in is not None and reset_in > 0:
-            group.remaining = info.remaining
+            group.remaining = info.remaining - later
         if info.limit is not None and info.limit > 0:
             had_bucket = group.rate is not None
             group.refill(now)
@@ -200,7 +207,7 @@ class RateLimiter:
             group.capacity = float(info.limit)
             tokens = group.tokens if had_bucket else group.capacity
             if info.remaining is not None:
-                tokens = min(tokens, float(info.remaining))
+                tokens = min(tokens, float(max(0, info.remaining - later)))
             group.tokens = min(tokens, group.capacity)
 
     def block(self, name: str, seconds: float, *, max_wait: float = math.inf) -> None:
@@ -286,13 +293,15 @@ class _Slot:
     event loop. The slot is its own borrower token, so it cannot be confused with another.
     """
 
-    __slots__ = ("_clock", "_group")
+    __slots__ = ("_clock", "_group", "sent")
 
     def __init__(self, group: _Group, clock: Callable[[], float]) -> None:
         self._group = group
         self._clock = clock
+        self.sent = 0
+        """The group's send count once this request went: for :meth:`RateLimiter.observe`."""
 
-    async def __aenter__(self) -> None:
+    async def __aenter__(self) -> _Slot:
         group = self._group
         try:
             group.limiter.acquire_on_behalf_of_nowait(self)
@@ -308,6 +317,9 @@ class _Slot:
             group.limiter.release_on_behalf_of(self)
             raise
         group.in_flight += 1
+        group.sent += 1
+        self.sent = group.sent
+        return self
 
     async def __aexit__(
         self,

@@ -131,3 +131,31 @@ def test_bad_configuration() -> None:
         RateLimiter(max_concurrency=0)
     with pytest.raises(ValueError, match="burst"):
         RateLimiter(burst=0)
+
+
+async def test_requests_sent_after_a_response_count_against_its_remaining() -> None:
+    """``Remaining: 3`` answers the first of five requests in flight: the four sent after it
+    will spend the window's last three and one more, so the next must wait for the reset."""
+    limiter = RateLimiter(max_concurrency=10)
+    slots = []
+    for _ in range(5):
+        slot = limiter.slot("g")
+        slots.append(await slot.__aenter__())
+    first = slots[0]
+    reset = time.time() + 30
+    limiter.observe("g", RateLimitInfo(limit=40, remaining=3, reset=reset), sent=first.sent)
+    for slot in slots:
+        await slot.__aexit__(None, None, None)
+    assert limiter.state("g").remaining == -1
+    with anyio.move_on_after(0.2) as waited:
+        async with limiter.slot("g"):
+            pass
+    assert waited.cancelled_caught, "no request goes out before the window resets"
+
+
+async def test_remaining_without_a_send_count_is_taken_as_is() -> None:
+    limiter = RateLimiter()
+    async with limiter.slot("g"):
+        pass
+    limiter.observe("g", RateLimitInfo(limit=40, remaining=3, reset=time.time() + 30))
+    assert limiter.state("g").remaining == 3
