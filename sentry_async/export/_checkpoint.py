@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Protocol, TypeVar
 
 import msgspec
 
@@ -173,9 +173,20 @@ def _check_values(checkpoint: Checkpoint) -> str | None:
     return None
 
 
-def load_checkpoint(directory: Path) -> Checkpoint | None:
-    """The checkpoint in ``directory``, ``None`` if there is none; corrupt ones are refused."""
-    path = directory / CHECKPOINT_NAME
+class _Versioned(Protocol):
+    @property
+    def format(self) -> str: ...
+
+
+_V = TypeVar("_V", bound=_Versioned)
+
+
+def read_versioned(
+    path: Path, decoder: msgspec.json.Decoder[_V], expected: str, what: str
+) -> _V | None:
+    """A state file of the exporter's (checkpoint, incremental state): ``None`` when absent;
+    read without following a link; refused when it does not decode or is of another
+    format."""
     try:
         fd = open_no_follow(path, os.O_RDONLY, create=False, single_link=False)
     except FileNotFoundError:
@@ -183,13 +194,22 @@ def load_checkpoint(directory: Path) -> Checkpoint | None:
     with os.fdopen(fd, "rb") as handle:
         data = handle.read()
     try:
-        checkpoint = _decoder.decode(data)
+        value = decoder.decode(data)
     except (msgspec.ValidationError, msgspec.DecodeError) as exc:
-        raise CheckpointError(f"{path} is not a valid checkpoint: {exc}") from exc
-    if checkpoint.format != FORMAT:
+        raise CheckpointError(f"{path} is not a valid {what}: {exc}") from exc
+    if value.format != expected:
         raise CheckpointError(
-            f"{path} has format {checkpoint.format!r}; this version reads {FORMAT!r}"
+            f"{path} has format {value.format!r}; this version reads {expected!r}"
         )
+    return value
+
+
+def load_checkpoint(directory: Path) -> Checkpoint | None:
+    """The checkpoint in ``directory``, ``None`` if there is none; corrupt ones are refused."""
+    path = directory / CHECKPOINT_NAME
+    checkpoint = read_versioned(path, _decoder, FORMAT, "checkpoint")
+    if checkpoint is None:
+        return None
     problem = _check_values(checkpoint)
     if problem is not None:
         raise CheckpointError(f"{path} is not a valid checkpoint: {problem}")

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import msgspec
 
-from ._checkpoint import check_file_name
+from ._checkpoint import check_file_name, read_versioned
 from ._errors import CheckpointError, OutputUnusableError, SpecMismatchError
 from ._files import parse_stamp
 from ._lock import DirLock
@@ -114,20 +114,9 @@ def _fingerprint(spec: ExportSpec, server: str) -> tuple[str, dict[str, object]]
 
 
 def load_state(path: Path) -> IncrementalState | None:
-    try:
-        fd = open_no_follow(path, os.O_RDONLY, create=False, single_link=False)
-    except FileNotFoundError:
+    state = read_versioned(path, _state_decoder, STATE_FORMAT, "incremental state file")
+    if state is None:
         return None
-    with os.fdopen(fd, "rb") as handle:
-        data = handle.read()
-    try:
-        state = _state_decoder.decode(data)
-    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
-        raise CheckpointError(f"{path} is not a valid incremental state file: {exc}") from None
-    if state.format != STATE_FORMAT:
-        raise CheckpointError(
-            f"{path} has format {state.format!r}; this version reads {STATE_FORMAT!r}"
-        )
     run = state.pending
     problem = None if run is None else check_file_name(run.directory)
     stamps = [state.high_water, state.seen_from, *(state.seen.values())]
