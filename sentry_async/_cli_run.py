@@ -201,7 +201,7 @@ def _stop_on_sigterm(scope: anyio.CancelScope, stopped: list[bool]) -> Iterator[
         loop.remove_signal_handler(signal.SIGTERM)
 
 
-async def _run_export(args: argparse.Namespace, token: str, out: TextIO) -> int:
+async def run_export(args: argparse.Namespace, token: str, out: TextIO) -> int:
     spec = _spec_from_args(args)
     overlap = _parse_option("--overlap", args.overlap, parse_duration)
     directory = Path(args.output)
@@ -240,7 +240,7 @@ async def _run_export(args: argparse.Namespace, token: str, out: TextIO) -> int:
     return EXIT_OK
 
 
-async def _run_query(args: argparse.Namespace, token: str, out: TextIO) -> int:
+async def run_query_command(args: argparse.Namespace, token: str, out: TextIO) -> int:
     async with _client_from_args(args, token) as client:
         try:
             await run_query(client, args, out)
@@ -249,7 +249,7 @@ async def _run_query(args: argparse.Namespace, token: str, out: TextIO) -> int:
     return EXIT_OK
 
 
-async def _run_demo(args: argparse.Namespace, out: TextIO) -> int:
+async def run_demo(args: argparse.Namespace, out: TextIO) -> int:
     try:
         from .testing import FakeSentry
     except ImportError as exc:  # pragma: no cover - the package ships it
@@ -301,7 +301,7 @@ async def _run_demo(args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_OK
 
 
-def _classify(exc: BaseException) -> _Outcome:
+def classify(exc: BaseException) -> _Outcome:
     """An exit code and a one-line message for an error that ends the command."""
     if isinstance(exc, _UsageError):
         return _Outcome(EXIT_USAGE, str(exc))
@@ -335,9 +335,3 @@ def _classify(exc: BaseException) -> _Outcome:
     if isinstance(exc, OSError):
         return _Outcome(EXIT_API, f"I/O error: {exc}")
     raise exc
-
-
-run_export = _run_export
-run_query_command = _run_query
-run_demo = _run_demo
-classify = _classify
