@@ -8,8 +8,10 @@ A mixin of :class:`~sentry_async.SentryClient`: the state lives on the client (s
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, TypeVar, cast
+from urllib.parse import quote
 
 import msgspec
 from yarl import URL
@@ -30,6 +32,7 @@ logger = logging.getLogger("sentry_async")
 
 API_PREFIX = "/api/0"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+_PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
 class _ProjectRef(msgspec.Struct):
@@ -50,14 +53,46 @@ class Routing:
         _region_roots: dict[str, URL]
         _project_ids: dict[str, dict[str, str]]
         _renamed: dict[tuple[str, str], str]
+        api_root: URL
 
-        def url_for(
-            self,
-            path: str,
-            path_params: Mapping[str, str | int] | None = None,
-            *,
-            root: URL | None = None,
-        ) -> URL: ...
+    def url_for(
+        self,
+        path: str,
+        path_params: Mapping[str, str | int] | None = None,
+        *,
+        root: URL | None = None,
+    ) -> URL:
+        """The absolute URL of an API path such as ``/organizations/{org}/issues/``.
+
+        An organization's paths go to its region once known; ``root`` (an API root such as
+        ``https://de.sentry.io/api/0``) overrides both.
+        """
+        values: dict[str, str | int] = {}
+        if self.org is not None:
+            values["org"] = self.org
+        if path_params:
+            values.update(path_params)
+
+        def substitute(match: re.Match[str]) -> str:
+            name = match.group(1)
+            if name not in values:
+                raise ValueError(f"path {path!r} needs a value for {{{name}}}")
+            text = check_slug(values[name], name)
+            if name == "project" and "org" in values:
+                text = self._renamed.get((str(values["org"]), text), text)
+            return quote(text, safe="")
+
+        if not path.startswith("/"):
+            raise ValueError(f"API paths start with '/' (got {path!r})")
+        concrete = _PLACEHOLDER.sub(substitute, path)
+        org = values.get("org")
+        if root is not None:
+            pass
+        elif org is not None and "{org}" in path and str(org) in self._region_roots:
+            root = self._region_roots[str(org)]
+        else:
+            root = self.api_root
+        return root.with_path(root.path + concrete, encoded=True)
 
     def check_region(self, region_url: str) -> URL:
         """``region_url`` as a base URL, if the token may go there; else :class:`UntrustedHost`.

@@ -8,6 +8,9 @@ import aiohttp
 
 __all__ = ["Timeouts"]
 
+_DEFAULT_TOTAL = 300.0
+"""The default deadline of one attempt, kept when ``timeout=`` is a plain number."""
+
 
 @dataclass(frozen=True, slots=True)
 class Timeouts:
@@ -27,6 +30,15 @@ class Timeouts:
             value = getattr(self, name)
             if value is not None and not value > 0:
                 raise ValueError(f"Timeouts.{name} must be a positive number of seconds")
+
+    @classmethod
+    def of(cls, timeout: Timeouts | float) -> Timeouts:
+        """``timeout=`` as the client takes it: a plain number is the read bound, with the
+        connect bound no longer than it and the default deadline kept unless it is longer."""
+        if isinstance(timeout, Timeouts):
+            return timeout
+        seconds = float(timeout)
+        return cls(connect=min(seconds, 10.0), read=seconds, total=max(seconds, _DEFAULT_TOTAL))
 
     def to_aiohttp(self) -> aiohttp.ClientTimeout:
         # aiohttp's ``connect`` covers the wait for a pooled connection plus connecting.

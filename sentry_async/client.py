@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import os
 import platform
-import re
 from collections.abc import (
     Awaitable,
     Callable,
@@ -26,7 +25,6 @@ from typing import (
     TypeVar,
     overload,
 )
-from urllib.parse import quote
 
 import aiohttp
 import msgspec
@@ -73,7 +71,6 @@ __all__ = ["DEFAULT_BASE_URL", "SentryClient", "Timeouts"]
 T = TypeVar("T")
 logger = logging.getLogger("sentry_async")
 
-_PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _UNPAGINATED_SWITCHES = frozenset({"noPagination", "all_projects"})
 """Query parameters with which Sentry answers a list whole, whatever the page size."""
 
@@ -83,10 +80,6 @@ class _CallOptions(TypedDict):
     params: list[tuple[str, str]]
     body: bytes | None
     idempotent: bool
-
-
-_DEFAULT_TOTAL = 300.0
-"""The default deadline of one attempt, kept when ``timeout=`` is a plain number."""
 
 
 class SentryClient(GeneratedGroups, Routing, Downloads):
@@ -157,12 +150,7 @@ class SentryClient(GeneratedGroups, Routing, Downloads):
         self._allow_insecure = allow_insecure_http
         self.api_root = self.base_url.with_path(self.base_url.path.rstrip("/") + API_PREFIX)
         self.org = check_slug(org, "org") if org is not None else None
-        if isinstance(timeout, (int, float)):
-            seconds = float(timeout)
-            timeout = Timeouts(
-                connect=min(seconds, 10.0), read=seconds, total=max(seconds, _DEFAULT_TOTAL)
-            )
-        self.timeouts = timeout
+        self.timeouts = Timeouts.of(timeout)
         self.retry = retry or RetryPolicy()
         self.limiter = limiter or RateLimiter(
             rate=rate, burst=burst, max_concurrency=max_concurrency
@@ -273,45 +261,6 @@ class SentryClient(GeneratedGroups, Routing, Downloads):
                 max_body_size=self._max_body_size,
             )
         return self._transport
-
-    def url_for(
-        self,
-        path: str,
-        path_params: Mapping[str, str | int] | None = None,
-        *,
-        root: URL | None = None,
-    ) -> URL:
-        """The absolute URL of an API path such as ``/organizations/{org}/issues/``.
-
-        An organization's paths go to its region once known; ``root`` (an API root such as
-        ``https://de.sentry.io/api/0``) overrides both.
-        """
-        values: dict[str, str | int] = {}
-        if self.org is not None:
-            values["org"] = self.org
-        if path_params:
-            values.update(path_params)
-
-        def substitute(match: re.Match[str]) -> str:
-            name = match.group(1)
-            if name not in values:
-                raise ValueError(f"path {path!r} needs a value for {{{name}}}")
-            text = check_slug(values[name], name)
-            if name == "project" and "org" in values:
-                text = self._renamed.get((str(values["org"]), text), text)
-            return quote(text, safe="")
-
-        if not path.startswith("/"):
-            raise ValueError(f"API paths start with '/' (got {path!r})")
-        concrete = _PLACEHOLDER.sub(substitute, path)
-        org = values.get("org")
-        if root is not None:
-            pass
-        elif org is not None and "{org}" in path and str(org) in self._region_roots:
-            root = self._region_roots[str(org)]
-        else:
-            root = self.api_root
-        return root.with_path(root.path + concrete, encoded=True)
 
     async def send(
         self,
