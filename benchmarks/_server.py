@@ -308,16 +308,48 @@ Runner = Callable[[], Awaitable[tuple[int, int, int]]]
 """An async callable returning ``(items, pages, bytes)``; sync runners go in a thread."""
 
 
+class GCTimer:
+    """Seconds spent in the garbage collector, and full (generation 2) collections.
+
+    CPython's collector runs when allocations pile up, and a full collection walks every
+    tracked object of the process: a run that happens to trigger one pays milliseconds
+    that have nothing to do with its own code. Counting it shows how much of a CPU
+    difference is the collector's.
+    """
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self.full = 0
+        self._started = 0.0
+
+    def __enter__(self) -> GCTimer:
+        gc.callbacks.append(self._callback)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        gc.callbacks.remove(self._callback)
+
+    def _callback(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+            return
+        self.seconds += time.perf_counter() - self._started
+        self.full += info["generation"] == 2
+
+
 async def timed(runner: Runner) -> Run:
     """Run once, measuring wall time and the benchmark process's CPU time.
 
-    The server is another process, so this process's CPU time is the client's own cost.
+    The server is another process, so this process's CPU time is the client's own cost;
+    ``extra["gc_s"]``/``extra["gc_full"]`` is the part of it the garbage collector took.
     """
     gc.collect()
-    cpu0, t0 = time.process_time(), time.perf_counter()
-    items, pages, nbytes = await runner()
-    t1, cpu1 = time.perf_counter(), time.process_time()
-    return Run(items, pages, t1 - t0, cpu1 - cpu0, nbytes)
+    with GCTimer() as collector:
+        cpu0, t0 = time.process_time(), time.perf_counter()
+        items, pages, nbytes = await runner()
+        t1, cpu1 = time.perf_counter(), time.process_time()
+    extra = {"gc_s": collector.seconds, "gc_full": collector.full}
+    return Run(items, pages, t1 - t0, cpu1 - cpu0, nbytes, extra)
 
 
 async def interleaved(
@@ -348,7 +380,8 @@ def paired(runs: list[Run], base: list[Run], kind: str = "rate") -> float:
     """The median over rounds of ``runs`` against ``base`` from the same round.
 
     ``kind="rate"``: items/s over the base's items/s (higher is faster); ``"cpu"``: CPU
-    per item over the base's (lower is cheaper). Pairing each round with its neighbour
+    per item over the base's (lower is cheaper); ``"cpu_without_gc"``: the same with the
+    garbage collector's time taken off both. Pairing each round with its neighbour
     cancels the slow stretches of a shared machine that medians of each side keep.
     """
     ratios = []
@@ -358,6 +391,11 @@ def paired(runs: list[Run], base: list[Run], kind: str = "rate") -> float:
         if kind == "cpu":
             if ref.cpu > 0:
                 ratios.append((run.cpu / run.items) / (ref.cpu / ref.items))
+        elif kind == "cpu_without_gc":
+            own = run.cpu - run.extra.get("gc_s", 0.0)
+            base_own = ref.cpu - ref.extra.get("gc_s", 0.0)
+            if base_own > 0:
+                ratios.append((own / run.items) / (base_own / ref.items))
         else:
             ratios.append((run.items / run.seconds) / (ref.items / ref.seconds))
     return median(ratios)
@@ -398,6 +436,8 @@ def summarise(runs: list[Run]) -> dict[str, float]:
         "mb_per_s": median(r.nbytes / r.seconds / 1e6 for r in runs if r.seconds),
         "cpu_s": median(r.cpu for r in runs),
         "cpu_us_per_item": median(r.cpu / r.items * 1e6 for r in runs if r.items),
+        "gc_us_per_item": median(r.extra.get("gc_s", 0.0) / r.items * 1e6 for r in runs if r.items),
+        "gc_full": median(r.extra.get("gc_full", 0) for r in runs),
         "spread": (max(r.seconds for r in runs) - min(r.seconds for r in runs)) / seconds
         if runs and seconds
         else 0.0,

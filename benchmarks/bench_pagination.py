@@ -576,6 +576,8 @@ async def measure(
         "bare_over_ceiling": paired(bare, runs[CEILING]),
         "cpu_ours_over_bare": paired(runs[OURS], bare, "cpu"),
         "cpu_pages_over_bare": paired(runs[PAGES], bare, "cpu"),
+        "cpu_ours_over_bare_without_gc": paired(runs[OURS], bare, "cpu_without_gc"),
+        "cpu_pages_over_bare_without_gc": paired(runs[PAGES], bare, "cpu_without_gc"),
     }
     body, headers = await sample_page(server, org)
     transport = await transport_pieces(server, org, requests=20, rounds=5)
@@ -637,6 +639,8 @@ def render(result: dict[str, Any]) -> str:
                 s["items_per_s"] / bare,
                 s["cpu_us_per_item"],
                 s["cpu_us_per_item"] / bare_cpu,
+                s.get("gc_us_per_item", 0.0),
+                s.get("gc_full", 0.0),
                 f"{s['spread'] * 100:.0f}%",
                 int(s["rounds"]),
             ]
@@ -653,6 +657,8 @@ def render(result: dict[str, Any]) -> str:
             "vs bare",
             "client CPU us/item",
             "CPU vs bare",
+            "of which GC us/item",
+            "full GCs",
             "spread",
             "rounds",
         ],
@@ -660,8 +666,18 @@ def render(result: dict[str, Any]) -> str:
     )
     text += (
         "\n`vs bare` and `CPU vs bare` in the goals below are medians of per-round ratios "
-        "(each run against the bare loop's run of the same round).\n"
+        "(each run against the bare loop's run of the same round). `of which GC` is the "
+        "time CPython's garbage collector ran during the run (`gc.callbacks`), `full GCs` "
+        "the generation-2 collections per run (each walks every object of the process).\n"
     )
+    ratios = result["ratios"]
+    if "cpu_ours_over_bare_without_gc" in ratios:
+        text += (
+            "\nWithout the collector's time on either side, client CPU per item is "
+            f"{ratios['cpu_ours_over_bare_without_gc']:.2f}x the bare loop's for `async for` "
+            f"and {ratios['cpu_pages_over_bare_without_gc']:.2f}x for `pages()` "
+            "(medians of per-round ratios).\n"
+        )
     parts = result.get("pieces")
     if parts:
         bare_page = bare_cpu * result["page_size"]
