@@ -526,6 +526,10 @@ def pydantic_decoders() -> tuple[Decode, Decode] | None:
         type: str = ""
         data: Any = None
 
+    class Formatted(Wire):
+        format: str | None = None
+        content: str | None = None
+
     class PydanticEvent(Wire):
         id: str
         event_id: str | None = Field(default=None, alias="eventID")
@@ -567,6 +571,7 @@ def pydantic_decoders() -> tuple[Decode, Decode] | None:
         breakdowns: dict[str, Any] | None = None
         meta: Any = Field(default=None, alias="_meta")
         entries: list[EntryHead] = []
+        formatted: Formatted | None = None
 
     class Project(Wire):
         id: str | None = None
@@ -621,6 +626,13 @@ def pydantic_decoders() -> tuple[Decode, Decode] | None:
         filtered: dict[str, Any] | None = None
         inbox: Any = None
         owners: Any = None
+        integration_issues: list[dict[str, Any]] | None = None
+        sentry_app_issues: list[dict[str, Any]] | None = None
+        latest_event_has_attachments: bool | None = None
+        session_count: int | None = None
+        forecast: dict[str, Any] | None = None
+        priority_locked_at: datetime | None = None
+        seer_fixability_score: float | None = None
         share_id: str | None = None
         matching_event_id: str | None = None
         matching_event_environment: str | None = None
