@@ -8,11 +8,10 @@ starts, not a duration; ``Retry-After`` (seconds or an HTTP date) is rarely sent
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from functools import lru_cache
-from typing import TypeVar
 
 __all__ = [
     "RateLimitInfo",
@@ -22,9 +21,6 @@ __all__ = [
     "server_clock",
 ]
 
-_N = TypeVar("_N", int, float)
-
-_PREFIX = "x-sentry-rate-limit-"
 _SKEW_TOLERANCE = 2.0
 """Seconds the client's clock may differ from the server's ``Date`` before the latter wins
 (``Date`` has whole seconds only, so the client's own clock is preferred when close)."""
@@ -54,23 +50,23 @@ class RateLimitInfo:
 def header_int(value: str | None) -> int | None:
     """A count a header announces (``X-Hits``, a rate limit); ``None`` when absent, not a
     number, or negative, rather than failing the request over a header."""
-    return _non_negative(value, int)
-
-
-def _epoch(value: str | None) -> float | None:
-    return _non_negative(value, float)
-
-
-def _non_negative(value: str | None, parse: Callable[[str], _N]) -> _N | None:
     if value is None:
         return None
     try:
-        number = parse(value.strip())
+        number = int(value)  # surrounding whitespace is allowed, as in any HTTP value
     except ValueError:
         return None
-    if isinstance(number, float) and not math.isfinite(number):
-        return None  # not for an int: a huge one is fine, and would overflow isfinite()
     return number if number >= 0 else None
+
+
+def _epoch(value: str | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        number = float(value)
+    except ValueError:
+        return None
+    return number if number >= 0 and math.isfinite(number) else None
 
 
 def parse_rate_limit(headers: Mapping[str, str]) -> RateLimitInfo | None:
@@ -78,17 +74,28 @@ def parse_rate_limit(headers: Mapping[str, str]) -> RateLimitInfo | None:
 
     ``headers`` must look names up case-insensitively (aiohttp's ``CIMultiDictProxy`` does);
     values that are not numbers are treated as absent rather than failing the request.
+    It runs once per response, hence five plain lookups and no intermediate containers.
     """
-    names = ("limit", "remaining", "reset", "concurrentlimit", "concurrentremaining")
-    raw = {name: headers.get(_PREFIX + name) for name in names}
-    if all(v is None for v in raw.values()):
+    get = headers.get
+    limit = get("x-sentry-rate-limit-limit")
+    remaining = get("x-sentry-rate-limit-remaining")
+    reset = get("x-sentry-rate-limit-reset")
+    concurrent = get("x-sentry-rate-limit-concurrentlimit")
+    concurrent_left = get("x-sentry-rate-limit-concurrentremaining")
+    if (
+        limit is None
+        and remaining is None
+        and reset is None
+        and concurrent is None
+        and concurrent_left is None
+    ):
         return None
     return RateLimitInfo(
-        limit=header_int(raw["limit"]),
-        remaining=header_int(raw["remaining"]),
-        reset=_epoch(raw["reset"]),
-        concurrent_limit=header_int(raw["concurrentlimit"]),
-        concurrent_remaining=header_int(raw["concurrentremaining"]),
+        header_int(limit),
+        header_int(remaining),
+        _epoch(reset),
+        header_int(concurrent),
+        header_int(concurrent_left),
     )
 
 
