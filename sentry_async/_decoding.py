@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Hashable
 from functools import lru_cache
 from types import UnionType
-from typing import Any, Union, cast, get_args, get_origin
+from typing import Any, Union, get_args, get_origin
 
 import msgspec
 
@@ -40,7 +39,7 @@ def decode_body(response: Response, type_: Any, *, resend: bool) -> Any:
     """The body as ``type_``, or a :class:`DecodeError`; with ``resend``, a body that is not
     even JSON is a :class:`MalformedBody` instead, so that the transport tries again."""
     try:
-        return _decoder(cast(Hashable, type_)).decode(response.body)
+        return _decoder(type_).decode(response.body)
     except _UNDECODABLE as exc:
         error = DecodeError(
             str(exc), method=response.method, url=str(response.url), type_name=_type_name(type_)

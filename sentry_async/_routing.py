@@ -32,6 +32,8 @@ logger = logging.getLogger("sentry_async")
 
 API_PREFIX = "/api/0"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+_URL_CACHE_SIZE = 256
+"""URLs kept by :meth:`Routing.url_for`; a sweep over thousands of issues starts afresh."""
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
@@ -53,6 +55,7 @@ class Routing:
         _region_roots: dict[str, URL]
         _project_ids: dict[str, dict[str, str]]
         _renamed: dict[tuple[str, str], str]
+        _urls: dict[tuple[object, ...], URL]
         api_root: URL
 
     def url_for(
@@ -65,8 +68,25 @@ class Routing:
         """The absolute URL of an API path such as ``/organizations/{org}/issues/``.
 
         An organization's paths go to its region once known; ``root`` (an API root such as
-        ``https://de.sentry.io/api/0``) overrides both.
+        ``https://de.sentry.io/api/0``) overrides both. Every page of a paginator asks for
+        the same URL, so the answers are cached until a region or a renamed project is
+        learnt.
         """
+        try:
+            key = (path, tuple(path_params.items()) if path_params else (), root, self.org)
+            url = self._urls.get(key)
+        except TypeError:  # an unhashable value: the checks below name it
+            return self._build_url(path, path_params, root)
+        if url is None:
+            url = self._build_url(path, path_params, root)
+            if len(self._urls) >= _URL_CACHE_SIZE:
+                self._urls.clear()
+            self._urls[key] = url
+        return url
+
+    def _build_url(
+        self, path: str, path_params: Mapping[str, str | int] | None, root: URL | None
+    ) -> URL:
         values: dict[str, str | int] = {}
         if self.org is not None:
             values["org"] = self.org
@@ -128,6 +148,7 @@ class Routing:
         self._region_roots[check_slug(org, "org")] = region.with_path(
             region.path.rstrip("/") + API_PREFIX
         )
+        self._urls.clear()
 
     # -- projects: slugs to ids, renamed projects -------------------------------------------
 
@@ -201,6 +222,7 @@ class Routing:
             return True  # another task learnt it first
         logger.warning("project %s/%s was renamed to %s; following the new path", org, old, new)
         self._renamed[key] = new
+        self._urls.clear()
         return True
 
     async def _send_following(

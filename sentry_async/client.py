@@ -187,6 +187,7 @@ class SentryClient(GeneratedGroups, Routing, Downloads):
         # Project slugs resolved to ids per organization, and renamed projects (old -> new).
         self._project_ids: dict[str, dict[str, str]] = {}
         self._renamed: dict[tuple[str, str], str] = {}
+        self._urls: dict[tuple[object, ...], URL] = {}
         # The regions of /users/me/regions/ (name, base URL), once asked.
         self.regions: list[tuple[str, URL]] | None = None
         self._closed = False

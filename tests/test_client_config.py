@@ -93,6 +93,21 @@ def test_region_routing() -> None:
     assert client.url_for("/organizations/").host == "sentry.io"
 
 
+def test_url_for_answers_again_once_a_region_or_a_renamed_project_is_learnt() -> None:
+    # Answers are cached per path and values; learning where things are must not leave
+    # a stale one behind (a renamed project: tests/test_fidelity_*.py follow one).
+    client = SentryClient(TOKEN)
+    path, values = "/projects/{org}/{project}/events/", {"org": "acme", "project": "web"}
+    assert client.url_for(path, values) is client.url_for(path, values)
+    assert client.url_for(path, values).host == "sentry.io"
+    client.trust_region("acme", "https://de.sentry.io")
+    assert client.url_for(path, values).host == "de.sentry.io"
+    client.org = "other"
+    assert client.url_for("/organizations/{org}/").path == "/api/0/organizations/other/"
+    with pytest.raises(ValueError, match="slug"):
+        client.url_for(path, {"org": "acme", "project": ["not", "a", "slug"]})  # type: ignore[dict-item]
+
+
 def test_token_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SENTRY_AUTH_TOKEN", TOKEN)
     client = SentryClient()
