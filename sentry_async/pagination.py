@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import weakref
 from collections.abc import (
     AsyncGenerator,
     AsyncIterator,
@@ -126,6 +127,15 @@ class Paginator(Generic[T], AsyncIterator[T]):
     _step: Step | None = field(default=None, init=False, repr=False)
     _after: Position | None = field(default=None, init=False, repr=False)
     _iterator: AsyncGenerator[T, None] | None = field(default=None, init=False, repr=False)
+    """The iteration driven by :meth:`__anext__` calls on the paginator itself."""
+    _looping: weakref.ref[AsyncGenerator[T, None]] | None = field(
+        default=None, init=False, repr=False
+    )
+    """The iteration handed to an ``async for``: weakly held, so that leaving the loop (a
+    ``break``) lets it be finalized, and its read-ahead task end, while the paginator
+    itself lives on to say where it stopped."""
+    _ahead: asyncio.Task[None] | None = field(default=None, init=False, repr=False)
+    """The read-ahead task of the current iteration, which :meth:`aclose` ends at once."""
     _inside: Iterator[T] | None = field(default=None, init=False, repr=False)
     """The iterator over the page being handed out item by item."""
     _inside_size: int = field(default=0, init=False, repr=False)
@@ -263,7 +273,7 @@ class Paginator(Generic[T], AsyncIterator[T]):
                     raise
 
         await room.acquire()  # the page being fetched first is one of the extra pages
-        task = asyncio.get_running_loop().create_task(produce())
+        task = self._ahead = asyncio.get_running_loop().create_task(produce())
         try:
             while (got := await ready.get()) is not None:
                 if isinstance(got, BaseException):
@@ -272,9 +282,9 @@ class Paginator(Generic[T], AsyncIterator[T]):
                 yield got
                 del got
         finally:
-            task.cancel()
-            with anyio.CancelScope(shield=True):
-                await asyncio.wait({task})
+            await _end(task)
+            if self._ahead is task:
+                self._ahead = None
 
     async def _items(self) -> AsyncGenerator[T, None]:
         # Straight from the fetched pages, without building Page objects, and with nothing
@@ -295,13 +305,17 @@ class Paginator(Generic[T], AsyncIterator[T]):
                 self._inside = None
                 del items, inside  # one page alive at a time, as in pages()
         finally:
+            if self._inside is not None and self._step is not None:
+                # Left mid-page (break, aclose, cancellation): keep where the consumer stopped.
+                self._after = self.position
             self._inside = None
             # Closed now, not by the garbage collector: a read-ahead task ends with it.
             await fetched.aclose()
 
     def __aiter__(self) -> AsyncIterator[T]:
-        self._iterator = self._items()
-        return self._iterator
+        iterator = self._items()
+        self._looping = weakref.ref(iterator)
+        return iterator
 
     async def __anext__(self) -> T:
         if self._iterator is None:
@@ -315,8 +329,15 @@ class Paginator(Generic[T], AsyncIterator[T]):
         to finish; this finishes it now. Iterating again starts over from the configured start.
         """
         iterator, self._iterator = self._iterator, None
-        if iterator is not None:
-            await iterator.aclose()
+        looping, self._looping = self._looping, None
+        for each in (iterator, looping() if looping is not None else None):
+            if each is not None:
+                await each.aclose()
+        # A loop left by ``break`` is finalized by the event loop a moment later; its
+        # read-ahead task ends now.
+        task, self._ahead = self._ahead, None
+        if task is not None:
+            await _end(task)
 
     async def collect(self) -> list[T]:
         """Every item in a list: convenient for small results, wrong for exports."""
@@ -326,6 +347,13 @@ class Paginator(Generic[T], AsyncIterator[T]):
         async for item in self:
             return item
         return None
+
+
+async def _end(task: asyncio.Task[None]) -> None:
+    """Cancel a read-ahead task and wait until it is over, even inside a cancelled scope."""
+    task.cancel()
+    with anyio.CancelScope(shield=True):
+        await asyncio.wait({task})
 
 
 def _page(step: Step, items: list[T], raw: RawPage) -> Page[T]:

@@ -452,6 +452,21 @@ async def test_breaking_out_of_async_for_leaves_nothing_behind(threaded_server: 
             assert len(threaded_server.requests) == 1, "no page was fetched ahead"
 
 
+async def test_breaking_out_of_a_read_ahead_ends_its_task(threaded_server: FakeSentry) -> None:
+    # The paginator outlives the loop (it is still a local): the read-ahead task must not.
+    org = threaded_server.data.org_slugs()[0]
+    async with client_for(threaded_server) as client:
+        before = await settle()
+        with anyio.fail_after(10):
+            paginator = client.issues.list(org, query="", page_size=25).read_ahead(1)
+            async for issue in paginator:
+                if issue.id:
+                    break
+            await assert_clean_after(client, before)
+            assert len(threaded_server.requests) <= 2, "more than one page was fetched ahead"
+            assert paginator.position.skip == 1
+
+
 async def test_closing_the_paginator_ends_the_iteration(threaded_server: FakeSentry) -> None:
     org = threaded_server.data.org_slugs()[0]
     async with client_for(threaded_server) as client:
