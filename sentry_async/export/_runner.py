@@ -5,10 +5,12 @@ is walked page by page through ``.raw()``, so each item is written as the exact 
 Sentry sent. A page is appended to its data file whole (with gzip, as one gzip member).
 Periodically, and at every stop, the data files are fsynced and *then* the checkpoint is
 atomically replaced with each stream's next cursor and each file's byte length at that
-moment; a checkpoint therefore never covers bytes that are not on disk. A resumed run cuts
-every data file back to the length in the checkpoint (dropping pages written after it,
-e.g. before a ``kill -9``) and asks each unfinished stream for the page at its checkpointed
-cursor, which is the page right after the last one kept.
+moment; a checkpoint therefore never covers bytes that are not on disk. A stream's state
+moves only by the :class:`~sentry_async.Position` its paginator's cursor walk reached after
+each page written, and a resumed run cuts every data file back to the length in the
+checkpoint (dropping pages written after it, e.g. before a ``kill -9``) and resumes each
+unfinished stream's walk at its checkpointed position: the page right after the last one
+kept.
 
 De-duplication goes by each item's ``id``. An item without a usable one (not an object,
 no string or integer ``id``, invalid UTF-8) is still written as sent, but it cannot be
@@ -36,12 +38,13 @@ from .._text import printable
 from ..client import SentryClient
 from ..errors import APIError, DecodeError
 from ..fanout import StreamDone, StreamItem, fan_out
-from ..pagination import Page
+from ..pagination import Page, Position
 from ._checkpoint import (
     CHECKPOINT_NAME,
     Checkpoint,
     FileState,
     StreamState,
+    check_whole_pages,
     encode_checkpoint,
     load_checkpoint,
     save_checkpoint,
@@ -77,7 +80,8 @@ __all__ = ["Exporter"]
 
 logger = logging.getLogger("sentry_async.export")
 
-_Item = tuple[StreamState, Page[msgspec.Raw]] | Split
+_Item = tuple[StreamState, Page[msgspec.Raw], Position] | Split
+"""A page of a stream with its walk's position after it, or a window split in two."""
 
 
 @dataclass
@@ -310,8 +314,8 @@ class Exporter:
                         if isinstance(event.item, Split):
                             self._apply_split(event.item)
                         else:
-                            state, page = event.item
-                            await self._write_page(state, page, root=event.key)
+                            state, page, after = event.item
+                            await self._write_page(state, page, after, root=event.key)
                     else:
                         await self._finish_stream(checkpoint.streams[event.key], event)
                     if anyio.current_time() - run.last_commit >= self.commit_interval:
@@ -341,8 +345,10 @@ class Exporter:
         """The pages of ``state``; if the server cannot serve its window, of its halves."""
         self._run.walking[root] = state
         try:
-            async for page in stream_pages(self.client, self.spec, state, self._slugs()).pages():
-                yield state, page
+            paginator = stream_pages(self.client, self.spec, state, self._slugs())
+            async for page in paginator.pages():
+                # Read now: the fan-out may run this generator ahead of the writer.
+                yield state, page, paginator.position
             return
         except APIError as exc:
             parts = self._halves(state, exc)
@@ -384,12 +390,15 @@ class Exporter:
             self._run.slugs = request_slugs(self._checkpoint.projects)
         return self._run.slugs
 
-    async def _write_page(self, state: StreamState, page: Page[msgspec.Raw], *, root: str) -> None:
+    async def _write_page(
+        self, state: StreamState, page: Page[msgspec.Raw], after: Position, *, root: str
+    ) -> None:
         if page.cursor != state.cursor:
             raise CheckpointError(
                 f"stream {state.key}: got the page at {page.cursor!r} while expecting "
                 f"{state.cursor!r}"
             )
+        check_whole_pages(state.key, after)
         seen = self._run.seen.get(state.key)
         if seen is None:
             seen = self._run.seen[state.key] = await self._seen_before(state)
@@ -435,11 +444,10 @@ class Exporter:
                     lines,
                     fields=self.spec.fields,
                     meta=page.meta,
-                    last=page.next_cursor is None,
+                    last=after.done,
                 )
             )
-            state.cursor = page.next_cursor
-            state.done = page.next_cursor is None
+            state.advance(after)
             state.pages += 1
             state.items += len(lines)
             state.duplicates += dupes
@@ -489,8 +497,11 @@ class Exporter:
         return handle
 
     async def _finish_stream(self, state: StreamState, event: StreamDone[str]) -> None:
-        # The stream's last page said "no next page", so state.done is already set.
-        state.done = True
+        if not state.done:
+            # Its walk stopped short of the end: finishing it here would lose the rest.
+            raise CheckpointError(
+                f"stream {state.key}: the walk ended at {state.position!r}, before its end"
+            )
         self._run.seen.pop(state.key, None)
         self.progress.stream_done(counted=state.split)
         run = self._run
