@@ -1,0 +1,95 @@
+"""The data files a run has open, by name, and the blocking calls on them.
+
+Opening, writing, fsyncing and closing run in a worker thread, so the event loop keeps
+fetching while the disk works. A checkpoint is saved only after every open file is
+fsynced (see :func:`~._files.sync_then_save`), so it never covers bytes not on disk.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+from ._checkpoint import FileState
+from ._files import sync_and_close, sync_then_save
+from ._formats import DataFile, open_data_file, store_page
+
+__all__ = ["OpenFiles"]
+
+
+class OpenFiles:
+    """The open data files of one run in ``output``, of one format."""
+
+    def __init__(self, output: Path, *, format: str, compress: bool) -> None:
+        self.output = output
+        self.format = format
+        self.compress = compress
+        self._files: dict[str, DataFile] = {}
+
+    async def store(
+        self,
+        name: str,
+        file_state: FileState,
+        lines: list[bytes],
+        *,
+        fields: Sequence[str],
+        meta: Any,
+        last: bool,
+    ) -> int:
+        """Append a page to the file ``name`` (opened at its committed length if need be)
+        and record it in ``file_state``; returns the bytes now on disk."""
+        handle = self._files.get(name)
+        if handle is None:
+            handle = await anyio.to_thread.run_sync(
+                partial(
+                    open_data_file,
+                    self.output / name,
+                    file_state,
+                    format=self.format,
+                    compress=self.compress,
+                )
+            )
+            self._files[name] = handle
+        return await anyio.to_thread.run_sync(
+            partial(store_page, handle, file_state, lines, fields=fields, meta=meta, last=last)
+        )
+
+    def forget(self, name: str) -> DataFile | None:
+        """Stop tracking ``name`` (a finished Parquet part, already closed): its handle."""
+        return self._files.pop(name, None)
+
+    async def sync(self, name: str) -> None:
+        """Make what was written to ``name`` durable, e.g. before reading it back."""
+        handle = self._files.get(name)
+        if handle is not None:
+            await anyio.to_thread.run_sync(handle.sync)
+
+    async def close(self, name: str, *, sync: bool = True) -> None:
+        """Close ``name`` (fsynced first unless ``sync=False``: its rows are thrown away)."""
+        handle = self._files.pop(name, None)
+        if handle is not None:
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(sync_and_close if sync else _close, handle)
+
+    async def commit(self, checkpoint: bytes) -> None:
+        """fsync every open file, then atomically replace the checkpoint; in that order."""
+        files = list(self._files.values())
+        await anyio.to_thread.run_sync(sync_then_save, files, self.output, checkpoint)
+
+    async def close_all(self) -> None:
+        files, self._files = list(self._files.values()), {}
+        with anyio.CancelScope(shield=True):
+            await anyio.to_thread.run_sync(_close_each, files)
+
+
+def _close(handle: DataFile) -> None:
+    handle.close()
+
+
+def _close_each(files: list[DataFile]) -> None:
+    for handle in files:
+        handle.close()
