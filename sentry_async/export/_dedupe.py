@@ -28,7 +28,7 @@ logger = logging.getLogger("sentry_async.export")
 class PageItems:
     """What of a page is written: ``lines``, and how many items were dropped or unidentified."""
 
-    lines: list[bytes]
+    lines: list[msgspec.Raw]
     duplicates: int = 0
     unidentified: int = 0
 
@@ -39,21 +39,22 @@ def dedupe_page(
     *,
     identify: bool = True,
     text_ids: bool = False,
+    leading_ids: bool = True,
     skip: Collection[str] = frozenset(),
 ) -> PageItems:
-    """The items of a page not seen before, as bytes; adds their ids to ``seen``.
+    """The items of a page not seen before (not copied); adds their ids to ``seen``.
 
     ``identify=False`` keeps every item (rows asked for without an ``id``); ``text_ids``
     compares ids as strings, as a CSV file holds them (for a split window's halves);
-    ``skip`` holds ids, as strings, that count as seen.
+    ``leading_ids`` is :func:`item_id`'s ``leading`` (JSON Lines only); ``skip`` holds ids,
+    as strings, that count as seen.
     """
     if not identify:
-        return PageItems([bytes(raw) for raw in items])
-    lines: list[bytes] = []
+        return PageItems(list(items))
+    lines: list[msgspec.Raw] = []
     dupes = unidentified = 0
-    for raw in items:
-        item = bytes(raw)
-        found = item_id(item)
+    for item in items:
+        found = item_id(item, leading=leading_ids)
         if found is not None and text_ids:
             found = str(found)
         if found is None:

@@ -202,8 +202,12 @@ def request_slugs(projects: list[ProjectRef]) -> dict[str, str]:
 def stream_pages(
     client: SentryClient, spec: ExportSpec, state: StreamState, slugs: dict[str, str]
 ) -> Paginator[msgspec.Raw]:
-    """The raw pages of one stream, its walk resumed at the stream's position."""
-    return _request(client, spec, state, slugs).raw().resume(state.position)
+    """The raw pages of one stream, its walk resumed at the stream's position.
+
+    The next page is fetched while the current one is written: with one stream at a time
+    the writing would otherwise add to every request's round trip.
+    """
+    return _request(client, spec, state, slugs).raw().resume(state.position).read_ahead(1)
 
 
 def _request(

@@ -351,6 +351,7 @@ class Exporter:
             seen,
             identify=self._identify,
             text_ids=self.spec.format == "csv",
+            leading_ids=self.spec.format == "jsonl",
             skip=self._skip,
         )
         log_dropped(state.key, page.cursor, kept)
