@@ -3,8 +3,8 @@
 Opening, writing, fsyncing and closing run in a worker thread, so the event loop keeps
 fetching while the disk works: appending even a small page on the loop itself (no thread
 hop) measured slower end to end, as the next request then waits for the write. The
-files have a thread of their own, which costs about half the CPU per call of anyio's
-shared workers and does one file operation at a time, in order. A checkpoint is saved
+files have a thread of their own, which costs about a fifth less CPU per call than
+anyio's shared workers, and does one file operation at a time, in order. A checkpoint is saved
 only after every open file is fsynced (see :func:`~._files.sync_then_save`), so it
 never covers bytes not on disk.
 """
@@ -48,7 +48,7 @@ class OpenFiles:
             self._thread = ThreadPoolExecutor(1, thread_name_prefix="sentry-async-export")
         done = asyncio.get_running_loop().run_in_executor(self._thread, work)
         with anyio.CancelScope(shield=True):
-            await asyncio.wait({done})
+            await done
         return done.result()
 
     async def store(
