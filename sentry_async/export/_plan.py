@@ -204,10 +204,10 @@ def stream_pages(
 ) -> Paginator[msgspec.Raw]:
     """The raw pages of one stream, its walk resumed at the stream's position.
 
-    The next page is fetched while the current one is written: with one stream at a time
-    the writing would otherwise add to every request's round trip.
+    No ``read_ahead``: the fan-out's buffer already fetches a stream's next page while the
+    current one is written, and a page more ahead measured no faster, for more CPU.
     """
-    return _request(client, spec, state, slugs).raw().resume(state.position).read_ahead(1)
+    return _request(client, spec, state, slugs).raw().resume(state.position)
 
 
 def _request(
