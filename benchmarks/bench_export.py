@@ -20,6 +20,11 @@ within a few percent of each other for the same events).
 A second table splits the CPU per item of the exporter's own pieces, timed on pages held
 in memory (the same server's bodies): what the writing side costs next to the request
 path the exporter shares with every other client call.
+
+``--instructions`` (needs ``valgrind``) also counts the instructions per item of the
+exporter (1 stream) and of the ceiling under callgrind, each in a process of its own over
+about 300 and about 1,300 events: the difference over the items between them takes start-up
+out. A busy machine moves CPU time by 10-50%; it barely moves these counts.
 """
 
 from __future__ import annotations
@@ -27,7 +32,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import re
 import shutil
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Sequence
@@ -338,12 +346,75 @@ def render(result: dict[str, Any]) -> str:
     )
 
 
+_COLLECTED = re.compile(r"Collected : (\d+)")
+_COUNTED = ("exporter, 1 stream", "ceiling: aiohttp -> file")
+
+
+def _child(argv: Sequence[str]) -> None:
+    """One pass of a variant over a pinned range (what runs under callgrind)."""
+    name, url, token, org, project, start, end = argv
+    server = FakeServer(url, token, None, [])
+    with tempfile.TemporaryDirectory(prefix="sentry-async-export-bench-") as scratch:
+        runners = make_runners(
+            server,
+            org,
+            project,
+            datetime.fromisoformat(start),
+            datetime.fromisoformat(end),
+            Path(scratch),
+        )
+        items, _pages, _bytes = asyncio.run(runners[name]())
+    print(items)
+
+
+def count_instructions(server: FakeServer, org: str, project: str) -> dict[str, float]:
+    """Instructions per item of the exporter and the ceiling, from two callgrind runs each."""
+    sizes = [asyncio.run(choose_range(server, org, [project], n)) for n in (300, 1_300)]
+    out: dict[str, float] = {}
+    for name in _COUNTED:
+        counts: list[tuple[int, int]] = []
+        for _project, start, end, _n in sizes:
+            with tempfile.TemporaryDirectory() as tmp:
+                argv = [name, server.base_url, server.token, org, project]
+                done = subprocess.run(
+                    [
+                        "valgrind",
+                        "--tool=callgrind",
+                        f"--callgrind-out-file={os.path.join(tmp, 'out')}",
+                        sys.executable,
+                        __file__,
+                        "--callgrind-child",
+                        *argv,
+                        start.isoformat(),
+                        end.isoformat(),
+                    ],
+                    capture_output=True,
+                    text=True,
+                    timeout=900,
+                    check=False,
+                )
+            found = _COLLECTED.search(done.stderr)
+            if done.returncode or found is None:
+                raise RuntimeError(f"callgrind run of {name} failed: {done.stderr[-500:]}")
+            counts.append((int(found.group(1)), int(done.stdout.split()[-1])))
+        (low, low_items), (high, high_items) = counts
+        out[name] = (high - low) / (high_items - low_items)
+    return out
+
+
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     add_common_args(parser)
     parser.add_argument("--events", type=int, help="full events per run (5,000; quick 1,000)")
     parser.add_argument("--rounds", type=int, help="kept rounds (3; quick 2)")
+    parser.add_argument(
+        "--instructions", action="store_true", help="also count instructions (valgrind)"
+    )
+    parser.add_argument("--callgrind-child", nargs=7, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.callgrind_child:
+        _child(args.callgrind_child)
+        return {}
     events = args.events or (1_000 if args.quick else 5_000)
     rounds = args.rounds or (2 if args.quick else 3)
     started = time.perf_counter()
@@ -360,8 +431,18 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
                 scratch=Path(scratch),
             )
         )
+        if args.instructions and shutil.which("valgrind") is not None:
+            counted = count_instructions(server, result["org"], result["project"])
+            result["instructions_per_item"] = counted
     result["wall_s"] = time.perf_counter() - started
     result["markdown"] = render(result)
+    counted = result.get("instructions_per_item")
+    if counted:
+        ours, ceiling = (counted[name] for name in _COUNTED)
+        result["markdown"] += (
+            f"\nInstructions per item (callgrind): exporter {ours:,.0f}, ceiling "
+            f"{ceiling:,.0f}: **{ours / ceiling:.2f}x**.\n"
+        )
     print(result["markdown"])
     write_json(args.json, result)
     return result
