@@ -16,6 +16,15 @@ every variant walks ``/projects/{org}/{project}/events/?full=true`` over that ra
 
 MB/s is output bytes per second (the exporter's JSON Lines, the ceiling's page bodies:
 within a few percent of each other for the same events).
+
+A second table splits the CPU per item of the exporter's own pieces, timed on pages held
+in memory (the same server's bodies): what the writing side costs next to the request
+path the exporter shares with every other client call.
+
+``--instructions`` (needs ``valgrind``) also counts the instructions per item of the
+exporter (1 stream) and of the ceiling under callgrind, each in a process of its own over
+about 300 and about 1,300 events: the difference over the items between them takes start-up
+out. A busy machine moves CPU time by 10-50%; it barely moves these counts.
 """
 
 from __future__ import annotations
@@ -23,15 +32,20 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import re
 import shutil
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+import anyio
 import msgspec
 from _server import (
     FakeServer,
@@ -40,6 +54,7 @@ from _server import (
     discover,
     interleaved,
     next_cursor,
+    paired,
     server_from_args,
     summarise,
     table,
@@ -48,6 +63,10 @@ from _server import (
 
 from sentry_async import SentryClient
 from sentry_async.export import ExportSpec, export
+from sentry_async.export._datafiles import OpenFiles
+from sentry_async.export._dedupe import dedupe_page
+from sentry_async.export._files import item_id
+from sentry_async.export._writer import JsonlFile
 
 _count = msgspec.json.Decoder(list[msgspec.Raw])
 """Counts a page's items without decoding them (a scan, negligible next to the I/O)."""
@@ -80,6 +99,95 @@ async def choose_range(
         async for _event in client.events.for_project(org, project, start=start, end=end):
             count += 1
     return project, start, end, count
+
+
+class _Id(msgspec.Struct):
+    id: str | int | None = None
+
+
+_ids = msgspec.json.Decoder(list[_Id])
+
+
+async def page_bodies(
+    server: FakeServer, org: str, project: str, start: datetime, end: datetime, pages: int
+) -> list[bytes]:
+    """The first ``pages`` bodies of the walk every variant makes, held in memory."""
+    url = f"{server.api}/projects/{org}/{project}/events/"
+    base = {"full": "true", "start": _utc(start), "end": _utc(end)}
+    bodies: list[bytes] = []
+    cursor: str | None = None
+    async with aiohttp.ClientSession(headers=server.headers()) as session:
+        for _ in range(pages):
+            params = dict(base) if cursor is None else {**base, "cursor": cursor}
+            async with session.get(url, params=params) as resp:
+                resp.raise_for_status()
+                bodies.append(await resp.read())
+                cursor = next_cursor(resp.headers.get("Link"))
+            if cursor is None:
+                break
+    return bodies
+
+
+def _cpu_per_item(work: Any, pages: list[Any], items: int, repeat: int = 5) -> float:
+    """The least CPU over ``repeat`` passes of ``work`` over every page, per item, in µs."""
+    best = float("inf")
+    for _ in range(repeat):
+        started = time.process_time()
+        for page in pages:
+            work(page)
+        best = min(best, time.process_time() - started)
+    return best / items * 1e6
+
+
+async def pieces(bodies: list[bytes], scratch: Path) -> dict[str, float]:
+    """CPU per item of each piece of the exporter's page path (no network, no server)."""
+    decoded = [_count.decode(body) for body in bodies]
+    items = sum(len(page) for page in decoded)
+    out: dict[str, float] = {}
+    out["page decode to raw items (client; the ceiling's count too)"] = _cpu_per_item(
+        _count.decode, bodies, items
+    )
+    out["ids: parse every item (msgspec)"] = _cpu_per_item(
+        lambda page: [item_id(raw, leading=False) for raw in page], decoded, items
+    )
+    out["ids: parse every page once (list of id-only structs)"] = _cpu_per_item(
+        _ids.decode, bodies, items
+    )
+    out["ids: leading id read from the first bytes (exporter)"] = _cpu_per_item(
+        lambda page: [item_id(raw) for raw in page], decoded, items
+    )
+    out["de-duplication, ids included (exporter)"] = _cpu_per_item(
+        lambda page: dedupe_page(page, set()), decoded, items
+    )
+    out["copy each item to bytes (earlier exporter)"] = _cpu_per_item(
+        lambda page: [bytes(raw) for raw in page], decoded, items
+    )
+    handle = JsonlFile(scratch / "pieces.jsonl", compress=False)
+    handle.open(0)
+    out["join a page into one buffer, one line per item"] = _cpu_per_item(
+        handle.encode_page, decoded, items
+    )
+    lines = [handle.encode_page(page) for page in decoded]
+    out["write a page (one write call)"] = _cpu_per_item(handle.append, lines, items)
+    handle.close()
+
+    files = OpenFiles(scratch, format="jsonl", compress=False)
+    hops = {
+        "thread hop per page, anyio's workers (earlier exporter)": partial(
+            anyio.to_thread.run_sync, int
+        ),
+        "thread hop per page, the files' own thread (exporter)": partial(files._call, int),
+    }
+    for name, hop in hops.items():
+        best = float("inf")
+        for _ in range(5):
+            started = time.process_time()
+            for _ in bodies:
+                await hop()
+            best = min(best, time.process_time() - started)
+        out[name] = best / items * 1e6
+    await files.close_all()
+    return out
 
 
 def make_runners(
@@ -163,6 +271,8 @@ async def measure(
     runners = make_runners(server, org, project, start, end, scratch)
     runs = await interleaved(runners, rounds=rounds, warmup=1, time_limit=time_limit)
     summary = {name: summarise(r) for name, r in runs.items()}
+    bodies = await page_bodies(server, org, project, start, end, pages=60)
+    breakdown = await pieces(bodies, scratch)
     ceiling = summary["ceiling: aiohttp -> file"]
     ours = summary["exporter, 1 stream"]
     return {
@@ -172,9 +282,17 @@ async def measure(
         "end": end.isoformat(),
         "events_in_range": in_range,
         "results": summary,
+        "pieces_cpu_us_per_item": breakdown,
         "ratios": {
             "exporter_over_ceiling_mb": ours["mb_per_s"] / ceiling["mb_per_s"],
             "exporter_over_ceiling_items": ours["items_per_s"] / ceiling["items_per_s"],
+            # Each round against the ceiling's run next to it: steadier on a shared machine.
+            "exporter_over_ceiling_paired": paired(
+                runs["exporter, 1 stream"], runs["ceiling: aiohttp -> file"]
+            ),
+            "exporter_over_ceiling_cpu_paired": paired(
+                runs["exporter, 1 stream"], runs["ceiling: aiohttp -> file"], "cpu"
+            ),
         },
     }
 
@@ -198,6 +316,11 @@ def render(result: dict[str, Any]) -> str:
         for name, s in summary.items()
     ]
     r = result["ratios"]
+    parts = table(
+        "Exporter CPU per item, piece by piece (pages in memory; least of 5 passes)",
+        ["piece", "CPU us/item"],
+        [[name, cost] for name, cost in result["pieces_cpu_us_per_item"].items()],
+    )
     return (
         table(
             f"Export: project {result['project']!r}, {result['events_in_range']:,} full events "
@@ -217,8 +340,66 @@ def render(result: dict[str, Any]) -> str:
             rows,
         )
         + f"\nexporter (1 stream) / ceiling = **{r['exporter_over_ceiling_mb']:.2f}x** in MB/s, "
-        f"{r['exporter_over_ceiling_items']:.2f}x in items/s.\n"
+        f"{r['exporter_over_ceiling_items']:.2f}x in items/s; paired by round "
+        f"{r['exporter_over_ceiling_paired']:.2f}x in items/s, "
+        f"{r['exporter_over_ceiling_cpu_paired']:.2f}x the CPU per item.\n\n" + parts
     )
+
+
+_COLLECTED = re.compile(r"Collected : (\d+)")
+_COUNTED = ("exporter, 1 stream", "ceiling: aiohttp -> file")
+
+
+def _child(argv: Sequence[str]) -> None:
+    """One pass of a variant over a pinned range (what runs under callgrind)."""
+    name, url, token, org, project, start, end = argv
+    server = FakeServer(url, token, None, [])
+    with tempfile.TemporaryDirectory(prefix="sentry-async-export-bench-") as scratch:
+        runners = make_runners(
+            server,
+            org,
+            project,
+            datetime.fromisoformat(start),
+            datetime.fromisoformat(end),
+            Path(scratch),
+        )
+        items, _pages, _bytes = asyncio.run(runners[name]())
+    print(items)
+
+
+def count_instructions(server: FakeServer, org: str, project: str) -> dict[str, float]:
+    """Instructions per item of the exporter and the ceiling, from two callgrind runs each."""
+    sizes = [asyncio.run(choose_range(server, org, [project], n)) for n in (300, 1_300)]
+    out: dict[str, float] = {}
+    for name in _COUNTED:
+        counts: list[tuple[int, int]] = []
+        for _project, start, end, _n in sizes:
+            with tempfile.TemporaryDirectory() as tmp:
+                argv = [name, server.base_url, server.token, org, project]
+                done = subprocess.run(
+                    [
+                        "valgrind",
+                        "--tool=callgrind",
+                        f"--callgrind-out-file={os.path.join(tmp, 'out')}",
+                        sys.executable,
+                        __file__,
+                        "--callgrind-child",
+                        *argv,
+                        start.isoformat(),
+                        end.isoformat(),
+                    ],
+                    capture_output=True,
+                    text=True,
+                    timeout=900,
+                    check=False,
+                )
+            found = _COLLECTED.search(done.stderr)
+            if done.returncode or found is None:
+                raise RuntimeError(f"callgrind run of {name} failed: {done.stderr[-500:]}")
+            counts.append((int(found.group(1)), int(done.stdout.split()[-1])))
+        (low, low_items), (high, high_items) = counts
+        out[name] = (high - low) / (high_items - low_items)
+    return out
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
@@ -226,7 +407,14 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     add_common_args(parser)
     parser.add_argument("--events", type=int, help="full events per run (5,000; quick 1,000)")
     parser.add_argument("--rounds", type=int, help="kept rounds (3; quick 2)")
+    parser.add_argument(
+        "--instructions", action="store_true", help="also count instructions (valgrind)"
+    )
+    parser.add_argument("--callgrind-child", nargs=7, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.callgrind_child:
+        _child(args.callgrind_child)
+        return {}
     events = args.events or (1_000 if args.quick else 5_000)
     rounds = args.rounds or (2 if args.quick else 3)
     started = time.perf_counter()
@@ -243,8 +431,18 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
                 scratch=Path(scratch),
             )
         )
+        if args.instructions and shutil.which("valgrind") is not None:
+            counted = count_instructions(server, result["org"], result["project"])
+            result["instructions_per_item"] = counted
     result["wall_s"] = time.perf_counter() - started
     result["markdown"] = render(result)
+    counted = result.get("instructions_per_item")
+    if counted:
+        ours, ceiling = (counted[name] for name in _COUNTED)
+        result["markdown"] += (
+            f"\nInstructions per item (callgrind): exporter {ours:,.0f}, ceiling "
+            f"{ceiling:,.0f}: **{ours / ceiling:.2f}x**.\n"
+        )
     print(result["markdown"])
     write_json(args.json, result)
     return result

@@ -1,9 +1,10 @@
 """The checkpoint file: what is durably exported, per stream and per data file.
 
-One JSON document (``checkpoint.json``) holds, for every stream, the cursor of the next
-page to request, and for every data file, its length once the pages before that cursor
-were written. It is replaced atomically (temp file, fsync, rename, fsync of the directory)
-and only after the data files were fsynced, so it never points past durable data.
+One JSON document (``checkpoint.json``) holds, for every stream, the position of its
+cursor walk after the last page written (the cursor of the next page, or done), and for
+every data file, its length once the pages before that cursor were written. It is
+replaced atomically (temp file, fsync, rename, fsync of the directory) and only after
+the data files were fsynced, so it never points past durable data.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Annotated, Protocol, TypeVar
 
 import msgspec
 
+from .._protocol.cursors import Position
 from ._errors import CheckpointError
 from ._writer import atomic_write, open_no_follow
 
@@ -27,6 +29,7 @@ __all__ = [
     "SkippedProject",
     "StreamState",
     "check_file_name",
+    "check_whole_pages",
     "load_checkpoint",
     "save_checkpoint",
 ]
@@ -60,8 +63,22 @@ class SkippedProject(msgspec.Struct, frozen=True):
     error: str
 
 
+def check_whole_pages(stream: str, position: Position) -> None:
+    """Refuse a position inside a page: the exporter writes pages whole, so it can only
+    record (and resume from) a page boundary."""
+    if position.skip:
+        raise CheckpointError(
+            f"stream {stream}: the walk stopped inside a page (at {position!r}); an export "
+            "records whole pages only"
+        )
+
+
 class StreamState(msgspec.Struct, kw_only=True):
-    """One stream (one target in one window): where it is and what it has written."""
+    """One stream (one target in one window): where it is and what it has written.
+
+    Where it is is the :class:`Position` of its cursor walk, kept as ``cursor`` and
+    ``done`` (always at a page boundary), so checkpoints of every version read alike.
+    """
 
     key: str
     file: str
@@ -82,6 +99,16 @@ class StreamState(msgspec.Struct, kw_only=True):
     """The server could not serve this window: it went on as two halves (new streams)."""
     dedupe_from: Count | None = None
     """A half of a split window: ids already in the file from here on are not written again."""
+
+    @property
+    def position(self) -> Position:
+        """Where the stream's walk resumes: the page after the last one written."""
+        return Position(self.cursor, 0, self.done)
+
+    def advance(self, position: Position) -> None:
+        """Record the walk's position after a page written whole; a mid-page one is refused."""
+        check_whole_pages(self.key, position)
+        self.cursor, self.done = position.cursor, position.done
 
 
 class FileState(msgspec.Struct, kw_only=True):

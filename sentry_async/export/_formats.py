@@ -30,7 +30,7 @@ from ..models.discover import DiscoverMeta
 from ._checkpoint import Checkpoint, FileState
 from ._files import parse_stamp, safe_stem
 from ._splitting import Split
-from ._writer import JsonlFile, fsync_dir, open_no_follow
+from ._writer import JsonlFile, Line, fsync_dir, open_no_follow
 
 __all__ = [
     "FORMATS",
@@ -97,7 +97,7 @@ class CsvFile(JsonlFile):
         super().__init__(path, compress=compress)
         self.columns = columns
 
-    def encode_page(self, items: list[bytes]) -> bytes:
+    def encode_page(self, items: Sequence[Line]) -> bytes:
         assert self.columns is not None
         text = io.StringIO()
         writer = csv.writer(text, lineterminator="\n")
@@ -152,7 +152,7 @@ class ParquetPart:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.tmp)
 
-    def write_page(self, items: list[bytes], fields: Sequence[str], meta: Any) -> int:
+    def write_page(self, items: Sequence[Line], fields: Sequence[str], meta: Any) -> int:
         """Append a page as a row group; returns the rows written."""
         from ..tables import _as_rows, _rows_table, discover_schema
 
@@ -226,7 +226,7 @@ def open_data_file(path: Path, file_state: FileState, *, format: str, compress: 
 def store_page(
     handle: DataFile,
     file_state: FileState,
-    lines: list[bytes],
+    lines: Sequence[Line],
     *,
     fields: Sequence[str],
     meta: Any,

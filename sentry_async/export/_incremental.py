@@ -31,7 +31,7 @@ import msgspec
 
 from ._checkpoint import check_file_name, read_versioned
 from ._errors import CheckpointError, OutputUnusableError, SpecMismatchError
-from ._files import parse_stamp
+from ._files import item_id, parse_stamp
 from ._lock import DirLock
 from ._manifest import Manifest
 from ._spec import ExportSpec, is_aggregate
@@ -76,7 +76,6 @@ _state_decoder = msgspec.json.Decoder(IncrementalState)
 
 
 class _Stamped(msgspec.Struct):
-    id: str | int | None = None
     dateCreated: str | None = None
     timestamp: str | float | None = None
 
@@ -238,8 +237,9 @@ def stamped_items(directory: Path, manifest: Manifest) -> Iterator[tuple[str, da
                 item = _stamped_decoder.decode(line)
             except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError):
                 continue
-            if item.id is not None:
-                yield str(item.id), _time(item.dateCreated or item.timestamp)
+            found = item_id(line)  # as the run that wrote it read it
+            if found is not None:
+                yield str(found), _time(item.dateCreated or item.timestamp)
 
 
 def base_directory(output: Path) -> DirLock:

@@ -8,8 +8,8 @@ from pathlib import Path
 import msgspec
 
 from ._checkpoint import Checkpoint, ProjectRef, SkippedProject
-from ._files import now_iso
-from ._writer import open_no_follow
+from ._files import now_iso, remove_checkpoint
+from ._writer import atomic_write, open_no_follow
 
 __all__ = [
     "MANIFEST_NAME",
@@ -18,6 +18,7 @@ __all__ = [
     "ManifestStream",
     "build_manifest",
     "load_manifest",
+    "save_manifest",
 ]
 
 MANIFEST_NAME = "manifest.json"
@@ -136,3 +137,12 @@ def load_manifest(directory: Path) -> Manifest | None:
         return _manifest_decoder.decode(data)
     except (msgspec.ValidationError, msgspec.DecodeError):
         return None
+
+
+def save_manifest(directory: Path, manifest: Manifest) -> None:
+    """Write the manifest durably, then remove the checkpoint, which has nothing left to
+    tell (blocking)."""
+    atomic_write(
+        directory / MANIFEST_NAME, msgspec.json.format(msgspec.json.encode(manifest), indent=2)
+    )
+    remove_checkpoint(directory)

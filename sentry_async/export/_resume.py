@@ -7,16 +7,94 @@ import logging
 import os
 from pathlib import Path
 
-from ._checkpoint import CHECKPOINT_NAME, Checkpoint, check_file_name
-from ._errors import CheckpointError, SpecMismatchError
+from ._checkpoint import CHECKPOINT_NAME, Checkpoint, check_file_name, load_checkpoint
+from ._errors import CheckpointError, OutputNotEmptyError, OutputUnusableError, SpecMismatchError
 from ._files import remove_checkpoint
-from ._manifest import MANIFEST_NAME, load_manifest
+from ._lock import LOCK_NAME
+from ._manifest import MANIFEST_NAME, Manifest, load_manifest
 from ._spec import ExportSpec
 from ._writer import open_no_follow
 
-__all__ = ["check_spec", "check_targets", "clear_export", "reset_parts", "truncate_files"]
+__all__ = [
+    "check_spec",
+    "check_targets",
+    "clear_export",
+    "make_output_dir",
+    "open_existing",
+    "reset_parts",
+    "truncate_files",
+]
 
 logger = logging.getLogger("sentry_async.export")
+
+
+def make_output_dir(output: Path) -> bool:
+    """Create the output directory if needed; whether it was created."""
+    created = not os.path.lexists(output)
+    try:
+        output.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise OutputUnusableError(
+            f"{output} is not a directory: choose a new or empty directory"
+        ) from None
+    return created
+
+
+def open_existing(
+    output: Path,
+    spec: ExportSpec,
+    server: str,
+    *,
+    resume: bool,
+    restart: bool,
+    aggregates: bool,
+) -> Checkpoint | Manifest | None:
+    """What the locked ``output`` holds for a run of ``spec`` (blocking).
+
+    An unfinished export's checkpoint, checked and its files cut back to it (``resume``);
+    a complete export's manifest (``resume``); ``None`` for an empty directory, or once
+    ``restart`` removed the export there. Anything else is refused.
+    """
+    existing = load_checkpoint(output)
+    if restart:
+        clear_export(output, existing)
+        existing = None
+    if existing is not None:
+        if not resume:
+            state = "a complete" if existing.complete else "an unfinished"
+            raise OutputNotEmptyError(
+                f"{output} already holds {state} export; resume it (--resume), "
+                "start it over (--restart) or choose another output directory"
+            )
+        check_spec(output, spec, server, existing.spec, existing.fingerprint)
+        check_targets(output, spec, existing, aggregates=aggregates)
+        if not existing.complete:
+            existing.runs += 1
+            cut = reset_parts if spec.format == "parquet" else truncate_files
+            cut(output, existing)
+        return existing
+    finished = None if restart else load_manifest(output)
+    if finished is not None:
+        if not resume:
+            raise OutputNotEmptyError(
+                f"{output} already holds a complete export; rerun with --resume "
+                "to get its manifest, start over with --restart, or choose another "
+                "output directory"
+            )
+        check_spec(output, spec, server, finished.spec, finished.fingerprint)
+        return finished
+    stray = sorted(
+        entry.name
+        for entry in output.iterdir()
+        if entry.name not in (LOCK_NAME, CHECKPOINT_NAME + ".tmp")
+    )
+    if stray:
+        raise OutputNotEmptyError(
+            f"{output} is not empty ({', '.join(stray[:3])}"
+            f"{', ...' if len(stray) > 3 else ''}) and holds no export checkpoint; "
+            "choose an empty or new directory"
+        )
+    return None
 
 
 def check_targets(

@@ -5,15 +5,16 @@ is walked page by page through ``.raw()``, so each item is written as the exact 
 Sentry sent. A page is appended to its data file whole (with gzip, as one gzip member).
 Periodically, and at every stop, the data files are fsynced and *then* the checkpoint is
 atomically replaced with each stream's next cursor and each file's byte length at that
-moment; a checkpoint therefore never covers bytes that are not on disk. A resumed run cuts
-every data file back to the length in the checkpoint (dropping pages written after it,
-e.g. before a ``kill -9``) and asks each unfinished stream for the page at its checkpointed
-cursor, which is the page right after the last one kept.
+moment; a checkpoint therefore never covers bytes that are not on disk. A stream's state
+moves only by the :class:`~sentry_async.Position` its paginator's cursor walk reached after
+each page written, and a resumed run cuts every data file back to the length in the
+checkpoint (dropping pages written after it, e.g. before a ``kill -9``) and resumes each
+unfinished stream's walk at its checkpointed position: the page right after the last one
+kept.
 
-De-duplication goes by each item's ``id``. An item without a usable one (not an object,
-no string or integer ``id``, invalid UTF-8) is still written as sent, but it cannot be
-de-duplicated, so it is logged per page and counted as ``unidentified`` per stream, in the
-checkpoint and in the manifest.
+De-duplication goes by each item's ``id`` (see :mod:`._dedupe`); items without a usable
+one are written as sent, logged per page and counted as ``unidentified`` per stream, in
+the checkpoint and in the manifest.
 """
 
 from __future__ import annotations
@@ -36,55 +37,47 @@ from .._text import printable
 from ..client import SentryClient
 from ..errors import APIError, DecodeError
 from ..fanout import StreamDone, StreamItem, fan_out
-from ..pagination import Page
+from ..pagination import Page, Position
 from ._checkpoint import (
     CHECKPOINT_NAME,
     Checkpoint,
-    FileState,
     StreamState,
+    check_whole_pages,
     encode_checkpoint,
-    load_checkpoint,
     save_checkpoint,
 )
-from ._errors import CheckpointError, ExportDecodeError, OutputNotEmptyError, OutputUnusableError
+from ._datafiles import OpenFiles
+from ._dedupe import dedupe_page, ids_written, log_dropped
+from ._errors import CheckpointError, ExportDecodeError
 from ._files import (
-    ids_in_file,
-    item_id,
     now_iso,
-    remove_checkpoint,
-    sync_and_close,
-    sync_then_save,
 )
 from ._formats import (
-    DataFile,
     check_arrow,
     drop_unfinished,
-    ids_in_csv,
-    open_data_file,
     split_parts,
-    store_page,
 )
-from ._lock import LOCK_NAME, DirLock
-from ._manifest import MANIFEST_NAME, Manifest, build_manifest, load_manifest
+from ._lock import DirLock
+from ._manifest import Manifest, build_manifest, load_manifest, save_manifest
 from ._plan import pin_range, plan, request_slugs, server_identity, stream_pages
 from ._progress import Progress
-from ._resume import check_spec, check_targets, clear_export, reset_parts, truncate_files
+from ._resume import make_output_dir, open_existing
 from ._spec import ExportSpec, is_aggregate
 from ._splitting import MIN_SPLIT_WINDOW, Split, apply_split, halves, unservable_window
-from ._writer import atomic_write
 
 __all__ = ["Exporter"]
 
 logger = logging.getLogger("sentry_async.export")
 
-_Item = tuple[StreamState, Page[msgspec.Raw]] | Split
+_Item = tuple[StreamState, Page[msgspec.Raw], Position] | Split
+"""A page of a stream with its walk's position after it, or a window split in two."""
 
 
 @dataclass
 class _Run:
     """Mutable state of one run: open files and the dedupe sets of active streams."""
 
-    files: dict[str, DataFile] = field(default_factory=dict)
+    files: OpenFiles
     open_streams: Counter[str] = field(default_factory=Counter)
     seen: dict[str, set[str | int]] = field(default_factory=dict)
     walking: dict[str, StreamState] = field(default_factory=dict)
@@ -152,7 +145,7 @@ class Exporter:
         self._identify = spec.kind != "discover" or "id" in spec.fields
         self._aggregates = spec.kind == "discover" and any(is_aggregate(f) for f in spec.fields)
         self._server = server_identity(client)
-        self._run = _Run()
+        self._run = _Run(OpenFiles(self.output, format=spec.format, compress=spec.gzip))
         self._skip = frozenset(skip_ids)
 
     @property
@@ -170,7 +163,7 @@ class Exporter:
         if self.restart or not (self.output / CHECKPOINT_NAME).exists():
             # A new export: a range it cannot export is refused before the directory exists.
             self._range = pin_range(self.spec, self._now, aggregates=self._aggregates)
-        created = self._make_dir()
+        created = make_output_dir(self.output)
         lock = DirLock(self.output)
         with lock:
             try:
@@ -180,17 +173,6 @@ class Exporter:
                 if created and self._checkpoint is None:
                     with contextlib.suppress(OSError):
                         self.output.rmdir()
-
-    def _make_dir(self) -> bool:
-        """Create the output directory if needed; whether it was created."""
-        created = not os.path.lexists(self.output)
-        try:
-            self.output.mkdir(parents=True, exist_ok=True)
-        except (FileExistsError, NotADirectoryError):
-            raise OutputUnusableError(
-                f"{self.output} is not a directory: choose a new or empty directory"
-            ) from None
-        return created
 
     async def _run_locked(self) -> Manifest:
         prepared = await self._prepare()
@@ -213,59 +195,27 @@ class Exporter:
             return manifest
         await self._export(checkpoint)
         manifest = self._manifest(checkpoint)
-        await anyio.to_thread.run_sync(
-            atomic_write,
-            self.output / MANIFEST_NAME,
-            msgspec.json.format(msgspec.json.encode(manifest), indent=2),
-        )
+        await anyio.to_thread.run_sync(save_manifest, self.output, manifest)
         checkpoint.complete = True
-        # The manifest is durable: the checkpoint has nothing left to tell.
-        await anyio.to_thread.run_sync(remove_checkpoint, self.output)
         self.progress.finish()
         return manifest
 
     # Preparing: a new checkpoint, or the old one checked and the files cut back.
 
     async def _prepare(self) -> Checkpoint | Manifest:
-        existing = load_checkpoint(self.output)
-        if self.restart:
-            await anyio.to_thread.run_sync(clear_export, self.output, existing)
-            existing = None
-        if existing is not None:
-            if not self.resume:
-                state = "a complete" if existing.complete else "an unfinished"
-                raise OutputNotEmptyError(
-                    f"{self.output} already holds {state} export; resume it (--resume), "
-                    "start it over (--restart) or choose another output directory"
-                )
-            check_spec(self.output, self.spec, self._server, existing.spec, existing.fingerprint)
-            check_targets(self.output, self.spec, existing, aggregates=self._aggregates)
-            if not existing.complete:
-                existing.runs += 1
-                cut = reset_parts if self.spec.format == "parquet" else truncate_files
-                await anyio.to_thread.run_sync(cut, self.output, existing)
-            return existing
-        finished = None if self.restart else load_manifest(self.output)
-        if finished is not None:
-            if not self.resume:
-                raise OutputNotEmptyError(
-                    f"{self.output} already holds a complete export; rerun with --resume "
-                    "to get its manifest, start over with --restart, or choose another "
-                    "output directory"
-                )
-            check_spec(self.output, self.spec, self._server, finished.spec, finished.fingerprint)
-            return finished
-        stray = sorted(
-            entry.name
-            for entry in self.output.iterdir()
-            if entry.name not in (LOCK_NAME, CHECKPOINT_NAME + ".tmp")
-        )
-        if stray:
-            raise OutputNotEmptyError(
-                f"{self.output} is not empty ({', '.join(stray[:3])}"
-                f"{', ...' if len(stray) > 3 else ''}) and holds no export checkpoint; "
-                "choose an empty or new directory"
+        found = await anyio.to_thread.run_sync(
+            partial(
+                open_existing,
+                self.output,
+                self.spec,
+                self._server,
+                resume=self.resume,
+                restart=self.restart,
+                aggregates=self._aggregates,
             )
+        )
+        if found is not None:
+            return found
         start, end = self._range or pin_range(self.spec, self._now, aggregates=self._aggregates)
         checkpoint = await plan(
             self.client,
@@ -308,10 +258,10 @@ class Exporter:
                 async for event in merged.events():
                     if isinstance(event, StreamItem):
                         if isinstance(event.item, Split):
-                            self._apply_split(event.item)
+                            await self._apply_split(event.item)
                         else:
-                            state, page = event.item
-                            await self._write_page(state, page, root=event.key)
+                            state, page, after = event.item
+                            await self._write_page(state, page, after, root=event.key)
                     else:
                         await self._finish_stream(checkpoint.streams[event.key], event)
                     if anyio.current_time() - run.last_commit >= self.commit_interval:
@@ -324,7 +274,7 @@ class Exporter:
         finally:
             with anyio.CancelScope(shield=True):
                 await self._commit()
-                await anyio.to_thread.run_sync(self._close_all)
+                await run.files.close_all()
 
     def _factory(self, state: StreamState) -> Any:
         def start() -> AsyncIterator[_Item]:
@@ -341,8 +291,10 @@ class Exporter:
         """The pages of ``state``; if the server cannot serve its window, of its halves."""
         self._run.walking[root] = state
         try:
-            async for page in stream_pages(self.client, self.spec, state, self._slugs()).pages():
-                yield state, page
+            paginator = stream_pages(self.client, self.spec, state, self._slugs())
+            async for page in paginator.pages():
+                # Read now: the fan-out may run this generator ahead of the writer.
+                yield state, page, paginator.position
             return
         except APIError as exc:
             parts = self._halves(state, exc)
@@ -360,14 +312,12 @@ class Exporter:
             return None
         return halves(state, self.min_window)
 
-    def _apply_split(self, split: Split) -> None:
+    async def _apply_split(self, split: Split) -> None:
         assert self._checkpoint is not None
         apply_split(self._checkpoint, split)
         if self.spec.format == "parquet":
             split_parts(self._checkpoint, split)
-            handle = self._run.files.pop(split.parent.file, None)
-            if handle is not None:
-                handle.close()
+            await self._run.files.close(split.parent.file, sync=False)
             drop_unfinished(self.output / split.parent.file)
         self._run.seen.pop(split.parent.key, None)
         logger.warning(
@@ -384,72 +334,54 @@ class Exporter:
             self._run.slugs = request_slugs(self._checkpoint.projects)
         return self._run.slugs
 
-    async def _write_page(self, state: StreamState, page: Page[msgspec.Raw], *, root: str) -> None:
+    async def _write_page(
+        self, state: StreamState, page: Page[msgspec.Raw], after: Position, *, root: str
+    ) -> None:
         if page.cursor != state.cursor:
             raise CheckpointError(
                 f"stream {state.key}: got the page at {page.cursor!r} while expecting "
                 f"{state.cursor!r}"
             )
+        check_whole_pages(state.key, after)
         seen = self._run.seen.get(state.key)
         if seen is None:
             seen = self._run.seen[state.key] = await self._seen_before(state)
-        lines: list[bytes] = []
-        dupes = unidentified = 0
-        for raw in page.items:
-            item = bytes(raw)
-            if not self._identify:
-                lines.append(item)
-                continue
-            found = item_id(item)
-            if found is not None and self.spec.format == "csv":
-                found = str(found)  # as the CSV file holds it, for a split window's halves
-            if found is None:
-                unidentified += 1
-            elif found in seen or (self._skip and str(found) in self._skip):
-                dupes += 1
-                continue
-            else:
-                seen.add(found)
-            lines.append(item)
-        if dupes:
-            logger.warning("%s: dropped %d duplicate item(s) at %r", state.key, dupes, page.cursor)
-        if unidentified:
-            logger.warning(
-                "%s: %d item(s) at %s have no usable id (written as sent, not de-duplicated)",
-                state.key,
-                unidentified,
-                f"cursor {page.cursor!r}" if page.cursor is not None else "the first page",
-            )
+        kept = dedupe_page(
+            page.items,
+            seen,
+            identify=self._identify,
+            text_ids=self.spec.format == "csv",
+            leading_ids=self.spec.format == "jsonl",
+            skip=self._skip,
+        )
+        log_dropped(state.key, page.cursor, kept)
         assert self._checkpoint is not None
         file_state = self._checkpoint.files[state.file]
         # The page and the state that records it change together or not at all.
         with anyio.CancelScope(shield=True):
-            handle = await self._open(state.file, file_state)
             if state.first_offset is None:
                 state.first_offset = file_state.offset
-            written = await anyio.to_thread.run_sync(
-                partial(
-                    store_page,
-                    handle,
-                    file_state,
-                    lines,
-                    fields=self.spec.fields,
-                    meta=page.meta,
-                    last=page.next_cursor is None,
-                )
+            written = await self._run.files.store(
+                state.file,
+                file_state,
+                kept.lines,
+                fields=self.spec.fields,
+                meta=page.meta,
+                last=after.done,
             )
-            state.cursor = page.next_cursor
-            state.done = page.next_cursor is None
+            state.advance(after)
             state.pages += 1
-            state.items += len(lines)
-            state.duplicates += dupes
-            state.unidentified += unidentified
+            state.items += len(kept.lines)
+            state.duplicates += kept.duplicates
+            state.unidentified += kept.unidentified
             if state.hits is None and page.hits is not None:
                 state.hits = page.hits
-        self.progress.page(state.key, items=len(lines), bytes_=written, hits=page.hits, dupes=dupes)
+        self.progress.page(
+            state.key, items=len(kept.lines), bytes_=written, hits=page.hits, dupes=kept.duplicates
+        )
         if state.done and self.spec.format == "parquet":
             # The part is renamed into place: record it before anything else can stop us.
-            self._run.files.pop(state.file, None)
+            self._run.files.forget(state.file)
             await self._commit()
         if state.done and state.key != root:
             # A half of a split window: its stream goes on with the next half.
@@ -461,45 +393,31 @@ class Exporter:
         assert self._checkpoint is not None
         if state.dedupe_from is None or not self._identify:
             return set()
-        handle = self._run.files.get(state.file)
-        if handle is not None:
-            await anyio.to_thread.run_sync(handle.sync)
+        await self._run.files.sync(state.file)
         file_state = self._checkpoint.files[state.file]
-        path, start, end = self.output / state.file, state.dedupe_from, file_state.offset
-        if self.spec.format == "csv":
-            columns = file_state.columns or []
-            return await anyio.to_thread.run_sync(
-                ids_in_csv, path, start, end, self.spec.gzip, columns
+        return await anyio.to_thread.run_sync(
+            partial(
+                ids_written,
+                self.output / state.file,
+                state.dedupe_from,
+                file_state.offset,
+                compress=self.spec.gzip,
+                columns=file_state.columns if self.spec.format == "csv" else None,
             )
-        return await anyio.to_thread.run_sync(ids_in_file, path, start, end, self.spec.gzip)
-
-    async def _open(self, name: str, file_state: FileState) -> DataFile:
-        handle = self._run.files.get(name)
-        if handle is None:
-            handle = await anyio.to_thread.run_sync(
-                partial(
-                    open_data_file,
-                    self.output / name,
-                    file_state,
-                    format=self.spec.format,
-                    compress=self.spec.gzip,
-                )
-            )
-            self._run.files[name] = handle
-        return handle
+        )
 
     async def _finish_stream(self, state: StreamState, event: StreamDone[str]) -> None:
-        # The stream's last page said "no next page", so state.done is already set.
-        state.done = True
+        if not state.done:
+            # Its walk stopped short of the end: finishing it here would lose the rest.
+            raise CheckpointError(
+                f"stream {state.key}: the walk ended at {state.position!r}, before its end"
+            )
         self._run.seen.pop(state.key, None)
         self.progress.stream_done(counted=state.split)
         run = self._run
         run.open_streams[state.file] -= 1
         if run.open_streams[state.file] <= 0:
-            handle = run.files.pop(state.file, None)
-            if handle is not None:
-                with anyio.CancelScope(shield=True):
-                    await anyio.to_thread.run_sync(sync_and_close, handle)
+            await run.files.close(state.file)
 
     async def _commit(self) -> None:
         """fsync the data, then atomically replace the checkpoint; in that order."""
@@ -507,9 +425,7 @@ class Exporter:
         if checkpoint is None:
             return
         checkpoint.updated_at = now_iso()
-        data = encode_checkpoint(checkpoint)
-        files = list(self._run.files.values())
-        await anyio.to_thread.run_sync(sync_then_save, files, self.output, data)
+        await self._run.files.commit(encode_checkpoint(checkpoint))
         self._run.last_commit = anyio.current_time()
 
     def _manifest(self, checkpoint: Checkpoint) -> Manifest:
@@ -519,8 +435,3 @@ class Exporter:
             if org == self.spec.org
         }
         return build_manifest(self.spec.kind, self.spec.org, checkpoint, renamed)
-
-    def _close_all(self) -> None:
-        for handle in self._run.files.values():
-            handle.close()
-        self._run.files.clear()

@@ -13,12 +13,15 @@ import errno
 import gzip
 import os
 import stat
+from collections.abc import Sequence
 from pathlib import Path
 from typing import BinaryIO
 
+import msgspec
+
 from ._errors import OutputUnusableError
 
-__all__ = ["JsonlFile", "atomic_write", "fsync_dir", "jsonl_line", "open_no_follow"]
+__all__ = ["JsonlFile", "Line", "atomic_write", "fsync_dir", "jsonl_line", "open_no_follow"]
 
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
@@ -26,6 +29,9 @@ _LINK_ERRORS = frozenset({errno.ELOOP, errno.EMLINK})
 """What ``open`` with ``O_NOFOLLOW`` reports for a symlink (Linux: ELOOP, BSDs: EMLINK)."""
 
 _GZIP_LEVEL = 6
+
+Line = bytes | msgspec.Raw
+"""One item's JSON as sent: ``msgspec.Raw`` items are written without a copy of their own."""
 
 
 def jsonl_line(item: bytes) -> bytes:
@@ -37,6 +43,18 @@ def jsonl_line(item: bytes) -> bytes:
     if b"\n" in item or b"\r" in item:
         item = item.replace(b"\r", b"").replace(b"\n", b"")
     return item
+
+
+def _one_line_each(data: bytes, items: Sequence[Line]) -> bool:
+    """Whether ``items`` joined into ``data`` hold no LF of their own (``memchr`` per item:
+    ``bytes.count`` is several times slower)."""
+    start = 0
+    for item in items:
+        end = start + len(item)
+        if data.find(b"\n", start, end) >= 0:
+            return False
+        start = end + 1
+    return True
 
 
 class JsonlFile:
@@ -74,11 +92,17 @@ class JsonlFile:
         self._handle = handle
         self.offset = offset
 
-    def encode_page(self, items: list[bytes]) -> bytes:
-        """A page's bytes as they go to disk: lines, gzip-compressed as one member if asked."""
+    def encode_page(self, items: Sequence[Line]) -> bytes:
+        """A page's bytes as they go to disk: lines, gzip-compressed as one member if asked.
+
+        The items are joined as they are, in one copy; only a page where that leaves a CR,
+        or more line breaks than items, is joined again from items put on one line each.
+        """
         if not items:
             return b""
-        data = b"\n".join(jsonl_line(item) for item in items) + b"\n"
+        data = b"\n".join([*items, b""])
+        if b"\r" in data or not _one_line_each(data, items):
+            data = b"\n".join([*(jsonl_line(bytes(item)) for item in items), b""])
         if self.compress:
             data = gzip.compress(data, compresslevel=_GZIP_LEVEL, mtime=0)
         return data

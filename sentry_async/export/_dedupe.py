@@ -1,0 +1,92 @@
+"""De-duplication of a stream's pages by item ``id``, without I/O.
+
+Each stream keeps the ids it has written (a half of a split window starts with those of
+its parent, read back from the file); an item whose id is among them, or among the ids an
+earlier run of an incremental export wrote, is dropped. An item without a usable id (not
+an object, no string or integer ``id``, invalid UTF-8) is kept as sent and counted as
+``unidentified``: it cannot be de-duplicated.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import msgspec
+
+from ._files import ids_in_file, item_id
+from ._formats import ids_in_csv
+
+__all__ = ["PageItems", "dedupe_page", "ids_written", "log_dropped"]
+
+logger = logging.getLogger("sentry_async.export")
+
+
+@dataclass(frozen=True, slots=True)
+class PageItems:
+    """What of a page is written: ``lines``, and how many items were dropped or unidentified."""
+
+    lines: list[msgspec.Raw]
+    duplicates: int = 0
+    unidentified: int = 0
+
+
+def dedupe_page(
+    items: Sequence[msgspec.Raw],
+    seen: set[str | int],
+    *,
+    identify: bool = True,
+    text_ids: bool = False,
+    leading_ids: bool = True,
+    skip: Collection[str] = frozenset(),
+) -> PageItems:
+    """The items of a page not seen before (not copied); adds their ids to ``seen``.
+
+    ``identify=False`` keeps every item (rows asked for without an ``id``); ``text_ids``
+    compares ids as strings, as a CSV file holds them (for a split window's halves);
+    ``leading_ids`` is :func:`item_id`'s ``leading`` (JSON Lines only); ``skip`` holds ids,
+    as strings, that count as seen.
+    """
+    if not identify:
+        return PageItems(list(items))
+    lines: list[msgspec.Raw] = []
+    dupes = unidentified = 0
+    for item in items:
+        found = item_id(item, leading=leading_ids)
+        if found is not None and text_ids:
+            found = str(found)
+        if found is None:
+            unidentified += 1
+        elif found in seen or (skip and str(found) in skip):
+            dupes += 1
+            continue
+        else:
+            seen.add(found)
+        lines.append(item)
+    return PageItems(lines, dupes, unidentified)
+
+
+def log_dropped(stream: str, cursor: str | None, kept: PageItems) -> None:
+    """Warn about a page's duplicates and unidentified items, if it had any."""
+    if kept.duplicates:
+        logger.warning("%s: dropped %d duplicate item(s) at %r", stream, kept.duplicates, cursor)
+    if kept.unidentified:
+        logger.warning(
+            "%s: %d item(s) at %s have no usable id (written as sent, not de-duplicated)",
+            stream,
+            kept.unidentified,
+            f"cursor {cursor!r}" if cursor is not None else "the first page",
+        )
+
+
+def ids_written(
+    path: Path, start: int, end: int, *, compress: bool, columns: list[str] | None
+) -> set[str | int]:
+    """The ids already in a data file between two page boundaries (blocking): what a half
+    of a split window must not write again. ``columns`` are a CSV file's (``None``: JSON
+    Lines), whose ids are strings, as :func:`dedupe_page` with ``text_ids`` compares them."""
+    if columns is not None:
+        return ids_in_csv(path, start, end, compress, columns)
+    return ids_in_file(path, start, end, compress)
