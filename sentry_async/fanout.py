@@ -1,17 +1,19 @@
 """Many lazy streams at once, merged into one async iterator, bounded and cancellable.
 
-:func:`fan_out` runs one task per stream (a project's events, one time window, an issue...)
-with at most ``concurrency`` streams active at a time, and merges what they yield into a
-single iterator through an anyio memory object stream, with a budget of ``buffer`` items
-in flight. When the consumer is slower than the fetchers the budget runs out and the
-fetchers wait for room before asking for more pages: memory stays bounded by ``buffer``
-items plus one page per active stream, whatever the number of streams.
+:func:`fan_out` runs the streams (a project's events, one time window, an issue...) on at
+most ``concurrency`` worker tasks, each taking the next stream when its last one ends, and
+merges what they yield into a single iterator through a queue with a budget of ``buffer``
+items in flight (:mod:`._fanout_budget`). When the consumer is slower than the fetchers
+the budget runs out and the fetchers wait for room before asking for more pages: memory
+stays bounded by ``buffer`` items plus one page per active stream, whatever the number of
+streams.
 
 A :class:`~sentry_async.Paginator` stream travels a page at a time (one message, its
-items counted against the budget, which a page may overdraw by its own size), so merging
-costs a list step per item rather than a channel hand-over; any other async iterable
+items counted against the budget, which a page may overdraw by its own size), and the
+consumer hands a page's items out from a plain loop with no bookkeeping per item, so
+merging costs a tuple per item rather than a channel hand-over; any other async iterable
 travels item by item. Fetchers waiting for room are served in turn, first come first
-served, so no stream can starve the others.
+served, so no stream can starve the others (:mod:`._fanout_room`).
 
 Streams that share one :class:`~sentry_async.SentryClient` share its rate limiter, so the
 fan-out never needs a limiter of its own: ``concurrency`` only bounds how many streams make
@@ -25,7 +27,6 @@ so no task and no connection outlives the block.
 
 from __future__ import annotations
 
-import asyncio
 from collections import deque
 from collections.abc import (
     AsyncGenerator,
@@ -36,17 +37,22 @@ from collections.abc import (
     Iterator,
     Mapping,
 )
-from dataclasses import dataclass
 from itertools import islice
 from operator import length_hint
 from types import TracebackType
-from typing import Any, Generic, Literal, Protocol, TypeVar
+from typing import Any, Generic, Literal, TypeVar
 
 import anyio
 import anyio.lowlevel
 from anyio.abc import TaskGroup
 
 from ._fanout_budget import Budget
+from ._fanout_events import END as _END
+from ._fanout_events import Events as _Events
+from ._fanout_events import FanOutEvent, StreamDone, StreamItem
+from ._fanout_events import Page as _Page
+from ._fanout_events import Wire as _Wire
+from ._fanout_room import Room, Waitable, event_type
 from .pagination import Paginator
 
 __all__ = ["FanOut", "FanOutEvent", "StreamDone", "StreamItem", "fan_out"]
@@ -57,65 +63,6 @@ T = TypeVar("T")
 ErrorMode = Literal["raise", "collect"]
 StreamFactory = Callable[[], AsyncIterable[T]]
 """Called once when the stream gets a slot; returns e.g. a Paginator or ``paginator.pages()``."""
-
-
-@dataclass(frozen=True, slots=True)
-class StreamItem(Generic[K, T]):
-    """One item of stream ``key``."""
-
-    key: K
-    item: T
-
-
-@dataclass(frozen=True, slots=True)
-class StreamDone(Generic[K]):
-    """Stream ``key`` ended after ``items`` items: exhausted, or failed with ``error``.
-
-    It is delivered after every item of its stream, so when a consumer sees it, it has
-    seen (and handled) all that the stream produced.
-    """
-
-    key: K
-    items: int
-    error: BaseException | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.error is None
-
-
-FanOutEvent = StreamItem[K, T] | StreamDone[K]
-"""What :meth:`FanOut.events` yields: an item of a stream, or a stream that ended."""
-
-
-@dataclass(slots=True)
-class _Page(Generic[K, T]):
-    """A paginator's page, travelling as one message instead of one per item."""
-
-    key: K
-    items: list[T]
-
-
-_Wire = tuple[K, T] | _Page[K, T] | StreamDone[K]
-"""What travels through the queue: a bare ``(key, item)`` tuple per item (what iteration
-hands out anyway, cheaper to build than a :class:`StreamItem`), a whole page, or a done
-marker."""
-
-
-class _Waitable(Protocol):
-    def set(self) -> None: ...
-    def is_set(self) -> bool: ...
-    async def wait(self) -> Any: ...
-
-
-def _event_type() -> Callable[[], _Waitable]:
-    """asyncio's own event where the loop is asyncio's: anyio's wraps it, with a backend
-    look-up per event, and fan_out makes one per wait."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return anyio.Event
-    return asyncio.Event
 
 
 class FanOut(Generic[K, T], AsyncIterator[tuple[K, T]]):
@@ -156,17 +103,12 @@ class FanOut(Generic[K, T], AsyncIterator[tuple[K, T]]):
         self.max_active = 0
         self.started = 0
         self._budget = Budget(buffer)
+        self._room = Room(self._budget)
         self._queue: deque[_Wire[K, T]] = deque()
         self._closed = False
         """No more messages will come: every fetcher has ended."""
-        self._consumer: _Waitable | None = None
+        self._consumer: Waitable | None = None
         """Set when the consumer waits for the queue."""
-        self._new_event: Callable[[], _Waitable] = anyio.Event
-        self._waiters: deque[_Waitable] = deque()
-        self._wake_pending = False
-        self._turn: object = _NO_TURN
-        """The key of the stream whose turn it is to fill the budget."""
-        self._consumer_waiting = False
         self._page_key: Any = None
         self._page: Iterator[T] | None = None
         """The open page's items not yet handed out (the budget's view of the same page)."""
@@ -189,7 +131,7 @@ class FanOut(Generic[K, T], AsyncIterator[tuple[K, T]]):
         if self._entered:
             raise RuntimeError("a FanOut can be entered only once")
         self._entered = True
-        self._new_event = _event_type()
+        self._room.new_event = event_type()
         self._task_group = anyio.create_task_group()
         await self._task_group.__aenter__()
         self._task_group.start_soon(self._supervise)
@@ -335,59 +277,17 @@ class FanOut(Generic[K, T], AsyncIterator[tuple[K, T]]):
             consumer.set()
 
     async def _put(self, wire: _Wire[K, T], n: int, key: K) -> None:
-        """Wait for room in the item budget (or for a waiting consumer), then send at once.
-
-        Fetchers take turns, first come first served: one that finds others waiting queues
-        behind them even if there is room, or one busy stream could take every freed slot
-        and starve the rest. A turn lasts as long as there is room, so a page's items (which
-        arrive without the paginator suspending) go out without a scheduler pass each; a
-        waiting fetcher is woken when half the budget is free again, not for every item.
-        """
-        budget = self._budget
-        if not (
-            budget.room > 0 and (self._turn is key or not (self._waiters or self._wake_pending))
-        ):
-            await self._queue_for_room()
-            self._turn = key
-        # One hand-over per wait of the consumer, not one per fetcher that saw it waiting.
-        self._consumer_waiting = False
-        budget.spend(n)
+        """Wait for room in the item budget (or for a waiting consumer), then send at once."""
+        room = self._room
+        await room.wait_to_send(key)
+        room.sent(key, n)
         self._queue.append(wire)
         self._wake_consumer()
-        if self._turn is key and budget.room <= 0:
-            self._turn = _NO_TURN
 
-    async def _queue_for_room(self) -> None:
-        woken = self._new_event()
-        self._waiters.append(woken)
-        self._maybe_wake()
-        while True:
-            try:
-                await woken.wait()
-            except BaseException:
-                if woken.is_set():
-                    # Woken but leaving: the turn passes to the next in line.
-                    self._wake_pending = False
-                    self._maybe_wake()
-                else:
-                    self._waiters.remove(woken)
-                raise
-            self._wake_pending = False
-            if self._budget.room > 0 or self._consumer_waiting:
-                return
-            woken = self._new_event()
-            self._waiters.appendleft(woken)
-
-    def _maybe_wake(self) -> None:
-        """Wake the first waiting fetcher if the budget is half free or the consumer waits."""
-        if (
-            self._waiters
-            and not self._wake_pending
-            and (self._consumer_waiting or self._budget.half_free)
-        ):
-            self._wake_pending = True
-            self._turn = _NO_TURN
-            self._waiters.popleft().set()
+    def _room_wake(self) -> None:
+        """After an item of the open page went out: a waiting fetcher may have room now."""
+        if self._room.waiters:
+            self._room.wake()
 
     def _deliverable_error(self) -> BaseException | None:
         """The run's failure, marked as seen by the consumer once handed to it."""
@@ -399,15 +299,15 @@ class FanOut(Generic[K, T], AsyncIterator[tuple[K, T]]):
         """The next item or done marker, once the open page (if any) is used up."""
         if not self._entered:
             raise RuntimeError("use the FanOut inside 'async with fan_out(...) as merged'")
-        budget = self._budget
+        budget, room = self._budget, self._room
         if self._page is not None:
             item = next(self._page, _END)
             if item is not _END:
                 return self._page_key, item
             self._page = None
             budget.close_page()
-            if self._waiters:
-                self._maybe_wake()
+            if room.waiters:
+                room.wake()
         queue = self._queue
         while True:
             failure = self._deliverable_error()
@@ -419,20 +319,20 @@ class FanOut(Generic[K, T], AsyncIterator[tuple[K, T]]):
                 raise StopAsyncIteration
             else:
                 # Nothing queued: let fetchers hand over even without room (buffer=0).
-                self._consumer_waiting = True
-                self._maybe_wake()
-                waiting = self._consumer = self._new_event()
+                room.consumer_waiting = True
+                room.wake()
+                waiting = self._consumer = room.new_event()
                 try:
                     await waiting.wait()
                 finally:
-                    self._consumer_waiting = False
+                    room.consumer_waiting = False
                     if self._consumer is waiting:
                         self._consumer = None
                 continue
             if type(wire) is tuple:
                 budget.take(1)
-                if self._waiters:
-                    self._maybe_wake()
+                if room.waiters:
+                    room.wake()
                 return wire
             if isinstance(wire, _Page):
                 page = budget.open_page(wire.items)
@@ -455,7 +355,7 @@ class FanOut(Generic[K, T], AsyncIterator[tuple[K, T]]):
         """What ``async for`` runs: a page's items are handed out by a plain loop, without
         a coroutine or any counting per item; waiting fetchers are looked at every
         :meth:`Budget.step` items."""
-        budget = self._budget
+        budget, room = self._budget, self._room
         while True:
             page = self._page
             if page is not None:
@@ -463,8 +363,8 @@ class FanOut(Generic[K, T], AsyncIterator[tuple[K, T]]):
                 while (step := budget.step()) < length_hint(page):
                     for item in islice(page, step):
                         yield key, item
-                    if self._waiters:
-                        self._maybe_wake()
+                    if room.waiters:
+                        room.wake()
                 for item in page:
                     yield key, item
             try:
@@ -480,8 +380,7 @@ class FanOut(Generic[K, T], AsyncIterator[tuple[K, T]]):
         if page is not None:
             item = next(page, _END)
             if item is not _END:
-                if self._waiters:
-                    self._maybe_wake()
+                self._room_wake()
                 return self._page_key, item
         while True:
             event = await self._next()
@@ -491,29 +390,6 @@ class FanOut(Generic[K, T], AsyncIterator[tuple[K, T]]):
     def events(self) -> AsyncIterator[FanOutEvent[K, T]]:
         """Items and per-stream completion markers, in delivery order."""
         return _Events(self)
-
-
-class _Events(AsyncIterator[FanOutEvent[K, T]], Generic[K, T]):
-    def __init__(self, owner: FanOut[K, T]) -> None:
-        self._owner = owner
-
-    async def __anext__(self) -> FanOutEvent[K, T]:
-        owner = self._owner
-        page = owner._page
-        if page is not None:
-            item = next(page, _END)
-            if item is not _END:
-                if owner._waiters:
-                    owner._maybe_wake()
-                return StreamItem(owner._page_key, item)
-        event = await owner._next()
-        if isinstance(event, StreamDone):
-            return event
-        return StreamItem(event[0], event[1])
-
-
-_END: Any = object()
-_NO_TURN: Any = object()
 
 
 async def _close(iterator: AsyncIterator[Any] | None) -> None:

@@ -484,3 +484,16 @@ async def test_async_for_and_anext_share_one_merged_stream(fake_sentry_factory: 
                 seen[key].append(event.id)
     assert dict(seen) == expected
     assert merged.buffered == 0
+
+
+async def test_a_failing_streams_iterable_raises_its_own_error() -> None:
+    """Like a stream's failure, the iterable's own is raised as itself, not in a group."""
+
+    def streams() -> Any:
+        yield "a", _counting(1000)
+        raise KeyError("no more streams")
+
+    merged = fan_out(streams(), concurrency=2)
+    with anyio.fail_after(5), pytest.raises(KeyError, match="no more streams"):
+        await _drain(merged)
+    assert "a" not in merged.completed, "the running stream was stopped"
