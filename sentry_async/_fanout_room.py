@@ -18,7 +18,7 @@ import anyio
 
 from ._fanout_budget import Budget
 
-__all__ = ["Room", "Waitable", "event_type"]
+__all__ = ["Parcel", "Room", "Waitable", "event_type"]
 
 
 class Waitable(Protocol):
@@ -37,6 +37,22 @@ def event_type() -> Callable[[], Waitable]:
     return asyncio.Event
 
 
+class Parcel:
+    """A fetcher waiting for room, and what it holds: the consumer may take it from here."""
+
+    __slots__ = ("event", "key", "n", "state", "wire")
+
+    def __init__(self, key: Any, wire: Any, n: int, event: Waitable) -> None:
+        self.key = key
+        self.wire = wire
+        self.n = n
+        self.event = event
+        self.state = _WAITING
+
+
+_WAITING, _WOKEN, _TAKEN = range(3)
+
+
 class Room:
     """The room queue of one fan-out."""
 
@@ -44,7 +60,7 @@ class Room:
         self.budget = budget
         self.new_event: Callable[[], Waitable] = anyio.Event
         """What a wait is made of; :func:`event_type` once the loop runs."""
-        self.waiters: deque[Waitable] = deque()
+        self.waiters: deque[Parcel] = deque()
         """Fetchers waiting for room, first in line first."""
         self.wake_pending = False
         """One of them was woken and has not run yet."""
@@ -52,36 +68,56 @@ class Room:
         self._turn: object = _NO_TURN
         """The key of the stream whose turn it is to fill the budget."""
 
-    async def wait_to_send(self, key: Any) -> None:
-        """Wait for room in the budget (or for a waiting consumer).
+    async def hand_over(self, key: Any, wire: Any, n: int) -> bool:
+        """Wait for room for ``n`` items (or for a waiting consumer): ``True`` when the
+        caller is to send ``wire`` now, ``False`` when the consumer took it meanwhile.
 
         A fetcher that finds others waiting queues behind them even if there is room, or
         one busy stream could take every freed slot. A turn lasts as long as there is
         room, so a run of items (which arrive without the stream suspending) goes out
         without a scheduler pass each.
         """
-        if self.budget.room > 0 and (self._turn is key or not (self.waiters or self.wake_pending)):
-            return
-        woken = self.new_event()
-        self.waiters.append(woken)
+        if (self.budget.room > 0 or self.consumer_waiting) and (
+            self._turn is key or not (self.waiters or self.wake_pending)
+        ):
+            self.sent(key, n)
+            return True
+        parcel = Parcel(key, wire, n, self.new_event())
+        self.waiters.append(parcel)
         self.wake()
         while True:
             try:
-                await woken.wait()
+                await parcel.event.wait()
             except BaseException:
-                if woken.is_set():
+                if parcel.state == _WOKEN:
                     # Woken but leaving: the turn passes to the next in line.
                     self.wake_pending = False
                     self.wake()
-                else:
-                    self.waiters.remove(woken)
+                elif parcel.state == _WAITING:
+                    self.waiters.remove(parcel)
                 raise
+            if parcel.state == _TAKEN:
+                return False
             self.wake_pending = False
             if self.budget.room > 0 or self.consumer_waiting:
                 break
-            woken = self.new_event()
-            self.waiters.appendleft(woken)
+            parcel.event, parcel.state = self.new_event(), _WAITING
+            self.waiters.appendleft(parcel)
         self._turn = key
+        self.sent(key, n)
+        return True
+
+    def take_parked(self) -> Any:
+        """The consumer has nothing queued: it takes what the first waiting fetcher holds
+        (a scheduler pass sooner than waking it to send), or ``None``."""
+        if not self.waiters:
+            return None
+        parcel = self.waiters.popleft()
+        parcel.state = _TAKEN
+        parcel.event.set()
+        self.sent(parcel.key, parcel.n)
+        wire, parcel.wire = parcel.wire, None
+        return wire
 
     def sent(self, key: Any, n: int) -> None:
         """Fetcher ``key`` hands ``n`` items over."""
@@ -100,7 +136,9 @@ class Room:
         ):
             self.wake_pending = True
             self._turn = _NO_TURN
-            self.waiters.popleft().set()
+            parcel = self.waiters.popleft()
+            parcel.state = _WOKEN
+            parcel.event.set()
 
 
 _NO_TURN: Any = object()

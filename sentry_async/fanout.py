@@ -277,12 +277,11 @@ class FanOut(Generic[K, T], AsyncIterator[tuple[K, T]]):
             consumer.set()
 
     async def _put(self, wire: _Wire[K, T], n: int, key: K) -> None:
-        """Wait for room in the item budget (or for a waiting consumer), then send at once."""
-        room = self._room
-        await room.wait_to_send(key)
-        room.sent(key, n)
-        self._queue.append(wire)
-        self._wake_consumer()
+        """Wait for room in the item budget (or for a waiting consumer), then send at once,
+        unless the consumer took ``wire`` from the waiting fetcher itself."""
+        if await self._room.hand_over(key, wire, n):
+            self._queue.append(wire)
+            self._wake_consumer()
 
     def _room_wake(self) -> None:
         """After an item of the open page went out: a waiting fetcher may have room now."""
@@ -315,6 +314,8 @@ class FanOut(Generic[K, T], AsyncIterator[tuple[K, T]]):
                 raise failure
             if queue:
                 wire = queue.popleft()
+            elif room.waiters:
+                wire = room.take_parked()
             elif self._closed:
                 raise StopAsyncIteration
             else:
