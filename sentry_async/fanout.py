@@ -315,7 +315,11 @@ class FanOut(Generic[K, T], AsyncIterator[tuple[K, T]]):
             if queue:
                 wire = queue.popleft()
             elif room.waiters:
-                wire = room.take_parked()
+                queue.append(room.take_parked())
+                # The fetcher whose page this was starts on its next one now, so pages
+                # are fetched (and decoded) as the consumer takes them, not all at once.
+                await anyio.lowlevel.checkpoint()
+                continue
             elif self._closed:
                 raise StopAsyncIteration
             else:
@@ -381,7 +385,8 @@ class FanOut(Generic[K, T], AsyncIterator[tuple[K, T]]):
         if page is not None:
             item = next(page, _END)
             if item is not _END:
-                self._room_wake()
+                if self._room.waiters:
+                    self._room.wake()
                 return self._page_key, item
         while True:
             event = await self._next()
