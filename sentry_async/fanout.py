@@ -111,6 +111,8 @@ class FanOut(Generic[K, T], AsyncIterator[tuple[K, T]]):
         """Set when the consumer waits for the queue."""
         self._page_key: Any = None
         self._page: Iterator[T] | None = None
+        self._until_check = 0
+        """Items of the open page handed out one at a time before looking at the waiters."""
         """The open page's items not yet handed out (the budget's view of the same page)."""
         self._error: BaseException | None = None
         self._error_delivered = False
@@ -184,6 +186,9 @@ class FanOut(Generic[K, T], AsyncIterator[tuple[K, T]]):
                         if pair is None:
                             break
                         group.start_soon(self._work, pair, streams)
+                        # One start per scheduler pass: the first streams are under way
+                        # (and their pages taken) before the last ones fetch theirs.
+                        await anyio.lowlevel.checkpoint()
             finally:
                 self._closed = True
                 self._wake_consumer()
@@ -284,9 +289,16 @@ class FanOut(Generic[K, T], AsyncIterator[tuple[K, T]]):
             self._wake_consumer()
 
     def _room_wake(self) -> None:
-        """After an item of the open page went out: a waiting fetcher may have room now."""
+        """An item of the open page went out one at a time: every :meth:`Budget.step`
+        items, a waiting fetcher may have room now."""
+        self._until_check -= 1
+        if self._until_check <= 0:
+            self._look_at_waiters()
+
+    def _look_at_waiters(self) -> None:
         if self._room.waiters:
             self._room.wake()
+        self._until_check = self._budget.step()
 
     def _deliverable_error(self) -> BaseException | None:
         """The run's failure, marked as seen by the consumer once handed to it."""
@@ -308,18 +320,22 @@ class FanOut(Generic[K, T], AsyncIterator[tuple[K, T]]):
             if room.waiters:
                 room.wake()
         queue = self._queue
+        passed = False
         while True:
             failure = self._deliverable_error()
             if failure is not None:
                 raise failure
             if queue:
                 wire = queue.popleft()
-            elif room.waiters:
-                queue.append(room.take_parked())
-                # The fetcher whose page this was starts on its next one now, so pages
-                # are fetched (and decoded) as the consumer takes them, not all at once.
+            elif room.waiters and not passed:
+                # One scheduler pass first: the fetcher whose page the consumer took last
+                # starts on its next one, so fetches keep pace with the consumer instead
+                # of landing (and being decoded) all at once.
+                passed = True
                 await anyio.lowlevel.checkpoint()
                 continue
+            elif room.waiters:
+                wire = room.take_parked()
             elif self._closed:
                 raise StopAsyncIteration
             else:
@@ -346,6 +362,7 @@ class FanOut(Generic[K, T], AsyncIterator[tuple[K, T]]):
                     budget.close_page()
                     continue
                 self._page_key, self._page = wire.key, page
+                self._until_check = budget.step()
                 return wire.key, first
             assert isinstance(wire, StreamDone)
             self.completed[wire.key] = wire
@@ -385,8 +402,9 @@ class FanOut(Generic[K, T], AsyncIterator[tuple[K, T]]):
         if page is not None:
             item = next(page, _END)
             if item is not _END:
-                if self._room.waiters:
-                    self._room.wake()
+                self._until_check -= 1
+                if self._until_check <= 0:
+                    self._look_at_waiters()
                 return self._page_key, item
         while True:
             event = await self._next()
