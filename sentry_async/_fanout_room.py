@@ -4,7 +4,8 @@ A fetcher holding a page or an item waits here for room in the
 :class:`~sentry_async._fanout_budget.Budget`. Fetchers waiting for room are served in turn,
 first come first served, so no stream can starve the others; a waiting fetcher is woken
 when half the budget is free again (not for every item), or at once when the consumer has
-nothing to take.
+nothing to take. A consumer with nothing queued may also take what the first of them holds
+(:meth:`Room.take_parked`), which saves the scheduler pass of waking it to send.
 """
 
 from __future__ import annotations
