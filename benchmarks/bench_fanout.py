@@ -31,10 +31,11 @@ import asyncio
 import gc
 import time
 import tracemalloc
-from collections.abc import AsyncIterable, Callable, Sequence
+from collections.abc import AsyncIterable, Awaitable, Callable, Sequence
 from typing import Any
 
 import aiohttp
+import msgspec
 from _server import (
     FakeServer,
     Runner,
@@ -210,8 +211,213 @@ async def measure(
             "ratios": ratios,
         }
     out = {"org": org, "projects": len(projects), "levels": list(levels), "results": results}
+    out["sample"] = await sample_page(server, org, projects[0])
     out["goals"] = goals(results)
     return out
+
+
+# --- where fan_out's CPU goes, piece by piece (in-process, no network) -----------------
+
+PIECE_LEVELS = (8, 128)
+
+
+def _cpu_of_run(run: Callable[[], Awaitable[object]], rounds: int) -> float:
+    """CPU seconds of one ``await run()`` on a fresh event loop: the least of ``rounds``
+    (a busy machine only ever adds time, so the least is the work's own cost)."""
+    samples = []
+    for _ in range(rounds):
+        gc.collect()
+        start = time.process_time()
+        asyncio.run(run())  # type: ignore[arg-type]
+        samples.append(time.process_time() - start)
+    return min(samples)
+
+
+def _gc_of_run(run: Callable[[], Awaitable[object]], rounds: int) -> float:
+    """Seconds spent in the garbage collector during one run: the least of ``rounds``."""
+    spent = [0.0]
+    started = [0.0]
+
+    def watch(phase: str, _info: dict[str, Any]) -> None:
+        if phase == "start":
+            started[0] = time.perf_counter()
+        else:
+            spent[0] += time.perf_counter() - started[0]
+
+    samples = []
+    gc.callbacks.append(watch)
+    try:
+        for _ in range(rounds):
+            gc.collect()
+            spent[0] = 0.0
+            asyncio.run(run())  # type: ignore[arg-type]
+            samples.append(spent[0])
+    finally:
+        gc.callbacks.remove(watch)
+    return min(samples)
+
+
+def _in_memory(n: int, pages: int, items: list[Any]) -> Callable[[], Any]:
+    """A factory of paginators over ``pages`` pages held in memory (one suspension per
+    page, as a request would have), so only the paginator and the merge cost CPU."""
+    from sentry_async.pagination import Paginator, RawPage
+
+    links = [
+        f'<u>; rel="next"; results="{str(i + 1 < pages).lower()}"; cursor="{i + 1}"'
+        for i in range(pages)
+    ]
+
+    async def fetch(cursor: str | None, size: int | None) -> RawPage:
+        index = 0 if cursor is None else int(cursor)
+        await asyncio.sleep(0)
+        return RawPage(items, links[index], fingerprint=index)
+
+    return lambda: Paginator(fetch, page_size=PAGE_SIZE)
+
+
+def _stubbed_client(body: bytes, headers: dict[str, str], pages: int) -> Callable[[], Any]:
+    """A client whose transport answers from memory: real decoding, no network."""
+    from multidict import CIMultiDict, CIMultiDictProxy
+    from yarl import URL
+
+    from sentry_async import _transport
+    from sentry_async._protocol.ratelimit import parse_rate_limit
+
+    decoded = msgspec.json.decode(body)
+    bodies = []
+    for i in range(pages):
+        decoded[0]["id"] = f"{i:032x}"  # pages differ, as a stream's pages do
+        bodies.append(msgspec.json.encode(decoded))
+    cursors = {"": 0, **{f"0:{i * PAGE_SIZE}:0": i for i in range(pages)}}
+
+    def client() -> SentryClient:
+        sentry = SentryClient("t", base_url="http://127.0.0.1:8000")
+        transport = sentry._get_transport()
+
+        async def exchange(method: str, url: URL, *_: Any) -> Any:
+            await asyncio.sleep(0)
+            index = cursors[url.query.get("cursor", "")]
+            more = str(index + 1 < pages).lower()
+            page_headers = CIMultiDict(headers)
+            page_headers["Link"] = (
+                f'<u>; rel="next"; results="{more}"; cursor="0:{(index + 1) * PAGE_SIZE}:0"'
+            )
+            proxy = CIMultiDictProxy(page_headers)
+            return _transport.Response(
+                method, url, 200, proxy, bodies[index], parse_rate_limit(proxy), 0.0
+            )
+
+        transport._exchange = exchange  # type: ignore[method-assign]
+        return sentry
+
+    return client
+
+
+def pieces(body: bytes, headers: dict[str, str], *, total: int, rounds: int) -> dict[str, Any]:
+    """CPU per page of fan_out's own work, against N plain tasks over the same paginators.
+
+    Streams are paginators over pages held in memory (one suspension per page), so the
+    differences are the merge's own: the per-page hand-over and room waits, the per-item
+    step of each way of iterating, and the per-stream start and end. The last rows run the
+    whole client with its transport answering from memory, to show the garbage collector's
+    share: a decoded page that waits between its fetcher and the consumer is a page of
+    objects the collector walks.
+    """
+    items = [object() for _ in range(PAGE_SIZE)]
+    out = {}
+    for n in PIECE_LEVELS:
+        row = _level_pieces(n, max(1, total // n), items, body, headers, rounds)
+        out[str(n)] = {name: seconds * 1e6 for name, seconds in row.items()}
+    return {"us_per_page": out, "total_pages": total, "rounds": rounds}
+
+
+def _level_pieces(
+    n: int, pages: int, items: list[Any], body: bytes, headers: dict[str, str], rounds: int
+) -> dict[str, float]:
+    """:func:`pieces` for ``n`` streams of ``pages`` pages each: CPU seconds per page."""
+    from sentry_async.fanout import fan_out
+
+    npages = pages * n
+    paginator = _in_memory(n, pages, items)
+    one_page = _in_memory(n, 1, items)
+
+    def tasks(make: Callable[[], Any] = paginator) -> Callable[[], Awaitable[None]]:
+        async def run() -> None:
+            async def one() -> None:
+                async for _ in make():
+                    pass
+
+            await asyncio.gather(*(one() for _ in range(n)))
+
+        return run
+
+    def merged(
+        how: str, make: Callable[[], Any] = paginator, buffer: int = 64
+    ) -> Callable[[], Awaitable[None]]:
+        async def run() -> None:
+            streams = dict.fromkeys(range(n), make)
+            async with fan_out(streams, concurrency=n, buffer=buffer) as stream:
+                if how == "items":
+                    async for _ in stream:
+                        pass
+                elif how == "anext":
+                    while True:
+                        try:
+                            await anext(stream)
+                        except StopAsyncIteration:
+                            break
+                else:
+                    async for _ in stream.events():
+                        pass
+
+        return run
+
+    floor = _cpu_of_run(tasks(), rounds)
+    row = {"N tasks, async for (the floor)": floor / npages}
+    for label, how in (("async for", "items"), ("anext()", "anext"), ("events()", "events")):
+        row[f"fan_out {label}: extra"] = (_cpu_of_run(merged(how), rounds) - floor) / npages
+    unbounded = (_cpu_of_run(merged("items", buffer=10**9), rounds) - floor) / npages
+    row["fan_out async for, buffer never full: extra"] = unbounded
+    row["of which room waits and wake-ups"] = row["fan_out async for: extra"] - unbounded
+    start_end = _cpu_of_run(merged("items", one_page), rounds)
+    start_end -= _cpu_of_run(tasks(one_page), rounds)
+    row["one stream's start and end (StreamDone...): extra, per stream"] = start_end / n
+
+    client = _stubbed_client(body, headers, pages)
+
+    async def client_tasks() -> None:
+        async with client() as sentry:
+
+            async def one(project: int) -> None:
+                async for _ in sentry.events.for_project("org", f"p{project}"):
+                    pass
+
+            await asyncio.gather(*(one(p) for p in range(n)))
+
+    async def client_merged() -> None:
+        async with client() as sentry:
+            streams = {p: (lambda p=p: sentry.events.for_project("org", f"p{p}")) for p in range(n)}
+            async with fan_out(streams, concurrency=n) as stream:
+                async for _ in stream:
+                    pass
+
+    row["client, no network, N tasks: CPU"] = _cpu_of_run(client_tasks, rounds) / npages
+    row["client, no network, fan_out: CPU"] = _cpu_of_run(client_merged, rounds) / npages
+    row["client, no network, N tasks: garbage collector"] = (
+        _gc_of_run(client_tasks, rounds) / npages
+    )
+    row["client, no network, fan_out: garbage collector"] = (
+        _gc_of_run(client_merged, rounds) / npages
+    )
+    return row
+
+
+async def sample_page(server: FakeServer, org: str, project: str) -> tuple[bytes, dict[str, str]]:
+    """One real page of event summaries and its headers, to feed the pieces."""
+    async with aiohttp.ClientSession(headers=server.headers()) as session:
+        url = f"{server.api}/projects/{org}/{project}/events/"
+        async with session.get(url, params={"per_page": str(PAGE_SIZE)}) as resp:
+            return await resp.read(), dict(resp.headers)
 
 
 def goals(results: dict[str, Any]) -> list[dict[str, Any]]:
@@ -282,7 +488,21 @@ def render(result: dict[str, Any]) -> str:
         "sentry_async's pages/s over its own with one stream. The server process has one of "
         "the two cores, so the ceiling is flat beyond a few streams. The goals are medians of "
         "per-round ratios (each run against the same round's N tasks or ceiling).\n"
-        "\nGoals:\n\n" + goals_markdown(result["goals"])
+        "\nGoals:\n\n" + goals_markdown(result["goals"]) + render_pieces(result.get("pieces"))
+    )
+
+
+def render_pieces(pieces: dict[str, Any] | None) -> str:
+    if not pieces:
+        return ""
+    levels = list(pieces["us_per_page"])
+    names = list(pieces["us_per_page"][levels[0]])
+    rows = [[name, *(pieces["us_per_page"][n][name] for n in levels)] for name in names]
+    return "\n" + table(
+        f"Where fan_out's CPU goes: us per page of {PAGE_SIZE} items, in-process, no network "
+        f"(least of {pieces['rounds']}, {pieces['total_pages']} pages per run)",
+        ["piece", *(f"{n} streams" for n in levels)],
+        rows,
     )
 
 
@@ -294,6 +514,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--rounds", type=int, help="kept rounds (3; quick 2)")
     parser.add_argument("--projects", type=int, default=128, help="projects on the fake server")
     parser.add_argument("--issues", type=int, default=800, help="issues per project")
+    parser.add_argument(
+        "--no-pieces", action="store_true", help="skip the in-process breakdown of fan_out's CPU"
+    )
     args = parser.parse_args(argv)
     total = args.total_pages or (128 if args.quick else 256)
     rounds = args.rounds or (2 if args.quick else 3)
@@ -308,6 +531,11 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
                 rounds=rounds,
                 time_limit=20 if args.quick else 60,
             )
+        )
+    body, headers = result.pop("sample")
+    if not args.no_pieces:
+        result["pieces"] = pieces(
+            body, headers, total=512 if args.quick else 2048, rounds=3 if args.quick else 7
         )
     result["wall_s"] = time.perf_counter() - started
     result["markdown"] = render(result)

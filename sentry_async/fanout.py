@@ -1,17 +1,19 @@
 """Many lazy streams at once, merged into one async iterator, bounded and cancellable.
 
-:func:`fan_out` runs one task per stream (a project's events, one time window, an issue...)
-with at most ``concurrency`` streams active at a time, and merges what they yield into a
-single iterator through an anyio memory object stream, with a budget of ``buffer`` items
-in flight. When the consumer is slower than the fetchers the budget runs out and the
-fetchers wait for room before asking for more pages: memory stays bounded by ``buffer``
-items plus one page per active stream, whatever the number of streams.
+:func:`fan_out` runs the streams (a project's events, one time window, an issue...) on at
+most ``concurrency`` worker tasks, each taking the next stream when its last one ends, and
+merges what they yield into a single iterator through a queue with a budget of ``buffer``
+items in flight (:mod:`._fanout_budget`). When the consumer is slower than the fetchers
+the budget runs out and the fetchers wait for room before asking for more pages: memory
+stays bounded by ``buffer`` items plus one page per active stream, whatever the number of
+streams.
 
 A :class:`~sentry_async.Paginator` stream travels a page at a time (one message, its
-items counted against the budget, which a page may overdraw by its own size), so merging
-costs a list step per item rather than a channel hand-over; any other async iterable
+items counted against the budget, which a page may overdraw by its own size), and the
+consumer hands a page's items out from a plain loop with no bookkeeping per item, so
+merging costs a tuple per item rather than a channel hand-over; any other async iterable
 travels item by item. Fetchers waiting for room are served in turn, first come first
-served, so no stream can starve the others.
+served, so no stream can starve the others (:mod:`._fanout_room`).
 
 Streams that share one :class:`~sentry_async.SentryClient` share its rate limiter, so the
 fan-out never needs a limiter of its own: ``concurrency`` only bounds how many streams make
@@ -25,7 +27,6 @@ so no task and no connection outlives the block.
 
 from __future__ import annotations
 
-import math
 from collections import deque
 from collections.abc import (
     AsyncGenerator,
@@ -36,14 +37,22 @@ from collections.abc import (
     Iterator,
     Mapping,
 )
-from dataclasses import dataclass
+from itertools import islice
+from operator import length_hint
 from types import TracebackType
 from typing import Any, Generic, Literal, TypeVar
 
 import anyio
+import anyio.lowlevel
 from anyio.abc import TaskGroup
-from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
+from ._fanout_budget import Budget
+from ._fanout_events import END as _END
+from ._fanout_events import Events as _Events
+from ._fanout_events import FanOutEvent, StreamDone, StreamItem
+from ._fanout_events import Page as _Page
+from ._fanout_events import Wire as _Wire
+from ._fanout_room import Room, Waitable, event_type
 from .pagination import Paginator
 
 __all__ = ["FanOut", "FanOutEvent", "StreamDone", "StreamItem", "fan_out"]
@@ -54,49 +63,6 @@ T = TypeVar("T")
 ErrorMode = Literal["raise", "collect"]
 StreamFactory = Callable[[], AsyncIterable[T]]
 """Called once when the stream gets a slot; returns e.g. a Paginator or ``paginator.pages()``."""
-
-
-@dataclass(frozen=True, slots=True)
-class StreamItem(Generic[K, T]):
-    """One item of stream ``key``."""
-
-    key: K
-    item: T
-
-
-@dataclass(frozen=True, slots=True)
-class StreamDone(Generic[K]):
-    """Stream ``key`` ended after ``items`` items: exhausted, or failed with ``error``.
-
-    It is delivered after every item of its stream, so when a consumer sees it, it has
-    seen (and handled) all that the stream produced.
-    """
-
-    key: K
-    items: int
-    error: BaseException | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.error is None
-
-
-FanOutEvent = StreamItem[K, T] | StreamDone[K]
-"""What :meth:`FanOut.events` yields: an item of a stream, or a stream that ended."""
-
-
-@dataclass(slots=True)
-class _Page(Generic[K, T]):
-    """A paginator's page, travelling as one message instead of one per item."""
-
-    key: K
-    items: list[T]
-
-
-_Wire = tuple[K, T] | _Page[K, T] | StreamDone[K]
-"""What travels through the channel: a bare ``(key, item)`` tuple per item (what iteration
-hands out anyway, cheaper to build than a :class:`StreamItem`), a whole page, or a done
-marker."""
 
 
 class FanOut(Generic[K, T], AsyncIterator[tuple[K, T]]):
@@ -136,41 +102,41 @@ class FanOut(Generic[K, T], AsyncIterator[tuple[K, T]]):
         self.active = 0
         self.max_active = 0
         self.started = 0
-        self.max_buffered = 0
-        self._sent = 0
-        self._taken = 0
-        self._room = buffer
-        """Items the fetchers may still put in flight; a page may overdraw it."""
-        self._waiters: deque[anyio.Event] = deque()
-        self._wake_pending = False
-        self._turn: object = _NO_TURN
-        """The key of the stream whose turn it is to fill the budget."""
-        self._low_water = max(1, buffer // 2)
-        self._consumer_waiting = False
-        self._pending: tuple[K, Iterator[T]] | None = None
+        self._budget = Budget(buffer)
+        self._room = Room(self._budget)
+        self._queue: deque[_Wire[K, T]] = deque()
+        self._closed = False
+        """No more messages will come: every fetcher has ended."""
+        self._consumer: Waitable | None = None
+        """Set when the consumer waits for the queue."""
+        self._page_key: Any = None
+        self._page: Iterator[T] | None = None
+        self._until_check = 0
+        """Items of the open page handed out one at a time before looking at the waiters."""
+        """The open page's items not yet handed out (the budget's view of the same page)."""
         self._error: BaseException | None = None
         self._error_delivered = False
         self._scope = anyio.CancelScope()
         self._task_group: TaskGroup | None = None
-        self._send: MemoryObjectSendStream[_Wire[K, T]] | None = None
-        self._receive: MemoryObjectReceiveStream[_Wire[K, T]] | None = None
         self._entered = False
 
     @property
     def buffered(self) -> int:
         """Items produced but not yet taken by the consumer."""
-        return self._sent - self._taken
+        return self._budget.buffered
+
+    @property
+    def max_buffered(self) -> int:
+        return self._budget.max_buffered
 
     async def __aenter__(self) -> FanOut[K, T]:
         if self._entered:
             raise RuntimeError("a FanOut can be entered only once")
         self._entered = True
-        # The channel itself is unbounded: the item budget (``_room``) is the bound, so that
-        # a page can travel as one message and still count as its items.
-        self._send, self._receive = anyio.create_memory_object_stream[_Wire[K, T]](math.inf)
+        self._room.new_event = event_type()
         self._task_group = anyio.create_task_group()
         await self._task_group.__aenter__()
-        self._task_group.start_soon(self._supervise, self._send)
+        self._task_group.start_soon(self._supervise)
         return self
 
     async def __aexit__(
@@ -181,7 +147,7 @@ class FanOut(Generic[K, T], AsyncIterator[tuple[K, T]]):
     ) -> bool:
         # Whatever ended the block, no fetcher may outlive it.
         self._scope.cancel()
-        assert self._task_group is not None and self._receive is not None
+        assert self._task_group is not None
         cancelled = exc is not None and isinstance(exc, anyio.get_cancelled_exc_class())
         try:
             # Only a cancellation goes to the task group (it must see it to unwind the
@@ -201,149 +167,138 @@ class FanOut(Generic[K, T], AsyncIterator[tuple[K, T]]):
             else:
                 await self._task_group.__aexit__(None, None, None)
         finally:
-            self._receive.close()
+            self._closed = True
+            self._queue.clear()
         if exc is None and self._error is not None and not self._error_delivered:
             # A failure the consumer never got to see is not swallowed.
             raise self._error
         return False
 
-    async def _supervise(self, send: MemoryObjectSendStream[_Wire[K, T]]) -> None:
-        """Start streams one slot at a time, so only ``concurrency`` tasks ever exist."""
-        slots = anyio.Semaphore(self.concurrency)
-        async with send:
-            with self._scope:
-                try:
-                    async with anyio.create_task_group() as group:
-                        for key, factory in self._streams:
-                            await slots.acquire()
-                            group.start_soon(self._run_stream, key, factory, send.clone(), slots)
-                except Exception as exc:
-                    # The streams iterable itself failed: nothing sensible to go on with.
-                    if self._error is None:
-                        self._error = exc
+    async def _supervise(self) -> None:
+        """Start up to ``concurrency`` workers; each runs streams one after another, taking
+        the next from ``streams`` when its last one ends, so a stream costs no task start."""
+        with self._scope:
+            try:
+                streams = iter(self._streams)
+                async with anyio.create_task_group() as group:
+                    for _ in range(self.concurrency):
+                        pair = self._next_stream(streams)
+                        if pair is None:
+                            break
+                        group.start_soon(self._work, pair, streams)
+                        # One start per scheduler pass: the first streams are under way
+                        # (and their pages taken) before the last ones fetch theirs.
+                        await anyio.lowlevel.checkpoint()
+            finally:
+                self._closed = True
+                self._wake_consumer()
 
-    async def _run_stream(
-        self,
-        key: K,
-        factory: StreamFactory[T],
-        send: MemoryObjectSendStream[_Wire[K, T]],
-        slots: anyio.Semaphore,
+    def _next_stream(
+        self, streams: Iterator[tuple[K, StreamFactory[T]]]
+    ) -> tuple[K, StreamFactory[T]] | None:
+        if self._scope.cancel_called:
+            return None
+        try:
+            key, factory = next(streams)
+        except StopIteration:
+            return None
+        except Exception as exc:
+            # The streams iterable itself failed: nothing sensible to go on with.
+            self._fail(exc)
+            return None
+        return key, factory
+
+    async def _work(
+        self, pair: tuple[K, StreamFactory[T]], streams: Iterator[tuple[K, StreamFactory[T]]]
     ) -> None:
+        next_pair: tuple[K, StreamFactory[T]] | None = pair
+        while next_pair is not None:
+            await self._run_stream(*next_pair)
+            # One scheduler pass between streams, so a run of empty ones cannot hog the loop.
+            await anyio.lowlevel.checkpoint()
+            next_pair = self._next_stream(streams)
+
+    def _fail(self, error: BaseException) -> None:
+        """The run's first failure: every stream stops, the consumer gets it next."""
+        if self._error is None:
+            self._error = error
+        self._scope.cancel()
+        self._wake_consumer()
+
+    async def _run_stream(self, key: K, factory: StreamFactory[T]) -> None:
         self.active += 1
         self.started += 1
         self.max_active = max(self.max_active, self.active)
         count = 0
         error: Exception | None = None
         try:
-            async with send:
-                iterator: AsyncIterator[Any] | None = None
+            iterator: AsyncIterator[Any] | None = None
+            try:
+                stream = factory()
+                if isinstance(stream, Paginator):
+                    iterator = stream.pages()
+                    async for page in iterator:
+                        items = page.items
+                        # Only the message holds the page now: once the consumer has
+                        # taken it, it is freed, not kept while the next one is fetched.
+                        del page
+                        if items:
+                            count += len(items)
+                            await self._put(_Page(key, items), len(items), key)
+                        del items
+                else:
+                    iterator = aiter(stream)
+                    while True:
+                        try:
+                            item = await anext(iterator)
+                        except StopAsyncIteration:
+                            break
+                        count += 1
+                        await self._put((key, item), 1, key)
+            except Exception as exc:
+                error = exc
+            finally:
                 try:
-                    stream = factory()
-                    if isinstance(stream, Paginator):
-                        iterator = stream.pages()
-                        async for page in iterator:
-                            items = page.items
-                            # Only the message holds the page now: once the consumer has
-                            # taken it, it is freed, not kept while the next one is fetched.
-                            del page
-                            if items:
-                                count += len(items)
-                                await self._put(send, _Page(key, items), len(items), key)
-                            del items
-                    else:
-                        iterator = aiter(stream)
-                        while True:
-                            try:
-                                item = await anext(iterator)
-                            except StopAsyncIteration:
-                                break
-                            count += 1
-                            await self._put(send, (key, item), 1, key)
+                    await _close(iterator)
                 except Exception as exc:
-                    error = exc
-                finally:
-                    try:
-                        await _close(iterator)
-                    except Exception as exc:
-                        # The stream failed while being closed: its error, like any other.
-                        self.failures.setdefault(key, exc)
-                        if error is None:
-                            error = exc
-                if error is not None:
-                    self.failures[key] = error
-                    if self.errors == "raise":
-                        if self._error is None:
-                            self._error = error
-                        self._scope.cancel()
-                        return
-                send.send_nowait(StreamDone(key, count, error))
+                    # The stream failed while being closed: its error, like any other.
+                    self.failures.setdefault(key, exc)
+                    if error is None:
+                        error = exc
+            if error is not None:
+                self.failures[key] = error
+                if self.errors == "raise":
+                    self._fail(error)
+                    return
+            self._queue.append(StreamDone(key, count, error))
+            self._wake_consumer()
         finally:
             self.active -= 1
-            slots.release()
 
-    async def _put(
-        self, send: MemoryObjectSendStream[_Wire[K, T]], wire: _Wire[K, T], n: int, key: K
-    ) -> None:
-        """Wait for room in the item budget (or for a waiting consumer), then send at once.
+    def _wake_consumer(self) -> None:
+        consumer = self._consumer
+        if consumer is not None:
+            self._consumer = None
+            consumer.set()
 
-        Fetchers take turns, first come first served: one that finds others waiting queues
-        behind them even if there is room, or one busy stream could take every freed slot
-        and starve the rest. A turn lasts as long as there is room, so a page's items (which
-        arrive without the paginator suspending) go out without a scheduler pass each; a
-        waiting fetcher is woken when half the budget is free again, not for every item.
-        """
-        if not (
-            self._room > 0 and (self._turn is key or not (self._waiters or self._wake_pending))
-        ):
-            await self._queue_for_room()
-            self._turn = key
-        # One hand-over per wait of the consumer, not one per fetcher that saw it waiting.
-        self._consumer_waiting = False
-        self._room -= n
-        self._sent += n
-        if self._sent - self._taken > self.max_buffered:
-            self.max_buffered = self._sent - self._taken
-        send.send_nowait(wire)
-        if self._room <= 0 and self._turn is key:
-            self._turn = _NO_TURN
+    async def _put(self, wire: _Wire[K, T], n: int, key: K) -> None:
+        """Wait for room in the item budget (or for a waiting consumer), then send at once,
+        unless the consumer took ``wire`` from the waiting fetcher itself."""
+        if await self._room.hand_over(key, wire, n):
+            self._queue.append(wire)
+            self._wake_consumer()
 
-    async def _queue_for_room(self) -> None:
-        woken = anyio.Event()
-        self._waiters.append(woken)
-        self._maybe_wake()
-        while True:
-            try:
-                await woken.wait()
-            except BaseException:
-                if woken.is_set():
-                    # Woken but leaving: the turn passes to the next in line.
-                    self._wake_pending = False
-                    self._maybe_wake()
-                else:
-                    self._waiters.remove(woken)
-                raise
-            self._wake_pending = False
-            if self._room > 0 or self._consumer_waiting:
-                return
-            woken = anyio.Event()
-            self._waiters.appendleft(woken)
+    def _room_wake(self) -> None:
+        """An item of the open page went out one at a time: every :meth:`Budget.step`
+        items, a waiting fetcher may have room now."""
+        self._until_check -= 1
+        if self._until_check <= 0:
+            self._look_at_waiters()
 
-    def _maybe_wake(self) -> None:
-        """Wake the first waiting fetcher if the budget is half free or the consumer waits."""
-        if (
-            self._waiters
-            and not self._wake_pending
-            and (self._room >= self._low_water or self._consumer_waiting)
-        ):
-            self._wake_pending = True
-            self._turn = _NO_TURN
-            self._waiters.popleft().set()
-
-    def _took(self, n: int) -> None:
-        self._taken += n
-        self._room += n
-        if self._waiters and self._room >= self._low_water:
-            self._maybe_wake()
+    def _look_at_waiters(self) -> None:
+        if self._room.waiters:
+            self._room.wake()
+        self._until_check = self._budget.step()
 
     def _deliverable_error(self) -> BaseException | None:
         """The run's failure, marked as seen by the consumer once handed to it."""
@@ -352,74 +307,88 @@ class FanOut(Generic[K, T], AsyncIterator[tuple[K, T]]):
         return self._error
 
     async def _next(self) -> tuple[K, T] | StreamDone[K]:
-        pending = self._pending
-        if pending is not None:
-            item = next(pending[1], _END)
-            if item is not _END:
-                self._took(1)
-                return pending[0], item
-            self._pending = None
-        if self._receive is None:
+        """The next item or done marker, once the open page (if any) is used up."""
+        if not self._entered:
             raise RuntimeError("use the FanOut inside 'async with fan_out(...) as merged'")
+        budget, room = self._budget, self._room
+        if self._page is not None:
+            item = next(self._page, _END)
+            if item is not _END:
+                return self._page_key, item
+            self._page = None
+            budget.close_page()
+            if room.waiters:
+                room.wake()
+        queue = self._queue
+        passed = False
         while True:
             failure = self._deliverable_error()
             if failure is not None:
                 raise failure
-            try:
+            if queue:
+                wire = queue.popleft()
+            elif room.waiters and not passed:
+                # One scheduler pass first: the fetcher whose page the consumer took last
+                # starts on its next one, so fetches keep pace with the consumer instead
+                # of landing (and being decoded) all at once.
+                passed = True
+                await anyio.lowlevel.checkpoint()
+                continue
+            elif room.waiters:
+                wire = room.take_parked()
+            elif self._closed:
+                raise StopAsyncIteration
+            else:
+                # Nothing queued: let fetchers hand over even without room (buffer=0).
+                room.consumer_waiting = True
+                room.wake()
+                waiting = self._consumer = room.new_event()
                 try:
-                    wire = self._receive.receive_nowait()
-                except anyio.WouldBlock:
-                    # Nothing buffered: let fetchers hand over even without room (buffer=0).
-                    self._consumer_waiting = True
-                    self._maybe_wake()
-                    try:
-                        wire = await self._receive.receive()
-                    finally:
-                        self._consumer_waiting = False
-            except (anyio.EndOfStream, anyio.ClosedResourceError):
-                failure = self._deliverable_error()
-                if failure is not None:
-                    raise failure from None
-                raise StopAsyncIteration from None
-            if isinstance(wire, tuple):
-                self._took(1)
+                    await waiting.wait()
+                finally:
+                    room.consumer_waiting = False
+                    if self._consumer is waiting:
+                        self._consumer = None
+                continue
+            if type(wire) is tuple:
+                budget.take(1)
+                if room.waiters:
+                    room.wake()
                 return wire
             if isinstance(wire, _Page):
-                items = iter(wire.items)
-                first = next(items, _END)
+                page = budget.open_page(wire.items)
+                first = next(page, _END)
                 if first is _END:
+                    budget.close_page()
                     continue
-                self._pending = (wire.key, items)
-                self._took(1)
+                self._page_key, self._page = wire.key, page
+                self._until_check = budget.step()
                 return wire.key, first
+            assert isinstance(wire, StreamDone)
             self.completed[wire.key] = wire
             if self._on_done is not None:
                 self._on_done(wire)
             return wire
-
-    async def _next_event(self) -> FanOutEvent[K, T]:
-        event = await self._next()
-        if isinstance(event, StreamDone):
-            return event
-        return StreamItem(event[0], event[1])
 
     def __aiter__(self) -> AsyncIterator[tuple[K, T]]:
         return self._iterate()
 
     async def _iterate(self) -> AsyncGenerator[tuple[K, T], None]:
         """What ``async for`` runs: a page's items are handed out by a plain loop, without
-        a coroutine per item (the same bookkeeping as :meth:`__anext__`)."""
+        a coroutine or any counting per item; waiting fetchers are looked at every
+        :meth:`Budget.step` items."""
+        budget, room = self._budget, self._room
         while True:
-            pending = self._pending
-            if pending is not None:
-                key, items = pending
-                for item in items:
-                    self._taken += 1
-                    self._room += 1
-                    if self._room >= self._low_water and self._waiters and not self._wake_pending:
-                        self._maybe_wake()
+            page = self._page
+            if page is not None:
+                key = self._page_key
+                while (step := budget.step()) < length_hint(page):
+                    for item in islice(page, step):
+                        yield key, item
+                    if room.waiters:
+                        room.wake()
+                for item in page:
                     yield key, item
-                self._pending = None
             try:
                 event = await self._next()
             except StopAsyncIteration:
@@ -428,18 +397,15 @@ class FanOut(Generic[K, T], AsyncIterator[tuple[K, T]]):
                 yield event
 
     async def __anext__(self) -> tuple[K, T]:
-        # The per-item path: the next item of the page being handed out, without a
-        # coroutine call or a channel step (the same bookkeeping as ``_took(1)``).
-        pending = self._pending
-        if pending is not None:
-            item = next(pending[1], _END)
+        # The per-item path: the next item of the open page, without a coroutine call.
+        page = self._page
+        if page is not None:
+            item = next(page, _END)
             if item is not _END:
-                self._taken += 1
-                self._room += 1
-                if self._waiters and self._room >= self._low_water:
-                    self._maybe_wake()
-                return pending[0], item
-            self._pending = None
+                self._until_check -= 1
+                if self._until_check <= 0:
+                    self._look_at_waiters()
+                return self._page_key, item
         while True:
             event = await self._next()
             if not isinstance(event, StreamDone):
@@ -450,22 +416,11 @@ class FanOut(Generic[K, T], AsyncIterator[tuple[K, T]]):
         return _Events(self)
 
 
-class _Events(AsyncIterator[FanOutEvent[K, T]], Generic[K, T]):
-    def __init__(self, owner: FanOut[K, T]) -> None:
-        self._owner = owner
-
-    async def __anext__(self) -> FanOutEvent[K, T]:
-        return await self._owner._next_event()
-
-
-_END: Any = object()
-_NO_TURN: Any = object()
-
-
 async def _close(iterator: AsyncIterator[Any] | None) -> None:
-    """Close an async generator now (shielded), not whenever the loop gets to finalise it."""
+    """Close an async generator now (shielded), not whenever the loop gets to finalise it;
+    one that ran to its end has nothing left to close."""
     aclose = getattr(iterator, "aclose", None)
-    if aclose is not None:
+    if aclose is not None and getattr(iterator, "ag_frame", True) is not None:
         with anyio.CancelScope(shield=True):
             await aclose()
 

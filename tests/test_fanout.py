@@ -484,3 +484,40 @@ async def test_async_for_and_anext_share_one_merged_stream(fake_sentry_factory: 
                 seen[key].append(event.id)
     assert dict(seen) == expected
     assert merged.buffered == 0
+
+
+async def test_a_failing_streams_iterable_raises_its_own_error() -> None:
+    """Like a stream's failure, the iterable's own is raised as itself, not in a group."""
+
+    def streams() -> Any:
+        yield "a", _counting(1000)
+        raise KeyError("no more streams")
+
+    merged = fan_out(streams(), concurrency=2)
+    with anyio.fail_after(5), pytest.raises(KeyError, match="no more streams"):
+        await _drain(merged)
+    assert "a" not in merged.completed, "the running stream was stopped"
+
+
+async def test_streams_share_worker_tasks_instead_of_one_task_each() -> None:
+    """A stream costs no task start: ``concurrency`` workers take the streams in turn."""
+    loop = asyncio.get_running_loop()
+    started = 0
+    default = loop.get_task_factory()
+
+    def counting(loop: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any) -> Any:
+        nonlocal started
+        started += 1
+        if default is not None:
+            return default(loop, coro, **kwargs)
+        return asyncio.Task(coro, loop=loop, **kwargs)
+
+    streams = {key: _counting(3) for key in range(60)}
+    loop.set_task_factory(counting)
+    try:
+        with anyio.fail_after(10):
+            items = await _drain(fan_out(streams, concurrency=4))
+    finally:
+        loop.set_task_factory(default)
+    assert items == 180
+    assert started <= 4 + 2, f"{started} tasks for 60 streams"

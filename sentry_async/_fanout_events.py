@@ -1,0 +1,96 @@
+"""What travels from :func:`~sentry_async.fan_out`'s fetchers to its consumer, and the
+:meth:`~sentry_async.fanout.FanOut.events` view of it.
+
+:class:`StreamItem`, :class:`StreamDone` and :data:`FanOutEvent` are public as
+``sentry_async.fanout.*`` (and ``sentry_async.*``); they live here to keep that module small.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from typing import Any, Generic, Protocol, TypeVar
+
+__all__ = ["END", "Events", "FanOutEvent", "Page", "StreamDone", "StreamItem", "Wire"]
+
+K = TypeVar("K")
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class StreamItem(Generic[K, T]):
+    """One item of stream ``key``."""
+
+    __module__ = "sentry_async.fanout"
+
+    key: K
+    item: T
+
+
+@dataclass(frozen=True, slots=True)
+class StreamDone(Generic[K]):
+    """Stream ``key`` ended after ``items`` items: exhausted, or failed with ``error``.
+
+    It is delivered after every item of its stream, so when a consumer sees it, it has
+    seen (and handled) all that the stream produced.
+    """
+
+    __module__ = "sentry_async.fanout"
+
+    key: K
+    items: int
+    error: BaseException | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+FanOutEvent = StreamItem[K, T] | StreamDone[K]
+"""What :meth:`FanOut.events` yields: an item of a stream, or a stream that ended."""
+
+
+@dataclass(slots=True)
+class Page(Generic[K, T]):
+    """A paginator's page, travelling as one message instead of one per item."""
+
+    key: K
+    items: list[T]
+
+
+Wire = tuple[K, T] | Page[K, T] | StreamDone[K]
+"""What travels through the queue: a bare ``(key, item)`` tuple per item (what iteration
+hands out anyway, cheaper to build than a :class:`StreamItem`), a whole page, or a done
+marker."""
+
+END: Any = object()
+"""``next(iterator, END)``: the iterator is used up."""
+
+
+class _Source(Protocol[K, T]):
+    """The consumer's side of a fan-out, as :class:`Events` uses it."""
+
+    _page: Iterator[T] | None
+    _page_key: Any
+
+    def _room_wake(self) -> None: ...
+    async def _next(self) -> tuple[K, T] | StreamDone[K]: ...
+
+
+class Events(AsyncIterator[FanOutEvent[K, T]], Generic[K, T]):
+    def __init__(self, source: _Source[K, T]) -> None:
+        self._source = source
+
+    async def __anext__(self) -> FanOutEvent[K, T]:
+        source = self._source
+        page = source._page
+        if page is not None:
+            # An item of the open page: no coroutine call, as in FanOut.__anext__.
+            item = next(page, END)
+            if item is not END:
+                source._room_wake()
+                return StreamItem(source._page_key, item)
+        event = await source._next()
+        if isinstance(event, StreamDone):
+            return event
+        return StreamItem(event[0], event[1])

@@ -1,0 +1,145 @@
+"""Which of :func:`~sentry_async.fan_out`'s fetchers may send next.
+
+A fetcher holding a page or an item waits here for room in the
+:class:`~sentry_async._fanout_budget.Budget`. Fetchers waiting for room are served in turn,
+first come first served, so no stream can starve the others; a waiting fetcher is woken
+when half the budget is free again (not for every item), or at once when the consumer has
+nothing to take. A consumer with nothing queued may also take what the first of them holds
+(:meth:`Room.take_parked`), which saves the scheduler pass of waking it to send.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Callable
+from typing import Any, Protocol
+
+import anyio
+
+from ._fanout_budget import Budget
+
+__all__ = ["Parcel", "Room", "Waitable", "event_type"]
+
+
+class Waitable(Protocol):
+    def set(self) -> None: ...
+    def is_set(self) -> bool: ...
+    async def wait(self) -> Any: ...
+
+
+def event_type() -> Callable[[], Waitable]:
+    """asyncio's own event where the loop is asyncio's: anyio's wraps it, with a backend
+    look-up per event, and a fan-out makes one per wait."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return anyio.Event
+    return asyncio.Event
+
+
+class Parcel:
+    """A fetcher waiting for room, and what it holds: the consumer may take it from here."""
+
+    __slots__ = ("event", "key", "n", "state", "wire")
+
+    def __init__(self, key: Any, wire: Any, n: int, event: Waitable) -> None:
+        self.key = key
+        self.wire = wire
+        self.n = n
+        self.event = event
+        self.state = _WAITING
+
+
+_WAITING, _WOKEN, _TAKEN = range(3)
+
+
+class Room:
+    """The room queue of one fan-out."""
+
+    def __init__(self, budget: Budget) -> None:
+        self.budget = budget
+        self.new_event: Callable[[], Waitable] = anyio.Event
+        """What a wait is made of; :func:`event_type` once the loop runs."""
+        self.waiters: deque[Parcel] = deque()
+        """Fetchers waiting for room, first in line first."""
+        self.wake_pending = False
+        """One of them was woken and has not run yet."""
+        self.consumer_waiting = False
+        self._turn: object = _NO_TURN
+        """The key of the stream whose turn it is to fill the budget."""
+
+    async def hand_over(self, key: Any, wire: Any, n: int) -> bool:
+        """Wait for room for ``n`` items (or for a waiting consumer): ``True`` when the
+        caller is to send ``wire`` now, ``False`` when the consumer took it meanwhile.
+
+        A fetcher that finds others waiting queues behind them even if there is room, or
+        one busy stream could take every freed slot. A turn lasts as long as there is
+        room, so a run of items (which arrive without the stream suspending) goes out
+        without a scheduler pass each.
+        """
+        if (self.budget.room > 0 or self.consumer_waiting) and (
+            self._turn is key or not (self.waiters or self.wake_pending)
+        ):
+            self.sent(key, n)
+            return True
+        parcel = Parcel(key, wire, n, self.new_event())
+        self.waiters.append(parcel)
+        self.wake()
+        while True:
+            try:
+                await parcel.event.wait()
+            except BaseException:
+                if parcel.state == _WOKEN:
+                    # Woken but leaving: the turn passes to the next in line.
+                    self.wake_pending = False
+                    self.wake()
+                elif parcel.state == _WAITING:
+                    self.waiters.remove(parcel)
+                raise
+            if parcel.state == _TAKEN:
+                return False
+            self.wake_pending = False
+            if self.budget.room > 0 or self.consumer_waiting:
+                break
+            parcel.event, parcel.state = self.new_event(), _WAITING
+            self.waiters.appendleft(parcel)
+        self._turn = key
+        self.sent(key, n)
+        return True
+
+    def take_parked(self) -> Any:
+        """The consumer has nothing queued: it takes what the first waiting fetcher holds
+        (a scheduler pass sooner than waking it to send), or ``None``."""
+        if not self.waiters:
+            return None
+        parcel = self.waiters.popleft()
+        parcel.state = _TAKEN
+        parcel.event.set()
+        self.sent(parcel.key, parcel.n)
+        wire, parcel.wire = parcel.wire, None
+        return wire
+
+    def sent(self, key: Any, n: int) -> None:
+        """Fetcher ``key`` hands ``n`` items over."""
+        # One hand-over per wait of the consumer, not one per fetcher that saw it waiting.
+        self.consumer_waiting = False
+        self.budget.spend(n)
+        if self._turn is key and self.budget.room <= 0:
+            self._turn = _NO_TURN
+
+    def wake(self) -> None:
+        """Wake the first waiting fetcher if the budget is half free or the consumer waits."""
+        if (
+            self.waiters
+            and not self.wake_pending
+            and (self.consumer_waiting or self.budget.half_free)
+        ):
+            self.wake_pending = True
+            self._turn = _NO_TURN
+            parcel = self.waiters.popleft()
+            parcel.state = _WOKEN
+            parcel.event.set()
+
+
+_NO_TURN: Any = object()
