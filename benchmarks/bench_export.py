@@ -52,6 +52,8 @@ from _server import (
     Runner,
     add_common_args,
     discover,
+    goal,
+    goals_markdown,
     interleaved,
     next_cursor,
     paired,
@@ -434,8 +436,15 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         if args.instructions and shutil.which("valgrind") is not None:
             counted = count_instructions(server, result["org"], result["project"])
             result["instructions_per_item"] = counted
+    result["goals"] = [
+        goal(
+            "exporter (1 stream) items/s / ceiling, paired by round",
+            result["ratios"]["exporter_over_ceiling_paired"],
+            0.9,
+        )
+    ]
     result["wall_s"] = time.perf_counter() - started
-    result["markdown"] = render(result)
+    result["markdown"] = render(result) + "\nGoals:\n\n" + goals_markdown(result["goals"])
     counted = result.get("instructions_per_item")
     if counted:
         ours, ceiling = (counted[name] for name in _COUNTED)
