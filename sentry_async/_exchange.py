@@ -345,22 +345,11 @@ class Exchange:
     async def _read(self, resp: aiohttp.ClientResponse, method: str) -> bytes:
         """The whole body, at most ``max_body_size`` bytes once decoded, refused as soon as
         it is more."""
-        length = None if method == "HEAD" else resp.content_length
-        encoding = resp.headers.get("Content-Encoding", "") if self._inflate else ""
-        if length is not None and self._inflate and (not encoding or encoding == "identity"):
-            # The common case: a plain body of announced length, which aiohttp reads no
-            # further than (and does not inflate), so checking it against the cap bounds
-            # the read.
-            limit = self.max_body_size
-            if limit is not None and length > limit:
-                raise BodyTooLarge(length, limit, announced=True)
-            return await resp.read()
-        reader = BodyReader(limit=self.max_body_size, content_length=length, encoding=encoding)
-        if length is not None:
-            # One read, not an iteration step per network chunk; a compressed body is
-            # still inflated under the cap by the reader.
-            reader.feed(await resp.read())
-            return reader.finish()
+        reader = self._reader(resp, self.max_body_size, method)  # an announced excess fails here
+        if resp.content_length is not None:
+            # aiohttp reads no further than the announced length: one read, not an
+            # iteration step per network chunk, and a plain body is handed on as read.
+            return reader.whole(await resp.read())
         async for chunk in resp.content.iter_any():
             reader.feed(chunk)
         return reader.finish()

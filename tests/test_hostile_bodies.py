@@ -254,6 +254,18 @@ async def test_bodies_under_the_cap_inflate_as_before() -> None:
                 assert got == items, encoding
 
 
+def test_a_body_read_whole_is_handed_on_as_read_or_inflated_under_the_cap() -> None:
+    plain = b'{"id": "1"}' * 100
+    assert BodyReader(limit=len(plain), content_length=None, encoding="").whole(plain) is plain
+    with pytest.raises(BodyTooLarge) as caught:
+        BodyReader(limit=len(plain) - 1, content_length=None, encoding="").whole(plain)
+    assert not caught.value.announced
+    packed = zlib.compress(plain, wbits=16 + zlib.MAX_WBITS)
+    assert BodyReader(limit=len(plain), content_length=None, encoding="gzip").whole(packed) == plain
+    with pytest.raises(BodyTooLarge):
+        BodyReader(limit=len(plain) - 1, content_length=None, encoding="gzip").whole(packed)
+
+
 @pytest.mark.parametrize("encoding", ["gzip", "deflate"])
 def test_the_body_reader_counts_inflated_bytes_in_bounded_memory(encoding: str) -> None:
     packed = bomb(encoding)

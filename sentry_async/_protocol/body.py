@@ -88,6 +88,17 @@ class BodyReader:
                 raise CorruptBody(f"response body does not inflate: {exc}") from None
             data = inflater.unconsumed_tail
 
+    def whole(self, body: bytes) -> bytes:
+        """A body that arrived in one read: as it is when it needs no inflating (still
+        counted against the cap), else inflated under the cap as :meth:`feed` does."""
+        if self._inflater is None and self._undecided is None and not self._parts:
+            if self._limit is not None and len(body) > self._limit:
+                raise BodyTooLarge(len(body), self._limit, announced=False)
+            self._size = len(body)
+            return body
+        self.feed(body)
+        return self.finish()
+
     def take(self) -> bytes:
         """The bytes decoded since the last call, for a body streamed on (size still counts)."""
         data = b"".join(self._parts)
