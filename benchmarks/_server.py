@@ -23,6 +23,7 @@ import re
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
@@ -335,6 +336,55 @@ class GCTimer:
             return
         self.seconds += time.perf_counter() - self._started
         self.full += info["generation"] == 2
+
+
+def cpu_of_run(run: Callable[[], Awaitable[object]], rounds: int = 7) -> float:
+    """CPU seconds of one ``await run()`` on a fresh event loop: the least of ``rounds``
+    (a busy machine only ever adds time, so the least is the work's own cost)."""
+    samples = []
+    for _ in range(rounds):
+        gc.collect()
+        start = time.process_time()
+        asyncio.run(run())  # type: ignore[arg-type]
+        samples.append(time.process_time() - start)
+    return min(samples)
+
+
+def gc_of_run(run: Callable[[], Awaitable[object]], rounds: int = 7) -> float:
+    """Seconds the garbage collector took during one ``await run()``: the least of ``rounds``."""
+    samples = []
+    for _ in range(rounds):
+        gc.collect()
+        with GCTimer() as collector:
+            asyncio.run(run())  # type: ignore[arg-type]
+        samples.append(collector.seconds)
+    return min(samples)
+
+
+_COLLECTED = re.compile(r"Collected : (\d+)")
+
+
+def callgrind(argv: Sequence[str], *, timeout: float = 900) -> tuple[int, str]:
+    """Run ``python argv...`` under ``valgrind --tool=callgrind``: the instructions it
+    executed and what it printed. Counts barely move with the machine's load."""
+    with tempfile.TemporaryDirectory() as tmp:
+        done = subprocess.run(
+            [
+                "valgrind",
+                "--tool=callgrind",
+                f"--callgrind-out-file={os.path.join(tmp, 'out')}",
+                sys.executable,
+                *argv,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+    found = _COLLECTED.search(done.stderr)
+    if done.returncode or found is None:
+        raise RuntimeError(f"callgrind run of {' '.join(argv[:3])} failed: {done.stderr[-500:]}")
+    return int(found.group(1)), done.stdout
 
 
 async def timed(runner: Runner) -> Run:

@@ -32,10 +32,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import re
 import shutil
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Sequence
@@ -51,6 +48,7 @@ from _server import (
     FakeServer,
     Runner,
     add_common_args,
+    callgrind,
     discover,
     goal,
     goals_markdown,
@@ -348,7 +346,6 @@ def render(result: dict[str, Any]) -> str:
     )
 
 
-_COLLECTED = re.compile(r"Collected : (\d+)")
 _COUNTED = ("exporter, 1 stream", "ceiling: aiohttp -> file")
 
 
@@ -376,29 +373,9 @@ def count_instructions(server: FakeServer, org: str, project: str) -> dict[str, 
     for name in _COUNTED:
         counts: list[tuple[int, int]] = []
         for _project, start, end, _n in sizes:
-            with tempfile.TemporaryDirectory() as tmp:
-                argv = [name, server.base_url, server.token, org, project]
-                done = subprocess.run(
-                    [
-                        "valgrind",
-                        "--tool=callgrind",
-                        f"--callgrind-out-file={os.path.join(tmp, 'out')}",
-                        sys.executable,
-                        __file__,
-                        "--callgrind-child",
-                        *argv,
-                        start.isoformat(),
-                        end.isoformat(),
-                    ],
-                    capture_output=True,
-                    text=True,
-                    timeout=900,
-                    check=False,
-                )
-            found = _COLLECTED.search(done.stderr)
-            if done.returncode or found is None:
-                raise RuntimeError(f"callgrind run of {name} failed: {done.stderr[-500:]}")
-            counts.append((int(found.group(1)), int(done.stdout.split()[-1])))
+            argv = [__file__, "--callgrind-child", name, server.base_url, server.token, org]
+            instructions, printed = callgrind([*argv, project, start.isoformat(), end.isoformat()])
+            counts.append((instructions, int(printed.split()[-1])))
         (low, low_items), (high, high_items) = counts
         out[name] = (high - low) / (high_items - low_items)
     return out

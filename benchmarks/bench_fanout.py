@@ -40,7 +40,9 @@ from _server import (
     FakeServer,
     Runner,
     add_common_args,
+    cpu_of_run,
     discover,
+    gc_of_run,
     goal,
     goals_markdown,
     interleaved,
@@ -221,42 +223,6 @@ async def measure(
 PIECE_LEVELS = (8, 128)
 
 
-def _cpu_of_run(run: Callable[[], Awaitable[object]], rounds: int) -> float:
-    """CPU seconds of one ``await run()`` on a fresh event loop: the least of ``rounds``
-    (a busy machine only ever adds time, so the least is the work's own cost)."""
-    samples = []
-    for _ in range(rounds):
-        gc.collect()
-        start = time.process_time()
-        asyncio.run(run())  # type: ignore[arg-type]
-        samples.append(time.process_time() - start)
-    return min(samples)
-
-
-def _gc_of_run(run: Callable[[], Awaitable[object]], rounds: int) -> float:
-    """Seconds spent in the garbage collector during one run: the least of ``rounds``."""
-    spent = [0.0]
-    started = [0.0]
-
-    def watch(phase: str, _info: dict[str, Any]) -> None:
-        if phase == "start":
-            started[0] = time.perf_counter()
-        else:
-            spent[0] += time.perf_counter() - started[0]
-
-    samples = []
-    gc.callbacks.append(watch)
-    try:
-        for _ in range(rounds):
-            gc.collect()
-            spent[0] = 0.0
-            asyncio.run(run())  # type: ignore[arg-type]
-            samples.append(spent[0])
-    finally:
-        gc.callbacks.remove(watch)
-    return min(samples)
-
-
 def _in_memory(n: int, pages: int, items: list[Any]) -> Callable[[], Any]:
     """A factory of paginators over ``pages`` pages held in memory (one suspension per
     page, as a request would have), so only the paginator and the merge cost CPU."""
@@ -372,15 +338,15 @@ def _level_pieces(
 
         return run
 
-    floor = _cpu_of_run(tasks(), rounds)
+    floor = cpu_of_run(tasks(), rounds)
     row = {"N tasks, async for (the floor)": floor / npages}
     for label, how in (("async for", "items"), ("anext()", "anext"), ("events()", "events")):
-        row[f"fan_out {label}: extra"] = (_cpu_of_run(merged(how), rounds) - floor) / npages
-    unbounded = (_cpu_of_run(merged("items", buffer=10**9), rounds) - floor) / npages
+        row[f"fan_out {label}: extra"] = (cpu_of_run(merged(how), rounds) - floor) / npages
+    unbounded = (cpu_of_run(merged("items", buffer=10**9), rounds) - floor) / npages
     row["fan_out async for, buffer never full: extra"] = unbounded
     row["of which room waits and wake-ups"] = row["fan_out async for: extra"] - unbounded
-    start_end = _cpu_of_run(merged("items", one_page), rounds)
-    start_end -= _cpu_of_run(tasks(one_page), rounds)
+    start_end = cpu_of_run(merged("items", one_page), rounds)
+    start_end -= cpu_of_run(tasks(one_page), rounds)
     row["one stream's start and end (StreamDone...): extra, per stream"] = start_end / n
 
     client = _stubbed_client(body, headers, pages)
@@ -401,13 +367,11 @@ def _level_pieces(
                 async for _ in stream:
                     pass
 
-    row["client, no network, N tasks: CPU"] = _cpu_of_run(client_tasks, rounds) / npages
-    row["client, no network, fan_out: CPU"] = _cpu_of_run(client_merged, rounds) / npages
-    row["client, no network, N tasks: garbage collector"] = (
-        _gc_of_run(client_tasks, rounds) / npages
-    )
+    row["client, no network, N tasks: CPU"] = cpu_of_run(client_tasks, rounds) / npages
+    row["client, no network, fan_out: CPU"] = cpu_of_run(client_merged, rounds) / npages
+    row["client, no network, N tasks: garbage collector"] = gc_of_run(client_tasks, rounds) / npages
     row["client, no network, fan_out: garbage collector"] = (
-        _gc_of_run(client_merged, rounds) / npages
+        gc_of_run(client_merged, rounds) / npages
     )
     return row
 

@@ -18,18 +18,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import re
 import shutil
-import subprocess
-import sys
-import tempfile
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from _server import add_common_args, discover, server_from_args, table, write_json
+from _server import add_common_args, callgrind, discover, server_from_args, table, write_json
 
 PAGE_SIZE = 100
 VARIANTS = {
@@ -39,7 +35,6 @@ VARIANTS = {
     "bare aiohttp + msgspec": "bare",
 }
 BARE = "bare aiohttp + msgspec"
-_COLLECTED = re.compile(r"Collected : (\d+)")
 
 
 async def _client(mode: str, pages: int, base_url: str, token: str, org: str) -> int:
@@ -91,25 +86,8 @@ async def _client(mode: str, pages: int, base_url: str, token: str, org: str) ->
 
 def _count(mode: str, pages: int, base_url: str, token: str, org: str) -> int:
     """Instructions of one process running ``mode`` over ``pages`` pages."""
-    with tempfile.TemporaryDirectory() as tmp:
-        command = [
-            "valgrind",
-            "--tool=callgrind",
-            f"--callgrind-out-file={os.path.join(tmp, 'out')}",
-            sys.executable,
-            str(Path(__file__).resolve()),
-            "--client",
-            mode,
-            str(pages),
-            base_url,
-            token,
-            org,
-        ]
-        done = subprocess.run(command, capture_output=True, text=True, timeout=900, check=False)
-    match = _COLLECTED.search(done.stderr)
-    if done.returncode != 0 or match is None:
-        raise RuntimeError(f"callgrind run of {mode} failed: {done.stderr[-500:]}")
-    return int(match.group(1))
+    argv = [str(Path(__file__).resolve()), "--client", mode, str(pages), base_url, token, org]
+    return callgrind(argv)[0]
 
 
 def measure(base_url: str, token: str, org: str, low: int, high: int) -> dict[str, Any]:

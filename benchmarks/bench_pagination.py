@@ -27,7 +27,7 @@ import asyncio
 import gc
 import json
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import aiohttp
@@ -36,6 +36,7 @@ from _server import (
     FakeServer,
     Runner,
     add_common_args,
+    cpu_of_run,
     discover,
     fake_server,
     goal,
@@ -228,17 +229,6 @@ def _cpu_per_call(fn: Callable[[], object], calls: int, rounds: int = 7) -> floa
     return min(samples)
 
 
-def _cpu_of_run(run: Callable[[], Awaitable[object]], rounds: int = 7) -> float:
-    """CPU seconds of one ``await run()`` on a fresh event loop: the least of ``rounds``."""
-    samples = []
-    for _ in range(rounds):
-        gc.collect()
-        start = time.process_time()
-        asyncio.run(run())  # type: ignore[arg-type]
-        samples.append(time.process_time() - start)
-    return min(samples)
-
-
 def _links(pages: int) -> list[str]:
     base = "http://127.0.0.1:8000/api/0/organizations/org-0/issues/?query=&limit=100&cursor="
     return [
@@ -321,7 +311,7 @@ def pieces(body: bytes, headers: dict[str, str], *, pages: int = 60) -> dict[str
             async with fresh.slot("g"):
                 pass
 
-    out["limiter slot"] = (_cpu_of_run(lambda: slots(n)) - _cpu_of_run(lambda: slots(0))) / n
+    out["limiter slot"] = (cpu_of_run(lambda: slots(n)) - cpu_of_run(lambda: slots(0))) / n
 
     # The paginator alone: pre-decoded pages behind a fetcher that does nothing.
     short = [
@@ -349,10 +339,10 @@ def pieces(body: bytes, headers: dict[str, str], *, pages: int = 60) -> dict[str
             for _ in page.items:
                 pass
 
-    floor = _cpu_of_run(plain)
-    out["paginator, per page (pages())"] = (_cpu_of_run(paginator_pages) - floor) / pages
+    floor = cpu_of_run(plain)
+    out["paginator, per page (pages())"] = (cpu_of_run(paginator_pages) - floor) / pages
     out["paginator, per item (async for), x100"] = (
-        _cpu_of_run(paginator_items) - _cpu_of_run(paginator_pages)
+        cpu_of_run(paginator_items) - cpu_of_run(paginator_pages)
     ) / pages
 
     # The whole client with the network stubbed out, against the bare loop's own work.
@@ -402,14 +392,14 @@ def pieces(body: bytes, headers: dict[str, str], *, pages: int = 60) -> dict[str
                 await asyncio.sleep(0)
 
         try:
-            bare_page = _cpu_of_run(bare_run) / pages
-            opened = _cpu_of_run(lambda: client_run(None))
+            bare_page = cpu_of_run(bare_run) / pages
+            opened = cpu_of_run(lambda: client_run(None))
             out["bare loop's own work (decode + regex)"] = bare_page
             out["client, no network, async for: extra"] = (
-                _cpu_of_run(lambda: client_run(True)) - opened
+                cpu_of_run(lambda: client_run(True)) - opened
             ) / pages - bare_page
             out["client, no network, pages(): extra"] = (
-                _cpu_of_run(lambda: client_run(False)) - opened
+                cpu_of_run(lambda: client_run(False)) - opened
             ) / pages - bare_page
         except Exception as exc:  # the transport's internals changed: say so, go on
             print(f"(the stubbed-network rows are skipped: {exc!r})")
