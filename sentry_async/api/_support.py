@@ -39,12 +39,14 @@ __all__ = [
 T = TypeVar("T")
 
 
-class APIModel(msgspec.Struct, kw_only=True, omit_defaults=True, forbid_unknown_fields=False):
+class APIModel(
+    msgspec.Struct, kw_only=True, omit_defaults=True, forbid_unknown_fields=False, gc=False
+):
     """Generated models: every field optional unless the override table says the server
     always sends it, unknown keys ignored, wire names kept through ``name=``."""
 
 
-class DataPage(msgspec.Struct, Generic[T], forbid_unknown_fields=False):
+class DataPage(msgspec.Struct, Generic[T], forbid_unknown_fields=False, gc=False):
     """A list wrapped as ``{"data": [...], "meta": ...}`` (replays, Explore)."""
 
     data: list[T] = msgspec.field(default_factory=list)

@@ -27,7 +27,7 @@ class DiscoverMeta(Model):
     accuracy: Any = None
 
 
-class DiscoverResponse(msgspec.Struct, Generic[T], kw_only=True):
+class DiscoverResponse(msgspec.Struct, Generic[T], kw_only=True, gc=False):
     """The body of ``/organizations/{org}/events/``; ``T`` is a row dict or ``msgspec.Raw``."""
 
     data: list[T] = []

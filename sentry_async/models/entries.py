@@ -272,7 +272,7 @@ class UnknownEntry(Entry):
         return None
 
 
-class EntryHead(msgspec.Struct, kw_only=True):
+class EntryHead(msgspec.Struct, kw_only=True, gc=False):
     """An entry as it sits in the payload: its type, and its data still as bytes."""
 
     type: str = ""
