@@ -223,6 +223,34 @@ async def test_generated_operation(op: dict[str, Any], client: SentryClient, ser
     check_request(seen, op, path, expected)
 
 
+PAGINATED = [op for op in GENERATED if op["paginated"]]
+
+
+@pytest.mark.parametrize("op", PAGINATED, ids=[op["operation_id"] for op in PAGINATED])
+async def test_paginated_operation_takes_the_position_it_is_given(
+    op: dict[str, Any], client: SentryClient, server: Server
+) -> None:
+    """``cursor``, ``skip``, ``limit`` and ``page_size`` reach the paginator: the walk
+    starts at the cursor with the page size, skips one item of the first page of two, and
+    the limit stops it after one item of the second page."""
+    group = getattr(client, op["group"])
+    args, kwargs, _ = call_arguments(op)
+    values = {name: value for (name, _), value in zip(op["path_params"], args, strict=True)}
+    path = expected_path(op, values)
+    item = first_item(op)
+    body = page_body(op, item)
+    (body["data"] if op["envelope"] == "data" else body).append(item)
+    server.answer(200, body, link(server, path, "0:9:0", True))
+    server.answer(200, body, link(server, path, "0:11:0", False))
+    method = getattr(group, op["method"])
+    paginator = method(*args, **kwargs, page_size=2, cursor="0:5:0", skip=1, limit=2)
+    assert [as_wire(i) for i in await paginator.collect()] == [item, item]
+    first, second = server.seen
+    assert ("cursor", "0:5:0") in first.query
+    assert (op["page_size_param"], "2") in first.query
+    assert ("cursor", "0:9:0") in second.query
+
+
 def _one_region(client: SentryClient) -> SentryClient:
     """Regions already known (one, the base URL): the list then asks only the spec's path."""
     client.regions = [("", client.base_url)]
