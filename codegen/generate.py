@@ -702,27 +702,21 @@ def render_method(op: Operation, needs: set[str]) -> str:
         lines.append(f"    ) -> Paginator[{op.item_expr}]:")
         lines.append(_doc(op))
         project = next((p for p in op.query if p.kind == "project"), None)
-        tail = [
-            f"            type={op.item_expr},",
-            "            page_size=page_size,",
-            f'            page_size_param="{op.page_size_param}",',
-            "            cursor=cursor,",
-            "            skip=skip,",
-            "            limit=limit,",
-        ]
+        tail = [f"            type={op.item_expr},",
+                "            page=(page_size, cursor, skip, limit),"]
+        if op.page_size_param != "per_page":
+            tail.append(f'            page_size_param="{op.page_size_param}",')
         if op.envelope:
-            needs.update({"data_envelope", "data_page"})
-            tail += ["            envelope=_support.data_envelope,",
-                     "            page_type=_support.data_page,"]
+            tail.append(f'            envelope="{op.envelope}",')
         if project is not None:
-            needs.add("paginate_projects")
             lines.append("        return _support.paginate_projects(")
             lines.append("            self._client,")
             lines.append(f'            "{op.path}",')
             lines.append(f"            org={op.path_params[0].py},")
             lines.append(f'            project=("{project.wire}", {project.py}),')
         else:
-            lines.append("        return self._client.paginate(")
+            lines.append("        return _support.paginate(")
+            lines.append("            self._client,")
             lines.append(f'            "{op.path}",')
         lines.append(f"            path_params={_path_params(op)},")
         lines.append(f"            params={_query_dict(op, False)},")

@@ -205,3 +205,28 @@ def test_generated_groups_are_imported_on_first_use() -> None:
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=ROOT
     )
     assert result.stdout.split() == ["[]", "[]", "['releases']", "True"]
+
+
+def test_list_methods_hand_their_paging_to_one_helper() -> None:
+    """Every generated list method is one call of ``_support.paginate`` (or its ``project=``
+    variant) that names the path, parameters and item type and passes the paging arguments
+    on as they came, so the paging policy is one function, not 39 copies."""
+    api = ROOT / "sentry_async" / "api"
+    calls = 0
+    for path in sorted(api.glob("[!_]*.py")):
+        for node in ast.walk(ast.parse(path.read_text("utf-8"))):
+            if not isinstance(node, ast.FunctionDef) or node.returns is None:
+                continue
+            if not ast.unparse(node.returns).startswith("Paginator["):
+                continue
+            (statement,) = [s for s in node.body if not isinstance(s, ast.Expr)]
+            assert isinstance(statement, ast.Return), (path.name, node.name)
+            call = statement.value
+            assert isinstance(call, ast.Call), (path.name, node.name)
+            assert ast.unparse(call.func) in {"_support.paginate", "_support.paginate_projects"}
+            keywords = {k.arg: ast.unparse(k.value) for k in call.keywords}
+            assert keywords["page"] == "(page_size, cursor, skip, limit)", (path.name, node.name)
+            assert {"path_params", "params", "type"} <= set(keywords), (path.name, node.name)
+            calls += 1
+    rows = json.loads((api / "_operations.json").read_text("utf-8"))
+    assert calls == sum(1 for row in rows if row["paginated"] and not row["handwritten"])

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
 import msgspec
 from msgspec import UNSET, UnsetType
@@ -30,6 +30,7 @@ __all__ = [
     "data_envelope",
     "data_page",
     "download",
+    "paginate",
     "paginate_projects",
     "project_ids",
     "stream",
@@ -37,6 +38,9 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+
+Page = tuple[int, "str | None", int, "int | None"]
+"""A list method's ``(page_size, cursor, skip, limit)`` arguments, handed on as they are."""
 
 
 class APIModel(
@@ -88,20 +92,58 @@ async def project_ids(
     return await client.project_ids(check_slug(org, "org"), project)
 
 
+def _paging(page: Page, page_size_param: str, envelope: Literal["data"] | None) -> dict[str, Any]:
+    page_size, cursor, skip, limit = page
+    options: dict[str, Any] = {
+        "page_size": page_size,
+        "page_size_param": page_size_param,
+        "cursor": cursor,
+        "skip": skip,
+        "limit": limit,
+    }
+    if envelope is not None:
+        options.update(envelope=data_envelope, page_type=data_page)
+    return options
+
+
+def paginate(
+    client: SentryClient,
+    path: str,
+    *,
+    path_params: Mapping[str, str],
+    params: Mapping[str, Any],
+    type: type[T],
+    page: Page,
+    page_size_param: str = "per_page",
+    envelope: Literal["data"] | None = None,
+) -> Paginator[T]:
+    """:meth:`SentryClient.paginate` for a generated list method: its paging arguments in
+    one tuple, the page size sent as ``per_page`` unless the endpoint reads another name,
+    and ``envelope="data"`` for lists wrapped as ``{"data": [...]}``."""
+    options = _paging(page, page_size_param, envelope)
+    return client.paginate(path, path_params=path_params, params=params, type=type, **options)
+
+
 def paginate_projects(
     client: SentryClient,
     path: str,
     *,
     org: str | int,
     project: tuple[str, str | int | Sequence[str | int] | None],
+    path_params: Mapping[str, str],
     params: Mapping[str, Any],
-    **options: Any,
+    type: Any,
+    page: Page,
+    page_size_param: str = "per_page",
+    envelope: Literal["data"] | None = None,
 ) -> Paginator[Any]:
-    """:meth:`SentryClient.paginate` whose ``project=`` slugs are resolved on the first fetch.
+    """:func:`paginate` whose ``project=`` slugs are resolved on the first fetch.
 
     List methods return their paginator without awaiting anything; a slug lookup, when one
     is needed, happens when iteration starts.
     """
+    options: dict[str, Any] = {"path_params": path_params, "type": type}
+    options.update(_paging(page, page_size_param, envelope))
     name, value = project
     values = _values(value)
     if values is None or all(_is_id(v) for v in values):
@@ -122,4 +164,4 @@ def paginate_projects(
         return fetch
 
     template = client.paginate(path, params=params, **options)
-    return dataclasses.replace(template, _fetch=retype(options.get("type", Any)), retype=retype)
+    return dataclasses.replace(template, _fetch=retype(type), retype=retype)

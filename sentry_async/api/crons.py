@@ -173,11 +173,7 @@ class CronsAPI(Resource):
             path_params={"org": check_slug(org, "org")},
             params={"environment": environment, "owner": owner},
             type=Monitor,
-            page_size=page_size,
-            page_size_param="per_page",
-            cursor=cursor,
-            skip=skip,
-            limit=limit,
+            page=(page_size, cursor, skip, limit),
         )
 
     async def create(
@@ -271,16 +267,13 @@ class CronsAPI(Resource):
 
         ``GET /organizations/{org}/monitors/{monitor}/checkins/``
         """
-        return self._client.paginate(
+        return _support.paginate(
+            self._client,
             "/organizations/{org}/monitors/{monitor}/checkins/",
             path_params={"org": check_slug(org, "org"), "monitor": check_slug(monitor, "monitor")},
             params={},
             type=MonitorCheckin,
-            page_size=page_size,
-            page_size_param="per_page",
-            cursor=cursor,
-            skip=skip,
-            limit=limit,
+            page=(page_size, cursor, skip, limit),
         )
 
     async def get_for_project(
@@ -360,14 +353,11 @@ class CronsAPI(Resource):
 
         ``GET /projects/{org}/{project}/monitors/{monitor}/checkins/``
         """
-        return self._client.paginate(
+        return _support.paginate(
+            self._client,
             "/projects/{org}/{project}/monitors/{monitor}/checkins/",
             path_params={"org": check_slug(org, "org"), "project": check_slug(project, "project"), "monitor": check_slug(monitor, "monitor")},
             params={},
             type=MonitorCheckin,
-            page_size=page_size,
-            page_size_param="per_page",
-            cursor=cursor,
-            skip=skip,
-            limit=limit,
+            page=(page_size, cursor, skip, limit),
         )

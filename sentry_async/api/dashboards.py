@@ -217,16 +217,13 @@ class DashboardsAPI(Resource):
         limit: int | None = None,
     ) -> Paginator[Dashboard]:
         """List an Organization's Custom Dashboards (``GET /organizations/{org}/dashboards/``)."""
-        return self._client.paginate(
+        return _support.paginate(
+            self._client,
             "/organizations/{org}/dashboards/",
             path_params={"org": check_slug(org, "org")},
             params={},
             type=Dashboard,
-            page_size=page_size,
-            page_size_param="per_page",
-            cursor=cursor,
-            skip=skip,
-            limit=limit,
+            page=(page_size, cursor, skip, limit),
         )
 
     async def create(

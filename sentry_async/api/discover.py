@@ -168,16 +168,13 @@ class DiscoverAPI(Resource):
 
         ``GET /organizations/{org}/discover/saved/``
         """
-        return self._client.paginate(
+        return _support.paginate(
+            self._client,
             "/organizations/{org}/discover/saved/",
             path_params={"org": check_slug(org, "org")},
             params={"query": query, "sortBy": sort_by},
             type=DiscoverSavedQuery,
-            page_size=page_size,
-            page_size_param="per_page",
-            cursor=cursor,
-            skip=skip,
-            limit=limit,
+            page=(page_size, cursor, skip, limit),
         )
 
     async def create_saved(
@@ -311,16 +308,13 @@ class DiscoverAPI(Resource):
         limit: int | None = None,
     ) -> Paginator[TraceItemAttribute]:
         """List Trace Item Attributes (``GET /organizations/{org}/trace-items/attributes/``)."""
-        return self._client.paginate(
+        return _support.paginate(
+            self._client,
             "/organizations/{org}/trace-items/attributes/",
             path_params={"org": check_slug(org, "org")},
             params={"statsPeriod": stats_period, "start": start, "end": end, "dataset": dataset, "itemType": item_type, "attributeType": attribute_type, "substringMatch": substring_match, "query": query},
             type=TraceItemAttribute,
-            page_size=page_size,
-            page_size_param="per_page",
-            cursor=cursor,
-            skip=skip,
-            limit=limit,
+            page=(page_size, cursor, skip, limit),
         )
 
     async def get_trace_meta(

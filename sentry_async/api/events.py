@@ -141,16 +141,13 @@ class EventsAPI(Resource):
 
         ``GET /projects/{org}/{project}/events/{event_id}/attachments/``
         """
-        return self._client.paginate(
+        return _support.paginate(
+            self._client,
             "/projects/{org}/{project}/events/{event_id}/attachments/",
             path_params={"org": check_slug(org, "org"), "project": check_slug(project, "project"), "event_id": check_slug(event_id, "event_id")},
             params={"query": query},
             type=EventAttachment,
-            page_size=page_size,
-            page_size_param="per_page",
-            cursor=cursor,
-            skip=skip,
-            limit=limit,
+            page=(page_size, cursor, skip, limit),
         )
 
     async def get_attachment(
@@ -249,16 +246,14 @@ class EventsAPI(Resource):
         limit: int | None = None,
     ) -> Paginator[EventIssue]:
         """List a Project's Issues (``GET /projects/{org}/{project}/issues/``)."""
-        return self._client.paginate(
+        return _support.paginate(
+            self._client,
             "/projects/{org}/{project}/issues/",
             path_params={"org": check_slug(org, "org"), "project": check_slug(project, "project")},
             params={"statsPeriod": stats_period, "shortIdLookup": short_id_lookup, "query": query, "hashes": hashes, "sort": sort},
             type=EventIssue,
-            page_size=page_size,
+            page=(page_size, cursor, skip, limit),
             page_size_param="limit",
-            cursor=cursor,
-            skip=skip,
-            limit=limit,
         )
 
     async def bulk_update_issues(

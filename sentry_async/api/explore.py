@@ -144,11 +144,6 @@ class ExploreAPI(Resource):
             path_params={"org": check_slug(org, "org")},
             params={"statsType": stats_type, "environment": environment, "statsPeriod": stats_period, "start": start, "end": end, "itemType": item_type, "query": query, "substringMatch": substring_match, "traceItemsLimit": trace_items_limit},
             type=ExploreTraceItemStat,
-            page_size=page_size,
-            page_size_param="per_page",
-            cursor=cursor,
-            skip=skip,
-            limit=limit,
-            envelope=_support.data_envelope,
-            page_type=_support.data_page,
+            page=(page_size, cursor, skip, limit),
+            envelope="data",
         )

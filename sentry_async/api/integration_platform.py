@@ -142,16 +142,13 @@ class IntegrationPlatformAPI(Resource):
 
         ``GET /organizations/{org}/sentry-apps/``
         """
-        return self._client.paginate(
+        return _support.paginate(
+            self._client,
             "/organizations/{org}/sentry-apps/",
             path_params={"org": check_slug(org, "org")},
             params={},
             type=SentryApp,
-            page_size=page_size,
-            page_size_param="per_page",
-            cursor=cursor,
-            skip=skip,
-            limit=limit,
+            page=(page_size, cursor, skip, limit),
         )
 
     async def get(
@@ -217,16 +214,13 @@ class IntegrationPlatformAPI(Resource):
 
         ``GET /organizations/{org}/sentry-app-installations/``
         """
-        return self._client.paginate(
+        return _support.paginate(
+            self._client,
             "/organizations/{org}/sentry-app-installations/",
             path_params={"org": check_slug(org, "org")},
             params={},
             type=PlatformInstallation,
-            page_size=page_size,
-            page_size_param="per_page",
-            cursor=cursor,
-            skip=skip,
-            limit=limit,
+            page=(page_size, cursor, skip, limit),
         )
 
     async def create_or_update_external_issue(

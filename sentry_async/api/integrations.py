@@ -268,16 +268,13 @@ class IntegrationsAPI(Resource):
 
         ``GET /organizations/{org}/integrations/``
         """
-        return self._client.paginate(
+        return _support.paginate(
+            self._client,
             "/organizations/{org}/integrations/",
             path_params={"org": check_slug(org, "org")},
             params={"providerKey": provider_key, "features": features, "includeConfig": include_config},
             type=Integration,
-            page_size=page_size,
-            page_size_param="per_page",
-            cursor=cursor,
-            skip=skip,
-            limit=limit,
+            page=(page_size, cursor, skip, limit),
         )
 
     async def get(

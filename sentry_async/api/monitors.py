@@ -103,11 +103,7 @@ class MonitorsAPI(Resource):
             path_params={"org": check_slug(org, "org")},
             params={"query": query, "sortBy": sort_by, "id": id},
             type=Detector,
-            page_size=page_size,
-            page_size_param="per_page",
-            cursor=cursor,
-            skip=skip,
-            limit=limit,
+            page=(page_size, cursor, skip, limit),
         )
 
     async def update_detectors(
@@ -244,11 +240,7 @@ class MonitorsAPI(Resource):
             path_params={"org": check_slug(org, "org")},
             params={"sortBy": sort_by, "query": query, "id": id},
             type=Workflow,
-            page_size=page_size,
-            page_size_param="per_page",
-            cursor=cursor,
-            skip=skip,
-            limit=limit,
+            page=(page_size, cursor, skip, limit),
         )
 
     async def create_workflow(

@@ -695,16 +695,13 @@ class OrganizationsAPI(Resource):
         limit: int | None = None,
     ) -> Paginator[Member]:
         """List an Organization's Members (``GET /organizations/{org}/members/``)."""
-        return self._client.paginate(
+        return _support.paginate(
+            self._client,
             "/organizations/{org}/members/",
             path_params={"org": check_slug(org, "org")},
             params={},
             type=Member,
-            page_size=page_size,
-            page_size_param="per_page",
-            cursor=cursor,
-            skip=skip,
-            limit=limit,
+            page=(page_size, cursor, skip, limit),
         )
 
     async def add_member(
@@ -786,16 +783,13 @@ class OrganizationsAPI(Resource):
         limit: int | None = None,
     ) -> Paginator[ProjectKey]:
         """List an Organization's Client Keys (``GET /organizations/{org}/project-keys/``)."""
-        return self._client.paginate(
+        return _support.paginate(
+            self._client,
             "/organizations/{org}/project-keys/",
             path_params={"org": check_slug(org, "org")},
             params={"team": team, "status": status},
             type=ProjectKey,
-            page_size=page_size,
-            page_size_param="per_page",
-            cursor=cursor,
-            skip=skip,
-            limit=limit,
+            page=(page_size, cursor, skip, limit),
         )
 
     async def list_relay_usage(
@@ -824,16 +818,13 @@ class OrganizationsAPI(Resource):
         limit: int | None = None,
     ) -> Paginator[Repo]:
         """List an Organization's Repositories (``GET /organizations/{org}/repos/``)."""
-        return self._client.paginate(
+        return _support.paginate(
+            self._client,
             "/organizations/{org}/repos/",
             path_params={"org": check_slug(org, "org")},
             params={"query": query, "status": status, "integration_id": integration_id, "expand": expand},
             type=Repo,
-            page_size=page_size,
-            page_size_param="per_page",
-            cursor=cursor,
-            skip=skip,
-            limit=limit,
+            page=(page_size, cursor, skip, limit),
         )
 
     def list_commits(
@@ -847,16 +838,13 @@ class OrganizationsAPI(Resource):
         limit: int | None = None,
     ) -> Paginator[RepoCommit]:
         """List a Repository's Commits (``GET /organizations/{org}/repos/{repo_id}/commits/``)."""
-        return self._client.paginate(
+        return _support.paginate(
+            self._client,
             "/organizations/{org}/repos/{repo_id}/commits/",
             path_params={"org": check_slug(org, "org"), "repo_id": check_slug(repo_id, "repo_id")},
             params={},
             type=RepoCommit,
-            page_size=page_size,
-            page_size_param="per_page",
-            cursor=cursor,
-            skip=skip,
-            limit=limit,
+            page=(page_size, cursor, skip, limit),
         )
 
     async def resolve_short_id(

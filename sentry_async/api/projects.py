@@ -577,16 +577,13 @@ class ProjectsAPI(Resource):
 
         ``GET /projects/{org}/{project}/files/dsyms/``
         """
-        return self._client.paginate(
+        return _support.paginate(
+            self._client,
             "/projects/{org}/{project}/files/dsyms/",
             path_params={"org": check_slug(org, "org"), "project": check_slug(project, "project")},
             params={"query": query, "debug_id": debug_id, "code_id": code_id, "file_formats": file_formats},
             type=DebugFile,
-            page_size=page_size,
-            page_size_param="per_page",
-            cursor=cursor,
-            skip=skip,
-            limit=limit,
+            page=(page_size, cursor, skip, limit),
         )
 
     def stream_dsym(
@@ -674,16 +671,13 @@ class ProjectsAPI(Resource):
         limit: int | None = None,
     ) -> Paginator[Key]:
         """List a Project's Client Keys (``GET /projects/{org}/{project}/keys/``)."""
-        return self._client.paginate(
+        return _support.paginate(
+            self._client,
             "/projects/{org}/{project}/keys/",
             path_params={"org": check_slug(org, "org"), "project": check_slug(project, "project")},
             params={"status": status},
             type=Key,
-            page_size=page_size,
-            page_size_param="per_page",
-            cursor=cursor,
-            skip=skip,
-            limit=limit,
+            page=(page_size, cursor, skip, limit),
         )
 
     async def create_key(
@@ -983,16 +977,13 @@ class ProjectsAPI(Resource):
         limit: int | None = None,
     ) -> Paginator[User]:
         """List a Project's Users (``GET /projects/{org}/{project}/users/``)."""
-        return self._client.paginate(
+        return _support.paginate(
+            self._client,
             "/projects/{org}/{project}/users/",
             path_params={"org": check_slug(org, "org"), "project": check_slug(project, "project")},
             params={"query": query},
             type=User,
-            page_size=page_size,
-            page_size_param="per_page",
-            cursor=cursor,
-            skip=skip,
-            limit=limit,
+            page=(page_size, cursor, skip, limit),
         )
 
     async def create_for_team(
@@ -1026,16 +1017,13 @@ class ProjectsAPI(Resource):
         limit: int | None = None,
     ) -> Paginator[ProjectValue]:
         """List a Tag's Values (``GET /projects/{org}/{project}/tags/{key}/values/``)."""
-        return self._client.paginate(
+        return _support.paginate(
+            self._client,
             "/projects/{org}/{project}/tags/{key}/values/",
             path_params={"org": check_slug(org, "org"), "project": check_slug(project, "project"), "key": check_slug(key, "key")},
             params={},
             type=ProjectValue,
-            page_size=page_size,
-            page_size_param="per_page",
-            cursor=cursor,
-            skip=skip,
-            limit=limit,
+            page=(page_size, cursor, skip, limit),
         )
 
     def list_user_feedback(
@@ -1049,16 +1037,13 @@ class ProjectsAPI(Resource):
         limit: int | None = None,
     ) -> Paginator[ProjectUserFeedback]:
         """List a Project's User Feedback (``GET /projects/{org}/{project}/user-feedback/``)."""
-        return self._client.paginate(
+        return _support.paginate(
+            self._client,
             "/projects/{org}/{project}/user-feedback/",
             path_params={"org": check_slug(org, "org"), "project": check_slug(project, "project")},
             params={},
             type=ProjectUserFeedback,
-            page_size=page_size,
-            page_size_param="per_page",
-            cursor=cursor,
-            skip=skip,
-            limit=limit,
+            page=(page_size, cursor, skip, limit),
         )
 
     async def submit_user_feedback(
@@ -1091,16 +1076,13 @@ class ProjectsAPI(Resource):
         limit: int | None = None,
     ) -> Paginator[ProjectHook]:
         """List a Project's Service Hooks (``GET /projects/{org}/{project}/hooks/``)."""
-        return self._client.paginate(
+        return _support.paginate(
+            self._client,
             "/projects/{org}/{project}/hooks/",
             path_params={"org": check_slug(org, "org"), "project": check_slug(project, "project")},
             params={},
             type=ProjectHook,
-            page_size=page_size,
-            page_size_param="per_page",
-            cursor=cursor,
-            skip=skip,
-            limit=limit,
+            page=(page_size, cursor, skip, limit),
         )
 
     async def create_hook(

@@ -258,11 +258,7 @@ class ReleasesAPI(Resource):
             path_params={"org": check_slug(org, "org")},
             params={"environment": environment, "query": query},
             type=Release,
-            page_size=page_size,
-            page_size_param="per_page",
-            cursor=cursor,
-            skip=skip,
-            limit=limit,
+            page=(page_size, cursor, skip, limit),
         )
 
     async def create(
@@ -365,16 +361,13 @@ class ReleasesAPI(Resource):
 
         ``GET /organizations/{org}/releases/{version}/commits/``
         """
-        return self._client.paginate(
+        return _support.paginate(
+            self._client,
             "/organizations/{org}/releases/{version}/commits/",
             path_params={"org": check_slug(org, "org"), "version": check_slug(version, "version")},
             params={},
             type=ReleaseCommit,
-            page_size=page_size,
-            page_size_param="per_page",
-            cursor=cursor,
-            skip=skip,
-            limit=limit,
+            page=(page_size, cursor, skip, limit),
         )
 
     def list_deploys(
@@ -388,16 +381,13 @@ class ReleasesAPI(Resource):
         limit: int | None = None,
     ) -> Paginator[ReleaseDeploy]:
         """List a Release's Deploys (``GET /organizations/{org}/releases/{version}/deploys/``)."""
-        return self._client.paginate(
+        return _support.paginate(
+            self._client,
             "/organizations/{org}/releases/{version}/deploys/",
             path_params={"org": check_slug(org, "org"), "version": check_slug(version, "version")},
             params={},
             type=ReleaseDeploy,
-            page_size=page_size,
-            page_size_param="per_page",
-            cursor=cursor,
-            skip=skip,
-            limit=limit,
+            page=(page_size, cursor, skip, limit),
         )
 
     async def create_deploy(
@@ -437,16 +427,13 @@ class ReleasesAPI(Resource):
 
         ``GET /organizations/{org}/releases/{version}/files/``
         """
-        return self._client.paginate(
+        return _support.paginate(
+            self._client,
             "/organizations/{org}/releases/{version}/files/",
             path_params={"org": check_slug(org, "org"), "version": check_slug(version, "version")},
             params={"query": query, "checksum": checksum},
             type=ReleaseFile,
-            page_size=page_size,
-            page_size_param="per_page",
-            cursor=cursor,
-            skip=skip,
-            limit=limit,
+            page=(page_size, cursor, skip, limit),
         )
 
     async def upload_file(
@@ -609,16 +596,13 @@ class ReleasesAPI(Resource):
         limit: int | None = None,
     ) -> Paginator[Release]:
         """List a Project's Releases (``GET /projects/{org}/{project}/releases/``)."""
-        return self._client.paginate(
+        return _support.paginate(
+            self._client,
             "/projects/{org}/{project}/releases/",
             path_params={"org": check_slug(org, "org"), "project": check_slug(project, "project")},
             params={"environment": environment, "query": query},
             type=Release,
-            page_size=page_size,
-            page_size_param="per_page",
-            cursor=cursor,
-            skip=skip,
-            limit=limit,
+            page=(page_size, cursor, skip, limit),
         )
 
     def list_commits_for_project(
@@ -636,16 +620,13 @@ class ReleasesAPI(Resource):
 
         ``GET /projects/{org}/{project}/releases/{version}/commits/``
         """
-        return self._client.paginate(
+        return _support.paginate(
+            self._client,
             "/projects/{org}/{project}/releases/{version}/commits/",
             path_params={"org": check_slug(org, "org"), "project": check_slug(project, "project"), "version": check_slug(version, "version")},
             params={},
             type=ReleaseCommit,
-            page_size=page_size,
-            page_size_param="per_page",
-            cursor=cursor,
-            skip=skip,
-            limit=limit,
+            page=(page_size, cursor, skip, limit),
         )
 
     def list_files_for_project(
@@ -665,16 +646,13 @@ class ReleasesAPI(Resource):
 
         ``GET /projects/{org}/{project}/releases/{version}/files/``
         """
-        return self._client.paginate(
+        return _support.paginate(
+            self._client,
             "/projects/{org}/{project}/releases/{version}/files/",
             path_params={"org": check_slug(org, "org"), "project": check_slug(project, "project"), "version": check_slug(version, "version")},
             params={"query": query, "checksum": checksum},
             type=ReleaseFile,
-            page_size=page_size,
-            page_size_param="per_page",
-            cursor=cursor,
-            skip=skip,
-            limit=limit,
+            page=(page_size, cursor, skip, limit),
         )
 
     async def upload_file_for_project(

@@ -219,13 +219,8 @@ class ReplaysAPI(Resource):
             path_params={"org": check_slug(org, "org")},
             params={"environment": environment, "statsPeriod": stats_period, "start": start, "end": end, "projectSlug": project_slug, "sort": sort, "sortBy": sort_by, "orderBy": order_by, "query": query},
             type=ReplaySelector,
-            page_size=page_size,
-            page_size_param="per_page",
-            cursor=cursor,
-            skip=skip,
-            limit=limit,
-            envelope=_support.data_envelope,
-            page_type=_support.data_page,
+            page=(page_size, cursor, skip, limit),
+            envelope="data",
         )
 
     def list(
@@ -257,13 +252,8 @@ class ReplaysAPI(Resource):
             path_params={"org": check_slug(org, "org")},
             params={"statsPeriod": stats_period, "start": start, "end": end, "field": field, "projectSlug": project_slug, "environment": environment, "sort": sort, "sortBy": sort_by, "orderBy": order_by, "query": query},
             type=Replay,
-            page_size=page_size,
-            page_size_param="per_page",
-            cursor=cursor,
-            skip=skip,
-            limit=limit,
-            envelope=_support.data_envelope,
-            page_type=_support.data_page,
+            page=(page_size, cursor, skip, limit),
+            envelope="data",
         )
 
     async def get(
@@ -324,18 +314,14 @@ class ReplaysAPI(Resource):
         limit: int | None = None,
     ) -> Paginator[ReplayClick]:
         """List Clicked Nodes (``GET /projects/{org}/{project}/replays/{replay_id}/clicks/``)."""
-        return self._client.paginate(
+        return _support.paginate(
+            self._client,
             "/projects/{org}/{project}/replays/{replay_id}/clicks/",
             path_params={"org": check_slug(org, "org"), "project": check_slug(project, "project"), "replay_id": check_slug(replay_id, "replay_id")},
             params={"environment": environment, "query": query},
             type=ReplayClick,
-            page_size=page_size,
-            page_size_param="per_page",
-            cursor=cursor,
-            skip=skip,
-            limit=limit,
-            envelope=_support.data_envelope,
-            page_type=_support.data_page,
+            page=(page_size, cursor, skip, limit),
+            envelope="data",
         )
 
     def list_recording_segments(
@@ -353,16 +339,13 @@ class ReplaysAPI(Resource):
 
         ``GET /projects/{org}/{project}/replays/{replay_id}/recording-segments/``
         """
-        return self._client.paginate(
+        return _support.paginate(
+            self._client,
             "/projects/{org}/{project}/replays/{replay_id}/recording-segments/",
             path_params={"org": check_slug(org, "org"), "project": check_slug(project, "project"), "replay_id": check_slug(replay_id, "replay_id")},
             params={},
             type=builtins.list[builtins.dict[str, Any]],
-            page_size=page_size,
-            page_size_param="per_page",
-            cursor=cursor,
-            skip=skip,
-            limit=limit,
+            page=(page_size, cursor, skip, limit),
         )
 
     async def get_recording_segment(

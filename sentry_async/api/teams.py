@@ -357,16 +357,13 @@ class TeamsAPI(Resource):
         limit: int | None = None,
     ) -> Paginator[Team2]:
         """List an Organization's Teams (``GET /organizations/{org}/teams/``)."""
-        return self._client.paginate(
+        return _support.paginate(
+            self._client,
             "/organizations/{org}/teams/",
             path_params={"org": check_slug(org, "org")},
             params={"detailed": detailed, "query": query},
             type=Team2,
-            page_size=page_size,
-            page_size_param="per_page",
-            cursor=cursor,
-            skip=skip,
-            limit=limit,
+            page=(page_size, cursor, skip, limit),
         )
 
     async def create(
@@ -408,16 +405,13 @@ class TeamsAPI(Resource):
         limit: int | None = None,
     ) -> Paginator[Team]:
         """List a Project's Teams (``GET /projects/{org}/{project}/teams/``)."""
-        return self._client.paginate(
+        return _support.paginate(
+            self._client,
             "/projects/{org}/{project}/teams/",
             path_params={"org": check_slug(org, "org"), "project": check_slug(project, "project")},
             params={},
             type=Team,
-            page_size=page_size,
-            page_size_param="per_page",
-            cursor=cursor,
-            skip=skip,
-            limit=limit,
+            page=(page_size, cursor, skip, limit),
         )
 
     async def get(
@@ -477,16 +471,13 @@ class TeamsAPI(Resource):
         limit: int | None = None,
     ) -> Paginator[TeamMember]:
         """List a Team's Members (``GET /teams/{org}/{team}/members/``)."""
-        return self._client.paginate(
+        return _support.paginate(
+            self._client,
             "/teams/{org}/{team}/members/",
             path_params={"org": check_slug(org, "org"), "team": check_slug(team, "team")},
             params={},
             type=TeamMember,
-            page_size=page_size,
-            page_size_param="per_page",
-            cursor=cursor,
-            skip=skip,
-            limit=limit,
+            page=(page_size, cursor, skip, limit),
         )
 
     def list_projects(
@@ -500,14 +491,11 @@ class TeamsAPI(Resource):
         limit: int | None = None,
     ) -> Paginator[TeamProject2]:
         """List a Team's Projects (``GET /teams/{org}/{team}/projects/``)."""
-        return self._client.paginate(
+        return _support.paginate(
+            self._client,
             "/teams/{org}/{team}/projects/",
             path_params={"org": check_slug(org, "org"), "team": check_slug(team, "team")},
             params={},
             type=TeamProject2,
-            page_size=page_size,
-            page_size_param="per_page",
-            cursor=cursor,
-            skip=skip,
-            limit=limit,
+            page=(page_size, cursor, skip, limit),
         )
