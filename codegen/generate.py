@@ -1,15 +1,19 @@
 """Sentry's OpenAPI spec -> ``sentry_async/api/``: one module per tag, metadata, README table.
 
+A model several modules define alike is written once, in ``_models.py``, and imported (and
+re-exported) by each of them under the names they give it.
+
 The output is deterministic (same spec, same bytes), so CI can regenerate into a scratch
 directory and compare. Decisions the spec cannot support live in ``overrides.py``.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import keyword
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -148,6 +152,9 @@ class ModelBuilder:
         self.by_key: dict[str, str] = {}
         self.names: set[str] = set()
         self.classes: list[str] = []
+        """Class names in definition order: a class follows the ones it uses."""
+        self.fields: dict[str, list[tuple[str, str, str]]] = {}
+        """Class name -> its field lines, each split around the annotation."""
 
     def type_of(self, schema: Any, hint: str) -> str:
         if not isinstance(schema, dict):
@@ -208,10 +215,9 @@ class ModelBuilder:
                 raise SystemExit(
                     f"overrides.ALWAYS_SENT[{qualified!r}]: the schema has no {sorted(missing)}"
                 )
-        lines = [f"class {name}(APIModel):"]
         used: set[str] = set()
-        required_lines: list[str] = []
-        optional_lines: list[str] = []
+        required_lines: list[tuple[str, str, str]] = []
+        optional_lines: list[tuple[str, str, str]] = []
         for wire, sub in schema["properties"].items():
             py = snake(wire)
             while py in used:
@@ -221,14 +227,50 @@ class ModelBuilder:
             rename = "" if py == wire else f', name="{wire}"'
             if wire in always:
                 value = f" = msgspec.field(name=\"{wire}\")" if rename else ""
-                required_lines.append(f"    {py}: {annotation}{value}")
+                required_lines.append((f"    {py}: ", annotation, value))
             else:
                 nullable = annotation if annotation == "Any" else f"{annotation} | None"
                 default = f" = msgspec.field(default=None{rename})" if rename else " = None"
-                optional_lines.append(f"    {py}: {nullable}{default}")
-        lines += required_lines + optional_lines
-        self.classes.append("\n".join(lines))
+                optional_lines.append((f"    {py}: ", nullable, default))
+        self.fields[name] = required_lines + optional_lines
+        self.classes.append(name)
         return name
+
+    def text(self, name: str, names: Mapping[str, str] | None = None) -> str:
+        """The class ``name``, itself and the classes it uses renamed through ``names``."""
+        names = names or {}
+
+        def rename(match: re.Match[str]) -> str:
+            word = match.group(0)
+            return names.get(word, word) if word in self.fields else word
+
+        lines = [f"class {names.get(name, name)}(APIModel):"]
+        lines += [head + re.sub(r"\w+", rename, annotation) + tail
+                  for head, annotation, tail in self.fields[name]]
+        return "\n".join(lines)
+
+    def shapes(self) -> dict[str, str]:
+        """Class name -> a digest of its fields and, recursively, of the classes they use,
+        whatever those are called: two classes agree on it exactly when they decode and
+        encode alike."""
+        out: dict[str, str] = {}
+
+        def digest(name: str) -> str:
+            if name not in out:
+                out[name] = "itself"  # ends the walk should a class contain itself
+                names = {dep: digest(dep) for dep in self.uses(name)}
+                text = self.text(name, {**names, name: "itself"})
+                out[name] = hashlib.sha256(text.encode()).hexdigest()
+            return out[name]
+
+        for name in self.classes:
+            digest(name)
+        return out
+
+    def uses(self, name: str) -> list[str]:
+        """The other classes of this module that ``name``'s fields refer to."""
+        words = {w for _, text, _ in self.fields[name] for w in re.findall(r"\w+", text)}
+        return sorted(w for w in words if w in self.fields and w != name)
 
 
 def sample_of(schema: Any, example: Any, depth: int = 0) -> Any:
@@ -521,17 +563,28 @@ def _model_hint(op: Operation) -> str:
     return words if words.lower().startswith(prefix.lower()) else prefix + words
 
 
-def render_group(group: str, ops: list[Operation]) -> str:
+@dataclass
+class GroupCode:
+    """One group's generated parts, before the models it shares with others are known."""
+
+    group: str
+    tag: str
+    models: ModelBuilder
+    methods: list[str]
+    literals: dict[str, str]
+
+
+def render_group(group: str, ops: list[Operation]) -> GroupCode:
     """Two passes: the first learns every shape's shortest name, the second uses them."""
     first = ModelBuilder(group)
     _render_group(group, ops, first)
     second = ModelBuilder(group, first.hints)
-    text = _render_group(group, ops, second)
+    code = _render_group(group, ops, second)
     ALWAYS_SENT_USED.update(second.always_used)
-    return text
+    return code
 
 
-def _render_group(group: str, ops: list[Operation], models: ModelBuilder) -> str:
+def _render_group(group: str, ops: list[Operation], models: ModelBuilder) -> GroupCode:
     _LITERALS.clear()
     methods: list[str] = []
     needs: set[str] = set()
@@ -551,20 +604,62 @@ def _render_group(group: str, ops: list[Operation], models: ModelBuilder) -> str
         methods.append(render_method(op, needs))
         if op.binary is not None:
             methods.append(render_binary(op, needs))
-    body_lines = ["\n\n\n".join(models.classes)]
-    if models.classes:
-        body_lines.append("\n\n")
-    body_lines.append(f"class {class_name(group)}(Resource):")
-    body_lines.append(f'    """``client.{group}``: the spec\'s {ops[0].tag} operations."""')
-    body_lines.append("")
-    body_lines.append("    __slots__ = ()")
-    for method in methods:
-        body_lines.append("")
-        body_lines.append(method)
-    code = "\n".join(body_lines)
-    aliases = "".join(f"{alias} = {text}\n" for text, alias in _LITERALS.items())
-    if aliases:
-        code = aliases + "\n\n" + code
+    return GroupCode(group, ops[0].tag, models, methods, dict(_LITERALS))
+
+
+@dataclass
+class Sharing:
+    """Which models ``_models.py`` holds and what each module calls them."""
+
+    names: dict[str, str] = field(default_factory=dict)
+    """Shape digest -> the class's name in ``_models.py``."""
+    imports: dict[str, dict[str, str]] = field(default_factory=dict)
+    """Group -> {its name for a model: the name in ``_models.py``}."""
+
+
+def share_models(codes: list[GroupCode]) -> Sharing:
+    """Every model defined more than once (in two modules, or twice in one under two names)
+    becomes one class in ``_models.py``; each module imports it under the names it exported.
+
+    The shared class takes the name most of its definitions use (then the shortest, then
+    the first alphabetically) unless a shape used more widely already took that name; it
+    then takes its next name, or the first one with a free number after it.
+    """
+    where: dict[str, list[tuple[str, str]]] = {}
+    under: dict[str, set[str]] = {}  # shape -> the shapes its fields use
+    for code in codes:
+        shapes = code.models.shapes()
+        for name, shape in shapes.items():
+            where.setdefault(shape, []).append((code.group, name))
+            under[shape] = {shapes[dep] for dep in code.models.uses(name)}
+    repeated = {shape for shape, places in where.items() if len(places) > 1}
+    pending = list(repeated)
+    while pending:  # what a shared model uses is shared too
+        for dep in under[pending.pop()] - repeated:
+            repeated.add(dep)
+            pending.append(dep)
+    seen = {shape: n for n, shape in enumerate(where)}
+    order = sorted(repeated, key=lambda shape: (-len(where[shape]), seen[shape]))
+    sharing = Sharing()
+    taken: set[str] = set()
+    for shape in order:
+        counts: dict[str, int] = {}
+        for _, name in where[shape]:
+            counts[name] = counts.get(name, 0) + 1
+        candidates = sorted(counts, key=lambda name: (-counts[name], len(name), name))
+        chosen = next((name for name in candidates if name not in taken), None)
+        n = 2
+        while chosen is None or chosen in taken:
+            chosen, n = f"{candidates[0]}{n}", n + 1
+        taken.add(chosen)
+        sharing.names[shape] = chosen
+        for group, name in where[shape]:
+            sharing.imports.setdefault(group, {})[name] = chosen
+    return sharing
+
+
+def _imports_of(code: str) -> list[str]:
+    """Standard-library and msgspec imports the text ``code`` uses."""
 
     def used(name: str) -> bool:
         return re.search(rf"(?<![\w.]){re.escape(name)}\b", code) is not None
@@ -581,28 +676,93 @@ def _render_group(group: str, ops: list[Operation], models: ModelBuilder) -> str
         imports.append(f"from typing import {', '.join(typing_names)}")
     if "msgspec." in code:
         imports += ["", "import msgspec"]
+    return imports
+
+
+def _from_import(module: str, names: list[str]) -> list[str]:
+    """``from module import names`` as ruff's isort writes it: wrapped past 100 columns."""
+    line = f"from {module} import {', '.join(names)}"
+    if len(line) <= 100:
+        return [line]
+    return [f"from {module} import (", *(f"    {name}," for name in names), ")"]
+
+
+def _models_imports(imported: Mapping[str, str]) -> list[str]:
+    """``from ._models import`` statements in ruff's isort order: the plain names in one
+    statement, each renamed one in its own, ordered by the first name imported."""
+    plain = _isort([name for name, shared in imported.items() if name == shared])
+    statements = [((shared, name), _from_import("._models", [f"{shared} as {name}"]))
+                  for name, shared in imported.items() if name != shared]
+    if plain:
+        statements.append(((plain[0], ""), _from_import("._models", plain)))
+    statements.sort(key=lambda item: (_isort_key(item[0][0]), item[0][1]))
+    return [line for _, lines in statements for line in lines]
+
+
+def render_module(code: GroupCode, sharing: Sharing) -> str:
+    """A group's module: its own models, the shared ones imported (and re-exported)."""
+    group, models = code.group, code.models
+    imported = sharing.imports.get(group, {})
+    classes = [models.text(name) for name in models.classes if name not in imported]
+    body_lines = ["\n\n\n".join(classes)]
+    if classes:
+        body_lines.append("\n\n")
+    body_lines.append(f"class {class_name(group)}(Resource):")
+    body_lines.append(f'    """``client.{group}``: the spec\'s {code.tag} operations."""')
+    body_lines.append("")
+    body_lines.append("    __slots__ = ()")
+    for method in code.methods:
+        body_lines.append("")
+        body_lines.append(method)
+    text = "\n".join(body_lines)
+    aliases = "".join(f"{alias} = {literal}\n" for literal, alias in code.literals.items())
+    if aliases:
+        text = aliases + "\n\n" + text
+
+    def used(name: str) -> bool:
+        return re.search(rf"(?<![\w.]){re.escape(name)}\b", text) is not None
+
+    imports = _imports_of(text)
     imports += ["", "from .._protocol.params import check_slug"]
     if used("Paginator"):
         imports.append("from ..pagination import Paginator")
     imports.append("from ..resources._base import IdOrSlug, Resource")
-    if "_support." in code:
+    if "_support." in text:
         imports.append("from . import _support")
+    imports += _models_imports(imported)
     support = [n for n in ("UNSET", "APIModel", "FileInput", "UnsetType") if used(n)]
     if support:
         imports.append(f"from ._support import {', '.join(_isort(support))}")
-    exported = sorted([class_name(group), *models.names, *_LITERALS.values()])
-    out = [HEADER.rstrip("\n"), f'"""Sentry API: {ops[0].tag} (generated)."""', "", *imports,
-           "", f"__all__ = {json.dumps(exported)}", "", "", code]
-    text = "\n".join(out).rstrip() + "\n"
-    return re.sub(r"\n{4,}", "\n\n\n", text)
+    exported = sorted([class_name(group), *models.names, *code.literals.values()])
+    out = [HEADER.rstrip("\n"), f'"""Sentry API: {code.tag} (generated)."""', "", *imports,
+           "", f"__all__ = {json.dumps(exported)}", "", "", text]
+    module = "\n".join(out).rstrip() + "\n"
+    return re.sub(r"\n{4,}", "\n\n\n", module)
+
+
+def render_shared(codes: list[GroupCode], sharing: Sharing) -> str:
+    """``_models.py``: each shared model once, every class after the ones it uses."""
+    classes: dict[str, str] = {}
+    for code in codes:
+        names = sharing.imports.get(code.group, {})
+        for name in code.models.classes:
+            if name in names:
+                classes.setdefault(names[name], code.models.text(name, names))
+    text = "\n\n\n".join(classes.values())
+    imports = [*_imports_of(text), "", "from ._support import APIModel"]
+    out = [HEADER.rstrip("\n"), "# ruff: noqa: E501",
+           '"""Sentry API: the response models defined more than once (generated)."""',
+           "", *imports, "", f"__all__ = {json.dumps(sorted(classes))}", "", "", text]
+    return "\n".join(out).rstrip() + "\n"
+
+
+def _isort_key(name: str) -> tuple[int, str]:
+    return (0 if name.isupper() else 1 if name[0].isupper() else 2, name)
 
 
 def _isort(names: list[str]) -> list[str]:
     """The order ruff's isort gives: CONSTANTS, Classes, functions."""
-    def key(name: str) -> tuple[int, str]:
-        return (0 if name.isupper() else 1 if name[0].isupper() else 2, name)
-
-    return sorted(names, key=key)
+    return sorted(names, key=_isort_key)
 
 
 _LITERALS: dict[str, str] = {}
@@ -908,8 +1068,12 @@ def generate(spec: dict[str, Any], root: Path, *, strict: bool = True) -> dict[P
     files: dict[Path, str] = {}
     api = Path("sentry_async/api")
     ALWAYS_SENT_USED.clear()
-    for group, members in sorted(groups.items()):
-        files[api / f"{group}.py"] = render_group(group, members)
+    codes = [render_group(group, members) for group, members in sorted(groups.items())]
+    sharing = share_models(codes)
+    for code in codes:
+        files[api / f"{code.group}.py"] = render_module(code, sharing)
+    if sharing.names:
+        files[api / "_models.py"] = render_shared(codes, sharing)
     unused = set(overrides.ALWAYS_SENT) - ALWAYS_SENT_USED
     if unused and strict:
         raise SystemExit(f"overrides.ALWAYS_SENT names models that were not generated: {unused}")

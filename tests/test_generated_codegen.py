@@ -8,6 +8,7 @@ enough to pin the decisions the generator makes for the real one.
 from __future__ import annotations
 
 import ast
+import importlib
 import json
 import re
 import subprocess
@@ -18,11 +19,13 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
+import msgspec.inspect as mi
 import pytest
 
 import sentry_async.api
 from codegen import generate as gen
 from sentry_async import SentryClient
+from sentry_async.api._support import APIModel
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -230,3 +233,110 @@ def test_list_methods_hand_their_paging_to_one_helper() -> None:
             calls += 1
     rows = json.loads((api / "_operations.json").read_text("utf-8"))
     assert calls == sum(1 for row in rows if row["paginated"] and not row["handwritten"])
+
+
+def _generated_modules() -> dict[str, types.ModuleType]:
+    from sentry_async.api._groups import GROUPS
+
+    names = sorted({*GROUPS, "organizations", "projects", "events", "discover"})
+    return {name: importlib.import_module(f"sentry_async.api.{name}") for name in names}
+
+
+def _shape(info: Any, seen: frozenset[type] = frozenset()) -> Any:
+    """A model's whole wire structure, whatever its classes are called: field names, wire
+    names, requiredness and the types under them."""
+    if isinstance(info, mi.StructType):
+        if info.cls in seen:
+            return "itself"
+        inner = seen | {info.cls}
+        return tuple((f.name, f.encode_name, f.required, _shape(f.type, inner))
+                     for f in info.fields)
+    if isinstance(info, mi.ListType):
+        return ("list", _shape(info.item_type, seen))
+    if isinstance(info, mi.DictType):
+        return ("dict", _shape(info.key_type, seen), _shape(info.value_type, seen))
+    if isinstance(info, mi.UnionType):
+        return ("union", *(_shape(t, seen) for t in info.types))
+    return type(info).__name__
+
+
+def test_a_model_the_groups_share_is_one_class() -> None:
+    from sentry_async.api import crons, organizations, projects, teams
+
+    assert organizations.MemberUser is projects.MemberUser
+    assert organizations.MemberUserIdentity is projects.MemberUserIdentity
+    assert projects.TeamAvatar is teams.TeamAvatar
+    assert "MemberUser" in organizations.__all__ and "MemberUser" in projects.__all__
+    # Same name, different fields (the teams one requires ``id`` and ``slug``): kept apart.
+    assert projects.Team is not teams.Team
+    assert {f.name for f in mi.type_info(teams.Team).fields if f.required} == {"id", "slug"}
+    assert crons.Monitor.__name__ == "Monitor"
+
+
+def test_no_model_is_defined_twice() -> None:
+    """Two modules' models of one wire structure are one class object, under whatever
+    names each module exports it."""
+    first: dict[Any, tuple[str, type]] = {}
+    for name, module in _generated_modules().items():
+        for attr in module.__all__:
+            model = getattr(module, attr)
+            if isinstance(model, type) and issubclass(model, APIModel):
+                where, seen = first.setdefault(_shape(mi.type_info(model)), (name, model))
+                assert where == name or seen is model, f"{name}.{attr} repeats {where}'s model"
+
+
+def test_every_name_a_group_exports_is_importable_from_it() -> None:
+    for name, module in _generated_modules().items():
+        for attr in module.__all__:
+            exec(f"from sentry_async.api.{name} import {attr}", {})
+
+
+SHARED_SPEC = {
+    "paths": {
+        # One shape under one name in alpha and beta, under another name in delta; gamma has
+        # the name with another shape.
+        f"/api/0/organizations/{{organization_id_or_slug}}/{tag.lower()}/": {
+            "get": op(op_id, tag, [ORG], {
+                "type": "object",
+                "properties": {"owner": {"type": "object", "properties": {"name": kind}}},
+            }),
+        }
+        for tag, op_id, kind in (
+            ("Alpha", "getOrganizationWidget", {"type": "string"}),
+            ("Beta", "getOrganizationWidget", {"type": "string"}),
+            ("Gamma", "getOrganizationWidget", {"type": "integer"}),
+            ("Delta", "getOrganizationGadget", {"type": "string"}),
+        )
+    }
+}
+
+
+def test_identical_models_are_generated_once_and_imported() -> None:
+    files = gen.generate(SHARED_SPEC, ROOT / "no-such-dir", strict=False)
+    text = {str(path): body for path, body in files.items()}
+    shared = text["sentry_async/api/_models.py"]
+    alpha, beta, gamma, delta = (
+        text[f"sentry_async/api/{g}.py"] for g in ("alpha", "beta", "gamma", "delta")
+    )
+    for module in (shared, alpha, beta, gamma, delta):
+        ast.parse(module)
+    # ``Widget`` and ``WidgetOwner`` are defined once, imported and re-exported.
+    assert shared.count("class Widget(APIModel):") == 1
+    assert shared.count("class WidgetOwner(APIModel):") == 1
+    assert "class Gadget" not in shared
+    for module in (alpha, beta):
+        assert "class Widget" not in module
+        assert "from ._models import Widget, WidgetOwner" in module
+        assert '"Widget", "WidgetOwner"' in module
+    # delta's ``Gadget`` is the same model: imported under the names delta has exported.
+    assert "class " not in delta.split("class DeltaAPI", 1)[0]
+    assert "from ._models import Widget as Gadget\n" in delta
+    assert "from ._models import WidgetOwner as GadgetOwner\n" in delta
+    assert '"Gadget", "GadgetOwner"' in delta
+    # gamma's ``WidgetOwner`` holds an int, so its ``Widget`` (same text, other owner type)
+    # is another model too: both stay in gamma under their names.
+    assert "class WidgetOwner(APIModel):\n    name: int | None = None" in gamma
+    assert "class Widget(APIModel):\n    owner: WidgetOwner | None = None" in gamma
+    assert "_models" not in gamma
+    assert gen.generate(json.loads(json.dumps(SHARED_SPEC)), ROOT / "no-such-dir",
+                        strict=False) == files

@@ -83,12 +83,13 @@ def instance(info: mi.Type, rnd: random.Random, depth: int = 0) -> Any:
 
 
 def models(module_name: str) -> list[type[APIModel]]:
+    """The models a group exports: its own and those it shares through ``_models``."""
     module = importlib.import_module(f"sentry_async.api.{module_name}")
-    return [
-        obj
-        for obj in vars(module).values()
-        if isinstance(obj, type) and issubclass(obj, APIModel) and obj.__module__ == module.__name__
-    ]
+    exported = {getattr(module, name) for name in module.__all__}
+    return sorted(
+        (obj for obj in exported if isinstance(obj, type) and issubclass(obj, APIModel)),
+        key=lambda model: (model.__module__, model.__name__),
+    )
 
 
 WITH_MODELS = [m for m in MODULES if models(m)]

@@ -13,6 +13,9 @@ from .._protocol.params import check_slug
 from ..pagination import Paginator
 from ..resources._base import IdOrSlug, Resource
 from . import _support
+from ._models import MonitorOwner
+from ._models import TeamAvatar as MonitorProjectAvatar
+from ._models import TeamProject as MonitorProject
 from ._support import UNSET, APIModel, UnsetType
 
 __all__ = ["CronsAPI", "Monitor", "MonitorAlertRule", "MonitorAlertRuleTarget", "MonitorCheckin", "MonitorConfig", "MonitorEnvironments", "MonitorEnvironmentsActiveIncident", "MonitorEnvironmentsActiveIncidentBrokenNotice", "MonitorOwner", "MonitorProject", "MonitorProjectAvatar"]
@@ -39,55 +42,6 @@ class MonitorConfig(APIModel):
     alert_rule_id: int | None = None
 
 
-class MonitorProjectAvatar(APIModel):
-    avatar_type: str | None = msgspec.field(default=None, name="avatarType")
-    avatar_uuid: str | None = msgspec.field(default=None, name="avatarUuid")
-    avatar_url: str | None = msgspec.field(default=None, name="avatarUrl")
-
-
-class MonitorProject(APIModel):
-    stats: Any = None
-    transaction_stats: Any = msgspec.field(default=None, name="transactionStats")
-    session_stats: Any = msgspec.field(default=None, name="sessionStats")
-    id: str | None = None
-    slug: str | None = None
-    name: str | None = None
-    platform: str | None = None
-    date_created: str | None = msgspec.field(default=None, name="dateCreated")
-    is_bookmarked: bool | None = msgspec.field(default=None, name="isBookmarked")
-    is_member: bool | None = msgspec.field(default=None, name="isMember")
-    features: builtins.list[str] | None = None
-    first_event: str | None = msgspec.field(default=None, name="firstEvent")
-    first_transaction_event: bool | None = msgspec.field(default=None, name="firstTransactionEvent")
-    access: builtins.list[str] | None = None
-    has_access: bool | None = msgspec.field(default=None, name="hasAccess")
-    has_feedbacks: bool | None = msgspec.field(default=None, name="hasFeedbacks")
-    has_flags: bool | None = msgspec.field(default=None, name="hasFlags")
-    has_minified_stack_trace: bool | None = msgspec.field(default=None, name="hasMinifiedStackTrace")
-    has_monitors: bool | None = msgspec.field(default=None, name="hasMonitors")
-    has_new_feedbacks: bool | None = msgspec.field(default=None, name="hasNewFeedbacks")
-    has_profiles: bool | None = msgspec.field(default=None, name="hasProfiles")
-    has_replays: bool | None = msgspec.field(default=None, name="hasReplays")
-    has_sessions: bool | None = msgspec.field(default=None, name="hasSessions")
-    has_insights_http: bool | None = msgspec.field(default=None, name="hasInsightsHttp")
-    has_insights_db: bool | None = msgspec.field(default=None, name="hasInsightsDb")
-    has_insights_assets: bool | None = msgspec.field(default=None, name="hasInsightsAssets")
-    has_insights_app_start: bool | None = msgspec.field(default=None, name="hasInsightsAppStart")
-    has_insights_screen_load: bool | None = msgspec.field(default=None, name="hasInsightsScreenLoad")
-    has_insights_vitals: bool | None = msgspec.field(default=None, name="hasInsightsVitals")
-    has_insights_caches: bool | None = msgspec.field(default=None, name="hasInsightsCaches")
-    has_insights_queues: bool | None = msgspec.field(default=None, name="hasInsightsQueues")
-    has_insights_agent_monitoring: bool | None = msgspec.field(default=None, name="hasInsightsAgentMonitoring")
-    has_insights_mcp: bool | None = msgspec.field(default=None, name="hasInsightsMCP")
-    has_logs: bool | None = msgspec.field(default=None, name="hasLogs")
-    has_trace_metrics: bool | None = msgspec.field(default=None, name="hasTraceMetrics")
-    is_internal: bool | None = msgspec.field(default=None, name="isInternal")
-    is_public: bool | None = msgspec.field(default=None, name="isPublic")
-    avatar: MonitorProjectAvatar | None = None
-    color: str | None = None
-    status: str | None = None
-
-
 class MonitorEnvironmentsActiveIncidentBrokenNotice(APIModel):
     user_notified_timestamp: str | None = msgspec.field(default=None, name="userNotifiedTimestamp")
     environment_muted_timestamp: str | None = msgspec.field(default=None, name="environmentMutedTimestamp")
@@ -108,13 +62,6 @@ class MonitorEnvironments(APIModel):
     next_check_in: str | None = msgspec.field(default=None, name="nextCheckIn")
     next_check_in_latest: str | None = msgspec.field(default=None, name="nextCheckInLatest")
     active_incident: MonitorEnvironmentsActiveIncident | None = msgspec.field(default=None, name="activeIncident")
-
-
-class MonitorOwner(APIModel):
-    type: str | None = None
-    id: str | None = None
-    name: str | None = None
-    email: str | None = None
 
 
 class Monitor(APIModel):

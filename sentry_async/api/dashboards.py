@@ -13,64 +13,16 @@ from .._protocol.params import check_slug
 from ..pagination import Paginator
 from ..resources._base import IdOrSlug, Resource
 from . import _support
+from ._models import Environment as DashboardCreatedByIdentityProvider
+from ._models import MemberUser as Dashboard2CreatedBy
+from ._models import MemberUser as DashboardCreatedBy
+from ._models import MemberUserEmail as DashboardCreatedByEmail
+from ._models import MemberUserIdentity as DashboardCreatedByIdentity
+from ._models import MemberUserIdentityOrganization as DashboardCreatedByIdentityOrganization
+from ._models import TeamAvatar as DashboardCreatedByAvatar
 from ._support import UNSET, APIModel, UnsetType
 
 __all__ = ["Dashboard", "Dashboard2", "Dashboard2CreatedBy", "Dashboard2Widget", "Dashboard2WidgetChangedReason", "Dashboard2WidgetQuery", "Dashboard2WidgetQueryLinkedDashboard", "Dashboard2WidgetQueryOnDemand", "Dashboard2WidgetThresholds", "DashboardCreatedBy", "DashboardCreatedByAvatar", "DashboardCreatedByEmail", "DashboardCreatedByIdentity", "DashboardCreatedByIdentityOrganization", "DashboardCreatedByIdentityProvider", "DashboardFilters", "DashboardPermissions", "DashboardsAPI"]
-
-
-class DashboardCreatedByIdentityOrganization(APIModel):
-    slug: str | None = None
-    name: str | None = None
-
-
-class DashboardCreatedByIdentityProvider(APIModel):
-    id: str | None = None
-    name: str | None = None
-
-
-class DashboardCreatedByIdentity(APIModel):
-    id: str | None = None
-    name: str | None = None
-    organization: DashboardCreatedByIdentityOrganization | None = None
-    provider: DashboardCreatedByIdentityProvider | None = None
-    date_verified: str | None = msgspec.field(default=None, name="dateVerified")
-    date_synced: str | None = msgspec.field(default=None, name="dateSynced")
-
-
-class DashboardCreatedByAvatar(APIModel):
-    avatar_type: str | None = msgspec.field(default=None, name="avatarType")
-    avatar_uuid: str | None = msgspec.field(default=None, name="avatarUuid")
-    avatar_url: str | None = msgspec.field(default=None, name="avatarUrl")
-
-
-class DashboardCreatedByEmail(APIModel):
-    id: str | None = None
-    email: str | None = None
-    is_verified: bool | None = None
-
-
-class DashboardCreatedBy(APIModel):
-    identities: builtins.list[DashboardCreatedByIdentity] | None = None
-    avatar: DashboardCreatedByAvatar | None = None
-    authenticators: builtins.list[Any] | None = None
-    can_reset2fa: bool | None = msgspec.field(default=None, name="canReset2fa")
-    id: str | None = None
-    name: str | None = None
-    username: str | None = None
-    email: str | None = None
-    avatar_url: str | None = msgspec.field(default=None, name="avatarUrl")
-    is_active: bool | None = msgspec.field(default=None, name="isActive")
-    is_suspended: bool | None = msgspec.field(default=None, name="isSuspended")
-    has_password_auth: bool | None = msgspec.field(default=None, name="hasPasswordAuth")
-    is_managed: bool | None = msgspec.field(default=None, name="isManaged")
-    date_joined: str | None = msgspec.field(default=None, name="dateJoined")
-    last_login: str | None = msgspec.field(default=None, name="lastLogin")
-    has2fa: bool | None = None
-    last_active: str | None = msgspec.field(default=None, name="lastActive")
-    is_superuser: bool | None = msgspec.field(default=None, name="isSuperuser")
-    is_staff: bool | None = msgspec.field(default=None, name="isStaff")
-    experiments: builtins.dict[str, Any] | None = None
-    emails: builtins.list[DashboardCreatedByEmail] | None = None
 
 
 class DashboardFilters(APIModel):
@@ -98,30 +50,6 @@ class Dashboard(APIModel):
     is_favorited: bool | None = msgspec.field(default=None, name="isFavorited")
     projects: builtins.list[int] | None = None
     prebuilt_id: int | None = msgspec.field(default=None, name="prebuiltId")
-
-
-class Dashboard2CreatedBy(APIModel):
-    identities: builtins.list[DashboardCreatedByIdentity] | None = None
-    avatar: DashboardCreatedByAvatar | None = None
-    authenticators: builtins.list[Any] | None = None
-    can_reset2fa: bool | None = msgspec.field(default=None, name="canReset2fa")
-    id: str | None = None
-    name: str | None = None
-    username: str | None = None
-    email: str | None = None
-    avatar_url: str | None = msgspec.field(default=None, name="avatarUrl")
-    is_active: bool | None = msgspec.field(default=None, name="isActive")
-    is_suspended: bool | None = msgspec.field(default=None, name="isSuspended")
-    has_password_auth: bool | None = msgspec.field(default=None, name="hasPasswordAuth")
-    is_managed: bool | None = msgspec.field(default=None, name="isManaged")
-    date_joined: str | None = msgspec.field(default=None, name="dateJoined")
-    last_login: str | None = msgspec.field(default=None, name="lastLogin")
-    has2fa: bool | None = None
-    last_active: str | None = msgspec.field(default=None, name="lastActive")
-    is_superuser: bool | None = msgspec.field(default=None, name="isSuperuser")
-    is_staff: bool | None = msgspec.field(default=None, name="isStaff")
-    experiments: builtins.dict[str, Any] | None = None
-    emails: builtins.list[DashboardCreatedByEmail] | None = None
 
 
 class Dashboard2WidgetThresholds(APIModel):

@@ -14,67 +14,20 @@ from .._protocol.params import check_slug
 from ..pagination import Paginator
 from ..resources._base import IdOrSlug, Resource
 from . import _support
+from ._models import Environment as DiscoverSavedQueryCreatedByIdentityProvider
+from ._models import MemberUser as DiscoverSavedQueryCreatedBy
+from ._models import MemberUserEmail as DiscoverSavedQueryCreatedByEmail
+from ._models import MemberUserIdentity as DiscoverSavedQueryCreatedByIdentity
+from ._models import (
+    MemberUserIdentityOrganization as DiscoverSavedQueryCreatedByIdentityOrganization,
+)
+from ._models import TeamAvatar as DiscoverSavedQueryCreatedByAvatar
 from ._support import UNSET, APIModel, UnsetType
 
 __all__ = ["DiscoverAPI", "DiscoverListAttributesDataset", "DiscoverSavedQuery", "DiscoverSavedQueryCreatedBy", "DiscoverSavedQueryCreatedByAvatar", "DiscoverSavedQueryCreatedByEmail", "DiscoverSavedQueryCreatedByIdentity", "DiscoverSavedQueryCreatedByIdentityOrganization", "DiscoverSavedQueryCreatedByIdentityProvider", "Tag", "TagTopValue", "TraceItemAttribute", "TraceItemAttributeAttributeSource", "TraceMeta"]
 
 
 DiscoverListAttributesDataset = Literal["logs", "preprod", "processing_errors", "spans", "tracemetrics"]
-
-
-class DiscoverSavedQueryCreatedByIdentityOrganization(APIModel):
-    slug: str | None = None
-    name: str | None = None
-
-
-class DiscoverSavedQueryCreatedByIdentityProvider(APIModel):
-    id: str | None = None
-    name: str | None = None
-
-
-class DiscoverSavedQueryCreatedByIdentity(APIModel):
-    id: str | None = None
-    name: str | None = None
-    organization: DiscoverSavedQueryCreatedByIdentityOrganization | None = None
-    provider: DiscoverSavedQueryCreatedByIdentityProvider | None = None
-    date_verified: str | None = msgspec.field(default=None, name="dateVerified")
-    date_synced: str | None = msgspec.field(default=None, name="dateSynced")
-
-
-class DiscoverSavedQueryCreatedByAvatar(APIModel):
-    avatar_type: str | None = msgspec.field(default=None, name="avatarType")
-    avatar_uuid: str | None = msgspec.field(default=None, name="avatarUuid")
-    avatar_url: str | None = msgspec.field(default=None, name="avatarUrl")
-
-
-class DiscoverSavedQueryCreatedByEmail(APIModel):
-    id: str | None = None
-    email: str | None = None
-    is_verified: bool | None = None
-
-
-class DiscoverSavedQueryCreatedBy(APIModel):
-    identities: builtins.list[DiscoverSavedQueryCreatedByIdentity] | None = None
-    avatar: DiscoverSavedQueryCreatedByAvatar | None = None
-    authenticators: builtins.list[Any] | None = None
-    can_reset2fa: bool | None = msgspec.field(default=None, name="canReset2fa")
-    id: str | None = None
-    name: str | None = None
-    username: str | None = None
-    email: str | None = None
-    avatar_url: str | None = msgspec.field(default=None, name="avatarUrl")
-    is_active: bool | None = msgspec.field(default=None, name="isActive")
-    is_suspended: bool | None = msgspec.field(default=None, name="isSuspended")
-    has_password_auth: bool | None = msgspec.field(default=None, name="hasPasswordAuth")
-    is_managed: bool | None = msgspec.field(default=None, name="isManaged")
-    date_joined: str | None = msgspec.field(default=None, name="dateJoined")
-    last_login: str | None = msgspec.field(default=None, name="lastLogin")
-    has2fa: bool | None = None
-    last_active: str | None = msgspec.field(default=None, name="lastActive")
-    is_superuser: bool | None = msgspec.field(default=None, name="isSuperuser")
-    is_staff: bool | None = msgspec.field(default=None, name="isStaff")
-    experiments: builtins.dict[str, Any] | None = None
-    emails: builtins.list[DiscoverSavedQueryCreatedByEmail] | None = None
 
 
 class DiscoverSavedQuery(APIModel):

@@ -12,14 +12,10 @@ import msgspec
 from .._protocol.params import check_slug
 from ..resources._base import IdOrSlug, Resource
 from . import _support
+from ._models import Environment
 from ._support import APIModel
 
 __all__ = ["Environment", "Environment2", "EnvironmentsAPI"]
-
-
-class Environment(APIModel):
-    id: str | None = None
-    name: str | None = None
 
 
 class Environment2(APIModel):

@@ -14,6 +14,7 @@ from .._protocol.params import check_slug
 from ..pagination import Paginator
 from ..resources._base import IdOrSlug, Resource
 from . import _support
+from ._models import TeamTeam as EventIssueProject
 from ._support import UNSET, APIModel, UnsetType
 
 __all__ = ["EventAttachment", "EventIssue", "EventIssueProject", "EventIssueStats", "EventSourceMapDebug", "EventSourceMapDebugException", "EventSourceMapDebugExceptionFrame", "EventSourceMapDebugExceptionFrameDebugIdProcess", "EventSourceMapDebugExceptionFrameReleaseProcess", "EventSourceMapDebugExceptionFrameScrapingProcess", "EventUpdateIssue", "EventsAPI"]
@@ -73,12 +74,6 @@ class EventSourceMapDebug(APIModel):
     has_uploaded_some_artifact_with_a_debug_id: bool | None = None
     sdk_debug_id_support: str | None = None
     has_scraping_data: bool | None = None
-
-
-class EventIssueProject(APIModel):
-    id: str | None = None
-    name: str | None = None
-    slug: str | None = None
 
 
 class EventIssueStats(APIModel):

@@ -13,6 +13,8 @@ from .._protocol.params import check_slug
 from ..pagination import Paginator
 from ..resources._base import IdOrSlug, Resource
 from . import _support
+from ._models import IssueExternalIssue
+from ._models import IssueExternalIssue as PlatformOrUpdateExternalIssue
 from ._support import UNSET, APIModel, UnsetType
 
 __all__ = ["IntegrationPlatformAPI", "IssueExternalIssue", "PlatformInstallation", "PlatformInstallationApp", "PlatformInstallationOrganization", "PlatformIssue", "PlatformIssueConfig", "PlatformIssueConfigProvider", "PlatformOrUpdateExternalIssue", "SentryApp", "SentryAppAvatar", "SentryAppOwner"]
@@ -74,22 +76,6 @@ class PlatformInstallation(APIModel):
     organization: PlatformInstallationOrganization | None = None
     uuid: str | None = None
     status: str | None = None
-
-
-class PlatformOrUpdateExternalIssue(APIModel):
-    id: str | None = None
-    issue_id: str | None = msgspec.field(default=None, name="issueId")
-    service_type: str | None = msgspec.field(default=None, name="serviceType")
-    display_name: str | None = msgspec.field(default=None, name="displayName")
-    web_url: str | None = msgspec.field(default=None, name="webUrl")
-
-
-class IssueExternalIssue(APIModel):
-    id: str | None = None
-    issue_id: str | None = msgspec.field(default=None, name="issueId")
-    service_type: str | None = msgspec.field(default=None, name="serviceType")
-    display_name: str | None = msgspec.field(default=None, name="displayName")
-    web_url: str | None = msgspec.field(default=None, name="webUrl")
 
 
 class PlatformIssueConfigProvider(APIModel):

@@ -13,6 +13,7 @@ from .._protocol.params import check_slug
 from ..pagination import Paginator
 from ..resources._base import IdOrSlug, Resource
 from . import _support
+from ._models import MemberExternalUser as ExternalUser
 from ._support import UNSET, APIModel, UnsetType
 
 __all__ = ["ConfigIntegration", "ConfigIntegrationProvider", "ExternalUser", "Forwarding", "ForwardingEnrolledProject", "ForwardingProjectConfig", "Integration", "IntegrationCreateExternalUserProvider", "IntegrationsAPI"]
@@ -33,16 +34,6 @@ class ConfigIntegrationProvider(APIModel):
 
 class ConfigIntegration(APIModel):
     providers: builtins.list[ConfigIntegrationProvider] | None = None
-
-
-class ExternalUser(APIModel):
-    external_id: str | None = msgspec.field(default=None, name="externalId")
-    user_id: str | None = msgspec.field(default=None, name="userId")
-    team_id: str | None = msgspec.field(default=None, name="teamId")
-    id: str | None = None
-    provider: str | None = None
-    external_name: str | None = msgspec.field(default=None, name="externalName")
-    integration_id: str | None = msgspec.field(default=None, name="integrationId")
 
 
 class ForwardingEnrolledProject(APIModel):

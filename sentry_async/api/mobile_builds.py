@@ -12,60 +12,16 @@ import msgspec
 from .._protocol.params import check_slug
 from ..resources._base import IdOrSlug, Resource
 from . import _support
+from ._models import (
+    PreprodArtifactInstallDetail,
+    PreprodArtifactSizeAnalysisAppInfo,
+    PreprodArtifactSizeAnalysisGitInfo,
+)
+from ._models import PreprodArtifactInstallDetail as InstallableBuildLatestLatestArtifact
+from ._models import PreprodArtifactSizeAnalysisAppInfo as PreprodArtifactSizeAnalysisBaseAppInfo
 from ._support import APIModel
 
 __all__ = ["InstallableBuildLatest", "InstallableBuildLatestLatestArtifact", "MobileBuildsAPI", "PreprodArtifactInstallDetail", "PreprodArtifactSizeAnalysis", "PreprodArtifactSizeAnalysisAppComponent", "PreprodArtifactSizeAnalysisAppInfo", "PreprodArtifactSizeAnalysisBaseAppInfo", "PreprodArtifactSizeAnalysisComparison", "PreprodArtifactSizeAnalysisComparisonDiffItem", "PreprodArtifactSizeAnalysisComparisonInsightDiffItem", "PreprodArtifactSizeAnalysisComparisonSizeMetricDiff", "PreprodArtifactSizeAnalysisGitInfo", "PreprodSizeAnalysisStatusCheckRule", "PreprodSizeAnalysisStatusCheckRuleRule", "PreprodSizeAnalysisStatusCheckRuleRuleFilter", "PreprodSizeAnalysisStatusCheckRuleRuleFilterCondition"]
-
-
-class PreprodArtifactSizeAnalysisAppInfo(APIModel):
-    app_id: str | None = msgspec.field(default=None, name="appId")
-    name: str | None = None
-    version: str | None = None
-    build_number: int | None = msgspec.field(default=None, name="buildNumber")
-    artifact_type: str | None = msgspec.field(default=None, name="artifactType")
-    date_added: str | None = msgspec.field(default=None, name="dateAdded")
-    date_built: str | None = msgspec.field(default=None, name="dateBuilt")
-
-
-class PreprodArtifactSizeAnalysisGitInfo(APIModel):
-    head_sha: str | None = msgspec.field(default=None, name="headSha")
-    base_sha: str | None = msgspec.field(default=None, name="baseSha")
-    provider: str | None = None
-    head_repo_name: str | None = msgspec.field(default=None, name="headRepoName")
-    base_repo_name: str | None = msgspec.field(default=None, name="baseRepoName")
-    head_ref: str | None = msgspec.field(default=None, name="headRef")
-    base_ref: str | None = msgspec.field(default=None, name="baseRef")
-    pr_number: int | None = msgspec.field(default=None, name="prNumber")
-
-
-class PreprodArtifactInstallDetail(APIModel):
-    build_id: str | None = msgspec.field(default=None, name="buildId")
-    state: str | None = None
-    app_info: PreprodArtifactSizeAnalysisAppInfo | None = msgspec.field(default=None, name="appInfo")
-    git_info: PreprodArtifactSizeAnalysisGitInfo | None = msgspec.field(default=None, name="gitInfo")
-    platform: str | None = None
-    project_id: str | None = msgspec.field(default=None, name="projectId")
-    project_slug: str | None = msgspec.field(default=None, name="projectSlug")
-    build_configuration: str | None = msgspec.field(default=None, name="buildConfiguration")
-    is_installable: bool | None = msgspec.field(default=None, name="isInstallable")
-    install_url: str | None = msgspec.field(default=None, name="installUrl")
-    install_url_expires_at: str | None = msgspec.field(default=None, name="installUrlExpiresAt")
-    download_count: int | None = msgspec.field(default=None, name="downloadCount")
-    release_notes: str | None = msgspec.field(default=None, name="releaseNotes")
-    install_groups: builtins.list[str] | None = msgspec.field(default=None, name="installGroups")
-    is_code_signature_valid: bool | None = msgspec.field(default=None, name="isCodeSignatureValid")
-    profile_name: str | None = msgspec.field(default=None, name="profileName")
-    codesigning_type: str | None = msgspec.field(default=None, name="codesigningType")
-
-
-class PreprodArtifactSizeAnalysisBaseAppInfo(APIModel):
-    app_id: str | None = msgspec.field(default=None, name="appId")
-    name: str | None = None
-    version: str | None = None
-    build_number: int | None = msgspec.field(default=None, name="buildNumber")
-    artifact_type: str | None = msgspec.field(default=None, name="artifactType")
-    date_added: str | None = msgspec.field(default=None, name="dateAdded")
-    date_built: str | None = msgspec.field(default=None, name="dateBuilt")
 
 
 class PreprodArtifactSizeAnalysisAppComponent(APIModel):
@@ -156,26 +112,6 @@ class PreprodSizeAnalysisStatusCheckRuleRule(APIModel):
 class PreprodSizeAnalysisStatusCheckRule(APIModel):
     enabled: bool | None = None
     rules: builtins.list[PreprodSizeAnalysisStatusCheckRuleRule] | None = None
-
-
-class InstallableBuildLatestLatestArtifact(APIModel):
-    build_id: str | None = msgspec.field(default=None, name="buildId")
-    state: str | None = None
-    app_info: PreprodArtifactSizeAnalysisAppInfo | None = msgspec.field(default=None, name="appInfo")
-    git_info: PreprodArtifactSizeAnalysisGitInfo | None = msgspec.field(default=None, name="gitInfo")
-    platform: str | None = None
-    project_id: str | None = msgspec.field(default=None, name="projectId")
-    project_slug: str | None = msgspec.field(default=None, name="projectSlug")
-    build_configuration: str | None = msgspec.field(default=None, name="buildConfiguration")
-    is_installable: bool | None = msgspec.field(default=None, name="isInstallable")
-    install_url: str | None = msgspec.field(default=None, name="installUrl")
-    install_url_expires_at: str | None = msgspec.field(default=None, name="installUrlExpiresAt")
-    download_count: int | None = msgspec.field(default=None, name="downloadCount")
-    release_notes: str | None = msgspec.field(default=None, name="releaseNotes")
-    install_groups: builtins.list[str] | None = msgspec.field(default=None, name="installGroups")
-    is_code_signature_valid: bool | None = msgspec.field(default=None, name="isCodeSignatureValid")
-    profile_name: str | None = msgspec.field(default=None, name="profileName")
-    codesigning_type: str | None = msgspec.field(default=None, name="codesigningType")
 
 
 class InstallableBuildLatest(APIModel):

@@ -13,16 +13,12 @@ from .._protocol.params import check_slug
 from ..pagination import Paginator
 from ..resources._base import IdOrSlug, Resource
 from . import _support
+from ._models import MonitorOwner as DetectorOwner
+from ._models import WorkflowTriggers
+from ._models import WorkflowTriggers as WorkflowActionFilter
 from ._support import UNSET, APIModel, UnsetType
 
 __all__ = ["Detector", "DetectorOwner", "MonitorsAPI", "Workflow", "WorkflowActionFilter", "WorkflowTriggers"]
-
-
-class DetectorOwner(APIModel):
-    type: str | None = None
-    id: str | None = None
-    name: str | None = None
-    email: str | None = None
 
 
 class Detector(APIModel):
@@ -41,22 +37,6 @@ class Detector(APIModel):
     condition_group: builtins.dict[str, Any] | None = msgspec.field(default=None, name="conditionGroup")
     config: builtins.dict[str, Any] | None = None
     enabled: bool | None = None
-
-
-class WorkflowTriggers(APIModel):
-    id: str | None = None
-    organization_id: str | None = msgspec.field(default=None, name="organizationId")
-    logic_type: str | None = msgspec.field(default=None, name="logicType")
-    conditions: Any = None
-    actions: Any = None
-
-
-class WorkflowActionFilter(APIModel):
-    id: str | None = None
-    organization_id: str | None = msgspec.field(default=None, name="organizationId")
-    logic_type: str | None = msgspec.field(default=None, name="logicType")
-    conditions: Any = None
-    actions: Any = None
 
 
 class Workflow(APIModel):

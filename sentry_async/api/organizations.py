@@ -14,6 +14,36 @@ from .._protocol.params import check_slug
 from ..pagination import Paginator
 from ..resources._base import IdOrSlug, Resource
 from . import _support
+from ._models import Environment as OrganizationStatus
+from ._models import Key as ProjectKey
+from ._models import KeyBrowserSdk as ProjectKeyBrowserSdk
+from ._models import KeyDsn as ProjectKeyDsn
+from ._models import KeyDynamicSdkLoaderOptions as ProjectKeyDynamicSdkLoaderOptions
+from ._models import KeyRateLimit as ProjectKeyRateLimit
+from ._models import (
+    Member,
+    MemberExternalUser,
+    MemberFlags,
+    MemberUser,
+    MemberUserEmail,
+    MemberUserIdentity,
+    MemberUserIdentityOrganization,
+    OrganizationLinks,
+    OrganizationOnboardingTask,
+    Repo,
+    RepoCommitPullRequest,
+    RepoSettings,
+)
+from ._models import MemberUser as ShortIdGroupStatusDetailsActor
+from ._models import MonitorOwner as ShortIdGroupAssignedTo
+from ._models import Project as OrganizationProject
+from ._models import ProjectLatestRelease as OrganizationProjectLatestRelease
+from ._models import Team2 as OrganizationTeam
+from ._models import TeamAvatar as MemberUserAvatar
+from ._models import TeamOrganization as OrganizationTeamOrganization
+from ._models import TeamProject as OrganizationTeamProject
+from ._models import TeamTeam as OrganizationProjectTeam
+from ._models import TeamTeam as OrganizationProjectTeam2
 from ._support import UNSET, APIModel, UnsetType
 
 __all__ = ["Member", "Member2", "Member2OrgRoleList", "Member2TeamRole", "Member2TeamRoleList", "MemberExternalUser", "MemberFlags", "MemberUser", "MemberUserAvatar", "MemberUserEmail", "MemberUserIdentity", "MemberUserIdentityOrganization", "Organization", "OrganizationGetStatsSummaryCategory", "OrganizationGetStatsSummaryOutcome", "OrganizationLinks", "OrganizationOnboardingTask", "OrganizationProject", "OrganizationProjectLatestRelease", "OrganizationProjectTeam", "OrganizationProjectTeam2", "OrganizationResolveShortIdCollapse", "OrganizationStatus", "OrganizationTeam", "OrganizationTeamOrganization", "OrganizationTeamProject", "OrganizationTrustedRelay", "OrganizationsAPI", "ProjectKey", "ProjectKeyBrowserSdk", "ProjectKeyDsn", "ProjectKeyDynamicSdkLoaderOptions", "ProjectKeyRateLimit", "RelayUsage", "Repo", "RepoCommit", "RepoCommitPullRequest", "RepoSettings", "ShortId", "ShortIdGroup", "ShortIdGroupAnnotation", "ShortIdGroupAssignedTo", "ShortIdGroupDerivedData", "ShortIdGroupProject", "ShortIdGroupStatusDetails", "ShortIdGroupStatusDetailsActor", "ShortIdGroupStatusDetailsInfo", "ShortIdGroupSubscriptionDetails", "StatsSummary", "StatsSummaryProject"]
@@ -22,30 +52,6 @@ __all__ = ["Member", "Member2", "Member2OrgRoleList", "Member2TeamRole", "Member
 OrganizationResolveShortIdCollapse = Literal["base", "filtered", "lifetime", "stats", "unhandled"]
 OrganizationGetStatsSummaryCategory = Literal["error", "transaction", "attachment", "replays", "profiles"]
 OrganizationGetStatsSummaryOutcome = Literal["accepted", "filtered", "rate_limited", "invalid", "abuse", "client_discard", "cardinality_limited"]
-
-
-class OrganizationOnboardingTask(APIModel):
-    task: str | None = None
-    status: str | None = None
-    completion_seen: str | None = msgspec.field(default=None, name="completionSeen")
-    date_completed: str | None = msgspec.field(default=None, name="dateCompleted")
-    data: Any = None
-
-
-class OrganizationStatus(APIModel):
-    id: str | None = None
-    name: str | None = None
-
-
-class MemberUserAvatar(APIModel):
-    avatar_type: str | None = msgspec.field(default=None, name="avatarType")
-    avatar_uuid: str | None = msgspec.field(default=None, name="avatarUuid")
-    avatar_url: str | None = msgspec.field(default=None, name="avatarUrl")
-
-
-class OrganizationLinks(APIModel):
-    organization_url: str | None = msgspec.field(default=None, name="organizationUrl")
-    region_url: str | None = msgspec.field(default=None, name="regionUrl")
 
 
 class Member2OrgRoleList(APIModel):
@@ -80,159 +86,6 @@ class OrganizationTrustedRelay(APIModel):
     public_key: str | None = msgspec.field(default=None, name="publicKey")
     created: str | None = None
     last_modified: str | None = msgspec.field(default=None, name="lastModified")
-
-
-class MemberExternalUser(APIModel):
-    external_id: str | None = msgspec.field(default=None, name="externalId")
-    user_id: str | None = msgspec.field(default=None, name="userId")
-    team_id: str | None = msgspec.field(default=None, name="teamId")
-    id: str | None = None
-    provider: str | None = None
-    external_name: str | None = msgspec.field(default=None, name="externalName")
-    integration_id: str | None = msgspec.field(default=None, name="integrationId")
-
-
-class OrganizationTeamOrganization(APIModel):
-    features: builtins.list[str] | None = None
-    extra_options: builtins.dict[str, builtins.dict[str, Any] | None] | None = msgspec.field(default=None, name="extraOptions")
-    access: builtins.list[str] | None = None
-    onboarding_tasks: builtins.list[OrganizationOnboardingTask] | None = msgspec.field(default=None, name="onboardingTasks")
-    id: str | None = None
-    slug: str | None = None
-    status: OrganizationStatus | None = None
-    name: str | None = None
-    date_created: str | None = msgspec.field(default=None, name="dateCreated")
-    is_early_adopter: bool | None = msgspec.field(default=None, name="isEarlyAdopter")
-    require2_fa: bool | None = msgspec.field(default=None, name="require2FA")
-    avatar: MemberUserAvatar | None = None
-    links: OrganizationLinks | None = None
-    has_auth_provider: bool | None = msgspec.field(default=None, name="hasAuthProvider")
-    allow_member_invite: bool | None = msgspec.field(default=None, name="allowMemberInvite")
-    allow_member_project_creation: bool | None = msgspec.field(default=None, name="allowMemberProjectCreation")
-    allow_superuser_access: bool | None = msgspec.field(default=None, name="allowSuperuserAccess")
-
-
-class OrganizationTeamProject(APIModel):
-    stats: Any = None
-    transaction_stats: Any = msgspec.field(default=None, name="transactionStats")
-    session_stats: Any = msgspec.field(default=None, name="sessionStats")
-    id: str | None = None
-    slug: str | None = None
-    name: str | None = None
-    platform: str | None = None
-    date_created: str | None = msgspec.field(default=None, name="dateCreated")
-    is_bookmarked: bool | None = msgspec.field(default=None, name="isBookmarked")
-    is_member: bool | None = msgspec.field(default=None, name="isMember")
-    features: builtins.list[str] | None = None
-    first_event: str | None = msgspec.field(default=None, name="firstEvent")
-    first_transaction_event: bool | None = msgspec.field(default=None, name="firstTransactionEvent")
-    access: builtins.list[str] | None = None
-    has_access: bool | None = msgspec.field(default=None, name="hasAccess")
-    has_feedbacks: bool | None = msgspec.field(default=None, name="hasFeedbacks")
-    has_flags: bool | None = msgspec.field(default=None, name="hasFlags")
-    has_minified_stack_trace: bool | None = msgspec.field(default=None, name="hasMinifiedStackTrace")
-    has_monitors: bool | None = msgspec.field(default=None, name="hasMonitors")
-    has_new_feedbacks: bool | None = msgspec.field(default=None, name="hasNewFeedbacks")
-    has_profiles: bool | None = msgspec.field(default=None, name="hasProfiles")
-    has_replays: bool | None = msgspec.field(default=None, name="hasReplays")
-    has_sessions: bool | None = msgspec.field(default=None, name="hasSessions")
-    has_insights_http: bool | None = msgspec.field(default=None, name="hasInsightsHttp")
-    has_insights_db: bool | None = msgspec.field(default=None, name="hasInsightsDb")
-    has_insights_assets: bool | None = msgspec.field(default=None, name="hasInsightsAssets")
-    has_insights_app_start: bool | None = msgspec.field(default=None, name="hasInsightsAppStart")
-    has_insights_screen_load: bool | None = msgspec.field(default=None, name="hasInsightsScreenLoad")
-    has_insights_vitals: bool | None = msgspec.field(default=None, name="hasInsightsVitals")
-    has_insights_caches: bool | None = msgspec.field(default=None, name="hasInsightsCaches")
-    has_insights_queues: bool | None = msgspec.field(default=None, name="hasInsightsQueues")
-    has_insights_agent_monitoring: bool | None = msgspec.field(default=None, name="hasInsightsAgentMonitoring")
-    has_insights_mcp: bool | None = msgspec.field(default=None, name="hasInsightsMCP")
-    has_logs: bool | None = msgspec.field(default=None, name="hasLogs")
-    has_trace_metrics: bool | None = msgspec.field(default=None, name="hasTraceMetrics")
-    is_internal: bool | None = msgspec.field(default=None, name="isInternal")
-    is_public: bool | None = msgspec.field(default=None, name="isPublic")
-    avatar: MemberUserAvatar | None = None
-    color: str | None = None
-    status: str | None = None
-
-
-class OrganizationTeam(APIModel):
-    id: str | None = None
-    slug: str | None = None
-    name: str | None = None
-    date_created: str | None = msgspec.field(default=None, name="dateCreated")
-    is_member: bool | None = msgspec.field(default=None, name="isMember")
-    team_role: str | None = msgspec.field(default=None, name="teamRole")
-    flags: builtins.dict[str, Any] | None = None
-    access: builtins.list[str] | None = None
-    has_access: bool | None = msgspec.field(default=None, name="hasAccess")
-    is_pending: bool | None = msgspec.field(default=None, name="isPending")
-    member_count: int | None = msgspec.field(default=None, name="memberCount")
-    avatar: MemberUserAvatar | None = None
-    external_teams: builtins.list[MemberExternalUser] | None = msgspec.field(default=None, name="externalTeams")
-    organization: OrganizationTeamOrganization | None = None
-    projects: builtins.list[OrganizationTeamProject] | None = None
-
-
-class OrganizationProjectTeam(APIModel):
-    id: str | None = None
-    name: str | None = None
-    slug: str | None = None
-
-
-class OrganizationProjectTeam2(APIModel):
-    id: str | None = None
-    name: str | None = None
-    slug: str | None = None
-
-
-class OrganizationProjectLatestRelease(APIModel):
-    version: str | None = None
-
-
-class OrganizationProject(APIModel):
-    latest_deploys: builtins.dict[str, builtins.dict[str, str | None] | None] | None = msgspec.field(default=None, name="latestDeploys")
-    options: builtins.dict[str, Any] | None = None
-    stats: Any = None
-    transaction_stats: Any = msgspec.field(default=None, name="transactionStats")
-    session_stats: Any = msgspec.field(default=None, name="sessionStats")
-    id: str | None = None
-    slug: str | None = None
-    name: str | None = None
-    platform: str | None = None
-    date_created: str | None = msgspec.field(default=None, name="dateCreated")
-    is_bookmarked: bool | None = msgspec.field(default=None, name="isBookmarked")
-    is_member: bool | None = msgspec.field(default=None, name="isMember")
-    features: builtins.list[str] | None = None
-    first_event: str | None = msgspec.field(default=None, name="firstEvent")
-    first_transaction_event: bool | None = msgspec.field(default=None, name="firstTransactionEvent")
-    access: builtins.list[str] | None = None
-    has_access: bool | None = msgspec.field(default=None, name="hasAccess")
-    has_feedbacks: bool | None = msgspec.field(default=None, name="hasFeedbacks")
-    has_flags: bool | None = msgspec.field(default=None, name="hasFlags")
-    has_minified_stack_trace: bool | None = msgspec.field(default=None, name="hasMinifiedStackTrace")
-    has_monitors: bool | None = msgspec.field(default=None, name="hasMonitors")
-    has_new_feedbacks: bool | None = msgspec.field(default=None, name="hasNewFeedbacks")
-    has_profiles: bool | None = msgspec.field(default=None, name="hasProfiles")
-    has_replays: bool | None = msgspec.field(default=None, name="hasReplays")
-    has_sessions: bool | None = msgspec.field(default=None, name="hasSessions")
-    has_insights_http: bool | None = msgspec.field(default=None, name="hasInsightsHttp")
-    has_insights_db: bool | None = msgspec.field(default=None, name="hasInsightsDb")
-    has_insights_assets: bool | None = msgspec.field(default=None, name="hasInsightsAssets")
-    has_insights_app_start: bool | None = msgspec.field(default=None, name="hasInsightsAppStart")
-    has_insights_screen_load: bool | None = msgspec.field(default=None, name="hasInsightsScreenLoad")
-    has_insights_vitals: bool | None = msgspec.field(default=None, name="hasInsightsVitals")
-    has_insights_caches: bool | None = msgspec.field(default=None, name="hasInsightsCaches")
-    has_insights_queues: bool | None = msgspec.field(default=None, name="hasInsightsQueues")
-    has_insights_agent_monitoring: bool | None = msgspec.field(default=None, name="hasInsightsAgentMonitoring")
-    has_insights_mcp: bool | None = msgspec.field(default=None, name="hasInsightsMCP")
-    has_logs: bool | None = msgspec.field(default=None, name="hasLogs")
-    has_trace_metrics: bool | None = msgspec.field(default=None, name="hasTraceMetrics")
-    team: OrganizationProjectTeam | None = None
-    teams: builtins.list[OrganizationProjectTeam2] | None = None
-    platforms: builtins.list[str] | None = None
-    has_user_reports: bool | None = msgspec.field(default=None, name="hasUserReports")
-    environments: builtins.list[str] | None = None
-    latest_release: OrganizationProjectLatestRelease | None = msgspec.field(default=None, name="latestRelease")
 
 
 class Organization(APIModel):
@@ -302,74 +155,6 @@ class Organization(APIModel):
     projects: builtins.list[OrganizationProject] | None = None
 
 
-class MemberUserIdentityOrganization(APIModel):
-    slug: str | None = None
-    name: str | None = None
-
-
-class MemberUserIdentity(APIModel):
-    id: str | None = None
-    name: str | None = None
-    organization: MemberUserIdentityOrganization | None = None
-    provider: OrganizationStatus | None = None
-    date_verified: str | None = msgspec.field(default=None, name="dateVerified")
-    date_synced: str | None = msgspec.field(default=None, name="dateSynced")
-
-
-class MemberUserEmail(APIModel):
-    id: str | None = None
-    email: str | None = None
-    is_verified: bool | None = None
-
-
-class MemberUser(APIModel):
-    identities: builtins.list[MemberUserIdentity] | None = None
-    avatar: MemberUserAvatar | None = None
-    authenticators: builtins.list[Any] | None = None
-    can_reset2fa: bool | None = msgspec.field(default=None, name="canReset2fa")
-    id: str | None = None
-    name: str | None = None
-    username: str | None = None
-    email: str | None = None
-    avatar_url: str | None = msgspec.field(default=None, name="avatarUrl")
-    is_active: bool | None = msgspec.field(default=None, name="isActive")
-    is_suspended: bool | None = msgspec.field(default=None, name="isSuspended")
-    has_password_auth: bool | None = msgspec.field(default=None, name="hasPasswordAuth")
-    is_managed: bool | None = msgspec.field(default=None, name="isManaged")
-    date_joined: str | None = msgspec.field(default=None, name="dateJoined")
-    last_login: str | None = msgspec.field(default=None, name="lastLogin")
-    has2fa: bool | None = None
-    last_active: str | None = msgspec.field(default=None, name="lastActive")
-    is_superuser: bool | None = msgspec.field(default=None, name="isSuperuser")
-    is_staff: bool | None = msgspec.field(default=None, name="isStaff")
-    experiments: builtins.dict[str, Any] | None = None
-    emails: builtins.list[MemberUserEmail] | None = None
-
-
-class MemberFlags(APIModel):
-    idp_provisioned: bool | None = msgspec.field(default=None, name="idp:provisioned")
-    idp_role_restricted: bool | None = msgspec.field(default=None, name="idp:role-restricted")
-    sso_linked: bool | None = msgspec.field(default=None, name="sso:linked")
-    sso_invalid: bool | None = msgspec.field(default=None, name="sso:invalid")
-    member_limit_restricted: bool | None = msgspec.field(default=None, name="member-limit:restricted")
-    partnership_restricted: bool | None = msgspec.field(default=None, name="partnership:restricted")
-
-
-class Member(APIModel):
-    external_users: builtins.list[MemberExternalUser] | None = msgspec.field(default=None, name="externalUsers")
-    id: str | None = None
-    email: str | None = None
-    name: str | None = None
-    user: MemberUser | None = None
-    org_role: str | None = msgspec.field(default=None, name="orgRole")
-    pending: bool | None = None
-    expired: bool | None = None
-    flags: MemberFlags | None = None
-    date_created: str | None = msgspec.field(default=None, name="dateCreated")
-    invite_status: str | None = msgspec.field(default=None, name="inviteStatus")
-    inviter_name: str | None = msgspec.field(default=None, name="inviterName")
-
-
 class Member2TeamRole(APIModel):
     team_slug: str | None = msgspec.field(default=None, name="teamSlug")
     role: str | None = None
@@ -398,92 +183,12 @@ class Member2(APIModel):
     team_role_list: builtins.list[Member2TeamRoleList] | None = msgspec.field(default=None, name="teamRoleList")
 
 
-class ProjectKeyRateLimit(APIModel):
-    window: int | None = None
-    count: int | None = None
-
-
-class ProjectKeyDsn(APIModel):
-    secret: str | None = None
-    public: str | None = None
-    csp: str | None = None
-    security: str | None = None
-    minidump: str | None = None
-    nel: str | None = None
-    unreal: str | None = None
-    crons: str | None = None
-    cdn: str | None = None
-    playstation: str | None = None
-    integration: str | None = None
-    otlp_traces: str | None = None
-    otlp_logs: str | None = None
-
-
-class ProjectKeyBrowserSdk(APIModel):
-    choices: builtins.list[builtins.list[str]] | None = None
-
-
-class ProjectKeyDynamicSdkLoaderOptions(APIModel):
-    has_replay: bool | None = msgspec.field(default=None, name="hasReplay")
-    has_performance: bool | None = msgspec.field(default=None, name="hasPerformance")
-    has_debug: bool | None = msgspec.field(default=None, name="hasDebug")
-    has_feedback: bool | None = msgspec.field(default=None, name="hasFeedback")
-    has_logs_and_metrics: bool | None = msgspec.field(default=None, name="hasLogsAndMetrics")
-
-
-class ProjectKey(APIModel):
-    id: str | None = None
-    name: str | None = None
-    label: str | None = None
-    public: str | None = None
-    secret: str | None = None
-    project_id: int | None = msgspec.field(default=None, name="projectId")
-    is_active: bool | None = msgspec.field(default=None, name="isActive")
-    rate_limit: ProjectKeyRateLimit | None = msgspec.field(default=None, name="rateLimit")
-    dsn: ProjectKeyDsn | None = None
-    browser_sdk_version: str | None = msgspec.field(default=None, name="browserSdkVersion")
-    browser_sdk: ProjectKeyBrowserSdk | None = msgspec.field(default=None, name="browserSdk")
-    date_created: str | None = msgspec.field(default=None, name="dateCreated")
-    dynamic_sdk_loader_options: ProjectKeyDynamicSdkLoaderOptions | None = msgspec.field(default=None, name="dynamicSdkLoaderOptions")
-    use_case: str | None = msgspec.field(default=None, name="useCase")
-
-
 class RelayUsage(APIModel):
     relay_id: str | None = msgspec.field(default=None, name="relayId")
     version: str | None = None
     public_key: str | None = msgspec.field(default=None, name="publicKey")
     first_seen: str | None = msgspec.field(default=None, name="firstSeen")
     last_seen: str | None = msgspec.field(default=None, name="lastSeen")
-
-
-class RepoSettings(APIModel):
-    enabled_code_review: bool | None = msgspec.field(default=None, name="enabledCodeReview")
-    code_review_triggers: builtins.list[str] | None = msgspec.field(default=None, name="codeReviewTriggers")
-
-
-class Repo(APIModel):
-    url: str | None = None
-    provider: builtins.dict[str, str | None] | None = None
-    status: str | None = None
-    integration_id: str | None = msgspec.field(default=None, name="integrationId")
-    external_slug: str | None = msgspec.field(default=None, name="externalSlug")
-    external_id: str | None = msgspec.field(default=None, name="externalId")
-    settings: RepoSettings | None = None
-    id: str | None = None
-    name: str | None = None
-    date_created: str | None = msgspec.field(default=None, name="dateCreated")
-
-
-class RepoCommitPullRequest(APIModel):
-    id: str | None = None
-    title: str | None = None
-    message: str | None = None
-    date_created: str | None = msgspec.field(default=None, name="dateCreated")
-    merged_at: str | None = msgspec.field(default=None, name="mergedAt")
-    status: str | None = None
-    repository: Repo | None = None
-    author: Any = None
-    external_url: str | None = msgspec.field(default=None, name="externalUrl")
 
 
 class RepoCommit(APIModel):
@@ -506,30 +211,6 @@ class ShortIdGroupDerivedData(APIModel):
     has_root_cause: bool | None = msgspec.field(default=None, name="hasRootCause")
     last_completed_autofix_step: str | None = msgspec.field(default=None, name="lastCompletedAutofixStep")
     last_progressed_at: str | None = msgspec.field(default=None, name="lastProgressedAt")
-
-
-class ShortIdGroupStatusDetailsActor(APIModel):
-    identities: builtins.list[MemberUserIdentity] | None = None
-    avatar: MemberUserAvatar | None = None
-    authenticators: builtins.list[Any] | None = None
-    can_reset2fa: bool | None = msgspec.field(default=None, name="canReset2fa")
-    id: str | None = None
-    name: str | None = None
-    username: str | None = None
-    email: str | None = None
-    avatar_url: str | None = msgspec.field(default=None, name="avatarUrl")
-    is_active: bool | None = msgspec.field(default=None, name="isActive")
-    is_suspended: bool | None = msgspec.field(default=None, name="isSuspended")
-    has_password_auth: bool | None = msgspec.field(default=None, name="hasPasswordAuth")
-    is_managed: bool | None = msgspec.field(default=None, name="isManaged")
-    date_joined: str | None = msgspec.field(default=None, name="dateJoined")
-    last_login: str | None = msgspec.field(default=None, name="lastLogin")
-    has2fa: bool | None = None
-    last_active: str | None = msgspec.field(default=None, name="lastActive")
-    is_superuser: bool | None = msgspec.field(default=None, name="isSuperuser")
-    is_staff: bool | None = msgspec.field(default=None, name="isStaff")
-    experiments: builtins.dict[str, Any] | None = None
-    emails: builtins.list[MemberUserEmail] | None = None
 
 
 class ShortIdGroupStatusDetailsInfo(APIModel):
@@ -557,13 +238,6 @@ class ShortIdGroupProject(APIModel):
     name: str | None = None
     slug: str | None = None
     platform: str | None = None
-
-
-class ShortIdGroupAssignedTo(APIModel):
-    type: str | None = None
-    id: str | None = None
-    name: str | None = None
-    email: str | None = None
 
 
 class ShortIdGroupSubscriptionDetails(APIModel):

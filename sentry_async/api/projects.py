@@ -14,6 +14,29 @@ from .._protocol.params import check_slug
 from ..pagination import Paginator
 from ..resources._base import IdOrSlug, Resource
 from . import _support
+from ._models import Environment as MemberUserIdentityProvider
+from ._models import (
+    Key,
+    KeyBrowserSdk,
+    KeyDsn,
+    KeyDynamicSdkLoaderOptions,
+    KeyRateLimit,
+    Member,
+    MemberExternalUser,
+    MemberFlags,
+    MemberUser,
+    MemberUserEmail,
+    MemberUserIdentity,
+    MemberUserIdentityOrganization,
+    Project,
+    ProjectLatestRelease,
+    TeamAvatar,
+    TeamTeam,
+)
+from ._models import OrganizationLinks as Project2OrganizationLinks
+from ._models import OrganizationOnboardingTask as Project2OrganizationOnboardingTask
+from ._models import TeamOrganization as Project2Organization
+from ._models import TeamTeam as ProjectTeam
 from ._support import UNSET, APIModel, UnsetType
 
 __all__ = ["DebugFile", "Filter", "Key", "KeyBrowserSdk", "KeyDsn", "KeyDynamicSdkLoaderOptions", "KeyRateLimit", "Member", "MemberExternalUser", "MemberFlags", "MemberUser", "MemberUserEmail", "MemberUserIdentity", "MemberUserIdentityOrganization", "MemberUserIdentityProvider", "Ownership", "OwnershipSchema", "OwnershipSchemaRule", "OwnershipSchemaRuleMatcher", "OwnershipSchemaRuleOwner", "Project", "Project2", "Project2HighlightPreset", "Project2Organization", "Project2OrganizationLinks", "Project2OrganizationOnboardingTask", "ProjectCreateSymbolSourceRegion", "ProjectHook", "ProjectLatestRelease", "ProjectTeam", "ProjectUpdateFilterSubfilters", "ProjectUserFeedback", "ProjectUserFeedbackEvent", "ProjectValue", "ProjectsAPI", "Repository", "Team", "TeamAvatar", "TeamTeam", "User"]
@@ -23,115 +46,9 @@ ProjectUpdateFilterSubfilters = Literal["ie", "edge", "safari", "firefox", "chro
 ProjectCreateSymbolSourceRegion = Literal["us-east-2", "us-east-1", "us-west-1", "us-west-2", "ap-east-1", "ap-south-1", "ap-northeast-2", "ap-southeast-1", "ap-southeast-2", "ap-northeast-1", "ca-central-1", "cn-north-1", "cn-northwest-1", "eu-central-1", "eu-west-1", "eu-west-2", "eu-west-3", "eu-north-1", "sa-east-1", "us-gov-east-1", "us-gov-west-1"]
 
 
-class ProjectTeam(APIModel):
-    id: str | None = None
-    name: str | None = None
-    slug: str | None = None
-
-
-class TeamTeam(APIModel):
-    id: str | None = None
-    name: str | None = None
-    slug: str | None = None
-
-
-class ProjectLatestRelease(APIModel):
-    version: str | None = None
-
-
-class Project(APIModel):
-    latest_deploys: builtins.dict[str, builtins.dict[str, str | None] | None] | None = msgspec.field(default=None, name="latestDeploys")
-    options: builtins.dict[str, Any] | None = None
-    stats: Any = None
-    transaction_stats: Any = msgspec.field(default=None, name="transactionStats")
-    session_stats: Any = msgspec.field(default=None, name="sessionStats")
-    id: str | None = None
-    slug: str | None = None
-    name: str | None = None
-    platform: str | None = None
-    date_created: str | None = msgspec.field(default=None, name="dateCreated")
-    is_bookmarked: bool | None = msgspec.field(default=None, name="isBookmarked")
-    is_member: bool | None = msgspec.field(default=None, name="isMember")
-    features: builtins.list[str] | None = None
-    first_event: str | None = msgspec.field(default=None, name="firstEvent")
-    first_transaction_event: bool | None = msgspec.field(default=None, name="firstTransactionEvent")
-    access: builtins.list[str] | None = None
-    has_access: bool | None = msgspec.field(default=None, name="hasAccess")
-    has_feedbacks: bool | None = msgspec.field(default=None, name="hasFeedbacks")
-    has_flags: bool | None = msgspec.field(default=None, name="hasFlags")
-    has_minified_stack_trace: bool | None = msgspec.field(default=None, name="hasMinifiedStackTrace")
-    has_monitors: bool | None = msgspec.field(default=None, name="hasMonitors")
-    has_new_feedbacks: bool | None = msgspec.field(default=None, name="hasNewFeedbacks")
-    has_profiles: bool | None = msgspec.field(default=None, name="hasProfiles")
-    has_replays: bool | None = msgspec.field(default=None, name="hasReplays")
-    has_sessions: bool | None = msgspec.field(default=None, name="hasSessions")
-    has_insights_http: bool | None = msgspec.field(default=None, name="hasInsightsHttp")
-    has_insights_db: bool | None = msgspec.field(default=None, name="hasInsightsDb")
-    has_insights_assets: bool | None = msgspec.field(default=None, name="hasInsightsAssets")
-    has_insights_app_start: bool | None = msgspec.field(default=None, name="hasInsightsAppStart")
-    has_insights_screen_load: bool | None = msgspec.field(default=None, name="hasInsightsScreenLoad")
-    has_insights_vitals: bool | None = msgspec.field(default=None, name="hasInsightsVitals")
-    has_insights_caches: bool | None = msgspec.field(default=None, name="hasInsightsCaches")
-    has_insights_queues: bool | None = msgspec.field(default=None, name="hasInsightsQueues")
-    has_insights_agent_monitoring: bool | None = msgspec.field(default=None, name="hasInsightsAgentMonitoring")
-    has_insights_mcp: bool | None = msgspec.field(default=None, name="hasInsightsMCP")
-    has_logs: bool | None = msgspec.field(default=None, name="hasLogs")
-    has_trace_metrics: bool | None = msgspec.field(default=None, name="hasTraceMetrics")
-    team: ProjectTeam | None = None
-    teams: builtins.list[TeamTeam] | None = None
-    platforms: builtins.list[str] | None = None
-    has_user_reports: bool | None = msgspec.field(default=None, name="hasUserReports")
-    environments: builtins.list[str] | None = None
-    latest_release: ProjectLatestRelease | None = msgspec.field(default=None, name="latestRelease")
-
-
-class TeamAvatar(APIModel):
-    avatar_type: str | None = msgspec.field(default=None, name="avatarType")
-    avatar_uuid: str | None = msgspec.field(default=None, name="avatarUuid")
-    avatar_url: str | None = msgspec.field(default=None, name="avatarUrl")
-
-
 class Project2HighlightPreset(APIModel):
     tags: builtins.list[str] | None = None
     context: builtins.dict[str, builtins.list[str] | None] | None = None
-
-
-class Project2OrganizationOnboardingTask(APIModel):
-    task: str | None = None
-    status: str | None = None
-    completion_seen: str | None = msgspec.field(default=None, name="completionSeen")
-    date_completed: str | None = msgspec.field(default=None, name="dateCompleted")
-    data: Any = None
-
-
-class MemberUserIdentityProvider(APIModel):
-    id: str | None = None
-    name: str | None = None
-
-
-class Project2OrganizationLinks(APIModel):
-    organization_url: str | None = msgspec.field(default=None, name="organizationUrl")
-    region_url: str | None = msgspec.field(default=None, name="regionUrl")
-
-
-class Project2Organization(APIModel):
-    features: builtins.list[str] | None = None
-    extra_options: builtins.dict[str, builtins.dict[str, Any] | None] | None = msgspec.field(default=None, name="extraOptions")
-    access: builtins.list[str] | None = None
-    onboarding_tasks: builtins.list[Project2OrganizationOnboardingTask] | None = msgspec.field(default=None, name="onboardingTasks")
-    id: str | None = None
-    slug: str | None = None
-    status: MemberUserIdentityProvider | None = None
-    name: str | None = None
-    date_created: str | None = msgspec.field(default=None, name="dateCreated")
-    is_early_adopter: bool | None = msgspec.field(default=None, name="isEarlyAdopter")
-    require2_fa: bool | None = msgspec.field(default=None, name="require2FA")
-    avatar: TeamAvatar | None = None
-    links: Project2OrganizationLinks | None = None
-    has_auth_provider: bool | None = msgspec.field(default=None, name="hasAuthProvider")
-    allow_member_invite: bool | None = msgspec.field(default=None, name="allowMemberInvite")
-    allow_member_project_creation: bool | None = msgspec.field(default=None, name="allowMemberProjectCreation")
-    allow_superuser_access: bool | None = msgspec.field(default=None, name="allowSuperuserAccess")
 
 
 class Project2(APIModel):
@@ -240,134 +157,6 @@ class DebugFile(APIModel):
 class Filter(APIModel):
     id: str | None = None
     active: Any = None
-
-
-class KeyRateLimit(APIModel):
-    window: int | None = None
-    count: int | None = None
-
-
-class KeyDsn(APIModel):
-    secret: str | None = None
-    public: str | None = None
-    csp: str | None = None
-    security: str | None = None
-    minidump: str | None = None
-    nel: str | None = None
-    unreal: str | None = None
-    crons: str | None = None
-    cdn: str | None = None
-    playstation: str | None = None
-    integration: str | None = None
-    otlp_traces: str | None = None
-    otlp_logs: str | None = None
-
-
-class KeyBrowserSdk(APIModel):
-    choices: builtins.list[builtins.list[str]] | None = None
-
-
-class KeyDynamicSdkLoaderOptions(APIModel):
-    has_replay: bool | None = msgspec.field(default=None, name="hasReplay")
-    has_performance: bool | None = msgspec.field(default=None, name="hasPerformance")
-    has_debug: bool | None = msgspec.field(default=None, name="hasDebug")
-    has_feedback: bool | None = msgspec.field(default=None, name="hasFeedback")
-    has_logs_and_metrics: bool | None = msgspec.field(default=None, name="hasLogsAndMetrics")
-
-
-class Key(APIModel):
-    id: str | None = None
-    name: str | None = None
-    label: str | None = None
-    public: str | None = None
-    secret: str | None = None
-    project_id: int | None = msgspec.field(default=None, name="projectId")
-    is_active: bool | None = msgspec.field(default=None, name="isActive")
-    rate_limit: KeyRateLimit | None = msgspec.field(default=None, name="rateLimit")
-    dsn: KeyDsn | None = None
-    browser_sdk_version: str | None = msgspec.field(default=None, name="browserSdkVersion")
-    browser_sdk: KeyBrowserSdk | None = msgspec.field(default=None, name="browserSdk")
-    date_created: str | None = msgspec.field(default=None, name="dateCreated")
-    dynamic_sdk_loader_options: KeyDynamicSdkLoaderOptions | None = msgspec.field(default=None, name="dynamicSdkLoaderOptions")
-    use_case: str | None = msgspec.field(default=None, name="useCase")
-
-
-class MemberExternalUser(APIModel):
-    external_id: str | None = msgspec.field(default=None, name="externalId")
-    user_id: str | None = msgspec.field(default=None, name="userId")
-    team_id: str | None = msgspec.field(default=None, name="teamId")
-    id: str | None = None
-    provider: str | None = None
-    external_name: str | None = msgspec.field(default=None, name="externalName")
-    integration_id: str | None = msgspec.field(default=None, name="integrationId")
-
-
-class MemberUserIdentityOrganization(APIModel):
-    slug: str | None = None
-    name: str | None = None
-
-
-class MemberUserIdentity(APIModel):
-    id: str | None = None
-    name: str | None = None
-    organization: MemberUserIdentityOrganization | None = None
-    provider: MemberUserIdentityProvider | None = None
-    date_verified: str | None = msgspec.field(default=None, name="dateVerified")
-    date_synced: str | None = msgspec.field(default=None, name="dateSynced")
-
-
-class MemberUserEmail(APIModel):
-    id: str | None = None
-    email: str | None = None
-    is_verified: bool | None = None
-
-
-class MemberUser(APIModel):
-    identities: builtins.list[MemberUserIdentity] | None = None
-    avatar: TeamAvatar | None = None
-    authenticators: builtins.list[Any] | None = None
-    can_reset2fa: bool | None = msgspec.field(default=None, name="canReset2fa")
-    id: str | None = None
-    name: str | None = None
-    username: str | None = None
-    email: str | None = None
-    avatar_url: str | None = msgspec.field(default=None, name="avatarUrl")
-    is_active: bool | None = msgspec.field(default=None, name="isActive")
-    is_suspended: bool | None = msgspec.field(default=None, name="isSuspended")
-    has_password_auth: bool | None = msgspec.field(default=None, name="hasPasswordAuth")
-    is_managed: bool | None = msgspec.field(default=None, name="isManaged")
-    date_joined: str | None = msgspec.field(default=None, name="dateJoined")
-    last_login: str | None = msgspec.field(default=None, name="lastLogin")
-    has2fa: bool | None = None
-    last_active: str | None = msgspec.field(default=None, name="lastActive")
-    is_superuser: bool | None = msgspec.field(default=None, name="isSuperuser")
-    is_staff: bool | None = msgspec.field(default=None, name="isStaff")
-    experiments: builtins.dict[str, Any] | None = None
-    emails: builtins.list[MemberUserEmail] | None = None
-
-
-class MemberFlags(APIModel):
-    idp_provisioned: bool | None = msgspec.field(default=None, name="idp:provisioned")
-    idp_role_restricted: bool | None = msgspec.field(default=None, name="idp:role-restricted")
-    sso_linked: bool | None = msgspec.field(default=None, name="sso:linked")
-    sso_invalid: bool | None = msgspec.field(default=None, name="sso:invalid")
-    member_limit_restricted: bool | None = msgspec.field(default=None, name="member-limit:restricted")
-    partnership_restricted: bool | None = msgspec.field(default=None, name="partnership:restricted")
-
-
-class Member(APIModel):
-    external_users: builtins.list[MemberExternalUser] | None = msgspec.field(default=None, name="externalUsers")
-    id: str | None = None
-    email: str | None = None
-    name: str | None = None
-    user: MemberUser | None = None
-    org_role: str | None = msgspec.field(default=None, name="orgRole")
-    pending: bool | None = None
-    expired: bool | None = None
-    flags: MemberFlags | None = None
-    date_created: str | None = msgspec.field(default=None, name="dateCreated")
-    invite_status: str | None = msgspec.field(default=None, name="inviteStatus")
-    inviter_name: str | None = msgspec.field(default=None, name="inviterName")
 
 
 class OwnershipSchemaRuleMatcher(APIModel):

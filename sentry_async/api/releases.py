@@ -15,6 +15,9 @@ from .._protocol.params import check_slug
 from ..pagination import Paginator
 from ..resources._base import IdOrSlug, Resource
 from . import _support
+from ._models import Repo as ReleaseCommitRepository
+from ._models import RepoCommitPullRequest as ReleaseCommitPullRequest
+from ._models import RepoSettings as ReleaseCommitPullRequestRepositorySettings
 from ._support import UNSET, APIModel, FileInput, UnsetType
 
 __all__ = ["Release", "ReleaseCommit", "ReleaseCommitPullRequest", "ReleaseCommitPullRequestRepositorySettings", "ReleaseCommitRelease", "ReleaseCommitRepository", "ReleaseDeploy", "ReleaseFile", "ReleaseGetSort", "ReleaseGetSummaryStatsPeriod", "ReleaseLastDeploy", "ReleaseProject", "ReleaseProjectHealthData", "ReleaseThresholdStatusValue", "ReleaseVersionInfo", "ReleasesAPI", "Session", "SessionGroup", "SessionGroupBy"]
@@ -117,36 +120,6 @@ class Release(APIModel):
     deploy_count: int | None = msgspec.field(default=None, name="deployCount")
     authors: builtins.list[Any] | None = None
     projects: builtins.list[ReleaseProject] | None = None
-
-
-class ReleaseCommitPullRequestRepositorySettings(APIModel):
-    enabled_code_review: bool | None = msgspec.field(default=None, name="enabledCodeReview")
-    code_review_triggers: builtins.list[str] | None = msgspec.field(default=None, name="codeReviewTriggers")
-
-
-class ReleaseCommitRepository(APIModel):
-    url: str | None = None
-    provider: builtins.dict[str, str | None] | None = None
-    status: str | None = None
-    integration_id: str | None = msgspec.field(default=None, name="integrationId")
-    external_slug: str | None = msgspec.field(default=None, name="externalSlug")
-    external_id: str | None = msgspec.field(default=None, name="externalId")
-    settings: ReleaseCommitPullRequestRepositorySettings | None = None
-    id: str | None = None
-    name: str | None = None
-    date_created: str | None = msgspec.field(default=None, name="dateCreated")
-
-
-class ReleaseCommitPullRequest(APIModel):
-    id: str | None = None
-    title: str | None = None
-    message: str | None = None
-    date_created: str | None = msgspec.field(default=None, name="dateCreated")
-    merged_at: str | None = msgspec.field(default=None, name="mergedAt")
-    status: str | None = None
-    repository: ReleaseCommitRepository | None = None
-    author: Any = None
-    external_url: str | None = msgspec.field(default=None, name="externalUrl")
 
 
 class ReleaseCommitRelease(APIModel):

@@ -12,15 +12,23 @@ from .._protocol.params import check_slug
 from ..pagination import Paginator
 from ..resources._base import IdOrSlug, Resource
 from . import _support
+from ._models import Environment as TeamOrganizationStatus
+from ._models import MemberExternalUser as TeamExternalTeam
+from ._models import MemberFlags as TeamMemberFlags
+from ._models import MemberUser as TeamMemberUser
+from ._models import MemberUserEmail as TeamMemberUserEmail
+from ._models import MemberUserIdentity as TeamMemberUserIdentity
+from ._models import MemberUserIdentityOrganization as TeamMemberUserIdentityOrganization
+from ._models import OrganizationLinks as TeamOrganizationLinks
+from ._models import OrganizationOnboardingTask as TeamOrganizationOnboardingTask
+from ._models import Project as TeamProject2
+from ._models import ProjectLatestRelease as TeamProject2LatestRelease
+from ._models import Team2, TeamAvatar, TeamOrganization, TeamProject
+from ._models import TeamTeam as TeamProject2Team
+from ._models import TeamTeam as TeamProject2Team2
 from ._support import UNSET, APIModel, UnsetType
 
 __all__ = ["MemberTeam", "Team", "Team2", "TeamAvatar", "TeamExternalTeam", "TeamMember", "TeamMemberFlags", "TeamMemberUser", "TeamMemberUserEmail", "TeamMemberUserIdentity", "TeamMemberUserIdentityOrganization", "TeamOrganization", "TeamOrganizationLinks", "TeamOrganizationOnboardingTask", "TeamOrganizationStatus", "TeamProject", "TeamProject2", "TeamProject2LatestRelease", "TeamProject2Team", "TeamProject2Team2", "TeamsAPI"]
-
-
-class TeamAvatar(APIModel):
-    avatar_type: str | None = msgspec.field(default=None, name="avatarType")
-    avatar_uuid: str | None = msgspec.field(default=None, name="avatarUuid")
-    avatar_url: str | None = msgspec.field(default=None, name="avatarUrl")
 
 
 class Team(APIModel):
@@ -43,168 +51,6 @@ class MemberTeam(APIModel):
     team_role: str | None = msgspec.field(default=None, name="teamRole")
 
 
-class TeamExternalTeam(APIModel):
-    external_id: str | None = msgspec.field(default=None, name="externalId")
-    user_id: str | None = msgspec.field(default=None, name="userId")
-    team_id: str | None = msgspec.field(default=None, name="teamId")
-    id: str | None = None
-    provider: str | None = None
-    external_name: str | None = msgspec.field(default=None, name="externalName")
-    integration_id: str | None = msgspec.field(default=None, name="integrationId")
-
-
-class TeamOrganizationOnboardingTask(APIModel):
-    task: str | None = None
-    status: str | None = None
-    completion_seen: str | None = msgspec.field(default=None, name="completionSeen")
-    date_completed: str | None = msgspec.field(default=None, name="dateCompleted")
-    data: Any = None
-
-
-class TeamOrganizationStatus(APIModel):
-    id: str | None = None
-    name: str | None = None
-
-
-class TeamOrganizationLinks(APIModel):
-    organization_url: str | None = msgspec.field(default=None, name="organizationUrl")
-    region_url: str | None = msgspec.field(default=None, name="regionUrl")
-
-
-class TeamOrganization(APIModel):
-    features: builtins.list[str] | None = None
-    extra_options: builtins.dict[str, builtins.dict[str, Any] | None] | None = msgspec.field(default=None, name="extraOptions")
-    access: builtins.list[str] | None = None
-    onboarding_tasks: builtins.list[TeamOrganizationOnboardingTask] | None = msgspec.field(default=None, name="onboardingTasks")
-    id: str | None = None
-    slug: str | None = None
-    status: TeamOrganizationStatus | None = None
-    name: str | None = None
-    date_created: str | None = msgspec.field(default=None, name="dateCreated")
-    is_early_adopter: bool | None = msgspec.field(default=None, name="isEarlyAdopter")
-    require2_fa: bool | None = msgspec.field(default=None, name="require2FA")
-    avatar: TeamAvatar | None = None
-    links: TeamOrganizationLinks | None = None
-    has_auth_provider: bool | None = msgspec.field(default=None, name="hasAuthProvider")
-    allow_member_invite: bool | None = msgspec.field(default=None, name="allowMemberInvite")
-    allow_member_project_creation: bool | None = msgspec.field(default=None, name="allowMemberProjectCreation")
-    allow_superuser_access: bool | None = msgspec.field(default=None, name="allowSuperuserAccess")
-
-
-class TeamProject(APIModel):
-    stats: Any = None
-    transaction_stats: Any = msgspec.field(default=None, name="transactionStats")
-    session_stats: Any = msgspec.field(default=None, name="sessionStats")
-    id: str | None = None
-    slug: str | None = None
-    name: str | None = None
-    platform: str | None = None
-    date_created: str | None = msgspec.field(default=None, name="dateCreated")
-    is_bookmarked: bool | None = msgspec.field(default=None, name="isBookmarked")
-    is_member: bool | None = msgspec.field(default=None, name="isMember")
-    features: builtins.list[str] | None = None
-    first_event: str | None = msgspec.field(default=None, name="firstEvent")
-    first_transaction_event: bool | None = msgspec.field(default=None, name="firstTransactionEvent")
-    access: builtins.list[str] | None = None
-    has_access: bool | None = msgspec.field(default=None, name="hasAccess")
-    has_feedbacks: bool | None = msgspec.field(default=None, name="hasFeedbacks")
-    has_flags: bool | None = msgspec.field(default=None, name="hasFlags")
-    has_minified_stack_trace: bool | None = msgspec.field(default=None, name="hasMinifiedStackTrace")
-    has_monitors: bool | None = msgspec.field(default=None, name="hasMonitors")
-    has_new_feedbacks: bool | None = msgspec.field(default=None, name="hasNewFeedbacks")
-    has_profiles: bool | None = msgspec.field(default=None, name="hasProfiles")
-    has_replays: bool | None = msgspec.field(default=None, name="hasReplays")
-    has_sessions: bool | None = msgspec.field(default=None, name="hasSessions")
-    has_insights_http: bool | None = msgspec.field(default=None, name="hasInsightsHttp")
-    has_insights_db: bool | None = msgspec.field(default=None, name="hasInsightsDb")
-    has_insights_assets: bool | None = msgspec.field(default=None, name="hasInsightsAssets")
-    has_insights_app_start: bool | None = msgspec.field(default=None, name="hasInsightsAppStart")
-    has_insights_screen_load: bool | None = msgspec.field(default=None, name="hasInsightsScreenLoad")
-    has_insights_vitals: bool | None = msgspec.field(default=None, name="hasInsightsVitals")
-    has_insights_caches: bool | None = msgspec.field(default=None, name="hasInsightsCaches")
-    has_insights_queues: bool | None = msgspec.field(default=None, name="hasInsightsQueues")
-    has_insights_agent_monitoring: bool | None = msgspec.field(default=None, name="hasInsightsAgentMonitoring")
-    has_insights_mcp: bool | None = msgspec.field(default=None, name="hasInsightsMCP")
-    has_logs: bool | None = msgspec.field(default=None, name="hasLogs")
-    has_trace_metrics: bool | None = msgspec.field(default=None, name="hasTraceMetrics")
-    is_internal: bool | None = msgspec.field(default=None, name="isInternal")
-    is_public: bool | None = msgspec.field(default=None, name="isPublic")
-    avatar: TeamAvatar | None = None
-    color: str | None = None
-    status: str | None = None
-
-
-class Team2(APIModel):
-    id: str | None = None
-    slug: str | None = None
-    name: str | None = None
-    date_created: str | None = msgspec.field(default=None, name="dateCreated")
-    is_member: bool | None = msgspec.field(default=None, name="isMember")
-    team_role: str | None = msgspec.field(default=None, name="teamRole")
-    flags: builtins.dict[str, Any] | None = None
-    access: builtins.list[str] | None = None
-    has_access: bool | None = msgspec.field(default=None, name="hasAccess")
-    is_pending: bool | None = msgspec.field(default=None, name="isPending")
-    member_count: int | None = msgspec.field(default=None, name="memberCount")
-    avatar: TeamAvatar | None = None
-    external_teams: builtins.list[TeamExternalTeam] | None = msgspec.field(default=None, name="externalTeams")
-    organization: TeamOrganization | None = None
-    projects: builtins.list[TeamProject] | None = None
-
-
-class TeamMemberUserIdentityOrganization(APIModel):
-    slug: str | None = None
-    name: str | None = None
-
-
-class TeamMemberUserIdentity(APIModel):
-    id: str | None = None
-    name: str | None = None
-    organization: TeamMemberUserIdentityOrganization | None = None
-    provider: TeamOrganizationStatus | None = None
-    date_verified: str | None = msgspec.field(default=None, name="dateVerified")
-    date_synced: str | None = msgspec.field(default=None, name="dateSynced")
-
-
-class TeamMemberUserEmail(APIModel):
-    id: str | None = None
-    email: str | None = None
-    is_verified: bool | None = None
-
-
-class TeamMemberUser(APIModel):
-    identities: builtins.list[TeamMemberUserIdentity] | None = None
-    avatar: TeamAvatar | None = None
-    authenticators: builtins.list[Any] | None = None
-    can_reset2fa: bool | None = msgspec.field(default=None, name="canReset2fa")
-    id: str | None = None
-    name: str | None = None
-    username: str | None = None
-    email: str | None = None
-    avatar_url: str | None = msgspec.field(default=None, name="avatarUrl")
-    is_active: bool | None = msgspec.field(default=None, name="isActive")
-    is_suspended: bool | None = msgspec.field(default=None, name="isSuspended")
-    has_password_auth: bool | None = msgspec.field(default=None, name="hasPasswordAuth")
-    is_managed: bool | None = msgspec.field(default=None, name="isManaged")
-    date_joined: str | None = msgspec.field(default=None, name="dateJoined")
-    last_login: str | None = msgspec.field(default=None, name="lastLogin")
-    has2fa: bool | None = None
-    last_active: str | None = msgspec.field(default=None, name="lastActive")
-    is_superuser: bool | None = msgspec.field(default=None, name="isSuperuser")
-    is_staff: bool | None = msgspec.field(default=None, name="isStaff")
-    experiments: builtins.dict[str, Any] | None = None
-    emails: builtins.list[TeamMemberUserEmail] | None = None
-
-
-class TeamMemberFlags(APIModel):
-    idp_provisioned: bool | None = msgspec.field(default=None, name="idp:provisioned")
-    idp_role_restricted: bool | None = msgspec.field(default=None, name="idp:role-restricted")
-    sso_linked: bool | None = msgspec.field(default=None, name="sso:linked")
-    sso_invalid: bool | None = msgspec.field(default=None, name="sso:invalid")
-    member_limit_restricted: bool | None = msgspec.field(default=None, name="member-limit:restricted")
-    partnership_restricted: bool | None = msgspec.field(default=None, name="partnership:restricted")
-
-
 class TeamMember(APIModel):
     external_users: builtins.list[TeamExternalTeam] | None = msgspec.field(default=None, name="externalUsers")
     role: str | None = None
@@ -222,68 +68,6 @@ class TeamMember(APIModel):
     inviter_name: str | None = msgspec.field(default=None, name="inviterName")
     team_role: str | None = msgspec.field(default=None, name="teamRole")
     team_slug: str | None = msgspec.field(default=None, name="teamSlug")
-
-
-class TeamProject2Team(APIModel):
-    id: str | None = None
-    name: str | None = None
-    slug: str | None = None
-
-
-class TeamProject2Team2(APIModel):
-    id: str | None = None
-    name: str | None = None
-    slug: str | None = None
-
-
-class TeamProject2LatestRelease(APIModel):
-    version: str | None = None
-
-
-class TeamProject2(APIModel):
-    latest_deploys: builtins.dict[str, builtins.dict[str, str | None] | None] | None = msgspec.field(default=None, name="latestDeploys")
-    options: builtins.dict[str, Any] | None = None
-    stats: Any = None
-    transaction_stats: Any = msgspec.field(default=None, name="transactionStats")
-    session_stats: Any = msgspec.field(default=None, name="sessionStats")
-    id: str | None = None
-    slug: str | None = None
-    name: str | None = None
-    platform: str | None = None
-    date_created: str | None = msgspec.field(default=None, name="dateCreated")
-    is_bookmarked: bool | None = msgspec.field(default=None, name="isBookmarked")
-    is_member: bool | None = msgspec.field(default=None, name="isMember")
-    features: builtins.list[str] | None = None
-    first_event: str | None = msgspec.field(default=None, name="firstEvent")
-    first_transaction_event: bool | None = msgspec.field(default=None, name="firstTransactionEvent")
-    access: builtins.list[str] | None = None
-    has_access: bool | None = msgspec.field(default=None, name="hasAccess")
-    has_feedbacks: bool | None = msgspec.field(default=None, name="hasFeedbacks")
-    has_flags: bool | None = msgspec.field(default=None, name="hasFlags")
-    has_minified_stack_trace: bool | None = msgspec.field(default=None, name="hasMinifiedStackTrace")
-    has_monitors: bool | None = msgspec.field(default=None, name="hasMonitors")
-    has_new_feedbacks: bool | None = msgspec.field(default=None, name="hasNewFeedbacks")
-    has_profiles: bool | None = msgspec.field(default=None, name="hasProfiles")
-    has_replays: bool | None = msgspec.field(default=None, name="hasReplays")
-    has_sessions: bool | None = msgspec.field(default=None, name="hasSessions")
-    has_insights_http: bool | None = msgspec.field(default=None, name="hasInsightsHttp")
-    has_insights_db: bool | None = msgspec.field(default=None, name="hasInsightsDb")
-    has_insights_assets: bool | None = msgspec.field(default=None, name="hasInsightsAssets")
-    has_insights_app_start: bool | None = msgspec.field(default=None, name="hasInsightsAppStart")
-    has_insights_screen_load: bool | None = msgspec.field(default=None, name="hasInsightsScreenLoad")
-    has_insights_vitals: bool | None = msgspec.field(default=None, name="hasInsightsVitals")
-    has_insights_caches: bool | None = msgspec.field(default=None, name="hasInsightsCaches")
-    has_insights_queues: bool | None = msgspec.field(default=None, name="hasInsightsQueues")
-    has_insights_agent_monitoring: bool | None = msgspec.field(default=None, name="hasInsightsAgentMonitoring")
-    has_insights_mcp: bool | None = msgspec.field(default=None, name="hasInsightsMCP")
-    has_logs: bool | None = msgspec.field(default=None, name="hasLogs")
-    has_trace_metrics: bool | None = msgspec.field(default=None, name="hasTraceMetrics")
-    team: TeamProject2Team | None = None
-    teams: builtins.list[TeamProject2Team2] | None = None
-    platforms: builtins.list[str] | None = None
-    has_user_reports: bool | None = msgspec.field(default=None, name="hasUserReports")
-    environments: builtins.list[str] | None = None
-    latest_release: TeamProject2LatestRelease | None = msgspec.field(default=None, name="latestRelease")
 
 
 class TeamsAPI(Resource):
