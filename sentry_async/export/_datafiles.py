@@ -2,32 +2,41 @@
 
 Opening, writing, fsyncing and closing run in a worker thread, so the event loop keeps
 fetching while the disk works: appending even a small page on the loop itself (no thread
-hop) measured slower end to end, as the next request then waits for the write. The
-files have a thread of their own, which costs about a fifth less CPU per call than
-anyio's shared workers, and does one file operation at a time, in order. A checkpoint is saved
-only after every open file is fsynced (see :func:`~._files.sync_then_save`), so it
-never covers bytes not on disk.
+hop) measured slower end to end, as the loop then answers the socket late and the next
+response arrives later. The files have a thread of their own, which does one file operation
+at a time, in order. A page is handed to it without waiting for the write (up to
+``MAX_QUEUED`` pages ahead): waking the loop when each write ends cost more CPU than the
+write. Whatever waits for the thread (a sync, a close, a checkpoint) therefore comes after
+every page handed over before it. Once a file operation fails, nothing handed over after
+it runs but closing, and the failure is raised at the next call. A checkpoint is saved
+only after every open file is fsynced (see :func:`~._files.sync_then_save`), so it never
+covers bytes not on disk.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
 import anyio
 
-from ._checkpoint import FileState
+from ._checkpoint import FileState, StreamState
 from ._files import sync_and_close, sync_then_save
 from ._formats import DataFile, open_data_file, store_page
 from ._writer import Line
 
-__all__ = ["OpenFiles"]
+__all__ = ["MAX_QUEUED", "OpenFiles"]
 
 T = TypeVar("T")
+
+MAX_QUEUED = 4
+"""Pages handed to the files' thread and not yet written, at most: memory stays bounded
+when the disk is slower than the network."""
 
 
 class OpenFiles:
@@ -39,21 +48,58 @@ class OpenFiles:
         self.compress = compress
         self._files: dict[str, DataFile] = {}
         self._thread: ThreadPoolExecutor | None = None
+        self._queued: deque[Future[None]] = deque()
+        self._failure: BaseException | None = None
+        """The first file operation that failed: nothing handed over after it runs."""
+        self._written = 0
+        """Bytes the stored pages added to the files (counted in the files' thread)."""
+        self._reported = 0
 
-    async def _call(self, work: Callable[[], T]) -> T:
-        """``work()`` in the files' thread, waited for to its end even when the run is
-        cancelled meanwhile (as anyio's threads are): no file or file state changes
-        behind the run's back."""
+    def _executor(self) -> ThreadPoolExecutor:
         if self._thread is None:
             self._thread = ThreadPoolExecutor(1, thread_name_prefix="sentry-async-export")
-        done = asyncio.get_running_loop().run_in_executor(self._thread, work)
+        return self._thread
+
+    def _in_turn(self, work: Callable[[], T]) -> T:
+        """Runs in the files' thread: ``work()``, unless an earlier operation failed."""
+        if self._failure is not None:
+            raise self._failure
+        try:
+            return work()
+        except BaseException as exc:
+            self._failure = exc
+            raise
+
+    async def _call(self, work: Callable[[], T]) -> T:
+        """``work()`` in the files' thread, after everything handed over before it, waited
+        for to its end even when the run is cancelled meanwhile (as anyio's threads are):
+        no file or file state changes behind the run's back."""
+        done = asyncio.get_running_loop().run_in_executor(
+            self._executor(), partial(self._in_turn, work)
+        )
         with anyio.CancelScope(shield=True):
             await done
+        self._queued.clear()  # all of them ran before ``work``
         return done.result()
+
+    def _store_now(
+        self,
+        state: StreamState,
+        handle: DataFile,
+        file_state: FileState,
+        lines: Sequence[Line],
+        fields: Sequence[str],
+        meta: Any,
+        last: bool,
+    ) -> None:
+        """Runs in the files' thread: one page appended and recorded."""
+        if state.first_offset is None:
+            state.first_offset = file_state.offset
+        self._written += store_page(handle, file_state, lines, fields=fields, meta=meta, last=last)
 
     async def store(
         self,
-        name: str,
+        state: StreamState,
         file_state: FileState,
         lines: Sequence[Line],
         *,
@@ -61,8 +107,16 @@ class OpenFiles:
         meta: Any,
         last: bool,
     ) -> int:
-        """Append a page to the file ``name`` (opened at its committed length if need be)
-        and record it in ``file_state``; returns the bytes now on disk."""
+        """Hand a page of ``state`` over to be appended to its file (opened at its
+        committed length if need be) and recorded in ``file_state`` and in the stream's
+        ``first_offset``; returns the bytes the pages handed over earlier have added since
+        the last call (see :meth:`drain`). Raises the failure of an earlier page's write.
+
+        The page's items must stay unchanged until it is written.
+        """
+        if self._failure is not None:
+            raise self._failure
+        name = state.file
         handle = self._files.get(name)
         if handle is None:
             handle = await self._call(
@@ -75,9 +129,26 @@ class OpenFiles:
                 )
             )
             self._files[name] = handle
-        return await self._call(
-            partial(store_page, handle, file_state, lines, fields=fields, meta=meta, last=last)
-        )
+        queued = self._queued
+        while queued and queued[0].done():
+            queued.popleft()
+        if len(queued) >= MAX_QUEUED:
+            with anyio.CancelScope(shield=True):
+                await asyncio.wrap_future(queued.popleft())
+        work = partial(self._store_now, state, handle, file_state, lines, fields, meta, last)
+        queued.append(self._executor().submit(self._in_turn, work))
+        return self._take_written()
+
+    def _take_written(self) -> int:
+        written = self._written - self._reported
+        self._reported += written
+        return written
+
+    async def drain(self) -> int:
+        """Wait until every page handed over is written and recorded (raising the first
+        failure); returns the bytes they added since :meth:`store` last said."""
+        await self._call(_nothing)
+        return self._take_written()
 
     def forget(self, name: str) -> DataFile | None:
         """Stop tracking ``name`` (a finished Parquet part, already closed): its handle."""
@@ -101,14 +172,25 @@ class OpenFiles:
         await self._call(partial(sync_then_save, files, self.output, checkpoint))
 
     async def close_all(self) -> None:
-        """Close every file (without an fsync) and end the files' thread."""
+        """Close every file (without an fsync) and end the files' thread; after every
+        page handed over, even when one of them failed."""
         files, self._files = list(self._files.values()), {}
         try:
-            await self._call(partial(_close_each, files))
+            if files or self._thread is not None:
+                done = asyncio.get_running_loop().run_in_executor(
+                    self._executor(), partial(_close_each, files)
+                )
+                with anyio.CancelScope(shield=True):
+                    await done
+                done.result()
         finally:
             thread, self._thread = self._thread, None
             if thread is not None:
                 thread.shutdown(wait=False)
+
+
+def _nothing() -> None:
+    pass
 
 
 def _close(handle: DataFile) -> None:

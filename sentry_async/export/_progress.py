@@ -150,6 +150,12 @@ class Progress:
             self._samples.popleft()
         self._notify()
 
+    def wrote(self, bytes_: int) -> None:
+        """Bytes written by pages counted earlier (whose writes had not ended then)."""
+        if bytes_:
+            self.bytes += bytes_
+            self._notify()
+
     def stream_done(self, *, counted: bool = False) -> None:
         """A stream ended; ``counted`` when it was already counted done (a split one)."""
         if not counted:

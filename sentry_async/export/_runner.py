@@ -273,8 +273,10 @@ class Exporter:
             raise ExportDecodeError(name, state.cursor if state else None, exc.reason) from exc
         finally:
             with anyio.CancelScope(shield=True):
-                await self._commit()
-                await run.files.close_all()
+                try:
+                    await self._commit()
+                finally:
+                    await run.files.close_all()
 
     def _factory(self, state: StreamState) -> Any:
         def start() -> AsyncIterator[_Item]:
@@ -314,6 +316,8 @@ class Exporter:
 
     async def _apply_split(self, split: Split) -> None:
         assert self._checkpoint is not None
+        # The parent's first page records where it began once it is written.
+        self.progress.wrote(await self._run.files.drain())
         apply_split(self._checkpoint, split)
         if self.spec.format == "parquet":
             split_parts(self._checkpoint, split)
@@ -359,10 +363,8 @@ class Exporter:
         file_state = self._checkpoint.files[state.file]
         # The page and the state that records it change together or not at all.
         with anyio.CancelScope(shield=True):
-            if state.first_offset is None:
-                state.first_offset = file_state.offset
             written = await self._run.files.store(
-                state.file,
+                state,
                 file_state,
                 kept.lines,
                 fields=self.spec.fields,
@@ -424,6 +426,8 @@ class Exporter:
         checkpoint = self._checkpoint
         if checkpoint is None:
             return
+        # Every page handed over is written and recorded before the state is encoded.
+        self.progress.wrote(await self._run.files.drain())
         checkpoint.updated_at = now_iso()
         await self._run.files.commit(encode_checkpoint(checkpoint))
         self._run.last_commit = anyio.current_time()

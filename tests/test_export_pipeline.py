@@ -1,0 +1,134 @@
+"""Pages handed to the files' thread without waiting: the walk goes on while the disk
+works, and a failed write still stops everything after it."""
+
+from __future__ import annotations
+
+import errno
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pytest
+
+from sentry_async import SentryClient
+from sentry_async.export import CHECKPOINT_NAME, ExportSpec, Manifest, _writer, export
+from sentry_async.export._progress import Progress
+from sentry_async.testing import FakeSentry, SeedConfig
+from sentry_async.testing.pytest_plugin import FIXED_NOW
+
+ORG = "org-0"
+PROJECT = "project-0-0"
+DATA = SeedConfig(
+    orgs=1, projects_per_org=1, issues_per_project=12, events_per_issue=(2, 3), days=6
+)
+END = FIXED_NOW - timedelta(hours=1)
+START = END - timedelta(days=5)
+
+Factory = Callable[..., Awaitable[FakeSentry]]
+
+
+def _spec(**kwargs: Any) -> ExportSpec:
+    return ExportSpec(
+        kind="events",
+        org=ORG,
+        projects=(PROJECT,),
+        start=START,
+        end=END,
+        window=None,
+        page_size=2,
+        **kwargs,
+    )
+
+
+def _page_requests(server: FakeSentry) -> int:
+    return len(server.requests.matching("GET", "/projects/{org}/{project}/events/"))
+
+
+def _ids(path: Path) -> list[str]:
+    return [msgspec.json.decode(line)["id"] for line in path.read_bytes().splitlines()]
+
+
+async def test_the_walk_goes_on_while_a_page_is_being_written(
+    fake_sentry_factory: Factory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server = await fake_sentry_factory(scale=DATA)
+    append = _writer.JsonlFile.append
+    seen: list[int] = []
+    # Waiting for each write, the walk fetches at most two pages beyond the one being
+    # written (one in the fan-out's buffer, one waiting for room): three requests in all.
+    wanted = 6
+
+    def slow_first_append(self: _writer.JsonlFile, data: bytes) -> int:
+        if not seen:
+            # The first page's write is held (in the files' thread) until more pages were
+            # requested, or a while has passed.
+            for _ in range(300):
+                if _page_requests(server) >= wanted:
+                    break
+                time.sleep(0.01)
+            seen.append(_page_requests(server))
+        return append(self, data)
+
+    monkeypatch.setattr(_writer.JsonlFile, "append", slow_first_append)
+    out = tmp_path / "out"
+    async with SentryClient(server.token, base_url=server.url) as client:
+        manifest = await export(client, _spec(), out, concurrency=1)
+    assert manifest.pages > wanted + 1, "the stream spans enough pages"
+    assert seen and seen[0] >= wanted, "pages kept coming while the first one was written"
+    lines = (out / f"{PROJECT}.jsonl").read_bytes().splitlines()
+    assert len(lines) == manifest.items == len(set(_ids(out / f"{PROJECT}.jsonl")))
+    assert manifest.bytes == (out / f"{PROJECT}.jsonl").stat().st_size
+
+
+async def test_progress_counts_every_byte_once_the_writes_end(
+    fake_sentry_factory: Factory, tmp_path: Path
+) -> None:
+    server = await fake_sentry_factory(scale=DATA)
+    progress = Progress("events")
+    async with SentryClient(server.token, base_url=server.url) as client:
+        manifest = await export(client, _spec(), tmp_path / "out", progress=progress)
+    assert manifest.pages > 2
+    assert progress.bytes == manifest.bytes
+    assert progress.items == manifest.items
+
+
+@pytest.mark.parametrize("failing", [1, 3])
+async def test_a_failed_write_stops_the_pages_after_it_and_a_resume_completes(
+    fake_sentry_factory: Factory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failing: int
+) -> None:
+    server = await fake_sentry_factory(scale=DATA)
+    append = _writer.JsonlFile.append
+    calls: list[int] = []
+    lock = threading.Lock()
+
+    def full_disk(self: _writer.JsonlFile, data: bytes) -> int:
+        with lock:
+            calls.append(len(data))
+            if len(calls) == failing:
+                raise OSError(errno.ENOSPC, "No space left on device")
+        return append(self, data)
+
+    monkeypatch.setattr(_writer.JsonlFile, "append", full_disk)
+    out = tmp_path / "out"
+    path = out / f"{PROJECT}.jsonl"
+    async with SentryClient(server.token, base_url=server.url) as client:
+        with pytest.raises(OSError) as caught:
+            await export(client, _spec(), out, concurrency=1, commit_interval=0)
+        assert caught.value.errno == errno.ENOSPC
+        assert len(calls) == failing, "no page handed over after the failed one was written"
+        assert path.stat().st_size == sum(calls[: failing - 1])
+        checkpoint = msgspec.json.decode((out / CHECKPOINT_NAME).read_bytes())
+        assert not checkpoint["complete"]
+        assert checkpoint["files"][path.name]["offset"] <= path.stat().st_size
+        monkeypatch.setattr(_writer.JsonlFile, "append", append)
+        resumed = await export(client, _spec(), out, resume=True, concurrency=1)
+    assert isinstance(resumed, Manifest)
+    everything = tmp_path / "again"
+    async with SentryClient(server.token, base_url=server.url) as client:
+        fresh = await export(client, _spec(), everything, concurrency=1)
+    assert path.read_bytes() == (everything / path.name).read_bytes()
+    assert resumed.items == fresh.items
