@@ -10,6 +10,7 @@ import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import aiohttp
@@ -179,6 +180,25 @@ async def test_projects_use_page_number_cursors(
     slugs = [row["slug"] for row in first.json() + second.json()]
     assert sorted(slugs) == sorted(fake_sentry.data.project_slugs(ORG))
     assert 'rel="next"; results="false"' in second.headers["Link"]
+
+
+async def test_a_projects_first_event_is_its_oldest(
+    fake_sentry: FakeSentry, http: aiohttp.ClientSession
+) -> None:
+    path = f"/api/0/organizations/{ORG}/projects/"
+    rows = (await fetch(http, fake_sentry, path, {"per_page": "100"})).json()
+    assert rows
+    for row in rows:
+        org = fake_sentry.data.org(ORG)
+        assert org is not None
+        project = fake_sentry.data.project(org, row["slug"])
+        assert project is not None
+        oldest = min((e.timestamp for e in project.events), default=None)
+        if oldest is None:
+            assert row["firstEvent"] is None
+        else:
+            first = msgspec.json.decode(msgspec.json.encode(row["firstEvent"]), type=datetime)
+            assert first.timestamp() == pytest.approx(oldest, abs=1e-3)
 
 
 async def test_unpaginated_endpoints_send_no_link(

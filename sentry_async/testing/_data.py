@@ -295,9 +295,9 @@ class Dataset:
             "isMember": True,
             "hasAccess": True,
             "features": ["releases", "minidump"],
-            "firstEvent": _iso(min(e.timestamp for e in project.events))
-            if project.events
-            else None,
+            # Events are kept newest first: the oldest is the last, not a scan of them all
+            # (a large project holds a hundred thousand, and every project list reads this).
+            "firstEvent": _iso(project.events[-1].timestamp) if project.events else None,
             "environments": list(_ENVIRONMENTS),
             "latestRelease": {"version": f"{project.slug}@1.4.{project.index}"},
             "status": "active",
