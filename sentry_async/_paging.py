@@ -13,7 +13,7 @@ from ._protocol.hosts import endpoint_group
 from ._protocol.params import Params, encode_params
 from ._protocol.ratelimit import header_int
 from ._transport import Response
-from .pagination import PageFetcher, RawPage
+from .pagination import PageFetcher, RawPage, announce_link
 
 if TYPE_CHECKING:
     from .client import SentryClient
@@ -52,6 +52,7 @@ def page_fetchers(
                 query.append(("cursor", page_cursor))
 
             def parse(response: Response) -> tuple[Response, Any]:
+                announce_link(fetch, page_cursor, response.headers.get("Link"))
                 return response, client._decode_or_resend(response, decode_type, [])
 
             async def once(page_url: URL) -> tuple[Response, Any]:

@@ -11,6 +11,7 @@ decided by a :class:`~sentry_async._protocol.cursors.CursorWalk`; this module on
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import dataclasses
 import weakref
 from collections.abc import (
@@ -82,6 +83,22 @@ class RawPage:
     """A hash of the response body: a page that repeats an earlier one brings nothing new."""
     direct_hit: bool = False
 
+
+_LinkSeen = Callable[[str | None, str | None], None]
+_LINK_WATCH: contextvars.ContextVar[tuple[object, _LinkSeen] | None] = contextvars.ContextVar(
+    "sentry_async_link_watch", default=None
+)
+"""Set by a read-ahead in its fetches' context: the fetcher it watches, and what to tell."""
+
+
+def announce_link(fetcher: object, cursor: str | None, link: str | None) -> None:
+    """Called by a page fetcher with the cursor it requested and the response's ``Link``,
+    before it decodes the body: a read-ahead over ``fetcher`` sends its next request then,
+    rather than after the decoding. A fetcher that never calls it loses only that overlap;
+    a fetcher called inside another one's fetch is not the one watched, and is ignored."""
+    watch = _LINK_WATCH.get()
+    if watch is not None and watch[0] is fetcher:
+        watch[1](cursor, link)
 
 _Fetched = tuple[RawPage, Step, Position]
 """A fetched page, the walk's step for it and the position after it."""
@@ -186,7 +203,8 @@ class Paginator(Generic[T], AsyncIterator[T]):
         """The same request, fetching up to ``pages`` pages ahead of the consumer.
 
         Worth it when handling a page takes about as long as fetching one; memory grows by
-        at most ``pages`` pages, and positions stay those of the pages handed out.
+        at most ``pages`` pages, and positions stay those of the pages handed out. From two
+        pages on, the next request also overlaps the decoding of the page before it.
         """
         return dataclasses.replace(self, prefetch=pages)
 
@@ -236,19 +254,23 @@ class Paginator(Generic[T], AsyncIterator[T]):
 
     async def _one_by_one(self, walk: CursorWalk) -> AsyncGenerator[_Fetched, None]:
         seen: set[int] = set()
-        fresh = None
         while not walk.finished:
             # Always the same page size, even for the last page under a limit: some cursors
             # (Sentry's OffsetPaginator: ``<page size>:<page number>:<is_prev>``) are only
             # valid for the size they were made with. The walk trims the page instead.
             raw = await self._fetch(walk.cursor, self.page_size)
-            if self.item_id is not None:
-                known = len(seen)
-                seen.update(hash(self.item_id(item)) for item in raw.items)
-                fresh = len(seen) - known
-            step = walk.on_page(len(raw.items), raw.link, fingerprint=raw.fingerprint, fresh=fresh)
-            yield raw, step, walk.position
+            yield self._counted(walk, raw, seen)
             del raw
+
+    def _counted(self, walk: CursorWalk, raw: RawPage, seen: set[int]) -> _Fetched:
+        """The walk's step for a fetched page (``seen``: the ids met so far, if tracked)."""
+        fresh = None
+        if self.item_id is not None:
+            known = len(seen)
+            seen.update(hash(self.item_id(item)) for item in raw.items)
+            fresh = len(seen) - known
+        step = walk.on_page(len(raw.items), raw.link, fingerprint=raw.fingerprint, fresh=fresh)
+        return raw, step, walk.position
 
     async def _read_ahead(self, walk: CursorWalk) -> AsyncGenerator[_Fetched, None]:
         """Fetch in a background task, at most ``prefetch`` pages beyond the consumer's.
@@ -256,29 +278,72 @@ class Paginator(Generic[T], AsyncIterator[T]):
         The walk still sees pages one at a time and in order; positions are those of the
         pages handed out, so a consumer that stops early resumes where it stopped. An error
         reaches the consumer after the pages fetched before it.
+
+        With room for two pages or more, the next request leaves as soon as a response's
+        ``Link`` is read, while its body is still being decoded (:func:`announce_link`), when
+        the walk is sure to go there (:meth:`CursorWalk.ahead`).
         """
-        room = asyncio.Semaphore(self.prefetch)
+        room = _Room(self.prefetch)
         ready: asyncio.Queue[_Fetched | BaseException | None] = asyncio.Queue()
+        early: dict[str | None, asyncio.Task[RawPage]] = {}
+        """At most one request sent early, by the cursor it asked for."""
+        links: dict[str | None, str | None] = {}
+        """The ``Link`` of each response read but not yet counted, by its cursor."""
+        fetching = contextvars.copy_context()
+        loop = asyncio.get_running_loop()
+
+        def send_early() -> None:
+            if early or walk.cursor not in links or not room.take_now():
+                return
+            nxt = walk.ahead(links[walk.cursor])
+            if nxt is None:
+                room.give()
+                return
+            # In the producer's context, so that this fetch reports its own Link in turn.
+            early[nxt] = fetching.run(loop.create_task, fetch(nxt))
+
+        async def fetch(cursor: str | None) -> RawPage:
+            return await self._fetch(cursor, self.page_size)
+
+        def link_seen(cursor: str | None, link: str | None) -> None:
+            links[cursor] = link
+            if cursor == walk.cursor:
+                send_early()
+
+        fetching.run(_LINK_WATCH.set, (self._fetch, link_seen))
 
         async def produce() -> None:
+            seen: set[int] = set()
             try:
-                async for fetched in self._one_by_one(walk):
-                    ready.put_nowait(fetched)
-                    del fetched
-                    await room.acquire()
+                while not walk.finished:
+                    sent = early.pop(walk.cursor, None)
+                    await _drop(early, room)  # sent early for a cursor the walk left
+                    if sent is None:
+                        await room.take()
+                        raw = await fetch(walk.cursor)
+                    else:
+                        raw = await sent
+                    ready.put_nowait(self._counted(walk, raw, seen))
+                    del raw, sent
+                    for passed in [cursor for cursor in links if cursor != walk.cursor]:
+                        del links[passed]
+                    send_early()
                 ready.put_nowait(None)
             except BaseException as exc:
                 ready.put_nowait(exc)
                 if not isinstance(exc, Exception):
                     raise
+            finally:
+                await _drop(early, room)
 
-        await room.acquire()  # the page being fetched first is one of the extra pages
-        task = self._ahead = asyncio.get_running_loop().create_task(produce())
+        task = self._ahead = fetching.run(loop.create_task, produce())
         try:
             while (got := await ready.get()) is not None:
                 if isinstance(got, BaseException):
                     raise got
-                room.release()
+                room.give()
+                if not walk.finished:
+                    send_early()
                 yield got
                 del got
         finally:
@@ -347,6 +412,44 @@ class Paginator(Generic[T], AsyncIterator[T]):
         async for item in self:
             return item
         return None
+
+
+class _Room:
+    """A read-ahead's budget of pages beyond the consumer's, taken without waiting where
+    a request is sent from a callback."""
+
+    __slots__ = ("_free", "_freed")
+
+    def __init__(self, pages: int) -> None:
+        self._free = pages
+        self._freed = asyncio.Event()
+
+    def take_now(self) -> bool:
+        if self._free <= 0:
+            return False
+        self._free -= 1
+        return True
+
+    async def take(self) -> None:
+        while not self.take_now():
+            self._freed.clear()
+            await self._freed.wait()
+
+    def give(self) -> None:
+        self._free += 1
+        self._freed.set()
+
+
+async def _drop(early: dict[str | None, asyncio.Task[RawPage]], room: _Room) -> None:
+    """End the requests sent early that nobody will read, and give back their room."""
+    while early:
+        _, task = early.popitem()
+        task.cancel()
+        with anyio.CancelScope(shield=True):
+            await asyncio.wait({task})
+        if not task.cancelled():
+            task.exception()  # retrieved: an error of a page never asked for is nobody's
+        room.give()
 
 
 async def _end(task: asyncio.Task[None]) -> None:

@@ -187,6 +187,35 @@ class CursorWalk:
         """Where a consumer that took every item handed out so far resumes."""
         return self._position
 
+    def ahead(self, link: str | None) -> str | None:
+        """The cursor to request early, from the ``Link`` of the page requested with
+        :attr:`cursor` before that page is counted: ``None`` unless the walk is sure to go on
+        there whatever the page holds.
+
+        A read-ahead sends it while the page's body is still being decoded. Only a page's
+        count or content can still end the walk then (a limit it fills, a run of stale
+        pages, an oversized page), so nothing is guessed within reach of a limit, at the
+        last page ``max_pages`` allows, or where the ``Link`` itself would stop the walk
+        (malformed, repeating a cursor).
+        """
+        if self._finished:
+            return None
+        try:
+            nxt = page_links(link).next_cursor
+        except LinkHeaderError:
+            return None
+        if nxt is None or nxt == self._cursor or hash(nxt) in self._seen_cursors:
+            return None
+        if self._max_pages is not None and self.pages + 1 >= self._max_pages:
+            return None
+        if self._left is not None:
+            size = self._page_size
+            if size is None or self._left <= size * OVERSIZE_FACTOR:
+                return None
+        if self._stale + 1 >= self._max_stale:
+            return None
+        return nxt
+
     def on_page(
         self,
         count: int,

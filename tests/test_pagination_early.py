@@ -1,0 +1,175 @@
+"""Read-ahead sends the next request while a page is still being decoded.
+
+A fetcher announces each response's ``Link`` (:func:`announce_link`) before decoding its
+body; with room for two pages beyond the consumer's, the read-ahead sends the request for
+the cursor the walk is sure to take next at that moment, so the server works on the next
+page while this one decodes. Everything a consumer sees stays as without it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import anyio
+import anyio.lowlevel
+import pytest
+
+from sentry_async import PaginationError, Paginator, Position, _paging
+from sentry_async.pagination import RawPage, announce_link
+from sentry_async.testing import FakeSentry
+
+
+def _link(nxt: str, more: bool) -> str:
+    return f'<https://h/x/>; rel="next"; results="{"true" if more else "false"}"; cursor="{nxt}"'
+
+
+class Gated:
+    """Serves ``total`` integers in pages of 10; each page's "decoding" waits for its gate.
+
+    ``announced`` overrides the ``Link`` announced for a cursor (a retried response that
+    came back different); ``fail`` names a cursor whose decoding fails.
+    """
+
+    def __init__(self, total: int, *, open_gates: bool = False) -> None:
+        self.total = total
+        self.requests: list[str | None] = []
+        self.gates: dict[str | None, anyio.Event] = {}
+        self.open_gates = open_gates
+        self.announced: dict[str | None, str] = {}
+        self.fail: str | None = None
+        self.cancelled: list[str | None] = []
+
+    def gate(self, cursor: str | None) -> anyio.Event:
+        return self.gates.setdefault(cursor, anyio.Event())
+
+    async def __call__(self, cursor: str | None, size: int | None) -> RawPage:
+        assert len(self.requests) < 200, "unbounded pagination"
+        self.requests.append(cursor)
+        offset = int(cursor) if cursor else 0
+        link = _link(str(offset + 10), offset + 10 < self.total)
+        announce_link(self, cursor, self.announced.get(cursor, link))
+        try:
+            if not self.open_gates:
+                await self.gate(cursor).wait()
+            await anyio.lowlevel.checkpoint()
+        except BaseException:
+            self.cancelled.append(cursor)
+            raise
+        if cursor is not None and cursor == self.fail:
+            raise PaginationError(f"page {cursor} failed")
+        return RawPage(items=list(range(offset, min(offset + 10, self.total))), link=link)
+
+
+async def _until(condition: object, what: str) -> None:
+    with anyio.fail_after(10):
+        while not condition():  # type: ignore[operator]
+            await anyio.lowlevel.checkpoint()
+
+
+async def test_the_next_request_leaves_while_the_page_before_it_decodes() -> None:
+    source = Gated(100)
+    pages = Paginator[int](source, page_size=10, prefetch=2).pages()
+    first = asyncio.ensure_future(pages.__anext__())
+    await _until(lambda: len(source.requests) == 2, "the early request")
+    assert source.requests == [None, "10"]  # page 1 has not finished decoding
+    assert not first.done()
+    source.gate(None).set()
+    source.gate("10").set()
+    assert (await first).items == list(range(10))
+    await pages.aclose()
+
+
+async def test_with_room_for_one_page_nothing_leaves_early() -> None:
+    source = Gated(100)
+    pages = Paginator[int](source, page_size=10, prefetch=1).pages()
+    first = asyncio.ensure_future(pages.__anext__())
+    await _until(lambda: len(source.requests) == 1, "the first request")
+    for _ in range(50):
+        await anyio.lowlevel.checkpoint()
+    assert source.requests == [None]
+    source.gate(None).set()
+    await first
+    await pages.aclose()
+
+
+@pytest.mark.parametrize("prefetch", [2, 3])
+async def test_every_page_is_asked_for_once_and_items_and_positions_are_unchanged(
+    prefetch: int,
+) -> None:
+    plain = Paginator[int](Gated(95, open_gates=True), page_size=10)
+    assert await plain.collect() == list(range(95))
+    source = Gated(95, open_gates=True)
+    early = Paginator[int](source, page_size=10, prefetch=prefetch)
+    assert await early.collect() == list(range(95))
+    assert source.requests == [None, *(str(n) for n in range(10, 100, 10))]
+    assert early.position == plain.position == Position(None, done=True)
+
+    capped = Gated(95, open_gates=True)
+    items = await Paginator[int](capped, page_size=10, limit=33, prefetch=prefetch).collect()
+    assert items == list(range(33))
+    # Nothing is sent early within reach of the limit: the pages a plain walk asks for.
+    assert capped.requests == [None, "10", "20", "30"]
+
+
+async def test_a_page_requested_early_for_a_cursor_the_walk_does_not_take_is_dropped() -> None:
+    source = Gated(50, open_gates=True)
+    source.announced[None] = _link("30", True)  # the retried answer then says 10
+    paginator = Paginator[int](source, page_size=10, prefetch=2)
+    assert await paginator.collect() == list(range(50))
+    assert source.requests.count("10") == 1
+    assert "30" in source.requests  # sent early, dropped, then asked for again in turn
+    assert source.requests[-1] == "40"
+
+
+async def test_a_failing_page_sent_early_fails_after_the_pages_before_it() -> None:
+    source = Gated(100, open_gates=True)
+    source.fail = "30"
+    seen: list[int] = []
+    paginator = Paginator[int](source, page_size=10, prefetch=2)
+
+    async def consume() -> None:
+        async for item in paginator:
+            seen.append(item)
+
+    with pytest.raises(PaginationError, match="page 30 failed"):
+        await consume()
+    assert seen == list(range(30))
+    assert paginator.position == Position("30")
+
+
+async def test_leaving_the_loop_ends_a_request_sent_early() -> None:
+    source = Gated(1000)
+    paginator = Paginator[int](source, page_size=10, prefetch=2)
+    before = len(asyncio.all_tasks())
+    pages = paginator.pages()
+    first = asyncio.ensure_future(pages.__anext__())
+    await _until(lambda: len(source.requests) == 2, "the early request")
+    source.gate(None).set()
+    assert (await first).items == list(range(10))
+    await pages.aclose()
+    assert "10" in source.cancelled
+    assert len(asyncio.all_tasks()) == before
+    assert paginator.position == Position("10")
+
+
+async def test_the_client_sends_early_over_the_network_and_loses_nothing(
+    fake_sentry: FakeSentry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    announced: list[str | None] = []
+
+    def announce(fetcher: object, cursor: str | None, link: str | None) -> None:
+        announced.append(cursor)
+        announce_link(fetcher, cursor, link)
+
+    monkeypatch.setattr(_paging, "announce_link", announce)
+    org = fake_sentry.data.org_slugs()[0]
+    async with fake_sentry.client() as client:
+        plain = [issue.id async for issue in client.issues.list(org, query="", page_size=3)]
+        fake_sentry.requests.clear()
+        early = client.issues.list(org, query="", page_size=3).read_ahead(2)
+        got = [issue.id async for issue in early]
+    assert got == plain and len(plain) > 6
+    sent = fake_sentry.requests.matching("GET", "/organizations/{org}/issues/")
+    cursors = [tuple(request.params("cursor")) for request in sent]
+    assert len(cursors) == len(set(cursors)) == -(-len(plain) // 3)
+    assert len(announced) == 2 * len(cursors)  # the client's fetcher announces every Link
