@@ -145,7 +145,7 @@ async def pieces(bodies: list[bytes], scratch: Path) -> dict[str, float]:
     decoded = [_count.decode(body) for body in bodies]
     items = sum(len(page) for page in decoded)
     out: dict[str, float] = {}
-    out["page decode to raw items (client; the ceiling's count too)"] = _cpu_per_item(
+    out["page decode to raw items (client)"] = _cpu_per_item(
         _count.decode, bodies, items
     )
     out["ids: parse every item (msgspec)"] = _cpu_per_item(
