@@ -27,10 +27,12 @@ so no task and no connection outlives the block.
 
 from __future__ import annotations
 
+import asyncio
 from collections import deque
 from collections.abc import (
     AsyncIterable,
     AsyncIterator,
+    Awaitable,
     Callable,
     Iterable,
     Iterator,
@@ -50,7 +52,7 @@ from ._fanout_events import Events as _Events
 from ._fanout_events import FanOutEvent, StreamDone, StreamItem
 from ._fanout_events import Page as _Page
 from ._fanout_events import Wire as _Wire
-from ._fanout_room import Room, Waitable, event_type, release
+from ._fanout_room import Room, Signal, Waitable, event_type, release
 from .pagination import Paginator
 
 __all__ = ["FanOut", "FanOutEvent", "StreamDone", "StreamItem", "fan_out"]
@@ -116,6 +118,8 @@ class FanOut(Generic[K, T], AsyncIterator[tuple[K, T]]):
         self._error_delivered = False
         self._scope = anyio.CancelScope()
         self._task_group: TaskGroup | None = None
+        self._checkpoint: Callable[[], Awaitable[None]] = anyio.lowlevel.checkpoint
+        """One scheduler pass: asyncio's own on its loop, without anyio's backend look-up."""
         self._entered = False
 
     @property
@@ -132,6 +136,8 @@ class FanOut(Generic[K, T], AsyncIterator[tuple[K, T]]):
             raise RuntimeError("a FanOut can be entered only once")
         self._entered = True
         self._room.new_event = event_type()
+        if self._room.new_event is not Signal:
+            self._checkpoint = _asyncio_checkpoint
         self._task_group = anyio.create_task_group()
         await self._task_group.__aenter__()
         self._task_group.start_soon(self._supervise)
@@ -186,7 +192,7 @@ class FanOut(Generic[K, T], AsyncIterator[tuple[K, T]]):
                         group.start_soon(self._work, pair, streams)
                         # One start per scheduler pass: the first streams are under way
                         # (and their pages taken) before the last ones fetch theirs.
-                        await anyio.lowlevel.checkpoint()
+                        await self._checkpoint()
             finally:
                 self._closed = True
                 self._wake_consumer()
@@ -213,7 +219,7 @@ class FanOut(Generic[K, T], AsyncIterator[tuple[K, T]]):
         while next_pair is not None:
             await self._run_stream(*next_pair)
             # One scheduler pass between streams, so a run of empty ones cannot hog the loop.
-            await anyio.lowlevel.checkpoint()
+            await self._checkpoint()
             next_pair = self._next_stream(streams)
 
     def _fail(self, error: BaseException) -> None:
@@ -324,7 +330,7 @@ class FanOut(Generic[K, T], AsyncIterator[tuple[K, T]]):
                 # starts on its next one, so fetches keep pace with the consumer instead
                 # of landing (and being decoded) all at once.
                 passed = True
-                await anyio.lowlevel.checkpoint()
+                await self._checkpoint()
                 continue
             elif room.waiters:
                 wire = room.take_parked()
@@ -386,6 +392,10 @@ async def _close(iterator: AsyncIterator[Any] | None) -> None:
     if aclose is not None and getattr(iterator, "ag_frame", True) is not None:
         with anyio.CancelScope(shield=True):
             await aclose()
+
+
+def _asyncio_checkpoint() -> Awaitable[None]:
+    return asyncio.sleep(0)
 
 
 _SPENT: Iterator[Any] = iter(())
