@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import pickle
 import time
 from collections import Counter, defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -13,6 +15,7 @@ import anyio.lowlevel
 import pytest
 
 from sentry_async import NotFound, RetryPolicy, SentryClient, StreamDone, StreamItem, fan_out
+from sentry_async._fanout_events import stream_item
 from sentry_async.pagination import Paginator, RawPage
 from sentry_async.testing import FakeSentry, Fault, SeedConfig
 
@@ -556,8 +559,19 @@ def test_merges_on_trio_too() -> None:
         return seen, done
 
     seen, done = anyio.run(main, backend="trio")
-    assert seen == {
-        **{key: list(range(40)) for key in range(3)},
-        **{f"pages-{n}": list(range(42)) for n in range(3)},
-    }
+    expected: dict[Any, list[int]] = {key: list(range(40)) for key in range(3)}
+    expected.update({f"pages-{n}": list(range(42)) for n in range(3)})
+    assert seen == expected
     assert sorted(map(str, done)) == sorted(map(str, [0, 1, 2, "pages-0", "pages-1", "pages-2"]))
+
+
+def test_events_items_are_ordinary_stream_items() -> None:
+    """events() builds its items straight into their slots: still equal, hashable, frozen,
+    printable and picklable like any StreamItem."""
+    built = stream_item("web", 7)
+    assert type(built) is StreamItem
+    assert built == StreamItem("web", 7) and hash(built) == hash(StreamItem("web", 7))
+    assert repr(built) == "StreamItem(key='web', item=7)"
+    assert pickle.loads(pickle.dumps(built)) == built
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        built.item = 8  # type: ignore[misc]
