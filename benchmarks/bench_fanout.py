@@ -15,6 +15,9 @@ others; compare rates, not totals). Variants, interleaved by round:
 * ``fan_out(concurrency=N), items``: ``sentry_async.fanout.fan_out`` merging the N
   paginators into one iterator (bounded buffer, backpressure), one item at a time.
 * ``fan_out(concurrency=N), pages()``: the same merging ``paginator.pages()``.
+* ``sentry_async, N tasks, raw() items`` and ``fan_out(concurrency=N), raw() items``: the
+  same two ways over ``paginator.raw()`` (items stay undecoded JSON bytes), to tell the
+  client's share of raw mode's distance to the ceiling from the merge's.
 * ``server ceiling``: N aiohttp readers over N connections that only read bytes (no
   decoding, no limiter): the most the server process can deliver at that concurrency.
 
@@ -38,6 +41,7 @@ import aiohttp
 import msgspec
 from _server import (
     FakeServer,
+    Run,
     Runner,
     add_common_args,
     cpu_of_run,
@@ -58,6 +62,7 @@ from sentry_async import SentryClient
 
 PAGE_SIZE = 100
 OURS = "sentry_async, N tasks"
+OURS_RAW = "sentry_async, N tasks, raw() items"
 ITEMS = "fan_out(concurrency=N), items"
 RAW = "fan_out(concurrency=N), raw() items"
 CEILING = "server ceiling"
@@ -74,7 +79,7 @@ def streams_runners(
     n = len(projects)
     limit = pages_per_stream * PAGE_SIZE
 
-    def ours_with(max_concurrency: int | None) -> Runner:
+    def ours_with(max_concurrency: int | None, raw: bool = False) -> Runner:
         async def run() -> tuple[int, int, int]:
             kwargs: dict[str, Any] = {}
             if max_concurrency is not None:
@@ -86,6 +91,8 @@ def streams_runners(
                     paginator = client.events.for_project(
                         org, project, page_size=PAGE_SIZE, limit=limit
                     )
+                    if raw:
+                        paginator = paginator.raw()
                     count = 0
                     async for _event in paginator:
                         count += 1
@@ -153,6 +160,7 @@ def streams_runners(
     if _has_fanout():
         runners["fan_out(concurrency=N), items"] = merged(pages=False)
         runners["fan_out(concurrency=N), pages()"] = merged(pages=True)
+        runners[OURS_RAW] = ours_with(None, raw=True)
         runners[RAW] = merged(pages=False, raw=True)
     runners[CEILING] = ceiling
     return runners
@@ -202,20 +210,37 @@ async def measure(
         summary = {name: summarise(r) for name, r in runs.items()}
         memory = {name: await peak_memory(runners[name]) for name in runners}
         ratios: dict[str, float] = {}
+        ratio_spreads: dict[str, list[float]] = {}
         if ITEMS in runs:
-            ratios["items_over_tasks"] = paired(runs[ITEMS], runs[OURS])
-            ratios["raw_over_ceiling"] = paired(runs[RAW], runs[CEILING])
+            for name, (run, base) in {
+                "items_over_tasks": (ITEMS, OURS),
+                "raw_over_ceiling": (RAW, CEILING),
+                "raw_tasks_over_ceiling": (OURS_RAW, CEILING),
+                "raw_over_raw_tasks": (RAW, OURS_RAW),
+            }.items():
+                ratios[name] = paired(runs[run], runs[base])
+                ratio_spreads[name] = per_round(runs[run], runs[base])
         results[str(n)] = {
             "streams": n,
             "pages_per_stream": pages_per_stream,
             "variants": summary,
             "peak_mib": memory,
             "ratios": ratios,
+            "ratio_rounds": ratio_spreads,
         }
     out = {"org": org, "projects": len(projects), "levels": list(levels), "results": results}
     out["sample"] = await sample_page(server, org, projects[0])
     out["goals"] = goals(results)
     return out
+
+
+def per_round(runs: list[Run], base: list[Run]) -> list[float]:
+    """Each round's ratio of items/s, in round order: the spread behind :func:`paired`."""
+    return [
+        (run.items / run.seconds) / (ref.items / ref.seconds)
+        for run, ref in zip(runs, base, strict=False)
+        if run.items and ref.items and run.seconds and ref.seconds
+    ]
 
 
 # --- where fan_out's CPU goes, piece by piece (in-process, no network) -----------------
@@ -406,6 +431,8 @@ def goals(results: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def render(result: dict[str, Any]) -> str:
+    if not result["results"]:
+        return render_pieces(result.get("pieces"))
     rows = []
     base_ours: float | None = None
     for key, level in result["results"].items():
@@ -452,7 +479,26 @@ def render(result: dict[str, Any]) -> str:
         "sentry_async's pages/s over its own with one stream. The server process has one of "
         "the two cores, so the ceiling is flat beyond a few streams. The goals are medians of "
         "per-round ratios (each run against the same round's N tasks or ceiling).\n"
-        "\nGoals:\n\n" + goals_markdown(result["goals"]) + render_pieces(result.get("pieces"))
+        "\nGoals:\n\n"
+        + goals_markdown(result["goals"])
+        + render_ratios(result["results"])
+        + render_pieces(result.get("pieces"))
+    )
+
+
+def render_ratios(results: dict[str, Any]) -> str:
+    """Every paired ratio per level: its median and the least and most of its rounds."""
+    rows = []
+    for key, level in results.items():
+        for name, values in level.get("ratio_rounds", {}).items():
+            if values:
+                rows.append([key, name, level["ratios"][name], min(values), max(values)])
+    if not rows:
+        return ""
+    return "\n" + table(
+        "Paired ratios (items/s against the same round's base)",
+        ["streams", "ratio", "median", "least", "most"],
+        rows,
     )
 
 
@@ -481,6 +527,10 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser.add_argument(
         "--no-pieces", action="store_true", help="skip the in-process breakdown of fan_out's CPU"
     )
+    parser.add_argument(
+        "--pieces-only", action="store_true", help="only the in-process breakdown of fan_out's CPU"
+    )
+    parser.add_argument("--piece-rounds", type=int, help="runs per piece, the least kept (7)")
     args = parser.parse_args(argv)
     total = args.total_pages or (128 if args.quick else 256)
     rounds = args.rounds or (2 if args.quick else 3)
@@ -490,7 +540,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         result = asyncio.run(
             measure(
                 server,
-                levels=args.levels,
+                levels=[] if args.pieces_only else args.levels,
                 total_pages=total,
                 rounds=rounds,
                 time_limit=20 if args.quick else 60,
@@ -498,8 +548,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         )
     body, headers = result.pop("sample")
     if not args.no_pieces:
+        piece_rounds = args.piece_rounds or (3 if args.quick else 7)
         result["pieces"] = pieces(
-            body, headers, total=512 if args.quick else 2048, rounds=3 if args.quick else 7
+            body, headers, total=512 if args.quick else 2048, rounds=piece_rounds
         )
     result["wall_s"] = time.perf_counter() - started
     result["markdown"] = render(result)

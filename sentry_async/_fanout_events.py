@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
-__all__ = ["END", "Events", "FanOutEvent", "Page", "StreamDone", "StreamItem", "Wire"]
+__all__ = ["Events", "FanOutEvent", "Page", "StreamDone", "StreamItem", "Wire"]
 
 K = TypeVar("K")
 T = TypeVar("T")
@@ -46,6 +46,21 @@ class StreamDone(Generic[K]):
         return self.error is None
 
 
+_new = object.__new__
+_set_key = vars(StreamItem)["key"].__set__
+_set_item = vars(StreamItem)["item"].__set__
+
+
+def stream_item(key: K, item: T) -> StreamItem[K, T]:
+    """``StreamItem(key, item)`` without the frozen dataclass's ``__init__``, which sets each
+    field through ``object.__setattr__``: the same object, filled straight into its slots,
+    for about a third less per item of :meth:`~sentry_async.fanout.FanOut.events`."""
+    event: StreamItem[K, T] = _new(StreamItem)
+    _set_key(event, key)
+    _set_item(event, item)
+    return event
+
+
 FanOutEvent = StreamItem[K, T] | StreamDone[K]
 """What :meth:`FanOut.events` yields: an item of a stream, or a stream that ended."""
 
@@ -63,17 +78,13 @@ Wire = tuple[K, T] | Page[K, T] | StreamDone[K]
 hands out anyway, cheaper to build than a :class:`StreamItem`), a whole page, or a done
 marker."""
 
-END: Any = object()
-"""``next(iterator, END)``: the iterator is used up."""
-
 
 class _Source(Protocol[K, T]):
     """The consumer's side of a fan-out, as :class:`Events` uses it."""
 
-    _page: Iterator[T] | None
+    _chunk: Iterator[T]
     _page_key: Any
 
-    def _room_wake(self) -> None: ...
     async def _next(self) -> tuple[K, T] | StreamDone[K]: ...
 
 
@@ -83,14 +94,10 @@ class Events(AsyncIterator[FanOutEvent[K, T]], Generic[K, T]):
 
     async def __anext__(self) -> FanOutEvent[K, T]:
         source = self._source
-        page = source._page
-        if page is not None:
-            # An item of the open page: no coroutine call, as in FanOut.__anext__.
-            item = next(page, END)
-            if item is not END:
-                source._room_wake()
-                return StreamItem(source._page_key, item)
+        # An item of the open page's current chunk: no coroutine call, as in FanOut.__anext__.
+        for item in source._chunk:
+            return stream_item(source._page_key, item)
         event = await source._next()
         if isinstance(event, StreamDone):
             return event
-        return StreamItem(event[0], event[1])
+        return stream_item(event[0], event[1])

@@ -12,30 +12,56 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from typing import Any, Protocol
 
 import anyio
 
 from ._fanout_budget import Budget
 
-__all__ = ["Parcel", "Room", "Waitable", "event_type"]
+__all__ = ["Parcel", "Room", "Signal", "Waitable", "event_type", "release"]
 
 
 class Waitable(Protocol):
-    def set(self) -> None: ...
-    def is_set(self) -> bool: ...
-    async def wait(self) -> Any: ...
+    """What a fetcher or the consumer waits on: an asyncio future, or :class:`Signal`."""
+
+    def done(self) -> bool: ...
+    def set_result(self, result: None, /) -> None: ...
+    def __await__(self) -> Generator[Any, None, Any]: ...
+
+
+class Signal:
+    """anyio's event with a future's face, where the loop is not asyncio's."""
+
+    __slots__ = ("_event",)
+
+    def __init__(self) -> None:
+        self._event = anyio.Event()
+
+    def done(self) -> bool:
+        return self._event.is_set()
+
+    def set_result(self, result: None, /) -> None:
+        self._event.set()
+
+    def __await__(self) -> Generator[Any, None, Any]:
+        return self._event.wait().__await__()
 
 
 def event_type() -> Callable[[], Waitable]:
-    """asyncio's own event where the loop is asyncio's: anyio's wraps it, with a backend
-    look-up per event, and a fan-out makes one per wait."""
+    """A bare future of the running asyncio loop: an event (asyncio's or anyio's) makes one
+    per wait anyway, with a few calls around it, and a fan-out waits once or twice a page."""
     try:
-        asyncio.get_running_loop()
+        loop = asyncio.get_running_loop()
     except RuntimeError:
-        return anyio.Event
-    return asyncio.Event
+        return Signal
+    return loop.create_future
+
+
+def release(waiter: Waitable) -> None:
+    """Let whoever waits on ``waiter`` go on; nothing if it already has (or was cancelled)."""
+    if not waiter.done():
+        waiter.set_result(None)
 
 
 class Parcel:
@@ -59,7 +85,7 @@ class Room:
 
     def __init__(self, budget: Budget) -> None:
         self.budget = budget
-        self.new_event: Callable[[], Waitable] = anyio.Event
+        self.new_event: Callable[[], Waitable] = Signal
         """What a wait is made of; :func:`event_type` once the loop runs."""
         self.waiters: deque[Parcel] = deque()
         """Fetchers waiting for room, first in line first."""
@@ -88,7 +114,7 @@ class Room:
         self.wake()
         while True:
             try:
-                await parcel.event.wait()
+                await parcel.event
             except BaseException:
                 if parcel.state == _WOKEN:
                     # Woken but leaving: the turn passes to the next in line.
@@ -115,7 +141,7 @@ class Room:
             return None
         parcel = self.waiters.popleft()
         parcel.state = _TAKEN
-        parcel.event.set()
+        release(parcel.event)
         self.sent(parcel.key, parcel.n)
         wire, parcel.wire = parcel.wire, None
         return wire
@@ -139,7 +165,7 @@ class Room:
             self._turn = _NO_TURN
             parcel = self.waiters.popleft()
             parcel.state = _WOKEN
-            parcel.event.set()
+            release(parcel.event)
 
 
 _NO_TURN: Any = object()

@@ -27,11 +27,12 @@ so no task and no connection outlives the block.
 
 from __future__ import annotations
 
+import asyncio
 from collections import deque
 from collections.abc import (
-    AsyncGenerator,
     AsyncIterable,
     AsyncIterator,
+    Awaitable,
     Callable,
     Iterable,
     Iterator,
@@ -47,12 +48,11 @@ import anyio.lowlevel
 from anyio.abc import TaskGroup
 
 from ._fanout_budget import Budget
-from ._fanout_events import END as _END
 from ._fanout_events import Events as _Events
 from ._fanout_events import FanOutEvent, StreamDone, StreamItem
 from ._fanout_events import Page as _Page
 from ._fanout_events import Wire as _Wire
-from ._fanout_room import Room, Waitable, event_type
+from ._fanout_room import Room, Signal, Waitable, event_type, release
 from .pagination import Paginator
 
 __all__ = ["FanOut", "FanOutEvent", "StreamDone", "StreamItem", "fan_out"]
@@ -111,13 +111,15 @@ class FanOut(Generic[K, T], AsyncIterator[tuple[K, T]]):
         """Set when the consumer waits for the queue."""
         self._page_key: Any = None
         self._page: Iterator[T] | None = None
-        self._until_check = 0
-        """Items of the open page handed out one at a time before looking at the waiters."""
         """The open page's items not yet handed out (the budget's view of the same page)."""
+        self._chunk: Iterator[T] = _SPENT
+        """The open page's items up to where waiting fetchers are looked at next."""
         self._error: BaseException | None = None
         self._error_delivered = False
         self._scope = anyio.CancelScope()
         self._task_group: TaskGroup | None = None
+        self._checkpoint: Callable[[], Awaitable[None]] = anyio.lowlevel.checkpoint
+        """One scheduler pass: asyncio's own on its loop, without anyio's backend look-up."""
         self._entered = False
 
     @property
@@ -134,6 +136,8 @@ class FanOut(Generic[K, T], AsyncIterator[tuple[K, T]]):
             raise RuntimeError("a FanOut can be entered only once")
         self._entered = True
         self._room.new_event = event_type()
+        if self._room.new_event is not Signal:
+            self._checkpoint = _asyncio_checkpoint
         self._task_group = anyio.create_task_group()
         await self._task_group.__aenter__()
         self._task_group.start_soon(self._supervise)
@@ -188,7 +192,7 @@ class FanOut(Generic[K, T], AsyncIterator[tuple[K, T]]):
                         group.start_soon(self._work, pair, streams)
                         # One start per scheduler pass: the first streams are under way
                         # (and their pages taken) before the last ones fetch theirs.
-                        await anyio.lowlevel.checkpoint()
+                        await self._checkpoint()
             finally:
                 self._closed = True
                 self._wake_consumer()
@@ -215,7 +219,7 @@ class FanOut(Generic[K, T], AsyncIterator[tuple[K, T]]):
         while next_pair is not None:
             await self._run_stream(*next_pair)
             # One scheduler pass between streams, so a run of empty ones cannot hog the loop.
-            await anyio.lowlevel.checkpoint()
+            await self._checkpoint()
             next_pair = self._next_stream(streams)
 
     def _fail(self, error: BaseException) -> None:
@@ -279,7 +283,7 @@ class FanOut(Generic[K, T], AsyncIterator[tuple[K, T]]):
         consumer = self._consumer
         if consumer is not None:
             self._consumer = None
-            consumer.set()
+            release(consumer)
 
     async def _put(self, wire: _Wire[K, T], n: int, key: K) -> None:
         """Wait for room in the item budget (or for a waiting consumer), then send at once,
@@ -288,18 +292,6 @@ class FanOut(Generic[K, T], AsyncIterator[tuple[K, T]]):
             self._queue.append(wire)
             self._wake_consumer()
 
-    def _room_wake(self) -> None:
-        """An item of the open page went out one at a time: every :meth:`Budget.step`
-        items, a waiting fetcher may have room now."""
-        self._until_check -= 1
-        if self._until_check <= 0:
-            self._look_at_waiters()
-
-    def _look_at_waiters(self) -> None:
-        if self._room.waiters:
-            self._room.wake()
-        self._until_check = self._budget.step()
-
     def _deliverable_error(self) -> BaseException | None:
         """The run's failure, marked as seen by the consumer once handed to it."""
         if self._error is not None:
@@ -307,14 +299,20 @@ class FanOut(Generic[K, T], AsyncIterator[tuple[K, T]]):
         return self._error
 
     async def _next(self) -> tuple[K, T] | StreamDone[K]:
-        """The next item or done marker, once the open page (if any) is used up."""
+        """The next item or done marker, once the current chunk of the open page is used
+        up: the page's next chunk (waiting fetchers looked at first), or the next message."""
         if not self._entered:
             raise RuntimeError("use the FanOut inside 'async with fan_out(...) as merged'")
         budget, room = self._budget, self._room
-        if self._page is not None:
-            item = next(self._page, _END)
-            if item is not _END:
-                return self._page_key, item
+        page = self._page
+        if page is not None:
+            left = length_hint(page)
+            if left:
+                if room.waiters:
+                    room.wake()
+                step = budget.step()
+                chunk = self._chunk = page if step >= left else islice(page, step)
+                return self._page_key, next(chunk)
             self._page = None
             budget.close_page()
             if room.waiters:
@@ -332,7 +330,7 @@ class FanOut(Generic[K, T], AsyncIterator[tuple[K, T]]):
                 # starts on its next one, so fetches keep pace with the consumer instead
                 # of landing (and being decoded) all at once.
                 passed = True
-                await anyio.lowlevel.checkpoint()
+                await self._checkpoint()
                 continue
             elif room.waiters:
                 wire = room.take_parked()
@@ -344,7 +342,7 @@ class FanOut(Generic[K, T], AsyncIterator[tuple[K, T]]):
                 room.wake()
                 waiting = self._consumer = room.new_event()
                 try:
-                    await waiting.wait()
+                    await waiting
                 finally:
                     room.consumer_waiting = False
                     if self._consumer is waiting:
@@ -356,56 +354,27 @@ class FanOut(Generic[K, T], AsyncIterator[tuple[K, T]]):
                     room.wake()
                 return wire
             if isinstance(wire, _Page):
-                page = budget.open_page(wire.items)
-                first = next(page, _END)
-                if first is _END:
-                    budget.close_page()
+                left = len(wire.items)
+                if not left:
                     continue
-                self._page_key, self._page = wire.key, page
-                self._until_check = budget.step()
-                return wire.key, first
+                page = budget.open_page(wire.items)
+                step = budget.step()
+                chunk = page if step >= left else islice(page, step)
+                self._page_key, self._page, self._chunk = wire.key, page, chunk
+                return wire.key, next(chunk)
             assert isinstance(wire, StreamDone)
             self.completed[wire.key] = wire
             if self._on_done is not None:
                 self._on_done(wire)
             return wire
 
-    def __aiter__(self) -> AsyncIterator[tuple[K, T]]:
-        return self._iterate()
-
-    async def _iterate(self) -> AsyncGenerator[tuple[K, T], None]:
-        """What ``async for`` runs: a page's items are handed out by a plain loop, without
-        a coroutine or any counting per item; waiting fetchers are looked at every
-        :meth:`Budget.step` items."""
-        budget, room = self._budget, self._room
-        while True:
-            page = self._page
-            if page is not None:
-                key = self._page_key
-                while (step := budget.step()) < length_hint(page):
-                    for item in islice(page, step):
-                        yield key, item
-                    if room.waiters:
-                        room.wake()
-                for item in page:
-                    yield key, item
-            try:
-                event = await self._next()
-            except StopAsyncIteration:
-                return
-            if not isinstance(event, StreamDone):
-                yield event
-
     async def __anext__(self) -> tuple[K, T]:
-        # The per-item path: the next item of the open page, without a coroutine call.
-        page = self._page
-        if page is not None:
-            item = next(page, _END)
-            if item is not _END:
-                self._until_check -= 1
-                if self._until_check <= 0:
-                    self._look_at_waiters()
-                return self._page_key, item
+        """What ``async for`` runs: an item of the open page's current chunk costs a loop
+        step and a tuple (a coroutine's return, cheaper than an async generator's yield of
+        a tuple); waiting fetchers are looked at between chunks, every
+        :meth:`Budget.step` items."""
+        for item in self._chunk:
+            return self._page_key, item
         while True:
             event = await self._next()
             if not isinstance(event, StreamDone):
@@ -423,6 +392,14 @@ async def _close(iterator: AsyncIterator[Any] | None) -> None:
     if aclose is not None and getattr(iterator, "ag_frame", True) is not None:
         with anyio.CancelScope(shield=True):
             await aclose()
+
+
+def _asyncio_checkpoint() -> Awaitable[None]:
+    return asyncio.sleep(0)
+
+
+_SPENT: Iterator[Any] = iter(())
+"""An iterator with nothing left: the chunk when no page is open."""
 
 
 def fan_out(

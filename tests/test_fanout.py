@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import pickle
 import time
 from collections import Counter, defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -13,6 +15,8 @@ import anyio.lowlevel
 import pytest
 
 from sentry_async import NotFound, RetryPolicy, SentryClient, StreamDone, StreamItem, fan_out
+from sentry_async._fanout_events import stream_item
+from sentry_async.pagination import Paginator, RawPage
 from sentry_async.testing import FakeSentry, Fault, SeedConfig
 
 ORG = "org-0"
@@ -521,3 +525,53 @@ async def test_streams_share_worker_tasks_instead_of_one_task_each() -> None:
         loop.set_task_factory(default)
     assert items == 180
     assert started <= 4 + 2, f"{started} tasks for 60 streams"
+
+
+def _memory_paginator(pages: int, size: int) -> Paginator[int]:
+    """A paginator over pages held in memory, each fetch one scheduler pass."""
+
+    async def fetch(cursor: str | None, page_size: int | None) -> RawPage:
+        index = int(cursor or 0)
+        await anyio.lowlevel.checkpoint()
+        more = str(index + 1 < pages).lower()
+        link = f'<u>; rel="next"; results="{more}"; cursor="{index + 1}"'
+        return RawPage(list(range(index * size, (index + 1) * size)), link, fingerprint=index)
+
+    return Paginator(fetch)
+
+
+def test_merges_on_trio_too() -> None:
+    """Off asyncio the waits are anyio's events: fetchers waiting for room, the consumer
+    waiting for a page, and both ways of iterating still lose and reorder nothing."""
+
+    async def main() -> tuple[dict[Any, list[int]], list[Any]]:
+        streams: dict[Any, Callable[[], Any]] = {key: _counting(40) for key in range(3)}
+        streams.update({f"pages-{n}": lambda: _memory_paginator(6, 7) for n in range(3)})
+        seen: dict[Any, list[int]] = defaultdict(list)
+        done: list[Any] = []
+        async with fan_out(streams, concurrency=4, buffer=3) as merged:
+            async for key, item in merged:
+                seen[key].append(item)
+        async with fan_out(streams, concurrency=2, buffer=0) as merged:
+            async for event in merged.events():
+                if isinstance(event, StreamDone):
+                    done.append(event.key)
+        return seen, done
+
+    seen, done = anyio.run(main, backend="trio")
+    expected: dict[Any, list[int]] = {key: list(range(40)) for key in range(3)}
+    expected.update({f"pages-{n}": list(range(42)) for n in range(3)})
+    assert seen == expected
+    assert sorted(map(str, done)) == sorted(map(str, [0, 1, 2, "pages-0", "pages-1", "pages-2"]))
+
+
+def test_events_items_are_ordinary_stream_items() -> None:
+    """events() builds its items straight into their slots: still equal, hashable, frozen,
+    printable and picklable like any StreamItem."""
+    built = stream_item("web", 7)
+    assert type(built) is StreamItem
+    assert built == StreamItem("web", 7) and hash(built) == hash(StreamItem("web", 7))
+    assert repr(built) == "StreamItem(key='web', item=7)"
+    assert pickle.loads(pickle.dumps(built)) == built
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        built.item = 8  # type: ignore[misc]
