@@ -38,6 +38,7 @@ class Gated:
         self.announced: dict[str | None, str] = {}
         self.fail: str | None = None
         self.cancelled: list[str | None] = []
+        self.in_flight = self.most_in_flight = 0
 
     def gate(self, cursor: str | None) -> anyio.Event:
         return self.gates.setdefault(cursor, anyio.Event())
@@ -47,6 +48,8 @@ class Gated:
         self.requests.append(cursor)
         offset = int(cursor) if cursor else 0
         link = _link(str(offset + 10), offset + 10 < self.total)
+        self.in_flight += 1
+        self.most_in_flight = max(self.most_in_flight, self.in_flight)
         announce_link(self, cursor, self.announced.get(cursor, link))
         try:
             if not self.open_gates:
@@ -55,6 +58,8 @@ class Gated:
         except BaseException:
             self.cancelled.append(cursor)
             raise
+        finally:
+            self.in_flight -= 1
         if cursor is not None and cursor == self.fail:
             raise PaginationError(f"page {cursor} failed")
         return RawPage(items=list(range(offset, min(offset + 10, self.total))), link=link)
@@ -89,6 +94,22 @@ async def test_with_room_for_one_page_nothing_leaves_early() -> None:
     assert source.requests == [None]
     source.gate(None).set()
     await first
+    await pages.aclose()
+
+
+@pytest.mark.parametrize("prefetch", [2, 3, 4])
+async def test_requests_sent_early_stay_within_the_read_aheads_room(prefetch: int) -> None:
+    source = Gated(1000, open_gates=True)
+    pages = Paginator[int](source, page_size=10, prefetch=prefetch).pages()
+    await pages.__anext__()  # held: the consumer's page
+    for _ in range(200):
+        await anyio.lowlevel.checkpoint()
+    assert len(source.requests) == 1 + prefetch
+    await pages.__anext__()
+    for _ in range(200):
+        await anyio.lowlevel.checkpoint()
+    assert len(source.requests) == 2 + prefetch
+    assert source.most_in_flight == 2  # one request at a time is ever sent early
     await pages.aclose()
 
 
