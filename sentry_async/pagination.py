@@ -289,7 +289,6 @@ class Paginator(Generic[T], AsyncIterator[T]):
         """At most one request sent early, by the cursor it asked for."""
         links: dict[str | None, str | None] = {}
         """The ``Link`` of each response read but not yet counted, by its cursor."""
-        fetching = contextvars.copy_context()
         loop = asyncio.get_running_loop()
 
         def send_early() -> None:
@@ -299,18 +298,18 @@ class Paginator(Generic[T], AsyncIterator[T]):
             if nxt is None:
                 room.give()
                 return
-            # In the producer's context, so that this fetch reports its own Link in turn.
-            early[nxt] = fetching.run(loop.create_task, fetch(nxt))
+            early[nxt] = loop.create_task(fetch(nxt))
 
         async def fetch(cursor: str | None) -> RawPage:
+            # Watched from the task that fetches (the producer's, or one sent early), so
+            # that this fetch's Link, in turn, can send the next request.
+            _LINK_WATCH.set((self._fetch, link_seen))
             return await self._fetch(cursor, self.page_size)
 
         def link_seen(cursor: str | None, link: str | None) -> None:
             links[cursor] = link
             if cursor == walk.cursor:
                 send_early()
-
-        fetching.run(_LINK_WATCH.set, (self._fetch, link_seen))
 
         async def produce() -> None:
             seen: set[int] = set()
@@ -336,7 +335,7 @@ class Paginator(Generic[T], AsyncIterator[T]):
             finally:
                 await _drop(early, room)
 
-        task = self._ahead = fetching.run(loop.create_task, produce())
+        task = self._ahead = loop.create_task(produce())
         try:
             while (got := await ready.get()) is not None:
                 if isinstance(got, BaseException):
