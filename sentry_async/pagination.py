@@ -88,7 +88,7 @@ _LinkSeen = Callable[[str | None, str | None], None]
 _LINK_WATCH: contextvars.ContextVar[tuple[object, _LinkSeen] | None] = contextvars.ContextVar(
     "sentry_async_link_watch", default=None
 )
-"""Set by a read-ahead in its fetches' context: the fetcher it watches, and what to tell."""
+"""Set by each task a read-ahead fetches in: the fetcher it watches, and what to tell."""
 
 
 def announce_link(fetcher: object, cursor: str | None, link: str | None) -> None:
@@ -99,6 +99,7 @@ def announce_link(fetcher: object, cursor: str | None, link: str | None) -> None
     watch = _LINK_WATCH.get()
     if watch is not None and watch[0] is fetcher:
         watch[1](cursor, link)
+
 
 _Fetched = tuple[RawPage, Step, Position]
 """A fetched page, the walk's step for it and the position after it."""
@@ -443,16 +444,14 @@ async def _drop(early: dict[str | None, asyncio.Task[RawPage]], room: _Room) -> 
     """End the requests sent early that nobody will read, and give back their room."""
     while early:
         _, task = early.popitem()
-        task.cancel()
-        with anyio.CancelScope(shield=True):
-            await asyncio.wait({task})
+        await _end(task)
         if not task.cancelled():
             task.exception()  # retrieved: an error of a page never asked for is nobody's
         room.give()
 
 
-async def _end(task: asyncio.Task[None]) -> None:
-    """Cancel a read-ahead task and wait until it is over, even inside a cancelled scope."""
+async def _end(task: asyncio.Task[Any]) -> None:
+    """Cancel a read-ahead's task and wait until it is over, even inside a cancelled scope."""
     task.cancel()
     with anyio.CancelScope(shield=True):
         await asyncio.wait({task})
