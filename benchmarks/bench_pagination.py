@@ -26,6 +26,7 @@ import argparse
 import asyncio
 import gc
 import json
+import statistics
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -406,19 +407,19 @@ def pieces(body: bytes, headers: dict[str, str], *, pages: int = 60) -> dict[str
     return {"us_per_page": {k: v * 1e6 for k, v in out.items()}, "pages": pages}
 
 
-async def transport_pieces(
-    server: FakeServer, org: str, requests: int, rounds: int
-) -> dict[str, Any]:
+async def transport_pieces(server: FakeServer, org: str, requests: int) -> dict[str, Any]:
     """CPU per request of the transport against the bare loop's ``session.get``, same pages.
 
     One request's worth each, with the network: the bare loop's get + read; the client's
     single attempt (the transport's request-and-redirects call: headers, body cap, error
     mapping, ``Response``); and its whole ``send`` (limiter slot, retry loop, hooks).
-    Interleaved, the least CPU per request of the rounds.
+    Paired, one request at a time: each turn sends one request of every variant, and each
+    is timed with this thread's CPU clock, so a slow stretch of the machine falls on all
+    of them; the rows are medians of ``requests`` turns, and the ``extra`` rows medians of
+    each turn's difference to the bare request (a few microseconds of noise, where least-of
+    batches moved by tens).
     """
     url = URL(issues_url(server, org)).with_query({"query": "", "limit": str(PAGE_SIZE)})
-    out: dict[str, list[float]] = {"bare session.get + read": [], "transport, one attempt": []}
-    out["transport.send (limiter + retry loop)"] = []
     connector = aiohttp.TCPConnector(limit=100, ttl_dns_cache=300, enable_cleanup_closed=True)
     async with (
         aiohttp.ClientSession(connector=connector, headers=server.headers()) as session,
@@ -440,20 +441,26 @@ async def transport_pieces(
         async def whole() -> None:
             await transport.send("GET", url, group="bench", idempotent=True)
 
-        variants = {
-            "bare session.get + read": bare,
-            "transport.send (limiter + retry loop)": whole,
-        }
+        variants = {"bare session.get + read": bare}
         if single is not None:
             variants["transport, one attempt"] = once
-        for _ in range(rounds + 1):
+        variants["transport.send (limiter + retry loop)"] = whole
+        out: dict[str, list[int]] = {name: [] for name in variants}
+        clock = time.thread_time_ns
+        for turn in range(requests + 10):
             for name, run in variants.items():
-                gc.collect()
-                start = time.process_time()
-                for _ in range(requests):
-                    await run()
-                out[name].append((time.process_time() - start) / requests)
-    return {name: min(v[1:]) * 1e6 for name, v in out.items() if len(v) > 1}
+                start = clock()
+                await run()
+                if turn >= 10:  # the first turns warm the pools and caches
+                    out[name].append(clock() - start)
+    base = out["bare session.get + read"]
+    result = {name: statistics.median(v) / 1e3 for name, v in out.items()}
+    for name, values in out.items():
+        if values is not base:
+            result[f"{name}: extra"] = (
+                statistics.median(a - b for a, b in zip(values, base, strict=True)) / 1e3
+            )
+    return result
 
 
 # --- read-ahead on a slow network -----------------------------------------------------
@@ -570,7 +577,7 @@ async def measure(
         "cpu_pages_over_bare_without_gc": paired(runs[PAGES], bare, "cpu_without_gc"),
     }
     body, headers = await sample_page(server, org)
-    transport = await transport_pieces(server, org, requests=20, rounds=5)
+    transport = await transport_pieces(server, org, requests=300)
     return {
         "transport_us_per_page": transport,
         "org": org,
@@ -676,14 +683,18 @@ def render(result: dict[str, Any]) -> str:
             for name, us in parts["us_per_page"].items()
         ]
         text += "\n" + table(
-            "Where the client's CPU goes: each piece in-process, no network (least of 7)",
+            "Where the client's CPU goes: each piece in-process, no network (least of 7), "
+            "then per request with the network (medians of paired requests)",
             ["piece", "CPU us/page", "CPU us/item", "% of bare loop's CPU per page"],
             rows,
         )
         text += (
             "\n`extra` rows: the whole client over pages held in memory (the network stubbed "
             "at the transport's single attempt) minus the bare loop's decode and regex on "
-            "the same bytes. The percentages are of the bare loop's CPU per page in the "
+            "the same bytes. The last rows are per request, with the network: one request "
+            "of each variant in turn, each timed by this thread's CPU clock, medians over "
+            "300 turns; their `extra` rows are the medians of each turn's difference to the "
+            "bare request. The percentages are of the bare loop's CPU per page in the "
             "run above, network included.\n"
         )
     ahead = result.get("read_ahead")
