@@ -26,6 +26,7 @@ from sentry_async.testing import (
     Fault,
     RateLimitPolicy,
 )
+from sentry_async.testing import __main__ as testing_main
 from sentry_async.testing._data import DEFAULT_PRIORITIES
 from sentry_async.testing.pytest_plugin import FIXED_NOW
 
@@ -316,6 +317,38 @@ async def test_rate_limit_policy_variants(
     replies = [await fetch(http, server, ISSUES) for _ in range(3)]
     assert [r.status for r in replies] == [200, 200, 200], "enforce=False only sends headers"
     assert all(r.headers["X-Sentry-Rate-Limit-Limit"] == "1" for r in replies)
+
+
+async def test_the_command_line_announces_the_rate_limit_it_is_given(
+    http: aiohttp.ClientSession,
+) -> None:
+    """``--rate-limit N`` announces N requests a second for each endpoint and counts them
+    down, without refusing any; a benchmark sets it high so the announcement never binds."""
+    args = testing_main.parser().parse_args(["--scale", "small", "--rate-limit", "50000"])
+    server = testing_main.build(args)
+    async with server:
+        policy = server.rate_limits
+        assert policy is not None and not policy.enforce
+        replies = await _in_one_window(http, server, policy, 3)
+    assert [r.status for r in replies] == [200, 200, 200]
+    assert {r.headers["X-Sentry-Rate-Limit-Limit"] for r in replies} == {"50000"}
+    left = [int(r.headers["X-Sentry-Rate-Limit-Remaining"]) for r in replies]
+    assert left == [left[0], left[0] - 1, left[0] - 2] and left[0] < 50000
+
+
+async def test_the_command_line_can_enforce_the_rate_limit(http: aiohttp.ClientSession) -> None:
+    args = testing_main.parser().parse_args(
+        ["--scale", "small", "--rate-limit", "2", "--enforce-rate-limit"]
+    )
+    async with testing_main.build(args) as server:
+        statuses = [(await fetch(http, server, ISSUES, {"limit": "1"})).status for _ in range(6)]
+    # Six requests span at most two one-second windows of two requests each.
+    assert statuses[0] == 200 and 429 in statuses
+
+
+def test_the_command_line_refuses_a_rate_limit_below_one() -> None:
+    with pytest.raises(SystemExit):
+        testing_main.parser().parse_args(["--rate-limit", "0"])
 
 
 # -- faults ---------------------------------------------------------------------------------

@@ -15,17 +15,38 @@ from dataclasses import replace
 
 from ._data import SCALES
 from ._server import FakeSentry
+from ._state import RateLimitPolicy
 
 
-async def _serve(args: argparse.Namespace) -> None:
+def build(args: argparse.Namespace) -> FakeSentry:
+    """The server the command line describes (not yet started)."""
     scale = SCALES[args.scale]
     if args.projects is not None:
         scale = replace(scale, projects_per_org=args.projects)
     if args.issues is not None:
         scale = replace(scale, issues_per_project=args.issues)
-    server = FakeSentry(
-        seed=args.seed, scale=scale, host=args.host, port=args.port, token=args.token
+    policy = None
+    if args.rate_limit is not None:
+        policy = RateLimitPolicy(
+            limit=args.rate_limit,
+            window=1.0,
+            concurrent_limit=None,
+            enforce=args.enforce_rate_limit,
+        )
+    elif args.enforce_rate_limit:
+        policy = RateLimitPolicy(limit=1000, window=1.0, concurrent_limit=None)
+    return FakeSentry(
+        seed=args.seed,
+        scale=scale,
+        host=args.host,
+        port=args.port,
+        token=args.token,
+        rate_limits=policy,
     )
+
+
+async def _serve(args: argparse.Namespace) -> None:
+    server = build(args)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -41,7 +62,14 @@ async def _serve(args: argparse.Namespace) -> None:
         await stop.wait()
 
 
-def main(argv: list[str] | None = None) -> None:
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive number of requests (got {text})")
+    return value
+
+
+def parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m sentry_async.testing", description="Serve the fake Sentry API."
     )
@@ -52,7 +80,24 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--projects", type=int, default=None, help="projects per organization")
     parser.add_argument("--issues", type=int, default=None, help="issues per project")
     parser.add_argument("--token", default="fake-token")
-    asyncio.run(_serve(parser.parse_args(argv)))
+    parser.add_argument(
+        "--rate-limit",
+        type=_positive,
+        default=None,
+        metavar="N",
+        help="requests per second announced for each endpoint in X-Sentry-Rate-Limit-* "
+        "(default 1000)",
+    )
+    parser.add_argument(
+        "--enforce-rate-limit",
+        action="store_true",
+        help="answer 429 beyond the announced limit, as Sentry does (default: announce only)",
+    )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    asyncio.run(_serve(parser().parse_args(argv)))
 
 
 if __name__ == "__main__":

@@ -15,6 +15,9 @@ from ._state import _JSON, _SERVE, ApiError, Handler, RateLimitPolicy, ServerSta
 
 REQUEST_LINE_LIMIT = 8192
 
+_ANNOUNCED = RateLimitPolicy(limit=1000, window=1.0, concurrent_limit=None, enforce=False)
+"""What a server with no policy announces (and does not enforce)."""
+
 
 def _group(request: web.Request) -> str:
     resource = request.match_info.route.resource
@@ -25,10 +28,7 @@ def _group(request: web.Request) -> str:
 def _rate_headers(
     state: ServerState, group: str, now: float, *, exhausted: bool = False
 ) -> dict[str, str]:
-    policy = state.policy or RateLimitPolicy(
-        limit=1000, window=1.0, concurrent_limit=None, enforce=False
-    )
-    limit, window, concurrent = policy.for_group(group)
+    limit, window, concurrent = (state.policy or _ANNOUNCED).for_group(group)
     index = int(now / window)
     count = (
         state.windows.get(group, (index, 0))[1]
@@ -188,8 +188,10 @@ def make_middleware(state: ServerState) -> Middleware:
                     older=state.profile == "older",
                 )
             state.windows[group] = (index, count + 1)
-        elif policy is None:
-            index = int(now)
+        else:
+            # Announced only: counted all the same, so Remaining counts down as it would.
+            window = (policy or _ANNOUNCED).for_group(group)[1]
+            index = int(now / window)
             current_index, count = state.windows.get(group, (index, 0))
             state.windows[group] = (index, (count if current_index == index else 0) + 1)
         try:
