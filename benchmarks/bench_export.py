@@ -399,7 +399,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     add_common_args(parser)
     parser.add_argument("--events", type=int, help="full events per run (5,000; quick 1,000)")
-    parser.add_argument("--rounds", type=int, help="kept rounds (3; quick 2)")
+    parser.add_argument("--rounds", type=int, help="kept rounds (9; quick 2)")
     parser.add_argument(
         "--instructions", action="store_true", help="also count instructions (valgrind)"
     )
@@ -409,7 +409,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         _child(args.callgrind_child)
         return {}
     events = args.events or (1_000 if args.quick else 5_000)
-    rounds = args.rounds or (2 if args.quick else 3)
+    rounds = args.rounds or (2 if args.quick else 9)
     started = time.perf_counter()
     with (
         server_from_args(args) as server,

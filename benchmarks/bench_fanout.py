@@ -521,7 +521,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     add_common_args(parser)
     parser.add_argument("--levels", type=int, nargs="+", default=[1, 8, 32, 128])
     parser.add_argument("--total-pages", type=int, help="pages per run (256; quick 128)")
-    parser.add_argument("--rounds", type=int, help="kept rounds (3; quick 2)")
+    parser.add_argument("--rounds", type=int, help="kept rounds (7; quick 2)")
     parser.add_argument("--projects", type=int, default=128, help="projects on the fake server")
     parser.add_argument("--issues", type=int, default=800, help="issues per project")
     parser.add_argument(
@@ -533,7 +533,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--piece-rounds", type=int, help="runs per piece, the least kept (7)")
     args = parser.parse_args(argv)
     total = args.total_pages or (128 if args.quick else 256)
-    rounds = args.rounds or (2 if args.quick else 3)
+    rounds = args.rounds or (2 if args.quick else 7)
     started = time.perf_counter()
     extra = ("--projects", str(max(args.projects, *args.levels)), "--issues", str(args.issues))
     with server_from_args(args, scale="large", extra_args=extra) as server:
@@ -543,7 +543,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
                 levels=[] if args.pieces_only else args.levels,
                 total_pages=total,
                 rounds=rounds,
-                time_limit=20 if args.quick else 60,
+                time_limit=20 if args.quick else 240,
             )
         )
     body, headers = result.pop("sample")
