@@ -15,7 +15,7 @@ from dataclasses import replace
 
 from ._data import SCALES
 from ._server import FakeSentry
-from ._state import RateLimitPolicy
+from ._state import ANNOUNCED, RateLimitPolicy
 
 
 def build(args: argparse.Namespace) -> FakeSentry:
@@ -26,15 +26,13 @@ def build(args: argparse.Namespace) -> FakeSentry:
     if args.issues is not None:
         scale = replace(scale, issues_per_project=args.issues)
     policy = None
-    if args.rate_limit is not None:
+    if args.rate_limit is not None or args.enforce_rate_limit:
         policy = RateLimitPolicy(
-            limit=args.rate_limit,
-            window=1.0,
+            limit=args.rate_limit or ANNOUNCED.limit,
+            window=ANNOUNCED.window,
             concurrent_limit=None,
             enforce=args.enforce_rate_limit,
         )
-    elif args.enforce_rate_limit:
-        policy = RateLimitPolicy(limit=1000, window=1.0, concurrent_limit=None)
     return FakeSentry(
         seed=args.seed,
         scale=scale,
@@ -86,7 +84,7 @@ def parser() -> argparse.ArgumentParser:
         default=None,
         metavar="N",
         help="requests per second announced for each endpoint in X-Sentry-Rate-Limit-* "
-        "(default 1000)",
+        f"(default {ANNOUNCED.limit})",
     )
     parser.add_argument(
         "--enforce-rate-limit",

@@ -11,13 +11,9 @@ from aiohttp.typedefs import Middleware
 
 from ._faults import Fault
 from ._recorder import capture_body, record_request
-from ._state import _JSON, _SERVE, ApiError, Handler, RateLimitPolicy, ServerState, _encode, _json
+from ._state import _JSON, _SERVE, ANNOUNCED, ApiError, Handler, ServerState, _encode, _json
 
 REQUEST_LINE_LIMIT = 8192
-
-_ANNOUNCED = RateLimitPolicy(limit=1000, window=1.0, concurrent_limit=None, enforce=False)
-"""What a server with no policy announces (and does not enforce)."""
-
 
 def _group(request: web.Request) -> str:
     resource = request.match_info.route.resource
@@ -28,13 +24,8 @@ def _group(request: web.Request) -> str:
 def _rate_headers(
     state: ServerState, group: str, now: float, *, exhausted: bool = False
 ) -> dict[str, str]:
-    limit, window, concurrent = (state.policy or _ANNOUNCED).for_group(group)
-    index = int(now / window)
-    count = (
-        state.windows.get(group, (index, 0))[1]
-        if state.windows.get(group, (-1, 0))[0] == index
-        else 0
-    )
+    limit, window, concurrent = (state.policy or ANNOUNCED).for_group(group)
+    index, count = _window(state, group, window, now)
     headers = {
         "X-Sentry-Rate-Limit-Limit": str(limit),
         "X-Sentry-Rate-Limit-Remaining": str(0 if exhausted else max(0, limit - count)),
@@ -46,6 +37,13 @@ def _rate_headers(
             max(0, concurrent - state.group_in_flight[group])
         )
     return headers
+
+
+def _window(state: ServerState, group: str, window: float, now: float) -> tuple[int, int]:
+    """The fixed window ``now`` falls in, and the requests counted in it so far."""
+    index = int(now / window)
+    current, count = state.windows.get(group, (index, 0))
+    return index, count if current == index else 0
 
 
 def _too_many(
@@ -164,13 +162,10 @@ def make_middleware(state: ServerState) -> Middleware:
         if auth != f"Bearer {state.token}":
             return _json(_encode({"detail": "Invalid token"}), 401)
         now = time.time()
-        policy = state.policy
-        if policy is not None and policy.enforce:
-            limit, window, concurrent = policy.for_group(group)
-            index = int(now / window)
-            current_index, count = state.windows.get(group, (index, 0))
-            if current_index != index:
-                count = 0
+        policy = state.policy or ANNOUNCED
+        limit, window, concurrent = policy.for_group(group)
+        index, count = _window(state, group, window, now)
+        if policy.enforce:
             if concurrent is not None and state.group_in_flight[group] > concurrent:
                 return _too_many(
                     "You are attempting to go above the allowed concurrency for this "
@@ -187,13 +182,8 @@ def make_middleware(state: ServerState) -> Middleware:
                     max(1, int((index + 1) * window - now + 0.999)) if policy.retry_after else None,
                     older=state.profile == "older",
                 )
-            state.windows[group] = (index, count + 1)
-        else:
-            # Announced only: counted all the same, so Remaining counts down as it would.
-            window = (policy or _ANNOUNCED).for_group(group)[1]
-            index = int(now / window)
-            current_index, count = state.windows.get(group, (index, 0))
-            state.windows[group] = (index, (count if current_index == index else 0) + 1)
+        # Counted whether enforced or only announced, so Remaining counts down either way.
+        state.windows[group] = (index, count + 1)
         try:
             response = await handler(request)
         except ApiError as exc:

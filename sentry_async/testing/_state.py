@@ -36,6 +36,10 @@ class RateLimitPolicy:
         return self.per_group.get(group, (self.limit, self.window, self.concurrent_limit))
 
 
+ANNOUNCED = RateLimitPolicy(limit=1000, window=1.0, concurrent_limit=None, enforce=False)
+"""What a server with no policy announces (and does not enforce)."""
+
+
 @dataclass
 class ServerState:
     data: Dataset
