@@ -416,7 +416,12 @@ class Paginator(Generic[T], AsyncIterator[T]):
 
 class _Room:
     """A read-ahead's budget of pages beyond the consumer's, taken without waiting where
-    a request is sent from a callback."""
+    a request is sent from a callback.
+
+    Not ``anyio.Semaphore``: with it, a read-ahead left by ``break`` fetched every page of
+    the stream (``test_stopping_or_cancelling_leaves_no_task_behind``); its ``acquire``
+    ends in a shielded checkpoint, where the plain ``task.cancel()`` that ends the
+    read-ahead task can land."""
 
     __slots__ = ("_free", "_freed")
 
