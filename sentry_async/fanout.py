@@ -310,9 +310,7 @@ class FanOut(Generic[K, T], AsyncIterator[tuple[K, T]]):
             if left:
                 if room.waiters:
                     room.wake()
-                step = budget.step()
-                chunk = self._chunk = page if step >= left else islice(page, step)
-                return self._page_key, next(chunk)
+                return self._page_key, self._next_chunk(page, left)
             self._page = None
             budget.close_page()
             if room.waiters:
@@ -357,16 +355,21 @@ class FanOut(Generic[K, T], AsyncIterator[tuple[K, T]]):
                 left = len(wire.items)
                 if not left:
                     continue
-                page = budget.open_page(wire.items)
-                step = budget.step()
-                chunk = page if step >= left else islice(page, step)
-                self._page_key, self._page, self._chunk = wire.key, page, chunk
-                return wire.key, next(chunk)
+                page = self._page = budget.open_page(wire.items)
+                self._page_key = wire.key
+                return wire.key, self._next_chunk(page, left)
             assert isinstance(wire, StreamDone)
             self.completed[wire.key] = wire
             if self._on_done is not None:
                 self._on_done(wire)
             return wire
+
+    def _next_chunk(self, page: Iterator[T], left: int) -> T:
+        """The first item of the open page's next chunk: up to :meth:`Budget.step` items,
+        handed out before waiting fetchers are looked at again."""
+        step = self._budget.step()
+        chunk = self._chunk = page if step >= left else islice(page, step)
+        return next(chunk)
 
     async def __anext__(self) -> tuple[K, T]:
         """What ``async for`` runs: an item of the open page's current chunk costs a loop
