@@ -70,17 +70,21 @@ class OpenFiles:
             self._failure = exc
             raise
 
-    async def _call(self, work: Callable[[], T]) -> T:
+    async def _run(self, work: Callable[[], T]) -> T:
         """``work()`` in the files' thread, after everything handed over before it, waited
         for to its end even when the run is cancelled meanwhile (as anyio's threads are):
         no file or file state changes behind the run's back."""
-        done = asyncio.get_running_loop().run_in_executor(
-            self._executor(), partial(self._in_turn, work)
-        )
+        done = asyncio.get_running_loop().run_in_executor(self._executor(), work)
         with anyio.CancelScope(shield=True):
             await done
-        self._queued.clear()  # all of them ran before ``work``
         return done.result()
+
+    async def _call(self, work: Callable[[], T]) -> T:
+        """:meth:`_run`, unless an earlier file operation failed."""
+        try:
+            return await self._run(partial(self._in_turn, work))
+        finally:
+            self._queued.clear()  # all of them ran before ``work``
 
     def _store_now(
         self,
@@ -177,12 +181,7 @@ class OpenFiles:
         files, self._files = list(self._files.values()), {}
         try:
             if files or self._thread is not None:
-                done = asyncio.get_running_loop().run_in_executor(
-                    self._executor(), partial(_close_each, files)
-                )
-                with anyio.CancelScope(shield=True):
-                    await done
-                done.result()
+                await self._run(partial(_close_each, files))
         finally:
             thread, self._thread = self._thread, None
             if thread is not None:
