@@ -44,7 +44,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import msgspec
-from _server import median, table, write_json
+from _server import goal, median, table, write_json
 
 from sentry_async.models import Event, Issue
 
@@ -757,33 +757,16 @@ def goals(payloads: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     for name in ("event 100 KB", PAGE_NAME):
         if name in payloads:
             ratio = payloads[name]["variants"]["sentry_async typed"]["vs_json"]
-            checks.append(
-                {
-                    "goal": f"typed >= {GOAL_TYPED}x json.loads, {name}",
-                    "ratio": ratio,
-                    "met": ratio >= GOAL_TYPED,
-                }
-            )
+            checks.append(goal(f"typed >= {GOAL_TYPED}x json.loads, {name}", ratio, GOAL_TYPED))
     for name, target in GOAL_ENTRIES.items():
         variants = payloads.get(name, {}).get("variants", {})
         if "typed + entries" in variants:
             ratio = variants["typed + entries"]["vs_json"]
-            checks.append(
-                {
-                    "goal": f"typed + entries >= {target:g}x json.loads, {name}",
-                    "ratio": ratio,
-                    "met": ratio >= target,
-                }
-            )
+            label = f"typed + entries >= {target:g}x json.loads, {name}"
+            checks.append(goal(label, ratio, target))
     for name, result in payloads.items():
         ratio = result["variants"]["sentry_async raw"]["vs_json"]
-        checks.append(
-            {
-                "goal": f"raw >= {GOAL_RAW:.0f}x json.loads, {name}",
-                "ratio": ratio,
-                "met": ratio >= GOAL_RAW,
-            }
-        )
+        checks.append(goal(f"raw >= {GOAL_RAW:.0f}x json.loads, {name}", ratio, GOAL_RAW))
     return checks
 
 
@@ -801,9 +784,9 @@ def render(result: dict[str, Any]) -> str:
         )
         text += "\n"
     text += "Goals (ratio = json.loads time / variant time, higher is faster):\n\n"
-    for goal in result["goals"]:
-        mark = "met" if goal["met"] else "**missed**"
-        text += f"- {goal['goal']}: {goal['ratio']:.2f}x, {mark}\n"
+    for check in result["goals"]:
+        mark = "met" if check["met"] else "**missed**"
+        text += f"- {check['goal']}: {check['ratio']:.2f}x, {mark}\n"
     text += (
         f"\n{result['rounds']} interleaved rounds of ~{result['batch_ms']:.0f} ms batches "
         "per variant, medians; garbage collector paused while timing. For events, the raw "
