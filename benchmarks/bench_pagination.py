@@ -26,7 +26,6 @@ import argparse
 import asyncio
 import gc
 import json
-import statistics
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -43,6 +42,7 @@ from _server import (
     goal,
     goals_markdown,
     interleaved,
+    median,
     next_cursor,
     paired,
     server_from_args,
@@ -454,11 +454,11 @@ async def transport_pieces(server: FakeServer, org: str, requests: int) -> dict[
                 if turn >= 10:  # the first turns warm the pools and caches
                     out[name].append(clock() - start)
     base = out["bare session.get + read"]
-    result = {name: statistics.median(v) / 1e3 for name, v in out.items()}
+    result = {name: median(v) / 1e3 for name, v in out.items()}
     for name, values in out.items():
         if values is not base:
             result[f"{name}: extra"] = (
-                statistics.median(a - b for a, b in zip(values, base, strict=True)) / 1e3
+                median(a - b for a, b in zip(values, base, strict=True)) / 1e3
             )
     return result
 
