@@ -316,20 +316,12 @@ class FanOut(Generic[K, T], AsyncIterator[tuple[K, T]]):
             if room.waiters:
                 room.wake()
         queue = self._queue
-        passed = False
         while True:
             failure = self._deliverable_error()
             if failure is not None:
                 raise failure
             if queue:
                 wire = queue.popleft()
-            elif room.waiters and not passed:
-                # One scheduler pass first: the fetcher whose page the consumer took last
-                # starts on its next one, so fetches keep pace with the consumer instead
-                # of landing (and being decoded) all at once.
-                passed = True
-                await self._checkpoint()
-                continue
             elif room.waiters:
                 wire = room.take_parked()
             elif self._closed:
