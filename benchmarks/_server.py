@@ -417,15 +417,25 @@ async def timed(runner: Runner) -> Run:
 async def interleaved(
     runners: dict[str, Runner], *, rounds: int, warmup: int = 1, time_limit: float = 240.0
 ) -> dict[str, list[Run]]:
-    """A, B, C, A, B, C ...: ``warmup`` discarded rounds, then up to ``rounds`` kept ones.
+    """One run of every variant per round: ``warmup`` discarded rounds, then up to
+    ``rounds`` kept ones.
 
-    Stops early (keeping at least one round) when ``time_limit`` seconds have passed.
+    The order changes every round (A B C, C B A, B C A, A C B, ...: rotated every second
+    round and reversed every other), so over rounds each variant takes every place and
+    follows every other: a fixed order hands one variant whatever its place costs on a
+    shared machine, in every round. Stops early (keeping at least one round) when
+    ``time_limit`` seconds have passed.
     """
     results: dict[str, list[Run]] = {name: [] for name in runners}
+    names = list(runners)
     started = time.perf_counter()
     for index in range(warmup + rounds):
-        for name, runner in runners.items():
-            run = await timed(runner)
+        shift = (index // 2) % len(names) if names else 0
+        order = names[shift:] + names[:shift]
+        if index % 2:
+            order.reverse()
+        for name in order:
+            run = await timed(runners[name])
             if index >= warmup:
                 results[name].append(run)
         if index >= warmup and time.perf_counter() - started > time_limit:

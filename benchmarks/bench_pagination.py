@@ -2,7 +2,8 @@
 
 Every variant walks the same cursor chain of one organisation's issues (``query=""``,
 100 per page) on the fake server, which runs in another process. Rounds are interleaved
-(A, B, C, A, B, C ...) and the table shows medians:
+(each variant once per round, in an order that changes every round) and the table shows
+medians:
 
 * ``sentry_async``: ``async for issue in client.issues.list(org, query="")``, typed.
 * ``sentry_async raw``: the same through ``.raw()`` (each item's JSON bytes, undecoded).
