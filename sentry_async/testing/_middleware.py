@@ -15,6 +15,7 @@ from ._state import _JSON, _SERVE, ANNOUNCED, ApiError, Handler, ServerState, _e
 
 REQUEST_LINE_LIMIT = 8192
 
+
 def _group(request: web.Request) -> str:
     resource = request.match_info.route.resource
     canonical = resource.canonical if resource is not None else request.path
