@@ -63,6 +63,8 @@ OURS = "sentry_async"
 PAGES = "sentry_async pages()"
 BARE = "bare aiohttp + msgspec"
 CEILING = "server ceiling (bytes only)"
+TRANSPORT_TURNS = 300
+"""Paired requests of each kind behind the transport rows."""
 
 
 def issues_url(server: FakeServer, org: str) -> str:
@@ -582,7 +584,7 @@ async def measure(
         "cpu_pages_over_bare_without_gc": paired(runs[PAGES], bare, "cpu_without_gc"),
     }
     body, headers = await sample_page(server, org)
-    transport = await transport_pieces(server, org, requests=300)
+    transport = await transport_pieces(server, org, requests=TRANSPORT_TURNS)
     return {
         "transport_us_per_page": transport,
         "org": org,
@@ -698,7 +700,8 @@ def render(result: dict[str, Any]) -> str:
             "at the transport's single attempt) minus the bare loop's decode and regex on "
             "the same bytes. The last rows are per request, with the network: one request "
             "of each variant in turn, each timed by this thread's CPU clock, medians over "
-            "300 turns; their `extra` rows are the medians of each turn's difference to the "
+            f"{TRANSPORT_TURNS} turns; their `extra` rows are the medians of each turn's "
+            "difference to the "
             "bare request. The percentages are of the bare loop's CPU per page in the "
             "run above, network included.\n"
         )
