@@ -579,8 +579,8 @@ def test_events_items_are_ordinary_stream_items() -> None:
 
 async def test_the_consumer_takes_a_waiting_fetchers_page_without_a_scheduler_pass() -> None:
     """With nothing queued and fetchers holding pages, the consumer takes the first one's
-    page at once: a scheduler pass of its own per page cost up to 17% of fan_out's CPU a
-    page against the fake server, and every page still arrives whole and in order."""
+    page at once: a scheduler pass of its own per page cost 12-16% of fan_out's CPU a page
+    against the fake server, and every page still arrives whole and in order."""
     streams = {n: (lambda: _memory_paginator(6, 7)) for n in range(3)}
     passes = 0
     seen: dict[int, list[int]] = defaultdict(list)
