@@ -41,6 +41,7 @@ from .errors import (
 )
 
 if TYPE_CHECKING:
+    from ._deadlines import Deadlines, Watch
     from ._protocol.errors import Redactor
     from ._protocol.proxies import ProxySettings
 
@@ -132,6 +133,8 @@ class Exchange:
         _token: Secret | None
         _redactor: Redactor
         _timeout: aiohttp.ClientTimeout
+        _download_timeout: aiohttp.ClientTimeout
+        _deadlines: Deadlines | None
         _headers: dict[str, str]
         _proxy: ProxySettings | None
         _inflate: bool
@@ -185,8 +188,16 @@ class Exchange:
         the ``except`` that caught it, so aiohttp's exception is not even its context."""
         delivered = [0]
         failure: _Failure | None = None
+        deadlines = None if sink is not None else self._deadlines
+        watch = None if deadlines is None else deadlines.start()
         try:
-            return await self._request(method, url, body, sink, delivered, started)
+            return await self._request(method, url, body, sink, delivered, started, watch)
+        except asyncio.CancelledError:
+            if watch is None or deadlines is None or not deadlines.finish(watch):
+                raise
+            failure = self._failure(
+                "timeout", RequestTimeout, f"no complete response: {watch.expired}", method, url
+            )
         except (asyncio.TimeoutError, TimeoutError):
             failure = self._failure(
                 "timeout", RequestTimeout, "no complete response in time", method, url
@@ -256,6 +267,9 @@ class Exchange:
             failure = self._failure(
                 "final", ConnectionFailed, f"{type(exc).__name__}: {exc}", method, url, exc
             )
+        finally:
+            if watch is not None and deadlines is not None:
+                deadlines.finish(watch)
         if delivered[0] and failure.kind != "too_large":
             failure.kind = "final"  # part of the body already went to the sink
         raise failure
@@ -282,6 +296,7 @@ class Exchange:
         sink: Sink | None,
         delivered: list[int],
         started: float,
+        watch: Watch | None,
     ) -> Response:
         """The aiohttp call. The only frame that sees aiohttp's objects; the headers,
         ``Authorization`` included, are built inside the call expression, never a local."""
@@ -290,10 +305,12 @@ class Exchange:
             url,
             data=body() if callable(body) else body,
             allow_redirects=False,
-            timeout=self._timeout,
+            timeout=self._timeout if sink is None else self._download_timeout,
             **self._request_options,
             **self._routed_headers(url, body, sink),
         ) as resp:
+            if watch is not None:
+                watch.stream = resp.content  # from here on, arriving bytes are progress
             try:
                 if sink is not None and 200 <= resp.status < 300:
                     await self._stream(resp, sink, delivered)

@@ -25,6 +25,7 @@ import aiohttp
 import anyio
 from yarl import URL
 
+from ._deadlines import SHARED_DEADLINES, Deadlines
 from ._exchange import (
     Body,
     Exchange,
@@ -40,6 +41,7 @@ from ._protocol.errors import Redactor, build_api_error, is_query_timeout
 from ._protocol.proxies import ProxySettings
 from ._protocol.ratelimit import server_clock
 from ._protocol.retry import RetryPolicy, decide, fail_fast, rate_limit_delay
+from ._timeouts import Timeouts
 from .errors import (
     RateLimited,
     SentryError,
@@ -93,7 +95,7 @@ class Transport(Exchange):
         token: Secret | None,
         limiter: RateLimiter,
         retry: RetryPolicy,
-        timeout: aiohttp.ClientTimeout,
+        timeouts: Timeouts,
         trusted_origins: set[tuple[str, str, int | None]],
         headers: dict[str, str],
         rng: random.Random | None = None,
@@ -107,7 +109,18 @@ class Transport(Exchange):
         self._redactor = Redactor(token.reveal() if token is not None else None)
         self.limiter = limiter
         self.retry = retry
-        self._timeout = timeout
+        # ``read`` and ``total`` on one shared timer where the interpreter allows; aiohttp
+        # keeps the bounds of the wait for a connection, and all four for a download
+        # (whose sink may be slow to take its chunks: aiohttp's read bound then pauses).
+        deadlines = Deadlines(read=timeouts.read, total=timeouts.total)
+        shared = SHARED_DEADLINES and hasattr(aiohttp.StreamReader, "total_bytes")
+        self._deadlines = deadlines if shared and deadlines.active else None
+        self._download_timeout = timeouts.to_aiohttp()
+        self._timeout = (
+            self._download_timeout
+            if self._deadlines is None
+            else aiohttp.ClientTimeout(connect=timeouts.pool, sock_connect=timeouts.connect)
+        )
         self.trusted_origins = trusted_origins
         self._headers = headers
         self._rng = rng or random.Random()

@@ -254,7 +254,7 @@ class SentryClient(GeneratedGroups, Routing, Downloads):
                 token=self._token,
                 limiter=self.limiter,
                 retry=self.retry,
-                timeout=self.timeouts.to_aiohttp(),
+                timeouts=self.timeouts,
                 trusted_origins=self._trusted,
                 headers={"User-Agent": self._user_agent, "Accept": "application/json"},
                 proxy=self._proxy,

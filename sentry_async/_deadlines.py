@@ -1,0 +1,127 @@
+"""Every in-flight attempt's time bounds on one timer.
+
+aiohttp enforces ``total`` with a timer for each request, and ``sock_read`` with one it
+re-arms whenever bytes arrive: three timer handles a page, created, heap-sorted and
+cancelled, which cost the client about as much CPU as its rate limiter and retry loop
+together. Here an attempt is an entry in a dict. One timer wakes at the earliest bound (and,
+while attempts are in flight, every quarter of ``read``, to see whose body has grown since);
+an attempt out of time has its task cancelled, and turns that cancellation into a timeout as
+:func:`asyncio.timeout` does. Python 3.10 has no ``Task.uncancel``, so there aiohttp's own
+timers keep serving (:data:`SHARED_DEADLINES`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import sys
+from typing import Any, Protocol, cast
+
+__all__ = ["SHARED_DEADLINES", "Deadlines", "Watch"]
+
+SHARED_DEADLINES = sys.version_info >= (3, 11)
+
+_EARLY = 0.001
+"""Seconds before a bound at which it counts as reached (a timer may fire that early)."""
+
+
+class _Task(Protocol):
+    def cancel(self, msg: Any | None = None) -> bool: ...
+
+    def cancelling(self) -> int: ...
+
+    def uncancel(self) -> int: ...
+
+
+class _Growing(Protocol):
+    """What a body's progress is read from: aiohttp's ``StreamReader`` counts what arrived."""
+
+    total_bytes: int
+
+
+class Watch:
+    """One attempt's bounds: a fixed deadline, and a quiet spell no longer than ``read``."""
+
+    __slots__ = ("cancelling", "deadline", "expired", "quiet_since", "seen", "stream", "task")
+
+    def __init__(self, task: _Task, deadline: float, now: float) -> None:
+        self.task = task
+        self.cancelling = task.cancelling()
+        self.deadline = deadline
+        self.quiet_since = now
+        self.stream: _Growing | None = None
+        """The response body once its headers are in; until then nothing counts as progress."""
+        self.seen = 0
+        self.expired: str | None = None
+        """Why the attempt ran out of time, once it has."""
+
+
+class Deadlines:
+    """The bounds of one transport's attempts (``None`` turns a bound off)."""
+
+    def __init__(self, *, read: float | None, total: float | None) -> None:
+        self._read = read
+        self._total = math.inf if total is None else total
+        self._every = math.inf if read is None else read / 4
+        self._watching: dict[Watch, None] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._wake_at = math.inf
+
+    @property
+    def active(self) -> bool:
+        return self._read is not None or self._total != math.inf
+
+    def start(self) -> Watch:
+        """Watch the current task's attempt from now; :meth:`finish` it on the way out."""
+        loop = asyncio.get_running_loop()
+        if loop is not self._loop:  # a timer of a loop that has ended will never fire
+            self._loop, self._timer, self._wake_at = loop, None, math.inf
+        now = loop.time()
+        watch = Watch(cast(_Task, asyncio.current_task()), now + self._total, now)
+        self._watching[watch] = None
+        first = watch.deadline if self._read is None else min(watch.deadline, now + self._read)
+        if first < self._wake_at:
+            self._arm(first)
+        return watch
+
+    def finish(self, watch: Watch) -> bool:
+        """Stop watching ``watch`` (again is harmless). True when its expiry is what
+        cancelled the task and nothing else asked to cancel it: the caller then raises a
+        timeout instead of the :class:`asyncio.CancelledError`."""
+        if self._watching.pop(watch, False) is False:
+            return False
+        return watch.expired is not None and watch.task.uncancel() <= watch.cancelling
+
+    def _arm(self, when: float) -> None:
+        assert self._loop is not None
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = self._loop.call_at(when, self._check)
+        self._wake_at = when
+
+    def _check(self) -> None:
+        assert self._loop is not None
+        self._timer, self._wake_at = None, math.inf
+        now = self._loop.time()
+        wake = math.inf
+        read = self._read
+        for watch in self._watching:
+            if watch.expired is not None:
+                continue
+            stream = watch.stream
+            if stream is not None and stream.total_bytes != watch.seen:
+                watch.seen = stream.total_bytes
+                watch.quiet_since = now
+            quiet_until = math.inf if read is None else watch.quiet_since + read
+            due = min(watch.deadline, quiet_until)
+            if due - now > _EARLY:
+                wake = min(wake, due, now + self._every)
+                continue
+            if quiet_until <= watch.deadline:
+                watch.expired = f"nothing arrived for {read:g}s (Timeouts.read)"
+            else:
+                watch.expired = f"no complete response within {self._total:g}s (Timeouts.total)"
+            watch.task.cancel()
+        if wake != math.inf:
+            self._arm(wake)
