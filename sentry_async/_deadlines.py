@@ -66,7 +66,6 @@ class Deadlines:
         self._watching: dict[Watch, None] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._timer: asyncio.TimerHandle | None = None
-        self._wake_at = math.inf
 
     @property
     def active(self) -> bool:
@@ -76,13 +75,16 @@ class Deadlines:
         """Watch the current task's attempt from now; :meth:`finish` it on the way out."""
         loop = asyncio.get_running_loop()
         if loop is not self._loop:  # a timer of a loop that has ended will never fire
-            self._loop, self._timer, self._wake_at = loop, None, math.inf
+            self._loop, self._timer = loop, None
         now = loop.time()
         watch = Watch(cast(_Task, asyncio.current_task()), now + self._total, now)
         self._watching[watch] = None
-        first = watch.deadline if self._read is None else min(watch.deadline, now + self._read)
-        if first < self._wake_at:
-            self._arm(first)
+        # A pending wake is never later than this attempt's first bound: every attempt has
+        # the same bounds, and one still in flight wakes the timer by then at the latest.
+        if self._timer is None:
+            self._arm(
+                watch.deadline if self._read is None else min(watch.deadline, now + self._read)
+            )
         return watch
 
     def finish(self, watch: Watch) -> bool:
@@ -95,14 +97,11 @@ class Deadlines:
 
     def _arm(self, when: float) -> None:
         assert self._loop is not None
-        if self._timer is not None:
-            self._timer.cancel()
         self._timer = self._loop.call_at(when, self._check)
-        self._wake_at = when
 
     def _check(self) -> None:
         assert self._loop is not None
-        self._timer, self._wake_at = None, math.inf
+        self._timer = None
         now = self._loop.time()
         wake = math.inf
         read = self._read

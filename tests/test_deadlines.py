@@ -197,3 +197,35 @@ def test_no_bounds_no_watching() -> None:
     assert not Deadlines(read=None, total=None).active
     assert Deadlines(read=1.0, total=None).active
     assert Deadlines(read=None, total=1.0).active
+
+
+@needs_uncancel
+async def test_an_expired_attempt_still_winding_down_is_not_cancelled_twice() -> None:
+    """The first attempt's task is slow to leave after its cancellation; the second's
+    expiry comes meanwhile, and cancels the second task only."""
+    deadlines = Deadlines(read=0.1, total=None)
+    leaving = asyncio.Event()
+    seen: dict[str, int] = {}
+
+    async def attempt(name: str, linger: bool) -> None:
+        watch = deadlines.start()
+        try:
+            await asyncio.sleep(5)
+        except asyncio.CancelledError:
+            seen[name] = seen.get(name, 0) + 1
+            if linger:
+                current = asyncio.current_task()
+                assert current is not None
+                current.uncancel()  # it goes on, still registered, until told to leave
+                await leaving.wait()
+        finally:
+            deadlines.finish(watch)
+
+    with anyio.fail_after(5):
+        first = asyncio.create_task(attempt("first", linger=True))
+        await asyncio.sleep(0.05)
+        second = asyncio.create_task(attempt("second", linger=False))
+        await second
+        leaving.set()
+        await first
+    assert seen == {"first": 1, "second": 1}

@@ -214,7 +214,9 @@ FAULTS: dict[str, tuple[dict[str, Any], type[Exception] | None]] = {
     "slow": ({"kind": "slow", "delay": 0.4}, RequestTimeout),
     "close-keepalive": ({"kind": "close_keepalive"}, None),
 }
-TIMEOUTS = Timeouts(connect=2.0, read=0.1)
+TIMEOUTS = Timeouts(connect=2.0, read=0.2)
+"""``read`` half the slow fault's delay: an ordinary page of the in-process fake (which
+shares the loop, on a busy machine) must not time out, the slow one must."""
 
 
 def _walk(client: SentryClient, server: FakeSentry, target: str) -> tuple[Any, list[str], str]:
