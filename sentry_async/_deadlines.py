@@ -42,9 +42,19 @@ class _Growing(Protocol):
 class Watch:
     """One attempt's bounds: a fixed deadline, and a quiet spell no longer than ``read``."""
 
-    __slots__ = ("cancelling", "deadline", "expired", "quiet_since", "seen", "stream", "task")
+    __slots__ = (
+        "cancelling",
+        "deadline",
+        "expired",
+        "owner",
+        "quiet_since",
+        "seen",
+        "stream",
+        "task",
+    )
 
-    def __init__(self, task: _Task, deadline: float, now: float) -> None:
+    def __init__(self, owner: Deadlines, task: _Task, deadline: float, now: float) -> None:
+        self.owner = owner
         self.task = task
         self.cancelling = task.cancelling()
         self.deadline = deadline
@@ -54,6 +64,10 @@ class Watch:
         self.seen = 0
         self.expired: str | None = None
         """Why the attempt ran out of time, once it has."""
+
+    def finish(self) -> bool:
+        """:meth:`Deadlines.finish` of this watch."""
+        return self.owner.finish(self)
 
 
 class Deadlines:
@@ -77,7 +91,7 @@ class Deadlines:
         if loop is not self._loop:  # a timer of a loop that has ended will never fire
             self._loop, self._timer = loop, None
         now = loop.time()
-        watch = Watch(cast(_Task, asyncio.current_task()), now + self._total, now)
+        watch = Watch(self, cast(_Task, asyncio.current_task()), now + self._total, now)
         self._watching[watch] = None
         # A pending wake is never later than this attempt's first bound: every attempt has
         # the same bounds, and one still in flight wakes the timer by then at the latest.

@@ -133,7 +133,7 @@ class Exchange:
         _token: Secret | None
         _redactor: Redactor
         _timeout: aiohttp.ClientTimeout
-        _download_timeout: aiohttp.ClientTimeout
+        _connect_timeout: aiohttp.ClientTimeout
         _deadlines: Deadlines | None
         _headers: dict[str, str]
         _proxy: ProxySettings | None
@@ -188,12 +188,12 @@ class Exchange:
         the ``except`` that caught it, so aiohttp's exception is not even its context."""
         delivered = [0]
         failure: _Failure | None = None
-        deadlines = None if sink is not None else self._deadlines
-        watch = None if deadlines is None else deadlines.start()
+        # A download keeps aiohttp's own read bound, which pauses while its sink is slow.
+        watch = None if sink is not None or self._deadlines is None else self._deadlines.start()
         try:
             return await self._request(method, url, body, sink, delivered, started, watch)
         except asyncio.CancelledError:
-            if watch is None or deadlines is None or not deadlines.finish(watch):
+            if watch is None or not watch.finish():
                 raise
             failure = self._failure(
                 "timeout", RequestTimeout, f"no complete response: {watch.expired}", method, url
@@ -268,8 +268,8 @@ class Exchange:
                 "final", ConnectionFailed, f"{type(exc).__name__}: {exc}", method, url, exc
             )
         finally:
-            if watch is not None and deadlines is not None:
-                deadlines.finish(watch)
+            if watch is not None:
+                watch.finish()
         if delivered[0] and failure.kind != "too_large":
             failure.kind = "final"  # part of the body already went to the sink
         raise failure
@@ -305,7 +305,7 @@ class Exchange:
             url,
             data=body() if callable(body) else body,
             allow_redirects=False,
-            timeout=self._timeout if sink is None else self._download_timeout,
+            timeout=self._timeout if watch is None else self._connect_timeout,
             **self._request_options,
             **self._routed_headers(url, body, sink),
         ) as resp:

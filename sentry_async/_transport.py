@@ -69,6 +69,7 @@ _PER_REQUEST_DECOMPRESS = (
 )
 """Whether this aiohttp lets a request turn off its own decompression (newer versions)."""
 
+
 def disable_silent_resend(session: aiohttp.ClientSession) -> bool:
     """Turn off aiohttp's own resend of a GET/PUT/DELETE whose connection dropped.
 
@@ -109,17 +110,15 @@ class Transport(Exchange):
         self._redactor = Redactor(token.reveal() if token is not None else None)
         self.limiter = limiter
         self.retry = retry
-        # ``read`` and ``total`` on one shared timer where the interpreter allows; aiohttp
-        # keeps the bounds of the wait for a connection, and all four for a download
-        # (whose sink may be slow to take its chunks: aiohttp's read bound then pauses).
+        # ``read`` and ``total`` on one shared timer where the interpreter allows: an
+        # attempt it watches leaves aiohttp only the bounds of the wait for a connection;
+        # any other (a download, or no shared timer) keeps all four.
         deadlines = Deadlines(read=timeouts.read, total=timeouts.total)
         shared = SHARED_DEADLINES and hasattr(aiohttp.StreamReader, "total_bytes")
         self._deadlines = deadlines if shared and deadlines.active else None
-        self._download_timeout = timeouts.to_aiohttp()
-        self._timeout = (
-            self._download_timeout
-            if self._deadlines is None
-            else aiohttp.ClientTimeout(connect=timeouts.pool, sock_connect=timeouts.connect)
+        self._timeout = timeouts.to_aiohttp()
+        self._connect_timeout = aiohttp.ClientTimeout(
+            connect=timeouts.pool, sock_connect=timeouts.connect
         )
         self.trusted_origins = trusted_origins
         self._headers = headers
