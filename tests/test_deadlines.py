@@ -8,13 +8,14 @@ loop is bounded in count and every test in time.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
 import anyio
 import pytest
 from aiohttp import web
+from test_hostile_bodies import Handler, hostile
 
 from sentry_async import RequestTimeout, RetryPolicy, SentryClient, Timeouts, _transport
 from sentry_async._deadlines import SHARED_DEADLINES, Deadlines
@@ -27,8 +28,6 @@ needs_uncancel = pytest.mark.skipif(
 
 ONE_TRY = RetryPolicy(attempts=1)
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
 
 @pytest.fixture
 def anyio_backend() -> str:
@@ -36,17 +35,13 @@ def anyio_backend() -> str:
 
 
 @asynccontextmanager
-async def serving(handle: Handler) -> AsyncIterator[str]:
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", handle)
-    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=0.1)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    try:
-        yield f"http://127.0.0.1:{runner.addresses[0][1]}"
-    finally:
-        await runner.cleanup()
+async def client_on(handle: Handler, timeouts: Timeouts) -> AsyncIterator[SentryClient]:
+    """A client of one attempt per call on a server answering with ``handle``."""
+    async with (
+        hostile(handle) as (url, _),
+        SentryClient("t", base_url=url, timeout=timeouts, retry=ONE_TRY) as client,
+    ):
+        yield client
 
 
 async def quick(request: web.Request) -> web.StreamResponse:
@@ -90,7 +85,7 @@ async def test_quick_requests_arm_no_timer_each() -> None:
             armed.append(getattr(callback, "__qualname__", repr(callback)))
         return call_at(when, callback, *args, **kw)
 
-    async with serving(quick) as url, SentryClient("t", base_url=url) as client:
+    async with hostile(quick) as (url, _), SentryClient("t", base_url=url) as client:
         await client.request("GET", "/warm-up/")
         armed.clear()
         loop.call_at = counting  # type: ignore[method-assign]
@@ -107,10 +102,7 @@ async def test_quick_requests_arm_no_timer_each() -> None:
 async def test_a_body_that_keeps_arriving_outlives_the_read_bound() -> None:
     """Each gap is under ``read``; the whole body takes three times ``read``."""
     timeouts = Timeouts(read=0.2, total=10)
-    async with (
-        serving(in_pieces(12, 0.05)) as url,
-        SentryClient("t", base_url=url, timeout=timeouts, retry=ONE_TRY) as client,
-    ):
+    async with client_on(in_pieces(12, 0.05), timeouts) as client:
         with anyio.fail_after(10):
             assert await client.request("GET", "/things/") == []
 
@@ -123,10 +115,7 @@ async def test_a_body_that_stops_arriving_is_cut_after_the_read_bound(
         pytest.skip("Python 3.10 keeps aiohttp's own timers")
     monkeypatch.setattr(_transport, "SHARED_DEADLINES", shared)
     timeouts = Timeouts(read=0.2, total=30)
-    async with (
-        serving(in_pieces(12, 0.01, stall=20)) as url,
-        SentryClient("t", base_url=url, timeout=timeouts, retry=ONE_TRY) as client,
-    ):
+    async with client_on(in_pieces(12, 0.01, stall=20), timeouts) as client:
         with anyio.fail_after(5), pytest.raises(RequestTimeout) as caught:
             await client.request("GET", "/things/")
     if shared:
@@ -136,10 +125,7 @@ async def test_a_body_that_stops_arriving_is_cut_after_the_read_bound(
 @needs_uncancel
 async def test_the_total_bound_cuts_a_body_that_keeps_arriving() -> None:
     timeouts = Timeouts(read=5, total=0.3)
-    async with (
-        serving(in_pieces(200, 0.02)) as url,
-        SentryClient("t", base_url=url, timeout=timeouts, retry=ONE_TRY) as client,
-    ):
+    async with client_on(in_pieces(200, 0.02), timeouts) as client:
         with anyio.fail_after(5), pytest.raises(RequestTimeout) as caught:
             await client.request("GET", "/things/")
     assert "no complete response within 0.3s (Timeouts.total)" in str(caught.value)
@@ -150,10 +136,7 @@ async def test_a_cancellation_from_outside_stays_a_cancellation() -> None:
     """The caller's own deadline, not the request's: no ``RequestTimeout``, the caller's
     scope sees its cancellation, and the client goes on working."""
     timeouts = Timeouts(read=0.3, total=30)
-    async with (
-        serving(in_pieces(12, 0.01, stall=20)) as url,
-        SentryClient("t", base_url=url, timeout=timeouts, retry=ONE_TRY) as client,
-    ):
+    async with client_on(in_pieces(12, 0.01, stall=20), timeouts) as client:
         with anyio.move_on_after(0.1) as scope:
             await client.request("GET", "/things/")
         assert scope.cancelled_caught
