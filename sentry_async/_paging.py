@@ -51,13 +51,21 @@ def page_fetchers(
             if page_cursor is not None:
                 query.append(("cursor", page_cursor))
 
+            def announce(response: Response) -> bool:
+                return announce_link(fetch, page_cursor, response.headers.get("Link"))
+
             def parse(response: Response) -> tuple[Response, Any]:
-                announce_link(fetch, page_cursor, response.headers.get("Link"))
                 return response, client._decode_or_resend(response, decode_type, [])
 
             async def once(page_url: URL) -> tuple[Response, Any]:
                 return await client._get_transport().send_decoded(
-                    "GET", page_url, group=group, params=query, idempotent=True, decode=parse
+                    "GET",
+                    page_url,
+                    group=group,
+                    params=query,
+                    idempotent=True,
+                    decode=parse,
+                    before_decode=announce,
                 )
 
             response, body = await client._send_following("GET", path, path_params, once, root)

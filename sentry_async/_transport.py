@@ -14,6 +14,7 @@ back has the token blanked out before anything is built from it.
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import logging
 import random
@@ -194,12 +195,16 @@ class Transport(Exchange):
         decode: Callable[[Response], T],
         sink: Sink | None = None,
         replayable: bool = True,
+        before_decode: Callable[[Response], bool] | None = None,
     ) -> T:
         """:meth:`send`, then ``decode`` the success; a :class:`MalformedBody` from it counts
         as a failed attempt (a body cut short or mangled on the way), retried like one.
 
         ``body`` is JSON bytes or a :data:`Form`; ``replayable=False`` (a form whose file
-        can be read once) sends it once, even where a 429 would be retried."""
+        can be read once) sends it once, even where a 429 would be retried.
+        ``before_decode`` sees each success first; when it returns true (it started a
+        request, say the next page's), the loop runs once before the decoding, which never
+        awaits, so that the request goes out while the body decodes."""
         call = None if self._hooks is None else self._hooks.start(method, group)
         try:
             result = await self._attempts(
@@ -214,6 +219,7 @@ class Transport(Exchange):
                 sink,
                 call,
                 replayable,
+                before_decode,
             )
         except BaseException as exc:
             if call is not None:
@@ -238,6 +244,7 @@ class Transport(Exchange):
         sink: Sink | None,
         call: Call | None,
         replayable: bool,
+        before_decode: Callable[[Response], bool] | None = None,
     ) -> T:
         """The one retry loop: attempt, decide, log, sleep."""
         policy = retry or self.retry
@@ -256,7 +263,7 @@ class Transport(Exchange):
                     retry_after=paused,
                 )
             failure = await self._attempt(
-                method, url, body, group, policy, decode, sink, call, attempt
+                method, url, body, group, policy, decode, sink, call, attempt, before_decode
             )
             if not isinstance(failure, _Failure):
                 return failure
@@ -306,6 +313,7 @@ class Transport(Exchange):
         sink: Sink | None,
         call: Call | None,
         attempt: int,
+        before_decode: Callable[[Response], bool] | None = None,
     ) -> T | _Failure:
         """One attempt: the decoded success, or the failure to decide on."""
         try:
@@ -331,6 +339,8 @@ class Transport(Exchange):
         # a body to decode as the requested model.
         if response.status >= 300:
             return _Failure("status", self._api_error(response), response)
+        if before_decode is not None and before_decode(response):
+            await asyncio.sleep(0)
         try:
             return decode(response)
         except MalformedBody as malformed:

@@ -84,21 +84,24 @@ class RawPage:
     direct_hit: bool = False
 
 
-_LinkSeen = Callable[[str | None, str | None], None]
+_LinkSeen = Callable[[str | None, str | None], bool]
 _LINK_WATCH: contextvars.ContextVar[tuple[object, _LinkSeen] | None] = contextvars.ContextVar(
     "sentry_async_link_watch", default=None
 )
 """Set by each task a read-ahead fetches in: the fetcher it watches, and what to tell."""
 
 
-def announce_link(fetcher: object, cursor: str | None, link: str | None) -> None:
+def announce_link(fetcher: object, cursor: str | None, link: str | None) -> bool:
     """Called by a page fetcher with the cursor it requested and the response's ``Link``,
     before it decodes the body: a read-ahead over ``fetcher`` sends its next request then,
     rather than after the decoding. A fetcher that never calls it loses only that overlap;
-    a fetcher called inside another one's fetch is not the one watched, and is ignored."""
+    a fetcher called inside another one's fetch is not the one watched, and is ignored.
+
+    Returns whether a request was sent: the fetcher then lets the loop run once before it
+    decodes (a decode never awaits), so that the request is on the wire while it does.
+    """
     watch = _LINK_WATCH.get()
-    if watch is not None and watch[0] is fetcher:
-        watch[1](cursor, link)
+    return watch is not None and watch[0] is fetcher and watch[1](cursor, link)
 
 
 _Fetched = tuple[RawPage, Step, Position]
@@ -292,14 +295,15 @@ class Paginator(Generic[T], AsyncIterator[T]):
         """The ``Link`` of each response read but not yet counted, by its cursor."""
         loop = asyncio.get_running_loop()
 
-        def send_early() -> None:
+        def send_early() -> bool:
             if early or walk.cursor not in links or not room.take_now():
-                return
+                return False
             nxt = walk.ahead(links[walk.cursor])
             if nxt is None:
                 room.give()
-                return
+                return False
             early[nxt] = loop.create_task(fetch(nxt))
+            return True
 
         async def fetch(cursor: str | None) -> RawPage:
             # Watched from the task that fetches (the producer's, or one sent early), so
@@ -307,10 +311,9 @@ class Paginator(Generic[T], AsyncIterator[T]):
             _LINK_WATCH.set((self._fetch, link_seen))
             return await self._fetch(cursor, self.page_size)
 
-        def link_seen(cursor: str | None, link: str | None) -> None:
+        def link_seen(cursor: str | None, link: str | None) -> bool:
             links[cursor] = link
-            if cursor == walk.cursor:
-                send_early()
+            return cursor == walk.cursor and send_early()
 
         async def produce() -> None:
             seen: set[int] = set()

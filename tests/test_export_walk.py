@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
@@ -172,3 +173,45 @@ async def test_a_walk_that_stops_short_is_refused_not_finished(
     assert not any(s["done"] for s in checkpoint["streams"].values()), (
         "no stream is recorded as finished"
     )
+
+
+@pytest.mark.parametrize(
+    ("projects", "concurrency", "ahead"),
+    [
+        (["project-0-0"], 1, True),
+        (["project-0-0"], 4, True),
+        (["project-0-0", "project-0-1"], 2, False),
+    ],
+)
+async def test_a_stream_running_alone_asks_for_its_next_page_before_decoding_this_one(
+    fake_sentry_factory: Factory,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    projects: list[str],
+    concurrency: int,
+    ahead: bool,
+) -> None:
+    """Alone, a stream would leave the server idle while each page is decoded and written:
+    it reads ahead, and its next request leaves before the decoding. Streams side by side
+    overlap each other and do not. The fake server answers from a thread of its own, so it
+    hears a request while a decode blocks this one."""
+    server = await fake_sentry_factory(scale=DATA)
+    route = ("GET", f"/projects/{ORG}/project-0-0/events/")
+    decode = SentryClient._decode_or_resend
+    heard: list[int] = []
+
+    def waiting_decode(self: SentryClient, response: Any, type_: Any, empty: Any) -> Any:
+        if not heard and response.url.path.endswith("/project-0-0/events/"):
+            deadline = time.monotonic() + (5 if ahead else 0.2)
+            while len(server.requests.matching(*route)) < 2 and time.monotonic() < deadline:
+                time.sleep(0.005)
+            heard.append(len(server.requests.matching(*route)))
+        return decode(self, response, type_, empty)
+
+    monkeypatch.setattr(SentryClient, "_decode_or_resend", waiting_decode)
+    spec = _spec(window=None, projects=tuple(projects))
+    with anyio.fail_after(30):
+        async with _client(server) as client:
+            manifest = await Exporter(client, spec, tmp_path, concurrency=concurrency).run()
+    assert manifest.pages > 2
+    assert heard == [2 if ahead else 1]

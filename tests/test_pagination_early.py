@@ -9,12 +9,14 @@ page while this one decodes. Everything a consumer sees stays as without it.
 from __future__ import annotations
 
 import asyncio
+import time
+from typing import Any
 
 import anyio
 import anyio.lowlevel
 import pytest
 
-from sentry_async import PaginationError, Paginator, Position, _paging
+from sentry_async import PaginationError, Paginator, Position, SentryClient, _paging
 from sentry_async.pagination import RawPage, announce_link
 from sentry_async.testing import FakeSentry
 
@@ -178,9 +180,9 @@ async def test_the_client_sends_early_over_the_network_and_loses_nothing(
 ) -> None:
     announced: list[str | None] = []
 
-    def announce(fetcher: object, cursor: str | None, link: str | None) -> None:
+    def announce(fetcher: object, cursor: str | None, link: str | None) -> bool:
         announced.append(cursor)
-        announce_link(fetcher, cursor, link)
+        return announce_link(fetcher, cursor, link)
 
     monkeypatch.setattr(_paging, "announce_link", announce)
     org = fake_sentry.data.org_slugs()[0]
@@ -194,3 +196,31 @@ async def test_the_client_sends_early_over_the_network_and_loses_nothing(
     cursors = [tuple(request.params("cursor")) for request in sent]
     assert len(cursors) == len(set(cursors)) == -(-len(plain) // 3)
     assert len(announced) == 2 * len(cursors)  # the client's fetcher announces every Link
+
+
+async def test_the_request_sent_early_reaches_the_server_before_the_decoding_starts(
+    fake_sentry: FakeSentry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A real fetcher decodes without awaiting: a request sent early must have left before
+    # the decoding holds the loop, or the server only hears of it once the page is decoded.
+    # The fake server runs on a thread of its own, so it can receive while a decode blocks.
+    org = fake_sentry.data.org_slugs()[0]
+    route = ("GET", "/organizations/{org}/issues/")
+    decode = SentryClient._decode_or_resend
+    heard: list[int] = []
+
+    def waiting_decode(self: SentryClient, response: Any, type_: Any, empty: Any) -> Any:
+        if not heard:
+            deadline = time.monotonic() + 5
+            while len(fake_sentry.requests.matching(*route)) < 2 and time.monotonic() < deadline:
+                time.sleep(0.005)
+            heard.append(len(fake_sentry.requests.matching(*route)))
+        return decode(self, response, type_, empty)
+
+    monkeypatch.setattr(SentryClient, "_decode_or_resend", waiting_decode)
+    async with fake_sentry.client() as client:
+        fake_sentry.requests.clear()
+        paginator = client.issues.list(org, query="", page_size=3).read_ahead(2)
+        got = [issue.id async for issue in paginator]
+    assert len(got) > 6
+    assert heard == [2]  # while the first page decoded, the second was already asked for

@@ -202,11 +202,8 @@ def request_slugs(projects: list[ProjectRef]) -> dict[str, str]:
 def stream_pages(
     client: SentryClient, spec: ExportSpec, state: StreamState, slugs: dict[str, str]
 ) -> Paginator[msgspec.Raw]:
-    """The raw pages of one stream, its walk resumed at the stream's position.
-
-    No ``read_ahead``: the fan-out's buffer already fetches a stream's next page while the
-    current one is written, and a page more ahead measured no faster, for more CPU.
-    """
+    """The raw pages of one stream, its walk resumed at the stream's position (read ahead
+    only where the stream runs alone: see the runner's ``ALONE_READ_AHEAD``)."""
     return _request(client, spec, state, slugs).raw().resume(state.position)
 
 

@@ -69,6 +69,13 @@ __all__ = ["Exporter"]
 
 logger = logging.getLogger("sentry_async.export")
 
+ALONE_READ_AHEAD = 2
+"""Pages a stream that runs alone reads ahead of the writer. With room for two, its next
+request leaves before a page's body is decoded, so the server works on the next page while
+this one is split into items and written; alone, a stream otherwise leaves the server idle
+for that time. Streams running side by side already overlap each other's waits, and there
+reading ahead measured slower (more CPU per item for nothing). Memory: two pages more."""
+
 _Item = tuple[StreamState, Page[msgspec.Raw], Position] | Split
 """A page of a stream with its walk's position after it, or a window split in two."""
 
@@ -84,6 +91,8 @@ class _Run:
     """Fan-out key -> the stream (or half of a split one) it is fetching now."""
     slugs: dict[str, str] | None = None
     last_commit: float = 0.0
+    read_ahead: int = 0
+    """Pages each stream fetches ahead of the writer (see :data:`ALONE_READ_AHEAD`)."""
 
 
 class Exporter:
@@ -247,6 +256,7 @@ class Exporter:
         run = self._run
         run.open_streams = Counter(state.file for state in pending)
         run.last_commit = anyio.current_time()
+        run.read_ahead = ALONE_READ_AHEAD if min(self.concurrency, len(pending)) == 1 else 0
         merged = fan_out(
             ((state.key, self._factory(state)) for state in pending),
             concurrency=self.concurrency,
@@ -294,6 +304,8 @@ class Exporter:
         self._run.walking[root] = state
         try:
             paginator = stream_pages(self.client, self.spec, state, self._slugs())
+            if self._run.read_ahead:
+                paginator = paginator.read_ahead(self._run.read_ahead)
             async for page in paginator.pages():
                 # Read now: the fan-out may run this generator ahead of the writer.
                 yield state, page, paginator.position
