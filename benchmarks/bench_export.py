@@ -7,7 +7,8 @@ every variant walks ``/projects/{org}/{project}/events/?full=true`` over that ra
 * ``exporter, 1 stream``: ``export(client, ExportSpec(kind="events", window=None, ...),
   concurrency=1)``: the same cursor chain as the ceiling, written as JSON Lines, with
   checkpoints (fsync + atomic replace, at most once a second), duplicate detection and
-  the manifest.
+  the manifest; alone, the stream reads two pages ahead of the writer, as the exporter
+  does for any stream that runs alone.
 * ``exporter, 1-day windows x4``: the exporter's defaults (one stream per day of the
   range, four at a time): what a user gets without tuning.
 * ``ceiling: aiohttp -> file``: a bare aiohttp loop reading the same pages' bytes and
