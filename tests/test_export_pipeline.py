@@ -1,5 +1,6 @@
-"""Pages handed to the files' thread without waiting: the walk goes on while the disk
-works, and a failed write still stops everything after it."""
+"""Pages written on the loop while writes are quick, handed to the files' thread without
+waiting once one is slow: the walk goes on while the disk works, and a failed write still
+stops everything after it."""
 
 from __future__ import annotations
 
@@ -15,7 +16,14 @@ import msgspec
 import pytest
 
 from sentry_async import SentryClient
-from sentry_async.export import CHECKPOINT_NAME, ExportSpec, Manifest, _writer, export
+from sentry_async.export import (
+    CHECKPOINT_NAME,
+    ExportSpec,
+    Manifest,
+    _datafiles,
+    _writer,
+    export,
+)
 from sentry_async.export._progress import Progress
 from sentry_async.testing import FakeSentry, SeedConfig
 from sentry_async.testing.pytest_plugin import FIXED_NOW
@@ -52,36 +60,65 @@ def _ids(path: Path) -> list[str]:
     return [msgspec.json.decode(line)["id"] for line in path.read_bytes().splitlines()]
 
 
-async def test_the_walk_goes_on_while_a_page_is_being_written(
+async def test_once_a_write_was_slow_the_walk_goes_on_while_a_page_is_being_written(
     fake_sentry_factory: Factory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     server = await fake_sentry_factory(scale=DATA)
     append = _writer.JsonlFile.append
-    seen: list[int] = []
-    # Waiting for each write, the walk fetches at most two pages beyond the one being
-    # written (one in the fan-out's buffer, one waiting for room): three requests in all.
-    wanted = 6
+    calls: list[bool] = []
+    more: list[int] = []
 
-    def slow_first_append(self: _writer.JsonlFile, data: bytes) -> int:
-        if not seen:
-            # The first page's write is held (in the files' thread) until more pages were
-            # requested, or a while has passed.
+    def slow_appends(self: _writer.JsonlFile, data: bytes) -> int:
+        calls.append(threading.current_thread() is threading.main_thread())
+        if len(calls) == 1:
+            time.sleep(_datafiles.QUICK_WRITE * 5)  # a disk that throttles its writers
+        elif len(calls) == 2:
+            # Held (in the files' thread) until more pages were requested, or a while
+            # has passed: waiting for each write, the walk would stay where it is.
+            before = _page_requests(server)
             for _ in range(300):
-                if _page_requests(server) >= wanted:
+                if _page_requests(server) >= before + 3:
                     break
                 time.sleep(0.01)
-            seen.append(_page_requests(server))
+            more.append(_page_requests(server) - before)
         return append(self, data)
 
-    monkeypatch.setattr(_writer.JsonlFile, "append", slow_first_append)
+    monkeypatch.setattr(_writer.JsonlFile, "append", slow_appends)
     out = tmp_path / "out"
     async with SentryClient(server.token, base_url=server.url) as client:
         manifest = await export(client, _spec(), out, concurrency=1)
-    assert manifest.pages > wanted + 1, "the stream spans enough pages"
-    assert seen and seen[0] >= wanted, "pages kept coming while the first one was written"
+    assert manifest.pages > 6, "the stream spans enough pages"
+    assert calls[0] and not any(calls[1:]), "after the slow write, pages go to the thread"
+    assert more and more[0] >= 3, "pages kept coming while the second one was written"
     lines = (out / f"{PROJECT}.jsonl").read_bytes().splitlines()
     assert len(lines) == manifest.items == len(set(_ids(out / f"{PROJECT}.jsonl")))
     assert manifest.bytes == (out / f"{PROJECT}.jsonl").stat().st_size
+
+
+@pytest.mark.parametrize(("gzip", "on_the_loop"), [(False, True), (True, False)])
+async def test_quick_plain_writes_stay_on_the_loop_and_compressed_ones_go_to_the_thread(
+    fake_sentry_factory: Factory,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    gzip: bool,
+    on_the_loop: bool,
+) -> None:
+    """A plain page is one ``write`` of joined bytes: handing it to the files' thread costs
+    more than writing it. Compressing a page is real work, which stays off the loop."""
+    server = await fake_sentry_factory(scale=DATA)
+    monkeypatch.setattr(_datafiles, "QUICK_WRITE", 60.0)  # however busy the machine
+    append = _writer.JsonlFile.append
+    where: list[bool] = []
+
+    def recording(self: _writer.JsonlFile, data: bytes) -> int:
+        where.append(threading.current_thread() is threading.main_thread())
+        return append(self, data)
+
+    monkeypatch.setattr(_writer.JsonlFile, "append", recording)
+    async with SentryClient(server.token, base_url=server.url) as client:
+        manifest = await export(client, _spec(gzip=gzip), tmp_path / "out", concurrency=1)
+    assert len(where) == manifest.pages > 2
+    assert set(where) == {on_the_loop}
 
 
 async def test_progress_counts_every_byte_once_the_writes_end(

@@ -1,9 +1,7 @@
 """The data files a run has open, by name, and the blocking calls on them.
 
-Opening, writing, fsyncing and closing run in a worker thread, so the event loop keeps
-fetching while the disk works: appending even a small page on the loop itself (no thread
-hop) measured slower end to end, as the loop then answers the socket late and the next
-response arrives later. The files have a thread of their own, which does one file operation
+Opening, fsyncing and closing run in a worker thread, so the event loop keeps fetching
+while the disk works. The files have a thread of their own, which does one file operation
 at a time, in order. A page is handed to it without waiting for the write (up to
 ``MAX_QUEUED`` pages ahead): waking the loop when each write ends cost more CPU than the
 write. Whatever waits for the thread (a sync, a close, a checkpoint) therefore comes after
@@ -11,11 +9,20 @@ every page handed over before it. Once a file operation fails, nothing handed ov
 it runs but closing, and the failure is raised at the next call. A checkpoint is saved
 only after every open file is fsynced (see :func:`~._files.sync_then_save`), so it never
 covers bytes not on disk.
+
+A plain JSON Lines page, whose writing is one ``write`` of bytes already joined, is written
+on the loop itself while such writes stay quick and nothing is queued for the thread:
+handing it over cost more CPU than the write (waking the thread, passing the GIL back and
+forth), and a stream that reads ahead has its next request out while the page is written,
+so the loop has nothing better to do. The first write slower than ``QUICK_WRITE`` (a disk
+that throttles its writers) sends every later page to the thread, where a slow disk does
+not hold up the loop.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -30,13 +37,17 @@ from ._files import sync_and_close, sync_then_save
 from ._formats import DataFile, open_data_file, store_page
 from ._writer import Line
 
-__all__ = ["MAX_QUEUED", "OpenFiles"]
+__all__ = ["MAX_QUEUED", "QUICK_WRITE", "OpenFiles"]
 
 T = TypeVar("T")
 
 MAX_QUEUED = 4
 """Pages handed to the files' thread and not yet written, at most: memory stays bounded
 when the disk is slower than the network."""
+
+QUICK_WRITE = 0.002
+"""Seconds a page's write on the loop may take before pages go to the files' thread: a
+page of full events is a few hundred KB, which the page cache takes in well under this."""
 
 
 class OpenFiles:
@@ -52,8 +63,10 @@ class OpenFiles:
         self._failure: BaseException | None = None
         """The first file operation that failed: nothing handed over after it runs."""
         self._written = 0
-        """Bytes the stored pages added to the files (counted in the files' thread)."""
+        """Bytes the stored pages added to the files (counted where they are written)."""
         self._reported = 0
+        self.write_here = format == "jsonl" and not compress
+        """Whether a page may be written on the loop (see the module's docstring)."""
 
     def _executor(self) -> ThreadPoolExecutor:
         if self._thread is None:
@@ -113,8 +126,9 @@ class OpenFiles:
     ) -> int:
         """Hand a page of ``state`` over to be appended to its file (opened at its
         committed length if need be) and recorded in ``file_state`` and in the stream's
-        ``first_offset``; returns the bytes the pages handed over earlier have added since
-        the last call (see :meth:`drain`). Raises the failure of an earlier page's write.
+        ``first_offset``; returns the bytes the pages handed over (this one included, when
+        written here) have added since the last call (see :meth:`drain`). Raises the
+        failure of an earlier page's write, or of this one's when written here.
 
         The page's items must stay unchanged until it is written.
         """
@@ -136,10 +150,16 @@ class OpenFiles:
         queued = self._queued
         while queued and queued[0].done():
             queued.popleft()
+        work = partial(self._store_now, state, handle, file_state, lines, fields, meta, last)
+        if self.write_here and not queued:
+            started = time.perf_counter()
+            self._in_turn(work)
+            if time.perf_counter() - started > QUICK_WRITE:
+                self.write_here = False
+            return self._take_written()
         if len(queued) >= MAX_QUEUED:
             with anyio.CancelScope(shield=True):
                 await asyncio.wrap_future(queued.popleft())
-        work = partial(self._store_now, state, handle, file_state, lines, fields, meta, last)
         queued.append(self._executor().submit(self._in_turn, work))
         return self._take_written()
 
