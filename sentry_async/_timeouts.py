@@ -41,11 +41,13 @@ class Timeouts:
         seconds = float(timeout)
         return cls(connect=min(seconds, 10.0), read=seconds, total=max(seconds, _DEFAULT_TOTAL))
 
-    def to_aiohttp(self) -> aiohttp.ClientTimeout:
+    def to_aiohttp(self, *, connection_only: bool = False) -> aiohttp.ClientTimeout:
+        """aiohttp's bounds; ``connection_only`` keeps those of the wait for a connection
+        (where ``read`` and ``total`` are enforced elsewhere, by the shared deadlines)."""
         # aiohttp's ``connect`` covers the wait for a pooled connection plus connecting.
         return aiohttp.ClientTimeout(
-            total=self.total,
+            total=None if connection_only else self.total,
             connect=self.pool,
             sock_connect=self.connect,
-            sock_read=self.read,
+            sock_read=None if connection_only else self.read,
         )

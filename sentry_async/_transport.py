@@ -118,9 +118,7 @@ class Transport(Exchange):
         shared = SHARED_DEADLINES and hasattr(aiohttp.StreamReader, "total_bytes")
         self._deadlines = deadlines if shared and deadlines.active else None
         self._timeout = timeouts.to_aiohttp()
-        self._connect_timeout = aiohttp.ClientTimeout(
-            connect=timeouts.pool, sock_connect=timeouts.connect
-        )
+        self._connect_timeout = timeouts.to_aiohttp(connection_only=True)
         self.trusted_origins = trusted_origins
         self._headers = headers
         self._rng = rng or random.Random()
@@ -244,7 +242,7 @@ class Transport(Exchange):
         sink: Sink | None,
         call: Call | None,
         replayable: bool,
-        before_decode: Callable[[Response], bool] | None = None,
+        before_decode: Callable[[Response], bool] | None,
     ) -> T:
         """The one retry loop: attempt, decide, log, sleep."""
         policy = retry or self.retry
@@ -313,7 +311,7 @@ class Transport(Exchange):
         sink: Sink | None,
         call: Call | None,
         attempt: int,
-        before_decode: Callable[[Response], bool] | None = None,
+        before_decode: Callable[[Response], bool] | None,
     ) -> T | _Failure:
         """One attempt: the decoded success, or the failure to decide on."""
         try:

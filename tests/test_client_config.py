@@ -146,6 +146,8 @@ def test_timeouts() -> None:
     assert client.timeouts == Timeouts(connect=5.0, read=5.0, total=300.0)
     aio = Timeouts(connect=1, read=2, total=3).to_aiohttp()
     assert (aio.sock_connect, aio.sock_read, aio.total) == (1, 2, 3)
+    only = Timeouts(connect=1, read=2, total=3, pool=4).to_aiohttp(connection_only=True)
+    assert (only.connect, only.sock_connect, only.sock_read, only.total) == (4, 1, None, None)
 
 
 async def test_closed_client_refuses_requests() -> None:
