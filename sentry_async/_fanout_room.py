@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Callable, Generator
+from collections.abc import Awaitable, Callable, Generator
 from typing import Any, Protocol
 
 import anyio
@@ -91,6 +91,10 @@ class Room:
         """Fetchers waiting for room, first in line first."""
         self.wake_pending = False
         """One of them was woken and has not run yet."""
+        self.gated: deque[Parcel] = deque()
+        """Fetchers holding a page not yet decoded, waiting for room to decode it."""
+        self.gate_pending = False
+        """One of them was let through and has not handed its page over yet."""
         self.consumer_waiting = False
         self._turn: object = _NO_TURN
         """The key of the stream whose turn it is to fill the budget."""
@@ -134,6 +138,31 @@ class Room:
         self.sent(key, n)
         return True
 
+    def may_decode(self) -> Awaitable[None] | None:
+        """Before a page decodes: ``None`` when there is room for it now, else the wait,
+        in line, for room (or for a waiting consumer). A page's objects are built only
+        when they are about to be taken, as a single task iterating would build them."""
+        if (self.budget.room > 0 or self.consumer_waiting) and not (
+            self.waiters or self.wake_pending or self.gated or self.gate_pending
+        ):
+            return None
+        return self._wait_to_decode()
+
+    async def _wait_to_decode(self) -> None:
+        parcel = Parcel(None, None, 0, self.new_event())
+        self.gated.append(parcel)
+        self.wake()
+        try:
+            await parcel.event
+        except BaseException:
+            if parcel.state == _WOKEN:
+                self.gate_pending = False
+                self.wake()
+            elif parcel.state == _WAITING:
+                self.gated.remove(parcel)
+            raise
+        self.gate_pending = False
+
     def take_parked(self) -> Any:
         """The consumer has nothing queued: it takes what the first waiting fetcher holds
         (a scheduler pass sooner than waking it to send), or ``None``."""
@@ -164,6 +193,16 @@ class Room:
             self.wake_pending = True
             self._turn = _NO_TURN
             parcel = self.waiters.popleft()
+            parcel.state = _WOKEN
+            release(parcel.event)
+        elif (
+            self.gated
+            and not self.gate_pending
+            and not self.waiters
+            and (self.consumer_waiting or self.budget.half_free)
+        ):
+            self.gate_pending = True
+            parcel = self.gated.popleft()
             parcel.state = _WOKEN
             release(parcel.event)
 

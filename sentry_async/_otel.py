@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING, Any
 
 from ._version import __version__
@@ -15,7 +16,9 @@ __all__ = ["OpenTelemetryHooks"]
 
 class OpenTelemetryHooks(Hooks):
     """One CLIENT span per logical request, named after its endpoint group and covering
-    rate-limit waits and retries.
+    rate-limit waits and retries (and ending where the request's ``elapsed`` ends: a
+    response that waits, undecoded, for a busy :func:`~sentry_async.fan_out` consumer
+    does not stretch its span).
 
     Attributes: ``http.request.method``, ``sentry_async.endpoint_group``,
     ``http.response.status_code``, ``sentry_async.attempts`` and, on failure,
@@ -32,39 +35,43 @@ class OpenTelemetryHooks(Hooks):
             ) from exc
         self._trace = trace
         self._tracer = trace.get_tracer("sentry_async", __version__, tracer_provider)
-        self._spans: dict[int, Span] = {}
+        self._spans: dict[int, tuple[Span, int]] = {}
 
     def on_start(self, event: HookEvent) -> None:
-        self._spans[event.id] = self._tracer.start_span(
+        start = time.time_ns()
+        span = self._tracer.start_span(
             event.group,
             kind=self._trace.SpanKind.CLIENT,
             attributes={
                 "http.request.method": event.method,
                 "sentry_async.endpoint_group": event.group,
             },
+            start_time=start,
         )
+        self._spans[event.id] = span, start
 
     def on_retry(self, event: HookEvent) -> None:
-        span = self._spans.get(event.id)
-        if span is not None:
-            span.add_event("retry", _event_attributes(event))
+        started = self._spans.get(event.id)
+        if started is not None:
+            started[0].add_event("retry", _event_attributes(event))
 
     def on_rate_limit_wait(self, event: HookEvent) -> None:
-        span = self._spans.get(event.id)
-        if span is not None:
-            span.add_event("rate_limit_wait", _event_attributes(event))
+        started = self._spans.get(event.id)
+        if started is not None:
+            started[0].add_event("rate_limit_wait", _event_attributes(event))
 
     def on_done(self, event: HookEvent) -> None:
-        span = self._spans.pop(event.id, None)
-        if span is None:
+        started = self._spans.pop(event.id, None)
+        if started is None:
             return
+        span, start = started
         span.set_attribute("sentry_async.attempts", event.attempt)
         if event.status is not None:
             span.set_attribute("http.response.status_code", event.status)
         if event.reason is not None:
             span.set_attribute("error.type", event.reason)
             span.set_status(self._trace.StatusCode.ERROR)
-        span.end()
+        span.end(end_time=start + int(event.elapsed * 1e9))
 
 
 def _event_attributes(event: HookEvent) -> dict[str, Any]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
+import msgspec
 from yarl import URL
 
 from ._protocol.cursors import body_fingerprint
@@ -13,7 +14,7 @@ from ._protocol.hosts import endpoint_group
 from ._protocol.params import Params, encode_params
 from ._protocol.ratelimit import header_int
 from ._transport import Response
-from .pagination import PageFetcher, RawPage, announce_link
+from .pagination import PageFetcher, RawPage, before_decoding
 
 if TYPE_CHECKING:
     from .client import SentryClient
@@ -39,6 +40,9 @@ def page_fetchers(
 
     def fetcher(item_type: Any) -> PageFetcher:
         decode_type = list[item_type] if page_type is None else page_type(item_type)
+        # Raw items are views of the body, nothing for the collector to walk: waiting to
+        # decode them would only add a scheduler pass.
+        gated = item_type is not msgspec.Raw
 
         async def fetch(page_cursor: str | None, size: int | None) -> RawPage:
             query = list(base)
@@ -51,8 +55,8 @@ def page_fetchers(
             if page_cursor is not None:
                 query.append(("cursor", page_cursor))
 
-            def announce(response: Response) -> bool:
-                return announce_link(fetch, page_cursor, response.headers.get("Link"))
+            def announce(response: Response) -> Awaitable[None] | None:
+                return before_decoding(fetch, page_cursor, response.headers.get("Link"), gated)
 
             def parse(response: Response) -> tuple[Response, Any]:
                 return response, client._decode_or_resend(response, decode_type, [])

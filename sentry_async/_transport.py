@@ -14,12 +14,11 @@ back has the token blanked out before anything is built from it.
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import logging
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
 
 import aiohttp
@@ -193,16 +192,17 @@ class Transport(Exchange):
         decode: Callable[[Response], T],
         sink: Sink | None = None,
         replayable: bool = True,
-        before_decode: Callable[[Response], bool] | None = None,
+        before_decode: Callable[[Response], Awaitable[None] | None] | None = None,
     ) -> T:
         """:meth:`send`, then ``decode`` the success; a :class:`MalformedBody` from it counts
         as a failed attempt (a body cut short or mangled on the way), retried like one.
 
         ``body`` is JSON bytes or a :data:`Form`; ``replayable=False`` (a form whose file
         can be read once) sends it once, even where a 429 would be retried.
-        ``before_decode`` sees each success first; when it returns true (it started a
-        request, say the next page's), the loop runs once before the decoding, which never
-        awaits, so that the request goes out while the body decodes."""
+        ``before_decode`` sees each success first, and may return something to await before
+        the decoding: one pass of the loop, so that a request it started (the next page's)
+        goes out while the body decodes, which never awaits; or a wait for the consumer to
+        have room for the decoded items, so that undecoded bytes wait rather than objects."""
         call = None if self._hooks is None else self._hooks.start(method, group)
         try:
             result = await self._attempts(
@@ -242,7 +242,7 @@ class Transport(Exchange):
         sink: Sink | None,
         call: Call | None,
         replayable: bool,
-        before_decode: Callable[[Response], bool] | None,
+        before_decode: Callable[[Response], Awaitable[None] | None] | None,
     ) -> T:
         """The one retry loop: attempt, decide, log, sleep."""
         policy = retry or self.retry
@@ -311,7 +311,7 @@ class Transport(Exchange):
         sink: Sink | None,
         call: Call | None,
         attempt: int,
-        before_decode: Callable[[Response], bool] | None,
+        before_decode: Callable[[Response], Awaitable[None] | None] | None,
     ) -> T | _Failure:
         """One attempt: the decoded success, or the failure to decide on."""
         try:
@@ -337,8 +337,13 @@ class Transport(Exchange):
         # a body to decode as the requested model.
         if response.status >= 300:
             return _Failure("status", self._api_error(response), response)
-        if before_decode is not None and before_decode(response):
-            await asyncio.sleep(0)
+        if before_decode is not None:
+            wait = before_decode(response)
+            if wait is not None:
+                held = time.perf_counter()
+                await wait
+                if call is not None:
+                    call.held(time.perf_counter() - held)
         try:
             return decode(response)
         except MalformedBody as malformed:

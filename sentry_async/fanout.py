@@ -12,8 +12,12 @@ A :class:`~sentry_async.Paginator` stream travels a page at a time (one message,
 items counted against the budget, which a page may overdraw by its own size), and the
 consumer hands a page's items out from a plain loop with no bookkeeping per item, so
 merging costs a tuple per item rather than a channel hand-over; any other async iterable
-travels item by item. Fetchers waiting for room are served in turn, first come first
-served, so no stream can starve the others (:mod:`._fanout_room`).
+travels item by item. A paginator's page of typed items that finds no room waits as the
+response's bytes and is decoded once there is room
+(:func:`~sentry_async.pagination.decode_gate`): its objects are built when they are about
+to be taken, as a task iterating alone builds them, rather than waiting where the garbage
+collector walks and promotes them. Fetchers waiting for room are served in turn, first
+come first served, so no stream can starve the others (:mod:`._fanout_room`).
 
 Streams that share one :class:`~sentry_async.SentryClient` share its rate limiter, so the
 fan-out never needs a limiter of its own: ``concurrency`` only bounds how many streams make
@@ -53,7 +57,7 @@ from ._fanout_events import FanOutEvent, StreamDone, StreamItem
 from ._fanout_events import Page as _Page
 from ._fanout_events import Wire as _Wire
 from ._fanout_room import Room, Signal, Waitable, event_type, release
-from .pagination import Paginator
+from .pagination import Paginator, decode_gate
 
 __all__ = ["FanOut", "FanOutEvent", "StreamDone", "StreamItem", "fan_out"]
 
@@ -217,9 +221,10 @@ class FanOut(Generic[K, T], AsyncIterator[tuple[K, T]]):
     ) -> None:
         next_pair: tuple[K, StreamFactory[T]] | None = pair
         while next_pair is not None:
-            await self._run_stream(*next_pair)
-            # One scheduler pass between streams, so a run of empty ones cannot hog the loop.
-            await self._checkpoint()
+            if not await self._run_stream(*next_pair):
+                # A scheduler pass after a stream with nothing in it, so that a run of
+                # empty ones cannot hog the loop; one with items waited for room.
+                await self._checkpoint()
             next_pair = self._next_stream(streams)
 
     def _fail(self, error: BaseException) -> None:
@@ -229,7 +234,8 @@ class FanOut(Generic[K, T], AsyncIterator[tuple[K, T]]):
         self._scope.cancel()
         self._wake_consumer()
 
-    async def _run_stream(self, key: K, factory: StreamFactory[T]) -> None:
+    async def _run_stream(self, key: K, factory: StreamFactory[T]) -> int:
+        """Run one stream to its end; the number of items it handed over."""
         self.active += 1
         self.started += 1
         self.max_active = max(self.max_active, self.active)
@@ -237,10 +243,13 @@ class FanOut(Generic[K, T], AsyncIterator[tuple[K, T]]):
         error: Exception | None = None
         try:
             iterator: AsyncIterator[Any] | None = None
+            gated: object = None
             try:
                 stream = factory()
                 if isinstance(stream, Paginator):
                     iterator = stream.pages()
+                    gated = stream._fetch
+                    decode_gate(gated, self._room.may_decode)
                     async for page in iterator:
                         items = page.items
                         # Only the message holds the page now: once the consumer has
@@ -249,6 +258,9 @@ class FanOut(Generic[K, T], AsyncIterator[tuple[K, T]]):
                         if items:
                             count += len(items)
                             await self._put(_Page(key, items), len(items), key)
+                        elif self._room.gated:
+                            # Let through to decode, it has nothing to hand over.
+                            self._room.wake()
                         del items
                 else:
                     iterator = aiter(stream)
@@ -262,6 +274,8 @@ class FanOut(Generic[K, T], AsyncIterator[tuple[K, T]]):
             except Exception as exc:
                 error = exc
             finally:
+                if gated is not None:
+                    decode_gate(gated, None)
                 try:
                     await _close(iterator)
                 except Exception as exc:
@@ -273,9 +287,10 @@ class FanOut(Generic[K, T], AsyncIterator[tuple[K, T]]):
                 self.failures[key] = error
                 if self.errors == "raise":
                     self._fail(error)
-                    return
+                    return count
             self._queue.append(StreamDone(key, count, error))
             self._wake_consumer()
+            return count
         finally:
             self.active -= 1
 
@@ -308,12 +323,12 @@ class FanOut(Generic[K, T], AsyncIterator[tuple[K, T]]):
         if page is not None:
             left = length_hint(page)
             if left:
-                if room.waiters:
+                if room.waiters or room.gated:
                     room.wake()
                 return self._page_key, self._next_chunk(page, left)
             self._page = None
             budget.close_page()
-            if room.waiters:
+            if room.waiters or room.gated:
                 room.wake()
         queue = self._queue
         while True:
@@ -340,7 +355,7 @@ class FanOut(Generic[K, T], AsyncIterator[tuple[K, T]]):
                 continue
             if type(wire) is tuple:
                 budget.take(1)
-                if room.waiters:
+                if room.waiters or room.gated:
                     room.wake()
                 return wire
             if isinstance(wire, _Page):

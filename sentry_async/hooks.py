@@ -38,7 +38,8 @@ class HookEvent(msgspec.Struct, frozen=True):
     """Seconds: the pause before the next attempt (``on_retry``) or held back by a rate
     limit (``on_rate_limit_wait``)."""
     elapsed: float = 0.0
-    """Seconds: the attempt (``on_response``) or the whole request (``on_done``)."""
+    """Seconds: the attempt (``on_response``) or the whole request (``on_done``), not
+    counting the time a response waited, undecoded, for a busy :func:`fan_out` consumer."""
     reason: str | None = None
     """Why: a failure kind (``timeout``, ``connection``, ``payload``) for ``on_response`` and
     ``on_retry``; ``server`` or ``limiter`` for ``on_rate_limit_wait``; the exception's
@@ -223,6 +224,10 @@ class Call:
                     reason="server",
                 ),
             )
+
+    def held(self, seconds: float) -> None:
+        """The response waited, undecoded, for its consumer: not the request's time."""
+        self._started += seconds
 
     def done(self, error: BaseException | None) -> None:
         handlers = self._handlers["on_done"]

@@ -37,6 +37,7 @@ __all__ = ["Page", "Paginator", "Position"]
 T = TypeVar("T")
 U = TypeVar("U")
 
+
 @dataclass(frozen=True, slots=True)
 class Page(Generic[T]):
     """One response's worth of items and what it said about the rest.
@@ -102,6 +103,37 @@ def announce_link(fetcher: object, cursor: str | None, link: str | None) -> bool
     """
     watch = _LINK_WATCH.get()
     return watch is not None and watch[0] is fetcher and watch[1](cursor, link)
+
+
+DecodeGate = Callable[[], Awaitable[None] | None]
+"""What to await before a page decodes (``None``: decode now)."""
+_DECODE_GATE: contextvars.ContextVar[tuple[object, DecodeGate] | None] = contextvars.ContextVar(
+    "sentry_async_decode_gate", default=None
+)
+"""Set by the task that merges a paginator's pages with others': the fetcher it watches,
+and the gate its pages wait at, undecoded, until the consumer has room for their items."""
+
+
+def decode_gate(fetcher: object, gate: DecodeGate | None) -> None:
+    """From now on in this task (``None``: no longer), the pages ``fetcher`` fetches wait
+    at ``gate`` before they decode: bytes waiting for a busy consumer cost the collector
+    nothing, and the objects decoded from them reach the consumer while still in cache."""
+    _DECODE_GATE.set(None if gate is None else (fetcher, gate))
+
+
+def before_decoding(
+    fetcher: object, cursor: str | None, link: str | None, gated: bool = True
+) -> Awaitable[None] | None:
+    """What a page fetcher awaits between reading a response and decoding it: the gate of
+    :func:`decode_gate` (unless ``gated`` is false), or one pass of the loop when
+    :func:`announce_link` sent the next request early (a decode never awaits), or nothing."""
+    sent = announce_link(fetcher, cursor, link)
+    gate = _DECODE_GATE.get() if gated else None
+    if gate is not None and gate[0] is fetcher:
+        wait = gate[1]()
+        if wait is not None:
+            return wait
+    return asyncio.sleep(0) if sent else None
 
 
 _Fetched = tuple[RawPage, Step, Position]

@@ -8,6 +8,8 @@ import logging
 import os
 import subprocess
 import sys
+import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +26,7 @@ from sentry_async import (
     RetryPolicy,
     SentryClient,
     Unauthorized,
+    fan_out,
 )
 from sentry_async.cli import EXIT_OK, main
 from sentry_async.hooks import HookSet
@@ -334,3 +337,49 @@ async def test_one_otel_hook_serves_several_clients_at_once(server: FakeSentry) 
         group.start_soon(_orgs, first)
         group.start_soon(_orgs, second)
     assert len(exporter.get_finished_spans()) == 2
+
+
+class Timed(Hooks):
+    """When each request was answered and done, and the ``elapsed`` it reported."""
+
+    def __init__(self) -> None:
+        self.answered: dict[int, float] = {}
+        self.done: dict[int, tuple[float, float]] = {}
+
+    def on_response(self, event: HookEvent) -> None:
+        self.answered[event.id] = time.perf_counter()
+
+    def on_done(self, event: HookEvent) -> None:
+        self.done[event.id] = (time.perf_counter(), event.elapsed)
+
+
+async def test_a_response_waiting_for_a_busy_fan_out_consumer_is_not_request_time(
+    server: FakeSentry,
+) -> None:
+    """fan_out keeps a page undecoded until its consumer has room; ``elapsed`` and the
+    span measure the request, not how long the consumer took to get to it."""
+    sdk_trace = pytest.importorskip("opentelemetry.sdk.trace")
+    export = pytest.importorskip("opentelemetry.sdk.trace.export")
+    memory = pytest.importorskip("opentelemetry.sdk.trace.export.in_memory_span_exporter")
+    exporter = memory.InMemorySpanExporter()
+    provider = sdk_trace.TracerProvider()
+    provider.add_span_processor(export.SimpleSpanProcessor(exporter))
+    timed = Timed()
+    org = server.data.org_slugs()[0]
+    slugs = server.data.project_slugs(org)[:2]
+    hooks = [timed, OpenTelemetryHooks(provider)]
+    hold = 0.8
+    with anyio.fail_after(20):
+        async with SentryClient(TOKEN, base_url=server.url, hooks=hooks) as client:
+            streams = {slug: partial(client.events.for_project, org, slug) for slug in slugs}
+            async with fan_out(streams, concurrency=2, buffer=0) as merged:
+                async for _ in merged:
+                    if hold:
+                        await anyio.sleep(hold)
+                        hold = 0
+    held = [call for call, (done, _) in timed.done.items() if done - timed.answered[call] >= 0.6]
+    assert held, "a page waited, undecoded, while the consumer slept"
+    assert all(elapsed < 0.5 for _, elapsed in timed.done.values())
+    spans = exporter.get_finished_spans()
+    assert len(spans) == len(timed.done)
+    assert all(span.end_time - span.start_time < 0.5e9 for span in spans)

@@ -16,7 +16,7 @@ import anyio
 import anyio.lowlevel
 import pytest
 
-from sentry_async import PaginationError, Paginator, Position, SentryClient, _paging
+from sentry_async import PaginationError, Paginator, Position, SentryClient, pagination
 from sentry_async.pagination import RawPage, announce_link
 from sentry_async.testing import FakeSentry
 
@@ -184,7 +184,7 @@ async def test_the_client_sends_early_over_the_network_and_loses_nothing(
         announced.append(cursor)
         return announce_link(fetcher, cursor, link)
 
-    monkeypatch.setattr(_paging, "announce_link", announce)
+    monkeypatch.setattr(pagination, "announce_link", announce)
     org = fake_sentry.data.org_slugs()[0]
     async with fake_sentry.client() as client:
         plain = [issue.id async for issue in client.issues.list(org, query="", page_size=3)]
