@@ -739,3 +739,28 @@ async def test_raw_pages_waiting_for_room_are_split_at_once(fake_sentry_factory:
                         assert not room.gated
                         assert len(room.waiters) >= len(slugs) - 1, "split, waiting for room"
     assert got == total
+
+
+async def test_pages_waiting_undecoded_are_not_starved_by_streams_of_items(
+    fake_sentry_factory: Factory,
+) -> None:
+    """Item streams that keep a fetcher waiting for room at all times do not keep a
+    paginator's page waiting to decode: it takes its turn among them."""
+    server = await _server(fake_sentry_factory)
+    slug = server.data.project_slugs(ORG)[0]
+    expected = len(server.data.event_ids(ORG, slug))
+    busy = 20_000
+    got: dict[Any, int] = defaultdict(int)
+    with anyio.fail_after(30):
+        async with _client(server) as client:
+            streams: dict[Any, Callable[[], Any]] = {n: _counting(busy) for n in range(4)}
+            streams["events"] = lambda: client.events.for_project(ORG, slug, page_size=PAGE)
+            async with fan_out(streams, concurrency=5, buffer=2) as merged:
+                async for event in merged.events():
+                    if isinstance(event, StreamDone):
+                        if event.key == "events":
+                            break
+                        continue
+                    got[event.key] += 1
+    assert got["events"] == expected
+    assert sum(got.values()) - expected < busy, "done long before any item stream could be"
