@@ -223,7 +223,8 @@ class FanOut(Generic[K, T], AsyncIterator[tuple[K, T]]):
         while next_pair is not None:
             if not await self._run_stream(*next_pair):
                 # A scheduler pass after a stream with nothing in it, so that a run of
-                # empty ones cannot hog the loop; one with items waited for room.
+                # empty ones cannot hog the loop (items spend the budget, and a fetcher
+                # with none left waits).
                 await self._checkpoint()
             next_pair = self._next_stream(streams)
 
@@ -259,7 +260,8 @@ class FanOut(Generic[K, T], AsyncIterator[tuple[K, T]]):
                             count += len(items)
                             await self._put(_Page(key, items), len(items), key)
                         elif self._room.gated:
-                            # Let through to decode, it has nothing to hand over.
+                            # Let through to decode, it has nothing to hand over: the
+                            # next in line may go.
                             self._room.wake()
                         del items
                 else:
