@@ -161,7 +161,18 @@ class Room:
             elif parcel.state == _WAITING:
                 self.gated.remove(parcel)
             raise
+        try:
+            # The page decodes and is handed over without a suspension; once that step is
+            # over, whatever it came to (nothing, for an empty page or a body to fetch
+            # again), the next in line may go.
+            asyncio.get_running_loop().call_soon(self._decoded)
+        except RuntimeError:
+            self.gate_pending = False
+
+    def _decoded(self) -> None:
         self.gate_pending = False
+        if self.gated:
+            self.wake()
 
     def take_parked(self) -> Any:
         """The consumer has nothing queued: it takes what the first waiting fetcher holds

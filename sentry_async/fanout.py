@@ -259,10 +259,6 @@ class FanOut(Generic[K, T], AsyncIterator[tuple[K, T]]):
                         if items:
                             count += len(items)
                             await self._put(_Page(key, items), len(items), key)
-                        elif self._room.gated:
-                            # Let through to decode, it has nothing to hand over: the
-                            # next in line may go.
-                            self._room.wake()
                         del items
                 else:
                     iterator = aiter(stream)

@@ -764,3 +764,22 @@ async def test_pages_waiting_undecoded_are_not_starved_by_streams_of_items(
                     got[event.key] += 1
     assert got["events"] == expected
     assert sum(got.values()) - expected < busy, "done long before any item stream could be"
+
+
+async def test_a_fetcher_let_through_that_hands_nothing_over_lets_the_next_one_go() -> None:
+    """A page let through to decode may hand nothing over (it was empty, or its body was
+    cut short and is being fetched again after a back-off): the next in line goes at
+    once, rather than when that fetcher comes back, while the consumer waits."""
+    room = Room(Budget(0))
+    room.new_event = event_type()
+    first, second = room.may_decode(), room.may_decode()
+    assert first is not None and second is not None
+    waiting = [asyncio.ensure_future(first), asyncio.ensure_future(second)]
+    await anyio.lowlevel.checkpoint()
+    assert len(room.gated) == 2
+    room.consumer_waiting = True
+    room.wake()
+    with anyio.fail_after(5):
+        await waiting[0]  # let through; it decodes and hands nothing over
+        await waiting[1]
+    assert not room.gated and not room.gate_pending
