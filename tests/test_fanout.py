@@ -531,6 +531,25 @@ async def test_streams_share_worker_tasks_instead_of_one_task_each() -> None:
     assert started <= 4 + 2, f"{started} tasks for 60 streams"
 
 
+CONSUMER = True
+"""The key of :func:`_count_passes` for the passes the consumer took."""
+
+
+def _count_passes(merged: Any) -> Counter[bool]:
+    """From now on, the scheduler passes ``merged`` takes, keyed by whether the consumer
+    (the task calling this) took them."""
+    consumer = asyncio.current_task()
+    checkpoint = merged._checkpoint
+    passes: Counter[bool] = Counter()
+
+    async def counted() -> None:
+        passes[asyncio.current_task() is consumer] += 1
+        await checkpoint()
+
+    merged._checkpoint = counted
+    return passes
+
+
 def _memory_paginator(pages: int, size: int) -> Paginator[int]:
     """A paginator over pages held in memory, each fetch one scheduler pass."""
 
@@ -586,25 +605,15 @@ async def test_the_consumer_takes_a_waiting_fetchers_page_without_a_scheduler_pa
     page at once: a scheduler pass of its own per page cost 12-16% of fan_out's CPU a page
     against the fake server, and every page still arrives whole and in order."""
     streams = {n: (lambda: _memory_paginator(6, 7)) for n in range(3)}
-    passes = 0
     seen: dict[int, list[int]] = defaultdict(list)
     with anyio.fail_after(10):
         async with fan_out(streams, concurrency=3, buffer=3) as merged:
-            consumer = asyncio.current_task()
-            checkpoint = merged._checkpoint
-
-            async def counted() -> None:
-                nonlocal passes
-                if asyncio.current_task() is consumer:
-                    passes += 1
-                await checkpoint()
-
-            merged._checkpoint = counted
+            passes = _count_passes(merged)
             async for key, item in merged:
                 seen[key].append(item)
     assert dict(seen) == {n: list(range(42)) for n in range(3)}
     assert merged.max_buffered <= 3 + 7  # the budget, overdrawn by at most one page
-    assert passes == 0
+    assert passes[CONSUMER] == 0
 
 
 class _Built(msgspec.Struct):
@@ -693,22 +702,13 @@ async def test_only_a_stream_with_nothing_in_it_costs_its_worker_a_scheduler_pas
     one-page stream's instructions at 128 streams)."""
     sizes = [3, 0, 2, 0, 4]
     streams = {n: (lambda size=size: _memory_paginator(1, size)) for n, size in enumerate(sizes)}
-    passes = 0
     with anyio.fail_after(10):
         async with fan_out(streams, concurrency=1, buffer=8) as merged:
-            consumer = asyncio.current_task()
-            checkpoint = merged._checkpoint
-
-            async def counted() -> None:
-                nonlocal passes
-                if asyncio.current_task() is not consumer:
-                    passes += 1
-                await checkpoint()
-
-            merged._checkpoint = counted
+            passes = _count_passes(merged)
             got = [item async for _key, item in merged]
     assert sorted(got) == sorted(i for size in sizes for i in range(size))
-    assert passes == 1 + sizes.count(0), "the supervisor's one start, and one per empty stream"
+    passes_elsewhere = passes[not CONSUMER]
+    assert passes_elsewhere == 1 + sizes.count(0), "the supervisor's start, one per empty stream"
 
 
 async def test_raw_pages_waiting_for_room_are_split_at_once(fake_sentry_factory: Factory) -> None:

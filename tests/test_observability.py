@@ -74,6 +74,18 @@ async def server() -> Any:
         yield server
 
 
+def _memory_spans() -> tuple[Any, Any]:
+    """An in-memory span exporter and a tracer provider that feeds it (the ``otel`` and
+    test extras); the test is skipped without them."""
+    sdk_trace = pytest.importorskip("opentelemetry.sdk.trace")
+    export = pytest.importorskip("opentelemetry.sdk.trace.export")
+    memory = pytest.importorskip("opentelemetry.sdk.trace.export.in_memory_span_exporter")
+    exporter = memory.InMemorySpanExporter()
+    provider = sdk_trace.TracerProvider()
+    provider.add_span_processor(export.SimpleSpanProcessor(exporter))
+    return exporter, provider
+
+
 async def _orgs(client: SentryClient) -> list[str]:
     # One endpoint (organizations.list() also asks for the user's regions first).
     return [org["slug"] async for org in client.paginate("/organizations/")]
@@ -257,12 +269,7 @@ async def test_trace_configs_reach_aiohttp(server: FakeSentry) -> None:
 async def test_one_span_per_logical_request_without_secrets_or_query_values(
     server: FakeSentry,
 ) -> None:
-    sdk_trace = pytest.importorskip("opentelemetry.sdk.trace")
-    export = pytest.importorskip("opentelemetry.sdk.trace.export")
-    memory = pytest.importorskip("opentelemetry.sdk.trace.export.in_memory_span_exporter")
-    exporter = memory.InMemorySpanExporter()
-    provider = sdk_trace.TracerProvider()
-    provider.add_span_processor(export.SimpleSpanProcessor(exporter))
+    exporter, provider = _memory_spans()
 
     server.faults.add(Fault("status", status=502, times=1, path="/issues/"))
     query = "is:unresolved"
@@ -322,12 +329,7 @@ async def test_without_a_token_the_first_error_says_where_one_is_looked_for(
 
 
 async def test_one_otel_hook_serves_several_clients_at_once(server: FakeSentry) -> None:
-    sdk_trace = pytest.importorskip("opentelemetry.sdk.trace")
-    export = pytest.importorskip("opentelemetry.sdk.trace.export")
-    memory = pytest.importorskip("opentelemetry.sdk.trace.export.in_memory_span_exporter")
-    exporter = memory.InMemorySpanExporter()
-    provider = sdk_trace.TracerProvider()
-    provider.add_span_processor(export.SimpleSpanProcessor(exporter))
+    exporter, provider = _memory_spans()
     hooks = OpenTelemetryHooks(provider)
     async with (
         SentryClient(TOKEN, base_url=server.url, hooks=hooks) as first,
@@ -358,12 +360,7 @@ async def test_a_response_waiting_for_a_busy_fan_out_consumer_is_not_request_tim
 ) -> None:
     """fan_out keeps a page undecoded until its consumer has room; ``elapsed`` and the
     span measure the request, not how long the consumer took to get to it."""
-    sdk_trace = pytest.importorskip("opentelemetry.sdk.trace")
-    export = pytest.importorskip("opentelemetry.sdk.trace.export")
-    memory = pytest.importorskip("opentelemetry.sdk.trace.export.in_memory_span_exporter")
-    exporter = memory.InMemorySpanExporter()
-    provider = sdk_trace.TracerProvider()
-    provider.add_span_processor(export.SimpleSpanProcessor(exporter))
+    exporter, provider = _memory_spans()
     timed = Timed()
     org = server.data.org_slugs()[0]
     slugs = server.data.project_slugs(org)[:2]
