@@ -193,7 +193,7 @@ class Exchange:
         try:
             return await self._request(method, url, body, sink, delivered, started, watch)
         except asyncio.CancelledError:
-            if watch is None or not watch.finish():
+            if watch is None or not watch.owner.finish(watch):
                 raise
             failure = self._failure(
                 "timeout", RequestTimeout, f"no complete response: {watch.expired}", method, url
@@ -269,7 +269,7 @@ class Exchange:
             )
         finally:
             if watch is not None:
-                watch.finish()
+                watch.owner.finish(watch)
         if delivered[0] and failure.kind != "too_large":
             failure.kind = "final"  # part of the body already went to the sink
         raise failure
@@ -321,7 +321,8 @@ class Exchange:
                 resp.close()  # whatever is left unread (a 2 GB body, say) is not waited for
                 raise
             elapsed = time.perf_counter() - started
-            logger.debug("%s %s -> %d in %.1f ms", method, url, resp.status, elapsed * 1000)
+            if logger.isEnabledFor(logging.DEBUG):
+                logger.debug("%s %s -> %d in %.1f ms", method, url, resp.status, elapsed * 1000)
             return Response(
                 method=method,
                 url=url,
@@ -334,13 +335,6 @@ class Exchange:
 
     def _routed_headers(self, url: URL, body: Body, sink: Sink | None) -> dict[str, Any]:
         """``headers``, ``proxy`` and ``proxy_headers`` for the aiohttp call."""
-        headers = self._request_headers(url, body, sink)
-        proxy, proxy_headers = (
-            (None, None) if self._proxy is None else self._proxy.route(url, headers)
-        )
-        return {"headers": headers, "proxy": proxy, "proxy_headers": proxy_headers}
-
-    def _request_headers(self, url: URL, body: Body, sink: Sink | None) -> dict[str, str]:
         headers = dict(self._headers)
         if sink is not None:
             headers["Accept"] = "*/*"  # a download is a file, whatever its type
@@ -350,7 +344,10 @@ class Exchange:
             headers["Accept-Encoding"] = ACCEPT_ENCODING
         if self._token is not None and origin(url) in self.trusted_origins:
             headers["Authorization"] = f"Bearer {self._token.reveal()}"
-        return headers
+        proxy, proxy_headers = (
+            (None, None) if self._proxy is None else self._proxy.route(url, headers)
+        )
+        return {"headers": headers, "proxy": proxy, "proxy_headers": proxy_headers}
 
     def _reader(self, resp: aiohttp.ClientResponse, limit: int | None, method: str) -> BodyReader:
         return BodyReader(

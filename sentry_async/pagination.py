@@ -70,9 +70,10 @@ class Page(Generic[T]):
         return page_table(self)
 
 
-@dataclass(frozen=True, slots=True)
-class RawPage:
-    """What a page fetcher hands back: undecoded transport facts plus decoded items."""
+class RawPage(msgspec.Struct, frozen=True):
+    """What a page fetcher hands back: undecoded transport facts plus decoded items.
+
+    A Struct, built in C: one is made for every page."""
 
     items: list[Any]
     link: str | None

@@ -169,3 +169,27 @@ async def test_a_failed_write_stops_the_pages_after_it_and_a_resume_completes(
         fresh = await export(client, _spec(), everything, concurrency=1)
     assert path.read_bytes() == (everything / path.name).read_bytes()
     assert resumed.items == fresh.items
+
+
+async def test_a_page_the_files_take_at_once_is_stored_without_an_await(
+    fake_sentry_factory: Factory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only the first page (which opens the file) waits, in a shield with its record; the
+    others are stored and recorded with no await between the two, so no shield either."""
+    server = await fake_sentry_factory(scale=DATA)
+    monkeypatch.setattr(_datafiles, "QUICK_WRITE", 60.0)  # however busy the machine
+    store = _datafiles.OpenFiles.store
+    awaited: list[str] = []
+
+    async def counting(self: _datafiles.OpenFiles, state: Any, *args: Any, **kwargs: Any) -> int:
+        awaited.append(state.file)
+        return await store(self, state, *args, **kwargs)
+
+    monkeypatch.setattr(_datafiles.OpenFiles, "store", counting)
+    out = tmp_path / "out"
+    async with SentryClient(server.token, base_url=server.url) as client:
+        manifest = await export(client, _spec(), out, concurrency=1)
+    assert manifest.pages > 2
+    assert awaited == [f"{PROJECT}.jsonl"]
+    ids = _ids(out / f"{PROJECT}.jsonl")
+    assert len(ids) == len(set(ids)) == manifest.items

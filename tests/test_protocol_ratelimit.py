@@ -2,14 +2,25 @@
 
 from __future__ import annotations
 
+import gc
 from datetime import datetime, timezone
 from email.utils import format_datetime
 
+import msgspec
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from multidict import CIMultiDict
 
-from sentry_async.sansio import RateLimitInfo, parse_rate_limit, parse_retry_after
+from sentry_async._protocol.ratelimit import _epoch
+from sentry_async.sansio import (
+    RateLimitInfo,
+    Step,
+    header_int,
+    page_links,
+    parse_rate_limit,
+    parse_retry_after,
+)
 
 
 def test_reads_all_headers_case_insensitively() -> None:
@@ -105,3 +116,45 @@ def test_server_clock_wins_only_when_the_client_clock_is_off() -> None:
     assert server_clock(formatdate(wall - 600, usegmt=True), wall) == int(wall) - 600
     for garbage in (None, "", "yesterday", "Thu, 01 Jan 99999 00:00:00 GMT", "ü"):
         assert server_clock(garbage, wall) == wall
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["40", "0", " 7 ", "+3", "-1", "1e3", "2.5", "٣", "x", "", "9" * 15, "9" * 16, "9" * 5000],
+)
+def test_the_plain_digits_shortcut_reads_every_value_as_the_careful_path_does(
+    value: str,
+) -> None:
+    """Short runs of digits skip the per-value helpers; every other value, spaces, signs,
+    exponents and numbers too long for int() included, still goes through them."""
+    info = parse_rate_limit(
+        CIMultiDict(
+            {
+                "X-Sentry-Rate-Limit-Limit": value,
+                "X-Sentry-Rate-Limit-Remaining": value,
+                "X-Sentry-Rate-Limit-Reset": value,
+                "X-Sentry-Rate-Limit-ConcurrentLimit": value,
+                "X-Sentry-Rate-Limit-ConcurrentRemaining": value,
+            }
+        )
+    )
+    count, epoch = header_int(value), _epoch(value)
+    assert info == RateLimitInfo(count, count, epoch, count, count)
+    assert info is not None and type(info.reset) is (float if epoch is not None else type(None))
+
+
+def test_the_records_made_for_every_response_are_immutable_and_left_alone_by_the_collector() -> (
+    None
+):
+    """One of each is built per page: the collector never walks them, and they still
+    compare, hash and refuse changes like the frozen records they replace."""
+    records = [
+        RateLimitInfo(40, 39, 1787019075.0, 25, 24),
+        page_links('<u>; rel="next"; results="true"; cursor="0:100:0"'),
+        Step("0:0:0", 0, 100, "0:100:0", None, True, True),
+    ]
+    for record in records:
+        assert not gc.is_tracked(record)
+        assert hash(record) == hash(msgspec.structs.replace(record))
+        with pytest.raises(AttributeError):
+            record.paginated = False  # type: ignore[misc]

@@ -15,6 +15,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import msgspec
+
 from ..errors import OversizedPage, PaginationError
 from .links import LinkHeaderError, page_links
 
@@ -97,8 +99,7 @@ class Position:
         return cls(data["cursor"], data.get("skip", 0), data.get("done", False))
 
 
-@dataclass(frozen=True, slots=True)
-class Step:
+class Step(msgspec.Struct, frozen=True, gc=False):
     """What to do with one page: hand out ``items[start:stop]``; request again if ``more``.
 
     ``cursor`` is the cursor the page was requested with; ``next_cursor`` is set only while

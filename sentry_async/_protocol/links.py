@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+import msgspec
 from yarl import URL
 
 __all__ = [
@@ -71,8 +72,7 @@ class Link:
         return cursor_from_url(self.url)
 
 
-@dataclass(frozen=True, slots=True)
-class PageLinks:
+class PageLinks(msgspec.Struct, frozen=True, gc=False):
     """What a response says about its neighbours.
 
     ``next_cursor`` is set only when ``rel="next"`` has ``results="true"``: that, not the

@@ -114,6 +114,40 @@ class OpenFiles:
             state.first_offset = file_state.offset
         self._written += store_page(handle, file_state, lines, fields=fields, meta=meta, last=last)
 
+    def store_now(
+        self,
+        state: StreamState,
+        file_state: FileState,
+        lines: Sequence[Line],
+        *,
+        fields: Sequence[str],
+        meta: Any,
+        last: bool,
+    ) -> int | None:
+        """:meth:`store` when it needs no wait (the file is open and the thread has room):
+        the bytes written since the last call, or ``None``, having done nothing, when the
+        caller must await :meth:`store` instead. Never suspends, so a caller that records
+        the page right after needs no shield around the pair."""
+        if self._failure is not None:
+            raise self._failure
+        handle = self._files.get(state.file)
+        if handle is None:
+            return None
+        queued = self._queued
+        while queued and queued[0].done():
+            queued.popleft()
+        if len(queued) >= MAX_QUEUED:
+            return None
+        work = partial(self._store_now, state, handle, file_state, lines, fields, meta, last)
+        if self.write_here and not queued:
+            started = time.perf_counter()
+            self._in_turn(work)
+            if time.perf_counter() - started > QUICK_WRITE:
+                self.write_here = False
+            return self._take_written()
+        queued.append(self._executor().submit(self._in_turn, work))
+        return self._take_written()
+
     async def store(
         self,
         state: StreamState,
@@ -132,36 +166,23 @@ class OpenFiles:
 
         The page's items must stay unchanged until it is written.
         """
-        if self._failure is not None:
-            raise self._failure
-        name = state.file
-        handle = self._files.get(name)
-        if handle is None:
-            handle = await self._call(
-                partial(
-                    open_data_file,
-                    self.output / name,
-                    file_state,
-                    format=self.format,
-                    compress=self.compress,
+        options: dict[str, Any] = {"fields": fields, "meta": meta, "last": last}
+        while (written := self.store_now(state, file_state, lines, **options)) is None:
+            name = state.file
+            if name not in self._files:
+                self._files[name] = await self._call(
+                    partial(
+                        open_data_file,
+                        self.output / name,
+                        file_state,
+                        format=self.format,
+                        compress=self.compress,
+                    )
                 )
-            )
-            self._files[name] = handle
-        queued = self._queued
-        while queued and queued[0].done():
-            queued.popleft()
-        work = partial(self._store_now, state, handle, file_state, lines, fields, meta, last)
-        if self.write_here and not queued:
-            started = time.perf_counter()
-            self._in_turn(work)
-            if time.perf_counter() - started > QUICK_WRITE:
-                self.write_here = False
-            return self._take_written()
-        if len(queued) >= MAX_QUEUED:
-            with anyio.CancelScope(shield=True):
-                await asyncio.wrap_future(queued.popleft())
-        queued.append(self._executor().submit(self._in_turn, work))
-        return self._take_written()
+            else:
+                with anyio.CancelScope(shield=True):
+                    await asyncio.wrap_future(self._queued.popleft())
+        return written
 
     def _take_written(self) -> int:
         written = self._written - self._reported

@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import time
 from collections import Counter
 from collections.abc import AsyncIterator, Collection
 from dataclasses import dataclass, field
@@ -47,7 +48,7 @@ from ._checkpoint import (
     save_checkpoint,
 )
 from ._datafiles import OpenFiles
-from ._dedupe import dedupe_page, ids_written, log_dropped
+from ._dedupe import PageItems, dedupe_page, ids_written, log_dropped
 from ._errors import CheckpointError, ExportDecodeError
 from ._files import (
     now_iso,
@@ -255,7 +256,7 @@ class Exporter:
         pending = [state for state in checkpoint.streams.values() if not state.done]
         run = self._run
         run.open_streams = Counter(state.file for state in pending)
-        run.last_commit = anyio.current_time()
+        run.last_commit = time.monotonic()
         run.read_ahead = ALONE_READ_AHEAD if min(self.concurrency, len(pending)) == 1 else 0
         merged = fan_out(
             ((state.key, self._factory(state)) for state in pending),
@@ -274,7 +275,7 @@ class Exporter:
                             await self._write_page(state, page, after, root=event.key)
                     else:
                         await self._finish_stream(checkpoint.streams[event.key], event)
-                    if anyio.current_time() - run.last_commit >= self.commit_interval:
+                    if time.monotonic() - run.last_commit >= self.commit_interval:
                         await self._commit()
         except DecodeError as exc:
             key = next((k for k, error in merged.failures.items() if error is exc), "?")
@@ -373,23 +374,22 @@ class Exporter:
         log_dropped(state.key, page.cursor, kept)
         assert self._checkpoint is not None
         file_state = self._checkpoint.files[state.file]
-        # The page and the state that records it change together or not at all.
-        with anyio.CancelScope(shield=True):
-            written = await self._run.files.store(
-                state,
-                file_state,
-                kept.lines,
-                fields=self.spec.fields,
-                meta=page.meta,
-                last=after.done,
-            )
-            state.advance(after)
-            state.pages += 1
-            state.items += len(kept.lines)
-            state.duplicates += kept.duplicates
-            state.unidentified += kept.unidentified
-            if state.hits is None and page.hits is not None:
-                state.hits = page.hits
+        # The page and the state that records it change together or not at all: with
+        # nothing to wait for there is no await between the two, else a shield covers both.
+        options: dict[str, Any] = {
+            "fields": self.spec.fields,
+            "meta": page.meta,
+            "last": after.done,
+        }
+        files = self._run.files
+        stored = files.store_now(state, file_state, kept.lines, **options)
+        if stored is not None:
+            written = stored
+            _record(state, after, page, kept)
+        else:
+            with anyio.CancelScope(shield=True):
+                written = await files.store(state, file_state, kept.lines, **options)
+                _record(state, after, page, kept)
         self.progress.page(
             state.key, items=len(kept.lines), bytes_=written, hits=page.hits, dupes=kept.duplicates
         )
@@ -442,7 +442,7 @@ class Exporter:
         self.progress.wrote(await self._run.files.drain())
         checkpoint.updated_at = now_iso()
         await self._run.files.commit(encode_checkpoint(checkpoint))
-        self._run.last_commit = anyio.current_time()
+        self._run.last_commit = time.monotonic()
 
     def _manifest(self, checkpoint: Checkpoint) -> Manifest:
         renamed = {
@@ -451,3 +451,14 @@ class Exporter:
             if org == self.spec.org
         }
         return build_manifest(self.spec.kind, self.spec.org, checkpoint, renamed)
+
+
+def _record(state: StreamState, after: Position, page: Page[msgspec.Raw], kept: PageItems) -> None:
+    """A stored page, in its stream's state (with the store, never apart from it)."""
+    state.advance(after)
+    state.pages += 1
+    state.items += len(kept.lines)
+    state.duplicates += kept.duplicates
+    state.unidentified += kept.unidentified
+    if state.hits is None and page.hits is not None:
+        state.hits = page.hits
