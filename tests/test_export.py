@@ -284,9 +284,11 @@ def _add_faults(server: FakeSentry) -> list[Fault]:
     return sure
 
 
+@pytest.mark.parametrize("concurrency", [4, 1])
 async def test_resume_after_faults_and_cancellations_writes_every_item_once(
-    fake_sentry_factory: Factory, tmp_path: Path
+    fake_sentry_factory: Factory, tmp_path: Path, concurrency: int
 ) -> None:
+    """Streams side by side (a fan-out) and one at a time (walked by the exporter)."""
     server = await fake_sentry_factory(scale=DATA)
     # One page fails for good (beyond the client's retries) until two runs died of it.
     blocker = server.faults.add(
@@ -309,7 +311,12 @@ async def test_resume_after_faults_and_cancellations_writes_every_item_once(
                 with anyio.move_on_after(rng.uniform(0.01, 0.06) * (1 + attempt / 5)):
                     try:
                         manifest = await export(
-                            client, spec, tmp_path, resume=True, commit_interval=0.02
+                            client,
+                            spec,
+                            tmp_path,
+                            resume=True,
+                            commit_interval=0.02,
+                            concurrency=concurrency,
                         )
                     except SentryError as exc:
                         stops[type(exc).__name__] += 1

@@ -4,6 +4,7 @@ stops everything after it."""
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import threading
 import time
@@ -21,6 +22,7 @@ from sentry_async.export import (
     ExportSpec,
     Manifest,
     _datafiles,
+    _runner,
     _writer,
     export,
 )
@@ -193,3 +195,55 @@ async def test_a_page_the_files_take_at_once_is_stored_without_an_await(
     assert awaited == [f"{PROJECT}.jsonl"]
     ids = _ids(out / f"{PROJECT}.jsonl")
     assert len(ids) == len(set(ids)) == manifest.items
+
+
+async def test_a_lone_stream_is_written_from_its_own_walk_without_a_fan_out(
+    fake_sentry_factory: Factory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Streams that run one at a time are walked in the exporter's task: a fan-out's worker
+    and hand-over would only add CPU to every page of an export bound by the client's CPU."""
+    server = await fake_sentry_factory(scale=DATA)
+
+    def no_fan_out(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("a lone stream went through fan_out")
+
+    monkeypatch.setattr(_runner, "fan_out", no_fan_out)
+    async with SentryClient(server.token, base_url=server.url) as client:
+        manifest = await export(client, _spec(), tmp_path / "out", concurrency=1)
+        daily_spec = ExportSpec(
+            kind="events", org=ORG, projects=(PROJECT,), start=START, end=END, page_size=2
+        )
+        daily = await export(client, daily_spec, tmp_path / "daily", concurrency=1)
+    assert manifest.pages > 2
+    assert len(daily.streams) > 1, "one stream a day, walked one after the other"
+    assert daily.items == manifest.items
+    ids = _ids(tmp_path / "out" / f"{PROJECT}.jsonl")
+    assert len(ids) == len(set(ids)) == manifest.items
+
+
+async def test_a_lone_stream_whose_write_fails_has_stopped_reading_ahead_when_the_error_arrives(
+    fake_sentry_factory: Factory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server = await fake_sentry_factory(scale=DATA)
+    append = _writer.JsonlFile.append
+    calls: list[int] = []
+
+    def full_disk(self: _writer.JsonlFile, data: bytes) -> int:
+        calls.append(len(data))
+        if len(calls) == 2:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return append(self, data)
+
+    def reading_ahead() -> list[asyncio.Task[Any]]:
+        return [
+            task
+            for task in asyncio.all_tasks()
+            if not task.done()
+            and "_read_ahead" in getattr(task.get_coro(), "__qualname__", "")
+        ]
+
+    monkeypatch.setattr(_writer.JsonlFile, "append", full_disk)
+    async with SentryClient(server.token, base_url=server.url) as client:
+        with pytest.raises(OSError):
+            await export(client, _spec(), tmp_path / "out", concurrency=1)
+        assert reading_ahead() == []

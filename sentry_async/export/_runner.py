@@ -24,7 +24,7 @@ import logging
 import os
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Collection
+from collections.abc import AsyncGenerator, AsyncIterator, Collection
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import partial
@@ -257,7 +257,38 @@ class Exporter:
         run = self._run
         run.open_streams = Counter(state.file for state in pending)
         run.last_commit = time.monotonic()
-        run.read_ahead = ALONE_READ_AHEAD if min(self.concurrency, len(pending)) == 1 else 0
+        alone = min(self.concurrency, len(pending)) == 1
+        run.read_ahead = ALONE_READ_AHEAD if alone else 0
+        try:
+            if alone:
+                await self._one_at_a_time(checkpoint, pending)
+            else:
+                await self._side_by_side(checkpoint, pending)
+        finally:
+            with anyio.CancelScope(shield=True):
+                try:
+                    await self._commit()
+                finally:
+                    await run.files.close_all()
+
+    async def _one_at_a_time(self, checkpoint: Checkpoint, pending: list[StreamState]) -> None:
+        """Streams that run one at a time, each walked in this task: no fan-out between
+        the pages and the writer (its worker task and hand-over cost CPU every page, and a
+        lone stream's export is bound by the client's CPU, its reads ahead keeping the
+        server busy)."""
+        for state in pending:
+            items = 0
+            try:
+                # Closed on the way out, whatever ends the loop: its read-ahead stops then.
+                async with contextlib.aclosing(self._pages(state)) as pages:
+                    async for item in pages:
+                        items += 1
+                        await self._handle(StreamItem(state.key, item))
+            except DecodeError as exc:
+                raise self._decode_error(state.key, checkpoint, exc) from exc
+            await self._handle(StreamDone(state.key, items))
+
+    async def _side_by_side(self, checkpoint: Checkpoint, pending: list[StreamState]) -> None:
         merged = fan_out(
             ((state.key, self._factory(state)) for state in pending),
             concurrency=self.concurrency,
@@ -267,27 +298,32 @@ class Exporter:
         try:
             async with merged:
                 async for event in merged.events():
-                    if isinstance(event, StreamItem):
-                        if isinstance(event.item, Split):
-                            await self._apply_split(event.item)
-                        else:
-                            state, page, after = event.item
-                            await self._write_page(state, page, after, root=event.key)
-                    else:
-                        await self._finish_stream(checkpoint.streams[event.key], event)
-                    if time.monotonic() - run.last_commit >= self.commit_interval:
-                        await self._commit()
+                    await self._handle(event)
         except DecodeError as exc:
             key = next((k for k, error in merged.failures.items() if error is exc), "?")
-            state = run.walking.get(key) or checkpoint.streams.get(key)
-            name = state.key if state else key
-            raise ExportDecodeError(name, state.cursor if state else None, exc.reason) from exc
-        finally:
-            with anyio.CancelScope(shield=True):
-                try:
-                    await self._commit()
-                finally:
-                    await run.files.close_all()
+            raise self._decode_error(key, checkpoint, exc) from exc
+
+    async def _handle(self, event: StreamItem[str, _Item] | StreamDone[str]) -> None:
+        """One event of the streams: a page to write, a window split, or a stream's end;
+        then a checkpoint, if one is due."""
+        if isinstance(event, StreamItem):
+            if isinstance(event.item, Split):
+                await self._apply_split(event.item)
+            else:
+                state, page, after = event.item
+                await self._write_page(state, page, after, root=event.key)
+        else:
+            assert self._checkpoint is not None
+            await self._finish_stream(self._checkpoint.streams[event.key], event)
+        if time.monotonic() - self._run.last_commit >= self.commit_interval:
+            await self._commit()
+
+    def _decode_error(
+        self, key: str, checkpoint: Checkpoint, exc: DecodeError
+    ) -> ExportDecodeError:
+        state = self._run.walking.get(key) or checkpoint.streams.get(key)
+        name = state.key if state else key
+        return ExportDecodeError(name, state.cursor if state else None, exc.reason)
 
     def _factory(self, state: StreamState) -> Any:
         def start() -> AsyncIterator[_Item]:
@@ -295,7 +331,7 @@ class Exporter:
 
         return start
 
-    async def _pages(self, state: StreamState) -> AsyncIterator[_Item]:
+    async def _pages(self, state: StreamState) -> AsyncGenerator[_Item, None]:
         self.progress.stream_started()
         async for item in self._walk(state, state.key):
             yield item
