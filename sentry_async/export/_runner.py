@@ -1,4 +1,5 @@
-"""The exporter: plan streams, fan them out, write pages, checkpoint, write the manifest.
+"""The exporter: plan streams, walk them (side by side through a fan-out, or one at a time
+in its own task), write pages, checkpoint, write the manifest.
 
 How exactly-once works: every stream (one project, or one issue, in one pinned time window)
 is walked page by page through ``.raw()``, so each item is written as the exact JSON bytes
