@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import math
 import sys
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 __all__ = ["SHARED_DEADLINES", "Deadlines", "Watch"]
 
@@ -91,8 +91,7 @@ class Deadlines:
         if loop is not self._loop:  # a timer of a loop that has ended will never fire
             self._loop, self._timer = loop, None
         now = loop.time()
-        task: _Task = asyncio.current_task()  # type: ignore[assignment]  # inside a task
-        watch = Watch(self, task, now + self._total, now)
+        watch = Watch(self, cast(_Task, asyncio.current_task()), now + self._total, now)
         self._watching[watch] = None
         # A pending wake is never later than this attempt's first bound: every attempt has
         # the same bounds, and one still in flight wakes the timer by then at the latest.

@@ -193,7 +193,7 @@ class Exchange:
         try:
             return await self._request(method, url, body, sink, delivered, started, watch)
         except asyncio.CancelledError:
-            if watch is None or not watch.owner.finish(watch):
+            if watch is None or not watch.finish():
                 raise
             failure = self._failure(
                 "timeout", RequestTimeout, f"no complete response: {watch.expired}", method, url
@@ -269,7 +269,7 @@ class Exchange:
             )
         finally:
             if watch is not None:
-                watch.owner.finish(watch)
+                watch.finish()
         if delivered[0] and failure.kind != "too_large":
             failure.kind = "final"  # part of the body already went to the sink
         raise failure

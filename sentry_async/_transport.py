@@ -252,7 +252,7 @@ class Transport(Exchange):
         while True:
             attempt += 1
             paused = self.limiter.pause_for(group)
-            if paused and fail_fast(paused, policy):
+            if fail_fast(paused, policy):
                 raise RateLimited(
                     429,
                     method=method,
@@ -328,7 +328,7 @@ class Transport(Exchange):
         self.limiter.observe(
             group,
             response.rate_limit,
-            server_now=server_clock(response.headers.get("Date"), time.time()),
+            server_now=self._server_now(response),
             max_wait=policy.max_wait,
             log=response.status != 429,
             sent=slot.sent,

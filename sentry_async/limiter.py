@@ -104,9 +104,7 @@ class _Group:
             elif self.remaining <= 0:
                 return self.reset_at - now
         if self.rate is not None:
-            if self.capacity is not None:  # refill(now), inlined: this runs per request
-                self.tokens = min(self.capacity, self.tokens + (now - self.stamp) * self.rate)
-            self.stamp = now
+            self.refill(now)
             if self.tokens < 1.0:
                 return (1.0 - self.tokens) / self.rate
             self.tokens -= 1.0
@@ -156,7 +154,7 @@ class RateLimiter:
     def slot(self, name: str) -> _Slot:
         """``async with limiter.slot(group):`` holds one in-flight slot of ``name`` and one
         token, waiting for both as needed."""
-        return _Slot(self._groups.get(name) or self._group(name), self._clock)
+        return _Slot(self._group(name), self._clock)
 
     def observe(
         self,
@@ -179,14 +177,12 @@ class RateLimiter:
         """
         if info is None:
             return
-        group = self._groups.get(name) or self._group(name)
+        group = self._group(name)
         now = self._clock()
         if info.concurrent_limit is not None and info.concurrent_limit > 0:
             group.limiter.total_tokens = max(1, min(self._max_concurrency, info.concurrent_limit))
         later = max(0, group.sent - sent) if sent is not None else 0
-        reset_in = None
-        if info.reset is not None:
-            reset_in = max(0.0, info.reset - (self._wall() if server_now is None else server_now))
+        reset_in = info.seconds_until_reset(self._wall() if server_now is None else server_now)
         if reset_in is not None:
             enforced = min(reset_in, max_wait)
             group.reset_at = now + enforced

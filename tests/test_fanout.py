@@ -676,13 +676,19 @@ async def test_pages_waiting_for_a_busy_consumer_wait_undecoded(
     assert sorted(_BUILT) == sorted(got), "every page decoded once, when taken"
 
 
-async def test_a_fetcher_let_through_to_decode_that_leaves_passes_its_turn_on() -> None:
+async def _two_waiting_to_decode() -> tuple[Room, list[asyncio.Future[None]]]:
+    """A room with no budget and no waiting consumer, and two fetchers in its decode line."""
     room = Room(Budget(0))
     room.new_event = event_type()
     first, second = room.may_decode(), room.may_decode()
     assert first is not None and second is not None
     waiting = [asyncio.ensure_future(first), asyncio.ensure_future(second)]
     await anyio.lowlevel.checkpoint()
+    return room, waiting
+
+
+async def test_a_fetcher_let_through_to_decode_that_leaves_passes_its_turn_on() -> None:
+    room, waiting = await _two_waiting_to_decode()
     assert len(room.gated) == 2, "no room and no waiting consumer: both wait, undecoded"
     room.consumer_waiting = True
     room.wake()
@@ -772,12 +778,7 @@ async def test_a_fetcher_let_through_that_hands_nothing_over_lets_the_next_one_g
     """A page let through to decode may hand nothing over (it was empty, or its body was
     cut short and is being fetched again after a back-off): the next in line goes at
     once, rather than when that fetcher comes back, while the consumer waits."""
-    room = Room(Budget(0))
-    room.new_event = event_type()
-    first, second = room.may_decode(), room.may_decode()
-    assert first is not None and second is not None
-    waiting = [asyncio.ensure_future(first), asyncio.ensure_future(second)]
-    await anyio.lowlevel.checkpoint()
+    room, waiting = await _two_waiting_to_decode()
     assert len(room.gated) == 2
     room.consumer_waiting = True
     room.wake()

@@ -166,8 +166,10 @@ class OpenFiles:
 
         The page's items must stay unchanged until it is written.
         """
-        options: dict[str, Any] = {"fields": fields, "meta": meta, "last": last}
-        while (written := self.store_now(state, file_state, lines, **options)) is None:
+        while True:
+            written = self.store_now(state, file_state, lines, fields=fields, meta=meta, last=last)
+            if written is not None:
+                return written
             name = state.file
             if name not in self._files:
                 self._files[name] = await self._call(
@@ -182,7 +184,6 @@ class OpenFiles:
             else:
                 with anyio.CancelScope(shield=True):
                     await asyncio.wrap_future(self._queued.popleft())
-        return written
 
     def _take_written(self) -> int:
         written = self._written - self._reported
