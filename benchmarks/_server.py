@@ -399,18 +399,30 @@ def callgrind(argv: Sequence[str], *, timeout: float = 900) -> tuple[int, str]:
     return int(found.group(1)), done.stdout
 
 
+def _minor_faults() -> int:
+    try:
+        import resource
+    except ImportError:  # not on Windows
+        return 0
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+
+
 async def timed(runner: Runner) -> Run:
     """Run once, measuring wall time and the benchmark process's CPU time.
 
     The server is another process, so this process's CPU time is the client's own cost;
-    ``extra["gc_s"]``/``extra["gc_full"]`` is the part of it the garbage collector took.
+    ``extra["gc_s"]``/``extra["gc_full"]`` is the part of it the garbage collector took,
+    ``extra["faults"]`` the minor page faults (memory the kernel had to map afresh: the
+    allocator gave some back and took it again) the run made.
     """
     gc.collect()
     with GCTimer() as collector:
+        faults0 = _minor_faults()
         cpu0, t0 = time.process_time(), time.perf_counter()
         items, pages, nbytes = await runner()
         t1, cpu1 = time.perf_counter(), time.process_time()
-    extra = {"gc_s": collector.seconds, "gc_full": collector.full}
+        faults = _minor_faults() - faults0
+    extra = {"gc_s": collector.seconds, "gc_full": collector.full, "faults": faults}
     return Run(items, pages, t1 - t0, cpu1 - cpu0, nbytes, extra)
 
 
@@ -510,6 +522,7 @@ def summarise(runs: list[Run]) -> dict[str, float]:
         "cpu_us_per_item": median(r.cpu / r.items * 1e6 for r in runs if r.items),
         "gc_us_per_item": median(r.extra.get("gc_s", 0.0) / r.items * 1e6 for r in runs if r.items),
         "gc_full": median(r.extra.get("gc_full", 0) for r in runs),
+        "faults_per_page": median(r.extra.get("faults", 0) / r.pages for r in runs if r.pages),
         "spread": (max(r.seconds for r in runs) - min(r.seconds for r in runs)) / seconds
         if runs and seconds
         else 0.0,

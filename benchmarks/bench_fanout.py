@@ -18,6 +18,10 @@ others; compare rates, not totals). Variants, interleaved by round:
 * ``sentry_async, N tasks, raw() items`` and ``fan_out(concurrency=N), raw() items``: the
   same two ways over ``paginator.raw()`` (items stay undecoded JSON bytes), to tell the
   client's share of raw mode's distance to the ceiling from the merge's.
+* ``hand-written merge: N tasks -> asyncio.Queue``: what one writes without ``fan_out``: the
+  N tasks put each page's items on a queue of one slot, and an async generator hands them
+  out, ``(key, item)`` by ``(key, item)``; the floor of a merge into one consumer, against
+  which the goal's distance to N tasks can be read.
 * ``server ceiling``: N aiohttp readers over N connections that only read bytes (no
   decoding, no limiter): the most the server process can deliver at that concurrency.
 
@@ -34,10 +38,11 @@ import asyncio
 import gc
 import time
 import tracemalloc
-from collections.abc import AsyncIterable, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
 import aiohttp
+import anyio
 import msgspec
 from _server import (
     FakeServer,
@@ -63,6 +68,7 @@ from sentry_async import SentryClient
 PAGE_SIZE = 100
 OURS = "sentry_async, N tasks"
 OURS_RAW = "sentry_async, N tasks, raw() items"
+HAND = "hand-written merge: N tasks -> asyncio.Queue"
 ITEMS = "fan_out(concurrency=N), items"
 RAW = "fan_out(concurrency=N), raw() items"
 CEILING = "server ceiling"
@@ -122,6 +128,37 @@ def streams_runners(
         pages = sum(d[0] for d in done)
         return pages * PAGE_SIZE, pages, sum(d[1] for d in done)
 
+    async def hand_merged() -> tuple[int, int, int]:
+        count = 0
+        async with SentryClient(server.token, base_url=server.base_url) as client:
+            queue: asyncio.Queue[tuple[str, list[Any]] | None] = asyncio.Queue(maxsize=1)
+
+            async def one(project: str) -> None:
+                paginator = client.events.for_project(
+                    org, project, page_size=PAGE_SIZE, limit=limit
+                )
+                async for page in paginator.pages():
+                    await queue.put((project, page.items))
+                await queue.put(None)
+
+            async def merged_items() -> AsyncIterator[tuple[str, Any]]:
+                running = len(projects)
+                while running:
+                    got = await queue.get()
+                    if got is None:
+                        running -= 1
+                        continue
+                    key, items = got
+                    for item in items:
+                        yield key, item
+
+            async with anyio.create_task_group() as group:
+                for project in projects:
+                    group.start_soon(one, project)
+                async for _key, _item in merged_items():
+                    count += 1
+        return count, -(-count // PAGE_SIZE), 0
+
     def merged(pages: bool, raw: bool = False) -> Runner:
         async def run() -> tuple[int, int, int]:
             from sentry_async.fanout import fan_out
@@ -160,6 +197,7 @@ def streams_runners(
     if _has_fanout():
         runners["fan_out(concurrency=N), items"] = merged(pages=False)
         runners["fan_out(concurrency=N), pages()"] = merged(pages=True)
+        runners[HAND] = hand_merged
         runners[OURS_RAW] = ours_with(None, raw=True)
         runners[RAW] = merged(pages=False, raw=True)
     runners[CEILING] = ceiling
@@ -214,6 +252,8 @@ async def measure(
         if ITEMS in runs:
             for name, (run, base) in {
                 "items_over_tasks": (ITEMS, OURS),
+                "hand_merge_over_tasks": (HAND, OURS),
+                "items_over_hand_merge": (ITEMS, HAND),
                 "raw_over_ceiling": (RAW, CEILING),
                 "raw_tasks_over_ceiling": (OURS_RAW, CEILING),
                 "raw_over_raw_tasks": (RAW, OURS_RAW),
@@ -437,7 +477,7 @@ def render(result: dict[str, Any]) -> str:
     base_ours: float | None = None
     for key, level in result["results"].items():
         if "skipped" in level:
-            rows.append([key, level["skipped"], "-", "-", "-", "-", "-", "-", "-", "-"])
+            rows.append([key, level["skipped"], "-", "-", "-", "-", "-", "-", "-", "-", "-"])
             continue
         ceiling = level["variants"][CEILING]["pages_per_s"]
         for name, s in level["variants"].items():
@@ -453,6 +493,7 @@ def render(result: dict[str, Any]) -> str:
                     s["pages_per_s"] / ceiling if ceiling else float("nan"),
                     scaling if scaling is not None else "",
                     s["cpu_us_per_item"] * PAGE_SIZE / 1000,
+                    s.get("faults_per_page", float("nan")),
                     level["peak_mib"][name],
                     f"{s['spread'] * 100:.0f}%",
                     int(s["rounds"]),
@@ -469,6 +510,7 @@ def render(result: dict[str, Any]) -> str:
                 "vs ceiling",
                 "vs 1 stream",
                 "client CPU ms/page",
+                "page faults/page",
                 "peak MiB (tracemalloc)",
                 "spread",
                 "rounds",
@@ -477,8 +519,11 @@ def render(result: dict[str, Any]) -> str:
         )
         + "\n`vs ceiling`: pages/s over the bytes-only reader's at the same N. `vs 1 stream`: "
         "sentry_async's pages/s over its own with one stream. The server process has one of "
-        "the two cores, so the ceiling is flat beyond a few streams. The goals are medians of "
-        "per-round ratios (each run against the same round's N tasks or ceiling).\n"
+        "the two cores, so the ceiling is flat beyond a few streams. `page faults/page`: "
+        "minor page faults of the process per page (memory the allocator gave back to the "
+        "kernel and took again). The goals are medians of per-round ratios (each run "
+        "against the same round's N tasks or ceiling); the hand-written merge shows what "
+        "merging into one consumer costs by itself.\n"
         "\nGoals:\n\n"
         + goals_markdown(result["goals"])
         + render_ratios(result["results"])

@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import mmap
 import sys
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 
@@ -55,3 +58,30 @@ def test_every_variant_takes_every_place_and_follows_every_other() -> None:
         assert [run.items for run in runs[n]] == [
             3 * k + r.index(n) + 1 for k, r in enumerate(rounds)
         ]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="counts Linux's page faults")
+def test_a_run_counts_the_page_faults_it_made() -> None:
+    """Memory the allocator gives back and takes again costs a fault per page touched:
+    the fan-out table shows it per variant, so the count must be the run's own."""
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        server = importlib.import_module("_server")
+    finally:
+        sys.path.remove(str(BENCHMARKS))
+    size = 4 << 20
+
+    def touching(pages: int) -> Callable[[], Awaitable[tuple[int, int, int]]]:
+        async def run() -> tuple[int, int, int]:
+            with mmap.mmap(-1, size) as fresh:
+                for offset in range(0, pages * mmap.PAGESIZE, mmap.PAGESIZE):
+                    fresh[offset] = 1
+            return 1, 1, 0
+
+        return run
+
+    quiet = asyncio.run(server.timed(touching(0))).extra["faults"]
+    busy = asyncio.run(server.timed(touching(size // mmap.PAGESIZE))).extra["faults"]
+    assert busy - quiet >= size // mmap.PAGESIZE // 2, (quiet, busy)
+    summary = server.summarise([server.Run(1, 4, 1.0, 0.1, 0, {"faults": 20})])
+    assert summary["faults_per_page"] == 5
