@@ -14,9 +14,9 @@ A plain JSON Lines page, whose writing is one ``write`` of bytes already joined,
 on the loop itself while such writes stay quick and nothing is queued for the thread:
 handing it over cost more CPU than the write (waking the thread, passing the GIL back and
 forth), and a stream that reads ahead has its next request out while the page is written,
-so the loop has nothing better to do. The first write slower than ``QUICK_WRITE`` (a disk
-that throttles its writers) sends every later page to the thread, where a slow disk does
-not hold up the loop.
+so the loop has nothing better to do. ``SLOW_WRITES`` writes in a row slower than
+``QUICK_WRITE`` (a disk that throttles its writers) send every later page to the thread,
+where a slow disk does not hold up the loop.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from ._files import sync_and_close, sync_then_save
 from ._formats import DataFile, open_data_file, store_page
 from ._writer import Line
 
-__all__ = ["MAX_QUEUED", "QUICK_WRITE", "OpenFiles"]
+__all__ = ["MAX_QUEUED", "QUICK_WRITE", "SLOW_WRITES", "OpenFiles"]
 
 T = TypeVar("T")
 
@@ -48,6 +48,12 @@ when the disk is slower than the network."""
 QUICK_WRITE = 0.002
 """Seconds a page's write on the loop may take before pages go to the files' thread: a
 page of full events is a few hundred KB, which the page cache takes in well under this."""
+
+SLOW_WRITES = 2
+"""Writes slower than ``QUICK_WRITE`` in a row before pages go to the files' thread. One
+alone is as often the machine's (the process descheduled, the page cache flushing) as
+the disk's, and the pages after it would each pay the hand-over for nothing; a disk that
+throttles its writers is slow every time."""
 
 
 class OpenFiles:
@@ -67,6 +73,8 @@ class OpenFiles:
         self._reported = 0
         self.write_here = format == "jsonl" and not compress
         """Whether a page may be written on the loop (see the module's docstring)."""
+        self._slow_writes = 0
+        """Writes on the loop slower than ``QUICK_WRITE``, in a row so far."""
 
     def _executor(self) -> ThreadPoolExecutor:
         if self._thread is None:
@@ -142,8 +150,11 @@ class OpenFiles:
         if self.write_here and not queued:
             started = time.perf_counter()
             self._in_turn(work)
-            if time.perf_counter() - started > QUICK_WRITE:
-                self.write_here = False
+            if time.perf_counter() - started <= QUICK_WRITE:
+                self._slow_writes = 0
+            else:
+                self._slow_writes += 1
+                self.write_here = self._slow_writes < SLOW_WRITES
             return self._take_written()
         queued.append(self._executor().submit(self._in_turn, work))
         return self._take_written()
