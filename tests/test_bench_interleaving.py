@@ -23,13 +23,17 @@ import pytest
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 
 
-def _interleaved() -> Any:
+def _bench_server() -> Any:
+    """The benchmarks' shared module (``benchmarks/_server.py``)."""
     sys.path.insert(0, str(BENCHMARKS))
     try:
-        server = importlib.import_module("_server")
+        return importlib.import_module("_server")
     finally:
         sys.path.remove(str(BENCHMARKS))
-    return server.interleaved
+
+
+def _interleaved() -> Any:
+    return _bench_server().interleaved
 
 
 def test_every_variant_takes_every_place_and_follows_every_other() -> None:
@@ -64,11 +68,7 @@ def test_every_variant_takes_every_place_and_follows_every_other() -> None:
 def test_a_run_counts_the_page_faults_it_made() -> None:
     """Memory the allocator gives back and takes again costs a fault per page touched:
     the fan-out table shows it per variant, so the count must be the run's own."""
-    sys.path.insert(0, str(BENCHMARKS))
-    try:
-        server = importlib.import_module("_server")
-    finally:
-        sys.path.remove(str(BENCHMARKS))
+    server = _bench_server()
     size = 4 << 20
 
     def touching(pages: int) -> Callable[[], Awaitable[tuple[int, int, int]]]:
