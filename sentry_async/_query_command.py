@@ -9,8 +9,9 @@ default). Server-controlled text shown on a terminal has its control characters 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -111,7 +112,7 @@ def _range(args: argparse.Namespace) -> dict[str, Any]:
 
 async def _discover_rows(
     client: SentryClient, args: argparse.Namespace, columns: list[str]
-) -> AsyncIterator[dict[str, Any]]:
+) -> AsyncGenerator[dict[str, Any], None]:
     paginator = client.discover.query(
         args.org,
         fields=args.field,
@@ -123,20 +124,22 @@ async def _discover_rows(
         limit=args.limit,
         **_range(args),
     )
-    async for page in paginator.pages():
-        if not columns:
-            meta = getattr(page.meta, "fields", None) or {}
-            columns.extend(dict.fromkeys([*args.field, *meta]))
-        for row in page.items:
-            yield row
+    async with contextlib.aclosing(paginator.pages()) as pages:
+        async for page in pages:
+            if not columns:
+                meta = getattr(page.meta, "fields", None) or {}
+                columns.extend(dict.fromkeys([*args.field, *meta]))
+            for row in page.items:
+                yield row
 
 
 async def _rows(
     client: SentryClient, args: argparse.Namespace, columns: list[str]
-) -> AsyncIterator[dict[str, Any]]:
+) -> AsyncGenerator[dict[str, Any], None]:
     if args.query_kind == "discover":
-        async for row in _discover_rows(client, args, columns):
-            yield row
+        async with contextlib.aclosing(_discover_rows(client, args, columns)) as discover:
+            async for row in discover:
+                yield row
         return
     rows: list[dict[str, Any]]
     if args.query_kind == "stats":
@@ -203,19 +206,28 @@ async def run_query(client: SentryClient, args: argparse.Namespace, out: TextIO)
     if getattr(args, "limit", None) is not None and args.limit < 1:
         raise ValueError("--limit must be at least 1")
     columns: list[str] = []
-    count = 0
-    if fmt == "table":
-        limit = getattr(args, "limit", None) or TABLE_ROWS
-        kept: list[dict[str, Any]] = []
-        async for row in _rows(client, args, columns):
-            kept.append(row)
-            if len(kept) >= limit:
-                break
-        _table(columns or sorted({k for row in kept for k in row}), kept, out)
-        return len(kept)
+    # Closed here, whatever ends the loop (a full table, a failed write), not later by
+    # the event loop.
+    async with contextlib.aclosing(_rows(client, args, columns)) as rows:
+        if fmt == "table":
+            limit = getattr(args, "limit", None) or TABLE_ROWS
+            kept: list[dict[str, Any]] = []
+            async for row in rows:
+                kept.append(row)
+                if len(kept) >= limit:
+                    break
+            _table(columns or sorted({k for row in kept for k in row}), kept, out)
+            return len(kept)
+        return await _write_rows(rows, columns, fmt, out)
+
+
+async def _write_rows(
+    rows: AsyncIterator[dict[str, Any]], columns: list[str], fmt: str, out: TextIO
+) -> int:
     writer = csv.writer(out, lineterminator="\n") if fmt == "csv" else None
     encoder = msgspec.json.Encoder()
-    async for row in _rows(client, args, columns):
+    count = 0
+    async for row in rows:
         if writer is not None:
             if count == 0:
                 writer.writerow(columns)

@@ -10,8 +10,9 @@ and counts are integers. polars and pandas read Arrow without copying
 
 from __future__ import annotations
 
+import contextlib
 import importlib
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Iterable, Mapping, Sequence
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
@@ -188,7 +189,7 @@ def page_table(page: Page[Any]) -> pa.Table:
     return _pa().Table.from_pylist(_as_rows(page.items))
 
 
-async def discover_batches(paginator: Paginator[Any]) -> AsyncIterator[pa.RecordBatch]:
+async def discover_batches(paginator: Paginator[Any]) -> AsyncGenerator[pa.RecordBatch, None]:
     """A whole Discover query, one record batch per page, in the memory of one page.
 
     Every batch has the schema of the first page's meta (columns a later page adds are
@@ -196,16 +197,18 @@ async def discover_batches(paginator: Paginator[Any]) -> AsyncIterator[pa.Record
     into a Parquet writer.
     """
     schema = None
-    async for page in paginator.pages():
-        rows = _as_rows(page.items)
-        if schema is None:
-            meta = page.meta if isinstance(page.meta, DiscoverMeta) else None
-            schema = _rows_table(rows, discover_schema(meta, _columns(meta, rows))).schema
-        table = _rows_table(rows, schema)
-        if table.schema != schema:
-            table = table.cast(schema, safe=False)
-        for batch in table.to_batches():
-            yield batch
+    # Closed with these batches, not later by the event loop: a read-ahead stops with them.
+    async with contextlib.aclosing(paginator.pages()) as pages:
+        async for page in pages:
+            rows = _as_rows(page.items)
+            if schema is None:
+                meta = page.meta if isinstance(page.meta, DiscoverMeta) else None
+                schema = _rows_table(rows, discover_schema(meta, _columns(meta, rows))).schema
+            table = _rows_table(rows, schema)
+            if table.schema != schema:
+                table = table.cast(schema, safe=False)
+            for batch in table.to_batches():
+                yield batch
 
 
 async def collect_table(paginator: Paginator[Any]) -> pa.Table:

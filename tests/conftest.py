@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import os
-from collections.abc import Iterator
+import sys
+from collections.abc import AsyncIterator, Iterator
 from datetime import datetime
 from typing import Any
 
@@ -48,3 +50,32 @@ def anyio_backend() -> str:
 def fake_sentry_now() -> datetime:
     """The suite's fake data is pinned to one instant, so its expectations never move."""
     return FIXED_NOW
+
+
+@pytest.fixture
+async def abandoned_generators(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[list[str]]:
+    """The async generators the test left for the event loop's finalizer, by name.
+
+    The loop closes an abandoned generator in a task of its own some passes later, so
+    whatever it holds (a read-ahead, a connection) outlives the call that dropped it. The
+    list is read before the fixture closes them; each test asserts it empty.
+    """
+    loop = asyncio.get_running_loop()
+    abandoned: list[Any] = []
+    names: list[str] = []
+
+    def finalizer(agen: Any) -> None:
+        abandoned.append(agen)
+        names.append(agen.ag_code.co_qualname)
+
+    # The loop installs its hooks again each time it runs (once for the fixture, once for
+    # the test), from this attribute.
+    monkeypatch.setattr(loop, "_asyncgen_finalizer_hook", finalizer)
+    hooks = sys.get_asyncgen_hooks()
+    sys.set_asyncgen_hooks(firstiter=hooks.firstiter, finalizer=finalizer)
+    try:
+        yield names
+    finally:
+        sys.set_asyncgen_hooks(*hooks)
+        for agen in abandoned:
+            await agen.aclose()

@@ -11,8 +11,10 @@ from functools import partial
 import anyio
 import pytest
 
+from sentry_async import SentryClient
+from sentry_async._query_command import run_query
 from sentry_async._text import printable
-from sentry_async.cli import main
+from sentry_async.cli import build_parser, main
 from sentry_async.testing import FakeSentry
 
 ORG = "org-0"
@@ -99,6 +101,20 @@ async def test_discover_as_json_lines_with_limit(server: FakeSentry) -> None:
     assert code == 0, err
     lines = [json.loads(line) for line in out.splitlines()]
     assert len(lines) <= 3 and all(set(line) >= {"id", "count()"} for line in lines)
+
+
+async def test_a_table_cut_at_its_limit_closes_the_query_it_read(
+    server: FakeSentry, abandoned_generators: list[str]
+) -> None:
+    args = build_parser().parse_args(
+        ["query", "discover", "--org", ORG, "--field", "id", "--period", "14d", "--limit", "2"]
+    )
+    out = _Terminal()
+    async with SentryClient(TOKEN, base_url=server.url) as client:
+        with anyio.fail_after(30):
+            assert await run_query(client, args, out) == 2
+    assert len(out.getvalue().splitlines()) == 4, "a header, its rule and two rows"
+    assert abandoned_generators == []
 
 
 async def test_stats_on_a_terminal_is_an_aligned_table(server: FakeSentry) -> None:

@@ -251,6 +251,37 @@ async def test_a_lone_stream_is_written_from_its_own_walk_without_a_fan_out(
     assert len(ids) == len(set(ids)) == manifest.items
 
 
+@pytest.mark.parametrize("concurrency", [1, 2])
+async def test_a_failed_export_closes_every_generator_it_walked_before_it_returns(
+    fake_sentry_factory: Factory,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    abandoned_generators: list[str],
+    concurrency: int,
+) -> None:
+    """Nothing is left for the event loop to close later: a read-ahead still fetching
+    after ``export`` has raised (seen as a race under load)."""
+    server = await fake_sentry_factory(scale=DATA)
+    append = _writer.JsonlFile.append
+    calls: list[int] = []
+
+    def full_disk(self: _writer.JsonlFile, data: bytes) -> int:
+        calls.append(len(data))
+        if len(calls) == 2:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return append(self, data)
+
+    monkeypatch.setattr(_writer.JsonlFile, "append", full_disk)
+    # One stream a day: walked one after the other, or merged by a fan-out.
+    spec = ExportSpec(
+        kind="events", org=ORG, projects=(PROJECT,), start=START, end=END, page_size=2
+    )
+    async with SentryClient(server.token, base_url=server.url) as client:
+        with pytest.raises(OSError):
+            await export(client, spec, tmp_path / "out", concurrency=concurrency)
+    assert abandoned_generators == []
+
+
 async def test_a_lone_stream_whose_write_fails_has_stopped_reading_ahead_when_the_error_arrives(
     fake_sentry_factory: Factory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

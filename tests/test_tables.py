@@ -183,6 +183,23 @@ async def test_a_fake_discover_query_streams_into_typed_batches(
     ]
 
 
+async def test_batches_left_early_close_the_pages_they_read_from(
+    fake_sentry: FakeSentry, client: SentryClient, abandoned_generators: list[str]
+) -> None:
+    """A consumer that stops after one batch and closes the batches has stopped the
+    paginator's read-ahead too; nothing is left for the event loop to close later."""
+    project = fake_sentry.data.project_slugs(ORG)[0]
+    paginator = client.discover.query(
+        ORG, fields=["id"], project=project, period="14d", page_size=2
+    ).read_ahead(1)
+    batches = discover_batches(paginator)
+    with anyio.fail_after(15):
+        first = await anext(batches)
+        await batches.aclose()
+    assert first.num_rows == 2
+    assert abandoned_generators == []
+
+
 async def test_fake_aggregates_carry_duration_units(
     fake_sentry: FakeSentry, client: SentryClient
 ) -> None:

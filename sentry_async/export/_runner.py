@@ -334,19 +334,23 @@ class Exporter:
 
     async def _pages(self, state: StreamState) -> AsyncGenerator[_Item, None]:
         self.progress.stream_started()
-        async for item in self._walk(state, state.key):
-            yield item
+        # Each generator below is closed by the one that walks it, not left to the event
+        # loop's finalizer: a read-ahead must be over when an error reaches the caller.
+        async with contextlib.aclosing(self._walk(state, state.key)) as walk:
+            async for item in walk:
+                yield item
 
-    async def _walk(self, state: StreamState, root: str) -> AsyncIterator[_Item]:
+    async def _walk(self, state: StreamState, root: str) -> AsyncGenerator[_Item, None]:
         """The pages of ``state``; if the server cannot serve its window, of its halves."""
         self._run.walking[root] = state
         try:
             paginator = stream_pages(self.client, self.spec, state, self._slugs())
             if self._run.read_ahead:
                 paginator = paginator.read_ahead(self._run.read_ahead)
-            async for page in paginator.pages():
-                # Read now: the fan-out may run this generator ahead of the writer.
-                yield state, page, paginator.position
+            async with contextlib.aclosing(paginator.pages()) as pages:
+                async for page in pages:
+                    # Read now: the fan-out may run this generator ahead of the writer.
+                    yield state, page, paginator.position
             return
         except APIError as exc:
             parts = self._halves(state, exc)
@@ -355,8 +359,9 @@ class Exporter:
             reason = str(exc)
         yield Split(state, parts, reason)
         for part in parts:
-            async for item in self._walk(part, root):
-                yield item
+            async with contextlib.aclosing(self._walk(part, root)) as walk:
+                async for item in walk:
+                    yield item
 
     def _halves(self, state: StreamState, error: APIError) -> tuple[StreamState, ...] | None:
         # Issues are one stream over the range, and aggregates must not be cut into parts.
