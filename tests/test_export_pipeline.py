@@ -62,37 +62,49 @@ def _ids(path: Path) -> list[str]:
     return [msgspec.json.decode(line)["id"] for line in path.read_bytes().splitlines()]
 
 
+@pytest.mark.parametrize("thread_starts_late", [0.0, 0.3])
 async def test_once_a_write_was_slow_the_walk_goes_on_while_a_page_is_being_written(
-    fake_sentry_factory: Factory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    fake_sentry_factory: Factory,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    thread_starts_late: float,
 ) -> None:
     server = await fake_sentry_factory(scale=DATA)
     append = _writer.JsonlFile.append
     calls: list[bool] = []
-    more: list[int] = []
+    reached: list[int] = []
+    slow = _datafiles.SLOW_WRITES
+    # Waiting for each write, the walk could not pass the page being written and the
+    # pages read ahead of it; going on, it fetches three more, which the thread's queue
+    # has room for.
+    blocked = slow + 1 + _runner.ALONE_READ_AHEAD
+    going_on = blocked + 3
+    assert going_on <= slow + 1 + _datafiles.MAX_QUEUED - 1 + _runner.ALONE_READ_AHEAD
 
     def slow_appends(self: _writer.JsonlFile, data: bytes) -> int:
         calls.append(threading.current_thread() is threading.main_thread())
-        if len(calls) <= _datafiles.SLOW_WRITES:
+        if len(calls) <= slow:
             time.sleep(_datafiles.QUICK_WRITE * 5)  # a disk that throttles its writers
-        elif len(calls) == _datafiles.SLOW_WRITES + 1:
-            # Held (in the files' thread) until more pages were requested, or a while
-            # has passed: waiting for each write, the walk would stay where it is.
-            before = _page_requests(server)
-            for _ in range(300):
-                if _page_requests(server) >= before + 3:
+        elif len(calls) == slow + 1:
+            # Held (in the files' thread) until the walk has gone that far, or a while has
+            # passed. Counted from the stream's start, not from when this thread got to
+            # run: on a busy machine (here, a thread that starts late) the walk may
+            # already be on its way.
+            time.sleep(thread_starts_late)
+            for _ in range(1000):
+                if _page_requests(server) >= going_on:
                     break
                 time.sleep(0.01)
-            more.append(_page_requests(server) - before)
+            reached.append(_page_requests(server))
         return append(self, data)
 
     monkeypatch.setattr(_writer.JsonlFile, "append", slow_appends)
     out = tmp_path / "out"
     async with SentryClient(server.token, base_url=server.url) as client:
         manifest = await export(client, _spec(), out, concurrency=1)
-    assert manifest.pages > 6, "the stream spans enough pages"
-    slow = _datafiles.SLOW_WRITES
+    assert manifest.pages >= going_on, "the stream spans enough pages"
     assert all(calls[:slow]) and not any(calls[slow:]), "after slow writes, pages go to the thread"
-    assert more and more[0] >= 3, "pages kept coming while the thread's first was written"
+    assert reached and reached[0] >= going_on, "pages kept coming while the thread's first was written"
     lines = (out / f"{PROJECT}.jsonl").read_bytes().splitlines()
     assert len(lines) == manifest.items == len(set(_ids(out / f"{PROJECT}.jsonl")))
     assert manifest.bytes == (out / f"{PROJECT}.jsonl").stat().st_size
