@@ -79,3 +79,35 @@ async def abandoned_generators(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator
         sys.set_asyncgen_hooks(*hooks)
         for agen in abandoned:
             await agen.aclose()
+
+
+USER_FACING_GENERATORS = frozenset(
+    {
+        "Paginator._items",
+        "Paginator.pages",
+        "stream",
+        "Downloads.stream",
+        "discover_batches",
+    }
+)
+"""The library's async generators a caller iterates, and may leave with ``break``."""
+
+
+@pytest.fixture(autouse=True)
+def _no_inner_generator_left_to_the_loop(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Every test fails if one of the library's inner async generators reaches the event
+    loop's finalizer: the code that walks one must close it, or what it holds (a
+    read-ahead, a connection) outlives the call that dropped it."""
+    found: list[str] = []
+    original = asyncio.BaseEventLoop._asyncgen_finalizer_hook  # type: ignore[attr-defined]
+
+    def finalizer(loop: asyncio.BaseEventLoop, agen: Any) -> None:
+        code = agen.ag_code
+        inner = f"{os.sep}sentry_async{os.sep}" in code.co_filename
+        if inner and code.co_qualname not in USER_FACING_GENERATORS:
+            found.append(code.co_qualname)
+        original(loop, agen)
+
+    monkeypatch.setattr(asyncio.BaseEventLoop, "_asyncgen_finalizer_hook", finalizer)
+    yield
+    assert found == [], "left for the event loop to close"
