@@ -177,11 +177,9 @@ async def test_progress_counts_every_byte_once_the_writes_end(
     assert progress.items == manifest.items
 
 
-@pytest.mark.parametrize("failing", [1, 3])
-async def test_a_failed_write_stops_the_pages_after_it_and_a_resume_completes(
-    fake_sentry_factory: Factory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failing: int
-) -> None:
-    server = await fake_sentry_factory(scale=DATA)
+def _disk_full_at_write(failing: int, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The data files' ``failing``-th write fails with a full disk; returns the sizes of the
+    writes tried, that one included."""
     append = _writer.JsonlFile.append
     calls: list[int] = []
     lock = threading.Lock()
@@ -194,6 +192,16 @@ async def test_a_failed_write_stops_the_pages_after_it_and_a_resume_completes(
         return append(self, data)
 
     monkeypatch.setattr(_writer.JsonlFile, "append", full_disk)
+    return calls
+
+
+@pytest.mark.parametrize("failing", [1, 3])
+async def test_a_failed_write_stops_the_pages_after_it_and_a_resume_completes(
+    fake_sentry_factory: Factory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failing: int
+) -> None:
+    server = await fake_sentry_factory(scale=DATA)
+    append = _writer.JsonlFile.append
+    calls = _disk_full_at_write(failing, monkeypatch)
     out = tmp_path / "out"
     path = out / f"{PROJECT}.jsonl"
     async with SentryClient(server.token, base_url=server.url) as client:
@@ -274,16 +282,7 @@ async def test_a_failed_export_closes_every_generator_it_walked_before_it_return
     """Nothing is left for the event loop to close later: a read-ahead still fetching
     after ``export`` has raised (seen as a race under load)."""
     server = await fake_sentry_factory(scale=DATA)
-    append = _writer.JsonlFile.append
-    calls: list[int] = []
-
-    def full_disk(self: _writer.JsonlFile, data: bytes) -> int:
-        calls.append(len(data))
-        if len(calls) == 2:
-            raise OSError(errno.ENOSPC, "No space left on device")
-        return append(self, data)
-
-    monkeypatch.setattr(_writer.JsonlFile, "append", full_disk)
+    _disk_full_at_write(2, monkeypatch)
     # One stream a day: walked one after the other, or merged by a fan-out.
     spec = ExportSpec(
         kind="events", org=ORG, projects=(PROJECT,), start=START, end=END, page_size=2
@@ -298,15 +297,6 @@ async def test_a_lone_stream_whose_write_fails_has_stopped_reading_ahead_when_th
     fake_sentry_factory: Factory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     server = await fake_sentry_factory(scale=DATA)
-    append = _writer.JsonlFile.append
-    calls: list[int] = []
-
-    def full_disk(self: _writer.JsonlFile, data: bytes) -> int:
-        calls.append(len(data))
-        if len(calls) == 2:
-            raise OSError(errno.ENOSPC, "No space left on device")
-        return append(self, data)
-
     def reading_ahead() -> list[asyncio.Task[Any]]:
         return [
             task
@@ -315,7 +305,7 @@ async def test_a_lone_stream_whose_write_fails_has_stopped_reading_ahead_when_th
             and "_read_ahead" in getattr(task.get_coro(), "__qualname__", "")
         ]
 
-    monkeypatch.setattr(_writer.JsonlFile, "append", full_disk)
+    _disk_full_at_write(2, monkeypatch)
     async with SentryClient(server.token, base_url=server.url) as client:
         with pytest.raises(OSError):
             await export(client, _spec(), tmp_path / "out", concurrency=1)
