@@ -66,7 +66,7 @@ async def abandoned_generators(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator
 
     def finalizer(agen: Any) -> None:
         abandoned.append(agen)
-        names.append(agen.ag_code.co_qualname)
+        names.append(agen.__qualname__)
 
     # The loop installs its hooks again each time it runs (once for the fixture, once for
     # the test), from this attribute.
@@ -102,10 +102,9 @@ def _no_inner_generator_left_to_the_loop(monkeypatch: pytest.MonkeyPatch) -> Ite
     original = asyncio.BaseEventLoop._asyncgen_finalizer_hook  # type: ignore[attr-defined]
 
     def finalizer(loop: asyncio.BaseEventLoop, agen: Any) -> None:
-        code = agen.ag_code
-        inner = f"{os.sep}sentry_async{os.sep}" in code.co_filename
-        if inner and code.co_qualname not in USER_FACING_GENERATORS:
-            found.append(code.co_qualname)
+        inner = f"{os.sep}sentry_async{os.sep}" in agen.ag_code.co_filename
+        if inner and agen.__qualname__ not in USER_FACING_GENERATORS:
+            found.append(agen.__qualname__)
         original(loop, agen)
 
     monkeypatch.setattr(asyncio.BaseEventLoop, "_asyncgen_finalizer_hook", finalizer)
