@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ast
 import asyncio
+import contextlib
 import inspect
 import io
 import re
@@ -208,7 +209,9 @@ async def _in_daemon_thread(
         except BaseException as exc:
             outcome.append(exc)
         finally:
-            loop.call_soon_threadsafe(finished.set)
+            # A test that stopped waiting (its time ran out) may have closed its loop.
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(finished.set)
 
     threading.Thread(target=target, name="readme-block", daemon=True).start()
     with anyio.fail_after(seconds):
@@ -387,6 +390,25 @@ async def test_a_hanging_block_fails_its_test_and_errors_come_through() -> None:
     with pytest.raises(NameError, match="save"):
         await _in_daemon_thread(broken)
     assert await _in_daemon_thread(lambda: "printed") == "printed"
+
+
+def test_a_block_that_ends_after_its_test_gave_up_raises_nothing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Under load the thread of a block that timed out may end after its test's loop is
+    closed: it has no one to tell, and nothing to raise."""
+    release = threading.Event()
+    loop = asyncio.new_event_loop()
+    with pytest.raises(TimeoutError):
+        loop.run_until_complete(_in_daemon_thread(lambda: str(release.wait(30)), seconds=0.1))
+    loop.close()
+    [thread] = [t for t in threading.enumerate() if t.name == "readme-block"]
+    errors: list[threading.ExceptHookArgs] = []
+    monkeypatch.setattr(threading, "excepthook", errors.append)
+    release.set()
+    thread.join(10)
+    assert not thread.is_alive()
+    assert [str(e.exc_value) for e in errors] == []
 
 
 # -- the command line examples ---------------------------------------------------------------
