@@ -5,8 +5,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import os
-import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
@@ -52,35 +51,6 @@ def fake_sentry_now() -> datetime:
     return FIXED_NOW
 
 
-@pytest.fixture
-async def abandoned_generators(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[list[str]]:
-    """The async generators the test left for the event loop's finalizer, by name.
-
-    The loop closes an abandoned generator in a task of its own some passes later, so
-    whatever it holds (a read-ahead, a connection) outlives the call that dropped it. The
-    list is read before the fixture closes them; each test asserts it empty.
-    """
-    loop = asyncio.get_running_loop()
-    abandoned: list[Any] = []
-    names: list[str] = []
-
-    def finalizer(agen: Any) -> None:
-        abandoned.append(agen)
-        names.append(agen.__qualname__)
-
-    # The loop installs its hooks again each time it runs (once for the fixture, once for
-    # the test), from this attribute.
-    monkeypatch.setattr(loop, "_asyncgen_finalizer_hook", finalizer)
-    hooks = sys.get_asyncgen_hooks()
-    sys.set_asyncgen_hooks(firstiter=hooks.firstiter, finalizer=finalizer)
-    try:
-        yield names
-    finally:
-        sys.set_asyncgen_hooks(*hooks)
-        for agen in abandoned:
-            await agen.aclose()
-
-
 USER_FACING_GENERATORS = frozenset(
     {
         "Paginator._items",
@@ -94,19 +64,27 @@ USER_FACING_GENERATORS = frozenset(
 
 
 @pytest.fixture(autouse=True)
-def _no_inner_generator_left_to_the_loop(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Every test fails if one of the library's inner async generators reaches the event
-    loop's finalizer: the code that walks one must close it, or what it holds (a
-    read-ahead, a connection) outlives the call that dropped it."""
-    found: list[str] = []
+def abandoned_generators(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    """The async generators the test left for the event loop's finalizer, by name (a test
+    that must leave none asserts the list empty).
+
+    The loop closes an abandoned generator in a task of its own some passes later, so
+    whatever it holds (a read-ahead, a connection) outlives the call that dropped it. Every
+    test fails if one of the library's inner generators is among them: the code that walks
+    one must close it. The loop still closes each one as it would.
+    """
+    names: list[str] = []
+    inner: list[str] = []
     original = asyncio.BaseEventLoop._asyncgen_finalizer_hook  # type: ignore[attr-defined]
 
     def finalizer(loop: asyncio.BaseEventLoop, agen: Any) -> None:
-        inner = f"{os.sep}sentry_async{os.sep}" in agen.ag_code.co_filename
-        if inner and agen.__qualname__ not in USER_FACING_GENERATORS:
-            found.append(agen.__qualname__)
+        names.append(agen.__qualname__)
+        library = f"{os.sep}sentry_async{os.sep}" in agen.ag_code.co_filename
+        if library and agen.__qualname__ not in USER_FACING_GENERATORS:
+            inner.append(agen.__qualname__)
         original(loop, agen)
 
+    # Read by the loop each time it starts running (for each fixture, then the test).
     monkeypatch.setattr(asyncio.BaseEventLoop, "_asyncgen_finalizer_hook", finalizer)
-    yield
-    assert found == [], "left for the event loop to close"
+    yield names
+    assert inner == [], "left for the event loop to close"
