@@ -129,17 +129,19 @@ def streams_runners(
         return pages * PAGE_SIZE, pages, sum(d[1] for d in done)
 
     async def hand_merged() -> tuple[int, int, int]:
-        count = 0
+        count = pages = 0
         async with SentryClient(server.token, base_url=server.base_url) as client:
             queue: asyncio.Queue[tuple[str, list[Any]] | None] = asyncio.Queue(maxsize=1)
 
             async def one(project: str) -> None:
+                nonlocal pages
                 paginator = client.events.for_project(
                     org, project, page_size=PAGE_SIZE, limit=limit
                 )
                 async for page in paginator.pages():
                     await queue.put((project, page.items))
                 await queue.put(None)
+                pages += paginator.pages_fetched
 
             async def merged_items() -> AsyncIterator[tuple[str, Any]]:
                 running = len(projects)
@@ -157,7 +159,7 @@ def streams_runners(
                     group.start_soon(one, project)
                 async for _key, _item in merged_items():
                     count += 1
-        return count, -(-count // PAGE_SIZE), 0
+        return count, pages, 0
 
     def merged(pages: bool, raw: bool = False) -> Runner:
         async def run() -> tuple[int, int, int]:
