@@ -588,3 +588,40 @@ async def test_bulk_mutations_follow_sentrys_id_rules(
     assert wiped.status == 204
     assert data.issue_ids(ORG, status="unresolved") == []
     assert data.issue_ids(ORG) == data.issue_ids(ORG, status="resolved") != []
+
+
+class _CountedRows(list[tuple[int, Any]]):
+    """A listing that counts the rows read from it, however they are read."""
+
+    reads = 0
+
+    def __getitem__(self, index: Any) -> Any:
+        got = super().__getitem__(index)
+        self.reads += len(got) if isinstance(index, slice) else 1
+        return got
+
+    def __iter__(self) -> Any:
+        self.reads += len(self)
+        return super().__iter__()
+
+
+@pytest.mark.parametrize("cursor", ["", "9000:0:0", "9000:40:0", "9000:40:1", "1:0:0"])
+def test_an_issue_page_reads_its_rows_not_the_whole_listing(cursor: str) -> None:
+    """A page deep in a large listing costs the server its page, not every row: a fake
+    that scans the listing per page is what the client's benchmarks would measure."""
+    from aiohttp.test_utils import make_mocked_request
+
+    from sentry_async.testing._paginators import _sequence_page
+
+    total = 100_000
+    # Scores descend with ties of 50 rows, as issues seen in the same second tie.
+    rows = _CountedRows((10_000 - i // 50, object()) for i in range(total))
+    request = make_mocked_request("GET", f"{ISSUES}?cursor={cursor}" if cursor else ISSUES)
+    page, prev_cursor, has_prev, next_cursor, has_next = _sequence_page(request, rows, 100)
+    assert rows.reads <= 100 + 2 * 60 + 2 * 50, rows.reads
+    if cursor == "9000:40:0":
+        start = (10_000 - 9000) * 50 + 40
+        expected = list.__getitem__(rows, slice(start, start + 100))
+        assert len(page) == 100 and page == [issue for _, issue in expected]
+        assert next_cursor == f"{10_000 - (start + 100) // 50}:{(start + 100) % 50}:0"
+        assert (prev_cursor, has_prev, has_next) == ("9000:40:1", True, True)

@@ -5,6 +5,7 @@ the ``Link`` header they share.
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Callable, Sequence
 from urllib.parse import quote, quote_plus, urlencode
 
@@ -109,6 +110,10 @@ def _page(
     return _json(body, headers=headers)
 
 
+def _descending(row: tuple[int, IssueRecord]) -> int:
+    return -row[0]
+
+
 def _sequence_page(
     request: web.Request, rows: list[tuple[int, IssueRecord]], per_page: int
 ) -> tuple[list[IssueRecord], str, bool, str, bool]:
@@ -123,17 +128,10 @@ def _sequence_page(
     value, offset, is_prev = _parse_cursor(request)
     if offset < 0:
         raise ApiError(400, "Invalid cursor parameter.")
-    scores = [score for score, _ in rows]
     if request.query.get("cursor"):
-        # First row whose score is <= value (scores descend).
-        lo, hi = 0, len(scores)
-        while lo < hi:
-            mid = (lo + hi) // 2
-            if scores[mid] > value:
-                lo = mid + 1
-            else:
-                hi = mid
-        position = lo + offset
+        # First row whose score is <= value (scores descend); bisected, so a page costs
+        # its rows whatever the listing's length.
+        position = bisect_left(rows, -value, key=_descending) + offset
     else:
         position = 0
     if is_prev:
@@ -145,10 +143,8 @@ def _sequence_page(
     end = start + len(page_rows)
 
     def cursor_at(index: int, prev: bool) -> str:
-        score = scores[index]
-        first = index
-        while first > 0 and scores[first - 1] == score:
-            first -= 1
+        score = rows[index][0]
+        first = bisect_left(rows, -score, hi=index, key=_descending)
         return f"{score}:{index - first}:{int(prev)}"
 
     has_next = end < len(rows)
