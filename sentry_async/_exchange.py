@@ -52,6 +52,10 @@ logger = logging.getLogger("sentry_async")
 _MAX_REDIRECTS = 5
 
 Sink = Callable[[bytes], Awaitable[None]]
+HeadersSeen = Callable[[CIMultiDictProxy[str]], bool]
+"""Sees a success's headers as soon as they arrive, before its body is read; returns
+whether it started something (a request for the next page) that should get one pass of
+the loop before the body is read, which may not wait at all."""
 Form = Callable[[], aiohttp.FormData]
 """Builds a multipart body afresh for each attempt (aiohttp consumes one as it sends it)."""
 Body = bytes | Form | None
@@ -140,11 +144,18 @@ class Exchange:
         _inflate: bool
         _request_options: dict[str, bool]
 
-    async def _exchange(self, method: str, url: URL, body: Body, sink: Sink | None) -> Response:
+    async def _exchange(
+        self,
+        method: str,
+        url: URL,
+        body: Body,
+        sink: Sink | None,
+        on_headers: HeadersSeen | None = None,
+    ) -> Response:
         """One attempt's HTTP exchanges: the request and the redirects it may follow."""
         started = time.perf_counter()
         for _ in range(_MAX_REDIRECTS + 1):
-            response = await self._roundtrip(method, url, body, sink, started)
+            response = await self._roundtrip(method, url, body, sink, started, on_headers)
             location = response.headers.get("Location")
             if response.status not in REDIRECT_STATUSES or location is None:
                 return response
@@ -182,7 +193,13 @@ class Exchange:
         return target
 
     async def _roundtrip(
-        self, method: str, url: URL, body: Body, sink: Sink | None, started: float
+        self,
+        method: str,
+        url: URL,
+        body: Body,
+        sink: Sink | None,
+        started: float,
+        on_headers: HeadersSeen | None,
     ) -> Response:
         """One HTTP exchange; whatever goes wrong becomes a :class:`_Failure` raised outside
         the ``except`` that caught it, so aiohttp's exception is not even its context."""
@@ -191,7 +208,9 @@ class Exchange:
         # A download keeps aiohttp's own read bound, which pauses while its sink is slow.
         watch = None if sink is not None or self._deadlines is None else self._deadlines.start()
         try:
-            return await self._request(method, url, body, sink, delivered, started, watch)
+            return await self._request(
+                method, url, body, sink, delivered, started, watch, on_headers
+            )
         except asyncio.CancelledError:
             if watch is None or not watch.finish():
                 raise
@@ -297,6 +316,7 @@ class Exchange:
         delivered: list[int],
         started: float,
         watch: Watch | None,
+        on_headers: HeadersSeen | None,
     ) -> Response:
         """The aiohttp call. The only frame that sees aiohttp's objects; the headers,
         ``Authorization`` included, are built inside the call expression, never a local."""
@@ -311,6 +331,8 @@ class Exchange:
         ) as resp:
             if watch is not None:
                 watch.stream = resp.content  # from here on, arriving bytes are progress
+            if on_headers is not None and 200 <= resp.status < 300 and on_headers(resp.headers):
+                await asyncio.sleep(0)
             try:
                 if sink is not None and 200 <= resp.status < 300:
                     await self._stream(resp, sink, delivered)

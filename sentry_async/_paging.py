@@ -14,7 +14,7 @@ from ._protocol.hosts import endpoint_group
 from ._protocol.params import Params, encode_params
 from ._protocol.ratelimit import header_int
 from ._transport import Response
-from .pagination import PageFetcher, RawPage, before_decoding
+from .pagination import PageFetcher, RawPage, before_decoding, link_watch
 
 if TYPE_CHECKING:
     from .client import SentryClient
@@ -61,6 +61,8 @@ def page_fetchers(
             def parse(response: Response) -> tuple[Response, Any]:
                 return response, client._decode_or_resend(response, decode_type, [])
 
+            on_headers = link_watch(fetch, page_cursor)
+
             async def once(page_url: URL) -> tuple[Response, Any]:
                 return await client._get_transport().send_decoded(
                     "GET",
@@ -70,6 +72,7 @@ def page_fetchers(
                     idempotent=True,
                     decode=parse,
                     before_decode=announce,
+                    on_headers=on_headers,
                 )
 
             response, body = await client._send_following("GET", path, path_params, once, root)

@@ -29,6 +29,7 @@ from ._deadlines import SHARED_DEADLINES, Deadlines
 from ._exchange import (
     Body,
     Exchange,
+    HeadersSeen,
     MalformedBody,
     Response,
     Secret,
@@ -193,6 +194,7 @@ class Transport(Exchange):
         sink: Sink | None = None,
         replayable: bool = True,
         before_decode: Callable[[Response], Awaitable[None] | None] | None = None,
+        on_headers: HeadersSeen | None = None,
     ) -> T:
         """:meth:`send`, then ``decode`` the success; a :class:`MalformedBody` from it counts
         as a failed attempt (a body cut short or mangled on the way), retried like one.
@@ -202,7 +204,9 @@ class Transport(Exchange):
         ``before_decode`` sees each success first, and may return something to await before
         the decoding: one pass of the loop, so that a request it started (the next page's)
         goes out while the body decodes, which never awaits; or a wait for the consumer to
-        have room for the decoded items, so that undecoded bytes wait rather than objects."""
+        have room for the decoded items, so that undecoded bytes wait rather than objects.
+        ``on_headers`` sees a success's headers before its body is read (:data:`HeadersSeen`):
+        the next page's cursor is there, and its request need not wait for the body."""
         call = None if self._hooks is None else self._hooks.start(method, group)
         try:
             result = await self._attempts(
@@ -218,6 +222,7 @@ class Transport(Exchange):
                 call,
                 replayable,
                 before_decode,
+                on_headers,
             )
         except BaseException as exc:
             if call is not None:
@@ -243,6 +248,7 @@ class Transport(Exchange):
         call: Call | None,
         replayable: bool,
         before_decode: Callable[[Response], Awaitable[None] | None] | None,
+        on_headers: HeadersSeen | None,
     ) -> T:
         """The one retry loop: attempt, decide, log, sleep."""
         policy = retry or self.retry
@@ -261,7 +267,17 @@ class Transport(Exchange):
                     retry_after=paused,
                 )
             failure = await self._attempt(
-                method, url, body, group, policy, decode, sink, call, attempt, before_decode
+                method,
+                url,
+                body,
+                group,
+                policy,
+                decode,
+                sink,
+                call,
+                attempt,
+                before_decode,
+                on_headers,
             )
             if not isinstance(failure, _Failure):
                 return failure
@@ -312,6 +328,7 @@ class Transport(Exchange):
         call: Call | None,
         attempt: int,
         before_decode: Callable[[Response], Awaitable[None] | None] | None,
+        on_headers: HeadersSeen | None,
     ) -> T | _Failure:
         """One attempt: the decoded success, or the failure to decide on."""
         try:
@@ -320,7 +337,7 @@ class Transport(Exchange):
             async with self.limiter.slot(group) as slot:
                 if call is not None:
                     call.sending(attempt)
-                response = await self._exchange(method, url, body, sink)
+                response = await self._exchange(method, url, body, sink, on_headers)
         except _Failure as failure:
             return failure
         if call is not None:

@@ -21,6 +21,7 @@ from collections.abc import (
     Callable,
     Hashable,
     Iterator,
+    Mapping,
 )
 from dataclasses import dataclass, field
 from operator import length_hint
@@ -104,6 +105,21 @@ def announce_link(fetcher: object, cursor: str | None, link: str | None) -> bool
     """
     watch = _LINK_WATCH.get()
     return watch is not None and watch[0] is fetcher and watch[1](cursor, link)
+
+
+def link_watch(fetcher: object, cursor: str | None) -> Callable[[Mapping[str, str]], bool] | None:
+    """What a page fetcher hands its transport to announce the ``Link`` of ``cursor``'s
+    response as soon as the headers arrive (``None`` when no read-ahead watches
+    ``fetcher``): the body may take a while to come, and the next request need not wait
+    for it. The fetcher still announces before decoding, which sends nothing twice."""
+    watch = _LINK_WATCH.get()
+    if watch is None or watch[0] is not fetcher:
+        return None
+
+    def on_headers(headers: Mapping[str, str]) -> bool:
+        return announce_link(fetcher, cursor, headers.get("Link"))
+
+    return on_headers
 
 
 DecodeGate = Callable[[], Awaitable[None] | None]

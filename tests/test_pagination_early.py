@@ -14,7 +14,9 @@ from typing import Any
 
 import anyio
 import anyio.lowlevel
+import msgspec
 import pytest
+from aiohttp import web
 
 from sentry_async import PaginationError, Paginator, Position, SentryClient, pagination
 from sentry_async.pagination import RawPage, announce_link
@@ -195,7 +197,9 @@ async def test_the_client_sends_early_over_the_network_and_loses_nothing(
     sent = fake_sentry.requests.matching("GET", "/organizations/{org}/issues/")
     cursors = [tuple(request.params("cursor")) for request in sent]
     assert len(cursors) == len(set(cursors)) == -(-len(plain) // 3)
-    assert len(announced) == 2 * len(cursors)  # the client's fetcher announces every Link
+    # Every Link is announced before its body decodes, in both walks; with the read-ahead
+    # watching, also as soon as its headers arrive.
+    assert len(announced) == 3 * len(cursors)
 
 
 async def test_the_request_sent_early_reaches_the_server_before_the_decoding_starts(
@@ -224,3 +228,55 @@ async def test_the_request_sent_early_reaches_the_server_before_the_decoding_sta
         got = [issue.id async for issue in paginator]
     assert len(got) > 6
     assert heard == [2]  # while the first page decoded, the second was already asked for
+
+
+async def test_the_next_request_leaves_when_the_headers_arrive_not_after_the_body() -> None:
+    # The next page's cursor is in the first page's headers: waiting for its body as well
+    # leaves the server idle while the body travels. This server sends the first page's
+    # headers and half its body, then holds the rest until the next page is asked for
+    # (or 5 s have passed, when the client waited for the body after all).
+    total, size = 6, 3
+    asked = anyio.Event()
+    held: list[bool] = []
+
+    def body(offset: int) -> bytes:
+        rows = [{"id": str(n), "title": "x" * 2000} for n in range(offset, offset + size)]
+        return msgspec.json.encode(rows)
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        cursor = request.query.get("cursor")
+        offset = int(cursor) if cursor else 0
+        more = offset + size < total
+        payload = body(offset)
+        response = web.StreamResponse(
+            headers={"Content-Type": "application/json", "Link": _link(str(offset + size), more)}
+        )
+        response.content_length = len(payload)
+        await response.prepare(request)
+        if cursor is None:
+            await response.write(payload[: len(payload) // 2])
+            with anyio.move_on_after(5):
+                await asked.wait()
+            held.append(asked.is_set())
+            await response.write(payload[len(payload) // 2 :])
+        else:
+            asked.set()
+            await response.write(payload)
+        await response.write_eof()
+        return response
+
+    app = web.Application()
+    app.router.add_get("/api/0/organizations/acme/issues/", handle)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        async with SentryClient("token", base_url=f"http://127.0.0.1:{port}") as client:
+            paginator = client.issues.list("acme", query="", page_size=size).read_ahead(2)
+            got = [issue.id async for issue in paginator]
+    finally:
+        await runner.cleanup()
+    assert got == [str(n) for n in range(total)]
+    assert held == [True]  # asked for while the first page's body was still on its way
