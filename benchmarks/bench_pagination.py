@@ -5,7 +5,10 @@ Every variant walks the same cursor chain of one organisation's issues (``query=
 (each variant once per round, in an order that changes every round) and the table shows
 medians:
 
-* ``sentry_async``: ``async for issue in client.issues.list(org, query="")``, typed.
+* ``sentry_async``: ``async for issue in client.issues.list(org, query="")``, typed. By
+  default a paginator walking alone reads two pages ahead from its second page on.
+* ``sentry_async, one page at a time``: the same with ``read_ahead(0)``: the client's cost
+  with nothing overlapped, the bare loop's way.
 * ``sentry_async raw``: the same through ``.raw()`` (each item's JSON bytes, undecoded).
 * ``sentry_async pages()``: ``paginator.pages()``, typed, one page object at a time.
 * ``bare aiohttp + msgspec``: the floor for this stack. One ``aiohttp.ClientSession``
@@ -60,6 +63,7 @@ from sentry_async.models import Issue
 PAGE_SIZE = 100
 USER_AGENT = "sentry-async-bench"
 OURS = "sentry_async"
+SEQUENTIAL = "sentry_async, one page at a time"
 PAGES = "sentry_async pages()"
 BARE = "bare aiohttp + msgspec"
 CEILING = "server ceiling (bytes only)"
@@ -86,6 +90,14 @@ def make_runners(server: FakeServer, org: str, max_pages: int) -> dict[str, Runn
         async with SentryClient(server.token, base_url=server.base_url) as client:
             paginator = client.issues.list(org, query="", page_size=PAGE_SIZE, limit=limit)
             async for _issue in paginator:
+                count += 1
+            return count, paginator.pages_fetched, 0
+
+    async def ours_sequential() -> tuple[int, int, int]:
+        count = 0
+        async with SentryClient(server.token, base_url=server.base_url) as client:
+            paginator = client.issues.list(org, query="", page_size=PAGE_SIZE, limit=limit)
+            async for _issue in paginator.read_ahead(0):
                 count += 1
             return count, paginator.pages_fetched, 0
 
@@ -202,6 +214,7 @@ def make_runners(server: FakeServer, org: str, max_pages: int) -> dict[str, Runn
 
     return {
         "sentry_async": ours,
+        SEQUENTIAL: ours_sequential,
         "sentry_async raw": ours_raw,
         "sentry_async pages()": ours_pages,
         "bare aiohttp + msgspec": bare,
@@ -518,7 +531,7 @@ def read_ahead_runners(server: FakeServer, org: str, pages: int) -> dict[str, Ru
                     break
         return count, done, 0
 
-    def ours(prefetch: int) -> Runner:
+    def ours(prefetch: int | None) -> Runner:
         async def run() -> tuple[int, int, int]:
             count = 0
             async with SentryClient(server.token, base_url=server.base_url) as client:
@@ -535,6 +548,7 @@ def read_ahead_runners(server: FakeServer, org: str, pages: int) -> dict[str, Ru
 
     return {
         "bare loop, sequential": bare,
+        "sentry_async, default": ours(None),
         "sentry_async, prefetch=0": ours(0),
         "sentry_async, prefetch=1": ours(1),
         "sentry_async, prefetch=2": ours(2),
@@ -579,6 +593,8 @@ async def measure(
         "ceiling_over_requests": paired(runs[CEILING], runs["requests + json"]),
         "bare_over_requests": paired(bare, runs["requests + json"]),
         "cpu_ours_over_bare": paired(runs[OURS], bare, "cpu"),
+        "sequential_over_bare": paired(runs[SEQUENTIAL], bare),
+        "cpu_sequential_over_bare": paired(runs[SEQUENTIAL], bare, "cpu"),
         "cpu_pages_over_bare": paired(runs[PAGES], bare, "cpu"),
         "cpu_ours_over_bare_without_gc": paired(runs[OURS], bare, "cpu_without_gc"),
         "cpu_pages_over_bare_without_gc": paired(runs[PAGES], bare, "cpu_without_gc"),
@@ -675,6 +691,13 @@ def render(result: dict[str, Any]) -> str:
         "the generation-2 collections per run (each walks every object of the process).\n"
     )
     ratios = result["ratios"]
+    if "sequential_over_bare" in ratios:
+        text += (
+            "\nOne page at a time (`read_ahead(0)`), the client reaches "
+            f"{ratios['sequential_over_bare']:.2f}x the bare loop's items/s for "
+            f"{ratios['cpu_sequential_over_bare']:.2f}x its CPU per item "
+            "(medians of per-round ratios).\n"
+        )
     if "cpu_ours_over_bare_without_gc" in ratios:
         text += (
             "\nWithout the collector's time on either side, client CPU per item is "

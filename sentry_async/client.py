@@ -381,7 +381,7 @@ class SentryClient(GeneratedGroups, Routing, Downloads):
         page_type: Callable[[Any], Any] | None = ...,
         unpaginated: bool = ...,
         max_stale_pages: int = ...,
-        prefetch: int = ...,
+        prefetch: int | None = ...,
         item_id: Callable[[Any], Hashable] | None = ...,
         lazy_params: Callable[[], Awaitable[Params]] | None = ...,
         root: URL | None = ...,
@@ -406,7 +406,7 @@ class SentryClient(GeneratedGroups, Routing, Downloads):
         page_type: Callable[[Any], Any] | None = ...,
         unpaginated: bool = ...,
         max_stale_pages: int = ...,
-        prefetch: int = ...,
+        prefetch: int | None = ...,
         item_id: Callable[[Any], Hashable] | None = ...,
         lazy_params: Callable[[], Awaitable[Params]] | None = ...,
         root: URL | None = ...,
@@ -430,7 +430,7 @@ class SentryClient(GeneratedGroups, Routing, Downloads):
         page_type: Callable[[Any], Any] | None = None,
         unpaginated: bool = False,
         max_stale_pages: int = DEFAULT_MAX_STALE_PAGES,
-        prefetch: int = 0,
+        prefetch: int | None = None,
         item_id: Callable[[Any], Hashable] | None = None,
         lazy_params: Callable[[], Awaitable[Params]] | None = None,
         root: URL | None = None,
@@ -446,7 +446,8 @@ class SentryClient(GeneratedGroups, Routing, Downloads):
         A page holding far more items than ``page_size`` is an :class:`OversizedPage` error.
         ``unpaginated=True`` is for requests answered whole on purpose: it sends no page size
         and checks none (implied by ``noPagination``/``all_projects`` parameters).
-        ``prefetch=n`` fetches up to ``n`` pages ahead while the consumer works. With
+        ``prefetch=n`` fetches up to ``n`` pages ahead while the consumer works (``0``: one
+        at a time; by default, two once the consumer has asked for a second page). With
         ``item_id`` (item -> its id), pages whose ids were all seen count as bringing nothing.
         ``lazy_params`` adds parameters that need a request of their own (project slugs
         resolved to ids), computed once, when the first page is fetched; ``root`` (an API

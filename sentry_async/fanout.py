@@ -248,7 +248,9 @@ class FanOut(Generic[K, T], AsyncIterator[tuple[K, T]]):
             try:
                 stream = factory()
                 if isinstance(stream, Paginator):
-                    iterator = stream.pages()
+                    # Many streams at once already: one page at a time each, unless the
+                    # paginator asked for a read-ahead of its own.
+                    iterator = stream._pages(sequential=True)
                     gated = stream._fetch
                     decode_gate(gated, self._room.may_decode)
                     async for page in iterator:

@@ -54,7 +54,7 @@ def fake_sentry_now() -> datetime:
 USER_FACING_GENERATORS = frozenset(
     {
         "Paginator._items",
-        "Paginator.pages",
+        "Paginator._pages",  # what pages() returns
         "stream",
         "Downloads.stream",
         "discover_batches",

@@ -101,6 +101,10 @@ class _Recording:
     def position(self) -> Position:
         return self.inner.position
 
+    def read_ahead(self, pages: int | None) -> _Recording:
+        self.inner = self.inner.read_ahead(pages)
+        return self
+
     async def pages(self) -> AsyncIterator[Page[msgspec.Raw]]:
         async for page in self.inner.pages():
             self.log.append((page.cursor, self.inner.position))

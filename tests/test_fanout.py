@@ -563,6 +563,38 @@ def _memory_paginator(pages: int, size: int) -> Paginator[int]:
     return Paginator(fetch)
 
 
+@pytest.mark.parametrize("prefetch", [None, 2])
+async def test_a_paginator_in_a_fan_out_reads_ahead_only_when_asked_to(
+    prefetch: int | None,
+) -> None:
+    """The fan-out runs many streams at once already: a paginator left to its default
+    fetches there exactly what one that reads nothing ahead fetches."""
+
+    async def requests_after_three_pages(setting: int | None) -> int:
+        asked: list[str | None] = []
+        inner = _memory_paginator(50, 5)
+
+        async def fetch(cursor: str | None, page_size: int | None) -> RawPage:
+            asked.append(cursor)
+            return await inner._fetch(cursor, page_size)
+
+        paginator = Paginator[int](fetch, prefetch=setting)
+        async with fan_out({"one": lambda: paginator}, concurrency=1, buffer=0) as merged:
+            async for _, item in merged:
+                if item == 12:  # the third page
+                    break
+            for _ in range(100):
+                await anyio.lowlevel.checkpoint()
+            return len(asked)
+
+    one_by_one = await requests_after_three_pages(0)
+    got = await requests_after_three_pages(prefetch)
+    if prefetch is None:
+        assert got == one_by_one
+    else:
+        assert got > one_by_one  # an explicit read-ahead still reads ahead
+
+
 def test_merges_on_trio_too() -> None:
     """Off asyncio the waits are anyio's events: fetchers waiting for room, the consumer
     waiting for a page, and both ways of iterating still lose and reorder nothing."""

@@ -189,7 +189,8 @@ async def test_the_client_sends_early_over_the_network_and_loses_nothing(
     monkeypatch.setattr(pagination, "announce_link", announce)
     org = fake_sentry.data.org_slugs()[0]
     async with fake_sentry.client() as client:
-        plain = [issue.id async for issue in client.issues.list(org, query="", page_size=3)]
+        one_by_one = client.issues.list(org, query="", page_size=3).read_ahead(0)
+        plain = [issue.id async for issue in one_by_one]
         fake_sentry.requests.clear()
         early = client.issues.list(org, query="", page_size=3).read_ahead(2)
         got = [issue.id async for issue in early]

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import anyio
 import anyio.lowlevel
 import pytest
 
 from sentry_async import PaginationError, Paginator, Position
-from sentry_async.pagination import RawPage
+from sentry_async.pagination import AUTOMATIC_PREFETCH, RawPage
 
 
 def _link(nxt: str, more: bool) -> str:
@@ -52,13 +53,84 @@ async def test_the_next_page_is_fetched_while_the_consumer_works() -> None:
     await pages.aclose()
 
 
-async def test_without_prefetch_nothing_is_fetched_ahead() -> None:
+@pytest.mark.parametrize("prefetch", [0, None], ids=["off", "default"])
+async def test_nothing_is_fetched_ahead_of_the_first_page(prefetch: int | None) -> None:
     source = Source(100)
-    pages = Paginator[int](source, page_size=10).pages()
+    pages = Paginator[int](source, page_size=10, prefetch=prefetch).pages()
     await pages.__anext__()
     await _settle()
     assert len(source.requests) == 1
     await pages.aclose()
+
+
+async def test_a_look_up_sends_one_request_by_default() -> None:
+    source = Source(100)
+    paginator = Paginator[int](source, page_size=10)
+    assert await paginator.first() == 0
+    async for item in paginator:
+        if item == 9:  # the first page's last item: the page after it was never asked for
+            break
+    await paginator.aclose()
+    await _settle()
+    assert source.requests == [None, None]
+
+
+async def test_by_default_the_walk_reads_ahead_once_a_second_page_is_asked_for() -> None:
+    source = Source(1000)
+    pages = Paginator[int](source, page_size=10).pages()
+    await pages.__anext__()
+    await pages.__anext__()  # the consumer walks: from here on, two pages ahead of it
+    with anyio.fail_after(10):
+        await source.wanted[2 + AUTOMATIC_PREFETCH].wait()
+    await _settle()
+    assert len(source.requests) == 2 + AUTOMATIC_PREFETCH
+    await pages.aclose()
+    off = Source(1000)
+    one_by_one = Paginator[int](off, page_size=10, prefetch=0).pages()
+    await one_by_one.__anext__()
+    await one_by_one.__anext__()
+    await _settle()
+    assert len(off.requests) == 2
+    await one_by_one.aclose()
+
+
+async def test_by_default_a_walk_beside_another_reads_nothing_ahead_until_alone() -> None:
+    source, other = Source(1000), Source(1000)
+    pages = Paginator[int](source, page_size=10).pages()
+    beside = Paginator[int](other, page_size=10, prefetch=0).pages()
+    await beside.__anext__()  # another walk in progress on this loop
+    for _ in range(3):
+        await pages.__anext__()
+    await _settle()
+    assert len(source.requests) == 3  # one page at a time, as many walks at once should
+    await beside.aclose()  # alone now: from its next page on, it reads ahead
+    await pages.__anext__()
+    with anyio.fail_after(10):
+        await source.wanted[4 + AUTOMATIC_PREFETCH].wait()
+    await _settle()
+    assert len(source.requests) == 4 + AUTOMATIC_PREFETCH
+    await pages.aclose()
+
+
+async def test_by_default_a_walk_of_one_page_starts_no_task() -> None:
+    paginator = Paginator[int](Source(7), page_size=10)
+    before = set(asyncio.all_tasks())
+    created: list[object] = []
+    loop = asyncio.get_running_loop()
+    factory = loop.get_task_factory()
+
+    def counting(loop: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any) -> Any:
+        created.append(coro)
+        if factory is not None:
+            return factory(loop, coro, **kwargs)
+        return asyncio.Task(coro, loop=loop, **kwargs)
+
+    loop.set_task_factory(counting)
+    try:
+        assert await paginator.collect() == list(range(7))
+    finally:
+        loop.set_task_factory(factory)
+    assert created == [] and set(asyncio.all_tasks()) == before
 
 
 @pytest.mark.parametrize("prefetch", [1, 2, 3])
@@ -78,8 +150,8 @@ async def test_at_most_prefetch_pages_beyond_the_current_one(prefetch: int) -> N
     await pages.aclose()
 
 
-@pytest.mark.parametrize("prefetch", [0, 1, 4])
-async def test_items_and_positions_are_those_without_prefetch(prefetch: int) -> None:
+@pytest.mark.parametrize("prefetch", [0, 1, 4, None])
+async def test_items_and_positions_are_those_without_prefetch(prefetch: int | None) -> None:
     capped: Paginator[int] = Paginator(Source(95), page_size=10, limit=33, prefetch=prefetch)
     assert await capped.collect() == list(range(33))
     assert capped.position == Position("30", 3)
@@ -145,3 +217,16 @@ def test_prefetch_must_be_a_count() -> None:
     with pytest.raises(ValueError, match="prefetch must be an integer"):
         Paginator(source, prefetch=1.5)  # type: ignore[arg-type]
     assert Paginator(source).read_ahead(2).prefetch == 2
+    assert Paginator(source).prefetch is None  # the default: see AUTOMATIC_PREFETCH
+    assert Paginator(source, prefetch=3).read_ahead(None).prefetch is None
+
+
+def test_by_default_a_walk_off_asyncio_goes_one_page_at_a_time() -> None:
+    """The read-ahead is asyncio's; a paginator whose fetcher runs on trio still walks."""
+    source = Source(35)
+
+    async def main() -> list[int]:
+        return await Paginator[int](source, page_size=10).collect()
+
+    assert anyio.run(main, backend="trio") == list(range(35))
+    assert source.requests == [None, "10", "20", "30"]

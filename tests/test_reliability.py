@@ -276,14 +276,16 @@ async def test_a_page_a_busy_machine_delays_is_not_a_fault(fake_sentry: FakeSent
     assert len(hits) == -(-len(expected) // 25), "no page was sent twice"
 
 
+@pytest.mark.parametrize("prefetch", [0, None], ids=["one-by-one", "default-read-ahead"])
 @pytest.mark.parametrize("fault", [name for name, (_, error) in FAULTS.items() if error])
 async def test_fault_outlasting_the_budget_is_a_typed_error(
-    fake_sentry: FakeSentry, fault: str
+    fake_sentry: FakeSentry, fault: str, prefetch: int | None
 ) -> None:
     options, error_type = FAULTS[fault]
     assert error_type is not None
     async with client_for(fake_sentry, timeout=TIMEOUTS) as client:
         paginator, expected, route = _walk(client, fake_sentry, "issues")
+        paginator = paginator.read_ahead(prefetch)
         fake_sentry.faults.add(Fault(path=route, after=1, times=None, **options))
         seen: list[str] = []
 
@@ -296,7 +298,16 @@ async def test_fault_outlasting_the_budget_is_a_typed_error(
     assert len(seen) == 25 and set(seen) <= set(expected), "the first page came through"
     assert "/organizations/" in str(caught.value)
     hits = [r for r in fake_sentry.requests if re.search(route, r.path)]
-    assert len(hits) == 1 + FAST.attempts
+    if prefetch == 0:
+        assert len(hits) == 1 + FAST.attempts
+    else:
+        # From its second page on the walk reads ahead: the request for the third page,
+        # sent when the second's headers came, is retried as well until the second's
+        # failure ends the walk and cancels it. Never more than one request sent early.
+        assert 1 + FAST.attempts <= len(hits) <= 1 + 2 * FAST.attempts
+    settled = len(fake_sentry.requests)
+    await anyio.sleep(0.2)
+    assert len(fake_sentry.requests) == settled, "nothing goes on after the error"
     assert paginator.position.cursor is not None and not paginator.position.done
 
 

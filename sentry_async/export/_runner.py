@@ -345,8 +345,8 @@ class Exporter:
         self._run.walking[root] = state
         try:
             paginator = stream_pages(self.client, self.spec, state, self._slugs())
-            if self._run.read_ahead:
-                paginator = paginator.read_ahead(self._run.read_ahead)
+            # Explicit either way: streams side by side read nothing ahead.
+            paginator = paginator.read_ahead(self._run.read_ahead)
             async with contextlib.aclosing(paginator.pages()) as pages:
                 async for page in pages:
                     # Read now: the fan-out may run this generator ahead of the writer.
