@@ -96,8 +96,10 @@ def make_runners(server: FakeServer, org: str, max_pages: int) -> dict[str, Runn
     async def ours_sequential() -> tuple[int, int, int]:
         count = 0
         async with SentryClient(server.token, base_url=server.base_url) as client:
-            paginator = client.issues.list(org, query="", page_size=PAGE_SIZE, limit=limit)
-            async for _issue in paginator.read_ahead(0):
+            paginator = client.issues.list(
+                org, query="", page_size=PAGE_SIZE, limit=limit
+            ).read_ahead(0)
+            async for _issue in paginator:
                 count += 1
             return count, paginator.pages_fetched, 0
 
