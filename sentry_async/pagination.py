@@ -14,6 +14,7 @@ import asyncio
 import contextvars
 import dataclasses
 import weakref
+from collections import deque
 from collections.abc import (
     AsyncGenerator,
     AsyncIterator,
@@ -380,7 +381,7 @@ class Paginator(Generic[T], AsyncIterator[T]):
             if walk.finished:
                 return
             room = _Room(pages)
-            ready: asyncio.Queue[_Fetched | BaseException | None] = asyncio.Queue()
+            ready = _Handover()
             early: dict[str | None, asyncio.Task[RawPage]] = {}
             """At most one request sent early, by the cursor it asked for."""
             links: dict[str | None, str | None] = {}
@@ -411,20 +412,23 @@ class Paginator(Generic[T], AsyncIterator[T]):
                 try:
                     while not walk.finished:
                         sent = early.pop(walk.cursor, None)
-                        await _drop(early, room)  # sent early for a cursor the walk left
+                        if early:
+                            await _drop(early, room)  # sent early for a cursor the walk left
                         if sent is None:
-                            await room.take()
+                            if not room.take_now():
+                                await room.take()
                             raw = await fetch(walk.cursor)
                         else:
                             raw = await sent
-                        ready.put_nowait(self._counted(walk, raw, seen))
+                        ready.put(self._counted(walk, raw, seen))
                         del raw, sent
-                        for passed in [cursor for cursor in links if cursor != walk.cursor]:
-                            del links[passed]
+                        if len(links) > 1 or walk.cursor not in links:
+                            for passed in [cursor for cursor in links if cursor != walk.cursor]:
+                                del links[passed]
                         send_early()
-                    ready.put_nowait(None)
+                    ready.put(None)
                 except BaseException as exc:
-                    ready.put_nowait(exc)
+                    ready.put(exc)
                     if not isinstance(exc, Exception):
                         raise
                 finally:
@@ -432,7 +436,10 @@ class Paginator(Generic[T], AsyncIterator[T]):
 
             task = self._ahead = loop.create_task(produce())
             try:
-                while (got := await ready.get()) is not None:
+                while True:
+                    got = ready.take_now()
+                    if got is None and (got := await ready.take()) is None:
+                        break
                     if isinstance(got, BaseException):
                         raise got
                     room.give()
@@ -550,6 +557,40 @@ def _on_asyncio() -> bool:
     except RuntimeError:
         return False
     return True
+
+
+class _Handover:
+    """The read-ahead task's pages, errors and end (``None``) for the consumer, in order:
+    a deque and the one future the consumer waits on, for a producer that never waits
+    for room here (the room is counted apart) and a single consumer."""
+
+    __slots__ = ("_items", "_waiter")
+
+    def __init__(self) -> None:
+        self._items: deque[_Fetched | BaseException | None] = deque()
+        self._waiter: asyncio.Future[None] | None = None
+
+    def put(self, item: _Fetched | BaseException | None) -> None:
+        self._items.append(item)
+        waiter = self._waiter
+        if waiter is not None:
+            self._waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def take_now(self) -> _Fetched | BaseException | None:
+        """The next one, or ``None`` when there is none yet (an end is taken by :meth:`take`)."""
+        items = self._items
+        if items and items[0] is not None:
+            return items.popleft()
+        return None
+
+    async def take(self) -> _Fetched | BaseException | None:
+        items = self._items
+        while not items:
+            waiter = self._waiter = asyncio.get_running_loop().create_future()
+            await waiter
+        return items.popleft()
 
 
 class _Room:

@@ -107,8 +107,11 @@ async def test_parquet_parts_resume_exactly_once_and_are_never_rewritten(
         before = _parts(out)
         assert set(before) == finished, "only complete windows have a part"
         assert (out / (unfinished[0]["file"] + ".tmp")).exists()
-        # Then cancellations at random moments and retried hiccups, until it is done.
+        # Then cancellations at random moments and retried hiccups, until it is done. Each
+        # page takes the server 20 ms, so that the first moments fall inside the export
+        # however fast the machine (without it, a quiet machine finished in the first).
         server.faults.add(Fault("status", status=503, path="/events/", probability=0.1, times=None))
+        server.faults.add(Fault("slow", delay=0.02, path="/events/", times=None))
         rng = random.Random(7)
         manifest = None
         async with _client(server) as client:
