@@ -30,6 +30,7 @@ from _server import add_common_args, callgrind, discover, server_from_args, tabl
 PAGE_SIZE = 100
 VARIANTS = {
     "sentry_async": "ours",
+    "sentry_async, one page at a time": "sequential",
     "sentry_async pages()": "pages",
     "sentry_async raw": "raw",
     "bare aiohttp + msgspec": "bare",
@@ -71,6 +72,8 @@ async def _client(mode: str, pages: int, base_url: str, token: str, org: str) ->
         return count
     async with SentryClient(token, base_url=base_url) as client:
         paginator = client.issues.list(org, query="", page_size=PAGE_SIZE, limit=pages * PAGE_SIZE)
+        if mode == "sequential":
+            paginator = paginator.read_ahead(0)
         if mode == "pages":
             async for page in paginator.pages():
                 for _issue in page.items:
