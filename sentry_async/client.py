@@ -447,7 +447,8 @@ class SentryClient(GeneratedGroups, Routing, Downloads):
         ``unpaginated=True`` is for requests answered whole on purpose: it sends no page size
         and checks none (implied by ``noPagination``/``all_projects`` parameters).
         ``prefetch=n`` fetches up to ``n`` pages ahead while the consumer works (``0``: one
-        at a time; by default, two once the consumer has asked for a second page). With
+        at a time; by default, two once the consumer has asked for a second page, while no
+        other walk is in progress on the event loop). With
         ``item_id`` (item -> its id), pages whose ids were all seen count as bringing nothing.
         ``lazy_params`` adds parameters that need a request of their own (project slugs
         resolved to ids), computed once, when the first page is fetched; ``root`` (an API

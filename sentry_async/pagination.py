@@ -200,7 +200,8 @@ class Paginator(Generic[T], AsyncIterator[T]):
     """Consecutive pages with nothing new (empty or repeated) that end the stream in error."""
     prefetch: int | None = None
     """Pages fetched ahead while the consumer works on the current one (0: none; ``None``:
-    none for the first page, then :data:`AUTOMATIC_PREFETCH`)."""
+    none for the first page, then :data:`AUTOMATIC_PREFETCH` while no other walk is in
+    progress on the event loop)."""
     item_id: Callable[[Any], Hashable] | None = field(default=None, repr=False)
     """An item's identity: a page whose ids were all seen before brings nothing new. Costs
     one hash per item of the stream in memory; without it, only empty and repeated pages
@@ -272,8 +273,10 @@ class Paginator(Generic[T], AsyncIterator[T]):
         Memory grows by at most ``pages`` pages, and positions stay those of the pages
         handed out. From two pages on, the next request leaves as soon as a response's
         headers arrive, while its body travels and decodes. By default a paginator reads
-        :data:`AUTOMATIC_PREFETCH` pages ahead once its consumer has asked for a second
-        page: a look-up that stops within the first page sends nothing it does not read.
+        :data:`AUTOMATIC_PREFETCH` pages ahead once its consumer has asked for a second page
+        while no other walk is in progress on the event loop: a look-up that stops within
+        the first page sends nothing it does not read, and walks side by side (which keep
+        the server busy already) go one page at a time.
         """
         return dataclasses.replace(self, prefetch=pages)
 
@@ -366,8 +369,9 @@ class Paginator(Generic[T], AsyncIterator[T]):
         reaches the consumer after the pages fetched before it.
 
         With room for two pages or more, the next request leaves as soon as a response's
-        ``Link`` is read, while its body is still being decoded (:func:`announce_link`), when
-        the walk is sure to go there (:meth:`CursorWalk.ahead`).
+        headers arrive with its ``Link``, while its body still travels and decodes
+        (:func:`link_watch`, :func:`announce_link`), when the walk is sure to go there
+        (:meth:`CursorWalk.ahead`).
         """
         walking = _Walking()
         try:
