@@ -328,7 +328,7 @@ class Paginator(Generic[T], AsyncIterator[T]):
         )
         self._inside, self._after = None, None
         if self.prefetch is None:
-            if sequential or not _on_asyncio():
+            if sequential or _running_loop() is None:
                 return self._one_by_one(walk)
             return self._read_ahead(walk, AUTOMATIC_PREFETCH, automatic=True)
         return self._read_ahead(walk, self.prefetch) if self.prefetch else self._one_by_one(walk)
@@ -531,11 +531,7 @@ class _Walking:
     __slots__ = ("_loop",)
 
     def __init__(self) -> None:
-        try:
-            loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
-        except RuntimeError:
-            loop = None
-        self._loop = loop
+        loop = self._loop = _running_loop()
         if loop is not None:
             _WALKS[loop] = _WALKS.get(loop, 0) + 1
 
@@ -553,14 +549,13 @@ class _Walking:
                 _WALKS.pop(loop, None)
 
 
-def _on_asyncio() -> bool:
-    """The read-ahead's task and queue are asyncio's: elsewhere (trio) a paginator whose
-    fetcher runs there walks one page at a time by default."""
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    """The asyncio loop running here, or ``None`` elsewhere (trio): the read-ahead's task
+    and hand-over are asyncio's, so off asyncio a default walk goes one page at a time."""
     try:
-        asyncio.get_running_loop()
+        return asyncio.get_running_loop()
     except RuntimeError:
-        return False
-    return True
+        return None
 
 
 class _Handover:
