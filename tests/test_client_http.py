@@ -12,6 +12,7 @@ import aiohttp
 import anyio
 import msgspec
 import pytest
+from _local_server import local_app
 from aiohttp import web
 
 from sentry_async import (
@@ -58,21 +59,6 @@ async def bounded_client(
 
 def api_requests(server: FakeSentry, pattern: str = r"^/api/0/") -> list[Any]:
     return [r for r in server.requests if re.search(pattern, r.path)]
-
-
-@asynccontextmanager
-async def local_app(app: web.Application) -> AsyncIterator[str]:
-    """Serve ``app`` on 127.0.0.1 for the duration; yields its base URL."""
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    assert site._server is not None
-    port = site._server.sockets[0].getsockname()[1]
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        await runner.cleanup()
 
 
 # -- what every request carries -------------------------------------------------------------

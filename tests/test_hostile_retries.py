@@ -16,6 +16,7 @@ from pathlib import Path
 import aiohttp
 import anyio
 import pytest
+from _local_server import local_app
 from aiohttp import web
 
 from sentry_async import ConnectionFailed, RetryPolicy, SentryClient, ServerError
@@ -118,20 +119,13 @@ async def test_a_500_on_a_safe_request_is_retried_within_the_budget() -> None:
 
     app = web.Application()
     app.router.add_route("*", "/{tail:.*}", handle)
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    url = f"http://127.0.0.1:{runner.addresses[0][1]}"
-    try:
-        async with SentryClient("t", base_url=url, retry=FAST) as client:
-            with anyio.fail_after(10):
-                assert await client.paginate("/things/").collect() == [1, 2]
-                seen.clear()
-                statuses[:] = [500]
-                with pytest.raises(ServerError):
-                    await client.request("POST", "/things/", json={"merge": 1})
-    finally:
-        await runner.cleanup()
+    async with local_app(app) as url, SentryClient("t", base_url=url, retry=FAST) as client:
+        with anyio.fail_after(10):
+            assert await client.paginate("/things/").collect() == [1, 2]
+            seen.clear()
+            statuses[:] = [500]
+            with pytest.raises(ServerError):
+                await client.request("POST", "/things/", json={"merge": 1})
     assert seen == ["POST"], "a request unsafe to repeat is not retried after a 500"
 
 
@@ -150,18 +144,11 @@ async def test_a_session_passed_in_never_resends_behind_the_retry_policy() -> No
 
     app = web.Application()
     app.router.add_route("*", "/{tail:.*}", handle)
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    url = f"http://127.0.0.1:{runner.addresses[0][1]}"
-    try:
-        async with aiohttp.ClientSession() as session:
-            async with SentryClient("t", base_url=url, session=session, retry=FAST) as client:
-                with anyio.fail_after(10):
-                    await client.request("GET", "/warm/")  # a pooled connection to reuse
-                    with pytest.raises(ConnectionFailed):
-                        await client.request("PUT", "/issues/", json={"merge": 1})
-            assert not session.closed, "a session passed in stays the caller's"
-    finally:
-        await runner.cleanup()
+    async with local_app(app) as url, aiohttp.ClientSession() as session:
+        async with SentryClient("t", base_url=url, session=session, retry=FAST) as client:
+            with anyio.fail_after(10):
+                await client.request("GET", "/warm/")  # a pooled connection to reuse
+                with pytest.raises(ConnectionFailed):
+                    await client.request("PUT", "/issues/", json={"merge": 1})
+        assert not session.closed, "a session passed in stays the caller's"
     assert puts == ["/api/0/issues/"]

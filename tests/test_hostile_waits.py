@@ -14,6 +14,7 @@ from typing import Any
 
 import anyio
 import pytest
+from _local_server import local_app
 from aiohttp import web
 
 from sentry_async import RateLimited, RetryPolicy, SentryClient
@@ -39,15 +40,8 @@ async def hostile(respond: Respond) -> AsyncIterator[tuple[str, list[float]]]:
 
     app = web.Application()
     app.router.add_route("*", "/{tail:.*}", handle)
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    try:
-        yield f"http://127.0.0.1:{port}", seen
-    finally:
-        await runner.cleanup()
+    async with local_app(app) as url:
+        yield url, seen
 
 
 def ok(**headers: str) -> web.Response:

@@ -16,6 +16,7 @@ import anyio
 import anyio.lowlevel
 import msgspec
 import pytest
+from _local_server import local_app
 from aiohttp import web
 
 from sentry_async import PaginationError, Paginator, Position, SentryClient, pagination
@@ -268,16 +269,8 @@ async def test_the_next_request_leaves_when_the_headers_arrive_not_after_the_bod
 
     app = web.Application()
     app.router.add_get("/api/0/organizations/acme/issues/", handle)
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    try:
-        async with SentryClient("token", base_url=f"http://127.0.0.1:{port}") as client:
-            paginator = client.issues.list("acme", query="", page_size=size).read_ahead(2)
-            got = [issue.id async for issue in paginator]
-    finally:
-        await runner.cleanup()
+    async with local_app(app) as url, SentryClient("token", base_url=url) as client:
+        paginator = client.issues.list("acme", query="", page_size=size).read_ahead(2)
+        got = [issue.id async for issue in paginator]
     assert got == [str(n) for n in range(total)]
     assert held == [True]  # asked for while the first page's body was still on its way

@@ -18,6 +18,7 @@ from typing import Any
 
 import anyio
 import pytest
+from _local_server import local_app
 from aiohttp import web
 
 from sentry_async import (
@@ -587,16 +588,8 @@ async def scripted_links(links: Callable[[str | None], str]) -> AsyncIterator[st
 
     app = web.Application()
     app.router.add_get("/api/0/organizations/", orgs)
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    assert site._server is not None
-    port = site._server.sockets[0].getsockname()[1]
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        await runner.cleanup()
+    async with local_app(app) as url:
+        yield url
 
 
 def _next_link(cursor: str) -> str:
