@@ -43,6 +43,15 @@ async def _settle() -> None:
         await anyio.lowlevel.checkpoint()
 
 
+async def _asked_exactly(source: Source, requests: int) -> None:
+    """Wait until ``source`` has been asked for ``requests`` pages, let the loop settle, and
+    check that no more were asked for."""
+    with anyio.fail_after(10):
+        await source.wanted[requests].wait()
+    await _settle()
+    assert len(source.requests) == requests
+
+
 async def test_the_next_page_is_fetched_while_the_consumer_works() -> None:
     source = Source(100)
     pages = Paginator[int](source, page_size=10, prefetch=1).pages()
@@ -80,10 +89,7 @@ async def test_by_default_the_walk_reads_ahead_once_a_second_page_is_asked_for()
     pages = Paginator[int](source, page_size=10).pages()
     await pages.__anext__()
     await pages.__anext__()  # the consumer walks: from here on, two pages ahead of it
-    with anyio.fail_after(10):
-        await source.wanted[2 + AUTOMATIC_PREFETCH].wait()
-    await _settle()
-    assert len(source.requests) == 2 + AUTOMATIC_PREFETCH
+    await _asked_exactly(source, 2 + AUTOMATIC_PREFETCH)
     await pages.aclose()
     off = Source(1000)
     one_by_one = Paginator[int](off, page_size=10, prefetch=0).pages()
@@ -105,10 +111,7 @@ async def test_by_default_a_walk_beside_another_reads_nothing_ahead_until_alone(
     assert len(source.requests) == 3  # one page at a time, as many walks at once should
     await beside.aclose()  # alone now: from its next page on, it reads ahead
     await pages.__anext__()
-    with anyio.fail_after(10):
-        await source.wanted[4 + AUTOMATIC_PREFETCH].wait()
-    await _settle()
-    assert len(source.requests) == 4 + AUTOMATIC_PREFETCH
+    await _asked_exactly(source, 4 + AUTOMATIC_PREFETCH)
     await pages.aclose()
 
 
@@ -138,15 +141,9 @@ async def test_at_most_prefetch_pages_beyond_the_current_one(prefetch: int) -> N
     source = Source(1000)
     pages = Paginator[int](source, page_size=10, prefetch=prefetch).pages()
     await pages.__anext__()
-    with anyio.fail_after(10):
-        await source.wanted[1 + prefetch].wait()
-    await _settle()
-    assert len(source.requests) == 1 + prefetch
+    await _asked_exactly(source, 1 + prefetch)
     await pages.__anext__()
-    with anyio.fail_after(10):
-        await source.wanted[2 + prefetch].wait()
-    await _settle()
-    assert len(source.requests) == 2 + prefetch
+    await _asked_exactly(source, 2 + prefetch)
     await pages.aclose()
 
 
