@@ -426,9 +426,8 @@ class Paginator(Generic[T], AsyncIterator[T]):
                             raw = await sent
                         ready.put(self._counted(walk, raw, seen))
                         del raw, sent
-                        if len(links) > 1 or walk.cursor not in links:
-                            for passed in [cursor for cursor in links if cursor != walk.cursor]:
-                                del links[passed]
+                        for passed in [cursor for cursor in links if cursor != walk.cursor]:
+                            del links[passed]
                         send_early()
                     ready.put(None)
                 except BaseException as exc:
