@@ -271,6 +271,9 @@ class FanOut(Generic[K, T], AsyncIterator[tuple[K, T]]):
                             break
                         count += 1
                         await self._put((key, item), 1, key)
+                        # Not kept while the stream fetches its next item (a page, from
+                        # ``pages()``): the next one would decode into cold memory.
+                        del item
             except Exception as exc:
                 error = exc
             finally:

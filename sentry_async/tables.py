@@ -209,6 +209,9 @@ async def discover_batches(paginator: Paginator[Any]) -> AsyncGenerator[pa.Recor
                 table = table.cast(schema, safe=False)
             for batch in table.to_batches():
                 yield batch
+            # Gone before the next page is asked for: a page kept alive while the next
+            # one decodes makes it decode into cold memory.
+            del page, rows, table
 
 
 async def collect_table(paginator: Paginator[Any]) -> pa.Table:

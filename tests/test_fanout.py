@@ -818,3 +818,36 @@ async def test_a_fetcher_let_through_that_hands_nothing_over_lets_the_next_one_g
         await waiting[0]  # let through; it decodes and hands nothing over
         await waiting[1]
     assert not room.gated and not room.gate_pending
+
+
+class _Watched:
+    """An item that can be watched with a weak reference."""
+
+
+async def test_a_stream_item_is_let_go_before_the_next_one_is_asked_for() -> None:
+    """Once the consumer has taken and dropped an item (a page, from ``pages()``), nothing
+    of the fan-out's keeps it while its stream fetches the next: a page kept alive while
+    the next one decodes makes that one decode into cold memory."""
+    import weakref
+
+    refs: list[weakref.ref[_Watched]] = []
+    alive_when_asked: list[bool] = []
+
+    async def stream() -> AsyncIterator[_Watched]:
+        for _ in range(3):
+            alive_when_asked.append(any(ref() is not None for ref in refs))
+            item = _Watched()
+            refs.append(weakref.ref(item))
+            yield item
+            del item
+            # The consumer has the item now; give it a pass to take and drop it.
+            await asyncio.sleep(0.01)
+
+    taken = 0
+    with anyio.fail_after(5):
+        async with fan_out({"one": stream}, concurrency=1, buffer=0) as merged:
+            async for _key, item in merged:
+                taken += 1
+                del item
+    assert taken == 3
+    assert alive_when_asked == [False, False, False]
