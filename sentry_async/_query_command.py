@@ -131,6 +131,8 @@ async def _discover_rows(
                 columns.extend(dict.fromkeys([*args.field, *meta]))
             for row in page.items:
                 yield row
+            # Written: not kept while the next page is fetched and decoded.
+            del page
 
 
 async def _rows(

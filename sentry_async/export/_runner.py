@@ -285,6 +285,8 @@ class Exporter:
                     async for item in pages:
                         items += 1
                         await self._handle(StreamItem(state.key, item))
+                        # Written: not kept while the next page is fetched and decoded.
+                        del item
             except DecodeError as exc:
                 raise self._decode_error(state.key, checkpoint, exc) from exc
             await self._handle(StreamDone(state.key, items))
@@ -300,6 +302,7 @@ class Exporter:
             async with merged:
                 async for event in merged.events():
                     await self._handle(event)
+                    del event
         except DecodeError as exc:
             key = next((k for k, error in merged.failures.items() if error is exc), "?")
             raise self._decode_error(key, checkpoint, exc) from exc
@@ -339,6 +342,7 @@ class Exporter:
         async with contextlib.aclosing(self._walk(state, state.key)) as walk:
             async for item in walk:
                 yield item
+                del item
 
     async def _walk(self, state: StreamState, root: str) -> AsyncGenerator[_Item, None]:
         """The pages of ``state``; if the server cannot serve its window, of its halves."""
@@ -351,6 +355,9 @@ class Exporter:
                 async for page in pages:
                     # Read now: the fan-out may run this generator ahead of the writer.
                     yield state, page, paginator.position
+                    # Not kept while the next page is fetched: it would decode into
+                    # memory this one has not given back.
+                    del page
             return
         except APIError as exc:
             parts = self._halves(state, exc)
@@ -362,6 +369,7 @@ class Exporter:
             async with contextlib.aclosing(self._walk(part, root)) as walk:
                 async for item in walk:
                     yield item
+                    del item
 
     def _halves(self, state: StreamState, error: APIError) -> tuple[StreamState, ...] | None:
         # Issues are one stream over the range, and aggregates must not be cut into parts.
