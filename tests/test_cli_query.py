@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import argparse
 import csv
 import io
 import json
+import weakref
 from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
+from typing import Any
 
 import anyio
 import pytest
@@ -206,10 +209,6 @@ async def test_discover_rows_let_go_of_a_page_before_the_next_is_fetched(
 ) -> None:
     """Rows already handed to the writer leave their page behind: a page kept alive while
     the next one decodes makes it decode into cold memory."""
-    import argparse
-    import weakref
-    from typing import Any
-
     from sentry_async._query_command import _discover_rows
     from sentry_async.pagination import Paginator, RawPage
 

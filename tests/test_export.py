@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import itertools
 import random
 import signal
 import sys
+import weakref
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime, timedelta, timezone
@@ -707,9 +709,6 @@ async def test_a_written_page_is_let_go_before_the_next_is_fetched(
 ) -> None:
     """One page at a time, every page already written is garbage when the next request
     goes: a page kept alive while the next one decodes makes it decode into cold memory."""
-    import dataclasses
-    import weakref
-
     from sentry_async.export import _runner
 
     server = await fake_sentry_factory(scale=DATA)

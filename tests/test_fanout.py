@@ -6,6 +6,7 @@ import asyncio
 import dataclasses
 import pickle
 import time
+import weakref
 from collections import Counter, defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -828,8 +829,6 @@ async def test_a_stream_item_is_let_go_before_the_next_one_is_asked_for() -> Non
     """Once the consumer has taken and dropped an item (a page, from ``pages()``), nothing
     of the fan-out's keeps it while its stream fetches the next: a page kept alive while
     the next one decodes makes that one decode into cold memory."""
-    import weakref
-
     refs: list[weakref.ref[_Watched]] = []
     alive_when_asked: list[bool] = []
 
