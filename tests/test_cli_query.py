@@ -6,13 +6,13 @@ import argparse
 import csv
 import io
 import json
-import weakref
 from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
 from typing import Any
 
 import anyio
 import pytest
+from _watched_pages import WatchedPages, memory_pages
 
 from sentry_async import SentryClient
 from sentry_async._query_command import run_query
@@ -200,28 +200,17 @@ def test_terminal_text_has_control_characters_escaped() -> None:
     assert printable("a\x1b[31mred\x07\nb") == "a\\x1b[31mred\\x07\\x0ab"
 
 
-class _WatchedItems(list):  # type: ignore[type-arg]
-    """A page's rows that can be watched with a weak reference."""
-
-
 async def test_discover_rows_let_go_of_a_page_before_the_next_is_fetched(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Rows already handed to the writer leave their page behind: a page kept alive while
     the next one decodes makes it decode into cold memory."""
     from sentry_async._query_command import _discover_rows
-    from sentry_async.pagination import Paginator, RawPage
+    from sentry_async.pagination import Paginator
 
-    watched: list[weakref.ref[_WatchedItems]] = []
-    alive_when_asked: list[int] = []
-
-    async def fetch(cursor: str | None, size: int | None) -> RawPage:
-        index = 0 if cursor is None else int(cursor)
-        alive_when_asked.append(sum(page() is not None for page in watched))
-        items = _WatchedItems({"id": f"{index}-{n}"} for n in range(2))
-        watched.append(weakref.ref(items))
-        more = str(index + 1 < 3).lower()
-        return RawPage(items, f'<u>; rel="next"; results="{more}"; cursor="{index + 1}"')
+    fetch = WatchedPages(
+        memory_pages([[{"id": f"{page}-{n}"} for n in range(2)] for page in range(3)])
+    )
 
     def query(*args: Any, **kwargs: Any) -> Paginator[Any]:
         return Paginator(fetch, page_size=2).read_ahead(0)
@@ -238,4 +227,4 @@ async def test_discover_rows_let_go_of_a_page_before_the_next_is_fetched(
                 ids.append(row["id"])
                 del row
     assert ids == ["0-0", "0-1", "1-0", "1-1", "2-0", "2-1"]
-    assert alive_when_asked == [0, 0, 0]
+    assert fetch.alive_when_asked == [0, 0, 0]

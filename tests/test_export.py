@@ -8,7 +8,6 @@ import itertools
 import random
 import signal
 import sys
-import weakref
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime, timedelta, timezone
@@ -18,6 +17,7 @@ from typing import Any
 import anyio
 import msgspec
 import pytest
+from _watched_pages import WatchedPages
 
 from sentry_async import NotFound, RetryPolicy, SentryClient, SentryError, ServerError
 from sentry_async.export import (
@@ -700,10 +700,6 @@ def test_window_and_date_arithmetic_stays_in_the_calendar() -> None:
         split_windows(start, start + timedelta(seconds=MAX_WINDOWS + 1), timedelta(seconds=1))
 
 
-class _WatchedItems(list):  # type: ignore[type-arg]
-    """A page's items that can be watched with a weak reference."""
-
-
 async def test_a_written_page_is_let_go_before_the_next_is_fetched(
     fake_sentry_factory: Factory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -713,27 +709,19 @@ async def test_a_written_page_is_let_go_before_the_next_is_fetched(
 
     server = await fake_sentry_factory(scale=DATA)
     slug = server.data.project_slugs(ORG)[0]
-    pages: list[weakref.ref[_WatchedItems]] = []
-    alive_when_asked: list[int] = []
+    fetchers: list[WatchedPages] = []
     real = _runner.stream_pages
 
     def watched(*args: Any) -> Any:
         paginator = real(*args)
-        fetch = paginator._fetch
-
-        async def watching(cursor: str | None, size: int | None) -> Any:
-            alive_when_asked.append(sum(page() is not None for page in pages))
-            raw = await fetch(cursor, size)
-            items = _WatchedItems(raw.items)
-            pages.append(weakref.ref(items))
-            return msgspec.structs.replace(raw, items=items)
-
-        return dataclasses.replace(paginator, _fetch=watching)
+        fetchers.append(WatchedPages(paginator._fetch))
+        return dataclasses.replace(paginator, _fetch=fetchers[-1])
 
     monkeypatch.setattr(_runner, "stream_pages", watched)
     monkeypatch.setattr(_runner, "ALONE_READ_AHEAD", 0)
     with anyio.fail_after(20):
         async with _client(server) as client:
             await export(client, _spec(projects=(slug,), window=None, page_size=5), tmp_path)
-    assert len(alive_when_asked) >= 3, "the stream must span several pages"
-    assert alive_when_asked == [0] * len(alive_when_asked)
+    [fetch] = fetchers  # one stream
+    assert len(fetch.alive_when_asked) >= 3, "the stream must span several pages"
+    assert fetch.alive_when_asked == [0] * len(fetch.alive_when_asked)
