@@ -385,12 +385,12 @@ class Paginator(Generic[T], AsyncIterator[T]):
             if walk.finished:
                 return
             room = _Room(pages)
-            ready = _Handover()
             early: dict[str | None, asyncio.Task[RawPage]] = {}
             """At most one request sent early, by the cursor it asked for."""
             links: dict[str | None, str | None] = {}
             """The ``Link`` of each response read but not yet counted, by its cursor."""
             loop = asyncio.get_running_loop()
+            ready = _Handover(loop)
 
             def send_early() -> bool:
                 if early or walk.cursor not in links or not room.take_now():
@@ -562,10 +562,11 @@ class _Handover:
     a deque and the one future the consumer waits on, for a producer that never waits
     for room here (the room is counted apart) and a single consumer."""
 
-    __slots__ = ("_items", "_waiter")
+    __slots__ = ("_items", "_loop", "_waiter")
 
-    def __init__(self) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._items: deque[_Fetched | BaseException | None] = deque()
+        self._loop = loop
         self._waiter: asyncio.Future[None] | None = None
 
     def put(self, item: _Fetched | BaseException | None) -> None:
@@ -586,7 +587,7 @@ class _Handover:
     async def take(self) -> _Fetched | BaseException | None:
         items = self._items
         while not items:
-            waiter = self._waiter = asyncio.get_running_loop().create_future()
+            waiter = self._waiter = self._loop.create_future()
             await waiter
         return items.popleft()
 
