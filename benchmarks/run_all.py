@@ -52,6 +52,7 @@ STEPS = (
     # under five minutes on two cores with stable medians.
     Step("decode", "bench_decode.py", shared_server=False, full_args=("--quick", "--rounds", "9")),
     Step("ratelimit", "bench_ratelimit.py", shared_server=False),
+    Step("allocator", "bench_allocator.py", shared_server=False),
 )
 
 
