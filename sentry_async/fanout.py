@@ -57,7 +57,7 @@ from ._fanout_events import FanOutEvent, StreamDone, StreamItem
 from ._fanout_events import Page as _Page
 from ._fanout_events import Wire as _Wire
 from ._fanout_room import Room, Signal, Waitable, event_type, release
-from .pagination import Paginator, decode_gate
+from .pagination import Paginator, _Walking, decode_gate
 
 __all__ = ["FanOut", "FanOutEvent", "StreamDone", "StreamItem", "fan_out"]
 
@@ -186,6 +186,9 @@ class FanOut(Generic[K, T], AsyncIterator[tuple[K, T]]):
         """Start up to ``concurrency`` workers; each runs streams one after another, taking
         the next from ``streams`` when its last one ends, so a stream costs no task start."""
         with self._scope:
+            # Counted as a walk until every worker has started: a first stream whose first
+            # page comes back before the others start does not read ahead as one alone.
+            starting = _Walking()
             try:
                 streams = iter(self._streams)
                 async with anyio.create_task_group() as group:
@@ -197,7 +200,9 @@ class FanOut(Generic[K, T], AsyncIterator[tuple[K, T]]):
                         # One start per scheduler pass: the first streams are under way
                         # (and their pages taken) before the last ones fetch theirs.
                         await self._checkpoint()
+                    starting.end()
             finally:
+                starting.end()
                 self._closed = True
                 self._wake_consumer()
 
@@ -248,9 +253,10 @@ class FanOut(Generic[K, T], AsyncIterator[tuple[K, T]]):
             try:
                 stream = factory()
                 if isinstance(stream, Paginator):
-                    # Many streams at once already: one page at a time each, unless the
-                    # paginator asked for a read-ahead of its own.
-                    iterator = stream._pages(sequential=True)
+                    # The paginator's own default: one page at a time while other walks
+                    # are under way, reading ahead once it walks alone (the last stream of
+                    # a sweep, or every stream with ``concurrency=1``).
+                    iterator = stream.pages()
                     gated = stream._fetch
                     decode_gate(gated, self._room.may_decode)
                     async for page in iterator:

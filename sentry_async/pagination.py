@@ -276,7 +276,8 @@ class Paginator(Generic[T], AsyncIterator[T]):
         :data:`AUTOMATIC_PREFETCH` pages ahead once its consumer has asked for a second page
         while no other walk is in progress on the event loop: a look-up that stops within
         the first page sends nothing it does not read, and walks side by side (which keep
-        the server busy already) go one page at a time.
+        the server busy already, a :func:`~sentry_async.fan_out`'s among them) go one page
+        at a time until one finds itself alone.
         """
         return dataclasses.replace(self, prefetch=pages)
 
@@ -294,14 +295,9 @@ class Paginator(Generic[T], AsyncIterator[T]):
         """Requests sent by the current (or last) iteration."""
         return self._walk.pages if self._walk is not None else 0
 
-    def pages(self) -> AsyncGenerator[Page[T], None]:
+    async def pages(self) -> AsyncGenerator[Page[T], None]:
         """Yield pages lazily; with ``limit``, the last page is trimmed to the limit."""
-        return self._pages(sequential=False)
-
-    async def _pages(self, *, sequential: bool) -> AsyncGenerator[Page[T], None]:
-        """:meth:`pages`; ``sequential``: without the default read-ahead (a fan-out runs many
-        streams at once already), unless one was asked for."""
-        fetched = self._start(sequential=sequential)
+        fetched = self._start()
         try:
             async for raw, step, after in fetched:
                 items = raw.items
@@ -316,7 +312,7 @@ class Paginator(Generic[T], AsyncIterator[T]):
         finally:
             await fetched.aclose()
 
-    def _start(self, *, sequential: bool = False) -> AsyncGenerator[_Fetched, None]:
+    def _start(self) -> AsyncGenerator[_Fetched, None]:
         """A new walk from the configured start, and the pages it fetches."""
         walk = self._walk = CursorWalk(
             Position(self.cursor, self.skip, self.done),
@@ -328,7 +324,7 @@ class Paginator(Generic[T], AsyncIterator[T]):
         )
         self._inside, self._after = None, None
         if self.prefetch is None:
-            if sequential or _running_loop() is None:
+            if _running_loop() is None:
                 return self._one_by_one(walk)
             return self._read_ahead(walk, AUTOMATIC_PREFETCH, automatic=True)
         return self._read_ahead(walk, self.prefetch) if self.prefetch else self._one_by_one(walk)

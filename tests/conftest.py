@@ -54,7 +54,7 @@ def fake_sentry_now() -> datetime:
 USER_FACING_GENERATORS = frozenset(
     {
         "Paginator._items",
-        "Paginator._pages",  # what pages() returns
+        "Paginator.pages",
         "stream",
         "Downloads.stream",
         "discover_batches",
