@@ -596,6 +596,21 @@ def write_json(path: str | os.PathLike[str] | None, data: Any) -> None:
     target.write_text(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
 
 
+def publish(
+    result: dict[str, Any],
+    started: float,
+    render: Callable[[dict[str, Any]], str],
+    path: str | os.PathLike[str] | None,
+) -> dict[str, Any]:
+    """How every script ends: its wall time and tables put in ``result``, the tables printed,
+    and the JSON written where ``--json`` asked."""
+    result["wall_s"] = time.perf_counter() - started
+    result["markdown"] = render(result)
+    print(result["markdown"])
+    write_json(path, result)
+    return result
+
+
 def add_common_args(parser: argparse.ArgumentParser) -> None:
     """``--quick``, ``--json`` and ``--server URL TOKEN`` (reuse a running fake server)."""
     parser.add_argument("--quick", action="store_true", help="CI-sized run")

@@ -39,10 +39,10 @@ from _server import (
     discover,
     interleaved,
     paired,
+    publish,
     server_from_args,
     summarise,
     table,
-    write_json,
 )
 from bench_fanout import CEILING, ITEMS, OURS, PAGE_SIZE, RAW, streams_runners
 
@@ -235,11 +235,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any] | None:
             rounds=rounds,
             total_pages=total,
         )
-    result["wall_s"] = time.perf_counter() - started
-    result["markdown"] = render(result)
-    print(result["markdown"])
-    write_json(args.json, result)
-    return result
+    return publish(result, started, render, args.json)
 
 
 if __name__ == "__main__":

@@ -44,7 +44,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import msgspec
-from _server import goal, median, table, write_json
+from _server import goal, median, publish, table
 
 from sentry_async.models import Event, Issue
 
@@ -821,11 +821,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "payloads": payloads,
     }
     result["goals"] = goals(payloads)
-    result["wall_s"] = time.perf_counter() - started
-    result["markdown"] = render(result)
-    print(result["markdown"])
-    write_json(args.json, result)
-    return result
+    return publish(result, started, render, args.json)
 
 
 if __name__ == "__main__":

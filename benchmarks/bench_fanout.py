@@ -56,11 +56,11 @@ from _server import (
     goals_markdown,
     interleaved,
     paired,
+    publish,
     read_stream,
     server_from_args,
     summarise,
     table,
-    write_json,
 )
 
 from sentry_async import SentryClient
@@ -627,11 +627,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         result["pieces"] = pieces(
             body, headers, total=512 if args.quick else 2048, rounds=piece_rounds
         )
-    result["wall_s"] = time.perf_counter() - started
-    result["markdown"] = render(result)
-    print(result["markdown"])
-    write_json(args.json, result)
-    return result
+    return publish(result, started, render, args.json)
 
 
 if __name__ == "__main__":

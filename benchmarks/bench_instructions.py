@@ -25,7 +25,14 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from _server import add_common_args, callgrind, discover, server_from_args, table, write_json
+from _server import (
+    add_common_args,
+    callgrind,
+    discover,
+    publish,
+    server_from_args,
+    table,
+)
 
 PAGE_SIZE = 100
 VARIANTS = {
@@ -144,11 +151,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         with server_from_args(args) as server:
             org = asyncio.run(discover(server))["org"]
             result["per_page"] = measure(server.base_url, server.token, org, low, high)
-    result["wall_s"] = time.perf_counter() - started
-    result["markdown"] = render(result)
-    print(result["markdown"])
-    write_json(args.json, result)
-    return result
+    return publish(result, started, render, args.json)
 
 
 if __name__ == "__main__":

@@ -26,10 +26,10 @@ from _server import (
     FakeServer,
     add_common_args,
     discover,
+    publish,
     rss_kib,
     server_from_args,
     table,
-    write_json,
 )
 
 from sentry_async import SentryClient
@@ -188,11 +188,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
                 time_limit=args.time_limit,
             )
         )
-    result["wall_s"] = time.perf_counter() - started
-    result["markdown"] = render(result)
-    print(result["markdown"])
-    write_json(args.json, result)
-    return result
+    return publish(result, started, render, args.json)
 
 
 if __name__ == "__main__":

@@ -52,10 +52,10 @@ from _server import (
     median,
     next_cursor,
     paired,
+    publish,
     server_from_args,
     summarise,
     table,
-    write_json,
 )
 from yarl import URL
 
@@ -814,11 +814,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         )
     )
     result["goals"] = goals(result)
-    result["wall_s"] = time.perf_counter() - started
-    result["markdown"] = render(result)
-    print(result["markdown"])
-    write_json(args.json, result)
-    return result
+    return publish(result, started, render, args.json)
 
 
 if __name__ == "__main__":
