@@ -8,17 +8,14 @@ size asyncio makes (``recv(262144)`` of a 60 KB page) out of a fresh mapping.
 
 from __future__ import annotations
 
-import importlib
 import os
 import platform
 import subprocess
 import sys
-from pathlib import Path
 from typing import Any
 
 import pytest
-
-BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+from _benchmarks import import_benchmark
 
 _READS = """
 import resource, socket
@@ -41,11 +38,7 @@ print((resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / 50)
 
 @pytest.fixture(scope="module")
 def bench() -> Any:
-    sys.path.insert(0, str(BENCHMARKS))
-    try:
-        return importlib.import_module("bench_allocator")
-    finally:
-        sys.path.remove(str(BENCHMARKS))
+    return import_benchmark("bench_allocator")
 
 
 def test_the_defaults_inherit_no_malloc_setting_and_the_other_mode_sets_the_suggested_one(

@@ -10,26 +10,19 @@ alternating came out the same way in 50 of 52 rounds.
 from __future__ import annotations
 
 import asyncio
-import importlib
 import mmap
 import sys
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
-
-BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+from _benchmarks import import_benchmark
 
 
 def _bench_server() -> Any:
     """The benchmarks' shared module (``benchmarks/_server.py``)."""
-    sys.path.insert(0, str(BENCHMARKS))
-    try:
-        return importlib.import_module("_server")
-    finally:
-        sys.path.remove(str(BENCHMARKS))
+    return import_benchmark("_server")
 
 
 def _interleaved() -> Any:

@@ -9,30 +9,22 @@ the wire names must match.
 
 from __future__ import annotations
 
-import importlib
-import sys
 import typing
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import msgspec
 import pytest
+from _benchmarks import import_benchmark
 
 from sentry_async.models import Event, Issue
 
 pydantic = pytest.importorskip("pydantic")
 
-BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
-
 
 @pytest.fixture(scope="module")
 def mirrors() -> tuple[type[Any], type[Any]]:
-    sys.path.insert(0, str(BENCHMARKS))
-    try:
-        bench = importlib.import_module("bench_decode")
-    finally:
-        sys.path.remove(str(BENCHMARKS))
+    bench = import_benchmark("bench_decode")
     decoders = bench.pydantic_decoders()
     assert decoders is not None
     event_decode, page_decode = decoders
