@@ -258,14 +258,9 @@ async def test_a_stream_alone_stops_within_the_budget_and_two_pages_read_ahead()
     does, and no further: a consumer that stops for a while finds two more pages asked for
     than the budget allows a stream beside others, not the rest of the stream."""
     asked: list[str | None] = []
-    inner = _memory_paginator(20, PAGE)
-
-    async def fetch(cursor: str | None, page_size: int | None) -> RawPage:
-        asked.append(cursor)
-        return await inner._fetch(cursor, page_size)
-
     got: list[int] = []
-    async with fan_out({"one": lambda: Paginator[int](fetch)}, concurrency=1, buffer=0) as merged:
+    one = {"one": lambda: _recorded_paginator(20, PAGE, asked)}
+    async with fan_out(one, concurrency=1, buffer=0) as merged:
         async for _, item in merged:
             got.append(item)
             if item == PAGE:  # the first item of the second page
@@ -588,19 +583,26 @@ def _memory_paginator(pages: int, size: int) -> Paginator[int]:
     return Paginator(fetch)
 
 
+def _recorded_paginator(
+    pages: int, size: int, asked: list[str | None], prefetch: int | None = None
+) -> Paginator[int]:
+    """:func:`_memory_paginator` that appends the cursor of every request to ``asked``."""
+    inner = _memory_paginator(pages, size)
+
+    async def fetch(cursor: str | None, page_size: int | None) -> RawPage:
+        asked.append(cursor)
+        return await inner._fetch(cursor, page_size)
+
+    return Paginator[int](fetch, prefetch=prefetch)
+
+
 async def _requests_after_three_pages(setting: int | None, streams: int) -> int:
     """Requests sent by ``streams`` paginators (``prefetch=setting``) merged with
     ``buffer=0``, once the consumer stops at the third page of the first stream."""
     asked: list[str | None] = []
 
     def paginator() -> Paginator[int]:
-        inner = _memory_paginator(50, 5)
-
-        async def fetch(cursor: str | None, page_size: int | None) -> RawPage:
-            asked.append(cursor)
-            return await inner._fetch(cursor, page_size)
-
-        return Paginator[int](fetch, prefetch=setting)
+        return _recorded_paginator(50, 5, asked, setting)
 
     factories = dict.fromkeys(range(streams), paginator)
     async with fan_out(factories, concurrency=streams, buffer=0) as merged:
@@ -638,15 +640,12 @@ async def test_the_last_stream_of_a_sweep_reads_ahead_once_the_others_are_done()
     """Two streams, one short: once it has ended, the long one walks alone, and reads ahead
     of the consumer; every item still arrives once, in order."""
     asked: list[str | None] = []
-    long = _memory_paginator(8, 5)  # 8 pages of 5 items
-
-    async def fetch(cursor: str | None, page_size: int | None) -> RawPage:
-        asked.append(cursor)
-        return await long._fetch(cursor, page_size)
-
     seen: dict[str, list[int]] = defaultdict(list)
     ahead: list[int] = []
-    streams = {"short": lambda: _memory_paginator(1, 5), "long": lambda: Paginator[int](fetch)}
+    streams = {
+        "short": lambda: _memory_paginator(1, 5),
+        "long": lambda: _recorded_paginator(8, 5, asked),  # 8 pages of 5 items
+    }
     async with fan_out(streams, concurrency=2, buffer=0) as merged:
         async for key, item in merged:
             seen[key].append(item)
