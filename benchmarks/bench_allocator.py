@@ -193,11 +193,11 @@ def render(result: dict[str, Any]) -> str:
         [
             mode,
             number,
-            *(child[v]["faults_per_page"] for v in VARIANTS),
-            *(child[v]["cpu_us_per_item"] * PAGE_SIZE / 1000 for v in VARIANTS),
+            *(process[v]["faults_per_page"] for v in VARIANTS),
+            *(process[v]["cpu_us_per_item"] * PAGE_SIZE / 1000 for v in VARIANTS),
         ]
         for mode in MODES
-        for number, child in enumerate(result["by_process"][mode], 1)
+        for number, process in enumerate(result["by_process"][mode], 1)
     ]
     short = ("N tasks", "fan_out items", "fan_out raw", "ceiling")
     lines += [
