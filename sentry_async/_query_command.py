@@ -86,7 +86,10 @@ def add_query_parser(
         "--group-by",
         action="append",
         metavar="KEY",
-        help="outcome, category, reason or project (repeatable; default outcome)",
+        help=(
+            "outcome, category, reason or project (repeatable; default outcome, and category "
+            "without --category: Sentry needs one or the other)"
+        ),
     )
     usage.add_argument("--usage-field", default="sum(quantity)", help="default sum(quantity)")
     usage.add_argument("--interval", metavar="DURATION", help="bucket size, e.g. 1d")
@@ -161,7 +164,7 @@ async def _rows(
     else:
         usage = await client.stats.usage(
             args.org,
-            group_by=args.group_by or "outcome",
+            group_by=args.group_by or (["outcome"] if args.category else ["outcome", "category"]),
             field=args.usage_field,
             interval=args.interval,
             project=args.project,

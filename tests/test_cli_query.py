@@ -159,6 +159,8 @@ async def test_usage_as_csv_per_interval(server: FakeSentry) -> None:
             ORG,
             "--group-by",
             "outcome",
+            "--category",
+            "error",
             "--period",
             "2d",
             "--interval",
@@ -171,6 +173,18 @@ async def test_usage_as_csv_per_interval(server: FakeSentry) -> None:
     rows = list(csv.DictReader(io.StringIO(out)))
     assert rows and set(rows[0]) == {"outcome", "interval", "sum(quantity)"}
     assert all(row["sum(quantity)"].isdigit() for row in rows)
+
+
+async def test_usage_defaults_to_a_query_sentry_accepts(server: FakeSentry) -> None:
+    """Sentry wants a category filter or group, and at most 1000 intervals (90 days by
+    default): with neither flag the command groups by category too and picks the interval."""
+    code, out, err = await _run(["query", "usage", "--org", ORG, "--base-url", server.url])
+    assert code == 0, err
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert rows and set(rows[0]) == {"category", "outcome", "interval", "sum(quantity)"}
+    (sent,) = [r for r in server.requests if r.path.endswith("/stats_v2/")]
+    assert sent.params("groupBy") == ["outcome", "category"]
+    assert sent.param("interval") == "4h" and sent.param("statsPeriod") is None
 
 
 async def test_bad_arguments_are_one_line_exit_2(server: FakeSentry) -> None:

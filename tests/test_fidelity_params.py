@@ -100,7 +100,7 @@ async def test_every_parameter_goes_out(fake_sentry: FakeSentry, client: SentryC
         )
         await client.stats.events(ORG, top_events=2, fields=["environment"])
         await client.stats.usage(
-            ORG, group_by="outcome", field=["sum(quantity)", "sum(times_seen)"]
+            ORG, group_by="category", field=["sum(quantity)", "sum(times_seen)"]
         )
     issues = _to(fake_sentry, "/issues/")[0]
     assert (issues.param("groupStatsPeriod"), issues.param("shortIdLookup")) == ("auto", "1")

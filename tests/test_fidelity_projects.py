@@ -60,7 +60,7 @@ async def test_fake_refuses_a_slug_in_project(fake_sentry: FakeSentry) -> None:
         for path in (
             "issues/",
             "events/?field=id",
-            "stats_v2/?groupBy=project&field=sum(quantity)",
+            "stats_v2/?groupBy=project&field=sum(quantity)&category=error&statsPeriod=14d",
         ):
             url = f"{fake_sentry.url}/api/0/organizations/{ORG}/{path}"
             url += ("&" if "?" in url else "?") + f"project={slug}"
@@ -84,7 +84,9 @@ async def test_slugs_become_ids_on_every_org_endpoint(
         issues = await client.issues.list(ORG, project=slug, query="", limit=5).collect()
         rows = await client.discover.query(ORG, fields=["id"], project=[slug], limit=5).collect()
         await client.stats.events(ORG, project=slug, period="1d")
-        await client.stats.usage(ORG, group_by="outcome", project=[slug, int(other_id)])
+        await client.stats.usage(
+            ORG, group_by="outcome", category="error", project=[slug, int(other_id)]
+        )
         await client.issues.bulk_update(ORG, [issues[0].id], project=slug, has_seen=True)
     assert issues and rows
     assert all(issue.project is not None and issue.project.slug == slug for issue in issues)
@@ -136,7 +138,7 @@ async def _run(call: Any, client: SentryClient) -> None:
         lambda c: c.issues.list(ORG, environment=[]),
         lambda c: c.discover.query(ORG, fields=["id"], project=[]),
         lambda c: c.stats.events(ORG, project=[]),
-        lambda c: c.stats.usage(ORG, group_by="outcome", project=[]),
+        lambda c: c.stats.usage(ORG, group_by="category", project=[]),
         lambda c: c.issues.bulk_update(ORG, [1], project=[], status="resolved"),
     ],
 )

@@ -278,7 +278,7 @@ HANDWRITTEN: dict[str, Callable[[SentryClient], Any]] = {
     "getOrganizationIssueEvent": lambda c: c.events.for_issue_event("org-1", 1234, EVENT_ID),
     "resolveOrganizationEventId": lambda c: c.events.resolve("org-1", EVENT_ID),
     "listOrganizationEvents": lambda c: c.discover.query("org-1", fields=["title"]).collect(),
-    "listOrganizationStatsV2": lambda c: c.stats.usage("org-1", group_by="outcome"),
+    "listOrganizationStatsV2": lambda c: c.stats.usage("org-1", group_by="category"),
 }
 
 

@@ -22,6 +22,52 @@ _USAGE_GROUPS = frozenset({"outcome", "category", "reason", "project"})
 _USAGE_FIELDS = frozenset({"sum(quantity)", "sum(times_seen)"})
 USAGE_PROJECT_BATCH = 100
 """Projects per ``stats_v2`` request when grouping by project: larger sets can lose rows."""
+USAGE_MAX_POINTS = 1000
+"""Intervals one ``stats_v2`` query may span; Sentry answers 400 past it."""
+USAGE_INTERVALS = ("1h", "2h", "4h", "6h", "12h", "1d")
+"""The intervals ``usage()`` picks from when none is given (each divides a day)."""
+_SERVER_RANGE = 90 * 86400
+"""The range Sentry searches when none is given."""
+_UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def _seconds(value: str | timedelta) -> int:
+    if isinstance(value, timedelta):
+        return int(value.total_seconds())
+    return int(value.rstrip("smhdw")) * _UNIT_SECONDS[value.lstrip("0123456789")]
+
+
+def _usage_interval(
+    interval: str | timedelta | None,
+    window: dict[str, str],
+    start: datetime | None,
+    end: datetime | None,
+) -> str:
+    """The interval to send: the given one if it fits in ``USAGE_MAX_POINTS`` intervals, else
+    the smallest of ``USAGE_INTERVALS`` that does (Sentry's own default, 1h, does not fit its
+    own default range of 90 days)."""
+    if start is not None and end is not None:
+        span = int((end - start).total_seconds())
+    elif "statsPeriod" in window:
+        span = _seconds(window["statsPeriod"])
+    else:
+        span = _SERVER_RANGE
+    if interval is not None:
+        chosen = _interval(interval)
+        assert chosen is not None
+        if -(-span // _seconds(chosen)) > USAGE_MAX_POINTS:
+            raise ValueError(
+                f"interval {chosen!r} over {span // 3600}h makes more than {USAGE_MAX_POINTS} "
+                "points, which Sentry refuses: use a larger interval or a shorter range"
+            )
+        return chosen
+    for candidate in USAGE_INTERVALS:
+        # Aligning the start to the interval can add one more.
+        if -(-span // _seconds(candidate)) + 1 <= USAGE_MAX_POINTS:
+            return candidate
+    raise ValueError(
+        f"a range of {span // 86400} days does not fit in {USAGE_MAX_POINTS} daily points"
+    )
 
 
 def _interval(value: str | timedelta | None) -> str | None:
@@ -134,6 +180,12 @@ class StatsResource(Resource):
         org when ``project`` is not given), the projects are asked in batches, run side by
         side on the client's limiter, and the groups merged: one request over many
         projects can lose rows.
+
+        Sentry refuses a query with neither a ``category`` filter nor ``"category"`` in
+        ``group_by``, one spanning more than 1000 intervals, and reads one ``reason`` only:
+        these are refused before sending. Without ``interval`` the smallest of
+        ``USAGE_INTERVALS`` that keeps the range (90 days when none is given) within 1000
+        points is sent.
         """
         groups = listify(group_by, "group_by") or []
         if not groups:
@@ -152,20 +204,33 @@ class StatsResource(Resource):
             or project_batch < 1
         ):
             raise ValueError(f"project_batch must be a positive integer (got {project_batch!r})")
+        categories = listify(category, "category")
+        if not categories and "category" not in groups:
+            raise ValueError(
+                "usage needs category= (e.g. 'error') or 'category' in group_by: "
+                "Sentry refuses a usage query with neither"
+            )
+        reasons = listify(reason, "reason")
+        if reasons is not None and len(reasons) != 1:
+            raise ValueError(
+                f"Sentry reads one reason per usage query (got {reason!r}): "
+                "ask once per reason, or group_by='reason'"
+            )
+        window = time_params(period, start, end)
+        params: dict[str, Any] = {
+            "groupBy": groups,
+            "field": fields,
+            "interval": _usage_interval(interval, window, start, end),
+            "category": categories,
+            "outcome": listify(outcome, "outcome"),
+            "reason": reasons,
+            **window,
+        }
         org_slug = self._org(org)
         project_refs(project)
         project_ids = await self._client.project_ids(org_slug, project)
         if "project" in groups and (project_ids is None or "-1" in project_ids):
             project_ids = sorted(set((await self._client.project_id_map(org_slug)).values()))
-        params: dict[str, Any] = {
-            "groupBy": groups,
-            "field": fields,
-            "interval": _interval(interval),
-            "category": listify(category, "category"),
-            "outcome": listify(outcome, "outcome"),
-            "reason": listify(reason, "reason"),
-            **time_params(period, start, end),
-        }
 
         async def one(ids: list[str] | None) -> UsageStats:
             return await self._client.request(

@@ -81,6 +81,7 @@ class Dataset:
         self._event_cache_bytes = 0
         self.region_urls: dict[str, str] = {}
         """Region name -> its URL when the server plays several regions."""
+        self._environments: dict[str, tuple[int, set[str]]] = {}
         self._build()
 
     # -- building ---------------------------------------------------------------------------
@@ -201,6 +202,15 @@ class Dataset:
                 record.redirects[slug] = new
         self._issue_cache.clear()
         self.generation += 1
+
+    def environments(self, org: OrgRecord) -> set[str]:
+        """The environment names the org's events carry (Sentry's ``Environment`` rows)."""
+        cached = self._environments.get(org.id)
+        if cached is not None and cached[0] == self.generation:
+            return cached[1]
+        names = {e.environment for p in org.projects for e in p.events}
+        self._environments[org.id] = (self.generation, names)
+        return names
 
     def region_url(self, org: OrgRecord) -> str:
         return self.region_urls.get(org.region, self.base_url)

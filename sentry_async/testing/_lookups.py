@@ -40,9 +40,16 @@ def _period(value: str) -> float:
     return int(match.group(1)) * _UNITS[match.group(2)]
 
 
-def _time_range(request: web.Request, default: float) -> tuple[float, float]:
+DEFAULT_RANGE = 90 * 86400.0
+"""``MAX_STATS_PERIOD``: the range Sentry searches when none is given."""
+
+
+def _time_range(request: web.Request, default: float = DEFAULT_RANGE) -> tuple[float, float]:
+    """``get_date_range_from_stats_period``: ``statsPeriod`` (even empty) before start/end."""
     q = request.query
     now = _state(request).data.now_ts
+    if "statsPeriod" in q:
+        return now - _period(q["statsPeriod"]), now
     if "start" in q or "end" in q:
         if "start" not in q or "end" not in q:
             raise ApiError(400, "start and end are both required")
@@ -50,9 +57,15 @@ def _time_range(request: web.Request, default: float) -> tuple[float, float]:
         if start >= end:
             raise ApiError(400, "start must be before end")
         return start, end
-    if q.get("statsPeriod"):
-        return now - _period(q["statsPeriod"]), now
     return now - default, now
+
+
+def _environments(request: web.Request, org: OrgRecord) -> set[str]:
+    """``get_environments``: names the org has never seen are a 404, not an empty answer."""
+    wanted = set(request.query.getall("environment", []))
+    if wanted and not wanted <= _state(request).data.environments(org):
+        raise ApiError(404, "The requested resource does not exist")
+    return wanted
 
 
 def _per_page(request: web.Request, name: str = "per_page", maximum: int = 100) -> int:

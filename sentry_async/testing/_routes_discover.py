@@ -10,7 +10,14 @@ from typing import Any
 from aiohttp import web
 
 from ._data import EventRecord, OrgRecord
-from ._lookups import _org, _per_page, _projects, _single_project_only, _time_range
+from ._lookups import (
+    _environments,
+    _org,
+    _per_page,
+    _projects,
+    _single_project_only,
+    _time_range,
+)
 from ._paginators import _page
 from ._state import ApiError, _encode, _json
 
@@ -101,15 +108,17 @@ _LARGE_PAGE_DATASETS = ("logs", "tracemetrics")
 
 
 def _discover_events(request: web.Request, org: OrgRecord) -> list[EventRecord]:
+    """``get_filter_params`` order: the date range (90 days by default), the projects, then
+    the environments."""
+    start, end = _time_range(request)
     projects = _projects(request, org)
     _single_project_only(request, org, projects, "You cannot view events from multiple projects.")
+    environments = _environments(request, org)
     dataset = request.query.get("dataset", "discover")
     if dataset not in _DATASETS:
         raise ApiError(400, f"dataset must be one of: {', '.join(_DATASETS)}")
     if dataset in _LARGE_PAGE_DATASETS:
         return []
-    start, end = _time_range(request, 14 * 86400)
-    environments = set(request.query.getall("environment", []))
     filters: list[tuple[str, str]] = []
     text: list[str] = []
     for token in request.query.get("query", "").split():

@@ -16,7 +16,7 @@ FULL_PAGE_MAX = 10
 
 
 def _event_rows(request: web.Request, events: Sequence[EventRecord]) -> list[EventRecord]:
-    start, end = _time_range(request, 90 * 86400)
+    start, end = _time_range(request)
     environments = set(request.query.getall("environment", []))
     text = request.query.get("query", "").lower()
     return [

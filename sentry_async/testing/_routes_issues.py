@@ -16,6 +16,7 @@ from ._lookups import (
     _HEX32,
     _SHORT_ID,
     _by_short_id,
+    _environments,
     _issue,
     _org,
     _per_page,
@@ -45,12 +46,14 @@ def _issue_filter(request: web.Request, org: OrgRecord) -> list[IssueRecord]:
             priorities.update(p.strip() for p in value.split(",") if p.strip())
         else:
             text.append(token.lower())
-    start, end = (
-        _time_range(request, 90 * 86400)
-        if ("start" in request.query or "end" in request.query or "statsPeriod" in request.query)
-        else (float("-inf"), float("inf"))
-    )
-    environments = set(request.query.getall("environment", []))
+    # ``date_from``/``date_to`` from ``get_date_range_from_stats_period``: 90 days back by
+    # default; the default end is the request's "now", which the fake's frozen clock would
+    # put before issues made during a test, so it is left open.
+    ranged = any(k in request.query for k in ("start", "end", "statsPeriod"))
+    start, end = _time_range(request)
+    if not ranged:
+        end = float("inf")
+    environments = _environments(request, org)
     rows = []
     projects = _projects(request, org)
     _single_project_only(
@@ -107,8 +110,11 @@ def _direct_hit(request: web.Request, org: OrgRecord) -> web.Response | None:
 
 
 async def list_issues(request: web.Request) -> web.Response:
+    """``OrganizationGroupIndexEndpoint.get``: date range, stats period, environments and
+    projects checked in that order, then direct hits, then the search."""
     org = _org(request)
     data = _state(request).data
+    _time_range(request)
     if "groupStatsPeriod" in request.query and request.query["groupStatsPeriod"] not in (
         "",
         "24h",
@@ -116,6 +122,8 @@ async def list_issues(request: web.Request) -> web.Response:
         "auto",
     ):
         raise ApiError(400, "Invalid stats_period. Valid choices are '', '24h', '14d' and 'auto'")
+    _environments(request, org)
+    _projects(request, org)
 
     direct = _direct_hit(request, org)
     if direct is not None:
@@ -227,6 +235,7 @@ async def bulk_update_issues(request: web.Request) -> web.Response:
     ids = request.query.getall("id", [])
     if len(ids) > 1000:
         raise ApiError(400, "Too many issues. Limit is 1000.")
+    _environments(request, org)
     _single_project_only(
         request,
         org,
@@ -258,6 +267,7 @@ async def bulk_delete_issues(request: web.Request) -> web.Response:
     ids = request.query.getall("id", [])
     if len(ids) > 1000:
         raise ApiError(400, "Too many issues. Limit is 1000.")
+    _environments(request, org)
     _single_project_only(
         request,
         org,

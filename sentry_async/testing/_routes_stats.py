@@ -11,21 +11,37 @@ from aiohttp import web
 from ._data import EventRecord
 from ._lookups import _PERIOD, _UNITS, _flag, _org, _projects, _time_range
 from ._routes_discover import _FIELD_TYPES, _aggregate, _discover_events, _plain
-from ._state import ApiError, _encode, _json
+from ._state import ApiError, _encode, _json, _state
 
+TOO_MANY_POINTS = (
+    "Your interval and date range would create too many results. "
+    "Use a larger interval, or a smaller date range."
+)
 STATS_ROW_LIMIT = 10_000
 """Groups ``stats_v2`` answers at most when grouping by project (tests lower it)."""
 
 
-def _buckets(request: web.Request, default_period: float) -> tuple[float, float, int]:
-    start, end = _time_range(request, default_period)
+def _default_interval(span: float) -> int:
+    """``get_interval_from_range(date_range, high_fidelity=False)``."""
+    if span >= 60 * 86400:
+        return 86400
+    if span >= 30 * 86400:
+        return 4 * 3600
+    if span > 86400:
+        return 3600
+    if span > 3600:
+        return 300
+    return 900
+
+
+def _buckets(request: web.Request) -> tuple[float, float, int]:
+    start, end = _time_range(request)
     raw = request.query.get("interval")
-    span = end - start
-    interval = 3600 if span <= 7 * 86400 else 86400
-    if raw:
+    interval = _default_interval(end - start)
+    if raw is not None:
+        # ``get_rollup_from_request``: an interval that does not parse counts as an hour.
         match = _PERIOD.match(raw)
-        if match:
-            interval = max(1, int(match.group(1)) * _UNITS[match.group(2)])
+        interval = max(1, int(match.group(1)) * _UNITS[match.group(2)]) if match else 3600
     start = (int(start) // interval) * interval
     return start, end, interval
 
@@ -90,16 +106,12 @@ async def events_stats(request: web.Request) -> web.Response:
     for axis in axes:
         if axis not in _FIELD_TYPES or "(" not in axis:
             raise ApiError(400, f"Invalid yAxis: {axis}")
-    start, end, interval = _buckets(request, 14 * 86400)
+    start, end, interval = _buckets(request)
+    events = _discover_events(request, org)
     top = request.query.get("topEvents")
     divisor = int(top) if top and top.isdigit() else 1
     if (end - start) / interval > 10_000 / max(1, divisor):
-        raise ApiError(
-            400,
-            "Your interval and date range would create too many results. "
-            "Use a larger interval, or a smaller date range.",
-        )
-    events = _discover_events(request, org)
+        raise ApiError(400, TOO_MANY_POINTS)
     delta = int(request.query.get("comparisonDelta", "0") or 0)
     comparison = None
     if delta:
@@ -155,6 +167,39 @@ _OUTCOMES = (
     "client_discard",
     "cardinality_limited",
 )
+_CATEGORIES = frozenset(
+    {
+        "default",
+        "error",
+        "transaction",
+        "security",
+        "attachment",
+        "session",
+        "profile",
+        "replay",
+        "transaction_processed",
+        "transaction_indexed",
+        "monitor",
+        "profile_indexed",
+        "span",
+        "monitor_seat",
+        "user_report_v2",
+        "metric_bucket",
+        "span_indexed",
+        "profile_duration",
+        "profile_chunk",
+        "metric_second",
+        "replay_video",
+        "uptime",
+        "attachment_item",
+        "log_item",
+        "log_byte",
+    }
+)
+"""Relay's ``DataCategory`` names (``DataCategory.parse``); ``error`` covers the next two."""
+_ERROR_CATEGORIES = frozenset({"default", "error", "security"})
+MAX_POINTS = 1000
+"""``sessions_v2.MAX_POINTS``: intervals a usage query may span."""
 
 
 def _outcome(event: EventRecord) -> tuple[str, str | None]:
@@ -165,21 +210,54 @@ def _outcome(event: EventRecord) -> tuple[str, str | None]:
     return "accepted", None
 
 
+def _category(event: EventRecord) -> str:
+    """The category an event's outcome is stored under (``csp`` reports are ``security``)."""
+    return {"transaction": "transaction", "default": "default", "csp": "security"}.get(
+        event.kind, "error"
+    )
+
+
+def _usage_window(request: web.Request, interval: int) -> tuple[int, int]:
+    """``get_constrained_date_range``: the range aligned by ``to_intervals``, at most
+    ``MAX_POINTS`` intervals."""
+    start, end = _time_range(request)
+    start = min(start, _state(request).data.now_ts)
+    aligned = int(start) // interval * interval
+    points = -(-int(end - aligned) // interval)
+    if points > MAX_POINTS:
+        raise ApiError(400, TOO_MANY_POINTS)
+    return aligned, aligned + points * interval
+
+
+def _usage_filters(request: web.Request) -> tuple[set[str], set[str], str | None]:
+    """``QueryDefinition.get_conditions``: outcome and category values parsed, one reason."""
+    outcomes = set()
+    for raw in request.query.getall("outcome", []):
+        if raw.lower() not in _OUTCOMES:
+            raise ApiError(400, f'Invalid outcome: "{raw}"')
+        outcomes.add(raw.lower())
+    categories: set[str] = set()
+    for raw in request.query.getall("category", []):
+        if raw not in _CATEGORIES:
+            raise ApiError(400, f'Invalid category: "{raw}"')
+        categories |= _ERROR_CATEGORIES if raw == "error" else {raw}
+    if "attachment" in categories and len(categories) > 1:
+        raise ApiError(400, "if filtering by attachment no other category may be present")
+    reasons = request.query.getall("reason", [])
+    return outcomes, categories, reasons[-1] if reasons else None
+
+
 async def stats_v2(request: web.Request) -> web.Response:
     org = _org(request)
     group_by = request.query.getall("groupBy", [])
     if not group_by:
         raise ApiError(400, "At least one groupBy is required.")
-    for key in group_by:
-        if key not in ("outcome", "category", "reason", "project"):
-            raise ApiError(400, f'Invalid groupBy: "{key}"')
+    # ``build_outcomes_query``: the projects first, then ``QueryDefinition``.
+    selected = {p.id for p in _projects(request, org)}
     field_names = request.query.getall("field", [])
     if not field_names:
         raise ApiError(400, 'Invalid field: "None"')
-    for field_name in field_names:
-        if field_name not in ("sum(quantity)", "sum(times_seen)"):
-            raise ApiError(400, f'Invalid field: "{field_name}"')
-    interval_raw = request.query.get("interval", "1h")
+    interval_raw = request.query.get("interval") or "1h"
     match = _PERIOD.match(interval_raw)
     interval = int(match.group(1)) * _UNITS[match.group(2)] if match else 0
     if interval < 3600 or interval > 86400 or 86400 % interval:
@@ -188,13 +266,17 @@ async def stats_v2(request: web.Request) -> web.Response:
             "The interval has to be a multiple of the minimum interval, at least "
             "one hour, at most one day, and divide a day evenly.",
         )
-    start, end = _time_range(request, 14 * 86400)
-    start = (int(start) // interval) * interval
-    slots = int((end - start) // interval) + 1
-    categories = set(request.query.getall("category", []))
-    outcomes = set(request.query.getall("outcome", []))
-    reasons = set(request.query.getall("reason", []))
-    selected = {p.id for p in _projects(request, org)}
+    start, end = _usage_window(request, interval)
+    for field_name in field_names:
+        if field_name not in ("sum(quantity)", "sum(times_seen)"):
+            raise ApiError(400, f'Invalid field: "{field_name}"')
+    for key in group_by:
+        if key not in ("outcome", "category", "reason", "project"):
+            raise ApiError(400, f'Invalid groupBy: "{key}"')
+    if not request.query.getall("category", []) and "category" not in group_by:
+        raise ApiError(400, "Query must have category as groupby or filter")
+    outcomes, categories, reason_filter = _usage_filters(request)
+    slots = (end - start) // interval
     groups: dict[tuple[Any, ...], list[int]] = {}
     for project in org.projects:
         if project.id not in selected:
@@ -202,14 +284,16 @@ async def stats_v2(request: web.Request) -> web.Response:
         for event in project.events:
             if not start <= event.timestamp < end:
                 continue
-            category = "transaction" if event.kind == "transaction" else "error"
+            category = _category(event)
             outcome, reason = _outcome(event)
             if (categories and category not in categories) or (
                 outcomes and outcome not in outcomes
             ):
                 continue
-            if reasons and reason not in reasons:
+            if reason_filter is not None and reason != reason_filter:
                 continue
+            if category in _ERROR_CATEGORIES:
+                category = "error"
             values = {
                 "outcome": outcome,
                 "category": category,

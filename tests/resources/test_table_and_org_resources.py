@@ -165,8 +165,13 @@ async def test_usage_grouped_by_project_has_no_intervals(
     fake_sentry: FakeSentry, client: SentryClient
 ) -> None:
     with anyio.fail_after(10):
-        usage = await client.stats.usage(ORG, group_by="project", period="2d", interval="1d")
-        by_outcome = await client.stats.usage(ORG, group_by=["outcome"], period="2d")
+        every = ["error", "transaction"]
+        usage = await client.stats.usage(
+            ORG, group_by="project", category=every, period="2d", interval="1d"
+        )
+        by_outcome = await client.stats.usage(
+            ORG, group_by=["outcome"], category=every, period="2d"
+        )
     assert usage.intervals == []
     assert all(group.series == {} for group in usage.groups)
     org = fake_sentry.data.org(ORG)

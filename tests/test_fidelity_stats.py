@@ -1,0 +1,233 @@
+"""Usage (``stats_v2``), ``events-stats`` and Discover: defaults, limits and filter values.
+
+Pinned against Sentry's server code: ``get_constrained_date_range`` in
+``src/sentry/snuba/sessions_v2.py`` (``MAX_POINTS = 1000``, interval ``1h`` by default, the
+range aligned by ``to_intervals``), ``QueryDefinition`` in ``src/sentry/snuba/outcomes.py``
+(category required, filter values parsed), ``get_date_range_from_params`` in
+``src/sentry/api/utils.py`` (90 days when nothing is given) and ``get_interval_from_range``
+in ``src/sentry/utils/dates.py`` (the default ``events-stats`` interval).
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import AsyncIterator
+from datetime import datetime, timedelta
+from typing import Any
+
+import aiohttp
+import anyio
+import msgspec
+import pytest
+
+from sentry_async import RetryPolicy, SentryClient
+from sentry_async.testing import FakeSentry, RecordedRequest
+
+ORG = "org-0"
+FAST = RetryPolicy(attempts=2, backoff_base=0.01, backoff_max=0.05)
+TOO_MANY = (
+    "Your interval and date range would create too many results. "
+    "Use a larger interval, or a smaller date range."
+)
+
+
+@pytest.fixture
+async def client(fake_sentry: FakeSentry) -> AsyncIterator[SentryClient]:
+    async with SentryClient(fake_sentry.token, base_url=fake_sentry.url, retry=FAST) as sc:
+        yield sc
+
+
+def _to(server: FakeSentry, suffix: str) -> list[RecordedRequest]:
+    return [r for r in server.requests if r.path.endswith(suffix)]
+
+
+async def _get(server: FakeSentry, path: str, params: list[tuple[str, str]]) -> tuple[int, Any]:
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(
+            f"{server.url}/api/0/organizations/{ORG}/{path}",
+            params=params,
+            headers={"Authorization": f"Bearer {server.token}"},
+        ) as reply,
+    ):
+        return reply.status, msgspec.json.decode(await reply.read())
+
+
+def _usage(*extra: tuple[str, str]) -> list[tuple[str, str]]:
+    return [("field", "sum(quantity)"), *extra]
+
+
+# -- stats_v2: points ------------------------------------------------------------------------
+
+
+async def test_usage_refuses_more_than_a_thousand_points(fake_sentry: FakeSentry) -> None:
+    # sessions_v2.get_constrained_date_range: range / interval > MAX_POINTS (1000) -> 400.
+    with anyio.fail_after(10):
+        refused = [
+            await _get(fake_sentry, "stats_v2/", _usage(("groupBy", "category"), *extra))
+            for extra in (
+                [("statsPeriod", "90d"), ("interval", "1h")],
+                [("statsPeriod", "42d")],
+                [],  # 90 days at 1h: the defaults alone are too many
+            )
+        ]
+        status, body = await _get(
+            fake_sentry, "stats_v2/", _usage(("groupBy", "category"), ("statsPeriod", "41d"))
+        )
+    assert refused == [(400, {"detail": TOO_MANY})] * 3
+    assert status == 200 and len(body["intervals"]) == 41 * 24
+
+
+async def test_usage_defaults_to_ninety_days_aligned_to_the_interval(
+    fake_sentry: FakeSentry,
+) -> None:
+    # get_date_range_from_params (90 days) and to_intervals: start aligned down, end up,
+    # one interval per point in [start, end).
+    with anyio.fail_after(10):
+        status, body = await _get(
+            fake_sentry, "stats_v2/", _usage(("groupBy", "category"), ("interval", "1d"))
+        )
+    now = fake_sentry.data.now
+    assert status == 200
+    assert body["start"] == (now - timedelta(days=90)).strftime("%Y-%m-%dT00:00:00Z")
+    assert body["end"] == (now + timedelta(days=1)).strftime("%Y-%m-%dT00:00:00Z")
+    assert len(body["intervals"]) == 91
+    assert body["intervals"][0] == body["start"]
+
+
+async def test_usage_picks_an_interval_the_server_accepts(
+    fake_sentry: FakeSentry, client: SentryClient
+) -> None:
+    """With no interval the client asks the smallest usual one that stays within 1000 points
+    (Sentry's own default, 1h, is too fine for its own default range of 90 days)."""
+    start = datetime(2026, 3, 1, tzinfo=fake_sentry.data.now.tzinfo)
+    with anyio.fail_after(10):
+        default = await client.stats.usage(ORG, group_by="category")
+        month = await client.stats.usage(ORG, group_by="category", period="30d")
+        two_months = await client.stats.usage(ORG, group_by="category", period="60d")
+        absolute = await client.stats.usage(
+            ORG, group_by="category", start=start, end=start + timedelta(days=20)
+        )
+        chosen = await client.stats.usage(ORG, group_by="category", period="2d", interval="1d")
+    sent = [r.param("interval") for r in _to(fake_sentry, "/stats_v2/")]
+    assert sent == ["4h", "1h", "2h", "1h", "1d"]
+    assert default.groups and len(default.intervals or []) <= 1000
+    assert len(month.intervals or []) == 720
+    assert two_months.groups and absolute.intervals and chosen.intervals
+    with pytest.raises(ValueError, match="1000"):
+        await client.stats.usage(ORG, group_by="category", period="90d", interval="1h")
+    assert len(_to(fake_sentry, "/stats_v2/")) == 5
+
+
+# -- stats_v2: category and filter values ---------------------------------------------------
+
+
+async def test_usage_needs_a_category_filter_or_group(
+    fake_sentry: FakeSentry, client: SentryClient
+) -> None:
+    # outcomes.QueryDefinition: no category filter and no category groupBy -> InvalidQuery.
+    with anyio.fail_after(10):
+        status, body = await _get(
+            fake_sentry, "stats_v2/", _usage(("groupBy", "outcome"), ("statsPeriod", "14d"))
+        )
+    assert (status, body) == (400, {"detail": "Query must have category as groupby or filter"})
+    with pytest.raises(ValueError, match=r"category=.*group_by"):
+        await client.stats.usage(ORG, group_by="outcome", period="14d")
+    assert len(_to(fake_sentry, "/stats_v2/")) == 1, "refused before sending"
+    with anyio.fail_after(10):
+        errors = await client.stats.usage(ORG, group_by="outcome", category="error", period="14d")
+    assert errors.groups and all(set(g.by) == {"outcome"} for g in errors.groups)
+
+
+async def test_usage_filter_values_are_checked(fake_sentry: FakeSentry) -> None:
+    # outcomes.CategoryDimension / OutcomeDimension.resolve_filter.
+    cases = {
+        "category=errors": (
+            [("groupBy", "outcome"), ("category", "errors")],
+            'Invalid category: "errors"',
+        ),
+        "outcome=dropped": (
+            [("groupBy", "category"), ("outcome", "dropped")],
+            'Invalid outcome: "dropped"',
+        ),
+        "attachment with another": (
+            [("groupBy", "outcome"), ("category", "attachment"), ("category", "error")],
+            "if filtering by attachment no other category may be present",
+        ),
+    }
+    with anyio.fail_after(10):
+        for name, (params, detail) in cases.items():
+            status, body = await _get(
+                fake_sentry, "stats_v2/", _usage(*params, ("statsPeriod", "14d"))
+            )
+            assert (status, body) == (400, {"detail": detail}), name
+        status, body = await _get(
+            fake_sentry,
+            "stats_v2/",
+            _usage(("groupBy", "category"), ("outcome", "Rate_Limited"), ("statsPeriod", "30d")),
+        )
+    assert status == 200 and body["groups"]
+    assert {g["by"]["category"] for g in body["groups"]} == {"error"}
+
+
+async def test_usage_reads_one_reason(fake_sentry: FakeSentry, client: SentryClient) -> None:
+    # outcomes.QueryDefinition.from_query_dict: reason=query.get("reason"), the last value.
+    group = [("groupBy", "category"), ("groupBy", "reason"), ("statsPeriod", "30d")]
+    with anyio.fail_after(10):
+        both = await _get(
+            fake_sentry,
+            "stats_v2/",
+            _usage(*group, ("reason", "key_quota"), ("reason", "browser-extensions")),
+        )
+        last = await _get(fake_sentry, "stats_v2/", _usage(*group, ("reason", "browser-extensions")))
+    assert both[0] == 200 and both[1]["groups"] == last[1]["groups"] != []
+    with pytest.raises(ValueError, match="one reason"):
+        await client.stats.usage(ORG, group_by="category", reason=["key_quota", "other"])
+    with anyio.fail_after(10):
+        await client.stats.usage(ORG, group_by="category", reason=["key_quota"], period="1d")
+    assert _to(fake_sentry, "/stats_v2/")[-1].params("reason") == ["key_quota"]
+
+
+# -- events-stats and Discover --------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("period", "step"),
+    [
+        ("60d", 86400),
+        ("59d", 4 * 3600),
+        ("30d", 4 * 3600),
+        ("14d", 3600),
+        ("25h", 3600),
+        ("24h", 300),
+        ("2h", 300),
+        ("1h", 900),
+        (None, 86400),
+    ],
+)
+async def test_events_stats_default_interval_follows_the_range(
+    fake_sentry: FakeSentry, period: str | None, step: int
+) -> None:
+    # utils/dates.get_interval_from_range(date_range, high_fidelity=False).
+    params = [("statsPeriod", period)] if period else []
+    with anyio.fail_after(10):
+        status, body = await _get(fake_sentry, "events-stats/", params)
+    assert status == 200
+    stamps = [point[0] for point in body["data"]]
+    assert {b - a for a, b in itertools.pairwise(stamps)} == {step}
+
+
+async def test_events_stats_and_discover_default_to_ninety_days(
+    fake_sentry: FakeSentry, client: SentryClient
+) -> None:
+    # OrganizationEndpoint.get_filter_params -> get_date_range_from_params(optional=False).
+    now = fake_sentry.data.now_ts
+    with anyio.fail_after(10):
+        stats = await _get(fake_sentry, "events-stats/", [])
+        rows = await client.discover.query(
+            ORG, fields=["timestamp"], sort="timestamp", limit=1
+        ).collect()
+    assert stats[0] == 200
+    assert stats[1]["start"] == int(now - 90 * 86400) // 86400 * 86400
+    oldest = datetime.fromisoformat(rows[0]["timestamp"]).timestamp()
+    assert now - 90 * 86400 <= oldest < now - 14 * 86400
