@@ -2,7 +2,8 @@
 
 Pinned against Sentry's server code: issue paths take numeric or short ids
 (``get_group_with_redirect``); bulk calls take numeric ``id=`` only; the default query is
-``DEFAULT_QUERY = "is:unresolved issue.priority:[high, medium]"``; an event-id query (or a
+``DEFAULT_QUERY = "is:unresolved issue.priority:[high, medium]"``; the ``inbox`` sort
+takes an unresolved ``is:for_review`` search only (``inbox_search``); an event-id query (or a
 short id with ``shortIdLookup=1``) answers a direct hit with ``X-Sentry-Direct-Hit: 1`` and no
 ``Link``; the stream is cut by ``SequencePaginator`` (whole seconds x 1000, so ties are
 frequent) with cursors ``value:offset:is_prev``.
@@ -11,6 +12,7 @@ frequent) with cursors ``value:offset:is_prev``.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Any
 from urllib.parse import urlencode
 
 import aiohttp
@@ -31,6 +33,20 @@ FAST = RetryPolicy(attempts=2, backoff_base=0.01, backoff_max=0.05)
 async def client(fake_sentry: FakeSentry) -> AsyncIterator[SentryClient]:
     async with SentryClient(fake_sentry.token, base_url=fake_sentry.url, retry=FAST) as sc:
         yield sc
+
+
+async def _get(
+    server: FakeSentry, path: str, params: list[tuple[str, str]]
+) -> tuple[int, Any, Any]:
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(
+            f"{server.url}/api/0/organizations/{ORG}/{path}",
+            params=params,
+            headers={"Authorization": f"Bearer {server.token}"},
+        ) as reply,
+    ):
+        return reply.status, msgspec.json.decode(await reply.read()), reply.headers
 
 
 def _to(server: FakeSentry, suffix: str) -> list[RecordedRequest]:
@@ -215,6 +231,41 @@ async def test_an_event_id_in_several_issues_answers_them_without_the_header(
     (page,) = pages
     assert not page.direct_hit
     assert sorted(i.id for i in page.items) == sorted({first.id, second.id})
+
+
+# -- the inbox sort -------------------------------------------------------------------------
+
+
+async def test_the_inbox_sort_needs_an_inbox_search(
+    fake_sentry: FakeSentry, client: SentryClient
+) -> None:
+    # src/sentry/issues/endpoints/organization_group_index.py inbox_search: only status,
+    # for_review, date and assigned_or_suggested terms; is:for_review required; unresolved
+    # status only.
+    cases = {
+        "is:unresolved": "Sort key 'inbox' only supported for inbox search",
+        "is:for_review is:resolved": "Inbox search only works for 'unresolved' status",
+        "is:for_review": "Inbox search only works for 'unresolved' status",
+        "is:unresolved is:for_review failure": (
+            "Invalid search terms for 'inbox' search: ['message=failure']"
+        ),
+    }
+    with anyio.fail_after(10):
+        for query, detail in cases.items():
+            status, body, _ = await _get(
+                fake_sentry, "issues/", [("sort", "inbox"), ("query", query)]
+            )
+            assert (status, body) == (400, {"detail": detail}), query
+        status, body, _ = await _get(fake_sentry, "issues/", [("sort", "inbox")])
+        assert status == 400 and body["detail"].startswith("Invalid search terms for 'inbox'")
+        inbox = await client.issues.list(
+            ORG, sort="inbox", query="is:unresolved is:for_review", limit=3
+        ).collect()
+    assert len(inbox) == 3
+    with pytest.raises(ValueError, match="is:for_review"):
+        client.issues.list(ORG, sort="inbox")
+    with pytest.raises(ValueError, match="is:for_review"):
+        client.issues.list(ORG, sort="inbox", query="is:unresolved")
 
 
 # -- the stream's cursors -------------------------------------------------------------------

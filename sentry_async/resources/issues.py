@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import builtins
+import re
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -50,6 +51,8 @@ _UPDATE_FIELDS = {
 }
 _NOT_IDEMPOTENT = frozenset({"merge", "discard"})
 _SORTS = frozenset({"date", "freq", "inbox", "new", "recommended", "trends", "user"})
+_FOR_REVIEW = re.compile(r"(?<!\S)is:for_review(?!\S)")
+"""The term the ``inbox`` sort requires; Sentry refuses the sort on any other search."""
 _GROUP_STATS_PERIODS = frozenset({"", "24h", "14d", "auto"})
 _TAG_VALUE_SORTS = frozenset({"date", "age", "count"})
 
@@ -135,6 +138,11 @@ class IssuesResource(Resource):
         """
         if sort is not None and sort not in _SORTS:
             raise ValueError(f"sort must be one of {', '.join(sorted(_SORTS))} (got {sort!r})")
+        if sort == "inbox" and not _FOR_REVIEW.search(query or ""):
+            raise ValueError(
+                "sort='inbox' needs an inbox search: a query with is:for_review "
+                "(e.g. 'is:unresolved is:for_review')"
+            )
         if group_stats_period is not None and group_stats_period not in _GROUP_STATS_PERIODS:
             raise ValueError(
                 "group_stats_period must be '', '24h', '14d' or 'auto' "

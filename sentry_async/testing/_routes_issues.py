@@ -84,6 +84,48 @@ _ISSUE_SCORES: dict[str, Callable[[IssueRecord], int]] = {
 }
 
 
+_INBOX_TERMS = frozenset({"date", "status", "for_review", "assigned_or_suggested"})
+_STATUSES = frozenset({"unresolved", "resolved", "ignored", "archived", "muted", "reprocessing"})
+
+
+def _search_terms(query: str) -> list[tuple[str, str]]:
+    """The query's search filters as (key, text as ``str(SearchFilter)`` shows it)."""
+    terms = []
+    for token in _QUERY_TOKEN.findall(query):
+        key, colon, value = token.partition(":")
+        if not colon:
+            terms.append(("message", f"message={token}"))
+        elif key == "is":
+            name = (
+                "status"
+                if value in _STATUSES
+                else "for_review"
+                if value == "for_review"
+                else value
+            )
+            terms.append((name, f"{name}={value}"))
+        elif value.startswith("["):
+            items = [v.strip() for v in value.strip("[]").split(",") if v.strip()]
+            terms.append((key, f"{key}IN{items}"))
+        else:
+            terms.append((key, f"{key}={value}"))
+    return terms
+
+
+def _check_inbox_search(request: web.Request) -> None:
+    """``inbox_search``: the ``inbox`` sort takes an unresolved ``is:for_review`` query
+    of status, date, for-review and assignment terms only."""
+    query = request.query.get("query")
+    terms = _search_terms(DEFAULT_ISSUE_QUERY if query is None else query.strip())
+    invalid = [text for key, text in terms if key not in _INBOX_TERMS]
+    if invalid:
+        raise ApiError(400, f"Invalid search terms for 'inbox' search: {invalid}")
+    if not any(key == "for_review" for key, _ in terms):
+        raise ApiError(400, "Sort key 'inbox' only supported for inbox search")
+    if [text for key, text in terms if key == "status"] != ["status=unresolved"]:
+        raise ApiError(400, "Inbox search only works for 'unresolved' status")
+
+
 def _direct_hit(request: web.Request, org: OrgRecord) -> web.Response | None:
     """An event-id query (or a short id with ``shortIdLookup=1``) answers its issue(s), no Link."""
     query = request.query.get("query", "").strip()
@@ -128,6 +170,8 @@ async def list_issues(request: web.Request) -> web.Response:
     direct = _direct_hit(request, org)
     if direct is not None:
         return direct
+    if request.query.get("sort") == "inbox":
+        _check_inbox_search(request)
     score = _ISSUE_SCORES.get(request.query.get("sort", "date"), _ISSUE_SCORES["date"])
 
     def build() -> list[tuple[int, IssueRecord]]:
