@@ -268,6 +268,33 @@ async def test_the_inbox_sort_needs_an_inbox_search(
         client.issues.list(ORG, sort="inbox", query="is:unresolved")
 
 
+# -- an issue's events: event-id queries ----------------------------------------------------
+
+
+async def test_an_event_id_query_on_an_issues_events_is_a_direct_hit(
+    fake_sentry: FakeSentry,
+) -> None:
+    # src/sentry/issues/endpoints/group_events.py _get_events_snuba ->
+    # src/sentry/api/helpers/events.py get_direct_hit_response: the one matching event, in
+    # full, with X-Sentry-Direct-Hit and no pagination.
+    issue_id = fake_sentry.data.issue_ids(ORG)[3]
+    event = fake_sentry.data.issues_by_id[issue_id].events[-1]
+    dashed = f"{event.event_id[:8]}-{event.event_id[8:12]}-{event.event_id[12:16]}-" + (
+        f"{event.event_id[16:20]}-{event.event_id[20:]}"
+    )
+    with anyio.fail_after(10):
+        status, body, headers = await _get(
+            fake_sentry, f"issues/{issue_id}/events/", [("query", dashed.upper())]
+        )
+        other = fake_sentry.data.issues_by_id[fake_sentry.data.issue_ids(ORG)[4]].events[0]
+        miss = await _get(fake_sentry, f"issues/{issue_id}/events/", [("query", other.event_id)])
+    assert status == 200 and headers.get("X-Sentry-Direct-Hit") == "1"
+    assert "Link" not in headers
+    assert [e["eventID"] for e in body] == [event.event_id]
+    assert "entries" in body[0], "a direct hit answers the full event"
+    assert miss[0] == 200 and miss[1] == [] and "X-Sentry-Direct-Hit" not in miss[2]
+
+
 # -- the stream's cursors -------------------------------------------------------------------
 
 

@@ -37,8 +37,26 @@ def _event_page(request: web.Request, events: Sequence[EventRecord]) -> web.Resp
     return _page(request, rows, data.summary_bytes, per_page=per_page)
 
 
+def _event_direct_hit(request: web.Request, events: Sequence[EventRecord]) -> web.Response | None:
+    """``get_direct_hit_response``: an event-id query naming exactly one of the issue's events
+    in the date range (environments aside) answers that event in full, unpaginated."""
+    query = request.query.get("query", "").strip()
+    if not _HEX32.match(query):
+        return None
+    event_id = query.replace("-", "").lower()
+    if len(event_id) != 32:
+        return None
+    start, end = _time_range(request)
+    hits = [e for e in events if e.event_id == event_id and start <= e.timestamp < end]
+    if len(hits) != 1:
+        return None
+    body = b"[" + _state(request).data.event_bytes(hits[0]) + b"]"
+    return _json(body, headers={"X-Sentry-Direct-Hit": "1"})
+
+
 async def issue_events(request: web.Request) -> web.Response:
-    return _event_page(request, _issue(request, _org(request)).events)
+    events = _issue(request, _org(request)).events
+    return _event_direct_hit(request, events) or _event_page(request, events)
 
 
 async def project_events(request: web.Request) -> web.Response:
