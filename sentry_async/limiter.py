@@ -73,7 +73,8 @@ class _Group:
 
     def __init__(self, rate: float | None, burst: float | None, concurrency: int, now: float):
         self.rate = rate
-        self.capacity = burst if burst is not None else rate
+        # A request takes one whole token: a bucket that cannot hold one never sends.
+        self.capacity = burst if burst is not None else None if rate is None else max(rate, 1.0)
         self.tokens = self.capacity if self.capacity is not None else 0.0
         self.stamp = now
         self.blocked_until = 0.0

@@ -41,6 +41,17 @@ async def test_local_rate_paces_requests() -> None:
     assert min(gaps) >= 0.04
 
 
+async def test_a_rate_below_one_a_second_still_sends() -> None:
+    """``rate=0.5`` without ``burst``: the bucket still holds the one token a request takes."""
+    limiter = RateLimiter(rate=0.5)
+    with anyio.fail_after(10):
+        async with limiter.slot("g"):
+            pass
+    state = limiter.state("g")
+    assert state.rate == 0.5
+    assert state.tokens is not None and state.tokens < 1.0, "the first request took the token"
+
+
 async def test_server_window_exhausted_waits_for_reset() -> None:
     limiter = RateLimiter()
     limiter.observe("g", RateLimitInfo(limit=40, remaining=0, reset=time.time() + 0.4))
