@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import json
 import struct
 import tracemalloc
 import zlib
@@ -28,7 +29,7 @@ from sentry_async import (
     Timeouts,
     fan_out,
 )
-from sentry_async._protocol.body import BodyReader, BodyTooLarge
+from sentry_async._protocol.body import BodyReader, BodyTooLarge, CorruptBody
 
 pytestmark = pytest.mark.anyio
 
@@ -292,6 +293,53 @@ def test_the_body_reader_counts_inflated_bytes_in_bounded_memory(encoding: str) 
     assert peak < 3 * 10 * MiB, "inflating stops at the cap"
     with pytest.raises(BodyTooLarge, match="announced 2,000,000,000"):
         BodyReader(limit=10 * MiB, content_length=2_000_000_000, encoding="")
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "deflate"])
+@pytest.mark.parametrize("cut", [1, 2, 10])
+def test_a_compressed_body_cut_before_its_first_byte_is_corrupt(encoding: str, cut: int) -> None:
+    """Only the start of the stream arrived (a gzip header, say): not an empty body."""
+    wbits = 16 + zlib.MAX_WBITS if encoding == "gzip" else zlib.MAX_WBITS
+    packed = _compress(b'[{"id": "1"}, {"id": "2"}]', wbits)
+    reader = BodyReader(limit=MiB, content_length=None, encoding=encoding)
+    reader.feed(packed[:cut])
+    with pytest.raises(CorruptBody, match="ends early"):
+        reader.finish()
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "deflate", ""])
+def test_an_empty_body_stays_empty_whatever_its_encoding(encoding: str) -> None:
+    """A 204, or a 200 with ``Content-Length: 0``, sends no bytes at all: nothing to inflate."""
+    assert BodyReader(limit=MiB, content_length=0, encoding=encoding).whole(b"") == b""
+    assert BodyReader(limit=None, content_length=None, encoding=encoding).finish() == b""
+
+
+async def test_a_page_cut_before_its_first_inflated_byte_is_fetched_again() -> None:
+    """The first answer for page 2 holds only the gzip header: its items are not lost."""
+    sent: list[str] = []
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        page = int(request.query.get("cursor") or "1")
+        sent.append(str(page))
+        more = "true" if page < 3 else "false"
+        link = (
+            f'<{request.url}>; rel="previous"; results="false"; cursor="", '
+            f'<{request.url}>; rel="next"; results="{more}"; cursor="{page + 1}"'
+        )
+        items = [{"id": f"{page}-{i}"} for i in range(3)]
+        packed = _compress(json.dumps(items).encode(), 16 + zlib.MAX_WBITS)
+        if page == 2 and sent.count("2") == 1:
+            packed = packed[:10]
+        return web.Response(
+            body=packed,
+            headers={"Link": link, "Content-Encoding": "gzip", "Content-Type": "application/json"},
+        )
+
+    async with hostile(handle) as (url, _), SentryClient("t", base_url=url, retry=ONE_TRY) as c:
+        with anyio.fail_after(10):
+            items = await c.paginate("/things/").collect()
+    assert [item["id"] for item in items] == [f"{p}-{i}" for p in (1, 2, 3) for i in range(3)]
+    assert sorted(sent) == ["1", "2", "2", "3"], "page 2 was asked for again, once"
 
 
 async def test_download_streams_a_body_over_the_cap(tmp_path: Path) -> None:

@@ -49,7 +49,7 @@ class BodyReader:
     ``""`` when the body is to be kept as sent.
     """
 
-    __slots__ = ("_inflater", "_limit", "_parts", "_size", "_undecided")
+    __slots__ = ("_fed", "_inflater", "_limit", "_parts", "_size", "_undecided")
 
     def __init__(self, *, limit: int | None, content_length: int | None, encoding: str) -> None:
         if limit is not None and content_length is not None and content_length > limit:
@@ -57,6 +57,9 @@ class BodyReader:
         self._limit = limit
         self._parts: list[bytes] = []
         self._size = 0
+        self._fed = False
+        """Whether compressed bytes arrived: a stream cut before its first inflated byte
+        has none out, yet is no more complete than one cut later."""
         self._inflater: zlib._Decompress | None = None
         self._undecided: bytearray | None = None
         name = encoding.strip().lower()
@@ -80,6 +83,7 @@ class BodyReader:
             self._keep(chunk)
             return
         data = chunk
+        self._fed = self._fed or bool(data)
         while data and not inflater.eof:
             room = 0 if self._limit is None else self._limit - self._size + 1
             try:
@@ -113,7 +117,7 @@ class BodyReader:
             self._inflater = zlib.decompressobj(wbits=_deflate_wbits(chunk))
             self.feed(chunk)
         if self._inflater is not None:
-            if not self._inflater.eof and self._size:
+            if not self._inflater.eof and self._fed:
                 raise CorruptBody("compressed response body ends early")
             try:
                 self._keep(self._inflater.flush())
