@@ -304,6 +304,21 @@ async def test_429_beyond_the_budget_is_rate_limited_with_retry_after(
     assert len(api_requests(fake_sentry)) == FAST.attempts
 
 
+async def test_a_429_on_the_last_attempt_pauses_the_endpoint(fake_sentry: FakeSentry) -> None:
+    """With no retry left the call fails, and the next one waits out the server's pause."""
+    org = fake_sentry.data.org_slugs()[0]
+    fake_sentry.faults.add(
+        Fault("rate_limit", path=r"/organizations/[^/]+/$", retry_after=60, reset_in=None)
+    )
+    async with bounded_client(fake_sentry, retry=RetryPolicy(attempts=1)) as client:
+        with pytest.raises(RateLimited):
+            await client.request("GET", ORG_PATH, path_params={"org": org})
+        assert client.limiter.blocked_for(f"GET {ORG_PATH}") > 30
+        with anyio.move_on_after(0.2):
+            await client.request("GET", ORG_PATH, path_params={"org": org})
+    assert len(api_requests(fake_sentry)) == 1, "nothing is sent into the pause"
+
+
 async def test_429_asking_for_more_than_max_wait_fails_at_once(fake_sentry: FakeSentry) -> None:
     """Every task fails fast while the pause lasts, and none sends into it."""
     org = fake_sentry.data.org_slugs()[0]

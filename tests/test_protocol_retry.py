@@ -115,6 +115,27 @@ def test_429_reset_in_past_or_missing_backs_off() -> None:
         assert decision.retry and decision.delay == 2.0 and decision.server_wait
 
 
+@pytest.mark.parametrize(
+    ("headers", "delay"), [({"retry-after": "5"}, 5.0), ({}, 8.0)], ids=["retry-after", "none"]
+)
+def test_a_429_on_the_last_attempt_still_pauses_the_group(
+    headers: dict[str, str], delay: float
+) -> None:
+    """No retry is left, but the server's wait still applies to every task of the group."""
+    decision = decide(
+        attempt=POLICY.attempts,
+        policy=POLICY,
+        idempotent=True,
+        kind="status",
+        status=429,
+        headers=headers,
+        now=1000.0,
+    )
+    assert not decision.retry
+    assert decision.server_wait and decision.delay == delay
+    assert "budget" in decision.reason
+
+
 def test_429_asking_for_too_long_gives_up() -> None:
     policy = RetryPolicy(max_wait=60.0, jitter=0.0)
     decision = decide(

@@ -111,22 +111,15 @@ def decide(
     """Decide whether the ``attempt``-th try (1-based) should be followed by another."""
     if kind in FINAL_KINDS:
         return RetryDecision(False, reason=f"{kind} is final")
+    if kind == "status" and status == 429 and 429 in policy.retry_statuses:
+        decision = _after_429(attempt, policy, headers or {}, rate_limit, now, rng)
+        if decision.retry and attempt >= policy.attempts:
+            # No retry left, but the server's pause still applies to every task.
+            return RetryDecision(False, decision.delay, "retry budget exhausted", True)
+        return decision
     if attempt >= policy.attempts:
         return RetryDecision(False, reason="retry budget exhausted")
     if kind == "status":
-        if status == 429 and 429 in policy.retry_statuses:
-            wait = rate_limit_delay(headers or {}, rate_limit, now)
-            if wait is None:
-                return RetryDecision(
-                    True, backoff_delay(attempt, policy, rng), "429 without a wait", True
-                )
-            if wait > policy.max_wait:
-                # Not retried here, but the pause still applies to every task.
-                return RetryDecision(False, wait, f"server asks to wait {wait:.0f}s", True)
-            # A little jitter after the wait spreads the stampede at the window edge.
-            spread = min(1.0, policy.backoff_base) * policy.jitter
-            wait += (rng or random).uniform(0, spread) if spread else 0.0
-            return RetryDecision(True, wait, "429", True)
         if not idempotent:
             return RetryDecision(False, reason="request is not safe to repeat")
         if query_timeout and policy.retry_query_timeouts:
@@ -137,6 +130,27 @@ def decide(
     if not idempotent:
         return RetryDecision(False, reason="request is not safe to repeat")
     return RetryDecision(True, backoff_delay(attempt, policy, rng), kind)
+
+
+def _after_429(
+    attempt: int,
+    policy: RetryPolicy,
+    headers: Mapping[str, str],
+    rate_limit: RateLimitInfo | None,
+    now: float,
+    rng: random.Random | None,
+) -> RetryDecision:
+    """A 429's decision, the budget aside: the wait it asks for, which every task keeps."""
+    wait = rate_limit_delay(headers, rate_limit, now)
+    if wait is None:
+        return RetryDecision(True, backoff_delay(attempt, policy, rng), "429 without a wait", True)
+    if wait > policy.max_wait:
+        # Not retried here, but the pause still applies to every task.
+        return RetryDecision(False, wait, f"server asks to wait {wait:.0f}s", True)
+    # A little jitter after the wait spreads the stampede at the window edge.
+    spread = min(1.0, policy.backoff_base) * policy.jitter
+    wait += (rng or random).uniform(0, spread) if spread else 0.0
+    return RetryDecision(True, wait, "429", True)
 
 
 def fail_fast(paused: float, policy: RetryPolicy) -> bool:
