@@ -393,9 +393,7 @@ class Exchange:
     async def _stream(self, resp: aiohttp.ClientResponse, sink: Sink, delivered: list[int]) -> None:
         reader = self._reader(resp, None, "GET")
         async for chunk in resp.content.iter_any():
-            reader.feed(chunk)
-            data = reader.take()
-            if data:
+            for data in reader.pieces(chunk):
                 delivered[0] += len(data)
                 await sink(data)
         rest = reader.finish()

@@ -342,6 +342,32 @@ async def test_a_page_cut_before_its_first_inflated_byte_is_fetched_again() -> N
     assert sorted(sent) == ["1", "2", "2", "3"], "page 2 was asked for again, once"
 
 
+def test_a_streamed_body_inflates_a_bounded_slice_at_a_time() -> None:
+    """With no cap, one chunk of a bomb still comes out in pieces, not 256 MiB at once."""
+    packed = bomb("gzip")
+    reader = BodyReader(limit=None, content_length=None, encoding="gzip")
+    sizes = [len(piece) for piece in reader.pieces(packed[: len(packed) // 2])]
+    assert len(sizes) > 1 and max(sizes) <= MiB
+    sizes += [len(piece) for piece in reader.pieces(packed[len(packed) // 2 :])]
+    assert reader.finish() == b""
+    assert sum(sizes) == 512 * MiB and max(sizes) <= MiB
+
+
+async def test_a_download_hands_a_bomb_to_its_sink_in_bounded_pieces() -> None:
+    async with (
+        hostile(bomb_server("gzip", 200)) as (url, _),
+        SentryClient("t", base_url=url) as client,
+    ):
+        sizes: list[int] = []
+
+        async def sink(chunk: bytes) -> None:
+            sizes.append(len(chunk))
+
+        with anyio.fail_after(60):
+            assert await client.download("/files/bomb/", sink) == 512 * MiB
+    assert max(sizes) <= MiB
+
+
 async def test_download_streams_a_body_over_the_cap(tmp_path: Path) -> None:
     """Large binary bodies go to a file or a callable chunk by chunk, inflated, uncapped."""
     blob = bytes(range(256)) * 40_000  # about 10 MB

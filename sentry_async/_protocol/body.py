@@ -9,6 +9,7 @@ gigabytes in memory before anyone counts it.
 from __future__ import annotations
 
 import zlib
+from collections.abc import Iterator
 
 __all__ = [
     "ACCEPT_ENCODING",
@@ -17,6 +18,9 @@ __all__ = [
     "CorruptBody",
     "UnsupportedEncoding",
 ]
+
+_SLICE = 1024 * 1024
+"""The most one step of inflating yields when no cap bounds the body (a download)."""
 
 ACCEPT_ENCODING = "gzip, deflate"
 """What the transport asks for: exactly the encodings :class:`BodyReader` can inflate."""
@@ -71,6 +75,18 @@ class BodyReader:
             raise UnsupportedEncoding(f"unsupported Content-Encoding {encoding[:40]!r}")
 
     def feed(self, chunk: bytes) -> None:
+        for data in self._decoded(chunk):
+            self._keep(data)
+
+    def pieces(self, chunk: bytes) -> Iterator[bytes]:
+        """The bytes ``chunk`` decodes to, for a body streamed on: inflated a bounded slice
+        at a time as the pieces are taken, so that however far it inflates (size still
+        counts) no more than a slice is held at once."""
+        for data in self._decoded(chunk):
+            self._keep(data)
+            yield self.take()
+
+    def _decoded(self, chunk: bytes) -> Iterator[bytes]:
         if self._undecided is not None:
             self._undecided += chunk
             if len(self._undecided) < 2:
@@ -80,17 +96,23 @@ class BodyReader:
             self._inflater = zlib.decompressobj(wbits=_deflate_wbits(chunk))
         inflater = self._inflater
         if inflater is None:
-            self._keep(chunk)
+            if chunk:
+                yield chunk
             return
         data = chunk
         self._fed = self._fed or bool(data)
-        while data and not inflater.eof:
-            room = 0 if self._limit is None else self._limit - self._size + 1
+        full = False
+        while (data or full) and not inflater.eof:
+            # Read after each piece is taken: the size it reached bounds the next slice.
+            room = _SLICE if self._limit is None else self._limit - self._size + 1
             try:
-                self._keep(inflater.decompress(data, room))
+                out = inflater.decompress(data, room)
             except zlib.error as exc:
                 raise CorruptBody(f"response body does not inflate: {exc}") from None
+            if out:
+                yield out
             data = inflater.unconsumed_tail
+            full = len(out) == room  # zlib may hold more output though no input is left
 
     def whole(self, body: bytes) -> bytes:
         """A body that arrived in one read: as it is when it needs no inflating (still
