@@ -110,7 +110,8 @@ class Downloads:
     ) -> int:
         """Stream a GET's body to a file (a path) or to an async callable, chunk by chunk,
         with no size cap; returns the number of bytes. Failures before the first byte are
-        retried as usual, none after."""
+        retried as usual, none after; what writing to ``destination`` raises (a full disk,
+        the callable's own error) is raised as it is, not retried."""
         url = self.url_for(path, path_params)
         total = 0
         async with AsyncExitStack() as stack:

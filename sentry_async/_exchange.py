@@ -204,13 +204,15 @@ class Exchange:
         """One HTTP exchange; whatever goes wrong becomes a :class:`_Failure` raised outside
         the ``except`` that caught it, so aiohttp's exception is not even its context."""
         delivered = [0]
-        failure: _Failure | None = None
+        failure: _Failure | _SinkFailed | None = None
         # A download keeps aiohttp's own read bound, which pauses while its sink is slow.
         watch = None if sink is not None or self._deadlines is None else self._deadlines.start()
         try:
             return await self._request(
                 method, url, body, sink, delivered, started, watch, on_headers
             )
+        except _SinkFailed as exc:
+            failure = exc
         except asyncio.CancelledError:
             if watch is None or not watch.finish():
                 raise
@@ -289,6 +291,8 @@ class Exchange:
         finally:
             if watch is not None:
                 watch.finish()
+        if isinstance(failure, _SinkFailed):
+            raise failure.error  # outside the ``except``: not chained to its carrier
         if delivered[0] and failure.kind != "too_large":
             failure.kind = "final"  # part of the body already went to the sink
         raise failure
@@ -395,11 +399,26 @@ class Exchange:
         async for chunk in resp.content.iter_any():
             for data in reader.pieces(chunk):
                 delivered[0] += len(data)
-                await sink(data)
+                await _deliver(sink, data)
         rest = reader.finish()
         if rest:
             delivered[0] += len(rest)
-            await sink(rest)
+            await _deliver(sink, rest)
+
+
+class _SinkFailed(Exception):
+    """Carries what the caller's sink raised past the handlers meant for the network's
+    failures: it is the caller's own error, raised to them as it is and never retried."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+
+async def _deliver(sink: Sink, data: bytes) -> None:
+    try:
+        await sink(data)
+    except Exception as exc:
+        raise _SinkFailed(exc) from None
 
 
 def _is_tls_failure(exc: BaseException) -> bool:

@@ -7,6 +7,7 @@ server loop is bounded in count and every test in time.
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import json
 import struct
@@ -401,6 +402,35 @@ async def test_download_streams_a_body_over_the_cap(tmp_path: Path) -> None:
             async with client.stream("/files/blob/") as stream:
                 async for _ in stream:
                     break  # leaving early stops the download
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        OSError(errno.ENOSPC, "No space left on device"),
+        ValueError("bad chunk"),
+        UnicodeDecodeError("utf-8", b"\xff", 0, 1, "invalid start byte"),
+        RuntimeError("sink closed"),
+    ],
+    ids=["ENOSPC", "ValueError", "UnicodeDecodeError", "RuntimeError"],
+)
+async def test_a_sinks_own_error_reaches_the_caller_as_itself(error: Exception) -> None:
+    """What the caller's sink raises is not a connection failure, and is not retried."""
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        return web.Response(body=b"x" * 100_000, content_type="application/octet-stream")
+
+    async def sink(chunk: bytes) -> None:
+        raise error
+
+    async with (
+        hostile(handle) as (url, paths),
+        SentryClient("t", base_url=url, retry=ONE_TRY) as client,
+    ):
+        with anyio.fail_after(10), pytest.raises(type(error)) as caught:
+            await client.download("/files/blob/", sink)
+    assert caught.value is error
+    assert len(paths) == 1, "not retried"
 
 
 async def test_stream_raises_the_error_from_the_iteration() -> None:
