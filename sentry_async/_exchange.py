@@ -154,16 +154,19 @@ class Exchange:
     ) -> Response:
         """One attempt's HTTP exchanges: the request and the redirects it may follow."""
         started = time.perf_counter()
-        for _ in range(_MAX_REDIRECTS + 1):
+        for hop in range(_MAX_REDIRECTS + 1):
             response = await self._roundtrip(method, url, body, sink, started, on_headers)
             location = response.headers.get("Location")
             if response.status not in REDIRECT_STATUSES or location is None:
+                if hop:
+                    # A Location may echo the token: errors and reprs show what it named.
+                    response.url = URL(self._shown(url), encoded=True)
                 return response
             url = self._follow(method, url, location)
             method, keep_body = redirect_method(response.status, method)
             body = body if keep_body else None
         raise _Failure(
-            "redirect", UnsafeRedirect("too many redirects", method=method, url=str(url))
+            "redirect", UnsafeRedirect("too many redirects", method=method, url=self._shown(url))
         )
 
     def _follow(self, method: str, url: URL, location: str) -> URL:
@@ -226,7 +229,7 @@ class Exchange:
         except BodyTooLarge as exc:
             failure = _Failure(
                 "too_large",
-                ResponseTooLarge(str(exc), method=method, url=str(url), limit=exc.limit),
+                ResponseTooLarge(str(exc), method=method, url=self._shown(url), limit=exc.limit),
             )
         except UnsupportedEncoding as exc:
             failure = self._failure("final", ConnectionFailed, str(exc), method, url)
@@ -308,8 +311,13 @@ class Exchange:
     ) -> _Failure:
         redact = self._redactor.text
         described = None if cause is None else redact(f"{type(cause).__name__}: {cause}")
-        error = cls(redact(message), method=method, url=str(url), cause=described)
+        error = cls(redact(message), method=method, url=self._shown(url), cause=described)
         return _Failure(kind, error)
+
+    def _shown(self, url: URL) -> str:
+        """``url`` for an error or a log line: a redirect's ``Location`` may have put the
+        token in it."""
+        return self._redactor.text(str(url))
 
     async def _request(
         self,
@@ -348,7 +356,9 @@ class Exchange:
                 raise
             elapsed = time.perf_counter() - started
             if logger.isEnabledFor(logging.DEBUG):
-                logger.debug("%s %s -> %d in %.1f ms", method, url, resp.status, elapsed * 1000)
+                logger.debug(
+                    "%s %s -> %d in %.1f ms", method, self._shown(url), resp.status, elapsed * 1000
+                )
             return Response(
                 method=method,
                 url=url,

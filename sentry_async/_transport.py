@@ -262,7 +262,7 @@ class Transport(Exchange):
                 raise RateLimited(
                     429,
                     method=method,
-                    url=str(url),
+                    url=self._shown(url),
                     detail="this endpoint is paused",
                     retry_after=paused,
                 )
@@ -380,7 +380,7 @@ class Transport(Exchange):
             response.status,
             self._redact(response.body),
             method=response.method,
-            url=str(response.url),
+            url=self._shown(response.url),
             rate_limit=response.rate_limit,
             retry_after=rate_limit_delay(
                 response.headers, response.rate_limit, self._server_now(response)

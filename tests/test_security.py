@@ -23,6 +23,8 @@ from typing import Any
 
 import anyio
 import pytest
+from _local_server import local_app
+from aiohttp import web
 
 from sentry_async import (
     BadRequest,
@@ -460,6 +462,57 @@ async def test_token_absent_from_debug_logs(
         assert TOKEN not in record.getMessage()
         assert TOKEN not in repr(record.args)
         assert TOKEN not in (record.exc_text or "")
+    assert TOKEN not in caplog.text
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("then", "error"),
+    [
+        ("503", ServerError),
+        ("garbage", DecodeError),
+        ("huge", ResponseTooLarge),
+        ("loop", UnsafeRedirect),
+        ("drop", ConnectionFailed),
+    ],
+)
+async def test_token_a_redirect_puts_in_the_url_is_never_shown(
+    then: str, error: type[Exception], caplog: pytest.LogCaptureFixture
+) -> None:
+    """A trusted front end echoes the credentials into a same-origin redirect's query: the
+    URL the client then asks for holds the token, and no error or log line shows it."""
+    caplog.set_level(logging.DEBUG)
+
+    async def moved(request: web.Request) -> web.StreamResponse:
+        token = request.headers["Authorization"].split()[1]
+        raise web.HTTPFound(f"/api/0/there/?then={then}&from={token}")
+
+    async def there(request: web.Request) -> web.StreamResponse:
+        if then == "503":
+            return web.json_response({"detail": "down"}, status=503)
+        if then == "garbage":
+            return web.Response(body=b"<html>", content_type="application/json")
+        if then == "huge":
+            return web.json_response(list(range(100)))
+        if then == "loop":
+            raise web.HTTPFound(str(request.rel_url))
+        assert request.transport is not None
+        request.transport.abort()
+        return web.Response()
+
+    app = web.Application()
+    app.router.add_get("/api/0/moved/", moved)
+    app.router.add_get("/api/0/there/", there)
+    async with (
+        local_app(app) as url,
+        SentryClient(TOKEN, base_url=url, retry=FAST, max_body_size=100) as client,
+    ):
+        with anyio.fail_after(15), pytest.raises(error) as caught:
+            await client.request("GET", "/moved/")
+    assert "/api/0/there/" in str(caught.value), "the error still names where it went"
+    assert TOKEN not in _reachable_text(caught.value)
+    assert TOKEN not in getattr(caught.value, "url", "")
+    assert any(r.levelno == logging.DEBUG for r in caplog.records) or then == "drop"
     assert TOKEN not in caplog.text
 
 
