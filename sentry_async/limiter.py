@@ -187,18 +187,21 @@ class RateLimiter:
         if reset_in is not None:
             enforced = min(reset_in, max_wait)
             group.reset_at = now + enforced
+            # Once the window's requests are spent, this is the wait it announced.
+            group.window_announced = now + reset_in
             # The window's length follows the latest headers: a new window (a new Reset)
             # starts the estimate afresh, so one odd answer cannot slow the group for good.
-            length = math.ceil(enforced) or 1.0
-            if info.reset != group.reset_epoch:
-                group.reset_epoch = info.reset
-                group.window = length
-            else:
-                group.window = max(group.window, length)
-            if info.remaining is not None and info.remaining <= 0:
-                group.window_announced = now + reset_in
-                if log:
-                    self._log_wait(name, group, now, reset_in, enforced, "its window resets")
+            # A Reset further off than max_wait (epoch milliseconds, a year away) is no
+            # window to pace by: it would hold the group to Limit per max_wait.
+            if reset_in <= max_wait:
+                length = math.ceil(reset_in) or 1.0
+                if info.reset != group.reset_epoch:
+                    group.reset_epoch = info.reset
+                    group.window = length
+                else:
+                    group.window = max(group.window, length)
+            if log and info.remaining is not None and info.remaining <= 0:
+                self._log_wait(name, group, now, reset_in, enforced, "its window resets")
         if info.remaining is not None and reset_in is not None and reset_in > 0:
             group.remaining = info.remaining - later
         if info.limit is not None and info.limit > 0:

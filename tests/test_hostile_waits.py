@@ -159,6 +159,21 @@ async def test_one_long_window_does_not_throttle_for_good() -> None:
     assert len(seen) == 8
 
 
+async def test_a_reset_in_milliseconds_with_requests_left_does_not_throttle() -> None:
+    """Every answer has requests left and a ``Reset`` in epoch milliseconds."""
+
+    def respond(request: web.Request, n: int) -> web.Response:
+        return ok(**limits(4, time.time() * 1000 + 1000, limit=5))
+
+    async with hostile(respond) as (url, seen), SentryClient("t", base_url=url) as client:
+        with anyio.fail_after(15):
+            for _ in range(12):
+                await get(client)
+        state = client.limiter.state(GROUP)
+    assert state.rate is not None and state.rate >= 2.5
+    assert len(seen) == 12
+
+
 async def test_a_client_clock_minutes_off_does_not_change_the_pacing() -> None:
     """The server's clock is ten minutes ahead: its Reset is one second after its Date."""
     skew = 600.0

@@ -121,6 +121,20 @@ async def test_announced_limit_shapes_bucket() -> None:
     assert state.remaining == 10
 
 
+async def test_a_reset_beyond_max_wait_does_not_slow_the_pace() -> None:
+    """A ``Reset`` in epoch milliseconds with requests left announces no wait: the pace
+    stays the limit per second, and once the window it names is spent calls fail fast."""
+    limiter = RateLimiter()
+    reset = time.time() * 1000
+    limiter.observe("g", RateLimitInfo(limit=5, remaining=2, reset=reset), max_wait=300)
+    assert limiter.state("g").rate == pytest.approx(5.0)
+    with anyio.fail_after(10):
+        for _ in range(2):
+            async with limiter.slot("g"):
+                pass
+    assert limiter.pause_for("g") > 300
+
+
 async def test_cancelled_waiter_releases_its_slot() -> None:
     limiter = RateLimiter(max_concurrency=1)
     limiter.block("g", 5)
