@@ -72,6 +72,25 @@ def test_retry_after_garbage_is_none() -> None:
         assert parse_retry_after(value, 0.0) is None
 
 
+def test_retry_after_seconds_are_digits_only() -> None:
+    """RFC 9110's delay-seconds (a decimal fraction is taken too), not what float() takes."""
+    for value in ("1_000_000", "1_0", "+5", "2e0", "0x10", "infinity"):
+        assert parse_retry_after(value, 0.0) is None, value
+    assert parse_retry_after("1" * 400, 0.0) is None, "too long to be a wait"
+
+
+def test_an_http_date_in_minus_0000_is_gmt() -> None:
+    """``-0000`` is how RFC 2822 writes GMT without saying where (``formatdate`` does it)."""
+    from email.utils import formatdate
+
+    from sentry_async._protocol.ratelimit import server_clock
+
+    now = 1_700_000_000.0
+    assert formatdate(now + 30).endswith("-0000")
+    assert parse_retry_after(formatdate(now + 30), now) == 30.0
+    assert server_clock(formatdate(now + 600), now) == now + 600
+
+
 @given(
     st.dictionaries(
         st.sampled_from(

@@ -8,7 +8,9 @@ starts, not a duration; ``Retry-After`` (seconds or an HTTP date) is rarely sent
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
+from datetime import timezone
 from email.utils import parsedate_to_datetime
 from functools import lru_cache
 
@@ -24,6 +26,10 @@ __all__ = [
 
 _PLAIN_DIGITS = 15
 """Up to this many digits, a count is exact as a float and far below int()'s digit limit."""
+
+_DELAY_SECONDS = re.compile(r"[0-9]+(?:\.[0-9]+)?")
+"""``Retry-After``'s delay-seconds: digits (RFC 9110), a decimal fraction tolerated; not
+the signs, exponents, underscores and words that float() also takes."""
 
 _SKEW_TOLERANCE = 2.0
 """Seconds the client's clock may differ from the server's ``Date`` before the latter wins
@@ -126,28 +132,13 @@ def parse_retry_after(value: str | None, now: float) -> float | None:
     if value is None:
         return None
     value = value.strip()
-    if not value:
-        return None
-    if not value.isascii():
-        return None
-    try:
+    if _DELAY_SECONDS.fullmatch(value):
         # float(), never int(): thousands of digits must not trip int()'s digit limit or
         # overflow a conversion; they become inf, which is refused below.
         seconds = float(value)
-    except ValueError:
-        pass
-    else:
-        return seconds if math.isfinite(seconds) and seconds >= 0 else None
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError, OverflowError):
-        return None
-    if when.tzinfo is None:
-        return None
-    try:
-        return max(0.0, when.timestamp() - now)
-    except (OverflowError, OSError, ValueError):
-        return None
+        return seconds if math.isfinite(seconds) else None
+    stamp = _http_date(value)
+    return None if stamp is None else max(0.0, stamp - now)
 
 
 def server_clock(date: str | None, wall: float) -> float:
@@ -173,7 +164,8 @@ def _http_date(value: str) -> float | None:
     except (TypeError, ValueError, IndexError, OverflowError):
         return None
     if when.tzinfo is None:
-        return None
+        # ``-0000`` (or no zone at all): an HTTP date is GMT whatever it fails to say.
+        when = when.replace(tzinfo=timezone.utc)
     try:
         return when.timestamp()
     except (OverflowError, OSError, ValueError):
