@@ -21,8 +21,8 @@ class Timeouts:
     free pooled one or a new one (``connect`` bounds each connection attempt). ``None`` turns
     a bound off, on purpose."""
 
-    connect: float = 10.0
-    read: float = 60.0
+    connect: float | None = 10.0
+    read: float | None = 60.0
     total: float | None = 300.0
     pool: float | None = 60.0
 
@@ -40,6 +40,17 @@ class Timeouts:
             return timeout
         seconds = float(timeout)
         return cls(connect=min(seconds, 10.0), read=seconds, total=max(seconds, _DEFAULT_TOTAL))
+
+    @classmethod
+    def of_session(cls, timeout: aiohttp.ClientTimeout) -> Timeouts:
+        """The bounds of a session passed in (its ``ClientTimeout``), as :meth:`to_aiohttp`
+        would have given them to aiohttp."""
+        return cls(
+            connect=timeout.sock_connect,
+            read=timeout.sock_read,
+            total=timeout.total,
+            pool=timeout.connect,
+        )
 
     def to_aiohttp(self, *, connection_only: bool = False) -> aiohttp.ClientTimeout:
         """aiohttp's bounds; ``connection_only`` keeps those of the wait for a connection

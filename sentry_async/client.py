@@ -74,6 +74,10 @@ logger = logging.getLogger("sentry_async")
 _UNPAGINATED_SWITCHES = frozenset({"noPagination", "all_projects"})
 """Query parameters with which Sentry answers a list whole, whatever the page size."""
 
+_DEFAULT_TIMEOUTS = Timeouts()
+"""``timeout=``'s default, told apart by identity: with a ``session`` passed in and no
+``timeout``, the session's own ``ClientTimeout`` applies."""
+
 
 class _CallOptions(TypedDict):
     group: str
@@ -99,7 +103,8 @@ class SentryClient(GeneratedGroups, Routing, Downloads):
     cap); a larger one is a :class:`ResponseTooLarge`, not retried. :meth:`download`
     streams a large binary body instead, with no cap.
 
-    A ``session`` passed in is used as it is, except that aiohttp's own silent resend of a
+    A ``session`` passed in is used as it is, its ``ClientTimeout`` included unless
+    ``timeout`` is passed too, except that aiohttp's own silent resend of a
     GET/PUT/DELETE whose pooled connection dropped is turned off on it (it would resend
     merges and discards behind the retry policy's back; see ``disable_silent_resend``).
 
@@ -119,7 +124,7 @@ class SentryClient(GeneratedGroups, Routing, Downloads):
         *,
         base_url: str | None = None,
         org: str | None = None,
-        timeout: Timeouts | float = Timeouts(),
+        timeout: Timeouts | float = _DEFAULT_TIMEOUTS,
         retry: RetryPolicy | None = None,
         rate: float | None = None,
         burst: float | None = None,
@@ -150,7 +155,10 @@ class SentryClient(GeneratedGroups, Routing, Downloads):
         self._allow_insecure = allow_insecure_http
         self.api_root = self.base_url.with_path(self.base_url.path.rstrip("/") + API_PREFIX)
         self.org = check_slug(org, "org") if org is not None else None
-        self.timeouts = Timeouts.of(timeout)
+        if session is not None and timeout is _DEFAULT_TIMEOUTS:
+            self.timeouts = Timeouts.of_session(session.timeout)
+        else:
+            self.timeouts = Timeouts.of(timeout)
         self.retry = retry or RetryPolicy()
         self.limiter = limiter or RateLimiter(
             rate=rate, burst=burst, max_concurrency=max_concurrency

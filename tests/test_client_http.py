@@ -532,6 +532,32 @@ async def test_total_timeout_bounds_an_attempt(fake_sentry: FakeSentry) -> None:
     assert len(api_requests(fake_sentry)) == 1
 
 
+async def test_a_session_passed_in_keeps_its_own_timeouts() -> None:
+    """Its ``ClientTimeout`` bounds the client's requests, unless ``timeout=`` is given too."""
+    release = anyio.Event()
+
+    async def slow(request: web.Request) -> web.Response:
+        with anyio.move_on_after(10):
+            await release.wait()
+        return web.json_response([1])
+
+    app = web.Application()
+    app.router.add_get("/api/0/slow/", slow)
+    bounds = aiohttp.ClientTimeout(total=0.3, sock_read=0.3, sock_connect=2.0)
+    async with local_app(app) as url, aiohttp.ClientSession(timeout=bounds) as session:
+        own = SentryClient("t", base_url=url, session=session, retry=RetryPolicy(attempts=1))
+        assert own.timeouts == Timeouts(connect=2.0, read=0.3, total=0.3, pool=None)
+        try:
+            async with own:
+                with anyio.fail_after(10), pytest.raises(RequestTimeout):
+                    await own.request("GET", "/slow/")
+        finally:
+            release.set()
+        chosen = Timeouts(read=5.0)
+        assert SentryClient("t", base_url=url, session=session, timeout=chosen).timeouts == chosen
+        assert SentryClient("t", base_url=url, timeout=Timeouts()).timeouts == Timeouts()
+
+
 async def test_a_number_as_timeout_is_the_read_timeout(fake_sentry: FakeSentry) -> None:
     org = fake_sentry.data.org_slugs()[0]
     # The bound well over an ordinary answer of the in-process fake on a busy machine.
