@@ -138,6 +138,7 @@ class Exchange:
         _redactor: Redactor
         _timeout: aiohttp.ClientTimeout
         _connect_timeout: aiohttp.ClientTimeout
+        _download_timeout: aiohttp.ClientTimeout
         _deadlines: Deadlines | None
         _headers: dict[str, str]
         _proxy: ProxySettings | None
@@ -332,12 +333,18 @@ class Exchange:
     ) -> Response:
         """The aiohttp call. The only frame that sees aiohttp's objects; the headers,
         ``Authorization`` included, are built inside the call expression, never a local."""
+        if watch is not None:
+            timeout = self._connect_timeout
+        elif sink is not None:
+            timeout = self._download_timeout
+        else:
+            timeout = self._timeout
         async with self.session.request(
             method,
             url,
             data=body() if callable(body) else body,
             allow_redirects=False,
-            timeout=self._timeout if watch is None else self._connect_timeout,
+            timeout=timeout,
             **self._request_options,
             **self._routed_headers(url, body, sink),
         ) as resp:

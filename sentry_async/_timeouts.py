@@ -17,7 +17,8 @@ class Timeouts:
     """Seconds. ``read`` bounds each silence of the server: from the start of an attempt
     until its response begins, then between arrivals of its body; ``total`` a whole attempt,
     body included, so a body that trickles in a byte at a time cannot hold a request (or a
-    paginator, a fan-out, an export) for ever; ``pool`` the whole wait for a connection, a
+    paginator, a fan-out, an export) for ever (a download's body, which goes at its
+    consumer's pace, is bounded by ``read`` alone); ``pool`` the whole wait for a connection, a
     free pooled one or a new one (``connect`` bounds each connection attempt). ``None`` turns
     a bound off, on purpose."""
 

@@ -19,6 +19,7 @@ import logging
 import random
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import replace
 from typing import TypeVar
 
 import aiohttp
@@ -113,12 +114,15 @@ class Transport(Exchange):
         self.retry = retry
         # ``read`` and ``total`` on one shared timer where the interpreter allows: an
         # attempt it watches leaves aiohttp only the bounds of the wait for a connection;
-        # any other (a download, or no shared timer) keeps all four.
+        # any other keeps all four (no shared timer), or all but ``total`` (a download).
         deadlines = Deadlines(read=timeouts.read, total=timeouts.total)
         shared = SHARED_DEADLINES and hasattr(aiohttp.StreamReader, "total_bytes")
         self._deadlines = deadlines if shared and deadlines.active else None
         self._timeout = timeouts.to_aiohttp()
         self._connect_timeout = timeouts.to_aiohttp(connection_only=True)
+        # A download's body goes at its sink's pace, for as long as it takes: no ``total``,
+        # but ``read`` still ends one whose server falls silent.
+        self._download_timeout = replace(timeouts, total=None).to_aiohttp()
         self.trusted_origins = trusted_origins
         self._headers = headers
         self._rng = rng or random.Random()

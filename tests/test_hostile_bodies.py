@@ -117,6 +117,32 @@ async def test_a_trickling_body_cannot_hold_a_call(how: str) -> None:
     assert len(paths) == ONE_TRY.attempts
 
 
+async def test_a_download_outlasts_total_while_its_consumer_is_slow() -> None:
+    """``total`` does not end a download: a healthy server sending to a slow sink is no
+    trickle, and ``read`` still ends one whose server falls silent."""
+    blob = bytes(range(256)) * 16_000
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        return web.Response(body=blob, content_type="application/octet-stream")
+
+    received = bytearray()
+
+    async def slow_sink(chunk: bytes) -> None:
+        if not received:
+            await anyio.sleep(1.0)  # well past ``total``
+        received.extend(chunk)
+
+    timeouts = Timeouts(read=10.0, total=0.2)
+    async with (
+        hostile(handle) as (url, paths),
+        SentryClient("t", base_url=url, timeout=timeouts, retry=ONE_TRY) as client,
+    ):
+        with anyio.fail_after(20):
+            assert await client.download("/files/blob/", slow_sink) == len(blob)
+    assert received == blob
+    assert len(paths) == 1
+
+
 async def test_the_wait_for_a_pooled_connection_is_bounded() -> None:
     """One connection, held by a trickling body: the next call gives up after ``pool``."""
 
