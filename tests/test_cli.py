@@ -10,7 +10,7 @@ import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -393,6 +393,21 @@ async def test_unusable_time_ranges_exit_2_and_leave_nothing(
         assert time.monotonic() - started < 10, f"{naming}: checked before planning"
         assert not out.exists(), f"{naming}: nothing is created"
     assert "larger window" in run.error_lines[0] and "100,000" in run.error_lines[0]
+
+
+async def test_a_range_ending_in_the_future_exits_2_naming_until(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Refused before any request (no server behind the URL) and before anything is created."""
+    monkeypatch.setenv("SENTRY_AUTH_TOKEN", TOKEN)
+    out = tmp_path / "out"
+    later = (datetime.now(timezone.utc) + timedelta(days=2)).date().isoformat()
+    base = ["export", "events", "--org", ORG, "-o", str(out), "--base-url", "http://127.0.0.1:9"]
+    for extra in (["--since", "2026-05-25", "--until", later], ["--period", "3d", "--until", later]):
+        run = await _main([*base, *extra])
+        _assert_one_error_line(run, naming=f"--until {later}", case=str(extra))
+        assert "in the future" in run.error_lines[0]
+        assert not out.exists(), extra
 
 
 async def test_failed_exports_print_only_the_error_line(

@@ -676,6 +676,33 @@ async def test_unusable_ranges_are_refused_before_anything_is_created(
     assert "larger window" in str(caught.value) and f"{MAX_WINDOWS:,}" in str(caught.value)
 
 
+async def test_a_range_ending_after_now_is_refused(
+    fake_sentry: FakeSentry, tmp_path: Path
+) -> None:
+    """Windows after now would be recorded complete before their events exist: lost for good."""
+    cases = {
+        "start and end": ExportSpec(
+            kind="events", org=ORG, start=FIXED_NOW - timedelta(days=1),
+            end=FIXED_NOW + timedelta(days=1),
+        ),
+        "period and end": ExportSpec(
+            kind="issues", org=ORG, period=timedelta(days=2), end=FIXED_NOW + timedelta(hours=1)
+        ),
+    }  # fmt: skip
+    async with _client(fake_sentry) as client:
+        for name, spec in cases.items():
+            out = tmp_path / name.replace(" ", "-")
+            with anyio.fail_after(20), pytest.raises(ExportRangeError) as caught:
+                await export(client, spec, out, now=FIXED_NOW)
+            assert caught.value.argument == "end", name
+            assert "in the future" in caught.value.reason, name
+            assert not out.exists(), name
+        # Up to now exactly is a range that is over.
+        spec = ExportSpec(kind="issues", org=ORG, period=timedelta(days=2), end=FIXED_NOW)
+        manifest = await export(client, spec, tmp_path / "now", now=FIXED_NOW)
+        assert manifest.end == "2026-06-01T12:00:00Z"
+
+
 def test_window_and_date_arithmetic_stays_in_the_calendar() -> None:
     """Overflow is a ValueError with a message, never an OverflowError."""
     with pytest.raises(ValueError, match="too long"):

@@ -82,7 +82,10 @@ def resolve_range(
     period: timedelta | None,
     now: datetime,
 ) -> tuple[datetime, datetime]:
-    """Pin ``period`` (ending at ``now``) or ``start``/``end`` (``end`` defaults to ``now``)."""
+    """Pin ``period`` (ending at ``now``) or ``start``/``end`` (``end`` defaults to ``now``).
+
+    An ``end`` after ``now`` is refused: an export records its windows as complete.
+    """
     if period is not None and start is not None:
         raise ValueError("give either a period or a start time, not both")
     if now.tzinfo is None:
@@ -91,6 +94,13 @@ def resolve_range(
         if value is not None and value.tzinfo is None:
             raise ValueError(f"{name} must be timezone-aware")
     stop = _to_utc(end or now, "end")
+    if end is not None and stop > now:
+        # Its windows would be recorded complete before their events exist: lost for good.
+        raise ExportRangeError(
+            "end",
+            f"{format_utc(stop)} is in the future (now is {format_utc(now)}): leave the end "
+            "out to export up to now",
+        )
     if period is not None:
         try:
             begin = stop - period
