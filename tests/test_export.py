@@ -286,11 +286,18 @@ def _add_faults(server: FakeSentry) -> list[Fault]:
     return sure
 
 
-@pytest.mark.parametrize("concurrency", [4, 1])
+@pytest.mark.parametrize(("concurrency", "max_open"), [(4, None), (1, None), (4, 2)])
 async def test_resume_after_faults_and_cancellations_writes_every_item_once(
-    fake_sentry_factory: Factory, tmp_path: Path, concurrency: int
+    fake_sentry_factory: Factory,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    concurrency: int,
+    max_open: int | None,
 ) -> None:
-    """Streams side by side (a fan-out) and one at a time (walked by the exporter)."""
+    """Streams side by side (a fan-out) and one at a time (walked by the exporter); and with
+    fewer files open at once than the projects, closed and opened again as pages come."""
+    if max_open is not None:
+        monkeypatch.setattr("sentry_async.export._datafiles.MAX_OPEN", max_open)
     server = await fake_sentry_factory(scale=DATA)
     # One page fails for good (beyond the client's retries) until two runs died of it.
     blocker = server.faults.add(
@@ -701,6 +708,39 @@ async def test_a_range_ending_after_now_is_refused(
         spec = ExportSpec(kind="issues", org=ORG, period=timedelta(days=2), end=FIXED_NOW)
         manifest = await export(client, spec, tmp_path / "now", now=FIXED_NOW)
         assert manifest.end == "2026-06-01T12:00:00Z"
+
+
+async def test_more_projects_than_the_open_file_limit_export_every_event_once(
+    fake_sentry_factory: Factory, tmp_path: Path
+) -> None:
+    """Streams go window by window across the projects: were each project's file kept open
+    until its last window, an organization with more projects than the process may open
+    files would stop at "too many open files", on every resume too."""
+    resource = pytest.importorskip("resource")
+    data = SeedConfig(
+        orgs=1, projects_per_org=70, issues_per_project=2, events_per_issue=(1, 2), days=4
+    )
+    server = await fake_sentry_factory(scale=data)
+    (tmp_path / "token").write_text(server.token)
+    out = tmp_path / "out"
+    start, end = FIXED_NOW - timedelta(days=3), FIXED_NOW
+    limited = (
+        "import resource, runpy, sys; "
+        f"resource.setrlimit(resource.RLIMIT_NOFILE, (48, {resource.getrlimit(resource.RLIMIT_NOFILE)[1]})); "
+        "sys.argv[0] = 'sentry-async'; runpy.run_module('sentry_async', run_name='__main__')"
+    )
+    command = [sys.executable, "-c", limited, "export", "events", "--org", ORG,
+               "--since", start.isoformat(), "--until", end.isoformat(), "-o", str(out),
+               "--base-url", server.url, "--token-file", str(tmp_path / "token"), "-q"]  # fmt: skip
+    with anyio.fail_after(120):
+        result = await anyio.run_process(command, check=False)
+    assert result.returncode == 0, result.stderr.decode()
+    slugs = server.data.project_slugs(ORG)
+    assert len(slugs) == 70 and len(_listing(out, "*.jsonl")) == 70
+    for slug in slugs:
+        expected = server.data.event_ids(ORG, slug, start=start.timestamp(), end=end.timestamp())
+        ids = _ids(_lines(out / f"{slug}.jsonl"))
+        assert len(ids) == len(set(ids)) and set(ids) == set(expected), slug
 
 
 def test_window_and_date_arithmetic_stays_in_the_calendar() -> None:

@@ -17,6 +17,12 @@ forth), and a stream that reads ahead has its next request out while the page is
 so the loop has nothing better to do. ``SLOW_WRITES`` writes in a row slower than
 ``QUICK_WRITE`` (a disk that throttles its writers) send every later page to the thread,
 where a slow disk does not hold up the loop.
+
+Streams run window by window across the targets, so a run touches every project's file
+again and again. At most ``max_open`` data files stay open (see :func:`open_file_budget`):
+opening one more first fsyncs and closes the one written to longest ago, which is opened
+again at its recorded length when its next page comes. A Parquet part cannot be reopened,
+so it is never closed this way (a part is open only while its one stream runs).
 """
 
 from __future__ import annotations
@@ -35,9 +41,9 @@ import anyio
 from ._checkpoint import FileState, StreamState
 from ._files import sync_and_close, sync_then_save
 from ._formats import DataFile, open_data_file, store_page
-from ._writer import Line
+from ._writer import JsonlFile, Line
 
-__all__ = ["MAX_QUEUED", "QUICK_WRITE", "SLOW_WRITES", "OpenFiles"]
+__all__ = ["MAX_OPEN", "MAX_QUEUED", "QUICK_WRITE", "SLOW_WRITES", "OpenFiles", "open_file_budget"]
 
 T = TypeVar("T")
 
@@ -56,11 +62,34 @@ the disk's, and the pages after it would each pay the hand-over for nothing; a d
 throttles its writers is slow every time."""
 
 
-class OpenFiles:
-    """The open data files of one run in ``output``, of one format."""
+MAX_OPEN = 64
+"""Data files a run keeps open at most, where the process may open enough files."""
 
-    def __init__(self, output: Path, *, format: str, compress: bool) -> None:
+
+def open_file_budget() -> int:
+    """How many data files a run keeps open: :data:`MAX_OPEN`, or a quarter of the
+    process's limit on open files when that is lower (connections, the lock, the
+    checkpoint and the interpreter's own files need the rest)."""
+    try:
+        import resource
+
+        soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    except (ImportError, OSError, ValueError):  # pragma: no cover - not POSIX
+        return MAX_OPEN
+    if soft == resource.RLIM_INFINITY or soft <= 0:
+        return MAX_OPEN
+    return max(2, min(MAX_OPEN, soft // 4))
+
+
+class OpenFiles:
+    """The open data files of one run in ``output``, of one format (at most ``max_open``
+    at once; by default :func:`open_file_budget`)."""
+
+    def __init__(
+        self, output: Path, *, format: str, compress: bool, max_open: int | None = None
+    ) -> None:
         self.output = output
+        self.max_open = max_open if max_open is not None else open_file_budget()
         self.format = format
         self.compress = compress
         self._files: dict[str, DataFile] = {}
@@ -141,6 +170,9 @@ class OpenFiles:
         handle = self._files.get(state.file)
         if handle is None:
             return None
+        if next(reversed(self._files)) != state.file:
+            # The most recently written file goes last: the first one is closed first.
+            self._files[state.file] = self._files.pop(state.file)
         queued = self._queued
         while queued and queued[0].done():
             queued.popleft()
@@ -183,6 +215,7 @@ class OpenFiles:
                 return written
             name = state.file
             if name not in self._files:
+                await self._make_room()
                 self._files[name] = await self._call(
                     partial(
                         open_data_file,
@@ -195,6 +228,15 @@ class OpenFiles:
             else:
                 with anyio.CancelScope(shield=True):
                     await asyncio.wrap_future(self._queued.popleft())
+
+    async def _make_room(self) -> None:
+        """Close files written to longest ago until one more may be opened (fsynced
+        first: the next checkpoint covers their bytes without them being open)."""
+        while len(self._files) >= self.max_open:
+            name = next((n for n, h in self._files.items() if isinstance(h, JsonlFile)), None)
+            if name is None:
+                return
+            await self.close(name)
 
     def _take_written(self) -> int:
         written = self._written - self._reported
