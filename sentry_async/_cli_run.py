@@ -27,7 +27,10 @@ from ._progress_display import DisplayMode, show_progress
 from ._query_command import run_query
 from .cli import (
     _RANGE_OPTIONS,
+    _SPEC_OPTIONS,
+    DEFAULT_OVERLAP,
     DEFAULT_PERIOD,
+    DEFAULT_WINDOW,
     DEMO_PERIOD,
     DEMO_SEED,
     EXIT_API,
@@ -59,7 +62,9 @@ from .export import (
     parse_utc,
 )
 from .export._formats import check_arrow
+from .export._incremental import check_state_path
 from .export._progress import format_bytes
+from .export._spec import is_aggregate
 
 __all__ = ["classify", "run_demo", "run_export", "run_query_command"]
 
@@ -106,8 +111,39 @@ def _range_error(exc: ExportRangeError, args: argparse.Namespace) -> _UsageError
     if name is None:
         return _UsageError(str(exc))
     value = getattr(args, name, None)
+    if name == "window" and value is None:
+        value = DEFAULT_WINDOW
     option = f"--{name}" if value is None else f"--{name} {value}"
     return _UsageError(f"{option}: {exc.reason}")
+
+
+def _spec_error(exc: ValueError, args: argparse.Namespace) -> _UsageError:
+    """The spec's refusal, told in terms of the option it comes from."""
+    if isinstance(exc, ExportRangeError):
+        return _range_error(exc, args)
+    message = str(exc)
+    option = _SPEC_OPTIONS.get(message.split(" ", 1)[0])
+    return _UsageError(message if option is None else f"{option}: {message}")
+
+
+def _check_option_use(args: argparse.Namespace) -> None:
+    """Options that would be ignored are refused: the user meant something by them."""
+    if args.overlap is not None and args.incremental is None:
+        raise _UsageError("--overlap is for --incremental exports")
+    if args.window is not None and args.window.strip().lower() != "none":
+        if args.kind == "issues":
+            raise _UsageError(
+                "--window is for events and discover: issues are one stream over the range"
+            )
+        if args.field and any(is_aggregate(name) for name in args.field):
+            raise _UsageError(
+                "--window: a Discover export with aggregate fields is one query over the "
+                "whole range"
+            )
+    if any(not name.strip() for name in args.field or ()):
+        raise _UsageError("--field: a field name must not be empty")
+    if args.incremental is not None and not args.incremental.strip():
+        raise _UsageError("--incremental: give the path of the state file")
 
 
 def _spec_from_args(args: argparse.Namespace) -> ExportSpec:
@@ -117,10 +153,11 @@ def _spec_from_args(args: argparse.Namespace) -> ExportSpec:
         raise _UsageError("give --since or --period, not both")
     period_text = args.period or (None if since else DEFAULT_PERIOD)
     period = _parse_option("--period", period_text, parse_duration) if period_text else None
+    window_text = args.window if args.window is not None else DEFAULT_WINDOW
     window = (
         None
-        if args.window.strip().lower() == "none"
-        else _parse_option("--window", args.window, parse_duration)
+        if window_text.strip().lower() == "none"
+        else _parse_option("--window", window_text, parse_duration)
     )
     if args.field and args.kind != "discover":
         raise _UsageError("--field is for 'export discover'")
@@ -158,7 +195,7 @@ def _spec_from_args(args: argparse.Namespace) -> ExportSpec:
             format=args.format,
         )
     except ValueError as exc:
-        raise _UsageError(str(exc)) from None
+        raise _spec_error(exc, args) from None
 
 
 def _summary(manifest: Manifest, directory: Path, elapsed: float) -> str:
@@ -202,8 +239,17 @@ def _stop_on_sigterm(scope: anyio.CancelScope, stopped: list[bool]) -> Iterator[
 
 
 async def run_export(args: argparse.Namespace, token: str, out: TextIO) -> int:
+    _check_option_use(args)
     spec = _spec_from_args(args)
-    overlap = _parse_option("--overlap", args.overlap, parse_duration)
+    overlap = _parse_option("--overlap", args.overlap or DEFAULT_OVERLAP, parse_duration)
+    if args.incremental is not None:
+        # Checked before the output directory is created: a refusal leaves nothing behind.
+        try:
+            check_state_path(args.incremental)
+        except OutputUnusableError as exc:
+            raise OutputUnusableError(f"--incremental {args.incremental}: {exc}") from None
+        except ValueError as exc:
+            raise _UsageError(f"--incremental: {exc}") from None
     directory = Path(args.output)
     started = time.perf_counter()
     progress = Progress(spec.kind)

@@ -57,6 +57,20 @@ _T = TypeVar("_T")
 _RANGE_OPTIONS = {"start": "since", "end": "until", "period": "period", "window": "window"}
 """ExportRangeError.argument -> the option (attribute of the parsed arguments) it comes from."""
 
+_SPEC_OPTIONS = {
+    "org": "--org",
+    "project": "--project",
+    "projects": "--project",
+    "issue": "--issue",
+    "issues": "--issue",
+    "fields": "--field",
+    "query": "--query",
+}
+"""The first word of an ExportSpec's ValueError -> the option it comes from."""
+
+DEFAULT_WINDOW = "1d"
+DEFAULT_OVERLAP = "1h"
+
 _EPILOG = f"""\
 times:
   --since/--until take a date (2026-01-01) or an ISO datetime (2026-01-01T12:00:00+02:00);
@@ -177,10 +191,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     exporter.add_argument(
         "--window",
-        default="1d",
         metavar="DURATION",
-        help="split the range into windows of DURATION, each with its own cursor "
-        "(default 1d; 'none' for one window)",
+        help="events, discover: split the range into windows of DURATION, each with its own "
+        "cursor (default 1d; 'none' for one window); a duration is refused for issues and "
+        "Discover aggregates, which are one query over the whole range",
     )
     exporter.add_argument(
         "--concurrency",
@@ -197,10 +211,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     exporter.add_argument(
         "--overlap",
-        default="1h",
         metavar="DURATION",
-        help="--incremental: look this far back before the last run's end for late events "
-        "(default 1h; older late events are missed)",
+        help="with --incremental only: look this far back before the last run's end for late "
+        "events (default 1h; older late events are missed)",
     )
     _add_connection_args(exporter)
     _add_verbosity_args(exporter)

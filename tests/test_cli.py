@@ -56,6 +56,10 @@ async def _main(argv: Sequence[str]) -> Run:
     return Run(code, out.getvalue(), err.getvalue())
 
 
+def _names(directory: Path) -> list[str]:
+    return sorted(path.name for path in directory.iterdir())
+
+
 def _token_file(directory: Path, token: str = TOKEN) -> str:
     path = directory / "token"
     path.write_text(token + "\n")
@@ -408,6 +412,39 @@ async def test_a_range_ending_in_the_future_exits_2_naming_until(
         _assert_one_error_line(run, naming=f"--until {later}", case=str(extra))
         assert "in the future" in run.error_lines[0]
         assert not out.exists(), extra
+
+
+async def test_export_argument_errors_name_their_flag_and_leave_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Refused before any request (no server behind the URL): exit 2, or 5 for a path
+    that cannot hold the state file; one line naming the flag; nothing created."""
+    monkeypatch.setenv("SENTRY_AUTH_TOKEN", TOKEN)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "a-directory").mkdir()
+    out = tmp_path / "out"
+    base = ["-o", str(out), "--base-url", "http://127.0.0.1:9"]
+    events = ["export", "events", "--org", ORG, *base]
+    cases = {
+        "--since": (2, [*events, "--since", "2026-05-02", "--until", "2026-05-01"]),
+        "--org": (2, ["export", "events", "--org", "org 0", *base]),
+        "--field": (2, ["export", "discover", "--org", ORG, "--field", "", *base]),
+        "--field ": (2, ["export", "discover", "--org", ORG, "--field", "id", "--field", " ",
+                         *base]),
+        "--incremental": (2, [*events, "--incremental", ""]),
+        "--incremental a-directory": (5, [*events, "--incremental", "a-directory"]),
+        "--incremental nodir/state.json": (5, [*events, "--incremental", "nodir/state.json"]),
+        "--overlap": (2, [*events, "--overlap", "2h"]),
+        "--window": (2, ["export", "issues", "--org", ORG, "--window", "2d", *base]),
+    }  # fmt: skip
+    for naming, (code, argv) in cases.items():
+        run = await _main(argv)
+        assert run.code == code, (naming, run.err)
+        assert run.err.splitlines() == run.error_lines and len(run.error_lines) == 1, run.err
+        assert naming.strip() in run.error_lines[0], (naming, run.err)
+        assert "Traceback" not in run.err and "remove it" not in run.err, run.err
+        assert not out.exists(), f"{naming}: nothing is created"
+    assert _names(tmp_path) == ["a-directory"] and _names(tmp_path / "a-directory") == []
 
 
 async def test_failed_exports_print_only_the_error_line(

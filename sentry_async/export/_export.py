@@ -15,6 +15,7 @@ from ._incremental import (
     base_directory,
     check_incremental,
     check_state,
+    check_state_path,
     load_state,
     new_state,
     plan_run,
@@ -73,7 +74,7 @@ async def export(
     if resume or restart:
         raise ValueError("an incremental export resumes a stopped run by itself: no resume/restart")
     check_incremental(spec, overlap)
-    state_path = Path(incremental)
+    state_path = check_state_path(incremental)
     base = Path(output)
     lock = base_directory(base)
     with lock:

@@ -38,7 +38,13 @@ from ._spec import ExportSpec, is_aggregate
 from ._windows import format_utc, resolve_range
 from ._writer import atomic_write, open_no_follow
 
-__all__ = ["DEFAULT_OVERLAP", "IncrementalRun", "IncrementalState", "check_incremental"]
+__all__ = [
+    "DEFAULT_OVERLAP",
+    "IncrementalRun",
+    "IncrementalState",
+    "check_incremental",
+    "check_state_path",
+]
 
 DEFAULT_OVERLAP = timedelta(hours=1)
 """How far before the previous run's end each run looks again, for events that arrive late."""
@@ -103,6 +109,24 @@ def check_incremental(spec: ExportSpec, overlap: timedelta) -> None:
             )
     if spec.end is not None:
         raise ValueError("an incremental export's runs end when they start: give no end")
+
+
+def check_state_path(given: str | os.PathLike[str]) -> Path:
+    """The state file's path; refused when it could never be written, before anything is
+    created: empty, a directory, or in a directory that does not exist."""
+    if not os.fspath(given).strip():
+        raise ValueError("the state file's path is empty")
+    path = Path(given)
+    if path.is_dir():
+        raise OutputUnusableError(
+            f"{path} is a directory: give the path of a file, e.g. {path / 'state.json'}"
+        )
+    parent = path.parent
+    if not parent.is_dir():
+        raise OutputUnusableError(
+            f"the state file {path} cannot be created: {parent} is not a directory"
+        )
+    return path
 
 
 def _fingerprint(spec: ExportSpec, server: str) -> tuple[str, dict[str, object]]:

@@ -101,6 +101,9 @@ class ExportSpec:
         if self.kind == "discover" and not self.fields:
             object.__setattr__(self, "fields", DEFAULT_DISCOVER_FIELDS)
         object.__setattr__(self, "fields", tuple(self.fields))
+        if not all(isinstance(name, str) and name.strip() for name in self.fields):
+            # Refused here, not by the first request: that comes after the checkpoint.
+            raise ValueError(f"fields must be non-empty names (got {list(self.fields)!r})")
         self._parse_strings()
         start, end, period = self.range_args()
         if period is not None and start is not None:
@@ -116,7 +119,10 @@ class ExportSpec:
             if value is not None and _out_of_utc_range(value):
                 raise ExportRangeError(name, "out of range once converted to UTC")
         if start is not None and end is not None and start >= end:
-            raise ValueError("start must be before end")
+            raise ExportRangeError(
+                "start",
+                f"{format_utc(start)} is not before the end {format_utc(end)}: the range is empty",
+            )
         window = self.window_size()
         if window is not None and window < timedelta(seconds=1):
             raise ValueError("window must be at least one second (or None)")
