@@ -379,5 +379,14 @@ def classify(exc: BaseException) -> _Outcome:
     if isinstance(exc, SentryError):
         return _Outcome(EXIT_API, str(exc))
     if isinstance(exc, OSError):
-        return _Outcome(EXIT_API, f"I/O error: {exc}")
+        # Network failures arrive as TransportError: an OSError here is the disk's.
+        return _Outcome(EXIT_OUTPUT, _os_error(exc))
     raise exc
+
+
+def _os_error(exc: OSError) -> str:
+    """``cannot write PATH: No space left on device``: the path, and what the system said."""
+    reason = exc.strerror or str(exc)
+    if exc.filename is None:
+        return f"output error: {reason}"
+    return f"cannot write {os.fsdecode(exc.filename)}: {reason}"

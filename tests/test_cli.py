@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import io
 import logging
 import re
@@ -190,6 +191,9 @@ async def test_unknown_org_or_project_exits_4(
         run = await _main(argv)
         assert run.code == 4, (name, run.err)
         assert len(run.error_lines) == 1, name
+        assert not (tmp_path / argv[argv.index("-o" if "-o" in argv else "--output") + 1]).exists(), (
+            f"{name}: nothing exported, nothing left behind (no checkpoint to resume)"
+        )
         assert {"org": "no-such-org", "project": "no-such-project", "issue": "999999999"}[
             name
         ] in run.error_lines[0]
@@ -445,6 +449,32 @@ async def test_export_argument_errors_name_their_flag_and_leave_nothing(
         assert "Traceback" not in run.err and "remove it" not in run.err, run.err
         assert not out.exists(), f"{naming}: nothing is created"
     assert _names(tmp_path) == ["a-directory"] and _names(tmp_path / "a-directory") == []
+
+
+def test_file_system_errors_exit_5_naming_the_path() -> None:
+    """Exit 1 is for the API and the network; a disk that is full or refuses is the output's."""
+    for code, text in ((errno.ENOSPC, "No space left on device"),
+                       (errno.EACCES, "Permission denied"), (errno.EROFS, "Read-only file system"),
+                       (errno.EMFILE, "Too many open files")):  # fmt: skip
+        outcome = _cli_run.classify(OSError(code, text, "out/project-0.jsonl"))
+        assert outcome.code == 5, text
+        assert "out/project-0.jsonl" in outcome.message and text in outcome.message
+
+
+async def test_a_refused_output_directory_exits_5_with_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SENTRY_AUTH_TOKEN", TOKEN)
+    out = tmp_path / "out"
+
+    async def refused(*args: Any, **kwargs: Any) -> Any:
+        raise PermissionError(errno.EACCES, "Permission denied", str(out / ".lock"))
+
+    monkeypatch.setattr(_cli_run, "export", refused)
+    run = await _main(["export", "events", "--org", ORG, "-o", str(out), "--period", "1d",
+                       "--base-url", "http://127.0.0.1:9"])  # fmt: skip
+    assert run.code == 5, run.err
+    assert run.err.splitlines() == run.error_lines and str(out / ".lock") in run.err
 
 
 async def test_failed_exports_print_only_the_error_line(

@@ -37,7 +37,7 @@ import msgspec
 
 from .._text import printable
 from ..client import SentryClient
-from ..errors import APIError, DecodeError
+from ..errors import APIError, DecodeError, Forbidden, NotFound, Unauthorized
 from ..fanout import StreamDone, StreamItem, fan_out
 from ..pagination import Page, Position
 from ._checkpoint import (
@@ -51,9 +51,7 @@ from ._checkpoint import (
 from ._datafiles import OpenFiles
 from ._dedupe import PageItems, dedupe_page, ids_written, log_dropped
 from ._errors import CheckpointError, ExportDecodeError
-from ._files import (
-    now_iso,
-)
+from ._files import now_iso, remove_checkpoint
 from ._formats import (
     check_arrow,
     drop_unfinished,
@@ -151,6 +149,8 @@ class Exporter:
         self.min_window = min_window
         self._now = now
         self._checkpoint: Checkpoint | None = None
+        self._planned = False
+        """Whether this run planned the export (it found none to resume)."""
         self._range: tuple[datetime, datetime] | None = None
         # Discover rows carry an id only when asked for; without it none can be de-duplicated.
         self._identify = spec.kind != "discover" or "id" in spec.fields
@@ -168,8 +168,9 @@ class Exporter:
         """Export everything not yet exported; returns the manifest (also written to disk).
 
         When it ends the lock file is removed, and so is the checkpoint after a success
-        (the manifest stays); an export that fails before anything was planned (an
-        unknown organization, a rejected token) leaves no file and no directory behind.
+        (the manifest stays); a new export that fails before it wrote anything (an
+        unknown organization or issue, a rejected token) leaves no file and no directory
+        behind.
         """
         if self.restart or not (self.output / CHECKPOINT_NAME).exists():
             # A new export: a range it cannot export is refused before the directory exists.
@@ -179,6 +180,14 @@ class Exporter:
         with lock:
             try:
                 return await self._run_locked()
+            except (NotFound, Unauthorized, Forbidden, ValueError):
+                # Refused as asked (an unknown issue, a bad argument), not stopped on the way
+                # (a failing disk or server, which a resume gets past): with nothing written,
+                # there is nothing to resume.
+                if self._planned and self._checkpoint is not None and _untouched(self._checkpoint):
+                    await anyio.to_thread.run_sync(_discard, self.output, self._checkpoint)
+                    self._checkpoint = None
+                raise
             finally:
                 lock.remove()
                 if created and self._checkpoint is None:
@@ -237,6 +246,7 @@ class Exporter:
             aggregates=self._aggregates,
         )
         await anyio.to_thread.run_sync(save_checkpoint, self.output, encode_checkpoint(checkpoint))
+        self._planned = True
         return checkpoint
 
     # Exporting.
@@ -501,6 +511,23 @@ class Exporter:
             if org == self.spec.org
         }
         return build_manifest(self.spec.kind, self.spec.org, checkpoint, renamed)
+
+
+def _untouched(checkpoint: Checkpoint) -> bool:
+    """Whether no page of the export was written yet."""
+    return not any(s.pages for s in checkpoint.streams.values()) and not any(
+        f.offset for f in checkpoint.files.values()
+    )
+
+
+def _discard(output: Path, checkpoint: Checkpoint) -> None:
+    """Remove an export that wrote nothing: its empty data files, then its checkpoint."""
+    for name in checkpoint.files:
+        for doomed in (output / name, output / (name + ".tmp")):
+            with contextlib.suppress(FileNotFoundError):
+                if doomed.lstat().st_size == 0 or doomed.name.endswith(".tmp"):
+                    doomed.unlink()
+    remove_checkpoint(output)
 
 
 def _record(state: StreamState, after: Position, page: Page[msgspec.Raw], kept: PageItems) -> None:
