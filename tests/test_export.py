@@ -513,6 +513,38 @@ async def test_output_not_empty_without_resume(
     assert again.items == first.items
 
 
+async def test_restart_checks_everything_before_removing_anything(
+    fake_sentry_factory: Factory, tmp_path: Path
+) -> None:
+    """A stray file stops a restart before the export is deleted; a damaged manifest or
+    checkpoint is said to be damaged, and a restart starts such a directory over."""
+    server = await fake_sentry_factory(scale=DATA)
+    out = tmp_path / "out"
+    async with _client(server) as client:
+        first = await export(client, _spec(), out)
+        (out / "notes.txt").write_text("mine")
+        before = _sizes(out)
+        with pytest.raises(OutputNotEmptyError, match=r"notes\.txt"):
+            await export(client, _spec(), out, restart=True)
+        assert _sizes(out) == before, "nothing removed"
+        (out / "notes.txt").unlink()
+        (out / MANIFEST_NAME).write_text('{"format": ')
+        for resume in (False, True):
+            with pytest.raises(CheckpointError, match="damaged") as caught:
+                await export(client, _spec(), out, resume=resume)
+            assert "restart" in str(caught.value)
+        again = await export(client, _spec(), out, restart=True)
+        assert again.items == first.items and again.runs == 1
+        await _interrupted(server, _spec(), out, restart=True)
+        (out / CHECKPOINT_NAME).write_text("{")
+        with pytest.raises(CheckpointError):
+            await export(client, _spec(), out, resume=True)
+        third = await export(client, _spec(), out, restart=True)
+    assert third.items == first.items and third.runs == 1
+    for slug in server.data.project_slugs(ORG):
+        _assert_file_holds(out / f"{slug}.jsonl", _expected_events(server, slug))
+
+
 async def test_unfinished_output_without_resume_is_refused(
     fake_sentry_factory: Factory, tmp_path: Path
 ) -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 import msgspec
 
 from ._checkpoint import Checkpoint, ProjectRef, SkippedProject
+from ._errors import CheckpointError
 from ._files import now_iso, remove_checkpoint
 from ._writer import atomic_write, open_no_follow
 
@@ -127,16 +128,22 @@ def build_manifest(
 
 
 def load_manifest(directory: Path) -> Manifest | None:
+    """The manifest in ``directory``, ``None`` if there is none; a damaged one is a
+    :class:`CheckpointError` (taken for absent, its export would pass for stray files)."""
+    path = directory / MANIFEST_NAME
     try:
-        fd = open_no_follow(directory / MANIFEST_NAME, os.O_RDONLY, create=False, single_link=False)
+        fd = open_no_follow(path, os.O_RDONLY, create=False, single_link=False)
     except FileNotFoundError:
         return None
     with os.fdopen(fd, "rb") as handle:
         data = handle.read()
     try:
         return _manifest_decoder.decode(data)
-    except (msgspec.ValidationError, msgspec.DecodeError):
-        return None
+    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+        raise CheckpointError(
+            f"{path} is damaged ({exc}): start the export over with --restart, or choose "
+            "another output directory"
+        ) from None
 
 
 def save_manifest(directory: Path, manifest: Manifest) -> None:

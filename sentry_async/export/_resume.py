@@ -5,6 +5,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
+import stat
 from pathlib import Path
 
 from ._checkpoint import CHECKPOINT_NAME, Checkpoint, check_file_name, load_checkpoint
@@ -22,6 +24,7 @@ __all__ = [
     "make_output_dir",
     "open_existing",
     "reset_parts",
+    "restart_names",
     "truncate_files",
 ]
 
@@ -55,10 +58,10 @@ def open_existing(
     a complete export's manifest (``resume``); ``None`` for an empty directory, or once
     ``restart`` removed the export there. Anything else is refused.
     """
-    existing = load_checkpoint(output)
     if restart:
-        clear_export(output, existing)
-        existing = None
+        clear_export(output, restart_names(output))
+        return None
+    existing = load_checkpoint(output)
     if existing is not None:
         if not resume:
             state = "a complete" if existing.complete else "an unfinished"
@@ -73,7 +76,7 @@ def open_existing(
             cut = reset_parts if spec.format == "parquet" else truncate_files
             cut(output, existing)
         return existing
-    finished = None if restart else load_manifest(output)
+    finished = load_manifest(output)
     if finished is not None:
         if not resume:
             raise OutputNotEmptyError(
@@ -83,18 +86,72 @@ def open_existing(
             )
         check_spec(output, spec, server, finished.spec, finished.fingerprint)
         return finished
-    stray = sorted(
-        entry.name
-        for entry in output.iterdir()
-        if entry.name not in (LOCK_NAME, CHECKPOINT_NAME + ".tmp")
-    )
+    stray = _stray(output, set())
     if stray:
         raise OutputNotEmptyError(
-            f"{output} is not empty ({', '.join(stray[:3])}"
-            f"{', ...' if len(stray) > 3 else ''}) and holds no export checkpoint; "
+            f"{output} is not empty ({_some(stray)}) and holds no export checkpoint; "
             "choose an empty or new directory"
         )
     return None
+
+
+_OWN_NAMES = frozenset(
+    {LOCK_NAME, CHECKPOINT_NAME, CHECKPOINT_NAME + ".tmp", MANIFEST_NAME, MANIFEST_NAME + ".tmp"}
+)
+_DATA_NAME = re.compile(r"^[A-Za-z0-9._-]+\.(?:(?:jsonl|csv)(?:\.gz)?|parquet(?:\.tmp)?)$")
+"""A name the exporter gives its data files (sanitised stems, its suffixes)."""
+
+
+def _some(names: list[str]) -> str:
+    return ", ".join(names[:3]) + (", ..." if len(names) > 3 else "")
+
+
+def _stray(output: Path, names: set[str]) -> list[str]:
+    """What in ``output`` is neither the exporter's own file nor one of ``names``."""
+    return sorted(
+        entry.name
+        for entry in output.iterdir()
+        if entry.name not in _OWN_NAMES
+        and entry.name not in names
+        and entry.name.removesuffix(".tmp") not in names
+    )
+
+
+def restart_names(output: Path) -> set[str]:
+    """The data files a restart removes: those the checkpoint or the manifest name, or,
+    when one of them is damaged, every file named as the exporter names its data files.
+
+    Everything is checked before anything is removed: a file that is none of these (the
+    user's own) refuses the restart with :class:`OutputNotEmptyError`.
+    """
+    names: set[str] = set()
+    damaged = False
+    try:
+        existing = load_checkpoint(output)
+    except CheckpointError:
+        existing, damaged = None, True
+    try:
+        manifest = load_manifest(output)
+    except CheckpointError:
+        manifest, damaged = None, True
+    if existing is not None:
+        names.update(existing.files)
+    if manifest is not None:
+        names.update(f.path for f in manifest.files if check_file_name(f.path) is None)
+    if damaged:
+        names.update(
+            entry.name
+            for entry in output.iterdir()
+            if _DATA_NAME.match(entry.name) and stat.S_ISREG(entry.lstat().st_mode)
+        )
+    stray = _stray(output, names)
+    if stray:
+        raise OutputNotEmptyError(
+            f"{output} holds files that are not part of its export ({_some(stray)}); "
+            "--restart removes only the export's own files: move them away or choose "
+            "another output directory"
+        )
+    return names
 
 
 def check_targets(
@@ -117,17 +174,10 @@ def check_targets(
             )
 
 
-def clear_export(output: Path, existing: Checkpoint | None) -> None:
-    """Remove the export in the directory (``restart``): its data, manifest, checkpoint.
-
-    Only files the checkpoint or the manifest name are removed, the checkpoint last, so
-    a restart stopped half-way can be run again; anything else makes the directory
-    "not empty", as for a new export.
-    """
-    names = set(existing.files) if existing is not None else set()
-    manifest = load_manifest(output)
-    if manifest is not None:
-        names.update(f.path for f in manifest.files if check_file_name(f.path) is None)
+def clear_export(output: Path, names: set[str]) -> None:
+    """Remove the export in the directory (``restart``): its data files ``names`` (see
+    :func:`restart_names`), manifest and checkpoint, the checkpoint last, so a restart
+    stopped half-way can be run again."""
     for name in sorted(names):
         for doomed in (name, name + ".tmp"):
             with contextlib.suppress(FileNotFoundError):
