@@ -23,7 +23,7 @@ from .tables import events_stats_rows, usage_rows
 if TYPE_CHECKING:
     from .client import SentryClient
 
-__all__ = ["add_query_parser", "run_query"]
+__all__ = ["add_query_parser", "check_arguments", "check_projects", "flag_error", "run_query"]
 
 FORMATS = ("auto", "table", "csv", "json")
 TABLE_ROWS = 100
@@ -97,20 +97,87 @@ def add_query_parser(
     usage.add_argument("--outcome", action="append", metavar="OUTCOME")
 
 
+_OPTIONS = {
+    "fields": "--field",
+    "sort": "--sort",
+    "query": "--query",
+    "dataset": "--dataset",
+    "environment": "--environment",
+    "limit": "--limit",
+    "y_axis": "--y-axis",
+    "interval": "--interval",
+    "top_events": "--top-events",
+    "order_by": "--order-by",
+    "group_by": "--group-by",
+    "field": "--usage-field",
+    "category": "--category",
+    "outcome": "--outcome",
+    "project": "--project",
+    "org": "--org",
+}
+"""The parameter a client's ValueError starts with -> the option it came from."""
+
+
+def flag_error(exc: ValueError) -> str:
+    """A refused argument's message, naming the option it came from."""
+    message = str(exc)
+    option = _OPTIONS.get(message.split(" ", 1)[0])
+    return message if option is None else f"{option}: {message}"
+
+
+def _parsed(option: str, text: str, parse: Callable[[str], Any]) -> Any:
+    try:
+        return parse(text)
+    except ValueError as exc:
+        raise ValueError(f"{option} {text}: {exc}") from None
+
+
 def _range(args: argparse.Namespace) -> dict[str, Any]:
-    from .export import parse_duration, parse_utc
+    from .export import format_utc, parse_duration, parse_utc
 
     if args.period and args.since:
         raise ValueError("give --since or --period, not both")
     out: dict[str, Any] = {}
     if args.since:
-        out["start"] = parse_utc(args.since)
-        out["end"] = parse_utc(args.until) if args.until else datetime.now(out["start"].tzinfo)
+        start = out["start"] = _parsed("--since", args.since, parse_utc)
+        end = out["end"] = (
+            _parsed("--until", args.until, parse_utc) if args.until else datetime.now(start.tzinfo)
+        )
+        if start >= end:
+            until = f"--until {args.until}" if args.until else f"now ({format_utc(end)})"
+            raise ValueError(f"--since {args.since}: not before {until}: the range is empty")
     elif args.until:
         raise ValueError("--until needs --since")
     elif args.period:
-        out["period"] = parse_duration(args.period)
+        out["period"] = _parsed("--period", args.period, parse_duration)
     return out
+
+
+def check_arguments(args: argparse.Namespace) -> None:
+    """What can be refused before any request (exit 2, naming the option)."""
+    fields = [*(getattr(args, "field", None) or ()), *(getattr(args, "y_axis", None) or ())]
+    if any(not name.strip() for name in fields):
+        raise ValueError("--field: a field name must not be empty")
+    if getattr(args, "limit", None) is not None and args.limit < 1:
+        raise ValueError("--limit must be at least 1")
+    _range(args)
+
+
+async def check_projects(client: SentryClient, args: argparse.Namespace) -> None:
+    """Every ``--project`` slug must be one of the organization's (exit 4 otherwise, as for
+    an export); ids are the server's to judge."""
+    from ._protocol.params import is_numeric_id
+    from .export import UnknownProjectError
+
+    slugs = [p for p in args.project or () if p != "-1" and not is_numeric_id(p)]
+    if not slugs:
+        return
+    known = await client.load_project_ids(args.org)
+    missing = [slug for slug in slugs if slug not in known]
+    if missing:
+        raise UnknownProjectError(
+            f"--project {', '.join(missing)}: no such project in organization {args.org!r}"
+        )
 
 
 async def _discover_rows(
@@ -208,8 +275,8 @@ async def run_query(client: SentryClient, args: argparse.Namespace, out: TextIO)
     fmt = args.format
     if fmt == "auto":
         fmt = "table" if out.isatty() else "csv"
-    if getattr(args, "limit", None) is not None and args.limit < 1:
-        raise ValueError("--limit must be at least 1")
+    check_arguments(args)
+    await check_projects(client, args)
     columns: list[str] = []
     # Closed here, whatever ends the loop (a full table, a failed write), not later by
     # the event loop.

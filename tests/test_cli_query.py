@@ -210,6 +210,29 @@ async def test_bad_arguments_are_one_line_exit_2(server: FakeSentry) -> None:
     )
 
 
+async def test_argument_errors_name_their_flag(server: FakeSentry) -> None:
+    base = ["--org", ORG, "--base-url", server.url]
+    discover = ["query", "discover", *base, "--field", "id"]
+    cases = {
+        "--until 2026-13-01": (2, [*discover, "--since", "2026-05-01", "--until", "2026-13-01"]),
+        "--since 2026-13-01": (2, [*discover, "--since", "2026-13-01"]),
+        "--period 0d": (2, [*discover, "--period", "0d"]),
+        "--since 2026-05-20": (2, [*discover, "--since", "2026-05-20", "--until", "2026-05-10"]),
+        "--top-events": (2, ["query", "stats", *base, "--top-events", "0", "--field", "release",
+                             "--period", "1d"]),
+        "--group-by": (2, ["query", "usage", *base, "--group-by", "bogus", "--period", "1d"]),
+        "--field": (2, ["query", "discover", *base, "--field", "", "--period", "1d"]),
+        "--project nope": (4, [*discover, "--project", "nope", "--period", "1d"]),
+    }  # fmt: skip
+    for naming, (expected, argv) in cases.items():
+        code, out, err = await _run(argv)
+        assert code == expected, (naming, err)
+        lines = err.splitlines()
+        assert len(lines) == 1 and lines[0].startswith("sentry-async: error: "), (naming, err)
+        assert naming in lines[0], (naming, err)
+        assert out == ""
+
+
 def test_terminal_text_has_control_characters_escaped() -> None:
     assert printable("a\x1b[31mred\x07\nb") == "a\\x1b[31mred\\x07\\x0ab"
 
