@@ -9,6 +9,7 @@ in errors, logs, progress, or ``--help``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import sys
@@ -32,6 +33,7 @@ __all__ = [
     "EXIT_NOT_FOUND",
     "EXIT_OK",
     "EXIT_OUTPUT",
+    "EXIT_STDOUT_CLOSED",
     "EXIT_TERMINATED",
     "EXIT_USAGE",
     "main",
@@ -45,6 +47,8 @@ EXIT_NOT_FOUND = 4
 EXIT_OUTPUT = 5
 EXIT_INTERRUPTED = 130
 EXIT_TERMINATED = 143
+EXIT_STDOUT_CLOSED = 141
+"""128 + SIGPIPE: what a shell reports for a program whose reader went away (``| head``)."""
 
 DEFAULT_PERIOD = "30d"
 DEMO_SEED = 0
@@ -99,6 +103,7 @@ exit codes:
   5  output directory refused: not empty, other arguments or another server on --resume,
      locked, damaged, not a directory, or holding a planted link
   130 interrupted (Ctrl-C): the checkpoint is saved, run again with --resume
+  141 stdout closed early (piped into head): the output stops quietly
   143 terminated (SIGTERM): as on Ctrl-C
 
 network:
@@ -269,7 +274,12 @@ def _add_connection_args(parser: argparse.ArgumentParser) -> None:
 
 def _add_verbosity_args(parser: argparse.ArgumentParser) -> None:
     group = parser.add_mutually_exclusive_group()
-    group.add_argument("--quiet", "-q", action="store_true", help="errors only, no progress")
+    group.add_argument(
+        "--quiet",
+        "-q",
+        action="store_true",
+        help="warnings and errors only: no progress, no summary",
+    )
     group.add_argument("--verbose", "-v", action="store_true", help="debug logging")
 
 
@@ -338,6 +348,29 @@ def _read_token(token_file: str | None) -> str:
     return token
 
 
+def _how_to_go_on(args: argparse.Namespace) -> str:
+    """What a stopped command leaves behind and how to finish it (a query leaves nothing)."""
+    if args.command == "export":
+        if args.incremental is not None:
+            return "; the checkpoint is saved, run the same command again to finish the run"
+        return "; the checkpoint is saved, run again with --resume"
+    if args.command == "demo" and args.output:
+        return f"; run 'sentry-async demo -o {args.output}' again to finish it"
+    return ""
+
+
+def _stdout_closed(out: TextIO) -> int:
+    """Whoever read stdout went away (``| head -1``): stop quietly, as programs killed by
+    SIGPIPE do. Python would otherwise report the failed flush of what is still buffered
+    at exit, so stdout is pointed at the null device first."""
+    if out is sys.stdout:
+        with contextlib.suppress(OSError, ValueError):
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, out.fileno())
+            os.close(devnull)
+    return EXIT_STDOUT_CLOSED
+
+
 class _Terminated(Exception):
     """SIGTERM arrived; the export stopped as on Ctrl-C, checkpoint saved."""
 
@@ -361,17 +394,15 @@ def main(
         run = _cli_run.run_query_command if args.command == "query" else _cli_run.run_export
         return anyio.run(run, args, token, out, backend="asyncio")
     except KeyboardInterrupt:
-        print(
-            "sentry-async: interrupted; the checkpoint is saved, run again with --resume",
-            file=err,
-        )
+        print(f"sentry-async: interrupted{_how_to_go_on(args)}", file=err)
         return EXIT_INTERRUPTED
     except _Terminated:
-        print(
-            "sentry-async: terminated (SIGTERM); the checkpoint is saved, run again with --resume",
-            file=err,
-        )
+        print(f"sentry-async: terminated (SIGTERM){_how_to_go_on(args)}", file=err)
         return EXIT_TERMINATED
+    except BrokenPipeError as exc:
+        if exc.filename is not None:  # a file's, not stdout's
+            raise
+        return _stdout_closed(out)
     except Exception as exc:
         from ._cli_run import classify
 

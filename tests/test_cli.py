@@ -522,6 +522,29 @@ def test_rich_progress_is_cleared_when_the_export_never_began() -> None:
         assert "streams 0/0" not in screen.getvalue()
 
 
+def test_quiet_is_described_as_it_behaves(capsys: pytest.CaptureFixture[str]) -> None:
+    """--quiet keeps warnings (a skipped project, a retry): the help says so."""
+    for argv in (["export", "--help"], ["demo", "--help"], ["query", "discover", "--help"]):
+        with pytest.raises(SystemExit):
+            main(argv)
+        text = " ".join(capsys.readouterr().out.split())
+        assert "warnings and errors only" in text, argv
+
+
+async def test_ctrl_c_says_how_to_go_on(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SENTRY_AUTH_TOKEN", TOKEN)
+
+    async def interrupted(*args: Any) -> int:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(_cli_run, "run_export", interrupted)
+    base = ["export", "events", "--org", ORG, "-o", str(tmp_path / "out")]
+    run = await _main(base)
+    assert run.code == 130 and "run again with --resume" in run.err
+    run = await _main([*base, "--incremental", str(tmp_path / "state.json")])
+    assert run.code == 130 and "--resume" not in run.err and "same command again" in run.err
+
+
 async def test_export_discover_as_csv_and_formats_only_for_discover(
     fake_sentry_factory: Factory, tmp_path: Path, no_env_token: None
 ) -> None:

@@ -6,6 +6,8 @@ import argparse
 import csv
 import io
 import json
+import os
+import sys
 from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
 from typing import Any
@@ -14,7 +16,7 @@ import anyio
 import pytest
 from _watched_pages import WatchedPages, memory_pages
 
-from sentry_async import SentryClient
+from sentry_async import SentryClient, _cli_run
 from sentry_async._query_command import run_query
 from sentry_async._text import printable
 from sentry_async.cli import build_parser, main
@@ -231,6 +233,34 @@ async def test_argument_errors_name_their_flag(server: FakeSentry) -> None:
         assert len(lines) == 1 and lines[0].startswith("sentry-async: error: "), (naming, err)
         assert naming in lines[0], (naming, err)
         assert out == ""
+
+
+async def test_a_closed_stdout_ends_quietly(server: FakeSentry) -> None:
+    """``query ... | head -1``: the reader went away; no error, no traceback at exit."""
+    command = [sys.executable, "-m", "sentry_async", "query", "discover", "--org", ORG,
+               "--field", "id", "--field", "title", "--period", "14d", "--base-url", server.url]  # fmt: skip
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        with anyio.fail_after(60):
+            result = await anyio.run_process(command, stdout=write_end, check=False)
+    finally:
+        os.close(write_end)
+    assert result.stderr == b""
+    assert result.returncode == 141
+
+
+async def test_ctrl_c_during_a_query_mentions_no_checkpoint(
+    server: FakeSentry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def interrupted(*args: Any) -> int:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(_cli_run, "run_query_command", interrupted)
+    code, out, err = await _run(["query", "discover", "--org", ORG, "--field", "id",
+                                 "--base-url", server.url])  # fmt: skip
+    assert code == 130 and out == ""
+    assert err.splitlines() == ["sentry-async: interrupted"]
 
 
 def test_terminal_text_has_control_characters_escaped() -> None:
