@@ -48,6 +48,7 @@ from .errors import APIError, Forbidden, NotFound, SentryError, TransportError, 
 from .export import (
     CheckpointError,
     ExportDecodeError,
+    Exporter,
     ExportLockedError,
     ExportRangeError,
     ExportSpec,
@@ -61,8 +62,10 @@ from .export import (
     parse_duration,
     parse_utc,
 )
+from .export._checkpoint import load_checkpoint
 from .export._formats import check_arrow
 from .export._incremental import check_state_path
+from .export._manifest import load_manifest
 from .export._progress import format_bytes
 from .export._spec import is_aggregate
 
@@ -295,16 +298,38 @@ async def run_query_command(args: argparse.Namespace, token: str, out: TextIO) -
     return EXIT_OK
 
 
+def _demo_now(directory: Path) -> datetime | None:
+    """The "now" an earlier run of the demo in ``directory`` pinned its range to, if any:
+    its server is started at that moment again, so it serves the same data."""
+    for kind in ("issues", "events"):
+        target = directory / kind
+        if not target.is_dir():
+            continue
+        found = load_checkpoint(target) or load_manifest(target)
+        if found is not None:
+            return parse_utc(found.end)
+    return None
+
+
 async def run_demo(args: argparse.Namespace, out: TextIO) -> int:
     try:
         from .testing import FakeSentry
     except ImportError as exc:  # pragma: no cover - the package ships it
         raise SentryError(f"the bundled fake server is not available: {exc}") from exc
     directory = Path(args.output) if args.output else Path(tempfile.mkdtemp(prefix="sentry-demo-"))
+    args.output = str(directory)  # what a stopped demo's message tells to run again
+
+    def say(text: str) -> None:
+        if not args.quiet:
+            print(text, file=out)
+
     started = time.perf_counter()
-    print(f"demo: starting a fake Sentry (scale {args.scale!r}); output in {directory}", file=out)
-    manifests: list[tuple[Manifest, Path]] = []
-    async with FakeSentry(seed=DEMO_SEED, scale=args.scale) as server:
+    pinned = _demo_now(directory)
+    say(f"demo: starting a fake Sentry (scale {args.scale!r}); output in {directory}")
+    manifests: list[tuple[Manifest, Path, bool]] = []
+    # Named for what it serves, not by its port, which is new every run.
+    server_name = f"sentry-async demo (seed {DEMO_SEED}, scale {args.scale})"
+    async with FakeSentry(seed=DEMO_SEED, scale=args.scale, now=pinned) as server:
         now: datetime = server.data.now
         # The demo's server is on this machine: a proxy in the environment has no part in it.
         async with SentryClient(server.token, base_url=server.url, proxy=None) as client:
@@ -319,30 +344,37 @@ async def run_demo(args: argparse.Namespace, out: TextIO) -> int:
                 )
                 target = directory / kind
                 progress = Progress(f"{org} {kind}")
+                exporter = Exporter(
+                    client,
+                    spec,
+                    target,
+                    resume=True,
+                    concurrency=args.concurrency,
+                    progress=progress,
+                    server=server_name,
+                )
                 with show_progress(progress, mode=_display_mode(args)):
-                    manifest = await export(
-                        client,
-                        spec,
-                        target,
-                        resume=True,
-                        concurrency=args.concurrency,
-                        progress=progress,
-                    )
-                manifests.append((manifest, target))
+                    manifest = await exporter.run()
+                # No checkpoint: the manifest was there, the export complete already.
+                manifests.append((manifest, target, exporter.checkpoint is None))
     elapsed = time.perf_counter() - started
-    items = sum(m.items for m, _ in manifests)
-    size = sum(m.bytes for m, _ in manifests)
-    files = sum(len(m.files) for m, _ in manifests)
-    for manifest, target in manifests:
-        print(
+    items = sum(m.items for m, _, _ in manifests)
+    size = sum(m.bytes for m, _, _ in manifests)
+    files = sum(len(m.files) for m, _, _ in manifests)
+    for manifest, target, complete in manifests:
+        note = "  (complete already)" if complete else ""
+        say(
             f"  {manifest.kind:<7} {manifest.items:>8,} items  {format_bytes(manifest.bytes):>10}"
-            f"  {len(manifest.files):>3} files  {target}",
-            file=out,
+            f"  {len(manifest.files):>3} files  {target}{note}"
         )
-    print(
-        f"demo: exported {items:,} items ({format_bytes(size)}, {files} files) from "
-        f"organization {manifests[0][0].org} in {elapsed:.1f}s; output in {directory}",
-        file=out,
+    what = (
+        "the demo export is complete already:"
+        if all(complete for _, _, complete in manifests)
+        else "exported"
+    )
+    say(
+        f"demo: {what} {items:,} items ({format_bytes(size)}, {files} files) from "
+        f"organization {manifests[0][0].org} in {elapsed:.1f}s; output in {directory}"
     )
     return EXIT_OK
 

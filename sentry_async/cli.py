@@ -230,7 +230,11 @@ def build_parser() -> argparse.ArgumentParser:
         "issues and full raw events of the last 30 days from it, and print a summary.",
     )
     demo.add_argument(
-        "--output", "-o", metavar="DIR", help="output directory (default: a new temp dir)"
+        "--output",
+        "-o",
+        metavar="DIR",
+        help="output directory (default: a new temp dir); run again with the same DIR to "
+        "finish a stopped demo",
     )
     demo.add_argument(
         "--scale",

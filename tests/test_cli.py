@@ -22,7 +22,14 @@ import pytest
 
 from sentry_async import SentryClient, __version__, _cli_run
 from sentry_async.cli import main
-from sentry_async.export import CHECKPOINT_NAME, MANIFEST_NAME, Manifest, Progress, show_progress
+from sentry_async.export import (
+    CHECKPOINT_NAME,
+    MANIFEST_NAME,
+    Manifest,
+    Progress,
+    _runner,
+    show_progress,
+)
 from sentry_async.testing import FakeSentry, Fault, SeedConfig
 
 ORG = "org-0"
@@ -276,7 +283,7 @@ async def test_resume_finishes_an_interrupted_export(
 
 
 async def test_demo_exports_from_the_bundled_server(tmp_path: Path) -> None:
-    run = await _main(["demo", "--scale", "small", "--output", str(tmp_path), "--quiet"])
+    run = await _main(["demo", "--scale", "small", "--output", str(tmp_path)])
     assert run.code == 0, run.err
     lines = run.out.splitlines()
     assert lines[0].startswith("demo: starting a fake Sentry (scale 'small')")
@@ -290,6 +297,60 @@ async def test_demo_exports_from_the_bundled_server(tmp_path: Path) -> None:
         assert any(line.split()[:2] == [kind, f"{manifest.items:,}"] for line in lines)
         total += manifest.items
     assert f"exported {total:,} items" in lines[-1]
+
+
+async def test_the_demo_runs_again_in_its_directory_and_resumes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its server gets a new port every run: that is not another server for the export."""
+    out = tmp_path / "demo"
+    demo = ["demo", "--scale", "small", "--output", str(out)]
+    first = await _main(demo)
+    assert first.code == 0, first.err
+    again = await _main(demo)
+    assert again.code == 0 and again.error_lines == [], again.err
+    assert "complete already" in again.out.splitlines()[-1]
+    other = await _main(["demo", "--scale", "default", "--output", str(out)])
+    assert other.code == 5 and "scale" in other.error_lines[0], other.err
+
+    # A run stopped half-way (here by a full disk) is finished by the next one.
+    stopped = tmp_path / "stopped"
+    write_page = _runner.Exporter._write_page
+    pages: list[int] = []
+
+    async def failing(self: _runner.Exporter, *args: Any, **kwargs: Any) -> None:
+        if self.spec.kind == "events" and len(pages) == 3:
+            raise OSError(errno.ENOSPC, "No space left on device", str(stopped / "x.jsonl"))
+        pages.append(1)
+        await write_page(self, *args, **kwargs)
+
+    monkeypatch.setattr(_runner.Exporter, "_write_page", failing)
+    run = await _main(["demo", "--scale", "small", "--output", str(stopped)])
+    assert run.code == 5 and (stopped / "events" / CHECKPOINT_NAME).exists(), run.err
+    monkeypatch.setattr(_runner.Exporter, "_write_page", write_page)
+    run = await _main(["demo", "--scale", "small", "--output", str(stopped)])
+    assert run.code == 0, run.err
+    manifest = msgspec.json.decode(
+        (stopped / "events" / MANIFEST_NAME).read_bytes(), type=Manifest
+    )
+    reference = msgspec.json.decode((out / "events" / MANIFEST_NAME).read_bytes(), type=Manifest)
+    assert manifest.runs == 2 and manifest.items == reference.items
+    assert manifest.spec == reference.spec
+
+
+async def test_demo_quiet_prints_nothing_and_ctrl_c_says_how_to_finish(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run = await _main(["demo", "--scale", "small", "--output", str(tmp_path / "q"), "--quiet"])
+    assert (run.code, run.out, run.err) == (0, "", "")
+
+    async def interrupted(*args: Any) -> int:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(_cli_run, "run_demo", interrupted)
+    run = await _main(["demo", "--output", str(tmp_path / "i")])
+    assert run.code == 130 and "--resume" not in run.err
+    assert f"sentry-async demo -o {tmp_path / 'i'}" in run.err
 
 
 def test_version_as_a_subprocess() -> None:

@@ -593,7 +593,7 @@ async def test_the_demo_goes_direct_whatever_the_environment_says(
 ) -> None:
     clean_env.setenv("HTTP_PROXY", "http://proxy.invalid:3128")
     out, err = io.StringIO(), io.StringIO()
-    argv = ["demo", "--scale", "small", "--output", str(tmp_path), "--quiet"]
+    argv = ["demo", "--scale", "small", "--output", str(tmp_path)]
     code = await _in_thread(main, argv, stdout=out, stderr=err)
     assert code == EXIT_OK, err.getvalue()
     assert "demo: exported" in out.getvalue()

@@ -107,6 +107,8 @@ class Exporter:
     ``progress`` receives live counts; ``min_window`` is the smallest half a window the
     server cannot serve is split into. ``skip_ids`` are ids an earlier run already wrote
     (an incremental export's overlap): items with one of them are counted as duplicates.
+    ``server`` names the server in the fingerprint instead of the client's base URL: a
+    local server started on a new port for every run serves the same data all the same.
 
     A new export's range is checked before the directory is created: an empty range, one
     reaching past the calendar, or one needing more than ``MAX_WINDOWS`` windows raises
@@ -127,6 +129,7 @@ class Exporter:
         now: datetime | None = None,
         min_window: timedelta = MIN_SPLIT_WINDOW,
         skip_ids: Collection[str] = frozenset(),
+        server: str | None = None,
     ) -> None:
         if resume and restart:
             raise ValueError("give resume or restart, not both")
@@ -155,7 +158,7 @@ class Exporter:
         # Discover rows carry an id only when asked for; without it none can be de-duplicated.
         self._identify = spec.kind != "discover" or "id" in spec.fields
         self._aggregates = spec.kind == "discover" and any(is_aggregate(f) for f in spec.fields)
-        self._server = server_identity(client)
+        self._server = server if server is not None else server_identity(client)
         self._run = _Run(OpenFiles(self.output, format=spec.format, compress=spec.gzip))
         self._skip = frozenset(skip_ids)
 
