@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import inspect
 import os
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import datetime
 from typing import Any
 
 import pytest
 
+from sentry_async import RetryPolicy, SentryClient
+from sentry_async.testing import FakeSentry
 from sentry_async.testing.pytest_plugin import FIXED_NOW
 
 
@@ -49,6 +51,17 @@ def anyio_backend() -> str:
 def fake_sentry_now() -> datetime:
     """The suite's fake data is pinned to one instant, so its expectations never move."""
     return FIXED_NOW
+
+
+QUICK_RETRY = RetryPolicy(attempts=2, backoff_base=0.01, backoff_max=0.05)
+"""Retries that keep a test's fault short: a second attempt a few milliseconds later."""
+
+
+@pytest.fixture
+async def client(fake_sentry: FakeSentry) -> AsyncIterator[SentryClient]:
+    """A client of the test's fake server (a test file may define its own)."""
+    async with SentryClient(fake_sentry.token, base_url=fake_sentry.url, retry=QUICK_RETRY) as sc:
+        yield sc
 
 
 USER_FACING_GENERATORS = frozenset(

@@ -9,7 +9,6 @@ first, 90 days when nothing is given).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
@@ -18,18 +17,11 @@ import anyio
 import msgspec
 import pytest
 
-from sentry_async import NotFound, RetryPolicy, SentryClient
+from sentry_async import NotFound, SentryClient
 from sentry_async.testing import FakeSentry
 
 ORG = "org-0"
-FAST = RetryPolicy(attempts=2, backoff_base=0.01, backoff_max=0.05)
 MISSING = {"detail": "The requested resource does not exist"}
-
-
-@pytest.fixture
-async def client(fake_sentry: FakeSentry) -> AsyncIterator[SentryClient]:
-    async with SentryClient(fake_sentry.token, base_url=fake_sentry.url, retry=FAST) as sc:
-        yield sc
 
 
 async def _call(

@@ -11,42 +11,20 @@ frequent) with cursors ``value:offset:is_prev``.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from typing import Any
 from urllib.parse import urlencode
 
 import aiohttp
 import anyio
 import msgspec
 import pytest
+from _fake_http import org_get
 
-from sentry_async import BulkPartialError, RetryPolicy, SentryClient, ServerError
+from sentry_async import BulkPartialError, SentryClient, ServerError
 from sentry_async.resources.issues import ALL_UNRESOLVED
 from sentry_async.testing import FakeSentry, Fault, RecordedRequest
 from sentry_async.testing._data import DEFAULT_PRIORITIES, EventRecord, IssueRecord
 
 ORG = "org-0"
-FAST = RetryPolicy(attempts=2, backoff_base=0.01, backoff_max=0.05)
-
-
-@pytest.fixture
-async def client(fake_sentry: FakeSentry) -> AsyncIterator[SentryClient]:
-    async with SentryClient(fake_sentry.token, base_url=fake_sentry.url, retry=FAST) as sc:
-        yield sc
-
-
-async def _get(
-    server: FakeSentry, path: str, params: list[tuple[str, str]]
-) -> tuple[int, Any, Any]:
-    async with (
-        aiohttp.ClientSession() as http,
-        http.get(
-            f"{server.url}/api/0/organizations/{ORG}/{path}",
-            params=params,
-            headers={"Authorization": f"Bearer {server.token}"},
-        ) as reply,
-    ):
-        return reply.status, msgspec.json.decode(await reply.read()), reply.headers
 
 
 def _to(server: FakeSentry, suffix: str) -> list[RecordedRequest]:
@@ -252,11 +230,11 @@ async def test_the_inbox_sort_needs_an_inbox_search(
     }
     with anyio.fail_after(10):
         for query, detail in cases.items():
-            status, body, _ = await _get(
+            status, body, _ = await org_get(
                 fake_sentry, "issues/", [("sort", "inbox"), ("query", query)]
             )
             assert (status, body) == (400, {"detail": detail}), query
-        status, body, _ = await _get(fake_sentry, "issues/", [("sort", "inbox")])
+        status, body, _ = await org_get(fake_sentry, "issues/", [("sort", "inbox")])
         assert status == 400 and body["detail"].startswith("Invalid search terms for 'inbox'")
         inbox = await client.issues.list(
             ORG, sort="inbox", query="is:unresolved is:for_review", limit=3
@@ -283,11 +261,11 @@ async def test_an_event_id_query_on_an_issues_events_is_a_direct_hit(
         f"{event.event_id[16:20]}-{event.event_id[20:]}"
     )
     with anyio.fail_after(10):
-        status, body, headers = await _get(
+        status, body, headers = await org_get(
             fake_sentry, f"issues/{issue_id}/events/", [("query", dashed.upper())]
         )
         other = fake_sentry.data.issues_by_id[fake_sentry.data.issue_ids(ORG)[4]].events[0]
-        miss = await _get(fake_sentry, f"issues/{issue_id}/events/", [("query", other.event_id)])
+        miss = await org_get(fake_sentry, f"issues/{issue_id}/events/", [("query", other.event_id)])
     assert status == 200 and headers.get("X-Sentry-Direct-Hit") == "1"
     assert "Link" not in headers
     assert [e["eventID"] for e in body] == [event.event_id]

@@ -6,13 +6,10 @@ Shapes from Sentry's OpenAPI spec (``listAnOrganization'sIssues``, ``retrieveAPr
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import anyio
 import msgspec
-import pytest
 
-from sentry_async import RetryPolicy, SentryClient
+from sentry_async import SentryClient
 from sentry_async.models import (
     Event,
     EventSummary,
@@ -25,13 +22,6 @@ from sentry_async.models import (
 from sentry_async.testing import FakeSentry, Fault
 
 ORG = "org-0"
-
-
-@pytest.fixture
-async def client(fake_sentry: FakeSentry) -> AsyncIterator[SentryClient]:
-    retry = RetryPolicy(attempts=2, backoff_base=0.01, backoff_max=0.05)
-    async with SentryClient(fake_sentry.token, base_url=fake_sentry.url, retry=retry) as sc:
-        yield sc
 
 
 def test_expanded_issue_fields_are_typed() -> None:

@@ -8,8 +8,6 @@ September 2025 (getsentry/sentry #99074, #99233 removed them).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import anyio
 import pytest
 
@@ -26,12 +24,6 @@ from sentry_async.testing import _routes_stats as fake_stats
 ORG = "org-0"  # has global-views
 SINGLE = "org-1"  # does not
 FAST = RetryPolicy(attempts=2, backoff_base=0.01, backoff_max=0.05)
-
-
-@pytest.fixture
-async def client(fake_sentry: FakeSentry) -> AsyncIterator[SentryClient]:
-    async with SentryClient(fake_sentry.token, base_url=fake_sentry.url, retry=FAST) as sc:
-        yield sc
 
 
 def _to(server: FakeSentry, suffix: str) -> list[RecordedRequest]:

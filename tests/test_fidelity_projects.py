@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -32,12 +31,6 @@ from sentry_async.testing import FakeSentry, Fault, RecordedRequest
 
 ORG = "org-0"
 FAST = RetryPolicy(attempts=2, backoff_base=0.01, backoff_max=0.05)
-
-
-@pytest.fixture
-async def client(fake_sentry: FakeSentry) -> AsyncIterator[SentryClient]:
-    async with SentryClient(fake_sentry.token, base_url=fake_sentry.url, retry=FAST) as sc:
-        yield sc
 
 
 def _projects(server: FakeSentry) -> list[tuple[str, str]]:

@@ -11,46 +11,24 @@ in ``src/sentry/utils/dates.py`` (the default ``events-stats`` interval).
 from __future__ import annotations
 
 import itertools
-from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
-from typing import Any
 
-import aiohttp
 import anyio
-import msgspec
 import pytest
+from _fake_http import org_get
 
-from sentry_async import RetryPolicy, SentryClient
+from sentry_async import SentryClient
 from sentry_async.testing import FakeSentry, RecordedRequest
 
 ORG = "org-0"
-FAST = RetryPolicy(attempts=2, backoff_base=0.01, backoff_max=0.05)
 TOO_MANY = (
     "Your interval and date range would create too many results. "
     "Use a larger interval, or a smaller date range."
 )
 
 
-@pytest.fixture
-async def client(fake_sentry: FakeSentry) -> AsyncIterator[SentryClient]:
-    async with SentryClient(fake_sentry.token, base_url=fake_sentry.url, retry=FAST) as sc:
-        yield sc
-
-
 def _to(server: FakeSentry, suffix: str) -> list[RecordedRequest]:
     return [r for r in server.requests if r.path.endswith(suffix)]
-
-
-async def _get(server: FakeSentry, path: str, params: list[tuple[str, str]]) -> tuple[int, Any]:
-    async with (
-        aiohttp.ClientSession() as http,
-        http.get(
-            f"{server.url}/api/0/organizations/{ORG}/{path}",
-            params=params,
-            headers={"Authorization": f"Bearer {server.token}"},
-        ) as reply,
-    ):
-        return reply.status, msgspec.json.decode(await reply.read())
 
 
 def _usage(*extra: tuple[str, str]) -> list[tuple[str, str]]:
@@ -64,17 +42,17 @@ async def test_usage_refuses_more_than_a_thousand_points(fake_sentry: FakeSentry
     # sessions_v2.get_constrained_date_range: range / interval > MAX_POINTS (1000) -> 400.
     with anyio.fail_after(10):
         refused = [
-            await _get(fake_sentry, "stats_v2/", _usage(("groupBy", "category"), *extra))
+            await org_get(fake_sentry, "stats_v2/", _usage(("groupBy", "category"), *extra))
             for extra in (
                 [("statsPeriod", "90d"), ("interval", "1h")],
                 [("statsPeriod", "42d")],
                 [],  # 90 days at 1h: the defaults alone are too many
             )
         ]
-        status, body = await _get(
+        status, body, _ = await org_get(
             fake_sentry, "stats_v2/", _usage(("groupBy", "category"), ("statsPeriod", "41d"))
         )
-    assert refused == [(400, {"detail": TOO_MANY})] * 3
+    assert [(status, body) for status, body, _ in refused] == [(400, {"detail": TOO_MANY})] * 3
     assert status == 200 and len(body["intervals"]) == 41 * 24
 
 
@@ -84,7 +62,7 @@ async def test_usage_defaults_to_ninety_days_aligned_to_the_interval(
     # get_date_range_from_params (90 days) and to_intervals: start aligned down, end up,
     # one interval per point in [start, end).
     with anyio.fail_after(10):
-        status, body = await _get(
+        status, body, _ = await org_get(
             fake_sentry, "stats_v2/", _usage(("groupBy", "category"), ("interval", "1d"))
         )
     now = fake_sentry.data.now
@@ -127,7 +105,7 @@ async def test_usage_needs_a_category_filter_or_group(
 ) -> None:
     # outcomes.QueryDefinition: no category filter and no category groupBy -> InvalidQuery.
     with anyio.fail_after(10):
-        status, body = await _get(
+        status, body, _ = await org_get(
             fake_sentry, "stats_v2/", _usage(("groupBy", "outcome"), ("statsPeriod", "14d"))
         )
     assert (status, body) == (400, {"detail": "Query must have category as groupby or filter"})
@@ -157,11 +135,11 @@ async def test_usage_filter_values_are_checked(fake_sentry: FakeSentry) -> None:
     }
     with anyio.fail_after(10):
         for name, (params, detail) in cases.items():
-            status, body = await _get(
+            status, body, _ = await org_get(
                 fake_sentry, "stats_v2/", _usage(*params, ("statsPeriod", "14d"))
             )
             assert (status, body) == (400, {"detail": detail}), name
-        status, body = await _get(
+        status, body, _ = await org_get(
             fake_sentry,
             "stats_v2/",
             _usage(("groupBy", "category"), ("outcome", "Rate_Limited"), ("statsPeriod", "30d")),
@@ -174,12 +152,12 @@ async def test_usage_reads_one_reason(fake_sentry: FakeSentry, client: SentryCli
     # outcomes.QueryDefinition.from_query_dict: reason=query.get("reason"), the last value.
     group = [("groupBy", "category"), ("groupBy", "reason"), ("statsPeriod", "30d")]
     with anyio.fail_after(10):
-        both = await _get(
+        both = await org_get(
             fake_sentry,
             "stats_v2/",
             _usage(*group, ("reason", "key_quota"), ("reason", "browser-extensions")),
         )
-        last = await _get(fake_sentry, "stats_v2/", _usage(*group, ("reason", "browser-extensions")))
+        last = await org_get(fake_sentry, "stats_v2/", _usage(*group, ("reason", "browser-extensions")))
     assert both[0] == 200 and both[1]["groups"] == last[1]["groups"] != []
     with pytest.raises(ValueError, match="one reason"):
         await client.stats.usage(ORG, group_by="category", reason=["key_quota", "other"])
@@ -211,7 +189,7 @@ async def test_events_stats_default_interval_follows_the_range(
     # utils/dates.get_interval_from_range(date_range, high_fidelity=False).
     params = [("statsPeriod", period)] if period else []
     with anyio.fail_after(10):
-        status, body = await _get(fake_sentry, "events-stats/", params)
+        status, body, _ = await org_get(fake_sentry, "events-stats/", params)
     assert status == 200
     stamps = [point[0] for point in body["data"]]
     assert {b - a for a, b in itertools.pairwise(stamps)} == {step}
@@ -223,7 +201,7 @@ async def test_events_stats_and_discover_default_to_ninety_days(
     # OrganizationEndpoint.get_filter_params -> get_date_range_from_params(optional=False).
     now = fake_sentry.data.now_ts
     with anyio.fail_after(10):
-        stats = await _get(fake_sentry, "events-stats/", [])
+        stats = await org_get(fake_sentry, "events-stats/", [])
         rows = await client.discover.query(
             ORG, fields=["timestamp"], sort="timestamp", limit=1
         ).collect()

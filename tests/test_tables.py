@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import datetime, timezone
 
 import anyio
@@ -10,7 +9,7 @@ import msgspec
 import pytest
 from _watched_pages import WatchedPages, memory_pages
 
-from sentry_async import RetryPolicy, SentryClient
+from sentry_async import SentryClient
 from sentry_async.models import DiscoverMeta, UsageStats, discover_meta, parse_events_stats
 from sentry_async.pagination import Page
 from sentry_async.tables import (
@@ -27,13 +26,6 @@ pa = pytest.importorskip("pyarrow")
 
 ORG = "org-0"
 UTC = timezone.utc
-
-
-@pytest.fixture
-async def client(fake_sentry: FakeSentry) -> AsyncIterator[SentryClient]:
-    retry = RetryPolicy(attempts=2, backoff_base=0.01, backoff_max=0.05)
-    async with SentryClient(fake_sentry.token, base_url=fake_sentry.url, retry=retry) as sc:
-        yield sc
 
 
 def _meta(fields: dict[str, str], units: dict[str, str | None] | None = None) -> DiscoverMeta:
