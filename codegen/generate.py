@@ -135,10 +135,39 @@ class Operation:
     type_expr: str = "None"
     item_expr: str = "Any"
     sample: Any = None
+    sent_schema: dict[str, Any] | None = None
+    """The response schema with the field overrides applied (the samples' shape)."""
 
 
 ALWAYS_SENT_USED: set[str] = set()
 """``overrides.ALWAYS_SENT`` keys that matched a generated model in this run."""
+
+FIELD_SCHEMAS_USED: set[str] = set()
+"""``overrides.FIELD_SCHEMAS`` keys that matched a generated model's field in this run."""
+
+
+def _field_schema(qualified: str, wire: str, schema: Any) -> Any:
+    """The schema of field ``wire`` of model ``qualified``: the override's where one
+    exists (its ``"$spec"`` standing for the spec's schema), else the spec's."""
+    key = f"{qualified}.{wire}"
+    if key not in overrides.FIELD_SCHEMAS:
+        return schema
+    FIELD_SCHEMAS_USED.add(key)
+
+    def fill(value: Any) -> Any:
+        if value == "$spec":
+            return schema
+        if isinstance(value, dict):
+            return {k: fill(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [fill(v) for v in value]
+        return value
+
+    return fill(overrides.FIELD_SCHEMAS[key])
+
+
+def _shape_key(schema: dict[str, Any]) -> str:
+    return json.dumps(strip_schema(schema), sort_keys=True)
 
 
 class ModelBuilder:
@@ -193,7 +222,7 @@ class ModelBuilder:
         return "Any"
 
     def struct(self, schema: dict[str, Any], hint: str) -> str:
-        key = json.dumps(strip_schema(schema), sort_keys=True)
+        key = _shape_key(schema)
         if key not in self.hints or (len(hint), hint) < (len(self.hints[key]), self.hints[key]):
             self.hints[key] = hint
         if key in self.by_key:
@@ -223,6 +252,7 @@ class ModelBuilder:
             while py in used:
                 py += "_"
             used.add(py)
+            sub = _field_schema(qualified, wire, sub)
             annotation = self.type_of(sub, name + pascal(wire))
             rename = "" if py == wire else f', name="{wire}"'
             if wire in always:
@@ -248,6 +278,21 @@ class ModelBuilder:
         lines += [head + re.sub(r"\w+", rename, annotation) + tail
                   for head, annotation, tail in self.fields[name]]
         return "\n".join(lines)
+
+    def as_sent(self, schema: Any) -> Any:
+        """``schema`` with the field overrides of the models it became: what the server
+        sends, for the samples."""
+        if isinstance(schema, list):
+            return [self.as_sent(item) for item in schema]
+        if not isinstance(schema, dict):
+            return schema
+        out = {key: self.as_sent(value) for key, value in schema.items()}
+        name = self.by_key.get(_shape_key(schema)) if schema.get("properties") else None
+        if name is not None:
+            qualified = f"{self.group}.{name}"
+            out["properties"] = {wire: _field_schema(qualified, wire, sub)
+                                 for wire, sub in out["properties"].items()}
+        return out
 
     def shapes(self) -> dict[str, str]:
         """Class name -> a digest of its fields and, recursively, of the classes they use,
@@ -601,6 +646,7 @@ def _render_group(group: str, ops: list[Operation], models: ModelBuilder) -> Gro
                 op.item_expr = models.type_of(items, hint)
             else:
                 op.type_expr = models.type_of(schema, hint)
+        op.sent_schema = models.as_sent(op.response)
         methods.append(render_method(op, needs))
         if op.binary is not None:
             methods.append(render_binary(op, needs))
@@ -1023,7 +1069,9 @@ def render_metadata(ops: list[Operation]) -> str:
             "binary": op.binary,
             "binary_methods": _binary_names(op),
             "returns": op.item_expr if op.paginated else op.type_expr,
-            "sample": None if op.response is None else sample_of(op.response, op.example),
+            "sample": None if op.response is None else sample_of(
+                op.response if op.sent_schema is None else op.sent_schema, op.example
+            ),
         })
     return json.dumps(rows, indent=0, sort_keys=True, ensure_ascii=True) + "\n"
 
@@ -1068,6 +1116,7 @@ def generate(spec: dict[str, Any], root: Path, *, strict: bool = True) -> dict[P
     files: dict[Path, str] = {}
     api = Path("sentry_async/api")
     ALWAYS_SENT_USED.clear()
+    FIELD_SCHEMAS_USED.clear()
     codes = [render_group(group, members) for group, members in sorted(groups.items())]
     sharing = share_models(codes)
     for code in codes:
@@ -1077,6 +1126,9 @@ def generate(spec: dict[str, Any], root: Path, *, strict: bool = True) -> dict[P
     unused = set(overrides.ALWAYS_SENT) - ALWAYS_SENT_USED
     if unused and strict:
         raise SystemExit(f"overrides.ALWAYS_SENT names models that were not generated: {unused}")
+    unused = set(overrides.FIELD_SCHEMAS) - FIELD_SCHEMAS_USED
+    if unused and strict:
+        raise SystemExit(f"overrides.FIELD_SCHEMAS names fields no model has: {sorted(unused)}")
     files[api / "_groups.py"] = render_registry(groups)
     files[api / "_operations.json"] = render_metadata(ops)
     readme = root / "README.md"

@@ -7,6 +7,8 @@ loudly on the stale key instead of silently ignoring it.
 
 from __future__ import annotations
 
+from typing import Any
+
 GROUP_NAMES: dict[str, str] = {
     # Two tags differ by one letter; Sentry's docs call this one the Integration Platform.
     "Integration": "integration_platform",
@@ -167,4 +169,12 @@ ALWAYS_SENT: dict[str, tuple[str, ...]] = {
     "teams.Team": ("id", "slug"),  # TeamSerializer.serialize
     "releases.Release": ("version",),  # ReleaseSerializer.serialize
     "crons.Monitor": ("id",),  # MonitorSerializer.serialize (older servers send no slug)
+}
+
+FIELD_SCHEMAS: dict[str, dict[str, Any]] = {
+    # ``group.Model.field`` -> the schema the server's serializer really follows, where the
+    # spec describes another; ``"$spec"`` inside it stands for the spec's own schema of the
+    # field. Checked in Sentry's serializer code, with why.
+    # MonitorSerializer.get_attrs: defaultdict(list), ``.get(item.id, [])``: always a list.
+    "crons.Monitor.environments": {"type": "array", "items": "$spec"},
 }

@@ -340,3 +340,22 @@ def test_identical_models_are_generated_once_and_imported() -> None:
     assert "_models" not in gamma
     assert gen.generate(json.loads(json.dumps(SHARED_SPEC)), ROOT / "no-such-dir",
                         strict=False) == files
+
+
+def test_a_field_override_changes_the_type_and_the_sample(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where the server's serializer sends a list of what the spec calls one object, the
+    override types the field as that list, and the samples follow."""
+    monkeypatch.setattr(gen.overrides, "FIELD_SCHEMAS",
+                        {"releases.Release.owner": {"type": "array", "items": "$spec"}})
+    files = gen.generate(SPEC, ROOT / "no-such-dir", strict=False)
+    module = files[Path("sentry_async/api/releases.py")]
+    assert "owner: builtins.list[builtins.dict[str, int | None]] | None = None" in module
+    rows = {row["operation_id"]: row for row in json.loads(
+        files[Path("sentry_async/api/_operations.json")])}
+    assert isinstance(rows["getOrganizationRelease"]["sample"]["owner"], list)
+    for table in ("HANDWRITTEN", "RENAMES", "PAGINATED", "NOT_PAGINATED", "PAGE_SIZE_PARAM",
+                  "BINARY", "ALWAYS_SENT"):
+        monkeypatch.setattr(gen.overrides, table, {})
+    monkeypatch.setattr(gen.overrides, "FIELD_SCHEMAS", {"releases.Release.nothing": {}})
+    with pytest.raises(SystemExit, match="FIELD_SCHEMAS"):
+        gen.generate(SPEC, ROOT / "no-such-dir", strict=True)

@@ -18,7 +18,7 @@ from ._models import TeamAvatar as MonitorProjectAvatar
 from ._models import TeamProject as MonitorProject
 from ._support import UNSET, APIModel, UnsetType
 
-__all__ = ["CronsAPI", "Monitor", "MonitorAlertRule", "MonitorAlertRuleTarget", "MonitorCheckin", "MonitorConfig", "MonitorEnvironments", "MonitorEnvironmentsActiveIncident", "MonitorEnvironmentsActiveIncidentBrokenNotice", "MonitorOwner", "MonitorProject", "MonitorProjectAvatar"]
+__all__ = ["CronsAPI", "Monitor", "MonitorAlertRule", "MonitorAlertRuleTarget", "MonitorCheckin", "MonitorConfig", "MonitorEnvironment", "MonitorEnvironmentActiveIncident", "MonitorEnvironmentActiveIncidentBrokenNotice", "MonitorOwner", "MonitorProject", "MonitorProjectAvatar"]
 
 
 class MonitorAlertRuleTarget(APIModel):
@@ -42,18 +42,18 @@ class MonitorConfig(APIModel):
     alert_rule_id: int | None = None
 
 
-class MonitorEnvironmentsActiveIncidentBrokenNotice(APIModel):
+class MonitorEnvironmentActiveIncidentBrokenNotice(APIModel):
     user_notified_timestamp: str | None = msgspec.field(default=None, name="userNotifiedTimestamp")
     environment_muted_timestamp: str | None = msgspec.field(default=None, name="environmentMutedTimestamp")
 
 
-class MonitorEnvironmentsActiveIncident(APIModel):
+class MonitorEnvironmentActiveIncident(APIModel):
     starting_timestamp: str | None = msgspec.field(default=None, name="startingTimestamp")
     resolving_timestamp: str | None = msgspec.field(default=None, name="resolvingTimestamp")
-    broken_notice: MonitorEnvironmentsActiveIncidentBrokenNotice | None = msgspec.field(default=None, name="brokenNotice")
+    broken_notice: MonitorEnvironmentActiveIncidentBrokenNotice | None = msgspec.field(default=None, name="brokenNotice")
 
 
-class MonitorEnvironments(APIModel):
+class MonitorEnvironment(APIModel):
     name: str | None = None
     status: str | None = None
     is_muted: bool | None = msgspec.field(default=None, name="isMuted")
@@ -61,7 +61,7 @@ class MonitorEnvironments(APIModel):
     last_check_in: str | None = msgspec.field(default=None, name="lastCheckIn")
     next_check_in: str | None = msgspec.field(default=None, name="nextCheckIn")
     next_check_in_latest: str | None = msgspec.field(default=None, name="nextCheckInLatest")
-    active_incident: MonitorEnvironmentsActiveIncident | None = msgspec.field(default=None, name="activeIncident")
+    active_incident: MonitorEnvironmentActiveIncident | None = msgspec.field(default=None, name="activeIncident")
 
 
 class Monitor(APIModel):
@@ -75,7 +75,7 @@ class Monitor(APIModel):
     config: MonitorConfig | None = None
     date_created: str | None = msgspec.field(default=None, name="dateCreated")
     project: MonitorProject | None = None
-    environments: MonitorEnvironments | None = None
+    environments: builtins.list[MonitorEnvironment] | None = None
     owner: MonitorOwner | None = None
 
 

@@ -1,0 +1,105 @@
+"""Generated methods against answers shaped like the real server's, not only the spec's.
+
+Where Sentry's code and its OpenAPI description disagree, ``codegen/overrides.py`` follows
+the code; each test here serves a payload the server really sends (or checks a request it
+really reads) from a small app on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from _local_server import local_app
+from aiohttp import web
+
+from sentry_async import RetryPolicy, SentryClient
+
+
+@dataclass
+class Recorder:
+    """The requests seen, and the answers to give in order (the last one repeats)."""
+
+    seen: list[web.Request] = field(default_factory=list)
+    answers: list[tuple[int, Any, str]] = field(default_factory=list)
+
+    def answer(self, body: Any, status: int = 200, content_type: str = "application/json") -> None:
+        self.answers.append((status, body, content_type))
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[tuple[Recorder, str]]:
+    recorder = Recorder()
+
+    async def handle(request: web.Request) -> web.Response:
+        recorder.seen.append(request)
+        status, body, content_type = (
+            recorder.answers.pop(0) if len(recorder.answers) > 1 else recorder.answers[0]
+        )
+        if status == 204:
+            return web.Response(status=204)
+        payload = body if isinstance(body, bytes) else json.dumps(body).encode()
+        return web.Response(status=status, body=payload, content_type=content_type)
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", handle)
+    async with local_app(app) as url:
+        yield recorder, url
+
+
+@pytest.fixture
+async def client(server: tuple[Recorder, str]) -> AsyncIterator[SentryClient]:
+    async with SentryClient("tok", base_url=server[1], retry=RetryPolicy(attempts=1)) as c:
+        yield c
+
+
+# MonitorSerializer: ``environments`` is always a list (empty without environments).
+ENVIRONMENT = {
+    "name": "production",
+    "status": "ok",
+    "isMuted": False,
+    "dateCreated": "2024-01-01T00:00:00Z",
+    "lastCheckIn": "2024-01-02T00:00:00Z",
+    "nextCheckIn": "2024-01-03T00:00:00Z",
+    "nextCheckInLatest": "2024-01-03T00:01:00Z",
+    "activeIncident": None,
+}
+
+
+def monitor(environments: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "id": "b1a3f0e2-5b0c-4e3c-9c55-3f0f1f6f5a10",
+        "status": "active",
+        "isMuted": False,
+        "name": "nightly",
+        "slug": "nightly",
+        "config": {"schedule_type": "crontab", "schedule": "0 0 * * *", "timezone": "UTC"},
+        "dateCreated": "2024-01-01T00:00:00Z",
+        "project": {"id": "1", "slug": "web", "name": "web"},
+        "owner": None,
+        "environments": environments,
+    }
+
+
+@pytest.mark.parametrize("environments", [[], [ENVIRONMENT]])
+async def test_monitor_environments_decode_as_a_list(
+    environments: list[dict[str, Any]], server: tuple[Recorder, str], client: SentryClient
+) -> None:
+    recorder, _ = server
+    recorder.answer(monitor(environments))
+    got = await client.crons.get("org", "nightly")
+    assert got.environments is not None
+    assert [env.name for env in got.environments] == [e["name"] for e in environments]
+
+
+async def test_monitor_list_decodes_environments(
+    server: tuple[Recorder, str], client: SentryClient
+) -> None:
+    recorder, _ = server
+    recorder.answer([monitor([ENVIRONMENT, {**ENVIRONMENT, "name": "staging"}])])
+    (got,) = await client.crons.list("org").collect()
+    assert got.environments is not None
+    assert [env.name for env in got.environments] == ["production", "staging"]
