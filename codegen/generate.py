@@ -439,7 +439,7 @@ def load_operations(spec: dict[str, Any], *, strict: bool = True) -> list[Operat
             op.binary = overrides.BINARY.get(op_id)
             ops.append(op)
     for table in ("HANDWRITTEN", "RENAMES", "PAGINATED", "NOT_PAGINATED", "PAGE_SIZE_PARAM",
-                  "BINARY"):
+                  "BINARY", "PARAM_SCHEMAS", "PARAM_NAMES", "NEEDS_ONE_OF"):
         stale = set(getattr(overrides, table)) - seen
         if stale and strict:
             raise SystemExit(f"overrides.{table} names operations the spec lacks: {sorted(stale)}")
@@ -459,16 +459,24 @@ def _parameters(op: Operation, raw: dict[str, Any]) -> None:
         op.path_params.append(Param(wire, py, "IdOrSlug", "path", True, sample))
         op.path = op.path.replace("{" + wire + "}", "{" + py + "}")
     org_scope = op.path.startswith("/organizations/{org}/")
+    schemas = overrides.PARAM_SCHEMAS.get(op.op_id, {})
+    renames = overrides.PARAM_NAMES.get(op.op_id, {})
+    query_names = {p["name"] for p in raw.get("parameters", []) if p["in"] == "query"}
+    for table, entries in (("PARAM_SCHEMAS", schemas), ("PARAM_NAMES", renames),
+                           ("NEEDS_ONE_OF", overrides.NEEDS_ONE_OF.get(op.op_id, ((), ""))[0])):
+        unknown = set(entries) - query_names
+        if unknown:
+            raise SystemExit(f"overrides.{table}[{op.op_id!r}]: no query {sorted(unknown)}")
     for p in raw.get("parameters", []):
         if p["in"] != "query":
             continue
         wire = p["name"]
-        schema = p.get("schema", {})
+        schema = schemas.get(wire, p.get("schema", {}))
         if wire == "project" and org_scope:
             kind, annotation = "project", "IdOrSlug | Sequence[IdOrSlug]"
         else:
             kind, annotation = "query", _query_annotation(schema)
-        py = snake(wire)
+        py = renames.get(wire) or snake(wire)
         while py in names or py in {"page_size", "skip", "limit", "to", "chunk_size"}:
             py += "_"
         names.add(py)
@@ -886,16 +894,56 @@ def _query_dict(op: Operation, resolved: bool) -> str:
     return "{" + ", ".join(parts) + "}"
 
 
-def _doc(op: Operation, extra: str = "", summary: str | None = None) -> str:
+def _doc(op: Operation, extra: str = "", summary: str | None = None,
+         notes: list[str] | None = None) -> str:
     summary = summary or op.summary
     text = f"{summary} (``{op.http} {op.path}``).{extra}"
+    if notes:
+        paragraphs = "".join(f"\n\n        {note}" for note in notes)
+        return (f'        """{summary}.{extra}\n\n        ``{op.http} {op.path}``'
+                f'{paragraphs}\n        """')
     if len(text) > 84:
         return f'        """{summary}.{extra}\n\n        ``{op.http} {op.path}``\n        """'
     return f'        """{text}"""'
 
 
+def _needs(op: Operation) -> tuple[list[Param], str]:
+    """The query parameters of which a call must give one, and why."""
+    wires, why = overrides.NEEDS_ONE_OF.get(op.op_id, ((), ""))
+    return [p for p in op.query if p.wire in wires], why
+
+
+def _notes(op: Operation) -> list[str]:
+    """What the docstring must say beyond the summary: renamed query parameters, guards."""
+    notes = []
+    bodies = {f.wire: f.py for f in op.body_fields}
+    for p in op.query:
+        if p.wire in overrides.PARAM_NAMES.get(op.op_id, {}):
+            note = f"``{p.py}`` is the query's ``{p.wire}`` (it selects what the call acts on)"
+            if p.wire in bodies:
+                note += f"; ``{bodies[p.wire]}`` is the body's ``{p.wire}`` (the new value)"
+            notes.append(note + ".")
+    needed, why = _needs(op)
+    if needed:
+        names = " or ".join(f"``{p.py}``" for p in needed)
+        notes.append(f"Refused (``ValueError``) without {names}: {why}.")
+    return notes
+
+
+def _guard(op: Operation) -> list[str]:
+    needed, why = _needs(op)
+    if not needed:
+        return []
+    names = " or ".join(f"`{p.py}`" for p in needed)
+    values = ", ".join(p.py for p in needed)
+    return [f"        if not _support.given({values}):",
+            f'            raise ValueError("{op.name} needs {names}: {why}")']
+
+
 def render_method(op: Operation, needs: set[str]) -> str:
     lines: list[str] = []
+    if _needs(op)[0] and (op.paginated or op.body_kind == "multipart"):
+        raise SystemExit(f"overrides.NEEDS_ONE_OF[{op.op_id!r}]: only plain calls are guarded")
     if op.paginated:
         extra = [
             "        page_size: int = 100,",
@@ -936,7 +984,8 @@ def render_method(op: Operation, needs: set[str]) -> str:
     lines += _signature(op, needs, extra)
     returns = op.type_expr
     lines.append(f"    ) -> {returns}:")
-    lines.append(_doc(op))
+    lines.append(_doc(op, notes=_notes(op)))
+    lines += _guard(op)
     if op.body_kind == "multipart":
         needs.add("upload")
         file_field = next(f for f in op.body_fields if f.file)

@@ -35,6 +35,7 @@ async def server() -> AsyncIterator[tuple[Recorder, str]]:
     recorder = Recorder()
 
     async def handle(request: web.Request) -> web.Response:
+        await request.read()  # kept by the request: a test reads it after the answer
         recorder.seen.append(request)
         status, body, content_type = (
             recorder.answers.pop(0) if len(recorder.answers) > 1 else recorder.answers[0]
@@ -103,3 +104,56 @@ async def test_monitor_list_decodes_environments(
     (got,) = await client.crons.list("org").collect()
     assert got.environments is not None
     assert [env.name for env in got.environments] == ["production", "staging"]
+
+
+# Project issue bulk calls: without ``id`` Sentry acts on up to 1000 issues matching the
+# default query, and ``status`` in the query filters while ``status`` in the body changes.
+@pytest.mark.parametrize("ids", [None, []])
+async def test_project_bulk_delete_refuses_no_ids(
+    ids: list[int] | None, server: tuple[Recorder, str], client: SentryClient
+) -> None:
+    recorder, _ = server
+    recorder.answer(None, status=204)
+    with pytest.raises(ValueError, match="`id`"):
+        await client.events.bulk_delete_issues("org", "web", id=ids)
+    assert recorder.seen == []
+
+
+async def test_project_bulk_delete_repeats_id(
+    server: tuple[Recorder, str], client: SentryClient
+) -> None:
+    recorder, _ = server
+    recorder.answer(None, status=204)
+    await client.events.bulk_delete_issues("org", "web", id=[5, 6])
+    (seen,) = recorder.seen
+    assert seen.method == "DELETE"
+    assert seen.query.getall("id") == ["5", "6"]
+
+
+async def test_project_bulk_update_sends_the_new_status_in_the_body(
+    server: tuple[Recorder, str], client: SentryClient
+) -> None:
+    recorder, _ = server
+    recorder.answer({"status": "resolved", "statusDetails": {}})
+    await client.events.bulk_update_issues("org", "web", id=[5], status="resolved")
+    (seen,) = recorder.seen
+    assert seen.query.getall("id") == ["5"]
+    assert "status" not in seen.query
+    assert json.loads(await seen.read()) == {"status": "resolved"}
+
+
+async def test_project_bulk_update_filters_by_status_only_when_asked(
+    server: tuple[Recorder, str], client: SentryClient
+) -> None:
+    recorder, _ = server
+    recorder.answer({"status": "resolved"})
+    with pytest.raises(ValueError, match="`id`"):
+        await client.events.bulk_update_issues("org", "web", status="resolved")
+    assert recorder.seen == []
+    await client.events.bulk_update_issues(
+        "org", "web", status_filter="unresolved", status="resolved"
+    )
+    (seen,) = recorder.seen
+    assert seen.query.getall("status") == ["unresolved"]
+    assert "id" not in seen.query
+    assert json.loads(await seen.read()) == {"status": "resolved"}

@@ -30,6 +30,7 @@ __all__ = [
     "data_envelope",
     "data_page",
     "download",
+    "given",
     "paginate",
     "paginate_projects",
     "project_ids",
@@ -68,6 +69,17 @@ def data_envelope(page: DataPage[Any]) -> tuple[list[Any], Any]:
 def body(fields: Mapping[str, Any]) -> dict[str, Any]:
     """A JSON body from keyword arguments: ``UNSET`` ones are left out, ``None`` is null."""
     return {key: value for key, value in fields.items() if value is not UNSET}
+
+
+def given(*values: Any) -> bool:
+    """Whether any of a call's query values will be sent: not ``None``, not empty."""
+    for value in values:
+        if isinstance(value, (str, list, tuple, set, frozenset)):
+            if value:
+                return True
+        elif value is not None:
+            return True
+    return False
 
 
 def _values(project: str | int | Sequence[str | int] | None) -> list[str] | None:

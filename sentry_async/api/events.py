@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import builtins
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any, Literal
 
 import msgspec
@@ -256,9 +256,9 @@ class EventsAPI(Resource):
         org: IdOrSlug,
         project: IdOrSlug,
         *,
-        id: int | None = None,
-        status: str | None = None,
-        status_: str | UnsetType | None = UNSET,
+        id: int | Sequence[int] | None = None,
+        status_filter: str | None = None,
+        status: str | UnsetType | None = UNSET,
         status_details: Any | UnsetType = UNSET,
         ignore_duration: int | UnsetType | None = UNSET,
         is_public: bool | UnsetType | None = UNSET,
@@ -267,13 +267,22 @@ class EventsAPI(Resource):
         has_seen: bool | UnsetType | None = UNSET,
         is_bookmarked: bool | UnsetType | None = UNSET,
     ) -> EventUpdateIssue:
-        """Bulk Mutate a List of Issues (``PUT /projects/{org}/{project}/issues/``)."""
+        """Bulk Mutate a List of Issues.
+
+        ``PUT /projects/{org}/{project}/issues/``
+
+        ``status_filter`` is the query's ``status`` (it selects what the call acts on); ``status`` is the body's ``status`` (the new value).
+
+        Refused (``ValueError``) without ``id`` or ``status_filter``: without ids or a status filter Sentry changes every issue matching the default query.
+        """
+        if not _support.given(id, status_filter):
+            raise ValueError("bulk_update_issues needs `id` or `status_filter`: without ids or a status filter Sentry changes every issue matching the default query")
         return await self._client.request(
             "PUT",
             "/projects/{org}/{project}/issues/",
             path_params={"org": check_slug(org, "org"), "project": check_slug(project, "project")},
-            params={"id": id, "status": status},
-            json=_support.body({"status": status_, "statusDetails": status_details, "ignoreDuration": ignore_duration, "isPublic": is_public, "merge": merge, "assignedTo": assigned_to, "hasSeen": has_seen, "isBookmarked": is_bookmarked}),
+            params={"id": id, "status": status_filter},
+            json=_support.body({"status": status, "statusDetails": status_details, "ignoreDuration": ignore_duration, "isPublic": is_public, "merge": merge, "assignedTo": assigned_to, "hasSeen": has_seen, "isBookmarked": is_bookmarked}),
             type=EventUpdateIssue,
         )
 
@@ -282,9 +291,16 @@ class EventsAPI(Resource):
         org: IdOrSlug,
         project: IdOrSlug,
         *,
-        id: int | None = None,
+        id: int | Sequence[int] | None = None,
     ) -> None:
-        """Bulk Remove a List of Issues (``DELETE /projects/{org}/{project}/issues/``)."""
+        """Bulk Remove a List of Issues.
+
+        ``DELETE /projects/{org}/{project}/issues/``
+
+        Refused (``ValueError``) without ``id``: without ids Sentry deletes up to 1000 issues matching the default query.
+        """
+        if not _support.given(id):
+            raise ValueError("bulk_delete_issues needs `id`: without ids Sentry deletes up to 1000 issues matching the default query")
         await self._client.request(
             "DELETE",
             "/projects/{org}/{project}/issues/",
