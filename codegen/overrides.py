@@ -159,7 +159,8 @@ BINARY: dict[str, str] = {
     "getProjectEventAttachment": "download",
     "getOrganizationReleaseFile": "download",
     "getProjectReleaseFile": "download",
-    "getProjectReplayRecordingSegment": "",
+    # ProjectReplayRecordingSegmentDetailsEndpoint.get: metadata unless ?download is present
+    "getProjectReplayRecordingSegment": "download",
 }
 
 ALWAYS_SENT: dict[str, tuple[str, ...]] = {

@@ -157,3 +157,20 @@ async def test_project_bulk_update_filters_by_status_only_when_asked(
     assert seen.query.getall("status") == ["unresolved"]
     assert "id" not in seen.query
     assert json.loads(await seen.read()) == {"status": "resolved"}
+
+
+# ProjectReplayRecordingSegmentDetailsEndpoint.get sends the recording only for ?download;
+# without it the answer is the segment's metadata.
+async def test_replay_segment_download_asks_for_the_recording(
+    server: tuple[Recorder, str], client: SentryClient, tmp_path: Any
+) -> None:
+    recorder, _ = server
+    recorder.answer(b"\x1f\x8b recording", content_type="application/octet-stream")
+    replay = "7e07485f6c25420c87f5a0ec3a8db3a3"
+    chunks = [c async for c in client.replays.stream_recording_segment("org", "web", replay, 0)]
+    assert b"".join(chunks) == b"\x1f\x8b recording"
+    written = await client.replays.download_recording_segment(
+        "org", "web", replay, 0, to=tmp_path / "segment"
+    )
+    assert written == len(b"\x1f\x8b recording")
+    assert [("download" in seen.query) for seen in recorder.seen] == [True, True]

@@ -383,7 +383,7 @@ class ReplaysAPI(Resource):
             self._client,
             "/projects/{org}/{project}/replays/{replay_id}/recording-segments/{segment_id}/",
             path_params={"org": check_slug(org, "org"), "project": check_slug(project, "project"), "replay_id": check_slug(replay_id, "replay_id"), "segment_id": check_slug(segment_id, "segment_id")},
-            params={},
+            params={"download": True},
             chunk_size=chunk_size,
         )
 
@@ -404,7 +404,7 @@ class ReplaysAPI(Resource):
             self._client,
             "/projects/{org}/{project}/replays/{replay_id}/recording-segments/{segment_id}/",
             path_params={"org": check_slug(org, "org"), "project": check_slug(project, "project"), "replay_id": check_slug(replay_id, "replay_id"), "segment_id": check_slug(segment_id, "segment_id")},
-            params={},
+            params={"download": True},
             to=to,
         )
 
