@@ -439,7 +439,7 @@ def load_operations(spec: dict[str, Any], *, strict: bool = True) -> list[Operat
             op.binary = overrides.BINARY.get(op_id)
             ops.append(op)
     for table in ("HANDWRITTEN", "RENAMES", "PAGINATED", "NOT_PAGINATED", "PAGE_SIZE_PARAM",
-                  "BINARY", "PARAM_SCHEMAS", "PARAM_NAMES", "NEEDS_ONE_OF"):
+                  "BINARY", "PARAM_SCHEMAS", "PARAM_NAMES", "NEEDS_ONE_OF", "PRESENCE_FLAGS"):
         stale = set(getattr(overrides, table)) - seen
         if stale and strict:
             raise SystemExit(f"overrides.{table} names operations the spec lacks: {sorted(stale)}")
@@ -463,6 +463,7 @@ def _parameters(op: Operation, raw: dict[str, Any]) -> None:
     renames = overrides.PARAM_NAMES.get(op.op_id, {})
     query_names = {p["name"] for p in raw.get("parameters", []) if p["in"] == "query"}
     for table, entries in (("PARAM_SCHEMAS", schemas), ("PARAM_NAMES", renames),
+                           ("PRESENCE_FLAGS", overrides.PRESENCE_FLAGS.get(op.op_id, ())),
                            ("NEEDS_ONE_OF", overrides.NEEDS_ONE_OF.get(op.op_id, ((), ""))[0])):
         unknown = set(entries) - query_names
         if unknown:
@@ -885,8 +886,11 @@ def _path_params(op: Operation) -> str:
 
 def _query_dict(op: Operation, resolved: bool) -> str:
     parts = []
+    flags = overrides.PRESENCE_FLAGS.get(op.op_id, ())
     for p in op.query:
-        if p.kind == "project" and resolved:
+        if p.wire in flags:
+            parts.append(f'"{p.wire}": {p.py} or None')  # False is left out, not "0"
+        elif p.kind == "project" and resolved:
             org = op.path_params[0].py
             parts.append(f'"{p.wire}": await _support.project_ids(self._client, {org}, {p.py})')
         elif p.kind != "project" or resolved:
@@ -1036,8 +1040,11 @@ def render_binary(op: Operation, needs: set[str]) -> str:
         params = "{" + f'"{wire}": {snake(wire)}' + "}"
     else:
         query = [p for p in op.query if p.wire != flag]
-        params = "{" + ", ".join([f'"{p.wire}": {p.py}' for p in query] + (
-            [f'"{flag}": True'] if flag else [])) + "}"
+        params = "{" + ", ".join([f'"{p.wire}": {p.py}' for p in query if p.kind != "project"]
+                                 + ([f'"{flag}": True'] if flag else [])) + "}"
+    project = next((p for p in query if p.kind == "project"), None)
+    resolve = [] if project is None else [
+        f'            project=("{project.wire}", {op.path_params[0].py}, {project.py}),']
     plain = Operation(**{**op.__dict__, "query": query, "body_fields": [], "body_kind": None})
     out = [f"    def {stream_name}("]
     out += _signature(plain, needs, ["        chunk_size: int = 65536,"])
@@ -1049,6 +1056,7 @@ def render_binary(op: Operation, needs: set[str]) -> str:
     out.append(f"            path_params={_path_params(op)},")
     out.append(f"            params={params},")
     out.append("            chunk_size=chunk_size,")
+    out += resolve
     out.append("        )")
     out.append("")
     out.append(f"    async def {download_name}(")
@@ -1061,6 +1069,7 @@ def render_binary(op: Operation, needs: set[str]) -> str:
     out.append(f"            path_params={_path_params(op)},")
     out.append(f"            params={params},")
     out.append("            to=to,")
+    out += resolve
     out.append("        )")
     return "\n".join(out)
 

@@ -161,6 +161,8 @@ BINARY: dict[str, str] = {
     "getProjectReleaseFile": "download",
     # ProjectReplayRecordingSegmentDetailsEndpoint.get: metadata unless ?download is present
     "getProjectReplayRecordingSegment": "download",
+    # OrganizationStatsSummaryEndpoint.get answers CSV for any non-empty ?download
+    "getOrganizationStatsSummary": "download",
 }
 
 ALWAYS_SENT: dict[str, tuple[str, ...]] = {
@@ -206,4 +208,11 @@ NEEDS_ONE_OF: dict[str, tuple[tuple[str, ...], str]] = {
         ("id", "status"),
         "without ids or a status filter Sentry changes every issue matching the default query",
     ),
+}
+
+PRESENCE_FLAGS: dict[str, tuple[str, ...]] = {
+    # operationId -> boolean query parameters the server tests for presence or a non-empty
+    # value, so ``False`` is left out of the query instead of sent as "0" (which reads as
+    # true there).
+    "getOrganizationStatsSummary": ("download",),  # ``if request.GET.get("download"):``
 }

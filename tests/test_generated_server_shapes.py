@@ -174,3 +174,35 @@ async def test_replay_segment_download_asks_for_the_recording(
     )
     assert written == len(b"\x1f\x8b recording")
     assert [("download" in seen.query) for seen in recorder.seen] == [True, True]
+
+
+# OrganizationStatsSummaryEndpoint answers CSV for any non-empty ``download`` ("0" too).
+CSV = b"project_id,project_slug,accepted_errors\n1,web,5\n"
+SUMMARY = {"start": "2024-01-01T00:00:00Z", "end": "2024-01-02T00:00:00Z", "projects": []}
+
+
+async def test_stats_summary_download_false_is_left_out(
+    server: tuple[Recorder, str], client: SentryClient
+) -> None:
+    recorder, _ = server
+    recorder.answer(SUMMARY)
+    summary = await client.organizations.get_stats_summary(
+        "org", field="sum(quantity)", project=[1], download=False
+    )
+    assert summary.projects == []
+    (seen,) = recorder.seen
+    assert "download" not in seen.query
+
+
+async def test_stats_summary_csv_is_streamed(
+    server: tuple[Recorder, str], client: SentryClient
+) -> None:
+    recorder, _ = server
+    recorder.answer(CSV, content_type="text/csv")
+    chunks = [c async for c in client.organizations.stream_stats_summary(
+        "org", field="sum(quantity)", project=[1]
+    )]
+    assert b"".join(chunks) == CSV
+    (seen,) = recorder.seen
+    assert seen.query.getall("download") == ["1"]
+    assert seen.query.getall("project") == ["1"]

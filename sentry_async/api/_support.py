@@ -7,14 +7,18 @@ Hand-written; the generated modules import from here so that a change of policy 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
+import os
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import aclosing
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
 import msgspec
 from msgspec import UNSET, UnsetType
 
 from .._protocol.params import check_slug, is_numeric_id
-from .._streaming import FileInput, download, stream, upload
+from .._streaming import FileInput, upload
+from .._streaming import download as _download
+from .._streaming import stream as _stream
 from ..pagination import PageFetcher, Paginator
 
 if TYPE_CHECKING:
@@ -102,6 +106,58 @@ async def project_ids(
     ``-1`` (every project the token can see) passes through.
     """
     return await client.project_ids(check_slug(org, "org"), project)
+
+
+ProjectFilter = tuple[str, "str | int", "str | int | Sequence[str | int] | None"]
+"""A file method's ``project=`` filter: its query name, the org, and the caller's value."""
+
+
+def stream(
+    client: SentryClient,
+    path: str,
+    *,
+    path_params: Mapping[str, str | int],
+    params: Mapping[str, Any],
+    chunk_size: int = 65536,
+    project: ProjectFilter | None = None,
+) -> AsyncIterator[bytes]:
+    """A GET's body in chunks; ``project=`` slugs are resolved to ids when it starts."""
+    if project is None:
+        return _stream(client, path, path_params=path_params, params=params,
+                       chunk_size=chunk_size)
+    return _stream_projects(client, path, path_params, params, chunk_size, project)
+
+
+async def _stream_projects(
+    client: SentryClient,
+    path: str,
+    path_params: Mapping[str, str | int],
+    params: Mapping[str, Any],
+    chunk_size: int,
+    project: ProjectFilter,
+) -> AsyncIterator[bytes]:
+    name, org, value = project
+    resolved = {**params, name: await project_ids(client, org, value)}
+    async with aclosing(_stream(client, path, path_params=path_params, params=resolved,
+                                chunk_size=chunk_size)) as chunks:
+        async for chunk in chunks:
+            yield chunk
+
+
+async def download(
+    client: SentryClient,
+    path: str,
+    *,
+    path_params: Mapping[str, str | int],
+    params: Mapping[str, Any],
+    to: str | os.PathLike[str],
+    project: ProjectFilter | None = None,
+) -> int:
+    """A GET's body written to ``to``; ``project=`` slugs are resolved to ids first."""
+    if project is not None:
+        name, org, value = project
+        params = {**params, name: await project_ids(client, org, value)}
+    return await _download(client, path, path_params=path_params, params=params, to=to)
 
 
 def _paging(page: Page, page_size_param: str, envelope: Literal["data"] | None) -> dict[str, Any]:

@@ -4,7 +4,8 @@
 from __future__ import annotations
 
 import builtins
-from collections.abc import Sequence
+import os
+from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
 from typing import Any, Literal
 
@@ -560,6 +561,62 @@ class OrganizationsAPI(Resource):
             "GET",
             "/organizations/{org}/stats-summary/",
             path_params={"org": check_slug(org, "org")},
-            params={"field": field, "statsPeriod": stats_period, "interval": interval, "start": start, "end": end, "project": await _support.project_ids(self._client, org, project), "category": category, "outcome": outcome, "reason": reason, "download": download},
+            params={"field": field, "statsPeriod": stats_period, "interval": interval, "start": start, "end": end, "project": await _support.project_ids(self._client, org, project), "category": category, "outcome": outcome, "reason": reason, "download": download or None},
             type=StatsSummary,
+        )
+
+    def stream_stats_summary(
+        self,
+        org: IdOrSlug,
+        *,
+        field: Literal["sum(quantity)", "sum(times_seen)"],
+        stats_period: str | None = None,
+        interval: str | None = None,
+        start: str | datetime | None = None,
+        end: str | datetime | None = None,
+        project: IdOrSlug | Sequence[IdOrSlug] | None = None,
+        category: OrganizationGetStatsSummaryCategory | None = None,
+        outcome: OrganizationGetStatsSummaryOutcome | None = None,
+        reason: str | None = None,
+        chunk_size: int = 65536,
+    ) -> AsyncIterator[bytes]:
+        """The file's contents, streamed in chunks of ``chunk_size`` bytes.
+
+        ``GET /organizations/{org}/stats-summary/``
+        """
+        return _support.stream(
+            self._client,
+            "/organizations/{org}/stats-summary/",
+            path_params={"org": check_slug(org, "org")},
+            params={"field": field, "statsPeriod": stats_period, "interval": interval, "start": start, "end": end, "category": category, "outcome": outcome, "reason": reason, "download": True},
+            chunk_size=chunk_size,
+            project=("project", org, project),
+        )
+
+    async def download_stats_summary(
+        self,
+        org: IdOrSlug,
+        *,
+        field: Literal["sum(quantity)", "sum(times_seen)"],
+        stats_period: str | None = None,
+        interval: str | None = None,
+        start: str | datetime | None = None,
+        end: str | datetime | None = None,
+        project: IdOrSlug | Sequence[IdOrSlug] | None = None,
+        category: OrganizationGetStatsSummaryCategory | None = None,
+        outcome: OrganizationGetStatsSummaryOutcome | None = None,
+        reason: str | None = None,
+        to: str | os.PathLike[str],
+    ) -> int:
+        """The file's contents, written to ``to``; returns the byte count.
+
+        ``GET /organizations/{org}/stats-summary/``
+        """
+        return await _support.download(
+            self._client,
+            "/organizations/{org}/stats-summary/",
+            path_params={"org": check_slug(org, "org")},
+            params={"field": field, "statsPeriod": stats_period, "interval": interval, "start": start, "end": end, "category": category, "outcome": outcome, "reason": reason, "download": True},
+            to=to,
+            project=("project", org, project),
         )
