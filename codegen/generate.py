@@ -435,11 +435,14 @@ def load_operations(spec: dict[str, Any], *, strict: bool = True) -> list[Operat
             _parameters(op, raw)
             _body(op, raw)
             op.response, op.example = _response(raw)
+            if op_id in overrides.RESPONSE_SCHEMAS:
+                op.response = overrides.RESPONSE_SCHEMAS[op_id]
             _pagination(op, raw)
             op.binary = overrides.BINARY.get(op_id)
             ops.append(op)
     for table in ("HANDWRITTEN", "RENAMES", "PAGINATED", "NOT_PAGINATED", "PAGE_SIZE_PARAM",
-                  "BINARY", "PARAM_SCHEMAS", "PARAM_NAMES", "NEEDS_ONE_OF", "PRESENCE_FLAGS"):
+                  "BINARY", "PARAM_SCHEMAS", "PARAM_NAMES", "NEEDS_ONE_OF", "PRESENCE_FLAGS",
+                  "RESPONSE_SCHEMAS"):
         stale = set(getattr(overrides, table)) - seen
         if stale and strict:
             raise SystemExit(f"overrides.{table} names operations the spec lacks: {sorted(stale)}")

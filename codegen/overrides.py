@@ -138,6 +138,7 @@ PAGINATED: dict[str, str] = {
     "listOrganizationWorkflows": "OrganizationWorkflowIndexEndpoint: OffsetPaginator",
     "listProjectMonitorCheckins": "MonitorCheckInMixin: OffsetPaginator",
     "listOrganizationSentryApps": "OrganizationSentryAppsEndpoint: OffsetPaginator",
+    "Retrieve Files Changed in a Release's Commits": "CommitFileChangeEndpoint: OffsetPaginator",
 }
 """operationId -> the server code that paginates it."""
 
@@ -215,4 +216,24 @@ PRESENCE_FLAGS: dict[str, tuple[str, ...]] = {
     # value, so ``False`` is left out of the query instead of sent as "0" (which reads as
     # true there).
     "getOrganizationStatsSummary": ("download",),  # ``if request.GET.get("download"):``
+}
+
+RESPONSE_SCHEMAS: dict[str, dict[str, Any]] = {
+    # operationId -> the success body's schema, where the spec gives none or another one.
+    # CommitFileChangeEndpoint: a list of CommitFileChangeSerializer objects.
+    "Retrieve Files Changed in a Release's Commits": {
+        "type": "array",
+        "items": {
+            "type": "object",
+            "properties": {
+                "id": {"type": "string"},
+                "orgId": {"type": "integer"},
+                "author": {"type": "string", "nullable": True},
+                "commitMessage": {"type": "string", "nullable": True},
+                "filename": {"type": "string"},
+                "type": {"type": "string"},
+                "repoName": {"type": "string", "nullable": True},
+            },
+        },
+    },
 }

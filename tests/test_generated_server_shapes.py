@@ -206,3 +206,42 @@ async def test_stats_summary_csv_is_streamed(
     (seen,) = recorder.seen
     assert seen.query.getall("download") == ["1"]
     assert seen.query.getall("project") == ["1"]
+
+
+# CommitFileChangeEndpoint: an OffsetPaginator over CommitFileChangeSerializer objects.
+def commit_file(n: int) -> dict[str, Any]:
+    return {
+        "id": str(n),
+        "orgId": 1,
+        "author": "Jane",
+        "commitMessage": "fix",
+        "filename": f"src/file{n}.py",
+        "type": "M",
+        "repoName": "acme/web",
+    }
+
+
+async def test_commit_files_are_a_paginated_list() -> None:
+    path = "/api/0/organizations/org/releases/1.0/commitfiles/"
+    pages = {None: (commit_file(1), "0:1:0", "true"), "0:1:0": (commit_file(2), "0:2:0", "false")}
+    seen: list[str | None] = []
+
+    async def answer(request: web.Request) -> web.Response:
+        cursor = request.query.get("cursor")
+        seen.append(cursor)
+        item, following, more = pages[cursor]
+        link = (f'<http://{request.host}{path}?cursor={following}>; rel="next"; '
+                f'results="{more}"; cursor="{following}"')
+        return web.json_response([item], headers={"Link": link})
+
+    app = web.Application()
+    app.router.add_get(path, answer)
+    async with local_app(app) as base, SentryClient(
+        "tok", base_url=base, retry=RetryPolicy(attempts=1)
+    ) as c:
+        files = await c.releases.list_commit_files("org", "1.0", page_size=1).collect()
+    assert seen == [None, "0:1:0"]
+    assert [(f.filename, f.type, f.repo_name) for f in files] == [
+        ("src/file1.py", "M", "acme/web"),
+        ("src/file2.py", "M", "acme/web"),
+    ]

@@ -20,7 +20,7 @@ from ._models import RepoCommitPullRequest as ReleaseCommitPullRequest
 from ._models import RepoSettings as ReleaseCommitPullRequestRepositorySettings
 from ._support import UNSET, APIModel, FileInput, UnsetType
 
-__all__ = ["Release", "ReleaseCommit", "ReleaseCommitPullRequest", "ReleaseCommitPullRequestRepositorySettings", "ReleaseCommitRelease", "ReleaseCommitRepository", "ReleaseDeploy", "ReleaseFile", "ReleaseGetSort", "ReleaseGetSummaryStatsPeriod", "ReleaseLastDeploy", "ReleaseProject", "ReleaseProjectHealthData", "ReleaseThresholdStatusValue", "ReleaseVersionInfo", "ReleasesAPI", "Session", "SessionGroup", "SessionGroupBy"]
+__all__ = ["Release", "ReleaseCommit", "ReleaseCommitFile", "ReleaseCommitPullRequest", "ReleaseCommitPullRequestRepositorySettings", "ReleaseCommitRelease", "ReleaseCommitRepository", "ReleaseDeploy", "ReleaseFile", "ReleaseGetSort", "ReleaseGetSummaryStatsPeriod", "ReleaseLastDeploy", "ReleaseProject", "ReleaseProjectHealthData", "ReleaseThresholdStatusValue", "ReleaseVersionInfo", "ReleasesAPI", "Session", "SessionGroup", "SessionGroupBy"]
 
 
 ReleaseGetSummaryStatsPeriod = Literal["14d", "1d", "1h", "24h", "2d", "30d", "48h", "7d", "90d"]
@@ -180,6 +180,16 @@ class Session(APIModel):
     intervals: builtins.list[str] | None = None
     groups: builtins.list[SessionGroup] | None = None
     query: str | None = None
+
+
+class ReleaseCommitFile(APIModel):
+    id: str | None = None
+    org_id: int | None = msgspec.field(default=None, name="orgId")
+    author: str | None = None
+    commit_message: str | None = msgspec.field(default=None, name="commitMessage")
+    filename: str | None = None
+    type: str | None = None
+    repo_name: str | None = msgspec.field(default=None, name="repoName")
 
 
 class ReleasesAPI(Resource):
@@ -754,17 +764,25 @@ class ReleasesAPI(Resource):
             path_params={"org": check_slug(org, "org"), "project": check_slug(project, "project"), "version": check_slug(version, "version"), "file_id": check_slug(file_id, "file_id")},
         )
 
-    async def list_commit_files(
+    def list_commit_files(
         self,
         org: IdOrSlug,
         version: IdOrSlug,
-    ) -> None:
+        *,
+        page_size: int = 100,
+        cursor: str | None = None,
+        skip: int = 0,
+        limit: int | None = None,
+    ) -> Paginator[ReleaseCommitFile]:
         """Retrieve Files Changed in a Release's Commits.
 
         ``GET /organizations/{org}/releases/{version}/commitfiles/``
         """
-        await self._client.request(
-            "GET",
+        return _support.paginate(
+            self._client,
             "/organizations/{org}/releases/{version}/commitfiles/",
             path_params={"org": check_slug(org, "org"), "version": check_slug(version, "version")},
+            params={},
+            type=ReleaseCommitFile,
+            page=(page_size, cursor, skip, limit),
         )
