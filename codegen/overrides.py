@@ -220,6 +220,13 @@ PRESENCE_FLAGS: dict[str, tuple[str, ...]] = {
 
 RESPONSE_SCHEMAS: dict[str, dict[str, Any]] = {
     # operationId -> the success body's schema, where the spec gives none or another one.
+    # replays/usecases/replay_counts.py: counts per issue, or with returnIds the replay ids.
+    "getOrganizationReplayCount": {
+        "type": "object",
+        "additionalProperties": {
+            "anyOf": [{"type": "integer"}, {"type": "array", "items": {"type": "string"}}]
+        },
+    },
     # CommitFileChangeEndpoint: a list of CommitFileChangeSerializer objects.
     "Retrieve Files Changed in a Release's Commits": {
         "type": "array",

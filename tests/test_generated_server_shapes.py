@@ -245,3 +245,17 @@ async def test_commit_files_are_a_paginated_list() -> None:
         ("src/file1.py", "M", "acme/web"),
         ("src/file2.py", "M", "acme/web"),
     ]
+
+
+# replay_counts.py: counts per issue, or with ``returnIds`` the replay ids per issue.
+@pytest.mark.parametrize(
+    ("return_ids", "body"),
+    [(False, {"1234": 3}), (True, {"1234": ["7e07485f6c25420c87f5a0ec3a8db3a3"]})],
+)
+async def test_replay_count_decodes_counts_and_ids(
+    return_ids: bool, body: dict[str, Any], server: tuple[Recorder, str], client: SentryClient
+) -> None:
+    recorder, _ = server
+    recorder.answer(body)
+    got = await client.replays.count("org", data_source="events", return_ids=return_ids)
+    assert got == body

@@ -178,7 +178,7 @@ class ReplaysAPI(Resource):
         project_id_or_slug: str | Sequence[str] | None = None,
         query: str | None = None,
         return_ids: bool | None = None,
-    ) -> builtins.dict[str, int | None]:
+    ) -> builtins.dict[str, Any]:
         """Retrieve a Count of Replays for a Given Issue or Transaction.
 
         ``GET /organizations/{org}/replay-count/``
@@ -188,7 +188,7 @@ class ReplaysAPI(Resource):
             "/organizations/{org}/replay-count/",
             path_params={"org": check_slug(org, "org")},
             params={"data_source": data_source, "environment": environment, "start": start, "end": end, "statsPeriod": stats_period, "project": await _support.project_ids(self._client, org, project), "project_id_or_slug": project_id_or_slug, "query": query, "returnIds": return_ids},
-            type=builtins.dict[str, int | None],
+            type=builtins.dict[str, Any],
         )
 
     def list_selectors(
