@@ -781,7 +781,7 @@ def render_module(code: GroupCode, sharing: Sharing) -> str:
         return re.search(rf"(?<![\w.]){re.escape(name)}\b", text) is not None
 
     imports = _imports_of(text)
-    imports += ["", "from .._protocol.params import check_slug"]
+    imports += ["", "from .._protocol.params import check_path_value"]
     if used("Paginator"):
         imports.append("from ..pagination import Paginator")
     imports.append("from ..resources._base import IdOrSlug, Resource")
@@ -883,7 +883,7 @@ def _signature(op: Operation, needs: set[str], extra: list[str]) -> list[str]:
 
 
 def _path_params(op: Operation) -> str:
-    parts = [f'"{p.py}": check_slug({p.py}, "{p.py}")' for p in op.path_params]
+    parts = [f'"{p.py}": check_path_value({p.py}, "{p.py}")' for p in op.path_params]
     return "{" + ", ".join(parts) + "}"
 
 

@@ -17,7 +17,7 @@ import msgspec
 from yarl import URL
 
 from ._protocol.hosts import is_loopback, origin, token_host_refusal
-from ._protocol.params import check_slug, is_numeric_id, project_refs
+from ._protocol.params import check_path_value, check_slug, is_numeric_id, project_refs
 from .errors import ProjectMoved, UntrustedHost
 
 if TYPE_CHECKING:
@@ -97,7 +97,7 @@ class Routing:
             name = match.group(1)
             if name not in values:
                 raise ValueError(f"path {path!r} needs a value for {{{name}}}")
-            text = check_slug(values[name], name)
+            text = check_path_value(values[name], name)
             if name == "project" and "org" in values:
                 text = self._renamed.get((str(values["org"]), text), text)
             return quote(text, safe="")

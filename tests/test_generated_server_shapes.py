@@ -16,7 +16,7 @@ import pytest
 from _local_server import local_app
 from aiohttp import web
 
-from sentry_async import RetryPolicy, SentryClient
+from sentry_async import NotFound, RetryPolicy, SentryClient
 
 
 @dataclass
@@ -259,3 +259,50 @@ async def test_replay_count_decodes_counts_and_ids(
     recorder.answer(body)
     got = await client.replays.count("org", data_source="events", return_ids=return_ids)
     assert got == body
+
+
+# Release versions and environment names are names, not slugs: Sentry forbids only line
+# breaks, tabs and slashes in them (``Release.is_valid_version``'s BAD_RELEASE_CHARS,
+# ``ENVIRONMENT_NAME_PATTERN``), so a space travels percent-encoded in the path.
+@pytest.mark.parametrize(
+    ("call", "path"),
+    [
+        (
+            lambda c: c.releases.get("org", "My App 1.0"),
+            "/api/0/organizations/org/releases/My%20App%201.0/",
+        ),
+        (
+            lambda c: c.environments.get("org", "web", "Production EU"),
+            "/api/0/projects/org/web/environments/Production%20EU/",
+        ),
+    ],
+)
+async def test_names_with_spaces_go_out_percent_encoded(
+    call: Any, path: str, server: tuple[Recorder, str], client: SentryClient
+) -> None:
+    recorder, _ = server
+    recorder.answer({}, status=404)
+    with pytest.raises(NotFound):
+        await call(client)
+    (seen,) = recorder.seen
+    assert seen.raw_path == path
+
+
+@pytest.mark.parametrize("bad", ["1.0\n", "a/b", "a\\b", "tab\there", "", ".", ".."])
+async def test_a_release_version_sentry_refuses_is_refused_before_sending(
+    bad: str, server: tuple[Recorder, str], client: SentryClient
+) -> None:
+    recorder, _ = server
+    recorder.answer({}, status=404)
+    with pytest.raises(ValueError, match="version"):
+        await client.releases.get("org", bad)
+    assert recorder.seen == []
+
+
+async def test_a_project_slug_with_a_space_is_still_refused(
+    server: tuple[Recorder, str], client: SentryClient
+) -> None:
+    recorder, _ = server
+    with pytest.raises(ValueError, match="project"):
+        await client.environments.get("org", "my project", "production")
+    assert recorder.seen == []

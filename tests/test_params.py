@@ -10,6 +10,7 @@ from yarl import URL
 from sentry_async._protocol.hosts import endpoint_group, is_loopback, origin, resolve_redirect
 from sentry_async._protocol.params import (
     check_page_size,
+    check_path_value,
     check_slug,
     encode_params,
     format_datetime,
@@ -65,6 +66,17 @@ def test_slugs() -> None:
     for bad in ("", "  ", "a/b", "a b", "..", None, True, 1.5):
         with pytest.raises(ValueError, match="org"):
             check_slug(bad, "org")  # type: ignore[arg-type]
+
+
+def test_names_in_paths_are_checked_as_sentry_checks_them() -> None:
+    assert check_path_value("My App 1.0", "version") == "My App 1.0"
+    assert check_path_value("Production EU", "environment") == "Production EU"
+    assert check_path_value("a\\b", "environment") == "a\\b"  # only '/' and line breaks
+    for bad in ("a\\b", "a/b", "1.0\n", "", " ", "."):
+        with pytest.raises(ValueError, match="version"):
+            check_path_value(bad, "version")
+    with pytest.raises(ValueError, match="project"):
+        check_path_value("my project", "project")  # a slug stays a slug
 
 
 def test_page_sizes() -> None:

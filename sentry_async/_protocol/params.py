@@ -15,6 +15,7 @@ __all__ = [
     "ParamValue",
     "Params",
     "check_page_size",
+    "check_path_value",
     "check_slug",
     "encode_params",
     "format_datetime",
@@ -96,6 +97,28 @@ def check_slug(value: str | int, name: str) -> str:
     odd = "/" in text or not text.isprintable() or any(ch.isspace() for ch in text)
     if odd or text in {".", ".."}:
         raise ValueError(f"{name} is not a valid slug or id: {value!r}")
+    return text
+
+
+_NAMES_FORBID = {"version": "/\\", "environment": "/"}
+"""Path parameters that hold a name someone chose rather than a slug, and what Sentry
+refuses in each besides control characters (``BAD_RELEASE_CHARS`` for a release version,
+``ENVIRONMENT_NAME_PATTERN`` for an environment): a space is fine, percent-encoded."""
+
+
+def check_path_value(value: str | int, name: str) -> str:
+    """A path parameter's text: a release version or an environment name as it is (refused
+    if Sentry would refuse it), any other as :func:`check_slug` allows."""
+    forbidden = _NAMES_FORBID.get(name)
+    if forbidden is None:
+        return check_slug(value, name)
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise ValueError(f"{name} must be a string (got {type(value).__name__})")
+    text = str(value)
+    if not text.strip():
+        raise ValueError(f"{name} must not be empty")
+    if text in {".", ".."} or not text.isprintable() or any(ch in forbidden for ch in text):
+        raise ValueError(f"{name} is not a name Sentry accepts: {value!r}")
     return text
 
 

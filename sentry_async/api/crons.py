@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 import msgspec
 
-from .._protocol.params import check_slug
+from .._protocol.params import check_path_value
 from ..pagination import Paginator
 from ..resources._base import IdOrSlug, Resource
 from . import _support
@@ -117,7 +117,7 @@ class CronsAPI(Resource):
             "/organizations/{org}/monitors/",
             org=org,
             project=("project", project),
-            path_params={"org": check_slug(org, "org")},
+            path_params={"org": check_path_value(org, "org")},
             params={"environment": environment, "owner": owner},
             type=Monitor,
             page=(page_size, cursor, skip, limit),
@@ -139,7 +139,7 @@ class CronsAPI(Resource):
         return await self._client.request(
             "POST",
             "/organizations/{org}/monitors/",
-            path_params={"org": check_slug(org, "org")},
+            path_params={"org": check_path_value(org, "org")},
             json=_support.body({"project": project, "name": name, "config": config, "slug": slug, "status": status, "owner": owner, "is_muted": is_muted}),
             type=Monitor,
         )
@@ -155,7 +155,7 @@ class CronsAPI(Resource):
         return await self._client.request(
             "GET",
             "/organizations/{org}/monitors/{monitor}/",
-            path_params={"org": check_slug(org, "org"), "monitor": check_slug(monitor, "monitor")},
+            path_params={"org": check_path_value(org, "org"), "monitor": check_path_value(monitor, "monitor")},
             params={"environment": environment},
             type=Monitor,
         )
@@ -177,7 +177,7 @@ class CronsAPI(Resource):
         return await self._client.request(
             "PUT",
             "/organizations/{org}/monitors/{monitor}/",
-            path_params={"org": check_slug(org, "org"), "monitor": check_slug(monitor, "monitor")},
+            path_params={"org": check_path_value(org, "org"), "monitor": check_path_value(monitor, "monitor")},
             json=_support.body({"project": project, "name": name, "config": config, "slug": slug, "status": status, "owner": owner, "is_muted": is_muted}),
             type=Monitor,
         )
@@ -196,7 +196,7 @@ class CronsAPI(Resource):
         await self._client.request(
             "DELETE",
             "/organizations/{org}/monitors/{monitor}/",
-            path_params={"org": check_slug(org, "org"), "monitor": check_slug(monitor, "monitor")},
+            path_params={"org": check_path_value(org, "org"), "monitor": check_path_value(monitor, "monitor")},
             params={"environment": environment},
         )
 
@@ -217,7 +217,7 @@ class CronsAPI(Resource):
         return _support.paginate(
             self._client,
             "/organizations/{org}/monitors/{monitor}/checkins/",
-            path_params={"org": check_slug(org, "org"), "monitor": check_slug(monitor, "monitor")},
+            path_params={"org": check_path_value(org, "org"), "monitor": check_path_value(monitor, "monitor")},
             params={},
             type=MonitorCheckin,
             page=(page_size, cursor, skip, limit),
@@ -236,7 +236,7 @@ class CronsAPI(Resource):
         return await self._client.request(
             "GET",
             "/projects/{org}/{project}/monitors/{monitor}/",
-            path_params={"org": check_slug(org, "org"), "project": check_slug(project, "project"), "monitor": check_slug(monitor, "monitor")},
+            path_params={"org": check_path_value(org, "org"), "project": check_path_value(project, "project"), "monitor": check_path_value(monitor, "monitor")},
             type=Monitor,
         )
 
@@ -261,7 +261,7 @@ class CronsAPI(Resource):
         return await self._client.request(
             "PUT",
             "/projects/{org}/{project}/monitors/{monitor}/",
-            path_params={"org": check_slug(org, "org"), "project": check_slug(project, "project"), "monitor": check_slug(monitor, "monitor")},
+            path_params={"org": check_path_value(org, "org"), "project": check_path_value(project, "project"), "monitor": check_path_value(monitor, "monitor")},
             json=_support.body({"project": project_, "name": name, "config": config, "slug": slug, "status": status, "owner": owner, "is_muted": is_muted}),
             type=Monitor,
         )
@@ -281,7 +281,7 @@ class CronsAPI(Resource):
         await self._client.request(
             "DELETE",
             "/projects/{org}/{project}/monitors/{monitor}/",
-            path_params={"org": check_slug(org, "org"), "project": check_slug(project, "project"), "monitor": check_slug(monitor, "monitor")},
+            path_params={"org": check_path_value(org, "org"), "project": check_path_value(project, "project"), "monitor": check_path_value(monitor, "monitor")},
             params={"environment": environment},
         )
 
@@ -303,7 +303,7 @@ class CronsAPI(Resource):
         return _support.paginate(
             self._client,
             "/projects/{org}/{project}/monitors/{monitor}/checkins/",
-            path_params={"org": check_slug(org, "org"), "project": check_slug(project, "project"), "monitor": check_slug(monitor, "monitor")},
+            path_params={"org": check_path_value(org, "org"), "project": check_path_value(project, "project"), "monitor": check_path_value(monitor, "monitor")},
             params={},
             type=MonitorCheckin,
             page=(page_size, cursor, skip, limit),

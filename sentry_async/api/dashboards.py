@@ -9,7 +9,7 @@ from typing import Any
 
 import msgspec
 
-from .._protocol.params import check_slug
+from .._protocol.params import check_path_value
 from ..pagination import Paginator
 from ..resources._base import IdOrSlug, Resource
 from . import _support
@@ -148,7 +148,7 @@ class DashboardsAPI(Resource):
         return _support.paginate(
             self._client,
             "/organizations/{org}/dashboards/",
-            path_params={"org": check_slug(org, "org")},
+            path_params={"org": check_path_value(org, "org")},
             params={},
             type=Dashboard,
             page=(page_size, cursor, skip, limit),
@@ -178,7 +178,7 @@ class DashboardsAPI(Resource):
         return await self._client.request(
             "POST",
             "/organizations/{org}/dashboards/",
-            path_params={"org": check_slug(org, "org")},
+            path_params={"org": check_path_value(org, "org")},
             json=_support.body({"title": title, "id": id, "widgets": widgets, "projects": projects, "environment": environment, "period": period, "start": start, "end": end, "filters": filters, "utc": utc, "permissions": permissions, "is_favorited": is_favorited}),
             type=Dashboard2,
         )
@@ -195,7 +195,7 @@ class DashboardsAPI(Resource):
         return await self._client.request(
             "GET",
             "/organizations/{org}/dashboards/{dashboard_id}/",
-            path_params={"org": check_slug(org, "org"), "dashboard_id": check_slug(dashboard_id, "dashboard_id")},
+            path_params={"org": check_path_value(org, "org"), "dashboard_id": check_path_value(dashboard_id, "dashboard_id")},
             type=Dashboard2,
         )
 
@@ -223,7 +223,7 @@ class DashboardsAPI(Resource):
         return await self._client.request(
             "PUT",
             "/organizations/{org}/dashboards/{dashboard_id}/",
-            path_params={"org": check_slug(org, "org"), "dashboard_id": check_slug(dashboard_id, "dashboard_id")},
+            path_params={"org": check_path_value(org, "org"), "dashboard_id": check_path_value(dashboard_id, "dashboard_id")},
             json=_support.body({"id": id, "title": title, "widgets": widgets, "projects": projects, "environment": environment, "period": period, "start": start, "end": end, "filters": filters, "utc": utc, "permissions": permissions}),
             type=Dashboard2,
         )
@@ -240,5 +240,5 @@ class DashboardsAPI(Resource):
         await self._client.request(
             "DELETE",
             "/organizations/{org}/dashboards/{dashboard_id}/",
-            path_params={"org": check_slug(org, "org"), "dashboard_id": check_slug(dashboard_id, "dashboard_id")},
+            path_params={"org": check_path_value(org, "org"), "dashboard_id": check_path_value(dashboard_id, "dashboard_id")},
         )

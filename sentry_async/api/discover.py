@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 import msgspec
 
-from .._protocol.params import check_slug
+from .._protocol.params import check_path_value
 from ..pagination import Paginator
 from ..resources._base import IdOrSlug, Resource
 from . import _support
@@ -124,7 +124,7 @@ class DiscoverAPI(Resource):
         return _support.paginate(
             self._client,
             "/organizations/{org}/discover/saved/",
-            path_params={"org": check_slug(org, "org")},
+            path_params={"org": check_path_value(org, "org")},
             params={"query": query, "sortBy": sort_by},
             type=DiscoverSavedQuery,
             page=(page_size, cursor, skip, limit),
@@ -153,7 +153,7 @@ class DiscoverAPI(Resource):
         return await self._client.request(
             "POST",
             "/organizations/{org}/discover/saved/",
-            path_params={"org": check_slug(org, "org")},
+            path_params={"org": check_path_value(org, "org")},
             json=_support.body({"name": name, "projects": projects, "queryDataset": query_dataset, "start": start, "end": end, "range": range, "fields": fields, "orderby": orderby, "environment": environment, "query": query, "yAxis": y_axis, "display": display, "topEvents": top_events, "interval": interval}),
             type=DiscoverSavedQuery,
         )
@@ -170,7 +170,7 @@ class DiscoverAPI(Resource):
         return await self._client.request(
             "GET",
             "/organizations/{org}/discover/saved/{query_id}/",
-            path_params={"org": check_slug(org, "org"), "query_id": check_slug(query_id, "query_id")},
+            path_params={"org": check_path_value(org, "org"), "query_id": check_path_value(query_id, "query_id")},
             type=DiscoverSavedQuery,
         )
 
@@ -201,7 +201,7 @@ class DiscoverAPI(Resource):
         return await self._client.request(
             "PUT",
             "/organizations/{org}/discover/saved/{query_id}/",
-            path_params={"org": check_slug(org, "org"), "query_id": check_slug(query_id, "query_id")},
+            path_params={"org": check_path_value(org, "org"), "query_id": check_path_value(query_id, "query_id")},
             json=_support.body({"name": name, "projects": projects, "queryDataset": query_dataset, "start": start, "end": end, "range": range, "fields": fields, "orderby": orderby, "environment": environment, "query": query, "yAxis": y_axis, "display": display, "topEvents": top_events, "interval": interval}),
             type=DiscoverSavedQuery,
         )
@@ -218,7 +218,7 @@ class DiscoverAPI(Resource):
         await self._client.request(
             "DELETE",
             "/organizations/{org}/discover/saved/{query_id}/",
-            path_params={"org": check_slug(org, "org"), "query_id": check_slug(query_id, "query_id")},
+            path_params={"org": check_path_value(org, "org"), "query_id": check_path_value(query_id, "query_id")},
         )
 
     async def list_tags(
@@ -238,7 +238,7 @@ class DiscoverAPI(Resource):
         return await self._client.request(
             "GET",
             "/organizations/{org}/tags/",
-            path_params={"org": check_slug(org, "org")},
+            path_params={"org": check_path_value(org, "org")},
             params={"project": await _support.project_ids(self._client, org, project), "environment": environment, "statsPeriod": stats_period, "start": start, "end": end, "dataset": dataset, "use_cache": use_cache, "useFlagsBackend": use_flags_backend},
             type=builtins.list[Tag],
         )
@@ -264,7 +264,7 @@ class DiscoverAPI(Resource):
         return _support.paginate(
             self._client,
             "/organizations/{org}/trace-items/attributes/",
-            path_params={"org": check_slug(org, "org")},
+            path_params={"org": check_path_value(org, "org")},
             params={"statsPeriod": stats_period, "start": start, "end": end, "dataset": dataset, "itemType": item_type, "attributeType": attribute_type, "substringMatch": substring_match, "query": query},
             type=TraceItemAttribute,
             page=(page_size, cursor, skip, limit),
@@ -284,7 +284,7 @@ class DiscoverAPI(Resource):
         return await self._client.request(
             "GET",
             "/organizations/{org}/trace-meta/{trace_id}/",
-            path_params={"org": check_slug(org, "org"), "trace_id": check_slug(trace_id, "trace_id")},
+            path_params={"org": check_path_value(org, "org"), "trace_id": check_path_value(trace_id, "trace_id")},
             params={"statsPeriod": stats_period, "start": start, "end": end, "include_uptime": include_uptime},
             type=TraceMeta,
         )
@@ -306,7 +306,7 @@ class DiscoverAPI(Resource):
         return await self._client.request(
             "GET",
             "/organizations/{org}/trace/{trace_id}/",
-            path_params={"org": check_slug(org, "org"), "trace_id": check_slug(trace_id, "trace_id")},
+            path_params={"org": check_path_value(org, "org"), "trace_id": check_path_value(trace_id, "trace_id")},
             params={"statsPeriod": stats_period, "start": start, "end": end, "referrer": referrer, "errorId": error_id, "additional_attributes": additional_attributes, "include_uptime": include_uptime},
             type=builtins.list[Any],
         )

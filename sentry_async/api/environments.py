@@ -9,7 +9,7 @@ from typing import Literal
 
 import msgspec
 
-from .._protocol.params import check_slug
+from .._protocol.params import check_path_value
 from ..resources._base import IdOrSlug, Resource
 from . import _support
 from ._models import Environment
@@ -39,7 +39,7 @@ class EnvironmentsAPI(Resource):
         return await self._client.request(
             "GET",
             "/organizations/{org}/environments/",
-            path_params={"org": check_slug(org, "org")},
+            path_params={"org": check_path_value(org, "org")},
             params={"visibility": visibility},
             type=builtins.list[Environment],
         )
@@ -55,7 +55,7 @@ class EnvironmentsAPI(Resource):
         return await self._client.request(
             "GET",
             "/projects/{org}/{project}/environments/",
-            path_params={"org": check_slug(org, "org"), "project": check_slug(project, "project")},
+            path_params={"org": check_path_value(org, "org"), "project": check_path_value(project, "project")},
             params={"visibility": visibility},
             type=builtins.list[Environment2],
         )
@@ -72,7 +72,7 @@ class EnvironmentsAPI(Resource):
         return await self._client.request(
             "PUT",
             "/projects/{org}/{project}/environments/",
-            path_params={"org": check_slug(org, "org"), "project": check_slug(project, "project")},
+            path_params={"org": check_path_value(org, "org"), "project": check_path_value(project, "project")},
             json=_support.body({"environmentNames": environment_names, "isHidden": is_hidden}),
             type=builtins.list[Environment2],
         )
@@ -90,7 +90,7 @@ class EnvironmentsAPI(Resource):
         return await self._client.request(
             "GET",
             "/projects/{org}/{project}/environments/{environment}/",
-            path_params={"org": check_slug(org, "org"), "project": check_slug(project, "project"), "environment": check_slug(environment, "environment")},
+            path_params={"org": check_path_value(org, "org"), "project": check_path_value(project, "project"), "environment": check_path_value(environment, "environment")},
             type=Environment2,
         )
 
@@ -109,7 +109,7 @@ class EnvironmentsAPI(Resource):
         return await self._client.request(
             "PUT",
             "/projects/{org}/{project}/environments/{environment}/",
-            path_params={"org": check_slug(org, "org"), "project": check_slug(project, "project"), "environment": check_slug(environment, "environment")},
+            path_params={"org": check_path_value(org, "org"), "project": check_path_value(project, "project"), "environment": check_path_value(environment, "environment")},
             json=_support.body({"isHidden": is_hidden}),
             type=Environment2,
         )

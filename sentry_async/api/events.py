@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 import msgspec
 
-from .._protocol.params import check_slug
+from .._protocol.params import check_path_value
 from ..pagination import Paginator
 from ..resources._base import IdOrSlug, Resource
 from . import _support
@@ -139,7 +139,7 @@ class EventsAPI(Resource):
         return _support.paginate(
             self._client,
             "/projects/{org}/{project}/events/{event_id}/attachments/",
-            path_params={"org": check_slug(org, "org"), "project": check_slug(project, "project"), "event_id": check_slug(event_id, "event_id")},
+            path_params={"org": check_path_value(org, "org"), "project": check_path_value(project, "project"), "event_id": check_path_value(event_id, "event_id")},
             params={"query": query},
             type=EventAttachment,
             page=(page_size, cursor, skip, limit),
@@ -161,7 +161,7 @@ class EventsAPI(Resource):
         return await self._client.request(
             "GET",
             "/projects/{org}/{project}/events/{event_id}/attachments/{attachment_id}/",
-            path_params={"org": check_slug(org, "org"), "project": check_slug(project, "project"), "event_id": check_slug(event_id, "event_id"), "attachment_id": check_slug(attachment_id, "attachment_id")},
+            path_params={"org": check_path_value(org, "org"), "project": check_path_value(project, "project"), "event_id": check_path_value(event_id, "event_id"), "attachment_id": check_path_value(attachment_id, "attachment_id")},
             params={"download": download},
             type=EventAttachment,
         )
@@ -182,7 +182,7 @@ class EventsAPI(Resource):
         return _support.stream(
             self._client,
             "/projects/{org}/{project}/events/{event_id}/attachments/{attachment_id}/",
-            path_params={"org": check_slug(org, "org"), "project": check_slug(project, "project"), "event_id": check_slug(event_id, "event_id"), "attachment_id": check_slug(attachment_id, "attachment_id")},
+            path_params={"org": check_path_value(org, "org"), "project": check_path_value(project, "project"), "event_id": check_path_value(event_id, "event_id"), "attachment_id": check_path_value(attachment_id, "attachment_id")},
             params={"download": True},
             chunk_size=chunk_size,
         )
@@ -203,7 +203,7 @@ class EventsAPI(Resource):
         return await _support.download(
             self._client,
             "/projects/{org}/{project}/events/{event_id}/attachments/{attachment_id}/",
-            path_params={"org": check_slug(org, "org"), "project": check_slug(project, "project"), "event_id": check_slug(event_id, "event_id"), "attachment_id": check_slug(attachment_id, "attachment_id")},
+            path_params={"org": check_path_value(org, "org"), "project": check_path_value(project, "project"), "event_id": check_path_value(event_id, "event_id"), "attachment_id": check_path_value(attachment_id, "attachment_id")},
             params={"download": True},
             to=to,
         )
@@ -221,7 +221,7 @@ class EventsAPI(Resource):
         return await self._client.request(
             "GET",
             "/projects/{org}/{project}/events/{event_id}/source-map-debug/",
-            path_params={"org": check_slug(org, "org"), "project": check_slug(project, "project"), "event_id": check_slug(event_id, "event_id")},
+            path_params={"org": check_path_value(org, "org"), "project": check_path_value(project, "project"), "event_id": check_path_value(event_id, "event_id")},
             type=EventSourceMapDebug,
         )
 
@@ -244,7 +244,7 @@ class EventsAPI(Resource):
         return _support.paginate(
             self._client,
             "/projects/{org}/{project}/issues/",
-            path_params={"org": check_slug(org, "org"), "project": check_slug(project, "project")},
+            path_params={"org": check_path_value(org, "org"), "project": check_path_value(project, "project")},
             params={"statsPeriod": stats_period, "shortIdLookup": short_id_lookup, "query": query, "hashes": hashes, "sort": sort},
             type=EventIssue,
             page=(page_size, cursor, skip, limit),
@@ -280,7 +280,7 @@ class EventsAPI(Resource):
         return await self._client.request(
             "PUT",
             "/projects/{org}/{project}/issues/",
-            path_params={"org": check_slug(org, "org"), "project": check_slug(project, "project")},
+            path_params={"org": check_path_value(org, "org"), "project": check_path_value(project, "project")},
             params={"id": id, "status": status_filter},
             json=_support.body({"status": status, "statusDetails": status_details, "ignoreDuration": ignore_duration, "isPublic": is_public, "merge": merge, "assignedTo": assigned_to, "hasSeen": has_seen, "isBookmarked": is_bookmarked}),
             type=EventUpdateIssue,
@@ -304,6 +304,6 @@ class EventsAPI(Resource):
         await self._client.request(
             "DELETE",
             "/projects/{org}/{project}/issues/",
-            path_params={"org": check_slug(org, "org"), "project": check_slug(project, "project")},
+            path_params={"org": check_path_value(org, "org"), "project": check_path_value(project, "project")},
             params={"id": id},
         )

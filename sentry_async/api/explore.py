@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 import msgspec
 
-from .._protocol.params import check_slug
+from .._protocol.params import check_path_value
 from ..pagination import Paginator
 from ..resources._base import IdOrSlug, Resource
 from . import _support
@@ -111,7 +111,7 @@ class ExploreAPI(Resource):
         return await self._client.request(
             "GET",
             "/organizations/{org}/events-timeseries/",
-            path_params={"org": check_slug(org, "org")},
+            path_params={"org": check_path_value(org, "org")},
             params={"dataset": dataset, "end": end, "environment": environment, "project": await _support.project_ids(self._client, org, project), "start": start, "statsPeriod": stats_period, "topEvents": top_events, "comparisonDelta": comparison_delta, "interval": interval, "sort": sort, "groupBy": group_by, "yAxis": y_axis, "query": query, "disableAggregateExtrapolation": disable_aggregate_extrapolation, "preventMetricAggregates": prevent_metric_aggregates, "excludeOther": exclude_other},
             type=EventsTimeseries,
         )
@@ -141,7 +141,7 @@ class ExploreAPI(Resource):
             "/organizations/{org}/trace-items/stats/",
             org=org,
             project=("project", project),
-            path_params={"org": check_slug(org, "org")},
+            path_params={"org": check_path_value(org, "org")},
             params={"statsType": stats_type, "environment": environment, "statsPeriod": stats_period, "start": start, "end": end, "itemType": item_type, "query": query, "substringMatch": substring_match, "traceItemsLimit": trace_items_limit},
             type=ExploreTraceItemStat,
             page=(page_size, cursor, skip, limit),

@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 import msgspec
 
-from .._protocol.params import check_slug
+from .._protocol.params import check_path_value
 from ..pagination import Paginator
 from ..resources._base import IdOrSlug, Resource
 from . import _support
@@ -131,7 +131,7 @@ class IntegrationPlatformAPI(Resource):
         return _support.paginate(
             self._client,
             "/organizations/{org}/sentry-apps/",
-            path_params={"org": check_slug(org, "org")},
+            path_params={"org": check_path_value(org, "org")},
             params={},
             type=SentryApp,
             page=(page_size, cursor, skip, limit),
@@ -145,7 +145,7 @@ class IntegrationPlatformAPI(Resource):
         return await self._client.request(
             "GET",
             "/sentry-apps/{sentry_app}/",
-            path_params={"sentry_app": check_slug(sentry_app, "sentry_app")},
+            path_params={"sentry_app": check_path_value(sentry_app, "sentry_app")},
             type=SentryApp,
         )
 
@@ -171,7 +171,7 @@ class IntegrationPlatformAPI(Resource):
         return await self._client.request(
             "PUT",
             "/sentry-apps/{sentry_app}/",
-            path_params={"sentry_app": check_slug(sentry_app, "sentry_app")},
+            path_params={"sentry_app": check_path_value(sentry_app, "sentry_app")},
             json=_support.body({"name": name, "scopes": scopes, "author": author, "events": events, "schema": schema, "webhookUrl": webhook_url, "redirectUrl": redirect_url, "isInternal": is_internal, "isAlertable": is_alertable, "overview": overview, "verifyInstall": verify_install, "allowedOrigins": allowed_origins, "webhookHeaders": webhook_headers}),
             type=SentryApp,
         )
@@ -184,7 +184,7 @@ class IntegrationPlatformAPI(Resource):
         await self._client.request(
             "DELETE",
             "/sentry-apps/{sentry_app}/",
-            path_params={"sentry_app": check_slug(sentry_app, "sentry_app")},
+            path_params={"sentry_app": check_path_value(sentry_app, "sentry_app")},
         )
 
     def list_installations(
@@ -203,7 +203,7 @@ class IntegrationPlatformAPI(Resource):
         return _support.paginate(
             self._client,
             "/organizations/{org}/sentry-app-installations/",
-            path_params={"org": check_slug(org, "org")},
+            path_params={"org": check_path_value(org, "org")},
             params={},
             type=PlatformInstallation,
             page=(page_size, cursor, skip, limit),
@@ -225,7 +225,7 @@ class IntegrationPlatformAPI(Resource):
         return await self._client.request(
             "POST",
             "/sentry-app-installations/{uuid}/external-issues/",
-            path_params={"uuid": check_slug(uuid, "uuid")},
+            path_params={"uuid": check_path_value(uuid, "uuid")},
             json=_support.body({"issueId": issue_id, "webUrl": web_url, "project": project, "identifier": identifier}),
             type=PlatformOrUpdateExternalIssue,
         )
@@ -242,7 +242,7 @@ class IntegrationPlatformAPI(Resource):
         await self._client.request(
             "DELETE",
             "/sentry-app-installations/{uuid}/external-issues/{external_issue_id}/",
-            path_params={"uuid": check_slug(uuid, "uuid"), "external_issue_id": check_slug(external_issue_id, "external_issue_id")},
+            path_params={"uuid": check_path_value(uuid, "uuid"), "external_issue_id": check_path_value(external_issue_id, "external_issue_id")},
         )
 
     async def list_external_issues(
@@ -257,7 +257,7 @@ class IntegrationPlatformAPI(Resource):
         return await self._client.request(
             "GET",
             "/organizations/{org}/issues/{issue_id}/external-issues/",
-            path_params={"org": check_slug(org, "org"), "issue_id": check_slug(issue_id, "issue_id")},
+            path_params={"org": check_path_value(org, "org"), "issue_id": check_path_value(issue_id, "issue_id")},
             type=builtins.list[IssueExternalIssue],
         )
 
@@ -276,7 +276,7 @@ class IntegrationPlatformAPI(Resource):
         return await self._client.request(
             "GET",
             "/organizations/{org}/issues/{issue_id}/integrations/{integration_id}/",
-            path_params={"org": check_slug(org, "org"), "issue_id": check_slug(issue_id, "issue_id"), "integration_id": check_slug(integration_id, "integration_id")},
+            path_params={"org": check_path_value(org, "org"), "issue_id": check_path_value(issue_id, "issue_id"), "integration_id": check_path_value(integration_id, "integration_id")},
             params={"action": action},
             type=PlatformIssueConfig,
         )
@@ -297,7 +297,7 @@ class IntegrationPlatformAPI(Resource):
         return await self._client.request(
             "POST",
             "/organizations/{org}/issues/{issue_id}/integrations/{integration_id}/",
-            path_params={"org": check_slug(org, "org"), "issue_id": check_slug(issue_id, "issue_id"), "integration_id": check_slug(integration_id, "integration_id")},
+            path_params={"org": check_path_value(org, "org"), "issue_id": check_path_value(issue_id, "issue_id"), "integration_id": check_path_value(integration_id, "integration_id")},
             json=_support.body({"title": title, "description": description}),
             type=PlatformIssue,
         )
@@ -317,7 +317,7 @@ class IntegrationPlatformAPI(Resource):
         return await self._client.request(
             "PUT",
             "/organizations/{org}/issues/{issue_id}/integrations/{integration_id}/",
-            path_params={"org": check_slug(org, "org"), "issue_id": check_slug(issue_id, "issue_id"), "integration_id": check_slug(integration_id, "integration_id")},
+            path_params={"org": check_path_value(org, "org"), "issue_id": check_path_value(issue_id, "issue_id"), "integration_id": check_path_value(integration_id, "integration_id")},
             json=_support.body({"externalIssue": external_issue}),
             type=PlatformIssue,
         )
@@ -337,6 +337,6 @@ class IntegrationPlatformAPI(Resource):
         await self._client.request(
             "DELETE",
             "/organizations/{org}/issues/{issue_id}/integrations/{integration_id}/",
-            path_params={"org": check_slug(org, "org"), "issue_id": check_slug(issue_id, "issue_id"), "integration_id": check_slug(integration_id, "integration_id")},
+            path_params={"org": check_path_value(org, "org"), "issue_id": check_path_value(issue_id, "issue_id"), "integration_id": check_path_value(integration_id, "integration_id")},
             params={"externalIssue": external_issue},
         )

@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 import msgspec
 
-from .._protocol.params import check_slug
+from .._protocol.params import check_path_value
 from ..pagination import Paginator
 from ..resources._base import IdOrSlug, Resource
 from . import _support
@@ -102,7 +102,7 @@ class IntegrationsAPI(Resource):
         return await self._client.request(
             "GET",
             "/organizations/{org}/config/integrations/",
-            path_params={"org": check_slug(org, "org")},
+            path_params={"org": check_path_value(org, "org")},
             params={"providerKey": provider_key},
             type=ConfigIntegration,
         )
@@ -122,7 +122,7 @@ class IntegrationsAPI(Resource):
         return await self._client.request(
             "POST",
             "/organizations/{org}/external-users/",
-            path_params={"org": check_slug(org, "org")},
+            path_params={"org": check_path_value(org, "org")},
             json=_support.body({"user_id": user_id, "external_name": external_name, "provider": provider, "integration_id": integration_id, "id": id, "external_id": external_id}),
             type=ExternalUser,
         )
@@ -146,7 +146,7 @@ class IntegrationsAPI(Resource):
         return await self._client.request(
             "PUT",
             "/organizations/{org}/external-users/{external_user_id}/",
-            path_params={"org": check_slug(org, "org"), "external_user_id": check_slug(external_user_id, "external_user_id")},
+            path_params={"org": check_path_value(org, "org"), "external_user_id": check_path_value(external_user_id, "external_user_id")},
             json=_support.body({"user_id": user_id, "external_name": external_name, "provider": provider, "integration_id": integration_id, "id": id, "external_id": external_id}),
             type=ExternalUser,
         )
@@ -163,7 +163,7 @@ class IntegrationsAPI(Resource):
         await self._client.request(
             "DELETE",
             "/organizations/{org}/external-users/{external_user_id}/",
-            path_params={"org": check_slug(org, "org"), "external_user_id": check_slug(external_user_id, "external_user_id")},
+            path_params={"org": check_path_value(org, "org"), "external_user_id": check_path_value(external_user_id, "external_user_id")},
         )
 
     async def list_forwarding(
@@ -177,7 +177,7 @@ class IntegrationsAPI(Resource):
         return await self._client.request(
             "GET",
             "/organizations/{org}/forwarding/",
-            path_params={"org": check_slug(org, "org")},
+            path_params={"org": check_path_value(org, "org")},
             type=builtins.list[Forwarding],
         )
 
@@ -199,7 +199,7 @@ class IntegrationsAPI(Resource):
         return await self._client.request(
             "POST",
             "/organizations/{org}/forwarding/",
-            path_params={"org": check_slug(org, "org")},
+            path_params={"org": check_path_value(org, "org")},
             json=_support.body({"organization_id": organization_id, "provider": provider, "is_enabled": is_enabled, "enroll_new_projects": enroll_new_projects, "config": config, "project_ids": project_ids}),
             type=Forwarding,
         )
@@ -223,7 +223,7 @@ class IntegrationsAPI(Resource):
         return await self._client.request(
             "PUT",
             "/organizations/{org}/forwarding/{data_forwarder_id}/",
-            path_params={"org": check_slug(org, "org"), "data_forwarder_id": check_slug(data_forwarder_id, "data_forwarder_id")},
+            path_params={"org": check_path_value(org, "org"), "data_forwarder_id": check_path_value(data_forwarder_id, "data_forwarder_id")},
             json=_support.body({"organization_id": organization_id, "provider": provider, "is_enabled": is_enabled, "enroll_new_projects": enroll_new_projects, "config": config, "project_ids": project_ids}),
             type=Forwarding,
         )
@@ -240,7 +240,7 @@ class IntegrationsAPI(Resource):
         await self._client.request(
             "DELETE",
             "/organizations/{org}/forwarding/{data_forwarder_id}/",
-            path_params={"org": check_slug(org, "org"), "data_forwarder_id": check_slug(data_forwarder_id, "data_forwarder_id")},
+            path_params={"org": check_path_value(org, "org"), "data_forwarder_id": check_path_value(data_forwarder_id, "data_forwarder_id")},
         )
 
     def list(
@@ -262,7 +262,7 @@ class IntegrationsAPI(Resource):
         return _support.paginate(
             self._client,
             "/organizations/{org}/integrations/",
-            path_params={"org": check_slug(org, "org")},
+            path_params={"org": check_path_value(org, "org")},
             params={"providerKey": provider_key, "features": features, "includeConfig": include_config},
             type=Integration,
             page=(page_size, cursor, skip, limit),
@@ -280,7 +280,7 @@ class IntegrationsAPI(Resource):
         return await self._client.request(
             "GET",
             "/organizations/{org}/integrations/{integration_id}/",
-            path_params={"org": check_slug(org, "org"), "integration_id": check_slug(integration_id, "integration_id")},
+            path_params={"org": check_path_value(org, "org"), "integration_id": check_path_value(integration_id, "integration_id")},
             type=Integration,
         )
 
@@ -296,7 +296,7 @@ class IntegrationsAPI(Resource):
         await self._client.request(
             "DELETE",
             "/organizations/{org}/integrations/{integration_id}/",
-            path_params={"org": check_slug(org, "org"), "integration_id": check_slug(integration_id, "integration_id")},
+            path_params={"org": check_path_value(org, "org"), "integration_id": check_path_value(integration_id, "integration_id")},
         )
 
     async def create_external_team(
@@ -313,7 +313,7 @@ class IntegrationsAPI(Resource):
         return await self._client.request(
             "POST",
             "/teams/{org}/{team}/external-teams/",
-            path_params={"org": check_slug(org, "org"), "team": check_slug(team, "team")},
+            path_params={"org": check_path_value(org, "org"), "team": check_path_value(team, "team")},
             json=_support.body({"external_name": external_name, "provider": provider, "integration_id": integration_id, "external_id": external_id}),
             type=ExternalUser,
         )
@@ -336,7 +336,7 @@ class IntegrationsAPI(Resource):
         return await self._client.request(
             "PUT",
             "/teams/{org}/{team}/external-teams/{external_team_id}/",
-            path_params={"org": check_slug(org, "org"), "team": check_slug(team, "team"), "external_team_id": check_slug(external_team_id, "external_team_id")},
+            path_params={"org": check_path_value(org, "org"), "team": check_path_value(team, "team"), "external_team_id": check_path_value(external_team_id, "external_team_id")},
             json=_support.body({"external_name": external_name, "provider": provider, "integration_id": integration_id, "external_id": external_id}),
             type=ExternalUser,
         )
@@ -354,5 +354,5 @@ class IntegrationsAPI(Resource):
         await self._client.request(
             "DELETE",
             "/teams/{org}/{team}/external-teams/{external_team_id}/",
-            path_params={"org": check_slug(org, "org"), "team": check_slug(team, "team"), "external_team_id": check_slug(external_team_id, "external_team_id")},
+            path_params={"org": check_path_value(org, "org"), "team": check_path_value(team, "team"), "external_team_id": check_path_value(external_team_id, "external_team_id")},
         )

@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 import msgspec
 
-from .._protocol.params import check_slug
+from .._protocol.params import check_path_value
 from ..resources._base import IdOrSlug, Resource
 from . import _support
 from ._models import (
@@ -136,7 +136,7 @@ class MobileBuildsAPI(Resource):
         return await self._client.request(
             "GET",
             "/organizations/{org}/preprodartifacts/{artifact_id}/install-details/",
-            path_params={"org": check_slug(org, "org"), "artifact_id": check_slug(artifact_id, "artifact_id")},
+            path_params={"org": check_path_value(org, "org"), "artifact_id": check_path_value(artifact_id, "artifact_id")},
             type=PreprodArtifactInstallDetail,
         )
 
@@ -154,7 +154,7 @@ class MobileBuildsAPI(Resource):
         return await self._client.request(
             "GET",
             "/organizations/{org}/preprodartifacts/{artifact_id}/size-analysis/",
-            path_params={"org": check_slug(org, "org"), "artifact_id": check_slug(artifact_id, "artifact_id")},
+            path_params={"org": check_path_value(org, "org"), "artifact_id": check_path_value(artifact_id, "artifact_id")},
             params={"baseArtifactId": base_artifact_id},
             type=PreprodArtifactSizeAnalysis,
         )
@@ -171,7 +171,7 @@ class MobileBuildsAPI(Resource):
         return await self._client.request(
             "GET",
             "/projects/{org}/{project}/preprod/size-analysis/status-check-rules/",
-            path_params={"org": check_slug(org, "org"), "project": check_slug(project, "project")},
+            path_params={"org": check_path_value(org, "org"), "project": check_path_value(project, "project")},
             type=PreprodSizeAnalysisStatusCheckRule,
         )
 
@@ -191,7 +191,7 @@ class MobileBuildsAPI(Resource):
         await self._client.request(
             "POST",
             "/projects/{org}/{project}/preprod/size-analysis/status-checks/skip/",
-            path_params={"org": check_slug(org, "org"), "project": check_slug(project, "project")},
+            path_params={"org": check_path_value(org, "org"), "project": check_path_value(project, "project")},
             json=_support.body({"sha": sha, "repository": repository, "provider": provider}),
         )
 
@@ -216,7 +216,7 @@ class MobileBuildsAPI(Resource):
         return await self._client.request(
             "GET",
             "/projects/{org}/{project}/preprodartifacts/build-distribution/latest/",
-            path_params={"org": check_slug(org, "org"), "project": check_slug(project, "project")},
+            path_params={"org": check_path_value(org, "org"), "project": check_path_value(project, "project")},
             params={"appId": app_id, "platform": platform, "buildVersion": build_version, "buildNumber": build_number, "mainBinaryIdentifier": main_binary_identifier, "buildConfiguration": build_configuration, "codesigningType": codesigning_type, "installGroups": install_groups},
             type=InstallableBuildLatest,
         )

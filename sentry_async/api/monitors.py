@@ -9,7 +9,7 @@ from typing import Any
 
 import msgspec
 
-from .._protocol.params import check_slug
+from .._protocol.params import check_path_value
 from ..pagination import Paginator
 from ..resources._base import IdOrSlug, Resource
 from . import _support
@@ -80,7 +80,7 @@ class MonitorsAPI(Resource):
             "/organizations/{org}/detectors/",
             org=org,
             project=("project", project),
-            path_params={"org": check_slug(org, "org")},
+            path_params={"org": check_path_value(org, "org")},
             params={"query": query, "sortBy": sort_by, "id": id},
             type=Detector,
             page=(page_size, cursor, skip, limit),
@@ -99,7 +99,7 @@ class MonitorsAPI(Resource):
         return await self._client.request(
             "PUT",
             "/organizations/{org}/detectors/",
-            path_params={"org": check_slug(org, "org")},
+            path_params={"org": check_path_value(org, "org")},
             params={"project": await _support.project_ids(self._client, org, project), "query": query, "id": id},
             json=_support.body({"enabled": enabled}),
             type=builtins.list[Detector],
@@ -118,7 +118,7 @@ class MonitorsAPI(Resource):
         await self._client.request(
             "DELETE",
             "/organizations/{org}/detectors/",
-            path_params={"org": check_slug(org, "org")},
+            path_params={"org": check_path_value(org, "org")},
             params={"project": await _support.project_ids(self._client, org, project), "query": query, "sortBy": sort_by, "id": id},
         )
 
@@ -131,7 +131,7 @@ class MonitorsAPI(Resource):
         return await self._client.request(
             "GET",
             "/organizations/{org}/detectors/{detector_id}/",
-            path_params={"org": check_slug(org, "org"), "detector_id": check_slug(detector_id, "detector_id")},
+            path_params={"org": check_path_value(org, "org"), "detector_id": check_path_value(detector_id, "detector_id")},
             type=Detector,
         )
 
@@ -154,7 +154,7 @@ class MonitorsAPI(Resource):
         return await self._client.request(
             "PUT",
             "/organizations/{org}/detectors/{detector_id}/",
-            path_params={"org": check_slug(org, "org"), "detector_id": check_slug(detector_id, "detector_id")},
+            path_params={"org": check_path_value(org, "org"), "detector_id": check_path_value(detector_id, "detector_id")},
             json=_support.body({"name": name, "type": type, "workflow_ids": workflow_ids, "data_sources": data_sources, "config": config, "condition_group": condition_group, "owner": owner, "description": description, "enabled": enabled}),
             type=Detector,
         )
@@ -168,7 +168,7 @@ class MonitorsAPI(Resource):
         await self._client.request(
             "DELETE",
             "/organizations/{org}/detectors/{detector_id}/",
-            path_params={"org": check_slug(org, "org"), "detector_id": check_slug(detector_id, "detector_id")},
+            path_params={"org": check_path_value(org, "org"), "detector_id": check_path_value(detector_id, "detector_id")},
         )
 
     async def create_detector(
@@ -193,7 +193,7 @@ class MonitorsAPI(Resource):
         return await self._client.request(
             "POST",
             "/organizations/{org}/projects/{project}/detectors/",
-            path_params={"org": check_slug(org, "org"), "project": check_slug(project, "project")},
+            path_params={"org": check_path_value(org, "org"), "project": check_path_value(project, "project")},
             json=_support.body({"name": name, "type": type, "workflow_ids": workflow_ids, "data_sources": data_sources, "config": config, "condition_group": condition_group, "owner": owner, "description": description, "enabled": enabled}),
             type=Detector,
         )
@@ -217,7 +217,7 @@ class MonitorsAPI(Resource):
             "/organizations/{org}/workflows/",
             org=org,
             project=("project", project),
-            path_params={"org": check_slug(org, "org")},
+            path_params={"org": check_path_value(org, "org")},
             params={"sortBy": sort_by, "query": query, "id": id},
             type=Workflow,
             page=(page_size, cursor, skip, limit),
@@ -241,7 +241,7 @@ class MonitorsAPI(Resource):
         return await self._client.request(
             "POST",
             "/organizations/{org}/workflows/",
-            path_params={"org": check_slug(org, "org")},
+            path_params={"org": check_path_value(org, "org")},
             json=_support.body({"name": name, "id": id, "enabled": enabled, "detector_ids": detector_ids, "config": config, "environment": environment, "triggers": triggers, "action_filters": action_filters, "owner": owner}),
             type=Workflow,
         )
@@ -259,7 +259,7 @@ class MonitorsAPI(Resource):
         return await self._client.request(
             "PUT",
             "/organizations/{org}/workflows/",
-            path_params={"org": check_slug(org, "org")},
+            path_params={"org": check_path_value(org, "org")},
             params={"query": query, "id": id, "project": await _support.project_ids(self._client, org, project)},
             json=_support.body({"enabled": enabled}),
             type=builtins.list[Workflow],
@@ -277,7 +277,7 @@ class MonitorsAPI(Resource):
         await self._client.request(
             "DELETE",
             "/organizations/{org}/workflows/",
-            path_params={"org": check_slug(org, "org")},
+            path_params={"org": check_path_value(org, "org")},
             params={"query": query, "id": id, "project": await _support.project_ids(self._client, org, project)},
         )
 
@@ -290,7 +290,7 @@ class MonitorsAPI(Resource):
         return await self._client.request(
             "GET",
             "/organizations/{org}/workflows/{workflow_id}/",
-            path_params={"org": check_slug(org, "org"), "workflow_id": check_slug(workflow_id, "workflow_id")},
+            path_params={"org": check_path_value(org, "org"), "workflow_id": check_path_value(workflow_id, "workflow_id")},
             type=Workflow,
         )
 
@@ -313,7 +313,7 @@ class MonitorsAPI(Resource):
         return await self._client.request(
             "PUT",
             "/organizations/{org}/workflows/{workflow_id}/",
-            path_params={"org": check_slug(org, "org"), "workflow_id": check_slug(workflow_id, "workflow_id")},
+            path_params={"org": check_path_value(org, "org"), "workflow_id": check_path_value(workflow_id, "workflow_id")},
             json=_support.body({"name": name, "id": id, "enabled": enabled, "detector_ids": detector_ids, "config": config, "environment": environment, "triggers": triggers, "action_filters": action_filters, "owner": owner}),
             type=Workflow,
         )
@@ -327,5 +327,5 @@ class MonitorsAPI(Resource):
         await self._client.request(
             "DELETE",
             "/organizations/{org}/workflows/{workflow_id}/",
-            path_params={"org": check_slug(org, "org"), "workflow_id": check_slug(workflow_id, "workflow_id")},
+            path_params={"org": check_path_value(org, "org"), "workflow_id": check_path_value(workflow_id, "workflow_id")},
         )

@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 import msgspec
 
-from .._protocol.params import check_slug
+from .._protocol.params import check_path_value
 from ..pagination import Paginator
 from ..resources._base import IdOrSlug, Resource
 from . import _support
@@ -355,7 +355,7 @@ class OrganizationsAPI(Resource):
         return await self._client.request(
             "PUT",
             "/organizations/{org}/",
-            path_params={"org": check_slug(org, "org")},
+            path_params={"org": check_path_value(org, "org")},
             json=_support.body({"slug": slug, "name": name, "isEarlyAdopter": is_early_adopter, "hideAiFeatures": hide_ai_features, "defaultRole": default_role, "openMembership": open_membership, "eventsMemberAdmin": events_member_admin, "alertsMemberWrite": alerts_member_write, "attachmentsRole": attachments_role, "debugFilesRole": debug_files_role, "hasGranularReplayPermissions": has_granular_replay_permissions, "replayAccessMembers": replay_access_members, "avatarType": avatar_type, "avatar": avatar, "require2FA": require2_fa, "allowSharedIssues": allow_shared_issues, "enhancedPrivacy": enhanced_privacy, "scrapeJavaScript": scrape_java_script, "storeCrashReports": store_crash_reports, "allowJoinRequests": allow_join_requests, "dataScrubber": data_scrubber, "dataScrubberDefaults": data_scrubber_defaults, "sensitiveFields": sensitive_fields, "safeFields": safe_fields, "scrubIPAddresses": scrub_ipaddresses, "relayPiiConfig": relay_pii_config, "trustedRelays": trusted_relays, "relayDsnEndpoint": relay_dsn_endpoint, "issueAlertsThreadFlag": issue_alerts_thread_flag, "metricAlertsThreadFlag": metric_alerts_thread_flag, "cancelDeletion": cancel_deletion}),
             type=Organization,
         )
@@ -373,7 +373,7 @@ class OrganizationsAPI(Resource):
         return _support.paginate(
             self._client,
             "/organizations/{org}/members/",
-            path_params={"org": check_slug(org, "org")},
+            path_params={"org": check_path_value(org, "org")},
             params={},
             type=Member,
             page=(page_size, cursor, skip, limit),
@@ -393,7 +393,7 @@ class OrganizationsAPI(Resource):
         return await self._client.request(
             "POST",
             "/organizations/{org}/members/",
-            path_params={"org": check_slug(org, "org")},
+            path_params={"org": check_path_value(org, "org")},
             json=_support.body({"email": email, "orgRole": org_role, "teamRoles": team_roles, "sendInvite": send_invite, "reinvite": reinvite}),
             type=Member,
         )
@@ -407,7 +407,7 @@ class OrganizationsAPI(Resource):
         return await self._client.request(
             "GET",
             "/organizations/{org}/members/{member_id}/",
-            path_params={"org": check_slug(org, "org"), "member_id": check_slug(member_id, "member_id")},
+            path_params={"org": check_path_value(org, "org"), "member_id": check_path_value(member_id, "member_id")},
             type=Member2,
         )
 
@@ -426,7 +426,7 @@ class OrganizationsAPI(Resource):
         return await self._client.request(
             "PUT",
             "/organizations/{org}/members/{member_id}/",
-            path_params={"org": check_slug(org, "org"), "member_id": check_slug(member_id, "member_id")},
+            path_params={"org": check_path_value(org, "org"), "member_id": check_path_value(member_id, "member_id")},
             json=_support.body({"orgRole": org_role, "teamRoles": team_roles}),
             type=Member2,
         )
@@ -443,7 +443,7 @@ class OrganizationsAPI(Resource):
         await self._client.request(
             "DELETE",
             "/organizations/{org}/members/{member_id}/",
-            path_params={"org": check_slug(org, "org"), "member_id": check_slug(member_id, "member_id")},
+            path_params={"org": check_path_value(org, "org"), "member_id": check_path_value(member_id, "member_id")},
         )
 
     def list_project_keys(
@@ -461,7 +461,7 @@ class OrganizationsAPI(Resource):
         return _support.paginate(
             self._client,
             "/organizations/{org}/project-keys/",
-            path_params={"org": check_slug(org, "org")},
+            path_params={"org": check_path_value(org, "org")},
             params={"team": team, "status": status},
             type=ProjectKey,
             page=(page_size, cursor, skip, limit),
@@ -475,7 +475,7 @@ class OrganizationsAPI(Resource):
         return await self._client.request(
             "GET",
             "/organizations/{org}/relay_usage/",
-            path_params={"org": check_slug(org, "org")},
+            path_params={"org": check_path_value(org, "org")},
             type=builtins.list[RelayUsage],
         )
 
@@ -496,7 +496,7 @@ class OrganizationsAPI(Resource):
         return _support.paginate(
             self._client,
             "/organizations/{org}/repos/",
-            path_params={"org": check_slug(org, "org")},
+            path_params={"org": check_path_value(org, "org")},
             params={"query": query, "status": status, "integration_id": integration_id, "expand": expand},
             type=Repo,
             page=(page_size, cursor, skip, limit),
@@ -516,7 +516,7 @@ class OrganizationsAPI(Resource):
         return _support.paginate(
             self._client,
             "/organizations/{org}/repos/{repo_id}/commits/",
-            path_params={"org": check_slug(org, "org"), "repo_id": check_slug(repo_id, "repo_id")},
+            path_params={"org": check_path_value(org, "org"), "repo_id": check_path_value(repo_id, "repo_id")},
             params={},
             type=RepoCommit,
             page=(page_size, cursor, skip, limit),
@@ -533,7 +533,7 @@ class OrganizationsAPI(Resource):
         return await self._client.request(
             "GET",
             "/organizations/{org}/shortids/{issue_id}/",
-            path_params={"org": check_slug(org, "org"), "issue_id": check_slug(issue_id, "issue_id")},
+            path_params={"org": check_path_value(org, "org"), "issue_id": check_path_value(issue_id, "issue_id")},
             params={"collapse": collapse},
             type=ShortId,
         )
@@ -560,7 +560,7 @@ class OrganizationsAPI(Resource):
         return await self._client.request(
             "GET",
             "/organizations/{org}/stats-summary/",
-            path_params={"org": check_slug(org, "org")},
+            path_params={"org": check_path_value(org, "org")},
             params={"field": field, "statsPeriod": stats_period, "interval": interval, "start": start, "end": end, "project": await _support.project_ids(self._client, org, project), "category": category, "outcome": outcome, "reason": reason, "download": download or None},
             type=StatsSummary,
         )
@@ -587,7 +587,7 @@ class OrganizationsAPI(Resource):
         return _support.stream(
             self._client,
             "/organizations/{org}/stats-summary/",
-            path_params={"org": check_slug(org, "org")},
+            path_params={"org": check_path_value(org, "org")},
             params={"field": field, "statsPeriod": stats_period, "interval": interval, "start": start, "end": end, "category": category, "outcome": outcome, "reason": reason, "download": True},
             chunk_size=chunk_size,
             project=("project", org, project),
@@ -615,7 +615,7 @@ class OrganizationsAPI(Resource):
         return await _support.download(
             self._client,
             "/organizations/{org}/stats-summary/",
-            path_params={"org": check_slug(org, "org")},
+            path_params={"org": check_path_value(org, "org")},
             params={"field": field, "statsPeriod": stats_period, "interval": interval, "start": start, "end": end, "category": category, "outcome": outcome, "reason": reason, "download": True},
             to=to,
             project=("project", org, project),

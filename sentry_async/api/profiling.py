@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Literal
 
-from .._protocol.params import check_slug
+from .._protocol.params import check_path_value
 from ..resources._base import IdOrSlug, Resource
 from . import _support
 
@@ -37,7 +37,7 @@ class ProfilingAPI(Resource):
         return await self._client.request(
             "GET",
             "/organizations/{org}/profiling/chunks/",
-            path_params={"org": check_slug(org, "org")},
+            path_params={"org": check_path_value(org, "org")},
             params={"project": await _support.project_ids(self._client, org, project), "profiler_id": profiler_id, "statsPeriod": stats_period, "start": start, "end": end},
             type=builtins.dict[str, Any],
         )
@@ -63,7 +63,7 @@ class ProfilingAPI(Resource):
         return await self._client.request(
             "GET",
             "/organizations/{org}/profiling/flamegraph/",
-            path_params={"org": check_slug(org, "org")},
+            path_params={"org": check_path_value(org, "org")},
             params={"project": await _support.project_ids(self._client, org, project), "environment": environment, "statsPeriod": stats_period, "start": start, "end": end, "dataSource": data_source, "fingerprint": fingerprint, "query": query, "expand": expand},
             type=builtins.dict[str, Any],
         )
@@ -81,6 +81,6 @@ class ProfilingAPI(Resource):
         return await self._client.request(
             "GET",
             "/projects/{org}/{project}/profiling/profiles/{profile_id}/",
-            path_params={"org": check_slug(org, "org"), "project": check_slug(project, "project"), "profile_id": check_slug(profile_id, "profile_id")},
+            path_params={"org": check_path_value(org, "org"), "project": check_path_value(project, "project"), "profile_id": check_path_value(profile_id, "profile_id")},
             type=builtins.dict[str, Any],
         )

@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 import msgspec
 
-from .._protocol.params import check_slug
+from .._protocol.params import check_path_value
 from ..pagination import Paginator
 from ..resources._base import IdOrSlug, Resource
 from . import _support
@@ -305,7 +305,7 @@ class ProjectsAPI(Resource):
         return await self._client.request(
             "POST",
             "/organizations/{org}/projects/",
-            path_params={"org": check_slug(org, "org")},
+            path_params={"org": check_path_value(org, "org")},
             json=_support.body({"name": name, "slug": slug, "platform": platform, "default_rules": default_rules}),
             type=Project,
         )
@@ -331,7 +331,7 @@ class ProjectsAPI(Resource):
         return await self._client.request(
             "PUT",
             "/projects/{org}/{project}/",
-            path_params={"org": check_slug(org, "org"), "project": check_slug(project, "project")},
+            path_params={"org": check_path_value(org, "org"), "project": check_path_value(project, "project")},
             json=_support.body({"isBookmarked": is_bookmarked, "name": name, "slug": slug, "platform": platform, "subjectPrefix": subject_prefix, "subjectTemplate": subject_template, "resolveAge": resolve_age, "highlightContext": highlight_context, "highlightTags": highlight_tags, "enableAutoReleaseCreation": enable_auto_release_creation, "scmSourceContextEnabled": scm_source_context_enabled}),
             type=Project2,
         )
@@ -345,7 +345,7 @@ class ProjectsAPI(Resource):
         await self._client.request(
             "DELETE",
             "/projects/{org}/{project}/",
-            path_params={"org": check_slug(org, "org"), "project": check_slug(project, "project")},
+            path_params={"org": check_path_value(org, "org"), "project": check_path_value(project, "project")},
         )
 
     def list_dsyms(
@@ -369,7 +369,7 @@ class ProjectsAPI(Resource):
         return _support.paginate(
             self._client,
             "/projects/{org}/{project}/files/dsyms/",
-            path_params={"org": check_slug(org, "org"), "project": check_slug(project, "project")},
+            path_params={"org": check_path_value(org, "org"), "project": check_path_value(project, "project")},
             params={"query": query, "debug_id": debug_id, "code_id": code_id, "file_formats": file_formats},
             type=DebugFile,
             page=(page_size, cursor, skip, limit),
@@ -390,7 +390,7 @@ class ProjectsAPI(Resource):
         return _support.stream(
             self._client,
             "/projects/{org}/{project}/files/dsyms/",
-            path_params={"org": check_slug(org, "org"), "project": check_slug(project, "project")},
+            path_params={"org": check_path_value(org, "org"), "project": check_path_value(project, "project")},
             params={"id": id},
             chunk_size=chunk_size,
         )
@@ -410,7 +410,7 @@ class ProjectsAPI(Resource):
         return await _support.download(
             self._client,
             "/projects/{org}/{project}/files/dsyms/",
-            path_params={"org": check_slug(org, "org"), "project": check_slug(project, "project")},
+            path_params={"org": check_path_value(org, "org"), "project": check_path_value(project, "project")},
             params={"id": id},
             to=to,
         )
@@ -424,7 +424,7 @@ class ProjectsAPI(Resource):
         return await self._client.request(
             "GET",
             "/projects/{org}/{project}/filters/",
-            path_params={"org": check_slug(org, "org"), "project": check_slug(project, "project")},
+            path_params={"org": check_path_value(org, "org"), "project": check_path_value(project, "project")},
             type=builtins.list[Filter],
         )
 
@@ -444,7 +444,7 @@ class ProjectsAPI(Resource):
         await self._client.request(
             "PUT",
             "/projects/{org}/{project}/filters/{filter_id}/",
-            path_params={"org": check_slug(org, "org"), "project": check_slug(project, "project"), "filter_id": check_slug(filter_id, "filter_id")},
+            path_params={"org": check_path_value(org, "org"), "project": check_path_value(project, "project"), "filter_id": check_path_value(filter_id, "filter_id")},
             json=_support.body({"active": active, "subfilters": subfilters}),
         )
 
@@ -463,7 +463,7 @@ class ProjectsAPI(Resource):
         return _support.paginate(
             self._client,
             "/projects/{org}/{project}/keys/",
-            path_params={"org": check_slug(org, "org"), "project": check_slug(project, "project")},
+            path_params={"org": check_path_value(org, "org"), "project": check_path_value(project, "project")},
             params={"status": status},
             type=Key,
             page=(page_size, cursor, skip, limit),
@@ -482,7 +482,7 @@ class ProjectsAPI(Resource):
         return await self._client.request(
             "POST",
             "/projects/{org}/{project}/keys/",
-            path_params={"org": check_slug(org, "org"), "project": check_slug(project, "project")},
+            path_params={"org": check_path_value(org, "org"), "project": check_path_value(project, "project")},
             json=_support.body({"name": name, "rateLimit": rate_limit, "useCase": use_case}),
             type=Key,
         )
@@ -497,7 +497,7 @@ class ProjectsAPI(Resource):
         return await self._client.request(
             "GET",
             "/projects/{org}/{project}/keys/{key_id}/",
-            path_params={"org": check_slug(org, "org"), "project": check_slug(project, "project"), "key_id": check_slug(key_id, "key_id")},
+            path_params={"org": check_path_value(org, "org"), "project": check_path_value(project, "project"), "key_id": check_path_value(key_id, "key_id")},
             type=Key,
         )
 
@@ -517,7 +517,7 @@ class ProjectsAPI(Resource):
         return await self._client.request(
             "PUT",
             "/projects/{org}/{project}/keys/{key_id}/",
-            path_params={"org": check_slug(org, "org"), "project": check_slug(project, "project"), "key_id": check_slug(key_id, "key_id")},
+            path_params={"org": check_path_value(org, "org"), "project": check_path_value(project, "project"), "key_id": check_path_value(key_id, "key_id")},
             json=_support.body({"name": name, "isActive": is_active, "rateLimit": rate_limit, "browserSdkVersion": browser_sdk_version, "dynamicSdkLoaderOptions": dynamic_sdk_loader_options}),
             type=Key,
         )
@@ -532,7 +532,7 @@ class ProjectsAPI(Resource):
         await self._client.request(
             "DELETE",
             "/projects/{org}/{project}/keys/{key_id}/",
-            path_params={"org": check_slug(org, "org"), "project": check_slug(project, "project"), "key_id": check_slug(key_id, "key_id")},
+            path_params={"org": check_path_value(org, "org"), "project": check_path_value(project, "project"), "key_id": check_path_value(key_id, "key_id")},
         )
 
     async def list_members(
@@ -544,7 +544,7 @@ class ProjectsAPI(Resource):
         return await self._client.request(
             "GET",
             "/projects/{org}/{project}/members/",
-            path_params={"org": check_slug(org, "org"), "project": check_slug(project, "project")},
+            path_params={"org": check_path_value(org, "org"), "project": check_path_value(project, "project")},
             type=builtins.list[Member],
         )
 
@@ -560,7 +560,7 @@ class ProjectsAPI(Resource):
         return await self._client.request(
             "GET",
             "/projects/{org}/{project}/ownership/",
-            path_params={"org": check_slug(org, "org"), "project": check_slug(project, "project")},
+            path_params={"org": check_path_value(org, "org"), "project": check_path_value(project, "project")},
             type=Ownership,
         )
 
@@ -581,7 +581,7 @@ class ProjectsAPI(Resource):
         return await self._client.request(
             "PUT",
             "/projects/{org}/{project}/ownership/",
-            path_params={"org": check_slug(org, "org"), "project": check_slug(project, "project")},
+            path_params={"org": check_path_value(org, "org"), "project": check_path_value(project, "project")},
             json=_support.body({"raw": raw, "fallthrough": fallthrough, "autoAssignment": auto_assignment, "codeownersAutoSync": codeowners_auto_sync}),
             type=Ownership,
         )
@@ -597,7 +597,7 @@ class ProjectsAPI(Resource):
         return await self._client.request(
             "POST",
             "/projects/{org}/{project}/repo/",
-            path_params={"org": check_slug(org, "org"), "project": check_slug(project, "project")},
+            path_params={"org": check_path_value(org, "org"), "project": check_path_value(project, "project")},
             json=_support.body({"repositoryId": repository_id}),
             type=Repository,
         )
@@ -616,7 +616,7 @@ class ProjectsAPI(Resource):
         return await self._client.request(
             "GET",
             "/projects/{org}/{project}/stats/",
-            path_params={"org": check_slug(org, "org"), "project": check_slug(project, "project")},
+            path_params={"org": check_path_value(org, "org"), "project": check_path_value(project, "project")},
             params={"stat": stat, "since": since, "until": until, "resolution": resolution},
             type=builtins.list[builtins.list[int]],
         )
@@ -635,7 +635,7 @@ class ProjectsAPI(Resource):
         return await self._client.request(
             "GET",
             "/projects/{org}/{project}/symbol-sources/",
-            path_params={"org": check_slug(org, "org"), "project": check_slug(project, "project")},
+            path_params={"org": check_path_value(org, "org"), "project": check_path_value(project, "project")},
             params={"id": id},
             type=builtins.list[Any],
         )
@@ -668,7 +668,7 @@ class ProjectsAPI(Resource):
         return await self._client.request(
             "POST",
             "/projects/{org}/{project}/symbol-sources/",
-            path_params={"org": check_slug(org, "org"), "project": check_slug(project, "project")},
+            path_params={"org": check_path_value(org, "org"), "project": check_path_value(project, "project")},
             json=_support.body({"type": type, "name": name, "id": id, "layout": layout, "filters": filters, "url": url, "username": username, "password": password, "bucket": bucket, "region": region, "access_key": access_key, "secret_key": secret_key, "prefix": prefix, "client_email": client_email, "private_key": private_key}),
             type=Any,
         )
@@ -702,7 +702,7 @@ class ProjectsAPI(Resource):
         return await self._client.request(
             "PUT",
             "/projects/{org}/{project}/symbol-sources/",
-            path_params={"org": check_slug(org, "org"), "project": check_slug(project, "project")},
+            path_params={"org": check_path_value(org, "org"), "project": check_path_value(project, "project")},
             params={"id": id},
             json=_support.body({"type": type, "name": name, "id": id_, "layout": layout, "filters": filters, "url": url, "username": username, "password": password, "bucket": bucket, "region": region, "access_key": access_key, "secret_key": secret_key, "prefix": prefix, "client_email": client_email, "private_key": private_key}),
             type=Any,
@@ -722,7 +722,7 @@ class ProjectsAPI(Resource):
         await self._client.request(
             "DELETE",
             "/projects/{org}/{project}/symbol-sources/",
-            path_params={"org": check_slug(org, "org"), "project": check_slug(project, "project")},
+            path_params={"org": check_path_value(org, "org"), "project": check_path_value(project, "project")},
             params={"id": id},
         )
 
@@ -736,7 +736,7 @@ class ProjectsAPI(Resource):
         return await self._client.request(
             "POST",
             "/projects/{org}/{project}/teams/{team}/",
-            path_params={"org": check_slug(org, "org"), "project": check_slug(project, "project"), "team": check_slug(team, "team")},
+            path_params={"org": check_path_value(org, "org"), "project": check_path_value(project, "project"), "team": check_path_value(team, "team")},
             type=Team,
         )
 
@@ -750,7 +750,7 @@ class ProjectsAPI(Resource):
         return await self._client.request(
             "DELETE",
             "/projects/{org}/{project}/teams/{team}/",
-            path_params={"org": check_slug(org, "org"), "project": check_slug(project, "project"), "team": check_slug(team, "team")},
+            path_params={"org": check_path_value(org, "org"), "project": check_path_value(project, "project"), "team": check_path_value(team, "team")},
             type=Team,
         )
 
@@ -769,7 +769,7 @@ class ProjectsAPI(Resource):
         return _support.paginate(
             self._client,
             "/projects/{org}/{project}/users/",
-            path_params={"org": check_slug(org, "org"), "project": check_slug(project, "project")},
+            path_params={"org": check_path_value(org, "org"), "project": check_path_value(project, "project")},
             params={"query": query},
             type=User,
             page=(page_size, cursor, skip, limit),
@@ -789,7 +789,7 @@ class ProjectsAPI(Resource):
         return await self._client.request(
             "POST",
             "/teams/{org}/{team}/projects/",
-            path_params={"org": check_slug(org, "org"), "team": check_slug(team, "team")},
+            path_params={"org": check_path_value(org, "org"), "team": check_path_value(team, "team")},
             json=_support.body({"name": name, "slug": slug, "platform": platform, "default_rules": default_rules}),
             type=Project,
         )
@@ -809,7 +809,7 @@ class ProjectsAPI(Resource):
         return _support.paginate(
             self._client,
             "/projects/{org}/{project}/tags/{key}/values/",
-            path_params={"org": check_slug(org, "org"), "project": check_slug(project, "project"), "key": check_slug(key, "key")},
+            path_params={"org": check_path_value(org, "org"), "project": check_path_value(project, "project"), "key": check_path_value(key, "key")},
             params={},
             type=ProjectValue,
             page=(page_size, cursor, skip, limit),
@@ -829,7 +829,7 @@ class ProjectsAPI(Resource):
         return _support.paginate(
             self._client,
             "/projects/{org}/{project}/user-feedback/",
-            path_params={"org": check_slug(org, "org"), "project": check_slug(project, "project")},
+            path_params={"org": check_path_value(org, "org"), "project": check_path_value(project, "project")},
             params={},
             type=ProjectUserFeedback,
             page=(page_size, cursor, skip, limit),
@@ -849,7 +849,7 @@ class ProjectsAPI(Resource):
         return await self._client.request(
             "POST",
             "/projects/{org}/{project}/user-feedback/",
-            path_params={"org": check_slug(org, "org"), "project": check_slug(project, "project")},
+            path_params={"org": check_path_value(org, "org"), "project": check_path_value(project, "project")},
             json=_support.body({"event_id": event_id, "name": name, "email": email, "comments": comments}),
             type=ProjectUserFeedback,
         )
@@ -868,7 +868,7 @@ class ProjectsAPI(Resource):
         return _support.paginate(
             self._client,
             "/projects/{org}/{project}/hooks/",
-            path_params={"org": check_slug(org, "org"), "project": check_slug(project, "project")},
+            path_params={"org": check_path_value(org, "org"), "project": check_path_value(project, "project")},
             params={},
             type=ProjectHook,
             page=(page_size, cursor, skip, limit),
@@ -886,7 +886,7 @@ class ProjectsAPI(Resource):
         return await self._client.request(
             "POST",
             "/projects/{org}/{project}/hooks/",
-            path_params={"org": check_slug(org, "org"), "project": check_slug(project, "project")},
+            path_params={"org": check_path_value(org, "org"), "project": check_path_value(project, "project")},
             json=_support.body({"url": url, "events": events}),
             type=ProjectHook,
         )
@@ -901,7 +901,7 @@ class ProjectsAPI(Resource):
         return await self._client.request(
             "GET",
             "/projects/{org}/{project}/hooks/{hook_id}/",
-            path_params={"org": check_slug(org, "org"), "project": check_slug(project, "project"), "hook_id": check_slug(hook_id, "hook_id")},
+            path_params={"org": check_path_value(org, "org"), "project": check_path_value(project, "project"), "hook_id": check_path_value(hook_id, "hook_id")},
             type=ProjectHook,
         )
 
@@ -918,7 +918,7 @@ class ProjectsAPI(Resource):
         return await self._client.request(
             "PUT",
             "/projects/{org}/{project}/hooks/{hook_id}/",
-            path_params={"org": check_slug(org, "org"), "project": check_slug(project, "project"), "hook_id": check_slug(hook_id, "hook_id")},
+            path_params={"org": check_path_value(org, "org"), "project": check_path_value(project, "project"), "hook_id": check_path_value(hook_id, "hook_id")},
             json=_support.body({"url": url, "events": events}),
             type=ProjectHook,
         )
@@ -933,7 +933,7 @@ class ProjectsAPI(Resource):
         await self._client.request(
             "DELETE",
             "/projects/{org}/{project}/hooks/{hook_id}/",
-            path_params={"org": check_slug(org, "org"), "project": check_slug(project, "project"), "hook_id": check_slug(hook_id, "hook_id")},
+            path_params={"org": check_path_value(org, "org"), "project": check_path_value(project, "project"), "hook_id": check_path_value(hook_id, "hook_id")},
         )
 
     async def enable_spike_protection(
@@ -946,7 +946,7 @@ class ProjectsAPI(Resource):
         await self._client.request(
             "POST",
             "/organizations/{org}/spike-protections/",
-            path_params={"org": check_slug(org, "org")},
+            path_params={"org": check_path_value(org, "org")},
             json=_support.body({"projects": projects}),
         )
 
@@ -960,6 +960,6 @@ class ProjectsAPI(Resource):
         await self._client.request(
             "DELETE",
             "/organizations/{org}/spike-protections/",
-            path_params={"org": check_slug(org, "org")},
+            path_params={"org": check_path_value(org, "org")},
             json=_support.body({"projects": projects}),
         )

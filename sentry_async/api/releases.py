@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 import msgspec
 
-from .._protocol.params import check_slug
+from .._protocol.params import check_path_value
 from ..pagination import Paginator
 from ..resources._base import IdOrSlug, Resource
 from . import _support
@@ -215,7 +215,7 @@ class ReleasesAPI(Resource):
         return await self._client.request(
             "GET",
             "/organizations/{org}/release-threshold-statuses/",
-            path_params={"org": check_slug(org, "org")},
+            path_params={"org": check_path_value(org, "org")},
             params={"start": start, "end": end, "environment": environment, "projectSlug": project_slug, "release": release, "project": await _support.project_ids(self._client, org, project)},
             type=builtins.dict[str, builtins.list[ReleaseThresholdStatusValue] | None],
         )
@@ -238,7 +238,7 @@ class ReleasesAPI(Resource):
             "/organizations/{org}/releases/",
             org=org,
             project=("project", project),
-            path_params={"org": check_slug(org, "org")},
+            path_params={"org": check_path_value(org, "org")},
             params={"environment": environment, "query": query},
             type=Release,
             page=(page_size, cursor, skip, limit),
@@ -263,7 +263,7 @@ class ReleasesAPI(Resource):
         return await self._client.request(
             "POST",
             "/organizations/{org}/releases/",
-            path_params={"org": check_slug(org, "org")},
+            path_params={"org": check_path_value(org, "org")},
             json=_support.body({"version": version, "projects": projects, "ref": ref, "url": url, "dateReleased": date_released, "commits": commits, "status": status, "owner": owner, "headCommits": head_commits, "refs": refs}),
             type=Release,
         )
@@ -290,7 +290,7 @@ class ReleasesAPI(Resource):
         return await self._client.request(
             "GET",
             "/organizations/{org}/releases/{version}/",
-            path_params={"org": check_slug(org, "org"), "version": check_slug(version, "version")},
+            path_params={"org": check_path_value(org, "org"), "version": check_path_value(version, "version")},
             params={"project_id": project_id, "project": await _support.project_ids(self._client, org, project), "health": health, "adoptionStages": adoption_stages, "summaryStatsPeriod": summary_stats_period, "healthStatsPeriod": health_stats_period, "sort": sort, "status": status, "query": query},
             type=Release,
         )
@@ -310,7 +310,7 @@ class ReleasesAPI(Resource):
         return await self._client.request(
             "PUT",
             "/organizations/{org}/releases/{version}/",
-            path_params={"org": check_slug(org, "org"), "version": check_slug(version, "version")},
+            path_params={"org": check_path_value(org, "org"), "version": check_path_value(version, "version")},
             json=_support.body({"ref": ref, "url": url, "dateReleased": date_released, "commits": commits, "refs": refs}),
             type=Release,
         )
@@ -327,7 +327,7 @@ class ReleasesAPI(Resource):
         await self._client.request(
             "DELETE",
             "/organizations/{org}/releases/{version}/",
-            path_params={"org": check_slug(org, "org"), "version": check_slug(version, "version")},
+            path_params={"org": check_path_value(org, "org"), "version": check_path_value(version, "version")},
         )
 
     def list_commits(
@@ -347,7 +347,7 @@ class ReleasesAPI(Resource):
         return _support.paginate(
             self._client,
             "/organizations/{org}/releases/{version}/commits/",
-            path_params={"org": check_slug(org, "org"), "version": check_slug(version, "version")},
+            path_params={"org": check_path_value(org, "org"), "version": check_path_value(version, "version")},
             params={},
             type=ReleaseCommit,
             page=(page_size, cursor, skip, limit),
@@ -367,7 +367,7 @@ class ReleasesAPI(Resource):
         return _support.paginate(
             self._client,
             "/organizations/{org}/releases/{version}/deploys/",
-            path_params={"org": check_slug(org, "org"), "version": check_slug(version, "version")},
+            path_params={"org": check_path_value(org, "org"), "version": check_path_value(version, "version")},
             params={},
             type=ReleaseDeploy,
             page=(page_size, cursor, skip, limit),
@@ -389,7 +389,7 @@ class ReleasesAPI(Resource):
         return await self._client.request(
             "POST",
             "/organizations/{org}/releases/{version}/deploys/",
-            path_params={"org": check_slug(org, "org"), "version": check_slug(version, "version")},
+            path_params={"org": check_path_value(org, "org"), "version": check_path_value(version, "version")},
             json=_support.body({"environment": environment, "name": name, "url": url, "dateStarted": date_started, "dateFinished": date_finished, "projects": projects}),
             type=ReleaseDeploy,
         )
@@ -413,7 +413,7 @@ class ReleasesAPI(Resource):
         return _support.paginate(
             self._client,
             "/organizations/{org}/releases/{version}/files/",
-            path_params={"org": check_slug(org, "org"), "version": check_slug(version, "version")},
+            path_params={"org": check_path_value(org, "org"), "version": check_path_value(version, "version")},
             params={"query": query, "checksum": checksum},
             type=ReleaseFile,
             page=(page_size, cursor, skip, limit),
@@ -437,7 +437,7 @@ class ReleasesAPI(Resource):
         return await _support.upload(
             self._client,
             "/organizations/{org}/releases/{version}/files/",
-            path_params={"org": check_slug(org, "org"), "version": check_slug(version, "version")},
+            path_params={"org": check_path_value(org, "org"), "version": check_path_value(version, "version")},
             fields=[("name", name), ("dist", dist), ("header", header)],
             file=("file", file, filename),
             type=ReleaseFile,
@@ -458,7 +458,7 @@ class ReleasesAPI(Resource):
         return await self._client.request(
             "GET",
             "/organizations/{org}/releases/{version}/files/{file_id}/",
-            path_params={"org": check_slug(org, "org"), "version": check_slug(version, "version"), "file_id": check_slug(file_id, "file_id")},
+            path_params={"org": check_path_value(org, "org"), "version": check_path_value(version, "version"), "file_id": check_path_value(file_id, "file_id")},
             params={"download": download},
             type=ReleaseFile,
         )
@@ -478,7 +478,7 @@ class ReleasesAPI(Resource):
         return _support.stream(
             self._client,
             "/organizations/{org}/releases/{version}/files/{file_id}/",
-            path_params={"org": check_slug(org, "org"), "version": check_slug(version, "version"), "file_id": check_slug(file_id, "file_id")},
+            path_params={"org": check_path_value(org, "org"), "version": check_path_value(version, "version"), "file_id": check_path_value(file_id, "file_id")},
             params={"download": True},
             chunk_size=chunk_size,
         )
@@ -498,7 +498,7 @@ class ReleasesAPI(Resource):
         return await _support.download(
             self._client,
             "/organizations/{org}/releases/{version}/files/{file_id}/",
-            path_params={"org": check_slug(org, "org"), "version": check_slug(version, "version"), "file_id": check_slug(file_id, "file_id")},
+            path_params={"org": check_path_value(org, "org"), "version": check_path_value(version, "version"), "file_id": check_path_value(file_id, "file_id")},
             params={"download": True},
             to=to,
         )
@@ -518,7 +518,7 @@ class ReleasesAPI(Resource):
         return await self._client.request(
             "PUT",
             "/organizations/{org}/releases/{version}/files/{file_id}/",
-            path_params={"org": check_slug(org, "org"), "version": check_slug(version, "version"), "file_id": check_slug(file_id, "file_id")},
+            path_params={"org": check_path_value(org, "org"), "version": check_path_value(version, "version"), "file_id": check_path_value(file_id, "file_id")},
             json=_support.body({"name": name}),
             type=ReleaseFile,
         )
@@ -536,7 +536,7 @@ class ReleasesAPI(Resource):
         await self._client.request(
             "DELETE",
             "/organizations/{org}/releases/{version}/files/{file_id}/",
-            path_params={"org": check_slug(org, "org"), "version": check_slug(version, "version"), "file_id": check_slug(file_id, "file_id")},
+            path_params={"org": check_path_value(org, "org"), "version": check_path_value(version, "version"), "file_id": check_path_value(file_id, "file_id")},
         )
 
     async def get_sessions(
@@ -561,7 +561,7 @@ class ReleasesAPI(Resource):
         return await self._client.request(
             "GET",
             "/organizations/{org}/sessions/",
-            path_params={"org": check_slug(org, "org")},
+            path_params={"org": check_path_value(org, "org")},
             params={"field": field, "start": start, "end": end, "environment": environment, "statsPeriod": stats_period, "project": await _support.project_ids(self._client, org, project), "per_page": per_page, "interval": interval, "groupBy": group_by, "orderBy": order_by, "includeTotals": include_totals, "includeSeries": include_series, "query": query},
             type=Session,
         )
@@ -582,7 +582,7 @@ class ReleasesAPI(Resource):
         return _support.paginate(
             self._client,
             "/projects/{org}/{project}/releases/",
-            path_params={"org": check_slug(org, "org"), "project": check_slug(project, "project")},
+            path_params={"org": check_path_value(org, "org"), "project": check_path_value(project, "project")},
             params={"environment": environment, "query": query},
             type=Release,
             page=(page_size, cursor, skip, limit),
@@ -606,7 +606,7 @@ class ReleasesAPI(Resource):
         return _support.paginate(
             self._client,
             "/projects/{org}/{project}/releases/{version}/commits/",
-            path_params={"org": check_slug(org, "org"), "project": check_slug(project, "project"), "version": check_slug(version, "version")},
+            path_params={"org": check_path_value(org, "org"), "project": check_path_value(project, "project"), "version": check_path_value(version, "version")},
             params={},
             type=ReleaseCommit,
             page=(page_size, cursor, skip, limit),
@@ -632,7 +632,7 @@ class ReleasesAPI(Resource):
         return _support.paginate(
             self._client,
             "/projects/{org}/{project}/releases/{version}/files/",
-            path_params={"org": check_slug(org, "org"), "project": check_slug(project, "project"), "version": check_slug(version, "version")},
+            path_params={"org": check_path_value(org, "org"), "project": check_path_value(project, "project"), "version": check_path_value(version, "version")},
             params={"query": query, "checksum": checksum},
             type=ReleaseFile,
             page=(page_size, cursor, skip, limit),
@@ -657,7 +657,7 @@ class ReleasesAPI(Resource):
         return await _support.upload(
             self._client,
             "/projects/{org}/{project}/releases/{version}/files/",
-            path_params={"org": check_slug(org, "org"), "project": check_slug(project, "project"), "version": check_slug(version, "version")},
+            path_params={"org": check_path_value(org, "org"), "project": check_path_value(project, "project"), "version": check_path_value(version, "version")},
             fields=[("name", name), ("dist", dist), ("header", header)],
             file=("file", file, filename),
             type=ReleaseFile,
@@ -679,7 +679,7 @@ class ReleasesAPI(Resource):
         return await self._client.request(
             "GET",
             "/projects/{org}/{project}/releases/{version}/files/{file_id}/",
-            path_params={"org": check_slug(org, "org"), "project": check_slug(project, "project"), "version": check_slug(version, "version"), "file_id": check_slug(file_id, "file_id")},
+            path_params={"org": check_path_value(org, "org"), "project": check_path_value(project, "project"), "version": check_path_value(version, "version"), "file_id": check_path_value(file_id, "file_id")},
             params={"download": download},
             type=ReleaseFile,
         )
@@ -700,7 +700,7 @@ class ReleasesAPI(Resource):
         return _support.stream(
             self._client,
             "/projects/{org}/{project}/releases/{version}/files/{file_id}/",
-            path_params={"org": check_slug(org, "org"), "project": check_slug(project, "project"), "version": check_slug(version, "version"), "file_id": check_slug(file_id, "file_id")},
+            path_params={"org": check_path_value(org, "org"), "project": check_path_value(project, "project"), "version": check_path_value(version, "version"), "file_id": check_path_value(file_id, "file_id")},
             params={"download": True},
             chunk_size=chunk_size,
         )
@@ -721,7 +721,7 @@ class ReleasesAPI(Resource):
         return await _support.download(
             self._client,
             "/projects/{org}/{project}/releases/{version}/files/{file_id}/",
-            path_params={"org": check_slug(org, "org"), "project": check_slug(project, "project"), "version": check_slug(version, "version"), "file_id": check_slug(file_id, "file_id")},
+            path_params={"org": check_path_value(org, "org"), "project": check_path_value(project, "project"), "version": check_path_value(version, "version"), "file_id": check_path_value(file_id, "file_id")},
             params={"download": True},
             to=to,
         )
@@ -742,7 +742,7 @@ class ReleasesAPI(Resource):
         return await self._client.request(
             "PUT",
             "/projects/{org}/{project}/releases/{version}/files/{file_id}/",
-            path_params={"org": check_slug(org, "org"), "project": check_slug(project, "project"), "version": check_slug(version, "version"), "file_id": check_slug(file_id, "file_id")},
+            path_params={"org": check_path_value(org, "org"), "project": check_path_value(project, "project"), "version": check_path_value(version, "version"), "file_id": check_path_value(file_id, "file_id")},
             json=_support.body({"name": name}),
             type=ReleaseFile,
         )
@@ -761,7 +761,7 @@ class ReleasesAPI(Resource):
         await self._client.request(
             "DELETE",
             "/projects/{org}/{project}/releases/{version}/files/{file_id}/",
-            path_params={"org": check_slug(org, "org"), "project": check_slug(project, "project"), "version": check_slug(version, "version"), "file_id": check_slug(file_id, "file_id")},
+            path_params={"org": check_path_value(org, "org"), "project": check_path_value(project, "project"), "version": check_path_value(version, "version"), "file_id": check_path_value(file_id, "file_id")},
         )
 
     def list_commit_files(
@@ -781,7 +781,7 @@ class ReleasesAPI(Resource):
         return _support.paginate(
             self._client,
             "/organizations/{org}/releases/{version}/commitfiles/",
-            path_params={"org": check_slug(org, "org"), "version": check_slug(version, "version")},
+            path_params={"org": check_path_value(org, "org"), "version": check_path_value(version, "version")},
             params={},
             type=ReleaseCommitFile,
             page=(page_size, cursor, skip, limit),

@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 import msgspec
 
-from .._protocol.params import check_slug
+from .._protocol.params import check_path_value
 from ..pagination import Paginator
 from ..resources._base import IdOrSlug, Resource
 from . import _support
@@ -186,7 +186,7 @@ class ReplaysAPI(Resource):
         return await self._client.request(
             "GET",
             "/organizations/{org}/replay-count/",
-            path_params={"org": check_slug(org, "org")},
+            path_params={"org": check_path_value(org, "org")},
             params={"data_source": data_source, "environment": environment, "start": start, "end": end, "statsPeriod": stats_period, "project": await _support.project_ids(self._client, org, project), "project_id_or_slug": project_id_or_slug, "query": query, "returnIds": return_ids},
             type=builtins.dict[str, Any],
         )
@@ -216,7 +216,7 @@ class ReplaysAPI(Resource):
             "/organizations/{org}/replay-selectors/",
             org=org,
             project=("project", project),
-            path_params={"org": check_slug(org, "org")},
+            path_params={"org": check_path_value(org, "org")},
             params={"environment": environment, "statsPeriod": stats_period, "start": start, "end": end, "projectSlug": project_slug, "sort": sort, "sortBy": sort_by, "orderBy": order_by, "query": query},
             type=ReplaySelector,
             page=(page_size, cursor, skip, limit),
@@ -249,7 +249,7 @@ class ReplaysAPI(Resource):
             "/organizations/{org}/replays/",
             org=org,
             project=("project", project),
-            path_params={"org": check_slug(org, "org")},
+            path_params={"org": check_path_value(org, "org")},
             params={"statsPeriod": stats_period, "start": start, "end": end, "field": field, "projectSlug": project_slug, "environment": environment, "sort": sort, "sortBy": sort_by, "orderBy": order_by, "query": query},
             type=Replay,
             page=(page_size, cursor, skip, limit),
@@ -279,7 +279,7 @@ class ReplaysAPI(Resource):
         return await self._client.request(
             "GET",
             "/organizations/{org}/replays/{replay_id}/",
-            path_params={"org": check_slug(org, "org"), "replay_id": check_slug(replay_id, "replay_id")},
+            path_params={"org": check_path_value(org, "org"), "replay_id": check_path_value(replay_id, "replay_id")},
             params={"statsPeriod": stats_period, "start": start, "end": end, "field": field, "project": await _support.project_ids(self._client, org, project), "projectSlug": project_slug, "environment": environment, "sort": sort, "sortBy": sort_by, "orderBy": order_by, "query": query, "per_page": per_page, "cursor": cursor},
             type=Replay2,
         )
@@ -297,7 +297,7 @@ class ReplaysAPI(Resource):
         await self._client.request(
             "DELETE",
             "/projects/{org}/{project}/replays/{replay_id}/",
-            path_params={"org": check_slug(org, "org"), "project": check_slug(project, "project"), "replay_id": check_slug(replay_id, "replay_id")},
+            path_params={"org": check_path_value(org, "org"), "project": check_path_value(project, "project"), "replay_id": check_path_value(replay_id, "replay_id")},
         )
 
     def list_clicks(
@@ -317,7 +317,7 @@ class ReplaysAPI(Resource):
         return _support.paginate(
             self._client,
             "/projects/{org}/{project}/replays/{replay_id}/clicks/",
-            path_params={"org": check_slug(org, "org"), "project": check_slug(project, "project"), "replay_id": check_slug(replay_id, "replay_id")},
+            path_params={"org": check_path_value(org, "org"), "project": check_path_value(project, "project"), "replay_id": check_path_value(replay_id, "replay_id")},
             params={"environment": environment, "query": query},
             type=ReplayClick,
             page=(page_size, cursor, skip, limit),
@@ -342,7 +342,7 @@ class ReplaysAPI(Resource):
         return _support.paginate(
             self._client,
             "/projects/{org}/{project}/replays/{replay_id}/recording-segments/",
-            path_params={"org": check_slug(org, "org"), "project": check_slug(project, "project"), "replay_id": check_slug(replay_id, "replay_id")},
+            path_params={"org": check_path_value(org, "org"), "project": check_path_value(project, "project"), "replay_id": check_path_value(replay_id, "replay_id")},
             params={},
             type=builtins.list[builtins.dict[str, Any]],
             page=(page_size, cursor, skip, limit),
@@ -362,7 +362,7 @@ class ReplaysAPI(Resource):
         return await self._client.request(
             "GET",
             "/projects/{org}/{project}/replays/{replay_id}/recording-segments/{segment_id}/",
-            path_params={"org": check_slug(org, "org"), "project": check_slug(project, "project"), "replay_id": check_slug(replay_id, "replay_id"), "segment_id": check_slug(segment_id, "segment_id")},
+            path_params={"org": check_path_value(org, "org"), "project": check_path_value(project, "project"), "replay_id": check_path_value(replay_id, "replay_id"), "segment_id": check_path_value(segment_id, "segment_id")},
             type=ReplayRecordingSegment,
         )
 
@@ -382,7 +382,7 @@ class ReplaysAPI(Resource):
         return _support.stream(
             self._client,
             "/projects/{org}/{project}/replays/{replay_id}/recording-segments/{segment_id}/",
-            path_params={"org": check_slug(org, "org"), "project": check_slug(project, "project"), "replay_id": check_slug(replay_id, "replay_id"), "segment_id": check_slug(segment_id, "segment_id")},
+            path_params={"org": check_path_value(org, "org"), "project": check_path_value(project, "project"), "replay_id": check_path_value(replay_id, "replay_id"), "segment_id": check_path_value(segment_id, "segment_id")},
             params={"download": True},
             chunk_size=chunk_size,
         )
@@ -403,7 +403,7 @@ class ReplaysAPI(Resource):
         return await _support.download(
             self._client,
             "/projects/{org}/{project}/replays/{replay_id}/recording-segments/{segment_id}/",
-            path_params={"org": check_slug(org, "org"), "project": check_slug(project, "project"), "replay_id": check_slug(replay_id, "replay_id"), "segment_id": check_slug(segment_id, "segment_id")},
+            path_params={"org": check_path_value(org, "org"), "project": check_path_value(project, "project"), "replay_id": check_path_value(replay_id, "replay_id"), "segment_id": check_path_value(segment_id, "segment_id")},
             params={"download": True},
             to=to,
         )
@@ -421,7 +421,7 @@ class ReplaysAPI(Resource):
         return await self._client.request(
             "GET",
             "/projects/{org}/{project}/replays/{replay_id}/viewed-by/",
-            path_params={"org": check_slug(org, "org"), "project": check_slug(project, "project"), "replay_id": check_slug(replay_id, "replay_id")},
+            path_params={"org": check_path_value(org, "org"), "project": check_path_value(project, "project"), "replay_id": check_path_value(replay_id, "replay_id")},
             type=ReplayViewedBy,
         )
 
@@ -437,7 +437,7 @@ class ReplaysAPI(Resource):
         return await self._client.request(
             "GET",
             "/projects/{org}/{project}/replays/jobs/delete/",
-            path_params={"org": check_slug(org, "org"), "project": check_slug(project, "project")},
+            path_params={"org": check_path_value(org, "org"), "project": check_path_value(project, "project")},
             type=ReplayDeletionJob,
         )
 
@@ -455,7 +455,7 @@ class ReplaysAPI(Resource):
         return await self._client.request(
             "POST",
             "/projects/{org}/{project}/replays/jobs/delete/",
-            path_params={"org": check_slug(org, "org"), "project": check_slug(project, "project")},
+            path_params={"org": check_path_value(org, "org"), "project": check_path_value(project, "project")},
             json=_support.body({"data": data}),
             type=ReplayDeletionJob2,
         )
@@ -473,6 +473,6 @@ class ReplaysAPI(Resource):
         return await self._client.request(
             "GET",
             "/projects/{org}/{project}/replays/jobs/delete/{job_id}/",
-            path_params={"org": check_slug(org, "org"), "project": check_slug(project, "project"), "job_id": check_slug(job_id, "job_id")},
+            path_params={"org": check_path_value(org, "org"), "project": check_path_value(project, "project"), "job_id": check_path_value(job_id, "job_id")},
             type=ReplayDeletionJob2,
         )

@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 import msgspec
 
-from .._protocol.params import check_slug
+from .._protocol.params import check_path_value
 from ..resources._base import IdOrSlug, Resource
 from . import _support
 from ._support import UNSET, APIModel, UnsetType
@@ -93,7 +93,7 @@ class ScimAPI(Resource):
         return await self._client.request(
             "GET",
             "/organizations/{org}/scim/v2/Groups",
-            path_params={"org": check_slug(org, "org")},
+            path_params={"org": check_path_value(org, "org")},
             params={"startIndex": start_index, "count": count, "filter": filter, "excludedAttributes": excluded_attributes},
             type=ScimV2Group,
         )
@@ -108,7 +108,7 @@ class ScimAPI(Resource):
         return await self._client.request(
             "POST",
             "/organizations/{org}/scim/v2/Groups",
-            path_params={"org": check_slug(org, "org")},
+            path_params={"org": check_path_value(org, "org")},
             json=_support.body({"displayName": display_name}),
             type=ScimV2Group2,
         )
@@ -122,7 +122,7 @@ class ScimAPI(Resource):
         return await self._client.request(
             "GET",
             "/organizations/{org}/scim/v2/Groups/{team}",
-            path_params={"org": check_slug(org, "org"), "team": check_slug(team, "team")},
+            path_params={"org": check_path_value(org, "org"), "team": check_path_value(team, "team")},
             type=ScimV2Group2,
         )
 
@@ -137,7 +137,7 @@ class ScimAPI(Resource):
         await self._client.request(
             "PATCH",
             "/organizations/{org}/scim/v2/Groups/{team}",
-            path_params={"org": check_slug(org, "org"), "team": check_slug(team, "team")},
+            path_params={"org": check_path_value(org, "org"), "team": check_path_value(team, "team")},
             json=_support.body({"Operations": operations}),
         )
 
@@ -150,7 +150,7 @@ class ScimAPI(Resource):
         await self._client.request(
             "DELETE",
             "/organizations/{org}/scim/v2/Groups/{team}",
-            path_params={"org": check_slug(org, "org"), "team": check_slug(team, "team")},
+            path_params={"org": check_path_value(org, "org"), "team": check_path_value(team, "team")},
         )
 
     async def list_users(
@@ -166,7 +166,7 @@ class ScimAPI(Resource):
         return await self._client.request(
             "GET",
             "/organizations/{org}/scim/v2/Users",
-            path_params={"org": check_slug(org, "org")},
+            path_params={"org": check_path_value(org, "org")},
             params={"startIndex": start_index, "count": count, "filter": filter, "excludedAttributes": excluded_attributes},
             type=ScimV2User,
         )
@@ -182,7 +182,7 @@ class ScimAPI(Resource):
         return await self._client.request(
             "POST",
             "/organizations/{org}/scim/v2/Users",
-            path_params={"org": check_slug(org, "org")},
+            path_params={"org": check_path_value(org, "org")},
             json=_support.body({"userName": user_name, "sentryOrgRole": sentry_org_role}),
             type=ScimV2User2,
         )
@@ -199,7 +199,7 @@ class ScimAPI(Resource):
         return await self._client.request(
             "GET",
             "/organizations/{org}/scim/v2/Users/{member_id}",
-            path_params={"org": check_slug(org, "org"), "member_id": check_slug(member_id, "member_id")},
+            path_params={"org": check_path_value(org, "org"), "member_id": check_path_value(member_id, "member_id")},
             type=ScimV2User2,
         )
 
@@ -217,7 +217,7 @@ class ScimAPI(Resource):
         await self._client.request(
             "PATCH",
             "/organizations/{org}/scim/v2/Users/{member_id}",
-            path_params={"org": check_slug(org, "org"), "member_id": check_slug(member_id, "member_id")},
+            path_params={"org": check_path_value(org, "org"), "member_id": check_path_value(member_id, "member_id")},
             json=_support.body({"Operations": operations}),
         )
 
@@ -233,5 +233,5 @@ class ScimAPI(Resource):
         await self._client.request(
             "DELETE",
             "/organizations/{org}/scim/v2/Users/{member_id}",
-            path_params={"org": check_slug(org, "org"), "member_id": check_slug(member_id, "member_id")},
+            path_params={"org": check_path_value(org, "org"), "member_id": check_path_value(member_id, "member_id")},
         )

@@ -6,7 +6,7 @@ from __future__ import annotations
 import builtins
 from typing import Any, Literal
 
-from .._protocol.params import check_slug
+from .._protocol.params import check_path_value
 from ..resources._base import IdOrSlug, Resource
 from . import _support
 from ._support import UNSET, APIModel, UnsetType
@@ -66,7 +66,7 @@ class SeerAPI(Resource):
         return await self._client.request(
             "GET",
             "/organizations/{org}/issues/{issue_id}/autofix/",
-            path_params={"org": check_slug(org, "org"), "issue_id": check_slug(issue_id, "issue_id")},
+            path_params={"org": check_path_value(org, "org"), "issue_id": check_path_value(issue_id, "issue_id")},
             params={"llmFormat": llm_format},
             type=IssueAutofixState,
         )
@@ -92,7 +92,7 @@ class SeerAPI(Resource):
         return await self._client.request(
             "POST",
             "/organizations/{org}/issues/{issue_id}/autofix/",
-            path_params={"org": check_slug(org, "org"), "issue_id": check_slug(issue_id, "issue_id")},
+            path_params={"org": check_path_value(org, "org"), "issue_id": check_path_value(issue_id, "issue_id")},
             json=_support.body({"step": step, "stopping_point": stopping_point, "run_id": run_id, "sentry_run_id": sentry_run_id, "integration_id": integration_id, "provider": provider, "user_context": user_context, "repo_name": repo_name, "insert_index": insert_index, "referrer": referrer, "enable_bash_tools": enable_bash_tools}),
             type=IssueAutofix,
         )

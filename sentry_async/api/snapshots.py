@@ -9,7 +9,7 @@ from typing import Literal
 
 import msgspec
 
-from .._protocol.params import check_slug
+from .._protocol.params import check_path_value
 from ..resources._base import IdOrSlug, Resource
 from . import _support
 from ._support import APIModel
@@ -181,7 +181,7 @@ class SnapshotsAPI(Resource):
         return await self._client.request(
             "GET",
             "/organizations/{org}/preprodartifacts/snapshots/{snapshot_id}/",
-            path_params={"org": check_slug(org, "org"), "snapshot_id": check_slug(snapshot_id, "snapshot_id")},
+            path_params={"org": check_path_value(org, "org"), "snapshot_id": check_path_value(snapshot_id, "snapshot_id")},
             params={"compact_metadata": compact_metadata},
             type=PreprodArtifactSnapshot,
         )
@@ -198,7 +198,7 @@ class SnapshotsAPI(Resource):
         await self._client.request(
             "DELETE",
             "/organizations/{org}/preprodartifacts/snapshots/{snapshot_id}/",
-            path_params={"org": check_slug(org, "org"), "snapshot_id": check_slug(snapshot_id, "snapshot_id")},
+            path_params={"org": check_path_value(org, "org"), "snapshot_id": check_path_value(snapshot_id, "snapshot_id")},
         )
 
     async def get_image(
@@ -214,7 +214,7 @@ class SnapshotsAPI(Resource):
         return await self._client.request(
             "GET",
             "/organizations/{org}/preprodartifacts/snapshots/{snapshot_id}/images/{image_identifier}/",
-            path_params={"org": check_slug(org, "org"), "snapshot_id": check_slug(snapshot_id, "snapshot_id"), "image_identifier": check_slug(image_identifier, "image_identifier")},
+            path_params={"org": check_path_value(org, "org"), "snapshot_id": check_path_value(snapshot_id, "snapshot_id"), "image_identifier": check_path_value(image_identifier, "image_identifier")},
             type=PreprodArtifactSnapshotImage,
         )
 
@@ -234,7 +234,7 @@ class SnapshotsAPI(Resource):
         return await self._client.request(
             "GET",
             "/organizations/{org}/preprodartifacts/snapshots/latest-base/",
-            path_params={"org": check_slug(org, "org")},
+            path_params={"org": check_path_value(org, "org")},
             params={"app_id": app_id, "branch": branch, "project": await _support.project_ids(self._client, org, project), "compact_metadata": compact_metadata},
             type=PreprodArtifactSnapshotLatestBase,
         )
@@ -251,7 +251,7 @@ class SnapshotsAPI(Resource):
         return await self._client.request(
             "GET",
             "/projects/{org}/{project}/preprod/snapshots/status-check-rules/",
-            path_params={"org": check_slug(org, "org"), "project": check_slug(project, "project")},
+            path_params={"org": check_path_value(org, "org"), "project": check_path_value(project, "project")},
             type=PreprodSnapshotStatusCheckRule,
         )
 
@@ -271,7 +271,7 @@ class SnapshotsAPI(Resource):
         await self._client.request(
             "POST",
             "/projects/{org}/{project}/preprod/snapshots/status-checks/skip/",
-            path_params={"org": check_slug(org, "org"), "project": check_slug(project, "project")},
+            path_params={"org": check_path_value(org, "org"), "project": check_path_value(project, "project")},
             json=_support.body({"sha": sha, "repository": repository, "provider": provider}),
         )
 
@@ -284,6 +284,6 @@ class SnapshotsAPI(Resource):
         return await self._client.request(
             "POST",
             "/projects/{org}/{project}/preprodartifacts/snapshots/",
-            path_params={"org": check_slug(org, "org"), "project": check_slug(project, "project")},
+            path_params={"org": check_path_value(org, "org"), "project": check_path_value(project, "project")},
             type=PreprodArtifactSnapshot2,
         )

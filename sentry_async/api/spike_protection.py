@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 import msgspec
 
-from .._protocol.params import check_slug
+from .._protocol.params import check_path_value
 from ..resources._base import IdOrSlug, Resource
 from . import _support
 from ._support import UNSET, APIModel, UnsetType
@@ -49,7 +49,7 @@ class SpikeProtectionAPI(Resource):
         return await self._client.request(
             "GET",
             "/organizations/{org}/notifications/actions/",
-            path_params={"org": check_slug(org, "org")},
+            path_params={"org": check_path_value(org, "org")},
             params={"project": await _support.project_ids(self._client, org, project), "project_id_or_slug": project_id_or_slug, "triggerType": trigger_type},
             type=NotificationsAction,
         )
@@ -72,7 +72,7 @@ class SpikeProtectionAPI(Resource):
         return await self._client.request(
             "POST",
             "/organizations/{org}/notifications/actions/",
-            path_params={"org": check_slug(org, "org")},
+            path_params={"org": check_path_value(org, "org")},
             json=_support.body({"trigger_type": trigger_type, "service_type": service_type, "integration_id": integration_id, "target_identifier": target_identifier, "target_display": target_display, "projects": projects}),
             type=NotificationsAction,
         )
@@ -89,7 +89,7 @@ class SpikeProtectionAPI(Resource):
         return await self._client.request(
             "GET",
             "/organizations/{org}/notifications/actions/{action_id}/",
-            path_params={"org": check_slug(org, "org"), "action_id": check_slug(action_id, "action_id")},
+            path_params={"org": check_path_value(org, "org"), "action_id": check_path_value(action_id, "action_id")},
             type=NotificationsAction,
         )
 
@@ -112,7 +112,7 @@ class SpikeProtectionAPI(Resource):
         return await self._client.request(
             "PUT",
             "/organizations/{org}/notifications/actions/{action_id}/",
-            path_params={"org": check_slug(org, "org"), "action_id": check_slug(action_id, "action_id")},
+            path_params={"org": check_path_value(org, "org"), "action_id": check_path_value(action_id, "action_id")},
             json=_support.body({"trigger_type": trigger_type, "service_type": service_type, "integration_id": integration_id, "target_identifier": target_identifier, "target_display": target_display, "projects": projects}),
             type=NotificationsAction,
         )
@@ -129,5 +129,5 @@ class SpikeProtectionAPI(Resource):
         await self._client.request(
             "DELETE",
             "/organizations/{org}/notifications/actions/{action_id}/",
-            path_params={"org": check_slug(org, "org"), "action_id": check_slug(action_id, "action_id")},
+            path_params={"org": check_path_value(org, "org"), "action_id": check_path_value(action_id, "action_id")},
         )

@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 import msgspec
 
-from .._protocol.params import check_slug
+from .._protocol.params import check_path_value
 from ..pagination import Paginator
 from ..resources._base import IdOrSlug, Resource
 from . import _support
@@ -88,7 +88,7 @@ class TeamsAPI(Resource):
         return await self._client.request(
             "POST",
             "/organizations/{org}/members/{member_id}/teams/{team}/",
-            path_params={"org": check_slug(org, "org"), "member_id": check_slug(member_id, "member_id"), "team": check_slug(team, "team")},
+            path_params={"org": check_path_value(org, "org"), "member_id": check_path_value(member_id, "member_id"), "team": check_path_value(team, "team")},
             type=Team,
         )
 
@@ -107,7 +107,7 @@ class TeamsAPI(Resource):
         return await self._client.request(
             "PUT",
             "/organizations/{org}/members/{member_id}/teams/{team}/",
-            path_params={"org": check_slug(org, "org"), "member_id": check_slug(member_id, "member_id"), "team": check_slug(team, "team")},
+            path_params={"org": check_path_value(org, "org"), "member_id": check_path_value(member_id, "member_id"), "team": check_path_value(team, "team")},
             json=_support.body({"teamRole": team_role}),
             type=MemberTeam,
         )
@@ -125,7 +125,7 @@ class TeamsAPI(Resource):
         return await self._client.request(
             "DELETE",
             "/organizations/{org}/members/{member_id}/teams/{team}/",
-            path_params={"org": check_slug(org, "org"), "member_id": check_slug(member_id, "member_id"), "team": check_slug(team, "team")},
+            path_params={"org": check_path_value(org, "org"), "member_id": check_path_value(member_id, "member_id"), "team": check_path_value(team, "team")},
             type=Team,
         )
 
@@ -144,7 +144,7 @@ class TeamsAPI(Resource):
         return _support.paginate(
             self._client,
             "/organizations/{org}/teams/",
-            path_params={"org": check_slug(org, "org")},
+            path_params={"org": check_path_value(org, "org")},
             params={"detailed": detailed, "query": query},
             type=Team2,
             page=(page_size, cursor, skip, limit),
@@ -161,7 +161,7 @@ class TeamsAPI(Resource):
         return await self._client.request(
             "POST",
             "/organizations/{org}/teams/",
-            path_params={"org": check_slug(org, "org")},
+            path_params={"org": check_path_value(org, "org")},
             json=_support.body({"slug": slug, "name": name}),
             type=Team2,
         )
@@ -174,7 +174,7 @@ class TeamsAPI(Resource):
         return await self._client.request(
             "GET",
             "/organizations/{org}/user-teams/",
-            path_params={"org": check_slug(org, "org")},
+            path_params={"org": check_path_value(org, "org")},
             type=builtins.list[Team2],
         )
 
@@ -192,7 +192,7 @@ class TeamsAPI(Resource):
         return _support.paginate(
             self._client,
             "/projects/{org}/{project}/teams/",
-            path_params={"org": check_slug(org, "org"), "project": check_slug(project, "project")},
+            path_params={"org": check_path_value(org, "org"), "project": check_path_value(project, "project")},
             params={},
             type=Team,
             page=(page_size, cursor, skip, limit),
@@ -210,7 +210,7 @@ class TeamsAPI(Resource):
         return await self._client.request(
             "GET",
             "/teams/{org}/{team}/",
-            path_params={"org": check_slug(org, "org"), "team": check_slug(team, "team")},
+            path_params={"org": check_path_value(org, "org"), "team": check_path_value(team, "team")},
             params={"expand": expand, "collapse": collapse},
             type=Team2,
         )
@@ -227,7 +227,7 @@ class TeamsAPI(Resource):
         return await self._client.request(
             "PUT",
             "/teams/{org}/{team}/",
-            path_params={"org": check_slug(org, "org"), "team": check_slug(team, "team")},
+            path_params={"org": check_path_value(org, "org"), "team": check_path_value(team, "team")},
             json=_support.body({"slug": slug, "name": name}),
             type=Team2,
         )
@@ -241,7 +241,7 @@ class TeamsAPI(Resource):
         await self._client.request(
             "DELETE",
             "/teams/{org}/{team}/",
-            path_params={"org": check_slug(org, "org"), "team": check_slug(team, "team")},
+            path_params={"org": check_path_value(org, "org"), "team": check_path_value(team, "team")},
         )
 
     def list_members(
@@ -258,7 +258,7 @@ class TeamsAPI(Resource):
         return _support.paginate(
             self._client,
             "/teams/{org}/{team}/members/",
-            path_params={"org": check_slug(org, "org"), "team": check_slug(team, "team")},
+            path_params={"org": check_path_value(org, "org"), "team": check_path_value(team, "team")},
             params={},
             type=TeamMember,
             page=(page_size, cursor, skip, limit),
@@ -278,7 +278,7 @@ class TeamsAPI(Resource):
         return _support.paginate(
             self._client,
             "/teams/{org}/{team}/projects/",
-            path_params={"org": check_slug(org, "org"), "team": check_slug(team, "team")},
+            path_params={"org": check_path_value(org, "org"), "team": check_path_value(team, "team")},
             params={},
             type=TeamProject2,
             page=(page_size, cursor, skip, limit),
