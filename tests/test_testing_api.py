@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import inspect
 import json
+import socket
 import urllib.error
 import urllib.request
 from datetime import datetime
 from pathlib import Path
 
+import anyio
 import pytest
 
 import sentry_async.testing as testing
-from sentry_async.testing import FakeSentry, FakeSentryFactory, pytest_plugin
+from sentry_async import RequestTimeout, RetryPolicy, Timeouts
+from sentry_async.testing import FakeSentry, FakeSentryFactory, Fault, pytest_plugin
 from sentry_async.testing.pytest_plugin import FIXED_NOW
 
 PUBLIC = [
@@ -109,6 +112,46 @@ def test_closing_the_factory_stops_its_servers() -> None:
     for url in urls:
         with pytest.raises(urllib.error.URLError):
             urllib.request.urlopen(f"{url}/api/0/organizations/", timeout=5)
+
+
+async def test_closing_the_factory_cancels_a_request_still_in_a_handler() -> None:
+    """A slow fault the client gave up on must not hold the factory's teardown."""
+    factory = FakeSentryFactory()
+    servers = [factory.start(), factory.start()]
+    servers[1].faults.add(Fault("slow", delay=45, times=1))
+    async with servers[1].client(
+        timeout=Timeouts(read=0.2, total=0.5), retry=RetryPolicy(attempts=1)
+    ) as sentry:
+        with pytest.raises(RequestTimeout):
+            await sentry.organizations.get("org-0")
+    with anyio.fail_after(20):  # a safety limit: the old teardown took 30 s, then raised
+        await anyio.to_thread.run_sync(factory.close, abandon_on_cancel=True)
+    assert not any(_accepts(server) for server in servers)
+
+
+def test_one_server_failing_to_close_does_not_keep_the_others_running(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    factory = FakeSentryFactory()
+    first, broken, last = factory.start(), factory.start(), factory.start()
+    stop_broken = broken.close_in_thread
+
+    def fail() -> None:
+        stop_broken()
+        raise RuntimeError("cannot stop")
+
+    monkeypatch.setattr(broken, "close_in_thread", fail)
+    with pytest.raises(RuntimeError, match="cannot stop"):
+        factory.close()
+    assert not _accepts(first) and not _accepts(last)
+    assert factory.servers == []
+
+
+def _accepts(server: FakeSentry) -> bool:
+    """Whether the server's port still takes connections (a refusal is not an HTTP error)."""
+    with socket.socket() as sock:
+        sock.settimeout(5)
+        return sock.connect_ex((server.host, server.port)) == 0
 
 
 def test_the_suite_runs_async_tests_on_asyncio_only(request: pytest.FixtureRequest) -> None:

@@ -8,6 +8,7 @@ depend on which plugin runs the test or on the scope of that plugin's loop.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import threading
 from collections.abc import Coroutine
 from typing import Any, TypeVar
@@ -42,7 +43,15 @@ class BackgroundLoop:
         if self.running_here():
             coro.close()
             raise RuntimeError("BackgroundLoop.run() called from its own loop")
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+        future = asyncio.run_coroutine_threadsafe(coro, self.loop)
+        try:
+            return future.result(timeout)
+        except concurrent.futures.TimeoutError:
+            # Left running, the coroutine would go on holding what it was stopping.
+            future.cancel()
+            raise TimeoutError(
+                f"the fake server's event loop did not finish within {timeout:g} s"
+            ) from None
 
     def running_here(self) -> bool:
         return threading.current_thread() is self._thread

@@ -155,7 +155,14 @@ class FakeSentryFactory:
         return server
 
     def close(self) -> None:
-        """Stop every server this factory started."""
+        """Stop every server this factory started; one that fails does not keep the others
+        running (the first failure is raised once all were tried)."""
         servers, self.servers = self.servers, []
+        failure: Exception | None = None
         for server in reversed(servers):
-            server.close_in_thread()
+            try:
+                server.close_in_thread()
+            except Exception as exc:
+                failure = failure or exc
+        if failure is not None:
+            raise failure

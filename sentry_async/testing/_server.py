@@ -24,6 +24,9 @@ if TYPE_CHECKING:
 __all__ = ["FakeSentry"]
 
 _MAX_REQUEST_LINE = 64 * 1024
+_SHUTDOWN_TIMEOUT = 0.5
+"""How long closing waits for a handler still running (a ``slow`` fault the client gave up
+on) before cancelling it: a test's teardown must not wait out a scripted delay."""
 
 
 class FakeSentry:
@@ -144,6 +147,7 @@ class FakeSentry:
             # Request lines over 8 KB get nginx's 414 from the app itself, as in front of
             # Sentry; aiohttp's own limit (8190 bytes, a 400) must not answer first.
             max_line_size=_MAX_REQUEST_LINE,
+            shutdown_timeout=_SHUTDOWN_TIMEOUT,
         )
         await runner.setup()
         site = web.TCPSite(runner, self.host, self.port, reuse_address=True, ssl_context=self._ssl)
