@@ -117,14 +117,23 @@ def _whole(response: Response) -> Response:
 
 
 class _Failure(Exception):
-    """One attempt's failure: ``kind`` for :func:`decide`, ``error`` to raise if final."""
+    """One attempt's failure: ``kind`` for :func:`decide`, ``error`` to raise if final.
+
+    ``answered``: the attempt got a response whose body then failed to decode; its
+    ``on_response`` hook was already called, and one attempt reports one response."""
 
     def __init__(
-        self, kind: FailureKind, error: SentryError, response: Response | None = None
+        self,
+        kind: FailureKind,
+        error: SentryError,
+        response: Response | None = None,
+        *,
+        answered: bool = False,
     ) -> None:
         self.kind = kind
         self.error = error
         self.response = response
+        self.answered = answered
 
 
 class Exchange:

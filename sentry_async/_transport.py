@@ -286,7 +286,7 @@ class Transport(Exchange):
             if not isinstance(failure, _Failure):
                 return failure
             response = failure.response
-            if call is not None and response is None:
+            if call is not None and response is None and not failure.answered:
                 call.failed(failure.kind)
             now = time.time() if response is None else self._server_now(response)
             decision = decide(
@@ -368,7 +368,7 @@ class Transport(Exchange):
         try:
             return decode(response)
         except MalformedBody as malformed:
-            return _Failure("payload", malformed.error)
+            return _Failure("payload", malformed.error, answered=True)
 
     def _server_now(self, response: Response) -> float:
         return server_clock(response.headers.get("Date"), time.time())

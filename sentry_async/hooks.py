@@ -43,7 +43,8 @@ class HookEvent(msgspec.Struct, frozen=True):
     reason: str | None = None
     """Why: a failure kind (``timeout``, ``connection``, ``payload``) for ``on_response`` and
     ``on_retry``; ``server`` or ``limiter`` for ``on_rate_limit_wait``; the exception's
-    class name for a failed ``on_done``."""
+    class name for a failed ``on_done``. A body that arrives whole but does not decode is
+    reported once: ``on_response`` with its status, then ``on_retry`` with ``payload``."""
 
 
 class Hooks:

@@ -175,6 +175,22 @@ async def test_hooks_see_each_attempt_retry_and_the_outcome(server: FakeSentry) 
     assert (done.attempt, done.status, done.reason) == (2, 200, None)
 
 
+async def test_a_malformed_body_is_one_response_then_a_payload_retry(server: FakeSentry) -> None:
+    server.faults.add(Fault("truncated_json", times=1))
+    recorder = Recorder()
+    async with SentryClient(TOKEN, base_url=server.url, retry=FAST, hooks=recorder) as client:
+        await _orgs(client)
+    assert recorder.names() == [
+        "start", "request", "response", "retry", "request", "response", "done",
+    ]  # fmt: skip
+    assert [(e.attempt, e.status, e.reason) for e in recorder.of("response")] == [
+        (1, 200, None),
+        (2, 200, None),
+    ]
+    (retry,) = recorder.of("retry")
+    assert (retry.attempt, retry.status, retry.reason) == (1, 200, "payload")
+
+
 async def test_hooks_see_a_429_wait_and_the_limiter_holding_requests_back(
     server: FakeSentry,
 ) -> None:
