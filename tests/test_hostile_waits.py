@@ -23,7 +23,7 @@ pytestmark = pytest.mark.anyio
 
 YEAR = 365 * 24 * 3600.0
 PATH = "/organizations/acme/"
-GROUP = "GET /organizations/acme/"
+GROUP = "GET /organizations/{org}/"  # the route template, never the slug
 
 Respond = Callable[[web.Request, int], web.Response]
 

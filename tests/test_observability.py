@@ -216,6 +216,22 @@ async def test_hooks_see_a_429_wait_and_the_limiter_holding_requests_back(
     assert len({e.id for e in paced.of("done")}) == 3
 
 
+async def test_a_group_is_the_route_template_never_a_slug_or_query_value(
+    server: FakeSentry,
+) -> None:
+    recorder = Recorder()
+    issue = server.data.issue_ids("org-0")[0]
+    async with SentryClient(TOKEN, base_url=server.url, hooks=recorder) as client:
+        await client.request("GET", "/organizations/org-0/issues/?query=secret-customer")
+        await client.request("GET", f"/organizations/org-0/issues/{issue}/")
+        await client.request("GET", "/projects/org-0/project-0-0/")
+    assert [event.group for event in recorder.of("done")] == [
+        "GET /organizations/{org}/issues/",
+        "GET /organizations/{org}/issues/{issue_id}/",
+        "GET /projects/{org}/{project}/",
+    ]
+
+
 async def test_hooks_see_final_errors_and_cancellation(server: FakeSentry) -> None:
     recorder = Recorder()
     async with SentryClient(TOKEN, base_url=server.url, hooks=recorder) as client:

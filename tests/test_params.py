@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
+import re
 from datetime import datetime, timedelta, timezone
+from importlib import resources
 
 import pytest
 from yarl import URL
 
+import sentry_async.api
 from sentry_async._protocol.hosts import endpoint_group, is_loopback, origin, resolve_redirect
 from sentry_async._protocol.params import (
     check_page_size,
@@ -118,14 +122,46 @@ def test_hosts() -> None:
     assert not ok
 
 
-def test_endpoint_groups_fold_ids() -> None:
+def test_endpoint_groups_are_route_templates() -> None:
+    """A concrete path is grouped under its route's template: no slug, id or query value."""
     assert (
         endpoint_group("get", "/organizations/acme/issues/123/events/")
-        == "GET /organizations/acme/issues/{id}/events/"
+        == "GET /organizations/{org}/issues/{issue_id}/events/"
     )
     assert (
         endpoint_group("GET", "/organizations/{org}/issues/") == "GET /organizations/{org}/issues/"
     )
-    assert endpoint_group("GET", "/projects/a/b/events/" + "ab" * 16 + "/").endswith(
-        "/events/{id}/"
+    assert endpoint_group("GET", "/projects/a/b/events/" + "ab" * 16 + "/") == (
+        "GET /projects/{org}/{project}/events/{event_id}/"
     )
+    assert endpoint_group("GET", "/organizations/org-0/issues/?query=secret#x") == (
+        "GET /organizations/{org}/issues/"
+    )
+    assert endpoint_group("GET", "/organizations/org-0/shortids/P00-1/") == (
+        "GET /organizations/{org}/shortids/{short_id}/"
+    )
+    assert endpoint_group("GET", "/organizations/org-0/issues/{issue_id}/") == (
+        "GET /organizations/{org}/issues/{issue_id}/"
+    )
+    assert endpoint_group("GET", "/users/me/regions/") == "GET /users/me/regions/"
+    # A route the client does not know keeps its known words only.
+    assert endpoint_group("POST", "/organizations/acme/secret-thing/") == (
+        "POST /organizations/{id}/{id}/"
+    )
+
+
+def test_every_known_route_is_its_own_group() -> None:
+    """The limiter's buckets for the hand-written and generated endpoints are unchanged."""
+    rows = json.loads(
+        resources.files(sentry_async.api).joinpath("_operations.json").read_text("utf-8")
+    )
+    assert rows
+    for row in rows:
+        group = f"{row['http']} {row['path']}"
+        assert endpoint_group(row["http"], row["path"]) == group
+        concrete = re.sub(r"\{[^}]*\}", "x-1", row["path"])
+        # the same route (two templates may name one placeholder differently)
+        shape = re.sub(r"\{[^}]*\}", "{}", group)
+        assert re.sub(r"\{[^}]*\}", "{}", endpoint_group(row["http"], concrete)) == shape
+
+

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import ipaddress
-import re
 from collections.abc import Iterable
+from importlib import resources
 
+import msgspec
 from yarl import URL
 
 __all__ = [
@@ -24,9 +26,6 @@ DEFAULT_BASE_URL = "https://sentry.io"
 """Where the client goes when neither ``base_url`` nor ``$SENTRY_URL`` says otherwise."""
 
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
-
-_ID_SEGMENT = re.compile(r"^(?:\d+|[0-9a-fA-F]{32}|[0-9a-fA-F-]{36})$")
-
 
 def origin(url: URL) -> tuple[str, str, int | None]:
     """``(scheme, host, port)``, with default ports filled in: what "same origin" compares."""
@@ -130,11 +129,88 @@ def redirect_method(status: int, method: str) -> tuple[str, bool]:
 
 
 def endpoint_group(method: str, path: str) -> str:
-    """A rate-limit key: Sentry limits per endpoint and method, not per resource id.
+    """A rate-limit key and the hooks' ``group``: the method and the route's template.
 
-    Path templates (``/organizations/{org}/issues/{issue_id}/``) are used as they are;
-    concrete paths have their numeric and hex-id segments folded so that every issue's
-    events share one bucket, as they do on the server.
+    Sentry limits per endpoint and method, not per resource. A template
+    (``/organizations/{org}/issues/``) is its own group; a concrete path
+    (``/organizations/acme/issues/?query=...``) is matched to the template of the client's
+    known routes (hand-written and generated), so a slug, an id or a query value never
+    names a group. An unknown route keeps only the words known routes use, the rest
+    becoming ``{id}``.
     """
-    segments = ["{id}" if _ID_SEGMENT.match(segment) else segment for segment in path.split("/")]
-    return f"{method.upper()} {'/'.join(segments)}"
+    return f"{method.upper()} {_route(path.partition('?')[0].partition('#')[0])}"
+
+
+_EXTRA_ROUTES = (
+    "/organizations/{org}/events-stats/",
+    "/organizations/{org}/shortids/{short_id}/",
+    "/users/me/regions/",
+)
+"""The hand-written resources' routes missing from the generated API's list."""
+
+
+class _Route(msgspec.Struct):
+    path: str
+
+
+class _Node:
+    """One path segment of the route tree: literal children, one placeholder child."""
+
+    __slots__ = ("literals", "placeholder", "template")
+
+    def __init__(self) -> None:
+        self.literals: dict[str, _Node] = {}
+        self.placeholder: _Node | None = None
+        self.template: str | None = None
+
+
+def _is_placeholder(segment: str) -> bool:
+    return segment.startswith("{") and segment.endswith("}")
+
+
+@functools.cache
+def _routes() -> tuple[frozenset[str], _Node, frozenset[str]]:
+    """The known templates, their tree and their words: read once, on first use."""
+    listed = resources.files("sentry_async.api").joinpath("_operations.json").read_bytes()
+    templates = [*_EXTRA_ROUTES, *(r.path for r in msgspec.json.decode(listed, type=list[_Route]))]
+    root = _Node()
+    for template in templates:
+        node = root
+        for segment in template.split("/"):
+            if _is_placeholder(segment):
+                node.placeholder = node.placeholder or _Node()
+                node = node.placeholder
+            else:
+                node = node.literals.setdefault(segment, _Node())
+        node.template = node.template or template
+    words = frozenset(s for t in templates for s in t.split("/") if not _is_placeholder(s))
+    return frozenset(templates), root, words
+
+
+def _match(node: _Node, segments: list[str], at: int) -> str | None:
+    """The template ``segments`` fit, a route's own words before a placeholder."""
+    if at == len(segments):
+        return node.template
+    segment = segments[at]
+    child = None if _is_placeholder(segment) else node.literals.get(segment)
+    if child is not None:
+        found = _match(child, segments, at + 1)
+        if found is not None:
+            return found
+    if node.placeholder is not None and segment:
+        return _match(node.placeholder, segments, at + 1)
+    return None
+
+
+@functools.lru_cache(maxsize=1024)
+def _route(path: str) -> str:
+    templates, root, words = _routes()
+    if path in templates:
+        return path
+    segments = path.split("/")
+    found = _match(root, segments, 0)
+    if found is not None:
+        return found
+    return "/".join(
+        s if not s or s in words or _is_placeholder(s) else "{id}" for s in segments
+    )
