@@ -190,6 +190,7 @@ class SentryClient(GeneratedGroups, Routing, Downloads):
         self._ssl = tls(ssl)
         self._session = session
         self._owns_session = session is None
+        self._view: aiohttp.ClientSession | None = None
         self._transport: Transport | None = None
         self._region_roots: dict[str, URL] = {}
         # Project slugs resolved to ids per organization, and renamed projects (old -> new).
@@ -232,6 +233,8 @@ class SentryClient(GeneratedGroups, Routing, Downloads):
     async def close(self) -> None:
         """Close the session if this client created it; idempotent."""
         self._closed = True
+        if self._view is not None:
+            await self._view.close()  # not the pool it shares with your session
         if self._session is not None and self._owns_session and not self._session.closed:
             await self._session.close()
 
@@ -257,8 +260,11 @@ class SentryClient(GeneratedGroups, Routing, Downloads):
                     trace_configs=self._trace_configs or None,
                     auto_decompress=False,  # the transport inflates, under max_body_size
                 )
+            session = self._session
+            if not self._owns_session and session.trust_env:
+                session = self._view = _without_environment(session)
             self._transport = Transport(
-                self._session,
+                session,
                 token=self._token,
                 limiter=self.limiter,
                 retry=self.retry,
@@ -499,3 +505,25 @@ class SentryClient(GeneratedGroups, Routing, Downloads):
             prefetch=prefetch,
             item_id=item_id,
         )
+
+
+def _without_environment(session: aiohttp.ClientSession) -> aiohttp.ClientSession:
+    """A view of a ``trust_env`` session that reads neither the proxy variables nor
+    ``~/.netrc``: the client routes by its own ``proxy=`` (aiohttp would take the
+    environment's proxy for a request the client sends direct) and sends its own
+    credentials. It shares the session's connection pool, cookies, headers and timeouts."""
+    return aiohttp.ClientSession(
+        connector=session.connector,
+        connector_owner=False,
+        cookie_jar=session.cookie_jar,
+        headers=session.headers,
+        skip_auto_headers=session.skip_auto_headers,
+        auth=session.auth,
+        json_serialize=session.json_serialize,
+        version=aiohttp.HttpVersion(*session.version),
+        timeout=session.timeout,
+        auto_decompress=session.auto_decompress,
+        requote_redirect_url=session.requote_redirect_url,
+        trace_configs=session.trace_configs or None,
+        trust_env=False,
+    )

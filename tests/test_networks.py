@@ -23,6 +23,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import anyio
 import pytest
 import trustme
@@ -380,6 +381,30 @@ async def test_netrc_is_never_read(
     assert len(proxy.heads) == 1  # the proxy variable was honoured...
     assert "authorization" not in proxy.heads[0].lower()  # ...and .netrc was not
     assert server.requests[0].headers.get("authorization") is None
+
+
+async def test_a_trust_env_session_of_yours_follows_the_clients_proxy_choice(
+    server: FakeSentry, clean_env: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """aiohttp would route a ``trust_env`` session by the environment whenever the client
+    says "direct", and add ~/.netrc's credentials; the client's choice holds instead."""
+    netrc = tmp_path / "netrc"
+    netrc.write_text(f"machine 127.0.0.1 login {PROXY_USER} password {PROXY_PASSWORD}\n")
+    netrc.chmod(0o600)
+    clean_env.setenv("NETRC", str(netrc))
+    async with RecordingProxy() as proxy, aiohttp.ClientSession(trust_env=True) as session:
+        clean_env.setenv("HTTP_PROXY", proxy.url)
+        async with SentryClient(
+            TOKEN, base_url=server.url, proxy=None, session=session, retry=ONE_TRY
+        ) as client:
+            await _first_org(client)
+        assert proxy.heads == []  # direct, whatever the environment says
+        async with SentryClient(TOKEN, base_url=server.url, session=session) as client:
+            await _first_org(client)
+        assert len(proxy.heads) == 1  # the environment, read by the client's rules
+        assert "basic" not in proxy.heads[0].lower()  # nothing from .netrc
+        assert not session.closed
+    assert [r.headers["authorization"] for r in server.requests] == ["Bearer [Filtered]"] * 2
 
 
 # ---------------------------------------------------------------- https through CONNECT
