@@ -136,3 +136,22 @@ def test_builder_refuses_bad_input_by_name(fake_sentry: FakeSentry) -> None:
     with pytest.raises(ValueError, match="event_id"):
         issue.add_event(event_id="not-hex")
     assert issue.add_event(timestamp=datetime(2026, 1, 1, tzinfo=timezone.utc))
+
+
+async def test_built_issues_are_in_the_default_issue_list_unless_made_low(
+    fake_sentry_factory: FakeSentryFactory,
+) -> None:
+    server = await fake_sentry_factory(orgs=0)
+    project = server.builder.add_organization("acme").add_project("backend")
+    shown = [project.add_issue(f"Error{n}: boom") for n in range(4)]
+    low = project.add_issue("Warning: minor", priority="low")
+    medium = project.add_issue("Error: medium", priority="medium")
+    with pytest.raises(ValueError, match="priority must be one of"):
+        project.add_issue("Boom", priority="urgent")
+    async with server.client() as sentry:
+        with anyio.fail_after(10):
+            default = {i.id for i in await sentry.issues.list("acme").collect()}
+            everything = await sentry.issues.list("acme", query="").collect()
+    assert default == {i.id for i in shown} | {medium.id}
+    assert {i.id: i.priority for i in everything}[low.id] == "low"
+

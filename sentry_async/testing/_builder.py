@@ -26,6 +26,7 @@ __all__ = [
 
 LEVELS = ("fatal", "error", "warning", "info", "debug", "sample")
 STATUSES = ("unresolved", "resolved", "ignored")
+PRIORITIES = ("high", "medium", "low")
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 _EXC_TYPE = re.compile(r"^([A-Za-z_][\w.]*)\s*:")
 _SUMMARY_USER_KEYS = ("id", "email", "username", "ip_address", "name")
@@ -228,13 +229,16 @@ class ProjectBuilder:
         *,
         level: str = "error",
         status: str = "unresolved",
+        priority: str = "high",
         events: int = 1,
         payload: Mapping[str, Any] | None = None,
     ) -> IssueBuilder:
         """An issue with ``events`` default events a minute apart, the newest a minute ago.
 
-        ``payload`` is merged into the issue's JSON (``culprit``, ``metadata``,
-        ``assignedTo``, ...). Add events with chosen details with ``add_event()``.
+        ``priority`` is chosen, never derived: a ``"low"`` issue is left out of the default
+        issue list (no ``query`` sent), as on Sentry. ``payload`` is merged into the
+        issue's JSON (``culprit``, ``metadata``, ``assignedTo``, ...). Add events with
+        chosen details with ``add_event()``.
         """
         if not title:
             raise ValueError("title must not be empty")
@@ -242,6 +246,8 @@ class ProjectBuilder:
             raise ValueError(f"level must be one of {list(LEVELS)}, got {level!r}")
         if status not in STATUSES:
             raise ValueError(f"status must be one of {list(STATUSES)}, got {status!r}")
+        if priority not in PRIORITIES:
+            raise ValueError(f"priority must be one of {list(PRIORITIES)}, got {priority!r}")
         if events < 0:
             raise ValueError(f"events must be >= 0, got {events}")
         data = self._builder.data
@@ -260,6 +266,7 @@ class ProjectBuilder:
             status=status,
             substatus=None if status == "resolved" else "ongoing",
         )
+        record.extra["priority"] = priority
         if payload:
             record.extra.update(payload)
         self.record.issues.append(record)
