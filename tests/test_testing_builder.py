@@ -155,3 +155,17 @@ async def test_built_issues_are_in_the_default_issue_list_unless_made_low(
     assert default == {i.id for i in shown} | {medium.id}
     assert {i.id: i.priority for i in everything}[low.id] == "low"
 
+
+async def test_an_added_event_updates_its_neighbours_links(fake_sentry: FakeSentry) -> None:
+    issue = fake_sentry.builder.organization("org-0").add_project("web").add_issue("E: x")
+    (first,) = issue.event_ids
+    async with fake_sentry.client() as sentry:
+        with anyio.fail_after(10):
+            before = await sentry.events.for_issue_event("org-0", issue.id, first)
+            newer = issue.add_event(timestamp=fake_sentry.now - timedelta(seconds=1))
+            after = await sentry.events.for_issue_event("org-0", issue.id, first)
+            latest = await sentry.events.latest("org-0", issue.id)
+    assert before.next_event_id is None
+    assert after.next_event_id == newer == latest.event_id
+    assert latest.previous_event_id == first
+

@@ -420,7 +420,13 @@ class Dataset:
         return cached
 
     def invalidate_issue(self, issue: IssueRecord) -> None:
+        """Forget what was encoded from the issue: its body, and its events' next/previous
+        links, which an added event moves."""
         self._issue_cache.pop(issue.id, None)
+        for event in issue.events:
+            dropped = self._event_cache.pop((event.event_id, True), None)
+            if dropped is not None:
+                self._event_cache_bytes -= len(dropped)
         self.generation += 1
 
     def summary_bytes(self, event: EventRecord) -> bytes:
