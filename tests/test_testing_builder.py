@@ -169,3 +169,21 @@ async def test_an_added_event_updates_its_neighbours_links(fake_sentry: FakeSent
     assert after.next_event_id == newer == latest.event_id
     assert latest.previous_event_id == first
 
+
+async def test_built_tags_and_users_are_served_by_every_endpoint(
+    fake_sentry: FakeSentry,
+) -> None:
+    issue = fake_sentry.builder.organization("org-0").add_project("web").add_issue(
+        "MemoryError: oom", events=0
+    )
+    issue.add_event(tags={"browser": "Firefox"}, user={"id": "42", "email": "ada@example.com"})
+    async with fake_sentry.client() as sentry:
+        with anyio.fail_after(10):
+            tag = await sentry.issues.tag("org-0", issue.id, "browser")
+            users = await sentry.issues.tag_values("org-0", issue.id, "user").collect()
+            rows = await sentry.discover.query(
+                "org-0", fields=["id", "user.email"], query=f"issue.id:{issue.id}"
+            ).collect()
+    assert [(v.value, v.count) for v in tag.top_values] == [("Firefox", 1)]
+    assert [v.value for v in users] == ["id:42"]
+    assert [row["user.email"] for row in rows] == ["ada@example.com"]

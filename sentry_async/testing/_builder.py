@@ -46,12 +46,23 @@ class BuildableDataset(Dataset):
         self.event_extras: dict[str, _EventExtras] = {}
         super().__init__(*args, **kwargs)
 
+    def event_user(self, event: EventRecord) -> dict[str, Any]:
+        extras = self.event_extras.get(event.event_id)
+        if extras is None or extras.user is None:
+            return super().event_user(event)
+        return {key: extras.user.get(key) for key in _SUMMARY_USER_KEYS}
+
+    def event_tags(self, event: EventRecord) -> dict[str, str]:
+        tags = super().event_tags(event)
+        extras = self.event_extras.get(event.event_id)
+        if extras is not None:
+            tags.update(extras.tags)
+        return tags
+
     def summary_body(self, event: EventRecord) -> dict[str, Any]:
         body = super().summary_body(event)
         extras = self.event_extras.get(event.event_id)
         if extras is not None:
-            if extras.user is not None:
-                body["user"] = {key: extras.user.get(key) for key in _SUMMARY_USER_KEYS}
             body["tags"] = _merge_tags(body.get("tags"), extras.tags, sort=False)
             body.update({k: v for k, v in extras.payload.items() if k in body})
         return body

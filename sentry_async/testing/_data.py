@@ -452,13 +452,7 @@ class Dataset:
             "title": self._title(event),
             "location": "app/handlers.py",
             "culprit": "app.handlers in handle",
-            "user": {
-                "id": str(event.user),
-                "email": f"user{event.user}@example.com",
-                "username": None,
-                "ip_address": "10.0.0.1",
-                "name": None,
-            },
+            "user": self.event_user(event),
             "tags": [
                 {"key": "environment", "value": event.environment},
                 {"key": "level", "value": issue.level if issue else "info"},
@@ -468,6 +462,32 @@ class Dataset:
             "crashFile": None,
             "metadata": {"title": self._title(event)},
         }
+
+    def event_user(self, event: EventRecord) -> dict[str, Any]:
+        """The event's user as summaries show it: what tag values and Discover read too."""
+        return {
+            "id": str(event.user),
+            "email": f"user{event.user}@example.com",
+            "username": None,
+            "ip_address": "10.0.0.1",
+            "name": None,
+        }
+
+    def event_tags(self, event: EventRecord) -> dict[str, str]:
+        """The event's tags, ``user`` as Sentry writes it (``id:42``), for tag endpoints."""
+        tags = {
+            "environment": event.environment,
+            "level": event.issue.level if event.issue else "info",
+        }
+        user = self.event_user(event)
+        for key, prefix in (("id", "id"), ("email", "email"), ("username", "username")):
+            if user.get(key):
+                tags["user"] = f"{prefix}:{user[key]}"
+                break
+        else:
+            if user.get("ip_address"):
+                tags["user"] = f"ip:{user['ip_address']}"
+        return tags
 
     def _title(self, event: EventRecord) -> str:
         if event.issue is not None:

@@ -353,15 +353,11 @@ async def delete_issue(request: web.Request) -> web.Response:
     return web.Response(status=202)
 
 
-def _tag_values(issue: IssueRecord, key: str) -> list[dict[str, Any]]:
+def _tag_values(data: Dataset, issue: IssueRecord, key: str) -> list[dict[str, Any]]:
     counts: Counter[str] = Counter()
     seen: dict[str, list[float]] = {}
     for event in issue.events:
-        value = {
-            "environment": event.environment,
-            "level": issue.level,
-            "user": f"id:{event.user}",
-        }.get(key)
+        value = data.event_tags(event).get(key)
         if value is None:
             continue
         counts[value] += 1
@@ -386,7 +382,7 @@ def _tag_values(issue: IssueRecord, key: str) -> list[dict[str, Any]]:
 async def issue_tag(request: web.Request) -> web.Response:
     issue = _issue(request, _org(request))
     key = request.match_info["key"]
-    values = _tag_values(issue, key)
+    values = _tag_values(_state(request).data, issue, key)
     if not values:
         raise ApiError(404, "The requested resource does not exist")
     return _json(
@@ -404,5 +400,5 @@ async def issue_tag(request: web.Request) -> web.Response:
 
 async def issue_tag_values(request: web.Request) -> web.Response:
     issue = _issue(request, _org(request))
-    values = _tag_values(issue, request.match_info["key"])
+    values = _tag_values(_state(request).data, issue, request.match_info["key"])
     return _page(request, values, _encode, per_page=_per_page(request))

@@ -140,8 +140,9 @@ async def events_stats(request: web.Request) -> web.Response:
     if not fields:
         raise ApiError(400, "You must provide at least one field to group by")
     groups: dict[str, list[EventRecord]] = defaultdict(list)
+    data = _state(request).data
     for event in events:
-        groups[",".join(str(_plain(event, f)) for f in fields)].append(event)
+        groups[",".join(str(_plain(data, event, f)) for f in fields)].append(event)
     ranked = sorted(groups.items(), key=lambda kv: (-len(kv[1]), kv[0]))
     chosen = ranked[: int(top)]
     rest = [e for _, members in ranked[int(top) :] for e in members]
