@@ -495,6 +495,25 @@ async def test_short_pages_serve_fewer_rows_but_promise_more(
     assert _ids(rest) == expected[3:103], "the next cursor resumes after the short page"
 
 
+@pytest.mark.parametrize("times", [1, 2, 3])
+async def test_empty_short_issue_pages_still_move_the_cursor(
+    fake_sentry: FakeSentry, times: int
+) -> None:
+    """Each empty page's next cursor is a new one that resumes where the page stood."""
+    expected = await _all_issues(fake_sentry)
+    fake_sentry.faults.add(Fault("short_pages", serve=0, times=times, path="/issues/$"))
+    assert await _all_issues(fake_sentry) == expected
+    pages = fake_sentry.requests.matching("GET", "/organizations/{org}/issues/")
+    cursors = [page.param("cursor") for page in pages[-(times + 2) :]]
+    assert len(set(cursors)) == len(cursors)
+
+
+async def _all_issues(server: FakeSentry) -> list[str]:
+    async with server.client() as sentry:
+        with anyio.fail_after(20):
+            return [i.id async for i in sentry.issues.list(ORG, query="", limit=150)]
+
+
 async def test_redirect_fault(fake_sentry: FakeSentry, http: aiohttp.ClientSession) -> None:
     fake_sentry.faults.add(Fault("redirect", location="https://evil.example/steal"))
     reply = await fetch(http, fake_sentry, ISSUES)

@@ -115,7 +115,11 @@ def _descending(row: tuple[int, IssueRecord]) -> int:
 
 
 def _sequence_page(
-    request: web.Request, rows: list[tuple[int, IssueRecord]], per_page: int
+    request: web.Request,
+    rows: list[tuple[int, IssueRecord]],
+    per_page: int,
+    *,
+    short: bool = False,
 ) -> tuple[list[IssueRecord], str, bool, str, bool]:
     """Sentry's ``SequencePaginator`` over ``(score, issue)`` rows sorted by score descending.
 
@@ -123,6 +127,10 @@ def _sequence_page(
     ``offset`` of them that share ``value`` and were served already": rows inserted above
     the cursor while a stream runs cause no repeats and no gaps, while a client that
     treats the cursor as a plain offset into the list does repeat and skip rows.
+    A ``short`` page (the ``short_pages`` fault) may serve no row: its next cursor then
+    names the same position in a new way (a value above every score, the position as
+    its offset, one higher each time), as the offset paginators' ``value + 1`` does, so
+    that a client never gets back the cursor it sent.
     Returns ``(page, prev_cursor, has_prev, next_cursor, has_next)``.
     """
     value, offset, is_prev = _parse_cursor(request)
@@ -148,7 +156,10 @@ def _sequence_page(
         return f"{score}:{index - first}:{int(prev)}"
 
     has_next = end < len(rows)
-    next_cursor = cursor_at(end, False) if has_next else f"{value}:{offset}:0"
+    if short and has_next:
+        next_cursor = f"{max(rows[0][0], value) + 1}:{end}:0"
+    else:
+        next_cursor = cursor_at(end, False) if has_next else f"{value}:{offset}:0"
     has_prev = start > 0
     prev_cursor = cursor_at(start, True) if start < len(rows) else f"{value}:{offset}:1"
     return [issue for _, issue in page_rows], prev_cursor, has_prev, next_cursor, has_next

@@ -183,7 +183,7 @@ async def list_issues(request: web.Request) -> web.Response:
     limit = min(_per_page(request, "limit", 10_000), 100)
     serve = request.get(_SERVE)
     page, prev_cursor, has_prev, next_cursor, has_next = _sequence_page(
-        request, rows, limit if serve is None else min(limit, serve)
+        request, rows, limit if serve is None else min(limit, serve), short=serve is not None
     )
     hits = min(len(rows), MAX_HITS)
     if request.query.get("cursor"):
