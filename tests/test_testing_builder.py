@@ -187,3 +187,22 @@ async def test_built_tags_and_users_are_served_by_every_endpoint(
     assert [(v.value, v.count) for v in tag.top_values] == [("Firefox", 1)]
     assert [v.value for v in users] == ["id:42"]
     assert [row["user.email"] for row in rows] == ["ada@example.com"]
+
+
+async def test_built_organizations_live_in_a_region_of_a_multi_region_server(
+    fake_sentry_factory: FakeSentryFactory,
+) -> None:
+    server = await fake_sentry_factory(regions=("us", "de"))
+    acme = server.builder.add_organization("acme")
+    eu = server.builder.add_organization("eu-corp", region="de")
+    for org in (acme, eu):
+        org.add_project("backend").add_issue("KeyError: x")
+    with pytest.raises(ValueError, match="region must be one of"):
+        server.builder.add_organization("nowhere", region="jp")
+    async with server.client() as sentry:
+        with anyio.fail_after(15):
+            slugs = {o.slug for o in await sentry.organizations.list().collect()}
+            issues = [await sentry.issues.list(s, query="").collect() for s in ("acme", "eu-corp")]
+    assert {"acme", "eu-corp"} <= slugs
+    assert [len(found) for found in issues] == [1, 1]
+    assert acme.record.region in ("us", "de") and eu.record.region == "de"

@@ -124,13 +124,22 @@ class DataBuilder:
         *,
         name: str | None = None,
         features: list[str] | None = None,
+        region: str | None = None,
     ) -> OrganizationBuilder:
+        """An organization; on a server with ``regions`` it lives in ``region`` (by default
+        dealt out like the seeded ones) and answers there only."""
         _check_slug("organization", slug)
         if self.data.org(slug) is not None:
             raise ValueError(f"organization {slug!r} already exists")
+        regions = self.data.regions
+        index = len(self.data.orgs)
+        if region is None:
+            region = regions[index % len(regions)] if regions else ""
+        elif region not in regions:
+            raise ValueError(f"region must be one of {list(regions)}, got {region!r}")
         ids = [int(org.id) for org in self.data.orgs if org.id.isdigit()]
         record = OrgRecord(
-            index=len(self.data.orgs),
+            index=index,
             id=str(max(ids, default=999) + 1),
             slug=slug,
             name=name or slug.replace("-", " ").title(),
@@ -138,6 +147,7 @@ class DataBuilder:
             features=list(features)
             if features is not None
             else ["discover-basic", "performance-view", "global-views"],
+            region=region,
         )
         self.data.orgs.append(record)
         self._changed()

@@ -79,6 +79,8 @@ class Dataset:
         """Bumped on every change to an issue, so cached listings know they are stale."""
         self._event_cache: OrderedDict[tuple[str, bool], bytes] = OrderedDict()
         self._event_cache_bytes = 0
+        self.regions: tuple[str, ...] = ()
+        """The region names when the server plays several; organizations are dealt out."""
         self.region_urls: dict[str, str] = {}
         """Region name -> its URL when the server plays several regions."""
         self._environments: dict[str, tuple[int, set[str]]] = {}

@@ -91,6 +91,7 @@ class FakeSentry:
             profile=profile,
         )
         self.regions = tuple(regions)
+        self.data.regions = self.regions
         for org in self.data.orgs:
             org.region = self.regions[org.index % len(self.regions)] if self.regions else ""
         self._runner: web.AppRunner | None = None
