@@ -88,6 +88,14 @@ def test_matching_by_query_parameters_and_body() -> None:
         LOG.matching("GET", full=True)  # type: ignore[arg-type]
 
 
+def test_a_body_that_is_not_json_matches_no_json_expectation() -> None:
+    form = _record("PUT", "/api/0/organizations/acme/issues/", [("id", "1")], b"status=resolved")
+    log = RequestLog([*LOG, form])
+    assert log.matching("PUT", json={"status": "resolved"}) == [LOG[2]]
+    log.assert_not_called("PUT", "/organizations/{org}/issues/", json={"status": "ignored"})
+    assert log.matching(json={"x": 1}) == []
+
+
 def test_assertion_helpers_say_what_was_recorded() -> None:
     issues = "/organizations/{org}/issues/"
     assert LOG.assert_called("GET", issues, query="is:unresolved") == LOG[:2]

@@ -125,7 +125,8 @@ class RequestLog(list[RecordedRequest]):
     or a route template (``"/organizations/{org}/issues/"``; each ``{name}`` stands for one
     segment; the ``/api/0`` prefix may be left out). Keyword arguments are query parameters:
     a string must be the parameter's only value, a sequence all of its values in order,
-    ``None`` means absent. ``json=`` compares the decoded body.
+    ``None`` means absent. ``json=`` compares the decoded body (one that is not JSON, such
+    as a form, matches no ``json=``).
     """
 
     def matching(
@@ -150,7 +151,7 @@ class RequestLog(list[RecordedRequest]):
                 (record.params(name) or None) != values for name, values in wanted.items()
             ):
                 continue
-            if json is not _UNSET and record.json() != json:
+            if json is not _UNSET and not _same_json(record, json):
                 continue
             out.append(record)
         return out
@@ -232,6 +233,15 @@ def _lines(records: Iterable[RecordedRequest]) -> str:
     if len(records) > _SHOWN:
         shown.append(f"  ... and {len(records) - _SHOWN} more")
     return "\n".join(shown)
+
+
+def _same_json(record: RecordedRequest, expected: Any) -> bool:
+    """Whether the body decodes to ``expected``; a body that is not JSON (a form, bytes)
+    is no match, not an error: the assertion looks for the request that was."""
+    try:
+        return bool(record.json() == expected)
+    except msgspec.DecodeError:
+        return False
 
 
 def _what(method: str | None, path: str | None, json: Any, params: Mapping[str, Any]) -> str:
