@@ -319,6 +319,33 @@ async def test_rate_limit_policy_variants(
     assert all(r.headers["X-Sentry-Rate-Limit-Limit"] == "1" for r in replies)
 
 
+@pytest.mark.parametrize(
+    "key",
+    [
+        "GET /organizations/{org}/issues/",  # as HookEvent.group names it
+        "GET /api/0/organizations/{org}/issues/",
+        "get /organizations/{organization_id_or_slug}/issues/",
+    ],
+)
+async def test_per_group_limits_take_the_clients_group_names(
+    fake_sentry_factory: Factory, http: aiohttp.ClientSession, key: str
+) -> None:
+    server = await fake_sentry_factory()
+    policy = RateLimitPolicy(limit=100, window=3600, per_group={key: (2, 3600.0, None)})
+    replies = await _in_one_window(http, server, policy, 3)
+    assert [r.status for r in replies] == [200, 200, 429]
+    assert replies[0].headers["X-Sentry-Rate-Limit-Limit"] == "2"
+    other = await fetch(http, server, EVENTS)
+    assert other.headers["X-Sentry-Rate-Limit-Limit"] == "100"
+
+
+def test_per_group_keys_that_name_no_route_are_refused() -> None:
+    with pytest.raises(ValueError, match=r"per_group.*'GET /organisations/\{org\}/'"):
+        RateLimitPolicy(per_group={"GET /organisations/{org}/": (1, 1.0, None)})
+    with pytest.raises(ValueError, match=r"per_group.*'/organizations/\{org\}/'"):
+        RateLimitPolicy(per_group={"/organizations/{org}/": (1, 1.0, None)})
+
+
 async def test_the_command_line_announces_the_rate_limit_it_is_given(
     http: aiohttp.ClientSession,
 ) -> None:

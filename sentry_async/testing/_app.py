@@ -47,46 +47,56 @@ from ._routes_orgs import (
     user_regions,
 )
 from ._routes_stats import events_stats, stats_v2
-from ._state import _STATE, ApiError, RateLimitPolicy, ServerState
+from ._state import _STATE, ApiError, Handler, RateLimitPolicy, ServerState
 
-__all__ = ["RateLimitPolicy", "RecordedRequest", "ServerState", "build_app"]
+__all__ = ["ROUTE_GROUPS", "RateLimitPolicy", "RecordedRequest", "ServerState", "build_app"]
 
 
 async def not_found(request: web.Request) -> web.Response:
     raise ApiError(404, "The requested resource does not exist")
 
 
+_ROUTES: tuple[tuple[str, str, Handler], ...] = (
+    ("GET", "/organizations/", list_orgs),
+    ("GET", "/users/me/regions/", user_regions),
+    ("GET", "/organizations/{org}/shortids/{short_id}/", short_id),
+    ("GET", "/organizations/{org}/", get_org),
+    ("GET", "/organizations/{org}/projects/", list_projects),
+    ("GET", "/organizations/{org}/releases/", list_releases),
+    ("GET", "/organizations/{org}/issues/", list_issues),
+    ("PUT", "/organizations/{org}/issues/", bulk_update_issues),
+    ("DELETE", "/organizations/{org}/issues/", bulk_delete_issues),
+    ("GET", "/organizations/{org}/issues/{issue_id}/", get_issue),
+    ("PUT", "/organizations/{org}/issues/{issue_id}/", update_issue),
+    ("DELETE", "/organizations/{org}/issues/{issue_id}/", delete_issue),
+    ("GET", "/organizations/{org}/issues/{issue_id}/events/", issue_events),
+    ("GET", "/organizations/{org}/issues/{issue_id}/events/{event_id}/", issue_event),
+    ("GET", "/organizations/{org}/issues/{issue_id}/hashes/", issue_hashes),
+    ("GET", "/organizations/{org}/issues/{issue_id}/tags/{key}/", issue_tag),
+    ("GET", "/organizations/{org}/issues/{issue_id}/tags/{key}/values/", issue_tag_values),
+    ("GET", "/organizations/{org}/eventids/{event_id}/", resolve_event_id),
+    ("GET", "/organizations/{org}/events/", discover),
+    ("GET", "/organizations/{org}/events-stats/", events_stats),
+    ("GET", "/organizations/{org}/stats_v2/", stats_v2),
+    ("GET", "/projects/{org}/{project}/", get_project),
+    ("PUT", "/projects/{org}/{project}/", update_project),
+    ("GET", "/projects/{org}/{project}/events/", project_events),
+    ("GET", "/projects/{org}/{project}/events/{event_id}/", project_event),
+)
+"""Every endpoint the fake serves: method, path under ``/api/0``, handler."""
+
+ROUTE_GROUPS = frozenset(f"{method} /api/0{path}" for method, path, _ in _ROUTES)
+"""The route groups, as the server names them: ``"GET /api/0/organizations/{org}/"``."""
+
+
 def build_app(state: ServerState) -> web.Application:
     app = web.Application(middlewares=[make_middleware(state)], client_max_size=16 * 1024 * 1024)
     app[_STATE] = state
     r = app.router
-    api = "/api/0"
-    r.add_get(f"{api}/organizations/", list_orgs)
-    r.add_get(f"{api}/users/me/regions/", user_regions)
-    r.add_get(f"{api}/organizations/{{org}}/shortids/{{short_id}}/", short_id)
-    r.add_get(f"{api}/organizations/{{org}}/", get_org)
-    r.add_get(f"{api}/organizations/{{org}}/projects/", list_projects)
-    r.add_get(f"{api}/organizations/{{org}}/releases/", list_releases)
-    r.add_get(f"{api}/organizations/{{org}}/issues/", list_issues)
-    r.add_put(f"{api}/organizations/{{org}}/issues/", bulk_update_issues)
-    r.add_delete(f"{api}/organizations/{{org}}/issues/", bulk_delete_issues)
-    r.add_get(f"{api}/organizations/{{org}}/issues/{{issue_id}}/", get_issue)
-    r.add_put(f"{api}/organizations/{{org}}/issues/{{issue_id}}/", update_issue)
-    r.add_delete(f"{api}/organizations/{{org}}/issues/{{issue_id}}/", delete_issue)
-    r.add_get(f"{api}/organizations/{{org}}/issues/{{issue_id}}/events/", issue_events)
-    r.add_get(f"{api}/organizations/{{org}}/issues/{{issue_id}}/events/{{event_id}}/", issue_event)
-    r.add_get(f"{api}/organizations/{{org}}/issues/{{issue_id}}/hashes/", issue_hashes)
-    r.add_get(f"{api}/organizations/{{org}}/issues/{{issue_id}}/tags/{{key}}/", issue_tag)
-    r.add_get(
-        f"{api}/organizations/{{org}}/issues/{{issue_id}}/tags/{{key}}/values/", issue_tag_values
-    )
-    r.add_get(f"{api}/organizations/{{org}}/eventids/{{event_id}}/", resolve_event_id)
-    r.add_get(f"{api}/organizations/{{org}}/events/", discover)
-    r.add_get(f"{api}/organizations/{{org}}/events-stats/", events_stats)
-    r.add_get(f"{api}/organizations/{{org}}/stats_v2/", stats_v2)
-    r.add_get(f"{api}/projects/{{org}}/{{project}}/", get_project)
-    r.add_put(f"{api}/projects/{{org}}/{{project}}/", update_project)
-    r.add_get(f"{api}/projects/{{org}}/{{project}}/events/", project_events)
-    r.add_get(f"{api}/projects/{{org}}/{{project}}/events/{{event_id}}/", project_event)
+    for method, path, handler in _ROUTES:
+        if method == "GET":
+            r.add_get(f"/api/0{path}", handler)
+        else:
+            r.add_route(method, f"/api/0{path}", handler)
     r.add_route("*", "/{tail:.*}", not_found)
     return app

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -23,7 +24,12 @@ _JSON = "application/json"
 
 @dataclass
 class RateLimitPolicy:
-    """Sentry's fixed-window limiter, per route group; ``enforce=False`` only sends headers."""
+    """Sentry's fixed-window limiter, per route group; ``enforce=False`` only sends headers.
+
+    ``per_group`` keys name a route as the client's ``HookEvent.group`` does
+    (``"GET /organizations/{org}/issues/"``), with or without ``/api/0``, whatever the
+    placeholders are called; a key that names no route of the fake is a ``ValueError``.
+    """
 
     limit: int = 40
     window: float = 1.0
@@ -31,9 +37,46 @@ class RateLimitPolicy:
     enforce: bool = True
     retry_after: bool = False
     per_group: dict[str, tuple[int, float, int | None]] = field(default_factory=dict)
+    _limits: dict[str, tuple[int, float, int | None]] = field(
+        init=False, repr=False, compare=False, default_factory=dict
+    )
+
+    def __post_init__(self) -> None:
+        if not self.per_group:
+            return
+        from ._app import ROUTE_GROUPS  # the routes' module imports this one
+
+        known = {_route_shape(group) for group in ROUTE_GROUPS}
+        unknown = []
+        for key, limits in self.per_group.items():
+            shape = _route_shape(key)
+            if shape in known:
+                self._limits[shape] = limits
+            else:
+                unknown.append(key)
+        if unknown:
+            raise ValueError(
+                f"per_group keys name no route of the fake server: {unknown} (write them "
+                "as 'GET /organizations/{org}/issues/', the form of HookEvent.group)"
+            )
 
     def for_group(self, group: str) -> tuple[int, float, int | None]:
-        return self.per_group.get(group, (self.limit, self.window, self.concurrent_limit))
+        default = (self.limit, self.window, self.concurrent_limit)
+        return self._limits.get(_route_shape(group), default) if self._limits else default
+
+
+_PLACEHOLDER = re.compile(r"\{[^}/]*\}")
+
+
+def _route_shape(group: str) -> str:
+    """``"GET /api/0/organizations/{}/"`` for a group in the client's or the server's form."""
+    method, _, path = group.strip().partition(" ")
+    path = path.strip()
+    if not path.startswith("/"):
+        return ""
+    if not path.startswith("/api/0/"):
+        path = "/api/0" + path
+    return f"{method.upper()} {_PLACEHOLDER.sub('{}', path)}"
 
 
 ANNOUNCED = RateLimitPolicy(limit=1000, window=1.0, concurrent_limit=None, enforce=False)
