@@ -49,6 +49,33 @@ def test_bad_factory_keywords_are_refused_by_name(keywords: dict, named: str) ->
         seed_config(**keywords)
 
 
+@pytest.mark.parametrize(
+    ("keywords", "named"),
+    [
+        ({"rate_limits": "x"}, "rate_limits"),
+        ({"link_host": 5}, "link_host"),
+        ({"token": 5}, "token"),
+        ({"token": ""}, "token"),
+        ({"legacy_links": "yes"}, "legacy_links"),
+        ({"regions": "us"}, "regions"),
+        ({"regions": ("us", "us")}, "regions"),
+        ({"events_per_issue": 2.5}, "events_per_issue"),
+        ({"port": -5}, "port"),
+        ({"port": 70_000}, "port"),
+        ({"seed": "x"}, "seed"),
+        ({"host": ""}, "host"),
+    ],
+)
+def test_bad_server_keywords_are_a_value_error_naming_them(keywords: dict, named: str) -> None:
+    factory = FakeSentryFactory()
+    try:
+        with pytest.raises(ValueError, match=named):
+            factory.start(**keywords)
+    finally:
+        factory.close()
+    assert factory.servers == []
+
+
 async def test_built_issues_and_events_are_served_as_chosen(
     fake_sentry_factory: FakeSentryFactory,
 ) -> None:

@@ -53,6 +53,8 @@ def seed_config(
             (events_per_issue, events_per_issue)
             if isinstance(events_per_issue, int)
             else tuple(events_per_issue)
+            if isinstance(events_per_issue, (tuple, list))
+            else ()
         )
         if (
             len(span) != 2

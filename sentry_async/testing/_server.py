@@ -29,6 +29,45 @@ _SHUTDOWN_TIMEOUT = 0.5
 on) before cancelling it: a test's teardown must not wait out a scripted delay."""
 
 
+def _check_keywords(
+    *,
+    seed: object,
+    token: object,
+    rate_limits: object,
+    host: object,
+    port: object,
+    link_host: object,
+    legacy_links: object,
+    regions: object,
+) -> None:
+    """A ``ValueError`` naming the keyword, before anything starts: a wrong type would
+    otherwise surface later, far from the call, or not at all."""
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise ValueError(f"seed must be an integer, got {seed!r}")
+    if not isinstance(token, str) or not token:
+        raise ValueError("token must be a non-empty string")
+    if rate_limits is not None and not isinstance(rate_limits, RateLimitPolicy):
+        raise ValueError(f"rate_limits must be a RateLimitPolicy or None, got {rate_limits!r}")
+    if not isinstance(host, str) or not host:
+        raise ValueError(f"host must be a non-empty string, got {host!r}")
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
+        raise ValueError(f"port must be an integer from 0 to 65535, got {port!r}")
+    if link_host is not None and (not isinstance(link_host, str) or not link_host):
+        raise ValueError(f"link_host must be a non-empty string or None, got {link_host!r}")
+    if not isinstance(legacy_links, bool):
+        raise ValueError(f"legacy_links must be True or False, got {legacy_links!r}")
+    if (
+        isinstance(regions, (str, bytes))
+        or not isinstance(regions, Sequence)
+        or not all(isinstance(name, str) and name for name in regions)
+        or len(set(regions)) != len(regions)
+    ):
+        raise ValueError(
+            f"regions must be a sequence of distinct region names such as ('us', 'de'), "
+            f"got {regions!r}"
+        )
+
+
 class FakeSentry:
     """A Sentry API double for tests, demos and benchmarks.
 
@@ -65,6 +104,16 @@ class FakeSentry:
     ) -> None:
         if profile not in ("current", "older"):
             raise ValueError("profile must be 'current' or 'older'")
+        _check_keywords(
+            seed=seed,
+            token=token,
+            rate_limits=rate_limits,
+            host=host,
+            port=port,
+            link_host=link_host,
+            legacy_links=legacy_links,
+            regions=regions,
+        )
         if isinstance(scale, str):
             if scale not in SCALES:
                 raise ValueError(f"scale must be one of {sorted(SCALES)} or a SeedConfig")
