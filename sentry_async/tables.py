@@ -161,13 +161,20 @@ def _columns(meta: DiscoverMeta | None, rows: Iterable[Mapping[str, Any]]) -> li
     return list(names)
 
 
+def _raw_value(value: Any) -> Any:
+    """A model's raw JSON field (an issue's ``stats``, an event's ``context``) as its value."""
+    if isinstance(value, msgspec.Raw):
+        return _ANY.decode(value) if value else None
+    raise NotImplementedError(f"no table value for {type(value).__name__}")
+
+
 def _as_rows(items: Sequence[Any]) -> list[Mapping[str, Any]]:
     rows: list[Mapping[str, Any]] = []
     for item in items:
         if isinstance(item, msgspec.Raw):
             item = _ANY.decode(item)
         elif isinstance(item, msgspec.Struct):
-            item = msgspec.to_builtins(item)
+            item = msgspec.to_builtins(item, enc_hook=_raw_value)
         if not isinstance(item, Mapping):
             raise TypeError(f"a table row must be an object, not {type(item).__name__}")
         rows.append(item)
@@ -182,11 +189,22 @@ def discover_table(rows: Sequence[Mapping[str, Any]], meta: DiscoverMeta | None 
 
 def page_table(page: Page[Any]) -> pa.Table:
     """Any page as a table: Discover pages typed from their meta, other items (Structs,
-    raw bytes, dicts) from their fields, nested objects as Arrow structs."""
+    raw bytes, dicts) from their fields, nested objects as Arrow structs. A model's raw
+    JSON fields hold their JSON value; a column whose values share no Arrow type (free-form
+    objects whose keys change type from row to row) holds each value's JSON text."""
     meta = page.meta if isinstance(page.meta, DiscoverMeta) else None
     if meta is not None:
         return discover_table(page.items, meta)
-    return _pa().Table.from_pylist(_as_rows(page.items))
+    pa = _pa()
+    rows = _as_rows(page.items)
+    columns = {}
+    for name in _columns(None, rows):
+        values = [row.get(name) for row in rows]
+        try:
+            columns[name] = pa.array(values)
+        except (pa.ArrowInvalid, pa.ArrowTypeError):
+            columns[name] = pa.array([_text(v) for v in values], type=pa.string())
+    return pa.table(columns)
 
 
 async def discover_batches(paginator: Paginator[Any]) -> AsyncGenerator[pa.RecordBatch, None]:

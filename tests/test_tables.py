@@ -138,6 +138,32 @@ def test_raw_and_struct_items_become_rows() -> None:
     assert page.to_arrow().to_pylist() == [{"a": 1, "b": "x"}]
 
 
+async def test_typed_pages_with_raw_json_fields_become_tables(
+    fake_sentry: FakeSentry, client: SentryClient
+) -> None:
+    """Models keep some fields as raw JSON (an issue's stats, an event's context and
+    ``_meta``): a table holds their JSON value, like any other field's."""
+    project = fake_sentry.data.project_slugs(ORG)[0]
+    with anyio.fail_after(15):
+        issues = await anext(client.issues.list(ORG, query="").pages())
+        events = await anext(client.events.for_project(ORG, project, full=True).pages())
+        table = await collect_table(client.issues.list(ORG, query="", limit=5))
+    stats = [msgspec.json.decode(issue.stats_raw) for issue in issues.items]
+    assert any(stats), "the fake's issues must carry stats"
+    assert issues.to_arrow().column("stats").to_pylist() == stats
+    event_table = events.to_arrow()
+    assert event_table.num_rows == len(events.items) > 0
+    # Free-form context (a job's args mixing numbers and text) shares no Arrow type: JSON text
+    assert event_table.schema.field("context").type == pa.string()
+    assert [
+        None if text is None else msgspec.json.decode(text)
+        for text in event_table.column("context").to_pylist()
+    ] == [msgspec.json.decode(event.context) for event in events.items]
+    assert "_meta" in event_table.schema.names
+    assert table.num_rows == 5
+    assert [msgspec.json.decode(text) for text in table.column("stats").to_pylist()] == stats[:5]
+
+
 async def test_a_fake_discover_query_streams_into_typed_batches(
     fake_sentry: FakeSentry, client: SentryClient
 ) -> None:
