@@ -142,6 +142,66 @@ def _whole(value: Any) -> bool:
     return isinstance(value, float) and value.is_integer()
 
 
+def _wider_type(pa: Any, old: Any, new: Any) -> Any:
+    """The narrowest type holding both: integers and floats meet at float64, others at text."""
+    if old == new or pa.types.is_null(new):
+        return old
+    if pa.types.is_null(old):
+        return new
+    numbers = (pa.types.is_integer, pa.types.is_floating)
+    if any(check(old) for check in numbers) and any(check(new) for check in numbers):
+        return pa.float64()
+    return pa.string()
+
+
+def _widened(pa: Any, schema: Any, other: Any) -> Any:
+    """``schema`` with each column wide enough for ``other``'s (same columns, same metadata)."""
+    fields = []
+    for field in schema:
+        kind = _wider_type(pa, field.type, other.field(field.name).type)
+        fields.append(field if kind == field.type else field.with_type(kind))
+    return pa.schema(fields, metadata=schema.metadata)
+
+
+def _as_text(pa: Any, column: Any) -> Any:
+    """A column as text: numbers as Arrow prints them, dates in ISO 8601, others as JSON."""
+    if pa.types.is_integer(column.type) or pa.types.is_floating(column.type):
+        return column.cast(pa.string())
+    return pa.array(
+        [v.isoformat() if isinstance(v, datetime) else _text(v) for v in column.to_pylist()],
+        type=pa.string(),
+    )
+
+
+def _fit(pa: Any, column: Any, kind: Any) -> Any:
+    """``column`` as the wider type ``kind`` with no value lost; text when a cast would
+    lose one (an integer beyond 2**53 as float64), so the result may not be ``kind``."""
+    if column.type == kind:
+        return column
+    if pa.types.is_string(kind):
+        return _as_text(pa, column)
+    try:
+        return column.cast(kind)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
+        return _as_text(pa, column)
+
+
+def _conform(pa: Any, tables: list[Any], schema: Any) -> tuple[list[Any], Any]:
+    """``tables`` all under ``schema``, widened further (to text) where a cast cannot hold a
+    value; returns the tables and the schema they now share."""
+    while True:
+        columns = [[_fit(pa, table.column(f.name), f.type) for f in schema] for table in tables]
+        loose = [
+            index
+            for index, field in enumerate(schema)
+            if any(table[index].type != field.type for table in columns)
+        ]
+        if not loose:
+            return [pa.Table.from_arrays(table, schema=schema) for table in columns], schema
+        for index in loose:
+            schema = schema.set(index, schema.field(index).with_type(pa.string()))
+
+
 def _rows_table(rows: Sequence[Mapping[str, Any]], schema: Any) -> pa.Table:
     pa = _pa()
     arrays = []
@@ -207,38 +267,60 @@ def page_table(page: Page[Any]) -> pa.Table:
     return pa.table(columns)
 
 
-async def discover_batches(paginator: Paginator[Any]) -> AsyncGenerator[pa.RecordBatch, None]:
-    """A whole Discover query, one record batch per page, in the memory of one page.
+async def _page_tables(paginator: Paginator[Any]) -> AsyncGenerator[pa.Table, None]:
+    """One table per page, each typed as wide as the pages so far need.
 
-    Every batch has the schema of the first page's meta (columns a later page adds are
-    dropped, missing ones are null), so the batches concatenate into one table or stream
-    into a Parquet writer.
+    The columns are the first page's meta's (or its rows' keys, for pages without meta);
+    a column keeps its type until a page holds a value that does not fit it, and from that
+    page on it is wider: never narrower than on an earlier page.
     """
+    pa = _pa()
     schema = None
-    # Closed with these batches, not later by the event loop: a read-ahead stops with them.
+    # Closed with these tables, not later by the event loop: a read-ahead stops with them.
     async with contextlib.aclosing(paginator.pages()) as pages:
         async for page in pages:
             rows = _as_rows(page.items)
             if schema is None:
                 meta = page.meta if isinstance(page.meta, DiscoverMeta) else None
-                schema = _rows_table(rows, discover_schema(meta, _columns(meta, rows))).schema
+                if meta is None and not rows:
+                    continue
+                schema = discover_schema(meta, _columns(meta, rows))
             table = _rows_table(rows, schema)
             if table.schema != schema:
-                table = table.cast(schema, safe=False)
-            for batch in table.to_batches():
-                yield batch
+                (table,), schema = _conform(pa, [table], _widened(pa, schema, table.schema))
             # Gone before the next page is asked for: a page kept alive while the next
             # one decodes makes it decode into cold memory.
-            del page, rows, table
+            del page, rows
+            yield table
+            del table
+
+
+async def discover_batches(paginator: Paginator[Any]) -> AsyncGenerator[pa.RecordBatch, None]:
+    """A whole Discover query, one record batch per page, in the memory of one page.
+
+    Every batch has the columns of the first page's meta (columns a later page adds are
+    dropped, missing ones are null). A column has the first page's type until a later page
+    holds a value that does not fit it: from that batch on the column is wider (int64 to
+    float64, anything to text), and batches already yielded keep their type. To write one
+    schema (a Parquet file), compare each batch's schema with the last one, or use
+    :func:`collect_table`, which casts the earlier batches.
+    """
+    async with contextlib.aclosing(_page_tables(paginator)) as tables:
+        async for table in tables:
+            for batch in table.to_batches():
+                yield batch
+            del table
 
 
 async def collect_table(paginator: Paginator[Any]) -> pa.Table:
-    """A whole Discover query as one table (for results that fit in memory)."""
+    """A whole Discover query as one table (for results that fit in memory), each column
+    as wide as its widest page: a value is never truncated to an earlier page's type."""
     pa = _pa()
-    batches = [batch async for batch in discover_batches(paginator)]
-    if not batches:
+    tables = [table async for table in _page_tables(paginator)]
+    if not tables:
         return pa.table({})
-    return pa.Table.from_batches(batches)
+    tables, _ = _conform(pa, tables, tables[-1].schema)
+    return pa.concat_tables(tables)
 
 
 def events_stats_rows(stats: EventsStats) -> list[dict[str, Any]]:

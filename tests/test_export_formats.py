@@ -217,6 +217,27 @@ async def test_csv_gzip_reads_back_as_one_file(
     assert total == manifest.items > 0
 
 
+def test_a_parquet_part_widens_a_column_a_later_page_does_not_fit(tmp_path: Path) -> None:
+    """A Parquet file has one schema: the rows written so far are rewritten under the wider
+    one, never truncated (an integer column meeting 2.5 becomes float64, then text)."""
+    from sentry_async.export._formats import ParquetPart
+    from sentry_async.models import DiscoverMeta
+
+    meta = DiscoverMeta(fields={"id": "string", "n": "integer"})
+    part = ParquetPart(tmp_path / "part.parquet")
+    part.open(0)
+    part.write_page([b'{"id":"a","n":1}', b'{"id":"b","n":2}'], ["id", "n"], meta)
+    part.write_page([b'{"id":"c","n":2.5}'], ["id", "n"], meta)
+    part.write_page([b'{"id":"d","n":"n/a"}'], ["id", "n"], meta)
+    part.finish(["id", "n"], meta)
+    table = pq.read_table(part.path)
+    assert table.column("id").to_pylist() == ["a", "b", "c", "d"]
+    assert table.column("n").to_pylist() == ["1", "2", "2.5", "n/a"]
+    assert table.schema.field("n").metadata == {b"sentry.type": b"integer"}
+    assert part.items == 4
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["part.parquet"]
+
+
 def test_formats_are_for_discover_and_parquet_has_no_gzip() -> None:
     with pytest.raises(ValueError, match="kind='discover'"):
         ExportSpec(kind="events", org=ORG, format="csv")

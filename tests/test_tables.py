@@ -11,7 +11,7 @@ from _watched_pages import WatchedPages, memory_pages
 
 from sentry_async import SentryClient
 from sentry_async.models import DiscoverMeta, UsageStats, discover_meta, parse_events_stats
-from sentry_async.pagination import Page
+from sentry_async.pagination import Page, Paginator, RawPage
 from sentry_async.tables import (
     collect_table,
     discover_batches,
@@ -200,6 +200,38 @@ async def test_a_fake_discover_query_streams_into_typed_batches(
     assert [f.metadata for f in table.schema] == [
         {b"sentry.type": t.encode()} for t in ("string", "integer", "date", "string")
     ]
+
+
+def _discover_pages(pages: list[list[dict[str, object]]], meta: DiscoverMeta) -> Paginator[object]:
+    """A Discover query over pages held in memory, each answered with ``meta``."""
+
+    async def fetch(cursor: str | None, size: int | None) -> RawPage:
+        index = 0 if cursor is None else int(cursor)
+        more = str(index + 1 < len(pages)).lower()
+        link = f'<u>; rel="next"; results="{more}"; cursor="{index + 1}"'
+        return RawPage(pages[index], link, meta=meta)
+
+    return Paginator(fetch, page_size=10)
+
+
+async def test_a_later_page_widens_the_column_instead_of_truncating() -> None:
+    """Each batch is typed when it is yielded: a later page's value that does not fit widens
+    the column from that batch on; the whole table holds every batch at the widest type."""
+    meta = _meta({"n": "integer", "title": "string"})
+    pages: list[list[dict[str, object]]] = [[{"n": 1, "title": "a"}], [{"n": 2.5}], [{"n": 3}]]
+    with anyio.fail_after(5):
+        batches = [batch async for batch in discover_batches(_discover_pages(pages, meta))]
+        table = await collect_table(_discover_pages(pages, meta))
+        words = await collect_table(_discover_pages([[{"n": 1}], [{"n": "n/a"}]], meta))
+    assert [batch.schema.field("n").type for batch in batches] == [
+        pa.int64(),
+        pa.float64(),
+        pa.float64(),
+    ]
+    assert table.column("n").to_pylist() == [1.0, 2.5, 3.0]
+    assert table.column("title").to_pylist() == ["a", None, None]
+    assert table.schema.field("n").metadata == {b"sentry.type": b"integer"}
+    assert words.column("n").to_pylist() == ["1", "n/a"]
 
 
 async def test_batches_left_early_close_the_pages_they_read_from(

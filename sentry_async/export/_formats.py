@@ -153,8 +153,13 @@ class ParquetPart:
             os.unlink(self.tmp)
 
     def write_page(self, items: Sequence[Line], fields: Sequence[str], meta: Any) -> int:
-        """Append a page as a row group; returns the rows written."""
-        from ..tables import _as_rows, _rows_table, discover_schema
+        """Append a page as a row group; returns the rows written.
+
+        A value that does not fit its column's type so far widens the column (int64 to
+        float64, anything to text): the rows already written are rewritten under the wider
+        schema, as a Parquet file has one, rather than the value being truncated.
+        """
+        from ..tables import _as_rows, _conform, _pa, _rows_table, _widened, discover_schema
 
         rows = _as_rows([msgspec.Raw(item) for item in items])
         if self._schema is None:
@@ -163,12 +168,44 @@ class ParquetPart:
             self._schema = _rows_table(rows, discover_schema(typed, columns)).schema
         table = _rows_table(rows, self._schema)
         if table.schema != self._schema:
-            table = table.cast(self._schema, safe=False)
+            pa = _pa()
+            (table,), schema = _conform(pa, [table], _widened(pa, self._schema, table.schema))
+            if self._writer is None:
+                self._schema = schema
+            else:
+                table = self._widen(table, schema)
         if self._writer is None:
             self._start()
         self._writer.write_table(table)
         self.items += len(rows)
         return len(rows)
+
+    def _widen(self, table: Any, schema: Any) -> Any:
+        """Rewrite the row groups written so far under ``schema`` (or wider, where a cast
+        cannot hold a value); returns ``table`` under the schema the part now has."""
+        from ..tables import _conform, _pa
+
+        pa = _pa()
+        pq = importlib.import_module("pyarrow.parquet")
+        self._writer.close()
+        self._writer = None
+        assert self._sink is not None
+        self._sink.close()
+        self._sink = None
+        fd = open_no_follow(self.tmp, os.O_RDONLY, create=False, single_link=False)
+        with os.fdopen(fd, "rb") as written:
+            # The open file is read from; the name is free for the rewritten part.
+            os.unlink(self.tmp)
+            groups = pq.ParquetFile(written)
+            for index in range(groups.num_row_groups):
+                _, schema = _conform(pa, [groups.read_row_group(index)], schema)
+            (table,), schema = _conform(pa, [table], schema)
+            self._schema = schema
+            self._start()
+            for index in range(groups.num_row_groups):
+                (group,), _ = _conform(pa, [groups.read_row_group(index)], schema)
+                self._writer.write_table(group)
+        return table
 
     def _start(self) -> None:
         pq = importlib.import_module("pyarrow.parquet")
