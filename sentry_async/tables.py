@@ -303,18 +303,26 @@ async def discover_batches(paginator: Paginator[Any]) -> AsyncGenerator[pa.Recor
     holds a value that does not fit it: from that batch on the column is wider (int64 to
     float64, anything to text), and batches already yielded keep their type. To write one
     schema (a Parquet file), compare each batch's schema with the last one, or use
-    :func:`collect_table`, which casts the earlier batches.
+    :func:`collect_table`, which casts the earlier batches. A query without rows yields
+    one empty batch with the meta's columns, so a writer still learns them.
     """
+    schema = None
+    rows = 0
     async with contextlib.aclosing(_page_tables(paginator)) as tables:
         async for table in tables:
+            schema = table.schema
+            rows += table.num_rows
             for batch in table.to_batches():
                 yield batch
             del table
+    if schema is not None and not rows:
+        yield _pa().RecordBatch.from_pylist([], schema=schema)
 
 
 async def collect_table(paginator: Paginator[Any]) -> pa.Table:
     """A whole Discover query as one table (for results that fit in memory), each column
-    as wide as its widest page: a value is never truncated to an earlier page's type."""
+    as wide as its widest page: a value is never truncated to an earlier page's type. A
+    query without rows gives an empty table with the meta's columns."""
     pa = _pa()
     tables = [table async for table in _page_tables(paginator)]
     if not tables:

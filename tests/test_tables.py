@@ -234,6 +234,28 @@ async def test_a_later_page_widens_the_column_instead_of_truncating() -> None:
     assert words.column("n").to_pylist() == ["1", "n/a"]
 
 
+async def test_a_query_without_rows_keeps_the_meta_columns(
+    fake_sentry: FakeSentry, client: SentryClient
+) -> None:
+    def query() -> Paginator[object]:
+        return client.discover.query(
+            ORG, fields=["id", "timestamp"], query="title:nothing-matches", period="14d"
+        )
+
+    with anyio.fail_after(15):
+        table = await collect_table(query())
+        batches = [batch async for batch in discover_batches(query())]
+    schema = pa.schema(
+        [
+            pa.field("id", pa.string(), metadata={"sentry.type": "string"}),
+            pa.field("timestamp", pa.timestamp("us", tz="UTC"), metadata={"sentry.type": "date"}),
+        ]
+    )
+    assert table.num_rows == 0
+    assert table.schema.equals(schema, check_metadata=True)
+    assert [(batch.num_rows, batch.schema) for batch in batches] == [(0, table.schema)]
+
+
 async def test_batches_left_early_close_the_pages_they_read_from(
     fake_sentry: FakeSentry, client: SentryClient, abandoned_generators: list[str]
 ) -> None:
