@@ -116,7 +116,11 @@ def _column(pa: Any, field: Any, values: list[Any]) -> Any:
     """One column; a value that does not fit the announced type widens it, never drops it."""
     kind = field.type
     if pa.types.is_timestamp(kind):
-        return pa.array([_timestamp(v) for v in values], type=kind)
+        try:
+            return pa.array([_timestamp(v) for v in values], type=kind)
+        except (ValueError, OverflowError, OSError, TypeError):
+            # Not a date (free text, an epoch past year 9999): the values as Sentry sent them.
+            return pa.array([_text(v) for v in values], type=pa.string())
     if pa.types.is_string(kind):
         return pa.array([_text(v) for v in values], type=kind)
     if pa.types.is_list(kind):
@@ -131,7 +135,7 @@ def _column(pa: Any, field: Any, values: list[Any]) -> Any:
         kind = pa.float64()
     try:
         return pa.array(values, type=kind)
-    except (pa.ArrowInvalid, pa.ArrowTypeError):
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
         return pa.array([_text(v) for v in values], type=pa.string())
 
 

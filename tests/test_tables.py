@@ -124,6 +124,19 @@ def test_unknown_columns_are_strings_and_odd_values_widen_instead_of_failing() -
     assert table.column("extra").to_pylist() == ['{"a":1}', "x"]
 
 
+def test_a_date_or_integer_that_does_not_fit_widens_to_its_text() -> None:
+    meta = _meta({"n": "integer", "when": "date"})
+    stamp = "2024-01-01T00:00:00+00:00"
+    for rows, column, expected in [
+        ([{"when": stamp}, {"when": "not a date"}], "when", [stamp, "not a date"]),
+        ([{"when": 1704067200}, {"when": 10**15}], "when", ["1704067200", "1000000000000000"]),
+        ([{"n": 1}, {"n": 2**64}], "n", ["1", "18446744073709551616"]),
+    ]:
+        table = discover_table(rows, meta)
+        assert table.column(column).to_pylist() == expected
+        assert table.schema.field(column).metadata == {b"sentry.type": meta.fields[column].encode()}
+
+
 def test_legacy_meta_at_the_top_level_types_the_columns() -> None:
     meta = discover_meta({"transaction": "string", "count()": "integer", "isMetricsData": False})
     table = discover_table([{"transaction": "GET /", "count()": 88}], meta)
