@@ -6,7 +6,9 @@ merges what they yield into a single iterator through a queue with a budget of `
 items in flight (:mod:`._fanout_budget`). When the consumer is slower than the fetchers
 the budget runs out and the fetchers wait for room before asking for more pages: memory
 stays bounded by ``buffer`` items plus one page per active stream, whatever the number of
-streams.
+streams. A stream's end marker takes no budget (a worker goes on to its next stream at
+once), but while ``buffer`` markers wait for the consumer no worker starts another stream,
+so a run of empty streams queues at most ``buffer`` markers plus one per worker.
 
 A :class:`~sentry_async.Paginator` stream travels a page at a time (one message, its
 items counted against the budget, which a page may overdraw by its own size), and the
@@ -109,6 +111,10 @@ class FanOut(Generic[K, T], AsyncIterator[tuple[K, T]]):
         self._budget = Budget(buffer)
         self._room = Room(self._budget)
         self._queue: deque[_Wire[K, T]] = deque()
+        self._done_queued = 0
+        """End markers in the queue: from ``buffer`` (or one) on, no worker starts a stream."""
+        self._done_waiters: deque[Waitable] = deque()
+        """Workers waiting for the consumer to take an end marker."""
         self._closed = False
         """No more messages will come: every fetcher has ended."""
         self._consumer: Waitable | None = None
@@ -225,12 +231,19 @@ class FanOut(Generic[K, T], AsyncIterator[tuple[K, T]]):
         self, pair: tuple[K, StreamFactory[T]], streams: Iterator[tuple[K, StreamFactory[T]]]
     ) -> None:
         next_pair: tuple[K, StreamFactory[T]] | None = pair
+        limit = max(self.buffer, 1)
         while next_pair is not None:
             if not await self._run_stream(*next_pair):
                 # A scheduler pass after a stream with nothing in it, so that a run of
                 # empty ones cannot hog the loop (items spend the budget, and a fetcher
                 # with none left waits).
                 await self._checkpoint()
+            while self._done_queued >= limit:
+                # End markers take no budget; unchecked, a paused consumer would let a
+                # run of empty streams queue one each.
+                waiting = self._room.new_event()
+                self._done_waiters.append(waiting)
+                await waiting
             next_pair = self._next_stream(streams)
 
     def _fail(self, error: BaseException) -> None:
@@ -298,6 +311,7 @@ class FanOut(Generic[K, T], AsyncIterator[tuple[K, T]]):
                     self._fail(error)
                     return count
             self._queue.append(StreamDone(key, count, error))
+            self._done_queued += 1
             self._wake_consumer()
             return count
         finally:
@@ -375,6 +389,13 @@ class FanOut(Generic[K, T], AsyncIterator[tuple[K, T]]):
                 self._page_key = wire.key
                 return wire.key, self._next_chunk(page, left)
             assert isinstance(wire, StreamDone)
+            self._done_queued -= 1
+            if self._done_waiters and self._done_queued < max(self.buffer, 1):
+                # Every waiting worker looks again: one woken per marker could be lost to
+                # a worker that finds the markers back at the limit and waits once more.
+                for waiting in self._done_waiters:
+                    release(waiting)
+                self._done_waiters.clear()
             self.completed[wire.key] = wire
             if self._on_done is not None:
                 self._on_done(wire)

@@ -813,6 +813,30 @@ async def test_only_a_stream_with_nothing_in_it_costs_its_worker_a_scheduler_pas
     assert passes_elsewhere == 1 + sizes.count(0), "the supervisor's start, one per empty stream"
 
 
+async def test_end_markers_of_empty_streams_wait_for_the_consumer_like_items() -> None:
+    """A stream's end marker takes no budget, but a worker does not start another stream
+    while ``buffer`` markers wait for the consumer: a paused consumer holds a bounded queue
+    however many empty streams there are."""
+
+    async def empty() -> AsyncIterator[int]:
+        return
+        yield
+
+    buffer, concurrency = 4, 8
+    with anyio.fail_after(30):
+        async with fan_out(
+            ((n, empty) for n in range(1000)), concurrency=concurrency, buffer=buffer
+        ) as merged:
+            events = merged.events()
+            assert isinstance(await anext(events), StreamDone)
+            for _ in range(300):
+                await anyio.lowlevel.checkpoint()
+            waiting = merged.started - len(merged.completed)
+            rest = [event async for event in events]
+    assert waiting <= buffer + concurrency
+    assert len(rest) == 999 and len(merged.completed) == 1000
+
+
 async def test_raw_pages_waiting_for_room_are_split_at_once(fake_sentry_factory: Factory) -> None:
     """Raw items are views of the response's bytes, nothing for the collector to walk: a
     raw page does not wait to be split (that would only cost a scheduler pass a page)."""
