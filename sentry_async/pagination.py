@@ -458,6 +458,7 @@ class Paginator(Generic[T], AsyncIterator[T]):
         # done per item but the yield: the position inside a page is read on demand from
         # how far the page's list iterator has got.
         fetched = self._start()
+        walk = self._walk
         try:
             async for raw, step, after in fetched:
                 items = raw.items
@@ -472,10 +473,13 @@ class Paginator(Generic[T], AsyncIterator[T]):
                 self._inside = None
                 del items, inside  # one page alive at a time, as in pages()
         finally:
-            if self._inside is not None and self._step is not None:
-                # Left mid-page (break, aclose, cancellation): keep where the consumer stopped.
-                self._after = self.position
-            self._inside = None
+            # A loop left by ``break`` is finalized later, maybe while a newer iteration of
+            # this paginator runs: the state is that one's then, not to be touched.
+            if self._walk is walk:
+                if self._inside is not None and self._step is not None:
+                    # Left mid-page (break, aclose, cancellation): keep where it stopped.
+                    self._after = self.position
+                self._inside = None
             # Closed now, not by the garbage collector: a read-ahead task ends with it.
             await fetched.aclose()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import anyio.lowlevel
 import msgspec
 import pytest
 
@@ -208,3 +209,26 @@ async def test_the_position_after_every_item_resumes_right_after_it() -> None:
         assert await rest.collect() == list(range(item + 1, 250)), (item, position)
     assert taken == list(range(30, 250))
     assert paginator.position == Position(None, 0, done=True)
+
+
+@pytest.mark.parametrize("prefetch", [None, 0, 2])
+async def test_a_loop_left_by_break_does_not_move_the_next_loops_position(
+    prefetch: int | None,
+) -> None:
+    """The first loop's generator is finalized by the event loop while the second loop runs
+    (the fetcher answers without suspending): it must leave the second loop's state alone."""
+    paginator = Paginator(OffsetSource(100), page_size=10, prefetch=prefetch)
+    async for item in paginator:
+        if item == 3:
+            break
+    taken = 0
+    async for _item in paginator:
+        taken += 1
+        if taken == 2:
+            for _ in range(5):
+                await anyio.lowlevel.checkpoint()
+        if taken == 7:
+            break
+    for _ in range(5):
+        await anyio.lowlevel.checkpoint()
+    assert paginator.position == Position(None, 7)
