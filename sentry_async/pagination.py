@@ -277,7 +277,8 @@ class Paginator(Generic[T], AsyncIterator[T]):
         while no other walk is in progress on the event loop: a look-up that stops within
         the first page sends nothing it does not read, and walks side by side (which keep
         the server busy already, a :func:`~sentry_async.fan_out`'s among them) go one page
-        at a time until one finds itself alone.
+        at a time until one finds itself alone. Reading ahead runs an asyncio task: off
+        asyncio (trio) a walk goes one page at a time whatever ``pages`` says.
         """
         return dataclasses.replace(self, prefetch=pages)
 
@@ -323,11 +324,12 @@ class Paginator(Generic[T], AsyncIterator[T]):
             stream=self.description,
         )
         self._inside, self._after = None, None
-        if self.prefetch is None:
-            if _running_loop() is None:
-                return self._one_by_one(walk)
-            return self._read_ahead(walk, AUTOMATIC_PREFETCH, automatic=True)
-        return self._read_ahead(walk, self.prefetch) if self.prefetch else self._one_by_one(walk)
+        # Reading ahead runs an asyncio task: off asyncio (trio), one page at a time.
+        if self.prefetch != 0 and _running_loop() is not None:
+            if self.prefetch is None:
+                return self._read_ahead(walk, AUTOMATIC_PREFETCH, automatic=True)
+            return self._read_ahead(walk, self.prefetch)
+        return self._one_by_one(walk)
 
     async def _one_by_one(self, walk: CursorWalk) -> AsyncGenerator[_Fetched, None]:
         seen: set[int] = set()
@@ -550,7 +552,7 @@ class _Walking:
 
 def _running_loop() -> asyncio.AbstractEventLoop | None:
     """The asyncio loop running here, or ``None`` elsewhere (trio): the read-ahead's task
-    and hand-over are asyncio's, so off asyncio a default walk goes one page at a time."""
+    and hand-over are asyncio's, so off asyncio a walk goes one page at a time."""
     try:
         return asyncio.get_running_loop()
     except RuntimeError:

@@ -232,3 +232,4 @@ async def test_a_loop_left_by_break_does_not_move_the_next_loops_position(
     for _ in range(5):
         await anyio.lowlevel.checkpoint()
     assert paginator.position == Position(None, 7)
+

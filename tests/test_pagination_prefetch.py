@@ -227,3 +227,15 @@ def test_by_default_a_walk_off_asyncio_goes_one_page_at_a_time() -> None:
 
     assert anyio.run(main, backend="trio") == list(range(35))
     assert source.requests == [None, "10", "20", "30"]
+
+
+def test_read_ahead_off_asyncio_walks_one_page_at_a_time() -> None:
+    """Asked for explicitly too: off asyncio (trio) a walk goes page by page, as the
+    default does, instead of failing."""
+    source = Source(35)
+
+    async def main() -> list[int]:
+        return await Paginator[int](source, page_size=10).read_ahead(2).collect()
+
+    assert anyio.run(main, backend="trio") == list(range(35))
+    assert source.requests == [None, "10", "20", "30"]
