@@ -147,6 +147,17 @@ def test_one_server_failing_to_close_does_not_keep_the_others_running(
     assert factory.servers == []
 
 
+async def test_close_in_thread_on_a_server_started_in_the_loop_refuses_and_keeps_it() -> None:
+    """The wrong close says which one to use, and the right one still stops the server."""
+    server = FakeSentry(scale="small")
+    await server.start()
+    with pytest.raises(RuntimeError, match="await close"):
+        server.close_in_thread()
+    assert _accepts(server)
+    await server.close()
+    assert not _accepts(server)
+
+
 def _accepts(server: FakeSentry) -> bool:
     """Whether the server's port still takes connections (a refusal is not an HTTP error)."""
     with socket.socket() as sock:

@@ -239,6 +239,12 @@ class FakeSentry:
         self._background = background
 
     def close_in_thread(self) -> None:
+        """Stop a server started with ``start_in_thread()`` (nothing to do if not started)."""
+        if self._background is None and self._runner is not None:
+            raise RuntimeError(
+                "this server was started with 'await start()' on your event loop: "
+                "stop it with 'await close()'"
+            )
         self._close_background()
 
     @contextmanager
