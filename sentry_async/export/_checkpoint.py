@@ -18,7 +18,7 @@ import msgspec
 
 from .._protocol.cursors import Position
 from ._errors import CheckpointError
-from ._writer import atomic_write, open_no_follow
+from ._writer import atomic_write, read_no_follow
 
 __all__ = [
     "CHECKPOINT_NAME",
@@ -214,12 +214,9 @@ def read_versioned(
     """A state file of the exporter's (checkpoint, incremental state): ``None`` when absent;
     read without following a link; refused when it does not decode or is of another
     format."""
-    try:
-        fd = open_no_follow(path, os.O_RDONLY, create=False, single_link=False)
-    except FileNotFoundError:
+    data = read_no_follow(path)
+    if data is None:
         return None
-    with os.fdopen(fd, "rb") as handle:
-        data = handle.read()
     try:
         value = decoder.decode(data)
     except (msgspec.ValidationError, msgspec.DecodeError) as exc:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import msgspec
@@ -10,7 +9,7 @@ import msgspec
 from ._checkpoint import Checkpoint, ProjectRef, SkippedProject
 from ._errors import CheckpointError
 from ._files import now_iso, remove_checkpoint
-from ._writer import atomic_write, open_no_follow
+from ._writer import atomic_write, read_no_follow
 
 __all__ = [
     "MANIFEST_NAME",
@@ -131,12 +130,9 @@ def load_manifest(directory: Path) -> Manifest | None:
     """The manifest in ``directory``, ``None`` if there is none; a damaged one is a
     :class:`CheckpointError` (taken for absent, its export would pass for stray files)."""
     path = directory / MANIFEST_NAME
-    try:
-        fd = open_no_follow(path, os.O_RDONLY, create=False, single_link=False)
-    except FileNotFoundError:
+    data = read_no_follow(path)
+    if data is None:
         return None
-    with os.fdopen(fd, "rb") as handle:
-        data = handle.read()
     try:
         return _manifest_decoder.decode(data)
     except (msgspec.ValidationError, msgspec.DecodeError) as exc:

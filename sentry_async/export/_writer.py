@@ -21,7 +21,15 @@ import msgspec
 
 from ._errors import OutputUnusableError
 
-__all__ = ["JsonlFile", "Line", "atomic_write", "fsync_dir", "jsonl_line", "open_no_follow"]
+__all__ = [
+    "JsonlFile",
+    "Line",
+    "atomic_write",
+    "fsync_dir",
+    "jsonl_line",
+    "open_no_follow",
+    "read_no_follow",
+]
 
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
@@ -180,6 +188,16 @@ def open_no_follow(
         os.close(fd)
         raise
     return fd
+
+
+def read_no_follow(path: Path) -> bytes | None:
+    """A state file's bytes, read without following a link; ``None`` when it is absent."""
+    try:
+        fd = open_no_follow(path, os.O_RDONLY, create=False, single_link=False)
+    except FileNotFoundError:
+        return None
+    with os.fdopen(fd, "rb") as handle:
+        return handle.read()
 
 
 def _open_or_create(path: Path, flags: int, *, create: bool, exclusive: bool) -> int:
