@@ -134,6 +134,8 @@ class Operation:
     name: str = ""
     type_expr: str = "None"
     item_expr: str = "Any"
+    bodiless: list[tuple[str, str]] = field(default_factory=list)
+    """Other 2xx answers the spec documents without a body: (status, description)."""
     sample: Any = None
     sent_schema: dict[str, Any] | None = None
     """The response schema with the field overrides applied (the samples' shape)."""
@@ -377,6 +379,19 @@ def _response(op: dict[str, Any]) -> tuple[dict[str, Any] | None, Any]:
     return None, None
 
 
+def _bodiless(op: dict[str, Any]) -> list[tuple[str, str]]:
+    """The 2xx answers without a body, beside one with a model: the call returns ``None``
+    for them, which the method's type and docstring must say."""
+    responses = op.get("responses", {})
+    if not any(responses.get(code, {}).get("content") for code in ("200", "201", "202")):
+        return []
+    return [
+        (code, " ".join((answer.get("description") or "").split()).rstrip("."))
+        for code, answer in sorted(responses.items())
+        if code.startswith("2") and not answer.get("content")
+    ]
+
+
 def _query_annotation(schema: dict[str, Any]) -> str:
     if "enum" in schema:
         return "Literal[" + ", ".join(json.dumps(v) for v in schema["enum"] if v is not None) + "]"
@@ -435,6 +450,7 @@ def load_operations(spec: dict[str, Any], *, strict: bool = True) -> list[Operat
             _parameters(op, raw)
             _body(op, raw)
             op.response, op.example = _response(raw)
+            op.bodiless = _bodiless(raw)
             if op_id in overrides.RESPONSE_SCHEMAS:
                 op.response = overrides.RESPONSE_SCHEMAS[op_id]
             _pagination(op, raw)
@@ -442,7 +458,7 @@ def load_operations(spec: dict[str, Any], *, strict: bool = True) -> list[Operat
             ops.append(op)
     for table in ("HANDWRITTEN", "RENAMES", "PAGINATED", "NOT_PAGINATED", "PAGE_SIZE_PARAM",
                   "BINARY", "PARAM_SCHEMAS", "PARAM_NAMES", "NEEDS_ONE_OF", "PRESENCE_FLAGS",
-                  "RESPONSE_SCHEMAS"):
+                  "RESPONSE_SCHEMAS", "BODILESS_NOTES"):
         stale = set(getattr(overrides, table)) - seen
         if stale and strict:
             raise SystemExit(f"overrides.{table} names operations the spec lacks: {sorted(stale)}")
@@ -934,6 +950,11 @@ def _notes(op: Operation) -> list[str]:
     if needed:
         names = " or ".join(f"``{p.py}``" for p in needed)
         notes.append(f"Refused (``ValueError``) without {names}: {why}.")
+    if op.bodiless and op.type_expr != "None":
+        answers = overrides.BODILESS_NOTES.get(op.op_id) or "; ".join(
+            f"{code}, {text or 'no content'}" for code, text in op.bodiless
+        )
+        notes.append(f"``None`` when Sentry answers without a body ({answers}).")
     return notes
 
 
@@ -990,7 +1011,8 @@ def render_method(op: Operation, needs: set[str]) -> str:
     lines.append(f"    async def {op.name}(")
     lines += _signature(op, needs, extra)
     returns = op.type_expr
-    lines.append(f"    ) -> {returns}:")
+    shown = f"{returns} | None" if op.bodiless and returns != "None" else returns
+    lines.append(f"    ) -> {shown}:")
     lines.append(_doc(op, notes=_notes(op)))
     lines += _guard(op)
     if op.body_kind == "multipart":

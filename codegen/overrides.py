@@ -244,3 +244,12 @@ RESPONSE_SCHEMAS: dict[str, dict[str, Any]] = {
         },
     },
 }
+
+BODILESS_NOTES: dict[str, str] = {
+    # operationId -> what its answers without a body mean, where the spec's descriptions
+    # ("Accepted", "No Content") do not say: the method returns ``None`` for them.
+    "addOrganizationMemberTeam": (
+        "202: an access request was made, the member is not on the team until it is "
+        "approved; 204: the member is on the team already"
+    ),
+}

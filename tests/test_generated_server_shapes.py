@@ -7,7 +7,9 @@ really reads) from a small app on 127.0.0.1.
 
 from __future__ import annotations
 
+import inspect
 import json
+import typing
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -306,3 +308,23 @@ async def test_a_project_slug_with_a_space_is_still_refused(
     with pytest.raises(ValueError, match="project"):
         await client.environments.get("org", "my project", "production")
     assert recorder.seen == []
+
+
+# Some operations answer without a body besides their documented model: adding a member
+# to a team answers 202 (an access request was made: not added yet) or 204 (already on the
+# team); creating a release that exists answers 208. Such a method says ``| None``.
+def test_a_method_whose_answer_may_have_no_body_says_none() -> None:
+    from sentry_async.api import releases, teams
+
+    for method in (teams.TeamsAPI.add_member_to_team, releases.ReleasesAPI.create):
+        hints = typing.get_type_hints(method)
+        assert type(None) in typing.get_args(hints["return"]), method.__qualname__
+        assert "``None``" in (inspect.getdoc(method) or ""), method.__qualname__
+
+
+async def test_a_member_added_by_request_only_comes_back_as_none(
+    server: tuple[Recorder, str], client: SentryClient
+) -> None:
+    recorder, _ = server
+    recorder.answer(None, status=204)
+    assert await client.teams.add_member_to_team("org", 7, "backend") is None

@@ -258,8 +258,13 @@ class ReleasesAPI(Resource):
         owner: str | UnsetType | None = UNSET,
         head_commits: Sequence[Any] | UnsetType | None = UNSET,
         refs: Sequence[Any] | UnsetType | None = UNSET,
-    ) -> Release:
-        """Create a New Release for an Organization (``POST /organizations/{org}/releases/``)."""
+    ) -> Release | None:
+        """Create a New Release for an Organization.
+
+        ``POST /organizations/{org}/releases/``
+
+        ``None`` when Sentry answers without a body (208, Already Reported).
+        """
         return await self._client.request(
             "POST",
             "/organizations/{org}/releases/",

@@ -80,10 +80,12 @@ class TeamsAPI(Resource):
         org: IdOrSlug,
         member_id: IdOrSlug,
         team: IdOrSlug,
-    ) -> Team:
+    ) -> Team | None:
         """Add an Organization Member to a Team.
 
         ``POST /organizations/{org}/members/{member_id}/teams/{team}/``
+
+        ``None`` when Sentry answers without a body (202: an access request was made, the member is not on the team until it is approved; 204: the member is on the team already).
         """
         return await self._client.request(
             "POST",
