@@ -204,6 +204,9 @@ async def test_unknown_org_or_project_exits_4(
         assert {"org": "no-such-org", "project": "no-such-project", "issue": "999999999"}[
             name
         ] in run.error_lines[0]
+    # Said as what was asked for, not as the URL of the request that found nothing.
+    assert f"unknown issue(s) in organization {ORG!r}: 999999999" in run.error_lines[0]
+    assert "http" not in run.error_lines[0]
 
 
 async def test_bad_arguments_exit_2(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

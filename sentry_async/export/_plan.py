@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -13,6 +14,7 @@ import msgspec
 
 from .._protocol.params import check_slug
 from ..client import SentryClient
+from ..errors import NotFound
 from ..pagination import Paginator
 from ._checkpoint import Checkpoint, FileState, ProjectRef, SkippedProject, StreamState
 from ._errors import UnknownProjectError
@@ -98,6 +100,7 @@ async def plan(
     projects: list[ProjectRef] = []
     skipped: list[SkippedProject] = []
     if spec.issues is not None:
+        await check_issues(client, spec.org, spec.issues)
         targets = [_Target(f"issue-{issue}", issue) for issue in spec.issues]
     else:
         projects, skipped = await resolve_projects(client, spec)
@@ -147,6 +150,21 @@ async def plan(
         created_at=stamp,
         updated_at=stamp,
     )
+
+
+async def check_issues(client: SentryClient, org: str, issues: Sequence[str]) -> None:
+    """Refuse issues the organization does not have before anything is written: found
+    later, a stream's 404 would name a request's URL, not the issue asked for."""
+    missing = []
+    for issue in issues:
+        try:
+            await client.issues.get(org, issue)
+        except NotFound:
+            missing.append(issue)
+    if missing:
+        raise UnknownProjectError(
+            f"unknown issue(s) in organization {org!r}: {', '.join(missing)}"
+        )
 
 
 async def resolve_projects(
