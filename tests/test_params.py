@@ -18,6 +18,7 @@ from sentry_async._protocol.params import (
     check_slug,
     encode_params,
     format_datetime,
+    period_seconds,
     time_range,
     validate_period,
 )
@@ -31,6 +32,12 @@ def test_periods() -> None:
     for bad in ("", "24 h", "1y", "-1d", "0d", "h", "1.5h", "24H"):
         with pytest.raises(ValueError, match="period"):
             validate_period(bad)
+
+
+def test_period_seconds() -> None:
+    assert [period_seconds(p) for p in ("90", "30s", "5m", "4h", "14d", "2w")] == [
+        90, 30, 300, 14_400, 1_209_600, 1_209_600,
+    ]  # fmt: skip
 
 
 def test_datetimes_go_out_as_utc_without_offset() -> None:

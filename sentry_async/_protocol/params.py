@@ -22,6 +22,7 @@ __all__ = [
     "id_chunks",
     "is_numeric_id",
     "issue_id",
+    "period_seconds",
     "project_refs",
     "time_range",
     "validate_period",
@@ -43,6 +44,16 @@ def validate_period(value: str, name: str = "period") -> str:
     ):
         raise ValueError(f"{name} must look like '24h', '14d' or '30m' (got {value!r})")
     return value
+
+
+PERIOD_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+"""Seconds per unit of a period or interval (``14d``, ``1h``); a bare number is seconds."""
+
+
+def period_seconds(value: str) -> int:
+    """The seconds a period that :func:`validate_period` accepts spans."""
+    unit = value.lstrip("0123456789")
+    return int(value[: len(value) - len(unit)]) * PERIOD_UNITS.get(unit, 1)
 
 
 def format_datetime(value: datetime, name: str = "datetime") -> str:

@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
+from .._protocol.params import PERIOD_UNITS
 from ._errors import ExportRangeError
 
 __all__ = [
@@ -33,7 +34,6 @@ MAX_WINDOWS = 100_000
 """Most windows one target's range may be split into (100,000 days is 273 years)."""
 
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
 def parse_duration(text: str) -> timedelta:
@@ -42,7 +42,7 @@ def parse_duration(text: str) -> timedelta:
     if match is None or not match.group(1).strip("0"):
         raise ValueError(f"expected a duration such as '1d', '12h', '30m' or '2w' (got {text!r})")
     try:
-        return timedelta(seconds=int(match.group(1)) * _UNITS[match.group(2)])
+        return timedelta(seconds=int(match.group(1)) * PERIOD_UNITS[match.group(2)])
     except (OverflowError, ValueError):
         # ValueError: int() refuses thousands of digits before timedelta can overflow.
         raise ValueError(
@@ -161,8 +161,8 @@ def _format_span(value: timedelta) -> str:
     if value.microseconds:
         return str(value)
     seconds = value // timedelta(seconds=1)
-    unit = next(name for name, size in reversed(_UNITS.items()) if seconds % size == 0)
-    return f"{seconds // _UNITS[unit]}{unit}"
+    unit = next(name for name, size in reversed(PERIOD_UNITS.items()) if seconds % size == 0)
+    return f"{seconds // PERIOD_UNITS[unit]}{unit}"
 
 
 @dataclass(frozen=True, slots=True)

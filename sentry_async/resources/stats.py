@@ -9,7 +9,7 @@ from typing import Any
 
 import anyio
 
-from .._protocol.params import project_refs
+from .._protocol.params import period_seconds, project_refs
 from ..errors import DecodeError
 from ..models import EventsStats, UsageGroup, UsageStats, parse_events_stats
 from ._base import IdOrSlug, Resource, environments, listify, time_params
@@ -28,13 +28,6 @@ USAGE_INTERVALS = ("1h", "2h", "4h", "6h", "12h", "1d")
 """The intervals ``usage()`` picks from when none is given (each divides a day)."""
 _SERVER_RANGE = 90 * 86400
 """The range Sentry searches when none is given."""
-_UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-
-
-def _seconds(value: str | timedelta) -> int:
-    if isinstance(value, timedelta):
-        return int(value.total_seconds())
-    return int(value.rstrip("smhdw")) * _UNIT_SECONDS[value.lstrip("0123456789")]
 
 
 def _usage_interval(
@@ -49,13 +42,13 @@ def _usage_interval(
     if start is not None and end is not None:
         span = int((end - start).total_seconds())
     elif "statsPeriod" in window:
-        span = _seconds(window["statsPeriod"])
+        span = period_seconds(window["statsPeriod"])
     else:
         span = _SERVER_RANGE
     if interval is not None:
         chosen = _interval(interval)
         assert chosen is not None
-        if -(-span // _seconds(chosen)) > USAGE_MAX_POINTS:
+        if -(-span // period_seconds(chosen)) > USAGE_MAX_POINTS:
             raise ValueError(
                 f"interval {chosen!r} over {span // 3600}h makes more than {USAGE_MAX_POINTS} "
                 "points, which Sentry refuses: use a larger interval or a shorter range"
@@ -63,7 +56,7 @@ def _usage_interval(
         return chosen
     for candidate in USAGE_INTERVALS:
         # Aligning the start to the interval can add one more.
-        if -(-span // _seconds(candidate)) + 1 <= USAGE_MAX_POINTS:
+        if -(-span // period_seconds(candidate)) + 1 <= USAGE_MAX_POINTS:
             return candidate
     raise ValueError(
         f"a range of {span // 86400} days does not fit in {USAGE_MAX_POINTS} daily points"
