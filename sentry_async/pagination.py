@@ -482,8 +482,11 @@ class Paginator(Generic[T], AsyncIterator[T]):
                     # Left mid-page (break, aclose, cancellation): keep where it stopped.
                     self._after = self.position
                 self._inside = None
-            # Closed now, not by the garbage collector: a read-ahead task ends with it.
-            await fetched.aclose()
+            # Closed now, not by the garbage collector: a read-ahead task ends with it. At
+            # the loop's shutdown it may be closing already (the loop closes every async
+            # generator at once), and a second aclose() would fail.
+            if not getattr(fetched, "ag_running", False):
+                await fetched.aclose()
 
     def __aiter__(self) -> AsyncIterator[T]:
         iterator = self._items()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 from typing import Any
 
 import anyio
@@ -239,3 +241,42 @@ def test_read_ahead_off_asyncio_walks_one_page_at_a_time() -> None:
 
     assert anyio.run(main, backend="trio") == list(range(35))
     assert source.requests == [None, "10", "20", "30"]
+
+
+_LEFT_AT_SHUTDOWN = """
+import asyncio
+import subprocess
+import sys
+from sentry_async import Paginator
+from sentry_async.pagination import RawPage
+
+async def fetch(cursor, size):
+    await asyncio.sleep(0.001)
+    offset = int(cursor) if cursor else 0
+    link = f'<https://h/x/>; rel="next"; results="true"; cursor="{offset + 10}"'
+    return RawPage(items=list(range(offset, offset + 10)), link=link)
+
+left = []
+
+async def main():
+    items = aiter(Paginator(fetch, page_size=10, prefetch=PREFETCH))
+    left.append(items)
+    for _ in range(25):
+        await anext(items)
+
+asyncio.run(main())
+print("ran")
+"""
+
+
+@pytest.mark.parametrize("prefetch", [1, 2])
+def test_a_walk_left_unfinished_ends_quietly_with_its_loop(prefetch: int) -> None:
+    """``anext()`` on a reading-ahead walk, left mid-page when ``asyncio.run`` ends: the
+    loop closes the walk and the pages it reads at once, and neither may complain."""
+    code = _LEFT_AT_SHUTDOWN.replace("PREFETCH", str(prefetch))
+    for _ in range(3):
+        done = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+        )
+        assert (done.returncode, done.stdout.strip()) == (0, "ran"), done.stderr
+        assert done.stderr == ""
