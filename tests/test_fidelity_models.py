@@ -11,6 +11,7 @@ import msgspec
 
 from sentry_async import SentryClient
 from sentry_async.models import (
+    DebugMetaEntry,
     Event,
     EventSummary,
     Issue,
@@ -119,3 +120,37 @@ async def test_hash_rows_without_full_hold_summaries(
     assert all(r.latest_event is not None and r.latest_event.event_type for r in rows)
     assert all(isinstance(r.latest_event, Event) for r in full)
     assert fake_sentry.requests[0].param("full") == "0"
+
+
+def test_null_pairs_and_images_keep_their_entries() -> None:
+    """Sentry passes a request's header and query pairs and debug images through as
+    stored (``Http.get_api_context``, ``DebugMeta.to_json``), ``null`` items included: the
+    entry stays typed, its other fields readable."""
+    body = {
+        "id": "9fac2ceed9344f2bbfdd1fdacb0ed9b1",
+        "entries": [
+            {
+                "type": "request",
+                "data": {
+                    "method": "POST",
+                    "url": "https://shop.example/checkout",
+                    "query": [["page", "2"], None],
+                    "headers": [["Content-Type", "application/json"], None],
+                    "data": {"sku": 1},
+                },
+            },
+            {
+                "type": "debugmeta",
+                "data": {"images": [{"type": "macho", "image_addr": "0x1000"}, None]},
+            },
+        ],
+    }
+    event = msgspec.json.decode(msgspec.json.encode(body), type=Event)
+    request = event.request
+    assert request is not None
+    assert (request.method, request.url) == ("POST", "https://shop.example/checkout")
+    assert request.query == [("page", "2"), None]
+    assert request.headers == [("Content-Type", "application/json"), None]
+    debug = event.entry(DebugMetaEntry)
+    assert debug is not None
+    assert debug.images == [{"type": "macho", "image_addr": "0x1000"}, None]

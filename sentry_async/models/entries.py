@@ -200,15 +200,16 @@ class BreadcrumbsEntry(Entry):
 
 
 class RequestEntry(Entry):
-    """``query`` is a list of pairs on current servers and a raw string on old ones."""
+    """``query`` is a list of pairs on current servers and a raw string on old ones; a pair
+    of ``query`` or ``headers`` may be ``null``, passed through as the SDK sent it."""
 
     entry_type: ClassVar[str] = "request"
     url: str | None = None
     method: str | None = None
-    query: list[tuple[str, str | None]] | str | None = None
+    query: list[tuple[str, str | None] | None] | str | None = None
     fragment: str | None = None
     data: Any = None
-    headers: list[tuple[str, str | None]] | None = None
+    headers: list[tuple[str, str | None] | None] | None = None
     cookies: Any = None
     env: dict[str, Any] | None = None
     inferred_content_type: str | None = None
@@ -245,8 +246,10 @@ class ThreadsEntry(Entry):
 
 
 class DebugMetaEntry(Entry):
+    """An image may be ``null``: Sentry passes the list through as the SDK sent it."""
+
     entry_type: ClassVar[str] = "debugmeta"
-    images: list[dict[str, Any]] = []
+    images: list[dict[str, Any] | None] = []
     sdk_info: dict[str, Any] | None = msgspec.field(default=None, name="sdk_info")
     is_debug_build: bool | None = msgspec.field(default=None, name="is_debug_build")
 
