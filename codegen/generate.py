@@ -98,6 +98,8 @@ class Param:
     kind: str  # path | query | project
     required: bool = False
     sample: Any = None
+    alias_of: str | None = None
+    """The Python name of the parameter this one is an older name of (same wire name)."""
 
 
 @dataclass
@@ -447,7 +449,7 @@ def load_operations(spec: dict[str, Any], *, strict: bool = True) -> list[Operat
                 summary=(raw.get("summary") or op_id).strip().rstrip("."),
                 handwritten=overrides.HANDWRITTEN.get(op_id),
             )
-            _parameters(op, raw)
+            _parameters(op, raw, strict)
             _body(op, raw)
             op.response, op.example = _response(raw)
             op.bodiless = _bodiless(raw)
@@ -458,7 +460,7 @@ def load_operations(spec: dict[str, Any], *, strict: bool = True) -> list[Operat
             ops.append(op)
     for table in ("HANDWRITTEN", "RENAMES", "PAGINATED", "NOT_PAGINATED", "PAGE_SIZE_PARAM",
                   "BINARY", "PARAM_SCHEMAS", "PARAM_NAMES", "NEEDS_ONE_OF", "PRESENCE_FLAGS",
-                  "RESPONSE_SCHEMAS", "BODILESS_NOTES"):
+                  "RESPONSE_SCHEMAS", "BODILESS_NOTES", "QUERY_WIRE_NAMES"):
         stale = set(getattr(overrides, table)) - seen
         if stale and strict:
             raise SystemExit(f"overrides.{table} names operations the spec lacks: {sorted(stale)}")
@@ -466,7 +468,7 @@ def load_operations(spec: dict[str, Any], *, strict: bool = True) -> list[Operat
     return ops
 
 
-def _parameters(op: Operation, raw: dict[str, Any]) -> None:
+def _parameters(op: Operation, raw: dict[str, Any], strict: bool = True) -> None:
     names: set[str] = set()
     order = re.findall(r"\{([^}]+)\}", op.path)
     by_name = {p["name"]: p for p in raw.get("parameters", []) if p["in"] == "path"}
@@ -481,27 +483,44 @@ def _parameters(op: Operation, raw: dict[str, Any]) -> None:
     schemas = overrides.PARAM_SCHEMAS.get(op.op_id, {})
     renames = overrides.PARAM_NAMES.get(op.op_id, {})
     query_names = {p["name"] for p in raw.get("parameters", []) if p["in"] == "query"}
+    wires = overrides.QUERY_WIRE_NAMES.get(op.op_id, {})
     for table, entries in (("PARAM_SCHEMAS", schemas), ("PARAM_NAMES", renames),
                            ("PRESENCE_FLAGS", overrides.PRESENCE_FLAGS.get(op.op_id, ())),
-                           ("NEEDS_ONE_OF", overrides.NEEDS_ONE_OF.get(op.op_id, ((), ""))[0])):
+                           ("NEEDS_ONE_OF", overrides.NEEDS_ONE_OF.get(op.op_id, ((), ""))[0]),
+                           ("QUERY_WIRE_NAMES", wires if strict else {})):
         unknown = set(entries) - query_names
         if unknown:
             raise SystemExit(f"overrides.{table}[{op.op_id!r}]: no query {sorted(unknown)}")
     for p in raw.get("parameters", []):
         if p["in"] != "query":
             continue
-        wire = p["name"]
-        schema = schemas.get(wire, p.get("schema", {}))
+        name = p["name"]
+        wire = wires.get(name, name)
+        shown = set(re.findall(r"[?&]([A-Za-z_]\w*)=", p.get("description") or ""))
+        if shown and wire not in shown:
+            raise SystemExit(
+                f"{op.op_id!r}: query {name!r} is documented as sent as {sorted(shown)}: "
+                "add the name the server reads to overrides.QUERY_WIRE_NAMES"
+            )
+        schema = schemas.get(name, p.get("schema", {}))
         if wire == "project" and org_scope:
             kind, annotation = "project", "IdOrSlug | Sequence[IdOrSlug]"
         else:
             kind, annotation = "query", _query_annotation(schema)
-        py = renames.get(wire) or snake(wire)
+        # Renamed onto a name another parameter sends: an older name of that one.
+        older = name != wire and wire in query_names
+        py = renames.get(name) or snake(name if older else wire)
         while py in names or py in {"page_size", "skip", "limit", "to", "chunk_size"}:
             py += "_"
         names.add(py)
         op.query.append(Param(wire, py, annotation, kind, bool(p.get("required")),
-                              sample_of(schema, p.get("example"))))
+                              sample_of(schema, p.get("example")), wire if older else None))
+    for param in op.query:
+        if param.alias_of is not None:
+            # Both names go out as one wire name: the newer one wins when both are given,
+            # as the spec documents, and no name goes out twice.
+            newer = next(p for p in op.query if p.wire == param.wire and p.alias_of is None)
+            param.alias_of = newer.py
 
 
 def _body(op: Operation, raw: dict[str, Any]) -> None:
@@ -906,14 +925,18 @@ def _path_params(op: Operation) -> str:
 def _query_dict(op: Operation, resolved: bool) -> str:
     parts = []
     flags = overrides.PRESENCE_FLAGS.get(op.op_id, ())
+    older = {p.alias_of: p.py for p in op.query if p.alias_of is not None}
     for p in op.query:
+        if p.alias_of is not None:
+            continue
+        value = p.py if p.py not in older else f"{p.py} if {p.py} is not None else {older[p.py]}"
         if p.wire in flags:
-            parts.append(f'"{p.wire}": {p.py} or None')  # False is left out, not "0"
+            parts.append(f'"{p.wire}": {value} or None')  # False is left out, not "0"
         elif p.kind == "project" and resolved:
             org = op.path_params[0].py
-            parts.append(f'"{p.wire}": await _support.project_ids(self._client, {org}, {p.py})')
+            parts.append(f'"{p.wire}": await _support.project_ids(self._client, {org}, {value})')
         elif p.kind != "project" or resolved:
-            parts.append(f'"{p.wire}": {p.py}')
+            parts.append(f'"{p.wire}": {value}')
     return "{" + ", ".join(parts) + "}"
 
 
@@ -946,6 +969,10 @@ def _notes(op: Operation) -> list[str]:
             if p.wire in bodies:
                 note += f"; ``{bodies[p.wire]}`` is the body's ``{p.wire}`` (the new value)"
             notes.append(note + ".")
+    for p in op.query:
+        if p.alias_of is not None:
+            notes.append(f"``{p.py}`` is an older name of ``{p.alias_of}`` (both go out as "
+                         f"``{p.wire}``); ``{p.alias_of}`` wins when both are given.")
     needed, why = _needs(op)
     if needed:
         names = " or ".join(f"``{p.py}``" for p in needed)
@@ -972,6 +999,9 @@ def render_method(op: Operation, needs: set[str]) -> str:
     lines: list[str] = []
     if _needs(op)[0] and (op.paginated or op.body_kind == "multipart"):
         raise SystemExit(f"overrides.NEEDS_ONE_OF[{op.op_id!r}]: only plain calls are guarded")
+    if any(p.alias_of for p in op.query) and (op.paginated or op.binary is not None):
+        raise SystemExit(f"overrides.QUERY_WIRE_NAMES[{op.op_id!r}]: only plain calls take an "
+                         "older name")
     if op.paginated:
         extra = [
             "        page_size: int = 100,",
@@ -1143,7 +1173,7 @@ def render_metadata(ops: list[Operation]) -> str:
             "http": op.http,
             "path": op.path,
             "path_params": [[p.py, p.sample] for p in op.path_params],
-            "query": [[p.py, p.wire, p.kind, p.sample] for p in op.query],
+            "query": [[p.py, p.wire, p.kind, p.sample] for p in op.query if p.alias_of is None],
             "body": op.body_kind,
             "body_fields": [[f.py, f.wire, f.required, f.file, f.sample] for f in op.body_fields],
             "paginated": op.paginated,

@@ -198,6 +198,20 @@ PARAM_NAMES: dict[str, dict[str, str]] = {
     "Bulk Mutate a List of Issues": {"status": "status_filter"},
 }
 
+QUERY_WIRE_NAMES: dict[str, dict[str, str]] = {
+    # operationId -> {the spec's query name: the name the endpoint reads}. Some spec names
+    # come from apidocs' parameter objects, not from the endpoint: the spec fails generation
+    # when a parameter's description shows it sent under another name (``?projectSlug=``)
+    # until it is listed here. The Python name follows the wire name, unless another
+    # parameter already sends that name; then it stays, an older name of that parameter.
+    # OrganizationParams.PROJECT_ID_OR_SLUG: OrganizationEndpoint.get_projects reads the
+    # slugs from ``request.GET.getlist("projectSlug")``, as its description says.
+    "listOrganizationNotificationsActions": {"project_id_or_slug": "projectSlug"},
+    "getOrganizationReplayCount": {"project_id_or_slug": "projectSlug"},
+    # OrganizationReleaseDetailsEndpoint.get: ``request.GET.get("project")``, no project_id.
+    "getOrganizationRelease": {"project_id": "project"},
+}
+
 NEEDS_ONE_OF: dict[str, tuple[tuple[str, ...], str]] = {
     # operationId -> (query parameters of which a call must give at least one, non-empty;
     # what the server does otherwise), refused before sending. The hand-written

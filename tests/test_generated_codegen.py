@@ -355,8 +355,30 @@ def test_a_field_override_changes_the_type_and_the_sample(monkeypatch: pytest.Mo
     assert isinstance(rows["getOrganizationRelease"]["sample"]["owner"], list)
     for table in ("HANDWRITTEN", "RENAMES", "PAGINATED", "NOT_PAGINATED", "PAGE_SIZE_PARAM",
                   "BINARY", "ALWAYS_SENT", "PARAM_SCHEMAS", "PARAM_NAMES", "NEEDS_ONE_OF",
-                  "PRESENCE_FLAGS", "RESPONSE_SCHEMAS", "BODILESS_NOTES"):
+                  "PRESENCE_FLAGS", "RESPONSE_SCHEMAS", "BODILESS_NOTES", "QUERY_WIRE_NAMES"):
         monkeypatch.setattr(gen.overrides, table, {})
     monkeypatch.setattr(gen.overrides, "FIELD_SCHEMAS", {"releases.Release.nothing": {}})
     with pytest.raises(SystemExit, match="FIELD_SCHEMAS"):
         gen.generate(SPEC, ROOT / "no-such-dir", strict=True)
+
+
+def test_a_query_name_documented_as_another_fails_until_mapped(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A spec parameter whose description shows it sent under another name (apidocs'
+    ``project_id_or_slug``, read as ``?projectSlug=``) stops the generator until the table
+    names what the server reads; the method then sends that name."""
+    spec = json.loads(json.dumps(SPEC))
+    listing = spec["paths"]["/api/0/organizations/{organization_id_or_slug}/releases/"]["get"]
+    listing["parameters"].append({
+        "in": "query", "name": "project_id_or_slug",
+        "description": "For example:\n- `/?projectSlug=android&projectSlug=web`",
+        "schema": {"type": "array", "items": {"type": "string"}},
+    })
+    with pytest.raises(SystemExit, match="QUERY_WIRE_NAMES"):
+        gen.load_operations(spec, strict=False)
+    monkeypatch.setattr(gen.overrides, "QUERY_WIRE_NAMES",
+                        {"listOrganizationReleases": {"project_id_or_slug": "projectSlug"}})
+    (op,) = [o for o in gen.load_operations(spec, strict=False)
+             if o.op_id == "listOrganizationReleases"]
+    assert {p.wire: p.py for p in op.query}["projectSlug"] == "project_slug"

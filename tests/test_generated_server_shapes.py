@@ -12,12 +12,14 @@ import json
 import typing
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from importlib import resources
 from typing import Any
 
 import pytest
 from _local_server import local_app
 from aiohttp import web
 
+import sentry_async.api
 from sentry_async import NotFound, RetryPolicy, SentryClient
 
 
@@ -328,3 +330,46 @@ async def test_a_member_added_by_request_only_comes_back_as_none(
     recorder, _ = server
     recorder.answer(None, status=204)
     assert await client.teams.add_member_to_team("org", 7, "backend") is None
+
+
+# Query names the spec takes from apidocs' parameter objects, which the endpoints never
+# read: OrganizationEndpoint.get_projects reads slugs from ``projectSlug`` (the spec's
+# ``project_id_or_slug`` says so in its own description), and
+# OrganizationReleaseDetailsEndpoint.get reads ``project``, never ``project_id``.
+async def test_release_project_id_goes_out_as_project(
+    server: tuple[Recorder, str], client: SentryClient
+) -> None:
+    recorder, _ = server
+    recorder.answer({"version": "v1"})
+    await client.releases.get("org", "v1", project_id="11", health=True)
+    (seen,) = recorder.seen
+    assert seen.query.getall("project") == ["11"]
+    assert "project_id" not in seen.query
+
+
+async def test_replay_count_project_slugs_go_out_as_project_slug(
+    server: tuple[Recorder, str], client: SentryClient
+) -> None:
+    recorder, _ = server
+    recorder.answer({})
+    await client.replays.count(
+        "org", data_source="events", project_slug=["web", "api"], query="issue.id:[1]"
+    )
+    (seen,) = recorder.seen
+    assert seen.query.getall("projectSlug") == ["web", "api"]
+    assert "project_id_or_slug" not in seen.query
+
+
+def test_no_operation_sends_a_query_name_the_server_never_reads() -> None:
+    from codegen import overrides
+
+    rows = json.loads(
+        resources.files(sentry_async.api).joinpath("_operations.json").read_text("utf-8")
+    )
+    assert set(overrides.QUERY_WIRE_NAMES) <= {row["operation_id"] for row in rows}
+    for row in rows:
+        wires = {wire for _py, wire, _kind, _sample in row["query"]}
+        renamed = overrides.QUERY_WIRE_NAMES.get(row["operation_id"], {})
+        assert not wires & set(renamed), row["operation_id"]
+        assert set(renamed.values()) <= wires, row["operation_id"]
+        assert "project_id_or_slug" not in wires, row["operation_id"]

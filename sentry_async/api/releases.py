@@ -278,7 +278,7 @@ class ReleasesAPI(Resource):
         org: IdOrSlug,
         version: IdOrSlug,
         *,
-        project_id: str | None = None,
+        project_id: IdOrSlug | Sequence[IdOrSlug] | None = None,
         project: IdOrSlug | Sequence[IdOrSlug] | None = None,
         health: bool | None = None,
         adoption_stages: bool | None = None,
@@ -291,12 +291,14 @@ class ReleasesAPI(Resource):
         """Retrieve an Organization's Release.
 
         ``GET /organizations/{org}/releases/{version}/``
+
+        ``project_id`` is an older name of ``project`` (both go out as ``project``); ``project`` wins when both are given.
         """
         return await self._client.request(
             "GET",
             "/organizations/{org}/releases/{version}/",
             path_params={"org": check_path_value(org, "org"), "version": check_path_value(version, "version")},
-            params={"project_id": project_id, "project": await _support.project_ids(self._client, org, project), "health": health, "adoptionStages": adoption_stages, "summaryStatsPeriod": summary_stats_period, "healthStatsPeriod": health_stats_period, "sort": sort, "status": status, "query": query},
+            params={"project": await _support.project_ids(self._client, org, project if project is not None else project_id), "health": health, "adoptionStages": adoption_stages, "summaryStatsPeriod": summary_stats_period, "healthStatsPeriod": health_stats_period, "sort": sort, "status": status, "query": query},
             type=Release,
         )
 

@@ -175,7 +175,7 @@ class ReplaysAPI(Resource):
         end: str | datetime | None = None,
         stats_period: str | None = None,
         project: IdOrSlug | Sequence[IdOrSlug] | None = None,
-        project_id_or_slug: str | Sequence[str] | None = None,
+        project_slug: str | Sequence[str] | None = None,
         query: str | None = None,
         return_ids: bool | None = None,
     ) -> builtins.dict[str, Any]:
@@ -187,7 +187,7 @@ class ReplaysAPI(Resource):
             "GET",
             "/organizations/{org}/replay-count/",
             path_params={"org": check_path_value(org, "org")},
-            params={"data_source": data_source, "environment": environment, "start": start, "end": end, "statsPeriod": stats_period, "project": await _support.project_ids(self._client, org, project), "project_id_or_slug": project_id_or_slug, "query": query, "returnIds": return_ids},
+            params={"data_source": data_source, "environment": environment, "start": start, "end": end, "statsPeriod": stats_period, "project": await _support.project_ids(self._client, org, project), "projectSlug": project_slug, "query": query, "returnIds": return_ids},
             type=builtins.dict[str, Any],
         )
 

@@ -39,7 +39,7 @@ class SpikeProtectionAPI(Resource):
         org: IdOrSlug,
         *,
         project: IdOrSlug | Sequence[IdOrSlug] | None = None,
-        project_id_or_slug: str | Sequence[str] | None = None,
+        project_slug: str | Sequence[str] | None = None,
         trigger_type: str | None = None,
     ) -> NotificationsAction:
         """List Spike Protection Notifications.
@@ -50,7 +50,7 @@ class SpikeProtectionAPI(Resource):
             "GET",
             "/organizations/{org}/notifications/actions/",
             path_params={"org": check_path_value(org, "org")},
-            params={"project": await _support.project_ids(self._client, org, project), "project_id_or_slug": project_id_or_slug, "triggerType": trigger_type},
+            params={"project": await _support.project_ids(self._client, org, project), "projectSlug": project_slug, "triggerType": trigger_type},
             type=NotificationsAction,
         )
 
