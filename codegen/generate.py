@@ -157,17 +157,18 @@ def _field_schema(qualified: str, wire: str, schema: Any) -> Any:
     if key not in overrides.FIELD_SCHEMAS:
         return schema
     FIELD_SCHEMAS_USED.add(key)
+    return _with_spec(overrides.FIELD_SCHEMAS[key], schema)
 
-    def fill(value: Any) -> Any:
-        if value == "$spec":
-            return schema
-        if isinstance(value, dict):
-            return {k: fill(v) for k, v in value.items()}
-        if isinstance(value, list):
-            return [fill(v) for v in value]
-        return value
 
-    return fill(overrides.FIELD_SCHEMAS[key])
+def _with_spec(value: Any, schema: Any) -> Any:
+    """An override's schema with each ``"$spec"`` in it replaced by the spec's ``schema``."""
+    if value == "$spec":
+        return schema
+    if isinstance(value, dict):
+        return {k: _with_spec(v, schema) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_with_spec(v, schema) for v in value]
+    return value
 
 
 def _shape_key(schema: dict[str, Any]) -> str:
@@ -454,7 +455,7 @@ def load_operations(spec: dict[str, Any], *, strict: bool = True) -> list[Operat
             op.response, op.example = _response(raw)
             op.bodiless = _bodiless(raw)
             if op_id in overrides.RESPONSE_SCHEMAS:
-                op.response = overrides.RESPONSE_SCHEMAS[op_id]
+                op.response = _with_spec(overrides.RESPONSE_SCHEMAS[op_id], op.response)
             _pagination(op, raw)
             op.binary = overrides.BINARY.get(op_id)
             ops.append(op)

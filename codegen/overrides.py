@@ -138,6 +138,7 @@ PAGINATED: dict[str, str] = {
     "listOrganizationWorkflows": "OrganizationWorkflowIndexEndpoint: OffsetPaginator",
     "listProjectMonitorCheckins": "MonitorCheckInMixin: OffsetPaginator",
     "listOrganizationSentryApps": "OrganizationSentryAppsEndpoint: OffsetPaginator",
+    "listOrganizationNotificationsActions": "NotificationActionsIndexEndpoint: OffsetPaginator",
     "Retrieve Files Changed in a Release's Commits": "CommitFileChangeEndpoint: OffsetPaginator",
 }
 """operationId -> the server code that paginates it."""
@@ -234,6 +235,10 @@ PRESENCE_FLAGS: dict[str, tuple[str, ...]] = {
 
 RESPONSE_SCHEMAS: dict[str, dict[str, Any]] = {
     # operationId -> the success body's schema, where the spec gives none or another one.
+    # ``"$spec"`` inside it stands for the spec's own schema of the success body.
+    # NotificationActionsIndexEndpoint.get: ``self.paginate`` over the actions, an array
+    # (the spec documents the POST's one object, under 201).
+    "listOrganizationNotificationsActions": {"type": "array", "items": "$spec"},
     # replays/usecases/replay_counts.py: counts per issue, or with returnIds the replay ids.
     "getOrganizationReplayCount": {
         "type": "object",

@@ -373,3 +373,47 @@ def test_no_operation_sends_a_query_name_the_server_never_reads() -> None:
         assert not wires & set(renamed), row["operation_id"]
         assert set(renamed.values()) <= wires, row["operation_id"]
         assert "project_id_or_slug" not in wires, row["operation_id"]
+
+
+async def walk_linked_pages(
+    path: str, pages: list[Any], call: Any
+) -> tuple[list[Any], list[web.Request]]:
+    """``call(client)``'s items, served as ``pages`` (one body each) linked by cursors the
+    way ``self.paginate`` links them, and the requests that fetched them."""
+    seen: list[web.Request] = []
+
+    async def answer(request: web.Request) -> web.Response:
+        seen.append(request)
+        n = int(request.query.get("cursor", "0:0:0").split(":")[1])
+        more = "true" if n + 1 < len(pages) else "false"
+        following = f"0:{n + 1}:0"
+        link = (f'<http://{request.host}{path}?cursor={following}>; rel="next"; '
+                f'results="{more}"; cursor="{following}"')
+        return web.json_response(pages[n], headers={"Link": link})
+
+    app = web.Application()
+    app.router.add_get(path, answer)
+    async with local_app(app) as base, SentryClient(
+        "tok", base_url=base, retry=RetryPolicy(attempts=1)
+    ) as c:
+        items = await call(c).collect()
+    return items, seen
+
+
+# NotificationActionsIndexEndpoint.get: ``self.paginate(..., OffsetPaginator)``, an array
+# (the spec documents one object, under 201).
+def notification_action(n: int) -> dict[str, Any]:
+    return {"id": n, "organizationId": 1, "triggerType": "spike-protection",
+            "serviceType": "email", "targetType": "user", "projects": [11]}
+
+
+async def test_spike_protection_notifications_are_a_paginated_list() -> None:
+    pages = [[notification_action(1)], [notification_action(2)]]
+    actions, seen = await walk_linked_pages(
+        "/api/0/organizations/org/notifications/actions/",
+        pages,
+        lambda c: c.spike_protection.list("org", project_slug=["web"], page_size=1),
+    )
+    assert [a.id for a in actions] == [1, 2]
+    assert [r.query.get("cursor") for r in seen] == [None, "0:1:0"]
+    assert [r.query.getall("projectSlug") for r in seen] == [["web"], ["web"]]

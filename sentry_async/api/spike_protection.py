@@ -9,6 +9,7 @@ from collections.abc import Sequence
 import msgspec
 
 from .._protocol.params import check_path_value
+from ..pagination import Paginator
 from ..resources._base import IdOrSlug, Resource
 from . import _support
 from ._support import UNSET, APIModel, UnsetType
@@ -34,24 +35,31 @@ class SpikeProtectionAPI(Resource):
 
     __slots__ = ()
 
-    async def list(
+    def list(
         self,
         org: IdOrSlug,
         *,
         project: IdOrSlug | Sequence[IdOrSlug] | None = None,
         project_slug: str | Sequence[str] | None = None,
         trigger_type: str | None = None,
-    ) -> NotificationsAction:
+        page_size: int = 100,
+        cursor: str | None = None,
+        skip: int = 0,
+        limit: int | None = None,
+    ) -> Paginator[NotificationsAction]:
         """List Spike Protection Notifications.
 
         ``GET /organizations/{org}/notifications/actions/``
         """
-        return await self._client.request(
-            "GET",
+        return _support.paginate_projects(
+            self._client,
             "/organizations/{org}/notifications/actions/",
+            org=org,
+            project=("project", project),
             path_params={"org": check_path_value(org, "org")},
-            params={"project": await _support.project_ids(self._client, org, project), "projectSlug": project_slug, "triggerType": trigger_type},
+            params={"projectSlug": project_slug, "triggerType": trigger_type},
             type=NotificationsAction,
+            page=(page_size, cursor, skip, limit),
         )
 
     async def create(
