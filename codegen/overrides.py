@@ -139,6 +139,8 @@ PAGINATED: dict[str, str] = {
     "listProjectMonitorCheckins": "MonitorCheckInMixin: OffsetPaginator",
     "listOrganizationSentryApps": "OrganizationSentryAppsEndpoint: OffsetPaginator",
     "listOrganizationNotificationsActions": "NotificationActionsIndexEndpoint: OffsetPaginator",
+    "listProjectReplayDeletionJobs": "ProjectReplayDeletionJobsIndexEndpoint: OffsetPaginator",
+    "listOrganizationForwarding": "DataForwardingIndexEndpoint: OffsetPaginator",
     "Retrieve Files Changed in a Release's Commits": "CommitFileChangeEndpoint: OffsetPaginator",
 }
 """operationId -> the server code that paginates it."""

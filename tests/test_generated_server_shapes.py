@@ -417,3 +417,28 @@ async def test_spike_protection_notifications_are_a_paginated_list() -> None:
     assert [a.id for a in actions] == [1, 2]
     assert [r.query.get("cursor") for r in seen] == [None, "0:1:0"]
     assert [r.query.getall("projectSlug") for r in seen] == [["web"], ["web"]]
+
+
+# ProjectReplayDeletionJobsIndexEndpoint.get (``{"data": [...]}`` per page) and
+# DataForwardingIndexEndpoint.get: ``self.paginate(..., OffsetPaginator)``, though the spec
+# declares no cursor; a single call read only the first page.
+async def test_replay_deletion_jobs_are_a_paginated_list() -> None:
+    pages = [{"data": [{"id": 1, "status": "pending"}]}, {"data": [{"id": 2, "status": "done"}]}]
+    jobs, seen = await walk_linked_pages(
+        "/api/0/projects/org/web/replays/jobs/delete/",
+        pages,
+        lambda c: c.replays.list_deletion_jobs("org", "web", page_size=1),
+    )
+    assert [(job.id, job.status) for job in jobs] == [(1, "pending"), (2, "done")]
+    assert [r.query.get("cursor") for r in seen] == [None, "0:1:0"]
+
+
+async def test_data_forwarders_are_a_paginated_list() -> None:
+    pages = [[{"id": "1", "provider": "segment"}], [{"id": "2", "provider": "sqs"}]]
+    forwarders, seen = await walk_linked_pages(
+        "/api/0/organizations/org/forwarding/",
+        pages,
+        lambda c: c.integrations.list_forwarding("org", page_size=1),
+    )
+    assert [(f.id, f.provider) for f in forwarders] == [("1", "segment"), ("2", "sqs")]
+    assert [r.query.get("per_page") for r in seen] == ["1", "1"]

@@ -166,19 +166,26 @@ class IntegrationsAPI(Resource):
             path_params={"org": check_path_value(org, "org"), "external_user_id": check_path_value(external_user_id, "external_user_id")},
         )
 
-    async def list_forwarding(
+    def list_forwarding(
         self,
         org: IdOrSlug,
-    ) -> builtins.list[Forwarding]:
+        *,
+        page_size: int = 100,
+        cursor: str | None = None,
+        skip: int = 0,
+        limit: int | None = None,
+    ) -> Paginator[Forwarding]:
         """Retrieve Data Forwarders for an Organization.
 
         ``GET /organizations/{org}/forwarding/``
         """
-        return await self._client.request(
-            "GET",
+        return _support.paginate(
+            self._client,
             "/organizations/{org}/forwarding/",
             path_params={"org": check_path_value(org, "org")},
-            type=builtins.list[Forwarding],
+            params={},
+            type=Forwarding,
+            page=(page_size, cursor, skip, limit),
         )
 
     async def create_forwarding(

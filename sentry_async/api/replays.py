@@ -17,7 +17,7 @@ from ..resources._base import IdOrSlug, Resource
 from . import _support
 from ._support import APIModel
 
-__all__ = ["Replay", "Replay2", "ReplayClick", "ReplayDeletionJob", "ReplayDeletionJob2", "ReplayDeletionJobData", "ReplayDevice", "ReplayListField", "ReplayOs", "ReplayOtaUpdates", "ReplayRecordingSegment", "ReplayRecordingSegmentData", "ReplaySelector", "ReplaySelectorElement", "ReplayUser", "ReplayUserGeo", "ReplayViewedBy", "ReplayViewedByData", "ReplaysAPI"]
+__all__ = ["Replay", "Replay2", "ReplayClick", "ReplayDeletionJob", "ReplayDeletionJob2", "ReplayDevice", "ReplayListField", "ReplayOs", "ReplayOtaUpdates", "ReplayRecordingSegment", "ReplayRecordingSegmentData", "ReplaySelector", "ReplaySelectorElement", "ReplayUser", "ReplayUserGeo", "ReplayViewedBy", "ReplayViewedByData", "ReplaysAPI"]
 
 
 ReplayListField = Literal["activity", "browser", "count_dead_clicks", "count_errors", "count_rage_clicks", "count_segments", "count_urls", "device", "dist", "duration", "environment", "error_ids", "finished_at", "id", "is_archived", "os", "platform", "project_id", "releases", "sdk", "started_at", "tags", "trace_ids", "segment_names", "urls", "user", "clicks", "info_ids", "warning_ids", "count_warnings", "count_infos", "has_viewed"]
@@ -140,7 +140,7 @@ class ReplayViewedBy(APIModel):
     data: ReplayViewedByData | None = None
 
 
-class ReplayDeletionJobData(APIModel):
+class ReplayDeletionJob(APIModel):
     id: int | None = None
     date_created: str | None = msgspec.field(default=None, name="dateCreated")
     date_updated: str | None = msgspec.field(default=None, name="dateUpdated")
@@ -152,12 +152,8 @@ class ReplayDeletionJobData(APIModel):
     count_deleted: int | None = msgspec.field(default=None, name="countDeleted")
 
 
-class ReplayDeletionJob(APIModel):
-    data: builtins.list[ReplayDeletionJobData] | None = None
-
-
 class ReplayDeletionJob2(APIModel):
-    data: ReplayDeletionJobData | None = None
+    data: ReplayDeletionJob | None = None
 
 
 class ReplaysAPI(Resource):
@@ -425,20 +421,28 @@ class ReplaysAPI(Resource):
             type=ReplayViewedBy,
         )
 
-    async def list_deletion_jobs(
+    def list_deletion_jobs(
         self,
         org: IdOrSlug,
         project: IdOrSlug,
-    ) -> ReplayDeletionJob:
+        *,
+        page_size: int = 100,
+        cursor: str | None = None,
+        skip: int = 0,
+        limit: int | None = None,
+    ) -> Paginator[ReplayDeletionJob]:
         """List Replay Batch-Deletion Jobs.
 
         ``GET /projects/{org}/{project}/replays/jobs/delete/``
         """
-        return await self._client.request(
-            "GET",
+        return _support.paginate(
+            self._client,
             "/projects/{org}/{project}/replays/jobs/delete/",
             path_params={"org": check_path_value(org, "org"), "project": check_path_value(project, "project")},
+            params={},
             type=ReplayDeletionJob,
+            page=(page_size, cursor, skip, limit),
+            envelope="data",
         )
 
     async def create_deletion_job(
