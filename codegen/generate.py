@@ -452,6 +452,7 @@ def load_operations(spec: dict[str, Any], *, strict: bool = True) -> list[Operat
             )
             _parameters(op, raw, strict)
             _body(op, raw)
+            _check_body_tables(op, raw)
             op.response, op.example = _response(raw)
             op.bodiless = _bodiless(raw)
             if op_id in overrides.RESPONSE_SCHEMAS:
@@ -461,7 +462,8 @@ def load_operations(spec: dict[str, Any], *, strict: bool = True) -> list[Operat
             ops.append(op)
     for table in ("HANDWRITTEN", "RENAMES", "PAGINATED", "NOT_PAGINATED", "PAGE_SIZE_PARAM",
                   "BINARY", "PARAM_SCHEMAS", "PARAM_NAMES", "NEEDS_ONE_OF", "PRESENCE_FLAGS",
-                  "RESPONSE_SCHEMAS", "BODILESS_NOTES", "QUERY_WIRE_NAMES"):
+                  "RESPONSE_SCHEMAS", "BODILESS_NOTES", "QUERY_WIRE_NAMES", "PARTIAL_BODIES",
+                  "NOT_REQUIRED"):
         stale = set(getattr(overrides, table)) - seen
         if stale and strict:
             raise SystemExit(f"overrides.{table} names operations the spec lacks: {sorted(stale)}")
@@ -514,7 +516,8 @@ def _parameters(op: Operation, raw: dict[str, Any], strict: bool = True) -> None
         while py in names or py in {"page_size", "skip", "limit", "to", "chunk_size"}:
             py += "_"
         names.add(py)
-        op.query.append(Param(wire, py, annotation, kind, bool(p.get("required")),
+        needed = bool(p.get("required")) and name not in overrides.NOT_REQUIRED.get(op.op_id, {})
+        op.query.append(Param(wire, py, annotation, kind, needed,
                               sample_of(schema, p.get("example")), wire if older else None))
     for param in op.query:
         if param.alias_of is not None:
@@ -522,6 +525,18 @@ def _parameters(op: Operation, raw: dict[str, Any], strict: bool = True) -> None
             # as the spec documents, and no name goes out twice.
             newer = next(p for p in op.query if p.wire == param.wire and p.alias_of is None)
             param.alias_of = newer.py
+
+
+def _check_body_tables(op: Operation, raw: dict[str, Any]) -> None:
+    """``NOT_REQUIRED`` names only fields or parameters the operation has, and
+    ``PARTIAL_BODIES`` only operations with a JSON body."""
+    names = {p["name"] for p in raw.get("parameters", []) if p["in"] == "query"}
+    names |= {f.wire for f in op.body_fields}
+    unknown = set(overrides.NOT_REQUIRED.get(op.op_id, {})) - names
+    if unknown:
+        raise SystemExit(f"overrides.NOT_REQUIRED[{op.op_id!r}]: no field {sorted(unknown)}")
+    if op.op_id in overrides.PARTIAL_BODIES and op.body_kind != "json":
+        raise SystemExit(f"overrides.PARTIAL_BODIES[{op.op_id!r}]: no JSON body")
 
 
 def _body(op: Operation, raw: dict[str, Any]) -> None:
@@ -536,7 +551,9 @@ def _body(op: Operation, raw: dict[str, Any]) -> None:
         op.body_kind = "json" if schema.get("properties") else "any"
     else:
         return
-    required = set(schema.get("required", []))
+    required = set(schema.get("required", [])) - set(overrides.NOT_REQUIRED.get(op.op_id, {}))
+    if op.op_id in overrides.PARTIAL_BODIES:
+        required = set()
     for wire, sub in (schema.get("properties") or {}).items():
         py = snake(wire)
         while py in names:
@@ -974,6 +991,9 @@ def _notes(op: Operation) -> list[str]:
         if p.alias_of is not None:
             notes.append(f"``{p.py}`` is an older name of ``{p.alias_of}`` (both go out as "
                          f"``{p.wire}``); ``{p.alias_of}`` wins when both are given.")
+    if op.op_id in overrides.PARTIAL_BODIES:
+        notes.append("A partial update: every body field may be left out, and one left out "
+                     "stays as it is.")
     needed, why = _needs(op)
     if needed:
         names = " or ".join(f"``{p.py}``" for p in needed)

@@ -201,6 +201,40 @@ PARAM_NAMES: dict[str, dict[str, str]] = {
     "Bulk Mutate a List of Issues": {"status": "status_filter"},
 }
 
+PARTIAL_BODIES: dict[str, str] = {
+    # operationId -> the server code that validates its body with ``partial=True``: every
+    # body field may be left out, and one left out stays as it is, whatever the spec
+    # calls required.
+    "updateOrganizationMonitor": "MonitorDetailsMixin.update_monitor: MonitorValidator",
+    "updateProjectMonitor": "MonitorDetailsMixin.update_monitor: MonitorValidator",
+    "updateTeam": "TeamDetailsEndpoint.put: TeamDetailsSerializer",
+    # ``type`` defaults to the detector's own group type.
+    "updateOrganizationDetector": "OrganizationDetectorDetailsEndpoint.put",
+    "updateTeamExternalTeam": "ExternalTeamDetailsEndpoint.put: ExternalTeamSerializer",
+    "updateOrganizationExternalUser": "ExternalUserDetailsEndpoint.put: ExternalUserSerializer",
+    "updateSentryApp": "SentryAppDetailsEndpoint.put: SentryAppParser",
+    "Update a Service Hook": "ProjectServiceHookDetailsEndpoint.put: ServiceHookValidator",
+    "updateProjectEnvironment": "ProjectEnvironmentDetailsEndpoint.put: EnvironmentSerializer",
+}
+
+NOT_REQUIRED: dict[str, dict[str, str]] = {
+    # operationId -> {body field or query parameter the spec calls required: why the
+    # server does without it}. The method takes it as optional.
+    "createOrganizationExternalUser": {
+        "id": "ExternalUserSerializer.Meta.fields has no id: the server never reads it",
+    },
+    "getOrganizationReplayCount": {
+        "data_source": "ReplayCountQueryParamsValidator defaults it to discover",
+    },
+    "createOrganizationForwarding": {
+        "organization_id": "DataForwardingIndexEndpoint.post sets it from the path",
+    },
+    "updateOrganizationForwarding": {
+        "organization_id": "DataForwardingDetailsEndpoint.put sets it from the path",
+        "provider": "a project override (project_id, overrides, is_enabled) names none",
+    },
+}
+
 QUERY_WIRE_NAMES: dict[str, dict[str, str]] = {
     # operationId -> {the spec's query name: the name the endpoint reads}. Some spec names
     # come from apidocs' parameter objects, not from the endpoint: the spec fails generation

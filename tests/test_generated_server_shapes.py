@@ -442,3 +442,64 @@ async def test_data_forwarders_are_a_paginated_list() -> None:
     )
     assert [(f.id, f.provider) for f in forwarders] == [("1", "segment"), ("2", "sqs")]
     assert [r.query.get("per_page") for r in seen] == ["1", "1"]
+
+
+# Update endpoints that validate with ``partial=True`` (MonitorValidator, TeamDetails,
+# the detector validator, ExternalTeam/ExternalUserSerializer, SentryAppParser,
+# ServiceHookValidator, EnvironmentSerializer): a field left out stays as it is, so a
+# one-field change is a one-key body.
+@pytest.mark.parametrize(
+    ("call", "body"),
+    [
+        (lambda c: c.crons.update("org", "nightly", is_muted=True), {"is_muted": True}),
+        (lambda c: c.crons.update_for_project("org", "web", "nightly", status="disabled"),
+         {"status": "disabled"}),
+        (lambda c: c.teams.update("org", "backend", name="Backend"), {"name": "Backend"}),
+        (lambda c: c.monitors.update_detector("org", 5, enabled=False), {"enabled": False}),
+        (lambda c: c.integrations.update_external_team("org", "backend", 3, external_name="@x"),
+         {"external_name": "@x"}),
+        (lambda c: c.integrations.update_external_user("org", 3, external_name="@ana"),
+         {"external_name": "@ana"}),
+        (lambda c: c.integration_platform.update("my-app", webhook_url="https://h"),
+         {"webhookUrl": "https://h"}),
+        (lambda c: c.projects.update_hook("org", "web", "abc", url="https://new"),
+         {"url": "https://new"}),
+        (lambda c: c.environments.update("org", "web", "prod"), {}),
+    ],
+)
+async def test_a_partial_update_sends_only_the_fields_given(
+    call: Any, body: dict[str, Any], server: tuple[Recorder, str], client: SentryClient
+) -> None:
+    recorder, _ = server
+    recorder.answer({"id": "1"})
+    await call(client)
+    (seen,) = recorder.seen
+    assert seen.method == "PUT"
+    assert json.loads(await seen.read()) == body
+
+
+def test_a_partial_update_says_what_a_field_left_out_means() -> None:
+    from sentry_async.api import crons
+
+    assert "left out" in (inspect.getdoc(crons.CronsAPI.update) or "")
+
+
+# Values the server never reads or fills itself: ExternalUserSerializer.Meta.fields has no
+# ``id``; ReplayCountQueryParamsValidator defaults ``data_source``; the data forwarding
+# endpoints set ``organization_id`` from the path.
+async def test_fields_the_server_fills_need_not_be_given(
+    server: tuple[Recorder, str], client: SentryClient
+) -> None:
+    recorder, _ = server
+    recorder.answer({"id": "1"})
+    await client.integrations.create_external_user(
+        "org", user_id=5, external_name="@ana", provider="github", integration_id=1
+    )
+    await client.replays.count("org", query="issue.id:[1]")
+    await client.integrations.create_forwarding("org", provider="segment")
+    user, count, forwarder = recorder.seen
+    assert json.loads(await user.read()) == {
+        "user_id": 5, "external_name": "@ana", "provider": "github", "integration_id": 1
+    }
+    assert "data_source" not in count.query
+    assert json.loads(await forwarder.read()) == {"provider": "segment"}

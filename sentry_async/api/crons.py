@@ -165,15 +165,20 @@ class CronsAPI(Resource):
         org: IdOrSlug,
         monitor: IdOrSlug,
         *,
-        project: str,
-        name: str,
-        config: Any,
+        project: str | UnsetType | None = UNSET,
+        name: str | UnsetType | None = UNSET,
+        config: Any | UnsetType = UNSET,
         slug: str | UnsetType | None = UNSET,
         status: Literal["active", "disabled"] | UnsetType | None = UNSET,
         owner: str | UnsetType | None = UNSET,
         is_muted: bool | UnsetType | None = UNSET,
     ) -> Monitor:
-        """Update a Monitor (``PUT /organizations/{org}/monitors/{monitor}/``)."""
+        """Update a Monitor.
+
+        ``PUT /organizations/{org}/monitors/{monitor}/``
+
+        A partial update: every body field may be left out, and one left out stays as it is.
+        """
         return await self._client.request(
             "PUT",
             "/organizations/{org}/monitors/{monitor}/",
@@ -246,9 +251,9 @@ class CronsAPI(Resource):
         project: IdOrSlug,
         monitor: IdOrSlug,
         *,
-        project_: str,
-        name: str,
-        config: Any,
+        project_: str | UnsetType | None = UNSET,
+        name: str | UnsetType | None = UNSET,
+        config: Any | UnsetType = UNSET,
         slug: str | UnsetType | None = UNSET,
         status: Literal["active", "disabled"] | UnsetType | None = UNSET,
         owner: str | UnsetType | None = UNSET,
@@ -257,6 +262,8 @@ class CronsAPI(Resource):
         """Update a Monitor for a Project.
 
         ``PUT /projects/{org}/{project}/monitors/{monitor}/``
+
+        A partial update: every body field may be left out, and one left out stays as it is.
         """
         return await self._client.request(
             "PUT",

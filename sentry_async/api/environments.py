@@ -13,7 +13,7 @@ from .._protocol.params import check_path_value
 from ..resources._base import IdOrSlug, Resource
 from . import _support
 from ._models import Environment
-from ._support import APIModel
+from ._support import UNSET, APIModel, UnsetType
 
 __all__ = ["Environment", "Environment2", "EnvironmentsAPI"]
 
@@ -100,11 +100,13 @@ class EnvironmentsAPI(Resource):
         project: IdOrSlug,
         environment: IdOrSlug,
         *,
-        is_hidden: bool,
+        is_hidden: bool | UnsetType | None = UNSET,
     ) -> Environment2:
         """Update a Project Environment.
 
         ``PUT /projects/{org}/{project}/environments/{environment}/``
+
+        A partial update: every body field may be left out, and one left out stays as it is.
         """
         return await self._client.request(
             "PUT",

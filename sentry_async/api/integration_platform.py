@@ -153,8 +153,8 @@ class IntegrationPlatformAPI(Resource):
         self,
         sentry_app: IdOrSlug,
         *,
-        name: str,
-        scopes: Sequence[str],
+        name: str | UnsetType | None = UNSET,
+        scopes: Sequence[str] | UnsetType | None = UNSET,
         author: str | UnsetType | None = UNSET,
         events: Sequence[str] | UnsetType | None = UNSET,
         schema: Any | UnsetType = UNSET,
@@ -167,7 +167,12 @@ class IntegrationPlatformAPI(Resource):
         allowed_origins: Sequence[str] | UnsetType | None = UNSET,
         webhook_headers: Sequence[str] | UnsetType | None = UNSET,
     ) -> SentryApp:
-        """Update an existing custom integration (``PUT /sentry-apps/{sentry_app}/``)."""
+        """Update an existing custom integration.
+
+        ``PUT /sentry-apps/{sentry_app}/``
+
+        A partial update: every body field may be left out, and one left out stays as it is.
+        """
         return await self._client.request(
             "PUT",
             "/sentry-apps/{sentry_app}/",

@@ -115,7 +115,7 @@ class IntegrationsAPI(Resource):
         external_name: str,
         provider: IntegrationCreateExternalUserProvider,
         integration_id: int,
-        id: int,
+        id: int | UnsetType | None = UNSET,
         external_id: str | UnsetType | None = UNSET,
     ) -> ExternalUser:
         """Create an External User (``POST /organizations/{org}/external-users/``)."""
@@ -132,16 +132,18 @@ class IntegrationsAPI(Resource):
         org: IdOrSlug,
         external_user_id: IdOrSlug,
         *,
-        user_id: int,
-        external_name: str,
-        provider: IntegrationCreateExternalUserProvider,
-        integration_id: int,
-        id: int,
+        user_id: int | UnsetType | None = UNSET,
+        external_name: str | UnsetType | None = UNSET,
+        provider: IntegrationCreateExternalUserProvider | UnsetType | None = UNSET,
+        integration_id: int | UnsetType | None = UNSET,
+        id: int | UnsetType | None = UNSET,
         external_id: str | UnsetType | None = UNSET,
     ) -> ExternalUser:
         """Update an External User.
 
         ``PUT /organizations/{org}/external-users/{external_user_id}/``
+
+        A partial update: every body field may be left out, and one left out stays as it is.
         """
         return await self._client.request(
             "PUT",
@@ -192,7 +194,7 @@ class IntegrationsAPI(Resource):
         self,
         org: IdOrSlug,
         *,
-        organization_id: int,
+        organization_id: int | UnsetType | None = UNSET,
         provider: Literal["segment", "sqs", "splunk"],
         is_enabled: bool | UnsetType | None = UNSET,
         enroll_new_projects: bool | UnsetType | None = UNSET,
@@ -216,8 +218,8 @@ class IntegrationsAPI(Resource):
         org: IdOrSlug,
         data_forwarder_id: IdOrSlug,
         *,
-        organization_id: int,
-        provider: Literal["segment", "sqs", "splunk"],
+        organization_id: int | UnsetType | None = UNSET,
+        provider: Literal["segment", "sqs", "splunk"] | UnsetType | None = UNSET,
         is_enabled: bool | UnsetType | None = UNSET,
         enroll_new_projects: bool | UnsetType | None = UNSET,
         config: Any | UnsetType = UNSET,
@@ -331,14 +333,16 @@ class IntegrationsAPI(Resource):
         team: IdOrSlug,
         external_team_id: IdOrSlug,
         *,
-        external_name: str,
-        provider: IntegrationCreateExternalUserProvider,
-        integration_id: int,
+        external_name: str | UnsetType | None = UNSET,
+        provider: IntegrationCreateExternalUserProvider | UnsetType | None = UNSET,
+        integration_id: int | UnsetType | None = UNSET,
         external_id: str | UnsetType | None = UNSET,
     ) -> ExternalUser:
         """Update an External Team.
 
         ``PUT /teams/{org}/{team}/external-teams/{external_team_id}/``
+
+        A partial update: every body field may be left out, and one left out stays as it is.
         """
         return await self._client.request(
             "PUT",

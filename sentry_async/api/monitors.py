@@ -140,8 +140,8 @@ class MonitorsAPI(Resource):
         org: IdOrSlug,
         detector_id: IdOrSlug,
         *,
-        name: str,
-        type: str,
+        name: str | UnsetType | None = UNSET,
+        type: str | UnsetType | None = UNSET,
         workflow_ids: Sequence[int] | UnsetType | None = UNSET,
         data_sources: Sequence[Any] | UnsetType | None = UNSET,
         config: Any | UnsetType = UNSET,
@@ -150,7 +150,12 @@ class MonitorsAPI(Resource):
         description: str | UnsetType | None = UNSET,
         enabled: bool | UnsetType | None = UNSET,
     ) -> Detector:
-        """Update a Monitor by ID (``PUT /organizations/{org}/detectors/{detector_id}/``)."""
+        """Update a Monitor by ID.
+
+        ``PUT /organizations/{org}/detectors/{detector_id}/``
+
+        A partial update: every body field may be left out, and one left out stays as it is.
+        """
         return await self._client.request(
             "PUT",
             "/organizations/{org}/detectors/{detector_id}/",

@@ -911,10 +911,15 @@ class ProjectsAPI(Resource):
         project: IdOrSlug,
         hook_id: IdOrSlug,
         *,
-        url: str,
-        events: Sequence[str],
+        url: str | UnsetType | None = UNSET,
+        events: Sequence[str] | UnsetType | None = UNSET,
     ) -> ProjectHook:
-        """Update a Service Hook (``PUT /projects/{org}/{project}/hooks/{hook_id}/``)."""
+        """Update a Service Hook.
+
+        ``PUT /projects/{org}/{project}/hooks/{hook_id}/``
+
+        A partial update: every body field may be left out, and one left out stays as it is.
+        """
         return await self._client.request(
             "PUT",
             "/projects/{org}/{project}/hooks/{hook_id}/",

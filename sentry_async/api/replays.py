@@ -165,7 +165,7 @@ class ReplaysAPI(Resource):
         self,
         org: IdOrSlug,
         *,
-        data_source: Literal["events", "search_issues", "spans"],
+        data_source: Literal["events", "search_issues", "spans"] | None = None,
         environment: str | Sequence[str] | None = None,
         start: str | datetime | None = None,
         end: str | datetime | None = None,

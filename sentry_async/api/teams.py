@@ -222,10 +222,15 @@ class TeamsAPI(Resource):
         org: IdOrSlug,
         team: IdOrSlug,
         *,
-        slug: str,
+        slug: str | UnsetType | None = UNSET,
         name: str | UnsetType | None = UNSET,
     ) -> Team2:
-        """Update a Team (``PUT /teams/{org}/{team}/``)."""
+        """Update a Team.
+
+        ``PUT /teams/{org}/{team}/``
+
+        A partial update: every body field may be left out, and one left out stays as it is.
+        """
         return await self._client.request(
             "PUT",
             "/teams/{org}/{team}/",
