@@ -200,6 +200,12 @@ class ModelBuilder:
                 prims = {_PRIMITIVE.get(t) for v in variants for t in _types(v)}
                 if len(variants) == 1:
                     return self.type_of(variants[0], hint)
+                kinds = sorted(tuple(_types(v)) for v in variants)
+                if kinds == [("array",), ("object",)] and all(
+                    v.get("properties") or _types(v) == ["array"] for v in variants
+                ):
+                    # One list and one object: msgspec tells them apart by the JSON type.
+                    return " | ".join(self.type_of(v, v.get("title") or hint) for v in variants)
                 if variants and None not in prims and all(
                     len(_types(v)) == 1 and _types(v)[0] in _PRIMITIVE for v in variants
                 ):
@@ -463,7 +469,7 @@ def load_operations(spec: dict[str, Any], *, strict: bool = True) -> list[Operat
     for table in ("HANDWRITTEN", "RENAMES", "PAGINATED", "NOT_PAGINATED", "PAGE_SIZE_PARAM",
                   "BINARY", "PARAM_SCHEMAS", "PARAM_NAMES", "NEEDS_ONE_OF", "PRESENCE_FLAGS",
                   "RESPONSE_SCHEMAS", "BODILESS_NOTES", "QUERY_WIRE_NAMES", "PARTIAL_BODIES",
-                  "NOT_REQUIRED"):
+                  "NOT_REQUIRED", "RESPONSE_NOTES"):
         stale = set(getattr(overrides, table)) - seen
         if stale and strict:
             raise SystemExit(f"overrides.{table} names operations the spec lacks: {sorted(stale)}")
@@ -991,6 +997,8 @@ def _notes(op: Operation) -> list[str]:
         if p.alias_of is not None:
             notes.append(f"``{p.py}`` is an older name of ``{p.alias_of}`` (both go out as "
                          f"``{p.wire}``); ``{p.alias_of}`` wins when both are given.")
+    if op.op_id in overrides.RESPONSE_NOTES:
+        notes.append(overrides.RESPONSE_NOTES[op.op_id] + ".")
     if op.op_id in overrides.PARTIAL_BODIES:
         notes.append("A partial update: every body field may be left out, and one left out "
                      "stays as it is.")
@@ -1095,13 +1103,28 @@ def render_method(op: Operation, needs: set[str]) -> str:
     elif op.body_kind == "any":
         call.append("            json=body,")
     if returns != "None":
-        call.append(f"            type={returns},")
+        alternatives = _alternatives(returns)
+        decoded = returns if len(alternatives) == 1 else (
+            f"_support.union({', '.join(alternatives)})"
+        )
+        call.append(f"            type={decoded},")
         lines.append("        return await self._client.request(")
     else:
         lines.append("        await self._client.request(")
     lines += call
     lines.append("        )")
     return "\n".join(lines)
+
+
+def _alternatives(expr: str) -> list[str]:
+    """The types of a top-level ``A | B`` (``[expr]`` when it is one type)."""
+    parts, depth, start = [], 0, 0
+    for i, char in enumerate(expr):
+        depth += {"[": 1, "]": -1}.get(char, 0)
+        if char == "|" and depth == 0:
+            parts.append(expr[start:i].strip())
+            start = i + 1
+    return [*parts, expr[start:].strip()]
 
 
 def render_binary(op: Operation, needs: set[str]) -> str:

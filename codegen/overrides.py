@@ -275,6 +275,15 @@ RESPONSE_SCHEMAS: dict[str, dict[str, Any]] = {
     # NotificationActionsIndexEndpoint.get: ``self.paginate`` over the actions, an array
     # (the spec documents the POST's one object, under 201).
     "listOrganizationNotificationsActions": {"type": "array", "items": "$spec"},
+    # OrganizationDetectorIndexEndpoint.put / OrganizationWorkflowIndexEndpoint.put:
+    # ``{"detail": "No detectors found."}`` (200) when the filter matches nothing, else the
+    # changed objects. A ``title`` names the model of an object among alternatives.
+    "updateOrganizationDetectors": {"anyOf": ["$spec", {
+        "type": "object", "title": "NothingMatched", "properties": {"detail": {"type": "string"}},
+    }]},
+    "updateOrganizationWorkflows": {"anyOf": ["$spec", {
+        "type": "object", "title": "NothingMatched", "properties": {"detail": {"type": "string"}},
+    }]},
     # replays/usecases/replay_counts.py: counts per issue, or with returnIds the replay ids.
     "getOrganizationReplayCount": {
         "type": "object",
@@ -298,6 +307,18 @@ RESPONSE_SCHEMAS: dict[str, dict[str, Any]] = {
             },
         },
     },
+}
+
+RESPONSE_NOTES: dict[str, str] = {
+    # operationId -> what an answer its type allows means, where the spec does not say.
+    "updateOrganizationDetectors": (
+        "The changed detectors, or ``NothingMatched`` (``detail``: \"No detectors found.\") "
+        "when the filter matched nothing: nothing changed"
+    ),
+    "updateOrganizationWorkflows": (
+        "The changed workflows, or ``NothingMatched`` (``detail``: \"No workflows found.\") "
+        "when the filter matched nothing: nothing changed"
+    ),
 }
 
 BODILESS_NOTES: dict[str, str] = {

@@ -503,3 +503,35 @@ async def test_fields_the_server_fills_need_not_be_given(
     }
     assert "data_source" not in count.query
     assert json.loads(await forwarder.read()) == {"provider": "segment"}
+
+
+# OrganizationDetectorIndexEndpoint.put / OrganizationWorkflowIndexEndpoint.put answer
+# 200 {"detail": "No detectors found."} when the filter matches nothing, else the list.
+@pytest.mark.parametrize(
+    ("call", "what"),
+    [
+        (lambda c: c.monitors.update_detectors("org", query="type:cron", enabled=False),
+         "detectors"),
+        (lambda c: c.monitors.update_workflows("org", query="nightly", enabled=False),
+         "workflows"),
+    ],
+)
+async def test_a_bulk_toggle_that_matches_nothing_decodes(
+    call: Any, what: str, server: tuple[Recorder, str], client: SentryClient
+) -> None:
+    recorder, _ = server
+    recorder.answer({"detail": f"No {what} found."})
+    recorder.answer([{"id": "5", "name": "n", "enabled": False}])
+    nothing = await call(client)
+    assert not isinstance(nothing, list)
+    assert nothing.detail == f"No {what} found."
+    changed = await call(client)
+    assert isinstance(changed, list)
+    assert [item.id for item in changed] == ["5"]
+
+
+def test_a_bulk_toggle_says_what_its_detail_answer_means() -> None:
+    from sentry_async.api import monitors
+
+    for method in (monitors.MonitorsAPI.update_detectors, monitors.MonitorsAPI.update_workflows):
+        assert "matched nothing" in (inspect.getdoc(method) or ""), method.__qualname__

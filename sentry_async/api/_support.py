@@ -10,7 +10,7 @@ import dataclasses
 import os
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import aclosing
-from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, cast
 
 import msgspec
 from msgspec import UNSET, UnsetType
@@ -39,10 +39,12 @@ __all__ = [
     "paginate_projects",
     "project_ids",
     "stream",
+    "union",
     "upload",
 ]
 
 T = TypeVar("T")
+U = TypeVar("U")
 
 Page = tuple[int, "str | None", int, "int | None"]
 """A list method's ``(page_size, cursor, skip, limit)`` arguments, handed on as they are."""
@@ -73,6 +75,12 @@ def data_envelope(page: DataPage[Any]) -> tuple[list[Any], Any]:
 def body(fields: Mapping[str, Any]) -> dict[str, Any]:
     """A JSON body from keyword arguments: ``UNSET`` ones are left out, ``None`` is null."""
     return {key: value for key, value in fields.items() if value is not UNSET}
+
+
+def union(first: type[T], second: type[U]) -> type[T | U]:
+    """``first | second`` as one decode target, for an answer that is one or the other
+    (msgspec tells a list from an object by the JSON type)."""
+    return cast("type[T | U]", first | second)
 
 
 def given(*values: Any) -> bool:

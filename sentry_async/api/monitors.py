@@ -18,7 +18,7 @@ from ._models import WorkflowTriggers
 from ._models import WorkflowTriggers as WorkflowActionFilter
 from ._support import UNSET, APIModel, UnsetType
 
-__all__ = ["Detector", "DetectorOwner", "MonitorsAPI", "Workflow", "WorkflowActionFilter", "WorkflowTriggers"]
+__all__ = ["Detector", "DetectorOwner", "MonitorsAPI", "NothingMatched", "Workflow", "WorkflowActionFilter", "WorkflowTriggers"]
 
 
 class Detector(APIModel):
@@ -37,6 +37,10 @@ class Detector(APIModel):
     condition_group: builtins.dict[str, Any] | None = msgspec.field(default=None, name="conditionGroup")
     config: builtins.dict[str, Any] | None = None
     enabled: bool | None = None
+
+
+class NothingMatched(APIModel):
+    detail: str | None = None
 
 
 class Workflow(APIModel):
@@ -94,15 +98,20 @@ class MonitorsAPI(Resource):
         query: str | None = None,
         id: int | Sequence[int] | None = None,
         enabled: bool,
-    ) -> builtins.list[Detector]:
-        """Mutate an Organization's Monitors (``PUT /organizations/{org}/detectors/``)."""
+    ) -> builtins.list[Detector] | NothingMatched:
+        """Mutate an Organization's Monitors.
+
+        ``PUT /organizations/{org}/detectors/``
+
+        The changed detectors, or ``NothingMatched`` (``detail``: "No detectors found.") when the filter matched nothing: nothing changed.
+        """
         return await self._client.request(
             "PUT",
             "/organizations/{org}/detectors/",
             path_params={"org": check_path_value(org, "org")},
             params={"project": await _support.project_ids(self._client, org, project), "query": query, "id": id},
             json=_support.body({"enabled": enabled}),
-            type=builtins.list[Detector],
+            type=_support.union(builtins.list[Detector], NothingMatched),
         )
 
     async def delete_detectors(
@@ -259,15 +268,20 @@ class MonitorsAPI(Resource):
         id: int | Sequence[int] | None = None,
         project: IdOrSlug | Sequence[IdOrSlug] | None = None,
         enabled: bool,
-    ) -> builtins.list[Workflow]:
-        """Mutate an Organization's Alerts (``PUT /organizations/{org}/workflows/``)."""
+    ) -> builtins.list[Workflow] | NothingMatched:
+        """Mutate an Organization's Alerts.
+
+        ``PUT /organizations/{org}/workflows/``
+
+        The changed workflows, or ``NothingMatched`` (``detail``: "No workflows found.") when the filter matched nothing: nothing changed.
+        """
         return await self._client.request(
             "PUT",
             "/organizations/{org}/workflows/",
             path_params={"org": check_path_value(org, "org")},
             params={"query": query, "id": id, "project": await _support.project_ids(self._client, org, project)},
             json=_support.body({"enabled": enabled}),
-            type=builtins.list[Workflow],
+            type=_support.union(builtins.list[Workflow], NothingMatched),
         )
 
     async def delete_workflows(
