@@ -469,7 +469,7 @@ def load_operations(spec: dict[str, Any], *, strict: bool = True) -> list[Operat
     for table in ("HANDWRITTEN", "RENAMES", "PAGINATED", "NOT_PAGINATED", "PAGE_SIZE_PARAM",
                   "BINARY", "PARAM_SCHEMAS", "PARAM_NAMES", "NEEDS_ONE_OF", "PRESENCE_FLAGS",
                   "RESPONSE_SCHEMAS", "BODILESS_NOTES", "QUERY_WIRE_NAMES", "PARTIAL_BODIES",
-                  "NOT_REQUIRED", "RESPONSE_NOTES"):
+                  "NOT_REQUIRED", "RESPONSE_NOTES", "EXTRA_BODY_FIELDS"):
         stale = set(getattr(overrides, table)) - seen
         if stale and strict:
             raise SystemExit(f"overrides.{table} names operations the spec lacks: {sorted(stale)}")
@@ -557,6 +557,11 @@ def _body(op: Operation, raw: dict[str, Any]) -> None:
         op.body_kind = "json" if schema.get("properties") else "any"
     else:
         return
+    extra = overrides.EXTRA_BODY_FIELDS.get(op.op_id, {})
+    if set(extra) & set(schema.get("properties") or {}) or (extra and op.body_kind != "json"):
+        raise SystemExit(f"overrides.EXTRA_BODY_FIELDS[{op.op_id!r}]: the spec has them now, "
+                         "or the body is not JSON")
+    schema = {**schema, "properties": {**(schema.get("properties") or {}), **extra}}
     required = set(schema.get("required", [])) - set(overrides.NOT_REQUIRED.get(op.op_id, {}))
     if op.op_id in overrides.PARTIAL_BODIES:
         required = set()

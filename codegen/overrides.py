@@ -217,6 +217,15 @@ PARTIAL_BODIES: dict[str, str] = {
     "updateProjectEnvironment": "ProjectEnvironmentDetailsEndpoint.put: EnvironmentSerializer",
 }
 
+EXTRA_BODY_FIELDS: dict[str, dict[str, dict[str, Any]]] = {
+    # operationId -> {wire name: schema} of optional JSON body fields the server reads but
+    # the spec leaves out.
+    # OrganizationReleaseDetailsEndpoint.put applies ``status`` (ReleaseSerializer's
+    # validate_status: ReleaseStatus.from_string); the spec hides it through
+    # ``extend_schema_serializer(exclude_fields=["headCommits", "status"])``.
+    "updateOrganizationRelease": {"status": {"type": "string", "enum": ["open", "archived"]}},
+}
+
 NOT_REQUIRED: dict[str, dict[str, str]] = {
     # operationId -> {body field or query parameter the spec calls required: why the
     # server does without it}. The method takes it as optional.

@@ -535,3 +535,16 @@ def test_a_bulk_toggle_says_what_its_detail_answer_means() -> None:
 
     for method in (monitors.MonitorsAPI.update_detectors, monitors.MonitorsAPI.update_workflows):
         assert "matched nothing" in (inspect.getdoc(method) or ""), method.__qualname__
+
+
+# OrganizationReleaseDetailsEndpoint.put applies ``status`` (archive or restore), which the
+# spec hides (``extend_schema_serializer(exclude_fields=["headCommits", "status"])``).
+@pytest.mark.parametrize("status", ["archived", "open"])
+async def test_a_release_can_be_archived_and_restored(
+    status: Any, server: tuple[Recorder, str], client: SentryClient
+) -> None:
+    recorder, _ = server
+    recorder.answer({"version": "v1", "status": status})
+    await client.releases.update("org", "v1", status=status)
+    (seen,) = recorder.seen
+    assert json.loads(await seen.read()) == {"status": status}

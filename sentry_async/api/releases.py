@@ -312,13 +312,14 @@ class ReleasesAPI(Resource):
         date_released: str | UnsetType | None = UNSET,
         commits: Sequence[Any] | UnsetType | None = UNSET,
         refs: Sequence[Any] | UnsetType | None = UNSET,
+        status: Literal["open", "archived"] | UnsetType | None = UNSET,
     ) -> Release:
         """Update an Organization's Release (``PUT /organizations/{org}/releases/{version}/``)."""
         return await self._client.request(
             "PUT",
             "/organizations/{org}/releases/{version}/",
             path_params={"org": check_path_value(org, "org"), "version": check_path_value(version, "version")},
-            json=_support.body({"ref": ref, "url": url, "dateReleased": date_released, "commits": commits, "refs": refs}),
+            json=_support.body({"ref": ref, "url": url, "dateReleased": date_released, "commits": commits, "refs": refs, "status": status}),
             type=Release,
         )
 
