@@ -469,7 +469,7 @@ def load_operations(spec: dict[str, Any], *, strict: bool = True) -> list[Operat
     for table in ("HANDWRITTEN", "RENAMES", "PAGINATED", "NOT_PAGINATED", "PAGE_SIZE_PARAM",
                   "BINARY", "PARAM_SCHEMAS", "PARAM_NAMES", "NEEDS_ONE_OF", "PRESENCE_FLAGS",
                   "RESPONSE_SCHEMAS", "BODILESS_NOTES", "QUERY_WIRE_NAMES", "PARTIAL_BODIES",
-                  "NOT_REQUIRED", "RESPONSE_NOTES", "EXTRA_BODY_FIELDS"):
+                  "NOT_REQUIRED", "RESPONSE_NOTES", "EXTRA_BODY_FIELDS", "NONEMPTY_FILTERS"):
         stale = set(getattr(overrides, table)) - seen
         if stale and strict:
             raise SystemExit(f"overrides.{table} names operations the spec lacks: {sorted(stale)}")
@@ -496,6 +496,8 @@ def _parameters(op: Operation, raw: dict[str, Any], strict: bool = True) -> None
     for table, entries in (("PARAM_SCHEMAS", schemas), ("PARAM_NAMES", renames),
                            ("PRESENCE_FLAGS", overrides.PRESENCE_FLAGS.get(op.op_id, ())),
                            ("NEEDS_ONE_OF", overrides.NEEDS_ONE_OF.get(op.op_id, ((), ""))[0]),
+                           ("NONEMPTY_FILTERS",
+                            overrides.NONEMPTY_FILTERS.get(op.op_id, ((), ""))[0]),
                            ("QUERY_WIRE_NAMES", wires if strict else {})):
         unknown = set(entries) - query_names
         if unknown:
@@ -1011,6 +1013,11 @@ def _notes(op: Operation) -> list[str]:
     if needed:
         names = " or ".join(f"``{p.py}``" for p in needed)
         notes.append(f"Refused (``ValueError``) without {names}: {why}.")
+    filters, why = _nonempty(op)
+    if filters:
+        names = " or ".join(f"``{p.py}``" for p in filters)
+        notes.append(f"Refused (``ValueError``) when {names} is given but names nothing "
+                     f"(empty, or only blank names): {why}.")
     if op.bodiless and op.type_expr != "None":
         answers = overrides.BODILESS_NOTES.get(op.op_id) or "; ".join(
             f"{code}, {text or 'no content'}" for code, text in op.bodiless
@@ -1019,19 +1026,31 @@ def _notes(op: Operation) -> list[str]:
     return notes
 
 
+def _nonempty(op: Operation) -> tuple[list[Param], str]:
+    """The list filters that must name something when given, and why."""
+    wires, why = overrides.NONEMPTY_FILTERS.get(op.op_id, ((), ""))
+    return [p for p in op.query if p.wire in wires], why
+
+
 def _guard(op: Operation) -> list[str]:
+    lines = []
     needed, why = _needs(op)
-    if not needed:
-        return []
-    names = " or ".join(f"`{p.py}`" for p in needed)
-    values = ", ".join(p.py for p in needed)
-    return [f"        if not _support.given({values}):",
-            f'            raise ValueError("{op.name} needs {names}: {why}")']
+    if needed:
+        names = " or ".join(f"`{p.py}`" for p in needed)
+        values = ", ".join(p.py for p in needed)
+        lines += [f"        if not _support.given({values}):",
+                  f'            raise ValueError("{op.name} needs {names}: {why}")']
+    filters, why = _nonempty(op)
+    for p in filters:
+        lines += [f"        if _support.names_nothing({p.py}):",
+                  f'            raise ValueError("{op.name}: `{p.py}` names nothing (empty or '
+                  f'blank); leave it out instead if you mean that: {why}")']
+    return lines
 
 
 def render_method(op: Operation, needs: set[str]) -> str:
     lines: list[str] = []
-    if _needs(op)[0] and (op.paginated or op.body_kind == "multipart"):
+    if (_needs(op)[0] or _nonempty(op)[0]) and (op.paginated or op.body_kind == "multipart"):
         raise SystemExit(f"overrides.NEEDS_ONE_OF[{op.op_id!r}]: only plain calls are guarded")
     if any(p.alias_of for p in op.query) and (op.paginated or op.binary is not None):
         raise SystemExit(f"overrides.QUERY_WIRE_NAMES[{op.op_id!r}]: only plain calls take an "

@@ -271,6 +271,36 @@ NEEDS_ONE_OF: dict[str, tuple[tuple[str, ...], str]] = {
     ),
 }
 
+NONEMPTY_FILTERS: dict[str, tuple[tuple[str, ...], str]] = {
+    # operationId -> (list filters that, when given, must name something; what the server
+    # does otherwise), refused before sending: an empty list (or only blank names) is left
+    # out of the query, which turns "these zero" into "all of them".
+    # MonitorDetailsMixin.delete_monitor: without matching environment names it deletes
+    # the monitor itself.
+    "deleteOrganizationMonitor": (
+        ("environment",),
+        "Sentry deletes the whole monitor and its alert rule when no name matches",
+    ),
+    "deleteProjectMonitor": (
+        ("environment",),
+        "Sentry deletes the whole monitor and its alert rule when no name matches",
+    ),
+    # OrganizationDetectorIndexEndpoint / OrganizationWorkflowIndexEndpoint put and delete
+    # act on everything the remaining filters match.
+    "deleteOrganizationDetectors": (
+        ("id", "project"), "Sentry would delete every detector the other filters match"
+    ),
+    "deleteOrganizationWorkflows": (
+        ("id", "project"), "Sentry would delete every workflow the other filters match"
+    ),
+    "updateOrganizationDetectors": (
+        ("id", "project"), "Sentry would change every detector the other filters match"
+    ),
+    "updateOrganizationWorkflows": (
+        ("id", "project"), "Sentry would change every workflow the other filters match"
+    ),
+}
+
 PRESENCE_FLAGS: dict[str, tuple[str, ...]] = {
     # operationId -> boolean query parameters the server tests for presence or a non-empty
     # value, so ``False`` is left out of the query instead of sent as "0" (which reads as

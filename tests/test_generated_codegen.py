@@ -356,7 +356,8 @@ def test_a_field_override_changes_the_type_and_the_sample(monkeypatch: pytest.Mo
     for table in ("HANDWRITTEN", "RENAMES", "PAGINATED", "NOT_PAGINATED", "PAGE_SIZE_PARAM",
                   "BINARY", "ALWAYS_SENT", "PARAM_SCHEMAS", "PARAM_NAMES", "NEEDS_ONE_OF",
                   "PRESENCE_FLAGS", "RESPONSE_SCHEMAS", "BODILESS_NOTES", "QUERY_WIRE_NAMES",
-                  "PARTIAL_BODIES", "NOT_REQUIRED", "RESPONSE_NOTES", "EXTRA_BODY_FIELDS"):
+                  "PARTIAL_BODIES", "NOT_REQUIRED", "RESPONSE_NOTES", "EXTRA_BODY_FIELDS",
+                  "NONEMPTY_FILTERS"):
         monkeypatch.setattr(gen.overrides, table, {})
     monkeypatch.setattr(gen.overrides, "FIELD_SCHEMAS", {"releases.Release.nothing": {}})
     with pytest.raises(SystemExit, match="FIELD_SCHEMAS"):

@@ -548,3 +548,43 @@ async def test_a_release_can_be_archived_and_restored(
     await client.releases.update("org", "v1", status=status)
     (seen,) = recorder.seen
     assert json.loads(await seen.read()) == {"status": status}
+
+
+# MonitorDetailsMixin.delete_monitor deletes only the named monitor environments, but the
+# whole monitor (and its alert rule) when none is named; the bulk detector and workflow
+# calls act on everything the other filters match. An empty list is left out of the query,
+# so "these zero" must be refused rather than sent as "all".
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda c: c.crons.delete("org", "nightly", environment=[]),
+        lambda c: c.crons.delete("org", "nightly", environment=""),
+        lambda c: c.crons.delete("org", "nightly", environment=["", "  "]),
+        lambda c: c.crons.delete_for_project("org", "web", "nightly", environment=[]),
+        lambda c: c.monitors.delete_detectors("org", id=[], project=[1]),
+        lambda c: c.monitors.delete_detectors("org", id=[5], project=[]),
+        lambda c: c.monitors.delete_workflows("org", id=[], query="nightly"),
+        lambda c: c.monitors.update_detectors("org", id=[], project=[1], enabled=False),
+        lambda c: c.monitors.update_workflows("org", id=[], project=[1], enabled=False),
+    ],
+)
+async def test_an_empty_filter_never_widens_a_delete(
+    call: Any, server: tuple[Recorder, str], client: SentryClient
+) -> None:
+    recorder, _ = server
+    recorder.answer(None, status=204)
+    with pytest.raises(ValueError, match="names nothing"):
+        await call(client)
+    assert recorder.seen == []
+
+
+async def test_named_environments_or_none_still_go_out(
+    server: tuple[Recorder, str], client: SentryClient
+) -> None:
+    recorder, _ = server
+    recorder.answer(None, status=202)
+    await client.crons.delete("org", "nightly", environment=["production", ""])
+    await client.crons.delete("org", "nightly")
+    named, whole = recorder.seen
+    assert named.query.getall("environment") == ["production", ""]
+    assert "environment" not in whole.query

@@ -35,6 +35,7 @@ __all__ = [
     "data_page",
     "download",
     "given",
+    "names_nothing",
     "paginate",
     "paginate_projects",
     "project_ids",
@@ -92,6 +93,15 @@ def given(*values: Any) -> bool:
         elif value is not None:
             return True
     return False
+
+
+def names_nothing(value: Any) -> bool:
+    """Whether a list filter was given but names nothing: an empty list, or only blank
+    names. Such a filter is left out of the query, which widens a call to everything."""
+    if value is None:
+        return False
+    items = [value] if isinstance(value, (str, int)) else list(value)
+    return not any(not isinstance(item, str) or item.strip() for item in items)
 
 
 def _values(project: str | int | Sequence[str | int] | None) -> list[str] | None:

@@ -197,7 +197,11 @@ class CronsAPI(Resource):
         """Delete a Monitor or Monitor Environments.
 
         ``DELETE /organizations/{org}/monitors/{monitor}/``
+
+        Refused (``ValueError``) when ``environment`` is given but names nothing (empty, or only blank names): Sentry deletes the whole monitor and its alert rule when no name matches.
         """
+        if _support.names_nothing(environment):
+            raise ValueError("delete: `environment` names nothing (empty or blank); leave it out instead if you mean that: Sentry deletes the whole monitor and its alert rule when no name matches")
         await self._client.request(
             "DELETE",
             "/organizations/{org}/monitors/{monitor}/",
@@ -284,7 +288,11 @@ class CronsAPI(Resource):
         """Delete a Monitor or Monitor Environments for a Project.
 
         ``DELETE /projects/{org}/{project}/monitors/{monitor}/``
+
+        Refused (``ValueError``) when ``environment`` is given but names nothing (empty, or only blank names): Sentry deletes the whole monitor and its alert rule when no name matches.
         """
+        if _support.names_nothing(environment):
+            raise ValueError("delete_for_project: `environment` names nothing (empty or blank); leave it out instead if you mean that: Sentry deletes the whole monitor and its alert rule when no name matches")
         await self._client.request(
             "DELETE",
             "/projects/{org}/{project}/monitors/{monitor}/",

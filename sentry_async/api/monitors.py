@@ -104,7 +104,13 @@ class MonitorsAPI(Resource):
         ``PUT /organizations/{org}/detectors/``
 
         The changed detectors, or ``NothingMatched`` (``detail``: "No detectors found.") when the filter matched nothing: nothing changed.
+
+        Refused (``ValueError``) when ``project`` or ``id`` is given but names nothing (empty, or only blank names): Sentry would change every detector the other filters match.
         """
+        if _support.names_nothing(project):
+            raise ValueError("update_detectors: `project` names nothing (empty or blank); leave it out instead if you mean that: Sentry would change every detector the other filters match")
+        if _support.names_nothing(id):
+            raise ValueError("update_detectors: `id` names nothing (empty or blank); leave it out instead if you mean that: Sentry would change every detector the other filters match")
         return await self._client.request(
             "PUT",
             "/organizations/{org}/detectors/",
@@ -123,7 +129,16 @@ class MonitorsAPI(Resource):
         sort_by: str | None = None,
         id: int | Sequence[int] | None = None,
     ) -> None:
-        """Bulk Delete Monitors (``DELETE /organizations/{org}/detectors/``)."""
+        """Bulk Delete Monitors.
+
+        ``DELETE /organizations/{org}/detectors/``
+
+        Refused (``ValueError``) when ``project`` or ``id`` is given but names nothing (empty, or only blank names): Sentry would delete every detector the other filters match.
+        """
+        if _support.names_nothing(project):
+            raise ValueError("delete_detectors: `project` names nothing (empty or blank); leave it out instead if you mean that: Sentry would delete every detector the other filters match")
+        if _support.names_nothing(id):
+            raise ValueError("delete_detectors: `id` names nothing (empty or blank); leave it out instead if you mean that: Sentry would delete every detector the other filters match")
         await self._client.request(
             "DELETE",
             "/organizations/{org}/detectors/",
@@ -274,7 +289,13 @@ class MonitorsAPI(Resource):
         ``PUT /organizations/{org}/workflows/``
 
         The changed workflows, or ``NothingMatched`` (``detail``: "No workflows found.") when the filter matched nothing: nothing changed.
+
+        Refused (``ValueError``) when ``id`` or ``project`` is given but names nothing (empty, or only blank names): Sentry would change every workflow the other filters match.
         """
+        if _support.names_nothing(id):
+            raise ValueError("update_workflows: `id` names nothing (empty or blank); leave it out instead if you mean that: Sentry would change every workflow the other filters match")
+        if _support.names_nothing(project):
+            raise ValueError("update_workflows: `project` names nothing (empty or blank); leave it out instead if you mean that: Sentry would change every workflow the other filters match")
         return await self._client.request(
             "PUT",
             "/organizations/{org}/workflows/",
@@ -292,7 +313,16 @@ class MonitorsAPI(Resource):
         id: int | Sequence[int] | None = None,
         project: IdOrSlug | Sequence[IdOrSlug] | None = None,
     ) -> None:
-        """Bulk Delete Alerts (``DELETE /organizations/{org}/workflows/``)."""
+        """Bulk Delete Alerts.
+
+        ``DELETE /organizations/{org}/workflows/``
+
+        Refused (``ValueError``) when ``id`` or ``project`` is given but names nothing (empty, or only blank names): Sentry would delete every workflow the other filters match.
+        """
+        if _support.names_nothing(id):
+            raise ValueError("delete_workflows: `id` names nothing (empty or blank); leave it out instead if you mean that: Sentry would delete every workflow the other filters match")
+        if _support.names_nothing(project):
+            raise ValueError("delete_workflows: `project` names nothing (empty or blank); leave it out instead if you mean that: Sentry would delete every workflow the other filters match")
         await self._client.request(
             "DELETE",
             "/organizations/{org}/workflows/",
