@@ -41,10 +41,12 @@ from ._protocol.hosts import (
     origin,
 )
 from ._protocol.params import (
+    SIZED_SWITCHES,
     Params,
     check_page_size,
     check_slug,
     encode_params,
+    unpaginated_switch,
 )
 from ._protocol.proxies import ENVIRONMENT, FromEnvironment, proxy_settings
 from ._protocol.retry import RetryPolicy
@@ -56,7 +58,7 @@ from .api._groups import GeneratedGroups
 from .errors import SentryError
 from .hooks import Hooks, HookSet
 from .limiter import RateLimiter
-from .pagination import Paginator
+from .pagination import PageFetcher, Paginator, RawPage
 
 if TYPE_CHECKING:
     from .resources.discover import DiscoverResource
@@ -70,9 +72,6 @@ __all__ = ["DEFAULT_BASE_URL", "SentryClient", "Timeouts"]
 
 T = TypeVar("T")
 logger = logging.getLogger("sentry_async")
-
-_UNPAGINATED_SWITCHES = frozenset({"noPagination", "all_projects"})
-"""Query parameters with which Sentry answers a list whole, whatever the page size."""
 
 _DEFAULT_TIMEOUTS = Timeouts()
 """``timeout=``'s default, told apart by identity: with a ``session`` passed in and no
@@ -458,8 +457,10 @@ class SentryClient(GeneratedGroups, Routing, Downloads):
         meta)``).
 
         A page holding far more items than ``page_size`` is an :class:`OversizedPage` error.
-        ``unpaginated=True`` is for requests answered whole on purpose: it sends no page size
-        and checks none (implied by ``noPagination``/``all_projects`` parameters).
+        ``unpaginated=True`` is for requests answered in one response on purpose: it follows
+        no ``Link``, sends no page size and checks none. ``all_projects=1`` implies it, and so
+        does ``noPagination`` with any non-empty value (Sentry reads ``"0"`` as on), except
+        that ``page_size`` is still sent there: Sentry answers at most that many rows.
         ``prefetch=n`` fetches up to ``n`` pages ahead while the consumer works (``0``: one
         at a time; by default, two once the consumer has asked for a second page, while no
         other walk is in progress on the event loop). With
@@ -471,14 +472,17 @@ class SentryClient(GeneratedGroups, Routing, Downloads):
         if page_size is not None and page_size_param is not None:
             check_page_size(page_size, "page_size", max_page_size)
         base = encode_params(params)
-        if unpaginated or any(
-            key in _UNPAGINATED_SWITCHES and value not in ("0", "false") for key, value in base
-        ):
-            page_size = None
         if any(key in ("cursor", page_size_param) for key, _ in base):
             raise ValueError(
                 f"pass cursor= and page_size= to paginate(), not as query parameters ({path})"
             )
+        switch = unpaginated_switch(base)
+        whole = unpaginated or switch is not None
+        if whole:
+            sized = not unpaginated and switch in SIZED_SWITCHES
+            if sized and page_size is not None and page_size_param is not None:
+                base.append((page_size_param, str(page_size)))
+            page_size = None
         description = f"GET {self.url_for(path, path_params, root=root)}"
 
         fetcher = page_fetchers(
@@ -492,6 +496,8 @@ class SentryClient(GeneratedGroups, Routing, Downloads):
             page_type=page_type,
             envelope=envelope,
         )
+        if whole:
+            fetcher = _one_response(fetcher)
         return Paginator(
             fetcher(type),
             retype=fetcher,
@@ -505,6 +511,21 @@ class SentryClient(GeneratedGroups, Routing, Downloads):
             prefetch=prefetch,
             item_id=item_id,
         )
+
+
+def _one_response(fetcher: Callable[[Any], PageFetcher]) -> Callable[[Any], PageFetcher]:
+    """Fetchers whose pages carry no ``Link``: a request answered in one response on purpose
+    is the whole stream, whatever cursors a server sends along (Sentry sends none)."""
+
+    def one(item_type: Any) -> PageFetcher:
+        inner = fetcher(item_type)
+
+        async def fetch(cursor: str | None, size: int | None) -> RawPage:
+            return msgspec.structs.replace(await inner(cursor, size), link=None)
+
+        return fetch
+
+    return one
 
 
 def _without_environment(session: aiohttp.ClientSession) -> aiohttp.ClientSession:

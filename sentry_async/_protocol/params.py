@@ -8,7 +8,7 @@ parameters (``project``, ``field``, ``id`` ...) are repeated keys, never CSV.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 
 __all__ = [
@@ -25,6 +25,7 @@ __all__ = [
     "period_seconds",
     "project_refs",
     "time_range",
+    "unpaginated_switch",
     "validate_period",
 ]
 
@@ -218,6 +219,31 @@ def id_chunks(
     if current:
         chunks.append(current)
     return chunks
+
+
+UNPAGINATED_SWITCHES: Mapping[str, Callable[[str], bool]] = {
+    # OrganizationEventsEndpoint: ``if request.GET.get("noPagination"):``, so "0" counts.
+    "noPagination": bool,
+    # OrganizationProjectsEndpoint: ``request.GET.get("all_projects") == "1"``.
+    "all_projects": "1".__eq__,
+}
+"""Query parameters with which Sentry answers a list in one response, and how it reads each."""
+
+SIZED_SWITCHES = frozenset({"noPagination"})
+"""Switches whose one response still holds at most ``per_page`` items (Sentry reads it)."""
+
+
+def unpaginated_switch(pairs: Iterable[tuple[str, str]]) -> str | None:
+    """The parameter among ``pairs`` with which Sentry answers in one response, if any.
+
+    Each is read as Sentry reads it, from its last value (Django's ``QueryDict.get``): any
+    non-empty ``noPagination`` is on, ``all_projects`` only as ``1``.
+    """
+    last = {key: value for key, value in pairs if key in UNPAGINATED_SWITCHES}
+    for key, value in last.items():
+        if UNPAGINATED_SWITCHES[key](value):
+            return key
+    return None
 
 
 def _scalar(value: Scalar, name: str) -> str:

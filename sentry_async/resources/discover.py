@@ -66,7 +66,9 @@ class DiscoverResource(DiscoverAPI):
         units). Pin ``start``/``end`` for exports: offsets drift while new events arrive.
         ``project`` takes ids or slugs (resolved to ids: Sentry takes ids only).
         ``page_size`` may go to 9999 for the ``logs`` and ``tracemetrics`` datasets.
-        ``no_pagination=True`` asks for one page without a ``Link`` header.
+        ``no_pagination=True`` asks for one response of at most ``page_size`` rows (100 at
+        most, whatever the dataset) and follows no ``Link``: the rows past it are not
+        fetched. ``False`` or ``None`` pages through every row.
         """
         field_list = listify(fields if not isinstance(fields, str) else [fields], "fields")
         if not field_list or len(field_list) > MAX_FIELDS:
@@ -78,8 +80,9 @@ class DiscoverResource(DiscoverAPI):
                 name = key[1:] if key.startswith("-") else key
                 if name not in plain and not name.startswith("equation"):
                     raise ValueError(f"sort field {name!r} must be one of the requested fields")
-        large = dataset in LARGE_PAGE_DATASETS
-        check_page_size(page_size, "page_size", maximum=MAX_LARGE_PAGE if large else 100)
+        # Sentry reads ``per_page`` with its default maximum (100) for one response.
+        maximum = MAX_LARGE_PAGE if dataset in LARGE_PAGE_DATASETS and not no_pagination else 100
+        check_page_size(page_size, "page_size", maximum=maximum)
         org_slug = self._org(org)
         project_refs(project)
 
@@ -96,11 +99,12 @@ class DiscoverResource(DiscoverAPI):
                 "environment": environments(environment),
                 "dataset": dataset,
                 "allowAggregateConditions": allow_aggregate_conditions,
-                "noPagination": no_pagination,
+                # Sentry reads any non-empty value as on, "0" included.
+                "noPagination": True if no_pagination else None,
                 **time_params(period, start, end),
             },
             lazy_params=projects,
-            max_page_size=MAX_LARGE_PAGE if large else 100,
+            max_page_size=maximum,
             type=Row,
             page_type=_page_type,
             envelope=_unwrap,
