@@ -12,11 +12,13 @@ interval fallback), ``validate_interval`` in ``src/sentry/utils/dates.py``
 from __future__ import annotations
 
 import anyio
+from _fake_http import org_get
 from _local_server import local_app
 from aiohttp import web
 
 from sentry_async import SentryClient
 from sentry_async._protocol.params import unpaginated_switch
+from sentry_async.testing import FakeSentry
 
 ROWS = [{"id": f"{i:032x}", "title": f"t{i}"} for i in range(250)]
 
@@ -95,3 +97,22 @@ async def test_no_pagination_sends_the_page_size_and_follows_no_link() -> None:
     assert [(q.get("noPagination"), q.get("per_page"), q.get("cursor")) for q in seen] == [
         ("1", "10", None)
     ]
+
+
+async def test_the_fake_answers_no_pagination_in_one_response(fake_sentry: FakeSentry) -> None:
+    base = [("field", "id"), ("project", "-1"), ("statsPeriod", "90d")]
+    with anyio.fail_after(10):
+        paged = await org_get(fake_sentry, "events/", [*base, ("per_page", "5")])
+        whole = [
+            await org_get(fake_sentry, "events/", [*base, ("noPagination", flag), *size])
+            for flag in ("1", "0")
+            for size in ([], [("per_page", "5")])
+        ]
+    assert paged[0] == 200 and "Link" in paged[2] and len(paged[1]["data"]) == 5
+    slugs = fake_sentry.data.project_slugs("org-0")
+    start = fake_sentry.data.now_ts - 90 * 86400
+    assert sum(len(fake_sentry.data.event_ids("org-0", p, start=start)) for p in slugs) > 100
+    assert [(status, len(body["data"]), "Link" in headers) for status, body, headers in whole] == [
+        (200, 100, False),
+        (200, 5, False),
+    ] * 2

@@ -161,7 +161,10 @@ async def discover(request: web.Request) -> web.Response:
     for name in fields:
         if name not in _FIELD_TYPES and not name.startswith("equation|"):
             raise ApiError(400, f"Invalid query. {name} is not a valid field")
-    large = request.query.get("dataset") in _LARGE_PAGE_DATASETS
+    # ``if request.GET.get("noPagination"):`` one response of at most ``per_page`` rows,
+    # read with the default maximum whatever the dataset, and no ``Link``.
+    whole = bool(request.query.get("noPagination"))
+    large = request.query.get("dataset") in _LARGE_PAGE_DATASETS and not whole
     per_page = _per_page(request, maximum=9999 if large else 100)
     events = _discover_events(request, org)
     data = _state(request).data
@@ -212,6 +215,9 @@ async def discover(request: web.Request) -> web.Response:
         "datasetReason": "unchanged",
         "dataset": request.query.get("dataset", "discover"),
     }
+    if whole:
+        body = b"[" + b",".join(_encode(row) for row in rows[:per_page]) + b"]"
+        return _json(b'{"data":' + body + b',"meta":' + _encode(meta) + b"}")
     response = _page(request, rows, _encode, per_page=per_page, discover=True)
     assert isinstance(response.body, bytes)
     response.body = b'{"data":' + response.body + b',"meta":' + _encode(meta) + b"}"
