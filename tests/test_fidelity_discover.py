@@ -11,6 +11,7 @@ interval fallback), ``validate_interval`` in ``src/sentry/utils/dates.py``
 
 from __future__ import annotations
 
+import aiohttp
 import anyio
 from _fake_http import org_get
 from _local_server import local_app
@@ -116,3 +117,51 @@ async def test_the_fake_answers_no_pagination_in_one_response(fake_sentry: FakeS
         (200, 100, False),
         (200, 5, False),
     ] * 2
+
+
+# -- sample ---------------------------------------------------------------------------------
+
+
+async def test_sample_false_keeps_the_newest_first_order(
+    fake_sentry: FakeSentry, client: SentryClient
+) -> None:
+    # ProjectEventsEndpoint: ``if request.GET.get("sample", False):`` orders by event id, so
+    # "0" would too; sample=False sends nothing.
+    slug = fake_sentry.data.project_slugs("org-0")[0]
+    with anyio.fail_after(10):
+        plain = await client.events.for_project("org-0", slug, limit=30).collect()
+        unsampled = await client.events.for_project("org-0", slug, sample=False, limit=30).collect()
+        sampled = await client.events.for_project("org-0", slug, sample=True, limit=30).collect()
+    requests = [r for r in fake_sentry.requests if r.path.endswith(f"/{slug}/events/")]
+    assert [r.param("sample") for r in requests] == [None, None, "1"]
+    assert [e.id for e in unsampled] == [e.id for e in plain]
+    assert len(sampled) == 30 and [e.id for e in sampled] == sorted(e.id for e in sampled)
+
+
+async def test_the_fake_reads_sample_as_each_event_list_does(fake_sentry: FakeSentry) -> None:
+    # Project events: any non-empty value; issue events: ``in ("1", "true")``.
+    data = fake_sentry.data
+    slug = data.project_slugs("org-0")[0]
+    issue = next(i for i in data.issues_by_id.values() if len(i.events) > 3)
+
+    async def ids(path: str, sample: str | None) -> list[str]:
+        params = {"sample": sample} if sample is not None else {}
+        async with aiohttp.ClientSession() as http, http.get(
+            f"{fake_sentry.url}/api/0/{path}",
+            params={**params, "statsPeriod": "90d"},
+            headers={"Authorization": f"Bearer {fake_sentry.token}"},
+        ) as reply:
+            assert reply.status == 200
+            return [row["eventID"] for row in await reply.json()]
+
+    project = f"projects/org-0/{slug}/events/"
+    issue_path = f"organizations/org-0/issues/{issue.id}/events/"
+    with anyio.fail_after(10):
+        newest = await ids(project, None)
+        project_zero = await ids(project, "0")
+        issue_newest = await ids(issue_path, None)
+        issue_zero = await ids(issue_path, "0")
+        issue_true = await ids(issue_path, "true")
+    assert newest != sorted(newest) and project_zero == sorted(project_zero) != newest
+    assert issue_newest != sorted(issue_newest)
+    assert issue_zero == issue_newest and issue_true == sorted(issue_true) != issue_newest

@@ -38,7 +38,7 @@ class EventListOptions(TypedDict, total=False):
     ``page_size`` defaults to 100 (Sentry sends at most 10 full payloads per page whatever
     it says); ``cursor``/``skip`` resume from a saved :class:`~sentry_async.Position`;
     ``limit`` caps the items handed out. ``sample=True`` asks Sentry for a random sample
-    instead of the newest events.
+    instead of the newest events; ``False`` sends nothing (the newest first).
     """
 
     query: str | None
@@ -193,7 +193,8 @@ class EventsResource(EventsAPI):
                 **time,
                 "query": options.get("query"),
                 "full": full or None,
-                "sample": options.get("sample"),
+                # The project list reads any non-empty ``sample`` as on, "0" included.
+                "sample": True if options.get("sample") else None,
             },
             type=Event if full else EventSummary,
             page_size=page_size,

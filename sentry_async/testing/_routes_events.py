@@ -28,10 +28,19 @@ def _event_rows(request: web.Request, events: Sequence[EventRecord]) -> list[Eve
     ]
 
 
-def _event_page(request: web.Request, events: Sequence[EventRecord]) -> web.Response:
+def _event_page(
+    request: web.Request, events: Sequence[EventRecord], *, sample: bool
+) -> web.Response:
+    """A page of ``events``, newest first, or ordered by event id when ``sample`` (how
+    Sentry's sampled order is played here)."""
     data = _state(request).data
     per_page = _per_page(request)
-    rows = _state(request).listing(request, lambda: _event_rows(request, events))
+
+    def build() -> list[EventRecord]:
+        rows = _event_rows(request, events)
+        return sorted(rows, key=lambda e: e.event_id) if sample else rows
+
+    rows = _state(request).listing(request, build)
     if _flag(request, "full"):
         return _page(request, rows, data.event_bytes, per_page=min(per_page, FULL_PAGE_MAX))
     return _page(request, rows, data.summary_bytes, per_page=per_page)
@@ -56,12 +65,16 @@ def _event_direct_hit(request: web.Request, events: Sequence[EventRecord]) -> we
 
 async def issue_events(request: web.Request) -> web.Response:
     events = _issue(request, _org(request)).events
-    return _event_direct_hit(request, events) or _event_page(request, events)
+    # GroupEventsEndpoint: ``request.GET.get("sample") in ("1", "true")``.
+    sample = request.query.get("sample") in ("1", "true")
+    return _event_direct_hit(request, events) or _event_page(request, events, sample=sample)
 
 
 async def project_events(request: web.Request) -> web.Response:
     org = _org(request)
-    return _event_page(request, _project(request, org).events)
+    # ProjectEventsEndpoint: ``if request.GET.get("sample", False):``, so "0" counts.
+    sample = bool(request.query.get("sample"))
+    return _event_page(request, _project(request, org).events, sample=sample)
 
 
 async def issue_event(request: web.Request) -> web.Response:
