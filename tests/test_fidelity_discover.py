@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import aiohttp
 import anyio
+import pytest
 from _fake_http import org_get
 from _local_server import local_app
 from aiohttp import web
 
 from sentry_async import SentryClient
 from sentry_async._protocol.params import unpaginated_switch
+from sentry_async.resources.discover import function_alias
 from sentry_async.testing import FakeSentry
 
 ROWS = [{"id": f"{i:032x}", "title": f"t{i}"} for i in range(250)]
@@ -165,3 +167,66 @@ async def test_the_fake_reads_sample_as_each_event_list_does(fake_sentry: FakeSe
     assert newest != sorted(newest) and project_zero == sorted(project_zero) != newest
     assert issue_newest != sorted(issue_newest)
     assert issue_zero == issue_newest and issue_true == sorted(issue_true) != issue_newest
+
+
+# -- Discover sorts -------------------------------------------------------------------------
+
+
+def test_function_aliases_follow_sentrys_rule() -> None:
+    # fields.get_function_alias: the function, then its arguments with every non-word
+    # character as "_", trailing "_" dropped; an explicit "as" alias wins.
+    assert function_alias("count()") == "count"
+    assert function_alias("p95(transaction.duration)") == "p95_transaction_duration"
+    assert function_alias("percentile(transaction.duration, 0.95)") == (
+        "percentile_transaction_duration_0_95"
+    )
+    assert function_alias("count_if(transaction.duration,greater,300)") == (
+        "count_if_transaction_duration_greater_300"
+    )
+    assert function_alias("count() as total") == "total"
+    assert function_alias("title") == "title"
+
+
+async def test_discover_sorts_that_sentry_resolves(
+    fake_sentry: FakeSentry, client: SentryClient
+) -> None:
+    cases = [
+        (["title", "count()"], "-count"),
+        (["transaction", "p95(transaction.duration)"], "-p95_transaction_duration"),
+        (["title", "timestamp"], "-id"),
+        (["title", "timestamp"], "id"),
+    ]
+    with anyio.fail_after(15):
+        for fields, sort in cases:
+            rows = await client.discover.query(
+                "org-0", fields=fields, sort=sort, project=-1, period="14d"
+            ).collect()
+            assert rows, (fields, sort)
+    counts = await client.discover.query(
+        "org-0", fields=["title", "count()"], sort="-count", project=-1, period="14d"
+    ).collect()
+    assert [r["count()"] for r in counts] == sorted((r["count()"] for r in counts), reverse=True)
+    by_id = [r["id"] for r in await client.discover.query(
+        "org-0", fields=["id", "title"], sort="id", project=-1, period="14d"
+    ).collect()]
+    assert by_id == sorted(by_id)
+
+
+async def test_discover_sorts_that_sentry_refuses(client: SentryClient) -> None:
+    refused = [
+        (["title", "count()"], "-id"),  # ``id`` is added only to queries without aggregates
+        (["title", "count()"], "-count_unique_user"),
+        (["title", "count()", "equation|count() * 2"], "-equation[1]"),
+        (["title", "count()"], "-equation[0]"),
+        (["title"], "-count()"),
+    ]
+    for fields, sort in refused:
+        with pytest.raises(ValueError, match="sort"):
+            client.discover.query("org-0", fields=fields, sort=sort)
+    accepted = [
+        (["title", "count()", "equation|count() * 2"], "-equation[0]"),
+        (["title", "count()", "equation|count() * 2"], "equation|count() * 2"),
+        (["title", "count()"], "-count()"),
+    ]
+    for fields, sort in accepted:
+        client.discover.query("org-0", fields=fields, sort=sort)

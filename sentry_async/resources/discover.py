@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -12,7 +13,7 @@ from ..models import DiscoverMeta, DiscoverResponse, discover_meta
 from ..pagination import Paginator
 from ._base import IdOrSlug, environments, listify, time_params
 
-__all__ = ["MAX_FIELDS", "DiscoverResource"]
+__all__ = ["MAX_FIELDS", "DiscoverResource", "check_sort", "function_alias"]
 
 MAX_FIELDS = 20
 """Sentry refuses more than 20 fields per query."""
@@ -22,6 +23,69 @@ LARGE_PAGE_DATASETS = frozenset({"logs", "tracemetrics"})
 MAX_LARGE_PAGE = 9999
 
 Row = dict[str, Any]
+
+_FUNCTION = re.compile(
+    r"^(?P<function>[^\(]+)\((?P<columns>.*)\)( (as|AS) (?P<alias>(\w+)?(?!\d+)\w+))?$"
+)
+"""Sentry's ``FUNCTION_PATTERN``: ``name(arguments)``, optionally ``as alias``."""
+_EQUATION_ALIAS = re.compile(r"^equation\[(\d+)\]$")
+
+
+def _arguments(columns: str) -> list[str]:
+    """``parse_arguments``: split on commas outside double quotes, stripped, empties dropped."""
+    args: list[str] = []
+    quoted = escaped = False
+    start = 0
+    for index, char in enumerate(columns):
+        if escaped:
+            escaped = False
+        elif quoted and char == "\\":
+            escaped = True
+        elif char == '"':
+            quoted = not quoted
+        elif char == "," and not quoted:
+            args.append(columns[start:index].strip())
+            start = index + 1
+    args.append(columns[start:].strip())
+    return [arg for arg in args if arg]
+
+
+def function_alias(field: str) -> str:
+    """The name Sentry gives a function's column (``get_function_alias``): ``count()`` is
+    ``count``, ``p95(transaction.duration)`` is ``p95_transaction_duration``; a field that
+    is not a function is its own name. Sorts may name a function either way."""
+    match = _FUNCTION.search(field)
+    if match is None:
+        return field
+    if match.group("alias") is not None:
+        return match.group("alias")
+    columns = re.sub(r"[^\w]", "_", "_".join(_arguments(match.group("columns"))))
+    return f"{match.group('function')}_{columns}".rstrip("_")
+
+
+def check_sort(fields: Sequence[str], sorts: Sequence[str], *, auto_fields: bool) -> None:
+    """Refuse, before sending, a sort Sentry's ``resolve_orderby`` answers with "Cannot sort by
+    a field that is not selected.": each must name a selected column, a function by its
+    alias, ``equation[N]`` for one of the equations, or (with ``auto_fields``, as Discover
+    queries have) ``id`` when no aggregate is selected."""
+    equations = [f for f in fields if f.startswith("equation|")]
+    columns = [f for f in fields if not f.startswith("equation|")]
+    aliases = {function_alias(f) for f in columns if _FUNCTION.search(f)}
+    aggregated = bool(aliases) or any("(" in f for f in equations)
+    for key in sorts:
+        name = key.lstrip("-")
+        numbered = _EQUATION_ALIAS.match(name)
+        if (
+            name in fields
+            or function_alias(name) in aliases
+            or (numbered is not None and int(numbered.group(1)) < len(equations))
+            or (auto_fields and not aggregated and name == "id")
+        ):
+            continue
+        raise ValueError(
+            f"sort {key!r} must name a requested field, a function by its alias (count() as "
+            "count) or equation[N] for one of the equations; Sentry refuses any other"
+        )
 
 
 def _page_type(item: Any) -> Any:
@@ -74,12 +138,7 @@ class DiscoverResource(DiscoverAPI):
         if not field_list or len(field_list) > MAX_FIELDS:
             raise ValueError(f"fields must hold 1 to {MAX_FIELDS} field expressions")
         sorts = listify(sort, "sort")
-        if sorts:
-            plain = set(field_list)
-            for key in sorts:
-                name = key[1:] if key.startswith("-") else key
-                if name not in plain and not name.startswith("equation"):
-                    raise ValueError(f"sort field {name!r} must be one of the requested fields")
+        check_sort(field_list, sorts or [], auto_fields=True)
         # Sentry reads ``per_page`` with its default maximum (100) for one response.
         maximum = MAX_LARGE_PAGE if dataset in LARGE_PAGE_DATASETS and not no_pagination else 100
         check_page_size(page_size, "page_size", maximum=maximum)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from collections.abc import Callable
 from datetime import datetime, timezone
@@ -81,6 +82,42 @@ def _column(name: str) -> Callable[[dict[str, Any]], tuple[bool, Any]]:
         return (value is None, value if value is not None else 0)
 
     return key
+
+
+_FUNCTION = re.compile(
+    r"^(?P<function>[^\(]+)\((?P<columns>.*)\)( (as|AS) (?P<alias>(\w+)?(?!\d+)\w+))?$"
+)
+
+
+def _alias(field: str) -> str:
+    """``get_function_alias`` (arguments split on commas; quoted commas are not played)."""
+    match = _FUNCTION.search(field)
+    if match is None:
+        return field
+    if match.group("alias") is not None:
+        return match.group("alias")
+    args = [a.strip() for a in match.group("columns").split(",") if a.strip()]
+    columns = re.sub(r"[^\w]", "_", "_".join(args))
+    return f"{match.group('function')}_{columns}".rstrip("_")
+
+
+def _sort_column(key: str, fields: list[str]) -> str:
+    """The selected column a sort names, as ``resolve_orderby`` matches it: the field itself,
+    a function by its alias, ``equation[N]``, or ``id`` (added to every query without an
+    aggregate); anything else is Sentry's 400."""
+    name = key.lstrip("-")
+    if name in fields:
+        return name
+    equations = [f for f in fields if f.startswith("equation|")]
+    numbered = re.fullmatch(r"equation\[(\d+)\]", name)
+    if numbered and int(numbered.group(1)) < len(equations):
+        return equations[int(numbered.group(1))]
+    functions = {_alias(f): f for f in fields if "(" in f and not f.startswith("equation|")}
+    if _alias(name) in functions:
+        return functions[_alias(name)]
+    if name == "id" and not functions and not any("(" in f for f in equations):
+        return "id"
+    raise ApiError(400, "Cannot sort by a field that is not selected.")
 
 
 def _aggregate(name: str, events: list[EventRecord]) -> Any:
@@ -189,12 +226,19 @@ async def discover(request: web.Request) -> web.Response:
             )
         )
     else:
-        rows = [{f: _plain(data, e, f) for f in fields} for e in events]
+        # The ``id`` column Sentry adds to these queries, kept out of the rows served.
+        ids = {}
+        rows = []
+        for event in events:
+            row = {f: _plain(data, event, f) for f in fields}
+            ids[id(row)] = event.event_id
+            rows.append(row)
     for key in reversed(request.query.getall("sort", [])):
-        name = key.lstrip("-")
-        if name not in fields:
-            raise ApiError(400, f"Cannot sort by a field that is not selected: {name}")
-        rows.sort(key=_column(name), reverse=key.startswith("-"))
+        column = _sort_column(key, fields)
+        if column == "id" and "id" not in fields:
+            rows.sort(key=lambda row: ids[id(row)], reverse=key.startswith("-"))
+        else:
+            rows.sort(key=_column(column), reverse=key.startswith("-"))
     if not _projects(request, org):
         return _json(
             _encode(

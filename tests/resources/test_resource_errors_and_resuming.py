@@ -85,7 +85,7 @@ INVALID_CALLS: dict[str, tuple[Callable[[SentryClient], Any], str]] = {
     "no fields": (lambda c: c.discover.query(ORG, fields=[]), "1 to 20 field"),
     "sort not selected": (
         lambda c: c.discover.query(ORG, fields=["id"], sort="-timestamp"),
-        "must be one of the requested fields",
+        "must name a requested field",
     ),
     "bad event id": (lambda c: c.events.get(ORG, "p", "not-an-id"), "event ids are 32 hex"),
     "malformed issue id": (
