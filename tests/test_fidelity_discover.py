@@ -23,6 +23,7 @@ from sentry_async._protocol.params import unpaginated_switch
 from sentry_async.resources.discover import function_alias
 from sentry_async.testing import FakeSentry
 
+NOT_SELECTED = "Cannot sort by a field that is not selected."
 ROWS = [{"id": f"{i:032x}", "title": f"t{i}"} for i in range(250)]
 
 
@@ -230,3 +231,46 @@ async def test_discover_sorts_that_sentry_refuses(client: SentryClient) -> None:
     ]
     for fields, sort in accepted:
         client.discover.query("org-0", fields=fields, sort=sort)
+
+
+# -- top events -----------------------------------------------------------------------------
+
+
+async def test_top_events_sorts_and_groups_that_sentry_refuses(client: SentryClient) -> None:
+    # top_events_timeseries runs query(selected_columns=fields, orderby=sort) first (no auto
+    # ``id``), and OrganizationEventsStatsEndpoint refuses ``timestamp`` among the fields.
+    refused = [
+        (["release"], "-count()", "sort"),
+        (["release"], "-p95(transaction.duration)", "sort"),
+        (["release"], "-no_such_field", "sort"),
+        (["release", "timestamp"], "-count()", "timestamp"),
+        (["release", "count()"], "-id", "sort"),
+    ]
+    for fields, sort, message in refused:
+        with pytest.raises(ValueError, match=message):
+            await client.stats.events("org-0", top_events=5, fields=fields, sort=sort)
+        with pytest.raises(ValueError, match=message):
+            await client.stats.events("org-0", top_events=5, fields=fields, order_by=sort)
+
+
+async def test_the_fake_refuses_top_events_as_sentry_does(fake_sentry: FakeSentry) -> None:
+    base = [("topEvents", "5"), ("statsPeriod", "24h"), ("project", "-1")]
+    cases = [
+        ([("field", "release"), ("orderby", "-count()")], NOT_SELECTED),
+        ([("field", "release"), ("sort", "-nothing")], NOT_SELECTED),
+        ([("field", "timestamp"), ("sort", "-count()")], "Cannot group by timestamp"),
+    ]
+    with anyio.fail_after(10):
+        for extra, detail in cases:
+            status, body, _ = await org_get(fake_sentry, "events-stats/", [*base, *extra])
+            assert (status, body) == (400, {"detail": detail}), extra
+        status, body, _ = await org_get(
+            fake_sentry,
+            "events-stats/",
+            [*base, ("field", "release"), ("field", "count()"), ("sort", "count")],
+        )
+    assert status == 200
+    totals = {label: sum(p[1][0]["count"] for p in s["data"]) for label, s in body.items()}
+    ranked = sorted((s["order"], label) for label, s in body.items() if label != "Other")
+    counts = [totals[label] for _, label in ranked]
+    assert counts == sorted(counts), "ascending count, as the sort asks"

@@ -13,6 +13,7 @@ from .._protocol.params import period_seconds, project_refs
 from ..errors import DecodeError
 from ..models import EventsStats, UsageGroup, UsageStats, parse_events_stats
 from ._base import IdOrSlug, Resource, environments, listify, time_params
+from .discover import check_sort
 
 __all__ = ["StatsResource"]
 
@@ -76,6 +77,16 @@ def _interval(value: str | timedelta | None) -> str | None:
     return value
 
 
+def _check_top_events(fields: list[str], sort: str | None) -> None:
+    """What Sentry refuses in a top-events query before it runs: ``timestamp`` among the
+    group columns ("Cannot group by timestamp"), and a sort that names no selected field or
+    function (its first query selects ``fields`` alone, with no ``id`` added)."""
+    if "timestamp" in fields:
+        raise ValueError("top_events cannot group by timestamp: leave it out of fields")
+    if sort is not None:
+        check_sort(fields, [sort], auto_fields=False)
+
+
 class StatsResource(Resource):
     """``client.stats``."""
 
@@ -107,6 +118,8 @@ class StatsResource(Resource):
         ``top_events`` groups by ``fields`` (ordered by ``sort``, or the older ``order_by``
         name for the same thing; optional) and returns one series per group (plus ``Other``
         unless ``exclude_other``); ``raw`` keeps the response. ``project`` takes ids or slugs.
+        As Sentry requires, the sort must name one of ``fields`` (an aggregate too: order by
+        ``-count()`` with ``count()`` among the fields), and ``timestamp`` is no group column.
         """
         axes = listify(y_axis, "y_axis") or []
         if not axes:
@@ -118,6 +131,9 @@ class StatsResource(Resource):
                 raise ValueError("top_events needs fields= (the columns to group by)")
         if sort is not None and order_by is not None:
             raise ValueError("give sort= or its older name order_by=, not both")
+        field_list = listify(fields, "fields")
+        if top_events is not None and field_list:
+            _check_top_events(field_list, sort if sort is not None else order_by)
         if isinstance(comparison_delta, timedelta):
             comparison_delta = int(comparison_delta.total_seconds())
         if comparison_delta is not None and comparison_delta <= 0:
@@ -129,7 +145,7 @@ class StatsResource(Resource):
             "environment": environments(environment),
             "interval": _interval(interval),
             "topEvents": top_events,
-            "field": listify(fields, "fields"),
+            "field": field_list,
             "sort": sort,
             "orderby": order_by,
             "partial": partial,

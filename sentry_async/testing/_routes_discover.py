@@ -101,10 +101,10 @@ def _alias(field: str) -> str:
     return f"{match.group('function')}_{columns}".rstrip("_")
 
 
-def _sort_column(key: str, fields: list[str]) -> str:
+def _sort_column(key: str, fields: list[str], *, auto_fields: bool = True) -> str:
     """The selected column a sort names, as ``resolve_orderby`` matches it: the field itself,
     a function by its alias, ``equation[N]``, or ``id`` (added to every query without an
-    aggregate); anything else is Sentry's 400."""
+    aggregate, with ``auto_fields``); anything else is Sentry's 400."""
     name = key.lstrip("-")
     if name in fields:
         return name
@@ -115,7 +115,7 @@ def _sort_column(key: str, fields: list[str]) -> str:
     functions = {_alias(f): f for f in fields if "(" in f and not f.startswith("equation|")}
     if _alias(name) in functions:
         return functions[_alias(name)]
-    if name == "id" and not functions and not any("(" in f for f in equations):
+    if auto_fields and name == "id" and not functions and not any("(" in f for f in equations):
         return "id"
     raise ApiError(400, "Cannot sort by a field that is not selected.")
 

@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
 
 from aiohttp import web
 
-from ._data import EventRecord
+from ._data import Dataset, EventRecord
 from ._lookups import _PERIOD, _UNITS, _flag, _org, _projects, _time_range
-from ._routes_discover import _FIELD_TYPES, _aggregate, _discover_events, _plain
+from ._routes_discover import (
+    _FIELD_TYPES,
+    _aggregate,
+    _column,
+    _discover_events,
+    _plain,
+    _sort_column,
+)
 from ._state import ApiError, _encode, _json, _state
 
 TOO_MANY_POINTS = (
@@ -100,6 +108,21 @@ def _series(
     return body
 
 
+def _group_rank(
+    data: Dataset, column: str
+) -> Callable[[tuple[str, list[EventRecord]]], tuple[bool, Any]]:
+    """A sort key for top-events groups: ``column``'s value over a group's events."""
+
+    def key(group: tuple[str, list[EventRecord]]) -> tuple[bool, Any]:
+        members = group[1]
+        value = (
+            _aggregate(column, members) if "(" in column else _plain(data, members[0], column)
+        )
+        return _column(column)({column: value})
+
+    return key
+
+
 async def events_stats(request: web.Request) -> web.Response:
     org = _org(request)
     axes = request.query.getall("yAxis", []) or ["count()"]
@@ -136,7 +159,15 @@ async def events_stats(request: web.Request) -> web.Response:
             if top.isdigit()
             else "topEvents needs to be at least 1",
         )
-    fields = [f for f in request.query.getall("field", []) if "(" not in f]
+    selected = request.query.getall("field", [])
+    # ``get_field_list`` leaves equations out; the group columns are what is not a function.
+    if "timestamp" in [f for f in selected if not f.startswith("equation|")]:
+        raise ApiError(400, "Cannot group by timestamp")
+    # ``get_orderby``: ``sort``, else ``orderby``; the first query (``top_events_timeseries``
+    # runs ``query(selected_columns=fields, orderby=...)``) adds no ``id``.
+    orderby = request.query.getall("sort", []) or request.query.getall("orderby", [])
+    columns = [_sort_column(key, selected, auto_fields=False) for key in orderby]
+    fields = [f for f in selected if "(" not in f]
     if not fields:
         raise ApiError(400, "You must provide at least one field to group by")
     groups: dict[str, list[EventRecord]] = defaultdict(list)
@@ -144,6 +175,8 @@ async def events_stats(request: web.Request) -> web.Response:
     for event in events:
         groups[",".join(str(_plain(data, event, f)) for f in fields)].append(event)
     ranked = sorted(groups.items(), key=lambda kv: (-len(kv[1]), kv[0]))
+    for key, column in reversed(list(zip(orderby, columns, strict=True))):
+        ranked.sort(key=_group_rank(data, column), reverse=key.startswith("-"))
     chosen = ranked[: int(top)]
     rest = [e for _, members in ranked[int(top) :] for e in members]
     if rest and not _flag(request, "excludeOther"):

@@ -150,7 +150,7 @@ async def test_events_stats_top_events_multiple_axes(
             project=project,
             period="3d",
             top_events=5,
-            fields=["environment"],
+            fields=["environment", "count()"],
             order_by="-count()",
         )
     expected = _env_counts(fake_sentry, project, 3)
