@@ -11,6 +11,8 @@ interval fallback), ``validate_interval`` in ``src/sentry/utils/dates.py``
 
 from __future__ import annotations
 
+from typing import Any
+
 import aiohttp
 import anyio
 import pytest
@@ -274,3 +276,49 @@ async def test_the_fake_refuses_top_events_as_sentry_does(fake_sentry: FakeSentr
     ranked = sorted((s["order"], label) for label, s in body.items() if label != "Other")
     counts = [totals[label] for _, label in ranked]
     assert counts == sorted(counts), "ascending count, as the sort asks"
+
+
+# -- what the fake serves -------------------------------------------------------------------
+
+
+async def test_the_fake_serves_what_sentry_resolves(
+    fake_sentry: FakeSentry, client: SentryClient
+) -> None:
+    # DATASET_OPTIONS (src/sentry/snuba/utils.py), resolve_field (any name matching
+    # VALID_FIELD_PATTERN is a tag) and get_equation_list / resolve_equation_list.
+    def query(**options: Any) -> Any:
+        return client.discover.query("org-0", project=-1, period="14d", **options)
+
+    with anyio.fail_after(15):
+        for dataset in ("spans", "metricsEnhanced", "ourlogs", "profile_functions"):
+            await query(fields=["id", "title"], dataset=dataset).collect()
+        tagged = query(fields=["title", "browser.name", "tags[customer]"])
+        page = await anext(tagged.pages())
+        equation = "equation|count() * 2 + 1"
+        rows = await query(
+            fields=["title", "count()", equation], sort="-equation[0]"
+        ).collect()
+        status, body, _ = await org_get(
+            fake_sentry, "events/", [("field", "title"), ("field", "bad field!")]
+        )
+    assert page.items and all(
+        row["browser.name"] is None and row["tags[customer]"] is None for row in page.items
+    )
+    assert page.meta is not None
+    assert page.meta.fields["browser.name"] == page.meta.fields["tags[customer]"] == "string"
+    assert rows and all(row[equation] == row["count()"] * 2 + 1 for row in rows)
+    assert [row[equation] for row in rows] == sorted((row[equation] for row in rows), reverse=True)
+    assert status == 400 and "bad field!" in body["detail"]
+
+
+async def test_the_fake_equations_are_numbers_or_null(fake_sentry: FakeSentry) -> None:
+    params = [("project", "-1"), ("statsPeriod", "14d"), ("field", "title"), ("field", "count()")]
+    equations = ["equation|count() / (count() - count())", "equation|count_unique(user) - 1"]
+    with anyio.fail_after(10):
+        status, body, _ = await org_get(
+            fake_sentry, "events/", [*params, *(("field", e) for e in equations)]
+        )
+    assert status == 200 and body["data"]
+    assert all(row[equations[0]] is None for row in body["data"]), "division by zero is null"
+    assert all(isinstance(row[equations[1]], int) for row in body["data"])
+    assert body["meta"]["fields"][equations[0]] == "number"

@@ -18,8 +18,9 @@ __all__ = ["MAX_FIELDS", "DiscoverResource", "check_sort", "function_alias"]
 MAX_FIELDS = 20
 """Sentry refuses more than 20 fields per query."""
 
-LARGE_PAGE_DATASETS = frozenset({"logs", "tracemetrics"})
-"""Datasets whose pages may hold up to 9999 rows (100 elsewhere)."""
+LARGE_PAGE_DATASETS = frozenset({"logs", "ourlogs", "tracemetrics"})
+"""Datasets whose pages may hold up to 9999 rows (100 elsewhere); ``ourlogs`` is the older
+name of ``logs``."""
 MAX_LARGE_PAGE = 9999
 
 Row = dict[str, Any]

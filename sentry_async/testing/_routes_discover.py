@@ -140,9 +140,130 @@ def _aggregate(name: str, events: list[EventRecord]) -> Any:
     raise ApiError(400, f"Invalid query. {name} is not a valid function")
 
 
-_DATASETS = ("discover", "errors", "transactions", "issuePlatform", "logs", "tracemetrics")
-_LARGE_PAGE_DATASETS = ("logs", "tracemetrics")
-"""Datasets whose ``per_page`` may go to 9999."""
+def _field_type(name: str) -> str:
+    """A column's meta type: equations are numbers, unknown names (tags) strings."""
+    if name.startswith("equation|"):
+        return "number"
+    return _FIELD_TYPES.get(name, "number" if "(" in name else "string")
+
+
+_TOKEN = re.compile(r"\s*(?:(?P<number>\d+(?:\.\d+)?)|(?P<op>[-+*/()])|(?P<name>[\w.:\[\]]+))")
+
+
+def _equation_tokens(text: str) -> list[tuple[str, str]]:
+    """Numbers, operators and parentheses, column names, and whole function calls."""
+    tokens: list[tuple[str, str]] = []
+    position = 0
+    while position < len(text.rstrip()):
+        match = _TOKEN.match(text, position)
+        if match is None or match.end() == position:
+            raise ApiError(400, f"Unable to parse {text}")
+        kind = match.lastgroup or "op"
+        value = match.group(kind)
+        position = match.end()
+        if kind == "name" and text[position : position + 1] == "(":
+            depth, end = 0, position
+            for end in range(position, len(text)):
+                depth += {"(": 1, ")": -1}.get(text[end], 0)
+                if depth == 0:
+                    break
+            value, position = value + text[position : end + 1], end + 1
+            kind = "function"
+        tokens.append((kind, value))
+    return tokens
+
+
+def _equation(data: Dataset, field: str, events: list[EventRecord]) -> Any:
+    """An ``equation|…`` column: ``+ - * /`` and parentheses over numbers, the aggregates
+    the fake computes (over ``events``) and numeric columns (of the first event). Anything
+    null, or a division by zero (Sentry's ``nullIf``), makes it null."""
+    text = field.removeprefix("equation|")
+    tokens = _equation_tokens(text)
+
+    def operand(kind: str, value: str) -> Any:
+        if kind == "number":
+            return float(value) if "." in value else int(value)
+        if kind == "function":
+            found = _aggregate(value, events) if events else None
+        else:
+            found = _plain(data, events[0], value) if events else None
+        number = isinstance(found, (int, float)) and not isinstance(found, bool)
+        return found if number else None
+
+    def apply(op: str, left: Any, right: Any) -> Any:
+        if left is None or right is None or (op == "/" and right == 0):
+            return None
+        if op == "+":
+            return left + right
+        if op == "-":
+            return left - right
+        return left * right if op == "*" else left / right
+
+    def expression(at: int) -> tuple[Any, int]:
+        value, at = term(at)
+        while at < len(tokens) and tokens[at][1] in "+-" and tokens[at][0] == "op":
+            right, after = term(at + 1)
+            value, at = apply(tokens[at][1], value, right), after
+        return value, at
+
+    def term(at: int) -> tuple[Any, int]:
+        value, at = factor(at)
+        while at < len(tokens) and tokens[at][1] in "*/" and tokens[at][0] == "op":
+            right, after = factor(at + 1)
+            value, at = apply(tokens[at][1], value, right), after
+        return value, at
+
+    def factor(at: int) -> tuple[Any, int]:
+        if at >= len(tokens):
+            raise ApiError(400, f"Unable to parse {text}")
+        kind, value = tokens[at]
+        if (kind, value) == ("op", "("):
+            inner, at = expression(at + 1)
+            if at >= len(tokens) or tokens[at] != ("op", ")"):
+                raise ApiError(400, f"Unable to parse {text}")
+            return inner, at + 1
+        if (kind, value) == ("op", "-"):
+            inner, at = factor(at + 1)
+            return (None if inner is None else -inner), at
+        if kind == "op":
+            raise ApiError(400, f"Unable to parse {text}")
+        return operand(kind, value), at + 1
+
+    result, end = expression(0)
+    if end != len(tokens):
+        raise ApiError(400, f"Unable to parse {text}")
+    return result
+
+
+_DATASETS = (
+    "discover",
+    "errors",
+    "metricsEnhanced",
+    "metrics",
+    "ourlogs",
+    "logs",
+    "uptime_results",
+    "profiles",
+    "issuePlatform",
+    "profileFunctions",
+    "profile_functions",
+    "spans",
+    "spansIndexed",
+    "spansMetrics",
+    "tracemetrics",
+    "transactions",
+)
+"""``DATASET_OPTIONS``' keys, in its order (its 400 lists them so)."""
+_SERVED_DATASETS = frozenset(
+    {"discover", "errors", "transactions", "issuePlatform", "metricsEnhanced", "metrics"}
+)
+"""The datasets the fake holds events for; the others (logs, spans, profiles, uptime,
+trace metrics) are accepted and answer no rows."""
+_TRANSACTION_DATASETS = frozenset({"transactions", "metricsEnhanced", "metrics"})
+_LARGE_PAGE_DATASETS = ("logs", "ourlogs", "tracemetrics")
+"""Datasets whose ``per_page`` may go to 9999 (``OurLogs``, ``TraceMetrics``)."""
+_VALID_FIELD = re.compile(r"^[a-zA-Z0-9_.:-]*$")
+"""``VALID_FIELD_PATTERN``: a name Sentry resolves, as a tag when it knows no such column."""
 
 
 def _discover_events(request: web.Request, org: OrgRecord) -> list[EventRecord]:
@@ -155,7 +276,7 @@ def _discover_events(request: web.Request, org: OrgRecord) -> list[EventRecord]:
     dataset = request.query.get("dataset", "discover")
     if dataset not in _DATASETS:
         raise ApiError(400, f"dataset must be one of: {', '.join(_DATASETS)}")
-    if dataset in _LARGE_PAGE_DATASETS:
+    if dataset not in _SERVED_DATASETS:
         return []
     data = _state(request).data
     filters: list[tuple[str, str]] = []
@@ -173,7 +294,7 @@ def _discover_events(request: web.Request, org: OrgRecord) -> list[EventRecord]:
                 continue
             if dataset == "errors" and event.kind == "transaction":
                 continue
-            if dataset == "transactions" and event.kind != "transaction":
+            if dataset in _TRANSACTION_DATASETS and event.kind != "transaction":
                 continue
             if environments and event.environment not in environments:
                 continue
@@ -196,8 +317,9 @@ async def discover(request: web.Request) -> web.Response:
             400, "You can view up to 20 fields at a time. Please delete some and try again."
         )
     for name in fields:
-        if name not in _FIELD_TYPES and not name.startswith("equation|"):
-            raise ApiError(400, f"Invalid query. {name} is not a valid field")
+        tag = re.fullmatch(r"tags\[(.*)\]", name)
+        if "(" not in name and not _VALID_FIELD.match(tag.group(1) if tag else name):
+            raise ApiError(400, f"Invalid characters in field {name}")
     # ``if request.GET.get("noPagination"):`` one response of at most ``per_page`` rows,
     # read with the default maximum whatever the dataset, and no ``Link``.
     whole = bool(request.query.get("noPagination"))
@@ -205,10 +327,12 @@ async def discover(request: web.Request) -> web.Response:
     per_page = _per_page(request, maximum=9999 if large else 100)
     events = _discover_events(request, org)
     data = _state(request).data
-    aggregates = [f for f in fields if "(" in f]
+    equations = [f for f in fields if f.startswith("equation|")]
+    aggregates = [f for f in fields if "(" in f and f not in equations]
     plain = [f for f in fields if "(" not in f]
     rows: list[dict[str, Any]]
-    if aggregates:
+    ids: dict[int, str] = {}
+    if aggregates or any("(" in e for e in equations):
         groups: dict[tuple[Any, ...], list[EventRecord]] = defaultdict(list)
         for event in events:
             groups[tuple(_plain(data, event, f) for f in plain)].append(event)
@@ -216,21 +340,23 @@ async def discover(request: web.Request) -> web.Response:
             {
                 **dict(zip(plain, key, strict=True)),
                 **{a: _aggregate(a, members) for a in aggregates},
+                **{e: _equation(data, e, members) for e in equations},
             }
             for key, members in groups.items()
         ]
+        first = (aggregates or equations)[0]
         rows.sort(
             key=lambda r: (
-                -r[aggregates[0]] if isinstance(r[aggregates[0]], int) else 0,
+                -r[first] if isinstance(r[first], int) else 0,
                 str(tuple(r[p] for p in plain)),
             )
         )
     else:
         # The ``id`` column Sentry adds to these queries, kept out of the rows served.
-        ids = {}
         rows = []
         for event in events:
-            row = {f: _plain(data, event, f) for f in fields}
+            row = {f: _plain(data, event, f) for f in plain}
+            row.update({e: _equation(data, e, [event]) for e in equations})
             ids[id(row)] = event.event_id
             rows.append(row)
     for key in reversed(request.query.getall("sort", [])):
@@ -249,7 +375,7 @@ async def discover(request: web.Request) -> web.Response:
             )
         )
     meta = {
-        "fields": {f: _FIELD_TYPES.get(f, "number") for f in fields},
+        "fields": {f: _field_type(f) for f in fields},
         "units": {
             f: ("millisecond" if _FIELD_TYPES.get(f) == "duration" else None) for f in fields
         },
