@@ -11,6 +11,8 @@ interval fallback), ``validate_interval`` in ``src/sentry/utils/dates.py``
 
 from __future__ import annotations
 
+from datetime import timedelta
+from itertools import pairwise
 from typing import Any
 
 import aiohttp
@@ -322,3 +324,52 @@ async def test_the_fake_equations_are_numbers_or_null(fake_sentry: FakeSentry) -
     assert all(row[equations[0]] is None for row in body["data"]), "division by zero is null"
     assert all(isinstance(row[equations[1]], int) for row in body["data"])
     assert body["meta"]["fields"][equations[0]] == "number"
+
+
+# -- events-stats intervals -----------------------------------------------------------------
+
+
+async def test_the_fake_falls_back_to_the_default_interval_when_too_fine(
+    fake_sentry: FakeSentry,
+) -> None:
+    # get_event_stats_data catches validate_interval's InvalidSearchQuery and buckets at
+    # get_interval_from_range(range): 4h for 30 days, 1h for 3 days.
+    cases = [
+        ([("statsPeriod", "30d"), ("interval", "1m")], 4 * 3600),
+        ([("statsPeriod", "30d"), ("interval", "1h")], 3600),
+        ([("statsPeriod", "3d"), ("interval", "0m")], 3600),
+        # 10000 / 5 top events = 2000 points at most: 3 days at 2m is 2160.
+        (
+            [("statsPeriod", "3d"), ("interval", "2m"), ("topEvents", "5"), ("field", "release")],
+            3600,
+        ),
+    ]
+    with anyio.fail_after(15):
+        for params, step in cases:
+            status, body, _ = await org_get(fake_sentry, "events-stats/", params)
+            assert status == 200, (params, body)
+            series = next(iter(body.values())) if "topEvents" in dict(params) else body
+            stamps = [point[0] for point in series["data"]]
+            assert {b - a for a, b in pairwise(stamps)} == {step}, params
+
+
+async def test_an_interval_making_too_many_points_is_refused_before_sending(
+    fake_sentry: FakeSentry, client: SentryClient
+) -> None:
+    with pytest.raises(ValueError, match=r"interval '1m' over 30d .* 10000 points"):
+        await client.stats.events("org-0", period="30d", interval="1m")
+    with pytest.raises(ValueError, match=r"interval '2m' over 3d .* 2000 points"):
+        await client.stats.events(
+            "org-0", period="3d", interval="2m", top_events=5, fields=["release"]
+        )
+    with pytest.raises(ValueError, match=r"interval '60s' over 90d"):
+        await client.stats.events("org-0", interval=timedelta(minutes=1))
+    assert fake_sentry.requests == []
+    with anyio.fail_after(10):
+        await client.stats.events("org-0", period="6d", interval="1m")  # 8640 points
+        await client.stats.events(
+            "org-0",
+            start=fake_sentry.data.now - timedelta(hours=2),
+            end=fake_sentry.data.now,
+            interval="1s",
+        )  # 7200 points

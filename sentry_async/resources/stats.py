@@ -29,6 +29,46 @@ USAGE_INTERVALS = ("1h", "2h", "4h", "6h", "12h", "1d")
 """The intervals ``usage()`` picks from when none is given (each divides a day)."""
 _SERVER_RANGE = 90 * 86400
 """The range Sentry searches when none is given."""
+EVENTS_MAX_POINTS = 10_000
+"""``MAX_ROLLUP_POINTS``: buckets one ``events-stats`` series may have."""
+
+
+def _span(window: dict[str, str], start: datetime | None, end: datetime | None) -> int:
+    """The seconds a query's range spans: ``start``/``end``, its period, or Sentry's default."""
+    if start is not None and end is not None:
+        return int((end - start).total_seconds())
+    if "statsPeriod" in window:
+        return period_seconds(window["statsPeriod"])
+    return _SERVER_RANGE
+
+
+def _duration(seconds: int) -> str:
+    """``30d``, ``36h``, ``90m`` or ``45s``: a range as a caller would have written it."""
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+def _events_interval(
+    interval: str | timedelta | None, span: int, top_events: int | None
+) -> str | None:
+    """The interval to send, refused when Sentry's ``validate_interval`` would: more than
+    ``EVENTS_MAX_POINTS`` points over the range (divided among the top events). Sentry does
+    not answer that with an error but buckets at its default interval for the range, which
+    would leave the caller with other buckets than asked for."""
+    chosen = _interval(interval)
+    if chosen is None:
+        return None
+    limit = EVENTS_MAX_POINTS / top_events if top_events else EVENTS_MAX_POINTS
+    if span / period_seconds(chosen) > limit:
+        shared = f" ({EVENTS_MAX_POINTS} among {top_events} top events)" if top_events else ""
+        raise ValueError(
+            f"interval {chosen!r} over {_duration(span)} makes more than {limit:g} points"
+            f"{shared}, which Sentry replaces with its default interval for the range: "
+            "use a larger interval or a shorter range"
+        )
+    return chosen
 
 
 def _usage_interval(
@@ -40,12 +80,7 @@ def _usage_interval(
     """The interval to send: the given one if it fits in ``USAGE_MAX_POINTS`` intervals, else
     the smallest of ``USAGE_INTERVALS`` that does (Sentry's own default, 1h, does not fit its
     own default range of 90 days)."""
-    if start is not None and end is not None:
-        span = int((end - start).total_seconds())
-    elif "statsPeriod" in window:
-        span = period_seconds(window["statsPeriod"])
-    else:
-        span = _SERVER_RANGE
+    span = _span(window, start, end)
     if interval is not None:
         chosen = _interval(interval)
         assert chosen is not None
@@ -120,6 +155,8 @@ class StatsResource(Resource):
         unless ``exclude_other``); ``raw`` keeps the response. ``project`` takes ids or slugs.
         As Sentry requires, the sort must name one of ``fields`` (an aggregate too: order by
         ``-count()`` with ``count()`` among the fields), and ``timestamp`` is no group column.
+        An ``interval`` making more than 10000 points over the range (divided by
+        ``top_events``) is refused: Sentry would bucket at its own default instead.
         """
         axes = listify(y_axis, "y_axis") or []
         if not axes:
@@ -138,12 +175,14 @@ class StatsResource(Resource):
             comparison_delta = int(comparison_delta.total_seconds())
         if comparison_delta is not None and comparison_delta <= 0:
             raise ValueError("comparison_delta must be a positive number of seconds")
+        window = time_params(period, start, end)
+        chosen = _events_interval(interval, _span(window, start, end), top_events)
         params: dict[str, Any] = {
             "yAxis": axes,
             "query": query,
             "project": await self._client.project_ids(self._org(org), project),
             "environment": environments(environment),
-            "interval": _interval(interval),
+            "interval": chosen,
             "topEvents": top_events,
             "field": field_list,
             "sort": sort,
@@ -152,7 +191,7 @@ class StatsResource(Resource):
             "comparisonDelta": comparison_delta,
             "excludeOther": exclude_other,
             "dataset": dataset,
-            **time_params(period, start, end),
+            **window,
         }
         response = await self._client.send(
             "GET",

@@ -25,6 +25,8 @@ TOO_MANY_POINTS = (
     "Your interval and date range would create too many results. "
     "Use a larger interval, or a smaller date range."
 )
+MAX_ROLLUP_POINTS = 10_000
+"""``sentry.constants.MAX_ROLLUP_POINTS``: buckets one ``events-stats`` series may have."""
 STATS_ROW_LIMIT = 10_000
 """Groups ``stats_v2`` answers at most when grouping by project (tests lower it)."""
 
@@ -42,14 +44,20 @@ def _default_interval(span: float) -> int:
     return 900
 
 
-def _buckets(request: web.Request) -> tuple[float, float, int]:
+def _buckets(request: web.Request, top_events: int) -> tuple[float, float, int]:
+    """``get_rollup_from_request`` as ``get_event_stats_data`` calls it: an interval that does
+    not parse counts as an hour, and one that ``validate_interval`` refuses (zero, or more
+    than ``MAX_ROLLUP_POINTS`` points, divided among the top events) falls back to the
+    default interval for the range, silently."""
     start, end = _time_range(request)
-    raw = request.query.get("interval")
     interval = _default_interval(end - start)
+    raw = request.query.get("interval")
     if raw is not None:
-        # ``get_rollup_from_request``: an interval that does not parse counts as an hour.
         match = _PERIOD.match(raw)
-        interval = max(1, int(match.group(1)) * _UNITS[match.group(2)]) if match else 3600
+        asked = int(match.group(1)) * _UNITS[match.group(2)] if match else 3600
+        limit = MAX_ROLLUP_POINTS / top_events if top_events else MAX_ROLLUP_POINTS
+        if asked > 0 and (end - start) / asked <= limit:
+            interval = asked
     start = (int(start) // interval) * interval
     return start, end, interval
 
@@ -129,12 +137,9 @@ async def events_stats(request: web.Request) -> web.Response:
     for axis in axes:
         if axis not in _FIELD_TYPES or "(" not in axis:
             raise ApiError(400, f"Invalid yAxis: {axis}")
-    start, end, interval = _buckets(request)
-    events = _discover_events(request, org)
     top = request.query.get("topEvents")
-    divisor = int(top) if top and top.isdigit() else 1
-    if (end - start) / interval > 10_000 / max(1, divisor):
-        raise ApiError(400, TOO_MANY_POINTS)
+    start, end, interval = _buckets(request, int(top) if top and top.isdigit() else 0)
+    events = _discover_events(request, org)
     delta = int(request.query.get("comparisonDelta", "0") or 0)
     comparison = None
     if delta:
