@@ -11,7 +11,7 @@ interval fallback), ``validate_interval`` in ``src/sentry/utils/dates.py``
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from itertools import pairwise
 from typing import Any
 
@@ -373,3 +373,37 @@ async def test_an_interval_making_too_many_points_is_refused_before_sending(
             end=fake_sentry.data.now,
             interval="1s",
         )  # 7200 points
+
+
+# -- events-stats buckets -------------------------------------------------------------------
+
+
+async def test_the_fake_fills_buckets_as_sentry_does(fake_sentry_factory: Any) -> None:
+    """zerofill: keys ``range(rollup_start, rollup_end, rollup)`` with ``rollup_end`` the end
+    rounded down; the bucket the end falls in only with ``partial=1``; ``end`` reported as
+    ``rollup_end`` (calculate_time_frame)."""
+    now = datetime(2026, 6, 1, 12, 25, 30, tzinfo=timezone.utc)
+    server = await fake_sentry_factory(scale="small", now=now)
+    ts = int(now.timestamp())
+    start, rollup_end = (ts - 86400) // 3600 * 3600, ts // 3600 * 3600
+    base = [("statsPeriod", "24h"), ("interval", "1h"), ("project", "-1")]
+    with anyio.fail_after(10):
+        whole = await org_get(server, "events-stats/", base)
+        partial = await org_get(server, "events-stats/", [*base, ("partial", "1")])
+        not_one = await org_get(server, "events-stats/", [*base, ("partial", "true")])
+        aligned = await org_get(
+            server, "events-stats/", [("statsPeriod", "2h"), ("interval", "1h")]
+        )
+        single = await org_get(
+            server, "events-stats/", [("statsPeriod", "1h"), ("interval", "1h")]
+        )
+    assert [p[0] for p in whole[1]["data"]] == list(range(start, rollup_end, 3600))
+    assert (whole[1]["start"], whole[1]["end"]) == (start, rollup_end)
+    assert [p[0] for p in partial[1]["data"]] == list(range(start, rollup_end + 1, 3600))
+    assert partial[1]["end"] == rollup_end
+    assert not_one[1]["data"] == whole[1]["data"], "partial is read as == '1'"
+    # Two hours back from 12:25:30: buckets 10:00 and 11:00 (12:00 is partial).
+    assert [p[0] for p in aligned[1]["data"]] == [rollup_end - 7200, rollup_end - 3600]
+    # One window only: Sentry keeps both buckets it straddles, and reports end + 1.
+    assert [p[0] for p in single[1]["data"]] == [rollup_end - 3600, rollup_end]
+    assert single[1]["end"] == rollup_end + 1

@@ -62,17 +62,32 @@ def _buckets(request: web.Request, top_events: int) -> tuple[float, float, int]:
     return start, end, interval
 
 
+def _frame(start: float, end: float, interval: int, partial: bool) -> tuple[int, int, int]:
+    """``zerofill`` and ``calculate_time_frame``: buckets from the aligned start up to the end
+    rounded down (one more when that leaves a single window, and ``end`` reported one second
+    later), plus the bucket the end falls in only with ``partial``. Returns the first
+    bucket, the number of buckets and the ``end`` reported."""
+    rollup_start = int(start) // interval * interval
+    rollup_end = int(end) // interval * interval
+    if rollup_end - rollup_start == interval:
+        rollup_end += 1
+    slots = len(range(rollup_start, rollup_end, interval))
+    last = int(end) // interval * interval
+    if partial and last < end and last >= rollup_start + slots * interval:
+        slots += 1
+    return rollup_start, slots, rollup_end
+
+
 def _series(
     events: list[EventRecord],
-    start: float,
-    end: float,
+    frame: tuple[int, int, int],
     interval: int,
     axis: str,
     order: int | None,
     comparison: list[EventRecord] | None,
     delta: int,
 ) -> dict[str, Any]:
-    slots = int((end - start) // interval) + 1
+    start, slots, end = frame
     buckets: list[list[EventRecord]] = [[] for _ in range(slots)]
     for event in events:
         position = int((event.timestamp - start) // interval)
@@ -95,11 +110,11 @@ def _series(
         point: dict[str, Any] = {"count": value}
         if comparison is not None:
             point["comparisonCount"] = len(shifted[n])
-        data.append([int(start) + n * interval, [point]])
+        data.append([start + n * interval, [point]])
     body: dict[str, Any] = {
         "data": data,
-        "start": int(start),
-        "end": int(start) + slots * interval,
+        "start": start,
+        "end": end,
         "isMetricsData": False,
         "meta": {
             "fields": {"time": "date", "count": "integer"},
@@ -150,8 +165,11 @@ async def events_stats(request: web.Request) -> web.Response:
             if start - delta <= e.timestamp < end - delta
         ]
 
+    # ``allow_partial_buckets``: ``request.GET.get("partial") == "1"``.
+    frame = _frame(start, end, interval, request.query.get("partial") == "1")
+
     def make(members: list[EventRecord], axis: str, order: int | None) -> dict[str, Any]:
-        return _series(members, start, end, interval, axis, order, comparison, delta)
+        return _series(members, frame, interval, axis, order, comparison, delta)
 
     if top is None:
         if len(axes) == 1:
