@@ -118,8 +118,8 @@ class Routing:
         """``region_url`` as a base URL, if the token may go there; else :class:`UntrustedHost`.
 
         The rule (``_protocol.hosts.token_host_refusal``): the base URL's origin, the same
-        loopback host on any port, an https subdomain of the base URL's registrable domain
-        (``de.sentry.io`` for ``sentry.io``), or an origin listed in ``trusted_hosts``.
+        loopback host on any port, an origin listed in ``trusted_hosts``, or, for a base on
+        sentry.io, an https subdomain of sentry.io on the default port (``de.sentry.io``).
         """
         try:
             region = URL(region_url.strip())

@@ -13,7 +13,7 @@ import pytest
 from yarl import URL
 
 from sentry_async import NotFound, RetryPolicy, SentryClient, UntrustedHost
-from sentry_async._protocol.hosts import registrable_domain, token_host_refusal
+from sentry_async._protocol.hosts import token_host_refusal
 from sentry_async.models import OwnedOrganization
 from sentry_async.testing import FakeSentry, Fault
 
@@ -118,8 +118,18 @@ def test_organizations_list_takes_sort_by() -> None:
         ("https://sentry.io", "http://de.sentry.io", False),
         ("https://sentry.io", "https://de.sentry.io:8443", False),
         ("https://sentry.io", "https://user@de.sentry.io", False),
-        ("https://sentry.example.co.uk", "https://other.example.co.uk", True),
+        ("https://sentry.io", "https://DE.SENTRY.IO.", True),
+        ("https://sentry.example.co.uk", "https://other.example.co.uk", False),
         ("https://sentry.example.co.uk", "https://evil.co.uk", False),
+        # Outside sentry.io, no guess at where a site ends: shared hosting puts strangers
+        # under one domain (herokuapp.com, github.io, me.uk are public suffixes).
+        ("https://sentry-acme.herokuapp.com", "https://attacker.herokuapp.com", False),
+        ("https://acme.github.io/sentry", "https://attacker.github.io", False),
+        ("https://sentry.john.me.uk", "https://attacker.me.uk", False),
+        ("https://sentry.corp.example.com", "https://other.example.com", False),
+        ("https://sentry.corp.example.com", "https://de.sentry.corp.example.com", False),
+        ("https://sentry.example.com", "https://sentry.example.com:443/other", True),
+        ("https://sentry.example.com", "https://de.sentry.io", False),
         ("http://127.0.0.1:8000", "http://127.0.0.1:9000", True),
         ("http://127.0.0.1:8000", "http://127.0.0.2:8000", False),
         ("http://127.0.0.1:8000", "http://127.0.0.1@127.0.0.2/", False),
@@ -138,10 +148,10 @@ def test_listed_hosts_are_trusted() -> None:
     assert token_host_refusal(base, other, [other]) is None
 
 
-def test_registrable_domain() -> None:
-    assert registrable_domain("de.sentry.io") == "sentry.io"
-    assert registrable_domain("a.b.example.co.uk") == "example.co.uk"
-    assert registrable_domain("127.0.0.1") == "127.0.0.1"
+def test_a_self_hosted_base_trusts_a_listed_region() -> None:
+    base, region = URL("https://sentry.corp.example.com"), URL("https://eu.corp.example.com")
+    assert token_host_refusal(base, region) is not None
+    assert token_host_refusal(base, region, [region]) is None
 
 
 def test_use_region_refuses_a_look_alike() -> None:

@@ -13,11 +13,12 @@ from yarl import URL
 __all__ = [
     "DEFAULT_BASE_URL",
     "REDIRECT_STATUSES",
+    "SAAS_DOMAIN",
     "endpoint_group",
     "is_loopback",
+    "is_saas",
     "origin",
     "redirect_method",
-    "registrable_domain",
     "resolve_redirect",
     "token_host_refusal",
 ]
@@ -45,7 +46,8 @@ def is_loopback(host: str | None) -> bool:
         return False
 
 
-_SECOND_LEVEL = frozenset({"co", "com", "net", "org", "gov", "edu", "ac", "or", "ne", "go"})
+SAAS_DOMAIN = "sentry.io"
+"""Sentry's own service: the one base whose region hosts are trusted without a list."""
 
 
 def _is_ip(host: str) -> bool:
@@ -56,29 +58,21 @@ def _is_ip(host: str) -> bool:
     return True
 
 
-def registrable_domain(host: str) -> str:
-    """The domain a host's owner registered: ``sentry.io`` for ``de.sentry.io``.
-
-    Without a public-suffix list: the last two labels, or three under a two-letter country
-    code with a generic second level (``example.co.uk``). An IP address is its own domain.
-    """
-    host = host.lower().rstrip(".")
-    if _is_ip(host):
-        return host
-    labels = host.split(".")
-    if len(labels) >= 3 and len(labels[-1]) == 2 and labels[-2] in _SECOND_LEVEL:
-        return ".".join(labels[-3:])
-    return ".".join(labels[-2:])
+def is_saas(url: URL) -> bool:
+    """True for a URL on sentry.io or one of its subdomains (``https://de.sentry.io``)."""
+    host = (url.host or "").lower().rstrip(".")
+    return host == SAAS_DOMAIN or host.endswith("." + SAAS_DOMAIN)
 
 
 def token_host_refusal(base: URL, target: URL, trusted: Iterable[URL] = ()) -> str | None:
     """Why the token must not go to ``target``, or ``None`` when it may.
 
-    Allowed: the base URL's own origin; the same loopback host on any port; an ``https``
-    subdomain of the base host's registrable domain on the default port (``de.sentry.io``
-    for ``sentry.io``); an origin listed in ``trusted``. Refused: credentials in the URL,
-    look-alikes (``sentry.io.evil.com``), other loopback addresses, plain-http subdomains
-    (``http://de.localhost``).
+    Allowed: the base URL's own origin; the same loopback host on any port; an origin
+    listed in ``trusted``; and, for a base on sentry.io only, an ``https`` subdomain of
+    sentry.io on the default port (``de.sentry.io``). No other base trusts its neighbours:
+    without the public-suffix list, ``attacker.herokuapp.com`` cannot be told apart from a
+    sister host of ``sentry.herokuapp.com``. Refused: credentials in the URL, look-alikes
+    (``sentry.io.evil.com``), other loopback addresses, plain http anywhere else.
     """
     if target.scheme not in ("http", "https") or not target.host:
         return f"{target} is not an absolute http(s) URL"
@@ -95,15 +89,24 @@ def token_host_refusal(base: URL, target: URL, trusted: Iterable[URL] = ()) -> s
             return None
         return f"{target.host}: another port or scheme than the base URL's"
     if target.scheme != "https":
-        return f"{target.host}: only https subdomains of the base URL's domain are trusted"
-    if _is_ip(host) or _is_ip(base_host) or is_loopback(host):
+        if is_loopback(host):
+            return f"{target.host}: not the base URL's host"
+        return (
+            f"plain http:// to {target.host} would carry the token unencrypted (list it in "
+            "trusted_hosts, with allow_insecure_http=True, to allow it)"
+        )
+    if _is_ip(host) or is_loopback(host):
         return f"{target.host}: not the base URL's host"
+    if not is_saas(base):
+        return (
+            f"{target.host}: only the base URL's origin receives the token "
+            "(list it in trusted_hosts to allow it)"
+        )
+    if not is_saas(target):
+        return f"{target.host} is not within {SAAS_DOMAIN} (list it in trusted_hosts to allow it)"
     if target.port != 443:
         return f"{target.host}: a subdomain is trusted on the default port only"
-    domain = registrable_domain(base_host)
-    if host == domain or host.endswith("." + domain):
-        return None
-    return f"{target.host} is not within {domain} (list it in trusted_hosts to allow it)"
+    return None
 
 
 def resolve_redirect(
