@@ -16,12 +16,14 @@ from urllib.parse import quote
 import msgspec
 from yarl import URL
 
-from ._protocol.hosts import is_loopback, origin, token_host_refusal
+from ._protocol.errors import Redactor
+from ._protocol.hosts import is_loopback, is_saas, origin, token_host_refusal
 from ._protocol.params import check_path_value, check_slug, is_numeric_id, project_refs
 from .errors import ProjectMoved, UntrustedHost
 
 if TYPE_CHECKING:
     from ._protocol.proxies import ProxySettings
+    from ._transport import Secret
     from .client import SentryClient
     from .pagination import Paginator
 
@@ -48,6 +50,7 @@ class Routing:
     if TYPE_CHECKING:
         base_url: URL
         org: str | None
+        _token: Secret | None
         _allow_insecure: bool
         _proxy: ProxySettings
         _trusted: set[tuple[str, str, int | None]]
@@ -120,17 +123,31 @@ class Routing:
         The rule (``_protocol.hosts.token_host_refusal``): the base URL's origin, the same
         loopback host on any port, an origin listed in ``trusted_hosts``, or, for a base on
         sentry.io, an https subdomain of sentry.io on the default port (``de.sentry.io``).
+        The rule comes first: its refusal says what would allow the host, where the base
+        URL's own checks would only point at ``allow_insecure_http``, which never does.
         """
+        shown = self._without_token(repr(region_url))
         try:
             region = URL(region_url.strip())
+        except (TypeError, ValueError) as exc:
+            raise UntrustedHost(f"refusing region {shown}: not a URL") from exc
+        refusal = token_host_refusal(self.base_url, region, self._trusted_urls)
+        if refusal is not None:
+            raise UntrustedHost(
+                f"refusing to send the token to region {shown}: {self._without_token(refusal)}"
+            )
+        try:
             normalised = normalise_base_url(region_url, self._allow_insecure)
             self._proxy.check_plain_http(normalised, self._allow_insecure)
         except (TypeError, ValueError) as exc:
-            raise UntrustedHost(f"refusing region {region_url!r}: {exc}") from exc
-        refusal = token_host_refusal(self.base_url, region, self._trusted_urls)
-        if refusal is not None:
-            raise UntrustedHost(f"refusing to send the token to region {region_url!r}: {refusal}")
+            reason = self._without_token(str(exc))
+            raise UntrustedHost(f"refusing region {shown}: {reason}") from exc
         return normalised
+
+    def _without_token(self, text: str) -> str:
+        """``text`` (a server's region URL, or what a check said of it) with the token
+        blanked out, should the server have echoed it there."""
+        return Redactor(self._token.reveal() if self._token is not None else None).text(text)
 
     def api_root_of(self, region: URL) -> URL:
         """The API root under a region's base URL."""
@@ -141,6 +158,29 @@ class Routing:
         region = self.check_region(region_url)
         self._trusted.add(origin(region))
         return region
+
+    def region_base(self, region_url: str) -> URL | None:
+        """The base URL of a region a server named (``/users/me/regions/``,
+        ``links.regionUrl``), admitted, when it passes the rule; ``None`` when it is
+        ignored and the base URL stays in use.
+
+        On sentry.io a region the token must not go to is an :class:`UntrustedHost`. A
+        self-hosted server names its ``system.url-prefix`` there, whatever the admin typed
+        at setup (an internal name, a plain-http address behind the TLS proxy the client
+        goes through): such a region is ignored.
+        """
+        try:
+            return self.admit_region(region_url)
+        except UntrustedHost as refused:
+            if is_saas(self.base_url):
+                raise
+            logger.debug(
+                "ignoring region URL %s, using the base URL %s: %s",
+                self._without_token(repr(region_url)),
+                self.base_url,
+                refused,
+            )
+            return None
 
     def trust_region(self, org: str, region_url: str) -> None:
         """Send ``org``'s requests to its region host (``links.regionUrl``) from now on."""

@@ -7,6 +7,8 @@ On sentry.io an organization lives in one region and each region lists only its 
 
 from __future__ import annotations
 
+import logging
+
 import anyio
 import msgspec
 import pytest
@@ -54,10 +56,16 @@ async def test_an_org_outside_its_region_is_not_found(fake_sentry_factory: objec
     assert eu_org not in {o["slug"] for o in listed}
 
 
-async def test_a_region_the_token_must_not_reach_is_refused(fake_sentry: FakeSentry) -> None:
+async def test_a_self_hosted_server_keeps_its_base_url_for_a_region_it_may_not_reach(
+    fake_sentry: FakeSentry, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A self-hosted Sentry names its ``system.url-prefix`` as its only region, often an
+    internal name or a plain-http address: the token does not go there, and the base URL
+    stays in use, as for a server with no region at all."""
     regions = {"regions": [{"name": "us", "url": fake_sentry.url}]}
     for hostile in (
         "https://sentry.io.evil.com",
+        "http://sentry.internal:9000",
         "http://127.0.0.2:9",
         "http://127.0.0.1@127.0.0.2/",
         "http://de.localhost:9",
@@ -70,10 +78,72 @@ async def test_a_region_the_token_must_not_reach_is_refused(fake_sentry: FakeSen
                 body={"regions": [*regions["regions"], {"name": "de", "url": hostile}]},
             )
         )
+        caplog.clear()
         async with SentryClient(fake_sentry.token, base_url=fake_sentry.url) as client:
-            with anyio.fail_after(10), pytest.raises(UntrustedHost, match="refusing"):
-                await client.organizations.list().collect()
-    assert all(r.path.endswith("/users/me/regions/") for r in fake_sentry.requests)
+            with anyio.fail_after(10), caplog.at_level(logging.DEBUG, logger="sentry_async"):
+                orgs = await client.organizations.list().collect()
+            assert client.regions == [("us", client.base_url)]
+        assert [o.slug for o in orgs] == fake_sentry.data.org_slugs()
+        assert f"ignoring region URL {hostile!r}" in caplog.text
+        assert fake_sentry.token not in caplog.text
+    assert all(r.headers.get("host") == URL(fake_sentry.url).authority for r in fake_sentry.requests)
+
+
+async def test_a_monolith_naming_its_url_prefix_is_listed_and_routed_by_base_url(
+    fake_sentry: FakeSentry,
+) -> None:
+    """A monolith answers its url-prefix both in ``/users/me/regions/`` and in each
+    organization's ``links.regionUrl``."""
+    prefix = "http://sentry.internal:9000"
+    org = fake_sentry.data.org_slugs()[0]
+    record = fake_sentry.data.org(org)
+    assert record is not None
+    body = fake_sentry.data.org_body(record)
+    body["links"] = {"organizationUrl": prefix, "regionUrl": prefix}
+    fake_sentry.faults.add(Fault("status", status=200, body=body, path=rf"/organizations/{org}/$"))
+    fake_sentry.faults.add(
+        Fault(
+            "status",
+            status=200,
+            path=r"/users/me/regions/$",
+            body={"regions": [{"name": "--monolith--", "url": prefix}]},
+        )
+    )
+    async with SentryClient(fake_sentry.token, base_url=fake_sentry.url) as client:
+        with anyio.fail_after(10):
+            orgs = await client.organizations.list().collect()
+            assert await client.organizations.use_region(org) == str(client.base_url)
+            await client.organizations.get(org)
+        assert client.url_for("/organizations/{org}/", {"org": org}) == client.url_for(
+            "/organizations/{org}/", {"org": org}, root=client.api_root
+        )
+    assert [o.slug for o in orgs] == fake_sentry.data.org_slugs()
+    assert all(r.sent_token(fake_sentry.token) for r in fake_sentry.requests)
+
+
+def test_on_sentry_io_a_region_the_token_must_not_reach_is_refused() -> None:
+    client = SentryClient("t", base_url="https://sentry.io")
+    for hostile in ("https://sentry.io.evil.com", "http://de.sentry.io", "https://evil.com"):
+        with pytest.raises(UntrustedHost, match="refusing"):
+            client.region_base(hostile)
+    assert client.region_base("https://de.sentry.io") == URL("https://de.sentry.io/")
+
+
+def test_a_refused_plain_http_region_says_how_to_allow_it() -> None:
+    """The advice works: ``allow_insecure_http`` alone never makes a region trusted."""
+    region = "http://sentry.internal:9000"
+    for insecure in (False, True):
+        client = SentryClient(
+            "t", base_url="https://sentry.example.com", allow_insecure_http=insecure
+        )
+        with pytest.raises(UntrustedHost) as refused:
+            client.check_region(region)
+        assert "trusted_hosts" in str(refused.value)
+        assert "pass allow_insecure_http=True to override" not in str(refused.value)
+    listed = SentryClient(
+        "t", base_url="https://sentry.example.com", allow_insecure_http=True, trusted_hosts=[region]
+    )
+    assert listed.check_region(region) == URL(region + "/")
 
 
 async def test_a_server_without_regions_lists_from_the_base_url(fake_sentry: FakeSentry) -> None:

@@ -246,8 +246,9 @@ async def test_use_region_follows_region_url(fake_sentry_factory: Factory) -> No
     assert [r.path for r in region.requests] == [f"/api/0/organizations/{org}/"]
 
 
-async def test_plain_http_region_url_is_refused(fake_sentry: FakeSentry) -> None:
-    """A server naming a clear-text region must not make the client send the token there."""
+async def test_plain_http_region_url_is_ignored(fake_sentry: FakeSentry) -> None:
+    """A server naming a clear-text region must not make the client send the token there:
+    a self-hosted server's base URL stays in use."""
     org = fake_sentry.data.org_slugs()[0]
     record = fake_sentry.data.org(org)
     assert record is not None
@@ -255,9 +256,11 @@ async def test_plain_http_region_url_is_refused(fake_sentry: FakeSentry) -> None
     body["links"] = {"organizationUrl": fake_sentry.url, "regionUrl": "http://eu.attacker.invalid"}
     fake_sentry.faults.add(Fault("status", status=200, body=body, path=rf"/organizations/{org}/$"))
     async with SentryClient(fake_sentry.token, base_url=fake_sentry.url) as client:
-        with anyio.fail_after(10), pytest.raises(ValueError, match="plain http"):
-            await client.organizations.use_region(org)
+        with anyio.fail_after(10):
+            assert await client.organizations.use_region(org) == str(client.base_url)
         assert client.url_for("/organizations/{org}/", {"org": org}).host == "127.0.0.1"
+    with pytest.raises(ValueError, match="plain http"):
+        SentryClient(TOKEN, base_url="https://sentry.io").region_base("http://eu.attacker.invalid")
 
 
 # Configuration: clear text and header injection.

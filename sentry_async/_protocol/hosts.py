@@ -84,17 +84,17 @@ def token_host_refusal(base: URL, target: URL, trusted: Iterable[URL] = ()) -> s
         return None
     host = target.host.lower().rstrip(".")
     base_host = (base.host or "").lower().rstrip(".")
-    if host == base_host:
-        if is_loopback(host) and target.scheme == base.scheme:
-            return None
-        return f"{target.host}: another port or scheme than the base URL's"
-    if target.scheme != "https":
-        if is_loopback(host):
-            return f"{target.host}: not the base URL's host"
+    if host == base_host and is_loopback(host) and target.scheme == base.scheme:
+        return None
+    if target.scheme != "https" and not is_loopback(host):
         return (
             f"plain http:// to {target.host} would carry the token unencrypted (list it in "
             "trusted_hosts, with allow_insecure_http=True, to allow it)"
         )
+    if host == base_host:
+        return f"{target.host}: another port or scheme than the base URL's"
+    if target.scheme != "https":
+        return f"{target.host}: not the base URL's host"
     if _is_ip(host) or is_loopback(host):
         return f"{target.host}: not the base URL's host"
     if not is_saas(base):

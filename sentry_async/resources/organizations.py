@@ -71,9 +71,11 @@ class OrganizationsResource(OrganizationsAPI):
         On sentry.io an organization lives in one region (``us.sentry.io``,
         ``de.sentry.io``) and each region lists only its own: this asks
         ``/users/me/regions/`` first and walks each region's list in turn (lazily, one page
-        at a time), and routes each organization's later calls to its region. A region
-        host the token must not go to is an :class:`~sentry_async.UntrustedHost` error.
-        Servers without that endpoint (older self-hosted) are listed from the base URL.
+        at a time), and routes each organization's later calls to its region. On
+        sentry.io, a region host the token must not go to is an
+        :class:`~sentry_async.UntrustedHost` error; a self-hosted server's region URL (its
+        ``system.url-prefix``) that the token must not go to is ignored. Servers without
+        that endpoint (older self-hosted) are listed from the base URL.
         """
         if sort_by is not None and sort_by not in _SORT_BY:
             raise ValueError(f"sort_by must be one of name, projects, events (got {sort_by!r})")
@@ -143,8 +145,8 @@ class OrganizationsResource(OrganizationsAPI):
         """``(name, base URL)`` of every region the user's organizations may live in.
 
         Asked once per client (``/users/me/regions/``); each URL must pass the token's host
-        rule. Servers that do not know the endpoint, and organization tokens, get the base
-        URL alone.
+        rule (on a self-hosted server, one that does not is the base URL instead). Servers
+        that do not know the endpoint, and organization tokens, get the base URL alone.
         """
         client = self._client
         if client.regions is None:
@@ -157,7 +159,9 @@ class OrganizationsResource(OrganizationsAPI):
                 found = None
             regions: builtins.list[tuple[str, URL]] = []
             for region in found.regions if found is not None else []:
-                regions.append((region.name, client.admit_region(region.url)))
+                base = client.region_base(region.url) or client.base_url
+                if all(base != known for _, known in regions):
+                    regions.append((region.name, base))
             client.regions = regions or [("", client.base_url)]
         return client.regions
 
@@ -176,14 +180,16 @@ class OrganizationsResource(OrganizationsAPI):
     async def use_region(self, org: IdOrSlug) -> str:
         """Route ``org``'s requests to its region host, as Sentry recommends; returns it.
 
-        Self-hosted and older servers have no region URL: the base URL stays in use. A
-        region the token must not go to is an :class:`~sentry_async.UntrustedHost` error.
+        Older servers have no region URL, and a self-hosted server's (its
+        ``system.url-prefix``) is ignored unless the token may go there: the base URL stays
+        in use. On sentry.io a region the token must not go to is an
+        :class:`~sentry_async.UntrustedHost` error.
         """
         detail = await self._client.request(
             "GET", "/organizations/{org}/", path_params={"org": self._org(org)}, type=Organization
         )
         region = detail.links.region_url if detail.links is not None else None
-        if region:
+        if region and self._client.region_base(region) is not None:
             self._client.trust_region(self._org(org), region)
             return region
         return str(self._client.base_url)
