@@ -296,8 +296,9 @@ class Exchange:
                 url,
                 exc,
             )
-        except (ValueError, RuntimeError) as exc:
-            # Not expected from aiohttp, but its traceback would hold the request headers.
+        except Exception as exc:
+            # Not expected from aiohttp (a bug, a trace callback's own error), but its
+            # traceback would hold the request headers, the token included.
             failure = self._failure(
                 "final", ConnectionFailed, f"{type(exc).__name__}: {exc}", method, url, exc
             )

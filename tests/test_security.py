@@ -392,6 +392,27 @@ async def _raise_each_error(server: FakeSentry) -> list[BaseException]:
     return caught
 
 
+async def test_an_unexpected_error_inside_aiohttp_leaves_no_token_in_its_traceback(
+    fake_sentry: FakeSentry,
+) -> None:
+    """aiohttp's frames hold the request's headers, ``Authorization`` included: whatever
+    it raises becomes the library's own error, chained to none of them."""
+    from aiohttp import TraceConfig
+
+    async def broken(*_: object) -> None:
+        raise TypeError("a bug below the client")
+
+    tracing = TraceConfig()
+    tracing.on_request_start.append(broken)
+    async with SentryClient(
+        TOKEN, base_url=fake_sentry.url, retry=RetryPolicy(attempts=1), trace_configs=[tracing]
+    ) as client:
+        with anyio.fail_after(10), pytest.raises(ConnectionFailed, match="TypeError") as info:
+            await client.organizations.get("acme")
+    assert info.value.__cause__ is None and info.value.__context__ is None
+    assert TOKEN not in _reachable_text(info.value)
+
+
 @contextlib.asynccontextmanager
 async def _garbage_http_server() -> AsyncIterator[str]:
     """A TCP server on 127.0.0.1 answering every request with a malformed status line."""
