@@ -140,14 +140,12 @@ class SentryClient(GeneratedGroups, Routing, Downloads):
         trace_configs: Iterable[aiohttp.TraceConfig] = (),
         max_body_size: int | None = DEFAULT_MAX_BODY_SIZE,
     ) -> None:
-        raw_token = token if token is not None else os.environ.get("SENTRY_AUTH_TOKEN")
-        if raw_token is not None:
-            raw_token = raw_token.strip()
-            if not raw_token:
-                raw_token = None
-            elif any(ch.isspace() for ch in raw_token) or not raw_token.isprintable():
-                raise ValueError("the auth token must not contain spaces or control characters")
-        self._token = Secret(raw_token) if raw_token is not None else None
+        self._token = _secret_token(token)
+        # From here on no local holds the token: a refused option's traceback, printed with
+        # its frames' locals (sentry-sdk, rich, pytest --showlocals), must not show it.
+        del token
+        if self._token is not None and not _is_one_word(self._token):
+            raise ValueError("the auth token must not contain spaces or control characters")
         if base_url is None:
             base_url = os.environ.get("SENTRY_URL") or DEFAULT_BASE_URL
         self.base_url = normalise_base_url(base_url, allow_insecure_http)
@@ -162,11 +160,11 @@ class SentryClient(GeneratedGroups, Routing, Downloads):
         self.limiter = limiter or RateLimiter(
             rate=rate, burst=burst, max_concurrency=max_concurrency
         )
-        self._max_connections = max_connections
+        self._max_connections = _checked_max_connections(max_connections)
         if max_body_size is not None and max_body_size < 1:
             raise ValueError("max_body_size must be a positive number of bytes (or None)")
         self._max_body_size = max_body_size
-        self._user_agent = user_agent or (
+        self._user_agent = _checked_user_agent(user_agent) or (
             f"sentry-async/{__version__} aiohttp/{aiohttp.__version__} "
             f"python/{platform.python_version()}"
         )
@@ -214,8 +212,9 @@ class SentryClient(GeneratedGroups, Routing, Downloads):
         self.projects: ProjectsResource = ProjectsResource(self)
 
     def __repr__(self) -> str:
-        auth = "token set" if self._token is not None else "no token"
-        return f"<SentryClient {self.base_url} ({auth})>"
+        # A client refused half-way through __init__ is shown in a traceback's locals too.
+        auth = "token set" if getattr(self, "_token", None) is not None else "no token"
+        return f"<SentryClient {getattr(self, 'base_url', '(no base URL yet)')} ({auth})>"
 
     async def __aenter__(self) -> SentryClient:
         self._get_transport()
@@ -526,6 +525,43 @@ def _one_response(fetcher: Callable[[Any], PageFetcher]) -> Callable[[Any], Page
         return fetch
 
     return one
+
+
+def _secret_token(token: str | None) -> Secret | None:
+    """``token`` (else ``$SENTRY_AUTH_TOKEN``) stripped, or ``None`` when there is none."""
+    raw = token if token is not None else os.environ.get("SENTRY_AUTH_TOKEN")
+    raw = raw.strip() if raw is not None else None
+    return Secret(raw) if raw else None
+
+
+def _is_one_word(token: Secret) -> bool:
+    """No space or control character: the token goes into a header as it is."""
+    value = token.reveal()
+    return value.isprintable() and not any(ch.isspace() for ch in value)
+
+
+def _checked_user_agent(user_agent: object) -> str | None:
+    """``user_agent=`` as one header value: else aiohttp fails on the first request, deep
+    in frames that hold the ``Authorization`` header (or a CR/LF would add a header)."""
+    if user_agent is None:
+        return None
+    if not isinstance(user_agent, str):
+        raise TypeError(f"user_agent must be a string or None (got {type(user_agent).__name__})")
+    if not user_agent.strip() or any(ch in user_agent for ch in "\r\n\x00"):
+        raise ValueError(
+            f"user_agent must be a non-empty string without line breaks (got {user_agent!r})"
+        )
+    return user_agent
+
+
+def _checked_max_connections(count: object) -> int:
+    """``max_connections=`` as aiohttp's pool size: below 1 a request would wait for a slot
+    for ever, whatever the timeouts (and aiohttp reads 0 as no limit at all)."""
+    if isinstance(count, bool) or not isinstance(count, int):
+        raise TypeError(f"max_connections must be an integer (got {type(count).__name__})")
+    if count < 1:
+        raise ValueError(f"max_connections must be at least 1 (got {count})")
+    return count
 
 
 def _without_environment(session: aiohttp.ClientSession) -> aiohttp.ClientSession:
