@@ -108,8 +108,9 @@ class SentryClient(GeneratedGroups, Routing, Downloads):
     merges and discards behind the retry policy's back; see ``disable_silent_resend``).
 
     ``rate``/``burst`` pace requests per endpoint group until Sentry's headers say more;
-    ``max_concurrency`` caps in-flight requests per group. One limiter serves every task
-    that shares the client.
+    ``max_concurrency`` caps in-flight requests per group (``None``: 25). One limiter
+    serves every task that shares the client; a ``limiter`` passed in (shared with other
+    clients) keeps its own, so these three are refused with it.
 
     ``proxy`` defaults to the environment's ``HTTPS_PROXY``/``HTTP_PROXY``/``NO_PROXY`` (read
     as ``urllib`` reads them, without ``.netrc``); a URL forces one, ``None`` goes direct.
@@ -127,7 +128,7 @@ class SentryClient(GeneratedGroups, Routing, Downloads):
         retry: RetryPolicy | None = None,
         rate: float | None = None,
         burst: float | None = None,
-        max_concurrency: int = 25,
+        max_concurrency: int | None = None,
         max_connections: int = 100,
         user_agent: str | None = None,
         allow_insecure_http: bool = False,
@@ -157,9 +158,7 @@ class SentryClient(GeneratedGroups, Routing, Downloads):
         else:
             self.timeouts = Timeouts.of(timeout)
         self.retry = retry or RetryPolicy()
-        self.limiter = limiter or RateLimiter(
-            rate=rate, burst=burst, max_concurrency=max_concurrency
-        )
+        self.limiter = _limiter(limiter, rate=rate, burst=burst, max_concurrency=max_concurrency)
         self._max_connections = _checked_max_connections(max_connections)
         if max_body_size is not None and max_body_size < 1:
             raise ValueError("max_body_size must be a positive number of bytes (or None)")
@@ -525,6 +524,32 @@ def _one_response(fetcher: Callable[[Any], PageFetcher]) -> Callable[[Any], Page
         return fetch
 
     return one
+
+
+def _limiter(
+    limiter: RateLimiter | None,
+    *,
+    rate: float | None,
+    burst: float | None,
+    max_concurrency: int | None,
+) -> RateLimiter:
+    """The client's limiter: the one passed in, or one of these settings. Both at once
+    would drop the settings without a word."""
+    if limiter is None:
+        if max_concurrency is None:
+            return RateLimiter(rate=rate, burst=burst)
+        return RateLimiter(rate=rate, burst=burst, max_concurrency=max_concurrency)
+    given = [
+        name
+        for name, value in (("rate", rate), ("burst", burst), ("max_concurrency", max_concurrency))
+        if value is not None
+    ]
+    if given:
+        raise ValueError(
+            f"{', '.join(given)} shape the limiter this client creates; with limiter= set "
+            "them on that RateLimiter instead"
+        )
+    return limiter
 
 
 def _secret_token(token: str | None) -> Secret | None:

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from sentry_async import SentryClient
+from sentry_async import RateLimiter, SentryClient
 
 TOKEN = "sntryu_" + "cd" * 32
 
@@ -57,3 +57,17 @@ def test_a_refused_token_is_not_in_a_traceback_with_locals() -> None:
         SentryClient(TOKEN + " x")
     exception = traceback.TracebackException.from_exception(refused.value, capture_locals=True)
     assert TOKEN not in "".join(exception.format())
+
+
+@pytest.mark.parametrize("pacing", [{"rate": 1}, {"burst": 2}, {"max_concurrency": 1}])
+def test_pacing_options_with_a_limiter_of_yours_are_refused(pacing: dict[str, Any]) -> None:
+    """They shape the limiter this client creates; a shared one keeps its own."""
+    (name,) = pacing
+    with pytest.raises(ValueError, match=name):
+        SentryClient(TOKEN, limiter=RateLimiter(), **pacing)
+
+
+def test_a_limiter_of_yours_is_used_as_it_is() -> None:
+    shared = RateLimiter(max_concurrency=3)
+    assert SentryClient(TOKEN, limiter=shared).limiter is shared
+    assert SentryClient(TOKEN, max_concurrency=25).limiter is not shared
