@@ -115,7 +115,8 @@ class Routing:
             root = self._region_roots[str(org)]
         else:
             root = self.api_root
-        return root.with_path(root.path + concrete, encoded=True)
+        # The raw path: a prefix such as /my%20sentry/ is already encoded.
+        return root.with_path(root.raw_path + concrete, encoded=True)
 
     def check_region(self, region_url: str) -> URL:
         """``region_url`` as a base URL, if the token may go there; else :class:`UntrustedHost`.
@@ -150,8 +151,8 @@ class Routing:
         return Redactor(self._token.reveal() if self._token is not None else None).text(text)
 
     def api_root_of(self, region: URL) -> URL:
-        """The API root under a region's base URL."""
-        return region.with_path(region.path.rstrip("/") + API_PREFIX)
+        """The API root under a base URL (a region's, or the client's own)."""
+        return region.with_path(region.raw_path.rstrip("/") + API_PREFIX, encoded=True)
 
     def admit_region(self, region_url: str) -> URL:
         """Let the token go to a region host that passes the rule; returns its base URL."""
@@ -185,9 +186,7 @@ class Routing:
     def trust_region(self, org: str, region_url: str) -> None:
         """Send ``org``'s requests to its region host (``links.regionUrl``) from now on."""
         region = self.admit_region(region_url)
-        self._region_roots[check_slug(org, "org")] = region.with_path(
-            region.path.rstrip("/") + API_PREFIX
-        )
+        self._region_roots[check_slug(org, "org")] = self.api_root_of(region)
         self._urls.clear()
 
     # -- projects: slugs to ids, renamed projects -------------------------------------------
@@ -299,7 +298,7 @@ def normalise_base_url(value: str, allow_insecure: bool) -> URL:
             f"refusing plain http:// for {url.host}: the token would travel unencrypted "
             "(pass allow_insecure_http=True to override)"
         )
-    path = url.path.rstrip("/")
+    path = url.raw_path.rstrip("/")
     if path.endswith(API_PREFIX):
         path = path[: -len(API_PREFIX)]
-    return url.with_path(path or "/").with_query(None).with_fragment(None)
+    return url.with_path(path or "/", encoded=True).with_query(None).with_fragment(None)

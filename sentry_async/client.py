@@ -50,7 +50,7 @@ from ._protocol.params import (
 )
 from ._protocol.proxies import ENVIRONMENT, FromEnvironment, proxy_settings
 from ._protocol.retry import RetryPolicy
-from ._routing import API_PREFIX, SAFE_METHODS, Routing, normalise_base_url
+from ._routing import SAFE_METHODS, Routing, normalise_base_url
 from ._timeouts import Timeouts
 from ._transport import DEFAULT_MAX_BODY_SIZE, Response, Secret, Transport
 from ._version import __version__
@@ -151,7 +151,7 @@ class SentryClient(GeneratedGroups, Routing, Downloads):
             base_url = os.environ.get("SENTRY_URL") or DEFAULT_BASE_URL
         self.base_url = normalise_base_url(base_url, allow_insecure_http)
         self._allow_insecure = allow_insecure_http
-        self.api_root = self.base_url.with_path(self.base_url.path.rstrip("/") + API_PREFIX)
+        self.api_root = self.api_root_of(self.base_url)
         self.org = check_slug(org, "org") if org is not None else None
         if session is not None and timeout is _DEFAULT_TIMEOUTS:
             self.timeouts = Timeouts.of_session(session.timeout)

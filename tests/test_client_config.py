@@ -5,7 +5,10 @@ from __future__ import annotations
 import logging
 import pickle
 
+import anyio
 import pytest
+from _local_server import local_app
+from aiohttp import web
 from yarl import URL
 
 from sentry_async import SentryClient, Timeouts
@@ -40,6 +43,38 @@ def test_default_base_url_and_api_root(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_base_urls(base: str, expected: str) -> None:
     client = SentryClient(TOKEN, base_url=base)
     assert str(client.url_for("/organizations/{org}/", {"org": "acme"})) == expected
+
+
+@pytest.mark.parametrize("prefix", ["/my%20sentry", "/sentr%C3%BD", "/a%2Fb"])
+def test_an_encoded_path_prefix_stays_encoded(prefix: str) -> None:
+    client = SentryClient(TOKEN, base_url=f"http://127.0.0.1:9{prefix}/")
+    path = f"{prefix}/api/0/organizations/acme/"
+    assert client.url_for("/organizations/{org}/", {"org": "acme"}).raw_path == path
+    assert client.api_root.raw_path == f"{prefix}/api/0"
+    # a region on the same loopback host, under the same prefix
+    client.trust_region("acme", f"http://127.0.0.1:10{prefix}/")
+    region_url = client.url_for("/organizations/{org}/", {"org": "acme"})
+    assert (region_url.port, region_url.raw_path) == (10, path)
+
+
+async def test_every_page_goes_under_an_encoded_path_prefix() -> None:
+    """The first request and the Link cursor's next page, on the wire."""
+    seen: list[str] = []
+
+    async def answer(request: web.Request) -> web.Response:
+        seen.append(request.raw_path)
+        cursor = request.query.get("cursor")
+        more = "true" if cursor is None else "false"
+        link = f'<x>; rel="next"; results="{more}"; cursor="0:100:0"'
+        return web.json_response([{"id": "2" if cursor else "1"}], headers={"Link": link})
+
+    app = web.Application()
+    app.router.add_route("GET", "/{tail:.*}", answer)
+    async with local_app(app) as url, SentryClient(TOKEN, base_url=url + "/my%20sentry/") as sc:
+        with anyio.fail_after(10):
+            items = await sc.paginate("/organizations/{org}/projects/", path_params={"org": "a"}).collect()
+    assert [item["id"] for item in items] == ["1", "2"]
+    assert [raw.partition("?")[0] for raw in seen] == ["/my%20sentry/api/0/organizations/a/projects/"] * 2
 
 
 def test_base_url_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
