@@ -17,7 +17,7 @@ import msgspec
 from yarl import URL
 
 from ._protocol.errors import Redactor
-from ._protocol.hosts import is_loopback, is_saas, origin, token_host_refusal
+from ._protocol.hosts import host_problem, is_loopback, is_saas, origin, token_host_refusal
 from ._protocol.params import check_path_value, check_slug, is_numeric_id, project_refs
 from .errors import ProjectMoved, UntrustedHost
 
@@ -291,6 +291,9 @@ def normalise_base_url(value: str, allow_insecure: bool) -> URL:
         raise ValueError(f"base_url is not a URL: {value!r}") from exc
     if url.scheme not in ("http", "https") or not url.host:
         raise ValueError(f"base_url must be an absolute http(s) URL (got {value!r})")
+    problem = host_problem(url.host)
+    if problem is not None:
+        raise ValueError(f"base_url has an unusable host: {problem}")
     if url.user or url.password:
         raise ValueError("base_url must not carry credentials; pass the token instead")
     if url.scheme == "http" and not allow_insecure and not is_loopback(url.host):

@@ -391,7 +391,16 @@ async def test_bad_base_url_exits_2_with_one_line(
     monkeypatch.delenv("SENTRY_URL", raising=False)
     out = tmp_path / "out"
     base = ["export", "issues", "--org", ORG, "-o", str(out)]
-    for url in ("http://example.com", "ftp://x", "not a url", "https://", "http://[::1"):
+    for url in (
+        "http://example.com",
+        "ftp://x",
+        "not a url",
+        "https://",
+        "http://[::1",
+        "https://256.256.256.256",
+        "https://exa mple.com",
+        "https://.com",
+    ):
         run = await _main([*base, "--base-url", url])
         _assert_one_error_line(run, naming="--base-url", case=url)
         assert TOKEN not in run.err

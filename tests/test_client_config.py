@@ -97,6 +97,37 @@ def test_bad_base_urls(base: str) -> None:
         SentryClient(TOKEN, base_url=base)
 
 
+@pytest.mark.parametrize(
+    "base",
+    [
+        "https://256.256.256.256",
+        "https://1.2.3",
+        "https://exa mple.com",
+        "https://exa%20mple.com",
+        "https://.com",
+        "https://a..b.com",
+        "https://" + "a" * 64 + ".com",
+    ],
+)
+def test_a_host_that_cannot_be_one_is_refused_at_once(base: str) -> None:
+    with pytest.raises(ValueError, match="base_url"):
+        SentryClient(TOKEN, base_url=base)
+
+
+@pytest.mark.parametrize(
+    "base",
+    [
+        "https://bücher.example",
+        "https://sentry.io.",
+        "https://10.0.0.5:9000",
+        "http://[::1]:9000",
+        "https://sentry_web.internal",
+    ],
+)
+def test_unusual_hosts_that_are_hosts_are_kept(base: str) -> None:
+    SentryClient(TOKEN, base_url=base)
+
+
 def test_path_params_are_quoted_and_required() -> None:
     client = SentryClient(TOKEN)
     url = client.url_for(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import ipaddress
+import re
 from collections.abc import Iterable
 from importlib import resources
 
@@ -15,6 +16,7 @@ __all__ = [
     "REDIRECT_STATUSES",
     "SAAS_DOMAIN",
     "endpoint_group",
+    "host_problem",
     "is_loopback",
     "is_saas",
     "origin",
@@ -56,6 +58,36 @@ def _is_ip(host: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+_HOST_CHARACTERS = re.compile(r"[A-Za-z0-9_.-]+")
+"""What a host name holds once in its ASCII (IDNA) form; underscores appear in internal
+names (``sentry_web``)."""
+
+
+def host_problem(host: str) -> str | None:
+    """Why ``host`` (a URL's, decoded) cannot name a machine, or ``None`` when it can.
+
+    Caught here, such a host is a clear configuration error at once; on the wire it was a
+    connection error, retried for seconds. IPv6 literals were checked by the URL parser.
+    """
+    if ":" in host:
+        return None
+    labels = host.rstrip(".").split(".")
+    if all(label.isascii() and label.isdigit() for label in labels):
+        try:
+            ipaddress.IPv4Address(host.rstrip("."))
+        except ValueError:
+            return f"{host!r} is not an IPv4 address"
+        return None
+    try:
+        ascii_host = host.encode("idna").decode("ascii")
+    except UnicodeError as exc:
+        reason = exc.__cause__ or exc.__context__ or exc
+        return f"{host!r} is not a host name ({reason})"
+    if not _HOST_CHARACTERS.fullmatch(ascii_host):
+        return f"{host!r} is not a host name (spaces or characters a host cannot hold)"
+    return None
 
 
 def is_saas(url: URL) -> bool:
