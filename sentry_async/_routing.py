@@ -138,7 +138,7 @@ class Routing:
                 f"refusing to send the token to region {shown}: {self._without_token(refusal)}"
             )
         try:
-            normalised = normalise_base_url(region_url, self._allow_insecure)
+            normalised = normalise_base_url(region_url, self._allow_insecure, "the region URL")
             self._proxy.check_plain_http(normalised, self._allow_insecure)
         except (TypeError, ValueError) as exc:
             reason = self._without_token(str(exc))
@@ -284,22 +284,27 @@ class Routing:
         return await send(self.url_for(path, path_params, root=root))
 
 
-def normalise_base_url(value: str, allow_insecure: bool) -> URL:
+def normalise_base_url(value: str, allow_insecure: bool, name: str = "base_url") -> URL:
+    """``value`` as a base URL (no ``/api/0``, no query), or an error naming ``name``, the
+    argument it came from (``base_url``, ``trusted_hosts``, a region URL)."""
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a URL string (got {type(value).__name__})")
     try:
         url = URL(value.strip())
     except (TypeError, ValueError) as exc:
-        raise ValueError(f"base_url is not a URL: {value!r}") from exc
+        raise ValueError(f"{name} is not a URL: {value!r}") from exc
     if url.scheme not in ("http", "https") or not url.host:
-        raise ValueError(f"base_url must be an absolute http(s) URL (got {value!r})")
+        raise ValueError(f"{name} must be an absolute http(s) URL (got {value!r})")
     problem = host_problem(url.host)
     if problem is not None:
-        raise ValueError(f"base_url has an unusable host: {problem}")
+        raise ValueError(f"{name} has an unusable host: {problem}")
     if url.user or url.password:
-        raise ValueError("base_url must not carry credentials; pass the token instead")
+        raise ValueError(f"{name} must not carry credentials; pass the token instead")
     if url.scheme == "http" and not allow_insecure and not is_loopback(url.host):
+        where = "" if name == "base_url" else f" in {name}"  # the CLI names base_url's flag
         raise ValueError(
-            f"refusing plain http:// for {url.host}: the token would travel unencrypted "
-            "(pass allow_insecure_http=True to override)"
+            f"refusing plain http:// for {url.host}{where}: the token would travel "
+            "unencrypted (pass allow_insecure_http=True to override)"
         )
     path = url.raw_path.rstrip("/")
     if path.endswith(API_PREFIX):

@@ -34,11 +34,21 @@ class Timeouts:
                 raise ValueError(f"Timeouts.{name} must be a positive number of seconds")
 
     @classmethod
-    def of(cls, timeout: Timeouts | float) -> Timeouts:
+    def of(cls, timeout: Timeouts | float | None) -> Timeouts:
         """``timeout=`` as the client takes it: a plain number is the read bound, with the
-        connect bound no longer than it and the default deadline kept unless it is longer."""
+        connect bound no longer than it and the default deadline kept unless it is longer;
+        ``None`` turns every bound off, as it turns off one bound here."""
         if isinstance(timeout, Timeouts):
             return timeout
+        if timeout is None:
+            return cls(connect=None, read=None, total=None, pool=None)
+        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
+            raise TypeError(
+                "timeout must be a Timeouts, a number of seconds or None "
+                f"(got {type(timeout).__name__})"
+            )
+        if not timeout > 0:
+            raise ValueError(f"timeout must be a positive number of seconds (got {timeout!r})")
         seconds = float(timeout)
         return cls(connect=min(seconds, 10.0), read=seconds, total=max(seconds, _DEFAULT_TOTAL))
 

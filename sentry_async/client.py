@@ -124,7 +124,7 @@ class SentryClient(GeneratedGroups, Routing, Downloads):
         *,
         base_url: str | None = None,
         org: str | None = None,
-        timeout: Timeouts | float = _DEFAULT_TIMEOUTS,
+        timeout: Timeouts | float | None = _DEFAULT_TIMEOUTS,
         retry: RetryPolicy | None = None,
         rate: float | None = None,
         burst: float | None = None,
@@ -171,8 +171,13 @@ class SentryClient(GeneratedGroups, Routing, Downloads):
         self._proxy.check_plain_http(self.base_url, allow_insecure_http)
         self._trusted: set[tuple[str, str, int | None]] = {origin(self.base_url)}
         self._trusted_urls: list[URL] = []
+        if isinstance(trusted_hosts, (str, bytes)):
+            raise TypeError(
+                "trusted_hosts must be a list of base URLs, not one string "
+                f"(trusted_hosts=[{trusted_hosts!r}])"
+            )
         for host in trusted_hosts:
-            trusted_url = normalise_base_url(host, allow_insecure_http)
+            trusted_url = normalise_base_url(host, allow_insecure_http, name="trusted_hosts")
             self._proxy.check_plain_http(trusted_url, allow_insecure_http)
             self._trusted_urls.append(trusted_url)
             self._trusted.add(origin(trusted_url))

@@ -101,9 +101,7 @@ class HookSet:
         found = tuple(hooks)
         for hook in found:
             if not isinstance(hook, Hooks):
-                raise TypeError(
-                    f"hooks must be sentry_async.Hooks instances (got {type(hook).__name__})"
-                )
+                raise TypeError(f"hooks must be sentry_async.Hooks instances ({_what(hook)})")
         self._handlers: _Handlers = {
             name: tuple(
                 getattr(hook, name)
@@ -118,6 +116,12 @@ class HookSet:
         """``None`` when there is nothing to call, so the transport skips every step."""
         if hooks is None:
             return None
+        if not isinstance(hooks, Hooks) and (
+            isinstance(hooks, (type, str, bytes)) or not isinstance(hooks, Iterable)
+        ):
+            raise TypeError(
+                f"hooks must be a sentry_async.Hooks instance or a list of them ({_what(hooks)})"
+            )
         found = cls([hooks] if isinstance(hooks, Hooks) else hooks)
         return found if any(found._handlers.values()) else None
 
@@ -127,6 +131,13 @@ class HookSet:
         if handlers:
             _emit(handlers, HookEvent(call.id, method, group, 0))
         return call
+
+
+def _what(value: object) -> str:
+    """What was passed instead of a hook, and the likely fix for a class."""
+    if isinstance(value, type):
+        return f"got the class {value.__name__}: pass an instance, {value.__name__}()"
+    return f"got {type(value).__name__}"
 
 
 def _emit(handlers: tuple[Callable[[HookEvent], None], ...], event: HookEvent) -> None:

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from sentry_async import RateLimiter, SentryClient
+from sentry_async import Hooks, RateLimiter, SentryClient, Timeouts
 
 TOKEN = "sntryu_" + "cd" * 32
 
@@ -71,3 +71,59 @@ def test_a_limiter_of_yours_is_used_as_it_is() -> None:
     shared = RateLimiter(max_concurrency=3)
     assert SentryClient(TOKEN, limiter=shared).limiter is shared
     assert SentryClient(TOKEN, max_concurrency=25).limiter is not shared
+
+
+def test_timeout_none_turns_every_bound_off() -> None:
+    """As ``None`` does for one bound of ``Timeouts``."""
+    client = SentryClient(TOKEN, timeout=None)
+    assert client.timeouts == Timeouts(connect=None, read=None, total=None, pool=None)
+    bounds = client.timeouts.to_aiohttp()
+    assert (bounds.total, bounds.connect, bounds.sock_connect, bounds.sock_read) == (None,) * 4
+
+
+@pytest.mark.parametrize("timeout", ["5", True, 0, -1, [5]])
+def test_a_timeout_that_is_not_seconds_is_refused_by_name(timeout: Any) -> None:
+    with pytest.raises((TypeError, ValueError), match="timeout"):
+        SentryClient(TOKEN, timeout=timeout)
+
+
+def test_trusted_hosts_as_one_string_is_refused_by_name() -> None:
+    """A string would be read one character at a time."""
+    with pytest.raises(TypeError, match="trusted_hosts"):
+        SentryClient(TOKEN, trusted_hosts="https://eu.corp.example")
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [
+        "eu.corp.example",
+        "ftp://eu.corp.example",
+        "https://exa mple.com",
+        "",
+        5,
+        "http://eu.corp.example",
+        "https://user:pw@eu.corp.example",
+    ],
+)
+def test_a_bad_trusted_host_is_named_as_such(entry: Any) -> None:
+    with pytest.raises((TypeError, ValueError), match="trusted_hosts") as refused:
+        SentryClient(TOKEN, trusted_hosts=[entry])
+    assert "base_url" not in str(refused.value)
+
+
+class _Counting(Hooks):
+    def on_done(self, event: object) -> None:
+        pass
+
+
+@pytest.mark.parametrize("hooks", [_Counting, [_Counting], 5, "hooks", object()])
+def test_hooks_that_are_not_hooks_instances_are_refused_by_name(hooks: Any) -> None:
+    with pytest.raises(TypeError, match="hooks") as refused:
+        SentryClient(TOKEN, hooks=hooks)
+    if hooks is _Counting or hooks == [_Counting]:
+        assert "_Counting()" in str(refused.value)
+
+
+def test_hooks_instances_are_taken_alone_or_in_a_list() -> None:
+    SentryClient(TOKEN, hooks=_Counting())
+    SentryClient(TOKEN, hooks=(_Counting(), _Counting()))
