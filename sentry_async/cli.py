@@ -334,7 +334,8 @@ def _read_token(token_file: str | None) -> str:
     if token_file is not None:
         source = f"--token-file {token_file}"
         try:
-            token = Path(token_file).read_text(encoding="utf-8").strip()
+            # utf-8-sig: Windows Notepad starts a UTF-8 file with a byte order mark.
+            token = Path(token_file).read_text(encoding="utf-8-sig").strip()
         except OSError as exc:
             raise _UsageError(f"cannot read --token-file {token_file}: {exc.strerror}") from None
         except UnicodeDecodeError:

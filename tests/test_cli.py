@@ -120,6 +120,19 @@ async def test_export_with_token_file(
     assert TOKEN not in run.out + run.err
 
 
+async def test_a_token_file_saved_with_a_byte_order_mark_is_read(
+    fake_sentry_factory: Factory, tmp_path: Path, no_env_token: None
+) -> None:
+    """Windows Notepad saves UTF-8 with a BOM; the BOM is not part of the token."""
+    server = await fake_sentry_factory(scale="small", token=TOKEN)
+    token_file = tmp_path / "token"
+    token_file.write_bytes(b"\xef\xbb\xbf" + TOKEN.encode() + b"\r\n")
+    run = await _main(["query", "discover", "--org", ORG, "--field", "id", "--period", "1d",
+                       "--base-url", server.url, "--token-file", str(token_file)])  # fmt: skip
+    assert run.code == 0, run.err
+    assert server.requests and all(r.sent_token(TOKEN) for r in server.requests)
+
+
 async def test_token_from_the_environment(
     fake_sentry_factory: Factory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
