@@ -117,10 +117,21 @@ _OPTIONS = {
 }
 """The parameter a client's ValueError starts with -> the option it came from."""
 
+_PHRASES = (
+    (
+        "usage needs category= (e.g. 'error') or 'category' in group_by",
+        "usage needs --category (e.g. error) or --group-by category",
+    ),
+)
+"""Parameters a client's ValueError names inside its message -> the same in flags."""
+
 
 def flag_error(exc: ValueError) -> str:
     """A refused argument's message, naming the option it came from."""
     message = str(exc)
+    for python, flags in _PHRASES:
+        if message.startswith(python):
+            return flags + message[len(python) :]
     option = _OPTIONS.get(message.split(" ", 1)[0])
     return message if option is None else f"{option}: {message}"
 

@@ -212,6 +212,16 @@ async def test_bad_arguments_are_one_line_exit_2(server: FakeSentry) -> None:
     )
 
 
+async def test_usage_without_a_category_names_the_flags(server: FakeSentry) -> None:
+    argv = ["query", "usage", "--org", ORG, "--base-url", server.url, "--group-by", "outcome",
+            "--period", "7d"]  # fmt: skip
+    code, out, err = await _run(argv)
+    assert (code, out) == (2, "")
+    (line,) = err.splitlines()
+    assert "--category" in line and "--group-by category" in line, line
+    assert "category=" not in line and "group_by" not in line, line
+
+
 async def test_argument_errors_name_their_flag(server: FakeSentry) -> None:
     base = ["--org", ORG, "--base-url", server.url]
     discover = ["query", "discover", *base, "--field", "id"]
