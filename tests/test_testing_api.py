@@ -184,3 +184,21 @@ def test_every_fault_kind_is_documented() -> None:
         assert f"| `{kind}` |" in reference, kind
         assert f"`{kind}`" in readme, kind
     assert "docs/testing.md" in readme
+
+
+@pytest.mark.parametrize(
+    ("tls", "host", "expected"),
+    [
+        (False, "::1", "http://[::1]:8000"),
+        (True, "::1", "https://[::1]:8000"),
+        (False, "127.0.0.1", "http://127.0.0.1:8000"),
+        (False, "localhost", "http://localhost:8000"),
+    ],
+)
+def test_server_urls_bracket_an_ipv6_host(tls: bool, host: str, expected: str) -> None:
+    """``url``, ``client()``, the region URLs and the command line's READY line."""
+    from sentry_async import SentryClient
+    from sentry_async.testing._server import server_url
+
+    assert server_url(tls, host, 8000) == expected
+    assert SentryClient("t", base_url=expected).base_url.port == 8000

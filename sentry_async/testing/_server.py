@@ -10,6 +10,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
+from yarl import URL
 
 from ._app import RateLimitPolicy, ServerState, build_app
 from ._background import BackgroundLoop, shared_loop
@@ -27,6 +28,12 @@ _MAX_REQUEST_LINE = 64 * 1024
 _SHUTDOWN_TIMEOUT = 0.5
 """How long closing waits for a handler still running (a ``slow`` fault the client gave up
 on) before cancelling it: a test's teardown must not wait out a scripted delay."""
+
+
+def server_url(tls: bool, host: str, port: int) -> str:
+    """The base URL of a socket the fake listens on: an IPv6 literal (``::1``) in brackets,
+    or the port would read as part of it."""
+    return str(URL.build(scheme="https" if tls else "http", host=host, port=port))
 
 
 def _check_keywords(
@@ -206,7 +213,7 @@ class FakeSentry:
         assert server is not None
         sockets = getattr(server, "sockets", None) or []
         self.port = sockets[0].getsockname()[1]
-        self.url = f"{'https' if self._ssl else 'http'}://{self.host}:{self.port}"
+        self.url = server_url(self._ssl is not None, self.host, self.port)
         self.data.base_url = self.url
         self._runner = runner
         for n, name in enumerate(self.regions):
@@ -217,7 +224,7 @@ class FakeSentry:
                 assert extra._server is not None
                 port = getattr(extra._server, "sockets", [])[0].getsockname()[1]
             self._state.region_ports[port] = name
-            self.data.region_urls[name] = f"{'https' if self._ssl else 'http'}://{self.host}:{port}"
+            self.data.region_urls[name] = server_url(self._ssl is not None, self.host, port)
 
     async def close(self) -> None:
         if self._background is not None:
