@@ -127,28 +127,25 @@ class Routing:
         The rule comes first: its refusal says what would allow the host, where the base
         URL's own checks would only point at ``allow_insecure_http``, which never does.
         """
-        shown = self._without_token(repr(region_url))
         try:
             region = URL(region_url.strip())
         except (TypeError, ValueError) as exc:
-            raise UntrustedHost(f"refusing region {shown}: not a URL") from exc
+            raise UntrustedHost(self._refusing(region_url, "not a URL")) from exc
         refusal = token_host_refusal(self.base_url, region, self._trusted_urls)
         if refusal is not None:
-            raise UntrustedHost(
-                f"refusing to send the token to region {shown}: {self._without_token(refusal)}"
-            )
+            raise UntrustedHost(self._refusing(region_url, refusal))
         try:
             normalised = normalise_base_url(region_url, self._allow_insecure, "the region URL")
             self._proxy.check_plain_http(normalised, self._allow_insecure)
         except (TypeError, ValueError) as exc:
-            reason = self._without_token(str(exc))
-            raise UntrustedHost(f"refusing region {shown}: {reason}") from exc
+            raise UntrustedHost(self._refusing(region_url, str(exc))) from exc
         return normalised
 
-    def _without_token(self, text: str) -> str:
-        """``text`` (a server's region URL, or what a check said of it) with the token
-        blanked out, should the server have echoed it there."""
-        return Redactor(self._token.reveal() if self._token is not None else None).text(text)
+    def _refusing(self, region_url: str, reason: str) -> str:
+        """Why a region is refused, with the token blanked out should the server have
+        echoed it in the URL it named."""
+        redactor = Redactor(self._token.reveal() if self._token is not None else None)
+        return redactor.text(f"refusing to send the token to region {region_url!r}: {reason}")
 
     def api_root_of(self, region: URL) -> URL:
         """The API root under a base URL (a region's, or the client's own)."""
@@ -175,12 +172,7 @@ class Routing:
         except UntrustedHost as refused:
             if is_saas(self.base_url):
                 raise
-            logger.debug(
-                "ignoring region URL %s, using the base URL %s: %s",
-                self._without_token(repr(region_url)),
-                self.base_url,
-                refused,
-            )
+            logger.debug("ignoring region URL, using the base URL %s: %s", self.base_url, refused)
             return None
 
     def trust_region(self, org: str, region_url: str) -> None:

@@ -84,7 +84,8 @@ async def test_a_self_hosted_server_keeps_its_base_url_for_a_region_it_may_not_r
                 orgs = await client.organizations.list().collect()
             assert client.regions == [("us", client.base_url)]
         assert [o.slug for o in orgs] == fake_sentry.data.org_slugs()
-        assert f"ignoring region URL {hostile!r}" in caplog.text
+        (line,) = [r.getMessage() for r in caplog.records if "ignoring region" in r.getMessage()]
+        assert repr(hostile) in line and f"base URL {client.base_url}" in line
         assert fake_sentry.token not in caplog.text
     assert all(r.headers.get("host") == URL(fake_sentry.url).authority for r in fake_sentry.requests)
 
@@ -230,3 +231,15 @@ def test_use_region_refuses_a_look_alike() -> None:
         client.trust_region("acme", "https://sentry.io.evil.com")
     client.trust_region("acme", "https://de.sentry.io")
     assert client.url_for("/organizations/{org}/", {"org": "acme"}).host == "de.sentry.io"
+
+
+def test_a_region_url_echoing_the_token_is_never_shown(caplog: pytest.LogCaptureFixture) -> None:
+    token = "sntryu_" + "ef" * 32
+    echoed = f"https://evil.example/{token}/"
+    self_hosted = SentryClient(token, base_url="https://sentry.example.com")
+    with caplog.at_level(logging.DEBUG, logger="sentry_async"):
+        assert self_hosted.region_base(echoed) is None
+    assert "ignoring region" in caplog.text and token not in caplog.text
+    with pytest.raises(UntrustedHost) as refused:
+        SentryClient(token, base_url="https://sentry.io").region_base(echoed)
+    assert token not in str(refused.value)
