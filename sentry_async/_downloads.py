@@ -6,6 +6,7 @@ A mixin of :class:`~sentry_async.SentryClient`, over the transport's one downloa
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import (
     AsyncGenerator,
@@ -16,7 +17,8 @@ from collections.abc import (
     Iterable,
     Mapping,
 )
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -109,27 +111,43 @@ class Downloads:
         params: Params | Iterable[tuple[str, str]] | None = None,
     ) -> int:
         """Stream a GET's body to a file (a path) or to an async callable, chunk by chunk,
-        with no size cap; returns the number of bytes. Failures before the first byte are
-        retried as usual, none after; what writing to ``destination`` raises (a full disk,
-        the callable's own error) is raised as it is, not retried."""
+        with no size cap; returns the number of bytes. A file is written as ``<path>.part``
+        and renamed when complete, so that a download cut off mid-body leaves no truncated
+        file under the final name (and no part). Failures before the first byte are retried
+        as usual, none after; what writing to ``destination`` raises (a full disk, the
+        callable's own error) is raised as it is, not retried."""
+        if callable(destination):
+            return await self._download_to(path, destination, path_params, params)
+        target = Path(destination)
+        partial = target.with_name(target.name + ".part")
+        try:
+            async with await anyio.open_file(partial, "wb") as file:
+                written = await self._download_to(path, file.write, path_params, params)
+            os.replace(partial, target)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(partial)
+            raise
+        return written
+
+    async def _download_to(
+        self,
+        path: str,
+        write: Callable[[bytes], Awaitable[object]],
+        path_params: Mapping[str, str | int] | None,
+        params: Params | Iterable[tuple[str, str]] | None,
+    ) -> int:
+        """The body handed to ``write`` chunk by chunk; returns the number of bytes."""
         url = self.url_for(path, path_params)
         total = 0
-        async with AsyncExitStack() as stack:
-            if callable(destination):
-                write = destination
-            else:
-                file = await stack.enter_async_context(await anyio.open_file(destination, "wb"))
 
-                async def write(chunk: bytes) -> None:
-                    await file.write(chunk)
+        async def count(chunk: bytes) -> None:
+            nonlocal total
+            total += len(chunk)
+            await write(chunk)
 
-            async def count(chunk: bytes) -> None:
-                nonlocal total
-                total += len(chunk)
-                await write(chunk)
-
-            group = endpoint_group("GET", path)
-            await self._get_transport().download(
-                "GET", url, group=group, params=encode_params(params), sink=count
-            )
+        group = endpoint_group("GET", path)
+        await self._get_transport().download(
+            "GET", url, group=group, params=encode_params(params), sink=count
+        )
         return total

@@ -9,7 +9,6 @@ body, and uploads as a multipart form built afresh for each attempt.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 from collections.abc import AsyncGenerator, AsyncIterable, Mapping, Sequence
 from pathlib import Path
@@ -71,16 +70,7 @@ async def download(
     to: str | os.PathLike[str],
 ) -> int:
     """Write a GET's body to ``to`` (through ``<to>.part``, renamed when complete)."""
-    target = Path(to)
-    partial = target.with_name(target.name + ".part")
-    try:
-        written = await client.download(path, partial, path_params=path_params, params=params)
-        os.replace(partial, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(partial)
-        raise
-    return written
+    return await client.download(path, to, path_params=path_params, params=params)
 
 
 def _form(
