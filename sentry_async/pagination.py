@@ -434,6 +434,9 @@ class Paginator(Generic[T], AsyncIterator[T]):
                         raise
                 finally:
                     await _drop(early, room)
+                    # Over: the pages still queued give room back as the consumer takes
+                    # them, and a Link left here would send a request nobody ends.
+                    links.clear()
 
             task = self._ahead = loop.create_task(produce())
             try:
@@ -450,6 +453,7 @@ class Paginator(Generic[T], AsyncIterator[T]):
                     del got
             finally:
                 await _end(task)
+                await _drop(early, room)
                 if self._ahead is task:
                     self._ahead = None
         finally:

@@ -163,6 +163,36 @@ async def test_a_failing_page_sent_early_fails_after_the_pages_before_it() -> No
     assert paginator.position == Position("30")
 
 
+@pytest.mark.parametrize("prefetch", [2, 3, 4])
+async def test_after_a_page_fails_no_request_leaves_and_no_task_is_left(prefetch: int) -> None:
+    # The failed page's Link was announced before it failed; the pages fetched before it
+    # still wait for the consumer, and taking them gives room back. Nothing may be sent
+    # for the page after the failed one, nor left running.
+    source = Gated(1000)
+    source.fail = "30"
+    for cursor in (None, "10", "20", "30"):
+        source.gate(cursor).set()  # a request for a page after those would hang
+    before = set(asyncio.all_tasks())
+    pages = Paginator[int](source, page_size=10, prefetch=prefetch).pages()
+    seen = [(await pages.__anext__()).items]
+    for _ in range(100):
+        await anyio.lowlevel.checkpoint()
+
+    async def consume() -> None:
+        for _ in range(10):
+            seen.append((await pages.__anext__()).items)
+            for _ in range(100):
+                await anyio.lowlevel.checkpoint()
+
+    with pytest.raises(PaginationError, match="page 30 failed"):
+        await consume()
+    for _ in range(100):
+        await anyio.lowlevel.checkpoint()
+    assert [item for items in seen for item in items] == list(range(30))
+    assert source.requests == [None, "10", "20", "30"]
+    assert set(asyncio.all_tasks()) == before
+
+
 async def test_leaving_the_loop_ends_a_request_sent_early() -> None:
     source = Gated(1000)
     paginator = Paginator[int](source, page_size=10, prefetch=2)
