@@ -217,6 +217,9 @@ class Paginator(Generic[T], AsyncIterator[T]):
     """The iteration handed to an ``async for``: weakly held, so that leaving the loop (a
     ``break``) lets it be finalized, and its read-ahead task end, while the paginator
     itself lives on to say where it stopped."""
+    _held: AsyncGenerator[T, None] | None = field(default=None, init=False, repr=False)
+    """The same, held strongly off asyncio: trio warns about an async generator collected
+    before it finished, so after a ``break`` it must live until :meth:`aclose` ends it."""
     _ahead: asyncio.Task[None] | None = field(default=None, init=False, repr=False)
     """The read-ahead task of the current iteration, which :meth:`aclose` ends at once."""
     _inside: Iterator[T] | None = field(default=None, init=False, repr=False)
@@ -495,6 +498,8 @@ class Paginator(Generic[T], AsyncIterator[T]):
     def __aiter__(self) -> AsyncIterator[T]:
         iterator = self._items()
         self._looping = weakref.ref(iterator)
+        if _running_loop() is None:
+            self._held = iterator
         return iterator
 
     async def __anext__(self) -> T:
@@ -510,7 +515,9 @@ class Paginator(Generic[T], AsyncIterator[T]):
         """
         iterator, self._iterator = self._iterator, None
         looping, self._looping = self._looping, None
-        for each in (iterator, looping() if looping is not None else None):
+        held, self._held = self._held, None
+        left = held if held is not None else looping() if looping is not None else None
+        for each in (iterator, left):
             if each is not None:
                 await each.aclose()
         # A loop left by ``break`` is finalized by the event loop a moment later; its
@@ -524,9 +531,15 @@ class Paginator(Generic[T], AsyncIterator[T]):
         return [item async for item in self]
 
     async def first(self) -> T | None:
-        async for item in self:
-            return item
-        return None
+        """The first item, or ``None``; the iteration is closed before returning, not left
+        to the garbage collector (which trio warns about)."""
+        iterator = self._items()
+        try:
+            async for item in iterator:
+                return item
+            return None
+        finally:
+            await iterator.aclose()
 
 
 _WALKS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, int] = weakref.WeakKeyDictionary()
