@@ -210,7 +210,14 @@ class Paginator(Generic[T], AsyncIterator[T]):
     _step: Step | None = field(default=None, init=False, repr=False)
     _after: Position | None = field(default=None, init=False, repr=False)
     _iterator: AsyncGenerator[T, None] | None = field(default=None, init=False, repr=False)
-    """The iteration driven by :meth:`__anext__` calls on the paginator itself."""
+    """The iteration driven by :meth:`__anext__` calls on the paginator itself, run by
+    :attr:`_driver`."""
+    _driver: Paginator[T] | None = field(default=None, init=False, repr=False)
+    """A copy of this paginator whose iteration :attr:`_iterator` is, and whose position is
+    this one's while no iteration of its own has started. The paginator holds that
+    iteration strongly and the iteration holds only the copy: dropped without
+    :meth:`aclose`, the paginator is freed at once (not when the cyclic collector runs),
+    and its iteration and read-ahead task end with it."""
     _looping: weakref.ref[AsyncGenerator[T, None]] | None = field(
         default=None, init=False, repr=False
     )
@@ -292,12 +299,16 @@ class Paginator(Generic[T], AsyncIterator[T]):
             return self._step.position(self._inside_size - length_hint(self._inside))
         if self._after is not None:
             return self._after
+        if self._driver is not None:
+            return self._driver.position
         return Position(self.cursor, self.skip, self.done)
 
     @property
     def pages_fetched(self) -> int:
         """Requests sent by the current (or last) iteration."""
-        return self._walk.pages if self._walk is not None else 0
+        if self._walk is not None:
+            return self._walk.pages
+        return self._driver.pages_fetched if self._driver is not None else 0
 
     async def pages(self) -> AsyncGenerator[Page[T], None]:
         """Yield pages lazily; with ``limit``, the last page is trimmed to the limit."""
@@ -326,12 +337,14 @@ class Paginator(Generic[T], AsyncIterator[T]):
             max_stale_pages=self.max_stale_pages,
             stream=self.description,
         )
-        self._inside, self._after = None, None
+        self._inside, self._after, self._driver = None, None, None
         # Reading ahead runs an asyncio task: off asyncio (trio), one page at a time.
         if self.prefetch != 0 and _running_loop() is not None:
-            if self.prefetch is None:
-                return self._read_ahead(walk, AUTOMATIC_PREFETCH, automatic=True)
-            return self._read_ahead(walk, self.prefetch)
+            pages = AUTOMATIC_PREFETCH if self.prefetch is None else self.prefetch
+            itself: list[weakref.ref[AsyncGenerator[_Fetched, None]]] = []
+            ahead = self._read_ahead(walk, pages, itself, automatic=self.prefetch is None)
+            itself.append(weakref.ref(ahead))
+            return ahead
         return self._one_by_one(walk)
 
     async def _one_by_one(self, walk: CursorWalk) -> AsyncGenerator[_Fetched, None]:
@@ -359,7 +372,12 @@ class Paginator(Generic[T], AsyncIterator[T]):
         return raw, step, walk.position
 
     async def _read_ahead(
-        self, walk: CursorWalk, pages: int, *, automatic: bool = False
+        self,
+        walk: CursorWalk,
+        pages: int,
+        itself: list[weakref.ref[AsyncGenerator[_Fetched, None]]],
+        *,
+        automatic: bool = False,
     ) -> AsyncGenerator[_Fetched, None]:
         """Fetch in a background task, at most ``pages`` pages beyond the consumer's;
         ``automatic``: one page at a time until the consumer asks for a page after the first
@@ -372,7 +390,8 @@ class Paginator(Generic[T], AsyncIterator[T]):
         With room for two pages or more, the next request leaves as soon as a response's
         headers arrive with its ``Link``, while its body still travels and decodes
         (:func:`link_watch`, :func:`announce_link`), when the walk is sure to go there
-        (:meth:`CursorWalk.ahead`).
+        (:meth:`CursorWalk.ahead`). ``itself`` is this generator, weakly: its task keeps it
+        (see :data:`_READING`).
         """
         walking = _Walking()
         try:
@@ -442,6 +461,8 @@ class Paginator(Generic[T], AsyncIterator[T]):
                     links.clear()
 
             task = self._ahead = loop.create_task(produce())
+            _READING[task] = itself[0]()
+            task.add_done_callback(_READING.pop)
             try:
                 while True:
                     got = ready.take_now()
@@ -504,7 +525,9 @@ class Paginator(Generic[T], AsyncIterator[T]):
 
     async def __anext__(self) -> T:
         if self._iterator is None:
-            self._iterator = self._items()
+            driver = self._driver = dataclasses.replace(self)
+            self._walk = self._inside = self._after = None
+            self._iterator = driver._items()
         return await self._iterator.__anext__()
 
     async def aclose(self) -> None:
@@ -541,6 +564,15 @@ class Paginator(Generic[T], AsyncIterator[T]):
         finally:
             await iterator.aclose()
 
+
+_READING: dict[asyncio.Task[None], object] = {}
+"""Each read-ahead task in progress, and the generator that started it, until the task
+ends. A paginator's iteration left to the cyclic collector (in a reference cycle of its
+caller's) then takes neither with it: a task collected while pending is reported as
+destroyed, and a walk collected beside the iteration that holds it would be closed twice
+at once, by its own finalizer and by that iteration's (the second close fails as "already
+running"). Only the iteration is collected; closing it closes the walk, which ends the
+task."""
 
 _WALKS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, int] = weakref.WeakKeyDictionary()
 """Walks in progress on each event loop."""

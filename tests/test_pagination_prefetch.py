@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import os
 import subprocess
 import sys
 import warnings
+import weakref
 from typing import Any
 
 import anyio
@@ -279,6 +281,7 @@ _LEFT_AT_SHUTDOWN = """
 import asyncio
 import contextlib
 import gc
+import os
 import subprocess
 import sys
 import warnings
@@ -315,3 +318,95 @@ def test_a_walk_left_unfinished_ends_quietly_with_its_loop(prefetch: int) -> Non
         )
         assert (done.returncode, done.stdout.strip()) == (0, "ran"), done.stderr
         assert done.stderr == ""
+
+
+@pytest.mark.parametrize("prefetch", [None, 2])
+async def test_a_paginator_advanced_with_anext_and_dropped_ends_its_walk(
+    prefetch: int | None,
+) -> None:
+    """Dropped without ``aclose()``, a paginator read ahead with ``anext()`` is freed at once,
+    not when the cyclic collector happens to run: its walk ends, sends nothing more, and no
+    longer keeps another walk from reading ahead."""
+    before = set(asyncio.all_tasks())
+    dropped = Source(1000)
+    collecting = gc.isenabled()
+    gc.disable()  # what is freed here must be freed without the cyclic collector
+    try:
+        paginator = Paginator[int](dropped, page_size=10, prefetch=prefetch)
+        for _ in range(12):  # into the second page: reading ahead
+            await anext(paginator)
+        await _asked_exactly(dropped, 2 + AUTOMATIC_PREFETCH)
+        gone = weakref.ref(paginator)
+        del paginator
+        assert gone() is None
+        await _settle()
+        assert set(asyncio.all_tasks()) == before
+        assert len(dropped.requests) == 2 + AUTOMATIC_PREFETCH
+        source = Source(1000)  # alone on the loop: reads ahead from its second page
+        pages = Paginator[int](source, page_size=10).pages()
+        await pages.__anext__()
+        await pages.__anext__()
+        await _asked_exactly(source, 2 + AUTOMATIC_PREFETCH)
+        await pages.aclose()
+    finally:
+        if collecting:
+            gc.enable()
+
+
+_DROPPED = """
+import asyncio
+import gc
+from sentry_async import Paginator
+from sentry_async.pagination import RawPage
+
+async def fetch(cursor, size):
+    await asyncio.sleep(0)
+    offset = int(cursor) if cursor else 0
+    link = f'<https://h/x/>; rel="next"; results="true"; cursor="{offset + 10}"'
+    return RawPage(items=list(range(offset, offset + 10)), link=link)
+
+class Holder:
+    pass
+
+async def peek(prefetch, how):
+    paginator = Paginator(fetch, page_size=10, prefetch=prefetch)
+    if how == "anext":
+        return [await anext(paginator) for _ in range(12)]
+    holder = Holder()  # in a reference cycle of the caller's: freed by the collector
+    holder.itself = holder
+    holder.iterator = items = paginator if how == "anext, cycle" else aiter(paginator)
+    return [await anext(items) for _ in range(12)]
+
+async def main():
+    for how in ("anext", "anext, cycle", "aiter, cycle"):
+        for prefetch in (None, 1, 2, 3) * 5:
+            await peek(prefetch, how)
+            for _ in range(3):
+                await asyncio.sleep(0)
+            gc.collect()
+    await asyncio.sleep(0.01)
+    gc.collect()
+    left = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+    print("ran", len(left))
+
+asyncio.run(main())
+"""
+
+
+def test_paginators_dropped_after_anext_are_collected_quietly() -> None:
+    """Collected, a paginator advanced with ``anext()`` neither leaves its read-ahead task
+    to be destroyed while pending nor fails to close its iteration, and neither does an
+    iteration that only the cyclic collector frees."""
+    done = subprocess.run(
+        [sys.executable, "-X", "dev", "-c", _DROPPED],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**os.environ, "PYTHONASYNCIODEBUG": "1"},
+    )
+    assert (done.returncode, done.stdout.strip()) == (0, "ran 0"), done.stderr
+    assert "Task was destroyed" not in done.stderr
+    assert "already running" not in done.stderr
+    assert "never retrieved" not in done.stderr
+
