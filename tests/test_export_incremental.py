@@ -14,9 +14,9 @@ import anyio
 import msgspec
 import pytest
 
-from sentry_async import RetryPolicy, SentryClient, ServerError
+from sentry_async import RetryPolicy, SentryClient, ServerError, _cli_run
 from sentry_async.cli import main
-from sentry_async.export import ExportSpec, SpecMismatchError, export
+from sentry_async.export import ExportSpec, OutputUnusableError, SpecMismatchError, export
 from sentry_async.testing import FakeSentry, Fault, SeedConfig
 from sentry_async.testing.pytest_plugin import FIXED_NOW
 
@@ -223,3 +223,37 @@ async def test_incremental_discover_tables_hold_each_row_once(
     assert late in written and early in written
     saved = msgspec.json.decode(state.read_bytes())
     assert saved["runs"][1]["duplicates"] >= 1, "the overlap was read again, and skipped"
+
+
+@pytest.mark.parametrize("planted", ["symlink", "file"])
+async def test_a_pending_runs_directory_that_is_not_a_real_one_is_refused(
+    fake_sentry_factory: Factory, tmp_path: Path, planted: str
+) -> None:
+    """The pending run's directory is named in the state file: a link planted there would
+    take the whole run (and a checkpoint's cut-backs) outside the output directory."""
+    server = await fake_sentry_factory(scale=DATA)
+    spec = ExportSpec(kind="events", org=ORG, period="1d", page_size=2)
+    state, out, elsewhere = tmp_path / "state.json", tmp_path / "out", tmp_path / "elsewhere"
+    server.faults.add(Fault("status", status=500, path="/events/", query="cursor=", times=None))
+    with anyio.fail_after(30):
+        async with _client(server) as client:
+            with pytest.raises(ServerError):
+                await export(client, spec, out, incremental=state, now=T1, concurrency=1)
+    server.faults.clear()
+    [pending] = list(out.glob("run-*"))
+    elsewhere.mkdir()
+    pending.rename(elsewhere / pending.name)
+    if planted == "symlink":
+        pending.symlink_to(elsewhere / pending.name, target_is_directory=True)
+    else:
+        pending.write_bytes(b"")
+    before = sorted((p.name, p.read_bytes()) for p in (elsewhere / pending.name).iterdir())
+    with anyio.fail_after(30):
+        async with _client(server) as client:
+            with pytest.raises(OutputUnusableError, match="not a directory") as refused:
+                await export(client, spec, out, incremental=state, now=T1, concurrency=1)
+    assert str(pending) in str(refused.value)
+    assert _cli_run.classify(refused.value).code == 5
+    after = sorted((p.name, p.read_bytes()) for p in (elsewhere / pending.name).iterdir())
+    assert after == before, "nothing is written through the link"
+    assert pending.is_symlink() == (planted == "symlink")

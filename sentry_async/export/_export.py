@@ -20,6 +20,7 @@ from ._incremental import (
     new_state,
     plan_run,
     record_run,
+    run_directory,
     run_spec,
     save_state,
     stamped_items,
@@ -89,7 +90,7 @@ async def export(
                 run = plan_run(spec, state, overlap, now or datetime.now(timezone.utc))
                 state.pending = run
                 await anyio.to_thread.run_sync(save_state, state_path, state)
-            directory = base / run.directory
+            directory = run_directory(base, run)
             manifest = await exporter(
                 run_spec(spec, run), directory, resume=True, skip_ids=state.seen.keys()
             ).run()

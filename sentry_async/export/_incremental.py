@@ -23,6 +23,7 @@ import hashlib
 import importlib
 import io
 import os
+import stat
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -273,6 +274,25 @@ def base_directory(output: Path) -> DirLock:
     except (FileExistsError, NotADirectoryError):
         raise OutputUnusableError(f"{output} is not a directory") from None
     return DirLock(output)
+
+
+def run_directory(output: Path, run: IncrementalRun) -> Path:
+    """``run``'s directory under ``output``, refused when its name holds anything but a
+    directory: a symlink there (its name is in the state file, so it can be planted for a
+    pending run) would take the run, and a resume's cut-backs, to wherever it points."""
+    directory = output / run.directory
+    try:
+        mode = os.lstat(directory).st_mode
+    except FileNotFoundError:
+        return directory
+    if stat.S_ISLNK(mode):
+        raise OutputUnusableError(
+            f"{directory} is a symbolic link, not a directory; the exporter does not follow "
+            "links out of its directory: remove it"
+        )
+    if not stat.S_ISDIR(mode):
+        raise OutputUnusableError(f"{directory} is not a directory: remove it")
+    return directory
 
 
 def check_state(
