@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import os
 import threading
 import time
 from collections.abc import Awaitable, Callable
@@ -16,7 +17,7 @@ from typing import Any
 import msgspec
 import pytest
 
-from sentry_async import SentryClient
+from sentry_async import SentryClient, _cli_run
 from sentry_async.export import (
     CHECKPOINT_NAME,
     ExportSpec,
@@ -310,3 +311,47 @@ async def test_a_lone_stream_whose_write_fails_has_stopped_reading_ahead_when_th
         with pytest.raises(OSError):
             await export(client, _spec(), tmp_path / "out", concurrency=1)
         assert reading_ahead() == []
+
+
+async def test_a_failed_write_names_the_data_file(
+    fake_sentry_factory: Factory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The system reports a full disk (or a file size limit) on ``write`` without a file
+    name; the error names the file it was writing, as "cannot write PATH: ..." needs."""
+    server = await fake_sentry_factory(scale=DATA)
+    append = _writer.JsonlFile.append
+
+    def too_large(self: _writer.JsonlFile, data: bytes) -> int:
+        if self.offset:
+            raise OSError(errno.EFBIG, "File too large")
+        return append(self, data)
+
+    monkeypatch.setattr(_writer.JsonlFile, "append", too_large)
+    out = tmp_path / "out"
+    async with SentryClient(server.token, base_url=server.url) as client:
+        with pytest.raises(OSError) as caught:
+            await export(client, _spec(), out, concurrency=1)
+    assert caught.value.errno == errno.EFBIG
+    assert caught.value.filename == str(out / f"{PROJECT}.jsonl")
+    message = _cli_run.classify(caught.value).message
+    assert message == f"cannot write {out / PROJECT}.jsonl: File too large"
+
+
+async def test_a_failed_fsync_names_the_file(
+    fake_sentry_factory: Factory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server = await fake_sentry_factory(scale=DATA)
+
+    def failing(fd: int) -> None:
+        raise OSError(errno.EIO, "Input/output error")
+
+    out = tmp_path / "out"
+    async with SentryClient(server.token, base_url=server.url) as client:
+        monkeypatch.setattr(os, "fsync", failing)
+        with pytest.raises(OSError) as caught:
+            await export(client, _spec(), out, concurrency=1)
+        monkeypatch.undo()
+    assert caught.value.errno == errno.EIO
+    assert caught.value.filename is not None
+    assert Path(caught.value.filename).parent == out
+    assert _cli_run.classify(caught.value).message.startswith(f"cannot write {out}/")

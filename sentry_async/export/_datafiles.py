@@ -41,7 +41,7 @@ import anyio
 from ._checkpoint import FileState, StreamState
 from ._files import sync_and_close, sync_then_save
 from ._formats import DataFile, open_data_file, store_page
-from ._writer import JsonlFile, Line
+from ._writer import JsonlFile, Line, named
 
 __all__ = ["MAX_OPEN", "MAX_QUEUED", "QUICK_WRITE", "SLOW_WRITES", "OpenFiles", "open_file_budget"]
 
@@ -149,7 +149,13 @@ class OpenFiles:
         """Runs in the files' thread: one page appended and recorded."""
         if state.first_offset is None:
             state.first_offset = file_state.offset
-        self._written += store_page(handle, file_state, lines, fields=fields, meta=meta, last=last)
+        try:
+            self._written += store_page(
+                handle, file_state, lines, fields=fields, meta=meta, last=last
+            )
+        except OSError as exc:
+            named(exc, self.output / state.file)
+            raise
 
     def store_now(
         self,

@@ -27,6 +27,7 @@ __all__ = [
     "atomic_write",
     "fsync_dir",
     "jsonl_line",
+    "named",
     "open_no_follow",
     "read_no_follow",
 ]
@@ -40,6 +41,13 @@ _GZIP_LEVEL = 6
 
 Line = bytes | msgspec.Raw
 """One item's JSON as sent: ``msgspec.Raw`` items are written without a copy of their own."""
+
+
+def named(exc: OSError, path: Path) -> None:
+    """Make ``exc`` name ``path``: ``write`` and ``fsync`` report a full disk without the
+    file's name, which the message ("cannot write PATH: ...") must give."""
+    if exc.filename is None:
+        exc.filename = os.fspath(path)
 
 
 def jsonl_line(item: bytes) -> bytes:
@@ -128,14 +136,21 @@ class JsonlFile:
     def sync(self) -> None:
         """Flush Python's buffer and the OS cache to the disk (no-op when nothing changed)."""
         if self._handle is not None and self._dirty:
-            self._handle.flush()
-            os.fsync(self._handle.fileno())
+            try:
+                self._handle.flush()
+                os.fsync(self._handle.fileno())
+            except OSError as exc:
+                named(exc, self.path)
+                raise
             self._dirty = False
 
     def close(self) -> None:
         if self._handle is not None:
             try:
                 self._handle.flush()
+            except OSError as exc:
+                named(exc, self.path)
+                raise
             finally:
                 self._handle.close()
                 self._handle = None
@@ -221,9 +236,13 @@ def atomic_write(path: Path, data: bytes) -> None:
     with contextlib.suppress(FileNotFoundError):
         os.unlink(tmp)
     fd = open_no_follow(tmp, os.O_WRONLY, create=True, exclusive=True)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+    except OSError as exc:
+        named(exc, tmp)
+        raise
     os.replace(tmp, path)
     fsync_dir(path.parent)
