@@ -824,3 +824,29 @@ async def test_a_written_page_is_let_go_before_the_next_is_fetched(
     [fetch] = fetchers  # one stream
     assert len(fetch.alive_when_asked) >= 3, "the stream must span several pages"
     assert fetch.alive_when_asked == [0] * len(fetch.alive_when_asked)
+
+
+@pytest.mark.parametrize("gzip_files", [False, True])
+async def test_a_resumed_stream_drops_an_item_repeated_across_its_checkpoint(
+    fake_sentry_factory: Factory, tmp_path: Path, gzip_files: bool
+) -> None:
+    """An event arriving mid-export, newer than every listed one, shifts the offsets by
+    one: the page after the checkpoint repeats the last item written before it. A resumed
+    stream drops it as the run that was not stopped does."""
+    server = await fake_sentry_factory(scale=DATA)
+    slug = "project-0-0"
+    spec = _spec(projects=(slug,), window=None, page_size=2, gzip=gzip_files)
+    out = tmp_path / "out"
+    await _interrupted(server, spec, out)
+    late = (
+        server.builder.organization(ORG)
+        .project(slug)
+        .add_issue("LateError: arrived mid-export", events=0)
+        .add_event(timestamp=END - timedelta(minutes=1))
+    )
+    async with _client(server) as client:
+        manifest = await export(client, spec, out, resume=True, concurrency=1)
+    ids = _ids(_lines(out / (slug + (".jsonl.gz" if gzip_files else ".jsonl"))))
+    assert [i for i, count in Counter(ids).items() if count > 1] == []
+    assert set(ids) | {late} == set(_expected_events(server, slug)), "and none missing"
+    assert manifest.duplicates == 1 and manifest.items == len(ids)

@@ -125,3 +125,19 @@ def test_a_page_is_joined_as_sent_and_items_spread_over_lines_are_put_on_one(
     assert handle.encode_page(plain) == (b'{"id":"a","t":"x\\ny"}\n[1,2]\n{"id":"b"}\n')
     assert handle.encode_page(_page(b'{"id":"c",\r\n"n":1}', b"2")) == b'{"id":"c","n":1}\n2\n'
     assert handle.encode_page([]) == b""
+
+
+def test_ids_are_read_back_from_a_span_of_pages_plain_or_gzip(tmp_path: Path) -> None:
+    """Between two page boundaries only; with gzip, each page is a member of its own."""
+    pages = [[b'{"id":"a"}', b'{"id":"b"}'], [b'{"id":"c"}', b"[1]"], [b'{"id":7}']]
+    for compress in (False, True):
+        handle = JsonlFile(tmp_path / f"p{compress}.jsonl", compress=compress)
+        handle.open(0)
+        bounds = [0]
+        for page in pages:
+            handle.append(handle.encode_page(page))
+            bounds.append(handle.offset)
+        handle.close()
+        assert ids_in_file(handle.path, bounds[1], bounds[3], compress) == {"c", 7}
+        assert ids_in_file(handle.path, 0, bounds[1], compress) == {"a", "b"}
+        assert ids_in_file(handle.path, bounds[2], bounds[2], compress) == set()

@@ -1,8 +1,9 @@
 """De-duplication of a stream's pages by item ``id``, without I/O.
 
 Each stream keeps the ids it has written (a half of a split window starts with those of
-its parent, read back from the file); an item whose id is among them, or among the ids an
-earlier run of an incremental export wrote, is dropped. An item without a usable id (not
+its parent, and a resumed stream with its own from before the stop, read back from the
+file); an item whose id is among them, or among the ids an earlier run of an incremental
+export wrote, is dropped. The ids are let go when the stream ends. An item without a usable id (not
 an object, no string or integer ``id``, invalid UTF-8) is kept as sent and counted as
 ``unidentified``: it cannot be de-duplicated.
 """
@@ -85,8 +86,9 @@ def ids_written(
     path: Path, start: int, end: int, *, compress: bool, columns: list[str] | None
 ) -> set[str | int]:
     """The ids already in a data file between two page boundaries (blocking): what a half
-    of a split window must not write again. ``columns`` are a CSV file's (``None``: JSON
-    Lines), whose ids are strings, as :func:`dedupe_page` with ``text_ids`` compares them."""
+    of a split window, or a resumed stream, must not write again. ``columns`` are a CSV
+    file's (``None``: JSON Lines), whose ids are strings, as :func:`dedupe_page` with
+    ``text_ids`` compares them."""
     if columns is not None:
         return ids_in_csv(path, start, end, compress, columns)
     return ids_in_file(path, start, end, compress)

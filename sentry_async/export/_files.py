@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import contextlib
 import gzip
+import io
 import os
 import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Protocol
+from typing import IO, Any, Protocol, cast
 
 import msgspec
 
@@ -25,6 +26,7 @@ __all__ = [
     "now_iso",
     "parse_stamp",
     "project_stems",
+    "read_segment",
     "remove_checkpoint",
     "safe_stem",
     "sync_and_close",
@@ -122,21 +124,52 @@ def parse_stamp(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
+class _Segment(io.RawIOBase):
+    """The bytes of an open file between two offsets, read as a stream of their own."""
+
+    def __init__(self, fd: int, start: int, end: int) -> None:
+        super().__init__()
+        self._fd, self._at, self._end = fd, start, end
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        size = min(len(buffer), self._end - self._at)
+        if size <= 0:
+            return 0
+        data = os.pread(self._fd, size, self._at)
+        buffer[: len(data)] = data
+        self._at += len(data)
+        return len(data)
+
+
+_READ_BUFFER = 1 << 20
+
+
+@contextlib.contextmanager
+def read_segment(path: Path, start: int, end: int, compress: bool) -> Iterator[IO[bytes]]:
+    """The bytes written to ``path`` between two page boundaries (decompressed), as a
+    stream: a stream's pages may be gigabytes, of which a reader keeps only the ids."""
+    fd = open_no_follow(path, os.O_RDONLY, create=False, single_link=False)
+    try:
+        segment = io.BufferedReader(_Segment(fd, start, end), _READ_BUFFER)
+        stream = gzip.GzipFile(fileobj=segment, mode="rb") if compress else segment
+        yield cast(IO[bytes], stream)
+    finally:
+        os.close(fd)
+
+
 def ids_in_file(path: Path, start: int, end: int, compress: bool) -> set[str | int]:
     """The ids of the items written to ``path`` between two page boundaries."""
     if end <= start:
         return set()
-    fd = open_no_follow(path, os.O_RDONLY, create=False, single_link=False)
-    with os.fdopen(fd, "rb") as handle:
-        handle.seek(start)
-        data = handle.read(end - start)
-    if compress:
-        data = gzip.decompress(data)
     ids: set[str | int] = set()
-    for line in data.splitlines():
-        found = item_id(line)
-        if found is not None:
-            ids.add(found)
+    with read_segment(path, start, end, compress) as lines:
+        for line in lines:
+            found = item_id(line)
+            if found is not None:
+                ids.add(found)
     return ids
 
 

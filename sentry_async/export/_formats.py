@@ -28,7 +28,7 @@ import msgspec
 
 from ..models.discover import DiscoverMeta
 from ._checkpoint import Checkpoint, FileState
-from ._files import parse_stamp, safe_stem
+from ._files import parse_stamp, read_segment, safe_stem
 from ._splitting import Split
 from ._writer import JsonlFile, Line, fsync_dir, open_no_follow
 
@@ -120,17 +120,12 @@ def ids_in_csv(
     """The ``id`` column of the rows between two page boundaries (strings, as CSV has them)."""
     if end <= start or "id" not in columns:
         return set()
-    fd = open_no_follow(path, os.O_RDONLY, create=False, single_link=False)
-    with os.fdopen(fd, "rb") as handle:
-        handle.seek(start)
-        data = handle.read(end - start)
-    if compress:
-        data = gzip.decompress(data)
-    rows = list(csv.reader(io.StringIO(data.decode("utf-8"))))
-    if start == 0:
-        rows = rows[1:]
     index = list(columns).index("id")
-    return {row[index] for row in rows if len(row) > index}
+    with read_segment(path, start, end, compress) as data:
+        rows = csv.reader(io.TextIOWrapper(data, encoding="utf-8", newline=""))
+        if start == 0:
+            next(rows, None)
+        return {row[index] for row in rows if len(row) > index}
 
 
 class ParquetPart:

@@ -466,9 +466,16 @@ class Exporter:
             self.progress.part_done()
 
     async def _seen_before(self, state: StreamState) -> set[str | int]:
-        """Ids a half of a split window must not write again: those of its parent."""
+        """Ids a stream must not write again, read back from its file once, at its first
+        page of the run: a half of a split window's parent's, and a resumed stream's own
+        from before the stop, so that an item the server repeats across the checkpoint (a
+        late event shifting the offsets) is dropped as it is in a run that never stopped."""
         assert self._checkpoint is not None
-        if state.dedupe_from is None or not self._identify:
+        since = state.dedupe_from
+        if since is None and state.pages:
+            # Checkpoints of earlier versions did not record where a stream began.
+            since = state.first_offset if state.first_offset is not None else 0
+        if since is None or not self._identify:
             return set()
         await self._run.files.sync(state.file)
         file_state = self._checkpoint.files[state.file]
@@ -476,7 +483,7 @@ class Exporter:
             partial(
                 ids_written,
                 self.output / state.file,
-                state.dedupe_from,
+                since,
                 file_state.offset,
                 compress=self.spec.gzip,
                 columns=file_state.columns if self.spec.format == "csv" else None,
