@@ -10,6 +10,8 @@ an object, no string or integer ``id``, invalid UTF-8) is kept as sent and count
 
 from __future__ import annotations
 
+import csv
+import io
 import logging
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
@@ -17,10 +19,10 @@ from pathlib import Path
 
 import msgspec
 
-from ._files import ids_in_file, item_id
+from ._files import ids_in_file, item_id, read_segment
 from ._formats import ids_in_csv
 
-__all__ = ["PageItems", "dedupe_page", "ids_written", "log_dropped"]
+__all__ = ["PageItems", "dedupe_page", "ids_written", "log_dropped", "rows_written"]
 
 logger = logging.getLogger("sentry_async.export")
 
@@ -92,3 +94,15 @@ def ids_written(
     if columns is not None:
         return ids_in_csv(path, start, end, compress, columns)
     return ids_in_file(path, start, end, compress)
+
+
+def rows_written(path: Path, start: int, end: int, *, compress: bool, csv_rows: bool) -> int:
+    """How many items (lines, or CSV rows past the header) a data file holds between two
+    page boundaries (blocking)."""
+    if end <= start:
+        return 0
+    with read_segment(path, start, end, compress) as data:
+        if not csv_rows:
+            return sum(1 for _ in data)
+        rows = sum(1 for _ in csv.reader(io.TextIOWrapper(data, encoding="utf-8", newline="")))
+    return rows - 1 if start == 0 else rows

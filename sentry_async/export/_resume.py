@@ -21,6 +21,7 @@ __all__ = [
     "check_spec",
     "check_targets",
     "clear_export",
+    "cut_back",
     "make_output_dir",
     "open_existing",
     "reset_parts",
@@ -209,6 +210,16 @@ def check_spec(
     if not differences:
         differences = {"fingerprint": (recorded_fingerprint, fingerprint)}
     raise SpecMismatchError(str(output), differences)
+
+
+def cut_back(path: Path, length: int) -> None:
+    """Cut one data file back to ``length``, durably (blocking)."""
+    fd = open_no_follow(path, os.O_RDWR, create=False)
+    try:
+        os.ftruncate(fd, length)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def truncate_files(output: Path, checkpoint: Checkpoint) -> None:

@@ -49,7 +49,7 @@ from ._checkpoint import (
     save_checkpoint,
 )
 from ._datafiles import OpenFiles
-from ._dedupe import PageItems, dedupe_page, ids_written, log_dropped
+from ._dedupe import PageItems, dedupe_page, ids_written, log_dropped, rows_written
 from ._errors import CheckpointError, ExportDecodeError
 from ._files import now_iso, remove_checkpoint
 from ._formats import (
@@ -61,7 +61,7 @@ from ._lock import DirLock
 from ._manifest import Manifest, build_manifest, load_manifest, save_manifest
 from ._plan import pin_range, plan, request_slugs, server_identity, stream_pages
 from ._progress import Progress
-from ._resume import make_output_dir, open_existing
+from ._resume import cut_back, make_output_dir, open_existing
 from ._spec import ExportSpec, is_aggregate
 from ._splitting import MIN_SPLIT_WINDOW, Split, apply_split, halves, unservable_window
 
@@ -157,6 +157,8 @@ class Exporter:
         self._range: tuple[datetime, datetime] | None = None
         # Discover rows carry an id only when asked for; without it none can be de-duplicated.
         self._identify = spec.kind != "discover" or "id" in spec.fields
+        # Rows that cannot be skipped by id are cut off an appended file on a split.
+        self._cuts_rows = not self._identify and spec.format != "parquet"
         self._aggregates = spec.kind == "discover" and any(is_aggregate(f) for f in spec.fields)
         self._server = server if server is not None else server_identity(client)
         self._run = _Run(OpenFiles(self.output, format=spec.format, compress=spec.gzip))
@@ -271,11 +273,20 @@ class Exporter:
         run = self._run
         run.open_streams = Counter(state.file for state in pending)
         run.last_commit = time.monotonic()
-        alone = min(self.concurrency, len(pending)) == 1
+        lanes: dict[str, list[StreamState]] | None = None
+        if self._cuts_rows:
+            # A stream begun before a stop goes first: its rows end its file.
+            pending.sort(key=lambda state: not state.pages)
+            lanes = {}
+            for state in pending:
+                lanes.setdefault(state.file, []).append(state)
+        alone = min(self.concurrency, len(pending if lanes is None else lanes)) == 1
         run.read_ahead = ALONE_READ_AHEAD if alone else 0
         try:
             if alone:
                 await self._one_at_a_time(checkpoint, pending)
+            elif lanes is not None:
+                await self._in_lanes(checkpoint, lanes)
             else:
                 await self._side_by_side(checkpoint, pending)
         finally:
@@ -319,6 +330,45 @@ class Exporter:
         except DecodeError as exc:
             key = next((k for k, error in merged.failures.items() if error is exc), "?")
             raise self._decode_error(key, checkpoint, exc) from exc
+
+    async def _in_lanes(
+        self, checkpoint: Checkpoint, lanes: dict[str, list[StreamState]]
+    ) -> None:
+        """Streams whose rows are cut off their file when their window is split (see
+        :meth:`_drop_rows`): files side by side, each file's streams one after another, so
+        that the rows of the stream being walked are always the last ones in its file."""
+
+        def lane(states: list[StreamState]) -> Any:
+            return lambda: self._lane(checkpoint, states)
+
+        merged = fan_out(
+            ((name, lane(states)) for name, states in lanes.items()),
+            concurrency=self.concurrency,
+            buffer=self.concurrency,
+            errors="raise",
+        )
+        async with merged:
+            async for event in merged.events():
+                if isinstance(event, StreamItem):
+                    await self._handle(event.item)
+                del event
+
+    async def _lane(
+        self, checkpoint: Checkpoint, states: list[StreamState]
+    ) -> AsyncGenerator[StreamItem[str, _Item] | StreamDone[str], None]:
+        """The events of ``states``, walked one after another as :meth:`_one_at_a_time`
+        walks them."""
+        for state in states:
+            items = 0
+            try:
+                async with contextlib.aclosing(self._pages(state)) as pages:
+                    async for item in pages:
+                        items += 1
+                        yield StreamItem(state.key, item)
+                        del item
+            except DecodeError as exc:
+                raise self._decode_error(state.key, checkpoint, exc) from exc
+            yield StreamDone(state.key, items)
 
     async def _handle(self, event: StreamItem[str, _Item] | StreamDone[str]) -> None:
         """One event of the streams: a page to write, a window split, or a stream's end;
@@ -394,11 +444,14 @@ class Exporter:
         assert self._checkpoint is not None
         # The parent's first page records where it began once it is written.
         self.progress.wrote(await self._run.files.drain())
+        cut = await self._rows_to_drop(split.parent) if self._cuts_rows else None
         apply_split(self._checkpoint, split)
         if self.spec.format == "parquet":
             split_parts(self._checkpoint, split)
             await self._run.files.close(split.parent.file, sync=False)
             drop_unfinished(self.output / split.parent.file)
+        elif cut is not None:
+            await self._drop_rows(split.parent, cut)
         self._run.seen.pop(split.parent.key, None)
         logger.warning(
             "%s: the server cannot serve this window (%s); going on with %s",
@@ -407,6 +460,49 @@ class Exporter:
             " and ".join(part.key for part in split.parts),
         )
         self.progress.stream_split(len(split.parts))
+
+    async def _rows_to_drop(self, parent: StreamState) -> int | None:
+        """Where the rows a split window wrote begin in its file (``None``: it wrote none),
+        checked to be the file's last ones before anything is recorded."""
+        assert self._checkpoint is not None
+        start = parent.first_offset
+        if start is None or not parent.items:
+            return None
+        file_state = self._checkpoint.files[parent.file]
+        # fsynced: the rows before the parent's stay, and a checkpoint now covers them.
+        await self._run.files.close(parent.file)
+        path = self.output / parent.file
+        rows = await anyio.to_thread.run_sync(
+            partial(
+                rows_written,
+                path,
+                start,
+                file_state.offset,
+                compress=self.spec.gzip,
+                csv_rows=self.spec.format == "csv",
+            )
+        )
+        if rows != parent.items:
+            # Only a run of an earlier version interleaves the streams of a file.
+            raise CheckpointError(
+                f"stream {parent.key}: the server cannot serve its window, and its rows "
+                f"(without an id) are not the last ones in {path}, so they cannot be cut off "
+                "for its halves to write them again; start the export over (--restart)"
+            )
+        return start
+
+    async def _drop_rows(self, parent: StreamState, start: int) -> None:
+        """Cut the rows a split window wrote off its file: without an id, its halves cannot
+        skip them, and write them again (a Parquet part is dropped alike). The checkpoint
+        stops covering the rows before they go."""
+        assert self._checkpoint is not None
+        file_state = self._checkpoint.files[parent.file]
+        file_state.offset = start
+        file_state.items -= parent.items
+        parent.items = parent.duplicates = parent.unidentified = 0
+        with anyio.CancelScope(shield=True):
+            await self._commit()
+            await anyio.to_thread.run_sync(cut_back, self.output / parent.file, start)
 
     def _slugs(self) -> dict[str, str]:
         assert self._checkpoint is not None
