@@ -12,19 +12,26 @@ import argparse
 import contextlib
 import logging
 import os
+import signal
 import sys
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, TextIO, TypeVar
 
-import anyio
+try:
+    import anyio
 
-from ._protocol.hosts import DEFAULT_BASE_URL
-from ._query_command import add_query_parser
-from ._text import printable
-from ._version import __version__
+    from ._protocol.hosts import DEFAULT_BASE_URL
+    from ._query_command import add_query_parser
+    from ._text import printable
+    from ._version import __version__
+except KeyboardInterrupt:
+    # Ctrl-C while the command starts (these take the time): its line and exit code.
+    print("sentry-async: interrupted", file=sys.stderr)
+    raise SystemExit(130) from None
 
 __all__ = [
     "EXIT_API",
@@ -380,12 +387,48 @@ class _Terminated(Exception):
     """SIGTERM arrived; the export stopped as on Ctrl-C, checkpoint saved."""
 
 
+class _Interrupts:
+    """Ctrl-C once stops the command; from then on it is ignored (on the main thread, where
+    handlers can be set), so that a second one during the clean-up cannot turn its line
+    into a traceback. :meth:`restore` puts the handler back for a program around ``main``."""
+
+    def __init__(self) -> None:
+        self._previous: Any = None
+        self._ignoring = False
+
+    def ignore(self) -> None:
+        if not self._ignoring and threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+            self._ignoring = True
+
+    def restore(self) -> None:
+        if self._ignoring:
+            # None: the handler was not set from Python; the system's default then.
+            previous = self._previous if self._previous is not None else signal.SIG_DFL
+            signal.signal(signal.SIGINT, previous)
+            self._ignoring = False
+
+
 def main(
     argv: Sequence[str] | None = None, *, stdout: TextIO | None = None, stderr: TextIO | None = None
 ) -> int:
     """Run the command line; returns the exit code (see ``--help``)."""
-    out = stdout if stdout is not None else sys.stdout
     err = stderr if stderr is not None else sys.stderr
+    interrupts = _Interrupts()
+    try:
+        return _main(argv, stdout if stdout is not None else sys.stdout, err, interrupts)
+    except KeyboardInterrupt:
+        # Before the command began (parsing its arguments), or past its own handling.
+        interrupts.ignore()
+        print("sentry-async: interrupted", file=err)
+        return EXIT_INTERRUPTED
+    finally:
+        interrupts.restore()
+
+
+def _main(
+    argv: Sequence[str] | None, out: TextIO, err: TextIO, interrupts: _Interrupts
+) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     restore_logging = _setup_logging(args.quiet, args.verbose, err)
@@ -399,6 +442,7 @@ def main(
         run = _cli_run.run_query_command if args.command == "query" else _cli_run.run_export
         return anyio.run(run, args, token, out, backend="asyncio")
     except KeyboardInterrupt:
+        interrupts.ignore()
         print(f"sentry-async: interrupted{_how_to_go_on(args)}", file=err)
         return EXIT_INTERRUPTED
     except _Terminated:
