@@ -319,6 +319,9 @@ async def _write_rows(
             out.write(encoder.encode({k: _json_value(v) for k, v in row.items()}).decode())
             out.write("\n")
         count += 1
+    if writer is not None and count == 0 and columns:
+        # An empty answer is still a table: its header tells what it would hold.
+        writer.writerow(columns)
     return count
 
 
