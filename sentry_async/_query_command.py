@@ -3,7 +3,8 @@
 Analysts ask Sentry a question and want the answer as rows. Discover rows stream page by
 page in CSV and JSON Lines (constant memory, ``--limit`` to stop early); a terminal table
 needs every row for its column widths, so it shows at most ``--limit`` rows (100 by
-default). Server-controlled text shown on a terminal has its control characters escaped.
+default) and says on stderr when rows were left out. Server-controlled text shown on a
+terminal has its control characters escaped.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import csv
+import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TextIO
@@ -29,6 +31,7 @@ FORMATS = ("auto", "table", "csv", "json")
 TABLE_ROWS = 100
 """Rows a terminal table shows when ``--limit`` is not given."""
 
+logger = logging.getLogger("sentry_async.cli")
 
 
 def add_query_parser(
@@ -56,6 +59,12 @@ def add_query_parser(
         parser.add_argument(
             "--format", choices=FORMATS, default="auto", help="auto: table on a terminal, else csv"
         )
+        parser.add_argument(
+            "--limit",
+            type=int,
+            metavar="N",
+            help=f"stop after N rows (a terminal table: {TABLE_ROWS} unless given)",
+        )
         add_connection_args(parser)
         add_verbosity_args(parser)
 
@@ -68,7 +77,6 @@ def add_query_parser(
     discover.add_argument("--sort", action="append", metavar="FIELD", help="e.g. -count()")
     discover.add_argument("--dataset", help="errors, transactions, spans ...")
     discover.add_argument("--environment", action="append", metavar="ENV")
-    discover.add_argument("--limit", type=int, metavar="N", help="stop after N rows")
 
     stats = kinds.add_parser("stats", help="counts over time (events-stats)")
     common(stats)
@@ -192,8 +200,10 @@ async def check_projects(client: SentryClient, args: argparse.Namespace) -> None
 
 
 async def _discover_rows(
-    client: SentryClient, args: argparse.Namespace, columns: list[str]
+    client: SentryClient, args: argparse.Namespace, columns: list[str], limit: int | None = None
 ) -> AsyncGenerator[dict[str, Any], None]:
+    """The query's rows, at most ``limit``; ``columns`` is filled once the first page is in,
+    even a page without rows, so that an empty answer still has its header."""
     paginator = client.discover.query(
         args.org,
         fields=args.field,
@@ -202,7 +212,7 @@ async def _discover_rows(
         project=args.project,
         environment=args.environment,
         dataset=args.dataset,
-        limit=args.limit,
+        limit=limit,
         **_range(args),
     )
     async with contextlib.aclosing(paginator.pages()) as pages:
@@ -217,10 +227,11 @@ async def _discover_rows(
 
 
 async def _rows(
-    client: SentryClient, args: argparse.Namespace, columns: list[str]
+    client: SentryClient, args: argparse.Namespace, columns: list[str], limit: int | None
 ) -> AsyncGenerator[dict[str, Any], None]:
+    """Every row of the answer (Discover: at most ``limit``, which the query stops at)."""
     if args.query_kind == "discover":
-        async with contextlib.aclosing(_discover_rows(client, args, columns)) as discover:
+        async with contextlib.aclosing(_discover_rows(client, args, columns, limit)) as discover:
             async for row in discover:
                 yield row
         return
@@ -289,28 +300,55 @@ async def run_query(client: SentryClient, args: argparse.Namespace, out: TextIO)
     check_arguments(args)
     await check_projects(client, args)
     columns: list[str] = []
+    limit: int | None = getattr(args, "limit", None)
+    if fmt == "table":
+        limit = limit or TABLE_ROWS
+    # One row more than a table shows: whether it was cut, without fetching another page.
+    asked = limit + 1 if fmt == "table" and limit is not None else limit
     # Closed here, whatever ends the loop (a full table, a failed write), not later by
     # the event loop.
-    async with contextlib.aclosing(_rows(client, args, columns)) as rows:
+    async with contextlib.aclosing(_rows(client, args, columns, asked)) as rows:
         if fmt == "table":
-            limit = getattr(args, "limit", None) or TABLE_ROWS
+            assert limit is not None
             kept: list[dict[str, Any]] = []
+            more = False
             async for row in rows:
-                kept.append(row)
                 if len(kept) >= limit:
+                    more = True
                     break
+                kept.append(row)
             _table(columns or sorted({k for row in kept for k in row}), kept, out)
+            if more:
+                await _tell_cut(rows, len(kept), args.query_kind != "discover")
             return len(kept)
-        return await _write_rows(rows, columns, fmt, out)
+        return await _write_rows(rows, columns, fmt, out, limit=limit)
+
+
+async def _tell_cut(rest: AsyncIterator[dict[str, Any]], shown: int, counted: bool) -> None:
+    """Say on stderr that the table stopped before the answer did. Stats and usage answers
+    are in memory and counted; Discover's next pages are not fetched to count them."""
+    hint = "use --limit N or --format csv for more"
+    if counted:
+        total = shown + 1 + sum([1 async for _ in rest])
+        logger.warning("showing %d of %d rows; %s", shown, total, hint)
+    else:
+        logger.warning("showing %d rows, more remain; %s", shown, hint)
 
 
 async def _write_rows(
-    rows: AsyncIterator[dict[str, Any]], columns: list[str], fmt: str, out: TextIO
+    rows: AsyncIterator[dict[str, Any]],
+    columns: list[str],
+    fmt: str,
+    out: TextIO,
+    *,
+    limit: int | None = None,
 ) -> int:
     writer = csv.writer(out, lineterminator="\n") if fmt == "csv" else None
     encoder = msgspec.json.Encoder()
     count = 0
     async for row in rows:
+        if limit is not None and count >= limit:
+            break
         if writer is not None:
             if count == 0:
                 writer.writerow(columns)

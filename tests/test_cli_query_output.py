@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from functools import partial
@@ -87,3 +86,52 @@ async def test_an_empty_discover_answer_in_csv_is_its_header() -> None:
         code, out, err = await _run([*DISCOVER, "--field", "title", "--field", "count()"], url)
     assert code == 0, err
     assert out == "title,count()\n"
+
+
+def _hourly(buckets: int) -> dict[str, Any]:
+    return {"data": [[T0 + n * HOUR, [{"count": n}]] for n in range(buckets)]}
+
+
+async def test_a_stats_table_cut_short_says_so_and_takes_a_limit() -> None:
+    argv = ["query", "stats", "--org", "acme", "--period", "7d", "--interval", "1h"]
+    async with _sentry(stats=_hourly(168)) as url:
+        code, out, err = await _run(argv, url, out=_Terminal())
+        assert code == 0, err
+        assert len(out.splitlines()) == 2 + 100
+        assert "showing 100 of 168 rows" in err
+        code, out, err = await _run([*argv, "--limit", "200"], url, out=_Terminal())
+        assert code == 0, err
+        assert len(out.splitlines()) == 2 + 168 and "showing" not in err
+        code, out, err = await _run([*argv, "--limit", "5"], url)
+    assert code == 0, err
+    assert len(list(csv.reader(io.StringIO(out)))) == 1 + 5
+
+
+async def test_a_usage_table_takes_a_limit_and_tells_when_cut() -> None:
+    usage = {
+        "intervals": [f"2026-01-{day:02d}T00:00:00Z" for day in range(1, 4)],
+        "groups": [
+            {"by": {"outcome": "accepted"}, "totals": {"sum(quantity)": 6},
+             "series": {"sum(quantity)": [1, 2, 3]}},
+        ],
+    }  # fmt: skip
+    argv = ["query", "usage", "--org", "acme", "--group-by", "outcome", "--category", "error"]
+    async with _sentry(usage=usage) as url:
+        code, out, err = await _run([*argv, "--limit", "2"], url, out=_Terminal())
+    assert code == 0, err
+    assert len(out.splitlines()) == 2 + 2
+    assert "showing 2 of 3 rows" in err
+
+
+async def test_a_discover_table_cut_short_says_so() -> None:
+    rows = [{"id": f"e{n}"} for n in range(5)]
+    pages = [{"data": rows[:3], "meta": {"fields": {"id": "string"}}},
+             {"data": rows[3:], "meta": {"fields": {"id": "string"}}}]  # fmt: skip
+    async with _sentry(pages) as url:
+        code, out, err = await _run([*DISCOVER, "--field", "id", "--limit", "2"], url, _Terminal())
+        assert code == 0, err
+        assert [line.strip() for line in out.splitlines()[2:]] == ["e0", "e1"]
+        assert "showing 2 rows" in err
+        code, out, err = await _run([*DISCOVER, "--field", "id", "--limit", "5"], url, _Terminal())
+    assert code == 0, err
+    assert len(out.splitlines()) == 2 + 5 and "showing" not in err
