@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import csv
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable, Sequence
 from datetime import datetime
@@ -19,6 +18,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 import msgspec
 
+from ._csv import cell, row_writer
 from ._text import printable
 from .tables import events_stats_rows, usage_rows
 
@@ -268,22 +268,8 @@ async def _rows(
         yield row
 
 
-def _cell(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    if isinstance(value, (bool, int, float)):
-        return str(value).lower() if isinstance(value, bool) else str(value)
-    return msgspec.json.encode(value).decode()
-
-
 def _table(columns: Sequence[str], rows: Iterable[dict[str, Any]], out: TextIO) -> None:
-    cells = [[printable(_cell(row.get(name))) for name in columns] for row in rows]
+    cells = [[printable(cell(row.get(name))) for name in columns] for row in rows]
     header = [printable(name) for name in columns]
     widths = [max([len(h), *(len(r[i]) for r in cells)]) for i, h in enumerate(header)]
     print("  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)).rstrip(), file=out)
@@ -343,7 +329,7 @@ async def _write_rows(
     *,
     limit: int | None = None,
 ) -> int:
-    writer = csv.writer(out, lineterminator="\n") if fmt == "csv" else None
+    writer = row_writer(out) if fmt == "csv" else None
     encoder = msgspec.json.Encoder()
     count = 0
     async for row in rows:
@@ -351,15 +337,15 @@ async def _write_rows(
             break
         if writer is not None:
             if count == 0:
-                writer.writerow(columns)
-            writer.writerow([_cell(row.get(name)) for name in columns])
+                writer(columns)
+            writer([cell(row.get(name)) for name in columns])
         else:
             out.write(encoder.encode({k: _json_value(v) for k, v in row.items()}).decode())
             out.write("\n")
         count += 1
     if writer is not None and count == 0 and columns:
         # An empty answer is still a table: its header tells what it would hold.
-        writer.writerow(columns)
+        writer(columns)
     return count
 
 

@@ -8,14 +8,17 @@ import io
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import anyio
+import msgspec
 import pytest
 from _local_server import local_app
 from aiohttp import web
 
 from sentry_async.cli import main
+from sentry_async.export._formats import CsvFile
 
 TOKEN = "sntrys_query-output-token-0123456789abcdef0123456789abcdef"
 HOUR = 3600
@@ -135,3 +138,38 @@ async def test_a_discover_table_cut_short_says_so() -> None:
         code, out, err = await _run([*DISCOVER, "--field", "id", "--limit", "5"], url, _Terminal())
     assert code == 0, err
     assert len(out.splitlines()) == 2 + 5 and "showing" not in err
+
+
+FLOATS = {"d": 2.0, "tiny": 1e-07, "big": 1.2345678901234566e25, "exact": 9007199254740993,
+          "half": 2.5, "whole": 1e15}  # fmt: skip
+
+
+async def test_csv_numbers_are_written_without_invented_digits() -> None:
+    page = {"data": [FLOATS], "meta": {"fields": dict.fromkeys(FLOATS, "number")}}
+    fields = [arg for name in FLOATS for arg in ("--field", name)]
+    async with _sentry([page]) as url:
+        code, out, err = await _run([*DISCOVER, *fields], url)
+    assert code == 0, err
+    header, row = csv.reader(io.StringIO(out))
+    assert dict(zip(header, row, strict=True)) == {
+        "d": "2",
+        "tiny": "1e-07",
+        "big": "1.2345678901234566e+25",
+        "exact": "9007199254740993",
+        "half": "2.5",
+        "whole": "1000000000000000",
+    }
+    assert all(float(row[i]) == float(FLOATS[name]) for i, name in enumerate(header))
+
+
+async def test_query_and_export_csv_write_the_same_value_the_same_way(tmp_path: Path) -> None:
+    row = {**FLOATS, "ok": True, "none": None, "tags": ["a", "b"], "cr": "a\rb", "nl": "c\nd"}
+    page = {"data": [row], "meta": {"fields": {"ok": "boolean"}}}
+    fields = [arg for name in row for arg in ("--field", name)]
+    async with _sentry([page]) as url:
+        code, out, err = await _run([*DISCOVER, *fields], url)
+    assert code == 0, err
+    exported = CsvFile(tmp_path / "rows.csv", compress=False, columns=list(row))
+    assert exported.encode_page([msgspec.json.encode(row)]).decode() == out
+    header, cells = csv.reader(io.StringIO(out, newline=""))
+    assert header == list(row) and cells[-2:] == ["a\rb", "c\nd"], "a lone CR reads back"

@@ -1,5 +1,6 @@
 """Discover rows as CSV (appended per page) or Parquet (one immutable part per window).
 
+CSV cells are written as ``sentry-async query`` writes them (one formatter for both).
 CSV keeps the JSON Lines guarantees as they are: a page is appended whole (with gzip, as
 one member), so the length after any page is a row boundary the checkpoint records and a
 resume cuts back to. The header is written with a file's first page.
@@ -26,6 +27,7 @@ from typing import Any, BinaryIO, Literal
 
 import msgspec
 
+from .._csv import cell, row_writer
 from ..models.discover import DiscoverMeta
 from ._checkpoint import Checkpoint, FileState
 from ._files import parse_stamp, read_segment, safe_stem
@@ -80,16 +82,6 @@ def part_name(stem: str, start: datetime, end: datetime) -> str:
     return f"{stem}.{start.strftime(fmt)}-{end.strftime(fmt)}.parquet"
 
 
-def _cell(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (str, int, float)):
-        return str(value)
-    return msgspec.json.encode(value).decode()
-
-
 class CsvFile(JsonlFile):
     """A data file of CSV rows; ``columns`` are set from the first page (or the checkpoint)."""
 
@@ -100,14 +92,14 @@ class CsvFile(JsonlFile):
     def encode_page(self, items: Sequence[Line]) -> bytes:
         assert self.columns is not None
         text = io.StringIO()
-        writer = csv.writer(text, lineterminator="\n")
+        write = row_writer(text)
         if self.offset == 0:
-            writer.writerow(self.columns)
+            write(self.columns)
         for item in items:
             row = _ANY.decode(item)
             if not isinstance(row, dict):
                 row = {}
-            writer.writerow([_cell(row.get(name)) for name in self.columns])
+            write([cell(row.get(name)) for name in self.columns])
         data = text.getvalue().encode("utf-8")
         if data and self.compress:
             data = gzip.compress(data, compresslevel=6, mtime=0)
