@@ -166,6 +166,8 @@ def _spec_from_args(args: argparse.Namespace) -> ExportSpec:
         raise _UsageError("--field is for 'export discover'")
     if args.format != "jsonl" and args.kind != "discover":
         raise _UsageError("--format csv/parquet is for 'export discover'")
+    if args.csv_escape_formulas and args.format != "csv":
+        raise _UsageError("--csv-escape-formulas is for --format csv")
     if args.format == "parquet":
         try:
             check_arrow()
@@ -196,6 +198,7 @@ def _spec_from_args(args: argparse.Namespace) -> ExportSpec:
             window=window,
             gzip=args.gzip,
             format=args.format,
+            csv_escape_formulas=args.csv_escape_formulas,
         )
     except ValueError as exc:
         raise _spec_error(exc, args) from None

@@ -6,6 +6,11 @@ booleans ``true``/``false``, integers exact, a whole float below 2**53 without i
 shortest round-trip form, so ``1.2345678901234566e+25`` is not printed as 26 digits of
 which 9 were never sent. Nested values are their JSON text.
 
+Text is written as sent: it is data. A cell that begins with ``=``, ``+``, ``-``, ``@``,
+a tab or a carriage return is run as a formula by spreadsheets, and titles and messages
+come from whoever triggered the error; ``escape_formulas`` prefixes such text cells with
+``'`` (OWASP's advice), which spreadsheets show as text.
+
 Rows end with ``\n``. Python's ``csv`` (before 3.13) then leaves a cell holding a lone
 ``\r`` unquoted, which no reader reads back; :func:`row_writer` quotes such a row whole.
 """
@@ -19,17 +24,22 @@ from typing import Any, TextIO
 
 import msgspec
 
-__all__ = ["cell", "row_writer"]
+__all__ = ["FORMULA_STARTS", "cell", "row_writer"]
+
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+"""What a spreadsheet takes for the start of a formula."""
 
 _EXACT_FLOAT = 2**53
 """Below this a whole float is an exact integer; above it, its integer digits are made up."""
 
 
-def cell(value: Any) -> str:
+def cell(value: Any, *, escape_formulas: bool = False) -> str:
     """``value`` as the text of one CSV cell."""
     if value is None:
         return ""
     if isinstance(value, str):
+        if escape_formulas and value.startswith(FORMULA_STARTS):
+            return "'" + value
         return value
     if isinstance(value, bool):
         return "true" if value else "false"

@@ -65,6 +65,12 @@ def add_query_parser(
             metavar="N",
             help=f"stop after N rows (a terminal table: {TABLE_ROWS} unless given)",
         )
+        parser.add_argument(
+            "--csv-escape-formulas",
+            action="store_true",
+            help="CSV: prefix text cells that start with = + - @ tab or CR with ' so that "
+            "spreadsheets show them as text instead of running them",
+        )
         add_connection_args(parser)
         add_verbosity_args(parser)
 
@@ -307,7 +313,8 @@ async def run_query(client: SentryClient, args: argparse.Namespace, out: TextIO)
             if more:
                 await _tell_cut(rows, len(kept), args.query_kind != "discover")
             return len(kept)
-        return await _write_rows(rows, columns, fmt, out, limit=limit)
+        escape = bool(getattr(args, "csv_escape_formulas", False))
+        return await _write_rows(rows, columns, fmt, out, limit=limit, escape_formulas=escape)
 
 
 async def _tell_cut(rest: AsyncIterator[dict[str, Any]], shown: int, counted: bool) -> None:
@@ -328,6 +335,7 @@ async def _write_rows(
     out: TextIO,
     *,
     limit: int | None = None,
+    escape_formulas: bool = False,
 ) -> int:
     writer = row_writer(out) if fmt == "csv" else None
     encoder = msgspec.json.Encoder()
@@ -338,7 +346,7 @@ async def _write_rows(
         if writer is not None:
             if count == 0:
                 writer(columns)
-            writer([cell(row.get(name)) for name in columns])
+            writer([cell(row.get(n), escape_formulas=escape_formulas) for n in columns])
         else:
             out.write(encoder.encode({k: _json_value(v) for k, v in row.items()}).decode())
             out.write("\n")

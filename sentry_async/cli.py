@@ -202,6 +202,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="discover: JSON Lines (default), CSV, or Parquet parts typed from Discover's meta",
     )
     exporter.add_argument(
+        "--csv-escape-formulas",
+        action="store_true",
+        help="with --format csv: prefix text cells that start with = + - @ tab or CR with ' "
+        "so that spreadsheets show them as text instead of running them",
+    )
+    exporter.add_argument(
         "--window",
         metavar="DURATION",
         help="events, discover: split the range into windows of DURATION, each with its own "

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from functools import partial
@@ -173,3 +174,28 @@ async def test_query_and_export_csv_write_the_same_value_the_same_way(tmp_path: 
     assert exported.encode_page([msgspec.json.encode(row)]).decode() == out
     header, cells = csv.reader(io.StringIO(out, newline=""))
     assert header == list(row) and cells[-2:] == ["a\rb", "c\nd"], "a lone CR reads back"
+
+
+FORMULAS = ["=HYPERLINK(\"http://x\",\"y\")", "+1", "-2+3", "@SUM(A1)", "\tx", "\rx", "plain"]
+
+
+async def test_csv_keeps_formulas_as_sent_unless_asked_to_escape_them() -> None:
+    page = {
+        "data": [{"title": text, "count()": -3} for text in FORMULAS],
+        "meta": {"fields": {"title": "string", "count()": "integer"}},
+    }
+    argv = [*DISCOVER, "--field", "title", "--field", "count()"]
+    async with _sentry([page]) as url:
+        code, plain, err = await _run(argv, url)
+        assert code == 0, err
+        code, escaped, err = await _run([*argv, "--csv-escape-formulas"], url)
+    assert code == 0, err
+    assert [row[0] for row in list(csv.reader(io.StringIO(plain)))[1:]] == FORMULAS
+    rows = list(csv.reader(io.StringIO(escaped)))[1:]
+    assert [row[0] for row in rows] == [*("'" + text for text in FORMULAS[:-1]), "plain"]
+    assert {row[1] for row in rows} == {"-3"}, "numbers are numbers, not formulas"
+    async with _sentry([page]) as url:
+        argv = [*argv, "--csv-escape-formulas", "--format", "json"]
+        code, out, err = await _run(argv, url)
+    assert code == 0, err
+    assert [json.loads(line)["title"] for line in out.splitlines()] == FORMULAS, "JSON is data"

@@ -397,3 +397,50 @@ async def test_a_window_split_without_ids_writes_its_rows_once(
     assert manifest.items == sum(rows.values()) == sum(f.items for f in manifest.files)
     for file in manifest.files:
         assert (out / file.path).stat().st_size == file.bytes
+
+
+async def test_csv_export_escapes_formulas_only_when_asked_and_a_resume_checks_it(
+    fake_sentry_factory: Factory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Titles come from whoever triggered the error: as data they are written as sent; with
+    --csv-escape-formulas a spreadsheet shows them as text instead of running them."""
+    server = await fake_sentry_factory(orgs=0)
+    project = server.builder.add_organization("acme").add_project("backend")
+    titles = ['=HYPERLINK("http://x","y")', "+1", "-cmd", "@SUM(A1)", "\tx", "KeyError: a"]
+    for title in titles:
+        project.add_issue(title, events=1)
+    monkeypatch.setenv("SENTRY_AUTH_TOKEN", server.token)
+    argv = ["export", "discover", "--org", "acme", "--field", "title", "--field", "id",
+            "--since", (FIXED_NOW - timedelta(days=14)).isoformat(), "--until",
+            (FIXED_NOW + timedelta(hours=1)).isoformat(), "--window", "none",
+            "--format", "csv", "--base-url", server.url, "--quiet"]  # fmt: skip
+
+    def run(*more: str) -> tuple[int, str]:
+        err = io.StringIO()
+        code = main([*argv, *more], stdout=io.StringIO(), stderr=err)
+        return code, err.getvalue()
+
+    def titles_in(directory: Path) -> list[str]:
+        with (directory / "backend.csv").open(newline="") as handle:
+            return sorted(row["title"] for row in csv.DictReader(handle))
+
+    with anyio.fail_after(30):
+        code, err = await anyio.to_thread.run_sync(run, "-o", str(tmp_path / "plain"))
+        assert code == 0, err
+        code, err = await anyio.to_thread.run_sync(run, "-o", str(tmp_path / "safe"),
+                                                   "--csv-escape-formulas")  # fmt: skip
+        assert code == 0, err
+        mixed = await anyio.to_thread.run_sync(run, "-o", str(tmp_path / "safe"), "--resume")
+        wrong = await anyio.to_thread.run_sync(run, "-o", str(tmp_path / "j"), "--format",
+                                               "jsonl", "--csv-escape-formulas")  # fmt: skip
+    assert titles_in(tmp_path / "plain") == sorted(titles)
+    escaped = ["'" + t if t[0] in "=+-@\t" else t for t in titles]
+    assert titles_in(tmp_path / "safe") == sorted(escaped)
+    assert mixed[0] != 0 and "csv_escape_formulas" in mixed[1], "a resume without it is refused"
+    assert wrong[0] == 2 and "--csv-escape-formulas" in wrong[1]
+    assert ExportSpec(kind="discover", org=ORG, format="csv").canonical() == ExportSpec(
+        kind="discover", org=ORG, format="csv", csv_escape_formulas=False
+    ).canonical(), "exports begun before the option still resume"
+    with pytest.raises(ValueError, match="format='csv'"):
+        ExportSpec(kind="discover", org=ORG, format="parquet", csv_escape_formulas=True)
+

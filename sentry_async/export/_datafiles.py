@@ -86,12 +86,19 @@ class OpenFiles:
     at once; by default :func:`open_file_budget`)."""
 
     def __init__(
-        self, output: Path, *, format: str, compress: bool, max_open: int | None = None
+        self,
+        output: Path,
+        *,
+        format: str,
+        compress: bool,
+        max_open: int | None = None,
+        escape_formulas: bool = False,
     ) -> None:
         self.output = output
         self.max_open = max_open if max_open is not None else open_file_budget()
         self.format = format
         self.compress = compress
+        self.escape_formulas = escape_formulas
         self._files: dict[str, DataFile] = {}
         self._thread: ThreadPoolExecutor | None = None
         self._queued: deque[Future[None]] = deque()
@@ -229,6 +236,7 @@ class OpenFiles:
                         file_state,
                         format=self.format,
                         compress=self.compress,
+                        escape_formulas=self.escape_formulas,
                     )
                 )
             else:

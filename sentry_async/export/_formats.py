@@ -85,9 +85,17 @@ def part_name(stem: str, start: datetime, end: datetime) -> str:
 class CsvFile(JsonlFile):
     """A data file of CSV rows; ``columns`` are set from the first page (or the checkpoint)."""
 
-    def __init__(self, path: Path, *, compress: bool, columns: list[str] | None) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        compress: bool,
+        columns: list[str] | None,
+        escape_formulas: bool = False,
+    ) -> None:
         super().__init__(path, compress=compress)
         self.columns = columns
+        self.escape_formulas = escape_formulas
 
     def encode_page(self, items: Sequence[Line]) -> bytes:
         assert self.columns is not None
@@ -99,7 +107,7 @@ class CsvFile(JsonlFile):
             row = _ANY.decode(item)
             if not isinstance(row, dict):
                 row = {}
-            write([cell(row.get(name)) for name in self.columns])
+            write([cell(row.get(n), escape_formulas=self.escape_formulas) for n in self.columns])
         data = text.getvalue().encode("utf-8")
         if data and self.compress:
             data = gzip.compress(data, compresslevel=6, mtime=0)
@@ -234,13 +242,18 @@ class ParquetPart:
 DataFile = JsonlFile | ParquetPart
 
 
-def open_data_file(path: Path, file_state: FileState, *, format: str, compress: bool) -> DataFile:
-    """The data file ``path`` of a format, opened at its committed length (blocking)."""
+def open_data_file(
+    path: Path, file_state: FileState, *, format: str, compress: bool, escape_formulas: bool = False
+) -> DataFile:
+    """The data file ``path`` of a format, opened at its committed length (blocking);
+    ``escape_formulas``: CSV text cells a spreadsheet would run are prefixed with ``'``."""
     handle: DataFile
     if format == "parquet":
         handle = ParquetPart(path)
     elif format == "csv":
-        handle = CsvFile(path, compress=compress, columns=file_state.columns)
+        handle = CsvFile(
+            path, compress=compress, columns=file_state.columns, escape_formulas=escape_formulas
+        )
     else:
         handle = JsonlFile(path, compress=compress)
     handle.open(file_state.offset)

@@ -161,7 +161,14 @@ class Exporter:
         self._cuts_rows = not self._identify and spec.format != "parquet"
         self._aggregates = spec.kind == "discover" and any(is_aggregate(f) for f in spec.fields)
         self._server = server if server is not None else server_identity(client)
-        self._run = _Run(OpenFiles(self.output, format=spec.format, compress=spec.gzip))
+        self._run = _Run(
+            OpenFiles(
+                self.output,
+                format=spec.format,
+                compress=spec.gzip,
+                escape_formulas=spec.csv_escape_formulas,
+            )
+        )
         self._skip = frozenset(skip_ids)
 
     @property

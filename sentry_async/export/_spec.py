@@ -56,6 +56,8 @@ class ExportSpec:
     ``start="2026-01-01"`` (UTC when no offset). ``gzip`` writes ``.jsonl.gz`` files.
     ``format`` (Discover only): ``"jsonl"``, ``"csv"`` (a header, then one row per line)
     or ``"parquet"`` (one part per window, typed from Discover's ``meta``; needs pyarrow).
+    ``csv_escape_formulas`` (CSV only) prefixes text cells that a spreadsheet would run as a
+    formula (starting with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return) with ``'``.
     """
 
     kind: ExportKind
@@ -72,6 +74,7 @@ class ExportSpec:
     full: bool = True
     page_size: int = 100
     format: ExportFormat = "jsonl"
+    csv_escape_formulas: bool = False
 
     def __post_init__(self) -> None:
         if self.kind not in _KINDS:
@@ -82,6 +85,8 @@ class ExportSpec:
             raise ValueError(f"format={self.format!r} is for kind='discover' (rows with columns)")
         if self.format == "parquet" and self.gzip:
             raise ValueError("gzip is for jsonl and csv; Parquet compresses its own columns")
+        if self.csv_escape_formulas and self.format != "csv":
+            raise ValueError("csv_escape_formulas is for format='csv'")
         check_slug(self.org, "org")
         if self.projects is not None:
             object.__setattr__(self, "projects", _unique(self.projects, "project"))
@@ -183,6 +188,9 @@ class ExportSpec:
         if self.format != "jsonl":
             # Left out for JSON Lines: exports begun before formats existed still resume.
             out["format"] = self.format
+        if self.csv_escape_formulas:
+            # Left out when off: exports begun before the option existed still resume.
+            out["csv_escape_formulas"] = True
         if server is not None:
             out["server"] = server
         return out
