@@ -4,7 +4,8 @@ Analysts ask Sentry a question and want the answer as rows. Discover rows stream
 page in CSV and JSON Lines (constant memory, ``--limit`` to stop early); a terminal table
 needs every row for its column widths, so it shows at most ``--limit`` rows (100 by
 default) and says on stderr when rows were left out. Server-controlled text shown on a
-terminal has its control characters escaped.
+terminal has its control characters escaped, and columns are aligned by the display width
+of their text (East Asian wide characters take two columns).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import unicodedata
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TextIO
@@ -274,14 +276,41 @@ async def _rows(
         yield row
 
 
+_ZWJ = "\u200d"
+"""Zero-width joiner: what an emoji sequence (a family, a flag with a sign) is joined by."""
+
+
+def _width(text: str) -> int:
+    """Display columns of ``text`` on a terminal: East Asian wide and fullwidth characters
+    take two, combining marks and joiners none, and so does what a joiner joins (an emoji
+    sequence shows as one emoji)."""
+    width = 0
+    joined = False
+    for char in text:
+        if not joined and char != _ZWJ and unicodedata.category(char) not in ("Mn", "Me"):
+            width += 2 if unicodedata.east_asian_width(char) in ("W", "F") else 1
+        joined = char == _ZWJ
+    return width
+
+
+def _shown(text: str) -> str:
+    """``text`` for the table: control and format characters escaped except the joiner of
+    emoji sequences, which changes no layout."""
+    return _ZWJ.join(printable(part) for part in text.split(_ZWJ))
+
+
+def _pad(text: str, width: int) -> str:
+    return text + " " * (width - _width(text))
+
+
 def _table(columns: Sequence[str], rows: Iterable[dict[str, Any]], out: TextIO) -> None:
-    cells = [[printable(cell(row.get(name))) for name in columns] for row in rows]
-    header = [printable(name) for name in columns]
-    widths = [max([len(h), *(len(r[i]) for r in cells)]) for i, h in enumerate(header)]
-    print("  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)).rstrip(), file=out)
+    cells = [[_shown(cell(row.get(name))) for name in columns] for row in rows]
+    header = [_shown(name) for name in columns]
+    widths = [max([_width(h), *(_width(r[i]) for r in cells)]) for i, h in enumerate(header)]
+    print("  ".join(_pad(h, w) for h, w in zip(header, widths, strict=True)).rstrip(), file=out)
     print("  ".join("-" * w for w in widths), file=out)
     for row in cells:
-        print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip(), file=out)
+        print("  ".join(_pad(c, w) for c, w in zip(row, widths, strict=True)).rstrip(), file=out)
 
 
 async def run_query(client: SentryClient, args: argparse.Namespace, out: TextIO) -> int:

@@ -199,3 +199,44 @@ async def test_csv_keeps_formulas_as_sent_unless_asked_to_escape_them() -> None:
         code, out, err = await _run(argv, url)
     assert code == 0, err
     assert [json.loads(line)["title"] for line in out.splitlines()] == FORMULAS, "JSON is data"
+
+
+def _display_width(text: str) -> int:
+    import unicodedata
+
+    return sum(2 if unicodedata.east_asian_width(char) in "WF" else 1 for char in text)
+
+
+async def test_a_table_aligns_wide_characters_and_keeps_emoji_sequences() -> None:
+    family = "\U0001f468\u200d\U0001f469\u200d\U0001f467"
+    titles = ["日本語のエラー", f"family {family} crash", "ascii", "bidi \u202e evil"]
+    page = {
+        "data": [{"title": title, "count()": n} for n, title in enumerate(titles)],
+        "meta": {"fields": {"title": "string", "count()": "integer"}},
+    }
+    async with _sentry([page]) as url:
+        argv = [*DISCOVER, "--field", "title", "--field", "count()"]
+        code, out, err = await _run(argv, url, _Terminal())
+    assert code == 0, err
+    _, rule, *body = out.splitlines()
+    assert f"family {family} crash" in body[1], "the joiners stay: one emoji, not escapes"
+    assert "\\u202e" in body[3] and "\u202e" not in out, "a bidi override is still escaped"
+    # Where the count column starts, in display columns: the same on every line.
+    count_at = len(rule.split("  ")[0]) + 2
+    starts = [_display_width(body[0].rsplit("  ", 1)[0]) + 2]
+    starts += [_display_width(line.rsplit("  ", 1)[0]) + 2 for line in (body[2], body[3])]
+    assert starts == [count_at] * 3
+    assert body[0].startswith("日本語のエラー" + " " * (count_at - 2 - 14))
+
+
+def test_display_width_counts_wide_characters_twice_and_joined_emoji_once() -> None:
+    from sentry_async._query_command import _width
+
+    family = "\U0001f468\u200d\U0001f469\u200d\U0001f467"
+    assert [_width(text) for text in ("日本語", family, "e\u0301", "abc", "\uff46\uff55\uff4c\uff4c")] == [
+        6,
+        2,
+        1,
+        3,
+        8,
+    ]
