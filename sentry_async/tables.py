@@ -409,28 +409,28 @@ def usage_rows(usage: UsageStats) -> list[dict[str, Any]]:
 
 
 def usage_table(usage: UsageStats) -> pa.Table:
-    """:func:`usage_rows` as a table; quantities are int64 where every value is whole."""
+    """:func:`usage_rows` as a table; a quantity column is int64 where every value is whole
+    (counts, bytes: exact past 2**53, never through float64), float64 otherwise."""
     pa = _pa()
     keys, per_interval, fields = _usage_columns(usage)
-    columns = [(key, pa.string()) for key in keys]
+    rows = usage_rows(usage)
+    columns = {key: pa.array([row[key] for row in rows], type=pa.string()) for key in keys}
     if per_interval:
-        columns.append(("interval", pa.timestamp("us", tz="UTC")))
-    columns += [(name, pa.float64()) for name in fields]
-    table = pa.Table.from_pylist(usage_rows(usage), schema=pa.schema(columns))
-    return _narrow_integers(pa, table, fields)
+        stamps = [row["interval"] for row in rows]
+        columns["interval"] = pa.array(stamps, type=pa.timestamp("us", tz="UTC"))
+    for name in fields:
+        columns[name] = _quantities(pa, [row[name] for row in rows])
+    return pa.table(columns)
 
 
-def _narrow_integers(pa: Any, table: Any, names: list[str]) -> Any:
-    """Quantities are integers when every value is one (counts, bytes); else float64."""
-    compute = importlib.import_module("pyarrow.compute")
-    for name in names:
-        column = table.column(name)
-        valid = column.drop_null()
-        if len(valid) and not compute.all(compute.equal(valid, compute.floor(valid))).as_py():
-            continue
-        index = table.schema.get_field_index(name)
-        table = table.set_column(index, pa.field(name, pa.int64()), column.cast(pa.int64()))
-    return table
+def _quantities(pa: Any, values: list[Any]) -> Any:
+    """Quantities as int64 when every value is whole and fits, else float64."""
+    if all(_whole(value) for value in values):
+        with contextlib.suppress(pa.ArrowInvalid, OverflowError):
+            return pa.array(
+                [None if value is None else int(value) for value in values], type=pa.int64()
+            )
+    return pa.array([None if v is None else float(v) for v in values], type=pa.float64())
 
 
 def to_polars(table: pa.Table) -> Any:

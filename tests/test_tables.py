@@ -385,3 +385,26 @@ async def test_a_page_is_let_go_before_the_next_one_is_fetched() -> None:
             rows += batch.num_rows
     assert rows == 9
     assert fetch.alive_when_asked == [0, 0, 0]
+
+
+def test_usage_quantities_beyond_2_to_the_53_stay_exact_integers() -> None:
+    """Byte sums of attachments over a long period pass 2**53: as int64 they stay exact,
+    instead of going through float64 (which refused them)."""
+    big = 2**53 + 1
+    usage = msgspec.json.decode(
+        b'{"intervals":["2026-01-01T00:00:00Z","2026-01-02T00:00:00Z"],'
+        b'"groups":[{"by":{"category":"attachment"},"totals":{"sum(quantity)":%d,"n":2.5},'
+        b'"series":{"sum(quantity)":[%d,0],"n":[2.5]}}]}' % (big, big),
+        type=UsageStats,
+    )
+    table = usage.to_arrow()
+    assert table.schema.field("sum(quantity)").type == pa.int64()
+    assert table.column("sum(quantity)").to_pylist() == [big, 0]
+    assert table.schema.field("n").type == pa.float64()
+    assert table.column("n").to_pylist() == [2.5, None]
+    whole = msgspec.json.decode(
+        b'{"intervals":[],"groups":[{"by":{"project":1},"totals":{"sum(quantity)":3.0}}]}',
+        type=UsageStats,
+    )
+    assert whole.to_arrow().column("sum(quantity)").to_pylist() == [3]
+    assert whole.to_arrow().schema.field("sum(quantity)").type == pa.int64()
