@@ -443,9 +443,16 @@ def to_polars(table: pa.Table) -> Any:
 
 
 def to_pandas(table: pa.Table) -> Any:
-    """A pandas DataFrame over the table (``pip install 'sentry-async[pandas]'``)."""
+    """A pandas DataFrame over the table (``pip install 'sentry-async[pandas]'``).
+
+    Integer columns are pandas' nullable ``Int64`` (a null is ``pd.NA``): pandas' own
+    ``int64`` has no null, and its default of turning such a column into float64 would
+    change ids and counts past 2**53 (an ``issue.id`` null for transactions, a large sum).
+    """
     try:
-        importlib.import_module("pandas")
+        pandas = importlib.import_module("pandas")
     except ImportError as exc:
         raise ImportError("to_pandas needs pandas: pip install 'sentry-async[pandas]'") from exc
-    return table.to_pandas()
+    pa = _pa()
+    nullable = {pa.int64(): pandas.Int64Dtype()}
+    return table.to_pandas(types_mapper=nullable.get)

@@ -408,3 +408,16 @@ def test_usage_quantities_beyond_2_to_the_53_stay_exact_integers() -> None:
     )
     assert whole.to_arrow().column("sum(quantity)").to_pylist() == [3]
     assert whole.to_arrow().schema.field("sum(quantity)").type == pa.int64()
+
+
+def test_pandas_keeps_integer_columns_with_nulls_exact() -> None:
+    pd = pytest.importorskip("pandas")
+    big = 2**53 + 1
+    table = discover_table(
+        [{"issue.id": 6123456789, "n": big}, {"issue.id": None, "n": None}],
+        _meta({"issue.id": "integer", "n": "integer"}),
+    )
+    frame = to_pandas(table)
+    assert frame["n"].dtype == pd.Int64Dtype() and frame["issue.id"].dtype == pd.Int64Dtype()
+    assert frame["n"][0] == big and frame["n"].isna().tolist() == [False, True]
+    assert frame.to_csv(index=False).splitlines() == ["issue.id,n", f"6123456789,{big}", ","]
