@@ -190,11 +190,34 @@ def _fit(pa: Any, column: Any, kind: Any) -> Any:
         return _as_text(pa, column)
 
 
+def _column_or_nulls(pa: Any, table: Any, field: Any) -> Any:
+    """``table``'s column of ``field``, or nulls where the table has no such column."""
+    if field.name in table.column_names:
+        return table.column(field.name)
+    return pa.nulls(table.num_rows, type=field.type)
+
+
+def _united(pa: Any, schema: Any, other: Any) -> Any:
+    """``schema`` widened for ``other`` (as :func:`_widened`), then ``other``'s columns it
+    lacks: the schema of pages whose rows carry different keys."""
+    fields = []
+    for field in schema:
+        kind = field.type
+        if field.name in other.names:
+            kind = _wider_type(pa, kind, other.field(field.name).type)
+        fields.append(field if kind == field.type else field.with_type(kind))
+    fields += [field for field in other if field.name not in schema.names]
+    return pa.schema(fields, metadata=schema.metadata)
+
+
 def _conform(pa: Any, tables: list[Any], schema: Any) -> tuple[list[Any], Any]:
     """``tables`` all under ``schema``, widened further (to text) where a cast cannot hold a
-    value; returns the tables and the schema they now share."""
+    value; returns the tables and the schema they now share. A column a table lacks is
+    null in it."""
     while True:
-        columns = [[_fit(pa, table.column(f.name), f.type) for f in schema] for table in tables]
+        columns = [
+            [_fit(pa, _column_or_nulls(pa, table, f), f.type) for f in schema] for table in tables
+        ]
         loose = [
             index
             for index, field in enumerate(schema)
@@ -238,7 +261,13 @@ def _as_rows(items: Sequence[Any]) -> list[Mapping[str, Any]]:
         if isinstance(item, msgspec.Raw):
             item = _ANY.decode(item)
         elif isinstance(item, msgspec.Struct):
-            item = msgspec.to_builtins(item, enc_hook=_raw_value)
+            struct = item
+            # Dates stay datetimes: a table types them as timestamps, not text.
+            item = msgspec.to_builtins(item, enc_hook=_raw_value, builtin_types=(datetime,))
+            count = getattr(struct, "count_int", None)
+            if isinstance(count, int) and isinstance(item, dict) and "count" in item:
+                # An issue's count is text on the wire, an integer in a table.
+                item["count"] = count
         if not isinstance(item, Mapping):
             raise TypeError(f"a table row must be an object, not {type(item).__name__}")
         rows.append(item)
@@ -259,14 +288,17 @@ def page_table(page: Page[Any]) -> pa.Table:
     meta = page.meta if isinstance(page.meta, DiscoverMeta) else None
     if meta is not None:
         return discover_table(page.items, meta)
-    pa = _pa()
-    rows = _as_rows(page.items)
+    return _inferred_table(_pa(), _as_rows(page.items))
+
+
+def _inferred_table(pa: Any, rows: Sequence[Mapping[str, Any]]) -> Any:
+    """Rows without meta as a table, each column typed from its values."""
     columns = {}
     for name in _columns(None, rows):
         values = [row.get(name) for row in rows]
         try:
             columns[name] = pa.array(values)
-        except (pa.ArrowInvalid, pa.ArrowTypeError):
+        except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
             columns[name] = pa.array([_text(v) for v in values], type=pa.string())
     return pa.table(columns)
 
@@ -274,12 +306,15 @@ def page_table(page: Page[Any]) -> pa.Table:
 async def _page_tables(paginator: Paginator[Any]) -> AsyncGenerator[pa.Table, None]:
     """One table per page, each typed as wide as the pages so far need.
 
-    The columns are the first page's meta's (or its rows' keys, for pages without meta);
-    a column keeps its type until a page holds a value that does not fit it, and from that
-    page on it is wider: never narrower than on an earlier page.
+    Discover pages have the first page's meta's columns, typed from it. Pages without meta
+    (issues, events) are typed as :func:`page_table` types them, and a key first seen on
+    a later page adds a column from that page on. A column keeps its type until a page
+    holds a value that does not fit it, and from that page on it is wider: never narrower
+    than on an earlier page.
     """
     pa = _pa()
     schema = None
+    typed = True
     # Closed with these tables, not later by the event loop: a read-ahead stops with them.
     async with contextlib.aclosing(paginator.pages()) as pages:
         async for page in pages:
@@ -288,10 +323,18 @@ async def _page_tables(paginator: Paginator[Any]) -> AsyncGenerator[pa.Table, No
                 meta = page.meta if isinstance(page.meta, DiscoverMeta) else None
                 if meta is None and not rows:
                     continue
-                schema = discover_schema(meta, _columns(meta, rows))
-            table = _rows_table(rows, schema)
-            if table.schema != schema:
-                (table,), schema = _conform(pa, [table], _widened(pa, schema, table.schema))
+                typed = meta is not None
+                if typed:
+                    schema = discover_schema(meta, _columns(meta, rows))
+            if typed:
+                table = _rows_table(rows, schema)
+                wider = _widened(pa, schema, table.schema)
+            else:
+                table = _inferred_table(pa, rows)
+                wider = table.schema if schema is None else _united(pa, schema, table.schema)
+            if table.schema != wider:
+                (table,), wider = _conform(pa, [table], wider)
+            schema = wider
             # Gone before the next page is asked for: a page kept alive while the next
             # one decodes makes it decode into cold memory.
             del page, rows
@@ -303,11 +346,13 @@ async def discover_batches(paginator: Paginator[Any]) -> AsyncGenerator[pa.Recor
     """A whole Discover query, one record batch per page, in the memory of one page.
 
     Every batch has the columns of the first page's meta (columns a later page adds are
-    dropped, missing ones are null). A column has the first page's type until a later page
-    holds a value that does not fit it: from that batch on the column is wider (int64 to
-    float64, anything to text), and batches already yielded keep their type. To write one
-    schema (a Parquet file), compare each batch's schema with the last one, or use
-    :func:`collect_table`, which casts the earlier batches. A query without rows yields
+    dropped, missing ones are null); a paginator without meta (issues, events) gains a
+    column from the batch whose rows first carry its key. A column has the first page's
+    type until a later page holds a value that does not fit it: from that batch on the
+    column is wider (int64 to float64, anything to text), and batches already yielded keep
+    their type. A ``ParquetWriter`` made with the first batch's schema refuses a batch
+    whose schema changed: to write one file, use :func:`collect_table` (which casts the
+    earlier batches), or write each schema to a file of its own. A query without rows yields
     one empty batch with the meta's columns, so a writer still learns them.
     """
     schema = None
