@@ -202,9 +202,15 @@ def _united(pa: Any, schema: Any, other: Any) -> Any:
     lacks: the schema of pages whose rows carry different keys."""
     fields = []
     for field in schema:
-        kind = field.type
-        if field.name in other.names:
-            kind = _wider_type(pa, kind, other.field(field.name).type)
+        if field.name not in other.names:
+            fields.append(field)
+            continue
+        new = other.field(field.name)
+        if pa.types.is_null(field.type):
+            # Untyped so far (only nulls): the other's field, with its Sentry type and unit.
+            fields.append(new)
+            continue
+        kind = _wider_type(pa, field.type, new.type)
         fields.append(field if kind == field.type else field.with_type(kind))
     fields += [field for field in other if field.name not in schema.names]
     return pa.schema(fields, metadata=schema.metadata)

@@ -10,6 +10,11 @@ window) writes its own part: pages go to ``NAME.tmp`` as row groups, and only wh
 window's last page is in is it closed, fsynced and renamed to ``NAME``. The checkpoint
 records a part as done after the rename; a part it records is never written again, and an
 unfinished window is fetched again from its first page into a fresh temporary file.
+
+So a part keeps the types its own window needed: a column a later window widened (int64 to
+float64, to text) is narrower in the parts written before. :func:`dataset_schema` is the
+schema all parts read under, which the manifest records. A window without rows whose
+answer typed nothing (no ``meta.fields``) has null columns, so it types nothing either.
 """
 
 from __future__ import annotations
@@ -43,6 +48,7 @@ __all__ = [
     "ParquetPart",
     "check_arrow",
     "columns_for",
+    "dataset_schema",
     "drop_unfinished",
     "ids_in_csv",
     "open_data_file",
@@ -158,6 +164,9 @@ class ParquetPart:
 
         rows = _as_rows([msgspec.Raw(item) for item in items])
         if self._schema is None:
+            if not rows and not (isinstance(meta, DiscoverMeta) and meta.fields):
+                # Nothing to type the columns by: the next page, or finish(), does.
+                return 0
             columns = columns_for(fields, meta)
             typed = meta if isinstance(meta, DiscoverMeta) else None
             self._schema = _rows_table(rows, discover_schema(typed, columns)).schema
@@ -212,7 +221,7 @@ class ParquetPart:
         """Close, fsync and rename the part into place; returns its size in bytes."""
         if self._writer is None:
             # A window without rows still gets its part, with the columns and no rows.
-            self.write_page([], fields, meta)
+            self._write_empty(columns_for(fields, meta))
         self._writer.close()
         self._writer = None
         assert self._sink is not None
@@ -224,6 +233,14 @@ class ParquetPart:
         fsync_dir(self.path.parent)
         self.offset = os.stat(self.path, follow_symlinks=False).st_size
         return self.offset
+
+    def _write_empty(self, columns: Sequence[str]) -> None:
+        """Start the part with no rows: typed if a page's meta typed it, else null columns."""
+        if self._schema is None:
+            pa = importlib.import_module("pyarrow")
+            self._schema = pa.schema([pa.field(name, pa.null()) for name in columns])
+        self._start()
+        self._writer.write_table(self._schema.empty_table())
 
     def sync(self) -> None:
         """Nothing to make durable before :meth:`finish`: an unfinished part is redone."""
@@ -240,6 +257,47 @@ class ParquetPart:
 
 
 DataFile = JsonlFile | ParquetPart
+
+_EXACT_FLOAT = 2**53
+
+
+def dataset_schema(directory: Path, names: Sequence[str]) -> Any:
+    """The schema the Parquet parts ``names`` all read under: each column as wide as its
+    widest part (null, then int64, float64, text), and text where a part's integers go
+    past 2**53 in a column another part made float64 (read from the parts' statistics)."""
+    from ..tables import _pa, _united
+
+    pa = _pa()
+    pq = importlib.import_module("pyarrow.parquet")
+    schema = None
+    largest: dict[str, int] = {}
+    for name in names:
+        metadata = pq.read_metadata(directory / name)
+        part = metadata.schema.to_arrow_schema().remove_metadata()
+        schema = part if schema is None else _united(pa, schema, part)
+        for index, field in enumerate(part):
+            if pa.types.is_integer(field.type):
+                largest[field.name] = max(largest.get(field.name, 0), _largest(metadata, index))
+    if schema is None:
+        return None
+    for index, field in enumerate(schema):
+        if pa.types.is_floating(field.type) and largest.get(field.name, 0) > _EXACT_FLOAT:
+            schema = schema.set(index, field.with_type(pa.string()))
+    return schema
+
+
+def _largest(metadata: Any, index: int) -> int:
+    """The largest absolute value of an integer column of a part, from its statistics (the
+    limit when a row group has none)."""
+    largest = 0
+    for group in range(metadata.num_row_groups):
+        stats = metadata.row_group(group).column(index).statistics
+        if stats is None or not stats.has_min_max:
+            if metadata.row_group(group).num_rows:
+                return 2**63
+            continue
+        largest = max(largest, abs(stats.min), abs(stats.max))
+    return largest
 
 
 def open_data_file(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from pathlib import Path
 
 import msgspec
@@ -9,6 +10,7 @@ import msgspec
 from ._checkpoint import Checkpoint, ProjectRef, SkippedProject
 from ._errors import CheckpointError
 from ._files import now_iso, remove_checkpoint
+from ._formats import dataset_schema
 from ._writer import atomic_write, read_no_follow
 
 __all__ = [
@@ -72,6 +74,9 @@ class Manifest(msgspec.Struct, kw_only=True):
     """Projects renamed on the server while exported: old slug -> new slug."""
     skipped: list[SkippedProject] = []
     """Projects left out, each with the reason (an unusable slug); the others are exported."""
+    arrow_schema: str | None = None
+    """Parquet: the Arrow schema every part reads under (base64 of its IPC serialization);
+    a part written before a later window widened a column holds it narrower."""
 
 
 _manifest_decoder = msgspec.json.Decoder(Manifest)
@@ -143,8 +148,12 @@ def load_manifest(directory: Path) -> Manifest | None:
 
 
 def save_manifest(directory: Path, manifest: Manifest) -> None:
-    """Write the manifest durably, then remove the checkpoint, which has nothing left to
-    tell (blocking)."""
+    """Write the manifest durably (with a Parquet export's dataset schema), then remove the
+    checkpoint, which has nothing left to tell (blocking)."""
+    if manifest.spec.get("format") == "parquet" and manifest.arrow_schema is None:
+        schema = dataset_schema(directory, [file.path for file in manifest.files])
+        if schema is not None:
+            manifest.arrow_schema = base64.b64encode(schema.serialize().to_pybytes()).decode()
     atomic_write(
         directory / MANIFEST_NAME, msgspec.json.format(msgspec.json.encode(manifest), indent=2)
     )
