@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from pathlib import Path
+from types import SimpleNamespace
 
 import anyio
 import msgspec
@@ -466,3 +468,30 @@ async def test_issue_tables_have_integer_counts_and_timestamps(
     assert one.schema.field("firstSeen").type == pa.timestamp("us", tz="UTC")
     assert one.column("count").to_pylist() == [issue.count_int for issue in page.items]
     assert one.column("firstSeen").to_pylist() == [issue.first_seen for issue in page.items]
+
+
+async def test_the_readme_way_to_write_batches_to_parquet_survives_a_widened_column(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The README's loop over ``discover_batches`` into Parquet, run as written, on a query
+    whose second page widens a column."""
+    import ast
+    import re
+
+    pq = pytest.importorskip("pyarrow.parquet")
+    readme = Path(__file__).resolve().parents[1] / "README.md"  # noqa: ASYNC240
+    blocks = re.findall(r"```python\n(.*?)```", readme.read_text(encoding="utf-8"), re.S)
+    (recipe,) = [block for block in blocks if "write_batch" in block]
+    meta = _meta({"n": "integer", "title": "string"})
+    pages: list[list[dict[str, object]]] = [[{"n": 1, "title": "a"}], [{"n": 2.5}], [{"n": 3}]]
+    monkeypatch.chdir(tmp_path)
+    discover = SimpleNamespace(query=lambda *args, **kwargs: _discover_pages(pages, meta))
+    scope: dict[str, object] = {"sentry": SimpleNamespace(discover=discover)}
+    code = compile(recipe, "README.md", "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
+    with anyio.fail_after(5):
+        await eval(code, scope)
+    table = scope["table"]
+    assert isinstance(table, pa.Table)
+    assert table.column("n").to_pylist() == [1.0, 2.5, 3.0]
+    assert len(list(tmp_path.glob("*.parquet"))) == 2  # noqa: ASYNC240 - a test's own files
+    assert pq.read_table(tmp_path / "rows-0.parquet").column("n").type == pa.int64()
