@@ -6,6 +6,7 @@ single ``None`` per step, so the hot path stays as it was.
 
 from __future__ import annotations
 
+import inspect
 import itertools
 import logging
 import time
@@ -102,6 +103,13 @@ class HookSet:
         for hook in found:
             if not isinstance(hook, Hooks):
                 raise TypeError(f"hooks must be sentry_async.Hooks instances ({_what(hook)})")
+            for name in _CALLBACKS:
+                if inspect.iscoroutinefunction(getattr(hook, name)):
+                    # Called synchronously, it would only make a coroutine nobody awaits.
+                    raise TypeError(
+                        f"{type(hook).__name__}.{name} is an async def: hook callbacks are "
+                        "called synchronously on the event loop and must be plain def"
+                    )
         self._handlers: _Handlers = {
             name: tuple(
                 getattr(hook, name)

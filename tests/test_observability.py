@@ -16,6 +16,8 @@ from typing import Any
 import aiohttp
 import anyio
 import pytest
+from _hooks_recorder import Recorder
+from _hooks_recorder import memory_spans as _memory_spans
 
 from sentry_async import (
     HookEvent,
@@ -37,53 +39,10 @@ FAST = RetryPolicy(attempts=3, backoff_base=0.01, backoff_max=0.02, jitter=0)
 ORGS = "GET /organizations/"
 
 
-class Recorder(Hooks):
-    """Every event, as ``(callback, event)``."""
-
-    def __init__(self) -> None:
-        self.events: list[tuple[str, HookEvent]] = []
-
-    def on_start(self, event: HookEvent) -> None:
-        self.events.append(("start", event))
-
-    def on_request(self, event: HookEvent) -> None:
-        self.events.append(("request", event))
-
-    def on_response(self, event: HookEvent) -> None:
-        self.events.append(("response", event))
-
-    def on_retry(self, event: HookEvent) -> None:
-        self.events.append(("retry", event))
-
-    def on_rate_limit_wait(self, event: HookEvent) -> None:
-        self.events.append(("rate_limit_wait", event))
-
-    def on_done(self, event: HookEvent) -> None:
-        self.events.append(("done", event))
-
-    def names(self) -> list[str]:
-        return [name for name, _ in self.events]
-
-    def of(self, name: str) -> list[HookEvent]:
-        return [event for kind, event in self.events if kind == name]
-
-
 @pytest.fixture
 async def server() -> Any:
     async with FakeSentry(scale="small", token=TOKEN) as server:
         yield server
-
-
-def _memory_spans() -> tuple[Any, Any]:
-    """An in-memory span exporter and a tracer provider that feeds it (the ``otel`` and
-    test extras); the test is skipped without them."""
-    sdk_trace = pytest.importorskip("opentelemetry.sdk.trace")
-    export = pytest.importorskip("opentelemetry.sdk.trace.export")
-    memory = pytest.importorskip("opentelemetry.sdk.trace.export.in_memory_span_exporter")
-    exporter = memory.InMemorySpanExporter()
-    provider = sdk_trace.TracerProvider()
-    provider.add_span_processor(export.SimpleSpanProcessor(exporter))
-    return exporter, provider
 
 
 async def _orgs(client: SentryClient) -> list[str]:
