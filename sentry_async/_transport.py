@@ -304,12 +304,14 @@ class Transport(Exchange):
             )
             if decision.server_wait:
                 self.limiter.block(group, decision.delay, max_wait=policy.max_wait)
-                if call is not None:
-                    call.server_wait(decision.delay)
             if not decision.retry or not replayable:
                 # Raised here, outside any ``except``: nothing of aiohttp's is chained.
                 raise failure.error
             if call is not None:
+                if decision.server_wait:
+                    # Only a wait this request sits out: one that fails it at once (past
+                    # max_wait, no attempt left) is no wait.
+                    call.server_wait(decision.delay)
                 call.retrying(decision.delay, failure.kind)
             logger.warning(
                 "%s",

@@ -69,7 +69,8 @@ class Hooks:
         """The attempt failed and will be sent again after ``wait`` seconds."""
 
     def on_rate_limit_wait(self, event: HookEvent) -> None:
-        """The request is held back ``wait`` seconds: by Sentry (``server``: a 429) or by
+        """The request is held back ``wait`` seconds: by Sentry (``server``: a 429 that a
+        retry waits out, never one that fails the call at once) or by
         the client's shared limiter (``limiter``: pacing, a window, a pause another task's
         429 started, the in-flight cap)."""
 
