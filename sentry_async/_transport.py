@@ -72,6 +72,14 @@ _PER_REQUEST_DECOMPRESS = (
 """Whether this aiohttp lets a request turn off its own decompression (newer versions)."""
 
 
+def _unanswered(exc: BaseException, download: bool) -> str:
+    """The hooks' ``reason`` for an attempt sent and never answered: cancelled, or (the
+    only other error to get past the exchange) what a download's sink raised."""
+    if not isinstance(exc, Exception):
+        return "cancelled"
+    return "sink" if download else "error"
+
+
 def disable_silent_resend(session: aiohttp.ClientSession) -> bool:
     """Turn off aiohttp's own resend of a GET/PUT/DELETE whose connection dropped.
 
@@ -346,6 +354,12 @@ class Transport(Exchange):
                 response = await self._exchange(method, url, body, sink, on_headers)
         except _Failure as failure:
             return failure
+        except BaseException as exc:
+            if call is not None and call.attempt == attempt:
+                # Sent and never answered: one on_response per on_request, so that an
+                # in-flight gauge comes back down.
+                call.failed(_unanswered(exc, sink is not None))
+            raise
         if call is not None:
             call.answered(response.status, response.elapsed)
         self.limiter.observe(

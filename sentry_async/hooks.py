@@ -42,7 +42,8 @@ class HookEvent(msgspec.Struct, frozen=True):
     """Seconds: the attempt (``on_response``) or the whole request (``on_done``), not
     counting the time a response waited, undecoded, for a busy :func:`fan_out` consumer."""
     reason: str | None = None
-    """Why: a failure kind (``timeout``, ``connection``, ``payload``) for ``on_response`` and
+    """Why: a failure kind (``timeout``, ``connection``, ``payload``; for ``on_response``
+    also ``cancelled``, or ``sink`` when a download's sink raised) for ``on_response`` and
     ``on_retry``; ``server`` or ``limiter`` for ``on_rate_limit_wait``; the exception's
     class name for a failed ``on_done``. A body that arrives whole but does not decode is
     reported once: ``on_response`` with its status, then ``on_retry`` with ``payload``."""

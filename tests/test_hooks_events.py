@@ -5,7 +5,9 @@ objects refused when they could never run."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import TypeVar
 
+import anyio
 import pytest
 from _hooks_recorder import Recorder
 
@@ -13,6 +15,7 @@ from sentry_async import HookEvent, Hooks, RateLimited, RetryPolicy, SentryClien
 from sentry_async.testing import FakeSentry, Fault
 
 TOKEN = "tok-hooks-7f6e5d4c3b"
+T = TypeVar("T")
 FAST = RetryPolicy(attempts=3, backoff_base=0.01, backoff_max=0.02, jitter=0)
 
 
@@ -59,3 +62,55 @@ async def test_a_429_waited_out_reports_the_wait_once(server: FakeSentry) -> Non
     waits = [(e.reason, e.status, e.wait) for e in recorder.of("rate_limit_wait")]
     assert ("server", 429, 0.05) in waits
     assert [w for w in waits if w[0] == "server"] == [("server", 429, 0.05)]
+
+
+async def aenumerate(items: AsyncIterator[T]) -> AsyncIterator[tuple[int, T]]:
+    seen = 0
+    async for item in items:
+        yield seen, item
+        seen += 1
+
+
+class InFlight(Hooks):
+    """A gauge of attempts in flight, as a metrics hook keeps one."""
+
+    def __init__(self) -> None:
+        self.in_flight = 0
+        self.reasons: list[str | None] = []
+
+    def on_request(self, event: HookEvent) -> None:
+        self.in_flight += 1
+
+    def on_response(self, event: HookEvent) -> None:
+        self.in_flight -= 1
+        self.reasons.append(event.reason)
+
+
+async def test_every_attempt_sent_is_answered_even_when_cancelled_or_its_sink_raises(
+    server: FakeSentry,
+) -> None:
+    gauge = InFlight()
+    org = server.data.org_slugs()[0]
+
+    async def broken_sink(chunk: bytes) -> None:
+        raise OSError("disk full")
+
+    with anyio.fail_after(20):
+        async with SentryClient(TOKEN, base_url=server.url, retry=FAST, hooks=gauge) as client:
+            # a caller's timeout cancels the request in flight
+            server.faults.add(Fault("slow", delay=2.0, path="/issues/", times=1))
+            with anyio.move_on_after(0.2):
+                await client.request("GET", f"/organizations/{org}/issues/")
+            # leaving a walk cancels the read-ahead request the library sent on its own
+            server.faults.add(Fault("slow", delay=2.0, path="/issues/", after=2, times=None))
+            issues = client.issues.list(org, page_size=2)
+            async for seen, _ in aenumerate(issues):
+                if seen == 2:  # on the second page: the third is being read ahead
+                    break
+            await issues.aclose()
+            with pytest.raises(OSError, match="disk full"):
+                await client.download("/organizations/", broken_sink)
+    assert server.requests.matching("GET", "/organizations/{org}/issues/")  # sent, then cut
+    assert gauge.in_flight == 0
+    assert gauge.reasons.count("cancelled") == 2
+    assert "sink" in gauge.reasons
