@@ -120,7 +120,9 @@ class _Failure(Exception):
     """One attempt's failure: ``kind`` for :func:`decide`, ``error`` to raise if final.
 
     ``answered``: the attempt got a response whose body then failed to decode; its
-    ``on_response`` hook was already called, and one attempt reports one response."""
+    ``on_response`` hook was already called, and one attempt reports one response.
+    ``status``: the status line that arrived before the attempt failed (a body cut off or
+    too large, a refused redirect), for hooks and spans; ``None`` when none came."""
 
     def __init__(
         self,
@@ -129,11 +131,13 @@ class _Failure(Exception):
         response: Response | None = None,
         *,
         answered: bool = False,
+        status: int | None = None,
     ) -> None:
         self.kind = kind
         self.error = error
         self.response = response
         self.answered = answered
+        self.status = status
 
 
 class Exchange:
@@ -172,11 +176,17 @@ class Exchange:
                     # A Location may echo the token: errors and reprs show what it named.
                     response.url = URL(self._shown(url), encoded=True)
                 return response
-            url = self._follow(method, url, location)
+            try:
+                url = self._follow(method, url, location)
+            except _Failure as refused:
+                refused.status = response.status
+                raise
             method, keep_body = redirect_method(response.status, method)
             body = body if keep_body else None
         raise _Failure(
-            "redirect", UnsafeRedirect("too many redirects", method=method, url=self._shown(url))
+            "redirect",
+            UnsafeRedirect("too many redirects", method=method, url=self._shown(url)),
+            status=response.status,
         )
 
     def _follow(self, method: str, url: URL, location: str) -> URL:
@@ -217,12 +227,13 @@ class Exchange:
         """One HTTP exchange; whatever goes wrong becomes a :class:`_Failure` raised outside
         the ``except`` that caught it, so aiohttp's exception is not even its context."""
         delivered = [0]
+        status: list[int | None] = [None]
         failure: _Failure | _SinkFailed | None = None
         # A download keeps aiohttp's own read bound, which pauses while its sink is slow.
         watch = None if sink is not None or self._deadlines is None else self._deadlines.start()
         try:
             return await self._request(
-                method, url, body, sink, delivered, started, watch, on_headers
+                method, url, body, sink, delivered, status, started, watch, on_headers
             )
         except _SinkFailed as exc:
             failure = exc
@@ -309,6 +320,7 @@ class Exchange:
             raise failure.error  # outside the ``except``: not chained to its carrier
         if delivered[0] and failure.kind != "too_large":
             failure.kind = "final"  # part of the body already went to the sink
+        failure.status = status[0]
         raise failure
 
     def _failure(
@@ -337,12 +349,14 @@ class Exchange:
         body: Body,
         sink: Sink | None,
         delivered: list[int],
+        status: list[int | None],
         started: float,
         watch: Watch | None,
         on_headers: HeadersSeen | None,
     ) -> Response:
         """The aiohttp call. The only frame that sees aiohttp's objects; the headers,
-        ``Authorization`` included, are built inside the call expression, never a local."""
+        ``Authorization`` included, are built inside the call expression, never a local.
+        ``status`` gets the status line as soon as it arrives: a failure after it keeps it."""
         if watch is not None:
             timeout = self._connect_timeout
         elif sink is not None:
@@ -358,6 +372,7 @@ class Exchange:
             **self._request_options,
             **self._routed_headers(url, body, sink),
         ) as resp:
+            status[0] = resp.status
             if watch is not None:
                 watch.stream = resp.content  # from here on, arriving bytes are progress
             if on_headers is not None and 200 <= resp.status < 300 and on_headers(resp.headers):

@@ -295,7 +295,7 @@ class Transport(Exchange):
                 return failure
             response = failure.response
             if call is not None and response is None and not failure.answered:
-                call.failed(failure.kind)
+                call.failed(failure.kind, failure.status)
             now = time.time() if response is None else self._server_now(response)
             decision = decide(
                 attempt=attempt,

@@ -212,13 +212,15 @@ class Call:
                 HookEvent(self.id, self.method, self.group, self.attempt, status, elapsed=elapsed),
             )
 
-    def failed(self, kind: str) -> None:
-        self.status = None
+    def failed(self, kind: str, status: int | None = None) -> None:
+        """The attempt ended without a usable response; ``status`` when its status line
+        had arrived (a body cut off or too large, a refused redirect)."""
+        self.status = status
         handlers = self._handlers["on_response"]
         if handlers:
             _emit(
                 handlers,
-                HookEvent(self.id, self.method, self.group, self.attempt, reason=kind),
+                HookEvent(self.id, self.method, self.group, self.attempt, status, reason=kind),
             )
 
     def retrying(self, wait: float, reason: str | None = None) -> None:

@@ -5,13 +5,21 @@ objects refused when they could never run."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import anyio
 import pytest
-from _hooks_recorder import Recorder
+from _hooks_recorder import Recorder, memory_spans
 
-from sentry_async import HookEvent, Hooks, RateLimited, RetryPolicy, SentryClient
+from sentry_async import (
+    HookEvent,
+    Hooks,
+    OpenTelemetryHooks,
+    RateLimited,
+    RetryPolicy,
+    SentryClient,
+    SentryError,
+)
 from sentry_async.testing import FakeSentry, Fault
 
 TOKEN = "tok-hooks-7f6e5d4c3b"
@@ -114,3 +122,31 @@ async def test_every_attempt_sent_is_answered_even_when_cancelled_or_its_sink_ra
     assert gauge.in_flight == 0
     assert gauge.reasons.count("cancelled") == 2
     assert "sink" in gauge.reasons
+
+
+@pytest.mark.parametrize(
+    ("fault", "options", "status", "reason"),
+    [
+        (Fault("drop_mid_body", path="/issues/"), {}, 200, "payload"),
+        (None, {"max_body_size": 100}, 200, "too_large"),
+        (Fault("redirect", location="http://127.0.0.2:9/x", path="/issues/"), {}, 302, "redirect"),
+    ],
+    ids=["body-cut", "body-too-large", "refused-redirect"],
+)
+async def test_an_attempt_failing_after_its_status_line_reports_the_status(
+    server: FakeSentry, fault: Fault | None, options: dict[str, Any], status: int, reason: str
+) -> None:
+    if fault is not None:
+        server.faults.add(fault)
+    exporter, provider = memory_spans()
+    recorder = Recorder()
+    hooks = [recorder, OpenTelemetryHooks(provider)]
+    org = server.data.org_slugs()[0]
+    once = RetryPolicy(attempts=1)
+    async with SentryClient(TOKEN, base_url=server.url, retry=once, hooks=hooks, **options) as c:
+        with pytest.raises(SentryError):
+            await c.request("GET", f"/organizations/{org}/issues/")
+    assert [(e.status, e.reason) for e in recorder.of("response")] == [(status, reason)]
+    assert recorder.of("done")[0].status == status
+    (span,) = exporter.get_finished_spans()
+    assert span.attributes["http.response.status_code"] == status
