@@ -346,11 +346,9 @@ class Transport(Exchange):
     ) -> T | _Failure:
         """One attempt: the decoded success, or the failure to decide on."""
         try:
-            if call is not None:
-                call.waiting()
             async with self.limiter.slot(group) as slot:
                 if call is not None:
-                    call.sending(attempt)
+                    call.sending(attempt, slot.waited)
                 response = await self._exchange(method, url, body, sink, on_headers)
         except _Failure as failure:
             return failure

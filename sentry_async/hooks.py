@@ -163,7 +163,6 @@ class Call:
 
     __slots__ = (
         "_handlers",
-        "_slot_from",
         "_started",
         "attempt",
         "group",
@@ -180,25 +179,17 @@ class Call:
         self.attempt = 0
         self.status: int | None = None
         self._started = time.perf_counter()
-        self._slot_from = self._started
 
-    def waiting(self) -> None:
-        """The attempt starts waiting for the limiter."""
-        self._slot_from = time.perf_counter()
-
-    def sending(self, attempt: int) -> None:
-        """The limiter let the attempt through: report the wait, then the attempt."""
+    def sending(self, attempt: int, waited: float) -> None:
+        """The limiter let the attempt through after ``waited`` seconds of real waiting:
+        report the wait, then the attempt."""
         self.attempt = attempt
         handlers = self._handlers["on_rate_limit_wait"]
-        if handlers:
-            wait = time.perf_counter() - self._slot_from
-            if wait >= _MIN_REPORTED_WAIT:
-                _emit(
-                    handlers,
-                    HookEvent(
-                        self.id, self.method, self.group, attempt, wait=wait, reason="limiter"
-                    ),
-                )
+        if handlers and waited >= _MIN_REPORTED_WAIT:
+            _emit(
+                handlers,
+                HookEvent(self.id, self.method, self.group, attempt, wait=waited, reason="limiter"),
+            )
         handlers = self._handlers["on_request"]
         if handlers:
             _emit(handlers, HookEvent(self.id, self.method, self.group, attempt))

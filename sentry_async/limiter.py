@@ -297,26 +297,34 @@ class _Slot:
     event loop. The slot is its own borrower token, so it cannot be confused with another.
     """
 
-    __slots__ = ("_clock", "_group", "sent")
+    __slots__ = ("_clock", "_group", "sent", "waited")
 
     def __init__(self, group: _Group, clock: Callable[[], float]) -> None:
         self._group = group
         self._clock = clock
         self.sent = 0
         """The group's send count once this request went: for :meth:`RateLimiter.observe`."""
+        self.waited = 0.0
+        """Seconds the request really waited here (for a slot, a token, a window or a
+        pause): what the hooks report, timed only where it waits, so that one-time work
+        such as the first acquire of a process loading anyio's backend is not a wait."""
 
     async def __aenter__(self) -> _Slot:
         group = self._group
         try:
             group.limiter.acquire_on_behalf_of_nowait(self)
         except anyio.WouldBlock:
+            started = time.perf_counter()
             await group.limiter.acquire_on_behalf_of(self)
+            self.waited += time.perf_counter() - started
         try:
             while True:
                 wait = group.wait_time(self._clock())
                 if wait <= 0:
                     break
+                started = time.perf_counter()
                 await anyio.sleep(wait)
+                self.waited += time.perf_counter() - started
         except BaseException:
             group.limiter.release_on_behalf_of(self)
             raise

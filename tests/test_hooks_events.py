@@ -4,7 +4,11 @@ objects refused when they could never run."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any, TypeVar
 
 import anyio
@@ -150,3 +154,43 @@ async def test_an_attempt_failing_after_its_status_line_reports_the_status(
     assert recorder.of("done")[0].status == status
     (span,) = exporter.get_finished_spans()
     assert span.attributes["http.response.status_code"] == status
+
+
+_FIRST_REQUEST = """
+import asyncio, sys
+from sentry_async import HookEvent, Hooks, SentryClient
+from sentry_async.testing import FakeSentry
+
+class Waits(Hooks):
+    def __init__(self):
+        self.waits = []
+
+    def on_rate_limit_wait(self, event: HookEvent) -> None:
+        self.waits.append((event.reason, event.wait))
+
+async def main():
+    async with FakeSentry(scale="small") as server:
+        print("anyio._backends._asyncio" in sys.modules)
+        hooks = Waits()
+        async with SentryClient(server.token, base_url=server.url, hooks=hooks) as client:
+            await client.request("GET", "/organizations/")
+        print(hooks.waits)
+
+asyncio.run(main())
+"""
+
+
+def test_the_first_request_of_a_process_reports_no_limiter_wait() -> None:
+    """The first limiter slot of a process loads anyio's asyncio backend: that is no wait.
+    (A fresh process, where the backend is not loaded yet.)"""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SENTRY_")}
+    run = subprocess.run(
+        [sys.executable, "-c", _FIRST_REQUEST],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        cwd=Path(__file__).parent.parent,
+    )
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.split("\n")[:2] == ["False", "[]"]
