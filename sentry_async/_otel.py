@@ -68,7 +68,7 @@ class OpenTelemetryHooks(Hooks):
         span.set_attribute("sentry_async.attempts", event.attempt)
         if event.status is not None:
             span.set_attribute("http.response.status_code", event.status)
-        if event.reason is not None:
+        if event.reason is not None and event.reason != "moved":
             span.set_attribute("error.type", event.reason)
             span.set_status(self._trace.StatusCode.ERROR)
         span.end(end_time=start + int(event.elapsed * 1e9))

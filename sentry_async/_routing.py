@@ -20,11 +20,13 @@ from ._protocol.errors import Redactor
 from ._protocol.hosts import host_problem, is_loopback, is_saas, origin, token_host_refusal
 from ._protocol.params import check_path_value, check_slug, is_numeric_id, project_refs
 from .errors import ProjectMoved, UntrustedHost
+from .hooks import FOLLOWING_MOVES
 
 if TYPE_CHECKING:
     from ._protocol.proxies import ProxySettings
     from ._transport import Secret
     from .client import SentryClient
+    from .hooks import HookSet
     from .pagination import Paginator
 
 __all__ = ["API_PREFIX", "SAFE_METHODS", "Routing", "normalise_base_url"]
@@ -59,6 +61,7 @@ class Routing:
         _project_ids: dict[str, dict[str, str]]
         _renamed: dict[tuple[str, str], str]
         _urls: dict[tuple[object, ...], URL]
+        _hooks: HookSet | None
         api_root: URL
 
     def url_for(
@@ -267,13 +270,26 @@ class Routing:
         """``send(url)``; a read of a renamed project is sent once more to its new path."""
         url = self.url_for(path, path_params, root=root)
         try:
+            if self._hooks is not None and _followable(method, path, path_params):
+                # The hooks report a 302 followed here as a move, not a failed call.
+                following = FOLLOWING_MOVES.set(True)
+                try:
+                    return await send(url)
+                finally:
+                    FOLLOWING_MOVES.reset(following)
             return await send(url)
         except ProjectMoved as moved:
-            if method not in SAFE_METHODS or "{project}" not in path or not path_params:
-                raise
-            if not self._follow_move(moved, path_params):
+            if not _followable(method, path, path_params) or not self._follow_move(
+                moved, path_params or {}
+            ):
                 raise
         return await send(self.url_for(path, path_params, root=root))
+
+
+def _followable(method: str, path: str, path_params: Mapping[str, str | int] | None) -> bool:
+    """Whether a renamed project's 302 to this request is followed: reads of a templated
+    project path only (a write raises :class:`ProjectMoved`)."""
+    return method in SAFE_METHODS and "{project}" in path and bool(path_params)
 
 
 def normalise_base_url(value: str, allow_insecure: bool, name: str = "base_url") -> URL:

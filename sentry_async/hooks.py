@@ -11,8 +11,11 @@ import itertools
 import logging
 import time
 from collections.abc import Callable, Iterable
+from contextvars import ContextVar
 
 import msgspec
+
+from .errors import ProjectMoved
 
 __all__ = ["HookEvent", "Hooks"]
 
@@ -45,7 +48,8 @@ class HookEvent(msgspec.Struct, frozen=True):
     """Why: a failure kind (``timeout``, ``connection``, ``payload``; for ``on_response``
     also ``cancelled``, or ``sink`` when a download's sink raised) for ``on_response`` and
     ``on_retry``; ``server`` or ``limiter`` for ``on_rate_limit_wait``; the exception's
-    class name for a failed ``on_done``. A body that arrives whole but does not decode is
+    class name for a failed ``on_done``, or ``moved`` for a renamed project's 302 that the
+    client follows to the new path (not a failure). A body that arrives whole but does not decode is
     reported once: ``on_response`` with its status, then ``on_retry`` with ``payload``."""
 
 
@@ -78,6 +82,10 @@ class Hooks:
     def on_done(self, event: HookEvent) -> None:
         """The logical request ended: success, a final error (``reason``) or a cancel."""
 
+
+FOLLOWING_MOVES: ContextVar[bool] = ContextVar("sentry_async_following_moves", default=False)
+"""Set while a read that follows a renamed project is sent: its 302 is then reported as
+``reason="moved"``, an outcome, not a failure (the call goes on to the new path)."""
 
 _IDS = itertools.count(1)
 """Request ids are unique in the process, so one hook object can serve several clients."""
@@ -247,6 +255,9 @@ class Call:
     def done(self, error: BaseException | None) -> None:
         handlers = self._handlers["on_done"]
         if handlers:
+            reason = None if error is None else type(error).__name__
+            if isinstance(error, ProjectMoved) and FOLLOWING_MOVES.get():
+                reason = "moved"
             _emit(
                 handlers,
                 HookEvent(
@@ -256,6 +267,6 @@ class Call:
                     self.attempt,
                     self.status,
                     elapsed=time.perf_counter() - self._started,
-                    reason=None if error is None else type(error).__name__,
+                    reason=reason,
                 ),
             )

@@ -194,3 +194,19 @@ def test_the_first_request_of_a_process_reports_no_limiter_wait() -> None:
     )
     assert run.returncode == 0, run.stderr
     assert run.stdout.split("\n")[:2] == ["False", "[]"]
+
+
+async def test_a_renamed_project_followed_is_a_move_not_a_failure(server: FakeSentry) -> None:
+    org = server.data.org_slugs()[0]
+    old = server.data.project_slugs(org)[0]
+    server.data.rename_project(org, old, old + "-renamed")
+    exporter, provider = memory_spans()
+    recorder = Recorder()
+    hooks = [recorder, OpenTelemetryHooks(provider)]
+    async with SentryClient(TOKEN, base_url=server.url, retry=FAST, hooks=hooks) as client:
+        assert (await client.projects.get(org, old)).slug == old + "-renamed"
+    assert [(e.status, e.reason) for e in recorder.of("done")] == [(302, "moved"), (200, None)]
+    moved, found = exporter.get_finished_spans()
+    assert moved.attributes["http.response.status_code"] == 302
+    assert "error.type" not in moved.attributes
+    assert moved.status.status_code.name == found.status.status_code.name == "UNSET"
