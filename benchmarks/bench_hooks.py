@@ -39,6 +39,7 @@ from _server import (
     table,
     write_json,
 )
+from yarl import URL
 
 from sentry_async import HookEvent, Hooks, OpenTelemetryHooks, SentryClient
 from sentry_async.hooks import Call, HookSet
@@ -79,13 +80,12 @@ def _otel_hooks() -> Hooks | None:
 def per_request_us(hooks: Hooks | None, number: int = 20_000) -> float:
     """Microseconds of hook bookkeeping for one request answered on the first attempt."""
     hook_set = HookSet.of(hooks)
+    url = URL("https://sentry.io/api/0/x/")
 
     def one() -> None:
-        call: Call | None = None if hook_set is None else hook_set.start("GET", "GET /x/")
+        call: Call | None = None if hook_set is None else hook_set.start("GET", "GET /x/", url)
         if call is not None:
-            call.waiting()
-        if call is not None:
-            call.sending(1)
+            call.sending(1, 0.0)
         if call is not None:
             call.answered(200, 0.001)
         if call is not None:

@@ -1,9 +1,13 @@
-"""OpenTelemetry spans, one per logical request (the ``[otel]`` extra)."""
+"""OpenTelemetry spans (the ``[otel]`` extra): one CLIENT span per attempt sent, under an
+INTERNAL span for the logical request."""
 
 from __future__ import annotations
 
+import functools
 import time
 from typing import TYPE_CHECKING, Any
+
+from yarl import URL
 
 from ._version import __version__
 from .hooks import HookEvent, Hooks
@@ -14,16 +18,33 @@ if TYPE_CHECKING:
 __all__ = ["OpenTelemetryHooks"]
 
 
-class OpenTelemetryHooks(Hooks):
-    """One CLIENT span per logical request, named after its endpoint group and covering
-    rate-limit waits and retries (and ending where the request's ``elapsed`` ends: a
-    response that waits, undecoded, for a busy :func:`~sentry_async.fan_out` consumer
-    does not stretch its span).
+class _Request:
+    """One logical request's span, the attributes its attempts share, and the attempt
+    span in flight."""
 
-    Attributes: ``http.request.method``, ``sentry_async.endpoint_group``,
-    ``http.response.status_code``, ``sentry_async.attempts`` and, on failure,
-    ``error.type``; retries and rate-limit waits are span events. No URL, query value,
-    header or token is ever recorded. Spans go to ``tracer_provider``, else the global one.
+    __slots__ = ("attempt", "attributes", "span", "start")
+
+    def __init__(self, span: Span, start: int, attributes: dict[str, Any]) -> None:
+        self.span = span
+        self.start = start
+        self.attributes = attributes
+        self.attempt: Span | None = None
+
+
+class OpenTelemetryHooks(Hooks):
+    """Spans as the HTTP client conventions ask: each attempt sent over the wire is a
+    CLIENT span (``http.request.resend_count`` on a resend), child of an INTERNAL span
+    that covers the logical request: its rate-limit waits, backoff sleeps and retries (and
+    ending where the request's ``elapsed`` ends: a response that waits, undecoded, for a
+    busy :func:`~sentry_async.fan_out` consumer does not stretch it). All are named after
+    the endpoint group (``GET /organizations/{org}/issues/``).
+
+    Attributes: ``http.request.method``, ``server.address``, ``server.port``,
+    ``url.template`` (the group's route), ``url.full`` (the API root and the route
+    template: no slug, id or query value), ``sentry_async.endpoint_group``,
+    ``http.response.status_code`` and, on failure, ``error.type``; the logical span also
+    ``sentry_async.attempts``; retries and rate-limit waits are its events. No header or
+    token is ever recorded. Spans go to ``tracer_provider``, else the global one.
     """
 
     def __init__(self, tracer_provider: TracerProvider | None = None) -> None:
@@ -35,43 +56,94 @@ class OpenTelemetryHooks(Hooks):
             ) from exc
         self._trace = trace
         self._tracer = trace.get_tracer("sentry_async", __version__, tracer_provider)
-        self._spans: dict[int, tuple[Span, int]] = {}
+        self._requests: dict[int, _Request] = {}
 
     def on_start(self, event: HookEvent) -> None:
         start = time.time_ns()
+        attributes = _request_attributes(event)
         span = self._tracer.start_span(
             event.group,
-            kind=self._trace.SpanKind.CLIENT,
-            attributes={
-                "http.request.method": event.method,
-                "sentry_async.endpoint_group": event.group,
-            },
+            kind=self._trace.SpanKind.INTERNAL,
+            attributes=attributes,
             start_time=start,
         )
-        self._spans[event.id] = span, start
+        self._requests[event.id] = _Request(span, start, attributes)
 
-    def on_retry(self, event: HookEvent) -> None:
-        started = self._spans.get(event.id)
-        if started is not None:
-            started[0].add_event("retry", _event_attributes(event))
-
-    def on_rate_limit_wait(self, event: HookEvent) -> None:
-        started = self._spans.get(event.id)
-        if started is not None:
-            started[0].add_event("rate_limit_wait", _event_attributes(event))
-
-    def on_done(self, event: HookEvent) -> None:
-        started = self._spans.pop(event.id, None)
-        if started is None:
+    def on_request(self, event: HookEvent) -> None:
+        request = self._requests.get(event.id)
+        if request is None:
             return
-        span, start = started
-        span.set_attribute("sentry_async.attempts", event.attempt)
+        attributes = dict(request.attributes)
+        if event.attempt > 1:
+            attributes["http.request.resend_count"] = event.attempt - 1
+        request.attempt = self._tracer.start_span(
+            event.group,
+            context=self._trace.set_span_in_context(request.span),
+            kind=self._trace.SpanKind.CLIENT,
+            attributes=attributes,
+        )
+
+    def on_response(self, event: HookEvent) -> None:
+        request = self._requests.get(event.id)
+        if request is None or request.attempt is None:
+            return
+        span, request.attempt = request.attempt, None
         if event.status is not None:
             span.set_attribute("http.response.status_code", event.status)
+        error = event.reason or (
+            str(event.status) if event.status is not None and event.status >= 400 else None
+        )
+        if error is not None:
+            span.set_attribute("error.type", error)
+            span.set_status(self._trace.StatusCode.ERROR)
+        span.end()
+
+    def on_retry(self, event: HookEvent) -> None:
+        request = self._requests.get(event.id)
+        if request is not None:
+            request.span.add_event("retry", _event_attributes(event))
+
+    def on_rate_limit_wait(self, event: HookEvent) -> None:
+        request = self._requests.get(event.id)
+        if request is not None:
+            request.span.add_event("rate_limit_wait", _event_attributes(event))
+
+    def on_done(self, event: HookEvent) -> None:
+        request = self._requests.pop(event.id, None)
+        if request is None:
+            return
+        span = request.span
+        span.set_attribute("sentry_async.attempts", event.attempt)
+        if event.attempt > 1:
+            span.set_attribute("http.request.resend_count", event.attempt - 1)
+        if event.status is not None:
+            span.set_attribute("http.response.status_code", event.status)
+        # A renamed project's 302 that the client follows is a move, not a failure.
         if event.reason is not None and event.reason != "moved":
             span.set_attribute("error.type", event.reason)
             span.set_status(self._trace.StatusCode.ERROR)
-        span.end(end_time=start + int(event.elapsed * 1e9))
+        span.end(end_time=request.start + int(event.elapsed * 1e9))
+
+
+def _request_attributes(event: HookEvent) -> dict[str, Any]:
+    """What every span of a request carries: where it went and its route, no value."""
+    template = event.group.partition(" ")[2]
+    attributes: dict[str, Any] = {
+        "http.request.method": event.method,
+        "sentry_async.endpoint_group": event.group,
+        "url.template": template,
+    }
+    if event.server is not None:
+        attributes["server.address"], attributes["server.port"] = _host_port(event.server)
+        attributes["url.full"] = event.server + template
+    return attributes
+
+
+@functools.lru_cache(maxsize=64)
+def _host_port(root: str) -> tuple[str | None, int | None]:
+    """A client has one API root or a few (regions): each is parsed once."""
+    url = URL(root)
+    return url.host, url.port
 
 
 def _event_attributes(event: HookEvent) -> dict[str, Any]:

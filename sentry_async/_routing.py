@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, TypeVar, cast
 from urllib.parse import quote
 
@@ -20,7 +21,6 @@ from ._protocol.errors import Redactor
 from ._protocol.hosts import host_problem, is_loopback, is_saas, origin, token_host_refusal
 from ._protocol.params import check_path_value, check_slug, is_numeric_id, project_refs
 from .errors import ProjectMoved, UntrustedHost
-from .hooks import FOLLOWING_MOVES
 
 if TYPE_CHECKING:
     from ._protocol.proxies import ProxySettings
@@ -38,6 +38,9 @@ API_PREFIX = "/api/0"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _URL_CACHE_SIZE = 256
 """URLs kept by :meth:`Routing.url_for`; a sweep over thousands of issues starts afresh."""
+FOLLOWING_MOVES: ContextVar[bool] = ContextVar("sentry_async_following_moves", default=False)
+"""Set while a read that follows a renamed project is sent: the hooks then report its
+302 as ``reason="moved"``, an outcome, not a failure (the call goes on to the new path)."""
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 

@@ -219,7 +219,7 @@ class Transport(Exchange):
         have room for the decoded items, so that undecoded bytes wait rather than objects.
         ``on_headers`` sees a success's headers before its body is read (:data:`HeadersSeen`):
         the next page's cursor is there, and its request need not wait for the body."""
-        call = None if self._hooks is None else self._hooks.start(method, group)
+        call = None if self._hooks is None else self._hooks.start(method, group, url)
         try:
             result = await self._attempts(
                 method,

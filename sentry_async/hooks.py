@@ -11,11 +11,15 @@ import itertools
 import logging
 import time
 from collections.abc import Callable, Iterable
-from contextvars import ContextVar
+from typing import TYPE_CHECKING
 
 import msgspec
 
+from ._routing import API_PREFIX, FOLLOWING_MOVES
 from .errors import ProjectMoved
+
+if TYPE_CHECKING:
+    from yarl import URL
 
 __all__ = ["HookEvent", "Hooks"]
 
@@ -25,7 +29,8 @@ logger = logging.getLogger("sentry_async.hooks")
 class HookEvent(msgspec.Struct, frozen=True):
     """What happened to one logical request (a call, with all its retries).
 
-    Never holds the URL, its query values or any header: ``group`` is the endpoint's
+    Never holds the request's URL (``server`` is the API root above it), its query values
+    or any header: ``group`` is the endpoint's
     template (``"GET /organizations/{org}/issues/"``), what Sentry rate-limits by. (A
     frozen msgspec struct: built several times per request, it must be cheap to make.)
     """
@@ -49,8 +54,13 @@ class HookEvent(msgspec.Struct, frozen=True):
     also ``cancelled``, or ``sink`` when a download's sink raised) for ``on_response`` and
     ``on_retry``; ``server`` or ``limiter`` for ``on_rate_limit_wait``; the exception's
     class name for a failed ``on_done``, or ``moved`` for a renamed project's 302 that the
-    client follows to the new path (not a failure). A body that arrives whole but does not decode is
-    reported once: ``on_response`` with its status, then ``on_retry`` with ``payload``."""
+    client follows to the new path (not a failure). A body that arrives whole but does not
+    decode is reported once: ``on_response`` with its status, then ``on_retry`` with
+    ``payload``."""
+    server: str | None = None
+    """``on_start`` only: the API root the request goes to (``https://de.sentry.io/api/0``:
+    scheme, host, a port other than the default, a self-hosted install's path prefix).
+    What is under it stays out: no path, slug, id or query value."""
 
 
 class Hooks:
@@ -82,10 +92,6 @@ class Hooks:
     def on_done(self, event: HookEvent) -> None:
         """The logical request ended: success, a final error (``reason``) or a cancel."""
 
-
-FOLLOWING_MOVES: ContextVar[bool] = ContextVar("sentry_async_following_moves", default=False)
-"""Set while a read that follows a renamed project is sent: its 302 is then reported as
-``reason="moved"``, an outcome, not a failure (the call goes on to the new path)."""
 
 _IDS = itertools.count(1)
 """Request ids are unique in the process, so one hook object can serve several clients."""
@@ -143,12 +149,20 @@ class HookSet:
         found = cls([hooks] if isinstance(hooks, Hooks) else hooks)
         return found if any(found._handlers.values()) else None
 
-    def start(self, method: str, group: str) -> Call:
+    def start(self, method: str, group: str, url: URL | None = None) -> Call:
         call = Call(self._handlers, next(_IDS), method, group)
         handlers = self._handlers["on_start"]
         if handlers:
-            _emit(handlers, HookEvent(call.id, method, group, 0))
+            server = None if url is None else _api_root(url)
+            _emit(handlers, HookEvent(call.id, method, group, 0, server=server))
         return call
+
+
+def _api_root(url: URL) -> str:
+    """``url`` cut after its API prefix: where it goes, none of what it asks for."""
+    path = url.raw_path
+    cut = path.find(API_PREFIX + "/")
+    return f"{url.scheme}://{url.raw_authority}{path[: cut + len(API_PREFIX)] if cut >= 0 else ''}"
 
 
 def _what(value: object) -> str:

@@ -51,3 +51,13 @@ def memory_spans() -> tuple[Any, Any]:
     provider = sdk_trace.TracerProvider()
     provider.add_span_processor(export.SimpleSpanProcessor(exporter))
     return exporter, provider
+
+
+def calls(exporter: Any) -> list[Any]:
+    """The finished spans of logical requests (INTERNAL), leaving out their attempts'."""
+    return [span for span in exporter.get_finished_spans() if span.kind.name == "INTERNAL"]
+
+
+def attempts(exporter: Any) -> list[Any]:
+    """The finished spans of attempts sent over the wire (CLIENT)."""
+    return [span for span in exporter.get_finished_spans() if span.kind.name == "CLIENT"]

@@ -16,7 +16,7 @@ from typing import Any
 import aiohttp
 import anyio
 import pytest
-from _hooks_recorder import Recorder
+from _hooks_recorder import Recorder, attempts, calls
 from _hooks_recorder import memory_spans as _memory_spans
 
 from sentry_async import (
@@ -257,7 +257,7 @@ async def test_trace_configs_reach_aiohttp(server: FakeSentry) -> None:
 # ---------------------------------------------------------------- OpenTelemetry
 
 
-async def test_one_span_per_logical_request_without_secrets_or_query_values(
+async def test_one_span_per_logical_request_and_attempt_without_secrets_or_query_values(
     server: FakeSentry,
 ) -> None:
     exporter, provider = _memory_spans()
@@ -272,8 +272,9 @@ async def test_one_span_per_logical_request_without_secrets_or_query_values(
         with pytest.raises(NotFound):
             await client.issues.get(org, 999_999_999)
     assert len(issues) == 25
-    spans = exporter.get_finished_spans()
+    spans = calls(exporter)
     assert len(spans) == 5  # organizations, three pages of issues, one 404
+    assert len(attempts(exporter)) == 6  # and the first page's retry
     assert [span.name for span in spans] == [
         "GET /organizations/",
         *["GET /organizations/{org}/issues/"] * 3,
@@ -283,17 +284,22 @@ async def test_one_span_per_logical_request_without_secrets_or_query_values(
     assert dict(first_page.attributes) == {
         "http.request.method": "GET",
         "sentry_async.endpoint_group": "GET /organizations/{org}/issues/",
+        "server.address": "127.0.0.1",
+        "server.port": int(server.url.rsplit(":", 1)[1]),
+        "url.template": "/organizations/{org}/issues/",
+        "url.full": f"{server.url}/api/0/organizations/{{org}}/issues/",
         "http.response.status_code": 200,
+        "http.request.resend_count": 1,
         "sentry_async.attempts": 2,
     }
     assert [event.name for event in first_page.events] == ["retry"]
-    assert first_page.kind.name == "CLIENT"
+    assert first_page.kind.name == "INTERNAL"
     failed = spans[-1]
     assert failed.attributes["error.type"] == "NotFound"
     assert failed.attributes["http.response.status_code"] == 404
     assert failed.status.status_code.name == "ERROR"
     recorded = repr([(s.name, dict(s.attributes), [dict(e.attributes) for e in s.events])
-                     for s in spans])  # fmt: skip
+                     for s in exporter.get_finished_spans()])  # fmt: skip
     for secret in (TOKEN, "unresolved", "cursor", org, "999999999"):
         assert secret not in recorded
 
@@ -329,7 +335,7 @@ async def test_one_otel_hook_serves_several_clients_at_once(server: FakeSentry) 
     ):
         group.start_soon(_orgs, first)
         group.start_soon(_orgs, second)
-    assert len(exporter.get_finished_spans()) == 2
+    assert len(calls(exporter)) == 2
 
 
 class Timed(Hooks):
@@ -368,6 +374,6 @@ async def test_a_response_waiting_for_a_busy_fan_out_consumer_is_not_request_tim
     held = [call for call, (done, _) in timed.done.items() if done - timed.answered[call] >= 0.6]
     assert held, "a page waited, undecoded, while the consumer slept"
     assert all(elapsed < 0.5 for _, elapsed in timed.done.values())
-    spans = exporter.get_finished_spans()
+    spans = calls(exporter)
     assert len(spans) == len(timed.done)
     assert all(span.end_time - span.start_time < 0.5e9 for span in spans)
