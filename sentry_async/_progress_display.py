@@ -88,12 +88,15 @@ def _rich_display(progress: Progress, out: TextIO) -> Iterator[None]:
     from rich.live import Live
 
     console = Console(file=out)
-    with Live(
-        console=console,
-        get_renderable=lambda: _render(progress.snapshot()),
-        refresh_per_second=8,
-        transient=False,
-    ) as live:
+    with (
+        Live(
+            console=console,
+            get_renderable=lambda: _render(progress.snapshot()),
+            refresh_per_second=8,
+            transient=False,
+        ) as live,
+        _logs_through(console, out),
+    ):
         try:
             yield
         finally:
@@ -101,6 +104,38 @@ def _rich_display(progress: Progress, out: TextIO) -> Iterator[None]:
                 live.refresh()
             else:
                 live.transient = True
+
+
+@contextmanager
+def _logs_through(console: Any, out: TextIO) -> Iterator[None]:
+    """Log handlers that write to ``out`` (the CLI's, an application's on stderr) print
+    through the live display's console while it runs: each line goes above the progress
+    line, which is drawn again below it, rather than glued onto it or leaving a stale one
+    behind. Rich redirects ``sys.stderr`` itself, but a handler keeps the stream it was
+    built with."""
+    from rich.file_proxy import FileProxy
+
+    proxy = FileProxy(console, out)
+    library = [
+        logger
+        for name, logger in logging.root.manager.loggerDict.items()
+        if isinstance(logger, logging.Logger)
+        and (name == "sentry_async" or name.startswith("sentry_async."))
+    ]
+    swapped = [
+        handler
+        for logger in (logging.root, *library)
+        for handler in logger.handlers
+        if isinstance(handler, logging.StreamHandler) and handler.stream is out
+    ]
+    for handler in swapped:
+        handler.setStream(proxy)
+    try:
+        yield
+    finally:
+        for handler in swapped:
+            if handler.stream is proxy:
+                handler.setStream(out)
 
 
 def _render(snapshot: ProgressSnapshot) -> Any:

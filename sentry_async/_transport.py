@@ -72,6 +72,17 @@ _PER_REQUEST_DECOMPRESS = (
 """Whether this aiohttp lets a request turn off its own decompression (newer versions)."""
 
 
+def _unsourced(error: SentryError) -> str:
+    """The error's message without the method and URL it names (``503 from GET <url>:
+    …``, ``… (GET <url>)``): the retry line names the request already, and an export's
+    URL is a few hundred characters."""
+    text = str(error)
+    method, url = getattr(error, "method", None), getattr(error, "url", None)
+    if isinstance(method, str) and isinstance(url, str):
+        text = text.replace(f" from {method} {url}", "", 1).replace(f" ({method} {url})", "", 1)
+    return text
+
+
 def _unanswered(exc: BaseException, download: bool) -> str:
     """The hooks' ``reason`` for an attempt sent and never answered: cancelled, or (the
     only other error to get past the exchange) what a download's sink raised."""
@@ -325,7 +336,7 @@ class Transport(Exchange):
                 "%s",
                 self._redactor.text(
                     f"retrying {method} {url} in {decision.delay:.2f}s "
-                    f"(attempt {attempt + 1} of {policy.attempts}): {failure.error}"
+                    f"(attempt {attempt + 1} of {policy.attempts}): {_unsourced(failure.error)}"
                 ),
             )
             await anyio.sleep(decision.delay)
