@@ -226,14 +226,13 @@ class Exchange:
     ) -> Response:
         """One HTTP exchange; whatever goes wrong becomes a :class:`_Failure` raised outside
         the ``except`` that caught it, so aiohttp's exception is not even its context."""
-        delivered = [0]
-        status: list[int | None] = [None]
+        delivered = [0, 0]  # bytes handed to the sink; the status, once its line arrived
         failure: _Failure | _SinkFailed | None = None
         # A download keeps aiohttp's own read bound, which pauses while its sink is slow.
         watch = None if sink is not None or self._deadlines is None else self._deadlines.start()
         try:
             return await self._request(
-                method, url, body, sink, delivered, status, started, watch, on_headers
+                method, url, body, sink, delivered, started, watch, on_headers
             )
         except _SinkFailed as exc:
             failure = exc
@@ -320,7 +319,7 @@ class Exchange:
             raise failure.error  # outside the ``except``: not chained to its carrier
         if delivered[0] and failure.kind != "too_large":
             failure.kind = "final"  # part of the body already went to the sink
-        failure.status = status[0]
+        failure.status = delivered[1] or None
         raise failure
 
     def _failure(
@@ -349,14 +348,14 @@ class Exchange:
         body: Body,
         sink: Sink | None,
         delivered: list[int],
-        status: list[int | None],
         started: float,
         watch: Watch | None,
         on_headers: HeadersSeen | None,
     ) -> Response:
         """The aiohttp call. The only frame that sees aiohttp's objects; the headers,
         ``Authorization`` included, are built inside the call expression, never a local.
-        ``status`` gets the status line as soon as it arrives: a failure after it keeps it."""
+        ``delivered`` counts the bytes handed to a sink, and gets the status as soon as its
+        line arrives (``delivered[1]``): a failure after it keeps it."""
         if watch is not None:
             timeout = self._connect_timeout
         elif sink is not None:
@@ -372,7 +371,7 @@ class Exchange:
             **self._request_options,
             **self._routed_headers(url, body, sink),
         ) as resp:
-            status[0] = resp.status
+            delivered[1] = resp.status
             if watch is not None:
                 watch.stream = resp.content  # from here on, arriving bytes are progress
             if on_headers is not None and 200 <= resp.status < 300 and on_headers(resp.headers):
