@@ -31,6 +31,10 @@ DOCUMENTED = {
         "a window split",
     ("hooks.py", "warning", "hook %s failed"): "a hook that raised",
     ("cli.py", "debug", "details"): "the traceback of the error",
+    ("_query_command.py", "warning", "showing %d of %d rows"):
+        "a `query` table that stopped before the answer did",
+    ("_query_command.py", "warning", "showing %d rows, more remain"):
+        "a `query` table that stopped before the answer did",
 }  # fmt: skip
 
 
