@@ -13,6 +13,7 @@ from .errors import (
     APIError,
     BadRequest,
     BulkPartialError,
+    ClientClosed,
     ConnectionFailed,
     DecodeError,
     ErrorDetail,
@@ -31,6 +32,7 @@ from .errors import (
     Unauthorized,
     UnsafeRedirect,
     UntrustedHost,
+    WrongEventLoop,
 )
 
 if TYPE_CHECKING:
@@ -78,6 +80,7 @@ __all__ = [
     "BadRequest",
     "BulkPartialError",
     "BulkResult",
+    "ClientClosed",
     "ConnectionFailed",
     "DecodeError",
     "ErrorDetail",
@@ -115,6 +118,7 @@ __all__ = [
     "Unauthorized",
     "UnsafeRedirect",
     "UntrustedHost",
+    "WrongEventLoop",
     "__version__",
     "fan_out",
 ]

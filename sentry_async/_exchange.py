@@ -32,12 +32,14 @@ from ._protocol.hosts import REDIRECT_STATUSES, origin, redirect_method, resolve
 from ._protocol.ratelimit import RateLimitInfo, parse_rate_limit
 from ._protocol.retry import FailureKind
 from .errors import (
+    ClientClosed,
     ConnectionFailed,
     RequestTimeout,
     ResponseTooLarge,
     SentryError,
     TransportError,
     UnsafeRedirect,
+    WrongEventLoop,
 )
 
 if TYPE_CHECKING:
@@ -306,6 +308,8 @@ class Exchange:
                 url,
                 exc,
             )
+        except RuntimeError as exc:
+            failure = self._runtime_failure(exc, method, url)
         except Exception as exc:
             # Not expected from aiohttp (a bug, a trace callback's own error), but its
             # traceback would hold the request headers, the token included.
@@ -335,6 +339,29 @@ class Exchange:
         described = None if cause is None else redact(f"{type(cause).__name__}: {cause}")
         error = cls(redact(message), method=method, url=self._shown(url), cause=described)
         return _Failure(kind, error)
+
+    def _closed_failure(self) -> _Failure:
+        """The attempt of a client whose session was closed under it."""
+        message = "the aiohttp session this SentryClient sends through is closed"
+        return _Failure("final", ClientClosed(message))
+
+    def _runtime_failure(self, exc: RuntimeError, method: str, url: URL) -> _Failure:
+        """aiohttp's RuntimeErrors say the client cannot send from here (a closed session,
+        a session of another event loop), not that the network failed."""
+        if self.session.closed:
+            return self._closed_failure()
+        text = f"{type(exc).__name__}: {exc}"
+        if "loop" in text or "thread" in text:
+            return _Failure(
+                "final",
+                WrongEventLoop(
+                    self._redactor.text(
+                        "the aiohttp session of this SentryClient belongs to another event "
+                        f"loop ({text}): create one client, and one session, per event loop"
+                    )
+                ),
+            )
+        return self._failure("final", ConnectionFailed, text, method, url, exc)
 
     def _shown(self, url: URL) -> str:
         """``url`` for an error or a log line: a redirect's ``Location`` may have put the

@@ -7,6 +7,7 @@ yet are one call away, with the same limiter, retries, errors and pagination.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import platform
@@ -55,7 +56,7 @@ from ._timeouts import Timeouts
 from ._transport import DEFAULT_MAX_BODY_SIZE, Response, Secret, Transport
 from ._version import __version__
 from .api._groups import GeneratedGroups
-from .errors import SentryError
+from .errors import ClientClosed, WrongEventLoop
 from .hooks import Hooks, HookSet
 from .limiter import RateLimiter
 from .pagination import PageFetcher, Paginator, RawPage
@@ -193,6 +194,8 @@ class SentryClient(GeneratedGroups, Routing, Downloads):
         self._owns_session = session is None
         self._view: aiohttp.ClientSession | None = None
         self._transport: Transport | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        """The event loop the session was made on: the only one it can serve."""
         self._region_roots: dict[str, URL] = {}
         # Project slugs resolved to ids per organization, and renamed projects (old -> new).
         self._project_ids: dict[str, dict[str, str]] = {}
@@ -233,7 +236,20 @@ class SentryClient(GeneratedGroups, Routing, Downloads):
         await self.close()
 
     async def close(self) -> None:
-        """Close the session if this client created it; idempotent."""
+        """Close the session if this client created it; idempotent.
+
+        Called from another event loop than the client's own, it releases a client whose
+        loop has ended; while that loop still runs, the session is that loop's to close
+        (:class:`WrongEventLoop`).
+        """
+        loop = self._loop
+        if (
+            loop is not None
+            and not self._closed
+            and loop is not asyncio.get_running_loop()
+            and not loop.is_closed()
+        ):
+            raise self._wrong_loop(loop)
         self._closed = True
         if self._view is not None:
             await self._view.close()  # not the pool it shares with your session
@@ -245,39 +261,67 @@ class SentryClient(GeneratedGroups, Routing, Downloads):
         return self._closed
 
     def _get_transport(self) -> Transport:
+        """The transport of every request: one loop lookup and identity check per call."""
+        transport = self._transport
+        if transport is None or self._closed or self._loop is not asyncio.get_running_loop():
+            transport = self._start_transport()
+        return transport
+
+    def _start_transport(self) -> Transport:
+        """Make the session and transport on first use, binding the client to this event
+        loop; refuse a closed client, or a call from another loop, before anything is sent."""
         if self._closed:
-            raise SentryError("this SentryClient is closed")
-        if self._transport is None:
-            if self._session is None:
-                connector = aiohttp.TCPConnector(
-                    limit=self._max_connections,
-                    ttl_dns_cache=300,
-                    enable_cleanup_closed=True,
-                    ssl=self._ssl,
-                )
-                self._session = aiohttp.ClientSession(
-                    connector=connector,
-                    timeout=self.timeouts.to_aiohttp(),
-                    trust_env=False,
-                    trace_configs=self._trace_configs or None,
-                    auto_decompress=False,  # the transport inflates, under max_body_size
-                )
-            session = self._session
-            if not self._owns_session and session.trust_env:
-                session = self._view = _without_environment(session)
-            self._transport = Transport(
-                session,
-                token=self._token,
-                limiter=self.limiter,
-                retry=self.retry,
-                timeouts=self.timeouts,
-                trusted_origins=self._trusted,
-                headers={"User-Agent": self._user_agent, "Accept": "application/json"},
-                proxy=self._proxy,
-                hooks=self._hooks,
-                max_body_size=self._max_body_size,
+            raise ClientClosed("this SentryClient is closed")
+        loop = asyncio.get_running_loop()
+        bound = self._loop
+        if bound is not None and self._transport is not None:
+            if loop is not bound:
+                raise self._wrong_loop(bound)
+            return self._transport
+        if self._session is None:
+            connector = aiohttp.TCPConnector(
+                limit=self._max_connections,
+                ttl_dns_cache=300,
+                enable_cleanup_closed=True,
+                ssl=self._ssl,
             )
+            self._session = aiohttp.ClientSession(
+                connector=connector,
+                timeout=self.timeouts.to_aiohttp(),
+                trust_env=False,
+                trace_configs=self._trace_configs or None,
+                auto_decompress=False,  # the transport inflates, under max_body_size
+            )
+        session = self._session
+        if not self._owns_session and session.trust_env:
+            session = self._view = _without_environment(session)
+        self._transport = Transport(
+            session,
+            token=self._token,
+            limiter=self.limiter,
+            retry=self.retry,
+            timeouts=self.timeouts,
+            trusted_origins=self._trusted,
+            headers={"User-Agent": self._user_agent, "Accept": "application/json"},
+            proxy=self._proxy,
+            hooks=self._hooks,
+            max_body_size=self._max_body_size,
+        )
+        self._loop = loop
         return self._transport
+
+    def _wrong_loop(self, loop: asyncio.AbstractEventLoop) -> WrongEventLoop:
+        """The error of a call from an event loop other than the client's ``loop``."""
+        ended = (
+            "; that loop has ended: `await client.close()` releases this client from any loop"
+            if loop.is_closed()
+            else ""
+        )
+        return WrongEventLoop(
+            "this SentryClient is bound to the event loop it first sent on, and this call "
+            "runs on another one (a second asyncio.run(), another thread): create one client "
+            f"per event loop{ended}"
+        )
 
     async def send(
         self,

@@ -18,6 +18,7 @@ __all__ = [
     "APIError",
     "BadRequest",
     "BulkPartialError",
+    "ClientClosed",
     "ConnectionFailed",
     "DecodeError",
     "ErrorDetail",
@@ -36,6 +37,7 @@ __all__ = [
     "Unauthorized",
     "UnsafeRedirect",
     "UntrustedHost",
+    "WrongEventLoop",
 ]
 
 
@@ -293,6 +295,19 @@ class UnsafeRedirect(TransportError):
 
 class UntrustedHost(SentryError, ValueError):
     """A region or URL the token must not be sent to (see ``trusted_hosts``)."""
+
+
+class ClientClosed(SentryError):
+    """The :class:`~sentry_async.SentryClient` was closed (a call made after ``close()``),
+    or the aiohttp session it sends through was."""
+
+
+class WrongEventLoop(SentryError, RuntimeError):
+    """A client was used from an event loop other than the one it first sent on.
+
+    Its connections belong to that loop and cannot serve another (a second
+    ``asyncio.run()``, another thread): create one client per event loop. Nothing was sent.
+    """
 
 
 class BulkPartialError(SentryError):

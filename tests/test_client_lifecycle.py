@@ -1,0 +1,193 @@
+"""A client's life: the event loop it belongs to, and what ``close()`` does to the calls in flight.
+
+A client is bound to the event loop it first sends on; a call from another loop is a
+:class:`WrongEventLoop` before anything is sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import threading
+import warnings
+from collections.abc import AsyncIterator, Awaitable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import aiohttp
+import anyio
+import pytest
+from _local_server import local_app
+from aiohttp import web
+
+from sentry_async import (
+    ClientClosed,
+    ConnectionFailed,
+    SentryClient,
+    SentryError,
+    WrongEventLoop,
+)
+from sentry_async.testing import FakeSentry
+
+HANG = 30
+"""Seconds a test waits for what should take a moment: reached only when something hangs."""
+
+
+def _first_loop_then_second(client: SentryClient) -> BaseException:
+    """One request on one ``asyncio.run``, then one on a second; what the second raised."""
+
+    async def list_organizations() -> None:
+        await asyncio.wait_for(client.request("GET", "/organizations/"), HANG)
+
+    asyncio.run(list_organizations())
+    with pytest.raises(Exception) as raised:
+        asyncio.run(list_organizations())
+    return raised.value
+
+
+def test_a_second_event_loop_is_refused_before_anything_is_sent(fake_sentry: FakeSentry) -> None:
+    client = fake_sentry.client()
+    error = _first_loop_then_second(client)
+    assert isinstance(error, WrongEventLoop), repr(error)
+    assert isinstance(error, SentryError) and isinstance(error, RuntimeError)
+    assert "create one client per event loop" in str(error)
+    assert len(fake_sentry.requests) == 1  # the second call sent nothing
+
+    # The first loop has ended with the client still open: close() from any other loop
+    # releases it, and it then says it is closed.
+    asyncio.run(client.close())
+    assert client.closed
+    assert client._session is not None and client._session.closed
+    with pytest.raises(ClientClosed, match="this SentryClient is closed"):
+        asyncio.run(client.request("GET", "/organizations/"))
+    # The ended loop's pooled socket can only be reclaimed by the garbage collector, which
+    # says so: here, not in whichever test runs next.
+    del client
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        gc.collect()
+
+
+def test_a_client_used_by_two_threads_refuses_the_second(fake_sentry: FakeSentry) -> None:
+    client = fake_sentry.client()
+    first_sent = threading.Event()
+    second_done = threading.Event()
+    outcome: dict[str, Any] = {}
+
+    def first() -> None:
+        async def run() -> None:
+            async with client:
+                await asyncio.wait_for(client.request("GET", "/organizations/"), HANG)
+                first_sent.set()
+                # This loop keeps running, the client open, while the other thread tries.
+                await asyncio.to_thread(second_done.wait, HANG)
+            outcome["first"] = "closed on its own loop"
+
+        asyncio.run(run())
+
+    def second() -> None:
+        def attempt(call: Awaitable[Any]) -> BaseException | None:
+            async def run() -> None:
+                await asyncio.wait_for(call, HANG)
+
+            try:
+                asyncio.run(run())
+            except BaseException as exc:
+                return exc
+            return None
+
+        first_sent.wait(HANG)
+        try:
+            outcome["request"] = attempt(client.request("GET", "/organizations/"))
+            # The session is the other loop's to close, and that loop still runs.
+            outcome["close"] = attempt(client.close())
+        finally:
+            second_done.set()
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(HANG * 2)
+    assert not any(thread.is_alive() for thread in threads)
+    assert isinstance(outcome["request"], WrongEventLoop), repr(outcome["request"])
+    assert isinstance(outcome["close"], WrongEventLoop), repr(outcome["close"])
+    assert outcome.get("first") == "closed on its own loop"
+    assert client.closed
+    assert len(fake_sentry.requests) == 1
+
+
+class Held:
+    """The requests a stalling server holds, and a wait for a number of them."""
+
+    def __init__(self) -> None:
+        self.paths: list[str] = []
+        self._arrived = anyio.Event()
+
+    def add(self, path: str) -> None:
+        self.paths.append(path)
+        self._arrived.set()
+        self._arrived = anyio.Event()
+
+    async def reach(self, count: int) -> None:
+        with anyio.fail_after(HANG):
+            while len(self.paths) < count:
+                await self._arrived.wait()
+
+
+@asynccontextmanager
+async def stalling() -> AsyncIterator[tuple[str, Held]]:
+    """A server that answers ``/slow/`` never (no headers), ``/midbody/`` with a body that
+    stops after its first bytes, and ``/list/`` with one page whose next page never comes.
+
+    Yields the base URL and the requests it holds; each is let go when the test ends."""
+    held = Held()
+    release = anyio.Event()
+
+    async def hold(request: web.Request) -> None:
+        held.add(request.path_qs)
+        with anyio.move_on_after(HANG):
+            await release.wait()
+
+    async def slow(request: web.Request) -> web.StreamResponse:
+        await hold(request)
+        return web.json_response({})
+
+    async def midbody(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(
+            headers={"Content-Type": "application/json", "Content-Length": "100000"}
+        )
+        await response.prepare(request)
+        await response.write(b"[" + b" " * 1000)
+        await hold(request)
+        return response
+
+    async def listing(request: web.Request) -> web.StreamResponse:
+        if request.query.get("cursor") == "1":
+            await hold(request)
+        base = f"{request.scheme}://{request.host}{request.path}"
+        link = f'<{base}?cursor=1>; rel="next"; results="true"; cursor="1"'
+        return web.json_response([{"id": "1"}, {"id": "2"}], headers={"Link": link})
+
+    app = web.Application()
+    app.router.add_get("/api/0/slow/", slow)
+    app.router.add_get("/api/0/midbody/", midbody)
+    app.router.add_get("/api/0/list/", listing)
+    async with local_app(app) as url:
+        try:
+            yield url, held
+        finally:
+            release.set()
+
+
+async def test_a_session_closed_under_the_client_is_not_a_network_failure() -> None:
+    """aiohttp's "Session is closed" (a RuntimeError) says the client cannot send, not
+    that the network failed: it is a ClientClosed, not retried."""
+    async with stalling() as (url, held), aiohttp.ClientSession() as session:
+        client = SentryClient("token", base_url=url, session=session)
+        await session.close()
+        with pytest.raises(ClientClosed) as raised:
+            await client.request("GET", "/list/")
+        assert not isinstance(raised.value, ConnectionFailed)
+        assert "session" in str(raised.value)
+        assert held.paths == []
