@@ -43,6 +43,7 @@ class Watch:
     """One attempt's bounds: a fixed deadline, and a quiet spell no longer than ``read``."""
 
     __slots__ = (
+        "bounded",
         "cancelling",
         "deadline",
         "expired",
@@ -53,8 +54,12 @@ class Watch:
         "task",
     )
 
-    def __init__(self, owner: Deadlines, task: _Task, deadline: float, now: float) -> None:
+    def __init__(
+        self, owner: Deadlines, task: _Task, deadline: float, now: float, bounded: bool
+    ) -> None:
         self.owner = owner
+        self.bounded = bounded
+        """False: only tracked, so that :meth:`Deadlines.end_all` reaches it too."""
         self.task = task
         self.cancelling = task.cancelling()
         self.deadline = deadline
@@ -71,7 +76,8 @@ class Watch:
 
 
 class Deadlines:
-    """The bounds of one transport's attempts (``None`` turns a bound off)."""
+    """The bounds of one transport's attempts (``None`` turns a bound off), and the
+    attempts in flight, which :meth:`end_all` ends when the client is closed."""
 
     def __init__(self, *, read: float | None, total: float | None) -> None:
         self._read = read
@@ -85,20 +91,24 @@ class Deadlines:
     def active(self) -> bool:
         return self._read is not None or self._total != math.inf
 
-    def start(self) -> Watch:
-        """Watch the current task's attempt from now; :meth:`finish` it on the way out."""
+    def start(self, *, bounded: bool = True) -> Watch:
+        """Watch the current task's attempt from now; :meth:`finish` it on the way out.
+
+        An attempt not ``bounded`` (a download, whose body goes at its sink's pace under
+        aiohttp's own read bound) is only tracked, for :meth:`end_all`."""
         loop = asyncio.get_running_loop()
         if loop is not self._loop:  # a timer of a loop that has ended will never fire
             self._loop, self._timer = loop, None
         now = loop.time()
-        watch = Watch(self, cast(_Task, asyncio.current_task()), now + self._total, now)
+        task = cast(_Task, asyncio.current_task())
+        watch = Watch(self, task, now + self._total if bounded else math.inf, now, bounded)
         self._watching[watch] = None
         # A pending wake is never later than this attempt's first bound: every attempt has
         # the same bounds, and one still in flight wakes the timer by then at the latest.
-        if self._timer is None:
-            self._arm(
-                watch.deadline if self._read is None else min(watch.deadline, now + self._read)
-            )
+        if self._timer is None and bounded:
+            first = watch.deadline if self._read is None else min(watch.deadline, now + self._read)
+            if first != math.inf:
+                self._arm(first)
         return watch
 
     def finish(self, watch: Watch) -> bool:
@@ -108,6 +118,23 @@ class Deadlines:
         if self._watching.pop(watch, False) is False:
             return False
         return watch.expired is not None and watch.task.uncancel() <= watch.cancelling
+
+    def end_all(self, reason: str) -> None:
+        """End every attempt in flight now, the client being closed: each task is cancelled
+        as at a timeout, with ``reason`` as its expiry. An ended loop's attempts are
+        already over (its tasks ran to the end before it closed)."""
+        loop = self._loop
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if loop is None or loop.is_closed():
+            self._watching.clear()
+            return
+        current: object = asyncio.current_task()
+        for watch in list(self._watching):
+            if watch.expired is None and watch.task is not current:
+                watch.expired = reason
+                watch.task.cancel()
 
     def _arm(self, when: float) -> None:
         assert self._loop is not None
@@ -120,7 +147,7 @@ class Deadlines:
         wake = math.inf
         read = self._read
         for watch in self._watching:
-            if watch.expired is not None:
+            if watch.expired is not None or not watch.bounded:
                 continue
             stream = watch.stream
             if stream is not None and stream.total_bytes != watch.seen:

@@ -160,6 +160,16 @@ class Exchange:
         _inflate: bool
         _request_options: dict[str, bool]
 
+    closed = False
+    """Set by :meth:`close`: no attempt is sent from then on."""
+
+    def close(self) -> None:
+        """End every attempt in flight (each call raises :class:`ClientClosed`, rather than
+        wait for a body that a closed session no longer reads) and send none from now on."""
+        self.closed = True
+        if self._deadlines is not None:
+            self._deadlines.end_all("the client was closed")
+
     async def _exchange(
         self,
         method: str,
@@ -228,10 +238,13 @@ class Exchange:
     ) -> Response:
         """One HTTP exchange; whatever goes wrong becomes a :class:`_Failure` raised outside
         the ``except`` that caught it, so aiohttp's exception is not even its context."""
+        if self.closed:
+            raise self._closed_failure()
         delivered = [0, 0]  # bytes handed to the sink; the status, once its line arrived
         failure: _Failure | _SinkFailed | None = None
-        # A download keeps aiohttp's own read bound, which pauses while its sink is slow.
-        watch = None if sink is not None or self._deadlines is None else self._deadlines.start()
+        # A download keeps aiohttp's own read bound, which pauses while its sink is slow: its
+        # watch only lets close() end it.
+        watch = None if self._deadlines is None else self._deadlines.start(bounded=sink is None)
         try:
             return await self._request(
                 method, url, body, sink, delivered, started, watch, on_headers
@@ -321,6 +334,8 @@ class Exchange:
                 watch.finish()
         if isinstance(failure, _SinkFailed):
             raise failure.error  # outside the ``except``: not chained to its carrier
+        if self.closed:
+            raise self._closed_failure()  # whatever it broke, the attempt ended for the close
         if delivered[0] and failure.kind != "too_large":
             failure.kind = "final"  # part of the body already went to the sink
         failure.status = delivered[1] or None
@@ -341,14 +356,17 @@ class Exchange:
         return _Failure(kind, error)
 
     def _closed_failure(self) -> _Failure:
-        """The attempt of a client whose session was closed under it."""
-        message = "the aiohttp session this SentryClient sends through is closed"
+        """The attempt of a closed client, or of one whose session was closed under it."""
+        if self.closed:
+            message = "this SentryClient is closed"
+        else:
+            message = "the aiohttp session this SentryClient sends through is closed"
         return _Failure("final", ClientClosed(message))
 
     def _runtime_failure(self, exc: RuntimeError, method: str, url: URL) -> _Failure:
         """aiohttp's RuntimeErrors say the client cannot send from here (a closed session,
         a session of another event loop), not that the network failed."""
-        if self.session.closed:
+        if self.closed or self.session.closed:
             return self._closed_failure()
         text = f"{type(exc).__name__}: {exc}"
         if "loop" in text or "thread" in text:
@@ -383,10 +401,10 @@ class Exchange:
         ``Authorization`` included, are built inside the call expression, never a local.
         ``delivered`` counts the bytes handed to a sink, and gets the status as soon as its
         line arrives (``delivered[1]``): a failure after it keeps it."""
-        if watch is not None:
-            timeout = self._connect_timeout
-        elif sink is not None:
+        if sink is not None:
             timeout = self._download_timeout
+        elif watch is not None:
+            timeout = self._connect_timeout
         else:
             timeout = self._timeout
         async with self.session.request(

@@ -134,9 +134,10 @@ class Transport(Exchange):
         # ``read`` and ``total`` on one shared timer where the interpreter allows: an
         # attempt it watches leaves aiohttp only the bounds of the wait for a connection;
         # any other keeps all four (no shared timer), or all but ``total`` (a download).
+        # Without bounds it still tracks the attempts in flight, for close() to end them.
         deadlines = Deadlines(read=timeouts.read, total=timeouts.total)
         shared = SHARED_DEADLINES and hasattr(aiohttp.StreamReader, "total_bytes")
-        self._deadlines = deadlines if shared and deadlines.active else None
+        self._deadlines = deadlines if shared else None
         self._timeout = timeouts.to_aiohttp()
         self._connect_timeout = timeouts.to_aiohttp(connection_only=True)
         # A download's body goes at its sink's pace, for as long as it takes: no ``total``,

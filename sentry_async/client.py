@@ -236,7 +236,8 @@ class SentryClient(GeneratedGroups, Routing, Downloads):
         await self.close()
 
     async def close(self) -> None:
-        """Close the session if this client created it; idempotent.
+        """End the requests in flight (each raises :class:`ClientClosed`) and close the
+        session if this client created it; idempotent.
 
         Called from another event loop than the client's own, it releases a client whose
         loop has ended; while that loop still runs, the session is that loop's to close
@@ -251,6 +252,8 @@ class SentryClient(GeneratedGroups, Routing, Downloads):
         ):
             raise self._wrong_loop(loop)
         self._closed = True
+        if self._transport is not None:
+            self._transport.close()
         if self._view is not None:
             await self._view.close()  # not the pool it shares with your session
         if self._session is not None and self._owns_session and not self._session.closed:

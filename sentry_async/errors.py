@@ -298,8 +298,9 @@ class UntrustedHost(SentryError, ValueError):
 
 
 class ClientClosed(SentryError):
-    """The :class:`~sentry_async.SentryClient` was closed (a call made after ``close()``),
-    or the aiohttp session it sends through was."""
+    """The :class:`~sentry_async.SentryClient` was closed: a call made after ``close()``, or
+    one in flight when it ran (its request is ended, not left to time out); or the aiohttp
+    session it sends through was closed."""
 
 
 class WrongEventLoop(SentryError, RuntimeError):

@@ -1,7 +1,8 @@
 """A client's life: the event loop it belongs to, and what ``close()`` does to the calls in flight.
 
 A client is bound to the event loop it first sends on; a call from another loop is a
-:class:`WrongEventLoop` before anything is sent.
+:class:`WrongEventLoop` before anything is sent. ``close()`` ends every attempt in flight,
+each call raising :class:`ClientClosed`, whether it waits for headers or reads a body.
 """
 
 from __future__ import annotations
@@ -25,12 +26,19 @@ from sentry_async import (
     ConnectionFailed,
     SentryClient,
     SentryError,
+    Timeouts,
     WrongEventLoop,
 )
+from sentry_async._deadlines import SHARED_DEADLINES
 from sentry_async.testing import FakeSentry
 
 HANG = 30
 """Seconds a test waits for what should take a moment: reached only when something hangs."""
+
+ENDS_BODIES = pytest.mark.skipif(
+    not SHARED_DEADLINES, reason="on Python 3.10 a body being read ends at the read timeout"
+)
+"""close() ends a body half-way through where the attempts in flight are tracked (3.11+)."""
 
 
 def _first_loop_then_second(client: SentryClient) -> BaseException:
@@ -178,6 +186,64 @@ async def stalling() -> AsyncIterator[tuple[str, Held]]:
             yield url, held
         finally:
             release.set()
+
+
+@ENDS_BODIES
+@pytest.mark.parametrize("timeouts", [Timeouts(), None], ids=["default", "no-timeouts"])
+async def test_close_ends_the_requests_in_flight_with_client_closed(
+    timeouts: Timeouts | None,
+) -> None:
+    """Two requests wait for headers, two are half-way through a body, and a walk's next
+    page is on its way: close() ends all five at once, each as the client's own error
+    (without timeouts too, where nothing else would ever end them)."""
+    before = set(asyncio.all_tasks())
+    async with stalling() as (url, held):
+        client = SentryClient("token", base_url=url, timeout=timeouts)
+        async with client:
+            calls = [asyncio.create_task(client.request("GET", "/slow/")) for _ in range(2)]
+            calls += [asyncio.create_task(client.request("GET", "/midbody/")) for _ in range(2)]
+            walked: list[Any] = []
+
+            async def walk() -> None:
+                async for item in client.paginate("/list/", prefetch=0):
+                    walked.append(item)
+
+            calls.append(asyncio.create_task(walk()))
+            await held.reach(5)
+            with anyio.fail_after(HANG):
+                await client.close()
+            _done, pending = await asyncio.wait(calls, timeout=HANG)
+            assert not pending, f"{len(pending)} calls still waiting after close()"
+        for call in calls:
+            error = call.exception()
+            assert isinstance(error, ClientClosed), repr(error)
+            assert str(error) == "this SentryClient is closed"
+        assert len(walked) == 2
+        with pytest.raises(ClientClosed, match="this SentryClient is closed"):
+            await client.request("GET", "/slow/")
+        assert len(held.paths) == 5  # nothing was sent after close()
+    assert set(asyncio.all_tasks()) == before
+
+
+@ENDS_BODIES
+async def test_close_ends_a_download_half_way_through_its_body() -> None:
+    """A download keeps its own read bound (its body goes at the sink's pace), yet close()
+    ends it as promptly as any other request."""
+    async with stalling() as (url, held), SentryClient("token", base_url=url) as client:
+        first_chunk = anyio.Event()
+
+        async def sink(chunk: bytes) -> None:
+            first_chunk.set()
+
+        download = asyncio.create_task(client.download("/midbody/", sink))
+        with anyio.fail_after(HANG):
+            await first_chunk.wait()
+        await client.close()
+        done, _pending = await asyncio.wait([download], timeout=HANG)
+        assert done, "the download still waits after close()"
+        error = download.exception()
+        assert isinstance(error, ClientClosed), repr(error)
+        assert held.paths == ["/api/0/midbody/"]
 
 
 async def test_a_session_closed_under_the_client_is_not_a_network_failure() -> None:
