@@ -79,7 +79,8 @@ class APIError(SentryError):
 
     ``detail`` is Sentry's ``detail`` as a string or :class:`ErrorDetail`; ``data`` is the
     decoded body whatever its shape (a bare string, a field->messages map, ...), or ``None``
-    when the body was empty or not JSON; ``body`` holds the raw bytes.
+    when the body was empty, not JSON or too large to decode; ``body`` holds the raw bytes,
+    at most ``sansio.MAX_ERROR_BODY`` of them.
     """
 
     def __init__(

@@ -26,7 +26,12 @@ from ._protocol.cursors import (
     Step,
     body_fingerprint,
 )
-from ._protocol.errors import build_api_error, is_query_timeout, parse_error_body
+from ._protocol.errors import (
+    MAX_ERROR_BODY,
+    build_api_error,
+    is_query_timeout,
+    parse_error_body,
+)
 from ._protocol.hosts import (
     REDIRECT_STATUSES,
     endpoint_group,
@@ -83,6 +88,7 @@ __all__ = [
     "DEFAULT_MAX_STALE_PAGES",
     "ENVIRONMENT",
     "FINAL_KINDS",
+    "MAX_ERROR_BODY",
     "OVERSIZE_FACTOR",
     "REDIRECT_STATUSES",
     "BodyReader",

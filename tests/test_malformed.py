@@ -39,6 +39,7 @@ from sentry_async.export import (
     Manifest,
     export,
 )
+from sentry_async.sansio import MAX_ERROR_BODY
 from sentry_async.testing import FakeSentry, Fault
 from sentry_async.testing._data import DEFAULT_PRIORITIES
 from sentry_async.testing.pytest_plugin import FIXED_NOW
@@ -161,9 +162,9 @@ async def test_html_error_page_becomes_a_short_detail(fake_sentry: FakeSentry) -
     with pytest.raises(ServerError) as caught:
         await _first_issue(fake_sentry)
     error = caught.value
-    assert error.status == 502 and error.data is None and error.body == page
+    assert error.status == 502 and error.data is None and error.body == page[:MAX_ERROR_BODY]
     assert isinstance(error.detail, str) and error.detail.startswith("<html><body>Bad Gateway")
-    assert len(str(error)) < 2000
+    assert len(str(error)) < 2000 and f"{len(page):,} bytes, cut" in str(error)
 
 
 # Size and depth.
@@ -178,15 +179,17 @@ async def test_ten_megabyte_string_field_decodes(fake_sentry: FakeSentry) -> Non
     assert len(decoded.title) == TEN_MB
 
 
-async def test_ten_megabyte_error_detail_is_kept_but_not_in_the_message(
+async def test_a_ten_megabyte_error_body_is_cut_not_decoded_and_named_in_the_message(
     fake_sentry: FakeSentry,
 ) -> None:
     _serve(fake_sentry, {"detail": "y" * TEN_MB}, status=400)
     with pytest.raises(BadRequest) as caught:
         await _first_issue(fake_sentry)
     error = caught.value
-    assert isinstance(error.detail, str) and len(error.detail) == TEN_MB
+    assert error.data is None and len(error.body) == MAX_ERROR_BODY
+    assert isinstance(error.detail, str) and error.detail.startswith('{"detail":"yyy')
     assert len(str(error)) < 2000 and "/issues/" in str(error)
+    assert f"{TEN_MB + 13:,} bytes, cut to its first {MAX_ERROR_BODY:,}" in str(error)
 
 
 async def test_deeply_nested_items_are_a_decode_error(fake_sentry: FakeSentry) -> None:

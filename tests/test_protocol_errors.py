@@ -133,3 +133,42 @@ def test_any_json_body_parses(value: object) -> None:
 
     detail, _ = parse_error_body(msgspec.json.encode({"detail": value}))
     assert detail is None or isinstance(detail, (str, ErrorDetail))
+
+
+def test_an_error_body_over_the_bound_is_kept_cut_and_not_decoded() -> None:
+    """A 404 of 60 MiB of ``[{},{},...]`` decoded whole took 1.5 GB, for as long as the
+    exception lived: past the bound nothing is decoded, ``.body`` keeps only its start, and
+    the message says the body was cut and how long it was."""
+    from sentry_async._protocol import errors
+
+    items = 2 * 1024 * 1024 // 3
+    body = b"[" + b"{}," * items + b"{}]"
+    error = build_api_error(404, body, method="GET", url="https://h/api/0/x/")
+    assert type(error) is NotFound
+    assert error.data is None
+    bound = errors.MAX_ERROR_BODY
+    assert bound == 1024 * 1024
+    assert len(error.body) == bound and body.startswith(error.body)
+    assert f"{len(body):,} bytes, cut to its first {bound:,}" in str(error)
+    assert isinstance(error.detail, str) and error.detail.startswith("[{},{},")
+    assert len(str(error)) < 1000
+    clone = pickle.loads(pickle.dumps(error))
+    assert len(clone.body) == bound and str(clone) == str(error)
+    # What parse_error_body() makes of it on its own (the sans-I/O entry point).
+    detail, data = parse_error_body(body)
+    assert data is None and isinstance(detail, str) and f"{len(body):,} bytes" in detail
+
+
+def test_an_error_body_at_the_bound_is_decoded_as_before() -> None:
+    """Up to the bound (whitespace and a long field included) Sentry's detail is read."""
+    from sentry_async._protocol import errors
+
+    bound = errors.MAX_ERROR_BODY
+    head = b'{"detail":"Invalid query: x","pad":"'
+    body = head + b"y" * (bound - len(head) - 4) + b'"}  '
+    assert len(body) == bound
+    error = build_api_error(400, body, method="GET", url="u")
+    assert error.detail == "Invalid query: x"
+    assert isinstance(error.data, dict) and len(error.data["pad"]) == bound - len(head) - 4
+    assert error.body == body
+    assert "cut" not in str(error)

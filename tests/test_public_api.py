@@ -65,6 +65,7 @@ PUBLIC = {
         "DEFAULT_MAX_STALE_PAGES",
         "ENVIRONMENT",
         "FINAL_KINDS",
+        "MAX_ERROR_BODY",
         "OVERSIZE_FACTOR",
         "REDIRECT_STATUSES",
         "BodyReader",

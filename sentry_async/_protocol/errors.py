@@ -2,7 +2,8 @@
 
 Sentry's error bodies come as ``{"detail": str}``, ``{"detail": {code, message, extra}}``,
 a DRF ``{field: [messages]}`` map, a bare JSON string, JSON served as ``text/html``, HTML
-from a proxy, or nothing at all. The body is decoded whatever the content type says.
+from a proxy, or nothing at all. The body is decoded whatever the content type says, up to
+:data:`MAX_ERROR_BODY`.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from ..errors import (
 from .ratelimit import RateLimitInfo
 
 __all__ = [
+    "MAX_ERROR_BODY",
     "MULTI_PROJECT_REFUSALS",
     "QUERY_TIMEOUT_PREFIX",
     "REDACTED",
@@ -38,6 +40,13 @@ __all__ = [
 ]
 
 QUERY_TIMEOUT_PREFIX = "query timeout"
+MAX_ERROR_BODY = 1024 * 1024
+"""The largest error body decoded, and the most of one an :class:`APIError` keeps.
+
+Sentry's error bodies are a few hundred bytes. A larger one (a proxy's page, a hostile
+server) is kept cut to this many bytes and not decoded: 60 MiB of JSON decode into more
+than a gigabyte of objects, held for as long as the exception lives.
+"""
 _MAX_TEXT = 500
 _STATUS_CLASSES: dict[int, type[APIError]] = {
     400: BadRequest,
@@ -53,16 +62,29 @@ def parse_error_body(body: bytes) -> tuple[str | ErrorDetail | None, Any]:
 
     ``data`` is ``None`` for an empty or non-JSON body; for a non-JSON body the start of
     its text (a proxy's HTML page, say) becomes the detail so the error still says something.
+    A body over :data:`MAX_ERROR_BODY` is not decoded either: its detail is the start of
+    its text, then how long it was.
     """
+    if len(body) > MAX_ERROR_BODY:
+        cut = (
+            f"(error body of {len(body):,} bytes, cut to its first {MAX_ERROR_BODY:,} "
+            "and not decoded)"
+        )
+        text = _start(body[: 2 * _MAX_TEXT])
+        return (f"{text}... {cut}" if text else cut), None
     stripped = body.strip()
     if not stripped:
         return None, None
     try:
         data = _decode_json(stripped)
     except (msgspec.DecodeError, RecursionError):
-        text = stripped[:_MAX_TEXT].decode("utf-8", "replace").strip()
-        return (text or None), None
+        return _start(stripped), None
     return _detail_of(data), data
+
+
+def _start(body: bytes) -> str | None:
+    """The start of a body's text, for a detail when there is no JSON to take it from."""
+    return body.strip()[:_MAX_TEXT].decode("utf-8", "replace").strip() or None
 
 
 def _decode_json(body: bytes) -> Any:
@@ -147,8 +169,11 @@ def build_api_error(
     rate_limit: RateLimitInfo | None = None,
     retry_after: float | None = None,
 ) -> APIError:
-    """The exception for a non-success response."""
+    """The exception for a non-success response; it keeps at most :data:`MAX_ERROR_BODY`
+    bytes of ``body``."""
     detail, data = parse_error_body(body)
+    if len(body) > MAX_ERROR_BODY:
+        body = body[:MAX_ERROR_BODY]
     common: dict[str, Any] = {
         "method": method,
         "url": url,
