@@ -21,6 +21,7 @@ from sentry_async import (
     RetryPolicy,
     SentryClient,
 )
+from sentry_async.hooks import HookEvent, Hooks
 from sentry_async.sansio import MAX_ERROR_BODY
 
 pytestmark = pytest.mark.anyio
@@ -74,3 +75,38 @@ async def test_a_huge_error_body_is_kept_cut_and_not_decoded() -> None:
     assert small.value.detail == "The requested resource does not exist"
     assert small.value.data == {"detail": "The requested resource does not exist"}
     assert len(seen) == 2, "a 404 is not retried"
+
+
+# Bug: a Retry-After date in the past retried at once, with no backoff.
+
+
+class Waits(Hooks):
+    def __init__(self) -> None:
+        self.waits: list[float] = []
+
+    def on_retry(self, event: HookEvent) -> None:
+        self.waits.append(event.wait)
+
+
+@pytest.mark.parametrize("value", ["Thu, 01 Jan 1970 00:00:00 GMT", "0"], ids=["past", "zero"])
+async def test_a_retry_after_in_the_past_backs_off(value: str) -> None:
+    """Two 429s whose ``Retry-After`` is already past, then a 200: the retries wait the
+    policy's backoff, where they went at once (15 requests in 0.8 s)."""
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        if len(seen) <= 2:
+            return web.json_response(
+                {"detail": "slow down"}, status=429, headers={"Retry-After": value}
+            )
+        return web.json_response([])
+
+    policy = RetryPolicy(attempts=3, backoff_base=0.02, backoff_max=1.0, jitter=0.0)
+    waits = Waits()
+    async with (
+        hostile(handle) as (url, seen),
+        SentryClient("t", base_url=url, retry=policy, hooks=waits) as client,
+    ):
+        with anyio.fail_after(20):
+            assert await client.request("GET", "/x/") == []
+    assert len(seen) == 3
+    assert waits.waits == [0.02, 0.04]

@@ -155,6 +155,32 @@ def test_rate_limit_delay_http_date() -> None:
     assert rate_limit_delay(headers, None, 10.0) == 20.0
 
 
+@pytest.mark.parametrize(
+    "value",
+    ["Thu, 01 Jan 1970 00:00:00 GMT", "Sat, 28 Nov 2026 17:00:00 GMT", "0", "0.0"],
+    ids=["epoch", "an-hour-ago", "zero", "zero-fraction"],
+)
+def test_a_retry_after_in_the_past_or_of_zero_backs_off(value: str) -> None:
+    """A date already past (clock skew, a stale header) or no wait at all says "not now",
+    as a past ``Reset`` does: the usual backoff, not a retry at once (a 429 storm)."""
+    now = 1_795_888_800.0  # 2026-11-28 18:00 UTC
+    headers = {"retry-after": value}
+    assert rate_limit_delay(headers, None, now) is None
+    decision = decide(
+        attempt=2,
+        policy=POLICY,
+        idempotent=True,
+        kind="status",
+        status=429,
+        headers=headers,
+        now=now,
+    )
+    assert decision.retry and decision.delay == 2.0 and decision.server_wait
+    # A window reset still to come is the wait then, as with no Retry-After at all.
+    info = RateLimitInfo(remaining=0, reset=now + 3.0)
+    assert rate_limit_delay(headers, info, now) == 3.0
+
+
 def test_policy_validation() -> None:
     with pytest.raises(ValueError, match="attempts"):
         RetryPolicy(attempts=0)

@@ -84,13 +84,17 @@ def backoff_delay(attempt: int, policy: RetryPolicy, rng: random.Random | None =
 def rate_limit_delay(
     headers: Mapping[str, str], info: RateLimitInfo | None, now: float
 ) -> float | None:
-    """The wait a 429 asks for: ``Retry-After`` first, else the window reset, else unknown."""
+    """The wait a 429 asks for: ``Retry-After`` first, else the window reset, else unknown.
+
+    A ``Retry-After`` date or a ``Reset`` already in the past (clock skew, a stale header),
+    or a wait of zero, still means "not now": no usable wait, so the caller backs off
+    rather than sending again at once.
+    """
     retry_after = parse_retry_after(headers.get("retry-after"), now)
-    if retry_after is not None:
+    if retry_after is not None and retry_after > 0:
         return retry_after
     if info is not None and info.reset is not None:
         wait = info.seconds_until_reset(now)
-        # A reset already in the past (clock skew, a stale header) still means "not now".
         return wait if wait and wait > 0 else None
     return None
 
