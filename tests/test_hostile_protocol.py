@@ -8,6 +8,8 @@ every test bounded in time.
 
 from __future__ import annotations
 
+import gzip
+import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
@@ -17,6 +19,7 @@ from _local_server import local_app
 from aiohttp import web
 
 from sentry_async import (
+    ConnectionFailed,
     NotFound,
     RetryPolicy,
     SentryClient,
@@ -75,6 +78,45 @@ async def test_a_huge_error_body_is_kept_cut_and_not_decoded() -> None:
     assert small.value.detail == "The requested resource does not exist"
     assert small.value.data == {"detail": "The requested resource does not exist"}
     assert len(seen) == 2, "a 404 is not retried"
+
+
+# Bug: a gzip body of several members was cut after the first.
+
+A = b"A" * 1000 + b"\n"
+B = b"B" * 1000 + b"\n"
+
+
+async def _members(request: web.Request) -> web.StreamResponse:
+    if request.path.endswith("/file/"):
+        body = gzip.compress(A) + gzip.compress(B)
+        encoding = "gzip"
+    elif request.path.endswith("/json/"):
+        body = gzip.compress(b'[{"id":"1"},') + gzip.compress(b'{"id":"2"}]')
+        encoding = "gzip"
+    else:
+        body = zlib.compress(b'[{"id":"1"}]') + b"trailing"
+        encoding = "deflate"
+    return web.Response(body=body, headers={"Content-Encoding": encoding})
+
+
+async def test_every_member_of_a_gzip_body_arrives() -> None:
+    async with (
+        hostile(_members) as (url, seen),
+        SentryClient("t", base_url=url, retry=FAST) as client,
+    ):
+        got = bytearray()
+
+        async def sink(chunk: bytes) -> None:
+            got.extend(chunk)
+
+        with anyio.fail_after(20):
+            size = await client.download("/file/", sink)
+            listed = await client.request("GET", "/json/")
+            with pytest.raises(ConnectionFailed, match="after the end"):
+                await client.request("GET", "/deflate/")
+    assert size == len(got) == 2002 and bytes(got) == A + B
+    assert listed == [{"id": "1"}, {"id": "2"}]
+    assert seen.count("/api/0/deflate/") == FAST.attempts, "a mangled body is retried"
 
 
 # Bug: a Retry-After date in the past retried at once, with no backoff.

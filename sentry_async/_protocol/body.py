@@ -3,7 +3,9 @@
 The cap holds after decompression: gzip and deflate are inflated here, a bounded slice at
 a time, rather than by aiohttp (whose inflation of one network chunk is not bounded in
 every version the dependency allows), so a small compressed body cannot expand into
-gigabytes in memory before anyone counts it.
+gigabytes in memory before anyone counts it. A gzip body is read to its last member, as
+``gzip -d`` and aiohttp read it (RFC 1952 2.2); ``deflate`` is a single stream, and
+anything after its end means the body was mangled on the way.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ __all__ = [
 
 _SLICE = 1024 * 1024
 """The most one step of inflating yields when no cap bounds the body (a download)."""
+
+_GZIP = 16 + zlib.MAX_WBITS
 
 ACCEPT_ENCODING = "gzip, deflate"
 """What the transport asks for: exactly the encodings :class:`BodyReader` can inflate."""
@@ -53,7 +57,7 @@ class BodyReader:
     ``""`` when the body is to be kept as sent.
     """
 
-    __slots__ = ("_fed", "_inflater", "_limit", "_parts", "_size", "_undecided")
+    __slots__ = ("_fed", "_inflater", "_limit", "_members", "_parts", "_size", "_undecided")
 
     def __init__(self, *, limit: int | None, content_length: int | None, encoding: str) -> None:
         if limit is not None and content_length is not None and content_length > limit:
@@ -66,9 +70,12 @@ class BodyReader:
         has none out, yet is no more complete than one cut later."""
         self._inflater: zlib._Decompress | None = None
         self._undecided: bytearray | None = None
+        self._members = False
+        """Whether another gzip member may follow the end of one (gzip, not deflate)."""
         name = encoding.strip().lower()
         if name in ("gzip", "x-gzip"):
-            self._inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+            self._inflater = zlib.decompressobj(wbits=_GZIP)
+            self._members = True
         elif name == "deflate":
             self._undecided = bytearray()  # zlib-wrapped or raw: told by the first two bytes
         elif name not in ("", "identity"):
@@ -101,18 +108,48 @@ class BodyReader:
             return
         data = chunk
         self._fed = self._fed or bool(data)
+        if inflater.eof:
+            # The stream ended before this chunk: what follows is another member, or wrong.
+            next_member = self._after_end(data)
+            if next_member is None:
+                return
+            inflater, data = next_member
         full = False
-        while (data or full) and not inflater.eof:
-            # Read after each piece is taken: the size it reached bounds the next slice.
-            room = _SLICE if self._limit is None else self._limit - self._size + 1
-            try:
-                out = inflater.decompress(data, room)
-            except zlib.error as exc:
-                raise CorruptBody(f"response body does not inflate: {exc}") from None
-            if out:
-                yield out
-            data = inflater.unconsumed_tail
-            full = len(out) == room  # zlib may hold more output though no input is left
+        while True:
+            while (data or full) and not inflater.eof:
+                # Read after each piece is taken: the size it reached bounds the next slice.
+                room = _SLICE if self._limit is None else self._limit - self._size + 1
+                try:
+                    out = inflater.decompress(data, room)
+                except zlib.error as exc:
+                    raise CorruptBody(f"response body does not inflate: {exc}") from None
+                if out:
+                    yield out
+                data = inflater.unconsumed_tail
+                full = len(out) == room  # zlib may hold more output though no input is left
+            if not inflater.eof or not inflater.unused_data:
+                return
+            # The stream ended inside this chunk: its bytes past the end are all in
+            # ``unused_data`` (``unconsumed_tail`` may repeat some of them).
+            next_member = self._after_end(inflater.unused_data)
+            if next_member is None:
+                return
+            inflater, data = next_member
+            full = False
+
+    def _after_end(self, rest: bytes) -> tuple[zlib._Decompress, bytes] | None:
+        """The bytes after a stream's end: the next gzip member and its bytes, ``None`` for
+        none (zero padding between and after members is skipped, as Python's gzip module
+        does); for ``deflate`` any byte at all is a :class:`CorruptBody`."""
+        if not self._members:
+            if rest:
+                raise CorruptBody("response body goes on after the end of its deflate stream")
+            return None
+        rest = rest.lstrip(b"\0")
+        if not rest:
+            return None
+        inflater = self._inflater = zlib.decompressobj(wbits=_GZIP)
+        return inflater, rest
 
     def whole(self, body: bytes) -> bytes:
         """A body that arrived in one read: as it is when it needs no inflating (still
