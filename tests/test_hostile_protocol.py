@@ -12,6 +12,7 @@ import gzip
 import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import anyio
 import pytest
@@ -21,9 +22,12 @@ from aiohttp import web
 from sentry_async import (
     ConnectionFailed,
     NotFound,
+    PaginationError,
+    Position,
     RetryPolicy,
     SentryClient,
 )
+from sentry_async.export import MANIFEST_NAME, ExportSpec, export
 from sentry_async.hooks import HookEvent, Hooks
 from sentry_async.sansio import MAX_ERROR_BODY
 
@@ -78,6 +82,69 @@ async def test_a_huge_error_body_is_kept_cut_and_not_decoded() -> None:
     assert small.value.detail == "The requested resource does not exist"
     assert small.value.data == {"detail": "The requested resource does not exist"}
     assert len(seen) == 2, "a 404 is not retried"
+
+
+# Bug: a page without Link after one that said results="true" ended the stream as done.
+
+LINK = (
+    '<{url}/x/>; rel="previous"; results="false"; cursor="0:0:1", '
+    '<{url}/x/>; rel="next"; results="true"; cursor="0:100:0"'
+)
+
+
+def _empty_second_page(url: list[str]) -> Handler:
+    """Page one holds two issues and promises more; the page after it is a ``200`` with an
+    empty body and no ``Link`` (a misbehaving proxy or load balancer)."""
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        if "/projects/" in request.path:
+            return web.json_response([{"id": "1", "slug": "p", "name": "p"}])
+        if "cursor" not in request.query:
+            return web.json_response(
+                [{"id": "1"}, {"id": "2"}], headers={"Link": LINK.format(url=url[0])}
+            )
+        return web.Response(body=b"", content_type="application/json")
+
+    return handle
+
+
+async def test_a_page_without_link_in_the_middle_of_a_stream_is_an_error() -> None:
+    base: list[str] = []
+    async with (
+        hostile(_empty_second_page(base)) as (url, seen),
+        SentryClient("t", base_url=url, retry=FAST) as client,
+    ):
+        base.append(url)
+        paginator = client.paginate("/things/", page_size=2)
+        items: list[object] = []
+
+        async def walk() -> None:
+            async for item in paginator:
+                items.append(item)
+
+        with anyio.fail_after(20), pytest.raises(PaginationError, match="'0:100:0'") as caught:
+            await walk()
+        # Answered in one response on purpose: the Link is not followed, nor needed.
+        whole = await client.paginate("/things/", unpaginated=True).collect()
+    assert items == [{"id": "1"}, {"id": "2"}]
+    assert caught.value.position == Position("0:100:0")
+    assert paginator.position == Position("0:100:0")
+    assert whole == [{"id": "1"}, {"id": "2"}]
+    assert [s.split("?")[0] for s in seen] == ["/api/0/things/"] * 3
+
+
+async def test_an_export_meeting_a_page_without_link_is_not_complete(tmp_path: Path) -> None:
+    """The exporter wrote its manifest ("complete") with the first page only."""
+    base: list[str] = []
+    out = tmp_path / "out"
+    async with (
+        hostile(_empty_second_page(base)) as (url, _),
+        SentryClient("t", base_url=url, retry=FAST) as client,
+    ):
+        base.append(url)
+        with anyio.fail_after(30), pytest.raises(PaginationError, match="'0:100:0'"):
+            await export(client, ExportSpec(kind="issues", org="acme", query=""), out)
+    assert not (out / MANIFEST_NAME).exists()
 
 
 # Bug: a gzip body of several members was cut after the first.

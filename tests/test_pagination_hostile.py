@@ -27,7 +27,8 @@ CAP = 3000
 FAST = RetryPolicy(attempts=1)
 
 Answer = tuple[Any, str | None, dict[str, str]]
-"""A body, the next cursor (``None``: no Link header) and extra headers."""
+"""A body, the next cursor (``None``: no Link header) and extra headers (``more``: the
+``results`` of ``rel="next"``, ``"true"`` unless given)."""
 
 
 class Hostile:
@@ -142,7 +143,7 @@ async def test_x_hits_is_an_estimate_never_a_ceiling(hostile: Any) -> None:
     def ending(n: int, cursor: str | None) -> Answer:
         body, nxt, headers = answer(n, cursor)
         if n == 15:
-            return body, None, headers
+            return body, nxt, {**headers, "more": "false"}
         return body, nxt, headers
 
     server = await hostile(ending)
@@ -170,7 +171,7 @@ async def test_endpoints_unpaginated_on_purpose_are_exempt(hostile: Any) -> None
 async def test_a_finished_position_resumes_to_nothing(hostile: Any) -> None:
     def answer(n: int, cursor: str | None) -> Answer:
         start = int(cursor) if cursor else 0
-        return list(range(start, start + 2)), str(start + 2) if start < 4 else None, {}
+        return list(range(start, start + 2)), str(start + 2), {"more": str(start < 4).lower()}
 
     server = await hostile(answer)
     async with SentryClient("t", base_url=server.url, retry=FAST) as client:

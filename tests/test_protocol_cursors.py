@@ -93,6 +93,35 @@ def test_results_false_with_an_empty_cursor_is_the_end() -> None:
     assert (step.more, walk.finished, walk.position.done) == (False, True, True)
 
 
+@pytest.mark.parametrize("header", [None, "", "  "], ids=["no-link", "empty", "blank"])
+def test_a_page_without_links_after_one_that_promised_more_is_an_error(
+    header: str | None,
+) -> None:
+    """A proxy's empty ``200`` in the middle of a stream is not its end: the walk stops with
+    an error naming the cursor, positioned to request that page again (an export that took
+    it for the end reported itself complete with half the data)."""
+    walk = CursorWalk(page_size=2, stream="GET /things/")
+    assert walk.on_page(2, link("c1")).more
+    with pytest.raises(PaginationError, match=r"GET /things/.*'c1'.*no Link") as caught:
+        walk.on_page(0, header)
+    assert caught.value.position == Position("c1")
+    assert walk.finished and not walk.position.done
+    # A walk resumed from a saved cursor stands after a page that promised more too.
+    resumed = CursorWalk(Position("c7", 1), page_size=2)
+    with pytest.raises(PaginationError, match="'c7'") as caught:
+        resumed.on_page(2, header)
+    assert caught.value.position == Position("c7", 1)
+
+
+def test_a_first_page_without_links_is_the_whole_stream() -> None:
+    """An endpoint that answers in one response (no ``Link`` at all) ends after it."""
+    for size in (None, 100):
+        walk = CursorWalk(page_size=size)
+        step = walk.on_page(3, None)
+        assert (step.more, step.paginated, walk.finished) == (False, False, True)
+        assert walk.position == Position(None, done=True)
+
+
 def test_empty_pages_under_fresh_cursors_end_in_an_error_naming_stream_and_position() -> None:
     walk = CursorWalk(max_stale_pages=5, stream="GET /endless/")
     for n in range(4):

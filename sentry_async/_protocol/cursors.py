@@ -6,7 +6,8 @@ and answers which of those items to hand out, which cursor to request next, and 
 consumer stands. Everything that can make a walk go on for ever is decided here: repeated
 cursors and cycles (every requested cursor is remembered as a hash), pages that bring
 nothing new under fresh cursors, ``results="true"`` with an empty cursor, and pages far
-larger than the page size asked for.
+larger than the page size asked for; and what must not end it early: a page with no
+``Link`` at all where a page before it promised more.
 """
 
 from __future__ import annotations
@@ -230,6 +231,9 @@ class CursorWalk:
         ``fingerprint`` (a hash of the body) marks a page repeating an earlier one;
         ``fresh`` is how many of its items were new, where the caller tracks ids. Raises
         :class:`PaginationError` (or :class:`OversizedPage`) when the stream cannot go on.
+        A page without ``Link`` ends the walk only as its first page (an unpaginated
+        endpoint); requested with a cursor, which a page before it (or the saved position)
+        promised more at, it is an error that leaves the position on that cursor.
         """
         if self._finished:
             raise RuntimeError("this walk is finished; start a new one to fetch again")
@@ -252,8 +256,17 @@ class CursorWalk:
         except LinkHeaderError as exc:
             raise self._error(f"malformed Link header: {exc}") from exc
         nxt = links.next_cursor
-        if nxt is None and links.next_results and not links.polling_cursor:
-            raise self._error('rel="next" says results="true" but carries no cursor')
+        if nxt is None:
+            if links.next_results and not links.polling_cursor:
+                raise self._error('rel="next" says results="true" but carries no cursor')
+            if cursor is not None and not links.paginated:
+                # Requested with a cursor a page promised more at: no Link is no answer
+                # (a proxy's empty 200), not the end of the stream.
+                raise self._error(
+                    f"the page requested with cursor {cursor!r} came back with no Link "
+                    "header, after a page that said more results exist; stopping rather "
+                    "than ending the stream early"
+                )
         if nxt is not None and nxt == cursor:
             raise self._error(
                 f"the server sent back the cursor {cursor!r} that was just requested as the "

@@ -51,6 +51,11 @@ def _next_link(cursor: str) -> str:
     return f'<?cursor={cursor}>; rel="next"; results="true"; cursor="{cursor}"'
 
 
+_LAST_LINK = '<?>; rel="next"; results="false"'
+"""The merged list's end, said as Sentry says it: a page with no ``Link`` after one that
+promised more is no answer, not the end."""
+
+
 class OrganizationsResource(OrganizationsAPI):
     """``client.organizations``."""
 
@@ -118,7 +123,7 @@ class OrganizationsResource(OrganizationsAPI):
                         ) from exc
                     if base != client.base_url:
                         client.trust_region(slug, str(base))
-                link: str | None = None
+                link = _LAST_LINK
                 if page is not None and page.next_cursor is not None:
                     link = _next_link(f"{index}{_REGION_MARK}{page.next_cursor}")
                 elif index + 1 < len(regions):
