@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from _mypy_run import run_mypy
 
-api = pytest.importorskip("mypy.api")
+pytest.importorskip("mypy.api")
 
 CHECKED = Path(__file__).parent / "typing" / "pagination_types.py"
 
@@ -26,7 +27,7 @@ follow_imports_for_stubs = True
 def test_paginate_infers_the_item_type(tmp_path: Path) -> None:
     config = tmp_path / "mypy.ini"
     config.write_text(CONFIG)
-    out, err, status = api.run(
+    out, err, status = run_mypy(
         [
             "--config-file",
             str(config),

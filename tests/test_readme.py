@@ -20,7 +20,6 @@ import inspect
 import io
 import re
 import shlex
-import sys
 import textwrap
 import threading
 from collections.abc import Callable, Iterator
@@ -32,6 +31,7 @@ from typing import Any
 
 import anyio
 import pytest
+from _mypy_run import run_mypy  # mypy is in the test extra: this check never skips
 
 from sentry_async import SentryClient
 from sentry_async.testing import FakeSentry
@@ -251,7 +251,6 @@ async def test_block_runs_against_the_fake(
 @pytest.fixture(scope="module")
 def mypy_errors(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[str]]:
     """One ``mypy --strict`` run over every block (each its own module); errors per block."""
-    from mypy import api  # in the test extra: this check must not skip quietly
     directory = tmp_path_factory.mktemp("readme_blocks")
     files: dict[str, Block] = {}
     errors: dict[str, list[str]] = {block.id: [] for block in BLOCKS}
@@ -266,23 +265,18 @@ def mypy_errors(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[str]
         name = f"readme_block_{index}.py"
         (directory / name).write_text(block.mypy_source(), encoding="utf-8")
         files[name] = block
-    limit = sys.getrecursionlimit()  # mypy raises it for the process and leaves it so
-    try:
-        stdout, stderr, _ = api.run(
-            [
-                "--strict",
-                "--config-file",
-                str(ROOT / "pyproject.toml"),
-                "--no-error-summary",
-                "--show-error-codes",
-                "--cache-dir",
-                str(ROOT / ".mypy_cache"),
-                *sorted(str(directory / name) for name in files),
-            ]
-        )
-    finally:
-        # Other tests count on the default: a 10,000-deep JSON page is a decode error.
-        sys.setrecursionlimit(limit)
+    stdout, stderr, _ = run_mypy(
+        [
+            "--strict",
+            "--config-file",
+            str(ROOT / "pyproject.toml"),
+            "--no-error-summary",
+            "--show-error-codes",
+            "--cache-dir",
+            str(ROOT / ".mypy_cache"),
+            *sorted(str(directory / name) for name in files),
+        ]
+    )
     assert not stderr.strip(), stderr
     for line in stdout.splitlines():
         match = re.match(r"(?:.*[/\\])?(readme_block_\d+\.py):(\d+):(?:\d+:)? (.*)", line)
