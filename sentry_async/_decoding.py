@@ -11,7 +11,7 @@ import msgspec
 from ._transport import MalformedBody, Response
 from .errors import DecodeError
 
-__all__ = ["decode_body"]
+__all__ = ["MAX_BOUNDED_ITEMS", "decode_body", "decode_items"]
 
 _UNDECODABLE = (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError, RecursionError)
 """What msgspec raises for a body that does not decode: invalid UTF-8 inside a string is a
@@ -41,14 +41,59 @@ def decode_body(response: Response, type_: Any, *, resend: bool) -> Any:
     try:
         return _decoder(type_).decode(response.body)
     except _UNDECODABLE as exc:
-        error = DecodeError(
-            str(exc), method=response.method, url=str(response.url), type_name=_type_name(type_)
-        )
-        if (
-            resend
-            and isinstance(exc, msgspec.DecodeError)
-            and not isinstance(exc, msgspec.ValidationError)
-        ):
-            error.__cause__ = exc
-            raise MalformedBody(error) from exc
-        raise error from exc
+        raise _failed(response, type_, exc, resend) from exc
+
+
+def _failed(response: Response, type_: Any, exc: Exception, resend: bool) -> Exception:
+    error = DecodeError(
+        str(exc), method=response.method, url=str(response.url), type_name=_type_name(type_)
+    )
+    if (
+        resend
+        and isinstance(exc, msgspec.DecodeError)
+        and not isinstance(exc, msgspec.ValidationError)
+    ):
+        error.__cause__ = exc
+        return MalformedBody(error)
+    return error
+
+
+MAX_BOUNDED_ITEMS = 4096
+"""Largest item count :func:`decode_items` bounds: it costs a field per item allowed."""
+
+
+@lru_cache(maxsize=64)
+def _bounded(item_type: Any, limit: int) -> tuple[msgspec.json.Decoder[Any], str]:
+    """A decoder of at most ``limit`` items, and what msgspec says of an array longer.
+
+    An array-like struct of ``limit`` optional fields: msgspec stops at the first item
+    past the last field, where ``list[...]`` with ``Meta(max_length=...)`` builds every
+    item before it checks the length; decoding it measured as fast as the list."""
+    fields = [(f"i{n}", item_type, msgspec.UNSET) for n in range(limit)]
+    items = msgspec.defstruct(
+        "BoundedItems", fields, array_like=True, forbid_unknown_fields=True
+    )
+    return msgspec.json.Decoder(items), f"Expected `array` of at most length {limit}"
+
+
+def decode_items(response: Response, item_type: Any, limit: int) -> list[Any] | None:
+    """A list page's items, or ``None`` when it holds more than ``limit`` (at most
+    :data:`MAX_BOUNDED_ITEMS`), refused before they are built: a page of tiny items takes
+    some 36 times its bytes once decoded. Errors as :func:`decode_body`'s with ``resend``."""
+    decoder, too_long = _bounded(item_type, limit)
+    try:
+        found = decoder.decode(response.body)
+    except _UNDECODABLE as exc:
+        if isinstance(exc, msgspec.ValidationError) and str(exc) == too_long:
+            return None
+        raise _failed(response, list[item_type], exc, True) from exc
+    items = msgspec.structs.astuple(found)
+    # The items given fill the first fields: the count is where UNSET begins.
+    low, high = 0, limit
+    while low < high:
+        middle = (low + high) // 2
+        if items[middle] is msgspec.UNSET:
+            high = middle
+        else:
+            low = middle + 1
+    return list(items[:low])

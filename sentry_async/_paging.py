@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 from yarl import URL
 
-from ._protocol.cursors import body_fingerprint
+from ._decoding import MAX_BOUNDED_ITEMS, decode_items
+from ._protocol.cursors import OVERSIZE_FACTOR, body_fingerprint
 from ._protocol.hosts import endpoint_group
 from ._protocol.params import Params, encode_params
 from ._protocol.ratelimit import header_int
@@ -43,6 +44,7 @@ def page_fetchers(
         # Raw items are views of the body, nothing for the collector to walk: waiting to
         # decode them would only add a scheduler pass.
         gated = item_type is not msgspec.Raw
+        plain_list = page_type is None and envelope is None
 
         async def fetch(page_cursor: str | None, size: int | None) -> RawPage:
             query = list(base)
@@ -58,8 +60,18 @@ def page_fetchers(
             def announce(response: Response) -> Awaitable[None] | None:
                 return before_decoding(fetch, page_cursor, response.headers.get("Link"), gated)
 
+            limit = None if size is None else size * OVERSIZE_FACTOR
+            if not plain_list or (limit is not None and limit > MAX_BOUNDED_ITEMS):
+                limit = None
+
             def parse(response: Response) -> tuple[Response, Any]:
-                return response, client._decode_or_resend(response, decode_type, [])
+                if limit is None:
+                    return response, client._decode_or_resend(response, decode_type, [])
+                body = response.body
+                if not body or body.isspace():
+                    return response, []
+                # More items than the walk allows (OversizedPage) are refused unbuilt.
+                return response, decode_items(response, item_type, limit)
 
             on_headers = link_watch(fetch, page_cursor)
 
@@ -76,6 +88,8 @@ def page_fetchers(
                 )
 
             response, body = await client._send_following("GET", path, path_params, once, root)
+            if body is None and limit is not None:
+                return RawPage(items=[], link=response.headers.get("Link"), more_than=limit)
             if envelope is not None:
                 items, meta = envelope(body)
             else:

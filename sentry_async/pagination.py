@@ -26,13 +26,14 @@ from collections.abc import (
 )
 from dataclasses import dataclass, field
 from operator import length_hint
-from typing import Any, Generic, TypeVar, cast
+from typing import Any, Generic, NoReturn, TypeVar, cast
 
 import anyio
 import msgspec
 
 from ._protocol.cursors import DEFAULT_MAX_STALE_PAGES, CursorWalk, Position, Step
 from ._protocol.ratelimit import RateLimitInfo
+from .errors import OversizedPage
 
 __all__ = ["AUTOMATIC_PREFETCH", "Page", "Paginator", "Position"]
 
@@ -96,6 +97,9 @@ class RawPage(msgspec.Struct, frozen=True):
     fingerprint: int | None = None
     """A hash of the response body: a page that repeats an earlier one brings nothing new."""
     direct_hit: bool = False
+    more_than: int | None = None
+    """Set when the page held more items than this, more than the walk allows: refused
+    before they were built (``items`` is empty)."""
 
 
 _LinkSeen = Callable[[str | None, str | None], bool]
@@ -363,6 +367,8 @@ class Paginator(Generic[T], AsyncIterator[T]):
 
     def _counted(self, walk: CursorWalk, raw: RawPage, seen: set[int]) -> _Fetched:
         """The walk's step for a fetched page (``seen``: the ids met so far, if tracked)."""
+        if raw.more_than is not None:
+            _refuse(walk, raw.more_than)
         fresh = None
         if self.item_id is not None:
             known = len(seen)
@@ -563,6 +569,23 @@ class Paginator(Generic[T], AsyncIterator[T]):
             return None
         finally:
             await iterator.aclose()
+
+
+def _refuse(walk: CursorWalk, more_than: int) -> NoReturn:
+    """The walk's :class:`OversizedPage` for a page refused undecoded: its exact count is
+    unknown, only that it is past ``more_than``."""
+    try:
+        walk.on_page(more_than + 1, None)
+    except OversizedPage as exc:
+        raise OversizedPage(
+            f"{walk.stream or 'the stream'} answered more than {more_than} items where "
+            f"page_size={exc.page_size} was asked for",
+            stream=exc.stream,
+            position=exc.position,
+            page_size=exc.page_size,
+            count=exc.count,
+        ) from None
+    raise RuntimeError(f"a page of more than {more_than} items was not refused by its walk")
 
 
 _READING: dict[asyncio.Task[None], object] = {}

@@ -13,7 +13,7 @@ import anyio
 import msgspec
 import pytest
 
-from sentry_async import Position, RetryPolicy, SentryClient
+from sentry_async import Position, RetryPolicy, SentryClient, _paging
 from sentry_async.export import (
     CHECKPOINT_NAME,
     CheckpointError,
@@ -201,18 +201,18 @@ async def test_a_stream_running_alone_asks_for_its_next_page_before_decoding_thi
     hears a request while a decode blocks this one."""
     server = await fake_sentry_factory(scale=DATA)
     route = ("GET", f"/projects/{ORG}/project-0-0/events/")
-    decode = SentryClient._decode_or_resend
+    decode = _paging.decode_items
     heard: list[int] = []
 
-    def waiting_decode(self: SentryClient, response: Any, type_: Any, empty: Any) -> Any:
+    def waiting_decode(response: Any, item_type: Any, limit: int) -> Any:
         if not heard and response.url.path.endswith("/project-0-0/events/"):
             deadline = time.monotonic() + (5 if ahead else 0.2)
             while len(server.requests.matching(*route)) < 2 and time.monotonic() < deadline:
                 time.sleep(0.005)
             heard.append(len(server.requests.matching(*route)))
-        return decode(self, response, type_, empty)
+        return decode(response, item_type, limit)
 
-    monkeypatch.setattr(SentryClient, "_decode_or_resend", waiting_decode)
+    monkeypatch.setattr(_paging, "decode_items", waiting_decode)
     spec = _spec(window=None, projects=tuple(projects))
     with anyio.fail_after(30):
         async with _client(server) as client:

@@ -19,7 +19,7 @@ import pytest
 from _local_server import local_app
 from aiohttp import web
 
-from sentry_async import PaginationError, Paginator, Position, SentryClient, pagination
+from sentry_async import PaginationError, Paginator, Position, SentryClient, _paging, pagination
 from sentry_async.pagination import RawPage, announce_link
 from sentry_async.testing import FakeSentry
 
@@ -242,18 +242,18 @@ async def test_the_request_sent_early_reaches_the_server_before_the_decoding_sta
     # The fake server runs on a thread of its own, so it can receive while a decode blocks.
     org = fake_sentry.data.org_slugs()[0]
     route = ("GET", "/organizations/{org}/issues/")
-    decode = SentryClient._decode_or_resend
+    decode = _paging.decode_items
     heard: list[int] = []
 
-    def waiting_decode(self: SentryClient, response: Any, type_: Any, empty: Any) -> Any:
+    def waiting_decode(response: Any, item_type: Any, limit: int) -> Any:
         if not heard:
             deadline = time.monotonic() + 5
             while len(fake_sentry.requests.matching(*route)) < 2 and time.monotonic() < deadline:
                 time.sleep(0.005)
             heard.append(len(fake_sentry.requests.matching(*route)))
-        return decode(self, response, type_, empty)
+        return decode(response, item_type, limit)
 
-    monkeypatch.setattr(SentryClient, "_decode_or_resend", waiting_decode)
+    monkeypatch.setattr(_paging, "decode_items", waiting_decode)
     async with fake_sentry.client() as client:
         fake_sentry.requests.clear()
         paginator = client.issues.list(org, query="", page_size=3).read_ahead(2)

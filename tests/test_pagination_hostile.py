@@ -6,6 +6,7 @@ client that fails to notice the trap ends with a wrong answer instead of hanging
 
 from __future__ import annotations
 
+import tracemalloc
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -152,7 +153,7 @@ async def test_x_hits_is_an_estimate_never_a_ceiling(hostile: Any) -> None:
 
 async def test_a_page_far_larger_than_the_page_size_is_an_error(hostile: Any) -> None:
     server = await hostile(lambda n, cursor: (list(range(5000)), None, {}))
-    with pytest.raises(OversizedPage, match=r"/api/0/things/ answered 5000 items.*page_size=10"):
+    with pytest.raises(OversizedPage, match=r"/api/0/things/ answered more than 20 items.*page_size=10"):
         await _collect(server, page_size=10)
 
 
@@ -203,3 +204,26 @@ async def test_page_size_errors_name_page_size(hostile: Any) -> None:
             client.discover.query("acme", fields=["title"], page_size=0)
         with pytest.raises(ValueError, match=r"^page_size must"):
             client.issues.hashes("acme", 1, page_size=1000)
+
+
+async def test_an_oversized_page_is_refused_before_its_items_are_built(hostile: Any) -> None:
+    # Tiny items: 400,000 in a 0.8 MB body, whose msgspec.Raw objects would take some 36
+    # times the body (29 MB) were the page decoded whole before its count is checked.
+    server = await hostile(lambda n, cursor: ([0] * 400_000, "1", {}))
+    tracemalloc.start()
+    try:
+        async with SentryClient("t", base_url=server.url, retry=FAST) as client:
+            paginator = client.paginate("/things/", type=msgspec.Raw, page_size=10)
+            with pytest.raises(OversizedPage, match=r"more than 20 items.*page_size=10"):
+                await paginator.collect()
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 12_000_000, f"{peak} bytes traced for a 0.8 MB page"
+
+
+async def test_a_page_at_the_size_limit_is_decoded_whole(hostile: Any) -> None:
+    server = await hostile(lambda n, cursor: (list(range(20)), None, {}))
+    assert await _collect(server, page_size=10) == list(range(20))
+    raw = await _collect(server, page_size=10, type=msgspec.Raw)
+    assert [bytes(item) for item in raw] == [str(i).encode() for i in range(20)]
