@@ -3,7 +3,10 @@
 Each stream keeps the ids it has written (a half of a split window starts with those of
 its parent, and a resumed stream with its own from before the stop, read back from the
 file); an item whose id is among them, or among the ids an earlier run of an incremental
-export wrote, is dropped. The ids are let go when the stream ends. An item without a usable id (not
+export wrote, is dropped. The ids are let go when the stream ends. A page whose every id
+the stream already met in this run brings nothing new (see :attr:`PageItems.stale`); ids
+written before this run (read back, or an incremental export's overlap) are met once
+without counting so, however many pages hold them. An item without a usable id (not
 an object, no string or integer ``id``, invalid UTF-8) is kept as sent and counted as
 ``unidentified``: it cannot be de-duplicated.
 """
@@ -34,6 +37,9 @@ class PageItems:
     lines: list[msgspec.Raw]
     duplicates: int = 0
     unidentified: int = 0
+    stale: bool = False
+    """Nothing new: the page was empty, or every item's id was met before in this run by
+    the same stream."""
 
 
 def dedupe_page(
@@ -44,31 +50,44 @@ def dedupe_page(
     text_ids: bool = False,
     leading_ids: bool = True,
     skip: Collection[str] = frozenset(),
+    earlier: set[str | int] | None = None,
 ) -> PageItems:
     """The items of a page not seen before (not copied); adds their ids to ``seen``.
 
     ``identify=False`` keeps every item (rows asked for without an ``id``); ``text_ids``
     compares ids as strings, as a CSV file holds them (for a split window's halves);
     ``leading_ids`` is :func:`item_id`'s ``leading`` (JSON Lines only); ``skip`` holds ids,
-    as strings, that count as seen.
+    as strings, that count as seen. ``earlier`` holds ids the stream wrote before this
+    run: dropped too, and moved to ``seen`` once met, so that only a second meeting makes
+    a page stale.
     """
     if not identify:
-        return PageItems(list(items))
+        return PageItems(list(items), stale=not items)
     lines: list[msgspec.Raw] = []
-    dupes = unidentified = 0
+    dupes = unidentified = repeats = 0
     for item in items:
         found = item_id(item, leading=leading_ids)
         if found is not None and text_ids:
             found = str(found)
         if found is None:
             unidentified += 1
-        elif found in seen or (skip and str(found) in skip):
+        elif found in seen:
+            dupes += 1
+            repeats += 1
+            continue
+        elif earlier and found in earlier:
+            earlier.discard(found)
+            seen.add(found)
+            dupes += 1
+            continue
+        elif skip and str(found) in skip:
+            seen.add(found)
             dupes += 1
             continue
         else:
             seen.add(found)
         lines.append(item)
-    return PageItems(lines, dupes, unidentified)
+    return PageItems(lines, dupes, unidentified, stale=repeats == len(items))
 
 
 def log_dropped(stream: str, cursor: str | None, kept: PageItems) -> None:

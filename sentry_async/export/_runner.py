@@ -35,9 +35,10 @@ from typing import Any
 import anyio
 import msgspec
 
+from .._protocol.cursors import DEFAULT_MAX_STALE_PAGES
 from .._text import printable
 from ..client import SentryClient
-from ..errors import APIError, DecodeError, Forbidden, NotFound, Unauthorized
+from ..errors import APIError, DecodeError, Forbidden, NotFound, PaginationError, Unauthorized
 from ..fanout import StreamDone, StreamItem, fan_out
 from ..pagination import Page, Position
 from ._checkpoint import (
@@ -69,6 +70,11 @@ __all__ = ["Exporter"]
 
 logger = logging.getLogger("sentry_async.export")
 
+MAX_STALE_PAGES = DEFAULT_MAX_STALE_PAGES
+"""Pages in a row that bring a stream nothing new after which it is stuck, as a walk's
+``max_stale_pages``: a server may send fresh cursors over items already written, in
+bodies that differ, which the walk itself cannot tell from new ones."""
+
 ALONE_READ_AHEAD = 2
 """Pages a stream that runs alone reads ahead of the writer. With room for two, its next
 request leaves before a page's body is decoded, so the server works on the next page while
@@ -80,13 +86,25 @@ _Item = tuple[StreamState, Page[msgspec.Raw], Position] | Split
 """A page of a stream with its walk's position after it, or a window split in two."""
 
 
+@dataclass(slots=True)
+class _StreamIds:
+    """What one active stream met in this run, for de-duplication and stale pages."""
+
+    earlier: set[str | int]
+    """Ids it wrote before this run (read back from its file), until met in this run."""
+    met: set[str | int] = field(default_factory=set)
+    """Ids it met in this run: a page of nothing else brings nothing new."""
+    stale: int = 0
+    """Pages in a row that brought nothing new."""
+
+
 @dataclass
 class _Run:
     """Mutable state of one run: open files and the dedupe sets of active streams."""
 
     files: OpenFiles
     open_streams: Counter[str] = field(default_factory=Counter)
-    seen: dict[str, set[str | int]] = field(default_factory=dict)
+    seen: dict[str, _StreamIds] = field(default_factory=dict)
     walking: dict[str, StreamState] = field(default_factory=dict)
     """Fan-out key -> the stream (or half of a split one) it is fetching now."""
     slugs: dict[str, str] | None = None
@@ -526,17 +544,19 @@ class Exporter:
                 f"{state.cursor!r}"
             )
         check_whole_pages(state.key, after)
-        seen = self._run.seen.get(state.key)
-        if seen is None:
-            seen = self._run.seen[state.key] = await self._seen_before(state)
+        ids = self._run.seen.get(state.key)
+        if ids is None:
+            ids = self._run.seen[state.key] = _StreamIds(await self._seen_before(state))
         kept = dedupe_page(
             page.items,
-            seen,
+            ids.met,
             identify=self._identify,
             text_ids=self.spec.format == "csv",
             leading_ids=self.spec.format == "jsonl",
             skip=self._skip,
+            earlier=ids.earlier,
         )
+        ids.stale = ids.stale + 1 if kept.stale else 0
         log_dropped(state.key, page.cursor, kept)
         assert self._checkpoint is not None
         file_state = self._checkpoint.files[state.file]
@@ -567,6 +587,15 @@ class Exporter:
             # A half of a split window: its stream goes on with the next half.
             self._run.seen.pop(state.key, None)
             self.progress.part_done()
+        if ids.stale >= MAX_STALE_PAGES and not state.done:
+            # Written and recorded first: a resume goes on from the page after it.
+            raise PaginationError(
+                f"{state.key}: {ids.stale} pages in a row brought nothing new (empty, or "
+                "only items this stream already wrote) while the server kept sending fresh "
+                f"cursors; stopping (at {after})",
+                stream=state.key,
+                position=after,
+            )
 
     async def _seen_before(self, state: StreamState) -> set[str | int]:
         """Ids a stream must not write again, read back from its file once, at its first
