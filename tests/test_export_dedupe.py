@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import msgspec
 
 from sentry_async.export import Manifest, ManifestFile
 from sentry_async.export._dedupe import PageItems, dedupe_page
-from sentry_async.export._files import ids_in_file, item_id
+from sentry_async.export._files import id_key, id_text, ids_in_file, item_id, skip_keys, text_key
 from sentry_async.export._incremental import stamped_items
 from sentry_async.export._writer import JsonlFile
 
@@ -141,3 +142,39 @@ def test_ids_are_read_back_from_a_span_of_pages_plain_or_gzip(tmp_path: Path) ->
         assert ids_in_file(handle.path, bounds[1], bounds[3], compress) == {"c", 7}
         assert ids_in_file(handle.path, 0, bounds[1], compress) == {"a", "b"}
         assert ids_in_file(handle.path, bounds[2], bounds[2], compress) == set()
+
+
+LONG = "7" * 100_000
+"""Sentry's ids are 32 characters at most; a server may send any length."""
+
+
+def _kept_sizes(ids: set[Any]) -> list[int]:
+    return [len(key) if isinstance(key, (str, bytes)) else 0 for key in ids]
+
+
+def test_long_ids_are_kept_as_digests_of_fixed_size_and_still_de_duplicated(
+    tmp_path: Path,
+) -> None:
+    items = [b'{"id":"a' + LONG.encode() + b'"}', b'{"id":"b' + LONG.encode() + b'"}']
+    items.append(b'{"id":"short"}')
+    seen: set[Any] = set()
+    kept = dedupe_page(_page(*items), seen)
+    assert len(kept.lines) == 3 and max(_kept_sizes(seen)) <= 32 and "short" in seen
+    again = dedupe_page(_page(items[1], b'{"id":"c' + LONG.encode() + b'"}'), seen)
+    assert (_lines(again), again.duplicates) == ([b'{"id":"c' + LONG.encode() + b'"}'], 1)
+    # Read back from a file (a resumed stream, a split window's half): the same keys.
+    path = tmp_path / "p.jsonl"
+    path.write_bytes(b"".join(line + b"\n" for line in items))
+    back = ids_in_file(path, 0, path.stat().st_size, False)
+    assert max(_kept_sizes(back)) <= 32
+    assert dedupe_page(_page(*items), set(), earlier=back).lines == []
+    # An incremental run's overlap: skipped by its ids as the state file holds them.
+    skip = {"a" + LONG}
+    assert dedupe_page(_page(*items), set(), skip=skip_keys(skip)).duplicates == 1
+
+
+def test_ids_kept_as_digests_round_trip_through_their_text() -> None:
+    for found in ("a" + LONG, "x" * 33, "x" * 32, "12", "#b2:" + "0" * 32):
+        assert text_key(id_text(id_key(found))) == id_key(found)
+    assert text_key(id_text(id_key(12))) == "12", "integer ids are skipped as text"
+    assert len(id_text(id_key("a" + LONG))) <= 40

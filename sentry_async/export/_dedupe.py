@@ -8,7 +8,8 @@ the stream already met in this run brings nothing new (see :attr:`PageItems.stal
 written before this run (read back, or an incremental export's overlap) are met once
 without counting so, however many pages hold them. An item without a usable id (not
 an object, no string or integer ``id``, invalid UTF-8) is kept as sent and counted as
-``unidentified``: it cannot be de-duplicated.
+``unidentified``: it cannot be de-duplicated. Ids are kept as :func:`id_key` makes them
+(a digest of fixed size for one longer than Sentry's), here and wherever read back.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from pathlib import Path
 
 import msgspec
 
-from ._files import ids_in_file, item_id, read_segment
+from ._files import IdKey, id_key, ids_in_file, item_key, read_segment
 from ._formats import ids_in_csv
 
 __all__ = ["PageItems", "dedupe_page", "ids_written", "log_dropped", "rows_written"]
@@ -44,49 +45,48 @@ class PageItems:
 
 def dedupe_page(
     items: Sequence[msgspec.Raw],
-    seen: set[str | int],
+    seen: set[IdKey],
     *,
     identify: bool = True,
     text_ids: bool = False,
     leading_ids: bool = True,
-    skip: Collection[str] = frozenset(),
-    earlier: set[str | int] | None = None,
+    skip: Collection[IdKey] = frozenset(),
+    earlier: set[IdKey] | None = None,
 ) -> PageItems:
     """The items of a page not seen before (not copied); adds their ids to ``seen``.
 
     ``identify=False`` keeps every item (rows asked for without an ``id``); ``text_ids``
     compares ids as strings, as a CSV file holds them (for a split window's halves);
-    ``leading_ids`` is :func:`item_id`'s ``leading`` (JSON Lines only); ``skip`` holds ids,
-    as strings, that count as seen. ``earlier`` holds ids the stream wrote before this
-    run: dropped too, and moved to ``seen`` once met, so that only a second meeting makes
-    a page stale.
+    ``leading_ids`` is :func:`item_id`'s ``leading`` (JSON Lines only); ``skip`` holds
+    ids as strings, made keys by :func:`~._files.skip_keys`, that count as seen;
+    ``earlier`` holds ids the stream wrote before this run: dropped too, and moved to
+    ``seen`` once met, so that only a second meeting makes a page stale. Ids are kept as
+    :func:`~._files.id_key` makes them.
     """
     if not identify:
         return PageItems(list(items), stale=not items)
     lines: list[msgspec.Raw] = []
     dupes = unidentified = repeats = 0
     for item in items:
-        found = item_id(item, leading=leading_ids)
-        if found is not None and text_ids:
-            found = str(found)
-        if found is None:
+        key = item_key(item, leading=leading_ids)
+        if key is None:
             unidentified += 1
-        elif found in seen:
-            dupes += 1
+            lines.append(item)
+            continue
+        if text_ids and isinstance(key, int):
+            key = id_key(str(key))
+        if key in seen:
             repeats += 1
-            continue
-        elif earlier and found in earlier:
-            earlier.discard(found)
-            seen.add(found)
-            dupes += 1
-            continue
-        elif skip and str(found) in skip:
-            seen.add(found)
-            dupes += 1
-            continue
+        elif earlier and key in earlier:
+            earlier.discard(key)
+            seen.add(key)
+        elif skip and (id_key(str(key)) if isinstance(key, int) else key) in skip:
+            seen.add(key)
         else:
-            seen.add(found)
-        lines.append(item)
+            seen.add(key)
+            lines.append(item)
+            continue
+        dupes += 1
     return PageItems(lines, dupes, unidentified, stale=repeats == len(items))
 
 
@@ -105,7 +105,7 @@ def log_dropped(stream: str, cursor: str | None, kept: PageItems) -> None:
 
 def ids_written(
     path: Path, start: int, end: int, *, compress: bool, columns: list[str] | None
-) -> set[str | int]:
+) -> set[IdKey]:
     """The ids already in a data file between two page boundaries (blocking): what a half
     of a split window, or a resumed stream, must not write again. ``columns`` are a CSV
     file's (``None``: JSON Lines), whose ids are strings, as :func:`dedupe_page` with

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import gzip
+import hashlib
 import io
 import os
 import re
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO, Any, Protocol, cast
@@ -20,17 +21,24 @@ from ._windows import format_utc
 from ._writer import fsync_dir, open_no_follow
 
 __all__ = [
+    "SHORT_ID",
+    "IdKey",
     "file_name",
+    "id_key",
+    "id_text",
     "ids_in_file",
     "item_id",
+    "item_key",
     "now_iso",
     "parse_stamp",
     "project_stems",
     "read_segment",
     "remove_checkpoint",
     "safe_stem",
+    "skip_keys",
     "sync_and_close",
     "sync_then_save",
+    "text_key",
 ]
 
 
@@ -74,6 +82,63 @@ def item_id(item: bytes | msgspec.Raw, *, leading: bool = True) -> str | int | N
         return _id_decoder.decode(item).id
     except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError):
         return None
+
+
+IdKey = str | int | bytes
+"""What de-duplication keeps of an id (see :func:`id_key`)."""
+
+SHORT_ID = 32
+"""Longest id kept as it is: Sentry's event ids are 32 hex digits, issue ids shorter."""
+
+_DIGEST_TEXT = "#b2:"
+"""How a digest is written as text (the incremental state): 36 characters, which no id
+kept as it is can have, since an id that long is kept as a digest itself."""
+
+
+def id_key(found: str | int) -> IdKey:
+    """What de-duplication keeps of an id: a longer one than :data:`SHORT_ID`
+    characters as 16 bytes of BLAKE2b, so that memory follows the number of items, not
+    the length of ids a server chooses. Short ids are kept as they are (no hashing)."""
+    if isinstance(found, str) and len(found) > SHORT_ID:
+        data = found.encode("utf-8", "surrogatepass")
+        return hashlib.blake2b(data, digest_size=16).digest()
+    return found
+
+
+def id_text(key: IdKey) -> str:
+    """A key as text, as the incremental state keeps it; :func:`text_key` reads it back."""
+    if isinstance(key, bytes):
+        return _DIGEST_TEXT + key.hex()
+    return str(key)
+
+
+def text_key(text: str) -> IdKey:
+    """The key of an id given as text: :func:`id_text`'s, or an id (a state file written
+    before ids were kept as digests holds them whole)."""
+    if len(text) == len(_DIGEST_TEXT) + 32 and text.startswith(_DIGEST_TEXT):
+        with contextlib.suppress(ValueError):
+            return bytes.fromhex(text[len(_DIGEST_TEXT) :])
+    return id_key(text)
+
+
+def skip_keys(texts: Iterable[str]) -> frozenset[IdKey]:
+    """Ids an earlier run wrote, as text, as the keys :func:`dedupe_page` skips."""
+    return frozenset(text_key(text) for text in texts)
+
+
+_SHORT_LEADING_ID = re.compile(rb'\{"id":"([0-9A-Za-z_.:-]{1,32})"[,}]')
+""":data:`_LEADING_ID` of an id kept as it is: a match is its own key."""
+
+
+def item_key(item: bytes | msgspec.Raw, *, leading: bool = True) -> IdKey | None:
+    """:func:`id_key` of :func:`item_id`, with no check per item where the id is a short
+    leading one (the common case, on the exporter's per-item path)."""
+    if leading:
+        found = _SHORT_LEADING_ID.match(item)
+        if found is not None:
+            return found.group(1).decode("ascii")
+    found_id = item_id(item, leading=leading)
+    return None if found_id is None else id_key(found_id)
 
 
 def now_iso() -> str:
@@ -160,16 +225,17 @@ def read_segment(path: Path, start: int, end: int, compress: bool) -> Iterator[I
         os.close(fd)
 
 
-def ids_in_file(path: Path, start: int, end: int, compress: bool) -> set[str | int]:
-    """The ids of the items written to ``path`` between two page boundaries."""
+def ids_in_file(path: Path, start: int, end: int, compress: bool) -> set[IdKey]:
+    """The ids (as :func:`id_key`) of the items written to ``path`` between two page
+    boundaries."""
     if end <= start:
         return set()
-    ids: set[str | int] = set()
+    ids: set[IdKey] = set()
     with read_segment(path, start, end, compress) as lines:
         for line in lines:
-            found = item_id(line)
-            if found is not None:
-                ids.add(found)
+            key = item_key(line)
+            if key is not None:
+                ids.add(key)
     return ids
 
 

@@ -35,7 +35,7 @@ import msgspec
 from .._csv import cell, row_writer
 from ..models.discover import DiscoverMeta
 from ._checkpoint import Checkpoint, FileState
-from ._files import parse_stamp, read_segment, safe_stem
+from ._files import IdKey, id_key, parse_stamp, read_segment, safe_stem
 from ._splitting import Split
 from ._writer import JsonlFile, Line, fsync_dir, open_no_follow
 
@@ -122,8 +122,9 @@ class CsvFile(JsonlFile):
 
 def ids_in_csv(
     path: Path, start: int, end: int, compress: bool, columns: Sequence[str]
-) -> set[str | int]:
-    """The ``id`` column of the rows between two page boundaries (strings, as CSV has them)."""
+) -> set[IdKey]:
+    """The ``id`` column of the rows between two page boundaries (strings, as CSV has them,
+    as :func:`id_key`)."""
     if end <= start or "id" not in columns:
         return set()
     index = list(columns).index("id")
@@ -131,7 +132,7 @@ def ids_in_csv(
         rows = csv.reader(io.TextIOWrapper(data, encoding="utf-8", newline=""))
         if start == 0:
             next(rows, None)
-        return {row[index] for row in rows if len(row) > index}
+        return {id_key(row[index]) for row in rows if len(row) > index}
 
 
 class ParquetPart:

@@ -32,7 +32,7 @@ import msgspec
 
 from ._checkpoint import check_file_name, read_versioned
 from ._errors import CheckpointError, OutputUnusableError, SpecMismatchError
-from ._files import item_id, parse_stamp
+from ._files import id_key, id_text, item_id, parse_stamp
 from ._lock import DirLock
 from ._manifest import Manifest
 from ._spec import ExportSpec, is_aggregate
@@ -66,7 +66,8 @@ class IncrementalRun(msgspec.Struct, kw_only=True):
 
 
 class IncrementalState(msgspec.Struct, kw_only=True):
-    """The state file. ``seen``: id -> time of every item written within the overlap."""
+    """The state file. ``seen``: id -> time of every item written within the overlap (an
+    id longer than Sentry's as the text of its digest, see :func:`~._files.id_text`)."""
 
     format: str = STATE_FORMAT
     fingerprint: str
@@ -236,8 +237,14 @@ def _time(value: str | float | None) -> datetime | None:
     return stamp if stamp.tzinfo is not None else stamp.replace(tzinfo=timezone.utc)
 
 
+def _state_id(found: str) -> str:
+    """An id as the state keeps it: a long one as its digest, which is all a run compares."""
+    return id_text(id_key(found))
+
+
 def stamped_items(directory: Path, manifest: Manifest) -> Iterator[tuple[str, datetime | None]]:
-    """``(id, time)`` of every item of a finished run, read back from its files."""
+    """``(id, time)`` of every item of a finished run, read back from its files (an id
+    longer than Sentry's as the text of its digest)."""
     for file in manifest.files:
         path = directory / file.path
         if file.path.endswith(".parquet"):
@@ -245,7 +252,7 @@ def stamped_items(directory: Path, manifest: Manifest) -> Iterator[tuple[str, da
             table = pq.read_table(path, columns=["id", "timestamp"])
             for row in table.to_pylist():
                 when = row["timestamp"]
-                yield str(row["id"]), when if isinstance(when, datetime) else _time(when)
+                yield _state_id(str(row["id"])), when if isinstance(when, datetime) else _time(when)
             continue
         fd = open_no_follow(path, os.O_RDONLY, create=False, single_link=False)
         with os.fdopen(fd, "rb") as handle:
@@ -255,7 +262,7 @@ def stamped_items(directory: Path, manifest: Manifest) -> Iterator[tuple[str, da
         if ".csv" in file.path:
             for row in csv.DictReader(io.StringIO(data.decode("utf-8"))):
                 if row.get("id"):
-                    yield row["id"], _time(row.get("timestamp") or None)
+                    yield _state_id(row["id"]), _time(row.get("timestamp") or None)
             continue
         for line in data.splitlines():
             try:
@@ -264,7 +271,7 @@ def stamped_items(directory: Path, manifest: Manifest) -> Iterator[tuple[str, da
                 continue
             found = item_id(line)  # as the run that wrote it read it
             if found is not None:
-                yield str(found), _time(item.dateCreated or item.timestamp)
+                yield _state_id(str(found)), _time(item.dateCreated or item.timestamp)
 
 
 def base_directory(output: Path) -> DirLock:

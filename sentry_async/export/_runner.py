@@ -52,7 +52,7 @@ from ._checkpoint import (
 from ._datafiles import OpenFiles
 from ._dedupe import PageItems, dedupe_page, ids_written, log_dropped, rows_written
 from ._errors import CheckpointError, ExportDecodeError
-from ._files import now_iso, remove_checkpoint
+from ._files import IdKey, now_iso, remove_checkpoint, skip_keys
 from ._formats import (
     check_arrow,
     drop_unfinished,
@@ -90,9 +90,9 @@ _Item = tuple[StreamState, Page[msgspec.Raw], Position] | Split
 class _StreamIds:
     """What one active stream met in this run, for de-duplication and stale pages."""
 
-    earlier: set[str | int]
+    earlier: set[IdKey]
     """Ids it wrote before this run (read back from its file), until met in this run."""
-    met: set[str | int] = field(default_factory=set)
+    met: set[IdKey] = field(default_factory=set)
     """Ids it met in this run: a page of nothing else brings nothing new."""
     stale: int = 0
     """Pages in a row that brought nothing new."""
@@ -187,7 +187,7 @@ class Exporter:
                 escape_formulas=spec.csv_escape_formulas,
             )
         )
-        self._skip = frozenset(skip_ids)
+        self._skip = skip_keys(skip_ids)
 
     @property
     def checkpoint(self) -> Checkpoint | None:
@@ -597,7 +597,7 @@ class Exporter:
                 position=after,
             )
 
-    async def _seen_before(self, state: StreamState) -> set[str | int]:
+    async def _seen_before(self, state: StreamState) -> set[IdKey]:
         """Ids a stream must not write again, read back from its file once, at its first
         page of the run: a half of a split window's parent's, and a resumed stream's own
         from before the stop, so that an item the server repeats across the checkpoint (a
