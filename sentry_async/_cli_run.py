@@ -416,6 +416,11 @@ def classify(exc: BaseException) -> _Outcome:
     if isinstance(exc, OSError):
         # Network failures arrive as TransportError: an OSError here is the disk's.
         return _Outcome(EXIT_OUTPUT, _os_error(exc))
+    if isinstance(exc, MemoryError):
+        # What the server sent did not fit: an answer too large, like ResponseTooLarge.
+        return _Outcome(
+            EXIT_API, "out of memory: an answer of the server was too large to hold"
+        )
     raise exc
 
 

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import logging
 import unicodedata
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -22,7 +23,7 @@ import msgspec
 
 from ._csv import cell, row_writer
 from ._text import printable
-from .tables import events_stats_rows, usage_rows
+from .tables import _each_events_stats_row, usage_rows
 
 if TYPE_CHECKING:
     from .client import SentryClient
@@ -243,7 +244,7 @@ async def _rows(
             async for row in discover:
                 yield row
         return
-    rows: list[dict[str, Any]]
+    rows: Iterator[dict[str, Any]]
     if args.query_kind == "stats":
         stats = await client.stats.events(
             args.org,
@@ -257,7 +258,10 @@ async def _rows(
             dataset=args.dataset,
             **_range(args),
         )
-        rows = events_stats_rows(stats)
+        # Rows are made as they are written, and the decoded original is not kept beside
+        # the series: a large answer is in memory once.
+        rows = _each_events_stats_row(dataclasses.replace(stats, raw=None))
+        del stats
     else:
         usage = await client.stats.usage(
             args.org,
@@ -269,9 +273,13 @@ async def _rows(
             outcome=args.outcome,
             **_range(args),
         )
-        rows = usage_rows(usage)
-    if rows:
-        columns.extend(rows[0])
+        rows = iter(usage_rows(usage))
+    first = next(rows, None)
+    if first is None:
+        return
+    columns.extend(first)
+    yield first
+    del first
     for row in rows:
         yield row
 
@@ -351,7 +359,9 @@ async def _tell_cut(rest: AsyncIterator[dict[str, Any]], shown: int, counted: bo
     are in memory and counted; Discover's next pages are not fetched to count them."""
     hint = "use --limit N or --format csv for more"
     if counted:
-        total = shown + 1 + sum([1 async for _ in rest])
+        total = shown + 1
+        async for _ in rest:
+            total += 1
         logger.warning("showing %d of %d rows; %s", shown, total, hint)
     else:
         logger.warning("showing %d rows, more remain; %s", shown, hint)

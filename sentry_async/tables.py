@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
-from collections.abc import AsyncGenerator, Iterable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
@@ -390,28 +390,31 @@ def events_stats_rows(stats: EventsStats) -> list[dict[str, Any]]:
     """One row per series and bucket: ``series``, ``y_axis``, ``group``, ``order``,
     ``timestamp`` (UTC datetime), ``value`` and ``comparison_value``. Plain Python: the
     command line prints these without pyarrow."""
-    rows: list[dict[str, Any]] = []
+    return list(_each_events_stats_row(stats))
+
+
+def _each_events_stats_row(stats: EventsStats) -> Iterator[dict[str, Any]]:
+    """:func:`events_stats_rows` one at a time: a large answer's rows (a dict each, several
+    times the answer's own size) need not all be in memory to be written."""
     for series in stats.series:
         comparisons = series.comparison_values or [None] * len(series.timestamps)
         for stamp, value, comparison in zip(
             series.timestamps, series.values, comparisons, strict=True
         ):
-            rows.append(
-                {
-                    "series": series.name,
-                    "y_axis": series.y_axis,
-                    "group": series.group,
-                    "order": series.order,
-                    "timestamp": datetime.fromtimestamp(stamp, tz=timezone.utc),
-                    "value": value,
-                    "comparison_value": comparison,
-                }
-            )
-    return rows
+            yield {
+                "series": series.name,
+                "y_axis": series.y_axis,
+                "group": series.group,
+                "order": series.order,
+                "timestamp": datetime.fromtimestamp(stamp, tz=timezone.utc),
+                "value": value,
+                "comparison_value": comparison,
+            }
 
 
 def events_stats_table(stats: EventsStats) -> pa.Table:
-    """:func:`events_stats_rows` as a table (timestamps in seconds, UTC)."""
+    """:func:`events_stats_rows` as a table (timestamps in seconds, UTC), built column by
+    column from the series rather than through a dict per row."""
     pa = _pa()
     schema = pa.schema(
         [
@@ -424,7 +427,26 @@ def events_stats_table(stats: EventsStats) -> pa.Table:
             ("comparison_value", pa.float64()),
         ]
     )
-    return pa.Table.from_pylist(events_stats_rows(stats), schema=schema)
+    columns: dict[str, list[Any]] = {name: [] for name in schema.names}
+    for series in stats.series:
+        size = len(series.timestamps)
+        comparisons = series.comparison_values or [None] * size
+        if not len(series.values) == len(comparisons) == size:
+            raise ValueError(
+                f"series {series.name!r}: {size} timestamps, {len(series.values)} values "
+                f"and {len(comparisons)} comparison values"
+            )
+        for name, value in (
+            ("series", series.name),
+            ("y_axis", series.y_axis),
+            ("group", series.group),
+            ("order", series.order),
+        ):
+            columns[name].extend([value] * size)
+        columns["timestamp"].extend(series.timestamps)
+        columns["value"].extend(series.values)
+        columns["comparison_value"].extend(comparisons)
+    return pa.Table.from_pydict(columns, schema=schema)
 
 
 def _usage_columns(usage: UsageStats) -> tuple[list[str], bool, list[str]]:

@@ -563,6 +563,22 @@ async def test_a_refused_output_directory_exits_5_with_one_line(
     assert run.err.splitlines() == run.error_lines and str(out / ".lock") in run.err
 
 
+async def test_running_out_of_memory_exits_1_with_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SENTRY_AUTH_TOKEN", TOKEN)
+
+    async def too_large(*args: Any, **kwargs: Any) -> Any:
+        raise MemoryError
+
+    monkeypatch.setattr(_cli_run, "export", too_large)
+    run = await _main(["export", "events", "--org", ORG, "-o", str(tmp_path / "out"),
+                       "--period", "1d", "--base-url", "http://127.0.0.1:9"])  # fmt: skip
+    assert run.code == 1, run.err
+    assert run.err.splitlines() == run.error_lines and "out of memory" in run.err
+    assert "Traceback" not in run.err
+
+
 async def test_failed_exports_print_only_the_error_line(
     fake_sentry_factory: Factory, tmp_path: Path, no_env_token: None
 ) -> None:
