@@ -11,7 +11,7 @@ import msgspec
 from ._transport import MalformedBody, Response
 from .errors import DecodeError
 
-__all__ = ["MAX_BOUNDED_ITEMS", "decode_body", "decode_items"]
+__all__ = ["MAX_BOUNDED_ITEMS", "data_within", "decode_body", "decode_items"]
 
 _UNDECODABLE = (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError, RecursionError)
 """What msgspec raises for a body that does not decode: invalid UTF-8 inside a string is a
@@ -97,3 +97,22 @@ def decode_items(response: Response, item_type: Any, limit: int) -> list[Any] | 
         else:
             low = middle + 1
     return list(items[:low])
+
+
+@lru_cache(maxsize=64)
+def _data_counter(limit: int) -> tuple[msgspec.json.Decoder[Any], str]:
+    decoder, too_long = _bounded(msgspec.Raw, limit)
+    envelope = msgspec.defstruct("BoundedData", [("data", decoder.type, msgspec.UNSET)])
+    return msgspec.json.Decoder(envelope), too_long
+
+
+def data_within(response: Response, limit: int) -> bool:
+    """Whether a page wrapped as ``{"data": [...]}`` holds at most ``limit`` items, found
+    without building them (other keys are skipped unread); a body of another shape is
+    left to its own decoding to judge."""
+    decoder, too_long = _data_counter(limit)
+    try:
+        decoder.decode(response.body)
+    except _UNDECODABLE as exc:
+        return not (isinstance(exc, msgspec.ValidationError) and str(exc) == too_long)
+    return True

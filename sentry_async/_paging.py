@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 from yarl import URL
 
-from ._decoding import MAX_BOUNDED_ITEMS, decode_items
+from ._decoding import MAX_BOUNDED_ITEMS, data_within, decode_items
 from ._protocol.cursors import OVERSIZE_FACTOR, body_fingerprint
 from ._protocol.hosts import endpoint_group
 from ._protocol.params import Params, encode_params
@@ -20,7 +20,13 @@ from .pagination import PageFetcher, RawPage, before_decoding, link_watch
 if TYPE_CHECKING:
     from .client import SentryClient
 
-__all__ = ["page_fetchers"]
+__all__ = ["SMALL_PAGE", "page_fetchers"]
+
+SMALL_PAGE = 1 << 20
+"""Bytes up to which a page wrapped in an object (``{"data": [...]}``) is decoded without
+counting its items first: its items take at most some 36 times that, and a page of 100
+rows is far smaller. A larger page with more separators than items allowed is counted
+first (one more scan, for a rare page)."""
 
 
 def page_fetchers(
@@ -61,13 +67,20 @@ def page_fetchers(
                 return before_decoding(fetch, page_cursor, response.headers.get("Link"), gated)
 
             limit = None if size is None else size * OVERSIZE_FACTOR
-            if not plain_list or (limit is not None and limit > MAX_BOUNDED_ITEMS):
+            if limit is not None and limit > MAX_BOUNDED_ITEMS:
                 limit = None
 
             def parse(response: Response) -> tuple[Response, Any]:
-                if limit is None:
-                    return response, client._decode_or_resend(response, decode_type, [])
                 body = response.body
+                if limit is None or not plain_list:
+                    if (
+                        limit is not None
+                        and len(body) > SMALL_PAGE
+                        and body.count(b",") >= limit
+                        and not data_within(response, limit)
+                    ):
+                        return response, None
+                    return response, client._decode_or_resend(response, decode_type, [])
                 if not body or body.isspace():
                     return response, []
                 # More items than the walk allows (OversizedPage) are refused unbuilt.
@@ -89,6 +102,7 @@ def page_fetchers(
 
             response, body = await client._send_following("GET", path, path_params, once, root)
             if body is None and limit is not None:
+                # Refused undecoded: more items than the walk allows.
                 return RawPage(items=[], link=response.headers.get("Link"), more_than=limit)
             if envelope is not None:
                 items, meta = envelope(body)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import tracemalloc
 from collections.abc import AsyncIterator, Callable
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import anyio
 import msgspec
@@ -22,9 +22,11 @@ from sentry_async import (
     Position,
     RetryPolicy,
     SentryClient,
+    _paging,
 )
 
 CAP = 3000
+T = TypeVar("T")
 FAST = RetryPolicy(attempts=1)
 
 Answer = tuple[Any, str | None, dict[str, str]]
@@ -227,3 +229,42 @@ async def test_a_page_at_the_size_limit_is_decoded_whole(hostile: Any) -> None:
     assert await _collect(server, page_size=10) == list(range(20))
     raw = await _collect(server, page_size=10, type=msgspec.Raw)
     assert [bytes(item) for item in raw] == [str(i).encode() for i in range(20)]
+
+
+class _Wrapped(msgspec.Struct, Generic[T]):
+    data: list[T]
+
+
+async def test_an_oversized_wrapped_page_is_refused_before_its_items_are_built(
+    hostile: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # {"data": [...]} pages (Discover, replays) past SMALL_PAGE bytes are counted first.
+    monkeypatch.setattr(_paging, "SMALL_PAGE", 1000)
+    server = await hostile(lambda n, cursor: ({"meta": {}, "data": [0] * 400_000}, "1", {}))
+    tracemalloc.start()
+    try:
+        async with SentryClient("t", base_url=server.url, retry=FAST) as client:
+            paginator = client.paginate(
+                "/things/",
+                type=msgspec.Raw,
+                page_size=10,
+                page_type=lambda item: _Wrapped[item],
+                envelope=lambda body: (body.data, None),
+            )
+            with pytest.raises(OversizedPage, match=r"more than 20 items.*page_size=10"):
+                await paginator.collect()
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 12_000_000, f"{peak} bytes traced for a 0.8 MB page"
+    # A wrapped page within the size is read whole, counted or not.
+    fine = await hostile(lambda n, cursor: ({"meta": {"a": [1] * 50}, "data": [7] * 20}, None, {}))
+    async with SentryClient("t", base_url=fine.url, retry=FAST) as client:
+        got = await client.paginate(
+            "/things/",
+            type=int,
+            page_size=10,
+            page_type=lambda item: _Wrapped[item],
+            envelope=lambda body: (body.data, None),
+        ).collect()
+    assert got == [7] * 20
