@@ -172,7 +172,12 @@ class TagDetail(Model):
 
 
 class IssueUpdateResult(Model):
-    """What a bulk or single ``PUT`` changed; absent fields were not touched."""
+    """What a bulk or single ``PUT`` changed; absent fields were not touched.
+
+    ``merge`` is ``{"parent", "children"}`` when several issues were merged, else the
+    boolean as sent (``prepare_response`` echoes it). ``activity`` comes with a release
+    resolution of one issue, ``subscription_details`` with ``is_subscribed``.
+    """
 
     status: str | None = None
     status_details: dict[str, Any] | None = None
@@ -183,6 +188,8 @@ class IssueUpdateResult(Model):
     is_public: bool | None = None
     is_subscribed: bool | None = None
     priority: str | None = None
-    merge: dict[str, Any] | None = None
+    merge: dict[str, Any] | bool | None = None
     share_id: str | None = None
     inbox: Any = None
+    subscription_details: dict[str, Any] | None = None
+    activity: list[dict[str, Any]] | None = None
