@@ -23,6 +23,7 @@ __all__ = [
     "DecodeError",
     "ErrorDetail",
     "Forbidden",
+    "IssuesNotFound",
     "MultiProjectRefused",
     "NotFound",
     "OversizedPage",
@@ -333,6 +334,25 @@ class BulkPartialError(SentryError):
 
 def _rebuild_bulk(error: SentryError, done: list[str], not_done: list[str]) -> BulkPartialError:
     return BulkPartialError(error, done=done, not_done=not_done)
+
+
+class IssuesNotFound(SentryError, LookupError):
+    """None of a bulk update's ids is an issue in scope, so nothing was sent.
+
+    Sentry would not refuse the call: when no id matches it changes up to 1000 issues of a
+    search instead. ``missing`` holds the ids, as numeric ids.
+    """
+
+    def __init__(self, missing: list[str]) -> None:
+        self.missing = missing
+        shown = ", ".join(missing[:20]) + (", ..." if len(missing) > 20 else "")
+        super().__init__(
+            f"no issue in scope has any of these {len(missing)} ids (deleted, merged, or in "
+            f"another organization or project): {shown}"
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (IssuesNotFound, (self.missing,))
 
 
 class DecodeError(_WithContext):

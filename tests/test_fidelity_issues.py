@@ -21,7 +21,7 @@ from _fake_http import org_get
 
 from sentry_async import BulkPartialError, SentryClient, ServerError
 from sentry_async.resources.issues import ALL_UNRESOLVED
-from sentry_async.testing import FakeSentry, Fault, RecordedRequest
+from sentry_async.testing import FakeSentry, FakeSentryFactory, Fault, RecordedRequest
 from sentry_async.testing._data import DEFAULT_PRIORITIES, EventRecord, IssueRecord
 
 ORG = "org-0"
@@ -122,21 +122,23 @@ async def test_fake_refuses_request_lines_over_8_kb(
 
 
 async def test_a_failed_later_chunk_says_which_ids_changed(
-    fake_sentry: FakeSentry, client: SentryClient
+    fake_sentry_factory: FakeSentryFactory,
 ) -> None:
-    real = fake_sentry.data.issue_ids(ORG, status="unresolved")
-    ids = real + [str(9_000_000 + n) for n in range(1500 - len(real))]
-    fake_sentry.faults.add(
+    server = fake_sentry_factory.start(scale="default")
+    ids = server.data.issue_ids(ORG)
+    before = {i: server.data.issues_by_id[i].status for i in ids}
+    server.faults.add(
         Fault("status", status=503, method="PUT", path=r"/issues/$", after=1, times=None)
     )
-    with anyio.fail_after(10), pytest.raises(BulkPartialError) as caught:
-        await client.issues.bulk_update(ORG, ids, status="resolved")
+    async with SentryClient(server.token, base_url=server.url) as client:
+        with anyio.fail_after(10), pytest.raises(BulkPartialError) as caught:
+            await client.issues.bulk_update(ORG, ids, status="resolved")
     error = caught.value
-    first = _to(fake_sentry, "/issues/")[0].params("id")
+    first = next(r for r in server.requests if r.method == "PUT").params("id")
     assert error.done == first and error.not_done == ids[len(first) :]
     assert isinstance(error.error, ServerError) and error.__cause__ is error.error
-    assert set(real) <= set(error.done), "the first call holds every real id"
-    assert all(fake_sentry.data.issues_by_id[i].status == "resolved" for i in real)
+    assert all(server.data.issues_by_id[i].status == "resolved" for i in first)
+    assert all(server.data.issues_by_id[i].status == before[i] for i in error.not_done)
     assert "not changed" in str(error)
 
 

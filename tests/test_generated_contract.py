@@ -305,13 +305,16 @@ async def test_handwritten_operation(op_id: str, client: SentryClient, server: S
         assert len(items) == 2
         assert [s.raw_path for s in server.seen] == [path, path]
         return
+    if op_id == "updateOrganizationIssues":
+        # A bulk update first looks its ids up (``?group=``): Sentry searches when none match.
+        server.answer(200, [{"id": "1234", "status": "unresolved"}])
     if op["sample"] is None:
         server.answer(204)
     else:
         server.answer(200, op["sample"])
     await HANDWRITTEN[op_id](client)
-    assert server.seen[0].method == op["http"]
-    assert server.seen[0].raw_path == path
+    assert server.seen[-1].method == op["http"]
+    assert server.seen[-1].raw_path == path
 
 
 BINARY = [op for op in OPERATIONS if op["binary"] is not None]

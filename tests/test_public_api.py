@@ -30,6 +30,7 @@ PUBLIC = {
         "HookEvent",
         "Hooks",
         "InsecureTLSWarning",
+        "IssuesNotFound",
         "MultiProjectRefused",
         "NotFound",
         "OversizedPage",

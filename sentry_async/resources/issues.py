@@ -5,20 +5,21 @@ from __future__ import annotations
 import builtins
 import re
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal, cast, overload
 
 import msgspec
 
 from .._protocol.params import (
+    URL_BUDGET,
     check_page_size,
     id_chunks,
     is_numeric_id,
     project_refs,
 )
 from .._protocol.params import issue_id as check_issue_id
-from ..errors import BulkPartialError, SentryError
+from ..errors import BulkPartialError, IssuesNotFound, SentryError
 from ..models import (
     Issue,
     IssueHash,
@@ -33,7 +34,12 @@ from ._base import IdOrSlug, Resource, environments, listify, time_params
 __all__ = ["ALL_UNRESOLVED", "BULK_LIMIT", "DEFAULT_QUERY", "BulkResult", "IssuesResource"]
 
 BULK_LIMIT = 1000
-"""Sentry mutates at most this many issues per bulk call."""
+"""Ids the client sends per bulk call. Sentry takes any number of ids; 1000
+(``BULK_MUTATION_LIMIT``) is how many issues it changes when it searches instead, which a
+bulk update does when none of its ids matches."""
+
+_GONE = frozenset({"pending_deletion", "deletion_in_progress"})
+"""Statuses of issues being deleted: ``update_groups`` still finds them, deletes skip them."""
 
 _UPDATE_FIELDS = {
     "status": "status",
@@ -67,18 +73,27 @@ class _ShortIdMatch(msgspec.Struct):
     groupId: str
 
 
+class _Found(msgspec.Struct):
+    id: str
+    status: str | None = None
+
+
 @dataclass(frozen=True, slots=True)
 class BulkResult:
     """What a bulk call did: the ids sent, the calls made, and each call's answer.
 
     ``results`` holds one entry per call (at most 1000 ids, and a request line under
-    8 KB): the changed attributes, or ``None`` where Sentry answered 204 (nothing matched,
-    or deletion accepted). Short ids are sent as the numeric ids they resolve to.
+    8 KB): the attributes Sentry set, or ``None`` where it answered 204 (a delete, which
+    Sentry always answers so, whether or not an id matched; an update whose ids all went
+    away between the check and the call). Short ids are sent as the numeric ids they
+    resolve to. ``missing``: ids of a bulk update that named no issue in scope, left out
+    of the calls (a bulk delete checks nothing and leaves it empty).
     """
 
     ids: list[str]
     calls: int
     results: list[IssueUpdateResult | None]
+    missing: list[str] = field(default_factory=list)
 
 
 def _changes(changes: Mapping[str, Any]) -> dict[str, Any]:
@@ -90,6 +105,10 @@ def _changes(changes: Mapping[str, Any]) -> dict[str, Any]:
         if wire is None:
             known = ", ".join(sorted(_UPDATE_FIELDS))
             raise ValueError(f"unknown issue field {key!r}; known fields: {known}")
+        if key == "assigned_to" and value is None:
+            # ``assignedTo`` is an ActorField without ``allow_null``: null is a 400, and
+            # the empty string is how Sentry unassigns.
+            value = ""
         body[wire] = value
     return body
 
@@ -225,6 +244,18 @@ class IssuesResource(Resource):
     ) -> BulkResult:
         """Apply the same change to many issues (numeric or short ids), 1000 ids per call.
 
+        The ids are looked up first (``GET ...?group=``): when none matches, Sentry would
+        change up to 1000 issues of its default search instead, so
+        :class:`~sentry_async.IssuesNotFound` is raised and nothing is sent. Ids that match
+        nothing are left out and listed in the result's ``missing``. Each call also sends
+        ``query=issue.id:[...]`` so that a search never reaches another issue.
+        ``project=None`` means every project the token can see (``project=-1``), not
+        only those of the user's teams. ``assigned_to=None`` unassigns (sent as ``""``).
+
+        ``merge=True`` must fit in one call (``handle_merge`` picks one parent per call)
+        and every id must exist; otherwise ``ValueError`` / ``IssuesNotFound`` before any
+        change.
+
         If a later call fails, :class:`~sentry_async.BulkPartialError` says which ids were
         already changed (``done``) and which were not (``not_done``).
 
@@ -247,6 +278,8 @@ class IssuesResource(Resource):
     ) -> BulkResult:
         """Delete many issues, 1000 ids per call (partial failures as in :meth:`bulk_update`).
 
+        ``project=None`` means every project the token can see (``project=-1``). Sentry
+        answers 204 whether or not an id matched, and never searches when ids are given.
         An empty id list is refused: Sentry would delete the first 1000 issues matching
         the query instead.
         """
@@ -295,34 +328,101 @@ class IssuesResource(Resource):
     ) -> BulkResult:
         org_slug = self._org(org)
         projects = await self._client.project_ids(org_slug, project)
-        numeric = await self._numeric(org_slug, id_list)
-        extra = [("project", p) for p in projects or ()]
+        # Without ``project`` Sentry acts on the user's member projects only.
+        extra = [("project", p) for p in projects or ("-1",)]
         base = self._client.url_for("/organizations/{org}/issues/", {"org": org_slug})
-        base_length = len(str(base.extend_query(extra) if extra else base)) + 1
-        chunks = id_chunks(numeric, base_length=base_length, limit=BULK_LIMIT)
+        base_length = len(str(base.extend_query(extra))) + 1
+        if method == "DELETE":
+            # ``delete_groups`` never searches when ids are given.
+            numeric = await self._numeric(org_slug, id_list)
+            chunks = id_chunks(numeric, base_length=base_length, limit=BULK_LIMIT)
+            return await self._send(method, org_slug, numeric, chunks, extra, body, idempotent)
+        # ``query=issue.id:[a,b]`` costs about as much as the ids themselves.
+        query_length = len("&query=issue.id%3A%5B%5D")
+        budget = base_length + query_length + (URL_BUDGET - base_length - query_length) // 2
+        merge = bool(body and body.get("merge"))
+        if merge:
+            whole = id_chunks(id_list, base_length=base_length + query_length,
+                              limit=BULK_LIMIT, budget=budget)
+            if len(whole) > 1:
+                raise ValueError(
+                    f"merge=True takes the ids of one call only (at most {BULK_LIMIT} ids and "
+                    "a request line under 8 KB; these need several): Sentry merges each "
+                    "call under a parent of its own"
+                )
+        numeric = await self._numeric(org_slug, id_list)
+        found = await self._existing(org_slug, numeric, base_length, extra)
+        missing = [value for value in numeric if value not in found]
+        sent = [value for value in numeric if value in found]
+        if not sent or (merge and missing):
+            raise IssuesNotFound(missing)
+        chunks = id_chunks(sent, base_length=base_length + query_length,
+                           limit=BULK_LIMIT, budget=budget)
+        result = await self._send(method, org_slug, sent, chunks, extra, body, idempotent)
+        return BulkResult(ids=result.ids, calls=result.calls, results=result.results,
+                          missing=missing)
+
+    async def _existing(
+        self,
+        org: str,
+        numeric: builtins.list[str],
+        base_length: int,
+        extra: builtins.list[tuple[str, str]],
+    ) -> set[str]:
+        """The ids that name an issue in scope: ``group=`` answers exactly those groups,
+        unpaginated, without searching (issues being deleted count as gone)."""
+        found: set[str] = set()
+        for chunk in id_chunks(numeric, base_length=base_length, limit=BULK_LIMIT,
+                               budget=base_length + (URL_BUDGET - base_length) * 4 // 7):
+            params: builtins.list[tuple[str, str]] = [("group", value) for value in chunk]
+            params.extend(extra)
+            rows = await self._client.request(
+                "GET",
+                "/organizations/{org}/issues/",
+                path_params={"org": org},
+                params=params,
+                type=builtins.list[_Found],
+            )
+            found.update(row.id for row in rows if row.status not in _GONE)
+        return found
+
+    async def _send(
+        self,
+        method: str,
+        org: str,
+        numeric: builtins.list[str],
+        chunks: builtins.list[builtins.list[str]],
+        extra: builtins.list[tuple[str, str]],
+        body: dict[str, Any] | None,
+        idempotent: bool,
+    ) -> BulkResult:
         results: builtins.list[IssueUpdateResult | None] = []
         done: builtins.list[str] = []
         for chunk in chunks:
             params: builtins.list[tuple[str, str]] = [("id", value) for value in chunk]
+            if method == "PUT":
+                # When no id matches, Sentry searches: this search finds only these ids.
+                params.append(("query", f"issue.id:[{','.join(chunk)}]"))
             params.extend(extra)
             try:
                 response = await self._client.send(
                     method,
                     "/organizations/{org}/issues/",
-                    path_params={"org": org_slug},
+                    path_params={"org": org},
                     params=params,
                     json=body,
                     idempotent=idempotent,
                 )
+                # Sent and answered: Sentry has acted, whether or not the answer reads.
+                done.extend(chunk)
+                if response.status == 204 or not response.body.strip():
+                    results.append(None)
+                else:
+                    results.append(self._client.decode(response, IssueUpdateResult))
             except SentryError as exc:
                 if not done:
                     raise
                 raise BulkPartialError(exc, done=done, not_done=numeric[len(done) :]) from exc
-            done.extend(chunk)
-            if response.status == 204 or not response.body.strip():
-                results.append(None)
-            else:
-                results.append(self._client.decode(response, IssueUpdateResult))
         return BulkResult(ids=numeric, calls=len(results), results=results)
 
     @overload

@@ -174,8 +174,11 @@ def _projects(request: web.Request, org: OrgRecord) -> list[ProjectRecord]:
     except ValueError:
         # ``get_requested_project_ids_unchecked``: slugs are not accepted here.
         raise ApiError(400, "Invalid project parameter. Values must be numbers.") from None
-    if not ids or -1 in ids:
+    if -1 in ids:
         return list(org.projects)
+    if not ids:
+        # ``_get_projects_by_id``: no ids means the projects the user is a member of.
+        return [project for project in org.projects if project.member]
     out = []
     for key in sorted(ids):
         project = _state(request).data.project(org, str(key))

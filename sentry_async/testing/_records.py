@@ -61,6 +61,9 @@ class ProjectRecord:
     created: datetime
     issues: list[IssueRecord] = field(default_factory=list)
     events: list[EventRecord] = field(default_factory=list)
+    member: bool = True
+    """Whether the token's user is on one of the project's teams: a call that names no
+    project covers member projects only (``project=-1``: every project)."""
 
 
 @dataclass

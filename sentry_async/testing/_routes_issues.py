@@ -37,9 +37,15 @@ def _issue_filter(request: web.Request, org: OrgRecord) -> list[IssueRecord]:
     query = DEFAULT_ISSUE_QUERY if query is None else query
     statuses: set[str] = set()
     priorities: set[str] = set()
+    group_ids: set[str] | None = None
     text: list[str] = []
     for token in _QUERY_TOKEN.findall(query):
-        if token.startswith("is:"):
+        if token.startswith("issue.id:"):
+            # The search backends' ``issue.id`` condition: ``id__in``.
+            value = token.partition(":")[2].strip("[]")
+            wanted = {v.strip() for v in value.split(",") if v.strip()}
+            group_ids = wanted if group_ids is None else group_ids & wanted
+        elif token.startswith("is:"):
             statuses.add(token[3:])
         elif token.startswith("issue.priority:"):
             value = token.partition(":")[2].strip("[]")
@@ -62,6 +68,8 @@ def _issue_filter(request: web.Request, org: OrgRecord) -> list[IssueRecord]:
     for project in projects:
         for issue in project.issues:
             if issue.deleted or (statuses and issue.status not in statuses):
+                continue
+            if group_ids is not None and issue.id not in group_ids:
                 continue
             if priorities and issue.priority not in priorities:
                 continue
@@ -151,6 +159,33 @@ def _direct_hit(request: web.Request, org: OrgRecord) -> web.Response | None:
     return None
 
 
+def _groups(request: web.Request, org: OrgRecord) -> list[IssueRecord] | None:
+    """``?group=``: exactly those issues of the requested projects, unpaginated, no search."""
+    wanted = request.query.getall("group", [])
+    if not wanted:
+        return None
+    try:
+        ids = {str(int(value)) for value in wanted}
+    except ValueError:
+        raise ApiError(400, "Group ids must be integers") from None
+    return _scoped(request, org, sorted(ids, key=int))
+
+
+def _scoped(request: web.Request, org: OrgRecord, ids: list[str]) -> list[IssueRecord]:
+    """The issues among ``ids`` in the request's projects (``project__in=projects``)."""
+    data = _state(request).data
+    projects = {project.id for project in _projects(request, org)}
+    found = (data.issues_by_id.get(i) for i in dict.fromkeys(ids))
+    return [
+        issue
+        for issue in found
+        if issue is not None
+        and not issue.deleted
+        and issue.project.org is org
+        and issue.project.id in projects
+    ]
+
+
 async def list_issues(request: web.Request) -> web.Response:
     """``OrganizationGroupIndexEndpoint.get``: date range, stats period, environments and
     projects checked in that order, then direct hits, then the search."""
@@ -170,6 +205,9 @@ async def list_issues(request: web.Request) -> web.Response:
     direct = _direct_hit(request, org)
     if direct is not None:
         return direct
+    groups = _groups(request, org)
+    if groups is not None:
+        return _json(_encode([data.issue_body(issue) for issue in groups]))
     if request.query.get("sort") == "inbox":
         _check_inbox_search(request)
     score = _ISSUE_SCORES.get(request.query.get("sort", "date"), _ISSUE_SCORES["date"])
@@ -274,11 +312,12 @@ def _apply(data: Dataset, issue: IssueRecord, body: dict[str, Any]) -> dict[str,
 
 
 async def bulk_update_issues(request: web.Request) -> web.Response:
+    """``update_groups``: the ids are looked up first; when none matches, the change goes
+    to up to 1000 issues of the request's search (``BULK_MUTATION_LIMIT``). Only then is
+    the body validated."""
     org = _org(request)
     data = _state(request).data
     ids = request.query.getall("id", [])
-    if len(ids) > 1000:
-        raise ApiError(400, "Too many issues. Limit is 1000.")
     _environments(request, org)
     _single_project_only(
         request,
@@ -286,19 +325,12 @@ async def bulk_update_issues(request: web.Request) -> web.Response:
         _projects(request, org),
         "You do not have the multi project stream feature enabled",
     )
-    body = await _update_body(request)
-    if ids:
-        targets = [
-            data.issues_by_id[i]
-            for i in ids
-            if i in data.issues_by_id
-            and not data.issues_by_id[i].deleted
-            and data.issues_by_id[i].project.org is org
-        ]
-    else:
-        targets = _issue_filter(request, org)
+    targets = _scoped(request, org, ids) if ids else []
+    if not targets:
+        targets = _issue_filter(request, org)[:1000]
     if not targets:
         return web.Response(status=204)
+    body = await _update_body(request)
     changed: dict[str, Any] = {}
     for issue in targets:
         changed = _apply(data, issue, body)
@@ -306,11 +338,10 @@ async def bulk_update_issues(request: web.Request) -> web.Response:
 
 
 async def bulk_delete_issues(request: web.Request) -> web.Response:
+    """``delete_groups``: given ids are never a search, matched or not; 204 either way."""
     org = _org(request)
     data = _state(request).data
     ids = request.query.getall("id", [])
-    if len(ids) > 1000:
-        raise ApiError(400, "Too many issues. Limit is 1000.")
     _environments(request, org)
     _single_project_only(
         request,
@@ -318,15 +349,8 @@ async def bulk_delete_issues(request: web.Request) -> web.Response:
         _projects(request, org),
         "You do not have the multi project stream feature enabled",
     )
-    if ids:
-        targets = [
-            data.issues_by_id[i]
-            for i in ids
-            if i in data.issues_by_id and data.issues_by_id[i].project.org is org
-        ]
-    else:
-        # Faithful to Sentry: without ids, the first 1000 issues matching the query go.
-        targets = _issue_filter(request, org)[:1000]
+    # Faithful to Sentry: without ids, the first 1000 issues matching the query go.
+    targets = _scoped(request, org, ids) if ids else _issue_filter(request, org)[:1000]
     for issue in targets:
         issue.deleted = True
         data.invalidate_issue(issue)
