@@ -469,7 +469,8 @@ def load_operations(spec: dict[str, Any], *, strict: bool = True) -> list[Operat
     for table in ("HANDWRITTEN", "RENAMES", "PAGINATED", "NOT_PAGINATED", "PAGE_SIZE_PARAM",
                   "BINARY", "PARAM_SCHEMAS", "PARAM_NAMES", "NEEDS_ONE_OF", "PRESENCE_FLAGS",
                   "RESPONSE_SCHEMAS", "BODILESS_NOTES", "QUERY_WIRE_NAMES", "PARTIAL_BODIES",
-                  "NOT_REQUIRED", "RESPONSE_NOTES", "EXTRA_BODY_FIELDS", "NONEMPTY_FILTERS"):
+                  "NOT_REQUIRED", "RESPONSE_NOTES", "EXTRA_BODY_FIELDS", "NONEMPTY_FILTERS",
+                  "UNREAD_PARAMS"):
         stale = set(getattr(overrides, table)) - seen
         if stale and strict:
             raise SystemExit(f"overrides.{table} names operations the spec lacks: {sorted(stale)}")
@@ -498,12 +499,14 @@ def _parameters(op: Operation, raw: dict[str, Any], strict: bool = True) -> None
                            ("NEEDS_ONE_OF", overrides.NEEDS_ONE_OF.get(op.op_id, ((), ""))[0]),
                            ("NONEMPTY_FILTERS",
                             overrides.NONEMPTY_FILTERS.get(op.op_id, ((), ""))[0]),
-                           ("QUERY_WIRE_NAMES", wires if strict else {})):
+                           ("QUERY_WIRE_NAMES", wires if strict else {}),
+                           ("UNREAD_PARAMS", overrides.UNREAD_PARAMS.get(op.op_id, {}))):
         unknown = set(entries) - query_names
         if unknown:
             raise SystemExit(f"overrides.{table}[{op.op_id!r}]: no query {sorted(unknown)}")
+    unread = overrides.UNREAD_PARAMS.get(op.op_id, {})
     for p in raw.get("parameters", []):
-        if p["in"] != "query":
+        if p["in"] != "query" or p["name"] in unread:
             continue
         name = p["name"]
         wire = wires.get(name, name)
@@ -1004,6 +1007,9 @@ def _notes(op: Operation) -> list[str]:
         if p.alias_of is not None:
             notes.append(f"``{p.py}`` is an older name of ``{p.alias_of}`` (both go out as "
                          f"``{p.wire}``); ``{p.alias_of}`` wins when both are given.")
+    for wire in overrides.UNREAD_PARAMS.get(op.op_id, {}):
+        notes.append(f"No ``{wire}`` query parameter: the spec documents one, but Sentry "
+                     "never reads it.")
     if op.op_id in overrides.RESPONSE_NOTES:
         notes.append(overrides.RESPONSE_NOTES[op.op_id] + ".")
     if op.op_id in overrides.PARTIAL_BODIES:

@@ -196,9 +196,16 @@ PARAM_SCHEMAS: dict[str, dict[str, dict[str, Any]]] = {
 
 PARAM_NAMES: dict[str, dict[str, str]] = {
     # operationId -> {query parameter: Python name}, where the derived name would be
-    # mistaken for a body field's. The bulk update's query ``status`` only selects issues;
-    # the new status is the body's ``status``, which keeps the plain name.
-    "Bulk Mutate a List of Issues": {"status": "status_filter"},
+    # mistaken for a body field's.
+}
+
+UNREAD_PARAMS: dict[str, dict[str, str]] = {
+    # operationId -> {query parameter the spec documents: why the server never reads it}.
+    # Left out of the method: a filter the server ignores would only look like a guard.
+    "Bulk Mutate a List of Issues": {
+        "status": "ProjectGroupIndexEndpoint.put searches with build_query_params_from_request, "
+        "which reads sort, limit, cursor, query and saved searches, never status",
+    },
 }
 
 PARTIAL_BODIES: dict[str, str] = {
@@ -266,8 +273,10 @@ NEEDS_ONE_OF: dict[str, tuple[tuple[str, ...], str]] = {
         ("id",), "without ids Sentry deletes up to 1000 issues matching the default query"
     ),
     "Bulk Mutate a List of Issues": (
-        ("id", "status"),
-        "without ids or a status filter Sentry changes every issue matching the default query",
+        ("id",),
+        "without ids Sentry changes up to 1000 issues matching the default query (it never "
+        "reads a status filter), as it does when no id matches: issues.bulk_update(org, ids, "
+        "project=...) checks the ids first",
     ),
 }
 

@@ -357,7 +357,7 @@ def test_a_field_override_changes_the_type_and_the_sample(monkeypatch: pytest.Mo
                   "BINARY", "ALWAYS_SENT", "PARAM_SCHEMAS", "PARAM_NAMES", "NEEDS_ONE_OF",
                   "PRESENCE_FLAGS", "RESPONSE_SCHEMAS", "BODILESS_NOTES", "QUERY_WIRE_NAMES",
                   "PARTIAL_BODIES", "NOT_REQUIRED", "RESPONSE_NOTES", "EXTRA_BODY_FIELDS",
-                  "NONEMPTY_FILTERS"):
+                  "NONEMPTY_FILTERS", "UNREAD_PARAMS"):
         monkeypatch.setattr(gen.overrides, table, {})
     monkeypatch.setattr(gen.overrides, "FIELD_SCHEMAS", {"releases.Release.nothing": {}})
     with pytest.raises(SystemExit, match="FIELD_SCHEMAS"):

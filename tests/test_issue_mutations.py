@@ -191,3 +191,30 @@ async def test_a_later_answer_that_cannot_be_read_is_a_partial_failure() -> None
     assert isinstance(error.error, DecodeError)
     assert error.done == sent, "the call whose answer was unreadable was still acted on"
     assert error.done + error.not_done == ids and error.not_done
+
+
+# -- the project-scoped bulk calls ------------------------------------------------------------
+
+
+async def test_fake_serves_the_project_bulk_calls_as_sentry_does(
+    fake_sentry: FakeSentry, client: SentryClient
+) -> None:
+    """``ProjectGroupIndexEndpoint``: ids within the path's project; when none matches,
+    the default search of that project changes instead."""
+    org = fake_sentry.data.orgs[0]
+    here, there = org.projects[0], org.projects[1]
+    mine = next(i for i in here.issues if i.status == "unresolved")
+    theirs = next(i for i in there.issues if i.status == "unresolved")
+    with anyio.fail_after(10):
+        await client.events.bulk_update_issues(ORG, here.slug, id=[int(mine.id)], is_public=True)
+        assert mine.extra.get("isPublic") is True
+        before = _statuses(fake_sentry)
+        await client.events.bulk_update_issues(ORG, here.slug, id=[int(theirs.id)],
+                                               status="resolved")
+        changed = {i for i, s in _statuses(fake_sentry).items() if s != before[i]}
+        assert changed and theirs.id not in changed
+        assert {fake_sentry.data.issues_by_id[i].project.id for i in changed} == {here.id}
+        await client.events.bulk_delete_issues(ORG, here.slug, id=[int(theirs.id)])
+        assert not theirs.deleted
+        await client.events.bulk_delete_issues(ORG, here.slug, id=[int(mine.id)])
+        assert mine.deleted

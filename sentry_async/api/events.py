@@ -257,7 +257,6 @@ class EventsAPI(Resource):
         project: IdOrSlug,
         *,
         id: int | Sequence[int] | None = None,
-        status_filter: str | None = None,
         status: str | UnsetType | None = UNSET,
         status_details: Any | UnsetType = UNSET,
         ignore_duration: int | UnsetType | None = UNSET,
@@ -271,17 +270,17 @@ class EventsAPI(Resource):
 
         ``PUT /projects/{org}/{project}/issues/``
 
-        ``status_filter`` is the query's ``status`` (it selects what the call acts on); ``status`` is the body's ``status`` (the new value).
+        No ``status`` query parameter: the spec documents one, but Sentry never reads it.
 
-        Refused (``ValueError``) without ``id`` or ``status_filter``: without ids or a status filter Sentry changes every issue matching the default query.
+        Refused (``ValueError``) without ``id``: without ids Sentry changes up to 1000 issues matching the default query (it never reads a status filter), as it does when no id matches: issues.bulk_update(org, ids, project=...) checks the ids first.
         """
-        if not _support.given(id, status_filter):
-            raise ValueError("bulk_update_issues needs `id` or `status_filter`: without ids or a status filter Sentry changes every issue matching the default query")
+        if not _support.given(id):
+            raise ValueError("bulk_update_issues needs `id`: without ids Sentry changes up to 1000 issues matching the default query (it never reads a status filter), as it does when no id matches: issues.bulk_update(org, ids, project=...) checks the ids first")
         return await self._client.request(
             "PUT",
             "/projects/{org}/{project}/issues/",
             path_params={"org": check_path_value(org, "org"), "project": check_path_value(project, "project")},
-            params={"id": id, "status": status_filter},
+            params={"id": id},
             json=_support.body({"status": status, "statusDetails": status_details, "ignoreDuration": ignore_duration, "isPublic": is_public, "merge": merge, "assignedTo": assigned_to, "hasSeen": has_seen, "isBookmarked": is_bookmarked}),
             type=EventUpdateIssue,
         )

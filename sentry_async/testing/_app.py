@@ -34,6 +34,8 @@ from ._routes_issues import (
     issue_tag,
     issue_tag_values,
     list_issues,
+    project_bulk_delete_issues,
+    project_bulk_update_issues,
     update_issue,
 )
 from ._routes_orgs import (
@@ -81,6 +83,8 @@ _ROUTES: tuple[tuple[str, str, Handler], ...] = (
     ("GET", "/projects/{org}/{project}/", get_project),
     ("PUT", "/projects/{org}/{project}/", update_project),
     ("GET", "/projects/{org}/{project}/events/", project_events),
+    ("PUT", "/projects/{org}/{project}/issues/", project_bulk_update_issues),
+    ("DELETE", "/projects/{org}/{project}/issues/", project_bulk_delete_issues),
     ("GET", "/projects/{org}/{project}/events/{event_id}/", project_event),
 )
 """Every endpoint the fake serves: method, path under ``/api/0``, handler."""

@@ -11,7 +11,7 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
-from ._data import Dataset, IssueRecord, OrgRecord
+from ._data import Dataset, IssueRecord, OrgRecord, ProjectRecord
 from ._lookups import (
     _HEX32,
     _SHORT_ID,
@@ -20,6 +20,7 @@ from ._lookups import (
     _issue,
     _org,
     _per_page,
+    _project,
     _projects,
     _single_project_only,
     _time_range,
@@ -32,7 +33,10 @@ DEFAULT_ISSUE_QUERY = "is:unresolved issue.priority:[high, medium]"
 _QUERY_TOKEN = re.compile(r"\S+:\[[^\]]*\]|\S+")
 
 
-def _issue_filter(request: web.Request, org: OrgRecord) -> list[IssueRecord]:
+def _issue_filter(
+    request: web.Request, org: OrgRecord, projects: list[ProjectRecord] | None = None
+) -> list[IssueRecord]:
+    """The search: ``projects`` from the path, else from ``?project=``."""
     query = request.query.get("query")
     query = DEFAULT_ISSUE_QUERY if query is None else query
     statuses: set[str] = set()
@@ -61,10 +65,11 @@ def _issue_filter(request: web.Request, org: OrgRecord) -> list[IssueRecord]:
         end = float("inf")
     environments = _environments(request, org)
     rows = []
-    projects = _projects(request, org)
-    _single_project_only(
-        request, org, projects, "You do not have the multi project stream feature enabled"
-    )
+    if projects is None:
+        projects = _projects(request, org)
+        _single_project_only(
+            request, org, projects, "You do not have the multi project stream feature enabled"
+        )
     for project in projects:
         for issue in project.issues:
             if issue.deleted or (statuses and issue.status not in statuses):
@@ -171,10 +176,15 @@ def _groups(request: web.Request, org: OrgRecord) -> list[IssueRecord] | None:
     return _scoped(request, org, sorted(ids, key=int))
 
 
-def _scoped(request: web.Request, org: OrgRecord, ids: list[str]) -> list[IssueRecord]:
+def _scoped(
+    request: web.Request,
+    org: OrgRecord,
+    ids: list[str],
+    projects: list[ProjectRecord] | None = None,
+) -> list[IssueRecord]:
     """The issues among ``ids`` in the request's projects (``project__in=projects``)."""
     data = _state(request).data
-    projects = {project.id for project in _projects(request, org)}
+    scope = {project.id for project in projects or _projects(request, org)}
     found = (data.issues_by_id.get(i) for i in dict.fromkeys(ids))
     return [
         issue
@@ -182,7 +192,7 @@ def _scoped(request: web.Request, org: OrgRecord, ids: list[str]) -> list[IssueR
         if issue is not None
         and not issue.deleted
         and issue.project.org is org
-        and issue.project.id in projects
+        and issue.project.id in scope
     ]
 
 
@@ -352,6 +362,43 @@ async def bulk_delete_issues(request: web.Request) -> web.Response:
     # Faithful to Sentry: without ids, the first 1000 issues matching the query go.
     targets = _scoped(request, org, ids) if ids else _issue_filter(request, org)[:1000]
     for issue in targets:
+        issue.deleted = True
+        data.invalidate_issue(issue)
+    return web.Response(status=204)
+
+
+async def project_bulk_update_issues(request: web.Request) -> web.Response:
+    """``ProjectGroupIndexEndpoint.put``: as the organization's, within the path's project;
+    its search reads ``query``, never ``status``."""
+    org = _org(request)
+    data = _state(request).data
+    projects = [_project(request, org)]
+    ids = request.query.getall("id", [])
+    _environments(request, org)
+    targets = _scoped(request, org, ids, projects) if ids else []
+    if not targets:
+        targets = _issue_filter(request, org, projects)[:1000]
+    if not targets:
+        return web.Response(status=204)
+    body = await _update_body(request)
+    changed: dict[str, Any] = {}
+    for issue in targets:
+        changed = _apply(data, issue, body)
+    return _json(_encode(changed))
+
+
+async def project_bulk_delete_issues(request: web.Request) -> web.Response:
+    """``ProjectGroupIndexEndpoint.delete``: given ids only; without ids, the search's
+    first 1000."""
+    org = _org(request)
+    data = _state(request).data
+    projects = [_project(request, org)]
+    ids = request.query.getall("id", [])
+    _environments(request, org)
+    targets = (
+        _scoped(request, org, ids, projects) if ids else _issue_filter(request, org, projects)
+    )
+    for issue in targets[:1000] if not ids else targets:
         issue.deleted = True
         data.invalidate_issue(issue)
     return web.Response(status=204)
