@@ -20,7 +20,7 @@ from aiohttp import web
 
 from sentry_async import BulkPartialError, DecodeError, IssuesNotFound, SentryClient
 from sentry_async.models import IssueUpdateResult
-from sentry_async.testing import FakeSentry
+from sentry_async.testing import FakeSentry, FakeSentryFactory
 
 ORG = "org-0"
 
@@ -218,3 +218,16 @@ async def test_fake_serves_the_project_bulk_calls_as_sentry_does(
         assert not theirs.deleted
         await client.events.bulk_delete_issues(ORG, here.slug, id=[int(mine.id)])
         assert mine.deleted
+
+
+async def test_a_built_project_can_be_one_the_user_is_not_a_member_of(
+    fake_sentry_factory: FakeSentryFactory,
+) -> None:
+    server = fake_sentry_factory.start(orgs=0)
+    acme = server.builder.add_organization("acme")
+    mine = acme.add_project("mine").add_issue("KeyError: 'a'")
+    theirs = acme.add_project("theirs", member=False).add_issue("KeyError: 'b'")
+    async with server.client() as sentry:
+        listed = {i.id async for i in sentry.issues.list("acme", query="")}
+        every = {i.id async for i in sentry.issues.list("acme", query="", project=-1)}
+    assert listed == {mine.id} and every == {mine.id, theirs.id}

@@ -203,8 +203,15 @@ class OrganizationBuilder:
         return self.record.id
 
     def add_project(
-        self, slug: str, *, name: str | None = None, platform: str = "python"
+        self,
+        slug: str,
+        *,
+        name: str | None = None,
+        platform: str = "python",
+        member: bool = True,
     ) -> ProjectBuilder:
+        """``member=False``: a project the token can see but whose teams the user is not
+        on; a call that names no project leaves it out, as Sentry does."""
         _check_slug("project", slug)
         if self._builder.data.project(self.record, slug) is not None:
             raise ValueError(f"project {slug!r} already exists in {self.record.slug!r}")
@@ -216,6 +223,7 @@ class OrganizationBuilder:
             platform=platform,
             org=self.record,
             created=self._builder.data.now - timedelta(days=300),
+            member=member,
         )
         self.record.projects.append(record)
         self._builder._changed()

@@ -84,6 +84,8 @@ class Dataset:
         self.region_urls: dict[str, str] = {}
         """Region name -> its URL when the server plays several regions."""
         self._environments: dict[str, tuple[int, set[str]]] = {}
+        self.merged: dict[str, str] = {}
+        """A merged issue's id -> the id of the issue it went into (``GroupRedirect``)."""
         self._build()
 
     # -- building ---------------------------------------------------------------------------
@@ -420,6 +422,23 @@ class Dataset:
             cached = _encode(self.issue_body(issue))
             self._issue_cache[issue.id] = cached
         return cached
+
+    USERS = ({"id": "7", "name": "Ada", "username": "ada", "email": "ada@example.com"},)
+    """The organizations' members (each org has the same ones): who issues are assigned to."""
+
+    ACTING_USER = {"id": "1", "name": "Fake Token", "username": "fake", "email": "fake@example.com"}
+    """The user the token belongs to, as a ``statusDetails.actor``."""
+
+    def teams(self, org: OrgRecord) -> list[dict[str, str]]:
+        """One team per project, ids unique across organizations."""
+        return [
+            {"id": str(org.index * 100 + p.index + 1), "slug": f"{p.slug}-team"}
+            for p in org.projects
+        ]
+
+    def release_versions(self, project: ProjectRecord) -> list[str]:
+        """The project's releases, oldest first, as ``/releases/`` lists them."""
+        return [f"{project.slug}@1.4.{n}" for n in range(5)]
 
     def invalidate_issue(self, issue: IssueRecord) -> None:
         """Forget what was encoded from the issue: its body, and its events' next/previous

@@ -156,7 +156,8 @@ def _issue(request: web.Request, org: OrgRecord) -> IssueRecord:
     data = _state(request).data
     issue: IssueRecord | None
     if key.isascii() and key.isdigit():
-        issue = data.issues_by_id.get(key)
+        # ``get_group_with_redirect``: a merged issue's id reaches the issue it went into.
+        issue = data.issues_by_id.get(data.merged.get(key, key))
     elif _SHORT_ID.match(key):
         # ``get_group_with_redirect`` accepts a qualified short id as well.
         issue = _by_short_id(data, org, key)

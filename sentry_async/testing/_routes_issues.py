@@ -8,7 +8,6 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
 
-import msgspec
 from aiohttp import web
 
 from ._data import Dataset, IssueRecord, OrgRecord, ProjectRecord
@@ -25,6 +24,7 @@ from ._lookups import (
     _single_project_only,
     _time_range,
 )
+from ._mutations import read_body, update_groups
 from ._paginators import MAX_HITS, _link, _page, _sequence_page
 from ._state import _SERVE, ApiError, _encode, _json, _state
 
@@ -248,79 +248,6 @@ async def list_issues(request: web.Request) -> web.Response:
     return _json(body, headers=headers)
 
 
-_WIRE = {
-    "status",
-    "statusDetails",
-    "substatus",
-    "assignedTo",
-    "hasSeen",
-    "isBookmarked",
-    "isPublic",
-    "isSubscribed",
-    "priority",
-    "merge",
-    "discard",
-    "inbox",
-}
-
-
-async def _update_body(request: web.Request) -> dict[str, Any]:
-    try:
-        body = msgspec.json.decode(await request.read()) if request.can_read_body else {}
-    except msgspec.DecodeError:
-        raise ApiError(400, "Malformed request body") from None
-    if not isinstance(body, dict) or not body:
-        raise ApiError(400, body=_encode({"non_field_errors": ["No changes requested."]}))
-    unknown = set(body) - _WIRE
-    if unknown:
-        raise ApiError(400, body=_encode({k: ["Unknown field."] for k in sorted(unknown)}))
-    if "status" in body and body["status"] not in (
-        "resolved",
-        "unresolved",
-        "ignored",
-        "resolvedInNextRelease",
-        "muted",
-    ):
-        raise ApiError(
-            400, body=_encode({"status": [f'"{body["status"]}" is not a valid choice.']})
-        )
-    return body
-
-
-def _apply(data: Dataset, issue: IssueRecord, body: dict[str, Any]) -> dict[str, Any]:
-    changed: dict[str, Any] = {}
-    if "status" in body:
-        issue.status = "ignored" if body["status"] == "muted" else body["status"]
-        issue.substatus = None if issue.status == "resolved" else "ongoing"
-        changed.update(
-            {
-                "status": issue.status,
-                "statusDetails": body.get("statusDetails", {}),
-                "substatus": issue.substatus,
-            }
-        )
-    for key in ("hasSeen", "isBookmarked", "isPublic", "isSubscribed", "priority"):
-        if key in body:
-            issue.extra[key] = body[key]
-            changed[key] = body[key]
-    if "assignedTo" in body:
-        value = body["assignedTo"]
-        assignee = (
-            None
-            if not value
-            else {
-                "type": "user",
-                "id": str(value).split(":")[-1],
-                "name": str(value),
-                "email": None,
-            }
-        )
-        issue.extra["assignedTo"] = assignee
-        changed["assignedTo"] = assignee
-    data.invalidate_issue(issue)
-    return changed
-
-
 async def bulk_update_issues(request: web.Request) -> web.Response:
     """``update_groups``: the ids are looked up first; when none matches, the change goes
     to up to 1000 issues of the request's search (``BULK_MUTATION_LIMIT``). Only then is
@@ -340,11 +267,7 @@ async def bulk_update_issues(request: web.Request) -> web.Response:
         targets = _issue_filter(request, org)[:1000]
     if not targets:
         return web.Response(status=204)
-    body = await _update_body(request)
-    changed: dict[str, Any] = {}
-    for issue in targets:
-        changed = _apply(data, issue, body)
-    return _json(_encode(changed))
+    return update_groups(data, org, targets, await read_body(request))
 
 
 async def bulk_delete_issues(request: web.Request) -> web.Response:
@@ -380,11 +303,7 @@ async def project_bulk_update_issues(request: web.Request) -> web.Response:
         targets = _issue_filter(request, org, projects)[:1000]
     if not targets:
         return web.Response(status=204)
-    body = await _update_body(request)
-    changed: dict[str, Any] = {}
-    for issue in targets:
-        changed = _apply(data, issue, body)
-    return _json(_encode(changed))
+    return update_groups(data, org, targets, await read_body(request))
 
 
 async def project_bulk_delete_issues(request: web.Request) -> web.Response:
@@ -410,10 +329,14 @@ async def get_issue(request: web.Request) -> web.Response:
 
 
 async def update_issue(request: web.Request) -> web.Response:
+    """``GroupDetailsEndpoint.put``: ``update_groups`` on the one issue; its 204 (discard)
+    and 400s pass through, else the issue as it is now."""
     org = _org(request)
     data = _state(request).data
     issue = _issue(request, org)
-    _apply(data, issue, await _update_body(request))
+    answer = update_groups(data, org, [issue], await read_body(request))
+    if answer.status != 200:
+        return answer
     return _json(_encode(data.issue_body(issue, detail=True)))
 
 
