@@ -231,3 +231,27 @@ async def test_a_built_project_can_be_one_the_user_is_not_a_member_of(
         listed = {i.id async for i in sentry.issues.list("acme", query="")}
         every = {i.id async for i in sentry.issues.list("acme", query="", project=-1)}
     assert listed == {mine.id} and every == {mine.id, theirs.id}
+
+
+async def test_merge_is_checked_again_once_short_ids_are_resolved() -> None:
+    """Short ids shorter than their numeric ids fit one call; the numeric ids do not."""
+    methods: list[str] = []
+
+    async def short_id(request: web.Request) -> web.Response:
+        methods.append(request.method)
+        number = int(request.match_info["short_id"].split("-")[1])
+        return web.json_response({"groupId": str(9_000_000_000_000_000_000 + number)})
+
+    async def issues(request: web.Request) -> web.Response:
+        methods.append(request.method)
+        ids = request.query.getall("group", [])
+        return web.json_response([{"id": i, "status": "unresolved"} for i in ids])
+
+    app = web.Application()
+    app.router.add_get("/api/0/organizations/{org}/shortids/{short_id}/", short_id)
+    app.router.add_route("*", "/api/0/organizations/{org}/issues/", issues)
+    shorts = [f"P-{n}" for n in range(300)]
+    async with local_app(app) as url, SentryClient("t", base_url=url) as c:
+        with anyio.fail_after(10), pytest.raises(ValueError, match="one call"):
+            await c.issues.bulk_update(ORG, shorts, merge=True)
+    assert "PUT" not in methods and "GET" in methods

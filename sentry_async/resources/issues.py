@@ -119,6 +119,16 @@ def _ids(ids: Iterable[str | int]) -> list[str]:
     return [check_issue_id(value) for value in ids]
 
 
+def _one_call(ids: Sequence[str], base_length: int, budget: int) -> None:
+    """A merge must fit in one call: ``handle_merge`` picks one parent per call."""
+    if len(id_chunks(ids, base_length=base_length, limit=BULK_LIMIT, budget=budget)) > 1:
+        raise ValueError(
+            f"merge=True takes the ids of one call only (at most {BULK_LIMIT} ids and a "
+            "request line under 8 KB; these need several): Sentry merges each call under "
+            "a parent of its own"
+        )
+
+
 class IssuesResource(Resource):
     """``client.issues``."""
 
@@ -227,7 +237,12 @@ class IssuesResource(Resource):
         )
 
     async def delete(self, org: IdOrSlug, issue_id: IdOrSlug) -> None:
-        """Schedule one issue for deletion (Sentry answers 202 and deletes asynchronously)."""
+        """Schedule one issue for deletion (Sentry answers 202 and deletes asynchronously).
+
+        The id of an issue merged into another reaches that other issue, here as in
+        :meth:`get` and :meth:`update` (Sentry's group redirect): deleting it deletes the
+        issue it was merged into.
+        """
         await self._client.send(
             "DELETE",
             "/organizations/{org}/issues/{issue_id}/",
@@ -250,7 +265,10 @@ class IssuesResource(Resource):
         nothing are left out and listed in the result's ``missing``. Each call also sends
         ``query=issue.id:[...]`` so that a search never reaches another issue.
         ``project=None`` means every project the token can see (``project=-1``), not
-        only those of the user's teams. ``assigned_to=None`` unassigns (sent as ``""``).
+        only those of the user's teams; a server older than September 2025 without the
+        multi-project feature refuses that (:class:`~sentry_async.MultiProjectRefused`)
+        when the organization has several projects: pass ``project=``.
+        ``assigned_to=None`` unassigns (sent as ``""``).
 
         ``merge=True`` must fit in one call (``handle_merge`` picks one parent per call)
         and every id must exist; otherwise ``ValueError`` / ``IssuesNotFound`` before any
@@ -342,20 +360,16 @@ class IssuesResource(Resource):
         budget = base_length + query_length + (URL_BUDGET - base_length - query_length) // 2
         merge = bool(body and body.get("merge"))
         if merge:
-            whole = id_chunks(id_list, base_length=base_length + query_length,
-                              limit=BULK_LIMIT, budget=budget)
-            if len(whole) > 1:
-                raise ValueError(
-                    f"merge=True takes the ids of one call only (at most {BULK_LIMIT} ids and "
-                    "a request line under 8 KB; these need several): Sentry merges each "
-                    "call under a parent of its own"
-                )
+            _one_call(id_list, base_length + query_length, budget)
         numeric = await self._numeric(org_slug, id_list)
         found = await self._existing(org_slug, numeric, base_length, extra)
         missing = [value for value in numeric if value not in found]
         sent = [value for value in numeric if value in found]
         if not sent or (merge and missing):
             raise IssuesNotFound(missing)
+        if merge:
+            # Short ids resolve to numeric ids of another length: checked again, unsent.
+            _one_call(sent, base_length + query_length, budget)
         chunks = id_chunks(sent, base_length=base_length + query_length,
                            limit=BULK_LIMIT, budget=budget)
         result = await self._send(method, org_slug, sent, chunks, extra, body, idempotent)
