@@ -102,6 +102,7 @@ async def test_resolved_in_next_release_is_stored_as_resolved(
     assert answer is not None and answer.status == "resolved"
     assert answer.status_details is not None and answer.status_details["inNextRelease"] is True
     assert "actor" in answer.status_details
+    assert answer.activity and answer.activity[0]["type"] == "set_resolved_in_release"
     assert a.status == "resolved"
     listed = await client.issues.list(ORG, query="is:resolved", limit=1000).collect()
     assert a.id in {i.id for i in listed}
@@ -231,3 +232,14 @@ async def test_unassigning_sends_an_empty_string(
     assert issue is not None and issue.assigned_to is None
     (put,) = [r for r in fake_sentry.requests if r.method == "PUT"]
     assert put.json() == {"assignedTo": ""}
+
+
+async def test_inbox_moves_issues_in_and_out(fake_sentry: FakeSentry, client: SentryClient) -> None:
+    """``update_inbox``: true adds (reason MANUAL), false marks reviewed; the answer echoes it."""
+    (a,) = _unresolved(fake_sentry)
+    result = await client.issues.bulk_update(ORG, [a.id], inbox=True)
+    assert result.results[0] is not None and result.results[0].inbox is True
+    issue = await client.issues.get(ORG, a.id)
+    assert issue.inbox is not None and issue.inbox.reason == 3
+    await client.issues.bulk_update(ORG, [a.id], inbox=False)
+    assert (await client.issues.get(ORG, a.id)).inbox is None

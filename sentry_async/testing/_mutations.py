@@ -275,6 +275,17 @@ def update_groups(
             issue.extra["statusDetails"] = shown
             issue.extra["inbox"] = None
         result.update({"status": "resolved", "statusDetails": shown, "inbox": None})
+        if shown and len(targets) == 1:
+            # ``prepare_response``: a release resolution of one issue shows its activity.
+            result["activity"] = [
+                {
+                    "id": "1",
+                    "type": "set_resolved_in_release",
+                    "data": {"version": shown.get("inRelease", "")},
+                    "dateCreated": _iso(data.now_ts),
+                    "user": data.ACTING_USER,
+                }
+            ]
     elif status is not None:
         new = "ignored" if status in ("ignored", "muted") else "unresolved"
         if new == "ignored":
@@ -309,16 +320,26 @@ def update_groups(
         if len(projects) > 1:
             raise ApiError(400, "Merging across multiple projects is not supported")
         result["merge"] = _merge(data, targets)
-    inbox = fields.get("inbox")
+    # ``update_inbox``, unless a resolution or ignoring already set ``inbox`` to None.
+    inbox = result.get("inbox")
     if inbox is not None:
         for issue in targets:
-            issue.extra["inbox"] = (
-                {"reason": 0, "reason_details": None, "date_added": _iso(data.now_ts)}
-                if inbox
-                else None
-            )
+            if inbox:
+                issue.extra["inbox"] = {
+                    "reason": _MANUAL,
+                    "reason_details": None,
+                    "date_added": _iso(data.now_ts),
+                }
+            else:
+                issue.extra["inbox"] = None
+                if issue.status == "unresolved":
+                    issue.substatus = "ongoing"
             data.invalidate_issue(issue)
     return _json(_encode(result))
+
+
+_MANUAL = 3
+"""``GroupInboxReason.MANUAL``: moved into the inbox by hand."""
 
 
 def _merge(data: Dataset, targets: list[IssueRecord]) -> dict[str, Any]:
