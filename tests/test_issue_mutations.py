@@ -255,3 +255,23 @@ async def test_merge_is_checked_again_once_short_ids_are_resolved() -> None:
         with anyio.fail_after(10), pytest.raises(ValueError, match="one call"):
             await c.issues.bulk_update(ORG, shorts, merge=True)
     assert "PUT" not in methods and "GET" in methods
+
+
+async def test_issues_being_deleted_or_merged_count_as_missing() -> None:
+    """The group list serializes them with their status; a bulk update leaves them out."""
+    statuses = {"1": "unresolved", "2": "pending_deletion", "3": "pending_merge"}
+    sent: list[str] = []
+
+    async def issues(request: web.Request) -> web.Response:
+        if request.method == "GET":
+            ids = request.query.getall("group")
+            return web.json_response([{"id": i, "status": statuses[i]} for i in ids])
+        sent.extend(request.query.getall("id"))
+        return web.json_response({"status": "resolved"})
+
+    app = web.Application()
+    app.router.add_route("*", "/api/0/organizations/{org}/issues/", issues)
+    async with local_app(app) as url, SentryClient("t", base_url=url) as c:
+        with anyio.fail_after(10):
+            result = await c.issues.bulk_update(ORG, ["1", "2", "3"], status="resolved")
+    assert sent == ["1"] and result.missing == ["2", "3"]

@@ -38,8 +38,9 @@ BULK_LIMIT = 1000
 (``BULK_MUTATION_LIMIT``) is how many issues it changes when it searches instead, which a
 bulk update does when none of its ids matches."""
 
-_GONE = frozenset({"pending_deletion", "deletion_in_progress"})
-"""Statuses of issues being deleted: ``update_groups`` still finds them, deletes skip them."""
+_GONE = frozenset({"pending_deletion", "deletion_in_progress", "pending_merge"})
+"""Statuses of issues being deleted or merged away: counted as missing (``update_groups``
+would still change them; the issue a merge went into is the one to name)."""
 
 _UPDATE_FIELDS = {
     "status": "status",
