@@ -178,23 +178,33 @@ class Exchange:
         sink: Sink | None,
         on_headers: HeadersSeen | None = None,
     ) -> Response:
-        """One attempt's HTTP exchanges: the request and the redirects it may follow."""
+        """One attempt's HTTP exchanges: the request and the redirects it may follow, all
+        under one watch, so that ``total`` bounds the attempt rather than each hop."""
         started = time.perf_counter()
-        for hop in range(_MAX_REDIRECTS + 1):
-            response = await self._roundtrip(method, url, body, sink, started, on_headers)
-            location = response.headers.get("Location")
-            if response.status not in REDIRECT_STATUSES or location is None:
-                if hop:
-                    # A Location may echo the token: errors and reprs show what it named.
-                    response.url = URL(self._shown(url), encoded=True)
-                return response
-            try:
-                url = self._follow(method, url, location)
-            except _Failure as refused:
-                refused.status = response.status
-                raise
-            method, keep_body = redirect_method(response.status, method)
-            body = body if keep_body else None
+        # A download keeps aiohttp's own read bound, which pauses while its sink is slow: its
+        # watch only lets close() end it.
+        watch = None if self._deadlines is None else self._deadlines.start(bounded=sink is None)
+        try:
+            for hop in range(_MAX_REDIRECTS + 1):
+                response = await self._roundtrip(
+                    method, url, body, sink, started, on_headers, watch
+                )
+                location = response.headers.get("Location")
+                if response.status not in REDIRECT_STATUSES or location is None:
+                    if hop:
+                        # A Location may echo the token: errors and reprs show what it named.
+                        response.url = URL(self._shown(url), encoded=True)
+                    return response
+                try:
+                    url = self._follow(method, url, location)
+                except _Failure as refused:
+                    refused.status = response.status
+                    raise
+                method, keep_body = redirect_method(response.status, method)
+                body = body if keep_body else None
+        finally:
+            if watch is not None:
+                watch.finish()
         raise _Failure(
             "redirect",
             UnsafeRedirect("too many redirects", method=method, url=self._shown(url)),
@@ -235,16 +245,15 @@ class Exchange:
         sink: Sink | None,
         started: float,
         on_headers: HeadersSeen | None,
+        watch: Watch | None,
     ) -> Response:
-        """One HTTP exchange; whatever goes wrong becomes a :class:`_Failure` raised outside
-        the ``except`` that caught it, so aiohttp's exception is not even its context."""
+        """One HTTP exchange under its attempt's ``watch``; whatever goes wrong becomes a
+        :class:`_Failure` raised outside the ``except`` that caught it, so aiohttp's
+        exception is not even its context."""
         if self.closed:
             raise self._closed_failure()
         delivered = [0, 0]  # bytes handed to the sink; the status, once its line arrived
         failure: _Failure | _SinkFailed | None = None
-        # A download keeps aiohttp's own read bound, which pauses while its sink is slow: its
-        # watch only lets close() end it.
-        watch = None if self._deadlines is None else self._deadlines.start(bounded=sink is None)
         try:
             return await self._request(
                 method, url, body, sink, delivered, started, watch, on_headers
@@ -329,9 +338,6 @@ class Exchange:
             failure = self._failure(
                 "final", ConnectionFailed, f"{type(exc).__name__}: {exc}", method, url, exc
             )
-        finally:
-            if watch is not None:
-                watch.finish()
         if isinstance(failure, _SinkFailed):
             raise failure.error  # outside the ``except``: not chained to its carrier
         if self.closed:

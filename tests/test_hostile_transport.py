@@ -1,0 +1,115 @@
+"""The transport's time bounds, statuses and connections against raw hostile servers on
+127.0.0.1: downloads that never begin, redirect chains that trickle, empty success bodies,
+``101`` answers, and servers that close every connection after answering.
+
+Each server is a raw asyncio socket server whose bytes the test scripts; every loop is
+bounded, and every test is bounded in time by an outer limit that only a hang reaches.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+import anyio
+import pytest
+
+from sentry_async import (
+    RequestTimeout,
+    RetryPolicy,
+    SentryClient,
+    Timeouts,
+)
+
+pytestmark = pytest.mark.anyio
+
+Answer = Callable[[str, int, asyncio.StreamWriter], Awaitable[bool]]
+"""Answers one request (its target, and how many came before it on its connection); returns
+whether to keep the connection open for another."""
+
+ONCE = RetryPolicy(attempts=1)
+FAST = RetryPolicy(attempts=3, backoff_base=0.01, backoff_max=0.02)
+TIGHT = Timeouts(connect=2, read=1, total=1.5, pool=2)
+HANG = 20
+"""An outer bound only a hang reaches: every call here ends in a few seconds or fails."""
+
+
+@asynccontextmanager
+async def raw_server(answer: Answer) -> AsyncIterator[tuple[str, list[str]]]:
+    """Serve ``answer`` on 127.0.0.1; yields the base URL and the request targets."""
+    targets: list[str] = []
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            for before in range(100):
+                head = await reader.readuntil(b"\r\n\r\n")
+                target = head.split(b" ", 2)[1].decode()
+                targets.append(target)
+                if not await answer(target, before, writer):
+                    break
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    try:
+        yield f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}", targets
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+def head(status: str, *headers: str, length: int | None = 0) -> bytes:
+    lines = [f"HTTP/1.1 {status}", "Content-Type: application/json", *headers]
+    if length is not None:
+        lines.append(f"Content-Length: {length}")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+
+async def trickle(writer: asyncio.StreamWriter, pieces: list[bytes], every: float) -> None:
+    for piece in pieces:
+        writer.write(piece)
+        await writer.drain()
+        await asyncio.sleep(every)
+
+
+async def sink(chunk: bytes) -> None:
+    await asyncio.sleep(0)
+
+
+async def fetch(client: SentryClient, how: str) -> None:
+    """A GET's body through ``download()`` or ``stream()``, thrown away."""
+    if how == "download":
+        await client.download("/x/", sink)
+        return
+    async with client.stream("/x/") as chunks:
+        async for _ in chunks:
+            pass
+
+
+# Bug: each redirect hop had a ``total`` of its own, so one attempt could last six.
+
+
+async def test_total_bounds_one_attempt_redirects_included() -> None:
+    """Five same-origin hops, each well within ``total`` and together well past it."""
+
+    async def answer(target: str, n: int, writer: asyncio.StreamWriter) -> bool:
+        hop = int(target.rstrip("/").rsplit("/", 1)[-1]) if "/hop/" in target else 0
+        body = b"[]      " if hop >= 5 else b"{}      "
+        if hop >= 5:
+            writer.write(head("200 OK", length=len(body)))
+        else:
+            writer.write(head("302 Found", f"Location: /api/0/hop/{hop + 1}/", length=len(body)))
+        await trickle(writer, [bytes([b]) for b in body], 0.06)
+        return True
+
+    timeouts = Timeouts(connect=2, read=1, total=1, pool=2)
+    async with (
+        raw_server(answer) as (url, targets),
+        SentryClient("t", base_url=url, timeout=timeouts, retry=ONCE) as client,
+    ):
+        with anyio.fail_after(HANG), pytest.raises(RequestTimeout):
+            await client.request("GET", "/hop/0/")
+    assert len(targets) < 6, "the attempt ended before the last hop"
