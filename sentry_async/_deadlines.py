@@ -54,12 +54,11 @@ class Watch:
         "task",
     )
 
-    def __init__(
-        self, owner: Deadlines, task: _Task, deadline: float, now: float, bounded: bool
-    ) -> None:
+    def __init__(self, owner: Deadlines, task: _Task, deadline: float, now: float) -> None:
         self.owner = owner
-        self.bounded = bounded
-        """False: only tracked, so that :meth:`Deadlines.end_all` reaches it too."""
+        self.bounded = True
+        """False: only tracked, so that :meth:`Deadlines.end_all` reaches it too (a
+        download's body, which goes at its sink's pace under aiohttp's own read bound)."""
         self.task = task
         self.cancelling = task.cancelling()
         self.deadline = deadline
@@ -91,21 +90,18 @@ class Deadlines:
     def active(self) -> bool:
         return self._read is not None or self._total != math.inf
 
-    def start(self, *, bounded: bool = True) -> Watch:
-        """Watch the current task's attempt from now; :meth:`finish` it on the way out.
-
-        An attempt not ``bounded`` (a download, whose body goes at its sink's pace under
-        aiohttp's own read bound) is only tracked, for :meth:`end_all`."""
+    def start(self) -> Watch:
+        """Watch the current task's attempt from now; :meth:`finish` it on the way out."""
         loop = asyncio.get_running_loop()
         if loop is not self._loop:  # a timer of a loop that has ended will never fire
             self._loop, self._timer = loop, None
         now = loop.time()
         task = cast(_Task, asyncio.current_task())
-        watch = Watch(self, task, now + self._total if bounded else math.inf, now, bounded)
+        watch = Watch(self, task, now + self._total, now)
         self._watching[watch] = None
         # A pending wake is never later than this attempt's first bound: every attempt has
         # the same bounds, and one still in flight wakes the timer by then at the latest.
-        if self._timer is None and bounded:
+        if self._timer is None:
             first = watch.deadline if self._read is None else min(watch.deadline, now + self._read)
             if first != math.inf:
                 self._arm(first)

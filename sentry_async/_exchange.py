@@ -181,9 +181,7 @@ class Exchange:
         """One attempt's HTTP exchanges: the request and the redirects it may follow, all
         under one watch, so that ``total`` bounds the attempt rather than each hop."""
         started = time.perf_counter()
-        # A download keeps aiohttp's own read bound, which pauses while its sink is slow: its
-        # watch only lets close() end it.
-        watch = None if self._deadlines is None else self._deadlines.start(bounded=sink is None)
+        watch = None if self._deadlines is None else self._deadlines.start()
         try:
             for hop in range(_MAX_REDIRECTS + 1):
                 response = await self._roundtrip(
@@ -429,6 +427,11 @@ class Exchange:
                 await asyncio.sleep(0)
             try:
                 if sink is not None and 200 <= resp.status < 300:
+                    if watch is not None:
+                        # The body goes at its sink's pace: no ``total``, and aiohttp's read
+                        # bound, which pauses while the sink is slow; the watch stays, for
+                        # close() to end it.
+                        watch.bounded = False
                     await self._stream(resp, sink, delivered)
                     payload = b""
                 else:

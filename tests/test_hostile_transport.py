@@ -89,6 +89,69 @@ async def fetch(client: SentryClient, how: str) -> None:
             pass
 
 
+# Bug: a download had no time bound until its response began, nor while an error body was
+# read; only a 2xx body streamed to its sink is exempt from ``total``.
+
+
+async def _error_body_trickles(target: str, n: int, writer: asyncio.StreamWriter) -> bool:
+    writer.write(head("500 Boom", "Transfer-Encoding: chunked", length=None))
+    await trickle(writer, [b"1\r\nx\r\n"] * 400, 0.1)
+    return False
+
+
+async def _interim_answers_forever(target: str, n: int, writer: asyncio.StreamWriter) -> bool:
+    await trickle(writer, [b"HTTP/1.1 102 Processing\r\n\r\n"] * 400, 0.1)
+    return False
+
+
+async def _headers_trickle(target: str, n: int, writer: asyncio.StreamWriter) -> bool:
+    writer.write(b"HTTP/1.1 200 OK\r\nX-Slow: ")
+    await trickle(writer, [b"a"] * 400, 0.1)
+    return False
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        pytest.param(_error_body_trickles, id="error-body-trickles"),
+        pytest.param(_interim_answers_forever, id="1xx-forever"),
+        pytest.param(_headers_trickle, id="headers-trickle"),
+    ],
+)
+@pytest.mark.parametrize("how", ["download", "stream"])
+async def test_a_download_that_never_begins_ends_in_time(answer: Answer, how: str) -> None:
+    async with (
+        raw_server(answer) as (url, _),
+        SentryClient("t", base_url=url, timeout=TIGHT, retry=ONCE) as client,
+    ):
+        with anyio.fail_after(HANG), pytest.raises(RequestTimeout):
+            await fetch(client, how)
+
+
+async def test_a_download_body_streamed_to_its_sink_is_exempt_from_total() -> None:
+    """A 2xx body that keeps coming, each piece within ``read``, for longer than ``total``."""
+    pieces = [b"x"] * 12
+
+    async def answer(target: str, n: int, writer: asyncio.StreamWriter) -> bool:
+        writer.write(head("200 OK", length=len(pieces)))
+        await trickle(writer, pieces, 0.2)
+        return True
+
+    got = bytearray()
+
+    async def keep(chunk: bytes) -> None:
+        got.extend(chunk)
+
+    timeouts = Timeouts(connect=2, read=1, total=0.8, pool=2)
+    async with (
+        raw_server(answer) as (url, _),
+        SentryClient("t", base_url=url, timeout=timeouts, retry=ONCE) as client,
+    ):
+        with anyio.fail_after(HANG):
+            await client.download("/x/", keep)
+    assert bytes(got) == b"x" * 12
+
+
 # Bug: each redirect hop had a ``total`` of its own, so one attempt could last six.
 
 
