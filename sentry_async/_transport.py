@@ -380,9 +380,10 @@ class Transport(Exchange):
             log=response.status != 429,
             sent=slot.sent,
         )
-        # A 3xx still here had no Location (Sentry's renamed-project answer): an error, not
-        # a body to decode as the requested model.
-        if response.status >= 300:
+        # A 3xx still here had no Location (Sentry's renamed-project answer), a 1xx is a
+        # protocol switch (101) or a server's confusion: an error, not a body to decode as
+        # the requested model.
+        if response.status >= 300 or response.status < 200:
             return _Failure("status", self._api_error(response), response)
         if before_decode is not None:
             wait = before_decode(response)

@@ -16,6 +16,7 @@ import anyio
 import pytest
 
 from sentry_async import (
+    APIError,
     RequestTimeout,
     RetryPolicy,
     SentryClient,
@@ -176,3 +177,23 @@ async def test_total_bounds_one_attempt_redirects_included() -> None:
         with anyio.fail_after(HANG), pytest.raises(RequestTimeout):
             await client.request("GET", "/hop/0/")
     assert len(targets) < 6, "the attempt ended before the last hop"
+
+
+# Bug: a 101 (or any 1xx as a final status) counted as a success with an empty body.
+
+
+async def test_a_final_1xx_status_is_an_error_naming_it() -> None:
+    async def answer(target: str, n: int, writer: asyncio.StreamWriter) -> bool:
+        writer.write(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: h2c\r\nConnection: Upgrade\r\n\r\n")
+        return False
+
+    async with (
+        raw_server(answer) as (url, _),
+        SentryClient("t", base_url=url, retry=FAST) as client,
+    ):
+        with anyio.fail_after(HANG), pytest.raises(APIError) as caught:
+            await client.request("GET", "/x/")
+        with anyio.fail_after(HANG), pytest.raises(APIError) as listed:
+            await client.paginate("/x/").collect()
+    assert caught.value.status == 101 and "101" in str(caught.value)
+    assert listed.value.status == 101
