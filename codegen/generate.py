@@ -1133,7 +1133,8 @@ def render_method(op: Operation, needs: set[str]) -> str:
     elif op.body_kind == "any":
         call.append("            json=body,")
     if returns != "None":
-        alternatives = _alternatives(returns)
+        # A documented answer without a body decodes to None: the type says so.
+        alternatives = _alternatives(returns) + (["type(None)"] if op.bodiless else [])
         decoded = returns if len(alternatives) == 1 else (
             f"_support.union({', '.join(alternatives)})"
         )

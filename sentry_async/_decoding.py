@@ -11,7 +11,7 @@ import msgspec
 from ._transport import MalformedBody, Response
 from .errors import DecodeError
 
-__all__ = ["MAX_BOUNDED_ITEMS", "data_within", "decode_body", "decode_items"]
+__all__ = ["MAX_BOUNDED_ITEMS", "data_within", "decode_body", "decode_items", "no_body"]
 
 _UNDECODABLE = (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError, RecursionError)
 """What msgspec raises for a body that does not decode: invalid UTF-8 inside a string is a
@@ -33,6 +33,28 @@ def _type_name(type_: Any) -> str:
     if origin is not None and args:
         return f"{_type_name(origin)}[{', '.join(_type_name(arg) for arg in args)}]"
     return getattr(type_, "__name__", None) or str(type_).replace("typing.", "")
+
+
+def _accepts_none(type_: Any) -> bool:
+    if type_ is Any or type_ is None or type_ is type(None) or type_ is object:
+        return True
+    if get_origin(type_) in (Union, UnionType):
+        return any(_accepts_none(arg) for arg in get_args(type_))
+    return False
+
+
+def no_body(response: Response, type_: Any) -> None:
+    """What an empty body decodes to: ``None`` for a type with room for it (``Any``,
+    ``X | None``, a documented answer without a body); for any other type it is no answer
+    at all, a :class:`MalformedBody`, resent as a body cut short is."""
+    if not _accepts_none(type_):
+        error = DecodeError(
+            "the response has no body",
+            method=response.method,
+            url=str(response.url),
+            type_name=_type_name(type_),
+        )
+        raise MalformedBody(error)
 
 
 def decode_body(response: Response, type_: Any, *, resend: bool) -> Any:

@@ -31,7 +31,7 @@ import aiohttp
 import msgspec
 from yarl import URL
 
-from ._decoding import decode_body
+from ._decoding import decode_body, no_body
 from ._downloads import Downloads
 from ._network import SSLSetting, tls
 from ._paging import page_fetchers
@@ -398,7 +398,9 @@ class SentryClient(GeneratedGroups, Routing, Downloads):
         json: Any = None,
         idempotent: bool | None = None,
     ) -> Any:
-        """Send a request and decode its JSON body into ``type`` (``None`` for an empty body).
+        """Send a request and decode its JSON body into ``type`` (``None`` for an empty body
+        where ``type`` allows it, as ``Any`` and ``X | None`` do; for any other type an empty
+        body is a :class:`DecodeError`, retried as a body cut short is).
 
         A success body that is not well-formed JSON (cut short, a proxy's HTML page) counts
         as a failed attempt and is retried when the request is safe to repeat.
@@ -420,9 +422,11 @@ class SentryClient(GeneratedGroups, Routing, Downloads):
         return result
 
     def _decode_or_resend(self, response: Response, type_: Any, empty: Any) -> Any:
-        """Decode, or ``empty`` for a blank body; malformed JSON raises :class:`MalformedBody`."""
+        """Decode, or ``empty`` for a blank body where ``type_`` allows it (``None`` only for a
+        type with room for it); malformed JSON, or no body at all for a type that needs one,
+        raises :class:`MalformedBody`, which is resent as a body cut short."""
         if not response.body.strip():
-            return empty
+            return empty if empty is not None else no_body(response, type_)
         return decode_body(response, type_, resend=True)
 
     @overload

@@ -11,17 +11,20 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from typing import Any, cast
 
 import anyio
 import pytest
 
 from sentry_async import (
     APIError,
+    DecodeError,
     RequestTimeout,
     RetryPolicy,
     SentryClient,
     Timeouts,
 )
+from sentry_async.models import Issue
 
 pytestmark = pytest.mark.anyio
 
@@ -177,6 +180,48 @@ async def test_total_bounds_one_attempt_redirects_included() -> None:
         with anyio.fail_after(HANG), pytest.raises(RequestTimeout):
             await client.request("GET", "/hop/0/")
     assert len(targets) < 6, "the attempt ended before the last hop"
+
+
+# Bug: an empty 2xx body came back as None from a call typed to return an object.
+
+
+def _empty(status: str) -> Answer:
+    async def answer(target: str, n: int, writer: asyncio.StreamWriter) -> bool:
+        writer.write(head(status))
+        return True
+
+    return answer
+
+
+@pytest.mark.parametrize("status", ["200 OK", "204 No Content"])
+async def test_an_empty_body_for_an_object_is_a_decode_error_retried(status: str) -> None:
+    async with (
+        raw_server(_empty(status)) as (url, targets),
+        SentryClient("t", base_url=url, retry=FAST) as client,
+    ):
+        with anyio.fail_after(HANG), pytest.raises(DecodeError) as caught:
+            await client.issues.get("acme", "1")
+        with anyio.fail_after(HANG), pytest.raises(DecodeError):
+            await client.request("GET", "/x/", type=Issue)
+    assert "Issue" in str(caught.value)
+    assert len(targets) == 6, "retried as a body cut short is"
+
+
+@pytest.mark.parametrize("status", ["200 OK", "204 No Content"])
+async def test_an_empty_body_is_none_where_the_type_allows_it(status: str) -> None:
+    async with (
+        raw_server(_empty(status)) as (url, targets),
+        SentryClient("t", base_url=url, retry=FAST) as client,
+    ):
+        with anyio.fail_after(HANG):
+            untyped: Any = await client.request("GET", "/x/")
+            optional = await client.request("GET", "/x/", type=cast("type[Issue | None]", Issue | None))
+            team = await client.teams.add_member_to_team("acme", "1", "t")
+            release = await client.releases.create("acme", version="1", projects=["p"])
+            updated = await client.issues.update("acme", "1", status="resolved")
+    assert untyped is None and optional is None and team is None
+    assert release is None and updated is None
+    assert len(targets) == 5, "none of them is retried"
 
 
 # Bug: a 101 (or any 1xx as a final status) counted as a success with an empty body.

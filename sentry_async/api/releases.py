@@ -270,7 +270,7 @@ class ReleasesAPI(Resource):
             "/organizations/{org}/releases/",
             path_params={"org": check_path_value(org, "org")},
             json=_support.body({"version": version, "projects": projects, "ref": ref, "url": url, "dateReleased": date_released, "commits": commits, "status": status, "owner": owner, "headCommits": head_commits, "refs": refs}),
-            type=Release,
+            type=_support.union(Release, type(None)),
         )
 
     async def get(

@@ -91,7 +91,7 @@ class TeamsAPI(Resource):
             "POST",
             "/organizations/{org}/members/{member_id}/teams/{team}/",
             path_params={"org": check_path_value(org, "org"), "member_id": check_path_value(member_id, "member_id"), "team": check_path_value(team, "team")},
-            type=Team,
+            type=_support.union(Team, type(None)),
         )
 
     async def update_member_team_role(

@@ -234,7 +234,7 @@ class IssuesResource(Resource):
             path_params={"org": self._org(org), "issue_id": check_issue_id(issue_id)},
             json=body,
             idempotent=not (_NOT_IDEMPOTENT & changes.keys()),
-            type=Issue,
+            type=cast("type[Issue | None]", Issue | None),  # an answer without a body is None
         )
 
     async def delete(self, org: IdOrSlug, issue_id: IdOrSlug) -> None:
