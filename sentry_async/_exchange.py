@@ -13,11 +13,13 @@ import asyncio
 import logging
 import ssl
 import time
+import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
+from aiohttp.client_proto import ResponseHandler
 from multidict import CIMultiDictProxy
 from yarl import URL
 
@@ -124,7 +126,10 @@ class _Failure(Exception):
     ``answered``: the attempt got a response whose body then failed to decode; its
     ``on_response`` hook was already called, and one attempt reports one response.
     ``status``: the status line that arrived before the attempt failed (a body cut off or
-    too large, a refused redirect), for hooks and spans; ``None`` when none came."""
+    too large, a refused redirect), for hooks and spans; ``None`` when none came.
+    ``unanswered``: the connection closed under the request before its status line came."""
+
+    unanswered = False
 
     def __init__(
         self,
@@ -177,16 +182,29 @@ class Exchange:
         body: Body,
         sink: Sink | None,
         on_headers: HeadersSeen | None = None,
+        resend: bool = False,
     ) -> Response:
         """One attempt's HTTP exchanges: the request and the redirects it may follow, all
-        under one watch, so that ``total`` bounds the attempt rather than each hop."""
+        under one watch, so that ``total`` bounds the attempt rather than each hop.
+
+        ``resend``: the request is safe to send twice; each of its exchanges that a
+        kept-alive connection closed under, before any answer, is sent once more."""
         started = time.perf_counter()
         watch = None if self._deadlines is None else self._deadlines.start()
         try:
             for hop in range(_MAX_REDIRECTS + 1):
-                response = await self._roundtrip(
-                    method, url, body, sink, started, on_headers, watch
-                )
+                try:
+                    response = await self._roundtrip(
+                        method, url, body, sink, started, on_headers, watch
+                    )
+                except _Failure as failure:
+                    if not (resend and failure.unanswered):
+                        raise
+                    # A server may close a kept-alive connection while it is taken for the
+                    # next request (RFC 9112 §9.3.1): once, at once, not an attempt.
+                    response = await self._roundtrip(
+                        method, url, body, sink, started, on_headers, watch
+                    )
                 location = response.headers.get("Location")
                 if response.status not in REDIRECT_STATUSES or location is None:
                     if hop:
@@ -252,6 +270,7 @@ class Exchange:
             raise self._closed_failure()
         delivered = [0, 0]  # bytes handed to the sink; the status, once its line arrived
         failure: _Failure | _SinkFailed | None = None
+        dropped = False
         try:
             return await self._request(
                 method, url, body, sink, delivered, started, watch, on_headers
@@ -311,6 +330,7 @@ class Exchange:
                 exc,
             )
         except aiohttp.ClientError as exc:
+            dropped = _dropped_kept_alive(exc)
             failure = self._failure(
                 "tls" if _is_tls_failure(exc) else "connection",
                 ConnectionFailed,
@@ -343,6 +363,7 @@ class Exchange:
         if delivered[0] and failure.kind != "too_large":
             failure.kind = "final"  # part of the body already went to the sink
         failure.status = delivered[1] or None
+        failure.unanswered = dropped and not delivered[1]
         raise failure
 
     def _failure(
@@ -421,6 +442,7 @@ class Exchange:
             **self._routed_headers(url, body, sink),
         ) as resp:
             delivered[1] = resp.status
+            _KEPT_ALIVE.add(resp._protocol)
             if watch is not None:
                 watch.stream = resp.content  # from here on, arriving bytes are progress
             if on_headers is not None and 200 <= resp.status < 300 and on_headers(resp.headers):
@@ -499,6 +521,29 @@ class Exchange:
         if rest:
             delivered[0] += len(rest)
             await _deliver(sink, rest)
+
+
+_KEPT_ALIVE: weakref.WeakSet[object] = weakref.WeakSet()
+"""The connections (aiohttp's protocol objects) that carried an answer: one of them taken
+from the pool again is a kept-alive connection, which the server may close at any time."""
+
+
+def _dropped_kept_alive(exc: aiohttp.ClientError) -> bool:
+    """Whether ``exc`` is a kept-alive connection closed under a request before its status
+    line: the server closed it as the request went out (RFC 9112 §9.3.1), not a connection
+    refused, a fresh one dropped (a server that drops every request) or a body broken off.
+    The connection is found among the frames the error passed through."""
+    if not isinstance(exc, (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError)):
+        return False
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return False
+    traceback = exc.__traceback__
+    while traceback is not None:
+        for value in traceback.tb_frame.f_locals.values():
+            if isinstance(value, ResponseHandler) and value in _KEPT_ALIVE:
+                return True
+        traceback = traceback.tb_next
+    return False
 
 
 class _SinkFailed(Exception):

@@ -96,10 +96,12 @@ def disable_silent_resend(session: aiohttp.ClientSession) -> bool:
 
     aiohttp resends such a request once, silently, when a pooled connection turns out to
     be closed; for Sentry that would resend a merge or a discard (``PUT``), and double
-    every attempt count. Every resend goes through :class:`RetryPolicy` instead. aiohttp
-    has no public switch for it, so this sets the session's flag; it applies to a session
-    passed to ``SentryClient(session=...)`` too, and to its other users. Returns whether
-    the flag existed (aiohttp versions before the resend have nothing to turn off).
+    every attempt count. Every resend goes through :class:`RetryPolicy` instead, but for
+    the one the exchange makes of a request safe to repeat whose kept-alive connection
+    closed before any answer. aiohttp has no public switch for it, so this sets the
+    session's flag; it applies to a session passed to ``SentryClient(session=...)`` too,
+    and to its other users. Returns whether the flag existed (aiohttp versions before the
+    resend have nothing to turn off).
     """
     if not hasattr(session, "_retry_connection"):
         return False
@@ -302,6 +304,7 @@ class Transport(Exchange):
                 attempt,
                 before_decode,
                 on_headers,
+                idempotent and replayable,
             )
             if not isinstance(failure, _Failure):
                 return failure
@@ -355,13 +358,15 @@ class Transport(Exchange):
         attempt: int,
         before_decode: Callable[[Response], Awaitable[None] | None] | None,
         on_headers: HeadersSeen | None,
+        resend: bool,
     ) -> T | _Failure:
-        """One attempt: the decoded success, or the failure to decide on."""
+        """One attempt: the decoded success, or the failure to decide on; ``resend``: safe
+        to send again on a new connection when a kept-alive one closes under it."""
         try:
             async with self.limiter.slot(group) as slot:
                 if call is not None:
                     call.sending(attempt, slot.waited)
-                response = await self._exchange(method, url, body, sink, on_headers)
+                response = await self._exchange(method, url, body, sink, on_headers, resend)
         except _Failure as failure:
             return failure
         except BaseException as exc:

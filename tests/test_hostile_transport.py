@@ -18,12 +18,14 @@ import pytest
 
 from sentry_async import (
     APIError,
+    ConnectionFailed,
     DecodeError,
     RequestTimeout,
     RetryPolicy,
     SentryClient,
     Timeouts,
 )
+from sentry_async.hooks import HookEvent, Hooks
 from sentry_async.models import Issue
 
 pytestmark = pytest.mark.anyio
@@ -242,3 +244,108 @@ async def test_a_final_1xx_status_is_an_error_naming_it() -> None:
             await client.paginate("/x/").collect()
     assert caught.value.status == 101 and "101" in str(caught.value)
     assert listed.value.status == 101
+
+
+# Bug: a server that closes each connection after answering (without saying so) made a
+# same-origin redirect always fail, and a paginated list retry every page with backoff.
+
+
+def _closes_after_answering(url: list[str]) -> Answer:
+    async def answer(target: str, n: int, writer: asyncio.StreamWriter) -> bool:
+        if target.startswith("/api/0/x/"):
+            writer.write(head("302 Found", "Location: /api/0/y/"))
+        elif "/pages/" in target:
+            page = int(target.rsplit("cursor=0:", 1)[-1].split(":")[0]) if "cursor=" in target else 0
+            more = "true" if page < 9 else "false"
+            link = (
+                f'<{url[0]}/x>; rel="previous"; results="false"; cursor="0:0:1", '
+                f'<{url[0]}/x>; rel="next"; results="{more}"; cursor="0:{page + 1}:0"'
+            )
+            body = f'[{{"id": "{page}"}}]'.encode()
+            writer.write(head("200 OK", f"Link: {link}", length=len(body)) + body)
+        else:
+            writer.write(head("200 OK", length=2) + b"[]")
+        await writer.drain()
+        await asyncio.sleep(0.05)  # the close comes after the client took the connection back
+        return False
+
+    return answer
+
+
+class _Retries(Hooks):
+    def __init__(self) -> None:
+        self.count = 0
+
+    def on_retry(self, event: HookEvent) -> None:
+        self.count += 1
+
+
+async def test_a_redirect_from_a_server_that_closes_each_connection_is_followed() -> None:
+    base: list[str] = []
+    async with (
+        raw_server(_closes_after_answering(base)) as (url, targets),
+        SentryClient("t", base_url=url, retry=ONCE) as client,
+    ):
+        base.append(url)
+        with anyio.fail_after(HANG):
+            assert await client.request("GET", "/x/") == []
+    assert targets[0] == "/api/0/x/" and targets[-1] == "/api/0/y/"
+
+
+async def test_pages_from_a_server_that_closes_each_connection_need_no_retry() -> None:
+    retries = _Retries()
+    base: list[str] = []
+    async with (
+        raw_server(_closes_after_answering(base)) as (url, _),
+        SentryClient("t", base_url=url, hooks=[retries], retry=ONCE) as client,
+    ):
+        base.append(url)
+        with anyio.fail_after(HANG):
+            items = await client.paginate("/pages/").collect()
+    assert [item["id"] for item in items] == [str(n) for n in range(10)]
+    assert retries.count == 0
+
+
+async def test_a_server_that_drops_every_connection_still_fails_after_the_attempts() -> None:
+    async def answer(target: str, n: int, writer: asyncio.StreamWriter) -> bool:
+        return False  # closes without a byte
+
+    async with (
+        raw_server(answer) as (url, targets),
+        SentryClient("t", base_url=url, retry=FAST) as client,
+    ):
+        with anyio.fail_after(HANG), pytest.raises(ConnectionFailed):
+            await client.request("GET", "/x/")
+    assert len(targets) == FAST.attempts, "a new connection dropped is not sent again"
+
+
+async def _one_answer_a_connection(target: str, n: int, writer: asyncio.StreamWriter) -> bool:
+    """Answers the first request on a connection, and closes it under the second."""
+    if n:
+        return False
+    writer.write(head("200 OK", length=2) + b"[]")
+    await writer.drain()
+    return True
+
+
+async def test_a_kept_alive_connection_closed_under_a_read_is_sent_again_at_once() -> None:
+    async with (
+        raw_server(_one_answer_a_connection) as (url, targets),
+        SentryClient("t", base_url=url, retry=ONCE) as client,
+    ):
+        with anyio.fail_after(HANG):
+            assert await client.request("GET", "/a/") == []
+            assert await client.request("GET", "/b/") == []
+    assert targets == ["/api/0/a/", "/api/0/b/", "/api/0/b/"]
+
+
+async def test_a_request_not_safe_to_repeat_is_not_sent_again_on_a_closed_connection() -> None:
+    async with (
+        raw_server(_one_answer_a_connection) as (url, targets),
+        SentryClient("t", base_url=url, retry=FAST) as client,
+    ):
+        with anyio.fail_after(HANG):
+            assert await client.request("GET", "/a/") == []
+        with anyio.fail_after(HANG), pytest.raises(ConnectionFailed):
+            await client.request("POST", "/b/", json={"a": 1})
+    assert targets == ["/api/0/a/", "/api/0/b/"]
