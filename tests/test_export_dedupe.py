@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
 import msgspec
+import pytest
 
 from sentry_async.export import Manifest, ManifestFile
-from sentry_async.export._dedupe import PageItems, dedupe_page
+from sentry_async.export._dedupe import PageItems, dedupe_page, log_dropped
 from sentry_async.export._files import id_key, id_text, ids_in_file, item_id, skip_keys, text_key
 from sentry_async.export._incremental import stamped_items
 from sentry_async.export._writer import JsonlFile
@@ -54,6 +56,22 @@ def test_ids_of_an_earlier_run_are_skipped_as_strings() -> None:
     seen: set[str | int] = set()
     kept = dedupe_page(_page(b'{"id":5}', b'{"id":"x"}', b'{"id":6}'), seen, skip={"5", "x"})
     assert _lines(kept) == [b'{"id":6}'] and kept.duplicates == 2
+
+
+def test_the_overlap_skip_is_counted_apart_and_only_real_duplicates_warn(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    seen: set[str | int] = set()
+    page = _page(b'{"id":5}', b'{"id":6}', b'{"id":6}', b'{"id":"x"}', b'{"id":5}')
+    kept = dedupe_page(page, seen, skip={"5", "x"})
+    assert _lines(kept) == [b'{"id":6}']
+    assert (kept.duplicates, kept.overlap) == (4, 2), "5 and x once each: the overlap"
+    with caplog.at_level(logging.INFO, logger="sentry_async.export"):
+        log_dropped("stream-a", "c1", kept)
+        log_dropped("stream-a", "c2", dedupe_page(_page(b'{"id":"x"}'), set(), skip={"x"}))
+    assert [(r.levelname, r.getMessage()) for r in caplog.records] == [
+        ("WARNING", "stream-a: dropped 2 duplicate item(s) at 'c1'")
+    ]
 
 
 def test_rows_without_ids_are_all_kept_when_identity_is_off() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import logging
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
@@ -192,6 +193,29 @@ def _table_ids(directory: Path) -> list[str]:
         elif path.suffix == ".parquet":
             ids += pq.read_table(path).column("id").to_pylist()
     return ids
+
+
+async def test_the_overlap_read_again_is_one_info_line_per_run_not_a_warning_per_page(
+    fake_sentry_factory: Factory, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    server = await fake_sentry_factory(scale=DATA)
+    issue = server.builder.organization(ORG).project("project-0-0").add_issue("Late", events=0)
+    for minutes in (5, 10, 15, 20, 25):  # within the hour the next run looks back
+        issue.add_event(timestamp=T1 - timedelta(minutes=minutes))
+    spec = ExportSpec(kind="events", org=ORG, period="1d", page_size=2)
+    state, out = tmp_path / "state.json", tmp_path / "out"
+    with anyio.fail_after(30):
+        async with _client(server) as client:
+            await export(client, spec, out, incremental=state, now=T1, concurrency=1)
+            caplog.clear()
+            with caplog.at_level(logging.INFO, logger="sentry_async.export"):
+                await export(client, spec, out, incremental=state, now=T2, concurrency=1)
+    skipped = msgspec.json.decode(state.read_bytes())["runs"][1]["duplicates"]
+    assert skipped >= 5, "the overlap's items, over several pages, were read again"
+    export_records = [r for r in caplog.records if r.name == "sentry_async.export"]
+    assert [r.getMessage() for r in export_records if r.levelno >= logging.WARNING] == []
+    told = [r for r in export_records if "previous run" in r.getMessage()]
+    assert [(r.levelname, f" {skipped} " in r.getMessage()) for r in told] == [("INFO", True)]
 
 
 @pytest.mark.parametrize("format", ["csv", "parquet"])

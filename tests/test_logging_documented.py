@@ -23,7 +23,9 @@ DOCUMENTED = {
     ("_routing.py", "warning", "project %s/%s was renamed"): "a renamed project followed",
     ("_progress_display.py", "info", "%s"): "progress every few seconds",
     ("export/_resume.py", "info", "%s: dropping %d bytes"): "bytes cut off a file on `--resume`",
-    ("export/_dedupe.py", "warning", "%s: dropped %d duplicate"): "duplicates dropped",
+    ("export/_dedupe.py", "warning", "%s: dropped %d duplicate"): "duplicates dropped within a run",
+    ("export/_dedupe.py", "info", "skipped %d item(s) the previous run"):
+        "an incremental run's overlap skipped",
     ("export/_dedupe.py", "warning", "%s: %d item(s) at %s have no usable id"):
         "items without a usable id",
     ("export/_plan.py", "warning", "skipping project"): "a project skipped",

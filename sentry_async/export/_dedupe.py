@@ -26,7 +26,14 @@ import msgspec
 from ._files import IdKey, id_key, ids_in_file, item_key, read_segment
 from ._formats import ids_in_csv
 
-__all__ = ["PageItems", "dedupe_page", "ids_written", "log_dropped", "rows_written"]
+__all__ = [
+    "PageItems",
+    "dedupe_page",
+    "ids_written",
+    "log_dropped",
+    "log_overlap",
+    "rows_written",
+]
 
 logger = logging.getLogger("sentry_async.export")
 
@@ -38,6 +45,9 @@ class PageItems:
     lines: list[msgspec.Raw]
     duplicates: int = 0
     unidentified: int = 0
+    overlap: int = 0
+    """Of the ``duplicates``, the items an earlier incremental run wrote (its overlap, read
+    again by design): counted, but not warned about page by page."""
     stale: bool = False
     """Nothing new: the page was empty, or every item's id was met before in this run by
     the same stream."""
@@ -66,7 +76,7 @@ def dedupe_page(
     if not identify:
         return PageItems(list(items), stale=not items)
     lines: list[msgspec.Raw] = []
-    dupes = unidentified = repeats = 0
+    dupes = unidentified = repeats = overlap = 0
     for item in items:
         key = item_key(item, leading=leading_ids)
         if key is None:
@@ -82,24 +92,37 @@ def dedupe_page(
             seen.add(key)
         elif skip and (id_key(str(key)) if isinstance(key, int) else key) in skip:
             seen.add(key)
+            overlap += 1
         else:
             seen.add(key)
             lines.append(item)
             continue
         dupes += 1
-    return PageItems(lines, dupes, unidentified, stale=repeats == len(items))
+    return PageItems(lines, dupes, unidentified, overlap, stale=repeats == len(items))
 
 
 def log_dropped(stream: str, cursor: str | None, kept: PageItems) -> None:
-    """Warn about a page's duplicates and unidentified items, if it had any."""
-    if kept.duplicates:
-        logger.warning("%s: dropped %d duplicate item(s) at %r", stream, kept.duplicates, cursor)
+    """Warn about a page's duplicates and unidentified items, if it had any; items an
+    earlier incremental run wrote are expected (see :func:`log_overlap`)."""
+    duplicates = kept.duplicates - kept.overlap
+    if duplicates:
+        logger.warning("%s: dropped %d duplicate item(s) at %r", stream, duplicates, cursor)
     if kept.unidentified:
         logger.warning(
             "%s: %d item(s) at %s have no usable id (written as sent, not de-duplicated)",
             stream,
             kept.unidentified,
             f"cursor {cursor!r}" if cursor is not None else "the first page",
+        )
+
+
+def log_overlap(skipped: int) -> None:
+    """Once per run: the items an earlier incremental run already wrote, read again within
+    the overlap and skipped, as designed."""
+    if skipped:
+        logger.info(
+            "skipped %d item(s) the previous run already exported (its overlap, read again)",
+            skipped,
         )
 
 

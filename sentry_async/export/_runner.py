@@ -50,7 +50,14 @@ from ._checkpoint import (
     save_checkpoint,
 )
 from ._datafiles import OpenFiles
-from ._dedupe import PageItems, dedupe_page, ids_written, log_dropped, rows_written
+from ._dedupe import (
+    PageItems,
+    dedupe_page,
+    ids_written,
+    log_dropped,
+    log_overlap,
+    rows_written,
+)
 from ._errors import CheckpointError, ExportDecodeError
 from ._files import IdKey, now_iso, remove_checkpoint, skip_keys
 from ._formats import (
@@ -188,6 +195,8 @@ class Exporter:
             )
         )
         self._skip = skip_keys(skip_ids)
+        self._overlap = 0
+        """Items of ``skip_ids`` met and skipped in this run: told once, at its end."""
 
     @property
     def checkpoint(self) -> Checkpoint | None:
@@ -220,6 +229,7 @@ class Exporter:
                 raise
             finally:
                 lock.remove()
+                log_overlap(self._overlap)
                 if created and self._checkpoint is None:
                     with contextlib.suppress(OSError):
                         self.output.rmdir()
@@ -557,6 +567,7 @@ class Exporter:
             earlier=ids.earlier,
         )
         ids.stale = ids.stale + 1 if kept.stale else 0
+        self._overlap += kept.overlap
         log_dropped(state.key, page.cursor, kept)
         assert self._checkpoint is not None
         file_state = self._checkpoint.files[state.file]
