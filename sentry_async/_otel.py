@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from yarl import URL
 
 from ._version import __version__
-from .hooks import HookEvent, Hooks
+from .hooks import ABANDONED, HookEvent, Hooks
 
 if TYPE_CHECKING:
     from opentelemetry.trace import Span, TracerProvider
@@ -43,7 +43,11 @@ class OpenTelemetryHooks(Hooks):
     ``url.template`` (the group's route), ``url.full`` (the API root and the route
     template: no slug, id or query value), ``sentry_async.endpoint_group``,
     ``http.response.status_code`` and, on failure, ``error.type``; the logical span also
-    ``sentry_async.attempts``; retries and rate-limit waits are its events. No header or
+    ``sentry_async.attempts``; retries and rate-limit waits are its events. A request the
+    library sent on its own and dropped (a read-ahead left by ``break``, a fan_out's
+    other streams when it ends early: ``reason="abandoned"``) ends both spans with
+    ``sentry_async.abandoned=true`` and no error status; a caller's cancellation is an
+    error. No header or
     token is ever recorded. Spans go to ``tracer_provider``, else the global one.
     """
 
@@ -93,7 +97,9 @@ class OpenTelemetryHooks(Hooks):
         error = event.reason or (
             str(event.status) if event.status is not None and event.status >= 400 else None
         )
-        if error is not None:
+        if error == ABANDONED:
+            span.set_attribute("sentry_async.abandoned", True)
+        elif error is not None:
             span.set_attribute("error.type", error)
             span.set_status(self._trace.StatusCode.ERROR)
         span.end()
@@ -118,8 +124,11 @@ class OpenTelemetryHooks(Hooks):
             span.set_attribute("http.request.resend_count", event.attempt - 1)
         if event.status is not None:
             span.set_attribute("http.response.status_code", event.status)
-        # A renamed project's 302 that the client follows is a move, not a failure.
-        if event.reason is not None and event.reason != "moved":
+        # A renamed project's 302 that the client follows is a move, not a failure; a
+        # request the library dropped itself (nobody waiting for it) is not one either.
+        if event.reason == ABANDONED:
+            span.set_attribute("sentry_async.abandoned", True)
+        elif event.reason is not None and event.reason != "moved":
             span.set_attribute("error.type", event.reason)
             span.set_status(self._trace.StatusCode.ERROR)
         span.end(end_time=request.start + int(event.elapsed * 1e9))

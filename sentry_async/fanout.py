@@ -59,6 +59,7 @@ from ._fanout_events import FanOutEvent, StreamDone, StreamItem
 from ._fanout_events import Page as _Page
 from ._fanout_events import Wire as _Wire
 from ._fanout_room import Room, Signal, Waitable, event_type, release
+from .hooks import Abandoning
 from .pagination import Paginator, _Walking, decode_gate
 
 __all__ = ["FanOut", "FanOutEvent", "StreamDone", "StreamItem", "fan_out"]
@@ -131,6 +132,9 @@ class FanOut(Generic[K, T], AsyncIterator[tuple[K, T]]):
         self._checkpoint: Callable[[], Awaitable[None]] = anyio.lowlevel.checkpoint
         """One scheduler pass: asyncio's own on its loop, without anyio's backend look-up."""
         self._entered = False
+        self._abandoning = Abandoning()
+        """Set on when the run ends early on its own account (a failure, the consumer
+        leaving): the requests it cancels then are abandoned, not failed."""
 
     @property
     def buffered(self) -> int:
@@ -159,10 +163,14 @@ class FanOut(Generic[K, T], AsyncIterator[tuple[K, T]]):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> bool:
-        # Whatever ended the block, no fetcher may outlive it.
-        self._scope.cancel()
         assert self._task_group is not None
         cancelled = exc is not None and isinstance(exc, anyio.get_cancelled_exc_class())
+        if not cancelled:
+            # The consumer left (a break, an exception): requests in flight are dropped by
+            # the library, not cancelled by the caller.
+            self._abandoning.on = True
+        # Whatever ended the block, no fetcher may outlive it.
+        self._scope.cancel()
         try:
             # Only a cancellation goes to the task group (it must see it to unwind the
             # scopes); any other exception of the block propagates as itself instead of
@@ -191,6 +199,7 @@ class FanOut(Generic[K, T], AsyncIterator[tuple[K, T]]):
     async def _supervise(self) -> None:
         """Start up to ``concurrency`` workers; each runs streams one after another, taking
         the next from ``streams`` when its last one ends, so a stream costs no task start."""
+        self._abandoning.enter()
         with self._scope:
             # Counted as a walk until every worker has started: a first stream whose first
             # page comes back before the others start does not read ahead as one alone.
@@ -250,6 +259,7 @@ class FanOut(Generic[K, T], AsyncIterator[tuple[K, T]]):
         """The run's first failure: every stream stops, the consumer gets it next."""
         if self._error is None:
             self._error = error
+        self._abandoning.on = True
         self._scope.cancel()
         self._wake_consumer()
 

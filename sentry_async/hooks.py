@@ -6,6 +6,7 @@ single ``None`` per step, so the hot path stays as it was.
 
 from __future__ import annotations
 
+import contextvars
 import inspect
 import itertools
 import logging
@@ -56,7 +57,11 @@ class HookEvent(msgspec.Struct, frozen=True):
     class name for a failed ``on_done``, or ``moved`` for a renamed project's 302 that the
     client follows to the new path (not a failure). A body that arrives whole but does not
     decode is reported once: ``on_response`` with its status, then ``on_retry`` with
-    ``payload``."""
+    ``payload``. ``abandoned`` (:data:`ABANDONED`, in ``on_response`` and ``on_done``): a
+    request the library sent on its own and then dropped, nobody waiting for it any more
+    (a paginator's read-ahead left by ``break`` or ``aclose()``, a :func:`fan_out`'s other
+    streams when it ends early); not a failure. A cancellation by the caller (a timeout,
+    a cancel scope, ``task.cancel()``) stays ``cancelled`` / ``CancelledError``."""
     server: str | None = None
     """``on_start`` only: the API root the request goes to (``https://de.sentry.io/api/0``:
     scheme, host, a port other than the default, a self-hosted install's path prefix).
@@ -91,6 +96,44 @@ class Hooks:
 
     def on_done(self, event: HookEvent) -> None:
         """The logical request ended: success, a final error (``reason``) or a cancel."""
+
+
+ABANDONED = "abandoned"
+"""The ``reason`` of a request the library itself cancelled, nobody waiting for it."""
+
+
+class Abandoning:
+    """Work the library started on its own (a read-ahead, a fan_out's workers), run in the
+    context where this is :meth:`entered`: once :attr:`on`, a cancellation there is the
+    library dropping what nobody waits for, and a request it cuts ends as ``abandoned``
+    rather than ``cancelled``. Costs nothing per request: looked at only when one ends
+    cancelled."""
+
+    __slots__ = ("_outer", "on")
+
+    def __init__(self, on: bool = False) -> None:
+        self._outer = _ABANDONING.get()
+        """The work this one runs for (a fan_out around a walk): dropping it drops this."""
+        self.on = on
+
+    def enter(self) -> None:
+        """From now on, in the current context (a task's own), requests belong to this work."""
+        _ABANDONING.set(self)
+
+
+_ABANDONING: contextvars.ContextVar[Abandoning | None] = contextvars.ContextVar(
+    "sentry_async_abandoning", default=None
+)
+
+
+def _abandoned() -> bool:
+    """Whether the work the current request belongs to is being dropped by the library."""
+    work = _ABANDONING.get()
+    while work is not None:
+        if work.on:
+            return True
+        work = work._outer
+    return False
 
 
 _IDS = itertools.count(1)
@@ -172,6 +215,11 @@ def _what(value: object) -> str:
     return f"got {type(value).__name__}"
 
 
+def _cancellation(error: BaseException | None) -> bool:
+    """asyncio's or trio's cancellation: any other exception reaching a request is none."""
+    return error is not None and not isinstance(error, (Exception, KeyboardInterrupt, SystemExit))
+
+
 def _emit(handlers: tuple[Callable[[HookEvent], None], ...], event: HookEvent) -> None:
     for handler in handlers:
         try:
@@ -231,6 +279,8 @@ class Call:
         self.status = status
         handlers = self._handlers["on_response"]
         if handlers:
+            if kind == "cancelled" and _abandoned():
+                kind = ABANDONED
             _emit(
                 handlers,
                 HookEvent(self.id, self.method, self.group, self.attempt, status, reason=kind),
@@ -272,6 +322,8 @@ class Call:
             reason = None if error is None else type(error).__name__
             if isinstance(error, ProjectMoved) and FOLLOWING_MOVES.get():
                 reason = "moved"
+            elif _cancellation(error) and _abandoned():
+                reason = ABANDONED
             _emit(
                 handlers,
                 HookEvent(

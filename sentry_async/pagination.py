@@ -34,6 +34,7 @@ import msgspec
 from ._protocol.cursors import DEFAULT_MAX_STALE_PAGES, CursorWalk, Position, Step
 from ._protocol.ratelimit import RateLimitInfo
 from .errors import OversizedPage
+from .hooks import Abandoning
 
 __all__ = ["AUTOMATIC_PREFETCH", "Page", "Paginator", "Position"]
 
@@ -416,7 +417,11 @@ class Paginator(Generic[T], AsyncIterator[T]):
             links: dict[str | None, str | None] = {}
             """The ``Link`` of each response read but not yet counted, by its cursor."""
             loop = asyncio.get_running_loop()
-            ready = _Handover(loop)
+            abandoning = Abandoning(on=True)
+            """The requests sent here are the library's own: when it cancels them (the
+            consumer left, :meth:`aclose`, a cursor the walk left) they are abandoned, not
+            failed; unless the consumer's wait for a page was cancelled by its caller."""
+            ready = _Handover(loop, abandoning)
 
             def send_early() -> bool:
                 if early or walk.cursor not in links or not room.take_now():
@@ -432,6 +437,7 @@ class Paginator(Generic[T], AsyncIterator[T]):
                 # Watched from the task that fetches (the producer's, or one sent early), so
                 # that this fetch's Link, in turn, can send the next request.
                 _LINK_WATCH.set((self._fetch, link_seen))
+                abandoning.enter()
                 return await self._fetch(cursor, self.page_size)
 
             def link_seen(cursor: str | None, link: str | None) -> bool:
@@ -639,12 +645,13 @@ class _Handover:
     a deque and the one future the consumer waits on, for a producer that never waits
     for room here (the room is counted apart) and a single consumer."""
 
-    __slots__ = ("_items", "_loop", "_waiter")
+    __slots__ = ("_abandoning", "_items", "_loop", "_waiter")
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, abandoning: Abandoning) -> None:
         self._items: deque[_Fetched | BaseException | None] = deque()
         self._loop = loop
         self._waiter: asyncio.Future[None] | None = None
+        self._abandoning = abandoning
 
     def put(self, item: _Fetched | BaseException | None) -> None:
         self._items.append(item)
@@ -663,9 +670,15 @@ class _Handover:
 
     async def take(self) -> _Fetched | BaseException | None:
         items = self._items
-        while not items:
-            waiter = self._waiter = self._loop.create_future()
-            await waiter
+        try:
+            while not items:
+                waiter = self._waiter = self._loop.create_future()
+                await waiter
+        except asyncio.CancelledError:
+            # The caller cancelled its wait for a page: the requests sent for it are
+            # cancelled by the caller, not dropped by the library.
+            self._abandoning.on = False
+            raise
         return items.popleft()
 
 
@@ -711,7 +724,14 @@ async def _drop(early: dict[str | None, asyncio.Task[RawPage]], room: _Room) -> 
 
 
 async def _end(task: asyncio.Task[Any]) -> None:
-    """Cancel a read-ahead's task and wait until it is over, even inside a cancelled scope."""
+    """Cancel a read-ahead's task and wait until it is over, even inside a cancelled scope.
+
+    A task already over is not waited for: at the loop's shutdown (which has ended every
+    task) a walk's close then completes in one step, before the loop closes the same walk
+    from its own list of async generators (a second close of a walk still closing fails
+    as "already running", whichever of the two the loop happens to start first)."""
+    if task.done():
+        return
     task.cancel()
     with anyio.CancelScope(shield=True):
         await asyncio.wait({task})
