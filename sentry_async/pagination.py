@@ -293,7 +293,9 @@ class Paginator(Generic[T], AsyncIterator[T]):
         the first page sends nothing it does not read, and walks side by side (which keep
         the server busy already, a :func:`~sentry_async.fan_out`'s among them) go one page
         at a time until one finds itself alone. Reading ahead runs an asyncio task: off
-        asyncio (trio) a walk goes one page at a time whatever ``pages`` says.
+        asyncio (trio) a walk goes one page at a time whatever ``pages`` says. Each request
+        read ahead runs in the context the consumer was in when it asked for the page that
+        led to it: a trace puts it under the span current then.
         """
         return dataclasses.replace(self, prefetch=pages)
 
@@ -422,6 +424,11 @@ class Paginator(Generic[T], AsyncIterator[T]):
             consumer left, :meth:`aclose`, a cursor the walk left) they are abandoned, not
             failed; unless the consumer's wait for a page was cancelled by its caller."""
             ready = _Handover(loop, abandoning)
+            begun = asked = contextvars.copy_context()
+            """The consumer's context when it last asked for a page (``begun``: when the
+            read-ahead began, the producer's own): the requests that ask leads to are sent
+            in it, so that a trace puts them under the span the consumer was in then. One
+            copy per page, none per item."""
 
             def send_early() -> bool:
                 if early or walk.cursor not in links or not room.take_now():
@@ -430,7 +437,7 @@ class Paginator(Generic[T], AsyncIterator[T]):
                 if nxt is None:
                     room.give()
                     return False
-                early[nxt] = loop.create_task(fetch(nxt))
+                early[nxt] = asked.run(loop.create_task, fetch(nxt))
                 return True
 
             async def fetch(cursor: str | None) -> RawPage:
@@ -453,7 +460,13 @@ class Paginator(Generic[T], AsyncIterator[T]):
                         if sent is None:
                             if not room.take_now():
                                 await room.take()
-                            raw = await fetch(walk.cursor)
+                            if asked == begun:
+                                raw = await fetch(walk.cursor)
+                            else:
+                                # The consumer asks from another context (a span of its
+                                # own): the request goes in a task of that context.
+                                sent = asked.run(loop.create_task, fetch(walk.cursor))
+                                raw = await sent
                         else:
                             raw = await sent
                         ready.put(self._counted(walk, raw, seen))
@@ -487,6 +500,7 @@ class Paginator(Generic[T], AsyncIterator[T]):
                         send_early()
                     yield got
                     del got
+                    asked = contextvars.copy_context()
             finally:
                 await _end(task)
                 await _drop(early, room)

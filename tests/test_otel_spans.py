@@ -4,6 +4,7 @@ that carries no slug, id or query value."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -87,3 +88,35 @@ async def test_an_attempt_with_no_answer_is_an_error_span_of_its_kind(
     assert dropped.status.status_code.name == "ERROR"
     assert answered.attributes["http.response.status_code"] == 200
     assert call.status.status_code.name == "UNSET"
+
+
+@pytest.mark.parametrize("prefetch", [None, 1, 2])
+async def test_a_page_read_ahead_is_a_child_of_the_span_that_asked_for_it(
+    server: FakeSentry, prefetch: int | None
+) -> None:
+    """A caller that wraps each step of a walk in its own span finds each page request
+    under the step whose page asked for it (at most ``prefetch`` pages before it), not
+    under the step that was current when the read-ahead began."""
+    exporter, provider = memory_spans()
+    tracer = provider.get_tracer("caller")
+    org = server.data.org_slugs()[0]
+    steps: dict[int, int] = {}
+    async with SentryClient(
+        TOKEN, base_url=server.url, retry=FAST, hooks=OpenTelemetryHooks(provider)
+    ) as client:
+        issues = client.issues.list(org, page_size=1, limit=8).read_ahead(prefetch)
+        for step in range(8):
+            with tracer.start_as_current_span(f"step{step}") as span:
+                steps[span.get_span_context().span_id] = step
+                await issues.__anext__()
+            for _ in range(5):  # the consumer works: the read-ahead goes on meanwhile
+                await asyncio.sleep(0)
+        await issues.aclose()
+    requests = sorted(
+        (span for span in exporter.get_finished_spans() if span.name == f"GET {ISSUES}"),
+        key=lambda span: span.start_time,
+    )
+    parents = [steps[span.parent.span_id] for span in requests if span.kind.name == "INTERNAL"]
+    assert len(parents) >= 8
+    ahead = 2 if prefetch is None else prefetch
+    assert all(page - ahead <= step <= page for page, step in enumerate(parents)), parents
