@@ -336,19 +336,12 @@ class Exporter:
         the pages and the writer (its worker task and hand-over cost CPU every page, and a
         lone stream's export is bound by the client's CPU, its reads ahead keeping the
         server busy)."""
-        for state in pending:
-            items = 0
-            try:
-                # Closed on the way out, whatever ends the loop: its read-ahead stops then.
-                async with contextlib.aclosing(self._pages(state)) as pages:
-                    async for item in pages:
-                        items += 1
-                        await self._handle(StreamItem(state.key, item))
-                        # Written: not kept while the next page is fetched and decoded.
-                        del item
-            except DecodeError as exc:
-                raise self._decode_error(state.key, checkpoint, exc) from exc
-            await self._handle(StreamDone(state.key, items))
+        # Closed on the way out, whatever ends the loop: the walk's read-ahead stops then.
+        async with contextlib.aclosing(self._lane(checkpoint, pending)) as events:
+            async for event in events:
+                await self._handle(event)
+                # Written: not kept while the next page is fetched and decoded.
+                del event
 
     async def _side_by_side(self, checkpoint: Checkpoint, pending: list[StreamState]) -> None:
         merged = fan_out(
@@ -391,8 +384,8 @@ class Exporter:
     async def _lane(
         self, checkpoint: Checkpoint, states: list[StreamState]
     ) -> AsyncGenerator[StreamItem[str, _Item] | StreamDone[str], None]:
-        """The events of ``states``, walked one after another as :meth:`_one_at_a_time`
-        walks them."""
+        """The events of ``states``, walked one after another: each stream's pages, then
+        its end."""
         for state in states:
             items = 0
             try:
