@@ -158,6 +158,29 @@ class Transport(Exchange):
         self._request_options: dict[str, bool] = (
             {"auto_decompress": False} if _PER_REQUEST_DECOMPRESS else {}
         )
+        self._waits: set[anyio.CancelScope] = set()
+        """The waits of calls sitting out a backoff or a Retry-After, for close() to end."""
+
+    def close(self) -> None:
+        """End the attempts in flight and the waits between attempts: each call raises
+        :class:`ClientClosed` now, not once its wait (up to ``backoff_max`` or ``max_wait``)
+        is over."""
+        super().close()
+        for wait in self._waits:
+            wait.cancel()
+
+    async def _sit_out(self, delay: float) -> None:
+        """The wait before the next attempt, which close() ends."""
+        if self.closed:
+            raise self._closed_failure().error
+        with anyio.CancelScope() as wait:
+            self._waits.add(wait)
+            try:
+                await anyio.sleep(delay)
+            finally:
+                self._waits.discard(wait)
+        if wait.cancel_called:
+            raise self._closed_failure().error
 
     async def send(
         self,
@@ -343,7 +366,7 @@ class Transport(Exchange):
                     f"(attempt {attempt + 1} of {policy.attempts}): {_unsourced(failure.error)}"
                 ),
             )
-            await anyio.sleep(decision.delay)
+            await self._sit_out(decision.delay)
 
     async def _attempt(
         self,

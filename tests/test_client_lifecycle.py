@@ -24,6 +24,9 @@ from aiohttp import web
 from sentry_async import (
     ClientClosed,
     ConnectionFailed,
+    HookEvent,
+    Hooks,
+    RetryPolicy,
     SentryClient,
     SentryError,
     Timeouts,
@@ -257,3 +260,41 @@ async def test_a_session_closed_under_the_client_is_not_a_network_failure() -> N
         assert not isinstance(raised.value, ConnectionFailed)
         assert "session" in str(raised.value)
         assert held.paths == []
+
+
+class _Retrying(Hooks):
+    """Sets ``waiting`` once a call has decided to wait and try again."""
+
+    def __init__(self) -> None:
+        self.waiting = asyncio.Event()
+
+    def on_retry(self, event: HookEvent) -> None:
+        self.waiting.set()
+
+
+@pytest.mark.parametrize("answer", ["503", "429"])
+async def test_close_ends_a_call_waiting_to_try_again(answer: str) -> None:
+    """A call sitting out its backoff after a 503, or the Retry-After of its own 429, is
+    ended by close() as a call in flight is, not when its wait is over."""
+
+    async def refuse(request: web.Request) -> web.StreamResponse:
+        if answer == "429":
+            headers = {"Retry-After": "200"}
+            return web.json_response({"detail": "slow down"}, status=429, headers=headers)
+        return web.json_response({"detail": "busy"}, status=503)
+
+    app = web.Application()
+    app.router.add_get("/api/0/busy/", refuse)
+    retry = RetryPolicy(backoff_base=200.0, backoff_max=200.0, jitter=0.0)
+    retrying = _Retrying()
+    async with local_app(app) as url:
+        client = SentryClient("token", base_url=url, retry=retry, hooks=[retrying])
+        async with client:
+            call = asyncio.create_task(client.request("GET", "/busy/"))
+            with anyio.fail_after(HANG):
+                await retrying.waiting.wait()
+            await client.close()
+            done, _pending = await asyncio.wait([call], timeout=HANG)
+            assert done, "the call still sits out its wait after close()"
+            error = call.exception()
+            assert isinstance(error, ClientClosed), repr(error)
