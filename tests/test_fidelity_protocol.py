@@ -48,6 +48,15 @@ def test_id_chunks_respect_count_and_length() -> None:
         id_chunks(["9" * 9000], base_length=10)
 
 
+def test_id_chunks_count_what_each_id_really_adds() -> None:
+    """An id sent under another name, or twice, is counted at its own cost."""
+    ids = [str(5_000_000 + n) for n in range(1000)]
+    twice = id_chunks(ids, base_length=100, budget=8000, cost_of=lambda i: 2 * len(i) + 7)
+    assert all(100 + sum(2 * len(i) + 7 for i in chunk) <= 8000 for chunk in twice)
+    assert [i for chunk in twice for i in chunk] == ids
+    assert len(twice) > len(id_chunks(ids, base_length=100, budget=8000))
+
+
 def test_moved_project_answers_are_recognised() -> None:
     current = (
         b'{"slug":"new","detail":{"code":"resource-moved","message":"Resource has been moved",'

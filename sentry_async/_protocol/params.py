@@ -197,18 +197,29 @@ def project_refs(value: str | int | Sequence[str | int] | None) -> list[str] | N
     return out
 
 
+def id_param_cost(item: str) -> int:
+    """What one id adds to a URL as ``&id=<id>``."""
+    return len(item) + 4
+
+
 def id_chunks(
-    ids: Sequence[str], *, base_length: int, limit: int = 1000, budget: int = URL_BUDGET
+    ids: Sequence[str],
+    *,
+    base_length: int,
+    limit: int = 1000,
+    budget: int = URL_BUDGET,
+    cost_of: Callable[[str], int] = id_param_cost,
 ) -> list[list[str]]:
     """Split ``ids`` into calls of at most ``limit`` ids whose URL stays within ``budget``.
 
-    ``base_length`` is the URL without the ids; each id costs ``&id=<id>``.
+    ``base_length`` is the URL without the ids; ``cost_of`` what each id adds to it
+    (``&id=<id>`` unless the id also goes elsewhere in the URL, or under another name).
     """
     chunks: list[list[str]] = []
     current: list[str] = []
     length = base_length
     for item in ids:
-        cost = len(item) + 4
+        cost = cost_of(item)
         if current and (len(current) >= limit or length + cost > budget):
             chunks.append(current)
             current, length = [], base_length

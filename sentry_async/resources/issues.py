@@ -12,9 +12,9 @@ from typing import Any, Literal, cast, overload
 import msgspec
 
 from .._protocol.params import (
-    URL_BUDGET,
     check_page_size,
     id_chunks,
+    id_param_cost,
     is_numeric_id,
     project_refs,
 )
@@ -120,9 +120,25 @@ def _ids(ids: Iterable[str | int]) -> list[str]:
     return [check_issue_id(value) for value in ids]
 
 
-def _one_call(ids: Sequence[str], base_length: int, budget: int) -> None:
+_ISSUE_ID_QUERY = "&query=issue.id%3A%5B%5D"
+"""The ``query=issue.id:[...]`` of a bulk update without its ids, counted fully
+percent-encoded: the longest form a proxy on the way may see."""
+
+
+def _updated_id_cost(item: str) -> int:
+    """An id of a bulk update goes out twice: ``&id=<id>``, and ``<id>%2C`` in its query."""
+    return id_param_cost(item) + len(item) + len("%2C")
+
+
+def _group_cost(item: str) -> int:
+    """An id looked up as ``&group=<id>``."""
+    return len(item) + len("&group=")
+
+
+def _one_call(ids: Sequence[str], base_length: int) -> None:
     """A merge must fit in one call: ``handle_merge`` picks one parent per call."""
-    if len(id_chunks(ids, base_length=base_length, limit=BULK_LIMIT, budget=budget)) > 1:
+    chunks = id_chunks(ids, base_length=base_length, limit=BULK_LIMIT, cost_of=_updated_id_cost)
+    if len(chunks) > 1:
         raise ValueError(
             f"merge=True takes the ids of one call only (at most {BULK_LIMIT} ids and a "
             "request line under 8 KB; these need several): Sentry merges each call under "
@@ -356,12 +372,10 @@ class IssuesResource(Resource):
             numeric = await self._numeric(org_slug, id_list)
             chunks = id_chunks(numeric, base_length=base_length, limit=BULK_LIMIT)
             return await self._send(method, org_slug, numeric, chunks, extra, body, idempotent)
-        # ``query=issue.id:[a,b]`` costs about as much as the ids themselves.
-        query_length = len("&query=issue.id%3A%5B%5D")
-        budget = base_length + query_length + (URL_BUDGET - base_length - query_length) // 2
+        update_length = base_length + len(_ISSUE_ID_QUERY)
         merge = bool(body and body.get("merge"))
         if merge:
-            _one_call(id_list, base_length + query_length, budget)
+            _one_call(id_list, update_length)
         numeric = await self._numeric(org_slug, id_list)
         found = await self._existing(org_slug, numeric, base_length, extra)
         missing = [value for value in numeric if value not in found]
@@ -370,9 +384,9 @@ class IssuesResource(Resource):
             raise IssuesNotFound(missing)
         if merge:
             # Short ids resolve to numeric ids of another length: checked again, unsent.
-            _one_call(sent, base_length + query_length, budget)
-        chunks = id_chunks(sent, base_length=base_length + query_length,
-                           limit=BULK_LIMIT, budget=budget)
+            _one_call(sent, update_length)
+        chunks = id_chunks(sent, base_length=update_length, limit=BULK_LIMIT,
+                           cost_of=_updated_id_cost)
         result = await self._send(method, org_slug, sent, chunks, extra, body, idempotent)
         return BulkResult(ids=result.ids, calls=result.calls, results=result.results,
                           missing=missing)
@@ -388,7 +402,7 @@ class IssuesResource(Resource):
         unpaginated, without searching (issues being deleted count as gone)."""
         found: set[str] = set()
         for chunk in id_chunks(numeric, base_length=base_length, limit=BULK_LIMIT,
-                               budget=base_length + (URL_BUDGET - base_length) * 4 // 7):
+                               cost_of=_group_cost):
             params: builtins.list[tuple[str, str]] = [("group", value) for value in chunk]
             params.extend(extra)
             rows = await self._client.request(
