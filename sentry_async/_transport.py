@@ -49,7 +49,7 @@ from .errors import (
     SentryError,
 )
 from .hooks import Call, HookSet
-from .limiter import RateLimiter
+from .limiter import RateLimiter, SlotWaitEnded
 
 __all__ = [
     "DEFAULT_MAX_BODY_SIZE",
@@ -162,7 +162,8 @@ class Transport(Exchange):
         """The waits of calls sitting out a backoff or a Retry-After, for close() to end."""
 
     def close(self) -> None:
-        """End the attempts in flight and the waits between attempts: each call raises
+        """End the attempts in flight, the waits between attempts and the waits in the
+        limiter (for a slot, a window, another call's 429): each call raises
         :class:`ClientClosed` now, not once its wait (up to ``backoff_max`` or ``max_wait``)
         is over."""
         super().close()
@@ -386,12 +387,14 @@ class Transport(Exchange):
         """One attempt: the decoded success, or the failure to decide on; ``resend``: safe
         to send again on a new connection when a kept-alive one closes under it."""
         try:
-            async with self.limiter.slot(group) as slot:
+            async with self.limiter.slot(group, waits=self._waits) as slot:
                 if call is not None:
                     call.sending(attempt, slot.waited)
                 response = await self._exchange(method, url, body, sink, on_headers, resend)
         except _Failure as failure:
             return failure
+        except SlotWaitEnded:
+            return self._closed_failure()
         except BaseException as exc:
             if call is not None and call.attempt == attempt:
                 # Sent and never answered: one on_response per on_request, so that an

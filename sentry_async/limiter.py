@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from types import TracebackType
 
@@ -30,7 +30,7 @@ import anyio
 
 from ._protocol.ratelimit import RateLimitInfo
 
-__all__ = ["GroupState", "RateLimiter"]
+__all__ = ["GroupState", "RateLimiter", "SlotWaitEnded"]
 
 logger = logging.getLogger("sentry_async")
 
@@ -152,10 +152,14 @@ class RateLimiter:
             self._groups[name] = group
         return group
 
-    def slot(self, name: str) -> _Slot:
+    def slot(self, name: str, *, waits: set[anyio.CancelScope] | None = None) -> _Slot:
         """``async with limiter.slot(group):`` holds one in-flight slot of ``name`` and one
-        token, waiting for both as needed."""
-        return _Slot(self._group(name), self._clock)
+        token, waiting for both as needed.
+
+        ``waits``: each wait of the slot's runs in a cancel scope put there while it lasts,
+        so that the owner (a client being closed) can end it; the slot then raises
+        :class:`SlotWaitEnded` instead of waiting again."""
+        return _Slot(self._group(name), self._clock, waits)
 
     def observe(
         self,
@@ -289,6 +293,10 @@ class RateLimiter:
         return list(self._groups)
 
 
+class SlotWaitEnded(Exception):
+    """A slot's wait ended by the owner of its ``waits`` (a client being closed)."""
+
+
 class _Slot:
     """The in-flight slot of one request.
 
@@ -297,11 +305,14 @@ class _Slot:
     event loop. The slot is its own borrower token, so it cannot be confused with another.
     """
 
-    __slots__ = ("_clock", "_group", "sent", "waited")
+    __slots__ = ("_clock", "_group", "_waits", "sent", "waited")
 
-    def __init__(self, group: _Group, clock: Callable[[], float]) -> None:
+    def __init__(
+        self, group: _Group, clock: Callable[[], float], waits: set[anyio.CancelScope] | None
+    ) -> None:
         self._group = group
         self._clock = clock
+        self._waits = waits
         self.sent = 0
         """The group's send count once this request went: for :meth:`RateLimiter.observe`."""
         self.waited = 0.0
@@ -314,17 +325,13 @@ class _Slot:
         try:
             group.limiter.acquire_on_behalf_of_nowait(self)
         except anyio.WouldBlock:
-            started = time.perf_counter()
-            await group.limiter.acquire_on_behalf_of(self)
-            self.waited += time.perf_counter() - started
+            await self._wait(group.limiter.acquire_on_behalf_of(self))
         try:
             while True:
                 wait = group.wait_time(self._clock())
                 if wait <= 0:
                     break
-                started = time.perf_counter()
-                await anyio.sleep(wait)
-                self.waited += time.perf_counter() - started
+                await self._wait(anyio.sleep(wait))
         except BaseException:
             group.limiter.release_on_behalf_of(self)
             raise
@@ -332,6 +339,23 @@ class _Slot:
         group.sent += 1
         self.sent = group.sent
         return self
+
+    async def _wait(self, waiting: Awaitable[None]) -> None:
+        """Wait (for a slot, a token, a window or a pause), timed for the hooks, and ended
+        by whoever owns ``waits``."""
+        started = time.perf_counter()
+        if self._waits is None:
+            await waiting
+        else:
+            with anyio.CancelScope() as scope:
+                self._waits.add(scope)
+                try:
+                    await waiting
+                finally:
+                    self._waits.discard(scope)
+            if scope.cancelled_caught:
+                raise SlotWaitEnded
+        self.waited += time.perf_counter() - started
 
     async def __aexit__(
         self,

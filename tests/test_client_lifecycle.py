@@ -298,3 +298,33 @@ async def test_close_ends_a_call_waiting_to_try_again(answer: str) -> None:
             assert done, "the call still sits out its wait after close()"
             error = call.exception()
             assert isinstance(error, ClientClosed), repr(error)
+
+
+async def test_close_ends_a_call_held_by_another_calls_429() -> None:
+    """A call held back by the limiter because another call of its endpoint met a 429 is
+    ended by close() at once, not when the server's pause is over."""
+    hits = 0
+
+    async def refuse(request: web.Request) -> web.StreamResponse:
+        nonlocal hits
+        hits += 1
+        return web.json_response({"detail": "slow down"}, status=429, headers={"Retry-After": "200"})
+
+    app = web.Application()
+    app.router.add_get("/api/0/busy/", refuse)
+    retrying = _Retrying()
+    async with local_app(app) as url:
+        client = SentryClient("token", base_url=url, hooks=[retrying])
+        async with client:
+            first = asyncio.create_task(client.request("GET", "/busy/"))
+            with anyio.fail_after(HANG):
+                await retrying.waiting.wait()
+            held = asyncio.create_task(client.request("GET", "/busy/"))
+            await asyncio.sleep(0.3)  # into the limiter's wait for the pause to end
+            assert not held.done() and hits == 1
+            await client.close()
+            done, _pending = await asyncio.wait([first, held], timeout=HANG)
+            assert held in done, "the held call still waits for the pause after close()"
+            for call in (first, held):
+                assert isinstance(call.exception(), ClientClosed), repr(call.exception())
+            assert hits == 1
