@@ -78,7 +78,7 @@ async def test_every_parameter_goes_out(fake_sentry: FakeSentry, client: SentryC
         await client.events.for_project(ORG, project, sample=True, limit=1).collect()
         await client.events.latest(ORG, issue_id, environment="production", query="failure")
         await client.events.oldest(ORG, issue_id, period="90d")
-        await client.organizations.list(sort_by="projects").collect()
+        await client.organizations.list(sort_by="members").collect()
         await client.projects.list(ORG, collapse="latestDeploys", all_projects=True).collect()
         await client.discover.query(
             ORG,
@@ -102,7 +102,7 @@ async def test_every_parameter_goes_out(fake_sentry: FakeSentry, client: SentryC
     assert latest.param("environment") == "production"
     assert latest.param("query") == "failure"
     assert _to(fake_sentry, "/events/oldest/")[0].param("statsPeriod") == "90d"
-    assert _to(fake_sentry, "/api/0/organizations/")[-1].param("sortBy") == "projects"
+    assert _to(fake_sentry, "/api/0/organizations/")[-1].param("sortBy") == "members"
     listing = _to(fake_sentry, "/projects/")[-1]
     assert listing.param("collapse") == "latestDeploys" and listing.param("all_projects") == "1"
     discover = _to(fake_sentry, f"/{ORG}/events/")[-1]

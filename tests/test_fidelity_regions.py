@@ -8,6 +8,7 @@ On sentry.io an organization lives in one region and each region lists only its 
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
 import anyio
 import msgspec
@@ -16,7 +17,7 @@ from yarl import URL
 
 from sentry_async import NotFound, RetryPolicy, SentryClient, UntrustedHost
 from sentry_async._protocol.hosts import token_host_refusal
-from sentry_async.models import OwnedOrganization
+from sentry_async.models import Organization, OwnedOrganization
 from sentry_async.testing import FakeSentry, Fault
 
 FAST = RetryPolicy(attempts=2, backoff_base=0.01, backoff_max=0.05)
@@ -167,11 +168,34 @@ async def test_owned_organizations_have_their_own_shape(fake_sentry: FakeSentry)
     assert request.param("owner") == "1"
 
 
-def test_organizations_list_takes_sort_by() -> None:
+@pytest.mark.parametrize("sort_by", ["projects", "events", "name", "size"])
+def test_organizations_list_refuses_a_sort_sentry_ignores(sort_by: str) -> None:
+    """``OrganizationIndexEndpoint.get`` sorts by ``members`` only: any other ``sortBy``
+    (``projects`` and ``events`` too, both dropped from Sentry) is answered newest first."""
     client = SentryClient("t", base_url="https://sentry.io")
-    with pytest.raises(ValueError, match="sort_by"):
-        client.organizations.list(sort_by="size")
-    client.organizations.list(sort_by="projects")
+    with pytest.raises(ValueError, match=rf"sort_by must be 'members'.*\(got '{sort_by}'\)"):
+        client.organizations.list(sort_by=sort_by)
+
+
+async def test_organizations_sorted_by_members_come_most_members_first(
+    fake_sentry: FakeSentry,
+) -> None:
+    crowded = fake_sentry.builder.add_organization("crowded").record
+    crowded.members = 9
+    crowded.created = fake_sentry.data.now - timedelta(days=1000)
+    newest_first = ["org-0", "org-1", "crowded"]
+    async with SentryClient(fake_sentry.token, base_url=fake_sentry.url) as client:
+        with anyio.fail_after(10):
+            by_members = await client.organizations.list(sort_by="members", page_size=1).collect()
+            plain = await client.organizations.list().collect()
+            ignored = await client.request(
+                "GET", "/organizations/", params={"sortBy": "projects"}, type=list[Organization]
+            )
+    assert [o.slug for o in by_members] == ["crowded", "org-0", "org-1"]
+    assert [o.slug for o in plain] == newest_first
+    assert [o.slug for o in ignored] == newest_first
+    sent = [r for r in fake_sentry.requests if r.path == "/api/0/organizations/"]
+    assert [r.param("sortBy") for r in sent[:3]] == ["members"] * 3
 
 
 # -- the host rule, as a pure function ------------------------------------------------------

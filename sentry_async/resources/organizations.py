@@ -20,7 +20,10 @@ __all__ = ["OrganizationsResource"]
 
 logger = logging.getLogger("sentry_async")
 
-_SORT_BY = frozenset({"name", "projects", "events"})
+_SORT_BY = "members"
+"""The one ``sortBy`` Sentry's organization list implements. It answers any other value
+newest first without a word: ``events`` never sorted (the server failed on it, then dropped
+it) and ``projects`` was dropped in 2026."""
 _REGION_MARK = "@"
 """Cursors of the merged list are ``<region index>@<that region's cursor>``."""
 
@@ -81,9 +84,14 @@ class OrganizationsResource(OrganizationsAPI):
         :class:`~sentry_async.UntrustedHost` error; a self-hosted server's region URL (its
         ``system.url-prefix``) that the token must not go to is ignored. Servers without
         that endpoint (older self-hosted) are listed from the base URL.
+
+        Newest first, or most members first with ``sort_by="members"``.
         """
-        if sort_by is not None and sort_by not in _SORT_BY:
-            raise ValueError(f"sort_by must be one of name, projects, events (got {sort_by!r})")
+        if sort_by is not None and sort_by != _SORT_BY:
+            raise ValueError(
+                f"sort_by must be {_SORT_BY!r}, the only sort Sentry implements (got {sort_by!r});"
+                " leave it out for the newest first"
+            )
         client = self._client
         params: dict[str, Any] = {"query": query, "sortBy": sort_by}
         client.url_for("/organizations/")  # the same argument checks as a plain list

@@ -48,6 +48,9 @@ class OrgRecord:
     """The region name the org lives in (``""``: the server's own, single region)."""
     redirects: dict[str, str] = field(default_factory=dict)
     """Old project slug -> new slug, kept after a rename as Sentry's ``ProjectRedirect``."""
+    members: int = 2
+    """How many members it has (the token's user and ``Dataset.USERS``): what the
+    organization list's ``sortBy=members`` orders by."""
 
 
 @dataclass

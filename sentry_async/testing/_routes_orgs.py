@@ -13,19 +13,26 @@ from ._state import ApiError, _encode, _json, _state
 
 
 async def list_orgs(request: web.Request) -> web.Response:
+    """``OrganizationIndexEndpoint.get``: newest first by ``date_added``, or most members
+    first with ``sortBy=members`` (an OffsetPaginator then); any other ``sortBy`` is
+    ignored, as Sentry ignores it. Ties keep the newest first."""
     data = _state(request).data
     region = _region(request)
     orgs = [o for o in data.orgs if region is None or o.region == region]
+    orgs.sort(key=lambda o: o.created, reverse=True)
     if _flag(request, "owner"):
         # User tokens: every org the user owns, unpaginated, each wrapped with singleOwner.
         body = [{"organization": data.org_body(o), "singleOwner": o.index % 2 == 0} for o in orgs]
         return _json(_encode(body))
+    by_members = request.query.get("sortBy") == "members"
+    if by_members:
+        orgs.sort(key=lambda o: o.members, reverse=True)
     return _page(
         request,
         orgs,
         lambda o: _encode(data.org_body(o)),
         per_page=_per_page(request),
-        style="value",
+        style="page" if by_members else "value",
     )
 
 
