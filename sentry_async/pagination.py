@@ -70,8 +70,9 @@ class Page(Generic[T]):
     meta: Any = None
     paginated: bool = True
     direct_hit: bool = False
-    """``X-Sentry-Direct-Hit: 1``: the issues query was an event id or a short id and this
-    single page is the match (no ``Link``, no further pages)."""
+    """``X-Sentry-Direct-Hit: 1``: the issues query was an event id or a short id (or an
+    issue's events were filtered by an event id: that event in full, even for summaries)
+    and this single page is the match (no ``Link``, no further pages)."""
 
     def __len__(self) -> int:
         return len(self.items)

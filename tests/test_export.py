@@ -225,6 +225,22 @@ async def test_events_of_chosen_issues(fake_sentry_factory: Factory, tmp_path: P
     assert {r.path.split("/")[6] for r in server.requests} == set(issues), "no project listing"
 
 
+async def test_a_summary_export_queried_by_event_id_holds_that_events_full_payload(
+    fake_sentry_factory: Factory, tmp_path: Path
+) -> None:
+    """Sentry answers an issue's events filtered by an event id with that event in full (a
+    direct hit), ``full`` or not: raw mode writes it as sent."""
+    server = await fake_sentry_factory(scale=DATA)
+    data = server.data
+    issue = data.issue_ids(ORG)[0]
+    event = next(e for e in data.issues_by_id[issue].events if _in_range(e.timestamp))
+    with anyio.fail_after(20):
+        async with _client(server) as client:
+            spec = _spec(issues=(issue,), full=False, query=event.event_id)
+            await export(client, spec, tmp_path)
+    assert _lines(tmp_path / f"issue-{issue}.jsonl") == [data.event_bytes(event)]
+
+
 async def test_issues_hold_exactly_the_servers_issues(
     fake_sentry_factory: Factory, tmp_path: Path
 ) -> None:

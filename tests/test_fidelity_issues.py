@@ -275,6 +275,28 @@ async def test_an_event_id_query_on_an_issues_events_is_a_direct_hit(
     assert miss[0] == 200 and miss[1] == [] and "X-Sentry-Direct-Hit" not in miss[2]
 
 
+async def test_a_direct_hit_among_an_issues_event_summaries_keeps_its_type(
+    fake_sentry: FakeSentry, client: SentryClient
+) -> None:
+    """The direct hit is the full payload (``type``, not ``event.type``) even without
+    ``full``: the summary takes its type from it, and ``.raw()`` hands the payload out."""
+    issue_id = fake_sentry.data.issue_ids(ORG)[3]
+    event = fake_sentry.data.issues_by_id[issue_id].events[-1]
+    listing = client.events.for_issue(ORG, issue_id, query=event.event_id)
+    with anyio.fail_after(10):
+        pages = [page async for page in listing.pages()]
+        full = await client.events.for_issue(ORG, issue_id, full=True, query=event.event_id).collect()
+        raw = await listing.raw().collect()
+    assert [len(page) for page in pages] == [1] and pages[0].direct_hit
+    (summary,) = pages[0].items
+    assert (summary.event_id, summary.event_type) == (event.event_id, event.kind)
+    assert [(e.event_id, e.type, bool(e.entries)) for e in full] == [
+        (event.event_id, event.kind, True)
+    ]
+    (payload,) = [msgspec.json.decode(r) for r in raw]
+    assert payload["type"] == event.kind and "event.type" not in payload and payload["entries"]
+
+
 # -- the stream's cursors -------------------------------------------------------------------
 
 

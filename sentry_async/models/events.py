@@ -271,7 +271,11 @@ _CSP_LIKE = frozenset({"csp", "nel", "hpkp", "expectct", "expectstaple"})
 
 
 class EventSummary(Model):
-    """A row of an event list without ``full`` (note the dotted wire key ``event.type``)."""
+    """A row of an event list without ``full`` (note the dotted wire key ``event.type``).
+
+    An issue's events filtered by an event id answer that event's full payload (a direct
+    hit, ``page.direct_hit``), whose type is ``type``: ``event_type`` is read there then.
+    """
 
     id: str
     event_type: str | None = msgspec.field(default=None, name="event.type")
@@ -288,6 +292,15 @@ class EventSummary(Model):
     date_created: datetime | None = None
     crash_file: Any = None
     metadata: dict[str, Any] | None = None
+    _type: str | None = msgspec.field(default=None, name="type")
+    """A full payload's ``type``, moved to ``event_type`` on decoding: a summary read from
+    a direct hit is then the summary a list row would be."""
+
+    def __post_init__(self) -> None:
+        if self._type is not None:
+            if self.event_type is None:
+                self.event_type = self._type
+            self._type = None
 
 
 class EventIdResolution(Model):

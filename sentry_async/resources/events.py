@@ -113,7 +113,9 @@ class EventsResource(EventsAPI):
         (Sentry then sends at most 10 per page). ``.raw()`` on the result yields each
         item's JSON bytes. Filters and paging: :class:`EventListOptions`.
 
-        Without a time range Sentry looks back 90 days.
+        Without a time range Sentry looks back 90 days. An event id as ``query`` is a
+        direct hit: one page (``page.direct_hit``) holding that event's full payload even
+        without ``full``; a summary takes its ``event_type`` from the payload's ``type``.
         """
         return self._list(
             "/organizations/{org}/issues/{issue_id}/events/",

@@ -442,3 +442,18 @@ def test_event_list_rows_with_the_dotted_event_type_key() -> None:
     assert csp.user is not None and csp.user.geo == {"country_code": "PT", "region": "Portugal"}
     assert csp.user.data == {"plan": "team"}
     assert json.loads(msgspec.json.encode(transaction))["event.type"] == "transaction"
+
+
+def test_a_full_payload_read_as_a_summary_keeps_its_type() -> None:
+    """An issue's events filtered by an event id answer the full event (a direct hit), whose
+    type is ``type``: the summary reads it there when ``event.type`` is absent."""
+    payload = body("event-python-keyerror-breadcrumbs.json")
+    summary = msgspec.json.decode(json.dumps(payload), type=EventSummary)
+    assert (summary.id, summary.event_type, summary.title) == (
+        payload["id"],
+        "error",
+        "KeyError: 23059",
+    )
+    assert "type" not in json.loads(msgspec.json.encode(summary))
+    both = msgspec.json.decode(b'{"id": "e", "event.type": "csp", "type": "error"}', type=EventSummary)
+    assert both.event_type == "csp"
