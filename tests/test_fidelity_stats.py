@@ -97,6 +97,41 @@ async def test_usage_picks_an_interval_the_server_accepts(
     assert len(_to(fake_sentry, "/stats_v2/")) == 5
 
 
+async def test_usage_accepts_minute_intervals_and_refuses_in_sentrys_words(
+    fake_sentry: FakeSentry,
+) -> None:
+    # outcomes.QueryDefinition: allow_minute_resolution=True, so get_constrained_date_range
+    # takes any multiple of a minute that is at most a day and divides it (a shorter one
+    # reads the raw outcomes table); an interval that does not parse counts as 1h.
+    def query(interval: str) -> list[tuple[str, str]]:
+        return _usage(("groupBy", "category"), ("statsPeriod", "3h"), ("interval", interval))
+
+    with anyio.fail_after(10):
+        accepted = {i: await org_get(fake_sentry, "stats_v2/", query(i)) for i in
+                    ("5m", "1800s", "90m", "bogus")}
+        refused = {i: await org_get(fake_sentry, "stats_v2/", query(i)) for i in
+                   ("90s", "30s", "0", "2d", "7m")}
+        no_field = await org_get(
+            fake_sentry, "stats_v2/", [("groupBy", "category"), ("statsPeriod", "3h")]
+        )
+    steps = {}
+    for interval, (status, body, _) in accepted.items():
+        assert status == 200, (interval, body)
+        stamps = [datetime.fromisoformat(s.replace("Z", "+00:00")) for s in body["intervals"]]
+        steps[interval] = {int((b - a).total_seconds()) for a, b in itertools.pairwise(stamps)}
+    assert steps == {"5m": {300}, "1800s": {1800}, "90m": {5400}, "bogus": {3600}}
+    assert len(accepted["5m"][1]["intervals"]) == 36
+    minimum = "The interval has to be a multiple of the minimum interval of one minute."
+    assert {i: (status, body) for i, (status, body, _) in refused.items()} == {
+        "90s": (400, {"detail": minimum}),
+        "30s": (400, {"detail": minimum}),
+        "0": (400, {"detail": minimum}),
+        "2d": (400, {"detail": "The interval has to be less than one day."}),
+        "7m": (400, {"detail": "The interval should divide one day without a remainder."}),
+    }
+    assert no_field[:2] == (400, {"detail": 'At least one "field" is required.'})
+
+
 # -- stats_v2: category and filter values ---------------------------------------------------
 
 

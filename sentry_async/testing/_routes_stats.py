@@ -274,6 +274,23 @@ def _category(event: EventRecord) -> str:
     )
 
 
+def _usage_interval(request: web.Request) -> int:
+    """``get_constrained_date_range`` at ``allow_minute_resolution=True`` (what stats_v2
+    uses): an interval that does not parse counts as an hour; any multiple of a minute up to
+    a day that divides a day is accepted (shorter than an hour reads the raw outcomes)."""
+    match = _PERIOD.match(request.query.get("interval", ""))
+    interval = int(match.group(1)) * _UNITS[match.group(2)] if match else 3600
+    if interval % 60 or interval < 60:
+        raise ApiError(
+            400, "The interval has to be a multiple of the minimum interval of one minute."
+        )
+    if interval > 86400:
+        raise ApiError(400, "The interval has to be less than one day.")
+    if 86400 % interval:
+        raise ApiError(400, "The interval should divide one day without a remainder.")
+    return interval
+
+
 def _usage_window(request: web.Request, interval: int) -> tuple[int, int]:
     """``get_constrained_date_range``: the range aligned by ``to_intervals``, at most
     ``MAX_POINTS`` intervals."""
@@ -313,16 +330,8 @@ async def stats_v2(request: web.Request) -> web.Response:
     selected = {p.id for p in _projects(request, org)}
     field_names = request.query.getall("field", [])
     if not field_names:
-        raise ApiError(400, 'Invalid field: "None"')
-    interval_raw = request.query.get("interval") or "1h"
-    match = _PERIOD.match(interval_raw)
-    interval = int(match.group(1)) * _UNITS[match.group(2)] if match else 0
-    if interval < 3600 or interval > 86400 or 86400 % interval:
-        raise ApiError(
-            400,
-            "The interval has to be a multiple of the minimum interval, at least "
-            "one hour, at most one day, and divide a day evenly.",
-        )
+        raise ApiError(400, 'At least one "field" is required.')
+    interval = _usage_interval(request)
     start, end = _usage_window(request, interval)
     for field_name in field_names:
         if field_name not in ("sum(quantity)", "sum(times_seen)"):
