@@ -132,6 +132,54 @@ async def test_usage_accepts_minute_intervals_and_refuses_in_sentrys_words(
     assert no_field[:2] == (400, {"detail": 'At least one "field" is required.'})
 
 
+async def test_usage_without_projects_counts_the_whole_organization(
+    fake_sentry: FakeSentry,
+) -> None:
+    # OrganizationStatsEndpointV2._is_org_total_query: no project ids (or -1) and "project"
+    # not in groupBy -> no project condition, whatever projects the user is a member of.
+    org = fake_sentry.data.org(ORG)
+    assert org is not None
+    org.projects[-1].member = False
+    query = _usage(("groupBy", "category"), ("category", "error"), ("statsPeriod", "14d"))
+
+    async def errors(*projects: str) -> int:
+        status, body, _ = await org_get(
+            fake_sentry, "stats_v2/", [*query, *(("project", p) for p in projects)]
+        )
+        assert status == 200, body
+        return sum(g["totals"]["sum(quantity)"] for g in body["groups"])
+
+    with anyio.fail_after(10):
+        whole = await errors(*(p.id for p in org.projects))
+        members = await errors(*(p.id for p in org.projects if p.member))
+        unnamed = await errors()
+        every = await errors("-1")
+    assert whole > members
+    assert unnamed == every == whole
+
+
+async def test_usage_reads_the_last_group_by_for_an_organization_total(
+    fake_sentry: FakeSentry,
+) -> None:
+    # _is_org_total_query tests `"project" not in request.GET.get("groupBy")`: the last
+    # groupBy value only. Grouped by project last, no ids mean the member projects.
+    org = fake_sentry.data.org(ORG)
+    assert org is not None
+    org.projects[-1].member = False
+
+    async def projects(*group_by: str) -> set[int]:
+        params = _usage(*(("groupBy", g) for g in group_by), ("statsPeriod", "30d"))
+        status, body, _ = await org_get(fake_sentry, "stats_v2/", params)
+        assert status == 200, body
+        return {g["by"]["project"] for g in body["groups"]}
+
+    with anyio.fail_after(10):
+        project_last = await projects("category", "project")
+        project_first = await projects("project", "category")
+    assert project_last == {int(p.id) for p in org.projects if p.member}
+    assert project_first == {int(p.id) for p in org.projects}
+
+
 # -- stats_v2: category and filter values ---------------------------------------------------
 
 

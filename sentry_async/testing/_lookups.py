@@ -168,13 +168,16 @@ def _issue(request: web.Request, org: OrgRecord) -> IssueRecord:
     return issue
 
 
-def _projects(request: web.Request, org: OrgRecord) -> list[ProjectRecord]:
-    wanted = request.query.getall("project", [])
+def _requested_project_ids(request: web.Request) -> set[int]:
+    """``get_requested_project_ids_unchecked``: slugs are not accepted here."""
     try:
-        ids = {int(value) for value in wanted}
+        return {int(value) for value in request.query.getall("project", [])}
     except ValueError:
-        # ``get_requested_project_ids_unchecked``: slugs are not accepted here.
         raise ApiError(400, "Invalid project parameter. Values must be numbers.") from None
+
+
+def _projects(request: web.Request, org: OrgRecord) -> list[ProjectRecord]:
+    ids = _requested_project_ids(request)
     if -1 in ids:
         return list(org.projects)
     if not ids:

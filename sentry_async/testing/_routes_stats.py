@@ -9,8 +9,16 @@ from typing import Any
 
 from aiohttp import web
 
-from ._data import Dataset, EventRecord
-from ._lookups import _PERIOD, _UNITS, _flag, _org, _projects, _time_range
+from ._data import Dataset, EventRecord, OrgRecord
+from ._lookups import (
+    _PERIOD,
+    _UNITS,
+    _flag,
+    _org,
+    _projects,
+    _requested_project_ids,
+    _time_range,
+)
 from ._routes_discover import (
     _FIELD_TYPES,
     _aggregate,
@@ -321,13 +329,27 @@ def _usage_filters(request: web.Request) -> tuple[set[str], set[str], str | None
     return outcomes, categories, reasons[-1] if reasons else None
 
 
+def _stats_projects(request: web.Request, org: OrgRecord, group_by: list[str]) -> set[str]:
+    """``_get_projects_for_orgstats_query``: an organization total (no ids or ``-1``, and
+    ``"project" not in request.GET.get("groupBy")``, which reads the last value only) has
+    no project condition; otherwise ``get_projects`` checks the ids, and none left is a
+    400."""
+    ids = _requested_project_ids(request)
+    if (not ids or ids == {-1}) and "project" not in (group_by[-1] if group_by else ""):
+        return {p.id for p in org.projects}
+    selected = {p.id for p in _projects(request, org)}
+    if not selected:
+        raise ApiError(400, "No projects available")
+    return selected
+
+
 async def stats_v2(request: web.Request) -> web.Response:
     org = _org(request)
     group_by = request.query.getall("groupBy", [])
     if not group_by:
         raise ApiError(400, "At least one groupBy is required.")
     # ``build_outcomes_query``: the projects first, then ``QueryDefinition``.
-    selected = {p.id for p in _projects(request, org)}
+    selected = _stats_projects(request, org, group_by)
     field_names = request.query.getall("field", [])
     if not field_names:
         raise ApiError(400, 'At least one "field" is required.')
