@@ -200,6 +200,35 @@ async def test_usage_needs_a_category_filter_or_group(
     assert errors.groups and all(set(g.by) == {"outcome"} for g in errors.groups)
 
 
+async def test_usage_without_group_by_is_one_group(
+    fake_sentry: FakeSentry, client: SentryClient
+) -> None:
+    # outcomes.QueryDefinition: `group_by or []`, only a category (filter or group) is
+    # required; massage_sessions_result then answers one group with `by: {}`.
+    with anyio.fail_after(10):
+        status, body, _ = await org_get(
+            fake_sentry, "stats_v2/", _usage(("category", "error"), ("statsPeriod", "14d"))
+        )
+        refused = await org_get(fake_sentry, "stats_v2/", _usage(("statsPeriod", "14d")))
+        total = await client.stats.usage(ORG, category="error", period="14d", interval="1d")
+        empty = await client.stats.usage(ORG, group_by=[], category="error", period="14d")
+        by_outcome = await client.stats.usage(
+            ORG, group_by="outcome", category="error", period="14d", interval="1d"
+        )
+    assert status == 200, body
+    assert [g["by"] for g in body["groups"]] == [{}]
+    assert refused[:2] == (400, {"detail": "Query must have category as groupby or filter"})
+    assert [g.by for g in total.groups] == [{}] == [g.by for g in empty.groups]
+    (group,) = total.groups
+    assert group.totals["sum(quantity)"] == sum(
+        g.totals["sum(quantity)"] for g in by_outcome.groups
+    ) > 0
+    assert len(group.series["sum(quantity)"]) == len(total.intervals)
+    assert _to(fake_sentry, "/stats_v2/")[2].params("groupBy") == []
+    with pytest.raises(ValueError, match=r"category=.*group_by"):
+        await client.stats.usage(ORG, period="14d")
+
+
 async def test_usage_filter_values_are_checked(fake_sentry: FakeSentry) -> None:
     # outcomes.CategoryDimension / OutcomeDimension.resolve_filter.
     cases = {

@@ -210,7 +210,7 @@ class StatsResource(Resource):
         self,
         org: IdOrSlug,
         *,
-        group_by: str | Sequence[str],
+        group_by: str | Sequence[str] | None = None,
         field: str | Sequence[str] = "sum(quantity)",
         period: str | timedelta | None = None,
         start: datetime | None = None,
@@ -224,6 +224,9 @@ class StatsResource(Resource):
     ) -> UsageStats:
         """Accepted, filtered and dropped event counts; ``group_by="project"`` has no series.
 
+        Without ``group_by`` (``None`` or ``[]``) the answer is one group (``by == {}``): the
+        ``category`` filter's totals and series.
+
         Grouped by project over more than ``project_batch`` projects (every project of the
         org when ``project`` is not given), the projects are asked in batches, run side by
         side on the client's limiter, and the groups merged: one request over many
@@ -236,8 +239,6 @@ class StatsResource(Resource):
         points is sent.
         """
         groups = listify(group_by, "group_by") or []
-        if not groups:
-            raise ValueError("group_by needs at least one of outcome, category, reason, project")
         unknown = set(groups) - _USAGE_GROUPS
         if unknown:
             raise ValueError(

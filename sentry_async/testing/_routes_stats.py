@@ -346,8 +346,6 @@ def _stats_projects(request: web.Request, org: OrgRecord, group_by: list[str]) -
 async def stats_v2(request: web.Request) -> web.Response:
     org = _org(request)
     group_by = request.query.getall("groupBy", [])
-    if not group_by:
-        raise ApiError(400, "At least one groupBy is required.")
     # ``build_outcomes_query``: the projects first, then ``QueryDefinition``.
     selected = _stats_projects(request, org, group_by)
     field_names = request.query.getall("field", [])
@@ -391,6 +389,9 @@ async def stats_v2(request: web.Request) -> web.Response:
             group_key = tuple(values[g] for g in group_by)
             series = groups.setdefault(group_key, [0] * slots)
             series[int((event.timestamp - start) // interval)] += 1
+    if not group_by:
+        # No groupBy: the totals query has no GROUP BY and answers one row, even of zeros.
+        groups.setdefault((), [0] * slots)
     fmt = "%Y-%m-%dT%H:%M:%SZ"
     out_groups = []
     ordered = sorted(groups.items(), key=lambda kv: str(kv[0]))
