@@ -11,14 +11,14 @@ in ``src/sentry/utils/dates.py`` (the default ``events-stats`` interval).
 from __future__ import annotations
 
 import itertools
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 
 import anyio
 import pytest
 from _fake_http import org_get
 
 from sentry_async import SentryClient
-from sentry_async.testing import FakeSentry, RecordedRequest
+from sentry_async.testing import FakeSentry, FakeSentryFactory, RecordedRequest
 
 ORG = "org-0"
 TOO_MANY = (
@@ -95,6 +95,36 @@ async def test_usage_picks_an_interval_the_server_accepts(
     with pytest.raises(ValueError, match="1000"):
         await client.stats.usage(ORG, group_by="category", period="90d", interval="1h")
     assert len(_to(fake_sentry, "/stats_v2/")) == 5
+
+
+async def test_usage_counts_points_over_the_range_aligned_to_the_interval(
+    fake_sentry_factory: FakeSentryFactory,
+) -> None:
+    """Sentry counts the range after ``to_intervals`` aligns it outwards: a range that does
+    not start on an interval boundary spans one interval more. A period ends at the
+    server's clock, unknown to the client, so it may; ``start``/``end`` are counted."""
+    server = fake_sentry_factory.start(
+        scale="small", now=datetime(2026, 6, 1, 12, 30, tzinfo=timezone.utc)
+    )
+    hour = datetime(2026, 3, 1, tzinfo=timezone.utc)
+    async with server.client() as client:
+        with anyio.fail_after(10):
+            fits = await client.stats.usage(
+                ORG, group_by="category", period="999h", interval="1h"
+            )
+            aligned = await client.stats.usage(
+                ORG, group_by="category", start=hour, end=hour + timedelta(hours=1000),
+                interval="1h",
+            )
+        assert len(fits.intervals) == 1000 and len(aligned.intervals) == 1000
+        late = hour + timedelta(minutes=30)
+        for refused in (
+            {"period": "1000h"},
+            {"start": late, "end": late + timedelta(hours=1000)},
+        ):
+            with pytest.raises(ValueError, match="1000"):
+                await client.stats.usage(ORG, group_by="category", interval="1h", **refused)
+    assert len(_to(server, "/stats_v2/")) == 2, "refused before sending"
 
 
 async def test_usage_accepts_minute_intervals_and_refuses_in_sentrys_words(

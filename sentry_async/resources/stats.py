@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Sequence
 from datetime import datetime, timedelta
@@ -71,6 +72,18 @@ def _events_interval(
     return chosen
 
 
+def _usage_points(
+    interval: int, window: dict[str, str], start: datetime | None, end: datetime | None
+) -> int:
+    """The intervals Sentry counts against ``USAGE_MAX_POINTS``: the range once
+    ``to_intervals`` has aligned its start down and its end up to the interval. Given
+    ``start`` and ``end`` that is exact; a period ends at the server's clock, unknown here,
+    whose start may fall inside an interval: one more than the span holds."""
+    if start is not None and end is not None:
+        return math.ceil(end.timestamp() / interval) - math.floor(start.timestamp() / interval)
+    return -(-_span(window, start, end) // interval) + 1
+
+
 def _usage_interval(
     interval: str | timedelta | None,
     window: dict[str, str],
@@ -80,22 +93,24 @@ def _usage_interval(
     """The interval to send: the given one if it fits in ``USAGE_MAX_POINTS`` intervals, else
     the smallest of ``USAGE_INTERVALS`` that does (Sentry's own default, 1h, does not fit its
     own default range of 90 days)."""
-    span = _span(window, start, end)
     if interval is not None:
         chosen = _interval(interval)
         assert chosen is not None
-        if -(-span // period_seconds(chosen)) > USAGE_MAX_POINTS:
+        points = _usage_points(period_seconds(chosen), window, start, end)
+        if points > USAGE_MAX_POINTS:
+            span = _duration(_span(window, start, end))
             raise ValueError(
-                f"interval {chosen!r} over {span // 3600}h makes more than {USAGE_MAX_POINTS} "
-                "points, which Sentry refuses: use a larger interval or a shorter range"
+                f"interval {chosen!r} over {span} can make {points} points once aligned to "
+                f"the interval, more than the {USAGE_MAX_POINTS} Sentry accepts: use a larger "
+                "interval or a shorter range"
             )
         return chosen
     for candidate in USAGE_INTERVALS:
-        # Aligning the start to the interval can add one more.
-        if -(-span // period_seconds(candidate)) + 1 <= USAGE_MAX_POINTS:
+        if _usage_points(period_seconds(candidate), window, start, end) <= USAGE_MAX_POINTS:
             return candidate
     raise ValueError(
-        f"a range of {span // 86400} days does not fit in {USAGE_MAX_POINTS} daily points"
+        f"a range of {_span(window, start, end) // 86400} days does not fit in "
+        f"{USAGE_MAX_POINTS} daily points"
     )
 
 
@@ -233,8 +248,10 @@ class StatsResource(Resource):
         projects can lose rows.
 
         Sentry refuses a query with neither a ``category`` filter nor ``"category"`` in
-        ``group_by``, one spanning more than 1000 intervals, and reads one ``reason`` only:
-        these are refused before sending. Without ``interval`` the smallest of
+        ``group_by``, one spanning more than 1000 intervals once its start is aligned down
+        and its end up to the interval (a ``period`` ends at the server's clock: counted as
+        starting inside an interval), and reads one ``reason`` only: these are refused
+        before sending. Without ``interval`` the smallest of
         ``USAGE_INTERVALS`` that keeps the range (90 days when none is given) within 1000
         points is sent.
         """
