@@ -47,6 +47,10 @@ _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 class _ProjectRef(msgspec.Struct):
     id: str
     slug: str
+    has_access: bool | None = msgspec.field(default=None, name="hasAccess")
+    """Whether the user can access the project (a user token lists every project of the
+    organization, and Sentry answers 403 for a query naming one it cannot access);
+    ``None`` when the row does not say."""
 
 
 class Routing:
@@ -62,6 +66,7 @@ class Routing:
         _trusted_urls: list[URL]
         _region_roots: dict[str, URL]
         _project_ids: dict[str, dict[str, str]]
+        _project_access: dict[str, dict[str, bool | None]]
         _renamed: dict[tuple[str, str], str]
         _urls: dict[tuple[object, ...], URL]
         _hooks: HookSet | None
@@ -225,15 +230,28 @@ class Routing:
         known = self._project_ids.get(check_slug(org, "org"))
         return known if known is not None else await self.load_project_ids(org)
 
+    async def project_access(self, org: str) -> dict[str, bool | None]:
+        """The organization's ``id -> hasAccess`` (``None``: the list did not say), read with
+        the ``slug -> id`` map and cached with it."""
+        org = check_slug(org, "org")
+        known = self._project_access.get(org)
+        if known is None:
+            await self.load_project_ids(org)
+            known = self._project_access[org]
+        return known
+
     async def load_project_ids(self, org: str) -> dict[str, str]:
         """Fetch (again) the organization's ``slug -> id`` map that :meth:`project_ids` uses."""
         mapping: dict[str, str] = {}
+        access: dict[str, bool | None] = {}
         refs: Paginator[_ProjectRef] = cast("SentryClient", self).paginate(
             "/organizations/{org}/projects/", path_params={"org": org}, type=_ProjectRef
         )
         async for ref in refs:
             mapping[ref.slug] = ref.id
+            access[ref.id] = ref.has_access
         self._project_ids[org] = mapping
+        self._project_access[org] = access
         return mapping
 
     @property

@@ -197,8 +197,10 @@ class SentryClient(GeneratedGroups, Routing, Downloads):
         self._loop: asyncio.AbstractEventLoop | None = None
         """The event loop the session was made on: the only one it can serve."""
         self._region_roots: dict[str, URL] = {}
-        # Project slugs resolved to ids per organization, and renamed projects (old -> new).
+        # Project slugs resolved to ids (and whether the user can access each) per
+        # organization, and renamed projects (old -> new).
         self._project_ids: dict[str, dict[str, str]] = {}
+        self._project_access: dict[str, dict[str, bool | None]] = {}
         self._renamed: dict[tuple[str, str], str] = {}
         self._urls: dict[tuple[object, ...], URL] = {}
         # The regions of /users/me/regions/ (name, base URL), once asked.

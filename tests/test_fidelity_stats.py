@@ -16,6 +16,8 @@ from datetime import datetime, timedelta, timezone
 import anyio
 import pytest
 from _fake_http import org_get
+from _local_server import local_app
+from aiohttp import web
 
 from sentry_async import SentryClient
 from sentry_async.testing import FakeSentry, FakeSentryFactory, RecordedRequest
@@ -208,6 +210,94 @@ async def test_usage_reads_the_last_group_by_for_an_organization_total(
         project_first = await projects("project", "category")
     assert project_last == {int(p.id) for p in org.projects if p.member}
     assert project_first == {int(p.id) for p in org.projects}
+
+
+# -- stats_v2: projects the user can access ---------------------------------------------------
+
+
+def _close_membership(server: FakeSentry) -> tuple[list[str], str]:
+    """``org-0`` without open membership, its last project on none of the user's teams:
+    the ids the user can access, and the one it cannot."""
+    org = server.data.org(ORG)
+    assert org is not None
+    org.open_membership = False
+    org.projects[-1].member = False
+    return [p.id for p in org.projects[:-1]], org.projects[-1].id
+
+
+async def test_fake_refuses_projects_the_user_cannot_access(fake_sentry: FakeSentry) -> None:
+    # OrganizationEndpoint._get_projects_by_id: explicit ids are kept if
+    # access.has_project_access (a team member, or any project with open membership,
+    # `allow_joinleave`), else PermissionDenied; -1 alone is every accessible project.
+    mine, theirs = _close_membership(fake_sentry)
+    by_project = _usage(("groupBy", "category"), ("groupBy", "project"), ("statsPeriod", "30d"))
+    with anyio.fail_after(10):
+        refused = [
+            await org_get(fake_sentry, "stats_v2/", [*by_project, *extra])
+            for extra in ([("project", theirs)], [("project", mine[0]), ("project", theirs)],
+                          [("project", "-1"), ("project", mine[0])])
+        ]
+        every = await org_get(fake_sentry, "stats_v2/", [*by_project, ("project", "-1")])
+        listed = await org_get(fake_sentry, "projects/", [])
+        fake_sentry.data.org(ORG).open_membership = True  # type: ignore[union-attr]
+        opened = await org_get(fake_sentry, "stats_v2/", [*by_project, ("project", theirs)])
+    denied = (403, {"detail": "You do not have permission to perform this action."})
+    assert [(status, body) for status, body, _ in refused] == [denied] * 3
+    assert every[0] == 200
+    assert {g["by"]["project"] for g in every[1]["groups"]} == {int(p) for p in mine}
+    assert {p["id"]: (p["hasAccess"], p["isMember"]) for p in listed[1]} == {
+        **dict.fromkeys(mine, (True, True)),
+        theirs: (False, False),
+    }
+    assert opened[0] == 200 and {g["by"]["project"] for g in opened[1]["groups"]} == {
+        int(theirs)
+    }
+
+
+async def test_usage_by_project_asks_only_for_projects_the_user_can_access(
+    fake_sentry: FakeSentry, client: SentryClient
+) -> None:
+    """Every project "of the org" for a project grouping means every one the user can
+    access: the projects list says which (``hasAccess``); naming another is a 403."""
+    mine, _ = _close_membership(fake_sentry)
+    with anyio.fail_after(10):
+        unnamed = await client.stats.usage(ORG, group_by=["project", "category"], period="30d")
+        every = await client.stats.usage(
+            ORG, group_by=["project", "category"], period="30d", project=-1
+        )
+        batched = await client.stats.usage(
+            ORG, group_by="project", category="error", period="30d", project_batch=1
+        )
+    for usage in (unnamed, every, batched):
+        assert {g.by["project"] for g in usage.groups} == {int(p) for p in mine}
+    sent = _to(fake_sentry, "/stats_v2/")
+    assert sorted(p for r in sent for p in r.params("project")) == sorted(mine * 3)
+
+
+async def test_usage_by_project_lets_sentry_pick_when_the_list_does_not_say() -> None:
+    """A projects list without ``hasAccess`` cannot tell which projects the user may name:
+    ``-1`` (every accessible project) lets Sentry pick them when one request holds them
+    all; past ``project_batch`` they are named, as the batches need."""
+    sent: list[list[str]] = []
+
+    async def projects(request: web.Request) -> web.Response:
+        return web.json_response([{"id": "11", "slug": "api"}, {"id": "12", "slug": "web"}])
+
+    async def stats(request: web.Request) -> web.Response:
+        sent.append(request.query.getall("project", []))
+        return web.json_response({"groups": []})
+
+    app = web.Application()
+    app.router.add_get("/api/0/organizations/{org}/projects/", projects)
+    app.router.add_get("/api/0/organizations/{org}/stats_v2/", stats)
+    async with local_app(app) as url, SentryClient("t", base_url=url) as sentry:
+        with anyio.fail_after(10):
+            await sentry.stats.usage("acme", group_by="project", category="error", period="1d")
+            await sentry.stats.usage(
+                "acme", group_by="project", category="error", period="1d", project_batch=1
+            )
+    assert sent[0] == ["-1"]
+    assert sorted(sent[1:]) == [["11"], ["12"]]
 
 
 # -- stats_v2: category and filter values ---------------------------------------------------

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -112,6 +112,19 @@ def _usage_interval(
         f"a range of {_span(window, start, end) // 86400} days does not fit in "
         f"{USAGE_MAX_POINTS} daily points"
     )
+
+
+def _accessible_projects(access: Mapping[str, bool | None], batch: int) -> list[str]:
+    """The ids a usage query grouped by project over every project names: those the user
+    can access, as the projects list says (``hasAccess``): Sentry answers 403 for the whole
+    query when one named project is not. A list that does not say gives ``-1`` (every
+    accessible project, Sentry's choice) when one request holds them all, and names them
+    past that, as the batches need; ``-1`` too when none is left, for Sentry's own answer."""
+    ids = sorted(pid for pid, ok in access.items() if ok is not False)
+    unknown = any(ok is None for ok in access.values())
+    if not ids or (unknown and len(ids) <= batch):
+        return ["-1"]
+    return ids
 
 
 def _interval(value: str | timedelta | None) -> str | None:
@@ -242,10 +255,11 @@ class StatsResource(Resource):
         Without ``group_by`` (``None`` or ``[]``) the answer is one group (``by == {}``): the
         ``category`` filter's totals and series.
 
-        Grouped by project over more than ``project_batch`` projects (every project of the
-        org when ``project`` is not given), the projects are asked in batches, run side by
-        side on the client's limiter, and the groups merged: one request over many
-        projects can lose rows.
+        Grouped by project over more than ``project_batch`` projects (every project the
+        user can access, as the organization's projects list says, when ``project`` is not
+        given or is ``-1``), the projects are asked in batches, run side by side on the
+        client's limiter, and the groups merged: one request over many projects can lose
+        rows.
 
         Sentry refuses a query with neither a ``category`` filter nor ``"category"`` in
         ``group_by``, one spanning more than 1000 intervals once its start is aligned down
@@ -296,7 +310,8 @@ class StatsResource(Resource):
         project_refs(project)
         project_ids = await self._client.project_ids(org_slug, project)
         if "project" in groups and (project_ids is None or "-1" in project_ids):
-            project_ids = sorted(set((await self._client.project_id_map(org_slug)).values()))
+            access = await self._client.project_access(org_slug)
+            project_ids = _accessible_projects(access, project_batch)
 
         async def one(ids: list[str] | None) -> UsageStats:
             return await self._client.request(

@@ -306,8 +306,8 @@ class Dataset:
             "platform": project.platform,
             "dateCreated": _iso_seconds(project.created.timestamp()),
             "isBookmarked": project.index == 0,
-            "isMember": True,
-            "hasAccess": True,
+            "isMember": project.member,
+            "hasAccess": project.member or project.org.open_membership,
             "features": ["releases", "minidump"],
             # Events are kept newest first: the oldest is the last, not a scan of them all
             # (a large project holds a hundred thousand, and every project list reads this).

@@ -176,17 +176,25 @@ def _requested_project_ids(request: web.Request) -> set[int]:
         raise ApiError(400, "Invalid project parameter. Values must be numbers.") from None
 
 
+def _has_access(project: ProjectRecord) -> bool:
+    """``access.has_project_access`` for a member: global access (open membership) or a
+    project of one of the user's teams."""
+    return project.member or project.org.open_membership
+
+
 def _projects(request: web.Request, org: OrgRecord) -> list[ProjectRecord]:
+    """``_get_projects_by_id``: ``-1`` alone is every project the user can access, no ids
+    the projects the user is a member of; named ids must all exist and be accessible, else
+    ``PermissionDenied`` (``-1`` among other ids is such an id)."""
     ids = _requested_project_ids(request)
-    if -1 in ids:
-        return list(org.projects)
+    if ids == {-1}:
+        return [project for project in org.projects if _has_access(project)]
     if not ids:
-        # ``_get_projects_by_id``: no ids means the projects the user is a member of.
         return [project for project in org.projects if project.member]
     out = []
     for key in sorted(ids):
         project = _state(request).data.project(org, str(key))
-        if project is None:
+        if project is None or not _has_access(project):
             raise ApiError(403, "You do not have permission to perform this action.")
         out.append(project)
     return out

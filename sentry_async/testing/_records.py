@@ -51,6 +51,9 @@ class OrgRecord:
     members: int = 2
     """How many members it has (the token's user and ``Dataset.USERS``): what the
     organization list's ``sortBy=members`` orders by."""
+    open_membership: bool = True
+    """Sentry's ``allow_joinleave`` (on for a new organization): the user can access every
+    project, member or not; without it only the projects of the user's teams."""
 
 
 @dataclass
@@ -66,7 +69,8 @@ class ProjectRecord:
     events: list[EventRecord] = field(default_factory=list)
     member: bool = True
     """Whether the token's user is on one of the project's teams: a call that names no
-    project covers member projects only (``project=-1``: every project)."""
+    project covers member projects only (``project=-1``: every project the user can
+    access, which is every project unless the organization's membership is closed)."""
 
 
 @dataclass
