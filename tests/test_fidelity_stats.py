@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import itertools
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
 import anyio
 import pytest
@@ -21,6 +22,7 @@ from aiohttp import web
 
 from sentry_async import SentryClient
 from sentry_async.testing import FakeSentry, FakeSentryFactory, RecordedRequest
+from sentry_async.testing._data import OrgRecord
 
 ORG = "org-0"
 TOO_MANY = (
@@ -35,6 +37,21 @@ def _to(server: FakeSentry, suffix: str) -> list[RecordedRequest]:
 
 def _usage(*extra: tuple[str, str]) -> list[tuple[str, str]]:
     return [("field", "sum(quantity)"), *extra]
+
+
+async def _answer(server: FakeSentry, params: list[tuple[str, str]]) -> Any:
+    """The body of a ``stats_v2`` answer that must be a 200."""
+    status, body, _ = await org_get(server, "stats_v2/", params)
+    assert status == 200, body
+    return body
+
+
+def _with_a_non_member_project(server: FakeSentry) -> OrgRecord:
+    """``org-0`` with its last project on none of the user's teams."""
+    org = server.data.org(ORG)
+    assert org is not None
+    org.projects[-1].member = False
+    return org
 
 
 # -- stats_v2: points ------------------------------------------------------------------------
@@ -115,7 +132,10 @@ async def test_usage_counts_points_over_the_range_aligned_to_the_interval(
                 ORG, group_by="category", period="999h", interval="1h"
             )
             aligned = await client.stats.usage(
-                ORG, group_by="category", start=hour, end=hour + timedelta(hours=1000),
+                ORG,
+                group_by="category",
+                start=hour,
+                end=hour + timedelta(hours=1000),
                 interval="1h",
             )
         assert len(fits.intervals) == 1000 and len(aligned.intervals) == 1000
@@ -139,10 +159,14 @@ async def test_usage_accepts_minute_intervals_and_refuses_in_sentrys_words(
         return _usage(("groupBy", "category"), ("statsPeriod", "3h"), ("interval", interval))
 
     with anyio.fail_after(10):
-        accepted = {i: await org_get(fake_sentry, "stats_v2/", query(i)) for i in
-                    ("5m", "1800s", "90m", "bogus")}
-        refused = {i: await org_get(fake_sentry, "stats_v2/", query(i)) for i in
-                   ("90s", "30s", "0", "2d", "7m")}
+        accepted = {
+            i: await org_get(fake_sentry, "stats_v2/", query(i))
+            for i in ("5m", "1800s", "90m", "bogus")
+        }
+        refused = {
+            i: await org_get(fake_sentry, "stats_v2/", query(i))
+            for i in ("90s", "30s", "0", "2d", "7m")
+        }
         no_field = await org_get(
             fake_sentry, "stats_v2/", [("groupBy", "category"), ("statsPeriod", "3h")]
         )
@@ -169,16 +193,11 @@ async def test_usage_without_projects_counts_the_whole_organization(
 ) -> None:
     # OrganizationStatsEndpointV2._is_org_total_query: no project ids (or -1) and "project"
     # not in groupBy -> no project condition, whatever projects the user is a member of.
-    org = fake_sentry.data.org(ORG)
-    assert org is not None
-    org.projects[-1].member = False
+    org = _with_a_non_member_project(fake_sentry)
     query = _usage(("groupBy", "category"), ("category", "error"), ("statsPeriod", "14d"))
 
     async def errors(*projects: str) -> int:
-        status, body, _ = await org_get(
-            fake_sentry, "stats_v2/", [*query, *(("project", p) for p in projects)]
-        )
-        assert status == 200, body
+        body = await _answer(fake_sentry, [*query, *(("project", p) for p in projects)])
         return sum(g["totals"]["sum(quantity)"] for g in body["groups"])
 
     with anyio.fail_after(10):
@@ -195,15 +214,11 @@ async def test_usage_reads_the_last_group_by_for_an_organization_total(
 ) -> None:
     # _is_org_total_query tests `"project" not in request.GET.get("groupBy")`: the last
     # groupBy value only. Grouped by project last, no ids mean the member projects.
-    org = fake_sentry.data.org(ORG)
-    assert org is not None
-    org.projects[-1].member = False
+    org = _with_a_non_member_project(fake_sentry)
 
     async def projects(*group_by: str) -> set[int]:
         params = _usage(*(("groupBy", g) for g in group_by), ("statsPeriod", "30d"))
-        status, body, _ = await org_get(fake_sentry, "stats_v2/", params)
-        assert status == 200, body
-        return {g["by"]["project"] for g in body["groups"]}
+        return {g["by"]["project"] for g in (await _answer(fake_sentry, params))["groups"]}
 
     with anyio.fail_after(10):
         project_last = await projects("category", "project")
@@ -218,10 +233,8 @@ async def test_usage_reads_the_last_group_by_for_an_organization_total(
 def _close_membership(server: FakeSentry) -> tuple[list[str], str]:
     """``org-0`` without open membership, its last project on none of the user's teams:
     the ids the user can access, and the one it cannot."""
-    org = server.data.org(ORG)
-    assert org is not None
+    org = _with_a_non_member_project(server)
     org.open_membership = False
-    org.projects[-1].member = False
     return [p.id for p in org.projects[:-1]], org.projects[-1].id
 
 
@@ -234,24 +247,24 @@ async def test_fake_refuses_projects_the_user_cannot_access(fake_sentry: FakeSen
     with anyio.fail_after(10):
         refused = [
             await org_get(fake_sentry, "stats_v2/", [*by_project, *extra])
-            for extra in ([("project", theirs)], [("project", mine[0]), ("project", theirs)],
-                          [("project", "-1"), ("project", mine[0])])
+            for extra in (
+                [("project", theirs)],
+                [("project", mine[0]), ("project", theirs)],
+                [("project", "-1"), ("project", mine[0])],
+            )
         ]
-        every = await org_get(fake_sentry, "stats_v2/", [*by_project, ("project", "-1")])
+        every = await _answer(fake_sentry, [*by_project, ("project", "-1")])
         listed = await org_get(fake_sentry, "projects/", [])
-        fake_sentry.data.org(ORG).open_membership = True  # type: ignore[union-attr]
-        opened = await org_get(fake_sentry, "stats_v2/", [*by_project, ("project", theirs)])
+        _with_a_non_member_project(fake_sentry).open_membership = True
+        opened = await _answer(fake_sentry, [*by_project, ("project", theirs)])
     denied = (403, {"detail": "You do not have permission to perform this action."})
     assert [(status, body) for status, body, _ in refused] == [denied] * 3
-    assert every[0] == 200
-    assert {g["by"]["project"] for g in every[1]["groups"]} == {int(p) for p in mine}
+    assert {g["by"]["project"] for g in every["groups"]} == {int(p) for p in mine}
     assert {p["id"]: (p["hasAccess"], p["isMember"]) for p in listed[1]} == {
         **dict.fromkeys(mine, (True, True)),
         theirs: (False, False),
     }
-    assert opened[0] == 200 and {g["by"]["project"] for g in opened[1]["groups"]} == {
-        int(theirs)
-    }
+    assert {g["by"]["project"] for g in opened["groups"]} == {int(theirs)}
 
 
 async def test_usage_by_project_asks_only_for_projects_the_user_can_access(
