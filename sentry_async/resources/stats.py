@@ -115,11 +115,11 @@ def _usage_interval(
 
 
 def _accessible_projects(access: Mapping[str, bool | None], batch: int) -> list[str]:
-    """The ids a usage query grouped by project over every project names: those the user
-    can access, as the projects list says (``hasAccess``): Sentry answers 403 for the whole
-    query when one named project is not. A list that does not say gives ``-1`` (every
-    accessible project, Sentry's choice) when one request holds them all, and names them
-    past that, as the batches need; ``-1`` too when none is left, for Sentry's own answer."""
+    """The ids to name in a usage query grouped by project over every project: those the
+    projects list marks ``hasAccess``, since Sentry refuses the whole query (403) when it
+    names one the user cannot access. Where the list does not say, ``-1`` (every project
+    the user can access, chosen by Sentry) when one request holds them all; past that they
+    are named, as the batches need. ``-1`` too when none is left: Sentry's own answer."""
     ids = sorted(pid for pid, ok in access.items() if ok is not False)
     unknown = any(ok is None for ok in access.values())
     if not ids or (unknown and len(ids) <= batch):
@@ -265,9 +265,8 @@ class StatsResource(Resource):
         ``group_by``, one spanning more than 1000 intervals once its start is aligned down
         and its end up to the interval (a ``period`` ends at the server's clock: counted as
         starting inside an interval), and reads one ``reason`` only: these are refused
-        before sending. Without ``interval`` the smallest of
-        ``USAGE_INTERVALS`` that keeps the range (90 days when none is given) within 1000
-        points is sent.
+        before sending. Without ``interval`` the smallest of ``USAGE_INTERVALS`` that keeps
+        the range (90 days when none is given) within 1000 points is sent.
         """
         groups = listify(group_by, "group_by") or []
         unknown = set(groups) - _USAGE_GROUPS
