@@ -20,8 +20,8 @@ from _fake_http import org_get
 from _local_server import local_app
 from aiohttp import web
 
-from sentry_async import SentryClient
-from sentry_async.testing import FakeSentry, FakeSentryFactory, RecordedRequest
+from sentry_async import Forbidden, SentryClient
+from sentry_async.testing import FakeSentry, FakeSentryFactory, Fault, RecordedRequest
 from sentry_async.testing._data import OrgRecord
 
 ORG = "org-0"
@@ -454,3 +454,22 @@ async def test_events_stats_and_discover_default_to_ninety_days(
     assert stats[1]["start"] == int(now - 90 * 86400) // 86400 * 86400
     oldest = datetime.fromisoformat(rows[0]["timestamp"]).timestamp()
     assert now - 90 * 86400 <= oldest < now - 14 * 86400
+
+
+async def test_a_failed_batch_of_a_usage_by_project_raises_its_own_error(
+    fake_sentry: FakeSentry, client: SentryClient
+) -> None:
+    """A usage by project sent in several batches raises the error of a batch that failed
+    as one batch would (a typed ``SentryError``), not an ``ExceptionGroup`` around it."""
+    fake_sentry.faults.add(
+        Fault("status", status=403, path="stats_v2", times=1, body={"detail": "No permission"})
+    )
+    with pytest.raises(Forbidden, match="No permission"):
+        await client.stats.usage(
+            ORG,
+            group_by=["project"],
+            field="sum(quantity)",
+            category="error",
+            period="1d",
+            project_batch=1,
+        )

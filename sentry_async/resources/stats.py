@@ -327,13 +327,22 @@ class StatsResource(Resource):
             project_ids[n : n + project_batch] for n in range(0, len(project_ids), project_batch)
         ]
         results: list[UsageStats | None] = [None] * len(batches)
+        failed: list[Exception] = []
 
-        async def run(index: int) -> None:
-            results[index] = await one(batches[index])
+        async def run(index: int, scope: anyio.CancelScope) -> None:
+            try:
+                results[index] = await one(batches[index])
+            except Exception as exc:
+                # Raised below as it is, as one batch would raise it, not in the task
+                # group's ExceptionGroup; the other batches are of no use without it.
+                failed.append(exc)
+                scope.cancel()
 
         async with anyio.create_task_group() as tasks:
             for index in range(len(batches)):
-                tasks.start_soon(run, index)
+                tasks.start_soon(run, index, tasks.cancel_scope)
+        if failed:
+            raise failed[0]
         done = [r for r in results if r is not None]
         merged: list[UsageGroup] = [group for result in done for group in result.groups]
         first = done[0]
