@@ -666,7 +666,7 @@ async def test_export_discover_as_csv_and_formats_only_for_discover(
     ids = []
     for path in files:
         rows = list(csv.reader(path.read_text().splitlines()))
-        assert rows[0] == ["id", "title"]
+        assert rows[0] == ["id", "title", "project.name"], "Sentry adds project.name"
         ids += [row[0] for row in rows[1:]]
     assert sorted(ids) == sorted(_expected_ids(server))
     refused = await _main(_export_args(server, tmp_path / "other", "--format", "csv", *token))

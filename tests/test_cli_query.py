@@ -75,7 +75,7 @@ async def test_discover_as_csv_streams_every_page_with_a_header(server: FakeSent
     assert code == 0, err
     rows = list(csv.reader(io.StringIO(out)))
     expected = server.data.event_ids(ORG, project, start=server.data.now_ts - 14 * 86400)
-    assert rows[0] == ["id", "title"]
+    assert rows[0] == ["id", "title", "project.name"], "Sentry adds project.name beside id"
     assert sorted(r[0] for r in rows[1:]) == sorted(expected) and len(expected) > 0
     assert TOKEN not in out + err
 

@@ -277,7 +277,8 @@ async def test_discover_rows_per_project(fake_sentry_factory: Factory, tmp_path:
         assert sorted(ids) == sorted(_expected_events(server, slug)), slug
         assert all(row["project"] == slug for row in rows)
         assert all(
-            set(row) == {"id", "timestamp", "title", "project", "event.type", "message"}
+            set(row)
+            == {"id", "timestamp", "title", "project", "event.type", "message", "project.name"}
             for row in rows
         )
         per_file[f"{slug}.jsonl.gz"] = len(ids)

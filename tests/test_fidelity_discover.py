@@ -313,6 +313,53 @@ async def test_the_fake_serves_what_sentry_resolves(
     assert status == 400 and "bad field!" in body["detail"]
 
 
+async def test_the_fake_adds_id_and_project_name_where_sentry_does(fake_sentry: FakeSentry) -> None:
+    # resolve_select with auto_fields: without an aggregate (a function, or an equation
+    # holding one) it adds ``id``; with ``id`` selected and ``project.id`` not, it adds
+    # ``project.name`` (the project's slug). process_results types every returned column.
+    base = [("project", "-1"), ("statsPeriod", "14d"), ("per_page", "3")]
+    cases = [
+        (["title"], ["title", "id", "project.name"]),
+        (["title", "project.id"], ["title", "project.id", "id"]),
+        (["title", "count()"], ["title", "count()"]),
+        (["id", "count()"], ["id", "count()", "project.name"]),
+        (["title", "equation|count() * 2"], ["title", "equation|count() * 2"]),
+    ]
+    answers = []
+    with anyio.fail_after(10):
+        for fields, _ in cases:
+            answers.append(
+                await org_get(fake_sentry, "events/", [*base, *(("field", f) for f in fields)])
+            )
+    slugs = set(fake_sentry.data.project_slugs("org-0"))
+    for (fields, expected), (status, body, _) in zip(cases, answers, strict=True):
+        assert status == 200 and body["data"], fields
+        assert [list(row) for row in body["data"]] == [expected] * len(body["data"]), fields
+        assert list(body["meta"]["fields"]) == expected, fields
+        assert set(body["meta"]["units"]) == set(expected), fields
+        for row in body["data"]:
+            if "id" in expected and "count()" not in expected:
+                assert isinstance(row["id"], str) and len(row["id"]) == 32
+            if "project.name" in expected:
+                assert row["project.name"] in slugs
+    plain = answers[0][1]["meta"]["fields"]
+    assert plain["id"] == plain["project.name"] == "string"
+
+
+async def test_identical_discover_rows_still_differ_by_id(fake_sentry: FakeSentry) -> None:
+    # One issue's events asked for their title only: every row has the same title, but
+    # Sentry adds each event's id, so no two pages are the same and the walk reads them all.
+    org = fake_sentry.builder.add_organization("acme")
+    org.add_project("web").add_issue("ConnectionError: refused", events=60)
+    async with fake_sentry.client() as sentry:
+        with anyio.fail_after(30):
+            rows = await sentry.discover.query(
+                "acme", fields=["title"], project="web", period="14d", page_size=1
+            ).collect()
+    assert len(rows) == 60 and len({row["id"] for row in rows}) == 60
+    assert {row["project.name"] for row in rows} == {"web"}
+
+
 async def test_the_fake_equations_are_numbers_or_null(fake_sentry: FakeSentry) -> None:
     params = [("project", "-1"), ("statsPeriod", "14d"), ("field", "title"), ("field", "count()")]
     equations = ["equation|count() / (count() - count())", "equation|count_unique(user) - 1"]

@@ -264,6 +264,8 @@ async def test_a_query_without_rows_keeps_the_meta_columns(
         [
             pa.field("id", pa.string(), metadata={"sentry.type": "string"}),
             pa.field("timestamp", pa.timestamp("us", tz="UTC"), metadata={"sentry.type": "date"}),
+            # Sentry's meta types the columns it adds too, rows or not.
+            pa.field("project.name", pa.string(), metadata={"sentry.type": "string"}),
         ]
     )
     assert table.num_rows == 0

@@ -27,6 +27,7 @@ _FIELD_TYPES = {
     "title": "string",
     "project": "string",
     "project.id": "integer",
+    "project.name": "string",
     "timestamp": "date",
     "event.type": "string",
     "level": "string",
@@ -59,6 +60,7 @@ def _plain(data: Dataset, event: EventRecord, name: str) -> Any:
         "id": event.event_id,
         "title": issue.title if issue else f"GET /api/items/{event.index % 17}",
         "project": event.project.slug,
+        "project.name": event.project.slug,
         "project.id": int(event.project.id),
         "timestamp": _iso_offset(event.timestamp),
         "event.type": "transaction"
@@ -118,6 +120,16 @@ def _sort_column(key: str, fields: list[str], *, auto_fields: bool = True) -> st
     if auto_fields and name == "id" and not functions and not any("(" in f for f in equations):
         return "id"
     raise ApiError(400, "Cannot sort by a field that is not selected.")
+
+
+def _auto_fields(fields: list[str], aggregated: bool) -> list[str]:
+    """The columns ``resolve_select`` adds with ``auto_fields``, after the requested ones:
+    ``id`` when nothing is aggregated, then ``project.name`` when ``id`` is selected (so
+    asked for or added) and ``project.id`` is not."""
+    added = [] if aggregated or "id" in fields else ["id"]
+    if "project.id" not in fields and "project.name" not in fields and (added or "id" in fields):
+        added.append("project.name")
+    return added
 
 
 def _aggregate(name: str, events: list[EventRecord]) -> Any:
@@ -330,9 +342,11 @@ async def discover(request: web.Request) -> web.Response:
     equations = [f for f in fields if f.startswith("equation|")]
     aggregates = [f for f in fields if "(" in f and f not in equations]
     plain = [f for f in fields if "(" not in f]
+    aggregated = bool(aggregates) or any("(" in e for e in equations)
+    added = _auto_fields(fields, aggregated)
     rows: list[dict[str, Any]]
-    ids: dict[int, str] = {}
-    if aggregates or any("(" in e for e in equations):
+    if aggregated:
+        # ``project.name`` joins the group key only beside ``id``, which it cannot split.
         groups: dict[tuple[Any, ...], list[EventRecord]] = defaultdict(list)
         for event in events:
             groups[tuple(_plain(data, event, f) for f in plain)].append(event)
@@ -341,6 +355,7 @@ async def discover(request: web.Request) -> web.Response:
                 **dict(zip(plain, key, strict=True)),
                 **{a: _aggregate(a, members) for a in aggregates},
                 **{e: _equation(data, e, members) for e in equations},
+                **{f: _plain(data, members[0], f) for f in added},
             }
             for key, members in groups.items()
         ]
@@ -352,19 +367,14 @@ async def discover(request: web.Request) -> web.Response:
             )
         )
     else:
-        # The ``id`` column Sentry adds to these queries, kept out of the rows served.
         rows = []
         for event in events:
             row = {f: _plain(data, event, f) for f in plain}
             row.update({e: _equation(data, e, [event]) for e in equations})
-            ids[id(row)] = event.event_id
+            row.update({f: _plain(data, event, f) for f in added})
             rows.append(row)
     for key in reversed(request.query.getall("sort", [])):
-        column = _sort_column(key, fields)
-        if column == "id" and "id" not in fields:
-            rows.sort(key=lambda row: ids[id(row)], reverse=key.startswith("-"))
-        else:
-            rows.sort(key=_column(column), reverse=key.startswith("-"))
+        rows.sort(key=_column(_sort_column(key, fields)), reverse=key.startswith("-"))
     if not _projects(request, org):
         return _json(
             _encode(
@@ -374,10 +384,11 @@ async def discover(request: web.Request) -> web.Response:
                 }
             )
         )
+    columns = [*fields, *added]
     meta = {
-        "fields": {f: _field_type(f) for f in fields},
+        "fields": {f: _field_type(f) for f in columns},
         "units": {
-            f: ("millisecond" if _FIELD_TYPES.get(f) == "duration" else None) for f in fields
+            f: ("millisecond" if _FIELD_TYPES.get(f) == "duration" else None) for f in columns
         },
         "isMetricsData": False,
         "isMetricsExtractedData": False,
