@@ -10,7 +10,7 @@ import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 
 import aiohttp
@@ -181,6 +181,67 @@ async def test_projects_use_page_number_cursors(
     slugs = [row["slug"] for row in first.json() + second.json()]
     assert sorted(slugs) == sorted(fake_sentry.data.project_slugs(ORG))
     assert 'rel="next"; results="false"' in second.headers["Link"]
+
+
+async def test_projects_refuse_a_negative_page_as_sentry_does(
+    fake_sentry: FakeSentry, http: aiohttp.ClientSession
+) -> None:
+    # OffsetPaginator.get_result: the row offset is page x size; below 0 it raises
+    # BadPaginationError, which Endpoint.paginate turns into a 400 with its text. A size of
+    # 0 makes any page offset 0, the first page.
+    path = f"/api/0/organizations/{ORG}/projects/"
+    negative = await fetch(http, fake_sentry, path, {"per_page": "2", "cursor": "2:-1:1"})
+    zero = await fetch(http, fake_sentry, path, {"per_page": "2", "cursor": "0:-1:1"})
+    first = await fetch(http, fake_sentry, path, {"per_page": "2"})
+    assert (negative.status, negative.json()) == (
+        400,
+        {"detail": "Pagination offset cannot be negative"},
+    )
+    assert zero.status == 200 and _slugs(zero) == _slugs(first)
+
+
+def _slugs(reply: Reply) -> list[str]:
+    return [row["slug"] for row in reply.json()]
+
+
+async def test_organizations_use_datetime_cursors(
+    fake_sentry_factory: Any, http: aiohttp.ClientSession
+) -> None:
+    # OrganizationIndexEndpoint pages -date_added with DateTimePaginator: a cursor value is
+    # a row's date in ms (ceil for next, floor for prev), its offset the rows sharing that
+    # value already served (build_cursor's _build_next_values / _build_prev_values).
+    server = await fake_sentry_factory(orgs=0)
+    second = 1_780_000_000
+    created = [second + 0.0004, second - 1, second - 1, second - 1, second - 2]
+    for n, ts in enumerate(created):
+        record = server.builder.add_organization(f"o{n}").record
+        record.created = datetime.fromtimestamp(ts, timezone.utc)
+    ms = second * 1000
+    pages = []
+    cursor = None
+    for _ in range(4):
+        params = {"per_page": "2", **({"cursor": cursor} if cursor else {})}
+        reply = await fetch(http, server, "/api/0/organizations/", params)
+        assert reply.status == 200
+        links = re.findall(r'rel="(\w+)"; results="(\w+)"; cursor="([^"]*)"', reply.headers["Link"])
+        pages.append((_slugs(reply), links))
+        cursor = links[1][2] if links[1][1] == "true" else None
+        if cursor is None:
+            break
+    assert pages == [
+        (
+            ["o0", "o1"],
+            [("previous", "false", f"{ms}:0:1"), ("next", "true", f"{ms - 1000}:1:0")],
+        ),
+        (
+            ["o2", "o3"],
+            [("previous", "true", f"{ms - 1000}:0:1"), ("next", "true", f"{ms - 2000}:0:0")],
+        ),
+        (
+            ["o4"],
+            [("previous", "true", f"{ms - 2000}:0:1"), ("next", "false", f"{ms - 2000}:2:0")],
+        ),
+    ]
 
 
 async def test_a_projects_first_event_is_its_oldest(

@@ -8,7 +8,7 @@ import msgspec
 from aiohttp import web
 
 from ._lookups import _by_short_id, _flag, _org, _per_page, _project, _region
-from ._paginators import _page
+from ._paginators import _datetime_page, _page
 from ._state import ApiError, _encode, _json, _state
 
 
@@ -24,15 +24,23 @@ async def list_orgs(request: web.Request) -> web.Response:
         # User tokens: every org the user owns, unpaginated, each wrapped with singleOwner.
         body = [{"organization": data.org_body(o), "singleOwner": o.index % 2 == 0} for o in orgs]
         return _json(_encode(body))
-    by_members = request.query.get("sortBy") == "members"
-    if by_members:
+    if request.query.get("sortBy") == "members":
+        # An OffsetPaginator over the member count.
         orgs.sort(key=lambda o: o.members, reverse=True)
-    return _page(
+        return _page(
+            request,
+            orgs,
+            lambda o: _encode(data.org_body(o)),
+            per_page=_per_page(request),
+            style="page",
+        )
+    # ``-date_added`` with DateTimePaginator.
+    return _datetime_page(
         request,
         orgs,
+        lambda o: o.created,
         lambda o: _encode(data.org_body(o)),
         per_page=_per_page(request),
-        style="page" if by_members else "value",
     )
 
 
