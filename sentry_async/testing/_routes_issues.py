@@ -198,7 +198,13 @@ def _scoped(
 
 async def list_issues(request: web.Request) -> web.Response:
     """``OrganizationGroupIndexEndpoint.get``: date range, stats period, environments and
-    projects checked in that order, then direct hits, then the search."""
+    projects checked in that order, then direct hits, then the search.
+
+    Every page, the first included, is the Snuba path's ``SequencePaginator`` (whole
+    seconds): ``PostgresSnubaQueryExecutor.query`` answers a first ``sort=date`` page from
+    Postgres (``DateTimePaginator``, in ms) only for a search without an end date, and
+    this endpoint always passes one (``date_to``, now by default).
+    """
     org = _org(request)
     data = _state(request).data
     _time_range(request)
