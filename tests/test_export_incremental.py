@@ -8,6 +8,7 @@ import logging
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,14 @@ import pytest
 
 from sentry_async import RetryPolicy, SentryClient, ServerError, _cli_run
 from sentry_async.cli import main
-from sentry_async.export import ExportSpec, OutputUnusableError, SpecMismatchError, export
+from sentry_async.export import (
+    ExportSpec,
+    OutputUnusableError,
+    SpecMismatchError,
+    export,
+    format_utc,
+    parse_duration,
+)
 from sentry_async.testing import FakeSentry, Fault, SeedConfig
 from sentry_async.testing.pytest_plugin import FIXED_NOW
 
@@ -281,3 +289,81 @@ async def test_a_pending_runs_directory_that_is_not_a_real_one_is_refused(
     after = sorted((p.name, p.read_bytes()) for p in (elsewhere / pending.name).iterdir())
     assert after == before, "nothing is written through the link"
     assert pending.is_symlink() == (planted == "symlink")
+
+
+async def _overlap_runs(
+    server: FakeSentry,
+    tmp_path: Path,
+    steps: list[tuple[datetime, str]],
+    before_run: Callable[[int], object] = lambda n: None,
+) -> tuple[Counter[str], list[dict[str, Any]]]:
+    """Incremental runs at each ``(now, overlap)``, ``before_run(n)`` ahead of run ``n``: how
+    often each id was written, and the state after each run."""
+    spec = ExportSpec(kind="events", org=ORG, period="1d", page_size=5)
+    state, out = tmp_path / "state.json", tmp_path / "out"
+    saved: list[dict[str, Any]] = []
+    with anyio.fail_after(40):
+        async with _client(server) as client:
+            for n, (now, overlap) in enumerate(steps):
+                before_run(n)
+                await export(
+                    client, spec, out, incremental=state, now=now, overlap=parse_duration(overlap)
+                )
+                saved.append(msgspec.json.decode(state.read_bytes()))
+    written = Counter(i for run in sorted(out.glob("run-*")) for i in _ids(run))
+    return written, saved
+
+
+def _stamp(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+async def test_widening_the_overlap_never_writes_an_event_twice(
+    fake_sentry_factory: Factory, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The ids kept cover the old, narrower overlap only: a run that looked back further
+    would write again what an earlier run wrote. The widened look-back is held to what the
+    ids cover, and the run says so."""
+    server = await fake_sentry_factory(scale=DATA)
+    issue = server.builder.organization(ORG).project("project-0-0").add_issue("Old", events=0)
+    for minutes in (100, 130, 150):  # 1-3 h before the first run: written by it
+        issue.add_event(timestamp=T1 - timedelta(minutes=minutes))
+    steps = [(T1 + timedelta(minutes=10 * n), overlap) for n, overlap in enumerate(
+        ["1h", "1h", "3h", "3h"]
+    )]  # fmt: skip
+    with caplog.at_level(logging.WARNING, logger="sentry_async.export"):
+        written, saved = await _overlap_runs(server, tmp_path, steps)
+    assert [i for i, count in written.items() if count > 1] == []
+    assert set(written) == _on_server(server, T1 - timedelta(days=1), steps[-1][0])
+    for before, after in pairwise(saved):
+        # A run never starts before what the ids kept cover.
+        assert _stamp(after["runs"][-1]["start"]) >= _stamp(before["seen_from"])
+    starts = [state["runs"][-1]["start"] for state in saved]
+    told = [r.getMessage() for r in caplog.records if "overlap" in r.getMessage()]
+    assert len(told) == 2, "each run held short says so"
+    assert all(start in message for start, message in zip(starts[2:], told, strict=True))
+
+
+async def test_narrowing_the_overlap_keeps_the_late_events_it_covers(
+    fake_sentry_factory: Factory, tmp_path: Path
+) -> None:
+    server = await fake_sentry_factory(scale=DATA)
+    issue = server.builder.organization(ORG).project("project-0-0").add_issue("Late", events=0)
+    steps = [(T1 + timedelta(hours=n), overlap) for n, overlap in enumerate(
+        ["3h", "3h", "1h", "1h", "3h"]
+    )]  # fmt: skip
+    late: list[str] = []
+
+    def arrive(n: int) -> None:
+        if n:  # late: timestamped before the previous run's end, within the narrow overlap
+            late.append(issue.add_event(timestamp=steps[n - 1][0] - timedelta(minutes=40)))
+
+    written, saved = await _overlap_runs(server, tmp_path, steps, arrive)
+    assert [i for i, count in written.items() if count > 1] == []
+    assert set(late) <= set(written)
+    assert set(written) == _on_server(server, T1 - timedelta(days=1), steps[-1][0])
+    # A narrower overlap is honoured at once; the last run's wider one only as far back
+    # as the ids the 1 h runs kept.
+    assert [state["runs"][-1]["start"] for state in saved[1:]] == [
+        format_utc(T1 + timedelta(hours=hours)) for hours in (-3, 0, 1, 2)
+    ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -16,6 +17,7 @@ from ._incremental import (
     check_incremental,
     check_state,
     check_state_path,
+    held_back,
     load_state,
     new_state,
     plan_run,
@@ -33,6 +35,8 @@ from ._spec import ExportSpec
 from ._splitting import MIN_SPLIT_WINDOW
 
 __all__ = ["export"]
+
+logger = logging.getLogger("sentry_async.export")
 
 
 async def export(
@@ -88,6 +92,18 @@ async def export(
             run = state.pending
             if run is None:
                 run = plan_run(spec, state, overlap, now or datetime.now(timezone.utc))
+                asked = held_back(state, run, overlap)
+                if asked is not None:
+                    logger.warning(
+                        "overlap %s: this run looks back only to %s, not to %s: the ids "
+                        "earlier runs kept (with a narrower overlap) start there, and looking "
+                        "further back would write their events again; late events timestamped "
+                        "before it are missed, the full overlap applies once runs have kept "
+                        "ids that far back",
+                        overlap,
+                        run.start,
+                        asked,
+                    )
                 state.pending = run
                 await anyio.to_thread.run_sync(save_state, state_path, state)
             directory = run_directory(base, run)

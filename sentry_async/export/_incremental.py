@@ -195,6 +195,16 @@ def plan_run(
     )
 
 
+def held_back(state: IncrementalState, run: IncrementalRun, overlap: timedelta) -> str | None:
+    """Where ``run`` would start with the full ``overlap``, when it starts later: the ids
+    kept do not reach that far back (an earlier run had a narrower overlap), and looking
+    further back would write again what earlier runs wrote."""
+    if state.high_water is None:
+        return None
+    asked = parse_stamp(state.high_water) - overlap
+    return None if parse_stamp(run.start) <= asked else format_utc(asked)
+
+
 def run_spec(spec: ExportSpec, run: IncrementalRun) -> ExportSpec:
     return dataclasses.replace(
         spec, start=parse_stamp(run.start), end=parse_stamp(run.end), period=None
@@ -218,7 +228,10 @@ def record_run(
         if moment >= keep_from:
             seen[key] = format_utc(moment)
     state.seen = seen
-    state.seen_from = format_utc(keep_from)
+    # The ids kept cover no further back than they did before this run: an overlap wider
+    # than the last one's reaches back only once later runs have kept ids that far.
+    covered = keep_from if state.seen_from is None else max(keep_from, parse_stamp(state.seen_from))
+    state.seen_from = format_utc(covered)
     state.high_water = run.end
     run.items, run.duplicates = manifest.items, manifest.duplicates
     state.runs = [*state.runs, run][-MAX_RUNS_KEPT:]
