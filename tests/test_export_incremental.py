@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import csv
+import gzip
 import io
 import logging
+import tracemalloc
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
@@ -20,11 +22,19 @@ from sentry_async import RetryPolicy, SentryClient, ServerError, _cli_run
 from sentry_async.cli import main
 from sentry_async.export import (
     ExportSpec,
+    Manifest,
+    ManifestFile,
     OutputUnusableError,
     SpecMismatchError,
     export,
     format_utc,
     parse_duration,
+)
+from sentry_async.export._incremental import (
+    IncrementalRun,
+    IncrementalState,
+    record_run,
+    stamped_items,
 )
 from sentry_async.testing import FakeSentry, Fault, SeedConfig
 from sentry_async.testing.pytest_plugin import FIXED_NOW
@@ -367,3 +377,80 @@ async def test_narrowing_the_overlap_keeps_the_late_events_it_covers(
     assert [state["runs"][-1]["start"] for state in saved[1:]] == [
         format_utc(T1 + timedelta(hours=hours)) for hours in (-3, 0, 1, 2)
     ]
+
+
+def _run_files(directory: Path, rows: int, pad: str, parquet: bool) -> Manifest:
+    """A run's files holding ``rows`` items each: JSON Lines, gzip and CSV gzip, or a
+    Parquet part."""
+    when = [format_utc(T1 - timedelta(seconds=n)) for n in range(rows)]
+    ids = [f"{n:032x}" for n in range(rows)]
+    if parquet:
+        import pyarrow as pa
+
+        stamps = pa.array([_stamp(w) for w in when], type=pa.timestamp("ms", tz="UTC"))
+        pq.write_table(
+            pa.table({"id": ids, "timestamp": stamps, "pad": [pad] * rows}),
+            directory / "d.parquet",
+            row_group_size=rows // 2,
+        )
+        names = ["d.parquet"]
+    else:
+        lines = b"".join(
+            msgspec.json.encode({"id": i, "dateCreated": w, "pad": pad}) + b"\n"
+            for i, w in zip(ids, when, strict=True)
+        )
+        table = "id,timestamp,pad\n" + "".join(
+            f"{i},{w},{pad}\n" for i, w in zip(ids, when, strict=True)
+        )
+        (directory / "a.jsonl").write_bytes(lines)
+        (directory / "b.jsonl.gz").write_bytes(gzip.compress(lines))
+        (directory / "c.csv.gz").write_bytes(gzip.compress(table.encode()))
+        names = ["a.jsonl", "b.jsonl.gz", "c.csv.gz"]
+    files = [
+        ManifestFile(path=name, items=rows, bytes=(directory / name).stat().st_size)
+        for name in names
+    ]
+    return Manifest(
+        format="sentry-async-export/1", projects=[], kind="events", org="o", spec={},
+        fingerprint="f", start=format_utc(T1 - timedelta(days=1)), end=format_utc(T1),
+        created_at=format_utc(T1), finished_at=format_utc(T1), runs=1, items=rows * len(names),
+        pages=1, bytes=sum(f.bytes for f in files), duplicates=0, files=files, streams=[],
+    )  # fmt: skip
+
+
+def _peak(read: Callable[[], object]) -> int:
+    tracemalloc.start()
+    try:
+        read()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+@pytest.mark.parametrize("parquet", [False, True], ids=["text", "parquet"])
+def test_recording_a_run_reads_its_files_in_bounded_memory(tmp_path: Path, parquet: bool) -> None:
+    """The ids a run wrote are read back file by file, line by line (a Parquet part batch
+    by batch, its id and time columns only), and only those within the overlap are kept:
+    memory does not follow the run's size, which may be many gigabytes."""
+    if parquet and pq is None:
+        pytest.skip("needs pyarrow")
+    # Text: 20 MB a file, of which a quarter must never be held. Parquet: rows that as
+    # Python objects all at once would take ten times the bound.
+    rows, pad = (40_000, "") if parquet else (10_000, "x" * 2000)
+    manifest = _run_files(tmp_path, rows, pad, parquet)
+    bound = rows * 64 if parquet else rows * 2000 // 4
+    # Once untraced first: what the readers import on first use is not what they hold.
+    assert sum(1 for _ in stamped_items(tmp_path, manifest)) == rows * len(manifest.files)
+    for file in manifest.files:
+        one = msgspec.structs.replace(manifest, files=[file])
+        found: list[int] = []
+        peak = _peak(lambda: found.append(sum(1 for _ in stamped_items(tmp_path, one))))  # noqa: B023
+        assert found == [rows], file.path
+        assert peak < bound, f"{file.path}: {peak:,} bytes at the peak"
+    state = IncrementalState(fingerprint="f", spec={})
+    run = IncrementalRun(directory=".", start=manifest.start, end=manifest.end)
+    overlap = timedelta(minutes=1)
+    peak = _peak(lambda: record_run(state, run, manifest, stamped_items(tmp_path, manifest), overlap))
+    assert peak < bound, f"recording the run: {peak:,} bytes at the peak"
+    newest = {f"{n:032x}": format_utc(T1 - timedelta(seconds=n)) for n in range(61)}
+    assert state.seen == newest, "the ids within the overlap, from every file"

@@ -110,10 +110,11 @@ async def export(
             manifest = await exporter(
                 run_spec(spec, run), directory, resume=True, skip_ids=state.seen.keys()
             ).run()
-            stamped = await anyio.to_thread.run_sync(
-                lambda: list(stamped_items(directory, manifest))
+            # In a thread, reading the files as it goes: only the ids within the overlap
+            # are kept, never a list of the whole run.
+            await anyio.to_thread.run_sync(
+                record_run, state, run, manifest, stamped_items(directory, manifest), overlap
             )
-            record_run(state, run, manifest, iter(stamped), overlap)
             await anyio.to_thread.run_sync(save_state, state_path, state)
         finally:
             lock.remove()

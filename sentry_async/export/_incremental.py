@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import gzip
 import hashlib
 import importlib
 import io
@@ -32,7 +31,7 @@ import msgspec
 
 from ._checkpoint import check_file_name, read_versioned
 from ._errors import CheckpointError, OutputUnusableError, SpecMismatchError
-from ._files import id_key, id_text, item_id, parse_stamp
+from ._files import id_key, id_text, item_id, parse_stamp, read_segment
 from ._lock import DirLock
 from ._manifest import Manifest
 from ._spec import ExportSpec, is_aggregate
@@ -255,36 +254,48 @@ def _state_id(found: str) -> str:
     return id_text(id_key(found))
 
 
+_PARQUET_BATCH = 4096
+"""Rows of a Parquet part read back at a time."""
+
+
 def stamped_items(directory: Path, manifest: Manifest) -> Iterator[tuple[str, datetime | None]]:
     """``(id, time)`` of every item of a finished run, read back from its files (an id
-    longer than Sentry's as the text of its digest)."""
+    longer than Sentry's as the text of its digest). Files are streamed, a line or a
+    Parquet batch at a time: a run's files may be gigabytes, of which only ids are kept."""
     for file in manifest.files:
         path = directory / file.path
         if file.path.endswith(".parquet"):
-            pq = importlib.import_module("pyarrow.parquet")
-            table = pq.read_table(path, columns=["id", "timestamp"])
-            for row in table.to_pylist():
-                when = row["timestamp"]
-                yield _state_id(str(row["id"])), when if isinstance(when, datetime) else _time(when)
+            yield from _parquet_stamps(path)
             continue
-        fd = open_no_follow(path, os.O_RDONLY, create=False, single_link=False)
-        with os.fdopen(fd, "rb") as handle:
-            data = handle.read()
-        if file.path.endswith(".gz"):
-            data = gzip.decompress(data)
-        if ".csv" in file.path:
-            for row in csv.DictReader(io.StringIO(data.decode("utf-8"))):
-                if row.get("id"):
-                    yield _state_id(row["id"]), _time(row.get("timestamp") or None)
-            continue
-        for line in data.splitlines():
-            try:
-                item = _stamped_decoder.decode(line)
-            except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError):
+        with read_segment(path, 0, file.bytes, file.path.endswith(".gz")) as stream:
+            if ".csv" in file.path:
+                text = io.TextIOWrapper(stream, encoding="utf-8", newline="")
+                for row in csv.DictReader(text):
+                    if row.get("id"):
+                        yield _state_id(row["id"]), _time(row.get("timestamp") or None)
                 continue
-            found = item_id(line)  # as the run that wrote it read it
-            if found is not None:
-                yield _state_id(str(found)), _time(item.dateCreated or item.timestamp)
+            for line in stream:
+                line = line.rstrip(b"\r\n")
+                try:
+                    item = _stamped_decoder.decode(line)
+                except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError):
+                    continue
+                found = item_id(line)  # as the run that wrote it read it
+                if found is not None:
+                    yield _state_id(str(found)), _time(item.dateCreated or item.timestamp)
+
+
+def _parquet_stamps(path: Path) -> Iterator[tuple[str, datetime | None]]:
+    """A Parquet part's ``(id, time)``, its two columns read a batch at a time."""
+    pq = importlib.import_module("pyarrow.parquet")
+    fd = open_no_follow(path, os.O_RDONLY, create=False, single_link=False)
+    with os.fdopen(fd, "rb") as handle:
+        part = pq.ParquetFile(handle)
+        for batch in part.iter_batches(batch_size=_PARQUET_BATCH, columns=["id", "timestamp"]):
+            ids, stamps = batch.column(0).to_pylist(), batch.column(1).to_pylist()
+            for found, when in zip(ids, stamps, strict=True):
+                stamp = when if isinstance(when, datetime) else _time(when)
+                yield _state_id(str(found)), stamp
 
 
 def base_directory(output: Path) -> DirLock:
