@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import io
 import logging
 import os
 import signal
@@ -110,7 +111,8 @@ exit codes:
   5  output directory refused: not empty, other arguments or another server on --resume,
      locked, damaged, not a directory, or holding a planted link
   130 interrupted (Ctrl-C): the checkpoint is saved, run again with --resume
-  141 stdout closed early (piped into head): the output stops quietly
+  141 stdout closed early (piped into head): the output stops quietly; a query
+      started with stdout closed (>&-) says so on stderr
   143 terminated (SIGTERM): as on Ctrl-C
 
 network:
@@ -421,8 +423,10 @@ def main(
     """Run the command line; returns the exit code (see ``--help``)."""
     err = stderr if stderr is not None else sys.stderr
     interrupts = _Interrupts()
+    # None when the command was started with stdout closed (``>&-``).
+    out: TextIO | None = stdout if stdout is not None else sys.stdout
     try:
-        return _main(argv, stdout if stdout is not None else sys.stdout, err, interrupts)
+        return _main(argv, out, err, interrupts)
     except KeyboardInterrupt:
         # Before the command began (parsing its arguments), or past its own handling.
         interrupts.ignore()
@@ -433,10 +437,17 @@ def main(
 
 
 def _main(
-    argv: Sequence[str] | None, out: TextIO, err: TextIO, interrupts: _Interrupts
+    argv: Sequence[str] | None, out: TextIO | None, err: TextIO, interrupts: _Interrupts
 ) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if out is None:
+        if args.command == "query":
+            # The answer is the command's output: with nowhere to print it, nothing is asked.
+            print("sentry-async: error: stdout is closed: nowhere to print the answer", file=err)
+            return EXIT_STDOUT_CLOSED
+        # An export's or the demo's output is its files; only the summary is dropped.
+        out = io.StringIO()
     restore_logging = _setup_logging(args.quiet, args.verbose, err)
     token: str | None = None
     try:

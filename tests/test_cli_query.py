@@ -10,6 +10,7 @@ import os
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -258,6 +259,33 @@ async def test_a_closed_stdout_ends_quietly(server: FakeSentry) -> None:
         os.close(write_end)
     assert result.stderr == b""
     assert result.returncode == 141
+
+
+@pytest.mark.parametrize("command", ["query", "export", "demo"])
+async def test_a_stdout_closed_from_the_start_is_one_line_not_a_traceback(
+    server: FakeSentry, tmp_path: Path, command: str
+) -> None:
+    """Started with stdout closed (``>&-``), Python has no ``sys.stdout``: a query, whose
+    answer is its output, stops at once with one line and 141; an export and the demo
+    write their files, and only the summary has nowhere to go."""
+    out = tmp_path / "out"
+    argv = {
+        "query": ["query", "discover", "--org", ORG, "--field", "id", "--period", "14d",
+                  "--base-url", server.url],
+        "export": ["export", "events", "--org", ORG, "--period", "1d", "-o", str(out), "-q",
+                   "--base-url", server.url],
+        "demo": ["demo", "--scale", "small", "-o", str(out), "-q"],
+    }[command]  # fmt: skip
+    closed = ["sh", "-c", 'exec "$0" "$@" >&-', sys.executable, "-m", "sentry_async", *argv]
+    with anyio.fail_after(120):
+        result = await anyio.run_process(closed, check=False)
+    lines = result.stderr.decode().splitlines()
+    if command == "query":
+        assert result.returncode == 141, lines
+        assert len(lines) == 1 and lines[0].startswith("sentry-async: error: stdout"), lines
+    else:
+        assert (result.returncode, lines) == (0, [])
+        assert list(out.rglob("manifest.json")), "the export was written"
 
 
 async def test_ctrl_c_during_a_query_mentions_no_checkpoint(
