@@ -24,7 +24,7 @@ import anyio
 
 from ._network import tls
 from ._progress_display import DisplayMode, show_progress
-from ._query_command import flag_error, run_query
+from ._query_command import ArgumentError, run_query
 from .cli import (
     _RANGE_OPTIONS,
     _SPEC_OPTIONS,
@@ -296,8 +296,8 @@ async def run_query_command(args: argparse.Namespace, token: str, out: TextIO) -
     async with _client_from_args(args, token) as client:
         try:
             await run_query(client, args, out)
-        except ValueError as exc:
-            raise _UsageError(flag_error(exc)) from None
+        except ArgumentError as exc:
+            raise _UsageError(str(exc)) from None
     return EXIT_OK
 
 

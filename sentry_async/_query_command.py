@@ -23,12 +23,21 @@ import msgspec
 
 from ._csv import cell, row_writer
 from ._text import printable
+from .errors import SentryError, UntrustedHost
 from .tables import _each_events_stats_row, usage_rows
 
 if TYPE_CHECKING:
     from .client import SentryClient
 
-__all__ = ["add_query_parser", "check_arguments", "check_projects", "flag_error", "run_query"]
+__all__ = [
+    "ArgumentError",
+    "UnusableAnswer",
+    "add_query_parser",
+    "check_arguments",
+    "check_projects",
+    "flag_error",
+    "run_query",
+]
 
 FORMATS = ("auto", "table", "csv", "json")
 TABLE_ROWS = 100
@@ -114,6 +123,16 @@ def add_query_parser(
     usage.add_argument("--outcome", action="append", metavar="OUTCOME")
 
 
+class ArgumentError(ValueError):
+    """An argument refused (by this command or by the client before its request): exit 2,
+    the message naming the option."""
+
+
+class UnusableAnswer(SentryError):
+    """The server's answer decoded, but a value in it cannot be made a row (a time that is
+    not one, or out of range): the server's problem, not the arguments' (exit 1)."""
+
+
 _OPTIONS = {
     "fields": "--field",
     "sort": "--sort",
@@ -157,14 +176,37 @@ def _parsed(option: str, text: str, parse: Callable[[str], Any]) -> Any:
     try:
         return parse(text)
     except ValueError as exc:
-        raise ValueError(f"{option} {text}: {exc}") from None
+        raise ArgumentError(f"{option} {text}: {exc}") from None
+
+
+@contextlib.contextmanager
+def _client_arguments() -> Iterator[None]:
+    """Around a client call that checks its arguments before its request: the client's
+    ``ValueError`` is such a refusal (a bad answer is a :class:`~.errors.SentryError`)."""
+    try:
+        yield
+    except UntrustedHost:
+        raise
+    except ValueError as exc:
+        raise ArgumentError(flag_error(exc)) from None
+
+
+def _answer_rows(
+    answer: str, make: Callable[[], Iterable[dict[str, Any]]]
+) -> Iterator[dict[str, Any]]:
+    """The rows ``make`` turns the server's answer into, one at a time; a value that cannot
+    be converted (a time that is not one, or out of range) is :class:`UnusableAnswer`."""
+    try:
+        yield from make()
+    except (ValueError, OverflowError, OSError) as exc:
+        raise UnusableAnswer(f"the {answer} answer cannot be made into rows: {exc}") from None
 
 
 def _range(args: argparse.Namespace) -> dict[str, Any]:
     from .export import format_utc, parse_duration, parse_utc
 
     if args.period and args.since:
-        raise ValueError("give --since or --period, not both")
+        raise ArgumentError("give --since or --period, not both")
     out: dict[str, Any] = {}
     if args.since:
         start = out["start"] = _parsed("--since", args.since, parse_utc)
@@ -173,9 +215,9 @@ def _range(args: argparse.Namespace) -> dict[str, Any]:
         )
         if start >= end:
             until = f"--until {args.until}" if args.until else f"now ({format_utc(end)})"
-            raise ValueError(f"--since {args.since}: not before {until}: the range is empty")
+            raise ArgumentError(f"--since {args.since}: not before {until}: the range is empty")
     elif args.until:
-        raise ValueError("--until needs --since")
+        raise ArgumentError("--until needs --since")
     elif args.period:
         out["period"] = _parsed("--period", args.period, parse_duration)
     return out
@@ -185,9 +227,9 @@ def check_arguments(args: argparse.Namespace) -> None:
     """What can be refused before any request (exit 2, naming the option)."""
     fields = [*(getattr(args, "field", None) or ()), *(getattr(args, "y_axis", None) or ())]
     if any(not name.strip() for name in fields):
-        raise ValueError("--field: a field name must not be empty")
+        raise ArgumentError("--field: a field name must not be empty")
     if getattr(args, "limit", None) is not None and args.limit < 1:
-        raise ValueError("--limit must be at least 1")
+        raise ArgumentError("--limit must be at least 1")
     _range(args)
 
 
@@ -213,17 +255,18 @@ async def _discover_rows(
 ) -> AsyncGenerator[dict[str, Any], None]:
     """The query's rows, at most ``limit``; ``columns`` is filled once the first page is in,
     even a page without rows, so that an empty answer still has its header."""
-    paginator = client.discover.query(
-        args.org,
-        fields=args.field,
-        query=args.query,
-        sort=args.sort,
-        project=args.project,
-        environment=args.environment,
-        dataset=args.dataset,
-        limit=limit,
-        **_range(args),
-    )
+    with _client_arguments():
+        paginator = client.discover.query(
+            args.org,
+            fields=args.field,
+            query=args.query,
+            sort=args.sort,
+            project=args.project,
+            environment=args.environment,
+            dataset=args.dataset,
+            limit=limit,
+            **_range(args),
+        )
     async with contextlib.aclosing(paginator.pages()) as pages:
         async for page in pages:
             if not columns:
@@ -246,34 +289,38 @@ async def _rows(
         return
     rows: Iterator[dict[str, Any]]
     if args.query_kind == "stats":
-        stats = await client.stats.events(
-            args.org,
-            y_axis=args.y_axis or "count()",
-            query=args.query,
-            project=args.project,
-            interval=args.interval,
-            top_events=args.top_events,
-            fields=args.field,
-            order_by=args.order_by,
-            dataset=args.dataset,
-            **_range(args),
-        )
+        with _client_arguments():
+            stats = await client.stats.events(
+                args.org,
+                y_axis=args.y_axis or "count()",
+                query=args.query,
+                project=args.project,
+                interval=args.interval,
+                top_events=args.top_events,
+                fields=args.field,
+                order_by=args.order_by,
+                dataset=args.dataset,
+                **_range(args),
+            )
         # Rows are made as they are written, and the decoded original is not kept beside
         # the series: a large answer is in memory once.
-        rows = _each_events_stats_row(dataclasses.replace(stats, raw=None))
+        series = dataclasses.replace(stats, raw=None)
+        rows = _answer_rows("events-stats", lambda: _each_events_stats_row(series))
         del stats
     else:
-        usage = await client.stats.usage(
-            args.org,
-            group_by=args.group_by or (["outcome"] if args.category else ["outcome", "category"]),
-            field=args.usage_field,
-            interval=args.interval,
-            project=args.project,
-            category=args.category,
-            outcome=args.outcome,
-            **_range(args),
-        )
-        rows = iter(usage_rows(usage))
+        with _client_arguments():
+            usage = await client.stats.usage(
+                args.org,
+                group_by=args.group_by
+                or (["outcome"] if args.category else ["outcome", "category"]),
+                field=args.usage_field,
+                interval=args.interval,
+                project=args.project,
+                category=args.category,
+                outcome=args.outcome,
+                **_range(args),
+            )
+        rows = _answer_rows("stats_v2 (usage)", lambda: usage_rows(usage))
     first = next(rows, None)
     if first is None:
         return

@@ -240,3 +240,37 @@ def test_display_width_counts_wide_characters_twice_and_joined_emoji_once() -> N
         3,
         8,
     ]
+
+
+USAGE_GROUP = {
+    "by": {"outcome": "accepted", "category": "error"},
+    "totals": {"sum(quantity)": 1},
+    "series": {"sum(quantity)": [1]},
+}
+
+
+@pytest.mark.parametrize(
+    ("kind", "answer", "naming"),
+    [
+        ("usage", {"intervals": ["not a date"], "groups": [USAGE_GROUP]}, "'not a date'"),
+        ("stats", {"data": [[10**300, [{"count": 1}]]]}, "out of range"),
+        ("stats", {"data": [[T0 * 10**6, [{"count": 1}]]]}, "out of range"),
+    ],
+    ids=["usage-interval-not-a-date", "stats-time-overflow", "stats-year-out-of-range"],
+)
+@pytest.mark.parametrize("fmt", ["csv", "table"])
+async def test_an_answer_that_cannot_be_made_rows_is_a_server_problem_not_bad_arguments(
+    kind: str, answer: dict[str, Any], naming: str, fmt: str
+) -> None:
+    """The arguments were fine (exit 2 would send the user to change them): what the
+    server sent is the problem, exit 1, with a line naming the answer and what was wrong."""
+    server = {"usage": answer} if kind == "usage" else {"stats": answer}
+    async with _sentry(**server) as url:
+        code, out, err = await _run(
+            ["query", kind, "--org", "acme", "--period", "1d", "--format", fmt], url
+        )
+    lines = err.splitlines()
+    assert (code, out) == (1, ""), err
+    assert len(lines) == 1 and lines[0].startswith("sentry-async: error: "), err
+    assert naming in lines[0] and kind in lines[0], lines[0]
+
