@@ -225,9 +225,10 @@ def _range(args: argparse.Namespace) -> dict[str, Any]:
 
 def check_arguments(args: argparse.Namespace) -> None:
     """What can be refused before any request (exit 2, naming the option)."""
-    fields = [*(getattr(args, "field", None) or ()), *(getattr(args, "y_axis", None) or ())]
-    if any(not name.strip() for name in fields):
+    if any(not name.strip() for name in getattr(args, "field", None) or ()):
         raise ArgumentError("--field: a field name must not be empty")
+    if any(not expression.strip() for expression in getattr(args, "y_axis", None) or ()):
+        raise ArgumentError("--y-axis: an expression must not be empty")
     if getattr(args, "limit", None) is not None and args.limit < 1:
         raise ArgumentError("--limit must be at least 1")
     _range(args)

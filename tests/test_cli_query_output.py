@@ -274,3 +274,9 @@ async def test_an_answer_that_cannot_be_made_rows_is_a_server_problem_not_bad_ar
     assert len(lines) == 1 and lines[0].startswith("sentry-async: error: "), err
     assert naming in lines[0] and kind in lines[0], lines[0]
 
+
+async def test_an_empty_y_axis_is_named_as_such() -> None:
+    async with _sentry() as url:
+        code, _, err = await _run(["query", "stats", "--org", "acme", "--y-axis", ""], url)
+    assert code == 2
+    assert err.splitlines() == ["sentry-async: error: --y-axis: an expression must not be empty"]
