@@ -53,6 +53,7 @@ from .export import (
     ExportRangeError,
     ExportSpec,
     Manifest,
+    NothingToExportError,
     OutputNotEmptyError,
     OutputUnusableError,
     Progress,
@@ -281,6 +282,11 @@ async def run_export(args: argparse.Namespace, token: str, out: TextIO) -> int:
                 )
             except ExportRangeError as exc:
                 raise _range_error(exc, args) from None
+            except NothingToExportError as exc:
+                # A run right after the last (a scheduler retrying at once): nothing wrong.
+                if not args.quiet:
+                    print(f"{spec.kind}: {exc}", file=out)
+                return EXIT_OK
             except ValueError as exc:
                 if args.incremental is None:
                     raise

@@ -9,7 +9,7 @@ import logging
 import tracemalloc
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
@@ -24,12 +24,14 @@ from sentry_async.export import (
     ExportSpec,
     Manifest,
     ManifestFile,
+    NothingToExportError,
     OutputUnusableError,
     SpecMismatchError,
     export,
     format_utc,
     parse_duration,
 )
+from sentry_async.export import _export as export_module
 from sentry_async.export._incremental import (
     IncrementalRun,
     IncrementalState,
@@ -454,3 +456,62 @@ def test_recording_a_run_reads_its_files_in_bounded_memory(tmp_path: Path, parqu
     assert peak < bound, f"recording the run: {peak:,} bytes at the peak"
     newest = {f"{n:032x}": format_utc(T1 - timedelta(seconds=n)) for n in range(61)}
     assert state.seen == newest, "the ids within the overlap, from every file"
+
+
+async def test_a_run_in_the_second_the_last_one_ended_has_nothing_to_do(
+    fake_sentry_factory: Factory, tmp_path: Path
+) -> None:
+    server = await fake_sentry_factory(scale=DATA)
+    spec = ExportSpec(kind="events", org=ORG, period="1d")
+    state, out = tmp_path / "state.json", tmp_path / "out"
+    async with _client(server) as client:
+        await export(client, spec, out, incremental=state, now=T1)
+        before = state.read_bytes()
+        with pytest.raises(NothingToExportError) as nothing:
+            await export(client, spec, out, incremental=state, now=T1 + timedelta(microseconds=5))
+    assert isinstance(nothing.value, ValueError), "what it was before: callers catch that"
+    assert nothing.value.high_water == format_utc(T1)
+    assert state.read_bytes() == before and len(list(out.glob("run-*"))) == 1
+
+
+@pytest.mark.parametrize("quiet", [False, True])
+async def test_cli_a_run_in_the_same_second_as_the_last_is_fine(
+    fake_sentry_factory: Factory,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    quiet: bool,
+) -> None:
+    """A scheduler retrying at once: nothing is wrong, there is just nothing new yet."""
+    server = await fake_sentry_factory(scale=DATA)
+    token = tmp_path / "token"
+    token.write_text(server.token)
+    now = datetime.now(timezone.utc).replace(microsecond=0)
+
+    class _Clock(datetime):
+        @classmethod
+        def now(cls, tz: Any = None) -> _Clock:
+            return cls.fromtimestamp(now.timestamp(), tz)
+
+    monkeypatch.setattr(export_module, "datetime", _Clock)
+    argv = [
+        "export", "events", "--org", ORG, "--period", "1d", "--incremental",
+        str(tmp_path / "state.json"), "-o", str(tmp_path / "out"), "--base-url", server.url,
+        "--token-file", str(token), *(["--quiet"] if quiet else []),
+    ]  # fmt: skip
+    results = []
+    for _ in range(2):
+        stdout, stderr = io.StringIO(), io.StringIO()
+        code = await anyio.to_thread.run_sync(
+            lambda: main(argv, stdout=stdout, stderr=stderr)  # noqa: B023
+        )
+        results.append((code, stdout.getvalue(), stderr.getvalue()))
+    assert [code for code, _, _ in results] == [0, 0], results
+    code, printed, logged = results[1]
+    if quiet:
+        assert (printed, logged) == ("", "")
+    else:
+        assert printed.splitlines() == [
+            f"events: nothing to export yet: the last run ended at {format_utc(now)}, now is "
+            f"{format_utc(now)}; the next run takes what arrived since"
+        ]
+        assert "error" not in logged

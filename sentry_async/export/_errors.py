@@ -10,6 +10,7 @@ __all__ = [
     "ExportError",
     "ExportLockedError",
     "ExportRangeError",
+    "NothingToExportError",
     "OutputNotEmptyError",
     "OutputUnusableError",
     "SpecMismatchError",
@@ -70,6 +71,24 @@ class ExportRangeError(ExportError, ValueError):
         self.argument = argument
         self.reason = reason
         super().__init__(f"{argument}: {reason}")
+
+
+class NothingToExportError(ExportError, ValueError):
+    """An incremental run was asked for before a new second began after the last run's end
+    (a scheduler retrying at once): there is nothing new to export yet, and nothing was
+    done. Runs end at whole seconds, so the next one can start in the next second.
+
+    ``high_water`` is the last run's end, ``now`` the time of this call (ISO UTC). A
+    ``ValueError`` too, as it was before it had a type of its own.
+    """
+
+    def __init__(self, high_water: str, now: str) -> None:
+        self.high_water = high_water
+        self.now = now
+        super().__init__(
+            f"nothing to export yet: the last run ended at {high_water}, now is {now}; "
+            "the next run takes what arrived since"
+        )
 
 
 class CheckpointError(ExportError):

@@ -30,7 +30,12 @@ from pathlib import Path
 import msgspec
 
 from ._checkpoint import check_file_name, read_versioned
-from ._errors import CheckpointError, OutputUnusableError, SpecMismatchError
+from ._errors import (
+    CheckpointError,
+    NothingToExportError,
+    OutputUnusableError,
+    SpecMismatchError,
+)
 from ._files import id_key, id_text, item_id, parse_stamp, read_segment
 from ._lock import DirLock
 from ._manifest import Manifest
@@ -175,10 +180,7 @@ def plan_run(
         start, end = resolve_range(start=first, end=end, period=period, now=end)
     else:
         if end <= parse_stamp(state.high_water):
-            raise ValueError(
-                f"nothing to export yet: the last run ended at {state.high_water}, now is "
-                f"{format_utc(end)}"
-            )
+            raise NothingToExportError(state.high_water, format_utc(end))
         start = parse_stamp(state.high_water) - overlap
         if state.seen_from is not None:
             # The ids kept cover no more than this: looking further back would write again.
