@@ -136,7 +136,8 @@ def test_roundtrip_of_generated_headers(prev: str, nxt: str, more: bool) -> None
     assert links.polling_cursor == nxt
 
 
-_LINK_TEXT = st.text(alphabet=st.sampled_from(list(' ,;:="<>\\abc0-1')), max_size=12)
+_LINK_TEXT = st.text(alphabet=st.sampled_from(list(" ,;:=<&abc0-1")), max_size=12)
+"""Text the tokenizer reads as it stands: no quote, backslash or ``>``."""
 
 
 @given(
@@ -147,29 +148,102 @@ _LINK_TEXT = st.text(alphabet=st.sampled_from(list(' ,;:="<>\\abc0-1')), max_siz
     url=_LINK_TEXT,
     gap=st.sampled_from([", ", ",", " , ", ",\t"]),
 )
-def test_the_sentry_layout_shortcut_agrees_with_the_tokenizer(
+def test_sentrys_layout_reads_as_the_tokenizer_wherever_both_can(
     prev_results: str, next_results: str, prev: str, nxt: str, url: str, gap: str
 ) -> None:
-    """Sentry's own layout takes a one-regex path; whatever it matches, it must read as the
-    RFC 8288 tokenizer does (and whatever it does not match falls through to it)."""
-    from sentry_async._protocol.links import _SENTRY_LINKS, _parsed_page_links
+    """Sentry's own layout is read by its fixed text; wherever the tokenizer can read the
+    same header, both must agree (and whatever is not that layout falls through to it)."""
+    from sentry_async._protocol.links import (
+        _SENTRY_LINKS,
+        _parsed_page_links,
+        _sentry_page_links,
+    )
 
     header = (
-        f'<https://h/{url}>; rel="previous"; results="{prev_results}"; cursor="{prev}"{gap}'
-        f'<https://h/{url}?cursor=u>; rel="next"; results="{next_results}"; cursor="{nxt}"'
+        f'<https://h/{url}?&cursor={prev}>; rel="previous"; results="{prev_results}"; '
+        f'cursor="{prev}"{gap}'
+        f'<https://h/{url}?&cursor={nxt}>; rel="next"; results="{next_results}"; cursor="{nxt}"'
     )
-    try:
-        expected = _parsed_page_links(header)
-    except LinkHeaderError:
-        assert _SENTRY_LINKS.fullmatch(header) is None
-        with pytest.raises(LinkHeaderError):
-            page_links(header)
-        return
-    assert page_links(header) == expected
+    assert page_links(header) == _parsed_page_links(header)
+    standard = {prev_results, next_results} <= {"true", "false"} and gap == ", "
+    assert (_sentry_page_links(header) is not None) == standard
+    assert _SENTRY_LINKS.fullmatch(header) is None or _sentry_page_links(header) == page_links(header)
 
 
 def test_the_sentry_layout_takes_the_shortcut() -> None:
-    from sentry_async._protocol.links import _SENTRY_LINKS
+    from sentry_async._protocol.links import _SENTRY_LINKS, _sentry_page_links
 
-    assert _SENTRY_LINKS.fullmatch(FIRST) is not None
-    assert _SENTRY_LINKS.fullmatch(LAST) is not None
+    assert _SENTRY_LINKS.fullmatch(FIRST) is not None and _SENTRY_LINKS.fullmatch(LAST) is not None
+    assert _sentry_page_links(FIRST) == page_links(FIRST)
+    assert _sentry_page_links(LAST) == page_links(LAST)
+    assert _sentry_page_links(FIRST) is not None and _sentry_page_links(LAST) is not None
+
+
+def sentry_link(prev: str, nxt: str, *, prev_results: str = "true", more: str = "true") -> str:
+    """A Link as Sentry's ``build_cursor_link`` writes it: each cursor raw, unescaped, both in
+    the URL and in the quoted ``cursor`` parameter (string cursors carry a rule's name)."""
+    url = "https://sentry.io/api/0/organizations/acme/combined-rules/?sort=name&per_page=2"
+    return (
+        f'<{url}&cursor={prev}>; rel="previous"; results="{prev_results}"; cursor="{prev}", '
+        f'<{url}&cursor={nxt}>; rel="next"; results="{more}"; cursor="{nxt}"'
+    )
+
+
+@pytest.mark.parametrize(
+    "cursor",
+    [
+        "disk c:\\ full:0:0",
+        "latency > 500ms:0:0",
+        'checkout "v2" errors:0:1',
+        'a, b; "c" > d:3:0',
+        'a\\"b\\:0:0',
+        '>; rel="next"; results="false"; cursor="x:0:0',
+        '", <https://x/?&cursor=y:0:0',
+    ],
+)
+def test_raw_string_cursors_in_sentrys_layout_are_read_exactly(cursor: str) -> None:
+    """Sentry escapes nothing: a backslash must not be taken for an escape (the client would
+    send a different cursor and skip or repeat rows), a ``>`` or ``"`` must not end the
+    target or the quoted string."""
+    links = page_links(sentry_link("zulu:0:1", cursor))
+    assert (links.next_cursor, links.prev_cursor) == (cursor, "zulu:0:1")
+    links = page_links(sentry_link(cursor, "alpha:0:0"))
+    assert (links.next_cursor, links.prev_cursor) == ("alpha:0:0", cursor)
+    links = page_links(sentry_link(cursor, cursor, prev_results="false", more="false"))
+    assert (links.next_cursor, links.polling_cursor, links.next_results) == (None, cursor, False)
+
+
+_RAW_CURSOR = st.lists(
+    st.sampled_from(
+        [
+            *("a", ":0:0", "\\", '"', ">", "<", ",", ";", " ", "&cursor=", '"; cursor="', ", <"),
+            *('>; rel="previous"; results="true', '>; rel="next"; results="false', "é"),
+        ]
+    ),
+    max_size=8,
+).map("".join)
+
+
+@given(_RAW_CURSOR, _RAW_CURSOR, st.booleans(), st.booleans())
+def test_any_cursor_sentry_writes_is_read_back_exactly(
+    prev: str, nxt: str, has_prev: bool, more: bool
+) -> None:
+    header = sentry_link(
+        prev, nxt, prev_results="true" if has_prev else "false", more="true" if more else "false"
+    )
+    links = page_links(header)
+    assert links.next_cursor == (nxt if more and nxt else None)
+    assert links.prev_cursor == (prev if has_prev and prev else None)
+    assert (links.polling_cursor, links.next_results, links.paginated) == (nxt, more, True)
+
+
+def test_a_raw_quote_that_cannot_be_tied_to_the_url_is_a_typed_error() -> None:
+    """Sentry's layout whose URL cursor differs from its ``cursor`` parameter, with a raw
+    quote in it, has no one reading: a clear error, never a guessed cursor."""
+    url = "https://h/x/?"
+    header = (
+        f'<{url}&cursor=a:0:1>; rel="previous"; results="false"; cursor="a:0:1", '
+        f'<{url}&cursor=b%22c:0:0>; rel="next"; results="true"; cursor="b"c:0:0"'
+    )
+    with pytest.raises(LinkHeaderError):
+        page_links(header)

@@ -1,12 +1,13 @@
 """Sentry's ``Link`` header and cursors, as pure functions.
 
-Sentry writes ``<url>; rel="previous"; results="false"; cursor="0:0:1", <url>; rel="next";
-results="true"; cursor="0:100:0"``. A cursor is opaque and may contain ``:`` (string
-cursors) or, in principle, ``,`` and ``;``; the URL is percent-encoded. So the header is
-tokenised as RFC 8288 says (angle-bracketed targets, quoted-string parameters) rather than
-split on commas and semicolons, which is what breaks other clients (aiohttp's
-``ClientResponse.links`` included: it splits parameters on ``;``).
-"""
+Sentry writes ``<url&cursor=C>; rel="previous"; results="false"; cursor="C", <url&cursor=D>;
+rel="next"; results="true"; cursor="D"`` and escapes neither cursor: a string cursor (a
+rule's name) may hold ``\\``, ``>``, ``"``, ``,`` or ``;`` as they are. So that layout is
+read by its fixed text first, each cursor being what stands both after ``&cursor=`` in its
+URL and in its ``cursor`` parameter. Any other header is tokenised as RFC 8288 says
+(angle-bracketed targets, quoted-string parameters) rather than split on commas and
+semicolons, which is what breaks other clients (aiohttp's ``ClientResponse.links``
+included: it splits parameters on ``;``)."""
 
 from __future__ import annotations
 
@@ -31,11 +32,20 @@ _TARGET = re.compile(r"<([^>]*)>")
 _PARAM = re.compile(rf'[ \t]*;[ \t]*({_TOKEN})[ \t]*(?:=[ \t]*(?:"((?:[^"\\]|\\.)*)"|({_TOKEN})))?')
 _END = re.compile(r"[ \t]*(?:;[ \t]*)*(?:,|$)")
 _ESCAPE = re.compile(r"\\(.)", re.DOTALL)
+_URL_CURSOR = "&cursor="
+_PREVIOUS = '>; rel="previous"; results="'
+_NEXT = '>; rel="next"; results="'
+_CURSOR = '"; cursor="'
+_BETWEEN = '", <'
+_RESULTS = ("true", "false")
+"""``results`` values, by the parity of their length."""
 _SENTRY_LINKS = re.compile(
-    r'<[^>]*>; rel="previous"; results="(true|false)"; cursor="([^"\\]*)", '
-    r'<[^>]*>; rel="next"; results="(true|false)"; cursor="([^"\\]*)"'
+    r'<([^<>"&\s]*(?:&(?!cursor=)[^<>"&\s]*)*)&cursor=([^"\\>]*)>; rel="previous"; '
+    r'results="(true|false)"; cursor="\2", '
+    r'<\1&cursor=([^"\\>]*)>; rel="next"; results="(true|false)"; cursor="\4"'
 )
-"""Exactly what Sentry's ``Link`` header looks like; anything else takes the full parser."""
+"""Sentry's layout where no cursor holds a quote, backslash or ``>`` (every page, nearly):
+one regex, and one reading, since each cursor ends at the first ``>``."""
 
 
 class LinkHeaderError(ValueError):
@@ -136,23 +146,107 @@ def parse_link_header(value: str) -> list[Link]:
 
 
 def page_links(value: str | None) -> PageLinks:
-    """Reduce a Link header to the cursors a paginator needs."""
+    """Reduce a Link header to the cursors a paginator needs.
+
+    Raises :class:`LinkHeaderError` when the header cannot be read, or can be read as
+    Sentry's layout in more than one way: a cursor guessed wrong skips or repeats rows.
+    """
     if value is None:
         return PageLinks()
-    sentry = _SENTRY_LINKS.fullmatch(value)
+    plain = _SENTRY_LINKS.fullmatch(value)
+    if plain is not None:
+        _, prev, prev_results, nxt, results = plain.groups()
+        return _sentry_links(prev, prev_results, nxt, results)
+    sentry = _sentry_page_links(value)
     if sentry is not None:
-        # Sentry's own layout (one regex instead of the tokenizer: this runs every page).
-        # Same results as the loop below: the cursor counts only with results="true".
-        prev_results, prev, next_results, nxt = sentry.groups()
-        more = next_results == "true"
-        return PageLinks(
-            next_cursor=nxt if more and nxt else None,
-            prev_cursor=prev if prev_results == "true" and prev else None,
-            paginated=True,
-            polling_cursor=nxt,
-            next_results=more,
-        )
+        return sentry
     return _parsed_page_links(value)
+
+
+def _sentry_page_links(value: str) -> PageLinks | None:
+    """Sentry's own layout, or ``None`` for any other header.
+
+    Both links share one URL (``build_cursor_link`` of one request), which holds no
+    ``&cursor=`` of its own (the request's cursor is dropped from it). Each cursor is written
+    twice, raw, so it is the text that stands both after its URL's ``&cursor=`` and in its
+    ``cursor`` parameter: every place the previous link may end is tried (a cursor may hold
+    the very text that ends it), and the next link's cursor then follows from the length
+    that is left. Plain string comparisons: no regex can backtrack on a hostile header.
+    """
+    if value[:1] != "<" or value[-1:] != '"':
+        return None
+    at = value.find(_URL_CURSOR, 1)
+    if at < 0:
+        return None
+    start = at + len(_URL_CURSOR)
+    url = value[1:at]
+    found: PageLinks | None = None
+    end = value.find(_PREVIOUS, start)
+    while end >= 0:
+        here = end + len(_PREVIOUS)
+        prev_results = _results_at(value, here)
+        if prev_results is not None:
+            prev = value[start:end]
+            here += len(prev_results)
+            if (
+                value.startswith(_CURSOR, here)
+                and value.startswith(prev, here := here + len(_CURSOR))
+                and value.startswith(_BETWEEN, here := here + len(prev))
+                and value.startswith(url, here := here + len(_BETWEEN))
+                and value.startswith(_URL_CURSOR, here := here + len(url))
+            ):
+                links = _sentry_next(value, here + len(_URL_CURSOR), prev, prev_results)
+                if links is not None:
+                    if found is not None and links != found:
+                        raise LinkHeaderError(
+                            "Link header in Sentry's layout reads two ways: cursors "
+                            f"{found.prev_cursor!r}/{found.polling_cursor!r} or "
+                            f"{links.prev_cursor!r}/{links.polling_cursor!r}"
+                        )
+                    found = links
+        end = value.find(_PREVIOUS, end + 1)
+    return found
+
+
+def _results_at(value: str, at: int) -> str | None:
+    """``true`` or ``false`` at ``at`` in ``value``, else ``None``."""
+    for results in _RESULTS:
+        if value.startswith(results, at):
+            return results
+    return None
+
+
+def _sentry_next(value: str, start: int, prev: str, prev_results: str) -> PageLinks | None:
+    """The rest of Sentry's layout from the next link's cursor on: ``D>; rel="next";
+    results="R"; cursor="D"``, whose length tells ``D`` (``true`` and ``false`` differ by
+    one character, and ``D`` stands twice)."""
+    left = len(value) - start - len(_NEXT) - len(_CURSOR) - 1
+    results = _RESULTS[left % 2]
+    size = (left - len(results)) // 2
+    if size < 0:
+        return None
+    after = start + size
+    if (
+        not value.startswith(_NEXT, after)
+        or not value.startswith(results, after + len(_NEXT))
+        or not value.startswith(_CURSOR, after := after + len(_NEXT) + len(results))
+        or not value.startswith(value[start : start + size], after + len(_CURSOR))
+    ):
+        return None
+    return _sentry_links(prev, prev_results, value[start : start + size], results)
+
+
+def _sentry_links(prev: str, prev_results: str, nxt: str, results: str) -> PageLinks:
+    """What Sentry's layout says, read as the tokenizer reads any other: a cursor counts
+    only with ``results="true"``."""
+    more = results == "true"
+    return PageLinks(
+        next_cursor=nxt if more and nxt else None,
+        prev_cursor=prev if prev_results == "true" and prev else None,
+        paginated=True,
+        polling_cursor=nxt,
+        next_results=more,
+    )
 
 
 def _parsed_page_links(value: str) -> PageLinks:
