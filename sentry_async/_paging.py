@@ -12,6 +12,7 @@ from yarl import URL
 from ._decoding import MAX_BOUNDED_ITEMS, data_within, decode_items
 from ._protocol.cursors import OVERSIZE_FACTOR, body_fingerprint
 from ._protocol.hosts import endpoint_group
+from ._protocol.links import link_header
 from ._protocol.params import Params, encode_params
 from ._protocol.ratelimit import header_int
 from ._transport import Response
@@ -64,7 +65,7 @@ def page_fetchers(
                 query.append(("cursor", page_cursor))
 
             def announce(response: Response) -> Awaitable[None] | None:
-                return before_decoding(fetch, page_cursor, response.headers.get("Link"), gated)
+                return before_decoding(fetch, page_cursor, link_header(response.headers), gated)
 
             limit = None if size is None else size * OVERSIZE_FACTOR
             if limit is not None and limit > MAX_BOUNDED_ITEMS:
@@ -103,7 +104,7 @@ def page_fetchers(
             response, body = await client._send_following("GET", path, path_params, once, root)
             if body is None and limit is not None:
                 # Refused undecoded: more items than the walk allows.
-                return RawPage(items=[], link=response.headers.get("Link"), more_than=limit)
+                return RawPage(items=[], link=link_header(response.headers), more_than=limit)
             if envelope is not None:
                 items, meta = envelope(body)
             else:
@@ -111,7 +112,7 @@ def page_fetchers(
             headers = response.headers
             return RawPage(
                 items=items,
-                link=headers.get("Link"),
+                link=link_header(headers),
                 hits=header_int(headers.get("X-Hits")),
                 max_hits=header_int(headers.get("X-Max-Hits")),
                 rate_limit=response.rate_limit,

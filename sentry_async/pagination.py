@@ -22,7 +22,6 @@ from collections.abc import (
     Callable,
     Hashable,
     Iterator,
-    Mapping,
 )
 from dataclasses import dataclass, field
 from operator import length_hint
@@ -30,8 +29,10 @@ from typing import Any, Generic, NoReturn, TypeVar, cast
 
 import anyio
 import msgspec
+from multidict import MultiMapping
 
 from ._protocol.cursors import DEFAULT_MAX_STALE_PAGES, CursorWalk, Position, Step
+from ._protocol.links import link_header
 from ._protocol.ratelimit import RateLimitInfo
 from .errors import OversizedPage
 from .hooks import Abandoning
@@ -124,7 +125,7 @@ def announce_link(fetcher: object, cursor: str | None, link: str | None) -> bool
     return watch is not None and watch[0] is fetcher and watch[1](cursor, link)
 
 
-def link_watch(fetcher: object, cursor: str | None) -> Callable[[Mapping[str, str]], bool] | None:
+def link_watch(fetcher: object, cursor: str | None) -> Callable[[MultiMapping[str]], bool] | None:
     """What a page fetcher hands its transport to announce the ``Link`` of ``cursor``'s
     response as soon as the headers arrive (``None`` when no read-ahead watches
     ``fetcher``): the body may take a while to come, and the next request need not wait
@@ -133,8 +134,8 @@ def link_watch(fetcher: object, cursor: str | None) -> Callable[[Mapping[str, st
     if watch is None or watch[0] is not fetcher:
         return None
 
-    def on_headers(headers: Mapping[str, str]) -> bool:
-        return announce_link(fetcher, cursor, headers.get("Link"))
+    def on_headers(headers: MultiMapping[str]) -> bool:
+        return announce_link(fetcher, cursor, link_header(headers))
 
     return on_headers
 

@@ -337,3 +337,15 @@ def test_any_server_is_followed_without_repeats_and_stale_runs_are_bounded(
         pass
     named = [c for c in requested if c is not None]
     assert len(named) == len(set(named)), "a cursor was requested twice"
+
+
+def test_a_link_without_next_after_a_promise_is_an_error_not_the_end() -> None:
+    """A page requested with a cursor whose only ``Link`` is a proxy's (``rel=preload``) did
+    not say the stream is over: ending there would record a truncated stream as complete."""
+    walk = CursorWalk(Position("c1"), stream="rules")
+    with pytest.raises(PaginationError) as e:
+        walk.on_page(3, "</static/app.css>; rel=preload; as=style")
+    assert e.value.position == Position("c1")
+    single = CursorWalk()
+    step = single.on_page(3, "</static/app.css>; rel=preload; as=style")
+    assert not step.more and not step.paginated and single.position.done

@@ -247,3 +247,31 @@ def test_a_raw_quote_that_cannot_be_tied_to_the_url_is_a_typed_error() -> None:
     )
     with pytest.raises(LinkHeaderError):
         page_links(header)
+
+
+def test_several_link_fields_are_read_as_one_list() -> None:
+    """RFC 9110 5.3: several ``Link`` fields are one list, joined by ``", "`` (a split
+    ``Link``, or a proxy's own ``Link`` put before Sentry's)."""
+    from multidict import CIMultiDict, CIMultiDictProxy
+
+    from sentry_async._protocol.links import link_header
+
+    prev, nxt = FIRST.split(", <")
+    nxt = "<" + nxt
+    split = CIMultiDictProxy(CIMultiDict([("Link", prev), ("Content-Type", "x"), ("link", nxt)]))
+    assert link_header(split) == FIRST
+    assert page_links(link_header(split)).next_cursor == "0:100:0"
+    preload = "</static/app.css>; rel=preload; as=style"
+    fields = CIMultiDictProxy(CIMultiDict([("Link", preload), ("Link", FIRST)]))
+    assert page_links(link_header(fields)).next_cursor == "0:100:0"
+    assert link_header(CIMultiDictProxy(CIMultiDict([("Link", FIRST)]))) == FIRST
+    assert link_header(CIMultiDictProxy(CIMultiDict())) is None
+
+
+def test_a_link_without_next_or_previous_is_no_pagination() -> None:
+    """A proxy's preload ``Link``, or a previous link alone, says nothing about a next page
+    (Sentry always sends ``rel="next"``): read as no ``Link`` at all."""
+    links = page_links("</static/app.css>; rel=preload; as=style")
+    assert not links.paginated and links.next_cursor is None
+    assert not page_links('<https://h/x/?&cursor=0:0:1>; rel="previous"; results="true"').paginated
+    assert page_links('<https://h/x/?&cursor=0:9:0>; rel="next"; results="false"').paginated

@@ -260,12 +260,12 @@ class CursorWalk:
             if links.next_results and not links.polling_cursor:
                 raise self._error('rel="next" says results="true" but carries no cursor')
             if cursor is not None and not links.paginated:
-                # Requested with a cursor a page promised more at: no Link is no answer
-                # (a proxy's empty 200), not the end of the stream.
+                # Requested with a cursor a page promised more at: no Link (or one with no
+                # rel="next", a proxy's) is no answer (a proxy's empty 200), not the end.
                 raise self._error(
                     f"the page requested with cursor {cursor!r} came back with no Link "
-                    "header, after a page that said more results exist; stopping rather "
-                    "than ending the stream early"
+                    'header with rel="next", after a page that said more results exist; '
+                    "stopping rather than ending the stream early"
                 )
         if nxt is not None and nxt == cursor:
             raise self._error(

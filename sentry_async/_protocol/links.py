@@ -15,6 +15,7 @@ import re
 from dataclasses import dataclass, field
 
 import msgspec
+from multidict import MultiMapping
 from yarl import URL
 
 __all__ = [
@@ -22,6 +23,7 @@ __all__ = [
     "LinkHeaderError",
     "PageLinks",
     "cursor_from_url",
+    "link_header",
     "page_links",
     "parse_link_header",
 ]
@@ -87,7 +89,9 @@ class PageLinks(msgspec.Struct, frozen=True, gc=False):
 
     ``next_cursor`` is set only when ``rel="next"`` has ``results="true"``: that, not the
     page's length, is the one signal that more data exists. ``paginated`` is false when the
-    response had no Link header at all (a single page).
+    response had no ``rel="next"`` link (a single page): Sentry always sends one on a
+    paginated answer, and a ``Link`` of some other kind (a proxy's ``rel=preload``) says
+    nothing about pages.
     """
 
     next_cursor: str | None = None
@@ -99,6 +103,19 @@ class PageLinks(msgspec.Struct, frozen=True, gc=False):
     @property
     def has_next(self) -> bool:
         return self.next_cursor is not None
+
+
+def link_header(headers: MultiMapping[str]) -> str | None:
+    """All of a response's ``Link`` fields as one value (``None``: none at all).
+
+    RFC 9110 5.3: several fields are one list joined by ``", "``. A ``Link`` may come split,
+    or after a proxy's own (``rel=preload`` for Early Hints); reading the first field only
+    would miss Sentry's ``rel="next"`` and end the stream as if it were complete.
+    """
+    fields = headers.getall("Link", ())
+    if len(fields) == 1:
+        return fields[0]
+    return ", ".join(fields) if fields else None
 
 
 def cursor_from_url(url: str) -> str | None:
@@ -255,9 +272,11 @@ def _parsed_page_links(value: str) -> PageLinks:
         return PageLinks()
     next_cursor = prev_cursor = polling = None
     next_results: bool | None = None
+    paginated = False
     for link in parse_link_header(value):
         rels = (link.rel or "").lower().split()
         if "next" in rels:
+            paginated = True
             cursor = link.cursor
             polling = cursor
             next_results = link.results
@@ -271,7 +290,7 @@ def _parsed_page_links(value: str) -> PageLinks:
     return PageLinks(
         next_cursor=next_cursor,
         prev_cursor=prev_cursor,
-        paginated=True,
+        paginated=paginated,
         polling_cursor=polling,
         next_results=next_results,
     )
