@@ -10,7 +10,7 @@ import msgspec
 from yarl import URL
 
 from ._decoding import MAX_BOUNDED_ITEMS, data_within, decode_items
-from ._protocol.cursors import OVERSIZE_FACTOR, body_fingerprint
+from ._protocol.cursors import OVERSIZE_FACTOR, BodyFingerprints
 from ._protocol.hosts import endpoint_group
 from ._protocol.links import link_header
 from ._protocol.params import Params, encode_params
@@ -52,6 +52,7 @@ def page_fetchers(
         # decode them would only add a scheduler pass.
         gated = item_type is not msgspec.Raw
         plain_list = page_type is None and envelope is None
+        fingerprint = BodyFingerprints()
 
         async def fetch(page_cursor: str | None, size: int | None) -> RawPage:
             query = list(base)
@@ -117,7 +118,7 @@ def page_fetchers(
                 max_hits=header_int(headers.get("X-Max-Hits")),
                 rate_limit=response.rate_limit,
                 meta=meta,
-                fingerprint=body_fingerprint(response.body),
+                fingerprint=fingerprint(response.body),
                 direct_hit=headers.get("X-Sentry-Direct-Hit") == "1",
             )
 

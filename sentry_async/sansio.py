@@ -21,6 +21,7 @@ from ._protocol.body import (
 from ._protocol.cursors import (
     DEFAULT_MAX_STALE_PAGES,
     OVERSIZE_FACTOR,
+    BodyFingerprints,
     CursorWalk,
     Position,
     Step,
@@ -91,6 +92,7 @@ __all__ = [
     "MAX_ERROR_BODY",
     "OVERSIZE_FACTOR",
     "REDIRECT_STATUSES",
+    "BodyFingerprints",
     "BodyReader",
     "BodyTooLarge",
     "CorruptBody",

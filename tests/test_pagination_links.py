@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import anyio
 import pytest
 from _local_server import local_app
@@ -58,3 +60,38 @@ async def test_every_link_field_is_read(fields: str) -> None:
                 got = [item async for item in paginator]
             assert got == ITEMS
             assert paginator.position.done
+
+
+async def test_distinct_pages_that_share_their_sampled_bytes_are_all_handed_out() -> None:
+    """Sixty Discover pages of one long message, every row its own event id: same length and
+    same bytes at start, middle and end, yet not repeats; the stream reads to its end."""
+    from test_protocol_cursors import discover_pages
+
+    bodies = discover_pages(60)
+
+    async def events(request: web.Request) -> web.Response:
+        cursor = request.query.get("cursor")
+        offset = int(cursor.split(":")[1]) if cursor else 0
+        base = f"http://{request.host}{request.path}?"
+        more = "true" if offset + 1 < len(bodies) else "false"
+        link = (
+            f'<{base}&cursor=0:0:1>; rel="previous"; results="false"; cursor="0:0:1", '
+            f'<{base}&cursor=0:{offset + 1}:0>; rel="next"; results="{more}"; '
+            f'cursor="0:{offset + 1}:0"'
+        )
+        return web.Response(
+            body=bodies[offset], content_type="application/json", headers={"Link": link}
+        )
+
+    app = web.Application()
+    app.router.add_get("/api/0/things/", events)
+    async with local_app(app) as url, SentryClient("token", base_url=url) as client:
+        paginator = client.paginate(
+            "/things/",
+            page_size=10,
+            page_type=lambda item: dict[str, Any],
+            envelope=lambda body: (body["data"], body["meta"]),
+        )
+        with anyio.fail_after(30):
+            rows = [row async for row in paginator]
+    assert len({row["id"] for row in rows}) == 600

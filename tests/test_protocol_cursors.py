@@ -349,3 +349,66 @@ def test_a_link_without_next_after_a_promise_is_an_error_not_the_end() -> None:
     single = CursorWalk()
     step = single.on_page(3, "</static/app.css>; rel=preload; as=style")
     assert not step.more and not step.paginated and single.position.done
+
+
+def discover_pages(count: int, rows: int = 10) -> list[bytes]:
+    """Distinct Discover pages as Sentry sends them for a flood of one long error message:
+    every row has its own event id, yet all pages have the same length, and the bytes at
+    the start (row 1's message), the middle (a message) and the end (``meta``) agree."""
+    meta = msgspec.json.encode({"fields": {f"field{n}": "string" for n in range(40)}})
+    pages = []
+    for page in range(count):
+        data = [
+            {"message": "m" * 1000, "id": f"{page * rows + n:032x}", "project.name": "web"}
+            for n in range(rows)
+        ]
+        pages.append(b'{"data":' + msgspec.json.encode(data) + b',"meta":' + meta + b"}")
+    return pages
+
+
+def test_distinct_pages_that_share_their_sampled_bytes_are_not_repeats() -> None:
+    from sentry_async.sansio import BodyFingerprints
+
+    bodies = discover_pages(60)
+    assert len(set(bodies)) == 60 and len({body_fingerprint(body) for body in bodies}) == 1
+    fingerprints = BodyFingerprints()
+    walk = CursorWalk(page_size=10, stream="discover")
+    for n, body in enumerate(bodies):
+        walk.on_page(10, link(f"c{n + 1}", n + 1 < len(bodies)), fingerprint=fingerprints(body))
+    assert walk.position.done and walk.pages == 60
+
+
+def test_a_body_sent_again_is_still_stale() -> None:
+    """Hashed whole from its first repeat on, a page served again and again still ends the
+    stream, one page later than by its sample alone (a small page is exact at once)."""
+    from sentry_async.sansio import BodyFingerprints
+
+    fingerprints = BodyFingerprints()
+    walk = CursorWalk(page_size=10, max_stale_pages=3)
+    first, other = discover_pages(2)
+
+    def again() -> int:
+        return fingerprints(bytes(bytearray(first)))  # a fresh object, as every response is
+
+    walk.on_page(10, link("c1"), fingerprint=fingerprints(first))
+    walk.on_page(10, link("c2"), fingerprint=fingerprints(other))
+    for n in range(3, 6):
+        walk.on_page(10, link(f"c{n}"), fingerprint=again())
+    with pytest.raises(PaginationError, match="3 pages in a row brought nothing new"):
+        walk.on_page(10, link("c6"), fingerprint=again())
+    small = CursorWalk(page_size=10, max_stale_pages=2)
+    small.on_page(1, link("c1"), fingerprint=fingerprints(b'[{"id":1}]'))
+    small.on_page(1, link("c2"), fingerprint=fingerprints(b'[{"id":1}]'))
+    with pytest.raises(PaginationError, match="2 pages in a row brought nothing new"):
+        small.on_page(1, link("c3"), fingerprint=fingerprints(b'[{"id":1}]'))
+
+
+def test_body_fingerprints_remember_a_bounded_number_of_samples(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from sentry_async._protocol import cursors
+
+    monkeypatch.setattr(cursors, "_MAX_SAMPLES", 2)
+    fingerprints = cursors.BodyFingerprints()
+    seen = [fingerprints(b"[%d]" % n + b" " * 2000) for n in range(5)]
+    assert len(set(seen)) == 5 and len(fingerprints._samples) <= 2

@@ -69,6 +69,7 @@ PUBLIC = {
         "MAX_ERROR_BODY",
         "OVERSIZE_FACTOR",
         "REDIRECT_STATUSES",
+        "BodyFingerprints",
         "BodyReader",
         "BodyTooLarge",
         "CorruptBody",
