@@ -20,6 +20,7 @@ from ._lookups import (
     _time_range,
 )
 from ._paginators import _page
+from ._search import event_value, parse_query, term_matches
 from ._state import ApiError, _encode, _json, _state
 
 _FIELD_TYPES = {
@@ -74,6 +75,12 @@ def _plain(data: Dataset, event: EventRecord, name: str) -> Any:
         "environment": event.environment,
         "release": f"{event.project.slug}@1.4.{event.index % 5}",
     }.get(name)
+
+
+def _search_value(data: Dataset, event: EventRecord, key: str) -> str | None:
+    """A search key on a Discover row: its column, else what the event search reads."""
+    value = _plain(data, event, key)
+    return event_value(data, event, key) if value is None else str(value)
 
 
 def _column(name: str) -> Callable[[dict[str, Any]], tuple[bool, Any]]:
@@ -291,14 +298,7 @@ def _discover_events(request: web.Request, org: OrgRecord) -> list[EventRecord]:
     if dataset not in _SERVED_DATASETS:
         return []
     data = _state(request).data
-    filters: list[tuple[str, str]] = []
-    text: list[str] = []
-    for token in request.query.get("query", "").split():
-        if ":" in token:
-            key, _, value = token.partition(":")
-            filters.append((key, value))
-        else:
-            text.append(token.lower())
+    terms = parse_query(request.query.get("query", ""))
     out = []
     for project in projects:
         for event in project.events:
@@ -310,10 +310,7 @@ def _discover_events(request: web.Request, org: OrgRecord) -> list[EventRecord]:
                 continue
             if environments and event.environment not in environments:
                 continue
-            if any(str(_plain(data, event, key)) != value for key, value in filters):
-                continue
-            title = str(_plain(data, event, "title")).lower()
-            if text and not all(t in title for t in text):
+            if not all(term_matches(t, _search_value(data, event, t.key)) for t in terms):
                 continue
             out.append(event)
     return out

@@ -10,6 +10,7 @@ from aiohttp import web
 from ._data import EventRecord
 from ._lookups import _HEX32, _flag, _issue, _org, _per_page, _project, _time_range
 from ._paginators import _page
+from ._search import events_matching, parse_query
 from ._state import ApiError, _encode, _json, _state
 
 FULL_PAGE_MAX = 10
@@ -18,14 +19,16 @@ FULL_PAGE_MAX = 10
 def _event_rows(request: web.Request, events: Sequence[EventRecord]) -> list[EventRecord]:
     start, end = _time_range(request)
     environments = set(request.query.getall("environment", []))
-    text = request.query.get("query", "").lower()
-    return [
-        e
-        for e in events
-        if start <= e.timestamp < end
-        and (not environments or e.environment in environments)
-        and (not text or text in (e.issue.title.lower() if e.issue else "transaction"))
-    ]
+    terms = parse_query(request.query.get("query", ""))
+    return events_matching(
+        _state(request).data,
+        (
+            e
+            for e in events
+            if start <= e.timestamp < end and (not environments or e.environment in environments)
+        ),
+        terms,
+    )
 
 
 def _event_page(

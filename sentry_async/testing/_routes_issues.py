@@ -10,7 +10,7 @@ from typing import Any
 
 from aiohttp import web
 
-from ._data import Dataset, IssueRecord, OrgRecord, ProjectRecord
+from ._data import Dataset, EventRecord, IssueRecord, OrgRecord, ProjectRecord
 from ._lookups import (
     _HEX32,
     _SHORT_ID,
@@ -26,6 +26,7 @@ from ._lookups import (
 )
 from ._mutations import read_body, update_groups
 from ._paginators import MAX_HITS, _link, _page, _sequence_page
+from ._search import issue_filter
 from ._state import _SERVE, ApiError, _encode, _json, _state
 
 DEFAULT_ISSUE_QUERY = "is:unresolved issue.priority:[high, medium]"
@@ -39,23 +40,7 @@ def _issue_filter(
     """The search: ``projects`` from the path, else from ``?project=``."""
     query = request.query.get("query")
     query = DEFAULT_ISSUE_QUERY if query is None else query
-    statuses: set[str] = set()
-    priorities: set[str] = set()
-    group_ids: set[str] | None = None
-    text: list[str] = []
-    for token in _QUERY_TOKEN.findall(query):
-        if token.startswith("issue.id:"):
-            # The search backends' ``issue.id`` condition: ``id__in``.
-            value = token.partition(":")[2].strip("[]")
-            wanted = {v.strip() for v in value.split(",") if v.strip()}
-            group_ids = wanted if group_ids is None else group_ids & wanted
-        elif token.startswith("is:"):
-            statuses.add(token[3:])
-        elif token.startswith("issue.priority:"):
-            value = token.partition(":")[2].strip("[]")
-            priorities.update(p.strip() for p in value.split(",") if p.strip())
-        else:
-            text.append(token.lower())
+    matches = issue_filter(_state(request).data, query)
     # ``date_from``/``date_to`` from ``get_date_range_from_stats_period``: 90 days back by
     # default; the default end is the request's "now", which the fake's frozen clock would
     # put before issues made during a test, so it is left open.
@@ -64,6 +49,10 @@ def _issue_filter(
     if not ranged:
         end = float("inf")
     environments = _environments(request, org)
+
+    def in_scope(event: EventRecord) -> bool:
+        return not environments or event.environment in environments
+
     rows = []
     if projects is None:
         projects = _projects(request, org)
@@ -72,13 +61,7 @@ def _issue_filter(
         )
     for project in projects:
         for issue in project.issues:
-            if issue.deleted or (statuses and issue.status not in statuses):
-                continue
-            if group_ids is not None and issue.id not in group_ids:
-                continue
-            if priorities and issue.priority not in priorities:
-                continue
-            if text and not all(t in issue.title.lower() for t in text):
+            if issue.deleted or not matches(issue, in_scope):
                 continue
             if not (start <= issue.last_seen and issue.first_seen <= end):
                 continue
