@@ -8,7 +8,7 @@ import anyio
 import pytest
 
 from sentry_async import RetryPolicy, SentryClient
-from sentry_async.testing import FILTERED, FakeSentry, RecordedRequest, RequestLog
+from sentry_async.testing import FILTERED, FakeSentry, Fault, RecordedRequest, RequestLog
 
 ORG = "org-0"
 FAST = RetryPolicy(attempts=1)
@@ -113,3 +113,22 @@ def test_assertion_helpers_say_what_was_recorded() -> None:
         LOG.assert_not_called("PUT")
     with pytest.raises(AssertionError, match="no request was recorded"):
         RequestLog().last()
+
+
+async def test_an_answer_cut_mid_body_keeps_the_body_its_handler_read(
+    fake_sentry: FakeSentry,
+) -> None:
+    # The handler read and applied the body before the answer was cut: both attempts went
+    # out with it, and both are recorded with it.
+    ids = fake_sentry.data.issue_ids(ORG)[:2]
+    fake_sentry.faults.add(Fault("drop_mid_body", method="PUT", times=1))
+    retry = RetryPolicy(backoff_base=0.01, backoff_max=0.02)
+    async with fake_sentry.client(retry=retry) as sentry:
+        with anyio.fail_after(10):
+            await sentry.issues.bulk_update(ORG, ids, status="resolved")
+    puts = fake_sentry.requests.matching("PUT", "/organizations/{org}/issues/")
+    assert [(r.status, r.json()) for r in puts] == [(200, {"status": "resolved"})] * 2
+    sent = fake_sentry.requests.assert_called(
+        "PUT", "/organizations/{org}/issues/", json={"status": "resolved"}
+    )
+    assert len(sent) == 2

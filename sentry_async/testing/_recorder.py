@@ -279,10 +279,13 @@ async def capture_body(record: RecordedRequest, request: web.Request) -> None:
 
     Read after the handler, not before: reading first would leave ``can_read_body`` false
     for the handler. A body the handler never read (a fault answered first) is read here;
-    one that cannot be read any more (connection cut) stays empty.
+    one the handler read is kept by aiohttp, so it is there even when the answer was cut
+    afterwards (``drop_mid_body``); one never read before the cut stays empty.
     """
+    if not request.body_exists:
+        return
     transport = request.transport
-    if not request.body_exists or transport is None or transport.is_closing():
+    if request.can_read_body and (transport is None or transport.is_closing()):
         return
     with contextlib.suppress(Exception):
         record.body = await request.read()
