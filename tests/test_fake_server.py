@@ -439,6 +439,17 @@ def test_the_command_line_refuses_a_rate_limit_below_one() -> None:
         testing_main.parser().parse_args(["--rate-limit", "0"])
 
 
+async def test_the_command_line_keeps_no_request_log(http: aiohttp.ClientSession) -> None:
+    """Nothing outside the process can read the log of a command-line fake: it keeps none,
+    so a long load run does not grow its memory with every request."""
+    args = testing_main.parser().parse_args(["--scale", "small"])
+    async with testing_main.build(args) as server:
+        statuses = [(await fetch(http, server, ISSUES, {"limit": "1"})).status for _ in range(3)]
+        assert statuses == [200, 200, 200]
+        assert list(server.requests) == []
+
+
+
 # -- faults ---------------------------------------------------------------------------------
 
 

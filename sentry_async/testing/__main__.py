@@ -1,7 +1,8 @@
 """``python -m sentry_async.testing``: serve the fake API until interrupted.
 
 Prints one line, ``READY <base_url> <token>``, once listening, so a benchmark or another
-process can start it and read where it is.
+process can start it and read where it is. It keeps no request log: nothing outside the
+process could read one, and a long load run would grow it with every request.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import sys
 from dataclasses import replace
 
 from ._data import SCALES
+from ._recorder import DiscardedLog
 from ._server import FakeSentry
 from ._state import ANNOUNCED, RateLimitPolicy
 
@@ -33,7 +35,7 @@ def build(args: argparse.Namespace) -> FakeSentry:
             concurrent_limit=None,
             enforce=args.enforce_rate_limit,
         )
-    return FakeSentry(
+    server = FakeSentry(
         seed=args.seed,
         scale=scale,
         host=args.host,
@@ -41,10 +43,11 @@ def build(args: argparse.Namespace) -> FakeSentry:
         token=args.token,
         rate_limits=policy,
     )
+    server._state.requests = DiscardedLog()
+    return server
 
 
-async def _serve(args: argparse.Namespace) -> None:
-    server = build(args)
+async def _serve(server: FakeSentry) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -95,7 +98,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> None:
-    asyncio.run(_serve(parser().parse_args(argv)))
+    asyncio.run(_serve(build(parser().parse_args(argv))))
 
 
 if __name__ == "__main__":

@@ -274,6 +274,14 @@ def record_request(request: web.Request, group: str, token: str) -> RecordedRequ
     )
 
 
+class DiscardedLog(RequestLog):
+    """A log that keeps nothing, for a server whose log no one can read (the command line):
+    its memory stays flat however many requests it serves."""
+
+    def append(self, record: RecordedRequest, /) -> None:
+        """Drop ``record``."""
+
+
 async def capture_body(record: RecordedRequest, request: web.Request) -> None:
     """Keep the request body, once the handler is done with it.
 
