@@ -7,6 +7,7 @@ determinism of the data, and the ``legacy_links``/``link_host`` options.
 from __future__ import annotations
 
 import re
+import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -448,6 +449,32 @@ async def test_the_command_line_keeps_no_request_log(http: aiohttp.ClientSession
         assert statuses == [200, 200, 200]
         assert list(server.requests) == []
 
+
+@pytest.mark.parametrize("option", ["--projects", "--issues"])
+def test_the_command_line_refuses_a_negative_count(
+    option: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        testing_main.main([option, "-1"])
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert f"{option.lstrip('-')} must be an integer >= 0, got -1" in err
+    assert "Traceback" not in err
+
+
+def test_the_command_line_reports_a_busy_port_in_one_line(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(SystemExit) as exited:
+            testing_main.main(["--scale", "small", "--port", str(port)])
+    assert exited.value.code not in (0, None)
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and str(port) in err
+    assert "Traceback" not in err
 
 
 # -- faults ---------------------------------------------------------------------------------

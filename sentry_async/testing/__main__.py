@@ -12,21 +12,18 @@ import asyncio
 import gc
 import signal
 import sys
-from dataclasses import replace
 
 from ._data import SCALES
+from ._factory import seed_config
 from ._recorder import DiscardedLog
 from ._server import FakeSentry
 from ._state import ANNOUNCED, RateLimitPolicy
 
 
 def build(args: argparse.Namespace) -> FakeSentry:
-    """The server the command line describes (not yet started)."""
-    scale = SCALES[args.scale]
-    if args.projects is not None:
-        scale = replace(scale, projects_per_org=args.projects)
-    if args.issues is not None:
-        scale = replace(scale, issues_per_project=args.issues)
+    """The server the command line describes (not yet started); ``ValueError`` names a bad
+    count."""
+    scale = seed_config(args.scale, projects=args.projects, issues=args.issues)
     policy = None
     if args.rate_limit is not None or args.enforce_rate_limit:
         policy = RateLimitPolicy(
@@ -52,6 +49,12 @@ async def _serve(server: FakeSentry) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    try:
+        await server.start()
+    except OSError as exc:
+        # One line, not a traceback: a busy --port is the caller's to fix.
+        sys.stderr.write(f"python -m sentry_async.testing: cannot listen: {exc}\n")
+        raise SystemExit(1) from None
     async with server:
         # The seeded data set lives as long as the process (millions of objects at the
         # large scale): move it out of the collector's reach, or every full collection
@@ -98,7 +101,12 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> None:
-    asyncio.run(_serve(build(parser().parse_args(argv))))
+    cli = parser()
+    try:
+        server = build(cli.parse_args(argv))
+    except ValueError as exc:
+        cli.error(str(exc))
+    asyncio.run(_serve(server))
 
 
 if __name__ == "__main__":
