@@ -480,6 +480,19 @@ class IssuesResource(Resource):
         limit: int | None = ...,
     ) -> Paginator[IssueHashSummary]: ...
 
+    @overload
+    def hashes(
+        self,
+        org: IdOrSlug,
+        issue_id: IdOrSlug,
+        *,
+        full: bool,
+        page_size: int = ...,
+        cursor: str | None = ...,
+        skip: int = ...,
+        limit: int | None = ...,
+    ) -> Paginator[IssueHash] | Paginator[IssueHashSummary]: ...
+
     def hashes(
         self,
         org: IdOrSlug,
