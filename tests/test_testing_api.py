@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import inspect
 import json
+import os
 import socket
+import subprocess
+import sys
 import urllib.error
 import urllib.request
 from datetime import datetime
@@ -202,3 +205,27 @@ def test_server_urls_bracket_an_ipv6_host(tls: bool, host: str, expected: str) -
 
     assert server_url(tls, host, 8000) == expected
     assert SentryClient("t", base_url=expected).base_url.port == 8000
+
+
+def test_the_pytest_plugin_loads_the_fake_only_for_its_fixtures(tmp_path: Path) -> None:
+    """pytest loads the plugin in every session of an environment with sentry-async: a
+    session that never uses the fake must not pay for importing it and aiohttp."""
+    (tmp_path / "test_plain.py").write_text("def test_plain():\n    assert True\n")
+    (tmp_path / "conftest.py").write_text(
+        "import sys\n\n"
+        "def pytest_sessionfinish(session):\n"
+        "    names = ('aiohttp', 'sentry_async.testing._server', 'sentry_async.testing.pytest_plugin')\n"
+        "    loaded = sorted(m for m in names if m in sys.modules)\n"
+        "    print('LOADED', loaded)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-s", "-p", "no:cacheprovider", str(tmp_path)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "LOADED ['sentry_async.testing.pytest_plugin']" in done.stdout, done.stdout

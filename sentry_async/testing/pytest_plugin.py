@@ -5,19 +5,22 @@ they serve ``async def`` tests run by pytest-asyncio (strict or auto mode) or an
 plugin, and plain ``def`` tests, alike. The plugin changes nothing else: it defines no
 event loop or ``anyio_backend`` fixture. Only tests that use its fixtures and that anyio
 parametrises over several backends are pinned to asyncio (the others are deselected),
-because ``SentryClient`` runs on aiohttp, which needs asyncio.
+because ``SentryClient`` runs on aiohttp, which needs asyncio. The fake (and aiohttp) is
+imported by the fixtures, not when pytest loads the plugin: sessions that never use it do
+not pay for it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from ._factory import FakeSentryFactory
-from ._server import FakeSentry
+if TYPE_CHECKING:
+    from ._factory import FakeSentryFactory
+    from ._server import FakeSentry
 
 __all__ = ["FIXED_NOW", "fake_sentry", "fake_sentry_factory", "fake_sentry_now"]
 
@@ -44,6 +47,8 @@ def fake_sentry_factory(fake_sentry_now: datetime) -> Iterator[FakeSentryFactory
 
     Every server it started is stopped after the test.
     """
+    from ._factory import FakeSentryFactory
+
     factory = FakeSentryFactory(now=fake_sentry_now)
     try:
         yield factory
