@@ -86,6 +86,18 @@ class _CallOptions(TypedDict):
     idempotent: bool
 
 
+def _asyncio_loop() -> asyncio.AbstractEventLoop:
+    """The running asyncio loop; off asyncio (trio, or no loop at all), the library's error
+    naming the cause rather than asyncio's bare ``RuntimeError``."""
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        raise WrongEventLoop(
+            "SentryClient runs on asyncio (aiohttp needs it), and no asyncio event loop is "
+            "running here: call it from asyncio code (trio and other loops are not supported)"
+        ) from None
+
+
 class SentryClient(GeneratedGroups, Routing, Downloads):
     """An async client for one Sentry installation, to be used as ``async with``.
 
@@ -249,7 +261,7 @@ class SentryClient(GeneratedGroups, Routing, Downloads):
         if (
             loop is not None
             and not self._closed
-            and loop is not asyncio.get_running_loop()
+            and loop is not _asyncio_loop()
             and not loop.is_closed()
         ):
             raise self._wrong_loop(loop)
@@ -268,7 +280,7 @@ class SentryClient(GeneratedGroups, Routing, Downloads):
     def _get_transport(self) -> Transport:
         """The transport of every request: one loop lookup and identity check per call."""
         transport = self._transport
-        if transport is None or self._closed or self._loop is not asyncio.get_running_loop():
+        if transport is None or self._closed or self._loop is not _asyncio_loop():
             transport = self._start_transport()
         return transport
 
@@ -277,7 +289,7 @@ class SentryClient(GeneratedGroups, Routing, Downloads):
         loop; refuse a closed client, or a call from another loop, before anything is sent."""
         if self._closed:
             raise ClientClosed("this SentryClient is closed")
-        loop = asyncio.get_running_loop()
+        loop = _asyncio_loop()
         bound = self._loop
         if bound is not None and self._transport is not None:
             if loop is not bound:

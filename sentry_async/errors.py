@@ -306,7 +306,8 @@ class ClientClosed(SentryError):
 
 
 class WrongEventLoop(SentryError, RuntimeError):
-    """A client was used from an event loop other than the one it first sent on.
+    """A client was used from an event loop other than the one it first sent on, or off
+    asyncio (trio, no loop): it runs on aiohttp, which needs asyncio.
 
     Its connections belong to that loop and cannot serve another (a second
     ``asyncio.run()``, another thread): create one client per event loop. Nothing was sent.

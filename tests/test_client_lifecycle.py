@@ -328,3 +328,34 @@ async def test_close_ends_a_call_held_by_another_calls_429() -> None:
             for call in (first, held):
                 assert isinstance(call.exception(), ClientClosed), repr(call.exception())
             assert hits == 1
+
+
+def test_a_client_off_asyncio_raises_the_librarys_error(fake_sentry: FakeSentry) -> None:
+    """On trio (or any loop but asyncio's) the client says it needs asyncio, instead of
+    asyncio's bare ``RuntimeError: no running event loop``."""
+    trio = pytest.importorskip("trio")
+
+    async def on_trio() -> None:
+        async with fake_sentry.client() as sentry:
+            await sentry.organizations.get("org-0")
+
+    with pytest.raises(WrongEventLoop, match="runs on asyncio"):
+        trio.run(on_trio)
+
+
+async def test_a_client_bound_to_asyncio_then_called_off_it_raises_the_librarys_error(
+    fake_sentry: FakeSentry,
+) -> None:
+    trio = pytest.importorskip("trio")
+    sentry = fake_sentry.client()
+    with anyio.fail_after(10):
+        await sentry.organizations.get("org-0")
+
+    async def on_trio() -> None:
+        await sentry.organizations.get("org-0")
+
+    try:
+        with pytest.raises(WrongEventLoop, match="runs on asyncio"):
+            await asyncio.to_thread(trio.run, on_trio)
+    finally:
+        await sentry.close()
