@@ -4,6 +4,7 @@ words, and what the fake cannot evaluate is a 400 naming the term."""
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 import anyio
@@ -12,6 +13,8 @@ import pytest
 from sentry_async import SentryClient
 from sentry_async.errors import BadRequest
 from sentry_async.testing import FakeSentry
+from sentry_async.testing._search import Term, parse_query, term_matches
+from sentry_async.testing._state import ApiError
 
 
 def _build(server: FakeSentry) -> tuple[str, str, str]:
@@ -57,7 +60,9 @@ async def test_issue_search_filters_on_attributes_and_built_tags(
         "MemoryError memory": [],
         '"out of memory"': [oom],
         "is:ignored": [],
+        "is:ongoing": both,
     }
+    cases[f"issue.id:{oom}"] = [oom]
     with anyio.fail_after(20):
         found = {q: await _issues(client, project, q) for q in cases}
     assert found == cases
@@ -76,6 +81,7 @@ async def test_event_searches_filter_on_attributes_and_built_tags(
         "user.email:ada@example.com": 1,
         "MemoryError memory": 0,
         "out of memory": 1,
+        "event.type:error": 1,
     }
     with anyio.fail_after(20):
         for_issue = {
@@ -106,6 +112,7 @@ async def test_event_searches_filter_on_attributes_and_built_tags(
         ("browser:", "Empty string after 'browser:'"),
         ("issue.priority:urgent", "Invalid priority value of 'urgent'"),
         ("assigned:me", "assigned:me"),
+        ("is:assigned", "is:assigned"),
         ("timesSeen:>10", "timesSeen:>10"),
     ],
 )
@@ -126,3 +133,54 @@ async def test_event_search_refuses_terms_the_fake_cannot_evaluate(
             with pytest.raises(BadRequest) as raised:
                 await client.events.for_issue("org-0", oom, query=query).collect()
             assert "fake" in str(raised.value.detail), query
+
+
+@pytest.mark.parametrize(
+    ("query", "terms"),
+    [
+        ("a b level:fatal c", [("message", ("a b",), False), ("level", ("fatal",), False), ("message", ("c",), False)]),
+        ('"quoted words" browser:"Chrome 120"', [("message", ("quoted words",), False), ("browser", ("Chrome 120",), False)]),
+        ('browser:[Firefox, "Chrome 120"]', [("browser", ("Firefox", "Chrome 120"), False)]),
+        ("!browser:[a, b]", [("browser", ("a", "b"), True)]),
+        ("browser:>5", [("browser", (">5",), False)]),
+        ("browser:!=Firefox", [("browser", ("Firefox",), True)]),
+        ("has:tags[browser] !has:os", [("tags[browser]", ("",), True), ("os", ("",), False)]),
+        ("url:http://x/y", [("url", ("http://x/y",), False)]),
+    ],
+)
+def test_the_query_parses_as_sentrys_grammar(query: str, terms: list) -> None:
+    assert [(t.key, t.values, t.negated) for t in parse_query(query)] == terms
+
+
+@pytest.mark.parametrize(
+    ("query", "detail"),
+    [
+        ("browser:[a, ]", "Lists should not have empty values"),
+        ('browser:a"b', "Invalid quote at 'a\"b'"),
+        ("has:[a, b]", '"in" syntax invalid for "has" search'),
+        ('has:"x y"', 'Invalid format for "has" search'),
+        ("is:unresolved", '"is:" queries are not supported in this search.'),
+        ("a\nb", "Parse error at"),
+        ("count():>1", "count():>1"),
+        ("issue.id:>5", "issue.id:>5"),
+    ],
+)
+def test_the_query_refuses_what_sentry_refuses(query: str, detail: str) -> None:
+    with pytest.raises(ApiError) as raised:
+        parse_query(query)
+    assert raised.value.status == 400 and detail in json.loads(raised.value.body)["detail"]
+
+
+@pytest.mark.parametrize(
+    ("wanted", "actual", "hit"),
+    [
+        ("Fire*", "Firefox", True),
+        ("fire*", "Firefox", True),
+        ("Fire\\*", "Fire*", True),
+        ("Fire\\*", "Firefox", False),
+        ("Fire\\*f*", "Fire*fox", True),
+        ("Firefox", "firefox", False),
+    ],
+)
+def test_tag_values_match_exactly_or_by_wildcard(wanted: str, actual: str, hit: bool) -> None:
+    assert term_matches(Term("browser", (wanted,)), actual) is hit

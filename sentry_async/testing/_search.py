@@ -224,8 +224,13 @@ def parse_query(query: str, *, issues: bool = False) -> list[Term]:
             pos = quoted.end()
             continue
         word = _WORD.match(query, pos)
-        if word is None:  # an unmatched quote: Sentry's parse error
-            raise ApiError(400, f"Parse error at '{query[max(0, pos - 5) : pos + 5]}'.")
+        if word is None:  # a line break: outside the grammar
+            raise ApiError(
+                400,
+                f"Parse error at '{query[max(0, pos - 5) : pos + 5]}' (column {pos:d}). "
+                "This is commonly caused by unmatched parentheses. Enclose any text in double "
+                "quotes.",
+            )
         words.append(word.group(0))
         pos = word.end()
     phrase()
