@@ -1,6 +1,10 @@
 """One rate limiter per client, shared by every task that uses the client.
 
-Per endpoint group (Sentry limits per endpoint and method) it keeps:
+Per group it keeps the state below. A group is Sentry's counter: one per method for every
+endpoint without limits of its own (``"GET default"``), one per endpoint and method for the
+few that declare theirs (:func:`~sentry_async._protocol.hosts.rate_limit_group`); callers
+name the endpoint group (``"GET /organizations/{org}/projects/"``) and the limiter finds
+its counter:
 
 * a token bucket, seeded from configuration and re-shaped by ``X-Sentry-Rate-Limit-Limit``;
 * a mirror of the server's fixed window (``-Remaining`` and ``-Reset``), so no task sends
@@ -28,6 +32,7 @@ from types import TracebackType
 
 import anyio
 
+from ._protocol.hosts import rate_limit_group
 from ._protocol.ratelimit import RateLimitInfo
 
 __all__ = ["GroupState", "RateLimiter", "SlotWaitEnded"]
@@ -40,7 +45,8 @@ _LOG_WAITS_OVER = 5.0
 
 @dataclass(frozen=True, slots=True)
 class GroupState:
-    """A snapshot of one endpoint group, for progress displays and tests."""
+    """A snapshot of one group (Sentry's counter, ``"GET default"`` for the endpoints without
+    limits of their own), for progress displays and tests."""
 
     group: str
     tokens: float | None
@@ -115,12 +121,13 @@ class _Group:
 
 
 class RateLimiter:
-    """Token bucket plus in-flight cap, keyed by endpoint group, adapted by response headers.
+    """Token bucket plus in-flight cap per Sentry counter, adapted by response headers.
 
     ``rate`` (requests per second) and ``burst`` apply until the server announces its own
     limit; ``None`` means no local pacing, which suits self-hosted Sentry (it sends no
     rate-limit headers). ``max_concurrency`` caps in-flight requests per group; the server's
-    ``ConcurrentLimit`` can only lower it.
+    ``ConcurrentLimit`` can only lower it. Every method takes an endpoint group's name and
+    acts on the counter it falls in.
     """
 
     def __init__(
@@ -146,10 +153,11 @@ class RateLimiter:
         self._groups: dict[str, _Group] = {}
 
     def _group(self, name: str) -> _Group:
-        group = self._groups.get(name)
+        key = rate_limit_group(name)
+        group = self._groups.get(key)
         if group is None:
             group = _Group(self._rate, self._burst, self._max_concurrency, self._clock())
-            self._groups[name] = group
+            self._groups[key] = group
         return group
 
     def slot(self, name: str, *, waits: set[anyio.CancelScope] | None = None) -> _Slot:
@@ -234,13 +242,13 @@ class RateLimiter:
 
     def blocked_for(self, name: str) -> float:
         """Seconds left of the pause a 429 imposed on ``name`` (0 when none)."""
-        group = self._groups.get(name)
+        group = self._groups.get(rate_limit_group(name))
         return max(0.0, group.blocked_until - self._clock()) if group is not None else 0.0
 
     def pause_for(self, name: str) -> float:
         """Seconds the server announced ``name`` must wait, while such a wait is in force
         (a 429's pause or a window with nothing left); 0 when none."""
-        group = self._groups.get(name)
+        group = self._groups.get(rate_limit_group(name))
         if group is None:
             return 0.0
         now = self._clock()
@@ -259,6 +267,9 @@ class RateLimiter:
         if seconds <= _LOG_WAITS_OVER or now + seconds <= group.logged_until + 1.0:
             return
         group.logged_until = now + seconds
+        shared = rate_limit_group(name)
+        if shared != name:
+            name = f"{name} (and every endpoint in Sentry's {shared!r} window)"
         if enforced < seconds:
             logger.warning(
                 "%s: the server asked to wait %.0fs (%s); holding the endpoint for at most "
@@ -278,7 +289,7 @@ class RateLimiter:
             group.refill(now)
         remaining = group.remaining if now < group.reset_at else None
         return GroupState(
-            group=name,
+            group=rate_limit_group(name),
             tokens=group.tokens if group.rate is not None else None,
             rate=group.rate,
             remaining=remaining,

@@ -364,6 +364,28 @@ async def test_rate_limit_headers_count_down_then_429(
     assert (await fetch(http, server, EVENTS)).status == 200
 
 
+async def test_endpoints_without_limits_of_their_own_share_one_window_per_method(
+    fake_sentry_factory: Factory, http: aiohttp.ClientSession
+) -> None:
+    """As Sentry's ``get_rate_limit_key``: the organization, its projects and its issues
+    declare no ``rate_limits`` and count in one ``GET`` window; the project's events
+    (``ProjectEventsEndpoint``) keep their own."""
+    server = await fake_sentry_factory()
+    server.rate_limits = RateLimitPolicy(limit=4, window=3600, concurrent_limit=None)
+    shared = [f"/api/0/organizations/{ORG}/", f"/api/0/organizations/{ORG}/projects/", ISSUES]
+    replies = [await fetch(http, server, path) for path in shared * 2]
+    if len({reply.headers["X-Sentry-Rate-Limit-Reset"] for reply in replies}) > 1:
+        pytest.skip("the requests straddled an hour's boundary")
+    assert [r.status for r in replies] == [200, 200, 200, 200, 429, 429]
+    assert [r.headers["X-Sentry-Rate-Limit-Remaining"] for r in replies[:4]] == [
+        "3",
+        "2",
+        "1",
+        "0",
+    ]
+    assert (await fetch(http, server, EVENTS)).status == 200
+
+
 async def test_rate_limit_policy_variants(
     fake_sentry_factory: Factory, http: aiohttp.ClientSession
 ) -> None:

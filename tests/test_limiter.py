@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import itertools
+import math
 import time
+from email.utils import formatdate
 
 import anyio
 import pytest
+from _local_server import local_app
+from aiohttp import web
 
-from sentry_async import RateLimiter, RateLimitInfo
+from sentry_async import RateLimiter, RateLimitInfo, SentryClient
 
 
 async def _times(limiter: RateLimiter, group: str, count: int) -> list[float]:
@@ -184,3 +188,81 @@ async def test_remaining_without_a_send_count_is_taken_as_is() -> None:
         pass
     limiter.observe("g", RateLimitInfo(limit=40, remaining=3, reset=time.time() + 30))
     assert limiter.state("g").remaining == 3
+
+
+def test_endpoints_without_limits_of_their_own_share_sentrys_window() -> None:
+    """Sentry keys its counter by view only for endpoints with their own ``rate_limits``:
+    the others share one window, one 429 pause and one in-flight cap per method."""
+    limiter = RateLimiter(max_concurrency=25)
+    projects = "GET /organizations/{org}/projects/"
+    limiter.observe(
+        projects,
+        RateLimitInfo(limit=40, remaining=0, reset=time.time() + 30, concurrent_limit=5),
+    )
+    for shared in ("GET /organizations/{org}/", "GET /organizations/{org}/issues/"):
+        assert limiter.pause_for(shared) > 20, f"{shared} sends into the spent window"
+        assert limiter.state(shared).concurrency == 5
+        assert limiter.state(shared).group == "GET default"
+    for own in ("GET /organizations/{org}/events/", "PUT /organizations/{org}/issues/"):
+        assert limiter.pause_for(own) == 0.0, f"{own} is another of Sentry's counters"
+    limiter.block("PUT /organizations/{org}/issues/", 30)
+    assert limiter.blocked_for("PUT /organizations/{project_id}/teams/") > 20
+    assert limiter.blocked_for("GET /organizations/{org}/") == 0.0, "each method its own"
+    assert limiter.state("GET /organizations/{org}/issues/{issue_id}/").group == (
+        "GET /organizations/{org}/issues/{issue_id}/"
+    ), "GroupDetailsEndpoint declares its own limits"
+    assert {"GET default", "PUT default"} <= set(limiter.groups)
+    assert not any("/organizations/{org}/projects/" in group for group in limiter.groups)
+
+
+SHARED_ROUTES = (
+    "/organizations/{org}/",
+    "/organizations/{org}/projects/",
+    "/organizations/{org}/teams/",
+    "/organizations/{org}/issues/",
+    "/organizations/{org}/releases/",
+    "/projects/{org}/{project}/",
+)
+"""Endpoints that declare no ``rate_limits`` on Sentry: one ``GET`` counter for them all."""
+
+
+async def test_endpoints_sharing_sentrys_window_draw_no_flood_of_429s() -> None:
+    """Six endpoints against one Sentry-like 20/s window (keyed by method alone, no
+    ``Retry-After``): once one answer has shown the window, the calls spread over the six
+    wait for it together instead of each sending into it as if it were theirs."""
+    limit = 20
+    windows: dict[int, int] = {}
+    statuses: list[int] = []
+
+    async def handle(request: web.Request) -> web.Response:
+        now = time.time()
+        second = math.floor(now)
+        windows[second] = count = windows.get(second, 0) + 1
+        headers = {
+            "X-Sentry-Rate-Limit-Limit": str(limit),
+            "X-Sentry-Rate-Limit-Remaining": str(max(0, limit - count)),
+            "X-Sentry-Rate-Limit-Reset": str(second + 1),
+            "Date": formatdate(now, usegmt=True),
+        }
+        statuses.append(429 if count > limit else 200)
+        if count > limit:
+            return web.json_response({"detail": "too frequently"}, status=429, headers=headers)
+        return web.json_response({"id": "1", "slug": "acme"}, headers=headers)
+
+    app = web.Application()
+    for route in SHARED_ROUTES:
+        app.router.add_get("/api/0" + route, handle)
+    params = {"org": "acme", "project": "web"}
+    async with local_app(app) as url, SentryClient("t0ken", base_url=url) as client:
+        await client.request("GET", SHARED_ROUTES[0], path_params=params)
+        statuses.clear()
+
+        async def one(route: str) -> None:
+            await client.request("GET", route, path_params=params)
+
+        with anyio.fail_after(30):
+            async with anyio.create_task_group() as tg:
+                for route in SHARED_ROUTES * 8:
+                    tg.start_soon(one, route)
+    assert len(statuses) - statuses.count(429) == len(SHARED_ROUTES) * 8
+    assert statuses.count(429) <= 2, f"{statuses.count(429)} 429s in {len(statuses)} requests"

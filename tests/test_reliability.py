@@ -184,19 +184,25 @@ async def test_server_enforced_window_is_learned_and_respected(
     assert len(windows) >= 3, "16 requests at 6 per second span at least three windows"
 
 
-async def test_a_429_on_one_endpoint_does_not_stall_another(fake_sentry: FakeSentry) -> None:
+async def test_a_429_on_one_of_sentrys_counters_does_not_stall_another(
+    fake_sentry: FakeSentry,
+) -> None:
+    """A project's events have a window of their own on Sentry (``ProjectEventsEndpoint``
+    declares its limits): a 429 there does not hold the organization's details."""
     org = fake_sentry.data.org_slugs()[0]
+    project = fake_sentry.data.project_slugs(org)[0]
     fake_sentry.faults.add(
-        Fault("rate_limit", path=r"/issues/$", retry_after=1, reset_in=None, times=1)
+        Fault("rate_limit", path=r"/events/$", retry_after=1, reset_in=None, times=1)
     )
     async with client_for(fake_sentry) as client:
         with anyio.fail_after(15):
             async with anyio.create_task_group() as group:
-                group.start_soon(lambda: client.issues.list(org, limit=5).collect())
+                group.start_soon(lambda: client.events.for_project(org, project, limit=5).collect())
                 await anyio.sleep(0.2)
                 await hammer(client, org, tasks=2, each=3, pause=0.01)
-                # Done while the issues endpoint is still held: nothing waited for it.
-                assert client.limiter.state("GET /organizations/{org}/issues/").blocked_for > 0.2
+                # Done while the events endpoint is still held: nothing waited for it.
+                events = "GET /projects/{org}/{project}/events/"
+                assert client.limiter.state(events).blocked_for > 0.2
     org_requests = [r for r in fake_sentry.requests if r.path.endswith(f"/{org}/")]
     assert len(org_requests) == 6
 

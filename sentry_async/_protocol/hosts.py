@@ -20,6 +20,7 @@ __all__ = [
     "is_loopback",
     "is_saas",
     "origin",
+    "rate_limit_group",
     "redirect_method",
     "resolve_redirect",
     "token_host_refusal",
@@ -164,9 +165,9 @@ def redirect_method(status: int, method: str) -> tuple[str, bool]:
 
 
 def endpoint_group(method: str, path: str) -> str:
-    """A rate-limit key and the hooks' ``group``: the method and the route's template.
+    """The hooks' ``group``: the method and the route's template.
 
-    Sentry limits per endpoint and method, not per resource. A template
+    A template
     (``/organizations/{org}/issues/``) is its own group; a concrete path
     (``/organizations/acme/issues/?query=...``) is matched to the template of the client's
     known routes (hand-written and generated), so a slug, an id or a query value never
@@ -174,6 +175,47 @@ def endpoint_group(method: str, path: str) -> str:
     becoming ``{id}``.
     """
     return f"{method.upper()} {_route(path.partition('?')[0].partition('#')[0])}"
+
+
+_OWN_LIMITS = {
+    # Templates whose Sentry endpoint declares its own ``rate_limits`` (the view class named):
+    # each keeps a counter of its own, per method. Checked in Sentry's server code; a route
+    # left out shares the default counter, which is slower at worst, never a flood of 429s.
+    "/organizations/{org}/events/": "OrganizationEventsEndpoint",
+    "/organizations/{org}/stats_v2/": "OrganizationStatsEndpointV2",
+    "/organizations/{org}/eventids/{event_id}/": "EventIdLookupEndpoint",
+    "/organizations/{org}/issues/{issue_id}/": "GroupDetailsEndpoint",
+    "/organizations/{org}/issues/{issue_id}/events/{event_id}/": "GroupEventDetailsEndpoint",
+    "/projects/{org}/{project}/events/": "ProjectEventsEndpoint",
+    "/projects/{org}/{project}/events/{event_id}/": "ProjectEventDetailsEndpoint",
+}
+"""Sentry counts requests per ``(method, view)`` only for these; every other endpoint shares
+one counter per method (``get_rate_limit_key``: the view enters the key only when
+``RateLimitConfig.has_custom_limit()``, and ``Endpoint.rate_limits`` defaults to
+``DEFAULT_RATE_LIMIT_CONFIG``, which has none)."""
+
+_PLACEHOLDERS = re.compile(r"\{[^}/]*\}")
+
+
+@functools.cache
+def _own_limit_shapes() -> frozenset[str]:
+    return frozenset(_PLACEHOLDERS.sub("{}", template) for template in _OWN_LIMITS)
+
+
+def rate_limit_group(group: str) -> str:
+    """The limiter's key for an endpoint group: the counter Sentry keeps its requests in.
+
+    An endpoint with limits of its own keeps its group (``GET /organizations/{org}/events/``);
+    every other one shares ``"<METHOD> default"`` with the rest of its method, so that a
+    window spent, a 429 or the concurrent cap on one holds them all, as on Sentry. Placeholder
+    names do not matter, and a name that is no route (``"g"``) is a group of its own.
+    """
+    method, _, path = group.partition(" ")
+    if not path.startswith("/"):
+        return group
+    if _PLACEHOLDERS.sub("{}", path) in _own_limit_shapes():
+        return group
+    return f"{method} default"
 
 
 _EXTRA_ROUTES = (

@@ -9,6 +9,7 @@ from typing import Any
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
+from .._protocol.hosts import rate_limit_group
 from ._faults import Fault
 from ._recorder import capture_body, record_request
 from ._state import _JSON, _SERVE, ANNOUNCED, ApiError, Handler, ServerState, _encode, _json
@@ -22,11 +23,28 @@ def _group(request: web.Request) -> str:
     return f"{request.method} {canonical}"
 
 
+def _counter(state: ServerState, group: str) -> str:
+    """The window ``group`` counts in, keyed as Sentry's ``get_rate_limit_key`` keys it: a
+    route with limits of its own has one, the others share ``"<METHOD> default"``."""
+    policy = state.policy or ANNOUNCED
+    if policy.has_own_limits(group):
+        return group
+    method, _, path = group.partition(" ")
+    return rate_limit_group(f"{method} {path.removeprefix('/api/0')}")
+
+
+def _counter_in_flight(state: ServerState, counter: str) -> int:
+    """Requests in flight on every route counting in ``counter``: what Sentry's concurrent
+    limiter counts."""
+    return sum(n for g, n in state.group_in_flight.items() if n and _counter(state, g) == counter)
+
+
 def _rate_headers(
     state: ServerState, group: str, now: float, *, exhausted: bool = False
 ) -> dict[str, str]:
     limit, window, concurrent = (state.policy or ANNOUNCED).for_group(group)
-    index, count = _window(state, group, window, now)
+    counter = _counter(state, group)
+    index, count = _window(state, counter, window, now)
     headers = {
         "X-Sentry-Rate-Limit-Limit": str(limit),
         "X-Sentry-Rate-Limit-Remaining": str(0 if exhausted else max(0, limit - count)),
@@ -35,15 +53,15 @@ def _rate_headers(
     if concurrent is not None:
         headers["X-Sentry-Rate-Limit-ConcurrentLimit"] = str(concurrent)
         headers["X-Sentry-Rate-Limit-ConcurrentRemaining"] = str(
-            max(0, concurrent - state.group_in_flight[group])
+            max(0, concurrent - _counter_in_flight(state, counter))
         )
     return headers
 
 
-def _window(state: ServerState, group: str, window: float, now: float) -> tuple[int, int]:
+def _window(state: ServerState, counter: str, window: float, now: float) -> tuple[int, int]:
     """The fixed window ``now`` falls in, and the requests counted in it so far."""
     index = int(now / window)
-    current, count = state.windows.get(group, (index, 0))
+    current, count = state.windows.get(counter, (index, 0))
     return index, count if current == index else 0
 
 
@@ -165,9 +183,10 @@ def make_middleware(state: ServerState) -> Middleware:
         now = time.time()
         policy = state.policy or ANNOUNCED
         limit, window, concurrent = policy.for_group(group)
-        index, count = _window(state, group, window, now)
+        counter = _counter(state, group)
+        index, count = _window(state, counter, window, now)
         if policy.enforce:
-            if concurrent is not None and state.group_in_flight[group] > concurrent:
+            if concurrent is not None and _counter_in_flight(state, counter) > concurrent:
                 return _too_many(
                     "You are attempting to go above the allowed concurrency for this "
                     f"endpoint. Concurrency limit is {concurrent}",
@@ -184,7 +203,7 @@ def make_middleware(state: ServerState) -> Middleware:
                     older=state.profile == "older",
                 )
         # Counted whether enforced or only announced, so Remaining counts down either way.
-        state.windows[group] = (index, count + 1)
+        state.windows[counter] = (index, count + 1)
         try:
             response = await handler(request)
         except ApiError as exc:

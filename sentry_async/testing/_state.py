@@ -24,9 +24,12 @@ _JSON = "application/json"
 
 @dataclass
 class RateLimitPolicy:
-    """Sentry's fixed-window limiter, per route group; ``enforce=False`` only sends headers.
+    """Sentry's fixed-window limiter; ``enforce=False`` only sends headers.
 
-    ``per_group`` keys name a route as the client's ``HookEvent.group`` does
+    As on Sentry, the routes whose endpoint declares its own ``rate_limits`` (and those
+    ``per_group`` names) each count in a window of their own; every other route shares one
+    window, and one concurrent limit, per method. ``per_group`` keys name a route as the
+    client's ``HookEvent.group`` does
     (``"GET /organizations/{org}/issues/"``), with or without ``/api/0``, whatever the
     placeholders are called; a key that names no route of the fake is a ``ValueError``.
     """
@@ -59,6 +62,10 @@ class RateLimitPolicy:
                 f"per_group keys name no route of the fake server: {unknown} (write them "
                 "as 'GET /organizations/{org}/issues/', the form of HookEvent.group)"
             )
+
+    def has_own_limits(self, group: str) -> bool:
+        """Whether ``per_group`` gives the route limits, and so a window, of its own."""
+        return _route_shape(group) in self._limits
 
     def for_group(self, group: str) -> tuple[int, float, int | None]:
         default = (self.limit, self.window, self.concurrent_limit)
