@@ -6,6 +6,7 @@ determinism of the data, and the ``legacy_links``/``link_host`` options.
 
 from __future__ import annotations
 
+import asyncio
 import re
 import socket
 import time
@@ -384,6 +385,26 @@ async def test_endpoints_without_limits_of_their_own_share_one_window_per_method
         "0",
     ]
     assert (await fetch(http, server, EVENTS)).status == 200
+
+
+async def test_a_concurrency_429_counts_in_the_window_and_announces_what_is_left(
+    fake_sentry_factory: Factory, http: aiohttp.ClientSession
+) -> None:
+    """Sentry's ``above_rate_limit_check`` counts the request in the fixed window before the
+    concurrent check, and a concurrency 429 announces ``limit - current``, not a spent window."""
+    server = await fake_sentry_factory()
+    server.rate_limits = RateLimitPolicy(limit=40, window=3600, concurrent_limit=1)
+    server.faults.add(Fault("slow", delay=0.3))
+    path = f"/api/0/organizations/{ORG}/"
+    with anyio.fail_after(10):
+        replies = await asyncio.gather(*(fetch(http, server, path) for _ in range(3)))
+    if len({reply.headers["X-Sentry-Rate-Limit-Reset"] for reply in replies}) > 1:
+        pytest.skip("the requests straddled an hour's boundary")
+    refused = [r for r in replies if r.status == 429]
+    assert refused, "two of three requests at once go above a concurrent limit of 1"
+    assert all("concurrency" in r.json()["detail"] for r in refused)
+    remaining = sorted(r.headers["X-Sentry-Rate-Limit-Remaining"] for r in replies)
+    assert remaining == ["37", "38", "39"], "each request counted once, refused or not"
 
 
 async def test_rate_limit_policy_variants(

@@ -185,16 +185,12 @@ def make_middleware(state: ServerState) -> Middleware:
         limit, window, concurrent = policy.for_group(group)
         counter = _counter(state, group)
         index, count = _window(state, counter, window, now)
+        # As Sentry's is_limited_with_value: every request is counted, refused or not, before
+        # the concurrent check, whose 429 then announces what the window has left.
+        count += 1
+        state.windows[counter] = (index, count)
         if policy.enforce:
-            if concurrent is not None and _counter_in_flight(state, counter) > concurrent:
-                return _too_many(
-                    "You are attempting to go above the allowed concurrency for this "
-                    f"endpoint. Concurrency limit is {concurrent}",
-                    _rate_headers(state, group, now, exhausted=True),
-                    int(window) if policy.retry_after else None,
-                    older=state.profile == "older",
-                )
-            if count >= limit:
+            if count > limit:
                 return _too_many(
                     "You are attempting to use this endpoint too frequently. Limit is "
                     f"{limit} requests in {window:g} seconds",
@@ -202,8 +198,14 @@ def make_middleware(state: ServerState) -> Middleware:
                     max(1, int((index + 1) * window - now + 0.999)) if policy.retry_after else None,
                     older=state.profile == "older",
                 )
-        # Counted whether enforced or only announced, so Remaining counts down either way.
-        state.windows[counter] = (index, count + 1)
+            if concurrent is not None and _counter_in_flight(state, counter) > concurrent:
+                return _too_many(
+                    "You are attempting to go above the allowed concurrency for this "
+                    f"endpoint. Concurrency limit is {concurrent}",
+                    _rate_headers(state, group, now),
+                    int(window) if policy.retry_after else None,
+                    older=state.profile == "older",
+                )
         try:
             response = await handler(request)
         except ApiError as exc:
