@@ -33,7 +33,7 @@ from types import TracebackType
 import anyio
 
 from ._protocol.hosts import rate_limit_group
-from ._protocol.ratelimit import RateLimitInfo
+from ._protocol.ratelimit import ClockOffset, RateLimitInfo, narrow_clock_offset
 
 __all__ = ["GroupState", "RateLimiter", "SlotWaitEnded"]
 
@@ -60,6 +60,7 @@ class GroupState:
 
 class _Group:
     __slots__ = (
+        "answered",
         "block_announced",
         "blocked_until",
         "capacity",
@@ -95,6 +96,9 @@ class _Group:
         self.in_flight = 0
         self.sent = 0
         """Requests sent so far; a response's ``Remaining`` is less those sent after it."""
+        self.answered: tuple[int, float, float] | None = None
+        """The last slot left with an answer: its send count and its wall-clock send and
+        answer times, which :meth:`RateLimiter.observe` (called at once) reads ``Date`` by."""
 
     def refill(self, now: float) -> None:
         if self.rate is not None and self.capacity is not None:
@@ -151,6 +155,8 @@ class RateLimiter:
         self._clock = clock
         self._wall = wall_clock
         self._groups: dict[str, _Group] = {}
+        self._offset: ClockOffset | None = None
+        """The server's clock less ours, narrowed by every answer's ``Date``."""
 
     def _group(self, name: str) -> _Group:
         key = rate_limit_group(name)
@@ -167,7 +173,7 @@ class RateLimiter:
         ``waits``: each wait of the slot's runs in a cancel scope put there while it lasts,
         so that the owner (a client being closed) can end it; the slot then raises
         :class:`SlotWaitEnded` instead of waiting again."""
-        return _Slot(self._group(name), self._clock, waits)
+        return _Slot(self._group(name), self._clock, self._wall, waits)
 
     def observe(
         self,
@@ -181,8 +187,12 @@ class RateLimiter:
     ) -> None:
         """Fold a response's rate-limit headers into the group's state.
 
-        ``server_now`` is the server's wall clock when it answered (its ``Date``), so that
-        a client clock minutes off does not move the window; ``max_wait`` caps how long a
+        ``Reset`` is read by the server's clock: the answers' ``Date`` (whole seconds), and
+        when and how long each took, bound the offset between the clocks ever closer, so a
+        skew of a fraction of a window neither makes the client wait a window too long nor
+        send into one already spent; until an answer of a slot has been seen, ``server_now``
+        (the server's clock when it answered) or the local clock stands in. ``max_wait`` caps
+        how long a
         closed window is honoured. ``log=False`` when the caller logs the wait itself (a
         429's, through :meth:`block`). ``sent`` is the slot's :attr:`_Slot.sent`: the
         requests sent after this one were counted (or will be) after the server wrote this
@@ -195,7 +205,18 @@ class RateLimiter:
         if info.concurrent_limit is not None and info.concurrent_limit > 0:
             group.limiter.total_tokens = max(1, min(self._max_concurrency, info.concurrent_limit))
         later = max(0, group.sent - sent) if sent is not None else 0
-        reset_in = info.seconds_until_reset(self._wall() if server_now is None else server_now)
+        answered = group.answered
+        if info.date is not None and answered is not None and answered[0] == sent:
+            self._offset = narrow_clock_offset(self._offset, info.date, *answered[1:])
+        wall = self._wall()
+        if self._offset is not None:
+            # The earliest the server's clock can read: a window is never taken as over
+            # before it is.
+            server_now = wall + self._offset.low
+        reset_in = info.seconds_until_reset(wall if server_now is None else server_now)
+        most = info.reset_after_date
+        if reset_in is not None and most is not None:
+            reset_in = min(reset_in, most)
         if reset_in is not None:
             enforced = min(reset_in, max_wait)
             group.reset_at = now + enforced
@@ -316,14 +337,21 @@ class _Slot:
     event loop. The slot is its own borrower token, so it cannot be confused with another.
     """
 
-    __slots__ = ("_clock", "_group", "_waits", "sent", "waited")
+    __slots__ = ("_clock", "_group", "_waits", "_wall", "sent", "sent_at", "waited")
 
     def __init__(
-        self, group: _Group, clock: Callable[[], float], waits: set[anyio.CancelScope] | None
+        self,
+        group: _Group,
+        clock: Callable[[], float],
+        wall: Callable[[], float],
+        waits: set[anyio.CancelScope] | None,
     ) -> None:
         self._group = group
         self._clock = clock
+        self._wall = wall
         self._waits = waits
+        self.sent_at = 0.0
+        """The wall clock when the request went: no earlier than the server saw it."""
         self.sent = 0
         """The group's send count once this request went: for :meth:`RateLimiter.observe`."""
         self.waited = 0.0
@@ -349,6 +377,7 @@ class _Slot:
         group.in_flight += 1
         group.sent += 1
         self.sent = group.sent
+        self.sent_at = self._wall()
         return self
 
     async def _wait(self, waiting: Awaitable[None]) -> None:
@@ -376,3 +405,6 @@ class _Slot:
     ) -> None:
         self._group.in_flight -= 1
         self._group.limiter.release_on_behalf_of(self)
+        if exc_type is None:
+            # Answered: the bounds of the moment the server wrote its ``Date``.
+            self._group.answered = (self.sent, self.sent_at, self._wall())

@@ -226,16 +226,17 @@ SHARED_ROUTES = (
 """Endpoints that declare no ``rate_limits`` on Sentry: one ``GET`` counter for them all."""
 
 
-async def test_endpoints_sharing_sentrys_window_draw_no_flood_of_429s() -> None:
-    """Six endpoints against one Sentry-like 20/s window (keyed by method alone, no
-    ``Retry-After``): once one answer has shown the window, the calls spread over the six
-    wait for it together instead of each sending into it as if it were theirs."""
-    limit = 20
+def _sentry_like(
+    limit: int, routes: tuple[str, ...], *, skew: float = 0.0
+) -> tuple[web.Application, list[int]]:
+    """An app counting every route in one fixed 1 s window as Sentry does for endpoints
+    without limits of their own (no ``Retry-After``), on a clock ``skew`` seconds ahead of
+    the client's (its ``Date`` too); the statuses it answered go to the list."""
     windows: dict[int, int] = {}
     statuses: list[int] = []
 
     async def handle(request: web.Request) -> web.Response:
-        now = time.time()
+        now = time.time() + skew
         second = math.floor(now)
         windows[second] = count = windows.get(second, 0) + 1
         headers = {
@@ -250,19 +251,51 @@ async def test_endpoints_sharing_sentrys_window_draw_no_flood_of_429s() -> None:
         return web.json_response({"id": "1", "slug": "acme"}, headers=headers)
 
     app = web.Application()
-    for route in SHARED_ROUTES:
+    for route in routes:
         app.router.add_get("/api/0" + route, handle)
+    return app, statuses
+
+
+async def _calls(client: SentryClient, routes: tuple[str, ...]) -> None:
     params = {"org": "acme", "project": "web"}
+
+    async def one(route: str) -> None:
+        await client.request("GET", route, path_params=params)
+
+    with anyio.fail_after(30):
+        async with anyio.create_task_group() as tg:
+            for route in routes:
+                tg.start_soon(one, route)
+
+
+async def test_endpoints_sharing_sentrys_window_draw_no_flood_of_429s() -> None:
+    """Six endpoints against one Sentry-like 20/s window: once one answer has shown the
+    window, the calls spread over the six wait for it together instead of each sending into
+    it as if it were theirs."""
+    app, statuses = _sentry_like(20, SHARED_ROUTES)
     async with local_app(app) as url, SentryClient("t0ken", base_url=url) as client:
-        await client.request("GET", SHARED_ROUTES[0], path_params=params)
+        await _calls(client, SHARED_ROUTES[:1])
         statuses.clear()
-
-        async def one(route: str) -> None:
-            await client.request("GET", route, path_params=params)
-
-        with anyio.fail_after(30):
-            async with anyio.create_task_group() as tg:
-                for route in SHARED_ROUTES * 8:
-                    tg.start_soon(one, route)
+        await _calls(client, SHARED_ROUTES * 8)
     assert len(statuses) - statuses.count(429) == len(SHARED_ROUTES) * 8
     assert statuses.count(429) <= 2, f"{statuses.count(429)} 429s in {len(statuses)} requests"
+
+
+@pytest.mark.parametrize("skew", [0.5, 1.5, -0.5, -1.5])
+async def test_a_clock_skew_below_a_couple_of_seconds_neither_slows_nor_floods(
+    skew: float,
+) -> None:
+    """The server's clock ``skew`` seconds ahead of the client's (behind, when negative):
+    its windows are still taken as 1 s long (not 2 or 3, at a half or a third of the pace)
+    and none is sent into once spent."""
+    limit = 10
+    route = SHARED_ROUTES[0]
+    app, statuses = _sentry_like(limit, (route,), skew=skew)
+    async with local_app(app) as url, SentryClient("t0ken", base_url=url) as client:
+        await _calls(client, (route,))
+        await anyio.sleep(1.1)
+        statuses.clear()
+        await _calls(client, (route,) * 30)
+        state = client.limiter.state("GET " + route)
+    assert statuses.count(429) == 0, f"{statuses.count(429)} 429s in {len(statuses)} requests"
+    assert state.rate == limit, "the window taken as longer than its second"

@@ -177,3 +177,46 @@ def test_the_records_made_for_every_response_are_immutable_and_left_alone_by_the
         assert hash(record) == hash(msgspec.structs.replace(record))
         with pytest.raises(AttributeError):
             record.paginated = False  # type: ignore[misc]
+
+
+def test_the_date_is_read_with_the_rate_limit_headers() -> None:
+    info = parse_rate_limit(
+        CIMultiDict(
+            {
+                "X-Sentry-Rate-Limit-Reset": "1787019076",
+                "Date": "Tue, 18 Aug 2026 02:11:15 GMT",
+            }
+        )
+    )
+    assert info is not None and info.date == 1787019075.0
+    assert info.reset_after_date == 1.0, "the most the window can have left"
+    assert RateLimitInfo(reset=1787019076.0).reset_after_date is None
+    garbled = parse_rate_limit(CIMultiDict({"X-Sentry-Rate-Limit-Limit": "40", "Date": "x"}))
+    assert garbled is not None and garbled.date is None
+
+
+@pytest.mark.parametrize("skew", [0.5, 1.5, -0.5, -1.5, 0.0])
+def test_answers_across_the_second_narrow_the_clock_offset_to_the_round_trip(
+    skew: float,
+) -> None:
+    """``Date`` has whole seconds only, but answers written at every phase of the server's
+    second bound the offset between the clocks far closer than the second (a 10 ms round
+    trip, answers 137 ms apart)."""
+    from sentry_async._protocol.ratelimit import narrow_clock_offset
+
+    known = None
+    for step in range(40):
+        sent = 1_700_000_000.0 + step * 0.137  # the client's clock
+        written = sent + 0.005 + skew  # the server's, half-way through the round trip
+        known = narrow_clock_offset(known, float(int(written)), sent, sent + 0.01)
+        assert known.low <= skew <= known.high
+    assert known is not None and known.high - known.low <= 0.1
+
+
+def test_a_clock_set_since_starts_the_offset_over() -> None:
+    from sentry_async._protocol.ratelimit import narrow_clock_offset
+
+    known = narrow_clock_offset(None, 1000.0, 999.5, 999.6)
+    assert (known.low, known.high) == pytest.approx((0.4, 1.5))
+    moved = narrow_clock_offset(known, 1000.0, 1009.5, 1009.6)
+    assert (moved.low, moved.high) == pytest.approx((-9.6, -8.5)), "no overlap: this answer"

@@ -17,8 +17,10 @@ from functools import lru_cache
 import msgspec
 
 __all__ = [
+    "ClockOffset",
     "RateLimitInfo",
     "header_int",
+    "narrow_clock_offset",
     "parse_rate_limit",
     "parse_retry_after",
     "server_clock",
@@ -46,6 +48,8 @@ class RateLimitInfo(msgspec.Struct, frozen=True, gc=False):
     reset: float | None = None
     concurrent_limit: int | None = None
     concurrent_remaining: int | None = None
+    date: float | None = None
+    """The response's ``Date`` (epoch seconds, whole): the server's clock when it answered."""
 
     def seconds_until_reset(self, now: float) -> float | None:
         """Seconds from the wall-clock ``now`` to the next window, never negative."""
@@ -54,8 +58,43 @@ class RateLimitInfo(msgspec.Struct, frozen=True, gc=False):
         return max(0.0, self.reset - now)
 
     @property
+    def reset_after_date(self) -> float | None:
+        """``Reset - Date``: the most the window can have left when the server answered,
+        whatever the client's clock says (``Date`` is cut to the second, never ahead)."""
+        if self.reset is None or self.date is None:
+            return None
+        return max(0.0, self.reset - self.date)
+
+    @property
     def exhausted(self) -> bool:
         return self.remaining is not None and self.remaining <= 0
+
+
+class ClockOffset(msgspec.Struct, frozen=True, gc=False):
+    """The server's clock less the client's, as the answers' ``Date`` bound it: above
+    ``low``, below ``high`` (seconds)."""
+
+    low: float
+    high: float
+
+
+def narrow_clock_offset(
+    known: ClockOffset | None, date: float, sent: float, received: float
+) -> ClockOffset:
+    """What one answer adds to ``known``.
+
+    ``Date`` is the server's clock, cut to the whole second, at a moment between ``sent`` and
+    ``received`` (the client's clock): the offset lies above ``date - received`` and below
+    ``date + 1 - sent``. Answers at every phase of the second narrow it to about the
+    round trip, far finer than ``Date`` itself. When the bounds no longer meet (a clock was
+    set), the estimate starts over from this answer.
+    """
+    low, high = date - received, date + 1.0 - sent
+    if known is not None:
+        narrowed_low, narrowed_high = max(low, known.low), min(high, known.high)
+        if narrowed_low <= narrowed_high:
+            return ClockOffset(narrowed_low, narrowed_high)
+    return ClockOffset(low, high)
 
 
 def header_int(value: str | None) -> int | None:
@@ -81,7 +120,8 @@ def _epoch(value: str | None) -> float | None:
 
 
 def parse_rate_limit(headers: Mapping[str, str]) -> RateLimitInfo | None:
-    """Read the ``X-Sentry-Rate-Limit-*`` headers; ``None`` when the response has none.
+    """Read the ``X-Sentry-Rate-Limit-*`` headers (and ``Date``, to read ``Reset`` by);
+    ``None`` when the response has none of the former.
 
     ``headers`` must look names up case-insensitively (aiohttp's ``CIMultiDictProxy`` does);
     values that are not numbers are treated as absent rather than failing the request.
@@ -101,6 +141,8 @@ def parse_rate_limit(headers: Mapping[str, str]) -> RateLimitInfo | None:
         and concurrent_left is None
     ):
         return None
+    date = get("date")
+    stamp = None if date is None else _http_date(date)
     if _plain(limit, remaining, reset, concurrent, concurrent_left):
         return RateLimitInfo(
             None if limit is None else int(limit),
@@ -108,6 +150,7 @@ def parse_rate_limit(headers: Mapping[str, str]) -> RateLimitInfo | None:
             None if reset is None else float(reset),
             None if concurrent is None else int(concurrent),
             None if concurrent_left is None else int(concurrent_left),
+            stamp,
         )
     return RateLimitInfo(
         header_int(limit),
@@ -115,6 +158,7 @@ def parse_rate_limit(headers: Mapping[str, str]) -> RateLimitInfo | None:
         _epoch(reset),
         header_int(concurrent),
         header_int(concurrent_left),
+        stamp,
     )
 
 
