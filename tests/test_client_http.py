@@ -334,9 +334,14 @@ async def test_429_asking_for_more_than_max_wait_fails_at_once(fake_sentry: Fake
             await client.request("GET", ORG_PATH, path_params={"org": org})
         assert again.value.retry_after is not None and 100 < again.value.retry_after <= 120
         assert org in again.value.url
-        # Other endpoints are not held.
-        assert len(await client.issues.list(org, limit=2).collect()) == 2
+        # Other endpoints without limits of their own share Sentry's window, and are held.
+        with pytest.raises(RateLimited):
+            await client.issues.list(org, limit=2).collect()
+        # An endpoint with limits (a window) of its own is not.
+        project = fake_sentry.data.project_slugs(org)[0]
+        assert len(await client.events.for_project(org, project, limit=2).collect()) == 2
     assert len(api_requests(fake_sentry, "/organizations/[^/]+/$")) == 1
+    assert not api_requests(fake_sentry, "/issues/$"), "nothing sent into the pause"
 
 
 async def test_500_is_a_server_error_with_context(fake_sentry: FakeSentry) -> None:

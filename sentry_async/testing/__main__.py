@@ -89,7 +89,7 @@ def parser() -> argparse.ArgumentParser:
         type=_positive,
         default=None,
         metavar="N",
-        help="requests per second announced for each endpoint in X-Sentry-Rate-Limit-* "
+        help="requests per second announced for each window in X-Sentry-Rate-Limit-* "
         f"(default {ANNOUNCED.limit})",
     )
     parser.add_argument(
