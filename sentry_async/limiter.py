@@ -191,12 +191,12 @@ class RateLimiter:
         when and how long each took, bound the offset between the clocks ever closer, so a
         skew of a fraction of a window neither makes the client wait a window too long nor
         send into one already spent; until an answer of a slot has been seen, ``server_now``
-        (the server's clock when it answered) or the local clock stands in. ``max_wait`` caps
-        how long a
-        closed window is honoured. ``log=False`` when the caller logs the wait itself (a
-        429's, through :meth:`block`). ``sent`` is the slot's :attr:`_Slot.sent`: the
-        requests sent after this one were counted (or will be) after the server wrote this
-        ``Remaining``, so they are taken off it; without it, ``Remaining`` is taken as is.
+        (the server's clock when it answered) or the local clock stands in. ``max_wait``
+        caps how long a closed window is honoured. ``log=False`` when the caller logs the
+        wait itself (a 429's, through :meth:`block`). ``sent`` is the slot's
+        :attr:`_Slot.sent`: the requests sent after this one were counted (or will be) after
+        the server wrote this ``Remaining``, so they are taken off it; without it,
+        ``Remaining`` is taken as is.
         """
         if info is None:
             return
@@ -351,7 +351,7 @@ class _Slot:
         self._wall = wall
         self._waits = waits
         self.sent_at = 0.0
-        """The wall clock when the request went: no earlier than the server saw it."""
+        """The wall clock as the request went out: before the server wrote its ``Date``."""
         self.sent = 0
         """The group's send count once this request went: for :meth:`RateLimiter.observe`."""
         self.waited = 0.0

@@ -202,6 +202,7 @@ def _own_limit_shapes() -> frozenset[str]:
     return frozenset(_PLACEHOLDERS.sub("{}", template) for template in _OWN_LIMITS)
 
 
+@functools.lru_cache(maxsize=1024)
 def rate_limit_group(group: str) -> str:
     """The limiter's key for an endpoint group: the counter Sentry keeps its requests in.
 
