@@ -34,6 +34,7 @@ so no task and no connection outlives the block.
 from __future__ import annotations
 
 import asyncio
+import math
 from collections import deque
 from collections.abc import (
     AsyncIterable,
@@ -164,7 +165,13 @@ class FanOut(Generic[K, T], AsyncIterator[tuple[K, T]]):
         tb: TracebackType | None,
     ) -> bool:
         assert self._task_group is not None
-        cancelled = exc is not None and isinstance(exc, anyio.get_cancelled_exc_class())
+        # A stream's own CancelledError raised to the consumer is that stream's failure,
+        # not a cancellation of the block.
+        cancelled = (
+            exc is not None
+            and isinstance(exc, anyio.get_cancelled_exc_class())
+            and exc is not self._error
+        )
         if not cancelled:
             # The consumer left (a break, an exception): requests in flight are dropped by
             # the library, not cancelled by the caller.
@@ -269,7 +276,7 @@ class FanOut(Generic[K, T], AsyncIterator[tuple[K, T]]):
         self.started += 1
         self.max_active = max(self.max_active, self.active)
         count = 0
-        error: Exception | None = None
+        error: BaseException | None = None
         try:
             iterator: AsyncIterator[Any] | None = None
             gated: object = None
@@ -303,14 +310,18 @@ class FanOut(Generic[K, T], AsyncIterator[tuple[K, T]]):
                         # Not kept while the stream fetches its next item (a page, from
                         # ``pages()``): the next one would decode into cold memory.
                         del item
-            except Exception as exc:
+            except BaseException as exc:
+                if not _failure(exc):
+                    raise
                 error = exc
             finally:
                 if gated is not None:
                     decode_gate(gated, None)
                 try:
                     await _close(iterator)
-                except Exception as exc:
+                except BaseException as exc:
+                    if not _failure(exc):
+                        raise
                     # The stream failed while being closed: its error, like any other.
                     self.failures.setdefault(key, exc)
                     if error is None:
@@ -442,6 +453,22 @@ async def _close(iterator: AsyncIterator[Any] | None) -> None:
     if aclose is not None and getattr(iterator, "ag_frame", True) is not None:
         with anyio.CancelScope(shield=True):
             await aclose()
+
+
+def _failure(error: BaseException) -> bool:
+    """Whether ``error`` ends its stream as a failure rather than the worker's task.
+
+    Any ``Exception``, and a cancellation exception while no cancel scope around the worker
+    (the fan-out's own, the caller's, a task group's) is cancelled: that one the stream
+    raised itself (it awaited a future or a task that its owner cancelled), and would
+    otherwise end the worker unseen, with the streams it had yet to run.
+    """
+    if isinstance(error, Exception):
+        return True
+    return (
+        isinstance(error, anyio.get_cancelled_exc_class())
+        and anyio.current_effective_deadline() != -math.inf
+    )
 
 
 def _asyncio_checkpoint() -> Awaitable[None]:

@@ -937,3 +937,63 @@ async def test_a_stream_item_is_let_go_before_the_next_one_is_asked_for() -> Non
                 del item
     assert taken == 3
     assert alive_when_asked == [False, False, False]
+
+
+def _stray_cancel() -> AsyncIterator[int]:
+    """A stream that awaits a future its owner cancelled (a shared look-up, a handed-over
+    result): a CancelledError nobody sent to the fan-out or to its caller."""
+    shared: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    shared.cancel()
+
+    async def stream() -> AsyncIterator[int]:
+        yield 0
+        await shared
+        yield 1
+
+    return stream()
+
+
+# -- a stream's own CancelledError ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("concurrency", [1, 3])
+async def test_a_stream_ending_with_its_own_cancelled_error_is_collected(
+    concurrency: int,
+) -> None:
+    """Its StreamDone and ``failures`` entry say so, and its worker goes on with the next
+    streams (with ``concurrency=1`` the only worker)."""
+    streams: list[tuple[str, Callable[[], AsyncIterator[int]]]] = [("stray", _stray_cancel)]
+    streams += [(f"s{n}", _counting(3)) for n in range(5)]
+    with anyio.fail_after(5):
+        async with fan_out(streams, concurrency=concurrency, errors="collect") as merged:
+            done = {e.key: e async for e in merged.events() if isinstance(e, StreamDone)}
+    assert set(done) == {key for key, _ in streams}
+    assert done["stray"].items == 1
+    assert isinstance(done["stray"].error, asyncio.CancelledError)
+    assert list(merged.failures) == ["stray"]
+    assert all(done[f"s{n}"].ok and done[f"s{n}"].items == 3 for n in range(5))
+
+
+async def test_a_stream_ending_with_its_own_cancelled_error_is_raised() -> None:
+    with anyio.fail_after(5), pytest.raises(asyncio.CancelledError):  # noqa: PT012
+        async with fan_out(
+            {"stray": _stray_cancel, "ok": _counting(1000)}, concurrency=2, errors="raise"
+        ) as merged:
+            async for _ in merged:
+                pass
+    assert list(merged.failures) == ["stray"]
+
+
+async def test_the_callers_cancellation_is_no_streams_failure() -> None:
+    """A cancellation of the scope around the block ends the streams, as before: none of
+    them is reported failed, and the cancellation ends at the scope that asked for it."""
+    with anyio.fail_after(5):
+        with anyio.CancelScope() as outer:
+            async with fan_out(
+                {n: _counting(10**6) for n in range(3)}, errors="collect", buffer=1
+            ) as merged:
+                async for _ in merged:
+                    outer.cancel()
+                    await anyio.lowlevel.checkpoint()
+    assert outer.cancelled_caught
+    assert merged.failures == {}
