@@ -77,7 +77,8 @@ class FanOut(Generic[K, T], AsyncIterator[tuple[K, T]]):
     """The merged view of many streams; create it with :func:`fan_out`.
 
     ``async for key, item in merged`` yields items; :meth:`events` also yields a
-    :class:`StreamDone` per stream. ``failures`` maps each failed stream's key to its
+    :class:`StreamDone` per stream. It has one consumer: a task asking for an item while
+    another waits for one gets a ``RuntimeError``. ``failures`` maps each failed stream's key to its
     exception; ``completed`` maps each finished stream's key to its :class:`StreamDone`.
     ``active``/``max_active`` and ``buffered``/``max_buffered`` are live counters for
     progress displays and tests.
@@ -121,6 +122,8 @@ class FanOut(Generic[K, T], AsyncIterator[tuple[K, T]]):
         """No more messages will come: every fetcher has ended."""
         self._consumer: Waitable | None = None
         """Set when the consumer waits for the queue."""
+        self._waiting = False
+        """The consumer is in its wait for the queue, until it runs again (woken or not)."""
         self._page_key: Any = None
         self._page: Iterator[T] | None = None
         """The open page's items not yet handed out (the budget's view of the same page)."""
@@ -386,14 +389,21 @@ class FanOut(Generic[K, T], AsyncIterator[tuple[K, T]]):
             elif self._closed:
                 raise StopAsyncIteration
             else:
+                if self._waiting:
+                    # One waiter is all the merge wakes; a second would wait for ever.
+                    raise RuntimeError(
+                        "another task is already waiting for this FanOut's next item: a "
+                        "FanOut has one consumer (hand its items on to other tasks, e.g. "
+                        "through anyio.create_memory_object_stream)"
+                    )
                 # Nothing queued: let fetchers hand over even without room (buffer=0).
-                room.consumer_waiting = True
+                self._waiting = room.consumer_waiting = True
                 room.wake()
                 waiting = self._consumer = room.new_event()
                 try:
                     await waiting
                 finally:
-                    room.consumer_waiting = False
+                    self._waiting = room.consumer_waiting = False
                     if self._consumer is waiting:
                         self._consumer = None
                 continue

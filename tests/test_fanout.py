@@ -997,3 +997,39 @@ async def test_the_callers_cancellation_is_no_streams_failure() -> None:
                     await anyio.lowlevel.checkpoint()
     assert outer.cancelled_caught
     assert merged.failures == {}
+
+
+# -- one consumer ---------------------------------------------------------------------------
+
+
+async def _second_consumer_refused() -> list[Any]:
+    """A task waits for the merge's next item; another task asks for one meanwhile."""
+    go = anyio.Event()
+
+    async def late() -> AsyncIterator[int]:
+        await go.wait()
+        yield 1
+
+    got: list[Any] = []
+    with anyio.fail_after(5):
+        async with fan_out({"late": late}) as merged:
+
+            async def first() -> None:
+                got.extend([item async for item in merged])
+
+            async with anyio.create_task_group() as group:
+                group.start_soon(first)
+                await anyio.wait_all_tasks_blocked()
+                with pytest.raises(RuntimeError, match="one consumer"):
+                    await anext(merged)
+                go.set()
+    return got
+
+
+async def test_a_second_task_asking_while_one_waits_is_refused() -> None:
+    """Refused at once, and the first consumer still gets every item and the end."""
+    assert await _second_consumer_refused() == [("late", 1)]
+
+
+def test_a_second_consumer_is_refused_on_trio_too() -> None:
+    assert anyio.run(_second_consumer_refused, backend="trio") == [("late", 1)]
