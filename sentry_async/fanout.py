@@ -133,6 +133,10 @@ class FanOut(Generic[K, T], AsyncIterator[tuple[K, T]]):
         self._error_delivered = False
         self._scope = anyio.CancelScope()
         self._task_group: TaskGroup | None = None
+        self._clean_ups: set[anyio.CancelScope] = set()
+        """The shields of streams' clean-ups under way (:meth:`_close`)."""
+        self._cut = False
+        """The caller's cancellation reached the fan-out: clean-ups are no longer shielded."""
         self._checkpoint: Callable[[], Awaitable[None]] = anyio.lowlevel.checkpoint
         """One scheduler pass: asyncio's own on its loop, without anyio's backend look-up."""
         self._entered = False
@@ -158,7 +162,9 @@ class FanOut(Generic[K, T], AsyncIterator[tuple[K, T]]):
             self._checkpoint = _asyncio_checkpoint
         self._task_group = anyio.create_task_group()
         await self._task_group.__aenter__()
-        self._task_group.start_soon(self._supervise)
+        ended = anyio.Event()
+        self._task_group.start_soon(self._guard_clean_ups, ended)
+        self._task_group.start_soon(self._supervise, ended)
         return self
 
     async def __aexit__(
@@ -206,7 +212,21 @@ class FanOut(Generic[K, T], AsyncIterator[tuple[K, T]]):
             raise self._error
         return False
 
-    async def _supervise(self) -> None:
+    async def _guard_clean_ups(self, ended: anyio.Event) -> None:
+        """Wait, beside the workers but outside the fan-out's own scope, until they have
+        ``ended``: only the caller's cancellation (a deadline or cancel scope around the
+        block, the block's task cancelled) stops the wait. From then on no stream's clean-up
+        is shielded, so the block ends as promptly as a generator closed alone would, not
+        when a stalled clean-up gives up."""
+        try:
+            await ended.wait()
+        except anyio.get_cancelled_exc_class():
+            self._cut = True
+            for clean_up in self._clean_ups:
+                clean_up.cancel()
+            raise
+
+    async def _supervise(self, ended: anyio.Event) -> None:
         """Start up to ``concurrency`` workers; each runs streams one after another, taking
         the next from ``streams`` when its last one ends, so a stream costs no task start."""
         self._abandoning.enter()
@@ -230,6 +250,7 @@ class FanOut(Generic[K, T], AsyncIterator[tuple[K, T]]):
                 starting.end()
                 self._closed = True
                 self._wake_consumer()
+                ended.set()
 
     def _next_stream(
         self, streams: Iterator[tuple[K, StreamFactory[T]]]
@@ -321,7 +342,7 @@ class FanOut(Generic[K, T], AsyncIterator[tuple[K, T]]):
                 if gated is not None:
                     decode_gate(gated, None)
                 try:
-                    await _close(iterator)
+                    await self._close(iterator)
                 except BaseException as exc:
                     if not _failure(exc):
                         raise
@@ -340,6 +361,28 @@ class FanOut(Generic[K, T], AsyncIterator[tuple[K, T]]):
             return count
         finally:
             self.active -= 1
+
+    async def _close(self, iterator: AsyncIterator[Any] | None) -> None:
+        """Close an async generator now, not whenever the loop gets to finalise it; one that
+        ran to its end has nothing left to close. Its clean-up is shielded from the
+        fan-out's own cancellation (a failure, the consumer leaving), which must not cut a
+        stream's ``finally`` short, but not from the caller's (:meth:`_guard_clean_ups`)."""
+        aclose = getattr(iterator, "aclose", None)
+        if aclose is None or getattr(iterator, "ag_frame", True) is None:
+            return
+        if self._cut:
+            await aclose()
+            return
+        with anyio.CancelScope(shield=True) as clean_up:
+            self._clean_ups.add(clean_up)
+            try:
+                await aclose()
+            finally:
+                self._clean_ups.discard(clean_up)
+        if clean_up.cancel_called:
+            # Cut short by the caller's cancellation, which the shield's scope caught: the
+            # worker goes on as cancelled.
+            await anyio.lowlevel.checkpoint()
 
     def _wake_consumer(self) -> None:
         consumer = self._consumer
@@ -454,15 +497,6 @@ class FanOut(Generic[K, T], AsyncIterator[tuple[K, T]]):
     def events(self) -> AsyncIterator[FanOutEvent[K, T]]:
         """Items and per-stream completion markers, in delivery order."""
         return _Events(self)
-
-
-async def _close(iterator: AsyncIterator[Any] | None) -> None:
-    """Close an async generator now (shielded), not whenever the loop gets to finalise it;
-    one that ran to its end has nothing left to close."""
-    aclose = getattr(iterator, "aclose", None)
-    if aclose is not None and getattr(iterator, "ag_frame", True) is not None:
-        with anyio.CancelScope(shield=True):
-            await aclose()
 
 
 def _failure(error: BaseException) -> bool:

@@ -1033,3 +1033,61 @@ async def test_a_second_task_asking_while_one_waits_is_refused() -> None:
 
 def test_a_second_consumer_is_refused_on_trio_too() -> None:
     assert anyio.run(_second_consumer_refused, backend="trio") == [("late", 1)]
+
+
+# -- a stream's clean-up under the caller's deadline ----------------------------------------
+
+
+async def _deadline_during_clean_up(leave: str) -> tuple[bool, bool]:
+    """A stream waiting at its ``yield`` (slow consumer) whose clean-up stalls; the
+    caller's deadline fires while the consumer works (``inside``) or after it left the
+    block by ``break`` (``exiting``). Whether the deadline ended the block, and whether the
+    clean-up ran to its end."""
+    cleaned_up = False
+
+    async def stalls() -> AsyncIterator[int]:
+        nonlocal cleaned_up
+        try:
+            for i in range(10**6):
+                yield i  # waits for room here: parked at its yield
+        finally:
+            await anyio.sleep(5)
+            cleaned_up = True
+
+    with anyio.move_on_after(0.2) as deadline:
+        async with fan_out({"a": stalls}, buffer=1) as merged:
+            async for _ in merged:
+                if leave == "exiting":
+                    break
+                await anyio.sleep(0.05)
+    assert merged.active == 0, "no stream outlives the block"
+    return deadline.cancelled_caught, cleaned_up
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+@pytest.mark.parametrize("leave", ["inside", "exiting"])
+def test_the_callers_deadline_cuts_a_streams_clean_up_short(backend: str, leave: str) -> None:
+    ended, cleaned_up = anyio.run(_deadline_during_clean_up, leave, backend=backend)
+    assert ended
+    assert not cleaned_up, "the block waited for the stalled clean-up"
+
+
+async def test_the_fan_outs_own_teardown_still_lets_a_clean_up_finish() -> None:
+    """Leaving the block by ``break`` cancels the streams, but a clean-up that awaits is
+    still run to its end when no deadline of the caller's cuts it short."""
+    cleaned_up = False
+
+    async def tidy() -> AsyncIterator[int]:
+        nonlocal cleaned_up
+        try:
+            for i in range(10**6):
+                yield i
+        finally:
+            await anyio.sleep(0.01)
+            cleaned_up = True
+
+    with anyio.fail_after(5):
+        async with fan_out({"a": tidy}, buffer=1) as merged:
+            async for _ in merged:
+                break
+    assert cleaned_up
