@@ -77,8 +77,9 @@ class FanOut(Generic[K, T], AsyncIterator[tuple[K, T]]):
     """The merged view of many streams; create it with :func:`fan_out`.
 
     ``async for key, item in merged`` yields items; :meth:`events` also yields a
-    :class:`StreamDone` per stream. It has one consumer: a task asking for an item while
-    another waits for one gets a ``RuntimeError``. ``failures`` maps each failed stream's key to its
+    :class:`StreamDone` per stream, inside the ``async with`` block only. It has one
+    consumer: a task asking for an item while another waits for one gets a
+    ``RuntimeError``. ``failures`` maps each failed stream's key to its
     exception; ``completed`` maps each finished stream's key to its :class:`StreamDone`.
     ``active``/``max_active`` and ``buffered``/``max_buffered`` are live counters for
     progress displays and tests.
@@ -140,6 +141,8 @@ class FanOut(Generic[K, T], AsyncIterator[tuple[K, T]]):
         self._checkpoint: Callable[[], Awaitable[None]] = anyio.lowlevel.checkpoint
         """One scheduler pass: asyncio's own on its loop, without anyio's backend look-up."""
         self._entered = False
+        self._inside = False
+        """In the ``async with`` block: the only place the merge can be iterated."""
         self._abandoning = Abandoning()
         """Set on when the run ends early on its own account (a failure, the consumer
         leaving): the requests it cancels then are abandoned, not failed."""
@@ -156,7 +159,7 @@ class FanOut(Generic[K, T], AsyncIterator[tuple[K, T]]):
     async def __aenter__(self) -> FanOut[K, T]:
         if self._entered:
             raise RuntimeError("a FanOut can be entered only once")
-        self._entered = True
+        self._entered = self._inside = True
         self._room.new_event = event_type()
         if self._room.new_event is not Signal:
             self._checkpoint = _asyncio_checkpoint
@@ -206,7 +209,13 @@ class FanOut(Generic[K, T], AsyncIterator[tuple[K, T]]):
                 await self._task_group.__aexit__(None, None, None)
         finally:
             self._closed = True
+            self._inside = False
             self._queue.clear()
+            # The open page's items are left over from cancelled streams, not theirs to
+            # hand out after the block.
+            self._page = None
+            self._chunk = _SPENT
+            self._budget.close_page()
         if exc is None and self._error is not None and not self._error_delivered:
             # A failure the consumer never got to see is not swallowed.
             raise self._error
@@ -406,7 +415,12 @@ class FanOut(Generic[K, T], AsyncIterator[tuple[K, T]]):
     async def _next(self) -> tuple[K, T] | StreamDone[K]:
         """The next item or done marker, once the current chunk of the open page is used
         up: the page's next chunk (waiting fetchers looked at first), or the next message."""
-        if not self._entered:
+        if not self._inside:
+            if self._entered:
+                raise RuntimeError(
+                    "the FanOut's 'async with' block has exited and its streams were "
+                    "stopped: iterate it inside the block"
+                )
             raise RuntimeError("use the FanOut inside 'async with fan_out(...) as merged'")
         budget, room = self._budget, self._room
         page = self._page

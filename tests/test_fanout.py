@@ -1091,3 +1091,21 @@ async def test_the_fan_outs_own_teardown_still_lets_a_clean_up_finish() -> None:
             async for _ in merged:
                 break
     assert cleaned_up
+
+
+# -- the merge after its block --------------------------------------------------------------
+
+
+async def _left_over(take: Callable[[Any], Awaitable[Any]]) -> None:
+    async with fan_out({"pages": lambda: _memory_paginator(3, 50)}) as merged:
+        async for _ in merged:
+            break
+    with pytest.raises(RuntimeError, match="block has exited"):
+        await take(merged)
+
+
+async def test_iterating_after_the_block_is_refused() -> None:
+    """Not the rest of the page that was open when the block exited."""
+    with anyio.fail_after(5):
+        await _left_over(anext)
+        await _left_over(lambda merged: anext(merged.events()))
