@@ -14,6 +14,7 @@ from contextvars import ContextVar
 from typing import TYPE_CHECKING, TypeVar, cast
 from urllib.parse import quote
 
+import anyio
 import msgspec
 from yarl import URL
 
@@ -67,6 +68,7 @@ class Routing:
         _region_roots: dict[str, URL]
         _project_ids: dict[str, dict[str, str]]
         _project_access: dict[str, dict[str, bool | None]]
+        _project_loads: dict[str, _ProjectIdsLoad]
         _renamed: dict[tuple[str, str], str]
         _urls: dict[tuple[object, ...], URL]
         _hooks: HookSet | None
@@ -241,7 +243,34 @@ class Routing:
         return known
 
     async def load_project_ids(self, org: str) -> dict[str, str]:
-        """Fetch (again) the organization's ``slug -> id`` map that :meth:`project_ids` uses."""
+        """Fetch (again) the organization's ``slug -> id`` map that :meth:`project_ids` uses.
+
+        Callers at the same time share one walk of the projects list, each with its map or
+        its error: a failed walk is not kept, and the next caller walks again.
+        """
+        while True:
+            load = self._project_loads.get(org)
+            if load is None:
+                break
+            await load.done.wait()
+            if load.mapping is not None:
+                return load.mapping
+            if load.error is not None:
+                raise load.error
+            # The walk's caller was cancelled: one of those who waited walks instead.
+        load = self._project_loads[org] = _ProjectIdsLoad()
+        try:
+            mapping = load.mapping = await self._walk_project_ids(org)
+        except Exception as exc:
+            load.error = exc
+            raise
+        finally:
+            del self._project_loads[org]
+            load.done.set()
+        return mapping
+
+    async def _walk_project_ids(self, org: str) -> dict[str, str]:
+        """One walk of the organization's projects list, kept as its ``slug -> id`` map."""
         mapping: dict[str, str] = {}
         access: dict[str, bool | None] = {}
         refs: Paginator[_ProjectRef] = cast("SentryClient", self).paginate(
@@ -339,3 +368,15 @@ def normalise_base_url(value: str, allow_insecure: bool, name: str = "base_url")
     if path.endswith(API_PREFIX):
         path = path[: -len(API_PREFIX)]
     return url.with_path(path or "/", encoded=True).with_query(None).with_fragment(None)
+
+
+class _ProjectIdsLoad:
+    """A walk of an organization's projects list under way, which concurrent callers of
+    :meth:`Routing.load_project_ids` await instead of walking it each."""
+
+    __slots__ = ("done", "error", "mapping")
+
+    def __init__(self) -> None:
+        self.done = anyio.Event()
+        self.mapping: dict[str, str] | None = None
+        self.error: Exception | None = None

@@ -213,6 +213,7 @@ class SentryClient(GeneratedGroups, Routing, Downloads):
         # organization, and renamed projects (old -> new).
         self._project_ids: dict[str, dict[str, str]] = {}
         self._project_access: dict[str, dict[str, bool | None]] = {}
+        self._project_loads = {}
         self._renamed: dict[tuple[str, str], str] = {}
         self._urls: dict[tuple[object, ...], URL] = {}
         # The regions of /users/me/regions/ (name, base URL), once asked.

@@ -17,10 +17,12 @@ from typing import Any
 
 import aiohttp
 import anyio
+import anyio.lowlevel
 import pytest
 
 from sentry_async import (
     BadRequest,
+    Forbidden,
     ProjectMoved,
     RetryPolicy,
     SentryClient,
@@ -116,6 +118,69 @@ async def test_a_new_slug_refreshes_the_cache_once(
             await client.discover.query(ORG, fields=["id"], project="no-such-app").collect()
     assert len(_to(fake_sentry, "/projects/")) == 3, "one refresh per miss, then an error"
     assert _to(fake_sentry, "/events/")[-1].params("project") == [project_id]
+
+
+async def test_callers_at_the_same_time_share_one_look_up(
+    fake_sentry: FakeSentry, client: SentryClient
+) -> None:
+    slugs = [slug for slug, _ in _projects(fake_sentry)]
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as group:
+            for n in range(12):
+                group.start_soon(client.project_ids, ORG, slugs[n % len(slugs)])
+        shared = len(_to(fake_sentry, f"/organizations/{ORG}/projects/"))
+        await client.load_project_ids(ORG)
+    one_walk = len(_to(fake_sentry, f"/organizations/{ORG}/projects/")) - shared
+    assert shared == one_walk, f"{shared} requests for the projects list, {one_walk} a walk"
+
+
+async def test_a_shared_look_up_that_fails_is_each_callers_error_and_not_kept(
+    fake_sentry: FakeSentry, client: SentryClient
+) -> None:
+    (slug, project_id), *_ = _projects(fake_sentry)
+    fake_sentry.faults.add(Fault("status", path=f"/organizations/{ORG}/projects/", status=403))
+    errors: list[BaseException] = []
+
+    async def ask() -> None:
+        try:
+            await client.project_ids(ORG, slug)
+        except Forbidden as exc:
+            errors.append(exc)
+
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as group:
+            for _ in range(5):
+                group.start_soon(ask)
+        assert len(errors) == 5, "every caller waiting for the walk gets its error"
+        assert len(_to(fake_sentry, f"/organizations/{ORG}/projects/")) == 1
+        assert await client.project_ids(ORG, slug) == [project_id], "the failure is not kept"
+
+
+async def test_callers_waiting_for_a_cancelled_look_up_walk_again(
+    fake_sentry: FakeSentry, client: SentryClient
+) -> None:
+    """The walk's caller was cancelled: no error for those who waited, one of them walks."""
+    (slug, project_id), *_ = _projects(fake_sentry)
+    slow = fake_sentry.faults.add(Fault("slow", path=f"/organizations/{ORG}/projects/", delay=30))
+    leader = anyio.CancelScope()
+    found: list[list[str] | None] = []
+
+    async def lead() -> None:
+        with leader:
+            await client.project_ids(ORG, slug)
+
+    async def wait() -> None:
+        found.append(await client.project_ids(ORG, slug))
+
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as group:
+            group.start_soon(lead)
+            while not slow.fired:  # the server holds the first caller's walk
+                await anyio.lowlevel.checkpoint()
+            group.start_soon(wait)
+            await anyio.wait_all_tasks_blocked()
+            leader.cancel()
+    assert found == [[project_id]]
 
 
 async def _run(call: Any, client: SentryClient) -> None:
