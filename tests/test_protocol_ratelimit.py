@@ -220,3 +220,22 @@ def test_a_clock_set_since_starts_the_offset_over() -> None:
     assert (known.low, known.high) == pytest.approx((0.4, 1.5))
     moved = narrow_clock_offset(known, 1000.0, 1009.5, 1009.6)
     assert (moved.low, moved.high) == pytest.approx((-9.6, -8.5)), "no overlap: this answer"
+
+
+@pytest.mark.parametrize(
+    ("value", "count"),
+    [
+        ("9" * 15, 10**15 - 1),
+        (" 1000 ", 1000),
+        ("9" * 16, None),
+        ("1" + "0" * 18, None),
+        ("1" + "0" * 400, None),
+        ("9" * 4000, None),
+    ],
+)
+def test_a_count_no_sentry_can_send_is_absent_like_a_malformed_one(
+    value: str, count: int | None
+) -> None:
+    """``X-Hits`` of hundreds of digits is no count at all: read as one, it overflows the
+    float arithmetic of whoever estimates with it (an export's progress)."""
+    assert header_int(value) == count

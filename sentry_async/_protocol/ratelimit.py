@@ -97,16 +97,25 @@ def narrow_clock_offset(
     return ClockOffset(low, high)
 
 
+_COUNT_LIMIT = 10**_PLAIN_DIGITS
+"""No Sentry counts this many of anything; a larger number would overflow the float
+arithmetic of whoever estimates with it (an export's progress)."""
+
+_COUNT_TEXT = 64
+"""Longer header text is no count: int() is never asked to read thousands of digits."""
+
+
 def header_int(value: str | None) -> int | None:
     """A count a header announces (``X-Hits``, a rate limit); ``None`` when absent, not a
-    number, or negative, rather than failing the request over a header."""
-    if value is None:
+    number, negative or longer than :data:`_PLAIN_DIGITS` digits (as no Sentry sends),
+    rather than failing the request over a header."""
+    if value is None or len(value) > _COUNT_TEXT:
         return None
     try:
         number = int(value)  # surrounding whitespace is allowed, as in any HTTP value
     except ValueError:
         return None
-    return number if number >= 0 else None
+    return number if 0 <= number < _COUNT_LIMIT else None
 
 
 def _epoch(value: str | None) -> float | None:

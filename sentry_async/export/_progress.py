@@ -205,8 +205,10 @@ class Progress:
         if not self._hits or not self.streams_total:
             return None
         known = sum(self._hits.values())
-        unseen = max(0, self.streams_total - len(self._hits))
-        estimate = known + round(unseen * known / len(self._hits))
+        seen = len(self._hits)
+        unseen = max(0, self.streams_total - seen)
+        # In integers, rounded to the nearest: a count too big for a float stays a number.
+        estimate = known + (2 * unseen * known + seen) // (2 * seen)
         return max(estimate, self.items)
 
     def eta(self) -> float | None:
@@ -216,7 +218,7 @@ class Progress:
         expected = self.expected_items()
         rate = self.rate()
         if expected is not None and rate > 0:
-            return max(0.0, (expected - self.items) / rate)
+            return _seconds(expected - self.items, rate)
         if self.streams_done and self.streams_total and elapsed > 0:
             left = self.streams_total - self.streams_done
             return elapsed * left / self.streams_done
@@ -246,6 +248,15 @@ class Progress:
         snapshot = self.snapshot()
         for callback in list(self._subscribers):
             callback(snapshot)
+
+
+def _seconds(left: int, rate: float) -> float | None:
+    """Time ``left`` items take at ``rate``; ``None`` (unknown) when no float can hold it."""
+    try:
+        seconds = left / rate
+    except OverflowError:
+        return None
+    return max(0.0, seconds) if math.isfinite(seconds) else None
 
 
 def format_bytes(count: float) -> str:
