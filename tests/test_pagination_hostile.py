@@ -13,6 +13,7 @@ from typing import Any, Generic, TypeVar
 import anyio
 import msgspec
 import pytest
+from _local_server import local_app
 from aiohttp import web
 
 from sentry_async import (
@@ -268,3 +269,30 @@ async def test_an_oversized_wrapped_page_is_refused_before_its_items_are_built(
             envelope=lambda body: (body.data, None),
         ).collect()
     assert got == [7] * 20
+
+
+async def test_a_link_of_hundreds_of_kilobytes_is_refused_unread() -> None:
+    """aiohttp takes up to 128 ``Link`` fields of 8 KB each, which read as one list. Sentry's
+    ``Link`` is two URLs and their cursors, a few KB, so a longer one is not read: it ends
+    the stream with an error before its reading costs seconds, on each page."""
+    part = "x" * 4000
+    cursor = ", ".join([part] * 60)
+
+    async def handle(request: web.Request) -> web.Response:
+        more = "false" if "cursor" in request.query else "true"
+        url = f"{request.url.with_query(None)}?per_page=100"
+        link = (
+            f'<{url}&cursor={cursor}>; rel="previous"; results="false"; cursor="{cursor}", '
+            f'<{url}&cursor=0:100:0>; rel="next"; results="{more}"; cursor="0:100:0"'
+        )
+        response = web.json_response([len(request.query)])
+        for field in link.split(", "):
+            response.headers.add("Link", field)
+        return response
+
+    app = web.Application()
+    app.router.add_get("/{tail:.*}", handle)
+    async with local_app(app) as url, SentryClient("t", base_url=url, retry=FAST) as client:
+        with anyio.fail_after(30), pytest.raises(PaginationError) as caught:
+            await client.paginate("/things/").collect()
+    assert "Link header of 48" in str(caught.value), caught.value

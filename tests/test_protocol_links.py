@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from contextlib import suppress
+from typing import SupportsIndex
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -275,3 +278,51 @@ def test_a_link_without_next_or_previous_is_no_pagination() -> None:
     assert not links.paginated and links.next_cursor is None
     assert not page_links('<https://h/x/?&cursor=0:0:1>; rel="previous"; results="true"').paginated
     assert page_links('<https://h/x/?&cursor=0:9:0>; rel="next"; results="false"').paginated
+
+
+class _CountingStr(str):
+    """A header that counts the characters its slices copy: the work a reading does
+    beyond its scans, which must stay linear in the header's length."""
+
+    copied = 0
+
+    def __getitem__(self, key: SupportsIndex | slice) -> str:
+        part = super().__getitem__(key)
+        _CountingStr.copied += len(part)
+        return part
+
+
+_RUN = '>; rel="previous"; results="true'
+"""The text that ends the previous link, which a raw cursor may hold any number of times."""
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        '<https://h/x/?a=1&cursor=' + _RUN * 1900 + '"',
+        sentry_link((_RUN + ", ") * 900, "0:100:0", prev_results="false"),
+        sentry_link("0:0:1", (_RUN + '"; cursor="') * 700),
+    ],
+    ids=["runs", "runs in the previous cursor", "runs in the next cursor"],
+)
+def test_reading_sentrys_layout_copies_text_in_proportion_to_the_header(header: str) -> None:
+    """Each place the previous link may end is tried by its fixed text first; a cursor is
+    copied only where the whole layout stands around it. Copying it at every ending
+    tried made a 1 MB header take seconds (quadratic), blocking the event loop."""
+    assert 60_000 < len(header) <= 64 * 1024
+    _CountingStr.copied = 0
+    with suppress(LinkHeaderError):
+        page_links(_CountingStr(header))
+    assert _CountingStr.copied <= 3 * len(header), (_CountingStr.copied, len(header))
+
+
+def test_a_link_longer_than_sentry_sends_is_refused_unread() -> None:
+    """Sentry's ``Link`` is two URLs (a request line: at most 8 KB in front of Sentry) and
+    their cursors; 1 MB of ``Link`` fields is not Sentry's, and is refused by its length."""
+    limit = 64 * 1024
+    with pytest.raises(LinkHeaderError, match=r"Link header of [\d,]+ characters.* 65,536"):
+        page_links(sentry_link("x" * (limit // 2), "0:100:0"))
+    with pytest.raises(LinkHeaderError, match="Link header of 1,048,"):
+        page_links(sentry_link("0:0:1", "y" * 2**19))
+    room = (limit - len(sentry_link("0:0:1", ""))) // 2
+    assert page_links(sentry_link("0:0:1", "z" * room)).next_cursor == "z" * room

@@ -41,6 +41,10 @@ _CURSOR = '"; cursor="'
 _BETWEEN = '", <'
 _RESULTS = ("true", "false")
 """``results`` values, by the parity of their length."""
+_MAX_LINK = 64 * 1024
+"""The longest ``Link`` read for cursors. Sentry's is two URLs of one request (whose line
+nginx refuses past 8 KB in front of Sentry) with their cursors, one field of a few KB;
+eight fields of aiohttp's longest is room for a proxy's own too. More is no Sentry's."""
 _SENTRY_LINKS = re.compile(
     r'<([^<>"&\s]*(?:&(?!cursor=)[^<>"&\s]*)*)&cursor=([^"\\>]*)>; rel="previous"; '
     r'results="(true|false)"; cursor="\2", '
@@ -165,11 +169,18 @@ def parse_link_header(value: str) -> list[Link]:
 def page_links(value: str | None) -> PageLinks:
     """Reduce a Link header to the cursors a paginator needs.
 
-    Raises :class:`LinkHeaderError` when the header cannot be read, or can be read as
-    Sentry's layout in more than one way: a cursor guessed wrong skips or repeats rows.
+    Raises :class:`LinkHeaderError` when the header cannot be read, is longer than any
+    Sentry sends (:data:`_MAX_LINK`: its reading would cost every page more the longer it
+    is), or can be read as Sentry's layout in more than one way: a cursor guessed wrong
+    skips or repeats rows.
     """
     if value is None:
         return PageLinks()
+    if len(value) > _MAX_LINK:
+        raise LinkHeaderError(
+            f"Link header of {len(value):,} characters; Sentry's is two URLs and their "
+            f"cursors, so one longer than {_MAX_LINK:,} is not read"
+        )
     plain = _SENTRY_LINKS.fullmatch(value)
     if plain is not None:
         _, prev, prev_results, nxt, results = plain.groups()
@@ -200,29 +211,58 @@ def _sentry_page_links(value: str) -> PageLinks | None:
     found: PageLinks | None = None
     end = value.find(_PREVIOUS, start)
     while end >= 0:
-        here = end + len(_PREVIOUS)
-        prev_results = _results_at(value, here)
-        if prev_results is not None:
-            prev = value[start:end]
-            here += len(prev_results)
-            if (
-                value.startswith(_CURSOR, here)
-                and value.startswith(prev, here := here + len(_CURSOR))
-                and value.startswith(_BETWEEN, here := here + len(prev))
-                and value.startswith(url, here := here + len(_BETWEEN))
-                and value.startswith(_URL_CURSOR, here := here + len(url))
-            ):
-                links = _sentry_next(value, here + len(_URL_CURSOR), prev, prev_results)
-                if links is not None:
-                    if found is not None and links != found:
-                        raise LinkHeaderError(
-                            "Link header in Sentry's layout reads two ways: cursors "
-                            f"{found.prev_cursor!r}/{found.polling_cursor!r} or "
-                            f"{links.prev_cursor!r}/{links.polling_cursor!r}"
-                        )
-                    found = links
+        links = _sentry_reading(value, url, start, end)
+        if links is not None:
+            if found is not None and links != found:
+                raise LinkHeaderError(
+                    "Link header in Sentry's layout reads two ways: cursors "
+                    f"{found.prev_cursor!r}/{found.polling_cursor!r} or "
+                    f"{links.prev_cursor!r}/{links.polling_cursor!r}"
+                )
+            found = links
         end = value.find(_PREVIOUS, end + 1)
     return found
+
+
+def _sentry_reading(value: str, url: str, start: int, end: int) -> PageLinks | None:
+    """Sentry's layout read with the previous cursor ending at ``end``, else ``None``.
+
+    ``D>; rel="next"; results="R"; cursor="D"`` at the end: its length tells ``D`` (``true``
+    and ``false`` differ by one character, and ``D`` stands twice). Every fixed text is
+    checked at its place first, at a cost that does not grow with the header; the URL and
+    the cursors, whose copy and comparison do, only where all of it stands. A cursor
+    holding the layout's own text a thousand times is then one scan, not a copy of the
+    header per occurrence; only a header built to put every fixed text in place at many
+    endings costs more, within the length :func:`page_links` reads.
+    """
+    here = end + len(_PREVIOUS)
+    prev_results = _results_at(value, here)
+    if prev_results is None:
+        return None
+    size = end - start
+    twin = here + len(prev_results) + len(_CURSOR)
+    between = twin + size
+    nxt = between + len(_BETWEEN) + len(url) + len(_URL_CURSOR)
+    left = len(value) - nxt - len(_NEXT) - len(_CURSOR) - 1
+    results = _RESULTS[left % 2]
+    next_size = (left - len(results)) // 2
+    after = nxt + next_size + len(_NEXT) + len(results)
+    if (
+        next_size < 0
+        or not value.startswith(_CURSOR, twin - len(_CURSOR))
+        or not value.startswith(_BETWEEN, between)
+        or not value.startswith(_URL_CURSOR, nxt - len(_URL_CURSOR))
+        or not value.startswith(_NEXT, nxt + next_size)
+        or not value.startswith(results, after - len(results))
+        or not value.startswith(_CURSOR, after)
+        or not value.startswith(url, between + len(_BETWEEN))
+    ):
+        return None
+    prev = value[start:end]
+    cursor = value[nxt : nxt + next_size]
+    if not value.startswith(prev, twin) or not value.startswith(cursor, after + len(_CURSOR)):
+        return None
+    return _sentry_links(prev, prev_results, cursor, results)
 
 
 def _results_at(value: str, at: int) -> str | None:
@@ -231,26 +271,6 @@ def _results_at(value: str, at: int) -> str | None:
         if value.startswith(results, at):
             return results
     return None
-
-
-def _sentry_next(value: str, start: int, prev: str, prev_results: str) -> PageLinks | None:
-    """The rest of Sentry's layout from the next link's cursor on: ``D>; rel="next";
-    results="R"; cursor="D"``, whose length tells ``D`` (``true`` and ``false`` differ by
-    one character, and ``D`` stands twice)."""
-    left = len(value) - start - len(_NEXT) - len(_CURSOR) - 1
-    results = _RESULTS[left % 2]
-    size = (left - len(results)) // 2
-    if size < 0:
-        return None
-    after = start + size
-    if (
-        not value.startswith(_NEXT, after)
-        or not value.startswith(results, after + len(_NEXT))
-        or not value.startswith(_CURSOR, after := after + len(_NEXT) + len(results))
-        or not value.startswith(value[start : start + size], after + len(_CURSOR))
-    ):
-        return None
-    return _sentry_links(prev, prev_results, value[start : start + size], results)
 
 
 def _sentry_links(prev: str, prev_results: str, nxt: str, results: str) -> PageLinks:
