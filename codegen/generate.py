@@ -87,6 +87,17 @@ def _types(schema: dict[str, Any]) -> list[str]:
     return [kind]
 
 
+def _nullable(schema: Any) -> bool:
+    """Whether ``schema`` admits null: ``nullable: true`` (OpenAPI 3.0), ``"null"`` among
+    its types (3.1), or a null alternative of an ``anyOf``/``oneOf``."""
+    if not isinstance(schema, dict):
+        return False
+    kind = schema.get("type")
+    if schema.get("nullable") or (isinstance(kind, list) and "null" in kind) or kind == "null":
+        return True
+    return any(_nullable(v) for combo in ("anyOf", "oneOf") for v in schema.get(combo, []))
+
+
 _PRIMITIVE = {"string": "str", "integer": "int", "number": "float", "boolean": "bool"}
 
 
@@ -220,7 +231,11 @@ class ModelBuilder:
         if kind in _PRIMITIVE:
             return _PRIMITIVE[kind]
         if kind == "array":
-            return f"builtins.list[{self.type_of(schema.get('items', {}), singular(hint))}]"
+            items = schema.get("items", {})
+            item = self.type_of(items, singular(hint))
+            if item != "Any" and _nullable(items):
+                item = f"{item} | None"  # an element may be null, not only the list
+            return f"builtins.list[{item}]"
         if kind == "object":
             if schema.get("properties"):
                 return self.struct(schema, hint)

@@ -586,3 +586,28 @@ async def test_named_environments_or_none_still_go_out(
     named, whole = recorder.seen
     assert named.query.getall("environment") == ["production", ""]
     assert "environment" not in whole.query
+
+
+# sessions_v2: a rate or a duration is ``None`` for an interval without data (the spec
+# says so too: series items are nullable numbers).
+def sessions(groups: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "start": "2025-06-01T00:00:00Z",
+        "end": "2025-06-01T03:00:00Z",
+        "intervals": ["2025-06-01T00:00:00Z", "2025-06-01T01:00:00Z", "2025-06-01T02:00:00Z"],
+        "groups": groups,
+        "query": "",
+    }
+
+
+async def test_session_series_keep_empty_intervals_as_none(
+    server: tuple[Recorder, str], client: SentryClient
+) -> None:
+    recorder, _ = server
+    rate = "crash_free_rate(session)"
+    series = {rate: [None, 0.97, 0.99]}
+    recorder.answer(sessions([{"by": {}, "totals": {rate: 0.98}, "series": series}]))
+    got = await client.releases.get_sessions("org", field=rate, interval="1h")
+    assert got.groups is not None
+    (group,) = got.groups
+    assert group.series == {rate: [None, 0.97, 0.99]}

@@ -170,7 +170,7 @@ class SessionGroupBy(APIModel):
 
 class SessionGroup(APIModel):
     by: SessionGroupBy | None = None
-    series: builtins.dict[str, builtins.list[float] | None] | None = None
+    series: builtins.dict[str, builtins.list[float | None] | None] | None = None
     totals: builtins.dict[str, float | None] | None = None
 
 
