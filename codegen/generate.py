@@ -221,6 +221,14 @@ class ModelBuilder:
                     len(_types(v)) == 1 and _types(v)[0] in _PRIMITIVE for v in variants
                 ):
                     return " | ".join(sorted(p for p in prims if p))
+                objects = [v for v in variants if v.get("properties")]
+                others = [v for v in variants if not v.get("properties")]
+                if len(objects) == 1 and others and all(
+                    len(_types(v)) == 1 and _types(v)[0] in _PRIMITIVE for v in others
+                ):
+                    # One object and plain values: msgspec tells them apart by the JSON type.
+                    plain = sorted({_PRIMITIVE[_types(v)[0]] for v in others})
+                    return " | ".join([self.type_of(objects[0], hint), *plain])
                 return "Any"
         if "allOf" in schema and len(schema["allOf"]) == 1:
             return self.type_of(schema["allOf"][0], hint)

@@ -184,6 +184,20 @@ FIELD_SCHEMAS: dict[str, dict[str, Any]] = {
     # field. Checked in Sentry's serializer code, with why.
     # MonitorSerializer.get_attrs: defaultdict(list), ``.get(item.id, [])``: always a list.
     "crons.Monitor.environments": {"type": "array", "items": "$spec"},
+    # OrganizationDashboardsEndpoint.get sends the prebuilt dashboards of
+    # get_prebuilt_dashboards as defined there, with ``"createdBy": ""``.
+    "dashboards.Dashboard.createdBy": {"anyOf": ["$spec", {"type": "string"}]},
+    # DashboardListSerializer.get_attrs: ``layout`` is the widget's saved layout (LayoutField
+    # stores integers x, y, w, h, minH) or None, not a string.
+    "dashboards.Dashboard.widgetPreview": {"type": "array", "items": {
+        "type": "object",
+        "properties": {
+            "displayType": {"type": "string"},
+            "layout": {"type": "object", "nullable": True, "properties": {
+                key: {"type": "integer"} for key in ("x", "y", "w", "h", "minH")
+            }},
+        },
+    }},
 }
 
 PARAM_SCHEMAS: dict[str, dict[str, dict[str, Any]]] = {

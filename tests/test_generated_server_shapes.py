@@ -611,3 +611,40 @@ async def test_session_series_keep_empty_intervals_as_none(
     assert got.groups is not None
     (group,) = got.groups
     assert group.series == {rate: [None, 0.97, 0.99]}
+
+
+# OrganizationDashboardsEndpoint.get: the prebuilt "General" dashboard (get_prebuilt_dashboards)
+# goes out as defined, ``"createdBy": ""``; DashboardListSerializer copies each widget's saved
+# layout (LayoutField: integers) into ``widgetPreview``.
+PREBUILT_DASHBOARD = {
+    "id": "default-overview",
+    "title": "General",
+    "dateCreated": "",
+    "createdBy": "",
+    "widgetDisplay": ["big_number", "line"],
+    "widgetPreview": [{"displayType": "big_number", "layout": None}],
+}
+USER_DASHBOARD = {
+    "id": "12",
+    "title": "Backend health",
+    "dateCreated": "2025-06-01T10:00:00Z",
+    "createdBy": {"id": "1", "name": "Ana", "email": "ana@example.com"},
+    "widgetDisplay": ["line"],
+    "widgetPreview": [{"displayType": "line", "layout": {"x": 0, "y": 0, "w": 2, "h": 2, "minH": 2}}],
+}
+
+
+async def test_dashboards_list_decodes_the_prebuilt_and_saved_layouts(
+    server: tuple[Recorder, str], client: SentryClient
+) -> None:
+    recorder, _ = server
+    recorder.answer([PREBUILT_DASHBOARD, USER_DASHBOARD])
+    prebuilt, mine = await client.dashboards.list("org").collect()
+    assert prebuilt.created_by == ""
+    assert not isinstance(mine.created_by, str) and mine.created_by is not None
+    assert mine.created_by.email == "ana@example.com"
+    assert prebuilt.widget_preview is not None and mine.widget_preview is not None
+    assert prebuilt.widget_preview[0].layout is None
+    layout = mine.widget_preview[0].layout
+    assert layout is not None and (layout.w, layout.min_h) == (2, 2)
+    assert mine.widget_preview[0].display_type == "line"

@@ -22,13 +22,26 @@ from ._models import MemberUserIdentityOrganization as DashboardCreatedByIdentit
 from ._models import TeamAvatar as DashboardCreatedByAvatar
 from ._support import UNSET, APIModel, UnsetType
 
-__all__ = ["Dashboard", "Dashboard2", "Dashboard2CreatedBy", "Dashboard2Widget", "Dashboard2WidgetChangedReason", "Dashboard2WidgetQuery", "Dashboard2WidgetQueryLinkedDashboard", "Dashboard2WidgetQueryOnDemand", "Dashboard2WidgetThresholds", "DashboardCreatedBy", "DashboardCreatedByAvatar", "DashboardCreatedByEmail", "DashboardCreatedByIdentity", "DashboardCreatedByIdentityOrganization", "DashboardCreatedByIdentityProvider", "DashboardFilters", "DashboardPermissions", "DashboardsAPI"]
+__all__ = ["Dashboard", "Dashboard2", "Dashboard2CreatedBy", "Dashboard2Widget", "Dashboard2WidgetChangedReason", "Dashboard2WidgetQuery", "Dashboard2WidgetQueryLinkedDashboard", "Dashboard2WidgetQueryOnDemand", "Dashboard2WidgetThresholds", "DashboardCreatedBy", "DashboardCreatedByAvatar", "DashboardCreatedByEmail", "DashboardCreatedByIdentity", "DashboardCreatedByIdentityOrganization", "DashboardCreatedByIdentityProvider", "DashboardFilters", "DashboardPermissions", "DashboardWidgetPreview", "DashboardWidgetPreviewLayout", "DashboardsAPI"]
 
 
 class DashboardFilters(APIModel):
     release: builtins.list[str] | None = None
     release_id: builtins.list[str] | None = msgspec.field(default=None, name="releaseId")
     global_filter: builtins.list[builtins.dict[str, Any]] | None = msgspec.field(default=None, name="globalFilter")
+
+
+class DashboardWidgetPreviewLayout(APIModel):
+    x: int | None = None
+    y: int | None = None
+    w: int | None = None
+    h: int | None = None
+    min_h: int | None = msgspec.field(default=None, name="minH")
+
+
+class DashboardWidgetPreview(APIModel):
+    display_type: str | None = msgspec.field(default=None, name="displayType")
+    layout: DashboardWidgetPreviewLayout | None = None
 
 
 class DashboardPermissions(APIModel):
@@ -40,12 +53,12 @@ class Dashboard(APIModel):
     id: str | None = None
     title: str | None = None
     date_created: str | None = msgspec.field(default=None, name="dateCreated")
-    created_by: DashboardCreatedBy | None = msgspec.field(default=None, name="createdBy")
+    created_by: DashboardCreatedBy | str | None = msgspec.field(default=None, name="createdBy")
     environment: builtins.list[str] | None = None
     filters: DashboardFilters | None = None
     last_visited: str | None = msgspec.field(default=None, name="lastVisited")
     widget_display: builtins.list[str] | None = msgspec.field(default=None, name="widgetDisplay")
-    widget_preview: builtins.list[builtins.dict[str, str | None]] | None = msgspec.field(default=None, name="widgetPreview")
+    widget_preview: builtins.list[DashboardWidgetPreview] | None = msgspec.field(default=None, name="widgetPreview")
     permissions: DashboardPermissions | None = None
     is_favorited: bool | None = msgspec.field(default=None, name="isFavorited")
     projects: builtins.list[int] | None = None
