@@ -184,6 +184,19 @@ FIELD_SCHEMAS: dict[str, dict[str, Any]] = {
     # field. Checked in Sentry's serializer code, with why.
     # MonitorSerializer.get_attrs: defaultdict(list), ``.get(item.id, [])``: always a list.
     "crons.Monitor.environments": {"type": "array", "items": "$spec"},
+    # SentryAppSerializer.serialize: ``schema`` and ``metadata`` are the app's JSON objects
+    # ({} by default), ``featureData`` its IntegrationFeatures through
+    # IntegrationFeatureSerializer (its TypedDict says str and list[str]).
+    "integration_platform.SentryApp.schema": {"type": "object"},
+    "integration_platform.SentryApp.metadata": {"type": "object"},
+    "integration_platform.SentryApp.featureData": {"type": "array", "items": {
+        "type": "object",
+        "properties": {
+            "featureId": {"type": "integer"},
+            "featureGate": {"type": "string"},
+            "description": {"type": "string", "nullable": True},
+        },
+    }},
     # OrganizationDashboardsEndpoint.get sends the prebuilt dashboards of
     # get_prebuilt_dashboards as defined there, with ``"createdBy": ""``.
     "dashboards.Dashboard.createdBy": {"anyOf": ["$spec", {"type": "string"}]},

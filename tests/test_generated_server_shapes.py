@@ -648,3 +648,33 @@ async def test_dashboards_list_decodes_the_prebuilt_and_saved_layouts(
     layout = mine.widget_preview[0].layout
     assert layout is not None and (layout.w, layout.min_h) == (2, 2)
     assert mine.widget_preview[0].display_type == "line"
+
+
+# SentryAppSerializer.serialize: ``schema`` and ``metadata`` are the app's JSON objects
+# ({} by default) and ``featureData`` its serialized IntegrationFeatures (objects).
+SENTRY_APP = {
+    "slug": "acme-app",
+    "name": "ACME",
+    "status": "unpublished",
+    "schema": {"elements": [{"type": "issue-link"}]},
+    "metadata": {},
+    "featureData": [
+        {"featureId": 0, "featureGate": "integrations-api", "description": "Uses the API"}
+    ],
+}
+
+
+async def test_sentry_apps_decode_their_schema_metadata_and_features(
+    server: tuple[Recorder, str], client: SentryClient
+) -> None:
+    recorder, _ = server
+    recorder.answer([SENTRY_APP])
+    recorder.answer({**SENTRY_APP, "status": "internal", "featureData": [], "schema": {}})
+    (listed,) = await client.integration_platform.list("org").collect()
+    internal = await client.integration_platform.get("acme-app")
+    assert listed.schema == {"elements": [{"type": "issue-link"}]}
+    assert listed.metadata == {} and internal.metadata == {} and internal.schema == {}
+    assert listed.feature_data is not None
+    (feature,) = listed.feature_data
+    assert (feature.feature_id, feature.feature_gate) == (0, "integrations-api")
+    assert internal.feature_data == []

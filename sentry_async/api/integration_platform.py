@@ -17,7 +17,7 @@ from ._models import IssueExternalIssue
 from ._models import IssueExternalIssue as PlatformOrUpdateExternalIssue
 from ._support import UNSET, APIModel, UnsetType
 
-__all__ = ["IntegrationPlatformAPI", "IssueExternalIssue", "PlatformInstallation", "PlatformInstallationApp", "PlatformInstallationOrganization", "PlatformIssue", "PlatformIssueConfig", "PlatformIssueConfigProvider", "PlatformOrUpdateExternalIssue", "SentryApp", "SentryAppAvatar", "SentryAppOwner"]
+__all__ = ["IntegrationPlatformAPI", "IssueExternalIssue", "PlatformInstallation", "PlatformInstallationApp", "PlatformInstallationOrganization", "PlatformIssue", "PlatformIssueConfig", "PlatformIssueConfigProvider", "PlatformOrUpdateExternalIssue", "SentryApp", "SentryAppAvatar", "SentryAppFeatureData", "SentryAppOwner"]
 
 
 class SentryAppAvatar(APIModel):
@@ -26,6 +26,12 @@ class SentryAppAvatar(APIModel):
     avatar_url: str | None = msgspec.field(default=None, name="avatarUrl")
     color: bool | None = None
     photo_type: str | None = msgspec.field(default=None, name="photoType")
+
+
+class SentryAppFeatureData(APIModel):
+    feature_id: int | None = msgspec.field(default=None, name="featureId")
+    feature_gate: str | None = msgspec.field(default=None, name="featureGate")
+    description: str | None = None
 
 
 class SentryAppOwner(APIModel):
@@ -38,11 +44,11 @@ class SentryApp(APIModel):
     avatars: builtins.list[SentryAppAvatar] | None = None
     events: builtins.list[str] | None = None
     webhook_events: builtins.list[str] | None = msgspec.field(default=None, name="webhookEvents")
-    feature_data: builtins.list[str] | None = msgspec.field(default=None, name="featureData")
+    feature_data: builtins.list[SentryAppFeatureData] | None = msgspec.field(default=None, name="featureData")
     is_alertable: bool | None = msgspec.field(default=None, name="isAlertable")
-    metadata: str | None = None
+    metadata: builtins.dict[str, Any] | None = None
     name: str | None = None
-    schema: str | None = None
+    schema: builtins.dict[str, Any] | None = None
     scopes: builtins.list[str] | None = None
     slug: str | None = None
     status: str | None = None
