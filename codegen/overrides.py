@@ -366,6 +366,24 @@ RESPONSE_SCHEMAS: dict[str, dict[str, Any]] = {
             "anyOf": [{"type": "integer"}, {"type": "array", "items": {"type": "string"}}]
         },
     },
+    # ProjectTagKeyValuesEndpoint.get pages TagValueSerializer objects (tagstore/types.py),
+    # the shape the issue tag values are documented with; the spec keeps only ``name``.
+    "List a Tag's Values": {
+        "type": "array",
+        "items": {
+            "type": "object",
+            "properties": {
+                "key": {"type": "string"},
+                "name": {"type": "string"},
+                "value": {"type": "string", "nullable": True},
+                "count": {"type": "integer", "nullable": True},
+                "lastSeen": {"type": "string", "nullable": True},
+                "firstSeen": {"type": "string", "nullable": True},
+                # Only for user tags (convert_user_tag_to_query).
+                "query": {"type": "string", "nullable": True},
+            },
+        },
+    },
     # CommitFileChangeEndpoint: a list of CommitFileChangeSerializer objects.
     "Retrieve Files Changed in a Release's Commits": {
         "type": "array",

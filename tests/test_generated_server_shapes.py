@@ -678,3 +678,27 @@ async def test_sentry_apps_decode_their_schema_metadata_and_features(
     (feature,) = listed.feature_data
     assert (feature.feature_id, feature.feature_gate) == (0, "integrations-api")
     assert internal.feature_data == []
+
+
+# ProjectTagKeyValuesEndpoint pages TagValueSerializer objects: the value and its counts,
+# not only the display label ``name`` (two user values may share one label).
+TAG_VALUES = [
+    {"key": "user", "name": "ana@example.com", "value": "email:ana@example.com", "count": 412,
+     "lastSeen": "2025-06-01T10:00:00Z", "firstSeen": "2025-05-01T09:00:00Z",
+     "query": "user.email:ana@example.com"},
+    {"key": "user", "name": "ana@example.com", "value": "id:77", "count": 3,
+     "lastSeen": "2025-06-01T09:00:00Z", "firstSeen": "2025-05-20T09:00:00Z"},
+]
+
+
+async def test_project_tag_values_keep_value_count_and_dates(
+    server: tuple[Recorder, str], client: SentryClient
+) -> None:
+    recorder, _ = server
+    recorder.answer(TAG_VALUES)
+    first, second = await client.projects.list_values("org", "web", "user").collect()
+    assert [(v.value, v.count) for v in (first, second)] == [("email:ana@example.com", 412), ("id:77", 3)]
+    assert (first.key, first.first_seen, first.last_seen) == (
+        "user", "2025-05-01T09:00:00Z", "2025-06-01T10:00:00Z"
+    )
+    assert first.query == "user.email:ana@example.com" and second.query is None

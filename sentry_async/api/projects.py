@@ -258,7 +258,13 @@ class User(APIModel):
 
 
 class ProjectValue(APIModel):
+    key: str | None = None
     name: str | None = None
+    value: str | None = None
+    count: int | None = None
+    last_seen: str | None = msgspec.field(default=None, name="lastSeen")
+    first_seen: str | None = msgspec.field(default=None, name="firstSeen")
+    query: str | None = None
 
 
 class ProjectUserFeedbackEvent(APIModel):
