@@ -489,7 +489,8 @@ def load_operations(spec: dict[str, Any], *, strict: bool = True) -> list[Operat
             _pagination(op, raw)
             op.binary = overrides.BINARY.get(op_id)
             ops.append(op)
-    for table in ("HANDWRITTEN", "RENAMES", "PAGINATED", "NOT_PAGINATED", "PAGE_SIZE_PARAM",
+    for table in ("HANDWRITTEN", "RENAMES", "PAGINATED", "PAGED_FIELDS", "NOT_PAGINATED",
+                  "PAGE_SIZE_PARAM",
                   "BINARY", "PARAM_SCHEMAS", "PARAM_NAMES", "NEEDS_ONE_OF", "PRESENCE_FLAGS",
                   "RESPONSE_SCHEMAS", "BODILESS_NOTES", "QUERY_WIRE_NAMES", "PARTIAL_BODIES",
                   "NOT_REQUIRED", "RESPONSE_NOTES", "EXTRA_BODY_FIELDS", "NONEMPTY_FILTERS",
@@ -610,10 +611,16 @@ def _pagination(op: Operation, raw: dict[str, Any]) -> None:
     if op.http != "GET" or op.response is None or op.op_id in overrides.NOT_PAGINATED:
         return
     declared = any(p.wire == "cursor" for p in op.query)
-    if not declared and op.op_id not in overrides.PAGINATED:
+    paged_field = overrides.PAGED_FIELDS.get(op.op_id, ("", ""))[0]
+    if not declared and op.op_id not in overrides.PAGINATED and not paged_field:
         return
     schema = op.response
-    if _types(schema) == ["array"]:
+    if paged_field:
+        if _types((schema.get("properties") or {}).get(paged_field, {})) != ["array"]:
+            raise SystemExit(f"overrides.PAGED_FIELDS[{op.op_id!r}]: the answer has no array "
+                             f"{paged_field!r}")
+        op.paginated, op.envelope = True, paged_field
+    elif _types(schema) == ["array"]:
         op.paginated = True
     elif _types(schema) == ["object"] and _types(
         (schema.get("properties") or {}).get("data", {})
@@ -743,7 +750,12 @@ def _render_group(group: str, ops: list[Operation], models: ModelBuilder) -> Gro
             op.type_expr = "None"
         else:
             schema = op.response
-            if op.paginated:
+            if op.paginated and op.envelope not in (None, "data"):
+                # The whole answer first: its items' model then takes the field's name.
+                op.type_expr = models.type_of(schema, hint)
+                items = schema["properties"][op.envelope].get("items", {})
+                op.item_expr = models.type_of(items, hint + pascal(singular(op.envelope)))
+            elif op.paginated:
                 items = schema.get("items", {}) if op.envelope is None else (
                     schema["properties"]["data"].get("items", {})
                 )
@@ -1094,7 +1106,14 @@ def render_method(op: Operation, needs: set[str]) -> str:
         lines.append(f"    def {op.name}(")
         lines += _signature(op, needs, extra)
         lines.append(f"    ) -> Paginator[{op.item_expr}]:")
-        lines.append(_doc(op))
+        if op.envelope not in (None, "data"):
+            lines.append(_doc(op, notes=[
+                f"Sentry pages the ``{op.envelope}`` of one ``{op.type_expr}``: the paginator "
+                f"walks them,\n        and each page's ``meta`` is that page's whole "
+                f"``{op.type_expr}``."
+            ]))
+        else:
+            lines.append(_doc(op))
         project = next((p for p in op.query if p.kind == "project"), None)
         tail = [f"            type={op.item_expr},",
                 "            page=(page_size, cursor, skip, limit),"]
@@ -1102,6 +1121,8 @@ def render_method(op: Operation, needs: set[str]) -> str:
             tail.append(f'            page_size_param="{op.page_size_param}",')
         if op.envelope:
             tail.append(f'            envelope="{op.envelope}",')
+        if op.envelope not in (None, "data"):
+            tail.append(f"            body={op.type_expr},")
         if project is not None:
             lines.append("        return _support.paginate_projects(")
             lines.append("            self._client,")

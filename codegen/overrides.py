@@ -145,6 +145,17 @@ PAGINATED: dict[str, str] = {
 }
 """operationId -> the server code that paginates it."""
 
+PAGED_FIELDS: dict[str, tuple[str, str]] = {
+    # Object-returning GETs whose server pages one array inside the object (``per_page``,
+    # ``cursor``, a ``Link`` to the rest) -> (that field, the server code that pages it).
+    # The method is a paginator over the field's items; each page's ``meta`` is the whole
+    # object as that page sent it.
+    "getOrganizationSessions": (
+        "groups", "OrganizationSessionsEndpoint: SessionsDataSeriesPaginator (offset cursor)"
+    ),
+}
+"""operationId -> (the paged array field, the server code that pages it)."""
+
 NOT_PAGINATED: dict[str, str] = {
     # Declares ``cursor`` but answers with one object: the cursor is a filter, not a page.
     "getOrganizationReplay": "one replay; the list parameters are copied from the index",

@@ -353,8 +353,8 @@ def test_a_field_override_changes_the_type_and_the_sample(monkeypatch: pytest.Mo
     rows = {row["operation_id"]: row for row in json.loads(
         files[Path("sentry_async/api/_operations.json")])}
     assert isinstance(rows["getOrganizationRelease"]["sample"]["owner"], list)
-    for table in ("HANDWRITTEN", "RENAMES", "PAGINATED", "NOT_PAGINATED", "PAGE_SIZE_PARAM",
-                  "BINARY", "ALWAYS_SENT", "PARAM_SCHEMAS", "PARAM_NAMES", "NEEDS_ONE_OF",
+    for table in ("HANDWRITTEN", "RENAMES", "PAGINATED", "PAGED_FIELDS", "NOT_PAGINATED",
+                  "PAGE_SIZE_PARAM", "BINARY", "ALWAYS_SENT", "PARAM_SCHEMAS", "PARAM_NAMES", "NEEDS_ONE_OF",
                   "PRESENCE_FLAGS", "RESPONSE_SCHEMAS", "BODILESS_NOTES", "QUERY_WIRE_NAMES",
                   "PARTIAL_BODIES", "NOT_REQUIRED", "RESPONSE_NOTES", "EXTRA_BODY_FIELDS",
                   "NONEMPTY_FILTERS", "UNREAD_PARAMS"):

@@ -135,13 +135,19 @@ def link(server: Server, path: str, next_cursor: str, more: bool) -> dict[str, s
 
 
 def page_body(op: dict[str, Any], item: Any) -> Any:
-    return {"data": [item], "meta": {}} if op["envelope"] == "data" else [item]
+    """A page holding ``item``: a list, ``{"data": [...], "meta": ...}``, or the sample
+    answer with its paged list (``envelope``) holding it."""
+    if op["envelope"] == "data":
+        return {"data": [item], "meta": {}}
+    if op["envelope"]:
+        return {**op["sample"], op["envelope"]: [item]}
+    return [item]
 
 
 def first_item(op: dict[str, Any]) -> Any:
     sample = op["sample"]
-    if op["envelope"] == "data":
-        return sample["data"][0]
+    if op["envelope"]:
+        return sample[op["envelope"]][0]
     return sample[0]
 
 
@@ -239,7 +245,7 @@ async def test_paginated_operation_takes_the_position_it_is_given(
     path = expected_path(op, values)
     item = first_item(op)
     body = page_body(op, item)
-    (body["data"] if op["envelope"] == "data" else body).append(item)
+    (body[op["envelope"]] if op["envelope"] else body).append(item)
     server.answer(200, body, link(server, path, "0:9:0", True))
     server.answer(200, body, link(server, path, "0:11:0", False))
     method = getattr(group, op["method"])

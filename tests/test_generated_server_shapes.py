@@ -588,8 +588,10 @@ async def test_named_environments_or_none_still_go_out(
     assert "environment" not in whole.query
 
 
-# sessions_v2: a rate or a duration is ``None`` for an interval without data (the spec
-# says so too: series items are nullable numbers).
+# OrganizationSessionsEndpoint pages the groups of one object (SessionsDataSeriesPaginator:
+# per_page groups from the cursor's offset, a Link to the rest). In each group's series,
+# sessions_v2 sends a rate or a duration as ``None`` for an interval without data (the
+# spec says so too: series items are nullable numbers).
 def sessions(groups: list[dict[str, Any]]) -> dict[str, Any]:
     return {
         "start": "2025-06-01T00:00:00Z",
@@ -607,9 +609,7 @@ async def test_session_series_keep_empty_intervals_as_none(
     rate = "crash_free_rate(session)"
     series = {rate: [None, 0.97, 0.99]}
     recorder.answer(sessions([{"by": {}, "totals": {rate: 0.98}, "series": series}]))
-    got = await client.releases.get_sessions("org", field=rate, interval="1h")
-    assert got.groups is not None
-    (group,) = got.groups
+    (group,) = await client.releases.get_sessions("org", field=rate, interval="1h").collect()
     assert group.series == {rate: [None, 0.97, 0.99]}
 
 
@@ -702,3 +702,39 @@ async def test_project_tag_values_keep_value_count_and_dates(
         "user", "2025-05-01T09:00:00Z", "2025-06-01T10:00:00Z"
     )
     assert first.query == "user.email:ana@example.com" and second.query is None
+
+
+async def test_session_groups_are_paged_as_the_server_pages_them() -> None:
+    releases = ["web@1", "web@2", "web@3"]
+    seen: list[dict[str, str]] = []
+
+    async def handle(request: web.Request) -> web.Response:
+        seen.append(dict(request.query))
+        offset = int(request.query.get("cursor", "0:0:0").split(":")[1])
+        size = int(request.query["per_page"])
+        more = "true" if offset + size < len(releases) else "false"
+        after = f"0:{offset + size}:0"
+        link = (f'<{request.url.with_query(None)}?cursor={after}>; rel="next"; '
+                f'results="{more}"; cursor="{after}"')
+        groups = [{"by": {"release": r}, "totals": {"sum(session)": 1}, "series": {}}
+                  for r in releases[offset:offset + size]]
+        return web.json_response(sessions(groups), headers={"Link": link})
+
+    app = web.Application()
+    app.router.add_get("/api/0/organizations/org/sessions/", handle)
+    async with local_app(app) as url, SentryClient(
+        "tok", base_url=url, retry=RetryPolicy(attempts=1)
+    ) as client:
+        sessions_of = client.releases.get_sessions(
+            "org", field="sum(session)", group_by="release", page_size=2
+        )
+        pages = [page async for page in sessions_of.pages()]
+    assert [[g.by.release for g in page.items if g.by] for page in pages] == [
+        ["web@1", "web@2"], ["web@3"]
+    ]
+    # Each page's meta is the whole answer: the intervals the series are aligned to.
+    assert isinstance(pages[0].meta, sentry_async.api.releases.Session)
+    assert pages[0].meta.intervals == sessions([])["intervals"]
+    assert [(q.get("cursor"), q["per_page"], q["groupBy"]) for q in seen] == [
+        (None, "2", "release"), ("0:2:0", "2", "release")
+    ]

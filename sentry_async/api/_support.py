@@ -10,7 +10,7 @@ import dataclasses
 import os
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import aclosing
-from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
 import msgspec
 from msgspec import UNSET, UnsetType
@@ -34,6 +34,8 @@ __all__ = [
     "data_envelope",
     "data_page",
     "download",
+    "field_envelope",
+    "field_page",
     "given",
     "names_nothing",
     "paginate",
@@ -178,7 +180,31 @@ async def download(
     return await _download(client, path, path_params=path_params, params=params, to=to)
 
 
-def _paging(page: Page, page_size_param: str, envelope: Literal["data"] | None) -> dict[str, Any]:
+def field_page(body: type[msgspec.Struct], wire: str) -> Any:
+    """Item type -> ``body``'s model with its ``wire`` list holding items of that type: the
+    page type of an answer whose server pages one of its lists."""
+    name = next(f.name for f in msgspec.structs.fields(body) if f.encode_name == wire)
+
+    def page_type(item_type: Any) -> Any:
+        field: Any = msgspec.field(default_factory=list, name=None if name == wire else wire)
+        return msgspec.defstruct(body.__name__, [(name, list[item_type], field)], bases=(body,))
+
+    return page_type
+
+
+def field_envelope(body: type[msgspec.Struct], wire: str) -> Any:
+    """Page -> its paged list's items, with the whole page as their ``meta``."""
+    name = next(f.name for f in msgspec.structs.fields(body) if f.encode_name == wire)
+
+    def unwrap(page: Any) -> tuple[list[Any], Any]:
+        return getattr(page, name), page
+
+    return unwrap
+
+
+def _paging(
+    page: Page, page_size_param: str, envelope: str | None, body: type[msgspec.Struct] | None
+) -> dict[str, Any]:
     page_size, cursor, skip, limit = page
     options: dict[str, Any] = {
         "page_size": page_size,
@@ -187,8 +213,14 @@ def _paging(page: Page, page_size_param: str, envelope: Literal["data"] | None) 
         "skip": skip,
         "limit": limit,
     }
-    if envelope is not None:
+    if envelope == "data" and body is None:
         options.update(envelope=data_envelope, page_type=data_page)
+    elif envelope is not None:
+        if body is None:
+            raise TypeError(f"envelope={envelope!r} needs the answer's model as body=")
+        options.update(
+            envelope=field_envelope(body, envelope), page_type=field_page(body, envelope)
+        )
     return options
 
 
@@ -201,12 +233,15 @@ def paginate(
     type: type[T],
     page: Page,
     page_size_param: str = "per_page",
-    envelope: Literal["data"] | None = None,
+    envelope: str | None = None,
+    body: type[msgspec.Struct] | None = None,
 ) -> Paginator[T]:
     """:meth:`SentryClient.paginate` for a generated list method: its paging arguments in
     one tuple, the page size sent as ``per_page`` unless the endpoint reads another name,
-    and ``envelope="data"`` for lists wrapped as ``{"data": [...]}``."""
-    options = _paging(page, page_size_param, envelope)
+    ``envelope="data"`` for lists wrapped as ``{"data": [...]}``, and ``envelope=`` a
+    field with ``body=`` the answer's model where the server pages one list of an object
+    (each page's ``meta`` is then the whole object)."""
+    options = _paging(page, page_size_param, envelope, body)
     return client.paginate(path, path_params=path_params, params=params, type=type, **options)
 
 
@@ -221,7 +256,8 @@ def paginate_projects(
     type: Any,
     page: Page,
     page_size_param: str = "per_page",
-    envelope: Literal["data"] | None = None,
+    envelope: str | None = None,
+    body: type[msgspec.Struct] | None = None,
 ) -> Paginator[Any]:
     """:func:`paginate` whose ``project=`` slugs are resolved on the first fetch.
 
@@ -229,7 +265,7 @@ def paginate_projects(
     is needed, happens when iteration starts.
     """
     options: dict[str, Any] = {"path_params": path_params, "type": type}
-    options.update(_paging(page, page_size_param, envelope))
+    options.update(_paging(page, page_size_param, envelope, body))
     name, value = project
     values = _values(value)
     if values is None or all(_is_id(v) for v in values):

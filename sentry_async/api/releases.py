@@ -547,7 +547,7 @@ class ReleasesAPI(Resource):
             path_params={"org": check_path_value(org, "org"), "version": check_path_value(version, "version"), "file_id": check_path_value(file_id, "file_id")},
         )
 
-    async def get_sessions(
+    def get_sessions(
         self,
         org: IdOrSlug,
         *,
@@ -557,21 +557,35 @@ class ReleasesAPI(Resource):
         environment: str | Sequence[str] | None = None,
         stats_period: str | None = None,
         project: IdOrSlug | Sequence[IdOrSlug] | None = None,
-        per_page: int | None = None,
         interval: str | None = None,
         group_by: str | Sequence[str] | None = None,
         order_by: str | None = None,
         include_totals: int | None = None,
         include_series: int | None = None,
         query: str | None = None,
-    ) -> Session:
-        """Retrieve Release Health Session Statistics (``GET /organizations/{org}/sessions/``)."""
-        return await self._client.request(
-            "GET",
+        page_size: int = 100,
+        cursor: str | None = None,
+        skip: int = 0,
+        limit: int | None = None,
+    ) -> Paginator[SessionGroup]:
+        """Retrieve Release Health Session Statistics.
+
+        ``GET /organizations/{org}/sessions/``
+
+        Sentry pages the ``groups`` of one ``Session``: the paginator walks them,
+        and each page's ``meta`` is that page's whole ``Session``.
+        """
+        return _support.paginate_projects(
+            self._client,
             "/organizations/{org}/sessions/",
+            org=org,
+            project=("project", project),
             path_params={"org": check_path_value(org, "org")},
-            params={"field": field, "start": start, "end": end, "environment": environment, "statsPeriod": stats_period, "project": await _support.project_ids(self._client, org, project), "per_page": per_page, "interval": interval, "groupBy": group_by, "orderBy": order_by, "includeTotals": include_totals, "includeSeries": include_series, "query": query},
-            type=Session,
+            params={"field": field, "start": start, "end": end, "environment": environment, "statsPeriod": stats_period, "interval": interval, "groupBy": group_by, "orderBy": order_by, "includeTotals": include_totals, "includeSeries": include_series, "query": query},
+            type=SessionGroup,
+            page=(page_size, cursor, skip, limit),
+            envelope="groups",
+            body=Session,
         )
 
     def list_for_project(
