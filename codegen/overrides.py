@@ -195,6 +195,10 @@ FIELD_SCHEMAS: dict[str, dict[str, Any]] = {
     # field. Checked in Sentry's serializer code, with why.
     # MonitorSerializer.get_attrs: defaultdict(list), ``.get(item.id, [])``: always a list.
     "crons.Monitor.environments": {"type": "array", "items": "$spec"},
+    # replays/query.py selects ``isArchived`` as ``ifNull(max(is_archived), 0)`` (a UInt8)
+    # and post_process.generate_normalized_output copies it unconverted: 0 for a live
+    # replay; _archived_row sends True.
+    "replays.Replay.is_archived": {"anyOf": [{"type": "boolean"}, {"type": "integer"}]},
     # SentryAppSerializer.serialize: ``schema`` and ``metadata`` are the app's JSON objects
     # ({} by default), ``featureData`` its IntegrationFeatures through
     # IntegrationFeatureSerializer (its TypedDict says str and list[str]).

@@ -738,3 +738,21 @@ async def test_session_groups_are_paged_as_the_server_pages_them() -> None:
     assert [(q.get("cursor"), q["per_page"], q["groupBy"]) for q in seen] == [
         (None, "2", "release"), ("0:2:0", "2", "release")
     ]
+
+
+# replays/query.py selects ``isArchived`` as ``ifNull(max(is_archived), 0)``, a ClickHouse
+# UInt8, and post_process copies it as it is: 0 for every live replay. An archived replay
+# is post_process's own row, with ``True``.
+async def test_replays_decode_is_archived_as_clickhouse_sends_it(
+    server: tuple[Recorder, str], client: SentryClient
+) -> None:
+    recorder, _ = server
+    live = {"id": "a" * 32, "project_id": "1", "is_archived": 0, "has_viewed": False}
+    archived = {"id": "b" * 32, "project_id": "1", "is_archived": True}
+    recorder.answer({"data": [live, archived], "meta": {}})
+    recorder.answer({"data": live})
+    first, second = await client.replays.list("org").collect()
+    one = await client.replays.get("org", "a" * 32)
+    assert (first.is_archived, second.is_archived) == (0, True)
+    assert not first.is_archived and second.is_archived
+    assert one.data is not None and one.data.is_archived == 0

@@ -90,7 +90,7 @@ class Replay(APIModel):
     browser: ReplayOs | None = None
     device: ReplayDevice | None = None
     ota_updates: ReplayOtaUpdates | None = None
-    is_archived: bool | None = None
+    is_archived: bool | int | None = None
     urls: builtins.list[str] | None = None
     segment_names: builtins.list[str] | None = None
     clicks: builtins.list[builtins.dict[str, Any]] | None = None
