@@ -397,3 +397,25 @@ def test_a_method_whose_answer_may_have_no_body_decodes_into_a_type_with_none() 
     text = next(text for path, text in module.items() if str(path).endswith("releases.py"))
     assert ") -> Release | None:" in text
     assert "type=_support.union(Release, type(None))," in text
+
+
+@pytest.mark.parametrize("items", [
+    {"type": "number", "nullable": True},
+    {"type": ["number", "null"]},
+    {"anyOf": [{"type": "number"}, {"type": "null"}]},
+])
+def test_nullable_array_items_are_typed_optional(items: dict[str, Any]) -> None:
+    """A null element must decode: the spec's ``nullable`` on ``items`` (in any spelling)
+    reaches the element type, not only the list's."""
+    models = gen.ModelBuilder("g")
+    assert models.type_of({"type": "array", "items": items}, "X") == "builtins.list[float | None]"
+    assert models.type_of({"type": "array", "items": {"type": "number"}}, "X") == (
+        "builtins.list[float]"
+    )
+
+
+def test_one_object_or_a_plain_value_is_their_union() -> None:
+    models = gen.ModelBuilder("g")
+    schema = {"anyOf": [{"type": "object", "properties": {"id": {"type": "string"}}},
+                        {"type": "string"}]}
+    assert models.type_of(schema, "Owner") == "Owner | str"
