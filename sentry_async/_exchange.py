@@ -127,9 +127,12 @@ class _Failure(Exception):
     ``on_response`` hook was already called, and one attempt reports one response.
     ``status``: the status line that arrived before the attempt failed (a body cut off or
     too large, a refused redirect), for hooks and spans; ``None`` when none came.
-    ``unanswered``: the connection closed under the request before its status line came."""
+    ``unanswered``: the connection closed under the request before its status line came.
+    ``sent``: the request may have reached the server; ``False`` only when it provably
+    never left (no connection was made), so that even a write may be sent again."""
 
     unanswered = False
+    sent = True
 
     def __init__(
         self,
@@ -271,6 +274,7 @@ class Exchange:
         delivered = [0, 0]  # bytes handed to the sink; the status, once its line arrived
         failure: _Failure | _SinkFailed | None = None
         dropped = False
+        unsent = False  # failed before a connection was made: nothing left
         try:
             return await self._request(
                 method, url, body, sink, delivered, started, watch, on_headers
@@ -283,7 +287,8 @@ class Exchange:
             failure = self._failure(
                 "timeout", RequestTimeout, f"no complete response: {watch.expired}", method, url
             )
-        except (asyncio.TimeoutError, TimeoutError):
+        except (asyncio.TimeoutError, TimeoutError) as exc:
+            unsent = isinstance(exc, _CONNECT_TIMEOUTS)
             failure = self._failure(
                 "timeout", RequestTimeout, "no complete response in time", method, url
             )
@@ -301,6 +306,7 @@ class Exchange:
                 "payload", ConnectionFailed, f"response body broke off: {exc}", method, url, exc
             )
         except aiohttp.ClientConnectorCertificateError as exc:
+            unsent = True
             failure = self._failure(
                 "tls",
                 ConnectionFailed,
@@ -310,7 +316,9 @@ class Exchange:
                 exc,
             )
         except aiohttp.ClientHttpProxyError as exc:
-            # Its request_info is the CONNECT, Proxy-Authorization included.
+            # Its request_info is the CONNECT, Proxy-Authorization included. The tunnel
+            # was refused: the request itself never left.
+            unsent = True
             failure = self._failure(
                 "connection",
                 ConnectionFailed,
@@ -331,6 +339,9 @@ class Exchange:
             )
         except aiohttp.ClientError as exc:
             dropped = _dropped_kept_alive(exc)
+            # Raised only while connecting (refused, DNS, TLS handshake, the proxy's
+            # socket): no byte of the request was written.
+            unsent = isinstance(exc, aiohttp.ClientConnectorError)
             failure = self._failure(
                 "tls" if _is_tls_failure(exc) else "connection",
                 ConnectionFailed,
@@ -364,6 +375,9 @@ class Exchange:
             failure.kind = "final"  # part of the body already went to the sink
         failure.status = delivered[1] or None
         failure.unanswered = dropped and not delivered[1]
+        failure.sent = not unsent
+        if isinstance(failure.error, TransportError):
+            failure.error._delivered(failure.status, maybe_sent=failure.sent)
         raise failure
 
     def _failure(
@@ -522,6 +536,12 @@ class Exchange:
             delivered[0] += len(rest)
             await _deliver(sink, rest)
 
+
+_CONNECT_TIMEOUTS: tuple[type[BaseException], ...] = tuple(
+    getattr(aiohttp, name) for name in ("ConnectionTimeoutError",) if hasattr(aiohttp, name)
+)
+"""aiohttp's timeout while connecting or waiting for a pooled connection (3.10 and
+later): the request was not sent yet."""
 
 _KEPT_ALIVE: weakref.WeakSet[object] = weakref.WeakSet()
 """The connections (aiohttp's protocol objects) that carried an answer: one of them taken

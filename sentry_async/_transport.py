@@ -348,6 +348,7 @@ class Transport(Exchange):
                 rate_limit=None if response is None else response.rate_limit,
                 now=now,
                 rng=self._rng,
+                sent=failure.sent,
             )
             if decision.server_wait:
                 self.limiter.block(group, decision.delay, max_wait=policy.max_wait)

@@ -257,13 +257,45 @@ class TransportError(_WithContext):
     ``cause`` describes the underlying failure (aiohttp's exception, say) with any secret
     blanked out; that exception itself is not chained, since its frames and its request
     hold the request's headers.
+
+    ``maybe_sent`` is ``False`` only when the request provably never left (connection
+    refused, a DNS or TLS handshake failure, a proxy that refused the tunnel): sending it
+    again cannot make a write twice. Otherwise the server may have received it, and a
+    write may have been made. ``status`` is the status line that arrived before the
+    failure (a body that broke off after ``201``, a refused redirect), or ``None``.
     """
 
-    def __init__(self, message: str, *, method: str, url: str, cause: str | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        method: str,
+        url: str,
+        cause: str | None = None,
+        status: int | None = None,
+        maybe_sent: bool = True,
+    ) -> None:
         self.method = method
         self.url = url
         self.cause = cause
-        super().__init__(f"{message} ({method} {url})")
+        self.reason = message
+        self.status = status
+        self.maybe_sent = maybe_sent
+        super().__init__(self._message())
+
+    def _message(self) -> str:
+        message = f"{self.reason} ({self.method} {self.url})"
+        if self.status is not None:
+            message += f"; the server had answered {self.status}"
+        elif not self.maybe_sent:
+            message += "; the request was not sent"
+        return message
+
+    def _delivered(self, status: int | None, *, maybe_sent: bool) -> None:
+        """Record how far the request got, once the exchange knows it."""
+        self.status = status
+        self.maybe_sent = maybe_sent
+        self.args = (self._message(),)
 
 
 def _restore(cls: type[Exception], args: tuple[Any, ...], state: dict[str, Any]) -> Exception:
@@ -292,7 +324,9 @@ class ResponseTooLarge(TransportError):
 
 
 class UnsafeRedirect(TransportError):
-    """A redirect pointed at a host the token must not be sent to."""
+    """A redirect that is not followed: to a host the token must not be sent to, in a
+    loop, or a ``301``/``302``/``303`` answered to a write (anything but ``GET``/``HEAD``),
+    which would be resent as a ``GET`` or dropped; ``status`` is the redirect's."""
 
 
 class UntrustedHost(SentryError, ValueError):

@@ -229,3 +229,12 @@ def test_failure_kinds_are_the_closed_set_the_transport_uses() -> None:
         assert decide(
             attempt=1, policy=RetryPolicy(), idempotent=True, kind=kind, status=503
         ).retry, kind
+
+
+@pytest.mark.parametrize("kind", ["connection", "timeout"])
+def test_a_write_that_never_left_is_retried_like_a_read(kind: FailureKind) -> None:
+    unsent = decide(attempt=1, policy=POLICY, idempotent=False, kind=kind, sent=False)
+    assert unsent.retry and unsent.delay == 1.0
+    assert not decide(attempt=1, policy=POLICY, idempotent=False, kind=kind).retry
+    assert not decide(attempt=1, policy=POLICY, idempotent=False, kind="tls", sent=False).retry
+    assert not decide(attempt=4, policy=POLICY, idempotent=False, kind=kind, sent=False).retry

@@ -111,8 +111,12 @@ def decide(
     rate_limit: RateLimitInfo | None = None,
     now: float = 0.0,
     rng: random.Random | None = None,
+    sent: bool = True,
 ) -> RetryDecision:
-    """Decide whether the ``attempt``-th try (1-based) should be followed by another."""
+    """Decide whether the ``attempt``-th try (1-based) should be followed by another.
+
+    ``sent=False``: the attempt failed before its request left (connection refused, DNS),
+    so even a request that is not safe to repeat is sent again."""
     if kind in FINAL_KINDS:
         return RetryDecision(False, reason=f"{kind} is final")
     if kind == "status" and status == 429 and 429 in policy.retry_statuses:
@@ -131,7 +135,7 @@ def decide(
         if status is not None and status in policy.retry_statuses:
             return RetryDecision(True, backoff_delay(attempt, policy, rng), f"status {status}")
         return RetryDecision(False, reason=f"status {status} is final")
-    if not idempotent:
+    if not idempotent and sent:
         return RetryDecision(False, reason="request is not safe to repeat")
     return RetryDecision(True, backoff_delay(attempt, policy, rng), kind)
 
