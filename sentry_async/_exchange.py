@@ -30,7 +30,13 @@ from ._protocol.body import (
     CorruptBody,
     UnsupportedEncoding,
 )
-from ._protocol.hosts import REDIRECT_STATUSES, origin, redirect_method, resolve_redirect
+from ._protocol.hosts import (
+    REDIRECT_STATUSES,
+    origin,
+    redirect_method,
+    redirect_refusal,
+    resolve_redirect,
+)
 from ._protocol.ratelimit import RateLimitInfo, parse_rate_limit
 from ._protocol.retry import FailureKind
 from .errors import (
@@ -215,10 +221,14 @@ class Exchange:
                         response.url = URL(self._shown(url), encoded=True)
                     return response
                 try:
-                    url = self._follow(method, url, location)
+                    target = self._follow(method, url, location)
+                    self._refuse_write(response.status, method, url, target)
                 except _Failure as refused:
                     refused.status = response.status
+                    if isinstance(refused.error, TransportError):
+                        refused.error.status = response.status  # its message names it
                     raise
+                url = target
                 method, keep_body = redirect_method(response.status, method)
                 body = body if keep_body else None
         finally:
@@ -255,6 +265,19 @@ class Exchange:
                 url,
             )
         return target
+
+    def _refuse_write(self, status: int, method: str, url: URL, target: URL) -> None:
+        """A write answered with 301/302/303 is not followed: the error names where to."""
+        refusal = redirect_refusal(status, method)
+        if refusal is not None:
+            raise _Failure(
+                "redirect",
+                UnsafeRedirect(
+                    f"{refusal}; it points to {self._shown(target)}",
+                    method=method,
+                    url=self._shown(url),
+                ),
+            )
 
     async def _roundtrip(
         self,

@@ -206,7 +206,9 @@ def test_final_failure_kinds_are_never_retried(kind: str) -> None:
         (303, "PUT", ("GET", False)),
         (303, "GET", ("GET", False)),
         (301, "POST", ("GET", False)),
-        (302, "DELETE", ("GET", False)),
+        (302, "DELETE", ("DELETE", True)),
+        (301, "PUT", ("PUT", True)),
+        (303, "HEAD", ("HEAD", True)),
         (301, "GET", ("GET", True)),
         (302, "HEAD", ("HEAD", True)),
         (307, "PUT", ("PUT", True)),
@@ -217,6 +219,19 @@ def test_redirect_method_rules(status: int, method: str, expected: tuple[str, bo
     from sentry_async._protocol.hosts import redirect_method
 
     assert redirect_method(status, method) == expected
+
+
+def test_only_reads_follow_a_301_302_or_303() -> None:
+    from sentry_async._protocol.hosts import redirect_refusal
+
+    for status in (301, 302, 303, 307, 308):
+        assert redirect_refusal(status, "GET") is None
+        assert redirect_refusal(status, "HEAD") is None
+    for method in ("POST", "PUT", "PATCH", "DELETE"):
+        assert redirect_refusal(307, method) is None and redirect_refusal(308, method) is None
+        for status in (301, 302):
+            assert "not made" in (redirect_refusal(status, method) or "")
+        assert "may have acted" in (redirect_refusal(303, method) or "")
 
 
 def test_failure_kinds_are_the_closed_set_the_transport_uses() -> None:

@@ -22,6 +22,7 @@ __all__ = [
     "origin",
     "rate_limit_group",
     "redirect_method",
+    "redirect_refusal",
     "resolve_redirect",
     "token_host_refusal",
 ]
@@ -154,14 +155,35 @@ def resolve_redirect(
 
 
 def redirect_method(status: int, method: str) -> tuple[str, bool]:
-    """The method for the next hop and whether the body goes with it.
+    """The method for the next hop and whether the body goes with it, as RFC 9110 §15.4
+    and aiohttp have it.
 
-    303 always becomes ``GET``; so do 301 and 302 after anything but ``GET``/``HEAD``, as
-    browsers and aiohttp do; 307 and 308 repeat the request as it was.
+    303 becomes ``GET`` (but for ``HEAD``); 301 and 302 turn only ``POST`` into ``GET``, for
+    historical reasons; 307 and 308 repeat the request as it was. The client itself
+    follows none of these for a write: see :func:`redirect_refusal`.
     """
-    if status == 303 or (status in (301, 302) and method not in ("GET", "HEAD")):
+    if (status == 303 and method != "HEAD") or (status in (301, 302) and method == "POST"):
         return "GET", False
     return method, True
+
+
+def redirect_refusal(status: int, method: str) -> str | None:
+    """Why the client does not follow this redirect of ``method``, or ``None``.
+
+    Only ``GET``/``HEAD`` follow a 301, 302 or 303. For a write, 303 means the server
+    acted and points at a result (not the answer the call expects), and user agents
+    differ on 301/302 (most resend a ``POST`` as ``GET``): an error that names the new
+    location is safer than a write quietly resent as a read, or to a moved API. 307 and
+    308 say to repeat the request as it was, and are followed.
+    """
+    if status not in (301, 302, 303) or method in ("GET", "HEAD"):
+        return None
+    if status == 303:
+        return f"the server answered {method} with 303 See Other: it may have acted on it"
+    return (
+        f"refusing to follow a {status} for {method}: the write was not made "
+        "(update base_url if the API moved)"
+    )
 
 
 def endpoint_group(method: str, path: str) -> str:
