@@ -253,3 +253,32 @@ def test_a_write_that_never_left_is_retried_like_a_read(kind: FailureKind) -> No
     assert not decide(attempt=1, policy=POLICY, idempotent=False, kind=kind).retry
     assert not decide(attempt=1, policy=POLICY, idempotent=False, kind="tls", sent=False).retry
     assert not decide(attempt=4, policy=POLICY, idempotent=False, kind=kind, sent=False).retry
+
+
+@pytest.mark.parametrize("status", [502, 503, 504])
+def test_a_gateway_error_waits_its_retry_after(status: int) -> None:
+    asked = CIMultiDict({"Retry-After": "12"})
+    decision = decide(
+        attempt=1, policy=POLICY, idempotent=True, kind="status", status=status, headers=asked
+    )
+    assert decision.retry and decision.delay == 12.0
+    dated = CIMultiDict({"Retry-After": "Thu, 01 Jan 2026 00:00:20 GMT"})
+    at = 1767225600.0  # 2026-01-01 00:00:00 UTC
+    assert decide(
+        attempt=1, policy=POLICY, idempotent=True, kind="status", status=status, headers=dated,
+        now=at,
+    ).delay == 20.0
+    too_long = CIMultiDict({"Retry-After": "301"})
+    assert not decide(
+        attempt=1, policy=POLICY, idempotent=True, kind="status", status=status, headers=too_long
+    ).retry
+    assert not decide(
+        attempt=1, policy=POLICY, idempotent=False, kind="status", status=status, headers=asked
+    ).retry
+    assert not decide(
+        attempt=4, policy=POLICY, idempotent=True, kind="status", status=status, headers=asked
+    ).retry
+    past = CIMultiDict({"Retry-After": "0"})
+    assert decide(
+        attempt=1, policy=POLICY, idempotent=True, kind="status", status=status, headers=past
+    ).delay == 1.0, "no usable wait: backoff"

@@ -133,11 +133,31 @@ def decide(
         if query_timeout and policy.retry_query_timeouts:
             return RetryDecision(True, backoff_delay(attempt, policy, rng), "query timeout")
         if status is not None and status in policy.retry_statuses:
-            return RetryDecision(True, backoff_delay(attempt, policy, rng), f"status {status}")
+            return _after_status(attempt, policy, status, headers or {}, now, rng)
         return RetryDecision(False, reason=f"status {status} is final")
     if not idempotent and sent:
         return RetryDecision(False, reason="request is not safe to repeat")
     return RetryDecision(True, backoff_delay(attempt, policy, rng), kind)
+
+
+def _after_status(
+    attempt: int,
+    policy: RetryPolicy,
+    status: int,
+    headers: Mapping[str, str],
+    now: float,
+    rng: random.Random | None,
+) -> RetryDecision:
+    """A retried 5xx: the ``Retry-After`` it carries (a maintenance page, a draining load
+    balancer; RFC 9110 §10.2.3), capped by ``max_wait`` as for a 429, else backoff."""
+    wait = rate_limit_delay(headers, None, now)
+    if wait is None:
+        return RetryDecision(True, backoff_delay(attempt, policy, rng), f"status {status}")
+    if wait > policy.max_wait:
+        return RetryDecision(False, wait, f"status {status}, server asks to wait {wait:.0f}s")
+    spread = min(1.0, policy.backoff_base) * policy.jitter
+    wait += (rng or random).uniform(0, spread) if spread else 0.0
+    return RetryDecision(True, wait, f"status {status}, Retry-After")
 
 
 def _after_429(
