@@ -172,3 +172,34 @@ def test_an_error_body_at_the_bound_is_decoded_as_before() -> None:
     assert isinstance(error.data, dict) and len(error.data["pad"]) == bound - len(head) - 4
     assert error.body == body
     assert "cut" not in str(error)
+
+
+def test_a_top_level_list_of_messages_is_the_detail() -> None:
+    """DRF renders ``ValidationError("...")`` as a list (Sentry's discard refusal)."""
+    error = build_api_error(
+        400, b'["Only error issues can be discarded."]', method="PUT", url="https://x/api/0/y/"
+    )
+    assert isinstance(error, BadRequest)
+    assert error.detail == "Only error issues can be discarded."
+    assert str(error).endswith(": Only error issues can be discarded.")
+    assert error.data == ["Only error issues can be discarded."]
+
+
+def test_a_detail_list_of_messages_is_joined() -> None:
+    body = b'{"detail": ["You do not have that feature enabled", "Invalid sort"]}'
+    error = build_api_error(400, body, method="PUT", url="https://x/api/0/y/")
+    assert error.detail == "You do not have that feature enabled; Invalid sort"
+    assert str(error).endswith(": You do not have that feature enabled; Invalid sort")
+    assert "[" not in str(error)
+
+
+def test_lists_that_are_not_messages_keep_their_old_reading() -> None:
+    assert parse_error_body(b"[1, 2]")[0] is None
+    assert parse_error_body(b"[]")[0] is None
+    assert parse_error_body(b'{"detail": []}')[0] is None
+    structured = (
+        b'{"detail": {"code": "sudo-required", "message": "Account verification required.",'
+        b' "extra": {"u": 1}}}'
+    )
+    detail, _ = parse_error_body(structured)
+    assert detail == ErrorDetail("sudo-required", "Account verification required.", {"u": 1})

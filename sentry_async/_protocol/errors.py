@@ -1,9 +1,9 @@
 """Error bodies and statuses, mapped to exceptions with no I/O.
 
 Sentry's error bodies come as ``{"detail": str}``, ``{"detail": {code, message, extra}}``,
-a DRF ``{field: [messages]}`` map, a bare JSON string, JSON served as ``text/html``, HTML
-from a proxy, or nothing at all. The body is decoded whatever the content type says, up to
-:data:`MAX_ERROR_BODY`.
+``{"detail": [messages]}``, a DRF ``[messages]`` list or ``{field: [messages]}`` map, a bare
+JSON string, JSON served as ``text/html``, HTML from a proxy, or nothing at all. The body is
+decoded whatever the content type says, up to :data:`MAX_ERROR_BODY`.
 """
 
 from __future__ import annotations
@@ -99,14 +99,30 @@ def _decode_json(body: bytes) -> Any:
         return msgspec.json.decode(body.decode("utf-8", "replace").encode())
 
 
+def _messages(value: Any) -> str | None:
+    """A list of messages as one text: DRF renders ``ValidationError("...")`` as a
+    top-level list, and Sentry sends ``{"detail": ["..."]}`` too."""
+    if isinstance(value, list) and value and all(isinstance(item, str) for item in value):
+        return "; ".join(value)
+    return None
+
+
 def _detail_of(data: Any) -> str | ErrorDetail | None:
     if isinstance(data, str):
         return data
+    if isinstance(data, list):
+        return _messages(data)
     if not isinstance(data, dict):
         return None
     detail = data.get("detail")
     if isinstance(detail, str):
         return detail
+    if isinstance(detail, list):
+        joined = _messages(detail)
+        if joined is not None:
+            return joined
+        if not detail:
+            detail = None
     if isinstance(detail, dict):
         code = detail.get("code")
         message = detail.get("message")
