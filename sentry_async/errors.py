@@ -81,7 +81,8 @@ class APIError(SentryError):
     ``detail`` is Sentry's ``detail`` as a string or :class:`ErrorDetail`; ``data`` is the
     decoded body whatever its shape (a bare string, a field->messages map, ...), or ``None``
     when the body was empty, not JSON or too large to decode; ``body`` holds the raw bytes,
-    at most ``sansio.MAX_ERROR_BODY`` of them.
+    at most ``sansio.MAX_ERROR_BODY`` of them. ``error_id`` is the id of the event Sentry
+    recorded for its own failure (a 500's ``errorId``): what its support asks for.
     """
 
     def __init__(
@@ -109,7 +110,17 @@ class APIError(SentryError):
         if not text and isinstance(self.data, Mapping):
             text = "; ".join(f"{k}: {_join(v)}" for k, v in self.data.items())
         suffix = f": {_shorten(text)}" if text else ""
+        if self.error_id is not None:
+            suffix += f" (error id {_shorten(self.error_id)})"
         return f"{self.status} from {self.method} {self.url}{suffix}"
+
+    @property
+    def error_id(self) -> str | None:
+        """Sentry's ``errorId`` of an unhandled failure (500, an integration's 503)."""
+        error_id = self.data.get("errorId") if isinstance(self.data, Mapping) else None
+        if not isinstance(error_id, str):
+            return None
+        return error_id.strip() or None
 
     @property
     def code(self) -> str | None:

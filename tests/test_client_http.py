@@ -353,8 +353,8 @@ async def test_500_is_a_server_error_with_context(fake_sentry: FakeSentry) -> No
     error = caught.value
     assert (error.status, error.method, error.detail) == (500, "GET", "Internal Error")
     assert error.url == f"{fake_sentry.url}/api/0/organizations/{org}/?a=b"
-    assert error.data["errorId"] == "f" * 32
-    assert f"500 from GET {error.url}: Internal Error" == str(error)
+    assert error.data["errorId"] == error.error_id == "f" * 32
+    assert f"500 from GET {error.url}: Internal Error (error id {'f' * 32})" == str(error)
     assert len(api_requests(fake_sentry)) == FAST.attempts, "a 500 that persists"
 
 

@@ -62,4 +62,6 @@ async def test_a_retry_warning_names_its_request_once(
     (warning,) = [r.getMessage() for r in caplog.records if "retrying" in r.getMessage()]
     url = f"{fake_sentry.url}/api/0/organizations/?query=a"
     assert warning.count(url) == 1, warning
-    assert warning.startswith(f"retrying GET {url} in ") and warning.endswith("(attempt 2 of 2): 503: Internal Error")
+    assert warning.startswith(f"retrying GET {url} in ") and warning.endswith(
+        f"(attempt 2 of 2): 503: Internal Error (error id {'f' * 32})"
+    )

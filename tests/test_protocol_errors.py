@@ -203,3 +203,27 @@ def test_lists_that_are_not_messages_keep_their_old_reading() -> None:
     )
     detail, _ = parse_error_body(structured)
     assert detail == ErrorDetail("sudo-required", "Account verification required.", {"u": 1})
+
+
+@pytest.mark.parametrize(
+    ("status", "detail"), [(500, "Internal Error"), (503, "Integration is unavailable")]
+)
+def test_sentrys_error_id_is_an_attribute_and_in_the_message(status: int, detail: str) -> None:
+    body = b'{"detail": "%s", "errorId": "4b5e2f1a9c0d4e6f8a7b3c2d1e0f9a8b"}' % detail.encode()
+    error = build_api_error(status, body, method="GET", url="https://x/api/0/y/")
+    assert isinstance(error, ServerError)
+    assert error.error_id == "4b5e2f1a9c0d4e6f8a7b3c2d1e0f9a8b"
+    assert str(error) == (
+        f"{status} from GET https://x/api/0/y/: {detail} (error id 4b5e2f1a9c0d4e6f8a7b3c2d1e0f9a8b)"
+    )
+    restored = pickle.loads(pickle.dumps(error))
+    assert restored.error_id == error.error_id and str(restored) == str(error)
+
+
+@pytest.mark.parametrize(
+    "body", [b'{"detail": "Internal Error", "errorId": null}', b'{"detail": "x"}', b"[1]", b""]
+)
+def test_no_error_id_without_one(body: bytes) -> None:
+    error = build_api_error(500, body, method="GET", url="https://x/api/0/y/")
+    assert error.error_id is None
+    assert "error id" not in str(error)
