@@ -221,7 +221,8 @@ def record_run(
 ) -> None:
     """The run is complete: move the high-water mark and keep the ids within the overlap."""
     end = parse_stamp(run.end)
-    keep_from = end - overlap
+    # Whole seconds, as the next run's start is pinned: its range begins no earlier.
+    keep_from = (end - overlap).replace(microsecond=0)
     seen = {key: when for key, when in state.seen.items() if parse_stamp(when) >= keep_from}
     for key, when in stamped:
         # An item without a readable time is kept as if written at the end of the range.

@@ -82,9 +82,13 @@ def resolve_range(
     period: timedelta | None,
     now: datetime,
 ) -> tuple[datetime, datetime]:
-    """Pin ``period`` (ending at ``now``) or ``start``/``end`` (``end`` defaults to ``now``).
+    """Pin ``period`` (ending at ``now``) or ``start``/``end`` (``end`` defaults to ``now``),
+    both rounded down to whole seconds.
 
-    An ``end`` after ``now`` is refused: an export records its windows as complete.
+    An ``end`` after ``now`` is refused: an export records its windows as complete. Sentry
+    drops the fraction of a second from both bounds of a query (event times are whole
+    seconds), so a range pinned with one would record ``[floor(end), end)`` as exported
+    when nothing of it was served.
     """
     if period is not None and start is not None:
         raise ValueError("give either a period or a start time, not both")
@@ -122,7 +126,18 @@ def resolve_range(
         raise ExportRangeError(
             "start" if start is not None else "period", f"{reason}: the range is empty"
         )
-    return begin, stop
+    first, last = _whole_seconds(begin), _whole_seconds(stop)
+    if first >= last:
+        raise ExportRangeError(
+            "start" if start is not None else "period",
+            f"{format_utc(begin)} .. {format_utc(stop)} is empty once both are rounded down "
+            "to whole seconds, the precision of Sentry's queries",
+        )
+    return first, last
+
+
+def _whole_seconds(value: datetime) -> datetime:
+    return value.replace(microsecond=0)
 
 
 def _to_utc(value: datetime, argument: str) -> datetime:

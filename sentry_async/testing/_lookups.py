@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import datetime, timezone
 
@@ -58,6 +59,14 @@ def _time_range(request: web.Request, default: float = DEFAULT_RANGE) -> tuple[f
             raise ApiError(400, "start must be before end")
         return start, end
     return now - default, now
+
+
+def _event_range(request: web.Request) -> tuple[float, float]:
+    """The range an events query runs on: ``_time_range`` as Snuba takes it, without the
+    fraction of a second of either bound (``parse_datetime``; event times are whole
+    seconds)."""
+    start, end = (float(math.floor(bound)) for bound in _time_range(request))
+    return start, end
 
 
 def _environments(request: web.Request, org: OrgRecord) -> set[str]:

@@ -13,11 +13,11 @@ from aiohttp import web
 from ._data import Dataset, EventRecord, OrgRecord
 from ._lookups import (
     _environments,
+    _event_range,
     _org,
     _per_page,
     _projects,
     _single_project_only,
-    _time_range,
 )
 from ._paginators import _page
 from ._search import event_value, parse_query, term_matches
@@ -288,7 +288,7 @@ _VALID_FIELD = re.compile(r"^[a-zA-Z0-9_.:-]*$")
 def _discover_events(request: web.Request, org: OrgRecord) -> list[EventRecord]:
     """``get_filter_params`` order: the date range (90 days by default), the projects, then
     the environments."""
-    start, end = _time_range(request)
+    start, end = _event_range(request)
     projects = _projects(request, org)
     _single_project_only(request, org, projects, "You cannot view events from multiple projects.")
     environments = _environments(request, org)

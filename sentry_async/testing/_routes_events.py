@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from aiohttp import web
 
 from ._data import EventRecord
-from ._lookups import _HEX32, _flag, _issue, _org, _per_page, _project, _time_range
+from ._lookups import _HEX32, _event_range, _flag, _issue, _org, _per_page, _project
 from ._paginators import _page
 from ._search import events_matching, parse_query
 from ._state import ApiError, _encode, _json, _state
@@ -17,7 +17,7 @@ FULL_PAGE_MAX = 10
 
 
 def _event_rows(request: web.Request, events: Sequence[EventRecord]) -> list[EventRecord]:
-    start, end = _time_range(request)
+    start, end = _event_range(request)
     environments = set(request.query.getall("environment", []))
     terms = parse_query(request.query.get("query", ""))
     return events_matching(
@@ -58,7 +58,7 @@ def _event_direct_hit(request: web.Request, events: Sequence[EventRecord]) -> we
     event_id = query.replace("-", "").lower()
     if len(event_id) != 32:
         return None
-    start, end = _time_range(request)
+    start, end = _event_range(request)
     hits = [e for e in events if e.event_id == event_id and start <= e.timestamp < end]
     if len(hits) != 1:
         return None
