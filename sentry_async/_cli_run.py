@@ -211,10 +211,16 @@ def _summary(manifest: Manifest, directory: Path, elapsed: float) -> str:
         if manifest.unidentified
         else ""
     )
+    expired = (
+        f" ({manifest.start} .. {manifest.outside_retention} outside the organization's "
+        "retention: skipped)"
+        if manifest.outside_retention
+        else ""
+    )
     return (
         f"{manifest.kind}: {manifest.items:,} items{unidentified}, "
         f"{format_bytes(manifest.bytes)} in {len(manifest.files)} files, "
-        f"{manifest.start} .. {manifest.end}, {elapsed:.1f}s -> {directory}"
+        f"{manifest.start} .. {manifest.end}{expired}, {elapsed:.1f}s -> {directory}"
     )
 
 

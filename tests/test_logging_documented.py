@@ -33,6 +33,10 @@ DOCUMENTED = {
         "an incremental run that looks back less than its overlap",
     ("export/_runner.py", "warning", "%s: the server cannot serve this window"):
         "a window split",
+    ("export/_runner.py", "info", "%s: %s .. %s is wholly before the organization's"):
+        "a window wholly before the organization's retention",
+    ("export/_runner.py", "warning", "%s .. %s is outside the organization's retention"):
+        "the part of the range outside the organization's retention",
     ("hooks.py", "warning", "hook %s failed"): "a hook that raised",
     ("cli.py", "debug", "details"): "the traceback of the error",
     ("_query_command.py", "warning", "showing %d of %d rows"):

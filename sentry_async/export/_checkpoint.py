@@ -99,6 +99,9 @@ class StreamState(msgspec.Struct, kw_only=True):
     """The server could not serve this window: it went on as two halves (new streams)."""
     dedupe_from: Count | None = None
     """A half of a split window: ids already in the file from here on are not written again."""
+    outside_retention: bool = False
+    """Sentry refused the window as wholly before the organization's retention: it is done
+    with nothing (more) exported."""
 
     @property
     def position(self) -> Position:

@@ -9,7 +9,7 @@ import msgspec
 
 from ._checkpoint import Checkpoint, ProjectRef, SkippedProject
 from ._errors import CheckpointError
-from ._files import now_iso, remove_checkpoint
+from ._files import now_iso, parse_stamp, remove_checkpoint
 from ._formats import dataset_schema
 from ._writer import atomic_write, read_no_follow
 
@@ -46,6 +46,8 @@ class ManifestStream(msgspec.Struct, kw_only=True):
     """Items written without a usable ``id``, hence not de-duplicated."""
     split: bool = False
     """The server could not serve this window; its two halves are streams of their own."""
+    outside_retention: bool = False
+    """The window lay wholly before the organization's retention: nothing of it exported."""
 
 
 class Manifest(msgspec.Struct, kw_only=True):
@@ -74,6 +76,10 @@ class Manifest(msgspec.Struct, kw_only=True):
     """Projects renamed on the server while exported: old slug -> new slug."""
     skipped: list[SkippedProject] = []
     """Projects left out, each with the reason (an unusable slug); the others are exported."""
+    outside_retention: str | None = None
+    """The end of the windows that lay wholly before the organization's retention when
+    asked for (nothing of them exported), or ``None``. Sentry serves a window reaching into
+    the retention from the retention's start on, so events before that are not there either."""
     arrow_schema: str | None = None
     """Parquet: the Arrow schema every part reads under (base64 of its IPC serialization);
     a part written before a later window widened a column holds it narrower."""
@@ -106,6 +112,9 @@ def build_manifest(
         duplicates=sum(s.duplicates for s in streams),
         unidentified=sum(s.unidentified for s in streams),
         renamed=dict(renamed or {}),
+        outside_retention=max(
+            (s.window_end for s in streams if s.outside_retention), default=None, key=parse_stamp
+        ),
         skipped=checkpoint.skipped,
         files=[
             ManifestFile(path=name, items=state.items, bytes=state.offset)
@@ -125,6 +134,7 @@ def build_manifest(
                 hits=s.hits,
                 unidentified=s.unidentified,
                 split=s.split,
+                outside_retention=s.outside_retention,
             )
             for s in streams
         ],

@@ -38,7 +38,15 @@ import msgspec
 from .._protocol.cursors import DEFAULT_MAX_STALE_PAGES
 from .._text import printable
 from ..client import SentryClient
-from ..errors import APIError, DecodeError, Forbidden, NotFound, PaginationError, Unauthorized
+from ..errors import (
+    APIError,
+    DecodeError,
+    Forbidden,
+    NotFound,
+    PaginationError,
+    ServerError,
+    Unauthorized,
+)
 from ..fanout import StreamDone, StreamItem, fan_out
 from ..pagination import Page, Position
 from ._checkpoint import (
@@ -59,7 +67,7 @@ from ._dedupe import (
     rows_written,
 )
 from ._errors import CheckpointError, ExportDecodeError
-from ._files import IdKey, now_iso, remove_checkpoint, skip_keys
+from ._files import IdKey, now_iso, parse_stamp, remove_checkpoint, skip_keys
 from ._formats import (
     check_arrow,
     drop_unfinished,
@@ -71,7 +79,15 @@ from ._plan import pin_range, plan, request_slugs, server_identity, stream_pages
 from ._progress import Progress
 from ._resume import cut_back, make_output_dir, open_existing
 from ._spec import ExportSpec, is_aggregate
-from ._splitting import MIN_SPLIT_WINDOW, Split, apply_split, halves, unservable_window
+from ._splitting import (
+    MIN_SPLIT_WINDOW,
+    Expired,
+    Split,
+    apply_split,
+    halves,
+    outside_retention,
+    unservable_window,
+)
 
 __all__ = ["Exporter"]
 
@@ -89,8 +105,9 @@ this one is split into items and written; alone, a stream otherwise leaves the s
 for that time. Streams running side by side already overlap each other's waits, and there
 reading ahead measured slower (more CPU per item for nothing). Memory: two pages more."""
 
-_Item = tuple[StreamState, Page[msgspec.Raw], Position] | Split
-"""A page of a stream with its walk's position after it, or a window split in two."""
+_Item = tuple[StreamState, Page[msgspec.Raw], Position] | Split | Expired
+"""A page of a stream with its walk's position after it, a window split in two, or one
+wholly before the organization's retention."""
 
 
 @dataclass(slots=True)
@@ -118,6 +135,9 @@ class _Run:
     last_commit: float = 0.0
     read_ahead: int = 0
     """Pages each stream fetches ahead of the writer (see :data:`ALONE_READ_AHEAD`)."""
+    expired_until: datetime | None = None
+    """The latest end of a window Sentry refused as wholly before the organization's
+    retention: a window ending no later is refused too (the retention only moves on)."""
 
 
 class Exporter:
@@ -255,6 +275,7 @@ class Exporter:
             return manifest
         await self._export(checkpoint)
         manifest = self._manifest(checkpoint)
+        _warn_outside_retention(checkpoint)
         await anyio.to_thread.run_sync(save_manifest, self.output, manifest)
         checkpoint.complete = True
         self.progress.finish()
@@ -404,6 +425,8 @@ class Exporter:
         if isinstance(event, StreamItem):
             if isinstance(event.item, Split):
                 await self._apply_split(event.item)
+            elif isinstance(event.item, Expired):
+                await self._skip_expired(event.item.state, root=event.key)
             else:
                 state, page, after = event.item
                 await self._write_page(state, page, after, root=event.key)
@@ -438,6 +461,10 @@ class Exporter:
     async def _walk(self, state: StreamState, root: str) -> AsyncGenerator[_Item, None]:
         """The pages of ``state``; if the server cannot serve its window, of its halves."""
         self._run.walking[root] = state
+        until = self._run.expired_until
+        if until is not None and parse_stamp(state.window_end) <= until:
+            yield Expired(state)
+            return
         try:
             paginator = stream_pages(self.client, self.spec, state, self._slugs())
             # Explicit either way: streams side by side read nothing ahead.
@@ -451,16 +478,49 @@ class Exporter:
                     del page
             return
         except APIError as exc:
-            parts = self._halves(state, exc)
-            if parts is None:
-                raise
-            reason = str(exc)
-        yield Split(state, parts, reason)
-        for part in parts:
+            split = None
+            if not (outside_retention(exc) or await self._events_expired(state, exc)):
+                parts = self._halves(state, exc)
+                if parts is None:
+                    raise
+                split = Split(state, parts, str(exc))
+        if split is None:
+            yield Expired(state)
+            return
+        yield split
+        for part in split.parts:
             async with contextlib.aclosing(self._walk(part, root)) as walk:
                 async for item in walk:
                     yield item
                     del item
+
+    async def _events_expired(self, state: StreamState, error: APIError) -> bool:
+        """Whether an events window that failed with a 500 lies wholly before the
+        organization's retention. Sentry's project and issue events endpoints leave that
+        refusal uncaught, a 500 like any failure; its Discover endpoint applies the same
+        rule to the same range and answers it with its own 400, so the window is asked
+        there (one row), and only that answer counts: anything else, the 500 stands."""
+        if self.spec.kind != "events" or not isinstance(error, ServerError) or error.status != 500:
+            return False
+        project: str | None = state.target
+        try:
+            if self.spec.issues is not None:
+                issue = await self.client.issues.get(self.spec.org, state.target)
+                project = issue.project.id if issue.project is not None else None
+            if project is None:
+                return False
+            await self.client.discover.query(
+                self.spec.org,
+                fields=["id"],
+                project=[project],
+                start=parse_stamp(state.window_start),
+                end=parse_stamp(state.window_end),
+                page_size=1,
+                no_pagination=True,
+            ).collect()
+        except APIError as answer:
+            return outside_retention(answer)
+        return False
 
     def _halves(self, state: StreamState, error: APIError) -> tuple[StreamState, ...] | None:
         # Issues are one stream over the range, and aggregates must not be cut into parts.
@@ -488,6 +548,25 @@ class Exporter:
             " and ".join(part.key for part in split.parts),
         )
         self.progress.stream_split(len(split.parts))
+
+    async def _skip_expired(self, state: StreamState, *, root: str) -> None:
+        """A window Sentry refused as wholly before the organization's retention: its
+        events are gone, so it is recorded done as an empty last page would be (asked
+        again, on a resume too, it would be refused for ever)."""
+        state.outside_retention = True
+        end = parse_stamp(state.window_end)
+        if self._run.expired_until is None or end > self._run.expired_until:
+            self._run.expired_until = end
+        logger.info(
+            "%s: %s .. %s is wholly before the organization's retention; nothing to export",
+            state.key,
+            state.window_start,
+            state.window_end,
+        )
+        empty: Page[msgspec.Raw] = Page(
+            items=[], cursor=state.cursor, next_cursor=None, prev_cursor=None
+        )
+        await self._write_page(state, empty, Position(None, 0, True), root=root)
 
     async def _rows_to_drop(self, parent: StreamState) -> int | None:
         """Where the rows a split window wrote begin in its file (``None``: it wrote none),
@@ -657,6 +736,23 @@ class Exporter:
             if org == self.spec.org
         }
         return build_manifest(self.spec.kind, self.spec.org, checkpoint, renamed)
+
+
+def _warn_outside_retention(checkpoint: Checkpoint) -> None:
+    """Say once which part of the range Sentry no longer holds and was skipped."""
+    expired = [s for s in checkpoint.streams.values() if s.outside_retention]
+    if not expired:
+        return
+    first = min((s.window_start for s in expired), key=parse_stamp)
+    last = max((s.window_end for s in expired), key=parse_stamp)
+    logger.warning(
+        "%s .. %s is outside the organization's retention: Sentry keeps no events that old, "
+        "so %d window(s) in it were skipped with nothing exported (a window reaching into "
+        "the retention is exported from the retention's start on)",
+        first,
+        last,
+        len(expired),
+    )
 
 
 def _untouched(checkpoint: Checkpoint) -> bool:

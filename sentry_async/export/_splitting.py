@@ -18,10 +18,24 @@ from ._checkpoint import Checkpoint, StreamState
 from ._files import parse_stamp
 from ._windows import Window, format_utc, halve
 
-__all__ = ["MIN_SPLIT_WINDOW", "Split", "apply_split", "halves", "unservable_window"]
+__all__ = [
+    "MIN_SPLIT_WINDOW",
+    "OUTSIDE_RETENTION",
+    "Expired",
+    "Split",
+    "apply_split",
+    "halves",
+    "outside_retention",
+    "unservable_window",
+]
 
 MIN_SPLIT_WINDOW = timedelta(minutes=1)
 """Windows the server cannot serve are halved down to this size, then the error stands."""
+
+OUTSIDE_RETENTION = "Invalid date range. Please try a more recent date range."
+"""Sentry's detail for a query whose range ends before the organization's retention
+begins (``QueryOutsideRetentionError``). A range only partly before it is served from the
+retention's start on, without a word."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +45,13 @@ class Split:
     parent: StreamState
     parts: tuple[StreamState, ...]
     reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Expired:
+    """The server refused ``state``'s window as wholly before the organization's retention."""
+
+    state: StreamState
 
 
 def unservable_window(error: BaseException) -> bool:
@@ -46,6 +67,17 @@ def unservable_window(error: BaseException) -> bool:
     if is_query_timeout(error.status, detail):
         return True
     return text is not None and "offset too large" in text.lower()
+
+
+def outside_retention(error: BaseException) -> bool:
+    """Whether Sentry refused a window because all of it lies before the organization's
+    retention: the 400 with exactly that detail, no other. Its events are gone, so the
+    window has nothing to export; asking again, or for its halves, never succeeds."""
+    if not isinstance(error, APIError) or error.status != 400:
+        return False
+    detail = error.detail
+    text = detail.message if isinstance(detail, ErrorDetail) else detail
+    return text == OUTSIDE_RETENTION
 
 
 def halves(state: StreamState, minimum: timedelta) -> tuple[StreamState, ...] | None:

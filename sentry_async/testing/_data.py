@@ -69,6 +69,9 @@ class Dataset:
         self.config = config
         self.now = now
         self.now_ts = now.timestamp()
+        self.retention_days: float | None = 90
+        """The organizations' event retention (``None``: none); events queries reaching
+        before ``now`` minus it are clamped or refused, as Sentry's are."""
         self.base_url = base_url
         self.orgs: list[OrgRecord] = []
         self.issues_by_id: dict[str, IssueRecord] = {}

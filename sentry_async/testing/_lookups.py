@@ -61,11 +61,25 @@ def _time_range(request: web.Request, default: float = DEFAULT_RANGE) -> tuple[f
     return now - default, now
 
 
-def _event_range(request: web.Request) -> tuple[float, float]:
-    """The range an events query runs on: ``_time_range`` as Snuba takes it, without the
-    fraction of a second of either bound (``parse_datetime``; event times are whole
-    seconds)."""
+OUTSIDE_RETENTION = "Invalid date range. Please try a more recent date range."
+"""``QueryOutsideRetentionError``'s message, which the org events endpoints answer as a 400."""
+
+
+def _event_range(request: web.Request, *, expired_status: int = 400) -> tuple[float, float]:
+    """The range an events query runs on: ``_time_range`` as Snuba and the query builder
+    take it. Snuba drops the fraction of a second from both bounds (``parse_datetime``);
+    ``outside_retention_with_modified_start`` moves the start up to the retention's and
+    refuses a range that ends before it. The org events endpoints answer that refusal
+    with a 400 (``handle_query_errors``); the project and issue events endpoints leave it
+    uncaught, a 500 (``expired_status``)."""
     start, end = (float(math.floor(bound)) for bound in _time_range(request))
+    retention = _state(request).data.retention_days
+    if retention:
+        start = max(start, _state(request).data.now_ts - retention * 86400)
+        if start > end:
+            if expired_status == 400:
+                raise ApiError(400, OUTSIDE_RETENTION)
+            raise ApiError(expired_status, "Internal Error")
     return start, end
 
 

@@ -17,7 +17,7 @@ FULL_PAGE_MAX = 10
 
 
 def _event_rows(request: web.Request, events: Sequence[EventRecord]) -> list[EventRecord]:
-    start, end = _event_range(request)
+    start, end = _event_range(request, expired_status=500)
     environments = set(request.query.getall("environment", []))
     terms = parse_query(request.query.get("query", ""))
     return events_matching(
@@ -58,7 +58,7 @@ def _event_direct_hit(request: web.Request, events: Sequence[EventRecord]) -> we
     event_id = query.replace("-", "").lower()
     if len(event_id) != 32:
         return None
-    start, end = _event_range(request)
+    start, end = _event_range(request, expired_status=500)
     hits = [e for e in events if e.event_id == event_id and start <= e.timestamp < end]
     if len(hits) != 1:
         return None
