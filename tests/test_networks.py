@@ -247,12 +247,19 @@ NO_PROXY_CASES = [
     ("10.0.0.1", None, "*"),
     ("sentry.io", None, ""),
     ("sentry.io", None, ",,"),
+    ("::1", 9000, "[::1]:9000"),
+    ("::1", 9000, "[::1]"),
+    ("::1", 9000, "::1"),
+    ("::1", None, "::1"),
+    ("[::1]", 9000, "[::1]:9000"),
 ]
 
 
 @pytest.mark.parametrize(("host", "port", "no_proxy"), NO_PROXY_CASES)
 def test_no_proxy_matches_as_urllib_does(host: str, port: int | None, no_proxy: str) -> None:
-    hostport = host if port is None else f"{host}:{port}"
+    # urllib sees the URL's netloc: an IPv6 host in brackets
+    bracketed = f"[{host.strip('[]')}]" if ":" in host else host
+    hostport = bracketed if port is None else f"{bracketed}:{port}"
     expected = urllib.request.proxy_bypass_environment(hostport, {"no": no_proxy})
     assert bypasses(host, port, no_proxy) == bool(expected)
 

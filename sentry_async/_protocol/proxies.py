@@ -55,12 +55,15 @@ def proxies_from_env(environ: Mapping[str, str]) -> dict[str, str]:
 def bypasses(host: str, port: int | None, no_proxy: str | None) -> bool:
     """Whether ``NO_PROXY`` exempts ``host``: ``*``, or a comma-separated list of names that
     match the host itself or any subdomain (a leading dot is ignored), optionally with a
-    port. The rules of :func:`urllib.request.proxy_bypass_environment`."""
+    port. The rules of :func:`urllib.request.proxy_bypass_environment`, which sees the
+    URL's netloc: an IPv6 host is matched in brackets (``[::1]``, ``[::1]:9000``)."""
     if not no_proxy:
         return False
     if no_proxy.strip() == "*":
         return True
     hostonly = host.strip("[]").lower()
+    if ":" in hostonly:
+        hostonly = f"[{hostonly}]"
     with_port = f"{hostonly}:{port}" if port is not None else hostonly
     for entry in no_proxy.split(","):
         name = entry.strip().lstrip(".").lower()
