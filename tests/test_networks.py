@@ -286,12 +286,29 @@ def test_proxy_credentials_stay_out_of_urls_and_reprs() -> None:
 
 def test_an_unusable_proxy_is_a_clear_error_without_its_password() -> None:
     with pytest.raises(ValueError, match=r"\$HTTPS_PROXY must be an http:// or https://") as info:
-        proxy_settings(ENVIRONMENT, {"HTTPS_PROXY": f"socks5://u:{PROXY_PASSWORD}@h:1080"})
+        proxy_settings(
+            ENVIRONMENT, {"HTTPS_PROXY": f"socks5://u:{PROXY_PASSWORD}@h:1080"}
+        ).proxy_for(URL("https://sentry.io/"))
     assert PROXY_PASSWORD not in str(info.value)
     with pytest.raises(ValueError, match="proxy= must be"):
         proxy_settings(f"ftp://u:{PROXY_PASSWORD}@h:21", {})
     with pytest.raises(TypeError, match="proxy must be a URL string or None"):
         proxy_settings(3128, {})  # type: ignore[arg-type]
+
+
+def test_a_proxy_variable_for_another_scheme_is_read_only_when_used(
+    clean_env: pytest.MonkeyPatch,
+) -> None:
+    """urllib reads HTTP_PROXY for http:// URLs only: an https client does not care what it
+    holds, while an http one names it."""
+    clean_env.setenv("HTTP_PROXY", f"socks5://u:{PROXY_PASSWORD}@h:1080")
+    client = SentryClient(TOKEN, base_url="https://sentry.io")
+    assert client._proxy.proxy_for(URL("https://sentry.io/")) is None
+    with pytest.raises(ValueError, match=r"\$HTTP_PROXY must be an http:// or https://") as info:
+        SentryClient(TOKEN, base_url="http://127.0.0.1:9000")
+    assert PROXY_PASSWORD not in str(info.value)
+    clean_env.setenv("NO_PROXY", "127.0.0.1")  # exempt: the value is not used either
+    SentryClient(TOKEN, base_url="http://127.0.0.1:9000")
 
 
 def test_proxy_none_ignores_the_environment_and_a_url_overrides_it(
@@ -589,6 +606,16 @@ async def test_cli_trusts_a_private_ca_from_ca_bundle_or_ssl_cert_file(
         _cli_export, tls_server, tmp_path / "bad", "--ca-bundle", str(tmp_path / "nope.pem")
     )
     assert code == EXIT_USAGE and "--ca-bundle: no CA bundle at" in err
+
+
+async def test_cli_ignores_a_proxy_variable_for_another_scheme(
+    tls_server: FakeSentry, ca_file: Path, tmp_path: Path, clean_env: pytest.MonkeyPatch
+) -> None:
+    clean_env.setenv("HTTP_PROXY", "socks5://127.0.0.1:1080")  # for http:// URLs only
+    code, err = await _in_thread(
+        _cli_export, tls_server, tmp_path / "out", "--ca-bundle", str(ca_file)
+    )
+    assert (code, err) == (EXIT_OK, "")
 
 
 def test_cli_names_a_bad_proxy_variable(clean_env: pytest.MonkeyPatch, tmp_path: Path) -> None:

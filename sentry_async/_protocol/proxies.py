@@ -111,35 +111,47 @@ class ProxySettings:
     the proxy's URL can show them.
     """
 
-    __slots__ = ("_auth", "_no_proxy", "_urls")
+    __slots__ = ("_auth", "_invalid", "_no_proxy", "_urls")
 
     def __init__(
         self, proxies: Mapping[str, str], no_proxy: str | None = None, *, source: str = "proxy"
     ) -> None:
         self._urls: dict[str, URL] = {}
         self._auth: dict[str, str] = {}
+        # As urllib, a value is an error only once a request would use it: an https client
+        # does not care that HTTP_PROXY names a socks5:// proxy.
+        self._invalid: dict[str, str] = {}
         for scheme in _SCHEMES:
             value = proxies.get(scheme)
             if value:
-                url, authorization = _parse_proxy(value, source.format(scheme=scheme.upper()))
+                try:
+                    url, authorization = _parse_proxy(
+                        value, source.format(scheme=scheme.upper())
+                    )
+                except ValueError as exc:
+                    self._invalid[scheme] = str(exc)
+                    continue
                 self._urls[scheme] = url
                 if authorization is not None:
                     self._auth[scheme] = authorization
         self._no_proxy = no_proxy
 
     def __bool__(self) -> bool:
-        return bool(self._urls)
+        return bool(self._urls or self._invalid)
 
     def __repr__(self) -> str:
         routes = ", ".join(f"{scheme}={safe_proxy_url(url)}" for scheme, url in self._urls.items())
         return f"ProxySettings({routes or 'direct'}, no_proxy={self._no_proxy!r})"
 
     def proxy_for(self, url: URL) -> URL | None:
-        """The proxy ``url`` goes through (credentials stripped), or ``None`` for direct."""
-        proxy = self._urls.get(url.scheme)
-        if proxy is None or bypasses(url.host or "", url.explicit_port, self._no_proxy):
+        """The proxy ``url`` goes through (credentials stripped), or ``None`` for direct;
+        a ``ValueError`` naming the variable if that proxy's value is unusable."""
+        if bypasses(url.host or "", url.explicit_port, self._no_proxy):
             return None
-        return proxy
+        invalid = self._invalid.get(url.scheme)
+        if invalid is not None:
+            raise ValueError(invalid)
+        return self._urls.get(url.scheme)
 
     def route(self, url: URL, headers: dict[str, str]) -> tuple[URL | None, dict[str, str] | None]:
         """``(proxy, proxy_headers)`` for aiohttp's request, for a request to ``url``.
@@ -175,11 +187,12 @@ class ProxySettings:
 
         Plain http is allowed for loopback because the bytes never leave the machine; sent
         through a proxy they do, so the proxy itself must be loopback (or the caller must
-        have accepted clear text with ``allow_insecure_http=True``).
+        have accepted clear text with ``allow_insecure_http=True``). Called for every
+        origin the client will talk to, it also refuses an unusable proxy for ``url``.
         """
+        proxy = self.proxy_for(url)
         if url.scheme != "http" or allow_insecure_http:
             return
-        proxy = self.proxy_for(url)
         if proxy is not None and not is_loopback(proxy.host):
             raise ValueError(
                 f"refusing plain http:// to {url.host} through proxy {safe_proxy_url(proxy)}: "
@@ -216,5 +229,6 @@ def proxy_settings(
         found = proxies_from_env(environ)
         return ProxySettings(found, found.get("no"), source="${scheme}_PROXY")
     if isinstance(proxy, str):
+        _parse_proxy(proxy, "proxy=")  # used for every request: refused at once
         return ProxySettings({"http": proxy, "https": proxy}, source="proxy=")
     raise TypeError(f"proxy must be a URL string or None (got {type(proxy).__name__})")
