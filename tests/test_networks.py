@@ -311,6 +311,31 @@ def test_a_proxy_variable_for_another_scheme_is_read_only_when_used(
     SentryClient(TOKEN, base_url="http://127.0.0.1:9000")
 
 
+def test_a_proxy_host_that_is_no_valid_name_is_an_error_naming_the_proxy(
+    clean_env: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    bad = f"http://{PROXY_USER}:{PROXY_PASSWORD}@xn--a-.com:3128"  # fails IDNA
+    with pytest.raises(ValueError, match=r"^proxy= is not a proxy URL") as info:
+        SentryClient(TOKEN, proxy=bad)
+    assert PROXY_PASSWORD not in str(info.value)
+    clean_env.setenv("HTTPS_PROXY", bad)
+    with pytest.raises(ValueError, match=r"^\$HTTPS_PROXY is not a proxy URL") as info:
+        SentryClient(TOKEN)
+    assert PROXY_PASSWORD not in str(info.value)
+    token_file = tmp_path / "token"
+    token_file.write_text(TOKEN)
+    stderr = io.StringIO()
+    code = main(
+        ["export", "issues", "--org", "acme", "--token-file", str(token_file), "-o",
+         str(tmp_path / "out"), "--base-url", "https://sentry.example"],
+        stdout=io.StringIO(),
+        stderr=stderr,
+    )  # fmt: skip
+    assert code == EXIT_USAGE
+    assert "$HTTPS_PROXY is not a proxy URL" in stderr.getvalue()
+    assert "--base-url" not in stderr.getvalue() and PROXY_PASSWORD not in stderr.getvalue()
+
+
 def test_proxy_none_ignores_the_environment_and_a_url_overrides_it(
     clean_env: pytest.MonkeyPatch,
 ) -> None:

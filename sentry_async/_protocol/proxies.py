@@ -88,9 +88,10 @@ def _parse_proxy(value: str, source: str) -> tuple[URL, str | None]:
         text = "http://" + text  # "proxy:3128", as urllib and curl accept it
     try:
         url = URL(text)
+        host = url.host  # decoded here: a name that fails IDNA raises UnicodeError
     except (TypeError, ValueError):
         raise ValueError(f"{source} is not a proxy URL") from None
-    if url.scheme not in _SCHEMES or not url.host:
+    if url.scheme not in _SCHEMES or not host:
         # Only the scheme is named: the value itself may hold a password.
         raise ValueError(
             f"{source} must be an http:// or https:// proxy URL (got scheme {url.scheme!r})"
