@@ -37,6 +37,7 @@ from ._protocol.hosts import (
     redirect_refusal,
     resolve_redirect,
 )
+from ._protocol.proxies import safe_proxy_url, tunnel_refusal_is_final
 from ._protocol.ratelimit import RateLimitInfo, parse_rate_limit
 from ._protocol.retry import FailureKind
 from .errors import (
@@ -342,14 +343,7 @@ class Exchange:
             # Its request_info is the CONNECT, Proxy-Authorization included. The tunnel
             # was refused: the request itself never left.
             unsent = True
-            failure = self._failure(
-                "connection",
-                ConnectionFailed,
-                f"the proxy refused the tunnel: {exc.status} {exc.message}",
-                method,
-                url,
-                exc,
-            )
+            failure = self._tunnel_refused(exc, method, url)
         except aiohttp.ClientResponseError as exc:
             # A response aiohttp could not parse (bad status line, oversized header).
             failure = self._failure(
@@ -512,6 +506,22 @@ class Exchange:
                 rate_limit=parse_rate_limit(resp.headers),
                 elapsed=elapsed,
             )
+
+    def _tunnel_refused(
+        self, exc: aiohttp.ClientHttpProxyError, method: str, url: URL
+    ) -> _Failure:
+        """A proxy's non-200 answer to ``CONNECT``, naming the proxy (never its
+        credentials); a refusal is final."""
+        message = f"the proxy refused the tunnel: {exc.status} {exc.message}"
+        cause = f"{type(exc).__name__}: {exc}"
+        proxy = self._proxy.proxy_for(url) if self._proxy is not None else None
+        if proxy is not None:
+            message += f" (proxy {safe_proxy_url(proxy)})"
+        redact = self._redactor.text
+        error = ConnectionFailed(
+            redact(message), method=method, url=self._shown(url), cause=redact(cause)
+        )
+        return _Failure("final" if tunnel_refusal_is_final(exc.status) else "connection", error)
 
     def _routed_headers(self, url: URL, body: Body, sink: Sink | None) -> dict[str, Any]:
         """``headers``, ``proxy`` and ``proxy_headers`` for the aiohttp call."""

@@ -65,12 +65,17 @@ class RecordingProxy:
 
     ``heads`` holds each connection's first request head; ``forwarded`` every byte of
     plain http requests, ``tunnelled`` every byte the client sent inside tunnels.
-    ``require`` is the ``Proxy-Authorization`` value to insist on (407 otherwise).
+    ``require`` is the ``Proxy-Authorization`` value to insist on (407 otherwise);
+    ``echo`` answers every request with that status and a page echoing the request;
+    ``refuse`` answers with that status and a reason phrase echoing the credentials.
     """
 
-    def __init__(self, require: str | None = None, echo: int | None = None) -> None:
+    def __init__(
+        self, require: str | None = None, echo: int | None = None, refuse: int | None = None
+    ) -> None:
         self.require = require
         self.echo = echo
+        self.refuse = refuse
         self.heads: list[str] = []
         self.forwarded = bytearray()
         self.tunnelled = bytearray()
@@ -106,6 +111,19 @@ class RecordingProxy:
                     b"HTTP/1.1 407 Proxy Authentication Required\r\n"
                     b'Proxy-Authenticate: Basic realm="test"\r\n'
                     b"Content-Length: 0\r\nConnection: close\r\n\r\n"
+                )
+                await writer.drain()
+                return
+            if self.refuse is not None:
+                sent = [
+                    line.split(":", 1)[1].strip()
+                    for line in text.split("\r\n")
+                    if line.lower().startswith("proxy-authorization:")
+                ]
+                pair = base64.b64decode(sent[0].removeprefix("Basic ")).decode() if sent else ""
+                writer.write(
+                    f"HTTP/1.1 {self.refuse} Denied for {' '.join(sent)} ({pair})\r\n"
+                    "Content-Length: 0\r\nConnection: close\r\n\r\n".encode()
                 )
                 await writer.drain()
                 return
@@ -569,6 +587,37 @@ async def test_a_proxy_that_refuses_is_an_error_without_its_credentials(
                 await _first_org(client)
     assert "proxy refused" in str(info.value) and "407" in str(info.value)
     _assert_no_proxy_secret(info.value)
+
+
+@pytest.mark.parametrize("status", [407, 403])
+async def test_a_proxy_refusing_the_tunnel_is_final_at_once(
+    tls_server: FakeSentry, ca_file: Path, clean_env: pytest.MonkeyPatch, status: int
+) -> None:
+    """Retrying would send the rejected credentials again (enough failed logins lock the
+    account on many company proxies), and a blocked host stays blocked."""
+    retry = RetryPolicy(attempts=3, backoff_base=0.01, backoff_max=0.02)
+    require = _basic("someone", "else") if status == 407 else None
+    async with RecordingProxy(require=require, echo=None if require else status) as proxy:
+        clean_env.setenv("HTTPS_PROXY", _with_credentials(proxy.url))
+        async with SentryClient(TOKEN, base_url=tls_server.url, ssl=ca_file, retry=retry) as c:
+            with pytest.raises(ConnectionFailed) as info:
+                await _first_org(c)
+        assert len(proxy.heads) == 1
+    assert f"refused the tunnel: {status}" in str(info.value)
+    assert f"proxy {proxy.url}" in str(info.value)  # named, without its credentials
+    _assert_no_proxy_secret(info.value)
+
+
+async def test_a_failing_proxy_is_retried(
+    tls_server: FakeSentry, ca_file: Path, clean_env: pytest.MonkeyPatch
+) -> None:
+    retry = RetryPolicy(attempts=3, backoff_base=0.01, backoff_max=0.02)
+    async with RecordingProxy(echo=502) as proxy:
+        clean_env.setenv("HTTPS_PROXY", proxy.url)
+        async with SentryClient(TOKEN, base_url=tls_server.url, ssl=ca_file, retry=retry) as c:
+            with pytest.raises(ConnectionFailed, match="refused the tunnel: 502"):
+                await _first_org(c)
+        assert len(proxy.heads) == 3
 
 
 async def test_a_proxy_error_page_echoing_the_request_keeps_its_credentials_out(

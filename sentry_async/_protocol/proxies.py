@@ -25,6 +25,7 @@ __all__ = [
     "proxies_from_env",
     "proxy_settings",
     "safe_proxy_url",
+    "tunnel_refusal_is_final",
 ]
 
 _SCHEMES = ("http", "https")
@@ -200,6 +201,15 @@ class ProxySettings:
                 "the token would travel unencrypted off this machine (use https, list the "
                 "host in NO_PROXY, or pass allow_insecure_http=True)"
             )
+
+
+def tunnel_refusal_is_final(status: int) -> bool:
+    """Whether a proxy's answer to ``CONNECT`` ends the call at once: a refusal (407 for
+    wrong credentials, 403 for a blocked host) stays the same on a retry, and retrying a
+    407 resends the rejected credentials (enough failed logins lock the account on many
+    company proxies). A 5xx is the proxy failing, retried like any connection failure;
+    so are 408 and 429, which ask to try again."""
+    return 400 <= status < 500 and status not in (408, 429)
 
 
 class FromEnvironment(enum.Enum):
