@@ -511,10 +511,12 @@ class Exchange:
         self, exc: aiohttp.ClientHttpProxyError, method: str, url: URL
     ) -> _Failure:
         """A proxy's non-200 answer to ``CONNECT``, naming the proxy (never its
-        credentials); a refusal is final."""
+        credentials, which its reason phrase may echo); a refusal is final."""
         message = f"the proxy refused the tunnel: {exc.status} {exc.message}"
         cause = f"{type(exc).__name__}: {exc}"
         proxy = self._proxy.proxy_for(url) if self._proxy is not None else None
+        if self._proxy is not None:
+            message, cause = self._proxy.redact_text(message), self._proxy.redact_text(cause)
         if proxy is not None:
             message += f" (proxy {safe_proxy_url(proxy)})"
         redact = self._redactor.text

@@ -620,6 +620,28 @@ async def test_a_failing_proxy_is_retried(
         assert len(proxy.heads) == 3
 
 
+@pytest.mark.parametrize("status", [407, 502])
+async def test_credentials_echoed_in_a_tunnel_refusals_reason_are_blanked_out(
+    tls_server: FakeSentry,
+    ca_file: Path,
+    clean_env: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    status: int,
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="sentry_async")
+    retry = RetryPolicy(attempts=2, backoff_base=0.01, backoff_max=0.02)
+    async with RecordingProxy(refuse=status) as proxy:
+        clean_env.setenv("HTTPS_PROXY", _with_credentials(proxy.url))
+        async with SentryClient(TOKEN, base_url=tls_server.url, ssl=ca_file, retry=retry) as c:
+            with pytest.raises(ConnectionFailed) as info:
+                await _first_org(c)
+    assert f"refused the tunnel: {status} Denied for" in str(info.value)
+    _assert_no_proxy_secret(info.value)
+    assert info.value.cause is not None and PROXY_PASSWORD not in info.value.cause
+    encoded = base64.b64encode(f"{PROXY_USER}:{PROXY_PASSWORD}".encode()).decode()
+    assert PROXY_PASSWORD not in caplog.text and encoded not in caplog.text
+
+
 async def test_a_proxy_error_page_echoing_the_request_keeps_its_credentials_out(
     server: FakeSentry, clean_env: pytest.MonkeyPatch
 ) -> None:

@@ -173,16 +173,30 @@ class ProxySettings:
         headers["Proxy-Authorization"] = authorization
         return proxy, None
 
+    def _secrets(self) -> list[bytes]:
+        """The ``Basic`` credentials as sent, and each password on its own."""
+        secrets: list[bytes] = []
+        for authorization in self._auth.values():
+            encoded = authorization.removeprefix("Basic ").encode()
+            secrets += [encoded, base64.b64decode(encoded).partition(b":")[2]]
+        return [secret for secret in secrets if secret]
+
     def redact(self, body: bytes) -> bytes:
         """``body`` with the proxy's credentials blanked out: a proxy's error page that
         echoes the request must not carry them into an exception."""
-        for authorization in self._auth.values():
-            encoded = authorization.removeprefix("Basic ").encode()
-            password = base64.b64decode(encoded).partition(b":")[2]
-            for secret in (encoded, password):
-                if secret and secret in body:
-                    body = body.replace(secret, b"********")
+        for secret in self._secrets():
+            if secret in body:
+                body = body.replace(secret, b"********")
         return body
+
+    def redact_text(self, text: str) -> str:
+        """``text`` with the proxy's credentials blanked out: a proxy's reason phrase (and
+        so aiohttp's exception) may echo them as well as its page."""
+        for secret in self._secrets():
+            shown = secret.decode("utf-8", "replace")
+            if shown in text:
+                text = text.replace(shown, "********")
+        return text
 
     def check_plain_http(self, url: URL, allow_insecure_http: bool) -> None:
         """Refuse to send a plain http request, and so the token, to a proxy off this host.
