@@ -49,7 +49,7 @@ from ._protocol.params import (
     encode_params,
     unpaginated_switch,
 )
-from ._protocol.proxies import ENVIRONMENT, FromEnvironment, proxy_settings
+from ._protocol.proxies import ENVIRONMENT, FromEnvironment, proxy_settings, safe_proxy_url
 from ._protocol.retry import RetryPolicy
 from ._routing import SAFE_METHODS, Routing, normalise_base_url
 from ._timeouts import Timeouts
@@ -119,6 +119,9 @@ class SentryClient(GeneratedGroups, Routing, Downloads):
     ``timeout`` is passed too, except that aiohttp's own silent resend of a
     GET/PUT/DELETE whose pooled connection dropped is turned off on it (it would resend
     merges and discards behind the retry policy's back; see ``disable_silent_resend``).
+    A session made with aiohttp's own ``proxy=``/``proxy_auth=`` is refused: the client
+    chooses each request's proxy itself (``proxy`` below), and aiohttp cannot send a
+    request direct past a session's proxy.
 
     ``rate``/``burst`` pace requests per endpoint group until Sentry's headers say more;
     ``max_concurrency`` caps in-flight requests per group (``None``: 25). One limiter
@@ -201,6 +204,8 @@ class SentryClient(GeneratedGroups, Routing, Downloads):
                 "ssl= and trace_configs= configure the session this client creates; "
                 "set them on your own session instead"
             )
+        if session is not None:
+            _refuse_a_session_proxy(session)
         self._ssl = tls(ssl)
         self._session = session
         self._owns_session = session is None
@@ -658,6 +663,22 @@ def _checked_max_connections(count: object) -> int:
     if count < 1:
         raise ValueError(f"max_connections must be at least 1 (got {count})")
     return count
+
+
+def _refuse_a_session_proxy(session: aiohttp.ClientSession) -> None:
+    """A session made with ``proxy=`` (or ``proxy_auth=``) is refused: aiohttp reads a
+    request's ``proxy=None`` as "the session's proxy", so the client could send nothing
+    direct (``proxy=None``, ``NO_PROXY``), and a plain http token could reach that proxy
+    without the check that keeps it on this machine."""
+    default = getattr(session, "_default_proxy", None)  # aiohttp 3.10 and later
+    if default is None and getattr(session, "_default_proxy_auth", None) is None:
+        return
+    shown = "with proxy_auth=" if default is None else safe_proxy_url(URL(str(default)))
+    raise ValueError(
+        f"session= has its own proxy ({shown}): the client chooses each request's proxy "
+        "itself (proxy=, or HTTPS_PROXY/HTTP_PROXY/NO_PROXY); make the session without "
+        "proxy= and proxy_auth=, and pass the proxy URL as SentryClient(proxy=...)"
+    )
 
 
 def _without_environment(session: aiohttp.ClientSession) -> aiohttp.ClientSession:

@@ -19,6 +19,7 @@ import ssl
 import subprocess
 import sys
 import urllib.request
+import warnings
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -474,6 +475,27 @@ async def test_a_trust_env_session_of_yours_follows_the_clients_proxy_choice(
         assert "basic" not in proxy.heads[0].lower()  # nothing from .netrc
         assert not session.closed
     assert [r.headers["authorization"] for r in server.requests] == ["Bearer [Filtered]"] * 2
+
+
+async def test_a_session_with_its_own_proxy_is_refused(
+    server: FakeSentry, clean_env: pytest.MonkeyPatch
+) -> None:
+    """aiohttp reads a request's proxy=None as "the session's proxy": the client could not
+    send direct (proxy=None, NO_PROXY) nor keep a plain http token off a remote proxy."""
+    remote = _with_credentials("http://proxy.corp:3128")
+    async with aiohttp.ClientSession(proxy=remote) as session:
+        for options in ({"proxy": None}, {}, {"proxy": "http://127.0.0.1:3128"}):
+            with pytest.raises(ValueError, match="session= has its own proxy") as info:
+                SentryClient(TOKEN, base_url=server.url, session=session, **options)
+            assert "http://proxy.corp:3128" in str(info.value)
+            assert PROXY_PASSWORD not in str(info.value)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # proxy_auth=, in aiohttp 3.14
+        session = aiohttp.ClientSession(proxy_auth=aiohttp.BasicAuth(PROXY_USER, PROXY_PASSWORD))
+    async with session:
+        with pytest.raises(ValueError, match="session= has its own proxy") as info:
+            SentryClient(TOKEN, base_url=server.url, session=session)
+        assert PROXY_PASSWORD not in str(info.value)
 
 
 # ---------------------------------------------------------------- https through CONNECT
