@@ -781,6 +781,24 @@ async def test_the_demo_goes_direct_whatever_the_environment_says(
 # ---------------------------------------------------------------- the suite is hermetic
 
 
+async def test_the_fakes_client_goes_direct_whatever_the_environment_says(
+    fake_sentry: FakeSentry, clean_env: pytest.MonkeyPatch
+) -> None:
+    """The fake always serves on 127.0.0.1: a user's suite run under a company HTTP_PROXY
+    must not route its client through it (nor refuse plain http to a remote proxy)."""
+    clean_env.setenv("HTTP_PROXY", "http://proxy.corp.example:3128")
+    async with fake_sentry.client(retry=ONE_TRY) as client:
+        await _first_org(client)
+    async with RecordingProxy() as proxy:
+        clean_env.setenv("HTTP_PROXY", proxy.url)
+        async with fake_sentry.client(retry=ONE_TRY) as client:
+            await _first_org(client)
+        assert proxy.heads == []
+        async with fake_sentry.client(retry=ONE_TRY, proxy=proxy.url) as client:
+            await _first_org(client)  # a proxy asked for by name is still used
+        assert len(proxy.heads) == 1
+
+
 def test_the_suite_runs_with_no_proxy_variables() -> None:
     assert [name for name in os.environ if name.lower().endswith("_proxy")] == []
     assert "SSL_CERT_FILE" not in os.environ

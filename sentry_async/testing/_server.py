@@ -162,9 +162,14 @@ class FakeSentry:
         return requests
 
     def client(self, **options: Any) -> SentryClient:
-        """A ``SentryClient`` for this server (``async with server.client() as sentry:``)."""
+        """A ``SentryClient`` for this server (``async with server.client() as sentry:``).
+
+        It goes direct unless ``proxy=`` says otherwise: the server is on this machine, and
+        a proxy in the developer's environment must not route (or refuse) a test's client.
+        """
         from ..client import SentryClient
 
+        options.setdefault("proxy", None)
         return SentryClient(self.token, base_url=self.url, **options)
 
     @property
