@@ -239,7 +239,7 @@ async def test_inbox_moves_issues_in_and_out(fake_sentry: FakeSentry, client: Se
     (a,) = _unresolved(fake_sentry)
     result = await client.issues.bulk_update(ORG, [a.id], inbox=True)
     assert result.results[0] is not None and result.results[0].inbox is True
-    issue = await client.issues.get(ORG, a.id)
+    issue = await client.issues.get(ORG, a.id, expand="inbox")
     assert issue.inbox is not None and issue.inbox.reason == 3
     await client.issues.bulk_update(ORG, [a.id], inbox=False)
-    assert (await client.issues.get(ORG, a.id)).inbox is None
+    assert (await client.issues.get(ORG, a.id, expand="inbox")).inbox is None

@@ -397,3 +397,69 @@ async def test_hits_are_an_estimate_after_the_first_page(
         pages = [p async for p in client.issues.list(ORG, query="", page_size=40).pages()]
     assert pages[0].hits == total
     assert all(p.hits is not None and p.hits != total for p in pages[1:])
+
+
+# -- the serializer's shape -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("params", "stats", "lifetime", "base"),
+    [
+        ([], ["24h"], True, True),
+        ([("groupStatsPeriod", "14d")], ["14d"], True, True),
+        ([("groupStatsPeriod", "")], None, True, True),
+        ([("groupStatsPeriod", "auto"), ("statsPeriod", "7d")], ["auto"], True, True),
+        ([("collapse", "stats")], None, False, True),
+        ([("collapse", "lifetime")], ["24h"], False, True),
+        ([("collapse", "base"), ("collapse", "stats")], None, False, False),
+    ],
+)
+async def test_the_list_is_shaped_by_stats_period_and_collapse(
+    fake_sentry: FakeSentry,
+    params: list[tuple[str, str]],
+    stats: list[str] | None,
+    lifetime: bool,
+    base: bool,
+) -> None:
+    """``StreamGroupSerializerSnuba.serialize``: ``stats`` keyed by the period (none for an
+    empty one, ``calculate_stats_period``); ``lifetime`` only while ``stats`` is not
+    collapsed; ``collapse=base`` keeps the id, the seen stats and ``isUnhandled``."""
+    status, body, _ = await org_get(fake_sentry, "issues/", [("query", ""), *params])
+    assert status == 200
+    for issue in body:
+        assert (sorted(issue["stats"]) if "stats" in issue else None) == stats
+        assert ("lifetime" in issue) is lifetime
+        assert ("status" in issue) is base
+        assert "inbox" not in issue and "owners" not in issue
+    if not base:
+        assert set(body[0]) == {"id", "count", "userCount", "firstSeen", "lastSeen", "isUnhandled"}
+    if stats == ["auto"]:
+        # A week at the 6-hour rollup Sentry picks for 7 days.
+        (series,) = body[0]["stats"].values()
+        assert series[1][0] - series[0][0] == 6 * 3600
+
+
+async def test_the_list_sends_expands_only_when_asked(fake_sentry: FakeSentry) -> None:
+    expand = ["inbox", "owners", "sessions", "integrationIssues", "latestEventHasAttachments"]
+    _, plain, _ = await org_get(fake_sentry, "issues/", [("query", "")])
+    _, expanded, _ = await org_get(
+        fake_sentry, "issues/", [("query", ""), *(("expand", e) for e in expand)]
+    )
+    names = {"inbox", "owners", "sessionCount", "integrationIssues", "latestEventHasAttachments"}
+    assert not names & set(plain[0])
+    assert names <= set(expanded[0])
+
+
+async def test_the_detail_has_30_days_and_honours_collapse(
+    fake_sentry: FakeSentry, client: SentryClient
+) -> None:
+    """``GroupDetailsEndpoint.get``: ``stats`` is ``{"24h", "30d"}`` unless collapsed;
+    ``tags`` and the releases go with ``collapse=tags``/``release``."""
+    issue_id = fake_sentry.data.issue_ids(ORG)[0]
+    with anyio.fail_after(10):
+        full = await client.issues.get(ORG, issue_id)
+        bare = await client.issues.get(ORG, issue_id, collapse=["stats", "tags", "release"])
+    assert full.stats is not None and sorted(full.stats) == ["24h", "30d"]
+    assert len(full.stats["30d"]) == 30 and full.tags and full.first_release is not None
+    assert not bare.stats and not bare.tags and bare.first_release is None
+

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import random
 from collections import OrderedDict
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -35,6 +36,7 @@ __all__ = [
     "Dataset",
     "EventRecord",
     "IssueRecord",
+    "IssueShape",
     "OrgRecord",
     "ProjectRecord",
     "SeedConfig",
@@ -53,6 +55,109 @@ _EXCEPTIONS = (
     ("NoMethodError", "undefined method `name' for nil:NilClass"),
 )
 
+
+
+@dataclass(frozen=True)
+class IssueShape:
+    """What an issues request asks of the serializer: ``groupStatsPeriod`` (``None``
+    when sent empty: no stats), ``collapse``, ``expand``, and the request's range, which
+    the ``auto`` period's buckets span."""
+
+    stats_period: str | None = "24h"
+    collapse: frozenset[str] = frozenset()
+    expand: frozenset[str] = frozenset()
+    auto_range: tuple[float, float] | None = None
+
+
+_SEEN_STATS = ("count", "userCount", "firstSeen", "lastSeen")
+_STREAM_EXPANDS: dict[str, Any] = {
+    "pluginActions": [],
+    "pluginIssues": [],
+    "integrationIssues": [],
+    "sentryAppIssues": [],
+    "latestEventHasAttachments": False,
+}
+"""``StreamGroupSerializerSnuba``'s expands beyond ``inbox``/``owners``: the fake has no
+plugins, linked issues or attachments."""
+
+
+def _auto_rollup(total: float) -> int:
+    """``GroupStatsMixin.get_stats``: the ``auto`` period's rollup for a range (seconds)."""
+    hour, day = 3600, 86400
+    if total < day:
+        rollup = total / 29
+    else:
+        steps = (29, hour), (29, 2 * hour), (29, 3 * hour), (29, 6 * hour), (35, 12 * hour)
+        for segments, step in (*steps, (29, day)):
+            if total < segments * step:
+                rollup = step
+                break
+        else:
+            rollup = round(total / (29 * day)) * day
+    return max(int(rollup), 1)
+
+
+def _expanded(
+    result: dict[str, Any], body: dict[str, Any], expand: frozenset[str], names: tuple[str, ...]
+) -> None:
+    """Expandable fields appear only when expanded: the issue's own value, else the empty
+    one (null for ``inbox``/``owners``)."""
+    for name in names:
+        if name in expand:
+            result[name] = body.get(name, _STREAM_EXPANDS.get(name))
+        else:
+            result.pop(name, None)
+
+
+def _shape_stream(body: dict[str, Any], shape: IssueShape) -> dict[str, Any]:
+    """``StreamGroupSerializerSnuba.serialize``: ``collapse=base`` keeps the id and the seen
+    stats; ``stats`` keyed by the period, ``lifetime`` and ``filtered`` go unless collapsed;
+    the expands are added only when asked for."""
+    collapse, expand = shape.collapse, shape.expand
+    if "base" in collapse:
+        kept = ("id", *_SEEN_STATS, "isUnhandled")
+        result = {key: body[key] for key in kept if key in body}
+    else:
+        result = dict(body)
+        for key in ("stats", "lifetime", "filtered", "sessionCount"):
+            result.pop(key, None)
+    if "stats" not in collapse:
+        if shape.stats_period is not None:
+            result["stats"] = body["stats"]
+        if "lifetime" not in collapse:
+            lifetime = {key: body["lifetime"][key] for key in _SEEN_STATS}
+            if shape.stats_period is not None:
+                lifetime["stats"] = None
+            result["lifetime"] = lifetime
+        if "filtered" not in collapse:
+            result["filtered"] = body.get("filtered")
+        if "sessions" in expand:
+            result["sessionCount"] = body.get("sessionCount")
+    _expanded(result, body, expand, ("inbox", "owners", *_STREAM_EXPANDS))
+    return result
+
+
+def _shape_detail(
+    body: dict[str, Any], shape: IssueShape, daily: list[list[int]]
+) -> dict[str, Any]:
+    """``GroupDetailsEndpoint.get``: ``stats`` has ``24h`` and ``30d`` unless collapsed, as
+    do ``tags`` and the releases (``release``); the expands are added only when asked for."""
+    collapse, expand = shape.collapse, shape.expand
+    result = dict(body)
+    for key in ("lifetime", "filtered", "sessionCount"):
+        result.pop(key, None)
+    if "stats" in collapse:
+        result.pop("stats", None)
+    else:
+        result["stats"] = {"24h": body["stats"]["24h"], "30d": daily}
+    if "tags" in collapse:
+        result.pop("tags", None)
+    if "release" in collapse:
+        result.pop("firstRelease", None)
+        result.pop("lastRelease", None)
+    extra = ("integrationIssues", "sentryAppIssues", "latestEventHasAttachments")
+    _expanded(result, body, expand, ("inbox", "owners", *extra))
+    return result
 
 
 EVENT_CACHE_BYTES = 256 * 1024 * 1024
@@ -325,7 +430,39 @@ class Dataset:
             },
         }
 
-    def issue_body(self, issue: IssueRecord, *, detail: bool = False) -> dict[str, Any]:
+    def issue_body(
+        self,
+        issue: IssueRecord,
+        *,
+        detail: bool = False,
+        shape: IssueShape | None = None,
+    ) -> dict[str, Any]:
+        """The issue as the list serializer (``StreamGroupSerializerSnuba``) or, with
+        ``detail``, as ``GroupDetailsEndpoint.get`` sends it, shaped by ``shape``."""
+        body = self._issue_body(issue, detail=detail)
+        shape = shape or IssueShape()
+        if detail:
+            return _shape_detail(body, shape, self._series(issue, "30d"))
+        if shape.stats_period is not None and shape.stats_period != "24h":
+            body["stats"] = {shape.stats_period: self._series(issue, shape.stats_period, shape)}
+        return _shape_stream(body, shape)
+
+    def _series(
+        self, issue: IssueRecord, period: str, shape: IssueShape | None = None
+    ) -> list[list[int]]:
+        """Made-up counts for one stats period: ``14d`` and ``30d`` daily, ``auto`` at the
+        rollup ``GroupStatsMixin.get_stats`` picks for the request's range."""
+        rng = random.Random(f"{self.seed}:issue:{issue.id}:{period}")
+        if period == "auto" and shape is not None and shape.auto_range is not None:
+            start, end = shape.auto_range
+            rollup = _auto_rollup(end - start)
+            first = int(start // rollup) * rollup
+            return [[t, rng.randrange(4)] for t in range(first, int(end) + 1, rollup)][:1000]
+        days = 30 if period == "30d" else 14
+        day = int(self.now_ts // 86400) * 86400
+        return [[day - 86400 * (days - 1 - d), rng.randrange(20)] for d in range(days)]
+
+    def _issue_body(self, issue: IssueRecord, *, detail: bool = False) -> dict[str, Any]:
         project = issue.project
         rng = random.Random(f"{self.seed}:issue:{issue.id}")
         hour = int(self.now_ts // 3600) * 3600
@@ -384,8 +521,6 @@ class Dataset:
                 "lastSeen": _iso(issue.last_seen),
             },
             "filtered": None,
-            "inbox": None,
-            "owners": None,
             "matchingEventId": None,
             "seerFixabilityScore": None,
         }
@@ -419,7 +554,9 @@ class Dataset:
             )
         return body
 
-    def issue_bytes(self, issue: IssueRecord) -> bytes:
+    def issue_bytes(self, issue: IssueRecord, shape: IssueShape | None = None) -> bytes:
+        if shape is not None and shape != IssueShape():
+            return _encode(self.issue_body(issue, shape=shape))
         cached = self._issue_cache.get(issue.id)
         if cached is None:
             cached = _encode(self.issue_body(issue))

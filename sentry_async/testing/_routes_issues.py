@@ -10,7 +10,7 @@ from typing import Any
 
 from aiohttp import web
 
-from ._data import Dataset, EventRecord, IssueRecord, OrgRecord, ProjectRecord
+from ._data import Dataset, EventRecord, IssueRecord, IssueShape, OrgRecord, ProjectRecord
 from ._lookups import (
     _HEX32,
     _SHORT_ID,
@@ -122,7 +122,21 @@ def _check_inbox_search(request: web.Request) -> None:
         raise ApiError(400, "Inbox search only works for 'unresolved' status")
 
 
-def _direct_hit(request: web.Request, org: OrgRecord) -> web.Response | None:
+def _shape(request: web.Request) -> IssueShape:
+    """``calculate_stats_period``: no ``groupStatsPeriod`` is ``24h``, an empty one no stats;
+    ``auto`` spans the request's range."""
+    period = request.query.get("groupStatsPeriod", "24h") or None
+    return IssueShape(
+        stats_period=period,
+        collapse=frozenset(request.query.getall("collapse", [])),
+        expand=frozenset(request.query.getall("expand", [])),
+        auto_range=_time_range(request) if period == "auto" else None,
+    )
+
+
+def _direct_hit(
+    request: web.Request, org: OrgRecord, projects: list[ProjectRecord], shape: IssueShape
+) -> web.Response | None:
     """An event-id query (or a short id with ``shortIdLookup=1``) answers its issue(s), no Link."""
     query = request.query.get("query", "").strip()
     data = _state(request).data
@@ -136,14 +150,15 @@ def _direct_hit(request: web.Request, org: OrgRecord) -> web.Response | None:
                     groups.setdefault(issue.id, issue)
         if len(groups) == 1:
             (issue,) = groups.values()
-            body = {**data.issue_body(issue), "matchingEventId": event_id}
+            body = {**data.issue_body(issue, shape=shape), "matchingEventId": event_id}
             return _json(_encode([body]), headers={"X-Sentry-Direct-Hit": "1"})
         if groups:
-            return _json(_encode([data.issue_body(i) for i in groups.values()]))
+            return _json(_encode([data.issue_body(i, shape=shape) for i in groups.values()]))
     if request.query.get("shortIdLookup") == "1" and _SHORT_ID.match(query):
         issue = _by_short_id(data, org, query)
         if issue is not None:
-            return _json(_encode([data.issue_body(issue)]), headers={"X-Sentry-Direct-Hit": "1"})
+            found = [data.issue_body(issue, shape=shape)]
+            return _json(_encode(found), headers={"X-Sentry-Direct-Hit": "1"})
     return None
 
 
@@ -198,15 +213,16 @@ async def list_issues(request: web.Request) -> web.Response:
         "auto",
     ):
         raise ApiError(400, "Invalid stats_period. Valid choices are '', '24h', '14d' and 'auto'")
+    shape = _shape(request)
     _environments(request, org)
-    _projects(request, org)
+    projects = _projects(request, org)
 
-    direct = _direct_hit(request, org)
+    direct = _direct_hit(request, org, projects, shape)
     if direct is not None:
         return direct
     groups = _groups(request, org)
     if groups is not None:
-        return _json(_encode([data.issue_body(issue) for issue in groups]))
+        return _json(_encode([data.issue_body(issue, shape=shape) for issue in groups]))
     if request.query.get("sort") == "inbox":
         _check_inbox_search(request)
     score = _ISSUE_SCORES.get(request.query.get("sort", "date"), _ISSUE_SCORES["date"])
@@ -233,7 +249,7 @@ async def list_issues(request: web.Request) -> web.Response:
         "X-Hits": str(int(hits)),
         "X-Max-Hits": str(MAX_HITS),
     }
-    body = b"[" + b",".join(data.issue_bytes(issue) for issue in page) + b"]"
+    body = b"[" + b",".join(data.issue_bytes(issue, shape) for issue in page) + b"]"
     return _json(body, headers=headers)
 
 
@@ -313,8 +329,14 @@ async def project_bulk_delete_issues(request: web.Request) -> web.Response:
 
 
 async def get_issue(request: web.Request) -> web.Response:
+    """``GroupDetailsEndpoint.get``: ``collapse`` (stats, tags, release) and ``expand``."""
     org = _org(request)
-    return _json(_encode(_state(request).data.issue_body(_issue(request, org), detail=True)))
+    shape = IssueShape(
+        collapse=frozenset(request.query.getall("collapse", [])),
+        expand=frozenset(request.query.getall("expand", [])),
+    )
+    issue = _issue(request, org)
+    return _json(_encode(_state(request).data.issue_body(issue, detail=True, shape=shape)))
 
 
 async def update_issue(request: web.Request) -> web.Response:
