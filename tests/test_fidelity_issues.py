@@ -463,3 +463,39 @@ async def test_the_detail_has_30_days_and_honours_collapse(
     assert len(full.stats["30d"]) == 30 and full.tags and full.first_release is not None
     assert not bare.stats and not bare.tags and bare.first_release is None
 
+
+
+# -- direct hits' scope ---------------------------------------------------------------------
+
+
+async def test_an_event_id_outside_the_member_projects_is_no_direct_hit(
+    fake_sentry: FakeSentry, client: SentryClient
+) -> None:
+    """The event is looked up in the requested projects plus the member projects only."""
+    org = fake_sentry.builder.organization(ORG)
+    hidden = org.add_project("not-mine", member=False)
+    event_id = hidden.add_issue("Hidden boom", priority="high").add_event()
+    with anyio.fail_after(10):
+        page = await client.issues.list(ORG, query=event_id).pages().__anext__()
+        asked = await client.issues.list(ORG, query=event_id, project=-1).pages().__anext__()
+    assert not page.direct_hit and page.items == []
+    assert asked.direct_hit and len(asked.items) == 1
+
+
+async def test_a_direct_hit_needs_access_to_the_project(
+    fake_sentry: FakeSentry, client: SentryClient
+) -> None:
+    """Closed membership: a short id or event id of a project the user cannot access is
+    not answered (``has_project_access``), even with ``project=-1``."""
+    org = fake_sentry.builder.organization(ORG)
+    org.record.open_membership = False
+    hidden = org.add_project("not-mine", member=False)
+    issue = hidden.add_issue("Hidden boom", priority="high")
+    event_id = issue.add_event()
+    with anyio.fail_after(10):
+        by_short = await client.issues.list(
+            ORG, query=issue.record.short_id, short_id_lookup=True
+        ).pages().__anext__()
+        by_event = await client.issues.list(ORG, query=event_id, project=-1).pages().__anext__()
+    assert not by_short.direct_hit and not by_event.direct_hit
+    assert issue.record.id not in {i.id for i in [*by_short.items, *by_event.items]}

@@ -16,6 +16,7 @@ from ._lookups import (
     _SHORT_ID,
     _by_short_id,
     _environments,
+    _has_access,
     _issue,
     _org,
     _per_page,
@@ -137,13 +138,20 @@ def _shape(request: web.Request) -> IssueShape:
 def _direct_hit(
     request: web.Request, org: OrgRecord, projects: list[ProjectRecord], shape: IssueShape
 ) -> web.Response | None:
-    """An event-id query (or a short id with ``shortIdLookup=1``) answers its issue(s), no Link."""
+    """An event-id query (or a short id with ``shortIdLookup=1``) answers its issue(s), no Link.
+
+    Event ids are looked up in the requested projects plus the user's member projects
+    (``project_ids_with_team_membership``); a short id's issue only if its project is
+    accessible (``has_project_access``)."""
     query = request.query.get("query", "").strip()
     data = _state(request).data
     if _HEX32.match(query):
         event_id = query.replace("-", "").lower()
         groups: dict[str, IssueRecord] = {}
+        scope = {project.id for project in projects}
         for project in org.projects:
+            if project.id not in scope and not project.member:
+                continue
             for event in project.events:
                 issue = event.issue
                 if event.event_id == event_id and issue is not None and not issue.deleted:
@@ -156,7 +164,7 @@ def _direct_hit(
             return _json(_encode([data.issue_body(i, shape=shape) for i in groups.values()]))
     if request.query.get("shortIdLookup") == "1" and _SHORT_ID.match(query):
         issue = _by_short_id(data, org, query)
-        if issue is not None:
+        if issue is not None and _has_access(issue.project):
             found = [data.issue_body(issue, shape=shape)]
             return _json(_encode(found), headers={"X-Sentry-Direct-Hit": "1"})
     return None
@@ -216,6 +224,8 @@ async def list_issues(request: web.Request) -> web.Response:
     shape = _shape(request)
     _environments(request, org)
     projects = _projects(request, org)
+    if not projects:
+        return _json(b"[]")
 
     direct = _direct_hit(request, org, projects, shape)
     if direct is not None:
