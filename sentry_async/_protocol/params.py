@@ -176,13 +176,17 @@ def project_refs(value: str | int | Sequence[str | int] | None) -> list[str] | N
     """Project filters as given: ids (ints, ASCII-digit strings, ``-1`` for every project the
     token can see) and slugs (anything else). Sentry slugs are never all digits.
 
-    ``[]`` is refused: sent as nothing, it would mean every project.
+    ``[]`` is refused: sent as nothing, it would mean Sentry's default, the user's member
+    projects, not every project (``-1``). ``None`` is that default, on purpose.
     """
     if value is None:
         return None
     values = [value] if isinstance(value, (str, int)) else list(value)
     if not values:
-        raise ValueError("project must not be an empty list (pass None for every project)")
+        raise ValueError(
+            "project must not be an empty list (pass -1 for every project the token can see,"
+            " None for your member projects)"
+        )
     out: list[str] = []
     for item in values:
         if isinstance(item, int) and not isinstance(item, bool):

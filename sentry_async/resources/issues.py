@@ -178,9 +178,11 @@ class IssuesResource(Resource):
         (``is:unresolved issue.priority:[high, medium]``): low-priority issues are left out.
         ``query=ALL_UNRESOLVED`` (``"is:unresolved"``) asks for every unresolved issue and
         ``query=""`` for every issue. ``project`` takes ids or slugs (slugs are resolved to
-        ids first: Sentry takes ids only). A query that is an event id, or a short id with
-        ``short_id_lookup=True``, answers the matching issue as one page with
-        ``page.direct_hit`` set. Page sizes go out as ``limit``, as Sentry expects.
+        ids first: Sentry takes ids only); ``None`` sends none, which Sentry reads as the
+        user's member projects, and ``-1`` is every project the token can see. A query that
+        is an event id, or a short id with ``short_id_lookup=True``, answers the matching
+        issue as one page with ``page.direct_hit`` set. Page sizes go out as ``limit``, as
+        Sentry expects.
         """
         if sort is not None and sort not in _SORTS:
             raise ValueError(f"sort must be one of {', '.join(sorted(_SORTS))} (got {sort!r})")
