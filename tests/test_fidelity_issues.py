@@ -499,3 +499,12 @@ async def test_a_direct_hit_needs_access_to_the_project(
         by_event = await client.issues.list(ORG, query=event_id, project=-1).pages().__anext__()
     assert not by_short.direct_hit and not by_event.direct_hit
     assert issue.record.id not in {i.id for i in [*by_short.items, *by_event.items]}
+
+
+
+async def test_a_skip_of_more_than_a_page_skips_that_many_items(client: SentryClient) -> None:
+    with anyio.fail_after(20):
+        every = [i.id for i in await client.issues.list(ORG, query="", page_size=7).collect()]
+        for skip in (3, 7, 10, 23):
+            got = await client.issues.list(ORG, query="", page_size=7, skip=skip).collect()
+            assert [i.id for i in got] == every[skip:]

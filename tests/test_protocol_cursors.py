@@ -412,3 +412,24 @@ def test_body_fingerprints_remember_a_bounded_number_of_samples(
     fingerprints = cursors.BodyFingerprints()
     seen = [fingerprints(b"[%d]" % n + b" " * 2000) for n in range(5)]
     assert len(set(seen)) == 5 and len(fingerprints._samples) <= 2
+
+
+
+@pytest.mark.parametrize("skip", [7, 10, 15, 25])
+def test_a_skip_beyond_a_full_page_goes_on_into_the_next(skip: int) -> None:
+    """A caller's ``skip`` counts items from the cursor on, across whole pages too."""
+    source = Pages([7, 7, 7, 3])
+    walk = CursorWalk(Position(None, skip), page_size=7)
+    assert walk_all(walk, source.serve) == source.items[skip:]
+
+
+def test_a_skip_beyond_a_short_page_ends_there() -> None:
+    """A saved position whose page has since shrunk skips nothing of the next page."""
+    walk = CursorWalk(Position(None, 5), page_size=7)
+    assert walk_all(walk, Pages([3, 7]).serve) == list(range(3, 10))
+
+
+def test_a_whole_skipped_page_leaves_the_rest_of_the_skip_in_the_position() -> None:
+    walk = CursorWalk(Position(None, 10), page_size=7, max_pages=1)
+    assert walk_all(walk, Pages([7, 7]).serve) == []
+    assert walk.position == Position("c1", 3)

@@ -96,7 +96,8 @@ class Position:
     """Where to resume: re-request ``cursor`` and skip its first ``skip`` items.
 
     ``skip`` is zero whenever the consumer stopped at a page boundary; after a ``limit=``
-    or a ``break`` mid-page it counts the items of that page already handed out. Resume
+    or a ``break`` mid-page it counts the items of that page already handed out. A skip
+    given by hand may be larger than a page: it goes on across full pages. Resume
     with the same page size: some of Sentry's cursors encode it. ``done`` means nothing
     is left: resuming from a done position yields nothing. msgspec encodes it as an
     object; :meth:`to_dict`/:meth:`from_dict` do the same for ``json``.
@@ -314,7 +315,11 @@ class CursorWalk:
         self._stale = 0 if new else self._stale + 1
 
         start = min(self._skip, count)
-        self._skip = 0
+        # A skip beyond a full page goes on into the next pages (a caller's skip of more
+        # than a page); beyond a short one it ends there: a saved position whose page has
+        # since shrunk must not skip items of the next page that were never handed out.
+        full = self._page_size is not None and count >= self._page_size
+        self._skip = self._skip - start if full and nxt is not None else 0
         stop = count
         left = self._left
         trimmed = left is not None and stop - start > left
@@ -325,7 +330,7 @@ class CursorWalk:
             # The page held more than the limit: resume inside it.
             self._position = Position(cursor, stop)
         else:
-            self._position = Position(nxt, 0, done=nxt is None)
+            self._position = Position(nxt, self._skip, done=nxt is None)
         more = (
             not trimmed
             and nxt is not None
