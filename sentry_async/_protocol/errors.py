@@ -8,7 +8,9 @@ decoded whatever the content type says, up to :data:`MAX_ERROR_BODY`.
 
 from __future__ import annotations
 
+import base64
 import re
+from collections.abc import Sequence
 from typing import Any
 
 import msgspec
@@ -220,9 +222,12 @@ class Redactor:
 
     A server that echoes the request may send the token raw, with JSON escapes (``\\/`` for
     ``/``, ``\\uXXXX`` for any character, either case of hex), percent-encoded (either case),
-    or any mix of these, character by character; the token's body without its
+    as HTML character references (``&#115;``, ``&#x73;``), or any mix of these, character by
+    character; or base64-encoded (standard or URL-safe, padded or not, alone or inside a
+    longer base64 text such as ``Bearer <token>``'s). The token's body without its
     ``sntrys_``/``sntryu_`` prefix is blanked out the same way. Secrets shorter than
     eight characters (no real token is) are left alone: they would blank out words.
+    It runs on error bodies and messages only, never on a successful page.
     """
 
     __slots__ = ("_bytes", "_text")
@@ -233,13 +238,37 @@ class Redactor:
             bare = secret[len(_TOKEN_PREFIXES[0]) :]
             if len(bare) >= _MIN_LENGTH:
                 secrets.append(bare)
-        if not secrets:
+        wholes = [f"Bearer {secret}", *secrets] if secrets else []
+        self._compile(secrets, wholes, _MIN_LENGTH)
+
+    @classmethod
+    def of(cls, secrets: Sequence[str], *, encoded: Sequence[str] = ()) -> Redactor:
+        """A redactor for several secrets of any length (a proxy's password), which also
+        blanks the base64 of each of ``encoded`` whole (the ``user:password`` of a
+        ``Basic`` value). Only secrets of eight characters or more are looked for inside a
+        longer base64 text: a shorter one's fragment would blank out random text."""
+        redactor = cls.__new__(cls)
+        redactor._compile([s for s in secrets if s], [s for s in encoded if s], 1)
+        return redactor
+
+    def _compile(self, secrets: list[str], wholes: list[str], shortest: int) -> None:
+        if not secrets and not wholes:
             self._text: re.Pattern[str] | None = None
             self._bytes: re.Pattern[bytes] | None = None
             return
-        self._text = re.compile(
-            "|".join("".join(_char_pattern(c) for c in s) for s in secrets), re.IGNORECASE
+        forms = sorted(
+            {_base64_pattern(s, whole=True) for s in [*wholes, *secrets] if len(s) >= shortest}
+            | {
+                _base64_pattern(core)
+                for s in secrets
+                if len(s) >= _MIN_LENGTH
+                for core in _base64_cores(s.encode())
+            },
+            key=len,
+            reverse=True,
         )
+        plain = ["".join(_char_pattern(c) for c in s) for s in secrets if len(s) >= shortest]
+        self._text = re.compile("|".join([*forms, *plain]), re.IGNORECASE)
         self._bytes = re.compile(self._text.pattern.encode(), re.IGNORECASE)
 
     def text(self, value: str) -> str:
@@ -249,8 +278,22 @@ class Redactor:
         return value if self._bytes is None else self._bytes.sub(REDACTED.encode(), value)
 
 
+_HTML_NAMES = {
+    "_": ("lowbar", "UnderBar"),
+    "/": ("sol",),
+    "+": ("plus",),
+    "=": ("equals",),
+    "-": ("hyphen", "dash"),
+    ".": ("period",),
+    ":": ("colon",),
+}
+"""Named HTML references of the punctuation a token or a password may hold."""
+
+
 def _char_pattern(char: str) -> str:
-    """One character of a secret: raw, JSON-escaped, or percent-encoded (UTF-8)."""
+    """One character of a secret: raw, JSON-escaped, percent-encoded (UTF-8) or an HTML
+    character reference (decimal or hex, leading zeros, the ``;`` optional as browsers read
+    it; a few punctuation names)."""
     forms = [re.escape(char)]
     code = ord(char)
     if code <= 0xFFFF:
@@ -261,4 +304,35 @@ def _char_pattern(char: str) -> str:
     if char in '/"\\':
         forms.append(rf"\\{re.escape(char)}")
     forms.append("".join(f"%{byte:02x}" for byte in char.encode()))
+    forms.append(f"&\\#0*{code};?")
+    forms.append(f"&\\#x0*{code:x};?")
+    forms.extend(f"&{name};" for name in _HTML_NAMES.get(char, ()))
     return f"(?:{'|'.join(forms)})"
+
+
+_B64_CHARS = {"+": "[+-]|%2[bB]", "/": "[/_]|\\\\/|%2[fF]"}
+
+
+def _base64_cores(secret: bytes) -> list[str]:
+    """The base64 characters that encode only ``secret``'s bytes, at each of the three
+    offsets it may start at inside a longer base64 text."""
+    cores = []
+    for offset, skip in ((0, 0), (1, 2), (2, 3)):
+        encoded = base64.b64encode(bytes(offset) + secret).decode("ascii")
+        cores.append(encoded[skip : (offset + len(secret)) // 3 * 4])
+    return cores
+
+
+def _base64_pattern(value: str, *, whole: bool = False) -> str:
+    """Case-sensitive base64 text (either alphabet, ``/`` JSON-escaped or any of ``+/=``
+    percent-encoded), of ``value`` encoded whole with or without its padding, or a
+    fragment of it."""
+    text = base64.b64encode(value.encode()).decode("ascii") if whole else value
+    text = text.replace("-", "+").replace("_", "/")
+    body = text.rstrip("=")
+    chars = "".join(
+        f"(?:{_B64_CHARS[c]})" if c in _B64_CHARS else re.escape(c) for c in body
+    )
+    if whole and len(body) < len(text):
+        chars += f"(?:=|%3[dD]){{0,{len(text) - len(body)}}}"
+    return f"(?-i:{chars})"
