@@ -23,6 +23,7 @@ import warnings
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import aiohttp
 import anyio
@@ -30,7 +31,14 @@ import pytest
 import trustme
 from yarl import URL
 
-from sentry_async import ConnectionFailed, RetryPolicy, SentryClient, ServerError, Unauthorized
+from sentry_async import (
+    ConnectionFailed,
+    RetryPolicy,
+    SentryClient,
+    SentryError,
+    ServerError,
+    Unauthorized,
+)
 from sentry_async._network import InsecureTLSWarning
 from sentry_async._protocol.proxies import (
     ENVIRONMENT,
@@ -68,15 +76,21 @@ class RecordingProxy:
     plain http requests, ``tunnelled`` every byte the client sent inside tunnels.
     ``require`` is the ``Proxy-Authorization`` value to insist on (407 otherwise);
     ``echo`` answers every request with that status and a page echoing the request;
-    ``refuse`` answers with that status and a reason phrase echoing the credentials.
+    ``refuse`` answers with that status and a reason phrase echoing the credentials;
+    ``also`` is added to that reason phrase and to the echo page.
     """
 
     def __init__(
-        self, require: str | None = None, echo: int | None = None, refuse: int | None = None
+        self,
+        require: str | None = None,
+        echo: int | None = None,
+        refuse: int | None = None,
+        also: str = "",
     ) -> None:
         self.require = require
         self.echo = echo
         self.refuse = refuse
+        self.also = also
         self.heads: list[str] = []
         self.forwarded = bytearray()
         self.tunnelled = bytearray()
@@ -123,13 +137,13 @@ class RecordingProxy:
                 ]
                 pair = base64.b64decode(sent[0].removeprefix("Basic ")).decode() if sent else ""
                 writer.write(
-                    f"HTTP/1.1 {self.refuse} Denied for {' '.join(sent)} ({pair})\r\n"
+                    f"HTTP/1.1 {self.refuse} Denied for {' '.join(sent)} ({pair}) {self.also}\r\n"
                     "Content-Length: 0\r\nConnection: close\r\n\r\n".encode()
                 )
                 await writer.drain()
                 return
             if self.echo is not None:
-                body = f"<html><pre>proxy error, your request was:\n{text}</pre></html>"
+                body = f"<html><pre>proxy error, your request was:\n{text}{self.also}</pre></html>"
                 writer.write(
                     f"HTTP/1.1 {self.echo} Proxy Error\r\nContent-Type: text/html\r\n"
                     f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n{body}".encode()
@@ -675,6 +689,54 @@ async def test_a_proxy_error_page_echoing_the_request_keeps_its_credentials_out(
     assert "your request was" in info.value.body.decode()  # the page is kept, redacted
     assert TOKEN not in info.value.body.decode()
     _assert_no_proxy_secret(info.value)
+
+
+SPECIAL_PASSWORD = "s3cr3t/P@ss:word!"
+_SPECIAL_PAIR = f"{PROXY_USER}:{SPECIAL_PASSWORD}".encode()
+SPECIAL_ECHOES = {
+    "percent-as-written": quote(SPECIAL_PASSWORD, safe=""),
+    "percent-lower": quote(SPECIAL_PASSWORD, safe="").lower(),
+    "url-as-written": f"{PROXY_USER}:{quote(SPECIAL_PASSWORD, safe='')}@",
+    "b64-password": base64.b64encode(SPECIAL_PASSWORD.encode()).decode(),
+    "b64url-password": base64.urlsafe_b64encode(SPECIAL_PASSWORD.encode()).decode(),
+    "b64-pair-unpadded": base64.b64encode(_SPECIAL_PAIR).decode().rstrip("="),
+    "b64url-pair": base64.urlsafe_b64encode(_SPECIAL_PAIR).decode(),
+}
+
+
+@pytest.mark.parametrize("scheme", ["https", "http"])
+@pytest.mark.parametrize("form", sorted(SPECIAL_ECHOES))
+async def test_credentials_a_proxy_echoes_encoded_are_blanked_out(
+    tls_server: FakeSentry,
+    server: FakeSentry,
+    ca_file: Path,
+    clean_env: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    scheme: str,
+    form: str,
+) -> None:
+    """Percent-encoded as written in the proxy URL, or base64 (the password, or the whole
+    ``user:password`` of the ``Basic`` value), in the reason phrase or the page."""
+    caplog.set_level(logging.DEBUG, logger="sentry_async")
+    echoed = SPECIAL_ECHOES[form]
+    target = tls_server if scheme == "https" else server
+    refuse, echo = (407, None) if scheme == "https" else (None, 407)
+    async with RecordingProxy(refuse=refuse, echo=echo, also=echoed) as proxy:
+        written = f"http://{PROXY_USER}:{quote(SPECIAL_PASSWORD, safe='')}@{proxy.url[7:]}"
+        clean_env.setenv(f"{scheme.upper()}_PROXY", written)
+        async with SentryClient(
+            TOKEN, base_url=target.url, ssl=ca_file if scheme == "https" else None, retry=ONE_TRY
+        ) as client:
+            with pytest.raises(SentryError) as info:
+                await _first_org(client)
+    error = info.value
+    shown = [str(error), repr(error), repr(pickle.dumps(error)), caplog.text]
+    shown += [str(getattr(error, name, "")) for name in ("cause", "body", "detail")]
+    assert "********" in str(error)
+    for text in shown:
+        assert SPECIAL_PASSWORD not in text
+        for value in SPECIAL_ECHOES.values():
+            assert value.rstrip("=@") not in text
 
 
 async def test_an_unreachable_proxy_is_an_error_without_its_credentials(

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import base64
 import enum
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Final
 from urllib.parse import unquote
 
 from yarl import URL
 
+from .errors import Redactor
 from .hosts import is_loopback
 
 __all__ = [
@@ -113,7 +114,7 @@ class ProxySettings:
     the proxy's URL can show them.
     """
 
-    __slots__ = ("_auth", "_invalid", "_no_proxy", "_urls")
+    __slots__ = ("_auth", "_invalid", "_no_proxy", "_redactor", "_urls")
 
     def __init__(
         self, proxies: Mapping[str, str], no_proxy: str | None = None, *, source: str = "proxy"
@@ -137,6 +138,7 @@ class ProxySettings:
                 if authorization is not None:
                     self._auth[scheme] = authorization
         self._no_proxy = no_proxy
+        self._redactor = _credentials_redactor(self._auth.values())
 
     def __bool__(self) -> bool:
         return bool(self._urls or self._invalid)
@@ -173,30 +175,15 @@ class ProxySettings:
         headers["Proxy-Authorization"] = authorization
         return proxy, None
 
-    def _secrets(self) -> list[bytes]:
-        """The ``Basic`` credentials as sent, and each password on its own."""
-        secrets: list[bytes] = []
-        for authorization in self._auth.values():
-            encoded = authorization.removeprefix("Basic ").encode()
-            secrets += [encoded, base64.b64decode(encoded).partition(b":")[2]]
-        return [secret for secret in secrets if secret]
-
     def redact(self, body: bytes) -> bytes:
         """``body`` with the proxy's credentials blanked out: a proxy's error page that
         echoes the request must not carry them into an exception."""
-        for secret in self._secrets():
-            if secret in body:
-                body = body.replace(secret, b"********")
-        return body
+        return self._redactor.body(body)
 
     def redact_text(self, text: str) -> str:
         """``text`` with the proxy's credentials blanked out: a proxy's reason phrase (and
         so aiohttp's exception) may echo them as well as its page."""
-        for secret in self._secrets():
-            shown = secret.decode("utf-8", "replace")
-            if shown in text:
-                text = text.replace(shown, "********")
-        return text
+        return self._redactor.text(text)
 
     def check_plain_http(self, url: URL, allow_insecure_http: bool) -> None:
         """Refuse to send a plain http request, and so the token, to a proxy off this host.
@@ -215,6 +202,17 @@ class ProxySettings:
                 "the token would travel unencrypted off this machine (use https, list the "
                 "host in NO_PROXY, or pass allow_insecure_http=True)"
             )
+
+
+def _credentials_redactor(authorizations: Iterable[str]) -> Redactor:
+    """What blanks each password out of a proxy's echo, in every form the token's
+    :class:`Redactor` knows (percent-encoded as written in the proxy URL, JSON, base64...),
+    and the ``Basic`` value (the base64 of ``user:password``) whole."""
+    pairs = [
+        base64.b64decode(authorization.removeprefix("Basic ")).decode("utf-8", "replace")
+        for authorization in authorizations
+    ]
+    return Redactor.of([pair.partition(":")[2] for pair in pairs], encoded=pairs)
 
 
 def tunnel_refusal_is_final(status: int) -> bool:
