@@ -16,6 +16,7 @@ import os
 import signal
 import sys
 import threading
+import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -471,14 +472,16 @@ def _main(
         return _stdout_closed(out)
     except Exception as exc:
         from ._cli_run import classify
+        from ._protocol.errors import Redactor
 
         outcome = classify(exc)
-        message = outcome.message
-        if token:
-            message = message.replace(token, "********")
-        print(f"sentry-async: error: {printable(message)}", file=err)
+        # Every form the library blanks the token in: a server may echo it in a cursor or
+        # a body the error quotes, without its prefix or encoded.
+        redact = Redactor(token).text
+        print(f"sentry-async: error: {printable(redact(outcome.message))}", file=err)
         if args.verbose:
-            logger.debug("details", exc_info=exc)
+            details = "".join(traceback.format_exception(exc))
+            logger.debug("details\n%s", redact(details).rstrip("\n"))
         return outcome.code
     finally:
         restore_logging()

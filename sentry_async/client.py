@@ -36,6 +36,7 @@ from ._downloads import Downloads
 from ._network import SSLSetting, tls
 from ._paging import page_fetchers
 from ._protocol.cursors import DEFAULT_MAX_STALE_PAGES
+from ._protocol.errors import Redactor
 from ._protocol.hosts import (
     DEFAULT_BASE_URL,
     endpoint_group,
@@ -163,6 +164,7 @@ class SentryClient(GeneratedGroups, Routing, Downloads):
         del token
         if self._token is not None and not _is_one_word(self._token):
             raise ValueError("the auth token must not contain spaces or control characters")
+        self._redactor: Redactor | None = None
         if base_url is None:
             base_url = os.environ.get("SENTRY_URL") or DEFAULT_BASE_URL
         self.base_url = normalise_base_url(base_url, allow_insecure_http)
@@ -282,6 +284,13 @@ class SentryClient(GeneratedGroups, Routing, Downloads):
     @property
     def closed(self) -> bool:
         return self._closed
+
+    def _redact(self, text: str) -> str:
+        """``text`` with the token blanked out in every form a server may echo it: for the
+        errors built from a body or a cursor outside the transport."""
+        if self._redactor is None:
+            self._redactor = Redactor(self._token.reveal() if self._token is not None else None)
+        return self._redactor.text(text)
 
     def _get_transport(self) -> Transport:
         """The transport of every request: one loop lookup and identity check per call."""
@@ -584,6 +593,7 @@ class SentryClient(GeneratedGroups, Routing, Downloads):
             max_stale_pages=max_stale_pages,
             prefetch=prefetch,
             item_id=item_id,
+            _redact=self._redact,
         )
 
 

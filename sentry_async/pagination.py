@@ -213,6 +213,8 @@ class Paginator(Generic[T], AsyncIterator[T]):
     """An item's identity: a page whose ids were all seen before brings nothing new. Costs
     one hash per item of the stream in memory; without it, only empty and repeated pages
     count as stale."""
+    _redact: Callable[[str], str] | None = field(default=None, repr=False)
+    """Blanks the token out of a :class:`PaginationError`: a server may echo it in a cursor."""
     _walk: CursorWalk | None = field(default=None, init=False, repr=False)
     _step: Step | None = field(default=None, init=False, repr=False)
     _after: Position | None = field(default=None, init=False, repr=False)
@@ -345,6 +347,7 @@ class Paginator(Generic[T], AsyncIterator[T]):
             page_size=self.page_size,
             max_stale_pages=self.max_stale_pages,
             stream=self.description,
+            redact=self._redact,
         )
         self._inside, self._after, self._driver = None, None, None
         # Reading ahead runs an asyncio task: off asyncio (trio), one page at a time.

@@ -22,10 +22,13 @@ from urllib.parse import quote
 
 import anyio
 import pytest
+from _local_server import local_app
+from aiohttp import web
 
 from sentry_async import (
     BadRequest,
     ConnectionFailed,
+    PaginationError,
     RetryPolicy,
     SentryClient,
     SentryError,
@@ -251,4 +254,85 @@ async def test_the_cli_never_prints_an_echoed_token(
         code = await anyio.to_thread.run_sync(run)
     assert code == 1, err.getvalue()
     assert "retrying" in err.getvalue() and "********" in err.getvalue()
+    assert_hidden(out.getvalue() + err.getvalue())
+
+
+CURSOR_FORMS = ["token-raw", "bare-raw", "token-percent-upper", "token-b64-alone", "bare-b64url-offset1"]
+
+
+def _cursor_app(echoed: str, mode: str) -> web.Application:
+    """Pages whose ``Link`` (Sentry's layout) carries the token as a cursor. ``repeat``
+    sends that cursor back when it is requested, ``nolink`` answers it with no ``Link``,
+    ``malformed`` sends a ``Link`` no reader can follow, holding the token."""
+
+    def link(host: str, path: str, cursor: str) -> str:
+        url = f"http://{host}{path}?&cursor={cursor}"
+        return (
+            f'<{url}>; rel="previous"; results="false"; cursor="{cursor}", '
+            f'<{url}>; rel="next"; results="true"; cursor="{cursor}"'
+        )
+
+    async def page(request: web.Request) -> web.Response:
+        items: list[dict[str, str]] = [{"id": "a" * 32, "title": "x"}]
+        body = {"data": items, "meta": {"fields": {"title": "string"}}}
+        answer: object = body if request.path.endswith("/events/") else items
+        headers = {"Link": link(request.host, request.path, echoed)}
+        if mode == "malformed":
+            headers = {"Link": f"<http://{request.host}/?cursor={echoed}; rel=next"}
+        elif "cursor" in request.query and mode == "nolink":
+            headers = {}
+        return web.json_response(answer, headers=headers)
+
+    app = web.Application()
+    app.router.add_get("/{tail:.*}", page)
+    return app
+
+
+@pytest.mark.parametrize("mode", ["repeat", "nolink", "malformed"])
+@pytest.mark.parametrize("form", CURSOR_FORMS)
+async def test_a_cursor_holding_the_token_is_blanked_out_of_pagination_errors(
+    caplog: pytest.LogCaptureFixture, form: str, mode: str
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    echoed = dict(FORMS)[form]
+    async with (
+        local_app(_cursor_app(echoed, mode)) as url,
+        SentryClient(TOKEN, base_url=url, retry=FAST) as client,
+    ):
+        paginator = client.paginate("/organizations/", type=dict, prefetch=0)
+        error = await provoke(lambda: paginator.collect())
+    assert isinstance(error, PaginationError)
+    assert error.__cause__ is None and error.__context__ is None
+    assert error.position is not None
+    # The walk's own frames hold the cursor as the server sent it, as the paginator's
+    # position does (a resume sends it back): what the error itself shows is checked.
+    shown = [str(error), repr(error), repr(error.position), repr(pickle.dumps(error))]
+    shown += ["".join(traceback.format_exception(error)), caplog.text]
+    assert_hidden("\n".join(shown + [repr(value) for value in vars(error).values()]))
+    if mode != "malformed":
+        assert "********" in str(error)
+        assert paginator.position.cursor == echoed  # what a resume sends: kept
+
+
+@pytest.mark.usefixtures("restore_logging")
+@pytest.mark.parametrize("verbose", [False, True])
+@pytest.mark.parametrize("form", ["token-raw", "bare-raw", "token-b64-alone"])
+async def test_the_cli_blanks_a_cursor_holding_the_token(
+    tmp_path: Path, form: str, verbose: bool
+) -> None:
+    token_file = tmp_path / "token"
+    token_file.write_text(TOKEN)
+    out, err = io.StringIO(), io.StringIO()
+    async with local_app(_cursor_app(dict(FORMS)[form], "repeat")) as url:
+        argv = [
+            "query", "discover", "--org", "acme", "--field", "title", "--period", "1h",
+            "--format", "json", "--base-url", url, "--token-file", str(token_file),
+            *(["--verbose"] if verbose else []),
+        ]  # fmt: skip
+        with anyio.fail_after(30):
+            code = await anyio.to_thread.run_sync(lambda: main(argv, stdout=out, stderr=err))
+    assert code != 0
+    assert "sent back the cursor" in err.getvalue() and "********" in err.getvalue()
+    if verbose:
+        assert "Traceback" in err.getvalue()
     assert_hidden(out.getvalue() + err.getvalue())

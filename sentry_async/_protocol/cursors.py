@@ -12,14 +12,14 @@ larger than the page size asked for; and what must not end it early: a page with
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import msgspec
 
 from ..errors import OversizedPage, PaginationError
-from .links import LinkHeaderError, page_links
+from .links import LinkHeaderError, PageLinks, page_links
 
 __all__ = [
     "DEFAULT_MAX_STALE_PAGES",
@@ -151,6 +151,15 @@ class Step(msgspec.Struct, frozen=True, gc=False):
         return Position(self.cursor, self.start + taken)
 
 
+def _read_links(link: str | None) -> PageLinks | str:
+    """A page's links, or why its ``Link`` header cannot be read: a walk's error does not
+    chain the parser's, whose frames hold the whole header (cursors and all) as locals."""
+    try:
+        return page_links(link)
+    except LinkHeaderError as exc:
+        return str(exc)
+
+
 class CursorWalk:
     """The cursor state of one stream, from a start :class:`Position` to its end.
 
@@ -167,6 +176,7 @@ class CursorWalk:
         "_max_stale",
         "_page_size",
         "_position",
+        "_redact",
         "_seen_cursors",
         "_seen_pages",
         "_skip",
@@ -184,6 +194,7 @@ class CursorWalk:
         page_size: int | None = None,
         max_stale_pages: int = DEFAULT_MAX_STALE_PAGES,
         stream: str = "",
+        redact: Callable[[str], str] | None = None,
     ) -> None:
         if limit is not None and limit < 0:
             raise ValueError("limit must not be negative")
@@ -193,6 +204,7 @@ class CursorWalk:
             raise ValueError("max_stale_pages must be at least 1")
         start = start if start is not None else Position(None)
         self.stream = stream
+        self._redact = redact
         self.pages = 0
         self._cursor = start.cursor
         self._skip = start.skip
@@ -275,17 +287,17 @@ class CursorWalk:
         size = self._page_size
         if size is not None and count > size * OVERSIZE_FACTOR:
             self._finished = True
+            message = f"{self._where()} answered {count} items where page_size={size} was asked for"
             raise OversizedPage(
-                f"{self._where()} answered {count} items where page_size={size} was asked for",
+                self._shown(message),
                 stream=self.stream,
-                position=self._position,
+                position=self._shown_position(),
                 page_size=size,
                 count=count,
             )
-        try:
-            links = page_links(link)
-        except LinkHeaderError as exc:
-            raise self._error(f"malformed Link header: {exc}") from exc
+        links = _read_links(link)
+        if isinstance(links, str):
+            raise self._error(f"malformed Link header: {links}")
         nxt = links.next_cursor
         if nxt is None:
             if links.next_results and not links.polling_cursor:
@@ -349,10 +361,26 @@ class CursorWalk:
     def _where(self) -> str:
         return self.stream or "the stream"
 
+    def _shown(self, text: str) -> str:
+        """``text`` with the token blanked out: a hostile server may echo it in a cursor."""
+        return text if self._redact is None else self._redact(text)
+
+    def _shown_position(self) -> Position:
+        """The position an error carries: a cursor echoing the token is blanked there too
+        (:attr:`position` keeps it: resuming needs it)."""
+        position = self._position
+        if position.cursor is None or self._redact is None:
+            return position
+        cursor = self._redact(position.cursor)
+        if cursor == position.cursor:
+            return position
+        return Position(cursor, position.skip, position.done)
+
     def _error(self, message: str) -> PaginationError:
         self._finished = True  # a stream that cannot go on is over, whoever catches this
+        shown = self._shown_position()
         return PaginationError(
-            f"{self._where()}: {message} (at {self._position})",
+            self._shown(f"{self._where()}: {message} (at {shown})"),
             stream=self.stream,
-            position=self._position,
+            position=shown,
         )

@@ -152,6 +152,7 @@ class OrganizationsResource(OrganizationsAPI):
             skip=skip,
             limit=limit,
             description=f"GET {client.url_for('/organizations/')} (every region)",
+            _redact=client._redact,
         )
 
     async def regions(self) -> builtins.list[tuple[str, URL]]:
