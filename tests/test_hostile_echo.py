@@ -28,6 +28,7 @@ from aiohttp import web
 from sentry_async import (
     BadRequest,
     ConnectionFailed,
+    DecodeError,
     PaginationError,
     RetryPolicy,
     SentryClient,
@@ -336,3 +337,26 @@ async def test_the_cli_blanks_a_cursor_holding_the_token(
     if verbose:
         assert "Traceback" in err.getvalue()
     assert_hidden(out.getvalue() + err.getvalue())
+
+
+@pytest.mark.parametrize("form", ["token-raw", "bare-raw", "token-unicode-mixed", "token-b64-alone"])
+async def test_a_value_quoted_from_a_body_into_a_decode_error_is_blanked_out(
+    caplog: pytest.LogCaptureFixture, form: str
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    echoed = dict(FORMS)[form]
+
+    async def stats(request: web.Request) -> web.Response:
+        body = f'{{"data": [["{echoed}", []]]}}'
+        return web.Response(body=body.encode(), content_type="application/json")
+
+    app = web.Application()
+    app.router.add_get("/{tail:.*}", stats)
+    async with (
+        local_app(app) as url,
+        SentryClient(TOKEN, base_url=url, retry=FAST) as client,
+    ):
+        error = await provoke(lambda: client.stats.events("acme", period="1h"))
+    assert isinstance(error, DecodeError)
+    assert "timestamp" in str(error) and "********" in str(error)
+    assert_hidden(everything_shown(error) + caplog.text)

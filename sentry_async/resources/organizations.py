@@ -104,7 +104,9 @@ class OrganizationsResource(OrganizationsAPI):
                 regions = await self.regions()
                 index, inner = _split(page_cursor)
                 if index >= len(regions):
-                    raise ValueError(f"cursor {page_cursor!r} names no known region")
+                    raise ValueError(
+                        client._redact(f"cursor {page_cursor!r} names no known region")
+                    )
                 _, base = regions[index]
                 root = client.api_root_of(base)
                 one_page: Paginator[msgspec.Raw] = client.paginate(
@@ -119,7 +121,7 @@ class OrganizationsResource(OrganizationsAPI):
                 fetched = [got async for got in one_page.pages()]
                 page = fetched[0] if fetched else None
                 raws: list[msgspec.Raw] = page.items if page is not None else []
-                url = str(root) + "/organizations/"
+                url = client._redact(str(root) + "/organizations/")
                 items: list[Any] = []
                 for raw in raws:
                     try:
@@ -127,7 +129,10 @@ class OrganizationsResource(OrganizationsAPI):
                         slug = slug_decoder.decode(raw).slug
                     except (msgspec.ValidationError, msgspec.DecodeError) as exc:
                         raise DecodeError(
-                            str(exc), method="GET", url=url, type_name="Organization"
+                            client._redact(str(exc)),
+                            method="GET",
+                            url=url,
+                            type_name="Organization",
                         ) from exc
                     if base != client.base_url:
                         client.trust_region(slug, str(base))

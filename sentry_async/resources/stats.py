@@ -230,9 +230,15 @@ class StatsResource(Resource):
         try:
             return parse_events_stats(response.body, axes)
         except (ValueError, TypeError) as exc:
-            raise DecodeError(
-                str(exc), method="GET", url=str(response.url), type_name="EventsStats"
-            ) from exc
+            # It quotes the value it could not read, which a server may have filled with
+            # the token: blanked out, and not chained (its message holds the value raw).
+            reason = self._client._redact(str(exc))
+        raise DecodeError(
+            reason,
+            method="GET",
+            url=self._client._redact(str(response.url)),
+            type_name="EventsStats",
+        )
 
     async def usage(
         self,
