@@ -164,7 +164,9 @@ class SentryClient(GeneratedGroups, Routing, Downloads):
         del token
         if self._token is not None and not _is_one_word(self._token):
             raise ValueError("the auth token must not contain spaces or control characters")
-        self._redactor: Redactor | None = None
+        self._redact = _redaction(self._token)
+        """Blanks the token out of the errors built from a body or a cursor outside the
+        transport, and of the API root hook events show. Holds no reference to the client."""
         if base_url is None:
             base_url = os.environ.get("SENTRY_URL") or DEFAULT_BASE_URL
         self.base_url = normalise_base_url(base_url, allow_insecure_http)
@@ -199,7 +201,7 @@ class SentryClient(GeneratedGroups, Routing, Downloads):
             self._proxy.check_plain_http(trusted_url, allow_insecure_http)
             self._trusted_urls.append(trusted_url)
             self._trusted.add(origin(trusted_url))
-        self._hooks = HookSet.of(hooks)
+        self._hooks = HookSet.of(hooks, redact=self._redact)
         self._trace_configs = list(trace_configs)
         if session is not None and (ssl is not None or self._trace_configs):
             raise ValueError(
@@ -284,13 +286,6 @@ class SentryClient(GeneratedGroups, Routing, Downloads):
     @property
     def closed(self) -> bool:
         return self._closed
-
-    def _redact(self, text: str) -> str:
-        """``text`` with the token blanked out in every form a server may echo it: for the
-        errors built from a body or a cursor outside the transport."""
-        if self._redactor is None:
-            self._redactor = Redactor(self._token.reveal() if self._token is not None else None)
-        return self._redactor.text(text)
 
     def _get_transport(self) -> Transport:
         """The transport of every request: one loop lookup and identity check per call."""
@@ -636,6 +631,20 @@ def _limiter(
             "them on that RateLimiter instead"
         )
     return limiter
+
+
+def _redaction(token: Secret | None) -> Callable[[str], str]:
+    """What blanks ``token`` out of text in every form a server may echo it, its pattern
+    compiled at the first use (most clients never need it)."""
+    redactor: Redactor | None = None
+
+    def redact(text: str) -> str:
+        nonlocal redactor
+        if redactor is None:
+            redactor = Redactor(token.reveal() if token is not None else None)
+        return redactor.text(text)
+
+    return redact
 
 
 def _secret_token(token: str | None) -> Secret | None:

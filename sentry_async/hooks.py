@@ -155,9 +155,12 @@ class HookSet:
     built.
     """
 
-    __slots__ = ("_handlers",)
+    __slots__ = ("_handlers", "_redact")
 
-    def __init__(self, hooks: Iterable[Hooks]) -> None:
+    def __init__(
+        self, hooks: Iterable[Hooks], *, redact: Callable[[str], str] | None = None
+    ) -> None:
+        self._redact = redact
         found = tuple(hooks)
         for hook in found:
             if not isinstance(hook, Hooks):
@@ -179,8 +182,13 @@ class HookSet:
         }
 
     @classmethod
-    def of(cls, hooks: Hooks | Iterable[Hooks] | None) -> HookSet | None:
-        """``None`` when there is nothing to call, so the transport skips every step."""
+    def of(
+        cls, hooks: Hooks | Iterable[Hooks] | None, *, redact: Callable[[str], str] | None = None
+    ) -> HookSet | None:
+        """``None`` when there is nothing to call, so the transport skips every step.
+
+        ``redact`` blanks the token out of the API root an event shows, as the log lines
+        do: a region the server named may hold it in its path."""
         if hooks is None:
             return None
         if not isinstance(hooks, Hooks) and (
@@ -189,7 +197,7 @@ class HookSet:
             raise TypeError(
                 f"hooks must be a sentry_async.Hooks instance or a list of them ({_what(hooks)})"
             )
-        found = cls([hooks] if isinstance(hooks, Hooks) else hooks)
+        found = cls([hooks] if isinstance(hooks, Hooks) else hooks, redact=redact)
         return found if any(found._handlers.values()) else None
 
     def start(self, method: str, group: str, url: URL | None = None) -> Call:
@@ -197,6 +205,8 @@ class HookSet:
         handlers = self._handlers["on_start"]
         if handlers:
             server = None if url is None else _api_root(url)
+            if server is not None and self._redact is not None:
+                server = self._redact(server)
             _emit(handlers, HookEvent(call.id, method, group, 0, server=server))
         return call
 

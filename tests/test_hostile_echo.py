@@ -22,6 +22,7 @@ from urllib.parse import quote
 
 import anyio
 import pytest
+from _hooks_recorder import Recorder, memory_spans
 from _local_server import local_app
 from aiohttp import web
 
@@ -29,6 +30,7 @@ from sentry_async import (
     BadRequest,
     ConnectionFailed,
     DecodeError,
+    OpenTelemetryHooks,
     PaginationError,
     RetryPolicy,
     SentryClient,
@@ -360,3 +362,37 @@ async def test_a_value_quoted_from_a_body_into_a_decode_error_is_blanked_out(
     assert isinstance(error, DecodeError)
     assert "timestamp" in str(error) and "********" in str(error)
     assert_hidden(everything_shown(error) + caplog.text)
+
+
+@pytest.mark.parametrize("form", ["token-raw", "bare-raw", "token-percent-upper"])
+async def test_a_region_path_holding_the_token_is_blanked_out_of_hooks_and_spans(
+    caplog: pytest.LogCaptureFixture, form: str
+) -> None:
+    """A server naming a region on its own origin whose path holds the token: the API root
+    hook events and spans show is redacted as the log lines' URLs are."""
+    caplog.set_level(logging.DEBUG)
+    echoed = dict(FORMS)[form]
+
+    async def answer(request: web.Request) -> web.Response:
+        if request.path == "/api/0/users/me/regions/":
+            region = f"http://{request.host}/{echoed}"
+            return web.json_response({"regions": [{"name": "us", "url": region}]})
+        return web.json_response([])
+
+    app = web.Application()
+    app.router.add_get("/{tail:.*}", answer)
+    recorder = Recorder()
+    exporter, provider = memory_spans()
+    async with (
+        local_app(app) as url,
+        SentryClient(
+            TOKEN, base_url=url, retry=FAST, hooks=[recorder, OpenTelemetryHooks(provider)]
+        ) as client,
+    ):
+        with anyio.fail_after(20):
+            assert await client.organizations.list().collect() == []
+    servers = [event.server or "" for _, event in recorder.events]
+    assert any("/********/api/0" in server for server in servers)
+    spans = [repr(dict(span.attributes or {})) for span in exporter.get_finished_spans()]
+    assert any("/********/api/0/organizations/" in text for text in spans)
+    assert_hidden("\n".join([*servers, *map(repr, recorder.events), *spans, caplog.text]))
