@@ -51,7 +51,7 @@ def no_body(response: Response, type_: Any) -> None:
         error = DecodeError(
             "the response has no body",
             method=response.method,
-            url=str(response.url),
+            url=response.shown_url,
             type_name=_type_name(type_),
         )
         raise MalformedBody(error)
@@ -68,7 +68,7 @@ def decode_body(response: Response, type_: Any, *, resend: bool) -> Any:
 
 def _failed(response: Response, type_: Any, exc: Exception, resend: bool) -> Exception:
     error = DecodeError(
-        str(exc), method=response.method, url=str(response.url), type_name=_type_name(type_)
+        str(exc), method=response.method, url=response.shown_url, type_name=_type_name(type_)
     )
     if (
         resend

@@ -103,11 +103,21 @@ class Response:
     body: bytes
     rate_limit: RateLimitInfo | None
     elapsed: float
+    redact: Callable[[str], str] | None = None
+    """Blanks the token out of text about this response (its URL may hold a cursor a
+    server echoed it in): for errors only, never run on a success."""
+
+    @property
+    def shown_url(self) -> str:
+        """The URL for an error message, the token blanked out."""
+        url = str(self.url)
+        return url if self.redact is None else self.redact(url)
 
     def __repr__(self) -> str:
         # Neither headers nor body: a server may echo the token in either, and a traceback
-        # printed with locals shows this repr.
-        return f"<Response {self.status} from {self.method} {self.url} ({len(self.body)} bytes)>"
+        # printed with locals shows this repr (and the URL may hold an echoing cursor).
+        size = len(self.body)
+        return f"<Response {self.status} from {self.method} {self.shown_url} ({size} bytes)>"
 
 
 class MalformedBody(Exception):
@@ -505,6 +515,7 @@ class Exchange:
                 body=payload,
                 rate_limit=parse_rate_limit(resp.headers),
                 elapsed=elapsed,
+                redact=self._redactor.text,
             )
 
     def _tunnel_refused(

@@ -317,6 +317,59 @@ async def test_a_cursor_holding_the_token_is_blanked_out_of_pagination_errors(
         assert paginator.position.cursor == echoed  # what a resume sends: kept
 
 
+@pytest.mark.parametrize("mode", ["undecodable", "stale"])
+@pytest.mark.parametrize("form", ["token-raw", "bare-raw", "token-b64-alone"])
+async def test_an_export_blanks_a_cursor_holding_the_token(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, form: str, mode: str
+) -> None:
+    """An export stopped at a page whose cursor echoes the token (a page that does not
+    decode, or stale pages over fresh cursors) names where it stopped without the token;
+    its checkpoint keeps the cursor, which a resume sends back."""
+    from sentry_async.export import ExportSpec, export
+
+    caplog.set_level(logging.DEBUG)
+    echoed = dict(FORMS)[form]
+    served: list[None] = []
+
+    def link(host: str, path: str, cursor: str) -> str:
+        url = f"http://{host}{path}?&cursor={cursor}"
+        return (
+            f'<{url}>; rel="previous"; results="false"; cursor="{cursor}", '
+            f'<{url}>; rel="next"; results="true"; cursor="{cursor}"'
+        )
+
+    async def page(request: web.Request) -> web.Response:
+        if request.path.endswith("/projects/"):
+            return web.json_response([{"id": "1", "slug": "web", "name": "web"}])
+        body: object = {"data": [{"id": "a" * 32, "title": "x"}], "meta": {"fields": {}}}
+        if "cursor" in request.query and mode == "undecodable":
+            body = {"data": 5}
+        served.append(None)
+        # stale: a fresh cursor each time (the token and a count), over the same item.
+        cursor = echoed if mode == "undecodable" else f"{echoed}{len(served)}"
+        headers = {"Link": link(request.host, request.path, cursor)}
+        return web.json_response(body, headers=headers)
+
+    app = web.Application()
+    app.router.add_get("/{tail:.*}", page)
+    spec = ExportSpec(
+        kind="discover",
+        org="acme",
+        fields=("id", "title"),
+        start=FIXED_NOW - timedelta(hours=1),
+        end=FIXED_NOW,
+    )
+    async with (
+        local_app(app) as url,
+        SentryClient(TOKEN, base_url=url, retry=FAST) as client,
+    ):
+        with anyio.fail_after(60):
+            error = await provoke(lambda: export(client, spec, tmp_path / "out"))
+    shown = [str(error), repr(error), "".join(traceback.format_exception(error)), caplog.text]
+    assert_hidden("\n".join(shown + [repr(value) for value in vars(error).values()]))
+    assert "********" in str(error)
+
+
 @pytest.mark.usefixtures("restore_logging")
 @pytest.mark.parametrize("verbose", [False, True])
 @pytest.mark.parametrize("form", ["token-raw", "bare-raw", "token-b64-alone"])

@@ -441,7 +441,10 @@ class Exporter:
     ) -> ExportDecodeError:
         state = self._run.walking.get(key) or checkpoint.streams.get(key)
         name = state.key if state else key
-        return ExportDecodeError(name, state.cursor if state else None, exc.reason)
+        cursor = state.cursor if state else None
+        # Shown, not resumed from (the checkpoint keeps it): a cursor may echo the token.
+        shown = None if cursor is None else self.client._redact(cursor)
+        return ExportDecodeError(name, shown, exc.reason)
 
     def _factory(self, state: StreamState) -> Any:
         def start() -> AsyncIterator[_Item]:
@@ -640,7 +643,9 @@ class Exporter:
         )
         ids.stale = ids.stale + 1 if kept.stale else 0
         self._overlap += kept.overlap
-        log_dropped(state.key, page.cursor, kept)
+        log_dropped(
+            state.key, None if page.cursor is None else self.client._redact(page.cursor), kept
+        )
         assert self._checkpoint is not None
         file_state = self._checkpoint.files[state.file]
         # The page and the state that records it change together or not at all: with
@@ -672,12 +677,16 @@ class Exporter:
             self.progress.part_done()
         if ids.stale >= MAX_STALE_PAGES and not state.done:
             # Written and recorded first: a resume goes on from the page after it.
+            # Shown, not resumed from (the checkpoint keeps it): a cursor may echo the token.
+            shown = after
+            if after.cursor is not None:
+                shown = Position(self.client._redact(after.cursor), after.skip, after.done)
             raise PaginationError(
                 f"{state.key}: {ids.stale} pages in a row brought nothing new (empty, or "
                 "only items this stream already wrote) while the server kept sending fresh "
-                f"cursors; stopping (at {after})",
+                f"cursors; stopping (at {shown})",
                 stream=state.key,
-                position=after,
+                position=shown,
             )
 
     async def _seen_before(self, state: StreamState) -> set[IdKey]:
