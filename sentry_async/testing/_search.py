@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from ._data import Dataset
+from ._mutations import _SUBSTATUSES as SUBSTATUS_NAMES
 from ._records import EventRecord, IssueRecord
 from ._state import ApiError
 
@@ -42,17 +43,7 @@ _STATUSES = {
     "muted": "ignored",
     "reprocessing": "reprocessing",
 }
-_SUBSTATUSES = frozenset(
-    {
-        "archived_until_escalating",
-        "archived_until_condition_met",
-        "archived_forever",
-        "escalating",
-        "ongoing",
-        "regressed",
-        "new",
-    }
-)
+_SUBSTATUSES = frozenset(SUBSTATUS_NAMES)
 _IS_VALUES = sorted(
     {"assigned", "unassigned", "for_review", "linked", "unlinked", *_STATUSES, *_SUBSTATUSES}
 )
