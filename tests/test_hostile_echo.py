@@ -263,23 +263,25 @@ async def test_the_cli_never_prints_an_echoed_token(
 CURSOR_FORMS = ["token-raw", "bare-raw", "token-percent-upper", "token-b64-alone", "bare-b64url-offset1"]
 
 
+def _sentry_link(host: str, path: str, cursor: str) -> str:
+    """A ``Link`` in Sentry's layout whose both cursors are ``cursor``."""
+    url = f"http://{host}{path}?&cursor={cursor}"
+    return (
+        f'<{url}>; rel="previous"; results="false"; cursor="{cursor}", '
+        f'<{url}>; rel="next"; results="true"; cursor="{cursor}"'
+    )
+
+
 def _cursor_app(echoed: str, mode: str) -> web.Application:
     """Pages whose ``Link`` (Sentry's layout) carries the token as a cursor. ``repeat``
     sends that cursor back when it is requested, ``nolink`` answers it with no ``Link``,
     ``malformed`` sends a ``Link`` no reader can follow, holding the token."""
 
-    def link(host: str, path: str, cursor: str) -> str:
-        url = f"http://{host}{path}?&cursor={cursor}"
-        return (
-            f'<{url}>; rel="previous"; results="false"; cursor="{cursor}", '
-            f'<{url}>; rel="next"; results="true"; cursor="{cursor}"'
-        )
-
     async def page(request: web.Request) -> web.Response:
         items: list[dict[str, str]] = [{"id": "a" * 32, "title": "x"}]
         body = {"data": items, "meta": {"fields": {"title": "string"}}}
         answer: object = body if request.path.endswith("/events/") else items
-        headers = {"Link": link(request.host, request.path, echoed)}
+        headers = {"Link": _sentry_link(request.host, request.path, echoed)}
         if mode == "malformed":
             headers = {"Link": f"<http://{request.host}/?cursor={echoed}; rel=next"}
         elif "cursor" in request.query and mode == "nolink":
@@ -331,13 +333,6 @@ async def test_an_export_blanks_a_cursor_holding_the_token(
     echoed = dict(FORMS)[form]
     served: list[None] = []
 
-    def link(host: str, path: str, cursor: str) -> str:
-        url = f"http://{host}{path}?&cursor={cursor}"
-        return (
-            f'<{url}>; rel="previous"; results="false"; cursor="{cursor}", '
-            f'<{url}>; rel="next"; results="true"; cursor="{cursor}"'
-        )
-
     async def page(request: web.Request) -> web.Response:
         if request.path.endswith("/projects/"):
             return web.json_response([{"id": "1", "slug": "web", "name": "web"}])
@@ -347,7 +342,7 @@ async def test_an_export_blanks_a_cursor_holding_the_token(
         served.append(None)
         # stale: a fresh cursor each time (the token and a count), over the same item.
         cursor = echoed if mode == "undecodable" else f"{echoed}{len(served)}"
-        headers = {"Link": link(request.host, request.path, cursor)}
+        headers = {"Link": _sentry_link(request.host, request.path, cursor)}
         return web.json_response(body, headers=headers)
 
     app = web.Application()
