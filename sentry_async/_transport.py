@@ -430,6 +430,11 @@ class Transport(Exchange):
             return _Failure("payload", malformed.error, answered=True)
 
     def _server_now(self, response: Response) -> float:
+        """The server's clock, to read a ``Reset`` or ``Retry-After`` date against: where
+        the answers so far placed it, else ``response``'s ``Date`` when it is well off ours."""
+        placed = self.limiter.server_time()
+        if placed is not None:
+            return placed
         return server_clock(response.headers.get("Date"), time.time())
 
     def _redact(self, body: bytes) -> bytes:

@@ -261,6 +261,14 @@ class RateLimiter:
         group.blocked_until = max(group.blocked_until, now + enforced)
         self._log_wait(name, group, now, seconds, enforced, "a 429")
 
+    def server_time(self) -> float | None:
+        """The earliest the server's clock can read now, as the answers' ``Date`` and round
+        trips placed it (epoch seconds); ``None`` until an answer has. A wait until a
+        ``Reset`` read against it is never cut short, and is not lengthened by a skew too
+        small for ``Date`` alone to reveal."""
+        offset = self._offset
+        return None if offset is None else self._wall() + offset.low
+
     def blocked_for(self, name: str) -> float:
         """Seconds left of the pause a 429 imposed on ``name`` (0 when none)."""
         group = self._groups.get(rate_limit_group(name))

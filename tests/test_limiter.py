@@ -299,3 +299,57 @@ async def test_a_clock_skew_below_a_couple_of_seconds_neither_slows_nor_floods(
         state = client.limiter.state("GET " + route)
     assert statuses.count(429) == 0, f"{statuses.count(429)} 429s in {len(statuses)} requests"
     assert state.rate == limit, "the window taken as longer than its second"
+
+
+@pytest.mark.parametrize("skew", [1.5, 1.0, -1.0, -1.5])
+async def test_the_wait_after_a_429_reads_reset_by_the_servers_clock(skew: float) -> None:
+    """A 429 whose window another client spent, from a server whose clock is ``skew``
+    seconds off the client's (less than the couple of seconds past which ``Date`` stands
+    in for the clock): the wait is the window's rest by the server's clock, as the answers
+    before it placed that clock, not the rest by the client's, a second or more too long
+    (or too short, and backed off instead)."""
+    from _hooks_recorder import Recorder
+
+    from sentry_async import RetryPolicy
+
+    route = SHARED_ROUTES[0]
+    spent: list[float] = []
+    """The server's clock at the 429, and the reset it announced."""
+
+    async def handle(request: web.Request) -> web.Response:
+        now = time.time() + skew
+        headers = {
+            "X-Sentry-Rate-Limit-Limit": "40",
+            "X-Sentry-Rate-Limit-Remaining": "39",
+            "X-Sentry-Rate-Limit-Reset": str(math.floor(now) + 1),
+            "Date": formatdate(now, usegmt=True),
+        }
+        if request.query.get("spent") == "1" and not spent:
+            reset = math.floor(now) + 2
+            spent.extend((now, reset))
+            headers["X-Sentry-Rate-Limit-Remaining"] = "0"
+            headers["X-Sentry-Rate-Limit-Reset"] = str(reset)
+            return web.json_response({"detail": "too frequently"}, status=429, headers=headers)
+        return web.json_response({"id": "1", "slug": "acme"}, headers=headers)
+
+    app = web.Application()
+    app.router.add_get("/api/0" + route.replace("{org}", "acme"), handle)
+    recorder = Recorder()
+    retry = RetryPolicy(jitter=0.0)
+    async with local_app(app) as url, SentryClient(
+        "t0ken", base_url=url, hooks=recorder, retry=retry
+    ) as client:
+        with anyio.fail_after(30):
+            for _ in range(6):
+                # Answers at several phases of the server's second place its clock.
+                await client.request("GET", route, path_params={"org": "acme"})
+                await anyio.sleep(0.17)
+            await client.request(
+                "GET", route, path_params={"org": "acme"}, params={"spent": "1"}
+            )
+    (retried,) = recorder.of("retry")
+    now, reset = spent
+    assert retried.wait is not None
+    assert reset - now - 0.25 <= retried.wait <= reset - now + 0.6, (
+        f"waited {retried.wait:.2f}s for a window the server closes in {reset - now:.2f}s"
+    )
