@@ -140,6 +140,8 @@ class Operation:
     response: dict[str, Any] | None = None
     example: Any = None
     paginated: bool = False
+    paged_write: bool = False
+    """A write whose answer is paged: its later pages are read with the path's GET."""
     page_size_param: str = "per_page"
     envelope: str | None = None
     binary: str | None = None
@@ -246,7 +248,8 @@ class ModelBuilder:
             return f"builtins.list[{item}]"
         if kind == "object":
             if schema.get("properties"):
-                return self.struct(schema, hint)
+                # An override's ``title`` names its model wherever it is used.
+                return self.struct(schema, schema.get("title") or hint)
             extra = schema.get("additionalProperties")
             if isinstance(extra, dict) and extra:
                 value = self.type_of(extra, hint + "Value")
@@ -411,17 +414,29 @@ def _response(op: dict[str, Any]) -> tuple[dict[str, Any] | None, Any]:
     return None, None
 
 
-def _bodiless(op: dict[str, Any]) -> list[tuple[str, str]]:
+def _bodiless(op_id: str, op: dict[str, Any]) -> list[tuple[str, str]]:
     """The 2xx answers without a body, beside one with a model: the call returns ``None``
-    for them, which the method's type and docstring must say."""
+    for them, which the method's type and docstring must say.
+
+    The answer with the model is the first of 200, 201 and 202 the spec gives a body; where
+    it gives none, an ``overrides.RESPONSE_SCHEMAS`` entry describes its first 2xx answer.
+    ``overrides.BODILESS_ANSWERS`` adds the answers the spec leaves out.
+    """
     responses = op.get("responses", {})
-    if not any(responses.get(code, {}).get("content") for code in ("200", "201", "202")):
+    extra = overrides.BODILESS_ANSWERS.get(op_id, {})
+    if set(extra) & set(responses):
+        raise SystemExit(f"overrides.BODILESS_ANSWERS[{op_id!r}]: the spec documents "
+                         f"{sorted(set(extra) & set(responses))} now")
+    described = next((code for code in ("200", "201", "202")
+                      if responses.get(code, {}).get("content")), None)
+    if described is None and op_id in overrides.RESPONSE_SCHEMAS:
+        described = min((code for code in responses if code.startswith("2")), default=None)
+    if described is None:
         return []
-    return [
-        (code, " ".join((answer.get("description") or "").split()).rstrip("."))
-        for code, answer in sorted(responses.items())
-        if code.startswith("2") and not answer.get("content")
-    ]
+    answers = {code: answer.get("description") or "" for code, answer in responses.items()
+               if code.startswith("2") and code != described and not answer.get("content")}
+    answers.update(extra)
+    return [(code, " ".join(text.split()).rstrip(".")) for code, text in sorted(answers.items())]
 
 
 def _query_annotation(schema: dict[str, Any]) -> str:
@@ -483,7 +498,7 @@ def load_operations(spec: dict[str, Any], *, strict: bool = True) -> list[Operat
             _body(op, raw)
             _check_body_tables(op, raw)
             op.response, op.example = _response(raw)
-            op.bodiless = _bodiless(raw)
+            op.bodiless = _bodiless(op_id, raw)
             if op_id in overrides.RESPONSE_SCHEMAS:
                 op.response = _with_spec(overrides.RESPONSE_SCHEMAS[op_id], op.response)
             _pagination(op, raw)
@@ -494,12 +509,41 @@ def load_operations(spec: dict[str, Any], *, strict: bool = True) -> list[Operat
                   "BINARY", "PARAM_SCHEMAS", "PARAM_NAMES", "NEEDS_ONE_OF", "PRESENCE_FLAGS",
                   "RESPONSE_SCHEMAS", "BODILESS_NOTES", "QUERY_WIRE_NAMES", "PARTIAL_BODIES",
                   "NOT_REQUIRED", "RESPONSE_NOTES", "EXTRA_BODY_FIELDS", "NONEMPTY_FILTERS",
-                  "UNREAD_PARAMS"):
+                  "UNREAD_PARAMS", "PAGED_WRITES", "BODILESS_ANSWERS", "UPLOAD_NAMES"):
         stale = set(getattr(overrides, table)) - seen
         if stale and strict:
             raise SystemExit(f"overrides.{table} names operations the spec lacks: {sorted(stale)}")
+    _paged_writes(ops)
+    _check_upload_names(ops)
     _name_methods(ops)
     return ops
+
+
+def _paged_writes(ops: list[Operation]) -> None:
+    """Mark ``overrides.PAGED_WRITES``: writes answered with a list (or a list among
+    alternatives) whose path has a GET to read the later pages with."""
+    listed = {op.path for op in ops if op.http == "GET"}
+    for op in ops:
+        if op.op_id not in overrides.PAGED_WRITES:
+            continue
+        schema = op.response or {}
+        answers = [schema, *schema.get("anyOf", [])]
+        if op.http == "GET" or op.path not in listed or op.bodiless or not any(
+            _types(answer) == ["array"] for answer in answers
+        ):
+            raise SystemExit(f"overrides.PAGED_WRITES[{op.op_id!r}]: not a write answered "
+                             "with a list on a path with a GET")
+        op.paged_write = True
+
+
+def _check_upload_names(ops: list[Operation]) -> None:
+    """``overrides.UPLOAD_NAMES`` names a body field of a multipart operation."""
+    for op in ops:
+        if op.op_id in overrides.UPLOAD_NAMES:
+            wire = overrides.UPLOAD_NAMES[op.op_id][0]
+            if op.body_kind != "multipart" or wire not in {f.wire for f in op.body_fields}:
+                raise SystemExit(f"overrides.UPLOAD_NAMES[{op.op_id!r}]: no multipart field "
+                                 f"{wire!r}")
 
 
 def _parameters(op: Operation, raw: dict[str, Any], strict: bool = True) -> None:
@@ -1047,6 +1091,10 @@ def _notes(op: Operation) -> list[str]:
                      "never reads it.")
     if op.op_id in overrides.RESPONSE_NOTES:
         notes.append(overrides.RESPONSE_NOTES[op.op_id] + ".")
+    if op.paged_write:
+        notes.append("Sentry pages its answer (100 objects a page): the pages after the first "
+                     f"are read with ``GET {op.path}`` and the same filters, so the list holds "
+                     "every object.")
     if op.op_id in overrides.PARTIAL_BODIES:
         notes.append("A partial update: every body field may be left out, and one left out "
                      "stays as it is.")
@@ -1054,6 +1102,11 @@ def _notes(op: Operation) -> list[str]:
     if needed:
         names = " or ".join(f"``{p.py}``" for p in needed)
         notes.append(f"Refused (``ValueError``) without {names}: {why}.")
+    if op.op_id in overrides.UPLOAD_NAMES:
+        field, why = overrides.UPLOAD_NAMES[op.op_id]
+        py = next(f.py for f in op.body_fields if f.wire == field)
+        notes.append(f"Refused (``ValueError``) when ``file`` is bytes or an async iterator "
+                     f"and neither ``{py}`` nor ``filename`` names it: {why}.")
     filters, why = _nonempty(op)
     if filters:
         names = " or ".join(f"``{p.py}``" for p in filters)
@@ -1158,6 +1211,9 @@ def render_method(op: Operation, needs: set[str]) -> str:
         lines.append(f"            path_params={_path_params(op)},")
         lines.append(f"            fields=[{fields}],")
         lines.append(f'            file=("{file_field.wire}", {file_field.py}, filename),')
+        if op.op_id in overrides.UPLOAD_NAMES:
+            named = next(f for f in op.body_fields if f.wire == overrides.UPLOAD_NAMES[op.op_id][0])
+            lines.append(f'            named_by=("{named.wire}", {named.py}),')
         lines.append(f"            type={returns},")
         lines.append("        )")
         return "\n".join(lines)
@@ -1176,6 +1232,8 @@ def render_method(op: Operation, needs: set[str]) -> str:
         call.append(f"            json=_support.body({{{fields}}}),")
     elif op.body_kind == "any":
         call.append("            json=body,")
+    if op.paged_write:
+        return "\n".join(lines + _paged_write_call(op, call))
     if returns != "None":
         # A documented answer without a body decodes to None: the type says so.
         alternatives = _alternatives(returns) + (["type(None)"] if op.bodiless else [])
@@ -1189,6 +1247,21 @@ def render_method(op: Operation, needs: set[str]) -> str:
     lines += call
     lines.append("        )")
     return "\n".join(lines)
+
+
+def _paged_write_call(op: Operation, call: list[str]) -> list[str]:
+    """``_support.paged_write`` of a list answer's item type and the one other answer."""
+    alternatives = _alternatives(op.type_expr)
+    lists = [a for a in alternatives if a.startswith("builtins.list[")]
+    others = [a for a in alternatives if a not in lists]
+    if len(lists) != 1 or len(others) != 1:
+        raise SystemExit(f"overrides.PAGED_WRITES[{op.op_id!r}]: the answer must be a list or "
+                         f"one other model, not {op.type_expr}")
+    return ["        return await _support.paged_write(",
+            "            self._client,", *call,
+            f"            type={lists[0][len('builtins.list['):-1]},",
+            f"            other={others[0]},",
+            "        )"]
 
 
 def _alternatives(expr: str) -> list[str]:

@@ -145,6 +145,23 @@ PAGINATED: dict[str, str] = {
 }
 """operationId -> the server code that paginates it."""
 
+PAGED_WRITES: dict[str, str] = {
+    # Writes whose server changes every object the filter matches at once, then answers
+    # with ``self.paginate``: the first page of the changed objects and a ``Link`` to the
+    # rest. The method returns them all: the write is sent once and the later pages are
+    # read with the GET of the same path and filters (the same query, in the same order);
+    # a write per page would change every match again.
+    "updateOrganizationDetectors": (
+        "OrganizationDetectorIndexEndpoint.put: OffsetPaginator, order_by id, as the GET's "
+        "default sortBy"
+    ),
+    "updateOrganizationWorkflows": (
+        "OrganizationWorkflowIndexEndpoint.put: OffsetPaginator, order_by id, as the GET's "
+        "default sortBy"
+    ),
+}
+"""operationId -> the server code that pages its answer."""
+
 PAGED_FIELDS: dict[str, tuple[str, str]] = {
     # Object-returning GETs whose server pages one array inside the object (``per_page``,
     # ``cursor``, a ``Link`` to the rest) -> (that field, the server code that pages it).
@@ -323,9 +340,10 @@ NEEDS_ONE_OF: dict[str, tuple[tuple[str, ...], str]] = {
 }
 
 NONEMPTY_FILTERS: dict[str, tuple[tuple[str, ...], str]] = {
-    # operationId -> (list filters that, when given, must name something; what the server
-    # does otherwise), refused before sending: an empty list (or only blank names) is left
-    # out of the query, which turns "these zero" into "all of them".
+    # operationId -> (filters that, when given, must name something; what the server does
+    # otherwise), refused before sending: an empty list (or only blank names) is left out
+    # of the query, and an empty or blank search query filters nothing, which turns "these
+    # zero" into "all of them".
     # MonitorDetailsMixin.delete_monitor: without matching environment names it deletes
     # the monitor itself.
     "deleteOrganizationMonitor": (
@@ -337,18 +355,20 @@ NONEMPTY_FILTERS: dict[str, tuple[tuple[str, ...], str]] = {
         "Sentry deletes the whole monitor and its alert rule when no name matches",
     ),
     # OrganizationDetectorIndexEndpoint / OrganizationWorkflowIndexEndpoint put and delete
-    # act on everything the remaining filters match.
+    # act on everything the remaining filters match. Their guard reads
+    # ``request.GET.get("query")``, true for a blank query, which then parses into no
+    # filter: every object of the user's projects.
     "deleteOrganizationDetectors": (
-        ("id", "project"), "Sentry would delete every detector the other filters match"
+        ("id", "project", "query"), "Sentry would delete every detector the other filters match"
     ),
     "deleteOrganizationWorkflows": (
-        ("id", "project"), "Sentry would delete every workflow the other filters match"
+        ("id", "project", "query"), "Sentry would delete every workflow the other filters match"
     ),
     "updateOrganizationDetectors": (
-        ("id", "project"), "Sentry would change every detector the other filters match"
+        ("id", "project", "query"), "Sentry would change every detector the other filters match"
     ),
     "updateOrganizationWorkflows": (
-        ("id", "project"), "Sentry would change every workflow the other filters match"
+        ("id", "project", "query"), "Sentry would change every workflow the other filters match"
     ),
 }
 
@@ -359,6 +379,12 @@ PRESENCE_FLAGS: dict[str, tuple[str, ...]] = {
     "getOrganizationStatsSummary": ("download",),  # ``if request.GET.get("download"):``
 }
 
+NOTHING_MATCHED: dict[str, Any] = {
+    "type": "object", "title": "NothingMatched", "properties": {"detail": {"type": "string"}},
+}
+"""``{"detail": "No detectors found."}``: a bulk call's filter matched nothing. A ``title``
+names the model of an object schema."""
+
 RESPONSE_SCHEMAS: dict[str, dict[str, Any]] = {
     # operationId -> the success body's schema, where the spec gives none or another one.
     # ``"$spec"`` inside it stands for the spec's own schema of the success body.
@@ -367,13 +393,14 @@ RESPONSE_SCHEMAS: dict[str, dict[str, Any]] = {
     "listOrganizationNotificationsActions": {"type": "array", "items": "$spec"},
     # OrganizationDetectorIndexEndpoint.put / OrganizationWorkflowIndexEndpoint.put:
     # ``{"detail": "No detectors found."}`` (200) when the filter matches nothing, else the
-    # changed objects. A ``title`` names the model of an object among alternatives.
-    "updateOrganizationDetectors": {"anyOf": ["$spec", {
-        "type": "object", "title": "NothingMatched", "properties": {"detail": {"type": "string"}},
-    }]},
-    "updateOrganizationWorkflows": {"anyOf": ["$spec", {
-        "type": "object", "title": "NothingMatched", "properties": {"detail": {"type": "string"}},
-    }]},
+    # changed objects.
+    "updateOrganizationDetectors": {"anyOf": ["$spec", NOTHING_MATCHED]},
+    "updateOrganizationWorkflows": {"anyOf": ["$spec", NOTHING_MATCHED]},
+    # Their delete: the same 200 answer when the filter matches nothing, else 204 once
+    # every match is scheduled for deletion (the spec documents both without a body; the
+    # schema here is the 200's).
+    "deleteOrganizationDetectors": NOTHING_MATCHED,
+    "deleteOrganizationWorkflows": NOTHING_MATCHED,
     # replays/usecases/replay_counts.py: counts per issue, or with returnIds the replay ids.
     "getOrganizationReplayCount": {
         "type": "object",
@@ -427,6 +454,14 @@ RESPONSE_NOTES: dict[str, str] = {
         "The changed workflows, or ``NothingMatched`` (``detail``: \"No workflows found.\") "
         "when the filter matched nothing: nothing changed"
     ),
+    "deleteOrganizationDetectors": (
+        "``NothingMatched`` (``detail``: \"No detectors found.\") when the filter matched "
+        "nothing: nothing was deleted"
+    ),
+    "deleteOrganizationWorkflows": (
+        "``NothingMatched`` (``detail``: \"No workflows found.\") when the filter matched "
+        "nothing: nothing was deleted"
+    ),
 }
 
 BODILESS_NOTES: dict[str, str] = {
@@ -435,5 +470,33 @@ BODILESS_NOTES: dict[str, str] = {
     "addOrganizationMemberTeam": (
         "202: an access request was made, the member is not on the team until it is "
         "approved; 204: the member is on the team already"
+    ),
+    "deleteOrganizationDetectors": "204: every matching detector is scheduled for deletion",
+    "deleteOrganizationWorkflows": "204: every matching workflow is scheduled for deletion",
+    "Bulk Mutate a List of Issues": (
+        "204: no id matched and the search that follows matched nothing either: nothing "
+        "changed"
+    ),
+}
+
+BODILESS_ANSWERS: dict[str, dict[str, str]] = {
+    # operationId -> {status: description} of success answers without a body that the
+    # server sends but the spec leaves out; the method returns ``None`` for them.
+    # update_groups_with_search_fn: ``Response({"detail": "No groups found"}, status=204)``,
+    # which ProjectGroupIndexEndpoint.put passes on (a 204 carries no body).
+    "Bulk Mutate a List of Issues": {"204": "No groups found"},
+}
+
+UPLOAD_NAMES: dict[str, tuple[str, str]] = {
+    # operationId -> (the body field that names the uploaded file instead of the part's
+    # filename, what the server does without either). Bytes and async iterators have no
+    # name of their own: a call with neither that field nor ``filename=`` is refused before
+    # sending. ReleaseFilesMixin.post_releasefile: ``request.data.get("name",
+    # fileobj.name)``, 400 when that is empty or "file", the part's name without one.
+    "uploadOrganizationReleaseFile": (
+        "name", "Sentry answers 400 \"File name must be specified\" to a part called \"file\""
+    ),
+    "uploadProjectReleaseFile": (
+        "name", "Sentry answers 400 \"File name must be specified\" to a part called \"file\""
     ),
 }

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 from collections.abc import AsyncGenerator, AsyncIterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -30,6 +31,9 @@ FileInput = bytes | str | os.PathLike[str] | AsyncIterable[bytes]
 """File contents for an upload: the bytes, a path to read, or an async iterator of chunks."""
 
 T = TypeVar("T")
+
+_HEADER_CONTROLS = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+"""Characters a header may not hold (RFC 9110 5.5): a part's filename goes into one."""
 
 
 async def stream(
@@ -73,15 +77,49 @@ async def download(
     return await client.download(path, to, path_params=path_params, params=params)
 
 
+def _named(value: Any) -> bool:
+    """Whether a form field's value names something: given, and not blank."""
+    return isinstance(value, str) and bool(value.strip())
+
+
+def _part_filename(
+    file: tuple[str, FileInput, str | None], named_by: tuple[str, Any] | None = None
+) -> str:
+    """The filename the file's part goes out with: ``filename=``, else a path's own name,
+    else the field's name, which says nothing of the file.
+
+    Raises ``ValueError`` for a filename a header cannot hold (a control character would
+    fail the request as a connection error), and, when ``named_by`` is the form field that
+    names the file in its stead, for a part the server would find no name for: that field
+    not given, and the filename blank or the field's own name (bytes and async iterators
+    have none of their own).
+    """
+    name, contents, filename = file
+    given = "filename"
+    if filename is None and isinstance(contents, (str, os.PathLike)):
+        filename, given = Path(contents).name, name
+    if filename is not None and _HEADER_CONTROLS.search(filename):
+        raise ValueError(f"`{given}`: the file name {filename!r} holds a control character, "
+                         "which a multipart header cannot carry")
+    nameless = not _named(filename) or filename == name
+    if nameless and named_by is not None and not _named(named_by[1]):
+        raise ValueError(
+            f"`{named_by[0]}` or `filename` must name the file: without them its part is "
+            f"called {name!r} (bytes and async iterators have no name of their own), which "
+            "the server refuses as no file name"
+        )
+    return filename or name
+
+
 def _form(
-    fields: Sequence[tuple[str, Any]], file: tuple[str, FileInput, str | None]
+    fields: Sequence[tuple[str, Any]],
+    file: tuple[str, FileInput, str | None],
+    named_by: tuple[str, Any] | None = None,
 ) -> tuple[Form, bool]:
     """A builder for the multipart body, and whether it can be built again for a retry."""
-    name, contents, filename = file
+    name, contents, _ = file
     replayable = isinstance(contents, (bytes, str, os.PathLike))
-    if isinstance(contents, (str, os.PathLike)):
-        filename = filename or Path(contents).name
-    filename = filename or name
+    filename = _part_filename(file, named_by)
 
     def build() -> aiohttp.FormData:
         form = aiohttp.FormData()
@@ -109,14 +147,17 @@ async def upload(
     path_params: Mapping[str, str | int],
     fields: Sequence[tuple[str, Any]],
     file: tuple[str, FileInput, str | None],
+    named_by: tuple[str, Any] | None = None,
     type: type[T],
 ) -> T:
     """POST a multipart form with one file and decode the JSON answer into ``type``.
 
     Contents given as bytes or a path are sent again on a retried 429; an async iterator
-    can be read once, so its upload is attempted once.
+    can be read once, so its upload is attempted once. ``named_by`` is the form field (its
+    name and value) that names the file where the part's filename would not: contents
+    without a name of their own need it or a filename.
     """
-    build, replayable = _form(fields, file)
+    build, replayable = _form(fields, file, named_by)
 
     def decode(response: Response) -> T:
         return client.decode(response, type)

@@ -357,7 +357,8 @@ def test_a_field_override_changes_the_type_and_the_sample(monkeypatch: pytest.Mo
                   "PAGE_SIZE_PARAM", "BINARY", "ALWAYS_SENT", "PARAM_SCHEMAS", "PARAM_NAMES", "NEEDS_ONE_OF",
                   "PRESENCE_FLAGS", "RESPONSE_SCHEMAS", "BODILESS_NOTES", "QUERY_WIRE_NAMES",
                   "PARTIAL_BODIES", "NOT_REQUIRED", "RESPONSE_NOTES", "EXTRA_BODY_FIELDS",
-                  "NONEMPTY_FILTERS", "UNREAD_PARAMS"):
+                  "NONEMPTY_FILTERS", "UNREAD_PARAMS", "PAGED_WRITES", "BODILESS_ANSWERS",
+                  "UPLOAD_NAMES"):
         monkeypatch.setattr(gen.overrides, table, {})
     monkeypatch.setattr(gen.overrides, "FIELD_SCHEMAS", {"releases.Release.nothing": {}})
     with pytest.raises(SystemExit, match="FIELD_SCHEMAS"):
@@ -419,3 +420,70 @@ def test_one_object_or_a_plain_value_is_their_union() -> None:
     schema = {"anyOf": [{"type": "object", "properties": {"id": {"type": "string"}}},
                         {"type": "string"}]}
     assert models.type_of(schema, "Owner") == "Owner | str"
+
+
+DETECTORS = "/api/0/organizations/{organization_id_or_slug}/detectors/"
+DETECTOR = {"type": "object", "properties": {"id": {"type": "string"}}}
+
+
+def bulk_spec() -> dict[str, Any]:
+    """A listing and its bulk write (answered with the changed objects) and delete (200 or
+    204, neither with a body in the spec)."""
+    filters = [ORG, {"in": "query", "name": "query", "schema": {"type": "string"}}] + [
+        {"in": "query", "name": name, "schema": {"type": "array", "items": {"type": "integer"}}}
+        for name in ("id", "project")
+    ]
+    deleted = op("deleteOrganizationDetectors", "Monitors", filters)
+    deleted["responses"]["200"] = {"description": "Success"}
+    return {"paths": {DETECTORS: {
+        "get": op("listOrganizationDetectors", "Monitors", filters,
+                  {"type": "array", "items": DETECTOR}),
+        "put": op("updateOrganizationDetectors", "Monitors", filters,
+                  {"type": "array", "items": DETECTOR},
+                  body={"type": "object", "properties": {"enabled": {"type": "boolean"}}}),
+        "delete": deleted,
+    }}}
+
+
+def test_a_paged_write_reads_its_later_pages(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A write whose server pages its answer returns every object: one helper sends it
+    and reads the rest with the path's GET; an override's ``title`` names its model."""
+    nothing = {"type": "object", "title": "NothingMatched",
+               "properties": {"detail": {"type": "string"}}}
+    monkeypatch.setattr(gen.overrides, "RESPONSE_SCHEMAS", {
+        "updateOrganizationDetectors": {"anyOf": ["$spec", nothing]},
+        "deleteOrganizationDetectors": nothing,
+    })
+    monkeypatch.setattr(gen.overrides, "PAGED_WRITES", {"updateOrganizationDetectors": "why"})
+    files = gen.generate(bulk_spec(), ROOT / "no-such-dir", strict=False)
+    module = files[Path("sentry_async/api/monitors.py")]
+    assert ") -> builtins.list[Detector] | NothingMatched:" in module
+    assert "return await _support.paged_write(" in module
+    assert "type=Detector,\n            other=NothingMatched," in module
+    assert "GET /organizations/{org}/detectors/" in module
+    # The delete's 200 has the override's body; its 204 is the answer without one.
+    assert ") -> NothingMatched | None:" in module
+    assert "type=_support.union(NothingMatched, type(None))," in module
+
+
+def test_a_paged_write_without_a_listing_fails_loudly(monkeypatch: pytest.MonkeyPatch) -> None:
+    spec = bulk_spec()
+    del spec["paths"][DETECTORS]["get"]
+    monkeypatch.setattr(gen.overrides, "PAGED_WRITES", {"updateOrganizationDetectors": "why"})
+    with pytest.raises(SystemExit, match="PAGED_WRITES"):
+        gen.generate(spec, ROOT / "no-such-dir", strict=False)
+
+
+def test_an_answer_the_spec_leaves_out_adds_none(monkeypatch: pytest.MonkeyPatch) -> None:
+    for table in ("PAGED_WRITES", "RESPONSE_SCHEMAS", "RESPONSE_NOTES"):
+        monkeypatch.setattr(gen.overrides, table, {})
+    monkeypatch.setattr(gen.overrides, "BODILESS_ANSWERS",
+                        {"updateOrganizationDetectors": {"204": "No detectors found"}})
+    files = gen.generate(bulk_spec(), ROOT / "no-such-dir", strict=False)
+    module = files[Path("sentry_async/api/monitors.py")]
+    assert ") -> builtins.list[Detector] | None:" in module
+    assert "(204, No detectors found)" in module
+    spec = bulk_spec()
+    spec["paths"][DETECTORS]["put"]["responses"]["204"] = {}
+    with pytest.raises(SystemExit, match="BODILESS_ANSWERS"):
+        gen.generate(spec, ROOT / "no-such-dir", strict=False)

@@ -146,6 +146,20 @@ async def test_project_bulk_update_sends_the_new_status_in_the_body(
     assert json.loads(await seen.read()) == {"status": "resolved"}
 
 
+# update_groups_with_search_fn: ``Response({"detail": "No groups found"}, status=204)`` when
+# no id matches and the search finds nothing; ProjectGroupIndexEndpoint.put passes it on.
+async def test_project_bulk_update_that_changes_nothing_is_none(
+    server: tuple[Recorder, str], client: SentryClient
+) -> None:
+    recorder, _ = server
+    recorder.answer(None, status=204)
+    from sentry_async.api import events
+
+    assert await client.events.bulk_update_issues("org", "web", id=[999], status="resolved") is None
+    hints = typing.get_type_hints(events.EventsAPI.bulk_update_issues)
+    assert type(None) in typing.get_args(hints["return"])
+
+
 async def test_project_bulk_update_needs_ids(
     server: tuple[Recorder, str], client: SentryClient
 ) -> None:
@@ -535,6 +549,38 @@ def test_a_bulk_toggle_says_what_its_detail_answer_means() -> None:
         assert "matched nothing" in (inspect.getdoc(method) or ""), method.__qualname__
 
 
+# OrganizationDetectorIndexEndpoint.delete / OrganizationWorkflowIndexEndpoint.delete
+# answer 200 {"detail": "No detectors found."} when the filter matches nothing, and 204
+# once every match is scheduled for deletion: the two must not look alike.
+@pytest.mark.parametrize(
+    ("call", "what"),
+    [
+        (lambda c: c.monitors.delete_detectors("org", query="name:no-such"), "detectors"),
+        (lambda c: c.monitors.delete_workflows("org", query="no-such"), "workflows"),
+    ],
+)
+async def test_a_bulk_delete_that_matches_nothing_says_so(
+    call: Any, what: str, server: tuple[Recorder, str], client: SentryClient
+) -> None:
+    recorder, _ = server
+    recorder.answer({"detail": f"No {what} found."})
+    recorder.answer(None, status=204)
+    nothing = await call(client)
+    assert nothing is not None
+    assert nothing.detail == f"No {what} found."
+    assert await call(client) is None
+
+
+def test_a_bulk_delete_says_what_its_answers_mean() -> None:
+    from sentry_async.api import monitors
+
+    for method in (monitors.MonitorsAPI.delete_detectors, monitors.MonitorsAPI.delete_workflows):
+        hints = typing.get_type_hints(method)
+        assert set(typing.get_args(hints["return"])) == {monitors.NothingMatched, type(None)}
+        doc = inspect.getdoc(method) or ""
+        assert "matched nothing" in doc and "``None``" in doc, method.__qualname__
+
+
 # OrganizationReleaseDetailsEndpoint.put applies ``status`` (archive or restore), which the
 # spec hides (``extend_schema_serializer(exclude_fields=["headCommits", "status"])``).
 @pytest.mark.parametrize("status", ["archived", "open"])
@@ -564,6 +610,13 @@ async def test_a_release_can_be_archived_and_restored(
         lambda c: c.monitors.delete_workflows("org", id=[], query="nightly"),
         lambda c: c.monitors.update_detectors("org", id=[], project=[1], enabled=False),
         lambda c: c.monitors.update_workflows("org", id=[], project=[1], enabled=False),
+        # ``request.GET.get("query")`` is true for a blank query, which then parses into
+        # no filter at all: every detector (or workflow) of the user's projects.
+        lambda c: c.monitors.delete_detectors("org", query=" "),
+        lambda c: c.monitors.delete_detectors("org", query="", project=[1]),
+        lambda c: c.monitors.delete_workflows("org", query="\t"),
+        lambda c: c.monitors.update_detectors("org", query=" ", enabled=False),
+        lambda c: c.monitors.update_workflows("org", query="  ", id=[5], enabled=False),
     ],
 )
 async def test_an_empty_filter_never_widens_a_delete(

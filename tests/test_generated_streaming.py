@@ -207,6 +207,60 @@ async def test_upload_takes_bytes_paths_and_iterators(
         assert b'filename="app.min.js"' in body
 
 
+# ReleaseFilesMixin.post_releasefile: ``full_name = request.data.get("name", fileobj.name)``,
+# then 400 "File name must be specified" when it is empty or "file". Bytes and iterators
+# have no name of their own: the part would be called after its field, "file".
+@pytest.mark.parametrize("kind", ["bytes", "iterator"])
+async def test_upload_of_contents_without_a_name_is_refused_before_sending(
+    kind: str, server: tuple[Recorder, str]
+) -> None:
+    seen, url = server
+    contents: Any = {"bytes": b"console.log(1)", "iterator": chunks()}[kind]
+    async with client_for(url) as client:
+        with pytest.raises(ValueError, match=r"`name`.*`filename`"):
+            await client.releases.upload_file("acme", "1.0", file=contents)
+        with pytest.raises(ValueError, match=r"`name`.*`filename`"):
+            await client.releases.upload_file("acme", "1.0", file=b"x", name="  ")
+        with pytest.raises(ValueError, match=r"`name`.*`filename`"):
+            await client.releases.upload_file("acme", "1.0", file=b"x", filename=" ")
+        with pytest.raises(ValueError, match=r"`name`.*`filename`"):
+            await client.releases.upload_file("acme", "1.0", file=b"x", filename="file")
+        with pytest.raises(ValueError, match=r"`name`.*`filename`"):
+            await client.releases.upload_file_for_project("acme", "web", "1.0", file=b"x")
+    assert seen.requests == []
+    if kind == "iterator":
+        await contents.aclose()
+
+
+async def test_upload_named_by_filename_or_path_goes_out(
+    server: tuple[Recorder, str], tmp_path: Path
+) -> None:
+    seen, url = server
+    source = tmp_path / "app.min.js"
+    source.write_bytes(b"console.log(1)")
+    async with client_for(url) as client:
+        await client.releases.upload_file("acme", "1.0", file=b"x", filename="app.js")
+        await client.releases.upload_file("acme", "1.0", file=source)
+    assert b'filename="app.js"' in seen.bodies[0]
+    assert b'filename="app.min.js"' in seen.bodies[1]
+
+
+@pytest.mark.parametrize("bad", ["app\r\n.js", "a\nb.js", "nul\x00.js"])
+async def test_a_filename_with_a_control_character_is_refused_by_name(
+    bad: str, server: tuple[Recorder, str], tmp_path: Path
+) -> None:
+    seen, url = server
+    async with client_for(url) as client:
+        with pytest.raises(ValueError, match="`filename`"):
+            await client.releases.upload_file("acme", "1.0", file=b"x", name="a.js", filename=bad)
+        if "\x00" not in bad:
+            source = tmp_path / bad
+            source.write_bytes(b"x")
+            with pytest.raises(ValueError, match="`file`"):
+                await client.releases.upload_file("acme", "1.0", file=source)
+    assert seen.requests == []
+
+
 async def test_project_slugs_become_ids_once_per_client(server: tuple[Recorder, str]) -> None:
     seen, url = server
     async with client_for(url) as client:

@@ -15,11 +15,12 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 import msgspec
 from msgspec import UNSET, UnsetType
 
-from .._protocol.params import check_slug, is_numeric_id
+from .._protocol.links import link_header
+from .._protocol.params import Params, check_slug, is_numeric_id
 from .._streaming import FileInput, upload
 from .._streaming import download as _download
 from .._streaming import stream as _stream
-from ..pagination import PageFetcher, Paginator
+from ..pagination import PageFetcher, Paginator, RawPage
 
 if TYPE_CHECKING:
     from ..client import SentryClient
@@ -38,6 +39,7 @@ __all__ = [
     "field_page",
     "given",
     "names_nothing",
+    "paged_write",
     "paginate",
     "paginate_projects",
     "project_ids",
@@ -84,6 +86,41 @@ def union(first: type[T], second: type[U]) -> type[T | U]:
     """``first | second`` as one decode target, for an answer that is one or the other
     (msgspec tells a list from an object by the JSON type)."""
     return cast("type[T | U]", first | second)
+
+
+async def paged_write(
+    client: SentryClient,
+    method: str,
+    path: str,
+    *,
+    path_params: Mapping[str, str | int],
+    params: Params | None = None,
+    json: Any = None,
+    type: type[T],
+    other: type[U],
+) -> list[T] | U:
+    """A write whose server changes every match at once and pages its answer (a list of
+    ``type``, or ``other``): the write is sent once, its answer is the walk's first page,
+    and the pages its ``Link`` points to are read with the GET of the same path and
+    filters, so the list holds every object.
+
+    Sending the write again for each page would change every match again.
+    """
+    response = await client.send(method, path, path_params=path_params, params=params,
+                                 json=json)
+    listed: Any = list
+    answer: list[T] | U = client.decode(response, union(listed[type], other))
+    if not isinstance(answer, list):
+        return answer
+    first = RawPage(items=answer, link=link_header(response.headers),
+                    rate_limit=response.rate_limit)
+    listing = client.paginate(path, path_params=path_params, params=params, type=type)
+    later = listing._fetch
+
+    async def fetch(cursor: str | None, size: int | None) -> RawPage:
+        return first if cursor is None else await later(cursor, size)
+
+    return await dataclasses.replace(listing, _fetch=fetch).collect()
 
 
 def given(*values: Any) -> bool:

@@ -265,7 +265,7 @@ class EventsAPI(Resource):
         assigned_to: str | UnsetType | None = UNSET,
         has_seen: bool | UnsetType | None = UNSET,
         is_bookmarked: bool | UnsetType | None = UNSET,
-    ) -> EventUpdateIssue:
+    ) -> EventUpdateIssue | None:
         """Bulk Mutate a List of Issues.
 
         ``PUT /projects/{org}/{project}/issues/``
@@ -273,6 +273,8 @@ class EventsAPI(Resource):
         No ``status`` query parameter: the spec documents one, but Sentry never reads it.
 
         Refused (``ValueError``) without ``id``: without ids Sentry changes up to 1000 issues matching the default query (it never reads a status filter), as it does when no id matches: issues.bulk_update(org, ids, project=...) checks the ids first.
+
+        ``None`` when Sentry answers without a body (204: no id matched and the search that follows matched nothing either: nothing changed).
         """
         if not _support.given(id):
             raise ValueError("bulk_update_issues needs `id`: without ids Sentry changes up to 1000 issues matching the default query (it never reads a status filter), as it does when no id matches: issues.bulk_update(org, ids, project=...) checks the ids first")
@@ -282,7 +284,7 @@ class EventsAPI(Resource):
             path_params={"org": check_path_value(org, "org"), "project": check_path_value(project, "project")},
             params={"id": id},
             json=_support.body({"status": status, "statusDetails": status_details, "ignoreDuration": ignore_duration, "isPublic": is_public, "merge": merge, "assignedTo": assigned_to, "hasSeen": has_seen, "isBookmarked": is_bookmarked}),
-            type=EventUpdateIssue,
+            type=_support.union(EventUpdateIssue, type(None)),
         )
 
     async def bulk_delete_issues(

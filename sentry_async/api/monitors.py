@@ -105,19 +105,25 @@ class MonitorsAPI(Resource):
 
         The changed detectors, or ``NothingMatched`` (``detail``: "No detectors found.") when the filter matched nothing: nothing changed.
 
-        Refused (``ValueError``) when ``project`` or ``id`` is given but names nothing (empty, or only blank names): Sentry would change every detector the other filters match.
+        Sentry pages its answer (100 objects a page): the pages after the first are read with ``GET /organizations/{org}/detectors/`` and the same filters, so the list holds every object.
+
+        Refused (``ValueError``) when ``project`` or ``query`` or ``id`` is given but names nothing (empty, or only blank names): Sentry would change every detector the other filters match.
         """
         if _support.names_nothing(project):
             raise ValueError("update_detectors: `project` names nothing (empty or blank); leave it out instead if you mean that: Sentry would change every detector the other filters match")
+        if _support.names_nothing(query):
+            raise ValueError("update_detectors: `query` names nothing (empty or blank); leave it out instead if you mean that: Sentry would change every detector the other filters match")
         if _support.names_nothing(id):
             raise ValueError("update_detectors: `id` names nothing (empty or blank); leave it out instead if you mean that: Sentry would change every detector the other filters match")
-        return await self._client.request(
+        return await _support.paged_write(
+            self._client,
             "PUT",
             "/organizations/{org}/detectors/",
             path_params={"org": check_path_value(org, "org")},
             params={"project": await _support.project_ids(self._client, org, project), "query": query, "id": id},
             json=_support.body({"enabled": enabled}),
-            type=_support.union(builtins.list[Detector], NothingMatched),
+            type=Detector,
+            other=NothingMatched,
         )
 
     async def delete_detectors(
@@ -128,22 +134,29 @@ class MonitorsAPI(Resource):
         query: str | None = None,
         sort_by: str | None = None,
         id: int | Sequence[int] | None = None,
-    ) -> None:
+    ) -> NothingMatched | None:
         """Bulk Delete Monitors.
 
         ``DELETE /organizations/{org}/detectors/``
 
-        Refused (``ValueError``) when ``project`` or ``id`` is given but names nothing (empty, or only blank names): Sentry would delete every detector the other filters match.
+        ``NothingMatched`` (``detail``: "No detectors found.") when the filter matched nothing: nothing was deleted.
+
+        Refused (``ValueError``) when ``project`` or ``query`` or ``id`` is given but names nothing (empty, or only blank names): Sentry would delete every detector the other filters match.
+
+        ``None`` when Sentry answers without a body (204: every matching detector is scheduled for deletion).
         """
         if _support.names_nothing(project):
             raise ValueError("delete_detectors: `project` names nothing (empty or blank); leave it out instead if you mean that: Sentry would delete every detector the other filters match")
+        if _support.names_nothing(query):
+            raise ValueError("delete_detectors: `query` names nothing (empty or blank); leave it out instead if you mean that: Sentry would delete every detector the other filters match")
         if _support.names_nothing(id):
             raise ValueError("delete_detectors: `id` names nothing (empty or blank); leave it out instead if you mean that: Sentry would delete every detector the other filters match")
-        await self._client.request(
+        return await self._client.request(
             "DELETE",
             "/organizations/{org}/detectors/",
             path_params={"org": check_path_value(org, "org")},
             params={"project": await _support.project_ids(self._client, org, project), "query": query, "sortBy": sort_by, "id": id},
+            type=_support.union(NothingMatched, type(None)),
         )
 
     async def get_detector(
@@ -290,19 +303,25 @@ class MonitorsAPI(Resource):
 
         The changed workflows, or ``NothingMatched`` (``detail``: "No workflows found.") when the filter matched nothing: nothing changed.
 
-        Refused (``ValueError``) when ``id`` or ``project`` is given but names nothing (empty, or only blank names): Sentry would change every workflow the other filters match.
+        Sentry pages its answer (100 objects a page): the pages after the first are read with ``GET /organizations/{org}/workflows/`` and the same filters, so the list holds every object.
+
+        Refused (``ValueError``) when ``query`` or ``id`` or ``project`` is given but names nothing (empty, or only blank names): Sentry would change every workflow the other filters match.
         """
+        if _support.names_nothing(query):
+            raise ValueError("update_workflows: `query` names nothing (empty or blank); leave it out instead if you mean that: Sentry would change every workflow the other filters match")
         if _support.names_nothing(id):
             raise ValueError("update_workflows: `id` names nothing (empty or blank); leave it out instead if you mean that: Sentry would change every workflow the other filters match")
         if _support.names_nothing(project):
             raise ValueError("update_workflows: `project` names nothing (empty or blank); leave it out instead if you mean that: Sentry would change every workflow the other filters match")
-        return await self._client.request(
+        return await _support.paged_write(
+            self._client,
             "PUT",
             "/organizations/{org}/workflows/",
             path_params={"org": check_path_value(org, "org")},
             params={"query": query, "id": id, "project": await _support.project_ids(self._client, org, project)},
             json=_support.body({"enabled": enabled}),
-            type=_support.union(builtins.list[Workflow], NothingMatched),
+            type=Workflow,
+            other=NothingMatched,
         )
 
     async def delete_workflows(
@@ -312,22 +331,29 @@ class MonitorsAPI(Resource):
         query: str | None = None,
         id: int | Sequence[int] | None = None,
         project: IdOrSlug | Sequence[IdOrSlug] | None = None,
-    ) -> None:
+    ) -> NothingMatched | None:
         """Bulk Delete Alerts.
 
         ``DELETE /organizations/{org}/workflows/``
 
-        Refused (``ValueError``) when ``id`` or ``project`` is given but names nothing (empty, or only blank names): Sentry would delete every workflow the other filters match.
+        ``NothingMatched`` (``detail``: "No workflows found.") when the filter matched nothing: nothing was deleted.
+
+        Refused (``ValueError``) when ``query`` or ``id`` or ``project`` is given but names nothing (empty, or only blank names): Sentry would delete every workflow the other filters match.
+
+        ``None`` when Sentry answers without a body (204: every matching workflow is scheduled for deletion).
         """
+        if _support.names_nothing(query):
+            raise ValueError("delete_workflows: `query` names nothing (empty or blank); leave it out instead if you mean that: Sentry would delete every workflow the other filters match")
         if _support.names_nothing(id):
             raise ValueError("delete_workflows: `id` names nothing (empty or blank); leave it out instead if you mean that: Sentry would delete every workflow the other filters match")
         if _support.names_nothing(project):
             raise ValueError("delete_workflows: `project` names nothing (empty or blank); leave it out instead if you mean that: Sentry would delete every workflow the other filters match")
-        await self._client.request(
+        return await self._client.request(
             "DELETE",
             "/organizations/{org}/workflows/",
             path_params={"org": check_path_value(org, "org")},
             params={"query": query, "id": id, "project": await _support.project_ids(self._client, org, project)},
+            type=_support.union(NothingMatched, type(None)),
         )
 
     async def get_workflow(

@@ -441,6 +441,8 @@ class ReleasesAPI(Resource):
         """Upload a New Organization Release File.
 
         ``POST /organizations/{org}/releases/{version}/files/``
+
+        Refused (``ValueError``) when ``file`` is bytes or an async iterator and neither ``name`` nor ``filename`` names it: Sentry answers 400 "File name must be specified" to a part called "file".
         """
         return await _support.upload(
             self._client,
@@ -448,6 +450,7 @@ class ReleasesAPI(Resource):
             path_params={"org": check_path_value(org, "org"), "version": check_path_value(version, "version")},
             fields=[("name", name), ("dist", dist), ("header", header)],
             file=("file", file, filename),
+            named_by=("name", name),
             type=ReleaseFile,
         )
 
@@ -675,6 +678,8 @@ class ReleasesAPI(Resource):
         """Upload a New Project Release File.
 
         ``POST /projects/{org}/{project}/releases/{version}/files/``
+
+        Refused (``ValueError``) when ``file`` is bytes or an async iterator and neither ``name`` nor ``filename`` names it: Sentry answers 400 "File name must be specified" to a part called "file".
         """
         return await _support.upload(
             self._client,
@@ -682,6 +687,7 @@ class ReleasesAPI(Resource):
             path_params={"org": check_path_value(org, "org"), "project": check_path_value(project, "project"), "version": check_path_value(version, "version")},
             fields=[("name", name), ("dist", dist), ("header", header)],
             file=("file", file, filename),
+            named_by=("name", name),
             type=ReleaseFile,
         )
 
