@@ -360,33 +360,55 @@ class WrongEventLoop(SentryError, RuntimeError):
 
 
 class BulkPartialError(SentryError):
-    """A bulk call failed part-way: ``done`` ids were already changed, ``not_done`` were not.
+    """A bulk call failed part-way.
 
-    ``error`` is the failure of the chunk that stopped it (also ``__cause__``).
+    ``done``: ids of the calls Sentry answered, so changed. ``uncertain``: ids of the call
+    that failed after it may have reached Sentry and acted (an answer that broke off or
+    never came, a 5xx, a 400): look them up before counting on either outcome.
+    ``not_done``: ids certainly not changed, those of the calls never made, and of the failed
+    call when it provably did nothing (never sent, or refused before Sentry acted: a 429,
+    401, 403, 404 ...). ``error`` is the failure of the call that stopped it (also
+    ``__cause__``).
     """
 
-    def __init__(self, error: SentryError, *, done: list[str], not_done: list[str]) -> None:
+    def __init__(
+        self,
+        error: SentryError,
+        *,
+        done: list[str],
+        not_done: list[str],
+        uncertain: list[str] | None = None,
+    ) -> None:
         self.error = error
         self.done = done
+        self.uncertain = uncertain if uncertain is not None else []
         self.not_done = not_done
+        total = len(done) + len(self.uncertain) + len(not_done)
         super().__init__(
-            f"bulk call stopped after {len(done)} of {len(done) + len(not_done)} issues "
-            f"(ids changed: {len(done)}, not changed: {len(not_done)}): {error}"
+            f"bulk call stopped after {len(done)} of {total} issues (ids changed: "
+            f"{len(done)}, uncertain: {len(self.uncertain)}, not changed: {len(not_done)}): "
+            f"{error}"
         )
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (_rebuild_bulk, (self.error, self.done, self.not_done))
+        return (_rebuild_bulk, (self.error, self.done, self.not_done, self.uncertain))
 
 
-def _rebuild_bulk(error: SentryError, done: list[str], not_done: list[str]) -> BulkPartialError:
-    return BulkPartialError(error, done=done, not_done=not_done)
+def _rebuild_bulk(
+    error: SentryError,
+    done: list[str],
+    not_done: list[str],
+    uncertain: list[str] | None = None,
+) -> BulkPartialError:
+    return BulkPartialError(error, done=done, not_done=not_done, uncertain=uncertain)
 
 
 class IssuesNotFound(SentryError, LookupError):
     """None of a bulk update's ids is an issue in scope, so nothing was sent.
 
     Sentry would not refuse the call: when no id matches it changes up to 1000 issues of a
-    search instead. ``missing`` holds the ids, as numeric ids.
+    search instead. ``missing`` holds the ids, as numeric ids (a short id that names no
+    issue as it was given).
     """
 
     def __init__(self, missing: list[str]) -> None:

@@ -134,11 +134,14 @@ async def test_a_failed_later_chunk_says_which_ids_changed(
         with anyio.fail_after(10), pytest.raises(BulkPartialError) as caught:
             await client.issues.bulk_update(ORG, ids, status="resolved")
     error = caught.value
-    first = next(r for r in server.requests if r.method == "PUT").params("id")
-    assert error.done == first and error.not_done == ids[len(first) :]
+    first, second = [r.params("id") for r in server.requests if r.method == "PUT"][:2]
+    # A 5xx may come from a proxy while Sentry carries on: the failed call is uncertain.
+    assert error.done == first and error.uncertain == second
+    assert error.not_done == ids[len(first) + len(second) :]
     assert isinstance(error.error, ServerError) and error.__cause__ is error.error
     assert all(server.data.issues_by_id[i].status == "resolved" for i in first)
-    assert all(server.data.issues_by_id[i].status == before[i] for i in error.not_done)
+    unchanged = error.uncertain + error.not_done
+    assert all(server.data.issues_by_id[i].status == before[i] for i in unchanged)
     assert "not changed" in str(error)
 
 

@@ -156,16 +156,18 @@ def is_numeric_id(text: str) -> bool:
 def issue_id(value: str | int, name: str = "issue id") -> str:
     """An issue reference for a path: a numeric id (ASCII digits) or a short id (``PROJ-1A``).
 
-    Anything else is refused before sending.
+    Numeric ids come back as Sentry reads them, as integers (``int(id)``, Django's
+    ``id__in``): ``"05"`` is issue 5, and is sent and compared as ``"5"``. Anything else is
+    refused before sending.
     """
     if isinstance(value, bool) or not isinstance(value, (str, int)):
         raise ValueError(f"{name} must be a numeric id or a short id (got {value!r})")
-    if isinstance(value, int):
-        if value <= 0:
+    text = value.strip() if isinstance(value, str) else str(value)
+    if isinstance(value, int) or is_numeric_id(text):
+        if int(text) <= 0:
             raise ValueError(f"{name} must be a positive number (got {value!r})")
-        return str(value)
-    text = value.strip()
-    if is_numeric_id(text) or _SHORT_ID.fullmatch(text):
+        return str(int(text))
+    if _SHORT_ID.fullmatch(text):
         return text
     raise ValueError(
         f"{name} must be a numeric id such as 4567 or a short id such as PROJ-1A (got {value!r})"

@@ -19,7 +19,16 @@ from .._protocol.params import (
     project_refs,
 )
 from .._protocol.params import issue_id as check_issue_id
-from ..errors import BulkPartialError, IssuesNotFound, SentryError
+from ..errors import (
+    APIError,
+    BulkPartialError,
+    IssuesNotFound,
+    NotFound,
+    SentryError,
+    TransportError,
+    UntrustedHost,
+    WrongEventLoop,
+)
 from ..models import (
     Issue,
     IssueHash,
@@ -87,8 +96,9 @@ class BulkResult:
     8 KB): the attributes Sentry set, or ``None`` where it answered 204 (a delete, which
     Sentry always answers so, whether or not an id matched; an update whose ids all went
     away between the check and the call). Short ids are sent as the numeric ids they
-    resolve to. ``missing``: ids of a bulk update that named no issue in scope, left out
-    of the calls (a bulk delete checks nothing and leaves it empty).
+    resolve to, numeric ids as Sentry reads them (``"05"`` as ``"5"``). ``missing``: ids of
+    a bulk update that named no issue in scope (a short id that matches nothing as given),
+    left out of the calls (a bulk delete checks nothing and leaves it empty).
     """
 
     ids: list[str]
@@ -112,6 +122,23 @@ def _changes(changes: Mapping[str, Any]) -> dict[str, Any]:
             value = ""
         body[wire] = value
     return body
+
+
+def _may_have_acted(error: SentryError) -> bool:
+    """Whether a bulk call that failed with ``error`` may have changed issues.
+
+    Only a request that provably never left, or one refused before Sentry's handler ran (a
+    4xx other than 400: the rate limiter's 429, authentication, permissions, a proxy's size
+    limit), certainly did nothing. An answer that broke off may follow the change; a 400
+    can come after part of it (``update_groups`` sets the priority before refusing a
+    release resolution across projects); a 502 or 504 may be a proxy's, sent while Sentry
+    carried on.
+    """
+    if isinstance(error, TransportError):
+        return error.maybe_sent or error.status is not None
+    if isinstance(error, APIError):
+        return not 400 < error.status < 500
+    return not isinstance(error, (UntrustedHost, WrongEventLoop))
 
 
 def _ids(ids: Iterable[str | int]) -> list[str]:
@@ -294,7 +321,8 @@ class IssuesResource(Resource):
         change.
 
         If a later call fails, :class:`~sentry_async.BulkPartialError` says which ids were
-        already changed (``done``) and which were not (``not_done``).
+        already changed (``done``), which were certainly not (``not_done``), and which the
+        failed call may have changed (``uncertain``: it may have reached Sentry).
 
         An empty id list is refused: without ids Sentry applies the change to every issue
         matching the (default) query.
@@ -316,7 +344,9 @@ class IssuesResource(Resource):
         """Delete many issues, 1000 ids per call (partial failures as in :meth:`bulk_update`).
 
         ``project=None`` means every project the token can see (``project=-1``). Sentry
-        answers 204 whether or not an id matched, and never searches when ids are given.
+        answers 204 whether or not an id matched, and never searches when ids are given. A
+        short id that matches nothing raises :class:`~sentry_async.NotFound` before any
+        call.
         An empty id list is refused: Sentry would delete the first 1000 issues matching
         the query instead.
         """
@@ -338,19 +368,32 @@ class IssuesResource(Resource):
 
         return resolve
 
-    async def _numeric(self, org: str, id_list: builtins.list[str]) -> builtins.list[str]:
-        """Bulk calls take numeric ``id=`` only: short ids are looked up first."""
+    async def _numeric(
+        self, org: str, id_list: builtins.list[str], *, keep_unknown: bool = False
+    ) -> builtins.list[str]:
+        """Bulk calls take numeric ``id=`` only: short ids are looked up first.
+
+        With ``keep_unknown`` a short id that matches nothing (its lookup's 404) stays as
+        it is, for the caller to list as missing; otherwise, and for any other failure, the
+        lookup's error is raised.
+        """
         out: builtins.list[str] = []
         for value in id_list:
             if is_numeric_id(value):
                 out.append(value)
                 continue
-            match = await self._client.request(
-                "GET",
-                "/organizations/{org}/shortids/{short_id}/",
-                path_params={"org": org, "short_id": value},
-                type=_ShortIdMatch,
-            )
+            try:
+                match = await self._client.request(
+                    "GET",
+                    "/organizations/{org}/shortids/{short_id}/",
+                    path_params={"org": org, "short_id": value},
+                    type=_ShortIdMatch,
+                )
+            except NotFound:
+                if not keep_unknown:
+                    raise
+                out.append(value)
+                continue
             out.append(match.groupId)
         return out
 
@@ -378,8 +421,10 @@ class IssuesResource(Resource):
         merge = bool(body and body.get("merge"))
         if merge:
             _one_call(id_list, update_length)
-        numeric = await self._numeric(org_slug, id_list)
-        found = await self._existing(org_slug, numeric, base_length, extra)
+        numeric = await self._numeric(org_slug, id_list, keep_unknown=True)
+        # A short id still here matched nothing: missing, and no ``group=`` (ints only).
+        checked = [value for value in numeric if is_numeric_id(value)]
+        found = await self._existing(org_slug, checked, base_length, extra)
         missing = [value for value in numeric if value not in found]
         sent = [value for value in numeric if value in found]
         if not sent or (merge and missing):
@@ -444,15 +489,24 @@ class IssuesResource(Resource):
                     json=body,
                     idempotent=idempotent,
                 )
-                # Sent and answered: Sentry has acted, whether or not the answer reads.
-                done.extend(chunk)
+            except SentryError as exc:
+                if not done:
+                    raise
+                failed = chunk if _may_have_acted(exc) else []
+                raise BulkPartialError(
+                    exc,
+                    done=done,
+                    uncertain=failed,
+                    not_done=numeric[len(done) + len(failed) :],
+                ) from exc
+            # Sent and answered: Sentry has acted, whether or not the answer reads.
+            done.extend(chunk)
+            try:
                 if response.status == 204 or not response.body.strip():
                     results.append(None)
                 else:
                     results.append(self._client.decode(response, IssueUpdateResult))
             except SentryError as exc:
-                if not done:
-                    raise
                 raise BulkPartialError(exc, done=done, not_done=numeric[len(done) :]) from exc
         return BulkResult(ids=numeric, calls=len(results), results=results)
 

@@ -32,6 +32,8 @@ from ._state import _SERVE, ApiError, _encode, _json, _state
 
 DEFAULT_ISSUE_QUERY = "is:unresolved issue.priority:[high, medium]"
 """Sentry's ``DEFAULT_QUERY`` for the issues list when no ``query`` is sent."""
+_DELETE_FAILED = "Error deleting groups"
+"""The 500's detail of the bulk deletes when deleting raised (an id that is no integer)."""
 _QUERY_TOKEN = re.compile(r"\S+:\[[^\]]*\]|\S+")
 
 
@@ -171,7 +173,8 @@ def _direct_hit(
 
 
 def _groups(request: web.Request, org: OrgRecord) -> list[IssueRecord] | None:
-    """``?group=``: exactly those issues of the requested projects, unpaginated, no search."""
+    """``?group=``: exactly those issues of the requested projects, unpaginated, no search,
+    whatever their status (issues being deleted or merged away too)."""
     wanted = request.query.getall("group", [])
     if not wanted:
         return None
@@ -187,19 +190,39 @@ def _scoped(
     org: OrgRecord,
     ids: list[str],
     projects: list[ProjectRecord] | None = None,
+    *,
+    failure: str = "Internal Error",
 ) -> list[IssueRecord]:
-    """The issues among ``ids`` in the request's projects (``project__in=projects``)."""
+    """The issues among ``ids`` in the request's projects (``project__in=projects``).
+
+    Ids are read as integers, as Sentry does (``int(id)``, Django's ``id__in``): ``05``
+    is issue 5, and an id that is no integer fails the call with a 500 (``failure`` its
+    detail). No status filter (``get_group_list``, the ``group=`` lookup): an issue being
+    deleted or merged away is still found.
+    """
     data = _state(request).data
+    try:
+        numbers = [str(int(value)) for value in ids]
+    except ValueError:
+        raise ApiError(500, failure) from None
     scope = {project.id for project in projects or _projects(request, org)}
-    found = (data.issues_by_id.get(i) for i in dict.fromkeys(ids))
+    found = (data.issues_by_id.get(i) for i in dict.fromkeys(numbers))
     return [
         issue
         for issue in found
-        if issue is not None
-        and not issue.deleted
-        and issue.project.org is org
-        and issue.project.id in scope
+        if issue is not None and issue.project.org is org and issue.project.id in scope
     ]
+
+
+def _group_body(data: Dataset, issue: IssueRecord, shape: IssueShape) -> dict[str, Any]:
+    """An issue as the ``group=`` lookup serializes it: one deleted or merged away is only
+    marked so until a task removes it (``delete_group_list``, ``handle_merge`` set
+    ``PENDING_DELETION`` / ``PENDING_MERGE`` and clear the substatus)."""
+    body = data.issue_body(issue, shape=shape)
+    if issue.deleted:
+        status = "pending_merge" if issue.id in data.merged else "pending_deletion"
+        body.update(status=status, substatus=None, statusDetails={})
+    return body
 
 
 async def list_issues(request: web.Request) -> web.Response:
@@ -232,7 +255,7 @@ async def list_issues(request: web.Request) -> web.Response:
         return direct
     groups = _groups(request, org)
     if groups is not None:
-        return _json(_encode([data.issue_body(issue, shape=shape) for issue in groups]))
+        return _json(_encode([_group_body(data, issue, shape) for issue in groups]))
     if request.query.get("sort") == "inbox":
         _check_inbox_search(request)
     score = _ISSUE_SCORES.get(request.query.get("sort", "date"), _ISSUE_SCORES["date"])
@@ -298,7 +321,11 @@ async def bulk_delete_issues(request: web.Request) -> web.Response:
         "You do not have the multi project stream feature enabled",
     )
     # Faithful to Sentry: without ids, the first 1000 issues matching the query go.
-    targets = _scoped(request, org, ids) if ids else _issue_filter(request, org)[:1000]
+    targets = (
+        _scoped(request, org, ids, failure=_DELETE_FAILED)
+        if ids
+        else _issue_filter(request, org)[:1000]
+    )
     for issue in targets:
         issue.deleted = True
         data.invalidate_issue(issue)
@@ -330,7 +357,9 @@ async def project_bulk_delete_issues(request: web.Request) -> web.Response:
     ids = request.query.getall("id", [])
     _environments(request, org)
     targets = (
-        _scoped(request, org, ids, projects) if ids else _issue_filter(request, org, projects)
+        _scoped(request, org, ids, projects, failure=_DELETE_FAILED)
+        if ids
+        else _issue_filter(request, org, projects)
     )
     for issue in targets[:1000] if not ids else targets:
         issue.deleted = True
