@@ -7,6 +7,8 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal, TypedDict, overload
 
+import msgspec
+
 from .._protocol.params import check_page_size
 from .._protocol.params import issue_id as _issue_id
 from ..api.events import EventsAPI
@@ -219,8 +221,13 @@ class EventsResource(EventsAPI):
         )
 
     async def get_raw(self, org: IdOrSlug, project: IdOrSlug, event_id: str) -> bytes:
-        """One event's full payload as the JSON bytes Sentry sent, for pass-through export."""
-        response = await self._client.send(
+        """One event's full payload as the JSON bytes Sentry sent, for pass-through export.
+
+        One validating ``msgspec.Raw`` scan, as the lists' raw mode does: a success body
+        that is not JSON (cut short, a proxy's page, empty) is resent as :meth:`get`
+        resends it, then a :class:`~sentry_async.errors.DecodeError`, never handed out.
+        """
+        raw = await self._client.request(
             "GET",
             "/projects/{org}/{project}/events/{event_id}/",
             path_params={
@@ -228,8 +235,9 @@ class EventsResource(EventsAPI):
                 "project": self._org(project),
                 "event_id": _event_id(event_id),
             },
+            type=msgspec.Raw,
         )
-        return response.body
+        return bytes(raw)
 
     async def for_issue_event(
         self,

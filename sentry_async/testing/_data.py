@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import random
 from collections import OrderedDict
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -624,6 +625,17 @@ class Dataset:
             "metadata": {"title": self._title(event)},
         }
 
+    def search_message(self, event: EventRecord) -> str:
+        """What Snuba's ``message`` column holds (``Event.search_message``): the message,
+        then the title (the metadata it is made of) and the culprit where the text does not
+        hold them yet. A project's events ``query`` is matched against it."""
+        summary = self.summary_body(event)
+        message = str(summary.get("message") or "")
+        for part in (summary.get("title"), summary.get("culprit")):
+            if part and str(part) not in message:
+                message = f"{message} {part}"
+        return message.strip()
+
     def event_user(self, event: EventRecord) -> dict[str, Any]:
         """The event's user as summaries show it: what tag values and Discover read too."""
         return {
@@ -655,18 +667,28 @@ class Dataset:
             return event.issue.title
         return f"GET /api/items/{event.index % 17}"
 
-    def event_bytes(self, event: EventRecord, *, with_neighbours: bool = False) -> bytes:
+    def event_bytes(
+        self,
+        event: EventRecord,
+        *,
+        with_neighbours: bool = False,
+        environments: Collection[str] = frozenset(),
+    ) -> bytes:
+        """The full event; ``with_neighbours`` fills ``nextEventID``/``previousEventID``
+        as ``wrap_event_response`` does, among the issue's events in ``environments`` (all
+        when empty). Only the bodies without environments are cached."""
+        if with_neighbours and environments:
+            body = self.event_body(event)
+            self._set_neighbours(body, event, environments)
+            return _encode(body)
         key = (event.event_id, with_neighbours)
         cached = self._event_cache.get(key)
         if cached is not None:
             self._event_cache.move_to_end(key)
             return cached
         body = self.event_body(event)
-        if with_neighbours and event.issue is not None:
-            events = event.issue.events
-            pos = events.index(event)
-            body["nextEventID"] = events[pos - 1].event_id if pos > 0 else None
-            body["previousEventID"] = events[pos + 1].event_id if pos + 1 < len(events) else None
+        if with_neighbours:
+            self._set_neighbours(body, event, environments)
         data = _encode(body)
         self._event_cache[key] = data
         self._event_cache_bytes += len(data)
@@ -674,6 +696,25 @@ class Dataset:
             _, old = self._event_cache.popitem(last=False)
             self._event_cache_bytes -= len(old)
         return data
+
+    @staticmethod
+    def _set_neighbours(
+        body: dict[str, Any], event: EventRecord, environments: Collection[str]
+    ) -> None:
+        """The nearest newer (next) and older (previous) of the issue's events in
+        ``environments``, whether or not the event itself is in them; none for an event
+        without an issue."""
+        if event.issue is None:
+            return
+        events = event.issue.events
+        pos = events.index(event)
+
+        def nearest(candidates: Iterable[EventRecord]) -> str | None:
+            kept = (e for e in candidates if not environments or e.environment in environments)
+            return next((e.event_id for e in kept), None)
+
+        body["nextEventID"] = nearest(reversed(events[:pos]))
+        body["previousEventID"] = nearest(events[pos + 1 :])
 
     def event_size_class(self, event: EventRecord) -> int:
         """Approximate frames count: most events are small, some ~100 KB, a few ~1 MB."""

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from aiohttp import web
 
 from ._data import EventRecord
-from ._lookups import _HEX32, _event_range, _flag, _issue, _org, _per_page, _project
+from ._lookups import _HEX32, _environments, _event_range, _issue, _org, _per_page, _project
 from ._paginators import _page
 from ._search import events_matching, parse_query
 from ._state import ApiError, _encode, _json, _state
@@ -16,7 +16,14 @@ from ._state import ApiError, _encode, _json, _state
 FULL_PAGE_MAX = 10
 
 
+def _full(request: web.Request) -> bool:
+    """Both event lists read ``request.GET.get("full") in ("1", "true")``, case-sensitive."""
+    return request.query.get("full") in ("1", "true")
+
+
 def _event_rows(request: web.Request, events: Sequence[EventRecord]) -> list[EventRecord]:
+    """An issue's events in the range and environments matching ``query``, as the issue
+    search grammar reads it (``get_query_builder_for_group``)."""
     start, end = _event_range(request, expired_status=500)
     environments = set(request.query.getall("environment", []))
     terms = parse_query(request.query.get("query", ""))
@@ -31,20 +38,36 @@ def _event_rows(request: web.Request, events: Sequence[EventRecord]) -> list[Eve
     )
 
 
+def _project_event_rows(request: web.Request, events: Sequence[EventRecord]) -> list[EventRecord]:
+    """A project's events in the range whose message contains ``query``, case aside
+    (``positionCaseInsensitive``): no search grammar, and no ``environment``."""
+    start, end = _event_range(request, expired_status=500)
+    rows = [e for e in events if start <= e.timestamp < end]
+    query = request.query.get("query")
+    if not query:
+        return rows
+    data, wanted = _state(request).data, query.lower()
+    return [e for e in rows if wanted in data.search_message(e).lower()]
+
+
 def _event_page(
-    request: web.Request, events: Sequence[EventRecord], *, sample: bool
+    request: web.Request,
+    events: Sequence[EventRecord],
+    *,
+    sample: bool,
+    select: Callable[[web.Request, Sequence[EventRecord]], list[EventRecord]],
 ) -> web.Response:
-    """A page of ``events``, newest first, or ordered by event id when ``sample`` (how
-    Sentry's sampled order is played here)."""
+    """A page of the ``events`` that ``select`` keeps, newest first, or ordered by event id
+    when ``sample`` (how Sentry's sampled order is played here)."""
     data = _state(request).data
     per_page = _per_page(request)
 
     def build() -> list[EventRecord]:
-        rows = _event_rows(request, events)
+        rows = select(request, events)
         return sorted(rows, key=lambda e: e.event_id) if sample else rows
 
     rows = _state(request).listing(request, build)
-    if _flag(request, "full"):
+    if _full(request):
         return _page(request, rows, data.event_bytes, per_page=min(per_page, FULL_PAGE_MAX))
     return _page(request, rows, data.summary_bytes, per_page=per_page)
 
@@ -70,19 +93,24 @@ async def issue_events(request: web.Request) -> web.Response:
     events = _issue(request, _org(request)).events
     # GroupEventsEndpoint: ``request.GET.get("sample") in ("1", "true")``.
     sample = request.query.get("sample") in ("1", "true")
-    return _event_direct_hit(request, events) or _event_page(request, events, sample=sample)
+    return _event_direct_hit(request, events) or _event_page(
+        request, events, sample=sample, select=_event_rows
+    )
 
 
 async def project_events(request: web.Request) -> web.Response:
     org = _org(request)
     # ProjectEventsEndpoint: ``if request.GET.get("sample", False):``, so "0" counts.
     sample = bool(request.query.get("sample"))
-    return _event_page(request, _project(request, org).events, sample=sample)
+    return _event_page(
+        request, _project(request, org).events, sample=sample, select=_project_event_rows
+    )
 
 
 async def issue_event(request: web.Request) -> web.Response:
     org = _org(request)
     issue = _issue(request, org)
+    environments = _environments(request, org)
     key = request.match_info["event_id"]
     events = issue.events
     if key in ("latest", "recommended", "oldest"):
@@ -104,7 +132,8 @@ async def issue_event(request: web.Request) -> web.Response:
         raise ApiError(
             404, "No matching event found, try changing the environments, date range, or query."
         )
-    return _json(_state(request).data.event_bytes(event, with_neighbours=True))
+    data = _state(request).data
+    return _json(data.event_bytes(event, with_neighbours=True, environments=environments))
 
 
 async def project_event(request: web.Request) -> web.Response:
@@ -115,7 +144,10 @@ async def project_event(request: web.Request) -> web.Response:
     )
     if event is None or event.project is not project:
         raise ApiError(404, "Event not found")
-    return _json(_state(request).data.event_bytes(event))
+    # ProjectEventDetailsEndpoint: ``wrap_event_response`` with the requested environments.
+    environments = _environments(request, org)
+    data = _state(request).data
+    return _json(data.event_bytes(event, with_neighbours=True, environments=environments))
 
 
 async def resolve_event_id(request: web.Request) -> web.Response:
