@@ -92,7 +92,9 @@ async def test_stats_period_wins_over_start_and_end(fake_sentry: FakeSentry) -> 
         ("end", (now - timedelta(days=70)).strftime("%Y-%m-%dT%H:%M:%S")),
     ]
     with anyio.fail_after(10):
-        stats = await _call(fake_sentry, "events-stats/", [("statsPeriod", "1d"), *old])
+        stats = await _call(
+            fake_sentry, "events-stats/", [("statsPeriod", "1d"), ("interval", "5m"), *old]
+        )
         issues = await _call(fake_sentry, "issues/", [("query", ""), ("statsPeriod", "2d"), *old])
     assert stats[0] == 200
     assert stats[1]["start"] >= fake_sentry.data.now_ts - 86400 - 300

@@ -125,24 +125,45 @@ def _is_series(value: Any) -> bool:
     return isinstance(value, dict) and isinstance(value.get("data"), list)
 
 
-def parse_events_stats(body: bytes | Any, y_axes: Sequence[str] | None = None) -> EventsStats:
+def _no_top_events(raw: dict[str, Any], multi_axis: bool) -> bool:
+    """Whether a top-events answer is Sentry's placeholder for no group at all: the one
+    zero-filled result ``top_events_timeseries`` returns then, which ``get_event_stats_data``
+    serialises in the single-yAxis shape (a top-level ``data`` list), or for several yAxis
+    as the group ``""``. A real group always has an ``order``."""
+    if not multi_axis:
+        return isinstance(raw.get("data"), list)
+    placeholder = raw.get("")
+    return len(raw) == 1 and isinstance(placeholder, dict) and "order" not in placeholder
+
+
+def parse_events_stats(
+    body: bytes | Any, y_axes: Sequence[str] | None = None, *, top_events: bool = False
+) -> EventsStats:
     """Normalise any of the four ``events-stats`` shapes into a list of series.
 
     ``y_axes`` are the requested yAxis expressions: they name the series of single-yAxis
-    answers (whose inner key is always ``count``). Raises ``ValueError`` on a body that
-    fits none of the shapes.
+    answers (whose inner key is always ``count``). ``top_events`` says the query asked for
+    top events: Sentry's zero-filled placeholder for a query that matched no group is then
+    no series at all (``raw`` still holds it). Raises ``ValueError`` on a body that fits
+    none of the shapes, the placeholder included.
     """
     raw = _ANY.decode(body) if isinstance(body, (bytes, bytearray, memoryview, str)) else body
     if not isinstance(raw, dict):
         raise ValueError("events-stats body is not a JSON object")
     axes = list(y_axes or ["count()"])
+    series = _all_series(raw, axes)
+    if top_events and _no_top_events(raw, len(axes) > 1):
+        series = []
+    return EventsStats(series=series, raw=raw)
+
+
+def _all_series(raw: dict[str, Any], axes: list[str]) -> list[Series]:
+    """Every series of a decoded ``events-stats`` body, in their ``order``."""
     first_axis = axes[0]
-    series: list[Series] = []
     if isinstance(raw.get("data"), list):
-        series.append(
-            _series(raw, name=first_axis, y_axis=first_axis, group=None, order=raw.get("order"))
-        )
-        return EventsStats(series=series, raw=raw)
+        order = raw.get("order")
+        return [_series(raw, name=first_axis, y_axis=first_axis, group=None, order=order)]
+    series: list[Series] = []
     multi_axis = len(axes) > 1
     for key, value in raw.items():
         if _is_series(value):
@@ -172,7 +193,7 @@ def parse_events_stats(body: bytes | Any, y_axes: Sequence[str] | None = None) -
         elif key not in ("order", "totals", "meta", "start", "end", "isMetricsData"):
             raise ValueError(f"events-stats key {key!r} is neither a series nor a group")
     series.sort(key=lambda s: (s.order is None, s.order if s.order is not None else 0))
-    return EventsStats(series=series, raw=raw)
+    return series
 
 
 class UsageGroup(Model):

@@ -32,6 +32,15 @@ _SERVER_RANGE = 90 * 86400
 """The range Sentry searches when none is given."""
 EVENTS_MAX_POINTS = 10_000
 """``MAX_ROLLUP_POINTS``: buckets one ``events-stats`` series may have."""
+RPC_DATASETS = frozenset(
+    {"spans", "logs", "ourlogs", "tracemetrics", "uptime_results", "profile_functions"}
+)
+"""The datasets ``events-stats`` reads over RPC (Sentry's ``RPC_DATASETS``): an interval
+longer than their range is replaced by the default interval too."""
+_ROUNDED_OVER = 3600
+"""A ``statsPeriod`` longer than this is rounded out (``quantize_date_params``)."""
+_ROUNDED_COARSER_FROM = 30 * 86400
+"""From this long on the rounding is to 15 minutes, below it to the minute."""
 
 
 def _span(window: dict[str, str], start: datetime | None, end: datetime | None) -> int:
@@ -51,25 +60,98 @@ def _duration(seconds: int) -> str:
     return f"{seconds}s"
 
 
+def _events_range(
+    window: dict[str, str], start: datetime | None, end: datetime | None
+) -> tuple[int, int]:
+    """The shortest and the longest range Sentry may bucket an ``events-stats`` query over.
+
+    ``quantize_date_params`` rounds a ``statsPeriod`` of more than an hour out to windows
+    of a minute (of 15 minutes from 30 days up) on the server's clock, the start strictly
+    earlier: a period of whole windows gains one window, any other one or two. ``start`` and
+    ``end``, and Sentry's default range, are not rounded."""
+    span = _span(window, start, end)
+    if "statsPeriod" not in window or span <= _ROUNDED_OVER:
+        return span, span
+    size = 900 if span >= _ROUNDED_COARSER_FROM else 60
+    return span // size * size + size, -(-span // size) * size + size
+
+
 def _events_interval(
-    interval: str | timedelta | None, span: int, top_events: int | None
+    interval: str | timedelta | None,
+    window: dict[str, str],
+    start: datetime | None,
+    end: datetime | None,
+    top_events: int | None,
+    dataset: str | None,
 ) -> str | None:
-    """The interval to send, refused when Sentry's ``validate_interval`` would: more than
-    ``EVENTS_MAX_POINTS`` points over the range (divided among the top events). Sentry does
-    not answer that with an error but buckets at its default interval for the range, which
+    """The interval to send, refused where Sentry's ``validate_interval`` would refuse it:
+    more than ``EVENTS_MAX_POINTS`` points over the range as Sentry rounds it (divided among
+    the top events), or, for the ``RPC_DATASETS``, longer than the range. Sentry does not
+    answer either with an error but buckets at its default interval for the range, which
     would leave the caller with other buckets than asked for."""
     chosen = _interval(interval)
     if chosen is None:
         return None
-    limit = EVENTS_MAX_POINTS / top_events if top_events else EVENTS_MAX_POINTS
-    if span / period_seconds(chosen) > limit:
-        shared = f" ({EVENTS_MAX_POINTS} among {top_events} top events)" if top_events else ""
+    seconds = period_seconds(chosen)
+    span = _span(window, start, end)
+    shortest, longest = _events_range(window, start, end)
+    if dataset in RPC_DATASETS and seconds > shortest:
         raise ValueError(
-            f"interval {chosen!r} over {_duration(span)} makes more than {limit:g} points"
-            f"{shared}, which Sentry replaces with its default interval for the range: "
+            f"interval {chosen!r} is longer than the range ({_duration(shortest)}), which "
+            f"Sentry replaces for the {dataset} dataset with its default interval for the "
+            "range: use a shorter interval or a longer range"
+        )
+    limit = EVENTS_MAX_POINTS / top_events if top_events else EVENTS_MAX_POINTS
+    if longest / seconds > limit:
+        shared = f" ({EVENTS_MAX_POINTS} among {top_events} top events)" if top_events else ""
+        rounded = (
+            f" ({_duration(longest)} once Sentry rounds the period out)"
+            if longest != span
+            else ""
+        )
+        raise ValueError(
+            f"interval {chosen!r} over {_duration(span)}{rounded} makes more than {limit:g} "
+            f"points{shared}, which Sentry replaces with its default interval for the range: "
             "use a larger interval or a shorter range"
         )
     return chosen
+
+
+def _comparison_delta(
+    delta: int | timedelta | None, axes: list[str], top_events: int | None
+) -> int | None:
+    """The ``comparisonDelta`` to send, in whole seconds. Sentry answers a value ``int()``
+    cannot read with a 400, a comparison of several y-axes with another ("Only one column
+    can be selected for comparison queries"), and leaves the comparison out of top-events
+    series without a word: each is refused here, as is a delta of no time, which Sentry
+    takes for no comparison."""
+    if delta is None:
+        return None
+    if isinstance(delta, timedelta):
+        seconds = delta.total_seconds()
+        if seconds != int(seconds):
+            raise ValueError(
+                f"comparison_delta must be a whole number of seconds (got {delta!r})"
+            )
+        delta = int(seconds)
+    elif isinstance(delta, bool) or not isinstance(delta, int):
+        raise ValueError(
+            "comparison_delta must be an integer number of seconds or a timedelta "
+            f"(got {delta!r}): Sentry refuses any other"
+        )
+    if delta <= 0:
+        raise ValueError("comparison_delta must be a positive number of seconds")
+    if len(axes) > 1:
+        raise ValueError(
+            f"comparison_delta compares one y_axis (got {axes}): Sentry refuses a comparison "
+            "of several"
+        )
+    if top_events is not None:
+        raise ValueError(
+            "comparison_delta does not apply to top_events: Sentry answers top-events series "
+            "without comparisons"
+        )
+    return delta
 
 
 def _usage_points(
@@ -180,11 +262,18 @@ class StatsResource(Resource):
 
         ``top_events`` groups by ``fields`` (ordered by ``sort``, or the older ``order_by``
         name for the same thing; optional) and returns one series per group (plus ``Other``
-        unless ``exclude_other``); ``raw`` keeps the response. ``project`` takes ids or slugs.
-        As Sentry requires, the sort must name one of ``fields`` (an aggregate too: order by
-        ``-count()`` with ``count()`` among the fields), and ``timestamp`` is no group column.
-        An ``interval`` making more than 10000 points over the range (divided by
-        ``top_events``) is refused: Sentry would bucket at its own default instead.
+        unless ``exclude_other``); ``raw`` keeps the response. When no group matches, Sentry
+        answers a zero-filled placeholder series: that is no group, and ``series`` is empty.
+        ``project`` takes ids or slugs. As Sentry requires, the sort must name one of
+        ``fields`` (an aggregate too: order by ``-count()`` with ``count()`` among the
+        fields), and ``timestamp`` is no group column.
+
+        An ``interval`` making more than 10000 points (divided by ``top_events``) over the
+        range as Sentry counts it (a ``period`` over an hour rounded out by a minute, by 15
+        minutes from 30 days up), or longer than the range for the ``RPC_DATASETS``
+        (``spans``, ``logs``, ...), is refused: Sentry would bucket at its own default
+        instead. ``comparison_delta`` (whole seconds) compares one ``y_axis`` and no top
+        events: Sentry refuses several and leaves top events without comparisons.
         """
         axes = listify(y_axis, "y_axis") or []
         if not axes:
@@ -199,12 +288,9 @@ class StatsResource(Resource):
         field_list = listify(fields, "fields")
         if top_events is not None and field_list:
             _check_top_events(field_list, sort if sort is not None else order_by)
-        if isinstance(comparison_delta, timedelta):
-            comparison_delta = int(comparison_delta.total_seconds())
-        if comparison_delta is not None and comparison_delta <= 0:
-            raise ValueError("comparison_delta must be a positive number of seconds")
+        delta = _comparison_delta(comparison_delta, axes, top_events)
         window = time_params(period, start, end)
-        chosen = _events_interval(interval, _span(window, start, end), top_events)
+        chosen = _events_interval(interval, window, start, end, top_events, dataset)
         params: dict[str, Any] = {
             "yAxis": axes,
             "query": query,
@@ -216,7 +302,7 @@ class StatsResource(Resource):
             "sort": sort,
             "orderby": order_by,
             "partial": partial,
-            "comparisonDelta": comparison_delta,
+            "comparisonDelta": delta,
             "excludeOther": exclude_other,
             "dataset": dataset,
             **window,
@@ -228,7 +314,7 @@ class StatsResource(Resource):
             params=params,
         )
         try:
-            return parse_events_stats(response.body, axes)
+            return parse_events_stats(response.body, axes, top_events=top_events is not None)
         except (ValueError, TypeError) as exc:
             # It quotes the value it could not read, which a server may have filled with
             # the token: blanked out, and not chained (its message holds the value raw).

@@ -285,10 +285,13 @@ _VALID_FIELD = re.compile(r"^[a-zA-Z0-9_.:-]*$")
 """``VALID_FIELD_PATTERN``: a name Sentry resolves, as a tag when it knows no such column."""
 
 
-def _discover_events(request: web.Request, org: OrgRecord) -> list[EventRecord]:
+def _discover_events(
+    request: web.Request, org: OrgRecord, *, bounds: tuple[float, float] | None = None
+) -> list[EventRecord]:
     """``get_filter_params`` order: the date range (90 days by default), the projects, then
-    the environments."""
-    start, end = _event_range(request)
+    the environments. ``bounds`` replaces the request's range (``events-stats`` rounds it
+    out first)."""
+    start, end = _event_range(request) if bounds is None else bounds
     projects = _projects(request, org)
     _single_project_only(request, org, projects, "You cannot view events from multiple projects.")
     environments = _environments(request, org)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from collections.abc import Callable
 from datetime import datetime, timezone
@@ -13,6 +14,7 @@ from ._data import Dataset, EventRecord, OrgRecord
 from ._lookups import (
     _PERIOD,
     _UNITS,
+    _event_range,
     _flag,
     _org,
     _projects,
@@ -37,6 +39,12 @@ MAX_ROLLUP_POINTS = 10_000
 """``sentry.constants.MAX_ROLLUP_POINTS``: buckets one ``events-stats`` series may have."""
 STATS_ROW_LIMIT = 10_000
 """Groups ``stats_v2`` answers at most when grouping by project (tests lower it)."""
+RPC_DATASETS = frozenset(
+    {"spans", "logs", "ourlogs", "tracemetrics", "uptime_results", "profile_functions"}
+)
+"""``RPC_DATASETS``' names: ``get_rollup(..., allow_interval_over_range=not use_rpc)``."""
+ONE_COLUMN = "Only one column can be selected for comparison queries"
+"""``timeseries_query``'s refusal of a comparison over several y-axes."""
 
 
 def _default_interval(span: float) -> int:
@@ -52,19 +60,59 @@ def _default_interval(span: float) -> int:
     return 900
 
 
-def _buckets(request: web.Request, top_events: int) -> tuple[float, float, int]:
-    """``get_rollup_from_request`` as ``get_event_stats_data`` calls it: an interval that does
-    not parse counts as an hour, and one that ``validate_interval`` refuses (zero, or more
-    than ``MAX_ROLLUP_POINTS`` points, divided among the top events) falls back to the
-    default interval for the range, silently."""
+def _quantized(moment: float, key: int, duration: int, *, up: bool) -> float:
+    """``snuba.quantize_time``: the last window start (windows of ``duration`` seconds from
+    each hour, shifted by ``key % duration``) strictly before ``moment``; with ``up``, the
+    end of that window. The fraction of a second is dropped."""
+    hour = moment // 3600 * 3600
+    past = int(moment - hour)
+    window = past // duration * duration + key % duration
+    past = window if window < past else window - duration
+    return hour + past + (duration if up else 0)
+
+
+def _stats_range(request: web.Request, org: OrgRecord) -> tuple[float, float]:
+    """``quantize_date_params``: a ``statsPeriod`` range of more than an hour is rounded out
+    to the minute (to 15 minutes from 30 days up), keyed by the organization's id; other
+    ranges are left as they are. This is the range points are counted and buckets filled
+    over."""
     start, end = _time_range(request)
+    span = end - start
+    if "statsPeriod" not in request.query or span <= 3600:
+        return start, end
+    duration = 15 * 60 if span >= 30 * 86400 else 60
+    key = int(org.id) if org.id.isdigit() else 0
+    return (
+        _quantized(start, key, duration, up=False),
+        _quantized(end, key, duration, up=True),
+    )
+
+
+def _event_bounds(request: web.Request, start: float, end: float) -> tuple[float, float]:
+    """The rounded range the events are read over, as ``_event_range`` reads the request's
+    own: whole seconds, the start moved up to the retention's (which refuses a range ending
+    before it)."""
+    lower, _ = _event_range(request)
+    retained = lower > math.floor(_time_range(request)[0])
+    return (lower if retained else float(math.floor(start))), float(math.floor(end))
+
+
+def _buckets(
+    request: web.Request, start: float, end: float, top_events: int, rpc: bool
+) -> tuple[float, float, int]:
+    """``get_rollup`` as ``get_event_stats_data`` calls it over the rounded range: an
+    interval that does not parse counts as an hour, and one that ``validate_interval``
+    refuses (zero, more than ``MAX_ROLLUP_POINTS`` points divided among the top events, or
+    for an RPC dataset longer than the range) falls back to the default interval for the
+    range, silently."""
     interval = _default_interval(end - start)
     raw = request.query.get("interval")
     if raw is not None:
         match = _PERIOD.match(raw)
         asked = int(match.group(1)) * _UNITS[match.group(2)] if match else 3600
         limit = MAX_ROLLUP_POINTS / top_events if top_events else MAX_ROLLUP_POINTS
-        if asked > 0 and (end - start) / asked <= limit:
+        over_range = rpc and asked > end - start
+        if asked > 0 and not over_range and (end - start) / asked <= limit:
             interval = asked
     start = (int(start) // interval) * interval
     return start, end, interval
@@ -154,18 +202,48 @@ def _group_rank(
     return key
 
 
+def _top_events(request: web.Request) -> int:
+    """``topEvents`` as ``OrganizationEventsStatsEndpoint.get`` reads it (0: not asked)."""
+    top = request.query.get("topEvents")
+    if top is None:
+        return 0
+    try:
+        count = int(top)
+    except ValueError:
+        raise ApiError(400, "topEvents must be an integer") from None
+    if count > 10:
+        raise ApiError(400, "Can only get up to 10 top events")
+    if count <= 0:
+        raise ApiError(400, "topEvents needs to be at least 1")
+    return count
+
+
+def _comparison_delta(request: web.Request) -> int:
+    """``comparisonDelta`` read with ``int()`` (0: no comparison, as Sentry's falsy delta)."""
+    if "comparisonDelta" not in request.query:
+        return 0
+    try:
+        return int(request.query["comparisonDelta"])
+    except ValueError:
+        raise ApiError(400, "comparisonDelta must be an integer") from None
+
+
 async def events_stats(request: web.Request) -> web.Response:
     org = _org(request)
+    top = _top_events(request)
+    delta = _comparison_delta(request)
     axes = request.query.getall("yAxis", []) or ["count()"]
     for axis in axes:
         if axis not in _FIELD_TYPES or "(" not in axis:
             raise ApiError(400, f"Invalid yAxis: {axis}")
-    top = request.query.get("topEvents")
-    start, end, interval = _buckets(request, int(top) if top and top.isdigit() else 0)
-    events = _discover_events(request, org)
-    delta = int(request.query.get("comparisonDelta", "0") or 0)
+    rpc = request.query.get("dataset", "discover") in RPC_DATASETS
+    start, end, interval = _buckets(request, *_stats_range(request, org), top, rpc)
+    events = _discover_events(request, org, bounds=_event_bounds(request, start, end))
+    # ``top_events_timeseries`` takes no comparison; ``timeseries_query`` compares one column.
     comparison = None
-    if delta:
+    if delta and not top:
+        if len(axes) > 1:
+            raise ApiError(400, ONE_COLUMN)
         comparison = [
             e
             for p in _projects(request, org)
@@ -179,17 +257,10 @@ async def events_stats(request: web.Request) -> web.Response:
     def make(members: list[EventRecord], axis: str, order: int | None) -> dict[str, Any]:
         return _series(members, frame, interval, axis, order, comparison, delta)
 
-    if top is None:
+    if not top:
         if len(axes) == 1:
             return _json(_encode(make(events, axes[0], None)))
         return _json(_encode({axis: make(events, axis, n) for n, axis in enumerate(axes)}))
-    if not top.isdigit() or not 1 <= int(top) <= 10:
-        raise ApiError(
-            400,
-            "Can only get up to 10 top events"
-            if top.isdigit()
-            else "topEvents needs to be at least 1",
-        )
     selected = request.query.getall("field", [])
     # ``get_field_list`` leaves equations out; the group columns are what is not a function.
     if "timestamp" in [f for f in selected if not f.startswith("equation|")]:
@@ -208,19 +279,33 @@ async def events_stats(request: web.Request) -> web.Response:
     ranked = sorted(groups.items(), key=lambda kv: (-len(kv[1]), kv[0]))
     for key, column in reversed(list(zip(orderby, columns, strict=True))):
         ranked.sort(key=_group_rank(data, column), reverse=key.startswith("-"))
-    chosen = ranked[: int(top)]
-    rest = [e for _, members in ranked[int(top) :] for e in members]
+    chosen = ranked[:top]
+    rest = [e for _, members in ranked[top:] for e in members]
     if rest and not _flag(request, "excludeOther"):
         chosen.append(("Other", rest))
+    if not chosen:
+        # ``allow_empty=False``: one zero-filled result without an order, serialised as a
+        # plain series (``comparisonCount`` zero when asked), or as the group "" for several.
+        if len(axes) == 1:
+            placeholder = _series([], frame, interval, axes[0], None, [] if delta else None, 0)
+            return _json(_encode(placeholder))
+        return _json(_encode({"": _axes(make, [], axes)}))
     body: dict[str, Any] = {}
     for order, (label, members) in enumerate(chosen):
         if len(axes) == 1:
             body[label] = make(members, axes[0], order)
         else:
-            body[label] = {**{axis: make(members, axis, None) for axis in axes}, "order": order}
-    if not chosen and len(axes) > 1:
-        body[""] = {axis: make([], axis, None) for axis in axes}
+            body[label] = {**_axes(make, members, axes), "order": order}
     return _json(_encode(body))
+
+
+def _axes(
+    make: Callable[[list[EventRecord], str, int | None], dict[str, Any]],
+    members: list[EventRecord],
+    axes: list[str],
+) -> dict[str, Any]:
+    """``serialize_multiple_axis``: one series per y-axis, each ordered by its position."""
+    return {axis: make(members, axis, n) for n, axis in enumerate(axes)}
 
 
 _OUTCOMES = (
