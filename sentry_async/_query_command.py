@@ -225,8 +225,15 @@ def _range(args: argparse.Namespace) -> dict[str, Any]:
 
 def check_arguments(args: argparse.Namespace) -> None:
     """What can be refused before any request (exit 2, naming the option)."""
-    if any(not name.strip() for name in getattr(args, "field", None) or ()):
+    fields = getattr(args, "field", None) or ()
+    if any(not name.strip() for name in fields):
         raise ArgumentError("--field: a field name must not be empty")
+    for name in fields:
+        # Sentry keys rows by the field as sent: a padded one would head a column of its own.
+        if name != name.strip():
+            raise ArgumentError(
+                f"--field {name!r}: a field name must not start or end with blanks"
+            )
     if any(not expression.strip() for expression in getattr(args, "y_axis", None) or ()):
         raise ArgumentError("--y-axis: an expression must not be empty")
     if getattr(args, "limit", None) is not None and args.limit < 1:

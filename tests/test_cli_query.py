@@ -246,6 +246,27 @@ async def test_argument_errors_name_their_flag(server: FakeSentry) -> None:
         assert out == ""
 
 
+async def test_a_blank_padded_field_is_refused_not_shown_as_an_empty_column(
+    server: FakeSentry,
+) -> None:
+    """Rows are keyed by the field as sent: ``" title"`` would head an empty column of its
+    own beside Sentry's ``title``."""
+    base = ["--org", ORG, "--base-url", server.url, "--period", "1d", "--format", "csv"]
+    for kind in ("discover", "stats"):
+        argv = ["query", kind, *base, "--field", " title", "--field", "count()"]
+        if kind == "stats":
+            argv += ["--top-events", "2"]
+        code, out, err = await _run(argv)
+        assert (code, out) == (2, ""), err
+        (line,) = err.splitlines()
+        assert line.startswith("sentry-async: error: --field ' title': "), line
+        assert "blank" in line, line
+    assert server.requests == []
+    code, out, err = await _run(["query", "discover", *base, "--field", "title"])
+    assert code == 0, err
+    assert out.splitlines()[0] == "title,id,project.name"
+
+
 async def test_a_closed_stdout_ends_quietly(server: FakeSentry) -> None:
     """``query ... | head -1``: the reader went away; no error, no traceback at exit."""
     command = [sys.executable, "-m", "sentry_async", "query", "discover", "--org", ORG,

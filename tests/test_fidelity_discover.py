@@ -11,8 +11,10 @@ interval fallback), ``validate_interval`` in ``src/sentry/utils/dates.py``
 
 from __future__ import annotations
 
+import io
 from datetime import datetime, timedelta, timezone
 from itertools import pairwise
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -22,13 +24,16 @@ from _fake_http import org_get
 from _local_server import local_app
 from aiohttp import web
 
-from sentry_async import SentryClient
+from sentry_async import DecodeError, SentryClient
 from sentry_async._protocol.params import unpaginated_switch
+from sentry_async.cli import main
+from sentry_async.export import ExportSpec
 from sentry_async.resources.discover import function_alias
 from sentry_async.testing import FakeSentry
 
 NOT_SELECTED = "Cannot sort by a field that is not selected."
 ROWS = [{"id": f"{i:032x}", "title": f"t{i}"} for i in range(250)]
+TOKEN = "sntrys_discover-test-token-0123456789abcdef0123456789"
 
 
 def _sentry_like_events(seen: list[dict[str, str]]) -> web.Application:
@@ -235,6 +240,79 @@ async def test_discover_sorts_that_sentry_refuses(client: SentryClient) -> None:
     ]
     for fields, sort in accepted:
         client.discover.query("org-0", fields=fields, sort=sort)
+
+
+# -- fields and meta ------------------------------------------------------------------------
+
+
+async def test_a_blank_padded_field_is_refused_before_sending(
+    fake_sentry: FakeSentry, client: SentryClient
+) -> None:
+    """Rows are keyed by the field as Sentry echoes it: a field sent stripped would not be
+    the key asked for, and one sent as it is names no column."""
+    for fields in ([" title"], ["title", "count() "], ["id", "\ttitle"]):
+        with pytest.raises(ValueError, match=r"fields .*blank"):
+            client.discover.query("org-0", fields=fields)
+    assert fake_sentry.requests == []
+    with anyio.fail_after(10):
+        rows = await client.discover.query(
+            "org-0", fields=["title", "count()"], project=-1, period="14d", limit=3
+        ).collect()
+    assert rows and all(set(row) == {"title", "count()"} for row in rows)
+
+
+async def test_an_export_of_a_blank_padded_field_is_refused_before_it_starts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An export's fields head its CSV columns: refused with the spec, before any request
+    or checkpoint, as the query would be."""
+    with pytest.raises(ValueError, match="fields must be non-empty names without"):
+        ExportSpec(kind="discover", org="acme", fields=(" title", "id"))
+    monkeypatch.setenv("SENTRY_AUTH_TOKEN", TOKEN)
+    out, err = io.StringIO(), io.StringIO()
+    argv = ["export", "discover", "--org", "acme", "--field", "title ", "--period", "1d",
+            "--base-url", "http://127.0.0.1:9", "--output", str(tmp_path / "run")]  # fmt: skip
+    code = await anyio.to_thread.run_sync(lambda: main(argv, stdout=out, stderr=err))
+    assert code == 2 and "--field" in err.getvalue() and "Traceback" not in err.getvalue()
+    assert not (tmp_path / "run").exists()
+
+
+ODD_META = {
+    "units_not_text": {"fields": {"title": "string"}, "units": {"title": 5}},
+    "fields_a_list": {"fields": ["title"]},
+    "tips_text": {"fields": {"title": "string"}, "tips": "x"},
+    "flag_not_bool": {"fields": {"title": "string"}, "isMetricsData": "yes"},
+    "meta_a_list": ["title"],
+}
+
+
+async def test_a_page_whose_meta_does_not_fit_is_a_decode_error_naming_the_endpoint() -> None:
+    """The meta is checked with the body: an odd one is the page's ``DecodeError`` (the
+    URL shown, the token never), and the paginator stays where that page starts."""
+
+    async def events(request: web.Request) -> web.Response:
+        meta = {"fields": {"title": "string"}, "units": {"title": None}}
+        if request.query.get("cursor") == "0:1:0":
+            meta = ODD_META[request.query["query"]]
+        link = (
+            f'<{request.url}>; rel="previous"; results="false"; cursor="0:0:1", '
+            f'<{request.url}>; rel="next"; results="true"; cursor="0:1:0"'
+        )
+        return web.json_response({"data": [{"title": "a"}], "meta": meta}, headers={"Link": link})
+
+    app = web.Application()
+    app.router.add_get("/api/0/organizations/acme/events/", events)
+    async with local_app(app) as url, SentryClient(TOKEN, base_url=url) as sentry:
+        for name in ODD_META:
+            paginator = sentry.discover.query(
+                "acme", fields=["title"], query=name, project=1, page_size=1
+            )
+            with anyio.fail_after(10), pytest.raises(DecodeError) as caught:
+                await paginator.collect()
+            error = caught.value
+            assert "/organizations/acme/events/" in error.url and "meta" in str(error), name
+            assert error.method == "GET" and TOKEN not in str(error)
+            assert paginator.position.cursor == "0:1:0", name
 
 
 # -- top events -----------------------------------------------------------------------------

@@ -106,9 +106,13 @@ class ExportSpec:
         if self.kind == "discover" and not self.fields:
             object.__setattr__(self, "fields", DEFAULT_DISCOVER_FIELDS)
         object.__setattr__(self, "fields", tuple(self.fields))
-        if not all(isinstance(name, str) and name.strip() for name in self.fields):
-            # Refused here, not by the first request: that comes after the checkpoint.
-            raise ValueError(f"fields must be non-empty names (got {list(self.fields)!r})")
+        if not all(isinstance(name, str) and name.strip() == name != "" for name in self.fields):
+            # Refused here, not by the first request: that comes after the checkpoint. A
+            # blank-padded name would head a column no row is keyed by.
+            raise ValueError(
+                "fields must be non-empty names without surrounding blanks "
+                f"(got {list(self.fields)!r})"
+            )
         self._parse_strings()
         start, end, period = self.range_args()
         if period is not None and start is not None:

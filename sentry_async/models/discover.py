@@ -34,6 +34,15 @@ class DiscoverResponse(msgspec.Struct, Generic[T], kw_only=True, gc=False):
     meta: dict[str, Any] | None = None
     confidence: Any = None
 
+    def __post_init__(self) -> None:
+        # The meta is checked as the body is decoded: one of another shape is then the
+        # page's DecodeError, naming the endpoint, not an error after the page was fetched.
+        try:
+            discover_meta(self.meta)
+        except msgspec.ValidationError as exc:
+            where = str(exc).replace("at `$", "at `$.meta", 1)
+            raise ValueError(f"meta does not fit DiscoverMeta: {where}") from None
+
 
 _KNOWN_META = frozenset(
     {

@@ -89,6 +89,22 @@ def check_sort(fields: Sequence[str], sorts: Sequence[str], *, auto_fields: bool
         )
 
 
+def _field_names(fields: str | Sequence[str]) -> list[str]:
+    """Discover's ``field`` values, checked: strings, none empty, and none starting or
+    ending with a blank. Sentry keys each row by the field as sent, and a blank-padded
+    field would be sent stripped (or, as it is, name no column): the rows would not be
+    keyed by the field asked for."""
+    names = [fields] if isinstance(fields, str) else list(fields)
+    checked = listify(names, "fields") or []
+    padded = [name for name in names if isinstance(name, str) and name.strip() != name]
+    if padded:
+        raise ValueError(
+            f"fields must not start or end with blanks (got {padded!r}): rows are keyed "
+            "by the field as it is sent"
+        )
+    return checked
+
+
 def _page_type(item: Any) -> Any:
     # Older servers answer a query over no projects with a bare ``[]``.
     return DiscoverResponse[item] | list[item]
@@ -125,7 +141,8 @@ class DiscoverResource(DiscoverAPI):
         skip: int = 0,
         limit: int | None = None,
     ) -> Paginator[Row]:
-        """Rows keyed by the requested field strings (``"count()"``, ``"title"``, ...).
+        """Rows keyed by the requested field strings (``"count()"``, ``"title"``, ...); a
+        field starting or ending with a blank is refused, since no row would be keyed by it.
 
         Each :class:`~sentry_async.Page` carries the response ``meta`` (field types and
         units). Pin ``start``/``end`` for exports: offsets drift while new events arrive.
@@ -135,7 +152,7 @@ class DiscoverResource(DiscoverAPI):
         most, whatever the dataset) and follows no ``Link``: the rows past it are not
         fetched. ``False`` or ``None`` pages through every row.
         """
-        field_list = listify(fields if not isinstance(fields, str) else [fields], "fields")
+        field_list = _field_names(fields)
         if not field_list or len(field_list) > MAX_FIELDS:
             raise ValueError(f"fields must hold 1 to {MAX_FIELDS} field expressions")
         sorts = listify(sort, "sort")
