@@ -433,9 +433,32 @@ class SentryClient(GeneratedGroups, Routing, Downloads):
         def parse(response: Response) -> Any:
             return self._decode_or_resend(response, type, None)
 
+        return await self._request_parsed(
+            method,
+            path,
+            parse,
+            path_params=path_params,
+            params=params,
+            json=json,
+            idempotent=idempotent,
+        )
+
+    async def _request_parsed(
+        self,
+        method: str,
+        path: str,
+        parse: Callable[[Response], T],
+        *,
+        path_params: Mapping[str, str | int] | None = None,
+        params: Params | Iterable[tuple[str, str]] | None = None,
+        json: Any = None,
+        idempotent: bool | None = None,
+    ) -> T:
+        """:meth:`request` with its own ``parse`` of the success, which may raise
+        :class:`MalformedBody` to have a body that is not even JSON resent."""
         method, options = self._call(method, path, params, json, idempotent)
 
-        async def once(url: URL) -> Any:
+        async def once(url: URL) -> T:
             return await self._get_transport().send_decoded(method, url, **options, decode=parse)
 
         return await self._send_following(method, path, path_params, once)

@@ -322,3 +322,27 @@ async def test_the_fake_answers_comparisons_as_sentry_does(fake_sentry: FakeSent
     assert points and all("comparisonCount" not in p[1][0] for p in points)
     assert plain[0] == 200 and all("comparisonCount" in p[1][0] for p in plain[1]["data"])
 
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [
+        {"kind": "truncated_json"},
+        {"kind": "truncated_json", "fraction": 0.0},
+        {"kind": "status", "status": 200, "body": "<html>maintenance</html>"},
+    ],
+    ids=["cut short", "empty", "html"],
+)
+async def test_a_stats_body_cut_short_is_sent_for_again(
+    fake_sentry: FakeSentry, client: SentryClient, fault: dict[str, Any]
+) -> None:
+    """A success body that is no JSON (cut short, empty) is a failed attempt, resent as
+    every other read's is; only a well-formed body of the wrong shape is a DecodeError."""
+    from sentry_async.testing import Fault
+
+    fake_sentry.faults.add(Fault(path="/events-stats/", times=1, **fault))
+    with anyio.fail_after(20):
+        stats = await client.stats.events(ORG, period="1d")
+    asked = [r for r in fake_sentry.requests if r.path.endswith("/events-stats/")]
+    assert len(asked) == 2, "the broken answer was not resent"
+    assert stats.series

@@ -9,8 +9,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import anyio
+import msgspec
 
 from .._protocol.params import period_seconds, project_refs
+from .._transport import Response
 from ..errors import DecodeError
 from ..models import EventsStats, UsageGroup, UsageStats, parse_events_stats
 from ._base import IdOrSlug, Resource, environments, listify, time_params
@@ -307,23 +309,28 @@ class StatsResource(Resource):
             "dataset": dataset,
             **window,
         }
-        response = await self._client.send(
+        client = self._client
+
+        def parse(response: Response) -> EventsStats:
+            # A body that is not even JSON (cut short, empty, a proxy's page) is resent as
+            # every read's is; only a well-formed body of another shape is a DecodeError.
+            client._decode_or_resend(response, msgspec.Raw, None)
+            try:
+                return parse_events_stats(response.body, axes, top_events=top_events is not None)
+            except (ValueError, TypeError) as exc:
+                # It quotes the value it could not read, which a server may have filled
+                # with the token: blanked out, and not chained (its message holds it raw).
+                reason = client._redact(str(exc))
+            raise DecodeError(
+                reason, method="GET", url=response.shown_url, type_name="EventsStats"
+            )
+
+        return await client._request_parsed(
             "GET",
             "/organizations/{org}/events-stats/",
+            parse,
             path_params={"org": self._org(org)},
             params=params,
-        )
-        try:
-            return parse_events_stats(response.body, axes, top_events=top_events is not None)
-        except (ValueError, TypeError) as exc:
-            # It quotes the value it could not read, which a server may have filled with
-            # the token: blanked out, and not chained (its message holds the value raw).
-            reason = self._client._redact(str(exc))
-        raise DecodeError(
-            reason,
-            method="GET",
-            url=self._client._redact(str(response.url)),
-            type_name="EventsStats",
         )
 
     async def usage(
