@@ -57,6 +57,29 @@ async def test_an_org_outside_its_region_is_not_found(fake_sentry_factory: objec
     assert eu_org not in {o["slug"] for o in listed}
 
 
+async def test_an_org_given_by_id_goes_to_its_region(fake_sentry_factory: object) -> None:
+    """Sentry takes an organization's id where it takes its slug: the region learnt from
+    the list, or from ``use_region``, applies to both."""
+    server: FakeSentry = await fake_sentry_factory(regions=("us", "de"))  # type: ignore[operator]
+    eu = next(o for o in server.data.orgs if o.region == "de")
+    port = URL(server.data.region_urls["de"]).port
+    async with SentryClient(server.token, base_url=server.url, retry=FAST) as client:
+        with anyio.fail_after(15):
+            await client.organizations.list().collect()
+            assert (await client.organizations.get(eu.id)).slug == eu.slug
+            assert len(await client.projects.list(int(eu.id)).collect()) == len(eu.projects)
+    # The base URL plays sentry.io for use_region: it answers the detail, links and all.
+    body = server.data.org_body(eu)
+    server.faults.add(Fault("status", status=200, body=body, path=rf"/organizations/{eu.slug}/$"))
+    async with SentryClient(server.token, base_url=server.url, retry=FAST) as client:
+        with anyio.fail_after(15):
+            assert await client.organizations.use_region(eu.slug) == server.data.region_urls["de"]
+            server.requests.clear()
+            assert (await client.organizations.get(eu.id)).slug == eu.slug
+            assert (await client.organizations.get(eu.slug)).slug == eu.slug
+    assert [r.headers.get("host") for r in server.requests] == [f"127.0.0.1:{port}"] * 2
+
+
 async def test_a_self_hosted_server_keeps_its_base_url_for_a_region_it_may_not_reach(
     fake_sentry: FakeSentry, caplog: pytest.LogCaptureFixture
 ) -> None:

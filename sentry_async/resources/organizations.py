@@ -5,7 +5,7 @@ from __future__ import annotations
 import builtins
 import logging
 from collections.abc import Hashable
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import msgspec
 from yarl import URL
@@ -15,6 +15,9 @@ from ..errors import DecodeError, Forbidden, NotFound
 from ..models import Organization, OwnedOrganization
 from ..pagination import PageFetcher, Paginator, RawPage
 from ._base import IdOrSlug
+
+if TYPE_CHECKING:
+    from ..client import SentryClient
 
 __all__ = ["OrganizationsResource"]
 
@@ -37,8 +40,11 @@ class _Regions(msgspec.Struct):
     regions: list[_Region] = []
 
 
-class _Slug(msgspec.Struct):
+class _Keys(msgspec.Struct):
+    """What an organization is named by in a path: Sentry takes its id or its slug."""
+
     slug: str
+    id: str | int | None = None
 
 
 def _split(cursor: str | None) -> tuple[int, str | None]:
@@ -48,6 +54,12 @@ def _split(cursor: str | None) -> tuple[int, str | None]:
     if mark and head.isascii() and head.isdigit():
         return int(head), rest or None
     return 0, cursor
+
+
+def _trust(client: SentryClient, region_url: str, *keys: str | int | None) -> None:
+    """Route the organization's requests to its region, whether it is named by id or slug."""
+    for key in dict.fromkeys(str(k) for k in keys if k is not None and k != ""):
+        client.trust_region(key, region_url)
 
 
 def _next_link(cursor: str) -> str:
@@ -98,7 +110,7 @@ class OrganizationsResource(OrganizationsAPI):
 
         def fetcher(item_type: Any) -> PageFetcher:
             decoder = msgspec.json.Decoder(cast(Hashable, item_type))
-            slug_decoder = msgspec.json.Decoder(_Slug)
+            keys_decoder = msgspec.json.Decoder(_Keys)
 
             async def fetch(page_cursor: str | None, size: int | None) -> RawPage:
                 regions = await self.regions()
@@ -126,7 +138,7 @@ class OrganizationsResource(OrganizationsAPI):
                 for raw in raws:
                     try:
                         items.append(decoder.decode(raw))
-                        slug = slug_decoder.decode(raw).slug
+                        keys = keys_decoder.decode(raw)
                     except (msgspec.ValidationError, msgspec.DecodeError) as exc:
                         raise DecodeError(
                             client._redact(str(exc)),
@@ -135,7 +147,7 @@ class OrganizationsResource(OrganizationsAPI):
                             type_name="Organization",
                         ) from exc
                     if base != client.base_url:
-                        client.trust_region(slug, str(base))
+                        _trust(client, str(base), keys.slug, keys.id)
                 link = _LAST_LINK
                 if page is not None and page.next_cursor is not None:
                     link = _next_link(f"{index}{_REGION_MARK}{page.next_cursor}")
@@ -209,6 +221,6 @@ class OrganizationsResource(OrganizationsAPI):
         )
         region = detail.links.region_url if detail.links is not None else None
         if region and self._client.region_base(region) is not None:
-            self._client.trust_region(self._org(org), region)
+            _trust(self._client, region, self._org(org), detail.slug, detail.id)
             return region
         return str(self._client.base_url)
