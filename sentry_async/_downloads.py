@@ -19,7 +19,7 @@ from collections.abc import (
 )
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 from yarl import URL
@@ -31,6 +31,8 @@ if TYPE_CHECKING:
     from ._transport import Transport
 
 __all__ = ["Downloads"]
+
+T = TypeVar("T")
 
 
 class Downloads:
@@ -47,6 +49,15 @@ class Downloads:
         ) -> URL: ...
 
         def _get_transport(self) -> Transport: ...
+
+        async def _send_following(
+            self,
+            method: str,
+            path: str,
+            path_params: Mapping[str, str | int] | None,
+            send: Callable[[URL], Awaitable[T]],
+            root: URL | None = None,
+        ) -> T: ...
 
     @asynccontextmanager
     async def stream(
@@ -137,8 +148,8 @@ class Downloads:
         path_params: Mapping[str, str | int] | None,
         params: Params | Iterable[tuple[str, str]] | None,
     ) -> int:
-        """The body handed to ``write`` chunk by chunk; returns the number of bytes."""
-        url = self.url_for(path, path_params)
+        """The body handed to ``write`` chunk by chunk; returns the number of bytes. A
+        renamed project's file is read from its new slug, as any read is."""
         total = 0
 
         async def count(chunk: bytes) -> None:
@@ -147,7 +158,12 @@ class Downloads:
             await write(chunk)
 
         group = endpoint_group("GET", path)
-        await self._get_transport().download(
-            "GET", url, group=group, params=encode_params(params), sink=count
-        )
+        encoded = encode_params(params)
+
+        async def send(url: URL) -> None:
+            await self._get_transport().download(
+                "GET", url, group=group, params=encoded, sink=count
+            )
+
+        await self._send_following("GET", path, path_params, send)
         return total

@@ -30,6 +30,7 @@ from ._protocol.body import (
     CorruptBody,
     UnsupportedEncoding,
 )
+from ._protocol.errors import is_project_moved, parse_error_body
 from ._protocol.hosts import (
     REDIRECT_STATUSES,
     origin,
@@ -226,7 +227,11 @@ class Exchange:
                         method, url, body, sink, started, on_headers, watch
                     )
                 location = response.headers.get("Location")
-                if response.status not in REDIRECT_STATUSES or location is None:
+                if (
+                    response.status not in REDIRECT_STATUSES
+                    or location is None
+                    or _project_moved(response)
+                ):
                     if hop:
                         # A Location may echo the token: errors and reprs show what it named.
                         response.url = URL(self._shown(url), encoded=True)
@@ -592,6 +597,13 @@ later): the request was not sent yet."""
 _KEPT_ALIVE: weakref.WeakSet[object] = weakref.WeakSet()
 """The connections (aiohttp's protocol objects) that carried an answer: one of them taken
 from the pool again is a kept-alive connection, which the server may close at any time."""
+
+
+def _project_moved(response: Response) -> bool:
+    """Whether a redirect is Sentry's renamed-project answer, which carries the new path
+    in its ``Location`` too: an answer for the caller, who follows a read to the new slug
+    and remembers it, and raises :class:`~sentry_async.ProjectMoved` for a write."""
+    return is_project_moved(response.status, *parse_error_body(response.body))
 
 
 def _dropped_kept_alive(exc: aiohttp.ClientError) -> bool:

@@ -21,7 +21,7 @@ from yarl import URL
 from ._protocol.errors import Redactor
 from ._protocol.hosts import host_problem, is_loopback, is_saas, origin, token_host_refusal
 from ._protocol.params import check_path_value, check_slug, is_numeric_id, project_refs
-from .errors import ProjectMoved, UntrustedHost
+from .errors import APIError, ProjectMoved, UntrustedHost
 
 if TYPE_CHECKING:
     from ._protocol.proxies import ProxySettings
@@ -85,8 +85,8 @@ class Routing:
 
         An organization's paths go to its region once known; ``root`` (an API root such as
         ``https://de.sentry.io/api/0``) overrides both. Every page of a paginator asks for
-        the same URL, so the answers are cached until a region or a renamed project is
-        learnt.
+        the same URL, so the answers are cached until a region is learnt. The project is the
+        one given: only a read goes to a renamed project's new slug (:meth:`_send_following`).
         """
         try:
             key = (path, tuple(path_params.items()) if path_params else (), root, self.org)
@@ -113,10 +113,7 @@ class Routing:
             name = match.group(1)
             if name not in values:
                 raise ValueError(f"path {path!r} needs a value for {{{name}}}")
-            text = check_path_value(values[name], name)
-            if name == "project" and "org" in values:
-                text = self._renamed.get((str(values["org"]), text), text)
-            return quote(text, safe="")
+            return quote(check_path_value(values[name], name), safe="")
 
         if not path.startswith("/"):
             raise ValueError(f"API paths start with '/' (got {path!r})")
@@ -224,7 +221,9 @@ class Routing:
             elif ref in known:
                 out.append(known[ref])
             else:
-                raise ValueError(f"no project with slug {ref!r} in organization {org!r}")
+                new = self._renamed.get((org, ref))
+                renamed = "" if new is None else f" (renamed to {new!r})"
+                raise ValueError(f"no project with slug {ref!r} in organization {org!r}{renamed}")
         return out
 
     async def project_id_map(self, org: str) -> dict[str, str]:
@@ -285,15 +284,15 @@ class Routing:
 
     @property
     def renamed_projects(self) -> dict[tuple[str, str], str]:
-        """``(org, old slug) -> new slug`` for every renamed project this client followed."""
+        """``(org, old slug) -> new slug`` for every renamed project this client follows."""
         return dict(self._renamed)
 
-    def _follow_move(self, error: ProjectMoved, path_params: Mapping[str, str | int]) -> bool:
-        """Remember a renamed project, if the answer names a usable new same-origin path."""
-        org, old = path_params.get("org", self.org), path_params.get("project")
+    def _follow_move(self, error: ProjectMoved, key: tuple[str, str]) -> bool:
+        """Remember a renamed project, if the answer names a usable new same-origin path
+        (forget it if that is the slug asked for: the project was renamed back)."""
         new = error.new_slug
         target = error.new_url
-        if org is None or old is None or new is None:
+        if new is None:
             return False
         if target is not None and (not target.startswith("/") or target.startswith("//")):
             return False
@@ -301,13 +300,22 @@ class Routing:
             check_slug(new, "project")
         except ValueError:
             return False
-        key = (str(org), str(old))
+        org, old = key
+        if new == old:
+            self._forget_move(key)
+            return True
         if self._renamed.get(key) == new:
             return True  # another task learnt it first
         logger.warning("project %s/%s was renamed to %s; following the new path", org, old, new)
         self._renamed[key] = new
-        self._urls.clear()
+        self._project_ids.pop(org, None)  # its slugs changed: read them again when asked
         return True
+
+    def _forget_move(self, key: tuple[str, str]) -> None:
+        """The old slug answered as itself (a project holds it again, or nothing does):
+        reads go there again, and the organization's slugs are read again when asked."""
+        if self._renamed.pop(key, None) is not None:
+            self._project_ids.pop(key[0], None)
 
     async def _send_following(
         self,
@@ -317,29 +325,72 @@ class Routing:
         send: Callable[[URL], Awaitable[T]],
         root: URL | None = None,
     ) -> T:
-        """``send(url)``; a read of a renamed project is sent once more to its new path."""
-        url = self.url_for(path, path_params, root=root)
+        """``send(url)``; a read of a renamed project goes to its new slug.
+
+        Sentry answers a slug with the project that holds it now, and only when none does
+        with the renamed project's 302, which never applies a write. So a write goes to the
+        slug given (and raises :class:`ProjectMoved`), a read goes to the new slug once it
+        is known and is sent once more there when the 302 teaches it, and any other answer
+        to the slug given means it no longer stands for the renamed project: the rename is
+        forgotten.
+        """
+        key = _project_key(path, path_params, self.org)
+        followable = key is not None and method in SAFE_METHODS
+        given = path_params or {}
+        sent = self._routed(given, key) if followable else given
+        url = self.url_for(path, sent, root=root)
         try:
-            if self._hooks is not None and _followable(method, path, path_params):
+            if self._hooks is not None and followable:
                 # The hooks report a 302 followed here as a move, not a failed call.
                 following = FOLLOWING_MOVES.set(True)
                 try:
-                    return await send(url)
+                    return await self._answer(send, url, key, sent is given)
                 finally:
                     FOLLOWING_MOVES.reset(following)
-            return await send(url)
+            return await self._answer(send, url, key, sent is given)
         except ProjectMoved as moved:
-            if not _followable(method, path, path_params) or not self._follow_move(
-                moved, path_params or {}
-            ):
+            if key is None or not followable or not self._follow_move(moved, key):
                 raise
-        return await send(self.url_for(path, path_params, root=root))
+        return await send(self.url_for(path, self._routed(given, key), root=root))
+
+    async def _answer(
+        self,
+        send: Callable[[URL], Awaitable[T]],
+        url: URL,
+        key: tuple[str, str] | None,
+        as_given: bool,
+    ) -> T:
+        """``send(url)``; an answer other than the 302 to the slug given forgets its rename."""
+        if key is None or not as_given:
+            return await send(url)
+        try:
+            answer = await send(url)
+        except ProjectMoved:
+            raise
+        except APIError:
+            self._forget_move(key)
+            raise
+        self._forget_move(key)
+        return answer
+
+    def _routed(
+        self, path_params: Mapping[str, str | int], key: tuple[str, str] | None
+    ) -> Mapping[str, str | int]:
+        """``path_params`` with a renamed project's new slug."""
+        new = None if key is None else self._renamed.get(key)
+        return path_params if new is None else {**path_params, "project": new}
 
 
-def _followable(method: str, path: str, path_params: Mapping[str, str | int] | None) -> bool:
-    """Whether a renamed project's 302 to this request is followed: reads of a templated
-    project path only (a write raises :class:`ProjectMoved`)."""
-    return method in SAFE_METHODS and "{project}" in path and bool(path_params)
+def _project_key(
+    path: str, path_params: Mapping[str, str | int] | None, org: str | None
+) -> tuple[str, str] | None:
+    """``(org, project)`` of a templated project path, the key of its rename."""
+    if "{project}" not in path or not path_params or "project" not in path_params:
+        return None
+    org_value = path_params.get("org", org)
+    if org_value is None:
+        return None
+    return str(org_value), str(path_params["project"])
 
 
 def normalise_base_url(value: str, allow_insecure: bool, name: str = "base_url") -> URL:

@@ -412,8 +412,8 @@ class Transport(Exchange):
             log=response.status != 429,
             sent=slot.sent,
         )
-        # A 3xx still here had no Location (Sentry's renamed-project answer), a 1xx is a
-        # protocol switch (101) or a server's confusion: an error, not a body to decode as
+        # A 3xx still here is Sentry's renamed-project answer or had no Location, a 1xx is
+        # a protocol switch (101) or a server's confusion: an error, not a body to decode as
         # the requested model.
         if response.status >= 300 or response.status < 200:
             return _Failure("status", self._api_error(response), response)

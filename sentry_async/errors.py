@@ -195,9 +195,11 @@ class MultiProjectRefused(BadRequest):
 
 
 class ProjectMoved(APIError):
-    """302 without ``Location``: the project was renamed; ``new_slug`` and ``new_url`` say where.
+    """302: the project was renamed; ``new_slug`` and ``new_url`` say where.
 
-    Reads follow the new path once on their own; writes raise this.
+    Sentry's answer to a renamed project's old slug when no other project holds it now:
+    its ``Location`` is the new path, and its body names that path and the new slug. Reads
+    follow it once on their own; a write is never applied there, and raises this.
     """
 
     @property

@@ -1,10 +1,12 @@
-"""Project filters are ids on the wire; renamed projects answer a 302 with no Location.
+"""Project filters are ids on the wire; renamed projects answer a 302 naming the new slug.
 
 Pinned against Sentry's server code: ``OrganizationEndpoint.get_projects`` does ``int()`` on
 every ``project`` value (400 "Invalid project parameter. Values must be numbers."), and
-``ProjectEndpoint.convert_args`` raises ``ProjectMoved`` for an old slug (302, no
-``Location``, ``detail.code == "resource-moved"`` on current servers, a bare top-level
-``slug`` on older ones).
+``ProjectEndpoint.convert_args`` raises ``ProjectMoved`` for an old slug no project holds:
+a 302 whose ``Location`` is the new path and whose body is ``{"slug", "detail": {"extra":
+{"url", "slug"}}}`` (older servers add ``detail.code == "resource-moved"`` and a message).
+The library reads it from the body, with or without a ``Location``
+(tests/test_fidelity_renames.py).
 """
 
 from __future__ import annotations
@@ -237,21 +239,23 @@ async def test_the_moved_answer_is_a_typed_error_not_a_decode_error(
 ) -> None:
     """Where the library cannot follow (not a project path), the 302 is a ``ProjectMoved``
     carrying the status, the new slug and URL: on current and on older servers."""
-    current = {
+    url = "/api/0/projects/org-0/web-v2/?a=1"
+    current = {"slug": "web-v2", "detail": {"extra": {"url": url, "slug": "web-v2"}}}
+    older = {
         "slug": "web-v2",
         "detail": {
             "code": "resource-moved",
             "message": "Resource has been moved",
-            "extra": {"url": "/api/0/projects/org-0/web-v2/?a=1", "slug": "web-v2"},
+            "extra": {"url": url, "slug": "web-v2"},
         },
     }
-    for body, url in ((current, "/api/0/projects/org-0/web-v2/?a=1"), ({"slug": "web-v3"}, None)):
+    for body, new_url in ((current, url), (older, url), ({"slug": "web-v3"}, None)):
         fake_sentry.faults.add(Fault("status", status=302, body=body, path=r"/organizations/"))
         with anyio.fail_after(10), pytest.raises(ProjectMoved) as caught:
             await client.organizations.get(ORG)
         assert caught.value.status == 302
         assert caught.value.new_slug == body["slug"]
-        assert caught.value.new_url == url
+        assert caught.value.new_url == new_url
 
 
 async def test_a_write_to_a_renamed_project_is_not_resent(

@@ -168,8 +168,8 @@ def _text(detail: str | ErrorDetail | None) -> str:
 def is_project_moved(status: int, detail: str | ErrorDetail | None, data: Any) -> bool:
     """Sentry's renamed-project answer: a 3xx whose body names the new slug.
 
-    Current servers send ``detail.code == "resource-moved"``; older ones a top-level
-    ``slug`` and no code.
+    Sentry sends the new slug at the top level and the new path in ``detail.extra.url``
+    (and in ``Location``); older servers send ``detail.code == "resource-moved"`` too.
     """
     if not 300 <= status < 400:
         return False

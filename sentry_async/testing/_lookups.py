@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import re
 from datetime import datetime, timezone
+from typing import Any
 
 from aiohttp import web
 
@@ -136,30 +137,32 @@ def _org(request: web.Request) -> OrgRecord:
 
 def _project(request: web.Request, org: OrgRecord) -> ProjectRecord:
     key = request.match_info["project"]
-    project = _state(request).data.project(org, key)
-    if project is None:
-        new = org.redirects.get(key)
-        if new is not None:
-            # ``ProjectEndpoint.convert_args`` -> ``ProjectMoved``: 302, no Location header.
-            path = request.path.replace(f"/{key}/", f"/{new}/", 1)
-            url = f"{path}?{request.query_string}" if request.query_string else path
-            raise ApiError(
-                302,
-                body=_encode(
-                    {"slug": new}
-                    if _state(request).profile == "older"
-                    else {
-                        "slug": new,
-                        "detail": {
-                            "code": "resource-moved",
-                            "message": "Resource has been moved",
-                            "extra": {"url": url, "slug": new},
-                        },
-                    }
-                ),
-            )
+    data = _state(request).data
+    project = data.project(org, key)
+    if project is not None:
+        return project
+    new = org.redirects.get(key)
+    target = data.project(org, new) if new is not None else None
+    if target is None:
         raise ApiError(404, "The requested resource does not exist")
-    return project
+    # ``ProjectEndpoint.convert_args``: the live projects first, then the redirect, whose
+    # project the user must be allowed to see before the rename is revealed.
+    if not _has_access(target):
+        raise ApiError(403, "You do not have permission to perform this action.")
+    # The full path, query included, with the slug replaced (the org as it was given).
+    requested = request.raw_path
+    scope = f"projects/{request.match_info['org']}/"
+    url = requested.replace(f"{scope}{key}/", f"{scope}{target.slug}/")
+    if url == requested:
+        raise ApiError(404, "The requested resource does not exist")
+    # ``handle_exception_with_details``: a 302 with a ``Location``; servers before it
+    # sent ``ProjectMoved``'s code and message in ``detail`` too.
+    detail: dict[str, Any] = {"extra": {"url": url, "slug": target.slug}}
+    if _state(request).profile == "older":
+        detail = {"code": "resource-moved", "message": "Resource has been moved", **detail}
+    raise ApiError(
+        302, body=_encode({"slug": target.slug, "detail": detail}), headers={"Location": url}
+    )
 
 
 _SHORT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*-[A-Za-z0-9]+$", re.ASCII)

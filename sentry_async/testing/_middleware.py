@@ -209,7 +209,11 @@ def make_middleware(state: ServerState) -> Middleware:
         try:
             response = await handler(request)
         except ApiError as exc:
-            response = _json(exc.body, exc.status) if exc.body else web.Response(status=exc.status)
+            response = (
+                _json(exc.body, exc.status, exc.headers)
+                if exc.body
+                else web.Response(status=exc.status, headers=exc.headers)
+            )
         if isinstance(response, web.Response) and state.profile != "older":
             response.headers.update(_rate_headers(state, group, now))
         if fault is None or not isinstance(response, web.Response):

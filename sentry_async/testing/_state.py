@@ -129,8 +129,16 @@ class ServerState:
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, detail: Any = None, *, body: bytes | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        detail: Any = None,
+        *,
+        body: bytes | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         self.status = status
+        self.headers = headers
         self.body = (
             body
             if body is not None
