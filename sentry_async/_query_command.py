@@ -432,6 +432,12 @@ async def _write_rows(
     escape_formulas: bool = False,
 ) -> int:
     writer = row_writer(out) if fmt == "csv" else None
+
+    def header() -> list[str]:
+        # Columns beyond --field are named by the server (meta.fields, known once the first
+        # page is in): escaped as values are.
+        return [cell(name, escape_formulas=escape_formulas) for name in columns]
+
     encoder = msgspec.json.Encoder()
     count = 0
     async for row in rows:
@@ -439,7 +445,7 @@ async def _write_rows(
             break
         if writer is not None:
             if count == 0:
-                writer(columns)
+                writer(header())
             writer([cell(row.get(n), escape_formulas=escape_formulas) for n in columns])
         else:
             out.write(encoder.encode({k: _json_value(v) for k, v in row.items()}).decode())
@@ -447,7 +453,7 @@ async def _write_rows(
         count += 1
     if writer is not None and count == 0 and columns:
         # An empty answer is still a table: its header tells what it would hold.
-        writer(columns)
+        writer(header())
     return count
 
 

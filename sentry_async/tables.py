@@ -197,6 +197,30 @@ def _column_or_nulls(pa: Any, table: Any, field: Any) -> Any:
     return pa.nulls(table.num_rows, type=field.type)
 
 
+_EXACT_FLOAT = 2**53
+"""Integers past this in magnitude are not all float64 values: such a column widens to text."""
+
+
+def _exact(pa: Any, schema: Any, largest: Mapping[str, int]) -> Any:
+    """``schema`` with text instead of float64 for a column whose integers (their largest
+    magnitude in ``largest``) went past 2**53: as float64 they would not read back."""
+    for index, field in enumerate(schema):
+        if pa.types.is_floating(field.type) and largest.get(field.name, 0) > _EXACT_FLOAT:
+            schema = schema.set(index, field.with_type(pa.string()))
+    return schema
+
+
+def _note_largest(pa: Any, table: Any, largest: dict[str, int]) -> None:
+    """Record in ``largest`` the largest magnitude of each integer column of ``table``."""
+    compute = importlib.import_module("pyarrow.compute")
+    for field, column in zip(table.schema, table.columns, strict=True):
+        if pa.types.is_integer(field.type):
+            bounds = compute.min_max(column).as_py()
+            if bounds["min"] is not None:
+                found = max(abs(bounds["min"]), abs(bounds["max"]))
+                largest[field.name] = max(largest.get(field.name, 0), found)
+
+
 def _united(pa: Any, schema: Any, other: Any) -> Any:
     """``schema`` widened for ``other`` (as :func:`_widened`), then ``other``'s columns it
     lacks: the schema of pages whose rows carry different keys."""
@@ -316,11 +340,13 @@ async def _page_tables(paginator: Paginator[Any]) -> AsyncGenerator[pa.Table, No
     (issues, events) are typed as :func:`page_table` types them, and a key first seen on
     a later page adds a column from that page on. A column keeps its type until a page
     holds a value that does not fit it, and from that page on it is wider: never narrower
-    than on an earlier page.
+    than on an earlier page, and text rather than float64 where an earlier page held an
+    integer past 2**53, so the last page's schema holds every page's values.
     """
     pa = _pa()
     schema = None
     typed = True
+    largest: dict[str, int] = {}
     # Closed with these tables, not later by the event loop: a read-ahead stops with them.
     async with contextlib.aclosing(paginator.pages()) as pages:
         async for page in pages:
@@ -338,9 +364,11 @@ async def _page_tables(paginator: Paginator[Any]) -> AsyncGenerator[pa.Table, No
             else:
                 table = _inferred_table(pa, rows)
                 wider = table.schema if schema is None else _united(pa, schema, table.schema)
+            wider = _exact(pa, wider, largest)
             if table.schema != wider:
                 (table,), wider = _conform(pa, [table], wider)
             schema = wider
+            _note_largest(pa, table, largest)
             # Gone before the next page is asked for: a page kept alive while the next
             # one decodes makes it decode into cold memory.
             del page, rows
@@ -355,11 +383,13 @@ async def discover_batches(paginator: Paginator[Any]) -> AsyncGenerator[pa.Recor
     dropped, missing ones are null); a paginator without meta (issues, events) gains a
     column from the batch whose rows first carry its key. A column has the first page's
     type until a later page holds a value that does not fit it: from that batch on the
-    column is wider (int64 to float64, anything to text), and batches already yielded keep
-    their type. A ``ParquetWriter`` made with the first batch's schema refuses a batch
-    whose schema changed: to write one file, use :func:`collect_table` (which casts the
-    earlier batches), or write each schema to a file of its own. A query without rows yields
-    one empty batch with the meta's columns, so a writer still learns them.
+    column is wider (int64 to float64, anything to text; text, not float64, after a batch
+    with an integer past 2**53), and batches already yielded keep their type, so the last
+    batch's schema reads every batch. A ``ParquetWriter`` made with the first batch's schema
+    refuses a batch whose schema changed: to write one file, use :func:`collect_table`
+    (which casts the earlier batches), or write each schema to a file of its own. A query
+    without rows yields one empty batch with the meta's columns, so a writer still learns
+    them.
     """
     schema = None
     rows = 0
@@ -444,8 +474,9 @@ def events_stats_table(stats: EventsStats) -> pa.Table:
         ):
             columns[name].extend([value] * size)
         columns["timestamp"].extend(series.timestamps)
-        columns["value"].extend(series.values)
-        columns["comparison_value"].extend(comparisons)
+        # Counts are integers in a series; the column is float64, as sums and rates are.
+        columns["value"].extend([None if v is None else float(v) for v in series.values])
+        columns["comparison_value"].extend([None if v is None else float(v) for v in comparisons])
     return pa.Table.from_pydict(columns, schema=schema)
 
 
@@ -483,7 +514,8 @@ def usage_rows(usage: UsageStats) -> list[dict[str, Any]]:
 
 def usage_table(usage: UsageStats) -> pa.Table:
     """:func:`usage_rows` as a table; a quantity column is int64 where every value is whole
-    (counts, bytes: exact past 2**53, never through float64), float64 otherwise."""
+    (counts, bytes: exact past 2**53, never through float64), uint64 past int64, float64
+    otherwise, and each value's text where neither holds them all exactly."""
     pa = _pa()
     keys, per_interval, fields = _usage_columns(usage)
     rows = usage_rows(usage)
@@ -497,13 +529,18 @@ def usage_table(usage: UsageStats) -> pa.Table:
 
 
 def _quantities(pa: Any, values: list[Any]) -> Any:
-    """Quantities as int64 when every value is whole and fits, else float64."""
+    """Quantities as int64 when every value is whole and fits, else uint64 when that holds
+    them, else float64 when it holds each exactly, else their text: one large sum does not
+    change the other values of its column."""
     if all(_whole(value) for value in values):
+        whole = [None if value is None else int(value) for value in values]
+        for kind in (pa.int64(), pa.uint64()):
+            with contextlib.suppress(pa.ArrowInvalid, OverflowError):
+                return pa.array(whole, type=kind)
+    else:
         with contextlib.suppress(pa.ArrowInvalid, OverflowError):
-            return pa.array(
-                [None if value is None else int(value) for value in values], type=pa.int64()
-            )
-    return pa.array([None if v is None else float(v) for v in values], type=pa.float64())
+            return pa.array(values, type=pa.float64())
+    return pa.array([_text(value) for value in values], type=pa.string())
 
 
 def to_polars(table: pa.Table) -> Any:
@@ -518,14 +555,15 @@ def to_polars(table: pa.Table) -> Any:
 def to_pandas(table: pa.Table) -> Any:
     """A pandas DataFrame over the table (``pip install 'sentry-async[pandas]'``).
 
-    Integer columns are pandas' nullable ``Int64`` (a null is ``pd.NA``): pandas' own
-    ``int64`` has no null, and its default of turning such a column into float64 would
-    change ids and counts past 2**53 (an ``issue.id`` null for transactions, a large sum).
+    Integer columns are pandas' nullable ``Int64`` (``UInt64`` past int64; a null is
+    ``pd.NA``): pandas' own ``int64`` has no null, and its default of turning such a column
+    into float64 would change ids and counts past 2**53 (an ``issue.id`` null for
+    transactions, a large sum).
     """
     try:
         pandas = importlib.import_module("pandas")
     except ImportError as exc:
         raise ImportError("to_pandas needs pandas: pip install 'sentry-async[pandas]'") from exc
     pa = _pa()
-    nullable = {pa.int64(): pandas.Int64Dtype()}
+    nullable = {pa.int64(): pandas.Int64Dtype(), pa.uint64(): pandas.UInt64Dtype()}
     return table.to_pandas(types_mapper=nullable.get)

@@ -6,10 +6,11 @@ one member), so the length after any page is a row boundary the checkpoint recor
 resume cuts back to. The header is written with a file's first page.
 
 A Parquet file cannot be appended to once closed, so each stream (one project in one
-window) writes its own part: pages go to ``NAME.tmp`` as row groups, and only when the
-window's last page is in is it closed, fsynced and renamed to ``NAME``. The checkpoint
-records a part as done after the rename; a part it records is never written again, and an
-unfinished window is fetched again from its first page into a fresh temporary file.
+window) writes its own part: pages are gathered into row groups of :data:`ROW_GROUP_ROWS`
+rows (or :data:`ROW_GROUP_BYTES`) written to ``NAME.tmp``, and only when the window's last
+page is in is it closed, fsynced and renamed to ``NAME``. The checkpoint records a part as
+done after the rename; a part it records is never written again, and an unfinished window
+is fetched again from its first page into a fresh temporary file.
 
 So a part keeps the types its own window needed: a column a later window widened (int64 to
 float64, to text) is narrower in the parts written before. :func:`dataset_schema` is the
@@ -41,6 +42,8 @@ from ._writer import JsonlFile, Line, fsync_dir, open_no_follow
 
 __all__ = [
     "FORMATS",
+    "ROW_GROUP_BYTES",
+    "ROW_GROUP_ROWS",
     "SUFFIXES",
     "CsvFile",
     "DataFile",
@@ -62,6 +65,14 @@ FORMATS = ("jsonl", "csv", "parquet")
 SUFFIXES = {"jsonl": ".jsonl", "csv": ".csv", "parquet": ".parquet"}
 
 _ANY = msgspec.json.Decoder()
+
+ROW_GROUP_ROWS = 65_536
+"""Rows of a Parquet part's row group. A row group per page (Discover's at most 100 rows)
+costs the writer memory for every one until the part is closed, and a reader a footer
+of megabytes and row groups too small to gain from reading by column."""
+ROW_GROUP_BYTES = 32 * 1024 * 1024
+"""Arrow bytes that make a row group before :data:`ROW_GROUP_ROWS` rows are held: wide
+rows (long messages) stay within the memory of a row group of narrow ones."""
 
 
 def check_arrow() -> None:
@@ -108,7 +119,8 @@ class CsvFile(JsonlFile):
         text = io.StringIO()
         write = row_writer(text)
         if self.offset == 0:
-            write(self.columns)
+            # A column beyond the fields asked for is named by the server (meta.fields).
+            write([cell(name, escape_formulas=self.escape_formulas) for name in self.columns])
         for item in items:
             row = _ANY.decode(item)
             if not isinstance(row, dict):
@@ -136,13 +148,20 @@ def ids_in_csv(
 
 
 class ParquetPart:
-    """One window's Parquet part, written under a temporary name until it is complete."""
+    """One window's Parquet part, written under a temporary name until it is complete.
+
+    Pages are held until they make a row group; ``items`` counts the rows in row groups
+    written to the temporary file, ``buffered`` those still held.
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self.tmp = path.with_name(path.name + ".tmp")
         self.offset = 0
         self.items = 0
+        self.buffered = 0
+        self._held: list[Any] = []
+        self._held_bytes = 0
         self._writer: Any = None
         self._schema: Any = None
         self._sink: BinaryIO | None = None
@@ -155,11 +174,12 @@ class ParquetPart:
             os.unlink(self.tmp)
 
     def write_page(self, items: Sequence[Line], fields: Sequence[str], meta: Any) -> int:
-        """Append a page as a row group; returns the rows written.
+        """Take a page into the row group being gathered, written once it holds
+        :data:`ROW_GROUP_ROWS` rows or :data:`ROW_GROUP_BYTES`; returns the rows taken.
 
         A value that does not fit its column's type so far widens the column (int64 to
-        float64, anything to text): the rows already written are rewritten under the wider
-        schema, as a Parquet file has one, rather than the value being truncated.
+        float64, anything to text): the rows already written and those held are made the
+        wider type, as a Parquet file has one schema, rather than the value being truncated.
         """
         from ..tables import _as_rows, _conform, _pa, _rows_table, _widened, discover_schema
 
@@ -171,23 +191,42 @@ class ParquetPart:
             columns = columns_for(fields, meta)
             typed = meta if isinstance(meta, DiscoverMeta) else None
             self._schema = _rows_table(rows, discover_schema(typed, columns)).schema
+        if not rows:
+            return 0
         table = _rows_table(rows, self._schema)
         if table.schema != self._schema:
             pa = _pa()
             (table,), schema = _conform(pa, [table], _widened(pa, self._schema, table.schema))
-            if self._writer is None:
-                self._schema = schema
-            else:
-                table = self._widen(table, schema)
-        if self._writer is None:
-            self._start()
-        self._writer.write_table(table)
-        self.items += len(rows)
+            tables, schema = _conform(pa, [*self._held, table], schema)
+            if self._writer is not None:
+                tables, schema = self._widen(tables, schema)
+            *self._held, table = tables
+            self._schema = schema
+            self._held_bytes = sum(held.nbytes for held in self._held)
+        self._held.append(table)
+        self.buffered += table.num_rows
+        self._held_bytes += table.nbytes
+        if self.buffered >= ROW_GROUP_ROWS or self._held_bytes >= ROW_GROUP_BYTES:
+            self._flush()
         return len(rows)
 
-    def _widen(self, table: Any, schema: Any) -> Any:
+    def _flush(self) -> None:
+        """Write the rows held as one row group, and count them as written."""
+        if not self._held:
+            return
+        from ..tables import _pa
+
+        if self._writer is None:
+            self._start()
+        group = _pa().concat_tables(self._held)
+        self._writer.write_table(group, row_group_size=group.num_rows)
+        self.items += group.num_rows
+        self._held = []
+        self.buffered = self._held_bytes = 0
+
+    def _widen(self, tables: list[Any], schema: Any) -> tuple[list[Any], Any]:
         """Rewrite the row groups written so far under ``schema`` (or wider, where a cast
-        cannot hold a value); returns ``table`` under the schema the part now has."""
+        cannot hold a value); returns ``tables`` under the schema the part now has, and it."""
         from ..tables import _conform, _pa
 
         pa = _pa()
@@ -204,13 +243,13 @@ class ParquetPart:
             groups = pq.ParquetFile(written)
             for index in range(groups.num_row_groups):
                 _, schema = _conform(pa, [groups.read_row_group(index)], schema)
-            (table,), schema = _conform(pa, [table], schema)
+            tables, schema = _conform(pa, tables, schema)
             self._schema = schema
             self._start()
             for index in range(groups.num_row_groups):
                 (group,), _ = _conform(pa, [groups.read_row_group(index)], schema)
-                self._writer.write_table(group)
-        return table
+                self._writer.write_table(group, row_group_size=group.num_rows)
+        return tables, schema
 
     def _start(self) -> None:
         pq = importlib.import_module("pyarrow.parquet")
@@ -219,7 +258,9 @@ class ParquetPart:
         self._writer = pq.ParquetWriter(self._sink, self._schema)
 
     def finish(self, fields: Sequence[str], meta: Any) -> int:
-        """Close, fsync and rename the part into place; returns its size in bytes."""
+        """Write the rows held, close, fsync and rename the part into place; returns its
+        size in bytes."""
+        self._flush()
         if self._writer is None:
             # A window without rows still gets its part, with the columns and no rows.
             self._write_empty(columns_for(fields, meta))
@@ -247,7 +288,10 @@ class ParquetPart:
         """Nothing to make durable before :meth:`finish`: an unfinished part is redone."""
 
     def close(self) -> None:
-        """Stop without finishing: the temporary file stays until a resume discards it."""
+        """Stop without finishing: the rows held are dropped, and the temporary file stays
+        until a resume discards it."""
+        self._held = []
+        self.buffered = self._held_bytes = 0
         if self._writer is not None:
             with contextlib.suppress(Exception):
                 self._writer.close()
@@ -259,14 +303,12 @@ class ParquetPart:
 
 DataFile = JsonlFile | ParquetPart
 
-_EXACT_FLOAT = 2**53
-
 
 def dataset_schema(directory: Path, names: Sequence[str]) -> Any:
     """The schema the Parquet parts ``names`` all read under: each column as wide as its
     widest part (null, then int64, float64, text), and text where a part's integers go
     past 2**53 in a column another part made float64 (read from the parts' statistics)."""
-    from ..tables import _pa, _united
+    from ..tables import _exact, _pa, _united
 
     pa = _pa()
     pq = importlib.import_module("pyarrow.parquet")
@@ -281,10 +323,7 @@ def dataset_schema(directory: Path, names: Sequence[str]) -> Any:
                 largest[field.name] = max(largest.get(field.name, 0), _largest(metadata, index))
     if schema is None:
         return None
-    for index, field in enumerate(schema):
-        if pa.types.is_floating(field.type) and largest.get(field.name, 0) > _EXACT_FLOAT:
-            schema = schema.set(index, field.with_type(pa.string()))
-    return schema
+    return _exact(pa, schema, largest)
 
 
 def _largest(metadata: Any, index: int) -> int:
