@@ -5,7 +5,7 @@ and ``StatusDetailsValidator``, then: ``handle_discard`` (delete, 204),
 ``handle_resolve_in_release`` (stored as resolved, ``statusDetails`` rebuilt),
 ``handle_other_status_updates`` (``infer_substatus``, ``handle_ignored``) and
 ``prepare_response`` (assignee as ``ActorSerializer`` output, ``merge`` under the group
-with most events, one project only).
+with most events, the higher id on a tie, one project only).
 """
 
 from __future__ import annotations
@@ -48,6 +48,8 @@ def _unresolved(server: FakeSentry, project: int = 0, n: int = 1) -> list[Any]:
 
 
 async def test_discard_deletes_and_answers_204(fake_sentry: FakeSentry) -> None:
+    """With ``projects:discard-groups``: without it, see test_fake_issue_mutations.py."""
+    fake_sentry.data.orgs[0].features.append("discard-groups")
     a, b = _unresolved(fake_sentry, n=2)
     status, _ = await _call(fake_sentry, "PUT", "issues/", [("id", a.id)], {"discard": True})
     assert status == 204 and a.deleted
@@ -69,8 +71,7 @@ async def test_merge_keeps_the_issue_with_most_events_and_redirects_the_rest(
     fake_sentry: FakeSentry, client: SentryClient
 ) -> None:
     issues = _unresolved(fake_sentry, n=3)
-    parent = max(issues, key=lambda i: len(i.events))
-    children = [i for i in issues if i is not parent]
+    parent, *children = sorted(issues, key=lambda i: (len(i.events), int(i.id)), reverse=True)
     result = await client.issues.bulk_update(ORG, [i.id for i in issues], merge=True)
     (answer,) = result.results
     assert answer is not None

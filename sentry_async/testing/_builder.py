@@ -26,6 +26,9 @@ __all__ = [
 
 LEVELS = ("fatal", "error", "warning", "info", "debug", "sample")
 STATUSES = ("unresolved", "resolved", "ignored")
+_SUBSTATUSES = {"unresolved": "ongoing", "resolved": None, "ignored": "archived_forever"}
+"""A built issue's substatus: a resolved issue has none, an ignored one is archived
+(``infer_substatus`` with no conditions), as on Sentry."""
 PRIORITIES = ("high", "medium", "low")
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 _EXC_TYPE = re.compile(r"^([A-Za-z_][\w.]*)\s*:")
@@ -127,7 +130,12 @@ class DataBuilder:
         region: str | None = None,
     ) -> OrganizationBuilder:
         """An organization; on a server with ``regions`` it lives in ``region`` (by default
-        dealt out like the seeded ones) and answers there only."""
+        dealt out like the seeded ones) and answers there only.
+
+        ``features`` are the names Sentry lists (``"global-views"``, ...); project features
+        count for all its projects: ``"discard-groups"`` lets issues be discarded, as
+        ``projects:discard-groups`` does (Sentry refuses a discard without it).
+        """
         _check_slug("organization", slug)
         if self.data.org(slug) is not None:
             raise ValueError(f"organization {slug!r} already exists")
@@ -293,7 +301,7 @@ class ProjectBuilder:
             first_seen=data.now_ts,
             last_seen=data.now_ts,
             status=status,
-            substatus=None if status == "resolved" else "ongoing",
+            substatus=_SUBSTATUSES[status],
         )
         record.extra["priority"] = priority
         if payload:

@@ -224,23 +224,51 @@ def _release_resolution(
     return shown
 
 
-def _ignored(data: Dataset, details: Mapping[str, Any], substatus: str | None) -> tuple[
-    str, dict[str, Any]
-]:
-    """``infer_substatus`` and ``handle_ignored``: the substatus and ``statusDetails``."""
-    if substatus is None:
-        counted = ("ignoreDuration", "ignoreCount", "ignoreUserCount")
-        substatus = (
-            "archived_until_condition_met"
-            if any(details.get(k) for k in counted)
-            else "archived_forever"
-        )
-    if substatus == "archived_until_escalating" or not any(
-        details.get(k) for k in ("ignoreDuration", "ignoreCount", "ignoreUserCount")
-    ):
-        return substatus, {}
+_COUNTED = ("ignoreDuration", "ignoreCount", "ignoreUserCount")
+"""The ``statusDetails`` that make ignoring conditional (a ``GroupSnooze``)."""
+_FITTING = {
+    "ignored": frozenset(
+        {"archived_until_escalating", "archived_until_condition_met", "archived_forever"}
+    ),
+    "unresolved": frozenset({"ongoing", "escalating", "regressed", "new"}),
+}
+"""``IGNORED_SUBSTATUS_CHOICES`` and ``UNRESOLVED_SUBSTATUS_CHOICES``."""
+_NEW_FOR = 7 * 86400
+"""``TRANSITION_AFTER_DAYS``: an issue first seen this recently is still ``new``."""
+
+
+def _infer_substatus(
+    data: Dataset,
+    status: str,
+    substatus: str | None,
+    details: Mapping[str, Any],
+    targets: list[IssueRecord],
+) -> str:
+    """``infer_substatus``: a substatus sent that fits the status is kept; otherwise an
+    ignored issue is ``archived_*`` by its conditions, and one issue unresolved is
+    ``regressed`` after a resolution, ``new`` after being ignored within a week of its
+    first event; anything else is ``ongoing``. ``targets`` are as they were before."""
+    if substatus is not None and substatus in _FITTING[status]:
+        return substatus
+    if status == "ignored":
+        if any(details.get(k) for k in _COUNTED):
+            return "archived_until_condition_met"
+        return "archived_forever"
+    if len(targets) == 1:
+        (issue,) = targets
+        if issue.status == "ignored":
+            return "new" if issue.first_seen > data.now_ts - _NEW_FOR else "ongoing"
+        if issue.status == "resolved":
+            return "regressed"
+    return "ongoing"
+
+
+def _ignored(data: Dataset, details: Mapping[str, Any], substatus: str) -> dict[str, Any]:
+    """``handle_ignored``: the ``statusDetails`` of an ignored issue."""
+    if substatus == "archived_until_escalating" or not any(details.get(k) for k in _COUNTED):
+        return {}
     duration = details.get("ignoreDuration")
-    return substatus, {
+    return {
         "ignoreCount": details.get("ignoreCount"),
         "ignoreUntil": _iso(data.now_ts + duration * 60) if duration else None,
         "ignoreUserCount": details.get("ignoreUserCount"),
@@ -257,6 +285,7 @@ def update_groups(
     projects = list({issue.project.id: issue.project for issue in targets}.values())
     fields = validate(data, org, projects, body)
     if fields.get("discard"):
+        _check_discard(projects, targets)
         for issue in targets:
             issue.deleted = True
             data.invalidate_issue(issue)
@@ -288,13 +317,16 @@ def update_groups(
             ]
     elif status is not None:
         new = "ignored" if status in ("ignored", "muted") else "unresolved"
+        substatus = _infer_substatus(data, new, fields.get("substatus"), details, targets)
         if new == "ignored":
-            substatus, shown = _ignored(data, details, fields.get("substatus"))
+            shown = _ignored(data, details, substatus)
             result["inbox"] = None
         else:
-            substatus, shown = fields.get("substatus") or "ongoing", {}
+            shown = {}
         for issue in targets:
-            issue.status, issue.substatus = new, substatus
+            # ``queryset.exclude(status=new_status).update(...)``: the others stay as they are.
+            if issue.status != new:
+                issue.status, issue.substatus = new, substatus
             issue.extra["statusDetails"] = shown
             if new == "ignored":
                 issue.extra["inbox"] = None
@@ -342,11 +374,29 @@ _MANUAL = 3
 """``GroupInboxReason.MANUAL``: moved into the inbox by hand."""
 
 
+def _is_error(issue: IssueRecord) -> bool:
+    """Whether the issue is of ``GroupCategory.ERROR`` (the category its JSON shows)."""
+    return bool(issue.extra.get("issueCategory", "error") == "error")
+
+
+def _check_discard(projects: list[ProjectRecord], targets: list[IssueRecord]) -> None:
+    """``handle_discard``'s refusals: a project without ``projects:discard-groups`` (the
+    fake reads ``discard-groups`` among its organization's features), then any issue that
+    is not an error (DRF renders that ``ValidationError`` as a bare list)."""
+    if any("discard-groups" not in project.org.features for project in projects):
+        raise ApiError(400, ["You do not have that feature enabled"])
+    if not all(_is_error(issue) for issue in targets):
+        raise ApiError(400, body=_encode(["Only error issues can be discarded."]))
+
+
 def _merge(data: Dataset, targets: list[IssueRecord]) -> dict[str, Any]:
-    """``handle_merge``: the issue with most events stays; the others are gone, and their
-    ids lead to it."""
-    parent = sorted(targets, key=lambda issue: -len(issue.events))[0]
-    children = [issue for issue in targets if issue is not parent]
+    """``handle_merge``: errors only; the issue with most events stays (the higher id on
+    a tie), the others are gone and their ids lead to it."""
+    if not all(_is_error(issue) for issue in targets):
+        raise ApiError(400, body=_encode(["Only error issues can be merged."]))
+    parent, *children = sorted(
+        targets, key=lambda issue: (len(issue.events), int(issue.id)), reverse=True
+    )
     for child in children:
         child.deleted = True
         data.merged[child.id] = parent.id
