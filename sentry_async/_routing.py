@@ -86,7 +86,7 @@ class Routing:
         An organization's paths go to its region once known; ``root`` (an API root such as
         ``https://de.sentry.io/api/0``) overrides both. Every page of a paginator asks for
         the same URL, so the answers are cached until a region is learnt. The project is the
-        one given: only a read goes to a renamed project's new slug (:meth:`_send_following`).
+        one given: a read follows a rename within its call only (:meth:`_send_following`).
         """
         try:
             key = (path, tuple(path_params.items()) if path_params else (), root, self.org)
@@ -284,36 +284,45 @@ class Routing:
 
     @property
     def renamed_projects(self) -> dict[tuple[str, str], str]:
-        """``(org, old slug) -> new slug`` for every renamed project this client follows."""
+        """``(org, old slug) -> new slug`` of every rename a read followed, until the old
+        slug answers as a project again (another project took it, or it was renamed back)."""
         return dict(self._renamed)
 
-    def _follow_move(self, error: ProjectMoved, key: tuple[str, str]) -> bool:
-        """Remember a renamed project, if the answer names a usable new same-origin path
-        (forget it if that is the slug asked for: the project was renamed back)."""
+    def _follow_move(self, error: ProjectMoved, key: tuple[str, str]) -> str | None:
+        """The slug a read of ``key`` goes to now, if the answer names a usable new
+        same-origin path (the slug asked for, when the project was renamed back).
+
+        A rename is recorded and logged the first time it is seen; reads keep asking the
+        old slug first, as Sentry serves it to any project that takes it later.
+        """
         new = error.new_slug
         target = error.new_url
         if new is None:
-            return False
+            return None
         if target is not None and (not target.startswith("/") or target.startswith("//")):
-            return False
+            return None
         try:
             check_slug(new, "project")
         except ValueError:
-            return False
+            return None
         org, old = key
         if new == old:
             self._forget_move(key)
-            return True
-        if self._renamed.get(key) == new:
-            return True  # another task learnt it first
-        logger.warning("project %s/%s was renamed to %s; following the new path", org, old, new)
-        self._renamed[key] = new
-        self._project_ids.pop(org, None)  # its slugs changed: read them again when asked
-        return True
+        elif self._renamed.get(key) != new:
+            logger.warning(
+                "project %s/%s was renamed to %s; reads follow it, writes raise ProjectMoved: "
+                "use the new slug (another project may take the old one)",
+                org,
+                old,
+                new,
+            )
+            self._renamed[key] = new
+            self._project_ids.pop(org, None)  # its slugs changed: read them again when asked
+        return new
 
     def _forget_move(self, key: tuple[str, str]) -> None:
-        """The old slug answered as itself (a project holds it again, or nothing does):
-        reads go there again, and the organization's slugs are read again when asked."""
+        """The old slug answered as itself (a project holds it again, or nothing does): the
+        rename is no longer listed, and the organization's slugs are read again when asked."""
         if self._renamed.pop(key, None) is not None:
             self._project_ids.pop(key[0], None)
 
@@ -324,34 +333,44 @@ class Routing:
         path_params: Mapping[str, str | int] | None,
         send: Callable[[URL], Awaitable[T]],
         root: URL | None = None,
+        moves: dict[tuple[str, str], str] | None = None,
     ) -> T:
-        """``send(url)``; a read of a renamed project goes to its new slug.
+        """``send(url)``; a read of a renamed project is sent once more to its new slug.
 
         Sentry answers a slug with the project that holds it now, and only when none does
-        with the renamed project's 302, which never applies a write. So a write goes to the
-        slug given (and raises :class:`ProjectMoved`), a read goes to the new slug once it
-        is known and is sent once more there when the 302 teaches it, and any other answer
-        to the slug given means it no longer stands for the renamed project: the rename is
-        forgotten.
+        with the renamed project's 302, which never applies a write. So every call asks the
+        slug it was given: a write raises :class:`ProjectMoved`, a read follows the 302,
+        and what it learnt lasts for that call only. ``moves`` is the memory of a walk
+        whose pages each rebuild the path as given: its pages go where its first one was
+        sent, and a 302 learnt there is kept in it.
         """
         key = _project_key(path, path_params, self.org)
         followable = key is not None and method in SAFE_METHODS
         given = path_params or {}
-        sent = self._routed(given, key) if followable else given
+        new = moves.get(key) if key is not None and followable and moves else None
+        sent = given if new is None else {**given, "project": new}
         url = self.url_for(path, sent, root=root)
         try:
             if self._hooks is not None and followable:
                 # The hooks report a 302 followed here as a move, not a failed call.
                 following = FOLLOWING_MOVES.set(True)
                 try:
-                    return await self._answer(send, url, key, sent is given)
+                    return await self._answer(send, url, key, new is None)
                 finally:
                     FOLLOWING_MOVES.reset(following)
-            return await self._answer(send, url, key, sent is given)
+            return await self._answer(send, url, key, new is None)
         except ProjectMoved as moved:
-            if key is None or not followable or not self._follow_move(moved, key):
+            if key is None or not followable:
                 raise
-        return await send(self.url_for(path, self._routed(given, key), root=root))
+            now = self._follow_move(moved, key)
+            if now is None:
+                raise
+        if moves is not None:
+            if now == key[1]:
+                moves.pop(key, None)
+            else:
+                moves[key] = now
+        return await send(self.url_for(path, {**given, "project": now}, root=root))
 
     async def _answer(
         self,
@@ -372,13 +391,6 @@ class Routing:
             raise
         self._forget_move(key)
         return answer
-
-    def _routed(
-        self, path_params: Mapping[str, str | int], key: tuple[str, str] | None
-    ) -> Mapping[str, str | int]:
-        """``path_params`` with a renamed project's new slug."""
-        new = None if key is None else self._renamed.get(key)
-        return path_params if new is None else {**path_params, "project": new}
 
 
 def _project_key(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote
 
 if TYPE_CHECKING:
     from ._protocol.cursors import Position
@@ -198,8 +199,8 @@ class ProjectMoved(APIError):
     """302: the project was renamed; ``new_slug`` and ``new_url`` say where.
 
     Sentry's answer to a renamed project's old slug when no other project holds it now:
-    its ``Location`` is the new path, and its body names that path and the new slug. Reads
-    follow it once on their own; a write is never applied there, and raises this.
+    its ``Location`` is the new path, and its body names that path and the new slug. A read
+    follows it on its own, for that call; a write is never applied there, and raises this.
     """
 
     @property
@@ -220,7 +221,23 @@ class ProjectMoved(APIError):
         return None
 
     def _message(self) -> str:
-        return f"{super()._message()} (project renamed to {self.new_slug!r})"
+        """``project 'old' was renamed to 'new'``: the body's slugs and path, which are all
+        it says (current Sentry sends no message), would only repeat the new slug."""
+        old = _moved_slug(self.url)
+        new = self.new_slug
+        what = "project renamed" if old is None else f"project {_shorten(old)!r} was renamed"
+        to = "" if new is None else f" to {_shorten(new)!r}"
+        return f"{self.status} from {self.method} {self.url}: {what}{to}"
+
+
+def _moved_slug(url: str) -> str | None:
+    """The project slug of a ``/api/0/projects/{org}/{project}/`` URL (``None``: another
+    path), which a moved answer names only in its request."""
+    _, found, rest = url.partition("/api/0/projects/")
+    parts = rest.split("?", 1)[0].split("#", 1)[0].split("/")
+    if not found or len(parts) < 3 or not parts[0] or not parts[1]:
+        return None
+    return unquote(parts[1])
 
 
 class Unauthorized(APIError):

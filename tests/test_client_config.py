@@ -159,9 +159,10 @@ def test_region_routing() -> None:
     assert client.url_for("/organizations/").host == "sentry.io"
 
 
-def test_url_for_answers_again_once_a_region_or_a_renamed_project_is_learnt() -> None:
-    # Answers are cached per path and values; learning where things are must not leave
-    # a stale one behind (a renamed project: tests/test_fidelity_*.py follow one).
+def test_url_for_answers_again_once_a_region_is_learnt() -> None:
+    # Answers are cached per path and values; learning a region or changing the default
+    # org must not leave a stale one behind. A renamed project changes no URL: a read
+    # follows its 302 within the call (tests/test_fidelity_renames.py).
     client = SentryClient(TOKEN)
     path, values = "/projects/{org}/{project}/events/", {"org": "acme", "project": "web"}
     assert client.url_for(path, values) is client.url_for(path, values)

@@ -59,18 +59,38 @@ def test_id_chunks_count_what_each_id_really_adds() -> None:
 
 
 def test_moved_project_answers_are_recognised() -> None:
-    current = (
+    """Current Sentry (``handle_exception_with_details``) sends the new slug and path with
+    no code; older servers add ``detail.code`` and ``detail.message``; the oldest sent the
+    slug alone."""
+    new_url = "/api/0/projects/o/new/?x=1"
+    extra = f'"extra":{{"url":"{new_url}","slug":"new"}}'
+    current = f'{{"slug":"new","detail":{{{extra}}}}}'.encode()
+    older = (
         b'{"slug":"new","detail":{"code":"resource-moved","message":"Resource has been moved",'
-        b'"extra":{"url":"/api/0/projects/o/new/?x=1","slug":"new"}}}'
+        + extra.encode()
+        + b"}}"
     )
-    error = build_api_error(302, current, method="GET", url="u")
-    assert isinstance(error, ProjectMoved)
-    assert (error.new_slug, error.new_url) == ("new", "/api/0/projects/o/new/?x=1")
-    older = build_api_error(302, b'{"slug":"new"}', method="GET", url="u")
-    assert isinstance(older, ProjectMoved) and older.new_slug == "new" and older.new_url is None
+    url = "https://sentry.io/api/0/projects/o/old/events/?x=1"
+    for body, moved_to in ((current, new_url), (older, new_url), (b'{"slug":"new"}', None)):
+        error = build_api_error(302, body, method="GET", url=url)
+        assert isinstance(error, ProjectMoved)
+        assert (error.new_slug, error.new_url) == ("new", moved_to)
+        assert str(error) == f"302 from GET {url}: project 'old' was renamed to 'new'"
+        assert pickle.loads(pickle.dumps(error)).new_slug == "new"
     assert not is_project_moved(302, None, {"detail": "x"})
     assert not is_project_moved(400, ErrorDetail("resource-moved", None, {}), None)
-    assert pickle.loads(pickle.dumps(error)).new_slug == "new"
+
+
+def test_a_moved_answer_without_the_old_slug_or_the_new_one_still_reads_as_a_rename() -> None:
+    """A path that names no project (a fault, a proxy's rewrite), or an older server's
+    body with its code only: the message says what is known."""
+    error = build_api_error(302, b'{"slug":"new"}', method="GET", url="https://h/api/0/x/")
+    assert str(error) == "302 from GET https://h/api/0/x/: project renamed to 'new'"
+    coded = b'{"detail":{"code":"resource-moved","message":"Resource has been moved"}}'
+    url = "https://h/api/0/projects/o/old/"
+    error = build_api_error(301, coded, method="PUT", url=url)
+    assert isinstance(error, ProjectMoved) and error.new_slug is None
+    assert str(error) == f"301 from PUT {url}: project 'old' was renamed"
 
 
 def test_multi_project_refusals_are_typed() -> None:

@@ -2,14 +2,16 @@
 
 ``ProjectEndpoint.convert_args`` looks the slug up among the organization's projects and
 only then among its ``ProjectRedirect`` rows, so an old slug may name another project
-(Sentry frees it at once) or the same one again (renamed back). It never applies a write
-to a renamed project: the old slug answers ``ProjectMoved``, a 302 whose ``Location`` is
-the new path (``handle_exception_with_details``) and whose body is
+(Sentry frees it at once) or the same one again (renamed back): every call asks the slug
+it was given, and a rename a read followed lasts for that call (a walk's pages). It never
+applies a write to a renamed project: the old slug answers ``ProjectMoved``, a 302 whose
+``Location`` is the new path (``handle_exception_with_details``) and whose body is
 ``{"slug", "detail": {"extra": {"url", "slug"}}}``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 from pathlib import Path
@@ -94,11 +96,7 @@ async def test_a_read_of_a_project_renamed_back_forgets_the_rename(
         assert (await client.projects.get(ORG, slug)).slug == slug
         assert (await client.projects.get(ORG, slug)).slug == slug
     assert client.renamed_projects == {}
-    assert _sent(fake_sentry) == [
-        f"GET /api/0/projects/{ORG}/tmp-name/",  # the rename learnt, now stale: a 302
-        f"GET /api/0/projects/{ORG}/{slug}/",
-        f"GET /api/0/projects/{ORG}/{slug}/",
-    ]
+    assert _sent(fake_sentry) == [f"GET /api/0/projects/{ORG}/{slug}/"] * 2
 
 
 async def test_a_write_to_an_old_slug_raises_even_after_a_read_followed_it(
@@ -114,7 +112,7 @@ async def test_a_write_to_an_old_slug_raises_even_after_a_read_followed_it(
     assert caught.value.new_slug == "a-renamed"
     assert a.name == "Project 0.0"
     assert _sent(fake_sentry)[-1] == f"PUT /api/0/projects/{ORG}/{old}/"
-    # Still renamed: reads keep going to the new slug.
+    # Still renamed, as the write's 302 says.
     assert client.renamed_projects == {(ORG, old): "a-renamed"}
 
 
@@ -131,6 +129,131 @@ async def test_a_slug_taken_over_after_a_rename_resolves_to_its_new_holder(
         fake_sentry.data.rename_project(ORG, b.slug, old)
         assert await client.project_ids(ORG, old) == [b.id]
         assert await client.project_ids(ORG, "a-renamed") == [a.id]
+
+
+# -- a rename learnt by a read lasts for that call ------------------------------------------
+
+
+async def test_a_read_after_a_rename_asks_the_slug_given_first(
+    fake_sentry: FakeSentry, client: SentryClient
+) -> None:
+    """Another project takes the freed slug: the next read is answered by it, so a read
+    then a write of that slug see and change one project, not two."""
+    a, b = _two(fake_sentry)
+    old = a.slug
+    fake_sentry.data.rename_project(ORG, old, "a-renamed")
+    with anyio.fail_after(10):
+        assert (await client.projects.get(ORG, old)).id == a.id
+        assert client.renamed_projects == {(ORG, old): "a-renamed"}
+        fake_sentry.data.rename_project(ORG, b.slug, old)
+        fake_sentry.requests.clear()
+        read = await client.projects.get(ORG, old)
+        written = await _put(client, old, name="read then written")
+    assert read.id == written["id"] == b.id
+    assert (a.name, b.name) == ("Project 0.0", "read then written")
+    assert _sent(fake_sentry) == [
+        f"GET /api/0/projects/{ORG}/{old}/",
+        f"PUT /api/0/projects/{ORG}/{old}/",
+    ]
+    assert client.renamed_projects == {}
+
+
+async def test_each_read_asks_the_old_slug_and_the_rename_is_logged_once(
+    fake_sentry: FakeSentry, client: SentryClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    a, _ = _two(fake_sentry)
+    old = a.slug
+    fake_sentry.data.rename_project(ORG, old, "a-renamed")
+    with anyio.fail_after(10), caplog.at_level(logging.WARNING, logger="sentry_async"):
+        for _ in range(3):
+            assert (await client.projects.get(ORG, old)).id == a.id
+    assert _sent(fake_sentry) == [
+        f"GET /api/0/projects/{ORG}/{old}/",
+        f"GET /api/0/projects/{ORG}/a-renamed/",
+    ] * 3
+    warnings = [r.getMessage() for r in caplog.records if "renamed to a-renamed" in r.getMessage()]
+    assert len(warnings) == 1 and "use the new slug" in warnings[0]
+    assert client.renamed_projects == {(ORG, old): "a-renamed"}
+
+
+@pytest.mark.parametrize("prefetch", [0, 2])
+async def test_a_walk_follows_a_rename_once_and_the_next_walk_asks_again(
+    fake_sentry: FakeSentry, client: SentryClient, prefetch: int
+) -> None:
+    """Every page of one walk rebuilds the old path: the walk keeps what its first page
+    learnt (one 302, not one per page), and the next walk, of the same paginator too,
+    asks the slug given first."""
+    a, b = _two(fake_sentry)
+    old = a.slug
+    a_events = fake_sentry.data.event_ids(ORG, old)[:30]
+    b_events = fake_sentry.data.event_ids(ORG, b.slug)[:30]
+    assert len(a_events) == len(b_events) == 30 and a_events != b_events
+    fake_sentry.data.rename_project(ORG, old, "a-renamed")
+    events = client.events.for_project(ORG, old, page_size=10, limit=30).read_ahead(prefetch)
+    with anyio.fail_after(10):
+        assert [e.event_id for e in await events.collect()] == a_events
+        first = [(r.path, r.status) for r in fake_sentry.requests]
+        fake_sentry.data.rename_project(ORG, b.slug, old)
+        fake_sentry.requests.clear()
+        assert [e.event_id for e in await events.collect()] == b_events
+        again = [(r.path, r.status) for r in fake_sentry.requests]
+    moved = f"/api/0/projects/{ORG}/{old}/events/"
+    renamed = f"/api/0/projects/{ORG}/a-renamed/events/"
+    assert first == [(moved, 302)] + [(renamed, 200)] * 3
+    assert again == [(moved, 200)] * 3
+    assert client.renamed_projects == {}
+
+
+async def test_a_walk_left_early_leaves_nothing_for_the_next_one(
+    fake_sentry: FakeSentry, client: SentryClient
+) -> None:
+    """A walk stopped after its first page kept the renamed project for its next cursor;
+    the next walk's cursors are the same strings, but it follows its own first answer."""
+    a, b = _two(fake_sentry)
+    old = a.slug
+    b_events = fake_sentry.data.event_ids(ORG, b.slug)[:30]
+    fake_sentry.data.rename_project(ORG, old, "a-renamed")
+    events = client.events.for_project(ORG, old, page_size=10, limit=30).read_ahead(0)
+    with anyio.fail_after(10):
+        async with contextlib.aclosing(events.pages()) as pages:
+            async for _ in pages:
+                break
+        fake_sentry.data.rename_project(ORG, b.slug, old)
+        assert [e.event_id for e in await events.collect()] == b_events
+
+
+async def test_a_walk_stays_on_the_project_it_followed(
+    fake_sentry: FakeSentry, client: SentryClient
+) -> None:
+    """Another project taking the old slug mid-walk does not switch the walk to it."""
+    a, b = _two(fake_sentry)
+    old = a.slug
+    a_events = fake_sentry.data.event_ids(ORG, old)[:30]
+    fake_sentry.data.rename_project(ORG, old, "a-renamed")
+    seen: list[str] = []
+    events = client.events.for_project(ORG, old, page_size=10, limit=30).read_ahead(0)
+    with anyio.fail_after(10):
+        async for page in events.pages():
+            seen.extend(e.event_id for e in page.items)
+            if len(seen) == 10:
+                fake_sentry.data.rename_project(ORG, b.slug, old)
+    assert seen == a_events
+
+
+async def test_a_download_asks_the_old_slug_each_time(tmp_path: Path) -> None:
+    seen: list[str] = []
+    projects = {"new": {"id": "42", "slug": "new", "name": "New"}}
+    async with (
+        local_app(_sentry_like(seen, projects)) as url,
+        SentryClient("sntryu_" + "a" * 64, base_url=url) as client,
+    ):
+        with anyio.fail_after(10):
+            for name in ("f", "g"):
+                await client.projects.download_dsym("acme", "old", id=7, to=tmp_path / name)
+    assert seen == [
+        "GET /api/0/projects/acme/old/files/dsyms/?id=7",
+        "GET /api/0/projects/acme/new/files/dsyms/?id=7",
+    ] * 2
 
 
 # -- Sentry's 302 carries a Location --------------------------------------------------------
@@ -186,6 +309,7 @@ async def test_sentrys_moved_answer_with_a_location_is_a_rename(
     assert seen == [
         "GET /api/0/projects/acme/old/",
         "GET /api/0/projects/acme/new/",
+        "GET /api/0/projects/acme/old/",
         "GET /api/0/projects/acme/new/",
         "PUT /api/0/projects/acme/old/",
     ]
@@ -227,6 +351,33 @@ async def test_a_moved_answer_to_another_host_is_not_followed_through_its_locati
         assert client.renamed_projects == {}
     assert caught.value.new_url == elsewhere
     assert seen == ["GET /api/0/projects/acme/old/"]
+
+
+async def test_the_moved_message_names_both_slugs_and_never_the_token() -> None:
+    token = "sntryu_" + "b" * 64
+
+    async def moved(request: web.Request) -> web.Response:
+        # The second project's answer echoes the token as its new slug.
+        slug = "new" if request.match_info["project"] == "old" else token
+        url = f"/api/0/projects/acme/{slug}/"
+        body = {"slug": slug, "detail": {"extra": {"url": url, "slug": slug}}}
+        return web.json_response(body, status=302, headers={"Location": url})
+
+    app = web.Application()
+    app.router.add_put("/api/0/projects/{org}/{project}/", moved)
+    async with local_app(app) as url, SentryClient(token, base_url=url) as client:
+        caught = []
+        for slug in ("old", "echo"):
+            with anyio.fail_after(10), pytest.raises(ProjectMoved) as raised:
+                await _put(client, slug, name="x")
+            caught.append(raised.value)
+    plain, echoed = caught
+    assert str(plain) == (
+        f"302 from PUT {url}/api/0/projects/{ORG}/old/: project 'old' was renamed to 'new'"
+    )
+    message = f"{echoed} {echoed!r}"
+    assert "project 'echo' was renamed to '********'" in message
+    assert token not in message and token[len("sntryu_") :] not in message
 
 
 # -- the fake answers as Sentry does --------------------------------------------------------
