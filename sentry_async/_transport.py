@@ -333,7 +333,14 @@ class Transport(Exchange):
             if not isinstance(failure, _Failure):
                 return failure
             response = failure.response
-            if call is not None and response is None and not failure.answered:
+            if (
+                call is not None
+                and call.attempt == attempt
+                and response is None
+                and not failure.answered
+            ):
+                # Only an attempt sent gets its on_response: one ended while it waited for a
+                # slot (a client closed) never left, and the call keeps its last real status.
                 call.failed(failure.kind, failure.status)
             now = time.time() if response is None else self._server_now(response)
             decision = decide(

@@ -1,0 +1,142 @@
+"""Hooks, spans and log lines at the edges: a client closed under a walk left by ``break``
+or under requests waiting for a limiter slot, a generated download closed early, values
+from a successful answer that echo the token, and the ``reason`` values documented."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+from _hooks_recorder import Recorder
+from _local_server import local_app
+from aiohttp import web
+
+from sentry_async import (
+    ClientClosed,
+    RetryPolicy,
+    SentryClient,
+)
+from sentry_async.testing import FakeSentry
+
+TOKEN = "sntrys_obsEdgesTokenQ1w2e3r4t5y6u7i8"
+BARE = TOKEN[len("sntrys_") :]
+FAST = RetryPolicy(attempts=3, backoff_base=0.01, backoff_max=0.02, jitter=0)
+SLOW = 5.0
+"""Far longer than any test waits: a request this slow is cut, never answered."""
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[FakeSentry]:
+    async with FakeSentry(scale="small", token=TOKEN) as server:
+        yield server
+
+
+def _outcomes(recorder: Recorder) -> list[tuple[Any, Any]]:
+    """Each request's attempt outcome and its end, in the order the requests ended."""
+    responses = {event.id: event.reason for event in recorder.of("response")}
+    return [(responses.get(event.id), event.reason) for event in recorder.of("done")]
+
+
+def _gauges(recorder: Recorder) -> tuple[int, int]:
+    """Requests begun and not ended, attempts sent and not answered: what a metrics hook's
+    gauges would show."""
+    names = recorder.names()
+    logical = names.count("start") - names.count("done")
+    return logical, names.count("request") - names.count("response")
+
+
+def _running(*names: str) -> list[str]:
+    """The tasks of this loop still running one of the library's coroutines named."""
+    found = []
+    for task in asyncio.all_tasks():
+        name = getattr(task.get_coro(), "__qualname__", "")
+        if not task.done() and any(part in name for part in names):
+            found.append(name)
+    return found
+
+
+def _slot_app(
+    flaky_answers: list[int], slow_reached: asyncio.Event, release: asyncio.Event
+) -> web.Application:
+    """``/organizations/slow/`` answers only once ``release`` is set; ``/organizations/flaky/``
+    answers each status of ``flaky_answers`` in turn, then 200."""
+
+    async def handle(request: web.Request) -> web.Response:
+        if request.match_info["org"] == "slow":
+            slow_reached.set()
+            await release.wait()
+        if flaky_answers:
+            return web.json_response({"detail": "unavailable"}, status=flaky_answers.pop(0))
+        return web.json_response({"slug": request.match_info["org"]})
+
+    app = web.Application()
+    app.router.add_get("/api/0/organizations/{org}/", handle)
+    return app
+
+
+async def _slot_waiters(client: SentryClient, count: int) -> None:
+    """Until ``count`` requests wait for the (one) slot of the organization endpoint."""
+    group = client.limiter._group("GET /organizations/{org}/")
+    for _ in range(2000):
+        if group.limiter.statistics().tasks_waiting >= count:
+            return
+        await asyncio.sleep(0.005)
+    raise AssertionError("no request waited for the slot")
+
+
+async def _get(client: SentryClient, org: str, errors: list[str]) -> None:
+    try:
+        await client.request("GET", "/organizations/{org}/", path_params={"org": org})
+    except ClientClosed as exc:
+        errors.append(type(exc).__name__)
+
+
+@pytest.mark.parametrize("retried", [False, True], ids=["first-attempt", "retry"])
+async def test_closing_while_a_request_waits_for_a_slot_reports_no_response_for_it(
+    retried: bool,
+) -> None:
+    """One response per attempt sent and none for one that never left: the in-flight gauge
+    comes back to zero, and the request ends with the last status it really got."""
+    recorder = Recorder()
+    slow_reached = asyncio.Event()
+    answers = [503] if retried else []
+    retry = RetryPolicy(attempts=3, backoff_base=0.3, backoff_max=0.3, jitter=0)
+    errors: list[str] = []
+    release = asyncio.Event()
+    async with local_app(_slot_app(answers, slow_reached, release)) as url:
+        client = SentryClient(
+            TOKEN, base_url=url, max_concurrency=1, retry=retry, hooks=recorder
+        )
+        try:
+            with anyio.fail_after(20):
+                async with anyio.create_task_group() as tg:
+                    if retried:
+                        tg.start_soon(_get, client, "flaky", errors)
+                        for _ in range(2000):
+                            if recorder.of("retry"):
+                                break  # the 503 came; its backoff runs
+                            await asyncio.sleep(0.005)
+                    tg.start_soon(_get, client, "slow", errors)
+                    await slow_reached.wait()
+                    if not retried:
+                        tg.start_soon(_get, client, "flaky", errors)
+                    await _slot_waiters(client, 1)
+                    await client.close()
+        finally:
+            release.set()
+    assert errors == ["ClientClosed", "ClientClosed"]
+    assert _gauges(recorder) == (0, 0)
+    starts = [event.id for event in recorder.of("start")]
+    flaky = starts[0] if retried else starts[1]
+    mine = [(name, event.attempt) for name, event in recorder.events if event.id == flaky]
+    if retried:
+        assert mine == [("start", 0), ("request", 1), ("response", 1), ("retry", 1), ("done", 1)]
+    else:
+        assert mine == [("start", 0), ("done", 0)]
+    done = next(event for event in recorder.of("done") if event.id == flaky)
+    assert (done.status, done.reason) == ((503 if retried else None), "ClientClosed")
