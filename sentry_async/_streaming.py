@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import aiohttp
+import anyio
 
 from ._exchange import Form
 from ._protocol.hosts import endpoint_group
@@ -59,7 +60,12 @@ async def stream(
                 yield bytes(pending[:chunk_size])
                 del pending[:chunk_size]
     finally:
+        # Over before aclose() returns, as SentryClient.stream()'s block is: no download
+        # left running, and its request ended in the hooks. Shielded: a close inside a
+        # cancelled scope still waits for it.
         task.cancel()
+        with anyio.CancelScope(shield=True):
+            await asyncio.wait({task})
         await chunks.aclose()
     if pending:
         yield bytes(pending)

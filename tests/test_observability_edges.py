@@ -5,9 +5,9 @@ from a successful answer that echo the token, and the ``reason`` values document
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import anyio
 import pytest
@@ -140,3 +140,34 @@ async def test_closing_while_a_request_waits_for_a_slot_reports_no_response_for_
         assert mine == [("start", 0), ("done", 0)]
     done = next(event for event in recorder.of("done") if event.id == flaky)
     assert (done.status, done.reason) == ((503 if retried else None), "ClientClosed")
+
+
+async def test_a_generated_stream_closed_early_leaves_no_download_running() -> None:
+    """``aclose()`` of a ``stream_*`` method returns once its download is over, as
+    :meth:`SentryClient.stream`'s block does: nothing in flight in the hooks after it."""
+    recorder = Recorder()
+    finish = asyncio.Event()
+
+    async def attachment(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "application/octet-stream"})
+        await response.prepare(request)
+        await response.write(b"x" * 1000)
+        await finish.wait()  # the rest never comes while the test looks
+        return response
+
+    app = web.Application()
+    app.router.add_get("/{tail:.*}", attachment)
+    async with local_app(app) as url, SentryClient(TOKEN, base_url=url, hooks=recorder) as client:
+        try:
+            with anyio.fail_after(20):
+                chunks = cast(
+                    "AsyncGenerator[bytes, None]",
+                    client.events.stream_attachment("acme", "web", "a" * 32, 9, chunk_size=10),
+                )
+                assert await chunks.__anext__() == b"x" * 10
+                await chunks.aclose()
+                running, gauges = _running("pump"), _gauges(recorder)
+        finally:
+            finish.set()
+    assert running == []
+    assert gauges == (0, 0)
