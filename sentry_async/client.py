@@ -60,7 +60,7 @@ from .api._groups import GeneratedGroups
 from .errors import ClientClosed, WrongEventLoop
 from .hooks import Hooks, HookSet
 from .limiter import RateLimiter
-from .pagination import PageFetcher, Paginator, RawPage
+from .pagination import PageFetcher, Paginator, RawPage, ReadAheads
 
 if TYPE_CHECKING:
     from .resources.discover import DiscoverResource
@@ -228,6 +228,8 @@ class SentryClient(GeneratedGroups, Routing, Downloads):
         # The regions of /users/me/regions/ (name, base URL), once asked.
         self.regions: list[tuple[str, URL]] | None = None
         self._closed = False
+        self._read_aheads = ReadAheads()
+        """The read-aheads of this client's walks: close() ends them before the requests."""
         from .resources.discover import DiscoverResource
         from .resources.events import EventsResource
         from .resources.issues import IssuesResource
@@ -261,7 +263,9 @@ class SentryClient(GeneratedGroups, Routing, Downloads):
 
     async def close(self) -> None:
         """End the requests in flight (each raises :class:`ClientClosed`) and close the
-        session if this client created it; idempotent.
+        session if this client created it; idempotent. The read-ahead of a walk no consumer
+        is waiting on (one left by ``break`` that the event loop has not finalized yet) is
+        dropped first, its requests ``abandoned`` rather than failed.
 
         Called from another event loop than the client's own, it releases a client whose
         loop has ended; while that loop still runs, the session is that loop's to close
@@ -276,6 +280,9 @@ class SentryClient(GeneratedGroups, Routing, Downloads):
         ):
             raise self._wrong_loop(loop)
         self._closed = True
+        # A walk left by ``break`` just before this (the loop finalizes it only later) drops
+        # its read-ahead as abandoned first, rather than see its request fail as closed.
+        await self._read_aheads.end()
         if self._transport is not None:
             self._transport.close()
         if self._view is not None:
@@ -612,6 +619,7 @@ class SentryClient(GeneratedGroups, Routing, Downloads):
             prefetch=prefetch,
             item_id=item_id,
             _redact=self._redact,
+            _reads=self._read_aheads,
         )
 
 

@@ -34,7 +34,7 @@ from multidict import MultiMapping
 from ._protocol.cursors import DEFAULT_MAX_STALE_PAGES, CursorWalk, Position, Step
 from ._protocol.links import link_header
 from ._protocol.ratelimit import RateLimitInfo
-from .errors import OversizedPage
+from .errors import ClientClosed, OversizedPage
 from .hooks import Abandoning
 
 __all__ = ["AUTOMATIC_PREFETCH", "Page", "Paginator", "Position"]
@@ -215,6 +215,8 @@ class Paginator(Generic[T], AsyncIterator[T]):
     count as stale."""
     _redact: Callable[[str], str] | None = field(default=None, repr=False)
     """Blanks the token out of a :class:`PaginationError`: a server may echo it in a cursor."""
+    _reads: ReadAheads | None = field(default=None, repr=False)
+    """The client's read-aheads, which its close() ends before the requests in flight."""
     _walk: CursorWalk | None = field(default=None, init=False, repr=False)
     _step: Step | None = field(default=None, init=False, repr=False)
     _after: Position | None = field(default=None, init=False, repr=False)
@@ -481,7 +483,9 @@ class Paginator(Generic[T], AsyncIterator[T]):
                         send_early()
                     ready.put(None)
                 except BaseException as exc:
-                    ready.put(exc)
+                    # Ended by the client's close: a consumer still iterating gets what its
+                    # next request would have, not the cancellation that ended this task.
+                    ready.put(ClientClosed("this SentryClient is closed") if ready.closed else exc)
                     if not isinstance(exc, Exception):
                         raise
                 finally:
@@ -493,6 +497,8 @@ class Paginator(Generic[T], AsyncIterator[T]):
             task = self._ahead = loop.create_task(produce())
             _READING[task] = itself[0]()
             task.add_done_callback(_READING.pop)
+            if self._reads is not None:
+                self._reads.add(task, ready)
             try:
                 while True:
                     got = ready.take_now()
@@ -622,6 +628,39 @@ at once, by its own finalizer and by that iteration's (the second close fails as
 running"). Only the iteration is collected; closing it closes the walk, which ends the
 task."""
 
+
+class ReadAheads:
+    """The read-ahead tasks of one client's walks, until each ends, for its ``close()``.
+
+    A walk left by ``break`` is closed by the event loop's finalizer a pass or two after
+    the loop is left: when the client's block ends right there, its close would end the
+    read-ahead's request in flight as a failure (``ClientClosed``) before the walk drops
+    it. :meth:`end` drops it first, as ``aclose()`` would have."""
+
+    __slots__ = ("_live",)
+
+    def __init__(self) -> None:
+        self._live: dict[asyncio.Task[None], _Handover] = {}
+
+    def add(self, task: asyncio.Task[None], ready: _Handover) -> None:
+        self._live[task] = ready
+        task.add_done_callback(self._forget)
+
+    def _forget(self, task: asyncio.Task[None]) -> None:
+        self._live.pop(task, None)
+
+    async def end(self) -> None:
+        """End, and wait for, the read-ahead of each walk on this loop whose consumer is not
+        waiting for a page: its requests end as ``abandoned``, and a consumer that comes
+        back gets :class:`ClientClosed`. A consumer waiting for a page is left to the
+        close, whose ``ClientClosed`` ends the request it waits for."""
+        loop = _running_loop()
+        for task, ready in list(self._live.items()):
+            if task.get_loop() is loop and not ready.awaited:
+                ready.closed = True
+                await _end(task)
+
+
 _WALKS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, int] = weakref.WeakKeyDictionary()
 """Walks in progress on each event loop."""
 
@@ -664,13 +703,21 @@ class _Handover:
     a deque and the one future the consumer waits on, for a producer that never waits
     for room here (the room is counted apart) and a single consumer."""
 
-    __slots__ = ("_abandoning", "_items", "_loop", "_waiter")
+    __slots__ = ("_abandoning", "_items", "_loop", "_waiter", "closed")
 
     def __init__(self, loop: asyncio.AbstractEventLoop, abandoning: Abandoning) -> None:
         self._items: deque[_Fetched | BaseException | None] = deque()
         self._loop = loop
         self._waiter: asyncio.Future[None] | None = None
         self._abandoning = abandoning
+        self.closed = False
+        """The read-ahead was ended by its client's close (:meth:`ReadAheads.end`)."""
+
+    @property
+    def awaited(self) -> bool:
+        """Whether the consumer is waiting for the next page right now."""
+        waiter = self._waiter
+        return waiter is not None and not waiter.done()
 
     def put(self, item: _Fetched | BaseException | None) -> None:
         self._items.append(item)

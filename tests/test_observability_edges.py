@@ -11,16 +11,17 @@ from typing import Any, cast
 
 import anyio
 import pytest
-from _hooks_recorder import Recorder
+from _hooks_recorder import Recorder, attempts, memory_spans
 from _local_server import local_app
 from aiohttp import web
 
 from sentry_async import (
     ClientClosed,
+    OpenTelemetryHooks,
     RetryPolicy,
     SentryClient,
 )
-from sentry_async.testing import FakeSentry
+from sentry_async.testing import FakeSentry, Fault
 
 TOKEN = "sntrys_obsEdgesTokenQ1w2e3r4t5y6u7i8"
 BARE = TOKEN[len("sntrys_") :]
@@ -171,3 +172,66 @@ async def test_a_generated_stream_closed_early_leaves_no_download_running() -> N
             finish.set()
     assert running == []
     assert gauges == (0, 0)
+
+
+@pytest.mark.parametrize("prefetch", [2, None], ids=["prefetch-2", "default-read-ahead"])
+async def test_a_walk_left_by_break_as_its_client_closes_abandons_its_read_ahead(
+    server: FakeSentry, prefetch: int | None
+) -> None:
+    """The commonest shape: ``async with client: async for ...: break``. The loop finalizes
+    the walk only after the client's close, which ends the read-ahead first, as the same
+    walk closed by ``aclose()`` would: abandoned, no error span, no task left."""
+    recorder = Recorder()
+    exporter, provider = memory_spans()
+    org = server.data.org_slugs()[0]
+    server.faults.add(Fault("slow", delay=SLOW, path="/issues/", after=2, times=None))
+    hooks = [recorder, OpenTelemetryHooks(provider)]
+    with anyio.fail_after(20):
+        async with SentryClient(TOKEN, base_url=server.url, hooks=hooks) as client:
+            seen = 0
+            async for _ in client.issues.list(org, page_size=2).read_ahead(prefetch):
+                seen += 1
+                if seen == 3:
+                    break  # on the second page: the third is being read ahead
+        left = _running("Paginator._read_ahead")
+    assert left == []
+    outcomes = _outcomes(recorder)
+    assert ("abandoned", "abandoned") in outcomes
+    assert set(outcomes) <= {(None, None), ("abandoned", "abandoned")}, outcomes
+    assert _gauges(recorder) == (0, 0)
+    errors = [s.name for s in exporter.get_finished_spans() if s.status.status_code.name == "ERROR"]
+    assert errors == []
+    assert any(s.attributes.get("sentry_async.abandoned") for s in attempts(exporter))
+
+
+async def test_a_walk_still_iterating_when_its_client_closes_ends_with_client_closed(
+    server: FakeSentry,
+) -> None:
+    """A consumer between items in another task when the client closes: its next page is
+    a ``ClientClosed``, never the cancellation that ended the read-ahead."""
+    recorder = Recorder()
+    org = server.data.org_slugs()[0]
+    server.faults.add(Fault("slow", delay=SLOW, path="/issues/", after=2, times=None))
+    outcome: list[str] = []
+    got, go_on = anyio.Event(), anyio.Event()
+    client = SentryClient(TOKEN, base_url=server.url, hooks=recorder)
+    issues = client.issues.list(org, page_size=2).read_ahead(2)
+
+    async def consume() -> None:
+        try:
+            async for _ in issues:
+                got.set()
+                await go_on.wait()
+        except ClientClosed:
+            outcome.append("ClientClosed")
+        finally:
+            await issues.aclose()
+
+    with anyio.fail_after(20):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(consume)
+            await got.wait()
+            await client.close()
+            go_on.set()
+    assert outcome == ["ClientClosed"]
+    assert _gauges(recorder) == (0, 0)

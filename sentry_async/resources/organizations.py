@@ -170,6 +170,7 @@ class OrganizationsResource(OrganizationsAPI):
             limit=limit,
             description=f"GET {client.url_for('/organizations/')} (every region)",
             _redact=client._redact,
+            _reads=client._read_aheads,
         )
 
     async def regions(self) -> builtins.list[tuple[str, URL]]:
