@@ -314,13 +314,31 @@ def _positive_int(text: str) -> int:
 
 
 class _SafeFormatter(logging.Formatter):
-    """Log lines with control characters escaped: they may quote the server."""
+    """Log lines with control characters escaped, and the token blanked out once it is
+    known (:func:`_blank_out_in_logs`): they may quote the server, and a value of a
+    successful answer (a slug, a cursor) is never redacted on its way in."""
+
+    redact: Callable[[str], str] | None = None
 
     def formatMessage(self, record: logging.LogRecord) -> str:
-        return printable(super().formatMessage(record))
+        return printable(self._redacted(super().formatMessage(record)))
 
     def formatException(self, ei: Any) -> str:
-        return "\n".join(printable(line) for line in super().formatException(ei).splitlines())
+        text = self._redacted(super().formatException(ei))
+        return "\n".join(printable(line) for line in text.splitlines())
+
+    def _redacted(self, text: str) -> str:
+        return text if self.redact is None else self.redact(text)
+
+
+def _blank_out_in_logs(token: str) -> None:
+    """From now on, the command's log lines show ``token`` in no form a server may echo it."""
+    from ._protocol.errors import Redactor
+
+    redact = Redactor(token).text
+    for handler in logging.getLogger("sentry_async").handlers:
+        if isinstance(handler.formatter, _SafeFormatter):
+            handler.formatter.redact = redact
 
 
 def _setup_logging(quiet: bool, verbose: bool, stream: TextIO) -> Callable[[], None]:
@@ -457,6 +475,7 @@ def _main(
         if args.command == "demo":
             return anyio.run(_cli_run.run_demo, args, out, backend="asyncio")
         token = _read_token(args.token_file)
+        _blank_out_in_logs(token)
         run = _cli_run.run_query_command if args.command == "query" else _cli_run.run_export
         return anyio.run(run, args, token, out, backend="asyncio")
     except KeyboardInterrupt:

@@ -5,11 +5,16 @@ from a successful answer that echo the token, and the ``reason`` values document
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, AsyncIterator
+import io
+import logging
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator
+from datetime import timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any, cast
 
 import anyio
+import msgspec
 import pytest
 from _hooks_recorder import Recorder, attempts, memory_spans
 from _local_server import local_app
@@ -21,7 +26,10 @@ from sentry_async import (
     RetryPolicy,
     SentryClient,
 )
-from sentry_async.testing import FakeSentry, Fault
+from sentry_async.cli import main
+from sentry_async.export import MANIFEST_NAME, ExportSpec, export
+from sentry_async.testing import FakeSentry, Fault, SeedConfig
+from sentry_async.testing.pytest_plugin import FIXED_NOW
 
 TOKEN = "sntrys_obsEdgesTokenQ1w2e3r4t5y6u7i8"
 BARE = TOKEN[len("sntrys_") :]
@@ -235,3 +243,107 @@ async def test_a_walk_still_iterating_when_its_client_closes_ends_with_client_cl
             go_on.set()
     assert outcome == ["ClientClosed"]
     assert _gauges(recorder) == (0, 0)
+
+
+DATA = SeedConfig(orgs=1, projects_per_org=3, issues_per_project=3, events_per_issue=(1, 2), days=5)
+END = FIXED_NOW - timedelta(hours=1)
+START = END - timedelta(days=4)
+
+
+def _token_forms() -> list[str]:
+    return [TOKEN, BARE, BARE.lower()]
+
+
+def _everything_written(out: Path) -> str:
+    """The names and contents of every file an export left behind."""
+    parts = []
+    for path in sorted(out.rglob("*")):
+        parts.append(path.name)
+        if path.is_file():
+            parts.append(path.read_bytes().decode("utf-8", "replace"))
+    return "\n".join(parts)
+
+
+@pytest.fixture
+def restore_logging() -> Iterator[None]:
+    """The CLI configures the ``sentry_async`` logger for its process; undo that."""
+    library_logger = logging.getLogger("sentry_async")
+    saved = (library_logger.handlers[:], library_logger.level, library_logger.propagate)
+    yield
+    library_logger.handlers[:], library_logger.level, library_logger.propagate = saved
+
+
+@pytest.fixture
+async def echoing(fake_sentry_factory: Any) -> FakeSentry:
+    """A fake Sentry whose projects list echoes the token: as the whole header value (not
+    a slug: skipped) and bare (a slug by its characters, that would name a file)."""
+    server: FakeSentry = await fake_sentry_factory(scale=DATA, token=TOKEN)
+    projects = server.data.orgs[0].projects
+    projects[0].slug = f"Bearer {TOKEN}"
+    projects[1].slug = BARE
+    return server
+
+
+async def test_project_slugs_echoing_the_token_reach_no_log_line_or_file(
+    echoing: FakeSentry, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    server = echoing
+    projects = server.data.orgs[0].projects
+    out = tmp_path / "out"
+    spec = ExportSpec(kind="events", org=server.data.orgs[0].slug, start=START, end=END)
+    async with SentryClient(TOKEN, base_url=server.url, retry=FAST) as client:
+        with anyio.fail_after(30):
+            manifest = await export(client, spec, out)
+    shown = caplog.text + _everything_written(out) + repr(manifest)
+    for form in _token_forms():
+        assert form not in shown
+    assert sorted(p.id for p in manifest.skipped) == sorted(p.id for p in projects[:2])
+    assert all("********" in (p.slug or "") for p in manifest.skipped)
+    assert [p.id for p in manifest.projects] == [projects[2].id]
+    on_disk = msgspec.json.decode((out / MANIFEST_NAME).read_bytes())
+    assert len(on_disk["skipped"]) == 2
+    assert "skipping project" in caplog.text
+
+
+@pytest.mark.usefixtures("restore_logging")
+async def test_the_cli_never_prints_a_project_slug_echoing_the_token(
+    echoing: FakeSentry, tmp_path: Path
+) -> None:
+    server = echoing
+    token_file = tmp_path / "token"
+    token_file.write_text(TOKEN)
+    out = tmp_path / "out"
+    argv = ["export", "events", "--org", server.data.orgs[0].slug, "--output", str(out),
+            "--base-url", server.url, "--since", START.isoformat(), "--until", END.isoformat(),
+            "--token-file", str(token_file), "--verbose"]  # fmt: skip
+    stdout, stderr = io.StringIO(), io.StringIO()
+    with anyio.fail_after(60):
+        code = await anyio.to_thread.run_sync(partial(main, argv, stdout=stdout, stderr=stderr))
+    assert code == 0, stderr.getvalue()
+    shown = stdout.getvalue() + stderr.getvalue() + _everything_written(out)
+    assert "skipping project" in stderr.getvalue()
+    for form in _token_forms():
+        assert form not in shown
+
+
+@pytest.mark.usefixtures("restore_logging")
+def test_the_cli_blanks_the_token_out_of_every_log_line() -> None:
+    """Whatever a log line quotes (a value of a successful answer is never redacted on its
+    way in), the command's stderr shows no form of the token, tracebacks included."""
+    from sentry_async.cli import _blank_out_in_logs, _setup_logging
+
+    out = io.StringIO()
+    restore = _setup_logging(quiet=False, verbose=True, stream=out)
+    try:
+        _blank_out_in_logs(TOKEN)
+        logging.getLogger("sentry_async.export").warning("project %r, bare %s", TOKEN, BARE)
+        try:
+            raise ValueError(f"Bearer {TOKEN}")
+        except ValueError:
+            logging.getLogger("sentry_async").exception("failed")
+    finally:
+        restore()
+    for form in _token_forms():
+        assert form not in out.getvalue()
+    assert out.getvalue().count("********") == 3

@@ -205,10 +205,30 @@ async def resolve_projects(
         except ValueError as exc:
             skipped.append(SkippedProject(id=row.id, slug=row.slug, error=str(exc)))
             continue
+        if client._redact(row.slug) != row.slug or client._redact(row.id) != row.id:
+            # No project of Sentry's is named after the token: a server echoing it back,
+            # whose slug would name a file, a stream and every line about them.
+            skipped.append(
+                SkippedProject(id=row.id, slug=row.slug, error="project names the auth token")
+            )
+            continue
         usable.append(row)
+    # Shown in a log line and written to the manifest: values of a successful answer,
+    # which nothing blanked the token out of yet.
+    skipped = [_redacted(client, project) for project in skipped]
     for project in skipped:
         logger.warning("skipping project %r (id %r): %s", project.slug, project.id, project.error)
     return sorted(usable, key=lambda project: (project.slug, project.id)), skipped
+
+
+def _redacted(client: SentryClient, project: SkippedProject) -> SkippedProject:
+    """``project`` with the token blanked out of its id, slug and reason."""
+    redact = client._redact
+    return SkippedProject(
+        id=None if project.id is None else redact(project.id),
+        slug=None if project.slug is None else redact(project.slug),
+        error=redact(project.error),
+    )
 
 
 def request_slugs(projects: list[ProjectRef]) -> dict[str, str]:

@@ -442,9 +442,12 @@ class Exporter:
         state = self._run.walking.get(key) or checkpoint.streams.get(key)
         name = state.key if state else key
         cursor = state.cursor if state else None
-        # Shown, not resumed from (the checkpoint keeps it): a cursor may echo the token.
-        shown = None if cursor is None else self.client._redact(cursor)
-        return ExportDecodeError(name, shown, exc.reason)
+        return ExportDecodeError(name, self._shown(cursor), exc.reason)
+
+    def _shown(self, cursor: str | None) -> str | None:
+        """A cursor as an error or a log line shows it, not as a resume sends it back (the
+        checkpoint keeps it whole): a server may echo the token in one."""
+        return None if cursor is None else self.client._redact(cursor)
 
     def _factory(self, state: StreamState) -> Any:
         def start() -> AsyncIterator[_Item]:
@@ -625,10 +628,12 @@ class Exporter:
     ) -> None:
         if page.cursor != state.cursor:
             raise CheckpointError(
-                f"stream {state.key}: got the page at {page.cursor!r} while expecting "
-                f"{state.cursor!r}"
+                f"stream {state.key}: got the page at {self._shown(page.cursor)!r} while "
+                f"expecting {self._shown(state.cursor)!r}"
             )
-        check_whole_pages(state.key, after)
+        if after.skip:  # refused: the error names the position, its cursor blanked out
+            shown = Position(self._shown(after.cursor), after.skip, after.done)
+            check_whole_pages(state.key, shown)
         ids = self._run.seen.get(state.key)
         if ids is None:
             ids = self._run.seen[state.key] = _StreamIds(await self._seen_before(state))
@@ -643,9 +648,7 @@ class Exporter:
         )
         ids.stale = ids.stale + 1 if kept.stale else 0
         self._overlap += kept.overlap
-        log_dropped(
-            state.key, None if page.cursor is None else self.client._redact(page.cursor), kept
-        )
+        log_dropped(state.key, self._shown(page.cursor), kept)
         assert self._checkpoint is not None
         file_state = self._checkpoint.files[state.file]
         # The page and the state that records it change together or not at all: with
@@ -678,9 +681,7 @@ class Exporter:
         if ids.stale >= MAX_STALE_PAGES and not state.done:
             # Written and recorded first: a resume goes on from the page after it.
             # Shown, not resumed from (the checkpoint keeps it): a cursor may echo the token.
-            shown = after
-            if after.cursor is not None:
-                shown = Position(self.client._redact(after.cursor), after.skip, after.done)
+            shown = Position(self._shown(after.cursor), after.skip, after.done)
             raise PaginationError(
                 f"{state.key}: {ids.stale} pages in a row brought nothing new (empty, or "
                 "only items this stream already wrote) while the server kept sending fresh "
