@@ -32,12 +32,18 @@ class _Request:
 
 
 class OpenTelemetryHooks(Hooks):
-    """Spans as the HTTP client conventions ask: each attempt sent over the wire is a
-    CLIENT span (``http.request.resend_count`` on a resend), child of an INTERNAL span
-    that covers the logical request: its rate-limit waits, backoff sleeps and retries (and
-    ending where the request's ``elapsed`` ends: a response that waits, undecoded, for a
-    busy :func:`~sentry_async.fan_out` consumer does not stretch it). All are named after
+    """Spans after the HTTP client conventions, at the level of attempts: each attempt
+    sent is a CLIENT span (``http.request.resend_count`` on a retry), child of an INTERNAL
+    span that covers the logical request: its rate-limit waits, backoff sleeps and retries
+    (and ending where the request's ``elapsed`` ends: a response that waits, undecoded, for
+    a busy :func:`~sentry_async.fan_out` consumer does not stretch it). All are named after
     the endpoint group (``GET /organizations/{org}/issues/``).
+
+    The redirects an attempt follows, and its one immediate resend on a kept-alive
+    connection that closed before any answer, are sent inside that attempt's span, not as
+    spans of their own as the conventions have it: the attempt gets no span or
+    ``resend_count`` per hop, its status is the last hop's, and ``server.address`` and
+    ``url.full`` name the API root the request was sent to, not a redirect's target.
 
     Attributes: ``http.request.method``, ``server.address``, ``server.port``,
     ``url.template`` (the group's route), ``url.full`` (the API root and the route

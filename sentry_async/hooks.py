@@ -51,17 +51,26 @@ class HookEvent(msgspec.Struct, frozen=True):
     """Seconds: the attempt (``on_response``) or the whole request (``on_done``), not
     counting the time a response waited, undecoded, for a busy :func:`fan_out` consumer."""
     reason: str | None = None
-    """Why: a failure kind (``timeout``, ``connection``, ``payload``; for ``on_response``
-    also ``cancelled``, or ``sink`` when a download's sink raised) for ``on_response`` and
-    ``on_retry``; ``server`` or ``limiter`` for ``on_rate_limit_wait``; the exception's
-    class name for a failed ``on_done``, or ``moved`` for a renamed project's 302 that the
-    client follows to the new path (not a failure). A body that arrives whole but does not
-    decode is reported once: ``on_response`` with its status, then ``on_retry`` with
-    ``payload``. ``abandoned`` (:data:`ABANDONED`, in ``on_response`` and ``on_done``): a
+    """Why. For ``on_response`` (an attempt without a usable answer, with its ``status``
+    when the status line came) and ``on_retry``, the failure kind: retried are
+    ``timeout``, ``connection``, ``payload`` (a body cut off, or one that arrived whole and
+    does not decode: reported once, ``on_response`` with its status, then ``on_retry`` with
+    ``payload``) and, in ``on_retry`` only, ``status`` (an answer whose status is retried:
+    a 429, a 5xx); never retried are ``too_large`` (a body over ``max_body_size``), ``tls``
+    (a handshake or certificate error), ``redirect`` (a redirect refused) and ``final``
+    (the client closed under it, a body in an encoding it cannot read, a download cut off
+    after part of its body reached the sink). ``on_response`` alone also has
+    ``cancelled`` (cancelled in flight), ``sink`` (a download's sink raised), ``error``
+    (an exception the client does not expect) and ``abandoned``. ``on_rate_limit_wait``:
+    ``server`` or ``limiter``. ``on_done``: the exception's class name on failure, or
+    ``moved`` for a renamed project's 302 that the client follows to the new path (not a
+    failure). ``abandoned`` (:data:`ABANDONED`, in ``on_response`` and ``on_done``): a
     request the library sent on its own and then dropped, nobody waiting for it any more
-    (a paginator's read-ahead left by ``break`` or ``aclose()``, a :func:`fan_out`'s other
-    streams when it ends early); not a failure. A cancellation by the caller (a timeout,
-    a cancel scope, ``task.cancel()``) stays ``cancelled`` / ``CancelledError``."""
+    (a paginator's read-ahead left by ``break`` or ``aclose()``, or one no consumer waits
+    on when its client closes; a :func:`fan_out`'s other streams when it ends early); not a
+    failure.
+    A cancellation by the caller (a timeout, a cancel scope, ``task.cancel()``) stays
+    ``cancelled`` / ``CancelledError``."""
     server: str | None = None
     """``on_start`` only: the API root the request goes to (``https://de.sentry.io/api/0``:
     scheme, host, a port other than the default, a self-hosted install's path prefix).

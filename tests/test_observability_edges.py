@@ -7,27 +7,32 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
+import re
 from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 from datetime import timedelta
 from functools import partial
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, cast, get_args
 
 import anyio
 import msgspec
 import pytest
-from _hooks_recorder import Recorder, attempts, memory_spans
+from _hooks_recorder import Recorder, attempts, calls, memory_spans
 from _local_server import local_app
 from aiohttp import web
 
+import sentry_async.hooks
 from sentry_async import (
     ClientClosed,
     OpenTelemetryHooks,
     RetryPolicy,
     SentryClient,
 )
+from sentry_async._protocol.retry import FailureKind
+from sentry_async._transport import _unanswered
 from sentry_async.cli import main
 from sentry_async.export import MANIFEST_NAME, ExportSpec, export
+from sentry_async.hooks import ABANDONED
 from sentry_async.testing import FakeSentry, Fault, SeedConfig
 from sentry_async.testing.pytest_plugin import FIXED_NOW
 
@@ -347,3 +352,73 @@ def test_the_cli_blanks_the_token_out_of_every_log_line() -> None:
     for form in _token_forms():
         assert form not in out.getvalue()
     assert out.getvalue().count("********") == 3
+
+
+async def test_a_redirect_is_followed_inside_its_attempt_span() -> None:
+    """What the README says of redirects: one attempt, one CLIENT span and one
+    ``on_request``/``on_response`` pair whose status is the last hop's."""
+    recorder = Recorder()
+    exporter, provider = memory_spans()
+    hops: list[str] = []
+
+    async def handle(request: web.Request) -> web.Response:
+        hops.append(request.path)
+        if request.match_info["org"] == "old":
+            raise web.HTTPTemporaryRedirect("/api/0/organizations/new/")
+        return web.json_response({"slug": "new"})
+
+    app = web.Application()
+    app.router.add_get("/api/0/organizations/{org}/", handle)
+    async with local_app(app) as url:
+        hooks = [recorder, OpenTelemetryHooks(provider)]
+        async with SentryClient(TOKEN, base_url=url, hooks=hooks) as client:
+            await client.request("GET", "/organizations/{org}/", path_params={"org": "old"})
+    assert hops == ["/api/0/organizations/old/", "/api/0/organizations/new/"]
+    assert [(name, e.status) for name, e in recorder.events if name in ("request", "response")] == [
+        ("request", None),
+        ("response", 200),
+    ]
+    (span,) = attempts(exporter)
+    assert span.attributes["http.response.status_code"] == 200
+    assert "http.request.resend_count" not in span.attributes
+    assert len(calls(exporter)) == 1
+
+
+def _hooks_source() -> str:
+    return Path(sentry_async.hooks.__file__).read_text()
+
+
+def _reasons_sent() -> set[str]:
+    """Every ``reason`` the transport and the hook set can put in an event: each failure
+    kind, what an attempt sent and never answered ends with, and the hooks' own."""
+    unanswered = {
+        _unanswered(error, download)
+        for error in (ValueError(), asyncio.CancelledError())
+        for download in (False, True)
+    }
+    own = set(re.findall(r'reason\s*=\s*"([a-z_]+)"', _hooks_source()))
+    return set(get_args(FailureKind)) | unanswered | own | {ABANDONED}
+
+
+def _reason_docstring() -> str:
+    source = _hooks_source()
+    start = source.index("    reason: str | None = None")
+    return source[start : source.index("    server: str | None = None", start)]
+
+
+def _readme_hooks_paragraph() -> str:
+    text = README.read_text()
+    start = text.index("**Hooks, metrics and traces.**")
+    return text[start : text.index("**No token.**", start)]
+
+
+def test_every_reason_a_hook_can_get_is_documented() -> None:
+    """``error.type`` on CLIENT spans and metric labels come from these: each one the code
+    sends is listed in ``HookEvent.reason`` and in the README's hooks paragraph."""
+    sent = _reasons_sent()
+    assert {"status", "final", "tls", "redirect", "too_large", "error", "sink"} <= sent
+    assert {"cancelled", "abandoned", "moved", "server", "limiter"} <= sent
+    documented = set(re.findall(r"``([a-z_]+)``", _reason_docstring()))
+    assert sent - documented == set()
+    in_readme = set(re.findall(r'"([a-z_]+)"', _readme_hooks_paragraph()))
+    assert sent - in_readme == set()
