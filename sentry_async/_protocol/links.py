@@ -7,10 +7,19 @@ read by its fixed text first, each cursor being what stands both after ``&cursor
 URL and in its ``cursor`` parameter. Any other header is tokenised as RFC 8288 says
 (angle-bracketed targets, quoted-string parameters) rather than split on commas and
 semicolons, which is what breaks other clients (aiohttp's ``ClientResponse.links``
-included: it splits parameters on ``;``)."""
+included: it splits parameters on ``;``).
+
+A cursor is any text (a rule's name), and Django writes a header that fits latin-1 as
+latin-1 bytes and any other as RFC 2047 encoded-words, while aiohttp reads header bytes as
+UTF-8 with their invalid bytes surrogate-escaped. So a value is first read back as the text
+the server meant (:func:`_field_text`): a cursor that lost a letter would repeat or skip
+rows."""
 
 from __future__ import annotations
 
+import base64
+import binascii
+import codecs
 import re
 from dataclasses import dataclass, field
 
@@ -52,6 +61,13 @@ _SENTRY_LINKS = re.compile(
 )
 """Sentry's layout where no cursor holds a quote, backslash or ``>`` (every page, nearly):
 one regex, and one reading, since each cursor ends at the first ``>``."""
+_ENCODED_WORD = re.compile(r"[ \t]*=\?([^?\s*]+)(?:\*[^?\s]*)?\?([bBqQ])\?([^?\s]*)\?=[ \t]*")
+"""One RFC 2047 encoded-word (``=?charset?b|q?text?=``, an RFC 2231 language ignored), with
+the white space around it, which is no part of the text between two words."""
+_ENCODED_START = re.compile(r"[ \t]*=\?")
+_QUOTED_TEXT = re.compile(r"(?:[^=]|=[0-9A-Fa-f]{2})*")
+_CHARSETS = frozenset({"utf-8", "iso8859-1", "ascii"})
+"""Charsets an encoded-word may name: Django's ``utf-8``, and the two it contains."""
 
 
 class LinkHeaderError(ValueError):
@@ -115,11 +131,90 @@ def link_header(headers: MultiMapping[str]) -> str | None:
     RFC 9110 5.3: several fields are one list joined by ``", "``. A ``Link`` may come split,
     or after a proxy's own (``rel=preload`` for Early Hints); reading the first field only
     would miss Sentry's ``rel="next"`` and end the stream as if it were complete.
+    Each field is read back as the text the server meant (:func:`_field_text`) before the
+    fields are joined: RFC 2047 encodes one field, not the list.
     """
     fields = headers.getall("Link", ())
     if len(fields) == 1:
-        return fields[0]
-    return ", ".join(fields) if fields else None
+        return _field_text(fields[0])
+    return ", ".join(_field_text(text) for text in fields) if fields else None
+
+
+def _field_text(value: str) -> str:
+    """A field value as the server wrote it, from the text aiohttp made of its bytes.
+
+    aiohttp reads them as UTF-8 and surrogate-escapes each byte that is not; such bytes
+    are read again as latin-1 (Django's header charset; RFC 9110 5.5's obs-text), the whole
+    value at once, as the server wrote it in one charset. A value that is all RFC 2047
+    encoded-words (Django's for text outside latin-1) is decoded. Plain ASCII, the usual
+    case, is returned as it is, unscanned beyond ``isascii``.
+    """
+    if value.isascii():
+        return _encoded_words(value) if _ENCODED_START.match(value) else value
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        try:
+            wire = value.encode("utf-8", "surrogateescape")
+        except UnicodeEncodeError:
+            return value  # surrogates no bytes give: a caller's own; _sendable refuses them
+        try:
+            return wire.decode("utf-8")
+        except UnicodeDecodeError:
+            return wire.decode("latin-1")
+    return value
+
+
+def _encoded_words(value: str) -> str:
+    """A value made of RFC 2047 encoded-words, decoded; any other value as it is.
+
+    Adjacent words of one charset are joined as bytes before decoding (an encoder may split
+    a character between them). Raises :class:`LinkHeaderError` when a word does not decode.
+    """
+    pieces: list[tuple[str, bytes]] = []
+    pos, end = 0, len(value)
+    while pos < end:
+        word = _ENCODED_WORD.match(value, pos)
+        if word is None:
+            return value
+        charset, encoding, text = word.groups()
+        pieces.append((_charset(charset), _word_bytes(encoding, text)))
+        pos = word.end()
+    out: list[str] = []
+    start = 0
+    for at in range(1, len(pieces) + 1):
+        if at == len(pieces) or pieces[at][0] != pieces[start][0]:
+            joined = b"".join(data for _, data in pieces[start:at])
+            try:
+                out.append(joined.decode(pieces[start][0]))
+            except UnicodeDecodeError as exc:
+                raise LinkHeaderError(f"RFC 2047 Link header is not {exc.encoding}") from None
+            start = at
+    return "".join(out)
+
+
+def _charset(name: str) -> str:
+    """An encoded-word's charset by its codec name; :class:`LinkHeaderError` for any other
+    than :data:`_CHARSETS` (a codec such as ``unicode_escape`` could make any text)."""
+    try:
+        codec = codecs.lookup(name).name
+    except LookupError:
+        codec = ""
+    if codec not in _CHARSETS:
+        raise LinkHeaderError(f"RFC 2047 Link header in charset {name[:40]!r}")
+    return codec
+
+
+def _word_bytes(encoding: str, text: str) -> bytes:
+    """The bytes an encoded-word's text stands for (``B``: base64, ``Q``: RFC 2047 4.2)."""
+    try:
+        if encoding in "bB":
+            return base64.b64decode(text, validate=True)
+        if _QUOTED_TEXT.fullmatch(text) is None:
+            raise ValueError("'=' not followed by two hex digits")
+        return binascii.a2b_qp(text.encode("ascii"), header=True)
+    except (ValueError, binascii.Error) as exc:
+        raise LinkHeaderError(f"RFC 2047 Link header does not decode: {exc}") from None
 
 
 def cursor_from_url(url: str) -> str | None:
@@ -134,8 +229,15 @@ def cursor_from_url(url: str) -> str | None:
 def parse_link_header(value: str) -> list[Link]:
     """Parse an RFC 8288 ``Link`` header value into its link-values, in order.
 
-    Raises :class:`LinkHeaderError` naming the offending position on malformed input.
+    The value is first read back as the server wrote it (:func:`link_header` does that
+    per field). Raises :class:`LinkHeaderError` naming the offending position on malformed
+    input.
     """
+    return _parse_links(_field_text(value))
+
+
+def _parse_links(value: str) -> list[Link]:
+    """:func:`parse_link_header` of a value already read back as the server wrote it."""
     links: list[Link] = []
     pos, end = 0, len(value)
     while True:
@@ -172,7 +274,9 @@ def page_links(value: str | None) -> PageLinks:
     Raises :class:`LinkHeaderError` when the header cannot be read, is longer than any
     Sentry sends (:data:`_MAX_LINK`: its reading would cost every page more the longer it
     is), or can be read as Sentry's layout in more than one way: a cursor guessed wrong
-    skips or repeats rows.
+    skips or repeats rows. The value is read back as the server wrote it first, and a
+    cursor that still holds a lone surrogate (text no bytes give) is refused: a query
+    drops it, and the cursor sent would be another.
     """
     if value is None:
         return PageLinks()
@@ -181,14 +285,30 @@ def page_links(value: str | None) -> PageLinks:
             f"Link header of {len(value):,} characters; Sentry's is two URLs and their "
             f"cursors, so one longer than {_MAX_LINK:,} is not read"
         )
+    value = _field_text(value)
     plain = _SENTRY_LINKS.fullmatch(value)
     if plain is not None:
         _, prev, prev_results, nxt, results = plain.groups()
-        return _sentry_links(prev, prev_results, nxt, results)
+        return _sendable(_sentry_links(prev, prev_results, nxt, results))
     sentry = _sentry_page_links(value)
     if sentry is not None:
-        return sentry
-    return _parsed_page_links(value)
+        return _sendable(sentry)
+    return _sendable(_parsed_page_links(value))
+
+
+def _sendable(links: PageLinks) -> PageLinks:
+    """``links``, unless a cursor holds a lone surrogate: :class:`LinkHeaderError`."""
+    for cursor in (links.next_cursor, links.prev_cursor, links.polling_cursor):
+        if cursor is None or cursor.isascii():
+            continue
+        try:
+            cursor.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise LinkHeaderError(
+                f"Link header cursor holds a lone surrogate at position {exc.start}, "
+                "which no query can carry"
+            ) from None
+    return links
 
 
 def _sentry_page_links(value: str) -> PageLinks | None:
@@ -293,7 +413,7 @@ def _parsed_page_links(value: str) -> PageLinks:
     next_cursor = prev_cursor = polling = None
     next_results: bool | None = None
     paginated = False
-    for link in parse_link_header(value):
+    for link in _parse_links(value):
         rels = (link.rel or "").lower().split()
         if "next" in rels:
             paginated = True
