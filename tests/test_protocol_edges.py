@@ -1,5 +1,6 @@
 """Edges of the sans-I/O core: cursors that are not ASCII as they travel from Sentry's
-``Link`` header back into a query. Pure, no network."""
+``Link`` header back into a query, and backoff after a thousand failures. Pure, no
+network."""
 
 from __future__ import annotations
 
@@ -16,7 +17,9 @@ from hypothesis import strategies as st
 from multidict import CIMultiDict
 from yarl import URL
 
+from sentry_async import RetryPolicy
 from sentry_async._protocol.links import link_header
+from sentry_async._protocol.retry import backoff_delay, decide
 from sentry_async.sansio import LinkHeaderError, Position, page_links, parse_link_header
 
 BASE = "https://sentry.io/api/0/organizations/acme/alert-rules/?sort=name"
@@ -158,3 +161,23 @@ def test_any_rule_name_travels_from_sentry_and_back(name: str, offset: int, more
     assert links.polling_cursor == cursor
     assert links.next_cursor == (cursor if more else None)
     assert django_reads(cursor) == cursor
+
+
+# Bug: ``2.0 ** (attempt - 1)`` overflowed on the 1025th failure, before the cap applied.
+
+
+@pytest.mark.parametrize("attempt", [1024, 1025, 1100, 10**6, 10**18])
+def test_backoff_stays_capped_after_any_number_of_failures(attempt: int) -> None:
+    policy = RetryPolicy(attempts=10**19, backoff_base=0.5, backoff_max=30.0, jitter=0.0)
+    assert backoff_delay(attempt, policy) == 30.0
+    decision = decide(attempt=attempt, policy=policy, idempotent=True, kind="connection")
+    assert decision.retry and decision.delay == 30.0
+    jittered = RetryPolicy(attempts=10**19, backoff_base=0.5, backoff_max=30.0, jitter=0.5)
+    assert 15.0 <= backoff_delay(attempt, jittered) <= 45.0
+
+
+def test_a_zero_or_tiny_base_grows_as_before() -> None:
+    assert backoff_delay(5000, RetryPolicy(backoff_base=0.0, jitter=0.0)) == 0.0
+    tiny = RetryPolicy(backoff_base=1e-300, backoff_max=30.0, jitter=0.0)
+    assert backoff_delay(998, tiny) == pytest.approx(1e-300 * 2.0**997)
+    assert backoff_delay(1010, tiny) == backoff_delay(10**6, tiny) == 30.0

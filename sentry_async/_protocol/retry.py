@@ -72,9 +72,19 @@ class RetryDecision:
     every task sharing the limiter must wait it out, not only this one."""
 
 
+_MAX_DOUBLINGS = 1023
+"""The largest exponent of two a float holds: ``2.0 ** 1024`` raises ``OverflowError``.
+A ``backoff_base`` not yet at ``backoff_max`` after this many doublings is under 1e-300
+of it, so the cap changes no delay a policy means."""
+
+
 def backoff_delay(attempt: int, policy: RetryPolicy, rng: random.Random | None = None) -> float:
-    """Capped exponential backoff for the ``attempt``-th failure (1-based), with jitter."""
-    base: float = min(policy.backoff_max, policy.backoff_base * 2.0 ** max(0, attempt - 1))
+    """Capped exponential backoff for the ``attempt``-th failure (1-based), with jitter.
+
+    The exponent is capped before it is raised (:data:`_MAX_DOUBLINGS`): a policy of
+    thousands of attempts (hours of retries, ``backoff_max`` apart) must not overflow."""
+    doublings = min(max(0, attempt - 1), _MAX_DOUBLINGS)
+    base: float = min(policy.backoff_max, policy.backoff_base * 2.0**doublings)
     if policy.jitter and base:
         spread = base * policy.jitter
         base += (rng or random).uniform(-spread, spread)
