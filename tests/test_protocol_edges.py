@@ -1,13 +1,15 @@
 """Edges of the sans-I/O core: cursors that are not ASCII as they travel from Sentry's
-``Link`` header back into a query, and backoff after a thousand failures. Pure, no
-network."""
+``Link`` header back into a query, backoff after a thousand failures, and entries nested
+deeper than the stack allows. Pure, no network."""
 
 from __future__ import annotations
 
 import base64
 import json
 import sys
+from collections.abc import Callable
 from email.header import Header
+from typing import Any, TypeVar
 from urllib.parse import parse_qsl
 
 import msgspec
@@ -20,7 +22,17 @@ from yarl import URL
 from sentry_async import RetryPolicy
 from sentry_async._protocol.links import link_header
 from sentry_async._protocol.retry import backoff_delay, decide
+from sentry_async.models import Event, Issue
+from sentry_async.models.entries import (
+    EntryHead,
+    ExceptionEntry,
+    Frame,
+    UnknownEntry,
+    decode_entry,
+)
 from sentry_async.sansio import LinkHeaderError, Position, page_links, parse_link_header
+
+T = TypeVar("T")
 
 BASE = "https://sentry.io/api/0/organizations/acme/alert-rules/?sort=name"
 
@@ -181,3 +193,116 @@ def test_a_zero_or_tiny_base_grows_as_before() -> None:
     tiny = RetryPolicy(backoff_base=1e-300, backoff_max=30.0, jitter=0.0)
     assert backoff_delay(998, tiny) == pytest.approx(1e-300 * 2.0**997)
     assert backoff_delay(1010, tiny) == backoff_delay(10**6, tiny) == 30.0
+
+
+# Bug: an entry nested deeper than the stack left room for raised a bare RecursionError
+# from ``get_entries()`` and ``event.exception`` instead of becoming an ``UnknownEntry``.
+
+_DEEP = msgspec.Raw(b"[" * 5000 + b"]" * 5000)
+"""Deeper than msgspec follows at any stack depth."""
+
+
+def _exception_data(vars_: bytes) -> bytes:
+    return b'{"values":[{"type":"E","stacktrace":{"frames":[{"vars":{"x":' + vars_ + b"}}]}}]}"
+
+
+def test_a_deeply_nested_entry_is_an_unknown_entry_that_says_why() -> None:
+    head = EntryHead(type="exception", data=msgspec.Raw(_exception_data(bytes(_DEEP))))
+    entry = decode_entry(head)
+    assert isinstance(entry, UnknownEntry)
+    assert entry.type == "exception"
+    assert entry.error() is not None and "deep" in entry.error()  # type: ignore[operator]
+    assert msgspec.json.encode(entry.data) == msgspec.json.encode(head.data)
+
+
+def test_frame_vars_nested_too_deeply_are_a_msgspec_error() -> None:
+    frame = Frame(raw_vars=_DEEP)
+    with pytest.raises(msgspec.DecodeError, match="deep"):
+        _ = frame.vars
+
+
+def test_issue_stats_past_the_stack_are_a_msgspec_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``stats`` has a fixed shape, so only a caller already deep in its stack meets the
+    limit; it is the documented ``ValidationError`` naming the issue all the same."""
+    from sentry_async.models import issues
+
+    class _Exhausted:
+        def decode(self, raw: object) -> None:
+            raise RecursionError("maximum recursion depth exceeded")
+
+    monkeypatch.setattr(issues, "_STATS", _Exhausted())
+    with pytest.raises(msgspec.ValidationError, match="issue 7 `stats`"):
+        _ = Issue(id="7").stats
+
+
+# Bug: the bytes an event keeps unread are checked for UTF-8 only when read, so an entry
+# holding a string that is not raised a bare UnicodeDecodeError from ``get_entries()``.
+
+_NOT_UTF8 = b'"a\xff\xfeb"'
+
+
+def test_an_entry_whose_strings_are_not_utf8_is_an_unknown_entry() -> None:
+    body = (
+        b'{"id":"1","entries":[{"type":"message","data":{"formatted":' + _NOT_UTF8 + b"}},"
+        b'{"type":"exception","data":' + _exception_data(b"1") + b"}]}"
+    )
+    event = msgspec.json.decode(body, type=Event)  # entries are kept unread
+    message, exception = event.get_entries()
+    assert isinstance(message, UnknownEntry) and "utf-8" in (message.error() or "")
+    assert isinstance(exception, ExceptionEntry)
+
+
+def test_frame_vars_and_issue_stats_that_are_not_utf8_are_msgspec_errors() -> None:
+    with pytest.raises(msgspec.DecodeError, match="utf-8"):
+        _ = Frame(raw_vars=msgspec.Raw(b'{"x":' + _NOT_UTF8 + b"}")).vars
+    with pytest.raises(msgspec.ValidationError, match="issue 7 `stats`"):
+        _ = Issue(id="7", stats_raw=msgspec.Raw(b"{" + _NOT_UTF8 + b":[]}")).stats
+
+
+def _deeper(levels: int, call: Callable[[], T]) -> T:
+    """``call()`` from ``levels`` more frames, each entered from C as well as Python, so
+    that it has less room under the recursion limits of every Python version."""
+    if levels == 0:
+        return call()
+    return next(map(_deeper, [levels - 1], [call]))
+
+
+def _event(depth: int) -> bytes:
+    entry = b'{"type":"exception","data":' + _exception_data(b"[" * depth + b"]" * depth) + b"}"
+    return b'{"id":"1","entries":[' + entry + b"]}"
+
+
+def _deepest_event() -> tuple[Event, int]:
+    """The event with the deepest frame vars that still decodes here."""
+    low, high = 1, 20_000
+    while high - low > 1:  # bounded: about 15 halvings
+        middle = (low + high) // 2
+        try:
+            msgspec.json.decode(_event(middle), type=Event)
+        except RecursionError:
+            high = middle
+        else:
+            low = middle
+    return msgspec.json.decode(_event(low), type=Event), low
+
+
+def test_an_event_that_decoded_reads_its_entries_deeper_in_the_stack() -> None:
+    """An event decodes at one stack depth and its entries are read at another: a frame
+    whose vars fit the first may not fit the second. Such an entry is an
+    ``UnknownEntry``, and ``event.exception`` is ``None`` as for any entry that did not
+    fit, rather than a ``RecursionError`` from a property."""
+    event, depth = _deepest_event()
+    data = event.entries[0].data
+
+    def entries() -> tuple[Any, Any, Any]:
+        try:
+            msgspec.json.decode(data, type=ExceptionEntry)
+        except RecursionError:
+            pass
+        else:
+            pytest.skip(f"vars {depth} deep still decode 200 frames deeper here")
+        return event.get_entries(), event.exception, event.entry(ExceptionEntry)
+
+    got, exception, typed = _deeper(200, entries)
+    assert [type(entry) for entry in got] == [UnknownEntry]
+    assert exception is None and typed is None

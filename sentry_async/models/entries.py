@@ -47,9 +47,35 @@ _NULL = msgspec.Raw(b"null")
 _ANY_OBJECT = msgspec.json.Decoder(Any)
 
 
+_UNDECODABLE = (
+    msgspec.ValidationError,
+    msgspec.DecodeError,
+    RecursionError,
+    UnicodeDecodeError,
+)
+"""What decoding kept bytes raises when they do not fit. The event's decoding skipped them
+unread: msgspec follows their nesting only as deep as the stack then allows (an event
+decoded at one depth may have its entries read at a deeper one), and checks their strings'
+UTF-8 only now."""
+
+
+def _why(exc: Exception) -> str:
+    """A decoding failure's message; one for nesting the stack had no room for."""
+    if isinstance(exc, RecursionError):
+        return f"JSON nested too deeply to decode here ({exc})"
+    return str(exc)
+
+
 def _object(raw: msgspec.Raw) -> dict[str, Any] | None:
-    """Lazily decoded JSON that should be an object; anything else reads as ``None``."""
-    value = _ANY_OBJECT.decode(raw)
+    """Lazily decoded JSON that should be an object; anything else reads as ``None``.
+
+    Raises ``msgspec.DecodeError`` when it is nested deeper than the stack leaves room for,
+    or holds a string that is not UTF-8.
+    """
+    try:
+        value = _ANY_OBJECT.decode(raw)
+    except (RecursionError, UnicodeDecodeError) as exc:
+        raise msgspec.DecodeError(_why(exc)) from exc
     return value if isinstance(value, dict) else None
 
 
@@ -84,7 +110,10 @@ class Frame(Model):
 
     @property
     def vars(self) -> dict[str, Any] | None:
-        """The frame's local variables, decoded now (keep the result if read twice)."""
+        """The frame's local variables, decoded now (keep the result if read twice).
+
+        Raises ``msgspec.DecodeError`` when they are nested too deeply to decode, or hold
+        a string that is not UTF-8."""
         return _object(self.raw_vars)
 
 
@@ -270,8 +299,8 @@ class UnknownEntry(Entry):
         path); ``None`` for a type this library does not model."""
         try:
             _decode_known(self.type, self.data)
-        except (msgspec.ValidationError, msgspec.DecodeError) as exc:
-            return str(exc)
+        except _UNDECODABLE as exc:
+            return _why(exc)
         return None
 
 
@@ -317,10 +346,11 @@ def _decode_known(type_: str, data: msgspec.Raw) -> Entry | None:
 
 
 def decode_entry(head: EntryHead) -> Entry:
-    """Decode one entry by its type; anything unexpected becomes an :class:`UnknownEntry`."""
+    """Decode one entry by its type; anything unexpected becomes an :class:`UnknownEntry`
+    (data nested too deeply to decode at this depth of the stack, or not UTF-8, included)."""
     try:
         entry = _decode_known(head.type, head.data)
-    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+    except _UNDECODABLE as exc:
         logger.debug("a %r entry did not fit its model: %s", head.type, exc)
         entry = None
     return entry if entry is not None else UnknownEntry(type=head.type, data=head.data)

@@ -133,11 +133,13 @@ class Issue(Model):
     def stats(self) -> dict[str, list[tuple[float, float]]] | None:
         """``{"24h": [(epoch seconds, count), ...]}`` as floats (old servers send float seconds).
 
-        Raises ``msgspec.ValidationError`` (naming the issue) if the buckets have another shape.
+        Raises ``msgspec.ValidationError`` (naming the issue) if the buckets have another shape
+        or do not decode (a key that is not UTF-8, kept unread until now; no room left on the
+        stack).
         """
         try:
             stats: dict[str, list[tuple[float, float]]] | None = _STATS.decode(self.stats_raw)
-        except msgspec.ValidationError as exc:
+        except (msgspec.ValidationError, RecursionError, UnicodeDecodeError) as exc:
             raise msgspec.ValidationError(f"issue {self.id} `stats`: {exc}") from exc
         return stats
 
