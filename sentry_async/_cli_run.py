@@ -46,6 +46,7 @@ from .cli import (
 from .client import SentryClient
 from .errors import APIError, Forbidden, NotFound, SentryError, TransportError, Unauthorized
 from .export import (
+    MANIFEST_NAME,
     CheckpointError,
     ExportDecodeError,
     Exporter,
@@ -217,10 +218,16 @@ def _summary(manifest: Manifest, directory: Path, elapsed: float) -> str:
         if manifest.outside_retention
         else ""
     )
+    count = len(manifest.skipped)
+    skipped = (
+        f", {count} project{'s' if count > 1 else ''} skipped (see {MANIFEST_NAME})"
+        if count
+        else ""
+    )
     return (
         f"{manifest.kind}: {manifest.items:,} items{unidentified}, "
         f"{format_bytes(manifest.bytes)} in {len(manifest.files)} files, "
-        f"{manifest.start} .. {manifest.end}{expired}, {elapsed:.1f}s -> {directory}"
+        f"{manifest.start} .. {manifest.end}{expired}{skipped}, {elapsed:.1f}s -> {directory}"
     )
 
 

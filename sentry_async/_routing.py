@@ -28,7 +28,6 @@ if TYPE_CHECKING:
     from ._transport import Secret
     from .client import SentryClient
     from .hooks import HookSet
-    from .pagination import Paginator
 
 __all__ = ["API_PREFIX", "SAFE_METHODS", "Routing", "normalise_base_url"]
 
@@ -269,12 +268,13 @@ class Routing:
         return mapping
 
     async def _walk_project_ids(self, org: str) -> dict[str, str]:
-        """One walk of the organization's projects list, kept as its ``slug -> id`` map."""
+        """One walk of the organization's projects list, kept as its ``slug -> id`` map:
+        read in one answer (``all_projects``), where pages would shift past a project
+        created or deleted between them."""
         mapping: dict[str, str] = {}
         access: dict[str, bool | None] = {}
-        refs: Paginator[_ProjectRef] = cast("SentryClient", self).paginate(
-            "/organizations/{org}/projects/", path_params={"org": org}, type=_ProjectRef
-        )
+        client = cast("SentryClient", self)
+        refs = client.projects.list(org, all_projects=True).as_type(_ProjectRef)
         async for ref in refs:
             mapping[ref.slug] = ref.id
             access[ref.id] = ref.has_access

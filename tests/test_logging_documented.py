@@ -29,6 +29,7 @@ DOCUMENTED = {
     ("export/_dedupe.py", "warning", "%s: %d item(s) at %s have no usable id"):
         "items without a usable id",
     ("export/_plan.py", "warning", "skipping project"): "a project skipped",
+    ("export/_runner.py", "warning", "skipping project"): "deleted or no longer accessible",
     ("export/_export.py", "warning", "overlap %s: this run looks back only"):
         "an incremental run that looks back less than its overlap",
     ("export/_runner.py", "warning", "%s: the server cannot serve this window"):

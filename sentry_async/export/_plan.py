@@ -25,6 +25,7 @@ from ._windows import check_window_count, format_utc, resolve_range, split_windo
 
 __all__ = [
     "AGGREGATES_STEM",
+    "NO_ACCESS",
     "pin_range",
     "plan",
     "project_ref",
@@ -41,24 +42,33 @@ AGGREGATES_STEM = "aggregates"
 class _ProjectRow(msgspec.Struct):
     id: str | int | None = None
     slug: Any = None
+    has_access: Any = msgspec.field(default=None, name="hasAccess")
 
 
 _project_decoder = msgspec.json.Decoder(_ProjectRow)
 
+NO_ACCESS = (
+    "no access: the projects list marks it hasAccess: false (the organization's membership "
+    "is closed and the project is on none of the user's teams), and Sentry refuses every "
+    "request naming it"
+)
+"""Why a project of an export of every project is left out when the user cannot access it."""
 
-def project_ref(item: bytes) -> tuple[ProjectRef | None, SkippedProject | None]:
-    """A row of the projects list as a reference, or why it cannot be used."""
+
+def project_ref(item: bytes) -> tuple[ProjectRef | None, SkippedProject | None, bool]:
+    """A row of the projects list as a reference, or why it cannot be used; and whether
+    the user can access it (a row that does not say counts as accessible)."""
     try:
         row = _project_decoder.decode(item)
     except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError) as exc:
-        return None, SkippedProject(id=None, slug=None, error=f"project row unusable: {exc}")
+        return None, SkippedProject(id=None, slug=None, error=f"project row unusable: {exc}"), True
     pid = str(row.id) if row.id is not None and str(row.id).strip() else None
     slug = row.slug if isinstance(row.slug, str) else None
     if pid is None or slug is None:
         what = "an id" if pid is None else "a string slug"
         shown = slug if slug is not None else repr(row.slug)
-        return None, SkippedProject(id=pid, slug=shown, error=f"project has no {what}")
-    return ProjectRef(id=pid, slug=slug), None
+        return None, SkippedProject(id=pid, slug=shown, error=f"project has no {what}"), True
+    return ProjectRef(id=pid, slug=slug), None, row.has_access is not False
 
 
 @dataclass(slots=True)
@@ -170,21 +180,38 @@ async def check_issues(client: SentryClient, org: str, issues: Sequence[str]) ->
 async def resolve_projects(
     client: SentryClient, spec: ExportSpec
 ) -> tuple[list[ProjectRef], list[SkippedProject]]:
-    """The projects to export, and those that cannot be (each skipped, not fatal)."""
-    rows: list[ProjectRef] = []
+    """The projects to export, and those that cannot be (each skipped, not fatal).
+
+    The list is read in one answer (``all_projects``): pages would shift past a project
+    created or deleted between them, repeating one and missing another. A server that
+    pages it anyway is walked whole, and a project it lists twice is kept once. An export
+    of every project leaves out those the user cannot access (``hasAccess: false``, which
+    a user token lists in an organization with closed membership): Sentry refuses every
+    request naming one, so it is skipped rather than stopping the export at it.
+    """
+    found: dict[str, ProjectRef] = {}
+    denied: set[str] = set()
     unusable: list[SkippedProject] = []
-    paginator = client.projects.list(spec.org).raw()
+    paginator = client.projects.list(spec.org, all_projects=True).raw()
     async for page in paginator.pages():
         for item in page.items:
-            ref, problem = project_ref(bytes(item))
-            if ref is not None:
-                rows.append(ref)
-            if problem is not None:
+            ref, problem, access = project_ref(bytes(item))
+            if ref is not None and ref.id not in found:
+                found[ref.id] = ref
+                if not access:
+                    denied.add(ref.id)
+            if problem is not None and problem not in unusable:
                 unusable.append(problem)
+    rows = list(found.values())
     if spec.projects is None:
         if not rows and not unusable:
             raise UnknownProjectError(f"organization {spec.org!r} has no projects")
-        chosen_rows, skipped = rows, unusable
+        chosen_rows = [row for row in rows if row.id not in denied]
+        skipped = unusable + [
+            SkippedProject(id=row.id, slug=row.slug, error=NO_ACCESS)
+            for row in rows
+            if row.id in denied
+        ]
     else:
         by_name = {row.slug: row for row in rows}
         by_name.update({row.id: row for row in rows})

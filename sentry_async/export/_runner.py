@@ -52,6 +52,7 @@ from ..pagination import Page, Position
 from ._checkpoint import (
     CHECKPOINT_NAME,
     Checkpoint,
+    SkippedProject,
     StreamState,
     check_whole_pages,
     encode_checkpoint,
@@ -105,9 +106,17 @@ this one is split into items and written; alone, a stream otherwise leaves the s
 for that time. Streams running side by side already overlap each other's waits, and there
 reading ahead measured slower (more CPU per item for nothing). Memory: two pages more."""
 
-_Item = tuple[StreamState, Page[msgspec.Raw], Position] | Split | Expired
-"""A page of a stream with its walk's position after it, a window split in two, or one
-wholly before the organization's retention."""
+
+@dataclass(frozen=True, slots=True)
+class _Gone:
+    """``state``'s project is no longer there to export (deleted, or no longer accessible)."""
+
+    state: StreamState
+
+
+_Item = tuple[StreamState, Page[msgspec.Raw], Position] | Split | Expired | _Gone
+"""A page of a stream with its walk's position after it, a window split in two, one
+wholly before the organization's retention, or a stream whose project is gone."""
 
 
 @dataclass(slots=True)
@@ -138,6 +147,8 @@ class _Run:
     expired_until: datetime | None = None
     """The latest end of a window Sentry refused as wholly before the organization's
     retention: a window ending no later is refused too (the retention only moves on)."""
+    gone: dict[str, str] = field(default_factory=dict)
+    """Project id -> why it can no longer be exported: its other streams end unasked."""
 
 
 class Exporter:
@@ -327,6 +338,9 @@ class Exporter:
         self._begin_progress(checkpoint)
         pending = [state for state in checkpoint.streams.values() if not state.done]
         run = self._run
+        # Projects found gone in an earlier run: their streams left end unasked.
+        planned = {project.id for project in checkpoint.projects}
+        run.gone = {p.id: p.error for p in checkpoint.skipped if p.id in planned and p.id}
         run.open_streams = Counter(state.file for state in pending)
         run.last_commit = time.monotonic()
         lanes: dict[str, list[StreamState]] | None = None
@@ -427,6 +441,8 @@ class Exporter:
                 await self._apply_split(event.item)
             elif isinstance(event.item, Expired):
                 await self._skip_expired(event.item.state, root=event.key)
+            elif isinstance(event.item, _Gone):
+                await self._skip_gone(event.item.state, root=event.key)
             else:
                 state, page, after = event.item
                 await self._write_page(state, page, after, root=event.key)
@@ -471,6 +487,9 @@ class Exporter:
         if until is not None and parse_stamp(state.window_end) <= until:
             yield Expired(state)
             return
+        if self._by_project and state.target in self._run.gone:
+            yield _Gone(state)
+            return
         try:
             paginator = stream_pages(self.client, self.spec, state, self._slugs())
             # Explicit either way: streams side by side read nothing ahead.
@@ -485,11 +504,15 @@ class Exporter:
             return
         except APIError as exc:
             split = None
-            if not (outside_retention(exc) or await self._events_expired(state, exc)):
+            gone = await self._project_gone(state, exc)
+            if not (gone or outside_retention(exc) or await self._events_expired(state, exc)):
                 parts = self._halves(state, exc)
                 if parts is None:
                     raise
                 split = Split(state, parts, str(exc))
+        if gone:
+            yield _Gone(state)
+            return
         if split is None:
             yield Expired(state)
             return
@@ -499,6 +522,38 @@ class Exporter:
                 async for item in walk:
                     yield item
                     del item
+
+    @property
+    def _by_project(self) -> bool:
+        """Whether each stream is one project's (not an issue's, nor aggregates over many)."""
+        return self.spec.issues is None and not self._aggregates
+
+    async def _project_gone(self, state: StreamState, error: APIError) -> bool:
+        """Whether a project stream's 404 or 403 means its project can no longer be
+        exported. Sentry answers a project pending deletion with a 404 on its paths and a
+        403 when its id is asked for, and one the user lost access to with a 403; a resume
+        would meet them for ever. The projects list, read again, decides: a project no
+        longer on it is gone, and so, in an export of every project, is one no longer
+        accessible (a project named and not accessible is refused as asked). A project
+        still there leaves the error an error."""
+        if not self._by_project or not isinstance(error, (NotFound, Forbidden)):
+            return False
+        project = state.target
+        if project in self._run.gone:
+            return True
+        try:
+            await self.client.load_project_ids(self.spec.org)
+            access = await self.client.project_access(self.spec.org)
+        except APIError:
+            return False  # the list cannot tell: the stream's own error stands
+        if project not in access:
+            why = "no longer in the organization's projects list (deleted while exported)"
+        elif access[project] is False and self.spec.projects is None:
+            why = "no longer accessible (the projects list now marks it hasAccess: false)"
+        else:
+            return False
+        self._run.gone[project] = self.client._redact(f"{why}: {error}")
+        return True
 
     async def _events_expired(self, state: StreamState, error: APIError) -> bool:
         """Whether an events window that failed with a 500 lies wholly before the
@@ -569,6 +624,28 @@ class Exporter:
             state.window_start,
             state.window_end,
         )
+        empty: Page[msgspec.Raw] = Page(
+            items=[], cursor=state.cursor, next_cursor=None, prev_cursor=None
+        )
+        await self._write_page(state, empty, Position(None, 0, True), root=root)
+
+    async def _skip_gone(self, state: StreamState, *, root: str) -> None:
+        """A stream whose project can no longer be exported: it ends with what it wrote
+        (recorded done, as an empty last page would be), and the project is listed under
+        ``skipped`` with why, once; the other projects go on."""
+        assert self._checkpoint is not None
+        project = state.target
+        if all(skipped.id != project for skipped in self._checkpoint.skipped):
+            slug = next((p.slug for p in self._checkpoint.projects if p.id == project), None)
+            why = self._run.gone[project]
+            self._checkpoint.skipped.append(SkippedProject(id=project, slug=slug, error=why))
+            logger.warning(
+                "skipping project %r (id %s) from now on, %s; its streams end with what they "
+                "wrote, the other projects are exported",
+                slug,
+                project,
+                why,
+            )
         empty: Page[msgspec.Raw] = Page(
             items=[], cursor=state.cursor, next_cursor=None, prev_cursor=None
         )

@@ -97,7 +97,9 @@ class OrganizationsResource(OrganizationsAPI):
         ``system.url-prefix``) that the token must not go to is ignored. Servers without
         that endpoint (older self-hosted) are listed from the base URL.
 
-        Newest first, or most members first with ``sort_by="members"``.
+        Region by region, each region's list in its own order: newest first, or most
+        members first with ``sort_by="members"``. Each region pages its list separately, so
+        the order holds within a region, not across regions.
         """
         if sort_by is not None and sort_by != _SORT_BY:
             raise ValueError(

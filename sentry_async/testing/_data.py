@@ -573,9 +573,14 @@ class Dataset:
     def teams(self, org: OrgRecord) -> list[dict[str, str]]:
         """One team per project, ids unique across organizations."""
         return [
-            {"id": str(org.index * 100 + p.index + 1), "slug": f"{p.slug}-team"}
+            {"id": str(org.index * 100 + p.index + 1), "slug": self.team_slug(p)}
             for p in org.projects
         ]
+
+    @staticmethod
+    def team_slug(project: ProjectRecord) -> str:
+        """The slug of the project's one team (what the projects list's ``team:`` names)."""
+        return f"{project.slug}-team"
 
     def release_versions(self, project: ProjectRecord) -> list[str]:
         """The project's releases, oldest first, as ``/releases/`` lists them."""

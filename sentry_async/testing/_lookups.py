@@ -140,6 +140,10 @@ def _project(request: web.Request, org: OrgRecord) -> ProjectRecord:
     data = _state(request).data
     project = data.project(org, key)
     if project is not None:
+        # ``ProjectPermission.has_object_permission``: a project the user cannot access is
+        # refused on every method, whether named by slug or by id.
+        if not _has_access(project):
+            raise ApiError(403, "You do not have permission to perform this action.")
         return project
     new = org.redirects.get(key)
     target = data.project(org, new) if new is not None else None

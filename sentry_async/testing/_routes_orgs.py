@@ -7,8 +7,10 @@ import re
 import msgspec
 from aiohttp import web
 
+from ._data import Dataset
 from ._lookups import _by_short_id, _flag, _org, _per_page, _project, _region
 from ._paginators import _datetime_page, _page
+from ._records import ProjectRecord
 from ._state import ApiError, _encode, _json, _state
 
 
@@ -74,12 +76,20 @@ async def get_org(request: web.Request) -> web.Response:
 
 
 async def list_projects(request: web.Request) -> web.Response:
+    """``OrganizationProjectsEndpoint.get``: every project of the organization (each with
+    ``hasAccess``), filtered by ``query``; with ``all_projects=1`` all of them in one answer
+    ordered by slug, with no ``Link``, else an OffsetPaginator over bookmarked first, then
+    slug."""
     org = _org(request)
     data = _state(request).data
-    projects = sorted(org.projects, key=lambda p: (p.index != 0, p.slug))
+    projects = list(org.projects)
     query = request.query.get("query", "")
     if query:
-        projects = [p for p in projects if query.removeprefix("slug:") in p.slug]
+        projects = _matching(data, projects, query)
+    if request.query.get("all_projects") == "1":
+        projects.sort(key=lambda p: p.slug)
+        return _json(_encode([data.project_body(p) for p in projects]))
+    projects.sort(key=lambda p: (p.index != 0, p.slug))
     return _page(
         request,
         projects,
@@ -87,6 +97,103 @@ async def list_projects(request: web.Request) -> web.Response:
         per_page=_per_page(request),
         style="page",
     )
+
+
+def _matching(data: Dataset, projects: list[ProjectRecord], query: str) -> list[ProjectRecord]:
+    """The projects ``query`` keeps, read as ``OrganizationProjectsEndpoint.get`` reads it:
+    free text within the name or slug (any case), ``id:`` (digits, else a 400), ``slug:``
+    (exact), ``team:``/``!team:`` (team slugs), ``is_member:`` (any value: the user's
+    teams); any other key matches nothing."""
+    for key, values in _tokenize_query(query).items():
+        if key == "query":
+            text = " ".join(values).lower()
+            projects = [p for p in projects if text in p.name.lower() or text in p.slug.lower()]
+        elif key == "id":
+            if not all(value.isdigit() for value in values):
+                # Sentry's own envelope for this refusal, ``stats_period`` and all.
+                message = {"message": "All 'id' values must be integers."}
+                raise ApiError(400, body=_encode({"error": {"params": {"stats_period": message}}}))
+            wanted = {int(value) for value in values}
+            projects = [p for p in projects if int(p.id) in wanted]
+        elif key == "slug":
+            projects = [p for p in projects if p.slug in values]
+        elif key in ("team", "!team"):
+            keep = key == "team"
+            projects = [p for p in projects if (data.team_slug(p) in values) is keep]
+        elif key == "is_member":
+            projects = [p for p in projects if p.member]
+        else:
+            projects = []
+    return projects
+
+
+def _tokenize_query(query: str) -> dict[str, list[str]]:
+    """Sentry's ``tokenize_query``: ``key:value`` tokens by key, the other words (quotes
+    and parentheses stripped) under ``"query"``; ``OR`` and ``AND`` are dropped."""
+    words: list[str] = []
+    tags: list[str] = []
+    for token in _split_query(query):
+        if token.upper() in ("OR", "AND") or token.strip("()") == "":
+            continue
+        tagged = False
+        for index, char in enumerate(token):
+            if index == 0 and char in ('"', "'", ":"):
+                break
+            if char == ":":
+                tagged = token[index + 1 : index + 2] not in (":", " ")
+                break
+        (tags if tagged else words).append(token)
+    result: dict[str, list[str]] = {}
+    if words:
+        result["query"] = [word.strip('"()') for word in words]
+    for tag in tags:
+        split = tag.index(":")
+        key = _unquote(tag[:split].lstrip("("))
+        result.setdefault(key, []).append(_unquote(tag[split + 1 :].rstrip(")")))
+    return result
+
+
+def _split_query(query: str) -> list[str]:
+    """Sentry's ``split_query_into_tokens``: split on whitespace, except within quotes
+    and after a word that ends in ``:`` (``user: foo`` is one token)."""
+    tokens: list[str] = []
+    token = ""
+    quote: str | None = None
+    word_end: str | None = None
+    index = 0
+    while index < len(query):
+        char = query[index]
+        next_char = query[index + 1] if index < len(query) - 1 else None
+        token += char
+        if next_char and not char.isspace() and next_char.isspace():
+            word_end = char
+        if char.isspace() and quote is None and word_end != ":" and not token.isspace():
+            tokens.append(token.strip(" "))
+            token = ""
+        if char in ("'", '"') and quote in (None, char):
+            quote = char if quote is None else None
+        if quote is not None and char == "\\" and next_char == quote:
+            token += next_char
+            index += 1
+        index += 1
+    if not token.isspace():
+        tokens.append(token.strip(" "))
+    return tokens
+
+
+def _unquote(text: str) -> str:
+    """Sentry's ``remove_surrounding_quotes``: double quotes off both ends, an escaped
+    closing one kept."""
+    length = len(text)
+    if length <= 1:
+        return text
+    left = 0
+    while left <= length / 2 and text[left] == '"':
+        left += 1
+    right = length - 1
+    while right >= length / 2 and text[right] == '"' and text[right - 1] != "\\":
+        right -= 1
+    return text[left : right + 1]
 
 
 async def get_project(request: web.Request) -> web.Response:
