@@ -72,21 +72,24 @@ def _expected(server: FakeSentry, slug: str) -> list[str]:
     return server.data.event_ids(ORG, slug, start=START.timestamp(), end=END.timestamp())
 
 
-async def _interrupted(server: FakeSentry, out: Path, page_size: int = 2) -> None:
+async def _interrupted(
+    server: FakeSentry, out: Path, page_size: int = 2, *, gzip: bool = False
+) -> None:
     """An unfinished export in ``out``: project-0-0 has some pages, the others nothing.
 
     ``page_size=100`` is what the command line asks for: one page per project.
     """
     after = 3 if page_size == 2 else 1
+    suffix = ".jsonl.gz" if gzip else ".jsonl"
     # A 500 that persists: a single one is retried (Sentry's transient "Internal Error").
     fault = server.faults.add(Fault("status", status=500, path="/events/", after=after, times=None))
     async with _client(server) as client:
         with pytest.raises(ServerError):
-            await export(client, _spec(page_size=page_size), out, concurrency=1)
+            await export(client, _spec(page_size=page_size, gzip=gzip), out, concurrency=1)
     fault.times = fault.fired
     checkpoint = _checkpoint(out)
-    assert checkpoint["files"]["project-0-0.jsonl"]["offset"] > 0
-    assert not (out / "project-0-1.jsonl").exists()
+    assert checkpoint["files"]["project-0-0" + suffix]["offset"] > 0
+    assert not (out / ("project-0-1" + suffix)).exists()
 
 
 async def _cli(argv: Sequence[str]) -> tuple[int, str]:
@@ -196,6 +199,27 @@ def _first_stream(checkpoint: dict[str, Any]) -> dict[str, Any]:
     return next(iter(checkpoint["streams"].values()))  # type: ignore[no-any-return]
 
 
+def _move_offset(checkpoint: dict[str, Any], by: int, name: str = "project-0-0.jsonl") -> None:
+    checkpoint["files"][name]["offset"] += by
+
+
+def _drop_stream(checkpoint: dict[str, Any], file: str) -> None:
+    """The stream of ``file`` left out, as if deleted by hand."""
+    key = next(k for k, s in checkpoint["streams"].items() if s["file"] == file)
+    del checkpoint["streams"][key]
+
+
+def _halve_first_stream(checkpoint: dict[str, Any], *, gap: bool) -> None:
+    """The first stream's window cut short: a gap before the range's end, or, with a
+    second stream over the whole range, an overlap."""
+    stream = _first_stream(checkpoint)
+    if gap:
+        stream["window_end"] = "2026-05-25T00:00:00Z"
+        return
+    twin = dict(stream, key=stream["key"] + "-twin", window_start="2026-05-25T00:00:00Z")
+    checkpoint["streams"][twin["key"]] = twin
+
+
 EDITS: dict[str, Callable[[dict[str, Any]], None]] = {
     "parent": lambda c: _rename_file(c, "../escaped.jsonl"),
     "absolute": lambda c: _rename_file(c, "/tmp/sentry-async-escaped.jsonl"),
@@ -207,6 +231,13 @@ EDITS: dict[str, Callable[[dict[str, Any]], None]] = {
     "stream-file": lambda c: _first_stream(c).update(file="elsewhere.jsonl"),
     "target": lambda c: _first_stream(c).update(target="../../999"),
     "project-file": lambda c: c["projects"][0].update(file="../escaped.jsonl"),
+    "mid-line": lambda c: _move_offset(c, -10),
+    "no-streams": lambda c: c.update(streams={}),
+    "written-stream-dropped": lambda c: _drop_stream(c, "project-0-0.jsonl"),
+    "unwritten-stream-dropped": lambda c: _drop_stream(c, "project-0-1.jsonl"),
+    "window-gap": lambda c: _halve_first_stream(c, gap=True),
+    "window-overlap": lambda c: _halve_first_stream(c, gap=False),
+    "file-of-no-stream": lambda c: c["files"].update({"stray.jsonl": {"offset": 5, "items": 1}}),
 }
 
 
@@ -234,7 +265,7 @@ async def test_bad_checkpoint_values_and_a_file_as_output_exit_5_with_one_line(
     server = await fake_sentry_factory(scale=DATA)
     base = tmp_path / "base"
     await _interrupted(server, base, page_size=100)
-    for name in ("window", "offset", "parent"):
+    for name in ("window", "offset", "parent", "mid-line", "no-streams"):
         out = tmp_path / name
         shutil.copytree(base, out)
         _edit(out, EDITS[name])
@@ -247,6 +278,40 @@ async def test_bad_checkpoint_values_and_a_file_as_output_exit_5_with_one_line(
     code, err = await _cli(_cli_args(server, a_file, tmp_path / "token"))
     assert code == 5 and err.count("\n") == 1 and "not a directory" in err, err
     assert a_file.read_text() == "mine"
+
+
+async def test_an_offset_inside_a_line_or_a_gzip_member_is_refused_before_any_cut(
+    fake_sentry_factory: Factory, tmp_path: Path
+) -> None:
+    server = await fake_sentry_factory(scale=DATA)
+    cases: list[tuple[str, bool, bool]] = [
+        # (name, gzip, the file cut to the edited offset too)
+        ("plain", False, False),
+        ("plain-cut", False, True),
+        ("gzip", True, False),
+    ]
+    async with _client(server) as client:
+        for name, gzip, cut in cases:
+            out = tmp_path / name
+            await _interrupted(server, out, gzip=gzip)
+            data = out / ("project-0-0.jsonl" + (".gz" if gzip else ""))
+            committed = _checkpoint(out)["files"][data.name]["offset"]
+            assert data.stat().st_size == committed
+            # As a run killed before its next checkpoint leaves it: a page more on disk.
+            with data.open("ab") as more:
+                more.write(data.read_bytes()[: committed // 2])
+            _edit(out, partial(_move_offset, by=-10, name=data.name))
+            if cut:
+                os.truncate(data, committed - 10)
+            # A file checked before it, with bytes past its (empty) committed length.
+            other = out / ("project-0-1.jsonl" + (".gz" if gzip else ""))
+            other.write_bytes(data.read_bytes()[:committed])
+            _edit(out, lambda c: c.update(files=dict(reversed(c["files"].items()))))
+            before = {path: path.read_bytes() for path in (data, other)}
+            with anyio.fail_after(20), pytest.raises(CheckpointError, match="inside a"):
+                await export(client, _spec(gzip=gzip), out, resume=True)
+            assert {path: path.read_bytes() for path in before} == before, name
+            assert _checkpoint(out)["files"][data.name]["offset"] == committed - 10
 
 
 async def test_resume_against_another_server_is_refused(

@@ -200,6 +200,42 @@ def _check_values(checkpoint: Checkpoint) -> str | None:
             return f"stream {key!r} has the window bound {bad!r}, not an ISO UTC time"
         if start >= end:
             return f"stream {key!r} has an empty window"
+    return _check_coverage(checkpoint)
+
+
+def _check_coverage(checkpoint: Checkpoint) -> str | None:
+    """What the streams leave out or count twice, or ``None`` (values already checked).
+
+    An export is complete once its streams are done, so a stream left out, or a window
+    cut short, would lose its items without a word, and a file with bytes no stream
+    writes would be left out of the manifest. Each target's streams (a split window's
+    halves in its place) must cover the range once, window after window.
+    """
+    written = {stream.file for stream in checkpoint.streams.values()}
+    for name, state in checkpoint.files.items():
+        if (state.offset or state.items) and name not in written:
+            return f"the file {name!r} holds {state.offset} bytes, but no stream writes to it"
+    spans: dict[str, list[tuple[datetime, datetime, StreamState]]] = {}
+    for stream in checkpoint.streams.values():
+        if not stream.split:
+            start, end = _parse_stamp(stream.window_start), _parse_stamp(stream.window_end)
+            assert start is not None and end is not None
+            spans.setdefault(stream.target, []).append((start, end, stream))
+    first, last = _parse_stamp(checkpoint.start), _parse_stamp(checkpoint.end)
+    assert first is not None and last is not None
+    for target, windows in spans.items():
+        reached, at = first, checkpoint.start
+        for start, end, stream in sorted(windows, key=lambda span: (span[0], span[1])):
+            if start > reached:
+                return f"the streams of {target!r} leave out {at} .. {stream.window_start}"
+            if start < reached:
+                return (
+                    f"the streams of {target!r} cover {stream.window_start} .. {at} twice "
+                    f"(stream {stream.key!r} among them)"
+                )
+            reached, at = end, stream.window_end
+        if reached != last:
+            return f"the streams of {target!r} end at {at}, not at the end {checkpoint.end}"
     return None
 
 

@@ -74,8 +74,10 @@ def open_existing(
         check_targets(output, spec, existing, aggregates=aggregates)
         if not existing.complete:
             existing.runs += 1
-            cut = reset_parts if spec.format == "parquet" else truncate_files
-            cut(output, existing)
+            if spec.format == "parquet":
+                reset_parts(output, existing)
+            else:
+                truncate_files(output, existing, compress=spec.gzip)
         return existing
     finished = load_manifest(output)
     if finished is not None:
@@ -158,14 +160,17 @@ def restart_names(output: Path) -> set[str]:
 def check_targets(
     output: Path, spec: ExportSpec, checkpoint: Checkpoint, *, aggregates: bool
 ) -> None:
-    """Every stream's target must be one of the export's projects or issues."""
+    """Every stream's target must be one of the export's projects or issues, and each of
+    them must have streams (which cover the range: see the checkpoint's own checks)."""
     if spec.issues is not None:
-        known = set(spec.issues)
+        expected = list(spec.issues)
+        known = set(expected)
     else:
-        known = {p.id for p in checkpoint.projects}
+        expected = [p.id for p in checkpoint.projects]
+        known = set(expected)
         if aggregates:
             # One stream for all projects (per project in checkpoints of old versions).
-            known |= {",".join(p.id for p in checkpoint.projects), "-1"}
+            known |= {",".join(expected), "-1"}
     for stream in checkpoint.streams.values():
         if stream.target not in known:
             raise CheckpointError(
@@ -173,6 +178,16 @@ def check_targets(
                 f"{stream.key!r} targets {stream.target!r}, not one of the export's "
                 "projects or issues"
             )
+    targets = {stream.target for stream in checkpoint.streams.values()}
+    if aggregates and targets & {",".join(expected), "-1"}:
+        return
+    missing = [target for target in expected if target not in targets]
+    if missing:
+        what = "issue" if spec.issues is not None else "project"
+        raise CheckpointError(
+            f"{output / CHECKPOINT_NAME} is not a valid checkpoint: no stream exports "
+            f"the {what}(s) {_some(missing)}"
+        )
 
 
 def clear_export(output: Path, names: set[str]) -> None:
@@ -222,8 +237,34 @@ def cut_back(path: Path, length: int) -> None:
         os.close(fd)
 
 
-def truncate_files(output: Path, checkpoint: Checkpoint) -> None:
-    """Cut each data file back to its committed length (blocking; runs in a thread)."""
+_GZIP_START = b"\x1f\x8b\x08"
+"""How every gzip member the exporter writes begins (its magic, then deflate)."""
+
+
+def _inside(fd: int, offset: int, size: int, *, compress: bool) -> str | None:
+    """What a committed length that is no page boundary ends inside, or ``None``.
+
+    A page ends with a line (JSON Lines, CSV), and with gzip is a member of its own, so
+    a page written after it begins a member; either can be read at the boundary alone.
+    Cutting a file anywhere else, then appending, would leave a broken line (or member)
+    in an export that reports itself complete.
+    """
+    if offset == 0:
+        return None
+    if not compress:
+        return None if os.pread(fd, 1, offset - 1) == b"\n" else "a line"
+    if size > offset and not _GZIP_START.startswith(os.pread(fd, len(_GZIP_START), offset)):
+        return "a gzip member"
+    return None
+
+
+def truncate_files(output: Path, checkpoint: Checkpoint, *, compress: bool) -> None:
+    """Cut each data file back to its committed length (blocking; runs in a thread).
+
+    Every file is checked first, its length and that the committed one ends a page (see
+    :func:`_inside`): a checkpoint refused leaves every file as it was.
+    """
+    cuts: list[tuple[str, int, int]] = []
     for name, state in checkpoint.files.items():
         path = output / name
         try:
@@ -241,16 +282,20 @@ def truncate_files(output: Path, checkpoint: Checkpoint) -> None:
                     f"{path} holds {size} bytes but the checkpoint records {state.offset}: "
                     "the data was changed or lost since; start a new export"
                 )
-            if size > state.offset:
-                logger.info(
-                    "%s: dropping %d bytes written after the last checkpoint",
-                    name,
-                    size - state.offset,
+            inside = _inside(fd, state.offset, size, compress=compress)
+            if inside is not None:
+                raise CheckpointError(
+                    f"{output / CHECKPOINT_NAME} is not a valid checkpoint: the "
+                    f"{state.offset} bytes it records for {name} end inside {inside}; "
+                    "it or the data was changed since: start a new export"
                 )
-                os.ftruncate(fd, state.offset)
-                os.fsync(fd)
         finally:
             os.close(fd)
+        if size > state.offset:
+            cuts.append((name, size, state.offset))
+    for name, size, offset in cuts:
+        logger.info("%s: dropping %d bytes written after the last checkpoint", name, size - offset)
+        cut_back(output / name, offset)
 
 
 def reset_parts(output: Path, checkpoint: Checkpoint) -> None:
