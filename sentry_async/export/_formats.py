@@ -315,7 +315,10 @@ def dataset_schema(directory: Path, names: Sequence[str]) -> Any:
     schema = None
     largest: dict[str, int] = {}
     for name in names:
-        metadata = pq.read_metadata(directory / name)
+        # Opened as every file of the export is: no link followed, no wait on a FIFO.
+        fd = open_no_follow(directory / name, os.O_RDONLY, create=False, single_link=False)
+        with os.fdopen(fd, "rb") as handle:
+            metadata = pq.read_metadata(handle)
         part = metadata.schema.to_arrow_schema().remove_metadata()
         schema = part if schema is None else _united(pa, schema, part)
         for index, field in enumerate(part):

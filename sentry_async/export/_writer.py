@@ -34,6 +34,10 @@ __all__ = [
 
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
+"""Opening a FIFO waits for its other end, for ever and past any signal: with this flag
+the open returns at once, so the check that the file is a regular one is reached."""
+_DIRECTORY = getattr(os, "O_DIRECTORY", 0)
 _LINK_ERRORS = frozenset({errno.ELOOP, errno.EMLINK})
 """What ``open`` with ``O_NOFOLLOW`` reports for a symlink (Linux: ELOOP, BSDs: EMLINK)."""
 
@@ -159,7 +163,7 @@ class JsonlFile:
 def fsync_dir(path: Path) -> None:
     """Make a rename or a new file in ``path`` durable (POSIX; a no-op where unsupported)."""
     try:
-        fd = os.open(path, os.O_RDONLY)
+        fd = os.open(path, os.O_RDONLY | _DIRECTORY | _NONBLOCK | _CLOEXEC)
     except OSError:
         return
     try:
@@ -178,9 +182,11 @@ def open_no_follow(
     ``exclusive`` insists on a new file (``FileExistsError`` otherwise).
     A symlink, a non-regular file or (with ``single_link``) a file with more than one hard
     link raises :class:`OutputUnusableError`: writing through any of them would change a
-    file outside the output directory. ``FileNotFoundError`` passes when not ``create``.
+    file outside the output directory, and opening a FIFO would wait for a writer for
+    ever (it is opened without waiting, then refused). ``FileNotFoundError`` passes when
+    not ``create``.
     """
-    flags |= _NOFOLLOW | _CLOEXEC
+    flags |= _NOFOLLOW | _CLOEXEC | _NONBLOCK
     try:
         fd = _open_or_create(path, flags, create=create, exclusive=exclusive)
     except OSError as exc:
@@ -189,6 +195,9 @@ def open_no_follow(
                 f"{path} is a symbolic link; the exporter does not follow links out of "
                 "its directory: remove it"
             ) from None
+        if not isinstance(exc, FileNotFoundError | FileExistsError) and _irregular(path):
+            # A directory (EISDIR), a socket or a FIFO without a reader (ENXIO).
+            raise OutputUnusableError(f"{path} is not a regular file: remove it") from None
         raise
     try:
         info = os.fstat(fd)
@@ -199,10 +208,20 @@ def open_no_follow(
                 f"{path} has {info.st_nlink} hard links; writing to it would change the "
                 "other names too: remove it"
             )
+        if _NONBLOCK:
+            os.set_blocking(fd, True)
     except BaseException:
         os.close(fd)
         raise
     return fd
+
+
+def _irregular(path: Path) -> bool:
+    """Whether something other than a regular file is at ``path``."""
+    try:
+        return not stat.S_ISREG(os.lstat(path).st_mode)
+    except OSError:
+        return False
 
 
 def read_no_follow(path: Path) -> bytes | None:

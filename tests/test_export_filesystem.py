@@ -1,0 +1,163 @@
+"""The exporter on hostile file systems: FIFOs, sockets and directories under the names of
+its own files."""
+
+from __future__ import annotations
+
+import io
+import os
+import socket
+import threading
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import anyio
+import msgspec
+import pytest
+
+from sentry_async import RetryPolicy, SentryClient
+from sentry_async.cli import main
+from sentry_async.export import (
+    CHECKPOINT_NAME,
+    MANIFEST_NAME,
+    ExportSpec,
+    OutputUnusableError,
+)
+from sentry_async.export._files import ids_in_file
+from sentry_async.export._formats import dataset_schema
+from sentry_async.export._incremental import load_state
+from sentry_async.export._lock import LOCK_NAME, DirLock
+from sentry_async.export._resume import cut_back
+from sentry_async.export._writer import JsonlFile, fsync_dir, open_no_follow, read_no_follow
+from sentry_async.testing import FakeSentry, SeedConfig
+from sentry_async.testing.pytest_plugin import FIXED_NOW
+
+ORG = "org-0"
+DATA = SeedConfig(
+    orgs=1, projects_per_org=3, issues_per_project=12, events_per_issue=(1, 4), days=20
+)
+END = FIXED_NOW - timedelta(hours=5)
+START = END - timedelta(days=14)
+FAST_RETRY = RetryPolicy(backoff_base=0.01, backoff_max=0.05)
+BOUND = 20.0
+"""Seconds a call that must return at once gets before it counts as blocked for ever."""
+
+Factory = Callable[..., Awaitable[FakeSentry]]
+
+
+def _client(server: FakeSentry) -> SentryClient:
+    return SentryClient(server.token, base_url=server.url, retry=FAST_RETRY)
+
+
+def _spec(**kwargs: Any) -> ExportSpec:
+    return ExportSpec(
+        kind="events", org=ORG, start=START, end=END, window=None, page_size=2, **kwargs
+    )
+
+
+def _ids(path: Path) -> list[str]:
+    return [msgspec.json.decode(line)["id"] for line in path.read_bytes().splitlines()]
+
+
+def _cli_args(server: FakeSentry, out: Path, token_file: Path, *extra: str) -> list[str]:
+    token_file.write_text(server.token)
+    return ["export", "events", "--org", ORG, "--output", str(out), "--base-url", server.url,
+            "--since", START.isoformat(), "--until", END.isoformat(), "--window", "none",
+            "--token-file", str(token_file), "--quiet", *extra]  # fmt: skip
+
+
+async def _unblocked(call: Callable[[], object], fifo: Path) -> BaseException | None:
+    """``call()`` in a thread of its own; what it raised (``None``: it returned).
+
+    Opening a FIFO waits for its other end, which no cancellation reaches. A call still
+    running after :data:`BOUND` is let go (the test opens both ends of ``fifo`` itself,
+    which never waits), so that no thread is left behind, and the test fails.
+    """
+    outcome: list[BaseException | None] = []
+
+    def target() -> None:
+        try:
+            call()
+        except BaseException as exc:
+            outcome.append(exc)
+        else:
+            outcome.append(None)
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    await anyio.to_thread.run_sync(thread.join, BOUND)
+    if thread.is_alive():
+        os.close(os.open(fifo, os.O_RDWR | os.O_NONBLOCK))
+        await anyio.to_thread.run_sync(thread.join, BOUND)
+        pytest.fail(f"blocked opening the FIFO {fifo.name} (waiting for its other end)")
+    return outcome[0]
+
+
+@pytest.mark.parametrize("resume", [False, True], ids=["fresh", "resume"])
+@pytest.mark.parametrize("name", [CHECKPOINT_NAME, LOCK_NAME, MANIFEST_NAME])
+async def test_a_fifo_under_the_exporters_own_name_exits_5_at_once(
+    fake_sentry_factory: Factory, tmp_path: Path, name: str, resume: bool
+) -> None:
+    server = await fake_sentry_factory(scale=DATA)
+    out = tmp_path / "out"
+    out.mkdir()
+    os.mkfifo(out / name)
+    argv = _cli_args(server, out, tmp_path / "token", *(["--resume"] if resume else []))
+    stderr = io.StringIO()
+    codes: list[int] = []
+    error = await _unblocked(
+        lambda: codes.append(main(argv, stdout=io.StringIO(), stderr=stderr)), out / name
+    )
+    err = stderr.getvalue()
+    assert error is None and codes == [5], err
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+    assert f"{out / name} is not a regular file" in err, err
+    assert sorted(p.name for p in out.iterdir()) == [name]
+    assert not any("/events/" in r.path for r in server.requests)
+
+
+def _socket_at(path: Path) -> socket.socket:
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(os.fspath(path))
+    return listener
+
+
+async def test_no_open_in_the_output_directory_waits_on_a_fifo_or_takes_an_odd_file(
+    tmp_path: Path,
+) -> None:
+    fifo = tmp_path / "project-0-0.jsonl"
+    os.mkfifo(fifo)
+    calls: dict[str, Callable[[], object]] = {
+        "read": partial(read_no_follow, fifo),
+        "read only": partial(open_no_follow, fifo, os.O_RDONLY, create=False),
+        "write only": partial(open_no_follow, fifo, os.O_WRONLY, create=False),
+        "data file": partial(JsonlFile(fifo, compress=False).open, 0),
+        "cut back": partial(cut_back, fifo, 0),
+        "ids written": partial(ids_in_file, fifo, 0, 10, False),
+        "incremental state": partial(load_state, fifo),
+        "parquet part": partial(dataset_schema, tmp_path, [fifo.name]),
+    }
+    for what, call in calls.items():
+        error = await _unblocked(call, fifo)
+        assert isinstance(error, OutputUnusableError), (what, error)
+        assert f"{fifo} is not a regular file" in str(error), what
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    os.mkfifo(locked / LOCK_NAME)
+    error = await _unblocked(DirLock(locked).__enter__, locked / LOCK_NAME)
+    assert isinstance(error, OutputUnusableError) and "not a regular file" in str(error)
+    # Not a directory: nothing to make durable, and no wait either.
+    assert await _unblocked(partial(fsync_dir, fifo), fifo) is None
+
+    odd = {"directory": tmp_path / "a-directory.jsonl", "socket": tmp_path / "a-socket.jsonl"}
+    odd["directory"].mkdir()
+    with _socket_at(odd["socket"]):
+        for what, path in odd.items():
+            for flags in (os.O_RDONLY, os.O_RDWR, os.O_WRONLY):
+                with pytest.raises(OutputUnusableError, match="not a regular file"):
+                    open_no_follow(path, flags, create=True)
+            with pytest.raises(OutputUnusableError, match="not a regular file"):
+                JsonlFile(path, compress=False).open(0)
+            assert path.exists(), what
