@@ -1,10 +1,12 @@
 """The exporter on hostile file systems: FIFOs, sockets and directories under the names of
-its own files."""
+its own files, and a disk that fills up while it writes."""
 
 from __future__ import annotations
 
+import errno
 import io
 import os
+import re
 import socket
 import threading
 from collections.abc import Awaitable, Callable
@@ -24,7 +26,10 @@ from sentry_async.export import (
     MANIFEST_NAME,
     ExportSpec,
     OutputUnusableError,
+    export,
 )
+from sentry_async.export._checkpoint import FileState, StreamState
+from sentry_async.export._datafiles import OpenFiles
 from sentry_async.export._files import ids_in_file
 from sentry_async.export._formats import dataset_schema
 from sentry_async.export._incremental import load_state
@@ -161,3 +166,126 @@ async def test_no_open_in_the_output_directory_waits_on_a_fifo_or_takes_an_odd_f
             with pytest.raises(OutputUnusableError, match="not a regular file"):
                 JsonlFile(path, compress=False).open(0)
             assert path.exists(), what
+
+
+class _Disk:
+    """Room left on a disk the data files share: a write takes what fits, and once
+    nothing does, fails with ``ENOSPC``, as a full disk's does."""
+
+    def __init__(self, room: int) -> None:
+        self.room = room
+        self.raws: list[io.FileIO] = []
+
+
+class _DiskFile(io.FileIO):
+    disk: _Disk
+
+    def write(self, data: Any) -> int:
+        if self.disk.room <= 0:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        written = super().write(memoryview(data)[: self.disk.room])
+        self.disk.room -= written
+        return written
+
+
+def _on_disk(monkeypatch: pytest.MonkeyPatch, disk: _Disk) -> None:
+    """Every data file opened from now on writes to ``disk``, through a buffer that holds
+    any page: what a short write leaves over stays in it, to be written again on close."""
+    opened = JsonlFile.open
+
+    def open_on_disk(self: JsonlFile, offset: int) -> None:
+        opened(self, offset)
+        handle = self._handle
+        assert handle is not None
+        raw = _DiskFile(os.dup(handle.fileno()), "r+")
+        handle.close()
+        raw.seek(offset)
+        raw.disk = disk
+        disk.raws.append(raw)
+        self._handle = io.BufferedRandom(raw, buffer_size=1 << 20)
+
+    monkeypatch.setattr(JsonlFile, "open", open_on_disk)
+
+
+def test_a_close_that_fails_names_its_file_and_closes_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    disk = _Disk(room=0)
+    _on_disk(monkeypatch, disk)
+    path = tmp_path / "project-0-0.jsonl"
+    data = JsonlFile(path, compress=False)
+    data.open(0)
+    data.append(b'{"id":"1"}\n')  # held in Python's buffer: the disk sees it on close
+    with pytest.raises(OSError) as caught:
+        data.close()
+    assert caught.value.errno == errno.ENOSPC
+    assert caught.value.filename == os.fspath(path)
+    assert disk.raws[0].closed
+    data.close()  # closed already: nothing more to do
+
+
+async def test_closing_all_files_closes_every_one_when_one_fails(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    disk = _Disk(room=0)
+    _on_disk(monkeypatch, disk)
+    files = OpenFiles(tmp_path, format="jsonl", compress=False)
+    names = ["a.jsonl", "b.jsonl", "c.jsonl"]
+    for name in names:
+        state = StreamState(
+            key=name, file=name, target="1", window_start="2026-05-01T00:00:00Z",
+            window_end="2026-05-02T00:00:00Z",
+        )  # fmt: skip
+        page = [f'{{"id":"{name}"}}'.encode()]
+        await files.store(state, FileState(), page, fields=(), meta=None, last=False)
+    assert len(disk.raws) == len(names)
+    with pytest.raises(OSError) as caught:
+        await files.close_all()
+    assert caught.value.filename == os.fspath(tmp_path / names[0])
+    assert [raw.closed for raw in disk.raws] == [True, True, True]
+
+
+async def test_a_full_disk_is_reported_naming_the_file_and_a_resume_finishes(
+    fake_sentry_factory: Factory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server = await fake_sentry_factory(scale=DATA)
+    slugs = server.data.project_slugs(ORG)
+    out = tmp_path / "out"
+    names = {os.fspath(out / f"{slug}.jsonl") for slug in slugs}
+    disk = _Disk(room=3000)
+    _on_disk(monkeypatch, disk)
+    async with _client(server) as client:
+        with anyio.fail_after(30), pytest.raises(OSError) as caught:
+            await export(client, _spec(), out, commit_interval=0)
+        assert caught.value.errno == errno.ENOSPC
+        assert caught.value.filename in names, caught.value
+        assert disk.raws and all(raw.closed for raw in disk.raws)
+
+        # The same through the command line: one line naming the file, exit 5.
+        disk.room = 3000
+        cli_out = tmp_path / "cli"
+        argv = _cli_args(server, cli_out, tmp_path / "token", "--concurrency", "1")
+        stderr = io.StringIO()
+        with anyio.fail_after(30):
+            code = await anyio.to_thread.run_sync(
+                partial(main, argv, stdout=io.StringIO(), stderr=stderr)
+            )
+        err = stderr.getvalue()
+        assert code == 5, err
+        assert err.count("\n") == 1 and "Traceback" not in err, err
+        written = re.escape(os.fspath(cli_out))
+        assert re.search(rf"cannot write {written}/[^ ]+\.jsonl: No space left on device", err), err
+
+        # Room again: both resume to a complete export, each event once.
+        disk.room = 1 << 40
+        with anyio.fail_after(30):
+            await export(client, _spec(), out, resume=True)
+            code = await anyio.to_thread.run_sync(
+                partial(main, [*argv, "--resume"], stdout=io.StringIO(), stderr=stderr)
+            )
+        assert code == 0, stderr.getvalue()
+    for directory in (out, cli_out):
+        for slug in slugs:
+            expected = server.data.event_ids(ORG, slug, start=START.timestamp(), end=END.timestamp())
+            assert sorted(_ids(directory / f"{slug}.jsonl")) == sorted(expected), (directory, slug)
+        assert not (directory / CHECKPOINT_NAME).exists()

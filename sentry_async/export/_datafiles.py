@@ -284,13 +284,23 @@ class OpenFiles:
         files = list(self._files.values())
         await self._call(partial(sync_then_save, files, self.output, checkpoint))
 
-    async def close_all(self) -> None:
+    async def close_all(self, *, failed: bool = False) -> None:
         """Close every file (without an fsync) and end the files' thread; after every
-        page handed over, even when one of them failed."""
+        page handed over, even when one of them failed.
+
+        A file that fails to close is closed all the same, as is every other one; the
+        first such error is raised, unless the run already failed (``failed``, or a file
+        operation here did): closing after a full disk fails again, and must not take the
+        place of the error that stopped the run.
+        """
         files, self._files = list(self._files.values()), {}
         try:
             if files or self._thread is not None:
-                await self._run(partial(_close_each, files))
+                try:
+                    await self._run(partial(_close_each, files))
+                except Exception:
+                    if not failed and self._failure is None:
+                        raise
         finally:
             thread, self._thread = self._thread, None
             if thread is not None:
@@ -306,5 +316,13 @@ def _close(handle: DataFile) -> None:
 
 
 def _close_each(files: list[DataFile]) -> None:
+    """Close every file, even after one failed to; then raise the first failure."""
+    failure: Exception | None = None
     for handle in files:
-        handle.close()
+        try:
+            handle.close()
+        except Exception as exc:
+            if failure is None:
+                failure = exc
+    if failure is not None:
+        raise failure

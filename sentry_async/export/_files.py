@@ -246,7 +246,14 @@ def remove_checkpoint(directory: Path) -> None:
 
 
 def sync_and_close(handle: _DataFile) -> None:
-    handle.sync()
+    """fsync, then close; closed even when the fsync fails, which is the error raised (no
+    longer tracked, the file would otherwise stay open)."""
+    try:
+        handle.sync()
+    except BaseException:
+        with contextlib.suppress(Exception):
+            handle.close()
+        raise
     handle.close()
 
 

@@ -352,6 +352,7 @@ class Exporter:
                 lanes.setdefault(state.file, []).append(state)
         alone = min(self.concurrency, len(pending if lanes is None else lanes)) == 1
         run.read_ahead = ALONE_READ_AHEAD if alone else 0
+        failed = True
         try:
             if alone:
                 await self._one_at_a_time(checkpoint, pending)
@@ -359,12 +360,14 @@ class Exporter:
                 await self._in_lanes(checkpoint, lanes)
             else:
                 await self._side_by_side(checkpoint, pending)
+            failed = False
         finally:
             with anyio.CancelScope(shield=True):
                 try:
                     await self._commit()
                 finally:
-                    await run.files.close_all()
+                    # A file that fails to close after a failure must not hide it.
+                    await run.files.close_all(failed=failed)
 
     async def _one_at_a_time(self, checkpoint: Checkpoint, pending: list[StreamState]) -> None:
         """Streams that run one at a time, each walked in this task: no fan-out between

@@ -149,15 +149,22 @@ class JsonlFile:
             self._dirty = False
 
     def close(self) -> None:
-        if self._handle is not None:
-            try:
-                self._handle.flush()
-            except OSError as exc:
-                named(exc, self.path)
-                raise
-            finally:
-                self._handle.close()
-                self._handle = None
+        """Flush and close; an error names the file, and the file is closed all the same.
+
+        A flush that failed (a full disk) leaves its bytes in the buffer, which closing
+        flushes again: that second, unnamed, failure is not raised in place of the first.
+        """
+        handle, self._handle = self._handle, None
+        if handle is None:
+            return
+        try:
+            handle.flush()
+            handle.close()
+        except OSError as exc:
+            named(exc, self.path)
+            with contextlib.suppress(OSError):
+                handle.close()
+            raise
 
 
 def fsync_dir(path: Path) -> None:
