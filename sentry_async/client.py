@@ -44,6 +44,7 @@ from ._protocol.hosts import (
 )
 from ._protocol.params import (
     SIZED_SWITCHES,
+    WHOLE_SWITCHES,
     Params,
     check_page_size,
     check_slug,
@@ -566,9 +567,11 @@ class SentryClient(GeneratedGroups, Routing, Downloads):
 
         A page holding far more items than ``page_size`` is an :class:`OversizedPage` error.
         ``unpaginated=True`` is for requests answered in one response on purpose: it follows
-        no ``Link``, sends no page size and checks none. ``all_projects=1`` implies it, and so
-        does ``noPagination`` with any non-empty value (Sentry reads ``"0"`` as on), except
-        that ``page_size`` is still sent there: Sentry answers at most that many rows.
+        no ``Link``, sends no page size and checks none. ``noPagination`` with any non-empty
+        value implies it (Sentry reads ``"0"`` as on), except that ``page_size`` is still
+        sent there: Sentry answers at most that many rows. ``all_projects=1`` sends no page
+        size either, but asks for every row: a ``Link`` a server sends anyway (one without
+        the switch) is followed to the end rather than the walk cut at its first page.
         ``prefetch=n`` fetches up to ``n`` pages ahead while the consumer works (``0``: one
         at a time; by default, two once the consumer has asked for a second page, while no
         other walk is in progress on the event loop). With
@@ -604,7 +607,7 @@ class SentryClient(GeneratedGroups, Routing, Downloads):
             page_type=page_type,
             envelope=envelope,
         )
-        if whole:
+        if unpaginated or (switch is not None and switch not in WHOLE_SWITCHES):
             fetcher = _one_response(fetcher)
         return Paginator(
             fetcher(type),

@@ -366,6 +366,25 @@ async def test_all_projects_on_a_server_that_pages_it_lists_every_project() -> N
     assert len(asked) == 3
 
 
+async def test_paginate_with_all_projects_on_a_server_that_pages_it_keeps_every_row() -> None:
+    """``all_projects=1`` asks for every row: a server that pages the answer anyway is walked
+    to its end through ``client.paginate`` too, not cut at its first page."""
+    rows = [{"id": str(1000 + n), "slug": f"p{n:03d}", "hasAccess": True} for n in range(250)]
+    app, asked = _paging_server(rows, lambda: None)
+    async with (
+        local_app(app) as url,
+        SentryClient(TOKEN, base_url=url, retry=FAST, proxy=None) as client,
+    ):
+        with anyio.fail_after(30):
+            listed = await client.paginate(
+                "/organizations/{org}/projects/",
+                path_params={"org": "acme"},
+                params={"all_projects": 1},
+            ).collect()
+    assert [row["slug"] for row in listed] == [row["slug"] for row in rows]
+    assert len(asked) == 3 and all("all_projects=1" in query for query in asked)
+
+
 # -- 4. all_projects on the fake ------------------------------------------------------------
 
 

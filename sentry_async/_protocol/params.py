@@ -249,6 +249,11 @@ UNPAGINATED_SWITCHES: Mapping[str, Callable[[str], bool]] = {
 SIZED_SWITCHES = frozenset({"noPagination"})
 """Switches whose one response still holds at most ``per_page`` items (Sentry reads it)."""
 
+WHOLE_SWITCHES = frozenset({"all_projects"})
+"""Switches that ask for every row in one response: a server that pages the answer anyway
+(one without the switch; Sentry marks ``all_projects`` for removal) is walked to its end,
+never cut at its first page."""
+
 
 def unpaginated_switch(pairs: Iterable[tuple[str, str]]) -> str | None:
     """The parameter among ``pairs`` with which Sentry answers in one response, if any.

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
-from .._paging import page_fetchers
-from .._protocol.params import check_page_size, encode_params
 from ..api.projects import ProjectsAPI
 from ..models import Project
 from ..pagination import Paginator
@@ -42,41 +39,19 @@ class ProjectsResource(ProjectsAPI):
         them. A server that pages it anyway (Sentry marks the switch for removal) is walked
         page by page, its ``Link`` followed: never only its first page.
         """
-        path_params = {"org": self._org(org)}
-        params: dict[str, Any] = {"query": query, "collapse": listify(collapse, "collapse")}
-        client = self._client
-        if not all_projects:
-            return client.paginate(
-                _LIST,
-                path_params=path_params,
-                params={**params, "all_projects": all_projects},
-                type=Project,
-                page_size=page_size,
-                cursor=cursor,
-                skip=skip,
-                limit=limit,
-            )
-        # Not client.paginate: its one-response mode would drop a Link saying more exist.
-        check_page_size(page_size, "page_size", 100)
-        fetcher = page_fetchers(
-            client,
+        return self._client.paginate(
             _LIST,
-            path_params,
-            root=None,
-            base=encode_params({**params, "all_projects": True}),
-            lazy_params=None,
-            page_size_param=None,
-            page_type=None,
-            envelope=None,
-        )
-        return Paginator(
-            fetcher(Project),
-            retype=fetcher,
+            path_params={"org": self._org(org)},
+            params={
+                "query": query,
+                "collapse": listify(collapse, "collapse"),
+                "all_projects": all_projects,
+            },
+            type=Project,
+            page_size=page_size,
             cursor=cursor,
             skip=skip,
             limit=limit,
-            description=f"GET {client.url_for(_LIST, path_params)}",
-            _redact=client._redact,
         )
 
     async def get(self, org: IdOrSlug, project: IdOrSlug) -> Project:
