@@ -63,19 +63,23 @@ def decode_body(response: Response, type_: Any, *, resend: bool) -> Any:
     try:
         return _decoder(type_).decode(response.body)
     except _UNDECODABLE as exc:
-        raise _failed(response, type_, exc, resend) from exc
+        failure = _failed(response, type_, exc, resend)
+    raise failure  # outside the ``except``: msgspec's error is not even its context
 
 
 def _failed(response: Response, type_: Any, exc: Exception, resend: bool) -> Exception:
+    """The error for a body that does not decode. msgspec quotes a value it could not read
+    (an enum's, a literal's, a tag's), which a server may have filled with the token: its
+    message is redacted, and its error, which quotes the value raw, is not chained."""
+    reason = str(exc) if response.redact is None else response.redact(str(exc))
     error = DecodeError(
-        str(exc), method=response.method, url=response.shown_url, type_name=_type_name(type_)
+        reason, method=response.method, url=response.shown_url, type_name=_type_name(type_)
     )
     if (
         resend
         and isinstance(exc, msgspec.DecodeError)
         and not isinstance(exc, msgspec.ValidationError)
     ):
-        error.__cause__ = exc
         return MalformedBody(error)
     return error
 
@@ -103,12 +107,15 @@ def decode_items(response: Response, item_type: Any, limit: int) -> list[Any] | 
     :data:`MAX_BOUNDED_ITEMS`), refused before they are built: a page of tiny items takes
     some 36 times its bytes once decoded. Errors as :func:`decode_body`'s with ``resend``."""
     decoder, too_long = _bounded(item_type, limit)
+    failure: Exception | None = None
     try:
         found = decoder.decode(response.body)
     except _UNDECODABLE as exc:
         if isinstance(exc, msgspec.ValidationError) and str(exc) == too_long:
             return None
-        raise _failed(response, list[item_type], exc, True) from exc
+        failure = _failed(response, list[item_type], exc, True)
+    if failure is not None:
+        raise failure  # outside the ``except``, as decode_body's
     items = msgspec.structs.astuple(found)
     # The items given fill the first fields: the count is where UNSET begins.
     low, high = 0, limit

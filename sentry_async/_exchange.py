@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import ssl
 import time
 import weakref
@@ -360,14 +361,16 @@ class Exchange:
             unsent = True
             failure = self._tunnel_refused(exc, method, url)
         except aiohttp.ClientResponseError as exc:
-            # A response aiohttp could not parse (bad status line, oversized header).
+            # A response aiohttp could not parse (bad status line, oversized header): what
+            # was wrong with it, never the bytes its parser quotes.
+            found = _parser_complaint(exc.message) or type(exc).__name__
             failure = self._failure(
                 "connection",
                 ConnectionFailed,
-                f"malformed response: {exc.message or type(exc).__name__}",
+                f"malformed response: {found}",
                 method,
                 url,
-                exc,
+                f"{type(exc).__name__}: {exc.status}, {found}",
             )
         except aiohttp.ClientError as exc:
             dropped = _dropped_kept_alive(exc)
@@ -419,10 +422,14 @@ class Exchange:
         message: str,
         method: str,
         url: URL,
-        cause: BaseException | None = None,
+        cause: BaseException | str | None = None,
     ) -> _Failure:
+        """``cause``: aiohttp's exception, or its description where its own text would
+        quote the response's bytes."""
         redact = self._redactor.text
-        described = None if cause is None else redact(f"{type(cause).__name__}: {cause}")
+        if isinstance(cause, BaseException):
+            cause = f"{type(cause).__name__}: {cause}"
+        described = None if cause is None else redact(cause)
         error = cls(redact(message), method=method, url=self._shown(url), cause=described)
         return _Failure(kind, error)
 
@@ -604,6 +611,30 @@ def _project_moved(response: Response) -> bool:
     in its ``Location`` too: an answer for the caller, who follows a read to the new slug
     and remembers it, and raises :class:`~sentry_async.ProjectMoved` for a write."""
     return is_project_moved(response.status, *parse_error_body(response.body))
+
+
+_QUOTE = re.compile(r"""(?:^|(?<=[\s:(=]))b?['"]""")
+"""Where a quoted value starts in a parser's message: ``b'...'`` or ``'...'`` after a
+space, a colon or the start of a line, not an apostrophe inside a word (``can't``)."""
+
+
+def _parser_complaint(message: str) -> str:
+    """What aiohttp's parser found wrong with a response, without the bytes it quotes.
+
+    Its C parser quotes only the part of the line that is in its current read
+    (``Missing expected LF after header value:\\n\\n  b'...'``): a token a server echoed
+    there may be cut in two, and no redactor knows a piece of the token from any other
+    text, while the last piece of an org token is its random secret. The lines up to
+    the first quoted value are kept (``Bad status line: Invalid status code``)."""
+    kept: list[str] = []
+    for line in message.splitlines():
+        quote = _QUOTE.search(line)
+        text = (line if quote is None else line[: quote.start()]).strip().rstrip(":").rstrip()
+        if text:
+            kept.append(text)
+        if quote is not None:
+            break
+    return ": ".join(kept)
 
 
 def _dropped_kept_alive(exc: aiohttp.ClientError) -> bool:

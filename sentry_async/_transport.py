@@ -8,7 +8,8 @@ No error raised from here carries the token, even to a traceback printed with it
 locals (sentry-sdk, rich, ``pytest --showlocals``): aiohttp's exceptions are described
 (and the description redacted) rather than chained, since their frames and their
 ``request_info`` hold the request's headers; the ``Authorization`` header is built inline
-in the call, so it is never a local of this module's frames; and a body a server echoes
+in the call, so it is never a local of this module's frames; a cancellation, which comes
+up through aiohttp's frames, leaves them without their locals; and a body a server echoes
 back has the token blanked out before anything is built from it.
 """
 
@@ -18,6 +19,7 @@ import inspect
 import logging
 import random
 import time
+import traceback
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 from typing import TypeVar
@@ -404,9 +406,15 @@ class Transport(Exchange):
         except SlotWaitEnded:
             return self._closed_failure()
         except BaseException as exc:
+            if not isinstance(exc, Exception):
+                # A cancellation (the caller's own timeout) came up through aiohttp's
+                # frames, one of which holds the request's headers, ``Authorization``
+                # included; they have all returned: their locals go, not their lines.
+                traceback.clear_frames(exc.__traceback__)
             if call is not None and call.attempt == attempt:
                 # Sent and never answered: one on_response per on_request, so that an
-                # in-flight gauge comes back down.
+                # in-flight gauge comes back down. A hook failing here has ``exc`` as its
+                # context, which its log record prints.
                 call.failed(_unanswered(exc, sink is not None))
             raise
         if call is not None:

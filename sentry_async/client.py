@@ -51,7 +51,12 @@ from ._protocol.params import (
     encode_params,
     unpaginated_switch,
 )
-from ._protocol.proxies import ENVIRONMENT, FromEnvironment, proxy_settings, safe_proxy_url
+from ._protocol.proxies import (
+    ENVIRONMENT,
+    FromEnvironment,
+    proxy_settings_or_error,
+    safe_proxy_url,
+)
 from ._protocol.retry import RetryPolicy
 from ._routing import SAFE_METHODS, Routing, normalise_base_url
 from ._timeouts import Timeouts
@@ -159,12 +164,20 @@ class SentryClient(GeneratedGroups, Routing, Downloads):
         trace_configs: Iterable[aiohttp.TraceConfig] = (),
         max_body_size: int | None = DEFAULT_MAX_BODY_SIZE,
     ) -> None:
-        self._token = _secret_token(token)
-        # From here on no local holds the token: a refused option's traceback, printed with
-        # its frames' locals (sentry-sdk, rich, pytest --showlocals), must not show it.
-        del token
+        secret = _secret_token(token)
+        proxied = proxy_settings_or_error(proxy, os.environ)
+        # From here on no local holds the token or the proxy URL (its password): a refused
+        # option's traceback, printed with its frames' locals (sentry-sdk, rich, pytest
+        # --showlocals), must show neither. So both are refused from here, not where read.
+        del token, proxy
+        if isinstance(secret, TypeError):
+            raise secret
+        self._token = secret
         if self._token is not None and not _is_one_word(self._token):
             raise ValueError("the auth token must not contain spaces or control characters")
+        if isinstance(proxied, Exception):
+            raise proxied
+        self._proxy = proxied
         self._redact = _redaction(self._token)
         """Blanks the token out of the errors built from a body or a cursor outside the
         transport, and of the API root hook events show. Holds no reference to the client."""
@@ -188,7 +201,6 @@ class SentryClient(GeneratedGroups, Routing, Downloads):
             f"sentry-async/{__version__} aiohttp/{aiohttp.__version__} "
             f"python/{platform.python_version()}"
         )
-        self._proxy = proxy_settings(proxy, os.environ)
         self._proxy.check_plain_http(self.base_url, allow_insecure_http)
         self._trusted: set[tuple[str, str, int | None]] = {origin(self.base_url)}
         self._trusted_urls: list[URL] = []
@@ -681,9 +693,13 @@ def _redaction(token: Secret | None) -> Callable[[str], str]:
     return redact
 
 
-def _secret_token(token: str | None) -> Secret | None:
-    """``token`` (else ``$SENTRY_AUTH_TOKEN``) stripped, or ``None`` when there is none."""
-    raw = token if token is not None else os.environ.get("SENTRY_AUTH_TOKEN")
+def _secret_token(token: object) -> Secret | TypeError | None:
+    """``token`` (else ``$SENTRY_AUTH_TOKEN``) stripped, ``None`` when there is none, or the
+    error refusing one that is not a string (``bytes`` read from a file): returned, for
+    the caller to raise once no local holds the value."""
+    if token is not None and not isinstance(token, str):
+        return TypeError(f"token must be a string or None (got {type(token).__name__})")
+    raw = token if isinstance(token, str) else os.environ.get("SENTRY_AUTH_TOKEN")
     raw = raw.strip() if raw is not None else None
     return Secret(raw) if raw else None
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import dataclasses
+import traceback
 import weakref
 from collections import deque
 from collections.abc import (
@@ -34,7 +35,7 @@ from multidict import MultiMapping
 from ._protocol.cursors import DEFAULT_MAX_STALE_PAGES, CursorWalk, Position, Step
 from ._protocol.links import link_header
 from ._protocol.ratelimit import RateLimitInfo
-from .errors import ClientClosed, OversizedPage
+from .errors import ClientClosed, OversizedPage, SentryError
 from .hooks import Abandoning
 
 __all__ = ["AUTOMATIC_PREFETCH", "Page", "Paginator", "Position"]
@@ -333,10 +334,14 @@ class Paginator(Generic[T], AsyncIterator[T]):
                     items = items[step.start : step.stop]
                 self._step, self._after = step, after
                 page: Page[T] = _page(step, items, raw)
+                del step, after  # not locals of a later error's traceback: see _forget_walk
                 yield page
                 # Drop this page before fetching the next: two pages alive at once double
                 # the memory and push every decoded item into the older GC generations.
                 del raw, items, page
+        except BaseException as exc:
+            _forget_walk(exc)
+            raise
         finally:
             await fetched.aclose()
 
@@ -531,14 +536,17 @@ class Paginator(Generic[T], AsyncIterator[T]):
                 items = raw.items
                 if step.start or step.stop < len(items):
                     items = items[step.start : step.stop]
-                del raw
                 self._step, self._after = step, after
+                del raw, step, after  # not locals of a later error's traceback: see _forget_walk
                 self._inside = inside = iter(items)
                 self._inside_size = len(items)
                 for item in inside:
                     yield item
                 self._inside = None
                 del items, inside  # one page alive at a time, as in pages()
+        except BaseException as exc:
+            _forget_walk(exc)
+            raise
         finally:
             # A loop left by ``break`` is finalized later, maybe while a newer iteration of
             # this paginator runs: the state is that one's then, not to be touched.
@@ -600,6 +608,20 @@ class Paginator(Generic[T], AsyncIterator[T]):
             return None
         finally:
             await iterator.aclose()
+
+
+def _forget_walk(error: BaseException) -> None:
+    """Drop the locals of the frames ``error`` came up through on its way out of a walk.
+
+    Many hold a cursor as the server sent it (the walk's steps and positions, the page
+    request's query and URL), and a server may have echoed the token in it: a traceback
+    printed with locals (sentry-sdk, rich, ``pytest --showlocals``) would show it. Only for
+    the library's own errors and for cancellations: an error of the caller's code (an
+    ``item_id``) keeps its frames for them to debug. Every frame below has returned by
+    now (a read-ahead's task ends before its walk does); :func:`traceback.clear_frames`
+    leaves alone one still running, and the traceback keeps its lines."""
+    if isinstance(error, SentryError) or not isinstance(error, Exception):
+        traceback.clear_frames(error.__traceback__)
 
 
 def _refuse(walk: CursorWalk, more_than: int) -> NoReturn:

@@ -25,6 +25,7 @@ __all__ = [
     "bypasses",
     "proxies_from_env",
     "proxy_settings",
+    "proxy_settings_or_error",
     "safe_proxy_url",
     "tunnel_refusal_is_final",
 ]
@@ -83,8 +84,11 @@ def safe_proxy_url(url: URL) -> str:
     return str(url.with_user(None).with_password(None).with_path("").with_query(None))
 
 
-def _parse_proxy(value: str, source: str) -> tuple[URL, str | None]:
-    """The proxy's URL without credentials and a ``Proxy-Authorization`` value for them."""
+def _parse_proxy(value: str, source: str) -> tuple[URL, str | None] | str:
+    """The proxy's URL without credentials and a ``Proxy-Authorization`` value for them,
+    or why ``value`` is refused, naming only its scheme: returned, not raised, since a
+    traceback printed with its frames' locals would show this frame's, the password's
+    among them."""
     text = value.strip()
     if "://" not in text:
         text = "http://" + text  # "proxy:3128", as urllib and curl accept it
@@ -92,12 +96,9 @@ def _parse_proxy(value: str, source: str) -> tuple[URL, str | None]:
         url = URL(text)
         host = url.host  # decoded here: a name that fails IDNA raises UnicodeError
     except (TypeError, ValueError):
-        raise ValueError(f"{source} is not a proxy URL") from None
+        return f"{source} is not a proxy URL"
     if url.scheme not in _SCHEMES or not host:
-        # Only the scheme is named: the value itself may hold a password.
-        raise ValueError(
-            f"{source} must be an http:// or https:// proxy URL (got scheme {url.scheme!r})"
-        )
+        return f"{source} must be an http:// or https:// proxy URL (got scheme {url.scheme!r})"
     authorization = None
     if url.user is not None or url.password is not None:
         pair = f"{unquote(url.raw_user or '')}:{unquote(url.raw_password or '')}"
@@ -127,14 +128,11 @@ class ProxySettings:
         for scheme in _SCHEMES:
             value = proxies.get(scheme)
             if value:
-                try:
-                    url, authorization = _parse_proxy(
-                        value, source.format(scheme=scheme.upper())
-                    )
-                except ValueError as exc:
-                    self._invalid[scheme] = str(exc)
+                parsed = _parse_proxy(value, source.format(scheme=scheme.upper()))
+                if isinstance(parsed, str):
+                    self._invalid[scheme] = parsed
                     continue
-                self._urls[scheme] = url
+                self._urls[scheme], authorization = parsed
                 if authorization is not None:
                     self._auth[scheme] = authorization
         self._no_proxy = no_proxy
@@ -246,12 +244,27 @@ def proxy_settings(
     sends every request through that proxy; ``None`` goes direct whatever the environment
     says.
     """
+    settings = proxy_settings_or_error(proxy, environ)
+    # Neither is a local of a refusal's traceback: the URL may hold a password, and the
+    # environment, printed as a local, shows every variable.
+    del proxy, environ
+    if isinstance(settings, Exception):
+        raise settings
+    return settings
+
+
+def proxy_settings_or_error(
+    proxy: object, environ: Mapping[str, str]
+) -> ProxySettings | TypeError | ValueError:
+    """What :func:`proxy_settings` returns, or the error it raises, returned: for a caller
+    that raises it once none of its own locals holds the URL (``SentryClient()``)."""
     if proxy is None:
         return ProxySettings({})
     if proxy is ENVIRONMENT:
         found = proxies_from_env(environ)
         return ProxySettings(found, found.get("no"), source="${scheme}_PROXY")
-    if isinstance(proxy, str):
-        _parse_proxy(proxy, "proxy=")  # used for every request: refused at once
-        return ProxySettings({"http": proxy, "https": proxy}, source="proxy=")
-    raise TypeError(f"proxy must be a URL string or None (got {type(proxy).__name__})")
+    if not isinstance(proxy, str):
+        return TypeError(f"proxy must be a URL string or None (got {type(proxy).__name__})")
+    settings = ProxySettings({"http": proxy, "https": proxy}, source="proxy=")
+    refused = settings._invalid.get("https")  # used for every request: refused at once
+    return settings if refused is None else ValueError(refused)

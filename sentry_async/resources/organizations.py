@@ -147,7 +147,7 @@ class OrganizationsResource(OrganizationsAPI):
                             method="GET",
                             url=url,
                             type_name="Organization",
-                        ) from exc
+                        ) from None
                     if base != client.base_url:
                         _trust(client, str(base), keys.slug, keys.id)
                 link = _LAST_LINK
