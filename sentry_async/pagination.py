@@ -24,7 +24,7 @@ from collections.abc import (
     Hashable,
     Iterator,
 )
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from operator import length_hint
 from typing import Any, Generic, NoReturn, TypeVar, cast
 
@@ -244,6 +244,17 @@ class Paginator(Generic[T], AsyncIterator[T]):
     _inside: Iterator[T] | None = field(default=None, init=False, repr=False)
     """The iterator over the page being handed out item by item."""
     _inside_size: int = field(default=0, init=False, repr=False)
+
+    def __repr__(self) -> str:
+        """The dataclass's fields, the cursor's text blanked of the token: a position saved
+        from a server that echoed it in a cursor holds it as sent, and a paginator resumed
+        there is shown (as ``self`` in an error's locals too) without it."""
+        shown = ", ".join(
+            f"{f.name}={getattr(self, f.name)!r}" for f in fields(self) if f.repr
+        )
+        if self._redact is not None:
+            shown = self._redact(shown)
+        return f"{type(self).__name__}({shown})"
 
     def __post_init__(self) -> None:
         if self.limit is not None and self.limit < 0:

@@ -343,3 +343,17 @@ async def test_a_walk_cancelled_after_a_cursor_echoing_the_token_shows_none_of_i
             release.set()
     assert isinstance(error, TimeoutError)
     assert_hidden(everything_shown(error))
+
+
+async def test_a_paginator_resumed_at_a_cursor_echoing_the_token_does_not_show_it() -> None:
+    """A position saved from a walk whose server echoed the token in a cursor holds it as
+    sent (it must, to resume there); the paginator resumed from it is shown, in its repr and
+    as ``self`` in any later error's locals, with the token blanked out."""
+    from sentry_async import Position
+
+    async with SentryClient(TOKEN, base_url="http://127.0.0.1:9", retry=FAST) as client:
+        paginator = client.issues.list("acme").resume(Position(f"{TOKEN}:0:1", skip=3))
+        shown = repr(paginator)
+        assert paginator.cursor == f"{TOKEN}:0:1", "the cursor itself is kept as sent"
+    assert "Paginator(" in shown and "skip=3" in shown
+    assert_hidden(shown)
