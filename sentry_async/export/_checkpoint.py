@@ -56,7 +56,9 @@ class ProjectRef(msgspec.Struct, frozen=True):
 
 
 class SkippedProject(msgspec.Struct, frozen=True):
-    """A project that cannot be exported (an unusable slug or row), and why."""
+    """A project that is not exported, and why: an unusable slug or row, no access to it
+    (``hasAccess: false`` in a closed-membership org), or gone while it was exported.
+    Shown with the token blanked out."""
 
     id: str | None
     slug: str | None

@@ -218,8 +218,10 @@ class OrganizationBuilder:
         platform: str = "python",
         member: bool = True,
     ) -> ProjectBuilder:
-        """``member=False``: a project the token can see but whose teams the user is not
-        on; a call that names no project leaves it out, as Sentry does."""
+        """``member=False``: a project on none of the user's teams. In an org with open
+        membership (the default) the user may still read it; in a closed one the project is
+        listed with ``hasAccess: false`` and its own paths answer 403, as on Sentry. Either
+        way a call that names no project leaves it out, as Sentry does."""
         _check_slug("project", slug)
         if self._builder.data.project(self.record, slug) is not None:
             raise ValueError(f"project {slug!r} already exists in {self.record.slug!r}")
