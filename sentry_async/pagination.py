@@ -35,7 +35,7 @@ from multidict import MultiMapping
 from ._protocol.cursors import DEFAULT_MAX_STALE_PAGES, CursorWalk, Position, Step
 from ._protocol.links import link_header
 from ._protocol.ratelimit import RateLimitInfo
-from .errors import ClientClosed, OversizedPage, SentryError
+from .errors import ClientClosed, OversizedPage, PaginationError, SentryError
 from .hooks import Abandoning
 
 __all__ = ["AUTOMATIC_PREFETCH", "Page", "Paginator", "Position"]
@@ -244,6 +244,19 @@ class Paginator(Generic[T], AsyncIterator[T]):
     _inside: Iterator[T] | None = field(default=None, init=False, repr=False)
     """The iterator over the page being handed out item by item."""
     _inside_size: int = field(default=0, init=False, repr=False)
+    _begun: int = field(default=0, init=False, repr=False)
+    """Pages the current walk has begun to hand out, and their items (:attr:`_handed`):
+    what a walk continued after a failure counts against ``max_pages`` and ``limit``."""
+    _handed: int = field(default=0, init=False, repr=False)
+    _fetched_before: int = field(default=0, init=False, repr=False)
+    """Pages the iteration fetched before it was continued by this walk."""
+    _stepping: bool = field(default=False, init=False, repr=False)
+    """An :meth:`__anext__` is under way: a second one, or :meth:`aclose`, is refused."""
+    _failed: bool = field(default=False, init=False, repr=False)
+    """The iteration of :meth:`__anext__` ended in an error: the next call continues it."""
+    _stopped: PaginationError | None = field(default=None, init=False, repr=False)
+    """The error that ended it where its walk cannot go on, never raised itself (raised, it
+    would hold this paginator in its traceback): the next call raises a copy instead."""
 
     def __repr__(self) -> str:
         """The dataclass's fields, the cursor's text blanked of the token: a position saved
@@ -332,7 +345,7 @@ class Paginator(Generic[T], AsyncIterator[T]):
     def pages_fetched(self) -> int:
         """Requests sent by the current (or last) iteration."""
         if self._walk is not None:
-            return self._walk.pages
+            return self._fetched_before + self._walk.pages
         return self._driver.pages_fetched if self._driver is not None else 0
 
     async def pages(self) -> AsyncGenerator[Page[T], None]:
@@ -368,6 +381,7 @@ class Paginator(Generic[T], AsyncIterator[T]):
             redact=self._redact,
         )
         self._inside, self._after, self._driver = None, None, None
+        self._begun = self._handed = 0
         # Reading ahead runs an asyncio task: off asyncio (trio), one page at a time.
         if self.prefetch != 0 and _running_loop() is not None:
             pages = AUTOMATIC_PREFETCH if self.prefetch is None else self.prefetch
@@ -551,6 +565,8 @@ class Paginator(Generic[T], AsyncIterator[T]):
                 del raw, step, after  # not locals of a later error's traceback: see _forget_walk
                 self._inside = inside = iter(items)
                 self._inside_size = len(items)
+                self._begun += 1
+                self._handed += len(items)
                 for item in inside:
                     yield item
                 self._inside = None
@@ -580,22 +596,92 @@ class Paginator(Generic[T], AsyncIterator[T]):
         return iterator
 
     async def __anext__(self) -> T:
-        if self._iterator is None:
-            driver = self._driver = dataclasses.replace(self)
-            self._walk = self._inside = self._after = None
-            self._iterator = driver._items()
-        return await self._iterator.__anext__()
+        """The next item of the iteration driven by these calls (see :meth:`_begin`).
+
+        One consumer at a time: a call while another task's is under way is refused before
+        it changes anything (two at once would fail inside the iteration, unexplained)."""
+        if self._stepping:
+            raise RuntimeError(
+                "another task is already waiting for this paginator's next item: a paginator "
+                "has one consumer (hand its items on to other tasks, e.g. through "
+                "anyio.create_memory_object_stream, or give each task a paginator of its own)"
+            )
+        iterator = self._iterator
+        if iterator is None:
+            iterator = self._begin()
+        self._stepping = True
+        try:
+            return await iterator.__anext__()
+        except StopAsyncIteration:
+            raise
+        except BaseException as exc:
+            # The iteration is over (an async generator that raised is finished), but the
+            # stream is not: the next call continues it, rather than ending it there.
+            if self._iterator is iterator:
+                self._iterator = None
+                self._failed = True
+                if isinstance(exc, PaginationError):
+                    self._stopped = _afresh(exc)
+            raise
+        finally:
+            self._stepping = False
+
+    def _begin(self) -> AsyncGenerator[T, None]:
+        """A new iteration for :meth:`__anext__`: from the configured start; or, after one
+        that ended in an error, a fresh walk from where its consumer stands, as
+        ``resume(position)`` would, every item once. A :class:`PaginationError` (a cycle, a
+        run of stale pages: a walk started there again would repeat it) is raised again
+        instead, until :meth:`aclose`."""
+        if self._stopped is not None:
+            raise _afresh(self._stopped)
+        failed, self._failed = self._failed, False
+        before = self._driver
+        driver = self._driver = (
+            before._continued() if failed and before is not None else dataclasses.replace(self)
+        )
+        self._walk = self._inside = self._after = None
+        iterator = self._iterator = driver._items()
+        return iterator
+
+    def _continued(self) -> Paginator[T]:
+        """This walk, which failed between two pages, continued from its consumer's position
+        by a new one: ``limit`` and ``max_pages`` count what this one handed out."""
+        position = self.position
+        limit = None if self.limit is None else max(self.limit - self._handed, 0)
+        max_pages = None if self.max_pages is None else self.max_pages - self._begun
+        if max_pages is not None and max_pages < 1:
+            limit, max_pages = 0, None  # every page allowed was handed out: nothing is left
+        continued = dataclasses.replace(
+            self,
+            cursor=position.cursor,
+            skip=position.skip,
+            done=position.done,
+            limit=limit,
+            max_pages=max_pages,
+        )
+        continued._fetched_before = self.pages_fetched
+        return continued
 
     async def aclose(self) -> None:
         """End an iteration early and release what it holds, as ``contextlib.aclosing`` does.
 
         Leaving an ``async for`` with ``break`` leaves the generator for the garbage collector
         to finish; this finishes it now. Iterating again starts over from the configured start.
+        Refused, changing nothing, while another task waits for the iteration's next item: it
+        cannot be closed under its consumer, whose next call would start over.
         """
+        looping = self._looping
+        left = self._held if self._held is not None else looping() if looping else None
+        if self._stepping or getattr(left, "ag_running", False):
+            raise RuntimeError(
+                "aclose() was called while another task waits for this paginator's next "
+                "item: a paginator has one consumer, and its iteration cannot be closed "
+                "under it (cancel that task, whose iteration then ends where position says, "
+                "or close the paginator from it)"
+            )
         iterator, self._iterator = self._iterator, None
-        looping, self._looping = self._looping, None
-        held, self._held = self._held, None
-        left = held if held is not None else looping() if looping is not None else None
+        self._looping = self._held = None
+        self._failed, self._stopped = False, None
         for each in (iterator, left):
             if each is not None:
                 await each.aclose()
@@ -633,6 +719,15 @@ def _forget_walk(error: BaseException) -> None:
     leaves alone one still running, and the traceback keeps its lines."""
     if isinstance(error, SentryError) or not isinstance(error, Exception):
         traceback.clear_frames(error.__traceback__)
+
+
+def _afresh(error: PaginationError) -> PaginationError:
+    """A copy of ``error`` (its type, message and attributes) that was never raised: what a
+    paginator keeps, and raises, after an iteration it ended."""
+    copy = type(error).__new__(type(error))
+    copy.args = error.args
+    vars(copy).update(vars(error))
+    return copy
 
 
 def _refuse(walk: CursorWalk, more_than: int) -> NoReturn:
