@@ -80,7 +80,8 @@ class FanOut(Generic[K, T], AsyncIterator[tuple[K, T]]):
     :class:`StreamDone` per stream, inside the ``async with`` block only. It has one
     consumer: a task asking for an item while another waits for one gets a
     ``RuntimeError``. ``failures`` maps each failed stream's key to its
-    exception; ``completed`` maps each finished stream's key to its :class:`StreamDone`.
+    exception; ``completed`` maps each finished stream's key to its :class:`StreamDone`,
+    once the consumer has taken it (or left with nothing before it: see :func:`fan_out`).
     ``active``/``max_active`` and ``buffered``/``max_buffered`` are live counters for
     progress displays and tests.
     """
@@ -210,12 +211,15 @@ class FanOut(Generic[K, T], AsyncIterator[tuple[K, T]]):
         finally:
             self._closed = True
             self._inside = False
-            self._queue.clear()
-            # The open page's items are left over from cancelled streams, not theirs to
-            # hand out after the block.
-            self._page = None
-            self._chunk = _SPENT
-            self._budget.close_page()
+            try:
+                self._finish_taken()
+            finally:
+                self._queue.clear()
+                # The open page's items are left over from cancelled streams, not theirs
+                # to hand out after the block.
+                self._page = None
+                self._chunk = _SPENT
+                self._budget.close_page()
         if exc is None and self._error is not None and not self._error_delivered:
             # A failure the consumer never got to see is not swallowed.
             raise self._error
@@ -484,10 +488,30 @@ class FanOut(Generic[K, T], AsyncIterator[tuple[K, T]]):
                 for waiting in self._done_waiters:
                     release(waiting)
                 self._done_waiters.clear()
-            self.completed[wire.key] = wire
-            if self._on_done is not None:
-                self._on_done(wire)
+            self._finished(wire)
             return wire
+
+    def _finished(self, done: StreamDone[K]) -> None:
+        """The consumer has taken ``done``: its stream is complete, as far as it knows."""
+        self.completed[done.key] = done
+        if self._on_done is not None:
+            self._on_done(done)
+
+    def _finish_taken(self) -> None:
+        """As the block exits, take the end markers at the head of the queue: nothing is
+        left to hand out before them (the open page is used up), so the consumer took each
+        stream's last item before it left, and its next step would have taken them."""
+        page = self._page
+        if page is not None and length_hint(page):
+            return
+        queue = self._queue
+        while queue:
+            done = queue[0]
+            if not isinstance(done, StreamDone):
+                return
+            queue.popleft()
+            self._done_queued -= 1
+            self._finished(done)
 
     def _next_chunk(self, page: Iterator[T], left: int) -> T:
         """The first item of the open page's next chunk: up to :meth:`Budget.step` items,
@@ -557,8 +581,12 @@ def fan_out(
     ``errors="collect"``: a failed stream is recorded in ``merged.failures`` (and in its
     :class:`StreamDone`) and the others go on.
 
-    ``on_done`` is called in the consumer's task when a stream's :class:`StreamDone` is
-    dequeued, i.e. after the consumer has taken every item of that stream.
+    ``on_done`` is called in the consumer's task with a stream's :class:`StreamDone` when
+    the consumer takes it: at its next step after the stream's last item, or, when it leaves
+    the block before that step, as the block exits, for each stream that had ended with
+    every item merged before its end taken (the markers at the head of the queue). A stream
+    ended with items left untaken before its end, or not ended, gets no call.
+    ``merged.completed`` holds the same markers.
     """
     return FanOut(streams, concurrency=concurrency, buffer=buffer, errors=errors, on_done=on_done)
 

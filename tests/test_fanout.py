@@ -20,6 +20,7 @@ from sentry_async import NotFound, RetryPolicy, SentryClient, StreamDone, Stream
 from sentry_async._fanout_budget import Budget
 from sentry_async._fanout_events import stream_item
 from sentry_async._fanout_room import Room, event_type
+from sentry_async.fanout import ErrorMode, FanOut
 from sentry_async.hooks import HookEvent, Hooks
 from sentry_async.pagination import Paginator, RawPage
 from sentry_async.testing import FakeSentry, Fault, SeedConfig
@@ -1109,3 +1110,120 @@ async def test_iterating_after_the_block_is_refused() -> None:
     with anyio.fail_after(5):
         await _left_over(anext)
         await _left_over(lambda merged: anext(merged.events()))
+
+
+# -- on_done and completed when the consumer leaves ------------------------------------------
+
+
+async def _stuck() -> AsyncIterator[int]:
+    """A stream that gives nothing until the block ends it."""
+    await anyio.sleep_forever()
+    yield 0
+
+
+async def _settle() -> None:
+    """The consumer's own work after an item: the streams get to run."""
+    for _ in range(20):
+        await anyio.lowlevel.checkpoint()
+
+
+async def _take_and_leave(
+    streams: dict[str, Callable[[], Any]],
+    take: int,
+    *,
+    concurrency: int,
+    events: bool = False,
+    errors: ErrorMode = "raise",
+) -> tuple[list[StreamDone[str]], FanOut[str, int], list[int]]:
+    """Take ``take`` items of stream ``"a"``, let the streams run, and leave the block."""
+    called: list[StreamDone[str]] = []
+    got: list[int] = []
+    with anyio.fail_after(10):
+        async with fan_out(
+            streams, concurrency=concurrency, errors=errors, on_done=called.append
+        ) as merged:
+            source = merged.events() if events else merged
+            async for event in source:
+                if isinstance(event, StreamDone):
+                    continue
+                key, item = (event.key, event.item) if isinstance(event, StreamItem) else event
+                if key == "a":
+                    got.append(item)
+                    if len(got) == take:
+                        await _settle()
+                        break
+    return called, merged, got
+
+
+@pytest.mark.parametrize("events", [False, True])
+@pytest.mark.parametrize("concurrency", [1, 8])
+@pytest.mark.parametrize("kind", ["paginator", "items"])
+async def test_a_stream_whose_last_item_was_taken_is_done_when_the_consumer_leaves(
+    kind: str, concurrency: int, events: bool
+) -> None:
+    """Was: ``on_done`` ran, and ``completed`` was filled, only when a next step took the
+    stream's end marker: a consumer leaving right after the last item missed both."""
+    first = (lambda: _memory_paginator(3, 7)) if kind == "paginator" else _counting(21)
+    streams = {"a": first, "b": _stuck, "c": _stuck}
+    called, merged, got = await _take_and_leave(
+        streams, 21, concurrency=concurrency, events=events
+    )
+    assert got == list(range(21))
+    assert [done.key for done in called] == ["a"]
+    assert merged.completed == {"a": called[0]} and called[0].items == 21
+
+
+@pytest.mark.parametrize("kind", ["paginator", "items"])
+async def test_a_stream_with_an_item_left_untaken_is_not_done(kind: str) -> None:
+    first = (lambda: _memory_paginator(3, 7)) if kind == "paginator" else _counting(21)
+    called, merged, got = await _take_and_leave({"a": first}, 20, concurrency=1)
+    assert got == list(range(20))
+    assert called == [] and merged.completed == {}
+
+
+async def test_an_end_behind_another_streams_untaken_item_is_not_done() -> None:
+    """Only the end markers at the head of the queue: one behind an item never handed out
+    does not say that the consumer took everything before it."""
+    gave, queued = anyio.Event(), anyio.Event()
+
+    async def a() -> AsyncIterator[int]:
+        for i in range(3):
+            yield i
+        gave.set()
+        await queued.wait()
+
+    async def b() -> AsyncIterator[int]:
+        await gave.wait()
+        yield 100
+        queued.set()
+        await anyio.sleep_forever()
+
+    called: list[StreamDone[str]] = []
+    got: list[int] = []
+    with anyio.fail_after(10):
+        async with fan_out({"a": a, "b": b}, concurrency=2, on_done=called.append) as merged:
+            async for key, item in merged:
+                assert key == "a"
+                got.append(item)
+                if len(got) == 3:
+                    await queued.wait()
+                    await _settle()
+                    assert merged._done_queued == 1, "a's end is queued, behind b's item"
+                    break
+    assert got == [0, 1, 2]
+    assert called == [] and merged.completed == {}
+
+
+async def test_collected_failures_whose_items_were_taken_are_done_when_leaving() -> None:
+    async def partial() -> AsyncIterator[int]:
+        yield 1
+        yield 2
+        raise RuntimeError("boom")
+
+    called, merged, got = await _take_and_leave(
+        {"a": partial, "b": _stuck}, 2, concurrency=8, errors="collect"
+    )
+    assert got == [1, 2]
+    assert [done.key for done in called] == ["a"]
+    assert not called[0].ok and called[0].items == 2
+    assert merged.completed == {"a": called[0]} and "a" in merged.failures
