@@ -186,7 +186,8 @@ class Paginator(Generic[T], AsyncIterator[T]):
     ``cursor``/``skip``/``done`` start from a saved :class:`Position` (:meth:`resume` takes
     one whole); ``limit`` caps the number of items; ``max_pages`` caps requests. After any
     run, :attr:`position` says where to resume. A paginator can be iterated again; each
-    iteration starts from its configured start.
+    iteration starts from its configured start (``anext(paginator)`` after one that raised
+    goes on from :attr:`position` instead: see :meth:`__anext__`).
 
     Every list method returns its typed paginator; :meth:`raw` turns it into the same stream
     of undecoded item bytes, and :meth:`as_type` into the same stream decoded as your own
@@ -535,7 +536,12 @@ class Paginator(Generic[T], AsyncIterator[T]):
                     if got is None and (got := await ready.take()) is None:
                         break
                     if isinstance(got, BaseException):
-                        raise got
+                        try:
+                            raise got
+                        finally:
+                            # Not a local of its own traceback: that cycle would keep a
+                            # paginator dropped after the error for the cyclic collector.
+                            del got
                     room.give()
                     if not walk.finished:
                         send_early()
@@ -596,7 +602,13 @@ class Paginator(Generic[T], AsyncIterator[T]):
         return iterator
 
     async def __anext__(self) -> T:
-        """The next item of the iteration driven by these calls (see :meth:`_begin`).
+        """The next item of the iteration these calls drive, from the configured start.
+
+        A call that raised (a fetch's error, a caller's timeout) ends that iteration, not
+        the stream: the next call goes on from :attr:`position` with a fresh walk, as
+        ``resume(position)`` would, so an interruption never looks like the end. After a
+        :class:`PaginationError` (a cycle, a run of stale pages: a walk started there again
+        would repeat it) each call raises it again instead, until :meth:`aclose`.
 
         One consumer at a time: a call while another task's is under way is refused before
         it changes anything (two at once would fail inside the iteration, unexplained)."""
@@ -627,11 +639,8 @@ class Paginator(Generic[T], AsyncIterator[T]):
             self._stepping = False
 
     def _begin(self) -> AsyncGenerator[T, None]:
-        """A new iteration for :meth:`__anext__`: from the configured start; or, after one
-        that ended in an error, a fresh walk from where its consumer stands, as
-        ``resume(position)`` would, every item once. A :class:`PaginationError` (a cycle, a
-        run of stale pages: a walk started there again would repeat it) is raised again
-        instead, until :meth:`aclose`."""
+        """A new iteration for :meth:`__anext__`: from the configured start, or continuing
+        one that ended in an error (a :class:`PaginationError` is raised again instead)."""
         if self._stopped is not None:
             raise _afresh(self._stopped)
         failed, self._failed = self._failed, False

@@ -9,6 +9,8 @@ refused with a clear error before anything changes, never a silent restart.
 from __future__ import annotations
 
 import asyncio
+import gc
+import weakref
 
 import anyio
 import anyio.lowlevel
@@ -161,6 +163,7 @@ async def test_limit_and_max_pages_count_what_came_before_the_failure() -> None:
     assert failures == 1 and got == list(range(30))
     assert capped.position.cursor == "30" and not capped.position.done
     assert capped_source.requests == [None, "10", "10", "20"], "three pages, one retried"
+    assert capped.pages_fetched == 3
 
 
 async def test_a_pagination_error_is_raised_again_not_continued() -> None:
@@ -188,6 +191,43 @@ async def test_a_pagination_error_is_raised_again_not_continued() -> None:
     await paginator.aclose()
     assert await anext(paginator) == 1 + sent, "after aclose(), it starts over"
     await paginator.aclose()
+
+
+def _repeating() -> Paginator[int]:
+    """A stream whose second page sends back the cursor it was asked with."""
+
+    async def fetch(cursor: str | None, size: int | None) -> RawPage:
+        return RawPage(items=[1], link=_link("a", True))
+
+    return Paginator[int](fetch, page_size=PAGE, prefetch=0)
+
+
+@pytest.mark.parametrize("failure", [Flaky, PaginationError])
+async def test_a_paginator_dropped_after_a_failure_is_freed_at_once(
+    failure: type[Exception],
+) -> None:
+    """What it keeps to go on (or to raise again) holds no traceback, whose frames would
+    hold the paginator: dropped, it is freed without the cyclic collector."""
+    before = _others()
+    if failure is Flaky:
+        paginator, taken = Paginator[int](Source(95, fail_at=2), page_size=PAGE, prefetch=2), 20
+    else:
+        paginator, taken = _repeating(), 1
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        for _ in range(taken):
+            await anext(paginator)
+        with pytest.raises(failure):
+            await anext(paginator)
+        gone = weakref.ref(paginator)
+        del paginator
+        assert gone() is None
+    finally:
+        if collecting:
+            gc.enable()
+    await _settle()
+    assert _others() == before
 
 
 async def test_the_next_anext_after_aclose_starts_over_not_continues() -> None:
