@@ -10,7 +10,7 @@ import msgspec
 from multidict import MultiMapping
 from yarl import URL
 
-from ._decoding import MAX_BOUNDED_ITEMS, data_within, decode_items
+from ._decoding import MAX_BOUNDED_ITEMS, data_within, decode_body, decode_items, no_body
 from ._protocol.cursors import OVERSIZE_FACTOR, BodyFingerprints
 from ._protocol.hosts import endpoint_group
 from ._protocol.links import LinkHeaderError, link_header, page_links
@@ -77,6 +77,12 @@ def page_fetchers(
 
             def parse(response: Response) -> tuple[Response, Any]:
                 body = response.body
+                if not body or body.isspace():
+                    # Sentry renders an empty page as ``[]`` (or its envelope), never as
+                    # nothing: no body is a page cut short (a connection closed after the
+                    # headers), resent as one. Whatever the page type allows, its decoding
+                    # below refuses a blank body the same way.
+                    no_body(response, decode_type)
                 if limit is None or not plain_list:
                     if (
                         limit is not None
@@ -85,9 +91,7 @@ def page_fetchers(
                         and not data_within(response, limit)
                     ):
                         return response, None
-                    return response, client._decode_or_resend(response, decode_type, [])
-                if not body or body.isspace():
-                    return response, []
+                    return response, decode_body(response, decode_type, resend=True)
                 # More items than the walk allows (OversizedPage) are refused unbuilt.
                 return response, decode_items(response, item_type, limit)
 

@@ -94,7 +94,7 @@ LINK = (
 
 def _empty_second_page(url: list[str]) -> Handler:
     """Page one holds two issues and promises more; the page after it is a ``200`` with an
-    empty body and no ``Link`` (a misbehaving proxy or load balancer)."""
+    empty list and no ``Link`` (a misbehaving proxy or load balancer)."""
 
     async def handle(request: web.Request) -> web.StreamResponse:
         if "/projects/" in request.path:
@@ -103,7 +103,7 @@ def _empty_second_page(url: list[str]) -> Handler:
             return web.json_response(
                 [{"id": "1"}, {"id": "2"}], headers={"Link": LINK.format(url=url[0])}
             )
-        return web.Response(body=b"", content_type="application/json")
+        return web.json_response([])
 
     return handle
 

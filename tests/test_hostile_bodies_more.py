@@ -1,0 +1,219 @@
+"""More hostile bodies: a list page answered with no body at all.
+
+Each server is a small aiohttp app on 127.0.0.1 (or the bundled fake with a fault) whose
+answers the test scripts; every loop is bounded and every test bounded in time.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from datetime import timedelta
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import anyio
+import msgspec
+import pytest
+from _local_server import local_app
+from aiohttp import web
+
+from sentry_async import DecodeError, Position, RetryPolicy, SentryClient
+from sentry_async.api._support import data_envelope, data_page
+from sentry_async.cli import main
+from sentry_async.export import (
+    CHECKPOINT_NAME,
+    MANIFEST_NAME,
+    ExportDecodeError,
+    ExportSpec,
+    export,
+)
+from sentry_async.testing import FakeSentry, Fault, SeedConfig
+from sentry_async.testing.pytest_plugin import FIXED_NOW
+
+pytestmark = pytest.mark.anyio
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+FAST = RetryPolicy(attempts=3, backoff_base=0.01, backoff_max=0.02)
+MiB = 1024 * 1024
+
+
+@asynccontextmanager
+async def hostile(handle: Handler) -> AsyncIterator[tuple[str, list[str]]]:
+    """Serve ``handle`` on 127.0.0.1; yields the base URL and the requests' path and query."""
+    seen: list[str] = []
+
+    async def record(request: web.Request) -> web.StreamResponse:
+        seen.append(request.path_qs)
+        return await handle(request)
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", record)
+    async with local_app(app) as url:
+        yield url, seen
+
+
+# Bug: an empty 200 body on a list page was an empty page: the list, or one page of it,
+# was lost without an error, and an export said it was complete.
+
+
+def _empty(body: bytes) -> Handler:
+    async def handle(request: web.Request) -> web.StreamResponse:
+        return web.Response(body=body, content_type="application/json")
+
+    return handle
+
+
+LISTS: dict[str, Callable[[SentryClient], Any]] = {
+    "plain": lambda c: c.paginate("/things/"),
+    "bounded": lambda c: c.paginate("/things/", page_size=2),
+    "raw": lambda c: c.paginate("/things/", page_size=2).raw(),
+    "unpaginated": lambda c: c.paginate("/things/", unpaginated=True),
+    "data-envelope": lambda c: c.paginate(
+        "/things/", envelope=data_envelope, page_type=data_page
+    ),
+    "data-envelope-bounded": lambda c: c.paginate(
+        "/things/", page_size=2, envelope=data_envelope, page_type=data_page
+    ),
+    "discover": lambda c: c.discover.query("acme", fields=["title"]),
+    "projects.list": lambda c: c.projects.list("acme"),
+    "issues.list": lambda c: c.issues.list("acme"),
+}
+
+
+@pytest.mark.parametrize("body", [b"", b" \r\n\t "], ids=["empty", "blank"])
+@pytest.mark.parametrize("shape", list(LISTS))
+async def test_a_list_page_with_no_body_is_resent_then_a_decode_error(
+    shape: str, body: bytes
+) -> None:
+    """Sentry renders an empty page as ``[]`` (or its envelope), never as nothing: no body
+    is a body cut short, resent, then a :class:`DecodeError` rather than an empty list."""
+    async with (
+        hostile(_empty(body)) as (url, seen),
+        SentryClient("t", base_url=url, retry=FAST) as client,
+    ):
+        with anyio.fail_after(20), pytest.raises(DecodeError, match="no body"):
+            await LISTS[shape](client).collect()
+    assert len(seen) == FAST.attempts, "resent as a body cut short"
+
+
+def _pages(empty_answers: int | None) -> Handler:
+    """Three pages of three items; page 1's first ``empty_answers`` answers (``None``:
+    every one) carry its ``Link`` but no body, as a connection closed after the headers."""
+    answered = [0]
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        page = int(request.query.get("cursor") or "0")
+        more = "true" if page < 2 else "false"
+        link = (
+            f'<{request.url}>; rel="previous"; results="false"; cursor="", '
+            f'<{request.url}>; rel="next"; results="{more}"; cursor="{page + 1}"'
+        )
+        headers = {"Link": link}
+        if page == 1:
+            answered[0] += 1
+            if empty_answers is None or answered[0] <= empty_answers:
+                return web.Response(body=b"", headers=headers, content_type="application/json")
+        items = [{"id": f"{page}-{i}"} for i in range(3)]
+        return web.json_response(items, headers=headers)
+
+    return handle
+
+
+ALL = [f"{page}-{i}" for page in range(3) for i in range(3)]
+
+
+async def test_a_page_with_no_body_mid_stream_is_fetched_again_not_skipped() -> None:
+    async with (
+        hostile(_pages(1)) as (url, seen),
+        SentryClient("t", base_url=url, retry=FAST) as client,
+    ):
+        paginator = client.paginate("/things/", page_size=3, prefetch=0)
+        with anyio.fail_after(20):
+            items = await paginator.collect()
+    assert [item["id"] for item in items] == ALL
+    assert paginator.position.done
+    assert sum("cursor=1" in path for path in seen) == 2
+
+
+async def test_a_page_never_answered_with_a_body_stops_the_walk_where_it_was() -> None:
+    async with (
+        hostile(_pages(None)) as (url, _),
+        SentryClient("t", base_url=url, retry=FAST) as client,
+    ):
+        paginator = client.paginate("/things/", page_size=3, prefetch=0)
+        items: list[Any] = []
+
+        async def walk() -> None:
+            async for item in paginator:
+                items.append(item)
+
+        with anyio.fail_after(20), pytest.raises(DecodeError, match="no body"):
+            await walk()
+    assert [item["id"] for item in items] == ALL[:3]
+    assert paginator.position == Position("1"), "resumable at the page that had no body"
+
+
+DATA = SeedConfig(
+    orgs=1, projects_per_org=2, issues_per_project=6, events_per_issue=(1, 3), days=20
+)
+ORG = "org-0"
+END = FIXED_NOW - timedelta(hours=5)
+START = END - timedelta(days=14)
+Factory = Callable[..., Awaitable[FakeSentry]]
+
+
+def _checkpoint(directory: Path) -> dict[str, Any]:
+    return msgspec.json.decode((directory / CHECKPOINT_NAME).read_bytes())  # type: ignore[no-any-return]
+
+
+async def test_an_export_meeting_a_list_with_no_body_stops_unfinished_and_resumes(
+    fake_sentry_factory: Factory, tmp_path: Path
+) -> None:
+    server = await fake_sentry_factory(scale=DATA)
+    out = tmp_path / "out"
+    spec = ExportSpec(kind="issues", org=ORG, query="", start=START, end=END, page_size=2)
+    async with SentryClient(server.token, base_url=server.url, retry=FAST) as client:
+        with anyio.fail_after(30):
+            clean = await export(client, spec, tmp_path / "clean")
+        # A proxy answers every list page with a 200 and no body.
+        fault = server.faults.add(
+            Fault("status", status=200, body=b"", path="/issues/$", times=None)
+        )
+        with anyio.fail_after(30), pytest.raises(ExportDecodeError, match="no body"):
+            await export(client, spec, out, concurrency=1)
+        assert not (out / MANIFEST_NAME).exists()
+        assert not any(s["done"] for s in _checkpoint(out)["streams"].values())
+        fault.times = fault.fired
+        with anyio.fail_after(30):
+            manifest = await export(client, spec, out, resume=True)
+    assert manifest.items == clean.items > 2
+    for name in ("project-0-0.jsonl", "project-0-1.jsonl"):
+        assert (out / name).read_bytes() == (tmp_path / "clean" / name).read_bytes()
+
+
+async def _cli(argv: Sequence[str]) -> tuple[int, str]:
+    """``main(argv)`` in a worker thread; the exit code and stderr."""
+    out, err = io.StringIO(), io.StringIO()
+    with anyio.fail_after(30):
+        code = await anyio.to_thread.run_sync(partial(main, list(argv), stdout=out, stderr=err))
+    return code, err.getvalue()
+
+
+async def test_the_cli_export_of_a_list_with_no_body_fails_and_says_how_to_resume(
+    fake_sentry_factory: Factory, tmp_path: Path
+) -> None:
+    server = await fake_sentry_factory(scale=DATA)
+    out = tmp_path / "out"
+    token = tmp_path / "token"
+    token.write_text(server.token)
+    server.faults.add(Fault("status", status=200, body=b"", path="/events/$", times=None))
+    argv = ["export", "events", "--org", ORG, "--project", "project-0-0", "--output", str(out),
+            "--base-url", server.url, "--since", START.isoformat(), "--until", END.isoformat(),
+            "--token-file", str(token), "--quiet"]  # fmt: skip
+    code, err = await _cli(argv)
+    assert code == 1, err
+    assert "no body" in err and "resume" in err and "Traceback" not in err
+    assert not (out / MANIFEST_NAME).exists()
