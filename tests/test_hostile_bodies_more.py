@@ -1,4 +1,5 @@
-"""More hostile bodies: a list page answered with no body at all.
+"""More hostile bodies: a list page answered with no body at all, and a gzip body of many
+tiny members.
 
 Each server is a small aiohttp app on 127.0.0.1 (or the bundled fake with a fault) whose
 answers the test scripts; every loop is bounded and every test bounded in time.
@@ -6,7 +7,10 @@ answers the test scripts; every loop is bounded and every test bounded in time.
 
 from __future__ import annotations
 
+import gzip
 import io
+import json
+import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import timedelta
@@ -20,7 +24,20 @@ import pytest
 from _local_server import local_app
 from aiohttp import web
 
-from sentry_async import DecodeError, Position, RetryPolicy, SentryClient
+from sentry_async import (
+    ConnectionFailed,
+    DecodeError,
+    Position,
+    RetryPolicy,
+    SentryClient,
+)
+from sentry_async._protocol import body as body_module
+from sentry_async._protocol.body import (
+    INPUT_SLICE,
+    MAX_GZIP_MEMBERS,
+    BodyReader,
+    CorruptBody,
+)
 from sentry_async.api._support import data_envelope, data_page
 from sentry_async.cli import main
 from sentry_async.export import (
@@ -217,3 +234,107 @@ async def test_the_cli_export_of_a_list_with_no_body_fails_and_says_how_to_resum
     assert code == 1, err
     assert "no body" in err and "resume" in err and "Traceback" not in err
     assert not (out / MANIFEST_NAME).exists()
+
+
+# Bug: a gzip body of many tiny members inflated in quadratic time, the loop blocked: after
+# each member's end zlib copied all the rest of the body, handed to it whole, as unused.
+
+EMPTY_MEMBER = gzip.compress(b"")
+
+
+class _CountingInflater:
+    """A ``zlib`` decompressor that records how many compressed bytes each call is given."""
+
+    def __init__(self, inner: Any, calls: list[int]) -> None:
+        self._inner = inner
+        self._calls = calls
+
+    def decompress(self, data: bytes, max_length: int = 0) -> bytes:
+        self._calls.append(len(data))
+        return self._inner.decompress(data, max_length)  # type: ignore[no-any-return]
+
+    def flush(self) -> bytes:
+        return self._inner.flush()  # type: ignore[no-any-return]
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
+def _counting_zlib(monkeypatch: pytest.MonkeyPatch) -> tuple[list[int], list[int]]:
+    """Inflaters that count their input: each call's input size, and one entry per member."""
+    calls: list[int] = []
+    members: list[int] = []
+
+    class Zlib:
+        error = zlib.error
+        MAX_WBITS = zlib.MAX_WBITS
+
+        @staticmethod
+        def decompressobj(wbits: int = zlib.MAX_WBITS) -> _CountingInflater:
+            members.append(wbits)
+            return _CountingInflater(zlib.decompressobj(wbits=wbits), calls)
+
+    monkeypatch.setattr(body_module, "zlib", Zlib)
+    return calls, members
+
+
+@pytest.mark.parametrize("fed", ["whole", "chunks"])
+def test_gzip_members_are_inflated_in_work_linear_in_the_body(
+    monkeypatch: pytest.MonkeyPatch, fed: str
+) -> None:
+    """Each call hands the inflater at most a bounded slice, so what a member's end leaves
+    over (and zlib copies) is bounded too: the work is the body plus a slice per member."""
+    calls, members = _counting_zlib(monkeypatch)
+    count = MAX_GZIP_MEMBERS - 1
+    packed = EMPTY_MEMBER * count + gzip.compress(b'[{"id": "1"}]')
+    reader = BodyReader(limit=MiB, content_length=len(packed), encoding="gzip")
+    if fed == "whole":
+        decoded = reader.whole(packed)
+    else:
+        for start in range(0, len(packed), 65536):
+            reader.feed(packed[start : start + 65536])
+        decoded = reader.finish()
+    assert json.loads(decoded) == [{"id": "1"}]
+    assert len(members) == count + 1
+    assert max(calls) <= INPUT_SLICE < len(packed)
+    assert sum(calls) <= len(packed) + len(members) * INPUT_SLICE
+
+
+def test_a_gzip_body_of_more_members_than_any_server_sends_is_corrupt(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _, members = _counting_zlib(monkeypatch)
+    allowed = EMPTY_MEMBER * (MAX_GZIP_MEMBERS - 1) + gzip.compress(b"[]")
+    assert BodyReader(limit=MiB, content_length=None, encoding="gzip").whole(allowed) == b"[]"
+    members.clear()
+    packed = EMPTY_MEMBER * (4 * MAX_GZIP_MEMBERS) + gzip.compress(b"[]")
+    with pytest.raises(CorruptBody, match=f"more than {MAX_GZIP_MEMBERS:,} gzip members"):
+        BodyReader(limit=MiB, content_length=len(packed), encoding="gzip").whole(packed)
+    assert len(members) == MAX_GZIP_MEMBERS, "refused at the first member past the cap"
+    streamed = BodyReader(limit=None, content_length=None, encoding="gzip")
+
+    def stream() -> None:
+        for start in range(0, len(packed), 4096):
+            list(streamed.pieces(packed[start : start + 4096]))
+
+    with pytest.raises(CorruptBody, match="gzip members"):
+        stream()
+
+
+async def test_a_response_of_a_million_bytes_of_gzip_members_fails_fast() -> None:
+    """1 MiB of empty members with a ``Content-Length`` (inflated in one call): a
+    :class:`ConnectionFailed` after its attempts, not seconds of a frozen loop each."""
+    packed = EMPTY_MEMBER * (MiB // len(EMPTY_MEMBER)) + gzip.compress(b"[]")
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        return web.Response(
+            body=packed, headers={"Content-Encoding": "gzip", "Content-Type": "application/json"}
+        )
+
+    async with (
+        hostile(handle) as (url, seen),
+        SentryClient("t", base_url=url, retry=FAST) as client,
+    ):
+        with anyio.fail_after(30), pytest.raises(ConnectionFailed, match="gzip members"):
+            await client.request("GET", "/things/")
+    assert len(seen) == FAST.attempts

@@ -4,8 +4,10 @@ The cap holds after decompression: gzip and deflate are inflated here, a bounded
 a time, rather than by aiohttp (whose inflation of one network chunk is not bounded in
 every version the dependency allows), so a small compressed body cannot expand into
 gigabytes in memory before anyone counts it. A gzip body is read to its last member, as
-``gzip -d`` and aiohttp read it (RFC 1952 2.2); ``deflate`` is a single stream, and
-anything after its end means the body was mangled on the way.
+``gzip -d`` and aiohttp read it (RFC 1952 2.2), up to :data:`MAX_GZIP_MEMBERS` members;
+``deflate`` is a single stream, and anything after its end means the body was mangled on
+the way. The inflater is handed a bounded slice of input at a time too, so that the work
+stays linear in the body's size.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from collections.abc import Iterator
 
 __all__ = [
     "ACCEPT_ENCODING",
+    "INPUT_SLICE",
+    "MAX_GZIP_MEMBERS",
     "BodyReader",
     "BodyTooLarge",
     "CorruptBody",
@@ -23,6 +27,17 @@ __all__ = [
 
 _SLICE = 1024 * 1024
 """The most one step of inflating yields when no cap bounds the body (a download)."""
+
+INPUT_SLICE = 4096
+"""The most compressed bytes one step of inflating is handed. Once a gzip member ends, zlib
+copies all the input left over into ``unused_data``: a body of many tiny members handed
+whole cost work quadratic in its size (4 MiB of empty members: 43 s with the event loop
+blocked); a slice at a time, it costs the body plus at most a slice per member."""
+
+MAX_GZIP_MEMBERS = 1000
+"""The most gzip members a body may hold (:class:`CorruptBody` past it). A server or proxy
+that compresses a response writes one member; thousands are a body built to cost work, not
+one that carries more (each empty member is 20 bytes of nothing)."""
 
 _GZIP = 16 + zlib.MAX_WBITS
 
@@ -57,7 +72,16 @@ class BodyReader:
     ``""`` when the body is to be kept as sent.
     """
 
-    __slots__ = ("_fed", "_inflater", "_limit", "_members", "_parts", "_size", "_undecided")
+    __slots__ = (
+        "_count",
+        "_fed",
+        "_inflater",
+        "_limit",
+        "_members",
+        "_parts",
+        "_size",
+        "_undecided",
+    )
 
     def __init__(self, *, limit: int | None, content_length: int | None, encoding: str) -> None:
         if limit is not None and content_length is not None and content_length > limit:
@@ -72,6 +96,8 @@ class BodyReader:
         self._undecided: bytearray | None = None
         self._members = False
         """Whether another gzip member may follow the end of one (gzip, not deflate)."""
+        self._count = 1
+        """The gzip members begun so far."""
         name = encoding.strip().lower()
         if name in ("gzip", "x-gzip"):
             self._inflater = zlib.decompressobj(wbits=_GZIP)
@@ -101,15 +127,19 @@ class BodyReader:
             chunk = bytes(self._undecided)
             self._undecided = None
             self._inflater = zlib.decompressobj(wbits=_deflate_wbits(chunk))
-        inflater = self._inflater
-        if inflater is None:
+        if self._inflater is None:
             if chunk:
                 yield chunk
             return
-        data = chunk
-        self._fed = self._fed or bool(data)
+        self._fed = self._fed or bool(chunk)
+        for start in range(0, len(chunk), INPUT_SLICE):
+            # The inflater of the member the slice starts in (the last slice may end one).
+            yield from self._inflated(self._inflater, chunk[start : start + INPUT_SLICE])
+
+    def _inflated(self, inflater: zlib._Decompress, data: bytes) -> Iterator[bytes]:
+        """What a slice of at most :data:`INPUT_SLICE` compressed bytes inflates to."""
         if inflater.eof:
-            # The stream ended before this chunk: what follows is another member, or wrong.
+            # The stream ended before this slice: what follows is another member, or wrong.
             next_member = self._after_end(data)
             if next_member is None:
                 return
@@ -129,7 +159,7 @@ class BodyReader:
                 full = len(out) == room  # zlib may hold more output though no input is left
             if not inflater.eof or not inflater.unused_data:
                 return
-            # The stream ended inside this chunk: its bytes past the end are all in
+            # The stream ended inside this slice: its bytes past the end are all in
             # ``unused_data`` (``unconsumed_tail`` may repeat some of them).
             next_member = self._after_end(inflater.unused_data)
             if next_member is None:
@@ -148,6 +178,9 @@ class BodyReader:
         rest = rest.lstrip(b"\0")
         if not rest:
             return None
+        if self._count == MAX_GZIP_MEMBERS:
+            raise CorruptBody(f"response body has more than {MAX_GZIP_MEMBERS:,} gzip members")
+        self._count += 1
         inflater = self._inflater = zlib.decompressobj(wbits=_GZIP)
         return inflater, rest
 
