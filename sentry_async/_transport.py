@@ -459,9 +459,15 @@ class Transport(Exchange):
         return self._redactor.body(body)
 
     def _api_error(self, response: Response) -> SentryError:
+        # Only the start of the body an error keeps is redacted. The two redactions run one
+        # after the other, and only the proxy's lengthens a text: the sum of their reaches
+        # bounds the margin both need past the cut.
+        reach = self._redactor.reach + (self._proxy.reach if self._proxy is not None else 0)
         return build_api_error(
             response.status,
-            self._redact(response.body),
+            response.body,
+            redact=self._redact,
+            reach=reach,
             method=response.method,
             url=self._shown(response.url),
             rate_limit=response.rate_limit,

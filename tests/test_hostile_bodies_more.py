@@ -1,5 +1,5 @@
-"""More hostile bodies: a list page answered with no body at all, and a gzip body of many
-tiny members.
+"""More hostile bodies: a list page answered with no body at all, a gzip body of many tiny
+members, and a huge error body echoing the token.
 
 Each server is a small aiohttp app on 127.0.0.1 (or the bundled fake with a fault) whose
 answers the test scripts; every loop is bounded and every test bounded in time.
@@ -7,6 +7,7 @@ answers the test scripts; every loop is bounded and every test bounded in time.
 
 from __future__ import annotations
 
+import base64
 import gzip
 import io
 import json
@@ -17,6 +18,7 @@ from datetime import timedelta
 from functools import partial
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import anyio
 import msgspec
@@ -25,11 +27,14 @@ from _local_server import local_app
 from aiohttp import web
 
 from sentry_async import (
+    APIError,
     ConnectionFailed,
     DecodeError,
     Position,
     RetryPolicy,
     SentryClient,
+    SentryError,
+    ServerError,
 )
 from sentry_async._protocol import body as body_module
 from sentry_async._protocol.body import (
@@ -38,6 +43,7 @@ from sentry_async._protocol.body import (
     BodyReader,
     CorruptBody,
 )
+from sentry_async._protocol.errors import Redactor
 from sentry_async.api._support import data_envelope, data_page
 from sentry_async.cli import main
 from sentry_async.export import (
@@ -47,6 +53,7 @@ from sentry_async.export import (
     ExportSpec,
     export,
 )
+from sentry_async.sansio import MAX_ERROR_BODY, build_api_error
 from sentry_async.testing import FakeSentry, Fault, SeedConfig
 from sentry_async.testing.pytest_plugin import FIXED_NOW
 
@@ -338,3 +345,145 @@ async def test_a_response_of_a_million_bytes_of_gzip_members_fails_fast() -> Non
         with anyio.fail_after(30), pytest.raises(ConnectionFailed, match="gzip members"):
             await client.request("GET", "/things/")
     assert len(seen) == FAST.attempts
+
+
+# Bug: a huge error body was redacted whole, then cut to MAX_ERROR_BODY: 134-201 ms of
+# work with the event loop blocked per MiB it held, on every attempt.
+
+TOKEN = "sntrys_eyJpYXQiOjE3MDA/c2VjcmV0+dG9rZW4=_Kx9/Qm2ZrT"
+PROXY_PASSWORD = "pr0xy/s3cret"
+
+
+def _token_forms(secret: str) -> list[str]:
+    """Forms a server echoing a request sends the secret in, the longest per character
+    among them (``\\uXXXX``, ``&#x..;``)."""
+    return [
+        secret,
+        secret.replace("/", "\\/"),
+        "".join(f"\\u{ord(c):04x}" for c in secret),
+        quote(secret, safe=""),
+        "".join(f"&#x{ord(c):x};" for c in secret),
+        base64.b64encode(f"Bearer {secret}".encode()).decode(),
+    ]
+
+
+FORMS = _token_forms(TOKEN)
+
+
+def _pieces(text: str) -> set[bytes]:
+    """Every run of eight characters of ``text``: none may be shown."""
+    return {text[start : start + 8].encode() for start in range(len(text) - 7)}
+
+
+def _assert_hidden(shown: bytes, secrets: Sequence[str]) -> None:
+    for secret in secrets:
+        for form in _token_forms(secret):
+            for piece in _pieces(form):
+                assert piece not in shown, f"{piece!r} of {form[:12]!r}... shown"
+
+
+def _huge_page(size: int, secrets: Sequence[str]) -> bytes:
+    """An error page of ``size`` bytes echoing every secret many times: 200 times at the
+    start (blanked out, which shortens what comes after), then in every form, back to
+    back, from 4 KiB before the cut to 200 KiB past it, so that some form straddles the
+    cut and some the end of whatever start of the body is redacted."""
+    start = b"<html><body><pre>" + "".join(f"{s} " for s in secrets).encode() * 200
+    forms = "".join(f" {form}" for s in secrets for form in _token_forms(s)).encode()
+    zone = forms * (204 * 1024 // len(forms) + 1)
+    filler = b"." * (MAX_ERROR_BODY - 4096 - len(start))
+    page = start + filler + zone
+    return page + b"." * (size - len(page))
+
+
+def _recording_redaction(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The size of every text a :class:`Redactor` is handed."""
+    handed: list[int] = []
+    redact = Redactor.body
+
+    def body(self: Redactor, value: bytes) -> bytes:
+        handed.append(len(value))
+        return redact(self, value)
+
+    monkeypatch.setattr(Redactor, "body", body)
+    return handed
+
+
+async def test_only_the_kept_start_of_a_huge_error_body_is_redacted(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A 502 of 8 MiB: what is redacted is its first ``MAX_ERROR_BODY`` bytes and a margin,
+    whatever its size; the token is blanked out wherever it is, across the cut too."""
+    page = _huge_page(8 * MiB, [TOKEN])
+    handed = _recording_redaction(monkeypatch)
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        return web.Response(body=page, status=502, content_type="text/html")
+
+    async with (
+        hostile(handle) as (url, seen),
+        SentryClient(TOKEN, base_url=url, retry=FAST) as client,
+    ):
+        with anyio.fail_after(30), pytest.raises(ServerError) as caught:
+            await client.request("GET", "/things/")
+    assert len(seen) == FAST.attempts
+    assert handed and max(handed) <= MAX_ERROR_BODY + 64 * 1024 < len(page)
+    error = caught.value
+    assert error.data is None
+    assert MAX_ERROR_BODY - 64 * 1024 < len(error.body) <= MAX_ERROR_BODY
+    assert f"(error body of {len(page):,} bytes, cut to its first {MAX_ERROR_BODY:,}" in str(error)
+    assert str(error.detail).startswith("<html><body><pre>********")
+    _assert_hidden(error.body + str(error).encode() + repr(error).encode(), [TOKEN])
+
+
+async def test_a_proxy_password_straddling_the_cut_is_blanked_out_too(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The proxy's error page echoes its password and the token: the proxy's redaction
+    (which may lengthen a short password) and the token's both see a margin past the cut."""
+    page = _huge_page(3 * MiB, [PROXY_PASSWORD, TOKEN])
+    handed = _recording_redaction(monkeypatch)
+    authorized: list[str] = []
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        authorized.append(request.headers.get("Proxy-Authorization", ""))
+        return web.Response(body=page, status=502, content_type="text/html")
+
+    async with hostile(handle) as (proxy, _):
+        proxy_url = proxy.replace("http://", f"http://alice:{quote(PROXY_PASSWORD, safe='')}@")
+        async with SentryClient(
+            TOKEN, base_url="http://127.0.0.1:9/", proxy=proxy_url, retry=FAST
+        ) as client:
+            with anyio.fail_after(30), pytest.raises(ServerError) as caught:
+                await client.request("GET", "/things/")
+    assert authorized[0].startswith("Basic ")
+    assert max(handed) <= MAX_ERROR_BODY + 64 * 1024
+    _assert_hidden(caught.value.body + str(caught.value).encode(), [PROXY_PASSWORD, TOKEN])
+
+
+@pytest.mark.parametrize("size", [0, 200, MAX_ERROR_BODY - 1, MAX_ERROR_BODY])
+async def test_an_error_body_within_the_cap_is_kept_and_told_as_before(size: int) -> None:
+    """Redacted whole as before: the same body, detail, data and message."""
+    echoed = ", ".join(f'"{form}"' for form in FORMS)  # each form as a server wrote it
+    small = f'{{"detail": "bad token {TOKEN}", "echo": [{echoed}]}}'.encode()
+    page = small + b" " * (size - len(small)) if size >= len(small) else b""
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        return web.Response(body=page, status=400, content_type="application/json")
+
+    async with (
+        hostile(handle) as (url, _),
+        SentryClient(TOKEN, base_url=url, retry=FAST) as client,
+    ):
+        with anyio.fail_after(30), pytest.raises(SentryError) as caught:
+            await client.request("GET", "/things/")
+    redacted = Redactor(TOKEN).body(page)
+    expected = build_api_error(400, redacted, method="GET", url=f"{url}/api/0/things/")
+    error = caught.value
+    assert isinstance(error, APIError)
+    assert (str(error), error.body, error.detail, error.data) == (
+        str(expected),
+        expected.body,
+        expected.detail,
+        expected.data,
+    )
+    _assert_hidden(error.body, [TOKEN])

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import base64
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import msgspec
@@ -59,17 +59,20 @@ _STATUS_CLASSES: dict[int, type[APIError]] = {
 }
 
 
-def parse_error_body(body: bytes) -> tuple[str | ErrorDetail | None, Any]:
+def parse_error_body(
+    body: bytes, *, size: int | None = None
+) -> tuple[str | ErrorDetail | None, Any]:
     """Return ``(detail, data)``: Sentry's ``detail`` and the decoded body.
 
     ``data`` is ``None`` for an empty or non-JSON body; for a non-JSON body the start of
     its text (a proxy's HTML page, say) becomes the detail so the error still says something.
     A body over :data:`MAX_ERROR_BODY` is not decoded either: its detail is the start of
-    its text, then how long it was.
+    its text, then how long it was (``size``, when ``body`` is only the start of it).
     """
-    if len(body) > MAX_ERROR_BODY:
+    size = len(body) if size is None else size
+    if size > MAX_ERROR_BODY:
         cut = (
-            f"(error body of {len(body):,} bytes, cut to its first {MAX_ERROR_BODY:,} "
+            f"(error body of {size:,} bytes, cut to its first {MAX_ERROR_BODY:,} "
             "and not decoded)"
         )
         text = _start(body[: 2 * _MAX_TEXT])
@@ -186,10 +189,16 @@ def build_api_error(
     url: str,
     rate_limit: RateLimitInfo | None = None,
     retry_after: float | None = None,
+    redact: Callable[[bytes], bytes] | None = None,
+    reach: int = 0,
 ) -> APIError:
     """The exception for a non-success response; it keeps at most :data:`MAX_ERROR_BODY`
-    bytes of ``body``."""
-    detail, data = parse_error_body(body)
+    bytes of ``body``, with secrets blanked out by ``redact`` (``reach``: the longest text
+    it blanks out)."""
+    size = len(body)
+    if redact is not None:
+        body = _redacted_start(body, redact, reach)
+    detail, data = parse_error_body(body, size=size)
     if len(body) > MAX_ERROR_BODY:
         body = body[:MAX_ERROR_BODY]
     common: dict[str, Any] = {
@@ -212,6 +221,23 @@ def build_api_error(
     return cls(status, **common)
 
 
+def _redacted_start(body: bytes, redact: Callable[[bytes], bytes], reach: int) -> bytes:
+    """``body`` redacted, or for a body larger than an error keeps, its start: redacting
+    costs up to some 200 ms a MiB, and a proxy's 60 MiB page blocked the event loop for
+    seconds on every attempt, for bytes dropped at once.
+
+    The start runs ``margin`` bytes (eight times ``reach``) past :data:`MAX_ERROR_BODY`, so
+    that a secret straddling that cut is blanked out whole. A secret the start's own end
+    cuts short is not blanked out: the redacted start's last ``margin`` bytes are dropped,
+    and with them whatever redaction made of the start's last ``reach`` bytes (at most eight
+    times as many: a secret of one byte becomes ``REDACTED``'s eight)."""
+    margin = len(REDACTED) * reach
+    if len(body) <= MAX_ERROR_BODY + margin:
+        return redact(body)
+    start = redact(body[: MAX_ERROR_BODY + margin])
+    return start[: len(start) - margin]
+
+
 REDACTED = "********"
 _TOKEN_PREFIXES = ("sntrys_", "sntryu_")
 _MIN_LENGTH = 8
@@ -230,7 +256,7 @@ class Redactor:
     It runs on error bodies and messages only, never on a successful page.
     """
 
-    __slots__ = ("_bytes", "_text")
+    __slots__ = ("_bytes", "_text", "reach")
 
     def __init__(self, secret: str | None) -> None:
         secrets = [secret] if secret and len(secret) >= _MIN_LENGTH else []
@@ -252,6 +278,8 @@ class Redactor:
         return redactor
 
     def _compile(self, secrets: list[str], wholes: list[str], shortest: int) -> None:
+        self.reach = _FORM_GROWTH * max((len(s.encode()) for s in [*secrets, *wholes]), default=0)
+        """The longest text blanked out, in bytes (zeros padding an HTML reference aside)."""
         if not secrets and not wholes:
             self._text: re.Pattern[str] | None = None
             self._bytes: re.Pattern[bytes] | None = None
@@ -277,6 +305,11 @@ class Redactor:
     def body(self, value: bytes) -> bytes:
         return value if self._bytes is None else self._bytes.sub(REDACTED.encode(), value)
 
+
+_FORM_GROWTH = 12
+"""A bound on the bytes one byte of a secret takes in a form blanked out: ten at most
+(``_`` as ``&UnderBar;``), fewer in every other form (``\\u0073``, ``%F0%9F%98%80``,
+percent-encoded base64)."""
 
 _HTML_NAMES = {
     "_": ("lowbar", "UnderBar"),

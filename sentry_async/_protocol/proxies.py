@@ -178,6 +178,11 @@ class ProxySettings:
         echoes the request must not carry them into an exception."""
         return self._redactor.body(body)
 
+    @property
+    def reach(self) -> int:
+        """The longest text :meth:`redact` blanks out, in bytes."""
+        return self._redactor.reach
+
     def redact_text(self, text: str) -> str:
         """``text`` with the proxy's credentials blanked out: a proxy's reason phrase (and
         so aiohttp's exception) may echo them as well as its page."""
