@@ -26,3 +26,31 @@ async def org_get(
         ) as reply,
     ):
         return reply.status, msgspec.json.decode(await reply.read()), reply.headers
+
+
+async def org_send(
+    server: FakeSentry,
+    method: str,
+    path: str,
+    params: list[tuple[str, str]],
+    body: Any = None,
+    *,
+    org: str = "org-0",
+) -> tuple[int, Any]:
+    """``method /api/0/organizations/{org}/{path}`` with the fake's token and ``body`` as
+    JSON (none for ``None``): the status and the decoded answer (``None`` for an empty one)."""
+    async with (
+        aiohttp.ClientSession() as http,
+        http.request(
+            method,
+            f"{server.url}/api/0/organizations/{org}/{path}",
+            params=params,
+            data=None if body is None else msgspec.json.encode(body),
+            headers={
+                "Authorization": f"Bearer {server.token}",
+                **({} if body is None else {"Content-Type": "application/json"}),
+            },
+        ) as reply,
+    ):
+        raw = await reply.read()
+        return reply.status, msgspec.json.decode(raw) if raw else None

@@ -10,7 +10,6 @@ import re
 import socket
 import threading
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -18,8 +17,9 @@ from typing import Any
 import anyio
 import msgspec
 import pytest
+from test_export_hostile import DATA, END, FAST_RETRY, ORG, START
 
-from sentry_async import RetryPolicy, SentryClient
+from sentry_async import SentryClient
 from sentry_async.cli import main
 from sentry_async.export import (
     CHECKPOINT_NAME,
@@ -36,16 +36,8 @@ from sentry_async.export._incremental import load_state
 from sentry_async.export._lock import LOCK_NAME, DirLock
 from sentry_async.export._resume import cut_back
 from sentry_async.export._writer import JsonlFile, fsync_dir, open_no_follow, read_no_follow
-from sentry_async.testing import FakeSentry, SeedConfig
-from sentry_async.testing.pytest_plugin import FIXED_NOW
+from sentry_async.testing import FakeSentry
 
-ORG = "org-0"
-DATA = SeedConfig(
-    orgs=1, projects_per_org=3, issues_per_project=12, events_per_issue=(1, 4), days=20
-)
-END = FIXED_NOW - timedelta(hours=5)
-START = END - timedelta(days=14)
-FAST_RETRY = RetryPolicy(backoff_base=0.01, backoff_max=0.05)
 BOUND = 20.0
 """Seconds a call that must return at once gets before it counts as blocked for ever."""
 

@@ -21,10 +21,9 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-import aiohttp
 import anyio
-import msgspec
 import pytest
+from _fake_http import org_send
 
 from sentry_async import SentryClient
 from sentry_async.errors import BadRequest
@@ -41,21 +40,7 @@ PERFORMANCE = {
 async def _call(
     server: FakeSentry, method: str, path: str, query: list[tuple[str, str]], body: Any
 ) -> tuple[int, Any]:
-    async with (
-        aiohttp.ClientSession() as http,
-        http.request(
-            method,
-            f"{server.url}/api/0/organizations/{ORG}/{path}",
-            params=query,
-            data=msgspec.json.encode(body),
-            headers={
-                "Authorization": f"Bearer {server.token}",
-                "Content-Type": "application/json",
-            },
-        ) as reply,
-    ):
-        raw = await reply.read()
-        return reply.status, msgspec.json.decode(raw) if raw else None
+    return await org_send(server, method, path, query, body, org=ORG)
 
 
 def _project(factory: FakeSentryFactory, features: list[str]) -> tuple[FakeSentry, ProjectBuilder]:

@@ -12,34 +12,13 @@ from __future__ import annotations
 
 from typing import Any
 
-import aiohttp
-import msgspec
 import pytest
+from _fake_http import org_send
 
 from sentry_async import SentryClient
 from sentry_async.testing import FakeSentry
 
 ORG = "org-0"
-
-
-async def _call(
-    server: FakeSentry, method: str, path: str, query: list[tuple[str, str]], body: Any
-) -> tuple[int, Any]:
-    async with (
-        aiohttp.ClientSession() as http,
-        http.request(
-            method,
-            f"{server.url}/api/0/organizations/{ORG}/{path}",
-            params=query,
-            data=msgspec.json.encode(body),
-            headers={
-                "Authorization": f"Bearer {server.token}",
-                "Content-Type": "application/json",
-            },
-        ) as reply,
-    ):
-        raw = await reply.read()
-        return reply.status, msgspec.json.decode(raw) if raw else None
 
 
 def _unresolved(server: FakeSentry, project: int = 0, n: int = 1) -> list[Any]:
@@ -51,15 +30,15 @@ async def test_discard_deletes_and_answers_204(fake_sentry: FakeSentry) -> None:
     """With ``projects:discard-groups``: without it, see test_fake_issue_mutations.py."""
     fake_sentry.data.orgs[0].features.append("discard-groups")
     a, b = _unresolved(fake_sentry, n=2)
-    status, _ = await _call(fake_sentry, "PUT", "issues/", [("id", a.id)], {"discard": True})
+    status, _ = await org_send(fake_sentry, "PUT", "issues/", [("id", a.id)], {"discard": True})
     assert status == 204 and a.deleted
-    status, _ = await _call(fake_sentry, "PUT", f"issues/{b.id}/", [], {"discard": True})
+    status, _ = await org_send(fake_sentry, "PUT", f"issues/{b.id}/", [], {"discard": True})
     assert status == 204 and b.deleted
 
 
 async def test_discard_with_another_field_is_refused(fake_sentry: FakeSentry) -> None:
     (a,) = _unresolved(fake_sentry)
-    status, body = await _call(
+    status, body = await org_send(
         fake_sentry, "PUT", "issues/", [("id", a.id)], {"discard": True, "status": "resolved"}
     )
     assert status == 400
@@ -82,7 +61,7 @@ async def test_merge_keeps_the_issue_with_most_events_and_redirects_the_rest(
 
 async def test_merge_across_projects_is_refused(fake_sentry: FakeSentry) -> None:
     ids = [_unresolved(fake_sentry, 0)[0].id, _unresolved(fake_sentry, 1)[0].id]
-    status, body = await _call(
+    status, body = await org_send(
         fake_sentry, "PUT", "issues/", [("id", i) for i in ids], {"merge": True}
     )
     assert (status, body) == (400, {"detail": "Merging across multiple projects is not supported"})
@@ -90,7 +69,7 @@ async def test_merge_across_projects_is_refused(fake_sentry: FakeSentry) -> None
 
 async def test_a_merge_of_one_issue_echoes_the_boolean(fake_sentry: FakeSentry) -> None:
     (a,) = _unresolved(fake_sentry)
-    status, body = await _call(fake_sentry, "PUT", "issues/", [("id", a.id)], {"merge": True})
+    status, body = await org_send(fake_sentry, "PUT", "issues/", [("id", a.id)], {"merge": True})
     assert (status, body) == (200, {"merge": True})
 
 
@@ -121,7 +100,7 @@ async def test_ignoring_builds_sentrys_status_details(
     fake_sentry: FakeSentry, details: dict[str, Any], substatus: str, shown: str | None
 ) -> None:
     (a,) = _unresolved(fake_sentry)
-    status, body = await _call(
+    status, body = await org_send(
         fake_sentry, "PUT", "issues/", [("id", a.id)],
         {"status": "muted", "statusDetails": details},
     )
@@ -137,7 +116,7 @@ async def test_ignoring_builds_sentrys_status_details(
 async def test_a_team_assignee_comes_back_as_a_team(fake_sentry: FakeSentry) -> None:
     (a,) = _unresolved(fake_sentry)
     team = fake_sentry.data.teams(fake_sentry.data.orgs[0])[0]
-    status, body = await _call(
+    status, body = await org_send(
         fake_sentry, "PUT", "issues/", [("id", a.id)], {"assignedTo": f"team:{team['id']}"}
     )
     assert status == 200
@@ -164,9 +143,9 @@ async def test_what_sentry_refuses_is_refused(
 ) -> None:
     (a,) = _unresolved(fake_sentry)
     before = (a.status, dict(a.extra))
-    status, answer = await _call(fake_sentry, "PUT", "issues/", [("id", a.id)], body)
+    status, answer = await org_send(fake_sentry, "PUT", "issues/", [("id", a.id)], body)
     assert status == 400 and field in answer, answer
-    status, answer = await _call(fake_sentry, "PUT", f"issues/{a.id}/", [], body)
+    status, answer = await org_send(fake_sentry, "PUT", f"issues/{a.id}/", [], body)
     assert status == 400 and field in answer, answer
     assert (a.status, a.extra) == before
 
@@ -183,14 +162,14 @@ async def test_release_resolutions_across_projects_are_refused(
     fake_sentry: FakeSentry, body: dict[str, Any], detail: str
 ) -> None:
     ids = [_unresolved(fake_sentry, 0)[0].id, _unresolved(fake_sentry, 1)[0].id]
-    status, answer = await _call(fake_sentry, "PUT", "issues/", [("id", i) for i in ids], body)
+    status, answer = await org_send(fake_sentry, "PUT", "issues/", [("id", i) for i in ids], body)
     assert (status, answer) == (400, {"detail": detail})
 
 
 async def test_release_resolution_names_a_known_release(fake_sentry: FakeSentry) -> None:
     (a,) = _unresolved(fake_sentry)
     version = f"{a.project.slug}@1.4.2"
-    status, body = await _call(
+    status, body = await org_send(
         fake_sentry, "PUT", "issues/", [("id", a.id)],
         {"status": "resolved", "statusDetails": {"inRelease": version}},
     )
@@ -201,7 +180,7 @@ async def test_release_resolution_names_a_known_release(fake_sentry: FakeSentry)
 async def test_ids_are_matched_within_the_requested_project(fake_sentry: FakeSentry) -> None:
     (a,) = _unresolved(fake_sentry, 1)
     other = fake_sentry.data.orgs[0].projects[0].id
-    status, _ = await _call(
+    status, _ = await org_send(
         fake_sentry, "DELETE", "issues/", [("id", a.id), ("project", other)], None
     )
     assert status == 204 and not a.deleted
@@ -212,13 +191,13 @@ async def test_what_sentry_accepts_is_accepted(fake_sentry: FakeSentry) -> None:
     before the body is read: unmatched ids with a confined search answer 204 whatever
     the body holds."""
     (a,) = _unresolved(fake_sentry)
-    status, body = await _call(fake_sentry, "PUT", "issues/", [("id", a.id)], {})
+    status, body = await org_send(fake_sentry, "PUT", "issues/", [("id", a.id)], {})
     assert (status, body) == (200, {})
-    status, body = await _call(
+    status, body = await org_send(
         fake_sentry, "PUT", "issues/", [("id", a.id)], {"hasSeen": True, "colour": "red"}
     )
     assert (status, body) == (200, {"hasSeen": True})
-    status, _ = await _call(
+    status, _ = await org_send(
         fake_sentry, "PUT", "issues/",
         [("id", "999999999"), ("query", "issue.id:[999999999]")], {"priority": "urgent"},
     )

@@ -12,8 +12,7 @@ import gzip
 import io
 import json
 import zlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
 from functools import partial
 from pathlib import Path
@@ -23,15 +22,14 @@ from urllib.parse import quote
 import anyio
 import msgspec
 import pytest
-from _local_server import local_app
 from aiohttp import web
+from test_hostile_protocol import FAST, Handler, MiB, hostile
 
 from sentry_async import (
     APIError,
     ConnectionFailed,
     DecodeError,
     Position,
-    RetryPolicy,
     SentryClient,
     SentryError,
     ServerError,
@@ -59,24 +57,6 @@ from sentry_async.testing.pytest_plugin import FIXED_NOW
 
 pytestmark = pytest.mark.anyio
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-FAST = RetryPolicy(attempts=3, backoff_base=0.01, backoff_max=0.02)
-MiB = 1024 * 1024
-
-
-@asynccontextmanager
-async def hostile(handle: Handler) -> AsyncIterator[tuple[str, list[str]]]:
-    """Serve ``handle`` on 127.0.0.1; yields the base URL and the requests' path and query."""
-    seen: list[str] = []
-
-    async def record(request: web.Request) -> web.StreamResponse:
-        seen.append(request.path_qs)
-        return await handle(request)
-
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", record)
-    async with local_app(app) as url:
-        yield url, seen
 
 
 # Bug: an empty 200 body on a list page was an empty page: the list, or one page of it,

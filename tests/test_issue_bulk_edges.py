@@ -12,12 +12,12 @@ from __future__ import annotations
 import pickle
 from typing import Any
 
-import aiohttp
 import anyio
-import msgspec
 import pytest
+from _fake_http import org_send
 from _local_server import local_app
 from aiohttp import web
+from test_issue_mutations import _statuses
 
 from sentry_async import (
     BulkPartialError,
@@ -42,27 +42,6 @@ from sentry_async.testing import FakeSentry, FakeSentryFactory, Fault
 
 ORG = "org-0"
 QUICK = RetryPolicy(attempts=2, backoff_base=0.01, backoff_max=0.05)
-
-
-async def _raw(
-    server: FakeSentry, method: str, query: list[tuple[str, str]], body: Any = None
-) -> tuple[int, Any]:
-    async with (
-        aiohttp.ClientSession() as http,
-        http.request(
-            method,
-            f"{server.url}/api/0/organizations/{ORG}/issues/",
-            params=query,
-            json=body,
-            headers={"Authorization": f"Bearer {server.token}"},
-        ) as reply,
-    ):
-        raw = await reply.read()
-        return reply.status, msgspec.json.decode(raw) if raw else None
-
-
-def _statuses(server: FakeSentry) -> dict[str, str]:
-    return {i: r.status for i, r in server.data.issues_by_id.items() if not r.deleted}
 
 
 # -- a failed call that may have acted ------------------------------------------------------
@@ -181,24 +160,32 @@ async def test_fake_reads_bulk_ids_as_integers(fake_sentry: FakeSentry) -> None:
     """``int(id)`` on PUT, ``id__in`` on DELETE: ``05`` names issue 5, no search runs."""
     target, doomed = fake_sentry.data.issue_ids(ORG, status="unresolved")[:2]
     before = _statuses(fake_sentry)
-    status, body = await _raw(
-        fake_sentry, "PUT", [("id", "0" + target), ("project", "-1")], {"status": "resolved"}
+    status, body = await org_send(
+        fake_sentry,
+        "PUT",
+        "issues/",
+        [("id", "0" + target), ("project", "-1")],
+        {"status": "resolved"},
     )
     assert status == 200 and body["status"] == "resolved"
     after = _statuses(fake_sentry)
     assert [i for i in after if after[i] != before[i]] == [target]
-    status, _ = await _raw(fake_sentry, "DELETE", [("id", "0" + doomed), ("project", "-1")])
+    status, _ = await org_send(
+        fake_sentry, "DELETE", "issues/", [("id", "0" + doomed), ("project", "-1")]
+    )
     assert status == 204 and fake_sentry.data.issues_by_id[doomed].deleted
 
 
 async def test_fake_fails_on_ids_that_are_not_integers(fake_sentry: FakeSentry) -> None:
     """Sentry's ``int(id)`` (PUT) and Django's cast (DELETE) raise: a 500, no search."""
     before = _statuses(fake_sentry)
-    status, body = await _raw(
-        fake_sentry, "PUT", [("id", "P00-2"), ("project", "-1")], {"status": "resolved"}
+    status, body = await org_send(
+        fake_sentry, "PUT", "issues/", [("id", "P00-2"), ("project", "-1")], {"status": "resolved"}
     )
     assert status == 500 and body["detail"] == "Internal Error"
-    status, body = await _raw(fake_sentry, "DELETE", [("id", "abc"), ("project", "-1")])
+    status, body = await org_send(
+        fake_sentry, "DELETE", "issues/", [("id", "abc"), ("project", "-1")]
+    )
     assert status == 500 and body["detail"] == "Error deleting groups"
     assert _statuses(fake_sentry) == before
 
@@ -214,14 +201,16 @@ async def test_fake_keeps_a_deleted_issue_for_id_lookups(
     doomed = fake_sentry.data.issue_ids(ORG, status="unresolved")[0]
     with anyio.fail_after(10):
         await client.issues.delete(ORG, doomed)
-    status, rows = await _raw(fake_sentry, "GET", [("group", doomed), ("project", "-1")])
+    status, rows = await org_send(
+        fake_sentry, "GET", "issues/", [("group", doomed), ("project", "-1")]
+    )
     assert status == 200
     assert [(r["id"], r["status"], r["substatus"]) for r in rows] == [
         (doomed, "pending_deletion", None)
     ]
     before = _statuses(fake_sentry)
-    status, _ = await _raw(
-        fake_sentry, "PUT", [("id", doomed), ("project", "-1")], {"status": "resolved"}
+    status, _ = await org_send(
+        fake_sentry, "PUT", "issues/", [("id", doomed), ("project", "-1")], {"status": "resolved"}
     )
     assert status == 200, "the id names a group: no search"
     assert _statuses(fake_sentry) == before
@@ -242,7 +231,9 @@ async def test_fake_shows_a_merged_issue_as_pending_merge(
     (answer,) = result.results
     assert answer is not None and isinstance(answer.merge, dict)
     (child,) = answer.merge["children"]
-    status, rows = await _raw(fake_sentry, "GET", [("group", child), ("project", "-1")])
+    status, rows = await org_send(
+        fake_sentry, "GET", "issues/", [("group", child), ("project", "-1")]
+    )
     assert status == 200
     assert [(r["id"], r["status"], r["substatus"]) for r in rows] == [
         (child, "pending_merge", None)

@@ -9,12 +9,11 @@ projects the user is a member of; ``project=-1`` means every accessible project.
 
 from __future__ import annotations
 
-from typing import Any
-
 import aiohttp
 import anyio
 import msgspec
 import pytest
+from _fake_http import org_send
 from _local_server import local_app
 from aiohttp import web
 
@@ -23,20 +22,6 @@ from sentry_async.models import IssueUpdateResult
 from sentry_async.testing import FakeSentry, FakeSentryFactory
 
 ORG = "org-0"
-
-
-async def _put(server: FakeSentry, query: list[tuple[str, str]], body: Any) -> tuple[int, Any]:
-    async with (
-        aiohttp.ClientSession() as http,
-        http.put(
-            f"{server.url}/api/0/organizations/{ORG}/issues/",
-            params=query,
-            json=body,
-            headers={"Authorization": f"Bearer {server.token}"},
-        ) as reply,
-    ):
-        raw = await reply.read()
-        return reply.status, msgspec.json.decode(raw) if raw else None
 
 
 def _statuses(server: FakeSentry) -> dict[str, str]:
@@ -49,7 +34,9 @@ def _statuses(server: FakeSentry) -> dict[str, str]:
 async def test_fake_falls_back_to_the_search_when_no_id_matches(fake_sentry: FakeSentry) -> None:
     """As ``update_groups``: unmatched ids are no guard; the default query's issues change."""
     before = _statuses(fake_sentry)
-    status, body = await _put(fake_sentry, [("id", "999999999")], {"status": "resolved"})
+    status, body = await org_send(
+        fake_sentry, "PUT", "issues/", [("id", "999999999")], {"status": "resolved"}
+    )
     assert status == 200 and body["status"] == "resolved"
     changed = [i for i, s in _statuses(fake_sentry).items() if s != before[i]]
     assert changed and "999999999" not in changed
@@ -57,8 +44,8 @@ async def test_fake_falls_back_to_the_search_when_no_id_matches(fake_sentry: Fak
 
 async def test_fake_confines_the_fallback_to_an_issue_id_query(fake_sentry: FakeSentry) -> None:
     before = _statuses(fake_sentry)
-    status, _ = await _put(
-        fake_sentry,
+    status, _ = await org_send(
+        fake_sentry, "PUT", "issues/",
         [("id", "999999999"), ("query", "issue.id:[999999999]")],
         {"status": "resolved"},
     )
