@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, TypeVar, cast
 from urllib.parse import quote
@@ -186,9 +186,17 @@ class Routing:
 
     def trust_region(self, org: str, region_url: str) -> None:
         """Send ``org``'s requests to its region host (``links.regionUrl``) from now on."""
-        region = self.admit_region(region_url)
-        self._region_roots[check_slug(org, "org")] = self.api_root_of(region)
-        self._urls.clear()
+        self._trust_orgs(region_url, (org,))
+
+    def _trust_orgs(self, region_url: str, orgs: Iterable[str]) -> None:
+        """:meth:`trust_region` for several names of one organization (its id and its
+        slug): the region is checked once."""
+        root = self.api_root_of(self.admit_region(region_url))
+        try:
+            for org in orgs:
+                self._region_roots[check_slug(org, "org")] = root
+        finally:
+            self._urls.clear()
 
     # -- projects: slugs to ids, renamed projects -------------------------------------------
 

@@ -16,12 +16,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import aiohttp
-import anyio
 
 from ._exchange import Form
 from ._protocol.hosts import endpoint_group
 from ._protocol.params import Params
 from ._transport import Response
+from .pagination import _end
 
 if TYPE_CHECKING:
     from .client import SentryClient
@@ -63,9 +63,7 @@ async def stream(
         # Over before aclose() returns, as SentryClient.stream()'s block is: no download
         # left running, and its request ended in the hooks. Shielded: a close inside a
         # cancelled scope still waits for it.
-        task.cancel()
-        with anyio.CancelScope(shield=True):
-            await asyncio.wait({task})
+        await _end(task)
         await chunks.aclose()
     if pending:
         yield bytes(pending)

@@ -44,7 +44,6 @@ from ._protocol.hosts import (
 )
 from ._protocol.params import (
     SIZED_SWITCHES,
-    WHOLE_SWITCHES,
     Params,
     check_page_size,
     check_slug,
@@ -619,7 +618,7 @@ class SentryClient(GeneratedGroups, Routing, Downloads):
             page_type=page_type,
             envelope=envelope,
         )
-        if unpaginated or (switch is not None and switch not in WHOLE_SWITCHES):
+        if unpaginated or switch in SIZED_SWITCHES:
             fetcher = _one_response(fetcher)
         return Paginator(
             fetcher(type),

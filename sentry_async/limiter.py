@@ -208,12 +208,12 @@ class RateLimiter:
         answered = group.answered
         if info.date is not None and answered is not None and answered[0] == sent:
             self._offset = narrow_clock_offset(self._offset, info.date, *answered[1:])
-        wall = self._wall()
-        if self._offset is not None:
+        placed = self.server_time()
+        if placed is not None:
             # The earliest the server's clock can read: a window is never taken as over
             # before it is.
-            server_now = wall + self._offset.low
-        reset_in = info.seconds_until_reset(wall if server_now is None else server_now)
+            server_now = placed
+        reset_in = info.seconds_until_reset(self._wall() if server_now is None else server_now)
         most = info.reset_after_date
         if reset_in is not None and most is not None:
             reset_in = min(reset_in, most)

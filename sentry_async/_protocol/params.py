@@ -247,12 +247,10 @@ UNPAGINATED_SWITCHES: Mapping[str, Callable[[str], bool]] = {
 """Query parameters with which Sentry answers a list in one response, and how it reads each."""
 
 SIZED_SWITCHES = frozenset({"noPagination"})
-"""Switches whose one response still holds at most ``per_page`` items (Sentry reads it)."""
-
-WHOLE_SWITCHES = frozenset({"all_projects"})
-"""Switches that ask for every row in one response: a server that pages the answer anyway
-(one without the switch; Sentry marks ``all_projects`` for removal) is walked to its end,
-never cut at its first page."""
+"""Switches whose one response still holds at most ``per_page`` items (Sentry reads it):
+that response is the whole stream, a ``Link`` sent with it is not followed. The others ask
+for every row: a server that pages the answer anyway (one without the switch; Sentry marks
+``all_projects`` for removal) is walked to its end, never cut at its first page."""
 
 
 def unpaginated_switch(pairs: Iterable[tuple[str, str]]) -> str | None:

@@ -58,8 +58,9 @@ def _split(cursor: str | None) -> tuple[int, str | None]:
 
 def _trust(client: SentryClient, region_url: str, *keys: str | int | None) -> None:
     """Route the organization's requests to its region, whether it is named by id or slug."""
-    for key in dict.fromkeys(str(k) for k in keys if k is not None and k != ""):
-        client.trust_region(key, region_url)
+    client._trust_orgs(
+        region_url, dict.fromkeys(str(k) for k in keys if k is not None and k != "")
+    )
 
 
 def _next_link(cursor: str) -> str:

@@ -11,9 +11,6 @@ from ._base import IdOrSlug, listify
 
 __all__ = ["ProjectsResource"]
 
-_LIST = "/organizations/{org}/projects/"
-
-
 class ProjectsResource(ProjectsAPI):
     """``client.projects``."""
 
@@ -40,7 +37,7 @@ class ProjectsResource(ProjectsAPI):
         page by page, its ``Link`` followed: never only its first page.
         """
         return self._client.paginate(
-            _LIST,
+            "/organizations/{org}/projects/",
             path_params={"org": self._org(org)},
             params={
                 "query": query,
