@@ -218,7 +218,7 @@ class ModelBuilder:
                     v.get("properties") or _types(v) == ["array"] for v in variants
                 ):
                     # One list and one object: msgspec tells them apart by the JSON type.
-                    return " | ".join(self.type_of(v, v.get("title") or hint) for v in variants)
+                    return " | ".join(self.type_of(v, hint) for v in variants)
                 if variants and None not in prims and all(
                     len(_types(v)) == 1 and _types(v)[0] in _PRIMITIVE for v in variants
                 ):

@@ -10,12 +10,10 @@ import msgspec
 
 from ._transport import MalformedBody, Response
 from .errors import DecodeError
+from .models._base import UNDECODABLE
 
 __all__ = ["MAX_BOUNDED_ITEMS", "data_within", "decode_body", "decode_items", "no_body"]
 
-_UNDECODABLE = (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError, RecursionError)
-"""What msgspec raises for a body that does not decode: invalid UTF-8 inside a string is a
-``UnicodeDecodeError`` and nesting deeper than it follows a ``RecursionError``."""
 
 
 @lru_cache(maxsize=256)
@@ -62,7 +60,7 @@ def decode_body(response: Response, type_: Any, *, resend: bool) -> Any:
     even JSON is a :class:`MalformedBody` instead, so that the transport tries again."""
     try:
         return _decoder(type_).decode(response.body)
-    except _UNDECODABLE as exc:
+    except UNDECODABLE as exc:
         failure = _failed(response, type_, exc, resend)
     raise failure  # outside the ``except``: msgspec's error is not even its context
 
@@ -110,7 +108,7 @@ def decode_items(response: Response, item_type: Any, limit: int) -> list[Any] | 
     failure: Exception | None = None
     try:
         found = decoder.decode(response.body)
-    except _UNDECODABLE as exc:
+    except UNDECODABLE as exc:
         if isinstance(exc, msgspec.ValidationError) and str(exc) == too_long:
             return None
         failure = _failed(response, list[item_type], exc, True)
@@ -142,6 +140,6 @@ def data_within(response: Response, limit: int) -> bool:
     decoder, too_long = _data_counter(limit)
     try:
         decoder.decode(response.body)
-    except _UNDECODABLE as exc:
+    except UNDECODABLE as exc:
         return not (isinstance(exc, msgspec.ValidationError) and str(exc) == too_long)
     return True

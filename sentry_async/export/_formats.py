@@ -196,8 +196,8 @@ class ParquetPart:
         table = _rows_table(rows, self._schema)
         if table.schema != self._schema:
             pa = _pa()
-            (table,), schema = _conform(pa, [table], _widened(pa, self._schema, table.schema))
-            tables, schema = _conform(pa, [*self._held, table], schema)
+            widened = _widened(pa, self._schema, table.schema)
+            tables, schema = _conform(pa, [*self._held, table], widened)
             if self._writer is not None:
                 tables, schema = self._widen(tables, schema)
             *self._held, table = tables

@@ -627,6 +627,10 @@ class Exporter:
             state.window_start,
             state.window_end,
         )
+        await self._end_stream(state, root=root)
+
+    async def _end_stream(self, state: StreamState, *, root: str) -> None:
+        """Record ``state`` done, as an empty last page would."""
         empty: Page[msgspec.Raw] = Page(
             items=[], cursor=state.cursor, next_cursor=None, prev_cursor=None
         )
@@ -649,10 +653,7 @@ class Exporter:
                 project,
                 why,
             )
-        empty: Page[msgspec.Raw] = Page(
-            items=[], cursor=state.cursor, next_cursor=None, prev_cursor=None
-        )
-        await self._write_page(state, empty, Position(None, 0, True), root=root)
+        await self._end_stream(state, root=root)
 
     async def _rows_to_drop(self, parent: StreamState) -> int | None:
         """Where the rows a split window wrote begin in its file (``None``: it wrote none),

@@ -12,7 +12,11 @@ from __future__ import annotations
 
 import msgspec
 
-__all__ = ["Model", "SnakeModel"]
+__all__ = ["UNDECODABLE", "Model", "SnakeModel"]
+
+UNDECODABLE = (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError, RecursionError)
+"""What msgspec raises for JSON that does not decode: invalid UTF-8 inside a string is a
+``UnicodeDecodeError`` and nesting deeper than it follows a ``RecursionError``."""
 
 
 class Model(msgspec.Struct, kw_only=True, omit_defaults=True, rename="camel", gc=False):

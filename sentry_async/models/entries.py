@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 
 import msgspec
 
-from ._base import Model, SnakeModel
+from ._base import UNDECODABLE, Model, SnakeModel
 
 logger = logging.getLogger("sentry_async")
 
@@ -47,16 +47,6 @@ _NULL = msgspec.Raw(b"null")
 _ANY_OBJECT = msgspec.json.Decoder(Any)
 
 
-_UNDECODABLE = (
-    msgspec.ValidationError,
-    msgspec.DecodeError,
-    RecursionError,
-    UnicodeDecodeError,
-)
-"""What decoding kept bytes raises when they do not fit. The event's decoding skipped them
-unread: msgspec follows their nesting only as deep as the stack then allows (an event
-decoded at one depth may have its entries read at a deeper one), and checks their strings'
-UTF-8 only now."""
 
 
 def _why(exc: Exception) -> str:
@@ -299,7 +289,7 @@ class UnknownEntry(Entry):
         path); ``None`` for a type this library does not model."""
         try:
             _decode_known(self.type, self.data)
-        except _UNDECODABLE as exc:
+        except UNDECODABLE as exc:
             return _why(exc)
         return None
 
@@ -348,9 +338,12 @@ def _decode_known(type_: str, data: msgspec.Raw) -> Entry | None:
 def decode_entry(head: EntryHead) -> Entry:
     """Decode one entry by its type; anything unexpected becomes an :class:`UnknownEntry`
     (data nested too deeply to decode at this depth of the stack, or not UTF-8, included)."""
+    # The event's decoding skipped the entry's bytes unread: msgspec follows their nesting
+    # only as deep as the stack now allows (an event decoded at one depth may have its
+    # entries read at a deeper one), and checks their strings' UTF-8 only now.
     try:
         entry = _decode_known(head.type, head.data)
-    except _UNDECODABLE as exc:
+    except UNDECODABLE as exc:
         logger.debug("a %r entry did not fit its model: %s", head.type, exc)
         entry = None
     return entry if entry is not None else UnknownEntry(type=head.type, data=head.data)

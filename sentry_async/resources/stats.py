@@ -62,16 +62,14 @@ def _duration(seconds: int) -> str:
     return f"{seconds}s"
 
 
-def _events_range(
-    window: dict[str, str], start: datetime | None, end: datetime | None
-) -> tuple[int, int]:
-    """The shortest and the longest range Sentry may bucket an ``events-stats`` query over.
+def _events_range(window: dict[str, str], span: int) -> tuple[int, int]:
+    """The shortest and the longest range Sentry may bucket an ``events-stats`` query of
+    ``span`` seconds (:func:`_span`) over.
 
     ``quantize_date_params`` rounds a ``statsPeriod`` of more than an hour out to windows
     of a minute (of 15 minutes from 30 days up) on the server's clock, the start strictly
     earlier: a period of whole windows gains one window, any other one or two. ``start`` and
     ``end``, and Sentry's default range, are not rounded."""
-    span = _span(window, start, end)
     if "statsPeriod" not in window or span <= _ROUNDED_OVER:
         return span, span
     size = 900 if span >= _ROUNDED_COARSER_FROM else 60
@@ -96,7 +94,7 @@ def _events_interval(
         return None
     seconds = period_seconds(chosen)
     span = _span(window, start, end)
-    shortest, longest = _events_range(window, start, end)
+    shortest, longest = _events_range(window, span)
     if dataset in RPC_DATASETS and seconds > shortest:
         raise ValueError(
             f"interval {chosen!r} is longer than the range ({_duration(shortest)}), which "

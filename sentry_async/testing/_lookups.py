@@ -112,6 +112,12 @@ def _flag(request: web.Request, name: str) -> bool:
     return request.query.get(name, "").lower() in ("1", "true")
 
 
+def _exact_flag(request: web.Request, name: str) -> bool:
+    """``request.GET.get(name) in ("1", "true")``: case-sensitive, as the event lists read
+    ``full`` and an issue's events ``sample``."""
+    return request.query.get(name) in ("1", "true")
+
+
 # -- lookups --------------------------------------------------------------------------------
 
 

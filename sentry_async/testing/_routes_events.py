@@ -8,17 +8,21 @@ from collections.abc import Callable, Sequence
 from aiohttp import web
 
 from ._data import EventRecord
-from ._lookups import _HEX32, _environments, _event_range, _issue, _org, _per_page, _project
+from ._lookups import (
+    _HEX32,
+    _environments,
+    _event_range,
+    _exact_flag,
+    _issue,
+    _org,
+    _per_page,
+    _project,
+)
 from ._paginators import _page
 from ._search import events_matching, parse_query
 from ._state import ApiError, _encode, _json, _state
 
 FULL_PAGE_MAX = 10
-
-
-def _full(request: web.Request) -> bool:
-    """Both event lists read ``request.GET.get("full") in ("1", "true")``, case-sensitive."""
-    return request.query.get("full") in ("1", "true")
 
 
 def _event_rows(request: web.Request, events: Sequence[EventRecord]) -> list[EventRecord]:
@@ -67,7 +71,7 @@ def _event_page(
         return sorted(rows, key=lambda e: e.event_id) if sample else rows
 
     rows = _state(request).listing(request, build)
-    if _full(request):
+    if _exact_flag(request, "full"):
         return _page(request, rows, data.event_bytes, per_page=min(per_page, FULL_PAGE_MAX))
     return _page(request, rows, data.summary_bytes, per_page=per_page)
 
@@ -92,7 +96,7 @@ def _event_direct_hit(request: web.Request, events: Sequence[EventRecord]) -> we
 async def issue_events(request: web.Request) -> web.Response:
     events = _issue(request, _org(request)).events
     # GroupEventsEndpoint: ``request.GET.get("sample") in ("1", "true")``.
-    sample = request.query.get("sample") in ("1", "true")
+    sample = _exact_flag(request, "sample")
     return _event_direct_hit(request, events) or _event_page(
         request, events, sample=sample, select=_event_rows
     )
