@@ -250,10 +250,10 @@ async def test_issues_already_in_the_new_status_keep_their_substatus(
     assert (ignored.record.status, ignored.record.substatus) == ("ignored", "archived_forever")
 
 
-def test_a_built_ignored_issue_is_archived_forever(fake_sentry: FakeSentry) -> None:
+def test_a_built_issue_has_the_substatus_sentry_creates_it_with(fake_sentry: FakeSentry) -> None:
     project = fake_sentry.builder.add_organization(ORG).add_project("backend")
     assert project.add_issue("Error ignored", status="ignored").record.substatus == (
         "archived_forever"
     )
     assert project.add_issue("Error resolved", status="resolved").record.substatus is None
-    assert project.add_issue("Error open").record.substatus == "ongoing"
+    assert project.add_issue("Error open").record.substatus == "new"

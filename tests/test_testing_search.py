@@ -60,7 +60,8 @@ async def test_issue_search_filters_on_attributes_and_built_tags(
         "MemoryError memory": [],
         '"out of memory"': [oom],
         "is:ignored": [],
-        "is:ongoing": both,
+        "is:new": both,
+        "is:ongoing": [],
     }
     cases[f"issue.id:{oom}"] = [oom]
     with anyio.fail_after(20):

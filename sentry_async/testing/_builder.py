@@ -26,9 +26,10 @@ __all__ = [
 
 LEVELS = ("fatal", "error", "warning", "info", "debug", "sample")
 STATUSES = ("unresolved", "resolved", "ignored")
-_SUBSTATUSES = {"unresolved": "ongoing", "resolved": None, "ignored": "archived_forever"}
-"""A built issue's substatus: a resolved issue has none, an ignored one is archived
-(``infer_substatus`` with no conditions), as on Sentry."""
+_SUBSTATUSES = {"unresolved": "new", "resolved": None, "ignored": "archived_forever"}
+"""A built issue's substatus: an unresolved issue is made ``new`` (and reads ``ongoing``
+once first seen a week before the server's ``now``), a resolved one has none, an ignored
+one is archived (``infer_substatus`` with no conditions), as on Sentry."""
 PRIORITIES = ("high", "medium", "low")
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 _EXC_TYPE = re.compile(r"^([A-Za-z_][\w.]*)\s*:")

@@ -478,7 +478,7 @@ class Dataset:
             "level": issue.level,
             "status": issue.status,
             "statusDetails": {},
-            "substatus": issue.substatus,
+            "substatus": issue.substatus_at(self.now_ts),
             "isPublic": False,
             "platform": project.platform,
             "priority": issue.priority,

@@ -15,6 +15,7 @@ import msgspec
 from aiohttp import web
 
 from ._data import Dataset, IssueRecord, OrgRecord, ProjectRecord
+from ._records import NEW_FOR
 from ._state import ApiError, _encode, _json
 
 _STATUSES = ("resolved", "unresolved", "ignored", "resolvedInNextRelease", "muted")
@@ -233,8 +234,6 @@ _FITTING = {
     "unresolved": frozenset({"ongoing", "escalating", "regressed", "new"}),
 }
 """``IGNORED_SUBSTATUS_CHOICES`` and ``UNRESOLVED_SUBSTATUS_CHOICES``."""
-_NEW_FOR = 7 * 86400
-"""``TRANSITION_AFTER_DAYS``: an issue first seen this recently is still ``new``."""
 
 
 def _infer_substatus(
@@ -257,7 +256,7 @@ def _infer_substatus(
     if len(targets) == 1:
         (issue,) = targets
         if issue.status == "ignored":
-            return "new" if issue.first_seen > data.now_ts - _NEW_FOR else "ongoing"
+            return "new" if issue.first_seen > data.now_ts - NEW_FOR else "ongoing"
         if issue.status == "resolved":
             return "regressed"
     return "ongoing"

@@ -9,6 +9,9 @@ from typing import Any
 DEFAULT_PRIORITIES = ("high", "medium")
 """The priorities Sentry's default issue query (no ``query`` sent) keeps."""
 
+NEW_FOR = 7 * 86400.0
+"""``TRANSITION_AFTER_DAYS`` in seconds: how long after its first event an issue is ``new``."""
+
 
 @dataclass(frozen=True)
 class SeedConfig:
@@ -86,13 +89,23 @@ class IssueRecord:
     last_seen: float
     events: list[EventRecord] = field(default_factory=list)
     status: str = "unresolved"
-    substatus: str | None = "ongoing"
+    substatus: str | None = "new"
+    """As last set: ``new`` when made (``_create_group``), else by an update. What Sentry
+    shows is ``substatus_at(now)``."""
     extra: dict[str, Any] = field(default_factory=dict)
     deleted: bool = False
 
     @property
     def priority(self) -> str:
         return str(self.extra.get("priority") or ("high", "medium", "low")[self.index % 3])
+
+    def substatus_at(self, now: float) -> str | None:
+        """The substatus at ``now``: Sentry's every-minute task
+        (``schedule_auto_transition_issues_new_to_ongoing``) has moved an unresolved ``new``
+        issue first seen ``NEW_FOR`` or longer before to ``ongoing``."""
+        if self.status == "unresolved" and self.substatus == "new":
+            return "ongoing" if self.first_seen <= now - NEW_FOR else "new"
+        return self.substatus
 
 
 @dataclass(slots=True)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ._data import Dataset
 from ._mutations import _SUBSTATUSES as SUBSTATUS_NAMES
@@ -44,6 +44,16 @@ _STATUSES = {
     "reprocessing": "reprocessing",
 }
 _SUBSTATUSES = frozenset(SUBSTATUS_NAMES)
+_SUBSTATUS_STATUS = {
+    "archived_until_escalating": "ignored",
+    "archived_until_condition_met": "ignored",
+    "archived_forever": "ignored",
+    "escalating": "unresolved",
+    "ongoing": "unresolved",
+    "regressed": "unresolved",
+    "new": "unresolved",
+}
+"""``GROUP_SUBSTATUS_TO_STATUS_MAP``: the status each substatus belongs to."""
 _IS_VALUES = sorted(
     {"assigned", "unassigned", "for_review", "linked", "unlinked", *_STATUSES, *_SUBSTATUSES}
 )
@@ -113,6 +123,15 @@ class Term:
     text: str = ""
 
 
+class InvalidSearchQuery(ApiError):
+    """Sentry's ``InvalidSearchQuery``: a 400 with ``message``, which the issue search
+    answers after ``Error parsing search query: `` (``parse_and_convert_issue_search_query``)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(400, message)
+        self.message = message
+
+
 def _unsupported(term: str) -> ApiError:
     return ApiError(400, f"The fake Sentry does not evaluate this search term: {term}")
 
@@ -124,14 +143,16 @@ def _quoted(text: str) -> str:
 def _value(raw: str) -> str:
     """``visit_value``: a bare quote is an error unless escaped."""
     if re.search(r'(?<!\\)"', raw):
-        raise ApiError(400, f"Invalid quote at '{raw}': quotes must enclose text or be escaped.")
+        raise InvalidSearchQuery(
+            f"Invalid quote at '{raw}': quotes must enclose text or be escaped."
+        )
     return raw.replace('\\"', '"')
 
 
 def _list(raw: str) -> tuple[str, ...]:
     items = [item.strip() for item in raw[1:-1].split(",")]
     if any(not item for item in items[1:]) or not items[0]:
-        raise ApiError(400, "Lists should not have empty values")
+        raise InvalidSearchQuery("Lists should not have empty values")
     return tuple(_quoted(i) if i.startswith('"') and i.endswith('"') else i for i in items)
 
 
@@ -141,24 +162,26 @@ def _filter(match: re.Match[str], *, issues: bool) -> Term:
     key = match.group("key").strip('"')
     raw, operator = match.group("value"), match.group("op") or ""
     if key in ("is", "has") and raw.startswith("["):
-        raise ApiError(400, f'"in" syntax invalid for "{key}" search')
+        raise InvalidSearchQuery(f'"in" syntax invalid for "{key}" search')
     if raw.startswith("[") and not operator:
         return Term(key, _list(raw), negated, text)
     value = _quoted(raw) if raw.startswith('"') else _value(raw)
     if key == "has":
         if not re.fullmatch(r"tags\[[a-zA-Z0-9_.:-]+\]|[a-zA-Z0-9_.-]+", value) or operator:
-            raise ApiError(
-                400, 'Invalid format for "has" search: was expecting a field or tag instead'
+            raise InvalidSearchQuery(
+                'Invalid format for "has" search: was expecting a field or tag instead'
             )
         # ``visit_has_filter``: ``has:k`` is ``k != ""``, ``!has:k`` is ``k = ""``.
         return Term(value, ("",), not negated, text)
     if key == "is":
         if not issues:
-            raise ApiError(400, '"is:" queries are not supported in this search.')
+            raise InvalidSearchQuery('"is:" queries are not supported in this search.')
         if value not in _IS_VALUES:
-            raise ApiError(400, f'Invalid value for "is" search, valid values are {_IS_VALUES}')
+            raise InvalidSearchQuery(
+                f'Invalid value for "is" search, valid values are {_IS_VALUES}'
+            )
     elif not raw:
-        raise ApiError(400, f"Empty string after '{key}:'")
+        raise InvalidSearchQuery(f"Empty string after '{key}:'")
     compared = operator in (">", "<", ">=", "<=") and key in ("issue.id", "project.id")
     if key in UNEVALUATED_KEYS or compared:
         raise _unsupported(text)
@@ -191,8 +214,7 @@ def parse_query(query: str, *, issues: bool = False) -> list[Term]:
         boolean = _BOOLEAN.match(query, pos)
         if boolean:
             if issues:
-                raise ApiError(
-                    400,
+                raise InvalidSearchQuery(
                     'Boolean statements containing "OR" or "AND" are not supported in this '
                     "search",
                 )
@@ -216,8 +238,7 @@ def parse_query(query: str, *, issues: bool = False) -> list[Term]:
             continue
         word = _WORD.match(query, pos)
         if word is None:  # a line break: outside the grammar
-            raise ApiError(
-                400,
+            raise InvalidSearchQuery(
                 f"Parse error at '{query[max(0, pos - 5) : pos + 5]}' (column {pos:d}). "
                 "This is commonly caused by unmatched parentheses. Enclose any text in double "
                 "quotes.",
@@ -292,17 +313,51 @@ def events_matching(
     return [e for e in events if all(term_matches(t, event_value(data, e, t.key)) for t in terms)]
 
 
-def _issue_term(issue: IssueRecord, term: Term) -> bool | None:
-    """An issue-level term's verdict, or ``None`` for a term its events answer."""
+def _translated(term: Term) -> Term:
+    """``is_filter_translation``: ``is:<status>`` is a ``status`` filter, ``is:<substatus>``
+    a ``substatus`` one."""
+    if term.key == "is" and term.values[0] in _STATUSES:
+        return replace(term, key="status")
+    if term.key == "is" and term.values[0] in _SUBSTATUSES:
+        return replace(term, key="substatus")
+    return term
+
+
+def _converted(terms: list[Term]) -> list[Term]:
+    """``convert_query_values``: the substatus values are read first, and a query with a
+    substatus filter but no status filter gets the status of the first one's first value
+    (of the first negated one, negated, when none is positive:
+    ``expand_substatus_query_values``); then each filter's values in turn."""
+    substatuses = [term for term in terms if term.key == "substatus"]
+    for term in substatuses:
+        bad = [value for value in term.values if value not in _SUBSTATUSES]
+        if bad:
+            raise InvalidSearchQuery(f"invalid substatus value of '{bad[0]}'")
+    if substatuses and not any(term.key == "status" for term in terms):
+        first = next((term for term in substatuses if not term.negated), substatuses[0])
+        status = _SUBSTATUS_STATUS[first.values[0]]
+        terms = [*terms, Term("status", (status,), first.negated, first.text)]
+    for term in terms:
+        if term.key == "is" and term.values[0] in ("assigned", "unassigned", "linked", "unlinked"):
+            raise _unsupported(term.text)
+        bad = [value for value in term.values if term.key == "status" and value not in _STATUSES]
+        if bad:
+            raise InvalidSearchQuery(f"invalid status value of '{bad[0]}'")
+        bad = [p for p in term.values if term.key == "issue.priority" and p not in _PRIORITIES]
+        if bad:
+            raise InvalidSearchQuery(f"Invalid priority value of '{bad[0]}'")
+    return terms
+
+
+def _issue_term(issue: IssueRecord, term: Term, now: float) -> bool | None:
+    """An issue-level term's verdict at ``now``, or ``None`` for a term its events answer."""
+    if term.key == "status":
+        return (issue.status in {_STATUSES[value] for value in term.values}) != term.negated
+    if term.key == "substatus":
+        return (issue.substatus_at(now) in term.values) != term.negated
     if term.key == "is":
-        value = term.values[0]
-        if value in _STATUSES:
-            hit = issue.status == _STATUSES[value]
-        elif value in _SUBSTATUSES:
-            hit = issue.substatus == value
-        else:  # for_review: the fake keeps no inbox, so every unresolved issue is in it
-            hit = issue.status == "unresolved"
-        return hit != term.negated
+        # for_review: the fake keeps no inbox, so every unresolved issue is in it.
+        return (issue.status == "unresolved") != term.negated
     if term.key == "issue.priority":
         return term_matches(term, issue.priority)
     if term.key == "issue.id":
@@ -319,18 +374,15 @@ def issue_filter(
 ) -> Callable[[IssueRecord, Callable[[EventRecord], bool]], bool]:
     """A test for issues: the issue-level terms on the issue, the others on one of its events
     (among those the ``in_scope`` test keeps), as the search backends ask Snuba for groups."""
-    terms = parse_query(query, issues=True)
-    for term in terms:
-        if term.key == "is" and term.values[0] in ("assigned", "unassigned", "linked", "unlinked"):
-            raise _unsupported(term.text)
-        bad = [p for p in term.values if term.key == "issue.priority" and p not in _PRIORITIES]
-        if bad:
-            raise ApiError(400, f"Invalid priority value of '{bad[0]}'")
+    try:
+        terms = _converted([_translated(term) for term in parse_query(query, issues=True)])
+    except InvalidSearchQuery as exc:
+        raise ApiError(400, f"Error parsing search query: {exc.message}") from None
 
     def check(issue: IssueRecord, in_scope: Callable[[EventRecord], bool]) -> bool:
         rest = []
         for term in terms:
-            verdict = _issue_term(issue, term)
+            verdict = _issue_term(issue, term, data.now_ts)
             if verdict is False:
                 return False
             if verdict is None:
