@@ -26,6 +26,7 @@ from yarl import URL
 
 from ._protocol.body import (
     ACCEPT_ENCODING,
+    MAX_GZIP_MEMBERS,
     BodyReader,
     BodyTooLarge,
     CorruptBody,
@@ -34,6 +35,7 @@ from ._protocol.body import (
 from ._protocol.errors import is_project_moved, parse_error_body
 from ._protocol.hosts import (
     REDIRECT_STATUSES,
+    has_user_info,
     origin,
     redirect_method,
     redirect_refusal,
@@ -273,13 +275,14 @@ class Exchange:
             raise failure
         if not trusted:
             scheme, host, port = origin(target)
+            where = f"{scheme}://{host}{'' if port is None else f':{port}'}"
+            if has_user_info(target):
+                # Named by origin alone: the credentials it carries are not shown.
+                why = f"a URL with user information (user@host) on {where}"
+            else:
+                why = f"untrusted origin {where}"
             raise self._failure(
-                "redirect",
-                UnsafeRedirect,
-                "refusing to follow a redirect to untrusted origin "
-                f"{scheme}://{host}{'' if port is None else f':{port}'}",
-                method,
-                url,
+                "redirect", UnsafeRedirect, f"refusing to follow a redirect to {why}", method, url
             )
         return target
 
@@ -564,17 +567,23 @@ class Exchange:
         )
         return {"headers": headers, "proxy": proxy, "proxy_headers": proxy_headers}
 
-    def _reader(self, resp: aiohttp.ClientResponse, limit: int | None, method: str) -> BodyReader:
+    def _reader(
+        self, resp: aiohttp.ClientResponse, limit: int | None, method: str, *, streamed: bool
+    ) -> BodyReader:
+        """``streamed``: the body goes on chunk by chunk (a download), its inflation linear
+        in each chunk, so a file of many gzip members is read to its end."""
         return BodyReader(
             limit=limit,
             content_length=None if method == "HEAD" else resp.content_length,
             encoding=resp.headers.get("Content-Encoding", "") if self._inflate else "",
+            max_members=None if streamed else MAX_GZIP_MEMBERS,
         )
 
     async def _read(self, resp: aiohttp.ClientResponse, method: str) -> bytes:
         """The whole body, at most ``max_body_size`` bytes once decoded, refused as soon as
         it is more."""
-        reader = self._reader(resp, self.max_body_size, method)  # an announced excess fails here
+        # An announced excess fails here.
+        reader = self._reader(resp, self.max_body_size, method, streamed=False)
         if resp.content_length is not None:
             # aiohttp reads no further than the announced length: one read, not an
             # iteration step per network chunk, and a plain body is handed on as read.
@@ -584,7 +593,7 @@ class Exchange:
         return reader.finish()
 
     async def _stream(self, resp: aiohttp.ClientResponse, sink: Sink, delivered: list[int]) -> None:
-        reader = self._reader(resp, None, "GET")
+        reader = self._reader(resp, None, "GET", streamed=True)
         async for chunk in resp.content.iter_any():
             for data in reader.pieces(chunk):
                 delivered[0] += len(data)

@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
+from ._protocol.ratelimit import shown_wait
+
 if TYPE_CHECKING:
     from ._protocol.cursors import Position
     from ._protocol.ratelimit import RateLimitInfo
@@ -263,7 +265,7 @@ class RateLimited(APIError):
         message = super()._message()
         if self.retry_after is None:
             return message
-        return f"{message} (the server asked to wait {self.retry_after:.0f}s)"
+        return f"{message} (the server asked to wait {shown_wait(self.retry_after)})"
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (_rebuild_rate_limited, (super().__reduce__()[1], self.retry_after))

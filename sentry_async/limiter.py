@@ -33,7 +33,7 @@ from types import TracebackType
 import anyio
 
 from ._protocol.hosts import rate_limit_group
-from ._protocol.ratelimit import ClockOffset, RateLimitInfo, narrow_clock_offset
+from ._protocol.ratelimit import ClockOffset, RateLimitInfo, narrow_clock_offset, shown_wait
 
 __all__ = ["GroupState", "RateLimiter", "SlotWaitEnded"]
 
@@ -301,15 +301,15 @@ class RateLimiter:
             name = f"{name} (and every endpoint in Sentry's {shared!r} window)"
         if enforced < seconds:
             logger.warning(
-                "%s: the server asked to wait %.0fs (%s); holding the endpoint for at most "
+                "%s: the server asked to wait %s (%s); holding the endpoint for at most "
                 "%.3gs and failing calls that will not wait that long",
                 name,
-                seconds,
+                shown_wait(seconds),
                 why,
                 enforced,
             )
         else:
-            logger.info("%s: the server asked to wait %.0fs (%s)", name, seconds, why)
+            logger.info("%s: the server asked to wait %s (%s)", name, shown_wait(seconds), why)
 
     def state(self, name: str) -> GroupState:
         group = self._group(name)

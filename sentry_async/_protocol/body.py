@@ -4,10 +4,11 @@ The cap holds after decompression: gzip and deflate are inflated here, a bounded
 a time, rather than by aiohttp (whose inflation of one network chunk is not bounded in
 every version the dependency allows), so a small compressed body cannot expand into
 gigabytes in memory before anyone counts it. A gzip body is read to its last member, as
-``gzip -d`` and aiohttp read it (RFC 1952 2.2), up to :data:`MAX_GZIP_MEMBERS` members;
-``deflate`` is a single stream, and anything after its end means the body was mangled on
-the way. The inflater is handed a bounded slice of input at a time too, so that the work
-stays linear in the body's size.
+``gzip -d`` and aiohttp read it (RFC 1952 2.2), up to :data:`MAX_GZIP_MEMBERS` members
+when it is read whole (a streamed file may hold any number); ``deflate`` is a single
+stream, and anything after its end means the body was mangled on the way. The inflater is
+handed a bounded slice of input at a time too, so that the work stays linear in the
+body's size.
 """
 
 from __future__ import annotations
@@ -35,9 +36,13 @@ whole cost work quadratic in its size (4 MiB of empty members: 43 s with the eve
 blocked); a slice at a time, it costs the body plus at most a slice per member."""
 
 MAX_GZIP_MEMBERS = 1000
-"""The most gzip members a body may hold (:class:`CorruptBody` past it). A server or proxy
-that compresses a response writes one member; thousands are a body built to cost work, not
-one that carries more (each empty member is 20 bytes of nothing)."""
+"""The most gzip members a body read whole may hold (:class:`CorruptBody` past it). A
+server or proxy that compresses an API response writes one member; thousands are a body
+built to cost work, not one that carries more: each empty member is 20 bytes of nothing,
+which no size cap counts, and a body with a ``Content-Length`` is inflated in one call
+that the event loop waits for. A body streamed on (a download) is inflated as each network
+chunk arrives, the work linear in the chunk whatever its members: a file of thousands of
+members (concatenated logs, BGZF blocks) is no attack there, and has no cap."""
 
 _GZIP = 16 + zlib.MAX_WBITS
 
@@ -69,7 +74,8 @@ class BodyReader:
 
     ``limit`` (``None``: no cap) bounds the decoded size; ``content_length`` is refused
     at once when it already exceeds the cap. ``encoding`` is the ``Content-Encoding``, or
-    ``""`` when the body is to be kept as sent.
+    ``""`` when the body is to be kept as sent. ``max_members`` bounds a gzip body's
+    members (``None``: no bound, for a body streamed on chunk by chunk).
     """
 
     __slots__ = (
@@ -77,16 +83,25 @@ class BodyReader:
         "_fed",
         "_inflater",
         "_limit",
+        "_max_members",
         "_members",
         "_parts",
         "_size",
         "_undecided",
     )
 
-    def __init__(self, *, limit: int | None, content_length: int | None, encoding: str) -> None:
+    def __init__(
+        self,
+        *,
+        limit: int | None,
+        content_length: int | None,
+        encoding: str,
+        max_members: int | None = MAX_GZIP_MEMBERS,
+    ) -> None:
         if limit is not None and content_length is not None and content_length > limit:
             raise BodyTooLarge(content_length, limit, announced=True)
         self._limit = limit
+        self._max_members = max_members
         self._parts: list[bytes] = []
         self._size = 0
         self._fed = False
@@ -178,8 +193,8 @@ class BodyReader:
         rest = rest.lstrip(b"\0")
         if not rest:
             return None
-        if self._count == MAX_GZIP_MEMBERS:
-            raise CorruptBody(f"response body has more than {MAX_GZIP_MEMBERS:,} gzip members")
+        if self._count == self._max_members:
+            raise CorruptBody(f"response body has more than {self._count:,} gzip members")
         self._count += 1
         inflater = self._inflater = zlib.decompressobj(wbits=_GZIP)
         return inflater, rest

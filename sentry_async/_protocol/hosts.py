@@ -16,6 +16,7 @@ __all__ = [
     "REDIRECT_STATUSES",
     "SAAS_DOMAIN",
     "endpoint_group",
+    "has_user_info",
     "host_problem",
     "is_loopback",
     "is_saas",
@@ -92,6 +93,12 @@ def host_problem(host: str) -> str | None:
     return None
 
 
+def has_user_info(url: URL) -> bool:
+    """Whether ``url`` names a user or a password (``user:pass@host``, a bare ``@``): such a
+    URL never gets the token, which it would carry beside credentials of its own."""
+    return url.user is not None or url.password is not None or "@" in url.raw_authority
+
+
 def is_saas(url: URL) -> bool:
     """True for a URL on sentry.io or one of its subdomains (``https://de.sentry.io``)."""
     host = (url.host or "").lower().rstrip(".")
@@ -110,7 +117,7 @@ def token_host_refusal(base: URL, target: URL, trusted: Iterable[URL] = ()) -> s
     """
     if target.scheme not in ("http", "https") or not target.host:
         return f"{target} is not an absolute http(s) URL"
-    if target.user is not None or target.password is not None or "@" in (target.raw_authority):
+    if has_user_info(target):
         return "a URL with user information (user@host) is never trusted"
     if any(origin(url) == origin(target) for url in trusted):
         return None
@@ -146,12 +153,13 @@ def token_host_refusal(base: URL, target: URL, trusted: Iterable[URL] = ()) -> s
 def resolve_redirect(
     current: URL, location: str, trusted: frozenset[tuple[str, str, int | None]]
 ) -> tuple[URL, bool]:
-    """The redirect target and whether the token may go there (its origin is trusted).
+    """The redirect target and whether the token may go there: its origin is trusted and
+    it names no user information (see :func:`has_user_info`).
 
     Raises ``ValueError`` when ``location`` is not a URL at all (``http://[::1``, say).
     """
     target = current.join(URL(location))
-    return target, origin(target) in trusted
+    return target, origin(target) in trusted and not has_user_info(target)
 
 
 def redirect_method(status: int, method: str) -> tuple[str, bool]:

@@ -10,10 +10,11 @@ semicolons, which is what breaks other clients (aiohttp's ``ClientResponse.links
 included: it splits parameters on ``;``).
 
 A cursor is any text (a rule's name), and Django writes a header that fits latin-1 as
-latin-1 bytes and any other as RFC 2047 encoded-words, while aiohttp reads header bytes as
-UTF-8 with their invalid bytes surrogate-escaped. So a value is first read back as the text
-the server meant (:func:`_field_text`): a cursor that lost a letter would repeat or skip
-rows."""
+latin-1 bytes and any other as RFC 2047 encoded-words, never as raw UTF-8, while aiohttp
+reads header bytes as UTF-8 with their invalid bytes surrogate-escaped. So a value is first
+read back as the text the server meant (:func:`link_header` for aiohttp's headers,
+:func:`_field_text` for a value of unknown reading): a cursor that lost or changed a letter
+would repeat or skip rows."""
 
 from __future__ import annotations
 
@@ -131,21 +132,42 @@ def link_header(headers: MultiMapping[str]) -> str | None:
     RFC 9110 5.3: several fields are one list joined by ``", "``. A ``Link`` may come split,
     or after a proxy's own (``rel=preload`` for Early Hints); reading the first field only
     would miss Sentry's ``rel="next"`` and end the stream as if it were complete.
-    Each field is read back as the text the server meant (:func:`_field_text`) before the
+    Each field is read back as the text the server meant (:func:`_wire_text`) before the
     fields are joined: RFC 2047 encodes one field, not the list.
     """
     fields = headers.getall("Link", ())
     if len(fields) == 1:
-        return _field_text(fields[0])
-    return ", ".join(_field_text(text) for text in fields) if fields else None
+        return _wire_text(fields[0])
+    return ", ".join(_wire_text(text) for text in fields) if fields else None
+
+
+def _wire_text(value: str) -> str:
+    """A field value as the server wrote it, from aiohttp's text of its bytes.
+
+    Django writes a header value as latin-1 when it fits, else as RFC 2047 encoded-words
+    (``ResponseHeaders._convert_to_charset(value, "latin-1", mime_encode=True)``): its
+    bytes are never raw UTF-8. aiohttp read them as UTF-8, surrogate-escaping the bytes that
+    are not; so they are read again as latin-1 always, even when they also made UTF-8
+    (``É®`` is C9 AE, which UTF-8 reads as ``ɮ``). The result is text as the server meant
+    it, which :func:`_field_text` leaves as it is.
+    """
+    if value.isascii():
+        return _field_text(value)
+    try:
+        wire = value.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        return value  # surrogates no bytes give: a caller's own; _sendable refuses them
+    return wire.decode("latin-1")
 
 
 def _field_text(value: str) -> str:
-    """A field value as the server wrote it, from the text aiohttp made of its bytes.
+    """A field value as the server wrote it, from text of unknown reading (a caller's).
 
-    aiohttp reads them as UTF-8 and surrogate-escapes each byte that is not; such bytes
-    are read again as latin-1 (Django's header charset; RFC 9110 5.5's obs-text), the whole
-    value at once, as the server wrote it in one charset. A value that is all RFC 2047
+    Text that holds surrogate escapes is aiohttp's reading of bytes that are not UTF-8:
+    they are read again as latin-1 (Django's header charset; RFC 9110 5.5's obs-text), the
+    whole value at once, as the server wrote it in one charset. Other text is taken as
+    read already (a latin-1 reading, as ``http.client`` makes, or :func:`link_header`'s),
+    so that reading a value twice changes nothing. A value that is all RFC 2047
     encoded-words (Django's for text outside latin-1) is decoded. Plain ASCII, the usual
     case, is returned as it is, unscanned beyond ``isascii``.
     """

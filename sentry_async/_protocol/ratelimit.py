@@ -24,6 +24,7 @@ __all__ = [
     "parse_rate_limit",
     "parse_retry_after",
     "server_clock",
+    "shown_wait",
 ]
 
 _PLAIN_DIGITS = 15
@@ -36,6 +37,20 @@ the signs, exponents, underscores and words that float() also takes."""
 _SKEW_TOLERANCE = 2.0
 """Seconds the client's clock may differ from the server's ``Date`` before the latter wins
 (``Date`` has whole seconds only, so the client's own clock is preferred when close)."""
+
+
+_SHOWN_IN_FULL = 1e10
+"""Waits shorter than this (317 years) are shown to the second; a longer one is no wait
+anyone means (a ``Reset`` of ``1e308``), and its hundreds of digits would fill a line."""
+
+
+def shown_wait(seconds: float) -> str:
+    """A wait for a message or a log line: ``"42s"``, an absurd one as ``"1e+308s"``.
+
+    Only the text is clamped: what is waited is the retry policy's ``max_wait`` at most."""
+    if seconds < _SHOWN_IN_FULL:
+        return f"{seconds:.0f}s"
+    return f"{seconds:.3g}s"
 
 
 class RateLimitInfo(msgspec.Struct, frozen=True, gc=False):

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
-from .ratelimit import RateLimitInfo, parse_retry_after
+from .ratelimit import RateLimitInfo, parse_retry_after, shown_wait
 
 __all__ = [
     "FINAL_KINDS",
@@ -164,7 +164,9 @@ def _after_status(
     if wait is None:
         return RetryDecision(True, backoff_delay(attempt, policy, rng), f"status {status}")
     if wait > policy.max_wait:
-        return RetryDecision(False, wait, f"status {status}, server asks to wait {wait:.0f}s")
+        return RetryDecision(
+            False, wait, f"status {status}, server asks to wait {shown_wait(wait)}"
+        )
     spread = min(1.0, policy.backoff_base) * policy.jitter
     wait += (rng or random).uniform(0, spread) if spread else 0.0
     return RetryDecision(True, wait, f"status {status}, Retry-After")
@@ -184,7 +186,7 @@ def _after_429(
         return RetryDecision(True, backoff_delay(attempt, policy, rng), "429 without a wait", True)
     if wait > policy.max_wait:
         # Not retried here, but the pause still applies to every task.
-        return RetryDecision(False, wait, f"server asks to wait {wait:.0f}s", True)
+        return RetryDecision(False, wait, f"server asks to wait {shown_wait(wait)}", True)
     # A little jitter after the wait spreads the stampede at the window edge.
     spread = min(1.0, policy.backoff_base) * policy.jitter
     wait += (rng or random).uniform(0, spread) if spread else 0.0

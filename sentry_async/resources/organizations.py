@@ -139,16 +139,21 @@ class OrganizationsResource(OrganizationsAPI):
                 url = client._redact(str(root) + "/organizations/")
                 items: list[Any] = []
                 for raw in raws:
+                    failed: DecodeError | None = None
                     try:
                         items.append(decoder.decode(raw))
                         keys = keys_decoder.decode(raw)
                     except (msgspec.ValidationError, msgspec.DecodeError) as exc:
-                        raise DecodeError(
+                        failed = DecodeError(
                             client._redact(str(exc)),
                             method="GET",
                             url=url,
                             type_name="Organization",
-                        ) from None
+                        )
+                    if failed is not None:
+                        # Outside the ``except``: msgspec's error, which may quote a value
+                        # a server filled with the token, is not even its context.
+                        raise failed
                     if base != client.base_url:
                         _trust(client, str(base), keys.slug, keys.id)
                 link = _LAST_LINK
