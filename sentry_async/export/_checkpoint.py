@@ -5,11 +5,16 @@ cursor walk after the last page written (the cursor of the next page, or done), 
 every data file, its length once the pages before that cursor were written. It is
 replaced atomically (temp file, fsync, rename, fsync of the directory) and only after
 the data files were fsynced, so it never points past durable data.
+
+A checkpoint edited, or copied next to other files, must not pass for one that describes
+them: each data file's length comes with a checksum of its last bytes (see
+:func:`file_seal`), and each stream done with where its walk ended.
 """
 
 from __future__ import annotations
 
 import os
+import zlib
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Protocol, TypeVar
@@ -30,6 +35,7 @@ __all__ = [
     "StreamState",
     "check_file_name",
     "check_whole_pages",
+    "file_seal",
     "load_checkpoint",
     "save_checkpoint",
 ]
@@ -104,6 +110,9 @@ class StreamState(msgspec.Struct, kw_only=True):
     outside_retention: bool = False
     """Sentry refused the window as wholly before the organization's retention: it is done
     with nothing (more) exported."""
+    ended: Count | None = None
+    """Its file's length once its last page was written: set only when its walk reached
+    its end, so a stream marked done by hand has none."""
 
     @property
     def position(self) -> Position:
@@ -123,6 +132,21 @@ class FileState(msgspec.Struct, kw_only=True):
     items: Count = 0
     columns: list[str] | None = None
     """A CSV file's columns (its header), once its first page is written."""
+    tail_crc: int | None = None
+    """:func:`file_seal` of the file at ``offset``, recorded with every page appended;
+    ``None`` before the first one, for a Parquet part (checked by its size) and in
+    checkpoints of earlier versions."""
+
+
+def file_seal(tail: bytes, offset: int, items: int) -> int:
+    """The crc32 of a file's last bytes (``tail``, see :data:`~._writer.TAIL_BYTES`),
+    seeded with its length and its count of items.
+
+    A length moved to another line boundary (even between identical lines), a count
+    changed, or another file in its place gives another value; checking it reads a few
+    KiB, however long the file.
+    """
+    return zlib.crc32(tail, zlib.crc32(b"%d:%d:" % (offset, items)))
 
 
 class Checkpoint(msgspec.Struct, kw_only=True):
@@ -141,10 +165,20 @@ class Checkpoint(msgspec.Struct, kw_only=True):
     updated_at: str
     runs: Count = 1
     complete: bool = False
+    records_ends: bool = True
+    """Whether every stream done records where its walk ended (``ended``): false for an
+    export begun by an earlier version, whose streams done then are taken as they are."""
+
+
+class _Stored(Checkpoint, kw_only=True):
+    """A checkpoint as read from its file: one without ``records_ends`` was begun by an
+    earlier version (a checkpoint planned now records them)."""
+
+    records_ends: bool = False
 
 
 _encoder = msgspec.json.Encoder()
-_decoder = msgspec.json.Decoder(Checkpoint)
+_decoder = msgspec.json.Decoder(_Stored)
 
 
 def encode_checkpoint(checkpoint: Checkpoint) -> bytes:
@@ -202,7 +236,34 @@ def _check_values(checkpoint: Checkpoint) -> str | None:
             return f"stream {key!r} has the window bound {bad!r}, not an ISO UTC time"
         if start >= end:
             return f"stream {key!r} has an empty window"
+        problem = _check_end(checkpoint, stream)
+        if problem is not None:
+            return problem
     return _check_coverage(checkpoint)
+
+
+def _check_end(checkpoint: Checkpoint, stream: StreamState) -> str | None:
+    """What contradicts a stream's being done or not, or ``None``.
+
+    A stream marked done by hand would be skipped by a resume, its remaining items never
+    fetched; one whose end lies past its file's length would lose its last lines to the
+    cut back.
+    """
+    if stream.ended is None:
+        if stream.done and not stream.split and checkpoint.records_ends:
+            return (
+                f"stream {stream.key!r} is recorded done, but its walk did not reach its end"
+            )
+        return None
+    if not stream.done:
+        return f"stream {stream.key!r} records where it ended, but is not done"
+    offset = checkpoint.files[stream.file].offset
+    if stream.ended > offset:
+        return (
+            f"stream {stream.key!r} ended at byte {stream.ended} of {stream.file!r}, "
+            f"past its recorded length {offset}"
+        )
+    return None
 
 
 def _check_coverage(checkpoint: Checkpoint) -> str | None:

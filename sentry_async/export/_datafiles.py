@@ -153,7 +153,8 @@ class OpenFiles:
         meta: Any,
         last: bool,
     ) -> None:
-        """Runs in the files' thread: one page appended and recorded."""
+        """Runs in the files' thread: one page appended and recorded (with where the
+        stream ended, when it is its last)."""
         if state.first_offset is None:
             state.first_offset = file_state.offset
         try:
@@ -163,6 +164,8 @@ class OpenFiles:
         except OSError as exc:
             named(exc, self.output / state.file)
             raise
+        if last:
+            state.ended = file_state.offset
 
     def store_now(
         self,

@@ -35,7 +35,7 @@ import msgspec
 
 from .._csv import cell, row_writer
 from ..models.discover import DiscoverMeta
-from ._checkpoint import Checkpoint, FileState
+from ._checkpoint import Checkpoint, FileState, file_seal
 from ._files import IdKey, id_key, parse_stamp, read_segment, safe_stem
 from ._splitting import Split
 from ._writer import JsonlFile, Line, fsync_dir, open_no_follow
@@ -387,6 +387,7 @@ def store_page(
     written = handle.append(handle.encode_page(lines))
     file_state.offset = handle.offset
     file_state.items += len(lines)
+    file_state.tail_crc = file_seal(handle.tail, handle.offset, file_state.items)
     return written
 
 

@@ -9,13 +9,19 @@ import re
 import stat
 from pathlib import Path
 
-from ._checkpoint import CHECKPOINT_NAME, Checkpoint, check_file_name, load_checkpoint
+from ._checkpoint import (
+    CHECKPOINT_NAME,
+    Checkpoint,
+    check_file_name,
+    file_seal,
+    load_checkpoint,
+)
 from ._errors import CheckpointError, OutputNotEmptyError, OutputUnusableError, SpecMismatchError
 from ._files import remove_checkpoint
 from ._lock import LOCK_NAME
 from ._manifest import MANIFEST_NAME, Manifest, load_manifest
 from ._spec import ExportSpec
-from ._writer import open_no_follow
+from ._writer import open_no_follow, read_tail
 
 __all__ = [
     "check_spec",
@@ -26,6 +32,7 @@ __all__ = [
     "open_existing",
     "reset_parts",
     "restart_names",
+    "seal_at",
     "truncate_files",
 ]
 
@@ -237,6 +244,16 @@ def cut_back(path: Path, length: int) -> None:
         os.close(fd)
 
 
+def seal_at(path: Path, offset: int, items: int) -> int:
+    """:func:`~._checkpoint.file_seal` of a data file cut back to ``offset`` and ``items``
+    (blocking): what the checkpoint records for it once the rows after are cut off."""
+    fd = open_no_follow(path, os.O_RDONLY, create=False, single_link=False)
+    try:
+        return file_seal(read_tail(fd, offset), offset, items)
+    finally:
+        os.close(fd)
+
+
 _GZIP_START = b"\x1f\x8b\x08"
 """How every gzip member the exporter writes begins (its magic, then deflate)."""
 
@@ -261,8 +278,10 @@ def _inside(fd: int, offset: int, size: int, *, compress: bool) -> str | None:
 def truncate_files(output: Path, checkpoint: Checkpoint, *, compress: bool) -> None:
     """Cut each data file back to its committed length (blocking; runs in a thread).
 
-    Every file is checked first, its length and that the committed one ends a page (see
-    :func:`_inside`): a checkpoint refused leaves every file as it was.
+    Every file is checked first, its length, that the committed one ends a page (see
+    :func:`_inside`) and that the bytes before it are those the checkpoint was written
+    for (:func:`~._checkpoint.file_seal`, which also tells a line boundary from a newline
+    inside a quoted CSV cell): a checkpoint refused leaves every file as it was.
     """
     cuts: list[tuple[str, int, int]] = []
     for name, state in checkpoint.files.items():
@@ -288,6 +307,15 @@ def truncate_files(output: Path, checkpoint: Checkpoint, *, compress: bool) -> N
                     f"{output / CHECKPOINT_NAME} is not a valid checkpoint: the "
                     f"{state.offset} bytes it records for {name} end inside {inside}; "
                     "it or the data was changed since: start a new export"
+                )
+            if state.tail_crc is not None and state.tail_crc != file_seal(
+                read_tail(fd, state.offset), state.offset, state.items
+            ):
+                raise CheckpointError(
+                    f"{output / CHECKPOINT_NAME} is not a valid checkpoint: the "
+                    f"{state.offset} bytes and {state.items} items it records for {name} "
+                    "are not those it wrote there (their last bytes differ); it or the "
+                    "data was changed since: start a new export"
                 )
         finally:
             os.close(fd)

@@ -78,7 +78,7 @@ from ._lock import DirLock
 from ._manifest import Manifest, build_manifest, load_manifest, save_manifest
 from ._plan import pin_range, plan, request_slugs, server_identity, stream_pages
 from ._progress import Progress
-from ._resume import cut_back, make_output_dir, open_existing
+from ._resume import cut_back, make_output_dir, open_existing, seal_at
 from ._spec import ExportSpec, is_aggregate
 from ._splitting import (
     MIN_SPLIT_WINDOW,
@@ -691,8 +691,9 @@ class Exporter:
         stops covering the rows before they go."""
         assert self._checkpoint is not None
         file_state = self._checkpoint.files[parent.file]
-        file_state.offset = start
-        file_state.items -= parent.items
+        items = file_state.items - parent.items
+        seal = await anyio.to_thread.run_sync(seal_at, self.output / parent.file, start, items)
+        file_state.offset, file_state.items, file_state.tail_crc = start, items, seal
         parent.items = parent.duplicates = parent.unidentified = 0
         with anyio.CancelScope(shield=True):
             await self._commit()

@@ -22,6 +22,7 @@ import msgspec
 from ._errors import OutputUnusableError
 
 __all__ = [
+    "TAIL_BYTES",
     "JsonlFile",
     "Line",
     "atomic_write",
@@ -30,6 +31,7 @@ __all__ = [
     "named",
     "open_no_follow",
     "read_no_follow",
+    "read_tail",
 ]
 
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
@@ -42,6 +44,11 @@ _LINK_ERRORS = frozenset({errno.ELOOP, errno.EMLINK})
 """What ``open`` with ``O_NOFOLLOW`` reports for a symlink (Linux: ELOOP, BSDs: EMLINK)."""
 
 _GZIP_LEVEL = 6
+
+TAIL_BYTES = 4096
+"""Bytes before a file's committed length whose checksum the checkpoint records: a resume
+reads only those to tell the file is the one the checkpoint describes (a length moved to
+another line, or another file in its place), never the gigabytes before them."""
 
 Line = bytes | msgspec.Raw
 """One item's JSON as sent: ``msgspec.Raw`` items are written without a copy of their own."""
@@ -77,17 +84,25 @@ def _one_line_each(data: bytes, items: Sequence[Line]) -> bool:
     return True
 
 
+def read_tail(fd: int, offset: int) -> bytes:
+    """The last :data:`TAIL_BYTES` (or fewer) bytes of an open file before ``offset``."""
+    size = min(offset, TAIL_BYTES)
+    return os.pread(fd, size, offset - size) if size else b""
+
+
 class JsonlFile:
     """An append-only data file whose committed length is tracked by the caller.
 
     ``open`` truncates the file to ``offset`` (the length recorded in the checkpoint): any
     bytes beyond it were written after the last checkpoint, by a run that then died.
+    ``tail`` is kept as the file's last bytes (see :data:`TAIL_BYTES`).
     """
 
     def __init__(self, path: Path, *, compress: bool) -> None:
         self.path = path
         self.compress = compress
         self.offset = 0
+        self.tail = b""
         self._dirty = False
         self._handle: BinaryIO | None = None
 
@@ -106,11 +121,13 @@ class JsonlFile:
                 handle.flush()
                 os.fsync(handle.fileno())
             handle.seek(offset)
+            tail = read_tail(handle.fileno(), offset)
         except BaseException:
             handle.close()
             raise
         self._handle = handle
         self.offset = offset
+        self.tail = tail
 
     def encode_page(self, items: Sequence[Line]) -> bytes:
         """A page's bytes as they go to disk: lines, gzip-compressed as one member if asked.
@@ -135,6 +152,8 @@ class JsonlFile:
             self._handle.write(data)
             self.offset += len(data)
             self._dirty = True
+            kept = self.tail[len(data) - TAIL_BYTES :] if len(data) < TAIL_BYTES else b""
+            self.tail = kept + data[-TAIL_BYTES:]
         return len(data)
 
     def sync(self) -> None:
