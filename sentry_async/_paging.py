@@ -7,17 +7,16 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import msgspec
-from multidict import MultiMapping
 from yarl import URL
 
 from ._decoding import MAX_BOUNDED_ITEMS, data_within, decode_body, decode_items, no_body
 from ._protocol.cursors import OVERSIZE_FACTOR, BodyFingerprints
 from ._protocol.hosts import endpoint_group
-from ._protocol.links import LinkHeaderError, link_header, page_links
+from ._protocol.links import link_header
 from ._protocol.params import Params, encode_params
 from ._protocol.ratelimit import header_int
 from ._transport import Response
-from .pagination import PageFetcher, RawPage, before_decoding, link_watch
+from .pagination import PageFetcher, RawPage, before_decoding, link_watch, walk_memory
 
 if TYPE_CHECKING:
     from .client import SentryClient
@@ -46,7 +45,9 @@ def page_fetchers(
     """Item type -> a fetcher of pages of that type (what ``Paginator.as_type`` swaps)."""
     group = endpoint_group("GET", path)
     resolved: list[list[tuple[str, str]]] = []
-    walks = _Walks() if "{project}" in path else None
+    # Each page rebuilds the path as given: a walk that followed a renamed project keeps
+    # it in its own memory for its next pages (one 302 a walk, not one a page).
+    follows = "{project}" in path
 
     def fetcher(item_type: Any) -> PageFetcher:
         decode_type = list[item_type] if page_type is None else page_type(item_type)
@@ -57,7 +58,7 @@ def page_fetchers(
         fingerprint = BodyFingerprints()
 
         async def fetch(page_cursor: str | None, size: int | None) -> RawPage:
-            moves, starts = (None, False) if walks is None else walks.take(page_cursor)
+            moves = walk_memory() if follows else None
             query = list(base)
             if lazy_params is not None:
                 if not resolved:
@@ -96,8 +97,6 @@ def page_fetchers(
                 return response, decode_items(response, item_type, limit)
 
             on_headers = link_watch(fetch, page_cursor)
-            if walks is not None and moves is not None:
-                on_headers = walks.watch(moves, starts, on_headers)
 
             async def once(page_url: URL) -> tuple[Response, Any]:
                 return await client._get_transport().send_decoded(
@@ -137,52 +136,3 @@ def page_fetchers(
 
     return fetcher
 
-
-class _Walks:
-    """The renamed projects a paginator's walks follow, by the cursor of each walk's next
-    page. The paginator rebuilds every page's path as given, so a walk that followed a
-    rename hands it on to the page its ``Link`` names next: one 302 a walk, not one a page.
-    A page no walk led to starts a walk (an iteration's first page, a resumed position)
-    and asks the slug given, which Sentry may serve to another project by now. What
-    earlier walks kept is dropped then: a cursor such as ``10:1:0`` is the same string in
-    every walk, and an iteration left early leaves its next cursor behind. Two iterations
-    of one paginator at once may therefore each ask the slug given again.
-    """
-
-    __slots__ = ("_next",)
-
-    def __init__(self) -> None:
-        self._next: dict[str, dict[tuple[str, str], str]] = {}
-
-    def take(self, cursor: str | None) -> tuple[dict[tuple[str, str], str], bool]:
-        """The renames of the walk that led to ``cursor``, or new ones and ``True``: the
-        page starts a walk."""
-        moves = None if cursor is None or not self._next else self._next.pop(cursor, None)
-        return ({}, True) if moves is None else (moves, False)
-
-    def watch(
-        self,
-        moves: dict[tuple[str, str], str],
-        starts: bool,
-        on_headers: Callable[[MultiMapping[str]], bool] | None,
-    ) -> Callable[[MultiMapping[str]], bool]:
-        """``on_headers`` that first hands the page's renames on to its next page (a page
-        that ``starts`` a walk drops the others'): a read-ahead sends that page's request
-        from ``on_headers``."""
-
-        def seen(headers: MultiMapping[str]) -> bool:
-            if starts:
-                self._next.clear()
-            if moves:
-                self._keep(moves, link_header(headers))
-            return on_headers is not None and on_headers(headers)
-
-        return seen
-
-    def _keep(self, moves: dict[tuple[str, str], str], link: str | None) -> None:
-        try:
-            cursor = page_links(link).next_cursor
-        except LinkHeaderError:
-            return  # the walk fails on it
-        if cursor is not None:
-            self._next[cursor] = moves

@@ -141,6 +141,21 @@ def link_watch(fetcher: object, cursor: str | None) -> Callable[[MultiMapping[st
     return on_headers
 
 
+_WALK_MEMORY: contextvars.ContextVar[dict[Any, Any] | None] = contextvars.ContextVar(
+    "sentry_async_walk_memory", default=None
+)
+"""Set while a walk's page is fetched: that walk's :attr:`CursorWalk.memory`."""
+
+
+def walk_memory() -> dict[Any, Any] | None:
+    """The memory of the walk whose page the running fetcher fetches (``None`` outside a
+    walk): what it learnt on one page that the walk's next pages need, such as a renamed
+    project it followed. Each walk has its own, so two walks of one paginator at once,
+    whose cursors are the same strings, never share it; a walk continued after a failure
+    keeps it."""
+    return _WALK_MEMORY.get()
+
+
 DecodeGate = Callable[[], Awaitable[None] | None]
 """What to await before a page decodes (``None``: decode now)."""
 _DECODE_GATE: contextvars.ContextVar[tuple[object, DecodeGate] | None] = contextvars.ContextVar(
@@ -251,6 +266,8 @@ class Paginator(Generic[T], AsyncIterator[T]):
     _handed: int = field(default=0, init=False, repr=False)
     _fetched_before: int = field(default=0, init=False, repr=False)
     """Pages the iteration fetched before it was continued by this walk."""
+    _earlier: CursorWalk | None = field(default=None, init=False, repr=False)
+    """The walk that failed, which this paginator's next one continues."""
     _stepping: bool = field(default=False, init=False, repr=False)
     """An :meth:`__anext__` is under way: a second one, or :meth:`aclose`, is refused."""
     _failed: bool = field(default=False, init=False, repr=False)
@@ -372,6 +389,7 @@ class Paginator(Generic[T], AsyncIterator[T]):
 
     def _start(self) -> AsyncGenerator[_Fetched, None]:
         """A new walk from the configured start, and the pages it fetches."""
+        earlier, self._earlier = self._earlier, None
         walk = self._walk = CursorWalk(
             Position(self.cursor, self.skip, self.done),
             limit=self.limit,
@@ -380,6 +398,7 @@ class Paginator(Generic[T], AsyncIterator[T]):
             max_stale_pages=self.max_stale_pages,
             stream=self.description,
             redact=self._redact,
+            continuing=earlier,
         )
         self._inside, self._after, self._driver = None, None, None
         self._begun = self._handed = 0
@@ -393,25 +412,31 @@ class Paginator(Generic[T], AsyncIterator[T]):
         return self._one_by_one(walk)
 
     async def _one_by_one(self, walk: CursorWalk) -> AsyncGenerator[_Fetched, None]:
-        seen: set[int] = set()
         walking = _Walking()
         try:
             while not walk.finished:
                 # Always the same page size, even for the last page under a limit: some
                 # cursors (Sentry's OffsetPaginator: ``<page size>:<page number>:<is_prev>``)
                 # are only valid for the size they were made with. The walk trims the page.
-                raw = await self._fetch(walk.cursor, self.page_size)
-                yield self._counted(walk, raw, seen)
+                # The walk's memory is set for this fetch only: it runs in the consumer's
+                # context, where other walks may be stepped too.
+                memory = _WALK_MEMORY.set(walk.memory)
+                try:
+                    raw = await self._fetch(walk.cursor, self.page_size)
+                finally:
+                    _WALK_MEMORY.reset(memory)
+                yield self._counted(walk, raw)
                 del raw
         finally:
             walking.end()
 
-    def _counted(self, walk: CursorWalk, raw: RawPage, seen: set[int]) -> _Fetched:
-        """The walk's step for a fetched page (``seen``: the ids met so far, if tracked)."""
+    def _counted(self, walk: CursorWalk, raw: RawPage) -> _Fetched:
+        """The walk's step for a fetched page."""
         if raw.more_than is not None:
             _refuse(walk, raw.more_than)
         fresh = None
         if self.item_id is not None:
+            seen = walk.item_ids
             known = len(seen)
             seen.update(hash(self.item_id(item)) for item in raw.items)
             fresh = len(seen) - known
@@ -442,11 +467,14 @@ class Paginator(Generic[T], AsyncIterator[T]):
         """
         walking = _Walking()
         try:
-            seen: set[int] = set()
             first = True
             while automatic and not walk.finished and (first or not walking.alone):
-                raw = await self._fetch(walk.cursor, self.page_size)
-                yield self._counted(walk, raw, seen)
+                memory = _WALK_MEMORY.set(walk.memory)  # as in _one_by_one
+                try:
+                    raw = await self._fetch(walk.cursor, self.page_size)
+                finally:
+                    _WALK_MEMORY.reset(memory)
+                yield self._counted(walk, raw)
                 del raw
                 first = False
             if walk.finished:
@@ -482,6 +510,7 @@ class Paginator(Generic[T], AsyncIterator[T]):
                 # Watched from the task that fetches (the producer's, or one sent early), so
                 # that this fetch's Link, in turn, can send the next request.
                 _LINK_WATCH.set((self._fetch, link_seen))
+                _WALK_MEMORY.set(walk.memory)
                 abandoning.enter()
                 return await self._fetch(cursor, self.page_size)
 
@@ -507,7 +536,7 @@ class Paginator(Generic[T], AsyncIterator[T]):
                                 raw = await sent
                         else:
                             raw = await sent
-                        ready.put(self._counted(walk, raw, seen))
+                        ready.put(self._counted(walk, raw))
                         del raw, sent
                         for passed in [cursor for cursor in links if cursor != walk.cursor]:
                             del links[passed]
@@ -654,7 +683,9 @@ class Paginator(Generic[T], AsyncIterator[T]):
 
     def _continued(self) -> Paginator[T]:
         """This walk, which failed between two pages, continued from its consumer's position
-        by a new one: ``limit`` and ``max_pages`` count what this one handed out."""
+        by a new one: ``limit`` and ``max_pages`` count what this one handed out, and the
+        new walk keeps what this one saw (cycles and stale pages span failures) and its
+        memory (a renamed project it followed)."""
         position = self.position
         limit = None if self.limit is None else max(self.limit - self._handed, 0)
         max_pages = None if self.max_pages is None else self.max_pages - self._begun
@@ -669,6 +700,7 @@ class Paginator(Generic[T], AsyncIterator[T]):
             max_pages=max_pages,
         )
         continued._fetched_before = self.pages_fetched
+        continued._earlier = self._walk
         return continued
 
     async def aclose(self) -> None:

@@ -166,6 +166,12 @@ class CursorWalk:
     Call :meth:`on_page` with each page fetched from :attr:`cursor` until :attr:`finished`.
     ``page_size`` is the size sent with each request (``None`` when none was: endpoints
     that answer unpaginated on purpose). ``stream`` names the stream in errors.
+    ``continuing``: an ended walk of the same stream that this one goes on from, after a
+    failure; its :attr:`memory` is this walk's. Started at its :attr:`position`, this
+    walk counts what it saw too, the cursors, pages and ids met and its run of stale pages,
+    so that a server failing every few pages while it cycles or sends nothing new is still
+    stopped. Started before it (pages it took in were never handed out, and are fetched
+    again: seen already, they would look like a cycle), this one starts that count afresh.
     """
 
     __slots__ = (
@@ -181,6 +187,8 @@ class CursorWalk:
         "_seen_pages",
         "_skip",
         "_stale",
+        "item_ids",
+        "memory",
         "pages",
         "stream",
     )
@@ -195,6 +203,7 @@ class CursorWalk:
         max_stale_pages: int = DEFAULT_MAX_STALE_PAGES,
         stream: str = "",
         redact: Callable[[str], str] | None = None,
+        continuing: CursorWalk | None = None,
     ) -> None:
         if limit is not None and limit < 0:
             raise ValueError("limit must not be negative")
@@ -214,9 +223,22 @@ class CursorWalk:
         self._page_size = page_size
         self._max_stale = max_stale_pages
         self._finished = start.done or limit == 0
-        self._seen_cursors: set[int] = set()
-        self._seen_pages: set[int] = set()
-        self._stale = 0
+        self.memory: dict[Any, Any] = {} if continuing is None else continuing.memory
+        """What the fetcher of this walk's pages keeps from one page for the next (the
+        renamed projects it follows): each walk its own, whatever its cursors."""
+        if continuing is None or continuing.position != start:
+            self._seen_cursors: set[int] = set()
+            self._seen_pages: set[int] = set()
+            self._stale = 0
+            self.item_ids: set[int] = set()
+            """Hashes of the item ids a caller that counts ``fresh`` items has met."""
+        else:
+            # Taken over, not copied: the walk continued has ended, and copies would cost
+            # the length of the stream at each failure.
+            self._seen_cursors = continuing._seen_cursors
+            self._seen_pages = continuing._seen_pages
+            self._stale = continuing._stale
+            self.item_ids = continuing.item_ids
 
     @property
     def finished(self) -> bool:
