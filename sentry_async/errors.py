@@ -381,7 +381,9 @@ class WrongEventLoop(SentryError, RuntimeError):
 
 
 class BulkPartialError(SentryError):
-    """A bulk call failed part-way.
+    """One of a bulk method's calls failed, the first or only one included (``done`` is
+    empty then). A bulk method raises any other error before its first call (the ids' and
+    projects' look-ups), with nothing changed.
 
     ``done``: ids of the calls Sentry answered, so changed. ``uncertain``: ids of the call
     that failed after it may have reached Sentry and acted (an answer that broke off or

@@ -93,6 +93,89 @@ async def test_a_call_refused_with_429_is_not_done(
     assert all(server.data.issues_by_id[i].status == "unresolved" for i in error.not_done)
 
 
+async def test_a_failed_first_call_of_several_says_which_ids_may_have_changed(
+    fake_sentry_factory: FakeSentryFactory,
+) -> None:
+    """Was: the first call's own ``ServerError``, no id lists, while a later call's failure
+    said which ids had changed."""
+    server, ids = _many_issues(fake_sentry_factory, 600)
+    server.faults.add(Fault("status", status=503, method="PUT", path=r"/issues/$", times=None))
+    async with SentryClient(server.token, base_url=server.url, retry=QUICK) as client:
+        with anyio.fail_after(30), pytest.raises(BulkPartialError) as caught:
+            await client.issues.bulk_update(ORG, ids, status="resolved")
+    error = caught.value
+    first = next(r for r in server.requests if r.method == "PUT").params("id")
+    assert 0 < len(first) < len(ids), "the URL limit splits 600 ids"
+    assert isinstance(error.error, ServerError) and error.__cause__ is error.error
+    # A 5xx may be a proxy's while Sentry carries on: the failed call is uncertain.
+    assert error.done == [] and error.uncertain == first
+    assert error.not_done == ids[len(first) :]
+    assert "stopped after 0 of 600" in str(error)
+    assert all(server.data.issues_by_id[i].status == "unresolved" for i in ids)
+
+
+async def test_a_first_call_refused_with_429_leaves_every_id_not_done(
+    fake_sentry_factory: FakeSentryFactory,
+) -> None:
+    server, ids = _many_issues(fake_sentry_factory, 600)
+    server.faults.add(Fault("status", status=429, method="DELETE", path=r"/issues/$",
+                            times=None))
+    async with SentryClient(server.token, base_url=server.url, retry=QUICK) as client:
+        with anyio.fail_after(30), pytest.raises(BulkPartialError) as caught:
+            await client.issues.bulk_delete(ORG, ids)
+    error = caught.value
+    assert isinstance(error.error, RateLimited) and error.__cause__ is error.error
+    assert (error.done, error.uncertain, error.not_done) == ([], [], ids)
+    assert not any(server.data.issues_by_id[i].deleted for i in ids)
+
+
+@pytest.mark.parametrize("method", ["PUT", "DELETE"])
+async def test_a_bulk_call_of_one_request_fails_as_one_of_several_would(
+    fake_sentry: FakeSentry, method: str
+) -> None:
+    """How many calls the ids need is the client's business (1000 ids, 8 KB of URL, short
+    ids resolved): a caller learns from ``BulkPartialError`` which ids may have changed,
+    whatever the count. An error of its own type is raised only before any call went."""
+    ids = fake_sentry.data.issue_ids(ORG, status="unresolved")[:3]
+    fake_sentry.faults.add(Fault("status", status=500, method=method, path=r"/issues/$",
+                                 times=None))
+    async with SentryClient(fake_sentry.token, base_url=fake_sentry.url, retry=QUICK) as c:
+        call = (
+            c.issues.bulk_update(ORG, ids, status="resolved")
+            if method == "PUT"
+            else c.issues.bulk_delete(ORG, ids)
+        )
+        with anyio.fail_after(30), pytest.raises(BulkPartialError) as caught:
+            await call
+    error = caught.value
+    assert isinstance(error.error, ServerError) and error.__cause__ is error.error
+    assert (error.done, error.uncertain, error.not_done) == ([], ids, [])
+
+
+async def test_a_failed_first_call_never_shows_the_token() -> None:
+    """The server echoes the request's headers in its 502: the partial failure, its
+    error and that error's message are blanked of the token."""
+    token = "sntryu_" + "c" * 64
+
+    async def echo(request: web.Request) -> web.Response:
+        body = {"detail": f"upstream refused {request.headers['Authorization']}"}
+        return web.json_response(body, status=502)
+
+    app = web.Application()
+    app.router.add_route("*", "/api/0/organizations/{org}/issues/", echo)
+    ids = [str(5_000_000_000 + n) for n in range(1500)]
+    async with local_app(app) as url, SentryClient(token, base_url=url, retry=QUICK) as c:
+        with anyio.fail_after(30), pytest.raises(BulkPartialError) as caught:
+            await c.issues.bulk_delete(ORG, ids)
+    error = caught.value
+    assert error.done == [] and 0 < len(error.uncertain) < len(ids)
+    assert error.uncertain + error.not_done == ids
+    shown = f"{error} {error!r} {error.error} {error.error!r} {error.__cause__}"
+    shown += repr(pickle.loads(pickle.dumps(error)).error)
+    assert "upstream refused" in shown
+    assert token not in shown and token[len("sntryu_") :] not in shown
+
+
 def test_which_failures_may_have_acted() -> None:
     def transport(**kwargs: Any) -> TransportError:
         return ConnectionFailed("broke", method="PUT", url="u", **kwargs)

@@ -320,9 +320,11 @@ class IssuesResource(Resource):
         and every id must exist; otherwise ``ValueError`` / ``IssuesNotFound`` before any
         change.
 
-        If a later call fails, :class:`~sentry_async.BulkPartialError` says which ids were
-        already changed (``done``), which were certainly not (``not_done``), and which the
-        failed call may have changed (``uncertain``: it may have reached Sentry).
+        If a call fails, the first or only one too, :class:`~sentry_async.BulkPartialError`
+        says which ids were already changed (``done``), which were certainly not
+        (``not_done``), and which the failed call may have changed (``uncertain``: it may
+        have reached Sentry). Any other error comes from the look-ups before the first
+        call: nothing was changed.
 
         An empty id list is refused: without ids Sentry applies the change to every issue
         matching the (default) query.
@@ -490,8 +492,7 @@ class IssuesResource(Resource):
                     idempotent=idempotent,
                 )
             except SentryError as exc:
-                if not done:
-                    raise
+                # The first call too: only the lists say which ids it may have changed.
                 failed = chunk if _may_have_acted(exc) else []
                 raise BulkPartialError(
                     exc,
