@@ -49,6 +49,17 @@ from ._routes_orgs import (
     user_regions,
 )
 from ._routes_stats import events_stats, stats_v2
+from ._scopes import (
+    GROUP,
+    ORGANIZATION,
+    ORGANIZATION_EVENT,
+    ORGANIZATION_RELEASE,
+    PROJECT,
+    PROJECT_EVENT,
+    RELAXED_PROJECT,
+    USER_REGIONS,
+    ScopeMap,
+)
 from ._state import _STATE, ApiError, Handler, RateLimitPolicy, ServerState
 
 __all__ = ["ROUTE_GROUPS", "RateLimitPolicy", "RecordedRequest", "ServerState", "build_app"]
@@ -58,46 +69,50 @@ async def not_found(request: web.Request) -> web.Response:
     raise ApiError(404, "The requested resource does not exist")
 
 
-_ROUTES: tuple[tuple[str, str, Handler], ...] = (
-    ("GET", "/organizations/", list_orgs),
-    ("GET", "/users/me/regions/", user_regions),
-    ("GET", "/organizations/{org}/shortids/{short_id}/", short_id),
-    ("GET", "/organizations/{org}/", get_org),
-    ("GET", "/organizations/{org}/projects/", list_projects),
-    ("GET", "/organizations/{org}/releases/", list_releases),
-    ("GET", "/organizations/{org}/issues/", list_issues),
-    ("PUT", "/organizations/{org}/issues/", bulk_update_issues),
-    ("DELETE", "/organizations/{org}/issues/", bulk_delete_issues),
-    ("GET", "/organizations/{org}/issues/{issue_id}/", get_issue),
-    ("PUT", "/organizations/{org}/issues/{issue_id}/", update_issue),
-    ("DELETE", "/organizations/{org}/issues/{issue_id}/", delete_issue),
-    ("GET", "/organizations/{org}/issues/{issue_id}/events/", issue_events),
-    ("GET", "/organizations/{org}/issues/{issue_id}/events/{event_id}/", issue_event),
-    ("GET", "/organizations/{org}/issues/{issue_id}/hashes/", issue_hashes),
-    ("GET", "/organizations/{org}/issues/{issue_id}/tags/{key}/", issue_tag),
-    ("GET", "/organizations/{org}/issues/{issue_id}/tags/{key}/values/", issue_tag_values),
-    ("GET", "/organizations/{org}/eventids/{event_id}/", resolve_event_id),
-    ("GET", "/organizations/{org}/events/", discover),
-    ("GET", "/organizations/{org}/events-stats/", events_stats),
-    ("GET", "/organizations/{org}/stats_v2/", stats_v2),
-    ("GET", "/projects/{org}/{project}/", get_project),
-    ("PUT", "/projects/{org}/{project}/", update_project),
-    ("GET", "/projects/{org}/{project}/events/", project_events),
-    ("PUT", "/projects/{org}/{project}/issues/", project_bulk_update_issues),
-    ("DELETE", "/projects/{org}/{project}/issues/", project_bulk_delete_issues),
-    ("GET", "/projects/{org}/{project}/events/{event_id}/", project_event),
+_ROUTES: tuple[tuple[str, str, Handler, ScopeMap], ...] = (
+    ("GET", "/organizations/", list_orgs, ORGANIZATION),
+    ("GET", "/users/me/regions/", user_regions, USER_REGIONS),
+    ("GET", "/organizations/{org}/shortids/{short_id}/", short_id, GROUP),
+    ("GET", "/organizations/{org}/", get_org, ORGANIZATION),
+    ("GET", "/organizations/{org}/projects/", list_projects, ORGANIZATION),
+    ("GET", "/organizations/{org}/releases/", list_releases, ORGANIZATION_RELEASE),
+    ("GET", "/organizations/{org}/issues/", list_issues, ORGANIZATION_EVENT),
+    ("PUT", "/organizations/{org}/issues/", bulk_update_issues, ORGANIZATION_EVENT),
+    ("DELETE", "/organizations/{org}/issues/", bulk_delete_issues, ORGANIZATION_EVENT),
+    ("GET", "/organizations/{org}/issues/{issue_id}/", get_issue, GROUP),
+    ("PUT", "/organizations/{org}/issues/{issue_id}/", update_issue, GROUP),
+    ("DELETE", "/organizations/{org}/issues/{issue_id}/", delete_issue, GROUP),
+    ("GET", "/organizations/{org}/issues/{issue_id}/events/", issue_events, GROUP),
+    ("GET", "/organizations/{org}/issues/{issue_id}/events/{event_id}/", issue_event, GROUP),
+    ("GET", "/organizations/{org}/issues/{issue_id}/hashes/", issue_hashes, GROUP),
+    ("GET", "/organizations/{org}/issues/{issue_id}/tags/{key}/", issue_tag, GROUP),
+    ("GET", "/organizations/{org}/issues/{issue_id}/tags/{key}/values/", issue_tag_values, GROUP),
+    ("GET", "/organizations/{org}/eventids/{event_id}/", resolve_event_id, ORGANIZATION),
+    ("GET", "/organizations/{org}/events/", discover, ORGANIZATION),
+    ("GET", "/organizations/{org}/events-stats/", events_stats, ORGANIZATION),
+    ("GET", "/organizations/{org}/stats_v2/", stats_v2, ORGANIZATION),
+    ("GET", "/projects/{org}/{project}/", get_project, RELAXED_PROJECT),
+    ("PUT", "/projects/{org}/{project}/", update_project, RELAXED_PROJECT),
+    ("GET", "/projects/{org}/{project}/events/", project_events, PROJECT),
+    ("PUT", "/projects/{org}/{project}/issues/", project_bulk_update_issues, PROJECT_EVENT),
+    ("DELETE", "/projects/{org}/{project}/issues/", project_bulk_delete_issues, PROJECT_EVENT),
+    ("GET", "/projects/{org}/{project}/events/{event_id}/", project_event, PROJECT),
 )
-"""Every endpoint the fake serves: method, path under ``/api/0``, handler."""
+"""Every endpoint the fake serves: method, path under ``/api/0``, handler, and the scopes
+its Sentry endpoint's permission class accepts (its ``permission_classes``)."""
 
-ROUTE_GROUPS = frozenset(f"{method} /api/0{path}" for method, path, _ in _ROUTES)
+ROUTE_GROUPS = frozenset(f"{method} /api/0{path}" for method, path, _, _ in _ROUTES)
 """The route groups, as the server names them: ``"GET /api/0/organizations/{org}/"``."""
 
 
 def build_app(state: ServerState) -> web.Application:
-    app = web.Application(middlewares=[make_middleware(state)], client_max_size=16 * 1024 * 1024)
+    permissions = {f"/api/0{path}": permission for _, path, _, permission in _ROUTES}
+    app = web.Application(
+        middlewares=[make_middleware(state, permissions)], client_max_size=16 * 1024 * 1024
+    )
     app[_STATE] = state
     r = app.router
-    for method, path, handler in _ROUTES:
+    for method, path, handler, _ in _ROUTES:
         if method == "GET":
             r.add_get(f"/api/0{path}", handler)
         else:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from aiohttp import web
@@ -12,7 +13,18 @@ from aiohttp.typedefs import Middleware
 from .._protocol.hosts import rate_limit_group
 from ._faults import Fault
 from ._recorder import capture_body, record_request
-from ._state import _JSON, _SERVE, ANNOUNCED, ApiError, Handler, ServerState, _encode, _json
+from ._scopes import DENIED, ScopeMap, challenge
+from ._state import (
+    _JSON,
+    _SCOPES,
+    _SERVE,
+    ANNOUNCED,
+    ApiError,
+    Handler,
+    ServerState,
+    _encode,
+    _json,
+)
 
 REQUEST_LINE_LIMIT = 8192
 
@@ -142,13 +154,34 @@ async def _fault_response(
     return None
 
 
-def make_middleware(state: ServerState) -> Middleware:
-    """The middleware for one server; it records, authenticates, limits and injects faults."""
+def _check_scopes(
+    state: ServerState, scopes: frozenset[str], method: str, permission: ScopeMap | None
+) -> None:
+    """``ScopedPermission.has_permission``: a 403 unless the token holds one of the scopes
+    the route's permission class accepts for ``method``. Current servers add the RFC 6750
+    challenge naming them (none when the method accepts no scope at all)."""
+    if permission is None:
+        return
+    accepted = permission.get(method, ())
+    if scopes.intersection(accepted):
+        return
+    headers = (
+        {"WWW-Authenticate": challenge(accepted)}
+        if accepted and state.profile != "older"
+        else None
+    )
+    raise ApiError(403, DENIED, headers=headers)
+
+
+def make_middleware(state: ServerState, permissions: Mapping[str, ScopeMap]) -> Middleware:
+    """The middleware for one server; it records, authenticates, limits and injects faults.
+    ``permissions`` maps each route (``/api/0/organizations/{org}/``) to the scopes its
+    Sentry endpoint accepts."""
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         group = _group(request)
-        record = record_request(request, group, state.token)
+        record = record_request(request, group, state.tokens)
         state.requests.append(record)
         state.in_flight += 1
         state.max_in_flight = max(state.max_in_flight, state.in_flight)
@@ -178,8 +211,11 @@ def make_middleware(state: ServerState) -> Middleware:
         auth = request.headers.get("Authorization")
         if auth is None:
             return _json(_encode({"detail": "Authentication credentials were not provided."}), 401)
-        if auth != f"Bearer {state.token}":
+        scheme, _, token = auth.partition(" ")
+        scopes = state.tokens.get(token) if scheme == "Bearer" else None
+        if scopes is None:
             return _json(_encode({"detail": "Invalid token"}), 401)
+        request[_SCOPES] = scopes
         now = time.time()
         policy = state.policy or ANNOUNCED
         limit, window, concurrent = policy.for_group(group)
@@ -207,6 +243,10 @@ def make_middleware(state: ServerState) -> Middleware:
                     older=state.profile == "older",
                 )
         try:
+            # After the limiter, as on Sentry: its middleware counts the request before
+            # the endpoint's permission check refuses it.
+            route = group.partition(" ")[2]
+            _check_scopes(state, scopes, request.method, permissions.get(route))
             response = await handler(request)
         except ApiError as exc:
             response = (

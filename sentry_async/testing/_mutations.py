@@ -145,10 +145,15 @@ def _status_details(
 
 
 def validate(
-    data: Dataset, org: OrgRecord, projects: list[ProjectRecord], body: Any
+    data: Dataset,
+    org: OrgRecord,
+    projects: list[ProjectRecord],
+    body: Any,
+    scopes: frozenset[str],
 ) -> dict[str, Any]:
     """``GroupValidator(partial=True)`` for each project of the issues: the validated
-    fields (unknown ones ignored), or a 400 with DRF's error body."""
+    fields (unknown ones ignored), or a 400 with DRF's error body. ``scopes`` are the
+    token's: ``validate_discard`` wants ``event:admin``."""
     if not isinstance(body, dict):
         kind = "list" if isinstance(body, list) else type(body).__name__
         raise ApiError(400, body=_encode(
@@ -160,6 +165,8 @@ def validate(
         try:
             if key in _BOOLEANS:
                 out[key] = _boolean(value)
+                if key == "discard" and out[key] and "event:admin" not in scopes:
+                    raise ValueError("You do not have permission to discard events")
             elif key == "status":
                 out[key] = _choice(value, _STATUSES)
             elif key == "substatus":
@@ -278,11 +285,15 @@ def _ignored(data: Dataset, details: Mapping[str, Any], substatus: str) -> dict[
 
 
 def update_groups(
-    data: Dataset, org: OrgRecord, targets: list[IssueRecord], body: Any
+    data: Dataset,
+    org: OrgRecord,
+    targets: list[IssueRecord],
+    body: Any,
+    scopes: frozenset[str],
 ) -> web.Response:
     """``update_groups`` once the issues are found: 400, 204 (discard) or the changes."""
     projects = list({issue.project.id: issue.project for issue in targets}.values())
-    fields = validate(data, org, projects, body)
+    fields = validate(data, org, projects, body, scopes)
     if fields.get("discard"):
         _check_discard(projects, targets)
         for issue in targets:

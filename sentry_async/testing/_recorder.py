@@ -55,7 +55,8 @@ class RecordedRequest:
     group: str = ""
     body: bytes = b""
     authenticated: bool = False
-    """Whether the request carried this server's token."""
+    """Whether the request carried a token the server accepts (its own, or one
+    ``add_token`` registered), whatever its scopes."""
     _token_digest: bytes | None = field(default=None, repr=False, compare=False)
 
     def param(self, name: str) -> str | None:
@@ -253,14 +254,16 @@ def _what(method: str | None, path: str | None, json: Any, params: Mapping[str, 
     return " ".join(parts)
 
 
-def record_request(request: web.Request, group: str, token: str) -> RecordedRequest:
-    """The record of one incoming request, credentials filtered; ``capture_body`` adds the body."""
+def record_request(request: web.Request, group: str, tokens: Iterable[str]) -> RecordedRequest:
+    """The record of one incoming request, credentials filtered; ``capture_body`` adds the
+    body. ``tokens`` are those the server accepts."""
     started = time.monotonic()
     headers = {k.lower(): v for k, v in request.headers.items()}
     auth = headers.get("authorization")
     if auth is not None:
         scheme = auth.split(" ", 1)[0] if " " in auth else ""
         headers["authorization"] = f"{scheme} {FILTERED}".strip()
+    digest = _digest(auth) if auth is not None else None
     return RecordedRequest(
         method=request.method,
         path=request.path,
@@ -268,9 +271,9 @@ def record_request(request: web.Request, group: str, token: str) -> RecordedRequ
         headers=headers,
         started=started,
         group=group,
-        authenticated=auth is not None
-        and hmac.compare_digest(_digest(auth), _digest(f"Bearer {token}")),
-        _token_digest=_digest(auth) if auth is not None else None,
+        authenticated=digest is not None
+        and any(hmac.compare_digest(digest, _digest(f"Bearer {t}")) for t in tokens),
+        _token_digest=digest,
     )
 
 

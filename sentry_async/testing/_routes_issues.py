@@ -28,7 +28,7 @@ from ._lookups import (
 from ._mutations import read_body, update_groups
 from ._paginators import MAX_HITS, _link, _page, _sequence_page
 from ._search import issue_filter
-from ._state import _SERVE, ApiError, _encode, _json, _state
+from ._state import _SERVE, ApiError, _encode, _json, _state, token_scopes
 
 DEFAULT_ISSUE_QUERY = "is:unresolved issue.priority:[high, medium]"
 """Sentry's ``DEFAULT_QUERY`` for the issues list when no ``query`` is sent."""
@@ -305,7 +305,7 @@ async def bulk_update_issues(request: web.Request) -> web.Response:
         targets = _issue_filter(request, org)[:1000]
     if not targets:
         return web.Response(status=204)
-    return update_groups(data, org, targets, await read_body(request))
+    return update_groups(data, org, targets, await read_body(request), token_scopes(request))
 
 
 async def bulk_delete_issues(request: web.Request) -> web.Response:
@@ -345,7 +345,7 @@ async def project_bulk_update_issues(request: web.Request) -> web.Response:
         targets = _issue_filter(request, org, projects)[:1000]
     if not targets:
         return web.Response(status=204)
-    return update_groups(data, org, targets, await read_body(request))
+    return update_groups(data, org, targets, await read_body(request), token_scopes(request))
 
 
 async def project_bulk_delete_issues(request: web.Request) -> web.Response:
@@ -384,7 +384,7 @@ async def update_issue(request: web.Request) -> web.Response:
     org = _org(request)
     data = _state(request).data
     issue = _issue(request, org)
-    answer = update_groups(data, org, [issue], await read_body(request))
+    answer = update_groups(data, org, [issue], await read_body(request), token_scopes(request))
     if answer.status != 200:
         return answer
     return _json(_encode(data.issue_body(issue, detail=True)))

@@ -11,7 +11,8 @@ from ._data import Dataset
 from ._lookups import _by_short_id, _flag, _org, _per_page, _project, _region
 from ._paginators import _datetime_page, _page
 from ._records import ProjectRecord
-from ._state import ApiError, _encode, _json, _state
+from ._scopes import DENIED
+from ._state import ApiError, _encode, _json, _state, token_scopes
 
 
 async def list_orgs(request: web.Request) -> web.Response:
@@ -201,8 +202,29 @@ async def get_project(request: web.Request) -> web.Response:
     return _json(_encode(_state(request).data.project_body(_project(request, org))))
 
 
+_PROJECT_SETTINGS = frozenset({
+    "name", "slug", "platform", "subjectPrefix", "subjectTemplate", "resolveAge",
+    "highlightContext", "highlightTags", "team", "digestsMinDelay", "digestsMaxDelay",
+    "securityToken", "securityTokenHeader", "verifySSL", "defaultEnvironment",
+    "dataScrubber", "dataScrubberDefaults", "sensitiveFields", "safeFields",
+    "storeCrashReports", "relayPiiConfig", "builtinSymbolSources", "symbolSources",
+    "scrubIPAddresses", "groupingConfig", "groupingEnhancements", "fingerprintingRules",
+    "secondaryGroupingConfig", "secondaryGroupingExpiry", "scrapeJavaScript",
+    "allowedDomains", "copy_from_project", "targetSampleRate", "dynamicSamplingBiases",
+    "performanceIssueCreationRate", "performanceIssueCreationThroughPlatform",
+    "performanceIssueSendToPlatform", "uptimeAutodetection", "tempestFetchScreenshots",
+    "options",
+})
+"""``ProjectAdminSerializer``'s fields but ``isBookmarked`` (``project_details.py``): what a
+token without ``project:write`` or ``project:admin`` may not set."""
+
+
 async def update_project(request: web.Request) -> web.Response:
-    """``PUT /projects/{org}/{project}/``: a new ``slug`` renames it (the old one then moves)."""
+    """``PUT /projects/{org}/{project}/``: a new ``slug`` renames it (the old one then moves).
+
+    A token with ``project:read`` only is let in (``RelaxedProjectPermission``) and gets
+    ``ProjectMemberSerializer``, so any setting it sends with a value is a 403.
+    """
     org = _org(request)
     project = _project(request, org)
     data = _state(request).data
@@ -212,6 +234,10 @@ async def update_project(request: web.Request) -> web.Response:
         raise ApiError(400, "Malformed request body") from None
     if not isinstance(body, dict):
         raise ApiError(400, "Malformed request body")
+    if not token_scopes(request) & {"project:write", "project:admin"} and any(
+        body.get(key) for key in _PROJECT_SETTINGS
+    ):
+        raise ApiError(403, DENIED)
     if isinstance(body.get("name"), str):
         project.name = body["name"]
     slug = body.get("slug")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import ssl as _ssl
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from types import TracebackType
@@ -18,6 +18,7 @@ from ._builder import BuildableDataset, DataBuilder
 from ._data import SCALES, SeedConfig
 from ._faults import FaultPlan
 from ._recorder import RequestLog
+from ._scopes import SCOPES
 
 if TYPE_CHECKING:
     from ..client import SentryClient
@@ -161,8 +162,9 @@ class FakeSentry:
         assert isinstance(requests, RequestLog)
         return requests
 
-    def client(self, **options: Any) -> SentryClient:
-        """A ``SentryClient`` for this server (``async with server.client() as sentry:``).
+    def client(self, token: str | None = None, **options: Any) -> SentryClient:
+        """A ``SentryClient`` for this server (``async with server.client() as sentry:``),
+        with the server's ``token`` or another one (``add_token()``).
 
         It goes direct unless ``proxy=`` says otherwise: the server is on this machine, and
         a proxy in the developer's environment must not route (or refuse) a test's client.
@@ -170,7 +172,40 @@ class FakeSentry:
         from ..client import SentryClient
 
         options.setdefault("proxy", None)
-        return SentryClient(self.token, base_url=self.url, **options)
+        return SentryClient(self.token if token is None else token, base_url=self.url, **options)
+
+    def add_token(self, token: str, *, scopes: Iterable[str]) -> str:
+        """Accept ``token`` too, holding only ``scopes`` (Sentry's names: ``"org:read"``,
+        ``"event:admin"``, ...); returns it, for ``client(token=...)``.
+
+        Its requests are refused as Sentry refuses them: 403 where the endpoint's permission
+        class accepts none of its scopes for the method (``event:read`` to list issues,
+        ``event:write`` to update them, ``event:admin`` to delete them, ``org:read`` for
+        the organization, ``project:read`` for a project), then the checks past it
+        (``discard`` wants ``event:admin``; a project's settings ``project:write``). Scopes
+        are taken as given, none implying another: the permission classes list the higher
+        scopes themselves, so ``org:write`` alone passes where ``org:read`` does, except at
+        ``/users/me/regions/``, which accepts ``org:read`` only. The server's own ``token``
+        holds every scope.
+        """
+        if isinstance(scopes, str):
+            raise TypeError(f"scopes must be a list of scope names, not the string {scopes!r}")
+        held = frozenset(scopes)
+        unknown = sorted(map(str, held - SCOPES))
+        if unknown:
+            raise ValueError(f"unknown scopes {unknown}; Sentry's are {sorted(SCOPES)}")
+        if (
+            not isinstance(token, str)
+            or not token
+            or any(c.isspace() or not c.isprintable() for c in token)
+        ):
+            raise ValueError("token must be a non-empty string without spaces")
+        if token in self._state.tokens:
+            raise ValueError("that token is already accepted by this server")
+        # Swapped in whole: a request being served on the server's thread keeps the
+        # mapping it started with.
+        self._state.tokens = {**self._state.tokens, token: held}
+        return token
 
     @property
     def now(self) -> datetime:

@@ -14,6 +14,7 @@ from aiohttp import web
 from ._data import Dataset
 from ._faults import FaultPlan
 from ._recorder import RecordedRequest
+from ._scopes import SCOPES
 
 T = TypeVar("T")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -112,6 +113,11 @@ class ServerState:
     listings: dict[tuple[Any, ...], tuple[int, list[Any]]] = field(default_factory=dict)
     """Filtered, sorted listings by path and query (without the cursor), so that walking
     thousands of pages does not filter and sort the whole dataset once per page."""
+    tokens: dict[str, frozenset[str]] = field(default_factory=dict)
+    """Every token the server accepts -> its scopes; ``token`` holds them all."""
+
+    def __post_init__(self) -> None:
+        self.tokens.setdefault(self.token, SCOPES)
 
     def listing(self, request: web.Request, build: Callable[[], list[T]]) -> list[T]:
         key = (
@@ -161,7 +167,16 @@ def _request_key(name: str, type_: type[Any]) -> Any:
 
 _SERVE = _request_key("serve", int)
 """Rows per page a ``short_pages`` fault allows for this request."""
+_SCOPES = _request_key("scopes", frozenset)
+"""The scopes of the token the request carried."""
 
 
 def _state(request: web.Request) -> ServerState:
     return request.app[_STATE]
+
+
+def token_scopes(request: web.Request) -> frozenset[str]:
+    """The scopes of the request's token, for the checks Sentry makes past the permission
+    class (``discard``, a project's settings)."""
+    scopes: frozenset[str] = request[_SCOPES]
+    return scopes
