@@ -492,8 +492,11 @@ class IssuesResource(Resource):
                     idempotent=idempotent,
                 )
             except SentryError as exc:
-                # The first call too: only the lists say which ids it may have changed.
                 failed = chunk if _may_have_acted(exc) else []
+                if not done and not failed:
+                    # Nothing changed (a refusal before Sentry's handler ran): the call's
+                    # own error says so, and a caller's ``except Forbidden`` still holds.
+                    raise
                 raise BulkPartialError(
                     exc,
                     done=done,
