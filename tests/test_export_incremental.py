@@ -73,7 +73,7 @@ def _on_server(server: FakeSentry, start: datetime, end: datetime) -> set[str]:
         event_id
         for slug in server.data.project_slugs(ORG)
         for event_id in server.data.event_ids(
-            ORG, slug, start=start.timestamp(), end=end.timestamp()
+            ORG, slug, start=start.timestamp(), end=end.timestamp(), include_transactions=False
         )
     }
 

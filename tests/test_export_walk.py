@@ -29,7 +29,7 @@ from sentry_async.testing.pytest_plugin import FIXED_NOW
 
 ORG = "org-0"
 DATA = SeedConfig(
-    orgs=1, projects_per_org=2, issues_per_project=8, events_per_issue=(1, 3), days=10
+    orgs=1, projects_per_org=2, issues_per_project=16, events_per_issue=(1, 3), days=10
 )
 END = FIXED_NOW - timedelta(hours=5)
 START = END - timedelta(days=6)

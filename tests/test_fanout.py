@@ -43,6 +43,11 @@ async def _server(fake_sentry_factory: Factory) -> FakeSentry:
     return server
 
 
+def _listed(server: FakeSentry, slug: str) -> list[str]:
+    """The ids a project's event list serves: its events, transactions aside."""
+    return server.data.event_ids(ORG, slug, include_transactions=False)
+
+
 def _client(server: FakeSentry) -> SentryClient:
     return SentryClient(server.token, base_url=server.url, retry=FAST_RETRY)
 
@@ -117,7 +122,7 @@ def _client_tasks(before: set[asyncio.Task[Any]]) -> set[asyncio.Task[Any]]:
 async def test_every_item_of_every_stream_exactly_once(fake_sentry_factory: Factory) -> None:
     server = await _server(fake_sentry_factory)
     slugs = server.data.project_slugs(ORG)
-    expected = {slug: server.data.event_ids(ORG, slug) for slug in slugs}
+    expected = {slug: _listed(server, slug) for slug in slugs}
     assert sum(len(ids) > PAGE for ids in expected.values()) > 20, "streams span several pages"
     seen: dict[str, list[str]] = defaultdict(list)
     with anyio.fail_after(20):
@@ -138,7 +143,7 @@ async def test_every_item_of_every_stream_exactly_once(fake_sentry_factory: Fact
 async def test_concurrency_never_exceeds_the_bound(fake_sentry_factory: Factory) -> None:
     server = await _server(fake_sentry_factory)
     slugs = server.data.project_slugs(ORG)
-    total = sum(len(server.data.event_ids(ORG, s)) for s in slugs)
+    total = sum(len(_listed(server, s)) for s in slugs)
     # Slow answers make the streams overlap, so a missing bound would show.
     server.faults.add(Fault("slow", path="/events/", delay=0.01, times=None))
     for concurrency in (1, 5):
@@ -162,7 +167,7 @@ async def test_slow_consumer_keeps_fetched_but_unconsumed_items_bounded(
 ) -> None:
     server = await _server(fake_sentry_factory)
     slugs = server.data.project_slugs(ORG)
-    total = sum(len(server.data.event_ids(ORG, s)) for s in slugs)
+    total = sum(len(_listed(server, s)) for s in slugs)
     concurrency, buffer = 4, 8
     bound = buffer + concurrency * PAGE
     assert total > 5 * bound
@@ -208,7 +213,7 @@ async def test_paginator_streams_travel_by_page_and_lose_nothing(
 ) -> None:
     server = await _server(fake_sentry_factory)
     slugs = server.data.project_slugs(ORG)
-    expected = {slug: server.data.event_ids(ORG, slug) for slug in slugs}
+    expected = {slug: _listed(server, slug) for slug in slugs}
     seen: dict[str, list[str]] = defaultdict(list)
     done: list[str] = []
     with anyio.fail_after(20):
@@ -233,7 +238,7 @@ async def test_slow_consumer_stops_paginator_streams_within_the_item_budget(
 ) -> None:
     server = await _server(fake_sentry_factory)
     slugs = server.data.project_slugs(ORG)
-    total = sum(len(server.data.event_ids(ORG, s)) for s in slugs)
+    total = sum(len(_listed(server, s)) for s in slugs)
     concurrency, buffer = 4, 8
     consumed = 0
     with anyio.fail_after(30):
@@ -330,7 +335,7 @@ async def test_collect_mode_reports_failures_and_finishes_the_rest(
                         seen[event.key].append(event.item.id)
                     else:
                         done[event.key] = event
-    assert dict(seen) == {slug: server.data.event_ids(ORG, slug) for slug in slugs}
+    assert dict(seen) == {slug: _listed(server, slug) for slug in slugs}
     assert set(done) == {*slugs, "missing"}
     assert not done["missing"].ok and isinstance(done["missing"].error, NotFound)
     assert done["missing"].items == 0
@@ -490,7 +495,7 @@ async def test_async_for_and_anext_share_one_merged_stream(fake_sentry_factory: 
     turns between them loses, repeats and reorders nothing, and frees the whole budget."""
     server = await _server(fake_sentry_factory)
     slugs = server.data.project_slugs(ORG)
-    expected = {slug: server.data.event_ids(ORG, slug) for slug in slugs}
+    expected = {slug: _listed(server, slug) for slug in slugs}
     seen: dict[str, list[str]] = defaultdict(list)
     with anyio.fail_after(20):
         async with (
@@ -747,7 +752,7 @@ async def test_pages_waiting_for_a_busy_consumer_wait_undecoded(
     128 streams, 440 young and 3 full collections per 2,048 pages against 16 young)."""
     server = await _server(fake_sentry_factory)
     slugs = server.data.project_slugs(ORG)[:8]
-    total = sum(len(server.data.event_ids(ORG, slug)) for slug in slugs)
+    total = sum(len(_listed(server, slug)) for slug in slugs)
     answers = _Answers(len(slugs))
     _BUILT.clear()
     got: list[str] = []
@@ -843,7 +848,7 @@ async def test_raw_pages_waiting_for_room_are_split_at_once(fake_sentry_factory:
     raw page does not wait to be split (that would only cost a scheduler pass a page)."""
     server = await _server(fake_sentry_factory)
     slugs = server.data.project_slugs(ORG)[:8]
-    total = sum(len(server.data.event_ids(ORG, slug)) for slug in slugs)
+    total = sum(len(_listed(server, slug)) for slug in slugs)
     answers = _Answers(len(slugs))
     got = 0
     with anyio.fail_after(20):
@@ -876,7 +881,7 @@ async def test_pages_waiting_undecoded_are_not_starved_by_streams_of_items(
     long before theirs (each far longer than the test's deadline allows)."""
     server = await _server(fake_sentry_factory)
     slug = server.data.project_slugs(ORG)[0]
-    expected = len(server.data.event_ids(ORG, slug))
+    expected = len(_listed(server, slug))
     got: dict[Any, int] = defaultdict(int)
     ended: list[Any] = []
     with anyio.fail_after(30):

@@ -137,8 +137,8 @@ async def test_the_fake_answers_no_pagination_in_one_response(fake_sentry: FakeS
 async def test_sample_false_keeps_the_newest_first_order(
     fake_sentry: FakeSentry, client: SentryClient
 ) -> None:
-    # ProjectEventsEndpoint: ``if request.GET.get("sample", False):`` orders by event id, so
-    # "0" would too; sample=False sends nothing.
+    # ProjectEventsEndpoint: ``sample`` in ("1", "true") orders by event id (servers before it
+    # read any non-empty value, "0" included); sample=False sends nothing.
     slug = fake_sentry.data.project_slugs("org-0")[0]
     with anyio.fail_after(10):
         plain = await client.events.for_project("org-0", slug, limit=30).collect()
@@ -151,7 +151,7 @@ async def test_sample_false_keeps_the_newest_first_order(
 
 
 async def test_the_fake_reads_sample_as_each_event_list_does(fake_sentry: FakeSentry) -> None:
-    # Project events: any non-empty value; issue events: ``in ("1", "true")``.
+    # Both lists: ``request.GET.get("sample") in ("1", "true")``.
     data = fake_sentry.data
     slug = data.project_slugs("org-0")[0]
     issue = next(i for i in data.issues_by_id.values() if len(i.events) > 3)
@@ -174,7 +174,7 @@ async def test_the_fake_reads_sample_as_each_event_list_does(fake_sentry: FakeSe
         issue_newest = await ids(issue_path, None)
         issue_zero = await ids(issue_path, "0")
         issue_true = await ids(issue_path, "true")
-    assert newest != sorted(newest) and project_zero == sorted(project_zero) != newest
+    assert newest != sorted(newest) and project_zero == newest
     assert issue_newest != sorted(issue_newest)
     assert issue_zero == issue_newest and issue_true == sorted(issue_true) != issue_newest
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from collections import defaultdict
 from collections.abc import Callable
@@ -18,6 +19,7 @@ from ._lookups import (
     _per_page,
     _projects,
     _single_project_only,
+    _time_range,
 )
 from ._paginators import _page
 from ._search import event_value, parse_query, term_matches
@@ -285,13 +287,50 @@ _VALID_FIELD = re.compile(r"^[a-zA-Z0-9_.:-]*$")
 """``VALID_FIELD_PATTERN``: a name Sentry resolves, as a tag when it knows no such column."""
 
 
+def _quantized(moment: float, key: int, duration: int, *, up: bool) -> float:
+    """``snuba.quantize_time``: the last window start (windows of ``duration`` seconds from
+    each hour, shifted by ``key % duration``) strictly before ``moment``; with ``up``, the
+    end of that window. The fraction of a second is dropped."""
+    hour = moment // 3600 * 3600
+    past = int(moment - hour)
+    window = past // duration * duration + key % duration
+    past = window if window < past else window - duration
+    return hour + past + (duration if up else 0)
+
+
+def _stats_range(request: web.Request, org: OrgRecord) -> tuple[float, float]:
+    """``quantize_date_params``: a ``statsPeriod`` range of more than an hour is rounded out
+    to the minute (to 15 minutes from 30 days up), keyed by the organization's id; other
+    ranges are left as they are. ``get_snuba_params`` does it for ``/events/`` and
+    ``events-stats`` alike (``quantize_date_params=True`` unless the caller says not)."""
+    start, end = _time_range(request)
+    span = end - start
+    if "statsPeriod" not in request.query or span <= 3600:
+        return start, end
+    duration = 15 * 60 if span >= 30 * 86400 else 60
+    key = int(org.id) if org.id.isdigit() else 0
+    return (
+        _quantized(start, key, duration, up=False),
+        _quantized(end, key, duration, up=True),
+    )
+
+
+def _event_bounds(request: web.Request, start: float, end: float) -> tuple[float, float]:
+    """The rounded range the events are read over, as ``_event_range`` reads the request's
+    own: whole seconds, the start moved up to the retention's (which refuses a range ending
+    before it)."""
+    lower, _ = _event_range(request)
+    retained = lower > math.floor(_time_range(request)[0])
+    return (lower if retained else float(math.floor(start))), float(math.floor(end))
+
+
 def _discover_events(
     request: web.Request, org: OrgRecord, *, bounds: tuple[float, float] | None = None
 ) -> list[EventRecord]:
-    """``get_filter_params`` order: the date range (90 days by default), the projects, then
-    the environments. ``bounds`` replaces the request's range (``events-stats`` rounds it
-    out first)."""
-    start, end = _event_range(request) if bounds is None else bounds
+    """``get_filter_params`` order: the date range (90 days by default, rounded out by
+    ``quantize_date_params``), the projects, then the environments. ``bounds`` replaces
+    that range (``events-stats`` aligns it to its buckets first)."""
+    start, end = _event_bounds(request, *_stats_range(request, org)) if bounds is None else bounds
     projects = _projects(request, org)
     _single_project_only(request, org, projects, "You cannot view events from multiple projects.")
     environments = _environments(request, org)

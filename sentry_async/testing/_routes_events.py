@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 
 from aiohttp import web
 
@@ -17,9 +18,17 @@ from ._lookups import (
     _org,
     _per_page,
     _project,
+    _time_range,
 )
 from ._paginators import _page
-from ._search import events_matching, parse_query
+from ._search import (
+    Term,
+    UnevaluatedTerm,
+    event_value,
+    events_matching,
+    parse_query,
+    term_matches,
+)
 from ._state import ApiError, _encode, _json, _state
 
 FULL_PAGE_MAX = 10
@@ -44,9 +53,10 @@ def _event_rows(request: web.Request, events: Sequence[EventRecord]) -> list[Eve
 
 def _project_event_rows(request: web.Request, events: Sequence[EventRecord]) -> list[EventRecord]:
     """A project's events in the range whose message contains ``query``, case aside
-    (``positionCaseInsensitive``): no search grammar, and no ``environment``."""
+    (``positionCaseInsensitive``): no search grammar, and no ``environment``. Transactions
+    are left out: ``eventstore.backend.get_events`` reads ``Dataset.Events`` by default."""
     start, end = _event_range(request, expired_status=500)
-    rows = [e for e in events if start <= e.timestamp < end]
+    rows = [e for e in events if start <= e.timestamp < end and e.kind != "transaction"]
     query = request.query.get("query")
     if not query:
         return rows
@@ -93,6 +103,54 @@ def _event_direct_hit(request: web.Request, events: Sequence[EventRecord]) -> we
     return _json(body, headers={"X-Sentry-Direct-Hit": "1"})
 
 
+def _neighbour_range(request: web.Request) -> tuple[float, float] | None:
+    """``get_date_range_from_params(request.GET, optional=True)``: the range the neighbours
+    are looked for in, in whole seconds, or ``None`` when none is sent (Sentry then looks 100
+    days either side of the event, further than the fake keeps). A bad one is a 400."""
+    if not {"statsPeriod", "start", "end"} & request.query.keys():
+        return None
+    try:
+        start, end = _time_range(request)
+    except ApiError:
+        raise ApiError(400, "Invalid date range") from None
+    return float(math.floor(start)), float(math.floor(end))
+
+
+def _with_neighbours(
+    request: web.Request,
+    event: EventRecord,
+    environments: Collection[str],
+    terms: Sequence[Term],
+    bounds: tuple[float, float] | None,
+) -> bytes:
+    """The full event with ``wrap_event_response``'s ``nextEventID``/``previousEventID``: the
+    nearest newer and older of its issue's events matching the query ``terms``, the
+    ``environments`` and the ``bounds`` (``get_adjacent_event_ids_snql`` and
+    ``get_adjacent_event_ids``), whether or not the event itself matches them."""
+    data = _state(request).data
+    if not terms and bounds is None:
+        return data.event_bytes(event, with_neighbours=True, environments=environments)
+    body = data.event_body(event)
+    if event.issue is not None:
+        start, end = bounds if bounds is not None else (-math.inf, math.inf)
+        events = event.issue.events
+        pos = events.index(event)
+
+        def nearest(candidates: Iterable[EventRecord]) -> str | None:
+            for e in candidates:
+                if not start <= e.timestamp < end:
+                    continue
+                if environments and e.environment not in environments:
+                    continue
+                if all(term_matches(t, event_value(data, e, t.key)) for t in terms):
+                    return e.event_id
+            return None
+
+        body["nextEventID"] = nearest(reversed(events[:pos]))
+        body["previousEventID"] = nearest(events[pos + 1 :])
+    return _encode(body)
+
+
 async def issue_events(request: web.Request) -> web.Response:
     events = _issue(request, _org(request)).events
     # GroupEventsEndpoint: ``request.GET.get("sample") in ("1", "true")``.
@@ -104,8 +162,9 @@ async def issue_events(request: web.Request) -> web.Response:
 
 async def project_events(request: web.Request) -> web.Response:
     org = _org(request)
-    # ProjectEventsEndpoint: ``if request.GET.get("sample", False):``, so "0" counts.
-    sample = bool(request.query.get("sample"))
+    # ProjectEventsEndpoint: ``request.GET.get("sample") in ("1", "true")``; servers before
+    # it read any non-empty value, "0" included.
+    sample = _exact_flag(request, "sample")
     return _event_page(
         request, _project(request, org).events, sample=sample, select=_project_event_rows
     )
@@ -115,6 +174,8 @@ async def issue_event(request: web.Request) -> web.Response:
     org = _org(request)
     issue = _issue(request, org)
     environments = _environments(request, org)
+    bounds = _neighbour_range(request)
+    terms = parse_query(request.query.get("query", ""))
     key = request.match_info["event_id"]
     events = issue.events
     if key in ("latest", "recommended", "oldest"):
@@ -136,22 +197,34 @@ async def issue_event(request: web.Request) -> web.Response:
         raise ApiError(
             404, "No matching event found, try changing the environments, date range, or query."
         )
-    data = _state(request).data
-    return _json(data.event_bytes(event, with_neighbours=True, environments=environments))
+    return _json(_with_neighbours(request, event, environments, terms, bounds))
+
+
+def _lenient_terms(request: web.Request) -> list[Term]:
+    """ProjectEventDetailsEndpoint's ``query``: one that does not parse is dropped
+    (``capture_exception``) rather than refused; a term the fake cannot play still is."""
+    try:
+        return parse_query(request.query.get("query", ""))
+    except UnevaluatedTerm:
+        raise
+    except ApiError:
+        return []
 
 
 async def project_event(request: web.Request) -> web.Response:
     org = _org(request)
     project = _project(request, org)
+    bounds = _neighbour_range(request)
     event = _state(request).data.events_by_id.get(
         request.match_info["event_id"].replace("-", "").lower()
     )
     if event is None or event.project is not project:
         raise ApiError(404, "Event not found")
-    # ProjectEventDetailsEndpoint: ``wrap_event_response`` with the requested environments.
+    # ProjectEventDetailsEndpoint: ``wrap_event_response`` with the requested environments,
+    # the query's conditions (an issue's event only) and the date range.
     environments = _environments(request, org)
-    data = _state(request).data
-    return _json(data.event_bytes(event, with_neighbours=True, environments=environments))
+    terms = _lenient_terms(request) if event.issue is not None else []
+    return _json(_with_neighbours(request, event, environments, terms, bounds))
 
 
 async def resolve_event_id(request: web.Request) -> web.Response:

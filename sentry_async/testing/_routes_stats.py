@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections import defaultdict
 from collections.abc import Callable
 from datetime import datetime, timezone
@@ -14,7 +13,6 @@ from ._data import Dataset, EventRecord, OrgRecord
 from ._lookups import (
     _PERIOD,
     _UNITS,
-    _event_range,
     _flag,
     _org,
     _projects,
@@ -26,8 +24,10 @@ from ._routes_discover import (
     _aggregate,
     _column,
     _discover_events,
+    _event_bounds,
     _plain,
     _sort_column,
+    _stats_range,
 )
 from ._state import ApiError, _encode, _json, _state
 
@@ -58,43 +58,6 @@ def _default_interval(span: float) -> int:
     if span > 3600:
         return 300
     return 900
-
-
-def _quantized(moment: float, key: int, duration: int, *, up: bool) -> float:
-    """``snuba.quantize_time``: the last window start (windows of ``duration`` seconds from
-    each hour, shifted by ``key % duration``) strictly before ``moment``; with ``up``, the
-    end of that window. The fraction of a second is dropped."""
-    hour = moment // 3600 * 3600
-    past = int(moment - hour)
-    window = past // duration * duration + key % duration
-    past = window if window < past else window - duration
-    return hour + past + (duration if up else 0)
-
-
-def _stats_range(request: web.Request, org: OrgRecord) -> tuple[float, float]:
-    """``quantize_date_params``: a ``statsPeriod`` range of more than an hour is rounded out
-    to the minute (to 15 minutes from 30 days up), keyed by the organization's id; other
-    ranges are left as they are. This is the range points are counted and buckets filled
-    over."""
-    start, end = _time_range(request)
-    span = end - start
-    if "statsPeriod" not in request.query or span <= 3600:
-        return start, end
-    duration = 15 * 60 if span >= 30 * 86400 else 60
-    key = int(org.id) if org.id.isdigit() else 0
-    return (
-        _quantized(start, key, duration, up=False),
-        _quantized(end, key, duration, up=True),
-    )
-
-
-def _event_bounds(request: web.Request, start: float, end: float) -> tuple[float, float]:
-    """The rounded range the events are read over, as ``_event_range`` reads the request's
-    own: whole seconds, the start moved up to the retention's (which refuses a range ending
-    before it)."""
-    lower, _ = _event_range(request)
-    retained = lower > math.floor(_time_range(request)[0])
-    return (lower if retained else float(math.floor(start))), float(math.floor(end))
 
 
 def _buckets(

@@ -35,6 +35,10 @@ def _unresolved_by_date(server: FakeSentry) -> list[str]:
     return [issue.id for issue in issues]
 
 
-def _events_since(server: FakeSentry, project: str, days: int) -> list[str]:
+def _events_since(
+    server: FakeSentry, project: str, days: int, *, listed: bool = False
+) -> list[str]:
+    """The project's events of the last ``days``; ``listed``: as its event list serves them,
+    which reads the errors dataset (no transactions; Discover and events-stats have them)."""
     start = server.data.now_ts - days * 86400
-    return server.data.event_ids(ORG, project, start=start)
+    return server.data.event_ids(ORG, project, start=start, include_transactions=not listed)

@@ -280,7 +280,7 @@ async def test_project_events_full_pages_hold_at_most_ten(
     fake_sentry: FakeSentry, client: SentryClient
 ) -> None:
     project = _project(fake_sentry)
-    expected = _events_since(fake_sentry, project, 14)
+    expected = _events_since(fake_sentry, project, 14, listed=True)
     assert len(expected) > 10
     paginator = client.events.for_project(ORG, project, full=True, period="14d")
     with anyio.fail_after(15):
@@ -301,7 +301,7 @@ async def test_project_events_raw_are_the_payload_bytes(
 ) -> None:
     project = _project(fake_sentry, 2)
     data = fake_sentry.data
-    expected = _events_since(fake_sentry, project, 3)
+    expected = _events_since(fake_sentry, project, 3, listed=True)
     with anyio.fail_after(10):
         full = await client.events.for_project(ORG, project, full=True, period="3d").raw().collect()
         summaries = await client.events.for_project(ORG, project, period="3d").raw().collect()
