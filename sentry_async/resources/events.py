@@ -197,7 +197,8 @@ class EventsResource(EventsAPI):
                 **time,
                 "query": options.get("query"),
                 "full": full or None,
-                # The project list reads any non-empty ``sample`` as on, "0" included.
+                # Sent only when on: current Sentry reads ``1``/``true`` as on, older
+                # servers any non-empty ``sample``, "0" included.
                 "sample": True if options.get("sample") else None,
             },
             type=Event if full else EventSummary,
