@@ -219,8 +219,10 @@ def _summary(manifest: Manifest, directory: Path, elapsed: float) -> str:
         else ""
     )
     count = len(manifest.skipped)
+    # An export of issues lists the issues it skipped (gone while exported) there.
+    what = "issue" if manifest.spec.get("issues") is not None else "project"
     skipped = (
-        f", {count} project{'s' if count > 1 else ''} skipped (see {MANIFEST_NAME})"
+        f", {count} {what}{'s' if count > 1 else ''} skipped (see {MANIFEST_NAME})"
         if count
         else ""
     )

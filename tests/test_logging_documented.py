@@ -30,6 +30,9 @@ DOCUMENTED = {
         "items without a usable id",
     ("export/_plan.py", "warning", "skipping project"): "a project skipped",
     ("export/_runner.py", "warning", "skipping project"): "deleted or no longer accessible",
+    ("export/_runner.py", "warning", "skipping issue"): "an issue skipped",
+    ("export/_runner.py", "warning", "%s: project %r (id %s) is now %r"):
+        "a project read at its new slug",
     ("export/_export.py", "warning", "overlap %s: this run looks back only"):
         "an incremental run that looks back less than its overlap",
     ("export/_runner.py", "warning", "%s: the server cannot serve this window"):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -15,7 +15,7 @@ import msgspec
 from .._protocol.params import check_slug
 from ..client import SentryClient
 from ..errors import NotFound
-from ..pagination import Paginator
+from ..pagination import Paginator, Position
 from ._checkpoint import Checkpoint, FileState, ProjectRef, SkippedProject, StreamState
 from ._errors import UnknownProjectError
 from ._files import file_name, now_iso, parse_stamp, project_stems, safe_stem
@@ -25,7 +25,9 @@ from ._windows import check_window_count, format_utc, resolve_range, split_windo
 
 __all__ = [
     "AGGREGATES_STEM",
+    "EVERY_PROJECT",
     "NO_ACCESS",
+    "event_project",
     "pin_range",
     "plan",
     "project_ref",
@@ -38,6 +40,11 @@ logger = logging.getLogger("sentry_async.export")
 AGGREGATES_STEM = "aggregates"
 """The one stream (and file stem) of a Discover export with aggregate fields."""
 
+EVERY_PROJECT = "-1"
+"""The target of totals over every project: Discover's ``project=-1``, every project the
+user can access when asked (a list of every id would pass the 8 KB a request line may
+take in front of Sentry)."""
+
 
 class _ProjectRow(msgspec.Struct):
     id: str | int | None = None
@@ -46,6 +53,26 @@ class _ProjectRow(msgspec.Struct):
 
 
 _project_decoder = msgspec.json.Decoder(_ProjectRow)
+
+
+class _EventRow(msgspec.Struct):
+    project_id: Any = msgspec.field(default=None, name="projectID")
+
+
+_event_decoder = msgspec.json.Decoder(_EventRow)
+
+
+def event_project(item: msgspec.Raw | bytes) -> str | None:
+    """The ``projectID`` of an event as the events lists send it, ``None`` if it has none
+    (or is no object): whose events a page holds, every item of it being one project's."""
+    try:
+        value = _event_decoder.decode(item).project_id
+    except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError):
+        return None
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        return None
+    return str(value)
+
 
 NO_ACCESS = (
     "no access: the projects list marks it hasAccess: false (the organization's membership "
@@ -127,7 +154,7 @@ async def plan(
         targets = [_Target(stems[project.id], project.id) for project in projects]
     whole = spec.kind == "issues" or aggregates
     if aggregates:
-        ids = "-1" if spec.projects is None else ",".join(p.id for p in projects)
+        ids = EVERY_PROJECT if spec.projects is None else ",".join(p.id for p in projects)
         targets = [_Target(AGGREGATES_STEM, ids)]
     windows = split_windows(start, end, None if whole else spec.window_size())
     streams: dict[str, StreamState] = {}
@@ -265,15 +292,26 @@ def request_slugs(projects: list[ProjectRef]) -> dict[str, str]:
 
 
 def stream_pages(
-    client: SentryClient, spec: ExportSpec, state: StreamState, slugs: dict[str, str]
+    client: SentryClient,
+    spec: ExportSpec,
+    state: StreamState,
+    slugs: dict[str, str],
+    gone: Collection[str] = (),
+    at: Position | None = None,
 ) -> Paginator[msgspec.Raw]:
-    """The raw pages of one stream, its walk resumed at the stream's position (read ahead
-    only where the stream runs alone: see the runner's ``ALONE_READ_AHEAD``)."""
-    return _request(client, spec, state, slugs).raw().resume(state.position)
+    """The raw pages of one stream, its walk resumed at ``at`` or else the stream's position
+    (read ahead only where the stream runs alone: see the runner's ``ALONE_READ_AHEAD``).
+    Totals over named projects leave out those ``gone``."""
+    position = at if at is not None else state.position
+    return _request(client, spec, state, slugs, gone).raw().resume(position)
 
 
 def _request(
-    client: SentryClient, spec: ExportSpec, state: StreamState, slugs: dict[str, str]
+    client: SentryClient,
+    spec: ExportSpec,
+    state: StreamState,
+    slugs: dict[str, str],
+    gone: Collection[str],
 ) -> Paginator[Any]:
     start = parse_stamp(state.window_start)
     end = parse_stamp(state.window_end)
@@ -313,7 +351,7 @@ def _request(
         fields=list(spec.fields),
         query=spec.query,
         sort=sort or None,
-        project=state.target.split(","),
+        project=[project for project in state.target.split(",") if project not in gone],
         start=start,
         end=end,
         page_size=spec.page_size,

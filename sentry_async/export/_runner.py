@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import anyio
 import msgspec
@@ -76,7 +76,15 @@ from ._formats import (
 )
 from ._lock import DirLock
 from ._manifest import Manifest, build_manifest, load_manifest, save_manifest
-from ._plan import pin_range, plan, request_slugs, server_identity, stream_pages
+from ._plan import (
+    EVERY_PROJECT,
+    event_project,
+    pin_range,
+    plan,
+    request_slugs,
+    server_identity,
+    stream_pages,
+)
 from ._progress import Progress
 from ._resume import cut_back, make_output_dir, open_existing, seal_at
 from ._spec import ExportSpec, is_aggregate
@@ -109,14 +117,19 @@ reading ahead measured slower (more CPU per item for nothing). Memory: two pages
 
 @dataclass(frozen=True, slots=True)
 class _Gone:
-    """``state``'s project is no longer there to export (deleted, or no longer accessible)."""
+    """``state``'s project or issue is no longer there to export (deleted, or no longer
+    accessible); for totals, one of the projects they count."""
 
     state: StreamState
 
 
+_Verdict = Literal["write", "again", "gone"]
+"""What becomes of a page checked before it is written: written, asked again (at its
+project's new slug), or not written (what it exports is gone)."""
+
 _Item = tuple[StreamState, Page[msgspec.Raw], Position] | Split | Expired | _Gone
 """A page of a stream with its walk's position after it, a window split in two, one
-wholly before the organization's retention, or a stream whose project is gone."""
+wholly before the organization's retention, or a stream whose project or issue is gone."""
 
 
 @dataclass(slots=True)
@@ -148,7 +161,8 @@ class _Run:
     """The latest end of a window Sentry refused as wholly before the organization's
     retention: a window ending no later is refused too (the retention only moves on)."""
     gone: dict[str, str] = field(default_factory=dict)
-    """Project id -> why it can no longer be exported: its other streams end unasked."""
+    """Project (or issue) id -> why it can no longer be exported: its other streams end
+    unasked, and totals leave it out."""
 
 
 class Exporter:
@@ -338,8 +352,11 @@ class Exporter:
         self._begin_progress(checkpoint)
         pending = [state for state in checkpoint.streams.values() if not state.done]
         run = self._run
-        # Projects found gone in an earlier run: their streams left end unasked.
-        planned = {project.id for project in checkpoint.projects}
+        # Projects (issues) found gone in an earlier run: their streams left end unasked.
+        if self.spec.issues is not None:
+            planned = set(self.spec.issues)
+        else:
+            planned = {project.id for project in checkpoint.projects}
         run.gone = {p.id: p.error for p in checkpoint.skipped if p.id in planned and p.id}
         run.open_streams = Counter(state.file for state in pending)
         run.last_commit = time.monotonic()
@@ -483,38 +500,76 @@ class Exporter:
                 yield item
                 del item
 
-    async def _walk(self, state: StreamState, root: str) -> AsyncGenerator[_Item, None]:
-        """The pages of ``state``; if the server cannot serve its window, of its halves."""
+    async def _walk(
+        self, state: StreamState, root: str, at: Position | None = None
+    ) -> AsyncGenerator[_Item, None]:
+        """The pages of ``state`` from ``at`` (else from its position); if the server
+        cannot serve its window, of its halves; if totals counted a project now gone, of
+        the totals again, from their first page, over the projects left."""
         self._run.walking[root] = state
         until = self._run.expired_until
         if until is not None and parse_stamp(state.window_end) <= until:
             yield Expired(state)
             return
-        if self._by_project and state.target in self._run.gone:
+        if self._gone_already(state):
             yield _Gone(state)
             return
-        try:
-            paginator = stream_pages(self.client, self.spec, state, self._slugs())
-            # Explicit either way: streams side by side read nothing ahead.
-            paginator = paginator.read_ahead(self._run.read_ahead)
-            async with contextlib.aclosing(paginator.pages()) as pages:
-                async for page in pages:
-                    # Read now: the fan-out may run this generator ahead of the writer.
-                    yield state, page, paginator.position
-                    # Not kept while the next page is fetched: it would decode into
-                    # memory this one has not given back.
-                    del page
-            return
-        except APIError as exc:
-            split = None
-            gone = await self._project_gone(state, exc)
-            if not (gone or outside_retention(exc) or await self._events_expired(state, exc)):
-                parts = self._halves(state, exc)
+        before = at if at is not None else state.position
+        # A project's slug as this walk asks for it (another walk may learn a new one).
+        asked = self._slugs().get(state.target, state.target)
+        paginator = stream_pages(self.client, self.spec, state, self._slugs(), self._run.gone, at)
+        # Explicit either way: streams side by side read nothing ahead.
+        paginator = paginator.read_ahead(self._run.read_ahead)
+        failure: APIError | None = None
+        verdict: _Verdict = "write"
+        async with contextlib.aclosing(paginator.pages()) as pages:
+            while True:
+                # Only the stream's own answers are its errors: a check's stand as they are.
+                try:
+                    page = await anext(pages)
+                except StopAsyncIteration:
+                    break
+                except APIError as exc:
+                    failure = exc
+                    break
+                # Read now: the fan-out may run this generator ahead of the writer.
+                after = paginator.position
+                if self._to_check(state, page, after):
+                    verdict = await self._check_page(state, page, before, asked)
+                    if verdict != "write":
+                        break
+                yield state, page, after
+                before = after
+                # Not kept while the next page is fetched: it would decode into memory
+                # this one has not given back.
+                del page
+        split = None
+        if failure is not None:
+            gone = await self._target_gone(state, failure)
+            if not (
+                gone or outside_retention(failure) or await self._events_expired(state, failure)
+            ):
+                parts = self._halves(state, failure)
                 if parts is None:
-                    raise
-                split = Split(state, parts, str(exc))
+                    raise failure
+                split = Split(state, parts, str(failure))
+        elif verdict == "write":
+            return
+        elif verdict == "again":
+            async with contextlib.aclosing(self._walk(state, root, before)) as walk:
+                async for item in walk:
+                    yield item
+                    del item
+            return
+        else:
+            gone = True
         if gone:
             yield _Gone(state)
+            if self._aggregates and self._counted(state):
+                async with contextlib.aclosing(self._walk(state, root, Position(None))) as walk:
+                    async for item in walk:
+                        yield item
+                        del item
             return
         if split is None:
             yield Expired(state)
@@ -531,32 +586,152 @@ class Exporter:
         """Whether each stream is one project's (not an issue's, nor aggregates over many)."""
         return self.spec.issues is None and not self._aggregates
 
-    async def _project_gone(self, state: StreamState, error: APIError) -> bool:
-        """Whether a project stream's 404 or 403 means its project can no longer be
-        exported. Sentry answers a project pending deletion with a 404 on its paths and a
-        403 when its id is asked for, and one the user lost access to with a 403; a resume
-        would meet them for ever. The projects list, read again, decides: a project no
-        longer on it is gone, and so, in an export of every project, is one no longer
-        accessible (a project named and not accessible is refused as asked). A project
-        still there leaves the error an error."""
-        if not self._by_project or not isinstance(error, (NotFound, Forbidden)):
+    def _counted(self, state: StreamState) -> list[str]:
+        """The projects totals count now: their own (every project planned, for totals over
+        every project), less those gone."""
+        assert self._checkpoint is not None
+        if state.target == EVERY_PROJECT:
+            ids = [project.id for project in self._checkpoint.projects]
+        else:
+            ids = state.target.split(",")
+        return [project for project in ids if project not in self._run.gone]
+
+    def _gone_already(self, state: StreamState) -> bool:
+        """Whether what ``state`` exports was found gone already: its project or issue, or
+        every project of totals."""
+        if self._aggregates:
+            return not self._counted(state)
+        return state.target in self._run.gone
+
+    def _to_check(self, state: StreamState, page: Page[msgspec.Raw], after: Position) -> bool:
+        """Whether a page is checked (see :meth:`_check_page`) before it is written: the
+        last page of totals over every project, and a page of a project's events that
+        holds another project's, or none though the page before said more would come."""
+        if self._aggregates:
+            return after.done and state.target == EVERY_PROJECT
+        if self.spec.kind != "events" or not self._by_project:
             return False
+        if not page.items:
+            return page.cursor is not None
+        owner = event_project(page.items[0])
+        return owner is not None and owner != state.target
+
+    async def _check_page(
+        self, state: StreamState, page: Page[msgspec.Raw], at: Position, asked: str
+    ) -> _Verdict:
+        """What to do with a page :meth:`_to_check` holds back, from the projects list read
+        again (an error reading it stands: the page cannot be told right without it).
+
+        Totals over every project: Sentry counts the projects there when each page is
+        asked for, so one deleted meanwhile may be counted in some pages and not in
+        others; the totals start over without it (``"gone"``), else the page is written.
+        A project's events: Sentry frees a deleted project's slug, and a new project that
+        takes it answers at its path (see :meth:`_whose`).
+        """
+        if self._aggregates:
+            return "gone" if await self._lost(self._counted(state)) else "write"
+        return await self._whose(state, page, at, asked)
+
+    async def _whose(
+        self, state: StreamState, page: Page[msgspec.Raw], at: Position, asked: str
+    ) -> _Verdict:
+        """The page at ``at`` of a project's events, asked for at ``asked``, holds another
+        project's, or none: a project no longer listed is gone (deleted, its slug taken by
+        a new project); one listed under a new slug (renamed, its old slug taken since) is
+        read there from this page; one still listed at the slug asked for keeps an empty
+        page (its events went), while another project's events there stop the stream, as
+        the answers contradict each other."""
         project = state.target
-        if project in self._run.gone:
-            return True
+        owner = event_project(page.items[0]) if page.items else None
+        if await self._lost([project]):
+            if owner is not None:
+                why = f"{self._run.gone[project]}; its slug {asked!r} now names another project"
+                self._run.gone[project] = self.client._redact(f"{why} (id {owner})")
+            return "gone"
+        listed = await self.client.project_id_map(self.spec.org)
+        now = next((name for name, pid in listed.items() if pid == project), None)
+        if now is not None and now != asked and asked != project:
+            slugs = self._slugs()
+            if slugs[project] != now:
+                logger.warning(
+                    "%s: project %r (id %s) is now %r, and another project answers at its "
+                    "old slug; reading it at %r",
+                    state.key,
+                    asked,
+                    project,
+                    now,
+                    now,
+                )
+                slugs[project] = now
+            return "again"
+        if owner is None:
+            return "write"
+        raise PaginationError(
+            f"{state.key}: the page at {self._shown(at.cursor)!r} holds events of project "
+            f"{owner}, not of project {asked!r} (id {project}), which the projects list still "
+            "names so; stopping",
+            stream=state.key,
+        )
+
+    async def _target_gone(self, state: StreamState, error: APIError) -> bool:
+        """Whether a stream's 404 or 403 means what it exports can no longer be. Sentry
+        answers a project pending deletion with a 404 on its paths and a 403 when its id
+        is asked for, one the user lost access to with a 403, and an issue deleted (or
+        being merged away) with a 404; a resume would meet them for ever. The projects
+        list, read again, decides for projects (see :meth:`_lost`), the issue's details,
+        asked again, for an issue. One still there leaves the error an error."""
+        if not isinstance(error, (NotFound, Forbidden)):
+            return False
+        if self.spec.issues is not None:
+            return isinstance(error, NotFound) and await self._issue_gone(state.target, error)
+        if self._aggregates:
+            return bool(await self._lost(self._counted(state), error))
+        return state.target in self._run.gone or bool(await self._lost([state.target], error))
+
+    async def _lost(self, projects: list[str], error: APIError | None = None) -> list[str]:
+        """Those of ``projects`` that can no longer be exported, each recorded with why.
+
+        The projects list, read again, decides: a project no longer on it is gone, and
+        so, in an export of every project, is one no longer accessible (a project named
+        and not accessible is refused as asked). For a stream's ``error``, a list that
+        cannot be read tells nothing and the stream's error stands; to check a page, the
+        list's own error stands.
+        """
         try:
             await self.client.load_project_ids(self.spec.org)
             access = await self.client.project_access(self.spec.org)
         except APIError:
-            return False  # the list cannot tell: the stream's own error stands
-        if project not in access:
-            why = "no longer in the organization's projects list (deleted while exported)"
-        elif access[project] is False and self.spec.projects is None:
-            why = "no longer accessible (the projects list now marks it hasAccess: false)"
-        else:
+            if error is None:
+                raise
+            return []
+        lost = []
+        for project in projects:
+            if project not in access:
+                why = "no longer in the organization's projects list (deleted while exported)"
+            elif access[project] is False and self.spec.projects is None:
+                why = "no longer accessible (the projects list now marks it hasAccess: false)"
+            else:
+                continue
+            shown = why if error is None else f"{why}: {error}"
+            self._run.gone[project] = self.client._redact(shown)
+            lost.append(project)
+        return lost
+
+    async def _issue_gone(self, issue: str, error: NotFound) -> bool:
+        """Whether an issue's events answered 404 because the issue is gone: its details
+        answer 404 too (Sentry answers so for an issue deleted, being deleted or being
+        merged away). Details that answer anything else leave the error an error."""
+        if issue in self._run.gone:
+            return True
+        try:
+            await self.client.issues.get(self.spec.org, issue)
+        except NotFound:
+            why = "the issue is no longer there (deleted, or merged away, while exported)"
+            self._run.gone[issue] = self.client._redact(f"{why}: {error}")
+            return True
+        except (APIError, DecodeError):
             return False
-        self._run.gone[project] = self.client._redact(f"{why}: {error}")
-        return True
+        return False
 
     async def _events_expired(self, state: StreamState, error: APIError) -> bool:
         """Whether an events window that failed with a 500 lies wholly before the
@@ -637,23 +812,69 @@ class Exporter:
         await self._write_page(state, empty, Position(None, 0, True), root=root)
 
     async def _skip_gone(self, state: StreamState, *, root: str) -> None:
-        """A stream whose project can no longer be exported: it ends with what it wrote
-        (recorded done, as an empty last page would be), and the project is listed under
-        ``skipped`` with why, once; the other projects go on."""
+        """A stream whose project or issue can no longer be exported: it ends with what it
+        wrote (recorded done, as an empty last page would be), and each project or issue
+        found gone is listed under ``skipped`` with why, once; the others go on. Totals
+        start over without the projects gone (see :meth:`_recount`)."""
         assert self._checkpoint is not None
-        project = state.target
-        if all(skipped.id != project for skipped in self._checkpoint.skipped):
-            slug = next((p.slug for p in self._checkpoint.projects if p.id == project), None)
-            why = self._run.gone[project]
-            self._checkpoint.skipped.append(SkippedProject(id=project, slug=slug, error=why))
-            logger.warning(
-                "skipping project %r (id %s) from now on, %s; its streams end with what they "
-                "wrote, the other projects are exported",
-                slug,
-                project,
-                why,
-            )
-        await self._end_stream(state, root=root)
+        recorded = {skipped.id for skipped in self._checkpoint.skipped}
+        slugs = {project.id: project.slug for project in self._checkpoint.projects}
+        for target, why in self._run.gone.items():
+            if target in recorded:
+                continue
+            slug = slugs.get(target)
+            self._checkpoint.skipped.append(SkippedProject(id=target, slug=slug, error=why))
+            if self.spec.issues is not None:
+                logger.warning(
+                    "skipping issue %s from now on, %s; its streams end with what they "
+                    "wrote, the other issues are exported",
+                    target,
+                    why,
+                )
+            else:
+                logger.warning(
+                    "skipping project %r (id %s) from now on, %s; %s",
+                    slug,
+                    target,
+                    why,
+                    "the totals start over without it"
+                    if self._aggregates
+                    else "its streams end with what they wrote, the other projects are exported",
+                )
+        if self._aggregates:
+            await self._recount(state, root=root)
+        else:
+            await self._end_stream(state, root=root)
+
+    async def _recount(self, state: StreamState, *, root: str) -> None:
+        """Totals that may have counted a project now gone start over from their first
+        page, over the projects left (with none left, they end empty): rows of a sum over
+        other projects are no part of them, and rows without an id cannot be told from
+        the new ones. What they wrote is dropped, the checkpoint covering none of it first."""
+        assert self._checkpoint is not None
+        self.progress.wrote(await self._run.files.drain())
+        path = self.output / state.file
+        parquet = self.spec.format == "parquet"
+        # Checkpoints of earlier versions did not record where a stream began: alone in
+        # its file, totals begin it.
+        start = state.first_offset or 0
+        cut = start if state.pages and not parquet else None
+        # Opened again, at its recorded length, by the next page.
+        await self._run.files.close(state.file, sync=not parquet)
+        if parquet:
+            drop_unfinished(path)
+        elif cut is not None:
+            file_state = self._checkpoint.files[state.file]
+            file_state.offset = cut
+            file_state.items -= state.items
+        _start_over(state)
+        self._run.seen.pop(state.key, None)
+        with anyio.CancelScope(shield=True):
+            await self._commit()
+            if cut is not None:
+                await anyio.to_thread.run_sync(cut_back, path, cut)
+        if not self._counted(state):
+            await self._end_stream(state, root=root)
 
     async def _rows_to_drop(self, parent: StreamState) -> int | None:
         """Where the rows a split window wrote begin in its file (``None``: it wrote none),
@@ -862,6 +1083,13 @@ def _discard(output: Path, checkpoint: Checkpoint) -> None:
                 if doomed.lstat().st_size == 0 or doomed.name.endswith(".tmp"):
                     doomed.unlink()
     remove_checkpoint(output)
+
+
+def _start_over(state: StreamState) -> None:
+    """``state`` as before its first page: nothing written, its walk at the start."""
+    state.cursor = state.hits = state.first_offset = state.dedupe_from = None
+    state.done = False
+    state.items = state.pages = state.duplicates = state.unidentified = 0
 
 
 def _record(state: StreamState, after: Position, page: Page[msgspec.Raw], kept: PageItems) -> None:
