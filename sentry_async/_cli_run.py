@@ -70,13 +70,28 @@ from .export._incremental import check_state_path
 from .export._manifest import load_manifest
 from .export._progress import format_bytes
 from .export._spec import is_aggregate
+from .hooks import HookEvent, Hooks
 
 __all__ = ["classify", "run_demo", "run_export", "run_query_command"]
 
 _T = TypeVar("_T")
 
 
-def _client_from_args(args: argparse.Namespace, token: str) -> SentryClient:
+class _RequestsStarted(Hooks):
+    """Whether the client has started a request. A ``ValueError`` the library raises before
+    the first is its check of the arguments (nothing a server sent is in it yet): exit 2;
+    one raised later may come from an answer, a bug to show with its traceback."""
+
+    def __init__(self) -> None:
+        self.any = False
+
+    def on_start(self, event: HookEvent) -> None:
+        self.any = True
+
+
+def _client_from_args(
+    args: argparse.Namespace, token: str, hooks: Hooks | None = None
+) -> SentryClient:
     """The client, or a usage error naming where a bad URL, proxy or CA bundle came from (the
     token is checked). Proxies come from $HTTPS_PROXY/$HTTP_PROXY/$NO_PROXY."""
     ca_bundle, ca_source = args.ca_bundle, "--ca-bundle"
@@ -93,6 +108,7 @@ def _client_from_args(args: argparse.Namespace, token: str) -> SentryClient:
             token,
             base_url=args.base_url,
             allow_insecure_http=args.allow_insecure_http,
+            hooks=hooks,
             **tls_options,
         )
     except ValueError as exc:
@@ -277,7 +293,8 @@ async def run_export(args: argparse.Namespace, token: str, out: TextIO) -> int:
     progress = Progress(spec.kind)
     stopped: list[bool] = []
     manifest: Manifest | None = None
-    async with _client_from_args(args, token) as client:
+    started_requests = _RequestsStarted()
+    async with _client_from_args(args, token, started_requests) as client:
         with (
             show_progress(progress, mode=_display_mode(args)),
             anyio.CancelScope() as scope,
@@ -303,9 +320,11 @@ async def run_export(args: argparse.Namespace, token: str, out: TextIO) -> int:
                     print(f"{spec.kind}: {exc}", file=out)
                 return EXIT_OK
             except ValueError as exc:
-                if args.incremental is None:
+                if args.incremental is not None:
+                    raise _UsageError(f"--incremental: {exc}") from None
+                if started_requests.any or isinstance(exc, (SentryError, UnicodeError)):
                     raise
-                raise _UsageError(f"--incremental: {exc}") from None
+                raise _spec_error(exc, args) from None
     if stopped or manifest is None:
         raise _Terminated
     if not args.quiet:

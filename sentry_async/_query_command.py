@@ -242,16 +242,19 @@ def check_arguments(args: argparse.Namespace) -> None:
 
 
 async def check_projects(client: SentryClient, args: argparse.Namespace) -> None:
-    """Every ``--project`` slug must be one of the organization's (exit 4 otherwise, as for
-    an export); ids are the server's to judge."""
+    """Every ``--project`` slug or id must be one of the organization's (exit 4 otherwise, as
+    for an export): Sentry answers an id it does not have with a 403, which would read as a
+    refused token."""
     from ._protocol.params import is_numeric_id
     from .export import UnknownProjectError
 
-    slugs = [p for p in args.project or () if p != "-1" and not is_numeric_id(p)]
-    if not slugs:
+    refs = [p for p in args.project or () if p != "-1"]
+    if not refs:
         return
     known = await client.load_project_ids(args.org)
-    missing = [slug for slug in slugs if slug not in known]
+    # Sentry reads ids as integers: "0101" is project 101.
+    ids = {int(i) for i in known.values() if is_numeric_id(i)}
+    missing = [ref for ref in refs if not (int(ref) in ids if is_numeric_id(ref) else ref in known)]
     if missing:
         raise UnknownProjectError(
             f"--project {', '.join(missing)}: no such project in organization {args.org!r}"

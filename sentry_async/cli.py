@@ -13,6 +13,7 @@ import contextlib
 import io
 import logging
 import os
+import re
 import signal
 import sys
 import threading
@@ -21,7 +22,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, TextIO, TypeVar
+from typing import Any, NoReturn, TextIO, TypeVar
 
 try:
     import anyio
@@ -129,6 +130,48 @@ class _UsageError(Exception):
     """A problem with the arguments found after parsing (exit 2)."""
 
 
+_TOKEN_SHAPED = re.compile(r"sntry[su]_[^\s'\"]*|(?<![0-9A-Fa-f])[0-9A-Fa-f]{64}(?![0-9A-Fa-f])")
+"""A Sentry token as it may be pasted: ``sntrys_``/``sntryu_`` and what follows, or a user
+token of 64 hex digits from before the prefix."""
+
+
+def _hide_tokens(text: str) -> str:
+    """``text`` with every value shaped like a Sentry token blanked out: an argument error
+    repeats what was typed, and a token pasted in the wrong place is typed too."""
+    return _TOKEN_SHAPED.sub("********", text)
+
+
+class _Parser(argparse.ArgumentParser):
+    """Options only as spelled out, never by a prefix (with prefixes, ``--token SECRET`` was
+    ``--token-file SECRET``, and its error printed the token); errors without a value shaped
+    like a token. Subparsers are made of this class too (``add_subparsers``' default)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs["allow_abbrev"] = False
+        super().__init__(*args, **kwargs)
+
+    def error(self, message: str) -> NoReturn:
+        super().error(_hide_tokens(message))
+
+
+class _RefuseToken(argparse.Action):
+    """``--token``/``--auth-token``, as the examples and sentry-cli take one: refused without
+    repeating the value. On the command line a token is seen by every user of the machine
+    (``ps``) and kept in the shell's history."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> None:
+        parser.error(
+            f"{option_string}: a token is not taken on the command line (other users see it, "
+            "the shell's history keeps it): set SENTRY_AUTH_TOKEN or pass --token-file PATH"
+        )
+
+
 @dataclass
 class _Outcome:
     code: int
@@ -137,7 +180,7 @@ class _Outcome:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (public for docs and tests)."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="sentry-async",
         description="Export Sentry issues, raw events and Discover rows to JSON Lines, "
         "resumably and exactly once.",
@@ -279,6 +322,13 @@ def _add_connection_args(parser: argparse.ArgumentParser) -> None:
         help="read the auth token from PATH (default: $SENTRY_AUTH_TOKEN)",
     )
     parser.add_argument(
+        "--token",
+        "--auth-token",
+        action=_RefuseToken,
+        default=argparse.SUPPRESS,
+        help=argparse.SUPPRESS,
+    )
+    parser.add_argument(
         "--allow-insecure-http",
         action="store_true",
         help="allow a plain http:// URL for a host other than localhost; the token would "
@@ -365,13 +415,16 @@ def _setup_logging(quiet: bool, verbose: bool, stream: TextIO) -> Callable[[], N
 
 
 def _read_token(token_file: str | None) -> str:
+    """The token, from ``token_file`` or the environment. An error never names the file: its
+    path may be the token itself, given where the path was meant."""
     if token_file is not None:
-        source = f"--token-file {token_file}"
+        source = "--token-file"
         try:
             # utf-8-sig: Windows Notepad starts a UTF-8 file with a byte order mark.
             token = Path(token_file).read_text(encoding="utf-8-sig").strip()
         except OSError as exc:
-            raise _UsageError(f"cannot read --token-file {token_file}: {exc.strerror}") from None
+            reason = exc.strerror or type(exc).__name__
+            raise _UsageError(f"cannot read the file given to --token-file: {reason}") from None
         except UnicodeDecodeError:
             raise _UsageError(f"{source} is not UTF-8 text") from None
         if not token:
@@ -496,7 +549,12 @@ def _main(
         outcome = classify(exc)
         # Every form the library blanks the token in: a server may echo it in a cursor or
         # a body the error quotes, without its prefix or encoded.
-        redact = Redactor(token).text
+        blank = Redactor(token).text
+
+        def redact(text: str) -> str:
+            # An argument error quotes the arguments: a token pasted as another's value.
+            return _hide_tokens(blank(text)) if outcome.code == EXIT_USAGE else blank(text)
+
         print(f"sentry-async: error: {printable(redact(outcome.message))}", file=err)
         if args.verbose:
             details = "".join(traceback.format_exception(exc))

@@ -11,7 +11,8 @@ from typing import Literal
 
 import msgspec
 
-from .._protocol.params import check_page_size, check_slug
+from .._protocol.params import check_page_size, check_slug, is_numeric_id, issue_id
+from ..resources.discover import MAX_FIELDS
 from ._errors import ExportRangeError
 from ._formats import FORMATS, ExportFormat
 from ._windows import format_utc, parse_duration, parse_utc
@@ -96,8 +97,12 @@ class ExportSpec:
             if self.kind != "events":
                 raise ValueError("issues= selects the events of issues: use it with kind='events'")
             ids = _unique(self.issues, "issue")
-            if not ids or not all(issue.isdigit() for issue in ids):
+            if not ids or not all(is_numeric_id(issue) for issue in ids):
                 raise ValueError(f"issue ids are numeric (got {list(self.issues)!r})")
+            for issue in ids:
+                # As the client checks each id (0 is none), before anything is written;
+                # kept as given, "05" too: the fingerprint of exports begun so stays.
+                issue_id(issue)
             if self.projects is not None:
                 raise ValueError("give projects or issues, not both")
             object.__setattr__(self, "issues", ids)
@@ -113,6 +118,9 @@ class ExportSpec:
                 "fields must be non-empty names without surrounding blanks "
                 f"(got {list(self.fields)!r})"
             )
+        if len(self.fields) > MAX_FIELDS:
+            # Refused by the client too, but only at the first query, inside the walk.
+            raise ValueError(f"fields must hold 1 to {MAX_FIELDS} field expressions")
         self._parse_strings()
         start, end, period = self.range_args()
         if period is not None and start is not None:
