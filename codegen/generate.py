@@ -162,6 +162,9 @@ ALWAYS_SENT_USED: set[str] = set()
 FIELD_SCHEMAS_USED: set[str] = set()
 """``overrides.FIELD_SCHEMAS`` keys that matched a generated model's field in this run."""
 
+RESPONSES: dict[str, Any] = {}
+"""operationId -> its success body's schema in this run, for ``"$items:<operationId>"``."""
+
 
 def _field_schema(qualified: str, wire: str, schema: Any) -> Any:
     """The schema of field ``wire`` of model ``qualified``: the override's where one
@@ -173,10 +176,22 @@ def _field_schema(qualified: str, wire: str, schema: Any) -> Any:
     return _with_spec(overrides.FIELD_SCHEMAS[key], schema)
 
 
+def _items_of(op_id: str) -> Any:
+    """The item schema of ``op_id``'s list answer: a field the server fills with another
+    endpoint's objects takes that endpoint's model (one shape, one class)."""
+    answer = RESPONSES.get(op_id)
+    if not isinstance(answer, dict) or not isinstance(answer.get("items"), dict):
+        raise SystemExit(f"overrides.FIELD_SCHEMAS: {op_id!r} answers no list of objects")
+    return answer["items"]
+
+
 def _with_spec(value: Any, schema: Any) -> Any:
-    """An override's schema with each ``"$spec"`` in it replaced by the spec's ``schema``."""
+    """An override's schema with each ``"$spec"`` in it replaced by the spec's ``schema``
+    and each ``"$items:<operationId>"`` by the items of that operation's answer."""
     if value == "$spec":
         return schema
+    if isinstance(value, str) and value.startswith("$items:"):
+        return _items_of(value.removeprefix("$items:"))
     if isinstance(value, dict):
         return {k: _with_spec(v, schema) for k, v in value.items()}
     if isinstance(value, list):
@@ -1422,6 +1437,8 @@ def generate(spec: dict[str, Any], root: Path, *, strict: bool = True) -> dict[P
     api = Path("sentry_async/api")
     ALWAYS_SENT_USED.clear()
     FIELD_SCHEMAS_USED.clear()
+    RESPONSES.clear()
+    RESPONSES.update((op.op_id, op.response) for op in ops)
     codes = [render_group(group, members) for group, members in sorted(groups.items())]
     sharing = share_models(codes)
     for code in codes:

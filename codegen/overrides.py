@@ -206,10 +206,39 @@ ALWAYS_SENT: dict[str, tuple[str, ...]] = {
     "crons.Monitor": ("id",),  # MonitorSerializer.serialize (older servers send no slug)
 }
 
-FIELD_SCHEMAS: dict[str, dict[str, Any]] = {
+GROUP_ANNOTATIONS: dict[str, Any] = {"type": "array", "items": {"anyOf": [
+    {
+        "type": "object",
+        "properties": {"displayName": {"type": "string"}, "url": {"type": "string"}},
+        "required": ["displayName", "url"],
+    },
+    {"type": "string"},
+]}}
+"""An issue's ``annotations``, its links to external issues. GroupSerializerBase.get_attrs
+(src/sentry/api/serializers/models/group.py) fills them from the integrations'
+``get_annotations_for_group_list``, PlatformExternalIssue's and the plugins'
+``get_annotations``: GroupAnnotation objects ``{displayName, url}`` now, an HTML link
+string each on older servers."""
+
+FIELD_SCHEMAS: dict[str, Any] = {
     # ``group.Model.field`` -> the schema the server's serializer really follows, where the
     # spec describes another; ``"$spec"`` inside it stands for the spec's own schema of the
-    # field. Checked in Sentry's serializer code, with why.
+    # field, ``"$items:<operationId>"`` for the items of that operation's list answer (the
+    # field then takes its model). Checked in Sentry's serializer code, with why.
+    # The spec's ``annotations`` are strings for the project issue list and objects for the
+    # short id's issue; both endpoints serialize with GroupSerializerBase subclasses.
+    "events.EventIssue.annotations": GROUP_ANNOTATIONS,
+    "organizations.ShortIdGroup.annotations": GROUP_ANNOTATIONS,
+    # StreamGroupSerializer.serialize: ``result["stats"] = {self.stats_period: stats}``, keyed
+    # by the period asked (ProjectGroupIndexEndpoint accepts ``24h`` and ``14d``), not only
+    # the spec's ``24h``; each bucket is ``[timestamp, count]``.
+    "events.EventIssue.stats": {"type": "object", "additionalProperties": {
+        "type": "array", "items": {"type": "array", "items": {"type": "number"}},
+    }},
+    # GroupSerializerBase._get_status: ``statusDetails["inCommit"]`` is the commit that
+    # resolved the issue as CommitSerializer writes it (_resolve_resolutions serializes the
+    # linked Commit), the repository commit list's model, not a string.
+    "organizations.ShortIdGroupStatusDetails.inCommit": "$items:listOrganizationRepoCommits",
     # MonitorSerializer.get_attrs: defaultdict(list), ``.get(item.id, [])``: always a list.
     "crons.Monitor.environments": {"type": "array", "items": "$spec"},
     # replays/query.py selects ``isArchived`` as ``ifNull(max(is_archived), 0)`` (a UInt8)

@@ -365,6 +365,28 @@ def test_a_field_override_changes_the_type_and_the_sample(monkeypatch: pytest.Mo
         gen.generate(SPEC, ROOT / "no-such-dir", strict=True)
 
 
+def test_a_field_filled_with_another_endpoint_s_objects_takes_its_model(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``"$items:<operationId>"`` stands for the items of that operation's list answer: the
+    field is typed with their model, not a second class of the same shape."""
+    monkeypatch.setattr(gen.overrides, "FIELD_SCHEMAS",
+                        {"releases.Release.owner": "$items:listOrganizationReleaseDeploys"})
+    files = gen.generate(SPEC, ROOT / "no-such-dir", strict=False)
+    module = files[Path("sentry_async/api/releases.py")]
+    # One class for the shape, under its shortest name.
+    assert "    owner: ReleaseOwner | None = None" in module
+    assert "type=builtins.list[ReleaseOwner]," in module
+    assert "class ReleaseDeploy(" not in module
+    rows = {row["operation_id"]: row for row in json.loads(
+        files[Path("sentry_async/api/_operations.json")])}
+    assert rows["getOrganizationRelease"]["sample"]["owner"] == {"id": "text"}
+    monkeypatch.setattr(gen.overrides, "FIELD_SCHEMAS",
+                        {"releases.Release.owner": "$items:getOrganizationRelease"})
+    with pytest.raises(SystemExit, match="getOrganizationRelease"):
+        gen.generate(SPEC, ROOT / "no-such-dir", strict=False)
+
+
 def test_a_query_name_documented_as_another_fails_until_mapped(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

@@ -11,7 +11,7 @@ import msgspec
 
 from ._support import APIModel
 
-__all__ = ["Environment", "IssueExternalIssue", "Key", "KeyBrowserSdk", "KeyDsn", "KeyDynamicSdkLoaderOptions", "KeyRateLimit", "Member", "MemberExternalUser", "MemberFlags", "MemberUser", "MemberUserEmail", "MemberUserIdentity", "MemberUserIdentityOrganization", "MonitorOwner", "OrganizationLinks", "OrganizationOnboardingTask", "PreprodArtifactInstallDetail", "PreprodArtifactSizeAnalysisAppInfo", "PreprodArtifactSizeAnalysisGitInfo", "Project", "ProjectLatestRelease", "Repo", "RepoCommitPullRequest", "RepoSettings", "Team2", "TeamAvatar", "TeamOrganization", "TeamProject", "TeamTeam", "WorkflowTriggers"]
+__all__ = ["Environment", "EventIssueAnnotation", "IssueExternalIssue", "Key", "KeyBrowserSdk", "KeyDsn", "KeyDynamicSdkLoaderOptions", "KeyRateLimit", "Member", "MemberExternalUser", "MemberFlags", "MemberUser", "MemberUserEmail", "MemberUserIdentity", "MemberUserIdentityOrganization", "MonitorOwner", "OrganizationLinks", "OrganizationOnboardingTask", "PreprodArtifactInstallDetail", "PreprodArtifactSizeAnalysisAppInfo", "PreprodArtifactSizeAnalysisGitInfo", "Project", "ProjectLatestRelease", "Repo", "RepoCommitPullRequest", "RepoSettings", "Team2", "TeamAvatar", "TeamOrganization", "TeamProject", "TeamTeam", "WorkflowTriggers"]
 
 
 class TeamAvatar(APIModel):
@@ -117,6 +117,11 @@ class MemberUser(APIModel):
     is_staff: bool | None = msgspec.field(default=None, name="isStaff")
     experiments: builtins.dict[str, Any] | None = None
     emails: builtins.list[MemberUserEmail] | None = None
+
+
+class EventIssueAnnotation(APIModel):
+    display_name: str | None = msgspec.field(default=None, name="displayName")
+    url: str | None = None
 
 
 class TeamTeam(APIModel):

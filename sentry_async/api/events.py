@@ -14,10 +14,11 @@ from .._protocol.params import check_path_value
 from ..pagination import Paginator
 from ..resources._base import IdOrSlug, Resource
 from . import _support
+from ._models import EventIssueAnnotation
 from ._models import TeamTeam as EventIssueProject
 from ._support import UNSET, APIModel, UnsetType
 
-__all__ = ["EventAttachment", "EventIssue", "EventIssueProject", "EventIssueStats", "EventSourceMapDebug", "EventSourceMapDebugException", "EventSourceMapDebugExceptionFrame", "EventSourceMapDebugExceptionFrameDebugIdProcess", "EventSourceMapDebugExceptionFrameReleaseProcess", "EventSourceMapDebugExceptionFrameScrapingProcess", "EventUpdateIssue", "EventsAPI"]
+__all__ = ["EventAttachment", "EventIssue", "EventIssueAnnotation", "EventIssueProject", "EventSourceMapDebug", "EventSourceMapDebugException", "EventSourceMapDebugExceptionFrame", "EventSourceMapDebugExceptionFrameDebugIdProcess", "EventSourceMapDebugExceptionFrameReleaseProcess", "EventSourceMapDebugExceptionFrameScrapingProcess", "EventUpdateIssue", "EventsAPI"]
 
 
 class EventAttachment(APIModel):
@@ -76,12 +77,8 @@ class EventSourceMapDebug(APIModel):
     has_scraping_data: bool | None = None
 
 
-class EventIssueStats(APIModel):
-    f_24h: builtins.list[builtins.list[float]] | None = msgspec.field(default=None, name="24h")
-
-
 class EventIssue(APIModel):
-    annotations: builtins.list[str] | None = None
+    annotations: builtins.list[EventIssueAnnotation | str] | None = None
     assigned_to: builtins.dict[str, Any] | None = msgspec.field(default=None, name="assignedTo")
     count: str | None = None
     culprit: str | None = None
@@ -100,7 +97,7 @@ class EventIssue(APIModel):
     project: EventIssueProject | None = None
     share_id: str | None = msgspec.field(default=None, name="shareId")
     short_id: str | None = msgspec.field(default=None, name="shortId")
-    stats: EventIssueStats | None = None
+    stats: builtins.dict[str, builtins.list[builtins.list[float]] | None] | None = None
     status: str | None = None
     status_details: builtins.dict[str, Any] | None = msgspec.field(default=None, name="statusDetails")
     subscription_details: builtins.dict[str, Any] | None = msgspec.field(default=None, name="subscriptionDetails")

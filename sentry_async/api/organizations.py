@@ -16,6 +16,7 @@ from ..pagination import Paginator
 from ..resources._base import IdOrSlug, Resource
 from . import _support
 from ._models import Environment as OrganizationStatus
+from ._models import EventIssueAnnotation as ShortIdGroupAnnotation
 from ._models import Key as ProjectKey
 from ._models import KeyBrowserSdk as ProjectKeyBrowserSdk
 from ._models import KeyDsn as ProjectKeyDsn
@@ -229,7 +230,7 @@ class ShortIdGroupStatusDetails(APIModel):
     actor: ShortIdGroupStatusDetailsActor | None = None
     in_next_release: bool | None = msgspec.field(default=None, name="inNextRelease")
     in_release: str | None = msgspec.field(default=None, name="inRelease")
-    in_commit: str | None = msgspec.field(default=None, name="inCommit")
+    in_commit: RepoCommit | None = msgspec.field(default=None, name="inCommit")
     pending_events: int | None = msgspec.field(default=None, name="pendingEvents")
     info: ShortIdGroupStatusDetailsInfo | None = None
 
@@ -244,11 +245,6 @@ class ShortIdGroupProject(APIModel):
 class ShortIdGroupSubscriptionDetails(APIModel):
     disabled: bool | None = None
     reason: str | None = None
-
-
-class ShortIdGroupAnnotation(APIModel):
-    display_name: str | None = msgspec.field(default=None, name="displayName")
-    url: str | None = None
 
 
 class ShortIdGroup(APIModel):
@@ -287,7 +283,7 @@ class ShortIdGroup(APIModel):
     is_subscribed: bool | None = msgspec.field(default=None, name="isSubscribed")
     subscription_details: ShortIdGroupSubscriptionDetails | None = msgspec.field(default=None, name="subscriptionDetails")
     has_seen: bool | None = msgspec.field(default=None, name="hasSeen")
-    annotations: builtins.list[ShortIdGroupAnnotation] | None = None
+    annotations: builtins.list[ShortIdGroupAnnotation | str] | None = None
 
 
 class ShortId(APIModel):

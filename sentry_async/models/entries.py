@@ -131,12 +131,18 @@ class Mechanism(Model):
 
 
 class ExceptionValue(Model):
+    """The ``raw_*`` fields are the exception as the SDK sent it, kept by Sentry's processing
+    (source maps, ProGuard) where it rewrote them; ``None`` otherwise."""
+
     type: str | None = None
     value: str | None = None
     module: str | None = None
     thread_id: int | str | None = None
     mechanism: Mechanism | None = None
     stacktrace: Stacktrace | None = None
+    raw_type: str | None = None
+    raw_value: str | None = None
+    raw_module: str | None = None
     raw_stacktrace: Stacktrace | None = None
 
 

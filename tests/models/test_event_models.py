@@ -6,11 +6,12 @@ import json
 from datetime import datetime
 
 import msgspec
-from model_helpers import UTC, body, decode, event
+from model_helpers import UTC, body, decode, decode_obj, event, minimal_event
 
 from sentry_async.models import (
     CspEntry,
     DebugMetaEntry,
+    Event,
     EventIdResolution,
     EventSummary,
     EventTag,
@@ -206,6 +207,36 @@ def test_javascript_exception_request_and_millisecond_breadcrumbs() -> None:
     meta = msgspec.json.decode(decoded.meta)
     redaction = meta["entries"]["1"]["data"]["headers"]["1"]["1"][""]
     assert redaction["chunks"][0]["text"] == "[Filtered]"
+
+
+def test_exception_keeps_the_value_before_processing() -> None:
+    """SingleException.get_api_context sends ``rawValue``, ``rawType`` and ``rawModule``
+    beside ``rawStacktrace``: the exception as the SDK sent it, before source maps or
+    ProGuard rewrote it."""
+    value = {
+        "type": "TypeError",
+        "value": "Cannot read properties of undefined (reading 'total')",
+        "module": "app/cart",
+        "rawValue": "e is undefined",
+        "rawType": "t",
+        "rawModule": "assets/index-4f1c",
+        "threadId": None,
+        "mechanism": None,
+        "stacktrace": None,
+        "rawStacktrace": None,
+    }
+    data = {"values": [value], "hasSystemFrames": False, "excOmitted": None}
+    decoded = decode_obj(minimal_event(entries=[{"type": "exception", "data": data}]), Event)
+    assert decoded.exception is not None
+    (got,) = decoded.exception.values
+    assert (got.raw_value, got.raw_type, got.raw_module) == (
+        "e is undefined",
+        "t",
+        "assets/index-4f1c",
+    )
+    assert json.loads(msgspec.json.encode(got)) == {
+        key: item for key, item in value.items() if item is not None
+    }
 
 
 def test_message_only_minimal_event() -> None:
