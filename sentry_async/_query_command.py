@@ -24,7 +24,7 @@ import msgspec
 from ._csv import cell, row_writer
 from ._text import printable
 from .errors import SentryError, UntrustedHost
-from .tables import _each_events_stats_row, usage_rows
+from .tables import _each_events_stats_row, _usage_column_names, usage_rows
 
 if TYPE_CHECKING:
     from .client import SentryClient
@@ -299,6 +299,7 @@ async def _rows(
                 yield row
         return
     rows: Iterator[dict[str, Any]]
+    header: list[str] = []
     if args.query_kind == "stats":
         with _client_arguments():
             stats = await client.stats.events(
@@ -332,8 +333,11 @@ async def _rows(
                 **_range(args),
             )
         rows = _answer_rows("stats_v2 (usage)", lambda: usage_rows(usage))
+        # The query's columns, known without a row: an answer with no group is a header.
+        header = _usage_column_names(usage)
     first = next(rows, None)
     if first is None:
+        columns.extend(header)
         return
     columns.extend(first)
     yield first

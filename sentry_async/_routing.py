@@ -248,6 +248,11 @@ class Routing:
             known = self._project_access[org]
         return known
 
+    def cached_project_access(self, org: str) -> dict[str, bool | None] | None:
+        """The ``id -> hasAccess`` map as last read, without reading it: ``None`` before the
+        first read. For a caller that reads the list again when the cached one would not do."""
+        return self._project_access.get(check_slug(org, "org"))
+
     async def load_project_ids(self, org: str) -> dict[str, str]:
         """Fetch (again) the organization's ``slug -> id`` map that :meth:`project_ids` uses.
 

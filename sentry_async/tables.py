@@ -481,14 +481,25 @@ def events_stats_table(stats: EventsStats) -> pa.Table:
 
 
 def _usage_columns(usage: UsageStats) -> tuple[list[str], bool, list[str]]:
-    """The ``groupBy`` keys, whether rows go per interval, and the quantity fields."""
-    keys: dict[str, None] = {}
-    fields: dict[str, None] = {}
+    """The ``groupBy`` keys, whether rows go per interval, and the quantity fields: those the
+    query asked for first (an answer with no group has the same columns as any other), then
+    any other its groups hold. Answers with ``intervals`` go per interval unless their
+    groups have no series (``groupBy=project``)."""
+    keys = dict.fromkeys(usage.group_by or ())
+    fields = dict.fromkeys(usage.fields or ())
     for group in usage.groups:
         keys.update(dict.fromkeys(group.by))
         fields.update(dict.fromkeys(group.series or group.totals))
-    per_interval = bool(usage.intervals) and any(group.series for group in usage.groups)
+    per_interval = bool(usage.intervals) and (
+        not usage.groups or any(group.series for group in usage.groups)
+    )
     return list(keys), per_interval, list(fields)
+
+
+def _usage_column_names(usage: UsageStats) -> list[str]:
+    """The column names of :func:`usage_rows` and :func:`usage_table`, rows or none."""
+    keys, per_interval, fields = _usage_columns(usage)
+    return [*keys, *(["interval"] if per_interval else []), *fields]
 
 
 def usage_rows(usage: UsageStats) -> list[dict[str, Any]]:

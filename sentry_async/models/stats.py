@@ -198,20 +198,31 @@ def _all_series(raw: dict[str, Any], axes: list[str]) -> list[Series]:
 
 
 class UsageGroup(Model):
-    """One group of ``stats_v2``: ``series[field][i]`` aligns with ``UsageStats.intervals[i]``."""
+    """One group of ``stats_v2``: ``series[field][i]`` aligns with ``UsageStats.intervals[i]``.
 
-    by: dict[str, str | int] = {}
+    A ``by`` value is ``None`` where Sentry stored none: below an hour it reads the raw
+    outcomes, whose ``reason`` is null for an outcome without one (``"none"`` from an hour).
+    """
+
+    by: dict[str, str | int | None] = {}
     totals: dict[str, int | float] = {}
     series: dict[str, list[int | float]] = {}
 
 
 class UsageStats(Model):
-    """``groupBy=project`` answers without ``intervals`` and without series."""
+    """``groupBy=project`` answers without ``intervals`` and without series.
+
+    ``group_by`` and ``fields`` are the query's ``groupBy`` and ``field``, which Sentry does
+    not send back: ``usage()`` keeps them so that an answer with no group still has its
+    columns. ``None`` in a body decoded by hand.
+    """
 
     start: str | None = None
     end: str | None = None
     intervals: list[str] = []
     groups: list[UsageGroup] = []
+    group_by: list[str] | None = None
+    fields: list[str] | None = None
 
     def to_arrow(self) -> Any:
         """The groups as a ``pyarrow.Table`` (the ``arrow`` extra)."""

@@ -196,17 +196,20 @@ def _usage_interval(
     )
 
 
-def _accessible_projects(access: Mapping[str, bool | None], batch: int) -> list[str]:
-    """The ids to name in a usage query grouped by project over every project: those the
-    projects list marks ``hasAccess``, since Sentry refuses the whole query (403) when it
-    names one the user cannot access. Where the list does not say, ``-1`` (every project
-    the user can access, chosen by Sentry) when one request holds them all; past that they
-    are named, as the batches need. ``-1`` too when none is left: Sentry's own answer."""
-    ids = sorted(pid for pid, ok in access.items() if ok is not False)
-    unknown = any(ok is None for ok in access.values())
-    if not ids or (unknown and len(ids) <= batch):
-        return ["-1"]
-    return ids
+def _accessible_projects(access: Mapping[str, bool | None]) -> list[str]:
+    """The ids a usage query grouped by project names for every project: each one the
+    projects list does not mark ``hasAccess: false``, since Sentry refuses the whole query
+    (403) when it names one the user cannot access."""
+    return sorted(pid for pid, ok in access.items() if ok is not False)
+
+
+def _distinct_ids(ids: list[str]) -> list[str]:
+    """``ids`` without repeats, in their order: Sentry reads ``project`` as a set of
+    integers (``"05"`` is project 5), so batches must not name one project twice."""
+    first: dict[int, str] = {}
+    for pid in ids:
+        first.setdefault(int(pid), pid)
+    return list(first.values())
 
 
 def _interval(value: str | timedelta | None) -> str | None:
@@ -350,13 +353,19 @@ class StatsResource(Resource):
         """Accepted, filtered and dropped event counts; ``group_by="project"`` has no series.
 
         Without ``group_by`` (``None`` or ``[]``) the answer is one group (``by == {}``): the
-        ``category`` filter's totals and series.
+        ``category`` filter's totals and series. The answer keeps ``group_by`` and ``fields``
+        as asked: an answer with no group still has its table's columns. Below an hour a
+        ``reason`` may be ``None`` (Sentry reads the raw outcomes then).
 
-        Grouped by project over more than ``project_batch`` projects (every project the
-        user can access, as the organization's projects list says, when ``project`` is not
-        given or is ``-1``), the projects are asked in batches, run side by side on the
-        client's limiter, and the groups merged: one request over many projects can lose
-        rows.
+        Not grouped by project, no ``project`` and ``-1`` are the whole organization's
+        total: Sentry sets no project condition then, and projects the user cannot access
+        count too. Grouped by project, both mean every project the user can access: ``-1``
+        when one request holds them all (Sentry picks them as it runs the query), else their
+        ids from the organization's projects list, read again for the call (a project
+        deleted since would make Sentry refuse the whole query), asked in batches of
+        ``project_batch``, run side by side on the client's limiter, and the groups merged:
+        one request over many projects can lose rows. A project named twice (by slug and
+        by id) is asked once.
 
         Sentry refuses a query with neither a ``category`` filter nor ``"category"`` in
         ``group_by``, one spanning more than 1000 intervals once its start is aligned down
@@ -393,8 +402,13 @@ class StatsResource(Resource):
                 "ask once per reason, or group_by='reason'"
             )
         window = time_params(period, start, end)
+        sent_groups = groups
+        if "project" in groups:
+            # Sentry reads the last groupBy alone to tell an organization total (no project
+            # condition: projects the user cannot access too) from a query over projects.
+            sent_groups = [*(g for g in groups if g != "project"), "project"]
         params: dict[str, Any] = {
-            "groupBy": groups,
+            "groupBy": sent_groups,
             "field": fields,
             "interval": _usage_interval(interval, window, start, end),
             "category": categories,
@@ -406,8 +420,9 @@ class StatsResource(Resource):
         project_refs(project)
         project_ids = await self._client.project_ids(org_slug, project)
         if "project" in groups and (project_ids is None or "-1" in project_ids):
-            access = await self._client.project_access(org_slug)
-            project_ids = _accessible_projects(access, project_batch)
+            project_ids = await self._every_project(org_slug, project_batch)
+        elif project_ids is not None:
+            project_ids = _distinct_ids(project_ids)
 
         async def one(ids: list[str] | None) -> UsageStats:
             return await self._client.request(
@@ -419,7 +434,9 @@ class StatsResource(Resource):
             )
 
         if "project" not in groups or project_ids is None or len(project_ids) <= project_batch:
-            return await one(project_ids)
+            result = await one(project_ids)
+            result.group_by, result.fields = groups, fields
+            return result
         batches = [
             project_ids[n : n + project_batch] for n in range(0, len(project_ids), project_batch)
         ]
@@ -444,5 +461,24 @@ class StatsResource(Resource):
         merged: list[UsageGroup] = [group for result in done for group in result.groups]
         first = done[0]
         return UsageStats(
-            start=first.start, end=first.end, intervals=first.intervals, groups=merged
+            start=first.start,
+            end=first.end,
+            intervals=first.intervals,
+            groups=merged,
+            group_by=groups,
+            fields=fields,
         )
+
+    async def _every_project(self, org: str, batch: int) -> list[str]:
+        """The projects of a usage query grouped by project over every project: ``-1`` when
+        one request holds all the user can access, for Sentry to pick them as it runs the
+        query; past ``batch`` their ids, for the batches, from the projects list read again
+        for this call. A list kept from an earlier call would name a project deleted since,
+        for which Sentry refuses the whole query (403), and leave out one created since."""
+        client = self._client
+        access = client.cached_project_access(org)
+        if access is None or len(_accessible_projects(access)) > batch:
+            await client.load_project_ids(org)
+            access = await client.project_access(org)
+        ids = _accessible_projects(access)
+        return ids if len(ids) > batch else ["-1"]

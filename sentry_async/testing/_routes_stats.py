@@ -410,6 +410,10 @@ async def stats_v2(request: web.Request) -> web.Response:
     if not request.query.getall("category", []) and "category" not in group_by:
         raise ApiError(400, "Query must have category as groupby or filter")
     outcomes, categories, reason_filter = _usage_filters(request)
+    # ``_outcomes_dataset``: below an hour the raw outcomes, whose ``reason`` is null for an
+    # outcome without one (``ReasonDimension.map_row`` passes it through); the hourly and
+    # daily ones are written with ``ifNull(reason, 'none')``.
+    no_reason = None if interval < 3600 else "none"
     slots = (end - start) // interval
     groups: dict[tuple[Any, ...], list[int]] = {}
     for project in org.projects:
@@ -424,14 +428,15 @@ async def stats_v2(request: web.Request) -> web.Response:
                 outcomes and outcome not in outcomes
             ):
                 continue
-            if reason_filter is not None and reason != reason_filter:
+            stored_reason = reason if reason is not None else no_reason
+            if reason_filter is not None and stored_reason != reason_filter:
                 continue
             if category in _ERROR_CATEGORIES:
                 category = "error"
             values = {
                 "outcome": outcome,
                 "category": category,
-                "reason": reason or "none",
+                "reason": stored_reason,
                 "project": int(project.id),
             }
             group_key = tuple(values[g] for g in group_by)
