@@ -62,9 +62,10 @@ class ProjectRef(msgspec.Struct, frozen=True):
 
 
 class SkippedProject(msgspec.Struct, frozen=True):
-    """A project that is not exported, and why: an unusable slug or row, no access to it
-    (``hasAccess: false`` in a closed-membership org), or gone while it was exported.
-    Shown with the token blanked out."""
+    """A project (or, in an issue export, an issue: its id, no slug) that is not exported,
+    and why: an unusable slug or row, no access to it (``hasAccess: false`` in a
+    closed-membership org), or gone while it was exported. Shown with the token blanked
+    out."""
 
     id: str | None
     slug: str | None
