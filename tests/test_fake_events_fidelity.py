@@ -212,3 +212,22 @@ async def test_the_detail_endpoints_read_a_bad_query_or_range_as_sentry_does(
         unevaluated, _ = await _get(fake_sentry, project_path, [("query", "region:us OR a")])
     assert dropped_status == 200 and names.get(dropped["nextEventID"]) == "mid"
     assert refused == 400 and unevaluated == 400
+
+
+async def test_exception_values_carry_the_raw_fields_sentry_always_sends(
+    fake_sentry: FakeSentry,
+) -> None:
+    """``SingleException.get_api_context`` (``src/sentry/interfaces/exception.py``) always
+    sends ``rawValue``, ``rawModule`` and ``rawType`` beside ``rawStacktrace``, null when the
+    event was not processed (no source map, no ProGuard): the fake's events hold the same
+    keys, so a model that drops or mistypes them shows in a test."""
+    org, project = "org-0", "project-0-0"
+    event_id = fake_sentry.data.event_ids(org, project, include_transactions=False)[0]
+    async with SentryClient(fake_sentry.token, base_url=fake_sentry.url) as client:
+        raw = await client.events.get_raw(org, project, event_id)
+    entries = msgspec.json.decode(raw)["entries"]
+    values = next(e for e in entries if e["type"] == "exception")["data"]["values"]
+    assert values
+    for value in values:
+        for key in ("rawStacktrace", "rawValue", "rawModule", "rawType"):
+            assert key in value and value[key] is None

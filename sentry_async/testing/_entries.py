@@ -280,4 +280,7 @@ def _exception(event: EventRecord, rng: random.Random, frames: int) -> dict[str,
             "hasSystemFrames": True,
         },
         "rawStacktrace": None,
+        "rawValue": None,
+        "rawModule": None,
+        "rawType": None,
     }
