@@ -84,11 +84,10 @@ def safe_proxy_url(url: URL) -> str:
     return str(url.with_user(None).with_password(None).with_path("").with_query(None))
 
 
-def _parse_proxy(value: str, source: str) -> tuple[URL, str | None] | str:
-    """The proxy's URL without credentials and a ``Proxy-Authorization`` value for them,
-    or why ``value`` is refused, naming only its scheme: returned, not raised, since a
-    traceback printed with its frames' locals would show this frame's, the password's
-    among them."""
+def _parse_proxy(value: str, source: str) -> tuple[URL, tuple[str, str] | None] | str:
+    """The proxy's URL without credentials and its ``(user, password)``, decoded, or why
+    ``value`` is refused, naming only its scheme: returned, not raised, since a traceback
+    printed with its frames' locals would show this frame's, the password's among them."""
     text = value.strip()
     if "://" not in text:
         text = "http://" + text  # "proxy:3128", as urllib and curl accept it
@@ -99,11 +98,15 @@ def _parse_proxy(value: str, source: str) -> tuple[URL, str | None] | str:
         return f"{source} is not a proxy URL"
     if url.scheme not in _SCHEMES or not host:
         return f"{source} must be an http:// or https:// proxy URL (got scheme {url.scheme!r})"
-    authorization = None
+    credentials = None
     if url.user is not None or url.password is not None:
-        pair = f"{unquote(url.raw_user or '')}:{unquote(url.raw_password or '')}"
-        authorization = "Basic " + base64.b64encode(pair.encode("utf-8")).decode("ascii")
-    return URL(safe_proxy_url(url)), authorization
+        credentials = (unquote(url.raw_user or ""), unquote(url.raw_password or ""))
+    return URL(safe_proxy_url(url)), credentials
+
+
+def _basic(user: str, password: str) -> str:
+    """The ``Proxy-Authorization`` value of a proxy URL's credentials."""
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
 
 
 class ProxySettings:
@@ -125,6 +128,7 @@ class ProxySettings:
         # As urllib, a value is an error only once a request would use it: an https client
         # does not care that HTTP_PROXY names a socks5:// proxy.
         self._invalid: dict[str, str] = {}
+        found: list[tuple[str, str]] = []
         for scheme in _SCHEMES:
             value = proxies.get(scheme)
             if value:
@@ -132,11 +136,12 @@ class ProxySettings:
                 if isinstance(parsed, str):
                     self._invalid[scheme] = parsed
                     continue
-                self._urls[scheme], authorization = parsed
-                if authorization is not None:
-                    self._auth[scheme] = authorization
+                self._urls[scheme], credentials = parsed
+                if credentials is not None:
+                    self._auth[scheme] = _basic(*credentials)
+                    found.append(credentials)
         self._no_proxy = no_proxy
-        self._redactor = _credentials_redactor(self._auth.values())
+        self._redactor = _credentials_redactor(found)
 
     def __bool__(self) -> bool:
         return bool(self._urls or self._invalid)
@@ -207,15 +212,21 @@ class ProxySettings:
             )
 
 
-def _credentials_redactor(authorizations: Iterable[str]) -> Redactor:
-    """What blanks each password out of a proxy's echo, in every form the token's
+def _credentials_redactor(credentials: Iterable[tuple[str, str]]) -> Redactor:
+    """What blanks each secret out of a proxy's echo, in every form the token's
     :class:`Redactor` knows (percent-encoded as written in the proxy URL, JSON, base64...),
-    and the ``Basic`` value (the base64 of ``user:password``) whole."""
-    pairs = [
-        base64.b64decode(authorization.removeprefix("Basic ")).decode("utf-8", "replace")
-        for authorization in authorizations
-    ]
-    return Redactor.of([pair.partition(":")[2] for pair in pairs], encoded=pairs)
+    and the ``Basic`` value (the base64 of ``user:password``) whole.
+
+    The secret is the password or, with none beside it, the user name: an API key as
+    ``http://KEY:@proxy`` (as some commercial proxies take it) is the whole credential. A
+    user name beside a password names an account, and stays readable in a proxy's page.
+    Taken as the URL held them, not split back out of ``user:password``: either may hold a
+    colon."""
+    pairs = list(credentials)
+    return Redactor.of(
+        [password or user for user, password in pairs],
+        encoded=[f"{user}:{password}" for user, password in pairs],
+    )
 
 
 def tunnel_refusal_is_final(status: int) -> bool:
