@@ -51,6 +51,7 @@ async def _client(mode: str, pages: int, base_url: str, token: str, org: str) ->
     import msgspec
 
     from sentry_async import SentryClient
+    from sentry_async._network import cleanup_closed
     from sentry_async.models import Issue
 
     count = 0
@@ -60,7 +61,9 @@ async def _client(mode: str, pages: int, base_url: str, token: str, org: str) ->
         decoder = msgspec.json.Decoder(list[Issue])
         headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
         url = f"{base_url.rstrip('/')}/api/0/organizations/{org}/issues/"
-        connector = aiohttp.TCPConnector(limit=100, ttl_dns_cache=300, enable_cleanup_closed=True)
+        connector = aiohttp.TCPConnector(
+            limit=100, ttl_dns_cache=300, enable_cleanup_closed=cleanup_closed()
+        )
         async with aiohttp.ClientSession(connector=connector, headers=headers) as session:
             cursor: str | None = None
             for _ in range(pages):

@@ -60,6 +60,7 @@ from _server import (
 from yarl import URL
 
 from sentry_async import SentryClient
+from sentry_async._network import cleanup_closed
 from sentry_async._transport import Transport
 from sentry_async.models import Issue
 
@@ -135,7 +136,9 @@ def make_runners(server: FakeServer, org: str, max_pages: int) -> dict[str, Runn
     async def bare() -> tuple[int, int, int]:
         count = pages = nbytes = 0
         # The client's own connector settings, so pooling is the same.
-        connector = aiohttp.TCPConnector(limit=100, ttl_dns_cache=300, enable_cleanup_closed=True)
+        connector = aiohttp.TCPConnector(
+            limit=100, ttl_dns_cache=300, enable_cleanup_closed=cleanup_closed()
+        )
         async with aiohttp.ClientSession(connector=connector, headers=headers) as session:
             cursor: str | None = None
             while pages < max_pages:
@@ -447,7 +450,9 @@ async def transport_pieces(server: FakeServer, org: str, requests: int) -> dict[
     batches moved by tens).
     """
     url = URL(issues_url(server, org)).with_query({"query": "", "limit": str(PAGE_SIZE)})
-    connector = aiohttp.TCPConnector(limit=100, ttl_dns_cache=300, enable_cleanup_closed=True)
+    connector = aiohttp.TCPConnector(
+        limit=100, ttl_dns_cache=300, enable_cleanup_closed=cleanup_closed()
+    )
     async with (
         aiohttp.ClientSession(connector=connector, headers=server.headers()) as session,
         SentryClient(server.token, base_url=server.base_url) as client,

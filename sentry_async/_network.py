@@ -5,11 +5,19 @@ from __future__ import annotations
 import logging
 import os
 import ssl as _ssl
+import sys
 import warnings
 
 from .errors import Unauthorized
 
-__all__ = ["TOKEN_SOURCES", "InsecureTLSWarning", "SSLSetting", "explain_missing_token", "tls"]
+__all__ = [
+    "TOKEN_SOURCES",
+    "InsecureTLSWarning",
+    "SSLSetting",
+    "cleanup_closed",
+    "explain_missing_token",
+    "tls",
+]
 
 logger = logging.getLogger("sentry_async")
 
@@ -55,6 +63,21 @@ def tls(setting: SSLSetting) -> _ssl.SSLContext | bool:
         "ssl must be an ssl.SSLContext, a CA bundle path, True, False or None "
         f"(got {type(setting).__name__})"
     )
+
+
+def cleanup_closed() -> bool:
+    """``enable_cleanup_closed=`` for the client's connector: whether this Python leaks
+    closed TLS transports (cpython#118960, fixed in 3.12.8 and 3.13.1), as aiohttp says.
+    ``True`` where it is fixed makes aiohttp warn (a ``DeprecationWarning``: an error under
+    ``-W error``, as in a test suite's ``filterwarnings = error``). An aiohttp without the
+    flag (before 3.10.11) gets the answer it would give. (Imported here: the package
+    reaches ``InsecureTLSWarning`` without loading aiohttp.)"""
+    import aiohttp.connector
+
+    needed = getattr(aiohttp.connector, "NEEDS_CLEANUP_CLOSED", None)
+    if isinstance(needed, bool):
+        return needed
+    return sys.version_info < (3, 12, 8) or (3, 13, 0) <= sys.version_info < (3, 13, 1)
 
 
 def explain_missing_token(exc: BaseException) -> None:

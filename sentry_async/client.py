@@ -33,7 +33,7 @@ from yarl import URL
 
 from ._decoding import decode_body, no_body
 from ._downloads import Downloads
-from ._network import SSLSetting, tls
+from ._network import SSLSetting, cleanup_closed, tls
 from ._paging import page_fetchers
 from ._protocol.cursors import DEFAULT_MAX_STALE_PAGES
 from ._protocol.errors import Redactor
@@ -328,7 +328,7 @@ class SentryClient(GeneratedGroups, Routing, Downloads):
             connector = aiohttp.TCPConnector(
                 limit=self._max_connections,
                 ttl_dns_cache=300,
-                enable_cleanup_closed=True,
+                enable_cleanup_closed=cleanup_closed(),
                 ssl=self._ssl,
             )
             self._session = aiohttp.ClientSession(

@@ -10,11 +10,15 @@ import asyncio
 import base64
 import logging
 import pickle
+import sys
 import traceback
+import warnings
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from urllib.parse import quote
 
+import aiohttp
+import aiohttp.connector
 import anyio
 import pytest
 from _hooks_recorder import Recorder, memory_spans
@@ -26,6 +30,7 @@ from sentry_async import (
     SentryClient,
     SentryError,
     ServerError,
+    _network,
 )
 from sentry_async._protocol.proxies import ProxySettings
 from sentry_async.testing import FakeSentry
@@ -167,3 +172,63 @@ def test_a_user_name_beside_a_password_is_kept() -> None:
     that names it stays readable, its password blanked out."""
     settings = ProxySettings({"https": "http://alice:pr0xy-s3cret@proxy:3128"})
     assert settings.redact_text("denied for alice:pr0xy-s3cret") == "denied for alice:********"
+
+
+# ---------------------------------------------------------------- enable_cleanup_closed
+
+
+@pytest.fixture
+def cleanup_fixed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """This Python as aiohttp sees 3.12.8+ and 3.13.1+, where asyncio no longer leaks
+    closed TLS transports and ``enable_cleanup_closed=True`` is deprecated."""
+    monkeypatch.setattr(aiohttp.connector, "NEEDS_CLEANUP_CLOSED", False)
+
+
+@pytest.mark.usefixtures("cleanup_fixed")
+async def test_a_client_starts_under_warnings_as_errors_where_cleanup_is_fixed() -> None:
+    """A user's ``filterwarnings = error`` (or ``-W error``) must not turn the client's
+    start into aiohttp's DeprecationWarning, nor should any client warn at all."""
+    async with FakeSentry(scale="small", token=TOKEN) as server:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            async with SentryClient(TOKEN, base_url=server.url, proxy=None) as client:
+                with anyio.fail_after(20):
+                    assert await client.organizations.list().collect()
+            async with server.client() as client:
+                with anyio.fail_after(20):
+                    assert await client.organizations.list().collect()
+
+
+async def test_the_client_still_cleans_up_closed_tls_where_python_needs_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """On a Python that leaks closed TLS transports, aiohttp's clean-up stays on."""
+    monkeypatch.setattr(aiohttp.connector, "NEEDS_CLEANUP_CLOSED", True)
+    async with FakeSentry(scale="small", token=TOKEN) as server, server.client() as client:
+        with anyio.fail_after(20):
+            assert await client.organizations.list().collect()
+        connector = client._get_transport().session.connector
+        assert isinstance(connector, aiohttp.TCPConnector)
+        assert connector._cleanup_closed_disabled is False
+
+
+def test_cleanup_closed_follows_aiohttp_and_python_without_the_flag(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """aiohttp's own answer when it gives one; an aiohttp without the flag (before 3.10.11,
+    or one that drops it) gets the answer it would give: needed before the fix of
+    cpython#118960 (3.12.8, 3.13.1)."""
+    for value in (True, False):
+        monkeypatch.setattr(aiohttp.connector, "NEEDS_CLEANUP_CLOSED", value)
+        assert _network.cleanup_closed() is value
+    monkeypatch.delattr(aiohttp.connector, "NEEDS_CLEANUP_CLOSED")
+    for version, needed in [
+        ((3, 10, 14), True),
+        ((3, 12, 7), True),
+        ((3, 12, 8), False),
+        ((3, 13, 0), True),
+        ((3, 13, 1), False),
+        ((3, 14, 0), False),
+    ]:
+        monkeypatch.setattr(sys, "version_info", (*version, "final", 0))
+        assert _network.cleanup_closed() is needed
