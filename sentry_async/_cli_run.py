@@ -15,9 +15,10 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AsyncExitStack, contextmanager
 from datetime import datetime
 from pathlib import Path
+from types import FrameType
 from typing import Any, TextIO, TypeVar
 
 import anyio
@@ -28,6 +29,7 @@ from ._query_command import ArgumentError, run_query
 from .cli import (
     _RANGE_OPTIONS,
     _SPEC_OPTIONS,
+    _STOP_SIGNALS,
     DEFAULT_OVERLAP,
     DEFAULT_PERIOD,
     DEFAULT_WINDOW,
@@ -39,6 +41,7 @@ from .cli import (
     EXIT_OK,
     EXIT_OUTPUT,
     EXIT_USAGE,
+    _Interrupted,
     _Outcome,
     _Terminated,
     _UsageError,
@@ -254,26 +257,41 @@ def _display_mode(args: argparse.Namespace) -> DisplayMode:
 
 
 @contextmanager
-def _stop_on_sigterm(scope: anyio.CancelScope, stopped: list[bool]) -> Iterator[None]:
-    """Cancel ``scope`` on SIGTERM (how cron, systemd and Kubernetes stop a job).
+def _stop_on_signals(scope: anyio.CancelScope, stopped: list[int]) -> Iterator[None]:
+    """Cancel ``scope`` on Ctrl-C or SIGTERM, the first signal appended to ``stopped``.
 
-    Handlers can only be set from the main thread, so an embedded ``main`` leaves
-    SIGTERM alone.
+    Later ones change nothing, and after the block both stay ignored until ``main`` puts
+    the handlers back: asyncio's own Ctrl-C handler would raise a second one inside the
+    clean-up that saves the checkpoint, turning its line into a traceback and its exit
+    code into 1. Set with ``signal.signal``, not the loop's ``add_signal_handler``, whose
+    removal puts Python's default handler back for a moment. Handlers can only be set from
+    the main thread, so an embedded ``main`` leaves signals alone.
     """
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-
-    def stop() -> None:
-        stopped.append(True)
-        scope.cancel()
-
     loop = asyncio.get_running_loop()
-    loop.add_signal_handler(signal.SIGTERM, stop)
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        if not stopped:
+            stopped.append(signum)
+            # Run by the interpreter between two bytecodes of the loop's thread: the scope
+            # is cancelled by the loop, which this also wakes.
+            loop.call_soon_threadsafe(scope.cancel)
+
+    previous = {signum: signal.signal(signum, stop) for signum in _STOP_SIGNALS}
     try:
         yield
     finally:
-        loop.remove_signal_handler(signal.SIGTERM)
+        for signum, handler in previous.items():
+            # None: the handler was not set from Python; the system's default then.
+            kept = handler if handler is not None else signal.SIG_DFL
+            signal.signal(signum, signal.SIG_IGN if stopped else kept)
+
+
+def _stopped_by(stopped: list[int]) -> Exception:
+    """What ends a command a signal stopped: its line and exit code are ``main``'s."""
+    return _Interrupted() if stopped and stopped[0] == signal.SIGINT else _Terminated()
 
 
 async def run_export(args: argparse.Namespace, token: str, out: TextIO) -> int:
@@ -291,14 +309,14 @@ async def run_export(args: argparse.Namespace, token: str, out: TextIO) -> int:
     directory = Path(args.output)
     started = time.perf_counter()
     progress = Progress(spec.kind)
-    stopped: list[bool] = []
+    stopped: list[int] = []
     manifest: Manifest | None = None
     started_requests = _RequestsStarted()
     async with _client_from_args(args, token, started_requests) as client:
         with (
             show_progress(progress, mode=_display_mode(args)),
             anyio.CancelScope() as scope,
-            _stop_on_sigterm(scope, stopped),
+            _stop_on_signals(scope, stopped),
         ):
             try:
                 manifest = await export(
@@ -326,18 +344,22 @@ async def run_export(args: argparse.Namespace, token: str, out: TextIO) -> int:
                     raise
                 raise _spec_error(exc, args) from None
     if stopped or manifest is None:
-        raise _Terminated
+        raise _stopped_by(stopped)
     if not args.quiet:
         print(_summary(manifest, directory, time.perf_counter() - started), file=out)
     return EXIT_OK
 
 
 async def run_query_command(args: argparse.Namespace, token: str, out: TextIO) -> int:
+    stopped: list[int] = []
     async with _client_from_args(args, token) as client:
-        try:
-            await run_query(client, args, out)
-        except ArgumentError as exc:
-            raise _UsageError(str(exc)) from None
+        with anyio.CancelScope() as scope, _stop_on_signals(scope, stopped):
+            try:
+                await run_query(client, args, out)
+            except ArgumentError as exc:
+                raise _UsageError(str(exc)) from None
+    if stopped:
+        raise _stopped_by(stopped)
     return EXIT_OK
 
 
@@ -372,10 +394,18 @@ async def run_demo(args: argparse.Namespace, out: TextIO) -> int:
     manifests: list[tuple[Manifest, Path, bool]] = []
     # Named for what it serves, not by its port, which is new every run.
     server_name = f"sentry-async demo (seed {DEMO_SEED}, scale {args.scale})"
-    async with FakeSentry(seed=DEMO_SEED, scale=args.scale, now=pinned) as server:
-        now: datetime = server.data.now
-        # The demo's server is on this machine: a proxy in the environment has no part in it.
-        async with SentryClient(server.token, base_url=server.url, proxy=None) as client:
+    stopped: list[int] = []
+    # The server and the client close after the block, not cut short by a stop.
+    async with AsyncExitStack() as stack:
+        with anyio.CancelScope() as scope, _stop_on_signals(scope, stopped):
+            server = await stack.enter_async_context(
+                FakeSentry(seed=DEMO_SEED, scale=args.scale, now=pinned)
+            )
+            now: datetime = server.data.now
+            # The demo's server is on this machine: a proxy in the environment has no part.
+            client = await stack.enter_async_context(
+                SentryClient(server.token, base_url=server.url, proxy=None)
+            )
             org = server.data.orgs[0].slug
             for kind in ("issues", "events"):
                 spec = ExportSpec(
@@ -400,6 +430,8 @@ async def run_demo(args: argparse.Namespace, out: TextIO) -> int:
                     manifest = await exporter.run()
                 # No checkpoint: the manifest was there, the export complete already.
                 manifests.append((manifest, target, exporter.checkpoint is None))
+    if stopped or len(manifests) < 2:
+        raise _stopped_by(stopped)
     elapsed = time.perf_counter() - started
     items = sum(m.items for m, _, _ in manifests)
     size = sum(m.bytes for m, _, _ in manifests)

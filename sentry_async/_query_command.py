@@ -6,13 +6,19 @@ needs every row for its column widths, so it shows at most ``--limit`` rows (100
 default) and says on stderr when rows were left out. Server-controlled text shown on a
 terminal has its control characters escaped, and columns are aligned by the display width
 of their text (East Asian wide characters take two columns).
+
+CSV and JSON Lines are written as UTF-8 whatever the locale: Windows gives a redirected
+stdout its ANSI code page, which has no Cyrillic or CJK, and a title is anyone's text. A
+table shows what the terminal's encoding cannot as ``\\u`` escapes, measured as shown.
 """
 
 from __future__ import annotations
 
 import argparse
+import codecs
 import contextlib
 import dataclasses
+import io
 import logging
 import unicodedata
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable, Iterator, Sequence
@@ -363,10 +369,49 @@ def _width(text: str) -> int:
     return width
 
 
-def _shown(text: str) -> str:
+def _shown(text: str, encoding: str | None = None) -> str:
     """``text`` for the table: control and format characters escaped except the joiner of
-    emoji sequences, which changes no layout."""
-    return _ZWJ.join(printable(part) for part in text.split(_ZWJ))
+    emoji sequences, which changes no layout; so is, as ``\\u041e``, what ``encoding`` (the
+    terminal's) has no bytes for, before the columns are measured."""
+    shown = _ZWJ.join(printable(part) for part in text.split(_ZWJ))
+    if encoding is None:
+        return shown
+    return shown.encode(encoding, "backslashreplace").decode(encoding)
+
+
+def _encoding(out: TextIO) -> str | None:
+    """The encoding ``out`` writes in, if it has one Python knows (a ``StringIO`` has none:
+    it takes any text)."""
+    name = getattr(out, "encoding", None)
+    if not isinstance(name, str):
+        return None
+    try:
+        return codecs.lookup(name).name
+    except LookupError:
+        return None
+
+
+def _unwritable(out: TextIO, exc: UnicodeEncodeError) -> OSError:
+    """An output error (exit 5) naming what a stream could not encode: stdout is switched to
+    UTF-8 (:func:`_utf_8`) or escaped for, so this is a stream a program gave ``main``."""
+    char = exc.object[exc.start : exc.end][:1]
+    encoding = _encoding(out) or exc.encoding
+    return OSError(f"the output's encoding ({encoding}) cannot write {char!a}")
+
+
+@contextlib.contextmanager
+def _utf_8(out: TextIO) -> Iterator[None]:
+    """``out`` writes UTF-8 for the time of the block, then its own encoding again (for a
+    program around ``main``): CSV and JSON Lines are the same bytes in any locale."""
+    if not isinstance(out, io.TextIOWrapper) or _encoding(out) == "utf-8":
+        yield
+        return
+    encoding, errors = out.encoding, out.errors
+    out.reconfigure(encoding="utf-8", errors=errors)
+    try:
+        yield
+    finally:
+        out.reconfigure(encoding=encoding, errors=errors)
 
 
 def _pad(text: str, width: int) -> str:
@@ -374,13 +419,21 @@ def _pad(text: str, width: int) -> str:
 
 
 def _table(columns: Sequence[str], rows: Iterable[dict[str, Any]], out: TextIO) -> None:
-    cells = [[_shown(cell(row.get(name))) for name in columns] for row in rows]
-    header = [_shown(name) for name in columns]
+    encoding = _encoding(out)
+    cells = [[_shown(cell(row.get(name)), encoding) for name in columns] for row in rows]
+    header = [_shown(name, encoding) for name in columns]
     widths = [max([_width(h), *(_width(r[i]) for r in cells)]) for i, h in enumerate(header)]
-    print("  ".join(_pad(h, w) for h, w in zip(header, widths, strict=True)).rstrip(), file=out)
-    print("  ".join("-" * w for w in widths), file=out)
-    for row in cells:
-        print("  ".join(_pad(c, w) for c, w in zip(row, widths, strict=True)).rstrip(), file=out)
+
+    def line(texts: Sequence[str]) -> str:
+        return "  ".join(_pad(t, w) for t, w in zip(texts, widths, strict=True)).rstrip()
+
+    try:
+        print(line(header), file=out)
+        print("  ".join("-" * w for w in widths), file=out)
+        for row in cells:
+            print(line(row), file=out)
+    except UnicodeEncodeError as exc:
+        raise _unwritable(out, exc) from None
 
 
 async def run_query(client: SentryClient, args: argparse.Namespace, out: TextIO) -> int:
@@ -413,7 +466,8 @@ async def run_query(client: SentryClient, args: argparse.Namespace, out: TextIO)
                 await _tell_cut(rows, len(kept), args.query_kind != "discover")
             return len(kept)
         escape = bool(getattr(args, "csv_escape_formulas", False))
-        return await _write_rows(rows, columns, fmt, out, limit=limit, escape_formulas=escape)
+        with _utf_8(out):
+            return await _write_rows(rows, columns, fmt, out, limit=limit, escape_formulas=escape)
 
 
 async def _tell_cut(rest: AsyncIterator[dict[str, Any]], shown: int, counted: bool) -> None:
@@ -450,17 +504,23 @@ async def _write_rows(
     async for row in rows:
         if limit is not None and count >= limit:
             break
-        if writer is not None:
-            if count == 0:
-                writer(header())
-            writer([cell(row.get(n), escape_formulas=escape_formulas) for n in columns])
-        else:
-            out.write(encoder.encode({k: _json_value(v) for k, v in row.items()}).decode())
-            out.write("\n")
+        try:
+            if writer is not None:
+                if count == 0:
+                    writer(header())
+                writer([cell(row.get(n), escape_formulas=escape_formulas) for n in columns])
+            else:
+                out.write(encoder.encode({k: _json_value(v) for k, v in row.items()}).decode())
+                out.write("\n")
+        except UnicodeEncodeError as exc:
+            raise _unwritable(out, exc) from None
         count += 1
     if writer is not None and count == 0 and columns:
         # An empty answer is still a table: its header tells what it would hold.
-        writer(header())
+        try:
+            writer(header())
+        except UnicodeEncodeError as exc:
+            raise _unwritable(out, exc) from None
     return count
 
 

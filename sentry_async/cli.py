@@ -467,26 +467,38 @@ class _Terminated(Exception):
     """SIGTERM arrived; the export stopped as on Ctrl-C, checkpoint saved."""
 
 
+class _Interrupted(Exception):
+    """Ctrl-C stopped the command's run, which handles it (asyncio's handler does not); the
+    export stopped, checkpoint saved."""
+
+
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+"""What stops the command: Ctrl-C, and SIGTERM (how cron, systemd and Kubernetes stop a job)."""
+
+
 class _Interrupts:
-    """Ctrl-C once stops the command; from then on it is ignored (on the main thread, where
-    handlers can be set), so that a second one during the clean-up cannot turn its line
-    into a traceback. :meth:`restore` puts the handler back for a program around ``main``."""
+    """Ctrl-C or SIGTERM once stops the command; from then on both are ignored (on the main
+    thread, where handlers can be set), so that another during the clean-up cannot turn its
+    line into a traceback or its exit code into another. The command's run ignores them as
+    soon as the first arrives (``_cli_run._stop_on_signals``); :meth:`restore` puts back the
+    handlers ``main`` found, for a program around it."""
 
     def __init__(self) -> None:
-        self._previous: Any = None
-        self._ignoring = False
+        self._previous: dict[int, Any] = (
+            {signum: signal.getsignal(signum) for signum in _STOP_SIGNALS}
+            if threading.current_thread() is threading.main_thread()
+            else {}
+        )
 
     def ignore(self) -> None:
-        if not self._ignoring and threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-            self._ignoring = True
+        for signum in self._previous:
+            signal.signal(signum, signal.SIG_IGN)
 
     def restore(self) -> None:
-        if self._ignoring:
-            # None: the handler was not set from Python; the system's default then.
-            previous = self._previous if self._previous is not None else signal.SIG_DFL
-            signal.signal(signal.SIGINT, previous)
-            self._ignoring = False
+        for signum, previous in self._previous.items():
+            if signal.getsignal(signum) is not previous:
+                # None: the handler was not set from Python; the system's default then.
+                signal.signal(signum, previous if previous is not None else signal.SIG_DFL)
 
 
 def main(
@@ -531,7 +543,7 @@ def _main(
         _blank_out_in_logs(token)
         run = _cli_run.run_query_command if args.command == "query" else _cli_run.run_export
         return anyio.run(run, args, token, out, backend="asyncio")
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, _Interrupted):
         interrupts.ignore()
         print(f"sentry-async: interrupted{_how_to_go_on(args)}", file=err)
         return EXIT_INTERRUPTED
