@@ -352,7 +352,7 @@ async def test_rows_inserted_at_the_head_cause_no_repeats_and_no_gaps(
         issue = IssueRecord(
             index=3 * made,
             id=str(8_000_000 + made),
-            short_id=f"NEW-{made}",
+            number=len(project.issues) + 1,
             project=project,
             title="NewError: just now",
             exc_type="NewError",

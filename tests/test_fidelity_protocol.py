@@ -17,6 +17,8 @@ def test_issue_ids() -> None:
     assert issue_id(" 42 ") == "42"
     assert issue_id("PROJ-1A") == "PROJ-1A"
     assert issue_id("my_app-backend-Z9") == "my_app-backend-Z9"
+    # A project slug may start with "_" or "-" (Sentry's MIXED_SLUG_PATTERN).
+    assert issue_id("_WEB-1") == "_WEB-1" and issue_id("--1") == "--1"
     for bad in ("\u0664\u0662", "\uff14\uff12", "4 2", "PROJ-", "-1A", "PROJ-1A/x", "", -3, 0):
         with pytest.raises(ValueError, match="issue id"):
             issue_id(bad)

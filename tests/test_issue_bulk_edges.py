@@ -263,7 +263,7 @@ async def test_fake_fails_on_ids_that_are_not_integers(fake_sentry: FakeSentry) 
     """Sentry's ``int(id)`` (PUT) and Django's cast (DELETE) raise: a 500, no search."""
     before = _statuses(fake_sentry)
     status, body = await org_send(
-        fake_sentry, "PUT", "issues/", [("id", "P00-2"), ("project", "-1")], {"status": "resolved"}
+        fake_sentry, "PUT", "issues/", [("id", "PROJECT-0-0-2"), ("project", "-1")], {"status": "resolved"}
     )
     assert status == 500 and body["detail"] == "Internal Error"
     status, body = await org_send(

@@ -144,7 +144,7 @@ def test_endpoint_groups_are_route_templates() -> None:
     assert endpoint_group("GET", "/organizations/org-0/issues/?query=secret#x") == (
         "GET /organizations/{org}/issues/"
     )
-    assert endpoint_group("GET", "/organizations/org-0/shortids/P00-1/") == (
+    assert endpoint_group("GET", "/organizations/org-0/shortids/PROJECT-0-0-1/") == (
         "GET /organizations/{org}/shortids/{short_id}/"
     )
     assert endpoint_group("GET", "/organizations/org-0/issues/{issue_id}/") == (

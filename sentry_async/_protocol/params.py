@@ -141,8 +141,9 @@ def check_page_size(value: int, name: str = "per_page", maximum: int = 100) -> i
     return value
 
 
-_SHORT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*-[A-Za-z0-9]+", re.ASCII)
-"""``PROJ-1A``: an upper-cased project slug, a dash, a base-32 counter (Sentry's short id)."""
+_SHORT_ID = re.compile(r"[A-Za-z0-9_-]+-[A-Za-z0-9]+", re.ASCII)
+"""``PROJ-1A``: an upper-cased project slug, a dash, a base-32 counter (Sentry's short id).
+A project slug may start with ``_`` or ``-`` (``MIXED_SLUG_PATTERN``), so ``_WEB-1`` is one."""
 
 URL_BUDGET = 8000
 """Bytes of path and query a request line may carry: nginx's default buffer is 8 KB."""

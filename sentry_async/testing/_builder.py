@@ -292,11 +292,10 @@ class ProjectBuilder:
             raise ValueError(f"events must be >= 0, got {events}")
         data = self._builder.data
         match = _EXC_TYPE.match(title)
-        number = len(self.record.issues) + 1
         record = IssueRecord(
             index=len(self.record.issues),
             id=self._builder._next_issue_id(),
-            short_id=f"{self.record.slug.upper()}-{number:X}",
+            number=len(self.record.issues) + 1,
             project=self.record,
             title=title,
             exc_type=match.group(1) if match else "Error",

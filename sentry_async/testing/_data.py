@@ -224,14 +224,13 @@ class Dataset:
                     created + timedelta(days=p),
                 )
                 org.projects.append(project)
-                prefix = f"P{o}{p}".upper()
                 for i in range(cfg.issues_per_project):
                     issue_no += 1
                     exc_type, _ = _EXCEPTIONS[rng.randrange(len(_EXCEPTIONS))]
                     issue = IssueRecord(
                         index=i,
                         id=str(5_000_000 + issue_no),
-                        short_id=f"{prefix}-{i + 1:X}",
+                        number=i + 1,
                         project=project,
                         title=f"{exc_type}: failure #{issue_no} in handler",
                         exc_type=exc_type,

@@ -10,6 +10,7 @@ from typing import Any
 from aiohttp import web
 
 from ._data import Dataset, IssueRecord, OrgRecord, ProjectRecord
+from ._records import base32_decode
 from ._state import ApiError, _encode, _state
 
 _PERIOD = re.compile(r"^(\d+)([smhdw]?)$")
@@ -175,15 +176,41 @@ def _project(request: web.Request, org: OrgRecord) -> ProjectRecord:
     )
 
 
-_SHORT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*-[A-Za-z0-9]+$", re.ASCII)
+_SHORT_ID = re.compile(r"^(.*?)[\s_-]([A-Za-z0-9]+)$")
+"""Sentry's ``_short_id_re`` (``looks_like_short_id``): a project slug, then the counter
+after the last ``-``, ``_`` or space. Newer servers also take an ``issue:`` prefix; older
+ones do not, and neither does the fake."""
+
+_MAX_SHORT_ID = 2**63 - 1
+"""``Group.short_id``'s largest value (a ``BoundedBigIntegerField``)."""
+
+
+def _parse_short_id(key: str) -> tuple[str, int] | None:
+    """Sentry's ``parse_short_id``: the lower-cased project slug and the decoded counter, or
+    ``None`` for what is not a short id."""
+    match = _SHORT_ID.match(key.strip())
+    if match is None:
+        return None
+    slug, digits = match.groups()
+    try:
+        number = base32_decode(digits)
+    except ValueError:
+        return None
+    return (slug.lower(), number) if number <= _MAX_SHORT_ID else None
 
 
 def _by_short_id(data: Dataset, org: OrgRecord, key: str) -> IssueRecord | None:
-    key = key.upper()
+    """``Group.objects.by_qualified_short_id``: the issue of the org's project of that slug
+    with that counter, unless it is being deleted or merged away."""
+    parsed = _parse_short_id(key)
+    if parsed is None:
+        return None
+    slug, number = parsed
     for project in org.projects:
-        for issue in project.issues:
-            if issue.short_id == key and not issue.deleted:
-                return issue
+        if project.slug == slug:
+            for issue in project.issues:
+                if issue.number == number and not issue.deleted:
+                    return issue
     return None
 
 
@@ -194,11 +221,9 @@ def _issue(request: web.Request, org: OrgRecord) -> IssueRecord:
     if key.isascii() and key.isdigit():
         # ``get_group_with_redirect``: a merged issue's id reaches the issue it went into.
         issue = data.issues_by_id.get(data.merged.get(key, key))
-    elif _SHORT_ID.match(key):
-        # ``get_group_with_redirect`` accepts a qualified short id as well.
-        issue = _by_short_id(data, org, key)
     else:
-        issue = None
+        # ``get_group_with_redirect`` takes anything else as a qualified short id.
+        issue = _by_short_id(data, org, key)
     if issue is None or issue.deleted or issue.project.org is not org:
         raise ApiError(404, "The requested resource does not exist")
     return issue

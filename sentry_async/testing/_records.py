@@ -12,6 +12,27 @@ DEFAULT_PRIORITIES = ("high", "medium")
 NEW_FOR = 7 * 86400.0
 """``TRANSITION_AFTER_DAYS`` in seconds: how long after its first event an issue is ``new``."""
 
+BASE32_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+"""Sentry's (``sentry.utils.numbers``): Crockford's, without I, L, O and U."""
+
+
+def base32_encode(number: int) -> str:
+    """Sentry's ``base32_encode`` of a short id's counter (``0`` is ``"0"``)."""
+    digits = ""
+    while number:
+        number, digit = divmod(number, 32)
+        digits = BASE32_ALPHABET[digit] + digits
+    return digits or BASE32_ALPHABET[0]
+
+
+def base32_decode(text: str) -> int:
+    """Sentry's ``base32_decode``: any case, ``O`` read as 0, ``I`` and ``L`` as 1; a
+    character outside the alphabet (``U``) raises ``ValueError``."""
+    number = 0
+    for char in text.upper().replace("O", "0").replace("I", "1").replace("L", "1"):
+        number = number * 32 + BASE32_ALPHABET.index(char)
+    return number
+
 
 @dataclass(frozen=True)
 class SeedConfig:
@@ -80,7 +101,8 @@ class ProjectRecord:
 class IssueRecord:
     index: int
     id: str
-    short_id: str
+    number: int
+    """Sentry's ``Group.short_id``: a counter of its project's issues, from 1."""
     project: ProjectRecord
     title: str
     exc_type: str
@@ -94,6 +116,12 @@ class IssueRecord:
     shows is ``substatus_at(now)``."""
     extra: dict[str, Any] = field(default_factory=dict)
     deleted: bool = False
+
+    @property
+    def short_id(self) -> str:
+        """``Group.qualified_short_id``: made from the project's slug as it is now, so a
+        renamed project's issues answer to the new one only."""
+        return f"{self.project.slug.upper()}-{base32_encode(self.number)}"
 
     @property
     def priority(self) -> str:
