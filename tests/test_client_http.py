@@ -483,10 +483,10 @@ async def test_non_idempotent_requests_are_retried_after_429(
     async with bounded_client(fake_sentry) as client:
         call_ = _write_call(client, method, org, issue_id)
         if method == "POST":
-            with pytest.raises(
-                NotFound
-            ):  # the fake has no POST route: its answer proves the resend
+            # The route takes no POST: the 405 (not a 429) proves the resend.
+            with pytest.raises(APIError) as caught:
                 await call_()
+            assert caught.value.status == 405
         else:
             await call_()
     statuses = [r.status for r in api_requests(fake_sentry)]

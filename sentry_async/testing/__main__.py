@@ -8,16 +8,22 @@ process could read one, and a long load run would grow it with every request.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import gc
 import signal
 import sys
 
-from ._data import SCALES
-from ._factory import seed_config
-from ._recorder import DiscardedLog
-from ._server import FakeSentry
-from ._state import ANNOUNCED, RateLimitPolicy
+try:
+    import asyncio
+
+    from ._data import SCALES
+    from ._factory import seed_config
+    from ._recorder import DiscardedLog
+    from ._server import FakeSentry
+    from ._state import ANNOUNCED, RateLimitPolicy
+except KeyboardInterrupt:
+    # Ctrl-C while these load (asyncio and aiohttp take the time): as quiet as after
+    # READY, with 130.
+    raise SystemExit(130) from None
 
 
 def build(args: argparse.Namespace) -> FakeSentry:
@@ -101,12 +107,17 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> None:
-    cli = parser()
+    """Serve until SIGINT or SIGTERM. A SIGINT before READY (a large data set takes seconds
+    to build, before the handlers are installed) exits quietly too, with 130."""
     try:
-        server = build(cli.parse_args(argv))
-    except ValueError as exc:
-        cli.error(str(exc))
-    asyncio.run(_serve(server))
+        cli = parser()
+        try:
+            server = build(cli.parse_args(argv))
+        except ValueError as exc:
+            cli.error(str(exc))
+        asyncio.run(_serve(server))
+    except KeyboardInterrupt:
+        raise SystemExit(130) from None
 
 
 if __name__ == "__main__":

@@ -13,6 +13,8 @@ the handlers by area in ``_routes_*``.
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 from aiohttp import web
 
 from ._middleware import make_middleware
@@ -69,6 +71,24 @@ async def not_found(request: web.Request) -> web.Response:
     raise ApiError(404, "The requested resource does not exist")
 
 
+_METHOD_ORDER = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
+"""Django's ``http_method_names`` order, in which Sentry's ``Allow`` lists a view's methods."""
+
+
+def method_not_allowed(served: Collection[str]) -> Handler:
+    """The handler for the methods a served path lacks: DRF's ``MethodNotAllowed``, which
+    ``Endpoint.dispatch`` raises once ``initial()`` (authentication, scopes) has let the
+    request through and before ``convert_args`` looks anything up; ``Allow`` lists the
+    path's methods, ``HEAD`` wherever ``GET`` is (Django's ``View.setup``)."""
+    listed = {*served, "HEAD"} if "GET" in served else set(served)
+    allow = ", ".join(method for method in _METHOD_ORDER if method in listed)
+
+    async def handler(request: web.Request) -> web.Response:
+        raise ApiError(405, f'Method "{request.method}" not allowed.', headers={"Allow": allow})
+
+    return handler
+
+
 _ROUTES: tuple[tuple[str, str, Handler, ScopeMap], ...] = (
     ("GET", "/organizations/", list_orgs, ORGANIZATION),
     ("GET", "/users/me/regions/", user_regions, USER_REGIONS),
@@ -111,11 +131,17 @@ def build_app(state: ServerState) -> web.Application:
         middlewares=[make_middleware(state, permissions)], client_max_size=16 * 1024 * 1024
     )
     app[_STATE] = state
-    r = app.router
+    handlers: dict[str, dict[str, Handler]] = {}
     for method, path, handler, _ in _ROUTES:
-        if method == "GET":
-            r.add_get(f"/api/0{path}", handler)
-        else:
-            r.add_route(method, f"/api/0{path}", handler)
-    r.add_route("*", "/{tail:.*}", not_found)
+        handlers.setdefault(path, {})[method] = handler
+    for path, served in handlers.items():
+        # One resource per path: its own methods first, then Sentry's 405 for any other,
+        # which the middleware reaches after authentication and the scope check.
+        resource = app.router.add_resource(f"/api/0{path}")
+        for method, handler in served.items():
+            if method == "GET":
+                resource.add_route("HEAD", handler)
+            resource.add_route(method, handler)
+        resource.add_route("*", method_not_allowed(served))
+    app.router.add_route("*", "/{tail:.*}", not_found)
     return app
