@@ -31,9 +31,13 @@ class Fault:
     """One misbehaviour.
 
     It applies to requests whose method matches ``method`` (any when ``None``), whose path
-    (``/api/0/...``) matches the regex ``path`` (``re.search``) and whose raw query string
-    matches ``query``. The first ``after`` matching requests pass untouched; then the fault
-    fires ``times`` times (``None``: forever), each time with ``probability`` (seeded).
+    (``/api/0/...``) matches the regex ``path`` (``re.search``) and whose query string
+    matches the regex ``query`` in one of three spellings: as sent, decoded (``key=value``
+    joined by ``&``, escapes and ``+`` decoded), or as the request log shows it
+    (``RecordedRequest.describe``). The first ``after`` matching requests pass untouched;
+    then the fault fires ``times`` times (``None``: forever), each time with
+    ``probability`` (seeded). A ``short_pages`` fault fires only on a list page that takes
+    its limit (not on the page-numbered lists, whose cursors cannot resume inside a page).
 
     Kind-specific options: ``status``/``body``/``content_type`` (``status``; ``body`` may be
     bytes, str, or any JSON value), ``retry_after`` and ``reset_in`` (``rate_limit``:
@@ -68,12 +72,15 @@ class Fault:
         self._path = re.compile(self.path) if self.path else None
         self._query = re.compile(self.query) if self.query else None
 
-    def matches(self, method: str, path: str, query: str) -> bool:
+    def matches(self, method: str, path: str, *queries: str) -> bool:
+        """Whether a request applies; ``queries`` are its query string's spellings, any of
+        which may match ``query``."""
         if self.method is not None and self.method.upper() != method:
             return False
         if self._path is not None and not self._path.search(path):
             return False
-        return self._query is None or bool(self._query.search(query))
+        query = self._query
+        return query is None or any(query.search(text) for text in queries)
 
     @property
     def spent(self) -> bool:
@@ -101,10 +108,11 @@ class FaultPlan:
     def faults(self) -> list[Fault]:
         return list(self._faults)
 
-    def pick(self, method: str, path: str, query: str) -> Fault | None:
+    def pick(self, method: str, path: str, *queries: str) -> Fault | None:
+        """The fault this request gets, counted as fired (``queries`` as in ``matches``)."""
         with self._lock:
             for fault in self._faults:
-                if fault.spent or not fault.matches(method, path, query):
+                if fault.spent or not fault.matches(method, path, *queries):
                     continue
                 fault.seen += 1
                 if fault.seen <= fault.after:
@@ -114,3 +122,8 @@ class FaultPlan:
                 fault.fired += 1
                 return fault
         return None
+
+    def unfire(self, fault: Fault) -> None:
+        """Takes back one firing of ``fault``, which met a request it could not change."""
+        with self._lock:
+            fault.fired -= 1

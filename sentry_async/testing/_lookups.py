@@ -21,26 +21,49 @@ _HEX32 = re.compile(r"^[0-9a-fA-F]{32}$|^[0-9a-fA-F-]{36}$")
 # -- parameters -----------------------------------------------------------------------------
 
 
-def _parse_time(value: str, name: str) -> float:
+EARLIEST = datetime(1, 1, 1, tzinfo=timezone.utc).timestamp()
+PAST_LATEST = datetime(9999, 12, 31, 23, 59, 59, tzinfo=timezone.utc).timestamp() + 1
+"""The epoch seconds a ``datetime`` holds: from ``EARLIEST`` up to, not including,
+``PAST_LATEST``. Sentry makes every bound of a range a ``datetime`` and refuses a range
+that leaves them."""
+
+
+def _parse_time(value: str) -> float:
+    """``parse_datetime_string``: an ISO date, else epoch seconds read with
+    ``utcfromtimestamp``, which refuses a year outside 1..9999 (epoch milliseconds, say)."""
     text = value.strip()
     try:
-        return float(text)
+        seconds = float(text)
     except ValueError:
         pass
+    else:
+        # Not finite, or past what ``utcfromtimestamp`` converts, is refused as well.
+        if EARLIEST <= seconds < PAST_LATEST:
+            return seconds
+        raise ApiError(400, f"{value} is not a valid ISO8601 date query")
     text = re.sub(r"(Z|\+\d\d:\d\d)$", "", text)
     for fmt in ("%Y-%m-%dT%H:%M:%S.%f", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d"):
         try:
             return datetime.strptime(text, fmt).replace(tzinfo=timezone.utc).timestamp()
         except ValueError:
             continue
-    raise ApiError(400, f"{name} is not a valid ISO8601 date query")
+    raise ApiError(400, f"{value} is not a valid ISO8601 date query")
 
 
-def _period(value: str) -> float:
+def _period(value: str, now: float) -> float:
+    """``get_datetime_from_stats_period``: a period whose start ``now - period`` would fall
+    before year 1 overflows and is refused in the same words as one that does not parse,
+    before anything is sized by it."""
     match = _PERIOD.match(value)
-    if not match:
+    try:
+        seconds = int(match.group(1)) * _UNITS[match.group(2)] if match else None
+    except ValueError:
+        # More digits than ``int()`` converts.
+        seconds = None
+    # Compared as it is: an int too large for a float still compares exactly.
+    if seconds is None or seconds > now - EARLIEST:
         raise ApiError(400, f"Invalid statsPeriod: {value!r}")
-    return int(match.group(1)) * _UNITS[match.group(2)]
+    return float(seconds)
 
 
 DEFAULT_RANGE = 90 * 86400.0
@@ -52,11 +75,11 @@ def _time_range(request: web.Request, default: float = DEFAULT_RANGE) -> tuple[f
     q = request.query
     now = _state(request).data.now_ts
     if "statsPeriod" in q:
-        return now - _period(q["statsPeriod"]), now
+        return now - _period(q["statsPeriod"], now), now
     if "start" in q or "end" in q:
         if "start" not in q or "end" not in q:
             raise ApiError(400, "start and end are both required")
-        start, end = _parse_time(q["start"], "start"), _parse_time(q["end"], "end")
+        start, end = _parse_time(q["start"]), _parse_time(q["end"])
         if start >= end:
             raise ApiError(400, "start must be before end")
         return start, end

@@ -6,12 +6,15 @@ import asyncio
 import time
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlencode
 
 from aiohttp import web
+from aiohttp.log import server_logger
 from aiohttp.typedefs import Middleware
 
 from .._protocol.hosts import rate_limit_group
 from ._faults import Fault
+from ._paginators import _SHORTENED
 from ._recorder import capture_body, record_request
 from ._scopes import DENIED, ScopeMap, challenge
 from ._state import (
@@ -27,6 +30,18 @@ from ._state import (
 )
 
 REQUEST_LINE_LIMIT = 8192
+INTERNAL_ERROR = {"detail": "Internal Error", "errorId": "f" * 32}
+"""``handle_exception_with_details``' body for an error no handler caught (the id of the
+event Sentry captured about it)."""
+
+
+def _query_forms(request: web.Request) -> tuple[str, str, str]:
+    """The query string as sent, decoded (``key=value`` joined by ``&``, escapes and ``+``
+    decoded), and as the request log shows it (``RecordedRequest.describe``): a fault's
+    ``query`` may be written in any of them."""
+    pairs = list(request.query.items())
+    decoded = "&".join(f"{key}={value}" for key, value in pairs)
+    return request.rel_url.raw_query_string, decoded, urlencode(pairs)
 
 
 def _group(request: web.Request) -> str:
@@ -102,11 +117,7 @@ async def _fault_response(
     if kind == "status":
         body = fault.body
         if body is None:
-            body = (
-                {"detail": "Internal Error", "errorId": "f" * 32}
-                if fault.status >= 500
-                else {"detail": f"Fault {fault.status}"}
-            )
+            body = INTERNAL_ERROR if fault.status >= 500 else {"detail": f"Fault {fault.status}"}
         raw = (
             body
             if isinstance(body, bytes)
@@ -191,6 +202,11 @@ def make_middleware(state: ServerState, permissions: Mapping[str, ScopeMap]) -> 
         )
         try:
             response = await _handle(request, handler, group)
+        except web.HTTPException as exc:
+            # An answer raised rather than returned (aiohttp's own): sent, so recorded.
+            record.status = exc.status
+            raise
+        else:
             record.status = response.status
             await capture_body(record, request)
             return response
@@ -203,7 +219,18 @@ def make_middleware(state: ServerState, permissions: Mapping[str, ScopeMap]) -> 
         if len(request.method) + len(request.raw_path) + 11 > REQUEST_LINE_LIMIT:
             # nginx in front of Sentry: a request line over its 8 KB buffer never arrives.
             return web.Response(status=414, text="<html>414 Request-URI Too Large</html>")
-        fault = state.faults.pick(request.method, request.path, request.query_string)
+        fault = state.faults.pick(request.method, request.path, *_query_forms(request))
+        try:
+            return await _answer(request, handler, group, fault)
+        finally:
+            if fault is not None and fault.kind == "short_pages" and not request.get(_SHORTENED):
+                # No page took its limit (a page-numbered list, an error, not a list at
+                # all): the fault did nothing, so it did not fire.
+                state.faults.unfire(fault)
+
+    async def _answer(
+        request: web.Request, handler: Handler, group: str, fault: Fault | None
+    ) -> web.StreamResponse:
         if fault is not None:
             early = await _fault_response(request, fault, state, group)
             if early is not None:
@@ -254,6 +281,13 @@ def make_middleware(state: ServerState, permissions: Mapping[str, ScopeMap]) -> 
                 if exc.body
                 else web.Response(status=exc.status, headers=exc.headers)
             )
+        except web.HTTPException:
+            raise
+        except Exception:
+            # A bug in the fake: Sentry's answer to an unhandled error, not aiohttp's
+            # plain-text one, with the traceback where aiohttp would have logged it.
+            server_logger.exception("Error handling request")
+            response = _json(_encode(INTERNAL_ERROR), 500)
         if isinstance(response, web.Response) and state.profile != "older":
             response.headers.update(_rate_headers(state, group, now))
         if fault is None or not isinstance(response, web.Response):

@@ -14,12 +14,17 @@ from urllib.parse import quote, quote_plus, urlencode
 from aiohttp import web
 
 from ._data import IssueRecord
-from ._state import _SERVE, ApiError, T, _json, _state
+from ._state import _SERVE, ApiError, T, _json, _request_key, _state
 
 MAX_HITS = 1000
+_SHORTENED = _request_key("shortened", bool)
+"""Set when a page was served under a ``short_pages`` fault's limit: the fault fired."""
 
 
 def _parse_cursor(request: web.Request) -> tuple[int, int, int]:
+    """``Cursor.from_string``: the value is read with ``float()`` when it holds a ``.``,
+    else with ``int()`` (so ``1e3`` is refused); whatever does not parse is a 400
+    (``get_cursor``). A float past any row (``1.0e400``) is refused too."""
     raw = request.query.get("cursor")
     if raw is None or raw == "":
         return 0, 0, 0
@@ -27,10 +32,19 @@ def _parse_cursor(request: web.Request) -> tuple[int, int, int]:
     try:
         if len(parts) != 3:
             raise ValueError
-        value = int(float(parts[0]))
+        value = int(float(parts[0])) if "." in parts[0] else int(parts[0])
         return value, int(parts[1]), int(parts[2])
-    except ValueError:
+    except (ValueError, OverflowError):
         raise ApiError(400, "Invalid cursor parameter.") from None
+
+
+def _serve(request: web.Request) -> int | None:
+    """The rows a ``short_pages`` fault allows this page (``None``: no fault), noting that
+    the fault took effect."""
+    serve = request.get(_SERVE)
+    if serve is not None:
+        request[_SHORTENED] = True
+    return serve
 
 
 def _link(
@@ -77,7 +91,8 @@ def _page(
         # starts at number * the size the cursor was made with (a size of 0: the first
         # page). Asked with another size, it keeps the last per_page + 1 rows of that
         # window, as Sentry does: a client that changes page size mid-stream skips rows,
-        # visibly to tests.
+        # visibly to tests. A cursor names a page by its number, so no ``short_pages``
+        # page can be resumed from: those faults leave these pages whole.
         start = offset * value
         if start < 0:
             raise ApiError(400, "Pagination offset cannot be negative")
@@ -90,7 +105,7 @@ def _page(
     else:
         if offset < 0:
             raise ApiError(400, "Invalid cursor parameter.")
-        serve = request.get(_SERVE)
+        serve = _serve(request)
         count = per_page if serve is None else min(per_page, serve)
         page = rows[offset : offset + count]
         next_offset = offset + (len(page) if serve is not None else per_page)
@@ -146,7 +161,7 @@ def _datetime_page(
     is_prev = bool(prev_flag)
     if offset < 0:
         raise ApiError(400, "Invalid cursor parameter.")
-    serve = request.get(_SERVE)
+    serve = _serve(request)
     limit = per_page if serve is None else min(per_page, serve)
 
     def ms(row: T) -> float:
@@ -268,6 +283,8 @@ def _sequence_page(
     value, offset, is_prev = _parse_cursor(request)
     if offset < 0:
         raise ApiError(400, "Invalid cursor parameter.")
+    if short:
+        request[_SHORTENED] = True
     if request.query.get("cursor"):
         # First row whose score is <= value (scores descend); bisected, so a page costs
         # its rows whatever the listing's length.
