@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import math
 import sys
+from collections.abc import Callable
 from typing import Any, Protocol, cast
 
 __all__ = ["SHARED_DEADLINES", "Deadlines", "Watch"]
@@ -45,6 +46,7 @@ class Watch:
     __slots__ = (
         "bounded",
         "cancelling",
+        "connecting",
         "deadline",
         "expired",
         "owner",
@@ -62,9 +64,13 @@ class Watch:
         self.task = task
         self.cancelling = task.cancelling()
         self.deadline = deadline
-        self.quiet_since = now
+        self.quiet_since: float | None = now
+        """When the server last sent something or was last asked to; ``None`` while the
+        request waits for a connection."""
         self.stream: _Growing | None = None
         """The response body once its headers are in; until then nothing counts as progress."""
+        self.connecting: Callable[[], bool] | None = None
+        """Whether the request is still waiting for a connection (see :meth:`begin`)."""
         self.seen = 0
         self.expired: str | None = None
         """Why the attempt ran out of time, once it has."""
@@ -72,6 +78,15 @@ class Watch:
     def finish(self) -> bool:
         """:meth:`Deadlines.finish` of this watch."""
         return self.owner.finish(self)
+
+    def begin(self, connecting: Callable[[], bool]) -> None:
+        """A new exchange of the attempt (its first, a redirect's, a resend): until its
+        response begins, each look asks ``connecting`` whether the request still waits for
+        a connection (a pooled one, a handshake, a proxy's tunnel), which ``pool`` and
+        ``connect`` bound; the read clock starts over at the first look that finds it has
+        one, so no such wait counts as a silence of the server."""
+        self.connecting = connecting
+        self.stream = None
 
 
 class Deadlines:
@@ -99,10 +114,12 @@ class Deadlines:
         task = cast(_Task, asyncio.current_task())
         watch = Watch(self, task, now + self._total, now)
         self._watching[watch] = None
-        # A pending wake is never later than this attempt's first bound: every attempt has
+        # A pending wake is never later than this attempt's first look: every attempt has
         # the same bounds, and one still in flight wakes the timer by then at the latest.
+        # The first look comes after a quarter of ``read``, as every later one: a request
+        # still waiting for its connection is found before its read bound is spent.
         if self._timer is None:
-            first = watch.deadline if self._read is None else min(watch.deadline, now + self._read)
+            first = min(watch.deadline, now + self._every)
             if first != math.inf:
                 self._arm(first)
         return watch
@@ -146,10 +163,19 @@ class Deadlines:
             if watch.expired is not None or not watch.bounded:
                 continue
             stream = watch.stream
-            if stream is not None and stream.total_bytes != watch.seen:
-                watch.seen = stream.total_bytes
-                watch.quiet_since = now
-            quiet_until = math.inf if read is None else watch.quiet_since + read
+            connecting = watch.connecting
+            if stream is None and connecting is not None and read is not None:
+                if connecting():
+                    watch.quiet_since = None  # the server has not been asked yet
+                elif watch.quiet_since is None:
+                    watch.quiet_since = now  # it got its connection since the last look
+            quiet_until = math.inf
+            if watch.quiet_since is not None:
+                if stream is not None and stream.total_bytes != watch.seen:
+                    watch.seen = stream.total_bytes
+                    watch.quiet_since = now
+                if read is not None:
+                    quiet_until = watch.quiet_since + read
             due = min(watch.deadline, quiet_until)
             if due - now > _EARLY:
                 wake = min(wake, due, now + self._every)

@@ -10,13 +10,15 @@ above it (:mod:`sentry_async._transport`) decides what to do with each.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import re
 import ssl
 import time
 import weakref
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
+from types import CodeType
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
@@ -317,23 +319,29 @@ class Exchange:
         delivered = [0, 0]  # bytes handed to the sink; the status, once its line arrived
         failure: _Failure | _SinkFailed | None = None
         dropped = False
-        unsent = False  # failed before a connection was made: nothing left
+        unsent = False  # failed before the request had a connection: nothing left
+        request = self._request(method, url, body, sink, delivered, started, watch, on_headers)
+        if watch is not None:
+            watch.begin(functools.partial(_in_connector, request))
         try:
-            return await self._request(
-                method, url, body, sink, delivered, started, watch, on_headers
-            )
+            return await request
         except _SinkFailed as exc:
             failure = exc
-        except asyncio.CancelledError:
+        except asyncio.CancelledError as exc:
             if watch is None or not watch.finish():
                 raise
+            unsent = _raised_in(exc) is not None
             failure = self._failure(
                 "timeout", RequestTimeout, f"no complete response: {watch.expired}", method, url
             )
         except (asyncio.TimeoutError, TimeoutError) as exc:
-            unsent = isinstance(exc, _CONNECT_TIMEOUTS)
+            unsent = isinstance(exc, _CONNECT_TIMEOUTS) or _raised_in(exc) is not None
             failure = self._failure(
-                "timeout", RequestTimeout, "no complete response in time", method, url
+                "timeout",
+                RequestTimeout,
+                self._connection_wait() if unsent else "no complete response in time",
+                method,
+                url,
             )
         except BodyTooLarge as exc:
             failure = _Failure(
@@ -367,19 +375,25 @@ class Exchange:
             # A response aiohttp could not parse (bad status line, oversized header): what
             # was wrong with it, never the bytes its parser quotes.
             found = _parser_complaint(exc.message) or type(exc).__name__
-            failure = self._failure(
-                "connection",
-                ConnectionFailed,
-                f"malformed response: {found}",
-                method,
-                url,
-                f"{type(exc).__name__}: {exc.status}, {found}",
-            )
-        except aiohttp.ClientError as exc:
-            dropped = _dropped_kept_alive(exc)
+            cause = f"{type(exc).__name__}: {exc.status}, {found}"
+            where = _raised_in(exc)
+            unsent = where is not None
+            if where is _TUNNEL:
+                # The proxy's answer to CONNECT: no tunnel, so the request never left.
+                failure = self._tunnel_failed(f"malformed answer: {found}", cause, method, url)
+            else:
+                failure = self._failure(
+                    "connection",
+                    ConnectionFailed,
+                    f"malformed response: {found}",
+                    method,
+                    url,
+                    cause,
+                )
+        except aiohttp.ClientConnectorError as exc:
             # Raised only while connecting (refused, DNS, TLS handshake, the proxy's
             # socket): no byte of the request was written.
-            unsent = isinstance(exc, aiohttp.ClientConnectorError)
+            unsent = True
             failure = self._failure(
                 "tls" if _is_tls_failure(exc) else "connection",
                 ConnectionFailed,
@@ -388,7 +402,25 @@ class Exchange:
                 url,
                 exc,
             )
+        except aiohttp.ClientError as exc:
+            dropped = _dropped_kept_alive(exc)
+            where = _raised_in(exc)
+            unsent = where is not None
+            if where is _TUNNEL:
+                # The proxy closed or reset the connection before it answered CONNECT.
+                what = f"{type(exc).__name__}: {exc}"
+                failure = self._tunnel_failed(what, what, method, url)
+            else:
+                failure = self._failure(
+                    "tls" if _is_tls_failure(exc) else "connection",
+                    ConnectionFailed,
+                    f"{type(exc).__name__}: {exc}",
+                    method,
+                    url,
+                    exc,
+                )
         except OSError as exc:
+            unsent = _raised_in(exc) is not None
             failure = self._failure(
                 "tls" if _is_tls_failure(exc) else "connection",
                 ConnectionFailed,
@@ -402,6 +434,7 @@ class Exchange:
         except Exception as exc:
             # Not expected from aiohttp (a bug, a trace callback's own error), but its
             # traceback would hold the request headers, the token included.
+            unsent = _raised_in(exc) is not None
             failure = self._failure(
                 "final", ConnectionFailed, f"{type(exc).__name__}: {exc}", method, url, exc
             )
@@ -481,7 +514,8 @@ class Exchange:
         """The aiohttp call. The only frame that sees aiohttp's objects; the headers,
         ``Authorization`` included, are built inside the call expression, never a local.
         ``delivered`` counts the bytes handed to a sink, and gets the status as soon as its
-        line arrives (``delivered[1]``): a failure after it keeps it."""
+        line arrives (``delivered[1]``): a failure after it keeps it. ``raise_for_status``
+        is off whatever the session says: every status is the transport's to judge."""
         if sink is not None:
             timeout = self._download_timeout
         elif watch is not None:
@@ -493,6 +527,7 @@ class Exchange:
             url,
             data=body() if callable(body) else body,
             allow_redirects=False,
+            raise_for_status=False,
             timeout=timeout,
             **self._request_options,
             **self._routed_headers(url, body, sink),
@@ -533,13 +568,19 @@ class Exchange:
                 redact=self._redactor.text,
             )
 
-    def _tunnel_refused(
-        self, exc: aiohttp.ClientHttpProxyError, method: str, url: URL
-    ) -> _Failure:
-        """A proxy's non-200 answer to ``CONNECT``, naming the proxy (never its
-        credentials, which its reason phrase may echo); a refusal is final."""
-        message = f"the proxy refused the tunnel: {exc.status} {exc.message}"
-        cause = f"{type(exc).__name__}: {exc}"
+    def _tunnel_refused(self, exc: aiohttp.ClientHttpProxyError, method: str, url: URL) -> _Failure:
+        """A proxy's non-200 answer to ``CONNECT``; a refusal is final."""
+        failure = self._tunnel_failed(
+            f"{exc.status} {exc.message}", f"{type(exc).__name__}: {exc}", method, url
+        )
+        if tunnel_refusal_is_final(exc.status):
+            failure.kind = "final"
+        return failure
+
+    def _tunnel_failed(self, what: str, cause: str, method: str, url: URL) -> _Failure:
+        """No tunnel through the proxy (``what`` says why), naming the proxy, never its
+        credentials, which its reason phrase may echo: a connection failure, retried."""
+        message = f"the proxy refused the tunnel: {what}"
         proxy = self._proxy.proxy_for(url) if self._proxy is not None else None
         if self._proxy is not None:
             message, cause = self._proxy.redact_text(message), self._proxy.redact_text(cause)
@@ -549,7 +590,17 @@ class Exchange:
         error = ConnectionFailed(
             redact(message), method=method, url=self._shown(url), cause=redact(cause)
         )
-        return _Failure("final" if tunnel_refusal_is_final(exc.status) else "connection", error)
+        return _Failure("connection", error)
+
+    def _connection_wait(self) -> str:
+        """A timeout before the request had a connection: the bounds it ran into."""
+        bounds = self._connect_timeout
+        shown = ", ".join(
+            f"Timeouts.{name} {value:g}s"
+            for name, value in (("pool", bounds.connect), ("connect", bounds.sock_connect))
+            if value is not None
+        )
+        return f"no connection in time ({shown})" if shown else "no connection in time"
 
     def _routed_headers(self, url: URL, body: Body, sink: Sink | None) -> dict[str, Any]:
         """``headers``, ``proxy`` and ``proxy_headers`` for the aiohttp call."""
@@ -594,7 +645,19 @@ class Exchange:
 
     async def _stream(self, resp: aiohttp.ClientResponse, sink: Sink, delivered: list[int]) -> None:
         reader = self._reader(resp, None, "GET", streamed=True)
-        async for chunk in resp.content.iter_any():
+        content = resp.content
+        while True:
+            try:
+                chunk = await content.readany()
+            except aiohttp.ServerTimeoutError:
+                # aiohttp re-arms its read bound when a slow sink lets it read again, even
+                # once the body has ended: then it fires for a body already handed over
+                # (``readany`` takes all that arrived), and the server was never silent.
+                if not content.at_eof():
+                    raise
+                break
+            if not chunk:
+                break
             for data in reader.pieces(chunk):
                 delivered[0] += len(data)
                 await _deliver(sink, data)
@@ -602,6 +665,60 @@ class Exchange:
         if rest:
             delivered[0] += len(rest)
             await _deliver(sink, rest)
+
+
+_CONNECT = aiohttp.BaseConnector.connect.__code__
+"""The connector's ``connect``: a request still in it has no connection yet (it waits
+for a pooled one, or for DNS, a TCP or TLS handshake, a proxy's tunnel), and a failure
+raised in it is one of a request that never left."""
+
+_TUNNEL: CodeType | None = getattr(
+    getattr(aiohttp.TCPConnector, "_create_proxy_connection", None), "__code__", None
+)
+"""The connector's building of a connection through a proxy: a failure raised there (but
+a failure to reach the proxy at all) is the proxy's, before it opened a tunnel."""
+
+_AWAIT_DEPTH = 16
+"""How far down the coroutines an exchange awaits :func:`_in_connector` looks (aiohttp's
+request, its middlewares, the connector: about six)."""
+
+
+def _in_connector(request: Coroutine[Any, Any, object]) -> bool:
+    """Whether ``request``, an exchange's aiohttp call, is still getting its connection:
+    the read clock is the server's only once it has one. Followed down what each
+    coroutine awaits, as :meth:`asyncio.Task.get_stack` does; anything else (a callback's
+    future, an unknown awaitable) ends the search, and the read clock runs."""
+    awaited: Any = request
+    for _ in range(_AWAIT_DEPTH):
+        code = getattr(awaited, "cr_code", None)
+        if code is None:
+            return False
+        if code is _CONNECT:
+            return True
+        awaited = awaited.cr_await
+    return False
+
+
+def _raised_in(exc: BaseException) -> CodeType | None:
+    """Where ``exc`` (or an error it was raised from) came up from: :data:`_TUNNEL`,
+    :data:`_CONNECT`, or ``None`` once the request had its connection."""
+    seen: BaseException | None = exc
+    where = None
+    for _ in range(4):
+        if seen is None:
+            break
+        traceback = seen.__traceback__
+        while traceback is not None:
+            code = traceback.tb_frame.f_code
+            if code is _TUNNEL:
+                return code
+            if code is _CONNECT:
+                where = code
+            traceback = traceback.tb_next
+        if where is not None:
+            return where
+        seen = seen.__cause__
+    return None
 
 
 _CONNECT_TIMEOUTS: tuple[type[BaseException], ...] = tuple(

@@ -14,13 +14,13 @@ _DEFAULT_TOTAL = 300.0
 
 @dataclass(frozen=True, slots=True)
 class Timeouts:
-    """Seconds. ``read`` bounds each silence of the server: from the start of an attempt
-    until its response begins, then between arrivals of its body; ``total`` a whole attempt,
-    body included, so a body that trickles in a byte at a time cannot hold a request (or a
-    paginator, a fan-out, an export) for ever (a download's body, which goes at its
-    consumer's pace, is bounded by ``read`` alone); ``pool`` the whole wait for a connection, a
-    free pooled one or a new one (``connect`` bounds each connection attempt). ``None`` turns
-    a bound off, on purpose."""
+    """Seconds. ``read`` bounds each silence of the server: from the moment its request has
+    a connection until its response begins, then between arrivals of its body; ``total`` a
+    whole attempt, body included, so a body that trickles in a byte at a time cannot hold a
+    request (or a paginator, a fan-out, an export) for ever (a download's body, which goes at
+    its consumer's pace, is bounded by ``read`` alone); ``pool`` the whole wait for a
+    connection, a free pooled one or a new one, a proxy's tunnel included (``connect`` bounds
+    each connection attempt). ``None`` turns a bound off, on purpose."""
 
     connect: float | None = 10.0
     read: float | None = 60.0
