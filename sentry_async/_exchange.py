@@ -358,10 +358,11 @@ class Exchange:
             )
         except aiohttp.ClientConnectorCertificateError as exc:
             unsent = True
+            hint = " (for a private CA pass ssl= or --ca-bundle with its certificate)"
             failure = self._failure(
                 "tls",
                 ConnectionFailed,
-                f"{exc} (for a private CA pass ssl= or --ca-bundle with its certificate)",
+                f"{exc}{hint if _unknown_issuer(exc.certificate_error) else ''}",
                 method,
                 url,
                 exc,
@@ -665,6 +666,18 @@ class Exchange:
         if rest:
             delivered[0] += len(rest)
             await _deliver(sink, rest)
+
+
+_UNKNOWN_ISSUER = frozenset({2, 18, 19, 20, 21})
+"""OpenSSL's verify codes for a chain the client cannot follow to a CA it trusts (issuer
+not found, self-signed, leaf not verifiable): what a private CA's bundle fixes. An expired
+certificate (10) or one for another host (62) fails the same with the right CA."""
+
+
+def _unknown_issuer(error: BaseException) -> bool:
+    """Whether a certificate failure is one a CA bundle could fix (unknown: say so too)."""
+    code = getattr(error, "verify_code", None)
+    return not isinstance(code, int) or code in _UNKNOWN_ISSUER
 
 
 _CONNECT = aiohttp.BaseConnector.connect.__code__

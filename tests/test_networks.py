@@ -21,6 +21,7 @@ import sys
 import urllib.request
 import warnings
 from collections.abc import AsyncIterator
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -550,6 +551,34 @@ class CountAttempts(Hooks):
 
     def on_request(self, event: HookEvent) -> None:
         self.attempts += 1
+
+
+@pytest.mark.parametrize("fault", ["expired", "wrong host"])
+async def test_a_certificate_a_ca_bundle_cannot_fix_gets_no_ca_hint(
+    ca: trustme.CA, ca_file: Path, fault: str
+) -> None:
+    """The private-CA hint is for a chain the client cannot verify; an expired certificate,
+    or one for another host, fails the same with a trusted CA, and says only what is wrong."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    if fault == "expired":
+        past = datetime.now(timezone.utc) - timedelta(days=2)
+        leaf = ca.issue_cert("127.0.0.1", "localhost", not_before=past - timedelta(days=30),
+                             not_after=past)
+    else:
+        leaf = ca.issue_cert("sentry.example.com")
+    leaf.configure_cert(context)
+    counter = CountAttempts()
+    async with (
+        FakeSentry(scale="small", token=TOKEN, ssl=context) as server,
+        SentryClient(TOKEN, base_url=server.url, ssl=str(ca_file), hooks=counter) as client,
+    ):
+        with pytest.raises(ConnectionFailed) as caught:
+            await _first_org(client)
+    message = str(caught.value)
+    assert "certificate" in message
+    assert ("expired" if fault == "expired" else "match") in message
+    assert "pass ssl=" not in message and "--ca-bundle" not in message
+    assert counter.attempts == 1
 
 
 async def test_a_private_ca_is_needed_and_ssl_accepts_a_context(
