@@ -318,6 +318,21 @@ async def test_query_of_an_unknown_project_id_exits_4_as_an_export_does(
     )
 
 
+async def test_query_of_every_project_beside_a_named_one_is_a_usage_error(
+    server: FakeSentry,
+) -> None:
+    """``-1`` beside a project id is looked up by Sentry as an id and the call refused with
+    a 403, which read as a refused token (exit 3): it is refused before any request."""
+    known = _project_ids(server)[0]
+    base = ["--org", ORG, "--base-url", server.url, "--period", "1d"]
+    for kind, extra in (("discover", ["--field", "title"]), ("stats", []), ("usage", [])):
+        run = await _run(["query", kind, *base, *extra, f"--project={known}", "--project=-1"])
+        assert run.code == 2, (kind, run.err)
+        [line] = run.err.splitlines()
+        assert line.startswith("sentry-async: error: --project") and "alone" in line, line
+    assert not any("/events" in r.path or "stats" in r.path for r in server.requests)
+
+
 async def test_query_of_known_project_ids_still_runs(server: FakeSentry) -> None:
     known = _project_ids(server)
     base = ["query", "discover", "--org", ORG, "--base-url", server.url, "--period", "14d",

@@ -25,10 +25,21 @@ def test_issue_ids() -> None:
     assert not is_numeric_id("\u0664\u0662") and "\u0664\u0662".isdigit()
 
 
+@pytest.mark.parametrize("mixed", [[1, -1], ["-1", "web"], ["web", 2, " -1"]])
+def test_every_project_is_not_mixed_with_named_ones(mixed: list[str | int]) -> None:
+    """Sentry reads ``-1`` as every accessible project only when it stands alone
+    (``_get_projects_by_id`` in ``src/sentry/api/bases/organization.py``: ``project_ids ==
+    ALL_ACCESS_PROJECTS``); beside other ids it is looked up as an id, found nowhere, and the
+    whole call is a 403. The client says so before anything is sent."""
+    with pytest.raises(ValueError, match=r"-1 .*every project.* alone"):
+        project_refs(mixed)
+
+
 def test_project_refs() -> None:
     assert project_refs(None) is None
     assert project_refs("web") == ["web"]
-    assert project_refs([1, "2", "web", -1]) == ["1", "2", "web", "-1"]
+    assert project_refs([1, "2", "web"]) == ["1", "2", "web"]
+    assert project_refs([-1, "-1"]) == ["-1", "-1"]
     # No ``project`` is Sentry's default, the member projects; ``-1`` is every project.
     with pytest.raises(ValueError, match=r"empty list.*-1 for every project.*None for"):
         project_refs([])

@@ -201,6 +201,12 @@ def project_refs(value: str | int | Sequence[str | int] | None) -> list[str] | N
             out.append("-1")
             continue
         out.append(check_slug(item, "project"))
+    if "-1" in out and any(ref != "-1" for ref in out):
+        # Beside other ids Sentry looks -1 up as an id, finds nothing, and refuses the
+        # whole call (403): ``-1`` means every project only when it stands alone.
+        raise ValueError(
+            f"project -1 (every project the token can see) must stand alone (got {values!r})"
+        )
     return out
 
 
