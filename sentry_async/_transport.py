@@ -43,7 +43,7 @@ from ._exchange import (
 from ._network import explain_missing_token
 from ._protocol.errors import Redactor, build_api_error, is_query_timeout
 from ._protocol.proxies import ProxySettings
-from ._protocol.ratelimit import server_clock
+from ._protocol.ratelimit import server_clock, shown_wait
 from ._protocol.retry import RetryPolicy, decide, fail_fast, rate_limit_delay
 from ._timeouts import Timeouts
 from .errors import (
@@ -373,7 +373,7 @@ class Transport(Exchange):
             logger.warning(
                 "%s",
                 self._redactor.text(
-                    f"retrying {method} {url} in {decision.delay:.2f}s "
+                    f"retrying {method} {url} in {shown_wait(decision.delay, digits=2)} "
                     f"(attempt {attempt + 1} of {policy.attempts}): {_unsourced(failure.error)}"
                 ),
             )

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import gzip
 import logging
+import math
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -153,6 +154,30 @@ async def test_an_absurd_reset_is_shown_short_and_waited_for_max_wait_at_most(
         assert not LONG_NUMBER.search(str(error)), str(error)
     logged = [r.getMessage() for r in caplog.records if "asked to wait" in r.getMessage()]
     assert logged and not any(LONG_NUMBER.search(line) for line in logged), logged
+
+
+async def test_the_retry_warning_shows_an_absurd_wait_short_where_it_is_waited(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """With ``max_wait=inf`` (the caller's own choice) an absurd ``Reset`` is really waited,
+    and the warning before the wait is the one place that shows it: short, as elsewhere."""
+    caplog.set_level(logging.WARNING, logger="sentry_async")
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        limits = {"X-Sentry-Rate-Limit-Remaining": "0", "X-Sentry-Rate-Limit-Reset": "1e308"}
+        return web.json_response({"detail": "slow down"}, status=429, headers=limits)
+
+    policy = RetryPolicy(attempts=2, max_wait=math.inf)
+    async with (
+        hostile(handle) as (url, _seen),
+        SentryClient("t", base_url=url, retry=policy) as client,
+    ):
+        with anyio.move_on_after(2) as waited:
+            await client.request("GET", "/organizations/acme/")
+    assert waited.cancelled_caught, "the wait is the server's, and the caller's to cut"
+    logged = [r.getMessage() for r in caplog.records if "retrying" in r.getMessage()]
+    assert logged and not any(LONG_NUMBER.search(line) for line in logged), logged
+    assert "1e+308s" in logged[0]
 
 
 def test_a_retry_decision_names_an_absurd_wait_short() -> None:

@@ -44,12 +44,13 @@ _SHOWN_IN_FULL = 1e10
 anyone means (a ``Reset`` of ``1e308``), and its hundreds of digits would fill a line."""
 
 
-def shown_wait(seconds: float) -> str:
-    """A wait for a message or a log line: ``"42s"``, an absurd one as ``"1e+308s"``.
+def shown_wait(seconds: float, *, digits: int = 0) -> str:
+    """A wait for a message or a log line: ``"42s"`` (``digits`` after the point), an
+    absurd one as ``"1e+308s"``.
 
     Only the text is clamped: what is waited is the retry policy's ``max_wait`` at most."""
     if seconds < _SHOWN_IN_FULL:
-        return f"{seconds:.0f}s"
+        return f"{seconds:.{digits}f}s"
     return f"{seconds:.3g}s"
 
 
