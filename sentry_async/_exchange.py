@@ -395,14 +395,7 @@ class Exchange:
             # Raised only while connecting (refused, DNS, TLS handshake, the proxy's
             # socket): no byte of the request was written.
             unsent = True
-            failure = self._failure(
-                "tls" if _is_tls_failure(exc) else "connection",
-                ConnectionFailed,
-                f"{type(exc).__name__}: {exc}",
-                method,
-                url,
-                exc,
-            )
+            failure = self._connection_failure(exc, method, url)
         except aiohttp.ClientError as exc:
             dropped = _dropped_kept_alive(exc)
             where = _raised_in(exc)
@@ -412,24 +405,10 @@ class Exchange:
                 what = f"{type(exc).__name__}: {exc}"
                 failure = self._tunnel_failed(what, what, method, url)
             else:
-                failure = self._failure(
-                    "tls" if _is_tls_failure(exc) else "connection",
-                    ConnectionFailed,
-                    f"{type(exc).__name__}: {exc}",
-                    method,
-                    url,
-                    exc,
-                )
+                failure = self._connection_failure(exc, method, url)
         except OSError as exc:
             unsent = _raised_in(exc) is not None
-            failure = self._failure(
-                "tls" if _is_tls_failure(exc) else "connection",
-                ConnectionFailed,
-                f"{type(exc).__name__}: {exc}",
-                method,
-                url,
-                exc,
-            )
+            failure = self._connection_failure(exc, method, url)
         except RuntimeError as exc:
             failure = self._runtime_failure(exc, method, url)
         except Exception as exc:
@@ -568,6 +547,18 @@ class Exchange:
                 elapsed=elapsed,
                 redact=self._redactor.text,
             )
+
+    def _connection_failure(self, exc: BaseException, method: str, url: URL) -> _Failure:
+        """A connection that failed or broke (a TLS one told apart), described by aiohttp's
+        or the socket's error."""
+        return self._failure(
+            "tls" if _is_tls_failure(exc) else "connection",
+            ConnectionFailed,
+            f"{type(exc).__name__}: {exc}",
+            method,
+            url,
+            exc,
+        )
 
     def _tunnel_refused(self, exc: aiohttp.ClientHttpProxyError, method: str, url: URL) -> _Failure:
         """A proxy's non-200 answer to ``CONNECT``; a refusal is final."""
