@@ -203,6 +203,13 @@ def _accessible_projects(access: Mapping[str, bool | None]) -> list[str]:
     return sorted(pid for pid, ok in access.items() if ok is not False)
 
 
+def _outgrown(groups: Sequence[UsageGroup], batch: int) -> bool:
+    """Whether a ``-1`` answer names more projects than ``batch``: the organization grew
+    past one request since the projects list the ``-1`` was decided from, and a request
+    over more can lose rows (Sentry cuts the answer at its row limit without a word)."""
+    return len({g.by.get("project") for g in groups} - {None}) > batch
+
+
 def _distinct_ids(ids: list[str]) -> list[str]:
     """``ids`` without repeats, in their order: Sentry reads ``project`` as a set of
     integers (``"05"`` is project 5), so batches must not name one project twice."""
@@ -364,8 +371,11 @@ class StatsResource(Resource):
         ids from the organization's projects list, read again for the call (a project
         deleted since would make Sentry refuse the whole query), asked in batches of
         ``project_batch``, run side by side on the client's limiter, and the groups merged:
-        one request over many projects can lose rows. A project named twice (by slug and
-        by id) is asked once.
+        one request over many projects can lose rows. Whether one request holds them all is
+        told from the projects list as last read: a ``-1`` answer that names more projects
+        than ``project_batch`` shows the organization grown past it since, and the list is
+        read again and the batches asked instead. A project named twice (by slug and by
+        id) is asked once.
 
         Sentry refuses a query with neither a ``category`` filter nor ``"category"`` in
         ``group_by``, one spanning more than 1000 intervals once its start is aligned down
@@ -419,8 +429,9 @@ class StatsResource(Resource):
         org_slug = self._org(org)
         project_refs(project)
         project_ids = await self._client.project_ids(org_slug, project)
+        cached = False
         if "project" in groups and (project_ids is None or "-1" in project_ids):
-            project_ids = await self._every_project(org_slug, project_batch)
+            project_ids, cached = await self._every_project(org_slug, project_batch)
         elif project_ids is not None:
             project_ids = _distinct_ids(project_ids)
 
@@ -435,8 +446,12 @@ class StatsResource(Resource):
 
         if "project" not in groups or project_ids is None or len(project_ids) <= project_batch:
             result = await one(project_ids)
-            result.group_by, result.fields = groups, fields
-            return result
+            grown = cached and _outgrown(result.groups, project_batch)
+            fresh = await self._read_projects(org_slug) if grown else []
+            if len(fresh) <= project_batch:
+                result.group_by, result.fields = groups, fields
+                return result
+            project_ids = fresh
         batches = [
             project_ids[n : n + project_batch] for n in range(0, len(project_ids), project_batch)
         ]
@@ -469,16 +484,23 @@ class StatsResource(Resource):
             fields=fields,
         )
 
-    async def _every_project(self, org: str, batch: int) -> list[str]:
+    async def _every_project(self, org: str, batch: int) -> tuple[list[str], bool]:
         """The projects of a usage query grouped by project over every project: ``-1`` when
         one request holds all the user can access, for Sentry to pick them as it runs the
         query; past ``batch`` their ids, for the batches, from the projects list read again
         for this call. A list kept from an earlier call would name a project deleted since,
-        for which Sentry refuses the whole query (403), and leave out one created since."""
+        for which Sentry refuses the whole query (403), and leave out one created since.
+
+        True with a ``-1`` decided from a list kept from an earlier call: the organization
+        may have grown past ``batch`` since, which the answer shows (:func:`_outgrown`)."""
         client = self._client
         access = client.cached_project_access(org)
-        if access is None or len(_accessible_projects(access)) > batch:
-            await client.load_project_ids(org)
-            access = await client.project_access(org)
-        ids = _accessible_projects(access)
-        return ids if len(ids) > batch else ["-1"]
+        if access is not None and len(_accessible_projects(access)) <= batch:
+            return ["-1"], True
+        ids = await self._read_projects(org)
+        return (ids if len(ids) > batch else ["-1"]), False
+
+    async def _read_projects(self, org: str) -> list[str]:
+        """The ids the user can access, from the projects list read again now."""
+        await self._client.load_project_ids(org)
+        return _accessible_projects(await self._client.project_access(org))
