@@ -60,8 +60,9 @@ def _served() -> dict[str, set[str]]:
 
 
 def _allow(methods: set[str]) -> str:
-    """What ``Allow`` says of a route serving ``methods``: ``HEAD`` where ``GET`` is."""
-    listed = methods | ({"HEAD"} if "GET" in methods else set())
+    """What ``Allow`` says of a route serving ``methods``: ``HEAD`` where ``GET`` is, and
+    ``OPTIONS`` (Django's ``View.options``, on every view)."""
+    listed = methods | {"OPTIONS"} | ({"HEAD"} if "GET" in methods else set())
     return ", ".join(m for m in SENTRY_ORDER if m in listed)
 
 
@@ -92,7 +93,7 @@ async def test_a_method_the_bulk_issue_endpoint_lacks_is_sentrys_405(
 ) -> None:
     status, body, headers = await _send(fake_sentry, "POST", ISSUES, fake_sentry.token)
     assert (status, body) == (405, {"detail": 'Method "POST" not allowed.'})
-    assert headers["Allow"] == "GET, PUT, DELETE, HEAD"
+    assert headers["Allow"] == "GET, PUT, DELETE, HEAD, OPTIONS"
     assert headers["Content-Type"].startswith("application/json")
     assert "X-Sentry-Rate-Limit-Limit" in headers
     record = fake_sentry.requests.last("POST", "/organizations/{org}/issues/")

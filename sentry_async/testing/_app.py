@@ -4,7 +4,8 @@ It reproduces what a client can observe of the real server, as Sentry's server c
 the exact ``Link`` format (both rels, previous first, ``?&cursor=``, raw cursors), cursor
 formats per paginator, ``X-Hits``, the ``X-Sentry-Rate-Limit-*`` headers on every limited
 response, 429s served as JSON with ``text/html``, error bodies, ``full=true`` pages capped at
-10 events, and the four shapes of ``events-stats``.
+10 events, the four shapes of ``events-stats``, and ``Allow`` with the CORS headers on
+every answer of an endpoint, ``OPTIONS`` answered before authentication.
 
 This module wires the parts together: ``_state`` (state and errors), ``_lookups``
 (parameters and path lookups), ``_paginators``, ``_middleware`` (auth, limits, faults) and
@@ -75,18 +76,20 @@ _METHOD_ORDER = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
 """Django's ``http_method_names`` order, in which Sentry's ``Allow`` lists a view's methods."""
 
 
-def method_not_allowed(served: Collection[str]) -> Handler:
+def allowed_methods(served: Collection[str]) -> str:
+    """A view's ``Allow``: its ``_allowed_methods()``, the methods it defines in Django's
+    order, ``HEAD`` wherever ``GET`` is (``View.setup``) and ``OPTIONS`` always (every
+    view has Django's ``View.options``)."""
+    listed = {*served, "OPTIONS", *(("HEAD",) if "GET" in served else ())}
+    return ", ".join(method for method in _METHOD_ORDER if method in listed)
+
+
+async def method_not_allowed(request: web.Request) -> web.Response:
     """The handler for the methods a served path lacks: DRF's ``MethodNotAllowed``, which
     ``Endpoint.dispatch`` raises once ``initial()`` (authentication, scopes) has let the
-    request through and before ``convert_args`` looks anything up; ``Allow`` lists the
-    path's methods, ``HEAD`` wherever ``GET`` is (Django's ``View.setup``)."""
-    listed = {*served, "HEAD"} if "GET" in served else set(served)
-    allow = ", ".join(method for method in _METHOD_ORDER if method in listed)
-
-    async def handler(request: web.Request) -> web.Response:
-        raise ApiError(405, f'Method "{request.method}" not allowed.', headers={"Allow": allow})
-
-    return handler
+    request through and before ``convert_args`` looks anything up; its ``Allow`` is the
+    middleware's, as on every answer of the endpoint."""
+    raise ApiError(405, f'Method "{request.method}" not allowed.')
 
 
 _ROUTES: tuple[tuple[str, str, Handler, ScopeMap], ...] = (
@@ -127,21 +130,24 @@ ROUTE_GROUPS = frozenset(f"{method} /api/0{path}" for method, path, _, _ in _ROU
 
 def build_app(state: ServerState) -> web.Application:
     permissions = {f"/api/0{path}": permission for _, path, _, permission in _ROUTES}
-    app = web.Application(
-        middlewares=[make_middleware(state, permissions)], client_max_size=16 * 1024 * 1024
-    )
-    app[_STATE] = state
     handlers: dict[str, dict[str, Handler]] = {}
     for method, path, handler, _ in _ROUTES:
         handlers.setdefault(path, {})[method] = handler
+    allowed = {f"/api/0{path}": allowed_methods(served) for path, served in handlers.items()}
+    app = web.Application(
+        middlewares=[make_middleware(state, permissions, allowed)],
+        client_max_size=16 * 1024 * 1024,
+    )
+    app[_STATE] = state
     for path, served in handlers.items():
         # One resource per path: its own methods first, then Sentry's 405 for any other,
-        # which the middleware reaches after authentication and the scope check.
+        # which the middleware reaches after authentication and the scope check (and
+        # never for OPTIONS, which it answers first).
         resource = app.router.add_resource(f"/api/0{path}")
         for method, handler in served.items():
             if method == "GET":
                 resource.add_route("HEAD", handler)
             resource.add_route(method, handler)
-        resource.add_route("*", method_not_allowed(served))
+        resource.add_route("*", method_not_allowed)
     app.router.add_route("*", "/{tail:.*}", not_found)
     return app

@@ -1,4 +1,5 @@
-"""The middleware: request recording, authentication, rate limits and faults."""
+"""The middleware: request recording, authentication, rate limits, faults, and the headers
+every answer of an endpoint carries (``Allow``, CORS), ``OPTIONS`` answered first."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import asyncio
 import time
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 from aiohttp import web
 from aiohttp.log import server_logger
@@ -33,6 +34,61 @@ REQUEST_LINE_LIMIT = 8192
 INTERNAL_ERROR = {"detail": "Internal Error", "errorId": "f" * 32}
 """``handle_exception_with_details``' body for an error no handler caught (the id of the
 event Sentry captured about it)."""
+
+
+CORS_ALLOW_HEADERS = (
+    "X-Sentry-Auth, X-Requested-With, Origin, Accept, Content-Type, Authentication, "
+    "Authorization, Content-Encoding, sentry-trace, baggage, X-CSRFToken"
+)
+CORS_EXPOSE_HEADERS = (
+    "X-Sentry-Error, X-Sentry-Direct-Hit, X-Hits, X-Max-Hits, Endpoint, Retry-After, Link"
+)
+"""What ``apply_cors_headers`` (``api/base.py``) lets a browser send and read."""
+
+
+def _allowed_origin(request: web.Request) -> str:
+    """``apply_cors_headers``' ``Access-Control-Allow-Origin``: an explicit ``null``
+    Origin is any origin (``*``), as is none at all; else ``origin_from_request``, the
+    Origin or, without one, its ``Referer``'s scheme and host."""
+    origin = request.headers.get("Origin")
+    if origin == "null":
+        return "*"
+    if not origin:
+        # origin_from_url: no Referer (``*``) or an empty one as it is.
+        referer = request.headers.get("Referer")
+        if not referer:
+            return "*" if referer is None else referer
+        parts = urlsplit(referer)
+        origin = f"{parts.scheme}://{parts.netloc}"
+    return origin
+
+
+def _endpoint_headers(
+    request: web.Request, response: web.StreamResponse, allow: str | None
+) -> web.StreamResponse:
+    """Sentry's ``allow_cors_options`` around ``Endpoint.dispatch``: every answer of an
+    endpoint (``allow`` its methods; ``None`` for a path none serves) says its methods in
+    ``Allow`` and the CORS headers, whatever its status."""
+    if allow is not None:
+        response.headers.update({
+            "Allow": allow,
+            "Access-Control-Allow-Methods": allow,
+            "Access-Control-Allow-Headers": CORS_ALLOW_HEADERS,
+            "Access-Control-Expose-Headers": CORS_EXPOSE_HEADERS,
+            "Access-Control-Allow-Origin": _allowed_origin(request),
+        })
+    return response
+
+
+def _preflight() -> web.Response:
+    """``allow_cors_options``' answer to ``OPTIONS``: a bare ``HttpResponse(status=200)``
+    (no body, Django's default type), which a browser may reuse for an hour."""
+    return web.Response(
+        status=200,
+        content_type="text/html",
+        charset="utf-8",
+        headers={"Access-Control-Max-Age": "3600"},
+    )
 
 
 def _query_forms(request: web.Request) -> tuple[str, str, str]:
@@ -184,10 +240,12 @@ def _check_scopes(
     raise ApiError(403, DENIED, headers=headers)
 
 
-def make_middleware(state: ServerState, permissions: Mapping[str, ScopeMap]) -> Middleware:
+def make_middleware(
+    state: ServerState, permissions: Mapping[str, ScopeMap], allowed: Mapping[str, str]
+) -> Middleware:
     """The middleware for one server; it records, authenticates, limits and injects faults.
     ``permissions`` maps each route (``/api/0/organizations/{org}/``) to the scopes its
-    Sentry endpoint accepts."""
+    Sentry endpoint accepts, ``allowed`` to its ``Allow``."""
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -235,13 +293,20 @@ def make_middleware(state: ServerState, permissions: Mapping[str, ScopeMap]) -> 
             early = await _fault_response(request, fault, state, group)
             if early is not None:
                 return early
+        route = group.partition(" ")[2]
+        allow = allowed.get(route)
+        if allow is not None and request.method == "OPTIONS":
+            # Answered before dispatch: no authentication, scope check nor look-up.
+            return _endpoint_headers(request, _preflight(), allow)
         auth = request.headers.get("Authorization")
         if auth is None:
-            return _json(_encode({"detail": "Authentication credentials were not provided."}), 401)
+            body = _encode({"detail": "Authentication credentials were not provided."})
+            return _endpoint_headers(request, _json(body, 401), allow)
         scheme, _, token = auth.partition(" ")
         scopes = state.tokens.get(token) if scheme == "Bearer" else None
         if scopes is None:
-            return _json(_encode({"detail": "Invalid token"}), 401)
+            body = _encode({"detail": "Invalid token"})
+            return _endpoint_headers(request, _json(body, 401), allow)
         request[_SCOPES] = scopes
         now = time.time()
         policy = state.policy or ANNOUNCED
@@ -272,7 +337,6 @@ def make_middleware(state: ServerState, permissions: Mapping[str, ScopeMap]) -> 
         try:
             # After the limiter, as on Sentry: its middleware counts the request before
             # the endpoint's permission check refuses it.
-            route = group.partition(" ")[2]
             _check_scopes(state, scopes, request.method, permissions.get(route))
             response = await handler(request)
         except ApiError as exc:
@@ -288,6 +352,7 @@ def make_middleware(state: ServerState, permissions: Mapping[str, ScopeMap]) -> 
             # plain-text one, with the traceback where aiohttp would have logged it.
             server_logger.exception("Error handling request")
             response = _json(_encode(INTERNAL_ERROR), 500)
+        _endpoint_headers(request, response, allow)
         if isinstance(response, web.Response) and state.profile != "older":
             response.headers.update(_rate_headers(state, group, now))
         if fault is None or not isinstance(response, web.Response):
