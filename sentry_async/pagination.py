@@ -229,7 +229,8 @@ class Paginator(Generic[T], AsyncIterator[T]):
     item_id: Callable[[Any], Hashable] | None = field(default=None, repr=False)
     """An item's identity: a page whose ids were all seen before brings nothing new. Costs
     one hash per item of the stream in memory; without it, only empty and repeated pages
-    count as stale."""
+    count as stale. An error it raises (an item without the id it reads) stops the stream
+    before that page, as a :class:`PaginationError` whose cause is that error."""
     _redact: Callable[[str], str] | None = field(default=None, repr=False)
     """Blanks the token out of a :class:`PaginationError`: a server may echo it in a cursor."""
     _reads: ReadAheads | None = field(default=None, repr=False)
@@ -435,10 +436,20 @@ class Paginator(Generic[T], AsyncIterator[T]):
         if raw.more_than is not None:
             _refuse(walk, raw.more_than)
         fresh = None
-        if self.item_id is not None:
+        item_id = self.item_id
+        if item_id is not None:
+            # Every id of the page is read before any is counted as seen: a page not handed
+            # out (item_id raised, or was interrupted) leaves none, and a walk that reads it
+            # again (anext after the interruption) finds it as new.
+            items = iter(raw.items)
+            try:
+                ids = list(map(hash, map(item_id, items)))
+            except Exception as exc:
+                index = len(raw.items) - length_hint(items) - 1
+                raise walk.on_unreadable_page(index, f"item_id raised {exc!r}") from exc
             seen = walk.item_ids
             known = len(seen)
-            seen.update(hash(self.item_id(item)) for item in raw.items)
+            seen.update(ids)
             fresh = len(seen) - known
         step = walk.on_page(len(raw.items), raw.link, fingerprint=raw.fingerprint, fresh=fresh)
         return raw, step, walk.position
@@ -637,7 +648,8 @@ class Paginator(Generic[T], AsyncIterator[T]):
         the stream: the next call goes on from :attr:`position` with a fresh walk, as
         ``resume(position)`` would, so an interruption never looks like the end. After a
         :class:`PaginationError` (a cycle, a run of stale pages: a walk started there again
-        would repeat it) each call raises it again instead, until :meth:`aclose`.
+        would repeat it, as would an item ``item_id`` cannot read) each call raises it
+        again instead, until :meth:`aclose`.
 
         One consumer at a time: a call while another task's is under way is refused before
         it changes anything (two at once would fail inside the iteration, unexplained)."""
@@ -754,8 +766,9 @@ def _forget_walk(error: BaseException) -> None:
     Many hold a cursor as the server sent it (the walk's steps and positions, the page
     request's query and URL), and a server may have echoed the token in it: a traceback
     printed with locals (sentry-sdk, rich, ``pytest --showlocals``) would show it. Only for
-    the library's own errors and for cancellations: an error of the caller's code (an
-    ``item_id``) keeps its frames for them to debug. Every frame below has returned by
+    the library's own errors and for cancellations: an error of the caller's code (a
+    fetcher's; an ``item_id``'s, the cause of the :class:`PaginationError` that reports
+    it) keeps its own frames for them to debug. Every frame below has returned by
     now (a read-ahead's task ends before its walk does); :func:`traceback.clear_frames`
     leaves alone one still running, and the traceback keeps its lines."""
     if isinstance(error, SentryError) or not isinstance(error, Exception):

@@ -231,7 +231,10 @@ class CursorWalk:
             self._seen_pages: set[int] = set()
             self._stale = 0
             self.item_ids: set[int] = set()
-            """Hashes of the item ids a caller that counts ``fresh`` items has met."""
+            """Hashes of the item ids a caller that counts ``fresh`` items has met. It adds a
+            page's all at once, after reading every one: a page given up half-read
+            (:meth:`on_unreadable_page`) must leave none behind, or that page read again
+            would count as bringing less than it does."""
         else:
             # Taken over, not copied: the walk continued has ended, and copies would cost
             # the length of the stream at each failure.
@@ -379,6 +382,18 @@ class CursorWalk:
         self._finished = not more
         self._cursor = nxt
         return Step(cursor, start, stop, nxt, links.prev_cursor, links.paginated, more)
+
+    def on_unreadable_page(self, index: int, reason: str) -> PaginationError:
+        """The error that ends the walk at the page requested with :attr:`cursor`, fetched
+        but not taken in: its caller could not read the item at ``index`` (``reason``: an
+        ``item_id`` that raised). The walk stays positioned before that page, whose
+        items are not handed out (a walk started there fetches it again whole)."""
+        if self._finished:
+            raise RuntimeError("this walk is finished; start a new one to fetch again")
+        self.pages += 1
+        cursor = self._cursor
+        page = "the first page" if cursor is None else f"the page requested with cursor {cursor!r}"
+        return self._error(f"{reason} on the item at index {index} of {page}; stopping before it")
 
     def _where(self) -> str:
         return self.stream or "the stream"
