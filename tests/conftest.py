@@ -57,6 +57,17 @@ QUICK_RETRY = RetryPolicy(attempts=2, backoff_base=0.01, backoff_max=0.05)
 """Retries that keep a test's fault short: a second attempt a few milliseconds later."""
 
 
+QUICK_BACKOFF = RetryPolicy(backoff_base=0.01, backoff_max=0.05)
+"""The default number of attempts, a few milliseconds apart: a fault that outlasts them all
+fails the call as it would by default, without the default's seconds of backoff."""
+
+
+@pytest.fixture
+def quick_default_retries(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Clients made without ``retry=`` (the command line's) back off for milliseconds."""
+    monkeypatch.setattr("sentry_async.client.RetryPolicy", lambda: QUICK_BACKOFF)
+
+
 @pytest.fixture
 async def client(fake_sentry: FakeSentry) -> AsyncIterator[SentryClient]:
     """A client of the test's fake server (a test file may define its own)."""

@@ -278,6 +278,7 @@ async def test_output_not_empty_or_other_arguments_exit_5(
     assert run.code == 5 and "not a valid checkpoint" in run.error_lines[0]
 
 
+@pytest.mark.usefixtures("quick_default_retries")
 async def test_resume_finishes_an_interrupted_export(
     fake_sentry_factory: Factory, tmp_path: Path, no_env_token: None
 ) -> None:

@@ -303,6 +303,7 @@ async def test_an_issue_still_there_whose_events_answer_404_stays_an_error(
     assert not (out / MANIFEST_NAME).exists()
 
 
+@pytest.mark.usefixtures("quick_default_retries")
 async def test_the_cli_exits_0_and_counts_the_issues_skipped(
     fake_sentry_factory: Factory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

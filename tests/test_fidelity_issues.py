@@ -19,7 +19,7 @@ import msgspec
 import pytest
 from _fake_http import org_get
 
-from sentry_async import BulkPartialError, SentryClient, ServerError
+from sentry_async import BulkPartialError, RetryPolicy, SentryClient, ServerError
 from sentry_async.resources.issues import ALL_UNRESOLVED
 from sentry_async.testing import FakeSentry, FakeSentryFactory, Fault, RecordedRequest
 from sentry_async.testing._data import DEFAULT_PRIORITIES, EventRecord, IssueRecord
@@ -121,6 +121,10 @@ async def test_fake_refuses_request_lines_over_8_kb(
     assert [i for r in _to(fake_sentry, "/issues/")[1:] for i in r.params("id")] == ids
 
 
+QUICK_BACKOFF = RetryPolicy(backoff_base=0.01, backoff_max=0.05)
+"""The default attempts, milliseconds apart."""
+
+
 async def test_a_failed_later_chunk_says_which_ids_changed(
     fake_sentry_factory: FakeSentryFactory,
 ) -> None:
@@ -130,7 +134,7 @@ async def test_a_failed_later_chunk_says_which_ids_changed(
     server.faults.add(
         Fault("status", status=503, method="PUT", path=r"/issues/$", after=1, times=None)
     )
-    async with SentryClient(server.token, base_url=server.url) as client:
+    async with SentryClient(server.token, base_url=server.url, retry=QUICK_BACKOFF) as client:
         with anyio.fail_after(10), pytest.raises(BulkPartialError) as caught:
             await client.issues.bulk_update(ORG, ids, status="resolved")
     error = caught.value

@@ -206,6 +206,7 @@ async def _cli(argv: Sequence[str]) -> tuple[int, str]:
     return code, err.getvalue()
 
 
+@pytest.mark.usefixtures("quick_default_retries")
 async def test_the_cli_export_of_a_list_with_no_body_fails_and_says_how_to_resume(
     fake_sentry_factory: Factory, tmp_path: Path
 ) -> None:
