@@ -978,11 +978,14 @@ async def _end(task: asyncio.Task[Any]) -> None:
     task) a walk's close then completes in one step, before the loop closes the same walk
     from its own list of async generators (a second close of a walk still closing fails
     as "already running", whichever of the two the loop happens to start first)."""
-    if task.done():
-        return
-    task.cancel()
-    with anyio.CancelScope(shield=True):
-        await asyncio.wait({task})
+    if not task.done():
+        task.cancel()
+        with anyio.CancelScope(shield=True):
+            await asyncio.wait({task})
+    if not task.cancelled():
+        # What ended it (an interruption it re-raised) was handed to the consumer already:
+        # retrieved here, it is not logged again as a task's error never retrieved.
+        task.exception()
 
 
 def _page(step: Step, items: list[T], raw: RawPage) -> Page[T]:

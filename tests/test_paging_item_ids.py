@@ -226,3 +226,36 @@ async def test_a_cursor_holding_the_token_is_blanked_out_of_the_item_id_error(
     # The library's frames held the cursor as the server sent it: they keep no locals.
     assert_hidden("\n".join([everything_shown(error), repr(error.position), caplog.text]))
     assert paginator.position == Position(TOKEN), "what a resume sends: kept"
+
+
+class _Interruption(BaseException):
+    """Not an ``Exception``: a fetcher's interruption the read-ahead hands on and re-raises."""
+
+
+@pytest.mark.parametrize("prefetch", [1, 2])
+async def test_an_interruption_in_a_read_ahead_is_not_logged_as_never_retrieved(
+    prefetch: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    import gc
+
+    things = Things()
+
+    async def fetch(cursor: str | None, size: int | None) -> RawPage:
+        if cursor == str(2 * PAGE):
+            raise _Interruption
+        return await things(cursor, size)
+
+    paginator = Paginator[dict[str, int]](fetch, page_size=PAGE, prefetch=prefetch)
+    seen: list[dict[str, int]] = []
+
+    async def consume(items: Paginator[dict[str, int]]) -> None:
+        async for item in items:
+            seen.append(item)
+
+    with caplog.at_level(logging.ERROR, logger="asyncio"), pytest.raises(_Interruption):
+        await consume(paginator)
+    del paginator
+    gc.collect()
+    await anyio.lowlevel.checkpoint()
+    assert len(seen) == 2 * PAGE
+    assert "never retrieved" not in caplog.text
