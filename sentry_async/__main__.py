@@ -1,6 +1,6 @@
 """``python -m sentry_async``: the same as the ``sentry-async`` command."""
 
-from .cli import main
+from .cli import run
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    run()

@@ -261,11 +261,14 @@ def _stop_on_signals(scope: anyio.CancelScope, stopped: list[int]) -> Iterator[N
     """Cancel ``scope`` on Ctrl-C or SIGTERM, the first signal appended to ``stopped``.
 
     Later ones change nothing, and after the block both stay ignored until ``main`` puts
-    the handlers back: asyncio's own Ctrl-C handler would raise a second one inside the
-    clean-up that saves the checkpoint, turning its line into a traceback and its exit
-    code into 1. Set with ``signal.signal``, not the loop's ``add_signal_handler``, whose
-    removal puts Python's default handler back for a moment. Handlers can only be set from
-    the main thread, so an embedded ``main`` leaves signals alone.
+    the handlers back as it returns: asyncio's own Ctrl-C handler would raise a second one
+    inside the clean-up that saves the checkpoint, turning its line into a traceback and
+    its exit code into 1. Ignored after a command that ran to its end too: the handlers put
+    back here let a signal while the client closed or the summary was printed end a
+    complete export as interrupted ("run again with --resume"), or kill it (SIGTERM). Set
+    with ``signal.signal``, not the loop's ``add_signal_handler``, whose removal puts
+    Python's default handler back for a moment. Handlers can only be set from the main
+    thread, so an embedded ``main`` leaves signals alone.
     """
     if threading.current_thread() is not threading.main_thread():
         yield
@@ -279,14 +282,13 @@ def _stop_on_signals(scope: anyio.CancelScope, stopped: list[int]) -> Iterator[N
             # is cancelled by the loop, which this also wakes.
             loop.call_soon_threadsafe(scope.cancel)
 
-    previous = {signum: signal.signal(signum, stop) for signum in _STOP_SIGNALS}
+    for signum in _STOP_SIGNALS:
+        signal.signal(signum, stop)
     try:
         yield
     finally:
-        for signum, handler in previous.items():
-            # None: the handler was not set from Python; the system's default then.
-            kept = handler if handler is not None else signal.SIG_DFL
-            signal.signal(signum, signal.SIG_IGN if stopped else kept)
+        for signum in _STOP_SIGNALS:
+            signal.signal(signum, signal.SIG_IGN)
 
 
 def _stopped_by(stopped: list[int]) -> Exception:

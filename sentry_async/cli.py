@@ -47,6 +47,7 @@ __all__ = [
     "EXIT_TERMINATED",
     "EXIT_USAGE",
     "main",
+    "run",
 ]
 
 EXIT_OK = 0
@@ -480,10 +481,17 @@ class _Interrupts:
     """Ctrl-C or SIGTERM once stops the command; from then on both are ignored (on the main
     thread, where handlers can be set), so that another during the clean-up cannot turn its
     line into a traceback or its exit code into another. The command's run ignores them as
-    soon as the first arrives (``_cli_run._stop_on_signals``); :meth:`restore` puts back the
-    handlers ``main`` found, for a program around it."""
+    soon as the first arrives, and once it ends (``_cli_run._stop_on_signals``);
+    :meth:`restore` puts back the handlers ``main`` found, for a program around it, as the
+    last thing ``main`` does.
 
-    def __init__(self) -> None:
+    ``process``: the command is the process (:func:`run`), with no program around it to
+    hand the signals back to. Both then stay ignored until it exits: Python's own handlers,
+    put back, let a signal arriving before the process is gone kill it (SIGTERM) or end it
+    with a traceback (Ctrl-C), its last line printed, instead of its exit code."""
+
+    def __init__(self, *, process: bool = False) -> None:
+        self._process = process
         self._previous: dict[int, Any] = (
             {signum: signal.getsignal(signum) for signum in _STOP_SIGNALS}
             if threading.current_thread() is threading.main_thread()
@@ -496,7 +504,9 @@ class _Interrupts:
 
     def restore(self) -> None:
         for signum, previous in self._previous.items():
-            if signal.getsignal(signum) is not previous:
+            if self._process:
+                signal.signal(signum, signal.SIG_IGN)
+            elif signal.getsignal(signum) is not previous:
                 # None: the handler was not set from Python; the system's default then.
                 signal.signal(signum, previous if previous is not None else signal.SIG_DFL)
 
@@ -504,9 +514,25 @@ class _Interrupts:
 def main(
     argv: Sequence[str] | None = None, *, stdout: TextIO | None = None, stderr: TextIO | None = None
 ) -> int:
-    """Run the command line; returns the exit code (see ``--help``)."""
+    """Run the command line; returns the exit code (see ``--help``). The handlers of Ctrl-C
+    and SIGTERM are as ``main`` found them when it returns; a signal while it runs is the
+    command's."""
+    return _command(argv, stdout, stderr, _Interrupts())
+
+
+def run() -> NoReturn:
+    """The ``sentry-async`` program (its console script, ``python -m sentry_async``): the
+    command, then the process's exit with its code, which no signal replaces any more."""
+    raise SystemExit(_command(None, None, None, _Interrupts(process=True)))
+
+
+def _command(
+    argv: Sequence[str] | None,
+    stdout: TextIO | None,
+    stderr: TextIO | None,
+    interrupts: _Interrupts,
+) -> int:
     err = stderr if stderr is not None else sys.stderr
-    interrupts = _Interrupts()
     # None when the command was started with stdout closed (``>&-``).
     out: TextIO | None = stdout if stdout is not None else sys.stdout
     try:

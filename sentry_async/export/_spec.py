@@ -90,7 +90,7 @@ class ExportSpec:
             raise ValueError("csv_escape_formulas is for format='csv'")
         check_slug(self.org, "org")
         if self.projects is not None:
-            object.__setattr__(self, "projects", _unique(self.projects, "project"))
+            object.__setattr__(self, "projects", _unique(self.projects, "project", numeric=True))
             if not self.projects:
                 raise ValueError("projects must not be empty (use None for every project)")
         if self.issues is not None:
@@ -99,13 +99,16 @@ class ExportSpec:
             ids = _unique(self.issues, "issue")
             if not ids or not all(is_numeric_id(issue) for issue in ids):
                 raise ValueError(f"issue ids are numeric (got {list(self.issues)!r})")
+            issues: dict[str, str] = {}
             for issue in ids:
-                # As the client checks each id (0 is none), before anything is written;
-                # kept as given, "05" too: the fingerprint of exports begun so stays.
-                issue_id(issue)
+                # As the client checks each id (0 is none), before anything is written. One
+                # stream per issue: "05" is issue 5 to Sentry, and two streams of it wrote
+                # its events twice. The first spelling is kept, "05" too: the fingerprint of
+                # exports begun so stays.
+                issues.setdefault(issue_id(issue), issue)
             if self.projects is not None:
                 raise ValueError("give projects or issues, not both")
-            object.__setattr__(self, "issues", ids)
+            object.__setattr__(self, "issues", tuple(issues.values()))
         if self.fields and self.kind != "discover":
             raise ValueError("fields are for kind='discover'")
         if self.kind == "discover" and not self.fields:
@@ -220,12 +223,16 @@ def _out_of_utc_range(value: datetime) -> bool:
     return False
 
 
-def _unique(values: Sequence[str | int], name: str) -> tuple[str, ...]:
+def _unique(values: Sequence[str | int], name: str, *, numeric: bool = False) -> tuple[str, ...]:
+    """Each value once, without surrounding blanks; with ``numeric``, ids (ASCII digits) as
+    Sentry reads them, integers: ``"05"`` is ``"5"`` (slugs are never all digits)."""
     if isinstance(values, (str, int)):
         values = [values]
     out: list[str] = []
     for value in values:
         text = check_slug(value, name)
+        if numeric and is_numeric_id(text):
+            text = str(int(text))
         if text not in out:
             out.append(text)
     return tuple(out)
