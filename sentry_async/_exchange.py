@@ -26,6 +26,7 @@ from aiohttp.client_proto import ResponseHandler
 from multidict import CIMultiDictProxy
 from yarl import URL
 
+from ._deadlines import _EARLY
 from ._protocol.body import (
     ACCEPT_ENCODING,
     MAX_GZIP_MEMBERS,
@@ -323,23 +324,28 @@ class Exchange:
         request = self._request(method, url, body, sink, delivered, started, watch, on_headers)
         if watch is not None:
             watch.begin(functools.partial(_in_connector, request))
+        tunnel = self._tunnel_wait(request, url)
         try:
             return await request
         except _SinkFailed as exc:
             failure = exc
         except asyncio.CancelledError as exc:
-            if watch is None or not watch.finish():
+            if tunnel is not None and tunnel.finish():
+                unsent = True  # no tunnel: nothing reached Sentry
+                failure = self._tunnel_timeout(tunnel.seconds, method, url)
+            elif watch is None or not watch.finish():
                 raise
-            unsent = _raised_in(exc) is not None
-            failure = self._failure(
-                "timeout", RequestTimeout, f"no complete response: {watch.expired}", method, url
-            )
+            else:
+                unsent = _raised_in(exc) is not None
+                failure = self._failure(
+                    "timeout", RequestTimeout, f"no complete response: {watch.expired}", method, url
+                )
         except (asyncio.TimeoutError, TimeoutError) as exc:
             unsent = isinstance(exc, _CONNECT_TIMEOUTS) or _raised_in(exc) is not None
             failure = self._failure(
                 "timeout",
                 RequestTimeout,
-                self._connection_wait() if unsent else "no complete response in time",
+                self._connection_wait(url) if unsent else "no complete response in time",
                 method,
                 url,
             )
@@ -418,6 +424,9 @@ class Exchange:
             failure = self._failure(
                 "final", ConnectionFailed, f"{type(exc).__name__}: {exc}", method, url, exc
             )
+        finally:
+            if tunnel is not None:
+                tunnel.finish()
         if isinstance(failure, _SinkFailed):
             raise failure.error  # outside the ``except``: not chained to its carrier
         if self.closed:
@@ -573,26 +582,53 @@ class Exchange:
         """No tunnel through the proxy (``what`` says why), naming the proxy, never its
         credentials, which its reason phrase may echo: a connection failure, retried."""
         message = f"the proxy refused the tunnel: {what}"
-        proxy = self._proxy.proxy_for(url) if self._proxy is not None else None
         if self._proxy is not None:
             message, cause = self._proxy.redact_text(message), self._proxy.redact_text(cause)
-        if proxy is not None:
-            message += f" (proxy {safe_proxy_url(proxy)})"
+        message = self._through_proxy(message, url)
         redact = self._redactor.text
         error = ConnectionFailed(
             redact(message), method=method, url=self._shown(url), cause=redact(cause)
         )
         return _Failure("connection", error)
 
-    def _connection_wait(self) -> str:
-        """A timeout before the request had a connection: the bounds it ran into."""
+    def _shown_proxy(self, url: URL) -> str | None:
+        """The proxy ``url`` goes through, as it may be shown (no credentials), or ``None``."""
+        proxy = self._proxy.proxy_for(url) if self._proxy is not None else None
+        return None if proxy is None else safe_proxy_url(proxy)
+
+    def _through_proxy(self, message: str, url: URL) -> str:
+        """``message`` naming the proxy ``url`` goes through, if any: a failure of the
+        proxy's must not read as Sentry's."""
+        proxy = self._shown_proxy(url)
+        return message if proxy is None else f"{message} (proxy {proxy})"
+
+    def _tunnel_timeout(self, seconds: float, method: str, url: URL) -> _Failure:
+        """The proxy left the ``CONNECT`` unanswered for ``seconds``: retried, a write
+        included, as no tunnel was opened."""
+        message = f"the proxy did not answer CONNECT within {seconds:g}s (Timeouts.connect)"
+        return self._failure(
+            "timeout", RequestTimeout, self._through_proxy(message, url), method, url
+        )
+
+    def _connection_wait(self, url: URL) -> str:
+        """A timeout before the request had a connection: the bounds it ran into, and the
+        proxy the connection was to go through."""
         bounds = self._connect_timeout
         shown = ", ".join(
             f"Timeouts.{name} {value:g}s"
             for name, value in (("pool", bounds.connect), ("connect", bounds.sock_connect))
             if value is not None
         )
-        return f"no connection in time ({shown})" if shown else "no connection in time"
+        proxy = self._shown_proxy(url)
+        what = "no connection" if proxy is None else f"no connection through the proxy {proxy}"
+        return f"{what} in time ({shown})" if shown else f"{what} in time"
+
+    def _tunnel_wait(self, request: Coroutine[Any, Any, object], url: URL) -> _TunnelWait | None:
+        """The bound on the proxy's answer to ``CONNECT``, for a request that tunnels."""
+        seconds = self._connect_timeout.sock_connect
+        if seconds is None or url.scheme != "https" or self._proxy is None:
+            return None
+        return None if self._proxy.proxy_for(url) is None else _TunnelWait(request, seconds)
 
     def _routed_headers(self, url: URL, body: Body, sink: Sink | None) -> dict[str, Any]:
         """``headers``, ``proxy`` and ``proxy_headers`` for the aiohttp call."""
@@ -701,6 +737,105 @@ def _in_connector(request: Coroutine[Any, Any, object]) -> bool:
             return True
         awaited = awaited.cr_await
     return False
+
+
+_REACHING: frozenset[CodeType] = frozenset(
+    code
+    for code in (
+        getattr(getattr(aiohttp.TCPConnector, name, None), "__code__", None)
+        for name in (
+            "_create_direct_connection",
+            "_wrap_create_connection",
+            "_wrap_existing_connection",
+            "_start_tls_connection",
+        )
+    )
+    if code is not None
+)
+"""The steps of a connection through a proxy that aiohttp bounds by ``sock_connect``
+(``Timeouts.connect``): reaching the proxy, and the TLS handshake through the tunnel."""
+
+
+def _awaiting_tunnel(request: Coroutine[Any, Any, object]) -> bool | None:
+    """Whether ``request`` waits on a proxy's ``CONNECT`` (sent, its answer not yet in):
+    ``False`` while it waits otherwise for its connection (a pooled one, the proxy's
+    socket, the TLS handshake through the tunnel), ``None`` once it has one. Found as
+    :func:`_in_connector` finds the connector."""
+    awaited: Any = request
+    connecting = False
+    for _ in range(_AWAIT_DEPTH):
+        code = getattr(awaited, "cr_code", None)
+        if code is None:
+            break
+        awaited = awaited.cr_await
+        if code is _TUNNEL:
+            return getattr(awaited, "cr_code", None) not in _REACHING
+        connecting = connecting or code is _CONNECT
+    return False if connecting else None
+
+
+class _TunnelWait:
+    """Ends an attempt whose proxy leaves its ``CONNECT`` unanswered for ``seconds``
+    (``Timeouts.connect``): aiohttp bounds the other steps of a connection through a
+    proxy by it, but that answer only by the whole wait for a connection (``pool``, a
+    minute by default), whatever ``timeout=`` said. Looked at every quarter of
+    ``seconds`` until the request has its connection, so the attempt ends at most a
+    quarter of ``seconds`` late; it ends as the shared deadlines end one, by cancelling
+    its task, which :meth:`finish` turns into a timeout."""
+
+    __slots__ = (
+        "_cancelling",
+        "_handle",
+        "_loop",
+        "_request",
+        "_since",
+        "_task",
+        "expired",
+        "seconds",
+    )
+
+    def __init__(self, request: Coroutine[Any, Any, object], seconds: float) -> None:
+        self.seconds = seconds
+        self.expired = False
+        self._request = request
+        self._loop = asyncio.get_running_loop()
+        self._task = asyncio.current_task()
+        cancelling = getattr(self._task, "cancelling", None)  # Python 3.11 and later
+        self._cancelling: int = cancelling() if cancelling is not None else 0
+        self._since: float | None = None
+        self._handle: asyncio.TimerHandle | None = self._loop.call_later(
+            seconds / 4, self._look
+        )
+
+    def _look(self) -> None:
+        """Where the request stands: the clock runs while it waits on the ``CONNECT``."""
+        self._handle = None
+        state = _awaiting_tunnel(self._request)
+        if state is None or self._task is None:
+            return  # connected: the read bound takes over
+        now = self._loop.time()
+        if not state:
+            self._since = None
+        elif self._since is None:
+            self._since = now
+        elif now - self._since >= self.seconds - _EARLY:
+            # Seen waiting on it for ``seconds``: it went out up to a quarter earlier.
+            self.expired = True
+            self._task.cancel()
+            return
+        self._handle = self._loop.call_later(self.seconds / 4, self._look)
+
+    def finish(self) -> bool:
+        """Stop looking (again is harmless). True, once, when its expiry cancelled the
+        task and nothing else asked to: the caller then raises a timeout instead."""
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+        if not self.expired:
+            return False
+        self.expired = False
+        uncancel = getattr(self._task, "uncancel", None)
+        return uncancel is None or uncancel() <= self._cancelling
 
 
 def _raised_in(exc: BaseException) -> CodeType | None:

@@ -19,8 +19,9 @@ class Timeouts:
     whole attempt, body included, so a body that trickles in a byte at a time cannot hold a
     request (or a paginator, a fan-out, an export) for ever (a download's body, which goes at
     its consumer's pace, is bounded by ``read`` alone); ``pool`` the whole wait for a
-    connection, a free pooled one or a new one, a proxy's tunnel included (``connect`` bounds
-    each connection attempt). ``None`` turns a bound off, on purpose."""
+    connection, a free pooled one or a new one, a proxy's tunnel included; ``connect`` each
+    step of a new connection: reaching the host (or the proxy), a proxy's answer to
+    ``CONNECT``, a TLS handshake. ``None`` turns a bound off, on purpose."""
 
     connect: float | None = 10.0
     read: float | None = 60.0
@@ -66,7 +67,9 @@ class Timeouts:
     def to_aiohttp(self, *, connection_only: bool = False) -> aiohttp.ClientTimeout:
         """aiohttp's bounds; ``connection_only`` keeps those of the wait for a connection
         (where ``read`` and ``total`` are enforced elsewhere, by the shared deadlines)."""
-        # aiohttp's ``connect`` covers the wait for a pooled connection plus connecting.
+        # aiohttp's ``connect`` covers the wait for a pooled connection plus connecting;
+        # its ``sock_connect`` bounds each socket connection and TLS handshake, not a
+        # proxy's answer to ``CONNECT``, which the exchange bounds by ``connect`` itself.
         return aiohttp.ClientTimeout(
             total=None if connection_only else self.total,
             connect=self.pool,

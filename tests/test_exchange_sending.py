@@ -22,6 +22,7 @@ import aiohttp
 import anyio
 import pytest
 from _local_server import local_app
+from _proxies import TunnelProxy
 from aiohttp import web
 
 from sentry_async import (
@@ -52,51 +53,6 @@ REMOTE = "https://sentry.example.com"
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"  # the transport is aiohttp's, and so asyncio's
-
-
-# ---------------------------------------------------------------- a CONNECT proxy
-
-
-class TunnelProxy:
-    """A proxy on 127.0.0.1 that answers ``CONNECT`` badly, as ``mode`` says: ``close``
-    drops the connection, ``garble`` answers with a header no parser accepts, ``hang``
-    never answers. ``connects`` counts the ``CONNECT`` requests it got."""
-
-    def __init__(self, mode: str) -> None:
-        self.mode = mode
-        self.connects = 0
-        self.url = ""
-        self._server: asyncio.Server | None = None
-        self._writers: set[asyncio.StreamWriter] = set()
-
-    async def __aenter__(self) -> TunnelProxy:
-        self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
-        self.url = f"http://127.0.0.1:{self._server.sockets[0].getsockname()[1]}"
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        assert self._server is not None
-        self._server.close()
-        for writer in list(self._writers):
-            writer.close()
-        await self._server.wait_closed()
-
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self._writers.add(writer)
-        try:
-            head = await reader.readuntil(b"\r\n\r\n")
-            if head.startswith(b"CONNECT "):
-                self.connects += 1
-            if self.mode == "garble":
-                writer.write(b"HTTP/1.1 200 OK\r\nX-Big: " + b"a" * 100_000 + b"\r\n\r\n")
-                await writer.drain()
-            elif self.mode == "hang":
-                await reader.read()  # until the client gives up and closes
-        except (asyncio.IncompleteReadError, ConnectionError, asyncio.LimitOverrunError):
-            pass
-        finally:
-            writer.close()
-            self._writers.discard(writer)
 
 
 class Attempts(Hooks):
