@@ -839,8 +839,8 @@ class _TunnelWait:
 
 
 def _raised_in(exc: BaseException) -> CodeType | None:
-    """Where ``exc`` (or an error it was raised from) came up from: :data:`_TUNNEL`,
-    :data:`_CONNECT`, or ``None`` once the request had its connection."""
+    """Where ``exc`` (or an error it was raised from, or while handling) came up from:
+    :data:`_TUNNEL`, :data:`_CONNECT`, or ``None`` once the request had its connection."""
     seen: BaseException | None = exc
     where = None
     for _ in range(4):
@@ -856,7 +856,9 @@ def _raised_in(exc: BaseException) -> CodeType | None:
             traceback = traceback.tb_next
         if where is not None:
             return where
-        seen = seen.__cause__
+        # aiohttp before 3.10 raises its timeout while handling the cancellation that came
+        # up through the connector: that one is only the implicit context.
+        seen = seen.__cause__ or (None if seen.__suppress_context__ else seen.__context__)
     return None
 
 
