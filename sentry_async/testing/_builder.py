@@ -27,9 +27,16 @@ __all__ = [
 LEVELS = ("fatal", "error", "warning", "info", "debug", "sample")
 STATUSES = ("unresolved", "resolved", "ignored")
 _SUBSTATUSES = {"unresolved": "new", "resolved": None, "ignored": "archived_forever"}
-"""A built issue's substatus: an unresolved issue is made ``new`` (and reads ``ongoing``
-once first seen a week before the server's ``now``), a resolved one has none, an ignored
-one is archived (``infer_substatus`` with no conditions), as on Sentry."""
+"""A built issue's substatus unless chosen: an unresolved issue is made ``new`` (and reads
+``ongoing`` once first seen a week before the server's ``now``), a resolved one has none, an
+ignored one is archived (``infer_substatus`` with no conditions), as on Sentry."""
+_STATUS_SUBSTATUSES: dict[str, tuple[str | None, ...]] = {
+    "unresolved": ("new", "ongoing", "regressed", "escalating"),
+    "ignored": ("archived_until_escalating", "archived_until_condition_met", "archived_forever"),
+    "resolved": (None,),
+}
+"""``GROUP_SUBSTATUS_TO_STATUS_MAP``: the substatuses each status may hold."""
+_AGING = ("regressed", "escalating")
 PRIORITIES = ("high", "medium", "low")
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 _EXC_TYPE = re.compile(r"^([A-Za-z_][\w.]*)\s*:")
@@ -269,12 +276,20 @@ class ProjectBuilder:
         *,
         level: str = "error",
         status: str = "unresolved",
+        substatus: str | None = None,
+        substatus_since: datetime | None = None,
         priority: str = "high",
         events: int = 1,
         payload: Mapping[str, Any] | None = None,
     ) -> IssueBuilder:
         """An issue with ``events`` default events a minute apart, the newest a minute ago.
 
+        ``substatus`` must be one of its ``status``'s (by default ``new`` for an unresolved
+        issue, ``archived_forever`` for an ignored one, none for a resolved one). A ``new``
+        issue is in the inbox (``is:for_review``) for a week after its first event, then
+        reads ``ongoing``; a ``regressed`` or ``escalating`` one the same for a week after
+        ``substatus_since`` (timezone-aware, default the server's ``now``), when its
+        regression or escalation happened, as Sentry's scheduled task moves them.
         ``priority`` is chosen, never derived: a ``"low"`` issue is left out of the default
         issue list (no ``query`` sent), as on Sentry. ``payload`` is merged into the
         issue's JSON (``culprit``, ``metadata``, ``assignedTo``, ...). Add events with
@@ -286,6 +301,16 @@ class ProjectBuilder:
             raise ValueError(f"level must be one of {list(LEVELS)}, got {level!r}")
         if status not in STATUSES:
             raise ValueError(f"status must be one of {list(STATUSES)}, got {status!r}")
+        chosen = _SUBSTATUSES[status] if substatus is None else substatus
+        if chosen not in _STATUS_SUBSTATUSES[status]:
+            raise ValueError(
+                f"substatus must be one of {list(_STATUS_SUBSTATUSES[status])} for a "
+                f"{status} issue, got {substatus!r}"
+            )
+        if substatus_since is not None and chosen not in _AGING:
+            raise ValueError(
+                f"substatus_since is for a regressed or escalating issue, not {chosen!r}"
+            )
         if priority not in PRIORITIES:
             raise ValueError(f"priority must be one of {list(PRIORITIES)}, got {priority!r}")
         if events < 0:
@@ -303,7 +328,8 @@ class ProjectBuilder:
             first_seen=data.now_ts,
             last_seen=data.now_ts,
             status=status,
-            substatus=_SUBSTATUSES[status],
+            substatus=chosen,
+            substatus_since=_timestamp(substatus_since, data.now) if chosen in _AGING else None,
         )
         record.extra["priority"] = priority
         if payload:

@@ -195,6 +195,9 @@ class Dataset:
         self._environments: dict[str, tuple[int, set[str]]] = {}
         self.merged: dict[str, str] = {}
         """A merged issue's id -> the id of the issue it went into (``GroupRedirect``)."""
+        self.merged_slugs: dict[str, str] = {}
+        """A merged issue's id -> its project's slug when merged, kept once the project is
+        renamed (``GroupRedirect.previous_project_slug``)."""
         self._build()
 
     # -- building ---------------------------------------------------------------------------
@@ -227,6 +230,8 @@ class Dataset:
                 for i in range(cfg.issues_per_project):
                     issue_no += 1
                     exc_type, _ = _EXCEPTIONS[rng.randrange(len(_EXCEPTIONS))]
+                    level = _LEVELS[rng.randrange(len(_LEVELS))]
+                    resolved = rng.random() < 0.2
                     issue = IssueRecord(
                         index=i,
                         id=str(5_000_000 + issue_no),
@@ -234,12 +239,12 @@ class Dataset:
                         project=project,
                         title=f"{exc_type}: failure #{issue_no} in handler",
                         exc_type=exc_type,
-                        level=_LEVELS[rng.randrange(len(_LEVELS))],
+                        level=level,
                         first_seen=0.0,
                         last_seen=0.0,
+                        status="resolved" if resolved else "unresolved",
+                        substatus=None if resolved else "new",
                     )
-                    if rng.random() < 0.2:
-                        issue.status, issue.substatus = "resolved", None
                     count = rng.randint(*cfg.events_per_issue)
                     for _ in range(count):
                         event_no += 1
@@ -307,6 +312,9 @@ class Dataset:
         project = self.project(record, old) if record else None
         if record is None or project is None:
             raise KeyError(f"{org}/{old}")
+        for issue in project.issues:
+            if issue.id in self.merged:
+                self.merged_slugs.setdefault(issue.id, project.slug)
         project.slug = new
         record.redirects[old] = new
         for slug, target in record.redirects.items():
@@ -525,6 +533,7 @@ class Dataset:
             "seerFixabilityScore": None,
         }
         body.update(issue.extra)
+        body["inbox"] = issue.inbox_at(self.now_ts)
         if detail:
             body.update(
                 {
@@ -587,7 +596,10 @@ class Dataset:
 
     def invalidate_issue(self, issue: IssueRecord) -> None:
         """Forget what was encoded from the issue: its body, and its events' next/previous
-        links, which an added event moves."""
+        links, which an added event moves; and, once a request changed its status or
+        substatus, that event processing set them."""
+        if issue.made != (issue.status, issue.substatus):
+            issue.made = None
         self._issue_cache.pop(issue.id, None)
         for event in issue.events:
             dropped = self._event_cache.pop((event.event_id, True), None)

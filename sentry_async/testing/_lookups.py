@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import re
-from datetime import datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
 from aiohttp import web
@@ -28,25 +28,150 @@ PAST_LATEST = datetime(9999, 12, 31, 23, 59, 59, tzinfo=timezone.utc).timestamp(
 that leaves them."""
 
 
-def _parse_time(value: str) -> float:
-    """``parse_datetime_string``: an ISO date, else epoch seconds read with
-    ``utcfromtimestamp``, which refuses a year outside 1..9999 (epoch milliseconds, say)."""
-    text = value.strip()
-    try:
-        seconds = float(text)
-    except ValueError:
-        pass
+_ASCII_DIGITS = frozenset("0123456789")
+
+
+def _digits(text: str, at: int, count: int) -> int:
+    """``parse_digits``: ``count`` ASCII digits from ``at``, else ``ValueError``."""
+    chunk = text[at : at + count]
+    if len(chunk) < count or not _ASCII_DIGITS.issuperset(chunk):
+        raise ValueError(text)
+    return int(chunk)
+
+
+def _date_end(text: str) -> int:
+    """``_find_isoformat_datetime_separator``: where the date of ``text`` (7 characters or
+    more) ends, the character after it being the separator, whatever it is."""
+    if len(text) == 7:
+        return 7
+    if text[4] == "-":
+        if text[5] != "W":
+            return 10
+        if len(text) > 8 and text[8] == "-":
+            if len(text) == 9:
+                raise ValueError(text)
+            return 8 if len(text) > 10 and text[10] in _ASCII_DIGITS else 10
+        return 8
+    if text[4] == "W":
+        end = 7
+        while end < len(text) and text[end] in _ASCII_DIGITS:
+            end += 1
+        return end if end < 9 else 7 if end % 2 == 0 else 8
+    return 8
+
+
+def _iso_date(text: str) -> tuple[int, int, int]:
+    """``parse_isoformat_date``: ``YYYY-MM-DD``, ``YYYYMMDD`` or an ISO week date
+    (``YYYY-Www[-D]``, ``YYYYWww[D]``)."""
+    year = _digits(text, 0, 4)
+    dashed = text[4:5] == "-"
+    at = 4 + dashed
+    if text[at : at + 1] == "W":
+        week, at, weekday = _digits(text, at + 1, 2), at + 3, 1
+        if at < len(text):
+            if dashed and text[at] != "-":
+                raise ValueError(text)
+            weekday = _digits(text, at + dashed, 1)
+        try:
+            day = date.fromisocalendar(year, week, weekday)
+        except OverflowError:
+            raise ValueError(text) from None
+        return day.year, day.month, day.day
+    month, at = _digits(text, at, 2), at + 2
+    if dashed:
+        if text[at : at + 1] != "-":
+            raise ValueError(text)
+        at += 1
+    return year, month, _digits(text, at, 2)
+
+
+def _clock(text: str, start: int, end: int) -> tuple[int, int, int, int, bool]:
+    """``parse_hh_mm_ss_ff`` on ``text[start:end]``: ``HH[:?MM[:?SS]][{.,}f...]``, as hours,
+    minutes, seconds and microseconds, and whether characters follow (the C code reads on
+    past ``end``, and so does this)."""
+    parts = [0, 0, 0]
+    at, colons = start, True
+    for index in range(3):
+        parts[index] = _digits(text, at, 2)
+        char = text[at + 2 : at + 3]
+        at += 3
+        if index == 0:
+            colons = char == ":"
+        if at >= end:
+            return parts[0], parts[1], parts[2], 0, char != ""
+        if colons and char == ":":
+            continue
+        if char in (".", ","):
+            break
+        if colons:
+            raise ValueError(text)
+        at -= 1
+    take = min(end - at, 6)
+    micro = _digits(text, at, take) * 10 ** (6 - take)
+    at += take
+    while at < len(text) and text[at] in _ASCII_DIGITS:
+        at += 1
+    return parts[0], parts[1], parts[2], micro, at < len(text)
+
+
+def _iso_datetime(text: str) -> datetime:
+    """``datetime.fromisoformat`` as Python 3.11 and later read it, on any Python: the
+    extended and basic ISO 8601 forms, week dates, any one character between date and time,
+    a fraction of any length (``.`` or ``,``), an offset ``+HH[[:]MM[[:]SS[.f]]]``. Sentry
+    reads ``start`` and ``end`` with it (``parse_iso_timestamp``). ``ValueError`` otherwise."""
+    if len(text) < 7:
+        raise ValueError(text)
+    end = _date_end(text)
+    year, month, day = _iso_date(text[:end])
+    if len(text) <= end:
+        return datetime(year, month, day)
+    clock = text[end + 1 :]
+    if not clock:
+        raise ValueError(text)
+    zone_at = next((i for i, char in enumerate(clock) if char in "Z+-"), len(clock))
+    hour, minute, second, micro, more = _clock(clock, 0, zone_at)
+    zone: timezone | None = None
+    if zone_at == len(clock):
+        if more:
+            raise ValueError(text)
+    elif clock[zone_at] == "Z":
+        if zone_at + 1 != len(clock):
+            raise ValueError(text)
+        zone = timezone.utc
     else:
-        # Not finite, or past what ``utcfromtimestamp`` converts, is refused as well.
+        sign = -1 if clock[zone_at] == "-" else 1
+        hours, minutes, seconds, micros, more = _clock(clock, zone_at + 1, len(clock))
+        if more:
+            raise ValueError(text)
+        # ``tzinfo_from_isoformat_results``: no whole seconds of offset is UTC.
+        offset = sign * (hours * 3600 + minutes * 60 + seconds)
+        zone = timezone.utc
+        if offset:
+            zone = timezone(timedelta(seconds=offset, microseconds=sign * micros))
+    return datetime(year, month, day, hour, minute, second, micro, zone)
+
+
+def _parse_time(value: str) -> float:
+    """``parse_datetime_string``: ``fromisoformat`` with ``Z`` read as ``+00:00`` (a time
+    without an offset is UTC, the servers' zone), converted to UTC; else epoch seconds read
+    with ``utcfromtimestamp``. Either refuses an instant outside years 1..9999 (epoch
+    milliseconds, say); a number past what ``utcfromtimestamp`` converts at all is refused
+    the same way here."""
+    try:
+        moment = _iso_datetime(value.replace("Z", "+00:00"))
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=timezone.utc)
+        seconds = moment.timestamp()
         if EARLIEST <= seconds < PAST_LATEST:
             return seconds
-        raise ApiError(400, f"{value} is not a valid ISO8601 date query")
-    text = re.sub(r"(Z|\+\d\d:\d\d)$", "", text)
-    for fmt in ("%Y-%m-%dT%H:%M:%S.%f", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d"):
-        try:
-            return datetime.strptime(text, fmt).replace(tzinfo=timezone.utc).timestamp()
-        except ValueError:
-            continue
+    except ValueError:
+        pass
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = math.nan
+    if EARLIEST <= seconds < PAST_LATEST:
+        return seconds
     raise ApiError(400, f"{value} is not a valid ISO8601 date query")
 
 
@@ -237,6 +362,22 @@ def _by_short_id(data: Dataset, org: OrgRecord, key: str) -> IssueRecord | None:
     return None
 
 
+def _redirected_short_id(data: Dataset, org: OrgRecord, key: str) -> IssueRecord | None:
+    """``GroupRedirect`` by ``previous_short_id`` and ``previous_project_slug``: the issue a
+    merged-away issue of the org's project of that slug (then) went into."""
+    parsed = _parse_short_id(key)
+    if parsed is None:
+        return None
+    slug, number = parsed
+    for project in org.projects:
+        for issue in project.issues:
+            if issue.number != number or issue.id not in data.merged:
+                continue
+            if data.merged_slugs.get(issue.id, project.slug) == slug:
+                return data.issues_by_id.get(data.merged[issue.id])
+    return None
+
+
 def _issue(request: web.Request, org: OrgRecord) -> IssueRecord:
     key = request.match_info["issue_id"]
     data = _state(request).data
@@ -245,8 +386,9 @@ def _issue(request: web.Request, org: OrgRecord) -> IssueRecord:
         # ``get_group_with_redirect``: a merged issue's id reaches the issue it went into.
         issue = data.issues_by_id.get(data.merged.get(key, key))
     else:
-        # ``get_group_with_redirect`` takes anything else as a qualified short id.
-        issue = _by_short_id(data, org, key)
+        # ``get_group_with_redirect`` takes anything else as a qualified short id, and a
+        # merged issue's short id reaches the issue it went into too.
+        issue = _by_short_id(data, org, key) or _redirected_short_id(data, org, key)
     if issue is None or issue.deleted or issue.project.org is not org:
         raise ApiError(404, "The requested resource does not exist")
     return issue

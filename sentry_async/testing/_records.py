@@ -10,7 +10,13 @@ DEFAULT_PRIORITIES = ("high", "medium")
 """The priorities Sentry's default issue query (no ``query`` sent) keeps."""
 
 NEW_FOR = 7 * 86400.0
-"""``TRANSITION_AFTER_DAYS`` in seconds: how long after its first event an issue is ``new``."""
+"""``TRANSITION_AFTER_DAYS`` in seconds: how long an issue stays ``new`` after its first event
+(``regressed`` or ``escalating`` after it became so) before Sentry's scheduled task moves it
+to ``ongoing``; also how long a ``GroupInbox`` row lives (``auto_remove_inbox``)."""
+
+INBOX_REASONS = {"new": 0, "regressed": 2, "escalating": 5}
+"""``GroupInboxReason`` of the row event processing adds with each substatus (``NEW``,
+``REGRESSION``, ``ESCALATING``)."""
 
 BASE32_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 """Sentry's (``sentry.utils.numbers``): Crockford's, without I, L, O and U."""
@@ -116,6 +122,16 @@ class IssueRecord:
     shows is ``substatus_at(now)``."""
     extra: dict[str, Any] = field(default_factory=dict)
     deleted: bool = False
+    substatus_since: float | None = None
+    """When event processing made the issue ``regressed`` or ``escalating`` (the
+    ``GroupHistory`` row the scheduled task ages it by)."""
+    made: tuple[str, str | None] | None = field(init=False, default=None)
+    """Status and substatus as event processing left them, ``None`` once a request changed
+    them (``Dataset.invalidate_issue``): at the server's ``now``, which never moves, and with
+    no inbox row (``handle_status_update`` adds none)."""
+
+    def __post_init__(self) -> None:
+        self.made = (self.status, self.substatus)
 
     @property
     def short_id(self) -> str:
@@ -127,13 +143,44 @@ class IssueRecord:
     def priority(self) -> str:
         return str(self.extra.get("priority") or ("high", "medium", "low")[self.index % 3])
 
+    def _since(self) -> float | None:
+        """When the unresolved issue's ``new``, ``regressed`` or ``escalating`` substatus
+        began, as the scheduled task reads it: the first event for ``new``; ``None`` for
+        another substatus, or one a request set (at ``now``, which never moves)."""
+        if self.status != "unresolved":
+            return None
+        if self.substatus == "new":
+            return self.first_seen
+        if self.substatus in ("regressed", "escalating") and self.made is not None:
+            return self.substatus_since
+        return None
+
     def substatus_at(self, now: float) -> str | None:
         """The substatus at ``now``: Sentry's every-minute task
-        (``schedule_auto_transition_issues_new_to_ongoing``) has moved an unresolved ``new``
-        issue first seen ``NEW_FOR`` or longer before to ``ongoing``."""
-        if self.status == "unresolved" and self.substatus == "new":
-            return "ongoing" if self.first_seen <= now - NEW_FOR else "new"
+        (``schedule_auto_transition_to_ongoing``) has moved an unresolved ``new`` issue first
+        seen ``NEW_FOR`` or longer before to ``ongoing``, and a ``regressed`` or
+        ``escalating`` one that became so that long before."""
+        since = self._since()
+        if since is not None and since <= now - NEW_FOR:
+            return "ongoing"
         return self.substatus
+
+    def inbox_at(self, now: float) -> dict[str, Any] | None:
+        """The issue's ``GroupInbox`` row at ``now`` (``get_inbox_details``), ``None`` when
+        it has none: the one a request set (``inbox``, resolving, ignoring), else the one
+        event processing added with the substatus (``process_inbox_adds``), gone a week later
+        (``auto_remove_inbox``, and the move to ``ongoing``)."""
+        if "inbox" in self.extra:
+            row: dict[str, Any] | None = self.extra["inbox"]
+            return row
+        since = self._since() if self.made is not None else None
+        if since is None or since <= now - NEW_FOR or self.substatus not in INBOX_REASONS:
+            return None
+        return {
+            "reason": INBOX_REASONS[self.substatus],
+            "reason_details": None,
+            "date_added": _iso(since),
+        }
 
 
 @dataclass(slots=True)

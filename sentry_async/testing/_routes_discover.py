@@ -13,6 +13,7 @@ from aiohttp import web
 
 from ._data import Dataset, EventRecord, OrgRecord
 from ._lookups import (
+    _by_short_id,
     _environments,
     _event_range,
     _org,
@@ -22,7 +23,7 @@ from ._lookups import (
     _time_range,
 )
 from ._paginators import _page
-from ._search import event_value, parse_query, term_matches
+from ._search import Term, event_value, parse_query, term_matches
 from ._state import ApiError, _encode, _json, _state
 
 _FIELD_TYPES = {
@@ -324,6 +325,31 @@ def _event_bounds(request: web.Request, start: float, end: float) -> tuple[float
     return (lower if retained else float(math.floor(start))), float(math.floor(end))
 
 
+def _issue_terms(request: web.Request, org: OrgRecord, terms: list[Term]) -> list[Term]:
+    """``_issue_filter_converter``: an ``issue`` filter is one on ``issue.id``, its short ids
+    looked up in the organization as ``by_qualified_short_id_bulk`` does (the slug in any
+    case, no issue deleted or merged away); ``unknown`` and an empty value (``has:issue``)
+    are "no issue". A short id that names no issue fails the query: a 400 naming them all
+    (``InvalidIssueSearchQuery``; before it, ``InvalidSearchQuery``)."""
+    data = _state(request).data
+    out = []
+    for term in terms:
+        if term.key != "issue":
+            out.append(term)
+            continue
+        short_ids = [value for value in term.values if value and value != "unknown"]
+        ids = ["" for value in term.values if not value or value == "unknown"]
+        found = [_by_short_id(data, org, value) for value in short_ids]
+        issues = [issue for issue in found if issue is not None]
+        if len(issues) < len(found):
+            if _state(request).profile == "older":
+                raise ApiError(400, f"Invalid value '{short_ids}' for 'issue:' filter")
+            raise ApiError(400, f"Issue IDs do not exist: {short_ids}")
+        ids.extend(sorted((issue.id for issue in issues), key=int))
+        out.append(Term("issue.id", tuple(ids), term.negated, term.text))
+    return out
+
+
 def _discover_events(
     request: web.Request, org: OrgRecord, *, bounds: tuple[float, float] | None = None
 ) -> list[EventRecord]:
@@ -340,7 +366,7 @@ def _discover_events(
     if dataset not in _SERVED_DATASETS:
         return []
     data = _state(request).data
-    terms = parse_query(request.query.get("query", ""))
+    terms = _issue_terms(request, org, parse_query(request.query.get("query", "")))
     out = []
     for project in projects:
         for event in project.events:

@@ -361,8 +361,8 @@ def _issue_term(issue: IssueRecord, term: Term, now: float) -> bool | None:
     if term.key == "substatus":
         return (issue.substatus_at(now) in term.values) != term.negated
     if term.key == "is":
-        # for_review: the fake keeps no inbox, so every unresolved issue is in it.
-        return (issue.status == "unresolved") != term.negated
+        # for_review: ``inbox_filter``, the issue has a ``GroupInbox`` row.
+        return (issue.inbox_at(now) is not None) != term.negated
     if term.key == "issue.priority":
         return term_matches(term, issue.priority)
     if term.key == "issue.id":
