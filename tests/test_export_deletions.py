@@ -15,122 +15,44 @@ with its ``projectID``.
 from __future__ import annotations
 
 import io
-import json
 import logging
-from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import timedelta
 from functools import partial
 from pathlib import Path
-from typing import Any
 
 import anyio
 import msgspec
 import pytest
+from _export_staging import (
+    Factory,
+    Meddling,
+    acme,
+    client_of,
+    delete_issue,
+    delete_project,
+    in_step,  # noqa: F401 (a fixture, named by usefixtures)
+    issues_of_alpha,
+    lines,
+    reuse_slug,
+    skipped,
+    totals,
+)
 
 from sentry_async import (
     Forbidden,
     NotFound,
     PaginationError,
-    RetryPolicy,
-    SentryClient,
     ServerError,
 )
 from sentry_async.cli import main
-from sentry_async.export import MANIFEST_NAME, ExportSpec, Manifest, Progress, _runner, export
-from sentry_async.testing import FakeSentry, Fault, SeedConfig
+from sentry_async.export import MANIFEST_NAME, ExportSpec, export
+from sentry_async.testing import Fault, SeedConfig
 
-Factory = Callable[..., Awaitable[FakeSentry]]
-FAST = RetryPolicy(attempts=2, backoff_base=0.01, backoff_max=0.05)
 TOKEN = "sntrys_deletions-test-token-92eb5ffee6ae2fec3ad71c777531578f"
-TOTALS = ("title", "count()")
-
-
-def _client(server: FakeSentry) -> SentryClient:
-    return server.client(retry=FAST)
-
-
-def _lines(path: Path) -> list[Any]:
-    return [json.loads(line) for line in path.read_bytes().splitlines()]
-
-
-class _Meddling(Progress):
-    """Progress that changes the server once, after ``after`` pages were written (``0``:
-    once the export is planned, before any stream); with ``stream``, pages with items of
-    the streams whose key starts with it."""
-
-    def __init__(
-        self, kind: str, change: Callable[[], None], *, after: int = 0, stream: str = ""
-    ) -> None:
-        super().__init__(kind)
-        self._change: Callable[[], None] | None = change
-        self._after = after
-        self._stream = stream
-
-    def _maybe_change(self) -> None:
-        if self._change is not None and self._after <= 0:
-            self._change()
-            self._change = None
-
-    def begin(self, **counts: Any) -> None:
-        self._maybe_change()
-        super().begin(**counts)
-
-    def page(self, stream: str, **counts: Any) -> None:
-        super().page(stream, **counts)
-        if not self._stream or (stream.startswith(self._stream) and counts["items"]):
-            self._after -= 1
-            self._maybe_change()
-
-
-async def _acme(factory: Factory, **options: Any) -> tuple[FakeSentry, dict[str, str]]:
-    """``alpha``, ``gone`` and ``zeta``, each with three issues of two events; returns
-    slug -> project id."""
-    server = await factory(scale=SeedConfig(orgs=0), **options)
-    org = server.builder.add_organization("acme")
-    ids = {}
-    for slug in ("alpha", "gone", "zeta"):
-        project = org.add_project(slug)
-        for n in range(3):
-            project.add_issue(f"Boom {slug} {n}", events=2)
-        ids[slug] = project.id
-    return server, ids
-
-
-def _delete_project(server: FakeSentry, slug: str) -> None:
-    """The project pending deletion: off the projects list, 404 on its paths, 403 by id."""
-    org = server.data.org("acme")
-    assert org is not None
-    org.projects[:] = [p for p in org.projects if p.slug != slug]
-
-
-def _reuse_slug(server: FakeSentry, slug: str, events: int = 4) -> str:
-    """The project deleted and a new one made with its slug, with ``events`` events of its
-    own in the export's range; returns the new project's id."""
-    _delete_project(server, slug)
-    project = server.builder.organization("acme").add_project(slug)
-    for n in range(events // 2):
-        project.add_issue(f"Impostor {n}", events=2)
-    return project.id
-
-
-def _skipped(manifest: Manifest) -> list[tuple[str | None, str | None]]:
-    return [(s.id, s.slug) for s in manifest.skipped]
-
-
-@pytest.fixture
-def in_step(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A stream running alone asks for its next page only once the last one is written, so
-    that a change made after a page is written is met by the very next page."""
-    monkeypatch.setattr(_runner, "ALONE_READ_AHEAD", 0)
 
 
 # -- 1. a project of a Discover-totals export deleted while it runs ---------------------------
-
-
-def _totals(**options: Any) -> ExportSpec:
-    options.setdefault("period", "3d")
-    return ExportSpec(kind="discover", org="acme", fields=TOTALS, **options)
 
 
 @pytest.mark.parametrize("after", [0, 1])
@@ -138,22 +60,22 @@ def _totals(**options: Any) -> ExportSpec:
 async def test_totals_go_on_over_the_projects_left_when_one_is_deleted(
     fake_sentry_factory: Factory, tmp_path: Path, named: bool, after: int
 ) -> None:
-    server, ids = await _acme(fake_sentry_factory)
+    server, ids = await acme(fake_sentry_factory)
     projects = ("alpha", "gone", "zeta") if named else None
-    spec = _totals(projects=projects, page_size=2)
+    spec = totals(projects=projects, page_size=2)
     out = tmp_path / "out"
-    progress = _Meddling("discover", lambda: _delete_project(server, "gone"), after=after)
-    async with _client(server) as client:
+    progress = Meddling("discover", lambda: delete_project(server, "gone"), after=after)
+    async with client_of(server) as client:
         with anyio.fail_after(30):
             manifest = await export(client, spec, out, progress=progress, now=server.now)
             await export(
                 client, replace(spec, projects=("alpha", "zeta")), tmp_path / "ref", now=server.now
             )
-    assert _skipped(manifest) == [(ids["gone"], "gone")]
+    assert skipped(manifest) == [(ids["gone"], "gone")]
     assert "no longer" in manifest.skipped[0].error
-    rows = _lines(out / "aggregates.jsonl")
+    rows = lines(out / "aggregates.jsonl")
     # The totals over the projects left, each row once: none counted the deleted project.
-    assert rows == _lines(tmp_path / "ref" / "aggregates.jsonl")
+    assert rows == lines(tmp_path / "ref" / "aggregates.jsonl")
     assert len(rows) == 6 and not any("gone" in row["title"] for row in rows)
     assert manifest.items == len(rows)
 
@@ -165,18 +87,18 @@ async def test_totals_as_a_table_start_over_without_the_rows_written(
 ) -> None:
     if format == "parquet":
         pytest.importorskip("pyarrow.parquet")
-    server, ids = await _acme(fake_sentry_factory)
+    server, ids = await acme(fake_sentry_factory)
     projects = ("alpha", "gone", "zeta") if named else None
-    spec = _totals(projects=projects, page_size=2, format=format)
+    spec = totals(projects=projects, page_size=2, format=format)
     out = tmp_path / "out"
-    progress = _Meddling("discover", lambda: _delete_project(server, "gone"), after=1)
-    async with _client(server) as client:
+    progress = Meddling("discover", lambda: delete_project(server, "gone"), after=1)
+    async with client_of(server) as client:
         with anyio.fail_after(30):
             manifest = await export(client, spec, out, progress=progress, now=server.now)
             await export(
                 client, replace(spec, projects=("alpha", "zeta")), tmp_path / "ref", now=server.now
             )
-    assert _skipped(manifest) == [(ids["gone"], "gone")]
+    assert skipped(manifest) == [(ids["gone"], "gone")]
     [written] = [file.path for file in manifest.files]
     if format == "csv":
         text = (out / written).read_text()
@@ -194,21 +116,21 @@ async def test_totals_as_a_table_start_over_without_the_rows_written(
 async def test_a_resumed_totals_export_gets_past_a_project_deleted_since(
     fake_sentry_factory: Factory, tmp_path: Path
 ) -> None:
-    server, ids = await _acme(fake_sentry_factory)
-    spec = _totals(projects=("alpha", "gone", "zeta"), page_size=2)
+    server, ids = await acme(fake_sentry_factory)
+    spec = totals(projects=("alpha", "gone", "zeta"), page_size=2)
     out = tmp_path / "out"
     fault = server.faults.add(Fault("status", path="/events/", after=1, times=None))
-    async with _client(server) as client:
+    async with client_of(server) as client:
         with anyio.fail_after(30), pytest.raises(ServerError):
             await export(client, spec, out, now=server.now)
         fault.times = fault.fired
-        _delete_project(server, "gone")
+        delete_project(server, "gone")
         with anyio.fail_after(30):
             manifest = await export(client, spec, out, resume=True, now=server.now)
             again = await export(client, spec, out, resume=True, now=server.now)
     assert manifest.runs == 2 and again == manifest
-    assert _skipped(manifest) == [(ids["gone"], "gone")]
-    rows = _lines(out / "aggregates.jsonl")
+    assert skipped(manifest) == [(ids["gone"], "gone")]
+    rows = lines(out / "aggregates.jsonl")
     assert len(rows) == 6 and not any("gone" in row["title"] for row in rows)
     on_disk = msgspec.json.decode((out / MANIFEST_NAME).read_bytes())
     assert on_disk["skipped"][0]["slug"] == "gone"
@@ -217,10 +139,10 @@ async def test_a_resumed_totals_export_gets_past_a_project_deleted_since(
 async def test_totals_over_a_project_still_listed_that_answers_403_stay_an_error(
     fake_sentry_factory: Factory, tmp_path: Path
 ) -> None:
-    server, _ = await _acme(fake_sentry_factory)
+    server, _ = await acme(fake_sentry_factory)
     server.faults.add(Fault("status", path="/events/", status=403, times=None))
-    spec = _totals(projects=("alpha", "gone", "zeta"))
-    async with _client(server) as client:
+    spec = totals(projects=("alpha", "gone", "zeta"))
+    async with client_of(server) as client:
         with anyio.fail_after(30), pytest.raises(Forbidden):
             await export(client, spec, tmp_path / "out", now=server.now)
 
@@ -228,42 +150,30 @@ async def test_totals_over_a_project_still_listed_that_answers_403_stay_an_error
 # -- 2. an issue of an --issue export deleted while it runs ---------------------------------
 
 
-async def _issues(factory: Factory, **options: Any) -> tuple[FakeSentry, list[str]]:
-    """Three issues of project ``alpha``, with five events each; returns their ids."""
-    server = await factory(scale=SeedConfig(orgs=0), **options)
-    project = server.builder.add_organization("acme").add_project("alpha")
-    return server, [project.add_issue(f"Boom {n}", events=5).id for n in range(3)]
-
-
-def _delete_issue(server: FakeSentry, issue: str) -> None:
-    """The issue pending deletion: 404 on its details and its events."""
-    server.data.issues_by_id[issue].deleted = True
-
-
 @pytest.mark.parametrize("concurrency", [1, 4])
 @pytest.mark.parametrize("after", [0, 1])
 async def test_an_issue_deleted_during_the_export_is_recorded_and_the_rest_exported(
     fake_sentry_factory: Factory, tmp_path: Path, after: int, concurrency: int
 ) -> None:
-    server, issues = await _issues(fake_sentry_factory)
+    server, issues = await issues_of_alpha(fake_sentry_factory)
     doomed = issues[0] if after else issues[1]
     spec = ExportSpec(kind="events", org="acme", issues=tuple(issues), period="3d", page_size=2)
     out = tmp_path / "out"
-    progress = _Meddling("events", lambda: _delete_issue(server, doomed), after=after)
-    async with _client(server) as client:
+    progress = Meddling("events", lambda: delete_issue(server, doomed), after=after)
+    async with client_of(server) as client:
         with anyio.fail_after(30):
             manifest = await export(
                 client, spec, out, concurrency=concurrency, progress=progress, now=server.now
             )
             again = await export(client, spec, out, resume=True, now=server.now)
-    assert _skipped(manifest) == [(doomed, None)]
+    assert skipped(manifest) == [(doomed, None)]
     assert "issue" in manifest.skipped[0].error and "no longer" in manifest.skipped[0].error
     assert again.skipped == manifest.skipped
     for issue in issues:
         if issue != doomed:
-            assert len(_lines(out / f"issue-{issue}.jsonl")) == 5
+            assert len(lines(out / f"issue-{issue}.jsonl")) == 5
     # What the deleted issue's stream wrote before stays, each event once.
-    kept = [row["id"] for row in _lines(out / f"issue-{doomed}.jsonl")] if after else []
+    kept = [row["id"] for row in lines(out / f"issue-{doomed}.jsonl")] if after else []
     assert len(kept) == len(set(kept)) <= 5
     # Asked once (per stream under way): its other windows end without a request.
     asked = [r for r in server.requests if f"/issues/{doomed}/events/" in r.path]
@@ -273,30 +183,30 @@ async def test_an_issue_deleted_during_the_export_is_recorded_and_the_rest_expor
 async def test_a_resumed_issue_export_gets_past_an_issue_deleted_since(
     fake_sentry_factory: Factory, tmp_path: Path
 ) -> None:
-    server, issues = await _issues(fake_sentry_factory)
+    server, issues = await issues_of_alpha(fake_sentry_factory)
     spec = ExportSpec(kind="events", org="acme", issues=tuple(issues), period="3d", page_size=2)
     out = tmp_path / "out"
     fault = server.faults.add(Fault("status", path="/events/", after=1, times=None))
-    async with _client(server) as client:
+    async with client_of(server) as client:
         with anyio.fail_after(30), pytest.raises(ServerError):
             await export(client, spec, out, concurrency=1, now=server.now)
         fault.times = fault.fired
-        _delete_issue(server, issues[0])
+        delete_issue(server, issues[0])
         with anyio.fail_after(30):
             manifest = await export(client, spec, out, resume=True, now=server.now)
     assert manifest.runs == 2
-    assert _skipped(manifest) == [(issues[0], None)]
-    assert all(len(_lines(out / f"issue-{issue}.jsonl")) == 5 for issue in issues[1:])
+    assert skipped(manifest) == [(issues[0], None)]
+    assert all(len(lines(out / f"issue-{issue}.jsonl")) == 5 for issue in issues[1:])
 
 
 async def test_an_issue_still_there_whose_events_answer_404_stays_an_error(
     fake_sentry_factory: Factory, tmp_path: Path
 ) -> None:
-    server, issues = await _issues(fake_sentry_factory)
+    server, issues = await issues_of_alpha(fake_sentry_factory)
     server.faults.add(Fault("status", path=f"/issues/{issues[1]}/events/", status=404, times=None))
     spec = ExportSpec(kind="events", org="acme", issues=tuple(issues), period="3d")
     out = tmp_path / "out"
-    async with _client(server) as client:
+    async with client_of(server) as client:
         for resume in (False, True):
             with anyio.fail_after(30), pytest.raises(NotFound):
                 await export(client, spec, out, resume=resume, concurrency=1, now=server.now)
@@ -308,7 +218,7 @@ async def test_the_cli_exits_0_and_counts_the_issues_skipped(
     fake_sentry_factory: Factory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("SENTRY_AUTH_TOKEN", raising=False)
-    server, issues = await _issues(fake_sentry_factory, token=TOKEN)
+    server, issues = await issues_of_alpha(fake_sentry_factory, token=TOKEN)
     token = tmp_path / "token"
     token.write_text(TOKEN)
     out = tmp_path / "o"
@@ -321,7 +231,7 @@ async def test_the_cli_exits_0_and_counts_the_issues_skipped(
         code = await anyio.to_thread.run_sync(partial(main, argv, stdout=stdout, stderr=stderr))
     assert code == 1, stderr.getvalue()
     fault.times = fault.fired
-    _delete_issue(server, issues[2])
+    delete_issue(server, issues[2])
     stdout, stderr = io.StringIO(), io.StringIO()
     with anyio.fail_after(30):
         code = await anyio.to_thread.run_sync(
@@ -341,22 +251,22 @@ async def test_the_cli_exits_0_and_counts_the_issues_skipped(
 async def test_a_slug_taken_by_a_new_project_does_not_export_the_new_project(
     fake_sentry_factory: Factory, tmp_path: Path, kind: str, after: int
 ) -> None:
-    server, ids = await _acme(fake_sentry_factory)
+    server, ids = await acme(fake_sentry_factory)
     spec = ExportSpec(kind=kind, org="acme", period="3d", page_size=2)  # type: ignore[arg-type]
     out = tmp_path / "out"
     new: list[str] = []
-    progress = _Meddling(kind, lambda: new.append(_reuse_slug(server, "gone")), after=after)
-    async with _client(server) as client:
+    progress = Meddling(kind, lambda: new.append(reuse_slug(server, "gone")), after=after)
+    async with client_of(server) as client:
         with anyio.fail_after(30):
             manifest = await export(
                 client, spec, out, concurrency=1, progress=progress, now=server.now
             )
     assert new and new[0] != ids["gone"]
-    assert _skipped(manifest) == [(ids["gone"], "gone")]
-    rows = _lines(out / "gone.jsonl") if (out / "gone.jsonl").exists() else []
+    assert skipped(manifest) == [(ids["gone"], "gone")]
+    rows = lines(out / "gone.jsonl") if (out / "gone.jsonl").exists() else []
     assert not any("Impostor" in str(row.get("title")) for row in rows), rows
     for slug in ("alpha", "zeta"):
-        assert _lines(out / f"{slug}.jsonl")
+        assert lines(out / f"{slug}.jsonl")
 
 
 @pytest.mark.parametrize("events", [4, 2])
@@ -366,22 +276,22 @@ async def test_a_slug_taken_while_its_project_is_exported_keeps_what_it_wrote(
 ) -> None:
     """The new project's events come on the next page (4), or none do though the page
     before said more would come (2: the new project has no third event)."""
-    server, ids = await _acme(fake_sentry_factory)
+    server, ids = await acme(fake_sentry_factory)
     spec = ExportSpec(kind="events", org="acme", period="3d", page_size=2)
     out = tmp_path / "out"
     original = server.data.event_ids("acme", "gone")
-    progress = _Meddling(
-        "events", lambda: _reuse_slug(server, "gone", events), after=1, stream="gone@"
+    progress = Meddling(
+        "events", lambda: reuse_slug(server, "gone", events), after=1, stream="gone@"
     )
     caplog.set_level(logging.WARNING, "sentry_async.export")
-    async with _client(server) as client:
+    async with client_of(server) as client:
         with anyio.fail_after(30):
             manifest = await export(
                 client, spec, out, concurrency=1, progress=progress, now=server.now
             )
-    assert _skipped(manifest) == [(ids["gone"], "gone")]
+    assert skipped(manifest) == [(ids["gone"], "gone")]
     assert "no longer in the organization's projects list" in manifest.skipped[0].error
-    rows = _lines(out / "gone.jsonl")
+    rows = lines(out / "gone.jsonl")
     # The page written before the slug was taken, and nothing of the new project.
     assert len(rows) == 2 and {row["id"] for row in rows} <= set(original)
     assert all(row["projectID"] == ids["gone"] for row in rows)
@@ -393,7 +303,7 @@ async def test_a_slug_taken_while_its_project_is_exported_keeps_what_it_wrote(
 async def test_a_project_renamed_while_its_old_slug_is_taken_is_read_at_its_new_slug(
     fake_sentry_factory: Factory, tmp_path: Path, concurrency: int
 ) -> None:
-    server, ids = await _acme(fake_sentry_factory)
+    server, ids = await acme(fake_sentry_factory)
     # Events in every window, so that several of its streams meet the new project.
     issue = server.builder.organization("acme").project("gone").add_issue("Daily", events=0)
     for day in range(3):
@@ -412,14 +322,14 @@ async def test_a_project_renamed_while_its_old_slug_is_taken_is_read_at_its_new_
         for day in range(3):
             taken.add_event(timestamp=server.now - timedelta(days=day, minutes=40))
 
-    progress = _Meddling("events", rename_and_take, after=1, stream="gone@")
-    async with _client(server) as client:
+    progress = Meddling("events", rename_and_take, after=1, stream="gone@")
+    async with client_of(server) as client:
         with anyio.fail_after(30):
             manifest = await export(
                 client, spec, out, concurrency=concurrency, progress=progress, now=server.now
             )
     assert manifest.skipped == []
-    rows = _lines(out / "gone.jsonl")
+    rows = lines(out / "gone.jsonl")
     assert sorted(row["id"] for row in rows) == sorted(original)
     assert all(row["projectID"] == ids["gone"] for row in rows)
 
@@ -435,7 +345,7 @@ async def test_events_of_another_project_at_a_slug_the_list_still_gives_stop_the
     odd.add_event(timestamp=server.now - timedelta(seconds=10), payload={"projectID": "999999"})
     spec = ExportSpec(kind="events", org="acme", period="3d", window=None)
     out = tmp_path / "out"
-    async with _client(server) as client:
+    async with client_of(server) as client:
         with anyio.fail_after(30), pytest.raises(PaginationError, match="project 999999"):
             await export(client, spec, out, now=server.now)
     assert not (out / "alpha.jsonl").exists() or not (out / "alpha.jsonl").read_bytes()

@@ -33,6 +33,8 @@ DOCUMENTED = {
     ("export/_runner.py", "warning", "skipping issue"): "an issue skipped",
     ("export/_runner.py", "warning", "%s: project %r (id %s) is now %r"):
         "a project read at its new slug",
+    ("export/_runner.py", "warning", "totals over every project may count"):
+        "totals asked for every project",
     ("export/_export.py", "warning", "overlap %s: this run looks back only"):
         "an incremental run that looks back less than its overlap",
     ("export/_runner.py", "warning", "%s: the server cannot serve this window"):

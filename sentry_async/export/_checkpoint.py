@@ -22,6 +22,7 @@ from typing import Annotated, Protocol, TypeVar
 import msgspec
 
 from .._protocol.cursors import Position
+from .._protocol.params import check_slug
 from ._errors import CheckpointError
 from ._writer import atomic_write, read_no_follow
 
@@ -61,7 +62,7 @@ class ProjectRef(msgspec.Struct, frozen=True):
     file: str | None = None
 
 
-class SkippedProject(msgspec.Struct, frozen=True):
+class SkippedProject(msgspec.Struct, frozen=True, omit_defaults=True):
     """A project (or, in an issue export, an issue: its id, no slug) that is not exported,
     and why: an unusable slug or row, no access to it (``hasAccess: false`` in a
     closed-membership org), or gone while it was exported. Shown with the token blanked
@@ -70,6 +71,9 @@ class SkippedProject(msgspec.Struct, frozen=True):
     id: str | None
     slug: str | None
     error: str
+    merged_into: str | None = None
+    """An issue merged into another while exported: that issue's id (Sentry answers the
+    merged issue's id with it, and its events are that issue's now). Left out when none."""
 
 
 def check_whole_pages(stream: str, position: Position) -> None:
@@ -114,6 +118,12 @@ class StreamState(msgspec.Struct, kw_only=True):
     ended: Count | None = None
     """Its file's length once its last page was written: set only when its walk reached
     its end, so a stream marked done by hand has none."""
+    unconfirmed: str | None = None
+    """A project's events window whose first page came back empty when asked at this
+    slug: an empty page does not say whose it is, and Sentry answers a slug with the
+    project that holds it now. Checked against the projects list once the streams are done
+    (read again if the project is elsewhere by then); ``None`` once checked, and for any
+    other stream."""
 
     @property
     def position(self) -> Position:
@@ -166,6 +176,10 @@ class Checkpoint(msgspec.Struct, kw_only=True):
     updated_at: str
     runs: Count = 1
     complete: bool = False
+    moved: dict[str, str] = {}
+    """Project id -> the slug it was found renamed to while exported, where reads (a
+    resume's too) go instead of its planned ``slug``, which still names its file. Sentry
+    frees a renamed project's old slug for any project to take."""
     records_ends: bool = True
     """Whether every stream done records where its walk ended (``ended``): false for an
     export begun by an earlier version, whose streams done then are taken as they are."""
@@ -223,6 +237,15 @@ def _check_values(checkpoint: Checkpoint) -> str | None:
         problem = None if project.file is None else check_file_name(project.file)
         if problem is not None:
             return f"the file name {project.file!r} {problem}"
+    planned = {project.id for project in checkpoint.projects}
+    for project_id, slug in checkpoint.moved.items():
+        # Sent in the path of every read of the project.
+        if project_id not in planned:
+            return f"it moves the project {project_id!r}, which is not one of its projects"
+        try:
+            check_slug(slug, "project")
+        except ValueError as exc:
+            return f"project {project_id!r} moved to {slug!r}: {exc}"
     for label, text in (("start", checkpoint.start), ("end", checkpoint.end)):
         if _parse_stamp(text) is None:
             return f"{label} {text!r} is not an ISO UTC time"

@@ -78,7 +78,8 @@ class Manifest(msgspec.Struct, kw_only=True):
     """Projects left out, each with the reason (an unusable slug, no access; or deleted, or
     no longer accessible, while exported: what their streams wrote until then stays, but
     totals are counted again without them); the others are exported. In an export of
-    issues, the issues deleted while exported (by id, without a slug)."""
+    issues, the issues deleted, or merged into another (``merged_into``), while exported
+    (by id, without a slug)."""
     outside_retention: str | None = None
     """The end of the windows that lay wholly before the organization's retention when
     asked for (nothing of them exported), or ``None``. Sentry serves a window reaching into

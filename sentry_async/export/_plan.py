@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
 import msgspec
 
-from .._protocol.params import check_slug
+from .._protocol.params import URL_BUDGET, check_slug, issue_id, time_range
 from ..client import SentryClient
 from ..errors import NotFound
 from ..pagination import Paginator, Position
@@ -27,7 +27,9 @@ __all__ = [
     "AGGREGATES_STEM",
     "EVERY_PROJECT",
     "NO_ACCESS",
+    "event_group",
     "event_project",
+    "every_project_target",
     "pin_range",
     "plan",
     "project_ref",
@@ -41,9 +43,13 @@ AGGREGATES_STEM = "aggregates"
 """The one stream (and file stem) of a Discover export with aggregate fields."""
 
 EVERY_PROJECT = "-1"
-"""The target of totals over every project: Discover's ``project=-1``, every project the
-user can access when asked (a list of every id would pass the 8 KB a request line may
-take in front of Sentry)."""
+"""The target of totals over every project whose ids do not fit in a request line (the
+8 KB nginx takes in front of Sentry): Discover's ``project=-1``, every project the user
+can access when each page is asked for, those created since the plan included."""
+
+_TOTALS_ROOM = 200
+"""Bytes of a totals request line kept for what the plan does not know: the cursor, and
+the client's own parameters."""
 
 
 class _ProjectRow(msgspec.Struct):
@@ -57,21 +63,34 @@ _project_decoder = msgspec.json.Decoder(_ProjectRow)
 
 class _EventRow(msgspec.Struct):
     project_id: Any = msgspec.field(default=None, name="projectID")
+    group_id: Any = msgspec.field(default=None, name="groupID")
 
 
 _event_decoder = msgspec.json.Decoder(_EventRow)
 
 
-def event_project(item: msgspec.Raw | bytes) -> str | None:
-    """The ``projectID`` of an event as the events lists send it, ``None`` if it has none
-    (or is no object): whose events a page holds, every item of it being one project's."""
+def _event_owner(item: msgspec.Raw | bytes, project: bool) -> str | None:
+    """The project (``projectID``) or issue (``groupID``) an event names, as text."""
     try:
-        value = _event_decoder.decode(item).project_id
+        row = _event_decoder.decode(item)
     except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError):
         return None
+    value = row.project_id if project else row.group_id
     if isinstance(value, bool) or not isinstance(value, (str, int)):
         return None
     return str(value)
+
+
+def event_project(item: msgspec.Raw | bytes) -> str | None:
+    """The ``projectID`` of an event as the events lists send it, ``None`` if it has none
+    (or is no object): whose events a page holds, every item of it being one project's."""
+    return _event_owner(item, project=True)
+
+
+def event_group(item: msgspec.Raw | bytes) -> str | None:
+    """The ``groupID`` (issue id) of an event as an issue's events list sends it, ``None``
+    if it has none: whose events the page holds, every item of it being one issue's."""
+    return _event_owner(item, project=False)
 
 
 NO_ACCESS = (
@@ -154,7 +173,11 @@ async def plan(
         targets = [_Target(stems[project.id], project.id) for project in projects]
     whole = spec.kind == "issues" or aggregates
     if aggregates:
-        ids = EVERY_PROJECT if spec.projects is None else ",".join(p.id for p in projects)
+        ids = ",".join(p.id for p in projects)
+        if spec.projects is None:
+            # The projects planned, not those there when each page is asked for.
+            base = _totals_line(client, spec, start, end)
+            ids = every_project_target([p.id for p in projects], base_length=base)
         targets = [_Target(AGGREGATES_STEM, ids)]
     windows = split_windows(start, end, None if whole else spec.window_size())
     streams: dict[str, StreamState] = {}
@@ -189,19 +212,50 @@ async def plan(
     )
 
 
+def every_project_target(ids: Sequence[str], *, base_length: int) -> str:
+    """The ``project=`` of totals over every project planned: their ids, when they fit in
+    a request line whose other parts take ``base_length`` bytes; else :data:`EVERY_PROJECT`
+    (which counts the projects there when each page is asked for)."""
+    length = base_length + sum(len("&project=") + len(project) for project in ids)
+    return ",".join(ids) if ids and length <= URL_BUDGET else EVERY_PROJECT
+
+
+def _totals_line(client: SentryClient, spec: ExportSpec, start: datetime, end: datetime) -> int:
+    """The bytes of a totals request line (path and query) without its project ids."""
+    url = client.url_for("/organizations/{org}/events/", {"org": spec.org})
+    sort = [key for key in ("-timestamp", "id") if key.lstrip("-") in spec.fields]
+    query = [("field", field) for field in spec.fields] + [("sort", key) for key in sort]
+    if spec.query is not None:
+        query.append(("query", spec.query))
+    query += [*time_range(start=start, end=end).items(), ("per_page", str(spec.page_size))]
+    return len(url.with_query(query).raw_path_qs) + _TOTALS_ROOM
+
+
 async def check_issues(client: SentryClient, org: str, issues: Sequence[str]) -> None:
     """Refuse issues the organization does not have before anything is written: found
-    later, a stream's 404 would name a request's URL, not the issue asked for."""
+    later, a stream's 404 would name a request's URL, not the issue asked for. An issue
+    merged into another is refused too: Sentry answers its id with the issue it went into
+    (``GroupRedirect``), whose events are not the ones asked for."""
     missing = []
+    merged = []
     for issue in issues:
         try:
-            await client.issues.get(org, issue)
+            found = await client.issues.get(org, issue)
         except NotFound:
             missing.append(issue)
+            continue
+        if found.id != issue_id(issue):
+            merged.append(f"{issue} (merged into {found.id})")
+    problems = []
     if missing:
-        raise UnknownProjectError(
-            f"unknown issue(s) in organization {org!r}: {', '.join(missing)}"
+        problems.append(f"unknown issue(s) in organization {org!r}: {', '.join(missing)}")
+    if merged:
+        problems.append(
+            f"issue(s) of organization {org!r} merged into another, whose events theirs "
+            f"are now: {', '.join(merged)}; export that issue instead"
         )
+    if problems:
+        raise UnknownProjectError(client._redact("; ".join(problems)))
 
 
 async def resolve_projects(
@@ -285,10 +339,12 @@ def _redacted(client: SentryClient, project: SkippedProject) -> SkippedProject:
     )
 
 
-def request_slugs(projects: list[ProjectRef]) -> dict[str, str]:
-    """Project id -> what to send for it: its slug, or its id when two share the slug."""
-    shared = Counter(p.slug for p in projects)
-    return {p.id: p.slug if shared[p.slug] == 1 else p.id for p in projects}
+def request_slugs(projects: list[ProjectRef], moved: Mapping[str, str]) -> dict[str, str]:
+    """Project id -> what to send for it: its slug (the one it was found ``moved`` to, if
+    any), or its id when two share the slug."""
+    slugs = {p.id: moved.get(p.id, p.slug) for p in projects}
+    shared = Counter(slugs.values())
+    return {project: slug if shared[slug] == 1 else project for project, slug in slugs.items()}
 
 
 def stream_pages(

@@ -169,6 +169,12 @@ class Progress:
         self.streams_done += 1
         self._notify()
 
+    def again(self, streams: int) -> None:
+        """``streams`` counted done are walked again (their windows read where their project
+        is now): more to do."""
+        self.streams_total += streams
+        self._notify()
+
     def part_done(self) -> None:
         """A part of a split stream finished; the stream goes on with its next part."""
         self.streams_done += 1

@@ -36,6 +36,7 @@ import anyio
 import msgspec
 
 from .._protocol.cursors import DEFAULT_MAX_STALE_PAGES
+from .._protocol.params import issue_id
 from .._text import printable
 from ..client import SentryClient
 from ..errors import (
@@ -78,6 +79,7 @@ from ._lock import DirLock
 from ._manifest import Manifest, build_manifest, load_manifest, save_manifest
 from ._plan import (
     EVERY_PROJECT,
+    event_group,
     event_project,
     pin_range,
     plan,
@@ -107,6 +109,11 @@ MAX_STALE_PAGES = DEFAULT_MAX_STALE_PAGES
 ``max_stale_pages``: a server may send fresh cursors over items already written, in
 bodies that differ, which the walk itself cannot tell from new ones."""
 
+MAX_EMPTY_CHECKS = 4
+"""Times the empty windows of a run are checked against the projects list (and those read
+where their project no longer is read again at its new slug) before the run stops: only a
+project renamed again between every two checks needs more."""
+
 ALONE_READ_AHEAD = 2
 """Pages a stream that runs alone reads ahead of the writer. With room for two, its next
 request leaves before a page's body is decoded, so the server works on the next page while
@@ -127,9 +134,11 @@ _Verdict = Literal["write", "again", "gone"]
 """What becomes of a page checked before it is written: written, asked again (at its
 project's new slug), or not written (what it exports is gone)."""
 
-_Item = tuple[StreamState, Page[msgspec.Raw], Position] | Split | Expired | _Gone
-"""A page of a stream with its walk's position after it, a window split in two, one
-wholly before the organization's retention, or a stream whose project or issue is gone."""
+_Item = tuple[StreamState, Page[msgspec.Raw], Position, str | None] | Split | Expired | _Gone
+"""A page of a stream with its walk's position after it (and, for a project's empty
+window, the slug it was asked at: see ``StreamState.unconfirmed``), a window split in two,
+one wholly before the organization's retention, or a stream whose project or issue is
+gone."""
 
 
 @dataclass(slots=True)
@@ -163,6 +172,11 @@ class _Run:
     gone: dict[str, str] = field(default_factory=dict)
     """Project (or issue) id -> why it can no longer be exported: its other streams end
     unasked, and totals leave it out."""
+    merged: dict[str, str] = field(default_factory=dict)
+    """Issue id -> the issue it was merged into while exported (one of ``gone``)."""
+    told_unplanned: bool = False
+    """Whether totals asked for every project said they may count projects created since
+    the plan (once a run)."""
 
 
 class Exporter:
@@ -358,8 +372,36 @@ class Exporter:
         else:
             planned = {project.id for project in checkpoint.projects}
         run.gone = {p.id: p.error for p in checkpoint.skipped if p.id in planned and p.id}
-        run.open_streams = Counter(state.file for state in pending)
         run.last_commit = time.monotonic()
+        failed = True
+        try:
+            for _ in range(MAX_EMPTY_CHECKS):
+                await self._walk_streams(checkpoint, pending)
+                pending = await self._confirm_empty(checkpoint)
+                if not pending:
+                    break
+                self.progress.again(len(pending))
+            else:
+                raise PaginationError(
+                    f"{', '.join(sorted({state.key for state in pending}))}: their project "
+                    f"was renamed again each of the {MAX_EMPTY_CHECKS} times its empty "
+                    "windows were checked; stopping (a resume reads them again)"
+                )
+            failed = False
+        finally:
+            with anyio.CancelScope(shield=True):
+                try:
+                    await self._commit()
+                finally:
+                    # A file that fails to close after a failure must not hide it.
+                    await run.files.close_all(failed=failed)
+
+    async def _walk_streams(self, checkpoint: Checkpoint, pending: list[StreamState]) -> None:
+        """Walk ``pending`` to their ends: one at a time, in lanes, or side by side."""
+        if not pending:
+            return
+        run = self._run
+        run.open_streams = Counter(state.file for state in pending)
         lanes: dict[str, list[StreamState]] | None = None
         if self._cuts_rows:
             # A stream begun before a stop goes first: its rows end its file.
@@ -369,22 +411,51 @@ class Exporter:
                 lanes.setdefault(state.file, []).append(state)
         alone = min(self.concurrency, len(pending if lanes is None else lanes)) == 1
         run.read_ahead = ALONE_READ_AHEAD if alone else 0
-        failed = True
-        try:
-            if alone:
-                await self._one_at_a_time(checkpoint, pending)
-            elif lanes is not None:
-                await self._in_lanes(checkpoint, lanes)
-            else:
-                await self._side_by_side(checkpoint, pending)
-            failed = False
-        finally:
-            with anyio.CancelScope(shield=True):
-                try:
-                    await self._commit()
-                finally:
-                    # A file that fails to close after a failure must not hide it.
-                    await run.files.close_all(failed=failed)
+        if alone:
+            await self._one_at_a_time(checkpoint, pending)
+        elif lanes is not None:
+            await self._in_lanes(checkpoint, lanes)
+        else:
+            await self._side_by_side(checkpoint, pending)
+
+    async def _confirm_empty(self, checkpoint: Checkpoint) -> list[StreamState]:
+        """Check the windows of projects' events whose first page came back empty (see
+        ``StreamState.unconfirmed``), all at once with one read of the projects list, made
+        once every stream is done (not one a window): the windows to read again.
+
+        A project still listed at the slug a window was asked at keeps the window empty
+        (it answered then, or Sentry would have refused: no longer accessible since is no
+        matter). One no longer listed is skipped as gone: its windows stay as they are. One
+        listed under another slug was renamed, and its old slug may have been taken by a
+        project that answered for it: those windows are read again at the new slug, which
+        later reads use too.
+        """
+        flagged = [state for state in checkpoint.streams.values() if state.unconfirmed]
+        if not flagged:
+            return []
+        org = self.spec.org
+        listed = await self.client.load_project_ids(org)
+        access = await self.client.project_access(org)
+        unlisted = {state.target for state in flagged if state.target not in access}
+        if self._mark_lost(sorted(unlisted - self._run.gone.keys()), access):
+            self._record_gone()
+        where = {project: slug for slug, project in listed.items()}
+        again = []
+        for state in flagged:
+            # Not listed by slug (two share it): asked by id from now on.
+            now = where.get(state.target, state.target)
+            if state.target not in self._run.gone and now != state.unconfirmed:
+                self._read_at(
+                    state,
+                    now,
+                    f"its windows that came back empty at {state.unconfirmed!r}, where "
+                    "another project may have answered, are read again at its new slug",
+                )
+                _read_again(state)
+                again.append(state)
+            state.unconfirmed = None
+        await self._commit()
+        return again
 
     async def _one_at_a_time(self, checkpoint: Checkpoint, pending: list[StreamState]) -> None:
         """Streams that run one at a time, each walked in this task: no fan-out between
@@ -464,8 +535,8 @@ class Exporter:
             elif isinstance(event.item, _Gone):
                 await self._skip_gone(event.item.state, root=event.key)
             else:
-                state, page, after = event.item
-                await self._write_page(state, page, after, root=event.key)
+                state, page, after, unconfirmed = event.item
+                await self._write_page(state, page, after, root=event.key, unconfirmed=unconfirmed)
         else:
             assert self._checkpoint is not None
             await self._finish_stream(self._checkpoint.streams[event.key], event)
@@ -517,11 +588,13 @@ class Exporter:
         before = at if at is not None else state.position
         # A project's slug as this walk asks for it (another walk may learn a new one).
         asked = self._slugs().get(state.target, state.target)
+        by_slug = self._by_slug and asked != state.target
         paginator = stream_pages(self.client, self.spec, state, self._slugs(), self._run.gone, at)
         # Explicit either way: streams side by side read nothing ahead.
         paginator = paginator.read_ahead(self._run.read_ahead)
         failure: APIError | None = None
         verdict: _Verdict = "write"
+        first = True
         async with contextlib.aclosing(paginator.pages()) as pages:
             while True:
                 # Only the stream's own answers are its errors: a check's stand as they are.
@@ -534,11 +607,16 @@ class Exporter:
                     break
                 # Read now: the fan-out may run this generator ahead of the writer.
                 after = paginator.position
+                if by_slug and first:
+                    asked = self._followed(state, asked)
+                first = False
                 if self._to_check(state, page, after):
                     verdict = await self._check_page(state, page, before, asked)
                     if verdict != "write":
                         break
-                yield state, page, after
+                # An empty window: whose it is is checked once every stream is done.
+                empty = by_slug and after.done and page.cursor is None and not page.items
+                yield state, page, after, asked if empty else None
                 before = after
                 # Not kept while the next page is fetched: it would decode into memory
                 # this one has not given back.
@@ -586,6 +664,49 @@ class Exporter:
         """Whether each stream is one project's (not an issue's, nor aggregates over many)."""
         return self.spec.issues is None and not self._aggregates
 
+    @property
+    def _by_slug(self) -> bool:
+        """Whether each stream asks for a project's path by its slug (its events), where the
+        other kinds name the project by id (``project=``)."""
+        return self._by_project and self.spec.kind == "events"
+
+    def _followed(self, state: StreamState, asked: str) -> str:
+        """The slug the first page of a walk of ``state`` asked at ``asked`` was read at:
+        ``asked``, or the new slug of a rename the client followed from it (Sentry's 302,
+        sent for a renamed project's old slug while no project holds it). Later walks, and
+        a resume, ask the new slug at once."""
+        new = self.client.renamed_projects.get((self.spec.org, asked))
+        if new is None:
+            return asked
+        if self._slugs().get(state.target) == asked:
+            self._read_at(state, new, None)
+        return new
+
+    def _read_at(self, state: StreamState, slug: str, why: str | None) -> None:
+        """Read the project of ``state`` at ``slug`` from now on, and record it in the
+        checkpoint (a resume reads it there too); ``why`` is logged, when given."""
+        assert self._checkpoint is not None
+        project = state.target
+        slugs = self._slugs()
+        if slugs.get(project) == slug:
+            return
+        slugs[project] = slug
+        planned = next((p.slug for p in self._checkpoint.projects if p.id == project), None)
+        if slug == planned:
+            self._checkpoint.moved.pop(project, None)
+        else:
+            self._checkpoint.moved[project] = slug
+        if why is not None:
+            redact = self.client._redact
+            logger.warning(
+                "%s: project %r (id %s) is now %r; %s",
+                state.key,
+                redact(planned or project),
+                project,
+                redact(slug),
+                redact(why),
+            )
+
     def _counted(self, state: StreamState) -> list[str]:
         """The projects totals count now: their own (every project planned, for totals over
         every project), less those gone."""
@@ -605,12 +726,17 @@ class Exporter:
 
     def _to_check(self, state: StreamState, page: Page[msgspec.Raw], after: Position) -> bool:
         """Whether a page is checked (see :meth:`_check_page`) before it is written: the
-        last page of totals over every project, and a page of a project's events that
-        holds another project's, or none though the page before said more would come."""
+        last page of totals over every project, a page of a project's events that holds
+        another project's, or none though the page before said more would come, and a page
+        of an issue's events that holds another issue's."""
         if self._aggregates:
             return after.done and state.target == EVERY_PROJECT
-        if self.spec.kind != "events" or not self._by_project:
+        if self.spec.kind != "events":
             return False
+        if self.spec.issues is not None:
+            # An issue merged away answers with the issue it went into: see _merged.
+            owner = event_group(page.items[0]) if page.items else None
+            return owner is not None and owner != issue_id(state.target)
         if not page.items:
             return page.cursor is not None
         owner = event_project(page.items[0])
@@ -626,11 +752,70 @@ class Exporter:
         asked for, so one deleted meanwhile may be counted in some pages and not in
         others; the totals start over without it (``"gone"``), else the page is written.
         A project's events: Sentry frees a deleted project's slug, and a new project that
-        takes it answers at its path (see :meth:`_whose`).
+        takes it answers at its path (see :meth:`_whose`). An issue's events: Sentry
+        answers an issue merged away with the issue it went into (see :meth:`_merged`).
         """
         if self._aggregates:
-            return "gone" if await self._lost(self._counted(state)) else "write"
+            if await self._lost(self._counted(state)):
+                return "gone"
+            await self._tell_unplanned()
+            return "write"
+        if self.spec.issues is not None:
+            return await self._merged(state, page, at)
         return await self._whose(state, page, at, asked)
+
+    async def _tell_unplanned(self) -> None:
+        """Say (once a run) that totals asked for every project may count projects created
+        since the plan, as the projects list read for their last page lists: the
+        organization has more projects than their ids fit in a request line (see
+        :func:`~._plan.every_project_target`), so they cannot be left out."""
+        assert self._checkpoint is not None
+        if self._run.told_unplanned:
+            return
+        checkpoint = self._checkpoint
+        planned = {p.id for p in checkpoint.projects} | {p.id for p in checkpoint.skipped}
+        access = await self.client.project_access(self.spec.org)
+        new = [p for p, ok in access.items() if p not in planned and ok is not False]
+        if not new:
+            return
+        self._run.told_unplanned = True
+        listed = await self.client.project_id_map(self.spec.org)
+        names = {project: slug for slug, project in listed.items()}
+        logger.warning(
+            "totals over every project may count %d project(s) created since the export was "
+            "planned (%s): their ids would not fit in a request line beside the planned "
+            "ones, so the totals ask for every project",
+            len(new),
+            self.client._redact(", ".join(repr(names.get(p, p)) for p in sorted(new))),
+        )
+
+    async def _merged(self, state: StreamState, page: Page[msgspec.Raw], at: Position) -> _Verdict:
+        """The page at ``at`` of an issue's events holds another issue's. Sentry reads an
+        issue id through ``get_group_with_redirect``: once a merge is done, the merged
+        issue's id answers with the issue it went into (its details and events alike, all
+        that issue's now). The issue's details, asked again, decide: another issue is the
+        one it was merged into, a 404 one being merged or deleted, and either way the issue
+        is gone (its streams end with what they wrote, the manifest says why); the issue
+        itself stops the stream, as the answers contradict each other."""
+        issue = state.target
+        owner = event_group(page.items[0])
+        try:
+            found = await self.client.issues.get(self.spec.org, issue)
+        except NotFound:
+            why = "the issue is no longer there (deleted, or merged away, while exported)"
+            self._run.gone[issue] = why
+            return "gone"
+        if found.id != issue_id(issue):
+            self._note_merge(issue, found.id)
+            return "gone"
+        raise PaginationError(
+            self.client._redact(
+                f"{state.key}: the page at {self._shown(at.cursor)!r} holds events of issue "
+                f"{owner}, not of issue {issue}, whose details still answer as itself; "
+                "stopping"
+            ),
+            stream=state.key,
+        )
 
     async def _whose(
         self, state: StreamState, page: Page[msgspec.Raw], at: Position, asked: str
@@ -651,18 +836,8 @@ class Exporter:
         listed = await self.client.project_id_map(self.spec.org)
         now = next((name for name, pid in listed.items() if pid == project), None)
         if now is not None and now != asked and asked != project:
-            slugs = self._slugs()
-            if slugs[project] != now:
-                logger.warning(
-                    "%s: project %r (id %s) is now %r, and another project answers at its "
-                    "old slug; reading it at %r",
-                    state.key,
-                    asked,
-                    project,
-                    now,
-                    now,
-                )
-                slugs[project] = now
+            why = f"another project answers at {asked!r}: reading it at its new slug from there"
+            self._read_at(state, now, why)
             return "again"
         if owner is None:
             return "write"
@@ -704,6 +879,15 @@ class Exporter:
             if error is None:
                 raise
             return []
+        return self._mark_lost(projects, access, error)
+
+    def _mark_lost(
+        self,
+        projects: list[str],
+        access: dict[str, bool | None],
+        error: APIError | None = None,
+    ) -> list[str]:
+        """:meth:`_lost` once the list is read (``access``: its ``id -> hasAccess``)."""
         lost = []
         for project in projects:
             if project not in access:
@@ -720,18 +904,32 @@ class Exporter:
     async def _issue_gone(self, issue: str, error: NotFound) -> bool:
         """Whether an issue's events answered 404 because the issue is gone: its details
         answer 404 too (Sentry answers so for an issue deleted, being deleted or being
-        merged away). Details that answer anything else leave the error an error."""
+        merged away), or with the issue it was merged into (the merge done since). Details
+        that answer anything else leave the error an error."""
         if issue in self._run.gone:
             return True
         try:
-            await self.client.issues.get(self.spec.org, issue)
+            found = await self.client.issues.get(self.spec.org, issue)
         except NotFound:
             why = "the issue is no longer there (deleted, or merged away, while exported)"
             self._run.gone[issue] = self.client._redact(f"{why}: {error}")
             return True
         except (APIError, DecodeError):
             return False
+        if found.id != issue_id(issue):
+            self._note_merge(issue, found.id)
+            return True
         return False
+
+    def _note_merge(self, issue: str, into: str) -> None:
+        """``issue`` was merged into issue ``into`` while exported: it is gone, and the
+        manifest says into which issue (see ``SkippedProject.merged_into``)."""
+        into = self.client._redact(into)
+        self._run.merged[issue] = into
+        self._run.gone[issue] = (
+            f"merged into issue {into} while exported (Sentry answers its id with that "
+            "issue, whose events its own are now)"
+        )
 
     async def _events_expired(self, state: StreamState, error: APIError) -> bool:
         """Whether an events window that failed with a 500 lies wholly before the
@@ -816,6 +1014,14 @@ class Exporter:
         wrote (recorded done, as an empty last page would be), and each project or issue
         found gone is listed under ``skipped`` with why, once; the others go on. Totals
         start over without the projects gone (see :meth:`_recount`)."""
+        self._record_gone()
+        if self._aggregates:
+            await self._recount(state, root=root)
+        else:
+            await self._end_stream(state, root=root)
+
+    def _record_gone(self) -> None:
+        """List each project or issue found gone under ``skipped``, with why, once."""
         assert self._checkpoint is not None
         recorded = {skipped.id for skipped in self._checkpoint.skipped}
         slugs = {project.id: project.slug for project in self._checkpoint.projects}
@@ -823,7 +1029,11 @@ class Exporter:
             if target in recorded:
                 continue
             slug = slugs.get(target)
-            self._checkpoint.skipped.append(SkippedProject(id=target, slug=slug, error=why))
+            self._checkpoint.skipped.append(
+                SkippedProject(
+                    id=target, slug=slug, error=why, merged_into=self._run.merged.get(target)
+                )
+            )
             if self.spec.issues is not None:
                 logger.warning(
                     "skipping issue %s from now on, %s; its streams end with what they "
@@ -841,10 +1051,6 @@ class Exporter:
                     if self._aggregates
                     else "its streams end with what they wrote, the other projects are exported",
                 )
-        if self._aggregates:
-            await self._recount(state, root=root)
-        else:
-            await self._end_stream(state, root=root)
 
     async def _recount(self, state: StreamState, *, root: str) -> None:
         """Totals that may have counted a project now gone start over from their first
@@ -923,11 +1129,17 @@ class Exporter:
     def _slugs(self) -> dict[str, str]:
         assert self._checkpoint is not None
         if self._run.slugs is None:
-            self._run.slugs = request_slugs(self._checkpoint.projects)
+            self._run.slugs = request_slugs(self._checkpoint.projects, self._checkpoint.moved)
         return self._run.slugs
 
     async def _write_page(
-        self, state: StreamState, page: Page[msgspec.Raw], after: Position, *, root: str
+        self,
+        state: StreamState,
+        page: Page[msgspec.Raw],
+        after: Position,
+        *,
+        root: str,
+        unconfirmed: str | None = None,
     ) -> None:
         if page.cursor != state.cursor:
             raise CheckpointError(
@@ -965,11 +1177,11 @@ class Exporter:
         stored = files.store_now(state, file_state, kept.lines, **options)
         if stored is not None:
             written = stored
-            _record(state, after, page, kept)
+            _record(state, after, page, kept, unconfirmed)
         else:
             with anyio.CancelScope(shield=True):
                 written = await files.store(state, file_state, kept.lines, **options)
-                _record(state, after, page, kept)
+                _record(state, after, page, kept, unconfirmed)
         self.progress.page(
             state.key, items=len(kept.lines), bytes_=written, hits=page.hits, dupes=kept.duplicates
         )
@@ -1048,6 +1260,9 @@ class Exporter:
             for (org, old), new in self.client.renamed_projects.items()
             if org == self.spec.org
         }
+        planned = {project.id: project.slug for project in checkpoint.projects}
+        # Renames found by this run or an earlier one, the client having followed them or not.
+        renamed.update({planned[p]: slug for p, slug in checkpoint.moved.items() if p in planned})
         return build_manifest(self.spec.kind, self.spec.org, checkpoint, renamed)
 
 
@@ -1085,6 +1300,15 @@ def _discard(output: Path, checkpoint: Checkpoint) -> None:
     remove_checkpoint(output)
 
 
+def _read_again(state: StreamState) -> None:
+    """An empty window recorded done, as before its first page (it wrote nothing): where
+    its items would begin, and the ids before them it must not write again (a half of a
+    split window's), stay."""
+    state.cursor = state.hits = state.first_offset = state.ended = None
+    state.done = False
+    state.pages = 0
+
+
 def _start_over(state: StreamState) -> None:
     """``state`` as before its first page: nothing written, its walk at the start."""
     state.cursor = state.hits = state.first_offset = state.dedupe_from = None
@@ -1092,9 +1316,16 @@ def _start_over(state: StreamState) -> None:
     state.items = state.pages = state.duplicates = state.unidentified = 0
 
 
-def _record(state: StreamState, after: Position, page: Page[msgspec.Raw], kept: PageItems) -> None:
+def _record(
+    state: StreamState,
+    after: Position,
+    page: Page[msgspec.Raw],
+    kept: PageItems,
+    unconfirmed: str | None,
+) -> None:
     """A stored page, in its stream's state (with the store, never apart from it)."""
     state.advance(after)
+    state.unconfirmed = unconfirmed
     state.pages += 1
     state.items += len(kept.lines)
     state.duplicates += kept.duplicates
