@@ -196,19 +196,37 @@ DEFAULT_RANGE = 90 * 86400.0
 
 
 def _time_range(request: web.Request, default: float = DEFAULT_RANGE) -> tuple[float, float]:
-    """``get_date_range_from_stats_period``: ``statsPeriod`` (even empty) before start/end."""
+    """``get_date_range_from_stats_period``: ``statsPeriod`` (even empty), else
+    ``statsPeriodStart``/``statsPeriodEnd`` (periods back from now), else ``start``/``end``;
+    an empty value of the last two pairs is no value. Whichever is read must end after it
+    starts."""
     q = request.query
     now = _state(request).data.now_ts
+    start, end = now - default, now
     if "statsPeriod" in q:
-        return now - _period(q["statsPeriod"], now), now
-    if "start" in q or "end" in q:
-        if "start" not in q or "end" not in q:
+        start = now - _period(q["statsPeriod"], now)
+    elif q.get("statsPeriodStart") or q.get("statsPeriodEnd"):
+        if not q.get("statsPeriodStart") or not q.get("statsPeriodEnd"):
+            raise ApiError(400, "statsPeriodStart and statsPeriodEnd are both required")
+        start = now - _period(q["statsPeriodStart"], now)
+        end = now - _period(q["statsPeriodEnd"], now)
+    elif q.get("start") or q.get("end"):
+        if not q.get("start") or not q.get("end"):
             raise ApiError(400, "start and end are both required")
         start, end = _parse_time(q["start"]), _parse_time(q["end"])
-        if start >= end:
-            raise ApiError(400, "start must be before end")
-        return start, end
-    return now - default, now
+    if start >= end:
+        raise ApiError(400, "start must be before end")
+    return start, end
+
+
+def _range_given(request: web.Request) -> bool:
+    """Whether the request names a date range for ``_time_range`` to read, rather than
+    leaving it the default: ``get_date_range_from_params(optional=True)`` answers
+    ``(None, None)`` when it does not."""
+    q = request.query
+    return "statsPeriod" in q or any(
+        q.get(key) for key in ("statsPeriodStart", "statsPeriodEnd", "start", "end")
+    )
 
 
 OUTSIDE_RETENTION = "Invalid date range. Please try a more recent date range."
@@ -379,8 +397,11 @@ def _redirected_short_id(data: Dataset, org: OrgRecord, key: str) -> IssueRecord
 
 
 def _issue(request: web.Request, org: OrgRecord) -> IssueRecord:
-    key = request.match_info["issue_id"]
-    data = _state(request).data
+    return _issue_by_key(_state(request).data, org, request.match_info["issue_id"])
+
+
+def _issue_by_key(data: Dataset, org: OrgRecord, key: str) -> IssueRecord:
+    """``GroupEndpoint.convert_args``: the org's issue a path names, or the generic 404."""
     issue: IssueRecord | None
     if key.isascii() and key.isdigit():
         # ``get_group_with_redirect``: a merged issue's id reaches the issue it went into.

@@ -367,7 +367,8 @@ def update_groups(
     if inbox is not None:
         for issue in targets:
             if inbox:
-                issue.extra["inbox"] = {
+                # ``add_group_to_inbox`` is a ``get_or_create``: a row the issue has stays.
+                issue.extra["inbox"] = issue.inbox_at(data.now_ts) or {
                     "reason": _MANUAL,
                     "reason_details": None,
                     "date_added": _iso(data.now_ts),

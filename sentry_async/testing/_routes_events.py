@@ -8,7 +8,7 @@ from collections.abc import Callable, Collection, Iterable, Sequence
 
 from aiohttp import web
 
-from ._data import EventRecord
+from ._data import EventRecord, OrgRecord
 from ._lookups import (
     _HEX32,
     _environments,
@@ -18,9 +18,11 @@ from ._lookups import (
     _org,
     _per_page,
     _project,
+    _range_given,
     _time_range,
 )
 from ._paginators import _page
+from ._routes_discover import _issue_terms
 from ._search import (
     Term,
     UnevaluatedTerm,
@@ -34,12 +36,16 @@ from ._state import ApiError, _encode, _json, _state
 FULL_PAGE_MAX = 10
 
 
-def _event_rows(request: web.Request, events: Sequence[EventRecord]) -> list[EventRecord]:
-    """An issue's events in the range and environments matching ``query``, as the issue
-    search grammar reads it (``get_query_builder_for_group``)."""
+def _event_rows(
+    request: web.Request, events: Sequence[EventRecord], terms: Sequence[Term] | None = None
+) -> list[EventRecord]:
+    """An issue's events in the range and environments matching ``terms``, by default the
+    ``query`` as the issue's Discover query reads it (``get_query_builder_for_group``): its
+    ``issue`` filters looked up by Discover's converter, one naming no issue a 400."""
     start, end = _event_range(request, expired_status=500)
     environments = set(request.query.getall("environment", []))
-    terms = parse_query(request.query.get("query", ""))
+    if terms is None:
+        terms = _issue_terms(request, _org(request), parse_query(request.query.get("query", "")))
     return events_matching(
         _state(request).data,
         (
@@ -107,7 +113,7 @@ def _neighbour_range(request: web.Request) -> tuple[float, float] | None:
     """``get_date_range_from_params(request.GET, optional=True)``: the range the neighbours
     are looked for in, in whole seconds, or ``None`` when none is sent (Sentry then looks 100
     days either side of the event, further than the fake keeps). A bad one is a 400."""
-    if not {"statsPeriod", "start", "end"} & request.query.keys():
+    if not _range_given(request):
         return None
     try:
         start, end = _time_range(request)
@@ -176,11 +182,17 @@ async def issue_event(request: web.Request) -> web.Response:
     environments = _environments(request, org)
     bounds = _neighbour_range(request)
     terms = parse_query(request.query.get("query", ""))
+    try:
+        terms = _issue_terms(request, org, terms)
+    except ApiError:
+        # ``issue_search_query_to_conditions``: ``format_search_filter`` looks the short ids
+        # up as Discover does, and ``GroupEventDetailsEndpoint`` answers its failure so.
+        raise ApiError(400, "Unable to parse query") from None
     key = request.match_info["event_id"]
     events = issue.events
     if key in ("latest", "recommended", "oldest"):
         # The choice is made among events matching environment, query and time range.
-        events = _event_rows(request, events)
+        events = _event_rows(request, events, terms)
     if key in ("latest", "recommended"):
         event = events[0] if events else None
     elif key == "oldest":
@@ -200,11 +212,12 @@ async def issue_event(request: web.Request) -> web.Response:
     return _json(_with_neighbours(request, event, environments, terms, bounds))
 
 
-def _lenient_terms(request: web.Request) -> list[Term]:
-    """ProjectEventDetailsEndpoint's ``query``: one that does not parse is dropped
-    (``capture_exception``) rather than refused; a term the fake cannot play still is."""
+def _lenient_terms(request: web.Request, org: OrgRecord) -> list[Term]:
+    """ProjectEventDetailsEndpoint's ``query``: one that does not parse, or whose ``issue``
+    filter names no issue (``format_search_filter``), is dropped (``capture_exception``)
+    rather than refused; a term the fake cannot play still is."""
     try:
-        return parse_query(request.query.get("query", ""))
+        return _issue_terms(request, org, parse_query(request.query.get("query", "")))
     except UnevaluatedTerm:
         raise
     except ApiError:
@@ -223,7 +236,7 @@ async def project_event(request: web.Request) -> web.Response:
     # ProjectEventDetailsEndpoint: ``wrap_event_response`` with the requested environments,
     # the query's conditions (an issue's event only) and the date range.
     environments = _environments(request, org)
-    terms = _lenient_terms(request) if event.issue is not None else []
+    terms = _lenient_terms(request, org) if event.issue is not None else []
     return _json(_with_neighbours(request, event, environments, terms, bounds))
 
 

@@ -22,6 +22,7 @@ from ._lookups import (
     _per_page,
     _project,
     _projects,
+    _range_given,
     _single_project_only,
     _time_range,
 )
@@ -47,7 +48,7 @@ def _issue_filter(
     # ``date_from``/``date_to`` from ``get_date_range_from_stats_period``: 90 days back by
     # default; the default end is the request's "now", which the fake's frozen clock would
     # put before issues made during a test, so it is left open.
-    ranged = any(k in request.query for k in ("start", "end", "statsPeriod"))
+    ranged = _range_given(request)
     start, end = _time_range(request)
     if not ranged:
         end = float("inf")

@@ -8,7 +8,7 @@ import msgspec
 from aiohttp import web
 
 from ._data import Dataset
-from ._lookups import _by_short_id, _flag, _org, _per_page, _project, _region
+from ._lookups import _flag, _issue_by_key, _org, _per_page, _project, _region
 from ._paginators import _datetime_page, _page
 from ._records import ProjectRecord
 from ._scopes import DENIED
@@ -54,11 +54,12 @@ async def user_regions(request: web.Request) -> web.Response:
 
 
 async def short_id(request: web.Request) -> web.Response:
+    """``ShortIdLookupEndpoint``, a ``GroupEndpoint``: the key is looked up as on any issue
+    path (an id too, and a merged issue's short id or id reaches the issue it went into), and
+    the answer is that issue's."""
     org = _org(request)
     data = _state(request).data
-    issue = _by_short_id(data, org, request.match_info["short_id"])
-    if issue is None:
-        raise ApiError(404, "Short ID not found")
+    issue = _issue_by_key(data, org, request.match_info["short_id"])
     return _json(
         _encode(
             {
