@@ -73,6 +73,7 @@ from .export._incremental import check_state_path
 from .export._manifest import load_manifest
 from .export._progress import format_bytes
 from .export._spec import is_aggregate
+from .export._writer import check_subdirectory
 from .hooks import HookEvent, Hooks
 
 __all__ = ["classify", "run_demo", "run_export", "run_query_command"]
@@ -369,7 +370,8 @@ def _demo_now(directory: Path) -> datetime | None:
     """The "now" an earlier run of the demo in ``directory`` pinned its range to, if any:
     its server is started at that moment again, so it serves the same data."""
     for kind in ("issues", "events"):
-        target = directory / kind
+        # A link planted there would take the demo's files (and this read) elsewhere.
+        target = check_subdirectory(directory / kind)
         if not target.is_dir():
             continue
         found = load_checkpoint(target) or load_manifest(target)
@@ -417,7 +419,7 @@ async def run_demo(args: argparse.Namespace, out: TextIO) -> int:
                     end=now,
                     gzip=args.gzip,
                 )
-                target = directory / kind
+                target = check_subdirectory(directory / kind)
                 progress = Progress(f"{org} {kind}")
                 exporter = Exporter(
                     client,

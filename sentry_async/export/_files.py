@@ -18,7 +18,7 @@ import msgspec
 
 from ._checkpoint import CHECKPOINT_NAME, ProjectRef, save_checkpoint
 from ._windows import format_utc
-from ._writer import fsync_dir, open_no_follow
+from ._writer import check_pinned, fsync_dir, open_no_follow, remove_file
 
 __all__ = [
     "SHORT_ID",
@@ -156,19 +156,33 @@ def file_name(name: str, compress: bool, suffix: str = ".jsonl") -> str:
 
 _MAX_STEM = 120
 """Longest file name stem taken from a slug (file systems allow 255 bytes)."""
+_MAX_ID = 32
+"""Longest project id put in a file name as it is (Sentry's are at most 19 digits)."""
+
+
+def _id_part(pid: str) -> str:
+    """A project id as a file name takes it: sanitised, and one longer than
+    :data:`_MAX_ID` (only a hostile server sends one) cut short and followed by a digest
+    of the whole id, so that the name stays short enough and projects apart."""
+    safe = _UNSAFE_NAME.sub("_", pid)
+    if len(safe) <= _MAX_ID:
+        return safe
+    digest = hashlib.blake2b(pid.encode("utf-8", "surrogatepass"), digest_size=8).hexdigest()
+    return f"{safe[: _MAX_ID - len(digest) - 1]}-{digest}"
 
 
 def project_stems(projects: Sequence[ProjectRef]) -> dict[str, str]:
     """Project id -> a file name stem no other project shares, even ignoring case.
 
     The stem is the sanitised slug; projects whose stems collide (sanitising, case, or a
-    shared slug) get ``-<id>`` appended, and one still colliding a counter, so every
-    project has its own file on any file system. A slug nobody shares keeps its name.
+    shared slug) get ``-<id>`` appended (see :func:`_id_part`), and one still colliding a
+    counter, so every project has its own file on any file system. A slug nobody shares
+    keeps its name. Every stem is bounded, whatever the slugs and ids a server sends.
     """
     base = {p.id: _UNSAFE_NAME.sub("_", p.slug)[:_MAX_STEM] for p in projects}
     counts = Counter(stem.casefold() for stem in base.values())
     stems = {
-        pid: stem if counts[stem.casefold()] == 1 else f"{stem}-{_UNSAFE_NAME.sub('_', pid)}"
+        pid: stem if counts[stem.casefold()] == 1 else f"{stem}-{_id_part(pid)}"
         for pid, stem in base.items()
     }
     taken: set[str] = set()
@@ -240,8 +254,7 @@ def ids_in_file(path: Path, start: int, end: int, compress: bool) -> set[IdKey]:
 
 
 def remove_checkpoint(directory: Path) -> None:
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(directory / CHECKPOINT_NAME)
+    remove_file(directory / CHECKPOINT_NAME)
     fsync_dir(directory)
 
 
@@ -258,7 +271,10 @@ def sync_and_close(handle: _DataFile) -> None:
 
 
 def sync_then_save(files: Sequence[_DataFile], directory: Path, data: bytes) -> None:
+    """fsync the files, then save the checkpoint; refused once the directory's path no
+    longer names the directory the export writes to (see :func:`check_pinned`)."""
     for handle in files:
         handle.sync()
     fsync_dir(directory)
+    check_pinned(directory)
     save_checkpoint(directory, data)

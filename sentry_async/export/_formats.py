@@ -38,7 +38,15 @@ from ..models.discover import DiscoverMeta
 from ._checkpoint import Checkpoint, FileState, file_seal
 from ._files import IdKey, id_key, parse_stamp, read_segment, safe_stem
 from ._splitting import Split
-from ._writer import JsonlFile, Line, fsync_dir, open_no_follow
+from ._writer import (
+    JsonlFile,
+    Line,
+    fsync_dir,
+    lstat_no_follow,
+    open_no_follow,
+    remove_file,
+    replace_file,
+)
 
 __all__ = [
     "FORMATS",
@@ -170,8 +178,7 @@ class ParquetPart:
         """Start the part afresh: a temporary file left by a stopped run is discarded."""
         if offset:
             raise ValueError(f"{self.path} is complete; a finished part is never rewritten")
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(self.tmp)
+        remove_file(self.tmp)
 
     def write_page(self, items: Sequence[Line], fields: Sequence[str], meta: Any) -> int:
         """Take a page into the row group being gathered, written once it holds
@@ -239,7 +246,7 @@ class ParquetPart:
         fd = open_no_follow(self.tmp, os.O_RDONLY, create=False, single_link=False)
         with os.fdopen(fd, "rb") as written:
             # The open file is read from; the name is free for the rewritten part.
-            os.unlink(self.tmp)
+            remove_file(self.tmp)
             groups = pq.ParquetFile(written)
             for index in range(groups.num_row_groups):
                 _, schema = _conform(pa, [groups.read_row_group(index)], schema)
@@ -271,9 +278,9 @@ class ParquetPart:
         os.fsync(self._sink.fileno())
         self._sink.close()
         self._sink = None
-        os.replace(self.tmp, self.path)
+        replace_file(self.tmp, self.path)
         fsync_dir(self.path.parent)
-        self.offset = os.stat(self.path, follow_symlinks=False).st_size
+        self.offset = lstat_no_follow(self.path).st_size
         return self.offset
 
     def _write_empty(self, columns: Sequence[str]) -> None:
@@ -407,5 +414,4 @@ def split_parts(checkpoint: Checkpoint, split: Split) -> None:
 
 def drop_unfinished(path: Path) -> None:
     """Remove a part's temporary file, if a stopped run left one."""
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(path.with_name(path.name + ".tmp"))
+    remove_file(path.with_name(path.name + ".tmp"))

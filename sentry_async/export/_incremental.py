@@ -22,7 +22,6 @@ import hashlib
 import importlib
 import io
 import os
-import stat
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -41,7 +40,7 @@ from ._lock import DirLock
 from ._manifest import Manifest
 from ._spec import ExportSpec, is_aggregate
 from ._windows import format_utc, resolve_range
-from ._writer import atomic_write, open_no_follow
+from ._writer import atomic_write, check_subdirectory, open_no_follow
 
 __all__ = [
     "DEFAULT_OVERLAP",
@@ -313,20 +312,12 @@ def base_directory(output: Path) -> DirLock:
 def run_directory(output: Path, run: IncrementalRun) -> Path:
     """``run``'s directory under ``output``, refused when its name holds anything but a
     directory: a symlink there (its name is in the state file, so it can be planted for a
-    pending run) would take the run, and a resume's cut-backs, to wherever it points."""
-    directory = output / run.directory
-    try:
-        mode = os.lstat(directory).st_mode
-    except FileNotFoundError:
-        return directory
-    if stat.S_ISLNK(mode):
-        raise OutputUnusableError(
-            f"{directory} is a symbolic link, not a directory; the exporter does not follow "
-            "links out of its directory: remove it"
-        )
-    if not stat.S_ISDIR(mode):
-        raise OutputUnusableError(f"{directory} is not a directory: remove it")
-    return directory
+    pending run) would take the run, and a resume's cut-backs, to wherever it points.
+
+    Checked under the locked ``output``, whose descriptor the run's directory is then
+    opened from without following a link (see :func:`~._writer.pin_directory`): one
+    swapped for a link later takes nothing anywhere either."""
+    return check_subdirectory(output / run.directory)
 
 
 def check_state(

@@ -8,7 +8,7 @@ from pathlib import Path
 from types import TracebackType
 
 from ._errors import ExportLockedError
-from ._writer import open_no_follow
+from ._writer import lstat_no_follow, open_no_follow, pin_directory, remove_file, unpin_directory
 
 __all__ = ["LOCK_NAME", "DirLock"]
 
@@ -19,13 +19,28 @@ class DirLock:
     """An exclusive ``flock`` on ``DIR/.lock``: two exporters must not share a directory.
 
     The kernel drops it when the process dies, so a killed run never blocks a resume.
+    While it is held the directory is pinned (see :func:`~._writer.pin_directory`): the
+    export's files are reached through the directory it opened, whatever its path names
+    later. A ``.lock`` of another user is refused (:class:`OutputUnusableError`), as every
+    file of another user in the directory is.
     """
 
     def __init__(self, directory: Path) -> None:
+        self.directory = directory
         self.path = directory / LOCK_NAME
         self._fd: int | None = None
+        self._pin: int | None = None
 
     def __enter__(self) -> DirLock:
+        self._pin = pin_directory(self.directory)
+        try:
+            return self._lock()
+        except BaseException:
+            unpin_directory(self.directory, self._pin)
+            self._pin = None
+            raise
+
+    def _lock(self) -> DirLock:
         try:
             import fcntl
         except ImportError:  # pragma: no cover - not POSIX: no lock
@@ -37,7 +52,7 @@ class DirLock:
             except OSError:
                 os.close(fd)
                 raise ExportLockedError(
-                    f"another export is running in {self.path.parent} (it holds {LOCK_NAME})"
+                    f"another export is running in {self.directory} (it holds {LOCK_NAME})"
                 ) from None
             if self._is_current(fd):
                 self._fd = fd
@@ -48,15 +63,19 @@ class DirLock:
 
     def _is_current(self, fd: int) -> bool:
         try:
-            return os.stat(self.path, follow_symlinks=False).st_ino == os.fstat(fd).st_ino
+            return lstat_no_follow(self.path).st_ino == os.fstat(fd).st_ino
         except FileNotFoundError:
             return False
 
     def remove(self) -> None:
-        """Delete the lock file while still holding it: the export is over."""
-        if self._fd is not None and self._is_current(self._fd):
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(self.path)
+        """Delete the lock file while still holding it: the export is over.
+
+        Called once the run's result is known, which a failure here must not replace:
+        the ``flock`` is what locks, and a ``.lock`` left behind blocks no later export.
+        """
+        with contextlib.suppress(OSError):
+            if self._fd is not None and self._is_current(self._fd):
+                remove_file(self.path)
 
     def __exit__(
         self,
@@ -67,3 +86,5 @@ class DirLock:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
+        unpin_directory(self.directory, self._pin)
+        self._pin = None

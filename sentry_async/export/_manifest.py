@@ -11,7 +11,7 @@ from ._checkpoint import Checkpoint, ProjectRef, SkippedProject
 from ._errors import CheckpointError
 from ._files import now_iso, parse_stamp, remove_checkpoint
 from ._formats import dataset_schema
-from ._writer import atomic_write, read_no_follow
+from ._writer import atomic_write, check_pinned, read_no_follow
 
 __all__ = [
     "MANIFEST_NAME",
@@ -163,7 +163,9 @@ def load_manifest(directory: Path) -> Manifest | None:
 
 def save_manifest(directory: Path, manifest: Manifest) -> None:
     """Write the manifest durably (with a Parquet export's dataset schema), then remove the
-    checkpoint, which has nothing left to tell (blocking)."""
+    checkpoint, which has nothing left to tell (blocking). Refused once the directory's
+    path no longer names the directory the export wrote to (see :func:`check_pinned`)."""
+    check_pinned(directory)
     if manifest.spec.get("format") == "parquet" and manifest.arrow_schema is None:
         schema = dataset_schema(directory, [file.path for file in manifest.files])
         if schema is not None:

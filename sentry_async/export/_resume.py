@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import re
@@ -21,7 +20,14 @@ from ._files import remove_checkpoint
 from ._lock import LOCK_NAME
 from ._manifest import MANIFEST_NAME, Manifest, load_manifest
 from ._spec import ExportSpec
-from ._writer import open_no_follow, read_tail
+from ._writer import (
+    list_names,
+    lstat_no_follow,
+    make_directory,
+    open_no_follow,
+    read_tail,
+    remove_file,
+)
 
 __all__ = [
     "check_spec",
@@ -41,14 +47,12 @@ logger = logging.getLogger("sentry_async.export")
 
 def make_output_dir(output: Path) -> bool:
     """Create the output directory if needed; whether it was created."""
-    created = not os.path.lexists(output)
     try:
-        output.mkdir(parents=True, exist_ok=True)
+        return make_directory(output)
     except (FileExistsError, NotADirectoryError):
         raise OutputUnusableError(
             f"{output} is not a directory: choose a new or empty directory"
         ) from None
-    return created
 
 
 def open_existing(
@@ -65,10 +69,24 @@ def open_existing(
     An unfinished export's checkpoint, checked and its files cut back to it (``resume``);
     a complete export's manifest (``resume``); ``None`` for an empty directory, or once
     ``restart`` removed the export there. Anything else is refused.
+
+    A manifest is read first: a complete export's files are never cut back, whatever
+    checkpoint lies beside it (see :func:`_check_leftover`).
     """
     if restart:
         clear_export(output, restart_names(output))
         return None
+    finished = load_manifest(output)
+    if finished is not None:
+        if not resume:
+            raise OutputNotEmptyError(
+                f"{output} already holds a complete export; rerun with --resume "
+                "to get its manifest, start over with --restart, or choose another "
+                "output directory"
+            )
+        check_spec(output, spec, server, finished.spec, finished.fingerprint)
+        _check_leftover(output, finished)
+        return finished
     existing = load_checkpoint(output)
     if existing is not None:
         if not resume:
@@ -86,16 +104,6 @@ def open_existing(
             else:
                 truncate_files(output, existing, compress=spec.gzip)
         return existing
-    finished = load_manifest(output)
-    if finished is not None:
-        if not resume:
-            raise OutputNotEmptyError(
-                f"{output} already holds a complete export; rerun with --resume "
-                "to get its manifest, start over with --restart, or choose another "
-                "output directory"
-            )
-        check_spec(output, spec, server, finished.spec, finished.fingerprint)
-        return finished
     stray = _stray(output, set())
     if stray:
         raise OutputNotEmptyError(
@@ -103,6 +111,30 @@ def open_existing(
             "choose an empty or new directory"
         )
     return None
+
+
+def _check_leftover(output: Path, manifest: Manifest) -> None:
+    """Refuse a checkpoint beside a complete export's manifest unless it is the one the
+    export's last run left there (stopped between writing the manifest and removing it;
+    earlier versions kept it): the same export, each file at the length and count of items
+    the manifest records.
+
+    Any other would describe files the export does not hold, such as one built from the
+    manifest by someone who cannot change the files but may create a file beside them,
+    every length 0, so that a resume would cut every file back to nothing.
+    """
+    leftover = load_checkpoint(output)
+    if leftover is None:
+        return
+    recorded = {name: (state.offset, state.items) for name, state in leftover.files.items()}
+    if leftover.fingerprint != manifest.fingerprint or any(
+        recorded.get(file.path) != (file.bytes, file.items) for file in manifest.files
+    ):
+        raise CheckpointError(
+            f"{output / CHECKPOINT_NAME} is not a valid checkpoint: it does not describe the "
+            f"complete export that {MANIFEST_NAME} records there, and is not used; remove it "
+            "to get the manifest, or start over with --restart"
+        )
 
 
 _OWN_NAMES = frozenset(
@@ -119,11 +151,9 @@ def _some(names: list[str]) -> str:
 def _stray(output: Path, names: set[str]) -> list[str]:
     """What in ``output`` is neither the exporter's own file nor one of ``names``."""
     return sorted(
-        entry.name
-        for entry in output.iterdir()
-        if entry.name not in _OWN_NAMES
-        and entry.name not in names
-        and entry.name.removesuffix(".tmp") not in names
+        name
+        for name in list_names(output)
+        if name not in _OWN_NAMES and name not in names and name.removesuffix(".tmp") not in names
     )
 
 
@@ -150,9 +180,9 @@ def restart_names(output: Path) -> set[str]:
         names.update(f.path for f in manifest.files if check_file_name(f.path) is None)
     if damaged:
         names.update(
-            entry.name
-            for entry in output.iterdir()
-            if _DATA_NAME.match(entry.name) and stat.S_ISREG(entry.lstat().st_mode)
+            name
+            for name in list_names(output)
+            if _DATA_NAME.match(name) and stat.S_ISREG(lstat_no_follow(output / name).st_mode)
         )
     stray = _stray(output, names)
     if stray:
@@ -203,11 +233,9 @@ def clear_export(output: Path, names: set[str]) -> None:
     stopped half-way can be run again."""
     for name in sorted(names):
         for doomed in (name, name + ".tmp"):
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(output / doomed)
+            remove_file(output / doomed)
     for name in (MANIFEST_NAME, MANIFEST_NAME + ".tmp", CHECKPOINT_NAME + ".tmp"):
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(output / name)
+        remove_file(output / name)
     remove_checkpoint(output)
 
 
@@ -281,11 +309,20 @@ def truncate_files(output: Path, checkpoint: Checkpoint, *, compress: bool) -> N
     Every file is checked first, its length, that the committed one ends a page (see
     :func:`_inside`) and that the bytes before it are those the checkpoint was written
     for (:func:`~._checkpoint.file_seal`, which also tells a line boundary from a newline
-    inside a quoted CSV cell): a checkpoint refused leaves every file as it was.
+    inside a quoted CSV cell): a checkpoint refused leaves every file as it was. A
+    checkpoint of this version seals every length it records; only those of earlier
+    versions, which had no seals, resume without one.
     """
     cuts: list[tuple[str, int, int]] = []
     for name, state in checkpoint.files.items():
         path = output / name
+        if state.offset and state.tail_crc is None and checkpoint.records_ends:
+            raise CheckpointError(
+                f"{output / CHECKPOINT_NAME} is not a valid checkpoint: it records "
+                f"{state.offset} bytes for {name} without the seal of their last bytes "
+                "that this version records with every length; it was changed since: "
+                "start a new export"
+            )
         try:
             fd = open_no_follow(path, os.O_RDWR, create=False)
         except FileNotFoundError:
@@ -335,11 +372,10 @@ def reset_parts(output: Path, checkpoint: Checkpoint) -> None:
     finished = {s.file for s in checkpoint.streams.values() if s.done and not s.split}
     for name, state in checkpoint.files.items():
         path = output / name
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(output / (name + ".tmp"))
+        remove_file(output / (name + ".tmp"))
         if name in finished:
             try:
-                size = os.stat(path, follow_symlinks=False).st_size
+                size = lstat_no_follow(path).st_size
             except FileNotFoundError:
                 size = -1
             if size != state.offset:
@@ -349,8 +385,7 @@ def reset_parts(output: Path, checkpoint: Checkpoint) -> None:
                     "or lost since; start a new export"
                 )
             continue
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(path)
+        remove_file(path)
         state.offset = state.items = 0
     for stream in checkpoint.streams.values():
         if not stream.done:
