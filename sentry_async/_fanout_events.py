@@ -73,10 +73,10 @@ class Page(Generic[K, T]):
     items: list[T]
 
 
-Wire = tuple[K, T] | Page[K, T] | StreamDone[K]
+Wire = tuple[K, T] | Page[K, T] | StreamDone[K] | BaseException
 """What travels through the queue: a bare ``(key, item)`` tuple per item (what iteration
-hands out anyway, cheaper to build than a :class:`StreamItem`), a whole page, or a done
-marker."""
+hands out anyway, cheaper to build than a :class:`StreamItem`), a whole page, a done
+marker, or the run's failure (``errors="raise"``), behind what was merged before it."""
 
 
 class _Source(Protocol[K, T]):

@@ -34,6 +34,7 @@ so no task and no connection outlives the block.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import math
 from collections import deque
 from collections.abc import (
@@ -101,6 +102,15 @@ class FanOut(Generic[K, T], AsyncIterator[tuple[K, T]]):
             raise ValueError(f"buffer must be a non-negative integer (got {buffer!r})")
         if errors not in ("raise", "collect"):
             raise ValueError(f"errors must be 'raise' or 'collect' (got {errors!r})")
+        if on_done is not None and (
+            inspect.iscoroutinefunction(on_done)
+            or inspect.iscoroutinefunction(type(on_done).__call__)
+        ):
+            # Called synchronously, it would only make a coroutine nobody awaits.
+            raise TypeError(
+                "on_done is an async def: it is called synchronously in the consumer's task "
+                "and must be plain def"
+            )
         self._streams: Iterable[tuple[K, StreamFactory[T]]] = (
             streams.items() if isinstance(streams, Mapping) else streams
         )
@@ -115,6 +125,9 @@ class FanOut(Generic[K, T], AsyncIterator[tuple[K, T]]):
         self.started = 0
         self._budget = Budget(buffer)
         self._room = Room(self._budget)
+        self._hand_over: Callable[[Any, Any, int], Awaitable[bool]] = self._room.hand_over
+        """How a fetcher sends: :meth:`Room.hand_over`, until the fan-out stops its
+        streams once and for all (:meth:`_stop`)."""
         self._queue: deque[_Wire[K, T]] = deque()
         self._done_queued = 0
         """End markers in the queue: from ``buffer`` (or one) on, no worker starts a stream."""
@@ -132,13 +145,19 @@ class FanOut(Generic[K, T], AsyncIterator[tuple[K, T]]):
         self._chunk: Iterator[T] = _SPENT
         """The open page's items up to where waiting fetchers are looked at next."""
         self._error: BaseException | None = None
+        """The run's failure (``errors="raise"``), queued behind what was merged before it."""
         self._error_delivered = False
         self._scope = anyio.CancelScope()
         self._task_group: TaskGroup | None = None
         self._clean_ups: set[anyio.CancelScope] = set()
-        """The shields of streams' clean-ups under way (:meth:`_close`)."""
+        """The shields of streams' clean-ups under way (:meth:`_close`), and the workers'
+        scopes that :meth:`_stop` shielded."""
         self._cut = False
         """The caller's cancellation reached the fan-out: clean-ups are no longer shielded."""
+        self._workers: dict[anyio.CancelScope, asyncio.Task[Any]] | None = None
+        """On asyncio, each worker's task by the scope it runs its streams in (:meth:`_stop`)."""
+        self._stopping = False
+        """The fan-out stopped its workers itself: a cancellation they get is its own."""
         self._checkpoint: Callable[[], Awaitable[None]] = anyio.lowlevel.checkpoint
         """One scheduler pass: asyncio's own on its loop, without anyio's backend look-up."""
         self._entered = False
@@ -164,6 +183,7 @@ class FanOut(Generic[K, T], AsyncIterator[tuple[K, T]]):
         self._room.new_event = event_type()
         if self._room.new_event is not Signal:
             self._checkpoint = _asyncio_checkpoint
+            self._workers = {}
         self._task_group = anyio.create_task_group()
         await self._task_group.__aenter__()
         ended = anyio.Event()
@@ -185,12 +205,14 @@ class FanOut(Generic[K, T], AsyncIterator[tuple[K, T]]):
             and isinstance(exc, anyio.get_cancelled_exc_class())
             and exc is not self._error
         )
-        if not cancelled:
+        # Whatever ended the block, no fetcher may outlive it.
+        if cancelled:
+            self._scope.cancel()
+        else:
             # The consumer left (a break, an exception): requests in flight are dropped by
             # the library, not cancelled by the caller.
             self._abandoning.on = True
-        # Whatever ended the block, no fetcher may outlive it.
-        self._scope.cancel()
+            self._stop()
         try:
             # Only a cancellation goes to the task group (it must see it to unwind the
             # scopes); any other exception of the block propagates as itself instead of
@@ -212,7 +234,10 @@ class FanOut(Generic[K, T], AsyncIterator[tuple[K, T]]):
             self._closed = True
             self._inside = False
             try:
-                self._finish_taken()
+                if exc is None:
+                    # Left normally or by ``break``: the last item taken was handled. After
+                    # an exception or a cancellation it may not have been.
+                    self._finish_taken()
             finally:
                 self._queue.clear()
                 # The open page's items are left over from cancelled streams, not theirs
@@ -248,7 +273,12 @@ class FanOut(Generic[K, T], AsyncIterator[tuple[K, T]]):
             # page comes back before the others start does not read ahead as one alone.
             starting = _Walking()
             try:
-                streams = iter(self._streams)
+                try:
+                    streams = iter(self._streams)
+                except Exception as exc:
+                    # As a failing ``next()``: raised to the consumer as itself.
+                    self._fail(exc)
+                    return
                 async with anyio.create_task_group() as group:
                     for _ in range(self.concurrency):
                         pair = self._next_stream(streams)
@@ -283,29 +313,71 @@ class FanOut(Generic[K, T], AsyncIterator[tuple[K, T]]):
     async def _work(
         self, pair: tuple[K, StreamFactory[T]], streams: Iterator[tuple[K, StreamFactory[T]]]
     ) -> None:
-        next_pair: tuple[K, StreamFactory[T]] | None = pair
+        next_pair = None if self._scope.cancel_called else pair
         limit = max(self.buffer, 1)
-        while next_pair is not None:
-            if not await self._run_stream(*next_pair):
-                # A scheduler pass after a stream with nothing in it, so that a run of
-                # empty ones cannot hog the loop (items spend the budget, and a fetcher
-                # with none left waits).
-                await self._checkpoint()
-            while self._done_queued >= limit:
-                # End markers take no budget; unchecked, a paused consumer would let a
-                # run of empty streams queue one each.
-                waiting = self._room.new_event()
-                self._done_waiters.append(waiting)
-                await waiting
-            next_pair = self._next_stream(streams)
+        workers = self._workers
+        with anyio.CancelScope() as guard:
+            if workers is not None:
+                task = asyncio.current_task()
+                assert task is not None
+                workers[guard] = task
+            try:
+                while next_pair is not None:
+                    if not await self._run_stream(*next_pair):
+                        # A scheduler pass after a stream with nothing in it, so that a run
+                        # of empty ones cannot hog the loop (items spend the budget, and a
+                        # fetcher with none left waits).
+                        await self._checkpoint()
+                    while self._done_queued >= limit:
+                        # End markers take no budget; unchecked, a paused consumer would
+                        # let a run of empty streams queue one each.
+                        waiting = self._room.new_event()
+                        self._done_waiters.append(waiting)
+                        await waiting
+                    next_pair = self._next_stream(streams)
+            finally:
+                if workers is not None:
+                    del workers[guard]
+                self._clean_ups.discard(guard)
 
     def _fail(self, error: BaseException) -> None:
-        """The run's first failure: every stream stops, the consumer gets it next."""
+        """The run's first failure: every stream stops, and the consumer gets it once it
+        has taken what was merged before it (the failing stream's items first: a
+        paginator's ``error.position`` is then where to resume)."""
         if self._error is None:
             self._error = error
+            self._queue.append(error)
         self._abandoning.on = True
-        self._scope.cancel()
+        self._stop()
         self._wake_consumer()
+
+    def _stop(self) -> None:
+        """Stop every stream: the fan-out's own stop (a failure, the consumer leaving).
+
+        A stream waiting at its ``yield`` is closed by :meth:`_close`, its clean-up
+        shielded; one stopped while it awaits (a page being fetched) unwinds where it
+        waits, which a cancel scope would cancel again at every await of its ``finally``.
+        On asyncio each worker other than the caller's task gets one plain
+        ``Task.cancel()`` instead, in a scope shielded from the fan-out's own: the
+        stream's clean-up runs to its end, as a task cancelled alone would run it, and
+        only the caller's cancellation cuts it (:meth:`_guard_clean_ups`). A stream already
+        in its own ``finally`` (it had just ended or failed) gets that one cancellation
+        there. A stream that swallows it and goes on is refused its next item
+        (:func:`_refused`) and closed at that ``yield``. Trio has no cancellation sent
+        once: there a stream stopped while it awaits is cancelled at every await."""
+        if self._scope.cancel_called:
+            return
+        workers = self._workers
+        if workers and not self._cut:
+            self._stopping = True
+            self._hand_over = _refused
+            current = asyncio.current_task()
+            for guard, task in workers.items():
+                if task is not current:
+                    guard.shield = True
+                    self._clean_ups.add(guard)
+                    task.cancel()
+        self._scope.cancel()
 
     async def _run_stream(self, key: K, factory: StreamFactory[T]) -> int:
         """Run one stream to its end; the number of items it handed over."""
@@ -348,7 +420,7 @@ class FanOut(Generic[K, T], AsyncIterator[tuple[K, T]]):
                         # ``pages()``): the next one would decode into cold memory.
                         del item
             except BaseException as exc:
-                if not _failure(exc):
+                if not self._failure(exc):
                     raise
                 error = exc
             finally:
@@ -357,7 +429,7 @@ class FanOut(Generic[K, T], AsyncIterator[tuple[K, T]]):
                 try:
                     await self._close(iterator)
                 except BaseException as exc:
-                    if not _failure(exc):
+                    if not self._failure(exc):
                         raise
                     # The stream failed while being closed: its error, like any other.
                     self.failures.setdefault(key, exc)
@@ -406,15 +478,26 @@ class FanOut(Generic[K, T], AsyncIterator[tuple[K, T]]):
     async def _put(self, wire: _Wire[K, T], n: int, key: K) -> None:
         """Wait for room in the item budget (or for a waiting consumer), then send at once,
         unless the consumer took ``wire`` from the waiting fetcher itself."""
-        if await self._room.hand_over(key, wire, n):
+        if await self._hand_over(key, wire, n):
             self._queue.append(wire)
             self._wake_consumer()
 
-    def _deliverable_error(self) -> BaseException | None:
-        """The run's failure, marked as seen by the consumer once handed to it."""
-        if self._error is not None:
-            self._error_delivered = True
-        return self._error
+    def _failure(self, error: BaseException) -> bool:
+        """Whether ``error`` ends its stream as a failure rather than the worker's task.
+
+        Any ``Exception``, and a cancellation exception that is neither the fan-out's own
+        stop nor sent while a cancel scope around the worker (the fan-out's own, the
+        caller's, a task group's) is cancelled: that one the stream raised itself (it
+        awaited a future or a task that its owner cancelled), and would otherwise end the
+        worker unseen, with the streams it had yet to run.
+        """
+        if isinstance(error, Exception):
+            return True
+        return (
+            isinstance(error, anyio.get_cancelled_exc_class())
+            and not self._stopping
+            and anyio.current_effective_deadline() != -math.inf
+        )
 
     async def _next(self) -> tuple[K, T] | StreamDone[K]:
         """The next item or done marker, once the current chunk of the open page is used
@@ -440,9 +523,6 @@ class FanOut(Generic[K, T], AsyncIterator[tuple[K, T]]):
                 room.wake()
         queue = self._queue
         while True:
-            failure = self._deliverable_error()
-            if failure is not None:
-                raise failure
             if queue:
                 wire = queue.popleft()
             elif room.waiters:
@@ -480,6 +560,11 @@ class FanOut(Generic[K, T], AsyncIterator[tuple[K, T]]):
                 page = self._page = budget.open_page(wire.items)
                 self._page_key = wire.key
                 return wire.key, self._next_chunk(page, left)
+            if isinstance(wire, BaseException):
+                # The run's failure: it stays at the head, raised again at every later step.
+                queue.appendleft(wire)
+                self._error_delivered = True
+                raise wire
             assert isinstance(wire, StreamDone)
             self._done_queued -= 1
             if self._done_waiters and self._done_queued < max(self.buffer, 1):
@@ -498,9 +583,10 @@ class FanOut(Generic[K, T], AsyncIterator[tuple[K, T]]):
             self._on_done(done)
 
     def _finish_taken(self) -> None:
-        """As the block exits, take the end markers at the head of the queue: nothing is
-        left to hand out before them (the open page is used up), so the consumer took each
-        stream's last item before it left, and its next step would have taken them."""
+        """As the block exits normally or by ``break``, take the end markers at the head of
+        the queue: nothing is left to hand out before them (the open page is used up), so
+        the consumer took and handled each stream's last item before it left, and its next
+        step would have taken them."""
         page = self._page
         if page is not None and length_hint(page):
             return
@@ -537,20 +623,10 @@ class FanOut(Generic[K, T], AsyncIterator[tuple[K, T]]):
         return _Events(self)
 
 
-def _failure(error: BaseException) -> bool:
-    """Whether ``error`` ends its stream as a failure rather than the worker's task.
-
-    Any ``Exception``, and a cancellation exception while no cancel scope around the worker
-    (the fan-out's own, the caller's, a task group's) is cancelled: that one the stream
-    raised itself (it awaited a future or a task that its owner cancelled), and would
-    otherwise end the worker unseen, with the streams it had yet to run.
-    """
-    if isinstance(error, Exception):
-        return True
-    return (
-        isinstance(error, anyio.get_cancelled_exc_class())
-        and anyio.current_effective_deadline() != -math.inf
-    )
+async def _refused(key: Any, wire: Any, n: int) -> bool:
+    """A fetcher's hand-over once the fan-out has stopped its streams on asyncio: a stream
+    that swallowed its cancellation and went on is stopped at its next item."""
+    raise asyncio.CancelledError
 
 
 def _asyncio_checkpoint() -> Awaitable[None]:
@@ -575,18 +651,31 @@ def fan_out(
     Factories are called lazily when their stream gets one of the ``concurrency`` slots;
     ``streams`` may be a lazy iterable of ``(key, factory)`` pairs.
 
-    ``errors="raise"``: the first stream failure cancels every other stream and is raised
-    to the consumer *unwrapped* (the original exception, not an ExceptionGroup) at its next
-    step of iteration, or when the block exits; ``merged.failures`` holds it with its key.
-    ``errors="collect"``: a failed stream is recorded in ``merged.failures`` (and in its
-    :class:`StreamDone`) and the others go on.
+    ``errors="raise"``: the first stream failure stops every stream and is raised to the
+    consumer *unwrapped* (the original exception, not an ExceptionGroup) once it has taken
+    what was merged before the failure, the failing stream's own items included (so a
+    paginator's ``error.position`` is where to resume it), or when the block exits;
+    ``merged.failures`` holds it with its key. ``errors="collect"``: a failed stream is
+    recorded in ``merged.failures`` (and in its :class:`StreamDone`) and the others go on.
+    A ``streams`` iterable that fails (its ``iter()`` or ``next()``) is raised the same way
+    in both modes.
 
-    ``on_done`` is called in the consumer's task with a stream's :class:`StreamDone` when
-    the consumer takes it: at its next step after the stream's last item, or, when it leaves
-    the block before that step, as the block exits, for each stream that had ended with
+    ``on_done`` (a plain function: an ``async def`` is a ``TypeError``) is called in the
+    consumer's task with a stream's :class:`StreamDone` when the consumer takes it: at its
+    next step after the stream's last item, or, when it leaves the block normally or by
+    ``break`` before that step, as the block exits, for each stream that had ended with
     every item merged before its end taken (the markers at the head of the queue). A stream
-    ended with items left untaken before its end, or not ended, gets no call.
-    ``merged.completed`` holds the same markers.
+    ended with items left untaken before its end, or not ended, gets no call, and neither
+    does one whose marker was still queued when an exception or a cancellation ended the
+    block (the last item taken may not have been handled). ``merged.completed`` holds the
+    same markers.
+
+    Stopping the streams (a failure, the consumer leaving) lets each one's clean-up run to
+    its end: a stream waiting at its ``yield`` is closed in a shielded scope, and on
+    asyncio one stopped while it awaits gets a single ``Task.cancel()`` there, its
+    ``finally`` then shielded from the fan-out's own stop (on trio it is cancelled at
+    every await, as in any cancelled scope). The caller's own cancellation cuts any
+    clean-up short.
     """
     return FanOut(streams, concurrency=concurrency, buffer=buffer, errors=errors, on_done=on_done)
 
