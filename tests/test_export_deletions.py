@@ -349,3 +349,39 @@ async def test_events_of_another_project_at_a_slug_the_list_still_gives_stop_the
         with anyio.fail_after(30), pytest.raises(PaginationError, match="project 999999"):
             await export(client, spec, out, now=server.now)
     assert not (out / "alpha.jsonl").exists() or not (out / "alpha.jsonl").read_bytes()
+
+
+class _Crash(Exception):
+    """The process stopping right after totals started over (a power cut, say)."""
+
+
+async def test_a_run_stopped_just_after_its_totals_started_over_resumes(
+    fake_sentry_factory: Factory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The checkpoint committed as totals start over must pass its own checks on resume:
+    the file's length moves back to where the totals began, and its seal with it."""
+    from sentry_async.export import _runner
+
+    server, _ = await acme(fake_sentry_factory)
+    spec = totals(projects=("alpha", "gone", "zeta"), page_size=2)
+    out = tmp_path / "out"
+    progress = Meddling("discover", lambda: delete_project(server, "gone"), after=1)
+    cut_back = _runner.cut_back
+
+    def cut_then_crash(path: Path, offset: int) -> None:
+        cut_back(path, offset)
+        raise _Crash
+
+    monkeypatch.setattr(_runner, "cut_back", cut_then_crash)
+    async with client_of(server) as client:
+        with anyio.fail_after(30), pytest.raises(_Crash):
+            await export(client, spec, out, progress=progress, now=server.now)
+        monkeypatch.setattr(_runner, "cut_back", cut_back)
+        with anyio.fail_after(30):
+            manifest = await export(client, spec, out, resume=True, now=server.now)
+            await export(
+                client, replace(spec, projects=("alpha", "zeta")), tmp_path / "ref", now=server.now
+            )
+    rows = lines(out / "aggregates.jsonl")
+    assert rows == lines(tmp_path / "ref" / "aggregates.jsonl")
+    assert len(rows) == 6 and manifest.items == 6

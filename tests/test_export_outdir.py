@@ -315,3 +315,36 @@ def test_file_names_stay_bounded_and_apart_whatever_ids_a_server_sends() -> None
     for stem in stems.values():
         for name in (file_name(stem, True), part_name(stem, START, END) + ".tmp"):
             assert check_file_name(name) is None, name
+
+
+async def test_an_export_refused_after_its_plan_removes_nothing_outside_a_swapped_directory(
+    fake_sentry_factory: Factory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An export refused as asked once planned (a 404) removes the empty files it made; with
+    its directory swapped for a link by then, it removes them where they are, not the
+    link's target's files of the same names."""
+    from sentry_async import NotFound
+    from sentry_async.testing import Fault
+
+    server = await fake_sentry_factory(scale=DATA)
+    server.faults.add(Fault("status", status=404, path="/events/", times=None))
+    out, moved, victim = tmp_path / "out", tmp_path / "moved", tmp_path / "victim"
+    victim.mkdir()
+    untouched = _runner._untouched
+    planted: dict[str, bytes] = {}
+
+    def swapped(checkpoint: Any) -> bool:
+        for name in checkpoint.files:
+            planted[name], planted[name + ".tmp"] = b"", b"the victim's own\n"
+        for name, content in planted.items():
+            (victim / name).write_bytes(content)
+        out.rename(moved)
+        out.symlink_to(victim)
+        return bool(untouched(checkpoint))
+
+    monkeypatch.setattr(_runner, "_untouched", swapped)
+    async with _client(server) as client:
+        with anyio.fail_after(30), pytest.raises(NotFound):
+            await export(client, _spec(), out, concurrency=1)
+    assert planted and _listing(victim) == planted, "nothing of the victim's removed"
+    assert not [path for path in moved.iterdir() if path.name.endswith(".jsonl")]

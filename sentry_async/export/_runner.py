@@ -99,6 +99,7 @@ from ._splitting import (
     outside_retention,
     unservable_window,
 )
+from ._writer import lstat_no_follow, remove_file
 
 __all__ = ["Exporter"]
 
@@ -1071,8 +1072,10 @@ class Exporter:
             drop_unfinished(path)
         elif cut is not None:
             file_state = self._checkpoint.files[state.file]
-            file_state.offset = cut
-            file_state.items -= state.items
+            items = file_state.items - state.items
+            # Sealed where the file is cut back to, as _drop_rows does: a resume checks it.
+            seal = await anyio.to_thread.run_sync(seal_at, path, cut, items)
+            file_state.offset, file_state.items, file_state.tail_crc = cut, items, seal
         _start_over(state)
         self._run.seen.pop(state.key, None)
         with anyio.CancelScope(shield=True):
@@ -1291,12 +1294,14 @@ def _untouched(checkpoint: Checkpoint) -> bool:
 
 
 def _discard(output: Path, checkpoint: Checkpoint) -> None:
-    """Remove an export that wrote nothing: its empty data files, then its checkpoint."""
+    """Remove an export that wrote nothing: its empty data files, then its checkpoint.
+    Relative to the directory its lock pinned: one swapped for a link meanwhile has its
+    files removed where they are, not those of the same names the link leads to."""
     for name in checkpoint.files:
         for doomed in (output / name, output / (name + ".tmp")):
             with contextlib.suppress(FileNotFoundError):
-                if doomed.lstat().st_size == 0 or doomed.name.endswith(".tmp"):
-                    doomed.unlink()
+                if doomed.name.endswith(".tmp") or lstat_no_follow(doomed).st_size == 0:
+                    remove_file(doomed)
     remove_checkpoint(output)
 
 
