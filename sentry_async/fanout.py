@@ -580,7 +580,16 @@ class FanOut(Generic[K, T], AsyncIterator[tuple[K, T]]):
         """The consumer has taken ``done``: its stream is complete, as far as it knows."""
         self.completed[done.key] = done
         if self._on_done is not None:
-            self._on_done(done)
+            returned: object = self._on_done(done)
+            if inspect.isawaitable(returned):
+                # A plain function handing back a coroutine (``lambda d: save(d)``): nobody
+                # would await it, and what it saves would silently never be saved.
+                if inspect.iscoroutine(returned):
+                    returned.close()
+                raise TypeError(
+                    "on_done returned an awaitable, which nothing awaits: it is called "
+                    "synchronously in the consumer's task and must do its work there"
+                )
 
     def _finish_taken(self) -> None:
         """As the block exits normally or by ``break``, take the end markers at the head of

@@ -143,6 +143,15 @@ async def test_an_async_on_done_is_refused(on_done: Any) -> None:
         fan_out({"a": _counting(1)}, on_done=on_done)
 
 
+async def test_an_on_done_that_returns_an_awaitable_is_an_error_not_a_lost_callback() -> None:
+    """``on_done=lambda done: save(done)`` passes the check of the callable itself: what it
+    returns is checked, as the coroutine would never run (a checkpoint never saved)."""
+    with anyio.fail_after(5), pytest.raises(TypeError, match="returned an awaitable"):  # noqa: PT012
+        async with fan_out({"a": _counting(2)}, on_done=lambda done: _save(done)) as merged:
+            async for _ in merged:
+                pass
+
+
 # -- a streams iterable whose iter() fails ----------------------------------------------------
 
 
