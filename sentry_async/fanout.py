@@ -351,6 +351,16 @@ class FanOut(Generic[K, T], AsyncIterator[tuple[K, T]]):
         self._stop()
         self._wake_consumer()
 
+    def _interrupt(self, interruption: BaseException) -> None:
+        """A stream raised something that ends the whole run (``SystemExit``, say): the
+        consumer gets it at its next step, before anything still queued, and every stream
+        stops."""
+        self._error, self._error_delivered = interruption, False
+        self._queue.appendleft(interruption)
+        self._abandoning.on = True
+        self._stop()
+        self._wake_consumer()
+
     def _stop(self) -> None:
         """Stop every stream: the fan-out's own stop (a failure, the consumer leaving).
 
@@ -386,6 +396,7 @@ class FanOut(Generic[K, T], AsyncIterator[tuple[K, T]]):
         self.max_active = max(self.max_active, self.active)
         count = 0
         error: BaseException | None = None
+        interruption: BaseException | None = None
         try:
             iterator: AsyncIterator[Any] | None = None
             gated: object = None
@@ -420,9 +431,15 @@ class FanOut(Generic[K, T], AsyncIterator[tuple[K, T]]):
                         # ``pages()``): the next one would decode into cold memory.
                         del item
             except BaseException as exc:
-                if not self._failure(exc):
+                if self._failure(exc):
+                    error = exc
+                elif isinstance(exc, anyio.get_cancelled_exc_class()):
                     raise
-                error = exc
+                else:
+                    # ``SystemExit``, ``KeyboardInterrupt``: the run's end whatever ``errors``
+                    # says, raised as itself rather than from the task groups, which would
+                    # wrap it in an ``ExceptionGroup`` nested in another.
+                    interruption = exc
             finally:
                 if gated is not None:
                     decode_gate(gated, None)
@@ -435,6 +452,9 @@ class FanOut(Generic[K, T], AsyncIterator[tuple[K, T]]):
                     self.failures.setdefault(key, exc)
                     if error is None:
                         error = exc
+            if interruption is not None:
+                self._interrupt(interruption)
+                return count
             if error is not None:
                 self.failures[key] = error
                 if self.errors == "raise":

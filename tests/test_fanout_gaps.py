@@ -289,3 +289,30 @@ async def test_a_stream_that_swallows_the_stop_is_stopped_at_its_next_item() -> 
                     await _settle()
                     break
     assert closed and merged.active == 0
+
+
+# -- an interruption raised by a stream -------------------------------------------------------
+
+
+class _Interruption(BaseException):
+    """Neither an ``Exception`` nor a cancellation, as ``SystemExit`` and
+    ``KeyboardInterrupt`` are."""
+
+
+@pytest.mark.parametrize("errors", ["raise", "collect"])
+@pytest.mark.parametrize("interruption", [SystemExit(3), _Interruption("stop")])
+async def test_an_interruption_raised_by_a_stream_ends_the_run_as_itself(
+    errors: Any, interruption: BaseException
+) -> None:
+    """Was: a ``BaseExceptionGroup`` nested in another, in either mode."""
+
+    async def interrupted() -> AsyncIterator[int]:
+        yield 1
+        raise interruption
+
+    with anyio.fail_after(5), pytest.raises(type(interruption)) as caught:  # noqa: PT012
+        async with fan_out({"a": interrupted, "b": _counting(10**6)}, errors=errors) as merged:
+            async for _ in merged:
+                pass
+    assert caught.value is interruption
+    assert "a" not in merged.completed
