@@ -10,7 +10,10 @@ its counter:
 * a mirror of the server's fixed window (``-Remaining`` and ``-Reset``), so no task sends
   into a window the server has already closed;
 * a block set by a 429 (``Retry-After`` or the reset), which every task waits out;
-* an in-flight cap, lowered to ``-ConcurrentLimit`` when the server announces one.
+* an in-flight cap, lowered to ``-ConcurrentLimit`` when the server announces one, and to
+  the slots ``-ConcurrentRemaining`` leaves the client when other users of the token (its
+  web UI, another process) hold some; never below one, and raised again as answers report
+  slots free.
 
 Every wait the server announces is enforced for at most ``max_wait`` seconds (a ``Reset``
 a year away, or in epoch milliseconds, must not stall the client for good); while a longer
@@ -63,6 +66,7 @@ class _Group:
         "answered",
         "block_announced",
         "blocked_until",
+        "cap",
         "capacity",
         "in_flight",
         "limiter",
@@ -72,6 +76,7 @@ class _Group:
         "reset_at",
         "reset_epoch",
         "sent",
+        "slots",
         "stamp",
         "tokens",
         "window",
@@ -93,12 +98,18 @@ class _Group:
         self.reset_epoch: float | None = None
         self.window = 0.0
         self.limiter = anyio.CapacityLimiter(concurrency)
+        self.cap = concurrency
+        """The in-flight cap: ``max_concurrency``, or ``-ConcurrentLimit`` when lower."""
+        self.slots = concurrency
+        """The limiter's tokens: the cap less the slots other users of the counter hold."""
         self.in_flight = 0
         self.sent = 0
         """Requests sent so far; a response's ``Remaining`` is less those sent after it."""
-        self.answered: tuple[int, float, float] | None = None
-        """The last slot left with an answer: its send count and its wall-clock send and
-        answer times, which :meth:`RateLimiter.observe` (called at once) reads ``Date`` by."""
+        self.answered: tuple[int, float, float, int] | None = None
+        """The last slot left with an answer: its send count, its wall-clock send and
+        answer times, which :meth:`RateLimiter.observe` (called at once) reads ``Date`` by,
+        and the group's requests in flight once it went (itself included), which it reads
+        ``ConcurrentRemaining`` by."""
 
     def refill(self, now: float) -> None:
         if self.rate is not None and self.capacity is not None:
@@ -130,8 +141,9 @@ class RateLimiter:
     ``rate`` (requests per second) and ``burst`` apply until the server announces its own
     limit; ``None`` means no local pacing, which suits self-hosted Sentry (it sends no
     rate-limit headers). ``max_concurrency`` caps in-flight requests per group; the server's
-    ``ConcurrentLimit`` can only lower it. Every method takes an endpoint group's name and
-    acts on the counter it falls in.
+    ``ConcurrentLimit`` can only lower it, and ``ConcurrentRemaining`` lowers it further
+    while other users of the token hold slots of the same counter. Every method takes an
+    endpoint group's name and acts on the counter it falls in.
     """
 
     def __init__(
@@ -196,18 +208,47 @@ class RateLimiter:
         wait itself (a 429's, through :meth:`block`). ``sent`` is the slot's
         :attr:`_Slot.sent`: the requests sent after this one were counted (or will be) after
         the server wrote this ``Remaining``, so they are taken off it; without it,
-        ``Remaining`` is taken as is.
+        ``Remaining`` is taken as is, and ``ConcurrentRemaining`` is not read (it cannot be
+        told from the client's own requests in flight).
+
+        An answer whose ``Reset`` is older than the window recorded, while that window
+        lasts, was counted in an earlier window (a slow request's): it says nothing of the
+        current one and leaves it as it is.
         """
         if info is None:
             return
         group = self._group(name)
         now = self._clock()
-        if info.concurrent_limit is not None and info.concurrent_limit > 0:
-            group.limiter.total_tokens = max(1, min(self._max_concurrency, info.concurrent_limit))
         later = max(0, group.sent - sent) if sent is not None else 0
         answered = group.answered
-        if info.date is not None and answered is not None and answered[0] == sent:
-            self._offset = narrow_clock_offset(self._offset, info.date, *answered[1:])
+        if answered is not None and answered[0] != sent:
+            answered = None
+        if info.date is not None and answered is not None:
+            self._offset = narrow_clock_offset(self._offset, info.date, answered[1], answered[2])
+        limit, free = info.concurrent_limit, info.concurrent_remaining
+        if limit is not None or free is not None:
+            # ConcurrentRemaining is the counter's slots left once this request took its
+            # own; the client's requests in flight then (answered[3], itself included) held
+            # some of the rest, so it may hold free + those at most: fewer than the cap while
+            # other users of the token hold slots. Never below one, so that a request can
+            # always go and its answer give the slots back once they are free again.
+            if limit is not None and limit > 0:
+                group.cap = max(1, min(self._max_concurrency, limit))
+            slots = group.cap
+            if free is not None and answered is not None:
+                slots = max(1, min(slots, free + answered[3]))
+            if slots != group.slots:
+                group.slots = group.limiter.total_tokens = slots
+        reset = info.reset
+        if (
+            # Counted in an earlier window than the one recorded (a slow request's answer):
+            # it says nothing of the current window, which it would reopen.
+            reset is not None
+            and group.reset_epoch is not None
+            and reset < group.reset_epoch
+            and now < group.reset_at
+        ):
+            return
         placed = self.server_time()
         if placed is not None:
             # The earliest the server's clock can read: a window is never taken as over
@@ -345,7 +386,7 @@ class _Slot:
     event loop. The slot is its own borrower token, so it cannot be confused with another.
     """
 
-    __slots__ = ("_clock", "_group", "_waits", "_wall", "sent", "sent_at", "waited")
+    __slots__ = ("_clock", "_group", "_waits", "_wall", "in_flight", "sent", "sent_at", "waited")
 
     def __init__(
         self,
@@ -362,6 +403,8 @@ class _Slot:
         """The wall clock as the request went out: before the server wrote its ``Date``."""
         self.sent = 0
         """The group's send count once this request went: for :meth:`RateLimiter.observe`."""
+        self.in_flight = 0
+        """The group's requests in flight once this one went, itself included."""
         self.waited = 0.0
         """Seconds the request really waited here (for a slot, a token, a window or a
         pause): what the hooks report, timed only where it waits, so that one-time work
@@ -385,6 +428,7 @@ class _Slot:
         group.in_flight += 1
         group.sent += 1
         self.sent = group.sent
+        self.in_flight = group.in_flight
         self.sent_at = self._wall()
         return self
 
@@ -415,4 +459,4 @@ class _Slot:
         self._group.limiter.release_on_behalf_of(self)
         if exc_type is None:
             # Answered: the bounds of the moment the server wrote its ``Date``.
-            self._group.answered = (self.sent, self.sent_at, self._wall())
+            self._group.answered = (self.sent, self.sent_at, self._wall(), self.in_flight)

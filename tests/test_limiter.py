@@ -220,7 +220,7 @@ SHARED_ROUTES = (
     "/organizations/{org}/projects/",
     "/organizations/{org}/teams/",
     "/organizations/{org}/issues/",
-    "/organizations/{org}/releases/",
+    "/organizations/{org}/tags/",
     "/projects/{org}/{project}/",
 )
 """Endpoints that declare no ``rate_limits`` on Sentry: one ``GET`` counter for them all."""

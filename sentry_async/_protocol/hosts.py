@@ -209,20 +209,46 @@ def endpoint_group(method: str, path: str) -> str:
 
 _OWN_LIMITS = {
     # Templates whose Sentry endpoint declares its own ``rate_limits`` (the view class named):
-    # each keeps a counter of its own, per method. Checked in Sentry's server code; a route
-    # left out shares the default counter, which is slower at worst, never a flood of 429s.
+    # each keeps a counter of its own, per method, whatever methods the limits name. Checked
+    # in Sentry's server code. A route left out is merged into the default group, where the
+    # answers of its own counter (another Limit, another Remaining) overwrite the mirror of
+    # the default window: keep the list whole.
     "/organizations/{org}/events/": "OrganizationEventsEndpoint",
     "/organizations/{org}/stats_v2/": "OrganizationStatsEndpointV2",
     "/organizations/{org}/eventids/{event_id}/": "EventIdLookupEndpoint",
     "/organizations/{org}/issues/{issue_id}/": "GroupDetailsEndpoint",
+    "/organizations/{org}/issues/{issue_id}/autofix/": "GroupAutofixEndpoint",
     "/organizations/{org}/issues/{issue_id}/events/{event_id}/": "GroupEventDetailsEndpoint",
+    "/organizations/{org}/releases/": "OrganizationReleasesEndpoint",
+    "/organizations/{org}/releases/{version}/files/": "OrganizationReleaseFilesEndpoint",
+    "/organizations/{org}/replay-count/": "OrganizationReplayCountEndpoint",
+    "/organizations/{org}/repos/": "OrganizationRepositoriesEndpoint",
     "/projects/{org}/{project}/events/": "ProjectEventsEndpoint",
     "/projects/{org}/{project}/events/{event_id}/": "ProjectEventDetailsEndpoint",
+    "/projects/{org}/{project}/issues/": "ProjectGroupIndexEndpoint",
+    "/projects/{org}/{project}/releases/": "ProjectReleasesEndpoint",
+    "/projects/{org}/{project}/releases/{version}/files/": "ProjectReleaseFilesEndpoint",
+    "/projects/{org}/{project}/stats/": "ProjectStatsEndpoint",
+    "/projects/{org}/{project}/tags/{key}/values/": "ProjectTagKeyValuesEndpoint",
+    "/projects/{org}/{project}/users/": "ProjectUsersEndpoint",
 }
 """Sentry counts requests per ``(method, view)`` only for these; every other endpoint shares
-one counter per method (``get_rate_limit_key``: the view enters the key only when
+one counter per method and group (``get_rate_limit_key``: the view enters the key only when
 ``RateLimitConfig.has_custom_limit()``, and ``Endpoint.rate_limits`` defaults to
-``DEFAULT_RATE_LIMIT_CONFIG``, which has none)."""
+``DEFAULT_RATE_LIMIT_CONFIG``, which has none). Views of the "CLI" group with limits of
+their own (the project's releases, the release files, the repositories) are here too."""
+
+_CLI_GROUP = {
+    "/organizations/{org}/chunk-upload/": "ChunkUploadEndpoint",
+    "/organizations/{org}/releases/{version}/previous-with-commits/": (
+        "OrganizationReleasePreviousCommitsEndpoint"
+    ),
+}
+"""Views that declare ``RateLimitConfig(group="CLI")`` and no limits of their own: Sentry
+keys them ``<category>:CLI:<METHOD>:<id>``, one counter per method for the group (with
+limits of its own, a concurrent one among them), apart from the default one. Outside the
+generated API, so their templates are known routes too (:func:`endpoint_group` names
+them rather than turning their words into ``{id}``)."""
 
 _PLACEHOLDERS = re.compile(r"\{[^}/]*\}")
 
@@ -232,20 +258,29 @@ def _own_limit_shapes() -> frozenset[str]:
     return frozenset(_PLACEHOLDERS.sub("{}", template) for template in _OWN_LIMITS)
 
 
+@functools.cache
+def _cli_group_shapes() -> frozenset[str]:
+    return frozenset(_PLACEHOLDERS.sub("{}", template) for template in _CLI_GROUP)
+
+
 @functools.lru_cache(maxsize=1024)
 def rate_limit_group(group: str) -> str:
     """The limiter's key for an endpoint group: the counter Sentry keeps its requests in.
 
     An endpoint with limits of its own keeps its group (``GET /organizations/{org}/events/``);
-    every other one shares ``"<METHOD> default"`` with the rest of its method, so that a
-    window spent, a 429 or the concurrent cap on one holds them all, as on Sentry. Placeholder
-    names do not matter, and a name that is no route (``"g"``) is a group of its own.
+    one of Sentry's "CLI" group shares ``"<METHOD> CLI"``, and every other one shares
+    ``"<METHOD> default"`` with the rest of its method, so that a window spent, a 429 or the
+    concurrent cap on one holds them all, as on Sentry. Placeholder names do not matter, and
+    a name that is no route (``"g"``) is a group of its own.
     """
     method, _, path = group.partition(" ")
     if not path.startswith("/"):
         return group
-    if _PLACEHOLDERS.sub("{}", path) in _own_limit_shapes():
+    shape = _PLACEHOLDERS.sub("{}", path)
+    if shape in _own_limit_shapes():
         return group
+    if shape in _cli_group_shapes():
+        return f"{method} CLI"
     return f"{method} default"
 
 
@@ -280,7 +315,8 @@ def _is_placeholder(segment: str) -> bool:
 def _routes() -> tuple[frozenset[str], _Node, frozenset[str]]:
     """The known templates, their tree and their words: read once, on first use."""
     listed = resources.files("sentry_async.api").joinpath("_operations.json").read_bytes()
-    templates = [*_EXTRA_ROUTES, *(r.path for r in msgspec.json.decode(listed, type=list[_Route]))]
+    generated = (r.path for r in msgspec.json.decode(listed, type=list[_Route]))
+    templates = [*_EXTRA_ROUTES, *_CLI_GROUP, *generated]
     root = _Node()
     for template in templates:
         node = root

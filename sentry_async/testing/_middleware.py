@@ -13,8 +13,8 @@ from aiohttp import web
 from aiohttp.log import server_logger
 from aiohttp.typedefs import Middleware
 
-from .._protocol.hosts import rate_limit_group
 from ._faults import Fault
+from ._limit_keys import sentry_counter
 from ._paginators import _SHORTENED
 from ._recorder import capture_body, record_request
 from ._scopes import DENIED, ScopeMap, challenge
@@ -107,13 +107,16 @@ def _group(request: web.Request) -> str:
 
 
 def _counter(state: ServerState, group: str) -> str:
-    """The window ``group`` counts in, keyed as Sentry's ``get_rate_limit_key`` keys it: a
-    route with limits of its own has one, the others share ``"<METHOD> default"``."""
+    """The window ``group`` counts in, keyed as Sentry's ``get_rate_limit_key`` keys it (the
+    fake's own table of Sentry's views, not the client's grouping, so that a route the client
+    misgroups shows): a route with limits of its own has one, those of Sentry's "CLI" group
+    share one per method, the others share ``"default:<METHOD>"``; a route ``per_group``
+    gives limits counts alone."""
     policy = state.policy or ANNOUNCED
     if policy.has_own_limits(group):
         return group
     method, _, path = group.partition(" ")
-    return rate_limit_group(f"{method} {path.removeprefix('/api/0')}")
+    return sentry_counter(method, path)
 
 
 def _counter_in_flight(state: ServerState, counter: str) -> int:
