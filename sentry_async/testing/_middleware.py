@@ -337,6 +337,9 @@ def make_middleware(
                     int(window) if policy.retry_after else None,
                     older=state.profile == "older",
                 )
+        # Read as the request comes in, as Sentry's middleware reads them before the view
+        # runs: the requests that begin while it is served are not in its answer's counts.
+        rate_headers = _rate_headers(state, group, now)
         try:
             # After the limiter, as on Sentry: its middleware counts the request before
             # the endpoint's permission check refuses it.
@@ -357,7 +360,7 @@ def make_middleware(
             response = _json(_encode(INTERNAL_ERROR), 500)
         _endpoint_headers(request, response, allow)
         if isinstance(response, web.Response) and state.profile != "older":
-            response.headers.update(_rate_headers(state, group, now))
+            response.headers.update(rate_headers)
         if fault is None or not isinstance(response, web.Response):
             return response
         body = response.body if isinstance(response.body, bytes) else b""
