@@ -196,7 +196,8 @@ async def test_the_detail_endpoints_read_a_bad_query_or_range_as_sentry_does(
 ) -> None:
     """A bad date range is ``ParseError("Invalid date range")`` on both; a query that does
     not parse is a 400 for an issue's event but dropped by ``ProjectEventDetailsEndpoint``
-    (``capture_exception``), while a term the fake cannot evaluate stays a 400 there too."""
+    (``capture_exception``), while a term the fake cannot evaluate stays a 400 there too.
+    Both read it as the issue search does, which refuses ``OR`` outright: dropped."""
     issue_id, events = _three_events(fake_sentry)
     names = {v: k for k, v in events.items()}
     project_path = f"projects/{ORG}/{PROJECT}/events/{events['old']}/"
@@ -209,9 +210,11 @@ async def test_the_detail_endpoints_read_a_bad_query_or_range_as_sentry_does(
                 assert (status, body) == (400, {"detail": "Invalid date range"}), (path, params)
         dropped_status, dropped = await _get(fake_sentry, project_path, bad_quote)
         refused, _ = await _get(fake_sentry, issue_path, bad_quote)
-        unevaluated, _ = await _get(fake_sentry, project_path, [("query", "region:us OR a")])
+        unevaluated, _ = await _get(fake_sentry, project_path, [("query", "error.handled:1")])
+        either_status, either = await _get(fake_sentry, project_path, [("query", "region:us OR a")])
     assert dropped_status == 200 and names.get(dropped["nextEventID"]) == "mid"
     assert refused == 400 and unevaluated == 400
+    assert either_status == 200 and names.get(either["nextEventID"]) == "mid"
 
 
 async def test_exception_values_carry_the_raw_fields_sentry_always_sends(

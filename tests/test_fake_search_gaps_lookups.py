@@ -23,7 +23,8 @@ Pinned against Sentry's server code:
   ``datetime.fromisoformat(value.replace("Z", "+00:00"))`` first (Python 3.11+: the basic
   ``20260501`` form, week dates, any offset, converted to UTC), then
   ``datetime.utcfromtimestamp(float(value))``, else ``InvalidQuery("<value> is not a valid
-  ISO8601 date query")``, a 400.
+  ISO8601 date query")``, a 400 (Discover's after "Invalid date range: ",
+  ``OrganizationEndpoint.get_filter_params`` in ``src/sentry/api/bases/organization.py``).
 """
 
 from __future__ import annotations
@@ -244,9 +245,11 @@ async def test_dates_are_read_as_sentry_reads_them(
 async def test_a_date_sentry_cannot_read_is_its_400(
     fake_sentry_factory: FakeSentryFactory, value: str
 ) -> None:
+    """Discover answers it after ``get_filter_params``' "Invalid date range: "."""
     server, _ = _dated(fake_sentry_factory)
     status, body = await _discover(server, [("start", value), ("end", "2026-06-01")])
-    assert (status, body) == (400, {"detail": f"{value} is not a valid ISO8601 date query"})
+    detail = f"Invalid date range: {value} is not a valid ISO8601 date query"
+    assert (status, body) == (400, {"detail": detail})
 
 
 ISO_CORPUS = [

@@ -607,6 +607,27 @@ class Dataset:
                 self._event_cache_bytes -= len(dropped)
         self.generation += 1
 
+    def move_events(self, source: IssueRecord, target: IssueRecord) -> None:
+        """A merge's replacement in Snuba (``MergeReplacement``): ``source``'s events are
+        ``target``'s from now on, each keeping its own data (``EventRecord.origin``), and
+        ``target``'s first and last seen span both issues' (``merge_groups``). The lists
+        are swapped in whole, so a request being served keeps iterating the one it began."""
+        moved = source.events
+        for event in moved:
+            event.origin = event.made_in
+            event.issue = target
+            self._summary_cache.pop(event.event_id, None)
+            for neighbours in (False, True):
+                dropped = self._event_cache.pop((event.event_id, neighbours), None)
+                if dropped is not None:
+                    self._event_cache_bytes -= len(dropped)
+        source.events = []
+        target.events = sorted([*target.events, *moved], key=lambda e: (-e.timestamp, e.event_id))
+        target.first_seen = min(target.first_seen, source.first_seen)
+        target.last_seen = max(target.last_seen, source.last_seen)
+        self.invalidate_issue(source)
+        self.invalidate_issue(target)
+
     def summary_bytes(self, event: EventRecord) -> bytes:
         cached = self._summary_cache.get(event.event_id)
         if cached is None:
@@ -633,7 +654,7 @@ class Dataset:
             "user": self.event_user(event),
             "tags": [
                 {"key": "environment", "value": event.environment},
-                {"key": "level", "value": issue.level if issue else "info"},
+                {"key": "level", "value": self._level(event)},
             ],
             "platform": event.project.platform,
             "dateCreated": _iso_seconds(event.timestamp),
@@ -666,7 +687,7 @@ class Dataset:
         """The event's tags, ``user`` as Sentry writes it (``id:42``), for tag endpoints."""
         tags = {
             "environment": event.environment,
-            "level": event.issue.level if event.issue else "info",
+            "level": self._level(event),
         }
         user = self.event_user(event)
         for key, prefix in (("id", "id"), ("email", "email"), ("username", "username")):
@@ -679,9 +700,15 @@ class Dataset:
         return tags
 
     def _title(self, event: EventRecord) -> str:
-        if event.issue is not None:
-            return event.issue.title
+        made_in = event.made_in
+        if made_in is not None:
+            return made_in.title
         return f"GET /api/items/{event.index % 17}"
+
+    @staticmethod
+    def _level(event: EventRecord) -> str:
+        made_in = event.made_in
+        return made_in.level if made_in is not None else "info"
 
     def event_bytes(
         self,

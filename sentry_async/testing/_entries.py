@@ -18,7 +18,7 @@ def event_payload(
     event: EventRecord, rng: random.Random, frames_count: int, title: str
 ) -> dict[str, Any]:
     """A full event as ``GET .../events/{id}/`` answers it, entries by the event's kind."""
-    issue = event.issue
+    issue, made_in = event.issue, event.made_in
     project = event.project
     common: dict[str, Any] = {
         "id": event.event_id,
@@ -46,7 +46,7 @@ def event_payload(
         "tags": sorted(
             [
                 {"key": "environment", "value": event.environment},
-                {"key": "level", "value": issue.level if issue else "info"},
+                {"key": "level", "value": made_in.level if made_in else "info"},
                 {"key": "release", "value": f"{project.slug}@1.4.{event.index % 5}"},
                 {"key": "server_name", "value": f"web-{event.index % 7}"},
             ],
@@ -107,7 +107,7 @@ def event_payload(
                 "enhancements": "eJybzDRxY3J-bk5mXrqVTV5",
             },
             "metadata": {
-                "type": issue.exc_type if issue else "Error",
+                "type": made_in.exc_type if made_in else "Error",
                 "value": "failure",
                 "filename": "app/handlers.py",
                 "function": "handle",
@@ -229,7 +229,7 @@ def csp_entry() -> dict[str, Any]:
 
 
 def _exception(event: EventRecord, rng: random.Random, frames: int) -> dict[str, Any]:
-    issue = event.issue
+    issue = event.made_in
     pad = 1800 if frames >= 400 else 1500 if frames >= 40 else 120
     return {
         "type": issue.exc_type if issue else "Error",

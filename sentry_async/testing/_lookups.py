@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import re
 from datetime import date, datetime, timedelta, timezone
-from typing import Any
+from typing import Any, overload
 
 from aiohttp import web
 
@@ -19,6 +19,26 @@ _HEX32 = re.compile(r"^[0-9a-fA-F]{32}$|^[0-9a-fA-F-]{36}$")
 
 
 # -- parameters -----------------------------------------------------------------------------
+
+
+@overload
+def _param(request: web.Request, name: str) -> str | None: ...
+@overload
+def _param(request: web.Request, name: str, default: str) -> str: ...
+def _param(request: web.Request, name: str, default: str | None = None) -> str | None:
+    """``request.GET.get(name, default)``: Django's ``QueryDict`` answers the last value of
+    a key sent more than once, where aiohttp's ``MultiDict`` answers the first."""
+    values = request.query.getall(name, [])
+    return values[-1] if values else default
+
+
+class InvalidParams(ApiError):
+    """Sentry's ``InvalidParams``: a date range it cannot read. A 400 with ``message`` as
+    it is; each endpoint words it its own way."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(400, message)
+        self.message = message
 
 
 EARLIEST = datetime(1, 1, 1, tzinfo=timezone.utc).timestamp()
@@ -172,7 +192,7 @@ def _parse_time(value: str) -> float:
         seconds = math.nan
     if EARLIEST <= seconds < PAST_LATEST:
         return seconds
-    raise ApiError(400, f"{value} is not a valid ISO8601 date query")
+    raise InvalidParams(f"{value} is not a valid ISO8601 date query")
 
 
 def _period(value: str, now: float) -> float:
@@ -187,7 +207,7 @@ def _period(value: str, now: float) -> float:
         seconds = None
     # Compared as it is: an int too large for a float still compares exactly.
     if seconds is None or seconds > now - EARLIEST:
-        raise ApiError(400, f"Invalid statsPeriod: {value!r}")
+        raise InvalidParams(f"Invalid statsPeriod: {value!r}")
     return float(seconds)
 
 
@@ -195,35 +215,60 @@ DEFAULT_RANGE = 90 * 86400.0
 """``MAX_STATS_PERIOD``: the range Sentry searches when none is given."""
 
 
-def _time_range(request: web.Request, default: float = DEFAULT_RANGE) -> tuple[float, float]:
-    """``get_date_range_from_stats_period``: ``statsPeriod`` (even empty), else
-    ``statsPeriodStart``/``statsPeriodEnd`` (periods back from now), else ``start``/``end``;
-    an empty value of the last two pairs is no value. Whichever is read must end after it
-    starts."""
-    q = request.query
+_DATE_KEYS = ("statsPeriod", "statsPeriodStart", "statsPeriodEnd", "start", "end")
+_TIMEFRAME_KEYS = ("timeframe", "timeframeStart", "timeframeEnd")
+
+
+def _date_params(request: web.Request, *, timeframe: bool) -> dict[str, str]:
+    """The date parameters sent, each its last value (``QueryDict``). With ``timeframe``,
+    ``get_date_range_from_params``' aliases are applied first: ``timeframe`` (even empty)
+    is ``statsPeriod``; else ``timeframeStart``/``timeframeEnd``, both required, are
+    ``statsPeriodStart``/``statsPeriodEnd``. Without it (the issue list, which calls
+    ``get_date_range_from_stats_period`` itself) they are not read."""
+    keys = (*_TIMEFRAME_KEYS, *_DATE_KEYS) if timeframe else _DATE_KEYS
+    params = {key: request.query.getall(key)[-1] for key in keys if key in request.query}
+    if "timeframe" in params:
+        params["statsPeriod"] = params["timeframe"]
+    elif params.get("timeframeStart") or params.get("timeframeEnd"):
+        if not params.get("timeframeStart") or not params.get("timeframeEnd"):
+            raise InvalidParams("timeframeStart and timeframeEnd are both required")
+        params["statsPeriodStart"] = params["timeframeStart"]
+        params["statsPeriodEnd"] = params["timeframeEnd"]
+    return params
+
+
+def _time_range(
+    request: web.Request, default: float = DEFAULT_RANGE, *, timeframe: bool = False
+) -> tuple[float, float]:
+    """``get_date_range_from_stats_period`` (``get_date_range_from_params`` with
+    ``timeframe``): ``statsPeriod`` (even empty), else ``statsPeriodStart``/
+    ``statsPeriodEnd`` (periods back from now), else ``start``/``end``; an empty value of
+    the last two pairs is no value. Whichever is read must end after it starts. A refusal
+    is ``InvalidParams``."""
+    q = _date_params(request, timeframe=timeframe)
     now = _state(request).data.now_ts
     start, end = now - default, now
     if "statsPeriod" in q:
         start = now - _period(q["statsPeriod"], now)
     elif q.get("statsPeriodStart") or q.get("statsPeriodEnd"):
         if not q.get("statsPeriodStart") or not q.get("statsPeriodEnd"):
-            raise ApiError(400, "statsPeriodStart and statsPeriodEnd are both required")
+            raise InvalidParams("statsPeriodStart and statsPeriodEnd are both required")
         start = now - _period(q["statsPeriodStart"], now)
         end = now - _period(q["statsPeriodEnd"], now)
     elif q.get("start") or q.get("end"):
         if not q.get("start") or not q.get("end"):
-            raise ApiError(400, "start and end are both required")
+            raise InvalidParams("start and end are both required")
         start, end = _parse_time(q["start"]), _parse_time(q["end"])
     if start >= end:
-        raise ApiError(400, "start must be before end")
+        raise InvalidParams("start must be before end")
     return start, end
 
 
-def _range_given(request: web.Request) -> bool:
+def _range_given(request: web.Request, *, timeframe: bool = False) -> bool:
     """Whether the request names a date range for ``_time_range`` to read, rather than
     leaving it the default: ``get_date_range_from_params(optional=True)`` answers
-    ``(None, None)`` when it does not."""
-    q = request.query
+    ``(None, None)`` when it does not (its aliases may refuse first)."""
+    q = _date_params(request, timeframe=timeframe)
     return "statsPeriod" in q or any(
         q.get(key) for key in ("statsPeriodStart", "statsPeriodEnd", "start", "end")
     )
@@ -234,13 +279,14 @@ OUTSIDE_RETENTION = "Invalid date range. Please try a more recent date range."
 
 
 def _event_range(request: web.Request, *, expired_status: int = 400) -> tuple[float, float]:
-    """The range an events query runs on: ``_time_range`` as Snuba and the query builder
+    """The range an events query runs on: ``_time_range`` as every events endpoint reads it
+    (``get_date_range_from_params``, ``timeframe`` too) and as Snuba and the query builder
     take it. Snuba drops the fraction of a second from both bounds (``parse_datetime``);
     ``outside_retention_with_modified_start`` moves the start up to the retention's and
     refuses a range that ends before it. The org events endpoints answer that refusal
     with a 400 (``handle_query_errors``); the project and issue events endpoints leave it
     uncaught, a 500 (``expired_status``)."""
-    start, end = (float(math.floor(bound)) for bound in _time_range(request))
+    start, end = (float(math.floor(bound)) for bound in _time_range(request, timeframe=True))
     retention = _state(request).data.retention_days
     if retention:
         start = max(start, _state(request).data.now_ts - retention * 86400)
@@ -260,7 +306,7 @@ def _environments(request: web.Request, org: OrgRecord) -> set[str]:
 
 
 def _per_page(request: web.Request, name: str = "per_page", maximum: int = 100) -> int:
-    raw = request.query.get(name)
+    raw = _param(request, name)
     if raw is None:
         return 100
     try:
@@ -276,13 +322,13 @@ def _per_page(request: web.Request, name: str = "per_page", maximum: int = 100) 
 
 
 def _flag(request: web.Request, name: str) -> bool:
-    return request.query.get(name, "").lower() in ("1", "true")
+    return _param(request, name, "").lower() in ("1", "true")
 
 
 def _exact_flag(request: web.Request, name: str) -> bool:
     """``request.GET.get(name) in ("1", "true")``: case-sensitive, as the event lists read
     ``full`` and an issue's events ``sample``."""
-    return request.query.get(name) in ("1", "true")
+    return _param(request, name) in ("1", "true")
 
 
 # -- lookups --------------------------------------------------------------------------------
@@ -343,18 +389,28 @@ def _project(request: web.Request, org: OrgRecord) -> ProjectRecord:
 
 
 _SHORT_ID = re.compile(r"^(.*?)[\s_-]([A-Za-z0-9]+)$")
-"""Sentry's ``_short_id_re`` (``looks_like_short_id``): a project slug, then the counter
-after the last ``-``, ``_`` or space. Newer servers also take an ``issue:`` prefix; older
-ones do not, and neither does the fake."""
+"""Sentry's ``_short_id_re`` (``looks_like_short_id``) before May 2024: a project slug, then
+the counter after the last ``-``, ``_`` or space."""
+
+_PREFIXED_SHORT_ID = re.compile(r"^(?:issue+:)?(.*?)[\s_-]([A-Za-z0-9]+)$")
+"""The current ``_short_id_re``: ``issue:`` may come first (getsentry/sentry#70247 took any
+``word:`` from May 2024, until it was narrowed to this)."""
+
+
+def _short_id_pattern(request: web.Request) -> re.Pattern[str]:
+    """The ``_short_id_re`` of the server played: the older profile's takes no prefix, as
+    the servers before May 2024 (the strictest of those before September 2025)."""
+    return _SHORT_ID if _state(request).profile == "older" else _PREFIXED_SHORT_ID
+
 
 _MAX_SHORT_ID = 2**63 - 1
 """``Group.short_id``'s largest value (a ``BoundedBigIntegerField``)."""
 
 
-def _parse_short_id(key: str) -> tuple[str, int] | None:
+def _parse_short_id(key: str, pattern: re.Pattern[str]) -> tuple[str, int] | None:
     """Sentry's ``parse_short_id``: the lower-cased project slug and the decoded counter, or
     ``None`` for what is not a short id."""
-    match = _SHORT_ID.match(key.strip())
+    match = pattern.match(key.strip())
     if match is None:
         return None
     slug, digits = match.groups()
@@ -365,25 +421,34 @@ def _parse_short_id(key: str) -> tuple[str, int] | None:
     return (slug.lower(), number) if number <= _MAX_SHORT_ID else None
 
 
-def _by_short_id(data: Dataset, org: OrgRecord, key: str) -> IssueRecord | None:
-    """``Group.objects.by_qualified_short_id``: the issue of the org's project of that slug
-    with that counter, unless it is being deleted or merged away."""
-    parsed = _parse_short_id(key)
+def _short_id_issue(org: OrgRecord, key: str, pattern: re.Pattern[str]) -> IssueRecord | None:
+    """The issue of the org's project of that slug with that counter, whatever its status
+    (``get_group_with_redirect``'s ``project__slug``/``short_id`` lookup)."""
+    parsed = _parse_short_id(key, pattern)
     if parsed is None:
         return None
     slug, number = parsed
     for project in org.projects:
         if project.slug == slug:
-            for issue in project.issues:
-                if issue.number == number and not issue.deleted:
-                    return issue
+            return next((issue for issue in project.issues if issue.number == number), None)
     return None
 
 
-def _redirected_short_id(data: Dataset, org: OrgRecord, key: str) -> IssueRecord | None:
+def _by_short_id(
+    data: Dataset, org: OrgRecord, key: str, pattern: re.Pattern[str]
+) -> IssueRecord | None:
+    """``Group.objects.by_qualified_short_id``: the issue of the org's project of that slug
+    with that counter, unless it is being deleted or merged away."""
+    issue = _short_id_issue(org, key, pattern)
+    return issue if issue is not None and not issue.deleted else None
+
+
+def _redirected_short_id(
+    data: Dataset, org: OrgRecord, key: str, pattern: re.Pattern[str]
+) -> IssueRecord | None:
     """``GroupRedirect`` by ``previous_short_id`` and ``previous_project_slug``: the issue a
     merged-away issue of the org's project of that slug (then) went into."""
-    parsed = _parse_short_id(key)
+    parsed = _parse_short_id(key, pattern)
     if parsed is None:
         return None
     slug, number = parsed
@@ -397,20 +462,32 @@ def _redirected_short_id(data: Dataset, org: OrgRecord, key: str) -> IssueRecord
 
 
 def _issue(request: web.Request, org: OrgRecord) -> IssueRecord:
-    return _issue_by_key(_state(request).data, org, request.match_info["issue_id"])
+    data, key = _state(request).data, request.match_info["issue_id"]
+    return _issue_by_key(data, org, key, _short_id_pattern(request))
 
 
-def _issue_by_key(data: Dataset, org: OrgRecord, key: str) -> IssueRecord:
-    """``GroupEndpoint.convert_args``: the org's issue a path names, or the generic 404."""
+def _issue_by_key(
+    data: Dataset, org: OrgRecord, key: str, pattern: re.Pattern[str]
+) -> IssueRecord:
+    """``GroupEndpoint.convert_args``: the org's issue a path names, else the generic 404;
+    then ``GroupPermission`` (``ProjectPermission`` on its project), a 403 for a project the
+    user cannot access; only then is an issue being deleted the 404 (``EXCLUDED_STATUSES``)."""
     issue: IssueRecord | None
     if key.isascii() and key.isdigit():
         # ``get_group_with_redirect``: a merged issue's id reaches the issue it went into.
         issue = data.issues_by_id.get(data.merged.get(key, key))
     else:
-        # ``get_group_with_redirect`` takes anything else as a qualified short id, and a
-        # merged issue's short id reaches the issue it went into too.
-        issue = _by_short_id(data, org, key) or _redirected_short_id(data, org, key)
-    if issue is None or issue.deleted or issue.project.org is not org:
+        # Anything else is a qualified short id, found whatever the issue's status; one
+        # merged away is gone (the merge is done here at once), and its short id reaches
+        # the issue it went into.
+        issue = _short_id_issue(org, key, pattern)
+        if issue is None or issue.id in data.merged:
+            issue = _redirected_short_id(data, org, key, pattern)
+    if issue is None or issue.project.org is not org:
+        raise ApiError(404, "The requested resource does not exist")
+    if not _has_access(issue.project):
+        raise ApiError(403, "You do not have permission to perform this action.")
+    if issue.deleted:
         raise ApiError(404, "The requested resource does not exist")
     return issue
 

@@ -402,7 +402,8 @@ def _check_discard(projects: list[ProjectRecord], targets: list[IssueRecord]) ->
 
 def _merge(data: Dataset, targets: list[IssueRecord]) -> dict[str, Any]:
     """``handle_merge``: errors only; the issue with most events stays (the higher id on
-    a tie), the others are gone and their ids lead to it."""
+    a tie), the others are gone, their ids lead to it and their events are its own
+    (``merge_groups``, done at once here)."""
     if not all(_is_error(issue) for issue in targets):
         raise ApiError(400, body=_encode(["Only error issues can be merged."]))
     parent, *children = sorted(
@@ -411,7 +412,7 @@ def _merge(data: Dataset, targets: list[IssueRecord]) -> dict[str, Any]:
     for child in children:
         child.deleted = True
         data.merged[child.id] = parent.id
-        data.invalidate_issue(child)
+        data.move_events(child, parent)
     for old, new in list(data.merged.items()):
         if new in data.merged:
             data.merged[old] = data.merged[new]

@@ -14,6 +14,7 @@ from urllib.parse import quote, quote_plus, urlencode
 from aiohttp import web
 
 from ._data import IssueRecord
+from ._lookups import _param
 from ._state import _SERVE, ApiError, T, _json, _request_key, _state
 
 MAX_HITS = 1000
@@ -25,7 +26,7 @@ def _parse_cursor(request: web.Request) -> tuple[int, int, int]:
     """``Cursor.from_string``: the value is read with ``float()`` when it holds a ``.``,
     else with ``int()`` (so ``1e3`` is refused); whatever does not parse is a 400
     (``get_cursor``). A float past any row (``1.0e400``) is refused too."""
-    raw = request.query.get("cursor")
+    raw = _param(request, "cursor")
     if raw is None or raw == "":
         return 0, 0, 0
     parts = raw.split(":")
@@ -285,7 +286,7 @@ def _sequence_page(
         raise ApiError(400, "Invalid cursor parameter.")
     if short:
         request[_SHORTENED] = True
-    if request.query.get("cursor"):
+    if _param(request, "cursor"):
         # First row whose score is <= value (scores descend); bisected, so a page costs
         # its rows whatever the listing's length.
         position = bisect_left(rows, -value, key=_descending) + offset

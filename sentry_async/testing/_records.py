@@ -188,11 +188,20 @@ class EventRecord:
     index: int
     event_id: str
     issue: IssueRecord | None
+    """The issue the event is grouped in now (its ``groupID``)."""
     project: ProjectRecord
     timestamp: float
     kind: str
     user: int
     environment: str
+    origin: IssueRecord | None = None
+    """The issue the event was made in, once a merge moved it to ``issue``."""
+
+    @property
+    def made_in(self) -> IssueRecord | None:
+        """The issue whose title, level and exception type the event carries: a merge
+        rewrites an event's group id only, its own data stays."""
+        return self.origin or self.issue
 
 
 def _iso(ts: float) -> str:

@@ -13,15 +13,19 @@ from aiohttp import web
 
 from ._data import Dataset, EventRecord, OrgRecord
 from ._lookups import (
+    InvalidParams,
     _by_short_id,
     _environments,
     _event_range,
     _org,
+    _param,
     _per_page,
     _projects,
+    _short_id_pattern,
     _single_project_only,
     _time_range,
 )
+from ._middleware import INTERNAL_ERROR
 from ._paginators import _page
 from ._search import Term, event_value, parse_query, term_matches
 from ._state import ApiError, _encode, _json, _state
@@ -59,10 +63,11 @@ def _iso_offset(ts: float) -> str:
 def _plain(data: Dataset, event: EventRecord, name: str) -> Any:
     if name == "user.email":  # a built event's user, as its summary shows it
         return data.event_user(event).get("email")
-    issue = event.issue
+    # Its own data from the issue it was made in; its group (``issue``) may be a merge's.
+    issue, made_in = event.issue, event.made_in
     return {
         "id": event.event_id,
-        "title": issue.title if issue else f"GET /api/items/{event.index % 17}",
+        "title": made_in.title if made_in else f"GET /api/items/{event.index % 17}",
         "project": event.project.slug,
         "project.name": event.project.slug,
         "project.id": int(event.project.id),
@@ -70,8 +75,8 @@ def _plain(data: Dataset, event: EventRecord, name: str) -> Any:
         "event.type": "transaction"
         if event.kind == "transaction"
         else ("default" if event.kind == "default" else "error"),
-        "level": issue.level if issue else "info",
-        "message": issue.title if issue else "",
+        "level": made_in.level if made_in else "info",
+        "message": made_in.title if made_in else "",
         "issue": issue.short_id if issue else None,
         "issue.id": int(issue.id) if issue else None,
         "transaction": f"/api/items/{event.index % 17}",
@@ -299,12 +304,26 @@ def _quantized(moment: float, key: int, duration: int, *, up: bool) -> float:
     return hour + past + (duration if up else 0)
 
 
+def _filter_range(request: web.Request) -> tuple[float, float]:
+    """``get_filter_params``' date range: ``get_date_range_from_params`` (``timeframe``
+    read), a refusal answered "Invalid date range: ...". Its alias of ``range`` for
+    ``statsPeriod`` assigns into the query string's ``QueryDict``, which Django keeps
+    immutable: the ``AttributeError`` is Sentry's 500."""
+    if "range" in request.query and "statsPeriod" not in request.query:
+        raise ApiError(500, body=_encode(INTERNAL_ERROR))
+    try:
+        return _time_range(request, timeframe=True)
+    except InvalidParams as exc:
+        raise ApiError(400, f"Invalid date range: {exc.message}") from None
+
+
 def _stats_range(request: web.Request, org: OrgRecord) -> tuple[float, float]:
-    """``quantize_date_params``: a ``statsPeriod`` range of more than an hour is rounded out
-    to the minute (to 15 minutes from 30 days up), keyed by the organization's id; other
-    ranges are left as they are. ``get_snuba_params`` does it for ``/events/`` and
-    ``events-stats`` alike (``quantize_date_params=True`` unless the caller says not)."""
-    start, end = _time_range(request)
+    """The range of ``get_filter_params``, then ``quantize_date_params``: a ``statsPeriod``
+    range of more than an hour is rounded out to the minute (to 15 minutes from 30 days
+    up), keyed by the organization's id; other ranges are left as they are.
+    ``get_snuba_params`` does it for ``/events/`` and ``events-stats`` alike
+    (``quantize_date_params=True`` unless the caller says not)."""
+    start, end = _filter_range(request)
     span = end - start
     if "statsPeriod" not in request.query or span <= 3600:
         return start, end
@@ -321,7 +340,7 @@ def _event_bounds(request: web.Request, start: float, end: float) -> tuple[float
     own: whole seconds, the start moved up to the retention's (which refuses a range ending
     before it)."""
     lower, _ = _event_range(request)
-    retained = lower > math.floor(_time_range(request)[0])
+    retained = lower > math.floor(_filter_range(request)[0])
     return (lower if retained else float(math.floor(start))), float(math.floor(end))
 
 
@@ -331,7 +350,7 @@ def _issue_terms(request: web.Request, org: OrgRecord, terms: list[Term]) -> lis
     case, no issue deleted or merged away); ``unknown`` and an empty value (``has:issue``)
     are "no issue". A short id that names no issue fails the query: a 400 naming them all
     (``InvalidIssueSearchQuery``; before it, ``InvalidSearchQuery``)."""
-    data = _state(request).data
+    data, pattern = _state(request).data, _short_id_pattern(request)
     out = []
     for term in terms:
         if term.key != "issue":
@@ -339,7 +358,7 @@ def _issue_terms(request: web.Request, org: OrgRecord, terms: list[Term]) -> lis
             continue
         short_ids = [value for value in term.values if value and value != "unknown"]
         ids = ["" for value in term.values if not value or value == "unknown"]
-        found = [_by_short_id(data, org, value) for value in short_ids]
+        found = [_by_short_id(data, org, value, pattern) for value in short_ids]
         issues = [issue for issue in found if issue is not None]
         if len(issues) < len(found):
             if _state(request).profile == "older":
@@ -360,13 +379,13 @@ def _discover_events(
     projects = _projects(request, org)
     _single_project_only(request, org, projects, "You cannot view events from multiple projects.")
     environments = _environments(request, org)
-    dataset = request.query.get("dataset", "discover")
+    dataset = _param(request, "dataset", "discover")
     if dataset not in _DATASETS:
         raise ApiError(400, f"dataset must be one of: {', '.join(_DATASETS)}")
     if dataset not in _SERVED_DATASETS:
         return []
     data = _state(request).data
-    terms = _issue_terms(request, org, parse_query(request.query.get("query", "")))
+    terms = _issue_terms(request, org, parse_query(_param(request, "query", "")))
     out = []
     for project in projects:
         for event in project.events:
@@ -399,8 +418,8 @@ async def discover(request: web.Request) -> web.Response:
             raise ApiError(400, f"Invalid characters in field {name}")
     # ``if request.GET.get("noPagination"):`` one response of at most ``per_page`` rows,
     # read with the default maximum whatever the dataset, and no ``Link``.
-    whole = bool(request.query.get("noPagination"))
-    large = request.query.get("dataset") in _LARGE_PAGE_DATASETS and not whole
+    whole = bool(_param(request, "noPagination"))
+    large = _param(request, "dataset") in _LARGE_PAGE_DATASETS and not whole
     per_page = _per_page(request, maximum=9999 if large else 100)
     events = _discover_events(request, org)
     data = _state(request).data
@@ -459,7 +478,7 @@ async def discover(request: web.Request) -> web.Response:
         "isMetricsExtractedData": False,
         "tips": {},
         "datasetReason": "unchanged",
-        "dataset": request.query.get("dataset", "discover"),
+        "dataset": _param(request, "dataset", "discover"),
     }
     if whole:
         body = b"[" + b",".join(_encode(row) for row in rows[:per_page]) + b"]"

@@ -11,11 +11,13 @@ from aiohttp import web
 from ._data import EventRecord, OrgRecord
 from ._lookups import (
     _HEX32,
+    InvalidParams,
     _environments,
     _event_range,
     _exact_flag,
     _issue,
     _org,
+    _param,
     _per_page,
     _project,
     _range_given,
@@ -24,8 +26,10 @@ from ._lookups import (
 from ._paginators import _page
 from ._routes_discover import _issue_terms
 from ._search import (
+    InvalidSearchQuery,
     Term,
     UnevaluatedTerm,
+    event_detail_terms,
     event_value,
     events_matching,
     parse_query,
@@ -45,7 +49,7 @@ def _event_rows(
     start, end = _event_range(request, expired_status=500)
     environments = set(request.query.getall("environment", []))
     if terms is None:
-        terms = _issue_terms(request, _org(request), parse_query(request.query.get("query", "")))
+        terms = _issue_terms(request, _org(request), parse_query(_param(request, "query", "")))
     return events_matching(
         _state(request).data,
         (
@@ -60,10 +64,14 @@ def _event_rows(
 def _project_event_rows(request: web.Request, events: Sequence[EventRecord]) -> list[EventRecord]:
     """A project's events in the range whose message contains ``query``, case aside
     (``positionCaseInsensitive``): no search grammar, and no ``environment``. Transactions
-    are left out: ``eventstore.backend.get_events`` reads ``Dataset.Events`` by default."""
-    start, end = _event_range(request, expired_status=500)
+    are left out: ``eventstore.backend.get_events`` reads ``Dataset.Events`` by default. A
+    range it cannot read is "Invalid date range parameters provided" whatever the cause."""
+    try:
+        start, end = _event_range(request, expired_status=500)
+    except InvalidParams:
+        raise ApiError(400, "Invalid date range parameters provided") from None
     rows = [e for e in events if start <= e.timestamp < end and e.kind != "transaction"]
-    query = request.query.get("query")
+    query = _param(request, "query")
     if not query:
         return rows
     data, wanted = _state(request).data, query.lower()
@@ -95,7 +103,7 @@ def _event_page(
 def _event_direct_hit(request: web.Request, events: Sequence[EventRecord]) -> web.Response | None:
     """``get_direct_hit_response``: an event-id query naming exactly one of the issue's events
     in the date range (environments aside) answers that event in full, unpaginated."""
-    query = request.query.get("query", "").strip()
+    query = _param(request, "query", "").strip()
     if not _HEX32.match(query):
         return None
     event_id = query.replace("-", "").lower()
@@ -113,11 +121,11 @@ def _neighbour_range(request: web.Request) -> tuple[float, float] | None:
     """``get_date_range_from_params(request.GET, optional=True)``: the range the neighbours
     are looked for in, in whole seconds, or ``None`` when none is sent (Sentry then looks 100
     days either side of the event, further than the fake keeps). A bad one is a 400."""
-    if not _range_given(request):
-        return None
     try:
-        start, end = _time_range(request)
-    except ApiError:
+        if not _range_given(request, timeframe=True):
+            return None
+        start, end = _time_range(request, timeframe=True)
+    except InvalidParams:
         raise ApiError(400, "Invalid date range") from None
     return float(math.floor(start)), float(math.floor(end))
 
@@ -181,7 +189,11 @@ async def issue_event(request: web.Request) -> web.Response:
     issue = _issue(request, org)
     environments = _environments(request, org)
     bounds = _neighbour_range(request)
-    terms = parse_query(request.query.get("query", ""))
+    try:
+        terms = event_detail_terms(_param(request, "query", ""))
+    except InvalidSearchQuery:
+        # ``parse_and_convert_issue_search_query``'s ``ValidationError``.
+        raise ApiError(400, "Invalid event query") from None
     try:
         terms = _issue_terms(request, org, terms)
     except ApiError:
@@ -213,11 +225,12 @@ async def issue_event(request: web.Request) -> web.Response:
 
 
 def _lenient_terms(request: web.Request, org: OrgRecord) -> list[Term]:
-    """ProjectEventDetailsEndpoint's ``query``: one that does not parse, or whose ``issue``
-    filter names no issue (``format_search_filter``), is dropped (``capture_exception``)
-    rather than refused; a term the fake cannot play still is."""
+    """ProjectEventDetailsEndpoint's ``query``, read as an issue event's is: one that does
+    not parse, or whose ``issue`` filter names no issue (``format_search_filter``), is
+    dropped (``capture_exception``) rather than refused; a term the fake cannot play still
+    is."""
     try:
-        return _issue_terms(request, org, parse_query(request.query.get("query", "")))
+        return _issue_terms(request, org, event_detail_terms(_param(request, "query", "")))
     except UnevaluatedTerm:
         raise
     except ApiError:
@@ -274,7 +287,7 @@ async def issue_hashes(request: web.Request) -> web.Response:
     org = _org(request)
     issue = _issue(request, org)
     data = _state(request).data
-    full = request.query.get("full", "true").lower() in ("1", "true")
+    full = _param(request, "full", "true").lower() in ("1", "true")
     groups: dict[int, list[EventRecord]] = defaultdict(list)
     for event in issue.events:
         groups[event.index % 3].append(event)

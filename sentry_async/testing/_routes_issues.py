@@ -13,16 +13,17 @@ from aiohttp import web
 from ._data import Dataset, EventRecord, IssueRecord, IssueShape, OrgRecord, ProjectRecord
 from ._lookups import (
     _HEX32,
-    _SHORT_ID,
     _by_short_id,
     _environments,
     _has_access,
     _issue,
     _org,
+    _param,
     _per_page,
     _project,
     _projects,
     _range_given,
+    _short_id_pattern,
     _single_project_only,
     _time_range,
 )
@@ -42,7 +43,7 @@ def _issue_filter(
     request: web.Request, org: OrgRecord, projects: list[ProjectRecord] | None = None
 ) -> list[IssueRecord]:
     """The search: ``projects`` from the path, else from ``?project=``."""
-    query = request.query.get("query")
+    query = _param(request, "query")
     query = DEFAULT_ISSUE_QUERY if query is None else query
     matches = issue_filter(_state(request).data, query)
     # ``date_from``/``date_to`` from ``get_date_range_from_stats_period``: 90 days back by
@@ -115,7 +116,7 @@ def _search_terms(query: str) -> list[tuple[str, str]]:
 def _check_inbox_search(request: web.Request) -> None:
     """``inbox_search``: the ``inbox`` sort takes an unresolved ``is:for_review`` query
     of status, date, for-review and assignment terms only."""
-    query = request.query.get("query")
+    query = _param(request, "query")
     terms = _search_terms(DEFAULT_ISSUE_QUERY if query is None else query.strip())
     invalid = [text for key, text in terms if key not in _INBOX_TERMS]
     if invalid:
@@ -129,7 +130,7 @@ def _check_inbox_search(request: web.Request) -> None:
 def _shape(request: web.Request) -> IssueShape:
     """``calculate_stats_period``: no ``groupStatsPeriod`` is ``24h``, an empty one no stats;
     ``auto`` spans the request's range."""
-    period = request.query.get("groupStatsPeriod", "24h") or None
+    period = _param(request, "groupStatsPeriod", "24h") or None
     return IssueShape(
         stats_period=period,
         collapse=frozenset(request.query.getall("collapse", [])),
@@ -146,7 +147,7 @@ def _direct_hit(
     Event ids are looked up in the requested projects plus the user's member projects
     (``project_ids_with_team_membership``); a short id's issue only if its project is
     accessible (``has_project_access``)."""
-    query = request.query.get("query", "").strip()
+    query = _param(request, "query", "").strip()
     data = _state(request).data
     if _HEX32.match(query):
         event_id = query.replace("-", "").lower()
@@ -165,8 +166,9 @@ def _direct_hit(
             return _json(_encode([body]), headers={"X-Sentry-Direct-Hit": "1"})
         if groups:
             return _json(_encode([data.issue_body(i, shape=shape) for i in groups.values()]))
-    if request.query.get("shortIdLookup") == "1" and _SHORT_ID.match(query):
-        issue = _by_short_id(data, org, query)
+    pattern = _short_id_pattern(request)
+    if _param(request, "shortIdLookup") == "1" and pattern.match(query):
+        issue = _by_short_id(data, org, query, pattern)
         if issue is not None and _has_access(issue.project):
             found = [data.issue_body(issue, shape=shape)]
             return _json(_encode(found), headers={"X-Sentry-Direct-Hit": "1"})
@@ -238,7 +240,7 @@ async def list_issues(request: web.Request) -> web.Response:
     org = _org(request)
     data = _state(request).data
     _time_range(request)
-    if "groupStatsPeriod" in request.query and request.query["groupStatsPeriod"] not in (
+    if "groupStatsPeriod" in request.query and _param(request, "groupStatsPeriod") not in (
         "",
         "24h",
         "14d",
@@ -257,9 +259,9 @@ async def list_issues(request: web.Request) -> web.Response:
     groups = _groups(request, org)
     if groups is not None:
         return _json(_encode([_group_body(data, issue, shape) for issue in groups]))
-    if request.query.get("sort") == "inbox":
+    if _param(request, "sort") == "inbox":
         _check_inbox_search(request)
-    score = _ISSUE_SCORES.get(request.query.get("sort", "date"), _ISSUE_SCORES["date"])
+    score = _ISSUE_SCORES.get(_param(request, "sort", "date"), _ISSUE_SCORES["date"])
 
     def build() -> list[tuple[int, IssueRecord]]:
         rows = [(score(issue), issue) for issue in _issue_filter(request, org)]
@@ -273,7 +275,7 @@ async def list_issues(request: web.Request) -> web.Response:
         request, rows, limit if serve is None else min(limit, serve), short=serve is not None
     )
     hits = min(len(rows), MAX_HITS)
-    if request.query.get("cursor"):
+    if _param(request, "cursor"):
         # After the first page Sentry estimates the count from sampled groups.
         hits = min(MAX_HITS, max(len(rows), int(round(len(rows) * 1.1, -1))))
     headers = {

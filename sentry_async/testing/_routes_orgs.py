@@ -8,7 +8,16 @@ import msgspec
 from aiohttp import web
 
 from ._data import Dataset
-from ._lookups import _flag, _issue_by_key, _org, _per_page, _project, _region
+from ._lookups import (
+    _flag,
+    _issue_by_key,
+    _org,
+    _param,
+    _per_page,
+    _project,
+    _region,
+    _short_id_pattern,
+)
 from ._paginators import _datetime_page, _page
 from ._records import ProjectRecord
 from ._scopes import DENIED
@@ -27,7 +36,7 @@ async def list_orgs(request: web.Request) -> web.Response:
         # User tokens: every org the user owns, unpaginated, each wrapped with singleOwner.
         body = [{"organization": data.org_body(o), "singleOwner": o.index % 2 == 0} for o in orgs]
         return _json(_encode(body))
-    if request.query.get("sortBy") == "members":
+    if _param(request, "sortBy") == "members":
         # An OffsetPaginator over the member count.
         orgs.sort(key=lambda o: o.members, reverse=True)
         return _page(
@@ -56,10 +65,11 @@ async def user_regions(request: web.Request) -> web.Response:
 async def short_id(request: web.Request) -> web.Response:
     """``ShortIdLookupEndpoint``, a ``GroupEndpoint``: the key is looked up as on any issue
     path (an id too, and a merged issue's short id or id reaches the issue it went into), and
-    the answer is that issue's."""
+    the answer is that issue's; one of a project the user cannot access is a 403."""
     org = _org(request)
     data = _state(request).data
-    issue = _issue_by_key(data, org, request.match_info["short_id"])
+    key = request.match_info["short_id"]
+    issue = _issue_by_key(data, org, key, _short_id_pattern(request))
     return _json(
         _encode(
             {
@@ -85,10 +95,10 @@ async def list_projects(request: web.Request) -> web.Response:
     org = _org(request)
     data = _state(request).data
     projects = list(org.projects)
-    query = request.query.get("query", "")
+    query = _param(request, "query", "")
     if query:
         projects = _matching(data, projects, query)
-    if request.query.get("all_projects") == "1":
+    if _param(request, "all_projects") == "1":
         projects.sort(key=lambda p: p.slug)
         return _json(_encode([data.project_body(p) for p in projects]))
     projects.sort(key=lambda p: (p.index != 0, p.slug))

@@ -15,6 +15,7 @@ from ._lookups import (
     _UNITS,
     _flag,
     _org,
+    _param,
     _projects,
     _requested_project_ids,
     _time_range,
@@ -69,7 +70,7 @@ def _buckets(
     for an RPC dataset longer than the range) falls back to the default interval for the
     range, silently."""
     interval = _default_interval(end - start)
-    raw = request.query.get("interval")
+    raw = _param(request, "interval")
     if raw is not None:
         match = _PERIOD.match(raw)
         asked = int(match.group(1)) * _UNITS[match.group(2)] if match else 3600
@@ -167,7 +168,7 @@ def _group_rank(
 
 def _top_events(request: web.Request) -> int:
     """``topEvents`` as ``OrganizationEventsStatsEndpoint.get`` reads it (0: not asked)."""
-    top = request.query.get("topEvents")
+    top = _param(request, "topEvents")
     if top is None:
         return 0
     try:
@@ -186,7 +187,7 @@ def _comparison_delta(request: web.Request) -> int:
     if "comparisonDelta" not in request.query:
         return 0
     try:
-        return int(request.query["comparisonDelta"])
+        return int(_param(request, "comparisonDelta", ""))
     except ValueError:
         raise ApiError(400, "comparisonDelta must be an integer") from None
 
@@ -199,7 +200,7 @@ async def events_stats(request: web.Request) -> web.Response:
     for axis in axes:
         if axis not in _FIELD_TYPES or "(" not in axis:
             raise ApiError(400, f"Invalid yAxis: {axis}")
-    rpc = request.query.get("dataset", "discover") in RPC_DATASETS
+    rpc = _param(request, "dataset", "discover") in RPC_DATASETS
     start, end, interval = _buckets(request, *_stats_range(request, org), top, rpc)
     events = _discover_events(request, org, bounds=_event_bounds(request, start, end))
     # ``top_events_timeseries`` takes no comparison; ``timeseries_query`` compares one column.
@@ -215,7 +216,7 @@ async def events_stats(request: web.Request) -> web.Response:
         ]
 
     # ``allow_partial_buckets``: ``request.GET.get("partial") == "1"``.
-    frame = _frame(start, end, interval, request.query.get("partial") == "1")
+    frame = _frame(start, end, interval, _param(request, "partial") == "1")
 
     def make(members: list[EventRecord], axis: str, order: int | None) -> dict[str, Any]:
         return _series(members, frame, interval, axis, order, comparison, delta)
@@ -334,7 +335,7 @@ def _usage_interval(request: web.Request) -> int:
     """``get_constrained_date_range`` at ``allow_minute_resolution=True`` (what stats_v2
     uses): an interval that does not parse counts as an hour; any multiple of a minute up to
     a day that divides a day is accepted (shorter than an hour reads the raw outcomes)."""
-    match = _PERIOD.match(request.query.get("interval", ""))
+    match = _PERIOD.match(_param(request, "interval", ""))
     interval = int(match.group(1)) * _UNITS[match.group(2)] if match else 3600
     if interval % 60 or interval < 60:
         raise ApiError(
@@ -348,9 +349,9 @@ def _usage_interval(request: web.Request) -> int:
 
 
 def _usage_window(request: web.Request, interval: int) -> tuple[int, int]:
-    """``get_constrained_date_range``: the range aligned by ``to_intervals``, at most
-    ``MAX_POINTS`` intervals."""
-    start, end = _time_range(request)
+    """``get_constrained_date_range``: the range of ``get_date_range_from_params``
+    (``timeframe`` read), aligned by ``to_intervals``, at most ``MAX_POINTS`` intervals."""
+    start, end = _time_range(request, timeframe=True)
     start = min(start, _state(request).data.now_ts)
     aligned = int(start) // interval * interval
     points = -(-int(end - aligned) // interval)

@@ -354,6 +354,22 @@ def _converted(terms: list[Term]) -> list[Term]:
     return terms
 
 
+_SKIPPED_KEYS = frozenset({"is", "status", "substatus", "issue.priority"})
+"""Issue search keys ``issue_search_query_to_conditions`` drops, being in
+``GroupSerializerSnuba.skip_snuba_fields``: ``is:`` reads as ``status``, ``substatus``,
+``for_review``, ``unassigned`` or ``linked`` (the last three kept as ``is`` here)."""
+
+
+def event_detail_terms(query: str) -> list[Term]:
+    """An issue event's ``query`` as ``issue_search_query_to_conditions`` reads it: parsed as
+    the issue search parses it (``is:`` is valid; what does not parse, or names a status,
+    substatus or priority that is none, is ``InvalidSearchQuery``), the filters that say
+    nothing about an event then dropped."""
+    terms = [_translated(term) for term in parse_query(query, issues=True)]
+    kept = _converted([term for term in terms if term.key != "is"])
+    return [term for term in kept if term.key not in _SKIPPED_KEYS]
+
+
 def _issue_term(issue: IssueRecord, term: Term, now: float) -> bool | None:
     """An issue-level term's verdict at ``now``, or ``None`` for a term its events answer."""
     if term.key == "status":

@@ -88,7 +88,8 @@ class FakeSentry:
     With ``ssl`` (a server-side ``ssl.SSLContext``) it serves https, to test private CAs.
 
     ``profile="older"`` plays a server from before September 2025 (multi-project refusals
-    without ``global-views``, a bare-string 429 body, no rate-limit headers).
+    without ``global-views``, a bare-string 429 body, no rate-limit headers, no ``issue:``
+    prefix on a short id).
     ``regions=("us", "de")`` plays sentry.io's regions: one port per region on the same
     host, organizations dealt out among them, ``/users/me/regions/`` listing them, and an
     organization's endpoints answering 404 outside its region.

@@ -101,7 +101,8 @@ class ServerState:
     legacy_links: bool = False
     profile: str = "current"
     """``"older"``: a server from before September 2025 (multi-project refusals, a bare-string
-    429 body, no ``X-Sentry-Rate-Limit-*`` headers as on many self-hosted installs)."""
+    429 body, no ``X-Sentry-Rate-Limit-*`` headers as on many self-hosted installs, no
+    ``issue:`` prefix on a short id)."""
     region_ports: dict[int, str] = field(default_factory=dict)
     """Listening port -> region name, when the server plays several regions."""
     requests: list[RecordedRequest] = field(default_factory=list)

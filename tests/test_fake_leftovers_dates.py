@@ -1,0 +1,248 @@
+"""Date ranges as each endpoint reads and refuses them: ``timeframe``, Discover's ``range``,
+repeated keys and the wording of a refusal.
+
+Pinned against Sentry's server code (getsentry/sentry):
+
+- ``src/sentry/api/utils.py`` ``get_date_range_from_params``: ``timeframe`` (``is not
+  None``) replaces ``statsPeriod``; else ``timeframeStart``/``timeframeEnd`` (both, "timeframeStart
+  and timeframeEnd are both required") replace ``statsPeriodStart``/``statsPeriodEnd``, after
+  which ``get_date_range_from_stats_period`` reads ``statsPeriod`` first as ever. Discover and
+  ``events-stats`` (``OrganizationEndpoint.get_filter_params``), an issue's events
+  (``group_events.py``) and event details (``group_event_details.py``), a project's events
+  (``project_events.py``) and ``stats_v2`` (``get_constrained_date_range``) call it; the issue
+  list calls ``get_date_range_from_stats_period`` directly and reads no ``timeframe``.
+- ``src/sentry/api/bases/organization.py`` ``get_filter_params``: a refusal is
+  ``ParseError(f"Invalid date range: {e}")``. Its ``range`` alias assigns into the request's
+  data (``data["statsPeriod"] = data["range"]``), which for a GET is ``request.GET``, an
+  immutable ``QueryDict``: ``range`` without ``statsPeriod`` raises ``AttributeError``,
+  Sentry's 500.
+- ``tests/snuba/api/endpoints/test_project_events.py`` (getsentry/sentry#96658): a project's
+  events answer any refused range "Invalid date range parameters provided".
+- Django's ``QueryDict.get``/``__getitem__`` answer the last of a key's values: every
+  ``request.GET.get(...)`` reads the last ``statsPeriod``, ``query``, ``per_page`` sent.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import aiohttp
+import anyio
+import msgspec
+import pytest
+
+from sentry_async.testing import FakeSentry, FakeSentryFactory
+from sentry_async.testing._builder import IssueBuilder
+
+ORG = "acme"
+AGES = {"recent": timedelta(hours=1), "week": timedelta(days=10), "old": timedelta(days=30)}
+INTERNAL_ERROR = {"detail": "Internal Error", "errorId": "f" * 32}
+
+
+def _dated(factory: FakeSentryFactory) -> tuple[FakeSentry, dict[str, IssueBuilder]]:
+    """One issue per age of ``AGES``, each with one event that old."""
+    server = factory.start(orgs=0)
+    project = server.builder.add_organization(ORG).add_project("backend")
+    issues = {}
+    for name, age in AGES.items():
+        issues[name] = project.add_issue(f"Error {name}", events=0)
+        issues[name].add_event(timestamp=server.now - age)
+    return server, issues
+
+
+async def _get(server: FakeSentry, path: str, params: list[tuple[str, str]]) -> tuple[int, Any]:
+    """``GET /api/0/{path}`` with the fake's token."""
+    with anyio.fail_after(10):
+        async with (
+            aiohttp.ClientSession() as http,
+            http.get(
+                f"{server.url}/api/0/{path}",
+                params=params,
+                headers={"Authorization": f"Bearer {server.token}"},
+            ) as reply,
+        ):
+            return reply.status, msgspec.json.decode(await reply.read())
+
+
+async def _discover(server: FakeSentry, params: list[tuple[str, str]]) -> tuple[int, Any]:
+    return await _get(
+        server, f"organizations/{ORG}/events/", [("field", "id"), ("project", "-1"), *params]
+    )
+
+
+async def _stats(server: FakeSentry, params: list[tuple[str, str]]) -> tuple[int, Any]:
+    return await _get(
+        server, f"organizations/{ORG}/events-stats/", [("project", "-1"), *params]
+    )
+
+
+async def _issue_list(server: FakeSentry, params: list[tuple[str, str]]) -> tuple[int, Any]:
+    return await _get(
+        server, f"organizations/{ORG}/issues/", [("query", ""), ("project", "-1"), *params]
+    )
+
+
+# -- timeframe, where get_date_range_from_params reads it ----------------------------------------
+
+SELECTIONS = [
+    ([("timeframe", "14d")], ["recent", "week"]),
+    ([("statsPeriod", "2h"), ("timeframe", "14d")], ["recent", "week"]),
+    ([("timeframeStart", "14d"), ("timeframeEnd", "7d")], ["week"]),
+    ([("timeframeStart", "14d"), ("timeframeEnd", "7d"), ("start", "x")], ["week"]),
+    ([("statsPeriod", "14d"), ("timeframeStart", "40d"), ("timeframeEnd", "20d")],
+     ["recent", "week"]),
+    ([("timeframeStart", ""), ("timeframeEnd", ""), ("statsPeriod", "2h")], ["recent"]),
+    ([("statsPeriod", "2h"), ("statsPeriod", "14d")], ["recent", "week"]),
+    ([("timeframe", "x"), ("timeframe", "2h")], ["recent"]),
+]
+
+
+@pytest.mark.parametrize(("params", "kept"), SELECTIONS)
+async def test_the_events_endpoints_read_timeframe_as_sentry_does(
+    fake_sentry_factory: FakeSentryFactory, params: list[tuple[str, str]], kept: list[str]
+) -> None:
+    server, issues = _dated(fake_sentry_factory)
+    expected = sorted(issues[name].event_ids[0] for name in kept)
+    status, body = await _discover(server, params)
+    assert status == 200, body
+    assert sorted(row["id"] for row in body["data"]) == expected
+    status, body = await _stats(server, params)
+    assert status == 200, body
+    assert sum(point[1][0]["count"] for point in body["data"]) == len(kept)
+    status, body = await _get(server, f"projects/{ORG}/backend/events/", params)
+    assert status == 200, body
+    assert sorted(row["eventID"] for row in body) == expected
+    for name, issue in issues.items():
+        status, body = await _get(server, f"organizations/{ORG}/issues/{issue.id}/events/", params)
+        assert status == 200, body
+        assert [row["eventID"] for row in body] == (issue.event_ids if name in kept else [])
+
+
+async def test_stats_v2_reads_timeframe(fake_sentry_factory: FakeSentryFactory) -> None:
+    server, _ = _dated(fake_sentry_factory)
+    usage = [("field", "sum(quantity)"), ("category", "error"), ("interval", "1d")]
+    for params, total in (([], 3), ([("timeframe", "14d")], 2), ([("statsPeriod", "2d")], 1)):
+        status, body = await _get(server, f"organizations/{ORG}/stats_v2/", [*usage, *params])
+        assert status == 200, body
+        assert body["groups"][0]["totals"]["sum(quantity)"] == total, params
+    status, body = await _get(
+        server, f"organizations/{ORG}/stats_v2/", [*usage, ("timeframeEnd", "1d")]
+    )
+    assert (status, body) == (400, {"detail": "timeframeStart and timeframeEnd are both required"})
+
+
+@pytest.mark.parametrize(
+    ("params", "kept"),
+    [
+        ([("timeframe", "2h")], ["recent", "week", "old"]),
+        ([("timeframeStart", "14d")], ["recent", "week", "old"]),
+        ([("statsPeriod", "2h"), ("statsPeriod", "14d")], ["recent", "week"]),
+        ([("statsPeriod", "x"), ("statsPeriod", "")], None),
+        ([("query", "is:resolved"), ("query", "")], ["recent", "week", "old"]),
+        ([("per_page", "1"), ("per_page", "2"), ("limit", "1"), ("limit", "2")],
+         ["recent", "week"]),
+    ],
+)
+async def test_the_issue_list_reads_no_timeframe_and_the_last_value(
+    fake_sentry_factory: FakeSentryFactory, params: list[tuple[str, str]], kept: list[str] | None
+) -> None:
+    server, issues = _dated(fake_sentry_factory)
+    status, body = await _issue_list(server, params)
+    if kept is None:
+        assert (status, body) == (400, {"detail": "Invalid statsPeriod: ''"})
+        return
+    assert status == 200, body
+    assert sorted(row["id"] for row in body) == sorted(issues[name].id for name in kept)
+
+
+# -- how each endpoint words a refused range -----------------------------------------------------
+
+REFUSED = [
+    ([("start", "2026-05"), ("end", "2026-06-01")], "2026-05 is not a valid ISO8601 date query"),
+    ([("statsPeriod", "bogus")], "Invalid statsPeriod: 'bogus'"),
+    ([("start", "2026-01-01")], "start and end are both required"),
+    ([("timeframeStart", "14d")], "timeframeStart and timeframeEnd are both required"),
+    ([("timeframeStart", "14d"), ("timeframeEnd", "")],
+     "timeframeStart and timeframeEnd are both required"),
+    ([("timeframe", ""), ("statsPeriod", "14d")], "Invalid statsPeriod: ''"),
+    ([("timeframeStart", "7d"), ("timeframeEnd", "14d")], "start must be before end"),
+]
+
+
+@pytest.mark.parametrize(("params", "message"), REFUSED)
+async def test_each_endpoint_words_a_refused_range_as_sentry_does(
+    fake_sentry_factory: FakeSentryFactory, params: list[tuple[str, str]], message: str
+) -> None:
+    server, issues = _dated(fake_sentry_factory)
+    issue = issues["recent"]
+    prefixed = {"detail": f"Invalid date range: {message}"}
+    assert await _discover(server, params) == (400, prefixed)
+    assert await _stats(server, params) == (400, prefixed)
+    assert await _get(server, f"projects/{ORG}/backend/events/", params) == (
+        400,
+        {"detail": "Invalid date range parameters provided"},
+    )
+    assert await _get(server, f"organizations/{ORG}/issues/{issue.id}/events/", params) == (
+        400,
+        {"detail": message},
+    )
+    for key in ("latest", issue.event_ids[0]):
+        path = f"organizations/{ORG}/issues/{issue.id}/events/{key}/"
+        assert await _get(server, path, params) == (400, {"detail": "Invalid date range"})
+
+
+# -- Discover's range -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("params", "kept"),
+    [
+        ([("range", "14d")], None),
+        ([("range", "")], None),
+        ([("range", "14d"), ("timeframe", "14d")], None),
+        ([("range", "14d"), ("statsPeriod", "2h")], ["recent"]),
+        ([("range", "bogus"), ("statsPeriod", "")], []),
+    ],
+)
+async def test_discovers_range_in_a_query_string_is_sentrys_500(
+    fake_sentry_factory: FakeSentryFactory, params: list[tuple[str, str]], kept: list[str] | None
+) -> None:
+    server, issues = _dated(fake_sentry_factory)
+    if kept is None:
+        assert await _discover(server, params) == (500, INTERNAL_ERROR)
+        assert await _stats(server, params) == (500, INTERNAL_ERROR)
+        # An issue's events do not alias it: ignored (a timeframe of 14 days is read).
+        status, body = await _get(
+            server, f"organizations/{ORG}/issues/{issues['old'].id}/events/", params
+        )
+        assert (status, len(body)) == (200, 0 if ("timeframe", "14d") in params else 1)
+        return
+    if not kept:
+        status, body = await _discover(server, params)
+        assert (status, body) == (400, {"detail": "Invalid date range: Invalid statsPeriod: ''"})
+        return
+    status, body = await _discover(server, params)
+    assert status == 200, body
+    assert sorted(row["id"] for row in body["data"]) == sorted(
+        issues[name].event_ids[0] for name in kept
+    )
+
+
+async def test_a_repeated_key_reads_its_last_value(fake_sentry_factory: FakeSentryFactory) -> None:
+    server, issues = _dated(fake_sentry_factory)
+    status, body = await _get(
+        server, f"projects/{ORG}/backend/events/", [("per_page", "1"), ("per_page", "3")]
+    )
+    assert (status, len(body)) == (200, 3)
+    status, body = await _discover(
+        server, [("query", "title:nothing"), ("query", "title:\"Error week\"")]
+    )
+    assert status == 200, body
+    assert [row["id"] for row in body["data"]] == issues["week"].event_ids
+    status, body = await _get(
+        server,
+        f"organizations/{ORG}/issues/{issues['week'].id}/events/",
+        [("full", "true"), ("full", "0")],
+    )
+    assert status == 200 and "entries" not in body[0], body
