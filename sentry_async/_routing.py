@@ -29,7 +29,15 @@ if TYPE_CHECKING:
     from .client import SentryClient
     from .hooks import HookSet
 
-__all__ = ["API_PREFIX", "SAFE_METHODS", "Routing", "normalise_base_url"]
+__all__ = [
+    "API_PREFIX",
+    "SAFE_METHODS",
+    "Routing",
+    "base_url_or_error",
+    "normalise_base_url",
+    "trusted_urls_or_error",
+    "without_userinfo",
+]
 
 T = TypeVar("T")
 logger = logging.getLogger("sentry_async")
@@ -60,6 +68,7 @@ class Routing:
         base_url: URL
         org: str | None
         _token: Secret | None
+        _redact: Callable[[str], str]
         _allow_insecure: bool
         _proxy: ProxySettings
         _trusted: set[tuple[str, str, int | None]]
@@ -230,7 +239,10 @@ class Routing:
             else:
                 new = self._renamed.get((org, ref))
                 renamed = "" if new is None else f" (renamed to {new!r})"
-                raise ValueError(f"no project with slug {ref!r} in organization {org!r}{renamed}")
+                # Blanked out: the token passed by mistake is a valid slug (sntryu_<hex>).
+                raise ValueError(
+                    self._redact(f"no project with slug {ref!r} in organization {org!r}{renamed}")
+                )
         return out
 
     async def project_id_map(self, org: str) -> dict[str, str]:
@@ -419,31 +431,97 @@ def _project_key(
 
 
 def normalise_base_url(value: str, allow_insecure: bool, name: str = "base_url") -> URL:
-    """``value`` as a base URL (no ``/api/0``, no query), or an error naming ``name``, the
-    argument it came from (``base_url``, ``trusted_hosts``, a region URL)."""
+    """``value`` as a base URL (no ``/api/0``, no query), or the error of
+    :func:`base_url_or_error`, raised."""
+    checked = base_url_or_error(value, allow_insecure, name)
+    del value
+    if isinstance(checked, Exception):
+        raise checked
+    return checked
+
+
+def base_url_or_error(
+    value: object, allow_insecure: bool, name: str = "base_url"
+) -> URL | TypeError | ValueError:
+    """``value`` as a base URL (no ``/api/0``, no query), or the error refusing it, naming
+    ``name``, the argument it came from (``base_url``, ``trusted_hosts``, a region URL).
+
+    The error is returned, not raised, for a caller that raises it once none of its locals
+    holds ``value`` (``SentryClient()``): ``https://TOKEN@host`` holds the token. For the
+    same reason it shows ``value`` without its user information and does not chain yarl's
+    error, whose frames hold it."""
     if not isinstance(value, str):
-        raise TypeError(f"{name} must be a URL string (got {type(value).__name__})")
+        return TypeError(f"{name} must be a URL string (got {type(value).__name__})")
     try:
         url = URL(value.strip())
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"{name} is not a URL: {value!r}") from exc
-    if url.scheme not in ("http", "https") or not url.host:
-        raise ValueError(f"{name} must be an absolute http(s) URL (got {value!r})")
-    problem = host_problem(url.host)
+        host = url.host  # decoded here: a name that fails IDNA raises UnicodeError
+    except (TypeError, ValueError):
+        return ValueError(f"{name} is not a URL: {without_userinfo(value)!r}")
+    if url.scheme not in ("http", "https") or not host:
+        return ValueError(
+            f"{name} must be an absolute http(s) URL (got {without_userinfo(value)!r})"
+        )
+    problem = host_problem(host)
     if problem is not None:
-        raise ValueError(f"{name} has an unusable host: {problem}")
-    if url.user or url.password:
-        raise ValueError(f"{name} must not carry credentials; pass the token instead")
-    if url.scheme == "http" and not allow_insecure and not is_loopback(url.host):
+        return ValueError(f"{name} has an unusable host: {problem}")
+    if url.user or url.password or "@" in url.raw_path:
+        # An "@" in the path is user information a "/" cut short: https://sntrys_a/b@host,
+        # an organization token's base64 unencoded, is a URL of host "sntrys_a".
+        return ValueError(f"{name} must not carry credentials; pass the token instead")
+    if url.scheme == "http" and not allow_insecure and not is_loopback(host):
         where = "" if name == "base_url" else f" in {name}"  # the CLI names base_url's flag
-        raise ValueError(
-            f"refusing plain http:// for {url.host}{where}: the token would travel "
+        return ValueError(
+            f"refusing plain http:// for {host}{where}: the token would travel "
             "unencrypted (pass allow_insecure_http=True to override)"
         )
     path = url.raw_path.rstrip("/")
     if path.endswith(API_PREFIX):
         path = path[: -len(API_PREFIX)]
     return url.with_path(path or "/", encoded=True).with_query(None).with_fragment(None)
+
+
+def trusted_urls_or_error(
+    hosts: Iterable[object], allow_insecure: bool
+) -> list[URL] | TypeError | ValueError:
+    """``trusted_hosts`` as base URLs, or the error refusing the first that is not one,
+    returned: see :func:`base_url_or_error`."""
+    if isinstance(hosts, bytes):
+        return TypeError("trusted_hosts must be a list of base URLs, not bytes")
+    if isinstance(hosts, str):
+        return TypeError(
+            "trusted_hosts must be a list of base URLs, not one string "
+            f"(trusted_hosts=[{without_userinfo(hosts)!r}])"
+        )
+    try:
+        entries = list(hosts)
+    except TypeError:
+        return TypeError(f"trusted_hosts must be a list of base URLs (got {type(hosts).__name__})")
+    urls: list[URL] = []
+    for entry in entries:
+        url = base_url_or_error(entry, allow_insecure, name="trusted_hosts")
+        if isinstance(url, Exception):
+            return url
+        urls.append(url)
+    return urls
+
+
+_AUTHORITY_START = re.compile(r"[ \t]*(?:[A-Za-z][A-Za-z0-9+.-]*:)?//")
+
+
+def without_userinfo(text: str) -> str:
+    """``text``, a URL as typed, with its user information (``TOKEN@``, ``user:password@``)
+    blanked out, however wrong the rest: whatever stands between the authority's start
+    (the text's, without ``//``: ``TOKEN@host``) and the last ``@`` before a query or
+    fragment. Not only up to the first ``/``: an organization token's base64 may hold one."""
+    start = _AUTHORITY_START.match(text)
+    begin = start.end() if start is not None else 0
+    end = len(text)
+    for mark in "?#":
+        found = text.find(mark, begin)
+        if found >= 0:
+            end = min(end, found)
+    at = text.rfind("@", begin, end)
+    return text if at < 0 else f"{text[:begin]}********{text[at:]}"
 
 
 class _ProjectIdsLoad:

@@ -57,7 +57,7 @@ from ._protocol.proxies import (
     safe_proxy_url,
 )
 from ._protocol.retry import RetryPolicy
-from ._routing import SAFE_METHODS, Routing, normalise_base_url
+from ._routing import SAFE_METHODS, Routing, base_url_or_error, trusted_urls_or_error
 from ._timeouts import Timeouts
 from ._transport import DEFAULT_MAX_BODY_SIZE, Response, Secret, Transport
 from ._version import __version__
@@ -182,7 +182,14 @@ class SentryClient(GeneratedGroups, Routing, Downloads):
         transport, and of the API root hook events show. Holds no reference to the client."""
         if base_url is None:
             base_url = os.environ.get("SENTRY_URL") or DEFAULT_BASE_URL
-        self.base_url = normalise_base_url(base_url, allow_insecure_http)
+        # No local holds the base URL or a trusted host either, which may carry the token
+        # (https://TOKEN@host): refused from here, with it blanked out of the message.
+        checked = base_url_or_error(base_url, allow_insecure_http)
+        trusted = trusted_urls_or_error(trusted_hosts, allow_insecure_http)
+        del base_url, trusted_hosts
+        if isinstance(checked, Exception):
+            raise checked
+        self.base_url = checked
         self._allow_insecure = allow_insecure_http
         self.api_root = self.api_root_of(self.base_url)
         self.org = check_slug(org, "org") if org is not None else None
@@ -202,17 +209,12 @@ class SentryClient(GeneratedGroups, Routing, Downloads):
         )
         self._proxy.check_plain_http(self.base_url, allow_insecure_http)
         self._trusted: set[tuple[str, str, int | None]] = {origin(self.base_url)}
-        self._trusted_urls: list[URL] = []
-        if isinstance(trusted_hosts, (str, bytes)):
-            raise TypeError(
-                "trusted_hosts must be a list of base URLs, not one string "
-                f"(trusted_hosts=[{trusted_hosts!r}])"
-            )
-        for host in trusted_hosts:
-            trusted_url = normalise_base_url(host, allow_insecure_http, name="trusted_hosts")
+        if isinstance(trusted, Exception):
+            raise trusted
+        for trusted_url in trusted:
             self._proxy.check_plain_http(trusted_url, allow_insecure_http)
-            self._trusted_urls.append(trusted_url)
             self._trusted.add(origin(trusted_url))
+        self._trusted_urls: list[URL] = trusted
         self._hooks = HookSet.of(hooks, redact=self._redact)
         self._trace_configs = list(trace_configs)
         if session is not None and (ssl is not None or self._trace_configs):

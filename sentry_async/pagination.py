@@ -26,6 +26,7 @@ from collections.abc import (
 )
 from dataclasses import dataclass, field, fields
 from operator import length_hint
+from types import TracebackType
 from typing import Any, Generic, NoReturn, TypeVar, cast
 
 import anyio
@@ -442,11 +443,18 @@ class Paginator(Generic[T], AsyncIterator[T]):
             # out (item_id raised, or was interrupted) leaves none, and a walk that reads it
             # again (anext after the interruption) finds it as new.
             items = iter(raw.items)
+            unreadable = None
             try:
                 ids = list(map(hash, map(item_id, items)))
             except Exception as exc:
                 index = len(raw.items) - length_hint(items) - 1
-                raise walk.on_unreadable_page(index, f"item_id raised {exc!r}") from exc
+                unreadable = walk.on_unreadable_page(index, f"item_id raised {exc!r}")
+                if not _shows_token(exc, self._redact):
+                    raise unreadable from exc
+            if unreadable is not None:
+                # Described (blanked out) and raised here, where it has no context: the
+                # caller's error would show the token a server echoed in the item.
+                raise unreadable
             seen = walk.item_ids
             known = len(seen)
             seen.update(ids)
@@ -768,11 +776,49 @@ def _forget_walk(error: BaseException) -> None:
     printed with locals (sentry-sdk, rich, ``pytest --showlocals``) would show it. Only for
     the library's own errors and for cancellations: an error of the caller's code (a
     fetcher's; an ``item_id``'s, the cause of the :class:`PaginationError` that reports
-    it) keeps its own frames for them to debug. Every frame below has returned by
-    now (a read-ahead's task ends before its walk does); :func:`traceback.clear_frames`
-    leaves alone one still running, and the traceback keeps its lines."""
+    it when nothing of it shows the token) keeps its own frames for them to debug. Every
+    frame below has returned by now (a read-ahead's task ends before its walk does);
+    :func:`traceback.clear_frames` leaves alone one still running, and the traceback keeps
+    its lines."""
     if isinstance(error, SentryError) or not isinstance(error, Exception):
         traceback.clear_frames(error.__traceback__)
+
+
+def _shows_token(error: BaseException, redact: Callable[[str], str] | None) -> bool:
+    """Whether anything a traceback or a pickle shows of ``error``, an ``item_id``'s, holds
+    the token: its chain's messages and attributes, its frames' locals (the item it read,
+    where a server may have echoed the token). The frame that caught it, the walk's, is
+    left out: its locals go as the walk's error leaves (:func:`_forget_walk`). A chain too
+    long to read, or a value whose repr fails, counts as showing it."""
+    if redact is None:
+        return False
+    shown: list[str] = []
+    start = error.__traceback__
+    pending: list[tuple[BaseException, TracebackType | None]] = [
+        (error, start.tb_next if start is not None else None)
+    ]
+    seen: set[int] = set()
+    try:
+        while pending:
+            current, frames = pending.pop()
+            if id(current) in seen:
+                continue
+            if len(seen) >= _CHAIN_READ:
+                return True
+            seen.add(id(current))
+            shown += (repr(current), str(current), repr(getattr(current, "__dict__", None)))
+            summary = traceback.StackSummary.extract(traceback.walk_tb(frames), capture_locals=True)
+            shown += (repr(frame.locals) for frame in summary)
+            linked = [current.__cause__, current.__context__, *getattr(current, "exceptions", ())]
+            pending += [(link, link.__traceback__) for link in linked if link is not None]
+    except Exception:  # a repr of the caller's that fails: nothing tells it is clean
+        return True
+    text = "\n".join(shown)
+    return redact(text) != text
+
+
+_CHAIN_READ = 32
+"""Exceptions of an ``item_id``'s error chain read before it counts as showing the token."""
 
 
 def _afresh(error: PaginationError) -> PaginationError:

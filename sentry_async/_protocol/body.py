@@ -120,7 +120,7 @@ class BodyReader:
         elif name == "deflate":
             self._undecided = bytearray()  # zlib-wrapped or raw: told by the first two bytes
         elif name not in ("", "identity"):
-            raise UnsupportedEncoding(f"unsupported Content-Encoding {encoding[:40]!r}")
+            raise UnsupportedEncoding(f"unsupported Content-Encoding {_shown(encoding)}")
 
     def feed(self, chunk: bytes) -> None:
         for data in self._decoded(chunk):
@@ -242,6 +242,16 @@ class BodyReader:
             self._parts.clear()
             raise BodyTooLarge(self._size, self._limit, announced=False)
         self._parts.append(data)
+
+
+_QUOTED = 40
+"""The longest header value an error quotes: an encoding's name is short, a token is not."""
+
+
+def _shown(value: str) -> str:
+    """A header value the server sent, quoted whole or not at all: a server that echoes
+    the token there must not have a piece of it shown, which no redactor recognises."""
+    return repr(value) if len(value) <= _QUOTED else f"of {len(value)} characters"
 
 
 def _deflate_wbits(start: bytes) -> int:

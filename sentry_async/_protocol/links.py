@@ -69,6 +69,8 @@ _ENCODED_START = re.compile(r"[ \t]*=\?")
 _QUOTED_TEXT = re.compile(r"(?:[^=]|=[0-9A-Fa-f]{2})*")
 _CHARSETS = frozenset({"utf-8", "iso8859-1", "ascii"})
 """Charsets an encoded-word may name: Django's ``utf-8``, and the two it contains."""
+_QUOTED = 40
+"""The longest charset name an error quotes."""
 
 
 class LinkHeaderError(ValueError):
@@ -223,7 +225,10 @@ def _charset(name: str) -> str:
     except LookupError:
         codec = ""
     if codec not in _CHARSETS:
-        raise LinkHeaderError(f"RFC 2047 Link header in charset {name[:40]!r}")
+        # Quoted whole or not at all: a server echoing the token there must not have a
+        # piece of it shown, which no redactor recognises. A charset's name is short.
+        shown = repr(name) if len(name) <= _QUOTED else f"of {len(name)} characters"
+        raise LinkHeaderError(f"RFC 2047 Link header in charset {shown}")
     return codec
 
 

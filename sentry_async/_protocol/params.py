@@ -24,6 +24,7 @@ __all__ = [
     "issue_id",
     "period_seconds",
     "project_refs",
+    "quoted",
     "time_range",
     "unpaginated_switch",
     "validate_period",
@@ -35,6 +36,18 @@ Params = Mapping[str, ParamValue]
 
 _PERIOD = re.compile(r"[0-9]+[smhdw]?")
 
+_TOKEN_SHAPED = re.compile(r"sntry[su]_[^\s'\"]*|(?<![0-9A-Fa-f])[0-9A-Fa-f]{64}(?![0-9A-Fa-f])")
+"""A Sentry token as it may be pasted: ``sntrys_``/``sntryu_`` and what follows, or a user
+token of 64 hex digits from before the prefix (what the command line blanks in its own
+argument errors)."""
+
+
+def quoted(value: object) -> str:
+    """``repr(value)`` for a message refusing it, every value shaped like a Sentry token
+    blanked out: the token passed by mistake where a slug or an id goes would be repeated,
+    and these checks have no redactor that knows the client's token."""
+    return _TOKEN_SHAPED.sub("********", repr(value))
+
 
 def validate_period(value: str, name: str = "period") -> str:
     """A stats period such as ``24h``, ``14d``, ``90d``, ``1w`` (a bare number is seconds)."""
@@ -43,7 +56,7 @@ def validate_period(value: str, name: str = "period") -> str:
         or not _PERIOD.fullmatch(value)
         or not value.rstrip("smhdw").lstrip("0")
     ):
-        raise ValueError(f"{name} must look like '24h', '14d' or '30m' (got {value!r})")
+        raise ValueError(f"{name} must look like '24h', '14d' or '30m' (got {quoted(value)})")
     return value
 
 
@@ -108,7 +121,7 @@ def check_slug(value: str | int, name: str) -> str:
         raise ValueError(f"{name} must not be empty")
     odd = "/" in text or not text.isprintable() or any(ch.isspace() for ch in text)
     if odd or text in {".", ".."}:
-        raise ValueError(f"{name} is not a valid slug or id: {value!r}")
+        raise ValueError(f"{name} is not a valid slug or id: {quoted(value)}")
     return text
 
 
@@ -130,7 +143,7 @@ def check_path_value(value: str | int, name: str) -> str:
     if not text.strip():
         raise ValueError(f"{name} must not be empty")
     if text in {".", ".."} or not text.isprintable() or any(ch in forbidden for ch in text):
-        raise ValueError(f"{name} is not a name Sentry accepts: {value!r}")
+        raise ValueError(f"{name} is not a name Sentry accepts: {quoted(value)}")
     return text
 
 
@@ -162,7 +175,7 @@ def issue_id(value: str | int, name: str = "issue id") -> str:
     refused before sending.
     """
     if isinstance(value, bool) or not isinstance(value, (str, int)):
-        raise ValueError(f"{name} must be a numeric id or a short id (got {value!r})")
+        raise ValueError(f"{name} must be a numeric id or a short id (got {quoted(value)})")
     text = value.strip() if isinstance(value, str) else str(value)
     if isinstance(value, int) or is_numeric_id(text):
         if int(text) <= 0:
@@ -171,7 +184,8 @@ def issue_id(value: str | int, name: str = "issue id") -> str:
     if _SHORT_ID.fullmatch(text):
         return text
     raise ValueError(
-        f"{name} must be a numeric id such as 4567 or a short id such as PROJ-1A (got {value!r})"
+        f"{name} must be a numeric id such as 4567 or a short id such as PROJ-1A "
+        f"(got {quoted(value)})"
     )
 
 
@@ -205,7 +219,8 @@ def project_refs(value: str | int | Sequence[str | int] | None) -> list[str] | N
         # Beside other ids Sentry looks -1 up as an id, finds nothing, and refuses the
         # whole call (403): ``-1`` means every project only when it stands alone.
         raise ValueError(
-            f"project -1 (every project the token can see) must stand alone (got {values!r})"
+            "project -1 (every project the token can see) must stand alone "
+            f"(got {quoted(values)})"
         )
     return out
 
@@ -237,7 +252,8 @@ def id_chunks(
             chunks.append(current)
             current, length = [], base_length
         if base_length + cost > budget:
-            raise ValueError(f"issue id {item[:40]!r} alone does not fit in a request line")
+            shown = _TOKEN_SHAPED.sub("********", item)  # blanked whole, then cut
+            raise ValueError(f"issue id {shown[:40]!r} alone does not fit in a request line")
         current.append(item)
         length += cost
     if current:
