@@ -2,8 +2,9 @@
 
 Each stream keeps the ids it has written (a half of a split window starts with those of
 its parent, and a resumed stream with its own from before the stop, read back from the
-file); an item whose id is among them, or among the ids an earlier run of an incremental
-export wrote, is dropped. The ids are let go when the stream ends. A page whose every id
+file); an item whose id is among them, among the ids an earlier run of an incremental
+export wrote, or among those the streams of an issue merged into its issue wrote, is
+dropped. The ids are let go when the stream ends. A page whose every id
 the stream already met in this run brings nothing new (see :attr:`PageItems.stale`); ids
 written before this run (read back, or an incremental export's overlap) are met once
 without counting so, however many pages hold them. An item without a usable id (not
@@ -62,6 +63,7 @@ def dedupe_page(
     leading_ids: bool = True,
     skip: Collection[IdKey] = frozenset(),
     earlier: set[IdKey] | None = None,
+    absorbed: Collection[IdKey] = frozenset(),
 ) -> PageItems:
     """The items of a page not seen before (not copied); adds their ids to ``seen``.
 
@@ -70,7 +72,10 @@ def dedupe_page(
     ``leading_ids`` is :func:`item_id`'s ``leading`` (JSON Lines only); ``skip`` holds
     ids as strings, made keys by :func:`~._files.skip_keys`, that count as seen;
     ``earlier`` holds ids the stream wrote before this run: dropped too, and moved to
-    ``seen`` once met, so that only a second meeting makes a page stale. Ids are kept as
+    ``seen`` once met, so that only a second meeting makes a page stale; ``absorbed``
+    holds ids other streams wrote that this one may meet (the events of an issue merged
+    into its issue, which Sentry moved into it): dropped as ``earlier`` ids are, and
+    left in place for the other streams that meet them. Ids are kept as
     :func:`~._files.id_key` makes them.
     """
     if not identify:
@@ -89,6 +94,8 @@ def dedupe_page(
             repeats += 1
         elif earlier and key in earlier:
             earlier.discard(key)
+            seen.add(key)
+        elif absorbed and key in absorbed:
             seen.add(key)
         elif skip and (id_key(str(key)) if isinstance(key, int) else key) in skip:
             seen.add(key)

@@ -12,6 +12,7 @@ from typing import Any
 
 import msgspec
 
+from .._protocol.errors import REDACTED
 from .._protocol.params import URL_BUDGET, check_slug, issue_id, time_range
 from ..client import SentryClient
 from ..errors import NotFound
@@ -26,10 +27,12 @@ from ._windows import check_window_count, format_utc, resolve_range, split_windo
 __all__ = [
     "AGGREGATES_STEM",
     "EVERY_PROJECT",
+    "NAMES_TOKEN",
     "NO_ACCESS",
     "event_group",
     "event_project",
     "every_project_target",
+    "names_token",
     "pin_range",
     "plan",
     "project_ref",
@@ -98,6 +101,18 @@ NO_ACCESS = (
     "is closed and the project is on none of the user's teams), and Sentry refuses every "
     "request naming it"
 )
+
+NAMES_TOKEN = "project names the auth token"
+"""Why a project is skipped whose slug holds the token (see :func:`names_token`)."""
+
+
+def names_token(client: SentryClient, value: str) -> bool:
+    """Whether ``value``, a project's slug or id from an answer of the server, holds the
+    client's token, or the mark its redactor leaves where it blanked the token out (no
+    slug of Sentry's holds a ``*``): a server echoing it back. No project of Sentry's is
+    named after the token; such a slug would name a file, a stream, every line about them,
+    and the checkpoint and the manifest, which are never blanked out."""
+    return client._redact(value) != value or REDACTED in value
 """Why a project of an export of every project is left out when the user cannot access it."""
 
 
@@ -300,8 +315,11 @@ async def resolve_projects(
         bad.update({p.id: p for p in unusable if p.id is not None})
         missing = [n for n in spec.projects if n not in by_name and n not in bad]
         if missing:
+            # A user's own token, given where a project goes, is not repeated.
             raise UnknownProjectError(
-                f"unknown project(s) in organization {spec.org!r}: {', '.join(missing)}"
+                client._redact(
+                    f"unknown project(s) in organization {spec.org!r}: {', '.join(missing)}"
+                )
             )
         chosen = {by_name[n].id: by_name[n] for n in spec.projects if n in by_name}
         chosen_rows = list(chosen.values())
@@ -313,12 +331,8 @@ async def resolve_projects(
         except ValueError as exc:
             skipped.append(SkippedProject(id=row.id, slug=row.slug, error=str(exc)))
             continue
-        if client._redact(row.slug) != row.slug or client._redact(row.id) != row.id:
-            # No project of Sentry's is named after the token: a server echoing it back,
-            # whose slug would name a file, a stream and every line about them.
-            skipped.append(
-                SkippedProject(id=row.id, slug=row.slug, error="project names the auth token")
-            )
+        if names_token(client, row.slug) or names_token(client, row.id):
+            skipped.append(SkippedProject(id=row.id, slug=row.slug, error=NAMES_TOKEN))
             continue
         usable.append(row)
     # Shown in a log line and written to the manifest: values of a successful answer,

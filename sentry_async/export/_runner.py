@@ -36,7 +36,7 @@ import anyio
 import msgspec
 
 from .._protocol.cursors import DEFAULT_MAX_STALE_PAGES
-from .._protocol.params import issue_id
+from .._protocol.params import is_numeric_id, issue_id
 from .._text import printable
 from ..client import SentryClient
 from ..errors import (
@@ -79,8 +79,10 @@ from ._lock import DirLock
 from ._manifest import Manifest, build_manifest, load_manifest, save_manifest
 from ._plan import (
     EVERY_PROJECT,
+    NAMES_TOKEN,
     event_group,
     event_project,
+    names_token,
     pin_range,
     plan,
     request_slugs,
@@ -131,6 +133,24 @@ class _Gone:
     state: StreamState
 
 
+@dataclass(frozen=True, slots=True)
+class _Cut:
+    """Where a data file is cut back to: its length, items and seal there (``FileState``'s
+    ``offset``, ``items`` and ``tail_crc``), read before anything records the cut."""
+
+    offset: int
+    items: int
+    seal: int
+
+
+@dataclass(frozen=True, slots=True)
+class _Absorbed:
+    """The ids that issues merged into one issue of the export wrote (``sources``)."""
+
+    sources: frozenset[str]
+    ids: set[IdKey]
+
+
 _Verdict = Literal["write", "again", "gone"]
 """What becomes of a page checked before it is written: written, asked again (at its
 project's new slug), or not written (what it exports is gone)."""
@@ -175,6 +195,8 @@ class _Run:
     unasked, and totals leave it out."""
     merged: dict[str, str] = field(default_factory=dict)
     """Issue id -> the issue it was merged into while exported (one of ``gone``)."""
+    absorbed: dict[str, _Absorbed] = field(default_factory=dict)
+    """Issue id -> what the issues merged into it wrote (see ``Exporter._absorbed``)."""
     told_unplanned: bool = False
     """Whether totals asked for every project said they may count projects created since
     the plan (once a run)."""
@@ -373,6 +395,11 @@ class Exporter:
         else:
             planned = {project.id for project in checkpoint.projects}
         run.gone = {p.id: p.error for p in checkpoint.skipped if p.id in planned and p.id}
+        run.merged = {
+            p.id: p.merged_into
+            for p in checkpoint.skipped
+            if p.id in planned and p.id and p.merged_into is not None
+        }
         run.last_commit = time.monotonic()
         failed = True
         try:
@@ -438,14 +465,17 @@ class Exporter:
         listed = await self.client.load_project_ids(org)
         access = await self.client.project_access(org)
         unlisted = {state.target for state in flagged if state.target not in access}
-        if self._mark_lost(sorted(unlisted - self._run.gone.keys()), access):
-            self._record_gone()
+        self._mark_lost(sorted(unlisted - self._run.gone.keys()), access)
         where = {project: slug for slug, project in listed.items()}
         again = []
         for state in flagged:
             # Not listed by slug (two share it): asked by id from now on.
             now = where.get(state.target, state.target)
-            if state.target not in self._run.gone and now != state.unconfirmed:
+            if (
+                state.target not in self._run.gone
+                and now != state.unconfirmed
+                and not self._names_token(state, now)
+            ):
                 self._read_at(
                     state,
                     now,
@@ -455,6 +485,7 @@ class Exporter:
                 _read_again(state)
                 again.append(state)
             state.unconfirmed = None
+        self._record_gone()
         await self._commit()
         return again
 
@@ -490,7 +521,7 @@ class Exporter:
         self, checkpoint: Checkpoint, lanes: dict[str, list[StreamState]]
     ) -> None:
         """Streams whose rows are cut off their file when their window is split (see
-        :meth:`_drop_rows`): files side by side, each file's streams one after another, so
+        :meth:`_apply_split`): files side by side, each file's streams one after another, so
         that the rows of the stream being walked are always the last ones in its file."""
 
         def lane(states: list[StreamState]) -> Any:
@@ -609,7 +640,11 @@ class Exporter:
                 # Read now: the fan-out may run this generator ahead of the writer.
                 after = paginator.position
                 if by_slug and first:
-                    asked = self._followed(state, asked)
+                    followed = self._followed(state, asked)
+                    if followed is None:
+                        verdict = "gone"
+                        break
+                    asked = followed
                 first = False
                 if self._to_check(state, page, after):
                     verdict = await self._check_page(state, page, before, asked)
@@ -671,17 +706,31 @@ class Exporter:
         other kinds name the project by id (``project=``)."""
         return self._by_project and self.spec.kind == "events"
 
-    def _followed(self, state: StreamState, asked: str) -> str:
+    def _followed(self, state: StreamState, asked: str) -> str | None:
         """The slug the first page of a walk of ``state`` asked at ``asked`` was read at:
         ``asked``, or the new slug of a rename the client followed from it (Sentry's 302,
         sent for a renamed project's old slug while no project holds it). Later walks, and
-        a resume, ask the new slug at once."""
+        a resume, ask the new slug at once. ``None``: the new slug holds the token, and the
+        project is gone (see :meth:`_names_token`)."""
         new = self.client.renamed_projects.get((self.spec.org, asked))
         if new is None:
             return asked
+        if self._names_token(state, new):
+            return None
         if self._slugs().get(state.target) == asked:
             self._read_at(state, new, None)
         return new
+
+    def _names_token(self, state: StreamState, slug: str) -> bool:
+        """Whether ``slug``, a new slug of the project of ``state`` (from a successful
+        answer, which nothing blanks the token out of, or a rename the client followed),
+        holds the token: the project is then gone from now on, as the plan skips a project
+        so named (see :func:`~._plan.names_token`), and the slug is neither asked nor
+        recorded in the checkpoint or the manifest."""
+        if not names_token(self.client, slug):
+            return False
+        self._run.gone.setdefault(state.target, NAMES_TOKEN)
+        return True
 
     def _read_at(self, state: StreamState, slug: str, why: str | None) -> None:
         """Read the project of ``state`` at ``slug`` from now on, and record it in the
@@ -837,15 +886,20 @@ class Exporter:
         listed = await self.client.project_id_map(self.spec.org)
         now = next((name for name, pid in listed.items() if pid == project), None)
         if now is not None and now != asked and asked != project:
+            if self._names_token(state, now):
+                return "gone"
             why = f"another project answers at {asked!r}: reading it at its new slug from there"
             self._read_at(state, now, why)
             return "again"
         if owner is None:
             return "write"
+        # The owner and the slug come from successful answers: nothing blanked them out yet.
         raise PaginationError(
-            f"{state.key}: the page at {self._shown(at.cursor)!r} holds events of project "
-            f"{owner}, not of project {asked!r} (id {project}), which the projects list still "
-            "names so; stopping",
+            self.client._redact(
+                f"{state.key}: the page at {self._shown(at.cursor)!r} holds events of project "
+                f"{owner}, not of project {asked!r} (id {project}), which the projects list "
+                "still names so; stopping"
+            ),
             stream=state.key,
         )
 
@@ -869,32 +923,38 @@ class Exporter:
 
         The projects list, read again, decides: a project no longer on it is gone, and
         so, in an export of every project, is one no longer accessible (a project named
-        and not accessible is refused as asked). For a stream's ``error``, a list that
+        and not accessible is refused as asked), and one listed under a slug that holds
+        the token, as the plan skips one so named. For a stream's ``error``, a list that
         cannot be read tells nothing and the stream's error stands; to check a page, the
         list's own error stands.
         """
         try:
-            await self.client.load_project_ids(self.spec.org)
+            listed = await self.client.load_project_ids(self.spec.org)
             access = await self.client.project_access(self.spec.org)
         except APIError:
             if error is None:
                 raise
             return []
-        return self._mark_lost(projects, access, error)
+        return self._mark_lost(projects, access, error, listed)
 
     def _mark_lost(
         self,
         projects: list[str],
         access: dict[str, bool | None],
         error: APIError | None = None,
+        listed: dict[str, str] | None = None,
     ) -> list[str]:
-        """:meth:`_lost` once the list is read (``access``: its ``id -> hasAccess``)."""
+        """:meth:`_lost` once the list is read (``access``: its ``id -> hasAccess``;
+        ``listed``, when given: its ``slug -> id``)."""
+        names = {project: slug for slug, project in (listed or {}).items()}
         lost = []
         for project in projects:
             if project not in access:
                 why = "no longer in the organization's projects list (deleted while exported)"
             elif access[project] is False and self.spec.projects is None:
                 why = "no longer accessible (the projects list now marks it hasAccess: false)"
+            elif names_token(self.client, names.get(project, "")):
+                why = NAMES_TOKEN
             else:
                 continue
             shown = why if error is None else f"{why}: {error}"
@@ -927,10 +987,16 @@ class Exporter:
         manifest says into which issue (see ``SkippedProject.merged_into``)."""
         into = self.client._redact(into)
         self._run.merged[issue] = into
-        self._run.gone[issue] = (
+        why = (
             f"merged into issue {into} while exported (Sentry answers its id with that "
             "issue, whose events its own are now)"
         )
+        final = self._merged_into(issue)
+        exported = {issue_id(i) for i in self.spec.issues or ()}
+        if final is not None and final in exported - set(map(issue_id, self._run.gone)):
+            # See _absorbed.
+            why += f"; issue {final}'s streams, exported too, drop the events it wrote"
+        self._run.gone[issue] = why
 
     async def _events_expired(self, state: StreamState, error: APIError) -> bool:
         """Whether an events window that failed with a 500 lies wholly before the
@@ -971,13 +1037,21 @@ class Exporter:
         # The parent's first page records where it began once it is written.
         self.progress.wrote(await self._run.files.drain())
         cut = await self._rows_to_drop(split.parent) if self._cuts_rows else None
+        # The split, the checkpoint that records it and the cut of the parent's rows are
+        # one change: everything it needs is read above, and nothing awaits from here to
+        # the shield of _cut. A stop there (a cancellation held back by a worker thread
+        # raises at the next await) would leave the run's last commit to save the parent
+        # split with its rows still covered, which its halves then write again.
         apply_split(self._checkpoint, split)
         if self.spec.format == "parquet":
             split_parts(self._checkpoint, split)
             await self._run.files.close(split.parent.file, sync=False)
             drop_unfinished(self.output / split.parent.file)
         elif cut is not None:
-            await self._drop_rows(split.parent, cut)
+            # Its rows are cut off its file: without an id, its halves cannot skip them,
+            # and write them again.
+            split.parent.items = split.parent.duplicates = split.parent.unidentified = 0
+            await self._cut(split.parent.file, cut)
         self._run.seen.pop(split.parent.key, None)
         logger.warning(
             "%s: the server cannot serve this window (%s); going on with %s",
@@ -1014,11 +1088,12 @@ class Exporter:
         """A stream whose project or issue can no longer be exported: it ends with what it
         wrote (recorded done, as an empty last page would be), and each project or issue
         found gone is listed under ``skipped`` with why, once; the others go on. Totals
-        start over without the projects gone (see :meth:`_recount`)."""
-        self._record_gone()
+        start over without the projects gone, which they list with the start over (see
+        :meth:`_recount`)."""
         if self._aggregates:
             await self._recount(state, root=root)
         else:
+            self._record_gone()
             await self._end_stream(state, root=root)
 
     def _record_gone(self) -> None:
@@ -1057,7 +1132,11 @@ class Exporter:
         """Totals that may have counted a project now gone start over from their first
         page, over the projects left (with none left, they end empty): rows of a sum over
         other projects are no part of them, and rows without an id cannot be told from
-        the new ones. What they wrote is dropped, the checkpoint covering none of it first."""
+        the new ones. What they wrote is dropped, the checkpoint covering none of it first.
+
+        The projects gone are recorded under ``skipped`` with the start over, in one
+        change: a resume that left them out of the totals' requests while going on from
+        the old cursor would sum the pages over two sets of projects."""
         assert self._checkpoint is not None
         self.progress.wrote(await self._run.files.drain())
         path = self.output / state.file
@@ -1065,29 +1144,25 @@ class Exporter:
         # Checkpoints of earlier versions did not record where a stream began: alone in
         # its file, totals begin it.
         start = state.first_offset or 0
-        cut = start if state.pages and not parquet else None
         # Opened again, at its recorded length, by the next page.
         await self._run.files.close(state.file, sync=not parquet)
+        cut = None
         if parquet:
             drop_unfinished(path)
-        elif cut is not None:
-            file_state = self._checkpoint.files[state.file]
-            items = file_state.items - state.items
-            # Sealed where the file is cut back to, as _drop_rows does: a resume checks it.
-            seal = await anyio.to_thread.run_sync(seal_at, path, cut, items)
-            file_state.offset, file_state.items, file_state.tail_crc = cut, items, seal
+        elif state.pages:
+            items = self._checkpoint.files[state.file].items - state.items
+            cut = await self._sealed_cut(state.file, start, items)
+        # Nothing awaits from here to the shield of _cut: see _apply_split.
+        self._record_gone()
         _start_over(state)
         self._run.seen.pop(state.key, None)
-        with anyio.CancelScope(shield=True):
-            await self._commit()
-            if cut is not None:
-                await anyio.to_thread.run_sync(cut_back, path, cut)
+        await self._cut(state.file, cut)
         if not self._counted(state):
             await self._end_stream(state, root=root)
 
-    async def _rows_to_drop(self, parent: StreamState) -> int | None:
-        """Where the rows a split window wrote begin in its file (``None``: it wrote none),
-        checked to be the file's last ones before anything is recorded."""
+    async def _rows_to_drop(self, parent: StreamState) -> _Cut | None:
+        """Where the rows a split window wrote begin in its file, sealed (``None``: it
+        wrote none), checked to be the file's last ones before anything is recorded."""
         assert self._checkpoint is not None
         start = parent.first_offset
         if start is None or not parent.items:
@@ -1113,21 +1188,29 @@ class Exporter:
                 f"(without an id) are not the last ones in {path}, so they cannot be cut off "
                 "for its halves to write them again; start the export over (--restart)"
             )
-        return start
+        return await self._sealed_cut(parent.file, start, file_state.items - parent.items)
 
-    async def _drop_rows(self, parent: StreamState, start: int) -> None:
-        """Cut the rows a split window wrote off its file: without an id, its halves cannot
-        skip them, and write them again (a Parquet part is dropped alike). The checkpoint
-        stops covering the rows before they go."""
+    async def _sealed_cut(self, name: str, offset: int, items: int) -> _Cut:
+        """The cut of file ``name`` back to ``offset`` and ``items``, with the seal a resume
+        checks there, read now: recording it awaits nothing."""
+        seal = await anyio.to_thread.run_sync(seal_at, self.output / name, offset, items)
+        return _Cut(offset, items, seal)
+
+    async def _cut(self, name: str, cut: _Cut | None) -> None:
+        """Record ``cut`` in file ``name``'s state (the rows after it gone), commit, then cut
+        the file back: the checkpoint stops covering the rows before they go. Shielded
+        from a cancellation, and with nothing awaited before the shield: with what the
+        caller changed since its last await, this is one change, which a stop leaves
+        whole or not begun (a commit that fails leaves the checkpoint before it, and a
+        cut that fails one that a resume cuts the file back to)."""
         assert self._checkpoint is not None
-        file_state = self._checkpoint.files[parent.file]
-        items = file_state.items - parent.items
-        seal = await anyio.to_thread.run_sync(seal_at, self.output / parent.file, start, items)
-        file_state.offset, file_state.items, file_state.tail_crc = start, items, seal
-        parent.items = parent.duplicates = parent.unidentified = 0
+        if cut is not None:
+            state = self._checkpoint.files[name]
+            state.offset, state.items, state.tail_crc = cut.offset, cut.items, cut.seal
         with anyio.CancelScope(shield=True):
             await self._commit()
-            await anyio.to_thread.run_sync(cut_back, self.output / parent.file, start)
+            if cut is not None:
+                await anyio.to_thread.run_sync(cut_back, self.output / name, cut.offset)
 
     def _slugs(self) -> dict[str, str]:
         assert self._checkpoint is not None
@@ -1155,6 +1238,7 @@ class Exporter:
         ids = self._run.seen.get(state.key)
         if ids is None:
             ids = self._run.seen[state.key] = _StreamIds(await self._seen_before(state))
+        absorbed = await self._absorbed(state) if self._run.merged and page.items else None
         kept = dedupe_page(
             page.items,
             ids.met,
@@ -1163,6 +1247,7 @@ class Exporter:
             leading_ids=self.spec.format == "jsonl",
             skip=self._skip,
             earlier=ids.earlier,
+            absorbed=absorbed or frozenset(),
         )
         ids.stale = ids.stale + 1 if kept.stale else 0
         self._overlap += kept.overlap
@@ -1185,6 +1270,10 @@ class Exporter:
             with anyio.CancelScope(shield=True):
                 written = await files.store(state, file_state, kept.lines, **options)
                 _record(state, after, page, kept, unconfirmed)
+        if kept.lines and state.target in self._run.merged:
+            # A page of an issue merged away, fetched before the merge: what the streams of
+            # the issue it went into drop grows.
+            self._forget_absorbed(state.target)
         self.progress.page(
             state.key, items=len(kept.lines), bytes_=written, hits=page.hits, dupes=kept.duplicates
         )
@@ -1207,6 +1296,59 @@ class Exporter:
                 stream=state.key,
                 position=shown,
             )
+
+    async def _absorbed(self, state: StreamState) -> set[IdKey] | None:
+        """The ids that the issues merged into the issue of ``state`` while exported wrote
+        (``None``: none was): Sentry's merge moves their events into this issue, whose
+        streams would write them again. Read back from their files once, and again after
+        they wrote more (pages they fetched before the merge), and again on a resume."""
+        run = self._run
+        into = issue_id(state.target)
+        sources = frozenset(issue for issue in run.merged if self._merged_into(issue) == into)
+        if not sources:
+            return None
+        known = run.absorbed.get(into)
+        if known is None or known.sources != sources:
+            ids: set[IdKey] = set()
+            for issue in sorted(sources):
+                ids |= await self._written_by(issue)
+            known = run.absorbed[into] = _Absorbed(sources, ids)
+        return known.ids
+
+    def _forget_absorbed(self, issue: str) -> None:
+        """``issue`` wrote more: what it wrote is read back again when next needed."""
+        run = self._run
+        run.absorbed = {into: ids for into, ids in run.absorbed.items() if issue not in ids.sources}
+
+    async def _written_by(self, issue: str) -> set[IdKey]:
+        """The ids in the file of issue ``issue``'s streams, as far as it is written."""
+        assert self._checkpoint is not None
+        streams = self._checkpoint.streams.values()
+        name = next((state.file for state in streams if state.target == issue), None)
+        if name is None:
+            return set()
+        await self._run.files.sync(name)
+        end = self._checkpoint.files[name].offset
+        if not end:
+            return set()
+        return await anyio.to_thread.run_sync(
+            partial(ids_written, self.output / name, 0, end, compress=self.spec.gzip, columns=None)
+        )
+
+    def _merged_into(self, issue: str) -> str | None:
+        """The issue that issue ``issue`` went into at last, through issues merged in turn
+        (itself, if it was not merged), as Sentry numbers it; ``None`` if the server's
+        answer did not name it (an id blanked out) or the merges go round."""
+        into = {issue_id(source): target for source, target in self._run.merged.items()}
+        current = issue_id(issue)
+        for _ in range(len(into) + 1):
+            target = into.get(current)
+            if target is None:
+                return current
+            if not is_numeric_id(target):
+                return None
+            current = str(int(target))
+        return None
 
     async def _seen_before(self, state: StreamState) -> set[IdKey]:
         """Ids a stream must not write again, read back from its file once, at its first
@@ -1266,6 +1408,8 @@ class Exporter:
         planned = {project.id: project.slug for project in checkpoint.projects}
         # Renames found by this run or an earlier one, the client having followed them or not.
         renamed.update({planned[p]: slug for p, slug in checkpoint.moved.items() if p in planned})
+        # Not a slug that holds the token: its project was skipped (see _names_token).
+        renamed = {old: new for old, new in renamed.items() if not names_token(self.client, new)}
         return build_manifest(self.spec.kind, self.spec.org, checkpoint, renamed)
 
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Literal
+from typing import Literal, TypeVar
 
 import msgspec
 
@@ -25,11 +25,17 @@ __all__ = [
     "is_aggregate",
 ]
 
+T = TypeVar("T")
+
 ExportKind = Literal["issues", "events", "discover"]
 DEFAULT_DISCOVER_FIELDS = ("id", "timestamp", "title", "project", "event.type", "message")
 """Discover columns exported when none are given."""
 
 _KINDS = frozenset({"issues", "events", "discover"})
+_TOKEN_SHAPED = re.compile(r"sntry[su]_[^\s'\"]*|(?<![0-9A-Fa-f])[0-9A-Fa-f]{64}(?![0-9A-Fa-f])")
+"""A Sentry token as it may be pasted where a slug or an id goes: ``sntrys_``/``sntryu_``
+and what follows, or a user token of 64 hex digits from before the prefix (the shapes the
+command line blanks out of its argument errors)."""
 _FUNCTION = re.compile(r"^\s*[A-Za-z_][A-Za-z0-9_]*\(.*\)\s*$", re.DOTALL)
 DEFAULT_PERIOD = timedelta(days=30)
 """The range of an export given neither a start nor a period: the last 30 days."""
@@ -88,7 +94,7 @@ class ExportSpec:
             raise ValueError("gzip is for jsonl and csv; Parquet compresses its own columns")
         if self.csv_escape_formulas and self.format != "csv":
             raise ValueError("csv_escape_formulas is for format='csv'")
-        check_slug(self.org, "org")
+        _slug(self.org, "org")
         if self.projects is not None:
             object.__setattr__(self, "projects", _unique(self.projects, "project", numeric=True))
             if not self.projects:
@@ -98,7 +104,8 @@ class ExportSpec:
                 raise ValueError("issues= selects the events of issues: use it with kind='events'")
             ids = _unique(self.issues, "issue")
             if not ids or not all(is_numeric_id(issue) for issue in ids):
-                raise ValueError(f"issue ids are numeric (got {list(self.issues)!r})")
+                shown = _hide_tokens(repr(list(self.issues)))
+                raise ValueError(f"issue ids are numeric (got {shown})")
             issues: dict[str, str] = {}
             for issue in ids:
                 # As the client checks each id (0 is none), before anything is written. One
@@ -119,7 +126,7 @@ class ExportSpec:
             # blank-padded name would head a column no row is keyed by.
             raise ValueError(
                 "fields must be non-empty names without surrounding blanks "
-                f"(got {list(self.fields)!r})"
+                + _hide_tokens(f"(got {list(self.fields)!r})")
             )
         if len(self.fields) > MAX_FIELDS:
             # Refused by the client too, but only at the first query, inside the walk.
@@ -153,16 +160,10 @@ class ExportSpec:
         for name, parse in (("start", parse_utc), ("end", parse_utc), ("period", parse_duration)):
             value = getattr(self, name)
             if isinstance(value, str):
-                try:
-                    object.__setattr__(self, name, parse(value))
-                except ValueError as exc:
-                    raise ValueError(f"{name}: {exc}") from None
+                object.__setattr__(self, name, _parsed(parse, value, name))
         if isinstance(self.window, str):
             text = self.window.strip().lower()
-            try:
-                window = None if text == "none" else parse_duration(self.window)
-            except ValueError as exc:
-                raise ValueError(f"window: {exc}") from None
+            window = None if text == "none" else _parsed(parse_duration, self.window, "window")
             object.__setattr__(self, "window", window)
 
     def range_args(self) -> tuple[datetime | None, datetime | None, timedelta | None]:
@@ -223,6 +224,32 @@ def _out_of_utc_range(value: datetime) -> bool:
     return False
 
 
+def _hide_tokens(text: str) -> str:
+    """``text`` with every value shaped like a Sentry token blanked out: a spec has no
+    client to know the token by, and a refused value is repeated in the error, where a
+    token pasted in the wrong place would be too."""
+    return _TOKEN_SHAPED.sub("********", text)
+
+
+def _parsed(parse: Callable[[str], T], value: str, name: str) -> T:
+    """``parse(value)``, whose error repeats the value, named and without a token in it."""
+    try:
+        return parse(value)
+    except ValueError as exc:
+        message = _hide_tokens(f"{name}: {exc}")
+    # Raised here, not in the handler: the error it replaces, chained, would show the value.
+    raise ValueError(message)
+
+
+def _slug(value: str | int, name: str) -> str:
+    """:func:`check_slug`, whose error repeats the value, without a token in it."""
+    try:
+        return check_slug(value, name)
+    except ValueError as exc:
+        message = _hide_tokens(str(exc))
+    raise ValueError(message)
+
+
 def _unique(values: Sequence[str | int], name: str, *, numeric: bool = False) -> tuple[str, ...]:
     """Each value once, without surrounding blanks; with ``numeric``, ids (ASCII digits) as
     Sentry reads them, integers: ``"05"`` is ``"5"`` (slugs are never all digits)."""
@@ -230,7 +257,7 @@ def _unique(values: Sequence[str | int], name: str, *, numeric: bool = False) ->
         values = [values]
     out: list[str] = []
     for value in values:
-        text = check_slug(value, name)
+        text = _slug(value, name)
         if numeric and is_numeric_id(text):
             text = str(int(text))
         if text not in out:
