@@ -18,7 +18,7 @@ import anyio
 import msgspec
 from yarl import URL
 
-from ._protocol.errors import Redactor
+from ._protocol.errors import REDACTED, Redactor
 from ._protocol.hosts import host_problem, is_loopback, is_saas, origin, token_host_refusal
 from ._protocol.params import check_path_value, check_slug, is_numeric_id, project_refs
 from .errors import APIError, ProjectMoved, UntrustedHost
@@ -329,6 +329,10 @@ class Routing:
         try:
             check_slug(new, "project")
         except ValueError:
+            return None
+        if REDACTED in new:
+            # Blanked out of the answer: the token (echoed) was the slug, and the path the
+            # blank makes names no project. The move is raised, not followed to a 404.
             return None
         org, old = key
         if new == old:

@@ -380,6 +380,28 @@ async def test_the_moved_message_names_both_slugs_and_never_the_token() -> None:
     assert token not in message and token[len("sntryu_") :] not in message
 
 
+async def test_a_read_renamed_to_a_slug_holding_the_token_is_not_followed() -> None:
+    """A 302 naming the token as the new slug is blanked out (``********``): followed, the
+    read would ask a path that names no project and report a 404 rather than the move."""
+    token = "sntryu_" + "c" * 64
+    seen: list[str] = []
+
+    async def moved(request: web.Request) -> web.Response:
+        seen.append(request.path)
+        url = f"/api/0/projects/acme/{token}/"
+        body = {"slug": token, "detail": {"extra": {"url": url, "slug": token}}}
+        return web.json_response(body, status=302, headers={"Location": url})
+
+    app = web.Application()
+    app.router.add_get("/api/0/projects/{org}/{project}/", moved)
+    async with local_app(app) as url, SentryClient(token, base_url=url) as client:
+        with anyio.fail_after(10), pytest.raises(ProjectMoved) as caught:
+            await client.projects.get("acme", "old")
+        assert client.renamed_projects == {}
+    assert "renamed to '********'" in str(caught.value)
+    assert seen == ["/api/0/projects/acme/old/"]
+
+
 # -- the fake answers as Sentry does --------------------------------------------------------
 
 

@@ -45,6 +45,7 @@ from ..errors import (
     Forbidden,
     NotFound,
     PaginationError,
+    ProjectMoved,
     ServerError,
     Unauthorized,
 )
@@ -909,8 +910,10 @@ class Exporter:
         is asked for, one the user lost access to with a 403, and an issue deleted (or
         being merged away) with a 404; a resume would meet them for ever. The projects
         list, read again, decides for projects (see :meth:`_lost`), the issue's details,
-        asked again, for an issue. One still there leaves the error an error."""
-        if not isinstance(error, (NotFound, Forbidden)):
+        asked again, for an issue. One still there leaves the error an error. A read's
+        302 the client would not follow (the new slug holds the token, blanked out) is
+        decided by the projects list alike."""
+        if not isinstance(error, (NotFound, Forbidden, ProjectMoved)):
             return False
         if self.spec.issues is not None:
             return isinstance(error, NotFound) and await self._issue_gone(state.target, error)
