@@ -13,7 +13,6 @@ import contextlib
 import io
 import logging
 import os
-import re
 import signal
 import sys
 import threading
@@ -131,17 +130,6 @@ class _UsageError(Exception):
     """A problem with the arguments found after parsing (exit 2)."""
 
 
-_TOKEN_SHAPED = re.compile(r"sntry[su]_[^\s'\"]*|(?<![0-9A-Fa-f])[0-9A-Fa-f]{64}(?![0-9A-Fa-f])")
-"""A Sentry token as it may be pasted: ``sntrys_``/``sntryu_`` and what follows, or a user
-token of 64 hex digits from before the prefix."""
-
-
-def _hide_tokens(text: str) -> str:
-    """``text`` with every value shaped like a Sentry token blanked out: an argument error
-    repeats what was typed, and a token pasted in the wrong place is typed too."""
-    return _TOKEN_SHAPED.sub("********", text)
-
-
 class _Parser(argparse.ArgumentParser):
     """Options only as spelled out, never by a prefix (with prefixes, ``--token SECRET`` was
     ``--token-file SECRET``, and its error printed the token); errors without a value shaped
@@ -152,7 +140,9 @@ class _Parser(argparse.ArgumentParser):
         super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
-        super().error(_hide_tokens(message))
+        from ._protocol.params import hide_tokens
+
+        super().error(hide_tokens(message))
 
 
 class _RefuseToken(argparse.Action):
@@ -583,6 +573,7 @@ def _main(
     except Exception as exc:
         from ._cli_run import classify
         from ._protocol.errors import Redactor
+        from ._protocol.params import hide_tokens
 
         outcome = classify(exc)
         # Every form the library blanks the token in: a server may echo it in a cursor or
@@ -591,7 +582,7 @@ def _main(
 
         def redact(text: str) -> str:
             # An argument error quotes the arguments: a token pasted as another's value.
-            return _hide_tokens(blank(text)) if outcome.code == EXIT_USAGE else blank(text)
+            return hide_tokens(blank(text)) if outcome.code == EXIT_USAGE else blank(text)
 
         print(f"sentry-async: error: {printable(redact(outcome.message))}", file=err)
         if args.verbose:

@@ -42,11 +42,16 @@ token of 64 hex digits from before the prefix (what the command line blanks in i
 argument errors)."""
 
 
+def hide_tokens(text: str) -> str:
+    """``text`` with every value shaped like a Sentry token blanked out, where no redactor
+    knows the client's token (argument checks, a spec, the command line's own errors): a
+    refused value is repeated in its error, and a token pasted in the wrong place too."""
+    return _TOKEN_SHAPED.sub("********", text)
+
+
 def quoted(value: object) -> str:
-    """``repr(value)`` for a message refusing it, every value shaped like a Sentry token
-    blanked out: the token passed by mistake where a slug or an id goes would be repeated,
-    and these checks have no redactor that knows the client's token."""
-    return _TOKEN_SHAPED.sub("********", repr(value))
+    """``repr(value)`` for a message refusing it, with :func:`hide_tokens`."""
+    return hide_tokens(repr(value))
 
 
 def validate_period(value: str, name: str = "period") -> str:
@@ -252,7 +257,7 @@ def id_chunks(
             chunks.append(current)
             current, length = [], base_length
         if base_length + cost > budget:
-            shown = _TOKEN_SHAPED.sub("********", item)  # blanked whole, then cut
+            shown = hide_tokens(item)  # blanked whole, then cut
             raise ValueError(f"issue id {shown[:40]!r} alone does not fit in a request line")
         current.append(item)
         length += cost

@@ -11,7 +11,7 @@ from typing import Literal, TypeVar
 
 import msgspec
 
-from .._protocol.params import check_page_size, check_slug, is_numeric_id, issue_id
+from .._protocol.params import check_page_size, check_slug, hide_tokens, is_numeric_id, issue_id
 from ..resources.discover import MAX_FIELDS
 from ._errors import ExportRangeError
 from ._formats import FORMATS, ExportFormat
@@ -32,10 +32,6 @@ DEFAULT_DISCOVER_FIELDS = ("id", "timestamp", "title", "project", "event.type", 
 """Discover columns exported when none are given."""
 
 _KINDS = frozenset({"issues", "events", "discover"})
-_TOKEN_SHAPED = re.compile(r"sntry[su]_[^\s'\"]*|(?<![0-9A-Fa-f])[0-9A-Fa-f]{64}(?![0-9A-Fa-f])")
-"""A Sentry token as it may be pasted where a slug or an id goes: ``sntrys_``/``sntryu_``
-and what follows, or a user token of 64 hex digits from before the prefix (the shapes the
-command line blanks out of its argument errors)."""
 _FUNCTION = re.compile(r"^\s*[A-Za-z_][A-Za-z0-9_]*\(.*\)\s*$", re.DOTALL)
 DEFAULT_PERIOD = timedelta(days=30)
 """The range of an export given neither a start nor a period: the last 30 days."""
@@ -104,7 +100,7 @@ class ExportSpec:
                 raise ValueError("issues= selects the events of issues: use it with kind='events'")
             ids = _unique(self.issues, "issue")
             if not ids or not all(is_numeric_id(issue) for issue in ids):
-                shown = _hide_tokens(repr(list(self.issues)))
+                shown = hide_tokens(repr(list(self.issues)))
                 raise ValueError(f"issue ids are numeric (got {shown})")
             issues: dict[str, str] = {}
             for issue in ids:
@@ -126,7 +122,7 @@ class ExportSpec:
             # blank-padded name would head a column no row is keyed by.
             raise ValueError(
                 "fields must be non-empty names without surrounding blanks "
-                + _hide_tokens(f"(got {list(self.fields)!r})")
+                + hide_tokens(f"(got {list(self.fields)!r})")
             )
         if len(self.fields) > MAX_FIELDS:
             # Refused by the client too, but only at the first query, inside the walk.
@@ -224,19 +220,13 @@ def _out_of_utc_range(value: datetime) -> bool:
     return False
 
 
-def _hide_tokens(text: str) -> str:
-    """``text`` with every value shaped like a Sentry token blanked out: a spec has no
-    client to know the token by, and a refused value is repeated in the error, where a
-    token pasted in the wrong place would be too."""
-    return _TOKEN_SHAPED.sub("********", text)
-
 
 def _parsed(parse: Callable[[str], T], value: str, name: str) -> T:
     """``parse(value)``, whose error repeats the value, named and without a token in it."""
     try:
         return parse(value)
     except ValueError as exc:
-        message = _hide_tokens(f"{name}: {exc}")
+        message = hide_tokens(f"{name}: {exc}")
     # Raised here, not in the handler: the error it replaces, chained, would show the value.
     raise ValueError(message)
 
@@ -246,7 +236,7 @@ def _slug(value: str | int, name: str) -> str:
     try:
         return check_slug(value, name)
     except ValueError as exc:
-        message = _hide_tokens(str(exc))
+        message = hide_tokens(str(exc))
     raise ValueError(message)
 
 
