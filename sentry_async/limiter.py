@@ -81,6 +81,7 @@ class _Group:
         "tokens",
         "window",
         "window_announced",
+        "window_sent",
     )
 
     def __init__(self, rate: float | None, burst: float | None, concurrency: int, now: float):
@@ -97,6 +98,9 @@ class _Group:
         self.reset_at = 0.0
         self.reset_epoch: float | None = None
         self.window = 0.0
+        self.window_sent = 0
+        """:attr:`sent` when ``reset_epoch`` was recorded: a request sent after that was
+        counted in that window or a later one."""
         self.limiter = anyio.CapacityLimiter(concurrency)
         self.cap = concurrency
         """The in-flight cap: ``max_concurrency``, or ``-ConcurrentLimit`` when lower."""
@@ -211,9 +215,13 @@ class RateLimiter:
         ``Remaining`` is taken as is, and ``ConcurrentRemaining`` is not read (it cannot be
         told from the client's own requests in flight).
 
-        An answer whose ``Reset`` is older than the window recorded, while that window
-        lasts, was counted in an earlier window (a slow request's): it says nothing of the
-        current one and leaves it as it is.
+        A late answer (its request sent before the answer that recorded the window came in,
+        ``sent`` at most the group's count then; without ``sent``, when nothing was sent
+        since) whose ``Reset`` is older than the window recorded, while that window lasts,
+        was counted in an earlier window (a slow request's): it says nothing of the current
+        one and leaves it as it is. A request sent later cannot have been counted before the
+        recorded window: its older ``Reset`` is another counter's or a shorter window's, and
+        is the current window, so that one odd ``Reset`` cannot hold the group until it.
         """
         if info is None:
             return
@@ -247,6 +255,7 @@ class RateLimiter:
             and group.reset_epoch is not None
             and reset < group.reset_epoch
             and now < group.reset_at
+            and (group.sent if sent is None else sent) <= group.window_sent
         ):
             return
         placed = self.server_time()
@@ -271,6 +280,7 @@ class RateLimiter:
                 length = math.ceil(reset_in) or 1.0
                 if info.reset != group.reset_epoch:
                     group.reset_epoch = info.reset
+                    group.window_sent = group.sent
                     group.window = length
                 else:
                     group.window = max(group.window, length)
