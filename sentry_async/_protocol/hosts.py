@@ -207,36 +207,59 @@ def endpoint_group(method: str, path: str) -> str:
     return f"{method.upper()} {_route(path.partition('?')[0].partition('#')[0])}"
 
 
-_OWN_LIMITS = {
-    # Templates whose Sentry endpoint declares its own ``rate_limits`` (the view class named):
-    # each keeps a counter of its own, per method, whatever methods the limits name. Checked
-    # in Sentry's server code. A route left out is merged into the default group, where the
-    # answers of its own counter (another Limit, another Remaining) overwrite the mirror of
-    # the default window: keep the list whole.
-    "/organizations/{org}/events/": "OrganizationEventsEndpoint",
-    "/organizations/{org}/stats_v2/": "OrganizationStatsEndpointV2",
-    "/organizations/{org}/eventids/{event_id}/": "EventIdLookupEndpoint",
-    "/organizations/{org}/issues/{issue_id}/": "GroupDetailsEndpoint",
-    "/organizations/{org}/issues/{issue_id}/autofix/": "GroupAutofixEndpoint",
-    "/organizations/{org}/issues/{issue_id}/events/{event_id}/": "GroupEventDetailsEndpoint",
-    "/organizations/{org}/releases/": "OrganizationReleasesEndpoint",
-    "/organizations/{org}/releases/{version}/files/": "OrganizationReleaseFilesEndpoint",
-    "/organizations/{org}/replay-count/": "OrganizationReplayCountEndpoint",
-    "/organizations/{org}/repos/": "OrganizationRepositoriesEndpoint",
-    "/projects/{org}/{project}/events/": "ProjectEventsEndpoint",
-    "/projects/{org}/{project}/events/{event_id}/": "ProjectEventDetailsEndpoint",
-    "/projects/{org}/{project}/issues/": "ProjectGroupIndexEndpoint",
-    "/projects/{org}/{project}/releases/": "ProjectReleasesEndpoint",
-    "/projects/{org}/{project}/releases/{version}/files/": "ProjectReleaseFilesEndpoint",
-    "/projects/{org}/{project}/stats/": "ProjectStatsEndpoint",
-    "/projects/{org}/{project}/tags/{key}/values/": "ProjectTagKeyValuesEndpoint",
-    "/projects/{org}/{project}/users/": "ProjectUsersEndpoint",
+def _issue_spellings(tail: str) -> tuple[str, ...]:
+    """An issue's route in every spelling Sentry serves it under (``create_group_urls``,
+    included at ``(?:issues|groups)/`` and at ``organizations/<org>/(?:issues|groups)/``),
+    the client's own first."""
+    return tuple(
+        f"{prefix}{{issue_id}}/{tail}"
+        for prefix in (
+            "/organizations/{org}/issues/",
+            "/organizations/{org}/groups/",
+            "/issues/",
+            "/groups/",
+        )
+    )
+
+
+_OWN_LIMITS: dict[str, tuple[str, ...]] = {
+    # Views whose Sentry endpoint declares its own ``rate_limits``, each with the templates
+    # that reach it: one counter per view and method (``get_rate_limit_key`` names the view,
+    # not the path), whatever methods the limits name and whichever spelling is used. The
+    # first template names the group. Checked in Sentry's server code. A view left out is
+    # merged into the default group, where the answers of its own counter (another Limit,
+    # another Remaining) overwrite the mirror of the default window: keep the list whole.
+    "OrganizationEventsEndpoint": ("/organizations/{org}/events/",),
+    "OrganizationStatsEndpointV2": ("/organizations/{org}/stats_v2/",),
+    "EventIdLookupEndpoint": ("/organizations/{org}/eventids/{event_id}/",),
+    "GroupDetailsEndpoint": _issue_spellings(""),
+    "GroupAutofixEndpoint": _issue_spellings("autofix/"),
+    "GroupEventDetailsEndpoint": _issue_spellings("events/{event_id}/"),
+    "OrganizationDashboardGenerateEndpoint": ("/organizations/{org}/dashboards/generate/",),
+    "OrganizationReleasesEndpoint": ("/organizations/{org}/releases/",),
+    "OrganizationReleaseFilesEndpoint": ("/organizations/{org}/releases/{version}/files/",),
+    "OrganizationReplayCountEndpoint": ("/organizations/{org}/replay-count/",),
+    "OrganizationRepositoriesEndpoint": ("/organizations/{org}/repos/",),
+    "ProjectEventsEndpoint": ("/projects/{org}/{project}/events/",),
+    "ProjectEventDetailsEndpoint": ("/projects/{org}/{project}/events/{event_id}/",),
+    "ProjectGroupIndexEndpoint": (
+        "/projects/{org}/{project}/issues/",
+        "/projects/{org}/{project}/groups/",
+    ),
+    "ProjectReleasesEndpoint": ("/projects/{org}/{project}/releases/",),
+    "ProjectReleaseFilesEndpoint": ("/projects/{org}/{project}/releases/{version}/files/",),
+    "ProjectStatsEndpoint": ("/projects/{org}/{project}/stats/",),
+    "ProjectTagKeyValuesEndpoint": ("/projects/{org}/{project}/tags/{key}/values/",),
+    "ProjectUsersEndpoint": ("/projects/{org}/{project}/users/",),
 }
 """Sentry counts requests per ``(method, view)`` only for these; every other endpoint shares
 one counter per method and group (``get_rate_limit_key``: the view enters the key only when
 ``RateLimitConfig.has_custom_limit()``, and ``Endpoint.rate_limits`` defaults to
 ``DEFAULT_RATE_LIMIT_CONFIG``, which has none). Views of the "CLI" group with limits of
-their own (the project's releases, the release files, the repositories) are here too."""
+their own (the project's releases, the release files, the repositories) are here too. Their
+templates are known routes (:func:`endpoint_group` names an issue's other spellings, and
+``dashboards/generate/``, rather than taking them for another route or turning their words
+into ``{id}``)."""
 
 _CLI_GROUP = {
     "/organizations/{org}/chunk-upload/": "ChunkUploadEndpoint",
@@ -254,8 +277,13 @@ _PLACEHOLDERS = re.compile(r"\{[^}/]*\}")
 
 
 @functools.cache
-def _own_limit_shapes() -> frozenset[str]:
-    return frozenset(_PLACEHOLDERS.sub("{}", template) for template in _OWN_LIMITS)
+def _own_limit_shapes() -> dict[str, str]:
+    """Each template's shape -> the template naming its view's group."""
+    return {
+        _PLACEHOLDERS.sub("{}", template): templates[0]
+        for templates in _OWN_LIMITS.values()
+        for template in templates
+    }
 
 
 @functools.cache
@@ -267,18 +295,21 @@ def _cli_group_shapes() -> frozenset[str]:
 def rate_limit_group(group: str) -> str:
     """The limiter's key for an endpoint group: the counter Sentry keeps its requests in.
 
-    An endpoint with limits of its own keeps its group (``GET /organizations/{org}/events/``);
-    one of Sentry's "CLI" group shares ``"<METHOD> CLI"``, and every other one shares
-    ``"<METHOD> default"`` with the rest of its method, so that a window spent, a 429 or the
-    concurrent cap on one holds them all, as on Sentry. Placeholder names do not matter, and
-    a name that is no route (``"g"``) is a group of its own.
+    An endpoint with limits of its own has its view's group, named by the view's first
+    template (``GET /organizations/{org}/events/``; ``GET /issues/{id}/`` is in
+    ``GET /organizations/{org}/issues/{issue_id}/``); one of Sentry's "CLI" group shares
+    ``"<METHOD> CLI"``, and every other one shares ``"<METHOD> default"`` with the rest of
+    its method, so that a window spent, a 429 or the concurrent cap on one holds them all, as
+    on Sentry. Placeholder names do not matter, and a name that is no route (``"g"``) is a
+    group of its own.
     """
     method, _, path = group.partition(" ")
     if not path.startswith("/"):
         return group
     shape = _PLACEHOLDERS.sub("{}", path)
-    if shape in _own_limit_shapes():
-        return group
+    own = _own_limit_shapes().get(shape)
+    if own is not None:
+        return f"{method} {own}"
     if shape in _cli_group_shapes():
         return f"{method} CLI"
     return f"{method} default"
@@ -316,7 +347,8 @@ def _routes() -> tuple[frozenset[str], _Node, frozenset[str]]:
     """The known templates, their tree and their words: read once, on first use."""
     listed = resources.files("sentry_async.api").joinpath("_operations.json").read_bytes()
     generated = (r.path for r in msgspec.json.decode(listed, type=list[_Route]))
-    templates = [*_EXTRA_ROUTES, *_CLI_GROUP, *generated]
+    own = (template for templates in _OWN_LIMITS.values() for template in templates)
+    templates = [*_EXTRA_ROUTES, *_CLI_GROUP, *own, *generated]
     root = _Node()
     for template in templates:
         node = root

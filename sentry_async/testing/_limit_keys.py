@@ -16,28 +16,54 @@ import re
 
 __all__ = ["sentry_counter"]
 
-_VIEWS_WITH_LIMITS = {
-    # Route (under /api/0) -> (the view, its RateLimitConfig's group).
-    "/organizations/{}/events/": ("OrganizationEventsEndpoint", "default"),
-    "/organizations/{}/stats_v2/": ("OrganizationStatsEndpointV2", "default"),
-    "/organizations/{}/eventids/{}/": ("EventIdLookupEndpoint", "default"),
-    "/organizations/{}/issues/{}/": ("GroupDetailsEndpoint", "default"),
-    "/organizations/{}/issues/{}/autofix/": ("GroupAutofixEndpoint", "default"),
-    "/organizations/{}/issues/{}/events/{}/": ("GroupEventDetailsEndpoint", "default"),
-    "/organizations/{}/releases/": ("OrganizationReleasesEndpoint", "default"),
-    "/organizations/{}/releases/{}/files/": ("OrganizationReleaseFilesEndpoint", "default"),
-    "/organizations/{}/replay-count/": ("OrganizationReplayCountEndpoint", "default"),
-    "/organizations/{}/repos/": ("OrganizationRepositoriesEndpoint", "CLI"),
-    "/projects/{}/{}/events/": ("ProjectEventsEndpoint", "default"),
-    "/projects/{}/{}/events/{}/": ("ProjectEventDetailsEndpoint", "default"),
-    "/projects/{}/{}/issues/": ("ProjectGroupIndexEndpoint", "default"),
-    "/projects/{}/{}/releases/": ("ProjectReleasesEndpoint", "CLI"),
-    "/projects/{}/{}/releases/{}/files/": ("ProjectReleaseFilesEndpoint", "CLI"),
-    "/projects/{}/{}/stats/": ("ProjectStatsEndpoint", "default"),
-    "/projects/{}/{}/tags/{}/values/": ("ProjectTagKeyValuesEndpoint", "default"),
-    "/projects/{}/{}/users/": ("ProjectUsersEndpoint", "default"),
+_ISSUE_PREFIXES = (
+    "/organizations/{}/issues/",
+    "/organizations/{}/groups/",
+    "/issues/",
+    "/groups/",
+)
+"""Where ``create_group_urls`` is included (``sentry/api/urls.py``): an issue's views are
+served at the top level and under the organization, as ``issues`` or ``groups``."""
+
+_VIEWS_WITH_LIMITS: dict[str, tuple[str, tuple[str, ...]]] = {
+    # The view -> its RateLimitConfig's group, and every route (under /api/0) reaching it.
+    "OrganizationEventsEndpoint": ("default", ("/organizations/{}/events/",)),
+    "OrganizationStatsEndpointV2": ("default", ("/organizations/{}/stats_v2/",)),
+    "EventIdLookupEndpoint": ("default", ("/organizations/{}/eventids/{}/",)),
+    "GroupDetailsEndpoint": ("default", tuple(f"{p}{{}}/" for p in _ISSUE_PREFIXES)),
+    "GroupAutofixEndpoint": ("default", tuple(f"{p}{{}}/autofix/" for p in _ISSUE_PREFIXES)),
+    "GroupEventDetailsEndpoint": (
+        "default",
+        tuple(f"{p}{{}}/events/{{}}/" for p in _ISSUE_PREFIXES),
+    ),
+    "OrganizationDashboardGenerateEndpoint": (
+        "default",
+        ("/organizations/{}/dashboards/generate/",),
+    ),
+    "OrganizationReleasesEndpoint": ("default", ("/organizations/{}/releases/",)),
+    "OrganizationReleaseFilesEndpoint": ("default", ("/organizations/{}/releases/{}/files/",)),
+    "OrganizationReplayCountEndpoint": ("default", ("/organizations/{}/replay-count/",)),
+    "OrganizationRepositoriesEndpoint": ("CLI", ("/organizations/{}/repos/",)),
+    "ProjectEventsEndpoint": ("default", ("/projects/{}/{}/events/",)),
+    "ProjectEventDetailsEndpoint": ("default", ("/projects/{}/{}/events/{}/",)),
+    "ProjectGroupIndexEndpoint": (
+        "default",
+        ("/projects/{}/{}/issues/", "/projects/{}/{}/groups/"),
+    ),
+    "ProjectReleasesEndpoint": ("CLI", ("/projects/{}/{}/releases/",)),
+    "ProjectReleaseFilesEndpoint": ("CLI", ("/projects/{}/{}/releases/{}/files/",)),
+    "ProjectStatsEndpoint": ("default", ("/projects/{}/{}/stats/",)),
+    "ProjectTagKeyValuesEndpoint": ("default", ("/projects/{}/{}/tags/{}/values/",)),
+    "ProjectUsersEndpoint": ("default", ("/projects/{}/{}/users/",)),
 }
-"""Views that declare ``rate_limits`` with limits of their own: a counter per method each."""
+"""Views that declare ``rate_limits`` with limits of their own: a counter per method each,
+keyed by the view whichever of its routes a request takes."""
+
+_ROUTES_WITH_LIMITS = {
+    route: (view, group)
+    for view, (group, routes) in _VIEWS_WITH_LIMITS.items()
+    for route in routes
+}
 
 _CLI_VIEWS = {
     "/organizations/{}/chunk-upload/": "ChunkUploadEndpoint",
@@ -58,7 +84,7 @@ def sentry_counter(method: str, path: str) -> str:
     ``"default:GET"``, ``"CLI:POST"``, ``"default:OrganizationReleasesEndpoint:GET"``."""
     shape = _PLACEHOLDER.sub("{}", path.removeprefix("/api/0"))
     method = method.upper()
-    own = _VIEWS_WITH_LIMITS.get(shape)
+    own = _ROUTES_WITH_LIMITS.get(shape)
     if own is not None:
         view, group = own
         return f"{group}:{view}:{method}"
