@@ -125,9 +125,6 @@ class FanOut(Generic[K, T], AsyncIterator[tuple[K, T]]):
         self.started = 0
         self._budget = Budget(buffer)
         self._room = Room(self._budget)
-        self._hand_over: Callable[[Any, Any, int], Awaitable[bool]] = self._room.hand_over
-        """How a fetcher sends: :meth:`Room.hand_over`, until the fan-out stops its
-        streams once and for all (:meth:`_stop`)."""
         self._queue: deque[_Wire[K, T]] = deque()
         self._done_queued = 0
         """End markers in the queue: from ``buffer`` (or one) on, no worker starts a stream."""
@@ -150,14 +147,10 @@ class FanOut(Generic[K, T], AsyncIterator[tuple[K, T]]):
         self._scope = anyio.CancelScope()
         self._task_group: TaskGroup | None = None
         self._clean_ups: set[anyio.CancelScope] = set()
-        """The shields of streams' clean-ups under way (:meth:`_close`), and the workers'
-        scopes that :meth:`_stop` shielded."""
+        """The shields of streams' clean-ups under way (:meth:`_close`)."""
         self._cut = False
-        """The caller's cancellation reached the fan-out: clean-ups are no longer shielded."""
-        self._workers: dict[anyio.CancelScope, asyncio.Task[Any]] | None = None
-        """On asyncio, each worker's task by the scope it runs its streams in (:meth:`_stop`)."""
-        self._stopping = False
-        """The fan-out stopped its workers itself: a cancellation they get is its own."""
+        """The caller's cancellation (or an interruption of the block) reached the
+        fan-out: clean-ups are no longer shielded."""
         self._checkpoint: Callable[[], Awaitable[None]] = anyio.lowlevel.checkpoint
         """One scheduler pass: asyncio's own on its loop, without anyio's backend look-up."""
         self._entered = False
@@ -183,7 +176,6 @@ class FanOut(Generic[K, T], AsyncIterator[tuple[K, T]]):
         self._room.new_event = event_type()
         if self._room.new_event is not Signal:
             self._checkpoint = _asyncio_checkpoint
-            self._workers = {}
         self._task_group = anyio.create_task_group()
         await self._task_group.__aenter__()
         ended = anyio.Event()
@@ -205,14 +197,48 @@ class FanOut(Generic[K, T], AsyncIterator[tuple[K, T]]):
             and isinstance(exc, anyio.get_cancelled_exc_class())
             and exc is not self._error
         )
-        # Whatever ended the block, no fetcher may outlive it.
-        if cancelled:
-            self._scope.cancel()
-        else:
+        if _interrupts(exc):
+            # Ctrl-C (``KeyboardInterrupt`` on trio, where it is no cancellation),
+            # ``SystemExit``: as the caller's cancellation, it cuts clean-ups short.
+            self._cut_clean_ups()
+        elif not cancelled:
             # The consumer left (a break, an exception): requests in flight are dropped by
             # the library, not cancelled by the caller.
             self._abandoning.on = True
-            self._stop()
+        # Whatever ended the block, no fetcher may outlive it.
+        self._scope.cancel()
+        try:
+            await self._exit_task_group(cancelled, exc_type, exc, tb)
+        finally:
+            interruption = self._error
+            if (
+                interruption is not None
+                and not self._error_delivered
+                and _interrupts(interruption)
+            ):
+                # A stream's ``SystemExit`` or ``KeyboardInterrupt`` the consumer never
+                # got ends the run whatever ended the block (an exception, a cancellation:
+                # its context, unless it has one of its own): ``sys.exit(3)`` in a stream
+                # still exits with 3.
+                self._error_delivered = True
+                if exc is not None and exc is not interruption and interruption.__context__ is None:
+                    interruption.__context__ = exc
+                raise interruption
+        if exc is None and self._error is not None and not self._error_delivered:
+            # A failure the consumer never got to see is not swallowed.
+            raise self._error
+        return False
+
+    async def _exit_task_group(
+        self,
+        cancelled: bool,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        """Wait for every fetcher; then take the end markers the consumer reached (the
+        block left normally or by ``break``) and drop what is left in the queue."""
+        assert self._task_group is not None
         try:
             # Only a cancellation goes to the task group (it must see it to unwind the
             # scopes); any other exception of the block propagates as itself instead of
@@ -245,10 +271,6 @@ class FanOut(Generic[K, T], AsyncIterator[tuple[K, T]]):
                 self._page = None
                 self._chunk = _SPENT
                 self._budget.close_page()
-        if exc is None and self._error is not None and not self._error_delivered:
-            # A failure the consumer never got to see is not swallowed.
-            raise self._error
-        return False
 
     async def _guard_clean_ups(self, ended: anyio.Event) -> None:
         """Wait, beside the workers but outside the fan-out's own scope, until they have
@@ -259,10 +281,15 @@ class FanOut(Generic[K, T], AsyncIterator[tuple[K, T]]):
         try:
             await ended.wait()
         except anyio.get_cancelled_exc_class():
-            self._cut = True
-            for clean_up in self._clean_ups:
-                clean_up.cancel()
+            self._cut_clean_ups()
             raise
+
+    def _cut_clean_ups(self) -> None:
+        """The caller's cancellation (or an interruption of the block): no clean-up is
+        shielded any longer."""
+        self._cut = True
+        for clean_up in self._clean_ups:
+            clean_up.cancel()
 
     async def _supervise(self, ended: anyio.Event) -> None:
         """Start up to ``concurrency`` workers; each runs streams one after another, taking
@@ -315,30 +342,19 @@ class FanOut(Generic[K, T], AsyncIterator[tuple[K, T]]):
     ) -> None:
         next_pair = None if self._scope.cancel_called else pair
         limit = max(self.buffer, 1)
-        workers = self._workers
-        with anyio.CancelScope() as guard:
-            if workers is not None:
-                task = asyncio.current_task()
-                assert task is not None
-                workers[guard] = task
-            try:
-                while next_pair is not None:
-                    if not await self._run_stream(*next_pair):
-                        # A scheduler pass after a stream with nothing in it, so that a run
-                        # of empty ones cannot hog the loop (items spend the budget, and a
-                        # fetcher with none left waits).
-                        await self._checkpoint()
-                    while self._done_queued >= limit:
-                        # End markers take no budget; unchecked, a paused consumer would
-                        # let a run of empty streams queue one each.
-                        waiting = self._room.new_event()
-                        self._done_waiters.append(waiting)
-                        await waiting
-                    next_pair = self._next_stream(streams)
-            finally:
-                if workers is not None:
-                    del workers[guard]
-                self._clean_ups.discard(guard)
+        while next_pair is not None:
+            if not await self._run_stream(*next_pair):
+                # A scheduler pass after a stream with nothing in it, so that a run of
+                # empty ones cannot hog the loop (items spend the budget, and a fetcher
+                # with none left waits).
+                await self._checkpoint()
+            while self._done_queued >= limit:
+                # End markers take no budget; unchecked, a paused consumer would let a
+                # run of empty streams queue one each.
+                waiting = self._room.new_event()
+                self._done_waiters.append(waiting)
+                await waiting
+            next_pair = self._next_stream(streams)
 
     def _fail(self, error: BaseException) -> None:
         """The run's first failure: every stream stops, and the consumer gets it once it
@@ -348,7 +364,7 @@ class FanOut(Generic[K, T], AsyncIterator[tuple[K, T]]):
             self._error = error
             self._queue.append(error)
         self._abandoning.on = True
-        self._stop()
+        self._scope.cancel()
         self._wake_consumer()
 
     def _interrupt(self, interruption: BaseException) -> None:
@@ -358,36 +374,8 @@ class FanOut(Generic[K, T], AsyncIterator[tuple[K, T]]):
         self._error, self._error_delivered = interruption, False
         self._queue.appendleft(interruption)
         self._abandoning.on = True
-        self._stop()
-        self._wake_consumer()
-
-    def _stop(self) -> None:
-        """Stop every stream: the fan-out's own stop (a failure, the consumer leaving).
-
-        A stream waiting at its ``yield`` is closed by :meth:`_close`, its clean-up
-        shielded; one stopped while it awaits (a page being fetched) unwinds where it
-        waits, which a cancel scope would cancel again at every await of its ``finally``.
-        On asyncio each worker other than the caller's task gets one plain
-        ``Task.cancel()`` instead, in a scope shielded from the fan-out's own: the
-        stream's clean-up runs to its end, as a task cancelled alone would run it, and
-        only the caller's cancellation cuts it (:meth:`_guard_clean_ups`). A stream already
-        in its own ``finally`` (it had just ended or failed) gets that one cancellation
-        there. A stream that swallows it and goes on is refused its next item
-        (:func:`_refused`) and closed at that ``yield``. Trio has no cancellation sent
-        once: there a stream stopped while it awaits is cancelled at every await."""
-        if self._scope.cancel_called:
-            return
-        workers = self._workers
-        if workers and not self._cut:
-            self._stopping = True
-            self._hand_over = _refused
-            current = asyncio.current_task()
-            for guard, task in workers.items():
-                if task is not current:
-                    guard.shield = True
-                    self._clean_ups.add(guard)
-                    task.cancel()
         self._scope.cancel()
+        self._wake_consumer()
 
     async def _run_stream(self, key: K, factory: StreamFactory[T]) -> int:
         """Run one stream to its end; the number of items it handed over."""
@@ -431,7 +419,7 @@ class FanOut(Generic[K, T], AsyncIterator[tuple[K, T]]):
                         # ``pages()``): the next one would decode into cold memory.
                         del item
             except BaseException as exc:
-                if self._failure(exc):
+                if _failure(exc):
                     error = exc
                 elif isinstance(exc, anyio.get_cancelled_exc_class()):
                     raise
@@ -446,7 +434,7 @@ class FanOut(Generic[K, T], AsyncIterator[tuple[K, T]]):
                 try:
                     await self._close(iterator)
                 except BaseException as exc:
-                    if not self._failure(exc):
+                    if not _failure(exc):
                         raise
                     # The stream failed while being closed: its error, like any other.
                     self.failures.setdefault(key, exc)
@@ -469,9 +457,11 @@ class FanOut(Generic[K, T], AsyncIterator[tuple[K, T]]):
 
     async def _close(self, iterator: AsyncIterator[Any] | None) -> None:
         """Close an async generator now, not whenever the loop gets to finalise it; one that
-        ran to its end has nothing left to close. Its clean-up is shielded from the
-        fan-out's own cancellation (a failure, the consumer leaving), which must not cut a
-        stream's ``finally`` short, but not from the caller's (:meth:`_guard_clean_ups`)."""
+        ran to its end has nothing left to close. Its clean-up, run from its ``yield``, is
+        shielded from the fan-out's own cancellation (a failure, the consumer leaving),
+        which must not cut a stream's ``finally`` short, but not from the caller's
+        (:meth:`_guard_clean_ups`, or an interruption of the block). A stream stopped while
+        it awaits unwinds where it waits instead, in the fan-out's cancelled scope."""
         aclose = getattr(iterator, "aclose", None)
         if aclose is None or getattr(iterator, "ag_frame", True) is None:
             return
@@ -498,26 +488,9 @@ class FanOut(Generic[K, T], AsyncIterator[tuple[K, T]]):
     async def _put(self, wire: _Wire[K, T], n: int, key: K) -> None:
         """Wait for room in the item budget (or for a waiting consumer), then send at once,
         unless the consumer took ``wire`` from the waiting fetcher itself."""
-        if await self._hand_over(key, wire, n):
+        if await self._room.hand_over(key, wire, n):
             self._queue.append(wire)
             self._wake_consumer()
-
-    def _failure(self, error: BaseException) -> bool:
-        """Whether ``error`` ends its stream as a failure rather than the worker's task.
-
-        Any ``Exception``, and a cancellation exception that is neither the fan-out's own
-        stop nor sent while a cancel scope around the worker (the fan-out's own, the
-        caller's, a task group's) is cancelled: that one the stream raised itself (it
-        awaited a future or a task that its owner cancelled), and would otherwise end the
-        worker unseen, with the streams it had yet to run.
-        """
-        if isinstance(error, Exception):
-            return True
-        return (
-            isinstance(error, anyio.get_cancelled_exc_class())
-            and not self._stopping
-            and anyio.current_effective_deadline() != -math.inf
-        )
 
     async def _next(self) -> tuple[K, T] | StreamDone[K]:
         """The next item or done marker, once the current chunk of the open page is used
@@ -601,14 +574,15 @@ class FanOut(Generic[K, T], AsyncIterator[tuple[K, T]]):
         self.completed[done.key] = done
         if self._on_done is not None:
             returned: object = self._on_done(done)
-            if inspect.isawaitable(returned):
+            if inspect.iscoroutine(returned):
                 # A plain function handing back a coroutine (``lambda d: save(d)``): nobody
-                # would await it, and what it saves would silently never be saved.
-                if inspect.iscoroutine(returned):
-                    returned.close()
+                # would run it, and what it saves would silently never be saved. A task or
+                # a future it returns runs on its own: fire and forget.
+                returned.close()
                 raise TypeError(
-                    "on_done returned an awaitable, which nothing awaits: it is called "
-                    "synchronously in the consumer's task and must do its work there"
+                    "on_done returned a coroutine, which nothing would run (it was closed): "
+                    "on_done is called synchronously in the consumer's task; do the work "
+                    "there, or start it as a task (asyncio.create_task) and return that"
                 )
 
     def _finish_taken(self) -> None:
@@ -652,10 +626,31 @@ class FanOut(Generic[K, T], AsyncIterator[tuple[K, T]]):
         return _Events(self)
 
 
-async def _refused(key: Any, wire: Any, n: int) -> bool:
-    """A fetcher's hand-over once the fan-out has stopped its streams on asyncio: a stream
-    that swallowed its cancellation and went on is stopped at its next item."""
-    raise asyncio.CancelledError
+def _failure(error: BaseException) -> bool:
+    """Whether ``error`` ends its stream as a failure rather than the worker's task.
+
+    Any ``Exception``, and a cancellation exception while no cancel scope around the worker
+    (the fan-out's own, the caller's, a task group's) is cancelled: that one the stream
+    raised itself (it awaited a future or a task that its owner cancelled), and would
+    otherwise end the worker unseen, with the streams it had yet to run.
+    """
+    if isinstance(error, Exception):
+        return True
+    return (
+        isinstance(error, anyio.get_cancelled_exc_class())
+        and anyio.current_effective_deadline() != -math.inf
+    )
+
+
+def _interrupts(error: BaseException | None) -> bool:
+    """Whether ``error`` is an interruption of the run (``KeyboardInterrupt``,
+    ``SystemExit``): neither an ``Exception``, nor a cancellation, nor a generator's
+    ``aclose()`` (a consumer leaving, as by ``break``)."""
+    return (
+        error is not None
+        and not isinstance(error, (Exception, GeneratorExit))
+        and not isinstance(error, anyio.get_cancelled_exc_class())
+    )
 
 
 def _asyncio_checkpoint() -> Awaitable[None]:
@@ -689,7 +684,8 @@ def fan_out(
     A ``streams`` iterable that fails (its ``iter()`` or ``next()``) is raised the same way
     in both modes.
 
-    ``on_done`` (a plain function: an ``async def`` is a ``TypeError``) is called in the
+    ``on_done`` (a plain function: an ``async def`` is a ``TypeError``, and so is a
+    coroutine it returns; a task or a future it returns runs on its own) is called in the
     consumer's task with a stream's :class:`StreamDone` when the consumer takes it: at its
     next step after the stream's last item, or, when it leaves the block normally or by
     ``break`` before that step, as the block exits, for each stream that had ended with
@@ -699,12 +695,14 @@ def fan_out(
     block (the last item taken may not have been handled). ``merged.completed`` holds the
     same markers.
 
-    Stopping the streams (a failure, the consumer leaving) lets each one's clean-up run to
-    its end: a stream waiting at its ``yield`` is closed in a shielded scope, and on
-    asyncio one stopped while it awaits gets a single ``Task.cancel()`` there, its
-    ``finally`` then shielded from the fan-out's own stop (on trio it is cancelled at
-    every await, as in any cancelled scope). The caller's own cancellation cuts any
-    clean-up short.
+    Stopping the streams (a failure, the consumer leaving) closes a stream waiting at its
+    ``yield`` in a shielded scope, its clean-up run to its end; one stopped while it
+    awaits, or already in its own ``finally``, is cancelled at every await of its
+    ``finally``, as in any cancelled scope (a clean-up that must await shields itself,
+    bounded by a timeout). The caller's own cancellation, or a ``KeyboardInterrupt`` or
+    ``SystemExit`` in the block, cuts the shielded closes short too. A stream's
+    ``SystemExit`` or ``KeyboardInterrupt`` ends the run as itself, raised at the
+    consumer's next step or as the block exits, whatever else ended the block.
     """
     return FanOut(streams, concurrency=concurrency, buffer=buffer, errors=errors, on_done=on_done)
 

@@ -1,6 +1,6 @@
 """fan_out: what a stream's end, failure and clean-up promise when the block does not end
 plainly (an exception or a cancellation in it, a failure overtaking queued items, a stream
-stopped while it awaits), and the arguments it refuses."""
+stopped while it awaits or in its own clean-up), and the arguments it refuses."""
 
 from __future__ import annotations
 
@@ -143,13 +143,22 @@ async def test_an_async_on_done_is_refused(on_done: Any) -> None:
         fan_out({"a": _counting(1)}, on_done=on_done)
 
 
-async def test_an_on_done_that_returns_an_awaitable_is_an_error_not_a_lost_callback() -> None:
-    """``on_done=lambda done: save(done)`` passes the check of the callable itself: what it
-    returns is checked, as the coroutine would never run (a checkpoint never saved)."""
-    with anyio.fail_after(5), pytest.raises(TypeError, match="returned an awaitable"):  # noqa: PT012
-        async with fan_out({"a": _counting(2)}, on_done=lambda done: _save(done)) as merged:
+async def test_an_on_done_that_returns_a_coroutine_is_an_error_and_the_coroutine_closed() -> None:
+    """``on_done=lambda done: save(done)`` with an async ``save`` passes the check of the
+    callable itself: what it returns is checked, as nothing would ever run the coroutine
+    (a checkpoint never saved). A task or a future returned is fine: it runs on its own."""
+    made: list[Any] = []
+
+    def on_done(done: StreamDone[str]) -> Any:
+        made.append(_save(done))
+        return made[-1]
+
+    with anyio.fail_after(5), pytest.raises(TypeError, match="returned a coroutine") as raised:  # noqa: PT012
+        async with fan_out({"a": _counting(2)}, on_done=on_done) as merged:
             async for _ in merged:
                 pass
+    assert "create_task" in str(raised.value), "says how to start it instead"
+    assert made[0].cr_frame is None, "closed, not left for a RuntimeWarning"
 
 
 # -- a streams iterable whose iter() fails ----------------------------------------------------
@@ -179,24 +188,39 @@ async def test_a_streams_iterable_that_cannot_be_iterated_raises_its_own_error(
                 pass
 
 
-# -- a stream stopped by the fan-out while it awaits ------------------------------------------
+# -- where the fan-out's own stop finds a stream ----------------------------------------------
 
 
-def _tidy(log: dict[str, str], name: str, *, at_yield: bool) -> Callable[[], AsyncIterator[int]]:
-    """A stream whose ``finally`` awaits: parked at its ``yield`` (``at_yield``), or
-    waiting for its next item (a page being fetched) when the fan-out stops it."""
+def _tidy(
+    log: dict[str, str], name: str, stop_at: str, *, shielded: bool = False
+) -> Callable[[], AsyncIterator[int]]:
+    """A stream whose ``finally`` awaits, found by the fan-out's stop parked at its
+    ``yield`` (``stop_at="yield"``), waiting for its next item, a page being fetched
+    (``"await"``), or in its ``finally`` after its last item (``"finally"``). Its clean-up
+    is expected to finish only at a ``yield`` or ``shielded``: elsewhere it waits for ever
+    unless cut."""
 
     async def stream() -> AsyncIterator[int]:
         try:
             yield 0
-            if not at_yield:
+            if stop_at == "await":
                 await anyio.sleep_forever()
-            for i in range(1, 10**6):
-                yield i
-                await anyio.lowlevel.checkpoint()
+            if stop_at == "yield":
+                for i in range(1, 10**6):
+                    yield i  # awaits nothing: waits for room only at its yield
         finally:
             log[name] = "started"
-            await anyio.sleep(0.01)
+            try:
+                if shielded:
+                    with anyio.move_on_after(5, shield=True):
+                        await anyio.sleep(0.01)
+                elif stop_at == "yield":
+                    await anyio.sleep(0.01)
+                else:
+                    await anyio.sleep_forever()
+            except anyio.get_cancelled_exc_class():
+                log[name] = "cut"
+                raise
             log[name] = "finished"
 
     return stream
@@ -208,77 +232,72 @@ async def _boom_later() -> AsyncIterator[int]:
     raise RuntimeError("sibling failed")
 
 
-@pytest.mark.parametrize("stop", ["break", "failure", "exception"])
-async def test_the_fan_outs_own_stop_lets_a_waiting_streams_clean_up_finish(stop: str) -> None:
-    """Was: only a stream parked at its ``yield`` had its clean-up run to its end; one
-    stopped while it awaited got the cancellation again at the first await of its
-    ``finally``."""
+async def _stop_the_streams(stop: str) -> tuple[dict[str, str], bool]:
+    """What became of each stream's clean-up, and whether the (generous) deadline around
+    the block had to end the wait for one."""
     log: dict[str, str] = {}
     streams: dict[str, Callable[[], AsyncIterator[int]]] = {
-        "at_yield": _tidy(log, "at_yield", at_yield=True),
-        "mid_await": _tidy(log, "mid_await", at_yield=False),
+        "mid_await": _tidy(log, "mid_await", "await"),
+        "in_finally": _tidy(log, "in_finally", "finally"),
+        "shielded": _tidy(log, "shielded", "await", shielded=True),
     }
     if stop == "failure":
         streams["boom"] = _boom_later
-    with anyio.fail_after(5), pytest.raises(RuntimeError) if stop != "break" else nullcontext():
-        async with fan_out(streams, concurrency=3, buffer=4) as merged:
+    # Started last, it fills the budget the others' first items left and waits for room.
+    streams["at_yield"] = _tidy(log, "at_yield", "yield")
+    with (
+        anyio.move_on_after(5) as deadline,
+        pytest.raises(RuntimeError) if stop != "break" else nullcontext(),
+    ):
+        async with fan_out(streams, concurrency=5, buffer=8) as merged:
             async for _ in merged:
                 await _settle()
                 if stop == "break":
                     break
                 if stop == "exception":
                     raise RuntimeError("consumer failed")
-    assert log == {"at_yield": "finished", "mid_await": "finished"}
     assert merged.active == 0
+    return log, deadline.cancel_called
 
 
 @pytest.mark.parametrize("backend", ["asyncio", "trio"])
-def test_the_callers_deadline_still_cuts_a_waiting_streams_clean_up(backend: str) -> None:
-    """On asyncio the shield covers the fan-out's own stop only: a deadline of the
-    caller's that fires while the clean-up stalls ends the block there."""
-
-    async def main() -> tuple[bool, bool]:
-        cleaned_up = False
-
-        async def stalls() -> AsyncIterator[int]:
-            nonlocal cleaned_up
-            try:
-                yield 0
-                await anyio.sleep_forever()
-                yield 1
-            finally:
-                await anyio.sleep(5)
-                cleaned_up = True
-
-        with anyio.move_on_after(0.2) as deadline:
-            async with fan_out({"a": stalls, "b": _counting(10**6)}, buffer=1) as merged:
-                async for key, _ in merged:
-                    if key == "a":
-                        await _settle()
-                        break
-        assert merged.active == 0
-        return deadline.cancelled_caught, cleaned_up
-
-    ended, cleaned_up = anyio.run(main, backend=backend)
-    assert not cleaned_up
-    # Trio has no cancellation delivered once: there the fan-out's own stop still cuts a
-    # waiting stream's clean-up, before the deadline.
-    assert ended == (backend == "asyncio")
+@pytest.mark.parametrize("stop", ["break", "failure", "exception"])
+def test_the_fan_outs_own_stop_cancels_an_awaiting_stream_at_every_await(
+    stop: str, backend: str
+) -> None:
+    """As documented: a stream parked at its ``yield`` is closed in a shielded scope and its
+    clean-up finishes; one stopped while it awaits, or already in its own ``finally``, is
+    cancelled at every await of its clean-up, unless it shields it. Was, on asyncio: a
+    single cancellation, the stream then shielded from the fan-out's cancelled scope for
+    good, so the block waited for a stalled clean-up for ever."""
+    log, deadline_fired = anyio.run(_stop_the_streams, stop, backend=backend)
+    assert log == {
+        "at_yield": "finished",
+        "mid_await": "cut",
+        "in_finally": "cut",
+        "shielded": "finished",
+    }
+    assert not deadline_fired, "the block waited for a clean-up the stop should have cut"
 
 
-async def test_a_stream_that_swallows_the_stop_is_stopped_at_its_next_item() -> None:
-    """A stream that catches the cancellation and goes on does not keep the block open:
-    the fan-out refuses its next item and closes it at that ``yield``."""
+@pytest.mark.parametrize("then", ["yields", "waits"])
+async def test_a_stream_that_swallows_the_stop_is_cancelled_again(then: str) -> None:
+    """A stream that catches the cancellation once and goes on is cancelled again at its
+    next await, whether it yields next or waits for data that never comes. Was: stopped
+    only at its next item, so one that waited hung the block."""
     closed = False
 
     async def stubborn() -> AsyncIterator[int]:
         nonlocal closed
         try:
             yield 0
+            with suppress(asyncio.CancelledError):
+                await anyio.sleep_forever()
+            if then == "waits":
+                await anyio.sleep_forever()
             for i in range(1, 10**6):
-                with suppress(asyncio.CancelledError):
-                    await anyio.sleep_forever()
                 yield i
+                await anyio.lowlevel.checkpoint()
         finally:
             closed = True
 
