@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import ssl as _ssl
@@ -38,7 +39,7 @@ def tls(setting: SSLSetting) -> _ssl.SSLContext | bool:
     a private CA's bundle should hold every CA the installation's certificates chain to.
     """
     if setting is None or setting is True:
-        return True
+        return _system_trust()
     if setting is False:
         message = (
             "TLS certificate verification is OFF (ssl=False): anyone between this process "
@@ -63,6 +64,16 @@ def tls(setting: SSLSetting) -> _ssl.SSLContext | bool:
         "ssl must be an ssl.SSLContext, a CA bundle path, True, False or None "
         f"(got {type(setting).__name__})"
     )
+
+
+@functools.cache
+def _system_trust() -> _ssl.SSLContext:
+    """The system's CAs, verified, as aiohttp's ``ssl=True`` context is: passed as a context,
+    since aiohttp 3.9.0 and 3.9.1 took ``ssl=True`` for "do not verify". Made once, as
+    aiohttp makes its own: loading the CAs reads the disk."""
+    context = _ssl.create_default_context()
+    context.set_alpn_protocols(["http/1.1"])
+    return context
 
 
 def cleanup_closed() -> bool:

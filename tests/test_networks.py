@@ -40,7 +40,7 @@ from sentry_async import (
     ServerError,
     Unauthorized,
 )
-from sentry_async._network import InsecureTLSWarning
+from sentry_async._network import InsecureTLSWarning, tls
 from sentry_async._protocol.proxies import (
     ENVIRONMENT,
     ProxySettings,
@@ -604,6 +604,17 @@ async def test_ssl_false_works_only_with_a_loud_warning(
     assert "verification is OFF" in caplog.text
     async with client:
         await _first_org(client)
+
+
+def test_the_default_trust_is_a_verifying_context_rather_than_ssl_true() -> None:
+    """aiohttp 3.9.0 and 3.9.1 took the connector's ``ssl=True`` for "do not verify": the
+    default (``None`` or ``True``) reaches aiohttp as a context that checks the certificate
+    and the host against the system's CAs, which no aiohttp can read otherwise."""
+    for setting in (None, True):
+        context = tls(setting)
+        assert isinstance(context, ssl.SSLContext)
+        assert context.verify_mode is ssl.CERT_REQUIRED and context.check_hostname
+    assert tls(None) is tls(True)  # made once: loading the system's CAs reads the disk
 
 
 def test_bad_ssl_arguments_are_clear_errors(tmp_path: Path) -> None:

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import anyio
+import anyio.to_thread
 import msgspec
 
 from .._protocol.cursors import DEFAULT_MAX_STALE_PAGES
