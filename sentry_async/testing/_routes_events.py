@@ -169,9 +169,11 @@ async def issue_events(request: web.Request) -> web.Response:
     events = _issue(request, _org(request)).events
     # GroupEventsEndpoint: ``request.GET.get("sample") in ("1", "true")``.
     sample = _exact_flag(request, "sample")
-    return _event_direct_hit(request, events) or _event_page(
-        request, events, sample=sample, select=_event_rows
-    )
+    # ``is not None``, not ``or``: before aiohttp 3.12 a fresh ``web.Response`` is false.
+    direct = _event_direct_hit(request, events)
+    if direct is not None:
+        return direct
+    return _event_page(request, events, sample=sample, select=_event_rows)
 
 
 async def project_events(request: web.Request) -> web.Response:
