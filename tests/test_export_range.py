@@ -17,7 +17,7 @@ from sentry_async._protocol.errors import build_api_error
 from sentry_async.export import ExportSpec, export
 from sentry_async.export._manifest import Manifest
 from sentry_async.export._splitting import outside_retention, unservable_window
-from sentry_async.export._windows import resolve_range
+from sentry_async.export._windows import parse_utc, resolve_range
 from sentry_async.testing import FakeSentry, Fault, SeedConfig
 from sentry_async.testing.pytest_plugin import FIXED_NOW
 
@@ -106,7 +106,7 @@ async def test_a_range_reaching_past_retention_exports_what_is_kept_and_says_wha
     skipped = [s for s in manifest.streams if s.outside_retention]
     # Every window wholly before the retention's start, and none of the others.
     assert {s.key for s in skipped} == {
-        s.key for s in manifest.streams if datetime.fromisoformat(s.window_end) < kept_from
+        s.key for s in manifest.streams if parse_utc(s.window_end) < kept_from
     }
     assert len(skipped) == 30 and not any(s.items for s in skipped)
     assert manifest.outside_retention == max(s.window_end for s in skipped)
@@ -199,7 +199,7 @@ async def test_every_event_of_the_recorded_range_is_exported_at_sentrys_precisio
     with anyio.fail_after(30):
         async with _client(server) as client:
             manifest = await export(client, spec, tmp_path, now=FIXED_NOW)
-    first, last = (datetime.fromisoformat(t).timestamp() for t in (manifest.start, manifest.end))
+    first, last = (parse_utc(t).timestamp() for t in (manifest.start, manifest.end))
     expected = server.data.event_ids("acme", "backend", start=first, end=last)
     assert sorted(_ids(tmp_path, manifest)) == sorted(expected)
     assert (manifest.start, manifest.end) == (
@@ -207,7 +207,7 @@ async def test_every_event_of_the_recorded_range_is_exported_at_sentrys_precisio
         edge.isoformat().replace("+00:00", "Z"),
     )
     assert all(
-        datetime.fromisoformat(b).microsecond == 0
+        parse_utc(b).microsecond == 0
         for s in manifest.streams
         for b in (s.window_start, s.window_end)
     )

@@ -214,8 +214,9 @@ async def test_a_token_inside_a_malformed_status_line_is_blanked_out(
         error.url,
         error.cause,
     )
-    # What the parser found wrong, never the bytes it quotes (see the split reads below).
-    assert "Bad status line: Invalid status code" in str(error)
+    # What the parser found wrong, never the bytes it quotes (see the split reads below);
+    # aiohttp 3.14 puts "Bad status line: " before it.
+    assert "Invalid status code" in str(error)
     assert error.cause is not None and "b'" not in error.cause and "b'" not in str(error)
     assert any("retrying" in r.getMessage() for r in caplog.records)
     assert_hidden(everything_shown(error))
@@ -465,7 +466,7 @@ SPLIT_ANSWERS = {
     "status-line": (
         f"HTTP/1.1 abc {TOKEN[:20]}",
         f"{TOKEN[20:]}\r\n\r\n",
-        "Bad status line: Invalid status code",
+        "Invalid status code",  # after "Bad status line: " from aiohttp 3.14
     ),
     "chunk-size": (
         "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n[]\r\n" + TOKEN[:20],
@@ -515,7 +516,7 @@ async def test_a_token_split_across_two_reads_of_a_malformed_response_is_not_sho
     ):
         error = await provoke(lambda: client.request("GET", "/organizations/"))
     assert isinstance(error, ConnectionFailed)
-    assert f"malformed response: {description} (GET " in str(error)
+    assert "malformed response: " in str(error) and f"{description} (GET " in str(error)
     assert error.cause is not None and description in error.cause
     shown = everything_shown(error) + caplog.text
     assert_hidden(shown)

@@ -180,8 +180,9 @@ def test_a_user_name_beside_a_password_is_kept() -> None:
 @pytest.fixture
 def cleanup_fixed(monkeypatch: pytest.MonkeyPatch) -> None:
     """This Python as aiohttp sees 3.12.8+ and 3.13.1+, where asyncio no longer leaks
-    closed TLS transports and ``enable_cleanup_closed=True`` is deprecated."""
-    monkeypatch.setattr(aiohttp.connector, "NEEDS_CLEANUP_CLOSED", False)
+    closed TLS transports and ``enable_cleanup_closed=True`` is deprecated (the flag is
+    new in aiohttp 3.10.11: set where it is missing)."""
+    monkeypatch.setattr(aiohttp.connector, "NEEDS_CLEANUP_CLOSED", False, raising=False)
 
 
 @pytest.mark.usefixtures("cleanup_fixed")
@@ -203,7 +204,7 @@ async def test_the_client_still_cleans_up_closed_tls_where_python_needs_it(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """On a Python that leaks closed TLS transports, aiohttp's clean-up stays on."""
-    monkeypatch.setattr(aiohttp.connector, "NEEDS_CLEANUP_CLOSED", True)
+    monkeypatch.setattr(aiohttp.connector, "NEEDS_CLEANUP_CLOSED", True, raising=False)
     async with FakeSentry(scale="small", token=TOKEN) as server, server.client() as client:
         with anyio.fail_after(20):
             assert await client.organizations.list().collect()
@@ -219,7 +220,7 @@ def test_cleanup_closed_follows_aiohttp_and_python_without_the_flag(
     or one that drops it) gets the answer it would give: needed before the fix of
     cpython#118960 (3.12.8, 3.13.1)."""
     for value in (True, False):
-        monkeypatch.setattr(aiohttp.connector, "NEEDS_CLEANUP_CLOSED", value)
+        monkeypatch.setattr(aiohttp.connector, "NEEDS_CLEANUP_CLOSED", value, raising=False)
         assert _network.cleanup_closed() is value
     monkeypatch.delattr(aiohttp.connector, "NEEDS_CLEANUP_CLOSED")
     for version, needed in [

@@ -125,7 +125,7 @@ async def test_a_caller_timeout_is_not_the_end_of_the_stream() -> None:
     source.hang_at = {2}
     paginator = Paginator[int](source, page_size=PAGE, prefetch=0)
     got = [await anext(paginator) for _ in range(20)]
-    with pytest.raises(TimeoutError):
+    with pytest.raises(asyncio.TimeoutError):  # not the builtin before Python 3.11
         await asyncio.wait_for(anext(paginator), 0.05)  # the page hangs until released
     assert not paginator.position.done and paginator.position.cursor == "20"
     source.release.set()
