@@ -1,4 +1,5 @@
-"""Developer sessions: ``nox -s tests``, ``lint``, ``typecheck``, ``bench``, ``demo``, ``codegen``.
+"""Developer sessions: ``nox -s tests``, ``tests_lowest``, ``lint``, ``typecheck``, ``bench``,
+``demo``, ``codegen``.
 
 Virtualenvs are plain ``venv`` (uv may be missing) and are reused between runs; pass
 ``nox -s bench -- --quick`` to forward arguments to the underlying command.
@@ -6,7 +7,11 @@ Virtualenvs are plain ``venv`` (uv may be missing) and are reused between runs; 
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import nox
+import nox.project
 
 nox.options.default_venv_backend = "venv"
 nox.options.reuse_existing_virtualenvs = True
@@ -16,10 +21,33 @@ nox.options.sessions = ["tests", "lint", "typecheck"]
 PYTHON = None  # the interpreter nox runs under; CI and developers use one Python
 
 
+def _lowest() -> tuple[str, list[str]]:
+    """The oldest Python and the lowest runtime versions ``pyproject.toml`` declares, as
+    pins (``aiohttp>=3.9.2`` is ``aiohttp==3.9.2``): read from it, so they cannot drift."""
+    project = nox.project.load_toml(Path(__file__).with_name("pyproject.toml"))["project"]
+    floor = re.fullmatch(r">=\s*(\d+\.\d+)", project["requires-python"])
+    pins = [re.fullmatch(r"([\w.-]+)\s*>=\s*([\w.]+)", dep) for dep in project["dependencies"]]
+    if floor is None or None in pins:
+        raise ValueError("tests_lowest reads requires-python and dependencies as name>=version")
+    return floor[1], [f"{pin[1]}=={pin[2]}" for pin in pins if pin is not None]
+
+
+LOWEST_PYTHON, LOWEST_PINS = _lowest()
+
+
 @nox.session(python=PYTHON)
 def tests(session: nox.Session) -> None:
     """The test suite."""
     session.install("-e", ".[test]")
+    session.run("python", "-m", "pytest", *session.posargs)
+
+
+@nox.session(python=LOWEST_PYTHON)
+def tests_lowest(session: nox.Session) -> None:
+    """The test suite on the oldest Python with exactly the lowest runtime versions allowed
+    (the test tools stay at their newest). Not in CI, which runs the newest versions: run
+    it when changing a dependency's use or its minimum."""
+    session.install("-e", ".[test]", *LOWEST_PINS)
     session.run("python", "-m", "pytest", *session.posargs)
 
 
