@@ -38,6 +38,7 @@ from _export_staging import (
     skipped,
     totals,
 )
+from test_export_formats import NO_ID, _row_lines
 
 from sentry_async import PaginationError, SentryClient, ServerError
 from sentry_async.export import (
@@ -123,16 +124,6 @@ DATA = SeedConfig(
 )
 END = FIXED_NOW - timedelta(hours=5)
 START = END - timedelta(days=12)
-NO_ID = ("title", "timestamp", "project.id")
-
-
-def _rows(directory: Path, format: str) -> Counter[bytes]:
-    """Every data row of an export (a CSV file's header left out), as bytes."""
-    rows: Counter[bytes] = Counter()
-    for path in sorted(directory.glob(f"*.{format}")):
-        found = path.read_bytes().splitlines()
-        rows.update(found[1:] if format == "csv" else found)
-    return rows
 
 
 SPLIT_STOPS = [
@@ -203,8 +194,8 @@ async def test_a_split_stopped_before_its_rows_are_cut_resumes_writing_them_once
             assert stop.scope.cancelled_caught == (how == "cancel")
             stop.end()
             manifest = await export(client, spec, out, concurrency=1, resume=True)
-    rows = _rows(out, format)
-    assert rows == _rows(clean, format), "every row once, as without the stop"
+    rows = _row_lines(out, format)
+    assert rows == _row_lines(clean, format), "every row once, as without the stop"
     assert manifest.items == sum(rows.values()) == sum(f.items for f in manifest.files)
     [parent] = [s for s in manifest.streams if s.split]
     assert parent.items == 0

@@ -27,9 +27,9 @@ import anyio
 import msgspec
 import pytest
 from multidict import CIMultiDictProxy
+from test_fake_app_edges import _allow, _fill, _served
 
 from sentry_async.testing import FakeSentry, RateLimitPolicy
-from sentry_async.testing._app import ROUTE_GROUPS
 
 ORG = "org-0"
 ISSUES = f"/api/0/organizations/{ORG}/issues/"
@@ -42,8 +42,6 @@ ALLOW_HEADERS = (
 EXPOSE_HEADERS = (
     "X-Sentry-Error, X-Sentry-Direct-Hit, X-Hits, X-Max-Hits, Endpoint, Retry-After, Link"
 )
-SENTRY_ORDER = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
-"""Django's ``http_method_names`` order, in which ``_allowed_methods()`` lists them."""
 CORS = (
     "Allow",
     "Access-Control-Allow-Methods",
@@ -51,38 +49,6 @@ CORS = (
     "Access-Control-Expose-Headers",
     "Access-Control-Allow-Origin",
 )
-
-_FILL = {
-    # Made-up ids: a preflight is answered before anything is looked up.
-    "{org}": "no-such-org",
-    "{project}": "no-such-project",
-    "{short_id}": "NOPE-1",
-    "{issue_id}": "1",
-    "{event_id}": "0" * 32,
-    "{key}": "browser",
-}
-
-
-def _served() -> dict[str, set[str]]:
-    """Each path the fake serves -> its methods."""
-    served: dict[str, set[str]] = {}
-    for group in ROUTE_GROUPS:
-        method, _, path = group.partition(" ")
-        served.setdefault(path, set()).add(method)
-    return served
-
-
-def _allow(methods: set[str]) -> str:
-    """``_allowed_methods()`` of a view defining ``methods``."""
-    listed = methods | {"OPTIONS"} | ({"HEAD"} if "GET" in methods else set())
-    return ", ".join(m for m in SENTRY_ORDER if m in listed)
-
-
-def _fill(path: str) -> str:
-    for name, value in _FILL.items():
-        path = path.replace(name, value)
-    return path
-
 
 async def _send(
     server: FakeSentry,

@@ -24,31 +24,17 @@ Pinned against Sentry's server code (getsentry/sentry):
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any
 
 import aiohttp
 import anyio
 import msgspec
 import pytest
+from test_fake_followups_dates import ORG, _dated
 
 from sentry_async.testing import FakeSentry, FakeSentryFactory
-from sentry_async.testing._builder import IssueBuilder
 
-ORG = "acme"
-AGES = {"recent": timedelta(hours=1), "week": timedelta(days=10), "old": timedelta(days=30)}
 INTERNAL_ERROR = {"detail": "Internal Error", "errorId": "f" * 32}
-
-
-def _dated(factory: FakeSentryFactory) -> tuple[FakeSentry, dict[str, IssueBuilder]]:
-    """One issue per age of ``AGES``, each with one event that old."""
-    server = factory.start(orgs=0)
-    project = server.builder.add_organization(ORG).add_project("backend")
-    issues = {}
-    for name, age in AGES.items():
-        issues[name] = project.add_issue(f"Error {name}", events=0)
-        issues[name].add_event(timestamp=server.now - age)
-    return server, issues
 
 
 async def _get(server: FakeSentry, path: str, params: list[tuple[str, str]]) -> tuple[int, Any]:

@@ -31,6 +31,7 @@ import aiohttp
 import anyio
 import pytest
 import trustme
+from _proxies import LoopbackProxy
 from yarl import URL
 
 from sentry_async import (
@@ -70,7 +71,7 @@ ONE_TRY = RetryPolicy(attempts=1)
 # ---------------------------------------------------------------- recording proxy
 
 
-class RecordingProxy:
+class RecordingProxy(LoopbackProxy):
     """A forward proxy on 127.0.0.1: plain http requests are forwarded as they came
     (absolute-form, which aiohttp's server accepts), ``CONNECT`` opens a tunnel.
 
@@ -89,6 +90,7 @@ class RecordingProxy:
         refuse: int | None = None,
         also: str = "",
     ) -> None:
+        super().__init__()
         self.require = require
         self.echo = echo
         self.refuse = refuse
@@ -96,22 +98,6 @@ class RecordingProxy:
         self.heads: list[str] = []
         self.forwarded = bytearray()
         self.tunnelled = bytearray()
-        self._server: asyncio.Server | None = None
-        self._writers: set[asyncio.StreamWriter] = set()
-        self.url = ""
-
-    async def __aenter__(self) -> RecordingProxy:
-        self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
-        port = self._server.sockets[0].getsockname()[1]
-        self.url = f"http://127.0.0.1:{port}"
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        assert self._server is not None
-        self._server.close()
-        for writer in list(self._writers):
-            writer.close()
-        await self._server.wait_closed()
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self._writers.add(writer)

@@ -19,7 +19,7 @@ from __future__ import annotations
 import io
 import json
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import timedelta
 from functools import partial
@@ -30,16 +30,16 @@ import aiohttp
 import anyio
 import msgspec
 import pytest
+from _export_staging import Factory, Meddling, acme, delete_project
 from _local_server import local_app
 from aiohttp import web
 
 from sentry_async import BadRequest, Forbidden, NotFound, RetryPolicy, SentryClient, ServerError
 from sentry_async.cli import main
-from sentry_async.export import MANIFEST_NAME, ExportSpec, Progress, export
+from sentry_async.export import MANIFEST_NAME, ExportSpec, export
 from sentry_async.export._plan import resolve_projects
 from sentry_async.testing import FakeSentry, Fault, SeedConfig
 
-Factory = Callable[..., Awaitable[FakeSentry]]
 FAST = RetryPolicy(attempts=2, backoff_base=0.01, backoff_max=0.05)
 TOKEN = "sntrys_sweeps-test-token-0cc175b9c0f1b6a831c399e269772661"
 NO_ACCESS = {"detail": "You do not have permission to perform this action."}
@@ -130,40 +130,6 @@ async def test_the_cli_summary_says_projects_were_skipped(
 # -- 2. a project deleted (or no longer accessible) while the export runs -------------------
 
 
-class _Meddling(Progress):
-    """Progress that changes the server once the export is planned, before any stream."""
-
-    def __init__(self, kind: str, change: Callable[[], None]) -> None:
-        super().__init__(kind)
-        self._change: Callable[[], None] | None = change
-
-    def begin(self, **counts: Any) -> None:
-        if self._change is not None:
-            self._change()
-            self._change = None
-        super().begin(**counts)
-
-
-async def _acme(factory: Factory) -> tuple[FakeSentry, dict[str, str]]:
-    """``alpha``, ``gone`` and ``zeta``, each with events; returns slug -> id."""
-    server = await factory(scale=SeedConfig(orgs=0))
-    org = server.builder.add_organization("acme")
-    ids = {}
-    for slug in ("alpha", "gone", "zeta"):
-        project = org.add_project(slug)
-        for n in range(3):
-            project.add_issue(f"Boom {slug} {n}", events=2)
-        ids[slug] = project.id
-    return server, ids
-
-
-def _delete(server: FakeSentry, slug: str) -> None:
-    """The project pending deletion: off the projects list, 404 on its paths, 403 by id."""
-    org = server.data.org("acme")
-    assert org is not None
-    org.projects[:] = [p for p in org.projects if p.slug != slug]
-
-
 @pytest.mark.parametrize("concurrency", [1, 4])
 @pytest.mark.parametrize("kind", ["issues", "events"])
 async def test_a_project_deleted_during_the_export_is_recorded_and_the_rest_exported(
@@ -173,9 +139,9 @@ async def test_a_project_deleted_during_the_export_is_recorded_and_the_rest_expo
     kind: str,
     concurrency: int,
 ) -> None:
-    server, ids = await _acme(fake_sentry_factory)
+    server, ids = await acme(fake_sentry_factory)
     spec = ExportSpec(kind=kind, org="acme", period="10d")  # type: ignore[arg-type]
-    progress = _Meddling(kind, lambda: _delete(server, "gone"))
+    progress = Meddling(kind, lambda: delete_project(server, "gone"))
     caplog.set_level(logging.WARNING, "sentry_async.export")
     out = tmp_path / "out"
     async with _client(server) as client:
@@ -199,7 +165,7 @@ async def test_a_project_deleted_during_the_export_is_recorded_and_the_rest_expo
 async def test_a_resumed_export_gets_past_a_project_deleted_since(
     fake_sentry_factory: Factory, tmp_path: Path
 ) -> None:
-    server, ids = await _acme(fake_sentry_factory)
+    server, ids = await acme(fake_sentry_factory)
     spec = ExportSpec(kind="events", org="acme", period="10d")
     out = tmp_path / "out"
     fault = server.faults.add(Fault("status", path="/projects/acme/gone/", times=None))
@@ -207,7 +173,7 @@ async def test_a_resumed_export_gets_past_a_project_deleted_since(
         with anyio.fail_after(30), pytest.raises(ServerError):
             await export(client, spec, out, concurrency=1, now=server.now)
         fault.times = fault.fired
-        _delete(server, "gone")
+        delete_project(server, "gone")
         with anyio.fail_after(30):
             manifest = await export(client, spec, out, resume=True, concurrency=1, now=server.now)
     assert manifest.runs == 2
@@ -219,7 +185,7 @@ async def test_a_resumed_export_gets_past_a_project_deleted_since(
 async def test_a_named_project_deleted_during_the_export_is_recorded_too(
     fake_sentry_factory: Factory, tmp_path: Path
 ) -> None:
-    server, ids = await _acme(fake_sentry_factory)
+    server, ids = await acme(fake_sentry_factory)
     spec = ExportSpec(kind="discover", org="acme", projects=("gone", "zeta"), period="3d")
     async with _client(server) as client:
         with anyio.fail_after(30):
@@ -227,7 +193,7 @@ async def test_a_named_project_deleted_during_the_export_is_recorded_too(
                 client,
                 spec,
                 tmp_path / "out",
-                progress=_Meddling("discover", lambda: _delete(server, "gone")),
+                progress=Meddling("discover", lambda: delete_project(server, "gone")),
                 now=server.now,
             )
     assert [(s.id, s.slug) for s in manifest.skipped] == [(ids["gone"], "gone")]
@@ -238,7 +204,7 @@ async def test_a_named_project_deleted_during_the_export_is_recorded_too(
 async def test_a_project_that_lost_access_during_the_export_is_recorded(
     fake_sentry_factory: Factory, tmp_path: Path
 ) -> None:
-    server, ids = await _acme(fake_sentry_factory)
+    server, ids = await acme(fake_sentry_factory)
     org = server.data.org("acme")
     assert org is not None
 
@@ -251,7 +217,7 @@ async def test_a_project_that_lost_access_during_the_export_is_recorded(
     async with _client(server) as client:
         with anyio.fail_after(30):
             manifest = await export(
-                client, spec, tmp_path / "out", progress=_Meddling("events", close), now=server.now
+                client, spec, tmp_path / "out", progress=Meddling("events", close), now=server.now
             )
     assert [(s.id, s.slug) for s in manifest.skipped] == [(ids["gone"], "gone")]
     assert "access" in manifest.skipped[0].error
@@ -261,7 +227,7 @@ async def test_a_project_that_lost_access_during_the_export_is_recorded(
 async def test_a_project_still_listed_that_answers_an_error_stays_an_error(
     fake_sentry_factory: Factory, tmp_path: Path, status: int
 ) -> None:
-    server, _ = await _acme(fake_sentry_factory)
+    server, _ = await acme(fake_sentry_factory)
     server.faults.add(
         Fault("status", path="/projects/acme/gone/", status=status, body=NO_ACCESS, times=None)
     )
