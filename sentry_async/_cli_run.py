@@ -116,9 +116,13 @@ def _client_from_args(
             **tls_options,
         )
     except ValueError as exc:
-        message = str(exc).replace("allow_insecure_http=True", "--allow-insecure-http")
-        if message.startswith("$") or " through proxy " in message:  # from a *_PROXY variable
-            raise _UsageError(message) from None
+        message = (
+            str(exc)
+            .replace("allow_insecure_http=True", "--allow-insecure-http")
+            .replace("leave out base_url", "leave out --base-url")
+        )
+        if message.startswith(("$", "the organization token's")) or " through proxy " in message:
+            raise _UsageError(message) from None  # from $SENTRY_URL, a *_PROXY or the token
         source = "--base-url" if args.base_url is not None else "$SENTRY_URL"
         raise _UsageError(f"{source}: {message}") from None
 

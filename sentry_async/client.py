@@ -42,6 +42,7 @@ from ._protocol.hosts import (
     endpoint_group,
     origin,
 )
+from ._protocol.org_tokens import OrgTokenClaims, org_token_claims, server_refusal
 from ._protocol.params import (
     SIZED_SWITCHES,
     Params,
@@ -111,11 +112,13 @@ class SentryClient(GeneratedGroups, Routing, Downloads):
     is a generated method on a group named after its tag (``client.releases``,
     ``client.teams``, ...); a group's module is imported the first time it is used.
 
-    ``token`` defaults to ``$SENTRY_AUTH_TOKEN``; ``base_url`` to ``$SENTRY_URL`` or
-    ``https://sentry.io`` (region hosts such as ``https://de.sentry.io`` and self-hosted
-    installs, with or without a path prefix, work the same). Plain ``http://`` is refused
-    for anything but loopback unless ``allow_insecure_http=True``: the token would travel
-    in clear text.
+    ``token`` defaults to ``$SENTRY_AUTH_TOKEN``; ``base_url`` to ``$SENTRY_URL``, an
+    organization token's own server, or ``https://sentry.io`` (region hosts such as
+    ``https://de.sentry.io`` and self-hosted installs, with or without a path prefix, work
+    the same); an organization token is refused on another server than its own or its
+    region's, as sentry-cli refuses it, and names the default ``org``. Plain ``http://``
+    is refused for anything but loopback unless ``allow_insecure_http=True``: the token
+    would travel in clear text.
 
     ``max_body_size`` caps a body read into memory, after decompression (``None``: no
     cap); a larger one is a :class:`ResponseTooLarge`, not retried. :meth:`download`
@@ -180,19 +183,31 @@ class SentryClient(GeneratedGroups, Routing, Downloads):
         self._redact = _redaction(self._token)
         """Blanks the token out of the errors built from a body or a cursor outside the
         transport, and of the API root hook events show. Holds no reference to the client."""
+        claims = org_token_claims(self._token.reveal()) if self._token is not None else None
+        source = "base_url"
         if base_url is None:
-            base_url = os.environ.get("SENTRY_URL") or DEFAULT_BASE_URL
+            base_url, source = os.environ.get("SENTRY_URL") or None, "$SENTRY_URL"
+        if base_url is None:
+            # An organization token names its server: sent there, as sentry-cli does.
+            made_for = claims.url if claims is not None else None
+            base_url, source = made_for or DEFAULT_BASE_URL, "token" if made_for else ""
         # No local holds the base URL or a trusted host either, which may carry the token
         # (https://TOKEN@host): refused from here, with it blanked out of the message.
         checked = base_url_or_error(base_url, allow_insecure_http)
         trusted = trusted_urls_or_error(trusted_hosts, allow_insecure_http)
         del base_url, trusted_hosts
         if isinstance(checked, Exception):
+            if source == "token":
+                raise type(checked)(f"the organization token's own server: {checked}")
             raise checked
+        if claims is not None and source in ("base_url", "$SENTRY_URL"):
+            refusal = server_refusal(claims, checked)
+            if refusal is not None:
+                raise ValueError(refusal if source == "base_url" else f"{source}: {refusal}")
         self.base_url = checked
         self._allow_insecure = allow_insecure_http
         self.api_root = self.api_root_of(self.base_url)
-        self.org = check_slug(org, "org") if org is not None else None
+        self.org = check_slug(org, "org") if org is not None else _token_org(claims)
         if session is not None and timeout is _DEFAULT_TIMEOUTS:
             self.timeouts = Timeouts.of_session(session.timeout)
         else:
@@ -703,6 +718,17 @@ def _secret_token(token: object) -> Secret | TypeError | None:
     raw = token if isinstance(token, str) else os.environ.get("SENTRY_AUTH_TOKEN")
     raw = raw.strip() if raw is not None else None
     return Secret(raw) if raw else None
+
+
+def _token_org(claims: OrgTokenClaims | None) -> str | None:
+    """The organization an organization token names, as the default ``org``; none when
+    it names none a path could hold."""
+    if claims is None or claims.org is None:
+        return None
+    try:
+        return check_slug(claims.org, "org")
+    except (TypeError, ValueError):
+        return None
 
 
 def _is_one_word(token: Secret) -> bool:
