@@ -524,7 +524,8 @@ def load_operations(spec: dict[str, Any], *, strict: bool = True) -> list[Operat
                   "BINARY", "PARAM_SCHEMAS", "PARAM_NAMES", "NEEDS_ONE_OF", "PRESENCE_FLAGS",
                   "RESPONSE_SCHEMAS", "BODILESS_NOTES", "QUERY_WIRE_NAMES", "PARTIAL_BODIES",
                   "NOT_REQUIRED", "RESPONSE_NOTES", "EXTRA_BODY_FIELDS", "NONEMPTY_FILTERS",
-                  "UNREAD_PARAMS", "PAGED_WRITES", "BODILESS_ANSWERS", "UPLOAD_NAMES"):
+                  "UNREAD_PARAMS", "PAGED_WRITES", "BODILESS_ANSWERS", "UPLOAD_NAMES",
+                  "BODY_REPEATS_QUERY"):
         stale = set(getattr(overrides, table)) - seen
         if stale and strict:
             raise SystemExit(f"overrides.{table} names operations the spec lacks: {sorted(stale)}")
@@ -622,8 +623,9 @@ def _parameters(op: Operation, raw: dict[str, Any], strict: bool = True) -> None
 
 
 def _check_body_tables(op: Operation, raw: dict[str, Any]) -> None:
-    """``NOT_REQUIRED`` names only fields or parameters the operation has, and
-    ``PARTIAL_BODIES`` only operations with a JSON body."""
+    """``NOT_REQUIRED`` names only fields or parameters the operation has,
+    ``PARTIAL_BODIES`` only operations with a JSON body, and ``BODY_REPEATS_QUERY`` only
+    required query parameters an optional JSON body field of the same name repeats."""
     names = {p["name"] for p in raw.get("parameters", []) if p["in"] == "query"}
     names |= {f.wire for f in op.body_fields}
     unknown = set(overrides.NOT_REQUIRED.get(op.op_id, {})) - names
@@ -631,6 +633,13 @@ def _check_body_tables(op: Operation, raw: dict[str, Any]) -> None:
         raise SystemExit(f"overrides.NOT_REQUIRED[{op.op_id!r}]: no field {sorted(unknown)}")
     if op.op_id in overrides.PARTIAL_BODIES and op.body_kind != "json":
         raise SystemExit(f"overrides.PARTIAL_BODIES[{op.op_id!r}]: no JSON body")
+    repeatable = {p.wire for p in op.query if p.required} & {
+        f.wire for f in op.body_fields if not f.required and op.body_kind == "json"
+    }
+    unknown = set(overrides.BODY_REPEATS_QUERY.get(op.op_id, {})) - repeatable
+    if unknown:
+        raise SystemExit(f"overrides.BODY_REPEATS_QUERY[{op.op_id!r}]: no required query "
+                         f"parameter and optional JSON body field {sorted(unknown)}")
 
 
 def _body(op: Operation, raw: dict[str, Any]) -> None:
@@ -1097,6 +1106,9 @@ def _notes(op: Operation) -> list[str]:
             if p.wire in bodies:
                 note += f"; ``{bodies[p.wire]}`` is the body's ``{p.wire}`` (the new value)"
             notes.append(note + ".")
+    for wire, (p, why) in _repeated(op).items():
+        notes.append(f"``{bodies[wire]}`` is the body's ``{wire}``; left out, the body repeats "
+                     f"``{p.py}``: {why}.")
     for p in op.query:
         if p.alias_of is not None:
             notes.append(f"``{p.py}`` is an older name of ``{p.alias_of}`` (both go out as "
@@ -1243,7 +1255,7 @@ def render_method(op: Operation, needs: set[str]) -> str:
         call.append(f"            params={_query_dict(op, True)},")
     if op.body_kind == "json":
         needs.add("body")
-        fields = ", ".join(f'"{f.wire}": {f.py}' for f in op.body_fields)
+        fields = ", ".join(f'"{f.wire}": {_body_value(op, f)}' for f in op.body_fields)
         call.append(f"            json=_support.body({{{fields}}}),")
     elif op.body_kind == "any":
         call.append("            json=body,")
@@ -1262,6 +1274,20 @@ def render_method(op: Operation, needs: set[str]) -> str:
     lines += call
     lines.append("        )")
     return "\n".join(lines)
+
+
+def _repeated(op: Operation) -> dict[str, tuple[Param, str]]:
+    """Body field wire name -> (the query parameter it repeats when left out, why)."""
+    table = overrides.BODY_REPEATS_QUERY.get(op.op_id, {})
+    return {p.wire: (p, table[p.wire]) for p in op.query if p.wire in table}
+
+
+def _body_value(op: Operation, f: BodyField) -> str:
+    """The expression a JSON body field is sent as: its argument, or for a field the server
+    needs repeated, the query parameter's value when the argument is left out."""
+    if f.wire not in _repeated(op):
+        return f.py
+    return f"{_repeated(op)[f.wire][0].py} if {f.py} is UNSET else {f.py}"
 
 
 def _paged_write_call(op: Operation, call: list[str]) -> list[str]:

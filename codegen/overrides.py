@@ -339,6 +339,21 @@ NOT_REQUIRED: dict[str, dict[str, str]] = {
     },
 }
 
+BODY_REPEATS_QUERY: dict[str, dict[str, str]] = {
+    # operationId -> {query parameter: what the server does with a JSON body that lacks the
+    # field of the same name}. The server finds the object by the query but keeps what the
+    # body says, so the body field (optional, under its own Python name) repeats the query's
+    # value unless the call gives it; given, it is the new value.
+    # ProjectSymbolSourcesEndpoint.put: ``if "id" not in source: source["id"] =
+    # str(uuid4())``, then the body replaces the source ``?id=`` found (backfill_source
+    # looks its redacted secrets up by the body's id); validate_sources refuses an id
+    # another source has. Renaming a source has no other call.
+    "updateProjectSymbolSource": {
+        "id": "Sentry replaces the source ``id`` names with the body, which gets a new random "
+        "id when it has none; a different ``id_`` renames the source (no other call can)",
+    },
+}
+
 QUERY_WIRE_NAMES: dict[str, dict[str, str]] = {
     # operationId -> {the spec's query name: the name the endpoint reads}. Some spec names
     # come from apidocs' parameter objects, not from the endpoint: the spec fails generation

@@ -358,7 +358,7 @@ def test_a_field_override_changes_the_type_and_the_sample(monkeypatch: pytest.Mo
                   "PRESENCE_FLAGS", "RESPONSE_SCHEMAS", "BODILESS_NOTES", "QUERY_WIRE_NAMES",
                   "PARTIAL_BODIES", "NOT_REQUIRED", "RESPONSE_NOTES", "EXTRA_BODY_FIELDS",
                   "NONEMPTY_FILTERS", "UNREAD_PARAMS", "PAGED_WRITES", "BODILESS_ANSWERS",
-                  "UPLOAD_NAMES"):
+                  "UPLOAD_NAMES", "BODY_REPEATS_QUERY"):
         monkeypatch.setattr(gen.overrides, table, {})
     monkeypatch.setattr(gen.overrides, "FIELD_SCHEMAS", {"releases.Release.nothing": {}})
     with pytest.raises(SystemExit, match="FIELD_SCHEMAS"):

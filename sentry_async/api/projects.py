@@ -704,13 +704,15 @@ class ProjectsAPI(Resource):
         """Update a Project's Symbol Source.
 
         ``PUT /projects/{org}/{project}/symbol-sources/``
+
+        ``id_`` is the body's ``id``; left out, the body repeats ``id``: Sentry replaces the source ``id`` names with the body, which gets a new random id when it has none; a different ``id_`` renames the source (no other call can).
         """
         return await self._client.request(
             "PUT",
             "/projects/{org}/{project}/symbol-sources/",
             path_params={"org": check_path_value(org, "org"), "project": check_path_value(project, "project")},
             params={"id": id},
-            json=_support.body({"type": type, "name": name, "id": id_, "layout": layout, "filters": filters, "url": url, "username": username, "password": password, "bucket": bucket, "region": region, "access_key": access_key, "secret_key": secret_key, "prefix": prefix, "client_email": client_email, "private_key": private_key}),
+            json=_support.body({"type": type, "name": name, "id": id if id_ is UNSET else id_, "layout": layout, "filters": filters, "url": url, "username": username, "password": password, "bucket": bucket, "region": region, "access_key": access_key, "secret_key": secret_key, "prefix": prefix, "client_email": client_email, "private_key": private_key}),
             type=Any,
         )
 
