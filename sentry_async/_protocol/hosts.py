@@ -251,6 +251,39 @@ _OWN_LIMITS: dict[str, tuple[str, ...]] = {
     "ProjectStatsEndpoint": ("/projects/{org}/{project}/stats/",),
     "ProjectTagKeyValuesEndpoint": ("/projects/{org}/{project}/tags/{key}/values/",),
     "ProjectUsersEndpoint": ("/projects/{org}/{project}/users/",),
+    # sentry/core/endpoints/project_keys.py: GET and POST, 40 a second.
+    "ProjectKeysEndpoint": ("/projects/{org}/{project}/keys/",),
+    # sentry/api/endpoints/organization_project_keys.py: GET, 40 a second.
+    "OrganizationProjectKeysEndpoint": ("/organizations/{org}/project-keys/",),
+    # sentry/preprod/api/endpoints/public/organization_preprod_artifact_install_details.py:
+    # GET, 100 a minute per organization.
+    "OrganizationPreprodArtifactPublicInstallDetailsEndpoint": (
+        "/organizations/{org}/preprodartifacts/{artifact_id}/install-details/",
+    ),
+    # sentry/preprod/api/endpoints/public/project_preprod_build_distribution_latest.py: GET.
+    "ProjectPreprodBuildDistributionLatestEndpoint": (
+        "/projects/{org}/{project}/preprodartifacts/build-distribution/latest/",
+    ),
+    # sentry/preprod/api/endpoints/snapshots/preprod_artifact_snapshot.py: POST.
+    "ProjectPreprodSnapshotEndpoint": ("/projects/{org}/{project}/preprodartifacts/snapshots/",),
+    # sentry/preprod/api/endpoints/public/project_preprod_size_analysis_status_check_rules.py.
+    "ProjectPreprodSizeAnalysisStatusCheckRulesEndpoint": (
+        "/projects/{org}/{project}/preprod/size-analysis/status-check-rules/",
+    ),
+    # sentry/preprod/api/endpoints/public/project_preprod_snapshot_status_check_rules.py.
+    "ProjectPreprodSnapshotStatusCheckRulesEndpoint": (
+        "/projects/{org}/{project}/preprod/snapshots/status-check-rules/",
+    ),
+    # sentry/preprod/api/endpoints/public/project_preprod_skip_status_check.py: two views of
+    # one base class, POST, a counter each (the key names the view's class).
+    "ProjectPreprodSizeAnalysisSkipStatusCheckEndpoint": (
+        "/projects/{org}/{project}/preprod/size-analysis/status-checks/skip/",
+    ),
+    "ProjectPreprodSnapshotSkipStatusCheckEndpoint": (
+        "/projects/{org}/{project}/preprod/snapshots/status-checks/skip/",
+    ),
+    # sentry/seer/endpoints/seer_models.py: GET, 100 a minute per IP.
+    "SeerModelsEndpoint": ("/seer/models/",),
 }
 """Sentry counts requests per ``(method, view)`` only for these; every other endpoint shares
 one counter per method and group (``get_rate_limit_key``: the view enters the key only when

@@ -55,6 +55,43 @@ _VIEWS_WITH_LIMITS: dict[str, tuple[str, tuple[str, ...]]] = {
     "ProjectStatsEndpoint": ("default", ("/projects/{}/{}/stats/",)),
     "ProjectTagKeyValuesEndpoint": ("default", ("/projects/{}/{}/tags/{}/values/",)),
     "ProjectUsersEndpoint": ("default", ("/projects/{}/{}/users/",)),
+    # sentry/core/endpoints/project_keys.py
+    "ProjectKeysEndpoint": ("default", ("/projects/{}/{}/keys/",)),
+    # sentry/api/endpoints/organization_project_keys.py
+    "OrganizationProjectKeysEndpoint": ("default", ("/organizations/{}/project-keys/",)),
+    # sentry/preprod/api/endpoints/public/organization_preprod_artifact_install_details.py
+    "OrganizationPreprodArtifactPublicInstallDetailsEndpoint": (
+        "default",
+        ("/organizations/{}/preprodartifacts/{}/install-details/",),
+    ),
+    # sentry/preprod/api/endpoints/public/project_preprod_build_distribution_latest.py
+    "ProjectPreprodBuildDistributionLatestEndpoint": (
+        "default",
+        ("/projects/{}/{}/preprodartifacts/build-distribution/latest/",),
+    ),
+    # sentry/preprod/api/endpoints/snapshots/preprod_artifact_snapshot.py
+    "ProjectPreprodSnapshotEndpoint": ("default", ("/projects/{}/{}/preprodartifacts/snapshots/",)),
+    # sentry/preprod/api/endpoints/public/project_preprod_size_analysis_status_check_rules.py
+    "ProjectPreprodSizeAnalysisStatusCheckRulesEndpoint": (
+        "default",
+        ("/projects/{}/{}/preprod/size-analysis/status-check-rules/",),
+    ),
+    # sentry/preprod/api/endpoints/public/project_preprod_snapshot_status_check_rules.py
+    "ProjectPreprodSnapshotStatusCheckRulesEndpoint": (
+        "default",
+        ("/projects/{}/{}/preprod/snapshots/status-check-rules/",),
+    ),
+    # sentry/preprod/api/endpoints/public/project_preprod_skip_status_check.py (two views)
+    "ProjectPreprodSizeAnalysisSkipStatusCheckEndpoint": (
+        "default",
+        ("/projects/{}/{}/preprod/size-analysis/status-checks/skip/",),
+    ),
+    "ProjectPreprodSnapshotSkipStatusCheckEndpoint": (
+        "default",
+        ("/projects/{}/{}/preprod/snapshots/status-checks/skip/",),
+    ),
+    # sentry/seer/endpoints/seer_models.py
+    "SeerModelsEndpoint": ("default", ("/seer/models/",)),
 }
 """Views that declare ``rate_limits`` with limits of their own: a counter per method each,
 keyed by the view whichever of its routes a request takes."""
