@@ -181,7 +181,7 @@ async def test_an_issues_events_refuse_the_short_id_of_an_issue_merged_away(
 
 
 NO_MATCH = {
-    "detail": "No matching event found, try changing the environments, date range, or query."
+    "detail": "No matching event found. Try changing the environments, date range, or query."
 }
 
 

@@ -89,6 +89,13 @@ EXPECTED: dict[str, tuple[str, ...]] = {
     "GET /api/0/projects/{org}/{project}/events/{event_id}/": _PROJECT_READ,
 }
 """Route -> the scopes Sentry's permission class accepts for its method (any one will do)."""
+EXPECTED.update({
+    # ``create_group_urls`` at the top level: the same ``GroupEndpoint`` views.
+    group.replace("/organizations/{org}/issues/", f"/{prefix}/"): scopes
+    for group, scopes in list(EXPECTED.items())
+    if "/issues/{issue_id}/" in group
+    for prefix in ("issues", "groups")
+})
 
 _FILL = {
     "{org}": ORG,

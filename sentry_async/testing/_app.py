@@ -92,6 +92,24 @@ async def method_not_allowed(request: web.Request) -> web.Response:
     raise ApiError(405, f'Method "{request.method}" not allowed.')
 
 
+_ISSUE_VIEWS: tuple[tuple[str, str, Handler], ...] = (
+    ("GET", "", get_issue),
+    ("PUT", "", update_issue),
+    ("DELETE", "", delete_issue),
+    ("GET", "events/", issue_events),
+    ("GET", "events/{event_id}/", issue_event),
+    ("GET", "hashes/", issue_hashes),
+    ("GET", "tags/{key}/", issue_tag),
+    ("GET", "tags/{key}/values/", issue_tag_values),
+)
+"""An issue's views: method, path after the issue's id, handler."""
+
+_ISSUE_PREFIXES = ("/organizations/{org}/issues/", "/issues/", "/groups/")
+"""Where the issue views are served: ``create_group_urls`` is included under the
+organization and at the top level (``api/urls.py``), where ``GroupEndpoint`` finds the
+issue by its numeric id alone and checks access to its project the same way."""
+
+
 _ROUTES: tuple[tuple[str, str, Handler, ScopeMap], ...] = (
     ("GET", "/organizations/", list_orgs, ORGANIZATION),
     ("GET", "/users/me/regions/", user_regions, USER_REGIONS),
@@ -102,14 +120,11 @@ _ROUTES: tuple[tuple[str, str, Handler, ScopeMap], ...] = (
     ("GET", "/organizations/{org}/issues/", list_issues, ORGANIZATION_EVENT),
     ("PUT", "/organizations/{org}/issues/", bulk_update_issues, ORGANIZATION_EVENT),
     ("DELETE", "/organizations/{org}/issues/", bulk_delete_issues, ORGANIZATION_EVENT),
-    ("GET", "/organizations/{org}/issues/{issue_id}/", get_issue, GROUP),
-    ("PUT", "/organizations/{org}/issues/{issue_id}/", update_issue, GROUP),
-    ("DELETE", "/organizations/{org}/issues/{issue_id}/", delete_issue, GROUP),
-    ("GET", "/organizations/{org}/issues/{issue_id}/events/", issue_events, GROUP),
-    ("GET", "/organizations/{org}/issues/{issue_id}/events/{event_id}/", issue_event, GROUP),
-    ("GET", "/organizations/{org}/issues/{issue_id}/hashes/", issue_hashes, GROUP),
-    ("GET", "/organizations/{org}/issues/{issue_id}/tags/{key}/", issue_tag, GROUP),
-    ("GET", "/organizations/{org}/issues/{issue_id}/tags/{key}/values/", issue_tag_values, GROUP),
+    *(
+        (method, f"{prefix}{{issue_id}}/{tail}", handler, GROUP)
+        for prefix in _ISSUE_PREFIXES
+        for method, tail, handler in _ISSUE_VIEWS
+    ),
     ("GET", "/organizations/{org}/eventids/{event_id}/", resolve_event_id, ORGANIZATION),
     ("GET", "/organizations/{org}/events/", discover, ORGANIZATION),
     ("GET", "/organizations/{org}/events-stats/", events_stats, ORGANIZATION),

@@ -385,10 +385,17 @@ class IssueBuilder:
         (``id``, ``email``, ``username``, ``ip_address``, ``name``); ``payload`` is merged
         into the full event's JSON (``message``, ``contexts``, ``entries``, ...) and, for
         the keys summaries have, into the summary.
+
+        On an issue merged away the event is filed under the issue it went into, as Sentry
+        files it (the merge points the issue's hashes there): it carries this issue's title
+        and level, ``timestamp`` defaults from that issue's events, and it shows in that
+        issue's ``event_ids``, never in this one's.
         """
         builder = self._builder
         data = builder.data
-        issue = self.record
+        made_in = self.record
+        merged_into = data.merged.get(made_in.id)
+        issue = made_in if merged_into is None else data.issues_by_id[merged_into]
         oldest = min((e.timestamp for e in issue.events), default=data.now_ts)
         default = datetime.fromtimestamp(oldest, timezone.utc) - timedelta(minutes=1)
         ts = _timestamp(timestamp, default)
@@ -413,6 +420,7 @@ class IssueBuilder:
             "error",
             builder._user_number(user_dict) if user_dict else index % 500,
             environment,
+            origin=None if issue is made_in else made_in,
         )
         data.event_extras[event_id] = _EventExtras(
             tags=dict(tags or {}), user=user_dict, payload=dict(payload or {})

@@ -344,7 +344,12 @@ def _region(request: web.Request) -> str | None:
 
 
 def _org(request: web.Request) -> OrgRecord:
-    org = _state(request).data.org(request.match_info["org"])
+    """The path's organization; on a top-level issue path (``/issues/{issue_id}/...``), which
+    names none, the issue's, once ``_top_level_issue`` has found the issue."""
+    slug = request.match_info.get("org")
+    if slug is None:
+        return _top_level_issue(request).project.org
+    org = _state(request).data.org(slug)
     if org is None:
         raise ApiError(404, "The requested resource does not exist")
     region = _region(request)
@@ -464,6 +469,23 @@ def _redirected_short_id(
 def _issue(request: web.Request, org: OrgRecord) -> IssueRecord:
     data, key = _state(request).data, request.match_info["issue_id"]
     return _issue_by_key(data, org, key, _short_id_pattern(request))
+
+
+def _top_level_issue(request: web.Request) -> IssueRecord:
+    """``GroupEndpoint.convert_args`` without an organization (``create_group_urls`` at
+    ``(?:issues|groups)/``): ``get_group_with_redirect`` finds a numeric id in any
+    organization, or the issue a merge sent it to, and refuses a short id, which needs an
+    organization; an issue outside the region the request reached is not in its database.
+    Then the same checks as under the organization: 403 for a project the user cannot
+    access, 404 for an issue being deleted."""
+    data, key = _state(request).data, request.match_info["issue_id"]
+    issue = None
+    if key.isascii() and key.isdigit():
+        issue = data.issues_by_id.get(data.merged.get(key, key))
+    region = _region(request)
+    if issue is None or (region is not None and issue.project.org.region != region):
+        raise ApiError(404, "The requested resource does not exist")
+    return _issue_by_key(data, issue.project.org, issue.id, _short_id_pattern(request))
 
 
 def _issue_by_key(

@@ -28,6 +28,7 @@ from ._state import (
     ServerState,
     _encode,
     _json,
+    _route_shape,
 )
 
 REQUEST_LINE_LIMIT = 8192
@@ -111,10 +112,10 @@ def _counter(state: ServerState, group: str) -> str:
     fake's own table of Sentry's views, not the client's grouping, so that a route the client
     misgroups shows): a route with limits of its own has one, those of Sentry's "CLI" group
     share one per method, the others share ``"default:<METHOD>"``; a route ``per_group``
-    gives limits counts alone."""
+    gives limits counts alone, in every spelling of its view."""
     policy = state.policy or ANNOUNCED
     if policy.has_own_limits(group):
-        return group
+        return _route_shape(group)
     method, _, path = group.partition(" ")
     return sentry_counter(method, path)
 

@@ -6,12 +6,13 @@ import math
 import re
 from collections import defaultdict
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
 from aiohttp import web
 
-from ._data import Dataset, EventRecord, OrgRecord
+from ._data import Dataset, EventRecord, OrgRecord, ProjectRecord
 from ._lookups import (
     InvalidParams,
     _by_short_id,
@@ -26,7 +27,7 @@ from ._lookups import (
     _time_range,
 )
 from ._middleware import INTERNAL_ERROR
-from ._paginators import _page
+from ._paginators import _page, _parse_cursor
 from ._search import Term, event_value, parse_query, term_matches
 from ._state import ApiError, _encode, _json, _state
 
@@ -369,25 +370,70 @@ def _issue_terms(request: web.Request, org: OrgRecord, terms: list[Term]) -> lis
     return out
 
 
-def _discover_events(
-    request: web.Request, org: OrgRecord, *, bounds: tuple[float, float] | None = None
-) -> list[EventRecord]:
-    """``get_filter_params`` order: the date range (90 days by default, rounded out by
-    ``quantize_date_params``), the projects, then the environments. ``bounds`` replaces
-    that range (``events-stats`` aligns it to its buckets first)."""
-    start, end = _event_bounds(request, *_stats_range(request, org)) if bounds is None else bounds
+MAX_FIELDS = 20
+"""``MAX_FIELDS``: ``field`` values (equations included) one query may select."""
+
+
+@dataclass(frozen=True)
+class SnubaParams:
+    """What ``get_snuba_params`` settles before any query runs: the range (rounded out by
+    ``quantize_date_params``), the projects and the environments."""
+
+    start: float
+    end: float
+    projects: list[ProjectRecord]
+    environments: set[str]
+
+
+def _snuba_params(request: web.Request, org: OrgRecord) -> SnubaParams | None:
+    """``get_snuba_params``: at most ``MAX_FIELDS`` fields, then ``get_filter_params`` in
+    its order (the date range, the projects, the environments), then the older servers'
+    refusal of several projects. No project to query (``NoProjects``) is ``None``, which
+    each endpoint answers its own way before anything else is checked."""
+    if len(request.query.getall("field", [])) > MAX_FIELDS:
+        raise ApiError(
+            400,
+            f"You can view up to {MAX_FIELDS} fields at a time. Please delete some and try again.",
+        )
+    start, end = _stats_range(request, org)
     projects = _projects(request, org)
-    _single_project_only(request, org, projects, "You cannot view events from multiple projects.")
+    if not projects:
+        return None
     environments = _environments(request, org)
+    _single_project_only(request, org, projects, "You cannot view events from multiple projects.")
+    return SnubaParams(start, end, projects, environments)
+
+
+def _dataset(request: web.Request) -> str:
+    """``get_dataset``: one of ``DATASET_OPTIONS``, ``discover`` by default."""
     dataset = _param(request, "dataset", "discover")
     if dataset not in _DATASETS:
         raise ApiError(400, f"dataset must be one of: {', '.join(_DATASETS)}")
-    if dataset not in _SERVED_DATASETS:
+    return dataset
+
+
+def _discover_events(
+    request: web.Request,
+    org: OrgRecord,
+    params: SnubaParams,
+    dataset: str,
+    bounds: tuple[float, float] | None = None,
+) -> list[EventRecord]:
+    """The events a query reads, as the query builder's ``resolve_query`` resolves it: the
+    query's conditions (``issue`` filters looked up), then the range moved up to the
+    retention's (``resolve_params``, which refuses a range ending before it). ``bounds``
+    replaces the params' range (``events-stats`` aligns it to its buckets first). A
+    dataset the fake holds no events of answers none, its query unread."""
+    served = dataset in _SERVED_DATASETS
+    query = parse_query(_param(request, "query", "")) if served else []
+    terms = _issue_terms(request, org, query)
+    start, end = _event_bounds(request, *(bounds or (params.start, params.end)))
+    if not served:
         return []
     data = _state(request).data
-    terms = _issue_terms(request, org, parse_query(_param(request, "query", "")))
+    environments = params.environments
     out = []
-    for project in projects:
+    for project in params.projects:
         for event in project.events:
             if not start <= event.timestamp < end:
                 continue
@@ -404,24 +450,37 @@ def _discover_events(
 
 
 async def discover(request: web.Request) -> web.Response:
+    """``OrganizationEventsEndpoint.get``: ``get_snuba_params`` (no project: an empty answer
+    with a tip), the dataset, ``paginate``'s page size and cursor, then the query:
+    ``discover.query`` wants columns, then the builder resolves the conditions, the
+    retention, the columns and the sort, in that order."""
     org = _org(request)
     fields = request.query.getall("field", [])
+    params = _snuba_params(request, org)
+    if params is None:
+        return _json(
+            _encode(
+                {
+                    "data": [],
+                    "meta": {"tips": {"query": "Need at least one valid project to query."}},
+                }
+            )
+        )
+    dataset = _dataset(request)
+    # ``if request.GET.get("noPagination"):`` one response of at most ``per_page`` rows,
+    # read with the default maximum whatever the dataset, and no ``Link`` nor cursor.
+    whole = bool(_param(request, "noPagination"))
+    large = dataset in _LARGE_PAGE_DATASETS and not whole
+    per_page = _per_page(request, maximum=9999 if large else 100)
+    if not whole:
+        _parse_cursor(request)
     if not fields:
         raise ApiError(400, "No columns selected")
-    if len(fields) > 20:
-        raise ApiError(
-            400, "You can view up to 20 fields at a time. Please delete some and try again."
-        )
+    events = _discover_events(request, org, params, dataset)
     for name in fields:
         tag = re.fullmatch(r"tags\[(.*)\]", name)
         if "(" not in name and not _VALID_FIELD.match(tag.group(1) if tag else name):
             raise ApiError(400, f"Invalid characters in field {name}")
-    # ``if request.GET.get("noPagination"):`` one response of at most ``per_page`` rows,
-    # read with the default maximum whatever the dataset, and no ``Link``.
-    whole = bool(_param(request, "noPagination"))
-    large = _param(request, "dataset") in _LARGE_PAGE_DATASETS and not whole
-    per_page = _per_page(request, maximum=9999 if large else 100)
-    events = _discover_events(request, org)
     data = _state(request).data
     equations = [f for f in fields if f.startswith("equation|")]
     aggregates = [f for f in fields if "(" in f and f not in equations]
@@ -459,15 +518,6 @@ async def discover(request: web.Request) -> web.Response:
             rows.append(row)
     for key in reversed(request.query.getall("sort", [])):
         rows.sort(key=_column(_sort_column(key, fields)), reverse=key.startswith("-"))
-    if not _projects(request, org):
-        return _json(
-            _encode(
-                {
-                    "data": [],
-                    "meta": {"tips": {"query": "Need at least one valid project to query."}},
-                }
-            )
-        )
     columns = [*fields, *added]
     meta = {
         "fields": {f: _field_type(f) for f in columns},
@@ -478,7 +528,7 @@ async def discover(request: web.Request) -> web.Response:
         "isMetricsExtractedData": False,
         "tips": {},
         "datasetReason": "unchanged",
-        "dataset": _param(request, "dataset", "discover"),
+        "dataset": dataset,
     }
     if whole:
         body = b"[" + b",".join(_encode(row) for row in rows[:per_page]) + b"]"

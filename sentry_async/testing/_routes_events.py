@@ -38,6 +38,14 @@ from ._search import (
 from ._state import ApiError, _encode, _json, _state
 
 FULL_PAGE_MAX = 10
+MISSING_EVENT = (
+    "Event not found. The event ID may be incorrect, or its age exceeded the retention period."
+)
+NO_MATCHING_EVENT = (
+    "No matching event found. Try changing the environments, date range, or query."
+)
+"""``GroupEventDetailsEndpoint``'s 404s (getsentry/sentry#82490): an event id its issue does
+not hold, and no latest, oldest or recommended event among those the request selects."""
 
 
 def _event_rows(
@@ -214,15 +222,9 @@ async def issue_event(request: web.Request) -> web.Response:
     else:
         event = next((e for e in events if e.event_id == key.replace("-", "").lower()), None)
         if event is None:
-            raise ApiError(
-                404,
-                "Event not found. The event ID may be incorrect, or it's age "
-                "exceeded the retention period.",
-            )
+            raise ApiError(404, MISSING_EVENT)
     if event is None:
-        raise ApiError(
-            404, "No matching event found, try changing the environments, date range, or query."
-        )
+        raise ApiError(404, NO_MATCHING_EVENT)
     return _json(_with_neighbours(request, event, environments, terms, bounds))
 
 

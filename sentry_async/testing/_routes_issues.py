@@ -28,7 +28,7 @@ from ._lookups import (
     _time_range,
 )
 from ._mutations import read_body, update_groups
-from ._paginators import MAX_HITS, _link, _page, _sequence_page
+from ._paginators import MAX_HITS, _link, _page, _parse_cursor, _sequence_page
 from ._search import issue_filter
 from ._state import _SERVE, ApiError, _encode, _json, _state, token_scopes
 
@@ -228,9 +228,25 @@ def _group_body(data: Dataset, issue: IssueRecord, shape: IssueShape) -> dict[st
     return body
 
 
+def _search_limit(request: web.Request) -> int:
+    """``build_query_params_from_request``' ``limit``, the first of the search's parameters:
+    an empty one is none, one ``int()`` refuses is "invalid limit"; then the fake's own
+    bounds, and pages of 100 at most."""
+    raw = _param(request, "limit")
+    if not raw:
+        return 100
+    try:
+        int(raw)
+    except ValueError:
+        raise ApiError(400, "invalid limit") from None
+    return min(_per_page(request, "limit", 10_000), 100)
+
+
 async def list_issues(request: web.Request) -> web.Response:
     """``OrganizationGroupIndexEndpoint.get``: date range, stats period, environments and
-    projects checked in that order, then direct hits, then the search.
+    projects checked in that order, then direct hits and ``group`` ids, then the search's
+    parameters as ``build_query_params_from_request`` reads them (``limit``, the cursor,
+    the query), then an ``inbox`` sort's terms (``inbox_search``), then the search.
 
     Every page, the first included, is the Snuba path's ``SequencePaginator`` (whole
     seconds): ``PostgresSnubaQueryExecutor.query`` answers a first ``sort=date`` page from
@@ -259,6 +275,10 @@ async def list_issues(request: web.Request) -> web.Response:
     groups = _groups(request, org)
     if groups is not None:
         return _json(_encode([_group_body(data, issue, shape) for issue in groups]))
+    limit = _search_limit(request)
+    _parse_cursor(request)
+    query = _param(request, "query")
+    issue_filter(data, DEFAULT_ISSUE_QUERY if query is None else query)
     if _param(request, "sort") == "inbox":
         _check_inbox_search(request)
     score = _ISSUE_SCORES.get(_param(request, "sort", "date"), _ISSUE_SCORES["date"])
@@ -269,7 +289,6 @@ async def list_issues(request: web.Request) -> web.Response:
         return rows
 
     rows = _state(request).listing(request, build)
-    limit = min(_per_page(request, "limit", 10_000), 100)
     serve = request.get(_SERVE)
     page, prev_cursor, has_prev, next_cursor, has_next = _sequence_page(
         request, rows, limit if serve is None else min(limit, serve), short=serve is not None
@@ -289,20 +308,27 @@ async def list_issues(request: web.Request) -> web.Response:
     return _json(body, headers=headers)
 
 
-async def bulk_update_issues(request: web.Request) -> web.Response:
-    """``update_groups``: the ids are looked up first; when none matches, the change goes
-    to up to 1000 issues of the request's search (``BULK_MUTATION_LIMIT``). Only then is
-    the body validated."""
-    org = _org(request)
-    data = _state(request).data
-    ids = request.query.getall("id", [])
-    _environments(request, org)
+def _bulk_scope(request: web.Request, org: OrgRecord) -> None:
+    """What the bulk ``put`` and ``delete`` check before anything else: ``get_projects`` (on
+    servers before September 2025, several of them without ``global-views`` are refused
+    next), then ``get_environments``."""
     _single_project_only(
         request,
         org,
         _projects(request, org),
         "You do not have the multi project stream feature enabled",
     )
+    _environments(request, org)
+
+
+async def bulk_update_issues(request: web.Request) -> web.Response:
+    """``update_groups``: the projects, then the environments (``put``), then the ids are
+    looked up; when none matches, the change goes to up to 1000 issues of the request's
+    search (``BULK_MUTATION_LIMIT``). Only then is the body validated."""
+    org = _org(request)
+    data = _state(request).data
+    ids = request.query.getall("id", [])
+    _bulk_scope(request, org)
     targets = _scoped(request, org, ids) if ids else []
     if not targets:
         targets = _issue_filter(request, org)[:1000]
@@ -312,17 +338,12 @@ async def bulk_update_issues(request: web.Request) -> web.Response:
 
 
 async def bulk_delete_issues(request: web.Request) -> web.Response:
-    """``delete_groups``: given ids are never a search, matched or not; 204 either way."""
+    """``delete_groups``: the projects, then the environments (``delete``); given ids are
+    never a search, matched or not; 204 either way."""
     org = _org(request)
     data = _state(request).data
     ids = request.query.getall("id", [])
-    _environments(request, org)
-    _single_project_only(
-        request,
-        org,
-        _projects(request, org),
-        "You do not have the multi project stream feature enabled",
-    )
+    _bulk_scope(request, org)
     # Faithful to Sentry: without ids, the first 1000 issues matching the query go.
     targets = (
         _scoped(request, org, ids, failure=_DELETE_FAILED)

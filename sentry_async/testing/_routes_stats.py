@@ -24,11 +24,11 @@ from ._routes_discover import (
     _FIELD_TYPES,
     _aggregate,
     _column,
+    _dataset,
     _discover_events,
-    _event_bounds,
     _plain,
+    _snuba_params,
     _sort_column,
-    _stats_range,
 )
 from ._state import ApiError, _encode, _json, _state
 
@@ -192,17 +192,37 @@ def _comparison_delta(request: web.Request) -> int:
         raise ApiError(400, "comparisonDelta must be an integer") from None
 
 
-async def events_stats(request: web.Request) -> web.Response:
-    org = _org(request)
-    top = _top_events(request)
-    delta = _comparison_delta(request)
-    axes = request.query.getall("yAxis", []) or ["count()"]
+def _check_axes(axes: list[str]) -> None:
+    """The y-axes the fake computes (functions of ``_FIELD_TYPES``); a 400 for any other,
+    where the query builder resolves the columns."""
     for axis in axes:
         if axis not in _FIELD_TYPES or "(" not in axis:
             raise ApiError(400, f"Invalid yAxis: {axis}")
-    rpc = _param(request, "dataset", "discover") in RPC_DATASETS
-    start, end, interval = _buckets(request, *_stats_range(request, org), top, rpc)
-    events = _discover_events(request, org, bounds=_event_bounds(request, start, end))
+
+
+async def events_stats(request: web.Request) -> web.Response:
+    """``OrganizationEventsStatsEndpoint.get``: ``topEvents``, ``comparisonDelta`` and the
+    dataset, then ``get_snuba_params`` (no project: no data), then, for top events,
+    ``timestamp`` among the fields, then the query (its conditions and the retention, then
+    the columns)."""
+    org = _org(request)
+    top = _top_events(request)
+    delta = _comparison_delta(request)
+    dataset = _dataset(request)
+    params = _snuba_params(request, org)
+    if params is None:
+        return _json(b'{"data":[]}')
+    axes = request.query.getall("yAxis", []) or ["count()"]
+    start, end, interval = _buckets(
+        request, params.start, params.end, top, dataset in RPC_DATASETS
+    )
+    selected = request.query.getall("field", [])
+    # ``get_field_list`` leaves equations out; the group columns are what is not a function.
+    if top and "timestamp" in [f for f in selected if not f.startswith("equation|")]:
+        raise ApiError(400, "Cannot group by timestamp")
+    events = _discover_events(request, org, params, dataset, (start, end))
+    if not top:
+        _check_axes(axes)
     # ``top_events_timeseries`` takes no comparison; ``timeseries_query`` compares one column.
     comparison = None
     if delta and not top:
@@ -210,7 +230,7 @@ async def events_stats(request: web.Request) -> web.Response:
             raise ApiError(400, ONE_COLUMN)
         comparison = [
             e
-            for p in _projects(request, org)
+            for p in params.projects
             for e in p.events
             if start - delta <= e.timestamp < end - delta
         ]
@@ -225,10 +245,6 @@ async def events_stats(request: web.Request) -> web.Response:
         if len(axes) == 1:
             return _json(_encode(make(events, axes[0], None)))
         return _json(_encode({axis: make(events, axis, n) for n, axis in enumerate(axes)}))
-    selected = request.query.getall("field", [])
-    # ``get_field_list`` leaves equations out; the group columns are what is not a function.
-    if "timestamp" in [f for f in selected if not f.startswith("equation|")]:
-        raise ApiError(400, "Cannot group by timestamp")
     # ``get_orderby``: ``sort``, else ``orderby``; the first query (``top_events_timeseries``
     # runs ``query(selected_columns=fields, orderby=...)``) adds no ``id``.
     orderby = request.query.getall("sort", []) or request.query.getall("orderby", [])
@@ -236,6 +252,8 @@ async def events_stats(request: web.Request) -> web.Response:
     fields = [f for f in selected if "(" not in f]
     if not fields:
         raise ApiError(400, "You must provide at least one field to group by")
+    # The series are the second query's (``TopEventsQueryBuilder``), after the first one's.
+    _check_axes(axes)
     groups: dict[str, list[EventRecord]] = defaultdict(list)
     data = _state(request).data
     for event in events:

@@ -74,17 +74,22 @@ class RateLimitPolicy:
 
 
 _PLACEHOLDER = re.compile(r"\{[^}/]*\}")
+_ISSUE_SPELLING = re.compile(r"^/api/0/(?:issues|groups)/\{\}/")
+"""An issue's route at the top level: the same view as under the organization."""
 
 
 def _route_shape(group: str) -> str:
-    """``"GET /api/0/organizations/{}/"`` for a group in the client's or the server's form."""
+    """``"GET /api/0/organizations/{}/"`` for a group in the client's or the server's form;
+    an issue's route at the top level (``/issues/{id}/``, ``/groups/{id}/``) is the
+    organization's, the view Sentry counts it under."""
     method, _, path = group.strip().partition(" ")
     path = path.strip()
     if not path.startswith("/"):
         return ""
     if not path.startswith("/api/0/"):
         path = "/api/0" + path
-    return f"{method.upper()} {_PLACEHOLDER.sub('{}', path)}"
+    shape = _ISSUE_SPELLING.sub("/api/0/organizations/{}/issues/{}/", _PLACEHOLDER.sub("{}", path))
+    return f"{method.upper()} {shape}"
 
 
 ANNOUNCED = RateLimitPolicy(limit=1000, window=1.0, concurrent_limit=None, enforce=False)
