@@ -69,7 +69,15 @@ def _failed(response: Response, type_: Any, exc: Exception, resend: bool) -> Exc
     """The error for a body that does not decode. msgspec quotes a value it could not read
     (an enum's, a literal's, a tag's), which a server may have filled with the token: its
     message is redacted, and its error, which quotes the value raw, is not chained."""
-    reason = str(exc) if response.redact is None else response.redact(str(exc))
+    reason = str(exc)
+    if not isinstance(exc, msgspec.ValidationError) and _is_html(response):
+        reason = (
+            f"the server answered {response.status} with an HTML page, not JSON: is base_url "
+            "the root of Sentry's site (https://sentry.example.com, or its path prefix) "
+            f"rather than the URL of a page? ({reason})"
+        )
+    if response.redact is not None:
+        reason = response.redact(reason)
     error = DecodeError(
         reason, method=response.method, url=response.shown_url, type_name=_type_name(type_)
     )
@@ -80,6 +88,13 @@ def _failed(response: Response, type_: Any, exc: Exception, resend: bool) -> Exc
     ):
         return MalformedBody(error)
     return error
+
+
+def _is_html(response: Response) -> bool:
+    """A web page where JSON was due: a base URL pasted from the browser reaches Sentry's
+    web UI, which answers any page path with its HTML (or a login page's)."""
+    content_type = response.headers.get("Content-Type", "")
+    return "html" in content_type.lower() or response.body[:1024].lstrip()[:1] == b"<"
 
 
 MAX_BOUNDED_ITEMS = 4096

@@ -213,6 +213,8 @@ class OrganizationsResource(OrganizationsAPI):
         )
 
     async def get(self, org: IdOrSlug) -> Organization:
+        """One organization, by slug or id (``/organizations/{org}/``): its details, with
+        ``links.regionUrl``, the host :meth:`use_region` sends its requests to."""
         return await self._client.request(
             "GET", "/organizations/{org}/", path_params={"org": self._org(org)}, type=Organization
         )

@@ -52,6 +52,8 @@ class ProjectsResource(ProjectsAPI):
         )
 
     async def get(self, org: IdOrSlug, project: IdOrSlug) -> Project:
+        """One project, by slug or id (``/projects/{org}/{project}/``); a renamed
+        project's old slug is followed to the new one for this call, as every read is."""
         return await self._client.request(
             "GET",
             "/projects/{org}/{project}/",
