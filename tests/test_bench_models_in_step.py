@@ -28,14 +28,16 @@ def mirrors() -> tuple[type[Any], type[Any]]:
     decoders = bench.pydantic_decoders()
     assert decoders is not None
     event_decode, page_decode = decoders
-    (issue,) = typing.get_args(page_decode.__self__._type)
+    # The page adapter's schema (public from pydantic 2.0) is a list of the issue model.
+    issue = page_decode.__self__.core_schema["items_schema"]["cls"]
     return event_decode.__self__, issue
 
 
 def _models(annotation: Any, base: type[Any]) -> list[type[Any]]:
     """The model classes inside a field's type (``list[Tag] | None`` -> ``[Tag]``)."""
-    if isinstance(annotation, type) and issubclass(annotation, base):
-        return [annotation]
+    # On Python 3.10 ``dict[str, Any]`` passes isinstance(..., type): no origin, a class.
+    if typing.get_origin(annotation) is None and isinstance(annotation, type):
+        return [annotation] if issubclass(annotation, base) else []
     return [m for arg in typing.get_args(annotation) for m in _models(arg, base)]
 
 
