@@ -33,7 +33,13 @@ import anyio
 import msgspec
 from multidict import MultiMapping
 
-from ._protocol.cursors import DEFAULT_MAX_STALE_PAGES, CursorWalk, Position, Step
+from ._protocol.cursors import (
+    DEFAULT_MAX_STALE_PAGES,
+    CursorWalk,
+    Position,
+    Step,
+    repeats_first,
+)
 from ._protocol.links import link_header
 from ._protocol.ratelimit import RateLimitInfo
 from .errors import ClientClosed, OversizedPage, PaginationError, SentryError
@@ -232,6 +238,12 @@ class Paginator(Generic[T], AsyncIterator[T]):
     one hash per item of the stream in memory; without it, only empty and repeated pages
     count as stale. An error it raises (an item without the id it reads) stops the stream
     before that page, as a :class:`PaginationError` whose cause is that error."""
+    repeat_id: Callable[[Any], Hashable | None] | None = field(default=None, repr=False)
+    """An item's identity, read from any type the paginator hands out (:meth:`raw` and
+    :meth:`as_type` keep it), ``None`` when unknown; it must not raise. Items of a page
+    that the page before handed out are not handed out again: offset pages that rows
+    arriving at the head pushed down repeat the previous page's last rows. Costs one
+    page of hashes; a position counts the repeats dropped as items handed out."""
     _redact: Callable[[str], str] | None = field(default=None, repr=False)
     """Blanks the token out of a :class:`PaginationError`: a server may echo it in a cursor."""
     _reads: ReadAheads | None = field(default=None, repr=False)
@@ -312,7 +324,8 @@ class Paginator(Generic[T], AsyncIterator[T]):
         """
         if self.retype is None:
             raise TypeError(f"{self.description or 'this paginator'} cannot change its item type")
-        # ``item_id`` reads items of the old type: it does not carry over.
+        # ``item_id`` reads items of the old type: it does not carry over (``repeat_id``,
+        # which reads every type, does).
         changed = dataclasses.replace(self, _fetch=self.retype(item_type), item_id=None)
         return cast("Paginator[U]", changed)
 
@@ -459,7 +472,20 @@ class Paginator(Generic[T], AsyncIterator[T]):
             known = len(seen)
             seen.update(ids)
             fresh = len(seen) - known
-        step = walk.on_page(len(raw.items), raw.link, fingerprint=raw.fingerprint, fresh=fresh)
+        repeat_id = self.repeat_id
+        if repeat_id is None:
+            step = walk.on_page(len(raw.items), raw.link, fingerprint=raw.fingerprint, fresh=fresh)
+            return raw, step, walk.position
+        keys = [None if key is None else hash(key) for key in map(repeat_id, raw.items)]
+        repeated, order = repeats_first(keys, walk.last_page_ids)
+        if order is not None:
+            raw.items[:] = [raw.items[i] for i in order]
+        count = len(raw.items)
+        fresh = count - repeated if fresh is None else min(fresh, count - repeated)
+        step = walk.on_page(
+            count, raw.link, fingerprint=raw.fingerprint, fresh=fresh, repeated=repeated
+        )
+        walk.last_page_ids = frozenset(key for key in keys if key is not None)
         return raw, step, walk.position
 
     async def _read_ahead(

@@ -288,6 +288,9 @@ HANDWRITTEN: dict[str, Callable[[SentryClient], Any]] = {
 }
 
 
+REPEATS_DROPPED = frozenset({"listOrganizationIssueEvents", "listProjectEvents"})
+
+
 def test_every_handwritten_operation_has_a_call() -> None:
     assert set(HANDWRITTEN) == {op["operation_id"] for op in OPERATIONS if op["handwritten"]}
 
@@ -308,7 +311,9 @@ async def test_handwritten_operation(op_id: str, client: SentryClient, server: S
         server.answer(200, page_body(op, item), link(server, path, "0:1:0", True))
         server.answer(200, page_body(op, item), link(server, path, "0:2:0", False))
         items = await HANDWRITTEN[op_id](client)
-        assert len(items) == 2
+        # The event lists drop an event that the page before handed out: both pages hold
+        # the same one.
+        assert len(items) == (1 if op_id in REPEATS_DROPPED else 2)
         assert [s.raw_path for s in server.seen] == [path, path]
         return
     if op_id == "updateOrganizationIssues":

@@ -12,7 +12,7 @@ larger than the page size asked for; and what must not end it early: a page with
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,6 +29,7 @@ __all__ = [
     "Position",
     "Step",
     "body_fingerprint",
+    "repeats_first",
 ]
 
 DEFAULT_MAX_STALE_PAGES = 50
@@ -151,6 +152,26 @@ class Step(msgspec.Struct, frozen=True, gc=False):
         return Position(self.cursor, self.start + taken)
 
 
+def repeats_first(
+    keys: Sequence[int | None], previous: Collection[int]
+) -> tuple[int, list[int] | None]:
+    """How many of a page's items the page before handed out (their key among
+    ``previous``; ``None``: unknown, never a repeat), and the order that puts those first
+    and the rest after them as they came (``None``: they are first already).
+
+    An offset page that rows arriving at the head pushed down starts with rows the page
+    before handed out. Put first, they are skipped as a position skips items, so that a
+    position taken after them is where the server's rows stand: a walk started there
+    without the page before (which knows no repeats) skips them by count."""
+    if not previous:
+        return 0, None
+    repeated = [i for i, key in enumerate(keys) if key is not None and key in previous]
+    if not repeated or repeated[-1] == len(repeated) - 1:
+        return len(repeated), None
+    chosen = set(repeated)
+    return len(repeated), [*repeated, *(i for i in range(len(keys)) if i not in chosen)]
+
+
 def _read_links(link: str | None) -> PageLinks | str:
     """A page's links, or why its ``Link`` header cannot be read: a walk's error does not
     chain the parser's, whose frames hold the whole header (cursors and all) as locals."""
@@ -188,6 +209,7 @@ class CursorWalk:
         "_skip",
         "_stale",
         "item_ids",
+        "last_page_ids",
         "memory",
         "pages",
         "stream",
@@ -235,6 +257,10 @@ class CursorWalk:
             page's all at once, after reading every one: a page given up half-read
             (:meth:`on_unreadable_page`) must leave none behind, or that page read again
             would count as bringing less than it does."""
+            self.last_page_ids: frozenset[int] = frozenset()
+            """Hashes of the ids of the last page taken in, for a caller that drops what the
+            page before handed out (``repeated``): one page of them, whatever the stream's
+            length."""
         else:
             # Taken over, not copied: the walk continued has ended, and copies would cost
             # the length of the stream at each failure.
@@ -242,6 +268,7 @@ class CursorWalk:
             self._seen_pages = continuing._seen_pages
             self._stale = continuing._stale
             self.item_ids = continuing.item_ids
+            self.last_page_ids = continuing.last_page_ids
 
     @property
     def finished(self) -> bool:
@@ -293,11 +320,15 @@ class CursorWalk:
         *,
         fingerprint: int | None = None,
         fresh: int | None = None,
+        repeated: int = 0,
     ) -> Step:
         """Take in the page requested with :attr:`cursor`: ``count`` items and its ``Link``.
 
         ``fingerprint`` (a hash of the body) marks a page repeating an earlier one;
-        ``fresh`` is how many of its items were new, where the caller tracks ids. Raises
+        ``fresh`` is how many of its items were new, where the caller tracks ids;
+        ``repeated`` how many of its first items the page before handed out already (the
+        caller put them first, :func:`repeats_first`): they are not handed out again, and a
+        position counts them as it counts the items handed out. Raises
         :class:`PaginationError` (or :class:`OversizedPage`) when the stream cannot go on.
         A page without ``Link`` ends the walk only as its first page (an unpaginated
         endpoint); requested with a cursor, which a page before it (or the saved position)
@@ -351,12 +382,13 @@ class CursorWalk:
             self._seen_pages.add(fingerprint)
         self._stale = 0 if new else self._stale + 1
 
-        start = min(self._skip, count)
+        skipped = min(self._skip, count)
         # A skip beyond a full page goes on into the next pages (a caller's skip of more
         # than a page); beyond a short one it ends there: a saved position whose page has
         # since shrunk must not skip items of the next page that were never handed out.
         full = self._page_size is not None and count >= self._page_size
-        self._skip = self._skip - start if full and nxt is not None else 0
+        self._skip = self._skip - skipped if full and nxt is not None else 0
+        start = max(skipped, min(repeated, count))
         stop = count
         left = self._left
         trimmed = left is not None and stop - start > left

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
-from collections.abc import Sequence
-from datetime import datetime, timedelta
+from collections.abc import Hashable, Sequence
+from datetime import datetime, timedelta, timezone
+from time import monotonic
 from typing import TYPE_CHECKING, Any, Literal, TypedDict, overload
 
 import msgspec
 
-from .._protocol.params import check_page_size
+from .._protocol.params import RangePin, check_page_size, hide_tokens, period_seconds, quoted
 from .._protocol.params import issue_id as _issue_id
 from ..api.events import EventsAPI
 from ..models import Event, EventIdResolution, EventSummary
@@ -22,7 +24,20 @@ if TYPE_CHECKING:
 __all__ = ["FULL_PAGE_MAX", "EventListOptions", "EventSelection", "EventsResource"]
 
 FULL_PAGE_MAX = 10
-"""Sentry clamps pages of full payloads to 10 events, whatever ``per_page`` says."""
+"""The page size full payloads are asked in by default: a project's list sends at most 10
+whatever ``per_page`` says (``FULL_PAYLOAD_MAX_PER_PAGE``), and an issue's sends as many as
+asked, which at 100 events of up to a megabyte each can pass ``max_body_size``."""
+
+ISSUE_EVENTS_SPAN = 90 * 86400
+"""The range an issue's events are listed over without one (``GroupEventsEndpoint``: 90
+days back from the server's ``now``)."""
+
+SENTRY_FIRST_DAY = datetime(2008, 5, 8, tzinfo=timezone.utc)
+"""Where a project's events are listed from without a range (Snuba's default start, which
+Sentry moves up to the organization's retention, as it does any earlier start)."""
+
+_walk_clock = monotonic
+"""The clock a pinned range counts the seconds since a walk's first answer on."""
 
 _EVENT_ID = re.compile(r"^[0-9a-fA-F]{32}$|^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
 _ISSUE_EVENT_ALIASES = frozenset({"latest", "oldest", "recommended"})
@@ -30,17 +45,60 @@ _ISSUE_EVENT_ALIASES = frozenset({"latest", "oldest", "recommended"})
 
 def _event_id(value: str) -> str:
     if not isinstance(value, str) or not _EVENT_ID.match(value.strip()):
-        raise ValueError(f"event ids are 32 hex characters or a UUID (got {value!r})")
+        raise ValueError(f"event ids are 32 hex characters or a UUID (got {quoted(value)})")
     return value.strip().replace("-", "").lower()
+
+
+_LEADING_ID = re.compile(rb'\{"id":"([0-9A-Za-z_.:-]{1,200})"[,}]')
+"""An object whose first key is ``"id"``, a plain string: how Sentry sends an event."""
+
+
+class _Id(msgspec.Struct):
+    id: str | int | None = None
+
+
+_id_decoder = msgspec.json.Decoder(_Id)
+
+
+def _event_key(item: Any) -> Hashable | None:
+    """An event's ``id`` in whatever a list hands out (``None``: none readable): a model,
+    an ``as_type`` object or dict with one, or the JSON bytes of ``.raw()``, read from
+    the first bytes when the id leads them (parsing a full payload costs its kilobytes)."""
+    if isinstance(item, msgspec.Raw):
+        found = _LEADING_ID.match(item)
+        if found is not None:
+            return found.group(1).decode("ascii")
+        try:
+            return _id_decoder.decode(item).id
+        except (msgspec.DecodeError, UnicodeDecodeError):
+            return None
+    value = item.get("id") if isinstance(item, dict) else getattr(item, "id", None)
+    return value if isinstance(value, (str, int)) and not isinstance(value, bool) else None
 
 
 class EventListOptions(TypedDict, total=False):
     """Filters and paging shared by the event lists; every key is optional.
 
-    ``page_size`` defaults to 100 (Sentry sends at most 10 full payloads per page whatever
-    it says); ``cursor``/``skip`` resume from a saved :class:`~sentry_async.Position`;
-    ``limit`` caps the items handed out. ``sample=True`` asks Sentry for a random sample
-    instead of the newest events; ``False`` sends nothing (the newest first).
+    ``page_size`` defaults to 100, or :data:`FULL_PAGE_MAX` (10) for full payloads: a
+    project's list sends at most 10 of those whatever it says, an issue's as many as asked
+    (100 large events can pass ``max_body_size``); ``cursor``/``skip`` resume from a saved
+    :class:`~sentry_async.Position`; ``limit`` caps the items handed out. ``sample=True``
+    asks Sentry for a random sample instead of the newest events; ``False`` sends nothing
+    (the newest first).
+
+    Without ``end``, the range (``period``, else the list's own) is pinned where the
+    walk's first answer found it: Sentry pages these lists by offset and works such a range
+    out again from its clock on every page, so the events arriving meanwhile would push
+    rows already handed out onto the next page. Every page asks it relative to Sentry's
+    clock (``statsPeriodStart``/``statsPeriodEnd``, moved back by the seconds since; the
+    client's clock may be off the server's), and so do ``resume()``, ``.raw()``,
+    ``.as_type()`` and a new iteration of the paginator; a new call with ``cursor=`` pins
+    its own (give ``start``/``end`` to resume in another process). A page's events that
+    the page before handed out (an event stored late, with an earlier timestamp, still
+    pushes rows down; so do events newer than the walk under a request a rate limit or a
+    retry held back, which asks a range that ends that much later) are not handed out
+    again, and a position counts them as handed out. What offset paging cannot avoid: an
+    event deleted during the walk moves the rows up, and one event is skipped for each.
     """
 
     query: str | None
@@ -112,8 +170,9 @@ class EventsResource(EventsAPI):
         **options: Unpack[EventListOptions],
     ) -> Paginator[EventSummary] | Paginator[Event]:
         """An issue's events, newest first: summaries, or full payloads with ``full=True``
-        (Sentry then sends at most 10 per page). ``.raw()`` on the result yields each
-        item's JSON bytes. Filters and paging: :class:`EventListOptions`.
+        (10 per page unless ``page_size`` says otherwise: Sentry sends as many as asked).
+        ``.raw()`` on the result yields each item's JSON bytes. Filters, paging and the
+        pinned range that keeps a walk from repeating events: :class:`EventListOptions`.
 
         Without a time range Sentry looks back 90 days. An event id as ``query`` is a
         direct hit: one page (``page.direct_hit``) holding that event's full payload even
@@ -125,6 +184,7 @@ class EventsResource(EventsAPI):
             full=full,
             params={"environment": environments(environment)},
             options=options,
+            default_span=ISSUE_EVENTS_SPAN,
         )
 
     @overload
@@ -165,13 +225,16 @@ class EventsResource(EventsAPI):
         full: bool = False,
         **options: Unpack[EventListOptions],
     ) -> Paginator[EventSummary] | Paginator[Event]:
-        """A project's events, newest first; ``full`` and ``.raw()`` as in :meth:`for_issue`."""
+        """A project's events, newest first; ``full`` and ``.raw()`` as in :meth:`for_issue`
+        (Sentry sends at most 10 full payloads per page, whatever ``page_size`` says).
+        Without a time range, every event the organization's retention keeps."""
         return self._list(
             "/projects/{org}/{project}/events/",
             {"org": self._org(org), "project": self._org(project)},
             full=full,
             params={},
             options=options,
+            default_span=None,
         )
 
     def _list(
@@ -182,14 +245,28 @@ class EventsResource(EventsAPI):
         full: bool,
         params: dict[str, Any],
         options: EventListOptions,
+        default_span: int | None,
     ) -> Paginator[Any]:
+        """``default_span``: the seconds the list covers without a range (``None``: back to
+        :data:`SENTRY_FIRST_DAY`)."""
         unknown = options.keys() - EventListOptions.__annotations__.keys()
         if unknown:
-            raise TypeError(f"unexpected keyword argument(s): {', '.join(sorted(unknown))}")
-        page_size = options.get("page_size", 100)
+            names = hide_tokens(", ".join(sorted(map(str, unknown))))
+            raise TypeError(f"unexpected keyword argument(s): {names}")
+        page_size = options.get("page_size", FULL_PAGE_MAX if full else 100)
         check_page_size(page_size, "page_size")
         time = time_params(options.get("period"), options.get("start"), options.get("end"))
-        return self._client.paginate(
+        pin = None
+        if "end" not in time:
+            period = time.pop("statsPeriod", None)
+            if period is not None:
+                span = period_seconds(period)
+            elif default_span is not None:
+                span = default_span
+            else:
+                span = int((datetime.now(timezone.utc) - SENTRY_FIRST_DAY).total_seconds())
+            pin = RangePin(span, _walk_clock)
+        paginator = self._client.paginate(
             path,
             path_params=path_params,
             params={
@@ -206,7 +283,9 @@ class EventsResource(EventsAPI):
             cursor=options.get("cursor"),
             skip=options.get("skip", 0),
             limit=options.get("limit"),
+            pin=pin,
         )
+        return dataclasses.replace(paginator, repeat_id=_event_key)
 
     async def get(self, org: IdOrSlug, project: IdOrSlug, event_id: str) -> Event:
         """One event's full payload."""

@@ -38,6 +38,9 @@ from ._search import (
 from ._state import ApiError, _encode, _json, _state
 
 FULL_PAGE_MAX = 10
+"""``FULL_PAYLOAD_MAX_PER_PAGE``: ``ProjectEventsEndpoint.get_per_page`` caps a page of full
+payloads at it; ``GroupEventsEndpoint`` has no such cap, and serves ``per_page`` of them."""
+
 MISSING_EVENT = (
     "Event not found. The event ID may be incorrect, or its age exceeded the retention period."
 )
@@ -92,9 +95,11 @@ def _event_page(
     *,
     sample: bool,
     select: Callable[[web.Request, Sequence[EventRecord]], list[EventRecord]],
+    full_max: int | None = None,
 ) -> web.Response:
     """A page of the ``events`` that ``select`` keeps, newest first, or ordered by event id
-    when ``sample`` (how Sentry's sampled order is played here)."""
+    when ``sample`` (how Sentry's sampled order is played here); a page of full payloads
+    holds at most ``full_max`` of them where the endpoint caps it."""
     data = _state(request).data
     per_page = _per_page(request)
 
@@ -104,7 +109,9 @@ def _event_page(
 
     rows = _state(request).listing(request, build)
     if _exact_flag(request, "full"):
-        return _page(request, rows, data.event_bytes, per_page=min(per_page, FULL_PAGE_MAX))
+        if full_max is not None:
+            per_page = min(per_page, full_max)
+        return _page(request, rows, data.event_bytes, per_page=per_page)
     return _page(request, rows, data.summary_bytes, per_page=per_page)
 
 
@@ -190,7 +197,11 @@ async def project_events(request: web.Request) -> web.Response:
     # it read any non-empty value, "0" included.
     sample = _exact_flag(request, "sample")
     return _event_page(
-        request, _project(request, org).events, sample=sample, select=_project_event_rows
+        request,
+        _project(request, org).events,
+        sample=sample,
+        select=_project_event_rows,
+        full_max=FULL_PAGE_MAX,
     )
 
 

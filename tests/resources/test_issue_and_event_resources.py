@@ -282,7 +282,7 @@ async def test_project_events_full_pages_hold_at_most_ten(
     project = _project(fake_sentry)
     expected = _events_since(fake_sentry, project, 14, listed=True)
     assert len(expected) > 10
-    paginator = client.events.for_project(ORG, project, full=True, period="14d")
+    paginator = client.events.for_project(ORG, project, full=True, period="14d", page_size=100)
     with anyio.fail_after(15):
         pages = [page async for page in paginator.pages()]
     assert all(len(page.items) <= 10 for page in pages)
@@ -293,7 +293,11 @@ async def test_project_events_full_pages_hold_at_most_ten(
         assert request.path == f"/api/0/projects/{ORG}/{project}/events/"
         assert request.param("full") in ("1", "true")
         assert request.param("per_page") == "100"
-        assert request.param("statsPeriod") == "14d"
+        # The period is pinned at the first answer: 14 days back from the server's clock,
+        # moved back on each page by the seconds since.
+        back = int(request.param("statsPeriodEnd").removesuffix("s"))
+        assert request.param("statsPeriodStart") == f"{14 * 86400 + back}s"
+        assert request.param("statsPeriod") is None
 
 
 async def test_project_events_raw_are_the_payload_bytes(
