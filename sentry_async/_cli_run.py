@@ -43,6 +43,7 @@ from .cli import (
     EXIT_USAGE,
     _Interrupted,
     _Outcome,
+    _silence_stdout,
     _Terminated,
     _UsageError,
 )
@@ -155,6 +156,13 @@ def _spec_error(exc: ValueError, args: argparse.Namespace) -> _UsageError:
     return _UsageError(message if option is None else f"{option}: {message}")
 
 
+def _check_output(args: argparse.Namespace) -> None:
+    """A blank ``--output`` (``-o "$OUT"`` with ``$OUT`` unset) is refused: as a path it is
+    the current directory, which an export (or ``--restart``) would take over."""
+    if args.output is not None and not args.output.strip():
+        raise _UsageError("--output: give the output directory")
+
+
 def _check_option_use(args: argparse.Namespace) -> None:
     """Options that would be ignored are refused: the user meant something by them."""
     if args.overlap is not None and args.incremental is None:
@@ -257,6 +265,19 @@ def _summary(manifest: Manifest, directory: Path, elapsed: float) -> str:
     )
 
 
+def _tell(text: str, out: TextIO) -> None:
+    """Print a line about work that is done (an export's summary, the demo's lines). Their
+    output is their files: a stdout that refuses the line (full, read-only, its reader
+    gone) takes nothing from the work and changes no exit code, as with a stdout closed
+    from the start (``>&-``); the line is dropped. It is flushed at once, so that a refusal
+    comes here and not at exit (Python's exit 120), and stdout then goes to the null
+    device: what it still buffers would fail there again."""
+    try:
+        print(text, file=out, flush=True)
+    except OSError:
+        _silence_stdout(out)
+
+
 def _display_mode(args: argparse.Namespace) -> DisplayMode:
     return "none" if args.quiet else "auto"
 
@@ -302,6 +323,7 @@ def _stopped_by(stopped: list[int]) -> Exception:
 
 
 async def run_export(args: argparse.Namespace, token: str, out: TextIO) -> int:
+    _check_output(args)
     _check_option_use(args)
     spec = _spec_from_args(args)
     overlap = _parse_option("--overlap", args.overlap or DEFAULT_OVERLAP, parse_duration)
@@ -342,7 +364,7 @@ async def run_export(args: argparse.Namespace, token: str, out: TextIO) -> int:
             except NothingToExportError as exc:
                 # A run right after the last (a scheduler retrying at once): nothing wrong.
                 if not args.quiet:
-                    print(f"{spec.kind}: {exc}", file=out)
+                    _tell(f"{spec.kind}: {exc}", out)
                 return EXIT_OK
             except ValueError as exc:
                 if args.incremental is not None:
@@ -353,7 +375,7 @@ async def run_export(args: argparse.Namespace, token: str, out: TextIO) -> int:
     if stopped or manifest is None:
         raise _stopped_by(stopped)
     if not args.quiet:
-        print(_summary(manifest, directory, time.perf_counter() - started), file=out)
+        _tell(_summary(manifest, directory, time.perf_counter() - started), out)
     return EXIT_OK
 
 
@@ -389,12 +411,13 @@ async def run_demo(args: argparse.Namespace, out: TextIO) -> int:
         from .testing import FakeSentry
     except ImportError as exc:  # pragma: no cover - the package ships it
         raise SentryError(f"the bundled fake server is not available: {exc}") from exc
+    _check_output(args)
     directory = Path(args.output) if args.output else Path(tempfile.mkdtemp(prefix="sentry-demo-"))
     args.output = str(directory)  # what a stopped demo's message tells to run again
 
     def say(text: str) -> None:
         if not args.quiet:
-            print(text, file=out)
+            _tell(text, out)
 
     started = time.perf_counter()
     pinned = _demo_now(directory)

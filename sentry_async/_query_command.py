@@ -30,7 +30,12 @@ import msgspec
 from ._csv import cell, row_writer
 from ._text import printable
 from .errors import SentryError, UntrustedHost
-from .tables import _each_events_stats_row, _usage_column_names, usage_rows
+from .tables import (
+    _EVENTS_STATS_COLUMNS,
+    _each_events_stats_row,
+    _usage_column_names,
+    usage_rows,
+)
 
 if TYPE_CHECKING:
     from .client import SentryClient
@@ -267,11 +272,25 @@ async def check_projects(client: SentryClient, args: argparse.Namespace) -> None
         )
 
 
+@dataclasses.dataclass
+class _Rest:
+    """Whether the answer holds rows past those handed out, once the rows have run out."""
+
+    more: bool = False
+
+
 async def _discover_rows(
-    client: SentryClient, args: argparse.Namespace, columns: list[str], limit: int | None = None
+    client: SentryClient,
+    args: argparse.Namespace,
+    columns: list[str],
+    limit: int | None = None,
+    rest: _Rest | None = None,
 ) -> AsyncGenerator[dict[str, Any], None]:
     """The query's rows, at most ``limit``; ``columns`` is filled once the first page is in,
-    even a page without rows, so that an empty answer still has its header."""
+    even a page without rows, so that an empty answer still has its header. ``rest`` is
+    told whether rows remain past the limit: the walk ends short of done where the last
+    page held more than the limit took, or its ``Link`` says results="true" (Sentry's
+    paginator asks for a row more than the page to know), so no page is fetched for it."""
     with _client_arguments():
         paginator = client.discover.query(
             args.org,
@@ -293,14 +312,22 @@ async def _discover_rows(
                 yield row
             # Written: not kept while the next page is fetched and decoded.
             del page
+    if rest is not None:
+        rest.more = not paginator.position.done
 
 
 async def _rows(
-    client: SentryClient, args: argparse.Namespace, columns: list[str], limit: int | None
+    client: SentryClient,
+    args: argparse.Namespace,
+    columns: list[str],
+    limit: int | None,
+    rest: _Rest | None = None,
 ) -> AsyncGenerator[dict[str, Any], None]:
-    """Every row of the answer (Discover: at most ``limit``, which the query stops at)."""
+    """Every row of the answer (Discover: at most ``limit``, which the query stops at, and
+    ``rest`` told whether more remain)."""
     if args.query_kind == "discover":
-        async with contextlib.aclosing(_discover_rows(client, args, columns, limit)) as discover:
+        discover_rows = _discover_rows(client, args, columns, limit, rest)
+        async with contextlib.aclosing(discover_rows) as discover:
             async for row in discover:
                 yield row
         return
@@ -325,6 +352,8 @@ async def _rows(
         series = dataclasses.replace(stats, raw=None)
         rows = _answer_rows("events-stats", lambda: _each_events_stats_row(series))
         del stats
+        # An answer without series (top events matching nothing) is still a table.
+        header = list(_EVENTS_STATS_COLUMNS)
     else:
         with _client_arguments():
             usage = await client.stats.usage(
@@ -447,11 +476,12 @@ async def run_query(client: SentryClient, args: argparse.Namespace, out: TextIO)
     limit: int | None = getattr(args, "limit", None)
     if fmt == "table":
         limit = limit or TABLE_ROWS
-    # One row more than a table shows: whether it was cut, without fetching another page.
-    asked = limit + 1 if fmt == "table" and limit is not None else limit
+    # Discover stops at the limit and tells whether rows remain (no page is fetched to
+    # learn it); stats and usage answers are in memory, and the table reads one row past.
+    rest = _Rest()
     # Closed here, whatever ends the loop (a full table, a failed write), not later by
     # the event loop.
-    async with contextlib.aclosing(_rows(client, args, columns, asked)) as rows:
+    async with contextlib.aclosing(_rows(client, args, columns, limit, rest)) as rows:
         if fmt == "table":
             assert limit is not None
             kept: list[dict[str, Any]] = []
@@ -461,6 +491,7 @@ async def run_query(client: SentryClient, args: argparse.Namespace, out: TextIO)
                     more = True
                     break
                 kept.append(row)
+            more = more or rest.more
             _table(columns or sorted({k for row in kept for k in row}), kept, out)
             if more:
                 await _tell_cut(rows, len(kept), args.query_kind != "discover")

@@ -20,7 +20,6 @@ import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from pathlib import Path
 from typing import Any, NoReturn, TextIO, TypeVar
 
 try:
@@ -31,8 +30,10 @@ try:
     from ._text import printable
     from ._version import __version__
 except KeyboardInterrupt:
-    # Ctrl-C while the command starts (these take the time): its line and exit code.
-    print("sentry-async: interrupted", file=sys.stderr)
+    # Ctrl-C while the command starts (these take the time): its line and exit code. With
+    # stderr closed, print(file=None) would write to stdout: nothing is said then.
+    if sys.stderr is not None:
+        print("sentry-async: interrupted", file=sys.stderr)
     raise SystemExit(130) from None
 
 __all__ = [
@@ -105,7 +106,7 @@ output (DIR):
   run-<end>/            --incremental: each run's own export (the files above) in DIR
 
 exit codes:
-  0  done
+  0  done (an export's summary that stdout refuses is left out: its output is its files)
   1  API or network error (5xx, timeouts, undecodable page), after retries
   2  bad arguments (including an empty or unusable time range), or no token
   3  authentication failed (401) or permission denied (403)
@@ -113,7 +114,7 @@ exit codes:
   5  output directory refused: not empty, other arguments or another server on --resume,
      locked, damaged, not a directory, or holding a planted link
   130 interrupted (Ctrl-C): the checkpoint is saved, run again with --resume
-  141 stdout closed early (piped into head): the output stops quietly; a query
+  141 a query's stdout closed early (piped into head): the output stops quietly; one
       started with stdout closed (>&-) says so on stderr
   143 terminated (SIGTERM): as on Ctrl-C
 
@@ -122,7 +123,8 @@ network:
   .netrc); --ca-bundle PATH (default $SSL_CERT_FILE) trusts a private CA instead of the
   system's.
 
-the token comes from --token-file or $SENTRY_AUTH_TOKEN and is never printed.
+the token comes from --token-file (at most 4 KiB read) or $SENTRY_AUTH_TOKEN and is never
+printed.
 """
 
 
@@ -161,6 +163,15 @@ class _RefuseToken(argparse.Action):
             f"{option_string}: a token is not taken on the command line (other users see it, "
             "the shell's history keeps it): set SENTRY_AUTH_TOKEN or pass --token-file PATH"
         )
+
+
+class _Discard(io.StringIO):
+    """Where the command's errors and logs go when it was started with stderr closed
+    (``2>&-``): nowhere. Python has no ``sys.stderr`` then, and ``print(file=None)`` would
+    write them to stdout, among the data."""
+
+    def write(self, text: str) -> int:
+        return len(text)
 
 
 @dataclass
@@ -405,17 +416,32 @@ def _setup_logging(quiet: bool, verbose: bool, stream: TextIO) -> Callable[[], N
     return restore
 
 
+_TOKEN_FILE_BYTES = 4096
+"""What is read of ``--token-file``: a longer file (a key given by mistake, ``/dev/zero``)
+is refused unread rather than held, sent and echoed in part by a server."""
+_TOKEN_CHARACTERS = 1024
+"""The longest token taken; Sentry's are under 300 characters."""
+
+
 def _read_token(token_file: str | None) -> str:
     """The token, from ``token_file`` or the environment. An error never names the file: its
-    path may be the token itself, given where the path was meant."""
+    path may be the token itself, given where the path was meant; nor shows any of what
+    was read."""
     if token_file is not None:
         source = "--token-file"
         try:
-            # utf-8-sig: Windows Notepad starts a UTF-8 file with a byte order mark.
-            token = Path(token_file).read_text(encoding="utf-8-sig").strip()
+            with open(token_file, "rb") as file:
+                data = file.read(_TOKEN_FILE_BYTES + 1)
         except OSError as exc:
             reason = exc.strerror or type(exc).__name__
             raise _UsageError(f"cannot read the file given to --token-file: {reason}") from None
+        if len(data) > _TOKEN_FILE_BYTES:
+            raise _UsageError(
+                f"{source} holds more than {_TOKEN_FILE_BYTES} bytes: too long for a token"
+            )
+        try:
+            # utf-8-sig: Windows Notepad starts a UTF-8 file with a byte order mark.
+            token = data.decode("utf-8-sig").strip()
         except UnicodeDecodeError:
             raise _UsageError(f"{source} is not UTF-8 text") from None
         if not token:
@@ -425,6 +451,11 @@ def _read_token(token_file: str | None) -> str:
         token = os.environ.get("SENTRY_AUTH_TOKEN", "").strip()
         if not token:
             raise _UsageError("no auth token: pass --token-file PATH or set SENTRY_AUTH_TOKEN")
+    if len(token) > _TOKEN_CHARACTERS:
+        raise _UsageError(
+            f"the token in {source} is {len(token)} characters long: too long for a token "
+            f"(at most {_TOKEN_CHARACTERS})"
+        )
     # The client refuses these too, but with a ValueError that would read as a URL problem.
     if any(ch.isspace() for ch in token) or not token.isprintable():
         raise _UsageError(f"the token in {source} contains spaces or control characters")
@@ -444,14 +475,19 @@ def _how_to_go_on(args: argparse.Namespace) -> str:
 
 def _stdout_closed(out: TextIO) -> int:
     """Whoever read stdout went away (``| head -1``): stop quietly, as programs killed by
-    SIGPIPE do. Python would otherwise report the failed flush of what is still buffered
-    at exit, so stdout is pointed at the null device first."""
+    SIGPIPE do."""
+    _silence_stdout(out)
+    return EXIT_STDOUT_CLOSED
+
+
+def _silence_stdout(out: TextIO) -> None:
+    """``out``, when it is the process's stdout, is pointed at the null device: Python would
+    otherwise report the failed flush of what is still buffered at exit (and exit 120)."""
     if out is sys.stdout:
         with contextlib.suppress(OSError, ValueError):
             devnull = os.open(os.devnull, os.O_WRONLY)
             os.dup2(devnull, out.fileno())
             os.close(devnull)
-    return EXIT_STDOUT_CLOSED
 
 
 class _Terminated(Exception):
@@ -523,6 +559,8 @@ def _command(
     interrupts: _Interrupts,
 ) -> int:
     err = stderr if stderr is not None else sys.stderr
+    if err is None:  # started with stderr closed (``2>&-``)
+        err = _Discard()
     # None when the command was started with stdout closed (``>&-``).
     out: TextIO | None = stdout if stdout is not None else sys.stdout
     try:

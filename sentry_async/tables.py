@@ -416,6 +416,19 @@ async def collect_table(paginator: Paginator[Any]) -> pa.Table:
     return pa.concat_tables(tables)
 
 
+_EVENTS_STATS_COLUMNS = (
+    "series",
+    "y_axis",
+    "group",
+    "order",
+    "timestamp",
+    "value",
+    "comparison_value",
+)
+"""The keys of :func:`events_stats_rows`, in order: the columns of an answer without series
+too (top events that match nothing, which Sentry answers with ``{}``)."""
+
+
 def events_stats_rows(stats: EventsStats) -> list[dict[str, Any]]:
     """One row per series and bucket: ``series``, ``y_axis``, ``group``, ``order``,
     ``timestamp`` (UTC datetime), ``value`` and ``comparison_value``. Plain Python: the
