@@ -90,11 +90,12 @@ EXPECTED: dict[str, tuple[str, ...]] = {
 }
 """Route -> the scopes Sentry's permission class accepts for its method (any one will do)."""
 EXPECTED.update({
-    # ``create_group_urls`` at the top level: the same ``GroupEndpoint`` views.
+    # ``create_group_urls`` under the organization as ``groups`` and at the top level: the
+    # same ``GroupEndpoint`` views.
     group.replace("/organizations/{org}/issues/", f"/{prefix}/"): scopes
     for group, scopes in list(EXPECTED.items())
     if "/issues/{issue_id}/" in group
-    for prefix in ("issues", "groups")
+    for prefix in ("organizations/{org}/groups", "issues", "groups")
 })
 
 _FILL = {

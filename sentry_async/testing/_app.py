@@ -5,7 +5,8 @@ the exact ``Link`` format (both rels, previous first, ``?&cursor=``, raw cursors
 formats per paginator, ``X-Hits``, the ``X-Sentry-Rate-Limit-*`` headers on every limited
 response, 429s served as JSON with ``text/html``, error bodies, ``full=true`` pages capped at
 10 events, the four shapes of ``events-stats``, and ``Allow`` with the CORS headers on
-every answer of an endpoint, ``OPTIONS`` answered before authentication.
+every answer of an endpoint, ``OPTIONS`` answered before authentication, and a path no
+route matches answered as Sentry's catch-all.
 
 This module wires the parts together: ``_state`` (state and errors), ``_lookups``
 (parameters and path lookups), ``_paginators``, ``_middleware`` (auth, limits, faults) and
@@ -63,13 +64,42 @@ from ._scopes import (
     USER_REGIONS,
     ScopeMap,
 )
-from ._state import _STATE, ApiError, Handler, RateLimitPolicy, ServerState
+from ._state import (
+    _STATE,
+    CATCH_ALL,
+    ApiError,
+    Handler,
+    RateLimitPolicy,
+    ServerState,
+    _encode,
+    _json,
+)
 
 __all__ = ["ROUTE_GROUPS", "RateLimitPolicy", "RecordedRequest", "ServerState", "build_app"]
 
 
 async def not_found(request: web.Request) -> web.Response:
+    """A path outside the API (or its index, ``/api/0/``), which the fake does not play."""
     raise ApiError(404, "The requested resource does not exist")
+
+
+_NO_ROUTE = "Route not found, did you forget a trailing slash?"
+
+
+async def catch_all(request: web.Request) -> web.Response:
+    """``CatchallEndpoint`` (``api/endpoints/catchall.py``), where Sentry's API sends a path
+    no URL pattern matches: a bare 404 (Django's default type, no body), or, for a path
+    without its trailing slash, a hint: JSON for a request sent as JSON, else plain text
+    with an arrow under the slash. Its ``dispatch`` neither authenticates nor adds CORS
+    headers; the middleware calls it first (``CATCH_ALL``)."""
+    if request.path.endswith("/"):
+        return web.Response(status=404, content_type="text/html", charset="utf-8")
+    suggestion = f"try: {request.path}/"
+    if request.headers.get("Content-Type", "").startswith("application/json"):
+        return _json(_encode({"info": f"{_NO_ROUTE} {suggestion}"}), 404)
+    arrow = " " * (len(suggestion) - 1) + "^"
+    text = f"{_NO_ROUTE}\n\n{suggestion}\n{arrow}\n"
+    return web.Response(status=404, body=text.encode(), headers={"Content-Type": "text/plain"})
 
 
 _METHOD_ORDER = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
@@ -104,10 +134,34 @@ _ISSUE_VIEWS: tuple[tuple[str, str, Handler], ...] = (
 )
 """An issue's views: method, path after the issue's id, handler."""
 
-_ISSUE_PREFIXES = ("/organizations/{org}/issues/", "/issues/", "/groups/")
+_ISSUE_PREFIXES = (
+    "/organizations/{org}/issues/",
+    "/organizations/{org}/groups/",
+    "/issues/",
+    "/groups/",
+)
 """Where the issue views are served: ``create_group_urls`` is included under the
-organization and at the top level (``api/urls.py``), where ``GroupEndpoint`` finds the
-issue by its numeric id alone and checks access to its project the same way."""
+organization (``(?:issues|groups)/``, both alike) and at the top level (``api/urls.py``),
+where ``GroupEndpoint`` finds the issue by its numeric id alone and checks access to its
+project the same way."""
+
+_EVENT_IDS = (
+    ("{issue_id}", r"(?:latest|oldest|recommended|\d+|[A-Fa-f0-9-]{32,36})"),
+    ("/eventids/", r"(?:\d+|[A-Fa-f0-9-]{32,36})"),
+    ("/projects/", r"(?:\d+|[A-Fa-f0-9]{32})"),
+)
+"""The ``event_id`` Sentry's URL patterns match (``api/urls.py``): an issue's event
+details, the event-id look-up and a project's event; any other segment matches no pattern
+and reaches ``catch_all``. Python's ``\\d`` takes any Unicode digit, as Django's does."""
+
+
+def _url_pattern(path: str) -> str:
+    """The route as aiohttp matches it: ``{event_id}`` narrowed to what Sentry's pattern
+    for that route takes."""
+    if "{event_id}" not in path:
+        return path
+    pattern = next(regex for marker, regex in _EVENT_IDS if marker in path)
+    return path.replace("{event_id}", f"{{event_id:{pattern}}}")
 
 
 _ROUTES: tuple[tuple[str, str, Handler, ScopeMap], ...] = (
@@ -158,11 +212,12 @@ def build_app(state: ServerState) -> web.Application:
         # One resource per path: its own methods first, then Sentry's 405 for any other,
         # which the middleware reaches after authentication and the scope check (and
         # never for OPTIONS, which it answers first).
-        resource = app.router.add_resource(f"/api/0{path}")
+        resource = app.router.add_resource(f"/api/0{_url_pattern(path)}")
         for method, handler in served.items():
             if method == "GET":
                 resource.add_route("HEAD", handler)
             resource.add_route(method, handler)
         resource.add_route("*", method_not_allowed)
+    app.router.add_route("*", CATCH_ALL.replace("{tail}", "{tail:.+}"), catch_all)
     app.router.add_route("*", "/{tail:.*}", not_found)
     return app

@@ -55,6 +55,8 @@ class BuildableDataset(Dataset):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self.event_extras: dict[str, _EventExtras] = {}
+        self.reissued: dict[str, str] = {}
+        """A built issue's id -> the issue its later events made once it was deleted."""
         super().__init__(*args, **kwargs)
 
     def event_user(self, event: EventRecord) -> dict[str, Any]:
@@ -390,12 +392,21 @@ class IssueBuilder:
         files it (the merge points the issue's hashes there): it carries this issue's title
         and level, ``timestamp`` defaults from that issue's events, and it shows in that
         issue's ``event_ids``, never in this one's.
+
+        Once the issue it would be filed under is deleted (not merged), the event makes a new
+        issue, as on Sentry, whose deletion removes the issue's hashes (``delete_group_list``,
+        ``GroupDeletionTask``): the next of the project's short ids, unresolved, with this
+        issue's title, level and priority. Later events of this issue go there too; find it
+        by an event's id (``/eventids/``). The deleted issue's ``event_ids`` never change.
         """
         builder = self._builder
         data = builder.data
         made_in = self.record
-        merged_into = data.merged.get(made_in.id)
-        issue = made_in if merged_into is None else data.issues_by_id[merged_into]
+        issue = data.issues_by_id[data.reissued.get(made_in.id, made_in.id)]
+        issue = data.issues_by_id[data.merged.get(issue.id, issue.id)]
+        if issue.deleted:
+            # Merges are followed to their end, so this issue was deleted, not merged.
+            issue = self._reissue()
         oldest = min((e.timestamp for e in issue.events), default=data.now_ts)
         default = datetime.fromtimestamp(oldest, timezone.utc) - timedelta(minutes=1)
         ts = _timestamp(timestamp, default)
@@ -420,7 +431,7 @@ class IssueBuilder:
             "error",
             builder._user_number(user_dict) if user_dict else index % 500,
             environment,
-            origin=None if issue is made_in else made_in,
+            origin=None if issue.id in (made_in.id, data.reissued.get(made_in.id)) else made_in,
         )
         data.event_extras[event_id] = _EventExtras(
             tags=dict(tags or {}), user=user_dict, payload=dict(payload or {})
@@ -434,3 +445,13 @@ class IssueBuilder:
         issue.last_seen = issue.events[0].timestamp
         data.invalidate_issue(issue)
         return event_id
+
+    def _reissue(self) -> IssueRecord:
+        """A new issue for this issue's events, the one its later events go to."""
+        made_in = self.record
+        project = ProjectBuilder(self._builder, made_in.project)
+        issue = project.add_issue(
+            made_in.title, level=made_in.level, priority=made_in.priority, events=0
+        )
+        self._builder.data.reissued[made_in.id] = issue.id
+        return issue.record

@@ -11,7 +11,7 @@ from aiohttp import web
 
 from ._data import Dataset, IssueRecord, OrgRecord, ProjectRecord
 from ._records import base32_decode
-from ._state import ApiError, _encode, _state
+from ._state import INTERNAL_ERROR, ApiError, _encode, _state
 
 _PERIOD = re.compile(r"^(\d+)([smhdw]?)$")
 _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -217,15 +217,20 @@ DEFAULT_RANGE = 90 * 86400.0
 
 _DATE_KEYS = ("statsPeriod", "statsPeriodStart", "statsPeriodEnd", "start", "end")
 _TIMEFRAME_KEYS = ("timeframe", "timeframeStart", "timeframeEnd")
+OUTCOME_DATE_KEYS = ("statsPeriod", "start", "end")
+"""The date parameters ``QueryDefinition.from_query_dict`` (``snuba/outcomes.py``) hands to
+``get_constrained_date_range``: stats_v2 reads no other."""
 
 
-def _date_params(request: web.Request, *, timeframe: bool) -> dict[str, str]:
-    """The date parameters sent, each its last value (``QueryDict``). With ``timeframe``,
-    ``get_date_range_from_params``' aliases are applied first: ``timeframe`` (even empty)
-    is ``statsPeriod``; else ``timeframeStart``/``timeframeEnd``, both required, are
-    ``statsPeriodStart``/``statsPeriodEnd``. Without it (the issue list, which calls
-    ``get_date_range_from_stats_period`` itself) they are not read."""
-    keys = (*_TIMEFRAME_KEYS, *_DATE_KEYS) if timeframe else _DATE_KEYS
+def _date_params(
+    request: web.Request, *, timeframe: bool, keys: tuple[str, ...] = _DATE_KEYS
+) -> dict[str, str]:
+    """The date parameters sent among ``keys``, each its last value (``QueryDict``). With
+    ``timeframe``, ``get_date_range_from_params``' aliases are applied first: ``timeframe``
+    (even empty) is ``statsPeriod``; else ``timeframeStart``/``timeframeEnd``, both
+    required, are ``statsPeriodStart``/``statsPeriodEnd``. Without it (the issue list,
+    which calls ``get_date_range_from_stats_period`` itself) they are not read."""
+    keys = (*_TIMEFRAME_KEYS, *keys) if timeframe else keys
     params = {key: request.query.getall(key)[-1] for key in keys if key in request.query}
     if "timeframe" in params:
         params["statsPeriod"] = params["timeframe"]
@@ -238,14 +243,18 @@ def _date_params(request: web.Request, *, timeframe: bool) -> dict[str, str]:
 
 
 def _time_range(
-    request: web.Request, default: float = DEFAULT_RANGE, *, timeframe: bool = False
+    request: web.Request,
+    default: float = DEFAULT_RANGE,
+    *,
+    timeframe: bool = False,
+    keys: tuple[str, ...] = _DATE_KEYS,
 ) -> tuple[float, float]:
     """``get_date_range_from_stats_period`` (``get_date_range_from_params`` with
-    ``timeframe``): ``statsPeriod`` (even empty), else ``statsPeriodStart``/
-    ``statsPeriodEnd`` (periods back from now), else ``start``/``end``; an empty value of
-    the last two pairs is no value. Whichever is read must end after it starts. A refusal
-    is ``InvalidParams``."""
-    q = _date_params(request, timeframe=timeframe)
+    ``timeframe``) over the parameters among ``keys``: ``statsPeriod`` (even empty), else
+    ``statsPeriodStart``/``statsPeriodEnd`` (periods back from now), else ``start``/``end``;
+    an empty value of the last two pairs is no value. Whichever is read must end after it
+    starts. A refusal is ``InvalidParams``."""
+    q = _date_params(request, timeframe=timeframe, keys=keys)
     now = _state(request).data.now_ts
     start, end = now - default, now
     if "statsPeriod" in q:
@@ -466,6 +475,19 @@ def _redirected_short_id(
     return None
 
 
+def _numeric_issue_id(key: str) -> str | None:
+    """The id ``get_group_with_redirect`` looks a path's issue up by, as Sentry reads it: a
+    key ``str.isdigit()`` accepts is ``id=``, which Django converts with ``int()`` (``05``,
+    or 5 in Arabic-Indic digits, is issue 5), and one ``int()`` refuses (a superscript
+    digit) raises, Sentry's 500; ``None`` for any other key, a short id."""
+    if not key.isdigit():
+        return None
+    try:
+        return str(int(key))
+    except ValueError:
+        raise ApiError(500, body=_encode(INTERNAL_ERROR)) from None
+
+
 def _issue(request: web.Request, org: OrgRecord) -> IssueRecord:
     data, key = _state(request).data, request.match_info["issue_id"]
     return _issue_by_key(data, org, key, _short_id_pattern(request))
@@ -478,10 +500,11 @@ def _top_level_issue(request: web.Request) -> IssueRecord:
     organization; an issue outside the region the request reached is not in its database.
     Then the same checks as under the organization: 403 for a project the user cannot
     access, 404 for an issue being deleted."""
-    data, key = _state(request).data, request.match_info["issue_id"]
+    data = _state(request).data
+    number = _numeric_issue_id(request.match_info["issue_id"])
     issue = None
-    if key.isascii() and key.isdigit():
-        issue = data.issues_by_id.get(data.merged.get(key, key))
+    if number is not None:
+        issue = data.issues_by_id.get(data.merged.get(number, number))
     region = _region(request)
     if issue is None or (region is not None and issue.project.org.region != region):
         raise ApiError(404, "The requested resource does not exist")
@@ -495,9 +518,10 @@ def _issue_by_key(
     then ``GroupPermission`` (``ProjectPermission`` on its project), a 403 for a project the
     user cannot access; only then is an issue being deleted the 404 (``EXCLUDED_STATUSES``)."""
     issue: IssueRecord | None
-    if key.isascii() and key.isdigit():
+    number = _numeric_issue_id(key)
+    if number is not None:
         # ``get_group_with_redirect``: a merged issue's id reaches the issue it went into.
-        issue = data.issues_by_id.get(data.merged.get(key, key))
+        issue = data.issues_by_id.get(data.merged.get(number, number))
     else:
         # Anything else is a qualified short id, found whatever the issue's status; one
         # merged away is gone (the merge is done here at once), and its short id reaches

@@ -26,10 +26,9 @@ from ._lookups import (
     _single_project_only,
     _time_range,
 )
-from ._middleware import INTERNAL_ERROR
 from ._paginators import _page, _parse_cursor
 from ._search import Term, event_value, parse_query, term_matches
-from ._state import ApiError, _encode, _json, _state
+from ._state import INTERNAL_ERROR, ApiError, _encode, _json, _state
 
 _FIELD_TYPES = {
     "id": "string",
@@ -385,11 +384,14 @@ class SnubaParams:
     environments: set[str]
 
 
-def _snuba_params(request: web.Request, org: OrgRecord) -> SnubaParams | None:
+def _snuba_params(
+    request: web.Request, org: OrgRecord, *, check_global_views: bool = True
+) -> SnubaParams | None:
     """``get_snuba_params``: at most ``MAX_FIELDS`` fields, then ``get_filter_params`` in
-    its order (the date range, the projects, the environments), then the older servers'
-    refusal of several projects. No project to query (``NoProjects``) is ``None``, which
-    each endpoint answers its own way before anything else is checked."""
+    its order (the date range, the projects, the environments), then, with
+    ``check_global_views``, the older servers' refusal of several projects. No project to
+    query (``NoProjects``) is ``None``, which each endpoint answers its own way before
+    anything else is checked."""
     if len(request.query.getall("field", [])) > MAX_FIELDS:
         raise ApiError(
             400,
@@ -400,7 +402,10 @@ def _snuba_params(request: web.Request, org: OrgRecord) -> SnubaParams | None:
     if not projects:
         return None
     environments = _environments(request, org)
-    _single_project_only(request, org, projects, "You cannot view events from multiple projects.")
+    if check_global_views:
+        _single_project_only(
+            request, org, projects, "You cannot view events from multiple projects."
+        )
     return SnubaParams(start, end, projects, environments)
 
 

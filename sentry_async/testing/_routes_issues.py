@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import math
 import re
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from datetime import datetime, timezone
 from typing import Any
 
@@ -29,31 +30,48 @@ from ._lookups import (
 )
 from ._mutations import read_body, update_groups
 from ._paginators import MAX_HITS, _link, _page, _parse_cursor, _sequence_page
-from ._search import issue_filter
-from ._state import _SERVE, ApiError, _encode, _json, _state, token_scopes
+from ._search import SearchValidationError, issue_filter
+from ._state import _SERVE, INTERNAL_ERROR, ApiError, _encode, _json, _state, token_scopes
 
 DEFAULT_ISSUE_QUERY = "is:unresolved issue.priority:[high, medium]"
 """Sentry's ``DEFAULT_QUERY`` for the issues list when no ``query`` is sent."""
 _DELETE_FAILED = "Error deleting groups"
-"""The 500's detail of the bulk deletes when deleting raised (an id that is no integer)."""
+"""The 500's detail of the bulk deletes when deleting raised (an id that is no integer, a
+cursor that does not parse)."""
+_INVALID_BULK_QUERY = "Invalid query. Error getting group ids and group list"
+"""``update_groups_with_search_fn``'s 400 when its search raises a ``ValidationError``."""
+BULK_MUTATION_LIMIT = 1000
+"""Issues a bulk change without ids reaches at most, from the search's cursor on."""
+INBOX_DAYS = 7
+"""How old an inbox row gets: ``inbox_search`` looks no further back."""
 _QUERY_TOKEN = re.compile(r"\S+:\[[^\]]*\]|\S+")
 
 
 def _issue_filter(
-    request: web.Request, org: OrgRecord, projects: list[ProjectRecord] | None = None
+    request: web.Request,
+    org: OrgRecord,
+    projects: list[ProjectRecord] | None = None,
+    environments: Collection[str] | None = None,
+    *,
+    dated: bool = True,
 ) -> list[IssueRecord]:
-    """The search: ``projects`` from the path, else from ``?project=``."""
+    """The search: ``projects`` from the path, else from ``?project=``; ``environments``
+    as given, else ``?environment=``; with ``dated`` the request's date range (the issue
+    list's), without it none (the bulk changes pass none to the search)."""
     query = _param(request, "query")
     query = DEFAULT_ISSUE_QUERY if query is None else query
     matches = issue_filter(_state(request).data, query)
     # ``date_from``/``date_to`` from ``get_date_range_from_stats_period``: 90 days back by
     # default; the default end is the request's "now", which the fake's frozen clock would
     # put before issues made during a test, so it is left open.
-    ranged = _range_given(request)
-    start, end = _time_range(request)
-    if not ranged:
-        end = float("inf")
-    environments = _environments(request, org)
+    start, end = -math.inf, math.inf
+    if dated:
+        ranged = _range_given(request)
+        start, end = _time_range(request)
+        if not ranged:
+            end = math.inf
+    if environments is None:
+        environments = _environments(request, org)
 
     def in_scope(event: EventRecord) -> bool:
         return not environments or event.environment in environments
@@ -194,19 +212,22 @@ def _scoped(
     ids: list[str],
     projects: list[ProjectRecord] | None = None,
     *,
-    failure: str = "Internal Error",
+    failure: str | None = None,
 ) -> list[IssueRecord]:
     """The issues among ``ids`` in the request's projects (``project__in=projects``).
 
     Ids are read as integers, as Sentry does (``int(id)``, Django's ``id__in``): ``05``
-    is issue 5, and an id that is no integer fails the call with a 500 (``failure`` its
-    detail). No status filter (``get_group_list``, the ``group=`` lookup): an issue being
-    deleted or merged away is still found.
+    is issue 5, and an id that is no integer fails the call with a 500: ``failure`` its
+    detail where the endpoint catches the error, else Sentry's answer to an uncaught one.
+    No status filter (``get_group_list``, the ``group=`` lookup): an issue being deleted or
+    merged away is still found.
     """
     data = _state(request).data
     try:
         numbers = [str(int(value)) for value in ids]
     except ValueError:
+        if failure is None:
+            raise ApiError(500, body=_encode(INTERNAL_ERROR)) from None
         raise ApiError(500, failure) from None
     scope = {project.id for project in projects or _projects(request, org)}
     found = (data.issues_by_id.get(i) for i in dict.fromkeys(numbers))
@@ -228,25 +249,51 @@ def _group_body(data: Dataset, issue: IssueRecord, shape: IssueShape) -> dict[st
     return body
 
 
-def _search_limit(request: web.Request) -> int:
+def _read_limit(request: web.Request) -> bool:
     """``build_query_params_from_request``' ``limit``, the first of the search's parameters:
-    an empty one is none, one ``int()`` refuses is "invalid limit"; then the fake's own
-    bounds, and pages of 100 at most."""
+    whether one is given (an empty one is none); one ``int()`` refuses is "invalid limit"."""
     raw = _param(request, "limit")
     if not raw:
-        return 100
+        return False
     try:
         int(raw)
     except ValueError:
-        raise ApiError(400, "invalid limit") from None
+        raise SearchValidationError("invalid limit") from None
+    return True
+
+
+def _search_limit(request: web.Request) -> int:
+    """The issue list's page size: ``_read_limit``, then the fake's own bounds, and pages
+    of 100 at most."""
+    if not _read_limit(request):
+        return 100
     return min(_per_page(request, "limit", 10_000), 100)
+
+
+def _ranked(request: web.Request, issues: list[IssueRecord]) -> list[tuple[int, IssueRecord]]:
+    """``(score, issue)`` in the order of the search's ``sort``: highest score first, ties
+    newest id first."""
+    score = _ISSUE_SCORES.get(_param(request, "sort", "date"), _ISSUE_SCORES["date"])
+    rows = [(score(issue), issue) for issue in issues]
+    rows.sort(key=lambda row: (-row[0], -int(row[1].id)))
+    return rows
+
+
+def _inbox_ended(request: web.Request) -> bool:
+    """``inbox_search``: inbox rows are ``INBOX_DAYS`` old at most, so its range starts no
+    further back and ends no earlier; a request's range that ends by then leaves nothing,
+    an empty page answered before the terms are looked at."""
+    _, end = _time_range(request)
+    return end <= _state(request).data.now_ts - INBOX_DAYS * 86400
 
 
 async def list_issues(request: web.Request) -> web.Response:
     """``OrganizationGroupIndexEndpoint.get``: date range, stats period, environments and
     projects checked in that order, then direct hits and ``group`` ids, then the search's
     parameters as ``build_query_params_from_request`` reads them (``limit``, the cursor,
-    the query), then an ``inbox`` sort's terms (``inbox_search``), then the search.
+    the query), then an ``inbox`` sort's range (one ending a week back is an empty page,
+    ``Paginator(Group.objects.none())``'s, no hits counted) and terms (``inbox_search``),
+    then the search.
 
     Every page, the first included, is the Snuba path's ``SequencePaginator`` (whole
     seconds): ``PostgresSnubaQueryExecutor.query`` answers a first ``sort=date`` page from
@@ -280,13 +327,13 @@ async def list_issues(request: web.Request) -> web.Response:
     query = _param(request, "query")
     issue_filter(data, DEFAULT_ISSUE_QUERY if query is None else query)
     if _param(request, "sort") == "inbox":
+        if _inbox_ended(request):
+            links = [("previous", "0:0:1", False), ("next", "0:0:0", False)]
+            return _json(b"[]", headers={"Link": _link(request, links)})
         _check_inbox_search(request)
-    score = _ISSUE_SCORES.get(_param(request, "sort", "date"), _ISSUE_SCORES["date"])
 
     def build() -> list[tuple[int, IssueRecord]]:
-        rows = [(score(issue), issue) for issue in _issue_filter(request, org)]
-        rows.sort(key=lambda row: (-row[0], -int(row[1].id)))
-        return rows
+        return _ranked(request, _issue_filter(request, org))
 
     rows = _state(request).listing(request, build)
     serve = request.get(_SERVE)
@@ -308,30 +355,87 @@ async def list_issues(request: web.Request) -> web.Response:
     return _json(body, headers=headers)
 
 
-def _bulk_scope(request: web.Request, org: OrgRecord) -> None:
+def _bulk_scope(request: web.Request, org: OrgRecord) -> tuple[list[ProjectRecord], set[str]]:
     """What the bulk ``put`` and ``delete`` check before anything else: ``get_projects`` (on
     servers before September 2025, several of them without ``global-views`` are refused
-    next), then ``get_environments``."""
+    next), then ``get_environments``. Returns both."""
+    projects = _projects(request, org)
     _single_project_only(
-        request,
-        org,
-        _projects(request, org),
-        "You do not have the multi project stream feature enabled",
+        request, org, projects, "You do not have the multi project stream feature enabled"
     )
-    _environments(request, org)
+    return projects, _environments(request, org)
+
+
+def _bulk_search(
+    request: web.Request,
+    org: OrgRecord,
+    projects: list[ProjectRecord],
+    environments: Collection[str],
+    *,
+    delete: bool,
+    inbox: bool = True,
+) -> list[IssueRecord]:
+    """``search_fn`` of a bulk change without ids (an update's too when none matched):
+    ``build_query_params_from_request`` reads ``limit`` (then replaced by
+    ``BULK_MUTATION_LIMIT``), the cursor and the query, and passes no date range; with
+    ``inbox`` (the organization's ``_search``) an ``inbox`` sort is ``inbox_search``'s.
+    The first ``BULK_MUTATION_LIMIT`` matches from the cursor on, in the sort's order.
+
+    Refusals in the endpoint's words: a ``ValidationError`` is ``update_groups_with_search_fn``'s
+    "Invalid query. ..." and ``schedule_tasks_to_delete_groups``' own message; anything else
+    raised (the cursor's ``ParseError``, an inbox search's ``InvalidSearchQuery``) is DRF's
+    400 or Sentry's 500 for an update, and the deletes' 500 "Error deleting groups" (their
+    ``except Exception``)."""
+
+    def uncaught(error: ApiError) -> ApiError:
+        return ApiError(500, _DELETE_FAILED) if delete else error
+
+    data = _state(request).data
+    try:
+        _read_limit(request)
+        try:
+            _parse_cursor(request)
+        except ApiError as exc:
+            raise uncaught(exc) from None
+        query = _param(request, "query")
+        issue_filter(data, DEFAULT_ISSUE_QUERY if query is None else query)
+    except SearchValidationError as exc:
+        raise ApiError(400, exc.message if delete else _INVALID_BULK_QUERY) from None
+    if inbox and _param(request, "sort") == "inbox":
+        try:
+            _check_inbox_search(request)
+        except ApiError:
+            raise uncaught(ApiError(500, body=_encode(INTERNAL_ERROR))) from None
+    rows = _ranked(request, _issue_filter(request, org, projects, environments, dated=False))
+    try:
+        return _sequence_page(request, rows, BULK_MUTATION_LIMIT)[0]
+    except ApiError as exc:
+        raise uncaught(exc) from None
+
+
+def _project_search(
+    request: web.Request, org: OrgRecord, projects: list[ProjectRecord], *, delete: bool
+) -> list[IssueRecord]:
+    """``prep_search``: one environment, the last sent (``get_environment``); one the
+    organization does not have is an empty result, before the search reads anything."""
+    name = _param(request, "environment")
+    if name is not None and name not in _state(request).data.environments(org):
+        return []
+    environments = set() if name is None else {name}
+    return _bulk_search(request, org, projects, environments, delete=delete, inbox=False)
 
 
 async def bulk_update_issues(request: web.Request) -> web.Response:
     """``update_groups``: the projects, then the environments (``put``), then the ids are
-    looked up; when none matches, the change goes to up to 1000 issues of the request's
-    search (``BULK_MUTATION_LIMIT``). Only then is the body validated."""
+    looked up; when none matches, the change goes to the request's search
+    (``_bulk_search``). Only then is the body validated."""
     org = _org(request)
     data = _state(request).data
     ids = request.query.getall("id", [])
-    _bulk_scope(request, org)
-    targets = _scoped(request, org, ids) if ids else []
+    projects, environments = _bulk_scope(request, org)
+    targets = _scoped(request, org, ids, projects) if ids else []
     if not targets:
-        targets = _issue_filter(request, org)[:1000]
+        targets = _bulk_search(request, org, projects, environments, delete=False)
     if not targets:
         return web.Response(status=204)
     return update_groups(data, org, targets, await read_body(request), token_scopes(request))
@@ -339,16 +443,16 @@ async def bulk_update_issues(request: web.Request) -> web.Response:
 
 async def bulk_delete_issues(request: web.Request) -> web.Response:
     """``delete_groups``: the projects, then the environments (``delete``); given ids are
-    never a search, matched or not; 204 either way."""
+    never a search, matched or not; without ids the search's (``_bulk_search``); 204
+    either way."""
     org = _org(request)
     data = _state(request).data
     ids = request.query.getall("id", [])
-    _bulk_scope(request, org)
-    # Faithful to Sentry: without ids, the first 1000 issues matching the query go.
+    projects, environments = _bulk_scope(request, org)
     targets = (
-        _scoped(request, org, ids, failure=_DELETE_FAILED)
+        _scoped(request, org, ids, projects, failure=_DELETE_FAILED)
         if ids
-        else _issue_filter(request, org)[:1000]
+        else _bulk_search(request, org, projects, environments, delete=True)
     )
     for issue in targets:
         issue.deleted = True
@@ -358,34 +462,33 @@ async def bulk_delete_issues(request: web.Request) -> web.Response:
 
 async def project_bulk_update_issues(request: web.Request) -> web.Response:
     """``ProjectGroupIndexEndpoint.put``: as the organization's, within the path's project;
-    its search reads ``query``, never ``status``."""
+    the environment is read by its search only (``_project_search``), which reads
+    ``query``, never ``status``."""
     org = _org(request)
     data = _state(request).data
     projects = [_project(request, org)]
     ids = request.query.getall("id", [])
-    _environments(request, org)
     targets = _scoped(request, org, ids, projects) if ids else []
     if not targets:
-        targets = _issue_filter(request, org, projects)[:1000]
+        targets = _project_search(request, org, projects, delete=False)
     if not targets:
         return web.Response(status=204)
     return update_groups(data, org, targets, await read_body(request), token_scopes(request))
 
 
 async def project_bulk_delete_issues(request: web.Request) -> web.Response:
-    """``ProjectGroupIndexEndpoint.delete``: given ids only; without ids, the search's
-    first 1000."""
+    """``ProjectGroupIndexEndpoint.delete``: given ids only, the environment unread;
+    without ids, the search's (``_project_search``)."""
     org = _org(request)
     data = _state(request).data
     projects = [_project(request, org)]
     ids = request.query.getall("id", [])
-    _environments(request, org)
     targets = (
         _scoped(request, org, ids, projects, failure=_DELETE_FAILED)
         if ids
-        else _issue_filter(request, org, projects)
+        else _project_search(request, org, projects, delete=True)
     )
-    for issue in targets[:1000] if not ids else targets:
+    for issue in targets:
         issue.deleted = True
         data.invalidate_issue(issue)
     return web.Response(status=204)

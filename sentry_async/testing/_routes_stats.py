@@ -13,6 +13,7 @@ from ._data import Dataset, EventRecord, OrgRecord
 from ._lookups import (
     _PERIOD,
     _UNITS,
+    OUTCOME_DATE_KEYS,
     _flag,
     _org,
     _param,
@@ -46,6 +47,9 @@ RPC_DATASETS = frozenset(
 """``RPC_DATASETS``' names: ``get_rollup(..., allow_interval_over_range=not use_rpc)``."""
 ONE_COLUMN = "Only one column can be selected for comparison queries"
 """``timeseries_query``'s refusal of a comparison over several y-axes."""
+OUTSIDE_COMPARISON = "Comparison period is outside retention window"
+"""events-stats' 400 for the ``ValidationError`` ``get_event_stats_data`` raises when the
+compared period starts before the retention."""
 
 
 def _default_interval(span: float) -> int:
@@ -192,6 +196,18 @@ def _comparison_delta(request: web.Request) -> int:
         raise ApiError(400, "comparisonDelta must be an integer") from None
 
 
+def _check_comparison(request: web.Request, start: float, delta: int) -> None:
+    """``get_event_stats_data``: with a ``comparisonDelta`` (even 0), a start ``delta``
+    seconds before the range's (as ``get_snuba_params`` rounded it) that falls before the
+    retention is refused."""
+    data = _state(request).data
+    retention = data.retention_days
+    if "comparisonDelta" not in request.query or not retention:
+        return
+    if start - delta < data.now_ts - retention * 86400:
+        raise ApiError(400, OUTSIDE_COMPARISON)
+
+
 def _check_axes(axes: list[str]) -> None:
     """The y-axes the fake computes (functions of ``_FIELD_TYPES``); a 400 for any other,
     where the query builder resolves the columns."""
@@ -202,20 +218,23 @@ def _check_axes(axes: list[str]) -> None:
 
 async def events_stats(request: web.Request) -> web.Response:
     """``OrganizationEventsStatsEndpoint.get``: ``topEvents``, ``comparisonDelta`` and the
-    dataset, then ``get_snuba_params`` (no project: no data), then, for top events,
+    dataset, then ``get_event_stats_data``: ``get_snuba_params`` (no project: no data;
+    ``check_global_views=False``, so never the older servers' refusal of several
+    projects), the rollup, the comparison's retention, then, for top events,
     ``timestamp`` among the fields, then the query (its conditions and the retention, then
     the columns)."""
     org = _org(request)
     top = _top_events(request)
     delta = _comparison_delta(request)
     dataset = _dataset(request)
-    params = _snuba_params(request, org)
+    params = _snuba_params(request, org, check_global_views=False)
     if params is None:
         return _json(b'{"data":[]}')
     axes = request.query.getall("yAxis", []) or ["count()"]
     start, end, interval = _buckets(
         request, params.start, params.end, top, dataset in RPC_DATASETS
     )
+    _check_comparison(request, params.start, delta)
     selected = request.query.getall("field", [])
     # ``get_field_list`` leaves equations out; the group columns are what is not a function.
     if top and "timestamp" in [f for f in selected if not f.startswith("equation|")]:
@@ -367,9 +386,11 @@ def _usage_interval(request: web.Request) -> int:
 
 
 def _usage_window(request: web.Request, interval: int) -> tuple[int, int]:
-    """``get_constrained_date_range``: the range of ``get_date_range_from_params``
-    (``timeframe`` read), aligned by ``to_intervals``, at most ``MAX_POINTS`` intervals."""
-    start, end = _time_range(request, timeframe=True)
+    """``get_constrained_date_range``: the range of ``get_date_range_from_params`` over
+    ``statsPeriod``, ``start`` and ``end`` (no ``timeframe`` nor ``statsPeriodStart``:
+    ``QueryDefinition.from_query_dict`` passes no other), aligned by ``to_intervals``, at
+    most ``MAX_POINTS`` intervals."""
+    start, end = _time_range(request, keys=OUTCOME_DATE_KEYS)
     start = min(start, _state(request).data.now_ts)
     aligned = int(start) // interval * interval
     points = -(-int(end - aligned) // interval)
@@ -379,7 +400,10 @@ def _usage_window(request: web.Request, interval: int) -> tuple[int, int]:
 
 
 def _usage_filters(request: web.Request) -> tuple[set[str], set[str], str | None]:
-    """``QueryDefinition.get_conditions``: outcome and category values parsed, one reason."""
+    """``QueryDefinition.get_conditions``, in ``DIMENSION_MAP``'s order: outcome and
+    category values parsed, one reason, then one ``key_id`` (``KeyDimension``: ``int()``
+    or 'Invalid key'; an empty one is none). The fake's outcomes carry no key, so a valid
+    one filters nothing out."""
     outcomes = set()
     for raw in request.query.getall("outcome", []):
         if raw.lower() not in _OUTCOMES:
@@ -393,6 +417,12 @@ def _usage_filters(request: web.Request) -> tuple[set[str], set[str], str | None
     if "attachment" in categories and len(categories) > 1:
         raise ApiError(400, "if filtering by attachment no other category may be present")
     reasons = request.query.getall("reason", [])
+    key = _param(request, "key_id")
+    if key:
+        try:
+            int(key)
+        except ValueError:
+            raise ApiError(400, f'Invalid key: "{key}"') from None
     return outcomes, categories, reasons[-1] if reasons else None
 
 

@@ -132,6 +132,17 @@ class InvalidSearchQuery(ApiError):
         self.message = message
 
 
+class SearchValidationError(ApiError):
+    """``ValidationError`` of the issue search's parameters (``group_index``): "invalid
+    limit", or "Error parsing search query: ..." for a query that does not parse
+    (``parse_and_convert_issue_search_query``). The issue list answers ``message`` as a
+    400; the bulk changes word it their own way."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(400, message)
+        self.message = message
+
+
 class UnevaluatedTerm(ApiError):
     """A term Sentry gives a meaning the fake does not play: a 400 even where Sentry drops a
     query it cannot parse, so a test never reads an answer the filter would have changed."""
@@ -398,7 +409,7 @@ def issue_filter(
     try:
         terms = _converted([_translated(term) for term in parse_query(query, issues=True)])
     except InvalidSearchQuery as exc:
-        raise ApiError(400, f"Error parsing search query: {exc.message}") from None
+        raise SearchValidationError(f"Error parsing search query: {exc.message}") from None
 
     def check(issue: IssueRecord, in_scope: Callable[[EventRecord], bool]) -> bool:
         rest = []

@@ -21,6 +21,11 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 _encode = msgspec.json.encode
 _JSON = "application/json"
+CATCH_ALL = "/api/0/{tail}"
+"""The route Sentry's ``CatchallEndpoint`` plays: a path under the API no view serves."""
+INTERNAL_ERROR = {"detail": "Internal Error", "errorId": "f" * 32}
+"""``handle_exception_with_details``' body for an error no handler caught (the id of the
+event Sentry captured about it)."""
 
 
 @dataclass
@@ -74,14 +79,15 @@ class RateLimitPolicy:
 
 
 _PLACEHOLDER = re.compile(r"\{[^}/]*\}")
-_ISSUE_SPELLING = re.compile(r"^/api/0/(?:issues|groups)/\{\}/")
-"""An issue's route at the top level: the same view as under the organization."""
+_ISSUE_SPELLING = re.compile(r"^/api/0/(?:organizations/\{\}/groups|issues|groups)/\{\}/")
+"""An issue's route spelt otherwise than ``/organizations/{org}/issues/{id}/``: the same view."""
 
 
 def _route_shape(group: str) -> str:
     """``"GET /api/0/organizations/{}/"`` for a group in the client's or the server's form;
-    an issue's route at the top level (``/issues/{id}/``, ``/groups/{id}/``) is the
-    organization's, the view Sentry counts it under."""
+    an issue's route spelt ``/organizations/{org}/groups/{id}/`` or at the top level
+    (``/issues/{id}/``, ``/groups/{id}/``) is the organization's ``issues`` one, the view
+    Sentry counts it under."""
     method, _, path = group.strip().partition(" ")
     path = path.strip()
     if not path.startswith("/"):
