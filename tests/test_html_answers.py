@@ -7,10 +7,10 @@ import anyio
 import pytest
 from _local_server import local_app
 from aiohttp import web
-from conftest import QUICK_RETRY
 
-from sentry_async import DecodeError, SentryClient
+from sentry_async import DecodeError, RetryPolicy, SentryClient
 
+QUICK_RETRY = RetryPolicy(attempts=2, backoff_base=0.01, backoff_max=0.05)
 PAGE = b"<!DOCTYPE html>\n<html><head><title>Sentry</title></head><body></body></html>"
 
 
