@@ -349,16 +349,26 @@ class EventsResource(EventsAPI):
     async def latest(
         self, org: IdOrSlug, issue_id: IdOrSlug, **selection: Unpack[EventSelection]
     ) -> Event:
+        """The issue's newest event, full payload
+        (``/organizations/{org}/issues/{issue_id}/events/latest/``), among the events
+        matching ``environment``, ``query`` and ``period``/``start``/``end``."""
         return await self.for_issue_event(org, issue_id, "latest", **selection)
 
     async def oldest(
         self, org: IdOrSlug, issue_id: IdOrSlug, **selection: Unpack[EventSelection]
     ) -> Event:
+        """The issue's oldest event, full payload
+        (``/organizations/{org}/issues/{issue_id}/events/oldest/``), among the events
+        matching ``environment``, ``query`` and ``period``/``start``/``end``."""
         return await self.for_issue_event(org, issue_id, "oldest", **selection)
 
     async def recommended(
         self, org: IdOrSlug, issue_id: IdOrSlug, **selection: Unpack[EventSelection]
     ) -> Event:
+        """The event Sentry recommends for the issue (its pick of the most helpful one),
+        full payload
+        (``/organizations/{org}/issues/{issue_id}/events/recommended/``), among the events
+        matching ``environment``, ``query`` and ``period``/``start``/``end``."""
         return await self.for_issue_event(org, issue_id, "recommended", **selection)
 
     async def resolve(self, org: IdOrSlug, event_id: str) -> EventIdResolution:
