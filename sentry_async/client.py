@@ -189,12 +189,15 @@ class SentryClient(GeneratedGroups, Routing, Downloads):
         if base_url is None:
             base_url, source = os.environ.get("SENTRY_URL") or None, "$SENTRY_URL"
         if base_url is None:
-            # An organization token names its server: sent there, as sentry-cli does.
-            made_for = claims.url if claims is not None else None
+            # An organization token names its server: sent there, as sentry-cli does. One
+            # made without system.url-prefix names only its region (url: null).
+            made_for = claims.url or claims.region_url if claims is not None else None
             base_url, source = made_for or DEFAULT_BASE_URL, "token" if made_for else ""
         # No local holds the base URL or a trusted host either, which may carry the token
         # (https://TOKEN@host): refused from here, with it blanked out of the message.
-        checked = base_url_or_error(base_url, allow_insecure_http)
+        checked = base_url_or_error(
+            base_url, allow_insecure_http, "its URL" if source == "token" else "base_url"
+        )
         trusted = trusted_urls_or_error(trusted_hosts, allow_insecure_http)
         del base_url, trusted_hosts
         if isinstance(checked, Exception):

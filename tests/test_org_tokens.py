@@ -13,6 +13,7 @@ import pytest
 from yarl import URL
 
 from sentry_async import SentryClient
+from sentry_async._protocol.errors import Redactor
 from sentry_async._protocol.org_tokens import (
     OrgTokenClaims,
     org_token_claims,
@@ -221,7 +222,7 @@ async def test_requests_reach_the_tokens_own_server(fake_sentry: FakeSentry) -> 
             [],
             None,
             "sentry-async: error: the organization token's own server: refusing plain http:// for "
-            "sentry.corp.example: the token would travel unencrypted (pass "
+            "sentry.corp.example in its URL: the token would travel unencrypted (pass "
             "--allow-insecure-http to override)",
         ),
     ],
@@ -250,3 +251,47 @@ def test_the_command_line_says_where_a_refused_server_came_from(
     assert len(lines) == 1 and lines[0].startswith(expected), lines
     assert SECRET not in err.getvalue() + out.getvalue()
     assert not (tmp_path / "out").exists()
+
+
+def test_a_token_made_without_a_server_url_goes_to_its_region() -> None:
+    # Sentry writes "url": null when system.url-prefix is unset; the region is still named.
+    token = org_token(
+        {"iat": 1, "url": None, "region_url": "https://sentry.local/", "org": "sentry"}
+    )
+    client = SentryClient(token)
+    assert str(client.base_url) == "https://sentry.local/"
+    with pytest.raises(ValueError, match=r"made for https://sentry\.local, not https://sentry\.io"):
+        SentryClient(token, base_url="https://sentry.io")
+
+
+def test_a_payload_too_deep_to_decode_is_no_organization_token() -> None:
+    payload = base64.b64encode(b'{"iat":1,"x":' + b"[" * 5000 + b"]" * 5000 + b"}").decode()
+    token = f"sntrys_{payload}_{SECRET}"
+    assert org_token_claims(token) is None
+    assert str(SentryClient(token).base_url) == "https://sentry.io/"
+
+
+def test_the_tokens_own_url_is_named_as_such_when_refused() -> None:
+    token = org_token({"iat": 1, "url": "sentry.example.com", "org": "acme"})
+    with pytest.raises(ValueError) as caught:
+        SentryClient(token)
+    assert str(caught.value) == (
+        "the organization token's own server: its URL must be an absolute http(s) URL "
+        "(got 'sentry.example.com')"
+    )
+
+
+KEY = "lQ5ETt61cHhvJa35fxvxARsDXeVrd0pu4/smF4sRieA"
+"""An organization token's key, as Sentry's generate_token makes one (base64, a "/" in it)."""
+
+
+@pytest.mark.parametrize(
+    "echo",
+    [KEY, KEY.replace("/", "_"), f"sntrys__{KEY}"],
+    ids=["key", "url-safe key", "token without its payload"],
+)
+def test_an_organization_tokens_key_echoed_alone_is_blanked(echo: str) -> None:
+    token = org_token({"iat": 1, "url": "https://sentry.io"}, secret=KEY)
+    shown = Redactor(token).text(f"bad token {echo}")
+    assert shown.startswith("bad token ")
+    assert "lQ5ETt61cH" not in shown

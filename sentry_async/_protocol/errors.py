@@ -243,6 +243,9 @@ _TOKEN_PREFIXES = ("sntrys_", "sntryu_")
 _MIN_LENGTH = 8
 
 
+_URL_SAFE = str.maketrans("+/", "-_")
+
+
 class Redactor:
     """Blanks a secret out of text a server (or proxy) echoed back, in every form it takes.
 
@@ -251,7 +254,9 @@ class Redactor:
     as HTML character references (``&#115;``, ``&#x73;``), or any mix of these, character by
     character; or base64-encoded (standard or URL-safe, padded or not, alone or inside a
     longer base64 text such as ``Bearer <token>``'s). The token's body without its
-    ``sntrys_``/``sntryu_`` prefix is blanked out the same way. Secrets shorter than
+    ``sntrys_``/``sntryu_`` prefix is blanked out the same way, and so is an organization
+    token's key (its part after the last ``_``, whose payload before it Sentry writes in
+    the clear), in either base64 alphabet. Secrets shorter than
     eight characters (no real token is) are left alone: they would blank out words.
     It runs on error bodies and messages only, never on a successful page.
     """
@@ -264,6 +269,11 @@ class Redactor:
             bare = secret[len(_TOKEN_PREFIXES[0]) :]
             if len(bare) >= _MIN_LENGTH:
                 secrets.append(bare)
+            if secret.startswith("sntrys_") and secret.count("_") == 2:
+                # An organization token's payload is public; its last part is the key.
+                key = secret[secret.rindex("_") + 1 :]
+                if len(key) >= _MIN_LENGTH:
+                    secrets.extend(dict.fromkeys([key, key.translate(_URL_SAFE)]))
         wholes = [f"Bearer {secret}", *secrets] if secrets else []
         self._compile(secrets, wholes, _MIN_LENGTH)
 
