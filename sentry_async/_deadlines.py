@@ -7,7 +7,8 @@ together. Here an attempt is an entry in a dict. One timer wakes at the earliest
 while attempts are in flight, every quarter of ``read``, to see whose body has grown since);
 an attempt out of time has its task cancelled, and turns that cancellation into a timeout as
 :func:`asyncio.timeout` does. Python 3.10 has no ``Task.uncancel``, so there aiohttp's own
-timers keep serving (:data:`SHARED_DEADLINES`).
+timers keep serving (:data:`SHARED_DEADLINES`), but for a download's ``total`` until its
+body begins, which aiohttp would hold to the end of the body.
 """
 
 from __future__ import annotations
@@ -62,7 +63,8 @@ class Watch:
         """False: only tracked, so that :meth:`Deadlines.end_all` reaches it too (a
         download's body, which goes at its sink's pace under aiohttp's own read bound)."""
         self.task = task
-        self.cancelling = task.cancelling()
+        cancelling = getattr(task, "cancelling", None)  # Python 3.11 and later
+        self.cancelling: int = cancelling() if cancelling is not None else 0
         self.deadline = deadline
         self.quiet_since: float | None = now
         """When the server last sent something or was last asked to; ``None`` while the
@@ -130,7 +132,12 @@ class Deadlines:
         timeout instead of the :class:`asyncio.CancelledError`."""
         if self._watching.pop(watch, False) is False:
             return False
-        return watch.expired is not None and watch.task.uncancel() <= watch.cancelling
+        if watch.expired is None:
+            return False
+        # Python 3.10 counts no cancellations: the expiry is taken for the one that came,
+        # as aiohttp's own timers take theirs (only a download's ``total`` is watched there).
+        uncancel = getattr(watch.task, "uncancel", None)
+        return uncancel is None or uncancel() <= watch.cancelling
 
     def end_all(self, reason: str) -> None:
         """End every attempt in flight now, the client being closed: each task is cancelled

@@ -7,7 +7,10 @@ A mixin of :class:`~sentry_async.SentryClient`, over the transport's one downloa
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import secrets
+import stat
 from collections.abc import (
     AsyncGenerator,
     AsyncIterator,
@@ -122,22 +125,29 @@ class Downloads:
         params: Params | Iterable[tuple[str, str]] | None = None,
     ) -> int:
         """Stream a GET's body to a file (a path) or to an async callable, chunk by chunk,
-        with no size cap; returns the number of bytes. A file is written as ``<path>.part``
-        and renamed when complete, so that a download cut off mid-body leaves no truncated
-        file under the final name (and no part). Failures before the first byte are retried
-        as usual, none after; what writing to ``destination`` raises (a full disk, the
-        callable's own error) is raised as it is, not retried."""
+        with no size cap; returns the number of bytes. A file is written to a new file of
+        its own beside it (``<path>.<random>.part``) and renamed over it when complete, so
+        that a download cut off mid-body leaves no truncated file under the final name (and
+        no part), and two downloads to one path each write their own. Failures before the
+        first byte are retried as usual, none after; what the callable raises is raised as
+        it is, not retried, and a file that cannot be written (a full disk, a directory in
+        its place, checked before anything is sent) raises an ``OSError`` naming ``path``."""
         if callable(destination):
             return await self._download_to(path, destination, path_params, params)
         target = Path(destination)
-        partial = target.with_name(target.name + ".part")
         try:
-            async with await anyio.open_file(partial, "wb") as file:
+            partial, file = _open_partial(target)
+        except OSError as exc:
+            raise _naming(exc, target) from exc
+        try:
+            async with file:
                 written = await self._download_to(path, file.write, path_params, params)
             os.replace(partial, target)
-        except BaseException:
+        except BaseException as exc:
             with contextlib.suppress(OSError):
                 os.unlink(partial)
+            if isinstance(exc, OSError):
+                raise _naming(exc, target) from exc
             raise
         return written
 
@@ -167,3 +177,54 @@ class Downloads:
 
         await self._send_following("GET", path, path_params, send)
         return total
+
+
+_NAMES_TRIED = 100
+"""New names tried for a download's temporary file before giving up (each is random)."""
+
+_CREATE = (
+    os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
+)
+"""A file that did not exist: ``O_EXCL`` opens nothing already there, a link included."""
+
+
+def _open_partial(target: Path) -> tuple[Path, anyio.AsyncFile[bytes]]:
+    """A new file of a random name beside ``target``, to write its download to.
+
+    Made anew, never an existing file opened, so that another download's file or a link
+    planted at a name it could predict is neither written through nor later removed. It
+    has the mode of the file it will replace (a private file stays private), else the
+    one the umask gives a new file. A directory at ``target`` is refused now, not by the
+    rename once the whole body has come."""
+    try:
+        found: os.stat_result | None = target.stat()
+    except FileNotFoundError:
+        found = None
+    if found is not None and stat.S_ISDIR(found.st_mode):
+        raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR))
+    kept = None if found is None else found.st_mode & 0o777
+    for _ in range(_NAMES_TRIED):
+        partial = target.with_name(f"{target.name}.{secrets.token_hex(4)}.part")
+        try:
+            fd = os.open(partial, _CREATE, 0o666 if kept is None else kept)
+        except FileExistsError:
+            continue
+        try:
+            if kept is not None and os.chmod in os.supports_fd:
+                os.chmod(fd, kept)  # exactly the old mode, whatever the umask takes off
+            handle = os.fdopen(fd, "wb")
+        except BaseException:
+            os.close(fd)
+            with contextlib.suppress(OSError):
+                os.unlink(partial)
+            raise
+        return partial, anyio.wrap_file(handle)
+    raise FileExistsError(errno.EEXIST, "no free name for the download's temporary file")
+
+
+def _naming(error: OSError, target: Path) -> OSError:
+    """``error`` of the download's file restated to name ``target``, not the temporary
+    file the caller never named; of its errno's class (``PermissionError``, ...)."""
+    if error.errno is None:
+        return OSError(f"cannot write the download to {target}: {error}")
+    return OSError(error.errno, f"cannot write the download: {error.strerror}", str(target))

@@ -187,6 +187,7 @@ class Exchange:
         _connect_timeout: aiohttp.ClientTimeout
         _download_timeout: aiohttp.ClientTimeout
         _deadlines: Deadlines | None
+        _download_deadlines: Deadlines
         _headers: dict[str, str]
         _proxy: ProxySettings | None
         _inflate: bool
@@ -217,7 +218,8 @@ class Exchange:
         ``resend``: the request is safe to send twice; each of its exchanges that a
         kept-alive connection closed under, before any answer, is sent once more."""
         started = time.perf_counter()
-        watch = None if self._deadlines is None else self._deadlines.start()
+        deadlines = self._deadlines if sink is None else self._download_deadlines
+        watch = None if deadlines is None else deadlines.start()
         try:
             for hop in range(_MAX_REDIRECTS + 1):
                 try:
@@ -534,6 +536,7 @@ class Exchange:
                         # bound, which pauses while the sink is slow; the watch stays, for
                         # close() to end it.
                         watch.bounded = False
+                    _not_pooled(resp)
                     await self._stream(resp, sink, delivered)
                     payload = b""
                 else:
@@ -928,6 +931,21 @@ class _SinkFailed(Exception):
 
     def __init__(self, error: Exception) -> None:
         self.error = error
+
+
+def _not_pooled(resp: aiohttp.ClientResponse) -> None:
+    """A streamed body's connection is closed at its end, not handed back to the pool.
+
+    aiohttp pools it as soon as the body's last byte is parsed, which a slow consumer
+    may delay until it drains what was read before; its next read then re-arms aiohttp's
+    read timer on the connection already in the pool, where, the body over, nothing
+    stops it: it fires and breaks the idle connection, and the next request taken from
+    the pool fails at once with a timeout, sent or not. A connection not pooled takes no
+    other request."""
+    connection = resp.connection
+    protocol = None if connection is None else connection.protocol
+    if protocol is not None:
+        protocol.force_close()
 
 
 async def _deliver(sink: Sink, data: bytes) -> None:

@@ -77,7 +77,8 @@ async def download(
     params: Params | None = None,
     to: str | os.PathLike[str],
 ) -> int:
-    """Write a GET's body to ``to`` (through ``<to>.part``, renamed when complete)."""
+    """Write a GET's body to ``to`` (through a temporary file beside it, renamed when
+    complete)."""
     return await client.download(path, to, path_params=path_params, params=params)
 
 

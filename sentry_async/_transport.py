@@ -142,6 +142,11 @@ class Transport(Exchange):
         deadlines = Deadlines(read=timeouts.read, total=timeouts.total)
         shared = SHARED_DEADLINES and hasattr(aiohttp.StreamReader, "total_bytes")
         self._deadlines = deadlines if shared else None
+        # Without them a download still needs ``total`` until its body begins (aiohttp's
+        # own would bound the body too): a watch of that bound alone, read staying aiohttp's.
+        self._download_deadlines = (
+            deadlines if shared else Deadlines(read=None, total=timeouts.total)
+        )
         self._timeout = timeouts.to_aiohttp()
         self._connect_timeout = timeouts.to_aiohttp(connection_only=True)
         # A download's body goes at its sink's pace, for as long as it takes: no ``total``,
