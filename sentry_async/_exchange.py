@@ -339,9 +339,10 @@ class Exchange:
                 raise
             else:
                 unsent = _raised_in(exc) is not None
-                failure = self._failure(
-                    "timeout", RequestTimeout, f"no complete response: {watch.expired}", method, url
-                )
+                expired = watch.expired or ""
+                if not expired.startswith("no complete response"):
+                    expired = f"no complete response: {expired}"
+                failure = self._failure("timeout", RequestTimeout, expired, method, url)
         except (asyncio.TimeoutError, TimeoutError) as exc:
             unsent = isinstance(exc, _CONNECT_TIMEOUTS) or _raised_in(exc) is not None
             failure = self._failure(
