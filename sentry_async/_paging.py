@@ -13,7 +13,7 @@ from ._decoding import MAX_BOUNDED_ITEMS, data_within, decode_body, decode_items
 from ._protocol.cursors import OVERSIZE_FACTOR, BodyFingerprints
 from ._protocol.hosts import endpoint_group
 from ._protocol.links import link_header
-from ._protocol.params import Params, RangePin, encode_params
+from ._protocol.params import Params, encode_params
 from ._protocol.ratelimit import header_int
 from ._transport import Response
 from .pagination import PageFetcher, RawPage, before_decoding, link_watch, walk_memory
@@ -38,14 +38,11 @@ def page_fetchers(
     root: URL | None,
     base: list[tuple[str, str]],
     lazy_params: Callable[[], Awaitable[Params]] | None,
-    pin: RangePin | None,
     page_size_param: str | None,
     page_type: Callable[[Any], Any] | None,
     envelope: Callable[[Any], tuple[list[Any], Any]] | None,
 ) -> Callable[[Any], PageFetcher]:
-    """Item type -> a fetcher of pages of that type (what ``Paginator.as_type`` swaps).
-
-    ``pin`` adds each page's date range, asked alike by every fetcher made here."""
+    """Item type -> a fetcher of pages of that type (what ``Paginator.as_type`` swaps)."""
     group = endpoint_group("GET", path)
     resolved: list[list[tuple[str, str]]] = []
     # Each page rebuilds the path as given: a walk that followed a renamed project keeps
@@ -63,8 +60,6 @@ def page_fetchers(
         async def fetch(page_cursor: str | None, size: int | None) -> RawPage:
             moves = walk_memory() if follows else None
             query = list(base)
-            if pin is not None:
-                query.extend(pin.params().items())
             if lazy_params is not None:
                 if not resolved:
                     resolved.append(encode_params(await lazy_params()))
@@ -118,8 +113,6 @@ def page_fetchers(
             response, body = await client._send_following(
                 "GET", path, path_params, once, root, moves
             )
-            if pin is not None:
-                pin.answered()
             if body is None and limit is not None:
                 # Refused undecoded: more items than the walk allows.
                 return RawPage(items=[], link=link_header(response.headers), more_than=limit)

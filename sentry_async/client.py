@@ -46,7 +46,6 @@ from ._protocol.org_tokens import OrgTokenClaims, org_token_claims, server_refus
 from ._protocol.params import (
     SIZED_SWITCHES,
     Params,
-    RangePin,
     check_page_size,
     check_slug,
     encode_params,
@@ -538,7 +537,6 @@ class SentryClient(GeneratedGroups, Routing, Downloads):
         prefetch: int | None = ...,
         item_id: Callable[[Any], Hashable] | None = ...,
         lazy_params: Callable[[], Awaitable[Params]] | None = ...,
-        pin: RangePin | None = ...,
         root: URL | None = ...,
     ) -> Paginator[T]: ...
 
@@ -564,7 +562,6 @@ class SentryClient(GeneratedGroups, Routing, Downloads):
         prefetch: int | None = ...,
         item_id: Callable[[Any], Hashable] | None = ...,
         lazy_params: Callable[[], Awaitable[Params]] | None = ...,
-        pin: RangePin | None = ...,
         root: URL | None = ...,
     ) -> Paginator[Any]: ...
 
@@ -589,7 +586,6 @@ class SentryClient(GeneratedGroups, Routing, Downloads):
         prefetch: int | None = None,
         item_id: Callable[[Any], Hashable] | None = None,
         lazy_params: Callable[[], Awaitable[Params]] | None = None,
-        pin: RangePin | None = None,
         root: URL | None = None,
     ) -> Paginator[Any]:
         """A lazy :class:`Paginator` over a list endpoint; nothing is sent until iterated.
@@ -612,9 +608,8 @@ class SentryClient(GeneratedGroups, Routing, Downloads):
         other walk is in progress on the event loop). With
         ``item_id`` (item -> its id), pages whose ids were all seen count as bringing nothing.
         ``lazy_params`` adds parameters that need a request of their own (project slugs
-        resolved to ids), computed once, when the first page is fetched; ``pin`` adds a date
-        range pinned at the first answer, asked alike by every page (of a resumed or
-        retyped paginator too); ``root`` (an API root) sends the requests to another region.
+        resolved to ids), computed once, when the first page is fetched; ``root`` (an API
+        root) sends the requests to another region.
         """
         if page_size is not None and page_size_param is not None:
             check_page_size(page_size, "page_size", max_page_size)
@@ -639,7 +634,6 @@ class SentryClient(GeneratedGroups, Routing, Downloads):
             root=root,
             base=base,
             lazy_params=lazy_params,
-            pin=pin,
             page_size_param=page_size_param,
             page_type=page_type,
             envelope=envelope,

@@ -38,7 +38,7 @@ from ._protocol.cursors import (
     CursorWalk,
     Position,
     Step,
-    repeats_first,
+    leading_repeats,
 )
 from ._protocol.links import link_header
 from ._protocol.ratelimit import RateLimitInfo
@@ -240,10 +240,12 @@ class Paginator(Generic[T], AsyncIterator[T]):
     before that page, as a :class:`PaginationError` whose cause is that error."""
     repeat_id: Callable[[Any], Hashable | None] | None = field(default=None, repr=False)
     """An item's identity, read from any type the paginator hands out (:meth:`raw` and
-    :meth:`as_type` keep it), ``None`` when unknown; it must not raise. Items of a page
-    that the page before handed out are not handed out again: offset pages that rows
-    arriving at the head pushed down repeat the previous page's last rows. Costs one
-    page of hashes; a position counts the repeats dropped as items handed out."""
+    :meth:`as_type` keep it), ``None`` when unknown; it must not raise. The items at the
+    head of a page that the page before handed out, up to the first that it did not, are
+    not handed out again: rows arriving at the head of an offset list push the previous
+    page's last rows onto the next page's head. A repeat further in is handed out where
+    the server put it (a duplicate, never a loss: nothing is reordered), and a position
+    counts the repeats dropped as the server's rows they are. Keeps one page of ids."""
     _redact: Callable[[str], str] | None = field(default=None, repr=False)
     """Blanks the token out of a :class:`PaginationError`: a server may echo it in a cursor."""
     _reads: ReadAheads | None = field(default=None, repr=False)
@@ -476,16 +478,16 @@ class Paginator(Generic[T], AsyncIterator[T]):
         if repeat_id is None:
             step = walk.on_page(len(raw.items), raw.link, fingerprint=raw.fingerprint, fresh=fresh)
             return raw, step, walk.position
-        keys = [None if key is None else hash(key) for key in map(repeat_id, raw.items)]
-        repeated, order = repeats_first(keys, walk.last_page_ids)
-        if order is not None:
-            raw.items[:] = [raw.items[i] for i in order]
-        count = len(raw.items)
+        # Every key is read, not only the leading run's: the next page's repeats may be any
+        # of this page's rows, pushed down by as many rows as arrived.
+        keys = list(map(repeat_id, raw.items))
+        repeated = leading_repeats(keys, walk.last_page_ids)
+        count = len(keys)
         fresh = count - repeated if fresh is None else min(fresh, count - repeated)
         step = walk.on_page(
             count, raw.link, fingerprint=raw.fingerprint, fresh=fresh, repeated=repeated
         )
-        walk.last_page_ids = frozenset(key for key in keys if key is not None)
+        walk.last_page_ids = set(keys)
         return raw, step, walk.position
 
     async def _read_ahead(

@@ -1,13 +1,12 @@
 """The event lists (an issue's events, a project's events) while events arrive, their page
 size for full payloads, and their argument checks.
 
-Pinned against Sentry's server code: ``GroupEventsEndpoint`` (``group_events.py``: a range
-without ``end`` ends at ``timezone.now()`` on every page, 90 days back by default; offset
-pages of ``GenericOffsetPaginator`` ordered by ``-timestamp``; no ``get_per_page``
-override, so ``per_page`` full payloads), ``ProjectEventsEndpoint`` (``project_events.py``:
-the same paginator, full pages capped at ``FULL_PAYLOAD_MAX_PER_PAGE``, Snuba's default
-range from 2008-05-08 without one) and ``get_date_range_from_stats_period``
-(``statsPeriodStart``/``statsPeriodEnd``, both back from the server's clock).
+Checked against Sentry's server code: ``GroupEventsEndpoint`` (``group_events.py``: a
+range without ``end`` ends at ``timezone.now()`` on every page, 90 days back by default;
+offset pages of ``GenericOffsetPaginator`` ordered by ``-timestamp``; no ``get_per_page``
+override, so ``per_page`` full payloads) and ``ProjectEventsEndpoint``
+(``project_events.py``: the same paginator, full pages capped at
+``FULL_PAYLOAD_MAX_PER_PAGE``, Snuba's default range from 2008-05-08 without one).
 """
 
 from __future__ import annotations
@@ -25,8 +24,7 @@ from _local_server import local_app
 from aiohttp import web
 
 from sentry_async import Position, SentryClient
-from sentry_async._protocol.cursors import CursorWalk, repeats_first
-from sentry_async.resources import events as events_module
+from sentry_async._protocol.cursors import CursorWalk, leading_repeats
 from sentry_async.testing import FakeSentry
 
 ORG = "acme"
@@ -104,17 +102,23 @@ async def test_a_position_taken_after_dropped_repeats_resumes_where_the_rows_sta
 @pytest.mark.parametrize(
     ("keys", "previous", "expected"),
     [
-        ([1, 2, 3], set(), (0, None)),
-        ([1, 2, 3], {7, 8}, (0, None)),
-        ([8, 9, 1, 2], {8, 9}, (2, None)),
-        ([8, 1, 9, 2], {8, 9}, (2, [0, 2, 1, 3])),
-        ([None, 9, 1], {9}, (1, [1, 0, 2])),
+        ([1, 2, 3], set(), 0),
+        ([1, 2, 3], {7, 8}, 0),
+        ([8, 9, 1, 2], {8, 9}, 2),
+        ([9, 8], {8, 9}, 2),
+        ([8, 1, 9, 2], {8, 9}, 1),
+        ([1, 8, 9], {8, 9}, 0),
+        ([None, 9, 1], {9, None}, 0),
+        ([-2, 2**61 - 1], {-1, 0}, 0),
     ],
 )
-def test_repeats_are_put_first_and_counted(
-    keys: list[int | None], previous: set[int], expected: tuple[int, list[int] | None]
+def test_only_the_leading_run_of_repeats_is_counted(
+    keys: list[int | None], previous: set[int | None], expected: int
 ) -> None:
-    assert repeats_first(keys, previous) == expected
+    """The run of keys the page before handed out at the head of the page, up to the first
+    that it did not; unknown keys (``None``) are never repeats; keys are compared, not
+    their hashes (``hash(-1) == hash(-2)``)."""
+    assert leading_repeats(keys, previous) == expected
 
 
 def test_a_walk_skips_the_repeats_it_is_told_of_as_it_skips_a_position() -> None:
@@ -127,19 +131,18 @@ def test_a_walk_skips_the_repeats_it_is_told_of_as_it_skips_a_position() -> None
     assert walk.on_page(10, link, repeated=3).start == 5
 
 
-# -- events newer than the walk: the range pinned at its first answer ------------------------
+# -- events newer than the walk: rows pushed down by them -----------------------------------
 
 
 class LiveEvents:
     """An issue's and a project's events as Sentry serves them while events keep arriving:
     every request's range is worked out from the server's clock (``now``, moved by the
-    test), as ``get_date_range_from_stats_period`` does, and served by offset, newest
-    first. Records the range each request was answered over."""
+    test), as ``get_date_range_from_params`` does, and served by offset, newest first.
+    Records the query of each request."""
 
     def __init__(self, now: float, count: int) -> None:
         self.now = now
         self.events = [(now - 60.0 * (i + 1), f"{i:032x}") for i in range(count)]
-        self.ranges: list[tuple[float, float]] = []
         self.queries: list[dict[str, str]] = []
         self._next = count
 
@@ -152,16 +155,11 @@ class LiveEvents:
         self.events.sort(key=lambda e: -e[0])
 
     def _range(self, query: dict[str, str], default: tuple[float, float]) -> tuple[float, float]:
-        def back(period: str) -> float:
-            match = re.fullmatch(r"(\d+)([smhdw]?)", period)
-            assert match is not None, period
-            unit = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}[match[2]]
-            return self.now - int(match[1]) * unit
-
         if "statsPeriod" in query:
-            start, end = back(query["statsPeriod"]), self.now
-        elif "statsPeriodStart" in query:
-            start, end = back(query["statsPeriodStart"]), back(query["statsPeriodEnd"])
+            match = re.fullmatch(r"(\d+)([smhdw]?)", query["statsPeriod"])
+            assert match is not None, query
+            unit = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}[match[2]]
+            start, end = self.now - int(match[1]) * unit, self.now
         elif "start" in query:
             start, end = (
                 datetime.fromisoformat(query[key]).replace(tzinfo=timezone.utc).timestamp()
@@ -175,13 +173,11 @@ class LiveEvents:
     async def handle(self, request: web.Request) -> web.Response:
         query = dict(request.query)
         self.queries.append(query)
-        project = "projects" in request.path
-        if project:
+        if "projects" in request.path:
             default = (datetime(2008, 5, 8, tzinfo=timezone.utc).timestamp(), self.now + 1)
         else:
             default = (self.now - 90 * 86400, self.now)
         start, end = self._range(query, default)
-        self.ranges.append((start, end))
         rows = [e for e in self.events if start <= e[0] < end]
         per_page = int(query.get("per_page", "100"))
         offset = int(query.get("cursor", "0:0:0").split(":")[1])
@@ -207,69 +203,72 @@ def _serving(live: LiveEvents) -> AbstractAsyncContextManager[str]:
 
 
 @pytest.fixture
-def live(monkeypatch: pytest.MonkeyPatch) -> LiveEvents:
-    """The server's clock is the one the pinned range counts seconds on: both run alike
-    (``raising=False``: a client without that clock fails the tests by what it asks)."""
-    server = LiveEvents(now=1_780_000_000.25, count=75)
-    monkeypatch.setattr(events_module, "_walk_clock", lambda: server.now, raising=False)
-    return server
+def live() -> LiveEvents:
+    return LiveEvents(now=1_780_000_000.25, count=75)
 
 
 LISTS = {
     "issue": lambda sc, **kw: sc.events.for_issue(ORG, 7, **kw),
     "project": lambda sc, **kw: sc.events.for_project(ORG, PROJECT, **kw),
-    "issue-1h": lambda sc, **kw: sc.events.for_issue(ORG, 7, period="1h", **kw),
     "project-14d": lambda sc, **kw: sc.events.for_project(ORG, PROJECT, period="14d", **kw),
 }
+RANGE_KEYS = {"statsPeriod", "statsPeriodStart", "statsPeriodEnd", "start", "end"}
 
 
-@pytest.mark.parametrize("listing", LISTS)
-async def test_events_newer_than_the_walk_never_push_rows_onto_the_next_page(
-    live: LiveEvents, listing: str
-) -> None:
-    """Fifteen events arrive while each page of ten is read: more than a page, so only a
-    range that stays where the first page found it keeps the rows in place."""
-    hour = int(live.now - 3600) if listing == "issue-1h" else 0
-    original = [event_id for ts, event_id in live.events if ts >= hour]
+async def _walk(live: LiveEvents, listing: str, arrivals: int, **kw: Any) -> list[str]:
+    """The ids a walk of ``listing`` hands out, 10 a page, while ``arrivals`` events arrive
+    during each of its first nine pages (bounded: arrivals can outrun a walk)."""
     async with _serving(live) as url, SentryClient("t", base_url=url) as sc:
-        # Bounded: a walk the arrivals outrun never ends on its own.
-        paginator = LISTS[listing](sc, page_size=10, limit=200).read_ahead(0)
+        paginator = LISTS[listing](sc, page_size=10, limit=300, **kw).read_ahead(0)
         seen: list[str] = []
         with anyio.fail_after(10):
             async for page in paginator.pages():
                 seen += [event.id for event in page.items]
                 if paginator.pages_fetched < 10:
-                    live.arrive(30, 15)
-    assert seen == original
-    assert len(set(live.ranges)) == 1, live.ranges
-    assert all("statsPeriod" not in query for query in live.queries)
+                    live.arrive(30, arrivals)
+    return seen
 
 
-@pytest.mark.parametrize("how", ["resume", "raw"])
-async def test_a_resumed_walk_asks_the_range_the_walk_was_pinned_to(
-    live: LiveEvents, how: str
+@pytest.mark.parametrize("arrivals", [4, 10])
+@pytest.mark.parametrize("listing", LISTS)
+async def test_up_to_a_page_of_arrivals_per_page_is_neither_repeated_nor_lost(
+    live: LiveEvents, listing: str, arrivals: int
 ) -> None:
-    """A walk stops inside its second page; events arrive for two minutes; the walk resumed
-    from its position (by the same paginator, or its ``raw()``) asks the same range,
-    so the offsets mean what they meant."""
+    """Each arrival pushes the rows down by one: the next page starts with as many rows
+    the page before handed out, which are dropped. Every event there at the first answer
+    is handed out, once, in order; the range goes out as the caller gave it."""
     original = [event_id for _, event_id in live.events]
-    async with _serving(live) as url, SentryClient("t", base_url=url) as sc:
-        paginator = sc.events.for_issue(ORG, 7, page_size=10).read_ahead(0)
-        seen: list[str] = []
-        with anyio.fail_after(10):
-            async for event in paginator:
-                seen.append(event.id)
-                if len(seen) == 13:
-                    break
-            await paginator.aclose()
-            live.arrive(120, 40)
-            position = paginator.position
-            if how == "raw":
-                seen += _ids(await paginator.raw().resume(position).collect())
-            else:
-                seen += [event.id async for event in paginator.resume(position)]
+    assert await _walk(live, listing, arrivals) == original
+    sent = {key for query in live.queries for key in query} & RANGE_KEYS
+    assert sent == ({"statsPeriod"} if listing == "project-14d" else set())
+    assert all(query.get("statsPeriod", "14d") == "14d" for query in live.queries)
+
+
+@pytest.mark.parametrize("listing", LISTS)
+async def test_more_than_a_page_of_arrivals_per_page_repeats_rows_but_loses_none(
+    live: LiveEvents, listing: str
+) -> None:
+    """Fifteen events arrive while each page of ten is read: the next page starts with
+    five of them, and the rows the page before handed out follow, handed out again (not at
+    the head, they are no leading repeats). Nothing is lost or reordered: every event there
+    at the first answer is handed out, first in the server's order."""
+    original = [event_id for _, event_id in live.events]
+    seen = await _walk(live, listing, 15)
+    assert [event_id for event_id, n in Counter(seen).items() if n > 1]
+    assert [event_id for event_id in dict.fromkeys(seen) if event_id in original] == original
+
+
+@pytest.mark.parametrize("listing", ["issue", "project"])
+async def test_events_newer_than_end_stay_out_of_the_walk(live: LiveEvents, listing: str) -> None:
+    """With ``start``/``end`` every page asks the same range, and events arriving after
+    ``end`` push no row, however many arrive: each event handed out once, none newer."""
+    original = [event_id for _, event_id in live.events]
+    end = datetime.fromtimestamp(live.now, timezone.utc)
+    seen = await _walk(live, listing, 15, start=end - timedelta(days=1), end=end)
     assert seen == original
-    assert len(set(live.ranges)) == 1, live.ranges
+    assert {(query["start"], query["end"]) for query in live.queries} == {
+        (f"{end - timedelta(days=1):%Y-%m-%dT%H:%M:%S.%f}", f"{end:%Y-%m-%dT%H:%M:%S.%f}")
+    }
 
 
 # -- full payloads: the page size an issue's events are asked in ------------------------------

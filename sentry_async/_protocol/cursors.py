@@ -12,7 +12,7 @@ larger than the page size asked for; and what must not end it early: a page with
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Container, Hashable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,7 +29,7 @@ __all__ = [
     "Position",
     "Step",
     "body_fingerprint",
-    "repeats_first",
+    "leading_repeats",
 ]
 
 DEFAULT_MAX_STALE_PAGES = 50
@@ -152,24 +152,25 @@ class Step(msgspec.Struct, frozen=True, gc=False):
         return Position(self.cursor, self.start + taken)
 
 
-def repeats_first(
-    keys: Sequence[int | None], previous: Collection[int]
-) -> tuple[int, list[int] | None]:
-    """How many of a page's items the page before handed out (their key among
-    ``previous``; ``None``: unknown, never a repeat), and the order that puts those first
-    and the rest after them as they came (``None``: they are first already).
+def leading_repeats(keys: Iterable[Hashable | None], previous: Container[Hashable]) -> int:
+    """How many items at the head of a page the page before handed out: the run of
+    ``keys`` found in ``previous``, up to the first that is not (``None``: unknown, never
+    a repeat).
 
-    An offset page that rows arriving at the head pushed down starts with rows the page
-    before handed out. Put first, they are skipped as a position skips items, so that a
-    position taken after them is where the server's rows stand: a walk started there
-    without the page before (which knows no repeats) skips them by count."""
-    if not previous:
-        return 0, None
-    repeated = [i for i, key in enumerate(keys) if key is not None and key in previous]
-    if not repeated or repeated[-1] == len(repeated) - 1:
-        return len(repeated), None
-    chosen = set(repeated)
-    return len(repeated), [*repeated, *(i for i in range(len(keys)) if i not in chosen)]
+    Rows arriving at the head of an offset list push the last rows of the page before onto
+    the head of the next: those are dropped, and skipped as a position skips rows, so a
+    position taken after them counts the server's rows and a walk started there without
+    the page before skips them by count. A repeat further in (an event stored late among
+    the rows, same-second events sent in another order) is handed out again where it
+    stands: a position counts the rows it skips plus the items taken, which is where the
+    server's rows stand only while every row dropped leads the page (a duplicate, rather
+    than a position that skips an event on resume)."""
+    count = 0
+    for key in keys:
+        if key is None or key not in previous:
+            break
+        count += 1
+    return count
 
 
 def _read_links(link: str | None) -> PageLinks | str:
@@ -257,10 +258,10 @@ class CursorWalk:
             page's all at once, after reading every one: a page given up half-read
             (:meth:`on_unreadable_page`) must leave none behind, or that page read again
             would count as bringing less than it does."""
-            self.last_page_ids: frozenset[int] = frozenset()
-            """Hashes of the ids of the last page taken in, for a caller that drops what the
-            page before handed out (``repeated``): one page of them, whatever the stream's
-            length."""
+            self.last_page_ids: Container[Hashable] = frozenset()
+            """The ids of the last page taken in, for a caller that drops what the page
+            before handed out (``repeated``): one page of them, whatever the stream's
+            length. The ids themselves, not their hashes: distinct ids may hash alike."""
         else:
             # Taken over, not copied: the walk continued has ended, and copies would cost
             # the length of the stream at each failure.
@@ -326,9 +327,9 @@ class CursorWalk:
 
         ``fingerprint`` (a hash of the body) marks a page repeating an earlier one;
         ``fresh`` is how many of its items were new, where the caller tracks ids;
-        ``repeated`` how many of its first items the page before handed out already (the
-        caller put them first, :func:`repeats_first`): they are not handed out again, and a
-        position counts them as it counts the items handed out. Raises
+        ``repeated`` how many of its first items the page before handed out already
+        (:func:`leading_repeats`): they are not handed out again, and a position counts
+        them as the server's rows they are, as it counts the items handed out. Raises
         :class:`PaginationError` (or :class:`OversizedPage`) when the stream cannot go on.
         A page without ``Link`` ends the walk only as its first page (an unpaginated
         endpoint); requested with a cursor, which a page before it (or the saved position)

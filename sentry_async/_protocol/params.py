@@ -14,7 +14,6 @@ from datetime import datetime, timedelta, timezone
 __all__ = [
     "ParamValue",
     "Params",
-    "RangePin",
     "check_page_size",
     "check_path_value",
     "check_slug",
@@ -24,7 +23,6 @@ __all__ = [
     "is_numeric_id",
     "issue_id",
     "period_seconds",
-    "pinned_period",
     "project_refs",
     "quoted",
     "time_range",
@@ -117,47 +115,6 @@ def time_range(
     if start >= end:
         raise ValueError(f"start ({start_s}) must be before end ({end_s})")
     return {"start": start_s, "end": end_s}
-
-
-def pinned_period(span: int, elapsed: float) -> dict[str, str]:
-    """A range of ``span`` seconds that ended ``elapsed`` seconds ago by Sentry's clock, as
-    ``get_date_range_from_params`` reads it (``statsPeriodStart``/``statsPeriodEnd``, both
-    back from the server's ``now``). Whole seconds, rounded down: the range may end up to a
-    second later than it did, never earlier (rows leaving its head would shift the rest up
-    past an offset, unseen)."""
-    back = int(max(elapsed, 0.0))
-    return {"statsPeriodStart": f"{span + back}s", "statsPeriodEnd": f"{back}s"}
-
-
-class RangePin:
-    """A walk's date range, ``span`` seconds up to Sentry's clock at the walk's first answer,
-    asked the same on every page: Sentry works a range without ``end`` out again from its
-    own clock on each page, and the events that arrived meanwhile push an offset page's rows
-    down onto rows already handed out.
-
-    Asked relative to the server's clock (:func:`pinned_period`), shifted back by the time
-    since that first answer on ``clock``: a client's own clock may be off the server's by
-    any amount, but both count seconds alike. Until the first answer the range ends at the
-    server's ``now``, as the first page's does (a request sent early, before that answer is
-    read, asks it so too: the server's ``now`` cannot have been earlier)."""
-
-    __slots__ = ("_anchor", "_clock", "span")
-
-    def __init__(self, span: int, clock: Callable[[], float]) -> None:
-        self.span = span
-        self._clock = clock
-        self._anchor: float | None = None
-
-    def params(self) -> dict[str, str]:
-        """The range's parameters for a request about to be sent."""
-        anchor = self._anchor
-        return pinned_period(self.span, 0.0 if anchor is None else self._clock() - anchor)
-
-    def answered(self) -> None:
-        """A request of the range was answered: the first answer fixes where it ends, at or
-        after the moment the server read its clock for that request."""
-        if self._anchor is None:
-            self._anchor = self._clock()
 
 
 def check_slug(value: str | int, name: str) -> str:

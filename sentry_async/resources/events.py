@@ -5,13 +5,12 @@ from __future__ import annotations
 import dataclasses
 import re
 from collections.abc import Hashable, Sequence
-from datetime import datetime, timedelta, timezone
-from time import monotonic
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal, TypedDict, overload
 
 import msgspec
 
-from .._protocol.params import RangePin, check_page_size, hide_tokens, period_seconds, quoted
+from .._protocol.params import check_page_size, hide_tokens, quoted
 from .._protocol.params import issue_id as _issue_id
 from ..api.events import EventsAPI
 from ..models import Event, EventIdResolution, EventSummary
@@ -28,17 +27,6 @@ FULL_PAGE_MAX = 10
 whatever ``per_page`` says (``FULL_PAYLOAD_MAX_PER_PAGE``), and an issue's sends as many as
 asked, which at 100 events of up to a megabyte each can pass ``max_body_size``."""
 
-ISSUE_EVENTS_SPAN = 90 * 86400
-"""The range an issue's events are listed over without one (``GroupEventsEndpoint``: 90
-days back from the server's ``now``)."""
-
-SENTRY_FIRST_DAY = datetime(2008, 5, 8, tzinfo=timezone.utc)
-"""Where a project's events are listed from without a range (Snuba's default start, which
-Sentry moves up to the organization's retention, as it does any earlier start)."""
-
-_walk_clock = monotonic
-"""The clock a pinned range counts the seconds since a walk's first answer on."""
-
 _EVENT_ID = re.compile(r"^[0-9a-fA-F]{32}$|^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
 _ISSUE_EVENT_ALIASES = frozenset({"latest", "oldest", "recommended"})
 
@@ -49,8 +37,9 @@ def _event_id(value: str) -> str:
     return value.strip().replace("-", "").lower()
 
 
-_LEADING_ID = re.compile(rb'\{"id":"([0-9A-Za-z_.:-]{1,200})"[,}]')
-"""An object whose first key is ``"id"``, a plain string: how Sentry sends an event."""
+_leading_id = re.compile(rb'\{"id":"([0-9A-Za-z_.:-]{1,200})"[,}]').match
+"""Matches an object whose first key is ``"id"``, a plain string: how Sentry sends an
+event."""
 
 
 class _Id(msgspec.Struct):
@@ -63,17 +52,24 @@ _id_decoder = msgspec.json.Decoder(_Id)
 def _event_key(item: Any) -> Hashable | None:
     """An event's ``id`` in whatever a list hands out (``None``: none readable): a model,
     an ``as_type`` object or dict with one, or the JSON bytes of ``.raw()``, read from
-    the first bytes when the id leads them (parsing a full payload costs its kilobytes)."""
+    the first bytes when the id leads them (parsing a full payload costs its kilobytes).
+
+    Read for every item of every page: the lists' own models come first, by their exact
+    type, whose ``id`` msgspec has checked is a string."""
+    if type(item) is EventSummary or type(item) is Event:
+        return item.id
     if isinstance(item, msgspec.Raw):
-        found = _LEADING_ID.match(item)
+        found = _leading_id(item)
         if found is not None:
-            return found.group(1).decode("ascii")
+            return found[1].decode()
         try:
             return _id_decoder.decode(item).id
         except (msgspec.DecodeError, UnicodeDecodeError):
             return None
     value = item.get("id") if isinstance(item, dict) else getattr(item, "id", None)
-    return value if isinstance(value, (str, int)) and not isinstance(value, bool) else None
+    if type(value) is str:
+        return value
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 class EventListOptions(TypedDict, total=False):
@@ -86,19 +82,17 @@ class EventListOptions(TypedDict, total=False):
     asks Sentry for a random sample instead of the newest events; ``False`` sends nothing
     (the newest first).
 
-    Without ``end``, the range (``period``, else the list's own) is pinned where the
-    walk's first answer found it: Sentry pages these lists by offset and works such a range
-    out again from its clock on every page, so the events arriving meanwhile would push
-    rows already handed out onto the next page. Every page asks it relative to Sentry's
-    clock (``statsPeriodStart``/``statsPeriodEnd``, moved back by the seconds since; the
-    client's clock may be off the server's), and so do ``resume()``, ``.raw()``,
-    ``.as_type()`` and a new iteration of the paginator; a new call with ``cursor=`` pins
-    its own (give ``start``/``end`` to resume in another process). A page's events that
-    the page before handed out (an event stored late, with an earlier timestamp, still
-    pushes rows down; so do events newer than the walk under a request a rate limit or a
-    retry held back, which asks a range that ends that much later) are not handed out
-    again, and a position counts them as handed out. What offset paging cannot avoid: an
-    event deleted during the walk moves the rows up, and one event is skipped for each.
+    Sentry pages these lists by offset and works a range without ``end`` out again from
+    its clock on every page, so the events arriving during a walk push rows already handed
+    out down onto the next page. The rows at the head of a page that the page before
+    handed out, up to the first it did not, are dropped, and a position counts them as the
+    server's rows they are: up to a page of arrivals between two requests brings neither a
+    repeat nor a loss. More than a page's worth between two requests, or a repeat that is
+    not at the head of its page (an event stored late among rows already handed out, or
+    same-second events Sentry returns in another order), is handed out again: a
+    duplicate, never a loss. An event deleted during the walk moves the rows the other
+    way, and one event is skipped for each. ``start``/``end`` keep events newer than
+    ``end`` out of the walk (and give a walk resumed in another process the same range).
     """
 
     query: str | None
@@ -172,7 +166,7 @@ class EventsResource(EventsAPI):
         """An issue's events, newest first: summaries, or full payloads with ``full=True``
         (10 per page unless ``page_size`` says otherwise: Sentry sends as many as asked).
         ``.raw()`` on the result yields each item's JSON bytes. Filters, paging and the
-        pinned range that keeps a walk from repeating events: :class:`EventListOptions`.
+        repeats a walk drops while events arrive: :class:`EventListOptions`.
 
         Without a time range Sentry looks back 90 days. An event id as ``query`` is a
         direct hit: one page (``page.direct_hit``) holding that event's full payload even
@@ -184,7 +178,6 @@ class EventsResource(EventsAPI):
             full=full,
             params={"environment": environments(environment)},
             options=options,
-            default_span=ISSUE_EVENTS_SPAN,
         )
 
     @overload
@@ -234,7 +227,6 @@ class EventsResource(EventsAPI):
             full=full,
             params={},
             options=options,
-            default_span=None,
         )
 
     def _list(
@@ -245,10 +237,7 @@ class EventsResource(EventsAPI):
         full: bool,
         params: dict[str, Any],
         options: EventListOptions,
-        default_span: int | None,
     ) -> Paginator[Any]:
-        """``default_span``: the seconds the list covers without a range (``None``: back to
-        :data:`SENTRY_FIRST_DAY`)."""
         unknown = options.keys() - EventListOptions.__annotations__.keys()
         if unknown:
             names = hide_tokens(", ".join(sorted(map(str, unknown))))
@@ -256,16 +245,6 @@ class EventsResource(EventsAPI):
         page_size = options.get("page_size", FULL_PAGE_MAX if full else 100)
         check_page_size(page_size, "page_size")
         time = time_params(options.get("period"), options.get("start"), options.get("end"))
-        pin = None
-        if "end" not in time:
-            period = time.pop("statsPeriod", None)
-            if period is not None:
-                span = period_seconds(period)
-            elif default_span is not None:
-                span = default_span
-            else:
-                span = int((datetime.now(timezone.utc) - SENTRY_FIRST_DAY).total_seconds())
-            pin = RangePin(span, _walk_clock)
         paginator = self._client.paginate(
             path,
             path_params=path_params,
@@ -283,7 +262,6 @@ class EventsResource(EventsAPI):
             cursor=options.get("cursor"),
             skip=options.get("skip", 0),
             limit=options.get("limit"),
-            pin=pin,
         )
         return dataclasses.replace(paginator, repeat_id=_event_key)
 
