@@ -164,4 +164,4 @@ def test_an_events_key_is_its_id_in_every_form_a_list_hands_out(item: Any, key: 
     """The lists' own models are read first, by their exact type: a subclass, an
     ``as_type`` object, a dict or the raw bytes are read as before, an id of another type
     than a string or an integer being unknown (never a repeat)."""
-    assert events_module._event_key(item) == key
+    assert events_module.event_key(item) == key

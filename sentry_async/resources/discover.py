@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Sequence
 from datetime import datetime, timedelta
@@ -12,6 +13,7 @@ from ..api.discover import DiscoverAPI
 from ..models import DiscoverMeta, DiscoverResponse, discover_meta
 from ..pagination import Paginator
 from ._base import IdOrSlug, environments, listify, time_params
+from .events import event_key
 
 __all__ = ["MAX_FIELDS", "DiscoverResource", "check_sort", "function_alias"]
 
@@ -145,7 +147,10 @@ class DiscoverResource(DiscoverAPI):
         field starting or ending with a blank is refused, since no row would be keyed by it.
 
         Each :class:`~sentry_async.Page` carries the response ``meta`` (field types and
-        units). Pin ``start``/``end`` for exports: offsets drift while new events arrive.
+        units). Sentry pages by offset: events arriving at the head during a walk push rows
+        onto the next page; with ``id`` among the fields the rows a page repeats at its
+        head are dropped, as the event lists drop them (see :class:`EventListOptions`);
+        without it they come again. Pin ``start``/``end`` for exports.
         ``project`` takes ids or slugs (resolved to ids: Sentry takes ids only).
         ``page_size`` may go to 9999 for the ``logs`` and ``tracemetrics`` datasets.
         ``no_pagination=True`` asks for one response of at most ``page_size`` rows (100 at
@@ -166,7 +171,7 @@ class DiscoverResource(DiscoverAPI):
         async def projects() -> dict[str, Any]:
             return {"project": await self._client.project_ids(org_slug, project)}
 
-        return self._client.paginate(
+        paginator = self._client.paginate(
             "/organizations/{org}/events/",
             path_params={"org": org_slug},
             params={
@@ -190,3 +195,8 @@ class DiscoverResource(DiscoverAPI):
             skip=skip,
             limit=limit,
         )
+        if "id" not in field_list:
+            return paginator
+        # Rows of events: a row pushed onto the next page by events arriving at the head
+        # is not handed out twice (the event lists' rule).
+        return dataclasses.replace(paginator, repeat_id=event_key)

@@ -49,7 +49,7 @@ class _Id(msgspec.Struct):
 _id_decoder = msgspec.json.Decoder(_Id)
 
 
-def _event_key(item: Any) -> Hashable | None:
+def event_key(item: Any) -> Hashable | None:
     """An event's ``id`` in whatever a list hands out (``None``: none readable): a model,
     an ``as_type`` object or dict with one, or the JSON bytes of ``.raw()``, read from
     the first bytes when the id leads them (parsing a full payload costs its kilobytes).
@@ -263,7 +263,7 @@ class EventsResource(EventsAPI):
             skip=options.get("skip", 0),
             limit=options.get("limit"),
         )
-        return dataclasses.replace(paginator, repeat_id=_event_key)
+        return dataclasses.replace(paginator, repeat_id=event_key)
 
     async def get(self, org: IdOrSlug, project: IdOrSlug, event_id: str) -> Event:
         """One event's full payload."""
