@@ -5,13 +5,13 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import anyio
 import msgspec
 
-from .._protocol.params import period_seconds, project_refs
+from .._protocol.params import format_datetime, period_seconds, project_refs
 from .._transport import Response
 from ..errors import DecodeError
 from ..models import EventsStats, UsageGroup, UsageStats, parse_events_stats
@@ -219,6 +219,41 @@ def _distinct_ids(ids: list[str]) -> list[str]:
     return list(first.values())
 
 
+def _window_of(result: UsageStats | None) -> dict[str, str] | None:
+    """``start`` and ``end`` asking for the window ``result`` was counted over: Sentry
+    answers the range as ``to_intervals`` aligned it, which it keeps as it is when asked for
+    it (an ``end`` on a boundary is not counted). ``None`` when the answer names none."""
+    if result is None or result.start is None or result.end is None:
+        return None
+    window = {}
+    for key, value in (("start", result.start), ("end", result.end)):
+        try:
+            moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+            if moment.tzinfo is None:
+                moment = moment.replace(tzinfo=timezone.utc)
+            window[key] = format_datetime(moment, key)
+        except ValueError:
+            return None
+    return window
+
+
+def _other_windows(results: Sequence[UsageStats | None]) -> list[int]:
+    """The batches answered over another window than the first one."""
+    first = results[0]
+    if first is None:
+        return []
+    return [
+        n
+        for n, r in enumerate(results)
+        if r is not None and (r.start, r.end) != (first.start, first.end)
+    ]
+
+
+def _without_window(params: dict[str, Any]) -> dict[str, Any]:
+    """``params`` without its range: Sentry reads ``statsPeriod`` before ``start``/``end``."""
+    return {k: v for k, v in params.items() if k not in ("statsPeriod", "start", "end")}
+
+
 def _interval(value: str | timedelta | None) -> str | None:
     if value is None:
         return None
@@ -375,7 +410,10 @@ class StatsResource(Resource):
         told from the projects list as last read: a ``-1`` answer that names more projects
         than ``project_batch`` shows the organization grown past it since, and the list is
         read again and the batches asked instead. A project named twice (by slug and by
-        id) is asked once.
+        id) is asked once. The batches are counted over one window, the one the answer
+        reports: a batch Sentry answers over another (its clock turned an interval while
+        the batches of a ``period`` ran) is asked again with the first batch's ``start``
+        and ``end``.
 
         Sentry refuses a query with neither a ``category`` filter nor ``"category"`` in
         ``group_by``, one spanning more than 1000 intervals once its start is aligned down
@@ -435,12 +473,12 @@ class StatsResource(Resource):
         elif project_ids is not None:
             project_ids = _distinct_ids(project_ids)
 
-        async def one(ids: list[str] | None) -> UsageStats:
+        async def one(ids: list[str] | None, query: dict[str, Any] = params) -> UsageStats:
             return await self._client.request(
                 "GET",
                 "/organizations/{org}/stats_v2/",
                 path_params={"org": org_slug},
-                params={**params, "project": ids},
+                params={**query, "project": ids},
                 type=UsageStats,
             )
 
@@ -458,20 +496,29 @@ class StatsResource(Resource):
         results: list[UsageStats | None] = [None] * len(batches)
         failed: list[Exception] = []
 
-        async def run(index: int, scope: anyio.CancelScope) -> None:
+        async def run(index: int, query: dict[str, Any], scope: anyio.CancelScope) -> None:
             try:
-                results[index] = await one(batches[index])
+                results[index] = await one(batches[index], query)
             except Exception as exc:
                 # Raised below as it is, as one batch would raise it, not in the task
                 # group's ExceptionGroup; the other batches are of no use without it.
                 failed.append(exc)
                 scope.cancel()
 
-        async with anyio.create_task_group() as tasks:
-            for index in range(len(batches)):
-                tasks.start_soon(run, index, tasks.cancel_scope)
-        if failed:
-            raise failed[0]
+        async def ask(indexes: Sequence[int], query: dict[str, Any]) -> None:
+            async with anyio.create_task_group() as tasks:
+                for index in indexes:
+                    tasks.start_soon(run, index, query, tasks.cancel_scope)
+            if failed:
+                raise failed[0]
+
+        await ask(range(len(batches)), params)
+        moved = _other_windows(results)
+        pinned = _window_of(results[0])
+        if moved and pinned is not None:
+            # Sentry ends a period at its clock, read for each request: batches answered
+            # after it turned an interval counted another window than the one reported.
+            await ask(moved, {**_without_window(params), **pinned})
         done = [r for r in results if r is not None]
         merged: list[UsageGroup] = [group for result in done for group in result.groups]
         first = done[0]

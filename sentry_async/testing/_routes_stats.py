@@ -389,7 +389,8 @@ def _usage_window(request: web.Request, interval: int) -> tuple[int, int]:
     """``get_constrained_date_range``: the range of ``get_date_range_from_params`` over
     ``statsPeriod``, ``start`` and ``end`` (no ``timeframe`` nor ``statsPeriodStart``:
     ``QueryDefinition.from_query_dict`` passes no other), aligned by ``to_intervals``, at
-    most ``MAX_POINTS`` intervals."""
+    most ``MAX_POINTS`` intervals. An explicit ``end`` on a boundary stays the end: the
+    second servers before ``to_intervals`` (getsentry/sentry#60466) added to it is gone."""
     start, end = _time_range(request, keys=OUTCOME_DATE_KEYS)
     start = min(start, _state(request).data.now_ts)
     aligned = int(start) // interval * interval
