@@ -387,11 +387,11 @@ class BulkPartialError(SentryError):
 
     ``done``: ids of the calls Sentry answered, so changed. ``uncertain``: ids of the call
     that failed after it may have reached Sentry and acted (an answer that broke off or
-    never came, a 5xx, a 400): look them up before counting on either outcome.
-    ``not_done``: ids certainly not changed, those of the calls never made, and of the failed
-    call when it provably did nothing (never sent, or refused before Sentry acted: a 429,
-    401, 403, 404 ...). ``error`` is the failure of the call that stopped it (also
-    ``__cause__``).
+    never came, a 5xx, a 400 other than a refused field's): look them up before counting on
+    either outcome. ``not_done``: ids certainly not changed, those of the calls never made,
+    and of the failed call when it provably did nothing (never sent, or refused before
+    Sentry acted: a 429, 401, 403, 404, a 400 naming the fields it refused ...). ``error``
+    is the failure of the call that stopped it (also ``__cause__``).
     """
 
     def __init__(
@@ -430,8 +430,8 @@ class IssuesNotFound(SentryError, LookupError):
     """None of a bulk update's ids is an issue in scope, so nothing was sent.
 
     Sentry would not refuse the call: when no id matches it changes up to 1000 issues of a
-    search instead. ``missing`` holds the ids, as numeric ids (a short id that names no
-    issue as it was given).
+    search instead. ``missing`` holds the ids as given (numeric ones as Sentry reads them,
+    ``"05"`` as ``"5"``).
     """
 
     def __init__(self, missing: list[str]) -> None:

@@ -169,8 +169,9 @@ async def test_release_resolutions_across_projects_are_refused(
 async def test_release_resolution_names_a_known_release(fake_sentry: FakeSentry) -> None:
     (a,) = _unresolved(fake_sentry)
     version = f"{a.project.slug}@1.4.2"
+    # ``validate_request`` checks the release in every project the request names.
     status, body = await org_send(
-        fake_sentry, "PUT", "issues/", [("id", a.id)],
+        fake_sentry, "PUT", "issues/", [("id", a.id), ("project", a.project.id)],
         {"status": "resolved", "statusDetails": {"inRelease": version}},
     )
     assert status == 200 and body["statusDetails"]["inRelease"] == version

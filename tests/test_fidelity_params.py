@@ -72,7 +72,7 @@ async def test_every_parameter_goes_out(fake_sentry: FakeSentry, client: SentryC
     project = fake_sentry.data.project_slugs(ORG)[0]
     with anyio.fail_after(15):
         await client.issues.list(
-            ORG, group_stats_period="auto", short_id_lookup=True, view_id="42", limit=1
+            ORG, group_stats_period="auto", short_id_lookup=True, limit=1
         ).collect()
         await client.events.for_issue(ORG, issue_id, sample=True, limit=1).collect()
         await client.events.for_project(ORG, project, sample=True, limit=1).collect()
@@ -98,7 +98,6 @@ async def test_every_parameter_goes_out(fake_sentry: FakeSentry, client: SentryC
         )
     issues = _to(fake_sentry, "/issues/")[0]
     assert (issues.param("groupStatsPeriod"), issues.param("shortIdLookup")) == ("auto", "1")
-    assert issues.param("viewId") == "42"
     assert all(r.param("sample") == "1" for r in _to(fake_sentry, "/events/")[:2])
     latest = _to(fake_sentry, "/events/latest/")[0]
     assert latest.param("environment") == "production"

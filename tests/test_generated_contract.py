@@ -318,7 +318,7 @@ async def test_handwritten_operation(op_id: str, client: SentryClient, server: S
         return
     if op_id == "updateOrganizationIssues":
         # A bulk update first looks its ids up (``?group=``): Sentry searches when none match.
-        server.answer(200, [{"id": "1234", "status": "unresolved"}])
+        server.answer(200, [{"id": "1234", "status": "unresolved", "project": {"id": "1"}}])
     if op["sample"] is None:
         server.answer(204)
     else:

@@ -81,7 +81,8 @@ async def test_bulk_update_sends_only_ids_that_exist_and_reports_the_rest(
     (put,) = [r for r in fake_sentry.requests if r.method == "PUT"]
     assert put.params("id") == real
     assert put.param("query") == f"issue.id:[{real[0]},{real[1]}]"
-    assert put.params("project") == ["-1"]
+    projects = [fake_sentry.data.issues_by_id[i].project.id for i in real]
+    assert put.params("project") == list(dict.fromkeys(projects)), "the issues' projects"
     after = _statuses(fake_sentry)
     assert [i for i in after if after[i] != before[i]] == sorted(real, key=list(after).index)
 
@@ -89,7 +90,8 @@ async def test_bulk_update_sends_only_ids_that_exist_and_reports_the_rest(
 async def test_bulk_calls_reach_projects_the_user_is_not_a_member_of(
     fake_sentry: FakeSentry, client: SentryClient
 ) -> None:
-    """Without ``project`` Sentry acts only on member projects; the client sends ``-1``."""
+    """Without ``project`` Sentry acts only on member projects; the client looks the ids up
+    and deletes with ``-1``, and an update names the issue's own project."""
     org = fake_sentry.data.orgs[0]
     other = org.projects[-1]
     other.member = False
@@ -102,7 +104,7 @@ async def test_bulk_calls_reach_projects_the_user_is_not_a_member_of(
     assert issue.status == "resolved" and doomed.deleted
     after = _statuses(fake_sentry)
     assert [i for i in after if after[i] != before[i]] == [issue.id]
-    assert all(r.params("project") == ["-1"] for r in fake_sentry.requests)
+    assert [r.params("project") for r in fake_sentry.requests] == [["-1"], [other.id], ["-1"]]
 
 
 async def test_fake_scopes_a_call_without_project_to_member_projects(
@@ -142,7 +144,8 @@ def _scripted(answers: list[tuple[int, bytes]], sent: list[str] | None = None) -
     async def check(request: web.Request) -> web.Response:
         if request.method == "GET":
             ids = request.query.getall("group")
-            return web.json_response([{"id": i, "status": "unresolved"} for i in ids])
+            rows = [{"id": i, "status": "unresolved", "project": {"id": "1"}} for i in ids]
+            return web.json_response(rows)
         if sent is not None:
             sent.extend(request.query.getall("id"))
         status, body = answers.pop(0)
@@ -226,13 +229,17 @@ async def test_merge_is_checked_again_once_short_ids_are_resolved() -> None:
 
     async def short_id(request: web.Request) -> web.Response:
         methods.append(request.method)
-        number = int(request.match_info["short_id"].split("-")[1])
-        return web.json_response({"groupId": str(9_000_000_000_000_000_000 + number)})
+        short = request.match_info["short_id"]
+        number = int(short.split("-")[1])
+        return web.json_response(
+            {"groupId": str(9_000_000_000_000_000_000 + number), "shortId": short}
+        )
 
     async def issues(request: web.Request) -> web.Response:
         methods.append(request.method)
         ids = request.query.getall("group", [])
-        return web.json_response([{"id": i, "status": "unresolved"} for i in ids])
+        rows = [{"id": i, "status": "unresolved", "project": {"id": "1"}} for i in ids]
+        return web.json_response(rows)
 
     app = web.Application()
     app.router.add_get("/api/0/organizations/{org}/shortids/{short_id}/", short_id)
@@ -252,7 +259,8 @@ async def test_issues_being_deleted_or_merged_count_as_missing() -> None:
     async def issues(request: web.Request) -> web.Response:
         if request.method == "GET":
             ids = request.query.getall("group")
-            return web.json_response([{"id": i, "status": statuses[i]} for i in ids])
+            rows = [{"id": i, "status": statuses[i], "project": {"id": "1"}} for i in ids]
+            return web.json_response(rows)
         sent.extend(request.query.getall("id"))
         return web.json_response({"status": "resolved"})
 

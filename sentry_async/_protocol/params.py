@@ -25,6 +25,8 @@ __all__ = [
     "period_seconds",
     "project_refs",
     "quoted",
+    "same_short_id",
+    "scoped_id_chunks",
     "time_range",
     "unpaginated_switch",
     "validate_period",
@@ -194,6 +196,27 @@ def issue_id(value: str | int, name: str = "issue id") -> str:
     )
 
 
+_COUNTER_DIGITS = str.maketrans("OIL", "011")
+"""``base32_decode`` reads ``O`` as 0, ``I`` and ``L`` as 1."""
+
+
+def _short_id_key(text: str) -> tuple[str, str]:
+    """A short id as ``parse_short_id`` reads it: the slug in lower case and the base-32
+    counter (what follows the last ``-``) without its leading zeros."""
+    slug, _, counter = text.strip().rpartition("-")
+    digits = counter.upper().translate(_COUNTER_DIGITS).lstrip("0") or "0"
+    return slug.lower(), digits
+
+
+def same_short_id(asked: str, answered: str) -> bool:
+    """Whether ``/shortids/`` answered the issue asked for, however ``asked`` was spelled.
+
+    That lookup follows a merge: a merged-away issue's short id answers the issue it went
+    into, under that issue's own ``shortId``.
+    """
+    return "-" in answered and _short_id_key(asked) == _short_id_key(answered)
+
+
 def project_refs(value: str | int | Sequence[str | int] | None) -> list[str] | None:
     """Project filters as given: ids (ints, ASCII-digit strings, ``-1`` for every project the
     token can see) and slugs (anything else). Sentry slugs are never all digits.
@@ -263,6 +286,40 @@ def id_chunks(
         length += cost
     if current:
         chunks.append(current)
+    return chunks
+
+
+def scoped_id_chunks(
+    ids: Sequence[str],
+    scope_of: Mapping[str, str],
+    *,
+    base_length: int,
+    limit: int = 1000,
+    budget: int = URL_BUDGET,
+    cost_of: Callable[[str], int] = id_param_cost,
+) -> list[tuple[list[str], list[str]]]:
+    """:func:`id_chunks` for calls that also name, once each, the project of every id they
+    carry (``&project=<id>``, ``scope_of[id]``): each call's ids and its projects, in order."""
+    chunks: list[tuple[list[str], list[str]]] = []
+    current: list[str] = []
+    scope: list[str] = []
+    length = base_length
+    for item in ids:
+        project = scope_of[item]
+        cost = cost_of(item) + (0 if project in scope else len(project) + len("&project="))
+        if current and (len(current) >= limit or length + cost > budget):
+            chunks.append((current, scope))
+            current, scope, length = [], [], base_length
+            cost = cost_of(item) + len(project) + len("&project=")
+        if base_length + cost > budget:
+            shown = hide_tokens(item)  # blanked whole, then cut
+            raise ValueError(f"issue id {shown[:40]!r} alone does not fit in a request line")
+        current.append(item)
+        if project not in scope:
+            scope.append(project)
+        length += cost
+    if current:
+        chunks.append((current, scope))
     return chunks
 
 

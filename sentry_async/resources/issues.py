@@ -17,6 +17,9 @@ from .._protocol.params import (
     id_param_cost,
     is_numeric_id,
     project_refs,
+    quoted,
+    same_short_id,
+    scoped_id_chunks,
 )
 from .._protocol.params import issue_id as check_issue_id
 from ..errors import (
@@ -81,10 +84,16 @@ ALL_UNRESOLVED = "is:unresolved"
 
 class _ShortIdMatch(msgspec.Struct):
     groupId: str
+    shortId: str
+
+
+class _FoundProject(msgspec.Struct):
+    id: str
 
 
 class _Found(msgspec.Struct):
     id: str
+    project: _FoundProject
     status: str | None = None
 
 
@@ -97,8 +106,9 @@ class BulkResult:
     Sentry always answers so, whether or not an id matched; an update whose ids all went
     away between the check and the call). Short ids are sent as the numeric ids they
     resolve to, numeric ids as Sentry reads them (``"05"`` as ``"5"``). ``missing``: ids of
-    a bulk update that named no issue in scope (a short id that matches nothing as given),
-    left out of the calls (a bulk delete checks nothing and leaves it empty).
+    a bulk update that named no issue in scope, as given (numeric ones as Sentry reads
+    them), left out of the calls: a short id too that matches nothing, or that leads to the
+    issue it was merged into (a bulk delete checks nothing and leaves it empty).
     """
 
     ids: list[str]
@@ -129,16 +139,41 @@ def _may_have_acted(error: SentryError) -> bool:
 
     Only a request that provably never left, or one refused before Sentry's handler ran (a
     4xx other than 400: the rate limiter's 429, authentication, permissions, a proxy's size
-    limit), certainly did nothing. An answer that broke off may follow the change; a 400
-    can come after part of it (``update_groups`` sets the priority before refusing a
-    release resolution across projects); a 502 or 504 may be a proxy's, sent while Sentry
-    carried on.
+    limit), certainly did nothing; so did a 400 of ``GroupValidator``, whose body maps
+    fields to their errors (``validate_request`` runs before any change). An answer that
+    broke off may follow the change; another 400 can come after part of it
+    (``update_groups`` sets the priority before refusing a release resolution across
+    projects); a 502 or 504 may be a proxy's, sent while Sentry carried on.
     """
     if isinstance(error, TransportError):
         return error.maybe_sent or error.status is not None
     if isinstance(error, APIError):
+        if error.status == 400:
+            return not _field_errors(error.data)
         return not 400 < error.status < 500
     return not isinstance(error, (UntrustedHost, WrongEventLoop))
+
+
+def _field_errors(data: Any) -> bool:
+    """Whether a 400's body is a serializer's field->errors map: Sentry's own refusals
+    carry a ``detail`` (or are DRF's bare list of messages)."""
+    return isinstance(data, Mapping) and bool(data) and "detail" not in data
+
+
+def _view(view_id: str | int | None, query: str | None, sort: str | None) -> dict[str, str]:
+    """``viewId`` as ``build_query_params_from_request`` reads it: with ``savedSearch=0``
+    and no query only, the view's sort replacing any other, its id read with ``int()``."""
+    if view_id is None:
+        return {}
+    if query is not None or sort is not None:
+        raise ValueError(
+            "view_id searches with the view's own query and sort: pass neither query nor "
+            "sort with it (Sentry ignores the view when a query is given)"
+        )
+    text = view_id.strip() if isinstance(view_id, str) else view_id
+    if isinstance(text, bool) or not is_numeric_id(str(text)) or not int(text):
+        raise ValueError(f"view_id must be a view's numeric id (got {quoted(view_id)})")
+    return {"savedSearch": "0", "viewId": str(int(text))}
 
 
 def _ids(ids: Iterable[str | int]) -> list[str]:
@@ -162,10 +197,9 @@ def _group_cost(item: str) -> int:
     return len(item) + len("&group=")
 
 
-def _one_call(ids: Sequence[str], base_length: int) -> None:
+def _one_call(calls: int) -> None:
     """A merge must fit in one call: ``handle_merge`` picks one parent per call."""
-    chunks = id_chunks(ids, base_length=base_length, limit=BULK_LIMIT, cost_of=_updated_id_cost)
-    if len(chunks) > 1:
+    if calls > 1:
         raise ValueError(
             f"merge=True takes the ids of one call only (at most {BULK_LIMIT} ids and a "
             "request line under 8 KB; these need several): Sentry merges each call under "
@@ -210,7 +244,14 @@ class IssuesResource(Resource):
         is an event id, or a short id with ``short_id_lookup=True``, answers the matching
         issue as one page with ``page.direct_hit`` set. Page sizes go out as ``limit``, as
         Sentry expects.
+
+        ``view_id`` searches with a saved issue view's query and sort, so it takes neither
+        ``query`` nor ``sort`` (Sentry ignores the view when a query is given, and sorts by
+        the view's). It goes out with ``savedSearch=0``, without which Sentry never reads it;
+        a server without issue views (``organizations:issue-stream-custom-views``) applies
+        the user's pinned search then, if any, and an unknown view id is its default search.
         """
+        view = _view(view_id, query, sort)
         if sort is not None and sort not in _SORTS:
             raise ValueError(f"sort must be one of {', '.join(sorted(_SORTS))} (got {sort!r})")
         if sort == "inbox" and not _FOR_REVIEW.search(query or ""):
@@ -232,7 +273,7 @@ class IssuesResource(Resource):
             "collapse": listify(collapse, "collapse"),
             "groupStatsPeriod": group_stats_period,
             "shortIdLookup": short_id_lookup,
-            "viewId": view_id,
+            **view,
             **time_params(period, start, end),
         }
         return self._client.paginate(
@@ -308,13 +349,18 @@ class IssuesResource(Resource):
         The ids are looked up first (``GET ...?group=``): when none matches, Sentry would
         change up to 1000 issues of its default search instead, so
         :class:`~sentry_async.IssuesNotFound` is raised and nothing is sent. Ids that match
-        nothing are left out and listed in the result's ``missing``. Each call also sends
-        ``query=issue.id:[...]`` so that a search never reaches another issue.
-        ``project=None`` means every project the token can see (``project=-1``), not
-        only those of the user's teams; a server older than September 2025 without the
-        multi-project feature refuses that (:class:`~sentry_async.MultiProjectRefused`)
-        when the organization has several projects: pass ``project=``.
-        ``assigned_to=None`` unassigns (sent as ``""``).
+        nothing are left out and listed, as given, in the result's ``missing``; so is the
+        short id of an issue merged into another (its lookup leads to that other issue,
+        which its numeric id never reaches). Each call also sends ``query=issue.id:[...]``
+        so that a search never reaches another issue.
+        ``project=None`` looks the ids up in every project the token can see
+        (``project=-1``), not only those of the user's teams; a server older than September
+        2025 without the multi-project feature refuses that
+        (:class:`~sentry_async.MultiProjectRefused`) when the organization has several
+        projects: pass ``project=``. Each call then names the projects of its own issues
+        only: Sentry checks the change against every project a call names (a release of
+        ``status_details`` must be one of each, a team assigned in a closed organization
+        must have access to each). ``assigned_to=None`` unassigns (sent as ``""``).
 
         ``merge=True`` must fit in one call (``handle_merge`` picks one parent per call)
         and every id must exist; otherwise ``ValueError`` / ``IssuesNotFound`` before any
@@ -324,7 +370,8 @@ class IssuesResource(Resource):
         says which ids were already changed (``done``), which were certainly not
         (``not_done``), and which the failed call may have changed (``uncertain``: it may
         have reached Sentry). Any other error comes from the look-ups before the first
-        call: nothing was changed.
+        call, or from a first call refused before Sentry acted (a 400 naming the fields it
+        refused, ``GroupValidator``'s, included): nothing was changed.
 
         An empty id list is refused: without ids Sentry applies the change to every issue
         matching the (default) query.
@@ -345,10 +392,11 @@ class IssuesResource(Resource):
     ) -> BulkResult:
         """Delete many issues, 1000 ids per call (partial failures as in :meth:`bulk_update`).
 
-        ``project=None`` means every project the token can see (``project=-1``). Sentry
-        answers 204 whether or not an id matched, and never searches when ids are given. A
-        short id that matches nothing raises :class:`~sentry_async.NotFound` before any
-        call.
+        ``project=None`` means every project the token can see (``project=-1``): a delete
+        checks nothing per project. Sentry answers 204 whether or not an id matched, and
+        never searches when ids are given. A short id that matches nothing, or that leads to
+        the issue it was merged into (whose deletion its numeric id never reaches), raises
+        :class:`~sentry_async.NotFound` before any call.
         An empty id list is refused: Sentry would delete the first 1000 issues matching
         the query instead.
         """
@@ -375,20 +423,24 @@ class IssuesResource(Resource):
     ) -> builtins.list[str]:
         """Bulk calls take numeric ``id=`` only: short ids are looked up first.
 
-        With ``keep_unknown`` a short id that matches nothing (its lookup's 404) stays as
-        it is, for the caller to list as missing; otherwise, and for any other failure, the
-        lookup's error is raised.
+        A short id whose lookup answers another issue (``/shortids/`` follows a merge to
+        the issue it went into, which a bulk call never reaches by the merged issue's
+        numeric id) names no issue, as one that matches nothing (the lookup's 404). With
+        ``keep_unknown`` such a short id stays as it is, for the caller to list as missing;
+        otherwise it raises :class:`~sentry_async.NotFound`, as the lookup's 404 and any
+        other failure of it are raised.
         """
         out: builtins.list[str] = []
         for value in id_list:
             if is_numeric_id(value):
                 out.append(value)
                 continue
+            path_params = {"org": org, "short_id": value}
             try:
                 match = await self._client.request(
                     "GET",
                     "/organizations/{org}/shortids/{short_id}/",
-                    path_params={"org": org, "short_id": value},
+                    path_params=path_params,
                     type=_ShortIdMatch,
                 )
             except NotFound:
@@ -396,7 +448,19 @@ class IssuesResource(Resource):
                     raise
                 out.append(value)
                 continue
-            out.append(match.groupId)
+            if same_short_id(value, match.shortId):
+                out.append(match.groupId)
+            elif keep_unknown:
+                out.append(value)
+            else:
+                url = self._client.url_for("/organizations/{org}/shortids/{short_id}/", path_params)
+                raise NotFound(
+                    404,
+                    method="GET",
+                    url=str(url),
+                    detail=f"{value} names no issue now: its lookup leads to the issue it "
+                    f"went into, {match.shortId}",
+                )
         return out
 
     async def _bulk(
@@ -411,32 +475,39 @@ class IssuesResource(Resource):
         org_slug = self._org(org)
         projects = await self._client.project_ids(org_slug, project)
         # Without ``project`` Sentry acts on the user's member projects only.
-        extra = [("project", p) for p in projects or ("-1",)]
+        scope = [("project", p) for p in projects or ("-1",)]
         base = self._client.url_for("/organizations/{org}/issues/", {"org": org_slug})
-        base_length = len(str(base.extend_query(extra))) + 1
+        scoped_length = len(str(base.extend_query(scope))) + 1
         if method == "DELETE":
-            # ``delete_groups`` never searches when ids are given.
+            # ``schedule_tasks_to_delete_groups`` never searches when ids are given, and
+            # validates nothing per project: the request's scope is sent as it is.
             numeric = await self._numeric(org_slug, id_list)
-            chunks = id_chunks(numeric, base_length=base_length, limit=BULK_LIMIT)
-            return await self._send(method, org_slug, numeric, chunks, extra, body, idempotent)
-        update_length = base_length + len(_ISSUE_ID_QUERY)
+            chunks = id_chunks(numeric, base_length=scoped_length, limit=BULK_LIMIT)
+            calls = [(chunk, scope) for chunk in chunks]
+            return await self._send(method, org_slug, numeric, calls, body, idempotent)
+        # Each call names its issues' projects only: ``update_groups`` validates the change
+        # against every project of the request (a release in each, an assignee's access).
+        update_length = len(str(base)) + 1 + len(_ISSUE_ID_QUERY)
         merge = bool(body and body.get("merge"))
         if merge:
-            _one_call(id_list, update_length)
+            _one_call(len(id_chunks(id_list, base_length=update_length, limit=BULK_LIMIT,
+                                    cost_of=_updated_id_cost)))
         numeric = await self._numeric(org_slug, id_list, keep_unknown=True)
-        # A short id still here matched nothing: missing, and no ``group=`` (ints only).
+        # A short id still here names no issue: missing, and no ``group=`` (ints only).
         checked = [value for value in numeric if is_numeric_id(value)]
-        found = await self._existing(org_slug, checked, base_length, extra)
-        missing = [value for value in numeric if value not in found]
+        found = await self._existing(org_slug, checked, scoped_length, scope)
+        pairs = zip(id_list, numeric, strict=True)
+        missing = [given for given, value in pairs if value not in found]
         sent = [value for value in numeric if value in found]
         if not sent or (merge and missing):
             raise IssuesNotFound(missing)
+        split = scoped_id_chunks(sent, found, base_length=update_length, limit=BULK_LIMIT,
+                                 cost_of=_updated_id_cost)
         if merge:
             # Short ids resolve to numeric ids of another length: checked again, unsent.
-            _one_call(sent, update_length)
-        chunks = id_chunks(sent, base_length=update_length, limit=BULK_LIMIT,
-                           cost_of=_updated_id_cost)
-        result = await self._send(method, org_slug, sent, chunks, extra, body, idempotent)
+            _one_call(len(split))
+        calls = [(chunk, [("project", p) for p in ids]) for chunk, ids in split]
+        result = await self._send(method, org_slug, sent, calls, body, idempotent)
         return BulkResult(ids=result.ids, calls=result.calls, results=result.results,
                           missing=missing)
 
@@ -445,15 +516,16 @@ class IssuesResource(Resource):
         org: str,
         numeric: builtins.list[str],
         base_length: int,
-        extra: builtins.list[tuple[str, str]],
-    ) -> set[str]:
-        """The ids that name an issue in scope: ``group=`` answers exactly those groups,
-        unpaginated, without searching (issues being deleted count as gone)."""
-        found: set[str] = set()
+        scope: builtins.list[tuple[str, str]],
+    ) -> dict[str, str]:
+        """The ids that name an issue in scope, each with its project's id: ``group=``
+        answers exactly those groups, unpaginated, without searching (issues being deleted
+        count as gone)."""
+        found: dict[str, str] = {}
         for chunk in id_chunks(numeric, base_length=base_length, limit=BULK_LIMIT,
                                cost_of=_group_cost):
             params: builtins.list[tuple[str, str]] = [("group", value) for value in chunk]
-            params.extend(extra)
+            params.extend(scope)
             rows = await self._client.request(
                 "GET",
                 "/organizations/{org}/issues/",
@@ -461,7 +533,7 @@ class IssuesResource(Resource):
                 params=params,
                 type=builtins.list[_Found],
             )
-            found.update(row.id for row in rows if row.status not in _GONE)
+            found.update((row.id, row.project.id) for row in rows if row.status not in _GONE)
         return found
 
     async def _send(
@@ -469,19 +541,19 @@ class IssuesResource(Resource):
         method: str,
         org: str,
         numeric: builtins.list[str],
-        chunks: builtins.list[builtins.list[str]],
-        extra: builtins.list[tuple[str, str]],
+        calls: builtins.list[tuple[builtins.list[str], builtins.list[tuple[str, str]]]],
         body: dict[str, Any] | None,
         idempotent: bool,
     ) -> BulkResult:
+        """One request per call: its ids, and the projects it names."""
         results: builtins.list[IssueUpdateResult | None] = []
         done: builtins.list[str] = []
-        for chunk in chunks:
+        for chunk, scope in calls:
             params: builtins.list[tuple[str, str]] = [("id", value) for value in chunk]
             if method == "PUT":
                 # When no id matches, Sentry searches: this search finds only these ids.
                 params.append(("query", f"issue.id:[{','.join(chunk)}]"))
-            params.extend(extra)
+            params.extend(scope)
             try:
                 response = await self._client.send(
                     method,
@@ -494,8 +566,8 @@ class IssuesResource(Resource):
             except SentryError as exc:
                 failed = chunk if _may_have_acted(exc) else []
                 if not done and not failed:
-                    # Nothing changed (a refusal before Sentry's handler ran): the call's
-                    # own error says so, and a caller's ``except Forbidden`` still holds.
+                    # Nothing changed (a refusal before Sentry acted): the call's own error
+                    # says so, and a caller's ``except Forbidden`` still holds.
                     raise
                 raise BulkPartialError(
                     exc,

@@ -110,6 +110,22 @@ def _actor(data: Dataset, org: OrgRecord, value: Any) -> dict[str, Any] | None:
 _UNPARSED = "Could not parse actor. Format should be `type:id` where type is `team` or `user`."
 
 
+def _check_access(
+    data: Dataset, projects: list[ProjectRecord], actor: dict[str, Any] | None
+) -> None:
+    """``validate_assignedTo`` for each project: in an organization without open membership
+    a team must be one of the project's (the fake's projects have one team each); the
+    fake's users are on every team."""
+    if actor is None or actor["type"] != "team":
+        return
+    for project in projects:
+        if project.org.open_membership:
+            continue
+        own = next(t["id"] for t in data.teams(project.org) if t["slug"] == data.team_slug(project))
+        if actor["id"] != own:
+            raise ValueError("Cannot assign to a team without access to the project")
+
+
 def _status_details(
     data: Dataset, project: ProjectRecord, value: Any
 ) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -151,7 +167,8 @@ def validate(
     body: Any,
     scopes: frozenset[str],
 ) -> dict[str, Any]:
-    """``GroupValidator(partial=True)`` for each project of the issues: the validated
+    """``GroupValidator(partial=True)`` for each of the request's ``projects``
+    (``validate_request``, before they are narrowed to the issues' projects): the validated
     fields (unknown ones ignored), or a 400 with DRF's error body. ``scopes`` are the
     token's: ``validate_discard`` wants ``event:admin``."""
     if not isinstance(body, dict):
@@ -181,6 +198,7 @@ def validate(
                 if value is None:
                     raise ValueError("This field may not be null.")
                 out[key] = _actor(data, org, value)
+                _check_access(data, projects, out[key])
             elif key == "statusDetails":
                 for project in projects:
                     details, nested = _status_details(data, project, value)
@@ -290,10 +308,13 @@ def update_groups(
     targets: list[IssueRecord],
     body: Any,
     scopes: frozenset[str],
+    requested: list[ProjectRecord],
 ) -> web.Response:
-    """``update_groups`` once the issues are found: 400, 204 (discard) or the changes."""
+    """``update_groups`` once the issues are found: 400, 204 (discard) or the changes. The
+    body is validated against every ``requested`` project, the request's; the changes see
+    only the issues' projects."""
+    fields = validate(data, org, requested, body, scopes)
     projects = list({issue.project.id: issue.project for issue in targets}.values())
-    fields = validate(data, org, projects, body, scopes)
     if fields.get("discard"):
         _check_discard(projects, targets)
         for issue in targets:

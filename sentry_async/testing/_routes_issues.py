@@ -262,6 +262,24 @@ def _read_limit(request: web.Request) -> bool:
     return True
 
 
+def _check_view(request: web.Request) -> None:
+    """``build_query_params_from_request``' issue view, read after the cursor: only with
+    ``savedSearch=0`` and no query (``has_query`` is the raw value, so ``query=`` is none),
+    by ``int(viewId)`` (what that refuses is Sentry's 500), else the user's first view. The
+    fake holds no views (its user has none): a view Sentry would look up by id is refused
+    in so many words rather than answered with a search the view does not make."""
+    if _param(request, "savedSearch") != "0" or _param(request, "query"):
+        return
+    raw = _param(request, "viewId")
+    if not raw:
+        return
+    try:
+        int(raw)
+    except ValueError:
+        raise ApiError(500, body=_encode(INTERNAL_ERROR)) from None
+    raise ApiError(400, f"The fake Sentry holds no issue views: viewId {raw} cannot be applied")
+
+
 def _search_limit(request: web.Request) -> int:
     """The issue list's page size: ``_read_limit``, then the fake's own bounds, and pages
     of 100 at most."""
@@ -291,9 +309,9 @@ async def list_issues(request: web.Request) -> web.Response:
     """``OrganizationGroupIndexEndpoint.get``: date range, stats period, environments and
     projects checked in that order, then direct hits and ``group`` ids, then the search's
     parameters as ``build_query_params_from_request`` reads them (``limit``, the cursor,
-    the query), then an ``inbox`` sort's range (one ending a week back is an empty page,
-    ``Paginator(Group.objects.none())``'s, no hits counted) and terms (``inbox_search``),
-    then the search.
+    an issue view, the query), then an ``inbox`` sort's range (one ending a week back is an
+    empty page, ``Paginator(Group.objects.none())``'s, no hits counted) and terms
+    (``inbox_search``), then the search.
 
     Every page, the first included, is the Snuba path's ``SequencePaginator`` (whole
     seconds): ``PostgresSnubaQueryExecutor.query`` answers a first ``sort=date`` page from
@@ -324,6 +342,7 @@ async def list_issues(request: web.Request) -> web.Response:
         return _json(_encode([_group_body(data, issue, shape) for issue in groups]))
     limit = _search_limit(request)
     _parse_cursor(request)
+    _check_view(request)
     query = _param(request, "query")
     issue_filter(data, DEFAULT_ISSUE_QUERY if query is None else query)
     if _param(request, "sort") == "inbox":
@@ -377,8 +396,9 @@ def _bulk_search(
 ) -> list[IssueRecord]:
     """``search_fn`` of a bulk change without ids (an update's too when none matched):
     ``build_query_params_from_request`` reads ``limit`` (then replaced by
-    ``BULK_MUTATION_LIMIT``), the cursor and the query, and passes no date range; with
-    ``inbox`` (the organization's ``_search``) an ``inbox`` sort is ``inbox_search``'s.
+    ``BULK_MUTATION_LIMIT``), the cursor, an issue view and the query, and passes no date
+    range; with ``inbox`` (the organization's ``_search``) an ``inbox`` sort is
+    ``inbox_search``'s.
     The first ``BULK_MUTATION_LIMIT`` matches from the cursor on, in the sort's order.
 
     Refusals in the endpoint's words: a ``ValidationError`` is ``update_groups_with_search_fn``'s
@@ -397,6 +417,10 @@ def _bulk_search(
             _parse_cursor(request)
         except ApiError as exc:
             raise uncaught(exc) from None
+        try:
+            _check_view(request)
+        except ApiError as exc:
+            raise (uncaught(exc) if exc.status == 500 else exc) from None
         query = _param(request, "query")
         issue_filter(data, DEFAULT_ISSUE_QUERY if query is None else query)
     except SearchValidationError as exc:
@@ -438,7 +462,8 @@ async def bulk_update_issues(request: web.Request) -> web.Response:
         targets = _bulk_search(request, org, projects, environments, delete=False)
     if not targets:
         return web.Response(status=204)
-    return update_groups(data, org, targets, await read_body(request), token_scopes(request))
+    body = await read_body(request)
+    return update_groups(data, org, targets, body, token_scopes(request), projects)
 
 
 async def bulk_delete_issues(request: web.Request) -> web.Response:
@@ -473,7 +498,8 @@ async def project_bulk_update_issues(request: web.Request) -> web.Response:
         targets = _project_search(request, org, projects, delete=False)
     if not targets:
         return web.Response(status=204)
-    return update_groups(data, org, targets, await read_body(request), token_scopes(request))
+    body = await read_body(request)
+    return update_groups(data, org, targets, body, token_scopes(request), projects)
 
 
 async def project_bulk_delete_issues(request: web.Request) -> web.Response:
@@ -511,7 +537,8 @@ async def update_issue(request: web.Request) -> web.Response:
     org = _org(request)
     data = _state(request).data
     issue = _issue(request, org)
-    answer = update_groups(data, org, [issue], await read_body(request), token_scopes(request))
+    body = await read_body(request)
+    answer = update_groups(data, org, [issue], body, token_scopes(request), [issue.project])
     if answer.status != 200:
         return answer
     return _json(_encode(data.issue_body(issue, detail=True)))
