@@ -29,6 +29,7 @@ from ._records import (
     SeedConfig,
     _iso,
     _iso_seconds,
+    queried,
 )
 
 __all__ = [
@@ -380,7 +381,8 @@ class Dataset:
         end: float | None = None,
         include_transactions: bool = True,
     ) -> list[str]:
-        """Ids of a project's events, newest first, optionally in ``[start, end)`` (epoch s)."""
+        """Ids of a project's events, newest first, optionally in ``[start, end)`` (epoch s);
+        those of an issue whose deletion has ended (``finish_deletions``) are gone."""
         record = self.org(org)
         proj = self.project(record, project) if record else None
         if proj is None:
@@ -391,6 +393,7 @@ class Dataset:
             if (start is None or e.timestamp >= start)
             and (end is None or e.timestamp < end)
             and (include_transactions or e.kind != "transaction")
+            and queried(e)
         ]
 
     def events_for_issue(self, issue_id: str) -> list[str]:
@@ -606,6 +609,25 @@ class Dataset:
             if dropped is not None:
                 self._event_cache_bytes -= len(dropped)
         self.generation += 1
+
+    def finish_deletions(self) -> list[str]:
+        """End the deletion of every issue deleted or discarded so far, as Sentry's
+        ``delete_groups`` task does an hour or so after the request (``countdown=3600``):
+        its ``end_delete_groups`` is when Snuba drops the events (``start_delete_groups``,
+        sent with the request, changes no query). From then on the issues' events are gone
+        from every events query (a project's events, Discover, ``events-stats``, event-id
+        and event look-ups) and the issues from the ``group=`` look-up; usage
+        (``stats_v2``) still counts them. Issues merged away are not deletions. Returns the
+        ids of the issues whose deletion ended now."""
+        ended = [
+            issue
+            for issue in self.issues_by_id.values()
+            if issue.deleted and not issue.purged and issue.id not in self.merged
+        ]
+        for issue in ended:
+            issue.purged = True
+            self.invalidate_issue(issue)
+        return [issue.id for issue in ended]
 
     def move_events(self, source: IssueRecord, target: IssueRecord) -> None:
         """A merge's replacement in Snuba (``MergeReplacement``): ``source``'s events are

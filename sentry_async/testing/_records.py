@@ -122,6 +122,10 @@ class IssueRecord:
     shows is ``substatus_at(now)``."""
     extra: dict[str, Any] = field(default_factory=dict)
     deleted: bool = False
+    purged: bool = False
+    """Its deletion task has ended (``delete_groups``, then Snuba's ``end_delete_groups``):
+    its events have left every events query and its row every look-up. Until then a deleted
+    issue's events are listed as before (Snuba ignores ``start_delete_groups``)."""
     substatus_since: float | None = None
     """When event processing made the issue ``regressed`` or ``escalating`` (the
     ``GroupHistory`` row the scheduled task ages it by)."""
@@ -202,6 +206,12 @@ class EventRecord:
         """The issue whose title, level and exception type the event carries: a merge
         rewrites an event's group id only, its own data stays."""
         return self.origin or self.issue
+
+
+def queried(event: EventRecord) -> bool:
+    """Whether Snuba's events queries still answer the event: not once its issue's deletion
+    task has ended (``DeleteGroupsReplacement`` excludes the group). Outcomes keep it."""
+    return event.issue is None or not event.issue.purged
 
 
 def _iso(ts: float) -> str:

@@ -27,6 +27,7 @@ from ._lookups import (
     _time_range,
 )
 from ._paginators import _page, _parse_cursor
+from ._records import queried
 from ._search import Term, event_value, parse_query, term_matches
 from ._state import INTERNAL_ERROR, ApiError, _encode, _json, _state
 
@@ -428,7 +429,8 @@ def _discover_events(
     query's conditions (``issue`` filters looked up), then the range moved up to the
     retention's (``resolve_params``, which refuses a range ending before it). ``bounds``
     replaces the params' range (``events-stats`` aligns it to its buckets first). A
-    dataset the fake holds no events of answers none, its query unread."""
+    dataset the fake holds no events of answers none, its query unread. An issue's events
+    are gone once its deletion has ended (``Dataset.finish_deletions``)."""
     served = dataset in _SERVED_DATASETS
     query = parse_query(_param(request, "query", "")) if served else []
     terms = _issue_terms(request, org, query)
@@ -440,7 +442,7 @@ def _discover_events(
     out = []
     for project in params.projects:
         for event in project.events:
-            if not start <= event.timestamp < end:
+            if not start <= event.timestamp < end or not queried(event):
                 continue
             if dataset == "errors" and event.kind == "transaction":
                 continue

@@ -24,6 +24,7 @@ from ._lookups import (
     _time_range,
 )
 from ._paginators import _page
+from ._records import queried
 from ._routes_discover import _issue_terms
 from ._search import (
     InvalidSearchQuery,
@@ -75,13 +76,18 @@ def _event_rows(
 def _project_event_rows(request: web.Request, events: Sequence[EventRecord]) -> list[EventRecord]:
     """A project's events in the range whose message contains ``query``, case aside
     (``positionCaseInsensitive``): no search grammar, and no ``environment``. Transactions
-    are left out: ``eventstore.backend.get_events`` reads ``Dataset.Events`` by default. A
-    range it cannot read is "Invalid date range parameters provided" whatever the cause."""
+    are left out: ``eventstore.backend.get_events`` reads ``Dataset.Events`` by default, and
+    so are those of an issue whose deletion has ended. A range it cannot read is "Invalid
+    date range parameters provided" whatever the cause."""
     try:
         start, end = _event_range(request, expired_status=500)
     except InvalidParams:
         raise ApiError(400, "Invalid date range parameters provided") from None
-    rows = [e for e in events if start <= e.timestamp < end and e.kind != "transaction"]
+    rows = [
+        e
+        for e in events
+        if start <= e.timestamp < end and e.kind != "transaction" and queried(e)
+    ]
     query = _param(request, "query")
     if not query:
         return rows
@@ -259,7 +265,8 @@ async def project_event(request: web.Request) -> web.Response:
     event = _state(request).data.events_by_id.get(
         request.match_info["event_id"].replace("-", "").lower()
     )
-    if event is None or event.project is not project:
+    # ``get_event_by_id`` reads the group id from Snuba: none once the deletion has ended.
+    if event is None or event.project is not project or not queried(event):
         raise ApiError(404, "Event not found")
     # ProjectEventDetailsEndpoint: ``wrap_event_response`` with the requested environments,
     # the query's conditions (an issue's event only) and the date range.
@@ -279,7 +286,12 @@ async def resolve_event_id(request: web.Request) -> web.Response:
         )
     data = _state(request).data
     event = data.events_by_id.get(key.replace("-", "").lower())
-    if event is None or event.project.org is not org or event.kind == "transaction":
+    if (
+        event is None
+        or event.project.org is not org
+        or event.kind == "transaction"
+        or not queried(event)
+    ):
         raise ApiError(404, "The requested resource does not exist")
     issue = event.issue
     body = (

@@ -220,7 +220,7 @@ def _scoped(
     is issue 5, and an id that is no integer fails the call with a 500: ``failure`` its
     detail where the endpoint catches the error, else Sentry's answer to an uncaught one.
     No status filter (``get_group_list``, the ``group=`` lookup): an issue being deleted or
-    merged away is still found.
+    merged away is still found, until its deletion has ended and its row is gone.
     """
     data = _state(request).data
     try:
@@ -234,7 +234,10 @@ def _scoped(
     return [
         issue
         for issue in found
-        if issue is not None and issue.project.org is org and issue.project.id in scope
+        if issue is not None
+        and not issue.purged
+        and issue.project.org is org
+        and issue.project.id in scope
     ]
 
 

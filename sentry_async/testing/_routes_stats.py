@@ -21,6 +21,7 @@ from ._lookups import (
     _requested_project_ids,
     _time_range,
 )
+from ._records import queried
 from ._routes_discover import (
     _FIELD_TYPES,
     _aggregate,
@@ -251,7 +252,7 @@ async def events_stats(request: web.Request) -> web.Response:
             e
             for p in params.projects
             for e in p.events
-            if start - delta <= e.timestamp < end - delta
+            if start - delta <= e.timestamp < end - delta and queried(e)
         ]
 
     # ``allow_partial_buckets``: ``request.GET.get("partial") == "1"``.
