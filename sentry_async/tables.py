@@ -131,6 +131,12 @@ def _column(pa: Any, field: Any, values: list[Any]) -> Any:
             ],
             type=kind,
         )
+    if pa.types.is_boolean(kind):
+        # Sentry's booleans are ClickHouse UInt8: 0 and 1 on the wire, typed "boolean".
+        flags = [_flag(v) for v in values]
+        if _NO_FLAG in flags:
+            return pa.array([_text(v) for v in values], type=pa.string())
+        return pa.array(flags, type=kind)
     if pa.types.is_integer(kind) and not all(_whole(v) for v in values):
         kind = pa.float64()
     try:
@@ -139,11 +145,27 @@ def _column(pa: Any, field: Any, values: list[Any]) -> Any:
         return pa.array([_text(v) for v in values], type=pa.string())
 
 
+_NO_FLAG = object()
+
+
+def _flag(value: Any) -> Any:
+    """A "boolean" column's value as a bool (``None`` stays null), or :data:`_NO_FLAG`."""
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    return _NO_FLAG
+
+
+_INT64_END = 2**63
+
+
 def _whole(value: Any) -> bool:
-    """Whether an "integer" column's value fits int64 as is (pyarrow would truncate 2.5)."""
+    """Whether an "integer" column's value fits int64 as is (pyarrow would truncate 2.5);
+    a whole float past int64 does not (float64 holds it, int64 cannot)."""
     if value is None or isinstance(value, int):
         return True
-    return isinstance(value, float) and value.is_integer()
+    return isinstance(value, float) and value.is_integer() and abs(value) < _INT64_END
 
 
 def _wider_type(pa: Any, old: Any, new: Any) -> Any:
