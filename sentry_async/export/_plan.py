@@ -17,6 +17,7 @@ from .._protocol.params import URL_BUDGET, check_slug, issue_id, time_range
 from ..client import SentryClient
 from ..errors import NotFound
 from ..pagination import Paginator, Position
+from ..resources.events import FULL_PAGE_MAX
 from ._checkpoint import Checkpoint, FileState, ProjectRef, SkippedProject, StreamState
 from ._errors import UnknownProjectError
 from ._files import file_name, now_iso, parse_stamp, project_stems, safe_stem
@@ -397,6 +398,10 @@ def _request(
         )
     if spec.kind == "events":
         if spec.issues is not None:
+            # Sentry serves an issue as many full payloads as asked: 100 large ones pass
+            # the body limit, on every run. The issue lists page by offset (``0:N:0``,
+            # whatever the size), so a checkpoint saved at another size resumes here.
+            size = min(spec.page_size, FULL_PAGE_MAX) if spec.full else spec.page_size
             return client.events.for_issue(
                 spec.org,
                 state.target,
@@ -404,7 +409,7 @@ def _request(
                 query=spec.query,
                 start=start,
                 end=end,
-                page_size=spec.page_size,
+                page_size=size,
             )
         return client.events.for_project(
             spec.org,
