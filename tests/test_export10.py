@@ -5,17 +5,26 @@ rows of a project's list moved back by an issue's deletion."""
 
 from __future__ import annotations
 
+import csv
 from collections import Counter
+from collections.abc import Callable
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import anyio
 import msgspec
 import pytest
-from _export_staging import Factory, client_of, lines
+from _export_staging import (
+    Factory,
+    client_of,
+    in_step,  # noqa: F401 (a fixture, named by usefixtures)
+    lines,
+)
 
 from sentry_async import ServerError
-from sentry_async.export import CHECKPOINT_NAME, ExportSpec, _plan, export
+from sentry_async.export import CHECKPOINT_NAME, ExportSpec, Progress, _plan, export
 from sentry_async.testing import Fault, SeedConfig
 
 # -- 3. full payloads of an issue, a few a page -------------------------------------------------
@@ -71,3 +80,86 @@ async def test_a_new_issue_export_asks_full_payloads_ten_a_page(
     asked = [r for r in server.requests if r.path.endswith(f"/issues/{issue}/events/")]
     assert [r.param("per_page") for r in asked] == ["10", "10"]
     assert manifest.items == 12
+
+
+# -- 4. Discover rows asked without id ----------------------------------------------------------
+
+
+class _Arrivals(Progress):
+    """Three events arriving at the head of the list after each page written: the last rows
+    of the page before are pushed onto the next page's head."""
+
+    def __init__(self, add: Callable[[], None]) -> None:
+        super().__init__("discover")
+        self._add = add
+        self.pages = 0
+
+    def page(self, stream: str, **counts: Any) -> None:
+        super().page(stream, **counts)
+        self.pages += 1
+        if self.pages <= 5:
+            for _ in range(3):
+                self._add()
+
+
+@pytest.mark.parametrize("format", ["jsonl", "csv", "parquet"])
+@pytest.mark.usefixtures("in_step")
+async def test_discover_rows_asked_without_id_are_written_once_as_events_arrive(
+    fake_sentry_factory: Factory, tmp_path: Path, format: str
+) -> None:
+    """Offset pages: events arriving at the head push written rows onto the next page. The
+    exporter asks the id too (Sentry sends it unasked anyway) and drops the rows a page
+    repeats."""
+    if format == "parquet":
+        pytest.importorskip("pyarrow")
+    server = await fake_sentry_factory(scale=SeedConfig(orgs=0))
+    project = server.builder.add_organization("acme").add_project("alpha")
+    old = project.add_issue("Original", events=0)
+    for n in range(30):
+        old.add_event(timestamp=server.now - timedelta(minutes=n + 2))
+    late = project.add_issue("Late", events=0)
+    arrived = iter(range(60))
+
+    def add() -> None:
+        late.add_event(timestamp=server.now - timedelta(seconds=60 - next(arrived)))
+
+    fields = ("title", "timestamp")
+    spec = ExportSpec(
+        kind="discover",
+        org="acme",
+        projects=("alpha",),
+        fields=fields,
+        period="1h",
+        window="none",
+        page_size=10,
+        format=format,  # type: ignore[arg-type]
+    )
+    fingerprint = spec.fingerprint()
+    out = tmp_path / "out"
+    async with client_of(server) as client:
+        with anyio.fail_after(30):
+            await export(client, spec, out, progress=_Arrivals(add), now=server.now)
+    rows = _rows(out, format)
+    # The columns Sentry sends unasked (auto_fields): the rows are those written before.
+    assert {tuple(row) for row in rows} == {(*fields, "id", "project.name")}
+    originals = Counter(row["timestamp"] for row in rows if row["title"] == "Original")
+    assert len(originals) == 30
+    assert max(originals.values()) == 1, "no row written twice"
+    asked = [r for r in server.requests if r.path.endswith("/organizations/acme/events/")]
+    assert all(r.params("field") == ["title", "timestamp", "id"] for r in asked)
+    assert all(r.params("sort") == ["-timestamp"] for r in asked), "sorted as before"
+    assert spec.fingerprint() == fingerprint == replace(spec).fingerprint()
+
+
+def _rows(out: Path, format: str) -> list[dict[str, Any]]:
+    if format == "jsonl":
+        return [row for path in out.glob("*.jsonl") for row in lines(path)]
+    if format == "csv":
+        rows: list[dict[str, Any]] = []
+        for path in out.glob("*.csv"):
+            with path.open(newline="", encoding="utf-8") as handle:
+                rows += list(csv.DictReader(handle))
+        return rows
+    import pyarrow.parquet as pq
+
+    return [row for path in out.glob("*.parquet") for row in pq.read_table(path).to_pylist()]

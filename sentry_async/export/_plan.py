@@ -22,7 +22,7 @@ from ._checkpoint import Checkpoint, FileState, ProjectRef, SkippedProject, Stre
 from ._errors import UnknownProjectError
 from ._files import file_name, now_iso, parse_stamp, project_stems, safe_stem
 from ._formats import SUFFIXES, part_name
-from ._spec import ExportSpec
+from ._spec import ExportSpec, adds_id
 from ._windows import check_window_count, format_utc, resolve_range, split_windows
 
 __all__ = [
@@ -420,10 +420,11 @@ def _request(
             end=end,
             page_size=spec.page_size,
         )
+    # Sorted by the fields asked, not the id added: a checkpoint's offsets keep their rows.
     sort = [key for key in ("-timestamp", "id") if key.lstrip("-") in spec.fields]
     return client.discover.query(
         spec.org,
-        fields=list(spec.fields),
+        fields=[*spec.fields, "id"] if adds_id(spec) else list(spec.fields),
         query=spec.query,
         sort=sort or None,
         project=[project for project in state.target.split(",") if project not in gone],

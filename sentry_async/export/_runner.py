@@ -93,7 +93,7 @@ from ._plan import (
 )
 from ._progress import Progress
 from ._resume import cut_back, make_output_dir, open_existing, seal_at
-from ._spec import ExportSpec, is_aggregate
+from ._spec import ExportSpec, adds_id, is_aggregate
 from ._splitting import (
     MIN_SPLIT_WINDOW,
     Expired,
@@ -266,6 +266,9 @@ class Exporter:
         self._range: tuple[datetime, datetime] | None = None
         # Discover rows carry an id only when asked for; without it none can be de-duplicated.
         self._identify = spec.kind != "discover" or "id" in spec.fields
+        # Rows of events asked without it: the id is asked too (Sentry adds it to such rows
+        # anyway), so that what a page repeats is dropped.
+        self._adds_id = adds_id(spec)
         # Rows that cannot be skipped by id are cut off an appended file on a split.
         self._cuts_rows = not self._identify and spec.format != "parquet"
         self._aggregates = spec.kind == "discover" and any(is_aggregate(f) for f in spec.fields)
@@ -1246,7 +1249,7 @@ class Exporter:
         kept = dedupe_page(
             page.items,
             ids.met,
-            identify=self._identify,
+            identify=self._identify or self._adds_id,
             text_ids=self.spec.format == "csv",
             leading_ids=self.spec.format == "jsonl",
             skip=self._skip,

@@ -22,6 +22,7 @@ __all__ = [
     "DEFAULT_PERIOD",
     "ExportKind",
     "ExportSpec",
+    "adds_id",
     "is_aggregate",
 ]
 
@@ -40,6 +41,19 @@ DEFAULT_PERIOD = timedelta(days=30)
 def is_aggregate(field: str) -> bool:
     """``count()``, ``p95(transaction.duration)``, ``equation|...``: a value over many rows."""
     return field.startswith("equation|") or _FUNCTION.match(field) is not None
+
+
+def adds_id(spec: ExportSpec) -> bool:
+    """Whether the exporter asks Discover for ``id`` beside the fields: rows of events (no
+    aggregate) are paged by offset, so events arriving at the head push written rows onto
+    the next page, and only their ids tell them apart. Sentry adds ``id`` (and
+    ``project.name``) to such rows unasked (``resolve_select``'s ``auto_fields``): asking
+    it changes no row. A row of totals is one per group, with no id to ask for."""
+    return (
+        spec.kind == "discover"
+        and "id" not in spec.fields
+        and not any(is_aggregate(field) for field in spec.fields)
+    )
 
 
 @dataclass(frozen=True, slots=True)
