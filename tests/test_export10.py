@@ -18,10 +18,13 @@ import msgspec
 import pytest
 from _export_staging import (
     Factory,
+    Meddling,
     client_of,
     in_step,  # noqa: F401 (a fixture, named by usefixtures)
+    issues_of_alpha,
     lines,
 )
+from test_export_resume_gaps import _merge_as_sentry
 
 from sentry_async import ServerError
 from sentry_async.export import CHECKPOINT_NAME, ExportSpec, Progress, _plan, export
@@ -163,3 +166,50 @@ def _rows(out: Path, format: str) -> list[dict[str, Any]]:
     import pyarrow.parquet as pq
 
     return [row for path in out.glob("*.parquet") for row in pq.read_table(path).to_pylist()]
+
+
+# -- 1. an issue merged into another exported issue, whose walk is over ------------------------
+
+
+@pytest.mark.parametrize("stopped", [False, True])
+@pytest.mark.usefixtures("in_step")
+async def test_an_issue_merged_into_an_exported_issue_already_walked_is_walked_again(
+    fake_sentry_factory: Factory, tmp_path: Path, stopped: bool
+) -> None:
+    """``last`` is walked to its end first; ``first`` is merged into it after its first
+    page. Its other events are ``last``'s now: ``last``'s stream is walked again from its
+    start, and (``stopped``) a run stopped before that walk is over resumes it."""
+    server, (first, _, last) = await issues_of_alpha(fake_sentry_factory)
+    events = {
+        event.event_id for issue in (first, last) for event in server.data.issues_by_id[issue].events
+    }
+    faults: list[Fault] = []
+
+    def merge() -> None:
+        _merge_as_sentry(server, first, last)
+        if stopped:
+            faults.append(
+                server.faults.add(Fault("status", path=f"/issues/{last}/events/", times=None))
+            )
+
+    spec = ExportSpec(kind="events", org="acme", issues=(last, first), period="3d", page_size=2)
+    out = tmp_path / "out"
+    progress = Meddling("events", merge, after=1, stream=f"issue-{first}@")
+    async with client_of(server) as client:
+        with anyio.fail_after(30):
+            if stopped:
+                with pytest.raises(ServerError):
+                    await export(client, spec, out, concurrency=1, progress=progress, now=server.now)
+                saved = msgspec.json.decode((out / CHECKPOINT_NAME).read_bytes())
+                assert saved["skipped"][0]["merged_into"] == last
+                streams = [s for s in saved["streams"].values() if s["target"] == last]
+                assert any(s["walk_again"] or not s["done"] for s in streams), "a walk is due"
+                server.faults.clear()
+            manifest = await export(
+                client, spec, out, concurrency=1, progress=progress, now=server.now, resume=stopped
+            )
+    written = Counter(row["id"] for path in out.glob("*.jsonl") for row in lines(path))
+    assert set(written) == events, f"{len(events - set(written))} events lost"
+    assert max(written.values()) == 1, "no event written twice"
+    assert manifest.items == len(events) == 10
+    assert manifest.skipped[0].merged_into == last

@@ -118,6 +118,10 @@ class StreamState(msgspec.Struct, kw_only=True):
     ended: Count | None = None
     """Its file's length once its last page was written: set only when its walk reached
     its end, so a stream marked done by hand has none."""
+    walk_again: bool = False
+    """An issue merged into this stream's issue while exported: Sentry moved its events
+    into this issue, anywhere in its list, so once its walk is over the stream is walked
+    again from its first page, writing only what its file lacks."""
     unconfirmed: str | None = None
     """A project's events window whose first page came back empty when asked at this
     slug: an empty page does not say whose it is, and Sentry answers a slug with the

@@ -408,18 +408,22 @@ class Exporter:
         run.last_commit = time.monotonic()
         failed = True
         try:
-            for _ in range(MAX_EMPTY_CHECKS):
+            checks = 0
+            while True:
                 await self._walk_streams(checkpoint, pending)
                 pending = await self._confirm_empty(checkpoint)
+                checks += bool(pending)
+                if pending and checks >= MAX_EMPTY_CHECKS:
+                    raise PaginationError(
+                        f"{', '.join(sorted({state.key for state in pending}))}: their project "
+                        f"was renamed again each of the {MAX_EMPTY_CHECKS} times its empty "
+                        "windows were checked; stopping (a resume reads them again)"
+                    )
+                # Bounded: an issue is merged away once, and its streams end then.
+                pending += await self._walk_again(checkpoint)
                 if not pending:
                     break
                 self.progress.again(len(pending))
-            else:
-                raise PaginationError(
-                    f"{', '.join(sorted({state.key for state in pending}))}: their project "
-                    f"was renamed again each of the {MAX_EMPTY_CHECKS} times its empty "
-                    "windows were checked; stopping (a resume reads them again)"
-                )
             failed = False
         finally:
             with anyio.CancelScope(shield=True):
@@ -989,9 +993,31 @@ class Exporter:
             return True
         return False
 
+    async def _walk_again(self, checkpoint: Checkpoint) -> list[StreamState]:
+        """The streams due to be walked again (see ``StreamState.walk_again``), each set back
+        to its first page once its walk is over; the ids it wrote stay in its file, where
+        it reads them back from, so that it writes only what it lacks."""
+        again = []
+        for state in checkpoint.streams.values():
+            if not state.walk_again or not state.done:
+                continue
+            state.walk_again = False
+            if state.target in self._run.gone or state.split or state.outside_retention:
+                continue
+            if state.dedupe_from is None:
+                state.dedupe_from = state.first_offset or 0
+            state.cursor = state.hits = state.ended = None
+            state.done = False
+            again.append(state)
+        if again:
+            await self._commit()
+        return again
+
     def _note_merge(self, issue: str, into: str) -> None:
         """``issue`` was merged into issue ``into`` while exported: it is gone, and the
-        manifest says into which issue (see ``SkippedProject.merged_into``)."""
+        manifest says into which issue (see ``SkippedProject.merged_into``). Exported too,
+        that issue's streams are walked again once over (see :meth:`_walk_again`): those
+        finished, or past the events moved into it, would never read them."""
         into = self.client._redact(into)
         self._run.merged[issue] = into
         why = (
@@ -1002,7 +1028,16 @@ class Exporter:
         exported = {issue_id(i) for i in self.spec.issues or ()}
         if final is not None and final in exported - set(map(issue_id, self._run.gone)):
             # See _absorbed.
-            why += f"; issue {final}'s streams, exported too, drop the events it wrote"
+            why += (
+                f"; issue {final}'s streams, exported too, are walked again from their "
+                "start and drop the events it wrote"
+            )
+            assert self._checkpoint is not None
+            for state in self._checkpoint.streams.values():
+                # One not begun yet reads every event it holds by then anyway.
+                begun = state.done or state.pages or state.key in self._run.walking
+                if issue_id(state.target) == final and begun:
+                    state.walk_again = True
         self._run.gone[issue] = why
 
     async def _events_expired(self, state: StreamState, error: APIError) -> bool:
