@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 from collections.abc import Hashable, Sequence
 from datetime import datetime, timedelta
@@ -66,10 +67,27 @@ def event_key(item: Any) -> Hashable | None:
             return _id_decoder.decode(item).id
         except (msgspec.DecodeError, UnicodeDecodeError):
             return None
-    value = item.get("id") if isinstance(item, dict) else getattr(item, "id", None)
+    if isinstance(item, dict):
+        value = item.get("id")
+    elif isinstance(item, msgspec.Struct):
+        # An as_type model may keep the wire's "id" under a name of its own.
+        attribute = _id_attribute(type(item))
+        value = None if attribute is None else getattr(item, attribute, None)
+    else:
+        value = getattr(item, "id", None)
     if type(value) is str:
         return value
     return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+@functools.lru_cache(maxsize=64)
+def _id_attribute(model: type[msgspec.Struct]) -> str | None:
+    """The attribute of ``model`` that decodes the wire's ``id``; ``None``: it has none
+    (its items' repeats cannot be told, and are handed out)."""
+    for field in msgspec.structs.fields(model):
+        if field.encode_name == "id":
+            return field.name
+    return None
 
 
 class EventListOptions(TypedDict, total=False):
