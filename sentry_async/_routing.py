@@ -11,7 +11,7 @@ import logging
 import re
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from contextvars import ContextVar
-from typing import TYPE_CHECKING, TypeVar, cast
+from typing import TYPE_CHECKING, Annotated, TypeVar, cast
 from urllib.parse import quote
 
 import anyio
@@ -52,8 +52,13 @@ FOLLOWING_MOVES: ContextVar[bool] = ContextVar("sentry_async_following_moves", d
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
+ProjectId = Annotated[str, msgspec.Meta(pattern=r"^[0-9]{1,20}$")]
+"""A project id as Sentry writes one (a 64-bit integer, as text): a server's other value
+is a :class:`DecodeError` naming the projects list, never an ``int()`` failing later."""
+
+
 class _ProjectRef(msgspec.Struct):
-    id: str
+    id: ProjectId
     slug: str
     has_access: bool | None = msgspec.field(default=None, name="hasAccess")
     """Whether the user can access the project (a user token lists every project of the
