@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import math
 import random
 import re
 import threading
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgspec
+
 __all__ = ["FAULT_KINDS", "Fault", "FaultPlan"]
+
+_METHOD = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+"""An HTTP method: one ``token`` (RFC 9110), the only spelling a request line carries."""
 
 FAULT_KINDS = frozenset(
     {
@@ -45,6 +51,10 @@ class Fault:
     header), ``delay`` (``slow``), ``serve`` (``short_pages``: rows per page, 0 for empty
     pages), ``location`` (``redirect``), ``fraction`` (``drop_mid_body``/``truncated_json``:
     how much of the body is sent).
+
+    Each option is checked here, a ``ValueError`` naming it: a value out of its range
+    would otherwise make a fault that never fires, changes nothing, or breaks every
+    request, and the test meant to see a failure would pass without one.
     """
 
     kind: str
@@ -69,8 +79,44 @@ class Fault:
     def __post_init__(self) -> None:
         if self.kind not in FAULT_KINDS:
             raise ValueError(f"unknown fault kind {self.kind!r}; known: {sorted(FAULT_KINDS)}")
-        self._path = re.compile(self.path) if self.path else None
-        self._query = re.compile(self.query) if self.query else None
+        self._path = _regex("path", self.path)
+        self._query = _regex("query", self.query)
+        if self.method is not None and (
+            not isinstance(self.method, str) or not _METHOD.fullmatch(self.method)
+        ):
+            raise ValueError(
+                f"method must be an HTTP method such as 'GET' or None, got {self.method!r}"
+            )
+        if self.times is not None and (not _is_int(self.times) or self.times < 1):
+            raise ValueError(f"times must be an integer of at least 1 or None, got {self.times!r}")
+        if not _is_int(self.after) or self.after < 0:
+            raise ValueError(f"after must be an integer of at least 0, got {self.after!r}")
+        if self.probability is not None and not _in_range(self.probability, 0, 1):
+            raise ValueError(
+                f"probability must be a number from 0 to 1 or None, got {self.probability!r}"
+            )
+        if not _is_int(self.status) or not 200 <= self.status <= 599:
+            raise ValueError(f"status must be an integer from 200 to 599, got {self.status!r}")
+        _check_body(self.body)
+        _check_header("content_type", self.content_type)
+        if isinstance(self.retry_after, str):
+            _check_header("retry_after", self.retry_after)
+        elif self.retry_after is not None and not _in_range(self.retry_after, 0, math.inf):
+            raise ValueError(
+                "retry_after must be a number of seconds of at least 0, an HTTP-date string "
+                f"or None, got {self.retry_after!r}"
+            )
+        if self.reset_in is not None and not _in_range(self.reset_in, -math.inf, math.inf):
+            raise ValueError(f"reset_in must be a number of seconds or None, got {self.reset_in!r}")
+        if not _in_range(self.delay, 0, math.inf):
+            raise ValueError(f"delay must be a number of seconds of at least 0, got {self.delay!r}")
+        if not _is_int(self.serve) or self.serve < 0:
+            raise ValueError(f"serve must be an integer of at least 0, got {self.serve!r}")
+        _check_header("location", self.location)
+        if not _in_range(self.fraction, 0, 1) or self.fraction == 1:
+            raise ValueError(
+                f"fraction must be a number from 0 up to (not including) 1, got {self.fraction!r}"
+            )
 
     def matches(self, method: str, path: str, *queries: str) -> bool:
         """Whether a request applies; ``queries`` are its query string's spellings, any of
@@ -85,6 +131,54 @@ class Fault:
     @property
     def spent(self) -> bool:
         return self.times is not None and self.fired >= self.times
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _in_range(value: object, low: float, high: float) -> bool:
+    """Whether ``value`` is a real number (not a bool, not NaN; finite unless a bound is
+    infinite) from ``low`` to ``high``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    return math.isfinite(value) and low <= value <= high
+
+
+def _regex(name: str, pattern: object) -> re.Pattern[str] | None:
+    """``pattern`` compiled (``None`` or empty: matches everything); a bad one is a
+    ``ValueError`` naming the option, as every other option's."""
+    if pattern is None or pattern == "":
+        return None
+    if not isinstance(pattern, str):
+        raise ValueError(f"{name} must be a regular expression string or None, got {pattern!r}")
+    try:
+        return re.compile(pattern)
+    except re.error as exc:
+        raise ValueError(f"{name} is not a valid regular expression ({exc}): {pattern!r}") from None
+
+
+def _check_header(name: str, value: object) -> None:
+    """A value sent as a header: a string of printable characters, or ``None``."""
+    if value is None:
+        return
+    if not isinstance(value, str) or not value or not value.isprintable():
+        raise ValueError(
+            f"{name} must be a non-empty string of printable characters or None, got {value!r}"
+        )
+
+
+def _check_body(body: object) -> None:
+    """``status``' body: bytes, str, or a value JSON can encode (else the fault would fail
+    each request it fires on with aiohttp's own plain-text 500)."""
+    if body is None or isinstance(body, (bytes, str)):
+        return
+    try:
+        msgspec.json.encode(body)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise ValueError(
+            f"body must be bytes, a string or a JSON value, got {type(body).__name__} ({exc})"
+        ) from None
 
 
 class FaultPlan:

@@ -16,7 +16,7 @@ from aiohttp.typedefs import Middleware
 from ._faults import Fault
 from ._limit_keys import sentry_counter
 from ._paginators import _SHORTENED
-from ._recorder import capture_body, record_request
+from ._recorder import bearer_token, capture_body, record_request
 from ._scopes import DENIED, ScopeMap, challenge
 from ._state import (
     _JSON,
@@ -224,6 +224,16 @@ async def _fault_response(
     return None
 
 
+def _sent_status(request: web.Request, response: web.StreamResponse) -> int | None:
+    """The status the client gets: ``None`` when the connection closed before the answer
+    was begun (the client gave up during a ``slow`` fault, or cut its body short). aiohttp
+    lets the handler run to its end regardless, and drops the answer it then returns."""
+    if response.prepared:
+        return response.status
+    transport = request.transport
+    return None if transport is None or transport.is_closing() else response.status
+
+
 def _check_scopes(
     state: ServerState, scopes: frozenset[str], method: str, permission: ScopeMap | None
 ) -> None:
@@ -265,10 +275,10 @@ def make_middleware(
             response = await _handle(request, handler, group)
         except web.HTTPException as exc:
             # An answer raised rather than returned (aiohttp's own): sent, so recorded.
-            record.status = exc.status
+            record.status = _sent_status(request, exc)
             raise
         else:
-            record.status = response.status
+            record.status = _sent_status(request, response)
             await capture_body(record, request)
             return response
         finally:
@@ -306,12 +316,12 @@ def make_middleware(
         if allow is not None and request.method == "OPTIONS":
             # Answered before dispatch: no authentication, scope check nor look-up.
             return _endpoint_headers(request, _preflight(), allow)
-        auth = request.headers.get("Authorization")
-        if auth is None:
-            body = _encode({"detail": "Authentication credentials were not provided."})
-            return _endpoint_headers(request, _json(body, 401), allow)
-        scheme, _, token = auth.partition(" ")
-        scopes = state.tokens.get(token) if scheme == "Bearer" else None
+        token, refusal = bearer_token(request.headers.get("Authorization"))
+        if token is None:
+            # Sentry's refusal of a malformed bearer header, or DRF's of an anonymous request.
+            detail = refusal or "Authentication credentials were not provided."
+            return _endpoint_headers(request, _json(_encode({"detail": detail}), 401), allow)
+        scopes = state.tokens.get(token)
         if scopes is None:
             body = _encode({"detail": "Invalid token"})
             return _endpoint_headers(request, _json(body, 401), allow)
@@ -356,7 +366,9 @@ def make_middleware(
                 if exc.body
                 else web.Response(status=exc.status, headers=exc.headers)
             )
-        except web.HTTPException:
+        except (web.HTTPException, ConnectionError):
+            # aiohttp's own answer, or the client gone while the body was read (which
+            # aiohttp ignores as a premature disconnection, answering nothing).
             raise
         except Exception:
             # A bug in the fake: Sentry's answer to an unhandled error, not aiohttp's

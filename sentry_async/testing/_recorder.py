@@ -21,7 +21,7 @@ from urllib.parse import urlencode
 import msgspec
 from aiohttp import web
 
-__all__ = ["FILTERED", "RecordedRequest", "RequestLog", "record_request"]
+__all__ = ["FILTERED", "RecordedRequest", "RequestLog", "bearer_token", "record_request"]
 
 FILTERED = "[Filtered]"
 """What stands in the recorded ``Authorization`` header in place of the credentials."""
@@ -75,10 +75,11 @@ class RecordedRequest:
         return msgspec.json.decode(self.body) if self.body else None
 
     def sent_token(self, token: str) -> bool:
-        """Whether the request carried ``Authorization: Bearer <token>``."""
+        """Whether the request carried ``token`` as Sentry reads a bearer token
+        (``Authorization: Bearer <token>``, the scheme in any case, any whitespace around)."""
         if self._token_digest is None:
             return False
-        return hmac.compare_digest(self._token_digest, _digest(f"Bearer {token}"))
+        return hmac.compare_digest(self._token_digest, _digest(token))
 
     @property
     def route(self) -> str:
@@ -254,6 +255,27 @@ def _what(method: str | None, path: str | None, json: Any, params: Mapping[str, 
     return " ".join(parts)
 
 
+def bearer_token(authorization: str | None) -> tuple[str | None, str | None]:
+    """``(token, refusal)``: the ``Authorization`` header read as Sentry's
+    ``StandardAuthentication.authenticate`` reads it (``api/authentication.py``).
+
+    Split on ASCII whitespace (``get_authorization_header(request).split()``), it is taken
+    when its first word, in any case, is ``bearer``; one word alone or more than two are
+    refused with Sentry's detail. A header no bearer authenticator takes (none, empty,
+    another scheme) is ``(None, None)``: the request is anonymous, refused as without one.
+    """
+    if authorization is None:
+        return None, None
+    words = authorization.encode("utf-8", "surrogateescape").split()
+    if not words or words[0].lower() != b"bearer":
+        return None, None
+    if len(words) == 1:
+        return None, "Invalid token header. No credentials provided."
+    if len(words) > 2:
+        return None, "Invalid token header. Token string should not contain spaces."
+    return words[1].decode("utf-8", "surrogateescape"), None
+
+
 def record_request(request: web.Request, group: str, tokens: Iterable[str]) -> RecordedRequest:
     """The record of one incoming request, credentials filtered; ``capture_body`` adds the
     body. ``tokens`` are those the server accepts."""
@@ -261,9 +283,12 @@ def record_request(request: web.Request, group: str, tokens: Iterable[str]) -> R
     headers = {k.lower(): v for k, v in request.headers.items()}
     auth = headers.get("authorization")
     if auth is not None:
-        scheme = auth.split(" ", 1)[0] if " " in auth else ""
+        # The scheme stays when a credential follows it; a lone word may be the token.
+        words = auth.split()
+        scheme = words[0] if len(words) > 1 else ""
         headers["authorization"] = f"{scheme} {FILTERED}".strip()
-    digest = _digest(auth) if auth is not None else None
+    token = bearer_token(auth)[0]
+    digest = _digest(token) if token is not None else None
     return RecordedRequest(
         method=request.method,
         path=request.path,
@@ -272,7 +297,7 @@ def record_request(request: web.Request, group: str, tokens: Iterable[str]) -> R
         started=started,
         group=group,
         authenticated=digest is not None
-        and any(hmac.compare_digest(digest, _digest(f"Bearer {t}")) for t in tokens),
+        and any(hmac.compare_digest(digest, _digest(t)) for t in tokens),
         _token_digest=digest,
     )
 

@@ -37,6 +37,12 @@ def server_url(tls: bool, host: str, port: int) -> str:
     return str(URL.build(scheme="https" if tls else "http", host=host, port=port))
 
 
+def _is_token(token: str) -> bool:
+    """Whether ``token`` can be sent as one bearer credential: non-empty, printable, with
+    no whitespace (Sentry splits the header on it)."""
+    return bool(token) and not any(c.isspace() or not c.isprintable() for c in token)
+
+
 def _check_keywords(
     *,
     seed: object,
@@ -52,8 +58,9 @@ def _check_keywords(
     otherwise surface later, far from the call, or not at all."""
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise ValueError(f"seed must be an integer, got {seed!r}")
-    if not isinstance(token, str) or not token:
-        raise ValueError("token must be a non-empty string")
+    if not isinstance(token, str) or not _is_token(token):
+        # Sentry splits the Authorization header on whitespace: such a token never works.
+        raise ValueError("token must be a non-empty string without spaces")
     if rate_limits is not None and not isinstance(rate_limits, RateLimitPolicy):
         raise ValueError(f"rate_limits must be a RateLimitPolicy or None, got {rate_limits!r}")
     if not isinstance(host, str) or not host:
@@ -195,11 +202,7 @@ class FakeSentry:
         unknown = sorted(map(str, held - SCOPES))
         if unknown:
             raise ValueError(f"unknown scopes {unknown}; Sentry's are {sorted(SCOPES)}")
-        if (
-            not isinstance(token, str)
-            or not token
-            or any(c.isspace() or not c.isprintable() for c in token)
-        ):
+        if not isinstance(token, str) or not _is_token(token):
             raise ValueError("token must be a non-empty string without spaces")
         if token in self._state.tokens:
             raise ValueError("that token is already accepted by this server")
