@@ -130,7 +130,7 @@ async def test_a_request_the_client_gave_up_on_is_recorded_without_a_status(
     end (aiohttp does not cancel it), but no status was sent, so none is recorded."""
     server: FakeSentry = await fake_sentry_factory(orgs=1, projects=1, issues=1, token=TOKEN)
     if cut == "slow":
-        server.faults.add(Fault("slow", delay=0.3, path=f"^{ORG_PATH}$"))
+        server.faults.add(Fault("slow", delay=1.0, path=f"^{ORG_PATH}$"))  # room for the close
         raw = f"GET {ORG_PATH} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\n\r\n"
     else:
         # A body announced but cut short: the handler's read fails once the client is gone.
