@@ -211,12 +211,16 @@ class Exchange:
         sink: Sink | None,
         on_headers: HeadersSeen | None = None,
         resend: bool = False,
+        seen: list[int] | None = None,
     ) -> Response:
         """One attempt's HTTP exchanges: the request and the redirects it may follow, all
         under one watch, so that ``total`` bounds the attempt rather than each hop.
 
         ``resend``: the request is safe to send twice; each of its exchanges that a
-        kept-alive connection closed under, before any answer, is sent once more."""
+        kept-alive connection closed under, before any answer, is sent once more.
+        ``seen[0]``: the last hop's status once its line arrived (else 0), for the hooks of
+        an attempt that an exception ends (a sink's, a cancellation), which no
+        :class:`_Failure` carries."""
         started = time.perf_counter()
         deadlines = self._deadlines if sink is None else self._download_deadlines
         watch = None if deadlines is None else deadlines.start()
@@ -224,7 +228,7 @@ class Exchange:
             for hop in range(_MAX_REDIRECTS + 1):
                 try:
                     response = await self._roundtrip(
-                        method, url, body, sink, started, on_headers, watch
+                        method, url, body, sink, started, on_headers, watch, seen
                     )
                 except _Failure as failure:
                     if not (resend and failure.unanswered):
@@ -232,7 +236,7 @@ class Exchange:
                     # A server may close a kept-alive connection while it is taken for the
                     # next request (RFC 9112 §9.3.1): once, at once, not an attempt.
                     response = await self._roundtrip(
-                        method, url, body, sink, started, on_headers, watch
+                        method, url, body, sink, started, on_headers, watch, seen
                     )
                 location = response.headers.get("Location")
                 if (
@@ -313,6 +317,7 @@ class Exchange:
         started: float,
         on_headers: HeadersSeen | None,
         watch: Watch | None,
+        seen: list[int] | None = None,
     ) -> Response:
         """One HTTP exchange under its attempt's ``watch``; whatever goes wrong becomes a
         :class:`_Failure` raised outside the ``except`` that caught it, so aiohttp's
@@ -430,6 +435,8 @@ class Exchange:
         finally:
             if tunnel is not None:
                 tunnel.finish()
+            if seen is not None:
+                seen[0] = delivered[1]
         if isinstance(failure, _SinkFailed):
             raise failure.error  # outside the ``except``: not chained to its carrier
         if self.closed:

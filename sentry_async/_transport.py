@@ -401,11 +401,14 @@ class Transport(Exchange):
     ) -> T | _Failure:
         """One attempt: the decoded success, or the failure to decide on; ``resend``: safe
         to send again on a new connection when a kept-alive one closes under it."""
+        seen = None if call is None else [0]
         try:
             async with self.limiter.slot(group, waits=self._waits) as slot:
                 if call is not None:
                     call.sending(attempt, slot.waited)
-                response = await self._exchange(method, url, body, sink, on_headers, resend)
+                response = await self._exchange(
+                    method, url, body, sink, on_headers, resend, seen
+                )
         except _Failure as failure:
             return failure
         except SlotWaitEnded:
@@ -418,9 +421,11 @@ class Transport(Exchange):
                 traceback.clear_frames(exc.__traceback__)
             if call is not None and call.attempt == attempt:
                 # Sent and never answered: one on_response per on_request, so that an
-                # in-flight gauge comes back down. A hook failing here has ``exc`` as its
-                # context, which its log record prints.
-                call.failed(_unanswered(exc, sink is not None))
+                # in-flight gauge comes back down, with the status if its line came (a sink
+                # that raised, a stream left, after a 200). A hook failing here has ``exc``
+                # as its context, which its log record prints.
+                status = None if seen is None else seen[0] or None
+                call.failed(_unanswered(exc, sink is not None), status)
             raise
         if call is not None:
             call.answered(response.status, response.elapsed)

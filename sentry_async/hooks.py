@@ -48,8 +48,9 @@ class HookEvent(msgspec.Struct, frozen=True):
     """Seconds: the pause before the next attempt (``on_retry``) or held back by a rate
     limit (``on_rate_limit_wait``)."""
     elapsed: float = 0.0
-    """Seconds: the attempt (``on_response``) or the whole request (``on_done``), not
-    counting the time a response waited, undecoded, for a busy :func:`fan_out` consumer."""
+    """Seconds: the attempt (``on_response``, answered or not) or the whole request
+    (``on_done``), not counting the time a response waited, undecoded, for a busy
+    :func:`fan_out` consumer."""
     reason: str | None = None
     """Why. For ``on_response`` (an attempt without a usable answer, with its ``status``
     when the status line came) and ``on_retry``, the failure kind: retried are
@@ -67,8 +68,8 @@ class HookEvent(msgspec.Struct, frozen=True):
     failure). ``abandoned`` (:data:`ABANDONED`, in ``on_response`` and ``on_done``): a
     request the library sent on its own and then dropped, nobody waiting for it any more
     (a paginator's read-ahead left by ``break`` or ``aclose()``, or one no consumer waits
-    on when its client closes; a :func:`fan_out`'s other streams when it ends early); not a
-    failure.
+    on when its client closes; a :func:`fan_out`'s other streams when it ends early; a
+    download stream left early); not a failure.
     A cancellation by the caller (a timeout, a cancel scope, ``task.cancel()``) stays
     ``cancelled`` / ``CancelledError``."""
     server: str | None = None
@@ -252,6 +253,7 @@ class Call:
 
     __slots__ = (
         "_handlers",
+        "_sent",
         "_started",
         "attempt",
         "group",
@@ -267,7 +269,7 @@ class Call:
         self.group = group
         self.attempt = 0
         self.status: int | None = None
-        self._started = time.perf_counter()
+        self._started = self._sent = time.perf_counter()
 
     def sending(self, attempt: int, waited: float) -> None:
         """The limiter let the attempt through after ``waited`` seconds of real waiting:
@@ -282,6 +284,7 @@ class Call:
         handlers = self._handlers["on_request"]
         if handlers:
             _emit(handlers, HookEvent(self.id, self.method, self.group, attempt))
+        self._sent = time.perf_counter()
 
     def answered(self, status: int, elapsed: float) -> None:
         self.status = status
@@ -294,7 +297,8 @@ class Call:
 
     def failed(self, kind: str, status: int | None = None) -> None:
         """The attempt ended without a usable response; ``status`` when its status line
-        had arrived (a body cut off or too large, a refused redirect)."""
+        had arrived (a body cut off or too large, a refused redirect, a sink that raised).
+        Timed as an answered one is: a timeout is an attempt's slowest end, not 0 s."""
         self.status = status
         handlers = self._handlers["on_response"]
         if handlers:
@@ -302,7 +306,15 @@ class Call:
                 kind = ABANDONED
             _emit(
                 handlers,
-                HookEvent(self.id, self.method, self.group, self.attempt, status, reason=kind),
+                HookEvent(
+                    self.id,
+                    self.method,
+                    self.group,
+                    self.attempt,
+                    status,
+                    elapsed=time.perf_counter() - self._sent,
+                    reason=kind,
+                ),
             )
 
     def retrying(self, wait: float, reason: str | None = None) -> None:
