@@ -29,6 +29,7 @@ from yarl import URL
 
 from ._protocol.hosts import endpoint_group
 from ._protocol.params import Params, encode_params
+from .hooks import Abandoning
 
 if TYPE_CHECKING:
     from ._transport import Transport
@@ -72,14 +73,18 @@ class Downloads:
     ) -> AsyncIterator[AsyncIterator[bytes]]:
         """``async with sentry.stream(path) as chunks: async for chunk in chunks: ...``: a
         GET's body as it arrives, inflated, with no size cap (see :meth:`download`). An error
-        is raised from the iteration; leaving the block early stops the download."""
-        pump, chunks = self._piped_download(path, path_params, params)
+        is raised from the iteration; leaving the block early stops the download (its request
+        ends ``abandoned``, as a paginator left early does; a cancellation of the block stays
+        one)."""
+        pump, chunks, abandoning = self._piped_download(path, path_params, params)
         raised: Exception | None = None
         async with anyio.create_task_group() as tg:
             tg.start_soon(pump)
             try:
                 yield chunks
+                abandoning.on = True  # the block is over: nobody reads the rest
             except Exception as exc:
+                abandoning.on = True  # the consumer left
                 raised = exc  # raised below as it is, not wrapped in the group's ExceptionGroup
             finally:
                 tg.cancel_scope.cancel()  # nothing outlives the block
@@ -92,13 +97,17 @@ class Downloads:
         path: str,
         path_params: Mapping[str, str | int] | None,
         params: Params | Iterable[tuple[str, str]] | None,
-    ) -> tuple[Callable[[], Coroutine[Any, Any, None]], AsyncGenerator[bytes, None]]:
-        """A download to run (in a task of the caller's choosing), and the chunks it hands
-        over one at a time; the chunks end with the download's error, if it failed."""
+    ) -> tuple[Callable[[], Coroutine[Any, Any, None]], AsyncGenerator[bytes, None], Abandoning]:
+        """A download to run (in a task of the caller's choosing), the chunks it hands over
+        one at a time (they end with the download's error, if it failed), and the work it
+        runs as: turned :attr:`~Abandoning.on` when the consumer leaves, so that the
+        request its cancel cuts is abandoned, not failed."""
         send, receive = anyio.create_memory_object_stream[bytes](0)
         failed: list[Exception] = []
+        abandoning = Abandoning()
 
         async def pump() -> None:
+            abandoning.enter()
             try:
                 async with send:
                     await self.download(path, send.send, path_params=path_params, params=params)
@@ -114,7 +123,7 @@ class Downloads:
             if failed:
                 raise failed[0]
 
-        return pump, chunks()
+        return pump, chunks(), abandoning
 
     async def download(
         self,

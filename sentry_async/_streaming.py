@@ -48,7 +48,7 @@ async def stream(
     """The response body of a GET, ``chunk_size`` bytes at a time (the last may be shorter)."""
     if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
         raise ValueError(f"chunk_size must be a positive integer (got {chunk_size!r})")
-    pump, chunks = client._piped_download(path, path_params, params)
+    pump, chunks, abandoning = client._piped_download(path, path_params, params)
     # A plain task rather than a task group: this generator may be closed from another task
     # (the event loop finalises one left early), where a task group's scope cannot be left.
     task = asyncio.get_running_loop().create_task(pump())
@@ -59,6 +59,11 @@ async def stream(
             while len(pending) >= chunk_size:
                 yield bytes(pending[:chunk_size])
                 del pending[:chunk_size]
+    except GeneratorExit:
+        # Closed early (``break`` then ``aclose()``, or the loop finalising it): the request
+        # is the library's to drop, as a paginator's; a cancellation stays one.
+        abandoning.on = True
+        raise
     finally:
         # Over before aclose() returns, as SentryClient.stream()'s block is: no download
         # left running, and its request ended in the hooks. Shielded: a close inside a
