@@ -19,16 +19,17 @@ __all__ = ["OpenTelemetryHooks"]
 
 
 class _Request:
-    """One logical request's span, the attributes its attempts share, and the attempt
-    span in flight."""
+    """One logical request's span, the attributes its attempts share, the attempt span in
+    flight, and when the last of its attempts, retries or waits was recorded (``last``)."""
 
-    __slots__ = ("attempt", "attributes", "span", "start")
+    __slots__ = ("attempt", "attributes", "last", "span", "start")
 
     def __init__(self, span: Span, start: int, attributes: dict[str, Any]) -> None:
         self.span = span
         self.start = start
         self.attributes = attributes
         self.attempt: Span | None = None
+        self.last = start
 
 
 class OpenTelemetryHooks(Hooks):
@@ -36,8 +37,9 @@ class OpenTelemetryHooks(Hooks):
     sent is a CLIENT span (``http.request.resend_count`` on a retry), child of an INTERNAL
     span that covers the logical request: its rate-limit waits, backoff sleeps and retries
     (and ending where the request's ``elapsed`` ends: a response that waits, undecoded, for
-    a busy :func:`~sentry_async.fan_out` consumer does not stretch it). All are named after
-    the endpoint group (``GET /organizations/{org}/issues/``).
+    a busy :func:`~sentry_async.fan_out` consumer does not stretch it, unless it is then
+    retried: the span ends no sooner than its last attempt, retry or wait). All are named
+    after the endpoint group (``GET /organizations/{org}/issues/``).
 
     The redirects an attempt follows, and its one immediate resend on a kept-alive
     connection that closed before any answer, are sent inside that attempt's span, not as
@@ -109,16 +111,19 @@ class OpenTelemetryHooks(Hooks):
             span.set_attribute("error.type", error)
             span.set_status(self._trace.StatusCode.ERROR)
         span.end()
+        request.last = time.time_ns()
 
     def on_retry(self, event: HookEvent) -> None:
         request = self._requests.get(event.id)
         if request is not None:
             request.span.add_event("retry", _event_attributes(event))
+            request.last = time.time_ns()
 
     def on_rate_limit_wait(self, event: HookEvent) -> None:
         request = self._requests.get(event.id)
         if request is not None:
             request.span.add_event("rate_limit_wait", _event_attributes(event))
+            request.last = time.time_ns()
 
     def on_done(self, event: HookEvent) -> None:
         request = self._requests.pop(event.id, None)
@@ -137,7 +142,9 @@ class OpenTelemetryHooks(Hooks):
         elif event.reason is not None and event.reason != "moved":
             span.set_attribute("error.type", event.reason)
             span.set_status(self._trace.StatusCode.ERROR)
-        span.end(end_time=request.start + int(event.elapsed * 1e9))
+        # ``elapsed`` leaves out the time a response was held for its consumer; a hold
+        # followed by a retry is inside the request, though, which contains its attempts.
+        span.end(end_time=max(request.start + int(event.elapsed * 1e9), request.last))
 
 
 def _request_attributes(event: HookEvent) -> dict[str, Any]:
