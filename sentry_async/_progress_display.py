@@ -8,8 +8,9 @@ installed; log lines go through ``logging``, never ``print``. The counters thems
 from __future__ import annotations
 
 import logging
+import math
 import sys
-import time
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Literal, TextIO
@@ -35,12 +36,19 @@ def show_progress(
     """Show ``progress`` while the block runs.
 
     ``auto`` picks a live ``rich`` display when ``stream`` (stderr by default) is a terminal
-    and ``rich`` is installed, else a log line at most every ``log_interval`` seconds and
-    one at the end; ``none`` shows nothing. The closing log line is left out when the block
-    fails, and the rich display is cleared when the export never began: the error is then
-    the whole story. It starts no task: rich refreshes from its own thread, and log lines
-    ride on progress updates, so the block's exceptions pass through untouched.
+    and ``rich`` is installed, else a log line every ``log_interval`` seconds, whether the
+    export moved or not (a long Retry-After or a hung request still shows it is alive, in a
+    CI log too), and one at the end; ``none`` shows nothing. The closing log line is left
+    out when the block fails, and the rich display is cleared when the export never began:
+    the error is then the whole story. It starts no task: rich refreshes from its own
+    thread and log lines come from one too, which ends with the block, so the block's
+    exceptions pass through untouched.
     """
+    if not 0 < log_interval < math.inf:
+        # Zero would log in a busy loop, infinity overflows the timer's wait.
+        raise ValueError(
+            f"log_interval must be a positive number of seconds (got {log_interval!r})"
+        )
     out = stream if stream is not None else sys.stderr
     if mode == "auto":
         mode = "rich" if _isatty(out) and _has_rich() else "log"
@@ -51,20 +59,32 @@ def show_progress(
         with _rich_display(progress, out):
             yield
         return
-    last = [time.monotonic()]
+    with _logging_every(progress, log_interval):
+        yield
+    logger.info("%s", progress.snapshot().describe())
 
-    def maybe_log(snapshot: ProgressSnapshot) -> None:
-        now = time.monotonic()
-        if now - last[0] >= log_interval and not snapshot.finished:
-            last[0] = now
-            logger.info("%s", snapshot.describe())
 
-    unsubscribe = progress.subscribe(maybe_log)
+@contextmanager
+def _logging_every(progress: Progress, interval: float) -> Iterator[None]:
+    """A progress line every ``interval`` seconds while the block runs, from a thread of
+    its own: a stalled export has no progress update to ride on, and a task would need
+    an event loop and a scope around the block. The thread is stopped and joined when
+    the block ends."""
+    stop = threading.Event()
+
+    def tick() -> None:
+        while not stop.wait(interval):
+            snapshot = progress.snapshot()
+            if not snapshot.finished:
+                logger.info("%s", snapshot.describe())
+
+    ticker = threading.Thread(target=tick, name="sentry_async progress log", daemon=True)
+    ticker.start()
     try:
         yield
     finally:
-        unsubscribe()
-    logger.info("%s", progress.snapshot().describe())
+        stop.set()
+        ticker.join()
 
 
 def _isatty(stream: TextIO) -> bool:
