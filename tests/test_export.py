@@ -688,7 +688,8 @@ async def test_a_page_that_never_decodes_stops_the_export_at_that_page(
 ) -> None:
     server = await fake_sentry_factory(scale=DATA)
     broken = server.faults.add(
-        Fault("truncated_json", path="project-0-2/events/", query="cursor=0:3:0", times=None)
+        # The page at 0:3:0, asked one row early.
+        Fault("truncated_json", path="project-0-2/events/", query="cursor=0:2:0", times=None)
     )
     spec = _spec(page_size=3, window=None)
     async with _client(server) as client:

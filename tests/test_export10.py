@@ -63,8 +63,9 @@ async def test_an_issue_export_asks_few_full_payloads_a_page_and_resumes_a_check
             server.requests.clear()
             manifest = await export(client, spec, out, now=server.now, resume=True)
     asked = [r for r in server.requests if r.path.endswith(path)]
-    assert {r.param("per_page") for r in asked} == {"10"}
-    assert asked[0].param("cursor") == "0:100:0"
+    # Each page asked one row early (its first row the last one written), one row longer.
+    assert {r.param("per_page") for r in asked} == {"11"}
+    assert asked[0].param("cursor") == "0:99:0"
     written = Counter(row["id"] for row in lines(out / f"issue-{issue.id}.jsonl"))
     assert set(written) == events and max(written.values()) == 1
     assert manifest.items == 125
@@ -81,7 +82,7 @@ async def test_a_new_issue_export_asks_full_payloads_ten_a_page(
         with anyio.fail_after(30):
             manifest = await export(client, spec, tmp_path / "out", now=server.now)
     asked = [r for r in server.requests if r.path.endswith(f"/issues/{issue}/events/")]
-    assert [r.param("per_page") for r in asked] == ["10", "10"]
+    assert [r.param("per_page") for r in asked] == ["10", "11"]
     assert manifest.items == 12
 
 

@@ -39,6 +39,8 @@ DOCUMENTED = {
         "an incremental run that looks back less than its overlap",
     ("export/_runner.py", "warning", "%s: the server cannot serve this window"):
         "a window split",
+    ("export/_runner.py", "warning", "%s: rows left the list under its walk"):
+        "a window read again from its start",
     ("export/_runner.py", "info", "%s: %s .. %s is wholly before the organization's"):
         "a window wholly before the organization's retention",
     ("export/_runner.py", "warning", "%s .. %s is outside the organization's retention"):

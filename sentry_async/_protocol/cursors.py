@@ -30,6 +30,7 @@ __all__ = [
     "Step",
     "body_fingerprint",
     "leading_repeats",
+    "row_before",
 ]
 
 DEFAULT_MAX_STALE_PAGES = 50
@@ -171,6 +172,28 @@ def leading_repeats(keys: Iterable[Hashable | None], previous: Container[Hashabl
             break
         count += 1
     return count
+
+
+_MAX_OFFSET_DIGITS = 18
+"""Digits of an offset :func:`row_before` reads: far past any list, and short of the
+longest text ``int`` converts."""
+
+
+def row_before(cursor: str | None) -> str | None:
+    """The cursor of the page that begins one row before ``cursor``'s: an offset cursor past
+    the first row (``<value>:<offset>:0``, as Sentry's ``GenericOffsetPaginator`` makes
+    them, its offset counting rows) one row back; ``None`` for the first page, and for a
+    cursor of any other form (whose offset counts something else)."""
+    if cursor is None:
+        return None
+    parts = cursor.split(":")
+    if len(parts) != 3 or parts[2] != "0":
+        return None
+    offset = parts[1]
+    if not (offset.isascii() and offset.isdigit()) or len(offset) > _MAX_OFFSET_DIGITS:
+        return None
+    rows = int(offset)
+    return f"{parts[0]}:{rows - 1}:0" if rows > 0 else None
 
 
 def _read_links(link: str | None) -> PageLinks | str:

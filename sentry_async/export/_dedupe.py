@@ -33,6 +33,7 @@ __all__ = [
     "ids_written",
     "log_dropped",
     "log_overlap",
+    "row_key",
     "rows_written",
 ]
 
@@ -106,6 +107,15 @@ def dedupe_page(
             continue
         dupes += 1
     return PageItems(lines, dupes, unidentified, overlap, stale=repeats == len(items))
+
+
+def row_key(item: msgspec.Raw, *, text_ids: bool, leading_ids: bool) -> IdKey | None:
+    """An item's id as :func:`dedupe_page` keeps it with the same options (``None``: none
+    usable), to look it up among the ids a stream met."""
+    key = item_key(item, leading=leading_ids)
+    if text_ids and isinstance(key, int):
+        return id_key(str(key))
+    return key
 
 
 def log_dropped(stream: str, cursor: str | None, kept: PageItems) -> None:

@@ -3,6 +3,7 @@ stream's requests."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections import Counter
 from collections.abc import Collection, Mapping, Sequence
@@ -12,11 +13,12 @@ from typing import Any
 
 import msgspec
 
+from .._protocol.cursors import row_before
 from .._protocol.errors import REDACTED
 from .._protocol.params import URL_BUDGET, check_slug, issue_id, time_range
 from ..client import SentryClient
 from ..errors import NotFound
-from ..pagination import Paginator, Position
+from ..pagination import _LINK_WATCH, PageFetcher, Paginator, Position, RawPage
 from ..resources.events import FULL_PAGE_MAX
 from ._checkpoint import Checkpoint, FileState, ProjectRef, SkippedProject, StreamState
 from ._errors import UnknownProjectError
@@ -30,6 +32,7 @@ __all__ = [
     "EVERY_PROJECT",
     "NAMES_TOKEN",
     "NO_ACCESS",
+    "Overlaps",
     "event_group",
     "event_project",
     "every_project_target",
@@ -362,6 +365,71 @@ def request_slugs(projects: list[ProjectRef], moved: Mapping[str, str]) -> dict[
     return {project: slug if shared[slug] == 1 else project for project, slug in slugs.items()}
 
 
+_PAGE_MAX = 100
+"""The most rows Sentry serves a page (``Endpoint.get_per_page`` refuses more)."""
+
+
+class Overlaps:
+    """The rows before the pages of an offset-paged stream (its events, rows of Discover).
+
+    Sentry pages these lists by row offset (``GenericOffsetPaginator``): rows leaving the
+    list (an issue's events, once its deletion ends) move the rows after them back, and a
+    walk going on at the next offset skips as many. So each page after the first is asked
+    from one row earlier, one row longer (the page size allowing), and that first row, the
+    one the page before ended with, is taken off the page and kept here for the walk to
+    check: when another row stands there, rows moved back. Keeps the rows of the pages
+    fetched and not yet checked (a read-ahead's)."""
+
+    __slots__ = ("_rows",)
+
+    def __init__(self) -> None:
+        self._rows: dict[str, list[msgspec.Raw]] = {}
+
+    def take(self, cursor: str | None) -> list[msgspec.Raw] | None:
+        """The row before the page asked at ``cursor`` (none: the answer was empty), or
+        ``None`` when that page was asked as it is (the first, or a cursor of another
+        form)."""
+        return None if cursor is None else self._rows.pop(cursor, None)
+
+    def wrap(self, fetch: PageFetcher) -> PageFetcher:
+        """``fetch``, each page of an offset cursor past the first row asked one row early."""
+        rows = self._rows
+
+        async def early(cursor: str | None, size: int | None) -> RawPage:
+            before = row_before(cursor)
+            if before is None or cursor is None or size is None:
+                return await _relayed(early, fetch, cursor, cursor, size)
+            raw = await _relayed(early, fetch, cursor, before, min(size + 1, _PAGE_MAX))
+            rows[cursor] = raw.items[:1]
+            # Sentry's next cursor counts from the offset asked: the walk's positions stay
+            # those of the rows it reads.
+            return msgspec.structs.replace(raw, items=raw.items[1:])
+
+        return early
+
+
+async def _relayed(
+    outer: PageFetcher, fetch: PageFetcher, cursor: str | None, asked: str | None, size: int | None
+) -> RawPage:
+    """``fetch(asked, size)`` for the page the walk asked ``outer`` for at ``cursor``: a
+    read-ahead watching ``outer`` hears the ``Link`` that ``fetch`` announces as soon as the
+    headers arrive (see :func:`~sentry_async.pagination.link_watch`), as the page at
+    ``cursor``'s, and sends its next request before this page is decoded."""
+    watch = _LINK_WATCH.get()
+    if watch is None or watch[0] is not outer:
+        return await fetch(asked, size)
+    seen = watch[1]
+
+    def heard(sent: str | None, link: str | None) -> bool:
+        return seen(cursor if sent == asked else sent, link)
+
+    token = _LINK_WATCH.set((fetch, heard))
+    try:
+        return await fetch(asked, size)
+    finally:
+        _LINK_WATCH.reset(token)
+
+
 def stream_pages(
     client: SentryClient,
     spec: ExportSpec,
@@ -369,12 +437,17 @@ def stream_pages(
     slugs: dict[str, str],
     gone: Collection[str] = (),
     at: Position | None = None,
+    overlaps: Overlaps | None = None,
 ) -> Paginator[msgspec.Raw]:
     """The raw pages of one stream, its walk resumed at ``at`` or else the stream's position
     (read ahead only where the stream runs alone: see the runner's ``ALONE_READ_AHEAD``).
-    Totals over named projects leave out those ``gone``."""
+    Totals over named projects leave out those ``gone``. With ``overlaps``, each page after
+    the first is asked one row early (see :class:`Overlaps`)."""
     position = at if at is not None else state.position
-    return _request(client, spec, state, slugs, gone).raw().resume(position)
+    paginator = _request(client, spec, state, slugs, gone).raw()
+    if overlaps is not None:
+        paginator = dataclasses.replace(paginator, _fetch=overlaps.wrap(paginator._fetch))
+    return paginator.resume(position)
 
 
 def _request(

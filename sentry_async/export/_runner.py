@@ -68,6 +68,7 @@ from ._dedupe import (
     ids_written,
     log_dropped,
     log_overlap,
+    row_key,
     rows_written,
 )
 from ._errors import CheckpointError, ExportDecodeError
@@ -82,6 +83,7 @@ from ._manifest import Manifest, build_manifest, load_manifest, save_manifest
 from ._plan import (
     EVERY_PROJECT,
     NAMES_TOKEN,
+    Overlaps,
     event_group,
     event_project,
     names_token,
@@ -127,6 +129,29 @@ for that time. Streams running side by side already overlap each other's waits, 
 reading ahead measured slower (more CPU per item for nothing). Memory: two pages more."""
 
 
+MAX_MOVED_BACK = 8
+"""Times a stream starts its window over in one run because rows moved back under its
+walk (see ``Exporter._follows``) before the run stops: each needs rows to leave the list
+(an issue's deletion ending), which happens a few times an hour at most; a server whose
+pages never line up is not walked for ever. A resume goes on."""
+
+
+@dataclass(frozen=True, slots=True)
+class _MovedBack:
+    """Rows of ``state``'s list moved back under its walk: it starts its window over."""
+
+    state: StreamState
+
+
+@dataclass(frozen=True, slots=True)
+class _Caught:
+    """The walk of ``state`` waits for ``up``: set once the pages it handed over before are
+    written, and the ids it wrote before this run read back (see ``Exporter._follows``)."""
+
+    state: StreamState
+    up: anyio.Event
+
+
 @dataclass(frozen=True, slots=True)
 class _Gone:
     """``state``'s project or issue is no longer there to export (deleted, or no longer
@@ -157,11 +182,18 @@ _Verdict = Literal["write", "again", "gone"]
 """What becomes of a page checked before it is written: written, asked again (at its
 project's new slug), or not written (what it exports is gone)."""
 
-_Item = tuple[StreamState, Page[msgspec.Raw], Position, str | None] | Split | Expired | _Gone
+_Item = (
+    tuple[StreamState, Page[msgspec.Raw], Position, str | None]
+    | Split
+    | Expired
+    | _Gone
+    | _MovedBack
+    | _Caught
+)
 """A page of a stream with its walk's position after it (and, for a project's empty
 window, the slug it was asked at: see ``StreamState.unconfirmed``), a window split in two,
-one wholly before the organization's retention, or a stream whose project or issue is
-gone."""
+one wholly before the organization's retention, a stream whose project or issue is gone,
+one whose rows moved back under its walk, or a walk waiting for the writer."""
 
 
 @dataclass(slots=True)
@@ -202,6 +234,8 @@ class _Run:
     told_unplanned: bool = False
     """Whether totals asked for every project said they may count projects created since
     the plan (once a run)."""
+    moved_back: Counter[str] = field(default_factory=Counter)
+    """Stream key -> times its window started over in this run (see ``_MovedBack``)."""
 
 
 class Exporter:
@@ -272,6 +306,10 @@ class Exporter:
         # Rows that cannot be skipped by id are cut off an appended file on a split.
         self._cuts_rows = not self._identify and spec.format != "parquet"
         self._aggregates = spec.kind == "discover" and any(is_aggregate(f) for f in spec.fields)
+        # Lists paged by row offset whose rows are told apart by id, also those written
+        # before a stop: each page is asked one row early (see Overlaps). Not the issues
+        # list, whose cursors count from a sort value.
+        self._overlap_rows = spec.kind != "issues" and self._identify and not self._aggregates
         self._server = server if server is not None else server_identity(client)
         self._run = _Run(
             OpenFiles(
@@ -575,6 +613,12 @@ class Exporter:
                 await self._skip_expired(event.item.state, root=event.key)
             elif isinstance(event.item, _Gone):
                 await self._skip_gone(event.item.state, root=event.key)
+            elif isinstance(event.item, _MovedBack):
+                await self._start_over_moved(event.item.state)
+            elif isinstance(event.item, _Caught):
+                # Read here, where the files are written: no page is stored meanwhile.
+                await self._stream_ids(event.item.state)
+                event.item.up.set()
             else:
                 state, page, after, unconfirmed = event.item
                 await self._write_page(state, page, after, root=event.key, unconfirmed=unconfirmed)
@@ -613,11 +657,17 @@ class Exporter:
                 del item
 
     async def _walk(
-        self, state: StreamState, root: str, at: Position | None = None
+        self,
+        state: StreamState,
+        root: str,
+        at: Position | None = None,
+        recent: frozenset[IdKey] = frozenset(),
     ) -> AsyncGenerator[_Item, None]:
         """The pages of ``state`` from ``at`` (else from its position); if the server
         cannot serve its window, of its halves; if totals counted a project now gone, of
-        the totals again, from their first page, over the projects left."""
+        the totals again, from their first page, over the projects left; if rows moved
+        back under the walk, of the window again from its first page. ``recent``: the ids
+        of the page before ``at``, when this run read it."""
         self._run.walking[root] = state
         until = self._run.expired_until
         if until is not None and parse_stamp(state.window_end) <= until:
@@ -630,11 +680,15 @@ class Exporter:
         # A project's slug as this walk asks for it (another walk may learn a new one).
         asked = self._slugs().get(state.target, state.target)
         by_slug = self._by_slug and asked != state.target
-        paginator = stream_pages(self.client, self.spec, state, self._slugs(), self._run.gone, at)
+        overlaps = Overlaps() if self._overlap_rows else None
+        paginator = stream_pages(
+            self.client, self.spec, state, self._slugs(), self._run.gone, at, overlaps
+        )
         # Explicit either way: streams side by side read nothing ahead.
         paginator = paginator.read_ahead(self._run.read_ahead)
         failure: APIError | None = None
         verdict: _Verdict = "write"
+        moved = False
         first = True
         async with contextlib.aclosing(paginator.pages()) as pages:
             while True:
@@ -659,6 +713,19 @@ class Exporter:
                     verdict = await self._check_page(state, page, before, asked)
                     if verdict != "write":
                         break
+                if overlaps is not None:
+                    head = overlaps.take(page.cursor)
+                    if head is not None and not self._follows(state, head, recent):
+                        # Is it a row the stream wrote? Known once what it handed over is.
+                        caught = _Caught(state, anyio.Event())
+                        yield caught
+                        await caught.up.wait()
+                        if not self._follows(state, head, recent, written=True):
+                            moved = True
+                            break
+                    if page.items:
+                        keys = self._keys(page.items)
+                        recent = frozenset(key for key in keys if key is not None)
                 # An empty window: whose it is is checked once every stream is done.
                 empty = by_slug and after.done and page.cursor is None and not page.items
                 yield state, page, after, asked if empty else None
@@ -676,10 +743,17 @@ class Exporter:
                 if parts is None:
                     raise failure
                 split = Split(state, parts, str(failure))
+        elif moved:
+            yield _MovedBack(state)
+            async with contextlib.aclosing(self._walk(state, root, Position(None))) as walk:
+                async for item in walk:
+                    yield item
+                    del item
+            return
         elif verdict == "write":
             return
         elif verdict == "again":
-            async with contextlib.aclosing(self._walk(state, root, before)) as walk:
+            async with contextlib.aclosing(self._walk(state, root, before, recent)) as walk:
                 async for item in walk:
                     yield item
                     del item
@@ -1277,9 +1351,7 @@ class Exporter:
         if after.skip:  # refused: the error names the position, its cursor blanked out
             shown = Position(self._shown(after.cursor), after.skip, after.done)
             check_whole_pages(state.key, shown)
-        ids = self._run.seen.get(state.key)
-        if ids is None:
-            ids = self._run.seen[state.key] = _StreamIds(await self._seen_before(state))
+        ids = await self._stream_ids(state)
         absorbed = await self._absorbed(state) if self._run.merged and page.items else None
         kept = dedupe_page(
             page.items,
@@ -1338,6 +1410,73 @@ class Exporter:
                 stream=state.key,
                 position=shown,
             )
+
+    async def _stream_ids(self, state: StreamState) -> _StreamIds:
+        """What ``state`` met in this run, the ids it wrote before read back at the first
+        need (its first page, or a check of the row before one)."""
+        ids = self._run.seen.get(state.key)
+        if ids is None:
+            earlier = await self._seen_before(state)
+            # Read by the walk and the writer alike: the first to finish reading keeps it.
+            ids = self._run.seen.setdefault(state.key, _StreamIds(earlier))
+        return ids
+
+    def _keys(self, items: list[msgspec.Raw]) -> list[IdKey | None]:
+        """The ids of a page's items, as :func:`dedupe_page` keeps them."""
+        csv = self.spec.format == "csv"
+        jsonl = self.spec.format == "jsonl"
+        return [row_key(item, text_ids=csv, leading_ids=jsonl) for item in items]
+
+    def _follows(
+        self,
+        state: StreamState,
+        head: list[msgspec.Raw],
+        recent: frozenset[IdKey],
+        *,
+        written: bool = False,
+    ) -> bool:
+        """Whether a page asked one row early (see :class:`~._plan.Overlaps`) begins where
+        the walk stands: with a row this stream read already, one of the page before's
+        (``recent``), or (``written``: once the writer caught up) one it wrote. Rows
+        arriving push read rows onto the page (the walk drops them); rows leaving the list
+        move unread rows back to its place, and a page beginning with one, or without the
+        row (the list shorter than the walk's offset), means the walk went past rows it
+        never read."""
+        if not head:
+            return False
+        key = self._keys(head)[0]
+        if key is None or key in recent:
+            return True
+        ids = self._run.seen.get(state.key)
+        return written and ids is not None and (key in ids.met or key in ids.earlier)
+
+    async def _start_over_moved(self, state: StreamState) -> None:
+        """Rows moved back under the walk of ``state`` (see :meth:`_follows`): it starts its
+        window over from the first page, and what it wrote is dropped again (the ids it met
+        count as written before, so re-reading them is not a run of stale pages). A
+        stream whose rows never line up stops the run (a resume goes on)."""
+        run = self._run
+        run.moved_back[state.key] += 1
+        if run.moved_back[state.key] > MAX_MOVED_BACK:
+            shown = Position(self._shown(state.cursor), 0, state.done)
+            raise PaginationError(
+                f"{state.key}: rows moved back under its walk {MAX_MOVED_BACK} times in this "
+                f"run, each time read again from the window's start; stopping (at {shown})",
+                stream=state.key,
+                position=shown,
+            )
+        ids = await self._stream_ids(state)
+        ids.earlier |= ids.met
+        ids.met = set()
+        ids.stale = 0
+        logger.warning(
+            "%s: rows left the list under its walk (events deleted: an issue's, once its "
+            "deletion ended) and moved back past %r; reading the window again from its "
+            "start, dropping what was written",
+            state.key,
+            self._shown(state.cursor),
+        )
+        state.cursor = None
 
     async def _absorbed(self, state: StreamState) -> set[IdKey] | None:
         """The ids that the issues merged into the issue of ``state`` while exported wrote
