@@ -28,23 +28,24 @@ async def org_get(
         return reply.status, msgspec.json.decode(await reply.read()), reply.headers
 
 
-async def org_send(
+async def api_send(
     server: FakeSentry,
     method: str,
     path: str,
-    params: list[tuple[str, str]],
+    params: list[tuple[str, str]] | None = None,
     body: Any = None,
     *,
-    org: str = "org-0",
+    base: str | None = None,
 ) -> tuple[int, Any]:
-    """``method /api/0/organizations/{org}/{path}`` with the fake's token and ``body`` as
-    JSON (none for ``None``): the status and the decoded answer (``None`` for an empty one)."""
+    """``method /api/0/{path}`` (on ``base``, else the server's URL) with the fake's token
+    and ``body`` as JSON (none for ``None``): the status and the decoded answer (``None``
+    for an empty one)."""
     async with (
         aiohttp.ClientSession() as http,
         http.request(
             method,
-            f"{server.url}/api/0/organizations/{org}/{path}",
-            params=params,
+            f"{base or server.url}/api/0/{path}",
+            params=params or [],
             data=None if body is None else msgspec.json.encode(body),
             headers={
                 "Authorization": f"Bearer {server.token}",
@@ -54,3 +55,16 @@ async def org_send(
     ):
         raw = await reply.read()
         return reply.status, msgspec.json.decode(raw) if raw else None
+
+
+async def org_send(
+    server: FakeSentry,
+    method: str,
+    path: str,
+    params: list[tuple[str, str]],
+    body: Any = None,
+    *,
+    org: str = "org-0",
+) -> tuple[int, Any]:
+    """``method /api/0/organizations/{org}/{path}``, as :func:`api_send` sends it."""
+    return await api_send(server, method, f"organizations/{org}/{path}", params, body)

@@ -25,10 +25,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import aiohttp
 import anyio
-import msgspec
 import pytest
+from _fake_http import api_send as _send
 
 from sentry_async.testing import FakeSentry, FakeSentryFactory, RateLimitPolicy
 from sentry_async.testing._builder import IssueBuilder
@@ -43,33 +42,6 @@ MISSING_EVENT = {
 NO_MATCH = {
     "detail": "No matching event found. Try changing the environments, date range, or query."
 }
-
-
-async def _send(
-    server: FakeSentry,
-    method: str,
-    path: str,
-    params: list[tuple[str, str]] | None = None,
-    body: Any = None,
-    *,
-    base: str | None = None,
-) -> tuple[int, Any]:
-    """``method /api/0/<path>`` with the server's token: the status and the decoded body."""
-    async with (
-        aiohttp.ClientSession() as http,
-        http.request(
-            method,
-            f"{base or server.url}/api/0/{path}",
-            params=params or [],
-            data=None if body is None else msgspec.json.encode(body),
-            headers={
-                "Authorization": f"Bearer {server.token}",
-                **({} if body is None else {"Content-Type": "application/json"}),
-            },
-        ) as reply,
-    ):
-        raw = await reply.read()
-        return reply.status, msgspec.json.decode(raw) if raw else None
 
 
 def _acme(factory: FakeSentryFactory, **options: Any) -> tuple[FakeSentry, list[IssueBuilder]]:

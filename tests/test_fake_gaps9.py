@@ -26,9 +26,9 @@ import aiohttp
 import anyio
 import msgspec
 import pytest
+from test_fake_gaps8 import _acme
 
 from sentry_async.testing import FakeSentry, FakeSentryFactory, RateLimitPolicy
-from sentry_async.testing._builder import IssueBuilder
 
 ORG = "acme"
 NOT_FOUND = {"detail": "The requested resource does not exist"}
@@ -71,15 +71,6 @@ async def _send(
 ) -> tuple[int, Any]:
     status, raw, _ = await _raw(server, method, path, params, body)
     return status, msgspec.json.decode(raw) if raw else None
-
-
-def _acme(factory: FakeSentryFactory, **options: Any) -> tuple[FakeSentry, list[IssueBuilder]]:
-    """``acme/backend``: ``BACKEND-1`` with three events, ``BACKEND-2`` and ``BACKEND-3``
-    with one each."""
-    server = factory.start(orgs=0, **options)
-    backend = server.builder.add_organization(ORG).add_project("backend")
-    issues = [backend.add_issue(f"E{n}: boom", events=3 if n == 1 else 1) for n in (1, 2, 3)]
-    return server, issues
 
 
 def _dashed(event_id: str) -> str:

@@ -29,10 +29,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import aiohttp
 import anyio
-import msgspec
 import pytest
+from _fake_http import api_send as _call
 from _fake_http import org_get
 
 from sentry_async.testing import FakeSentry, FakeSentryFactory
@@ -42,31 +41,6 @@ INVALID_QUERY = {"detail": "Invalid query. Error getting group ids and group lis
 DELETE_FAILED = {"detail": "Error deleting groups"}
 INTERNAL_ERROR = {"detail": "Internal Error", "errorId": "f" * 32}
 BAD_QUERY = "level:[a,,b]"
-
-
-async def _call(
-    server: FakeSentry,
-    method: str,
-    path: str,
-    params: list[tuple[str, str]],
-    body: Any = None,
-) -> tuple[int, Any]:
-    """``method /api/0/<path>`` with the server's token: the status and the decoded body."""
-    async with (
-        aiohttp.ClientSession() as http,
-        http.request(
-            method,
-            f"{server.url}/api/0/{path}",
-            params=params,
-            data=None if body is None else msgspec.json.encode(body),
-            headers={
-                "Authorization": f"Bearer {server.token}",
-                **({} if body is None else {"Content-Type": "application/json"}),
-            },
-        ) as reply,
-    ):
-        raw = await reply.read()
-        return reply.status, msgspec.json.decode(raw) if raw else None
 
 
 def _states(server: FakeSentry) -> dict[str, tuple[str, bool]]:
