@@ -16,6 +16,7 @@ from typing import IO, Any, Protocol, cast
 
 import msgspec
 
+from .._protocol.items import item_id
 from ._checkpoint import CHECKPOINT_NAME, ProjectRef, save_checkpoint
 from ._windows import format_utc
 from ._writer import check_pinned, fsync_dir, open_no_follow, remove_file
@@ -49,39 +50,6 @@ class _DataFile(Protocol):
 
 
 _UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._-]")
-
-
-class _Id(msgspec.Struct):
-    id: str | int | None = None
-
-
-_id_decoder = msgspec.json.Decoder(_Id)
-_LEADING_ID = re.compile(rb'\{"id":"([0-9A-Za-z_.:-]{1,200})"[,}]')
-"""An object whose first key is ``"id"``, a plain string: how Sentry sends events and issues."""
-
-
-def item_id(item: bytes | msgspec.Raw, *, leading: bool = True) -> str | int | None:
-    """The item's ``id`` for de-duplication; ``None`` when it has no usable one.
-
-    With ``leading``, an id that is the object's first key (a plain string) is read from
-    the first bytes: parsing costs as much as the whole item, a full event's many
-    kilobytes. Should the object repeat the key (JSON leaves that undefined), that first
-    id is the item's; every reader of a JSON Lines export reads ids this way. Otherwise
-    the item is parsed, and a repeated key's last value wins, as in the CSV and Parquet
-    rows built from it (``leading=False``).
-
-    msgspec reports invalid UTF-8 inside a string as ``UnicodeDecodeError``, not as one of
-    its own errors, so that is caught too: one odd item must not stop the export. The
-    caller writes such an item as it is and reports it.
-    """
-    if leading:
-        found = _LEADING_ID.match(item)
-        if found is not None:
-            return found.group(1).decode("ascii")
-    try:
-        return _id_decoder.decode(item).id
-    except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError):
-        return None
 
 
 IdKey = str | int | bytes
@@ -127,7 +95,7 @@ def skip_keys(texts: Iterable[str]) -> frozenset[IdKey]:
 
 
 _SHORT_LEADING_ID = re.compile(rb'\{"id":"([0-9A-Za-z_.:-]{1,32})"[,}]')
-""":data:`_LEADING_ID` of an id kept as it is: a match is its own key."""
+""":func:`item_id`'s leading id, of one kept as it is: a match is its own key."""
 
 
 def item_key(item: bytes | msgspec.Raw, *, leading: bool = True) -> IdKey | None:

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypedDict, overload
 
 import msgspec
 
+from .._protocol.items import item_id
 from .._protocol.params import check_page_size, hide_tokens, quoted
 from .._protocol.params import issue_id as _issue_id
 from ..api.events import EventsAPI
@@ -38,18 +39,6 @@ def _event_id(value: str) -> str:
     return value.strip().replace("-", "").lower()
 
 
-_leading_id = re.compile(rb'\{"id":"([0-9A-Za-z_.:-]{1,200})"[,}]').match
-"""Matches an object whose first key is ``"id"``, a plain string: how Sentry sends an
-event."""
-
-
-class _Id(msgspec.Struct):
-    id: str | int | None = None
-
-
-_id_decoder = msgspec.json.Decoder(_Id)
-
-
 def event_key(item: Any) -> Hashable | None:
     """An event's ``id`` in whatever a list hands out (``None``: none readable): a model,
     an ``as_type`` object or dict with one, or the JSON bytes of ``.raw()``, read from
@@ -60,13 +49,7 @@ def event_key(item: Any) -> Hashable | None:
     if type(item) is EventSummary or type(item) is Event:
         return item.id
     if isinstance(item, msgspec.Raw):
-        found = _leading_id(item)
-        if found is not None:
-            return found[1].decode()
-        try:
-            return _id_decoder.decode(item).id
-        except (msgspec.DecodeError, UnicodeDecodeError):
-            return None
+        return item_id(item)
     if isinstance(item, dict):
         value = item.get("id")
     elif isinstance(item, msgspec.Struct):
