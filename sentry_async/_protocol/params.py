@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 
 __all__ = [
+    "MAX_PAGE_SIZE",
     "ParamValue",
     "Params",
     "check_page_size",
@@ -154,7 +155,11 @@ def check_path_value(value: str | int, name: str) -> str:
     return text
 
 
-def check_page_size(value: int, name: str = "per_page", maximum: int = 100) -> int:
+MAX_PAGE_SIZE = 100
+"""The most rows Sentry serves a page (``Endpoint.get_per_page``'s default maximum)."""
+
+
+def check_page_size(value: int, name: str = "per_page", maximum: int = MAX_PAGE_SIZE) -> int:
     """Sentry answers 400 for page sizes outside 1..100; fail before sending instead."""
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= maximum:
         raise ValueError(f"{name} must be an integer from 1 to {maximum} (got {quoted(value)})")
@@ -271,27 +276,15 @@ def id_chunks(
     ``base_length`` is the URL without the ids; ``cost_of`` what each id adds to it
     (``&id=<id>`` unless the id also goes elsewhere in the URL, or under another name).
     """
-    chunks: list[list[str]] = []
-    current: list[str] = []
-    length = base_length
-    for item in ids:
-        cost = cost_of(item)
-        if current and (len(current) >= limit or length + cost > budget):
-            chunks.append(current)
-            current, length = [], base_length
-        if base_length + cost > budget:
-            shown = hide_tokens(item)  # blanked whole, then cut
-            raise ValueError(f"issue id {shown[:40]!r} alone does not fit in a request line")
-        current.append(item)
-        length += cost
-    if current:
-        chunks.append(current)
-    return chunks
+    split = scoped_id_chunks(
+        ids, None, base_length=base_length, limit=limit, budget=budget, cost_of=cost_of
+    )
+    return [chunk for chunk, _ in split]
 
 
 def scoped_id_chunks(
     ids: Sequence[str],
-    scope_of: Mapping[str, str],
+    scope_of: Mapping[str, str] | None,
     *,
     base_length: int,
     limit: int = 1000,
@@ -299,23 +292,25 @@ def scoped_id_chunks(
     cost_of: Callable[[str], int] = id_param_cost,
 ) -> list[tuple[list[str], list[str]]]:
     """:func:`id_chunks` for calls that also name, once each, the project of every id they
-    carry (``&project=<id>``, ``scope_of[id]``): each call's ids and its projects, in order."""
+    carry (``&project=<id>``, ``scope_of[id]``; ``None``: no project named): each call's
+    ids and its projects, in order."""
     chunks: list[tuple[list[str], list[str]]] = []
     current: list[str] = []
     scope: list[str] = []
     length = base_length
     for item in ids:
-        project = scope_of[item]
-        cost = cost_of(item) + (0 if project in scope else len(project) + len("&project="))
+        project = None if scope_of is None else scope_of[item]
+        named = 0 if project is None else len(project) + len("&project=")
+        cost = cost_of(item) + (0 if project is None or project in scope else named)
         if current and (len(current) >= limit or length + cost > budget):
             chunks.append((current, scope))
             current, scope, length = [], [], base_length
-            cost = cost_of(item) + len(project) + len("&project=")
+            cost = cost_of(item) + named
         if base_length + cost > budget:
             shown = hide_tokens(item)  # blanked whole, then cut
             raise ValueError(f"issue id {shown[:40]!r} alone does not fit in a request line")
         current.append(item)
-        if project not in scope:
+        if project is not None and project not in scope:
             scope.append(project)
         length += cost
     if current:

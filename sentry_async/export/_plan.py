@@ -15,7 +15,7 @@ import msgspec
 
 from .._protocol.cursors import row_before
 from .._protocol.errors import REDACTED
-from .._protocol.params import URL_BUDGET, check_slug, issue_id, time_range
+from .._protocol.params import MAX_PAGE_SIZE, URL_BUDGET, check_slug, issue_id, time_range
 from ..client import SentryClient
 from ..errors import NotFound
 from ..pagination import _LINK_WATCH, PageFetcher, Paginator, Position, RawPage
@@ -365,10 +365,6 @@ def request_slugs(projects: list[ProjectRef], moved: Mapping[str, str]) -> dict[
     return {project: slug if shared[slug] == 1 else project for project, slug in slugs.items()}
 
 
-_PAGE_MAX = 100
-"""The most rows Sentry serves a page (``Endpoint.get_per_page`` refuses more)."""
-
-
 class Overlaps:
     """The rows before the pages of an offset-paged stream (its events, rows of Discover).
 
@@ -399,7 +395,7 @@ class Overlaps:
             before = row_before(cursor)
             if before is None or cursor is None or size is None:
                 return await _relayed(early, fetch, cursor, cursor, size)
-            raw = await _relayed(early, fetch, cursor, before, min(size + 1, _PAGE_MAX))
+            raw = await _relayed(early, fetch, cursor, before, min(size + 1, MAX_PAGE_SIZE))
             rows[cursor] = raw.items[:1]
             # Sentry's next cursor counts from the offset asked: the walk's positions stay
             # those of the rows it reads.

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from .._protocol.params import check_page_size, project_refs
+from .._protocol.params import MAX_PAGE_SIZE, check_page_size, project_refs
 from ..api.discover import DiscoverAPI
 from ..models import DiscoverMeta, DiscoverResponse, discover_meta
 from ..pagination import Paginator
@@ -163,7 +163,8 @@ class DiscoverResource(DiscoverAPI):
         sorts = listify(sort, "sort")
         check_sort(field_list, sorts or [], auto_fields=True)
         # Sentry reads ``per_page`` with its default maximum (100) for one response.
-        maximum = MAX_LARGE_PAGE if dataset in LARGE_PAGE_DATASETS and not no_pagination else 100
+        large = dataset in LARGE_PAGE_DATASETS and not no_pagination
+        maximum = MAX_LARGE_PAGE if large else MAX_PAGE_SIZE
         check_page_size(page_size, "page_size", maximum=maximum)
         org_slug = self._org(org)
         project_refs(project)
