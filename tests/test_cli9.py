@@ -9,13 +9,13 @@ import errno
 import io
 import os
 import sys
-from collections.abc import Awaitable, Callable, Sequence
-from functools import partial
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import anyio
 import pytest
+from test_cli_query import _run
 
 from sentry_async import _cli_run
 from sentry_async.cli import main
@@ -43,15 +43,6 @@ class _Refusing(io.StringIO):
         if self.code == errno.EPIPE:
             raise BrokenPipeError(self.code, "Broken pipe")
         raise OSError(self.code, "refused")
-
-
-async def _run(argv: Sequence[str], out: io.StringIO | None = None) -> tuple[int, str, str]:
-    """``main(argv)`` in a worker thread (it runs its own event loop), output captured."""
-    out = out if out is not None else io.StringIO()
-    err = io.StringIO()
-    with anyio.fail_after(30):
-        code = await anyio.to_thread.run_sync(partial(main, list(argv), stdout=out, stderr=err))
-    return code, out.getvalue(), err.getvalue()
 
 
 @pytest.fixture
