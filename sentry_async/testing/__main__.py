@@ -121,4 +121,8 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except KeyboardInterrupt:
+        # Ctrl-C as main() begins, before its own try: the same quiet 130.
+        raise SystemExit(130) from None

@@ -203,10 +203,19 @@ def build_app(state: ServerState) -> web.Application:
     for method, path, handler, _ in _ROUTES:
         handlers.setdefault(path, {})[method] = handler
     allowed = {f"/api/0{path}": allowed_methods(served) for path, served in handlers.items()}
-    app = web.Application(
-        middlewares=[make_middleware(state, permissions, allowed)],
-        client_max_size=16 * 1024 * 1024,
-    )
+    # The middleware wraps each route's handler here, not as the app's middleware: aiohttp
+    # caches every (handler, app) pair a middleware wraps, up to 1024 of them, which would
+    # keep each stopped server (and its data) alive for the rest of a test suite. Every
+    # path reaches a route (``not_found`` takes the rest), so every request goes through it.
+    middleware = make_middleware(state, permissions, allowed)
+
+    def checked(handler: Handler) -> Handler:
+        async def handle(request: web.Request) -> web.StreamResponse:
+            return await middleware(request, handler)
+
+        return handle
+
+    app = web.Application(client_max_size=16 * 1024 * 1024)
     app[_STATE] = state
     for path, served in handlers.items():
         # One resource per path: its own methods first, then Sentry's 405 for any other,
@@ -215,9 +224,9 @@ def build_app(state: ServerState) -> web.Application:
         resource = app.router.add_resource(f"/api/0{_url_pattern(path)}")
         for method, handler in served.items():
             if method == "GET":
-                resource.add_route("HEAD", handler)
-            resource.add_route(method, handler)
-        resource.add_route("*", method_not_allowed)
-    app.router.add_route("*", CATCH_ALL.replace("{tail}", "{tail:.+}"), catch_all)
-    app.router.add_route("*", "/{tail:.*}", not_found)
+                resource.add_route("HEAD", checked(handler))
+            resource.add_route(method, checked(handler))
+        resource.add_route("*", checked(method_not_allowed))
+    app.router.add_route("*", CATCH_ALL.replace("{tail}", "{tail:.+}"), checked(catch_all))
+    app.router.add_route("*", "/{tail:.*}", checked(not_found))
     return app
