@@ -130,6 +130,7 @@ def page_fetchers(
                 meta=meta,
                 fingerprint=fingerprint(response.body),
                 direct_hit=headers.get("X-Sentry-Direct-Hit") == "1",
+                body=response.body,
             )
 
         return fetch

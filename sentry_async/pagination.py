@@ -36,6 +36,7 @@ from multidict import MultiMapping
 from ._protocol.cursors import (
     DEFAULT_MAX_STALE_PAGES,
     CursorWalk,
+    PageKeys,
     Position,
     Step,
     leading_repeats,
@@ -111,6 +112,16 @@ class RawPage(msgspec.Struct, frozen=True):
     more_than: int | None = None
     """Set when the page held more items than this, more than the walk allows: refused
     before they were built (``items`` is empty)."""
+    body: bytes | None = None
+    """The response body ``items`` were read from, when a fetcher hands it over: a walk
+    that tells repeats apart searches it for an id before it reads any of the page's."""
+
+
+_LAZY_KEY_BYTES = 2048
+"""Raw pages whose items average up to this many bytes keep their body for
+:class:`PageKeys`: searching it costs less than reading each item's id (a parse, when the
+id does not lead the item). Larger items are few for their bytes: their ids are read at
+once, and their body is not held past its page."""
 
 
 _LinkSeen = Callable[[str | None, str | None], bool]
@@ -478,16 +489,25 @@ class Paginator(Generic[T], AsyncIterator[T]):
         if repeat_id is None:
             step = walk.on_page(len(raw.items), raw.link, fingerprint=raw.fingerprint, fresh=fresh)
             return raw, step, walk.position
-        # Every key is read, not only the leading run's: the next page's repeats may be any
-        # of this page's rows, pushed down by as many rows as arrived.
-        keys = list(map(repeat_id, raw.items))
-        repeated = leading_repeats(keys, walk.last_page_ids)
-        count = len(keys)
+        page = raw.items
+        repeated = leading_repeats(map(repeat_id, page), walk.last_page_ids)
+        count = len(page)
         fresh = count - repeated if fresh is None else min(fresh, count - repeated)
         step = walk.on_page(
             count, raw.link, fingerprint=raw.fingerprint, fresh=fresh, repeated=repeated
         )
-        walk.last_page_ids = set(keys)
+        # The next page's repeats may be any of this page's rows, pushed down by as many
+        # rows as arrived. Raw items hold their body anyway: its ids are read only when
+        # the next page's first is in it (a page of summaries, one id read, not a hundred).
+        body = raw.body
+        if (
+            body is not None
+            and len(body) <= _LAZY_KEY_BYTES * count
+            and type(page[0]) is msgspec.Raw
+        ):
+            walk.last_page_ids = PageKeys(page, repeat_id, body)
+        else:
+            walk.last_page_ids = set(map(repeat_id, page))
         return raw, step, walk.position
 
     async def _read_ahead(

@@ -12,6 +12,7 @@ larger than the page size asked for; and what must not end it early: a page with
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Container, Hashable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -26,6 +27,7 @@ __all__ = [
     "OVERSIZE_FACTOR",
     "BodyFingerprints",
     "CursorWalk",
+    "PageKeys",
     "Position",
     "Step",
     "body_fingerprint",
@@ -172,6 +174,45 @@ def leading_repeats(keys: Iterable[Hashable | None], previous: Container[Hashabl
             break
         count += 1
     return count
+
+
+_PLAIN_KEY = re.compile(r"-?[0-9A-Za-z_.:]{1,200}")
+"""A key every JSON encoder writes as it is: found in a body, or not there at all."""
+
+
+class PageKeys:
+    """The keys of a page's items, read only when asked about a key the page's bytes hold.
+
+    The next page's first key is asked about: when no rows arrived, it is not in this
+    page, and a search of the body (C speed) says so without reading any item's key. Only
+    a key the body holds (a repeat, or its characters elsewhere in the page) makes every
+    key be read, once. A key outside :data:`_PLAIN_KEY` (one an encoder might escape) is
+    looked up among the keys read. Holds the body until then: the raw items hold it too.
+    """
+
+    __slots__ = ("_body", "_items", "_key", "_keys")
+
+    def __init__(
+        self, items: Iterable[Any], key: Callable[[Any], Hashable | None], body: bytes
+    ) -> None:
+        self._items: Iterable[Any] | None = items
+        self._key = key
+        self._body: bytes | None = body
+        self._keys: Container[Hashable] | None = None
+
+    def __contains__(self, key: object) -> bool:
+        keys = self._keys
+        if keys is None:
+            body = self._body
+            if body is not None and not isinstance(key, bool) and isinstance(key, (str, int)):
+                text = key if isinstance(key, str) else str(key)
+                if _PLAIN_KEY.fullmatch(text):
+                    token = f'"{text}"' if isinstance(key, str) else text
+                    if token.encode() not in body:
+                        return False
+            keys = self._keys = set(map(self._key, self._items or ()))
+            self._items = self._body = None
+        return key in keys
 
 
 _MAX_OFFSET_DIGITS = 18
