@@ -229,6 +229,12 @@ BUSY_MACHINE_DELAY = 0.4
 """How late an ordinary page may come without counting as a fault."""
 
 
+def _policy(fault: str) -> RetryPolicy:
+    """The retry budget a test of ``fault`` runs with: two attempts for a timeout (each
+    costs a whole read timeout; the mechanism is the same at every attempt), else FAST's."""
+    return RetryPolicy(attempts=2, backoff_base=0.01, backoff_max=0.05) if fault == "slow" else FAST
+
+
 def _walk(client: SentryClient, server: FakeSentry, target: str) -> tuple[Any, list[str], str]:
     """A paginator over ``target``, the ids the server holds for it, and its path regex."""
     org = server.data.org_slugs()[0]
@@ -256,10 +262,11 @@ async def test_transient_fault_mid_pagination_loses_nothing(
     fake_sentry: FakeSentry, fault: str, target: str
 ) -> None:
     options, error_type = FAULTS[fault]
-    resends = FAST.attempts - 1 if error_type is not None else 0
-    async with client_for(fake_sentry, timeout=TIMEOUTS) as client:
+    policy = _policy(fault)
+    resends = policy.attempts - 1 if error_type is not None else 0
+    async with client_for(fake_sentry, timeout=TIMEOUTS, retry=policy) as client:
         paginator, expected, route = _walk(client, fake_sentry, target)
-        fake_sentry.faults.add(Fault(path=route, after=2, times=FAST.attempts - 1, **options))
+        fake_sentry.faults.add(Fault(path=route, after=2, times=policy.attempts - 1, **options))
         with anyio.fail_after(15):
             ids = _ids(target, await paginator.collect())
     assert len(ids) == len(set(ids)), "no duplicates"
@@ -290,7 +297,8 @@ async def test_fault_outlasting_the_budget_is_a_typed_error(
 ) -> None:
     options, error_type = FAULTS[fault]
     assert error_type is not None
-    async with client_for(fake_sentry, timeout=TIMEOUTS) as client:
+    policy = _policy(fault)
+    async with client_for(fake_sentry, timeout=TIMEOUTS, retry=policy) as client:
         paginator, expected, route = _walk(client, fake_sentry, "issues")
         paginator = paginator.read_ahead(prefetch)
         fake_sentry.faults.add(Fault(path=route, after=1, times=None, **options))
@@ -309,13 +317,13 @@ async def test_fault_outlasting_the_budget_is_a_typed_error(
     # one, within the same attempt.
     resent = 1 if fault == "drop-before-headers" else 0
     if prefetch == 0:
-        assert len(hits) == 1 + FAST.attempts + resent
+        assert len(hits) == 1 + policy.attempts + resent
     else:
         # From its second page on the walk reads ahead: the request for the third page,
         # sent when the second's headers came, is retried as well until the second's
         # failure ends the walk and cancels it. Never more than one request sent early.
         # Each of the two may find a kept-alive connection closed, and be sent again.
-        assert 1 + FAST.attempts <= len(hits) <= 1 + 2 * FAST.attempts + 2 * resent
+        assert 1 + policy.attempts <= len(hits) <= 1 + 2 * policy.attempts + 2 * resent
     # A request cancelled in flight may reach the server's record a moment after the
     # error; past that, nothing is sent: no retry loop or read-ahead outlives the walk.
     await anyio.sleep(0.2)
