@@ -79,6 +79,8 @@ def _key(item: msgspec.Raw) -> Hashable | None:
         (["a", "b", "c"], ["d", "a"], 0),
         (["a", "b", "c"], ["c", "x", "b"], 1),
         ([1, 2, 3], [3, 4], 1),
+        (["5f0e-aa", "b"], ["5f0e-aa", "x"], 1),
+        (["a/b", "c"], ["a/b", "c", "d"], 2),
         ([-1, 0], [-2, 2**61 - 1], 0),
         # The id's characters only inside another field of the page before: not a repeat.
         ([{"id": "a", "note": "b"}], ["b"], 0),

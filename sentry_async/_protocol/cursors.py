@@ -176,7 +176,7 @@ def leading_repeats(keys: Iterable[Hashable | None], previous: Container[Hashabl
     return count
 
 
-_PLAIN_KEY = re.compile(r"-?[0-9A-Za-z_.:]{1,200}")
+_PLAIN_KEY = re.compile(r"[0-9A-Za-z_.:-]{1,200}")
 """A key every JSON encoder writes as it is: found in a body, or not there at all."""
 
 
