@@ -256,7 +256,9 @@ class Paginator(Generic[T], AsyncIterator[T]):
     not handed out again: rows arriving at the head of an offset list push the previous
     page's last rows onto the next page's head. A repeat further in is handed out where
     the server put it (a duplicate, never a loss: nothing is reordered), and a position
-    counts the repeats dropped as the server's rows they are. Keeps one page of ids."""
+    counts the repeats dropped as the server's rows they are. Keeps one page of ids; for raw
+    items of up to 2 KB on average, the page's body their bytes live in instead, searched
+    for the next page's first id before any of the page's own ids are read."""
     _redact: Callable[[str], str] | None = field(default=None, repr=False)
     """Blanks the token out of a :class:`PaginationError`: a server may echo it in a cursor."""
     _reads: ReadAheads | None = field(default=None, repr=False)
