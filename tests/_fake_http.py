@@ -28,6 +28,35 @@ async def org_get(
         return reply.status, msgspec.json.decode(await reply.read()), reply.headers
 
 
+async def api_raw(
+    server: FakeSentry,
+    method: str,
+    path: str,
+    params: list[tuple[str, str]] | None = None,
+    body: Any = None,
+    *,
+    token: str | None = "",
+    base: str | None = None,
+) -> tuple[int, bytes, str]:
+    """``method /api/0/{path}`` (on ``base``, else the server's URL) with ``token`` (the
+    fake's own when empty, none when ``None``) and ``body`` as JSON (none for ``None``):
+    the status, the raw answer and its ``Content-Type``."""
+    headers = {} if token is None else {"Authorization": f"Bearer {token or server.token}"}
+    if body is not None:
+        headers["Content-Type"] = "application/json"
+    async with (
+        aiohttp.ClientSession() as http,
+        http.request(
+            method,
+            f"{base or server.url}/api/0/{path}",
+            params=params or [],
+            data=None if body is None else msgspec.json.encode(body),
+            headers=headers,
+        ) as reply,
+    ):
+        return reply.status, await reply.read(), reply.headers.get("Content-Type", "")
+
+
 async def api_send(
     server: FakeSentry,
     method: str,
@@ -37,24 +66,10 @@ async def api_send(
     *,
     base: str | None = None,
 ) -> tuple[int, Any]:
-    """``method /api/0/{path}`` (on ``base``, else the server's URL) with the fake's token
-    and ``body`` as JSON (none for ``None``): the status and the decoded answer (``None``
+    """:func:`api_raw` with the fake's token: the status and the decoded answer (``None``
     for an empty one)."""
-    async with (
-        aiohttp.ClientSession() as http,
-        http.request(
-            method,
-            f"{base or server.url}/api/0/{path}",
-            params=params or [],
-            data=None if body is None else msgspec.json.encode(body),
-            headers={
-                "Authorization": f"Bearer {server.token}",
-                **({} if body is None else {"Content-Type": "application/json"}),
-            },
-        ) as reply,
-    ):
-        raw = await reply.read()
-        return reply.status, msgspec.json.decode(raw) if raw else None
+    status, raw, _ = await api_raw(server, method, path, params, body, base=base)
+    return status, msgspec.json.decode(raw) if raw else None
 
 
 async def org_send(

@@ -19,13 +19,13 @@ Pinned against Sentry's server code:
 
 from __future__ import annotations
 
-from typing import Any
 from urllib.parse import quote
 
 import aiohttp
 import anyio
 import msgspec
 import pytest
+from _fake_http import api_raw, api_send
 from test_fake_gaps8 import _acme
 
 from sentry_async.testing import FakeSentry, FakeSentryFactory, RateLimitPolicy
@@ -33,44 +33,6 @@ from sentry_async.testing import FakeSentry, FakeSentryFactory, RateLimitPolicy
 ORG = "acme"
 NOT_FOUND = {"detail": "The requested resource does not exist"}
 INTERNAL_ERROR = {"detail": "Internal Error", "errorId": "f" * 32}
-
-
-async def _raw(
-    server: FakeSentry,
-    method: str,
-    path: str,
-    params: list[tuple[str, str]] | None = None,
-    body: Any = None,
-    *,
-    token: str | None = "",
-) -> tuple[int, bytes, str]:
-    """``method /api/0/<path>`` (the server's token unless ``token`` is ``None``): status,
-    raw body and ``Content-Type``."""
-    headers = {} if token is None else {"Authorization": f"Bearer {token or server.token}"}
-    if body is not None:
-        headers["Content-Type"] = "application/json"
-    async with (
-        aiohttp.ClientSession() as http,
-        http.request(
-            method,
-            f"{server.url}/api/0/{path}",
-            params=params or [],
-            data=None if body is None else msgspec.json.encode(body),
-            headers=headers,
-        ) as reply,
-    ):
-        return reply.status, await reply.read(), reply.headers.get("Content-Type", "")
-
-
-async def _send(
-    server: FakeSentry,
-    method: str,
-    path: str,
-    params: list[tuple[str, str]] | None = None,
-    body: Any = None,
-) -> tuple[int, Any]:
-    status, raw, _ = await _raw(server, method, path, params, body)
-    return status, msgspec.json.decode(raw) if raw else None
 
 
 def _dashed(event_id: str) -> str:
@@ -89,21 +51,21 @@ async def test_the_organizations_groups_spelling_serves_every_issue_view(
     tails = ["", "events/", "events/oldest/", "hashes/", "tags/level/", "tags/level/values/"]
     with anyio.fail_after(20):
         for tail in tails:
-            issues_spelling = await _send(
+            issues_spelling = await api_send(
                 server, "GET", f"organizations/{ORG}/issues/{issue.id}/{tail}"
             )
-            groups_spelling = await _send(
+            groups_spelling = await api_send(
                 server, "GET", f"organizations/{ORG}/groups/{issue.id}/{tail}"
             )
             assert issues_spelling[0] == 200, (tail, issues_spelling)
             assert groups_spelling == issues_spelling, tail
         # A short id needs the organization: this spelling takes one too.
-        by_short_id = await _send(server, "GET", f"organizations/{ORG}/groups/{issue.short_id}/")
-        changed = await _send(
+        by_short_id = await api_send(server, "GET", f"organizations/{ORG}/groups/{issue.short_id}/")
+        changed = await api_send(
             server, "PUT", f"organizations/{ORG}/groups/{issue.id}/", body={"status": "resolved"}
         )
-        deleted = await _send(server, "DELETE", f"organizations/{ORG}/groups/{issues[1].id}/")
-        gone = await _send(server, "GET", f"organizations/{ORG}/issues/{issues[1].id}/")
+        deleted = await api_send(server, "DELETE", f"organizations/{ORG}/groups/{issues[1].id}/")
+        gone = await api_send(server, "GET", f"organizations/{ORG}/issues/{issues[1].id}/")
     assert by_short_id[0] == 200 and by_short_id[1]["id"] == issue.id
     assert (changed[0], changed[1]["status"]) == (200, "resolved")
     assert deleted[0] == 202
@@ -124,9 +86,9 @@ async def test_the_organizations_groups_spelling_counts_in_the_views_window(
     server, issues = _acme(fake_sentry_factory, rate_limits=policy)
     issue = issues[0].id
     with anyio.fail_after(10):
-        first = await _send(server, "GET", f"organizations/{ORG}/groups/{issue}/")
-        second = await _send(server, "GET", f"issues/{issue}/")
-        third = await _send(server, "GET", f"organizations/{ORG}/issues/{issue}/")
+        first = await api_send(server, "GET", f"organizations/{ORG}/groups/{issue}/")
+        second = await api_send(server, "GET", f"issues/{issue}/")
+        third = await api_send(server, "GET", f"organizations/{ORG}/issues/{issue}/")
     assert (first[0], second[0], third[0]) == (200, 200, 429)
 
 
@@ -156,7 +118,7 @@ async def test_an_event_id_no_url_pattern_matches_is_the_catch_alls_bare_404(
         issue=issues[0].id, short="a" * 31, dashed=_dashed(event_id), long="a" * 37
     )
     with anyio.fail_after(10):
-        answer = await _raw(server, "GET", filled, token=None)
+        answer = await api_raw(server, "GET", filled, token=None)
     assert answer == (404, b"", "text/html; charset=utf-8")
 
 
@@ -168,11 +130,11 @@ async def test_event_ids_the_patterns_match_still_reach_their_views(
     dashed = _dashed(event_id)
     base = f"organizations/{ORG}/issues/{issues[0].id}/events"
     with anyio.fail_after(10):
-        found = await _send(server, "GET", f"{base}/{dashed.upper()}/")
-        numeric = await _send(server, "GET", f"{base}/12345/")
-        resolved = await _send(server, "GET", f"organizations/{ORG}/eventids/{dashed}/")
-        project_event = await _send(server, "GET", f"projects/{ORG}/backend/events/{event_id}/")
-        unauthenticated = await _raw(server, "GET", f"{base}/latest/", token=None)
+        found = await api_send(server, "GET", f"{base}/{dashed.upper()}/")
+        numeric = await api_send(server, "GET", f"{base}/12345/")
+        resolved = await api_send(server, "GET", f"organizations/{ORG}/eventids/{dashed}/")
+        project_event = await api_send(server, "GET", f"projects/{ORG}/backend/events/{event_id}/")
+        unauthenticated = await api_raw(server, "GET", f"{base}/latest/", token=None)
     assert found[0] == 200 and found[1]["eventID"] == event_id
     assert numeric[0] == 404 and numeric[1]["detail"].startswith("Event not found.")
     assert resolved[0] == 200 and resolved[1]["eventId"] == event_id
@@ -221,8 +183,8 @@ async def test_an_issue_id_with_leading_zeros_or_other_digits_finds_the_issue(
     issue = issues[0].id
     arabic = quote("".join(chr(0x0660 + int(digit)) for digit in issue))
     with anyio.fail_after(10):
-        answer = await _send(server, "GET", spelling.format(id=issue, arabic=arabic))
-        expected = await _send(server, "GET", canonical.format(id=issue))
+        answer = await api_send(server, "GET", spelling.format(id=issue, arabic=arabic))
+        expected = await api_send(server, "GET", canonical.format(id=issue))
     assert expected[0] == 200
     assert answer == expected
 
@@ -232,15 +194,15 @@ async def test_a_merged_issues_id_with_leading_zeros_reaches_the_issue_it_went_i
 ) -> None:
     server, issues = _acme(fake_sentry_factory)
     with anyio.fail_after(10):
-        merged = await _send(
+        merged = await api_send(
             server,
             "PUT",
             f"organizations/{ORG}/issues/",
             [("id", f"0{issues[0].id}"), ("id", f"00{issues[1].id}")],
             {"merge": True},
         )
-        under_org = await _send(server, "GET", f"organizations/{ORG}/issues/0{issues[1].id}/")
-        top = await _send(server, "GET", f"issues/0{issues[1].id}/")
+        under_org = await api_send(server, "GET", f"organizations/{ORG}/issues/0{issues[1].id}/")
+        top = await api_send(server, "GET", f"issues/0{issues[1].id}/")
     assert merged[0] == 200 and merged[1]["merge"]["parent"] == issues[0].id
     assert under_org[0] == top[0] == 200
     assert under_org[1]["id"] == top[1]["id"] == issues[0].id
@@ -252,8 +214,8 @@ async def test_a_digit_int_cannot_read_is_sentrys_500(
     """``"²".isdigit()`` is true, so Sentry looks it up as an id; Django's ``int()`` raises."""
     server, _ = _acme(fake_sentry_factory)
     with anyio.fail_after(10):
-        under_org = await _send(server, "GET", f"organizations/{ORG}/issues/{quote('²')}/")
-        top = await _send(server, "GET", f"issues/{quote('5²')}/events/")
+        under_org = await api_send(server, "GET", f"organizations/{ORG}/issues/{quote('²')}/")
+        top = await api_send(server, "GET", f"issues/{quote('5²')}/events/")
     assert under_org == top == (500, INTERNAL_ERROR)
 
 
@@ -266,15 +228,15 @@ async def test_an_event_added_to_a_deleted_issue_starts_a_new_issue(
     server, issues = _acme(fake_sentry_factory)
     deleted = issues[1]
     with anyio.fail_after(10):
-        status, _ = await _send(server, "DELETE", f"organizations/{ORG}/issues/{deleted.id}/")
+        status, _ = await api_send(server, "DELETE", f"organizations/{ORG}/issues/{deleted.id}/")
         assert status == 202
         first = deleted.add_event()
         second = deleted.add_event()
-        looked_up = await _send(server, "GET", f"organizations/{ORG}/eventids/{first}/")
+        looked_up = await api_send(server, "GET", f"organizations/{ORG}/eventids/{first}/")
         new_id = looked_up[1]["groupId"]
-        new = await _send(server, "GET", f"organizations/{ORG}/issues/{new_id}/")
-        events = await _send(server, "GET", f"organizations/{ORG}/issues/{new_id}/events/")
-        old = await _send(server, "GET", f"organizations/{ORG}/issues/{deleted.id}/")
+        new = await api_send(server, "GET", f"organizations/{ORG}/issues/{new_id}/")
+        events = await api_send(server, "GET", f"organizations/{ORG}/issues/{new_id}/events/")
+        old = await api_send(server, "GET", f"organizations/{ORG}/issues/{deleted.id}/")
     assert new_id != deleted.id
     assert new[0] == 200
     assert (new[1]["title"], new[1]["level"], new[1]["status"]) == (

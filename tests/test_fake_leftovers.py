@@ -36,10 +36,9 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-import aiohttp
 import anyio
-import msgspec
 import pytest
+from _fake_http import api_send
 
 from sentry_async.testing import FakeSentry, FakeSentryFactory
 from sentry_async.testing._builder import IssueBuilder
@@ -59,21 +58,7 @@ async def _send(
 ) -> tuple[int, Any]:
     """``method /api/0/{path}`` with the fake's token: the status and the decoded answer."""
     with anyio.fail_after(10):
-        async with (
-            aiohttp.ClientSession() as http,
-            http.request(
-                method,
-                f"{server.url}/api/0/{path}",
-                params=params or [],
-                data=None if body is None else msgspec.json.encode(body),
-                headers={
-                    "Authorization": f"Bearer {server.token}",
-                    **({} if body is None else {"Content-Type": "application/json"}),
-                },
-            ) as reply,
-        ):
-            raw = await reply.read()
-            return reply.status, msgspec.json.decode(raw) if raw else None
+        return await api_send(server, method, path, params, body)
 
 
 # -- a merge moves the events -------------------------------------------------------------------
