@@ -8,12 +8,10 @@ from __future__ import annotations
 from collections.abc import Hashable
 from typing import Any
 
-import anyio
 import msgspec
 import pytest
-from test_event_lists9 import ORG, ORIGINAL, WALKED, Rows, _late_events, _serving
+from test_event_lists9 import ORIGINAL, WALKED, raw_walk
 
-from sentry_async import SentryClient
 from sentry_async._protocol.cursors import PageKeys, leading_repeats
 from sentry_async.resources import events as events_module
 
@@ -34,12 +32,7 @@ async def test_a_raw_walk_without_repeats_reads_one_id_a_page(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     calls = _counting(monkeypatch)
-    rows = Rows(list(ORIGINAL))
-    async with _serving(rows) as url, SentryClient("t", base_url=url) as sc:
-        paginator = sc.events.for_project(ORG, "backend", page_size=10).raw().read_ahead(0)
-        with anyio.fail_after(10):
-            got = [msgspec.json.decode(bytes(item))["id"] async for item in paginator]
-    assert got == ORIGINAL
+    assert await raw_walk(late=False) == ORIGINAL
     assert len(calls) == 3, f"{len(calls)} ids read for 3 pages"
 
 
@@ -47,16 +40,7 @@ async def test_a_raw_walk_with_repeats_drops_them_as_before(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     calls = _counting(monkeypatch)
-    rows = Rows(list(ORIGINAL))
-    async with _serving(rows) as url, SentryClient("t", base_url=url) as sc:
-        paginator = sc.events.for_project(ORG, "backend", page_size=10).raw().read_ahead(0)
-        seen: list[str] = []
-        with anyio.fail_after(10):
-            async for page in paginator.pages():
-                seen += [msgspec.json.decode(bytes(item))["id"] for item in page.items]
-                if len(seen) == 10:
-                    _late_events(rows)
-    assert seen == WALKED
+    assert await raw_walk(late=True) == WALKED
     # Page 1's ids are read once page 2's first id is found in its bytes; page 2's lead
     # (one repeat, then a new id) and page 3's first id are read as the walk goes.
     assert len(calls) < 2 * 10 + 5
