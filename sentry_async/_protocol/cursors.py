@@ -20,6 +20,7 @@ from typing import Any
 import msgspec
 
 from ..errors import OversizedPage, PaginationError
+from .items import PLAIN_ID
 from .links import LinkHeaderError, PageLinks, page_links
 
 __all__ = [
@@ -176,7 +177,7 @@ def leading_repeats(keys: Iterable[Hashable | None], previous: Container[Hashabl
     return count
 
 
-_PLAIN_KEY = re.compile(r"[0-9A-Za-z_.:-]{1,200}")
+_PLAIN_KEY = re.compile(PLAIN_ID + "{1,200}")
 """A key every JSON encoder writes as it is: found in a body, or not there at all."""
 
 

@@ -7,16 +7,26 @@ import re
 
 import msgspec
 
-__all__ = ["item_id"]
+__all__ = ["PLAIN_ID", "item_id", "leading_id"]
 
 
 class _Id(msgspec.Struct):
     id: str | int | None = None
 
 
+PLAIN_ID = "[0-9A-Za-z_.:-]"
+"""A character of an id every JSON encoder writes as it is: such an id's bytes in a body
+are the id itself, found by a plain search or a pattern, never escaped."""
+
+
+def leading_id(longest: int) -> re.Pattern[bytes]:
+    """An object whose first key is ``"id"``, a plain string of up to ``longest``
+    characters: how Sentry sends events and issues."""
+    return re.compile(rb'\{"id":"(' + PLAIN_ID.encode() + b"{1,%d})\"[,}]" % longest)
+
+
 _id_decoder = msgspec.json.Decoder(_Id)
-_LEADING_ID = re.compile(rb'\{"id":"([0-9A-Za-z_.:-]{1,200})"[,}]')
-"""An object whose first key is ``"id"``, a plain string: how Sentry sends events and issues."""
+_LEADING_ID = leading_id(200)
 
 
 def item_id(item: bytes | msgspec.Raw, *, leading: bool = True) -> str | int | None:

@@ -16,7 +16,7 @@ from typing import IO, Any, Protocol, cast
 
 import msgspec
 
-from .._protocol.items import item_id
+from .._protocol.items import item_id, leading_id
 from ._checkpoint import CHECKPOINT_NAME, ProjectRef, save_checkpoint
 from ._windows import format_utc
 from ._writer import check_pinned, fsync_dir, open_no_follow, remove_file
@@ -94,7 +94,7 @@ def skip_keys(texts: Iterable[str]) -> frozenset[IdKey]:
     return frozenset(text_key(text) for text in texts)
 
 
-_SHORT_LEADING_ID = re.compile(rb'\{"id":"([0-9A-Za-z_.:-]{1,32})"[,}]')
+_SHORT_LEADING_ID = leading_id(32)
 """:func:`item_id`'s leading id, of one kept as it is: a match is its own key."""
 
 
