@@ -257,12 +257,12 @@ def test_an_entry_whose_strings_are_not_utf8_is_an_unknown_entry() -> None:
     )
     event = msgspec.json.decode(body, type=Event)  # entries are kept unread
     message, exception = event.get_entries()
-    assert isinstance(message, UnknownEntry) and "utf-8" in (message.error() or "")
+    assert isinstance(message, UnknownEntry) and "utf-8" in (message.error() or "").lower()
     assert isinstance(exception, ExceptionEntry)
 
 
 def test_frame_vars_and_issue_stats_that_are_not_utf8_are_msgspec_errors() -> None:
-    with pytest.raises(msgspec.DecodeError, match="utf-8"):
+    with pytest.raises(msgspec.DecodeError, match=r"(?i)utf-8"):
         _ = Frame(raw_vars=msgspec.Raw(b'{"x":' + _NOT_UTF8 + b"}")).vars
     with pytest.raises(msgspec.ValidationError, match="issue 7 `stats`"):
         _ = Issue(id="7", stats_raw=msgspec.Raw(b"{" + _NOT_UTF8 + b":[]}")).stats

@@ -95,13 +95,16 @@ def _start(body: bytes) -> str | None:
 def _decode_json(body: bytes) -> Any:
     """JSON, reading invalid UTF-8 inside strings as U+FFFD rather than losing the detail.
 
-    msgspec reports invalid UTF-8 in a string as ``UnicodeDecodeError``, not as a
-    ``DecodeError``; nesting deeper than it can follow is a ``RecursionError``.
+    msgspec before 0.23 reports invalid UTF-8 in a string as ``UnicodeDecodeError``, later
+    ones as a ``DecodeError``; nesting deeper than it can follow is a ``RecursionError``.
     """
     try:
         return msgspec.json.decode(body)
-    except UnicodeDecodeError:
-        return msgspec.json.decode(body.decode("utf-8", "replace").encode())
+    except (UnicodeDecodeError, msgspec.DecodeError):
+        mended = body.decode("utf-8", "replace").encode()
+        if mended == body:
+            raise
+        return msgspec.json.decode(mended)
 
 
 def _messages(value: Any) -> str | None:

@@ -39,9 +39,9 @@ def item_id(item: bytes | msgspec.Raw, *, leading: bool = True) -> str | int | N
     the item is parsed, and a repeated key's last value wins, as in the CSV and Parquet
     rows built from it (``leading=False``).
 
-    msgspec reports invalid UTF-8 inside a string as ``UnicodeDecodeError``, not as one of
-    its own errors, so that is caught too: one odd item must not stop the export. The
-    caller writes such an item as it is and reports it.
+    msgspec before 0.23 reports invalid UTF-8 inside a string as ``UnicodeDecodeError``,
+    not as one of its own errors, so that is caught too: one odd item must not stop the
+    export. The caller writes such an item as it is and reports it.
     """
     if leading:
         found = _LEADING_ID.match(item)

@@ -16,7 +16,8 @@ __all__ = ["UNDECODABLE", "Model", "SnakeModel"]
 
 UNDECODABLE = (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError, RecursionError)
 """What msgspec raises for JSON that does not decode: invalid UTF-8 inside a string is a
-``UnicodeDecodeError`` and nesting deeper than it follows a ``RecursionError``."""
+``UnicodeDecodeError`` before msgspec 0.23 (a ``DecodeError`` from then on) and nesting
+deeper than it follows a ``RecursionError``."""
 
 
 class Model(msgspec.Struct, kw_only=True, omit_defaults=True, rename="camel", gc=False):

@@ -7,7 +7,7 @@ from typing import Any
 
 import msgspec
 
-from ._base import Model, SnakeModel
+from ._base import UNDECODABLE, Model, SnakeModel
 
 __all__ = [
     "Assignee",
@@ -139,7 +139,7 @@ class Issue(Model):
         """
         try:
             stats: dict[str, list[tuple[float, float]]] | None = _STATS.decode(self.stats_raw)
-        except (msgspec.ValidationError, RecursionError, UnicodeDecodeError) as exc:
+        except UNDECODABLE as exc:
             raise msgspec.ValidationError(f"issue {self.id} `stats`: {exc}") from exc
         return stats
 
