@@ -55,7 +55,7 @@ import beside NumPy 2, which their metadata allows: where they are installed, Nu
 def tests(session: nox.Session) -> None:
     """The test suite."""
     session.install("-e", ".[test]")
-    session.run("python", "-m", "pytest", *session.posargs)
+    session.run("python", "-m", "pytest", "-n", "auto", *session.posargs)
 
 
 @nox.session(python=LOWEST_PYTHON)
@@ -64,7 +64,7 @@ def tests_lowest(session: nox.Session) -> None:
     runtime dependencies and of the test extra. Not in CI, which runs the newest versions:
     run it when changing a dependency's use or its minimum."""
     session.install("-e", ".[test]", *LOWEST_PINS, BUILT_FOR_NUMPY_1)
-    session.run("python", "-m", "pytest", *session.posargs)
+    session.run("python", "-m", "pytest", "-n", "auto", *session.posargs)
 
 
 @nox.session(python=PYTHON)
