@@ -17,15 +17,8 @@ async def org_get(
 ) -> tuple[int, Any, CIMultiDictProxy[str]]:
     """``GET /api/0/organizations/{org}/{path}`` with the fake's token (``org-0`` is the
     first organization of the fake's data)."""
-    async with (
-        aiohttp.ClientSession() as http,
-        http.get(
-            f"{server.url}/api/0/organizations/{org}/{path}",
-            params=params,
-            headers={"Authorization": f"Bearer {server.token}"},
-        ) as reply,
-    ):
-        return reply.status, msgspec.json.decode(await reply.read()), reply.headers
+    status, raw, headers = await api_raw(server, "GET", f"organizations/{org}/{path}", params)
+    return status, msgspec.json.decode(raw), headers
 
 
 async def api_raw(
@@ -37,10 +30,10 @@ async def api_raw(
     *,
     token: str | None = "",
     base: str | None = None,
-) -> tuple[int, bytes, str]:
+) -> tuple[int, bytes, CIMultiDictProxy[str]]:
     """``method /api/0/{path}`` (on ``base``, else the server's URL) with ``token`` (the
     fake's own when empty, none when ``None``) and ``body`` as JSON (none for ``None``):
-    the status, the raw answer and its ``Content-Type``."""
+    the status, the raw answer and its headers."""
     headers = {} if token is None else {"Authorization": f"Bearer {token or server.token}"}
     if body is not None:
         headers["Content-Type"] = "application/json"
@@ -54,7 +47,7 @@ async def api_raw(
             headers=headers,
         ) as reply,
     ):
-        return reply.status, await reply.read(), reply.headers.get("Content-Type", "")
+        return reply.status, await reply.read(), reply.headers
 
 
 async def api_send(

@@ -118,8 +118,8 @@ async def test_an_event_id_no_url_pattern_matches_is_the_catch_alls_bare_404(
         issue=issues[0].id, short="a" * 31, dashed=_dashed(event_id), long="a" * 37
     )
     with anyio.fail_after(10):
-        answer = await api_raw(server, "GET", filled, token=None)
-    assert answer == (404, b"", "text/html; charset=utf-8")
+        status, raw, headers = await api_raw(server, "GET", filled, token=None)
+    assert (status, raw, headers.get("Content-Type", "")) == (404, b"", "text/html; charset=utf-8")
 
 
 async def test_event_ids_the_patterns_match_still_reach_their_views(
